@@ -1,0 +1,23 @@
+//! mware-config: the site file of a telecom site running mware.
+//!
+//! It holds the typed model ([`Site`] and friends), the validator that reports
+//! every problem with its JSON path ([`validate`]), the JSON Schema
+//! ([`schema`]) and the domain tree that says which group serves a domain
+//! ([`DomainTree`]). No I/O and no async: callers read files and pass text.
+#![deny(missing_docs)]
+
+mod model;
+pub mod pg;
+mod secret;
+mod tree;
+mod validate;
+
+pub use model::*;
+pub use secret::Secret;
+pub use tree::DomainTree;
+pub use validate::{validate, Problem, Severity, Validated};
+
+/// The JSON Schema of the site file, as a JSON value.
+pub fn schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Site)).expect("schema serialises")
+}

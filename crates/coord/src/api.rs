@@ -1,0 +1,294 @@
+//! The coordinator contract: types and the [`Coordinator`] trait.
+
+use async_trait::async_trait;
+use mware_config::{Coordination, Site};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// A leadership's fencing token. Only grows within a group.
+pub type Epoch = u64;
+
+/// Errors of the coordinator.
+#[derive(Debug, thiserror::Error)]
+pub enum CoordError {
+    /// The backend could not be reached or answered with an error.
+    #[error("coordinator unavailable: {0}")]
+    Unavailable(String),
+    /// The write carried an epoch that is no longer the group's leadership.
+    #[error("write refused: epoch {held} of group {group} is stale (current: {current:?})")]
+    Fenced {
+        /// Group.
+        group: u32,
+        /// Epoch the writer held.
+        held: Epoch,
+        /// Current epoch, if any leader exists.
+        current: Option<Epoch>,
+    },
+    /// Bad arguments (key syntax, value too large, ...).
+    #[error("invalid request: {0}")]
+    Invalid(String),
+}
+
+/// Backend-independent settings, from the site file.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Site name.
+    pub site: String,
+    /// The `coordination` section.
+    pub coordination: Coordination,
+}
+
+impl Settings {
+    /// Settings of a site.
+    pub fn from_site(site: &Site) -> Self {
+        Settings { site: site.site.clone(), coordination: site.coordination.clone() }
+    }
+    /// Lease time to live.
+    pub fn lease_ttl(&self) -> Duration {
+        Duration::from_millis(self.coordination.lease_ttl_ms)
+    }
+    /// Safety margin before lease expiry at which an unconfirmed leader steps down.
+    pub fn step_down_margin(&self) -> Duration {
+        Duration::from_millis(self.coordination.step_down_margin_ms)
+    }
+    /// Wait per rank before trying to take a free leader key.
+    pub fn rank_wait(&self) -> Duration {
+        Duration::from_millis(self.coordination.rank_wait_ms)
+    }
+}
+
+/// What a member publishes about itself.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MemberInfo {
+    /// Instance (role) name.
+    pub instance: String,
+    /// Group number.
+    pub group: u32,
+    /// Order within the group.
+    pub order: i64,
+    /// `host:port` of its API.
+    pub address: String,
+    /// mware version.
+    pub version: String,
+    /// When it joined, ms since the Unix epoch.
+    pub since_ms: u64,
+}
+
+/// Whether this instance is active for its group, as a [`Membership`] reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Activity {
+    /// Not active (waiting in order, stepped down, or not connected).
+    Passive {
+        /// Why, in words.
+        reason: String,
+    },
+    /// Active with this epoch.
+    Active {
+        /// Fencing token of this leadership.
+        epoch: Epoch,
+        /// When it became active, ms since the Unix epoch.
+        since_ms: u64,
+        /// Why, in words (e.g. "took over: mware1 (order 10) lost its lease").
+        reason: String,
+    },
+}
+
+impl Activity {
+    /// The epoch when active.
+    pub fn epoch(&self) -> Option<Epoch> {
+        match self {
+            Activity::Active { epoch, .. } => Some(*epoch),
+            Activity::Passive { .. } => None,
+        }
+    }
+}
+
+/// The right to write a group's state: the group and the leadership epoch held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fence {
+    /// Group.
+    pub group: u32,
+    /// Epoch held by the writer.
+    pub epoch: Epoch,
+}
+
+/// A value with its modification revision (compare-and-set uses it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Versioned {
+    /// The bytes.
+    pub value: Vec<u8>,
+    /// Revision of the last write; grows with every write.
+    pub revision: u64,
+}
+
+/// One write of a batch, applied atomically with the others and the fence check.
+#[derive(Debug, Clone)]
+pub enum KvOp {
+    /// Set a key.
+    Put {
+        /// Key, relative to the group's KV space.
+        key: String,
+        /// Value.
+        value: Vec<u8>,
+    },
+    /// Delete a key (no error if absent).
+    Delete {
+        /// Key.
+        key: String,
+    },
+}
+
+/// A change seen by a watch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KvEvent {
+    /// Key set.
+    Put {
+        /// Key, relative to the group's KV space.
+        key: String,
+        /// New value.
+        value: Vec<u8>,
+        /// Its revision.
+        revision: u64,
+    },
+    /// Key deleted.
+    Delete {
+        /// Key.
+        key: String,
+    },
+    /// The watch was re-opened after a connection loss; the watcher should re-list.
+    Resync,
+}
+
+/// A member as seen in the cluster view.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MemberView {
+    /// What it published.
+    pub info: MemberInfo,
+    /// Whether its lease is live.
+    pub live: bool,
+}
+
+/// The group's current leadership.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Leader {
+    /// Active instance.
+    pub instance: String,
+    /// Its epoch.
+    pub epoch: Epoch,
+    /// Since when, ms since the Unix epoch.
+    pub since_ms: u64,
+}
+
+/// A change of leadership, recorded by the new leader (or by the one stepping down).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Transition {
+    /// When, ms since the Unix epoch.
+    pub at_ms: u64,
+    /// Instance concerned.
+    pub instance: String,
+    /// Epoch after the transition, if it is an acquisition.
+    pub epoch: Option<Epoch>,
+    /// What happened and why, in words.
+    pub reason: String,
+}
+
+/// One group as the coordinator sees it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GroupView {
+    /// Group number.
+    pub group: u32,
+    /// Registered members, live or not (lowest order first).
+    pub members: Vec<MemberView>,
+    /// Current leader, if any.
+    pub leader: Option<Leader>,
+    /// Last transition recorded.
+    pub last_transition: Option<Transition>,
+}
+
+/// Handle of a running membership: the election runs in a background task until
+/// [`Membership::leave`] or drop.
+pub struct Membership {
+    /// Current activity of this instance; changes are pushed here.
+    pub activity: watch::Receiver<Activity>,
+    /// Stops the background task (drop does the same).
+    pub(crate) cancel: tokio_util::sync::CancellationToken,
+    /// The background task.
+    pub(crate) task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Membership {
+    /// Leaves the group: resigns if active (so the next in order takes over at once) and
+    /// revokes the lease.
+    pub async fn leave(mut self) {
+        self.cancel.cancel();
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// The coordinator contract. See the crate docs for the guarantees.
+#[async_trait]
+pub trait Coordinator: Send + Sync + 'static {
+    /// Registers `member` with a lease and takes part in its group's election until the
+    /// returned handle is left or dropped. Keep-alives and watches re-open by themselves.
+    async fn join(&self, member: MemberInfo) -> Result<Membership, CoordError>;
+
+    /// Every group that has members or a leader key.
+    async fn cluster(&self) -> Result<Vec<GroupView>, CoordError>;
+
+    /// Asks the active instance of `group` to hand over (to `to`, or to the next in order).
+    /// The active instance stops its services first, then releases the leader key.
+    async fn request_switchover(&self, group: u32, to: Option<String>) -> Result<(), CoordError>;
+
+    /// Reads a key of a group's KV space.
+    async fn kv_get(&self, group: u32, key: &str) -> Result<Option<Versioned>, CoordError>;
+    /// Lists keys under a prefix of a group's KV space (key order).
+    async fn kv_list(&self, group: u32, prefix: &str) -> Result<Vec<(String, Versioned)>, CoordError>;
+    /// Applies writes atomically, only if `fence` is still the group's leadership.
+    /// Returns the revision of the batch.
+    async fn kv_apply(&self, fence: &Fence, ops: Vec<KvOp>) -> Result<u64, CoordError>;
+    /// Sets `key` only if its revision is `expected` (`None`: only if absent), fenced.
+    /// `Ok(false)` when the comparison failed (nothing written).
+    async fn kv_cas(
+        &self,
+        fence: &Fence,
+        key: &str,
+        expected: Option<u64>,
+        value: Vec<u8>,
+    ) -> Result<bool, CoordError>;
+    /// Streams changes under a prefix of a group's KV space, from now on.
+    async fn kv_watch(&self, group: u32, prefix: &str) -> Result<mpsc::Receiver<KvEvent>, CoordError>;
+
+    /// The site file stored by `mware config push`, with its revision.
+    async fn config_get(&self) -> Result<Option<(String, u64)>, CoordError>;
+    /// Stores a (validated) site file; returns its revision.
+    async fn config_put(&self, text: &str) -> Result<u64, CoordError>;
+    /// Streams each new stored site file.
+    async fn config_watch(&self) -> Result<mpsc::Receiver<(String, u64)>, CoordError>;
+}
+
+/// Convenience wrappers over [`Coordinator::kv_apply`].
+pub async fn kv_put(c: &dyn Coordinator, fence: &Fence, key: &str, value: Vec<u8>) -> Result<u64, CoordError> {
+    c.kv_apply(fence, vec![KvOp::Put { key: key.to_string(), value }]).await
+}
+
+/// Deletes one key, fenced.
+pub async fn kv_delete(c: &dyn Coordinator, fence: &Fence, key: &str) -> Result<u64, CoordError> {
+    c.kv_apply(fence, vec![KvOp::Delete { key: key.to_string() }]).await
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

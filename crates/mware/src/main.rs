@@ -1,0 +1,2 @@
+//! The mware binary (skeleton).
+fn main() {}

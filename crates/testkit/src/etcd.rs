@@ -1,0 +1,1 @@
+//! etcd for tests. (Stub: to be written.)

@@ -1,0 +1,10 @@
+//! mware-testkit: starts the real components tests need (etcd, PostgreSQL, sshd)
+//! on loopback, each owned by a guard that kills exactly the process it started,
+//! by PID, when dropped.
+
+pub mod etcd;
+pub mod pg;
+pub mod proc;
+pub mod sshd;
+
+pub use proc::{free_port, wait_for_port, Child};

@@ -1,0 +1,1 @@
+//! pg for tests. (Stub: to be written.)

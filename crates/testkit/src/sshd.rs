@@ -1,0 +1,1 @@
+//! sshd for tests. (Stub: to be written.)
