@@ -1,0 +1,141 @@
+//! The epoch-guarded KV and the site config, on both backends (real etcd, a real SQLite
+//! file): stale fences are refused, CAS, watches, durability across new clients (and an
+//! etcd restart).
+
+use mware_config::{Backend, Coordination};
+use mware_coord::*;
+use mware_testkit::etcd::Etcd;
+use std::sync::Arc;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(20);
+
+fn settings(backend: Backend, etcd: Option<&Etcd>, path: &std::path::Path) -> Settings {
+    let mut c = Coordination::default();
+    c.backend = backend;
+    c.endpoints = etcd.map(|e| vec![e.endpoint()]).unwrap_or_default();
+    c.prefix = Some("/t/kv".into());
+    c.path = path.join("coord.sqlite").display().to_string();
+    Settings { site: "test".into(), coordination: c }
+}
+
+async fn open(s: &Settings) -> Arc<dyn Coordinator> {
+    match s.coordination.backend {
+        Backend::Etcd => Arc::new(EtcdCoordinator::connect(s.clone()).await.unwrap()),
+        Backend::Embedded => Arc::new(EmbeddedCoordinator::open(s.clone()).await.unwrap()),
+    }
+}
+
+fn info(name: &str, order: i64) -> MemberInfo {
+    MemberInfo { instance: name.into(), group: 7, order, address: "127.0.0.1:0".into(), version: "test".into(), since_ms: now_ms() }
+}
+
+async fn active(m: &mut Membership) -> Epoch {
+    let r = tokio::time::timeout(T, m.activity.wait_for(|a| a.epoch().is_some())).await;
+    r.expect("became active in time").unwrap().epoch().unwrap()
+}
+
+async fn fenced_writes(c: Arc<dyn Coordinator>) {
+    let mut m1 = c.join(info("a1", 10)).await.unwrap();
+    let e1 = active(&mut m1).await;
+    let f1 = Fence { group: 7, epoch: e1 };
+    kv_put(c.as_ref(), &f1, "state", b"one".to_vec()).await.unwrap();
+    m1.leave().await;
+
+    let mut m2 = c.join(info("a2", 20)).await.unwrap();
+    let e2 = active(&mut m2).await;
+    assert!(e2 > e1, "epochs grow: {e1} then {e2}");
+    let err = kv_put(c.as_ref(), &f1, "state", b"stale".to_vec()).await.unwrap_err();
+    match err {
+        CoordError::Fenced { held, current, .. } => assert_eq!((held, current), (e1, Some(e2))),
+        e => panic!("expected Fenced, found {e}"),
+    }
+    assert_eq!(c.kv_get(7, "state").await.unwrap().unwrap().value, b"one", "a refused write changes nothing");
+    // A batch is applied whole.
+    let f2 = Fence { group: 7, epoch: e2 };
+    let ops = vec![
+        KvOp::Put { key: "b/1".into(), value: b"x".to_vec() },
+        KvOp::Put { key: "b/2".into(), value: b"y".to_vec() },
+        KvOp::Delete { key: "state".into() },
+    ];
+    let rev = c.kv_apply(&f2, ops).await.unwrap();
+    let list = c.kv_list(7, "b/").await.unwrap();
+    assert_eq!(list.iter().map(|(k, v)| (k.as_str(), v.revision)).collect::<Vec<_>>(), [("b/1", rev), ("b/2", rev)]);
+    assert!(c.kv_get(7, "state").await.unwrap().is_none());
+
+    // CAS.
+    assert!(c.kv_cas(&f2, "cas", None, b"1".to_vec()).await.unwrap(), "create if absent");
+    assert!(!c.kv_cas(&f2, "cas", None, b"2".to_vec()).await.unwrap(), "absent expected, present found");
+    let r = c.kv_get(7, "cas").await.unwrap().unwrap().revision;
+    assert!(c.kv_cas(&f2, "cas", Some(r), b"3".to_vec()).await.unwrap());
+    assert!(!c.kv_cas(&f2, "cas", Some(r), b"4".to_vec()).await.unwrap(), "old revision");
+    assert_eq!(c.kv_get(7, "cas").await.unwrap().unwrap().value, b"3");
+    let r = c.kv_get(7, "cas").await.unwrap().unwrap().revision;
+    assert!(matches!(c.kv_cas(&f1, "cas", Some(r), b"5".to_vec()).await, Err(CoordError::Fenced { .. })));
+    m2.leave().await;
+}
+
+async fn watch(c: Arc<dyn Coordinator>) {
+    let mut m = c.join(info("w1", 10)).await.unwrap();
+    let f = Fence { group: 7, epoch: active(&mut m).await };
+    let mut rx = c.kv_watch(7, "w/").await.unwrap();
+    kv_put(c.as_ref(), &f, "w/x", b"1".to_vec()).await.unwrap();
+    kv_put(c.as_ref(), &f, "other", b"2".to_vec()).await.unwrap();
+    kv_delete(c.as_ref(), &f, "w/x").await.unwrap();
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        match tokio::time::timeout(T, rx.recv()).await.expect("watch event in time").unwrap() {
+            KvEvent::Resync => {}
+            e => got.push(e),
+        }
+    }
+    assert!(matches!(&got[0], KvEvent::Put { key, value, .. } if key == "w/x" && value == b"1"), "{got:?}");
+    assert_eq!(got[1], KvEvent::Delete { key: "w/x".into() });
+
+    let mut cw = c.config_watch().await.unwrap();
+    let rev = c.config_put("{\"site\":\"t\"}").await.unwrap();
+    assert_eq!(c.config_get().await.unwrap(), Some(("{\"site\":\"t\"}".to_string(), rev)));
+    let (text, r) = tokio::time::timeout(T, cw.recv()).await.unwrap().unwrap();
+    assert_eq!((text.as_str(), r), ("{\"site\":\"t\"}", rev));
+    let view = c.cluster().await.unwrap();
+    let g = view.iter().find(|g| g.group == 7).unwrap();
+    assert_eq!(g.leader.as_ref().unwrap().instance, "w1");
+    assert!(g.last_transition.as_ref().unwrap().reason.contains("became active"), "{:?}", g.last_transition);
+    m.leave().await;
+}
+
+async fn durable(s: &Settings, etcd: Option<&mut Etcd>) {
+    {
+        let c = open(s).await;
+        let mut m = c.join(info("d1", 10)).await.unwrap();
+        let f = Fence { group: 7, epoch: active(&mut m).await };
+        kv_put(c.as_ref(), &f, "durable", b"kept".to_vec()).await.unwrap();
+        c.config_put("cfg").await.unwrap();
+        m.leave().await;
+    }
+    if let Some(e) = etcd {
+        e.restart().unwrap();
+    }
+    let c = open(s).await;
+    assert_eq!(c.kv_get(7, "durable").await.unwrap().unwrap().value, b"kept");
+    assert_eq!(c.config_get().await.unwrap().unwrap().0, "cfg");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_kv() {
+    let mut etcd = Etcd::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(Backend::Etcd, Some(&etcd), dir.path());
+    fenced_writes(open(&s).await).await;
+    watch(open(&s).await).await;
+    durable(&s, Some(&mut etcd)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_kv() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(Backend::Embedded, None, dir.path());
+    fenced_writes(open(&s).await).await;
+    watch(open(&s).await).await;
+    durable(&s, None).await;
+}
