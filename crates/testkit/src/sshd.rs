@@ -1,1 +1,96 @@
-//! sshd for tests. (Stub: to be written.)
+//! sshd for tests: an OpenSSH server on a free loopback port with its own host key,
+//! config file and log in a temp dir, into which tests (and mware) log in as the
+//! `postgres` OS user with a known test password, as in the seed's example.
+//!
+//! The server runs in the foreground (`sshd -D`) as a [`Child`], so dropping the
+//! [`Sshd`] kills exactly that process by PID.
+
+use crate::proc::{free_port, wait_for_port, Child};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// The OS user tests log in as.
+pub const SSH_USER: &str = "postgres";
+/// The password [`ensure_postgres_password`] gives the `postgres` OS user.
+pub const SSH_PASSWORD: &str = "mware-test-ssh-pw";
+
+static PASSWORD_SET: Mutex<bool> = Mutex::new(false);
+
+/// Gives the `postgres` OS user the test password (`chpasswd`) and makes sure
+/// `/run/sshd` exists. Idempotent; safe to call from every test.
+pub fn ensure_postgres_password() -> anyhow::Result<()> {
+    let mut done = PASSWORD_SET.lock().unwrap_or_else(|e| e.into_inner());
+    if *done {
+        return Ok(());
+    }
+    std::fs::create_dir_all("/run/sshd")?;
+    let mut child = Command::new("chpasswd").stdin(std::process::Stdio::piped()).spawn()?;
+    {
+        use std::io::Write;
+        let stdin = child.stdin.as_mut().ok_or_else(|| anyhow::anyhow!("chpasswd has no stdin"))?;
+        writeln!(stdin, "{SSH_USER}:{SSH_PASSWORD}")?;
+    }
+    let st = child.wait()?;
+    anyhow::ensure!(st.success(), "chpasswd for {SSH_USER} failed: {st}");
+    *done = true;
+    Ok(())
+}
+
+/// A running sshd owned by a test.
+pub struct Sshd {
+    /// Port on 127.0.0.1.
+    pub port: u16,
+    /// Log file (`-E`).
+    pub log: PathBuf,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Sshd {
+    /// Starts sshd on a free loopback port; waits until it accepts connections.
+    pub fn start() -> anyhow::Result<Sshd> {
+        ensure_postgres_password()?;
+        let dir = tempfile::Builder::new().prefix("mware-sshd-").tempdir()?;
+        let key = dir.path().join("host_ed25519");
+        let st = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .status()?;
+        anyhow::ensure!(st.success(), "ssh-keygen failed: {st}");
+        let port = free_port();
+        let conf = dir.path().join("sshd_config");
+        let log = dir.path().join("sshd.log");
+        std::fs::write(&conf, config_text(port, &key, &dir.path().join("sshd.pid")))?;
+        let mut cmd = Command::new("/usr/sbin/sshd");
+        cmd.arg("-D").arg("-f").arg(&conf).arg("-E").arg(&log);
+        let mut child = Child::spawn("sshd", cmd, &dir.path().join("sshd.out"))?;
+        if let Err(e) = wait_for_port(&format!("127.0.0.1:{port}"), Duration::from_secs(20)) {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            child.kill9();
+            anyhow::bail!("{e}; sshd log: {text}");
+        }
+        Ok(Sshd { port, log, child, _dir: dir })
+    }
+
+    /// The sshd PID.
+    pub fn pid(&self) -> i32 {
+        self.child.pid()
+    }
+
+    /// The log text so far (for assertions and failure messages).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+fn config_text(port: u16, key: &Path, pid: &Path) -> String {
+    format!(
+        "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\nPasswordAuthentication yes\n\
+         KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nUsePAM yes\nPermitRootLogin no\n\
+         AllowUsers {SSH_USER}\nStrictModes no\nLogLevel VERBOSE\nMaxStartups 100\nMaxSessions 50\n",
+        key.display(),
+        pid.display()
+    )
+}

@@ -1,1 +1,30 @@
-//! mware-pgctl: pg_controller: keeps exactly one PostgreSQL primary per replicated pair. (Stub: to be written.)
+//! mware-pgctl: pg_controller, which keeps exactly one PostgreSQL primary per pair of
+//! servers in streaming replication (seed: `pg_controller`).
+//!
+//! Per group, a loop observes both servers over PostgreSQL connections, decides with the
+//! pure [`decide`] (whose `Display` is the reason in words), and acts over SSH: promote a
+//! standby after the master has been unreachable for `promote_after_s` (only if the
+//! referee answers and the lag allows), or rebuild a second master / returning old master
+//! as a standby of the current one (its data folder moved into `pg_backup_folder`, its
+//! own configuration kept). The master last seen is persisted in the coordinator's
+//! epoch-guarded KV with the intent of any action in flight, and published as
+//! `pg/<key>/master`. Activity goes to the main log and to `pgctrl_<key>.log`.
+#![deny(missing_docs)]
+
+mod api;
+pub mod config;
+pub mod decide;
+mod error;
+mod group;
+pub mod journal;
+pub mod probe;
+pub mod referee;
+pub mod remote;
+mod service;
+pub mod ssh;
+pub mod store;
+
+pub use decide::{decide, Decision, Observed, ServerObs, Snapshot};
+pub use error::{PgctlError, Result};
+pub use group::{GroupStatus, ServerStatus};
+pub use service::PgctlService;

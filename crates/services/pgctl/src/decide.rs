@@ -1,0 +1,383 @@
+//! The pure decision of one controller cycle: from what was observed about the two
+//! servers of a group (a [`Snapshot`]) to at most one action on at most one server
+//! (a [`Decision`]), whose `Display` is the reason in words.
+//!
+//! Rules (seed + safety):
+//! - exactly one master is kept; with two masters, the one that was master last keeps
+//!   the role and the other is rebuilt from it (the first in the list on a fresh state);
+//! - with no reachable master, a standby is promoted only after `promote_after`, only if
+//!   the referee answers (when one is set) and only if its lag is within the limit;
+//! - a server is rebuilt only from a reachable master, and never when it is the only
+//!   reachable server; one action per cycle.
+
+use serde::Serialize;
+use std::fmt;
+use std::time::Duration;
+
+/// The role a server was observed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Observed {
+    /// Answered and is not in recovery.
+    Master,
+    /// Answered and is in recovery.
+    Standby,
+    /// Did not answer.
+    Unreachable,
+}
+
+/// What one cycle saw of one server.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerObs {
+    /// Label (`pg_host:pg_port`), used in reasons.
+    pub name: String,
+    /// Role seen.
+    pub role: Observed,
+    /// How long it has been unreachable (zero when reachable).
+    #[serde(skip)]
+    pub unreachable_for: Duration,
+    /// Timeline, when reachable.
+    pub timeline: Option<u32>,
+    /// Master: current WAL LSN; standby: last replayed LSN.
+    pub lsn: Option<u64>,
+    /// Standby: last received LSN.
+    pub receive_lsn: Option<u64>,
+}
+
+/// Everything one decision needs.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The two servers, in config order.
+    pub servers: [ServerObs; 2],
+    /// Index of the server that was master last (persisted), if known.
+    pub last_master: Option<usize>,
+    /// How long no reachable master has been seen.
+    pub no_master_for: Duration,
+    /// Seconds to wait before promoting.
+    pub promote_after: Duration,
+    /// Referee result: `None` when no referee is configured.
+    pub referee_ok: Option<bool>,
+    /// Highest master LSN seen while it was reachable (for the lag check).
+    pub last_master_lsn: Option<u64>,
+    /// Maximum lag (bytes) a standby may have to be promoted.
+    pub max_lag: Option<u64>,
+    /// A rebuild recorded as started but not finished (by this or a former instance).
+    pub pending_rebuild: Option<usize>,
+}
+
+/// The outcome of one cycle.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Decision {
+    /// One master, the other a standby (or absent): nothing to do.
+    Healthy {
+        /// Master index.
+        master: usize,
+        /// Whether the other server answers as a standby.
+        standby_ok: bool,
+        /// Name of the master.
+        master_name: String,
+        /// Name of the other server.
+        other_name: String,
+    },
+    /// Record `master` as the group's master (the only master seen differs from the record).
+    Record {
+        /// Master index.
+        master: usize,
+        /// Its name.
+        name: String,
+    },
+    /// Promote `target`.
+    Promote {
+        /// Server to promote.
+        target: usize,
+        /// Its name.
+        name: String,
+        /// The unreachable (or absent) former master's name.
+        former: String,
+        /// How long no master was seen, seconds.
+        waited_s: u64,
+        /// Whether a referee answered (false: none configured).
+        referee: bool,
+    },
+    /// Turn `target` into a standby of `master` (stop, move data away, basebackup, start).
+    Rebuild {
+        /// Server to rebuild.
+        target: usize,
+        /// Its name.
+        name: String,
+        /// Master to copy from.
+        master: usize,
+        /// Master's name.
+        master_name: String,
+        /// Why.
+        why: String,
+    },
+    /// Do nothing yet, for the reason given.
+    Wait {
+        /// Reason in words.
+        reason: String,
+    },
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Decision::Healthy { standby_ok: true, master_name, other_name, .. } => {
+                write!(f, "healthy: {master_name} is master and {other_name} is its standby")
+            }
+            Decision::Healthy { standby_ok: false, master_name, other_name, .. } => {
+                write!(f, "{master_name} is the only master; {other_name} is unreachable and left alone until it comes back")
+            }
+            Decision::Record { name, .. } => write!(f, "recorded {name} as master: it is the only master seen"),
+            Decision::Promote { name, former, waited_s, referee, .. } => {
+                write!(f, "promote {name} because {former} was unreachable for {waited_s} s")?;
+                if *referee {
+                    write!(f, " and the referee answered")?;
+                }
+                Ok(())
+            }
+            Decision::Rebuild { name, master_name, why, .. } => {
+                write!(f, "rebuild {name} as a standby of {master_name} because {why}")
+            }
+            Decision::Wait { reason } => f.write_str(reason),
+        }
+    }
+}
+
+/// Decides one cycle. Pure: no I/O, no clock.
+pub fn decide(s: &Snapshot) -> Decision {
+    let [a, b] = &s.servers;
+    let masters: Vec<usize> = (0..2).filter(|&i| s.servers[i].role == Observed::Master).collect();
+    match masters.as_slice() {
+        [m] => {
+            let m = *m;
+            let o = 1 - m;
+            if s.last_master != Some(m) {
+                return Decision::Record { master: m, name: s.servers[m].name.clone() };
+            }
+            if s.pending_rebuild == Some(o) && s.servers[o].role == Observed::Unreachable {
+                return Decision::Rebuild {
+                    target: o,
+                    name: s.servers[o].name.clone(),
+                    master: m,
+                    master_name: s.servers[m].name.clone(),
+                    why: "a rebuild of it was started earlier and did not finish".into(),
+                };
+            }
+            Decision::Healthy {
+                master: m,
+                standby_ok: s.servers[o].role == Observed::Standby,
+                master_name: s.servers[m].name.clone(),
+                other_name: s.servers[o].name.clone(),
+            }
+        }
+        [_, _] => {
+            let keep = s.last_master.unwrap_or(0);
+            let target = 1 - keep;
+            let why = match s.last_master {
+                Some(_) => format!("both are masters and {} was master last", s.servers[keep].name),
+                None => format!("both are masters and {} is first in the list (no master recorded yet)", s.servers[keep].name),
+            };
+            Decision::Rebuild {
+                target,
+                name: s.servers[target].name.clone(),
+                master: keep,
+                master_name: s.servers[keep].name.clone(),
+                why,
+            }
+        }
+        _ => decide_no_master(s, a, b),
+    }
+}
+
+fn decide_no_master(s: &Snapshot, a: &ServerObs, b: &ServerObs) -> Decision {
+    let standbys: Vec<usize> = (0..2).filter(|&i| s.servers[i].role == Observed::Standby).collect();
+    if standbys.is_empty() {
+        return Decision::Wait {
+            reason: format!("no server answers ({} and {} are unreachable); nothing can be done", a.name, b.name),
+        };
+    }
+    // Candidate: the last master if it is a reachable standby, else the standby with the
+    // most replayed WAL, else the first.
+    let target = if let Some(l) = s.last_master.filter(|l| standbys.contains(l)) {
+        l
+    } else if standbys.len() == 2 {
+        if b.lsn.unwrap_or(0) > a.lsn.unwrap_or(0) {
+            1
+        } else {
+            0
+        }
+    } else {
+        standbys[0]
+    };
+    let other = &s.servers[1 - target];
+    let cand = &s.servers[target];
+    let former = match s.last_master {
+        Some(l) if l != target => s.servers[l].name.clone(),
+        _ => format!("any master ({} is {})", other.name, role_word(other.role)),
+    };
+    let waited = s.no_master_for.as_secs();
+    if s.no_master_for < s.promote_after {
+        return Decision::Wait {
+            reason: format!(
+                "no master for {waited} s; {} will be promoted after {} s if {former} does not come back",
+                cand.name,
+                s.promote_after.as_secs()
+            ),
+        };
+    }
+    if s.referee_ok == Some(false) {
+        return Decision::Wait {
+            reason: format!(
+                "no master for {waited} s but the referee does not answer: this side may be isolated, so {} is not promoted",
+                cand.name
+            ),
+        };
+    }
+    if let Some(max) = s.max_lag {
+        let replay = cand.lsn.unwrap_or(0);
+        let reference = s.last_master_lsn.unwrap_or(0).max(cand.receive_lsn.unwrap_or(0));
+        let lag = reference.saturating_sub(replay);
+        if lag > max {
+            return Decision::Wait {
+                reason: format!(
+                    "{} is not promoted: its lag is {lag} bytes, more than maximum_lag_on_failover_bytes {max}",
+                    cand.name
+                ),
+            };
+        }
+    }
+    Decision::Promote {
+        target,
+        name: cand.name.clone(),
+        former,
+        waited_s: waited,
+        referee: s.referee_ok == Some(true),
+    }
+}
+
+fn role_word(r: Observed) -> &'static str {
+    match r {
+        Observed::Master => "a master",
+        Observed::Standby => "a standby",
+        Observed::Unreachable => "unreachable",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn srv(name: &str, role: Observed) -> ServerObs {
+        ServerObs { name: name.into(), role, unreachable_for: Duration::ZERO, timeline: Some(1), lsn: Some(100), receive_lsn: None }
+    }
+
+    fn snap(a: Observed, b: Observed, last: Option<usize>, no_master_s: u64) -> Snapshot {
+        Snapshot {
+            servers: [srv("db1", a), srv("db2", b)],
+            last_master: last,
+            no_master_for: Duration::from_secs(no_master_s),
+            promote_after: Duration::from_secs(30),
+            referee_ok: None,
+            last_master_lsn: None,
+            max_lag: None,
+            pending_rebuild: None,
+        }
+    }
+    use Observed::*;
+
+    #[test]
+    fn two_masters_on_fresh_state_keep_the_first() {
+        let d = decide(&snap(Master, Master, None, 0));
+        assert!(matches!(d, Decision::Rebuild { target: 1, master: 0, .. }), "{d}");
+        assert!(d.to_string().contains("db1 is first in the list"), "{d}");
+    }
+
+    #[test]
+    fn two_masters_keep_the_last_master() {
+        let d = decide(&snap(Master, Master, Some(1), 0));
+        assert!(matches!(d, Decision::Rebuild { target: 0, master: 1, .. }), "{d}");
+        assert_eq!(d.to_string(), "rebuild db1 as a standby of db2 because both are masters and db2 was master last");
+    }
+
+    #[test]
+    fn single_master_is_recorded_then_healthy() {
+        assert!(matches!(decide(&snap(Standby, Master, None, 0)), Decision::Record { master: 1, .. }));
+        let d = decide(&snap(Standby, Master, Some(1), 0));
+        assert!(matches!(d, Decision::Healthy { master: 1, standby_ok: true, .. }), "{d}");
+        let d = decide(&snap(Master, Unreachable, Some(0), 0));
+        assert!(matches!(d, Decision::Healthy { master: 0, standby_ok: false, .. }), "{d}");
+    }
+
+    #[test]
+    fn promotion_waits_for_promote_after() {
+        let d = decide(&snap(Unreachable, Standby, Some(0), 29));
+        assert!(matches!(d, Decision::Wait { .. }), "{d}");
+        let d = decide(&snap(Unreachable, Standby, Some(0), 31));
+        assert_eq!(d.to_string(), "promote db2 because db1 was unreachable for 31 s");
+        assert!(matches!(d, Decision::Promote { target: 1, .. }));
+    }
+
+    #[test]
+    fn referee_gates_promotion() {
+        let mut s = snap(Unreachable, Standby, Some(0), 40);
+        s.referee_ok = Some(false);
+        let d = decide(&s);
+        assert!(matches!(d, Decision::Wait { .. }) && d.to_string().contains("referee"), "{d}");
+        s.referee_ok = Some(true);
+        assert_eq!(decide(&s).to_string(), "promote db2 because db1 was unreachable for 40 s and the referee answered");
+    }
+
+    #[test]
+    fn lag_gates_promotion() {
+        let mut s = snap(Unreachable, Standby, Some(0), 40);
+        s.max_lag = Some(1000);
+        s.last_master_lsn = Some(100 + 5000);
+        let d = decide(&s);
+        assert!(matches!(d, Decision::Wait { .. }) && d.to_string().contains("5000 bytes"), "{d}");
+        s.last_master_lsn = Some(100 + 500);
+        assert!(matches!(decide(&s), Decision::Promote { target: 1, .. }));
+    }
+
+    #[test]
+    fn an_interrupted_rebuild_is_finished_only_from_a_live_master() {
+        let mut s = snap(Master, Unreachable, Some(0), 0);
+        s.pending_rebuild = Some(1);
+        assert!(matches!(decide(&s), Decision::Rebuild { target: 1, master: 0, .. }));
+        let mut s = snap(Unreachable, Standby, Some(0), 1);
+        s.pending_rebuild = Some(1);
+        assert!(matches!(decide(&s), Decision::Wait { .. }));
+    }
+
+    #[test]
+    fn nothing_when_nobody_answers() {
+        assert!(matches!(decide(&snap(Unreachable, Unreachable, Some(0), 100)), Decision::Wait { .. }));
+    }
+
+    #[test]
+    fn never_rebuilds_the_only_reachable_server() {
+        for (a, b) in [(Standby, Unreachable), (Unreachable, Standby), (Master, Unreachable), (Unreachable, Master)] {
+            for last in [None, Some(0), Some(1)] {
+                let d = decide(&snap(a, b, last, 100));
+                assert!(!matches!(d, Decision::Rebuild { .. }), "{a:?} {b:?} {last:?}: {d}");
+            }
+        }
+    }
+
+    #[test]
+    fn two_standbys_promote_the_last_master() {
+        let d = decide(&snap(Standby, Standby, Some(1), 40));
+        assert!(matches!(d, Decision::Promote { target: 1, .. }), "{d}");
+        let mut s = snap(Standby, Standby, None, 40);
+        s.servers[1].lsn = Some(500);
+        assert!(matches!(decide(&s), Decision::Promote { target: 1, .. }));
+    }
+
+    #[test]
+    fn a_recovered_old_master_is_rebuilt_from_the_promoted_one() {
+        // db2 was promoted (and recorded before acting); db1 came back as a master.
+        let d = decide(&snap(Master, Master, Some(1), 0));
+        assert!(matches!(d, Decision::Rebuild { target: 0, master: 1, .. }));
+    }
+}

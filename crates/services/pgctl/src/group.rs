@@ -1,0 +1,382 @@
+//! The control loop of one group: observe both servers, [`decide`], act, publish.
+//!
+//! Acting always starts with a fenced KV write of the intent (and, for a promotion, of
+//! the new master as "master last"); if the coordinator refuses it, this instance has
+//! lost activity and does nothing. Right before promoting, the former master is probed
+//! once more. After promoting, the new master must accept writes; after a rebuild, the
+//! server must stream from the master.
+
+use crate::config::{GroupSpec, ServerSpec};
+use crate::decide::{decide, Decision, Observed, ServerObs, Snapshot};
+use crate::error::{PgctlError, Result};
+use crate::journal::Journal;
+use crate::probe::{self, Health};
+use crate::remote;
+use crate::store::{self, Intent, MasterRecord, Persisted};
+use mware_coord::{now_ms, Coordinator, Fence};
+use serde::Serialize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+const SSH_SHORT: Duration = Duration::from_secs(120);
+const SSH_REBUILD: Duration = Duration::from_secs(4 * 3600);
+
+/// One server as shown in the API.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerStatus {
+    /// `pg_host:pg_port`.
+    pub name: String,
+    /// Role seen in the last cycle.
+    pub role: Observed,
+    /// Why it is unreachable.
+    pub error: Option<String>,
+    /// Seconds it has been unreachable.
+    pub unreachable_for_s: u64,
+    /// Health details.
+    pub health: Option<Health>,
+    /// Standby: bytes behind the master (master LSN minus replayed LSN).
+    pub lag_bytes: Option<u64>,
+}
+
+/// One group as shown in the API and status.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupStatus {
+    /// Group key.
+    pub key: String,
+    /// Current master, if one is seen.
+    pub master: Option<String>,
+    /// Server that was master last (persisted).
+    pub last_master: Option<String>,
+    /// Both servers.
+    pub servers: Vec<ServerStatus>,
+    /// Last decision.
+    pub decision: Option<Decision>,
+    /// Its reason in words.
+    pub reason: String,
+    /// Last action taken and its outcome.
+    pub last_action: Option<String>,
+    /// Last error (action or coordinator), if the last action failed.
+    pub last_error: Option<String>,
+    /// When this status was written, ms since the Unix epoch.
+    pub updated_ms: u64,
+}
+
+/// Shared status of the groups.
+pub type Statuses = Arc<Mutex<std::collections::BTreeMap<String, GroupStatus>>>;
+
+/// What a group loop needs from its service.
+pub struct GroupCtx {
+    /// Coordinator.
+    pub coord: Arc<dyn Coordinator>,
+    /// This activity's fence.
+    pub fence: Fence,
+    /// Stops the loop.
+    pub cancel: CancellationToken,
+    /// Where the status goes.
+    pub statuses: Statuses,
+    /// The group's log.
+    pub journal: Journal,
+}
+
+struct Tracker {
+    no_master_since: Instant,
+    unreachable_since: [Option<Instant>; 2],
+    last_master_lsn: Option<u64>,
+    last_reason: String,
+    backoff_until: Option<Instant>,
+}
+
+/// Runs the loop of `g` until cancelled. Errors of one cycle are shown and retried.
+pub async fn run_group(g: GroupSpec, cx: GroupCtx) {
+    let mut t = Tracker {
+        no_master_since: Instant::now(),
+        unreachable_since: [None, None],
+        last_master_lsn: None,
+        last_reason: String::new(),
+        backoff_until: None,
+    };
+    cx.journal.info(&format!(
+        "controlling {} and {} (promote after {} s, referee {})",
+        g.servers[0].name,
+        g.servers[1].name,
+        g.promote_after.as_secs(),
+        g.referee.as_deref().unwrap_or("none")
+    ));
+    loop {
+        if let Err(e) = cycle(&g, &cx, &mut t).await {
+            let msg = e.to_string();
+            if msg != t.last_reason {
+                cx.journal.error(&msg);
+                t.last_reason = msg.clone();
+            }
+            set_error(&cx, &g.key, msg);
+            if matches!(e, PgctlError::Coord(mware_coord::CoordError::Fenced { .. })) {
+                cx.journal.error("this instance is no longer active for the group: stopping the controller loop");
+                return;
+            }
+        }
+        tokio::select! {
+            _ = cx.cancel.cancelled() => return,
+            _ = tokio::time::sleep(g.interval) => {}
+        }
+    }
+}
+
+fn set_error(cx: &GroupCtx, key: &str, msg: String) {
+    let mut st = cx.statuses.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(s) = st.get_mut(key) {
+        s.last_error = Some(msg);
+        s.updated_ms = now_ms();
+    }
+}
+
+async fn observe(s: &ServerSpec) -> std::result::Result<Health, String> {
+    probe::probe(s, PROBE_TIMEOUT).await.map_err(|e| e.to_string())
+}
+
+async fn cycle(g: &GroupSpec, cx: &GroupCtx, t: &mut Tracker) -> Result<()> {
+    let mut persisted = store::load(cx.coord.as_ref(), cx.fence.group, &g.key).await?;
+    let (ha, hb) = tokio::join!(observe(&g.servers[0]), observe(&g.servers[1]));
+    let healths = [ha, hb];
+    let now = Instant::now();
+    let mut obs = Vec::new();
+    for (i, h) in healths.iter().enumerate() {
+        let role = match h {
+            Ok(h) if h.in_recovery => Observed::Standby,
+            Ok(_) => Observed::Master,
+            Err(_) => Observed::Unreachable,
+        };
+        if role == Observed::Unreachable {
+            t.unreachable_since[i].get_or_insert(now);
+        } else {
+            t.unreachable_since[i] = None;
+        }
+        let ok = h.as_ref().ok();
+        obs.push(ServerObs {
+            name: g.servers[i].name.clone(),
+            role,
+            unreachable_for: t.unreachable_since[i].map(|s| now - s).unwrap_or_default(),
+            timeline: ok.and_then(|h| h.timeline),
+            lsn: ok.and_then(|h| h.lsn),
+            receive_lsn: ok.and_then(|h| h.receive_lsn),
+        });
+    }
+    let master_now = obs.iter().position(|o| o.role == Observed::Master);
+    if obs.iter().filter(|o| o.role == Observed::Master).count() > 0 {
+        t.no_master_since = now;
+        if let Some(m) = master_now {
+            t.last_master_lsn = obs[m].lsn.max(t.last_master_lsn);
+        }
+    }
+    let idx = |name: &Option<String>| name.as_ref().and_then(|n| g.servers.iter().position(|s| &s.name == n));
+    let pending_rebuild = persisted.intent.as_ref().filter(|i| i.action == "rebuild").and_then(|i| idx(&Some(i.target.clone())));
+    let servers: [ServerObs; 2] = [obs[0].clone(), obs[1].clone()];
+    let mut snap = Snapshot {
+        servers,
+        last_master: idx(&persisted.last_master),
+        no_master_for: now - t.no_master_since,
+        promote_after: g.promote_after,
+        referee_ok: None,
+        last_master_lsn: t.last_master_lsn,
+        max_lag: g.max_lag,
+        pending_rebuild,
+    };
+    let mut d = decide(&snap);
+    if matches!(d, Decision::Promote { .. }) {
+        if let Some(r) = &g.referee {
+            snap.referee_ok = Some(crate::referee::reachable(r).await);
+            d = decide(&snap);
+        }
+    }
+    let reason = d.to_string();
+    let changed = reason != t.last_reason;
+    if changed && !matches!(d, Decision::Wait { .. } | Decision::Healthy { .. }) || (changed && kind(&t.last_reason) != kind(&reason)) {
+        cx.journal.info(&reason);
+    }
+    t.last_reason = reason.clone();
+    publish(cx, g, &snap, &healths, &persisted, &d, None, None);
+
+    if let Some(until) = t.backoff_until {
+        if Instant::now() < until && matches!(d, Decision::Promote { .. } | Decision::Rebuild { .. }) {
+            return Ok(());
+        }
+    }
+    let outcome = act(g, cx, &mut persisted, &d).await;
+    match outcome {
+        Ok(Some(done)) => {
+            cx.journal.info(&done);
+            t.backoff_until = None;
+            publish(cx, g, &snap, &healths, &persisted, &d, Some(done), None);
+        }
+        Ok(None) => {}
+        Err(e) => {
+            let msg = format!("{reason}: failed: {e}");
+            cx.journal.error(&msg);
+            t.last_reason = msg.clone();
+            t.backoff_until = Some(Instant::now() + (g.interval * 5).max(Duration::from_secs(10)));
+            publish(cx, g, &snap, &healths, &persisted, &d, None, Some(msg));
+            if matches!(e, PgctlError::Coord(mware_coord::CoordError::Fenced { .. })) {
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn kind(reason: &str) -> String {
+    reason.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+#[allow(clippy::too_many_arguments)]
+fn publish(
+    cx: &GroupCtx,
+    g: &GroupSpec,
+    snap: &Snapshot,
+    healths: &[std::result::Result<Health, String>; 2],
+    p: &Persisted,
+    d: &Decision,
+    action: Option<String>,
+    error: Option<String>,
+) {
+    let master = snap.servers.iter().position(|o| o.role == Observed::Master);
+    let master_lsn = master.and_then(|m| snap.servers[m].lsn);
+    let servers = (0..2)
+        .map(|i| {
+            let o = &snap.servers[i];
+            ServerStatus {
+                name: o.name.clone(),
+                role: o.role,
+                error: healths[i].as_ref().err().cloned(),
+                unreachable_for_s: o.unreachable_for.as_secs(),
+                health: healths[i].as_ref().ok().cloned(),
+                lag_bytes: match (o.role, master_lsn, o.lsn) {
+                    (Observed::Standby, Some(m), Some(r)) => Some(m.saturating_sub(r)),
+                    _ => None,
+                },
+            }
+        })
+        .collect();
+    let mut st = cx.statuses.lock().unwrap_or_else(|e| e.into_inner());
+    let prev = st.remove(&g.key);
+    let mut s = GroupStatus {
+        key: g.key.clone(),
+        master: master.map(|m| g.servers[m].name.clone()),
+        last_master: p.last_master.clone(),
+        servers,
+        decision: Some(d.clone()),
+        reason: d.to_string(),
+        last_action: prev.as_ref().and_then(|p| p.last_action.clone()),
+        last_error: prev.as_ref().and_then(|p| p.last_error.clone()),
+        updated_ms: now_ms(),
+    };
+    if action.is_some() {
+        s.last_action = action;
+        s.last_error = None;
+    }
+    if error.is_some() {
+        s.last_error = error;
+    }
+    st.insert(g.key.clone(), s);
+}
+
+fn record(s: &ServerSpec) -> MasterRecord {
+    MasterRecord { name: s.name.clone(), host: s.pg_host.clone(), port: s.pg_port, since_ms: now_ms() }
+}
+
+/// Acts on a decision. `Ok(Some(text))` describes a completed action.
+async fn act(g: &GroupSpec, cx: &GroupCtx, p: &mut Persisted, d: &Decision) -> Result<Option<String>> {
+    let coord = cx.coord.as_ref();
+    match d {
+        Decision::Healthy { master, .. } => {
+            if p.intent.is_some() {
+                let done = p.intent.take().map(|i| format!("{} of {} is complete", i.action, i.target));
+                store::save(coord, &cx.fence, &g.key, p, None).await?;
+                return Ok(done);
+            }
+            let _ = master;
+            Ok(None)
+        }
+        Decision::Wait { .. } => Ok(None),
+        Decision::Record { master, name } => {
+            p.last_master = Some(name.clone());
+            if p.intent.as_ref().is_some_and(|i| i.action == "promote") {
+                p.intent = None;
+            }
+            store::save(coord, &cx.fence, &g.key, p, Some(&record(&g.servers[*master]))).await?;
+            Ok(Some(format!("recorded {name} as the master of group {}", g.key)))
+        }
+        Decision::Promote { target, name, .. } => {
+            let s = &g.servers[*target];
+            let other = &g.servers[1 - *target];
+            if probe::probe(other, PROBE_TIMEOUT).await.is_ok_and(|h| !h.in_recovery) {
+                return Ok(Some(format!("promotion of {name} skipped: {} answers as master again", other.name)));
+            }
+            // Fenced intent first: the new master is "master last" before it exists, so an
+            // instance taking over mid-way promotes the same server or nothing.
+            p.last_master = Some(name.clone());
+            p.intent = Some(Intent { action: "promote".into(), target: name.clone(), epoch: cx.fence.epoch, at_ms: now_ms() });
+            store::save(coord, &cx.fence, &g.key, p, None).await?;
+            let started = Instant::now();
+            remote::run(s, "promote", &remote::promote_script(s, s.signal.is_some()), false, SSH_SHORT).await?;
+            let mut fallback_done = s.signal.is_none();
+            loop {
+                match probe::accepts_writes(s, PROBE_TIMEOUT).await {
+                    Ok(()) => break,
+                    Err(e) if started.elapsed() > Duration::from_secs(90) => return Err(e),
+                    Err(_) if !fallback_done && started.elapsed() > Duration::from_secs(15) => {
+                        remote::run(s, "promote (pg_ctl)", &remote::promote_script(s, false), false, SSH_SHORT).await?;
+                        fallback_done = true;
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+                }
+            }
+            p.intent = None;
+            store::save(coord, &cx.fence, &g.key, p, Some(&record(s))).await?;
+            Ok(Some(format!("{d}: done, {name} accepts writes ({} ms)", started.elapsed().as_millis())))
+        }
+        Decision::Rebuild { target, name, master, master_name, .. } => {
+            let s = &g.servers[*target];
+            let m = &g.servers[*master];
+            let mh = probe::probe(m, PROBE_TIMEOUT).await?;
+            if mh.in_recovery {
+                return Ok(Some(format!("rebuild of {name} skipped: {master_name} is no longer a master")));
+            }
+            p.last_master = Some(master_name.clone());
+            p.intent = Some(Intent { action: "rebuild".into(), target: name.clone(), epoch: cx.fence.epoch, at_ms: now_ms() });
+            store::save(coord, &cx.fence, &g.key, p, Some(&record(m))).await?;
+            let started = Instant::now();
+            let app = format!("mware_{}", g.key);
+            let out = remote::run(s, "rebuild", &remote::rebuild_script(s, m, &app), true, SSH_REBUILD).await?;
+            for line in out.lines() {
+                cx.journal.info(&format!("{name}: {line}"));
+            }
+            let verify_from = Instant::now();
+            loop {
+                let sh = probe::probe(s, PROBE_TIMEOUT).await;
+                let standby = sh.as_ref().is_ok_and(|h| h.in_recovery);
+                let streaming = sh.as_ref().is_ok_and(|h| h.wal_receiver.as_deref() == Some("streaming"))
+                    || probe::probe(m, PROBE_TIMEOUT).await.is_ok_and(|h| h.streaming_replicas.unwrap_or(0) > 0);
+                if standby && streaming {
+                    break;
+                }
+                if verify_from.elapsed() > Duration::from_secs(120) {
+                    return Err(PgctlError::Verify {
+                        what: format!("rebuilding {name}"),
+                        expected: format!("a standby streaming from {master_name}"),
+                        found: match sh {
+                            Ok(h) if h.in_recovery => "a standby that does not stream".into(),
+                            Ok(_) => "a master".into(),
+                            Err(e) => e.to_string(),
+                        },
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            p.intent = None;
+            store::save(coord, &cx.fence, &g.key, p, None).await?;
+            Ok(Some(format!("{d}: done, {name} streams from {master_name} ({} s)", started.elapsed().as_secs())))
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! The dedicated activity log of a group, `pgctrl_<key>.log` (en seed), in the log
+//! folder (`MWARE_LOG_DIR`, else `var/log`). Every line also goes to the main log
+//! through `tracing`. Lines never contain secrets: callers pass reasons and errors
+//! built from `Secret`-typed settings.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// Appends lines to `pgctrl_<key>.log` and mirrors them to tracing.
+#[derive(Clone)]
+pub struct Journal {
+    key: String,
+    file: Arc<Mutex<Option<std::fs::File>>>,
+}
+
+/// The log folder: `MWARE_LOG_DIR` or `var/log`.
+pub fn log_dir() -> PathBuf {
+    std::env::var_os("MWARE_LOG_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("var/log"))
+}
+
+impl Journal {
+    /// Opens (creates) `dir/pgctrl_<key>.log`; without a file it only logs to tracing.
+    pub fn open(dir: &std::path::Path, key: &str) -> Journal {
+        let safe: String = key.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
+        let file = std::fs::create_dir_all(dir)
+            .and_then(|_| std::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("pgctrl_{safe}.log"))));
+        if let Err(e) = &file {
+            tracing::warn!(group = key, "cannot open pgctrl log in {}: {e}", dir.display());
+        }
+        Journal { key: key.to_string(), file: Arc::new(Mutex::new(file.ok())) }
+    }
+
+    /// An informational line.
+    pub fn info(&self, msg: &str) {
+        tracing::info!(group = %self.key, "pgctl: {msg}");
+        self.write("INFO", msg);
+    }
+
+    /// An error line.
+    pub fn error(&self, msg: &str) {
+        tracing::error!(group = %self.key, "pgctl: {msg}");
+        self.write("ERROR", msg);
+    }
+
+    fn write(&self, level: &str, msg: &str) {
+        let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = f.as_mut() {
+            let _ = writeln!(f, "{} {level} [{}] {msg}", utc_now(), self.key);
+        }
+    }
+}
+
+/// Current UTC time as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+pub fn utc_now() -> String {
+    let ms = mware_coord::now_ms();
+    let (secs, milli) = ((ms / 1000) as i64, ms % 1000);
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    // Civil from days (H. Hinnant).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}

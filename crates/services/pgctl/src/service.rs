@@ -1,0 +1,168 @@
+//! [`PgctlService`]: the `pgctl` service of mware. On the active instance of a group
+//! whose role has `pg_controller`, it runs one control loop per valid pg group, leaves
+//! invalid groups out with the reason logged, idles when none is valid, and restarts
+//! the loops when the role's `pg_controller` list changes (no daemon restart).
+
+use crate::config::check_groups;
+use crate::group::{run_group, GroupCtx, Statuses};
+use crate::journal::{log_dir, Journal};
+use async_trait::async_trait;
+use mware_config::Role;
+use mware_host::{Service, ServiceContext, ServiceState, ServiceStatus, StatusCell};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// The pg_controller service. Cheap to clone; build once at daemon start.
+#[derive(Clone, Default)]
+pub struct PgctlService {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+pub(crate) struct Inner {
+    pub(crate) status: StatusCell,
+    pub(crate) groups: Statuses,
+    pub(crate) running: AtomicBool,
+    log_dir: Option<PathBuf>,
+}
+
+impl PgctlService {
+    /// A service logging `pgctrl_<key>.log` into `MWARE_LOG_DIR` (or `var/log`).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A service logging `pgctrl_<key>.log` into `dir` (tests).
+    pub fn with_log_dir(dir: impl Into<PathBuf>) -> Self {
+        PgctlService { inner: Arc::new(Inner { log_dir: Some(dir.into()), ..Inner::default() }) }
+    }
+
+    /// Current status of every running group (what `GET /api/v1/pg` returns).
+    pub fn groups(&self) -> Vec<crate::group::GroupStatus> {
+        self.inner.groups.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+    }
+
+    /// Status of one group.
+    pub fn group(&self, key: &str) -> Option<crate::group::GroupStatus> {
+        self.inner.groups.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
+    }
+
+    fn raw_list(ctx: &ServiceContext) -> Vec<serde_json::Value> {
+        ctx.role().map(|r| r.pg_controller).unwrap_or_default()
+    }
+
+    async fn run_config(&self, ctx: &ServiceContext, raw: &[serde_json::Value], stop: CancellationToken) {
+        let dir = self.inner.log_dir.clone().unwrap_or_else(log_dir);
+        let base = format!("{}.pg_controller", ctx.instance);
+        let (groups, bad) = check_groups(raw, &base);
+        for (key, reason) in &bad {
+            tracing::warn!(instance = %ctx.instance, "pgctl: group {key} left out: {reason}");
+            Journal::open(&dir, "invalid").error(&format!("group {key} left out: {reason}"));
+        }
+        self.inner.groups.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        if groups.is_empty() {
+            let why = if bad.is_empty() {
+                "no pg_controller group is configured; waiting for a config change".to_string()
+            } else {
+                format!(
+                    "no valid pg_controller group ({}); waiting for a config change",
+                    bad.iter().map(|(k, r)| format!("{k}: {r}")).collect::<Vec<_>>().join("; ")
+                )
+            };
+            self.inner.status.set(ServiceState::Idle, why);
+            stop.cancelled().await;
+            return;
+        }
+        let keys: Vec<String> = groups.iter().map(|g| g.key.clone()).collect();
+        let mut reason = format!("controlling pg groups {}", keys.join(", "));
+        if !bad.is_empty() {
+            reason += &format!("; left out: {}", bad.iter().map(|(k, r)| format!("{k}: {r}")).collect::<Vec<_>>().join("; "));
+        }
+        self.inner.status.set(ServiceState::Running, reason);
+        let tracker = TaskTracker::new();
+        for g in groups {
+            let cx = GroupCtx {
+                coord: ctx.coord.clone(),
+                fence: ctx.fence,
+                cancel: stop.clone(),
+                statuses: self.inner.groups.clone(),
+                journal: Journal::open(&dir, &g.key),
+            };
+            tracker.spawn(run_group(g, cx));
+        }
+        tracker.close();
+        tracker.wait().await;
+    }
+}
+
+#[async_trait]
+impl Service for PgctlService {
+    fn name(&self) -> &'static str {
+        "pgctl"
+    }
+
+    fn wanted(&self, role: &Role) -> bool {
+        !role.pg_controller.is_empty()
+    }
+
+    fn router(&self) -> axum::Router {
+        crate::api::router(self.clone())
+    }
+
+    async fn run(&self, mut ctx: ServiceContext) -> anyhow::Result<()> {
+        self.inner.status.set(ServiceState::Starting, "reading pg_controller groups");
+        self.inner.running.store(true, Ordering::SeqCst);
+        let result = async {
+            loop {
+                let raw = Self::raw_list(&ctx);
+                let stop = ctx.cancel.child_token();
+                let run_ctx = ctx.clone();
+                let run = self.run_config(&run_ctx, &raw, stop.clone());
+                tokio::pin!(run);
+                // Run until cancelled or until this role's pg_controller list changes.
+                loop {
+                    tokio::select! {
+                        _ = &mut run => {
+                            // All loops ended (fenced): wait for cancel or a change.
+                            tokio::select! {
+                                _ = ctx.cancel.cancelled() => return Ok(()),
+                                r = ctx.site.changed() => if r.is_err() { return Ok(()) },
+                            }
+                            break;
+                        }
+                        _ = ctx.cancel.cancelled() => {
+                            stop.cancel();
+                            run.as_mut().await;
+                            return Ok(());
+                        }
+                        r = ctx.site.changed() => {
+                            if r.is_err() {
+                                stop.cancel();
+                                run.as_mut().await;
+                                return Ok(());
+                            }
+                            if Self::raw_list(&ctx) != raw {
+                                tracing::info!(instance = %ctx.instance, "pgctl: pg_controller changed; reloading groups");
+                                stop.cancel();
+                                run.as_mut().await;
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        .await;
+        self.inner.running.store(false, Ordering::SeqCst);
+        self.inner.status.set(ServiceState::Stopped, "instance is not active");
+        self.inner.groups.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        result
+    }
+
+    fn status(&self) -> ServiceStatus {
+        self.inner.status.get()
+    }
+}
