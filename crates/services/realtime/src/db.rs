@@ -43,7 +43,12 @@ impl Pool {
         for _ in 1..size {
             slots.push(Mutex::new(None));
         }
-        Ok(Pool { dsn, slots, next: AtomicUsize::new(0), catalog: Mutex::new(HashMap::new()) })
+        Ok(Pool {
+            dsn,
+            slots,
+            next: AtomicUsize::new(0),
+            catalog: Mutex::new(HashMap::new()),
+        })
     }
 
     async fn client(&self) -> Result<Arc<Client>, RealtimeError> {
@@ -62,14 +67,22 @@ impl Pool {
     /// Runs a query; every parameter is text.
     pub async fn query(&self, sql: &Sql) -> Result<Vec<tokio_postgres::Row>, RealtimeError> {
         let client = self.client().await?;
-        let params: Vec<&(dyn ToSql + Sync)> = sql.params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        let params: Vec<&(dyn ToSql + Sync)> = sql
+            .params
+            .iter()
+            .map(|p| p as &(dyn ToSql + Sync))
+            .collect();
         Ok(client.query(sql.text.as_str(), &params).await?)
     }
 
     /// Runs a statement and returns the number of rows it touched.
     pub async fn execute(&self, sql: &Sql) -> Result<u64, RealtimeError> {
         let client = self.client().await?;
-        let params: Vec<&(dyn ToSql + Sync)> = sql.params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        let params: Vec<&(dyn ToSql + Sync)> = sql
+            .params
+            .iter()
+            .map(|p| p as &(dyn ToSql + Sync))
+            .collect();
         Ok(client.execute(sql.text.as_str(), &params).await?)
     }
 
@@ -92,7 +105,9 @@ impl Pool {
             )
             .await?;
         if rows.is_empty() {
-            return Err(RealtimeError::NoTable { table: table.into() });
+            return Err(RealtimeError::NoTable {
+                table: table.into(),
+            });
         }
         let columns = rows
             .iter()
@@ -102,8 +117,14 @@ impl Pool {
                 is_string: r.get::<_, String>(2) == "S",
             })
             .collect();
-        let t = Arc::new(Table { name: table.into(), columns });
-        self.catalog.lock().await.insert(table.into(), (Instant::now(), t.clone()));
+        let t = Arc::new(Table {
+            name: table.into(),
+            columns,
+        });
+        self.catalog
+            .lock()
+            .await
+            .insert(table.into(), (Instant::now(), t.clone()));
         Ok(t)
     }
 }

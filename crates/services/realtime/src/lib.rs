@@ -24,5 +24,7 @@ pub mod rtcache;
 
 pub use error::RealtimeError;
 pub use metrics::{ProvisioningMetrics, RtcacheMetrics};
-pub use provisioning::{default_families, provisioning_router, ProvisioningHandle, ProvisioningService};
+pub use provisioning::{
+    default_families, provisioning_router, ProvisioningHandle, ProvisioningService,
+};
 pub use rtcache::{run as run_rtcache, RtcacheArgs};

@@ -26,10 +26,14 @@ const POOL_SIZE: usize = 4;
 
 /// The default families when the config names none.
 pub fn default_families() -> BTreeMap<String, String> {
-    [("endpoint", "ps_endpoints"), ("auth", "ps_auths"), ("aor", "ps_aors")]
-        .into_iter()
-        .map(|(f, t)| (f.to_string(), t.to_string()))
-        .collect()
+    [
+        ("endpoint", "ps_endpoints"),
+        ("auth", "ps_auths"),
+        ("aor", "ps_aors"),
+    ]
+    .into_iter()
+    .map(|(f, t)| (f.to_string(), t.to_string()))
+    .collect()
 }
 
 /// What a running service serves from.
@@ -59,12 +63,20 @@ impl ProvisioningHandle {
 
     /// Connects to the database in `cfg` and starts answering requests.
     pub async fn start(&self, cfg: &Provisioning) -> Result<(), RealtimeError> {
-        let families = if cfg.families.is_empty() { default_families() } else { cfg.families.clone() };
+        let families = if cfg.families.is_empty() {
+            default_families()
+        } else {
+            cfg.families.clone()
+        };
         for table in families.values() {
             crate::query::quote_table(table)?;
         }
         let pool = Pool::open(cfg.dsn.clone(), POOL_SIZE).await?;
-        let backend = Backend { pool, families, max_body: cfg.max_body_bytes };
+        let backend = Backend {
+            pool,
+            families,
+            max_body: cfg.max_body_bytes,
+        };
         *self.0.backend.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(backend));
         Ok(())
     }
@@ -80,7 +92,11 @@ impl ProvisioningHandle {
     }
 
     pub(crate) fn backend(&self) -> Option<Arc<Backend>> {
-        self.0.backend.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.0
+            .backend
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub(crate) fn metrics(&self) -> &ProvisioningMetrics {
@@ -97,7 +113,10 @@ pub struct ProvisioningService {
 impl ProvisioningService {
     /// Builds the service and registers its metrics.
     pub fn new(registry: &mut Registry) -> Self {
-        ProvisioningService { handle: ProvisioningHandle::new(registry), status: StatusCell::default() }
+        ProvisioningService {
+            handle: ProvisioningHandle::new(registry),
+            status: StatusCell::default(),
+        }
     }
     /// The handle its routes use.
     pub fn handle(&self) -> ProvisioningHandle {
@@ -123,7 +142,9 @@ impl Service for ProvisioningService {
         let result = self.serve(&mut ctx).await;
         self.handle.stop();
         match &result {
-            Ok(()) => self.status.set(ServiceState::Stopped, "instance is not active"),
+            Ok(()) => self
+                .status
+                .set(ServiceState::Stopped, "instance is not active"),
             Err(e) => self.status.set(ServiceState::Failed, e.to_string()),
         }
         result.map_err(Into::into)
@@ -139,12 +160,24 @@ impl ProvisioningService {
         loop {
             let cfg = ctx.role().and_then(|r| r.provisioning);
             match &cfg {
-                None => self.status.set(ServiceState::Idle, "this role has no provisioning settings"),
+                None => self
+                    .status
+                    .set(ServiceState::Idle, "this role has no provisioning settings"),
                 Some(cfg) => {
-                    self.status.set(ServiceState::Starting, "connecting to the provisioning database");
+                    self.status.set(
+                        ServiceState::Starting,
+                        "connecting to the provisioning database",
+                    );
                     self.handle.start(cfg).await?;
-                    let n = if cfg.families.is_empty() { 3 } else { cfg.families.len() };
-                    self.status.set(ServiceState::Running, format!("serving {n} families from postgresql"));
+                    let n = if cfg.families.is_empty() {
+                        3
+                    } else {
+                        cfg.families.len()
+                    };
+                    self.status.set(
+                        ServiceState::Running,
+                        format!("serving {n} families from postgresql"),
+                    );
                 }
             }
             // Serve until cancelled, or until a reload changes our settings.

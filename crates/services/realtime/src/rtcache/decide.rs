@@ -103,7 +103,9 @@ pub fn decide(s: &Snapshot) -> Decision {
                     Decision::ServeStaleAndRefresh { age_ms }
                 }
             }
-            None => Decision::AskUpstream { expired: s.entry.is_some() },
+            None => Decision::AskUpstream {
+                expired: s.entry.is_some(),
+            },
         },
         Some(UpstreamAnswer::Found) => Decision::StoreAndServe,
         Some(UpstreamAnswer::NotFound) => Decision::RemoveAndServeEmpty,
@@ -145,39 +147,77 @@ impl fmt::Display for Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
-    const LT: Lifetimes = Lifetimes { maximum_ms: 10_000, stale_ms: 1_000 };
+    const LT: Lifetimes = Lifetimes {
+        maximum_ms: 10_000,
+        stale_ms: 1_000,
+    };
     fn snap(now: u64, fetched: Option<u64>, up: Option<UpstreamAnswer>) -> Snapshot {
         Snapshot {
             now_ms: now,
             lifetimes: LT,
-            entry: fetched.map(|f| EntryTimes { fetched_ms: f, expires_ms: f + LT.maximum_ms }),
+            entry: fetched.map(|f| EntryTimes {
+                fetched_ms: f,
+                expires_ms: f + LT.maximum_ms,
+            }),
             upstream: up,
         }
     }
 
     #[test]
     fn fresh_stale_expired() {
-        assert_eq!(decide(&snap(500, Some(0), None)), Decision::ServeFresh { age_ms: 500 });
-        assert_eq!(decide(&snap(5_000, Some(0), None)), Decision::ServeStaleAndRefresh { age_ms: 5_000 });
-        assert_eq!(decide(&snap(10_000, Some(0), None)), Decision::AskUpstream { expired: true });
-        assert_eq!(decide(&snap(1, None, None)), Decision::AskUpstream { expired: false });
+        assert_eq!(
+            decide(&snap(500, Some(0), None)),
+            Decision::ServeFresh { age_ms: 500 }
+        );
+        assert_eq!(
+            decide(&snap(5_000, Some(0), None)),
+            Decision::ServeStaleAndRefresh { age_ms: 5_000 }
+        );
+        assert_eq!(
+            decide(&snap(10_000, Some(0), None)),
+            Decision::AskUpstream { expired: true }
+        );
+        assert_eq!(
+            decide(&snap(1, None, None)),
+            Decision::AskUpstream { expired: false }
+        );
     }
 
     #[test]
     fn outage_serves_until_maximum_and_extends_by_stale() {
         let d = decide(&snap(9_500, Some(0), Some(UpstreamAnswer::Failed)));
-        assert_eq!(d, Decision::ServeCachedOnError { extend_to_ms: 10_500 });
+        assert_eq!(
+            d,
+            Decision::ServeCachedOnError {
+                extend_to_ms: 10_500
+            }
+        );
         assert!(d.to_string().contains("every upstream failed"));
-        assert_eq!(decide(&snap(3_000, Some(0), Some(UpstreamAnswer::Failed))), Decision::ServeCachedOnError {
-            extend_to_ms: 10_000
-        });
-        assert_eq!(decide(&snap(10_001, Some(0), Some(UpstreamAnswer::Failed))), Decision::Fail);
-        assert_eq!(decide(&snap(1, None, Some(UpstreamAnswer::Failed))), Decision::Fail);
+        assert_eq!(
+            decide(&snap(3_000, Some(0), Some(UpstreamAnswer::Failed))),
+            Decision::ServeCachedOnError {
+                extend_to_ms: 10_000
+            }
+        );
+        assert_eq!(
+            decide(&snap(10_001, Some(0), Some(UpstreamAnswer::Failed))),
+            Decision::Fail
+        );
+        assert_eq!(
+            decide(&snap(1, None, Some(UpstreamAnswer::Failed))),
+            Decision::Fail
+        );
     }
 
     #[test]
     fn only_a_real_not_found_removes() {
-        assert_eq!(decide(&snap(5_000, Some(0), Some(UpstreamAnswer::NotFound))), Decision::RemoveAndServeEmpty);
-        assert_eq!(decide(&snap(5_000, Some(0), Some(UpstreamAnswer::Refused))), Decision::PassThrough);
+        assert_eq!(
+            decide(&snap(5_000, Some(0), Some(UpstreamAnswer::NotFound))),
+            Decision::RemoveAndServeEmpty
+        );
+        assert_eq!(
+            decide(&snap(5_000, Some(0), Some(UpstreamAnswer::Refused))),
+            Decision::PassThrough
+        );
     }
 }

@@ -94,30 +94,67 @@ impl RtcacheArgs {
         let file: FileArgs = match &self.config {
             None => FileArgs::default(),
             Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|source| RealtimeError::Io { what: format!("reading {}", p.display()), source })?;
+                let text = std::fs::read_to_string(p).map_err(|source| RealtimeError::Io {
+                    what: format!("reading {}", p.display()),
+                    source,
+                })?;
                 serde_json::from_str(&text).map_err(|e| RealtimeError::Config {
                     expected: format!("a json object of rtcache options in {}", p.display()),
                     found: e.to_string(),
                 })?
             }
         };
-        let upstreams = if self.upstream.is_empty() { file.upstream } else { self.upstream.clone() };
-        let cfg = RtcacheConfig {
-            listen: self.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8088".parse().expect("addr")),
-            upstreams,
-            object_lifetime_maximum: self.object_lifetime_maximum.or(file.object_lifetime_maximum).unwrap_or(86_400),
-            object_lifetime_stale: self.object_lifetime_stale.or(file.object_lifetime_stale).unwrap_or(60),
-            cache_dir: self.cache_dir.clone().or(file.cache_dir).unwrap_or_else(|| "var/rtcache".into()),
-            upstream_timeout_ms: self.upstream_timeout_ms.or(file.upstream_timeout_ms).unwrap_or(2_000),
-            max_body_bytes: self.max_body_bytes.or(file.max_body_bytes).unwrap_or(65_536),
+        let upstreams = if self.upstream.is_empty() {
+            file.upstream
+        } else {
+            self.upstream.clone()
         };
-        let bad = |expected: &str, found: String| Err(RealtimeError::Config { expected: expected.into(), found });
+        let cfg = RtcacheConfig {
+            listen: self
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| "127.0.0.1:8088".parse().expect("addr")),
+            upstreams,
+            object_lifetime_maximum: self
+                .object_lifetime_maximum
+                .or(file.object_lifetime_maximum)
+                .unwrap_or(86_400),
+            object_lifetime_stale: self
+                .object_lifetime_stale
+                .or(file.object_lifetime_stale)
+                .unwrap_or(60),
+            cache_dir: self
+                .cache_dir
+                .clone()
+                .or(file.cache_dir)
+                .unwrap_or_else(|| "var/rtcache".into()),
+            upstream_timeout_ms: self
+                .upstream_timeout_ms
+                .or(file.upstream_timeout_ms)
+                .unwrap_or(2_000),
+            max_body_bytes: self
+                .max_body_bytes
+                .or(file.max_body_bytes)
+                .unwrap_or(65_536),
+        };
+        let bad = |expected: &str, found: String| {
+            Err(RealtimeError::Config {
+                expected: expected.into(),
+                found,
+            })
+        };
         if cfg.upstreams.is_empty() {
             return bad("at least one --upstream URL", "none".into());
         }
-        if let Some(u) = cfg.upstreams.iter().find(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
-            return bad("upstream URLs starting with http:// or https://", format!("{u:?}"));
+        if let Some(u) = cfg
+            .upstreams
+            .iter()
+            .find(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+        {
+            return bad(
+                "upstream URLs starting with http:// or https://",
+                format!("{u:?}"),
+            );
         }
         if !cfg.listen.ip().is_loopback() {
             return bad("a loopback listen address", cfg.listen.to_string());
@@ -125,7 +162,10 @@ impl RtcacheArgs {
         if cfg.object_lifetime_stale > cfg.object_lifetime_maximum {
             return bad(
                 "object_lifetime_stale <= object_lifetime_maximum",
-                format!("{} > {}", cfg.object_lifetime_stale, cfg.object_lifetime_maximum),
+                format!(
+                    "{} > {}",
+                    cfg.object_lifetime_stale, cfg.object_lifetime_maximum
+                ),
             );
         }
         Ok(cfg)
@@ -137,19 +177,30 @@ pub async fn run(args: RtcacheArgs, shutdown: CancellationToken) -> anyhow::Resu
     let cfg = args.resolve()?;
     let listener = TcpListener::bind(cfg.listen)
         .await
-        .map_err(|source| RealtimeError::Io { what: format!("listening on {}", cfg.listen), source })?;
+        .map_err(|source| RealtimeError::Io {
+            what: format!("listening on {}", cfg.listen),
+            source,
+        })?;
     serve(listener, cfg, shutdown).await?;
     Ok(())
 }
 
 /// Serves on `listener` until `shutdown`, then commits the cache to disk and returns.
-pub async fn serve(listener: TcpListener, cfg: RtcacheConfig, shutdown: CancellationToken) -> Result<(), RealtimeError> {
+pub async fn serve(
+    listener: TcpListener,
+    cfg: RtcacheConfig,
+    shutdown: CancellationToken,
+) -> Result<(), RealtimeError> {
     let mut registry = Registry::default();
     let metrics = RtcacheMetrics::register(&mut registry);
     let (store, writer) = store::Store::open(&cfg.cache_dir, mware_coord::now_ms())?;
     tracing::info!(listen = %cfg.listen, upstreams = ?cfg.upstreams, entries = store.len(), "rtcache: serving");
     let state = Arc::new(proxy::State {
-        upstreams: upstream::Upstreams::new(cfg.upstreams.clone(), cfg.upstream_timeout_ms, metrics.clone()),
+        upstreams: upstream::Upstreams::new(
+            cfg.upstreams.clone(),
+            cfg.upstream_timeout_ms,
+            metrics.clone(),
+        ),
         store: store.clone(),
         metrics,
         registry: Arc::new(registry),
@@ -173,11 +224,16 @@ pub async fn serve(listener: TcpListener, cfg: RtcacheConfig, shutdown: Cancella
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await
-        .map_err(|source| RealtimeError::Io { what: "serving http".into(), source });
+        .map_err(|source| RealtimeError::Io {
+            what: "serving http".into(),
+            source,
+        });
     sweeper.abort();
     state.tasks.close();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), state.tasks.wait()).await;
     drop(state);
-    tokio::task::spawn_blocking(move || store.close(writer)).await.ok();
+    tokio::task::spawn_blocking(move || store.close(writer))
+        .await
+        .ok();
     result
 }

@@ -44,7 +44,14 @@ async fn metrics(AxState(s): AxState<Shared>) -> Response {
     if prometheus_client::encoding::text::encode(&mut out, &s.registry).is_err() {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
-    ([("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")], out).into_response()
+    (
+        [(
+            "content-type",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
 }
 
 async fn status(AxState(s): AxState<Shared>) -> Response {
@@ -60,11 +67,19 @@ async fn status(AxState(s): AxState<Shared>) -> Response {
 }
 
 fn reply(status: StatusCode, body: impl Into<Body>) -> Response {
-    (status, [("content-type", "text/plain; charset=utf-8")], body.into()).into_response()
+    (
+        status,
+        [("content-type", "text/plain; charset=utf-8")],
+        body.into(),
+    )
+        .into_response()
 }
 
 fn lifetimes(cfg: &RtcacheConfig) -> Lifetimes {
-    Lifetimes { maximum_ms: cfg.object_lifetime_maximum * 1000, stale_ms: cfg.object_lifetime_stale * 1000 }
+    Lifetimes {
+        maximum_ms: cfg.object_lifetime_maximum * 1000,
+        stale_ms: cfg.object_lifetime_stale * 1000,
+    }
 }
 
 fn classify(o: &Outcome) -> UpstreamAnswer {
@@ -100,7 +115,12 @@ async fn proxy(AxState(s): AxState<Shared>, method: Method, uri: Uri, body: Body
     let key = format!("{path_query}\n{}", String::from_utf8_lossy(&body));
     let now = mware_coord::now_ms();
     let entry = s.store.get(&key);
-    let snap = Snapshot { now_ms: now, lifetimes: lifetimes(&s.cfg), entry: entry.as_ref().map(|e| e.times), upstream: None };
+    let snap = Snapshot {
+        now_ms: now,
+        lifetimes: lifetimes(&s.cfg),
+        entry: entry.as_ref().map(|e| e.times),
+        upstream: None,
+    };
     let d = decide(&snap);
     tracing::debug!(family = %fam, op = op.as_str(), "{d}");
     match d {
@@ -117,8 +137,14 @@ async fn proxy(AxState(s): AxState<Shared>, method: Method, uri: Uri, body: Body
         }
         _ => {}
     }
-    let outcome = s.upstreams.forward(false, &method, &path_query, &body).await;
-    let snap = Snapshot { upstream: Some(classify(&outcome)), ..snap };
+    let outcome = s
+        .upstreams
+        .forward(false, &method, &path_query, &body)
+        .await;
+    let snap = Snapshot {
+        upstream: Some(classify(&outcome)),
+        ..snap
+    };
     let d = decide(&snap);
     tracing::debug!(family = %fam, op = op.as_str(), "{d}");
     let (resp, label) = act(&s, &key, d, outcome, entry, now);
@@ -127,12 +153,28 @@ async fn proxy(AxState(s): AxState<Shared>, method: Method, uri: Uri, body: Body
 }
 
 /// Acts on a post-upstream decision; returns the answer and the outcome label.
-fn act(s: &State, key: &str, d: Decision, outcome: Outcome, entry: Option<Entry>, now: u64) -> (Response, &'static str) {
+fn act(
+    s: &State,
+    key: &str,
+    d: Decision,
+    outcome: Outcome,
+    entry: Option<Entry>,
+    now: u64,
+) -> (Response, &'static str) {
     let lt = lifetimes(&s.cfg);
     match (d, outcome) {
         (Decision::StoreAndServe, Outcome::Ok(b)) => {
-            let times = super::decide::EntryTimes { fetched_ms: now, expires_ms: now + lt.maximum_ms };
-            s.store.put(key, Entry { times, body: b.clone() });
+            let times = super::decide::EntryTimes {
+                fetched_ms: now,
+                expires_ms: now + lt.maximum_ms,
+            };
+            s.store.put(
+                key,
+                Entry {
+                    times,
+                    body: b.clone(),
+                },
+            );
             (reply(StatusCode::OK, b), "miss")
         }
         (Decision::RemoveAndServeEmpty, _) => {
@@ -144,7 +186,10 @@ fn act(s: &State, key: &str, d: Decision, outcome: Outcome, entry: Option<Entry>
             tracing::warn!(reason = %why, "rtcache: every upstream failed; serving the cached answer");
             s.store.extend(key, extend_to_ms);
             s.metrics.errors_served_from_cache.inc();
-            (reply(StatusCode::OK, entry.map(|e| e.body).unwrap_or_default()), "served_on_error")
+            (
+                reply(StatusCode::OK, entry.map(|e| e.body).unwrap_or_default()),
+                "served_on_error",
+            )
         }
         (_, Outcome::Failed(why)) => {
             if entry.is_some() {
@@ -161,7 +206,12 @@ fn act(s: &State, key: &str, d: Decision, outcome: Outcome, entry: Option<Entry>
 }
 
 fn refresh_in_background(s: &Shared, key: String, method: Method, path_query: String, body: Bytes) {
-    if !s.refreshing.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone()) {
+    if !s
+        .refreshing
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key.clone())
+    {
         return;
     }
     let s2 = s.clone();
@@ -181,11 +231,21 @@ fn refresh_in_background(s: &Shared, key: String, method: Method, path_query: St
         let d = decide(&snap);
         tracing::debug!("background refresh: {d}");
         let _ = act(&s2, &key, d, outcome, entry, now);
-        s2.refreshing.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+        s2.refreshing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
     });
 }
 
-async fn write(s: &State, t: &Target, method: &Method, path_query: &str, path: &str, body: &Bytes) -> Response {
+async fn write(
+    s: &State,
+    t: &Target,
+    method: &Method,
+    path_query: &str,
+    path: &str,
+    body: &Bytes,
+) -> Response {
     let op = t.op.as_str();
     match s.upstreams.forward(true, method, path_query, body).await {
         Outcome::Ok(b) => {

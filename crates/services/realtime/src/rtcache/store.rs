@@ -40,7 +40,13 @@ fn decode(v: &[u8]) -> Option<Entry> {
     }
     let fetched_ms = u64::from_le_bytes(v[0..8].try_into().ok()?);
     let expires_ms = u64::from_le_bytes(v[8..16].try_into().ok()?);
-    Some(Entry { times: EntryTimes { fetched_ms, expires_ms }, body: Bytes::copy_from_slice(&v[16..]) })
+    Some(Entry {
+        times: EntryTimes {
+            fetched_ms,
+            expires_ms,
+        },
+        body: Bytes::copy_from_slice(&v[16..]),
+    })
 }
 
 enum Write {
@@ -67,7 +73,10 @@ fn cache_err(e: impl std::fmt::Display) -> RealtimeError {
 impl Store {
     /// Opens (or creates) `dir/rtcache.redb`, loads entries not yet expired at `now_ms`.
     pub fn open(dir: &Path, now_ms: u64) -> Result<(Store, StoreWriter), RealtimeError> {
-        std::fs::create_dir_all(dir).map_err(|source| RealtimeError::Io { what: format!("creating {}", dir.display()), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| RealtimeError::Io {
+            what: format!("creating {}", dir.display()),
+            source,
+        })?;
         let db = Database::create(dir.join("rtcache.redb")).map_err(cache_err)?;
         let mut mem = BTreeMap::new();
         {
@@ -89,8 +98,14 @@ impl Store {
         let handle = std::thread::Builder::new()
             .name("rtcache-redb".into())
             .spawn(move || writer(db, rx))
-            .map_err(|source| RealtimeError::Io { what: "starting the cache writer".into(), source })?;
-        let store = Store { mem: Arc::new(RwLock::new(mem)), tx: Arc::new(std::sync::Mutex::new(Some(tx))) };
+            .map_err(|source| RealtimeError::Io {
+                what: "starting the cache writer".into(),
+                source,
+            })?;
+        let store = Store {
+            mem: Arc::new(RwLock::new(mem)),
+            tx: Arc::new(std::sync::Mutex::new(Some(tx))),
+        };
         Ok((store, StoreWriter(Some(handle))))
     }
 
@@ -102,12 +117,19 @@ impl Store {
 
     /// The entry for `key`.
     pub fn get(&self, key: &str) -> Option<Entry> {
-        self.mem.read().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
+        self.mem
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned()
     }
 
     /// Stores an entry.
     pub fn put(&self, key: &str, e: Entry) {
-        self.mem.write().unwrap_or_else(|e| e.into_inner()).insert(key.to_string(), e.clone());
+        self.mem
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_string(), e.clone());
         self.send(Write::Put(key.to_string(), e));
     }
 
@@ -127,7 +149,10 @@ impl Store {
 
     /// Removes an entry.
     pub fn remove(&self, key: &str) {
-        self.mem.write().unwrap_or_else(|e| e.into_inner()).remove(key);
+        self.mem
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
         self.send(Write::Del(key.to_string()));
     }
 
@@ -135,7 +160,11 @@ impl Store {
     pub fn remove_prefix(&self, prefix: &str) -> usize {
         let n = {
             let mut m = self.mem.write().unwrap_or_else(|e| e.into_inner());
-            let keys: Vec<String> = m.range(prefix.to_string()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(k, _)| k.clone()).collect();
+            let keys: Vec<String> = m
+                .range(prefix.to_string()..)
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .map(|(k, _)| k.clone())
+                .collect();
             for k in &keys {
                 m.remove(k);
             }
@@ -149,7 +178,10 @@ impl Store {
     pub fn sweep(&self, now_ms: u64) -> usize {
         let expired: Vec<String> = {
             let m = self.mem.read().unwrap_or_else(|e| e.into_inner());
-            m.iter().filter(|(_, e)| e.times.expires_ms <= now_ms).map(|(k, _)| k.clone()).collect()
+            m.iter()
+                .filter(|(_, e)| e.times.expires_ms <= now_ms)
+                .map(|(k, _)| k.clone())
+                .collect()
         };
         for k in &expired {
             self.remove(k);
@@ -183,34 +215,36 @@ impl Store {
     }
 }
 
-fn apply(db: &Database, batch: Vec<Write>) -> Result<Vec<mpsc::Sender<()>>, redb::Error> {
+fn apply(db: &Database, batch: Vec<Write>) -> Result<Vec<mpsc::Sender<()>>, RealtimeError> {
     let mut done = Vec::new();
-    let w = db.begin_write()?;
+    let w = db.begin_write().map_err(cache_err)?;
     {
-        let mut t = w.open_table(TABLE)?;
+        let mut t = w.open_table(TABLE).map_err(cache_err)?;
         for op in batch {
             match op {
                 Write::Put(k, e) => {
-                    t.insert(k.as_str(), encode(&e).as_slice())?;
+                    t.insert(k.as_str(), encode(&e).as_slice())
+                        .map_err(cache_err)?;
                 }
                 Write::Del(k) => {
-                    t.remove(k.as_str())?;
+                    t.remove(k.as_str()).map_err(cache_err)?;
                 }
                 Write::DelPrefix(p) => {
                     let keys: Vec<String> = t
-                        .range(p.as_str()..)?
+                        .range(p.as_str()..)
+                        .map_err(cache_err)?
                         .map_while(|r| r.ok().map(|(k, _)| k.value().to_string()))
                         .take_while(|k| k.starts_with(&p))
                         .collect();
                     for k in keys {
-                        t.remove(k.as_str())?;
+                        t.remove(k.as_str()).map_err(cache_err)?;
                     }
                 }
                 Write::Flush(tx) => done.push(tx),
             }
         }
     }
-    w.commit()?;
+    w.commit().map_err(cache_err)?;
     Ok(done)
 }
 
@@ -227,7 +261,7 @@ fn writer(db: Database, rx: mpsc::Receiver<Write>) {
             Ok(done) => done.into_iter().for_each(|tx| {
                 let _ = tx.send(());
             }),
-            Err(e) => tracing::error!(error = %cache_err(e), "rtcache: could not write the cache file"),
+            Err(e) => tracing::error!(error = %e, "rtcache: could not write the cache file"),
         }
     }
 }
@@ -239,17 +273,39 @@ mod tests {
     #[test]
     fn survives_reopen_and_invalidates_by_prefix() {
         let dir = tempfile::tempdir().unwrap();
-        let e = |b: &'static str| Entry { times: EntryTimes { fetched_ms: 1, expires_ms: 1_000 }, body: Bytes::from(b) };
+        let e = |b: &'static str| Entry {
+            times: EntryTimes {
+                fetched_ms: 1,
+                expires_ms: 1_000,
+            },
+            body: Bytes::from(b),
+        };
         let (s, w) = Store::open(dir.path(), 0).unwrap();
         s.put("/p/e1/endpoint/single?\nid=1", e("id=1\n"));
         s.put("/p/e1/endpoint/multi?\nid%20LIKE=%25", e("id=1\n"));
         s.put("/p/e1/aor/single?\nid=1", e("id=1\n"));
-        s.put("/p/old/aor/single?\nid=1", Entry { times: EntryTimes { fetched_ms: 0, expires_ms: 5 }, body: Bytes::new() });
+        s.put(
+            "/p/old/aor/single?\nid=1",
+            Entry {
+                times: EntryTimes {
+                    fetched_ms: 0,
+                    expires_ms: 5,
+                },
+                body: Bytes::new(),
+            },
+        );
         assert_eq!(s.remove_prefix("/p/e1/endpoint/"), 2);
         s.close(w);
         let (s, w) = Store::open(dir.path(), 10).unwrap();
-        assert_eq!(s.len(), 1, "expired and invalidated entries are gone after reopen");
-        assert_eq!(s.get("/p/e1/aor/single?\nid=1").unwrap().body, Bytes::from("id=1\n"));
+        assert_eq!(
+            s.len(),
+            1,
+            "expired and invalidated entries are gone after reopen"
+        );
+        assert_eq!(
+            s.get("/p/e1/aor/single?\nid=1").unwrap().body,
+            Bytes::from("id=1\n")
+        );
         s.close(w);
     }
 }
