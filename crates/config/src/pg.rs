@@ -2,7 +2,7 @@
 //! and an invalid group is left out with the reason (the seed's run-time filter).
 
 use crate::secret::Secret;
-use crate::validate::Problem;
+use crate::validate::{index, join, Cx, Problem, Severity};
 use serde::{Deserialize, Serialize};
 
 /// How a returning old master is turned into a standby.
@@ -132,26 +132,111 @@ impl PgServer {
     }
 }
 
+const GROUP_KEYS: &[&str] =
+    &["key", "referee", "servers", "promote_after_s", "maximum_lag_on_failover_bytes", "rejoin", "check_interval_ms"];
+const SERVER_KEYS: &[&str] = &[
+    "ssh_host", "ssh_port", "ssh_user", "ssh_pwd", "ssh_key_file", "pg_host", "pg_port", "pg_replica_user",
+    "pg_replica_pwd", "pg_database", "pg_ctl_command", "pg_basebackup_command", "pg_rewind_command",
+    "pg_data_folder", "pg_config_folder", "pg_backup_folder", "pg_log_filepath", "pg_signal_filepath",
+];
+const SERVER_REQUIRED: &[&str] =
+    &["ssh_user", "pg_replica_user", "pg_ctl_command", "pg_basebackup_command", "pg_data_folder"];
+
 /// Parses the raw `pg_controller` list of a role. Valid groups come back typed (with
-/// generated keys filled in); each invalid group is left out and explained by problems whose
-/// paths start with `base` (e.g. `servers[0].roles[0].pg_controller`). (Stub: to be completed.)
+/// generated keys filled in); each invalid group is left out and explained by warnings whose
+/// paths start with `base` (e.g. `servers[0].roles[0].pg_controller[1].servers[0].ssh_user`),
+/// followed by one warning at the group's path saying it was left out. A group is invalid
+/// when it is not an object, has unknown keys or values of the wrong type, has not exactly
+/// two servers, a server lacks `ssh_host`/`pg_host`, `ssh_user`, `pg_replica_user`,
+/// `pg_ctl_command`, `pg_basebackup_command` or `pg_data_folder` (or `pg_rewind_command` with
+/// `rejoin: rewind`), both servers are the same `host:port`, or its key repeats an earlier
+/// group's. An absent key is generated as the first server's `pg_host:pg_port`.
+/// Warnings never contain secret values.
 pub fn parse_groups(raw: &[serde_json::Value], base: &str) -> (Vec<PgGroup>, Vec<Problem>) {
-    let mut ok = Vec::new();
-    let mut problems = Vec::new();
+    let mut ok: Vec<PgGroup> = Vec::new();
+    let mut cx = Cx::new(Severity::Warning);
+    let mut keys: Vec<(String, String)> = Vec::new();
     for (i, v) in raw.iter().enumerate() {
-        match serde_json::from_value::<PgGroup>(v.clone()) {
-            Ok(mut g) => {
-                if g.key.is_none() {
-                    g.key = Some(format!("pg{i}"));
-                }
-                ok.push(g)
+        let path = index(base, i);
+        let before = cx.count();
+        if let Some(mut g) = group(&mut cx, v, &path) {
+            let key = g.key.clone().unwrap_or_else(|| {
+                let s = &g.servers[0];
+                format!("{}:{}", s.pg_host().unwrap_or_default(), s.pg_port)
+            });
+            if let Some((_, first)) = keys.iter().find(|(k, _)| *k == key) {
+                let what = if g.key.is_some() { "key" } else { "generated key" };
+                cx.report(&join(&path, "key"), format!("expected a key unique among pg_controller groups, found the {what} {key:?} again (first at {first})"));
+            } else {
+                keys.push((key.clone(), path.clone()));
+                g.key = Some(key);
+                ok.push(g);
             }
-            Err(e) => problems.push(Problem {
-                path: format!("{base}[{i}]"),
-                message: e.to_string(),
-                severity: crate::validate::Severity::Warning,
-            }),
+        }
+        let n = cx.count() - before;
+        if n > 0 {
+            cx.report(&path, format!("expected a valid group, found {n} problem(s): this group is left out and not controlled"));
         }
     }
-    (ok, problems)
+    (ok, cx.problems)
+}
+
+/// Checks one group; `Some` only when it has no problem.
+fn group(cx: &mut Cx, v: &serde_json::Value, p: &str) -> Option<PgGroup> {
+    let before = cx.count();
+    let m = cx.object(v, p)?;
+    cx.keys(m, p, GROUP_KEYS, &["servers"]);
+    cx.nonempty_str(m, p, "key");
+    cx.nonempty_str(m, p, "referee");
+    cx.int(m, p, "promote_after_s", 1, 86_400);
+    cx.int(m, p, "maximum_lag_on_failover_bytes", 0, i64::MAX);
+    let rewind = cx.choice(m, p, "rejoin", &["basebackup", "rewind"]).is_some_and(|r| r == "rewind");
+    cx.int(m, p, "check_interval_ms", 100, 3_600_000);
+    if let Some(list) = m.get("servers").and_then(|s| cx.list(s, &join(p, "servers"))) {
+        if list.len() != 2 {
+            cx.report(&join(p, "servers"), format!("expected exactly two servers, found {}", list.len()));
+        }
+        for (j, s) in list.iter().enumerate() {
+            server(cx, s, &index(&join(p, "servers"), j), rewind);
+        }
+    }
+    if cx.count() > before {
+        return None;
+    }
+    let g: PgGroup = match serde_json::from_value(v.clone()) {
+        Ok(g) => g,
+        Err(_) => {
+            cx.report(p, "expected a group the model accepts, found one it refuses");
+            return None;
+        }
+    };
+    let (a, b) = (&g.servers[0], &g.servers[1]);
+    let host = |s: &PgServer| s.pg_host().unwrap_or_default().to_ascii_lowercase();
+    if host(a) == host(b) && a.pg_port == b.pg_port {
+        cx.report(&join(p, "servers"), format!("expected two different servers, found both at {}:{}", host(a), a.pg_port));
+        return None;
+    }
+    Some(g)
+}
+
+fn server(cx: &mut Cx, v: &serde_json::Value, p: &str, rewind: bool) {
+    let Some(m) = cx.object(v, p) else { return };
+    cx.keys(m, p, SERVER_KEYS, SERVER_REQUIRED);
+    let ssh = cx.nonempty_str(m, p, "ssh_host").is_some();
+    let pg = cx.nonempty_str(m, p, "pg_host").is_some();
+    if !ssh && !pg && !m.contains_key("ssh_host") && !m.contains_key("pg_host") {
+        cx.report(p, "expected ssh_host or pg_host, found neither");
+    }
+    cx.port(m, p, "ssh_port");
+    cx.port(m, p, "pg_port");
+    cx.secret(m, p, "ssh_pwd");
+    cx.secret(m, p, "pg_replica_pwd");
+    for k in SERVER_KEYS {
+        if !matches!(*k, "ssh_host" | "pg_host" | "ssh_port" | "pg_port" | "ssh_pwd" | "pg_replica_pwd") {
+            cx.nonempty_str(m, p, k);
+        }
+    }
+    if rewind && !m.contains_key("pg_rewind_command") {
+        cx.report(&join(p, "pg_rewind_command"), "expected a pg_rewind command since the group has rejoin \"rewind\", found it missing");
+    }
 }

@@ -1,8 +1,20 @@
 //! Validation of a site file: every problem, each with its JSON path, what was
-//! expected and what was found. (Stub: to be completed.)
+//! expected and what was found.
+//!
+//! The walk is split by concern: `walk` (typed readers), `sections` (the site,
+//! coordination, api, servers and roles), `extra` (the role's service
+//! sections) and `cross` (checks across instances: names, orders, domains,
+//! ports).
 
-use crate::model::Site;
+mod cross;
+mod extra;
+mod sections;
+mod walk;
+
+use crate::model::{Role, Site};
+use serde_json::Value;
 use std::fmt;
+pub(crate) use walk::{index, join, quote as quote_str, Cx};
 
 /// How bad a problem is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,13 +55,59 @@ pub struct Validated {
 }
 
 /// Parses and validates a site file. `Err` holds every error (and the warnings).
+///
+/// The text is parsed to raw JSON first and walked object by object, so every
+/// problem is found in one pass, each with its JSON path. Disabled roles
+/// (`enabled: false`) are not checked; one that does not even parse is left out
+/// of the returned site with a warning. `pg_controller` problems are warnings:
+/// the controller filters invalid groups at run time (see [`crate::pg`]).
 pub fn validate(text: &str) -> Result<Validated, Vec<Problem>> {
-    match serde_json::from_str::<Site>(text) {
-        Ok(site) => Ok(Validated { site, warnings: vec![] }),
+    let mut root: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => return Err(vec![malformed(&e)]),
+    };
+    let mut errors = Cx::new(Severity::Error);
+    let mut warnings = Cx::new(Severity::Warning);
+    let walked = sections::site(&mut errors, &mut warnings, &root);
+    cross::check(&mut errors, &walked);
+    if errors.count() > 0 {
+        let mut all = errors.problems;
+        all.extend(warnings.problems);
+        return Err(all);
+    }
+    drop_unparsable_disabled(&mut root, &walked.disabled, &mut warnings);
+    match serde_json::from_value::<Site>(root) {
+        Ok(site) => Ok(Validated { site, warnings: warnings.problems }),
+        // The walk above should have caught everything; this is a safety net.
         Err(e) => Err(vec![Problem {
             path: "$".into(),
-            message: e.to_string(),
+            message: format!("expected a site the model accepts, found a problem the checks missed: {e}"),
             severity: Severity::Error,
         }]),
+    }
+}
+
+/// The one problem of text that is not JSON, with its line and column.
+fn malformed(e: &serde_json::Error) -> Problem {
+    let full = e.to_string();
+    let what = full.split(" at line ").next().unwrap_or(&full);
+    Problem {
+        path: "$".into(),
+        message: format!("malformed JSON at line {}, column {}: {what}", e.line(), e.column()),
+        severity: Severity::Error,
+    }
+}
+
+/// Removes disabled roles that the model cannot parse (they are never started) and says so.
+fn drop_unparsable_disabled(root: &mut Value, disabled: &[(usize, usize)], warn: &mut Cx) {
+    for &(i, j) in disabled.iter().rev() {
+        let Some(roles) = root.pointer_mut(&format!("/servers/{i}/roles")).and_then(Value::as_array_mut) else { continue };
+        if serde_json::from_value::<Role>(roles[j].clone()).is_err() {
+            roles.remove(j);
+            warn.report(
+                &format!("servers[{i}].roles[{j}]"),
+                "disabled role was not checked and does not parse, so it is left out of the site",
+            );
+        }
     }
 }

@@ -1,1 +1,28 @@
-//! mware-realtime: Realtime provisioning for SIP servers (Asterisk res_config_curl protocol) and the rtcache sidecar. (Stub: to be written.)
+//! mware-realtime: realtime configuration for SIP servers that keeps working
+//! when its source is down.
+//!
+//! Two parts speak Asterisk's `res_config_curl` protocol
+//! (`POST .../provision/asterisk/{entity_id}/{family}/{single|multi|store|update|destroy|require|static}`):
+//!
+//! - [`ProvisioningService`], the `provisioning` service of an active mware
+//!   instance, answers from PostgreSQL tables with Asterisk's realtime column
+//!   names ([`provisioning_router`] serves it without the daemon);
+//! - the `rtcache` sidecar ([`rtcache::run`]), next to each Asterisk, forwards
+//!   to the provisioning upstreams with failover and caches reads on disk
+//!   (redb) with sorcery's `object_lifetime_maximum`/`object_lifetime_stale`,
+//!   so an outage of the source never deletes an object (Asterisk issue #273):
+//!   only a real "not found" does.
+#![deny(missing_docs)]
+
+pub mod codec;
+mod db;
+mod error;
+mod metrics;
+mod provisioning;
+pub mod query;
+pub mod rtcache;
+
+pub use error::RealtimeError;
+pub use metrics::{ProvisioningMetrics, RtcacheMetrics};
+pub use provisioning::{default_families, provisioning_router, ProvisioningHandle, ProvisioningService};
+pub use rtcache::{run as run_rtcache, RtcacheArgs};

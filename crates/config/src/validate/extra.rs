@@ -1,0 +1,183 @@
+//! Checks of a role's service sections: `backup_controller` (with its
+//! `sync_folder` and `pgdb` entries), `cti_adapters`, `critical_sections` and
+//! `provisioning`.
+//!
+//! Storage settings (`storage_ssh_*`) may sit at the top of
+//! `backup_controller`, inside `sync_folder` or in each `pgdb` entry (the two
+//! seeds place them differently); each copy needs a storage host from its own
+//! level or the top one.
+
+use super::walk::{found, index, join, quote, Cx};
+use serde_json::{Map, Value};
+
+const STORAGE: &[&str] = &["storage_ssh_host", "storage_ssh_port", "storage_ssh_user", "storage_ssh_pwd", "storage_ssh_path"];
+const BACKUP_KEYS: &[&str] = &["hours_interval", "weekdays", "sync_folder", "pgdb"];
+const SYNC_KEYS: &[&str] = &["send_mode", "excluded_paths"];
+const PGDB_KEYS: &[&str] = &["servers", "ssh_port", "ssh_user", "ssh_pwd", "pg_port", "pg_replica_user", "pg_replica_pwd"];
+const PGDB_SERVER_KEYS: &[&str] = &["ssh_host", "pg_host"];
+const CTI_KEYS: &[&str] = &["key", "iface", "port"];
+const CS_KEYS: &[&str] = &["enabled", "max_name_len", "max_waiters_per_mutex", "max_mutexes_per_domain", "max_ttl_ms"];
+const PROV_KEYS: &[&str] = &["dsn", "families", "max_body_bytes"];
+
+/// The keys of a level plus the storage keys it may hold.
+fn with_storage(keys: &[&'static str]) -> Vec<&'static str> {
+    keys.iter().chain(STORAGE).copied().collect()
+}
+
+/// Checks the storage fields at one level; true when a storage host is set there.
+fn storage(cx: &mut Cx, m: &Map<String, Value>, p: &str) -> bool {
+    let host = cx.nonempty_str(m, p, "storage_ssh_host").is_some();
+    cx.port(m, p, "storage_ssh_port");
+    cx.nonempty_str(m, p, "storage_ssh_user");
+    cx.secret(m, p, "storage_ssh_pwd");
+    cx.nonempty_str(m, p, "storage_ssh_path");
+    host
+}
+
+fn need_storage(cx: &mut Cx, here: bool, top: bool, p: &str) {
+    if !here && !top {
+        cx.report(&join(p, "storage_ssh_host"), "expected a storage host here or at the top of backup_controller, found none");
+    }
+}
+
+/// `backup_controller`.
+pub(crate) fn backup_controller(cx: &mut Cx, v: &Value, p: &str) {
+    let Some(m) = cx.object(v, p) else { return };
+    cx.keys(m, p, &with_storage(BACKUP_KEYS), &[]);
+    if let Some(h) = m.get("hours_interval") {
+        let hp = join(p, "hours_interval");
+        if let Some(list) = cx.list(h, &hp) {
+            if list.len() != 2 {
+                cx.report(&hp, format!("expected two hours [from, to], found a list of {}", list.len()));
+            }
+            for (i, x) in list.iter().enumerate() {
+                cx.int_value(x, &index(&hp, i), 0, 23);
+            }
+        }
+    }
+    if let Some(w) = m.get("weekdays") {
+        let wp = join(p, "weekdays");
+        if let Some(list) = cx.list(w, &wp) {
+            let mut seen = Vec::new();
+            for (i, x) in list.iter().enumerate() {
+                if let Some(d) = cx.int_value(x, &index(&wp, i), 1, 7) {
+                    if seen.contains(&d) {
+                        cx.report(&index(&wp, i), format!("expected each weekday once, found {d} again"));
+                    }
+                    seen.push(d);
+                }
+            }
+        }
+    }
+    let top = storage(cx, m, p);
+    if let Some(s) = m.get("sync_folder").filter(|s| !s.is_null()) {
+        let sp = join(p, "sync_folder");
+        if let Some(sm) = cx.object(s, &sp) {
+            cx.keys(sm, &sp, &with_storage(SYNC_KEYS), &[]);
+            cx.choice(sm, &sp, "send_mode", &["rsync", "zip"]);
+            cx.strings(sm, &sp, "excluded_paths");
+            let here = storage(cx, sm, &sp);
+            need_storage(cx, here, top, &sp);
+        }
+    }
+    if let Some(list) = m.get("pgdb").and_then(|v| cx.list(v, &join(p, "pgdb"))) {
+        for (i, d) in list.iter().enumerate() {
+            pgdb(cx, d, &index(&join(p, "pgdb"), i), top);
+        }
+    }
+}
+
+fn pgdb(cx: &mut Cx, v: &Value, p: &str, top: bool) {
+    let Some(m) = cx.object(v, p) else { return };
+    cx.keys(m, p, &with_storage(PGDB_KEYS), &["servers"]);
+    if let Some(list) = m.get("servers").and_then(|v| cx.list(v, &join(p, "servers"))) {
+        if list.is_empty() {
+            cx.report(&join(p, "servers"), "expected at least one server, found an empty list");
+        }
+        for (i, s) in list.iter().enumerate() {
+            let sp = index(&join(p, "servers"), i);
+            let Some(sm) = cx.object(s, &sp) else { continue };
+            cx.keys(sm, &sp, PGDB_SERVER_KEYS, &[]);
+            cx.nonempty_str(sm, &sp, "ssh_host");
+            cx.nonempty_str(sm, &sp, "pg_host");
+            if !sm.contains_key("ssh_host") && !sm.contains_key("pg_host") {
+                cx.report(&sp, "expected ssh_host or pg_host, found neither");
+            }
+        }
+    }
+    cx.port(m, p, "ssh_port");
+    cx.nonempty_str(m, p, "ssh_user");
+    cx.secret(m, p, "ssh_pwd");
+    cx.port(m, p, "pg_port");
+    cx.nonempty_str(m, p, "pg_replica_user");
+    cx.secret(m, p, "pg_replica_pwd");
+    let here = storage(cx, m, p);
+    need_storage(cx, here, top, p);
+}
+
+/// `cti_adapters`: a list of `{key, iface, port}`; `iface` is an alias of the server or `default`.
+pub(crate) fn cti_adapters(cx: &mut Cx, v: &Value, p: &str, ifaces: Option<&Map<String, Value>>) {
+    let Some(list) = cx.list(v, p) else { return };
+    for (i, a) in list.iter().enumerate() {
+        let ap = index(p, i);
+        let Some(m) = cx.object(a, &ap) else { continue };
+        cx.keys(m, &ap, CTI_KEYS, CTI_KEYS);
+        cx.nonempty_str(m, &ap, "key");
+        if let Some(alias) = cx.str(m, &ap, "iface") {
+            if alias != "default" && !ifaces.is_some_and(|f| f.contains_key(alias)) {
+                cx.report(&join(&ap, "iface"), format!("expected \"default\" or an interface alias of this server, found {}", quote(alias)));
+            }
+        }
+        cx.port(m, &ap, "port");
+    }
+}
+
+/// `critical_sections`: limits of the mutex service.
+pub(crate) fn critical_sections(cx: &mut Cx, v: &Value, p: &str) {
+    let Some(m) = cx.object(v, p) else { return };
+    cx.keys(m, p, CS_KEYS, &[]);
+    cx.bool(m, p, "enabled");
+    cx.int(m, p, "max_name_len", 1, 65_536);
+    cx.int(m, p, "max_waiters_per_mutex", 1, i64::MAX);
+    cx.int(m, p, "max_mutexes_per_domain", 1, i64::MAX);
+    cx.int(m, p, "max_ttl_ms", 1, i64::MAX);
+}
+
+/// `provisioning`: the realtime provisioning service (dsn is a secret).
+pub(crate) fn provisioning(cx: &mut Cx, v: &Value, p: &str) {
+    let Some(m) = cx.object(v, p) else { return };
+    cx.keys(m, p, PROV_KEYS, &["dsn"]);
+    if cx.secret(m, p, "dsn") && m.get("dsn").and_then(Value::as_str).is_some_and(|s| s.trim().is_empty()) {
+        cx.report(&join(p, "dsn"), "expected a PostgreSQL connection string, found an empty one");
+    }
+    if let Some(f) = m.get("families") {
+        let fp = join(p, "families");
+        if let Some(fm) = cx.object(f, &fp) {
+            for (family, table) in fm {
+                let ep = join(&fp, family);
+                if family.is_empty() || !family.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                    cx.report(&ep, format!("expected a family name of latin letters, digits, '_' and '-', found {}", quote(family)));
+                }
+                match table.as_str() {
+                    Some(t) if is_table(t) => {}
+                    Some(t) => cx.report(&ep, format!("expected a table name like ps_endpoints or schema.table, found {}", quote(t))),
+                    None => cx.report(&ep, format!("expected a table name string, found {}", found(table))),
+                }
+            }
+        }
+    }
+    cx.int(m, p, "max_body_bytes", 1, i64::MAX);
+}
+
+/// An SQL identifier, optionally schema-qualified (safe to put in a query unquoted).
+fn is_table(t: &str) -> bool {
+    let ident = |s: &str| {
+        s.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let mut parts = t.split('.');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(a), None, _) => ident(a),
+        (Some(a), Some(b), None) => ident(a) && ident(b),
+        _ => false,
+    }
+}

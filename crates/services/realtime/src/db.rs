@@ -1,0 +1,109 @@
+//! PostgreSQL access for provisioning: a few pipelined connections used round
+//! robin and reopened when they drop, and the column catalog of each table
+//! (read from `pg_attribute`, kept for a short while).
+
+use crate::error::RealtimeError;
+use crate::query::{quote_table, Column, Sql, Table};
+use mware_config::Secret;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, NoTls};
+
+/// How long a table's catalog is trusted before it is read again.
+const CATALOG_TTL: Duration = Duration::from_secs(30);
+
+/// A small pool of connections; each `tokio_postgres::Client` pipelines requests.
+pub struct Pool {
+    dsn: Secret,
+    slots: Vec<Mutex<Option<Arc<Client>>>>,
+    next: AtomicUsize,
+    catalog: Mutex<HashMap<String, (Instant, Arc<Table>)>>,
+}
+
+async fn connect(dsn: &Secret) -> Result<Arc<Client>, RealtimeError> {
+    let (client, conn) = tokio_postgres::connect(dsn.expose(), NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::warn!(error = %RealtimeError::from(e), "provisioning database connection closed");
+        }
+    });
+    Ok(Arc::new(client))
+}
+
+impl Pool {
+    /// Opens `size` connections (at least one); fails if the first cannot be opened.
+    pub async fn open(dsn: Secret, size: usize) -> Result<Pool, RealtimeError> {
+        let size = size.max(1);
+        let first = connect(&dsn).await?;
+        let mut slots = vec![Mutex::new(Some(first))];
+        for _ in 1..size {
+            slots.push(Mutex::new(None));
+        }
+        Ok(Pool { dsn, slots, next: AtomicUsize::new(0), catalog: Mutex::new(HashMap::new()) })
+    }
+
+    async fn client(&self) -> Result<Arc<Client>, RealtimeError> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        let mut slot = self.slots[i].lock().await;
+        match slot.as_ref() {
+            Some(c) if !c.is_closed() => Ok(c.clone()),
+            _ => {
+                let c = connect(&self.dsn).await?;
+                *slot = Some(c.clone());
+                Ok(c)
+            }
+        }
+    }
+
+    /// Runs a query; every parameter is text.
+    pub async fn query(&self, sql: &Sql) -> Result<Vec<tokio_postgres::Row>, RealtimeError> {
+        let client = self.client().await?;
+        let params: Vec<&(dyn ToSql + Sync)> = sql.params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        Ok(client.query(sql.text.as_str(), &params).await?)
+    }
+
+    /// Runs a statement and returns the number of rows it touched.
+    pub async fn execute(&self, sql: &Sql) -> Result<u64, RealtimeError> {
+        let client = self.client().await?;
+        let params: Vec<&(dyn ToSql + Sync)> = sql.params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        Ok(client.execute(sql.text.as_str(), &params).await?)
+    }
+
+    /// The columns of `table`, from the catalog (cached for [`CATALOG_TTL`]).
+    pub async fn table(&self, table: &str) -> Result<Arc<Table>, RealtimeError> {
+        if let Some((at, t)) = self.catalog.lock().await.get(table) {
+            if at.elapsed() < CATALOG_TTL {
+                return Ok(t.clone());
+            }
+        }
+        let quoted = quote_table(table)?;
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), t.typcategory::text \
+                 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+                 WHERE a.attrelid = to_regclass($1::text) AND a.attnum > 0 AND NOT a.attisdropped \
+                 ORDER BY a.attnum",
+                &[&quoted],
+            )
+            .await?;
+        if rows.is_empty() {
+            return Err(RealtimeError::NoTable { table: table.into() });
+        }
+        let columns = rows
+            .iter()
+            .map(|r| Column {
+                name: r.get(0),
+                sql_type: r.get(1),
+                is_string: r.get::<_, String>(2) == "S",
+            })
+            .collect();
+        let t = Arc::new(Table { name: table.into(), columns });
+        self.catalog.lock().await.insert(table.into(), (Instant::now(), t.clone()));
+        Ok(t)
+    }
+}

@@ -1,0 +1,169 @@
+//! The provisioning service: answers res_config_curl requests from the
+//! provisioning tables in PostgreSQL while this instance is active.
+//!
+//! [`ProvisioningService`] is the [`Service`] the host runs; its
+//! [`ProvisioningHandle`] is what the HTTP handlers share. While the service is
+//! not running every request gets a 503 with the protocol's failure body, so a
+//! caching client (rtcache, or a patched Asterisk) keeps what it has.
+
+mod api;
+mod exec;
+
+pub use api::provisioning_router;
+
+use crate::db::Pool;
+use crate::error::RealtimeError;
+use crate::metrics::ProvisioningMetrics;
+use async_trait::async_trait;
+use mware_config::{Provisioning, Role};
+use mware_host::{Service, ServiceContext, ServiceState, ServiceStatus, StatusCell};
+use prometheus_client::registry::Registry;
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+/// Connections opened to the provisioning database.
+const POOL_SIZE: usize = 4;
+
+/// The default families when the config names none.
+pub fn default_families() -> BTreeMap<String, String> {
+    [("endpoint", "ps_endpoints"), ("auth", "ps_auths"), ("aor", "ps_aors")]
+        .into_iter()
+        .map(|(f, t)| (f.to_string(), t.to_string()))
+        .collect()
+}
+
+/// What a running service serves from.
+pub(crate) struct Backend {
+    pub(crate) pool: Pool,
+    pub(crate) families: BTreeMap<String, String>,
+    pub(crate) max_body: usize,
+}
+
+struct Inner {
+    backend: RwLock<Option<Arc<Backend>>>,
+    metrics: ProvisioningMetrics,
+}
+
+/// A cheap handle shared by the service and its HTTP handlers.
+#[derive(Clone)]
+pub struct ProvisioningHandle(Arc<Inner>);
+
+impl ProvisioningHandle {
+    /// A stopped handle whose metrics are registered in `registry`.
+    pub fn new(registry: &mut Registry) -> Self {
+        ProvisioningHandle(Arc::new(Inner {
+            backend: RwLock::new(None),
+            metrics: ProvisioningMetrics::register(registry),
+        }))
+    }
+
+    /// Connects to the database in `cfg` and starts answering requests.
+    pub async fn start(&self, cfg: &Provisioning) -> Result<(), RealtimeError> {
+        let families = if cfg.families.is_empty() { default_families() } else { cfg.families.clone() };
+        for table in families.values() {
+            crate::query::quote_table(table)?;
+        }
+        let pool = Pool::open(cfg.dsn.clone(), POOL_SIZE).await?;
+        let backend = Backend { pool, families, max_body: cfg.max_body_bytes };
+        *self.0.backend.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(backend));
+        Ok(())
+    }
+
+    /// Stops answering (requests get 503 and the failure body) and drops the connections.
+    pub fn stop(&self) {
+        *self.0.backend.write().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// True while requests are answered from the database.
+    pub fn is_running(&self) -> bool {
+        self.backend().is_some()
+    }
+
+    pub(crate) fn backend(&self) -> Option<Arc<Backend>> {
+        self.0.backend.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn metrics(&self) -> &ProvisioningMetrics {
+        &self.0.metrics
+    }
+}
+
+/// The `provisioning` service.
+pub struct ProvisioningService {
+    handle: ProvisioningHandle,
+    status: StatusCell,
+}
+
+impl ProvisioningService {
+    /// Builds the service and registers its metrics.
+    pub fn new(registry: &mut Registry) -> Self {
+        ProvisioningService { handle: ProvisioningHandle::new(registry), status: StatusCell::default() }
+    }
+    /// The handle its routes use.
+    pub fn handle(&self) -> ProvisioningHandle {
+        self.handle.clone()
+    }
+}
+
+#[async_trait]
+impl Service for ProvisioningService {
+    fn name(&self) -> &'static str {
+        "provisioning"
+    }
+
+    fn wanted(&self, role: &Role) -> bool {
+        role.provisioning.is_some()
+    }
+
+    fn router(&self) -> axum::Router {
+        provisioning_router(self.handle.clone())
+    }
+
+    async fn run(&self, mut ctx: ServiceContext) -> anyhow::Result<()> {
+        let result = self.serve(&mut ctx).await;
+        self.handle.stop();
+        match &result {
+            Ok(()) => self.status.set(ServiceState::Stopped, "instance is not active"),
+            Err(e) => self.status.set(ServiceState::Failed, e.to_string()),
+        }
+        result.map_err(Into::into)
+    }
+
+    fn status(&self) -> ServiceStatus {
+        self.status.get()
+    }
+}
+
+impl ProvisioningService {
+    async fn serve(&self, ctx: &mut ServiceContext) -> Result<(), RealtimeError> {
+        loop {
+            let cfg = ctx.role().and_then(|r| r.provisioning);
+            match &cfg {
+                None => self.status.set(ServiceState::Idle, "this role has no provisioning settings"),
+                Some(cfg) => {
+                    self.status.set(ServiceState::Starting, "connecting to the provisioning database");
+                    self.handle.start(cfg).await?;
+                    let n = if cfg.families.is_empty() { 3 } else { cfg.families.len() };
+                    self.status.set(ServiceState::Running, format!("serving {n} families from postgresql"));
+                }
+            }
+            // Serve until cancelled, or until a reload changes our settings.
+            loop {
+                tokio::select! {
+                    _ = ctx.cancel.cancelled() => return Ok(()),
+                    changed = ctx.site.changed() => {
+                        if changed.is_err() {
+                            ctx.cancel.cancelled().await;
+                            return Ok(());
+                        }
+                        if ctx.role().and_then(|r| r.provisioning) != cfg {
+                            tracing::info!("provisioning settings changed: reconnecting");
+                            self.handle.stop();
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

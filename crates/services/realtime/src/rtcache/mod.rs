@@ -1,0 +1,183 @@
+//! `rtcache`: the caching sidecar that runs beside each Asterisk.
+//!
+//! Asterisk's `extconfig.conf` points at `http://127.0.0.1:PORT/provision/asterisk/${ENTITYID}/FAMILY`;
+//! the sidecar forwards each request to the first upstream that answers
+//! (`--upstream URL`, repeatable, the request path appended), caches reads
+//! (single, multi, static, require) on disk, and keeps serving them while
+//! every upstream is down (see [`decide`] for the rules). Writes pass through,
+//! answer `-1` when every upstream failed, and invalidate the cached entries
+//! of their entity and family. `/metrics` (Prometheus) and `/status` (JSON) are
+//! served beside.
+
+pub mod decide;
+mod proxy;
+pub mod store;
+mod upstream;
+
+use crate::error::RealtimeError;
+use crate::metrics::RtcacheMetrics;
+use prometheus_client::registry::Registry;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use upstream::Health;
+
+/// Command-line arguments of `mware rtcache`. Every option may also come from
+/// `--config FILE` (JSON with the same names in snake_case); the command line wins.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct RtcacheArgs {
+    /// Loopback address to listen on (default 127.0.0.1:8088).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Base URL of a provisioning upstream, tried in the order given (repeatable).
+    #[arg(long = "upstream")]
+    pub upstream: Vec<String>,
+    /// Seconds after which a cached object is dropped, even during an outage (default 86400).
+    #[arg(long)]
+    pub object_lifetime_maximum: Option<u64>,
+    /// Seconds after which a cached object is refreshed in the background (default 60).
+    #[arg(long)]
+    pub object_lifetime_stale: Option<u64>,
+    /// Directory of the cache file `rtcache.redb` (default `var/rtcache`).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Time limit of one upstream attempt, in ms (default 2000).
+    #[arg(long)]
+    pub upstream_timeout_ms: Option<u64>,
+    /// Largest request body accepted, in bytes (default 65536).
+    #[arg(long)]
+    pub max_body_bytes: Option<usize>,
+    /// JSON file with any of the options above.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileArgs {
+    listen: Option<SocketAddr>,
+    #[serde(default)]
+    upstream: Vec<String>,
+    object_lifetime_maximum: Option<u64>,
+    object_lifetime_stale: Option<u64>,
+    cache_dir: Option<PathBuf>,
+    upstream_timeout_ms: Option<u64>,
+    max_body_bytes: Option<usize>,
+}
+
+/// Resolved sidecar settings.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RtcacheConfig {
+    /// Listen address (loopback).
+    pub listen: SocketAddr,
+    /// Upstream base URLs, in failover order.
+    pub upstreams: Vec<String>,
+    /// `object_lifetime_maximum`, seconds.
+    pub object_lifetime_maximum: u64,
+    /// `object_lifetime_stale`, seconds.
+    pub object_lifetime_stale: u64,
+    /// Cache directory.
+    pub cache_dir: PathBuf,
+    /// Per-attempt upstream time limit, ms.
+    pub upstream_timeout_ms: u64,
+    /// Body limit, bytes.
+    pub max_body_bytes: usize,
+}
+
+impl RtcacheArgs {
+    /// Merges the config file (if any) under the command line and checks the result.
+    pub fn resolve(&self) -> Result<RtcacheConfig, RealtimeError> {
+        let file: FileArgs = match &self.config {
+            None => FileArgs::default(),
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|source| RealtimeError::Io { what: format!("reading {}", p.display()), source })?;
+                serde_json::from_str(&text).map_err(|e| RealtimeError::Config {
+                    expected: format!("a json object of rtcache options in {}", p.display()),
+                    found: e.to_string(),
+                })?
+            }
+        };
+        let upstreams = if self.upstream.is_empty() { file.upstream } else { self.upstream.clone() };
+        let cfg = RtcacheConfig {
+            listen: self.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8088".parse().expect("addr")),
+            upstreams,
+            object_lifetime_maximum: self.object_lifetime_maximum.or(file.object_lifetime_maximum).unwrap_or(86_400),
+            object_lifetime_stale: self.object_lifetime_stale.or(file.object_lifetime_stale).unwrap_or(60),
+            cache_dir: self.cache_dir.clone().or(file.cache_dir).unwrap_or_else(|| "var/rtcache".into()),
+            upstream_timeout_ms: self.upstream_timeout_ms.or(file.upstream_timeout_ms).unwrap_or(2_000),
+            max_body_bytes: self.max_body_bytes.or(file.max_body_bytes).unwrap_or(65_536),
+        };
+        let bad = |expected: &str, found: String| Err(RealtimeError::Config { expected: expected.into(), found });
+        if cfg.upstreams.is_empty() {
+            return bad("at least one --upstream URL", "none".into());
+        }
+        if let Some(u) = cfg.upstreams.iter().find(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
+            return bad("upstream URLs starting with http:// or https://", format!("{u:?}"));
+        }
+        if !cfg.listen.ip().is_loopback() {
+            return bad("a loopback listen address", cfg.listen.to_string());
+        }
+        if cfg.object_lifetime_stale > cfg.object_lifetime_maximum {
+            return bad(
+                "object_lifetime_stale <= object_lifetime_maximum",
+                format!("{} > {}", cfg.object_lifetime_stale, cfg.object_lifetime_maximum),
+            );
+        }
+        Ok(cfg)
+    }
+}
+
+/// Runs the sidecar until `shutdown`: binds `--listen` and serves.
+pub async fn run(args: RtcacheArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let cfg = args.resolve()?;
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| RealtimeError::Io { what: format!("listening on {}", cfg.listen), source })?;
+    serve(listener, cfg, shutdown).await?;
+    Ok(())
+}
+
+/// Serves on `listener` until `shutdown`, then commits the cache to disk and returns.
+pub async fn serve(listener: TcpListener, cfg: RtcacheConfig, shutdown: CancellationToken) -> Result<(), RealtimeError> {
+    let mut registry = Registry::default();
+    let metrics = RtcacheMetrics::register(&mut registry);
+    let (store, writer) = store::Store::open(&cfg.cache_dir, mware_coord::now_ms())?;
+    tracing::info!(listen = %cfg.listen, upstreams = ?cfg.upstreams, entries = store.len(), "rtcache: serving");
+    let state = Arc::new(proxy::State {
+        upstreams: upstream::Upstreams::new(cfg.upstreams.clone(), cfg.upstream_timeout_ms, metrics.clone()),
+        store: store.clone(),
+        metrics,
+        registry: Arc::new(registry),
+        refreshing: Default::default(),
+        cfg,
+        tasks: tokio_util::task::TaskTracker::new(),
+        shutdown: shutdown.clone(),
+    });
+    let sweeper = {
+        let (store, shutdown) = (store.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(10)) => { store.sweep(mware_coord::now_ms()); }
+                }
+            }
+        })
+    };
+    let app = proxy::router(state.clone());
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await
+        .map_err(|source| RealtimeError::Io { what: "serving http".into(), source });
+    sweeper.abort();
+    state.tasks.close();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), state.tasks.wait()).await;
+    drop(state);
+    tokio::task::spawn_blocking(move || store.close(writer)).await.ok();
+    result
+}

@@ -1,0 +1,209 @@
+//! The sidecar's HTTP handlers: the cached proxy, `/metrics` and `/status`.
+
+use super::decide::{decide, Decision, Lifetimes, Snapshot, UpstreamAnswer};
+use super::store::{Entry, Store};
+use super::upstream::{Outcome, Upstreams};
+use super::RtcacheConfig;
+use crate::codec::Target;
+use crate::metrics::RtcacheMetrics;
+use axum::body::Body;
+use axum::extract::State as AxState;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use prometheus_client::registry::Registry;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+/// Shared state of the handlers.
+pub(crate) struct State {
+    pub(crate) upstreams: Upstreams,
+    pub(crate) store: Store,
+    pub(crate) metrics: RtcacheMetrics,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) refreshing: Mutex<HashSet<String>>,
+    pub(crate) cfg: RtcacheConfig,
+    pub(crate) tasks: tokio_util::task::TaskTracker,
+    pub(crate) shutdown: tokio_util::sync::CancellationToken,
+}
+
+type Shared = Arc<State>;
+
+pub(crate) fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/status", get(status))
+        .fallback(proxy)
+        .with_state(state)
+}
+
+async fn metrics(AxState(s): AxState<Shared>) -> Response {
+    let mut out = String::new();
+    if prometheus_client::encoding::text::encode(&mut out, &s.registry).is_err() {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    ([("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")], out).into_response()
+}
+
+async fn status(AxState(s): AxState<Shared>) -> Response {
+    axum::Json(serde_json::json!({
+        "config": s.cfg,
+        "entries": s.store.len(),
+        "upstreams": s.upstreams.health(),
+        "cache_hits": s.metrics.cache_hits.get(),
+        "stale_serves": s.metrics.stale_serves.get(),
+        "errors_served_from_cache": s.metrics.errors_served_from_cache.get(),
+    }))
+    .into_response()
+}
+
+fn reply(status: StatusCode, body: impl Into<Body>) -> Response {
+    (status, [("content-type", "text/plain; charset=utf-8")], body.into()).into_response()
+}
+
+fn lifetimes(cfg: &RtcacheConfig) -> Lifetimes {
+    Lifetimes { maximum_ms: cfg.object_lifetime_maximum * 1000, stale_ms: cfg.object_lifetime_stale * 1000 }
+}
+
+fn classify(o: &Outcome) -> UpstreamAnswer {
+    match o {
+        Outcome::Ok(b) if b.iter().all(|c| c.is_ascii_whitespace()) => UpstreamAnswer::NotFound,
+        Outcome::Ok(_) => UpstreamAnswer::Found,
+        Outcome::Refused(..) => UpstreamAnswer::Refused,
+        Outcome::Failed(_) => UpstreamAnswer::Failed,
+    }
+}
+
+async fn proxy(AxState(s): AxState<Shared>, method: Method, uri: Uri, body: Body) -> Response {
+    let Some(target) = Target::from_path(uri.path()) else {
+        tracing::warn!(path = %uri.path(), "rtcache: expected .../ENTITY/FAMILY/OP with a known op; refused");
+        return reply(StatusCode::NOT_FOUND, "");
+    };
+    let (fam, op) = (target.family.clone(), target.op);
+    let body = match axum::body::to_bytes(body, s.cfg.max_body_bytes).await {
+        Ok(b) => b,
+        Err(_) => {
+            tracing::warn!(family = %fam, op = op.as_str(), limit = s.cfg.max_body_bytes, "rtcache: body too large; refused");
+            s.metrics.request(&fam, op.as_str(), "bad_request");
+            return reply(StatusCode::PAYLOAD_TOO_LARGE, op.failure_body());
+        }
+    };
+    let path_query = match uri.query() {
+        Some(q) => format!("{}?{q}", uri.path()),
+        None => uri.path().to_string(),
+    };
+    if op.is_write() {
+        return write(&s, &target, &method, &path_query, uri.path(), &body).await;
+    }
+    let key = format!("{path_query}\n{}", String::from_utf8_lossy(&body));
+    let now = mware_coord::now_ms();
+    let entry = s.store.get(&key);
+    let snap = Snapshot { now_ms: now, lifetimes: lifetimes(&s.cfg), entry: entry.as_ref().map(|e| e.times), upstream: None };
+    let d = decide(&snap);
+    tracing::debug!(family = %fam, op = op.as_str(), "{d}");
+    match d {
+        Decision::ServeFresh { .. } => {
+            s.metrics.cache_hits.inc();
+            s.metrics.request(&fam, op.as_str(), "hit");
+            return reply(StatusCode::OK, entry.map(|e| e.body).unwrap_or_default());
+        }
+        Decision::ServeStaleAndRefresh { .. } => {
+            s.metrics.stale_serves.inc();
+            s.metrics.request(&fam, op.as_str(), "stale");
+            refresh_in_background(&s, key, method, path_query, body);
+            return reply(StatusCode::OK, entry.map(|e| e.body).unwrap_or_default());
+        }
+        _ => {}
+    }
+    let outcome = s.upstreams.forward(false, &method, &path_query, &body).await;
+    let snap = Snapshot { upstream: Some(classify(&outcome)), ..snap };
+    let d = decide(&snap);
+    tracing::debug!(family = %fam, op = op.as_str(), "{d}");
+    let (resp, label) = act(&s, &key, d, outcome, entry, now);
+    s.metrics.request(&fam, op.as_str(), label);
+    resp
+}
+
+/// Acts on a post-upstream decision; returns the answer and the outcome label.
+fn act(s: &State, key: &str, d: Decision, outcome: Outcome, entry: Option<Entry>, now: u64) -> (Response, &'static str) {
+    let lt = lifetimes(&s.cfg);
+    match (d, outcome) {
+        (Decision::StoreAndServe, Outcome::Ok(b)) => {
+            let times = super::decide::EntryTimes { fetched_ms: now, expires_ms: now + lt.maximum_ms };
+            s.store.put(key, Entry { times, body: b.clone() });
+            (reply(StatusCode::OK, b), "miss")
+        }
+        (Decision::RemoveAndServeEmpty, _) => {
+            s.store.remove(key);
+            (reply(StatusCode::OK, Bytes::new()), "not_found")
+        }
+        (Decision::PassThrough, Outcome::Refused(st, b)) => (reply(st, b), "refused"),
+        (Decision::ServeCachedOnError { extend_to_ms }, Outcome::Failed(why)) => {
+            tracing::warn!(reason = %why, "rtcache: every upstream failed; serving the cached answer");
+            s.store.extend(key, extend_to_ms);
+            s.metrics.errors_served_from_cache.inc();
+            (reply(StatusCode::OK, entry.map(|e| e.body).unwrap_or_default()), "served_on_error")
+        }
+        (_, Outcome::Failed(why)) => {
+            if entry.is_some() {
+                s.store.remove(key);
+            }
+            tracing::warn!(reason = %why, "rtcache: every upstream failed and nothing usable is cached");
+            (reply(StatusCode::BAD_GATEWAY, Bytes::new()), "failed")
+        }
+        (_, other) => {
+            tracing::error!(?other, "rtcache: decision and upstream answer disagree");
+            (reply(StatusCode::BAD_GATEWAY, Bytes::new()), "failed")
+        }
+    }
+}
+
+fn refresh_in_background(s: &Shared, key: String, method: Method, path_query: String, body: Bytes) {
+    if !s.refreshing.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone()) {
+        return;
+    }
+    let s2 = s.clone();
+    s.tasks.spawn(async move {
+        let outcome = tokio::select! {
+            o = s2.upstreams.forward(false, &method, &path_query, &body) => o,
+            _ = s2.shutdown.cancelled() => Outcome::Failed("shutting down".into()),
+        };
+        let now = mware_coord::now_ms();
+        let entry = s2.store.get(&key);
+        let snap = Snapshot {
+            now_ms: now,
+            lifetimes: lifetimes(&s2.cfg),
+            entry: entry.as_ref().map(|e| e.times),
+            upstream: Some(classify(&outcome)),
+        };
+        let d = decide(&snap);
+        tracing::debug!("background refresh: {d}");
+        let _ = act(&s2, &key, d, outcome, entry, now);
+        s2.refreshing.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+    });
+}
+
+async fn write(s: &State, t: &Target, method: &Method, path_query: &str, path: &str, body: &Bytes) -> Response {
+    let op = t.op.as_str();
+    match s.upstreams.forward(true, method, path_query, body).await {
+        Outcome::Ok(b) => {
+            // Invalidate every cached read of this entity and family: `.../{entity}/{family}/`.
+            let prefix = &path[..path.rfind('/').map(|i| i + 1).unwrap_or(0)];
+            let n = s.store.remove_prefix(prefix);
+            tracing::info!(family = %t.family, op, invalidated = n, "rtcache: write passed through");
+            s.metrics.request(&t.family, op, "passed");
+            reply(StatusCode::OK, b)
+        }
+        Outcome::Refused(st, b) => {
+            s.metrics.request(&t.family, op, "refused");
+            reply(st, b)
+        }
+        Outcome::Failed(why) => {
+            tracing::warn!(family = %t.family, op, reason = %why, "rtcache: write failed on every upstream; answered -1");
+            s.metrics.request(&t.family, op, "failed");
+            reply(StatusCode::BAD_GATEWAY, "-1")
+        }
+    }
+}

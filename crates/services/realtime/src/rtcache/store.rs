@@ -1,0 +1,255 @@
+//! The sidecar's cache: an in-memory ordered map for serving, written through
+//! to a redb file by one background writer (batched transactions), and loaded
+//! from it at start so a restart during an outage still serves.
+//!
+//! Keys are `PATH?QUERY` + `\n` + `BODY`, so every entry of one entity and
+//! family shares the prefix `.../{entity}/{family}/` and can be invalidated as
+//! a range.
+
+use crate::error::RealtimeError;
+use crate::rtcache::decide::EntryTimes;
+use bytes::Bytes;
+use redb::{Database, ReadableTable, TableDefinition};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::{Arc, RwLock};
+
+const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("rtcache_v1");
+
+/// One cached answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Fetch and expiry times.
+    pub times: EntryTimes,
+    /// The upstream's body.
+    pub body: Bytes,
+}
+
+fn encode(e: &Entry) -> Vec<u8> {
+    let mut v = Vec::with_capacity(16 + e.body.len());
+    v.extend_from_slice(&e.times.fetched_ms.to_le_bytes());
+    v.extend_from_slice(&e.times.expires_ms.to_le_bytes());
+    v.extend_from_slice(&e.body);
+    v
+}
+
+fn decode(v: &[u8]) -> Option<Entry> {
+    if v.len() < 16 {
+        return None;
+    }
+    let fetched_ms = u64::from_le_bytes(v[0..8].try_into().ok()?);
+    let expires_ms = u64::from_le_bytes(v[8..16].try_into().ok()?);
+    Some(Entry { times: EntryTimes { fetched_ms, expires_ms }, body: Bytes::copy_from_slice(&v[16..]) })
+}
+
+enum Write {
+    Put(String, Entry),
+    Del(String),
+    DelPrefix(String),
+    Flush(mpsc::Sender<()>),
+}
+
+/// The cache. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    mem: Arc<RwLock<BTreeMap<String, Entry>>>,
+    tx: Arc<std::sync::Mutex<Option<mpsc::Sender<Write>>>>,
+}
+
+/// Joins the writer on drop of the last handle.
+pub struct StoreWriter(Option<std::thread::JoinHandle<()>>);
+
+fn cache_err(e: impl std::fmt::Display) -> RealtimeError {
+    RealtimeError::Cache(e.to_string())
+}
+
+impl Store {
+    /// Opens (or creates) `dir/rtcache.redb`, loads entries not yet expired at `now_ms`.
+    pub fn open(dir: &Path, now_ms: u64) -> Result<(Store, StoreWriter), RealtimeError> {
+        std::fs::create_dir_all(dir).map_err(|source| RealtimeError::Io { what: format!("creating {}", dir.display()), source })?;
+        let db = Database::create(dir.join("rtcache.redb")).map_err(cache_err)?;
+        let mut mem = BTreeMap::new();
+        {
+            let w = db.begin_write().map_err(cache_err)?;
+            w.open_table(TABLE).map_err(cache_err)?;
+            w.commit().map_err(cache_err)?;
+            let r = db.begin_read().map_err(cache_err)?;
+            let t = r.open_table(TABLE).map_err(cache_err)?;
+            for item in t.iter().map_err(cache_err)? {
+                let (k, v) = item.map_err(cache_err)?;
+                if let Some(e) = decode(v.value()) {
+                    if e.times.expires_ms > now_ms {
+                        mem.insert(k.value().to_string(), e);
+                    }
+                }
+            }
+        }
+        let (tx, rx) = mpsc::channel::<Write>();
+        let handle = std::thread::Builder::new()
+            .name("rtcache-redb".into())
+            .spawn(move || writer(db, rx))
+            .map_err(|source| RealtimeError::Io { what: "starting the cache writer".into(), source })?;
+        let store = Store { mem: Arc::new(RwLock::new(mem)), tx: Arc::new(std::sync::Mutex::new(Some(tx))) };
+        Ok((store, StoreWriter(Some(handle))))
+    }
+
+    fn send(&self, w: Write) {
+        if let Some(tx) = self.tx.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            let _ = tx.send(w);
+        }
+    }
+
+    /// The entry for `key`.
+    pub fn get(&self, key: &str) -> Option<Entry> {
+        self.mem.read().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
+    }
+
+    /// Stores an entry.
+    pub fn put(&self, key: &str, e: Entry) {
+        self.mem.write().unwrap_or_else(|e| e.into_inner()).insert(key.to_string(), e.clone());
+        self.send(Write::Put(key.to_string(), e));
+    }
+
+    /// Changes an entry's expiry (if it is still there).
+    pub fn extend(&self, key: &str, expires_ms: u64) {
+        let updated = {
+            let mut m = self.mem.write().unwrap_or_else(|e| e.into_inner());
+            m.get_mut(key).map(|e| {
+                e.times.expires_ms = expires_ms;
+                e.clone()
+            })
+        };
+        if let Some(e) = updated {
+            self.send(Write::Put(key.to_string(), e));
+        }
+    }
+
+    /// Removes an entry.
+    pub fn remove(&self, key: &str) {
+        self.mem.write().unwrap_or_else(|e| e.into_inner()).remove(key);
+        self.send(Write::Del(key.to_string()));
+    }
+
+    /// Removes every entry whose key starts with `prefix`; returns how many.
+    pub fn remove_prefix(&self, prefix: &str) -> usize {
+        let n = {
+            let mut m = self.mem.write().unwrap_or_else(|e| e.into_inner());
+            let keys: Vec<String> = m.range(prefix.to_string()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(k, _)| k.clone()).collect();
+            for k in &keys {
+                m.remove(k);
+            }
+            keys.len()
+        };
+        self.send(Write::DelPrefix(prefix.to_string()));
+        n
+    }
+
+    /// Drops entries expired at `now_ms`; returns how many.
+    pub fn sweep(&self, now_ms: u64) -> usize {
+        let expired: Vec<String> = {
+            let m = self.mem.read().unwrap_or_else(|e| e.into_inner());
+            m.iter().filter(|(_, e)| e.times.expires_ms <= now_ms).map(|(k, _)| k.clone()).collect()
+        };
+        for k in &expired {
+            self.remove(k);
+        }
+        expired.len()
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.mem.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Waits until every write sent so far is committed to disk.
+    pub fn flush(&self) {
+        let (tx, rx) = mpsc::channel();
+        self.send(Write::Flush(tx));
+        let _ = rx.recv_timeout(std::time::Duration::from_secs(10));
+    }
+
+    /// Stops the writer after it has committed everything queued.
+    pub fn close(&self, mut writer: StoreWriter) {
+        self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(h) = writer.0.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn apply(db: &Database, batch: Vec<Write>) -> Result<Vec<mpsc::Sender<()>>, redb::Error> {
+    let mut done = Vec::new();
+    let w = db.begin_write()?;
+    {
+        let mut t = w.open_table(TABLE)?;
+        for op in batch {
+            match op {
+                Write::Put(k, e) => {
+                    t.insert(k.as_str(), encode(&e).as_slice())?;
+                }
+                Write::Del(k) => {
+                    t.remove(k.as_str())?;
+                }
+                Write::DelPrefix(p) => {
+                    let keys: Vec<String> = t
+                        .range(p.as_str()..)?
+                        .map_while(|r| r.ok().map(|(k, _)| k.value().to_string()))
+                        .take_while(|k| k.starts_with(&p))
+                        .collect();
+                    for k in keys {
+                        t.remove(k.as_str())?;
+                    }
+                }
+                Write::Flush(tx) => done.push(tx),
+            }
+        }
+    }
+    w.commit()?;
+    Ok(done)
+}
+
+fn writer(db: Database, rx: mpsc::Receiver<Write>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < 4096 {
+            match rx.try_recv() {
+                Ok(w) => batch.push(w),
+                Err(_) => break,
+            }
+        }
+        match apply(&db, batch) {
+            Ok(done) => done.into_iter().for_each(|tx| {
+                let _ = tx.send(());
+            }),
+            Err(e) => tracing::error!(error = %cache_err(e), "rtcache: could not write the cache file"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn survives_reopen_and_invalidates_by_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = |b: &'static str| Entry { times: EntryTimes { fetched_ms: 1, expires_ms: 1_000 }, body: Bytes::from(b) };
+        let (s, w) = Store::open(dir.path(), 0).unwrap();
+        s.put("/p/e1/endpoint/single?\nid=1", e("id=1\n"));
+        s.put("/p/e1/endpoint/multi?\nid%20LIKE=%25", e("id=1\n"));
+        s.put("/p/e1/aor/single?\nid=1", e("id=1\n"));
+        s.put("/p/old/aor/single?\nid=1", Entry { times: EntryTimes { fetched_ms: 0, expires_ms: 5 }, body: Bytes::new() });
+        assert_eq!(s.remove_prefix("/p/e1/endpoint/"), 2);
+        s.close(w);
+        let (s, w) = Store::open(dir.path(), 10).unwrap();
+        assert_eq!(s.len(), 1, "expired and invalidated entries are gone after reopen");
+        assert_eq!(s.get("/p/e1/aor/single?\nid=1").unwrap().body, Bytes::from("id=1\n"));
+        s.close(w);
+    }
+}
