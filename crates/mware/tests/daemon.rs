@@ -80,7 +80,7 @@ fn run_status_config_reload_stop_and_no_secret_leaks() {
     assert_eq!(d.get("/api/v1/route").unwrap().0, 400);
 
     // Metrics and OpenAPI.
-    let m = reqwest::blocking_get_text(&format!("{}/metrics", d.api));
+    let m = http_text::blocking_get_text(&format!("{}/metrics", d.api));
     assert!(m.contains("mware_active 1"), "{m}");
     let (code, doc) = d.get("/api/openapi.json").unwrap();
     assert_eq!(code, 200);
@@ -133,8 +133,8 @@ fn run_status_config_reload_stop_and_no_secret_leaks() {
     }
 }
 
-mod reqwest {
-    pub use ::reqwest::*;
+mod http_text {
+
     /// Blocking text GET.
     pub fn blocking_get_text(url: &str) -> String {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();

@@ -148,3 +148,18 @@ pub async fn switchover(State(st): State<AppState>, Path(group): Path<String>, b
 fn bad(msg: String) -> Response {
     (StatusCode::BAD_REQUEST, Json(json!({"error": msg}))).into_response()
 }
+
+/// Who serves a domain right now. Forwarded like every domain call, so the answer comes from
+/// the active instance of the owning group itself.
+#[utoipa::path(get, path = "/api/v1/domains/{domain}", params(("domain" = String, Path, description = "domain name")),
+    responses((status = 200, description = "the serving group and instance"), (status = 503, description = "the owning group has no active instance")))]
+pub async fn domain_owner(State(st): State<AppState>, Path(domain): Path<String>) -> Json<Value> {
+    let site = st.0.site.borrow().clone();
+    let me = site.instance(&st.0.instance);
+    Json(json!({
+        "domain": domain,
+        "group": me.map(|p| p.role.group),
+        "served_by": st.0.instance,
+        "epoch": st.0.activity.borrow().epoch(),
+    }))
+}

@@ -67,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/route", get(handlers::route))
         .route("/api/v1/config", get(handlers::config))
         .route("/api/v1/cluster", get(handlers::cluster))
+        .route("/api/v1/domains/{domain}", get(handlers::domain_owner))
         .route("/api/v1/groups/{group}/switchover", post(handlers::switchover))
         .with_state(state.clone());
     for svc in state.0.host.services() {

@@ -15,7 +15,8 @@ use utoipa::OpenApi;
         handlers::route,
         handlers::config,
         handlers::cluster,
-        handlers::switchover
+        handlers::switchover,
+        handlers::domain_owner
     ),
     components(schemas(handlers::SwitchoverBody)),
     modifiers(&Bearer)
