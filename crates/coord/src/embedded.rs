@@ -1,55 +1,321 @@
-//! The embedded backend. (Stub: to be written.)
+//! The embedded backend: one SQLite file (WAL, `busy_timeout`) shared by all mware
+//! processes of one host.
+//!
+//! Leases are rows with a wall-clock expiry (ms since the Unix epoch), renewed by the
+//! member; a lease is live while `expires_ms > now`. The leader row of a group names its
+//! lease; it counts only while that lease is live. Epochs come from a counter that only
+//! grows, taken in the same `BEGIN IMMEDIATE` transaction that creates the leader row, and
+//! every fenced write checks the leader row (same epoch, lease live) in its own
+//! transaction. Watches poll a change log every [`POLL`]. All SQLite work runs on
+//! `spawn_blocking`.
 
 use crate::api::*;
+use crate::election::{Candidate, SeenLeader, SwitchoverRequest, View};
+use crate::member::{self, Backend, LeaseId};
 use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// The embedded coordinator.
+/// How often watches look for changes.
+const POLL: Duration = Duration::from_millis(75);
+/// How many change-log entries are kept for watchers.
+const LOG_KEEP: i64 = 10_000;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS leases(id INTEGER PRIMARY KEY AUTOINCREMENT, expires_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS members(grp INTEGER NOT NULL, instance TEXT NOT NULL, lease INTEGER NOT NULL,
+    info TEXT NOT NULL, PRIMARY KEY(grp, instance));
+CREATE TABLE IF NOT EXISTS leaders(grp INTEGER PRIMARY KEY, instance TEXT NOT NULL, lease INTEGER NOT NULL,
+    epoch INTEGER NOT NULL, since_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS kv(grp INTEGER NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
+    revision INTEGER NOT NULL, PRIMARY KEY(grp, key));
+CREATE TABLE IF NOT EXISTS kv_log(seq INTEGER PRIMARY KEY AUTOINCREMENT, grp INTEGER NOT NULL, key TEXT NOT NULL,
+    value BLOB, revision INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS config(id INTEGER PRIMARY KEY CHECK (id = 1), text TEXT NOT NULL, revision INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS switchover(grp INTEGER PRIMARY KEY, request TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS transitions(grp INTEGER PRIMARY KEY, data TEXT NOT NULL);
+";
+
+/// The embedded coordinator. Cheap to clone.
+#[derive(Clone)]
 pub struct EmbeddedCoordinator {
-    #[allow(dead_code)]
-    settings: Settings,
+    settings: Arc<Settings>,
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn sql(e: rusqlite::Error) -> CoordError {
+    CoordError::Unavailable(format!("sqlite: {e}"))
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<String, CoordError> {
+    serde_json::to_string(v).map_err(|e| CoordError::Invalid(e.to_string()))
+}
+
+fn check_key(key: &str) -> Result<(), CoordError> {
+    if key.is_empty() {
+        return Err(CoordError::Invalid("expected a non-empty key, found an empty one".into()));
+    }
+    Ok(())
+}
+
+/// Takes the next value of a counter that only grows.
+fn next(tx: &rusqlite::Transaction<'_>, name: &str) -> rusqlite::Result<i64> {
+    tx.execute(
+        "INSERT INTO counters(name, value) VALUES (?1, 1) ON CONFLICT(name) DO UPDATE SET value = value + 1",
+        params![name],
+    )?;
+    tx.query_row("SELECT value FROM counters WHERE name = ?1", params![name], |r| r.get(0))
+}
+
+/// The group's current epoch: a leader row whose lease is live.
+fn current_epoch(c: &Connection, group: u32, now: i64) -> rusqlite::Result<Option<u64>> {
+    c.query_row(
+        "SELECT l.epoch FROM leaders l JOIN leases s ON s.id = l.lease WHERE l.grp = ?1 AND s.expires_ms > ?2",
+        params![group, now],
+        |r| r.get::<_, i64>(0),
+    )
+    .optional()
+    .map(|o| o.map(|e| e as u64))
+}
+
+fn fenced(c: &Connection, fence: &Fence, now: i64) -> Result<(), CoordError> {
+    let current = current_epoch(c, fence.group, now).map_err(sql)?;
+    if current != Some(fence.epoch) {
+        return Err(CoordError::Fenced { group: fence.group, held: fence.epoch, current });
+    }
+    Ok(())
+}
+
+fn log(tx: &rusqlite::Transaction<'_>, group: u32, key: &str, value: Option<&[u8]>, rev: i64) -> rusqlite::Result<()> {
+    tx.execute("INSERT INTO kv_log(grp, key, value, revision) VALUES (?1, ?2, ?3, ?4)", params![group, key, value, rev])?;
+    Ok(())
 }
 
 impl EmbeddedCoordinator {
-    /// Opens the backend.
+    /// Opens (creating if needed) the SQLite file named by `coordination.path`.
     pub async fn open(settings: Settings) -> Result<Self, CoordError> {
-        Ok(Self { settings })
+        let path = std::path::PathBuf::from(&settings.coordination.path);
+        let conn = tokio::task::spawn_blocking(move || -> Result<Connection, CoordError> {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| CoordError::Unavailable(format!("cannot create directory {}: {e}", dir.display())))?;
+            }
+            let c = Connection::open(&path).map_err(sql)?;
+            c.busy_timeout(Duration::from_secs(5)).map_err(sql)?;
+            c.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(())).map_err(sql)?;
+            c.execute_batch("PRAGMA synchronous=NORMAL;").map_err(sql)?;
+            c.execute_batch(SCHEMA).map_err(sql)?;
+            Ok(c)
+        })
+        .await
+        .map_err(|e| CoordError::Unavailable(e.to_string()))??;
+        Ok(Self { settings: Arc::new(settings), conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    /// Runs `f` on the connection on a blocking thread.
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, CoordError> + Send + 'static,
+    ) -> Result<T, CoordError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut c = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut c)
+        })
+        .await
+        .map_err(|e| CoordError::Unavailable(format!("sqlite task: {e}")))?
+    }
+
+    /// Starts a poller of the change log for `group` under `prefix`.
+    fn spawn_watch(&self, group: u32, prefix: String, tx: mpsc::Sender<KvEvent>, mut last: i64) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut broken = false;
+            loop {
+                tokio::select! {
+                    _ = tx.closed() => return,
+                    _ = tokio::time::sleep(POLL) => {}
+                }
+                let p = prefix.clone();
+                let r = me
+                    .with(move |c| {
+                        let min: Option<i64> = c.query_row("SELECT min(seq) FROM kv_log", [], |r| r.get(0)).map_err(sql)?;
+                        let mut st = c
+                            .prepare_cached(
+                                "SELECT seq, key, value, revision FROM kv_log WHERE seq > ?1 AND grp = ?2
+                                 AND substr(key, 1, length(?3)) = ?3 ORDER BY seq",
+                            )
+                            .map_err(sql)?;
+                        let rows = st
+                            .query_map(params![last, group, p], |r| {
+                                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<Vec<u8>>>(2)?, r.get::<_, i64>(3)?))
+                            })
+                            .map_err(sql)?
+                            .collect::<Result<Vec<_>, _>>()
+                            .map_err(sql)?;
+                        let max: i64 = c.query_row("SELECT coalesce(max(seq), 0) FROM kv_log", [], |r| r.get(0)).map_err(sql)?;
+                        Ok((min.is_some_and(|m| m > last + 1), rows, max))
+                    })
+                    .await;
+                let (gap, rows, max) = match r {
+                    Ok(x) => x,
+                    Err(_) => {
+                        broken = true;
+                        continue;
+                    }
+                };
+                if broken || gap {
+                    broken = false;
+                    if tx.send(KvEvent::Resync).await.is_err() {
+                        return;
+                    }
+                }
+                for (seq, key, value, revision) in rows {
+                    last = seq;
+                    let ev = match value {
+                        Some(value) => KvEvent::Put { key, value, revision: revision as u64 },
+                        None => KvEvent::Delete { key },
+                    };
+                    if tx.send(ev).await.is_err() {
+                        return;
+                    }
+                }
+                last = last.max(max);
+            }
+        });
     }
 }
 
 #[async_trait]
-impl Coordinator for EmbeddedCoordinator {
-    async fn join(&self, _member: MemberInfo) -> Result<Membership, CoordError> {
-        Err(CoordError::Unavailable("not implemented".into()))
+impl Backend for EmbeddedCoordinator {
+    async fn register(&self, m: &MemberInfo) -> Result<LeaseId, CoordError> {
+        let ttl = self.settings.coordination.lease_ttl_ms as i64;
+        let info = json(m)?;
+        let (group, instance) = (m.group, m.instance.clone());
+        self.with(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
+            let now = now_ms() as i64;
+            tx.execute("INSERT INTO leases(expires_ms) VALUES (?1)", params![now + ttl]).map_err(sql)?;
+            let lease = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT OR REPLACE INTO members(grp, instance, lease, info) VALUES (?1, ?2, ?3, ?4)",
+                params![group, instance, lease, info],
+            )
+            .map_err(sql)?;
+            tx.execute("DELETE FROM leases WHERE expires_ms <= ?1", params![now]).map_err(sql)?;
+            tx.commit().map_err(sql)?;
+            Ok(lease)
+        })
+        .await
     }
-    async fn cluster(&self) -> Result<Vec<GroupView>, CoordError> {
-        Err(CoordError::Unavailable("not implemented".into()))
+
+    async fn renew(&self, lease: LeaseId) -> Result<bool, CoordError> {
+        let ttl = self.settings.coordination.lease_ttl_ms as i64;
+        self.with(move |c| {
+            let now = now_ms() as i64;
+            let n = c
+                .execute("UPDATE leases SET expires_ms = ?1 WHERE id = ?2 AND expires_ms > ?3", params![now + ttl, lease, now])
+                .map_err(sql)?;
+            Ok(n == 1)
+        })
+        .await
     }
-    async fn request_switchover(&self, _group: u32, _to: Option<String>) -> Result<(), CoordError> {
-        Err(CoordError::Unavailable("not implemented".into()))
+
+    async fn view(&self, group: u32, lease: Option<LeaseId>) -> Result<View, CoordError> {
+        self.with(move |c| {
+            let now = now_ms() as i64;
+            let mut v = View::default();
+            v.leader = c
+                .query_row(
+                    "SELECT l.instance, l.epoch, l.lease FROM leaders l JOIN leases s ON s.id = l.lease
+                     WHERE l.grp = ?1 AND s.expires_ms > ?2",
+                    params![group, now],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)),
+                )
+                .optional()
+                .map_err(sql)?
+                .map(|(instance, epoch, l)| SeenLeader { instance, epoch: epoch as u64, mine: lease == Some(l) });
+            let mut st = c
+                .prepare_cached(
+                    "SELECT m.info FROM members m JOIN leases s ON s.id = m.lease WHERE m.grp = ?1 AND s.expires_ms > ?2",
+                )
+                .map_err(sql)?;
+            let infos = st.query_map(params![group, now], |r| r.get::<_, String>(0)).map_err(sql)?;
+            for i in infos {
+                if let Ok(m) = serde_json::from_str::<MemberInfo>(&i.map_err(sql)?) {
+                    v.members.push(Candidate { instance: m.instance, order: m.order, since_ms: m.since_ms });
+                }
+            }
+            let req: Option<String> = c
+                .query_row("SELECT request FROM switchover WHERE grp = ?1", params![group], |r| r.get(0))
+                .optional()
+                .map_err(sql)?;
+            v.switchover = req.and_then(|r| serde_json::from_str::<SwitchoverRequest>(&r).ok());
+            Ok(v)
+        })
+        .await
     }
-    async fn kv_get(&self, _group: u32, _key: &str) -> Result<Option<Versioned>, CoordError> {
-        Err(CoordError::Unavailable("not implemented".into()))
+
+    async fn campaign(&self, m: &MemberInfo, lease: LeaseId) -> Result<Option<Epoch>, CoordError> {
+        let (group, instance) = (m.group, m.instance.clone());
+        self.with(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
+            let now = now_ms() as i64;
+            let ours: Option<i64> = tx
+                .query_row("SELECT id FROM leases WHERE id = ?1 AND expires_ms > ?2", params![lease, now], |r| r.get(0))
+                .optional()
+                .map_err(sql)?;
+            if ours.is_none() || current_epoch(&tx, group, now).map_err(sql)?.is_some() {
+                return Ok(None);
+            }
+            let epoch = next(&tx, "epoch").map_err(sql)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO leaders(grp, instance, lease, epoch, since_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![group, instance, lease, epoch, now],
+            )
+            .map_err(sql)?;
+            tx.commit().map_err(sql)?;
+            Ok(Some(epoch as u64))
+        })
+        .await
     }
-    async fn kv_list(&self, _group: u32, _prefix: &str) -> Result<Vec<(String, Versioned)>, CoordError> {
-        Err(CoordError::Unavailable("not implemented".into()))
+
+    async fn release(&self, group: u32, epoch: Epoch) -> Result<(), CoordError> {
+        self.with(move |c| {
+            c.execute("DELETE FROM leaders WHERE grp = ?1 AND epoch = ?2", params![group, epoch as i64]).map_err(sql)?;
+            Ok(())
+        })
+        .await
     }
-    async fn kv_apply(&self, _fence: &Fence, _ops: Vec<KvOp>) -> Result<u64, CoordError> {
-        Err(CoordError::Unavailable("not implemented".into()))
+
+    async fn record(&self, group: u32, t: &Transition) -> Result<(), CoordError> {
+        let data = json(t)?;
+        self.with(move |c| {
+            c.execute("INSERT OR REPLACE INTO transitions(grp, data) VALUES (?1, ?2)", params![group, data]).map_err(sql)?;
+            Ok(())
+        })
+        .await
     }
-    async fn kv_cas(&self, _fence: &Fence, _key: &str, _expected: Option<u64>, _value: Vec<u8>) -> Result<bool, CoordError> {
-        Err(CoordError::Unavailable("not implemented".into()))
+
+    async fn clear_switchover(&self, group: u32) -> Result<(), CoordError> {
+        self.with(move |c| {
+            c.execute("DELETE FROM switchover WHERE grp = ?1", params![group]).map_err(sql)?;
+            Ok(())
+        })
+        .await
     }
-    async fn kv_watch(&self, _group: u32, _prefix: &str) -> Result<mpsc::Receiver<KvEvent>, CoordError> {
-        Err(CoordError::Unavailable("not implemented".into()))
-    }
-    async fn config_get(&self) -> Result<Option<(String, u64)>, CoordError> {
-        Err(CoordError::Unavailable("not implemented".into()))
-    }
-    async fn config_put(&self, _text: &str) -> Result<u64, CoordError> {
-        Err(CoordError::Unavailable("not implemented".into()))
-    }
-    async fn config_watch(&self) -> Result<mpsc::Receiver<(String, u64)>, CoordError> {
-        Err(CoordError::Unavailable("not implemented".into()))
+
+    async fn revoke(&self, lease: LeaseId) -> Result<(), CoordError> {
+        self.with(move |c| {
+            c.execute("DELETE FROM leases WHERE id = ?1", params![lease]).map_err(sql)?;
+            Ok(())
+        })
+        .await
     }
 }
+
+#[path = "embedded_api.rs"]
+mod api_impl;

@@ -1,55 +1,453 @@
-//! The etcd backend. (Stub: to be written.)
+//! The etcd v3 backend (works against etcd 3.4).
+//!
+//! Layout under the prefix (`/mware/<site>` by default):
+//! - `groups/<g>/members/<instance>`: [`MemberInfo`] as JSON, attached to the member's lease;
+//! - `groups/<g>/leader`: `{"instance", "since_ms"}`, created only if absent, attached to
+//!   the leader's lease; **its create revision is the epoch** (it only grows);
+//! - `groups/<g>/switchover`, `groups/<g>/transition`: JSON, no lease;
+//! - `groups/<g>/kv/<key>`: service state; every write is one txn that first compares the
+//!   leader key's create revision with the fence's epoch;
+//! - `config`: the site file.
+//!
+//! Keep-alive streams are opened per lease and re-opened after any error (the client's
+//! stream does not survive an etcd restart); a lease that is gone is granted again and the
+//! member registered again by the election loop.
 
 use crate::api::*;
+use crate::election::{Candidate, SeenLeader, SwitchoverRequest, View};
+use crate::member::{self, Backend, LeaseId};
 use async_trait::async_trait;
-use tokio::sync::mpsc;
+use etcd_client::{
+    Client, Compare, CompareOp, ConnectOptions, GetOptions, KeyValue, LeaseKeepAliveStream, LeaseKeeper, PutOptions,
+    Txn, TxnOp, TxnOpResponse, WatchOptions,
+};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, Mutex};
 
-/// The etcd coordinator.
+/// The etcd coordinator. Cheap to clone.
+#[derive(Clone)]
 pub struct EtcdCoordinator {
-    #[allow(dead_code)]
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     settings: Settings,
+    client: Client,
+    prefix: String,
+    keepers: Mutex<HashMap<LeaseId, (LeaseKeeper, LeaseKeepAliveStream)>>,
+}
+
+fn unavailable(e: etcd_client::Error) -> CoordError {
+    CoordError::Unavailable(format!("etcd: {e}"))
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LeaderValue {
+    instance: String,
+    since_ms: u64,
+}
+
+fn check_key(key: &str) -> Result<(), CoordError> {
+    if key.is_empty() || key.contains('\0') {
+        return Err(CoordError::Invalid(format!("expected a non-empty key without NUL bytes, found {key:?}")));
+    }
+    Ok(())
+}
+
+fn check_value(v: &[u8]) -> Result<(), CoordError> {
+    const MAX: usize = 1024 * 1024;
+    if v.len() > MAX {
+        return Err(CoordError::Invalid(format!("expected a value of at most {MAX} bytes, found {} bytes", v.len())));
+    }
+    Ok(())
+}
+
+fn get_kvs(r: &TxnOpResponse) -> &[KeyValue] {
+    match r {
+        TxnOpResponse::Get(g) => g.kvs(),
+        _ => &[],
+    }
 }
 
 impl EtcdCoordinator {
-    /// Opens the backend.
+    /// Connects to the etcd endpoints of `settings` (user/password if set; TLS is not
+    /// supported by this build and is refused).
     pub async fn connect(settings: Settings) -> Result<Self, CoordError> {
-        Ok(Self { settings })
+        let c = &settings.coordination;
+        if c.endpoints.is_empty() {
+            return Err(CoordError::Invalid("expected at least one etcd endpoint, found none".into()));
+        }
+        if c.tls.is_some() {
+            return Err(CoordError::Invalid("expected no tls section: this build of the etcd client has no TLS".into()));
+        }
+        let mut opts = ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(2))
+            .with_keep_alive(Duration::from_secs(1), Duration::from_secs(1))
+            .with_keep_alive_while_idle(true);
+        if let (Some(u), Some(p)) = (&c.user, &c.password) {
+            opts = opts.with_user(u.clone(), p.expose().to_string());
+        }
+        let client = tokio::time::timeout(Duration::from_secs(10), Client::connect(c.endpoints.clone(), Some(opts)))
+            .await
+            .map_err(|_| CoordError::Unavailable(format!("etcd {:?} did not answer within 10 s", c.endpoints)))?
+            .map_err(unavailable)?;
+        let prefix = c.prefix_for(&settings.site).trim_end_matches('/').to_string();
+        Ok(Self { inner: Arc::new(Inner { settings, client, prefix, keepers: Mutex::new(HashMap::new()) }) })
+    }
+
+    fn client(&self) -> Client {
+        self.inner.client.clone()
+    }
+    fn group_key(&self, g: u32, rest: &str) -> String {
+        format!("{}/groups/{g}/{rest}", self.inner.prefix)
+    }
+    fn kv_key(&self, g: u32, key: &str) -> String {
+        self.group_key(g, &format!("kv/{key}"))
+    }
+    fn config_key(&self) -> String {
+        format!("{}/config", self.inner.prefix)
+    }
+
+    /// Epoch of the current leader key, if any.
+    async fn current_epoch(&self, g: u32) -> Result<Option<Epoch>, CoordError> {
+        let r = self.client().get(self.group_key(g, "leader"), None).await.map_err(unavailable)?;
+        Ok(r.kvs().first().map(|kv| kv.create_revision() as u64))
+    }
+
+    /// A watch under `key` (a prefix if `prefix`) that re-opens after errors; `on` maps
+    /// each event, `resync` is sent after a re-open.
+    fn spawn_watch<T: Send + 'static>(
+        &self,
+        key: String,
+        prefix: bool,
+        tx: mpsc::Sender<T>,
+        resync: Option<T>,
+        on: impl Fn(&etcd_client::Event) -> Option<T> + Send + 'static,
+    ) where
+        T: Clone,
+    {
+        let mut client = self.client();
+        tokio::spawn(async move {
+            let mut first = true;
+            loop {
+                let opts = if prefix { Some(WatchOptions::new().with_prefix()) } else { None };
+                let opened = tokio::select! {
+                    _ = tx.closed() => return,
+                    r = client.watch(key.clone(), opts) => r,
+                };
+                match opened {
+                    Ok((_watcher, mut stream)) => {
+                        if !first {
+                            if let Some(r) = resync.clone() {
+                                if tx.send(r).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                        first = false;
+                        loop {
+                            let msg = tokio::select! {
+                                _ = tx.closed() => return,
+                                m = stream.message() => m,
+                            };
+                            match msg {
+                                Ok(Some(resp)) => {
+                                    if resp.canceled() {
+                                        break;
+                                    }
+                                    for ev in resp.events() {
+                                        if let Some(t) = on(ev) {
+                                            if tx.send(t).await.is_err() {
+                                                return;
+                                            }
+                                        }
+                                    }
+                                }
+                                Ok(None) | Err(_) => break,
+                            }
+                        }
+                    }
+                    Err(e) => tracing::debug!(error = %e, "cannot open etcd watch"),
+                }
+                tokio::select! {
+                    _ = tx.closed() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+            }
+        });
+    }
+}
+
+#[async_trait]
+impl Backend for EtcdCoordinator {
+    async fn register(&self, m: &MemberInfo) -> Result<LeaseId, CoordError> {
+        let ttl_s = self.inner.settings.coordination.lease_ttl_ms.div_ceil(1000).max(1) as i64;
+        let mut c = self.client();
+        let lease = c.lease_grant(ttl_s, None).await.map_err(unavailable)?.id();
+        let value = serde_json::to_vec(m).map_err(|e| CoordError::Invalid(e.to_string()))?;
+        let key = self.group_key(m.group, &format!("members/{}", m.instance));
+        c.put(key, value, Some(PutOptions::new().with_lease(lease))).await.map_err(unavailable)?;
+        Ok(lease)
+    }
+
+    async fn renew(&self, lease: LeaseId) -> Result<bool, CoordError> {
+        // Taken out of the map while in use: if this call is cancelled by a timeout, the
+        // stream is dropped and the next renewal opens a fresh one.
+        let entry = self.inner.keepers.lock().await.remove(&lease);
+        let (mut keeper, mut stream) = match entry {
+            Some(e) => e,
+            None => self.client().lease_keep_alive(lease).await.map_err(unavailable)?,
+        };
+        keeper.keep_alive().await.map_err(unavailable)?;
+        match stream.message().await.map_err(unavailable)? {
+            Some(r) if r.ttl() > 0 => {
+                self.inner.keepers.lock().await.insert(lease, (keeper, stream));
+                Ok(true)
+            }
+            Some(_) => Ok(false),
+            None => Err(CoordError::Unavailable("etcd closed the keep-alive stream".into())),
+        }
+    }
+
+    async fn view(&self, group: u32, lease: Option<LeaseId>) -> Result<View, CoordError> {
+        let txn = Txn::new().and_then([
+            TxnOp::get(self.group_key(group, "leader"), None),
+            TxnOp::get(self.group_key(group, "members/"), Some(GetOptions::new().with_prefix())),
+            TxnOp::get(self.group_key(group, "switchover"), None),
+        ]);
+        let r = self.client().txn(txn).await.map_err(unavailable)?;
+        let ops = r.op_responses();
+        let mut v = View::default();
+        if let Some(kv) = ops.first().and_then(|o| get_kvs(o).first()) {
+            let lv: LeaderValue = serde_json::from_slice(kv.value())
+                .unwrap_or(LeaderValue { instance: "?".into(), since_ms: 0 });
+            v.leader = Some(SeenLeader {
+                instance: lv.instance,
+                epoch: kv.create_revision() as u64,
+                mine: lease.is_some_and(|l| l == kv.lease()),
+            });
+        }
+        if let Some(o) = ops.get(1) {
+            for kv in get_kvs(o) {
+                if let Ok(m) = serde_json::from_slice::<MemberInfo>(kv.value()) {
+                    v.members.push(Candidate { instance: m.instance, order: m.order, since_ms: m.since_ms });
+                }
+            }
+        }
+        if let Some(kv) = ops.get(2).and_then(|o| get_kvs(o).first()) {
+            v.switchover = serde_json::from_slice::<SwitchoverRequest>(kv.value()).ok();
+        }
+        Ok(v)
+    }
+
+    async fn campaign(&self, m: &MemberInfo, lease: LeaseId) -> Result<Option<Epoch>, CoordError> {
+        let key = self.group_key(m.group, "leader");
+        let value = serde_json::to_vec(&LeaderValue { instance: m.instance.clone(), since_ms: now_ms() })
+            .map_err(|e| CoordError::Invalid(e.to_string()))?;
+        let txn = Txn::new()
+            .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(key, value, Some(PutOptions::new().with_lease(lease)))]);
+        let r = self.client().txn(txn).await.map_err(unavailable)?;
+        if !r.succeeded() {
+            return Ok(None);
+        }
+        let rev = r.header().map(|h| h.revision()).unwrap_or(0);
+        Ok(Some(rev as u64))
+    }
+
+    async fn release(&self, group: u32, epoch: Epoch) -> Result<(), CoordError> {
+        let key = self.group_key(group, "leader");
+        let txn = Txn::new()
+            .when([Compare::create_revision(key.clone(), CompareOp::Equal, epoch as i64)])
+            .and_then([TxnOp::delete(key, None)]);
+        self.client().txn(txn).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn record(&self, group: u32, t: &Transition) -> Result<(), CoordError> {
+        let v = serde_json::to_vec(t).map_err(|e| CoordError::Invalid(e.to_string()))?;
+        self.client().put(self.group_key(group, "transition"), v, None).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn clear_switchover(&self, group: u32) -> Result<(), CoordError> {
+        self.client().delete(self.group_key(group, "switchover"), None).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn revoke(&self, lease: LeaseId) -> Result<(), CoordError> {
+        self.inner.keepers.lock().await.remove(&lease);
+        self.client().lease_revoke(lease).await.map_err(unavailable)?;
+        Ok(())
     }
 }
 
 #[async_trait]
 impl Coordinator for EtcdCoordinator {
-    async fn join(&self, _member: MemberInfo) -> Result<Membership, CoordError> {
-        Err(CoordError::Unavailable("not implemented".into()))
+    async fn join(&self, member: MemberInfo) -> Result<Membership, CoordError> {
+        member::join(Arc::new(self.clone()), &self.inner.settings, member).await
     }
+
     async fn cluster(&self) -> Result<Vec<GroupView>, CoordError> {
-        Err(CoordError::Unavailable("not implemented".into()))
+        let base = format!("{}/groups/", self.inner.prefix);
+        let r = self
+            .client()
+            .get(base.clone(), Some(GetOptions::new().with_prefix().with_keys_only()))
+            .await
+            .map_err(unavailable)?;
+        let mut groups: Vec<u32> = r
+            .kvs()
+            .iter()
+            .filter_map(|kv| kv.key_str().ok()?.strip_prefix(&base)?.split('/').next()?.parse().ok())
+            .collect();
+        groups.sort_unstable();
+        groups.dedup();
+        let mut out = Vec::new();
+        for g in groups {
+            let txn = Txn::new().and_then([
+                TxnOp::get(self.group_key(g, "leader"), None),
+                TxnOp::get(self.group_key(g, "members/"), Some(GetOptions::new().with_prefix())),
+                TxnOp::get(self.group_key(g, "transition"), None),
+            ]);
+            let r = self.client().txn(txn).await.map_err(unavailable)?;
+            let ops = r.op_responses();
+            let leader = ops.first().and_then(|o| get_kvs(o).first()).and_then(|kv| {
+                let lv: LeaderValue = serde_json::from_slice(kv.value()).ok()?;
+                Some(Leader { instance: lv.instance, epoch: kv.create_revision() as u64, since_ms: lv.since_ms })
+            });
+            let mut members: Vec<MemberView> = ops
+                .get(1)
+                .map(|o| get_kvs(o).iter().filter_map(|kv| serde_json::from_slice::<MemberInfo>(kv.value()).ok()).collect::<Vec<_>>())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|info| MemberView { info, live: true })
+                .collect();
+            members.sort_by(|a, b| (a.info.order, &a.info.instance).cmp(&(b.info.order, &b.info.instance)));
+            let last_transition = ops.get(2).and_then(|o| get_kvs(o).first()).and_then(|kv| serde_json::from_slice(kv.value()).ok());
+            out.push(GroupView { group: g, members, leader, last_transition });
+        }
+        Ok(out)
     }
-    async fn request_switchover(&self, _group: u32, _to: Option<String>) -> Result<(), CoordError> {
-        Err(CoordError::Unavailable("not implemented".into()))
+
+    async fn request_switchover(&self, group: u32, to: Option<String>) -> Result<(), CoordError> {
+        let v = Backend::view(self, group, None).await?;
+        let req = crate::election::switchover_request(group, &v, to, now_ms())?;
+        let value = serde_json::to_vec(&req).map_err(|e| CoordError::Invalid(e.to_string()))?;
+        self.client().put(self.group_key(group, "switchover"), value, None).await.map_err(unavailable)?;
+        Ok(())
     }
-    async fn kv_get(&self, _group: u32, _key: &str) -> Result<Option<Versioned>, CoordError> {
-        Err(CoordError::Unavailable("not implemented".into()))
+
+    async fn kv_get(&self, group: u32, key: &str) -> Result<Option<Versioned>, CoordError> {
+        check_key(key)?;
+        let r = self.client().get(self.kv_key(group, key), None).await.map_err(unavailable)?;
+        Ok(r.kvs().first().map(|kv| Versioned { value: kv.value().to_vec(), revision: kv.mod_revision() as u64 }))
     }
-    async fn kv_list(&self, _group: u32, _prefix: &str) -> Result<Vec<(String, Versioned)>, CoordError> {
-        Err(CoordError::Unavailable("not implemented".into()))
+
+    async fn kv_list(&self, group: u32, prefix: &str) -> Result<Vec<(String, Versioned)>, CoordError> {
+        let base = self.kv_key(group, "");
+        let r = self
+            .client()
+            .get(format!("{base}{prefix}"), Some(GetOptions::new().with_prefix()))
+            .await
+            .map_err(unavailable)?;
+        Ok(r.kvs()
+            .iter()
+            .filter_map(|kv| {
+                let k = kv.key_str().ok()?.strip_prefix(&base)?.to_string();
+                Some((k, Versioned { value: kv.value().to_vec(), revision: kv.mod_revision() as u64 }))
+            })
+            .collect())
     }
-    async fn kv_apply(&self, _fence: &Fence, _ops: Vec<KvOp>) -> Result<u64, CoordError> {
-        Err(CoordError::Unavailable("not implemented".into()))
+
+    async fn kv_apply(&self, fence: &Fence, ops: Vec<KvOp>) -> Result<u64, CoordError> {
+        let mut tops = Vec::with_capacity(ops.len());
+        for op in ops {
+            match op {
+                KvOp::Put { key, value } => {
+                    check_key(&key)?;
+                    check_value(&value)?;
+                    tops.push(TxnOp::put(self.kv_key(fence.group, &key), value, None));
+                }
+                KvOp::Delete { key } => {
+                    check_key(&key)?;
+                    tops.push(TxnOp::delete(self.kv_key(fence.group, &key), None));
+                }
+            }
+        }
+        let leader = self.group_key(fence.group, "leader");
+        let txn = Txn::new()
+            .when([Compare::create_revision(leader.clone(), CompareOp::Equal, fence.epoch as i64)])
+            .and_then(tops)
+            .or_else([TxnOp::get(leader, None)]);
+        let r = self.client().txn(txn).await.map_err(unavailable)?;
+        if r.succeeded() {
+            return Ok(r.header().map(|h| h.revision() as u64).unwrap_or(0));
+        }
+        let current = r.op_responses().first().and_then(|o| get_kvs(o).first()).map(|kv| kv.create_revision() as u64);
+        Err(CoordError::Fenced { group: fence.group, held: fence.epoch, current })
     }
-    async fn kv_cas(&self, _fence: &Fence, _key: &str, _expected: Option<u64>, _value: Vec<u8>) -> Result<bool, CoordError> {
-        Err(CoordError::Unavailable("not implemented".into()))
+
+    async fn kv_cas(&self, fence: &Fence, key: &str, expected: Option<u64>, value: Vec<u8>) -> Result<bool, CoordError> {
+        check_key(key)?;
+        check_value(&value)?;
+        let leader = self.group_key(fence.group, "leader");
+        let k = self.kv_key(fence.group, key);
+        let cmp = match expected {
+            Some(rev) => Compare::mod_revision(k.clone(), CompareOp::Equal, rev as i64),
+            None => Compare::create_revision(k.clone(), CompareOp::Equal, 0),
+        };
+        let txn = Txn::new()
+            .when([Compare::create_revision(leader.clone(), CompareOp::Equal, fence.epoch as i64), cmp])
+            .and_then([TxnOp::put(k, value, None)])
+            .or_else([TxnOp::get(leader, None)]);
+        let r = self.client().txn(txn).await.map_err(unavailable)?;
+        if r.succeeded() {
+            return Ok(true);
+        }
+        let current = r.op_responses().first().and_then(|o| get_kvs(o).first()).map(|kv| kv.create_revision() as u64);
+        if current != Some(fence.epoch) {
+            return Err(CoordError::Fenced { group: fence.group, held: fence.epoch, current });
+        }
+        Ok(false)
     }
-    async fn kv_watch(&self, _group: u32, _prefix: &str) -> Result<mpsc::Receiver<KvEvent>, CoordError> {
-        Err(CoordError::Unavailable("not implemented".into()))
+
+    async fn kv_watch(&self, group: u32, prefix: &str) -> Result<mpsc::Receiver<KvEvent>, CoordError> {
+        let base = self.kv_key(group, "");
+        // Fail early when etcd cannot be reached.
+        self.current_epoch(group).await?;
+        let (tx, rx) = mpsc::channel(1024);
+        self.spawn_watch(format!("{base}{prefix}"), true, tx, Some(KvEvent::Resync), move |ev| {
+            let kv = ev.kv()?;
+            let key = kv.key_str().ok()?.strip_prefix(&base)?.to_string();
+            Some(match ev.event_type() {
+                etcd_client::EventType::Put => KvEvent::Put { key, value: kv.value().to_vec(), revision: kv.mod_revision() as u64 },
+                etcd_client::EventType::Delete => KvEvent::Delete { key },
+            })
+        });
+        Ok(rx)
     }
+
     async fn config_get(&self) -> Result<Option<(String, u64)>, CoordError> {
-        Err(CoordError::Unavailable("not implemented".into()))
+        let r = self.client().get(self.config_key(), None).await.map_err(unavailable)?;
+        Ok(r.kvs().first().map(|kv| (String::from_utf8_lossy(kv.value()).into_owned(), kv.mod_revision() as u64)))
     }
-    async fn config_put(&self, _text: &str) -> Result<u64, CoordError> {
-        Err(CoordError::Unavailable("not implemented".into()))
+
+    async fn config_put(&self, text: &str) -> Result<u64, CoordError> {
+        check_value(text.as_bytes())?;
+        let r = self.client().put(self.config_key(), text, None).await.map_err(unavailable)?;
+        Ok(r.header().map(|h| h.revision() as u64).unwrap_or(0))
     }
+
     async fn config_watch(&self) -> Result<mpsc::Receiver<(String, u64)>, CoordError> {
-        Err(CoordError::Unavailable("not implemented".into()))
+        self.config_get().await?;
+        let (tx, rx) = mpsc::channel(16);
+        self.spawn_watch(self.config_key(), false, tx, None, |ev| {
+            let kv = ev.kv()?;
+            matches!(ev.event_type(), etcd_client::EventType::Put)
+                .then(|| (String::from_utf8_lossy(kv.value()).into_owned(), kv.mod_revision() as u64))
+        });
+        Ok(rx)
     }
 }

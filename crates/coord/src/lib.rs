@@ -24,8 +24,10 @@
 #![deny(missing_docs)]
 
 mod api;
+pub mod election;
 mod embedded;
 mod etcd;
+mod member;
 
 pub use api::*;
 pub use embedded::EmbeddedCoordinator;

@@ -22,6 +22,7 @@ fn lines(rows: &[tokio_postgres::Row], names: &[String]) -> String {
         let pairs = names
             .iter()
             .zip(values.iter())
+            .filter(|(n, _)| !n.is_empty())
             .filter_map(|(n, v)| v.as_deref().filter(|v| !v.is_empty()).map(|v| (n.as_str(), v)));
         out.push_str(&format_pairs(pairs));
         out.push('\n');
@@ -47,7 +48,10 @@ pub(crate) async fn execute(b: &Backend, target: &Target, query_str: &str, body:
         Op::Single | Op::Multi => {
             let sql = query::select(&table, entity, target.op, &fields)?;
             let rows = b.pool.query(&sql).await?;
-            let names: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
+            // On scoped tables `domain` is implied by the URL and Asterisk does not know it: not sent.
+            let hide = if table.scoped() { query::DOMAIN_COLUMN } else { "" };
+            let names: Vec<String> =
+                table.columns.iter().map(|c| if c.name == hide { String::new() } else { c.name.clone() }).collect();
             let body = lines(&rows, &names);
             Ok(Answer { not_found: body.is_empty(), body })
         }
