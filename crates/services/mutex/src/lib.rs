@@ -1,1 +1,30 @@
-//! mware-mutex: Critical sections service: named mutexes and semaphores per domain, fenced and durable. (Stub: to be written.)
+//! mware-mutex: the critical sections service. Call-handling scripts of a domain
+//! enter a named critical section (a mutex, or a counting semaphore with `limit` > 1),
+//! wait their turn first in first out or give up after `wait_ms`, and leave it; a
+//! holder that neither renews nor releases loses it at its `ttl_ms`.
+//!
+//! Every grant is durable in the coordinator's epoch-guarded KV before it is answered,
+//! so the next active instance restores holders (with their remaining time) and the
+//! token counter; tokens only grow and serve as fencing tokens. Concurrent changes are
+//! group-committed: one writer applies everything queued since its last write in one
+//! fenced `kv_apply`. A refused (stale-epoch) write stops granting at once.
+//!
+//! Layout: [`table`] is the pure lock table (decisions, no I/O); `store` the KV
+//! layout; `active` and `writer` one activity with its group commit; `service` the
+//! [`MutexService`] the host runs; `api` the HTTP handlers and [`openapi`].
+#![deny(missing_docs)]
+
+mod active;
+mod api;
+mod error;
+mod metrics;
+mod service;
+mod store;
+pub mod table;
+pub mod validate;
+mod writer;
+
+pub use api::{openapi, ErrorBody, GrantResponse, ListResponse, ReleaseResponse};
+pub use error::MutexError;
+pub use metrics::Metrics;
+pub use service::MutexService;

@@ -1,0 +1,214 @@
+//! The HTTP API (REST + JSON) with its OpenAPI description.
+//!
+//! Handlers only serve locally: the daemon forwards a domain's requests to the active
+//! instance of its group. Errors are `{"error": "...", "retryable": bool, "field"?: ...}`,
+//! plus `holders` when a mutex is busy.
+
+use crate::error::MutexError;
+use crate::service::Inner;
+use crate::table::{AcquireReq, HolderView, MutexView};
+use crate::validate::{self, AcquireBody, ReleaseBody, RenewBody};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use std::sync::Arc;
+use utoipa::OpenApi;
+
+/// A grant: the fencing token and when it lapses.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct GrantResponse {
+    /// Fencing token; grows with every grant of the mutex, across failovers too.
+    pub token: u64,
+    /// When the grant lapses unless renewed, ms since the Unix epoch.
+    pub expires_at_ms: u64,
+    /// The owner it was granted to.
+    pub owner: String,
+}
+
+/// Answer of a release.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReleaseResponse {
+    /// Always true.
+    pub released: bool,
+}
+
+/// Mutexes of a domain.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ListResponse {
+    /// Domain (lowercase).
+    pub domain: String,
+    /// Mutexes held or waited on, by name.
+    pub mutexes: Vec<MutexView>,
+}
+
+/// An error.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What was expected and what was found.
+    pub error: String,
+    /// Whether retrying (later, or through another instance) may succeed.
+    pub retryable: bool,
+    /// The request field at fault, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The current holders, when the mutex is busy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holders: Option<Vec<HolderView>>,
+}
+
+impl IntoResponse for MutexError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let holders = match &self {
+            MutexError::Busy { holders, .. } => Some(holders.clone()),
+            _ => None,
+        };
+        let body = ErrorBody {
+            error: self.to_string(),
+            retryable: self.retryable(),
+            field: self.field().map(str::to_string),
+            holders,
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(acquire, release, renew, get_one, list),
+    components(schemas(AcquireBody, ReleaseBody, RenewBody, GrantResponse, ReleaseResponse, ListResponse, ErrorBody, MutexView, HolderView)),
+    tags((name = "mutex", description = "Critical sections: named mutexes and semaphores per domain"))
+)]
+struct ApiDoc;
+
+/// The OpenAPI description of these routes, for the daemon to merge.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+pub(crate) fn router(inner: Arc<Inner>) -> Router {
+    Router::new()
+        .route("/api/v1/domains/{domain}/mutexes", get(list))
+        .route("/api/v1/domains/{domain}/mutexes/{name}", get(get_one))
+        .route("/api/v1/domains/{domain}/mutexes/{name}/acquire", post(acquire))
+        .route("/api/v1/domains/{domain}/mutexes/{name}/release", post(release))
+        .route("/api/v1/domains/{domain}/mutexes/{name}/renew", post(renew))
+        .with_state(inner)
+}
+
+type Result<T> = std::result::Result<T, MutexError>;
+
+/// Acquires a mutex (or a slot of a semaphore), waiting up to `wait_ms` in line.
+#[utoipa::path(
+    post,
+    path = "/api/v1/domains/{domain}/mutexes/{name}/acquire",
+    tag = "mutex",
+    params(("domain" = String, Path, description = "Domain"), ("name" = String, Path, description = "Mutex name")),
+    request_body = AcquireBody,
+    responses(
+        (status = 200, description = "Granted; durable before this answer", body = GrantResponse),
+        (status = 400, description = "Bad input; the field is named", body = ErrorBody),
+        (status = 409, description = "Busy when the wait ran out (holders listed), or another limit", body = ErrorBody),
+        (status = 429, description = "Too many waiters or mutexes", body = ErrorBody),
+        (status = 503, description = "Not active here (retryable)", body = ErrorBody),
+    )
+)]
+async fn acquire(State(inner): State<Arc<Inner>>, Path((domain, name)): Path<(String, String)>, body: Bytes) -> Result<Json<GrantResponse>> {
+    let active = inner.active()?;
+    let domain = validate::domain(&domain)?;
+    let name = validate::name(&name, active.limits.max_name_len)?;
+    let b = validate::acquire(&body, &active.limits)?;
+    let req = AcquireReq { owner: b.owner, ttl_ms: b.ttl_ms, wait: b.wait_ms > 0, limit: b.limit.unwrap_or(1) };
+    let h = active.acquire(&domain, &name, req, b.wait_ms).await?;
+    Ok(Json(GrantResponse { token: h.token, expires_at_ms: h.expires_at_ms, owner: h.owner }))
+}
+
+/// Releases a grant; the next waiter in line is granted.
+#[utoipa::path(
+    post,
+    path = "/api/v1/domains/{domain}/mutexes/{name}/release",
+    tag = "mutex",
+    params(("domain" = String, Path, description = "Domain"), ("name" = String, Path, description = "Mutex name")),
+    request_body = ReleaseBody,
+    responses(
+        (status = 200, description = "Released", body = ReleaseResponse),
+        (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 403, description = "The token belongs to another owner; nothing changed", body = ErrorBody),
+        (status = 409, description = "The token does not hold the mutex; nothing changed", body = ErrorBody),
+        (status = 503, description = "Not active here (retryable)", body = ErrorBody),
+    )
+)]
+async fn release(State(inner): State<Arc<Inner>>, Path((domain, name)): Path<(String, String)>, body: Bytes) -> Result<Json<ReleaseResponse>> {
+    let active = inner.active()?;
+    let domain = validate::domain(&domain)?;
+    let name = validate::name(&name, active.limits.max_name_len)?;
+    let b = validate::release(&body)?;
+    active.release(&domain, &name, &b.owner, b.token).await?;
+    Ok(Json(ReleaseResponse { released: true }))
+}
+
+/// Extends a grant to `ttl_ms` from now.
+#[utoipa::path(
+    post,
+    path = "/api/v1/domains/{domain}/mutexes/{name}/renew",
+    tag = "mutex",
+    params(("domain" = String, Path, description = "Domain"), ("name" = String, Path, description = "Mutex name")),
+    request_body = RenewBody,
+    responses(
+        (status = 200, description = "Renewed; durable before this answer", body = GrantResponse),
+        (status = 400, description = "Bad input", body = ErrorBody),
+        (status = 403, description = "The token belongs to another owner; nothing changed", body = ErrorBody),
+        (status = 409, description = "The token does not hold the mutex (released or lapsed)", body = ErrorBody),
+        (status = 503, description = "Not active here (retryable)", body = ErrorBody),
+    )
+)]
+async fn renew(State(inner): State<Arc<Inner>>, Path((domain, name)): Path<(String, String)>, body: Bytes) -> Result<Json<GrantResponse>> {
+    let active = inner.active()?;
+    let domain = validate::domain(&domain)?;
+    let name = validate::name(&name, active.limits.max_name_len)?;
+    let b = validate::renew(&body, &active.limits)?;
+    let h = active.renew(&domain, &name, &b.owner, b.token, b.ttl_ms).await?;
+    Ok(Json(GrantResponse { token: h.token, expires_at_ms: h.expires_at_ms, owner: h.owner }))
+}
+
+/// One mutex: limit, holders, waiters in order.
+#[utoipa::path(
+    get,
+    path = "/api/v1/domains/{domain}/mutexes/{name}",
+    tag = "mutex",
+    params(("domain" = String, Path, description = "Domain"), ("name" = String, Path, description = "Mutex name")),
+    responses(
+        (status = 200, description = "The mutex", body = MutexView),
+        (status = 404, description = "Nobody holds or waits on it", body = ErrorBody),
+        (status = 503, description = "Not active here (retryable)", body = ErrorBody),
+    )
+)]
+async fn get_one(State(inner): State<Arc<Inner>>, Path((domain, name)): Path<(String, String)>) -> Result<Json<MutexView>> {
+    let active = inner.active()?;
+    let domain = validate::domain(&domain)?;
+    let name = validate::name(&name, active.limits.max_name_len)?;
+    active.get(&domain, &name).map(Json).ok_or(MutexError::NotFound { domain, name })
+}
+
+/// Every mutex of a domain that is held or waited on.
+#[utoipa::path(
+    get,
+    path = "/api/v1/domains/{domain}/mutexes",
+    tag = "mutex",
+    params(("domain" = String, Path, description = "Domain")),
+    responses(
+        (status = 200, description = "The mutexes", body = ListResponse),
+        (status = 400, description = "Malformed domain", body = ErrorBody),
+        (status = 503, description = "Not active here (retryable)", body = ErrorBody),
+    )
+)]
+async fn list(State(inner): State<Arc<Inner>>, Path(domain): Path<String>) -> Result<Json<ListResponse>> {
+    let active = inner.active()?;
+    let domain = validate::domain(&domain)?;
+    let mutexes = active.list(&domain);
+    Ok(Json(ListResponse { domain, mutexes }))
+}

@@ -1,0 +1,53 @@
+//! Prometheus metrics of the service (no labels: domains and names are unbounded).
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// The service's metrics, cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    /// Grants answered (on the spot or after a wait).
+    pub grants: Counter,
+    /// Acquires that had to queue.
+    pub waits: Counter,
+    /// Waits that ran out without a grant.
+    pub timeouts: Counter,
+    /// Holders dropped because they neither renewed nor released in time.
+    pub expiries: Counter,
+    /// Time from queueing to grant, seconds.
+    pub wait_seconds: Histogram,
+    /// Current holders.
+    pub holders: Gauge,
+    /// Coordinator writes (each carries a whole batch).
+    pub writes: Counter,
+    /// Changes per coordinator write.
+    pub batch_size: Histogram,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them under `mware_mutex_*`.
+    pub fn new(registry: &mut Registry) -> Self {
+        let m = Metrics {
+            grants: Counter::default(),
+            waits: Counter::default(),
+            timeouts: Counter::default(),
+            expiries: Counter::default(),
+            wait_seconds: Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0].into_iter()),
+            holders: Gauge::default(),
+            writes: Counter::default(),
+            batch_size: Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0].into_iter()),
+        };
+        let r = registry.sub_registry_with_prefix("mware_mutex");
+        r.register("grants", "Critical section grants answered", m.grants.clone());
+        r.register("waits", "Acquires that had to queue behind holders", m.waits.clone());
+        r.register("timeouts", "Waits that ran out without a grant", m.timeouts.clone());
+        r.register("expiries", "Holders dropped at the end of their ttl", m.expiries.clone());
+        r.register("wait_seconds", "Time from queueing to grant", m.wait_seconds.clone());
+        r.register("holders", "Current holders over all mutexes", m.holders.clone());
+        r.register("coord_writes", "Coordinator writes made by the group commit", m.writes.clone());
+        r.register("batch_changes", "Changes carried by one coordinator write", m.batch_size.clone());
+        m
+    }
+}

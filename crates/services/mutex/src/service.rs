@@ -1,0 +1,158 @@
+//! [`MutexService`]: the `mware_host::Service` that restores the lock table on
+//! activation, runs the group commit writer and the expiry sweeper, and serves the
+//! HTTP API while active.
+
+use crate::active::Active;
+use crate::metrics::Metrics;
+use crate::store::{self, Batch};
+use crate::table::Table;
+use crate::writer::{self, Stop};
+use async_trait::async_trait;
+use mware_config::Role;
+use mware_coord::KvOp;
+use mware_host::{Service, ServiceContext, ServiceState, ServiceStatus, StatusCell};
+use prometheus_client::registry::Registry;
+use std::sync::{Arc, RwLock};
+
+/// The critical sections service. Cheap to clone; build once per daemon.
+#[derive(Clone)]
+pub struct MutexService {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub metrics: Metrics,
+    pub status: StatusCell,
+    pub active: RwLock<Option<Arc<Active>>>,
+}
+
+impl Inner {
+    /// The running activity, or why there is none.
+    pub fn active(&self) -> Result<Arc<Active>, crate::MutexError> {
+        match &*self.active.read().unwrap_or_else(|e| e.into_inner()) {
+            Some(a) => Ok(a.clone()),
+            None => Err(crate::MutexError::NotRunning(self.status.get().reason)),
+        }
+    }
+
+    fn set_active(&self, a: Option<Arc<Active>>) {
+        *self.active.write().unwrap_or_else(|e| e.into_inner()) = a;
+    }
+}
+
+impl MutexService {
+    /// Builds the service and registers its metrics in `registry`.
+    pub fn new(registry: &mut Registry) -> Self {
+        MutexService {
+            inner: Arc::new(Inner {
+                metrics: Metrics::new(registry),
+                status: StatusCell::default(),
+                active: RwLock::new(None),
+            }),
+        }
+    }
+
+    async fn activate(&self, ctx: &ServiceContext) -> Result<(Arc<Active>, tokio::sync::mpsc::UnboundedReceiver<crate::active::Pending>, u64), Stop> {
+        let limits = ctx.role().map(|r| r.critical_sections).unwrap_or_default();
+        let saved = store::load(&*ctx.coord, ctx.fence.group)
+            .await
+            .map_err(|e| Stop::Failed(format!("cannot read saved holders: {e}")))?;
+        let mut table = Table::new(limits);
+        let restored = saved.holders.len();
+        let fx = table.restore(saved.next_token, saved.holders, mware_coord::now_ms());
+        for k in &saved.unreadable {
+            tracing::warn!(key = k, "unreadable saved mutex state; deleting it");
+        }
+        // One fenced write before serving: it checks the fence, drops what lapsed while
+        // nobody was active, and makes the counter durable.
+        let mut batch = Batch::default();
+        batch.add(&fx.writes, fx.next_token);
+        let mut chunks = batch.into_chunks(0, 100);
+        chunks.push(saved.unreadable.into_iter().map(|key| KvOp::Delete { key }).collect());
+        chunks.retain(|c| !c.is_empty());
+        writer::apply(&*ctx.coord, &ctx.fence, chunks).await?;
+        let next = table.next_token();
+        let live = table.holder_count();
+        self.inner.metrics.holders.set(live as i64);
+        tracing::info!(restored, live, lapsed = fx.expired.len(), next_token = next, epoch = ctx.fence.epoch, "critical sections restored");
+        let (active, rx) = Active::new(table, self.inner.metrics.clone());
+        Ok((active, rx, next))
+    }
+}
+
+#[async_trait]
+impl Service for MutexService {
+    fn name(&self) -> &'static str {
+        "mutex"
+    }
+
+    fn wanted(&self, role: &Role) -> bool {
+        role.critical_sections.enabled
+    }
+
+    fn router(&self) -> axum::Router {
+        crate::api::router(self.inner.clone())
+    }
+
+    async fn run(&self, ctx: ServiceContext) -> anyhow::Result<()> {
+        let st = &self.inner.status;
+        st.set(ServiceState::Starting, format!("restoring holders (epoch {})", ctx.fence.epoch));
+        let activated = tokio::select! {
+            _ = ctx.cancel.cancelled() => {
+                st.set(ServiceState::Stopped, "instance is not active");
+                return Ok(());
+            }
+            a = self.activate(&ctx) => a,
+        };
+        let (active, rx, counter) = match activated {
+            Ok(x) => x,
+            Err(Stop::Fenced(e)) => return self.fenced(&ctx, e).await,
+            Err(Stop::Failed(e)) => {
+                st.set(ServiceState::Failed, e.clone());
+                anyhow::bail!(e);
+            }
+        };
+        self.inner.set_active(Some(active.clone()));
+        st.set(
+            ServiceState::Running,
+            format!("granting (epoch {}, {} holders restored)", ctx.fence.epoch, active.lock().table.holder_count()),
+        );
+        let w = writer::run(active.clone(), rx, ctx.coord.clone(), ctx.fence, counter);
+        let outcome = tokio::select! {
+            biased;
+            _ = ctx.cancel.cancelled() => None,
+            s = w => Some(s),
+            _ = writer::sweep(active.clone()) => None,
+        };
+        self.inner.set_active(None);
+        match outcome {
+            None => {
+                active.close("stopping: this instance is no longer active");
+                st.set(ServiceState::Stopped, "instance is not active");
+                Ok(())
+            }
+            Some(Stop::Fenced(e)) => self.fenced(&ctx, e).await,
+            Some(Stop::Failed(e)) => {
+                active.close(&e);
+                st.set(ServiceState::Failed, e.clone());
+                anyhow::bail!(e)
+            }
+        }
+    }
+
+    fn status(&self) -> ServiceStatus {
+        self.inner.status.get()
+    }
+}
+
+impl MutexService {
+    /// The fence is stale: grant nothing more and wait for the host to stop us.
+    async fn fenced(&self, ctx: &ServiceContext, e: String) -> anyhow::Result<()> {
+        self.inner.set_active(None);
+        tracing::error!(error = %e, "coordinator refused a write: this instance lost activity; granting stopped");
+        self.inner.status.set(ServiceState::Failed, format!("stopped granting: {e}"));
+        ctx.cancel.cancelled().await;
+        self.inner.status.set(ServiceState::Stopped, "instance is not active");
+        Ok(())
+    }
+}

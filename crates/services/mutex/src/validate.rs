@@ -1,0 +1,225 @@
+//! Request validation: domain and mutex names, and the JSON bodies, field by field.
+//!
+//! Bodies are parsed by hand from a JSON value so that every error names its field
+//! (`{"error": "invalid ttl_ms: expected 1..=3600000 ms, found 0", "field": "ttl_ms"}`).
+
+use crate::error::MutexError;
+use mware_config::CriticalSections;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// Longest owner string, bytes.
+pub const MAX_OWNER_LEN: usize = 256;
+
+/// A domain name: dot-separated labels of letters, digits, `-` and `_`, each 1..=63 bytes,
+/// not starting or ending with `-`; 253 bytes at most; a trailing dot is ignored.
+/// Returns it lowercased.
+pub fn domain(raw: &str) -> Result<String, MutexError> {
+    let d = raw.strip_suffix('.').unwrap_or(raw).to_ascii_lowercase();
+    let bad = |why: String| Err(MutexError::invalid("domain", why));
+    if d.is_empty() || d.len() > 253 {
+        return bad(format!("expected a domain name of 1..=253 bytes, found {} bytes", d.len()));
+    }
+    for label in d.split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return bad(format!("expected labels of 1..=63 bytes, found {:?} in {raw:?}", label));
+        }
+        if let Some(c) = label.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
+            return bad(format!("expected letters, digits, '-' or '_' in labels, found {c:?} in {raw:?}"));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return bad(format!("expected labels not starting or ending with '-', found {label:?}"));
+        }
+    }
+    Ok(d)
+}
+
+/// A mutex name: 1..=`max_len` bytes of letters, digits and `. _ - : @ + = #`.
+pub fn name(raw: &str, max_len: usize) -> Result<String, MutexError> {
+    if raw.is_empty() || raw.len() > max_len {
+        return Err(MutexError::invalid(
+            "name",
+            format!("expected 1..={max_len} bytes (max_name_len), found {} bytes", raw.len()),
+        ));
+    }
+    if let Some(c) = raw.chars().find(|c| !(c.is_ascii_alphanumeric() || ".-_:@+=#".contains(*c))) {
+        return Err(MutexError::invalid(
+            "name",
+            format!("expected letters, digits or . _ - : @ + = #, found {c:?}"),
+        ));
+    }
+    Ok(raw.to_string())
+}
+
+/// Body of `acquire`.
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
+pub struct AcquireBody {
+    /// Who acquires (e.g. a call id); shown to others; 1..=256 bytes.
+    pub owner: String,
+    /// Lifetime of the grant unless renewed, 1..=max_ttl_ms.
+    pub ttl_ms: u64,
+    /// How long to wait in the queue; 0 tries once.
+    pub wait_ms: u64,
+    /// Most holders at once (default 1, a mutex); > 1 makes a counting semaphore.
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// Body of `release`.
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
+pub struct ReleaseBody {
+    /// The owner that was granted.
+    pub owner: String,
+    /// The token of the grant.
+    pub token: u64,
+}
+
+/// Body of `renew`.
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
+pub struct RenewBody {
+    /// The owner that was granted.
+    pub owner: String,
+    /// The token of the grant.
+    pub token: u64,
+    /// New lifetime from now, 1..=max_ttl_ms.
+    pub ttl_ms: u64,
+}
+
+fn object(body: &[u8]) -> Result<Map<String, Value>, MutexError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(other) => Err(MutexError::invalid("body", format!("expected a JSON object, found {}", kind(&other)))),
+        Err(e) => Err(MutexError::invalid("body", format!("expected a JSON object, found malformed JSON ({e})"))),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn owner(m: &Map<String, Value>) -> Result<String, MutexError> {
+    match m.get("owner") {
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_OWNER_LEN && !s.chars().any(char::is_control) => {
+            Ok(s.clone())
+        }
+        Some(Value::String(s)) => Err(MutexError::invalid(
+            "owner",
+            format!("expected 1..={MAX_OWNER_LEN} bytes without control characters, found {} bytes", s.len()),
+        )),
+        Some(v) => Err(MutexError::invalid("owner", format!("expected a string, found {}", kind(v)))),
+        None => Err(MutexError::invalid("owner", "expected a string, found nothing")),
+    }
+}
+
+fn uint(m: &Map<String, Value>, field: &'static str, what: &str) -> Result<Option<u64>, MutexError> {
+    match m.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(v) => Ok(Some(v)),
+            None => Err(MutexError::invalid(field, format!("expected a non-negative integer ({what}), found {n}"))),
+        },
+        Some(v) => Err(MutexError::invalid(field, format!("expected a non-negative integer ({what}), found {}", kind(v)))),
+    }
+}
+
+fn required(v: Option<u64>, field: &'static str, what: &str) -> Result<u64, MutexError> {
+    v.ok_or_else(|| MutexError::invalid(field, format!("expected a non-negative integer ({what}), found nothing")))
+}
+
+fn ttl(m: &Map<String, Value>, limits: &CriticalSections) -> Result<u64, MutexError> {
+    let t = required(uint(m, "ttl_ms", "milliseconds")?, "ttl_ms", "milliseconds")?;
+    if t == 0 || t > limits.max_ttl_ms {
+        return Err(MutexError::invalid("ttl_ms", format!("expected 1..={} ms (max_ttl_ms), found {t}", limits.max_ttl_ms)));
+    }
+    Ok(t)
+}
+
+/// Longest wait accepted, ms (one hour; longer waits belong in a retry loop).
+pub const MAX_WAIT_MS: u64 = 3_600_000;
+
+/// Parses and checks an acquire body.
+pub fn acquire(body: &[u8], limits: &CriticalSections) -> Result<AcquireBody, MutexError> {
+    let m = object(body)?;
+    let owner = owner(&m)?;
+    let ttl_ms = ttl(&m, limits)?;
+    let wait_ms = required(uint(&m, "wait_ms", "milliseconds, 0 to try once")?, "wait_ms", "milliseconds, 0 to try once")?;
+    if wait_ms > MAX_WAIT_MS {
+        return Err(MutexError::invalid("wait_ms", format!("expected 0..={MAX_WAIT_MS} ms, found {wait_ms}")));
+    }
+    let limit = match uint(&m, "limit", "holders at once")? {
+        None => None,
+        Some(l) if (1..=u32::MAX as u64).contains(&l) => Some(l as u32),
+        Some(l) => return Err(MutexError::invalid("limit", format!("expected 1..={} holders, found {l}", u32::MAX))),
+    };
+    Ok(AcquireBody { owner, ttl_ms, wait_ms, limit })
+}
+
+/// Parses and checks a release body.
+pub fn release(body: &[u8]) -> Result<ReleaseBody, MutexError> {
+    let m = object(body)?;
+    let owner = owner(&m)?;
+    let token = required(uint(&m, "token", "the token of the grant")?, "token", "the token of the grant")?;
+    Ok(ReleaseBody { owner, token })
+}
+
+/// Parses and checks a renew body.
+pub fn renew(body: &[u8], limits: &CriticalSections) -> Result<RenewBody, MutexError> {
+    let m = object(body)?;
+    let owner = owner(&m)?;
+    let token = required(uint(&m, "token", "the token of the grant")?, "token", "the token of the grant")?;
+    let ttl_ms = ttl(&m, limits)?;
+    Ok(RenewBody { owner, token, ttl_ms })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(r: Result<impl std::fmt::Debug, MutexError>) -> &'static str {
+        r.unwrap_err().field().unwrap()
+    }
+
+    #[test]
+    fn domains() {
+        assert_eq!(domain("Tenant1.Example.RU.").unwrap(), "tenant1.example.ru");
+        for bad in ["", ".", "a..b", "-a.ru", "a-.ru", "a b.ru", "a/b", &"x".repeat(64)] {
+            assert_eq!(field(domain(bad)), "domain", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn names() {
+        assert!(name("call:123@queue-1", 200).is_ok());
+        assert_eq!(field(name("", 10)), "name");
+        assert_eq!(field(name("abcdefghijk", 10)), "name");
+        assert_eq!(field(name("a b", 10)), "name");
+        assert_eq!(field(name("a/b", 10)), "name");
+    }
+
+    #[test]
+    fn bodies_name_the_bad_field() {
+        let l = CriticalSections::default();
+        let ok = acquire(br#"{"owner":"c1","ttl_ms":1000,"wait_ms":0}"#, &l).unwrap();
+        assert_eq!(ok.limit, None);
+        assert_eq!(field(acquire(b"{not json", &l)), "body");
+        assert_eq!(field(acquire(b"[1]", &l)), "body");
+        assert_eq!(field(acquire(br#"{"ttl_ms":1000,"wait_ms":0}"#, &l)), "owner");
+        assert_eq!(field(acquire(br#"{"owner":"","ttl_ms":1000,"wait_ms":0}"#, &l)), "owner");
+        assert_eq!(field(acquire(br#"{"owner":"a","ttl_ms":0,"wait_ms":0}"#, &l)), "ttl_ms");
+        assert_eq!(field(acquire(br#"{"owner":"a","ttl_ms":999999999,"wait_ms":0}"#, &l)), "ttl_ms");
+        assert_eq!(field(acquire(br#"{"owner":"a","ttl_ms":"5","wait_ms":0}"#, &l)), "ttl_ms");
+        assert_eq!(field(acquire(br#"{"owner":"a","ttl_ms":5,"wait_ms":-1}"#, &l)), "wait_ms");
+        assert_eq!(field(acquire(br#"{"owner":"a","ttl_ms":5,"wait_ms":1.5}"#, &l)), "wait_ms");
+        assert_eq!(field(acquire(br#"{"owner":"a","ttl_ms":5,"wait_ms":0,"limit":0}"#, &l)), "limit");
+        assert_eq!(field(release(br#"{"owner":"a"}"#)), "token");
+        assert_eq!(field(release(br#"{"owner":"a","token":-3}"#)), "token");
+        assert_eq!(field(renew(br#"{"owner":"a","token":3}"#, &l)), "ttl_ms");
+    }
+}

@@ -1,0 +1,169 @@
+//! The group commit writer and the expiry sweeper.
+//!
+//! One writer per activity drains every change queued since its last write, applies
+//! them in one fenced `kv_apply` (split in chunks the backend accepts), and only then
+//! answers all of them. While a write is in flight new changes pile up and go in the
+//! next one, so the number of coordinator writes follows the coordinator's latency,
+//! not the request rate.
+//!
+//! A refused write (`Fenced`) ends the activity at once: the in-memory table may now
+//! differ from the durable state, so nothing more is granted; every caller gets a
+//! retryable 503 and the next activity restores from the coordinator.
+
+use crate::active::{Active, Kind, Pending};
+use crate::error::MutexError;
+use crate::store::Batch;
+use crate::table::Grant;
+use mware_coord::{CoordError, Coordinator, Fence, KvOp};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Most changes answered by one write.
+const MAX_CHANGES: usize = 1024;
+/// Most operations in one `kv_apply` (etcd's default `--max-txn-ops` is 128).
+const CHUNK_OPS: usize = 100;
+/// Pauses between tries of a write the coordinator could not take.
+const RETRY_PAUSES_MS: [u64; 4] = [50, 150, 400, 1000];
+/// Longest sleep of the sweeper; it also wakes for the next expiry.
+const SWEEP_MAX: Duration = Duration::from_millis(20);
+
+/// Why the writer stopped.
+#[derive(Debug)]
+pub(crate) enum Stop {
+    /// The fence is stale: another instance is active.
+    Fenced(String),
+    /// The coordinator failed repeatedly.
+    Failed(String),
+}
+
+/// Applies one batch: every chunk, in order, retrying only when the coordinator is
+/// unavailable (each op sets a whole value, so a repeated chunk changes nothing).
+pub(crate) async fn apply(coord: &dyn Coordinator, fence: &Fence, chunks: Vec<Vec<KvOp>>) -> Result<(), Stop> {
+    for chunk in chunks {
+        let mut tries = 0;
+        loop {
+            match coord.kv_apply(fence, chunk.clone()).await {
+                Ok(_) => break,
+                Err(e @ CoordError::Fenced { .. }) => return Err(Stop::Fenced(e.to_string())),
+                Err(e) if tries < RETRY_PAUSES_MS.len() => {
+                    tracing::warn!(error = %e, attempt = tries + 1, "coordinator write failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(RETRY_PAUSES_MS[tries])).await;
+                    tries += 1;
+                }
+                Err(e) => return Err(Stop::Failed(e.to_string())),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs the writer until the channel closes or a write is refused.
+pub(crate) async fn run(
+    active: Arc<Active>,
+    mut rx: mpsc::UnboundedReceiver<Pending>,
+    coord: Arc<dyn Coordinator>,
+    fence: Fence,
+    mut counter_written: u64,
+) -> Stop {
+    loop {
+        let Some(first) = rx.recv().await else {
+            return Stop::Failed("the change queue closed".into());
+        };
+        let mut items = vec![first];
+        while items.len() < MAX_CHANGES {
+            match rx.try_recv() {
+                Ok(p) => items.push(p),
+                Err(_) => break,
+            }
+        }
+        let mut batch = Batch::default();
+        for p in &items {
+            batch.add(&p.fx.writes, p.fx.next_token);
+        }
+        let next_token = batch.next_token();
+        if batch.key_count() > 0 || next_token > counter_written {
+            active.metrics.writes.inc();
+            active.metrics.batch_size.observe(items.len() as f64);
+            if let Err(stop) = apply(&*coord, &fence, batch.into_chunks(counter_written, CHUNK_OPS)).await {
+                let reason = match &stop {
+                    Stop::Fenced(e) => format!("stopped granting: {e}"),
+                    Stop::Failed(e) => format!("stopped granting: coordinator write failed: {e}"),
+                };
+                active.close(&reason);
+                for p in items {
+                    if let Some(d) = p.done {
+                        let _ = d.send(Err(MutexError::NotRunning(reason.clone())));
+                    }
+                }
+                rx.close();
+                while let Ok(p) = rx.try_recv() {
+                    if let Some(d) = p.done {
+                        let _ = d.send(Err(MutexError::NotRunning(reason.clone())));
+                    }
+                }
+                return stop;
+            }
+            counter_written = counter_written.max(next_token);
+        }
+        answer(&active, items);
+    }
+}
+
+/// Answers every change of a durable batch; grants nobody takes are released.
+fn answer(active: &Active, items: Vec<Pending>) {
+    let mut abandoned: Vec<Grant> = vec![];
+    let mut to_waiters: Vec<Grant> = vec![];
+    for p in items {
+        let mut direct = vec![];
+        for g in p.fx.grants {
+            if g.waiter.is_some() {
+                to_waiters.push(g);
+            } else {
+                direct.push(g);
+            }
+        }
+        if let Some(d) = p.done {
+            let taken = d.send(Ok(())).is_ok();
+            if p.kind == Kind::Acquire {
+                if taken {
+                    active.metrics.grants.inc_by(direct.len() as u64);
+                } else {
+                    abandoned.extend(direct);
+                }
+            }
+        }
+    }
+    if !to_waiters.is_empty() {
+        let mut st = active.lock();
+        for g in to_waiters {
+            let id = g.waiter.expect("waiter grant");
+            let waited = g.waited_ms;
+            match st.waiters.remove(&id) {
+                Some(tx) => match tx.send(Ok(g)) {
+                    Ok(()) => {
+                        active.metrics.grants.inc();
+                        active.metrics.wait_seconds.observe(waited as f64 / 1000.0);
+                    }
+                    Err(Ok(g)) => abandoned.push(g),
+                    Err(Err(_)) => {}
+                },
+                None => abandoned.push(g),
+            }
+        }
+    }
+    active.release_abandoned(abandoned);
+}
+
+/// Drops lapsed holders as their time comes, until the activity ends.
+pub(crate) async fn sweep(active: Arc<Active>) {
+    loop {
+        let next = active.sweep();
+        let now = mware_coord::now_ms();
+        let pause = next.map_or(SWEEP_MAX, |at| Duration::from_millis(at.saturating_sub(now)).min(SWEEP_MAX));
+        tokio::select! {
+            _ = active.closed.cancelled() => return,
+            _ = tokio::time::sleep(pause.max(Duration::from_millis(1))) => {}
+        }
+    }
+}
