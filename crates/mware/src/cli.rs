@@ -98,8 +98,8 @@ pub enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
-    // Run the realtime cache sidecar next to a SIP server (Asterisk res_config_curl).
-    // Rtcache(mware_realtime::RtcacheArgs), (wired when the realtime crate lands)
+    /// Run the realtime cache sidecar next to a SIP server (Asterisk res_config_curl).
+    Rtcache(mware_realtime::RtcacheArgs),
 }
 
 /// `mware config ...`

@@ -26,6 +26,14 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Status { api, json } => runtime().block_on(cmd_status(&api, json)),
         Command::Switchover { group, to, api, token_env } => runtime().block_on(cmd_switchover(group, to, &api, &token_env)),
         Command::Config { action } => runtime().block_on(cmd_config(action)),
+        Command::Rtcache(args) => {
+            crate::logging::init(fmt);
+            runtime().block_on(async move {
+                let cancel = tokio_util::sync::CancellationToken::new();
+                crate::daemon::cancel_on_signals(cancel.clone());
+                mware_realtime::run_rtcache(args, cancel).await
+            })
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,11 +7,15 @@ use prometheus_client::registry::Registry;
 use std::sync::Arc;
 
 /// Every service mware can host.
-pub fn build(_registry: &mut Registry) -> Vec<Arc<dyn Service>> {
-    vec![]
+pub fn build(registry: &mut Registry) -> Vec<Arc<dyn Service>> {
+    vec![
+        Arc::new(mware_mutex::MutexService::new(registry)),
+        // pgctl is added when its crate lands.
+        Arc::new(mware_realtime::ProvisioningService::new(registry)),
+    ]
 }
 
 /// OpenAPI fragments contributed by the services.
 pub fn openapi_parts() -> Vec<utoipa::openapi::OpenApi> {
-    vec![]
+    vec![mware_mutex::openapi()]
 }
