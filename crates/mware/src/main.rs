@@ -1,2 +1,24 @@
-//! The mware binary (skeleton).
-fn main() {}
+//! The `mware` binary: the daemon (`mware run`) and its command-line tools.
+//!
+//! Thin by design: the model and validation live in `mware-config`, election
+//! and state in `mware-coord`, service lifecycle in `mware-host`, and each
+//! service in its own crate. This crate parses arguments, wires those together
+//! and serves the HTTP API.
+
+mod api;
+mod cli;
+mod commands;
+mod daemon;
+mod load;
+mod logging;
+mod metrics;
+mod redact;
+mod routing;
+mod services;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let args = cli::Cli::parse();
+    commands::dispatch(args)
+}

@@ -1,0 +1,159 @@
+//! Forwarding: any instance answers a call for any domain. A call whose path names
+//! a domain (`/api/v1/domains/{domain}/...`, `/provision/asterisk/{entity}/...`) is
+//! served here only if this instance is the active one of the owning group;
+//! otherwise it is proxied to that group's active instance, or answered 503 with
+//! the reason when the group has no active instance.
+
+use super::AppState;
+use crate::metrics::ForwardLabels;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+/// Header set on forwarded requests; a forwarded request is never forwarded again.
+pub const FORWARDED_BY: &str = "x-mware-forwarded-by";
+const LEADER_CACHE: Duration = Duration::from_millis(250);
+const MAX_BODY: usize = 8 << 20;
+
+/// The domain a path is about, if any.
+pub fn domain_of(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/api/v1/domains/").or_else(|| path.strip_prefix("/provision/asterisk/"))?;
+    let d = rest.split('/').next()?;
+    (!d.is_empty()).then_some(d)
+}
+
+/// Where a domain's call goes.
+#[derive(Debug, PartialEq)]
+pub enum Target {
+    /// Serve here.
+    Local,
+    /// Proxy to this instance at this address.
+    Remote(String, String),
+    /// Nobody can serve it now: status and reason.
+    Refuse(u32, String),
+}
+
+fn json_err(code: StatusCode, msg: String, group: Option<u32>) -> Response {
+    (code, Json(json!({"error": msg, "group": group, "retryable": code == StatusCode::SERVICE_UNAVAILABLE}))).into_response()
+}
+
+/// The forwarding layer.
+pub async fn forward(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(domain) = domain_of(req.uri().path()).map(str::to_string) else {
+        return next.run(req).await;
+    };
+    let group = st.0.tree.read().unwrap_or_else(|e| e.into_inner()).route(&domain);
+    let Some(group) = group else {
+        return json_err(StatusCode::NOT_FOUND, format!("no group serves domain {domain}"), None);
+    };
+    let forwarded = req.headers().contains_key(FORWARDED_BY);
+    match target(&st, group, forwarded).await {
+        Target::Local => next.run(req).await,
+        Target::Refuse(g, why) => {
+            st.0.metrics.forwarded.get_or_create(&ForwardLabels { outcome: "no_active".into() }).inc();
+            json_err(StatusCode::SERVICE_UNAVAILABLE, why, Some(g))
+        }
+        Target::Remote(name, addr) => match proxy(&st, req, &addr).await {
+            Ok(r) => {
+                st.0.metrics.forwarded.get_or_create(&ForwardLabels { outcome: "proxied".into() }).inc();
+                r
+            }
+            Err(e) => {
+                st.0.leaders.lock().unwrap_or_else(|e| e.into_inner()).remove(&group);
+                st.0.metrics.forwarded.get_or_create(&ForwardLabels { outcome: "error".into() }).inc();
+                json_err(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("group {group}: its active instance {name} at {addr} did not answer: {e}"),
+                    Some(group),
+                )
+            }
+        },
+    }
+}
+
+async fn target(st: &AppState, group: u32, forwarded: bool) -> Target {
+    let site = st.0.site.borrow().clone();
+    let me = site.instance(&st.0.instance);
+    let my_group = me.map(|p| p.role.group);
+    let active = st.0.activity.borrow().epoch().is_some();
+    if my_group == Some(group) && active {
+        return Target::Local;
+    }
+    if forwarded {
+        return Target::Refuse(group, format!("group {group}: {} is not its active instance (any more); retry", st.0.instance));
+    }
+    match leader_addr(st, group).await {
+        Ok(Some((name, addr))) if name != st.0.instance => Target::Remote(name, addr),
+        Ok(Some(_)) => Target::Refuse(group, format!("group {group}: this instance is taking over or stepping down; retry")),
+        Ok(None) => Target::Refuse(group, format!("group {group} has no active instance")),
+        Err(e) => Target::Refuse(group, format!("group {group}: cannot tell its active instance: {e}")),
+    }
+}
+
+async fn leader_addr(st: &AppState, group: u32) -> Result<Option<(String, String)>, mware_coord::CoordError> {
+    if let Some((at, v)) = st.0.leaders.lock().unwrap_or_else(|e| e.into_inner()).get(&group) {
+        if at.elapsed() < LEADER_CACHE {
+            return Ok(v.clone());
+        }
+    }
+    let views = st.0.coord.cluster().await?;
+    let site = st.0.site.borrow().clone();
+    let mut cache = st.0.leaders.lock().unwrap_or_else(|e| e.into_inner());
+    let now = Instant::now();
+    let mut found = None;
+    for v in &views {
+        let addr = v.leader.as_ref().and_then(|l| {
+            let from_site = site.instance(&l.instance).and_then(|p| p.api_addr());
+            let from_member = v.members.iter().find(|m| m.info.instance == l.instance).map(|m| m.info.address.clone());
+            from_site.or(from_member).map(|a| (l.instance.clone(), a))
+        });
+        if v.group == group {
+            found = addr.clone();
+        }
+        cache.insert(v.group, (now, addr));
+    }
+    cache.insert(group, (now, found.clone()));
+    Ok(found)
+}
+
+fn hop_by_hop(h: &HeaderName) -> bool {
+    matches!(
+        h.as_str(),
+        "connection" | "keep-alive" | "proxy-connection" | "transfer-encoding" | "upgrade" | "te" | "trailer" | "host" | "content-length"
+    )
+}
+
+async fn proxy(st: &AppState, req: Request, addr: &str) -> Result<Response, String> {
+    let (parts, body) = req.into_parts();
+    let pq = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let url = format!("http://{addr}{pq}");
+    let body = axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| format!("request body: {e}"))?;
+    let mut rb = st.0.http.request(parts.method.clone(), &url);
+    for (k, v) in parts.headers.iter().filter(|(k, _)| !hop_by_hop(k)) {
+        rb = rb.header(k, v);
+    }
+    let resp = rb.header(FORWARDED_BY, st.0.instance.as_str()).body(body).send().await.map_err(|e| e.to_string())?;
+    let mut out = Response::builder().status(resp.status().as_u16());
+    for (k, v) in resp.headers().iter().filter(|(k, _)| !hop_by_hop(k)) {
+        out = out.header(k, v);
+    }
+    let bytes = resp.bytes().await.map_err(|e| e.to_string())?;
+    out.body(Body::from(bytes)).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn domains_in_paths() {
+        assert_eq!(domain_of("/api/v1/domains/a.example/mutexes/x/acquire"), Some("a.example"));
+        assert_eq!(domain_of("/provision/asterisk/t1.ru/endpoint/single"), Some("t1.ru"));
+        assert_eq!(domain_of("/api/v1/status"), None);
+        assert_eq!(domain_of("/api/v1/domains/"), None);
+    }
+}

@@ -1,0 +1,237 @@
+//! The commands other than `run`: validate, route, schema, status, switchover, config, rtcache.
+
+use crate::cli::{Cli, Command, ConfigAction};
+use crate::load::{self, Loaded};
+use crate::redact::redact;
+use anyhow::Context;
+use mware_config::{validate, DomainTree, Severity, Site};
+use mware_coord::GroupView;
+use serde_json::{json, Value};
+use std::process::ExitCode;
+
+/// Runs a parsed command line.
+pub fn dispatch(cli: Cli) -> ExitCode {
+    let fmt = cli.log_format;
+    let result = match cli.command {
+        Command::Validate { config } => return cmd_validate(&config),
+        Command::Route { config, json, domains } => cmd_route(&config, json, &domains),
+        Command::Schema => {
+            println!("{}", serde_json::to_string_pretty(&mware_config::schema()).unwrap_or_default());
+            Ok(())
+        }
+        Command::Run { config, instance } => {
+            crate::logging::init(fmt);
+            runtime().block_on(crate::daemon::run(config, instance))
+        }
+        Command::Status { api, json } => runtime().block_on(cmd_status(&api, json)),
+        Command::Switchover { group, to, api, token_env } => runtime().block_on(cmd_switchover(group, to, &api, &token_env)),
+        Command::Config { action } => runtime().block_on(cmd_config(action)),
+        Command::Rtcache(args) => {
+            crate::logging::init(fmt);
+            runtime().block_on(async move {
+                let cancel = tokio_util::sync::CancellationToken::new();
+                crate::daemon::cancel_on_signals(cancel.clone());
+                mware_realtime::run_rtcache(args, cancel).await
+            })
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime")
+}
+
+fn cmd_validate(path: &std::path::Path) -> ExitCode {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            println!("{}: cannot read the file: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    match validate(&text) {
+        Ok(v) => {
+            for w in &v.warnings {
+                println!("{w}");
+            }
+            let s = &v.site;
+            println!(
+                "{}: valid: site {}, {} servers, {} enabled instances in {} groups, coordination {:?}{}",
+                path.display(),
+                s.site,
+                s.servers.len(),
+                s.instances().count(),
+                s.groups().len(),
+                s.coordination.backend,
+                if v.warnings.is_empty() { String::new() } else { format!(", {} warnings", v.warnings.len()) }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            for p in &problems {
+                println!("{p}");
+            }
+            let n = problems.iter().filter(|p| p.severity == Severity::Error).count();
+            eprintln!("{}: invalid: {n} problems", path.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn cmd_route(path: &std::path::Path, as_json: bool, domains: &[String]) -> anyhow::Result<()> {
+    let site = match load::load(path)? {
+        Loaded::Site { site, .. } => site,
+        Loaded::Bootstrap(_) => anyhow::bail!("{}: expected a whole site file with servers, found only coordination settings", path.display()),
+    };
+    let tree = DomainTree::build(&site);
+    let routes: Vec<Value> = domains.iter().map(|d| crate::routing::route_json(&site, &tree, d)).collect();
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&routes)?);
+    } else {
+        for r in &routes {
+            println!("{}", crate::routing::route_line(r));
+        }
+    }
+    Ok(())
+}
+
+/// The cluster as JSON: the config's groups merged with what the coordinator knows.
+pub fn cluster_json(site: &Site, views: &[GroupView]) -> Value {
+    let mut groups = site.groups();
+    for v in views {
+        if !groups.contains(&v.group) {
+            groups.push(v.group);
+        }
+    }
+    groups.sort_unstable();
+    let out: Vec<Value> = groups
+        .iter()
+        .map(|g| {
+            let view = views.iter().find(|v| v.group == *g);
+            let leader = view.and_then(|v| v.leader.clone());
+            let mut members: Vec<Value> = site
+                .group_members(*g)
+                .iter()
+                .map(|p| {
+                    let m = view.and_then(|v| v.members.iter().find(|m| m.info.instance == p.role.name));
+                    json!({
+                        "name": p.role.name, "server": p.server.name, "order": p.role.order,
+                        "address": p.api_addr(), "live": m.map(|m| m.live).unwrap_or(false),
+                        "active": leader.as_ref().map(|l| l.instance == p.role.name).unwrap_or(false),
+                    })
+                })
+                .collect();
+            if let Some(v) = view {
+                for m in v.members.iter().filter(|m| site.instance(&m.info.instance).is_none()) {
+                    members.push(json!({"name": m.info.instance, "order": m.info.order, "address": m.info.address,
+                        "live": m.live, "active": leader.as_ref().map(|l| l.instance == m.info.instance).unwrap_or(false),
+                        "note": "not in the running config"}));
+                }
+            }
+            json!({
+                "group": g,
+                "active": leader.as_ref().map(|l| l.instance.clone()),
+                "epoch": leader.as_ref().map(|l| l.epoch),
+                "since_ms": leader.as_ref().map(|l| l.since_ms),
+                "members": members,
+                "last_transition": view.and_then(|v| v.last_transition.clone()),
+            })
+        })
+        .collect();
+    json!({"site": site.site, "groups": out})
+}
+
+async fn cmd_status(api: &str, as_json: bool) -> anyhow::Result<()> {
+    let url = format!("{}/api/v1/cluster", api.trim_end_matches('/'));
+    let resp = reqwest::get(&url).await.with_context(|| format!("cannot reach {url}"))?;
+    let status = resp.status();
+    let v: Value = resp.json().await.with_context(|| format!("{url}: expected JSON"))?;
+    if !status.is_success() {
+        anyhow::bail!("{url}: {status}: {}", v["error"]);
+    }
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("site {}", v["site"].as_str().unwrap_or("?"));
+    println!("{:<9} {:<16} {:>7} {:<6} {:<7} {:>8}  {}", "GROUP", "INSTANCE", "ORDER", "LIVE", "ACTIVE", "EPOCH", "LAST TRANSITION");
+    for g in v["groups"].as_array().into_iter().flatten() {
+        let epoch = g["epoch"].as_u64().map(|e| e.to_string()).unwrap_or_else(|| "-".into());
+        let last = &g["last_transition"];
+        let last = if last.is_null() { String::new() } else { format!("{} ({})", last["reason"].as_str().unwrap_or(""), fmt_ms(last["at_ms"].as_u64())) };
+        for (i, m) in g["members"].as_array().into_iter().flatten().enumerate() {
+            println!(
+                "{:<9} {:<16} {:>7} {:<6} {:<7} {:>8}  {}",
+                if i == 0 { g["group"].to_string() } else { String::new() },
+                m["name"].as_str().unwrap_or("?"),
+                m["order"],
+                if m["live"].as_bool() == Some(true) { "yes" } else { "no" },
+                if m["active"].as_bool() == Some(true) { "ACTIVE" } else { "" },
+                if m["active"].as_bool() == Some(true) { epoch.clone() } else { String::new() },
+                if i == 0 { last.clone() } else { String::new() },
+            );
+        }
+    }
+    Ok(())
+}
+
+fn fmt_ms(ms: Option<u64>) -> String {
+    match ms {
+        Some(ms) => {
+            let ago = mware_coord::now_ms().saturating_sub(ms) / 1000;
+            format!("{ago} s ago")
+        }
+        None => "?".into(),
+    }
+}
+
+async fn cmd_switchover(group: u32, to: Option<String>, api: &str, token_env: &str) -> anyhow::Result<()> {
+    let token = std::env::var(token_env).with_context(|| format!("expected the API token in the environment variable {token_env}, found it unset"))?;
+    let url = format!("{}/api/v1/groups/{group}/switchover", api.trim_end_matches('/'));
+    let resp = reqwest::Client::new().post(&url).bearer_auth(token).json(&json!({"to": to})).send().await.with_context(|| format!("cannot reach {url}"))?;
+    let status = resp.status();
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        anyhow::bail!("switchover refused: {status}: {}", v["error"].as_str().unwrap_or(""));
+    }
+    println!("switchover of group {group} requested{}", to.map(|t| format!(" to {t}")).unwrap_or_default());
+    Ok(())
+}
+
+async fn cmd_config(action: ConfigAction) -> anyhow::Result<()> {
+    match action {
+        ConfigAction::Push { file } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let (site, warnings) = load::check(&text).map_err(|e| anyhow::anyhow!("{}: invalid, nothing stored:\n{}", file.display(), load::lines(&e)))?;
+            for w in &warnings {
+                eprintln!("{w}");
+            }
+            let coord = mware_coord::connect(&site).await?;
+            let rev = coord.config_put(&text).await?;
+            println!("stored site {} in the coordinator (revision {rev})", site.site);
+            Ok(())
+        }
+        ConfigAction::Show { config } => {
+            let site = match load::load(&config)? {
+                Loaded::Site { site, .. } | Loaded::Bootstrap(site) => site,
+            };
+            let coord = mware_coord::connect(&site).await?;
+            match coord.config_get().await? {
+                Some((text, rev)) => {
+                    let mut v: Value = serde_json::from_str(&text)?;
+                    redact(&mut v);
+                    println!("{}", serde_json::to_string_pretty(&json!({"revision": rev, "site": v}))?);
+                }
+                None => println!("no site file stored in the coordinator"),
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! `mware run`: one instance of the site. Joins its group through the coordinator,
+//! runs the group's services while active, serves the HTTP API, reloads the
+//! config on SIGHUP / file change / `mware config push`, and on SIGTERM stops its
+//! services and leaves the group within `api.drain_timeout_ms`.
+
+use crate::api::{self, AppState, Inner};
+use crate::load::{self, Loaded};
+use crate::metrics::{Metrics, ReloadLabels, TransitionLabels};
+use anyhow::Context;
+use mware_config::{Backend, DomainTree, Secret, Site};
+use mware_coord::{Activity, Coordinator, MemberInfo};
+use mware_host::Host;
+use prometheus_client::registry::Registry;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// Cancels `cancel` on SIGTERM or SIGINT.
+pub fn cancel_on_signals(cancel: CancellationToken) {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            tracing::error!("cannot install signal handlers");
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!(signal = "SIGTERM", "stopping"),
+            _ = int.recv() => tracing::info!(signal = "SIGINT", "stopping"),
+        }
+        cancel.cancel();
+    });
+}
+
+/// Where the running config came from.
+#[derive(Clone)]
+struct Source {
+    path: PathBuf,
+    /// True when the file is a whole site (else: bootstrap, the site is in the coordinator).
+    whole: bool,
+}
+
+/// Runs the daemon until a stop signal.
+pub async fn run(config: PathBuf, instance: String) -> anyhow::Result<()> {
+    let (boot, whole) = match load::load(&config)? {
+        Loaded::Site { site, warnings, .. } => {
+            for w in &warnings {
+                tracing::warn!(path = %w.path, problem = %w.message, "config warning");
+            }
+            (site, true)
+        }
+        Loaded::Bootstrap(site) => (site, false),
+    };
+    if boot.coordination.backend == Backend::Embedded {
+        if let Some(dir) = Path::new(&boot.coordination.path).parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+    }
+    let coord = mware_coord::connect(&boot).await.context("cannot open the coordinator")?;
+    let site = if whole {
+        boot
+    } else {
+        let (text, rev) = coord
+            .config_get()
+            .await?
+            .with_context(|| format!("{}: has no servers, and no site file is stored in the coordinator (run `mware config push FILE`)", config.display()))?;
+        let (site, _) = load::check(&text).map_err(|e| anyhow::anyhow!("the site file stored in the coordinator (revision {rev}) is invalid:\n{}", load::lines(&e)))?;
+        tracing::info!(revision = rev, "using the site file stored in the coordinator");
+        site
+    };
+    let me = site.instance(&instance).with_context(|| not_found(&site, &instance))?;
+    let addr = me.api_addr().with_context(|| format!("instance {instance}: iface {} has no address", me.role.iface))?;
+    let member = MemberInfo {
+        instance: instance.clone(),
+        group: me.role.group,
+        order: me.role.order,
+        address: addr.clone(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        since_ms: mware_coord::now_ms(),
+    };
+    let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let token = std::env::var(&site.api.token_env).ok().filter(|t| !t.is_empty()).map(Secret::new);
+    if token.is_none() {
+        tracing::warn!(env = %site.api.token_env, "no API token configured: mutating API calls are refused");
+    }
+    let drain = Duration::from_millis(site.api.drain_timeout_ms);
+    let stop_timeout = Duration::from_millis(site.coordination.step_down_margin_ms.max(500));
+
+    let mut registry = Registry::default();
+    let metrics = Metrics::default();
+    metrics.register(&mut registry);
+    let services = crate::services::build(&mut registry);
+
+    let tree = DomainTree::build(&site);
+    let token_env = site.api.token_env.clone();
+    let (site_tx, site_rx) = watch::channel(Arc::new(site));
+    let (act_tx, act_rx) = watch::channel(Activity::Passive { reason: "joining the group".into() });
+    let shutdown = CancellationToken::new();
+    cancel_on_signals(shutdown.clone());
+
+    let host = Host::new(services, instance.clone(), coord.clone(), site_rx.clone(), stop_timeout);
+    let state = AppState(Arc::new(Inner {
+        instance: instance.clone(),
+        site: site_rx.clone(),
+        tree: RwLock::new(Arc::new(tree)),
+        activity: act_rx.clone(),
+        coord: coord.clone(),
+        host: host.clone(),
+        registry,
+        metrics: metrics.clone(),
+        token,
+        token_env,
+        http: reqwest::Client::builder().connect_timeout(Duration::from_secs(1)).timeout(Duration::from_secs(120)).build()?,
+        leaders: Default::default(),
+        ready: AtomicBool::new(false),
+        started_ms: mware_coord::now_ms(),
+    }));
+
+    let membership_task = tokio::spawn(keep_membership(coord.clone(), member, act_tx, state.clone(), shutdown.clone()));
+    let host_stop = shutdown.child_token();
+    let host_task = {
+        let host = host.clone();
+        let rx = act_rx.clone();
+        tokio::spawn(async move { host.run(rx, host_stop).await })
+    };
+    tokio::spawn(log_activity(act_rx.clone(), metrics.clone(), instance.clone()));
+    tokio::spawn(reload_loop(Source { path: config, whole }, coord.clone(), site_tx, state.clone(), shutdown.clone()));
+
+    tracing::info!(%instance, %addr, "serving the API");
+    let app = api::router(state.clone());
+    let serve_cancel = shutdown.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).with_graceful_shutdown(async move { serve_cancel.cancelled().await }).await
+    });
+
+    shutdown.cancelled().await;
+    let stopped = tokio::time::timeout(drain, async {
+        let _ = host_task.await;
+        let _ = membership_task.await;
+        let _ = server.await;
+    })
+    .await;
+    match stopped {
+        Ok(()) => tracing::info!("stopped cleanly"),
+        Err(_) => tracing::warn!(timeout_ms = drain.as_millis() as u64, "drain time limit reached; exiting"),
+    }
+    Ok(())
+}
+
+fn not_found(site: &Site, instance: &str) -> String {
+    let disabled = site.servers.iter().flat_map(|s| &s.roles).any(|r| r.name == instance && !r.enabled);
+    if disabled {
+        return format!("instance {instance} is disabled (enabled: false) and is never started");
+    }
+    let names: Vec<String> = site.instances().map(|p| p.role.name.clone()).collect();
+    format!("--instance: expected one of {names:?}, found {instance:?}")
+}
+
+/// Joins the group (retrying while the coordinator is unreachable) and mirrors the
+/// membership's activity into `act_tx` until shutdown; then leaves the group.
+async fn keep_membership(
+    coord: Arc<dyn Coordinator>,
+    member: MemberInfo,
+    act_tx: watch::Sender<Activity>,
+    state: AppState,
+    shutdown: CancellationToken,
+) {
+    let mut pause = Duration::from_millis(200);
+    let membership = loop {
+        match coord.join(member.clone()).await {
+            Ok(m) => break m,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot join the group yet; retrying");
+                act_tx.send_replace(Activity::Passive { reason: format!("cannot join the group: {e}") });
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(pause) => {}
+                }
+                pause = (pause * 2).min(Duration::from_secs(3));
+            }
+        }
+    };
+    state.0.ready.store(true, Ordering::Relaxed);
+    let mut rx = membership.activity.clone();
+    loop {
+        act_tx.send_replace(rx.borrow_and_update().clone());
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = rx.changed() => if r.is_err() { break },
+        }
+    }
+    // Stop services first (the host follows this channel), then resign.
+    act_tx.send_replace(Activity::Passive { reason: "stopping".into() });
+    membership.leave().await;
+}
+
+async fn log_activity(mut rx: watch::Receiver<Activity>, metrics: Metrics, instance: String) {
+    let mut last: Option<Activity> = None;
+    loop {
+        let a = rx.borrow_and_update().clone();
+        if last.as_ref() != Some(&a) {
+            let secs = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            metrics.last_transition_seconds.set(secs as i64);
+            match &a {
+                Activity::Active { epoch, reason, .. } => {
+                    metrics.active.set(1);
+                    metrics.epoch.set(*epoch as i64);
+                    metrics.transitions.get_or_create(&TransitionLabels { to: "active".into() }).inc();
+                    tracing::info!(%instance, state = "active", epoch, %reason, "activity changed");
+                }
+                Activity::Passive { reason } => {
+                    metrics.active.set(0);
+                    metrics.epoch.set(0);
+                    if last.as_ref().and_then(|l| l.epoch()).is_some() {
+                        metrics.transitions.get_or_create(&TransitionLabels { to: "passive".into() }).inc();
+                    }
+                    tracing::info!(%instance, state = "passive", %reason, "activity changed");
+                }
+            }
+            last = Some(a);
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Applies a new site text if it validates and still contains this instance.
+fn apply(text: &str, source: &str, site_tx: &watch::Sender<Arc<Site>>, state: &AppState) -> bool {
+    let refused = |why: &str| {
+        tracing::error!(source, reason = why, "new config refused; keeping the running one");
+        state.0.metrics.reloads.get_or_create(&ReloadLabels { result: "refused".into(), source: source.into() }).inc();
+        false
+    };
+    let (site, warnings) = match load::check(text) {
+        Ok(v) => v,
+        Err(problems) => {
+            for p in &problems {
+                tracing::error!(source, path = %p.path, problem = %p.message, "config problem");
+            }
+            return refused(&format!("{} problems", problems.len()));
+        }
+    };
+    for w in &warnings {
+        tracing::warn!(source, path = %w.path, problem = %w.message, "config warning");
+    }
+    let old = site_tx.borrow().clone();
+    let Some(me) = site.instance(&state.0.instance) else {
+        return refused(&format!("instance {} is not an enabled instance of the new config", state.0.instance));
+    };
+    if let Some(o) = old.instance(&state.0.instance) {
+        if o.role.group != me.role.group || o.role.order != me.role.order || o.api_addr() != me.api_addr() {
+            tracing::warn!(source, "group, order or address of this instance changed: takes effect at the next restart");
+        }
+    }
+    if *old == site {
+        tracing::debug!(source, "config unchanged");
+        return true;
+    }
+    *state.0.tree.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(DomainTree::build(&site));
+    site_tx.send_replace(Arc::new(site));
+    state.0.metrics.reloads.get_or_create(&ReloadLabels { result: "applied".into(), source: source.into() }).inc();
+    tracing::info!(source, "config reloaded");
+    true
+}
+
+fn mtime(p: &Path) -> Option<SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+async fn reload_loop(src: Source, coord: Arc<dyn Coordinator>, site_tx: watch::Sender<Arc<Site>>, state: AppState, shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot install the SIGHUP handler");
+        return;
+    };
+    let mut seen = mtime(&src.path);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut watch = coord.config_watch().await.ok();
+    loop {
+        let (from_file, source) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = hup.recv() => (true, "sighup"),
+            _ = tick.tick() => {
+                let now = mtime(&src.path);
+                if now == seen || !src.whole { continue }
+                (true, "file")
+            }
+            ev = async { match watch.as_mut() { Some(w) => w.recv().await, None => std::future::pending().await } } => {
+                match ev {
+                    Some((text, rev)) => {
+                        tracing::info!(revision = rev, "new site file in the coordinator");
+                        apply(&text, "coordinator", &site_tx, &state);
+                    }
+                    None => watch = coord.config_watch().await.ok(),
+                }
+                continue;
+            }
+        };
+        if from_file {
+            seen = mtime(&src.path);
+            if src.whole {
+                match std::fs::read_to_string(&src.path) {
+                    Ok(text) => {
+                        apply(&text, source, &site_tx, &state);
+                    }
+                    Err(e) => tracing::error!(path = %src.path.display(), error = %e, "cannot read the config file; keeping the running one"),
+                }
+            } else {
+                match coord.config_get().await {
+                    Ok(Some((text, _))) => {
+                        apply(&text, source, &site_tx, &state);
+                    }
+                    Ok(None) => tracing::error!("no site file in the coordinator; keeping the running one"),
+                    Err(e) => tracing::error!(error = %e, "cannot read the site file from the coordinator; keeping the running one"),
+                }
+            }
+        }
+    }
+}

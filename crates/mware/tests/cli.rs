@@ -1,0 +1,87 @@
+//! The command-line tools on the examples: validate, route, schema, --help.
+
+mod common;
+
+use std::process::Command;
+
+fn mware(args: &[&str]) -> (i32, String, String) {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let out = Command::new(common::bin()).args(args).current_dir(root).output().expect("run mware");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+#[test]
+fn examples_validate() {
+    for f in ["examples/minimal.json", "examples/site.json"] {
+        let (code, out, err) = mware(&["validate", "--config", f]);
+        assert_eq!(code, 0, "{f}: {out}{err}");
+        assert!(out.contains("valid"), "{out}");
+    }
+}
+
+#[test]
+fn invalid_file_lists_every_problem_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("bad.json");
+    std::fs::write(
+        &f,
+        r#"{"site": "x", "servers": [{"name": "s1", "ifaces": {"eth0": "127.0.0.1"}, "roles": [
+            {"name": "1bad", "roletype": "mware", "iface": "eth0", "group": 0, "order": 1},
+            {"name": "ok2", "roletype": "other", "iface": "eth9", "group": 5, "order": 1, "bogus": true}
+        ]}]}"#,
+    )
+    .unwrap();
+    let (code, out, _) = mware(&["validate", "--config", f.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    for needle in [
+        "servers[0].roles[0].name:",
+        "servers[0].roles[0].group:",
+        "servers[0].roles[1].roletype:",
+        "servers[0].roles[1].iface:",
+        "servers[0].roles[1].bogus:",
+    ] {
+        assert!(out.lines().any(|l| l.starts_with(needle)), "missing {needle} in:\n{out}");
+    }
+}
+
+#[test]
+fn malformed_json_names_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("bad.json");
+    std::fs::write(&f, "{\n  \"site\": \"x\",\n  \"servers\": [,]\n}").unwrap();
+    let (code, out, _) = mware(&["validate", "--config", f.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(out.contains("line 3"), "{out}");
+}
+
+#[test]
+fn route_prints_group_and_failover_order() {
+    let (code, out, err) = mware(&["route", "--config", "examples/site.json", "--json", "example.org"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v[0]["group"].as_u64().is_some(), "{out}");
+    let orders: Vec<i64> = v[0]["instances"].as_array().unwrap().iter().map(|i| i["order"].as_i64().unwrap()).collect();
+    let mut sorted = orders.clone();
+    sorted.sort();
+    assert_eq!(orders, sorted);
+    let (code, out, _) = mware(&["route", "--config", "examples/site.json", "example.org"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("group "), "{out}");
+}
+
+#[test]
+fn schema_is_json_schema() {
+    let (code, out, _) = mware(&["schema"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["properties"]["servers"].is_object(), "{out}");
+}
+
+#[test]
+fn help_explains_commands() {
+    let (code, out, _) = mware(&["--help"]);
+    assert_eq!(code, 0);
+    for c in ["validate", "route", "schema", "run", "status", "switchover", "config"] {
+        assert!(out.contains(c), "--help lacks {c}: {out}");
+    }
+}

@@ -1,0 +1,94 @@
+//! Shared helpers for the daemon's end-to-end tests: start `mware run` as a real
+//! process on a free loopback port, wait for it, read its API, collect its output.
+
+#![allow(dead_code)]
+
+use mware_testkit::{free_port, Child};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Path of the built binary.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_mware"))
+}
+
+/// A running `mware run` process.
+pub struct Daemon {
+    pub child: Child,
+    pub log: PathBuf,
+    pub api: String,
+}
+
+impl Daemon {
+    /// Starts `mware run --config FILE --instance NAME` with `env`, logging JSON to `log`.
+    pub fn start(config: &Path, instance: &str, api_addr: &str, log: PathBuf, env: &[(&str, &str)]) -> Daemon {
+        let mut cmd = Command::new(bin());
+        cmd.args(["--log-format", "json", "run", "--config"]).arg(config).args(["--instance", instance]);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.env("RUST_LOG", "info");
+        let child = Child::spawn(instance, cmd, &log).expect("start mware");
+        Daemon { child, log, api: format!("http://{api_addr}") }
+    }
+
+    /// GET a JSON document from the API (None when it does not answer).
+    pub fn get(&self, path: &str) -> Option<(u16, Value)> {
+        get_json(&format!("{}{path}", self.api))
+    }
+
+    /// Waits until `pred(status)` holds, up to `timeout`.
+    pub fn wait_status(&self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + timeout;
+        let mut last = Value::Null;
+        while Instant::now() < deadline {
+            if let Some((200, v)) = self.get("/api/v1/status") {
+                if pred(&v) {
+                    return v;
+                }
+                last = v;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("status condition not met within {timeout:?}; last status: {last}\nlog:\n{}", self.log_text());
+    }
+
+    /// Everything the process printed.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// A blocking GET returning status and JSON body.
+pub fn get_json(url: &str) -> Option<(u16, Value)> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+    rt.block_on(async {
+        let r = reqwest::Client::new().get(url).timeout(Duration::from_secs(3)).send().await.ok()?;
+        let code = r.status().as_u16();
+        let v = r.json::<Value>().await.unwrap_or(Value::Null);
+        Some((code, v))
+    })
+}
+
+/// A blocking POST with an optional bearer token, returning status and JSON body.
+pub fn post_json(url: &str, token: Option<&str>, body: &Value) -> Option<(u16, Value)> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+    rt.block_on(async {
+        let mut rb = reqwest::Client::new().post(url).json(body).timeout(Duration::from_secs(10));
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        let r = rb.send().await.ok()?;
+        let code = r.status().as_u16();
+        let v = r.json::<Value>().await.unwrap_or(Value::Null);
+        Some((code, v))
+    })
+}
+
+/// A free port on 127.0.0.1 as `127.0.0.1:PORT`.
+pub fn free_addr() -> (u16, String) {
+    let p = free_port();
+    (p, format!("127.0.0.1:{p}"))
+}

@@ -1,0 +1,143 @@
+//! End-to-end: `mware run` as a real process on the embedded coordinator.
+//! Status, config with secrets redacted, auth on mutating calls, SIGHUP reload
+//! (a broken file is refused and the old config kept; a good one is applied),
+//! clean stop on SIGTERM, and no secret value anywhere in the process output.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const SSH_PWD: &str = "ssh-Secret-7781";
+const REPLICA_PWD: &str = "replica-Secret-9034";
+const STORAGE_PWD: &str = "storage-Secret-5521";
+const TOKEN: &str = "api-Token-3310";
+
+fn site(port: u16, coord: &str, opts: Value) -> Value {
+    json!({
+        "site": "e2e",
+        "coordination": {"backend": "embedded", "path": coord, "lease_ttl_ms": 2000, "step_down_margin_ms": 700},
+        "api": {"token_env": "E2E_TOKEN", "drain_timeout_ms": 5000},
+        "servers": [{
+            "name": "srv1", "ifaces": {"lo": "127.0.0.1"},
+            "roles": [{
+                "name": "mware1", "roletype": "mware", "iface": "lo", "group": 1, "order": 10,
+                "api_port": port, "opts": opts,
+                "pg_controller": [{"key": "main", "servers": [
+                    {"ssh_host": "127.0.0.1", "ssh_user": "postgres", "ssh_pwd": SSH_PWD, "pg_port": 1, "pg_replica_user": "replica", "pg_replica_pwd": REPLICA_PWD,
+                     "pg_ctl_command": "pg_ctl", "pg_basebackup_command": "pg_basebackup", "pg_data_folder": "/nonexistent/a"},
+                    {"ssh_host": "127.0.0.2", "ssh_user": "postgres", "ssh_pwd": SSH_PWD, "pg_port": 1, "pg_replica_user": "replica", "pg_replica_pwd": REPLICA_PWD,
+                     "pg_ctl_command": "pg_ctl", "pg_basebackup_command": "pg_basebackup", "pg_data_folder": "/nonexistent/b"}
+                ]}],
+                "backup_controller": {"hours_interval": [20, 3], "weekdays": [1, 2], "storage_ssh_host": "127.0.0.1", "storage_ssh_user": "u", "storage_ssh_pwd": STORAGE_PWD}
+            }, {
+                "name": "mware9", "roletype": "mware", "iface": "nope", "group": 0, "order": 10, "enabled": false
+            }]
+        }]
+    })
+}
+
+#[test]
+fn run_status_config_reload_stop_and_no_secret_leaks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, addr) = free_addr();
+    let coord = dir.path().join("coord.sqlite");
+    let cfg = dir.path().join("site.json");
+    let write = |v: &Value| std::fs::write(&cfg, serde_json::to_string_pretty(v).unwrap()).unwrap();
+    write(&site(port, coord.to_str().unwrap(), json!({"gen": 1})));
+    let log = dir.path().join("mware.log");
+    let mut d = Daemon::start(&cfg, "mware1", &addr, log, &[("E2E_TOKEN", TOKEN)]);
+
+    // A single instance with the embedded coordinator is active at once.
+    let st = d.wait_status(Duration::from_secs(20), |v| v["state"] == "active");
+    assert_eq!(st["instance"], "mware1");
+    assert_eq!(st["group"], 1);
+    assert_eq!(st["order"], 10);
+    assert_eq!(st["server"], "srv1");
+    assert_eq!(st["domains"]["rest_of_tree"], true);
+    assert!(st["epoch"].as_u64().unwrap() >= 1);
+    assert!(st["since_ms"].as_u64().is_some());
+
+    assert_eq!(d.get("/healthz").unwrap().0, 200);
+    assert_eq!(d.get("/readyz").unwrap().0, 200);
+
+    // Config: secrets shown as ***.
+    let (code, c) = d.get("/api/v1/config").unwrap();
+    assert_eq!(code, 200);
+    let text = c.to_string();
+    assert!(text.contains("***"), "{text}");
+    for s in [SSH_PWD, REPLICA_PWD, STORAGE_PWD, TOKEN] {
+        assert!(!text.contains(s), "secret {s} in /api/v1/config");
+    }
+    assert_eq!(c["servers"][0]["roles"][0]["opts"]["gen"], 1);
+
+    // Route through the API.
+    let (code, r) = d.get("/api/v1/route?domain=Tenant1.Example.RU.").unwrap();
+    assert_eq!(code, 200);
+    assert_eq!(r["group"], 1);
+    assert_eq!(r["instances"][0]["name"], "mware1");
+    assert_eq!(d.get("/api/v1/route").unwrap().0, 400);
+
+    // Metrics and OpenAPI.
+    let m = http_text::blocking_get_text(&format!("{}/metrics", d.api));
+    assert!(m.contains("mware_active 1"), "{m}");
+    let (code, doc) = d.get("/api/openapi.json").unwrap();
+    assert_eq!(code, 200);
+    assert!(doc["paths"]["/api/v1/status"].is_object());
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+
+    // Mutating calls need the token.
+    let url = format!("{}/api/v1/groups/1/switchover", d.api);
+    assert_eq!(post_json(&url, None, &json!({})).unwrap().0, 401);
+    assert_eq!(post_json(&url, Some("wrong"), &json!({})).unwrap().0, 401);
+    let (code, e) = post_json(&url, Some(TOKEN), &json!({"to": "nobody"})).unwrap();
+    assert_eq!(code, 400, "{e}");
+    assert!(e["error"].as_str().unwrap().starts_with("to: expected one of"), "{e}");
+
+    // SIGHUP with a broken file: refused, old config kept.
+    std::fs::write(&cfg, "{\"site\": \"e2e\", \"servers\": [ {\"name\": 5} ]").unwrap();
+    d.child.signal(libc::SIGHUP);
+    std::thread::sleep(Duration::from_millis(1500));
+    let (_, c) = d.get("/api/v1/config").unwrap();
+    assert_eq!(c["servers"][0]["roles"][0]["opts"]["gen"], 1, "broken config must not be applied");
+    assert!(d.log_text().contains("new config refused"), "{}", d.log_text());
+    assert_eq!(d.get("/api/v1/status").unwrap().1["state"], "active");
+
+    // SIGHUP with a good file: applied.
+    write(&site(port, coord.to_str().unwrap(), json!({"gen": 2})));
+    d.child.signal(libc::SIGHUP);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, c) = d.get("/api/v1/config").unwrap();
+        if c["servers"][0]["roles"][0]["opts"]["gen"] == 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "good config not applied: {}", d.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // SIGTERM: stops within the drain limit, exit code 0.
+    d.child.signal(libc::SIGTERM);
+    let code = d.child.wait_timeout(Duration::from_secs(8));
+    assert_eq!(code, Some(0), "log:\n{}", d.log_text());
+
+    // No secret in any output of the run.
+    let out = d.log_text();
+    for s in [SSH_PWD, REPLICA_PWD, STORAGE_PWD, TOKEN] {
+        assert!(!out.contains(s), "secret {s} leaked into the output");
+    }
+    // JSON logs: every line is a JSON object.
+    for line in out.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(serde_json::from_str::<Value>(line).is_ok(), "not JSON: {line}");
+    }
+}
+
+mod http_text {
+
+    /// Blocking text GET.
+    pub fn blocking_get_text(url: &str) -> String {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async { ::reqwest::get(url).await.unwrap().text().await.unwrap() })
+    }
+}

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs and starts what mware's tests need, idempotently:
+#   etcd (Debian etcd-server 3.4), protoc (for the etcd client), sshd, sudo, rsync,
+#   wrk and nginx (benchmarks), and makes sure PostgreSQL 15 on 5432 and RabbitMQ on 5672 run.
+# Tests start their own etcd, PostgreSQL instances and sshd on loopback ports; this script
+# only provides the binaries and the machine's shared services.
+set -euo pipefail
+
+need_pkgs=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have etcd || [ -x /usr/bin/etcd ] || need_pkgs+=(etcd-server)
+have etcdctl || need_pkgs+=(etcd-client)
+have protoc || need_pkgs+=(protobuf-compiler)
+[ -x /usr/sbin/sshd ] || need_pkgs+=(openssh-server)
+have sudo || need_pkgs+=(sudo)
+have rsync || need_pkgs+=(rsync)
+have wrk || need_pkgs+=(wrk)
+have nginx || need_pkgs+=(nginx-light)
+[ -x /usr/lib/postgresql/15/bin/initdb ] || need_pkgs+=(postgresql-15)
+have rabbitmq-server || need_pkgs+=(rabbitmq-server)
+have pg_lsclusters || need_pkgs+=(postgresql-common)
+
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  echo "setup: installing ${need_pkgs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  marker=/var/tmp/mware-apt-updated
+  if [ ! -e "$marker" ]; then apt-get update -qq && touch "$marker"; fi
+  apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+mkdir -p /run/sshd
+
+# PostgreSQL 15 on 5432 (trust for local connections, as on these machines).
+if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+  echo "setup: starting PostgreSQL"
+  cl=$(ls /etc/postgresql 2>/dev/null | head -1)
+  if [ -n "$cl" ]; then
+    pg_ctlcluster --skip-systemctl-redirect "$cl" main start || true
+  fi
+  for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
+fi
+pg_isready -h 127.0.0.1 -p 5432 || { echo "setup: PostgreSQL on 5432 is not running" >&2; exit 1; }
+
+# RabbitMQ on 5672.
+if ! (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then
+  echo "setup: starting RabbitMQ"
+  rabbitmq-server -detached >/dev/null 2>&1 || true
+  for _ in $(seq 1 60); do (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null && break; sleep 1; done
+fi
+echo "setup: ready (etcd $(etcd --version 2>/dev/null | head -1 | awk '{print $3}'), PostgreSQL on 5432, RabbitMQ on 5672)"
