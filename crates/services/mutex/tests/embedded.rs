@@ -274,7 +274,7 @@ fn the_checker_catches_overlaps_and_token_disorder() {
     let h = |client, token, granted_us, released_us| Hold { client, token, granted_us, released_us };
     assert!(check(&[h(0, 1, 0, 10), h(1, 2, 10, 20)], 1).is_ok());
     assert!(check(&[h(0, 1, 0, 10), h(1, 2, 9, 20)], 1).is_err(), "overlap");
-    assert!(check(&[h(0, 2, 0, 10), h(1, 1, 10, 20)], 1).is_err(), "token went down");
+    assert!(check(&[h(0, 2, 0, 10), h(1, 1, 11, 20)], 1).is_err(), "token went down");
     assert!(check(&[h(0, 1, 0, 10), h(1, 1, 10, 20)], 1).is_err(), "token reused");
     assert!(check(&[h(0, 1, 0, 10), h(1, 2, 5, 20), h(2, 3, 6, 8)], 2).is_err(), "three at once");
 }
