@@ -73,3 +73,23 @@ fn switchover_embedded() {
     let args = ["--backend", "embedded", "--path", &path].iter().map(|s| s.to_string()).collect();
     run(args, coord, &rt, dir.path());
 }
+
+#[test]
+fn failback_to_lower_order_member() {
+    let etcd = Etcd::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let args = etcd_args(&etcd.endpoint(), "/t/fb", &["--failback-after-s", "2"]);
+    let m2 = Member::start(dir.path(), "mware2", 1, 20, &args);
+    wait_until("mware2 active", T, || m2.is_active());
+    let joined = now_ms();
+    let m1 = Member::start(dir.path(), "mware1", 1, 10, &args);
+    wait_until("mware1 takes activity back", T, || m1.is_active());
+    let a1 = m1.last_activity().unwrap();
+    assert!(a1["ts_ms"].as_u64().unwrap() >= joined + 2000, "not before failback_after_s");
+    let p2 = m2.last_activity().unwrap();
+    assert_eq!(p2["event"], "passive");
+    assert!(p2["reason"].as_str().unwrap().starts_with("failback: mware1 (order 10)"), "{p2}");
+    let mut all = intervals(&m1, None);
+    all.extend(intervals(&m2, None));
+    assert_no_overlap(all);
+}
