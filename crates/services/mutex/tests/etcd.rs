@@ -1,0 +1,50 @@
+//! The service against a real etcd started by the test: the safety checker, and a
+//! restart with a new epoch that restores holders and keeps tokens growing.
+
+mod common;
+
+use common::{checker, get, post, Running};
+use mware_testkit::etcd::Etcd;
+use serde_json::json;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn checker_and_restart_on_etcd() {
+    let etcd = Etcd::start().expect("start etcd");
+    let coord = common::open(common::etcd(&etcd.endpoint())).await;
+    let (m, fence) = common::become_active(&coord, "mware1", 10).await;
+    let r = Running::start(common::service(), coord.clone(), fence, "mware1", common::site(json!({}))).await;
+
+    let cfg = checker::Config {
+        bases: vec![r.base.clone()],
+        domain: "tenant1.example.ru".into(),
+        name: "queue-1".into(),
+        clients: 8,
+        limit: 1,
+        duration: Duration::from_secs(3),
+        hold: Duration::from_millis(1),
+        ttl_ms: 30_000,
+        wait_ms: 20_000,
+    };
+    let rep = tokio::time::timeout(Duration::from_secs(60), checker::run(cfg)).await.expect("checker ends");
+    assert!(rep.unexpected.is_empty(), "{:?}", rep.unexpected.first());
+    assert!(rep.holds.len() >= 20, "only {} holds in 3 s", rep.holds.len());
+    checker::check(&rep.holds, 1).unwrap();
+    let last = rep.holds.iter().map(|h| h.token).max().unwrap();
+
+    // A holder survives the change of activity; the counter continues above `last`.
+    let http = reqwest::Client::new();
+    let (s, a) = post(&http, &r.url("d.ru", "/kept/acquire"), json!({"owner": "a", "ttl_ms": 60000, "wait_ms": 0})).await;
+    assert_eq!(s, 200, "{a}");
+    let svc = r.stop().await;
+    m.leave().await;
+    let (_m2, fence2) = common::become_active(&coord, "mware2", 20).await;
+    assert!(fence2.epoch > fence.epoch);
+    let r = Running::start(svc, coord.clone(), fence2, "mware2", common::site(json!({}))).await;
+    let (_, v) = get(&http, &r.url("d.ru", "/kept")).await;
+    assert_eq!(v["holders"][0]["token"], a["token"], "{v}");
+    let (s, b) = post(&http, &r.url("d.ru", "/new/acquire"), json!({"owner": "b", "ttl_ms": 1000, "wait_ms": 0})).await;
+    assert_eq!(s, 200);
+    assert!(b["token"].as_u64().unwrap() > a["token"].as_u64().unwrap().max(last));
+    r.stop().await;
+}
