@@ -20,6 +20,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 pub struct DomainTree {
     default_group: Option<u32>,
     map: HashMap<Box<str>, u32, BuildHasherDefault<FxHasher>>,
+    /// Fewest and most labels of a named domain: the walk skips suffixes outside this range.
+    min_labels: usize,
+    max_labels: usize,
 }
 
 impl DomainTree {
@@ -32,17 +35,29 @@ impl DomainTree {
                 t.default_group = Some(p.role.group);
             }
             for d in &p.role.include_domains {
-                t.map.entry(normalize(d).into_boxed_str()).or_insert(p.role.group);
+                t.insert(d, p.role.group);
             }
         }
         t
+    }
+
+    fn insert(&mut self, d: &str, group: u32) {
+        let d = normalize(d);
+        let n = labels(&d);
+        if self.map.is_empty() {
+            (self.min_labels, self.max_labels) = (n, n);
+        } else {
+            self.min_labels = self.min_labels.min(n);
+            self.max_labels = self.max_labels.max(n);
+        }
+        self.map.entry(d.into_boxed_str()).or_insert(group);
     }
 
     /// Builds a tree from `(domain, group)` pairs and the default group (for tests and tools).
     pub fn from_entries<'a>(entries: impl IntoIterator<Item = (&'a str, u32)>, default_group: Option<u32>) -> Self {
         let mut t = DomainTree { default_group, ..DomainTree::default() };
         for (d, g) in entries {
-            t.map.entry(normalize(d).into_boxed_str()).or_insert(g);
+            t.insert(d, g);
         }
         t
     }
@@ -58,17 +73,24 @@ impl DomainTree {
         }
     }
 
+    /// Looks up `d` and its parents, most specific first, skipping suffixes with more labels
+    /// than any named domain or fewer than all of them.
     fn walk(&self, mut d: &str) -> Option<u32> {
-        if !self.map.is_empty() {
-            loop {
+        if self.map.is_empty() {
+            return self.default_group;
+        }
+        let mut n = labels(d);
+        while n >= self.min_labels {
+            if n <= self.max_labels {
                 if let Some(g) = self.map.get(d) {
                     return Some(*g);
                 }
-                match d.find('.') {
-                    Some(i) => d = &d[i + 1..],
-                    None => break,
-                }
             }
+            match d.find('.') {
+                Some(i) => d = &d[i + 1..],
+                None => break,
+            }
+            n -= 1;
         }
         self.default_group
     }
@@ -99,6 +121,11 @@ impl DomainTree {
     pub fn normalize(d: &str) -> String {
         normalize(d)
     }
+}
+
+/// The number of dot-separated labels (an empty string counts as one).
+fn labels(d: &str) -> usize {
+    d.bytes().filter(|b| *b == b'.').count() + 1
 }
 
 /// Lowercase, without a trailing dot.

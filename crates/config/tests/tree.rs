@@ -1,0 +1,45 @@
+//! The domain tree against a brute-force scan over random trees: the group
+//! naming the longest ancestor (or the name itself) wins, else the default.
+
+use mware_config::DomainTree;
+use proptest::prelude::*;
+
+fn name(max_labels: usize) -> impl Strategy<Value = String> {
+    // A tiny alphabet so that random names often nest inside each other.
+    prop::collection::vec(prop::sample::select(vec!["a", "b", "c", "ab", "x-1"]), 1..=max_labels).prop_map(|l| l.join("."))
+}
+
+fn brute(entries: &[(String, u32)], default: Option<u32>, query: &str) -> Option<u32> {
+    let q = query.strip_suffix('.').unwrap_or(query).to_ascii_lowercase();
+    let mut best: Option<(usize, u32)> = None;
+    for (e, g) in entries {
+        if (q == *e || q.ends_with(&format!(".{e}"))) && best.is_none_or(|(len, _)| e.len() > len) {
+            best = Some((e.len(), *g));
+        }
+    }
+    best.map(|(_, g)| g).or(default)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+    #[test]
+    fn route_matches_brute_force(
+        raw in prop::collection::vec((name(4), 2u32..8), 0..20),
+        default in prop::option::of(Just(1u32)),
+        queries in prop::collection::vec((name(6), any::<bool>(), any::<bool>()), 1..20),
+    ) {
+        // Each domain belongs to the first group that names it, as in the tree.
+        let mut entries: Vec<(String, u32)> = Vec::new();
+        for (d, g) in &raw {
+            if !entries.iter().any(|(e, _)| e == d) {
+                entries.push((d.clone(), *g));
+            }
+        }
+        let tree = DomainTree::from_entries(raw.iter().map(|(d, g)| (d.as_str(), *g)), default);
+        for (q, upper, dot) in queries {
+            let q = if upper { q.to_ascii_uppercase() } else { q };
+            let q = if dot { format!("{q}.") } else { q };
+            prop_assert_eq!(tree.route(&q), brute(&entries, default, &q), "query {}", q);
+        }
+    }
+}
