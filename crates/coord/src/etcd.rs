@@ -198,7 +198,17 @@ impl Backend for EtcdCoordinator {
         let entry = self.inner.keepers.lock().await.remove(&lease);
         let (mut keeper, mut stream) = match entry {
             Some(e) => e,
-            None => self.client().lease_keep_alive(lease).await.map_err(unavailable)?,
+            None => {
+                // Opening the stream sends one keep-alive and reads its answer.
+                return match self.client().lease_keep_alive(lease).await {
+                    Ok(e) => {
+                        self.inner.keepers.lock().await.insert(lease, e);
+                        Ok(true)
+                    }
+                    Err(etcd_client::Error::LeaseKeepAliveError(m)) if m.contains("not found") => Ok(false),
+                    Err(e) => Err(unavailable(e)),
+                };
+            }
         };
         keeper.keep_alive().await.map_err(unavailable)?;
         match stream.message().await.map_err(unavailable)? {

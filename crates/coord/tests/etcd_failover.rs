@@ -76,6 +76,10 @@ fn sigstopped_leader_is_fenced_after_resuming() {
             assert!(e["revision"].as_u64().unwrap() < epoch2, "write of the stale leader accepted after takeover: {e}");
         }
     }
+    // Its lease expired while it was stopped: it registers again as a passive member.
+    wait_until("mware1 registers again", T, || {
+        std::fs::read_to_string(&m1.log).unwrap_or_default().contains("lease is gone; registering again")
+    });
     // The stopped process could not act between SIGSTOP and SIGCONT: its interval ends at the stop.
     let mut all: Vec<Interval> = intervals(&m1, None)
         .into_iter()
