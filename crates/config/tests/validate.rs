@@ -157,6 +157,15 @@ fn unknown_keys_everywhere_but_opts() {
 }
 
 #[test]
+fn api_token_env_is_a_variable_name() {
+    let mut v = base();
+    set(&mut v, "/api", json!({"token_env": "MY_TOKEN_2", "drain_timeout_ms": 500}));
+    ok(&v);
+    set(&mut v, "/api/token_env", json!("my token"));
+    only(&v, "api.token_env", "expected an environment variable name");
+}
+
+#[test]
 fn api_port_clashes_on_one_address() {
     let mut v = base();
     set(&mut v, "/servers/0/roles/1", role("mware2", 2, 10, &["a.example"]));
@@ -186,6 +195,9 @@ fn coordination_rules() {
     only(&v, "coordination.endpoints", "expected at least one etcd endpoint");
     set(&mut v, "/coordination/endpoints", json!(["127.0.0.1:2379"]));
     only(&v, "coordination.endpoints[0]", "expected an endpoint URL");
+    set(&mut v, "/coordination/endpoints", json!(["http://root:hunter22@127.0.0.1:2379"]));
+    only(&v, "coordination.endpoints[0]", "expected no credentials in the endpoint URL");
+    assert!(!show(&errors(&v)).contains("hunter22"));
     let mut v = base();
     set(&mut v, "/coordination", json!({"lease_ttl_ms": 400, "step_down_margin_ms": 100}));
     only(&v, "coordination.lease_ttl_ms", "expected an integer from 500 to 3600000, found 400");

@@ -100,8 +100,10 @@ fn coordination(cx: &mut Cx, v: &Value) {
     let mut all_https = !endpoints.is_empty();
     for (ep, e) in &endpoints {
         let rest = e.strip_prefix("http://").or_else(|| e.strip_prefix("https://"));
-        match rest {
-            Some(r) if !r.is_empty() && !r.starts_with('/') => {}
+        let authority = rest.map(|r| r.split('/').next().unwrap_or_default());
+        match authority {
+            Some(a) if a.contains('@') => cx.report(ep, "expected no credentials in the endpoint URL (use coordination.user and password), found some (not shown)"),
+            Some(a) if !a.is_empty() => {}
             _ => cx.report(ep, format!("expected an endpoint URL like http://127.0.0.1:2379 or https://host:2379, found {}", quote(e))),
         }
         all_https &= e.starts_with("https://");
@@ -127,10 +129,14 @@ fn coordination(cx: &mut Cx, v: &Value) {
             }
         }
         if backend != "etcd" || !all_https {
-            cx.report(&tp, format!(
-                "expected tls only with backend \"etcd\" and https:// endpoints, found backend {backend:?} with {}",
-                if endpoints.is_empty() { "no endpoints".to_string() } else { "an http:// endpoint".to_string() }
-            ));
+            let what = if backend != "etcd" {
+                format!("backend {backend:?}")
+            } else if endpoints.is_empty() {
+                "no endpoints".to_string()
+            } else {
+                "an http:// endpoint".to_string()
+            };
+            cx.report(&tp, format!("expected tls only with backend \"etcd\" and https:// endpoints, found {what}"));
         }
     }
     let ttl = if m.contains_key("lease_ttl_ms") { cx.int(m, p, "lease_ttl_ms", 500, 3_600_000) } else { Some(3000) };
