@@ -227,8 +227,7 @@ impl Backend for EmbeddedCoordinator {
     async fn view(&self, group: u32, lease: Option<LeaseId>) -> Result<View, CoordError> {
         self.with(move |c| {
             let now = now_ms() as i64;
-            let mut v = View::default();
-            v.leader = c
+            let leader = c
                 .query_row(
                     "SELECT l.instance, l.epoch, l.lease FROM leaders l JOIN leases s ON s.id = l.lease
                      WHERE l.grp = ?1 AND s.expires_ms > ?2",
@@ -238,6 +237,7 @@ impl Backend for EmbeddedCoordinator {
                 .optional()
                 .map_err(sql)?
                 .map(|(instance, epoch, l)| SeenLeader { instance, epoch: epoch as u64, mine: lease == Some(l) });
+            let mut v = View { leader, ..View::default() };
             let mut st = c
                 .prepare_cached(
                     "SELECT m.info FROM members m JOIN leases s ON s.id = m.lease WHERE m.grp = ?1 AND s.expires_ms > ?2",

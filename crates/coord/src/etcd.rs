@@ -34,7 +34,9 @@ pub struct EtcdCoordinator {
 
 struct Inner {
     settings: Settings,
-    client: Client,
+    /// Replaced when etcd no longer accepts our auth token (it forgets them on restart).
+    client: std::sync::RwLock<Client>,
+    reconnecting: std::sync::atomic::AtomicBool,
     prefix: String,
     keepers: Mutex<HashMap<LeaseId, (LeaseKeeper, LeaseKeepAliveStream)>>,
 }
@@ -71,6 +73,22 @@ fn get_kvs(r: &TxnOpResponse) -> &[KeyValue] {
     }
 }
 
+/// Connects (and authenticates, if a user is set) to the configured endpoints.
+async fn new_client(settings: &Settings) -> Result<Client, CoordError> {
+    let c = &settings.coordination;
+    let mut opts = ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(2))
+        .with_keep_alive(Duration::from_secs(1), Duration::from_secs(1))
+        .with_keep_alive_while_idle(true);
+    if let (Some(u), Some(p)) = (&c.user, &c.password) {
+        opts = opts.with_user(u.clone(), p.expose().to_string());
+    }
+    tokio::time::timeout(Duration::from_secs(10), Client::connect(c.endpoints.clone(), Some(opts)))
+        .await
+        .map_err(|_| CoordError::Unavailable(format!("etcd {:?} did not answer within 10 s", c.endpoints)))?
+        .map_err(unavailable)
+}
+
 impl EtcdCoordinator {
     /// Connects to the etcd endpoints of `settings` (user/password if set; TLS is not
     /// supported by this build and is refused).
@@ -82,23 +100,43 @@ impl EtcdCoordinator {
         if c.tls.is_some() {
             return Err(CoordError::Invalid("expected no tls section: this build of the etcd client has no TLS".into()));
         }
-        let mut opts = ConnectOptions::new()
-            .with_connect_timeout(Duration::from_secs(2))
-            .with_keep_alive(Duration::from_secs(1), Duration::from_secs(1))
-            .with_keep_alive_while_idle(true);
-        if let (Some(u), Some(p)) = (&c.user, &c.password) {
-            opts = opts.with_user(u.clone(), p.expose().to_string());
-        }
-        let client = tokio::time::timeout(Duration::from_secs(10), Client::connect(c.endpoints.clone(), Some(opts)))
-            .await
-            .map_err(|_| CoordError::Unavailable(format!("etcd {:?} did not answer within 10 s", c.endpoints)))?
-            .map_err(unavailable)?;
+        let client = new_client(&settings).await?;
         let prefix = c.prefix_for(&settings.site).trim_end_matches('/').to_string();
-        Ok(Self { inner: Arc::new(Inner { settings, client, prefix, keepers: Mutex::new(HashMap::new()) }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                settings,
+                client: std::sync::RwLock::new(client),
+                reconnecting: Default::default(),
+                prefix,
+                keepers: Mutex::new(HashMap::new()),
+            }),
+        })
     }
 
     fn client(&self) -> Client {
-        self.inner.client.clone()
+        self.inner.client.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Maps an etcd error; when etcd rejects our auth token (it forgets tokens when it
+    /// restarts), connects again in the background so that the next calls authenticate anew.
+    fn err(&self, e: etcd_client::Error) -> CoordError {
+        use std::sync::atomic::Ordering;
+        let text = e.to_string();
+        if text.contains("invalid auth token") && !self.inner.reconnecting.swap(true, Ordering::SeqCst) {
+            let me = self.clone();
+            tokio::spawn(async move {
+                match new_client(&me.inner.settings).await {
+                    Ok(c) => {
+                        tracing::info!("etcd rejected the auth token; authenticated again");
+                        *me.inner.client.write().unwrap_or_else(|p| p.into_inner()) = c;
+                        me.inner.keepers.lock().await.clear();
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot authenticate to etcd again"),
+                }
+                me.inner.reconnecting.store(false, Ordering::SeqCst);
+            });
+        }
+        unavailable(e)
     }
     fn group_key(&self, g: u32, rest: &str) -> String {
         format!("{}/groups/{g}/{rest}", self.inner.prefix)
@@ -112,30 +150,28 @@ impl EtcdCoordinator {
 
     /// Epoch of the current leader key, if any.
     async fn current_epoch(&self, g: u32) -> Result<Option<Epoch>, CoordError> {
-        let r = self.client().get(self.group_key(g, "leader"), None).await.map_err(unavailable)?;
+        let r = self.client().get(self.group_key(g, "leader"), None).await.map_err(|e| self.err(e))?;
         Ok(r.kvs().first().map(|kv| kv.create_revision() as u64))
     }
 
     /// A watch under `key` (a prefix if `prefix`) that re-opens after errors; `on` maps
     /// each event, `resync` is sent after a re-open.
-    fn spawn_watch<T: Send + 'static>(
+    fn spawn_watch<T: Clone + Send + 'static>(
         &self,
         key: String,
         prefix: bool,
         tx: mpsc::Sender<T>,
         resync: Option<T>,
         on: impl Fn(&etcd_client::Event) -> Option<T> + Send + 'static,
-    ) where
-        T: Clone,
-    {
-        let mut client = self.client();
+    ) {
+        let me = self.clone();
         tokio::spawn(async move {
             let mut first = true;
             loop {
                 let opts = if prefix { Some(WatchOptions::new().with_prefix()) } else { None };
                 let opened = tokio::select! {
                     _ = tx.closed() => return,
-                    r = client.watch(key.clone(), opts) => r,
+                    r = async { me.client().watch(key.clone(), opts).await } => r,
                 };
                 match opened {
                     Ok((_watcher, mut stream)) => {
@@ -169,7 +205,7 @@ impl EtcdCoordinator {
                             }
                         }
                     }
-                    Err(e) => tracing::debug!(error = %e, "cannot open etcd watch"),
+                    Err(e) => tracing::debug!(error = %me.err(e), "cannot open etcd watch"),
                 }
                 tokio::select! {
                     _ = tx.closed() => return,
@@ -185,10 +221,10 @@ impl Backend for EtcdCoordinator {
     async fn register(&self, m: &MemberInfo) -> Result<LeaseId, CoordError> {
         let ttl_s = self.inner.settings.coordination.lease_ttl_ms.div_ceil(1000).max(1) as i64;
         let mut c = self.client();
-        let lease = c.lease_grant(ttl_s, None).await.map_err(unavailable)?.id();
+        let lease = c.lease_grant(ttl_s, None).await.map_err(|e| self.err(e))?.id();
         let value = serde_json::to_vec(m).map_err(|e| CoordError::Invalid(e.to_string()))?;
         let key = self.group_key(m.group, &format!("members/{}", m.instance));
-        c.put(key, value, Some(PutOptions::new().with_lease(lease))).await.map_err(unavailable)?;
+        c.put(key, value, Some(PutOptions::new().with_lease(lease))).await.map_err(|e| self.err(e))?;
         Ok(lease)
     }
 
@@ -206,12 +242,12 @@ impl Backend for EtcdCoordinator {
                         Ok(true)
                     }
                     Err(etcd_client::Error::LeaseKeepAliveError(m)) if m.contains("not found") => Ok(false),
-                    Err(e) => Err(unavailable(e)),
+                    Err(e) => Err(self.err(e)),
                 };
             }
         };
-        keeper.keep_alive().await.map_err(unavailable)?;
-        match stream.message().await.map_err(unavailable)? {
+        keeper.keep_alive().await.map_err(|e| self.err(e))?;
+        match stream.message().await.map_err(|e| self.err(e))? {
             Some(r) if r.ttl() > 0 => {
                 self.inner.keepers.lock().await.insert(lease, (keeper, stream));
                 Ok(true)
@@ -227,7 +263,7 @@ impl Backend for EtcdCoordinator {
             TxnOp::get(self.group_key(group, "members/"), Some(GetOptions::new().with_prefix())),
             TxnOp::get(self.group_key(group, "switchover"), None),
         ]);
-        let r = self.client().txn(txn).await.map_err(unavailable)?;
+        let r = self.client().txn(txn).await.map_err(|e| self.err(e))?;
         let ops = r.op_responses();
         let mut v = View::default();
         if let Some(kv) = ops.first().and_then(|o| get_kvs(o).first()) {
@@ -259,7 +295,7 @@ impl Backend for EtcdCoordinator {
         let txn = Txn::new()
             .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key, value, Some(PutOptions::new().with_lease(lease)))]);
-        let r = self.client().txn(txn).await.map_err(unavailable)?;
+        let r = self.client().txn(txn).await.map_err(|e| self.err(e))?;
         if !r.succeeded() {
             return Ok(None);
         }
@@ -272,24 +308,24 @@ impl Backend for EtcdCoordinator {
         let txn = Txn::new()
             .when([Compare::create_revision(key.clone(), CompareOp::Equal, epoch as i64)])
             .and_then([TxnOp::delete(key, None)]);
-        self.client().txn(txn).await.map_err(unavailable)?;
+        self.client().txn(txn).await.map_err(|e| self.err(e))?;
         Ok(())
     }
 
     async fn record(&self, group: u32, t: &Transition) -> Result<(), CoordError> {
         let v = serde_json::to_vec(t).map_err(|e| CoordError::Invalid(e.to_string()))?;
-        self.client().put(self.group_key(group, "transition"), v, None).await.map_err(unavailable)?;
+        self.client().put(self.group_key(group, "transition"), v, None).await.map_err(|e| self.err(e))?;
         Ok(())
     }
 
     async fn clear_switchover(&self, group: u32) -> Result<(), CoordError> {
-        self.client().delete(self.group_key(group, "switchover"), None).await.map_err(unavailable)?;
+        self.client().delete(self.group_key(group, "switchover"), None).await.map_err(|e| self.err(e))?;
         Ok(())
     }
 
     async fn revoke(&self, lease: LeaseId) -> Result<(), CoordError> {
         self.inner.keepers.lock().await.remove(&lease);
-        self.client().lease_revoke(lease).await.map_err(unavailable)?;
+        self.client().lease_revoke(lease).await.map_err(|e| self.err(e))?;
         Ok(())
     }
 }
@@ -306,7 +342,7 @@ impl Coordinator for EtcdCoordinator {
             .client()
             .get(base.clone(), Some(GetOptions::new().with_prefix().with_keys_only()))
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| self.err(e))?;
         let mut groups: Vec<u32> = r
             .kvs()
             .iter()
@@ -321,7 +357,7 @@ impl Coordinator for EtcdCoordinator {
                 TxnOp::get(self.group_key(g, "members/"), Some(GetOptions::new().with_prefix())),
                 TxnOp::get(self.group_key(g, "transition"), None),
             ]);
-            let r = self.client().txn(txn).await.map_err(unavailable)?;
+            let r = self.client().txn(txn).await.map_err(|e| self.err(e))?;
             let ops = r.op_responses();
             let leader = ops.first().and_then(|o| get_kvs(o).first()).and_then(|kv| {
                 let lv: LeaderValue = serde_json::from_slice(kv.value()).ok()?;
@@ -345,13 +381,13 @@ impl Coordinator for EtcdCoordinator {
         let v = Backend::view(self, group, None).await?;
         let req = crate::election::switchover_request(group, &v, to, now_ms())?;
         let value = serde_json::to_vec(&req).map_err(|e| CoordError::Invalid(e.to_string()))?;
-        self.client().put(self.group_key(group, "switchover"), value, None).await.map_err(unavailable)?;
+        self.client().put(self.group_key(group, "switchover"), value, None).await.map_err(|e| self.err(e))?;
         Ok(())
     }
 
     async fn kv_get(&self, group: u32, key: &str) -> Result<Option<Versioned>, CoordError> {
         check_key(key)?;
-        let r = self.client().get(self.kv_key(group, key), None).await.map_err(unavailable)?;
+        let r = self.client().get(self.kv_key(group, key), None).await.map_err(|e| self.err(e))?;
         Ok(r.kvs().first().map(|kv| Versioned { value: kv.value().to_vec(), revision: kv.mod_revision() as u64 }))
     }
 
@@ -361,7 +397,7 @@ impl Coordinator for EtcdCoordinator {
             .client()
             .get(format!("{base}{prefix}"), Some(GetOptions::new().with_prefix()))
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| self.err(e))?;
         Ok(r.kvs()
             .iter()
             .filter_map(|kv| {
@@ -391,7 +427,7 @@ impl Coordinator for EtcdCoordinator {
             .when([Compare::create_revision(leader.clone(), CompareOp::Equal, fence.epoch as i64)])
             .and_then(tops)
             .or_else([TxnOp::get(leader, None)]);
-        let r = self.client().txn(txn).await.map_err(unavailable)?;
+        let r = self.client().txn(txn).await.map_err(|e| self.err(e))?;
         if r.succeeded() {
             return Ok(r.header().map(|h| h.revision() as u64).unwrap_or(0));
         }
@@ -412,7 +448,7 @@ impl Coordinator for EtcdCoordinator {
             .when([Compare::create_revision(leader.clone(), CompareOp::Equal, fence.epoch as i64), cmp])
             .and_then([TxnOp::put(k, value, None)])
             .or_else([TxnOp::get(leader, None)]);
-        let r = self.client().txn(txn).await.map_err(unavailable)?;
+        let r = self.client().txn(txn).await.map_err(|e| self.err(e))?;
         if r.succeeded() {
             return Ok(true);
         }
@@ -440,13 +476,13 @@ impl Coordinator for EtcdCoordinator {
     }
 
     async fn config_get(&self) -> Result<Option<(String, u64)>, CoordError> {
-        let r = self.client().get(self.config_key(), None).await.map_err(unavailable)?;
+        let r = self.client().get(self.config_key(), None).await.map_err(|e| self.err(e))?;
         Ok(r.kvs().first().map(|kv| (String::from_utf8_lossy(kv.value()).into_owned(), kv.mod_revision() as u64)))
     }
 
     async fn config_put(&self, text: &str) -> Result<u64, CoordError> {
         check_value(text.as_bytes())?;
-        let r = self.client().put(self.config_key(), text, None).await.map_err(unavailable)?;
+        let r = self.client().put(self.config_key(), text, None).await.map_err(|e| self.err(e))?;
         Ok(r.header().map(|h| h.revision() as u64).unwrap_or(0))
     }
 

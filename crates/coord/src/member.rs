@@ -60,7 +60,7 @@ pub(crate) async fn join<B: Backend>(b: Arc<B>, settings: &Settings, member: Mem
         ttl,
         margin: settings.step_down_margin(),
         rank_wait: settings.rank_wait(),
-        failback: settings.coordination.failback_after_s.map(|s| Duration::from_secs(s)),
+        failback: settings.coordination.failback_after_s.map(Duration::from_secs),
         tx,
         lease: Some(lease),
         confirmed: Some(sent),

@@ -18,7 +18,7 @@ fn kill9_fails_over_in_order_without_overlap() {
     wait_until("mware1 active", T, || m1.is_active());
     let mut m2 = Member::start(dir.path(), "mware2", 1, 20, &args);
     let mut m3 = Member::start(dir.path(), "mware3", 1, 30, &args);
-    wait_until("members 2 and 3 joined", T, || m2.events().len() > 0 && m3.events().len() > 0);
+    wait_until("members 2 and 3 joined", T, || !m2.events().is_empty() && !m3.events().is_empty());
     std::thread::sleep(Duration::from_millis(500));
 
     let k1 = now_ms();

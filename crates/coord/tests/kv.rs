@@ -11,11 +11,13 @@ use std::time::Duration;
 const T: Duration = Duration::from_secs(20);
 
 fn settings(backend: Backend, etcd: Option<&Etcd>, path: &std::path::Path) -> Settings {
-    let mut c = Coordination::default();
-    c.backend = backend;
-    c.endpoints = etcd.map(|e| vec![e.endpoint()]).unwrap_or_default();
-    c.prefix = Some("/t/kv".into());
-    c.path = path.join("coord.sqlite").display().to_string();
+    let c = Coordination {
+        backend,
+        endpoints: etcd.map(|e| vec![e.endpoint()]).unwrap_or_default(),
+        prefix: Some("/t/kv".into()),
+        path: path.join("coord.sqlite").display().to_string(),
+        ..Default::default()
+    };
     Settings { site: "test".into(), coordination: c }
 }
 
@@ -138,4 +140,56 @@ async fn embedded_kv() {
     fenced_writes(open(&s).await).await;
     watch(open(&s).await).await;
     durable(&s, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_with_auth() {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    let mut etcd = Etcd::start().unwrap();
+    let mut admin = etcd_client::Client::connect([etcd.endpoint()], None).await.unwrap();
+    admin.user_add("root", "rootpw", None).await.unwrap();
+    admin.user_grant_role("root", "root").await.unwrap();
+    admin.role_add("mware").await.unwrap();
+    let perm = etcd_client::Permission::read_write("/t/auth").with_prefix();
+    admin.role_grant_permission("mware", perm).await.unwrap();
+    admin.user_add("mware", "s3cret-pw", None).await.unwrap();
+    admin.user_grant_role("mware", "mware").await.unwrap();
+    admin.auth_enable().await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings(Backend::Etcd, Some(&etcd), dir.path());
+    s.coordination.prefix = Some("/t/auth".into());
+    s.coordination.user = Some("mware".into());
+    s.coordination.password = Some(mware_config::Secret::new("s3cret-pw"));
+    assert!(!format!("{s:?}").contains("s3cret-pw"), "settings print the password");
+    let c = open(&s).await;
+    let mut m = c.join(info("auth1", 10)).await.unwrap();
+    let f = Fence { group: 7, epoch: active(&mut m).await };
+    kv_put(c.as_ref(), &f, "k", b"v".to_vec()).await.unwrap();
+    assert_eq!(c.kv_get(7, "k").await.unwrap().unwrap().value, b"v");
+    // etcd forgets auth tokens when it restarts: the client authenticates again.
+    tokio::task::block_in_place(|| etcd.restart()).unwrap();
+    let ok = tokio::time::timeout(T, async {
+        loop {
+            let epoch = m.activity.borrow().epoch();
+            if let Some(epoch) = epoch {
+                if kv_put(c.as_ref(), &Fence { group: 7, epoch }, "k", b"after".to_vec()).await.is_ok() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert!(ok.is_ok(), "no fenced write went through after the etcd restart");
+    m.leave().await;
+
+    s.coordination.password = Some(mware_config::Secret::new("wrong-pw"));
+    let err = EtcdCoordinator::connect(s.clone()).await.err().expect("a wrong password is refused");
+    assert!(!err.to_string().contains("wrong-pw"), "{err}");
+    // Outside the granted prefix: refused.
+    s.coordination.password = Some(mware_config::Secret::new("s3cret-pw"));
+    s.coordination.prefix = Some("/elsewhere".into());
+    let c = open(&s).await;
+    assert!(c.join(info("auth2", 10)).await.is_err());
 }

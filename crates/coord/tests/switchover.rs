@@ -52,10 +52,12 @@ fn switchover_etcd() {
     let etcd = Etcd::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let mut c = mware_config::Coordination::default();
-    c.backend = mware_config::Backend::Etcd;
-    c.endpoints = vec![etcd.endpoint()];
-    c.prefix = Some("/t/sw".into());
+    let c = mware_config::Coordination {
+        backend: mware_config::Backend::Etcd,
+        endpoints: vec![etcd.endpoint()],
+        prefix: Some("/t/sw".into()),
+        ..Default::default()
+    };
     let coord: Arc<dyn Coordinator> =
         Arc::new(rt.block_on(EtcdCoordinator::connect(Settings { site: "t".into(), coordination: c })).unwrap());
     run(etcd_args(&etcd.endpoint(), "/t/sw", &[]), coord, &rt, dir.path());
@@ -66,8 +68,7 @@ fn switchover_embedded() {
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let path = dir.path().join("coord.sqlite").display().to_string();
-    let mut c = mware_config::Coordination::default();
-    c.path = path.clone();
+    let c = mware_config::Coordination { path: path.clone(), ..Default::default() };
     let coord: Arc<dyn Coordinator> =
         Arc::new(rt.block_on(EmbeddedCoordinator::open(Settings { site: "t".into(), coordination: c })).unwrap());
     let args = ["--backend", "embedded", "--path", &path].iter().map(|s| s.to_string()).collect();

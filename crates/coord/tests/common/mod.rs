@@ -54,7 +54,7 @@ impl Member {
 
     /// The last activity line (`active` or `passive`), if any.
     pub fn last_activity(&self) -> Option<Value> {
-        self.events().into_iter().filter(|e| matches!(e["event"].as_str(), Some("active" | "passive"))).last()
+        self.events().into_iter().rev().find(|e| matches!(e["event"].as_str(), Some("active" | "passive")))
     }
 
     /// Whether the last activity line says active.
