@@ -16,7 +16,7 @@ pub enum CoordError {
     #[error("coordinator unavailable: {0}")]
     Unavailable(String),
     /// The write carried an epoch that is no longer the group's leadership.
-    #[error("write refused: epoch {held} of group {group} is stale (current: {current:?})")]
+    #[error("write refused: epoch {held} of group {group} is stale ({})", current_words(*.current))]
     Fenced {
         /// Group.
         group: u32,
@@ -28,6 +28,13 @@ pub enum CoordError {
     /// Bad arguments (key syntax, value too large, ...).
     #[error("invalid request: {0}")]
     Invalid(String),
+}
+
+fn current_words(current: Option<Epoch>) -> String {
+    match current {
+        Some(e) => format!("current epoch: {e}"),
+        None => "the group has no active instance".into(),
+    }
 }
 
 /// Backend-independent settings, from the site file.

@@ -21,6 +21,29 @@
 //!   members) waits `r * rank_wait` before trying, so the configured order holds.
 //! - **Durable.** KV data and the site config survive the restart of every mware
 //!   instance (and of etcd, with its own data directory).
+//!
+//! How the election runs (shared by both backends, see [`election`] for the pure rules
+//! and `member.rs` for the loop):
+//! - every member renews its lease every `lease_ttl / 3` and reads its group every
+//!   100 ms; every call is bounded so that an active member that cannot reach the
+//!   coordinator still turns `Passive` at `ttl - step_down_margin` after its last
+//!   confirmed renewal, with the reason "could not renew lease for N ms; stepping down
+//!   before it can expire";
+//! - a member that lost its lease (e.g. after SIGSTOP or a long cut) registers again
+//!   with a new lease and waits as a passive member;
+//! - **switchover and failback**: the active member turns `Passive` first (the host
+//!   stops its services on that signal), waits `step_down_margin`, then releases the
+//!   leader key; the target tries first, the old leader is ranked last;
+//! - the new leader records a [`Transition`] with the reason in words ("took over from
+//!   mware1 (order 10): its lease expired") and clears the switchover request;
+//! - [`Membership::leave`] (or dropping it) releases the leader key at once and revokes
+//!   the lease: the host must stop its services before calling it.
+//!
+//! Backend notes: etcd leases are granted in whole seconds (`lease_ttl_ms` rounded up);
+//! the embedded backend's leases use the wall clock (ms), so a wall-clock jump on the
+//! host shortens or lengthens them. The etcd client re-opens keep-alive streams and
+//! watches after errors, and authenticates again when etcd forgets its token (restart).
+//! TLS to etcd is not supported by this build (the `tls` section is refused).
 #![deny(missing_docs)]
 
 mod api;
