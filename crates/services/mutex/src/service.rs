@@ -67,7 +67,7 @@ impl MutexService {
         // nobody was active, and makes the counter durable.
         let mut batch = Batch::default();
         batch.add(&fx.writes, fx.next_token);
-        let mut chunks = batch.into_chunks(0, 100);
+        let mut chunks = batch.into_chunks(0, 0, 100);
         chunks.push(saved.unreadable.into_iter().map(|key| KvOp::Delete { key }).collect());
         chunks.retain(|c| !c.is_empty());
         writer::apply(&*ctx.coord, &ctx.fence, chunks).await?;

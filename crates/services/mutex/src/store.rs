@@ -13,8 +13,19 @@ use std::collections::BTreeMap;
 
 /// Prefix of every key of this service.
 pub const PREFIX: &str = "mutex/";
-/// The token counter key.
+/// The token counter key (slot 0); slot k > 0 is `mutex/counter.k`.
 pub const COUNTER: &str = "mutex/counter";
+
+/// The counter key of a writer slot. Each coordinator write in flight owns one slot,
+/// so the writes to one counter key never overlap and its value only grows, even when
+/// the coordinator applies concurrent writes out of order.
+pub fn counter_key(slot: usize) -> String {
+    if slot == 0 {
+        COUNTER.to_string()
+    } else {
+        format!("{COUNTER}.{slot}")
+    }
+}
 /// Prefix of holder keys.
 pub const HOLDERS: &str = "mutex/h/";
 
@@ -65,13 +76,18 @@ impl Batch {
         self.ops.len()
     }
 
-    /// The operations, split in chunks of at most `chunk` operations; the counter goes
-    /// in the first chunk so it is durable no later than any token it covers.
-    pub fn into_chunks(self, counter_written: u64, chunk: usize) -> Vec<Vec<KvOp>> {
+    /// The keys written.
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.ops.keys()
+    }
+
+    /// The operations, split in chunks of at most `chunk` operations; the counter of
+    /// `slot` goes in the first chunk so it is durable no later than any token it covers.
+    pub fn into_chunks(self, slot: usize, counter_written: u64, chunk: usize) -> Vec<Vec<KvOp>> {
         let mut all: Vec<KvOp> = Vec::with_capacity(self.ops.len() + 1);
         if self.next_token > counter_written {
             let v = serde_json::to_vec(&Counter { next_token: self.next_token }).expect("counter serialises");
-            all.push(KvOp::Put { key: COUNTER.to_string(), value: v });
+            all.push(KvOp::Put { key: counter_key(slot), value: v });
         }
         for (key, v) in self.ops {
             all.push(match v {
@@ -102,7 +118,7 @@ pub struct Saved {
 pub async fn load(coord: &dyn Coordinator, group: u32) -> Result<Saved, CoordError> {
     let mut saved = Saved { next_token: 1, holders: vec![], unreadable: vec![] };
     for (key, v) in coord.kv_list(group, PREFIX).await? {
-        if key == COUNTER {
+        if key == COUNTER || key.strip_prefix(COUNTER).is_some_and(|r| r.starts_with('.')) {
             match serde_json::from_slice::<Counter>(&v.value) {
                 Ok(c) => saved.next_token = saved.next_token.max(c.next_token),
                 Err(_) => saved.unreadable.push(key),
@@ -139,7 +155,7 @@ mod tests {
         b.add(&[Write::Delete { domain: "d".into(), name: "m".into(), token: 3 }], 4);
         b.add(&[Write::Put { domain: "d".into(), name: "m".into(), limit: 1, holder: h(4) }], 5);
         assert_eq!(b.key_count(), 2);
-        let chunks = b.into_chunks(0, 2);
+        let chunks = b.into_chunks(0, 0, 2);
         assert_eq!(chunks.len(), 2);
         assert!(matches!(&chunks[0][0], KvOp::Put { key, .. } if key == COUNTER));
         assert!(matches!(&chunks[0][1], KvOp::Delete { key } if key.ends_with("/00000000000000000003")));
@@ -150,7 +166,7 @@ mod tests {
     fn counter_is_not_rewritten_when_unchanged() {
         let mut b = Batch::default();
         b.add(&[Write::Delete { domain: "d".into(), name: "m".into(), token: 3 }], 4);
-        let chunks = b.into_chunks(4, 64);
+        let chunks = b.into_chunks(1, 4, 64);
         assert_eq!(chunks[0].len(), 1);
     }
 }

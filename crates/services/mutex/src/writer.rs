@@ -2,9 +2,9 @@
 //!
 //! One writer per activity drains every change queued since its last write, applies
 //! them in one fenced `kv_apply` (split in chunks the backend accepts), and only then
-//! answers all of them. While a write is in flight new changes pile up and go in the
-//! next one, so the number of coordinator writes follows the coordinator's latency,
-//! not the request rate.
+//! answers all of them. While writes are in flight (a few at once, see [`PIPELINE`])
+//! new changes pile up and go in the next one, so the number of coordinator writes
+//! follows the coordinator's latency, not the request rate.
 //!
 //! A refused write (`Fenced`) ends the activity at once: the in-memory table may now
 //! differ from the durable state, so nothing more is granted; every caller gets a
@@ -15,10 +15,14 @@ use crate::error::MutexError;
 use crate::store::Batch;
 use crate::table::Grant;
 use mware_coord::{CoordError, Coordinator, Fence, KvOp};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
+/// Coordinator writes in flight at once.
+pub(crate) const PIPELINE: usize = 4;
 /// Most changes answered by one write.
 const MAX_CHANGES: usize = 1024;
 /// Most operations in one `kv_apply` (etcd's default `--max-txn-ops` is 128).
@@ -46,6 +50,7 @@ pub(crate) async fn apply(coord: &dyn Coordinator, fence: &Fence, chunks: Vec<Ve
             match coord.kv_apply(fence, chunk.clone()).await {
                 Ok(_) => break,
                 Err(e @ CoordError::Fenced { .. }) => return Err(Stop::Fenced(e.to_string())),
+                Err(e @ CoordError::Invalid(_)) => return Err(Stop::Failed(e.to_string())),
                 Err(e) if tries < RETRY_PAUSES_MS.len() => {
                     tracing::warn!(error = %e, attempt = tries + 1, "coordinator write failed; retrying");
                     tokio::time::sleep(Duration::from_millis(RETRY_PAUSES_MS[tries])).await;
@@ -58,55 +63,132 @@ pub(crate) async fn apply(coord: &dyn Coordinator, fence: &Fence, chunks: Vec<Ve
     Ok(())
 }
 
+/// A batch being written.
+struct Flight {
+    slot: usize,
+    keys: Vec<String>,
+    items: Vec<Pending>,
+    next_token: u64,
+    result: Result<(), Stop>,
+}
+
+fn fail(items: Vec<Pending>, reason: &str) {
+    for p in items {
+        if let Some(d) = p.done {
+            let _ = d.send(Err(MutexError::NotRunning(reason.to_string())));
+        }
+    }
+}
+
+fn stop_reason(stop: &Stop) -> String {
+    match stop {
+        Stop::Fenced(e) => format!("stopped granting: {e}"),
+        Stop::Failed(e) => format!("stopped granting: coordinator write failed: {e}"),
+    }
+}
+
 /// Runs the writer until the channel closes or a write is refused.
+///
+/// Up to [`PIPELINE`] batches are in flight at once. A batch that writes a key another
+/// batch in flight also writes waits for it, so writes to one key stay in order; each
+/// batch in flight owns a counter slot (see [`crate::store::counter_key`]).
 pub(crate) async fn run(
     active: Arc<Active>,
     mut rx: mpsc::UnboundedReceiver<Pending>,
     coord: Arc<dyn Coordinator>,
     fence: Fence,
-    mut counter_written: u64,
+    counter: u64,
 ) -> Stop {
+    let mut slot_written = [counter; PIPELINE];
+    let mut free: Vec<usize> = (0..PIPELINE).rev().collect();
+    let mut busy: HashSet<String> = HashSet::new();
+    let mut flights: JoinSet<Flight> = JoinSet::new();
+    let mut held: Option<(Batch, Vec<Pending>)> = None;
+    let mut stop: Option<Stop> = None;
     loop {
-        let Some(first) = rx.recv().await else {
-            return Stop::Failed("the change queue closed".into());
-        };
-        let mut items = vec![first];
-        while items.len() < MAX_CHANGES {
-            match rx.try_recv() {
-                Ok(p) => items.push(p),
-                Err(_) => break,
+        if stop.is_none() {
+            if let Some((b, _)) = &held {
+                if !free.is_empty() && !b.keys().any(|k| busy.contains(k)) {
+                    let (batch, items) = held.take().expect("held");
+                    let slot = free.pop().expect("free slot");
+                    let keys: Vec<String> = batch.keys().cloned().collect();
+                    busy.extend(keys.iter().cloned());
+                    let next_token = batch.next_token();
+                    let chunks = batch.into_chunks(slot, slot_written[slot], CHUNK_OPS);
+                    active.metrics.writes.inc();
+                    active.metrics.batch_size.observe(items.len() as f64);
+                    let (coord, fence) = (coord.clone(), fence);
+                    flights.spawn(async move {
+                        let result = apply(&*coord, &fence, chunks).await;
+                        Flight { slot, keys, items, next_token, result }
+                    });
+                }
             }
         }
-        let mut batch = Batch::default();
-        for p in &items {
-            batch.add(&p.fx.writes, p.fx.next_token);
-        }
-        let next_token = batch.next_token();
-        if batch.key_count() > 0 || next_token > counter_written {
-            active.metrics.writes.inc();
-            active.metrics.batch_size.observe(items.len() as f64);
-            if let Err(stop) = apply(&*coord, &fence, batch.into_chunks(counter_written, CHUNK_OPS)).await {
-                let reason = match &stop {
-                    Stop::Fenced(e) => format!("stopped granting: {e}"),
-                    Stop::Failed(e) => format!("stopped granting: coordinator write failed: {e}"),
-                };
-                active.close(&reason);
-                for p in items {
-                    if let Some(d) = p.done {
-                        let _ = d.send(Err(MutexError::NotRunning(reason.clone())));
-                    }
+        if let Some(s) = &stop {
+            if flights.is_empty() {
+                let reason = stop_reason(s);
+                if let Some((_, items)) = held.take() {
+                    fail(items, &reason);
                 }
                 rx.close();
                 while let Ok(p) = rx.try_recv() {
-                    if let Some(d) = p.done {
-                        let _ = d.send(Err(MutexError::NotRunning(reason.clone())));
+                    fail(vec![p], &reason);
+                }
+                return stop.expect("stop");
+            }
+        }
+        let take = stop.is_none() && held.is_none() && !free.is_empty();
+        tokio::select! {
+            Some(done) = flights.join_next(), if !flights.is_empty() => {
+                let f = match done {
+                    Ok(f) => f,
+                    Err(e) => {
+                        stop.get_or_insert(Stop::Failed(format!("writer task failed: {e}")));
+                        active.close("stopped granting: writer task failed");
+                        continue;
+                    }
+                };
+                free.push(f.slot);
+                for k in &f.keys {
+                    busy.remove(k);
+                }
+                match f.result {
+                    Ok(()) => {
+                        slot_written[f.slot] = slot_written[f.slot].max(f.next_token);
+                        answer(&active, f.items);
+                    }
+                    Err(s) => {
+                        let reason = stop_reason(&s);
+                        active.close(&reason);
+                        fail(f.items, &reason);
+                        stop.get_or_insert(s);
                     }
                 }
-                return stop;
             }
-            counter_written = counter_written.max(next_token);
+            p = rx.recv(), if take => {
+                let Some(first) = p else {
+                    stop = Some(Stop::Failed("the change queue closed".into()));
+                    continue;
+                };
+                let mut items = vec![first];
+                while items.len() < MAX_CHANGES {
+                    match rx.try_recv() {
+                        Ok(p) => items.push(p),
+                        Err(_) => break,
+                    }
+                }
+                let mut batch = Batch::default();
+                for p in &items {
+                    batch.add(&p.fx.writes, p.fx.next_token);
+                }
+                if batch.key_count() == 0 && slot_written.iter().all(|w| *w >= batch.next_token()) {
+                    answer(&active, items);
+                } else {
+                    held = Some((batch, items));
+                }
+            }
         }
-        answer(&active, items);
     }
 }
 

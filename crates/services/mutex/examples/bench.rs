@@ -1,0 +1,207 @@
+//! Benchmark: the critical sections API on the etcd backend against etcd's own lock
+//! API, in the same run, on the same etcd.
+//!
+//! ```text
+//! cargo run --release -p mware-mutex --example bench -- [seconds per case, default 5]
+//! ```
+//!
+//! Cases: uncontended (64 clients, each on its own mutex: acquire + release pairs/s and
+//! pair latency) and contended (16 clients on one mutex: grants/s and the wait from
+//! asking to being granted). Every grant of the service is durable in etcd before it is
+//! answered. Prints a Markdown table.
+
+use anyhow::Context;
+use etcd_client::{Client, LockOptions};
+use mware_config::{Backend, Coordination, Site};
+use mware_coord::{Activity, Coordinator, EtcdCoordinator, Fence, MemberInfo, Settings};
+use mware_host::{Service, ServiceContext, ServiceState};
+use mware_mutex::MutexService;
+use prometheus_client::registry::Registry;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+struct Sample {
+    ops: usize,
+    secs: f64,
+    lat_us: Vec<u64>,
+}
+
+impl Sample {
+    fn rate(&self) -> f64 {
+        self.ops as f64 / self.secs
+    }
+    fn pct(&mut self, p: f64) -> f64 {
+        self.lat_us.sort_unstable();
+        if self.lat_us.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((self.lat_us.len() as f64 - 1.0) * p).round() as usize;
+        self.lat_us[i] as f64 / 1000.0
+    }
+}
+
+/// Runs `clients` loops of `op` for `dur`; each op returns its latency to record.
+async fn drive<F, Fut>(clients: usize, dur: Duration, op: F) -> Sample
+where
+    F: Fn(usize) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<Duration>> + Send,
+{
+    let start = Instant::now();
+    let end = start + dur;
+    let tasks: Vec<_> = (0..clients)
+        .map(|i| {
+            let op = op.clone();
+            tokio::spawn(async move {
+                let mut lat = vec![];
+                while Instant::now() < end {
+                    lat.push(op(i).await.expect("operation").as_micros() as u64);
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut lat_us = vec![];
+    for t in tasks {
+        lat_us.extend(t.await.unwrap());
+    }
+    Sample { ops: lat_us.len(), secs: start.elapsed().as_secs_f64(), lat_us }
+}
+
+async fn http_pair(http: &reqwest::Client, base: &str, name: &str, owner: &str, wait_ms: u64) -> anyhow::Result<Duration> {
+    let t0 = Instant::now();
+    let url = format!("{base}/api/v1/domains/bench.example.ru/mutexes/{name}");
+    let r = http.post(format!("{url}/acquire")).json(&json!({"owner": owner, "ttl_ms": 30000, "wait_ms": wait_ms})).send().await?;
+    anyhow::ensure!(r.status() == 200, "acquire answered {}", r.status());
+    let v: serde_json::Value = r.json().await?;
+    let waited = t0.elapsed();
+    let r = http.post(format!("{url}/release")).json(&json!({"owner": owner, "token": v["token"]})).send().await?;
+    anyhow::ensure!(r.status() == 200, "release answered {}", r.status());
+    // Uncontended: the pair; contended: the wait for the grant.
+    Ok(if wait_ms == 0 { t0.elapsed() } else { waited })
+}
+
+async fn etcd_pair(c: &mut Client, lease: i64, name: &str, contended: bool) -> anyhow::Result<Duration> {
+    let t0 = Instant::now();
+    let l = c.lock(name, Some(LockOptions::new().with_lease(lease))).await?;
+    let waited = t0.elapsed();
+    c.unlock(l.key().to_vec()).await?;
+    Ok(if contended { waited } else { t0.elapsed() })
+}
+
+async fn etcd_case(endpoint: &str, clients: usize, dur: Duration, one_name: bool) -> anyhow::Result<Sample> {
+    let mut conns = vec![];
+    for _ in 0..clients {
+        let mut c = Client::connect([endpoint], None).await?;
+        let lease = c.lease_grant(60, None).await?.id();
+        conns.push(Arc::new(tokio::sync::Mutex::new((c, lease))));
+    }
+    let conns = Arc::new(conns);
+    Ok(drive(clients, dur, move |i| {
+        let conns = conns.clone();
+        async move {
+            let mut g = conns[i].lock().await;
+            let (c, lease) = &mut *g;
+            let name = if one_name { "bench/one".to_string() } else { format!("bench/m{i}") };
+            etcd_pair(c, *lease, &name, one_name).await
+        }
+    })
+    .await)
+}
+
+/// Coordinator writes made so far, from the service's metrics.
+fn writes(reg: &Registry) -> u64 {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, reg).expect("encode metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix("mware_mutex_coord_writes_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn site() -> Site {
+    serde_json::from_value(json!({"site": "bench", "servers": [{"name": "s1", "ifaces": {"eth0": "127.0.0.1"},
+        "roles": [{"name": "mware1", "roletype": "mware", "iface": "eth0", "group": 1, "order": 10}]}]}))
+    .expect("site")
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let secs: u64 = std::env::args().nth(1).map(|s| s.parse()).transpose()?.unwrap_or(5);
+    let dur = Duration::from_secs(secs);
+    let etcd = mware_testkit::etcd::Etcd::start().context("start etcd")?;
+    let endpoint = etcd.endpoint();
+    let c = Coordination { backend: Backend::Etcd, endpoints: vec![endpoint.clone()], ..Default::default() };
+    let coord: Arc<dyn Coordinator> = Arc::new(EtcdCoordinator::connect(Settings { site: "bench".into(), coordination: c }).await?);
+    let mut m = coord
+        .join(MemberInfo { instance: "mware1".into(), group: 1, order: 10, address: "127.0.0.1:1".into(), version: "bench".into(), since_ms: 0 })
+        .await?;
+    let epoch = loop {
+        if let Activity::Active { epoch, .. } = &*m.activity.borrow_and_update() {
+            break *epoch;
+        }
+        m.activity.changed().await?;
+    };
+    let mut reg = Registry::default();
+    let svc = MutexService::new(&mut reg);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let router = svc.router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let (_site_tx, site_rx) = tokio::sync::watch::channel(Arc::new(site()));
+    let cancel = CancellationToken::new();
+    let ctx = ServiceContext { instance: "mware1".into(), fence: Fence { group: 1, epoch }, coord: coord.clone(), site: site_rx, cancel: cancel.clone() };
+    let s2 = svc.clone();
+    let run = tokio::spawn(async move { s2.run(ctx).await });
+    while svc.status().state != ServiceState::Running {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let http = reqwest::Client::builder().pool_max_idle_per_host(128).build()?;
+
+    let w0 = writes(&reg);
+    let h = (http.clone(), base.clone());
+    let mut ours_u = drive(64, dur, move |i| {
+        let (http, base) = h.clone();
+        async move { http_pair(&http, &base, &format!("m{i}"), &format!("c{i}"), 0).await }
+    })
+    .await;
+    let w_u = writes(&reg) - w0;
+    let mut etcd_u = etcd_case(&endpoint, 64, dur, false).await?;
+    let h = (http.clone(), base.clone());
+    let mut ours_c = drive(16, dur, move |i| {
+        let (http, base) = h.clone();
+        async move { http_pair(&http, &base, "one", &format!("c{i}"), 30_000).await }
+    })
+    .await;
+    let w_c = writes(&reg) - w0 - w_u;
+    let mut etcd_c = etcd_case(&endpoint, 16, dur, true).await?;
+
+    println!("| case | mware mutex API | etcd lock API | ratio |");
+    println!("|---|---|---|---|");
+    println!(
+        "| uncontended, 64 clients: acquire+release pairs/s | {:.0} | {:.0} | {:.1}x |",
+        ours_u.rate(),
+        etcd_u.rate(),
+        ours_u.rate() / etcd_u.rate()
+    );
+    println!("| uncontended: pair latency p50 / p99 (ms) | {:.2} / {:.2} | {:.2} / {:.2} | |", ours_u.pct(0.5), ours_u.pct(0.99), etcd_u.pct(0.5), etcd_u.pct(0.99));
+    println!(
+        "| contended, 16 clients on one mutex: grants/s | {:.0} | {:.0} | {:.1}x |",
+        ours_c.rate(),
+        etcd_c.rate(),
+        ours_c.rate() / etcd_c.rate()
+    );
+    println!("| contended: wait for the grant p50 / p99 (ms) | {:.2} / {:.2} | {:.2} / {:.2} | |", ours_c.pct(0.5), ours_c.pct(0.99), etcd_c.pct(0.5), etcd_c.pct(0.99));
+    println!(
+        "\n{secs} s per case. Coordinator writes: uncontended {w_u} for {} changes ({:.1} per write), contended {w_c} for {} changes ({:.1} per write).",
+        ours_u.ops * 2,
+        (ours_u.ops * 2) as f64 / w_u.max(1) as f64,
+        ours_c.ops * 2,
+        (ours_c.ops * 2) as f64 / w_c.max(1) as f64
+    );
+    cancel.cancel();
+    let _ = run.await;
+    m.leave().await;
+    Ok(())
+}
