@@ -154,9 +154,11 @@ run() { # $1 name $2 port
     eval "RPS_$1=$rps"
 }
 echo
-echo "wrk -t$THREADS -c$CONNS -d$DURATION, POST single, random id of $IDS, all cache hits"
+echo "wrk -t$THREADS -c$CONNS -d$DURATION, POST single, random id of $IDS (upstream: no cache; proxies: all cache hits)"
+echo "load before: $(cut -d' ' -f1-3 /proc/loadavg), cores: $(nproc)"
 echo "| proxy    |        req/s |        p99 | non-2xx  |"
 echo "|----------|--------------|------------|----------|"
+run upstream "$UP"
 run rtcache "$SC"
 run nginx "$NG"
 run rtcache2 "$SC"
@@ -164,31 +166,43 @@ run nginx2 "$NG"
 python3 -c "print('ratio rtcache/nginx (mean of 2 runs each): %.2f' % ((float('$RPS_rtcache')+float('$RPS_rtcache2'))/(float('$RPS_nginx')+float('$RPS_nginx2'))))"
 
 # --- behaviour nginx cannot give ---------------------------------------------
-post() { # port suffix body -> "status body"
+post() { # port suffix body -> "status body" (body cut to 30 bytes)
     curl -s -o "$WORK/body" -w '%{http_code}' -X POST -H 'Content-Type: application/x-www-form-urlencoded' \
         --data-binary "$3" "http://127.0.0.1:$1/provision/asterisk/t1.example.ru/endpoint/$2" >"$WORK/code" || echo 000 >"$WORK/code"
-    printf '%s %q' "$(cat "$WORK/code")" "$(head -c 60 "$WORK/body")"
+    local b; b=$(head -c 30 "$WORK/body" | tr -d '\r\n')
+    case "$b" in "<html>"*) b="<html> error page";; "") b="(empty)";; esac
+    printf '%s %s' "$(cat "$WORK/code")" "$b"
 }
-row() { printf "| %-52s | %-28s | %-28s |\n" "$1" "$2" "$3"; }
+ctx() { # port id -> "status context=..."
+    post "$1" single "id=$2" >/dev/null
+    printf '%s %s' "$(cat "$WORK/code")" "$(grep -o 'context=[^&]*' "$WORK/body" || echo '(empty)')"
+}
+present() { "${PSQL[@]}" -d "$DB" -c "SELECT CASE WHEN count(*) > 0 THEN 'row present' ELSE 'row MISSING' END FROM ps_endpoints WHERE id = '$1'"; }
+sql() { "${PSQL[@]}" -d "$DB" -c "$1" >/dev/null; }
+row() { printf "| %-58s | %-30s | %-30s |\n" "$1" "$2" "$3"; }
 echo
-echo "| case                                                 | rtcache                      | nginx                        |"
-echo "|------------------------------------------------------|------------------------------|------------------------------|"
-# not found is never cached: an object created after a miss appears at once
-a=$(post "$SC" single "id=20001"); b=$(post "$NG" single "id=20001")
-"${PSQL[@]}" -d "$DB" -c "INSERT INTO ps_endpoints (id, context) VALUES ('20001', 'new')"
-row "miss, then the object is created: single again" "$(post "$SC" single id=20001)" "$(post "$NG" single id=20001)"
-# a write is never answered from cache
-row "store id=20002 (first)" "$(post "$SC" store 'id=20002&context=a')" "$(post "$NG" store 'id=20002&context=a')"
-"${PSQL[@]}" -d "$DB" -c "DELETE FROM ps_endpoints WHERE id = '20002'"
-row "store id=20002 again after it was deleted" "$(post "$SC" store 'id=20002&context=a')" "$(post "$NG" store 'id=20002&context=a')"
-# a write invalidates the entity+family
-row "update id=1 context=changed, via each proxy" "$(post "$SC" 'update?id=1' 'context=changed')" "$(post "$NG" 'update?id=1' 'context=changed')"
-row "single id=1 right after the update" "$(post "$SC" single id=1 | cut -c1-28)" "$(post "$NG" single id=1 | cut -c1-28)"
-# outage
+echo "| case                                                       | rtcache                        | nginx                          |"
+echo "|------------------------------------------------------------|--------------------------------|--------------------------------|"
+# 1. a "not found" is never cached
+post "$SC" single id=r1 >/dev/null; post "$NG" single id=n1 >/dev/null
+sql "INSERT INTO ps_endpoints (id, context) VALUES ('r1', 'new'), ('n1', 'new')"
+row "single of a missing id, the id is created, single again" "$(ctx "$SC" r1)" "$(ctx "$NG" n1)"
+# 2. a write is never answered from cache
+row "store X" "$(post "$SC" store 'id=r2&context=a')" "$(post "$NG" store 'id=n2&context=a')"
+sql "DELETE FROM ps_endpoints WHERE id IN ('r2', 'n2')"
+row "X deleted at the source, store X again" "$(post "$SC" store 'id=r2&context=a')" "$(post "$NG" store 'id=n2&context=a')"
+row "... is X in the table?" "$(present r2)" "$(present n2)"
+# 3. a write invalidates what it touched
+ctx "$SC" 3 >/dev/null; ctx "$NG" 4 >/dev/null
+row "update context=changed via the proxy" "$(post "$SC" 'update?id=3' 'context=changed')" "$(post "$NG" 'update?id=4' 'context=changed')"
+row "single right after the update" "$(ctx "$SC" 3)" "$(ctx "$NG" 4)"
+# 4. outage
 kill "${PIDS[0]}"; wait "${PIDS[0]}" 2>/dev/null || true
-row "upstream down: single id=2 (cached)" "$(post "$SC" single id=2 | cut -c1-28)" "$(post "$NG" single id=2 | cut -c1-28)"
-row "upstream down: single id=99999 (never fetched)" "$(post "$SC" single id=99999)" "$(post "$NG" single id=99999 | cut -c1-28)"
-row "upstream down: store id=20003" "$(post "$SC" store 'id=20003')" "$(post "$NG" store 'id=20003' | cut -c1-28)"
-row "upstream down: store id=20002 (same body as before)" "$(post "$SC" store 'id=20002&context=a')" "$(post "$NG" store 'id=20002&context=a' | cut -c1-28)"
+row "upstream down: single of a cached id" "$(ctx "$SC" 2)" "$(ctx "$NG" 2)"
+row "upstream down: single of the id updated just before" "$(ctx "$SC" 3)" "$(ctx "$NG" 4)"
+row "upstream down: single of an id never fetched" "$(post "$SC" single id=99999)" "$(post "$NG" single id=99999)"
+row "upstream down: store a new id" "$(post "$SC" store 'id=r5')" "$(post "$NG" store 'id=n5')"
+row "upstream down: store with the body of an earlier store" "$(post "$SC" store 'id=r2&context=a')" "$(post "$NG" store 'id=n2&context=a')"
 echo
-echo "(status and the first bytes of the body; Asterisk reads a count with sscanf, so an HTML error page reads as -1)"
+echo "(HTTP status and the start of the body. Asterisk reads a count with sscanf, so an HTML page reads as -1;"
+echo " a stock Asterisk reads any empty single/multi as 'not found', a patched one (the article's) as an error on 5xx.)"
