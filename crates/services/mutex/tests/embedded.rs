@@ -330,3 +330,27 @@ fn openapi_lists_every_route() {
         assert!(paths.iter().any(|k| k.as_str() == p), "{p} missing from {paths:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reloaded_limits_apply_to_the_next_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_c, _m, r) = start(dir.path()).await;
+    let http = reqwest::Client::new();
+    let body = json!({"owner": "a", "ttl_ms": 1000, "wait_ms": 0});
+    let (s, _) = post(&http, &r.url("d.ru", "/tenletters/acquire"), body.clone()).await;
+    assert_eq!(s, 200);
+    r.site.send(std::sync::Arc::new(common::site(json!({"max_name_len": 8})))).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let (s, e) = post(&http, &r.url("d.ru", "/ninechars/acquire"), body.clone()).await;
+            if s == 400 {
+                assert_eq!(e["field"], "name", "{e}");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("new max_name_len in force");
+    r.stop().await;
+}
