@@ -354,3 +354,21 @@ async fn reloaded_limits_apply_to_the_next_requests() {
     .expect("new max_name_len in force");
     r.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_holder_keeps_the_lock_past_its_first_ttl() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_c, _m, r) = start(dir.path()).await;
+    let http = reqwest::Client::new();
+    let (s, g) = post(&http, &r.url("d.ru", "/r/acquire"), json!({"owner": "a", "ttl_ms": 400, "wait_ms": 0})).await;
+    assert_eq!(s, 200);
+    let (s, n) = post(&http, &r.url("d.ru", "/r/renew"), json!({"owner": "a", "token": g["token"], "ttl_ms": 10000})).await;
+    assert_eq!(s, 200, "{n}");
+    assert_eq!(n["token"], g["token"]);
+    assert!(n["expires_at_ms"].as_u64() > g["expires_at_ms"].as_u64());
+    // Well past the first ttl the lock is still held: a waiter gives up with 409.
+    let (s, e) = post(&http, &r.url("d.ru", "/r/acquire"), json!({"owner": "b", "ttl_ms": 1000, "wait_ms": 1000})).await;
+    assert_eq!(s, 409, "{e}");
+    assert_eq!(e["holders"][0]["owner"], "a");
+    r.stop().await;
+}
