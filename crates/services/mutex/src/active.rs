@@ -120,6 +120,7 @@ impl Active {
 
     async fn durable(&self, rx: oneshot::Receiver<Result<(), MutexError>>) -> Result<(), MutexError> {
         tokio::select! {
+            biased;
             r = rx => r.unwrap_or_else(|_| Err(self.closed_error())),
             _ = self.closed.cancelled() => Err(self.closed_error()),
         }
