@@ -2,7 +2,7 @@
 //! cluster and switchover.
 
 use super::AppState;
-use crate::redact::redact;
+use mware_config::redact;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
