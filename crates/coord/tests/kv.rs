@@ -193,3 +193,21 @@ async fn etcd_with_auth() {
     let c = open(&s).await;
     assert!(c.join(info("auth2", 10)).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_watch_resyncs_after_restart() {
+    let mut etcd = Etcd::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let s = settings(Backend::Etcd, Some(&etcd), dir.path());
+    let c = open(&s).await;
+    let mut rx = c.kv_watch(7, "r/").await.unwrap();
+    tokio::task::block_in_place(|| etcd.restart()).unwrap();
+    let ev = tokio::time::timeout(T, rx.recv()).await.expect("an event in time").unwrap();
+    assert_eq!(ev, KvEvent::Resync, "the watch says it was re-opened");
+    let mut m = c.join(info("r1", 10)).await.unwrap();
+    let f = Fence { group: 7, epoch: active(&mut m).await };
+    kv_put(c.as_ref(), &f, "r/x", b"1".to_vec()).await.unwrap();
+    let ev = tokio::time::timeout(T, rx.recv()).await.expect("an event in time").unwrap();
+    assert!(matches!(&ev, KvEvent::Put { key, .. } if key == "r/x"), "{ev:?}");
+    m.leave().await;
+}
