@@ -48,7 +48,6 @@ pub(crate) struct State {
 pub(crate) struct Active {
     state: Mutex<State>,
     tx: mpsc::UnboundedSender<Pending>,
-    pub limits: CriticalSections,
     pub metrics: Metrics,
     /// Cancelled when the activity ends (stopped, fenced, coordinator failure).
     pub closed: CancellationToken,
@@ -64,10 +63,19 @@ pub(crate) type Granted = HolderView;
 impl Active {
     pub fn new(table: Table, metrics: Metrics) -> (Arc<Self>, mpsc::UnboundedReceiver<Pending>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let limits = table.limits().clone();
         let state = State { table, waiters: HashMap::new(), closed: None };
-        let a = Active { state: Mutex::new(state), tx, limits, metrics, closed: CancellationToken::new() };
+        let a = Active { state: Mutex::new(state), tx, metrics, closed: CancellationToken::new() };
         (Arc::new(a), rx)
+    }
+
+    /// The limits in force (they follow config reloads).
+    pub fn limits(&self) -> CriticalSections {
+        self.lock().table.limits().clone()
+    }
+
+    /// Applies new limits from a reloaded config; existing holders and waiters stay.
+    pub fn set_limits(&self, limits: CriticalSections) {
+        self.lock().table.set_limits(limits);
     }
 
     pub fn lock(&self) -> MutexGuard<'_, State> {

@@ -119,9 +119,10 @@ type Result<T> = std::result::Result<T, MutexError>;
 )]
 async fn acquire(State(inner): State<Arc<Inner>>, Path((domain, name)): Path<(String, String)>, body: Bytes) -> Result<Json<GrantResponse>> {
     let active = inner.active()?;
+    let limits = active.limits();
     let domain = validate::domain(&domain)?;
-    let name = validate::name(&name, active.limits.max_name_len)?;
-    let b = validate::acquire(&body, &active.limits)?;
+    let name = validate::name(&name, limits.max_name_len)?;
+    let b = validate::acquire(&body, &limits)?;
     let req = AcquireReq { owner: b.owner, ttl_ms: b.ttl_ms, wait: b.wait_ms > 0, limit: b.limit.unwrap_or(1) };
     let h = active.acquire(&domain, &name, req, b.wait_ms).await?;
     Ok(Json(GrantResponse { token: h.token, expires_at_ms: h.expires_at_ms, owner: h.owner }))
@@ -144,8 +145,9 @@ async fn acquire(State(inner): State<Arc<Inner>>, Path((domain, name)): Path<(St
 )]
 async fn release(State(inner): State<Arc<Inner>>, Path((domain, name)): Path<(String, String)>, body: Bytes) -> Result<Json<ReleaseResponse>> {
     let active = inner.active()?;
+    let limits = active.limits();
     let domain = validate::domain(&domain)?;
-    let name = validate::name(&name, active.limits.max_name_len)?;
+    let name = validate::name(&name, limits.max_name_len)?;
     let b = validate::release(&body)?;
     active.release(&domain, &name, &b.owner, b.token).await?;
     Ok(Json(ReleaseResponse { released: true }))
@@ -168,9 +170,10 @@ async fn release(State(inner): State<Arc<Inner>>, Path((domain, name)): Path<(St
 )]
 async fn renew(State(inner): State<Arc<Inner>>, Path((domain, name)): Path<(String, String)>, body: Bytes) -> Result<Json<GrantResponse>> {
     let active = inner.active()?;
+    let limits = active.limits();
     let domain = validate::domain(&domain)?;
-    let name = validate::name(&name, active.limits.max_name_len)?;
-    let b = validate::renew(&body, &active.limits)?;
+    let name = validate::name(&name, limits.max_name_len)?;
+    let b = validate::renew(&body, &limits)?;
     let h = active.renew(&domain, &name, &b.owner, b.token, b.ttl_ms).await?;
     Ok(Json(GrantResponse { token: h.token, expires_at_ms: h.expires_at_ms, owner: h.owner }))
 }
@@ -189,8 +192,9 @@ async fn renew(State(inner): State<Arc<Inner>>, Path((domain, name)): Path<(Stri
 )]
 async fn get_one(State(inner): State<Arc<Inner>>, Path((domain, name)): Path<(String, String)>) -> Result<Json<MutexView>> {
     let active = inner.active()?;
+    let limits = active.limits();
     let domain = validate::domain(&domain)?;
-    let name = validate::name(&name, active.limits.max_name_len)?;
+    let name = validate::name(&name, limits.max_name_len)?;
     active.get(&domain, &name).map(Json).ok_or(MutexError::NotFound { domain, name })
 }
 

@@ -34,10 +34,10 @@ impl Metrics {
             waits: Counter::default(),
             timeouts: Counter::default(),
             expiries: Counter::default(),
-            wait_seconds: Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0].into_iter()),
+            wait_seconds: Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0]),
             holders: Gauge::default(),
             writes: Counter::default(),
-            batch_size: Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0].into_iter()),
+            batch_size: Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0]),
         };
         let r = registry.sub_registry_with_prefix("mware_mutex");
         r.register("grants", "Critical section grants answered", m.grants.clone());

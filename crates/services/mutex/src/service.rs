@@ -118,11 +118,26 @@ impl Service for MutexService {
             format!("granting (epoch {}, {} holders restored)", ctx.fence.epoch, active.lock().table.holder_count()),
         );
         let w = writer::run(active.clone(), rx, ctx.coord.clone(), ctx.fence, counter);
-        let outcome = tokio::select! {
-            biased;
-            _ = ctx.cancel.cancelled() => None,
-            s = w => Some(s),
-            _ = writer::sweep(active.clone()) => None,
+        let sweep = writer::sweep(active.clone());
+        tokio::pin!(w, sweep);
+        let mut site = ctx.site.clone();
+        let mut follow_site = true;
+        let outcome = loop {
+            tokio::select! {
+                biased;
+                _ = ctx.cancel.cancelled() => break None,
+                s = &mut w => break Some(s),
+                _ = &mut sweep => break None,
+                r = site.changed(), if follow_site => match r {
+                    Ok(()) => {
+                        if let Some(limits) = ctx.role().map(|r| r.critical_sections) {
+                            tracing::info!(?limits, "critical sections limits reloaded");
+                            active.set_limits(limits);
+                        }
+                    }
+                    Err(_) => follow_site = false,
+                },
+            }
         };
         self.inner.set_active(None);
         match outcome {

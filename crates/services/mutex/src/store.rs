@@ -76,9 +76,12 @@ impl Batch {
         self.ops.len()
     }
 
-    /// The keys written.
-    pub fn keys(&self) -> impl Iterator<Item = &String> {
-        self.ops.keys()
+    /// The mutexes written (`mutex/h/<domain>/<name>`), each once.
+    pub fn mutexes(&self) -> Vec<String> {
+        let mut m: Vec<String> =
+            self.ops.keys().map(|k| k.rsplit_once('/').map_or(k.as_str(), |(m, _)| m).to_string()).collect();
+        m.dedup();
+        m
     }
 
     /// The operations, split in chunks of at most `chunk` operations; the counter of
@@ -155,6 +158,7 @@ mod tests {
         b.add(&[Write::Delete { domain: "d".into(), name: "m".into(), token: 3 }], 4);
         b.add(&[Write::Put { domain: "d".into(), name: "m".into(), limit: 1, holder: h(4) }], 5);
         assert_eq!(b.key_count(), 2);
+        assert_eq!(b.mutexes(), vec!["mutex/h/d/m".to_string()]);
         let chunks = b.into_chunks(0, 0, 2);
         assert_eq!(chunks.len(), 2);
         assert!(matches!(&chunks[0][0], KvOp::Put { key, .. } if key == COUNTER));

@@ -181,6 +181,11 @@ impl Table {
         &self.limits
     }
 
+    /// Replaces the limits (config reload); they apply to the next requests.
+    pub fn set_limits(&mut self, limits: CriticalSections) {
+        self.limits = limits;
+    }
+
     /// The next token to be handed out.
     pub fn next_token(&self) -> u64 {
         self.next_token

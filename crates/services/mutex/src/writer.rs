@@ -89,9 +89,11 @@ fn stop_reason(stop: &Stop) -> String {
 
 /// Runs the writer until the channel closes or a write is refused.
 ///
-/// Up to [`PIPELINE`] batches are in flight at once. A batch that writes a key another
-/// batch in flight also writes waits for it, so writes to one key stay in order; each
-/// batch in flight owns a counter slot (see [`crate::store::counter_key`]).
+/// Up to [`PIPELINE`] batches are in flight at once. A batch that touches a mutex another
+/// batch in flight also touches waits for it, so the changes of one mutex are applied
+/// in order and the durable state of each mutex is always a state it really had (never
+/// a newer grant without the older release it depended on). Each batch in flight owns
+/// a counter slot (see [`crate::store::counter_key`]).
 pub(crate) async fn run(
     active: Arc<Active>,
     mut rx: mpsc::UnboundedReceiver<Pending>,
@@ -108,10 +110,10 @@ pub(crate) async fn run(
     loop {
         if stop.is_none() {
             if let Some((b, _)) = &held {
-                if !free.is_empty() && !b.keys().any(|k| busy.contains(k)) {
+                if !free.is_empty() && !b.mutexes().iter().any(|k| busy.contains(k)) {
                     let (batch, items) = held.take().expect("held");
                     let slot = free.pop().expect("free slot");
-                    let keys: Vec<String> = batch.keys().cloned().collect();
+                    let keys = batch.mutexes();
                     busy.extend(keys.iter().cloned());
                     let next_token = batch.next_token();
                     let chunks = batch.into_chunks(slot, slot_written[slot], CHUNK_OPS);

@@ -278,3 +278,97 @@ fn the_checker_catches_overlaps_and_token_disorder() {
     assert!(check(&[h(0, 1, 0, 10), h(1, 1, 10, 20)], 1).is_err(), "token reused");
     assert!(check(&[h(0, 1, 0, 10), h(1, 2, 5, 20), h(2, 3, 6, 8)], 2).is_err(), "three at once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_gets_a_retryable_503_when_activity_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let coord = common::open(common::embedded(dir.path())).await;
+    let (_m, fence) = common::become_active(&coord, "mware1", 10).await;
+    let mut reg = prometheus_client::registry::Registry::default();
+    let svc = mware_mutex::MutexService::new(&mut reg);
+    let r = Running::start(svc, coord.clone(), fence, "mware1", common::site(limits())).await;
+    let http = reqwest::Client::new();
+    let acq = r.url("d.ru", "/w/acquire");
+    let (s, _) = post(&http, &acq, json!({"owner": "a", "ttl_ms": 60000, "wait_ms": 0})).await;
+    assert_eq!(s, 200);
+    let (h2, acq2) = (http.clone(), acq.clone());
+    let waiter = tokio::spawn(async move { post(&h2, &acq2, json!({"owner": "b", "ttl_ms": 1000, "wait_ms": 30000})).await });
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while get(&http, &r.url("d.ru", "/w")).await.1["waiters"].as_array().map_or(0, |w| w.len()) < 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("waiter queued");
+    // Metrics count the grant and the wait.
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &reg).unwrap();
+    assert!(text.contains("mware_mutex_grants_total 1"), "{text}");
+    assert!(text.contains("mware_mutex_waits_total 1"), "{text}");
+    assert!(text.contains("mware_mutex_holders 1"), "{text}");
+    // Activity ends (the host cancels the service): the waiter is told to retry elsewhere.
+    let server = r.server;
+    r.cancel.cancel();
+    r.task.await.unwrap().unwrap();
+    let (s, e) = tokio::time::timeout(Duration::from_secs(10), waiter).await.expect("waiter answered").unwrap();
+    assert_eq!(s, 503, "{e}");
+    assert_eq!(e["retryable"], true);
+    server.abort();
+}
+
+#[test]
+fn openapi_lists_every_route() {
+    let doc = serde_json::to_value(mware_mutex::openapi()).unwrap();
+    let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
+    for p in [
+        "/api/v1/domains/{domain}/mutexes",
+        "/api/v1/domains/{domain}/mutexes/{name}",
+        "/api/v1/domains/{domain}/mutexes/{name}/acquire",
+        "/api/v1/domains/{domain}/mutexes/{name}/release",
+        "/api/v1/domains/{domain}/mutexes/{name}/renew",
+    ] {
+        assert!(paths.iter().any(|k| k.as_str() == p), "{p} missing from {paths:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reloaded_limits_apply_to_the_next_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_c, _m, r) = start(dir.path()).await;
+    let http = reqwest::Client::new();
+    let body = json!({"owner": "a", "ttl_ms": 1000, "wait_ms": 0});
+    let (s, _) = post(&http, &r.url("d.ru", "/tenletters/acquire"), body.clone()).await;
+    assert_eq!(s, 200);
+    r.site.send(std::sync::Arc::new(common::site(json!({"max_name_len": 8})))).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let (s, e) = post(&http, &r.url("d.ru", "/ninechars/acquire"), body.clone()).await;
+            if s == 400 {
+                assert_eq!(e["field"], "name", "{e}");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("new max_name_len in force");
+    r.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_holder_keeps_the_lock_past_its_first_ttl() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_c, _m, r) = start(dir.path()).await;
+    let http = reqwest::Client::new();
+    let (s, g) = post(&http, &r.url("d.ru", "/r/acquire"), json!({"owner": "a", "ttl_ms": 400, "wait_ms": 0})).await;
+    assert_eq!(s, 200);
+    let (s, n) = post(&http, &r.url("d.ru", "/r/renew"), json!({"owner": "a", "token": g["token"], "ttl_ms": 10000})).await;
+    assert_eq!(s, 200, "{n}");
+    assert_eq!(n["token"], g["token"]);
+    assert!(n["expires_at_ms"].as_u64() > g["expires_at_ms"].as_u64());
+    // Well past the first ttl the lock is still held: a waiter gives up with 409.
+    let (s, e) = post(&http, &r.url("d.ru", "/r/acquire"), json!({"owner": "b", "ttl_ms": 1000, "wait_ms": 1000})).await;
+    assert_eq!(s, 409, "{e}");
+    assert_eq!(e["holders"][0]["owner"], "a");
+    r.stop().await;
+}

@@ -48,3 +48,26 @@ async fn checker_and_restart_on_etcd() {
     assert!(b["token"].as_u64().unwrap() > a["token"].as_u64().unwrap().max(last));
     r.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_down_means_no_grant_and_a_retryable_503() {
+    let mut etcd = Etcd::start().expect("start etcd");
+    let coord = common::open(common::etcd(&etcd.endpoint())).await;
+    let (_m, fence) = common::become_active(&coord, "mware1", 10).await;
+    let r = Running::start(common::service(), coord.clone(), fence, "mware1", common::site(json!({}))).await;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let (s, _) = post(&http, &r.url("d.ru", "/m/acquire"), json!({"owner": "a", "ttl_ms": 60000, "wait_ms": 0})).await;
+    assert_eq!(s, 200);
+    etcd.stop();
+    // The grant cannot be made durable: the caller is told to retry, never granted.
+    let (s, e) = post(&http, &r.url("d.ru", "/n/acquire"), json!({"owner": "b", "ttl_ms": 60000, "wait_ms": 0})).await;
+    assert_eq!(s, 503, "{e}");
+    assert_eq!(e["retryable"], true);
+    // The run ends with an error (the host restarts it after a pause, restoring from etcd).
+    let url = r.url("d.ru", "/o/acquire");
+    let res = tokio::time::timeout(Duration::from_secs(30), r.task).await.expect("run ends");
+    assert!(res.unwrap().is_err());
+    let (s, _) = post(&http, &url, json!({"owner": "b", "ttl_ms": 60000, "wait_ms": 0})).await;
+    assert_eq!(s, 503);
+    r.server.abort();
+}

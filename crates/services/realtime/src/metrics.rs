@@ -13,9 +13,9 @@ pub struct RequestLabels {
     /// Family (`endpoint`, ...).
     pub family: String,
     /// Operation.
-    pub op: String,
+    pub op: &'static str,
     /// What happened (`ok`, `not_found`, `bad_request`, `unavailable`, `error`, `hit`, `stale`, ...).
-    pub outcome: String,
+    pub outcome: &'static str,
 }
 
 /// Labels naming an upstream.
@@ -66,12 +66,12 @@ impl ProvisioningMetrics {
         m
     }
     /// Counts one request.
-    pub fn request(&self, family: &str, op: &str, outcome: &str) {
+    pub fn request(&self, family: &str, op: &'static str, outcome: &'static str) {
         self.requests
             .get_or_create(&RequestLabels {
                 family: family.into(),
-                op: op.into(),
-                outcome: outcome.into(),
+                op,
+                outcome,
             })
             .inc();
     }
@@ -136,12 +136,12 @@ impl RtcacheMetrics {
         m
     }
     /// Counts one request.
-    pub fn request(&self, family: &str, op: &str, outcome: &str) {
+    pub fn request(&self, family: &str, op: &'static str, outcome: &'static str) {
         self.requests
             .get_or_create(&RequestLabels {
                 family: family.into(),
-                op: op.into(),
-                outcome: outcome.into(),
+                op,
+                outcome,
             })
             .inc();
     }

@@ -162,6 +162,13 @@ async fn bad_requests_get_the_failure_answer_and_write_nothing() {
             (200, "id=1001&context=c\n".into())
         );
 
+        let m = srv.metrics();
+        assert!(
+            m.contains(r#"mware_provisioning_requests_total{family="endpoint",op="store",outcome="bad_request"} 7"#),
+            "{m}"
+        );
+        assert!(!m.contains("DROP"), "no request text in metric labels");
+
         // not running: 503 with the failure body, so a cache keeps what it has
         srv.handle.stop();
         assert_eq!(ep.single(&[("id", "1001")]).await, (503, "".into()));
@@ -169,6 +176,28 @@ async fn bad_requests_get_the_failure_answer_and_write_nothing() {
         assert_eq!(ep.require(&[("id", "char", 40)]).await, (503, "-1".into()));
         srv.kill().await;
         assert_eq!(count(&db, "ps_endpoints").await, 1);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_connection_never_shows_the_password() {
+    bounded(30, async {
+        let mut registry = prometheus_client::registry::Registry::default();
+        let handle = mware_realtime::ProvisioningHandle::new(&mut registry);
+        let port = mware_testkit::free_port();
+        let cfg = mware_config::Provisioning {
+            dsn: mware_config::Secret::new(format!(
+                "host=127.0.0.1 port={port} user=postgres password=hunter2 connect_timeout=2"
+            )),
+            families: Default::default(),
+            max_body_bytes: 4096,
+        };
+        let err = handle.start(&cfg).await.expect_err("nothing listens there");
+        let text = format!("{err} {err:?} {cfg:?}");
+        assert!(text.contains("expected postgresql to answer"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(!handle.is_running());
     })
     .await;
 }

@@ -139,6 +139,13 @@ async fn outage_keeps_objects_until_maximum_and_only_not_found_removes() {
         assert_eq!(ep.multi(&[("id LIKE", "%")]).await, all);
         tokio::time::sleep(Duration::from_millis(300)).await; // background refreshes land
 
+        // A write just before the outage marks the family for revalidation; it must not
+        // leave the objects unservable when the source then goes away.
+        assert_eq!(
+            ep.update("id", "1002", &[("context", "b")]).await,
+            (200, "1".into())
+        );
+
         // Outage: the provisioning server goes away completely.
         up.kill().await;
         let outage = std::time::Instant::now();

@@ -82,6 +82,8 @@ pub struct Running {
     pub cancel: CancellationToken,
     pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
     pub server: tokio::task::JoinHandle<()>,
+    /// Sends a reloaded site config to the running service.
+    pub site: watch::Sender<Arc<Site>>,
 }
 
 impl Running {
@@ -93,13 +95,12 @@ impl Running {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
-        let (_tx, rx) = watch::channel(Arc::new(site));
-        std::mem::forget(_tx);
+        let (site_tx, rx) = watch::channel(Arc::new(site));
         let cancel = CancellationToken::new();
         let ctx = ServiceContext { instance: instance.into(), fence, coord, site: rx, cancel: cancel.clone() };
         let s2 = svc.clone();
         let task = tokio::spawn(async move { s2.run(ctx).await });
-        let r = Running { svc, base, cancel, task, server };
+        let r = Running { svc, base, cancel, task, server, site: site_tx };
         tokio::time::timeout(Duration::from_secs(20), async {
             while r.svc.status().state != ServiceState::Running {
                 tokio::time::sleep(Duration::from_millis(20)).await;

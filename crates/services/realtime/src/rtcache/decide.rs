@@ -10,6 +10,9 @@
 //! not yet expired is served, and its life is extended to at least
 //! `now + object_lifetime_stale`, as the Ozon patch does; an answer of "not
 //! found" (200 with an empty body) is the only thing that removes an object.
+//! A write through the sidecar marks the entries of its entity and family for
+//! revalidation instead of dropping them, so a write followed by an outage
+//! still leaves the objects servable.
 
 use std::fmt;
 
@@ -29,6 +32,9 @@ pub struct EntryTimes {
     pub fetched_ms: u64,
     /// After this (ms since the Unix epoch) the entry is never served.
     pub expires_ms: u64,
+    /// A write touched this entity and family: ask upstream before serving it again,
+    /// but keep it as the answer of last resort while every upstream fails.
+    pub revalidate: bool,
 }
 
 /// What the upstreams answered for a read.
@@ -70,6 +76,8 @@ pub enum Decision {
         /// Entry age, ms.
         age_ms: u64,
     },
+    /// A write marked the entry: ask the upstreams, keep the entry as a fallback.
+    Revalidate,
     /// Nothing usable is cached: ask the upstreams.
     AskUpstream {
         /// True when an entry was there but had expired (drop it).
@@ -95,6 +103,7 @@ pub fn decide(s: &Snapshot) -> Decision {
     let live = s.entry.filter(|e| s.now_ms < e.expires_ms);
     match s.upstream {
         None => match live {
+            Some(e) if e.revalidate => Decision::Revalidate,
             Some(e) => {
                 let age_ms = s.now_ms.saturating_sub(e.fetched_ms);
                 if age_ms < s.lifetimes.stale_ms {
@@ -129,6 +138,9 @@ impl fmt::Display for Decision {
             Decision::AskUpstream { expired: true } => {
                 write!(f, "asking upstream: the cached entry is past object_lifetime_maximum")
             }
+            Decision::Revalidate => {
+                write!(f, "asking upstream: a write touched this family; the cached entry is kept as a fallback")
+            }
             Decision::AskUpstream { expired: false } => write!(f, "asking upstream: nothing cached"),
             Decision::StoreAndServe => write!(f, "cached the upstream's answer"),
             Decision::RemoveAndServeEmpty => {
@@ -158,6 +170,7 @@ mod tests {
             entry: fetched.map(|f| EntryTimes {
                 fetched_ms: f,
                 expires_ms: f + LT.maximum_ms,
+                revalidate: false,
             }),
             upstream: up,
         }
@@ -207,6 +220,15 @@ mod tests {
             decide(&snap(1, None, Some(UpstreamAnswer::Failed))),
             Decision::Fail
         );
+    }
+
+    #[test]
+    fn a_write_forces_revalidation_but_keeps_the_fallback() {
+        let mut s = snap(100, Some(0), None);
+        s.entry.as_mut().unwrap().revalidate = true;
+        assert_eq!(decide(&s), Decision::Revalidate);
+        s.upstream = Some(UpstreamAnswer::Failed);
+        assert!(matches!(decide(&s), Decision::ServeCachedOnError { .. }));
     }
 
     #[test]

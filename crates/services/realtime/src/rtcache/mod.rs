@@ -237,3 +237,52 @@ pub async fn serve(
         .ok();
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_under_command_line_and_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rtcache.json");
+        std::fs::write(&file, r#"{"upstream": ["http://10.0.0.1:8271", "http://10.0.0.2:8271"], "object_lifetime_stale": 30}"#)
+            .unwrap();
+        let args = RtcacheArgs {
+            config: Some(file.clone()),
+            object_lifetime_stale: Some(5),
+            ..Default::default()
+        };
+        let cfg = args.resolve().unwrap();
+        assert_eq!(cfg.upstreams.len(), 2);
+        assert_eq!(
+            (
+                cfg.object_lifetime_stale,
+                cfg.object_lifetime_maximum,
+                cfg.upstream_timeout_ms
+            ),
+            (5, 86_400, 2_000)
+        );
+
+        let public = RtcacheArgs {
+            listen: Some("0.0.0.0:8088".parse().unwrap()),
+            ..args.clone()
+        };
+        assert!(public
+            .resolve()
+            .unwrap_err()
+            .to_string()
+            .contains("expected a loopback listen address"));
+        let none = RtcacheArgs::default();
+        assert!(none
+            .resolve()
+            .unwrap_err()
+            .to_string()
+            .contains("at least one --upstream"));
+        std::fs::write(&file, r#"{"upstreams": []}"#).unwrap();
+        assert!(
+            args.resolve().is_err(),
+            "unknown keys in the file are refused"
+        );
+    }
+}

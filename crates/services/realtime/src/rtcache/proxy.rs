@@ -166,6 +166,7 @@ fn act(
         (Decision::StoreAndServe, Outcome::Ok(b)) => {
             let times = super::decide::EntryTimes {
                 fetched_ms: now,
+                revalidate: false,
                 expires_ms: now + lt.maximum_ms,
             };
             s.store.put(
@@ -249,10 +250,11 @@ async fn write(
     let op = t.op.as_str();
     match s.upstreams.forward(true, method, path_query, body).await {
         Outcome::Ok(b) => {
-            // Invalidate every cached read of this entity and family: `.../{entity}/{family}/`.
+            // Every cached read of this entity and family (`.../{entity}/{family}/`) must be
+            // revalidated before it is served again; each stays as a fallback for an outage.
             let prefix = &path[..path.rfind('/').map(|i| i + 1).unwrap_or(0)];
-            let n = s.store.remove_prefix(prefix);
-            tracing::info!(family = %t.family, op, invalidated = n, "rtcache: write passed through");
+            let n = s.store.mark_prefix(prefix);
+            tracing::info!(family = %t.family, op, marked_for_revalidation = n, "rtcache: write passed through");
             s.metrics.request(&t.family, op, "passed");
             reply(StatusCode::OK, b)
         }

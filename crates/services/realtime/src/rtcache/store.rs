@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, RwLock};
 
-const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("rtcache_v1");
+const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("rtcache_v2");
 
 /// One cached answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,12 +30,13 @@ fn encode(e: &Entry) -> Vec<u8> {
     let mut v = Vec::with_capacity(16 + e.body.len());
     v.extend_from_slice(&e.times.fetched_ms.to_le_bytes());
     v.extend_from_slice(&e.times.expires_ms.to_le_bytes());
+    v.push(e.times.revalidate as u8);
     v.extend_from_slice(&e.body);
     v
 }
 
 fn decode(v: &[u8]) -> Option<Entry> {
-    if v.len() < 16 {
+    if v.len() < 17 {
         return None;
     }
     let fetched_ms = u64::from_le_bytes(v[0..8].try_into().ok()?);
@@ -44,8 +45,9 @@ fn decode(v: &[u8]) -> Option<Entry> {
         times: EntryTimes {
             fetched_ms,
             expires_ms,
+            revalidate: v[16] != 0,
         },
-        body: Bytes::copy_from_slice(&v[16..]),
+        body: Bytes::copy_from_slice(&v[17..]),
     })
 }
 
@@ -174,6 +176,26 @@ impl Store {
         n
     }
 
+    /// Marks every entry whose key starts with `prefix` for revalidation; returns how many.
+    pub fn mark_prefix(&self, prefix: &str) -> usize {
+        let marked: Vec<(String, Entry)> = {
+            let mut m = self.mem.write().unwrap_or_else(|e| e.into_inner());
+            m.range_mut(prefix.to_string()..)
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .filter(|(_, e)| !e.times.revalidate)
+                .map(|(k, e)| {
+                    e.times.revalidate = true;
+                    (k.clone(), e.clone())
+                })
+                .collect()
+        };
+        let n = marked.len();
+        for (k, e) in marked {
+            self.send(Write::Put(k, e));
+        }
+        n
+    }
+
     /// Drops entries expired at `now_ms`; returns how many.
     pub fn sweep(&self, now_ms: u64) -> usize {
         let expired: Vec<String> = {
@@ -277,6 +299,7 @@ mod tests {
             times: EntryTimes {
                 fetched_ms: 1,
                 expires_ms: 1_000,
+                revalidate: false,
             },
             body: Bytes::from(b),
         };
@@ -290,10 +313,19 @@ mod tests {
                 times: EntryTimes {
                     fetched_ms: 0,
                     expires_ms: 5,
+                    revalidate: false,
                 },
                 body: Bytes::new(),
             },
         );
+        assert_eq!(s.mark_prefix("/p/e1/endpoint/"), 2);
+        assert!(
+            s.get("/p/e1/endpoint/multi?\nid%20LIKE=%25")
+                .unwrap()
+                .times
+                .revalidate
+        );
+        assert!(!s.get("/p/e1/aor/single?\nid=1").unwrap().times.revalidate);
         assert_eq!(s.remove_prefix("/p/e1/endpoint/"), 2);
         s.close(w);
         let (s, w) = Store::open(dir.path(), 10).unwrap();

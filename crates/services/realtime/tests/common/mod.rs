@@ -118,6 +118,7 @@ impl Drop for TestDb {
 pub struct ProvServer {
     pub addr: SocketAddr,
     pub handle: ProvisioningHandle,
+    pub registry: std::sync::Arc<prometheus_client::registry::Registry>,
     stop: CancellationToken,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -144,12 +145,19 @@ impl ProvServer {
         ProvServer {
             addr,
             handle,
+            registry: std::sync::Arc::new(registry),
             stop,
             task: Some(task),
         }
     }
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+    /// The service's metrics in Prometheus text.
+    pub fn metrics(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).unwrap();
+        out
     }
     /// Closes the listening socket and every connection.
     pub async fn kill(&mut self) {

@@ -1,0 +1,73 @@
+//! A small process for benchmarks and manual tests: `rtnode upstream` serves the
+//! provisioning protocol from PostgreSQL without the mware daemon, `rtnode
+//! rtcache ...` runs the sidecar exactly as `mware rtcache` will.
+//!
+//! ```text
+//! rtnode upstream --listen 127.0.0.1:7000 --dsn "host=127.0.0.1 user=postgres dbname=prov"
+//! rtnode rtcache --listen 127.0.0.1:8088 --upstream http://127.0.0.1:7000 --cache-dir /tmp/rtc
+//! ```
+
+use clap::{Parser, Subcommand};
+use mware_config::{Provisioning, Secret};
+use mware_realtime::{provisioning_router, ProvisioningHandle, RtcacheArgs};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve the provisioning protocol from PostgreSQL (default families).
+    Upstream {
+        /// Address to listen on.
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// libpq connection string (read from the environment variable RT_DSN if absent).
+        #[arg(long, env = "RT_DSN")]
+        dsn: String,
+    },
+    /// Run the rtcache sidecar.
+    Rtcache(RtcacheArgs),
+}
+
+fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("signal");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+        t.cancel();
+    });
+    token
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let shutdown = shutdown_on_signal();
+    match cli.cmd {
+        Cmd::Upstream { listen, dsn } => {
+            let mut registry = prometheus_client::registry::Registry::default();
+            let handle = ProvisioningHandle::new(&mut registry);
+            let cfg = Provisioning {
+                dsn: Secret::new(dsn),
+                families: Default::default(),
+                max_body_bytes: 65_536,
+            };
+            handle.start(&cfg).await?;
+            let listener = tokio::net::TcpListener::bind(listen).await?;
+            axum::serve(listener, provisioning_router(handle))
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await?;
+        }
+        Cmd::Rtcache(args) => mware_realtime::run_rtcache(args, shutdown).await?,
+    }
+    Ok(())
+}
