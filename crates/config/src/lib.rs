@@ -8,13 +8,15 @@
 
 mod model;
 pub mod pg;
+mod redact;
 mod secret;
 mod tree;
 mod validate;
 
 pub use model::*;
+pub use redact::{is_secret_key, redact};
 pub use secret::Secret;
-pub use tree::DomainTree;
+pub use tree::{normalize, DomainTree};
 pub use validate::{validate, Problem, Severity, Validated};
 
 /// The JSON Schema of the site file, as a JSON value.

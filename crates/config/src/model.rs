@@ -148,7 +148,7 @@ pub struct Role {
     /// PostgreSQL streaming replication controller groups. Kept raw: the validator only warns
     /// about them; the controller filters invalid groups at run time (see [`crate::pg`]).
     #[serde(default)]
-    pub pg_controller: Vec<serde_json::Value>,
+    pub pg_controller: RawPgGroups,
     /// Backup controller settings.
     #[serde(default)]
     pub backup_controller: Option<BackupController>,
@@ -435,5 +435,38 @@ impl Site {
         g.sort_unstable();
         g.dedup();
         g
+    }
+}
+
+/// The raw `pg_controller` list, kept untyped for the run-time filter. It dereferences to
+/// `Vec<serde_json::Value>`; `Debug` and `Serialize` show it with every secret as `***`.
+#[derive(Clone, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct RawPgGroups(pub Vec<serde_json::Value>);
+
+impl RawPgGroups {
+    fn redacted(&self) -> serde_json::Value {
+        let mut v = serde_json::Value::Array(self.0.clone());
+        crate::redact::redact(&mut v);
+        v
+    }
+}
+
+impl std::ops::Deref for RawPgGroups {
+    type Target = Vec<serde_json::Value>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for RawPgGroups {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.redacted())
+    }
+}
+
+impl Serialize for RawPgGroups {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.redacted().serialize(s)
     }
 }

@@ -30,10 +30,9 @@ fn site_validates_without_warnings() {
     let t = DomainTree::build(s);
     assert_eq!(t.route("pbx.tenant1.example.ru"), Some(981002));
     assert_eq!(t.route("example.ru"), Some(981001));
-    // The typed secrets parse but never print. (The raw `pg_controller` list is kept as
-    // JSON values by the model, so it is left out here: see the report to the lead.)
+    // Secrets parse but never print, the raw `pg_controller` list included.
     let r = &s.instance("mware1").unwrap().role;
-    let dbg = format!("{:?} {:?}", r.backup_controller, s.instance("mware2").unwrap().role.provisioning);
+    let dbg = format!("{:?} {:?} {}", r, s.instance("mware2").unwrap().role.provisioning, serde_json::to_string(s).unwrap());
     assert!(!dbg.contains("example-") && !dbg.contains("dbname="), "{dbg}");
     assert_eq!(pg[0].servers[0].ssh_pwd.as_ref().map(|p| p.expose()), Some("example-ssh-pwd"));
     assert!(!format!("{pg:?}").contains("example-"));

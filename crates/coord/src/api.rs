@@ -218,10 +218,39 @@ pub struct GroupView {
 pub struct Membership {
     /// Current activity of this instance; changes are pushed here.
     pub activity: watch::Receiver<Activity>,
+    /// Lease renewal figures, for metrics.
+    pub lease: std::sync::Arc<LeaseStats>,
     /// Stops the background task (drop does the same).
     pub(crate) cancel: tokio_util::sync::CancellationToken,
     /// The background task.
     pub(crate) task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Lease renewal figures of a membership (read by the daemon's metrics).
+#[derive(Debug, Default)]
+pub struct LeaseStats {
+    /// When the last renewal (or grant) was confirmed, ms since the Unix epoch (0: never).
+    pub last_confirmed_ms: std::sync::atomic::AtomicU64,
+    /// Round trip of the last confirmed renewal, in microseconds.
+    pub last_latency_us: std::sync::atomic::AtomicU64,
+    /// Confirmed renewals and grants.
+    pub renewals: std::sync::atomic::AtomicU64,
+    /// Renewals that failed or timed out.
+    pub failures: std::sync::atomic::AtomicU64,
+}
+
+impl LeaseStats {
+    /// Records a confirmed renewal sent at `sent`.
+    pub fn confirmed(&self, sent: std::time::Instant) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.last_latency_us.store(sent.elapsed().as_micros() as u64, Relaxed);
+        self.last_confirmed_ms.store(now_ms(), Relaxed);
+        self.renewals.fetch_add(1, Relaxed);
+    }
+    /// Records a failed renewal.
+    pub fn failed(&self) {
+        self.failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl Membership {

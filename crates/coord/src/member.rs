@@ -69,9 +69,12 @@ pub(crate) async fn join<B: Backend>(b: Arc<B>, settings: &Settings, member: Mem
         free_since: None,
         handing_over: None,
         prev: None,
+        stats: Default::default(),
     };
+    m.stats.confirmed(sent);
+    let lease_stats = m.stats.clone();
     let task = tokio::spawn(m.run(cancel.clone()));
-    Ok(Membership { activity: rx, cancel, task: Some(task) })
+    Ok(Membership { activity: rx, lease: lease_stats, cancel, task: Some(task) })
 }
 
 fn call_timeout(ttl: Duration) -> Duration {
@@ -101,6 +104,7 @@ struct Member<B> {
     free_since: Option<Instant>,
     handing_over: Option<Instant>,
     prev: Option<PreviousLeader>,
+    stats: Arc<crate::api::LeaseStats>,
 }
 
 impl<B: Backend> Member<B> {
@@ -179,13 +183,20 @@ impl<B: Backend> Member<B> {
             let sent = Instant::now();
             self.last_renew = sent;
             match bounded(self.limit(), self.b.renew(lease)).await {
-                Ok(true) => self.confirmed = Some(sent),
+                Ok(true) => {
+                    self.confirmed = Some(sent);
+                    self.stats.confirmed(sent);
+                }
                 Ok(false) => {
+                    self.stats.failed();
                     tracing::warn!(instance = %self.info.instance, lease, "lease is gone; registering again");
                     self.lease = None;
                     self.confirmed = None;
                 }
-                Err(e) => tracing::debug!(instance = %self.info.instance, error = %e, "lease renewal failed"),
+                Err(e) => {
+                    self.stats.failed();
+                    tracing::debug!(instance = %self.info.instance, error = %e, "lease renewal failed")
+                }
             }
         }
         if self.lease.is_none() {
@@ -197,6 +208,7 @@ impl<B: Backend> Member<B> {
                 Ok(l) => {
                     self.lease = Some(l);
                     self.confirmed = Some(sent);
+                    self.stats.confirmed(sent);
                     self.info = info;
                 }
                 Err(e) => tracing::debug!(instance = %self.info.instance, error = %e, "cannot register"),

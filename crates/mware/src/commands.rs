@@ -2,7 +2,7 @@
 
 use crate::cli::{Cli, Command, ConfigAction};
 use crate::load::{self, Loaded};
-use crate::redact::redact;
+use mware_config::redact;
 use anyhow::Context;
 use mware_config::{validate, DomainTree, Severity, Site};
 use mware_coord::GroupView;

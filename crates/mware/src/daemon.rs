@@ -182,6 +182,7 @@ async fn keep_membership(
             }
         }
     };
+    *state.0.metrics.lease.lock().unwrap_or_else(|e| e.into_inner()) = Some(membership.lease.clone());
     state.0.ready.store(true, Ordering::Relaxed);
     let mut rx = membership.activity.clone();
     loop {

@@ -12,7 +12,7 @@ mod daemon;
 mod load;
 mod logging;
 mod metrics;
-mod redact;
+
 mod routing;
 mod services;
 

@@ -5,6 +5,8 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Labels for activity transitions.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -44,9 +46,33 @@ pub struct Metrics {
     pub reloads: Family<ReloadLabels, Counter>,
     /// Unix time (s) the activity last changed.
     pub last_transition_seconds: Gauge,
+    /// Round trip of the last confirmed lease renewal, seconds.
+    pub lease_renew_latency: Gauge<f64, AtomicU64>,
+    /// Seconds since the lease renewal was last confirmed.
+    pub lease_since_renewal: Gauge<f64, AtomicU64>,
+    /// Confirmed lease renewals.
+    pub lease_renewals: Counter,
+    /// Failed lease renewals.
+    pub lease_renew_failures: Counter,
+    /// The membership's figures, once joined.
+    pub lease: Arc<Mutex<Option<Arc<mware_coord::LeaseStats>>>>,
 }
 
 impl Metrics {
+    /// Copies the membership's lease figures into the metrics (called at each scrape).
+    pub fn refresh(&self) {
+        let Some(l) = self.lease.lock().unwrap_or_else(|e| e.into_inner()).clone() else { return };
+        self.lease_renew_latency.set(l.last_latency_us.load(Ordering::Relaxed) as f64 / 1e6);
+        let last = l.last_confirmed_ms.load(Ordering::Relaxed);
+        if last > 0 {
+            self.lease_since_renewal.set(mware_coord::now_ms().saturating_sub(last) as f64 / 1e3);
+        }
+        let r = l.renewals.load(Ordering::Relaxed);
+        self.lease_renewals.inc_by(r.saturating_sub(self.lease_renewals.get()));
+        let f = l.failures.load(Ordering::Relaxed);
+        self.lease_renew_failures.inc_by(f.saturating_sub(self.lease_renew_failures.get()));
+    }
+
     /// Registers the metrics under `mware_`.
     pub fn register(&self, r: &mut Registry) {
         r.register("mware_active", "1 while this instance is active for its group", self.active.clone());
@@ -54,6 +80,10 @@ impl Metrics {
         r.register("mware_activity_transitions", "activity transitions of this instance", self.transitions.clone());
         r.register("mware_forwarded_requests", "requests forwarded to the owning group's active instance", self.forwarded.clone());
         r.register("mware_config_reloads", "config reloads by result and source", self.reloads.clone());
+        r.register("mware_lease_renew_latency_seconds", "round trip of the last confirmed lease renewal", self.lease_renew_latency.clone());
+        r.register("mware_lease_seconds_since_renewal", "seconds since the lease renewal was last confirmed", self.lease_since_renewal.clone());
+        r.register("mware_lease_renewals", "confirmed lease renewals", self.lease_renewals.clone());
+        r.register("mware_lease_renew_failures", "failed lease renewals", self.lease_renew_failures.clone());
         r.register(
             "mware_last_transition_unixtime",
             "unix time in seconds of the last activity change",

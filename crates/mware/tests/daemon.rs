@@ -82,6 +82,7 @@ fn run_status_config_reload_stop_and_no_secret_leaks() {
     // Metrics and OpenAPI.
     let m = http_text::blocking_get_text(&format!("{}/metrics", d.api));
     assert!(m.contains("mware_active 1"), "{m}");
+    assert!(m.contains("mware_lease_renewals_total"), "{m}");
     let (code, doc) = d.get("/api/openapi.json").unwrap();
     assert_eq!(code, 200);
     assert!(doc["paths"]["/api/v1/status"].is_object());

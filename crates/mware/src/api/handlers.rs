@@ -2,7 +2,7 @@
 //! cluster and switchover.
 
 use super::AppState;
-use crate::redact::redact;
+use mware_config::redact;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -31,6 +31,7 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
 /// Prometheus metrics (OpenMetrics text).
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "metrics in OpenMetrics text format")))]
 pub async fn metrics(State(st): State<AppState>) -> Response {
+    st.0.metrics.refresh();
     let mut out = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &st.0.registry) {
         return (StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode metrics: {e}")).into_response();

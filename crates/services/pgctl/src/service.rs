@@ -51,7 +51,7 @@ impl PgctlService {
     }
 
     fn raw_list(ctx: &ServiceContext) -> Vec<serde_json::Value> {
-        ctx.role().map(|r| r.pg_controller).unwrap_or_default()
+        ctx.role().map(|r| r.pg_controller.0).unwrap_or_default()
     }
 
     async fn run_config(&self, ctx: &ServiceContext, raw: &[serde_json::Value], stop: CancellationToken) {
