@@ -8,6 +8,16 @@
 //! is a real one. Clients retry over every base URL on 503 or a broken connection,
 //! with a stable owner so a retried acquire gets back a grant that was already made.
 //! Needs `reqwest`, `tokio` and `serde_json`.
+//!
+//! Reuse from another crate's test (e.g. the cross-process failover test with three
+//! daemons):
+//!
+//! ```text
+//! #[path = "../../crates/services/mutex/tests/common/checker.rs"]
+//! mod checker;
+//! let rep = checker::run(checker::Config { bases: vec![url1, url2, url3], .. }).await;
+//! checker::check(&rep.holds, 1).unwrap();
+//! ```
 #![allow(dead_code)]
 
 use serde_json::{json, Value};
