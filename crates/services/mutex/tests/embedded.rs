@@ -38,6 +38,7 @@ async fn checker_mutex_and_semaphore_hold_their_limits() {
             hold: Duration::from_millis(2),
             ttl_ms: 30_000,
             wait_ms: 20_000,
+            token: None,
         };
         let rep = tokio::time::timeout(Duration::from_secs(60), checker::run(cfg)).await.expect("checker ends");
         assert!(rep.unexpected.is_empty(), "{} unexpected answers, first: {:?}", rep.unexpected.len(), rep.unexpected.first());
