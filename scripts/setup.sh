@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what mware's tests need, idempotently:
 #   etcd (Debian etcd-server 3.4), protoc (for the etcd client), sshd, sudo, rsync,
+#   Kamailio and SIPp (a real SIP client of the realtime sidecar), openssl (test TLS certificates),
 #   wrk and nginx (benchmarks), and makes sure PostgreSQL 15 on 5432 and RabbitMQ on 5672 run.
 # Tests start their own etcd, PostgreSQL instances and sshd on loopback ports; this script
 # only provides the binaries and the machine's shared services.
@@ -19,13 +20,17 @@ have nginx || need_pkgs+=(nginx-light)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need_pkgs+=(postgresql-15)
 have rabbitmq-server || need_pkgs+=(rabbitmq-server)
 have pg_lsclusters || need_pkgs+=(postgresql-common)
+have kamailio || [ -x /usr/sbin/kamailio ] || need_pkgs+=(kamailio)
+[ -e /usr/lib/x86_64-linux-gnu/kamailio/modules/http_client.so ] || ls /usr/lib/*/kamailio/modules/http_client.so >/dev/null 2>&1 || need_pkgs+=(kamailio-utils-modules)
+have sipp || need_pkgs+=(sip-tester)
+have openssl || need_pkgs+=(openssl)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "setup: installing ${need_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive
   marker=/var/tmp/mware-apt-updated
-  if [ ! -e "$marker" ]; then apt-get update -qq && touch "$marker"; fi
-  apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+  if [ ! -e "$marker" ]; then apt-get -o DPkg::Lock::Timeout=600 update -qq && touch "$marker"; fi
+  apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${need_pkgs[@]}" >/dev/null
 fi
 mkdir -p /run/sshd
 
