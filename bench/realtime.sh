@@ -3,7 +3,7 @@
 # same provisioning upstream (see bench/realtime.md), then a side-by-side of
 # the outage behaviour nginx cannot give.
 #
-#   CARGO_TARGET_DIR=/work/target-realtime bench/realtime.sh
+#   bash bench/realtime.sh
 #
 # Needs: PostgreSQL on 127.0.0.1:5432 (user postgres, trust), wrk, nginx, curl, python3.
 # Starts everything on free loopback ports, kills only what it started (by PID).

@@ -118,6 +118,19 @@ fn run_status_config_reload_stop_and_no_secret_leaks() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
+    // A change of the file alone (no signal) is picked up too.
+    std::thread::sleep(Duration::from_millis(1100));
+    write(&site(port, coord.to_str().unwrap(), json!({"gen": 3})));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, c) = d.get("/api/v1/config").unwrap();
+        if c["servers"][0]["roles"][0]["opts"]["gen"] == 3 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "file change not applied: {}", d.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
     // SIGTERM: stops within the drain limit, exit code 0.
     d.child.signal(libc::SIGTERM);
     let code = d.child.wait_timeout(Duration::from_secs(8));

@@ -23,10 +23,19 @@ use utoipa::OpenApi;
 pub struct GrantResponse {
     /// Fencing token; grows with every grant of the mutex, across failovers too.
     pub token: u64,
-    /// When the grant lapses unless renewed, ms since the Unix epoch.
+    /// When the grant lapses unless renewed, RFC 3339 UTC (e.g. `2026-11-21T13:20:05.123Z`).
+    pub expires_at: String,
+    /// The same instant, ms since the Unix epoch.
     pub expires_at_ms: u64,
     /// The owner it was granted to.
     pub owner: String,
+}
+
+impl GrantResponse {
+    fn new(token: u64, expires_at_ms: u64, owner: String) -> Self {
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(expires_at_ms);
+        GrantResponse { token, expires_at: humantime::format_rfc3339_millis(at).to_string(), expires_at_ms, owner }
+    }
 }
 
 /// Answer of a release.
@@ -125,7 +134,7 @@ async fn acquire(State(inner): State<Arc<Inner>>, Path((domain, name)): Path<(St
     let b = validate::acquire(&body, &limits)?;
     let req = AcquireReq { owner: b.owner, ttl_ms: b.ttl_ms, wait: b.wait_ms > 0, limit: b.limit.unwrap_or(1) };
     let h = active.acquire(&domain, &name, req, b.wait_ms).await?;
-    Ok(Json(GrantResponse { token: h.token, expires_at_ms: h.expires_at_ms, owner: h.owner }))
+    Ok(Json(GrantResponse::new(h.token, h.expires_at_ms, h.owner)))
 }
 
 /// Releases a grant; the next waiter in line is granted.
@@ -175,7 +184,7 @@ async fn renew(State(inner): State<Arc<Inner>>, Path((domain, name)): Path<(Stri
     let name = validate::name(&name, limits.max_name_len)?;
     let b = validate::renew(&body, &limits)?;
     let h = active.renew(&domain, &name, &b.owner, b.token, b.ttl_ms).await?;
-    Ok(Json(GrantResponse { token: h.token, expires_at_ms: h.expires_at_ms, owner: h.owner }))
+    Ok(Json(GrantResponse::new(h.token, h.expires_at_ms, h.owner)))
 }
 
 /// One mutex: limit, holders, waiters in order.

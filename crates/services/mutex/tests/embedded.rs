@@ -38,6 +38,7 @@ async fn checker_mutex_and_semaphore_hold_their_limits() {
             hold: Duration::from_millis(2),
             ttl_ms: 30_000,
             wait_ms: 20_000,
+            token: None,
         };
         let rep = tokio::time::timeout(Duration::from_secs(60), checker::run(cfg)).await.expect("checker ends");
         assert!(rep.unexpected.is_empty(), "{} unexpected answers, first: {:?}", rep.unexpected.len(), rep.unexpected.first());
@@ -366,6 +367,7 @@ async fn a_renewed_holder_keeps_the_lock_past_its_first_ttl() {
     assert_eq!(s, 200, "{n}");
     assert_eq!(n["token"], g["token"]);
     assert!(n["expires_at_ms"].as_u64() > g["expires_at_ms"].as_u64());
+    assert!(n["expires_at"].as_str().map(|t| t.ends_with('Z') && t.contains('T')).unwrap_or(false), "{n}");
     // Well past the first ttl the lock is still held: a waiter gives up with 409.
     let (s, e) = post(&http, &r.url("d.ru", "/r/acquire"), json!({"owner": "b", "ttl_ms": 1000, "wait_ms": 1000})).await;
     assert_eq!(s, 409, "{e}");

@@ -25,9 +25,11 @@ async fn checker_and_restart_on_etcd() {
         hold: Duration::from_millis(1),
         ttl_ms: 30_000,
         wait_ms: 20_000,
+        token: None,
     };
     let rep = tokio::time::timeout(Duration::from_secs(60), checker::run(cfg)).await.expect("checker ends");
     assert!(rep.unexpected.is_empty(), "{:?}", rep.unexpected.first());
+    assert_eq!(rep.lost_releases, 0, "grants lost before their release");
     assert!(rep.holds.len() >= 20, "only {} holds in 3 s", rep.holds.len());
     checker::check(&rep.holds, 1).unwrap();
     let last = rep.holds.iter().map(|h| h.token).max().unwrap();

@@ -47,6 +47,7 @@ async fn no_overlap_and_growing_tokens_across_a_change_of_activity() {
         hold: Duration::from_millis(2),
         ttl_ms: 2_000,
         wait_ms: 3_000,
+        token: None,
     };
     let run = tokio::spawn(checker::run(cfg));
     tokio::time::sleep(Duration::from_millis(1500)).await;

@@ -44,6 +44,8 @@ pub struct Config {
     pub ttl_ms: u64,
     /// `wait_ms` asked for.
     pub wait_ms: u64,
+    /// Bearer token sent with every call (the daemon requires one for mutating calls).
+    pub token: Option<String>,
 }
 
 /// One hold as a client saw it; times in µs since the run started.
@@ -70,6 +72,8 @@ pub struct Report {
     pub unavailable: u64,
     /// Other unexpected answers: `status body`.
     pub unexpected: Vec<String>,
+    /// Releases answered 409: the grant was gone before its holder released it (lost).
+    pub lost_releases: u64,
 }
 
 enum Answer {
@@ -78,8 +82,12 @@ enum Answer {
     Down,
 }
 
-async fn call(http: &reqwest::Client, url: &str, body: &Value) -> Answer {
-    match http.post(url).json(body).send().await {
+async fn call(http: &reqwest::Client, url: &str, body: &Value, token: Option<&str>) -> Answer {
+    let mut rb = http.post(url).json(body);
+    if let Some(t) = token {
+        rb = rb.bearer_auth(t);
+    }
+    match rb.send().await {
         Ok(r) => {
             let s = r.status().as_u16();
             let v = r.json().await.unwrap_or(Value::Null);
@@ -105,7 +113,7 @@ async fn client(cfg: Config, i: usize, start: Instant) -> Report {
     let deadline = start + cfg.duration;
     while Instant::now() < deadline {
         let body = json!({"owner": owner, "ttl_ms": cfg.ttl_ms, "wait_ms": cfg.wait_ms, "limit": cfg.limit});
-        let token = match call(&http, &path(&cfg.bases[b], "acquire"), &body).await {
+        let token = match call(&http, &path(&cfg.bases[b], "acquire"), &body, cfg.token.as_deref()).await {
             Answer::Ok(v) => v["token"].as_u64().expect("token"),
             Answer::Status(409, _) => {
                 rep.busy += 1;
@@ -132,8 +140,12 @@ async fn client(cfg: Config, i: usize, start: Instant) -> Report {
         // Release until it is done or the grant is known to be gone.
         let rel_deadline = Instant::now() + Duration::from_millis(cfg.ttl_ms + 5000);
         loop {
-            match call(&http, &path(&cfg.bases[b], "release"), &json!({"owner": owner, "token": token})).await {
-                Answer::Ok(_) | Answer::Status(409, _) => break,
+            match call(&http, &path(&cfg.bases[b], "release"), &json!({"owner": owner, "token": token}), cfg.token.as_deref()).await {
+                Answer::Ok(_) => break,
+                Answer::Status(409, _) => {
+                    rep.lost_releases += 1;
+                    break;
+                }
                 Answer::Status(s, v) => {
                     rep.unexpected.push(format!("release: {s} {v}"));
                     break;
@@ -163,6 +175,7 @@ pub async fn run(cfg: Config) -> Report {
         all.busy += r.busy;
         all.unavailable += r.unavailable;
         all.unexpected.extend(r.unexpected);
+        all.lost_releases += r.lost_releases;
     }
     all
 }
