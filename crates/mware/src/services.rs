@@ -10,7 +10,7 @@ use std::sync::Arc;
 pub fn build(registry: &mut Registry) -> Vec<Arc<dyn Service>> {
     vec![
         Arc::new(mware_mutex::MutexService::new(registry)),
-        Arc::new(mware_pgctl::PgctlService::new()),
+        Arc::new(mware_pgctl::PgctlService::new(registry)),
         Arc::new(mware_realtime::ProvisioningService::new(registry)),
     ]
 }

@@ -121,6 +121,7 @@ impl PgInstance {
             "CREATE ROLE {REPLICA_USER} WITH LOGIN REPLICATION CONNECTION LIMIT 20 PASSWORD '{REPLICA_PASSWORD}'; \
              GRANT pg_monitor TO {REPLICA_USER};"
         ))?;
+        pg.psql(&rewind_grants(REPLICA_USER))?;
         Ok(pg)
     }
 
@@ -243,6 +244,19 @@ impl Drop for PgInstance {
             }
         }
     }
+}
+
+/// What a non-superuser needs to be pg_rewind's source (PostgreSQL docs, pg_rewind), plus
+/// `pg_checkpoint` so the controller can checkpoint a freshly promoted source first.
+/// (`wal_log_hints = on`, the target's requirement, is in every instance's config.)
+pub fn rewind_grants(user: &str) -> String {
+    format!(
+        "GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) TO {user}; \
+         GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO {user}; \
+         GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO {user}; \
+         GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO {user}; \
+         GRANT pg_checkpoint TO {user};"
+    )
 }
 
 fn append(path: &Path, text: &str) -> anyhow::Result<()> {

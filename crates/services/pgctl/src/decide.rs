@@ -63,6 +63,8 @@ pub struct Snapshot {
     pub max_lag: Option<u64>,
     /// A rebuild recorded as started but not finished (by this or a former instance).
     pub pending_rebuild: Option<usize>,
+    /// `rejoin: rewind`: a returning master is rejoined with pg_rewind (basebackup if that fails).
+    pub rewind: bool,
 }
 
 /// The outcome of one cycle.
@@ -100,7 +102,8 @@ pub enum Decision {
         /// Whether a referee answered (false: none configured).
         referee: bool,
     },
-    /// Turn `target` into a standby of `master` (stop, move data away, basebackup, start).
+    /// Turn `target` into a standby of `master`: stop it, then pg_rewind it (when `rewind`)
+    /// or move its data away and take a basebackup; configure it as a standby and start it.
     Rebuild {
         /// Server to rebuild.
         target: usize,
@@ -112,6 +115,8 @@ pub enum Decision {
         master_name: String,
         /// Why.
         why: String,
+        /// Try pg_rewind first (`rejoin: rewind` and the target still has its data).
+        rewind: bool,
     },
     /// Do nothing yet, for the reason given.
     Wait {
@@ -137,8 +142,11 @@ impl fmt::Display for Decision {
                 }
                 Ok(())
             }
-            Decision::Rebuild { name, master_name, why, .. } => {
+            Decision::Rebuild { name, master_name, why, rewind: false, .. } => {
                 write!(f, "rebuild {name} as a standby of {master_name} because {why}")
+            }
+            Decision::Rebuild { name, master_name, why, rewind: true, .. } => {
+                write!(f, "rewind {name} into a standby of {master_name} with pg_rewind (basebackup if that fails) because {why}")
             }
             Decision::Wait { reason } => f.write_str(reason),
         }
@@ -163,6 +171,7 @@ pub fn decide(s: &Snapshot) -> Decision {
                     master: m,
                     master_name: s.servers[m].name.clone(),
                     why: "a rebuild of it was started earlier and did not finish".into(),
+                    rewind: false,
                 };
             }
             Decision::Healthy {
@@ -185,6 +194,7 @@ pub fn decide(s: &Snapshot) -> Decision {
                 master: keep,
                 master_name: s.servers[keep].name.clone(),
                 why,
+                rewind: s.rewind,
             }
         }
         _ => decide_no_master(s, a, b),
@@ -283,6 +293,7 @@ mod tests {
             last_master_lsn: None,
             max_lag: None,
             pending_rebuild: None,
+            rewind: false,
         }
     }
     use Observed::*;
@@ -372,6 +383,20 @@ mod tests {
         let mut s = snap(Standby, Standby, None, 40);
         s.servers[1].lsn = Some(500);
         assert!(matches!(decide(&s), Decision::Promote { target: 1, .. }));
+    }
+
+    #[test]
+    fn rewind_only_for_a_reachable_returning_master() {
+        let mut s = snap(Master, Master, Some(1), 0);
+        s.rewind = true;
+        let d = decide(&s);
+        assert!(matches!(d, Decision::Rebuild { target: 0, master: 1, rewind: true, .. }), "{d}");
+        assert!(d.to_string().starts_with("rewind db1 into a standby of db2 with pg_rewind"), "{d}");
+        // An interrupted rebuild (data folder maybe moved away) is finished with a basebackup.
+        let mut s = snap(Master, Unreachable, Some(0), 0);
+        s.rewind = true;
+        s.pending_rebuild = Some(1);
+        assert!(matches!(decide(&s), Decision::Rebuild { target: 1, rewind: false, .. }));
     }
 
     #[test]

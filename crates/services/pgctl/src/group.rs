@@ -10,8 +10,10 @@ use crate::config::{GroupSpec, ServerSpec};
 use crate::decide::{decide, Decision, Observed, ServerObs, Snapshot};
 use crate::error::{PgctlError, Result};
 use crate::journal::Journal;
+use crate::metrics::{decision_kind, Metrics};
 use crate::probe::{self, Health};
 use crate::remote;
+use mware_config::pg::Rejoin;
 use crate::store::{self, Intent, MasterRecord, Persisted};
 use mware_coord::{now_ms, Coordinator, Fence};
 use serde::Serialize;
@@ -78,6 +80,8 @@ pub struct GroupCtx {
     pub statuses: Statuses,
     /// The group's log.
     pub journal: Journal,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
 }
 
 struct Tracker {
@@ -182,6 +186,7 @@ async fn cycle(g: &GroupSpec, cx: &GroupCtx, t: &mut Tracker) -> Result<()> {
         last_master_lsn: t.last_master_lsn,
         max_lag: g.max_lag,
         pending_rebuild,
+        rewind: g.rejoin == Rejoin::Rewind,
     };
     let mut d = decide(&snap);
     if matches!(d, Decision::Promote { .. }) {
@@ -196,6 +201,7 @@ async fn cycle(g: &GroupSpec, cx: &GroupCtx, t: &mut Tracker) -> Result<()> {
         cx.journal.info(&reason);
     }
     t.last_reason = reason.clone();
+    cx.metrics.observe(&g.key, &snap, &d);
     publish(cx, g, &snap, &healths, &persisted, &d, None, None);
 
     if let Some(until) = t.backoff_until {
@@ -204,6 +210,18 @@ async fn cycle(g: &GroupSpec, cx: &GroupCtx, t: &mut Tracker) -> Result<()> {
         }
     }
     let outcome = act(g, cx, &mut persisted, &d).await;
+    let action = match &d {
+        Decision::Healthy { .. } => "complete",
+        other => decision_kind(other),
+    };
+    match &outcome {
+        Ok(Some(done)) if done.contains(" skipped: ") => cx.metrics.action(&g.key, action, "skipped"),
+        // The rewind failure was counted when it happened; the basebackup fallback did it.
+        Ok(Some(done)) if done.contains("rebuilt with pg_basebackup instead") => cx.metrics.action(&g.key, "rebuild", "ok"),
+        Ok(Some(_)) => cx.metrics.action(&g.key, action, "ok"),
+        Ok(None) => {}
+        Err(_) => cx.metrics.action(&g.key, action, "failed"),
+    }
     match outcome {
         Ok(Some(done)) => {
             cx.journal.info(&done);
@@ -336,7 +354,7 @@ async fn act(g: &GroupSpec, cx: &GroupCtx, p: &mut Persisted, d: &Decision) -> R
             store::save(coord, &cx.fence, &g.key, p, Some(&record(s))).await?;
             Ok(Some(format!("{d}: done, {name} accepts writes ({} ms)", started.elapsed().as_millis())))
         }
-        Decision::Rebuild { target, name, master, master_name, .. } => {
+        Decision::Rebuild { target, name, master, master_name, rewind, .. } => {
             let s = &g.servers[*target];
             let m = &g.servers[*master];
             let mh = probe::probe(m, PROBE_TIMEOUT).await?;
@@ -348,35 +366,76 @@ async fn act(g: &GroupSpec, cx: &GroupCtx, p: &mut Persisted, d: &Decision) -> R
             store::save(coord, &cx.fence, &g.key, p, Some(&record(m))).await?;
             let started = Instant::now();
             let app = format!("mware_{}", g.key);
+            let mut fallback = String::new();
+            if *rewind {
+                match rewind_and_verify(s, m, &app, cx, name, master_name).await {
+                    Ok(()) => {
+                        p.intent = None;
+                        store::save(coord, &cx.fence, &g.key, p, None).await?;
+                        return Ok(Some(format!(
+                            "{d}: done with pg_rewind (no basebackup), {name} streams from {master_name} ({} s)",
+                            started.elapsed().as_secs()
+                        )));
+                    }
+                    Err(e @ (PgctlError::Remote { .. } | PgctlError::Verify { .. })) => {
+                        cx.metrics.action(&g.key, "rewind", "failed");
+                        let msg = format!("pg_rewind of {name} failed ({e}); falling back to pg_basebackup");
+                        cx.journal.error(&msg);
+                        fallback = format!("; pg_rewind failed ({e}), so it was rebuilt with pg_basebackup instead");
+                        // Re-check the fence before the second, heavier action.
+                        store::save(coord, &cx.fence, &g.key, p, None).await?;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
             let out = remote::run(s, "rebuild", &remote::rebuild_script(s, m, &app), true, SSH_REBUILD).await?;
             for line in out.lines() {
                 cx.journal.info(&format!("{name}: {line}"));
             }
-            let verify_from = Instant::now();
-            loop {
-                let sh = probe::probe(s, PROBE_TIMEOUT).await;
-                let standby = sh.as_ref().is_ok_and(|h| h.in_recovery);
-                let streaming = sh.as_ref().is_ok_and(|h| h.wal_receiver.as_deref() == Some("streaming"))
-                    || probe::probe(m, PROBE_TIMEOUT).await.is_ok_and(|h| h.streaming_replicas.unwrap_or(0) > 0);
-                if standby && streaming {
-                    break;
-                }
-                if verify_from.elapsed() > Duration::from_secs(120) {
-                    return Err(PgctlError::Verify {
-                        what: format!("rebuilding {name}"),
-                        expected: format!("a standby streaming from {master_name}"),
-                        found: match sh {
-                            Ok(h) if h.in_recovery => "a standby that does not stream".into(),
-                            Ok(_) => "a master".into(),
-                            Err(e) => e.to_string(),
-                        },
-                    });
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
+            verify_streams(s, m, name, master_name, Duration::from_secs(120)).await?;
             p.intent = None;
             store::save(coord, &cx.fence, &g.key, p, None).await?;
-            Ok(Some(format!("{d}: done, {name} streams from {master_name} ({} s)", started.elapsed().as_secs())))
+            Ok(Some(format!("{d}: done, {name} streams from {master_name} ({} s){fallback}", started.elapsed().as_secs())))
         }
+    }
+}
+
+/// Rejoins `s` as a standby of `m` with pg_rewind and checks that it streams.
+async fn rewind_and_verify(s: &ServerSpec, m: &ServerSpec, app: &str, cx: &GroupCtx, name: &str, master_name: &str) -> Result<()> {
+    // A recently promoted master's control file shows its new timeline only after a
+    // checkpoint; pg_rewind reads it from there (needs superuser or pg_checkpoint).
+    if let Err(e) = probe::checkpoint(m, PROBE_TIMEOUT * 10).await {
+        cx.journal.info(&format!("checkpoint on {master_name} before pg_rewind not possible ({e}); trying anyway"));
+    }
+    let out = remote::run(s, "pg_rewind", &remote::rewind_script(s, m, app), true, SSH_REBUILD).await?;
+    for line in out.lines() {
+        cx.journal.info(&format!("{name}: {line}"));
+    }
+    verify_streams(s, m, name, master_name, Duration::from_secs(60)).await
+}
+
+/// Waits up to `limit` until `s` is a standby streaming from `m`.
+async fn verify_streams(s: &ServerSpec, m: &ServerSpec, name: &str, master_name: &str, limit: Duration) -> Result<()> {
+    let verify_from = Instant::now();
+    loop {
+        let sh = probe::probe(s, PROBE_TIMEOUT).await;
+        let standby = sh.as_ref().is_ok_and(|h| h.in_recovery);
+        let streaming = sh.as_ref().is_ok_and(|h| h.wal_receiver.as_deref() == Some("streaming"))
+            || probe::probe(m, PROBE_TIMEOUT).await.is_ok_and(|h| h.streaming_replicas.unwrap_or(0) > 0);
+        if standby && streaming {
+            return Ok(());
+        }
+        if verify_from.elapsed() > limit {
+            return Err(PgctlError::Verify {
+                what: format!("rejoining {name}"),
+                expected: format!("a standby streaming from {master_name}"),
+                found: match sh {
+                    Ok(h) if h.in_recovery => "a standby that does not stream".into(),
+                    Ok(_) => "a master".into(),
+                    Err(e) => e.to_string(),
+                },
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

@@ -8,7 +8,9 @@
 //! as a standby of the current one (its data folder moved into `pg_backup_folder`, its
 //! own configuration kept). The master last seen is persisted in the coordinator's
 //! epoch-guarded KV with the intent of any action in flight, and published as
-//! `pg/<key>/master`. Activity goes to the main log and to `pgctrl_<key>.log`.
+//! `pg/<key>/master`. Activity goes to the main log and to `pgctrl_<key>.log`; metrics
+//! are `mware_pgctl_*` (see [`metrics`]). With `rejoin: rewind`, a returning master is
+//! rejoined with pg_rewind, and rebuilt with pg_basebackup only if that fails.
 #![deny(missing_docs)]
 
 mod api;
@@ -17,6 +19,7 @@ pub mod decide;
 mod error;
 mod group;
 pub mod journal;
+pub mod metrics;
 pub mod probe;
 pub mod referee;
 pub mod remote;

@@ -137,6 +137,16 @@ pub async fn accepts_writes(s: &ServerSpec, timeout: Duration) -> Result<()> {
     Ok(())
 }
 
+/// Runs `CHECKPOINT` on `s` as the replica user (PostgreSQL 15: superuser or member of
+/// `pg_checkpoint`).
+pub async fn checkpoint(s: &ServerSpec, timeout: Duration) -> Result<()> {
+    let c = connect(s, timeout).await?;
+    tokio::time::timeout(timeout, c.batch_execute("CHECKPOINT"))
+        .await
+        .map_err(|_| pg_err(s, format!("expected CHECKPOINT to finish within {} s, it did not", timeout.as_secs())))?
+        .map_err(|e| pg_err(s, describe(&e)))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -1,6 +1,8 @@
-//! The state changes made on a database host over SSH: promote, and rebuild as a
-//! standby (stop, keep the server's own config, move the data folder into the backup
-//! folder, pg_basebackup from the master, put the config back, standby.signal, start).
+//! The state changes made on a database host over SSH: promote; rebuild as a standby
+//! (stop, keep the server's own config, move the data folder into the backup folder,
+//! pg_basebackup from the master, put the config back, standby.signal, start); and
+//! rewind as a standby (stop cleanly, keep the config, pg_rewind from the master, put
+//! the config back, standby.signal, start).
 //!
 //! Each is one POSIX `sh` script run with `sh -c`; every configured value enters it as a
 //! shell-quoted variable assignment, and the replica password arrives on stdin. Each
@@ -37,13 +39,14 @@ pub fn promote_script(s: &ServerSpec, use_signal: bool) -> String {
     sc
 }
 
-/// Script that rebuilds `s` as a standby of `master`. Reads the replica password on stdin.
-pub fn rebuild_script(s: &ServerSpec, master: &ServerSpec, app_name: &str) -> String {
+/// Exit code of the rewind script when pg_rewind itself failed (the server is stopped;
+/// fall back to a basebackup).
+pub const REWIND_FAILED: i64 = 21;
+
+fn common_vars(s: &ServerSpec, master: &ServerSpec, app_name: &str) -> String {
     let port = master.pg_port.to_string();
-    let mut sc = String::from("set -eu\nIFS= read -r PGPASSWORD || true\nexport PGPASSWORD\n");
-    sc += &vars(&[
+    vars(&[
         ("PGCTL", &s.pg_ctl),
-        ("PGBB", &s.pg_basebackup),
         ("D", &s.data),
         ("B", &s.backup),
         ("LOG", &s.log),
@@ -52,10 +55,14 @@ pub fn rebuild_script(s: &ServerSpec, master: &ServerSpec, app_name: &str) -> St
         ("RU", &master.replica_user),
         ("APP", app_name),
         ("SIG", s.signal.as_deref().unwrap_or("")),
-    ]);
-    sc += CHECK_CTL;
-    sc += r#"command -v "$PGBB" >/dev/null 2>&1 || { echo "pg_basebackup command not found: $PGBB" >&2; exit 20; }
-N=$(basename "$D"); S="$B/mware-conf-$N"; M="$B/.mware-rebuild-$N"
+    ])
+}
+
+const READ_PASSWORD: &str = "set -eu\nIFS= read -r PGPASSWORD || true\nexport PGPASSWORD\n";
+
+/// Checks the folders, stops the server cleanly and keeps its own config files in
+/// `$S` (once: a marker `$M` says a rejoin is in progress, so a retry keeps the first copy).
+const STOP_AND_KEEP_CONFIG: &str = r#"N=$(basename "$D"); S="$B/mware-conf-$N"; M="$B/.mware-rebuild-$N"
 mkdir -p "$B" || { echo "cannot create backup folder $B" >&2; exit 20; }
 [ -w "$B" ] || { echo "backup folder $B is not writable" >&2; exit 20; }
 [ -w "$(dirname "$D")" ] || { echo "parent of data folder $D is not writable" >&2; exit 20; }
@@ -73,14 +80,11 @@ if [ ! -e "$M" ] && [ -f "$D/PG_VERSION" ]; then
   rm -rf "$S"; mv "$S.new" "$S"
 fi
 touch "$M"
-if [ -e "$D" ]; then
-  TS=$(date -u +%Y%m%dT%H%M%SZ)
-  OLD="$B/$N-$TS"; i=0
-  while [ -e "$OLD" ]; do i=$((i+1)); OLD="$B/$N-$TS-$i"; done
-  mv "$D" "$OLD"; echo "moved $D to $OLD"
-fi
-"$PGBB" -D "$D" -h "$MH" -p "$MP" -U "$RU" -X stream -c fast -R -w -d "application_name=$APP"
-grep '^primary_conninfo' "$D/postgresql.auto.conf" > "$D/.mware-conninfo" || true
+"#;
+
+/// After a copy from the master (basebackup or rewind, both with `-R`): put the
+/// server's own config back with the new `primary_conninfo`, `standby.signal`, start.
+const RESTORE_CONFIG_AND_START: &str = r#"grep '^primary_conninfo' "$D/postgresql.auto.conf" | tail -n 1 > "$D/.mware-conninfo" || true
 if [ -d "$S" ]; then
   for f in postgresql.conf pg_hba.conf pg_ident.conf; do
     if [ -f "$S/$f" ]; then cp -p "$S/$f" "$D/$f"; fi
@@ -95,8 +99,69 @@ touch "$D/standby.signal"
 if [ -n "$SIG" ]; then rm -f "$SIG"; fi
 "$PGCTL" start -D "$D" -l "$LOG" -w -t 300 >/dev/null
 rm -f "$M"
-echo "rebuilt $D from $MH:$MP"
 "#;
+
+/// Script that rebuilds `s` as a standby of `master`. Reads the replica password on stdin.
+pub fn rebuild_script(s: &ServerSpec, master: &ServerSpec, app_name: &str) -> String {
+    let mut sc = String::from(READ_PASSWORD);
+    sc += &common_vars(s, master, app_name);
+    sc += &vars(&[("PGBB", &s.pg_basebackup)]);
+    sc += CHECK_CTL;
+    sc += r#"command -v "$PGBB" >/dev/null 2>&1 || { echo "pg_basebackup command not found: $PGBB" >&2; exit 20; }
+"#;
+    sc += STOP_AND_KEEP_CONFIG;
+    sc += r#"if [ -e "$D" ]; then
+  TS=$(date -u +%Y%m%dT%H%M%SZ)
+  OLD="$B/$N-$TS"; i=0
+  while [ -e "$OLD" ]; do i=$((i+1)); OLD="$B/$N-$TS-$i"; done
+  mv "$D" "$OLD"; echo "moved $D to $OLD"
+fi
+"$PGBB" -D "$D" -h "$MH" -p "$MP" -U "$RU" -X stream -c fast -R -w -d "application_name=$APP"
+"#;
+    sc += RESTORE_CONFIG_AND_START;
+    sc += "echo \"rebuilt $D from $MH:$MP\"\n";
+    sc
+}
+
+/// Quotes one value of a libpq connection string: `'...'` with `\` and `'` escaped.
+pub fn conninfo_quote(v: &str) -> String {
+    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// The libpq connection string pg_rewind uses to read from `master` (no password: it
+/// comes from `PGPASSWORD`, read on stdin).
+pub fn rewind_source(master: &ServerSpec, app_name: &str) -> String {
+    format!(
+        "host={} port={} user={} dbname={} application_name={}",
+        conninfo_quote(&master.pg_host),
+        master.pg_port,
+        conninfo_quote(&master.replica_user),
+        conninfo_quote(&master.database),
+        conninfo_quote(app_name)
+    )
+}
+
+/// Script that rejoins `s` (a former master that still has its data folder) as a standby
+/// of `master` with pg_rewind, keeping its own config. Reads the replica password on
+/// stdin. Exits [`PRECONDITION`] before changing anything when a command or the data
+/// folder is missing, and [`REWIND_FAILED`] when pg_rewind fails (server left stopped).
+pub fn rewind_script(s: &ServerSpec, master: &ServerSpec, app_name: &str) -> String {
+    let mut sc = String::from(READ_PASSWORD);
+    sc += &common_vars(s, master, app_name);
+    let conn = rewind_source(master, app_name);
+    sc += &vars(&[("PGRW", s.pg_rewind.as_deref().unwrap_or("")), ("CONN", &conn)]);
+    sc += CHECK_CTL;
+    sc += r#"[ -n "$PGRW" ] || { echo "no pg_rewind_command is configured" >&2; exit 20; }
+command -v "$PGRW" >/dev/null 2>&1 || { echo "pg_rewind command not found: $PGRW" >&2; exit 20; }
+[ -f "$D/PG_VERSION" ] || { echo "no PostgreSQL data folder at $D to rewind" >&2; exit 20; }
+"#;
+    sc += STOP_AND_KEEP_CONFIG;
+    sc += r#"rc=0; "$PGRW" --target-pgdata="$D" --source-server="$CONN" -R || rc=$?
+if [ "$rc" != 0 ]; then echo "pg_rewind exited with $rc; $D is stopped" >&2; exit 21; fi
+echo "rewound $D from $MH:$MP"
+"#;
+    sc += RESTORE_CONFIG_AND_START;
+    sc += "echo \"started $D as a standby of $MH:$MP\"\n";
     sc
 }
 
@@ -146,6 +211,15 @@ mod tests {
         assert!(sc.contains("PGCTL='/opt/pg bin/pg_ctl'\n"));
         assert!(sc.contains("RU='rep'\\''l'\n"));
         assert!(!sc.contains("topsecret"));
+        let r = rewind_script(&s, &spec("/m"), "g-h:1");
+        assert!(r.contains("D='/d; rm -rf /'\n") && !r.contains("topsecret"), "{r}");
+        // The conninfo survives the shell: evaluate its assignment line with sh.
+        let line = r.lines().find(|l| l.starts_with("CONN=")).expect("CONN line");
+        let out = std::process::Command::new("sh").arg("-c").arg(format!("{line}\nprintf %s \"$CONN\"")).output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "host='h' port=1 user='rep\\'l' dbname='postgres' application_name='g-h:1'"
+        );
         let p = promote_script(&s, false);
         assert!(p.contains("promote -D \"$D\"") && !p.contains("topsecret"));
     }

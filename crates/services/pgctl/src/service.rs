@@ -6,6 +6,8 @@
 use crate::config::check_groups;
 use crate::group::{run_group, GroupCtx, Statuses};
 use crate::journal::{log_dir, Journal};
+use crate::metrics::Metrics;
+use prometheus_client::registry::Registry;
 use async_trait::async_trait;
 use mware_config::Role;
 use mware_host::{Service, ServiceContext, ServiceState, ServiceStatus, StatusCell};
@@ -15,8 +17,9 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// The pg_controller service. Cheap to clone; build once at daemon start.
-#[derive(Clone, Default)]
+/// The pg_controller service. Cheap to clone; build once at daemon start (it registers
+/// its metrics).
+#[derive(Clone)]
 pub struct PgctlService {
     pub(crate) inner: Arc<Inner>,
 }
@@ -27,17 +30,19 @@ pub(crate) struct Inner {
     pub(crate) groups: Statuses,
     pub(crate) running: AtomicBool,
     log_dir: Option<PathBuf>,
+    metrics: Metrics,
 }
 
 impl PgctlService {
-    /// A service logging `pgctrl_<key>.log` into `MWARE_LOG_DIR` (or `var/log`).
-    pub fn new() -> Self {
-        Self::default()
+    /// A service logging `pgctrl_<key>.log` into `MWARE_LOG_DIR` (or `var/log`), with its
+    /// metrics (`mware_pgctl_*`) registered in `registry`.
+    pub fn new(registry: &mut Registry) -> Self {
+        PgctlService { inner: Arc::new(Inner { metrics: Metrics::new(registry), ..Inner::default() }) }
     }
 
     /// A service logging `pgctrl_<key>.log` into `dir` (tests).
-    pub fn with_log_dir(dir: impl Into<PathBuf>) -> Self {
-        PgctlService { inner: Arc::new(Inner { log_dir: Some(dir.into()), ..Inner::default() }) }
+    pub fn with_log_dir(registry: &mut Registry, dir: impl Into<PathBuf>) -> Self {
+        PgctlService { inner: Arc::new(Inner { log_dir: Some(dir.into()), metrics: Metrics::new(registry), ..Inner::default() }) }
     }
 
     /// Current status of every running group (what `GET /api/v1/pg` returns).
@@ -63,6 +68,7 @@ impl PgctlService {
             Journal::open(&dir, "invalid").error(&format!("group {key} left out: {reason}"));
         }
         self.inner.groups.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.inner.metrics.clear_groups();
         if groups.is_empty() {
             let why = if bad.is_empty() {
                 "no pg_controller group is configured; waiting for a config change".to_string()
@@ -90,6 +96,7 @@ impl PgctlService {
                 cancel: stop.clone(),
                 statuses: self.inner.groups.clone(),
                 journal: Journal::open(&dir, &g.key),
+                metrics: self.inner.metrics.clone(),
             };
             tracker.spawn(run_group(g, cx));
         }

@@ -56,6 +56,8 @@ pub struct Controller {
     pub membership: Option<Membership>,
     pub fence: Fence,
     pub log_dir: std::path::PathBuf,
+    /// The registry the service's metrics are in.
+    pub registry: prometheus_client::registry::Registry,
 }
 
 impl Controller {
@@ -82,13 +84,14 @@ impl Controller {
             .unwrap();
         let fence = Fence { group: GROUP, epoch: a };
         let log_dir = dir.join("log");
-        let svc = PgctlService::with_log_dir(&log_dir);
+        let mut registry = prometheus_client::registry::Registry::default();
+        let svc = PgctlService::with_log_dir(&mut registry, &log_dir);
         let (site_tx, site_rx) = watch::channel(Arc::new(site));
         let cancel = CancellationToken::new();
         let ctx = ServiceContext { instance: "mware1".into(), fence, coord: coord.clone(), site: site_rx, cancel: cancel.clone() };
         let s2 = svc.clone();
         let task = tokio::spawn(async move { s2.run(ctx).await });
-        Controller { svc, coord, site_tx, cancel, task: Some(task), membership: Some(m), fence, log_dir }
+        Controller { svc, coord, site_tx, cancel, task: Some(task), membership: Some(m), fence, log_dir, registry }
     }
 
     pub fn group(&self) -> Option<GroupStatus> {
@@ -109,6 +112,13 @@ impl Controller {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// The metrics in Prometheus text format.
+    pub fn metrics(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("metrics encode");
+        out
     }
 
     pub fn journal(&self) -> String {
