@@ -118,7 +118,9 @@ pub async fn run(config: PathBuf, instance: String) -> anyhow::Result<()> {
         started_ms: mware_coord::now_ms(),
     }));
 
-    let membership_task = tokio::spawn(keep_membership(coord.clone(), member, act_tx, state.clone(), shutdown.clone()));
+    // Leaving the group waits until the services have stopped (see below).
+    let leave = CancellationToken::new();
+    let membership_task = tokio::spawn(keep_membership(coord.clone(), member, act_tx, state.clone(), leave.clone()));
     let host_stop = shutdown.child_token();
     let host_task = {
         let host = host.clone();
@@ -136,12 +138,16 @@ pub async fn run(config: PathBuf, instance: String) -> anyhow::Result<()> {
     });
 
     shutdown.cancelled().await;
+    // Services stop first; only then is the leader key released, so the next instance
+    // cannot start its services while ours are still stopping.
     let stopped = tokio::time::timeout(drain, async {
         let _ = host_task.await;
+        leave.cancel();
         let _ = membership_task.await;
         let _ = server.await;
     })
     .await;
+    leave.cancel();
     match stopped {
         Ok(()) => tracing::info!("stopped cleanly"),
         Err(_) => tracing::warn!(timeout_ms = drain.as_millis() as u64, "drain time limit reached; exiting"),
@@ -159,13 +165,13 @@ fn not_found(site: &Site, instance: &str) -> String {
 }
 
 /// Joins the group (retrying while the coordinator is unreachable) and mirrors the
-/// membership's activity into `act_tx` until shutdown; then leaves the group.
+/// membership's activity into `act_tx` until `leave`; then leaves the group.
 async fn keep_membership(
     coord: Arc<dyn Coordinator>,
     member: MemberInfo,
     act_tx: watch::Sender<Activity>,
     state: AppState,
-    shutdown: CancellationToken,
+    leave: CancellationToken,
 ) {
     let mut pause = Duration::from_millis(200);
     let membership = loop {
@@ -175,7 +181,7 @@ async fn keep_membership(
                 tracing::warn!(error = %e, "cannot join the group yet; retrying");
                 act_tx.send_replace(Activity::Passive { reason: format!("cannot join the group: {e}") });
                 tokio::select! {
-                    _ = shutdown.cancelled() => return,
+                    _ = leave.cancelled() => return,
                     _ = tokio::time::sleep(pause) => {}
                 }
                 pause = (pause * 2).min(Duration::from_secs(3));
@@ -188,11 +194,10 @@ async fn keep_membership(
     loop {
         act_tx.send_replace(rx.borrow_and_update().clone());
         tokio::select! {
-            _ = shutdown.cancelled() => break,
+            _ = leave.cancelled() => break,
             r = rx.changed() => if r.is_err() { break },
         }
     }
-    // Stop services first (the host follows this channel), then resign.
     act_tx.send_replace(Activity::Passive { reason: "stopping".into() });
     membership.leave().await;
 }
