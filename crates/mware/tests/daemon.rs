@@ -85,7 +85,9 @@ fn run_status_config_reload_stop_and_no_secret_leaks() {
     assert!(m.contains("mware_lease_renewals_total"), "{m}");
     let (code, doc) = d.get("/api/openapi.json").unwrap();
     assert_eq!(code, 200);
-    assert!(doc["paths"]["/api/v1/status"].is_object());
+    for path in ["/api/v1/status", "/api/v1/cluster", "/api/v1/groups/{group}/switchover", "/api/v1/pg", "/provision/asterisk/{entity}/{family}/{op}", "/api/v1/domains/{domain}/mutexes/{name}/acquire"] {
+        assert!(doc["paths"][path].is_object(), "OpenAPI lacks {path}");
+    }
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
 
     // Mutating calls need the token.

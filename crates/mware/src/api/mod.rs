@@ -5,6 +5,7 @@ mod auth;
 mod forward;
 mod handlers;
 mod openapi;
+mod openapi_services;
 
 use crate::metrics::Metrics;
 use axum::routing::{get, post};

@@ -1,6 +1,7 @@
 //! The OpenAPI document: the daemon's routes plus those the services contribute.
 
 use super::handlers;
+use super::openapi_services as svc;
 use axum::Json;
 use utoipa::OpenApi;
 
@@ -16,7 +17,10 @@ use utoipa::OpenApi;
         handlers::config,
         handlers::cluster,
         handlers::switchover,
-        handlers::domain_owner
+        handlers::domain_owner,
+        svc::pg_list,
+        svc::pg_one,
+        svc::provision
     ),
     components(schemas(handlers::SwitchoverBody)),
     modifiers(&Bearer)
