@@ -51,8 +51,27 @@ async fn fail_over_and_return(
     wait_until(LONG, "rows replicated", || db2.psql("SELECT count(*) FROM t").map(|c| c == "1000").unwrap_or(false)).await;
 
     blocking(|| db1.kill9()).unwrap();
+    // While no master is seen (at least promote_after_s = 3 s), the metrics say so.
+    let no_master = r#"mware_pgctl_seconds_since_master_seen{group="main"} 0"#;
+    let deadline = std::time::Instant::now() + LONG;
+    while ctl.metrics().contains(no_master) {
+        assert!(std::time::Instant::now() < deadline, "seconds_since_master_seen never grew: {}", ctl.metrics());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     wait_until(LONG, "db2 promoted", || db2.in_recovery().map(|r| !r).unwrap_or(false)).await;
-    ctl.wait_status(LONG, "db2 recorded as master", |g| g.last_master.as_deref() == Some(&format!("127.0.0.1:{}", db2.port))).await;
+    let (n1, n2) = (format!("127.0.0.1:{}", db1.port), format!("127.0.0.1:{}", db2.port));
+    ctl.wait_status(LONG, "db2 recorded and seen as master", |g| {
+        g.last_master.as_deref() == Some(n2.as_str()) && g.master.as_deref() == Some(n2.as_str())
+    })
+    .await;
+    let m = ctl.metrics();
+    for line in [
+        format!(r#"mware_pgctl_server_up{{group="main",server="{n1}"}} 0"#),
+        format!(r#"mware_pgctl_server_is_master{{group="main",server="{n1}"}} 0"#),
+        format!(r#"mware_pgctl_server_is_master{{group="main",server="{n2}"}} 1"#),
+    ] {
+        assert!(m.contains(&line), "{line} in {m}");
+    }
     blocking(|| db2.psql("INSERT INTO t VALUES (1001)")).expect("db2 accepts writes");
     blocking(|| before_return(&db2));
 
@@ -93,6 +112,7 @@ async fn old_master_is_rewound_not_rebuilt() {
     assert!(action.contains("done with pg_rewind (no basebackup)"), "{action}");
     let journal = ctl.journal();
     assert!(journal.contains("rewind 127.0.0.1:") && journal.contains("rewound"), "{journal}");
+    assert!(journal.contains("servers diverged at WAL location"), "pg_rewind really rewound: {journal}");
     assert!(!journal.contains("pg_basebackup instead"), "{journal}");
 
     let m = ctl.metrics();
