@@ -392,6 +392,19 @@ async fn kamailio_registers_from_the_sidecar_cache_while_the_source_is_down() {
         assert!(metric(&m, "rtcache_errors_served_from_cache") >= USERS.len() as f64, "{m}");
         assert!(metric(&m, "rtcache_upstream_errors") >= 1.0, "{m}");
 
+        // The registrar saw the sidecar fail for the never-fetched user (no cached
+        // object, source down), not a "not found".
+        let log = kam.log_text();
+        let never = format!("register {}@{DOMAIN}: sidecar answered", NEVER_FETCHED.0);
+        assert!(
+            log.lines().any(|l| l.contains(&never) && l.ends_with("answered 502")),
+            "the sidecar answered 502 for {}:\n{log}",
+            NEVER_FETCHED.0
+        );
+        // What the registrar saw, in order (shown with --nocapture).
+        for line in kam.log_text().lines().filter(|l| l.contains("sidecar answered")) {
+            eprintln!("{}", line.rsplit_once("register ").map_or(line, |(_, r)| r));
+        }
         drop(kam);
         sc.stop.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(10), sc.task).await;
