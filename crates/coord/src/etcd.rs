@@ -102,16 +102,31 @@ async fn new_client(settings: &Settings, tls: Option<&etcd_client::TlsOptions>) 
 }
 
 /// One request over a fresh TLS client: a TLS problem is an error, an etcd that does not
-/// answer yet is only logged (the client keeps trying, as without TLS).
-async fn probe(mut client: Client, endpoints: &[String]) -> Result<(), CoordError> {
-    let r = tokio::time::timeout(Duration::from_secs(10), client.status()).await;
-    let described = match r {
-        Ok(Ok(_)) => return Ok(()),
-        Ok(Err(e)) => tls::describe(&e),
-        Err(_) => "no answer within 10 s".to_string(),
-    };
-    if tls::is_tls_problem(&described) {
-        return Err(CoordError::Unavailable(format!("etcd {endpoints:?} refused the TLS connection: {described}")));
+/// answer yet is only logged (the client keeps trying, as without TLS). With TLS 1.3 a
+/// server that refuses the client's certificate may just hang up after the handshake (the
+/// client then sees the connection closed or reset, or a broken pipe), so three hang-ups
+/// in a row count as refused too.
+async fn probe(client: Client, endpoints: &[String], has_identity: bool) -> Result<(), CoordError> {
+    let mut described = String::new();
+    for attempt in 0..3 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let r = tokio::time::timeout(Duration::from_secs(10), client.clone().status()).await;
+        described = match r {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => tls::describe(&e),
+            Err(_) => "no answer within 10 s".to_string(),
+        };
+        if !tls::is_hang_up(&described) {
+            break;
+        }
+    }
+    if tls::is_tls_problem(&described) || tls::is_hang_up(&described) {
+        return Err(CoordError::Unavailable(format!(
+            "the TLS connection to etcd {endpoints:?} failed: {described}{}",
+            tls::hint(&described, has_identity)
+        )));
     }
     tracing::warn!(error = %described, "etcd does not answer over TLS yet; will keep trying");
     Ok(())
@@ -130,7 +145,8 @@ impl EtcdCoordinator {
         let tls = tls::options(c.tls.as_ref(), &c.endpoints)?;
         let client = new_client(&settings, tls.as_ref()).await?;
         if tls.is_some() {
-            probe(client.clone(), &c.endpoints).await?;
+            let has_identity = c.tls.as_ref().is_some_and(|t| t.cert_file.is_some());
+            probe(client.clone(), &c.endpoints, has_identity).await?;
         }
         let prefix = c.prefix_for(&settings.site).trim_end_matches('/').to_string();
         Ok(Self {

@@ -90,11 +90,11 @@ fn read_pem(field: &str, path: &str, want: Pem) -> Result<Vec<u8>, CoordError> {
 /// An etcd error in words, with the chain of causes (a TLS handshake refused by either
 /// side shows up only in the causes).
 pub(super) fn describe(e: &etcd_client::Error) -> String {
-    let mut out = e.to_string();
-    let source: Option<&(dyn std::error::Error + 'static)> = match e {
-        etcd_client::Error::TransportError(t) => std::error::Error::source(t),
-        etcd_client::Error::GRpcStatus(s) => std::error::Error::source(s),
-        _ => None,
+    let (mut out, source): (String, Option<&(dyn std::error::Error + 'static)>) = match e {
+        etcd_client::Error::TransportError(t) => (format!("transport error: {t}"), std::error::Error::source(t)),
+        // The status's own Display adds details and metadata that tell an operator nothing.
+        etcd_client::Error::GRpcStatus(s) => (format!("{:?}: {}", s.code(), s.message()), std::error::Error::source(s)),
+        e => (e.to_string(), None),
     };
     let mut next = source;
     while let Some(s) = next {
@@ -108,9 +108,31 @@ pub(super) fn describe(e: &etcd_client::Error) -> String {
     out
 }
 
+/// A hint for the usual causes of a refused handshake, or "".
+pub(super) fn hint(described: &str, has_identity: bool) -> &'static str {
+    if described.contains("UnknownIssuer") {
+        " (the server's certificate is not signed by coordination.tls.ca_file)"
+    } else if described.contains("NotValidForName") {
+        " (the server's certificate does not name the endpoint's host or IP in its subjectAltName)"
+    } else if (described.contains("alert") || is_hang_up(described)) && !has_identity {
+        " (the server may want a client certificate: set coordination.tls.cert_file and key_file)"
+    } else if described.contains("alert") || is_hang_up(described) {
+        " (the server did not accept the client certificate coordination.tls.cert_file)"
+    } else {
+        ""
+    }
+}
+
 /// Whether the error (as described) is about TLS or certificates rather than an
 /// unreachable etcd.
 pub(super) fn is_tls_problem(described: &str) -> bool {
     let d = described.to_ascii_lowercase();
     ["certificate", "tls", "handshake", "http/2 was not negotiated", "alert", "private key"].iter().any(|w| d.contains(w))
+}
+
+/// Whether the server hung up on a connection it had accepted (after the TLS handshake,
+/// this is how a TLS 1.3 server may refuse a client certificate).
+pub(super) fn is_hang_up(described: &str) -> bool {
+    let d = described.to_ascii_lowercase();
+    ["connection closed", "broken pipe", "connection reset"].iter().any(|w| d.contains(w))
 }

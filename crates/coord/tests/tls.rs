@@ -139,6 +139,7 @@ async fn mutual_tls_with_password_reauthenticates_after_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_without_client_certificate_or_with_wrong_ca() {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     let etcd = Etcd::start_tls().unwrap();
     let certs = etcd.certs().unwrap().clone();
 
@@ -146,7 +147,8 @@ async fn refused_without_client_certificate_or_with_wrong_ca() {
     let ca_only = TlsFiles { ca_file: p(&certs.ca), cert_file: None, key_file: None };
     let err = connect_err(settings(etcd.endpoint(), Some(ca_only))).await;
     println!("no client certificate: {err}");
-    assert!(err.contains("refused the TLS connection"), "{err}");
+    assert!(err.contains("the TLS connection to etcd"), "{err}");
+    assert!(err.contains("set coordination.tls.cert_file and key_file"), "{err}");
 
     // A CA that did not sign the server's certificate.
     let other = tempfile::tempdir().unwrap();
@@ -154,8 +156,18 @@ async fn refused_without_client_certificate_or_with_wrong_ca() {
     let wrong = TlsFiles { ca_file: p(&other_ca), ..mutual(&certs) };
     let err = connect_err(settings(etcd.endpoint(), Some(wrong))).await;
     println!("wrong CA: {err}");
-    assert!(err.contains("refused the TLS connection"), "{err}");
-    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    assert!(err.contains("the TLS connection to etcd"), "{err}");
+    assert!(err.contains("UnknownIssuer") && err.contains("not signed by coordination.tls.ca_file"), "{err}");
+
+    // A client certificate from a CA the server does not trust.
+    let other_ca_key = other.path().join("other-ca.key");
+    let ext = "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n";
+    let (stranger, stranger_key) =
+        mware_testkit::etcd::make_cert(other.path(), "stranger", (&other_ca, &other_ca_key), ext).unwrap();
+    let untrusted = TlsFiles { cert_file: Some(p(&stranger)), key_file: Some(p(&stranger_key)), ..mutual(&certs) };
+    let err = connect_err(settings(etcd.endpoint(), Some(untrusted))).await;
+    println!("untrusted client certificate: {err}");
+    assert!(err.contains("did not accept the client certificate"), "{err}");
 
     // Plain HTTP to a TLS-only etcd, without a tls section: refused too, not hung.
     let plain = etcd.endpoint().replace("https://", "http://");
@@ -166,7 +178,22 @@ async fn refused_without_client_certificate_or_with_wrong_ca() {
     })
     .await
     .expect("answers in time");
+    println!("plain HTTP: {:?}", r.as_ref().err());
     assert!(r.is_err(), "plain HTTP to an HTTPS-only etcd must fail");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_down_at_start_is_not_a_tls_error() {
+    // Nothing listens yet: connect succeeds (the client keeps trying, as without TLS),
+    // and calls fail as unavailable until etcd is there.
+    let dir = tempfile::tempdir().unwrap();
+    let certs = TestCerts::make(dir.path()).unwrap();
+    let port = mware_testkit::free_port();
+    let s = settings(format!("https://127.0.0.1:{port}"), Some(mutual(&certs)));
+    let c = tokio::time::timeout(T, EtcdCoordinator::connect(s)).await.expect("answers in time").unwrap();
+    let err = tokio::time::timeout(T, c.kv_get(3, "x")).await.expect("answers in time").unwrap_err();
+    println!("etcd down: {err}");
+    assert!(matches!(err, CoordError::Unavailable(_)), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
