@@ -145,7 +145,8 @@ impl Kamailio {
     /// Sends OPTIONS until the registrar answers (its route refuses it with 405).
     fn wait_ready(&mut self, timeout: Duration) {
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
         let local = sock.local_addr().unwrap();
         let deadline = Instant::now() + timeout;
         let mut n = 0;
@@ -169,7 +170,10 @@ impl Kamailio {
                 return;
             }
         }
-        panic!("kamailio did not answer within {timeout:?}:\n{}", self.log_text());
+        panic!(
+            "kamailio did not answer within {timeout:?}:\n{}",
+            self.log_text()
+        );
     }
 
     fn log_text(&self) -> String {
@@ -188,7 +192,9 @@ impl Drop for Kamailio {
             // Only the workers listed while their parent (our child) was alive;
             // argv, no shell. Already gone is fine.
             if Path::new(&format!("/proc/{pid}")).exists() {
-                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).output();
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .output();
             }
         }
     }
@@ -220,7 +226,14 @@ fn sipp(dir: &Path, tag: &str, scenario: &str, user: (&str, &str), kam: &Kamaili
         .args(["-m", "1", "-l", "1"])
         .args(["-i", "127.0.0.1", "-p", &free_udp_port().to_string()])
         .args(["-mp", &free_udp_port().to_string()])
-        .args(["-nostdin", "-timeout", "20s", "-timeout_error", "-recv_timeout", "8000"])
+        .args([
+            "-nostdin",
+            "-timeout",
+            "20s",
+            "-timeout_error",
+            "-recv_timeout",
+            "8000",
+        ])
         .args(["-trace_stat", "-stf"])
         .arg(&stat)
         .args(["-trace_err"])
@@ -244,7 +257,7 @@ fn sipp_totals(stat: &Path) -> (u64, u64) {
     let Some(header) = lines.next() else {
         return (0, 0);
     };
-    let Some(last) = lines.last() else {
+    let Some(last) = lines.next_back() else {
         return (0, 0);
     };
     let cols: Vec<&str> = header.split(';').collect();
@@ -327,22 +340,29 @@ async fn kamailio_registers_from_the_sidecar_cache_while_the_source_is_down() {
         let mut up = ProvServer::start(&db.config(), 0).await;
         let sc = sidecar(up.url(), &dir.join("cache")).await;
         let addr = sc.addr.clone();
-        let kam = std::sync::Arc::new(blocking({
-            let dir = dir.clone();
-            move || Kamailio::start(&dir, &addr)
-        })
-        .await);
+        let kam = std::sync::Arc::new(
+            blocking({
+                let dir = dir.clone();
+                move || Kamailio::start(&dir, &addr)
+            })
+            .await,
+        );
 
         let run = |tag: String, scenario: &'static str, user: (&'static str, &'static str)| {
             let (dir, kam) = (dir.clone(), kam.clone());
             blocking(move || sipp(&dir, &tag, scenario, user, &kam))
         };
         let explain = |tag: &str| {
-            let sipp_log = std::fs::read_to_string(dir.join(format!("{tag}_sipp.log")))
-                .unwrap_or_default();
+            let sipp_log =
+                std::fs::read_to_string(dir.join(format!("{tag}_sipp.log"))).unwrap_or_default();
             format!(
                 "sipp output:\n{}\nkamailio log:\n{}",
-                sipp_log.lines().rev().take(40).collect::<Vec<_>>().join("\n"),
+                sipp_log
+                    .lines()
+                    .rev()
+                    .take(40)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
                 kam.log_text()
             )
         };
@@ -358,10 +378,23 @@ async fn kamailio_registers_from_the_sidecar_cache_while_the_source_is_down() {
             );
         }
         // A wrong password is challenged again, a user absent from the database is 404.
-        let r = run("wrong".into(), "register_wrong.xml", ("1001", "NotThePassword")).await;
-        assert!(r.exit == Some(0) && r.successful == 1, "wrong password: 401 again: {r:?}\n{}", explain("wrong"));
+        let r = run(
+            "wrong".into(),
+            "register_wrong.xml",
+            ("1001", "NotThePassword"),
+        )
+        .await;
+        assert!(
+            r.exit == Some(0) && r.successful == 1,
+            "wrong password: 401 again: {r:?}\n{}",
+            explain("wrong")
+        );
         let r = run("absent".into(), "register_404.xml", ("9999", "x")).await;
-        assert!(r.exit == Some(0) && r.successful == 1, "absent user: 404: {r:?}\n{}", explain("absent"));
+        assert!(
+            r.exit == Some(0) && r.successful == 1,
+            "absent user: 404: {r:?}\n{}",
+            explain("absent")
+        );
 
         // The source goes down; wait past object_lifetime_stale so the sidecar
         // really tries the dead upstream before answering from its cache.
@@ -389,7 +422,10 @@ async fn kamailio_registers_from_the_sidecar_cache_while_the_source_is_down() {
             .text()
             .await
             .unwrap();
-        assert!(metric(&m, "rtcache_errors_served_from_cache") >= USERS.len() as f64, "{m}");
+        assert!(
+            metric(&m, "rtcache_errors_served_from_cache") >= USERS.len() as f64,
+            "{m}"
+        );
         assert!(metric(&m, "rtcache_upstream_errors") >= 1.0, "{m}");
 
         // The registrar saw the sidecar fail for the never-fetched user (no cached
@@ -397,12 +433,17 @@ async fn kamailio_registers_from_the_sidecar_cache_while_the_source_is_down() {
         let log = kam.log_text();
         let never = format!("register {}@{DOMAIN}: sidecar answered", NEVER_FETCHED.0);
         assert!(
-            log.lines().any(|l| l.contains(&never) && l.ends_with("answered 502")),
+            log.lines()
+                .any(|l| l.contains(&never) && l.ends_with("answered 502")),
             "the sidecar answered 502 for {}:\n{log}",
             NEVER_FETCHED.0
         );
         // What the registrar saw, in order (shown with --nocapture).
-        for line in kam.log_text().lines().filter(|l| l.contains("sidecar answered")) {
+        for line in kam
+            .log_text()
+            .lines()
+            .filter(|l| l.contains("sidecar answered"))
+        {
             eprintln!("{}", line.rsplit_once("register ").map_or(line, |(_, r)| r));
         }
         drop(kam);
