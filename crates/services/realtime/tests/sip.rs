@@ -229,10 +229,10 @@ fn sipp(dir: &Path, tag: &str, scenario: &str, user: (&str, &str), kam: &Kamaili
         .args([
             "-nostdin",
             "-timeout",
-            "20s",
+            "10s",
             "-timeout_error",
             "-recv_timeout",
-            "8000",
+            "5000",
         ])
         .args(["-trace_stat", "-stf"])
         .arg(&stat)
@@ -240,7 +240,7 @@ fn sipp(dir: &Path, tag: &str, scenario: &str, user: (&str, &str), kam: &Kamaili
         .arg(format!("127.0.0.1:{}", kam.port));
     let log = dir.join(format!("{tag}_sipp.log"));
     let mut child = Child::spawn("sipp", cmd, &log).expect("sipp starts");
-    let exit = child.wait_timeout(Duration::from_secs(25));
+    let exit = child.wait_timeout(Duration::from_secs(12));
     drop(child);
     let (successful, failed) = sipp_totals(&stat);
     SippRun {
