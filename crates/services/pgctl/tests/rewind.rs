@@ -9,6 +9,8 @@
 //! - `rewind_with_a_wrong_command_falls_back_to_basebackup`: pg_rewind_command does not exist.
 //! - `rewind_refused_by_the_source_falls_back_to_basebackup`: the replica user lost its
 //!   grants on the new master, so pg_rewind itself fails after db1 was stopped.
+//! - `second_master_on_fresh_state_is_rewound_to_the_first`: db2 promoted by hand and
+//!   written to -> rewound to db1's history (its own writes gone), config kept.
 
 mod common;
 use common::*;
@@ -171,5 +173,34 @@ async fn rewind_refused_by_the_source_falls_back_to_basebackup() {
     eprintln!("last_action: {action}\njournal:\n{}", ctl.journal());
     assert!(action.contains("pg_rewind exited with") && action.contains("permission denied"), "{action}");
     assert!(action.contains("rebuilt with pg_basebackup instead"), "{action}");
+    ctl.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn second_master_on_fresh_state_is_rewound_to_the_first() {
+    init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let sshd = Sshd::start().expect("sshd");
+    let db1 = blocking(|| PgInstance::new_primary("db1")).expect("db1");
+    let db2 = blocking(|| PgInstance::new_standby("db2", &db1)).expect("db2");
+    blocking(|| db2.promote()).unwrap();
+    blocking(|| db2.psql("CREATE TABLE only_on_db2(x int); INSERT INTO only_on_db2 VALUES (1)")).unwrap();
+    blocking(|| db1.psql("CREATE TABLE t(x int); INSERT INTO t VALUES (7)")).unwrap();
+    let mut g = rewind_group(&db1, &db2, &sshd, &bin("pg_rewind"));
+    g["servers"][0]["pg_rewind_command"] = json!(bin("pg_rewind"));
+    let ctl = Controller::start(dir.path(), "mware1", site(dir.path(), vec![g])).await;
+
+    wait_until(LONG, "db2 rewound into a standby of db1", || db2.in_recovery().unwrap_or(false) && streams(&db1)).await;
+    assert!(!db1.in_recovery().unwrap(), "db1, first in the list, stays master");
+    assert!(data_backups(&db2).is_empty(), "rewound in place: {:?}", db2.backup_entries());
+    assert_eq!(db2.psql("SHOW port").unwrap(), db2.port.to_string(), "db2 keeps its own port");
+    assert_eq!(db2.psql("SHOW cluster_name").unwrap(), "db2", "db2 keeps its own config");
+    assert_eq!(db2.psql("SELECT x FROM t").unwrap(), "7", "db2 has db1's data");
+    assert!(
+        db2.psql("SELECT to_regclass('only_on_db2') IS NULL").unwrap() == "t",
+        "what only db2 wrote while it was a second master is gone (rewound to db1's history)"
+    );
+    let st = ctl.wait_status(LONG, "rewind reported", |g| g.last_action.as_deref().is_some_and(|a| a.contains("pg_rewind"))).await;
+    assert!(st.last_action.unwrap().contains("first in the list"));
     ctl.stop().await;
 }
