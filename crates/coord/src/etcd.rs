@@ -12,6 +12,10 @@
 //! Keep-alive streams are opened per lease and re-opened after any error (the client's
 //! stream does not survive an etcd restart); a lease that is gone is granted again and the
 //! member registered again by the election loop.
+//!
+//! With `coordination.tls` the client speaks TLS to `https://` endpoints, trusting the CA
+//! file and presenting the client certificate when one is set (mutual TLS); the options
+//! are built once and reused when the client reconnects (see `etcd_tls.rs`).
 
 use crate::api::*;
 use crate::election::{Candidate, SeenLeader, SwitchoverRequest, View};
@@ -26,6 +30,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Mutex};
 
+#[path = "etcd_tls.rs"]
+mod tls;
+
 /// The etcd coordinator. Cheap to clone.
 #[derive(Clone)]
 pub struct EtcdCoordinator {
@@ -34,6 +41,8 @@ pub struct EtcdCoordinator {
 
 struct Inner {
     settings: Settings,
+    /// Built once from `coordination.tls`; every (re)connect uses them.
+    tls: Option<etcd_client::TlsOptions>,
     /// Replaced when etcd no longer accepts our auth token (it forgets them on restart).
     client: std::sync::RwLock<Client>,
     reconnecting: std::sync::atomic::AtomicBool,
@@ -42,7 +51,7 @@ struct Inner {
 }
 
 fn unavailable(e: etcd_client::Error) -> CoordError {
-    CoordError::Unavailable(format!("etcd: {e}"))
+    CoordError::Unavailable(format!("etcd: {}", tls::describe(&e)))
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -74,7 +83,7 @@ fn get_kvs(r: &TxnOpResponse) -> &[KeyValue] {
 }
 
 /// Connects (and authenticates, if a user is set) to the configured endpoints.
-async fn new_client(settings: &Settings) -> Result<Client, CoordError> {
+async fn new_client(settings: &Settings, tls: Option<&etcd_client::TlsOptions>) -> Result<Client, CoordError> {
     let c = &settings.coordination;
     let mut opts = ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(2))
@@ -83,28 +92,67 @@ async fn new_client(settings: &Settings) -> Result<Client, CoordError> {
     if let (Some(u), Some(p)) = (&c.user, &c.password) {
         opts = opts.with_user(u.clone(), p.expose().to_string());
     }
+    if let Some(t) = tls {
+        opts = opts.with_tls(t.clone());
+    }
     tokio::time::timeout(Duration::from_secs(10), Client::connect(c.endpoints.clone(), Some(opts)))
         .await
         .map_err(|_| CoordError::Unavailable(format!("etcd {:?} did not answer within 10 s", c.endpoints)))?
         .map_err(unavailable)
 }
 
+/// One request over a fresh TLS client: a TLS problem is an error, an etcd that does not
+/// answer yet is only logged (the client keeps trying, as without TLS). With TLS 1.3 a
+/// server that refuses the client's certificate may just hang up after the handshake (the
+/// client then sees the connection closed or reset, or a broken pipe), so three hang-ups
+/// in a row count as refused too.
+async fn probe(client: Client, endpoints: &[String], has_identity: bool) -> Result<(), CoordError> {
+    let mut described = String::new();
+    for attempt in 0..3 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let r = tokio::time::timeout(Duration::from_secs(10), client.clone().status()).await;
+        described = match r {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => tls::describe(&e),
+            Err(_) => "no answer within 10 s".to_string(),
+        };
+        if !tls::is_hang_up(&described) {
+            break;
+        }
+    }
+    if tls::is_tls_problem(&described) || tls::is_hang_up(&described) {
+        return Err(CoordError::Unavailable(format!(
+            "the TLS connection to etcd {endpoints:?} failed: {described}{}",
+            tls::hint(&described, has_identity)
+        )));
+    }
+    tracing::warn!(error = %described, "etcd does not answer over TLS yet; will keep trying");
+    Ok(())
+}
+
 impl EtcdCoordinator {
-    /// Connects to the etcd endpoints of `settings` (user/password if set; TLS is not
-    /// supported by this build and is refused).
+    /// Connects to the etcd endpoints of `settings` (user/password if set; TLS, mutual
+    /// if a client certificate is set, with `coordination.tls` and `https://` endpoints).
+    /// With TLS, one request is made at once so that a refused handshake (unknown CA, no
+    /// client certificate) is an error here rather than on every later call.
     pub async fn connect(settings: Settings) -> Result<Self, CoordError> {
         let c = &settings.coordination;
         if c.endpoints.is_empty() {
             return Err(CoordError::Invalid("expected at least one etcd endpoint, found none".into()));
         }
-        if c.tls.is_some() {
-            return Err(CoordError::Invalid("expected no tls section: this build of the etcd client has no TLS".into()));
+        let tls = tls::options(c.tls.as_ref(), &c.endpoints)?;
+        let client = new_client(&settings, tls.as_ref()).await?;
+        if tls.is_some() {
+            let has_identity = c.tls.as_ref().is_some_and(|t| t.cert_file.is_some());
+            probe(client.clone(), &c.endpoints, has_identity).await?;
         }
-        let client = new_client(&settings).await?;
         let prefix = c.prefix_for(&settings.site).trim_end_matches('/').to_string();
         Ok(Self {
             inner: Arc::new(Inner {
                 settings,
+                tls,
                 client: std::sync::RwLock::new(client),
                 reconnecting: Default::default(),
                 prefix,
@@ -125,7 +173,7 @@ impl EtcdCoordinator {
         if text.contains("invalid auth token") && !self.inner.reconnecting.swap(true, Ordering::SeqCst) {
             let me = self.clone();
             tokio::spawn(async move {
-                match new_client(&me.inner.settings).await {
+                match new_client(&me.inner.settings, me.inner.tls.as_ref()).await {
                     Ok(c) => {
                         tracing::info!("etcd rejected the auth token; authenticated again");
                         *me.inner.client.write().unwrap_or_else(|p| p.into_inner()) = c;

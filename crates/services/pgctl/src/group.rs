@@ -197,7 +197,7 @@ async fn cycle(g: &GroupSpec, cx: &GroupCtx, t: &mut Tracker) -> Result<()> {
     }
     let reason = d.to_string();
     let changed = reason != t.last_reason;
-    if changed && !matches!(d, Decision::Wait { .. } | Decision::Healthy { .. }) || (changed && kind(&t.last_reason) != kind(&reason)) {
+    if changed && (!matches!(d, Decision::Wait { .. } | Decision::Healthy { .. }) || kind(&t.last_reason) != kind(&reason)) {
         cx.journal.info(&reason);
     }
     t.last_reason = reason.clone();

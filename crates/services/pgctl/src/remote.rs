@@ -156,8 +156,12 @@ command -v "$PGRW" >/dev/null 2>&1 || { echo "pg_rewind command not found: $PGRW
 [ -f "$D/PG_VERSION" ] || { echo "no PostgreSQL data folder at $D to rewind" >&2; exit 20; }
 "#;
     sc += STOP_AND_KEEP_CONFIG;
-    sc += r#"rc=0; "$PGRW" --target-pgdata="$D" --source-server="$CONN" -R || rc=$?
-if [ "$rc" != 0 ]; then echo "pg_rewind exited with $rc; $D is stopped" >&2; exit 21; fi
+    sc += r#"RWLOG="$B/.mware-rewind-$N.log"
+rc=0; "$PGRW" --target-pgdata="$D" --source-server="$CONN" -R >"$RWLOG" 2>&1 || rc=$?
+if [ "$rc" != 0 ]; then
+  tail -n 5 "$RWLOG" >&2; rm -f "$RWLOG"; echo "pg_rewind exited with $rc; $D is stopped" >&2; exit 21
+fi
+cat "$RWLOG"; rm -f "$RWLOG"
 echo "rewound $D from $MH:$MP"
 "#;
     sc += RESTORE_CONFIG_AND_START;

@@ -9,6 +9,8 @@
 //! - `rewind_with_a_wrong_command_falls_back_to_basebackup`: pg_rewind_command does not exist.
 //! - `rewind_refused_by_the_source_falls_back_to_basebackup`: the replica user lost its
 //!   grants on the new master, so pg_rewind itself fails after db1 was stopped.
+//! - `second_master_on_fresh_state_is_rewound_to_the_first`: db2 promoted by hand and
+//!   written to -> rewound to db1's history (its own writes gone), config kept.
 
 mod common;
 use common::*;
@@ -51,8 +53,27 @@ async fn fail_over_and_return(
     wait_until(LONG, "rows replicated", || db2.psql("SELECT count(*) FROM t").map(|c| c == "1000").unwrap_or(false)).await;
 
     blocking(|| db1.kill9()).unwrap();
+    // While no master is seen (at least promote_after_s = 3 s), the metrics say so.
+    let no_master = r#"mware_pgctl_seconds_since_master_seen{group="main"} 0"#;
+    let deadline = std::time::Instant::now() + LONG;
+    while ctl.metrics().contains(no_master) {
+        assert!(std::time::Instant::now() < deadline, "seconds_since_master_seen never grew: {}", ctl.metrics());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     wait_until(LONG, "db2 promoted", || db2.in_recovery().map(|r| !r).unwrap_or(false)).await;
-    ctl.wait_status(LONG, "db2 recorded as master", |g| g.last_master.as_deref() == Some(&format!("127.0.0.1:{}", db2.port))).await;
+    let (n1, n2) = (format!("127.0.0.1:{}", db1.port), format!("127.0.0.1:{}", db2.port));
+    ctl.wait_status(LONG, "db2 recorded and seen as master", |g| {
+        g.last_master.as_deref() == Some(n2.as_str()) && g.master.as_deref() == Some(n2.as_str())
+    })
+    .await;
+    let m = ctl.metrics();
+    for line in [
+        format!(r#"mware_pgctl_server_up{{group="main",server="{n1}"}} 0"#),
+        format!(r#"mware_pgctl_server_is_master{{group="main",server="{n1}"}} 0"#),
+        format!(r#"mware_pgctl_server_is_master{{group="main",server="{n2}"}} 1"#),
+    ] {
+        assert!(m.contains(&line), "{line} in {m}");
+    }
     blocking(|| db2.psql("INSERT INTO t VALUES (1001)")).expect("db2 accepts writes");
     blocking(|| before_return(&db2));
 
@@ -93,6 +114,7 @@ async fn old_master_is_rewound_not_rebuilt() {
     assert!(action.contains("done with pg_rewind (no basebackup)"), "{action}");
     let journal = ctl.journal();
     assert!(journal.contains("rewind 127.0.0.1:") && journal.contains("rewound"), "{journal}");
+    assert!(journal.contains("servers diverged at WAL location"), "pg_rewind really rewound: {journal}");
     assert!(!journal.contains("pg_basebackup instead"), "{journal}");
 
     let m = ctl.metrics();
@@ -151,5 +173,34 @@ async fn rewind_refused_by_the_source_falls_back_to_basebackup() {
     eprintln!("last_action: {action}\njournal:\n{}", ctl.journal());
     assert!(action.contains("pg_rewind exited with") && action.contains("permission denied"), "{action}");
     assert!(action.contains("rebuilt with pg_basebackup instead"), "{action}");
+    ctl.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn second_master_on_fresh_state_is_rewound_to_the_first() {
+    init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let sshd = Sshd::start().expect("sshd");
+    let db1 = blocking(|| PgInstance::new_primary("db1")).expect("db1");
+    let db2 = blocking(|| PgInstance::new_standby("db2", &db1)).expect("db2");
+    blocking(|| db2.promote()).unwrap();
+    blocking(|| db2.psql("CREATE TABLE only_on_db2(x int); INSERT INTO only_on_db2 VALUES (1)")).unwrap();
+    blocking(|| db1.psql("CREATE TABLE t(x int); INSERT INTO t VALUES (7)")).unwrap();
+    let mut g = rewind_group(&db1, &db2, &sshd, &bin("pg_rewind"));
+    g["servers"][0]["pg_rewind_command"] = json!(bin("pg_rewind"));
+    let ctl = Controller::start(dir.path(), "mware1", site(dir.path(), vec![g])).await;
+
+    wait_until(LONG, "db2 rewound into a standby of db1", || db2.in_recovery().unwrap_or(false) && streams(&db1)).await;
+    assert!(!db1.in_recovery().unwrap(), "db1, first in the list, stays master");
+    assert!(data_backups(&db2).is_empty(), "rewound in place: {:?}", db2.backup_entries());
+    assert_eq!(db2.psql("SHOW port").unwrap(), db2.port.to_string(), "db2 keeps its own port");
+    assert_eq!(db2.psql("SHOW cluster_name").unwrap(), "db2", "db2 keeps its own config");
+    assert_eq!(db2.psql("SELECT x FROM t").unwrap(), "7", "db2 has db1's data");
+    assert!(
+        db2.psql("SELECT to_regclass('only_on_db2') IS NULL").unwrap() == "t",
+        "what only db2 wrote while it was a second master is gone (rewound to db1's history)"
+    );
+    let st = ctl.wait_status(LONG, "rewind reported", |g| g.last_action.as_deref().is_some_and(|a| a.contains("pg_rewind"))).await;
+    assert!(st.last_action.unwrap().contains("first in the list"));
     ctl.stop().await;
 }

@@ -18,8 +18,7 @@ const LONG: Duration = Duration::from_secs(120);
 
 /// Writes `p` as a former active instance `mware0` would have, then leaves.
 async fn former_instance_records(dir: &std::path::Path, p: Persisted) {
-    let mut c = mware_config::Coordination::default();
-    c.path = dir.join("coord.sqlite").display().to_string();
+    let c = mware_config::Coordination { path: dir.join("coord.sqlite").display().to_string(), ..Default::default() };
     let coord: Arc<dyn Coordinator> = Arc::new(EmbeddedCoordinator::open(Settings { site: "t".into(), coordination: c }).await.unwrap());
     let info = MemberInfo { instance: "mware0".into(), group: GROUP, order: 5, address: "127.0.0.1:0".into(), version: "t".into(), since_ms: 0 };
     let mut m = coord.join(info).await.unwrap();

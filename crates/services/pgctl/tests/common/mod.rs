@@ -62,9 +62,11 @@ pub struct Controller {
 
 impl Controller {
     pub async fn start(dir: &std::path::Path, instance: &str, site: Site) -> Controller {
-        let mut c = Coordination::default();
-        c.backend = Backend::Embedded;
-        c.path = dir.join("coord.sqlite").display().to_string();
+        let c = Coordination {
+            backend: Backend::Embedded,
+            path: dir.join("coord.sqlite").display().to_string(),
+            ..Coordination::default()
+        };
         let coord: Arc<dyn Coordinator> =
             Arc::new(EmbeddedCoordinator::open(Settings { site: "t".into(), coordination: c }).await.expect("coordinator"));
         let info = MemberInfo {

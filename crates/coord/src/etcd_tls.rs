@@ -1,0 +1,138 @@
+//! TLS to etcd: turns the site file's `coordination.tls` into the client's TLS options
+//! once (the reconnect paths reuse them), checking each file first so that an operator
+//! reads which file is wrong and how, and describes etcd errors down to their cause
+//! (a refused handshake says why). Key material is never printed: only file names and
+//! the kind of PEM block found.
+
+use crate::api::CoordError;
+use etcd_client::{Certificate, Identity, TlsOptions};
+use mware_config::TlsFiles;
+
+/// What a PEM file must hold.
+#[derive(Clone, Copy, PartialEq)]
+enum Pem {
+    Certificate,
+    PrivateKey,
+}
+
+/// The TLS options for `endpoints`, or `None` without a `tls` section. `tls` needs
+/// `https://` endpoints (and `https://` endpoints need `tls`: the CA to trust).
+pub(super) fn options(tls: Option<&TlsFiles>, endpoints: &[String]) -> Result<Option<TlsOptions>, CoordError> {
+    let Some(t) = tls else {
+        if let Some(e) = endpoints.iter().find(|e| e.starts_with("https://")) {
+            return Err(CoordError::Invalid(format!(
+                "expected coordination.tls with a ca_file for the https endpoint {e}, found no tls section"
+            )));
+        }
+        return Ok(None);
+    };
+    if let Some(e) = endpoints.iter().find(|e| !e.starts_with("https://")) {
+        return Err(CoordError::Invalid(format!(
+            "expected https:// etcd endpoints with coordination.tls, found {e}"
+        )));
+    }
+    let ca = read_pem("ca_file", &t.ca_file, Pem::Certificate)?;
+    let mut o = TlsOptions::new().ca_certificate(Certificate::from_pem(ca));
+    match (&t.cert_file, &t.key_file) {
+        (Some(c), Some(k)) => {
+            let cert = read_pem("cert_file", c, Pem::Certificate)?;
+            let key = read_pem("key_file", k, Pem::PrivateKey)?;
+            o = o.identity(Identity::from_pem(cert, key));
+        }
+        (None, None) => {}
+        (Some(_), None) => {
+            return Err(CoordError::Invalid(
+                "expected coordination.tls.key_file beside cert_file (mutual TLS needs both), found only cert_file".into(),
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(CoordError::Invalid(
+                "expected coordination.tls.cert_file beside key_file (mutual TLS needs both), found only key_file".into(),
+            ))
+        }
+    }
+    Ok(Some(o))
+}
+
+/// Reads `path` (the setting `coordination.tls.<field>`) and checks that it holds PEM of
+/// the wanted kind. Errors name the field, the file and the kinds of block found.
+fn read_pem(field: &str, path: &str, want: Pem) -> Result<Vec<u8>, CoordError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| CoordError::Invalid(format!("cannot read coordination.tls.{field} {path}: {e}")))?;
+    let text = String::from_utf8_lossy(&bytes);
+    // Labels of the PEM blocks, e.g. "CERTIFICATE", "EC PRIVATE KEY" (never their content).
+    let labels: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("-----BEGIN ")?.strip_suffix("-----"))
+        .collect();
+    let found = if labels.is_empty() {
+        "no PEM block".to_string()
+    } else {
+        format!("PEM blocks {}", labels.iter().map(|l| format!("{l:?}")).collect::<Vec<_>>().join(", "))
+    };
+    let ok = match want {
+        Pem::Certificate => labels.contains(&"CERTIFICATE"),
+        Pem::PrivateKey => labels.iter().any(|l| matches!(*l, "PRIVATE KEY" | "RSA PRIVATE KEY" | "EC PRIVATE KEY")),
+    };
+    if !ok {
+        let expected = match want {
+            Pem::Certificate => "PEM certificates (-----BEGIN CERTIFICATE-----)",
+            Pem::PrivateKey if labels.contains(&"ENCRYPTED PRIVATE KEY") => {
+                "an unencrypted PEM private key (an encrypted key is not supported: decrypt it with `openssl pkey`)"
+            }
+            Pem::PrivateKey => "a PEM private key (-----BEGIN PRIVATE KEY-----, RSA or EC)",
+        };
+        return Err(CoordError::Invalid(format!("expected {expected} in coordination.tls.{field} {path}, found {found}")));
+    }
+    Ok(bytes)
+}
+
+/// An etcd error in words, with the chain of causes (a TLS handshake refused by either
+/// side shows up only in the causes).
+pub(super) fn describe(e: &etcd_client::Error) -> String {
+    let (mut out, source): (String, Option<&(dyn std::error::Error + 'static)>) = match e {
+        etcd_client::Error::TransportError(t) => (format!("transport error: {t}"), std::error::Error::source(t)),
+        // The status's own Display adds details and metadata that tell an operator nothing.
+        etcd_client::Error::GRpcStatus(s) => (format!("{:?}: {}", s.code(), s.message()), std::error::Error::source(s)),
+        e => (e.to_string(), None),
+    };
+    let mut next = source;
+    while let Some(s) = next {
+        let t = s.to_string();
+        if !out.contains(&t) {
+            out.push_str(": ");
+            out.push_str(&t);
+        }
+        next = s.source();
+    }
+    out
+}
+
+/// A hint for the usual causes of a refused handshake, or "".
+pub(super) fn hint(described: &str, has_identity: bool) -> &'static str {
+    if described.contains("UnknownIssuer") {
+        " (the server's certificate is not signed by coordination.tls.ca_file)"
+    } else if described.contains("NotValidForName") {
+        " (the server's certificate does not name the endpoint's host or IP in its subjectAltName)"
+    } else if (described.contains("alert") || is_hang_up(described)) && !has_identity {
+        " (the server may want a client certificate: set coordination.tls.cert_file and key_file)"
+    } else if described.contains("alert") || is_hang_up(described) {
+        " (the server did not accept the client certificate coordination.tls.cert_file)"
+    } else {
+        ""
+    }
+}
+
+/// Whether the error (as described) is about TLS or certificates rather than an
+/// unreachable etcd.
+pub(super) fn is_tls_problem(described: &str) -> bool {
+    let d = described.to_ascii_lowercase();
+    ["certificate", "tls", "handshake", "http/2 was not negotiated", "alert", "private key"].iter().any(|w| d.contains(w))
+}
+
+/// Whether the server hung up on a connection it had accepted (after the TLS handshake,
+/// this is how a TLS 1.3 server may refuse a client certificate).
+pub(super) fn is_hang_up(described: &str) -> bool {
+    let d = described.to_ascii_lowercase();
+    ["connection closed", "broken pipe", "connection reset"].iter().any(|w| d.contains(w))
+}
