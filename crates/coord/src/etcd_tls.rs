@@ -1,12 +1,65 @@
-//! TLS to etcd: turns the site file's `coordination.tls` into the client's TLS options
-//! once (the reconnect paths reuse them), checking each file first so that an operator
-//! reads which file is wrong and how, and describes etcd errors down to their cause
-//! (a refused handshake says why). Key material is never printed: only file names and
-//! the kind of PEM block found.
+//! Connecting to etcd, with TLS: turns the site file's `coordination.tls` into the
+//! client's TLS options once (the reconnect paths reuse them), checking each file first
+//! so that an operator reads which file is wrong and how; opens clients; probes a new TLS
+//! client so that a refused handshake is an error at connect; describes etcd errors down
+//! to their cause. Key material is never printed: only file names and the kind of PEM
+//! block found.
 
-use crate::api::CoordError;
-use etcd_client::{Certificate, Identity, TlsOptions};
+use super::unavailable;
+use crate::api::{CoordError, Settings};
+use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
 use mware_config::TlsFiles;
+use std::time::Duration;
+
+/// Connects (and authenticates, if a user is set) to the configured endpoints.
+pub(super) async fn new_client(settings: &Settings, tls: Option<&etcd_client::TlsOptions>) -> Result<Client, CoordError> {
+    let c = &settings.coordination;
+    let mut opts = ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(2))
+        .with_keep_alive(Duration::from_secs(1), Duration::from_secs(1))
+        .with_keep_alive_while_idle(true);
+    if let (Some(u), Some(p)) = (&c.user, &c.password) {
+        opts = opts.with_user(u.clone(), p.expose().to_string());
+    }
+    if let Some(t) = tls {
+        opts = opts.with_tls(t.clone());
+    }
+    tokio::time::timeout(Duration::from_secs(10), Client::connect(c.endpoints.clone(), Some(opts)))
+        .await
+        .map_err(|_| CoordError::Unavailable(format!("etcd {:?} did not answer within 10 s", c.endpoints)))?
+        .map_err(unavailable)
+}
+
+/// One request over a fresh TLS client: a TLS problem is an error, an etcd that does not
+/// answer yet is only logged (the client keeps trying, as without TLS). With TLS 1.3 a
+/// server that refuses the client's certificate may just hang up after the handshake (the
+/// client then sees the connection closed or reset, or a broken pipe), so three hang-ups
+/// in a row count as refused too.
+pub(super) async fn probe(client: Client, endpoints: &[String], has_identity: bool) -> Result<(), CoordError> {
+    let mut described = String::new();
+    for attempt in 0..3 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let r = tokio::time::timeout(Duration::from_secs(10), client.clone().status()).await;
+        described = match r {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(e)) => describe(&e),
+            Err(_) => "no answer within 10 s".to_string(),
+        };
+        if !is_hang_up(&described) {
+            break;
+        }
+    }
+    if is_tls_problem(&described) || is_hang_up(&described) {
+        return Err(CoordError::Unavailable(format!(
+            "the TLS connection to etcd {endpoints:?} failed: {described}{}",
+            hint(&described, has_identity)
+        )));
+    }
+    tracing::warn!(error = %described, "etcd does not answer over TLS yet; will keep trying");
+    Ok(())
+}
 
 /// What a PEM file must hold.
 #[derive(Clone, Copy, PartialEq)]
