@@ -94,7 +94,11 @@ impl EtcdCoordinator {
             return Err(CoordError::Invalid("expected at least one etcd endpoint, found none".into()));
         }
         let tls = tls::options(c.tls.as_ref(), &c.endpoints)?;
-        let client = new_client(&settings, tls.as_ref()).await?;
+        let client = match (new_client(&settings, tls.as_ref()).await, &c.tls) {
+            (Ok(client), _) => client,
+            (Err(e), Some(files)) => return Err(tls::unparsable(&e.to_string(), files).unwrap_or(e)),
+            (Err(e), None) => return Err(e),
+        };
         if tls.is_some() {
             let has_identity = c.tls.as_ref().is_some_and(|t| t.cert_file.is_some());
             probe(client.clone(), &c.endpoints, has_identity).await?;

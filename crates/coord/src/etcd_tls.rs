@@ -144,7 +144,7 @@ fn read_pem(field: &str, path: &str, want: Pem) -> Result<Vec<u8>, CoordError> {
 /// side shows up only in the causes).
 pub(super) fn describe(e: &etcd_client::Error) -> String {
     let (mut out, source): (String, Option<&(dyn std::error::Error + 'static)>) = match e {
-        etcd_client::Error::TransportError(t) => (format!("transport error: {t}"), std::error::Error::source(t)),
+        etcd_client::Error::TransportError(t) => (t.to_string(), std::error::Error::source(t)),
         // The status's own Display adds details and metadata that tell an operator nothing.
         etcd_client::Error::GRpcStatus(s) => (format!("{:?}: {}", s.code(), s.message()), std::error::Error::source(s)),
         e => (e.to_string(), None),
@@ -159,6 +159,25 @@ pub(super) fn describe(e: &etcd_client::Error) -> String {
         next = s.source();
     }
     out
+}
+
+/// The error for TLS files that look like PEM but that the TLS library cannot parse
+/// (`described` is the client's error), naming the files; `None` for other errors.
+pub(super) fn unparsable(described: &str, t: &TlsFiles) -> Option<CoordError> {
+    let files = if described.contains("Error parsing TLS certificate") {
+        let mut f = format!("coordination.tls.ca_file {}", t.ca_file);
+        if let Some(c) = &t.cert_file {
+            f.push_str(&format!(" or cert_file {c}"));
+        }
+        f
+    } else if described.contains("Error parsing TLS private key") {
+        format!("coordination.tls.key_file {}", t.key_file.as_deref().unwrap_or("?"))
+    } else {
+        return None;
+    };
+    Some(CoordError::Invalid(format!(
+        "expected PEM blocks that hold a valid certificate or key in {files}, found one that does not parse ({described})"
+    )))
 }
 
 /// A hint for the usual causes of a refused handshake, or "".
