@@ -22,7 +22,7 @@ use crate::election::{Candidate, SeenLeader, SwitchoverRequest, View};
 use crate::member::{self, Backend, LeaseId};
 use async_trait::async_trait;
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, GetOptions, KeyValue, LeaseKeepAliveStream, LeaseKeeper, PutOptions,
+    Client, Compare, CompareOp, GetOptions, KeyValue, LeaseKeepAliveStream, LeaseKeeper, PutOptions,
     Txn, TxnOp, TxnOpResponse, WatchOptions,
 };
 use std::collections::HashMap;
@@ -32,6 +32,7 @@ use tokio::sync::{mpsc, Mutex};
 
 #[path = "etcd_tls.rs"]
 mod tls;
+use tls::{new_client, probe};
 
 /// The etcd coordinator. Cheap to clone.
 #[derive(Clone)]
@@ -50,7 +51,7 @@ struct Inner {
     keepers: Mutex<HashMap<LeaseId, (LeaseKeeper, LeaseKeepAliveStream)>>,
 }
 
-fn unavailable(e: etcd_client::Error) -> CoordError {
+pub(super) fn unavailable(e: etcd_client::Error) -> CoordError {
     CoordError::Unavailable(format!("etcd: {}", tls::describe(&e)))
 }
 
@@ -82,56 +83,6 @@ fn get_kvs(r: &TxnOpResponse) -> &[KeyValue] {
     }
 }
 
-/// Connects (and authenticates, if a user is set) to the configured endpoints.
-async fn new_client(settings: &Settings, tls: Option<&etcd_client::TlsOptions>) -> Result<Client, CoordError> {
-    let c = &settings.coordination;
-    let mut opts = ConnectOptions::new()
-        .with_connect_timeout(Duration::from_secs(2))
-        .with_keep_alive(Duration::from_secs(1), Duration::from_secs(1))
-        .with_keep_alive_while_idle(true);
-    if let (Some(u), Some(p)) = (&c.user, &c.password) {
-        opts = opts.with_user(u.clone(), p.expose().to_string());
-    }
-    if let Some(t) = tls {
-        opts = opts.with_tls(t.clone());
-    }
-    tokio::time::timeout(Duration::from_secs(10), Client::connect(c.endpoints.clone(), Some(opts)))
-        .await
-        .map_err(|_| CoordError::Unavailable(format!("etcd {:?} did not answer within 10 s", c.endpoints)))?
-        .map_err(unavailable)
-}
-
-/// One request over a fresh TLS client: a TLS problem is an error, an etcd that does not
-/// answer yet is only logged (the client keeps trying, as without TLS). With TLS 1.3 a
-/// server that refuses the client's certificate may just hang up after the handshake (the
-/// client then sees the connection closed or reset, or a broken pipe), so three hang-ups
-/// in a row count as refused too.
-async fn probe(client: Client, endpoints: &[String], has_identity: bool) -> Result<(), CoordError> {
-    let mut described = String::new();
-    for attempt in 0..3 {
-        if attempt > 0 {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-        let r = tokio::time::timeout(Duration::from_secs(10), client.clone().status()).await;
-        described = match r {
-            Ok(Ok(_)) => return Ok(()),
-            Ok(Err(e)) => tls::describe(&e),
-            Err(_) => "no answer within 10 s".to_string(),
-        };
-        if !tls::is_hang_up(&described) {
-            break;
-        }
-    }
-    if tls::is_tls_problem(&described) || tls::is_hang_up(&described) {
-        return Err(CoordError::Unavailable(format!(
-            "the TLS connection to etcd {endpoints:?} failed: {described}{}",
-            tls::hint(&described, has_identity)
-        )));
-    }
-    tracing::warn!(error = %described, "etcd does not answer over TLS yet; will keep trying");
-    Ok(())
-}
-
 impl EtcdCoordinator {
     /// Connects to the etcd endpoints of `settings` (user/password if set; TLS, mutual
     /// if a client certificate is set, with `coordination.tls` and `https://` endpoints).
@@ -143,7 +94,11 @@ impl EtcdCoordinator {
             return Err(CoordError::Invalid("expected at least one etcd endpoint, found none".into()));
         }
         let tls = tls::options(c.tls.as_ref(), &c.endpoints)?;
-        let client = new_client(&settings, tls.as_ref()).await?;
+        let client = match (new_client(&settings, tls.as_ref()).await, &c.tls) {
+            (Ok(client), _) => client,
+            (Err(e), Some(files)) => return Err(tls::unparsable(&e.to_string(), files).unwrap_or(e)),
+            (Err(e), None) => return Err(e),
+        };
         if tls.is_some() {
             let has_identity = c.tls.as_ref().is_some_and(|t| t.cert_file.is_some());
             probe(client.clone(), &c.endpoints, has_identity).await?;

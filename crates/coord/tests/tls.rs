@@ -216,6 +216,13 @@ async fn bad_files_and_endpoints_are_named() {
     let err = connect_err(settings(https.clone(), Some(tls))).await;
     assert!(err.contains("expected PEM certificates") && err.contains("found no PEM block"), "{err}");
 
+    // PEM markers around something that is not a certificate.
+    let broken = dir.path().join("broken.crt");
+    std::fs::write(&broken, "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n").unwrap();
+    let tls = TlsFiles { ca_file: p(&broken), ..mutual(&certs) };
+    let err = connect_err(settings(https.clone(), Some(tls))).await;
+    assert!(err.contains("coordination.tls.ca_file") && err.contains("does not parse"), "{err}");
+
     // Certificate and key swapped: named, and no key material in the message.
     let tls = TlsFiles { key_file: Some(p(&certs.client_cert)), cert_file: Some(p(&certs.client_key)), ..mutual(&certs) };
     let err = connect_err(settings(https.clone(), Some(tls))).await;
