@@ -218,6 +218,8 @@ fn tls_only_with_https() {
     set(&mut v, "/coordination/endpoints", json!(["https://etcd1:2379"]));
     remove(&mut v, "/coordination/tls/key_file");
     only(&v, "coordination.tls", "cert_file and key_file together");
+    remove(&mut v, "/coordination/tls");
+    only(&v, "coordination.tls", "expected a tls section with ca_file for https:// endpoints");
 }
 
 #[test]

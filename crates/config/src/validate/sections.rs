@@ -139,6 +139,10 @@ fn coordination(cx: &mut Cx, v: &Value) {
             cx.report(&tp, format!("expected tls only with backend \"etcd\" and https:// endpoints, found {what}"));
         }
     }
+    let any_https = endpoints.iter().any(|(_, e)| e.starts_with("https://"));
+    if backend == "etcd" && any_https && m.get("tls").is_none_or(|t| t.is_null()) {
+        cx.report(&join(p, "tls"), "expected a tls section with ca_file for https:// endpoints (mware trusts no system roots), found none");
+    }
     let ttl = if m.contains_key("lease_ttl_ms") { cx.int(m, p, "lease_ttl_ms", 500, 3_600_000) } else { Some(3000) };
     let margin = if m.contains_key("step_down_margin_ms") { cx.int(m, p, "step_down_margin_ms", 1, 3_600_000) } else { Some(1000) };
     if let (Some(ttl), Some(margin)) = (ttl, margin) {
