@@ -38,6 +38,15 @@ fn site(port: u16, coord: &str, opts: Value) -> Value {
     })
 }
 
+/// Waits until the running config's `opts.gen` is `gen`.
+fn wait_gen(d: &Daemon, gen: u64, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while d.get("/api/v1/config").map(|(_, c)| c["servers"][0]["roles"][0]["opts"]["gen"] != gen).unwrap_or(true) {
+        assert!(std::time::Instant::now() < deadline, "{what}: not applied: {}", d.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn run_status_config_reload_stop_and_no_secret_leaks() {
     let dir = tempfile::tempdir().unwrap();
@@ -110,28 +119,12 @@ fn run_status_config_reload_stop_and_no_secret_leaks() {
     // SIGHUP with a good file: applied.
     write(&site(port, coord.to_str().unwrap(), json!({"gen": 2})));
     d.child.signal(libc::SIGHUP);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, c) = d.get("/api/v1/config").unwrap();
-        if c["servers"][0]["roles"][0]["opts"]["gen"] == 2 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "good config not applied: {}", d.log_text());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_gen(&d, 2, "good config after SIGHUP");
 
     // A change of the file alone (no signal) is picked up too.
     std::thread::sleep(Duration::from_millis(1100));
     write(&site(port, coord.to_str().unwrap(), json!({"gen": 3})));
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, c) = d.get("/api/v1/config").unwrap();
-        if c["servers"][0]["roles"][0]["opts"]["gen"] == 3 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "file change not applied: {}", d.log_text());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_gen(&d, 3, "file change without a signal");
 
     // SIGTERM: stops within the drain limit, exit code 0.
     d.child.signal(libc::SIGTERM);

@@ -9,20 +9,13 @@ mod common;
 
 use common::*;
 use mware_testkit::etcd::Etcd;
-use mware_testkit::pg::{bin, PgInstance, REPLICA_PASSWORD, REPLICA_USER};
-use mware_testkit::sshd::{Sshd, SSH_PASSWORD, SSH_USER};
+use mware_testkit::pg::{PgInstance, REPLICA_PASSWORD};
+use mware_testkit::sshd::{Sshd, SSH_PASSWORD};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 fn server(pg: &PgInstance, sshd: &Sshd) -> Value {
-    json!({
-        "ssh_host": "127.0.0.1", "ssh_port": sshd.port, "ssh_user": SSH_USER, "ssh_pwd": SSH_PASSWORD,
-        "pg_host": "127.0.0.1", "pg_port": pg.port, "pg_replica_user": REPLICA_USER,
-        "pg_replica_pwd": REPLICA_PASSWORD, "pg_database": "postgres",
-        "pg_ctl_command": bin("pg_ctl"), "pg_basebackup_command": bin("pg_basebackup"),
-        "pg_data_folder": pg.data.display().to_string(), "pg_backup_folder": pg.backups.display().to_string(),
-        "pg_log_filepath": pg.log.display().to_string()
-    })
+    mware_testkit::pg::controller_server_json(pg, sshd)
 }
 
 fn wait(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {

@@ -292,3 +292,16 @@ fn children_of(pid: i32) -> Vec<i32> {
     }
     out
 }
+
+/// The `pg_controller` server entry (site file JSON) for `pg`, reached over `sshd` as the
+/// postgres OS user with the test password, using the test replica user.
+pub fn controller_server_json(pg: &PgInstance, sshd: &crate::sshd::Sshd) -> serde_json::Value {
+    serde_json::json!({
+        "ssh_host": "127.0.0.1", "ssh_port": sshd.port, "ssh_user": crate::sshd::SSH_USER, "ssh_pwd": crate::sshd::SSH_PASSWORD,
+        "pg_host": "127.0.0.1", "pg_port": pg.port, "pg_replica_user": REPLICA_USER,
+        "pg_replica_pwd": REPLICA_PASSWORD, "pg_database": "postgres",
+        "pg_ctl_command": bin("pg_ctl"), "pg_basebackup_command": bin("pg_basebackup"),
+        "pg_data_folder": pg.data.display().to_string(), "pg_backup_folder": pg.backups.display().to_string(),
+        "pg_log_filepath": pg.log.display().to_string()
+    })
+}

@@ -7,8 +7,8 @@ use mware_config::{Backend, Coordination, Site};
 use mware_coord::{Coordinator, EmbeddedCoordinator, Fence, Membership, MemberInfo, Settings};
 use mware_host::{Service, ServiceContext};
 use mware_pgctl::{GroupStatus, PgctlService};
-use mware_testkit::pg::{bin, PgInstance, REPLICA_PASSWORD, REPLICA_USER};
-use mware_testkit::sshd::{Sshd, SSH_PASSWORD, SSH_USER};
+use mware_testkit::pg::PgInstance;
+use mware_testkit::sshd::Sshd;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,14 +19,7 @@ pub const GROUP: u32 = 1;
 
 /// JSON of one server of a group.
 pub fn server_json(pg: &PgInstance, sshd: &Sshd) -> Value {
-    json!({
-        "ssh_host": "127.0.0.1", "ssh_port": sshd.port, "ssh_user": SSH_USER, "ssh_pwd": SSH_PASSWORD,
-        "pg_host": "127.0.0.1", "pg_port": pg.port, "pg_replica_user": REPLICA_USER,
-        "pg_replica_pwd": REPLICA_PASSWORD, "pg_database": "postgres",
-        "pg_ctl_command": bin("pg_ctl"), "pg_basebackup_command": bin("pg_basebackup"),
-        "pg_data_folder": pg.data.display().to_string(), "pg_backup_folder": pg.backups.display().to_string(),
-        "pg_log_filepath": pg.log.display().to_string()
-    })
+    mware_testkit::pg::controller_server_json(pg, sshd)
 }
 
 /// A group of two servers with short timings.
