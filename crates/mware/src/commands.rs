@@ -161,7 +161,7 @@ async fn cmd_status(api: &str, as_json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     println!("site {}", v["site"].as_str().unwrap_or("?"));
-    println!("{:<9} {:<16} {:>7} {:<6} {:<7} {:>8}  {}", "GROUP", "INSTANCE", "ORDER", "LIVE", "ACTIVE", "EPOCH", "LAST TRANSITION");
+    println!("{:<9} {:<16} {:>7} {:<6} {:<7} {:>8}  LAST TRANSITION", "GROUP", "INSTANCE", "ORDER", "LIVE", "ACTIVE", "EPOCH");
     for g in v["groups"].as_array().into_iter().flatten() {
         let epoch = g["epoch"].as_u64().map(|e| e.to_string()).unwrap_or_else(|| "-".into());
         let last = &g["last_transition"];

@@ -20,6 +20,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 use tokio::sync::watch;
 
+/// When a group's active instance was read, and its name and address if it has one.
+pub type LeaderCache = (Instant, Option<(String, String)>);
+
 /// Everything a handler needs; cheap to clone.
 #[derive(Clone)]
 pub struct AppState(pub Arc<Inner>);
@@ -48,8 +51,8 @@ pub struct Inner {
     pub token_env: String,
     /// Client for forwarding.
     pub http: reqwest::Client,
-    /// Cached group → active instance address.
-    pub leaders: Mutex<HashMap<u32, (Instant, Option<(String, String)>)>>,
+    /// Cached group → (when read, active instance name and address).
+    pub leaders: Mutex<HashMap<u32, LeaderCache>>,
     /// True once the instance has joined its group.
     pub ready: AtomicBool,
     /// Process start, ms since the Unix epoch.
