@@ -171,7 +171,7 @@ async fn cmd_status(api: &str, as_json: bool) -> anyhow::Result<()> {
                 "{:<9} {:<16} {:>7} {:<6} {:<7} {:>8}  {}",
                 if i == 0 { g["group"].to_string() } else { String::new() },
                 m["name"].as_str().unwrap_or("?"),
-                m["order"],
+                m["order"].to_string(),
                 if m["live"].as_bool() == Some(true) { "yes" } else { "no" },
                 if m["active"].as_bool() == Some(true) { "ACTIVE" } else { "" },
                 if m["active"].as_bool() == Some(true) { epoch.clone() } else { String::new() },

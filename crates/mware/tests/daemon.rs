@@ -106,6 +106,9 @@ fn run_status_config_reload_stop_and_no_secret_leaks() {
     let (code, e) = post_json(&url, Some(TOKEN), &json!({"to": "nobody"})).unwrap();
     assert_eq!(code, 400, "{e}");
     assert!(e["error"].as_str().unwrap().starts_with("to: expected one of"), "{e}");
+    // A group with one live member has nobody to hand over to.
+    let (code, e) = post_json(&url, Some(TOKEN), &json!({})).unwrap();
+    assert_eq!(code, 409, "{e}");
 
     // SIGHUP with a broken file: refused, old config kept.
     std::fs::write(&cfg, "{\"site\": \"e2e\", \"servers\": [ {\"name\": 5} ]").unwrap();

@@ -122,7 +122,8 @@ pub struct SwitchoverBody {
 /// Hands the group's activity over cleanly: the active instance stops its services first.
 #[utoipa::path(post, path = "/api/v1/groups/{group}/switchover", request_body = SwitchoverBody,
     params(("group" = u32, Path, description = "group number")),
-    responses((status = 202, description = "requested"), (status = 400, description = "bad target"), (status = 401, description = "no or wrong token")),
+    responses((status = 202, description = "requested"), (status = 400, description = "bad target"), (status = 401, description = "no or wrong token"),
+        (status = 409, description = "nothing to hand over to: no active instance or no other live member"), (status = 503, description = "coordinator unreachable")),
     security(("bearer" = [])))]
 pub async fn switchover(State(st): State<AppState>, Path(group): Path<String>, body: Option<Json<SwitchoverBody>>) -> Response {
     let site = st.0.site.borrow().clone();
@@ -142,7 +143,10 @@ pub async fn switchover(State(st): State<AppState>, Path(group): Path<String>, b
     }
     match st.0.coord.request_switchover(group, to.clone()).await {
         Ok(()) => (StatusCode::ACCEPTED, Json(json!({"group": group, "to": to, "status": "requested"}))).into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": e.to_string()}))).into_response(),
+        // Nothing to hand over to (no active instance, or no other live member): a conflict
+        // with the cluster's state, not an outage.
+        Err(e @ mware_coord::CoordError::Invalid(_)) => (StatusCode::CONFLICT, Json(json!({"error": e.to_string()}))).into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": e.to_string(), "retryable": true}))).into_response(),
     }
 }
 
