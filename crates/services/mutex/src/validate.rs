@@ -147,35 +147,59 @@ pub const MAX_WAIT_MS: u64 = 3_600_000;
 /// Parses and checks an acquire body.
 pub fn acquire(body: &[u8], limits: &CriticalSections) -> Result<AcquireBody, MutexError> {
     let m = object(body)?;
-    let owner = owner(&m)?;
-    let ttl_ms = ttl(&m, limits)?;
-    let wait_ms = required(uint(&m, "wait_ms", "milliseconds, 0 to try once")?, "wait_ms", "milliseconds, 0 to try once")?;
-    if wait_ms > MAX_WAIT_MS {
-        return Err(MutexError::invalid("wait_ms", format!("expected 0..={MAX_WAIT_MS} ms, found {wait_ms}")));
-    }
-    let limit = match uint(&m, "limit", "holders at once")? {
-        None => None,
-        Some(l) if (1..=u32::MAX as u64).contains(&l) => Some(l as u32),
-        Some(l) => return Err(MutexError::invalid("limit", format!("expected 1..={} holders, found {l}", u32::MAX))),
-    };
-    Ok(AcquireBody { owner, ttl_ms, wait_ms, limit })
+    let owner = owner(&m);
+    let ttl_ms = ttl(&m, limits);
+    let wait_ms = uint(&m, "wait_ms", "milliseconds, 0 to try once")
+        .and_then(|w| required(w, "wait_ms", "milliseconds, 0 to try once"))
+        .and_then(|w| {
+            if w > MAX_WAIT_MS {
+                Err(MutexError::invalid("wait_ms", format!("expected 0..={MAX_WAIT_MS} ms, found {w}")))
+            } else {
+                Ok(w)
+            }
+        });
+    let limit = uint(&m, "limit", "holders at once").and_then(|l| match l {
+        None => Ok(None),
+        Some(l) if (1..=u32::MAX as u64).contains(&l) => Ok(Some(l as u32)),
+        Some(l) => Err(MutexError::invalid("limit", format!("expected 1..={} holders, found {l}", u32::MAX))),
+    });
+    every([owner.as_ref().err(), ttl_ms.as_ref().err(), wait_ms.as_ref().err(), limit.as_ref().err()])?;
+    Ok(AcquireBody { owner: owner?, ttl_ms: ttl_ms?, wait_ms: wait_ms?, limit: limit? })
 }
 
 /// Parses and checks a release body.
 pub fn release(body: &[u8]) -> Result<ReleaseBody, MutexError> {
     let m = object(body)?;
-    let owner = owner(&m)?;
-    let token = required(uint(&m, "token", "the token of the grant")?, "token", "the token of the grant")?;
-    Ok(ReleaseBody { owner, token })
+    let owner = owner(&m);
+    let token = uint(&m, "token", "the token of the grant").and_then(|t| required(t, "token", "the token of the grant"));
+    every([owner.as_ref().err(), token.as_ref().err()])?;
+    Ok(ReleaseBody { owner: owner?, token: token? })
 }
 
 /// Parses and checks a renew body.
 pub fn renew(body: &[u8], limits: &CriticalSections) -> Result<RenewBody, MutexError> {
     let m = object(body)?;
-    let owner = owner(&m)?;
-    let token = required(uint(&m, "token", "the token of the grant")?, "token", "the token of the grant")?;
-    let ttl_ms = ttl(&m, limits)?;
-    Ok(RenewBody { owner, token, ttl_ms })
+    let owner = owner(&m);
+    let token = uint(&m, "token", "the token of the grant").and_then(|t| required(t, "token", "the token of the grant"));
+    let ttl_ms = ttl(&m, limits);
+    every([owner.as_ref().err(), token.as_ref().err(), ttl_ms.as_ref().err()])?;
+    Ok(RenewBody { owner: owner?, token: token?, ttl_ms: ttl_ms? })
+}
+
+/// Every field problem at once: `Ok` when there is none; otherwise one error naming the first
+/// field, whose message goes on with each further problem (`...; also invalid wait_ms: ...`).
+fn every<const N: usize>(errs: [Option<&MutexError>; N]) -> Result<(), MutexError> {
+    let mut found = errs.into_iter().flatten();
+    let Some(first) = found.next() else { return Ok(()) };
+    let field = first.field().unwrap_or("body");
+    let mut message = match first {
+        MutexError::Invalid { message, .. } => message.clone(),
+        other => other.to_string(),
+    };
+    for e in found {
+        message.push_str(&format!("; also {e}"));
+    }
+    Err(MutexError::invalid(field, message))
 }
 
 #[cfg(test)]
@@ -184,6 +208,19 @@ mod tests {
 
     fn field(r: Result<impl std::fmt::Debug, MutexError>) -> &'static str {
         r.unwrap_err().field().unwrap()
+    }
+
+    #[test]
+    fn every_bad_field_is_reported() {
+        let limits = CriticalSections::default();
+        let e = acquire(br#"{"owner": "", "ttl_ms": 0, "wait_ms": -1}"#, &limits).unwrap_err();
+        let text = e.to_string();
+        for f in ["owner", "ttl_ms", "wait_ms"] {
+            assert!(text.contains(&format!("invalid {f}")), "{text}");
+        }
+        assert_eq!(e.field(), Some("owner"));
+        let e = renew(br#"{"owner": "a", "token": "x", "ttl_ms": 0}"#, &limits).unwrap_err().to_string();
+        assert!(e.contains("invalid token") && e.contains("invalid ttl_ms"), "{e}");
     }
 
     #[test]
