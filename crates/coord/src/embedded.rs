@@ -105,9 +105,29 @@ impl EmbeddedCoordinator {
             }
             let c = Connection::open(&path).map_err(sql)?;
             c.busy_timeout(Duration::from_secs(5)).map_err(sql)?;
-            c.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(())).map_err(sql)?;
-            c.execute_batch("PRAGMA synchronous=NORMAL;").map_err(sql)?;
-            c.execute_batch(SCHEMA).map_err(sql)?;
+            // Switching a new file to WAL takes an exclusive lock and SQLite answers
+            // SQLITE_BUSY at once (without the busy handler) while another process of the
+            // same host does the same: retry for a while instead of failing the start.
+            let setup = |c: &Connection| -> rusqlite::Result<()> {
+                c.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))?;
+                c.execute_batch("PRAGMA synchronous=NORMAL;")?;
+                c.execute_batch(SCHEMA)
+            };
+            let deadline = std::time::Instant::now() + Duration::from_secs(15);
+            let mut pause = Duration::from_millis(20);
+            loop {
+                match setup(&c) {
+                    Ok(()) => break,
+                    Err(rusqlite::Error::SqliteFailure(e, _))
+                        if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                            && std::time::Instant::now() < deadline =>
+                    {
+                        std::thread::sleep(pause + Duration::from_millis(rand::random::<u64>() % 20));
+                        pause = (pause * 2).min(Duration::from_millis(300));
+                    }
+                    Err(e) => return Err(sql(e)),
+                }
+            }
             Ok(c)
         })
         .await
