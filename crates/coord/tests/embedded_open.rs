@@ -13,9 +13,7 @@ const CHILD_ENV: &str = "MWARE_EMBEDDED_OPEN_CHILD";
 
 fn open(path: &str) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let mut c = Coordination::default();
-    c.backend = Backend::Embedded;
-    c.path = path.to_string();
+    let c = Coordination { backend: Backend::Embedded, path: path.to_string(), ..Coordination::default() };
     rt.block_on(EmbeddedCoordinator::open(Settings { site: "t".into(), coordination: c })).map(|_| ()).map_err(|e| e.to_string())
 }
 
