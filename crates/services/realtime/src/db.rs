@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
-use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls};
 
 /// How long a table's catalog is trusted before it is read again.
@@ -67,22 +66,14 @@ impl Pool {
     /// Runs a query; every parameter is text.
     pub async fn query(&self, sql: &Sql) -> Result<Vec<tokio_postgres::Row>, RealtimeError> {
         let client = self.client().await?;
-        let params: Vec<&(dyn ToSql + Sync)> = sql
-            .params
-            .iter()
-            .map(|p| p as &(dyn ToSql + Sync))
-            .collect();
+        let params = sql.param_refs();
         Ok(client.query(sql.text.as_str(), &params).await?)
     }
 
     /// Runs a statement and returns the number of rows it touched.
     pub async fn execute(&self, sql: &Sql) -> Result<u64, RealtimeError> {
         let client = self.client().await?;
-        let params: Vec<&(dyn ToSql + Sync)> = sql
-            .params
-            .iter()
-            .map(|p| p as &(dyn ToSql + Sync))
-            .collect();
+        let params = sql.param_refs();
         Ok(client.execute(sql.text.as_str(), &params).await?)
     }
 

@@ -67,13 +67,7 @@ impl ProvisioningMetrics {
     }
     /// Counts one request.
     pub fn request(&self, family: &str, op: &'static str, outcome: &'static str) {
-        self.requests
-            .get_or_create(&RequestLabels {
-                family: family.into(),
-                op,
-                outcome,
-            })
-            .inc();
+        count_request(&self.requests, family, op, outcome);
     }
 }
 
@@ -137,13 +131,7 @@ impl RtcacheMetrics {
     }
     /// Counts one request.
     pub fn request(&self, family: &str, op: &'static str, outcome: &'static str) {
-        self.requests
-            .get_or_create(&RequestLabels {
-                family: family.into(),
-                op,
-                outcome,
-            })
-            .inc();
+        count_request(&self.requests, family, op, outcome);
     }
     /// Records one upstream answer time.
     pub fn upstream_latency(&self, upstream: &str, secs: f64) {
@@ -162,4 +150,9 @@ impl RtcacheMetrics {
             })
             .inc();
     }
+}
+
+/// Counts one request in a requests-by-family/op/outcome family (shared by both services).
+fn count_request(requests: &Family<RequestLabels, Counter>, family: &str, op: &'static str, outcome: &'static str) {
+    requests.get_or_create(&RequestLabels { family: family.into(), op, outcome }).inc();
 }

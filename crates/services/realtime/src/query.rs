@@ -87,12 +87,23 @@ pub struct Sql {
     pub params: Vec<String>,
 }
 
+impl Sql {
+    /// The parameters as tokio-postgres takes them.
+    pub fn param_refs(&self) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
+        self.params.iter().map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync)).collect()
+    }
+}
+
 struct Builder<'t> {
     table: &'t Table,
     params: Vec<String>,
 }
 
-impl Builder<'_> {
+impl<'t> Builder<'t> {
+    fn new(table: &'t Table) -> Self {
+        Builder { table, params: Vec::new() }
+    }
+
     fn bind(&mut self, col: &Column, value: &str) -> String {
         self.params.push(value.to_string());
         let n = self.params.len();
@@ -184,10 +195,7 @@ pub fn select(
             "an empty body".into()
         })?;
     }
-    let mut b = Builder {
-        table,
-        params: Vec::new(),
-    };
+    let mut b = Builder::new(table);
     let w = b.wheres(entity, fields)?;
     let order = match fields.first() {
         Some((k, _)) => quote_ident(k.split(' ').next().unwrap_or(k)),
@@ -225,10 +233,7 @@ pub fn insert(
     need(!fields.is_empty(), "at least one field to store", || {
         "an empty body".into()
     })?;
-    let mut b = Builder {
-        table,
-        params: Vec::new(),
-    };
+    let mut b = Builder::new(table);
     let (mut cols, mut vals) = (Vec::new(), Vec::new());
     let mut has_domain = false;
     for (k, v) in fields {
@@ -285,10 +290,7 @@ pub fn update(
         "at least one field to set in the body",
         || "an empty body".into(),
     )?;
-    let mut b = Builder {
-        table,
-        params: Vec::new(),
-    };
+    let mut b = Builder::new(table);
     let mut sets = Vec::new();
     for (k, v) in set {
         let col = table.column(k)?.clone();
@@ -320,10 +322,7 @@ pub fn delete(
     need(!fields.is_empty(), "a key field to destroy by", || {
         "an empty body".into()
     })?;
-    let mut b = Builder {
-        table,
-        params: Vec::new(),
-    };
+    let mut b = Builder::new(table);
     let w = b.wheres(entity, fields)?;
     let text = format!(
         "DELETE FROM {}{}",
@@ -351,10 +350,7 @@ pub fn static_file(table: &Table, entity: &str, file: &str) -> Result<Sql, Realt
     for c in STATIC_COLUMNS {
         table.column(c)?;
     }
-    let mut b = Builder {
-        table,
-        params: Vec::new(),
-    };
+    let mut b = Builder::new(table);
     let mut w = b.wheres(entity, &[("filename".into(), file.into())])?;
     if table.column("commented").is_ok() {
         w.push("COALESCE(\"commented\"::text, '0') = '0'".into());
