@@ -4,7 +4,9 @@
 //! instance of its group. Errors are `{"error": "...", "retryable": bool, "field"?: ...}`,
 //! plus `holders` when a mutex is busy.
 
+use crate::active::Active;
 use crate::error::MutexError;
+use mware_config::CriticalSections;
 use crate::service::Inner;
 use crate::table::{AcquireReq, HolderView, MutexView};
 use crate::validate::{self, AcquireBody, ReleaseBody, RenewBody};
@@ -111,6 +113,15 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
 
 type Result<T> = std::result::Result<T, MutexError>;
 
+/// The running service, its limits, and the checked domain and mutex name of a call.
+fn target(inner: &Inner, domain: &str, name: &str) -> Result<(Arc<Active>, CriticalSections, String, String)> {
+    let active = inner.active()?;
+    let limits = active.limits();
+    let domain = validate::domain(domain)?;
+    let name = validate::name(name, limits.max_name_len)?;
+    Ok((active, limits, domain, name))
+}
+
 /// Acquires a mutex (or a slot of a semaphore), waiting up to `wait_ms` in line.
 #[utoipa::path(
     post,
@@ -127,10 +138,7 @@ type Result<T> = std::result::Result<T, MutexError>;
     )
 )]
 async fn acquire(State(inner): State<Arc<Inner>>, Path((domain, name)): Path<(String, String)>, body: Bytes) -> Result<Json<GrantResponse>> {
-    let active = inner.active()?;
-    let limits = active.limits();
-    let domain = validate::domain(&domain)?;
-    let name = validate::name(&name, limits.max_name_len)?;
+    let (active, limits, domain, name) = target(&inner, &domain, &name)?;
     let b = validate::acquire(&body, &limits)?;
     let req = AcquireReq { owner: b.owner, ttl_ms: b.ttl_ms, wait: b.wait_ms > 0, limit: b.limit.unwrap_or(1) };
     let h = active.acquire(&domain, &name, req, b.wait_ms).await?;
@@ -153,10 +161,7 @@ async fn acquire(State(inner): State<Arc<Inner>>, Path((domain, name)): Path<(St
     )
 )]
 async fn release(State(inner): State<Arc<Inner>>, Path((domain, name)): Path<(String, String)>, body: Bytes) -> Result<Json<ReleaseResponse>> {
-    let active = inner.active()?;
-    let limits = active.limits();
-    let domain = validate::domain(&domain)?;
-    let name = validate::name(&name, limits.max_name_len)?;
+    let (active, _, domain, name) = target(&inner, &domain, &name)?;
     let b = validate::release(&body)?;
     active.release(&domain, &name, &b.owner, b.token).await?;
     Ok(Json(ReleaseResponse { released: true }))
@@ -178,10 +183,7 @@ async fn release(State(inner): State<Arc<Inner>>, Path((domain, name)): Path<(St
     )
 )]
 async fn renew(State(inner): State<Arc<Inner>>, Path((domain, name)): Path<(String, String)>, body: Bytes) -> Result<Json<GrantResponse>> {
-    let active = inner.active()?;
-    let limits = active.limits();
-    let domain = validate::domain(&domain)?;
-    let name = validate::name(&name, limits.max_name_len)?;
+    let (active, limits, domain, name) = target(&inner, &domain, &name)?;
     let b = validate::renew(&body, &limits)?;
     let h = active.renew(&domain, &name, &b.owner, b.token, b.ttl_ms).await?;
     Ok(Json(GrantResponse::new(h.token, h.expires_at_ms, h.owner)))
@@ -200,10 +202,7 @@ async fn renew(State(inner): State<Arc<Inner>>, Path((domain, name)): Path<(Stri
     )
 )]
 async fn get_one(State(inner): State<Arc<Inner>>, Path((domain, name)): Path<(String, String)>) -> Result<Json<MutexView>> {
-    let active = inner.active()?;
-    let limits = active.limits();
-    let domain = validate::domain(&domain)?;
-    let name = validate::name(&name, limits.max_name_len)?;
+    let (active, _, domain, name) = target(&inner, &domain, &name)?;
     active.get(&domain, &name).map(Json).ok_or(MutexError::NotFound { domain, name })
 }
 
