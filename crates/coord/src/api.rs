@@ -237,6 +237,9 @@ pub struct LeaseStats {
     pub renewals: std::sync::atomic::AtomicU64,
     /// Renewals that failed or timed out.
     pub failures: std::sync::atomic::AtomicU64,
+    /// While active: the step-down deadline (`last confirmed renewal + ttl − margin`) as
+    /// nanoseconds on [`mono_ns`]'s clock; 0 while passive. See [`LeaseStats::active_now`].
+    pub active_until_ns: std::sync::atomic::AtomicU64,
 }
 
 impl LeaseStats {
@@ -251,6 +254,36 @@ impl LeaseStats {
     pub fn failed(&self) {
         self.failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
+
+    /// Publishes the step-down deadline (`None`: passive).
+    pub fn set_active_until(&self, deadline: Option<std::time::Instant>) {
+        let ns = deadline.map_or(0, |d| mono_ns_of(d).max(1));
+        self.active_until_ns.store(ns, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether this member is, right now, surely still the active one: active and before
+    /// its step-down deadline. Reads the monotonic clock, so it turns false on time even
+    /// when the membership loop did not run (a paused process, a hung coordinator call).
+    /// The next instance cannot become active before this deadline has passed, so a
+    /// decision taken while this is true cannot overlap the next activity.
+    pub fn active_now(&self) -> bool {
+        let until = self.active_until_ns.load(std::sync::atomic::Ordering::SeqCst);
+        until != 0 && mono_ns() < until
+    }
+}
+
+fn mono_base() -> std::time::Instant {
+    static BASE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *BASE.get_or_init(std::time::Instant::now)
+}
+
+fn mono_ns_of(t: std::time::Instant) -> u64 {
+    t.saturating_duration_since(mono_base()).as_nanos() as u64
+}
+
+/// Nanoseconds on a monotonic clock private to this process (for [`LeaseStats`]).
+pub fn mono_ns() -> u64 {
+    mono_ns_of(std::time::Instant::now())
 }
 
 impl Membership {

@@ -114,6 +114,11 @@ impl<B: Backend> Member<B> {
         Some(self.confirmed? + self.ttl.saturating_sub(self.margin))
     }
 
+    /// Publishes the step-down deadline for services that decide without a fenced write.
+    fn publish(&self) {
+        self.stats.set_active_until(self.deadline());
+    }
+
     /// Timeout for one call: the normal one, cut at the step-down deadline.
     fn limit(&self) -> Duration {
         let normal = call_timeout(self.ttl);
@@ -186,12 +191,14 @@ impl<B: Backend> Member<B> {
                 Ok(true) => {
                     self.confirmed = Some(sent);
                     self.stats.confirmed(sent);
+                    self.publish();
                 }
                 Ok(false) => {
                     self.stats.failed();
                     tracing::warn!(instance = %self.info.instance, lease, "lease is gone; registering again");
                     self.lease = None;
                     self.confirmed = None;
+                    self.publish();
                 }
                 Err(e) => {
                     self.stats.failed();
@@ -236,7 +243,9 @@ impl<B: Backend> Member<B> {
     }
 
     fn set_passive(&mut self, reason: String) {
-        if self.active.take().is_some() {
+        let was = self.active.take();
+        self.publish();
+        if was.is_some() {
             tracing::warn!(instance = %self.info.instance, %reason, "passive");
         }
         let _ = self.tx.send(Activity::Passive { reason });
@@ -246,6 +255,7 @@ impl<B: Backend> Member<B> {
         tracing::info!(instance = %self.info.instance, epoch, %reason, "active");
         self.active = Some(epoch);
         self.handing_over = None;
+        self.publish();
         let _ = self.tx.send(Activity::Active { epoch, since_ms: now_ms(), reason });
     }
 

@@ -4,7 +4,7 @@
 //! The decision of which services should run is a pure function of the activity
 //! and the role ([`desired`]); the loop only applies the difference.
 
-use crate::service::{Service, ServiceContext, ServiceState, ServiceStatus};
+use crate::service::{LeaseSlot, Service, ServiceContext, ServiceState, ServiceStatus};
 use mware_config::Site;
 use mware_coord::{Activity, Coordinator, Fence};
 use serde::Serialize;
@@ -26,6 +26,7 @@ pub struct Host {
     coord: Arc<dyn Coordinator>,
     site: watch::Receiver<Arc<Site>>,
     stop_timeout: Duration,
+    lease: LeaseSlot,
 }
 
 /// A service as listed in status.
@@ -60,8 +61,9 @@ impl Host {
         coord: Arc<dyn Coordinator>,
         site: watch::Receiver<Arc<Site>>,
         stop_timeout: Duration,
+        lease: LeaseSlot,
     ) -> Self {
-        Host { services: Arc::new(services), instance, coord, site, stop_timeout }
+        Host { services: Arc::new(services), instance, coord, site, stop_timeout, lease }
     }
 
     /// The services this config asks for, with their status (others are not listed).
@@ -128,6 +130,9 @@ impl Host {
             coord: self.coord.clone(),
             site: self.site.clone(),
             cancel: cancel.clone(),
+            // No membership lease known: a default one is never "active now", so services
+            // fall back to fenced writes for every decision.
+            lease: self.lease.lock().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_default(),
         };
         tracing::info!(service = svc.name(), epoch = fence.epoch, group = fence.group, "starting service");
         let task = tokio::spawn(async move {

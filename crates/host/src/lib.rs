@@ -10,4 +10,4 @@ mod host;
 mod service;
 
 pub use host::{Host, HostStatus};
-pub use service::{Service, ServiceContext, ServiceState, ServiceStatus, StatusCell};
+pub use service::{LeaseSlot, Service, ServiceContext, ServiceState, ServiceStatus, StatusCell};

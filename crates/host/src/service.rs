@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use mware_config::{Role, Site};
-use mware_coord::{Coordinator, Fence};
+use mware_coord::{Coordinator, Fence, LeaseStats};
 use serde::Serialize;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
@@ -21,7 +21,15 @@ pub struct ServiceContext {
     pub site: watch::Receiver<Arc<Site>>,
     /// Cancelled when activity is lost or the daemon stops: return promptly.
     pub cancel: CancellationToken,
+    /// The membership's lease: [`LeaseStats::active_now`] says whether this instance is
+    /// surely still active at this instant. A service that answers without a fenced
+    /// write (so the coordinator cannot refuse it) must check it first.
+    pub lease: Arc<LeaseStats>,
 }
+
+/// Where the daemon puts the lease of its current membership (a new one after it joins
+/// again); the host hands it to the services it starts.
+pub type LeaseSlot = Arc<Mutex<Option<Arc<LeaseStats>>>>;
 
 impl ServiceContext {
     /// This instance's role in the current config.

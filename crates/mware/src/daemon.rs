@@ -100,7 +100,7 @@ pub async fn run(config: PathBuf, instance: String) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     cancel_on_signals(shutdown.clone());
 
-    let host = Host::new(services, instance.clone(), coord.clone(), site_rx.clone(), stop_timeout);
+    let host = Host::new(services, instance.clone(), coord.clone(), site_rx.clone(), stop_timeout, metrics.lease.clone());
     let state = AppState(Arc::new(Inner {
         instance: instance.clone(),
         site: site_rx.clone(),

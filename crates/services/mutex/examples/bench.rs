@@ -151,7 +151,7 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(async move { axum::serve(listener, router).await });
     let (_site_tx, site_rx) = tokio::sync::watch::channel(Arc::new(site()));
     let cancel = CancellationToken::new();
-    let ctx = ServiceContext { instance: "mware1".into(), fence: Fence { group: 1, epoch }, coord: coord.clone(), site: site_rx, cancel: cancel.clone() };
+    let ctx = ServiceContext { instance: "mware1".into(), fence: Fence { group: 1, epoch }, coord: coord.clone(), site: site_rx, cancel: cancel.clone(), lease: m.lease.clone() };
     let s2 = svc.clone();
     let run = tokio::spawn(async move { s2.run(ctx).await });
     while svc.status().state != ServiceState::Running {

@@ -2,13 +2,21 @@
 //! the group commit writer, and the operations the HTTP layer calls.
 //!
 //! A change is applied to the table and queued for the writer under the same lock, so
-//! the writer sees changes in the order the table made them. Nobody is answered before
-//! the writer has made the change durable: handlers wait on a oneshot the writer fills.
+//! the writer sees changes in the order the table made them. When each answer may go
+//! out is decided in [`crate::table`]: a grant on the spot and a renewal wait until the
+//! writer has made them durable; a waiter whose line record is durable is answered at
+//! once when the mutex is handed to it; a release is answered at once.
+//!
+//! Answering without a write means the coordinator cannot refuse it, so every
+//! operation first checks that this instance is surely still active
+//! ([`LeaseStats::active_now`]: before its step-down deadline); after that deadline
+//! it answers a retryable 503 and grants nothing.
 
 use crate::error::MutexError;
 use crate::metrics::Metrics;
-use crate::table::{AcquireReq, Acquired, Effects, Grant, HolderView, MutexView, Table, WaiterId};
+use crate::table::{AcquireReq, Acquired, Effects, Grant, HolderView, MutexView, Queued, Table, WaiterId};
 use mware_config::CriticalSections;
+use mware_coord::LeaseStats;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -22,9 +30,8 @@ pub(crate) enum Kind {
     Acquire,
     /// A renewal.
     Renew,
-    /// A release.
-    Release,
-    /// Expiry sweep, restore cleanup, or the release of an abandoned grant.
+    /// A release, a waiter's line record, the expiry sweep, restore cleanup, or the
+    /// release of an abandoned grant: nobody waits for it.
     Internal,
 }
 
@@ -36,10 +43,14 @@ pub(crate) struct Pending {
     pub done: Option<oneshot::Sender<Result<(), MutexError>>>,
 }
 
+type WaiterReply = oneshot::Sender<Result<Grant, MutexError>>;
+
 pub(crate) struct State {
     pub table: Table,
     /// Queued waiters' reply channels.
-    pub waiters: HashMap<WaiterId, oneshot::Sender<Result<Grant, MutexError>>>,
+    pub waiters: HashMap<WaiterId, WaiterReply>,
+    /// Grants to waiters whose line record is not durable yet: answered when it is.
+    pub awaiting_record: HashMap<WaiterId, Grant>,
     /// Set when the activity ends; nothing is queued after.
     pub closed: Option<String>,
 }
@@ -48,6 +59,7 @@ pub(crate) struct State {
 pub(crate) struct Active {
     state: Mutex<State>,
     tx: mpsc::UnboundedSender<Pending>,
+    lease: Arc<LeaseStats>,
     pub metrics: Metrics,
     /// Cancelled when the activity ends (stopped, fenced, coordinator failure).
     pub closed: CancellationToken,
@@ -57,14 +69,16 @@ fn not_running(reason: &str) -> MutexError {
     MutexError::NotRunning(reason.to_string())
 }
 
+const LEASE_UNSURE: &str = "this instance's lease is not confirmed (past its step-down deadline); retry: the active instance answers";
+
 /// Reply of a successful acquire or renew.
 pub(crate) type Granted = HolderView;
 
 impl Active {
-    pub fn new(table: Table, metrics: Metrics) -> (Arc<Self>, mpsc::UnboundedReceiver<Pending>) {
+    pub fn new(table: Table, metrics: Metrics, lease: Arc<LeaseStats>) -> (Arc<Self>, mpsc::UnboundedReceiver<Pending>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let state = State { table, waiters: HashMap::new(), closed: None };
-        let a = Active { state: Mutex::new(state), tx, metrics, closed: CancellationToken::new() };
+        let state = State { table, waiters: HashMap::new(), awaiting_record: HashMap::new(), closed: None };
+        let a = Active { state: Mutex::new(state), tx, lease, metrics, closed: CancellationToken::new() };
         (Arc::new(a), rx)
     }
 
@@ -82,22 +96,69 @@ impl Active {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues a change; call with the state lock held (order matters).
-    pub fn queue(&self, st: &State, fx: Effects, kind: Kind) -> Result<oneshot::Receiver<Result<(), MutexError>>, MutexError> {
+    /// Locks the state for an operation: refused when the activity ended or when this
+    /// instance is not surely active any more.
+    fn lock_for_change(&self) -> Result<MutexGuard<'_, State>, MutexError> {
+        let st = self.lock();
         if let Some(r) = &st.closed {
             return Err(not_running(r));
         }
-        self.metrics.holders.set(st.table.holder_count() as i64);
-        let (done, rx) = oneshot::channel();
-        self.tx.send(Pending { fx, kind, done: Some(done) }).map_err(|_| not_running("the writer stopped"))?;
-        Ok(rx)
+        if !self.lease.active_now() {
+            return Err(not_running(LEASE_UNSURE));
+        }
+        Ok(st)
     }
 
-    /// Queues a change nobody waits for.
-    pub fn queue_internal(&self, st: &State, fx: Effects) {
-        if st.closed.is_none() && !fx.writes.is_empty() {
-            self.metrics.holders.set(st.table.holder_count() as i64);
-            let _ = self.tx.send(Pending { fx, kind: Kind::Internal, done: None });
+    /// Applies what a table operation did (call with the state lock held: order
+    /// matters): answers waiters' grants that may go out now, parks the others until
+    /// their line record is durable, and queues the writes (with `done`, if any, to
+    /// be answered once they are durable). Grants nobody takes are released.
+    fn apply(&self, st: &mut State, mut fx: Effects, kind: Kind, done: Option<oneshot::Sender<Result<(), MutexError>>>) {
+        let mut abandoned = vec![];
+        let mut direct = Vec::with_capacity(fx.grants.len());
+        for g in std::mem::take(&mut fx.grants) {
+            match g.waiter {
+                Some(id) if g.ready => abandoned.extend(self.answer_waiter(st, id, g)),
+                Some(id) => {
+                    st.awaiting_record.insert(id, g);
+                }
+                None => direct.push(g),
+            }
+        }
+        fx.grants = direct;
+        self.metrics.holders.set(st.table.holder_count() as i64);
+        if !fx.writes.is_empty() || done.is_some() {
+            if let Err(mpsc::error::SendError(p)) = self.tx.send(Pending { fx, kind, done }) {
+                if let Some(d) = p.done {
+                    let _ = d.send(Err(not_running("the writer stopped")));
+                }
+            }
+        }
+        self.release_locked(st, abandoned);
+    }
+
+    /// Sends a grant to its waiter; the grant back when the waiter is gone.
+    fn answer_waiter(&self, st: &mut State, id: WaiterId, g: Grant) -> Option<Grant> {
+        let waited = g.waited_ms;
+        let tx = st.waiters.remove(&id)?;
+        match tx.send(Ok(g)) {
+            Ok(()) => {
+                self.metrics.grants.inc();
+                self.metrics.wait_seconds.observe(waited as f64 / 1000.0);
+                None
+            }
+            Err(Ok(g)) => Some(g),
+            Err(Err(_)) => None,
+        }
+    }
+
+    fn release_locked(&self, st: &mut State, grants: Vec<Grant>) {
+        let now = mware_coord::now_ms();
+        for g in grants {
+            tracing::debug!(domain = g.domain, name = g.name, token = g.holder.token, "caller left before its grant was answered; releasing it");
+            if let Ok(fx) = st.table.release(&g.domain, &g.name, &g.holder.owner, g.holder.token, now) {
+                self.apply(st, fx, Kind::Internal, None);
+            }
         }
     }
 
@@ -107,6 +168,7 @@ impl Active {
         if st.closed.is_none() {
             st.closed = Some(reason.to_string());
         }
+        st.awaiting_record.clear();
         for (_, tx) in st.waiters.drain() {
             let _ = tx.send(Err(not_running(reason)));
         }
@@ -134,18 +196,23 @@ impl Active {
         }
         let now = mware_coord::now_ms();
         let next = {
-            let st = &mut *self.lock();
-            if let Some(r) = &st.closed {
-                return Err(not_running(r));
+            let st = &mut *self.lock_for_change()?;
+            let fx = st.table.drop_unconfirmed(domain, name, &req.owner, now);
+            if !fx.writes.is_empty() {
+                tracing::info!(domain, name, owner = %req.owner, "owner asks again: its unconfirmed grant from before the failover is dropped");
+                self.apply(st, fx, Kind::Internal, None);
             }
             match st.table.acquire(domain, name, req, now)? {
                 Acquired::Now(fx) => {
                     let holder = fx.grants[0].holder.clone();
-                    Next::Durable(holder, self.queue(st, fx, Kind::Acquire)?)
+                    let (done, rx) = oneshot::channel();
+                    self.apply(st, fx, Kind::Acquire, Some(done));
+                    Next::Durable(holder, rx)
                 }
-                Acquired::Queued(id) => {
+                Acquired::Queued(id, fx) => {
                     let (tx, rx) = oneshot::channel();
                     st.waiters.insert(id, tx);
+                    self.apply(st, fx, Kind::Internal, None);
                     Next::Wait(id, rx)
                 }
             }
@@ -157,33 +224,32 @@ impl Active {
             }
             Next::Wait(id, rx) => {
                 self.metrics.waits.inc();
-                let mut guard = WaitGuard { active: self, domain, name, id, armed: true };
-                let r = guard.wait(rx, wait_ms).await;
-                guard.armed = false;
-                r
+                let mut guard = WaitGuard { active: self, domain, name, id, rx: Some(rx) };
+                guard.wait(wait_ms).await
             }
         }
     }
 
-    /// Releases a grant.
-    pub async fn release(&self, domain: &str, name: &str, owner: &str, token: u64) -> Result<(), MutexError> {
+    /// Releases a grant. Answered at once: a release lost in a failover only keeps
+    /// the holder until its ttl.
+    pub fn release(&self, domain: &str, name: &str, owner: &str, token: u64) -> Result<(), MutexError> {
         let now = mware_coord::now_ms();
-        let rx = {
-            let st = &mut *self.lock();
-            let fx = st.table.release(domain, name, owner, token, now)?;
-            self.queue(st, fx, Kind::Release)?
-        };
-        self.durable(rx).await
+        let st = &mut *self.lock_for_change()?;
+        let fx = st.table.release(domain, name, owner, token, now)?;
+        self.apply(st, fx, Kind::Internal, None);
+        Ok(())
     }
 
     /// Renews a grant.
     pub async fn renew(&self, domain: &str, name: &str, owner: &str, token: u64, ttl_ms: u64) -> Result<Granted, MutexError> {
         let now = mware_coord::now_ms();
         let (holder, rx) = {
-            let st = &mut *self.lock();
+            let st = &mut *self.lock_for_change()?;
             let fx = st.table.renew(domain, name, owner, token, ttl_ms, now)?;
             let holder = fx.grants[0].holder.clone();
-            (holder, self.queue(st, fx, Kind::Renew)?)
+            let (done, rx) = oneshot::channel();
+            self.apply(st, fx, Kind::Renew, Some(done));
+            (holder, rx)
         };
         self.durable(rx).await?;
         Ok(holder)
@@ -201,28 +267,39 @@ impl Active {
 
     /// Drops lapsed holders (and grants their waiters); returns when the next one lapses.
     pub fn sweep(&self) -> Option<u64> {
-        let mut st = self.lock();
+        let Ok(mut st) = self.lock_for_change() else { return None };
         let fx = st.table.expire(mware_coord::now_ms());
         self.metrics.expiries.inc_by(fx.expired.len() as u64);
         for (domain, name, h) in &fx.expired {
-            tracing::info!(domain, name, owner = %h.owner, token = h.token, "holder lapsed: neither renewed nor released within its ttl");
+            tracing::info!(domain, name, owner = %h.owner, token = h.token, unconfirmed = h.unconfirmed, "holder lapsed: neither renewed nor released within its ttl");
         }
-        self.queue_internal(&st, fx);
+        self.apply(&mut st, fx, Kind::Internal, None);
         st.table.next_expiry()
     }
 
-    /// Releases grants whose callers left before the answer (so the next in line gets it).
-    pub fn release_abandoned(&self, grants: Vec<Grant>) {
-        if grants.is_empty() {
+    /// Called by the writer when line records are durable: those waiters may be
+    /// answered at once from now on, and those granted meanwhile are answered now.
+    pub fn records_durable(&self, queued: Vec<Queued>) {
+        if queued.is_empty() {
             return;
         }
-        let now = mware_coord::now_ms();
-        let mut st = self.lock();
-        for g in grants {
-            tracing::debug!(domain = g.domain, name = g.name, token = g.holder.token, "caller left before its grant was answered; releasing it");
-            if let Ok(fx) = st.table.release(&g.domain, &g.name, &g.holder.owner, g.holder.token, now) {
-                self.queue_internal(&st, fx);
+        let st = &mut *self.lock();
+        let mut abandoned = vec![];
+        for q in queued {
+            if st.table.mark_durable(&q.domain, &q.name, q.id) {
+                continue;
             }
+            if let Some(g) = st.awaiting_record.remove(&q.id) {
+                abandoned.extend(self.answer_waiter(st, q.id, g));
+            }
+        }
+        self.release_locked(st, abandoned);
+    }
+
+    /// Releases grants on the spot whose callers left before the answer.
+    pub fn release_abandoned(&self, grants: Vec<Grant>) {
+        if !grants.is_empty() {
+            self.release_locked(&mut self.lock(), grants);
         }
     }
 }
@@ -233,31 +310,40 @@ struct WaitGuard<'a> {
     domain: &'a str,
     name: &'a str,
     id: WaiterId,
-    armed: bool,
+    /// Taken once the outcome is known.
+    rx: Option<oneshot::Receiver<Result<Grant, MutexError>>>,
 }
 
 impl WaitGuard<'_> {
-    async fn wait(&mut self, mut rx: oneshot::Receiver<Result<Grant, MutexError>>, wait_ms: u64) -> Result<Granted, MutexError> {
+    async fn wait(&mut self, wait_ms: u64) -> Result<Granted, MutexError> {
         let a = self.active;
-        let started = std::time::Instant::now();
-        tokio::select! {
-            r = &mut rx => return r.unwrap_or_else(|_| Err(a.closed_error())).map(|g| g.holder),
-            _ = tokio::time::sleep(Duration::from_millis(wait_ms)) => {}
+        let early = {
+            let rx = self.rx.as_mut().expect("receiver");
+            tokio::select! {
+                r = rx => Some(r),
+                _ = tokio::time::sleep(Duration::from_millis(wait_ms)) => None,
+            }
+        };
+        if let Some(r) = early {
+            self.rx = None;
+            return r.unwrap_or_else(|_| Err(a.closed_error())).map(|g| g.holder);
         }
         // Time is up: leave the line, unless the grant is already on its way.
         let busy = {
-            let mut st = a.lock();
-            if st.table.cancel_wait(self.domain, self.name, self.id) {
-                st.waiters.remove(&self.id);
-                let view = st.table.get(self.domain, self.name);
-                Some(view.map(|m| (m.limit, m.holders)).unwrap_or((1, vec![])))
-            } else {
-                None
+            let st = &mut *a.lock();
+            match st.table.cancel_wait(self.domain, self.name, self.id) {
+                Some(fx) => {
+                    st.waiters.remove(&self.id);
+                    a.apply(st, fx, Kind::Internal, None);
+                    let view = st.table.get(self.domain, self.name);
+                    Some(view.map(|m| (m.limit, m.holders)).unwrap_or((1, vec![])))
+                }
+                None => None,
             }
         };
+        let rx = self.rx.take().expect("receiver");
         if let Some((limit, holders)) = busy {
             a.metrics.timeouts.inc();
-            tracing::debug!(waited_ms = started.elapsed().as_millis() as u64, "wait ran out");
             return Err(MutexError::Busy { name: self.name.to_string(), limit, holders });
         }
         rx.await.unwrap_or_else(|_| Err(a.closed_error())).map(|g| g.holder)
@@ -266,13 +352,17 @@ impl WaitGuard<'_> {
 
 impl Drop for WaitGuard<'_> {
     fn drop(&mut self) {
-        if self.armed {
-            // The caller went away while queued. If it was granted meanwhile, its reply
-            // channel is dropped and the writer releases the grant.
-            let mut st = self.active.lock();
-            if st.table.cancel_wait(self.domain, self.name, self.id) {
-                st.waiters.remove(&self.id);
-            }
+        let Some(mut rx) = self.rx.take() else { return };
+        // The caller went away while queued: leave the line, or give back a grant that
+        // reached us but not the caller. A grant still on its way finds the reply
+        // channel closed and is released where it is sent.
+        let a = self.active;
+        let st = &mut *a.lock();
+        if let Some(fx) = st.table.cancel_wait(self.domain, self.name, self.id) {
+            st.waiters.remove(&self.id);
+            a.apply(st, fx, Kind::Internal, None);
+        } else if let Ok(Ok(g)) = rx.try_recv() {
+            a.release_locked(st, vec![g]);
         }
     }
 }

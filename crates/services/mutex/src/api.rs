@@ -163,7 +163,7 @@ async fn acquire(State(inner): State<Arc<Inner>>, Path((domain, name)): Path<(St
 async fn release(State(inner): State<Arc<Inner>>, Path((domain, name)): Path<(String, String)>, body: Bytes) -> Result<Json<ReleaseResponse>> {
     let (active, _, domain, name) = target(&inner, &domain, &name)?;
     let b = validate::release(&body)?;
-    active.release(&domain, &name, &b.owner, b.token).await?;
+    active.release(&domain, &name, &b.owner, b.token)?;
     Ok(Json(ReleaseResponse { released: true }))
 }
 

@@ -21,6 +21,7 @@ mod metrics;
 mod service;
 mod store;
 pub mod table;
+mod views;
 pub mod validate;
 mod writer;
 

@@ -75,7 +75,7 @@ impl MutexService {
         let live = table.holder_count();
         self.inner.metrics.holders.set(live as i64);
         tracing::info!(restored, live, lapsed = fx.expired.len(), next_token = next, epoch = ctx.fence.epoch, "critical sections restored");
-        let (active, rx) = Active::new(table, self.inner.metrics.clone());
+        let (active, rx) = Active::new(table, self.inner.metrics.clone(), ctx.lease.clone());
         Ok((active, rx, next))
     }
 }

@@ -1,12 +1,13 @@
 //! How the lock table is kept in the coordinator's group KV space.
 //!
 //! - `mutex/counter`: `{"next_token": N}`, the next token to hand out;
-//! - `mutex/h/<domain>/<name>/<token, 20 digits>`: one holder, `{"limit": L, "holder": {...}}`.
+//! - `mutex/h/<domain>/<name>/<token, 20 digits>`: one holder, `{"limit": L, "holder": {...}}`,
+//!   or one waiter's line record, `{"limit": L, "holder": {owner, token, 0, 0}, "queued_ttl_ms": T}`
+//!   (the token it will be granted with; see [`crate::table`] for why it is written).
 //!
-//! Waiters are not stored: their connections end with the activity that queued them.
 //! Domain and mutex names cannot contain `/` (see [`crate::validate`]).
 
-use crate::table::{HolderView, Write};
+use crate::table::{HolderView, SavedHolder, Write};
 use mware_coord::{Coordinator, CoordError, KvOp};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -38,6 +39,8 @@ struct Counter {
 struct Record {
     limit: u32,
     holder: HolderView,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    queued_ttl_ms: Option<u64>,
 }
 
 /// The key of one holder.
@@ -60,9 +63,15 @@ impl Batch {
         for w in writes {
             match w {
                 Write::Put { domain, name, limit, holder } => {
-                    let rec = Record { limit: *limit, holder: holder.clone() };
+                    let rec = Record { limit: *limit, holder: holder.clone(), queued_ttl_ms: None };
                     let v = serde_json::to_vec(&rec).expect("record serialises");
                     self.ops.insert(holder_key(domain, name, holder.token), Some(v));
+                }
+                Write::Queue { domain, name, limit, owner, token, ttl_ms } => {
+                    let holder = HolderView { owner: owner.clone(), token: *token, expires_at_ms: 0, granted_at_ms: 0, unconfirmed: false };
+                    let rec = Record { limit: *limit, holder, queued_ttl_ms: Some(*ttl_ms) };
+                    let v = serde_json::to_vec(&rec).expect("record serialises");
+                    self.ops.insert(holder_key(domain, name, *token), Some(v));
                 }
                 Write::Delete { domain, name, token } => {
                     self.ops.insert(holder_key(domain, name, *token), None);
@@ -76,12 +85,9 @@ impl Batch {
         self.ops.len()
     }
 
-    /// The mutexes written (`mutex/h/<domain>/<name>`), each once.
-    pub fn mutexes(&self) -> Vec<String> {
-        let mut m: Vec<String> =
-            self.ops.keys().map(|k| k.rsplit_once('/').map_or(k.as_str(), |(m, _)| m).to_string()).collect();
-        m.dedup();
-        m
+    /// The keys written, each once.
+    pub fn keys(&self) -> Vec<String> {
+        self.ops.keys().cloned().collect()
     }
 
     /// The operations, split in chunks of at most `chunk` operations; the counter of
@@ -111,8 +117,8 @@ impl Batch {
 pub struct Saved {
     /// The next token to hand out.
     pub next_token: u64,
-    /// `(domain, name, limit, holder)`.
-    pub holders: Vec<(String, String, u32, HolderView)>,
+    /// Holders and line records.
+    pub holders: Vec<SavedHolder>,
     /// Keys that could not be read (logged, then deleted).
     pub unreadable: Vec<String>,
 }
@@ -134,9 +140,13 @@ pub async fn load(coord: &dyn Coordinator, group: u32) -> Result<Saved, CoordErr
         };
         let parts: Vec<&str> = rest.split('/').collect();
         match (parts.as_slice(), serde_json::from_slice::<Record>(&v.value)) {
-            ([domain, name, _token], Ok(rec)) => {
-                saved.holders.push((domain.to_string(), name.to_string(), rec.limit, rec.holder))
-            }
+            ([domain, name, _token], Ok(rec)) => saved.holders.push(SavedHolder {
+                domain: domain.to_string(),
+                name: name.to_string(),
+                limit: rec.limit,
+                holder: rec.holder,
+                queued_ttl_ms: rec.queued_ttl_ms,
+            }),
             _ => saved.unreadable.push(key),
         }
     }
@@ -148,7 +158,7 @@ mod tests {
     use super::*;
 
     fn h(token: u64) -> HolderView {
-        HolderView { owner: "a".into(), token, expires_at_ms: 5, granted_at_ms: 1 }
+        HolderView { owner: "a".into(), token, expires_at_ms: 5, granted_at_ms: 1, unconfirmed: false }
     }
 
     #[test]
@@ -158,7 +168,7 @@ mod tests {
         b.add(&[Write::Delete { domain: "d".into(), name: "m".into(), token: 3 }], 4);
         b.add(&[Write::Put { domain: "d".into(), name: "m".into(), limit: 1, holder: h(4) }], 5);
         assert_eq!(b.key_count(), 2);
-        assert_eq!(b.mutexes(), vec!["mutex/h/d/m".to_string()]);
+        assert_eq!(b.keys().len(), 2);
         let chunks = b.into_chunks(0, 0, 2);
         assert_eq!(chunks.len(), 2);
         assert!(matches!(&chunks[0][0], KvOp::Put { key, .. } if key == COUNTER));

@@ -2,138 +2,34 @@
 //! struct without I/O.
 //!
 //! Every method takes the time (`now`, ms since the Unix epoch) as an argument and
-//! returns what happened: grants to answer and the [`Write`]s that must be durable
-//! before any of those grants is answered. The service applies the writes through the
-//! coordinator; this module never waits for anything.
+//! returns what happened ([`Effects`]): the [`Write`]s to make durable and the grants
+//! to answer. The service applies the writes through the coordinator; this module
+//! never waits for anything.
+//!
+//! Durability rules the service follows (and the reason for each):
+//! - a grant on the spot is answered only once its `Put` is durable;
+//! - a waiter gets its token when it joins the line, and its line record (`Queue`) is
+//!   written at once, while it waits. A waiter granted after its line record is durable
+//!   (`Grant::ready`) is answered at once, with no write on the hand-over path: if the
+//!   instance fails before the grant itself is durable, the next one restores the line
+//!   record as an *unconfirmed* holder, which blocks the mutex like a holder would;
+//! - a release may be answered before its `Delete` is durable: if it is lost, the next
+//!   activity keeps the released holder until its ttl (blocking, never double-granting).
 //!
 //! Invariants (checked by the unit tests):
-//! - a mutex has at most `limit` holders; a waiter exists only while it is full;
+//! - a mutex grants only while it has fewer than `limit` holders (restored unconfirmed
+//!   holders may make it more: it then grants nobody until enough of them are gone);
+//!   a waiter exists only while it is full;
 //! - waiters are granted first in, first out;
-//! - every token is greater than every token granted before it (by this table and,
-//!   through [`Table::restore`], by the earlier activities whose state it restored);
+//! - per mutex, every token is greater than every token granted before it (by this
+//!   table and, through [`Table::restore`], by the earlier activities it restored);
 //! - a mutex with no holders and no waiters is forgotten (its memory is freed).
 
 use crate::error::MutexError;
 use mware_config::CriticalSections;
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
-/// Identifies a queued waiter (unique within one table).
-pub type WaiterId = u64;
-
-/// A holder as shown by the API and stored in the coordinator.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct HolderView {
-    /// Owner named by the acquirer (e.g. a call id).
-    pub owner: String,
-    /// Fencing token: grows with every grant.
-    pub token: u64,
-    /// When the grant lapses unless renewed, ms since the Unix epoch.
-    pub expires_at_ms: u64,
-    /// When it was granted, ms since the Unix epoch.
-    pub granted_at_ms: u64,
-}
-
-/// A waiter as shown by the API.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct WaiterView {
-    /// Owner named by the acquirer.
-    pub owner: String,
-    /// TTL it asked for.
-    pub ttl_ms: u64,
-    /// Since when it waits, ms since the Unix epoch.
-    pub since_ms: u64,
-}
-
-/// One mutex as shown by the API.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct MutexView {
-    /// Mutex name.
-    pub name: String,
-    /// Most holders at once (1: a mutex; more: a counting semaphore).
-    pub limit: u32,
-    /// Current holders, oldest grant first.
-    pub holders: Vec<HolderView>,
-    /// Waiters in the order they will be granted.
-    pub waiters: Vec<WaiterView>,
-}
-
-/// A grant to answer once its writes are durable.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Grant {
-    /// Domain.
-    pub domain: String,
-    /// Mutex name.
-    pub name: String,
-    /// Mutex limit.
-    pub limit: u32,
-    /// The new (or renewed) holder.
-    pub holder: HolderView,
-    /// The queued waiter this grant answers; `None` when granted on the spot.
-    pub waiter: Option<WaiterId>,
-    /// How long the waiter waited, ms.
-    pub waited_ms: u64,
-}
-
-/// A change of durable state.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Write {
-    /// Store a holder (new grant or renewal).
-    Put {
-        /// Domain.
-        domain: String,
-        /// Mutex name.
-        name: String,
-        /// Mutex limit.
-        limit: u32,
-        /// The holder.
-        holder: HolderView,
-    },
-    /// Forget a holder (release or expiry).
-    Delete {
-        /// Domain.
-        domain: String,
-        /// Mutex name.
-        name: String,
-        /// Its token.
-        token: u64,
-    },
-}
-
-/// What an operation did: writes to make durable, then grants to answer.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Effects {
-    /// Writes, in order.
-    pub writes: Vec<Write>,
-    /// Grants that may be answered once `writes` are durable.
-    pub grants: Vec<Grant>,
-    /// Holders that lapsed (expiry sweep only): `(domain, name, holder)`.
-    pub expired: Vec<(String, String, HolderView)>,
-    /// The token counter after the operation (the next token to hand out).
-    pub next_token: u64,
-}
-
-/// The result of an acquire that did not fail.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Acquired {
-    /// Granted now (or renewed: the owner already held it); answer after the writes.
-    Now(Effects),
-    /// Queued; a later release or expiry grants it, or the caller cancels it.
-    Queued(WaiterId),
-}
-
-/// An acquire request, validated.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AcquireReq {
-    /// Owner.
-    pub owner: String,
-    /// Grant lifetime, ms.
-    pub ttl_ms: u64,
-    /// Whether to queue when busy (`wait_ms > 0`).
-    pub wait: bool,
-    /// Limit (1 for a mutex).
-    pub limit: u32,
-}
+pub use crate::views::*;
 
 #[derive(Debug, Clone)]
 struct Waiter {
@@ -141,6 +37,10 @@ struct Waiter {
     owner: String,
     ttl_ms: u64,
     since_ms: u64,
+    /// Handed out when it joined the line.
+    token: u64,
+    /// Its line record is durable.
+    durable: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -150,6 +50,32 @@ struct MutexState {
     waiters: VecDeque<Waiter>,
 }
 
+/// Every holder by expiry and by token.
+#[derive(Debug, Default)]
+struct Index {
+    /// `(expires_at_ms, token)` of every holder.
+    expiries: BTreeSet<(u64, u64)>,
+    /// token → (domain, name) of every holder.
+    by_token: HashMap<u64, (String, String)>,
+}
+
+impl Index {
+    fn add(&mut self, domain: &str, name: &str, h: &HolderView) {
+        self.expiries.insert((h.expires_at_ms, h.token));
+        self.by_token.insert(h.token, (domain.to_string(), name.to_string()));
+    }
+
+    fn remove(&mut self, h: &HolderView) {
+        self.expiries.remove(&(h.expires_at_ms, h.token));
+        self.by_token.remove(&h.token);
+    }
+
+    fn moved(&mut self, token: u64, from: u64, to: u64) {
+        self.expiries.remove(&(from, token));
+        self.expiries.insert((to, token));
+    }
+}
+
 /// The lock table of one group's active instance.
 #[derive(Debug)]
 pub struct Table {
@@ -157,23 +83,21 @@ pub struct Table {
     domains: HashMap<String, BTreeMap<String, MutexState>>,
     next_token: u64,
     next_waiter: WaiterId,
-    /// `(expires_at_ms, token)` of every holder.
-    expiries: BTreeSet<(u64, u64)>,
-    /// token → (domain, name) of every holder.
-    by_token: HashMap<u64, (String, String)>,
+    index: Index,
+}
+
+fn put(domain: &str, name: &str, limit: u32, holder: &HolderView) -> Write {
+    Write::Put { domain: domain.into(), name: name.into(), limit, holder: holder.clone() }
+}
+
+fn delete(domain: &str, name: &str, token: u64) -> Write {
+    Write::Delete { domain: domain.into(), name: name.into(), token }
 }
 
 impl Table {
     /// An empty table handing out tokens from 1.
     pub fn new(limits: CriticalSections) -> Self {
-        Table {
-            limits,
-            domains: HashMap::new(),
-            next_token: 1,
-            next_waiter: 1,
-            expiries: BTreeSet::new(),
-            by_token: HashMap::new(),
-        }
+        Table { limits, domains: HashMap::new(), next_token: 1, next_waiter: 1, index: Index::default() }
     }
 
     /// The configured limits.
@@ -193,25 +117,28 @@ impl Table {
 
     /// Number of holders over all mutexes.
     pub fn holder_count(&self) -> usize {
-        self.by_token.len()
+        self.index.by_token.len()
     }
 
-    /// Loads holders saved by an earlier activity. Holders already lapsed at `now` are
-    /// dropped and returned as deletes; the counter never goes below `next_token` nor
+    /// Loads what an earlier activity saved. Holders already lapsed at `now` are dropped
+    /// (deletes). A waiter's line record becomes an unconfirmed holder lapsing at
+    /// `now + its ttl` (it may have been granted just before the failover, at the
+    /// latest now), written back as such. The counter never goes below `next_token` nor
     /// below any restored token + 1.
-    pub fn restore(
-        &mut self,
-        next_token: u64,
-        holders: Vec<(String, String, u32, HolderView)>,
-        now: u64,
-    ) -> Effects {
+    pub fn restore(&mut self, next_token: u64, saved: Vec<SavedHolder>, now: u64) -> Effects {
         let mut fx = Effects::default();
         self.next_token = self.next_token.max(next_token);
-        for (domain, name, limit, h) in holders {
-            self.next_token = self.next_token.max(h.token + 1);
-            if h.expires_at_ms <= now {
-                fx.writes.push(Write::Delete { domain: domain.clone(), name: name.clone(), token: h.token });
-                fx.expired.push((domain, name, h));
+        for s in saved {
+            let SavedHolder { domain, name, limit, mut holder, queued_ttl_ms } = s;
+            self.next_token = self.next_token.max(holder.token + 1);
+            if let Some(ttl) = queued_ttl_ms {
+                holder.expires_at_ms = now + ttl;
+                holder.granted_at_ms = 0;
+                holder.unconfirmed = true;
+                fx.writes.push(put(&domain, &name, limit, &holder));
+            } else if holder.expires_at_ms <= now {
+                fx.writes.push(delete(&domain, &name, holder.token));
+                fx.expired.push((domain, name, holder));
                 continue;
             }
             let m = self.domains.entry(domain.clone()).or_default().entry(name.clone()).or_insert(MutexState {
@@ -219,14 +146,32 @@ impl Table {
                 holders: vec![],
                 waiters: VecDeque::new(),
             });
-            self.expiries.insert((h.expires_at_ms, h.token));
-            self.by_token.insert(h.token, (domain, name));
-            m.holders.push(h);
+            self.index.add(&domain, &name, &holder);
+            m.holders.push(holder);
         }
         for names in self.domains.values_mut() {
             for m in names.values_mut() {
                 m.holders.sort_by_key(|h| h.token);
             }
+        }
+        fx.next_token = self.next_token;
+        fx
+    }
+
+    /// Forgets an unconfirmed holder of `owner` on `domain/name`: an owner that asks
+    /// for the mutex again is not inside it. Waiters get the room it leaves.
+    pub fn drop_unconfirmed(&mut self, domain: &str, name: &str, owner: &str, now: u64) -> Effects {
+        let mut fx = Effects::default();
+        let token = self
+            .domains
+            .get(domain)
+            .and_then(|d| d.get(name))
+            .and_then(|m| m.holders.iter().find(|h| h.owner == owner && h.unconfirmed))
+            .map(|h| h.token);
+        if let Some(token) = token {
+            self.remove_holder(domain, name, token, &mut fx);
+            self.promote(domain, name, now, &mut fx);
+            self.forget_if_empty(domain, name);
         }
         fx.next_token = self.next_token;
         fx
@@ -254,30 +199,30 @@ impl Table {
         if m.limit != req.limit {
             return Err(MutexError::LimitMismatch { name: name.to_string(), existing: m.limit, requested: req.limit });
         }
+        let mut fx = Effects::default();
         // Idempotent for its owner: a retried acquire gets the grant it already has, renewed.
-        if let Some(i) = m.holders.iter().position(|h| h.owner == req.owner) {
-            let old = m.holders[i].expires_at_ms;
-            let h = &mut m.holders[i];
+        if let Some(h) = m.holders.iter_mut().find(|h| h.owner == req.owner && !h.unconfirmed) {
+            let old = h.expires_at_ms;
             h.expires_at_ms = now + req.ttl_ms;
             let h = h.clone();
             let limit = m.limit;
-            self.expiries.remove(&(old, h.token));
-            self.expiries.insert((h.expires_at_ms, h.token));
-            return Ok(Acquired::Now(self.effects_of_grant(domain, name, limit, h, None, 0)));
+            self.index.moved(h.token, old, h.expires_at_ms);
+            fx.writes.push(put(domain, name, limit, &h));
+            fx.grants.push(Grant { domain: domain.into(), name: name.into(), limit, holder: h, waiter: None, waited_ms: 0, ready: false });
+            fx.next_token = self.next_token;
+            return Ok(Acquired::Now(fx));
         }
+        let token = self.next_token;
         if m.holders.len() < m.limit as usize && m.waiters.is_empty() {
-            let h = HolderView {
-                owner: req.owner,
-                token: self.next_token,
-                expires_at_ms: now + req.ttl_ms,
-                granted_at_ms: now,
-            };
+            let h = HolderView { owner: req.owner, token, expires_at_ms: now + req.ttl_ms, granted_at_ms: now, unconfirmed: false };
             self.next_token += 1;
             m.holders.push(h.clone());
             let limit = m.limit;
-            self.expiries.insert((h.expires_at_ms, h.token));
-            self.by_token.insert(h.token, (domain.to_string(), name.to_string()));
-            return Ok(Acquired::Now(self.effects_of_grant(domain, name, limit, h, None, 0)));
+            self.index.add(domain, name, &h);
+            fx.writes.push(put(domain, name, limit, &h));
+            fx.grants.push(Grant { domain: domain.into(), name: name.into(), limit, holder: h, waiter: None, waited_ms: 0, ready: false });
+            fx.next_token = self.next_token;
+            return Ok(Acquired::Now(fx));
         }
         if !req.wait {
             let err = MutexError::Busy { name: name.to_string(), limit: m.limit, holders: m.holders.clone() };
@@ -288,35 +233,43 @@ impl Table {
         }
         let id = self.next_waiter;
         self.next_waiter += 1;
-        m.waiters.push_back(Waiter { id, owner: req.owner, ttl_ms: req.ttl_ms, since_ms: now });
-        Ok(Acquired::Queued(id))
+        self.next_token += 1;
+        fx.writes.push(Write::Queue {
+            domain: domain.into(),
+            name: name.into(),
+            limit: m.limit,
+            owner: req.owner.clone(),
+            token,
+            ttl_ms: req.ttl_ms,
+        });
+        fx.queued.push(Queued { domain: domain.into(), name: name.into(), id });
+        m.waiters.push_back(Waiter { id, owner: req.owner, ttl_ms: req.ttl_ms, since_ms: now, token, durable: false });
+        fx.next_token = self.next_token;
+        Ok(Acquired::Queued(id, fx))
     }
 
-    fn effects_of_grant(
-        &self,
-        domain: &str,
-        name: &str,
-        limit: u32,
-        holder: HolderView,
-        waiter: Option<WaiterId>,
-        waited_ms: u64,
-    ) -> Effects {
-        Effects {
-            writes: vec![Write::Put { domain: domain.into(), name: name.into(), limit, holder: holder.clone() }],
-            grants: vec![Grant { domain: domain.into(), name: name.into(), limit, holder, waiter, waited_ms }],
-            expired: vec![],
-            next_token: self.next_token,
+    /// Marks the line record of waiter `id` durable; `false` when it is no longer queued.
+    pub fn mark_durable(&mut self, domain: &str, name: &str, id: WaiterId) -> bool {
+        let Some(m) = self.domains.get_mut(domain).and_then(|d| d.get_mut(name)) else { return false };
+        match m.waiters.iter_mut().find(|w| w.id == id) {
+            Some(w) => {
+                w.durable = true;
+                true
+            }
+            None => false,
         }
     }
 
-    /// Removes a queued waiter (its wait ran out or its client left). `false` when it is
-    /// no longer queued: it was granted already, and that grant is on its way.
-    pub fn cancel_wait(&mut self, domain: &str, name: &str, id: WaiterId) -> bool {
-        let Some(m) = self.domains.get_mut(domain).and_then(|d| d.get_mut(name)) else { return false };
-        let Some(i) = m.waiters.iter().position(|w| w.id == id) else { return false };
-        m.waiters.remove(i);
+    /// Removes a queued waiter (its wait ran out or its client left) and deletes its
+    /// line record. `None` when it is no longer queued: it was granted already.
+    pub fn cancel_wait(&mut self, domain: &str, name: &str, id: WaiterId) -> Option<Effects> {
+        let m = self.domains.get_mut(domain).and_then(|d| d.get_mut(name))?;
+        let i = m.waiters.iter().position(|w| w.id == id)?;
+        let w = m.waiters.remove(i).expect("position");
+        let mut fx = Effects { writes: vec![delete(domain, name, w.token)], ..Default::default() };
         self.forget_if_empty(domain, name);
-        true
+        fx.next_token = self.next_token;
+        Some(fx)
     }
 
     /// Releases the grant `token` held by `owner`, and grants waiters in order.
@@ -330,7 +283,8 @@ impl Table {
         Ok(fx)
     }
 
-    /// Extends the grant `token` held by `owner` to `now + ttl_ms`.
+    /// Extends the grant `token` held by `owner` to `now + ttl_ms` (and confirms an
+    /// unconfirmed one: its owner says it holds it).
     pub fn renew(
         &mut self,
         domain: &str,
@@ -343,22 +297,24 @@ impl Table {
         self.check_holder(domain, name, owner, token)?;
         let m = self.domains.get_mut(domain).and_then(|d| d.get_mut(name)).expect("checked");
         let h = m.holders.iter_mut().find(|h| h.token == token).expect("checked");
-        self.expiries.remove(&(h.expires_at_ms, token));
+        let old = h.expires_at_ms;
         h.expires_at_ms = now + ttl_ms;
-        self.expiries.insert((h.expires_at_ms, token));
+        h.unconfirmed = false;
         let (h, limit) = (h.clone(), m.limit);
-        Ok(self.effects_of_grant(domain, name, limit, h, None, 0))
+        self.index.moved(token, old, h.expires_at_ms);
+        let grant = Grant { domain: domain.into(), name: name.into(), limit, holder: h.clone(), waiter: None, waited_ms: 0, ready: false };
+        Ok(Effects { writes: vec![put(domain, name, limit, &h)], grants: vec![grant], next_token: self.next_token, ..Default::default() })
     }
 
     /// Drops every holder whose time is up at `now` and grants waiters in their place.
     pub fn expire(&mut self, now: u64) -> Effects {
         let mut fx = Effects::default();
-        while let Some(&(at, token)) = self.expiries.first() {
+        while let Some(&(at, token)) = self.index.expiries.first() {
             if at > now {
                 break;
             }
-            let Some((domain, name)) = self.by_token.get(&token).cloned() else {
-                self.expiries.remove(&(at, token));
+            let Some((domain, name)) = self.index.by_token.get(&token).cloned() else {
+                self.index.expiries.remove(&(at, token));
                 continue;
             };
             if let Some(h) = self.remove_holder(&domain, &name, token, &mut fx) {
@@ -373,7 +329,7 @@ impl Table {
 
     /// When the next holder lapses, if any.
     pub fn next_expiry(&self) -> Option<u64> {
-        self.expiries.first().map(|(at, _)| *at)
+        self.index.expiries.first().map(|(at, _)| *at)
     }
 
     /// One mutex.
@@ -408,9 +364,8 @@ impl Table {
         let m = self.domains.get_mut(domain)?.get_mut(name)?;
         let i = m.holders.iter().position(|h| h.token == token)?;
         let h = m.holders.remove(i);
-        self.expiries.remove(&(h.expires_at_ms, token));
-        self.by_token.remove(&token);
-        fx.writes.push(Write::Delete { domain: domain.into(), name: name.into(), token });
+        self.index.remove(&h);
+        fx.writes.push(delete(domain, name, token));
         Some(h)
     }
 
@@ -419,17 +374,10 @@ impl Table {
         let Some(m) = self.domains.get_mut(domain).and_then(|d| d.get_mut(name)) else { return };
         while m.holders.len() < m.limit as usize {
             let Some(w) = m.waiters.pop_front() else { break };
-            let h = HolderView {
-                owner: w.owner,
-                token: self.next_token,
-                expires_at_ms: now + w.ttl_ms,
-                granted_at_ms: now,
-            };
-            self.next_token += 1;
-            self.expiries.insert((h.expires_at_ms, h.token));
-            self.by_token.insert(h.token, (domain.to_string(), name.to_string()));
+            let h = HolderView { owner: w.owner, token: w.token, expires_at_ms: now + w.ttl_ms, granted_at_ms: now, unconfirmed: false };
+            self.index.add(domain, name, &h);
             m.holders.push(h.clone());
-            fx.writes.push(Write::Put { domain: domain.into(), name: name.into(), limit: m.limit, holder: h.clone() });
+            fx.writes.push(put(domain, name, m.limit, &h));
             fx.grants.push(Grant {
                 domain: domain.into(),
                 name: name.into(),
@@ -437,6 +385,7 @@ impl Table {
                 holder: h,
                 waiter: Some(w.id),
                 waited_ms: now.saturating_sub(w.since_ms),
+                ready: w.durable,
             });
         }
     }
@@ -460,7 +409,7 @@ fn view(name: &str, m: &MutexState) -> MutexView {
         waiters: m
             .waiters
             .iter()
-            .map(|w| WaiterView { owner: w.owner.clone(), ttl_ms: w.ttl_ms, since_ms: w.since_ms })
+            .map(|w| WaiterView { owner: w.owner.clone(), ttl_ms: w.ttl_ms, since_ms: w.since_ms, token: w.token })
             .collect(),
     }
 }

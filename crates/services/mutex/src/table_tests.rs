@@ -19,14 +19,24 @@ fn req(owner: &str, wait: bool) -> AcquireReq {
 fn granted(a: Acquired) -> Grant {
     match a {
         Acquired::Now(fx) => fx.grants.into_iter().next().expect("one grant"),
-        Acquired::Queued(id) => panic!("expected a grant, got queued waiter {id}"),
+        Acquired::Queued(id, _) => panic!("expected a grant, got queued waiter {id}"),
     }
 }
 
 fn queued(a: Acquired) -> WaiterId {
     match a {
-        Acquired::Queued(id) => id,
+        Acquired::Queued(id, _) => id,
         Acquired::Now(fx) => panic!("expected to queue, got {fx:?}"),
+    }
+}
+
+fn saved(name: &str, owner: &str, token: u64, expires_at_ms: u64, queued_ttl_ms: Option<u64>) -> SavedHolder {
+    SavedHolder {
+        domain: "d.ru".into(),
+        name: name.into(),
+        limit: 1,
+        holder: HolderView { owner: owner.into(), token, expires_at_ms, granted_at_ms: 0, unconfirmed: false },
+        queued_ttl_ms,
     }
 }
 
@@ -147,10 +157,11 @@ fn cancelled_waiter_is_skipped_and_late_cancel_reports_the_grant() {
     let g = granted(t.acquire("d.ru", "m", req("a", false), 0).unwrap());
     let wb = queued(t.acquire("d.ru", "m", req("b", true), 0).unwrap());
     let wc = queued(t.acquire("d.ru", "m", req("c", true), 0).unwrap());
-    assert!(t.cancel_wait("d.ru", "m", wb));
+    let fx = t.cancel_wait("d.ru", "m", wb).expect("was queued");
+    assert!(matches!(&fx.writes[..], [Write::Delete { token: 2, .. }]), "its line record goes: {fx:?}");
     let fx = t.release("d.ru", "m", "a", g.holder.token, 1).unwrap();
     assert_eq!(fx.grants[0].waiter, Some(wc));
-    assert!(!t.cancel_wait("d.ru", "m", wc), "already granted: the caller must take the grant");
+    assert!(t.cancel_wait("d.ru", "m", wc).is_none(), "already granted: the caller must take the grant");
 }
 
 #[test]
@@ -170,15 +181,7 @@ fn limits_on_waiters_and_mutexes_per_domain() {
 #[test]
 fn restore_keeps_live_holders_drops_lapsed_ones_and_tokens_keep_growing() {
     let mut t = Table::new(limits());
-    let h = |o: &str, token, exp| HolderView { owner: o.into(), token, expires_at_ms: exp, granted_at_ms: 0 };
-    let fx = t.restore(
-        10,
-        vec![
-            ("d.ru".into(), "m".into(), 1, h("a", 7, 5000)),
-            ("d.ru".into(), "old".into(), 1, h("z", 12, 900)),
-        ],
-        1000,
-    );
+    let fx = t.restore(10, vec![saved("m", "a", 7, 5000, None), saved("old", "z", 12, 900, None)], 1000);
     assert_eq!(fx.expired.len(), 1);
     assert!(matches!(&fx.writes[..], [Write::Delete { token: 12, .. }]));
     assert_eq!(t.next_token(), 13, "above every token ever seen");
@@ -199,6 +202,7 @@ fn many_random_operations_keep_the_invariants() {
         (seed >> 33) % n
     };
     let mut last_token = 0;
+    let mut last_of: std::collections::HashMap<String, u64> = Default::default();
     let mut held: Vec<(String, String, u64)> = vec![];
     for now in 0..5000u64 {
         let name = format!("m{}", rnd(3));
@@ -206,6 +210,13 @@ fn many_random_operations_keep_the_invariants() {
         let fx = match rnd(3) {
             0 => match t.acquire("d.ru", &name, AcquireReq { owner, ttl_ms: 1 + rnd(50), wait: true, limit: 2 }, now) {
                 Ok(Acquired::Now(fx)) => fx,
+                Ok(Acquired::Queued(id, fx)) => {
+                    assert!(matches!(&fx.writes[..], [Write::Queue { .. }]), "a waiter's line record is written");
+                    if rnd(2) == 0 {
+                        t.mark_durable("d.ru", &name, id);
+                    }
+                    Effects::default()
+                }
                 _ => Effects::default(),
             },
             1 if !held.is_empty() => {
@@ -218,6 +229,11 @@ fn many_random_operations_keep_the_invariants() {
             if g.holder.granted_at_ms == now && g.holder.token > last_token {
                 last_token = g.holder.token;
             }
+            let last = last_of.entry(g.name.clone()).or_default();
+            if g.holder.granted_at_ms == now {
+                assert!(g.holder.token > *last, "tokens of {} out of grant order: {} after {}", g.name, g.holder.token, *last);
+                *last = g.holder.token;
+            }
             held.push((g.name, g.holder.owner, g.holder.token));
         }
         for m in t.list("d.ru") {
@@ -226,4 +242,61 @@ fn many_random_operations_keep_the_invariants() {
         }
     }
     assert!(last_token > 100);
+}
+
+#[test]
+fn a_waiter_is_answered_at_once_only_when_its_line_record_is_durable() {
+    let mut t = Table::new(limits());
+    let g = granted(t.acquire("d.ru", "m", req("a", false), 0).unwrap());
+    let Acquired::Queued(wb, fx) = t.acquire("d.ru", "m", req("b", true), 0).unwrap() else { panic!("not queued") };
+    assert!(matches!(&fx.writes[..], [Write::Queue { token: 2, ttl_ms: 1000, .. }]));
+    assert_eq!(fx.next_token, 3, "the counter covers the token handed to the waiter");
+    assert_eq!(fx.queued, vec![Queued { domain: "d.ru".into(), name: "m".into(), id: wb }]);
+    let wc = queued(t.acquire("d.ru", "m", req("c", true), 0).unwrap());
+    assert!(t.mark_durable("d.ru", "m", wb));
+    let fx = t.release("d.ru", "m", "a", g.holder.token, 5).unwrap();
+    assert_eq!(fx.grants.len(), 1);
+    assert!(fx.grants[0].ready, "b's line record is durable: answer at once");
+    assert_eq!(fx.grants[0].holder.token, 2);
+    let fx = t.release("d.ru", "m", "b", 2, 6).unwrap();
+    assert_eq!(fx.grants[0].waiter, Some(wc));
+    assert!(!fx.grants[0].ready, "c's line record is not durable yet: wait for it");
+    assert!(!t.mark_durable("d.ru", "m", wc), "no longer queued");
+}
+
+#[test]
+fn restored_line_records_block_like_holders_until_gone() {
+    let mut t = Table::new(limits());
+    // The old active had holder a (token 7) and waiters b (8) and c (9) in line; it may
+    // have handed the mutex to b, then c, without writing it down.
+    let fx = t.restore(10, vec![saved("m", "a", 7, 5000, None), saved("m", "b", 8, 0, Some(3000)), saved("m", "c", 9, 0, Some(500))], 1000);
+    let m = t.get("d.ru", "m").unwrap();
+    assert_eq!(m.holders.iter().map(|h| (h.token, h.unconfirmed, h.expires_at_ms)).collect::<Vec<_>>(), vec![(7, false, 5000), (8, true, 4000), (9, true, 1500)]);
+    assert_eq!(fx.writes.len(), 2, "unconfirmed holders are written back with their expiry: {fx:?}");
+    assert_eq!(t.next_token(), 10);
+    // Nobody else gets it while any of them may hold it.
+    let wd = queued(t.acquire("d.ru", "m", req("d", true), 1000).unwrap());
+    assert!(t.release("d.ru", "m", "a", 7, 1001).unwrap().grants.is_empty());
+    let fx = t.renew("d.ru", "m", "b", 8, 2000, 1002).unwrap();
+    assert!(!fx.grants[0].holder.unconfirmed, "its owner renewed it: confirmed");
+    assert!(t.expire(1500).grants.is_empty(), "c lapsed, b still holds");
+    let fx = t.release("d.ru", "m", "b", 8, 1600).unwrap();
+    assert_eq!(fx.grants[0].waiter, Some(wd));
+    assert_eq!(fx.grants[0].holder.token, 10, "the token d got when it joined the line");
+}
+
+#[test]
+fn an_owner_asking_again_drops_its_unconfirmed_grant() {
+    let mut t = Table::new(limits());
+    t.restore(1, vec![saved("m", "b", 8, 0, Some(3000)), saved("m", "c", 9, 0, Some(3000))], 1000);
+    // c's client retries after the failover: it is not inside, so its record goes, but
+    // b may still hold the mutex, so c waits.
+    let fx = t.drop_unconfirmed("d.ru", "m", "c", 1001);
+    assert!(matches!(&fx.writes[..], [Write::Delete { token: 9, .. }]));
+    assert!(t.acquire("d.ru", "m", req("c", false), 1001).is_err(), "b may hold it");
+    let fx = t.drop_unconfirmed("d.ru", "m", "b", 1002);
+    assert!(fx.grants.is_empty());
+    let g = granted(t.acquire("d.ru", "m", req("b", false), 1002).unwrap());
+    assert_eq!(g.holder.token, 10);
+    assert!(t.drop_unconfirmed("d.ru", "m", "b", 1003).writes.is_empty(), "a confirmed grant is kept");
 }

@@ -89,11 +89,13 @@ fn stop_reason(stop: &Stop) -> String {
 
 /// Runs the writer until the channel closes or a write is refused.
 ///
-/// Up to [`PIPELINE`] batches are in flight at once. A batch that touches a mutex another
-/// batch in flight also touches waits for it, so the changes of one mutex are applied
-/// in order and the durable state of each mutex is always a state it really had (never
-/// a newer grant without the older release it depended on). Each batch in flight owns
-/// a counter slot (see [`crate::store::counter_key`]).
+/// Up to [`PIPELINE`] batches are in flight at once. A batch that writes a key another
+/// batch in flight also writes waits for it, so the writes of one key (a waiter's line
+/// record, its grant, its release) are applied in order and a deleted record never
+/// comes back. Batches on different keys of one mutex may land in any order: a
+/// release may land after the grant that followed it, so a restore can see more holders
+/// than the limit, and then grants nobody until they are gone (see [`crate::table`]).
+/// Each batch in flight owns a counter slot (see [`crate::store::counter_key`]).
 pub(crate) async fn run(
     active: Arc<Active>,
     mut rx: mpsc::UnboundedReceiver<Pending>,
@@ -110,10 +112,10 @@ pub(crate) async fn run(
     loop {
         if stop.is_none() {
             if let Some((b, _)) = &held {
-                if !free.is_empty() && !b.mutexes().iter().any(|k| busy.contains(k)) {
+                if !free.is_empty() && !b.keys().iter().any(|k| busy.contains(k)) {
                     let (batch, items) = held.take().expect("held");
                     let slot = free.pop().expect("free slot");
-                    let keys = batch.mutexes();
+                    let keys = batch.keys();
                     busy.extend(keys.iter().cloned());
                     let next_token = batch.next_token();
                     let chunks = batch.into_chunks(slot, slot_written[slot], CHUNK_OPS);
@@ -194,48 +196,25 @@ pub(crate) async fn run(
     }
 }
 
-/// Answers every change of a durable batch; grants nobody takes are released.
+/// Answers every change of a durable batch and tells the table which line records are
+/// durable; grants on the spot nobody takes are released.
 fn answer(active: &Active, items: Vec<Pending>) {
     let mut abandoned: Vec<Grant> = vec![];
-    let mut to_waiters: Vec<Grant> = vec![];
+    let mut queued = vec![];
     for p in items {
-        let mut direct = vec![];
-        for g in p.fx.grants {
-            if g.waiter.is_some() {
-                to_waiters.push(g);
-            } else {
-                direct.push(g);
-            }
-        }
+        queued.extend(p.fx.queued);
         if let Some(d) = p.done {
             let taken = d.send(Ok(())).is_ok();
             if p.kind == Kind::Acquire {
                 if taken {
-                    active.metrics.grants.inc_by(direct.len() as u64);
+                    active.metrics.grants.inc_by(p.fx.grants.len() as u64);
                 } else {
-                    abandoned.extend(direct);
+                    abandoned.extend(p.fx.grants);
                 }
             }
         }
     }
-    if !to_waiters.is_empty() {
-        let mut st = active.lock();
-        for g in to_waiters {
-            let id = g.waiter.expect("waiter grant");
-            let waited = g.waited_ms;
-            match st.waiters.remove(&id) {
-                Some(tx) => match tx.send(Ok(g)) {
-                    Ok(()) => {
-                        active.metrics.grants.inc();
-                        active.metrics.wait_seconds.observe(waited as f64 / 1000.0);
-                    }
-                    Err(Ok(g)) => abandoned.push(g),
-                    Err(Err(_)) => {}
-                },
-                None => abandoned.push(g),
-            }
-        }
-    }
+    active.records_durable(queued);
     active.release_abandoned(abandoned);
 }
 

@@ -19,7 +19,7 @@ async fn start(dir: &std::path::Path) -> (std::sync::Arc<dyn mware_coord::Coordi
 async fn start_with(dir: &std::path::Path, limits: Value) -> (std::sync::Arc<dyn mware_coord::Coordinator>, mware_coord::Membership, Running) {
     let coord = common::open(common::embedded(dir)).await;
     let (m, fence) = common::become_active(&coord, "mware1", 10).await;
-    let r = Running::start(common::service(), coord.clone(), fence, "mware1", common::site(limits)).await;
+    let r = Running::start(common::service(), coord.clone(), fence, m.lease.clone(), "mware1", common::site(limits)).await;
     (coord, m, r)
 }
 
@@ -138,7 +138,7 @@ async fn restart_with_a_new_epoch_restores_holders_and_tokens_keep_growing() {
     m.leave().await;
     // A new activity (new epoch), on the same service object as the host would do.
     let (_m2, fence2) = common::become_active(&coord, "mware2", 20).await;
-    let r = Running::start(svc, coord.clone(), fence2, "mware2", common::site(limits())).await;
+    let r = Running::start(svc, coord.clone(), fence2, _m2.lease.clone(), "mware2", common::site(limits())).await;
     let (_, v) = get(&http, &r.url("d.ru", "/keep")).await;
     assert_eq!(v["holders"][0]["owner"], "a", "{v}");
     assert_eq!(v["holders"][0]["token"], a["token"]);
@@ -155,9 +155,39 @@ async fn restart_with_a_new_epoch_restores_holders_and_tokens_keep_growing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_lease_makes_the_service_refuse_before_anything_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_coord, m, r) = start(dir.path()).await;
+    let http = reqwest::Client::new();
+    let (s, g) = post(&http, &r.url("d.ru", "/m/acquire"), json!({"owner": "a", "ttl_ms": 60000, "wait_ms": 0})).await;
+    assert_eq!(s, 200);
+    let lease = m.lease.clone();
+    m.leave().await;
+    assert!(!lease.active_now());
+    // Past its lease an instance decides nothing, even what needs no write.
+    for (path, body) in [
+        ("/n/acquire", json!({"owner": "b", "ttl_ms": 60000, "wait_ms": 0})),
+        ("/m/release", json!({"owner": "a", "token": g["token"]})),
+        ("/m/renew", json!({"owner": "a", "token": g["token"], "ttl_ms": 1000})),
+    ] {
+        let (s, e) = post(&http, &r.url("d.ru", path), body).await;
+        assert_eq!(s, 503, "{path}: {e}");
+        assert_eq!(e["retryable"], true);
+        assert!(e["error"].as_str().unwrap().contains("lease"), "{e}");
+    }
+    r.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_epoch_makes_the_service_refuse() {
     let dir = tempfile::tempdir().unwrap();
-    let (coord, m, r) = start(dir.path()).await;
+    let coord = common::open(common::embedded(dir.path())).await;
+    let (m, fence) = common::become_active(&coord, "mware1", 10).await;
+    // A lease that still looks valid: a process that checked it just before it was
+    // paused. The coordinator's fence is then what refuses its writes.
+    let forged = std::sync::Arc::new(mware_coord::LeaseStats::default());
+    forged.set_active_until(Some(std::time::Instant::now() + Duration::from_secs(3600)));
+    let r = Running::start(common::service(), coord.clone(), fence, forged, "mware1", common::site(limits())).await;
     let http = reqwest::Client::new();
     let (s, _) = post(&http, &r.url("d.ru", "/m/acquire"), json!({"owner": "a", "ttl_ms": 60000, "wait_ms": 0})).await;
     assert_eq!(s, 200);
@@ -287,7 +317,7 @@ async fn a_waiter_gets_a_retryable_503_when_activity_ends() {
     let (_m, fence) = common::become_active(&coord, "mware1", 10).await;
     let mut reg = prometheus_client::registry::Registry::default();
     let svc = mware_mutex::MutexService::new(&mut reg);
-    let r = Running::start(svc, coord.clone(), fence, "mware1", common::site(limits())).await;
+    let r = Running::start(svc, coord.clone(), fence, _m.lease.clone(), "mware1", common::site(limits())).await;
     let http = reqwest::Client::new();
     let acq = r.url("d.ru", "/w/acquire");
     let (s, _) = post(&http, &acq, json!({"owner": "a", "ttl_ms": 60000, "wait_ms": 0})).await;

@@ -13,7 +13,7 @@ async fn checker_and_restart_on_etcd() {
     let etcd = Etcd::start().expect("start etcd");
     let coord = common::open(common::etcd(&etcd.endpoint())).await;
     let (m, fence) = common::become_active(&coord, "mware1", 10).await;
-    let r = Running::start(common::service(), coord.clone(), fence, "mware1", common::site(json!({}))).await;
+    let r = Running::start(common::service(), coord.clone(), fence, m.lease.clone(), "mware1", common::site(json!({}))).await;
 
     let cfg = checker::Config {
         bases: vec![r.base.clone()],
@@ -42,7 +42,7 @@ async fn checker_and_restart_on_etcd() {
     m.leave().await;
     let (_m2, fence2) = common::become_active(&coord, "mware2", 20).await;
     assert!(fence2.epoch > fence.epoch);
-    let r = Running::start(svc, coord.clone(), fence2, "mware2", common::site(json!({}))).await;
+    let r = Running::start(svc, coord.clone(), fence2, _m2.lease.clone(), "mware2", common::site(json!({}))).await;
     let (_, v) = get(&http, &r.url("d.ru", "/kept")).await;
     assert_eq!(v["holders"][0]["token"], a["token"], "{v}");
     let (s, b) = post(&http, &r.url("d.ru", "/new/acquire"), json!({"owner": "b", "ttl_ms": 1000, "wait_ms": 0})).await;
@@ -56,7 +56,7 @@ async fn etcd_down_means_no_grant_and_a_retryable_503() {
     let mut etcd = Etcd::start().expect("start etcd");
     let coord = common::open(common::etcd(&etcd.endpoint())).await;
     let (_m, fence) = common::become_active(&coord, "mware1", 10).await;
-    let r = Running::start(common::service(), coord.clone(), fence, "mware1", common::site(json!({}))).await;
+    let r = Running::start(common::service(), coord.clone(), fence, _m.lease.clone(), "mware1", common::site(json!({}))).await;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
     let (s, _) = post(&http, &r.url("d.ru", "/m/acquire"), json!({"owner": "a", "ttl_ms": 60000, "wait_ms": 0})).await;
     assert_eq!(s, 200);

@@ -16,7 +16,7 @@ async fn no_overlap_and_growing_tokens_across_a_change_of_activity() {
     let dir = tempfile::tempdir().unwrap();
     let coord = common::open(common::embedded(dir.path())).await;
     let (m1, fence1) = common::become_active(&coord, "mware1", 10).await;
-    let r1 = Running::start(common::service(), coord.clone(), fence1, "mware1", common::site(json!({}))).await;
+    let r1 = Running::start(common::service(), coord.clone(), fence1, m1.lease.clone(), "mware1", common::site(json!({}))).await;
     let mut m2 = coord
         .join(MemberInfo {
             instance: "mware2".into(),
@@ -72,6 +72,7 @@ async fn no_overlap_and_growing_tokens_across_a_change_of_activity() {
         coord: coord.clone(),
         site: site_rx,
         cancel: cancel2.clone(),
+        lease: m2.lease.clone(),
     };
     let s2 = svc2.clone();
     let task2 = tokio::spawn(async move { mware_host::Service::run(&s2, ctx2).await });

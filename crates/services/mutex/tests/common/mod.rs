@@ -88,7 +88,7 @@ pub struct Running {
 
 impl Running {
     /// Starts `svc` with `fence` and serves its routes; waits until it answers.
-    pub async fn start(svc: MutexService, coord: Arc<dyn Coordinator>, fence: Fence, instance: &str, site: Site) -> Running {
+    pub async fn start(svc: MutexService, coord: Arc<dyn Coordinator>, fence: Fence, lease: Arc<mware_coord::LeaseStats>, instance: &str, site: Site) -> Running {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let router = svc.router();
@@ -97,7 +97,7 @@ impl Running {
         });
         let (site_tx, rx) = watch::channel(Arc::new(site));
         let cancel = CancellationToken::new();
-        let ctx = ServiceContext { instance: instance.into(), fence, coord, site: rx, cancel: cancel.clone() };
+        let ctx = ServiceContext { instance: instance.into(), fence, coord, site: rx, cancel: cancel.clone(), lease };
         let s2 = svc.clone();
         let task = tokio::spawn(async move { s2.run(ctx).await });
         let r = Running { svc, base, cancel, task, server, site: site_tx };
