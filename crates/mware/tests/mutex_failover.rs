@@ -1,7 +1,10 @@
 //! End-to-end: the critical sections checker against three real `mware run` processes
-//! on a real etcd while the active instance is killed -9. No two holds overlap across
-//! the failover, tokens grow in grant order, and grants made before the kill are still
-//! held after it (their release succeeds on the new active instance).
+//! on a real etcd while the active instance is killed -9, or paused (SIGSTOP) past its
+//! lease and resumed. No two holds overlap across the failover, tokens grow in grant
+//! order, and grants made before the failure are still held after it (their release
+//! succeeds on the new active instance). Waiters are handed the mutex without a
+//! coordinator write, so the pause is the case that matters: the resumed instance must
+//! not hand anything over once its lease is past.
 
 mod common;
 #[path = "../../services/mutex/tests/common/checker.rs"]
@@ -16,6 +19,26 @@ const TOKEN: &str = "mutex-e2e-token";
 
 #[test]
 fn checker_holds_across_kill9_of_the_active_instance() {
+    across(|ds| {
+        ds[0].child.kill9();
+    });
+}
+
+#[test]
+fn checker_holds_across_a_pause_of_the_active_instance_past_its_lease() {
+    across(|ds| {
+        ds[0].child.signal(libc::SIGSTOP);
+        ds[1].wait_status(Duration::from_secs(20), |v| v["state"] == "active");
+        // Let the new active instance grant for a while, then resume the old one with
+        // its in-flight hand-overs.
+        std::thread::sleep(Duration::from_secs(2));
+        ds[0].child.signal(libc::SIGCONT);
+        ds[0].wait_status(Duration::from_secs(10), |v| v["state"] == "passive");
+    });
+}
+
+/// Runs the checker through `fail`, which makes `ds[0]` (the active instance) fail.
+fn across(fail: impl FnOnce(&mut Vec<Daemon>)) {
     let etcd = Etcd::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ports: Vec<u16> = (0..3).map(|_| mware_testkit::free_port()).collect();
@@ -48,8 +71,8 @@ fn checker_holds_across_kill9_of_the_active_instance() {
         name: "ivr-line-1".into(),
         clients: 8,
         limit: 1,
-        duration: Duration::from_secs(12),
-        hold: Duration::from_millis(30),
+        duration: Duration::from_secs(14),
+        hold: Duration::from_millis(10),
         ttl_ms: 20_000,
         wait_ms: 15_000,
         token: Some(TOKEN.into()),
@@ -57,10 +80,10 @@ fn checker_holds_across_kill9_of_the_active_instance() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let run = rt.spawn(checker::run(cfg));
     std::thread::sleep(Duration::from_secs(4));
-    let killed_at = Instant::now();
-    ds[0].child.kill9();
+    let failed_at = Instant::now();
+    fail(&mut ds);
     ds[1].wait_status(Duration::from_secs(20), |v| v["state"] == "active");
-    eprintln!("x20 active {:?} after the kill", killed_at.elapsed());
+    eprintln!("x20 active {:?} after the failure", failed_at.elapsed());
     let report = rt.block_on(run).unwrap();
     eprintln!(
         "holds {}, busy {}, unavailable {}, unexpected {:?}",

@@ -14,6 +14,9 @@ use mware_host::{Service, ServiceContext, ServiceState, ServiceStatus, StatusCel
 use prometheus_client::registry::Registry;
 use std::sync::{Arc, RwLock};
 
+/// Longest wait, when stopping, for the writer to write what is queued.
+const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// The critical sections service. Cheap to clone; build once per daemon.
 #[derive(Clone)]
 pub struct MutexService {
@@ -111,6 +114,10 @@ impl Service for MutexService {
                 st.set(ServiceState::Failed, e.clone());
                 anyhow::bail!(e);
             }
+            Err(Stop::Drained) => {
+                st.set(ServiceState::Stopped, "instance is not active");
+                return Ok(());
+            }
         };
         self.inner.set_active(Some(active.clone()));
         st.set(
@@ -141,8 +148,17 @@ impl Service for MutexService {
         };
         self.inner.set_active(None);
         match outcome {
+            Some(Stop::Drained) => {
+                st.set(ServiceState::Stopped, "instance is not active");
+                Ok(())
+            }
             None => {
                 active.close("stopping: this instance is no longer active");
+                // Write what was answered but is not durable yet (releases), so the next
+                // active instance does not keep released holders until their ttl.
+                if tokio::time::timeout(DRAIN_LIMIT, &mut w).await.is_err() {
+                    tracing::warn!("queued releases not all written before stopping; the next instance keeps them until their ttl");
+                }
                 st.set(ServiceState::Stopped, "instance is not active");
                 Ok(())
             }

@@ -120,10 +120,11 @@ impl Table {
         self.index.by_token.len()
     }
 
-    /// Loads what an earlier activity saved. Holders already lapsed at `now` are dropped
-    /// (deletes). A waiter's line record becomes an unconfirmed holder lapsing at
-    /// `now + its ttl` (it may have been granted just before the failover, at the
-    /// latest now), written back as such. The counter never goes below `next_token` nor
+    /// Loads what an earlier activity saved, every holder as *unconfirmed* (its release
+    /// may have been answered and lost; its owner asking again drops it). Holders
+    /// already lapsed at `now` are dropped (deletes). A waiter's line record becomes an
+    /// unconfirmed holder lapsing at `now + its ttl` (it may have been granted just
+    /// before the failover, at the latest now), written back as such. The counter never goes below `next_token` nor
     /// below any restored token + 1.
     pub fn restore(&mut self, next_token: u64, saved: Vec<SavedHolder>, now: u64) -> Effects {
         let mut fx = Effects::default();
@@ -131,10 +132,12 @@ impl Table {
         for s in saved {
             let SavedHolder { domain, name, limit, mut holder, queued_ttl_ms } = s;
             self.next_token = self.next_token.max(holder.token + 1);
+            // Its release may have been answered and lost: nobody knows until its
+            // owner releases, renews or asks again.
+            holder.unconfirmed = true;
             if let Some(ttl) = queued_ttl_ms {
                 holder.expires_at_ms = now + ttl;
                 holder.granted_at_ms = 0;
-                holder.unconfirmed = true;
                 fx.writes.push(put(&domain, &name, limit, &holder));
             } else if holder.expires_at_ms <= now {
                 fx.writes.push(delete(&domain, &name, holder.token));
@@ -159,7 +162,8 @@ impl Table {
     }
 
     /// Forgets an unconfirmed holder of `owner` on `domain/name`: an owner that asks
-    /// for the mutex again is not inside it. Waiters get the room it leaves.
+    /// for the mutex again is not inside it (it gets a new token, never its old one
+    /// again). Waiters get the room it leaves.
     pub fn drop_unconfirmed(&mut self, domain: &str, name: &str, owner: &str, now: u64) -> Effects {
         let mut fx = Effects::default();
         let token = self

@@ -18,10 +18,11 @@ pub struct HolderView {
     pub expires_at_ms: u64,
     /// When it was granted, ms since the Unix epoch (0: unknown, see `unconfirmed`).
     pub granted_at_ms: u64,
-    /// Restored after a failover from a waiter's line record: the previous active
-    /// instance may have granted it just before it stopped. It counts as a holder (the
-    /// owner may release or renew it with its token) until it is released, renewed, its
-    /// owner asks again, or its ttl runs out from the moment of the failover.
+    /// Restored after a failover and not heard of since: its release may have been
+    /// answered and lost, or (restored from a waiter's line record, lapsing a ttl after
+    /// the failover) the previous active instance may have granted it just before it
+    /// stopped. It counts as a holder (the owner may release or renew it with its
+    /// token) until it is released, renewed, its owner asks again, or it lapses.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unconfirmed: bool,
 }

@@ -39,6 +39,8 @@ pub(crate) enum Stop {
     Fenced(String),
     /// The coordinator failed repeatedly.
     Failed(String),
+    /// The activity was closed (the instance stops) and every queued change is written.
+    Drained,
 }
 
 /// Applies one batch: every chunk, in order, retrying only when the coordinator is
@@ -84,6 +86,7 @@ fn stop_reason(stop: &Stop) -> String {
     match stop {
         Stop::Fenced(e) => format!("stopped granting: {e}"),
         Stop::Failed(e) => format!("stopped granting: coordinator write failed: {e}"),
+        Stop::Drained => "stopped granting: this instance stops".to_string(),
     }
 }
 
@@ -103,8 +106,9 @@ pub(crate) async fn run(
     fence: Fence,
     counter: u64,
 ) -> Stop {
-    let mut slot_written = [counter; PIPELINE];
-    let mut free: Vec<usize> = (0..PIPELINE).rev().collect();
+    let depth = std::env::var("MWARE_MUTEX_PIPELINE").ok().and_then(|v| v.parse().ok()).unwrap_or(PIPELINE);
+    let mut slot_written = vec![counter; depth];
+    let mut free: Vec<usize> = (0..depth).rev().collect();
     let mut busy: HashSet<String> = HashSet::new();
     let mut flights: JoinSet<Flight> = JoinSet::new();
     let mut held: Option<(Batch, Vec<Pending>)> = None;
@@ -142,8 +146,14 @@ pub(crate) async fn run(
                 return stop.expect("stop");
             }
         }
+        // Closed while stopping: write what is queued (releases, line records), then end.
+        let closing = active.closed.is_cancelled();
+        if closing && stop.is_none() && held.is_none() && flights.is_empty() && rx.is_empty() {
+            return Stop::Drained;
+        }
         let take = stop.is_none() && held.is_none() && !free.is_empty();
         tokio::select! {
+            _ = active.closed.cancelled(), if !closing => {}
             Some(done) = flights.join_next(), if !flights.is_empty() => {
                 let f = match done {
                     Ok(f) => f,
