@@ -41,6 +41,9 @@ pub(crate) struct Pending {
     pub kind: Kind,
     /// Answered once `fx.writes` are durable.
     pub done: Option<oneshot::Sender<Result<(), MutexError>>>,
+    /// Somebody waits for this write (an answer, or a waiter near the head of its
+    /// line whose record must be durable before it can be answered): write it now.
+    pub urgent: bool,
 }
 
 type WaiterReply = oneshot::Sender<Result<Grant, MutexError>>;
@@ -68,6 +71,10 @@ pub(crate) struct Active {
 fn not_running(reason: &str) -> MutexError {
     MutexError::NotRunning(reason.to_string())
 }
+
+/// A waiter with fewer waiters than this ahead of it may be handed the mutex before a
+/// lazily written line record is durable, so its record is written at once.
+const NEAR_HEAD: usize = 2;
 
 const LEASE_UNSURE: &str = "this instance's lease is not confirmed (past its step-down deadline); retry: the active instance answers";
 
@@ -116,10 +123,14 @@ impl Active {
     fn apply(&self, st: &mut State, mut fx: Effects, kind: Kind, done: Option<oneshot::Sender<Result<(), MutexError>>>) {
         let mut abandoned = vec![];
         let mut direct = Vec::with_capacity(fx.grants.len());
+        // A grant parked until its waiter's line record is durable: that record must
+        // be written now (it may sit in a batch gathering company).
+        let mut parked = false;
         for g in std::mem::take(&mut fx.grants) {
             match g.waiter {
                 Some(id) if g.ready => abandoned.extend(self.answer_waiter(st, id, g)),
                 Some(id) => {
+                    parked = true;
                     st.awaiting_record.insert(id, g);
                 }
                 None => direct.push(g),
@@ -127,8 +138,9 @@ impl Active {
         }
         fx.grants = direct;
         self.metrics.holders.set(st.table.holder_count() as i64);
-        if !fx.writes.is_empty() || done.is_some() {
-            if let Err(mpsc::error::SendError(p)) = self.tx.send(Pending { fx, kind, done }) {
+        let urgent = done.is_some() || parked || fx.queued.iter().any(|q| q.ahead < NEAR_HEAD);
+        if !fx.writes.is_empty() || done.is_some() || parked {
+            if let Err(mpsc::error::SendError(p)) = self.tx.send(Pending { fx, kind, done, urgent }) {
                 if let Some(d) = p.done {
                     let _ = d.send(Err(not_running("the writer stopped")));
                 }

@@ -246,7 +246,7 @@ impl Table {
             token,
             ttl_ms: req.ttl_ms,
         });
-        fx.queued.push(Queued { domain: domain.into(), name: name.into(), id });
+        fx.queued.push(Queued { domain: domain.into(), name: name.into(), id, ahead: m.waiters.len() });
         m.waiters.push_back(Waiter { id, owner: req.owner, ttl_ms: req.ttl_ms, since_ms: now, token, durable: false });
         fx.next_token = self.next_token;
         Ok(Acquired::Queued(id, fx))

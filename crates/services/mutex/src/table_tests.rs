@@ -251,7 +251,7 @@ fn a_waiter_is_answered_at_once_only_when_its_line_record_is_durable() {
     let Acquired::Queued(wb, fx) = t.acquire("d.ru", "m", req("b", true), 0).unwrap() else { panic!("not queued") };
     assert!(matches!(&fx.writes[..], [Write::Queue { token: 2, ttl_ms: 1000, .. }]));
     assert_eq!(fx.next_token, 3, "the counter covers the token handed to the waiter");
-    assert_eq!(fx.queued, vec![Queued { domain: "d.ru".into(), name: "m".into(), id: wb }]);
+    assert_eq!(fx.queued, vec![Queued { domain: "d.ru".into(), name: "m".into(), id: wb, ahead: 0 }]);
     let wc = queued(t.acquire("d.ru", "m", req("c", true), 0).unwrap());
     assert!(t.mark_durable("d.ru", "m", wb));
     let fx = t.release("d.ru", "m", "a", g.holder.token, 5).unwrap();

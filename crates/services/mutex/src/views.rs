@@ -123,6 +123,8 @@ pub struct Queued {
     pub name: String,
     /// The waiter.
     pub id: WaiterId,
+    /// Waiters ahead of it in line when it joined.
+    pub ahead: usize,
 }
 
 /// What an operation did: writes to make durable, then grants to answer.
