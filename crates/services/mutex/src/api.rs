@@ -40,7 +40,9 @@ impl GrantResponse {
     }
 }
 
-/// Answer of a release.
+/// Answer of a release. It is answered at once and written right after: if this
+/// instance fails in between, the next one keeps the holder (unconfirmed) until its
+/// ttl, its owner releases it again, or its owner asks again.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReleaseResponse {
     /// Always true.

@@ -5,7 +5,9 @@
 //!
 //! Every grant is durable in the coordinator's epoch-guarded KV before it is answered,
 //! so the next active instance restores holders (with their remaining time) and the
-//! token counter; tokens only grow and serve as fencing tokens. Concurrent changes are
+//! token counter; tokens only grow and serve as fencing tokens. A waiter's grant is
+//! made durable ahead of time (its line record, written while it waits), so a release
+//! hands the mutex over without a write; the rules are in [`table`]. Concurrent changes are
 //! group-committed: one writer applies everything queued since its last write in one
 //! fenced `kv_apply`. A refused (stale-epoch) write stops granting at once.
 //!
