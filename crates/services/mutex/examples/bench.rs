@@ -112,10 +112,15 @@ async fn etcd_case(endpoint: &str, clients: usize, dur: Duration, one_name: bool
 
 /// Coordinator writes made so far, from the service's metrics.
 fn writes(reg: &Registry) -> u64 {
+    counter(reg, "mware_mutex_coord_writes_total")
+}
+
+/// A counter's value from the service's metrics.
+fn counter(reg: &Registry, name: &str) -> u64 {
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, reg).expect("encode metrics");
     text.lines()
-        .find_map(|l| l.strip_prefix("mware_mutex_coord_writes_total "))
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
 }
@@ -199,6 +204,11 @@ async fn main() -> anyhow::Result<()> {
         (ours_u.ops * 2) as f64 / w_u.max(1) as f64,
         ours_c.ops * 2,
         (ours_c.ops * 2) as f64 / w_c.max(1) as f64
+    );
+    println!(
+        "Hand-overs that waited for the waiter's line record to be written: {} of {} grants.",
+        counter(&reg, "mware_mutex_handovers_after_record_total"),
+        ours_c.ops
     );
     cancel.cancel();
     let _ = run.await;

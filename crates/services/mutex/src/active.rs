@@ -131,6 +131,7 @@ impl Active {
                 Some(id) if g.ready => abandoned.extend(self.answer_waiter(st, id, g)),
                 Some(id) => {
                     parked = true;
+                    self.metrics.handovers_after_record.inc();
                     st.awaiting_record.insert(id, g);
                 }
                 None => direct.push(g),

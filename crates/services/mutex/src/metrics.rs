@@ -24,6 +24,10 @@ pub struct Metrics {
     pub writes: Counter,
     /// Changes per coordinator write.
     pub batch_size: Histogram,
+    /// Hand-overs to a waiter whose line record was not durable yet, so its answer
+    /// waited for a write (the others are answered at once). Growing fast means the
+    /// coordinator writes too slowly for the line to stay ahead.
+    pub handovers_after_record: Counter,
 }
 
 impl Metrics {
@@ -38,6 +42,7 @@ impl Metrics {
             holders: Gauge::default(),
             writes: Counter::default(),
             batch_size: Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0]),
+            handovers_after_record: Counter::default(),
         };
         let r = registry.sub_registry_with_prefix("mware_mutex");
         r.register("grants", "Critical section grants answered", m.grants.clone());
@@ -48,6 +53,11 @@ impl Metrics {
         r.register("holders", "Current holders over all mutexes", m.holders.clone());
         r.register("coord_writes", "Coordinator writes made by the group commit", m.writes.clone());
         r.register("batch_changes", "Changes carried by one coordinator write", m.batch_size.clone());
+        r.register(
+            "handovers_after_record",
+            "Hand-overs to a waiter that waited for its line record to be written",
+            m.handovers_after_record.clone(),
+        );
         m
     }
 }
