@@ -115,6 +115,16 @@ fn writes(reg: &Registry) -> u64 {
     counter(reg, "mware_mutex_coord_writes_total")
 }
 
+/// Seconds spent in coordinator writes so far (the histogram's sum).
+fn write_time(reg: &Registry) -> f64 {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, reg).expect("encode metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix("mware_mutex_coord_write_seconds_sum "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// A counter's value from the service's metrics.
 fn counter(reg: &Registry, name: &str) -> u64 {
     let mut text = String::new();
@@ -172,6 +182,7 @@ async fn main() -> anyhow::Result<()> {
     })
     .await;
     let w_u = writes(&reg) - w0;
+    let took_u = write_time(&reg);
     let mut etcd_u = etcd_case(&endpoint, 64, dur, false).await?;
     let h = (http.clone(), base.clone());
     let mut ours_c = drive(16, dur, move |i| {
@@ -180,6 +191,7 @@ async fn main() -> anyhow::Result<()> {
     })
     .await;
     let w_c = writes(&reg) - w0 - w_u;
+    let took_c = write_time(&reg) - took_u;
     let mut etcd_c = etcd_case(&endpoint, 16, dur, true).await?;
 
     println!("| case | mware mutex API | etcd lock API | ratio |");
@@ -204,6 +216,11 @@ async fn main() -> anyhow::Result<()> {
         (ours_u.ops * 2) as f64 / w_u.max(1) as f64,
         ours_c.ops * 2,
         (ours_c.ops * 2) as f64 / w_c.max(1) as f64
+    );
+    println!(
+        "Mean coordinator write: uncontended {:.2} ms, contended {:.2} ms.",
+        took_u * 1000.0 / w_u.max(1) as f64,
+        took_c * 1000.0 / w_c.max(1) as f64
     );
     println!(
         "Hand-overs that waited for the waiter's line record to be written: {} of {} grants.",

@@ -24,6 +24,8 @@ pub struct Metrics {
     pub writes: Counter,
     /// Changes per coordinator write.
     pub batch_size: Histogram,
+    /// Time one coordinator write took (all its chunks, retries included), seconds.
+    pub write_seconds: Histogram,
     /// Hand-overs to a waiter whose line record was not durable yet, so its answer
     /// waited for a write (the others are answered at once). Growing fast means the
     /// coordinator writes too slowly for the line to stay ahead.
@@ -43,6 +45,7 @@ impl Metrics {
             writes: Counter::default(),
             batch_size: Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0]),
             handovers_after_record: Counter::default(),
+            write_seconds: Histogram::new([0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.25, 1.0]),
         };
         let r = registry.sub_registry_with_prefix("mware_mutex");
         r.register("grants", "Critical section grants answered", m.grants.clone());
@@ -53,6 +56,7 @@ impl Metrics {
         r.register("holders", "Current holders over all mutexes", m.holders.clone());
         r.register("coord_writes", "Coordinator writes made by the group commit", m.writes.clone());
         r.register("batch_changes", "Changes carried by one coordinator write", m.batch_size.clone());
+        r.register("coord_write_seconds", "Time one coordinator write of the group commit took", m.write_seconds.clone());
         r.register(
             "handovers_after_record",
             "Hand-overs to a waiter that waited for its line record to be written",

@@ -152,8 +152,11 @@ pub(crate) async fn run(
                     active.metrics.writes.inc();
                     active.metrics.batch_size.observe(items.len() as f64);
                     let (coord, fence) = (coord.clone(), fence);
+                    let took = active.metrics.write_seconds.clone();
                     flights.spawn(async move {
+                        let t0 = std::time::Instant::now();
                         let result = apply(&*coord, &fence, chunks).await;
+                        took.observe(t0.elapsed().as_secs_f64());
                         Flight { slot, keys, items, next_token, result }
                     });
                     continue;
