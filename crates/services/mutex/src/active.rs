@@ -379,3 +379,7 @@ impl Drop for WaitGuard<'_> {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "active_tests.rs"]
+mod tests;
