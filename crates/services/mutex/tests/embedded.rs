@@ -1,6 +1,7 @@
 //! The service against the real embedded (SQLite) coordinator, through its HTTP API:
 //! the safety checker, semaphores, FIFO order, TTL expiry of a crashed holder, restart
-//! with a new epoch, a stale epoch, and every bad input.
+//! with a new epoch, a waiter's line record restored as an unconfirmed holder, a lost
+//! lease, a stale epoch, and every bad input.
 
 mod common;
 
@@ -151,6 +152,60 @@ async fn restart_with_a_new_epoch_restores_holders_and_tokens_keep_growing() {
     // The restored holder can still release with its token.
     let (s, v) = post(&http, &r.url("d.ru", "/keep/release"), json!({"owner": "a", "token": a["token"]})).await;
     assert_eq!(s, 200, "{v}");
+    r.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiters_line_record_survives_a_restart_as_an_unconfirmed_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let (coord, m, r) = start(dir.path()).await;
+    let http = reqwest::Client::new();
+    let (s, a) = post(&http, &r.url("d.ru", "/m/acquire"), json!({"owner": "a", "ttl_ms": 60000, "wait_ms": 0})).await;
+    assert_eq!(s, 200);
+    let url = r.url("d.ru", "/m/acquire");
+    let h2 = http.clone();
+    let waiting = tokio::spawn(async move { post(&h2, &url, json!({"owner": "b", "ttl_ms": 30000, "wait_ms": 20000})).await });
+    // b is in line; its line record is written while it waits.
+    let b_token = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let (_, v) = get(&http, &r.url("d.ru", "/m")).await;
+            if let Some(t) = v["waiters"][0]["token"].as_u64() {
+                return t;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("b queued");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let svc = r.stop().await;
+    let (s, e) = waiting.await.unwrap();
+    assert_eq!(s, 503, "the waiter is told to retry: {e}");
+    m.leave().await;
+    let (_m2, fence2) = common::become_active(&coord, "mware2", 20).await;
+    let restored_at = mware_coord::now_ms();
+    let r = Running::start(svc, coord.clone(), fence2, _m2.lease.clone(), "mware2", common::site(limits())).await;
+    let (_, v) = get(&http, &r.url("d.ru", "/m")).await;
+    let holders = v["holders"].as_array().unwrap();
+    assert_eq!(holders.len(), 2, "a and b (who may have been handed the mutex): {v}");
+    assert_eq!(holders[0]["owner"], "a");
+    assert_eq!(holders[0]["unconfirmed"], true);
+    assert_eq!(holders[1]["owner"], "b");
+    assert_eq!(holders[1]["token"], b_token);
+    assert_eq!(holders[1]["unconfirmed"], true);
+    let b_expires = holders[1]["expires_at_ms"].as_u64().unwrap();
+    assert!(b_expires >= restored_at + 30000 - 50, "one ttl from the restore: {b_expires} vs {restored_at}");
+    // Nobody else gets it while either may hold it.
+    let (s, _) = post(&http, &r.url("d.ru", "/m/acquire"), json!({"owner": "c", "ttl_ms": 1000, "wait_ms": 0})).await;
+    assert_eq!(s, 409);
+    // b asks again: it is not inside, so its record goes, but a may still hold the mutex.
+    let (s, _) = post(&http, &r.url("d.ru", "/m/acquire"), json!({"owner": "b", "ttl_ms": 1000, "wait_ms": 0})).await;
+    assert_eq!(s, 409);
+    let (s, v) = post(&http, &r.url("d.ru", "/m/release"), json!({"owner": "a", "token": a["token"]})).await;
+    assert_eq!(s, 200, "{v}");
+    let (s, g) = post(&http, &r.url("d.ru", "/m/acquire"), json!({"owner": "b", "ttl_ms": 1000, "wait_ms": 0})).await;
+    assert_eq!(s, 200, "{g}");
+    assert!(g["token"].as_u64().unwrap() > b_token, "a new token, never the old one again: {g}");
     r.stop().await;
 }
 
