@@ -17,6 +17,16 @@ async fn start(dir: &std::path::Path) -> (std::sync::Arc<dyn mware_coord::Coordi
     start_with(dir, limits()).await
 }
 
+/// Stops `r`, leaves with `m`, and starts the same service object (as the host would)
+/// in a new activity (new epoch) of mware2.
+async fn restart_as_mware2(coord: &std::sync::Arc<dyn mware_coord::Coordinator>, m: mware_coord::Membership, r: Running) -> (mware_coord::Membership, Running) {
+    let svc = r.stop().await;
+    m.leave().await;
+    let (m2, fence2) = common::become_active(coord, "mware2", 20).await;
+    let r = Running::start(svc, coord.clone(), fence2, m2.lease.clone(), "mware2", common::site(limits())).await;
+    (m2, r)
+}
+
 async fn start_with(dir: &std::path::Path, limits: Value) -> (std::sync::Arc<dyn mware_coord::Coordinator>, mware_coord::Membership, Running) {
     let coord = common::open(common::embedded(dir)).await;
     let (m, fence) = common::become_active(&coord, "mware1", 10).await;
@@ -135,11 +145,7 @@ async fn restart_with_a_new_epoch_restores_holders_and_tokens_keep_growing() {
     assert_eq!(s, 200);
     let (s, _) = post(&http, &r.url("d.ru", "/gone/release"), json!({"owner": "b", "token": b["token"]})).await;
     assert_eq!(s, 200);
-    let svc = r.stop().await;
-    m.leave().await;
-    // A new activity (new epoch), on the same service object as the host would do.
-    let (_m2, fence2) = common::become_active(&coord, "mware2", 20).await;
-    let r = Running::start(svc, coord.clone(), fence2, _m2.lease.clone(), "mware2", common::site(limits())).await;
+    let (_m2, r) = restart_as_mware2(&coord, m, r).await;
     let (_, v) = get(&http, &r.url("d.ru", "/keep")).await;
     assert_eq!(v["holders"][0]["owner"], "a", "{v}");
     assert_eq!(v["holders"][0]["token"], a["token"]);
@@ -178,13 +184,10 @@ async fn a_waiters_line_record_survives_a_restart_as_an_unconfirmed_holder() {
     .await
     .expect("b queued");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let svc = r.stop().await;
+    let restored_at = mware_coord::now_ms();
+    let (_m2, r) = restart_as_mware2(&coord, m, r).await;
     let (s, e) = waiting.await.unwrap();
     assert_eq!(s, 503, "the waiter is told to retry: {e}");
-    m.leave().await;
-    let (_m2, fence2) = common::become_active(&coord, "mware2", 20).await;
-    let restored_at = mware_coord::now_ms();
-    let r = Running::start(svc, coord.clone(), fence2, _m2.lease.clone(), "mware2", common::site(limits())).await;
     let (_, v) = get(&http, &r.url("d.ru", "/m")).await;
     let holders = v["holders"].as_array().unwrap();
     assert_eq!(holders.len(), 2, "a and b (who may have been handed the mutex): {v}");
