@@ -2,8 +2,12 @@
 //! API, in the same run, on the same etcd.
 //!
 //! ```text
-//! cargo run --release -p mware-mutex --example bench -- [seconds per case, default 5]
+//! cargo run --release -p mware-mutex --example bench -- [seconds per case, default 5] [--reqwest]
 //! ```
+//!
+//! The mware side's clients are hyper HTTP/1.1 connections, one per simulated call
+//! script (`--reqwest`: reqwest's pooled client instead, as in the first session's
+//! figures); the etcd side's are etcd-client connections, one per client.
 //!
 //! Cases: uncontended (64 clients, each on its own mutex: acquire + release pairs/s and
 //! pair latency) and contended (16 clients on one mutex: grants/s and the wait from
@@ -69,17 +73,76 @@ where
     Sample { ops: lat_us.len(), secs: start.elapsed().as_secs_f64(), lat_us }
 }
 
-async fn http_pair(http: &reqwest::Client, base: &str, name: &str, owner: &str, wait_ms: u64) -> anyhow::Result<Duration> {
+/// One simulated call script's HTTP/1.1 connection (hyper's client, no pool).
+struct Conn {
+    tx: hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>,
+    host: String,
+}
+
+impl Conn {
+    async fn open(base: &str) -> anyhow::Result<Conn> {
+        let host = base.trim_start_matches("http://").to_string();
+        let stream = tokio::net::TcpStream::connect(&host).await?;
+        stream.set_nodelay(true)?;
+        let (tx, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        Ok(Conn { tx, host })
+    }
+
+    async fn post(&mut self, path: &str, body: serde_json::Value) -> anyhow::Result<(u16, serde_json::Value)> {
+        use http_body_util::BodyExt;
+        let req = hyper::Request::post(path)
+            .header("host", &self.host)
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(serde_json::to_vec(&body)?)))?;
+        self.tx.ready().await?;
+        let r = self.tx.send_request(req).await?;
+        let status = r.status().as_u16();
+        let bytes = r.into_body().collect().await?.to_bytes();
+        Ok((status, serde_json::from_slice(&bytes)?))
+    }
+}
+
+/// The HTTP client the mware side uses: hyper (default) or reqwest (`--reqwest`).
+enum Http {
+    Hyper(Conn),
+    Reqwest(reqwest::Client, String),
+}
+
+impl Http {
+    async fn post(&mut self, path: &str, body: serde_json::Value) -> anyhow::Result<(u16, serde_json::Value)> {
+        match self {
+            Http::Hyper(c) => c.post(path, body).await,
+            Http::Reqwest(c, base) => {
+                let r = c.post(format!("{base}{path}")).json(&body).send().await?;
+                Ok((r.status().as_u16(), r.json().await?))
+            }
+        }
+    }
+}
+
+async fn http_pair(http: &mut Http, name: &str, owner: &str, wait_ms: u64) -> anyhow::Result<Duration> {
     let t0 = Instant::now();
-    let url = format!("{base}/api/v1/domains/bench.example.ru/mutexes/{name}");
-    let r = http.post(format!("{url}/acquire")).json(&json!({"owner": owner, "ttl_ms": 30000, "wait_ms": wait_ms})).send().await?;
-    anyhow::ensure!(r.status() == 200, "acquire answered {}", r.status());
-    let v: serde_json::Value = r.json().await?;
+    let path = format!("/api/v1/domains/bench.example.ru/mutexes/{name}");
+    let (s, v) = http.post(&format!("{path}/acquire"), json!({"owner": owner, "ttl_ms": 30000, "wait_ms": wait_ms})).await?;
+    anyhow::ensure!(s == 200, "acquire answered {s}");
     let waited = t0.elapsed();
-    let r = http.post(format!("{url}/release")).json(&json!({"owner": owner, "token": v["token"]})).send().await?;
-    anyhow::ensure!(r.status() == 200, "release answered {}", r.status());
+    let (s, _) = http.post(&format!("{path}/release"), json!({"owner": owner, "token": v["token"]})).await?;
+    anyhow::ensure!(s == 200, "release answered {s}");
     // Uncontended: the pair; contended: the wait for the grant.
     Ok(if wait_ms == 0 { t0.elapsed() } else { waited })
+}
+
+/// One client per simulated call script, each with its own connection.
+async fn clients(base: &str, n: usize, reqwest_client: Option<&reqwest::Client>) -> anyhow::Result<Arc<Vec<tokio::sync::Mutex<Http>>>> {
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        v.push(tokio::sync::Mutex::new(match reqwest_client {
+            Some(c) => Http::Reqwest(c.clone(), base.to_string()),
+            None => Http::Hyper(Conn::open(base).await?),
+        }));
+    }
+    Ok(Arc::new(v))
 }
 
 async fn etcd_pair(c: &mut Client, lease: i64, name: &str, contended: bool) -> anyhow::Result<Duration> {
@@ -143,7 +206,7 @@ fn site() -> Site {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let secs: u64 = std::env::args().nth(1).map(|s| s.parse()).transpose()?.unwrap_or(5);
+    let secs: u64 = std::env::args().skip(1).find(|a| !a.starts_with("--")).map(|s| s.parse()).transpose()?.unwrap_or(5);
     let dur = Duration::from_secs(secs);
     let etcd = mware_testkit::etcd::Etcd::start().context("start etcd")?;
     let endpoint = etcd.endpoint();
@@ -172,22 +235,24 @@ async fn main() -> anyhow::Result<()> {
     while svc.status().state != ServiceState::Running {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let http = reqwest::Client::builder().pool_max_idle_per_host(128).build()?;
+    let use_reqwest = std::env::args().any(|a| a == "--reqwest");
+    let rq = reqwest::Client::builder().pool_max_idle_per_host(128).build()?;
+    let rq = use_reqwest.then_some(&rq);
 
     let w0 = writes(&reg);
-    let h = (http.clone(), base.clone());
+    let cs = clients(&base, 64, rq).await?;
     let mut ours_u = drive(64, dur, move |i| {
-        let (http, base) = h.clone();
-        async move { http_pair(&http, &base, &format!("m{i}"), &format!("c{i}"), 0).await }
+        let cs = cs.clone();
+        async move { http_pair(&mut *cs[i].lock().await, &format!("m{i}"), &format!("c{i}"), 0).await }
     })
     .await;
     let w_u = writes(&reg) - w0;
     let took_u = write_time(&reg);
     let mut etcd_u = etcd_case(&endpoint, 64, dur, false).await?;
-    let h = (http.clone(), base.clone());
+    let cs = clients(&base, 16, rq).await?;
     let mut ours_c = drive(16, dur, move |i| {
-        let (http, base) = h.clone();
-        async move { http_pair(&http, &base, "one", &format!("c{i}"), 30_000).await }
+        let cs = cs.clone();
+        async move { http_pair(&mut *cs[i].lock().await, "one", &format!("c{i}"), 30_000).await }
     })
     .await;
     let w_c = writes(&reg) - w0 - w_u;
