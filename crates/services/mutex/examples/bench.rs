@@ -173,29 +173,25 @@ async fn etcd_case(endpoint: &str, clients: usize, dur: Duration, one_name: bool
     .await)
 }
 
-/// Coordinator writes made so far, from the service's metrics.
-fn writes(reg: &Registry) -> u64 {
-    counter(reg, "mware_mutex_coord_writes_total")
-}
-
-/// Seconds spent in coordinator writes so far (the histogram's sum).
-fn write_time(reg: &Registry) -> f64 {
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, reg).expect("encode metrics");
-    text.lines()
-        .find_map(|l| l.strip_prefix("mware_mutex_coord_write_seconds_sum "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
-/// A counter's value from the service's metrics.
-fn counter(reg: &Registry, name: &str) -> u64 {
+/// One sample's value from the service's metrics (`name` as exposed, e.g.
+/// `mware_mutex_coord_writes_total`); 0 when absent.
+fn metric(reg: &Registry, name: &str) -> f64 {
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, reg).expect("encode metrics");
     text.lines()
         .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+        .unwrap_or(0.0)
+}
+
+/// Coordinator writes made so far.
+fn writes(reg: &Registry) -> u64 {
+    metric(reg, "mware_mutex_coord_writes_total") as u64
+}
+
+/// Seconds spent in coordinator writes so far (the histogram's sum).
+fn write_time(reg: &Registry) -> f64 {
+    metric(reg, "mware_mutex_coord_write_seconds_sum")
 }
 
 fn site() -> Site {
@@ -289,7 +285,7 @@ async fn main() -> anyhow::Result<()> {
     );
     println!(
         "Hand-overs that waited for the waiter's line record to be written: {} of {} grants.",
-        counter(&reg, "mware_mutex_handovers_after_record_total"),
+        metric(&reg, "mware_mutex_handovers_after_record_total") as u64,
         ours_c.ops
     );
     cancel.cancel();

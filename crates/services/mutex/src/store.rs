@@ -10,7 +10,7 @@
 use crate::table::{HolderView, SavedHolder, Write};
 use mware_coord::{Coordinator, CoordError, KvOp};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 /// Prefix of every key of this service.
 pub const PREFIX: &str = "mutex/";
@@ -63,21 +63,27 @@ impl Batch {
         for w in writes {
             match w {
                 Write::Put { domain, name, limit, holder } => {
-                    let rec = Record { limit: *limit, holder: holder.clone(), queued_ttl_ms: None };
-                    let v = serde_json::to_vec(&rec).expect("record serialises");
-                    self.ops.insert(holder_key(domain, name, holder.token), Some(v));
+                    self.put(domain, name, Record { limit: *limit, holder: holder.clone(), queued_ttl_ms: None });
                 }
                 Write::Queue { domain, name, limit, owner, token, ttl_ms } => {
                     let holder = HolderView { owner: owner.clone(), token: *token, expires_at_ms: 0, granted_at_ms: 0, unconfirmed: false };
-                    let rec = Record { limit: *limit, holder, queued_ttl_ms: Some(*ttl_ms) };
-                    let v = serde_json::to_vec(&rec).expect("record serialises");
-                    self.ops.insert(holder_key(domain, name, *token), Some(v));
+                    self.put(domain, name, Record { limit: *limit, holder, queued_ttl_ms: Some(*ttl_ms) });
                 }
                 Write::Delete { domain, name, token } => {
                     self.ops.insert(holder_key(domain, name, *token), None);
                 }
             }
         }
+    }
+
+    fn put(&mut self, domain: &str, name: &str, rec: Record) {
+        let v = serde_json::to_vec(&rec).expect("record serialises");
+        self.ops.insert(holder_key(domain, name, rec.holder.token), Some(v));
+    }
+
+    /// Whether this batch writes a key of `keys` (writes in flight).
+    pub fn touches_any(&self, keys: &HashSet<String>) -> bool {
+        self.ops.keys().any(|k| keys.contains(k))
     }
 
     /// Number of distinct keys written.

@@ -203,18 +203,13 @@ impl Table {
         if m.limit != req.limit {
             return Err(MutexError::LimitMismatch { name: name.to_string(), existing: m.limit, requested: req.limit });
         }
-        let mut fx = Effects::default();
         // Idempotent for its owner: a retried acquire gets the grant it already has, renewed.
         if let Some(h) = m.holders.iter_mut().find(|h| h.owner == req.owner && !h.unconfirmed) {
             let old = h.expires_at_ms;
             h.expires_at_ms = now + req.ttl_ms;
-            let h = h.clone();
-            let limit = m.limit;
+            let (h, limit) = (h.clone(), m.limit);
             self.index.moved(h.token, old, h.expires_at_ms);
-            fx.writes.push(put(domain, name, limit, &h));
-            fx.grants.push(Grant { domain: domain.into(), name: name.into(), limit, holder: h, waiter: None, waited_ms: 0, ready: false });
-            fx.next_token = self.next_token;
-            return Ok(Acquired::Now(fx));
+            return Ok(Acquired::Now(self.effects_of_grant(domain, name, limit, h)));
         }
         let token = self.next_token;
         if m.holders.len() < m.limit as usize && m.waiters.is_empty() {
@@ -223,11 +218,9 @@ impl Table {
             m.holders.push(h.clone());
             let limit = m.limit;
             self.index.add(domain, name, &h);
-            fx.writes.push(put(domain, name, limit, &h));
-            fx.grants.push(Grant { domain: domain.into(), name: name.into(), limit, holder: h, waiter: None, waited_ms: 0, ready: false });
-            fx.next_token = self.next_token;
-            return Ok(Acquired::Now(fx));
+            return Ok(Acquired::Now(self.effects_of_grant(domain, name, limit, h)));
         }
+        let mut fx = Effects::default();
         if !req.wait {
             let err = MutexError::Busy { name: name.to_string(), limit: m.limit, holders: m.holders.clone() };
             return Err(err);
@@ -306,8 +299,17 @@ impl Table {
         h.unconfirmed = false;
         let (h, limit) = (h.clone(), m.limit);
         self.index.moved(token, old, h.expires_at_ms);
-        let grant = Grant { domain: domain.into(), name: name.into(), limit, holder: h.clone(), waiter: None, waited_ms: 0, ready: false };
-        Ok(Effects { writes: vec![put(domain, name, limit, &h)], grants: vec![grant], next_token: self.next_token, ..Default::default() })
+        Ok(self.effects_of_grant(domain, name, limit, h))
+    }
+
+    /// A grant (new or renewed) answered once its `Put` is durable.
+    fn effects_of_grant(&self, domain: &str, name: &str, limit: u32, holder: HolderView) -> Effects {
+        Effects {
+            writes: vec![put(domain, name, limit, &holder)],
+            grants: vec![Grant { domain: domain.into(), name: name.into(), limit, holder, waiter: None, waited_ms: 0, ready: false }],
+            next_token: self.next_token,
+            ..Default::default()
+        }
     }
 
     /// Drops every holder whose time is up at `now` and grants waiters in their place.

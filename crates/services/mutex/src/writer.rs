@@ -142,7 +142,7 @@ pub(crate) async fn run(
         }
         if stop.is_none() {
             if let Some((b, _)) = &held {
-                if !free.is_empty() && !b.keys().iter().any(|k| busy.contains(k)) {
+                if !free.is_empty() && !b.touches_any(&busy) {
                     let (batch, items) = held.take().expect("held");
                     let slot = free.pop().expect("free slot");
                     let keys = batch.keys();
