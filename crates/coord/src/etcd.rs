@@ -151,18 +151,21 @@ impl EtcdCoordinator {
         format!("{}/config", self.inner.prefix)
     }
 
-    /// Epoch of the current leader key, if any.
-    async fn current_epoch(&self, g: u32) -> Result<Option<Epoch>, CoordError> {
-        let r = self.client().get(self.group_key(g, "leader"), None).await.map_err(|e| self.err(e))?;
-        Ok(r.kvs().first().map(|kv| kv.create_revision() as u64))
+    /// The store's revision now (and a check that etcd answers).
+    async fn head_revision(&self, key: &str) -> Result<i64, CoordError> {
+        let r = self.client().get(key, Some(GetOptions::new().with_count_only())).await.map_err(|e| self.err(e))?;
+        Ok(r.header().map(|h| h.revision()).unwrap_or(0))
     }
 
     /// A watch under `key` (a prefix if `prefix`) that re-opens after errors; `on` maps
-    /// each event, `resync` is sent after a re-open.
+    /// each event, `resync` is sent after a re-open. The first open starts right after
+    /// revision `seen` (read before the caller returned), so nothing written after the
+    /// watch was asked for is missed while the watch task starts.
     fn spawn_watch<T: Clone + Send + 'static>(
         &self,
         key: String,
         prefix: bool,
+        seen: i64,
         tx: mpsc::Sender<T>,
         resync: Option<T>,
         on: impl Fn(&etcd_client::Event) -> Option<T> + Send + 'static,
@@ -171,7 +174,14 @@ impl EtcdCoordinator {
         tokio::spawn(async move {
             let mut first = true;
             loop {
-                let opts = if prefix { Some(WatchOptions::new().with_prefix()) } else { None };
+                let mut opts = WatchOptions::new();
+                if prefix {
+                    opts = opts.with_prefix();
+                }
+                if first {
+                    opts = opts.with_start_revision(seen + 1);
+                }
+                let opts = Some(opts);
                 let opened = tokio::select! {
                     _ = tx.closed() => return,
                     r = async { me.client().watch(key.clone(), opts).await } => r,
@@ -464,10 +474,11 @@ impl Coordinator for EtcdCoordinator {
 
     async fn kv_watch(&self, group: u32, prefix: &str) -> Result<mpsc::Receiver<KvEvent>, CoordError> {
         let base = self.kv_key(group, "");
-        // Fail early when etcd cannot be reached.
-        self.current_epoch(group).await?;
+        let key = format!("{base}{prefix}");
+        // Fails early when etcd cannot be reached.
+        let seen = self.head_revision(&key).await?;
         let (tx, rx) = mpsc::channel(1024);
-        self.spawn_watch(format!("{base}{prefix}"), true, tx, Some(KvEvent::Resync), move |ev| {
+        self.spawn_watch(key, true, seen, tx, Some(KvEvent::Resync), move |ev| {
             let kv = ev.kv()?;
             let key = kv.key_str().ok()?.strip_prefix(&base)?.to_string();
             Some(match ev.event_type() {
@@ -490,9 +501,9 @@ impl Coordinator for EtcdCoordinator {
     }
 
     async fn config_watch(&self) -> Result<mpsc::Receiver<(String, u64)>, CoordError> {
-        self.config_get().await?;
+        let seen = self.head_revision(&self.config_key()).await?;
         let (tx, rx) = mpsc::channel(16);
-        self.spawn_watch(self.config_key(), false, tx, None, |ev| {
+        self.spawn_watch(self.config_key(), false, seen, tx, None, |ev| {
             let kv = ev.kv()?;
             matches!(ev.event_type(), etcd_client::EventType::Put)
                 .then(|| (String::from_utf8_lossy(kv.value()).into_owned(), kv.mod_revision() as u64))
