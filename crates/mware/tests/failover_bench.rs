@@ -19,20 +19,9 @@ fn failover_time_kill9_default_lease() {
     let rounds: usize = std::env::var("MWARE_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
     let etcd = Etcd::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let ports: Vec<u16> = (0..3).map(|_| mware_testkit::free_port()).collect();
-    let names = ["b10", "b20", "b30"];
-    let roles: Vec<_> = names
-        .iter()
-        .zip(&ports)
-        .enumerate()
-        .map(|(i, (n, p))| json!({"name": n, "roletype": "mware", "iface": "lo", "group": 1, "order": (i as i64 + 1) * 10, "api_port": p}))
-        .collect();
-    let cfg = dir.path().join("site.json");
-    let site = json!({"site": "bench", "coordination": {"backend": "etcd", "endpoints": [etcd.endpoint()]},
-        "servers": [{"name": "s", "ifaces": {"lo": "127.0.0.1"}, "roles": roles}]});
-    std::fs::write(&cfg, site.to_string()).unwrap();
-    let start = |i: usize| Daemon::start(&cfg, names[i], &format!("127.0.0.1:{}", ports[i]), dir.path().join(format!("{}.log", names[i])), &[]);
-    let mut ds: Vec<Daemon> = (0..3).map(start).collect();
+    let site = json!({"site": "bench", "coordination": {"backend": "etcd", "endpoints": [etcd.endpoint()]}});
+    let trio = Trio::new(dir.path(), ["b10", "b20", "b30"], 1, site, &[]);
+    let mut ds = trio.start_all();
     let active = |ds: &[Daemon]| -> Vec<usize> {
         (0..ds.len()).filter(|&i| ds[i].get("/api/v1/status").map(|(_, v)| v["state"] == "active").unwrap_or(false)).collect()
     };
@@ -65,8 +54,8 @@ fn failover_time_kill9_default_lease() {
         }
         let took = t0.elapsed();
         times.push(took.as_secs_f64() * 1000.0);
-        eprintln!("round {round}: {} -> failover in {:.0} ms", names[victim], took.as_secs_f64() * 1000.0);
-        ds[victim] = start(victim);
+        eprintln!("round {round}: {} -> failover in {:.0} ms", trio.name(victim), took.as_secs_f64() * 1000.0);
+        ds[victim] = trio.start(victim);
     }
     times.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let pct = |p: f64| times[((times.len() as f64 - 1.0) * p).round() as usize];

@@ -41,23 +41,10 @@ fn checker_holds_across_a_pause_of_the_active_instance_past_its_lease() {
 fn across(fail: impl FnOnce(&mut Vec<Daemon>)) {
     let etcd = Etcd::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let ports: Vec<u16> = (0..3).map(|_| mware_testkit::free_port()).collect();
-    let names = ["x10", "x20", "x30"];
-    let roles: Vec<_> = names
-        .iter()
-        .zip(&ports)
-        .enumerate()
-        .map(|(i, (n, p))| json!({"name": n, "roletype": "mware", "iface": "lo", "group": 7, "order": (i as i64 + 1) * 10, "api_port": p}))
-        .collect();
-    let cfg = dir.path().join("site.json");
     let site = json!({"site": "mx",
         "coordination": {"backend": "etcd", "endpoints": [etcd.endpoint()], "lease_ttl_ms": 2000, "step_down_margin_ms": 700},
-        "api": {"token_env": "MX_TOKEN"},
-        "servers": [{"name": "s", "ifaces": {"lo": "127.0.0.1"}, "roles": roles}]});
-    std::fs::write(&cfg, site.to_string()).unwrap();
-    let mut ds: Vec<Daemon> = (0..3)
-        .map(|i| Daemon::start(&cfg, names[i], &format!("127.0.0.1:{}", ports[i]), dir.path().join(format!("{}.log", names[i])), &[("MX_TOKEN", TOKEN)]))
-        .collect();
+        "api": {"token_env": "MX_TOKEN"}});
+    let mut ds = Trio::new(dir.path(), ["x10", "x20", "x30"], 7, site, &[("MX_TOKEN", TOKEN)]).start_all();
     ds[0].wait_status(Duration::from_secs(30), |v| {
         v["state"] == "active" && v["services"].as_array().map(|s| s.iter().any(|s| s["name"] == "mutex" && s["state"] == "running")).unwrap_or(false)
     });

@@ -92,3 +92,43 @@ pub fn free_addr() -> (u16, String) {
     let p = free_port();
     (p, format!("127.0.0.1:{p}"))
 }
+
+/// Three `mware` roles of one group on loopback (order 10, 20, 30, each with its own
+/// API port, logs beside the site file).
+pub struct Trio {
+    cfg: PathBuf,
+    names: [&'static str; 3],
+    ports: [u16; 3],
+    env: Vec<(&'static str, &'static str)>,
+}
+
+impl Trio {
+    /// Writes `dir/site.json`: `site` (the site document without `servers`) plus one
+    /// server holding the three roles of `group`.
+    pub fn new(dir: &Path, names: [&'static str; 3], group: u32, mut site: Value, env: &[(&'static str, &'static str)]) -> Trio {
+        let ports = [0; 3].map(|_| mware_testkit::free_port());
+        let roles: Vec<Value> = (0..3)
+            .map(|i| serde_json::json!({"name": names[i], "roletype": "mware", "iface": "lo", "group": group, "order": (i as i64 + 1) * 10, "api_port": ports[i]}))
+            .collect();
+        site["servers"] = serde_json::json!([{"name": "s", "ifaces": {"lo": "127.0.0.1"}, "roles": roles}]);
+        let cfg = dir.join("site.json");
+        std::fs::write(&cfg, site.to_string()).unwrap();
+        Trio { cfg, names, ports, env: env.to_vec() }
+    }
+
+    /// Starts instance `i` (0, 1 or 2).
+    pub fn start(&self, i: usize) -> Daemon {
+        let log = self.cfg.with_file_name(format!("{}.log", self.names[i]));
+        Daemon::start(&self.cfg, self.names[i], &format!("127.0.0.1:{}", self.ports[i]), log, &self.env)
+    }
+
+    /// Starts all three.
+    pub fn start_all(&self) -> Vec<Daemon> {
+        (0..3).map(|i| self.start(i)).collect()
+    }
+
+    /// The name of instance `i`.
+    pub fn name(&self, i: usize) -> &'static str {
+        self.names[i]
+    }
+}
