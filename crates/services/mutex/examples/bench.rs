@@ -26,6 +26,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+/// The daemon's allocator (see the `mware` binary).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Sample {
     ops: usize,
     secs: f64,
@@ -121,7 +125,9 @@ impl Http {
     }
 }
 
-async fn http_pair(http: &mut Http, name: &str, owner: &str, wait_ms: u64) -> anyhow::Result<Duration> {
+/// One acquire + release; returns (time to the grant, the case's figure: the pair when
+/// uncontended, the wait for the grant when contended).
+async fn http_pair(http: &mut Http, name: &str, owner: &str, wait_ms: u64) -> anyhow::Result<(Duration, Duration)> {
     let t0 = Instant::now();
     let path = format!("/api/v1/domains/bench.example.ru/mutexes/{name}");
     let (s, v) = http.post(&format!("{path}/acquire"), json!({"owner": owner, "ttl_ms": 30000, "wait_ms": wait_ms})).await?;
@@ -129,8 +135,7 @@ async fn http_pair(http: &mut Http, name: &str, owner: &str, wait_ms: u64) -> an
     let waited = t0.elapsed();
     let (s, _) = http.post(&format!("{path}/release"), json!({"owner": owner, "token": v["token"]})).await?;
     anyhow::ensure!(s == 200, "release answered {s}");
-    // Uncontended: the pair; contended: the wait for the grant.
-    Ok(if wait_ms == 0 { t0.elapsed() } else { waited })
+    Ok((waited, if wait_ms == 0 { t0.elapsed() } else { waited }))
 }
 
 /// One client per simulated call script, each with its own connection.
@@ -153,7 +158,9 @@ async fn etcd_pair(c: &mut Client, lease: i64, name: &str, contended: bool) -> a
     Ok(if contended { waited } else { t0.elapsed() })
 }
 
-async fn etcd_case(endpoint: &str, clients: usize, dur: Duration, one_name: bool) -> anyhow::Result<Sample> {
+async fn etcd_case(clients: usize, dur: Duration, one_name: bool) -> anyhow::Result<Sample> {
+    let etcd = mware_testkit::etcd::Etcd::start().context("start etcd")?;
+    let endpoint = &etcd.endpoint();
     let mut conns = vec![];
     for _ in 0..clients {
         let mut c = Client::connect([endpoint], None).await?;
@@ -184,6 +191,20 @@ fn metric(reg: &Registry, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// A histogram's cumulative buckets as `le=count` pairs.
+fn buckets(reg: &Registry, name: &str) -> String {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, reg).expect("encode metrics");
+    text.lines()
+        .filter_map(|l| l.strip_prefix(name))
+        .filter_map(|r| {
+            let le = r.split("le=\"").nth(1)?.split('"').next()?;
+            Some(format!("{le}={}", r.rsplit(' ').next()?))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Coordinator writes made so far.
 fn writes(reg: &Registry) -> u64 {
     metric(reg, "mware_mutex_coord_writes_total") as u64
@@ -200,60 +221,107 @@ fn site() -> Site {
     .expect("site")
 }
 
+/// A running mware mutex service on its own etcd, for one case.
+struct Mware {
+    base: String,
+    reg: Registry,
+    cancel: CancellationToken,
+    run: tokio::task::JoinHandle<()>,
+    member: mware_coord::Membership,
+    _etcd: mware_testkit::etcd::Etcd,
+}
+
+impl Mware {
+    async fn start() -> anyhow::Result<Mware> {
+        let etcd = mware_testkit::etcd::Etcd::start().context("start etcd")?;
+        let c = Coordination { backend: Backend::Etcd, endpoints: vec![etcd.endpoint()], ..Default::default() };
+        let coord: Arc<dyn Coordinator> = Arc::new(EtcdCoordinator::connect(Settings { site: "bench".into(), coordination: c }).await?);
+        let info = MemberInfo { instance: "mware1".into(), group: 1, order: 10, address: "127.0.0.1:1".into(), version: "bench".into(), since_ms: 0 };
+        let mut member = coord.join(info).await?;
+        let epoch = loop {
+            if let Activity::Active { epoch, .. } = &*member.activity.borrow_and_update() {
+                break *epoch;
+            }
+            member.activity.changed().await?;
+        };
+        let mut reg = Registry::default();
+        let svc = MutexService::new(&mut reg);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let router = svc.router();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let (_site_tx, site_rx) = tokio::sync::watch::channel(Arc::new(site()));
+        let cancel = CancellationToken::new();
+        let ctx = ServiceContext { instance: "mware1".into(), fence: Fence { group: 1, epoch }, coord, site: site_rx, cancel: cancel.clone(), lease: member.lease.clone() };
+        let s2 = svc.clone();
+        let run = tokio::spawn(async move {
+            let _keep = _site_tx;
+            let _ = s2.run(ctx).await;
+        });
+        while svc.status().state != ServiceState::Running {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(Mware { base, reg, cancel, run, member, _etcd: etcd })
+    }
+
+    async fn stop(self) {
+        self.cancel.cancel();
+        let _ = self.run.await;
+        self.member.leave().await;
+    }
+}
+
+/// What one mware case measured beside the latencies.
+struct Writes {
+    count: u64,
+    secs: f64,
+    hist: String,
+    handovers_after_record: u64,
+}
+
+async fn mware_case(clients_n: usize, dur: Duration, contended: bool, rq: Option<&reqwest::Client>) -> anyhow::Result<(Sample, Sample, Writes)> {
+    let m = Mware::start().await?;
+    let cs = clients(&m.base, clients_n, rq).await?;
+    let acq = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let acq2 = acq.clone();
+    let wait_ms = if contended { 30_000 } else { 0 };
+    let sample = drive(clients_n, dur, move |i| {
+        let cs = cs.clone();
+        let acq = acq2.clone();
+        async move {
+            let name = if contended { "one".to_string() } else { format!("m{i}") };
+            let (acquired, pair) = http_pair(&mut *cs[i].lock().await, &name, &format!("c{i}"), wait_ms).await?;
+            acq.lock().unwrap().push(acquired.as_micros() as u64);
+            Ok(pair)
+        }
+    })
+    .await;
+    let lat_us = std::mem::take(&mut *acq.lock().unwrap());
+    let acquired = Sample { ops: lat_us.len(), secs: sample.secs, lat_us };
+    let w = Writes {
+        count: writes(&m.reg),
+        secs: write_time(&m.reg),
+        hist: buckets(&m.reg, "mware_mutex_coord_write_seconds_bucket"),
+        handovers_after_record: metric(&m.reg, "mware_mutex_handovers_after_record_total") as u64,
+    };
+    m.stop().await;
+    Ok((sample, acquired, w))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let secs: u64 = std::env::args().skip(1).find(|a| !a.starts_with("--")).map(|s| s.parse()).transpose()?.unwrap_or(5);
     let dur = Duration::from_secs(secs);
-    let etcd = mware_testkit::etcd::Etcd::start().context("start etcd")?;
-    let endpoint = etcd.endpoint();
-    let c = Coordination { backend: Backend::Etcd, endpoints: vec![endpoint.clone()], ..Default::default() };
-    let coord: Arc<dyn Coordinator> = Arc::new(EtcdCoordinator::connect(Settings { site: "bench".into(), coordination: c }).await?);
-    let mut m = coord
-        .join(MemberInfo { instance: "mware1".into(), group: 1, order: 10, address: "127.0.0.1:1".into(), version: "bench".into(), since_ms: 0 })
-        .await?;
-    let epoch = loop {
-        if let Activity::Active { epoch, .. } = &*m.activity.borrow_and_update() {
-            break *epoch;
-        }
-        m.activity.changed().await?;
-    };
-    let mut reg = Registry::default();
-    let svc = MutexService::new(&mut reg);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let router = svc.router();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    let (_site_tx, site_rx) = tokio::sync::watch::channel(Arc::new(site()));
-    let cancel = CancellationToken::new();
-    let ctx = ServiceContext { instance: "mware1".into(), fence: Fence { group: 1, epoch }, coord: coord.clone(), site: site_rx, cancel: cancel.clone(), lease: m.lease.clone() };
-    let s2 = svc.clone();
-    let run = tokio::spawn(async move { s2.run(ctx).await });
-    while svc.status().state != ServiceState::Running {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     let use_reqwest = std::env::args().any(|a| a == "--reqwest");
     let rq = reqwest::Client::builder().pool_max_idle_per_host(128).build()?;
     let rq = use_reqwest.then_some(&rq);
 
-    let w0 = writes(&reg);
-    let cs = clients(&base, 64, rq).await?;
-    let mut ours_u = drive(64, dur, move |i| {
-        let cs = cs.clone();
-        async move { http_pair(&mut *cs[i].lock().await, &format!("m{i}"), &format!("c{i}"), 0).await }
-    })
-    .await;
-    let w_u = writes(&reg) - w0;
-    let took_u = write_time(&reg);
-    let mut etcd_u = etcd_case(&endpoint, 64, dur, false).await?;
-    let cs = clients(&base, 16, rq).await?;
-    let mut ours_c = drive(16, dur, move |i| {
-        let cs = cs.clone();
-        async move { http_pair(&mut *cs[i].lock().await, "one", &format!("c{i}"), 30_000).await }
-    })
-    .await;
-    let w_c = writes(&reg) - w0 - w_u;
-    let took_c = write_time(&reg) - took_u;
-    let mut etcd_c = etcd_case(&endpoint, 16, dur, true).await?;
+    // Every case gets a fresh etcd: etcd slows down as its revision history grows (no
+    // compaction here), so the case run second would otherwise pay for the first.
+    let (mut ours_u, mut acq_u, w_u) = mware_case(64, dur, false, rq).await?;
+    let mut etcd_u = etcd_case(64, dur, false).await?;
+    let (mut ours_c, _, w_c) = mware_case(16, dur, true, rq).await?;
+    let mut etcd_c = etcd_case(16, dur, true).await?;
 
     println!("| case | mware mutex API | etcd lock API | ratio |");
     println!("|---|---|---|---|");
@@ -264,6 +332,7 @@ async fn main() -> anyhow::Result<()> {
         ours_u.rate() / etcd_u.rate()
     );
     println!("| uncontended: pair latency p50 / p99 (ms) | {:.2} / {:.2} | {:.2} / {:.2} | |", ours_u.pct(0.5), ours_u.pct(0.99), etcd_u.pct(0.5), etcd_u.pct(0.99));
+    println!("| uncontended: acquire latency p50 / p99 (ms) | {:.2} / {:.2} | | |", acq_u.pct(0.5), acq_u.pct(0.99));
     println!(
         "| contended, 16 clients on one mutex: grants/s | {:.0} | {:.0} | {:.1}x |",
         ours_c.rate(),
@@ -272,24 +341,20 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("| contended: wait for the grant p50 / p99 (ms) | {:.2} / {:.2} | {:.2} / {:.2} | |", ours_c.pct(0.5), ours_c.pct(0.99), etcd_c.pct(0.5), etcd_c.pct(0.99));
     println!(
-        "\n{secs} s per case. Coordinator writes: uncontended {w_u} for {} changes ({:.1} per write), contended {w_c} for {} changes ({:.1} per write).",
+        "\n{secs} s per case, each on a fresh etcd. Coordinator writes: uncontended {} for {} changes ({:.1} per write), contended {} for {} changes ({:.1} per write).",
+        w_u.count,
         ours_u.ops * 2,
-        (ours_u.ops * 2) as f64 / w_u.max(1) as f64,
+        (ours_u.ops * 2) as f64 / w_u.count.max(1) as f64,
+        w_c.count,
         ours_c.ops * 2,
-        (ours_c.ops * 2) as f64 / w_c.max(1) as f64
+        (ours_c.ops * 2) as f64 / w_c.count.max(1) as f64
     );
     println!(
         "Mean coordinator write: uncontended {:.2} ms, contended {:.2} ms.",
-        took_u * 1000.0 / w_u.max(1) as f64,
-        took_c * 1000.0 / w_c.max(1) as f64
+        w_u.secs * 1000.0 / w_u.count.max(1) as f64,
+        w_c.secs * 1000.0 / w_c.count.max(1) as f64
     );
-    println!(
-        "Hand-overs that waited for the waiter's line record to be written: {} of {} grants.",
-        metric(&reg, "mware_mutex_handovers_after_record_total") as u64,
-        ours_c.ops
-    );
-    cancel.cancel();
-    let _ = run.await;
-    m.leave().await;
+    println!("Hand-overs that waited for the waiter's line record to be written: {} of {} grants.", w_c.handovers_after_record, ours_c.ops);
+    println!("Coordinator write time, uncontended (cumulative count by upper bound in s): {}", w_u.hist);
     Ok(())
 }
