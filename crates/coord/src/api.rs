@@ -144,6 +144,21 @@ pub enum KvOp {
         /// Key.
         key: String,
     },
+    /// Delete every key `k` with `from <= k < to` (one operation however many keys).
+    DeleteRange {
+        /// First key of the range.
+        from: String,
+        /// End of the range (not included); must sort after `from`.
+        to: String,
+    },
+}
+
+/// Checks a [`KvOp::DeleteRange`]: a non-empty range.
+pub(crate) fn check_range(from: &str, to: &str) -> Result<(), CoordError> {
+    if from.is_empty() || to <= from {
+        return Err(CoordError::Invalid(format!("expected a key range with from < to, found from {from:?}, to {to:?}")));
+    }
+    Ok(())
 }
 
 /// A change seen by a watch.

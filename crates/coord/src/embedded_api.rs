@@ -103,6 +103,7 @@ impl Coordinator for EmbeddedCoordinator {
         for op in &ops {
             match op {
                 KvOp::Put { key, .. } | KvOp::Delete { key } => check_key(key)?,
+                KvOp::DeleteRange { from, to } => check_range(from, to)?,
             }
         }
         let fence = *fence;
@@ -125,6 +126,19 @@ impl Coordinator for EmbeddedCoordinator {
                     KvOp::Delete { key } => {
                         let n = tx.execute("DELETE FROM kv WHERE grp = ?1 AND key = ?2", params![g, key]).map_err(sql)?;
                         if n > 0 {
+                            log(&tx, g, &key, None, rev).map_err(sql)?;
+                        }
+                    }
+                    KvOp::DeleteRange { from, to } => {
+                        let keys: Vec<String> = tx
+                            .prepare("SELECT key FROM kv WHERE grp = ?1 AND key >= ?2 AND key < ?3")
+                            .map_err(sql)?
+                            .query_map(params![g, from, to], |r| r.get(0))
+                            .map_err(sql)?
+                            .collect::<Result<_, _>>()
+                            .map_err(sql)?;
+                        tx.execute("DELETE FROM kv WHERE grp = ?1 AND key >= ?2 AND key < ?3", params![g, from, to]).map_err(sql)?;
+                        for key in keys {
                             log(&tx, g, &key, None, rev).map_err(sql)?;
                         }
                     }

@@ -22,7 +22,7 @@ use crate::election::{Candidate, SeenLeader, SwitchoverRequest, View};
 use crate::member::{self, Backend, LeaseId};
 use async_trait::async_trait;
 use etcd_client::{
-    Client, Compare, CompareOp, GetOptions, KeyValue, LeaseKeepAliveStream, LeaseKeeper, PutOptions,
+    Client, Compare, CompareOp, DeleteOptions, GetOptions, KeyValue, LeaseKeepAliveStream, LeaseKeeper, PutOptions,
     Txn, TxnOp, TxnOpResponse, WatchOptions,
 };
 use std::collections::HashMap;
@@ -432,6 +432,12 @@ impl Coordinator for EtcdCoordinator {
                 KvOp::Delete { key } => {
                     check_key(&key)?;
                     tops.push(TxnOp::delete(self.kv_key(fence.group, &key), None));
+                }
+                KvOp::DeleteRange { from, to } => {
+                    check_key(&from)?;
+                    check_range(&from, &to)?;
+                    let opts = DeleteOptions::new().with_range(self.kv_key(fence.group, &to));
+                    tops.push(TxnOp::delete(self.kv_key(fence.group, &from), Some(opts)));
                 }
             }
         }

@@ -65,6 +65,18 @@ async fn fenced_writes(c: Arc<dyn Coordinator>) {
     assert_eq!(list.iter().map(|(k, v)| (k.as_str(), v.revision)).collect::<Vec<_>>(), [("b/1", rev), ("b/2", rev)]);
     assert!(c.kv_get(7, "state").await.unwrap().is_none());
 
+    // A range delete removes [from, to) and nothing else, in one operation.
+    let ops = (1..=5).map(|i| KvOp::Put { key: format!("r/{i}"), value: vec![b'v'] }).collect();
+    c.kv_apply(&f2, ops).await.unwrap();
+    c.kv_apply(&f2, vec![KvOp::DeleteRange { from: "r/2".into(), to: "r/4".into() }]).await.unwrap();
+    let left: Vec<String> = c.kv_list(7, "r/").await.unwrap().into_iter().map(|(k, _)| k).collect();
+    assert_eq!(left, ["r/1", "r/4", "r/5"]);
+    let bad = c.kv_apply(&f2, vec![KvOp::DeleteRange { from: "r/4".into(), to: "r/4".into() }]).await.unwrap_err();
+    assert!(matches!(bad, CoordError::Invalid(_)), "an empty range is refused: {bad}");
+    let stale = c.kv_apply(&f1, vec![KvOp::DeleteRange { from: "r/".into(), to: "r0".into() }]).await.unwrap_err();
+    assert!(matches!(stale, CoordError::Fenced { .. }));
+    assert_eq!(c.kv_list(7, "r/").await.unwrap().len(), 3, "a refused range delete changes nothing");
+
     // CAS.
     assert!(c.kv_cas(&f2, "cas", None, b"1".to_vec()).await.unwrap(), "create if absent");
     assert!(!c.kv_cas(&f2, "cas", None, b"2".to_vec()).await.unwrap(), "absent expected, present found");
