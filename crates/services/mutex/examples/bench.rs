@@ -158,8 +158,9 @@ async fn etcd_pair(c: &mut Client, lease: i64, name: &str, contended: bool) -> a
     Ok(if contended { waited } else { t0.elapsed() })
 }
 
-async fn etcd_case(clients: usize, dur: Duration, one_name: bool) -> anyhow::Result<Sample> {
+async fn etcd_case(clients: usize, dur: Duration, one_name: bool) -> anyhow::Result<(Sample, Cpu)> {
     let etcd = mware_testkit::etcd::Etcd::start().context("start etcd")?;
+    let etcd_pid = etcd.pid().unwrap_or(0).to_string();
     let endpoint = &etcd.endpoint();
     let mut conns = vec![];
     for _ in 0..clients {
@@ -168,7 +169,8 @@ async fn etcd_case(clients: usize, dur: Duration, one_name: bool) -> anyhow::Res
         conns.push(Arc::new(tokio::sync::Mutex::new((c, lease))));
     }
     let conns = Arc::new(conns);
-    Ok(drive(clients, dur, move |i| {
+    let cpu0 = (cpu_secs("self"), cpu_secs(&etcd_pid));
+    let sample = drive(clients, dur, move |i| {
         let conns = conns.clone();
         async move {
             let mut g = conns[i].lock().await;
@@ -177,7 +179,8 @@ async fn etcd_case(clients: usize, dur: Duration, one_name: bool) -> anyhow::Res
             etcd_pair(c, *lease, &name, one_name).await
         }
     })
-    .await)
+    .await;
+    Ok((sample, Cpu(cpu_secs("self") - cpu0.0, cpu_secs(&etcd_pid) - cpu0.1)))
 }
 
 /// One sample's value from the service's metrics (`name` as exposed, e.g.
@@ -221,6 +224,23 @@ fn site() -> Site {
     .expect("site")
 }
 
+/// CPU seconds (user + system) used so far by process `pid` ("self" for this one).
+fn cpu_secs(pid: &str) -> f64 {
+    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
+    let f: Vec<&str> = s.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// CPU used during a case: (this process, etcd), seconds.
+struct Cpu(f64, f64);
+
+impl Cpu {
+    fn per_op_us(&self, ops: usize) -> String {
+        format!("{:.0} µs + etcd {:.0} µs", self.0 * 1e6 / ops.max(1) as f64, self.1 * 1e6 / ops.max(1) as f64)
+    }
+}
+
 /// A running mware mutex service on its own etcd, for one case.
 struct Mware {
     base: String,
@@ -228,7 +248,7 @@ struct Mware {
     cancel: CancellationToken,
     run: tokio::task::JoinHandle<()>,
     member: mware_coord::Membership,
-    _etcd: mware_testkit::etcd::Etcd,
+    etcd: mware_testkit::etcd::Etcd,
 }
 
 impl Mware {
@@ -261,7 +281,7 @@ impl Mware {
         while svc.status().state != ServiceState::Running {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Ok(Mware { base, reg, cancel, run, member, _etcd: etcd })
+        Ok(Mware { base, reg, cancel, run, member, etcd })
     }
 
     async fn stop(self) {
@@ -277,6 +297,7 @@ struct Writes {
     secs: f64,
     hist: String,
     handovers_after_record: u64,
+    cpu: Cpu,
 }
 
 async fn mware_case(clients_n: usize, dur: Duration, contended: bool, rq: Option<&reqwest::Client>) -> anyhow::Result<(Sample, Sample, Writes)> {
@@ -285,6 +306,8 @@ async fn mware_case(clients_n: usize, dur: Duration, contended: bool, rq: Option
     let acq = Arc::new(std::sync::Mutex::new(Vec::new()));
     let acq2 = acq.clone();
     let wait_ms = if contended { 30_000 } else { 0 };
+    let etcd_pid = m.etcd.pid().unwrap_or(0).to_string();
+    let cpu0 = (cpu_secs("self"), cpu_secs(&etcd_pid));
     let sample = drive(clients_n, dur, move |i| {
         let cs = cs.clone();
         let acq = acq2.clone();
@@ -296,6 +319,7 @@ async fn mware_case(clients_n: usize, dur: Duration, contended: bool, rq: Option
         }
     })
     .await;
+    let cpu = Cpu(cpu_secs("self") - cpu0.0, cpu_secs(&etcd_pid) - cpu0.1);
     let lat_us = std::mem::take(&mut *acq.lock().unwrap());
     let acquired = Sample { ops: lat_us.len(), secs: sample.secs, lat_us };
     let w = Writes {
@@ -303,6 +327,7 @@ async fn mware_case(clients_n: usize, dur: Duration, contended: bool, rq: Option
         secs: write_time(&m.reg),
         hist: buckets(&m.reg, "mware_mutex_coord_write_seconds_bucket"),
         handovers_after_record: metric(&m.reg, "mware_mutex_handovers_after_record_total") as u64,
+        cpu,
     };
     m.stop().await;
     Ok((sample, acquired, w))
@@ -319,9 +344,9 @@ async fn main() -> anyhow::Result<()> {
     // Every case gets a fresh etcd: etcd slows down as its revision history grows (no
     // compaction here), so the case run second would otherwise pay for the first.
     let (mut ours_u, mut acq_u, w_u) = mware_case(64, dur, false, rq).await?;
-    let mut etcd_u = etcd_case(64, dur, false).await?;
+    let (mut etcd_u, cpu_eu) = etcd_case(64, dur, false).await?;
     let (mut ours_c, _, w_c) = mware_case(16, dur, true, rq).await?;
-    let mut etcd_c = etcd_case(16, dur, true).await?;
+    let (mut etcd_c, cpu_ec) = etcd_case(16, dur, true).await?;
 
     println!("| case | mware mutex API | etcd lock API | ratio |");
     println!("|---|---|---|---|");
@@ -355,6 +380,13 @@ async fn main() -> anyhow::Result<()> {
         w_c.secs * 1000.0 / w_c.count.max(1) as f64
     );
     println!("Hand-overs that waited for the waiter's line record to be written: {} of {} grants.", w_c.handovers_after_record, ours_c.ops);
+    println!(
+        "CPU per pair/grant (bench process, etcd): uncontended mware {}, etcd lock {}; contended mware {}, etcd lock {}.",
+        w_u.cpu.per_op_us(ours_u.ops),
+        cpu_eu.per_op_us(etcd_u.ops),
+        w_c.cpu.per_op_us(ours_c.ops),
+        cpu_ec.per_op_us(etcd_c.ops)
+    );
     println!("Coordinator write time, uncontended (cumulative count by upper bound in s): {}", w_u.hist);
     Ok(())
 }

@@ -55,7 +55,10 @@ impl MutexService {
         }
     }
 
-    async fn activate(&self, ctx: &ServiceContext) -> Result<(Arc<Active>, tokio::sync::mpsc::UnboundedReceiver<crate::active::Pending>, u64), Stop> {
+    /// Restores the table and makes the saved state plain records again (the journal
+    /// folded, lapsed holders dropped, line records turned into unconfirmed holders) in
+    /// fenced writes before serving: they also check the fence.
+    async fn activate(&self, ctx: &ServiceContext) -> Result<Activated, Stop> {
         let limits = ctx.role().map(|r| r.critical_sections).unwrap_or_default();
         let saved = store::load(&*ctx.coord, ctx.fence.group)
             .await
@@ -66,21 +69,36 @@ impl MutexService {
         for k in &saved.unreadable {
             tracing::warn!(key = k, "unreadable saved mutex state; deleting it");
         }
-        // One fenced write before serving: it checks the fence, drops what lapsed while
-        // nobody was active, and makes the counter durable.
+        let mut base = saved.base;
+        let mut chunks = vec![];
+        let mut next_seq = 1;
+        let mut replayed = 0;
+        if let Some((first, last, net)) = saved.journal {
+            replayed = last - first + 1;
+            chunks.extend(base.fold(net, first, last + 1));
+            next_seq = last + 1;
+        }
         let mut batch = Batch::default();
         batch.add(&fx.writes, fx.next_token);
-        let mut chunks = batch.into_chunks(0, 0, 100);
-        chunks.push(saved.unreadable.into_iter().map(|key| KvOp::Delete { key }).collect());
-        chunks.retain(|c| !c.is_empty());
+        base.rewrite_counter();
+        chunks.extend(base.writes(batch));
+        let cleanup: Vec<KvOp> = saved.unreadable.into_iter().chain(saved.retired).map(|key| KvOp::Delete { key }).collect();
+        chunks.extend(cleanup.chunks(store::CHUNK_OPS).map(|c| c.to_vec()));
         writer::apply(&*ctx.coord, &ctx.fence, chunks).await?;
         let next = table.next_token();
         let live = table.holder_count();
         self.inner.metrics.holders.set(live as i64);
-        tracing::info!(restored, live, lapsed = fx.expired.len(), next_token = next, epoch = ctx.fence.epoch, "critical sections restored");
+        tracing::info!(restored, live, lapsed = fx.expired.len(), journal_entries = replayed, next_token = next, epoch = ctx.fence.epoch, "critical sections restored");
         let (active, rx) = Active::new(table, self.inner.metrics.clone(), ctx.lease.clone());
-        Ok((active, rx, next))
+        Ok(Activated { active, rx, journal: writer::Journal::new(base, next_seq, next) })
     }
+}
+
+/// What [`MutexService::activate`] hands to the writer.
+struct Activated {
+    active: Arc<Active>,
+    rx: tokio::sync::mpsc::UnboundedReceiver<crate::active::Pending>,
+    journal: writer::Journal,
 }
 
 #[async_trait]
@@ -107,7 +125,7 @@ impl Service for MutexService {
             }
             a = self.activate(&ctx) => a,
         };
-        let (active, rx, counter) = match activated {
+        let Activated { active, rx, journal } = match activated {
             Ok(x) => x,
             Err(Stop::Fenced(e)) => return self.fenced(&ctx, e).await,
             Err(Stop::Failed(e)) => {
@@ -124,17 +142,20 @@ impl Service for MutexService {
             ServiceState::Running,
             format!("granting (epoch {}, {} holders restored)", ctx.fence.epoch, active.lock().table.holder_count()),
         );
-        let w = writer::run(active.clone(), rx, ctx.coord.clone(), ctx.fence, counter);
+        let w = writer::run(active.clone(), rx, ctx.coord.clone(), ctx.fence, journal);
         let sweep = writer::sweep(active.clone());
         tokio::pin!(w, sweep);
         let mut site = ctx.site.clone();
         let mut follow_site = true;
+        // The sweeper ends when the activity is closed; the writer then ends too, and
+        // says why (a failed write must end the run with an error).
+        let mut sweeping = true;
         let outcome = loop {
             tokio::select! {
                 biased;
                 _ = ctx.cancel.cancelled() => break None,
                 s = &mut w => break Some(s),
-                _ = &mut sweep => break None,
+                _ = &mut sweep, if sweeping => sweeping = false,
                 r = site.changed(), if follow_site => match r {
                     Ok(()) => {
                         if let Some(limits) = ctx.role().map(|r| r.critical_sections) {

@@ -1,12 +1,15 @@
 //! The group commit writer and the expiry sweeper.
 //!
-//! One writer per activity drains every change queued since its last write, applies
-//! them in one fenced `kv_apply` (split in chunks the backend accepts), and only then
-//! answers all of them. While writes are in flight (a few at once, see [`PIPELINE`])
-//! new changes pile up and go in the next one, so the number of coordinator writes
-//! follows the coordinator's latency, not the request rate. Changes nobody waits for
-//! (`Pending::urgent` false) wait up to [`FLUSH_DELAY`] for company: under contention
-//! that halves the writes, and the coordinator's CPU, without delaying any answer.
+//! One writer per activity drains every change queued since its last write, writes
+//! them as one journal entry in one fenced `kv_apply` (see [`crate::store`] for the
+//! layout and why it is safe), and only then answers all of them. While writes are in
+//! flight (a few at once, see [`PIPELINE`]) new changes pile up and go in the next
+//! one, so the number of coordinator writes follows the coordinator's latency, not the
+//! request rate. Changes nobody waits for (`Pending::urgent` false) wait up to
+//! [`FLUSH_DELAY`] for company: under contention that halves the writes, and the
+//! coordinator's CPU, without delaying any answer. Acknowledged entries are folded
+//! into the records (one fold at a time, beside the journal writes) once
+//! [`FOLD_AT`] of them are ready or the oldest is [`FOLD_AFTER`] old.
 //!
 //! A refused write (`Fenced`) ends the activity at once: the in-memory table may now
 //! differ from the durable state, so nothing more is granted; every caller gets a
@@ -14,10 +17,10 @@
 
 use crate::active::{Active, Kind, Pending};
 use crate::error::MutexError;
-use crate::store::Batch;
+use crate::store::{Base, Batch};
 use crate::table::Grant;
 use mware_coord::{CoordError, Coordinator, Fence, KvOp};
-use std::collections::HashSet;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -27,8 +30,10 @@ use tokio::task::JoinSet;
 pub(crate) const PIPELINE: usize = 4;
 /// Most changes answered by one write.
 const MAX_CHANGES: usize = 1024;
-/// Most operations in one `kv_apply` (etcd's default `--max-txn-ops` is 128).
-const CHUNK_OPS: usize = 100;
+/// Acknowledged journal entries that make a fold due.
+const FOLD_AT: usize = 256;
+/// Age of the oldest acknowledged entry that makes a fold due however few there are.
+const FOLD_AFTER: Duration = Duration::from_secs(1);
 /// Pauses between tries of a write the coordinator could not take.
 const RETRY_PAUSES_MS: [u64; 4] = [50, 150, 400, 1000];
 /// Longest a change nobody waits for (a release, a grant already answered, a line
@@ -70,12 +75,26 @@ pub(crate) async fn apply(coord: &dyn Coordinator, fence: &Fence, chunks: Vec<Ve
     Ok(())
 }
 
-/// A batch being written.
+/// Where the journal stands when the writer starts.
+pub(crate) struct Journal {
+    base: Base,
+    next_seq: u64,
+    /// The counter value already durable.
+    token_durable: u64,
+}
+
+impl Journal {
+    /// After an activation folded everything: records as `base`, the next entry `next_seq`.
+    pub fn new(base: Base, next_seq: u64, token_durable: u64) -> Self {
+        Journal { base, next_seq, token_durable }
+    }
+}
+
+/// A write in flight: journal entries answering `items`, or a fold.
 struct Flight {
-    slot: usize,
-    keys: Vec<String>,
+    entries: Vec<(u64, Batch)>,
     items: Vec<Pending>,
-    next_token: u64,
+    fold: bool,
     result: Result<(), Stop>,
 }
 
@@ -95,37 +114,65 @@ fn stop_reason(stop: &Stop) -> String {
     }
 }
 
+/// Acknowledged journal entries waiting to be folded, oldest first.
+#[derive(Default)]
+struct Acked {
+    /// Lowest entry not folded yet: everything below is in the records.
+    from: u64,
+    entries: BTreeMap<u64, (Batch, tokio::time::Instant)>,
+}
+
+impl Acked {
+    /// How many entries from `from` on are acknowledged without a gap, and when the
+    /// oldest of them was.
+    fn ready(&self) -> (usize, Option<tokio::time::Instant>) {
+        let mut n = 0;
+        for (seq, _) in self.entries.range(self.from..) {
+            if *seq != self.from + n as u64 {
+                break;
+            }
+            n += 1;
+        }
+        (n, self.entries.get(&self.from).map(|(_, at)| *at))
+    }
+
+    /// Takes the ready entries, merged in order, and the range they cover.
+    fn take(&mut self, n: usize) -> (Batch, u64, u64) {
+        let (from, to) = (self.from, self.from + n as u64);
+        let mut net = Batch::default();
+        for seq in from..to {
+            let (b, _) = self.entries.remove(&seq).expect("ready entry");
+            net.merge(b);
+        }
+        self.from = to;
+        (net, from, to)
+    }
+}
+
 /// Runs the writer until the channel closes or a write is refused.
 ///
-/// Up to [`PIPELINE`] batches are in flight at once. A batch that writes a key another
-/// batch in flight also writes waits for it, so the writes of one key (a waiter's line
-/// record, its grant, its release) are applied in order and a deleted record never
-/// comes back. Batches on different keys of one mutex may land in any order: a
-/// release may land after the grant that followed it, so a restore can see more holders
-/// than the limit, and then grants nobody until they are gone (see [`crate::table`]).
-/// Each batch in flight owns a counter slot (see [`crate::store::counter_key`]).
-pub(crate) async fn run(
-    active: Arc<Active>,
-    mut rx: mpsc::UnboundedReceiver<Pending>,
-    coord: Arc<dyn Coordinator>,
-    fence: Fence,
-    counter: u64,
-) -> Stop {
-    let mut slot_written = [counter; PIPELINE];
-    let mut free: Vec<usize> = (0..PIPELINE).rev().collect();
-    let mut busy: HashSet<String> = HashSet::new();
+/// Up to [`PIPELINE`] journal writes are in flight at once, and they may land in any
+/// order: entries are replayed in `seq` order, so the last change to a record wins.
+/// Answers go out as each entry is acknowledged: a release may land after the grant
+/// that followed it, so a restore can see more holders than the limit, and then grants
+/// nobody until they are gone (see [`crate::table`]).
+pub(crate) async fn run(active: Arc<Active>, mut rx: mpsc::UnboundedReceiver<Pending>, coord: Arc<dyn Coordinator>, fence: Fence, journal: Journal) -> Stop {
+    let Journal { mut base, mut next_seq, mut token_durable } = journal;
+    let mut acked = Acked { from: next_seq, entries: BTreeMap::new() };
+    let mut in_flight = 0usize;
+    let mut folding = false;
     let mut flights: JoinSet<Flight> = JoinSet::new();
-    // Changes taken from the queue, not yet in a batch; `urgent` once one of them has
+    // Changes taken from the queue, not yet written; `urgent` once one of them has
     // somebody waiting on it, `flush_at` when the oldest of them must go anyway.
     let mut gather: Vec<Pending> = vec![];
     let mut urgent = false;
     let mut flush_at: Option<tokio::time::Instant> = None;
-    let mut held: Option<(Batch, Vec<Pending>)> = None;
     let mut stop: Option<Stop> = None;
     loop {
         let closing = active.closed.is_cancelled();
-        if stop.is_none() && held.is_none() && !gather.is_empty() && !free.is_empty() {
-            let due = urgent || closing || gather.len() >= MAX_CHANGES || flush_at.is_some_and(|t| t <= tokio::time::Instant::now());
+        let now = tokio::time::Instant::now();
+        if stop.is_none() && !gather.is_empty() && in_flight < PIPELINE {
+            let due = urgent || closing || gather.len() >= MAX_CHANGES || flush_at.is_some_and(|t| t <= now);
             if due {
                 let items = std::mem::take(&mut gather);
                 (urgent, flush_at) = (false, None);
@@ -133,42 +180,49 @@ pub(crate) async fn run(
                 for p in &items {
                     batch.add(&p.fx.writes, p.fx.next_token);
                 }
-                if batch.key_count() == 0 && slot_written.iter().all(|w| *w >= batch.next_token()) {
+                if batch.key_count() == 0 && token_durable >= batch.next_token() {
                     answer(&active, items);
-                } else {
-                    held = Some((batch, items));
-                }
-            }
-        }
-        if stop.is_none() {
-            if let Some((b, _)) = &held {
-                if !free.is_empty() && !b.touches_any(&busy) {
-                    let (batch, items) = held.take().expect("held");
-                    let slot = free.pop().expect("free slot");
-                    let keys = batch.keys();
-                    busy.extend(keys.iter().cloned());
-                    let next_token = batch.next_token();
-                    let chunks = batch.into_chunks(slot, slot_written[slot], CHUNK_OPS);
-                    active.metrics.writes.inc();
-                    active.metrics.batch_size.observe(items.len() as f64);
-                    let (coord, fence) = (coord.clone(), fence);
-                    let took = active.metrics.write_seconds.clone();
-                    flights.spawn(async move {
-                        let t0 = std::time::Instant::now();
-                        let result = apply(&*coord, &fence, chunks).await;
-                        took.observe(t0.elapsed().as_secs_f64());
-                        Flight { slot, keys, items, next_token, result }
-                    });
                     continue;
                 }
+                let entries: Vec<(u64, Batch)> = batch
+                    .into_entries()
+                    .into_iter()
+                    .map(|b| {
+                        next_seq += 1;
+                        (next_seq - 1, b)
+                    })
+                    .collect();
+                let chunks: Vec<Vec<KvOp>> = entries.iter().map(|(seq, b)| vec![b.journal_op(*seq)]).collect();
+                in_flight += 1;
+                active.metrics.writes.inc();
+                active.metrics.batch_size.observe(items.len() as f64);
+                let (coord, fence) = (coord.clone(), fence);
+                let took = active.metrics.write_seconds.clone();
+                flights.spawn(async move {
+                    let t0 = std::time::Instant::now();
+                    let result = apply(&*coord, &fence, chunks).await;
+                    took.observe(t0.elapsed().as_secs_f64());
+                    Flight { entries, items, fold: false, result }
+                });
+                continue;
             }
+        }
+        let (ready, oldest) = acked.ready();
+        let fold_at = oldest.filter(|_| !folding && stop.is_none()).map(|t| t + FOLD_AFTER);
+        if ready > 0 && fold_at.is_some_and(|t| ready >= FOLD_AT || t <= now) {
+            let (net, from, to) = acked.take(ready);
+            let chunks = base.fold(net, from, to);
+            folding = true;
+            let (coord, fence) = (coord.clone(), fence);
+            flights.spawn(async move {
+                let result = apply(&*coord, &fence, chunks).await;
+                Flight { entries: vec![], items: vec![], fold: true, result }
+            });
+            continue;
         }
         if let Some(s) = &stop {
             if flights.is_empty() {
                 let reason = stop_reason(s);
-                if let Some((_, items)) = held.take() {
-                    fail(items, &reason);
-                }
                 fail(std::mem::take(&mut gather), &reason);
                 rx.close();
                 while let Ok(p) = rx.try_recv() {
@@ -178,14 +232,19 @@ pub(crate) async fn run(
             }
         }
         // Closed while stopping: write what is queued (releases, line records), then end.
-        if closing && stop.is_none() && held.is_none() && gather.is_empty() && flights.is_empty() && rx.is_empty() {
+        // Entries not folded yet are replayed by the next activity.
+        if closing && stop.is_none() && gather.is_empty() && flights.is_empty() && rx.is_empty() {
             return Stop::Drained;
         }
         let take = stop.is_none() && gather.len() < MAX_CHANGES;
-        let flush = flush_at.filter(|_| held.is_none() && !free.is_empty());
+        let flush = flush_at.filter(|_| in_flight < PIPELINE);
+        let wake = match (flush, fold_at.filter(|_| ready > 0)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         tokio::select! {
             _ = active.closed.cancelled(), if !closing => {}
-            _ = tokio::time::sleep_until(flush.unwrap_or_else(tokio::time::Instant::now)), if flush.is_some() => {}
+            _ = tokio::time::sleep_until(wake.unwrap_or(now)), if wake.is_some() => {}
             Some(done) = flights.join_next(), if !flights.is_empty() => {
                 let f = match done {
                     Ok(f) => f,
@@ -195,13 +254,18 @@ pub(crate) async fn run(
                         continue;
                     }
                 };
-                free.push(f.slot);
-                for k in &f.keys {
-                    busy.remove(k);
+                if f.fold {
+                    folding = false;
+                } else {
+                    in_flight -= 1;
                 }
                 match f.result {
                     Ok(()) => {
-                        slot_written[f.slot] = slot_written[f.slot].max(f.next_token);
+                        let at = tokio::time::Instant::now();
+                        for (seq, b) in f.entries {
+                            token_durable = token_durable.max(b.next_token());
+                            acked.entries.insert(seq, (b, at));
+                        }
                         answer(&active, f.items);
                     }
                     Err(s) => {
