@@ -51,20 +51,35 @@ impl Sample {
 }
 
 /// Runs `clients` loops of `op` for `dur`; each op returns its latency to record.
-async fn drive<F, Fut>(clients: usize, dur: Duration, op: F) -> Sample
+///
+/// `rate`: `None` runs each client flat out (closed loop). `Some(r)` paces the clients
+/// to `r` ops/s in all, each client starting its ops on a fixed schedule; an op that
+/// starts late (the one before took longer than the interval) counts the delay in
+/// its latency, so a stall shows in the percentiles instead of hiding behind fewer ops.
+async fn drive<F, Fut>(clients: usize, dur: Duration, rate: Option<f64>, op: F) -> Sample
 where
     F: Fn(usize) -> Fut + Send + Sync + Clone + 'static,
     Fut: std::future::Future<Output = anyhow::Result<Duration>> + Send,
 {
     let start = Instant::now();
     let end = start + dur;
+    let interval = rate.map(|r| Duration::from_secs_f64(clients as f64 / r));
     let tasks: Vec<_> = (0..clients)
         .map(|i| {
             let op = op.clone();
             tokio::spawn(async move {
                 let mut lat = vec![];
+                let mut due = interval.map(|iv| start + iv.mul_f64(i as f64 / clients as f64));
                 while Instant::now() < end {
-                    lat.push(op(i).await.expect("operation").as_micros() as u64);
+                    let late = match due {
+                        Some(at) => {
+                            tokio::time::sleep_until(at.into()).await;
+                            Instant::now().saturating_duration_since(at)
+                        }
+                        None => Duration::ZERO,
+                    };
+                    lat.push((late + op(i).await.expect("operation")).as_micros() as u64);
+                    due = due.zip(interval).map(|(at, iv)| at + iv);
                 }
                 lat
             })
@@ -93,17 +108,16 @@ impl Conn {
         Ok(Conn { tx, host })
     }
 
-    async fn post(&mut self, path: &str, body: serde_json::Value) -> anyhow::Result<(u16, serde_json::Value)> {
+    async fn post(&mut self, path: &str, body: String) -> anyhow::Result<(u16, bytes::Bytes)> {
         use http_body_util::BodyExt;
         let req = hyper::Request::post(path)
             .header("host", &self.host)
             .header("content-type", "application/json")
-            .body(http_body_util::Full::new(bytes::Bytes::from(serde_json::to_vec(&body)?)))?;
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))?;
         self.tx.ready().await?;
         let r = self.tx.send_request(req).await?;
         let status = r.status().as_u16();
-        let bytes = r.into_body().collect().await?.to_bytes();
-        Ok((status, serde_json::from_slice(&bytes)?))
+        Ok((status, r.into_body().collect().await?.to_bytes()))
     }
 }
 
@@ -114,27 +128,36 @@ enum Http {
 }
 
 impl Http {
-    async fn post(&mut self, path: &str, body: serde_json::Value) -> anyhow::Result<(u16, serde_json::Value)> {
+    async fn post(&mut self, path: &str, body: String) -> anyhow::Result<(u16, bytes::Bytes)> {
         match self {
             Http::Hyper(c) => c.post(path, body).await,
             Http::Reqwest(c, base) => {
-                let r = c.post(format!("{base}{path}")).json(&body).send().await?;
-                Ok((r.status().as_u16(), r.json().await?))
+                let r = c.post(format!("{base}{path}")).header("content-type", "application/json").body(body).send().await?;
+                Ok((r.status().as_u16(), r.bytes().await?))
             }
         }
     }
 }
 
+/// The part of a grant the bench needs.
+#[derive(serde::Deserialize)]
+struct Granted {
+    token: u64,
+}
+
 /// One acquire + release; returns (time to the grant, the case's figure: the pair when
-/// uncontended, the wait for the grant when contended).
+/// uncontended, the wait for the grant when contended). Bodies are written and read
+/// as a call script would: only the fields it needs.
 async fn http_pair(http: &mut Http, name: &str, owner: &str, wait_ms: u64) -> anyhow::Result<(Duration, Duration)> {
     let t0 = Instant::now();
     let path = format!("/api/v1/domains/bench.example.ru/mutexes/{name}");
-    let (s, v) = http.post(&format!("{path}/acquire"), json!({"owner": owner, "ttl_ms": 30000, "wait_ms": wait_ms})).await?;
-    anyhow::ensure!(s == 200, "acquire answered {s}");
+    let body = format!(r#"{{"owner":"{owner}","ttl_ms":30000,"wait_ms":{wait_ms}}}"#);
+    let (s, v) = http.post(&format!("{path}/acquire"), body).await?;
+    anyhow::ensure!(s == 200, "acquire answered {s}: {}", String::from_utf8_lossy(&v));
+    let token = serde_json::from_slice::<Granted>(&v)?.token;
     let waited = t0.elapsed();
-    let (s, _) = http.post(&format!("{path}/release"), json!({"owner": owner, "token": v["token"]})).await?;
-    anyhow::ensure!(s == 200, "release answered {s}");
+    let (s, v) = http.post(&format!("{path}/release"), format!(r#"{{"owner":"{owner}","token":{token}}}"#)).await?;
+    anyhow::ensure!(s == 200, "release answered {s}: {}", String::from_utf8_lossy(&v));
     Ok((waited, if wait_ms == 0 { t0.elapsed() } else { waited }))
 }
 
@@ -158,7 +181,7 @@ async fn etcd_pair(c: &mut Client, lease: i64, name: &str, contended: bool) -> a
     Ok(if contended { waited } else { t0.elapsed() })
 }
 
-async fn etcd_case(clients: usize, dur: Duration, one_name: bool) -> anyhow::Result<(Sample, Cpu)> {
+async fn etcd_case(clients: usize, dur: Duration, one_name: bool, rate: Option<f64>) -> anyhow::Result<(Sample, Cpu)> {
     let etcd = mware_testkit::etcd::Etcd::start().context("start etcd")?;
     let etcd_pid = etcd.pid().unwrap_or(0).to_string();
     let endpoint = &etcd.endpoint();
@@ -170,7 +193,7 @@ async fn etcd_case(clients: usize, dur: Duration, one_name: bool) -> anyhow::Res
     }
     let conns = Arc::new(conns);
     let cpu0 = (cpu_secs("self"), cpu_secs(&etcd_pid));
-    let sample = drive(clients, dur, move |i| {
+    let sample = drive(clients, dur, rate, move |i| {
         let conns = conns.clone();
         async move {
             let mut g = conns[i].lock().await;
@@ -181,6 +204,31 @@ async fn etcd_case(clients: usize, dur: Duration, one_name: bool) -> anyhow::Res
     })
     .await;
     Ok((sample, Cpu(cpu_secs("self") - cpu0.0, cpu_secs(&etcd_pid) - cpu0.1)))
+}
+
+/// The highest paced rate (ops/s in all) at which `probe` keeps its p99 within
+/// `slo_ms` and achieves the rate: bisection on a log scale between `max / 20` and
+/// `max` (the closed-loop rate, whose p99 is over the target), `probes` runs.
+async fn slo_rate<F, Fut>(what: &str, max: f64, probes: usize, slo_ms: f64, probe: F) -> anyhow::Result<Option<(f64, Sample)>>
+where
+    F: Fn(f64) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Sample>>,
+{
+    let (mut lo, mut hi) = (max / 20.0, max);
+    let mut best = None;
+    for _ in 0..probes {
+        let r = (lo * hi).sqrt();
+        let mut s = probe(r).await?;
+        let ok = s.pct(0.99) <= slo_ms && s.rate() >= 0.97 * r;
+        eprintln!("{what}: paced at {r:.0}/s: achieved {:.0}/s, p99 {:.2} ms: {}", s.rate(), s.pct(0.99), if ok { "within" } else { "over" });
+        if ok {
+            lo = r;
+            best = Some((r, s));
+        } else {
+            hi = r;
+        }
+    }
+    Ok(best)
 }
 
 /// One sample's value from the service's metrics (`name` as exposed, e.g.
@@ -300,7 +348,7 @@ struct Writes {
     cpu: Cpu,
 }
 
-async fn mware_case(clients_n: usize, dur: Duration, contended: bool, rq: Option<&reqwest::Client>) -> anyhow::Result<(Sample, Sample, Writes)> {
+async fn mware_case(clients_n: usize, dur: Duration, contended: bool, rate: Option<f64>, rq: Option<&reqwest::Client>) -> anyhow::Result<(Sample, Sample, Writes)> {
     let m = Mware::start().await?;
     let cs = clients(&m.base, clients_n, rq).await?;
     let acq = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -308,7 +356,7 @@ async fn mware_case(clients_n: usize, dur: Duration, contended: bool, rq: Option
     let wait_ms = if contended { 30_000 } else { 0 };
     let etcd_pid = m.etcd.pid().unwrap_or(0).to_string();
     let cpu0 = (cpu_secs("self"), cpu_secs(&etcd_pid));
-    let sample = drive(clients_n, dur, move |i| {
+    let sample = drive(clients_n, dur, rate, move |i| {
         let cs = cs.clone();
         let acq = acq2.clone();
         async move {
@@ -335,18 +383,37 @@ async fn mware_case(clients_n: usize, dur: Duration, contended: bool, rq: Option
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let secs: u64 = std::env::args().skip(1).find(|a| !a.starts_with("--")).map(|s| s.parse()).transpose()?.unwrap_or(5);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let secs: u64 = args.iter().find(|a| !a.starts_with("--")).map(|s| s.parse()).transpose()?.unwrap_or(5);
     let dur = Duration::from_secs(secs);
-    let use_reqwest = std::env::args().any(|a| a == "--reqwest");
+    let use_reqwest = args.iter().any(|a| a == "--reqwest");
     let rq = reqwest::Client::builder().pool_max_idle_per_host(128).build()?;
     let rq = use_reqwest.then_some(&rq);
+    // `--rates=600,1200`: only the paced uncontended case at those rates, both sides.
+    if let Some(list) = args.iter().find_map(|a| a.strip_prefix("--rates=")) {
+        println!("| pairs/s asked | mware achieved, p50 / p99 / p99.9 (ms) | etcd lock achieved, p50 / p99 / p99.9 (ms) |\n|---|---|---|");
+        for r in list.split(',').map(str::parse::<f64>) {
+            let r = r.context("--rates: expected numbers separated by commas")?;
+            let (mut a, _, w) = mware_case(64, dur, false, Some(r), rq).await?;
+            eprintln!("{r}/s: {} writes, mean {:.2} ms; write time buckets: {}", w.count, w.secs * 1000.0 / w.count.max(1) as f64, w.hist);
+            let mut b = etcd_case(64, dur, false, Some(r)).await?.0;
+            let cell = |s: &mut Sample| format!("{:.0}, {:.2} / {:.2} / {:.2}", s.rate(), s.pct(0.5), s.pct(0.99), s.pct(0.999));
+            println!("| {r:.0} | {} | {} |", cell(&mut a), cell(&mut b));
+        }
+        return Ok(());
+    }
 
     // Every case gets a fresh etcd: etcd slows down as its revision history grows (no
     // compaction here), so the case run second would otherwise pay for the first.
-    let (mut ours_u, mut acq_u, w_u) = mware_case(64, dur, false, rq).await?;
-    let (mut etcd_u, cpu_eu) = etcd_case(64, dur, false).await?;
-    let (mut ours_c, _, w_c) = mware_case(16, dur, true, rq).await?;
-    let (mut etcd_c, cpu_ec) = etcd_case(16, dur, true).await?;
+    let (mut ours_u, mut acq_u, w_u) = mware_case(64, dur, false, None, rq).await?;
+    let (mut etcd_u, cpu_eu) = etcd_case(64, dur, false, None).await?;
+    // The latency target: the highest rate each side sustains, the same 64 clients
+    // paced, with a pair p99 of at most 10 ms.
+    let probe_dur = Duration::from_secs(secs.clamp(2, 4));
+    let slo_ours = slo_rate("mware", ours_u.rate(), 6, 10.0, |r| async move { Ok(mware_case(64, probe_dur, false, Some(r), rq).await?.0) }).await?;
+    let slo_etcd = slo_rate("etcd lock", etcd_u.rate(), 6, 10.0, |r| async move { Ok(etcd_case(64, probe_dur, false, Some(r)).await?.0) }).await?;
+    let (mut ours_c, _, w_c) = mware_case(16, dur, true, None, rq).await?;
+    let (mut etcd_c, cpu_ec) = etcd_case(16, dur, true, None).await?;
 
     println!("| case | mware mutex API | etcd lock API | ratio |");
     println!("|---|---|---|---|");
@@ -358,6 +425,16 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("| uncontended: pair latency p50 / p99 (ms) | {:.2} / {:.2} | {:.2} / {:.2} | |", ours_u.pct(0.5), ours_u.pct(0.99), etcd_u.pct(0.5), etcd_u.pct(0.99));
     println!("| uncontended: acquire latency p50 / p99 (ms) | {:.2} / {:.2} | | |", acq_u.pct(0.5), acq_u.pct(0.99));
+    let slo_cell = |x: &mut Option<(f64, Sample)>| match x {
+        Some((r, s)) => format!("{r:.0} (p50 {:.2}, p99 {:.2} ms)", s.pct(0.5), s.pct(0.99)),
+        None => "none found".to_string(),
+    };
+    let slo_ratio = match (&slo_ours, &slo_etcd) {
+        (Some((a, _)), Some((b, _))) => format!("{:.1}x", a / b),
+        _ => String::new(),
+    };
+    let (mut slo_ours, mut slo_etcd) = (slo_ours, slo_etcd);
+    println!("| uncontended, 64 clients paced: highest pairs/s with pair p99 ≤ 10 ms | {} | {} | {slo_ratio} |", slo_cell(&mut slo_ours), slo_cell(&mut slo_etcd));
     println!(
         "| contended, 16 clients on one mutex: grants/s | {:.0} | {:.0} | {:.1}x |",
         ours_c.rate(),
