@@ -73,3 +73,56 @@ async fn etcd_down_means_no_grant_and_a_retryable_503() {
     assert_eq!(s, 503);
     r.server.abort();
 }
+
+/// Keys under `prefix` in the test group's KV space.
+async fn keys(coord: &std::sync::Arc<dyn mware_coord::Coordinator>, prefix: &str) -> Vec<String> {
+    coord.kv_list(common::GROUP, prefix).await.unwrap().into_iter().map(|(k, _)| k).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journal_is_folded_into_records_and_replayed_by_the_next_activity() {
+    let etcd = Etcd::start().expect("start etcd");
+    let coord = common::open(common::etcd(&etcd.endpoint())).await;
+    let (m, fence) = common::become_active(&coord, "mware1", 10).await;
+    let r = Running::start(common::service(), coord.clone(), fence, m.lease.clone(), "mware1", common::site(json!({}))).await;
+    let http = reqwest::Client::new();
+    let (s, a) = post(&http, &r.url("d.ru", "/keep/acquire"), json!({"owner": "a", "ttl_ms": 60000, "wait_ms": 0})).await;
+    assert_eq!(s, 200);
+    let mut last = 0;
+    for _ in 0..20 {
+        let (s, g) = post(&http, &r.url("d.ru", "/churn/acquire"), json!({"owner": "c", "ttl_ms": 60000, "wait_ms": 0})).await;
+        assert_eq!(s, 200, "{g}");
+        last = g["token"].as_u64().unwrap();
+        let (s, _) = post(&http, &r.url("d.ru", "/churn/release"), json!({"owner": "c", "token": last})).await;
+        assert_eq!(s, 200);
+    }
+    // Within a few seconds the journal is folded: only the live holder is a record.
+    let t0 = std::time::Instant::now();
+    while !keys(&coord, "mutex/j/").await.is_empty() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "journal not folded: {:?}", keys(&coord, "mutex/j/").await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let records = keys(&coord, "mutex/h/").await;
+    assert_eq!(records, [format!("mutex/h/d.ru/keep/{:020}", a["token"].as_u64().unwrap())], "released holders never stay records");
+
+    // Changes made just before the activity ends are still in the journal; the next
+    // activity replays them and folds them before it serves.
+    let (s, b) = post(&http, &r.url("d.ru", "/late/acquire"), json!({"owner": "b", "ttl_ms": 60000, "wait_ms": 0})).await;
+    assert_eq!(s, 200);
+    let (s, _) = post(&http, &r.url("d.ru", "/keep/release"), json!({"owner": "a", "token": a["token"]})).await;
+    assert_eq!(s, 200);
+    let svc = r.stop().await;
+    m.leave().await;
+    let (m2, fence2) = common::become_active(&coord, "mware2", 20).await;
+    let r = Running::start(svc, coord.clone(), fence2, m2.lease.clone(), "mware2", common::site(json!({}))).await;
+    assert!(keys(&coord, "mutex/j/").await.is_empty(), "folded on activation");
+    let (s, _) = get(&http, &r.url("d.ru", "/keep")).await;
+    assert_eq!(s, 404, "the release written last is kept");
+    let (_, v) = get(&http, &r.url("d.ru", "/late")).await;
+    assert_eq!(v["holders"][0]["token"], b["token"], "{v}");
+    let (s, g) = post(&http, &r.url("d.ru", "/churn/acquire"), json!({"owner": "d", "ttl_ms": 1000, "wait_ms": 0})).await;
+    assert_eq!(s, 200);
+    assert!(g["token"].as_u64().unwrap() > b["token"].as_u64().unwrap().max(last), "tokens keep growing: {g}");
+    r.stop().await;
+    m2.leave().await;
+}
