@@ -6,7 +6,7 @@ use crate::active::Active;
 use crate::metrics::Metrics;
 use crate::store::{self, Batch};
 use crate::table::Table;
-use crate::writer::{self, Stop};
+use crate::writer::{self, Stop, WriteError};
 use async_trait::async_trait;
 use mware_config::Role;
 use mware_coord::KvOp;
@@ -58,11 +58,11 @@ impl MutexService {
     /// Restores the table and makes the saved state plain records again (the journal
     /// folded, lapsed holders dropped, line records turned into unconfirmed holders) in
     /// fenced writes before serving: they also check the fence.
-    async fn activate(&self, ctx: &ServiceContext) -> Result<Activated, Stop> {
+    async fn activate(&self, ctx: &ServiceContext) -> Result<Activated, WriteError> {
         let limits = ctx.role().map(|r| r.critical_sections).unwrap_or_default();
         let saved = store::load(&*ctx.coord, ctx.fence.group)
             .await
-            .map_err(|e| Stop::Failed(format!("cannot read saved holders: {e}")))?;
+            .map_err(|e| WriteError::Failed(format!("cannot read saved holders: {e}")))?;
         let mut table = Table::new(limits);
         let restored = saved.holders.len();
         let fx = table.restore(saved.next_token, saved.holders, mware_coord::now_ms());
@@ -127,14 +127,10 @@ impl Service for MutexService {
         };
         let Activated { active, rx, journal } = match activated {
             Ok(x) => x,
-            Err(Stop::Fenced(e)) => return self.fenced(&ctx, e).await,
-            Err(Stop::Failed(e)) => {
+            Err(WriteError::Fenced(e)) => return self.fenced(&ctx, e).await,
+            Err(WriteError::Failed(e)) => {
                 st.set(ServiceState::Failed, e.clone());
                 anyhow::bail!(e);
-            }
-            Err(Stop::Drained) => {
-                st.set(ServiceState::Stopped, "instance is not active");
-                return Ok(());
             }
         };
         self.inner.set_active(Some(active.clone()));

@@ -55,22 +55,40 @@ pub(crate) enum Stop {
     Drained,
 }
 
+/// Why a coordinator write failed for good.
+#[derive(Debug)]
+pub(crate) enum WriteError {
+    /// The fence is stale: another instance is active.
+    Fenced(String),
+    /// The coordinator failed repeatedly, or refused the write as invalid.
+    Failed(String),
+}
+
+impl From<WriteError> for Stop {
+    fn from(e: WriteError) -> Stop {
+        match e {
+            WriteError::Fenced(e) => Stop::Fenced(e),
+            WriteError::Failed(e) => Stop::Failed(e),
+        }
+    }
+}
+
 /// Applies one batch: every chunk, in order, retrying only when the coordinator is
 /// unavailable (each op sets a whole value, so a repeated chunk changes nothing).
-pub(crate) async fn apply(coord: &dyn Coordinator, fence: &Fence, chunks: Vec<Vec<KvOp>>) -> Result<(), Stop> {
+pub(crate) async fn apply(coord: &dyn Coordinator, fence: &Fence, chunks: Vec<Vec<KvOp>>) -> Result<(), WriteError> {
     for chunk in chunks {
         let mut tries = 0;
         loop {
             match coord.kv_apply(fence, chunk.clone()).await {
                 Ok(_) => break,
-                Err(e @ CoordError::Fenced { .. }) => return Err(Stop::Fenced(e.to_string())),
-                Err(e @ CoordError::Invalid(_)) => return Err(Stop::Failed(e.to_string())),
+                Err(e @ CoordError::Fenced { .. }) => return Err(WriteError::Fenced(e.to_string())),
+                Err(e @ CoordError::Invalid(_)) => return Err(WriteError::Failed(e.to_string())),
                 Err(e) if tries < RETRY_PAUSES_MS.len() => {
                     tracing::warn!(error = %e, attempt = tries + 1, "coordinator write failed; retrying");
                     tokio::time::sleep(Duration::from_millis(RETRY_PAUSES_MS[tries])).await;
                     tries += 1;
                 }
-                Err(e) => return Err(Stop::Failed(e.to_string())),
+                Err(e) => return Err(WriteError::Failed(e.to_string())),
             }
         }
     }
@@ -97,7 +115,7 @@ struct Flight {
     entries: Vec<(u64, Batch)>,
     items: Vec<Pending>,
     fold: bool,
-    result: Result<(), Stop>,
+    result: Result<(), WriteError>,
 }
 
 fn fail(items: Vec<Pending>, reason: &str) {
@@ -270,7 +288,8 @@ pub(crate) async fn run(active: Arc<Active>, mut rx: mpsc::UnboundedReceiver<Pen
                         }
                         answer(&active, f.items);
                     }
-                    Err(s) => {
+                    Err(e) => {
+                        let s = Stop::from(e);
                         let reason = stop_reason(&s);
                         active.close(&reason);
                         fail(f.items, &reason);
