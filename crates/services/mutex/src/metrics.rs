@@ -30,6 +30,10 @@ pub struct Metrics {
     /// waited for a write (the others are answered at once). Growing fast means the
     /// coordinator writes too slowly for the line to stay ahead.
     pub handovers_after_record: Counter,
+    /// Journal entries written and not folded into the records yet.
+    pub journal_entries: Gauge,
+    /// Folds of journal entries into the records.
+    pub folds: Counter,
 }
 
 impl Metrics {
@@ -46,6 +50,8 @@ impl Metrics {
             batch_size: Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0]),
             handovers_after_record: Counter::default(),
             write_seconds: Histogram::new([0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.25, 1.0]),
+            journal_entries: Gauge::default(),
+            folds: Counter::default(),
         };
         let r = registry.sub_registry_with_prefix("mware_mutex");
         r.register("grants", "Critical section grants answered", m.grants.clone());
@@ -62,6 +68,8 @@ impl Metrics {
             "Hand-overs to a waiter that waited for its line record to be written",
             m.handovers_after_record.clone(),
         );
+        r.register("journal_entries", "Journal entries in the coordinator not folded into the records yet", m.journal_entries.clone());
+        r.register("folds", "Folds of journal entries into the holder records", m.folds.clone());
         m
     }
 }

@@ -179,6 +179,8 @@ impl Acked {
 pub(crate) async fn run(active: Arc<Active>, mut rx: mpsc::UnboundedReceiver<Pending>, coord: Arc<dyn Coordinator>, fence: Fence, journal: Journal) -> Stop {
     let Journal { mut base, mut next_seq, mut token_durable } = journal;
     let mut acked = Acked { from: next_seq, entries: BTreeMap::new() };
+    // Entries below this are folded and deleted (for the journal gauge).
+    let mut fold_done = next_seq;
     let mut in_flight = 0usize;
     let mut folding = false;
     // Writes in flight run inside this task (no task hop per write).
@@ -228,12 +230,14 @@ pub(crate) async fn run(active: Arc<Active>, mut rx: mpsc::UnboundedReceiver<Pen
                 continue;
             }
         }
+        active.metrics.journal_entries.set((next_seq - fold_done) as i64);
         let (ready, oldest) = acked.ready();
         let fold_at = oldest.filter(|_| !folding && stop.is_none()).map(|t| t + FOLD_AFTER);
         if ready > 0 && fold_at.is_some_and(|t| ready >= FOLD_AT || t <= now) {
             let (net, from, to) = acked.take(ready);
             let chunks = base.fold(net, from, to);
             folding = true;
+            active.metrics.folds.inc();
             let (coord, fence) = (coord.clone(), fence);
             flights.push(Box::pin(async move {
                 let result = apply(&*coord, &fence, chunks).await;
@@ -269,6 +273,9 @@ pub(crate) async fn run(active: Arc<Active>, mut rx: mpsc::UnboundedReceiver<Pen
             Some(f) = flights.next(), if !flights.is_empty() => {
                 if f.fold {
                     folding = false;
+                    if f.result.is_ok() {
+                        fold_done = acked.from;
+                    }
                 } else {
                     in_flight -= 1;
                 }
