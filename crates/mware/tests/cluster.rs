@@ -57,12 +57,15 @@ fn kill9_fails_over_in_order_and_never_two_active() {
     let ports: Vec<u16> = (0..3).map(|_| mware_testkit::free_port()).collect();
     let cfg = dir.path().join("site.json");
     write(&cfg, &site(&etcd.endpoint(), "/t/kill9", &[("m10", 1, 10, vec![], ports[0]), ("m20", 1, 20, vec![], ports[1]), ("m30", 1, 30, vec![], ports[2])]));
-    let mut d: Vec<Daemon> = ["m10", "m20", "m30"]
-        .iter()
-        .zip(&ports)
-        .map(|(n, p)| Daemon::start(&cfg, n, &format!("127.0.0.1:{p}"), dir.path().join(format!("{n}.log")), &[]))
-        .collect();
-    wait_active(&[&d[0], &d[1], &d[2]], "m10", Duration::from_secs(30));
+    let start = |i: usize| {
+        let n = ["m10", "m20", "m30"][i];
+        Daemon::start(&cfg, n, &format!("127.0.0.1:{}", ports[i]), dir.path().join(format!("{n}.log")), &[])
+    };
+    // m10 first, the others once it is active: started together on a busy machine, m30
+    // could join first and win the first election (it is the best instance present).
+    let mut d = vec![start(0)];
+    wait_active(&[&d[0]], "m10", Duration::from_secs(30));
+    d.extend([start(1), start(2)]);
     // Let the others register and settle as passive.
     d[1].wait_status(Duration::from_secs(10), |v| v["state"] == "passive");
     d[2].wait_status(Duration::from_secs(10), |v| v["state"] == "passive");
@@ -89,8 +92,8 @@ fn sigstop_past_the_lease_resumes_passive() {
     let cfg = dir.path().join("site.json");
     write(&cfg, &site(&etcd.endpoint(), "/t/stop", &[("a1", 1, 10, vec![], ports[0]), ("a2", 1, 20, vec![], ports[1])]));
     let d1 = Daemon::start(&cfg, "a1", &format!("127.0.0.1:{}", ports[0]), dir.path().join("a1.log"), &[]);
+    wait_active(&[&d1], "a1", Duration::from_secs(30));
     let d2 = Daemon::start(&cfg, "a2", &format!("127.0.0.1:{}", ports[1]), dir.path().join("a2.log"), &[]);
-    wait_active(&[&d1, &d2], "a1", Duration::from_secs(30));
     d2.wait_status(Duration::from_secs(10), |v| v["state"] == "passive");
     d1.child.signal(libc::SIGSTOP);
     wait_active(&[&d2], "a2", Duration::from_secs(20));
@@ -177,8 +180,8 @@ fn switchover_hands_over_cleanly_and_config_push_applies() {
 
     let env = [("CT_TOKEN", "tok-123")];
     let d1 = Daemon::start(&boot, "s1", &format!("127.0.0.1:{}", p[0]), dir.path().join("s1.log"), &env);
+    wait_active(&[&d1], "s1", Duration::from_secs(30));
     let d2 = Daemon::start(&boot, "s2", &format!("127.0.0.1:{}", p[1]), dir.path().join("s2.log"), &env);
-    wait_active(&[&d1, &d2], "s1", Duration::from_secs(30));
     d2.wait_status(Duration::from_secs(10), |v| v["state"] == "passive");
 
     let out = std::process::Command::new(bin())
