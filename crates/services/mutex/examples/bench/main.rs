@@ -2,7 +2,7 @@
 //! API, in the same run, on the same etcd.
 //!
 //! ```text
-//! cargo run --release -p mware-mutex --example bench -- [seconds per case, default 5] [--reqwest] [--rates=R,...]
+//! cargo run --release -p mware-mutex --example bench -- [seconds per case, default 5] [--reqwest] [--rates=R,...] [--etcd-floor]
 //! ```
 //!
 //! The mware side's clients are hyper HTTP/1.1 connections, one per simulated call
@@ -13,6 +13,9 @@
 //! pair latency) and contended (16 clients on one mutex: grants/s and the wait from
 //! asking to being granted), each side on a fresh etcd. Every grant of the service is
 //! durable in etcd before it is answered. Prints a Markdown table.
+//!
+//! `--etcd-floor`: instead, one client's sequential single-key etcd transactions, the
+//! latency floor under any durable grant.
 //!
 //! `--rates=300,1200,4800`: instead, the uncontended case paced at those rates (pairs/s
 //! in all), both sides, with latency counted from each pair's scheduled start.
@@ -38,6 +41,13 @@ async fn main() -> anyhow::Result<()> {
     let use_reqwest = args.iter().any(|a| a == "--reqwest");
     let rq = reqwest::Client::builder().pool_max_idle_per_host(128).build()?;
     let rq = use_reqwest.then_some(&rq);
+    // `--etcd-floor`: only one client's sequential etcd writes (the latency floor).
+    if args.iter().any(|a| a == "--etcd-floor") {
+        let mut s = sides::etcd_single_writes(dur).await?;
+        let (p50, p99, p999) = (s.pct(0.5), s.pct(0.99), s.pct(0.999));
+        println!("one client, one etcd txn at a time: {} writes, p50 {p50:.2} / p99 {p99:.2} / p99.9 {p999:.2} ms", s.ops);
+        return Ok(());
+    }
     // `--rates=600,1200`: only the paced uncontended case at those rates, both sides.
     if let Some(list) = args.iter().find_map(|a| a.strip_prefix("--rates=")) {
         println!("| pairs/s asked | mware achieved, p50 / p99 / p99.9 (ms) | etcd lock achieved, p50 / p99 / p99.9 (ms) |\n|---|---|---|");

@@ -180,3 +180,26 @@ pub async fn mware_case(clients_n: usize, dur: Duration, contended: bool, rate: 
     m.stop().await;
     Ok((sample, acquired, w))
 }
+
+/// The floor under any durable grant: one client writing one small key per etcd
+/// transaction (compared on a key, as the service's fenced writes are), one after the
+/// other, on a fresh etcd with nothing else running.
+pub async fn etcd_single_writes(dur: Duration) -> anyhow::Result<Sample> {
+    use etcd_client::{Compare, CompareOp, Txn, TxnOp};
+    let etcd = mware_testkit::etcd::Etcd::start().context("start etcd")?;
+    let c = Client::connect([etcd.endpoint()], None).await?;
+    let c2 = Arc::new(tokio::sync::Mutex::new(0u64));
+    Ok(drive(1, dur, None, move |_| {
+        let mut c = c.clone();
+        let n = c2.clone();
+        async move {
+            let mut n = n.lock().await;
+            *n += 1;
+            let txn = Txn::new().when([Compare::version("fence", CompareOp::Equal, 0)]).and_then([TxnOp::put(format!("k/{}", *n), vec![b'v'; 100], None)]);
+            let t0 = Instant::now();
+            c.txn(txn).await?;
+            Ok(t0.elapsed())
+        }
+    })
+    .await)
+}
