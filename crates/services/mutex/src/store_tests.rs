@@ -93,3 +93,75 @@ fn big_batches_split_into_entries_and_chunks() {
     assert_eq!(chunks.iter().map(Vec::len).sum::<usize>(), 302, "counter, 300 records, range delete");
     assert!(matches!(chunks.last().unwrap().last().unwrap(), KvOp::DeleteRange { .. }), "entries are deleted last");
 }
+
+/// An embedded coordinator in `dir`, this process active in group 1.
+async fn active_coord(dir: &std::path::Path) -> (std::sync::Arc<dyn Coordinator>, mware_coord::Membership, mware_coord::Fence) {
+    use mware_config::{Backend, Coordination};
+    let c = Coordination { backend: Backend::Embedded, path: dir.join("coord.sqlite").display().to_string(), ..Default::default() };
+    let coord: std::sync::Arc<dyn Coordinator> =
+        std::sync::Arc::new(mware_coord::EmbeddedCoordinator::open(mware_coord::Settings { site: "t".into(), coordination: c }).await.unwrap());
+    let info = mware_coord::MemberInfo { instance: "a".into(), group: 1, order: 10, address: "127.0.0.1:1".into(), version: "t".into(), since_ms: 0 };
+    let mut m = coord.join(info).await.unwrap();
+    let epoch = loop {
+        if let mware_coord::Activity::Active { epoch, .. } = &*m.activity.borrow_and_update() {
+            break *epoch;
+        }
+        m.activity.changed().await.unwrap();
+    };
+    (coord, m, mware_coord::Fence { group: 1, epoch })
+}
+
+async fn apply_all(coord: &dyn Coordinator, fence: &mware_coord::Fence, chunks: Vec<Vec<KvOp>>) {
+    for c in chunks {
+        coord.kv_apply(fence, c).await.unwrap();
+    }
+}
+
+/// Tokens of the saved holders (journal replayed), and the counter.
+async fn saved(coord: &dyn Coordinator) -> (Vec<u64>, u64) {
+    let s = load(coord, 1).await.unwrap();
+    let mut tokens: Vec<u64> = s.holders.iter().map(|h| h.holder.token).collect();
+    tokens.sort_unstable();
+    (tokens, s.next_token)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fold_cut_short_before_its_range_delete_replays_to_the_same_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let (coord, m, fence) = active_coord(dir.path()).await;
+    let coord = coord.as_ref();
+    // Records: holders 1 and 2. Journal: 1 released and 3 granted; 2 released and 4
+    // granted; 5 granted.
+    let mut base = Base::default();
+    let mut b = Batch::default();
+    b.add(&[put(1), put(2)], 3);
+    apply_all(coord, &fence, base.writes(b)).await;
+    for (seq, writes, next) in [(1, vec![del(1), put(3)], 4), (2, vec![del(2), put(4)], 5), (3, vec![put(5)], 6)] {
+        let mut b = Batch::default();
+        b.add(&writes, next);
+        coord.kv_apply(&fence, vec![b.journal_op(seq)]).await.unwrap();
+    }
+    let want = (vec![3, 4, 5], 6);
+    assert_eq!(saved(coord).await, want, "the journal is replayed over the records");
+
+    // Fold entries 1 and 2, stopping before the range delete: replaying them again over
+    // records that already hold their effect changes nothing.
+    let s = load(coord, 1).await.unwrap();
+    let mut base = s.base;
+    let mut net = Batch::default();
+    for (writes, next) in [(vec![del(1), put(3)], 4), (vec![del(2), put(4)], 5)] {
+        let mut b = Batch::default();
+        b.add(&writes, next);
+        net.merge(b);
+    }
+    let mut chunks = base.fold(net, 1, 3);
+    let last = chunks.last_mut().unwrap().pop().unwrap();
+    assert!(matches!(last, KvOp::DeleteRange { .. }));
+    apply_all(coord, &fence, chunks).await;
+    assert_eq!(saved(coord).await, want, "a fold cut short before its range delete");
+    coord.kv_apply(&fence, vec![last]).await.unwrap();
+    assert_eq!(saved(coord).await, want, "after the range delete");
+    let journal: Vec<String> = coord.kv_list(1, JOURNAL).await.unwrap().into_iter().map(|(k, _)| k).collect();
+    assert_eq!(journal, [journal_key(3)], "only the entry not folded is left");
+    m.leave().await;
+}
