@@ -169,6 +169,33 @@ impl Acked {
     }
 }
 
+/// A write in flight, run inside the writer's task.
+type InFlight = futures::future::BoxFuture<'static, Flight>;
+
+/// The write of `batch` (the changes of `items`) as journal entries numbered from
+/// `*next_seq` on (one, unless the batch is too big for one value).
+fn journal_write(active: &Active, coord: &Arc<dyn Coordinator>, fence: Fence, batch: Batch, items: Vec<Pending>, next_seq: &mut u64) -> InFlight {
+    let entries: Vec<(u64, Batch)> = batch
+        .into_entries()
+        .into_iter()
+        .map(|b| {
+            *next_seq += 1;
+            (*next_seq - 1, b)
+        })
+        .collect();
+    let chunks: Vec<Vec<KvOp>> = entries.iter().map(|(seq, b)| vec![b.journal_op(*seq)]).collect();
+    active.metrics.writes.inc();
+    active.metrics.batch_size.observe(items.len() as f64);
+    let coord = coord.clone();
+    let took = active.metrics.write_seconds.clone();
+    Box::pin(async move {
+        let t0 = std::time::Instant::now();
+        let result = apply(&*coord, &fence, chunks).await;
+        took.observe(t0.elapsed().as_secs_f64());
+        Flight { entries, items, fold: false, result }
+    })
+}
+
 /// Runs the writer until the channel closes or a write is refused.
 ///
 /// Up to [`PIPELINE`] journal writes are in flight at once, and they may land in any
@@ -184,7 +211,7 @@ pub(crate) async fn run(active: Arc<Active>, mut rx: mpsc::UnboundedReceiver<Pen
     let mut in_flight = 0usize;
     let mut folding = false;
     // Writes in flight run inside this task (no task hop per write).
-    let mut flights: FuturesUnordered<futures::future::BoxFuture<'static, Flight>> = FuturesUnordered::new();
+    let mut flights: FuturesUnordered<InFlight> = FuturesUnordered::new();
     // Changes taken from the queue, not yet written; `urgent` once one of them has
     // somebody waiting on it, `flush_at` when the oldest of them must go anyway.
     let mut gather: Vec<Pending> = vec![];
@@ -207,26 +234,8 @@ pub(crate) async fn run(active: Arc<Active>, mut rx: mpsc::UnboundedReceiver<Pen
                     answer(&active, items);
                     continue;
                 }
-                let entries: Vec<(u64, Batch)> = batch
-                    .into_entries()
-                    .into_iter()
-                    .map(|b| {
-                        next_seq += 1;
-                        (next_seq - 1, b)
-                    })
-                    .collect();
-                let chunks: Vec<Vec<KvOp>> = entries.iter().map(|(seq, b)| vec![b.journal_op(*seq)]).collect();
                 in_flight += 1;
-                active.metrics.writes.inc();
-                active.metrics.batch_size.observe(items.len() as f64);
-                let (coord, fence) = (coord.clone(), fence);
-                let took = active.metrics.write_seconds.clone();
-                flights.push(Box::pin(async move {
-                    let t0 = std::time::Instant::now();
-                    let result = apply(&*coord, &fence, chunks).await;
-                    took.observe(t0.elapsed().as_secs_f64());
-                    Flight { entries, items, fold: false, result }
-                }));
+                flights.push(journal_write(&active, &coord, fence, batch, items, &mut next_seq));
                 continue;
             }
         }
@@ -238,7 +247,7 @@ pub(crate) async fn run(active: Arc<Active>, mut rx: mpsc::UnboundedReceiver<Pen
             let chunks = base.fold(net, from, to);
             folding = true;
             active.metrics.folds.inc();
-            let (coord, fence) = (coord.clone(), fence);
+            let coord = coord.clone();
             flights.push(Box::pin(async move {
                 let result = apply(&*coord, &fence, chunks).await;
                 Flight { entries: vec![], items: vec![], fold: true, result }
