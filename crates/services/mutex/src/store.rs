@@ -15,7 +15,8 @@
 //! then deletes the folded entries with one range delete ([`Base::fold`]).
 //!
 //! Why: etcd spends about 300 µs of CPU on a transaction plus about 30 µs per key it
-//! writes; a batch of 18 changes cost 19 keys, it now costs one.
+//! writes; an uncontended batch of about 31 changes cost 32 keys, it now costs one (etcd
+//! CPU per acquire + release pair: about 100 µs before, 60-75 µs after; bench/mutex.md).
 //!
 //! Why it is safe:
 //! - replay is in `seq` order, and `seq` follows the order the table made the changes,
