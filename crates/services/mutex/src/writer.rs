@@ -241,7 +241,8 @@ pub(crate) async fn run(active: Arc<Active>, mut rx: mpsc::UnboundedReceiver<Pen
         }
         active.metrics.journal_entries.set((next_seq - fold_done) as i64);
         let (ready, oldest) = acked.ready();
-        let fold_at = oldest.filter(|_| !folding && stop.is_none()).map(|t| t + FOLD_AFTER);
+        // No fold once closing: the next activity folds what is left, and the drain stays short.
+        let fold_at = oldest.filter(|_| !folding && stop.is_none() && !closing).map(|t| t + FOLD_AFTER);
         if ready > 0 && fold_at.is_some_and(|t| ready >= FOLD_AT || t <= now) {
             let (net, from, to) = acked.take(ready);
             let chunks = base.fold(net, from, to);
