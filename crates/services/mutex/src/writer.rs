@@ -20,7 +20,7 @@ use crate::error::MutexError;
 use crate::store::{Base, Batch};
 use crate::table::Grant;
 use mware_coord::{CoordError, Coordinator, Fence, KvOp};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -134,26 +134,25 @@ fn stop_reason(stop: &Stop) -> String {
     }
 }
 
-/// Acknowledged journal entries waiting to be folded, oldest first.
-#[derive(Default)]
+/// Journal entries not folded yet: written and waiting for their acknowledgement, or
+/// acknowledged and waiting to be folded. Every entry from `from` to the writer's
+/// next seq is in one of the two.
 struct Acked {
     /// Lowest entry not folded yet: everything below is in the records.
     from: u64,
+    /// Entries written, not acknowledged yet.
+    sent: BTreeSet<u64>,
+    /// Entries acknowledged, with when.
     entries: BTreeMap<u64, (Batch, tokio::time::Instant)>,
 }
 
 impl Acked {
-    /// How many entries from `from` on are acknowledged without a gap, and when the
-    /// oldest of them was.
-    fn ready(&self) -> (usize, Option<tokio::time::Instant>) {
-        let mut n = 0;
-        for (seq, _) in self.entries.range(self.from..) {
-            if *seq != self.from + n as u64 {
-                break;
-            }
-            n += 1;
-        }
-        (n, self.entries.get(&self.from).map(|(_, at)| *at))
+    /// How many entries from `from` on are acknowledged without a gap (up to the first
+    /// one still unacknowledged, or `next_seq`), and when the oldest of them was.
+    fn ready(&self, next_seq: u64) -> (usize, Option<tokio::time::Instant>) {
+        let end = self.sent.first().copied().unwrap_or(next_seq);
+        let n = end.saturating_sub(self.from) as usize;
+        (n, self.entries.get(&self.from).map(|(_, at)| *at).filter(|_| n > 0))
     }
 
     /// Takes the ready entries, merged in order, and the range they cover.
@@ -205,7 +204,7 @@ fn journal_write(active: &Active, coord: &Arc<dyn Coordinator>, fence: Fence, ba
 /// nobody until they are gone (see [`crate::table`]).
 pub(crate) async fn run(active: Arc<Active>, mut rx: mpsc::UnboundedReceiver<Pending>, coord: Arc<dyn Coordinator>, fence: Fence, journal: Journal) -> Stop {
     let Journal { mut base, mut next_seq, mut token_durable } = journal;
-    let mut acked = Acked { from: next_seq, entries: BTreeMap::new() };
+    let mut acked = Acked { from: next_seq, sent: BTreeSet::new(), entries: BTreeMap::new() };
     // Entries below this are folded and deleted (for the journal gauge).
     let mut fold_done = next_seq;
     let mut in_flight = 0usize;
@@ -235,12 +234,14 @@ pub(crate) async fn run(active: Arc<Active>, mut rx: mpsc::UnboundedReceiver<Pen
                     continue;
                 }
                 in_flight += 1;
+                let first = next_seq;
                 flights.push(journal_write(&active, &coord, fence, batch, items, &mut next_seq));
+                acked.sent.extend(first..next_seq);
                 continue;
             }
         }
         active.metrics.journal_entries.set((next_seq - fold_done) as i64);
-        let (ready, oldest) = acked.ready();
+        let (ready, oldest) = acked.ready(next_seq);
         // No fold once closing: the next activity folds what is left, and the drain stays short.
         let fold_at = oldest.filter(|_| !folding && stop.is_none() && !closing).map(|t| t + FOLD_AFTER);
         if ready > 0 && fold_at.is_some_and(|t| ready >= FOLD_AT || t <= now) {
@@ -294,6 +295,7 @@ pub(crate) async fn run(active: Arc<Active>, mut rx: mpsc::UnboundedReceiver<Pen
                         let at = tokio::time::Instant::now();
                         for (seq, b) in f.entries {
                             token_durable = token_durable.max(b.next_token());
+                            acked.sent.remove(&seq);
                             acked.entries.insert(seq, (b, at));
                         }
                         answer(&active, f.items);
@@ -358,5 +360,27 @@ pub(crate) async fn sweep(active: Arc<Active>) {
             _ = active.closed.cancelled() => return,
             _ = tokio::time::sleep(pause.max(Duration::from_millis(1))) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_unbroken_run_of_acknowledged_entries_is_ready() {
+        let now = tokio::time::Instant::now();
+        let mut a = Acked { from: 5, sent: BTreeSet::from([5, 7]), entries: BTreeMap::new() };
+        a.entries.insert(6, (Batch::default(), now));
+        assert_eq!(a.ready(8), (0, None), "5 is still in flight");
+        a.sent.remove(&5);
+        a.entries.insert(5, (Batch::default(), now));
+        assert_eq!(a.ready(8), (2, Some(now)), "5 and 6; 7 is in flight");
+        let (_, from, to) = a.take(2);
+        assert_eq!((from, to, a.from), (5, 7, 7));
+        assert_eq!(a.ready(8), (0, None));
+        a.sent.remove(&7);
+        a.entries.insert(7, (Batch::default(), now));
+        assert_eq!(a.ready(8), (1, Some(now)));
     }
 }
