@@ -188,10 +188,10 @@ pub async fn etcd_single_writes(dur: Duration) -> anyhow::Result<Sample> {
     use etcd_client::{Compare, CompareOp, Txn, TxnOp};
     let etcd = mware_testkit::etcd::Etcd::start().context("start etcd")?;
     let c = Client::connect([etcd.endpoint()], None).await?;
-    let c2 = Arc::new(tokio::sync::Mutex::new(0u64));
+    let written = Arc::new(tokio::sync::Mutex::new(0u64));
     Ok(drive(1, dur, None, move |_| {
         let mut c = c.clone();
-        let n = c2.clone();
+        let n = written.clone();
         async move {
             let mut n = n.lock().await;
             *n += 1;
