@@ -133,6 +133,13 @@ pub async fn run(config: PathBuf, instance: String) -> anyhow::Result<()> {
     tracing::info!(%instance, %addr, "serving the API");
     let app = api::router(state.clone());
     let serve_cancel = shutdown.clone();
+    // Answers go out at once (no Nagle delay behind an unacknowledged segment): every
+    // API call is a small request and a small answer.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on an API connection");
+        }
+    });
     let server = tokio::spawn(async move {
         axum::serve(listener, app).with_graceful_shutdown(async move { serve_cancel.cancelled().await }).await
     });

@@ -19,6 +19,12 @@
 //!
 //! `--rates=300,1200,4800`: instead, the uncontended case paced at those rates (pairs/s
 //! in all), both sides, with latency counted from each pair's scheduled start.
+//!
+//! Environment, for experiments: `BENCH_SERVER_THREADS=N` runs the service (HTTP server,
+//! lock table, writer, etcd client) on its own N-thread runtime and prints its CPU per
+//! pair apart from the clients'; `BENCH_RT=current|N` sets the clients' runtime (one
+//! thread, or N workers; default: one per core). `TMPDIR=/dev/shm` puts both etcds on
+//! tmpfs, which takes the disk's fsync out (a diagnostic: nothing is durable then).
 
 mod http;
 mod load;
@@ -33,8 +39,21 @@ use std::time::Duration;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    if let Ok(n) = std::env::var("BENCH_SERVER_THREADS") {
+        let srv = tokio::runtime::Builder::new_multi_thread().worker_threads(n.parse()?).thread_name("srv").enable_all().build()?;
+        let _ = sides::SERVER.set(srv.handle().clone());
+        std::mem::forget(srv);
+    }
+    let rt = match std::env::var("BENCH_RT").as_deref() {
+        Ok("current") => tokio::runtime::Builder::new_current_thread().enable_all().build()?,
+        Ok(n) if n.parse::<usize>().is_ok() => tokio::runtime::Builder::new_multi_thread().worker_threads(n.parse()?).enable_all().build()?,
+        _ => tokio::runtime::Builder::new_multi_thread().thread_name("cli").enable_all().build()?,
+    };
+    rt.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let secs: u64 = args.iter().find(|a| !a.starts_with("--")).map(|s| s.parse()).transpose()?.unwrap_or(5);
     let dur = Duration::from_secs(secs);

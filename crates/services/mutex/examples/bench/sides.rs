@@ -117,6 +117,10 @@ impl Mware {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         let router = svc.router();
+        // As the daemon serves: TCP_NODELAY on every connection.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         tokio::spawn(async move { axum::serve(listener, router).await });
         let (_site_tx, site_rx) = tokio::sync::watch::channel(Arc::new(site()));
         let cancel = CancellationToken::new();
@@ -148,8 +152,24 @@ pub struct Writes {
     pub cpu: Cpu,
 }
 
+/// The runtime the service runs on when it is given its own (`BENCH_SERVER_THREADS`).
+pub static SERVER: std::sync::OnceLock<tokio::runtime::Handle> = std::sync::OnceLock::new();
+
+/// CPU seconds used so far by this process's threads named `prefix`*.
+fn threads_cpu(prefix: &str) -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else { return 0.0 };
+    dir.flatten()
+        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.starts_with(prefix)))
+        .map(|t| cpu_secs(&format!("self/task/{}", t.file_name().to_string_lossy())))
+        .sum()
+}
+
 pub async fn mware_case(clients_n: usize, dur: Duration, contended: bool, rate: Option<f64>, rq: Option<&reqwest::Client>) -> anyhow::Result<(Sample, Sample, Writes)> {
-    let m = Mware::start().await?;
+    let m = match SERVER.get() {
+        Some(h) => h.spawn(Mware::start()).await??,
+        None => Mware::start().await?,
+    };
+    let srv0 = threads_cpu("srv");
     let cs = clients(&m.base, clients_n, rq).await?;
     let acq = Arc::new(std::sync::Mutex::new(Vec::new()));
     let acq2 = acq.clone();
@@ -168,6 +188,9 @@ pub async fn mware_case(clients_n: usize, dur: Duration, contended: bool, rate: 
     })
     .await;
     let cpu = Cpu(cpu_secs("self") - cpu0.0, cpu_secs(&etcd_pid) - cpu0.1);
+    if SERVER.get().is_some() {
+        eprintln!("service threads: {:.0} µs per op", (threads_cpu("srv") - srv0) * 1e6 / sample.ops.max(1) as f64);
+    }
     let lat_us = std::mem::take(&mut *acq.lock().unwrap());
     let acquired = Sample { ops: lat_us.len(), secs: sample.secs, lat_us };
     let w = Writes {

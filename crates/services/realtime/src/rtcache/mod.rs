@@ -221,6 +221,10 @@ pub async fn serve(
         })
     };
     let app = proxy::router(state.clone());
+    // Each lookup is a small request and a small answer: no Nagle delay.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await
