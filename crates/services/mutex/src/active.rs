@@ -30,6 +30,8 @@ pub(crate) enum Kind {
     Acquire,
     /// A renewal.
     Renew,
+    /// An operator's eviction: answered once durable.
+    Evict,
     /// A release, a waiter's line record, the expiry sweep, restore cleanup, or the
     /// release of an abandoned grant: nobody waits for it.
     Internal,
@@ -251,6 +253,22 @@ impl Active {
         let fx = st.table.release(domain, name, owner, token, now)?;
         self.apply(st, fx, Kind::Internal, None);
         Ok(())
+    }
+
+    /// Evicts the holder `token` whoever owns it; answered once the eviction (and any
+    /// hand-over it made) is durable. Returns the evicted holder.
+    pub async fn evict(&self, domain: &str, name: &str, token: u64) -> Result<HolderView, MutexError> {
+        let now = mware_coord::now_ms();
+        let (holder, rx) = {
+            let st = &mut *self.lock_for_change()?;
+            let (fx, holder) = st.table.evict(domain, name, token, now)?;
+            let (done, rx) = oneshot::channel();
+            self.apply(st, fx, Kind::Evict, Some(done));
+            (holder, rx)
+        };
+        self.durable(rx).await?;
+        self.metrics.evictions.inc();
+        Ok(holder)
     }
 
     /// Renews a grant.

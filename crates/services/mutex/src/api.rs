@@ -9,7 +9,7 @@ use crate::error::MutexError;
 use mware_config::CriticalSections;
 use crate::service::Inner;
 use crate::table::{AcquireReq, HolderView, MutexView};
-use crate::validate::{self, AcquireBody, ReleaseBody, RenewBody};
+use crate::validate::{self, AcquireBody, EvictBody, ReleaseBody, RenewBody};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -47,6 +47,13 @@ impl GrantResponse {
 pub struct ReleaseResponse {
     /// Always true.
     pub released: bool,
+}
+
+/// Answer of an eviction: the holder removed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EvictResponse {
+    /// The grant that was removed; its owner's later release or renew is refused.
+    pub evicted: HolderView,
 }
 
 /// Mutexes of a domain.
@@ -92,8 +99,8 @@ impl IntoResponse for MutexError {
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(acquire, release, renew, get_one, list),
-    components(schemas(AcquireBody, ReleaseBody, RenewBody, GrantResponse, ReleaseResponse, ListResponse, ErrorBody, MutexView, HolderView)),
+    paths(acquire, release, renew, evict, get_one, list),
+    components(schemas(AcquireBody, ReleaseBody, RenewBody, EvictBody, GrantResponse, ReleaseResponse, EvictResponse, ListResponse, ErrorBody, MutexView, HolderView)),
     tags((name = "mutex", description = "Critical sections: named mutexes and semaphores per domain"))
 )]
 struct ApiDoc;
@@ -110,6 +117,7 @@ pub(crate) fn router(inner: Arc<Inner>) -> Router {
         .route("/api/v1/domains/{domain}/mutexes/{name}/acquire", post(acquire))
         .route("/api/v1/domains/{domain}/mutexes/{name}/release", post(release))
         .route("/api/v1/domains/{domain}/mutexes/{name}/renew", post(renew))
+        .route("/api/v1/domains/{domain}/mutexes/{name}/evict", post(evict))
         .with_state(inner)
 }
 
@@ -189,6 +197,31 @@ async fn renew(State(inner): State<Arc<Inner>>, Path((domain, name)): Path<(Stri
     let b = validate::renew(&body, &limits)?;
     let h = active.renew(&domain, &name, &b.owner, b.token, b.ttl_ms).await?;
     Ok(Json(GrantResponse::new(h.token, h.expires_at_ms, h.owner)))
+}
+
+/// Removes a holder whoever owns it: for an operator, when a call script died holding a
+/// mutex with a long ttl. The next waiter is granted; the evicted owner's release or
+/// renew is refused from then on (its fencing token no longer holds). Logged at warn
+/// with the reason.
+#[utoipa::path(
+    post,
+    path = "/api/v1/domains/{domain}/mutexes/{name}/evict",
+    tag = "mutex",
+    params(("domain" = String, Path, description = "Domain"), ("name" = String, Path, description = "Mutex name")),
+    request_body = EvictBody,
+    responses(
+        (status = 200, description = "Evicted; durable before this answer", body = EvictResponse),
+        (status = 400, description = "Bad input; the field is named", body = ErrorBody),
+        (status = 409, description = "No holder of the mutex has this token; nothing changed", body = ErrorBody),
+        (status = 503, description = "Not active here (retryable)", body = ErrorBody),
+    )
+)]
+async fn evict(State(inner): State<Arc<Inner>>, Path((domain, name)): Path<(String, String)>, body: Bytes) -> Result<Json<EvictResponse>> {
+    let (active, _, domain, name) = target(&inner, &domain, &name)?;
+    let b = validate::evict(&body)?;
+    let h = active.evict(&domain, &name, b.token).await?;
+    tracing::warn!(domain, name, owner = %h.owner, token = h.token, reason = %b.reason, "holder evicted by an operator");
+    Ok(Json(EvictResponse { evicted: h }))
 }
 
 /// One mutex: limit, holders, waiters in order.

@@ -16,6 +16,8 @@ pub struct Metrics {
     pub timeouts: Counter,
     /// Holders dropped because they neither renewed nor released in time.
     pub expiries: Counter,
+    /// Holders removed by an operator (`evict`).
+    pub evictions: Counter,
     /// Time from queueing to grant, seconds.
     pub wait_seconds: Histogram,
     /// Current holders.
@@ -44,6 +46,7 @@ impl Metrics {
             waits: Counter::default(),
             timeouts: Counter::default(),
             expiries: Counter::default(),
+            evictions: Counter::default(),
             wait_seconds: Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0]),
             holders: Gauge::default(),
             writes: Counter::default(),
@@ -58,6 +61,7 @@ impl Metrics {
         r.register("waits", "Acquires that had to queue behind holders", m.waits.clone());
         r.register("timeouts", "Waits that ran out without a grant", m.timeouts.clone());
         r.register("expiries", "Holders dropped at the end of their ttl", m.expiries.clone());
+        r.register("evictions", "Holders removed by an operator's evict call", m.evictions.clone());
         r.register("wait_seconds", "Time from queueing to grant", m.wait_seconds.clone());
         r.register("holders", "Current holders over all mutexes", m.holders.clone());
         r.register("coord_writes", "Coordinator writes made by the group commit", m.writes.clone());

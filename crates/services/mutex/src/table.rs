@@ -280,6 +280,18 @@ impl Table {
         Ok(fx)
     }
 
+    /// Removes the grant `token` whoever holds it (an operator's eviction, e.g. of a
+    /// holder whose call script died with a long ttl); the next waiters are granted.
+    /// Returns the evicted holder with the effects.
+    pub fn evict(&mut self, domain: &str, name: &str, token: u64, now: u64) -> Result<(Effects, HolderView), MutexError> {
+        let mut fx = Effects::default();
+        let h = self.remove_holder(domain, name, token, &mut fx).ok_or_else(|| MutexError::NotHeld { name: name.to_string(), token })?;
+        self.promote(domain, name, now, &mut fx);
+        self.forget_if_empty(domain, name);
+        fx.next_token = self.next_token;
+        Ok((fx, h))
+    }
+
     /// Extends the grant `token` held by `owner` to `now + ttl_ms` (and confirms an
     /// unconfirmed one: its owner says it holds it).
     pub fn renew(

@@ -74,6 +74,15 @@ pub struct ReleaseBody {
     pub token: u64,
 }
 
+/// Body of `evict` (an operator's call).
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
+pub struct EvictBody {
+    /// The token of the grant to remove (see `GET .../mutexes/{name}`).
+    pub token: u64,
+    /// Why, for the log: who asks and what for; 1..=256 bytes.
+    pub reason: String,
+}
+
 /// Body of `renew`.
 #[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 pub struct RenewBody {
@@ -176,6 +185,23 @@ pub fn release(body: &[u8]) -> Result<ReleaseBody, MutexError> {
     Ok(ReleaseBody { owner: owner?, token: token? })
 }
 
+/// Parses and checks an evict body.
+pub fn evict(body: &[u8]) -> Result<EvictBody, MutexError> {
+    let m = object(body)?;
+    let token = uint(&m, "token", "the token of the grant").and_then(|t| required(t, "token", "the token of the grant"));
+    let reason = match m.get("reason") {
+        Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= MAX_OWNER_LEN && !s.chars().any(char::is_control) => Ok(s.clone()),
+        Some(Value::String(s)) => Err(MutexError::invalid(
+            "reason",
+            format!("expected 1..={MAX_OWNER_LEN} bytes of text without control characters, found {} bytes", s.len()),
+        )),
+        Some(v) => Err(MutexError::invalid("reason", format!("expected a string, found {}", kind(v)))),
+        None => Err(MutexError::invalid("reason", "expected a string saying why, found nothing")),
+    };
+    every([token.as_ref().err(), reason.as_ref().err()])?;
+    Ok(EvictBody { token: token?, reason: reason? })
+}
+
 /// Parses and checks a renew body.
 pub fn renew(body: &[u8], limits: &CriticalSections) -> Result<RenewBody, MutexError> {
     let m = object(body)?;
@@ -258,5 +284,10 @@ mod tests {
         assert_eq!(field(release(br#"{"owner":"a"}"#)), "token");
         assert_eq!(field(release(br#"{"owner":"a","token":-3}"#)), "token");
         assert_eq!(field(renew(br#"{"owner":"a","token":3}"#, &l)), "ttl_ms");
+        assert_eq!(evict(br#"{"token":3,"reason":"script died"}"#).unwrap().token, 3);
+        assert_eq!(field(evict(br#"{"token":3}"#)), "reason");
+        assert_eq!(field(evict(br#"{"token":3,"reason":" "}"#)), "reason");
+        let e = evict(br#"{"token":"x","reason":7}"#).unwrap_err().to_string();
+        assert!(e.contains("invalid token") && e.contains("invalid reason"), "{e}");
     }
 }

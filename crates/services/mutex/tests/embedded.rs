@@ -415,6 +415,7 @@ fn openapi_lists_every_route() {
         "/api/v1/domains/{domain}/mutexes/{name}/acquire",
         "/api/v1/domains/{domain}/mutexes/{name}/release",
         "/api/v1/domains/{domain}/mutexes/{name}/renew",
+        "/api/v1/domains/{domain}/mutexes/{name}/evict",
     ] {
         assert!(paths.iter().any(|k| k.as_str() == p), "{p} missing from {paths:?}");
     }
