@@ -92,6 +92,13 @@ pub enum Command {
         #[arg(long, default_value = "MWARE_API_TOKEN")]
         token_env: String,
     },
+    /// Critical sections of a domain: list them, show one (holders, waiters in line), or
+    /// evict a holder whose call script died.
+    Mutex {
+        /// What to do.
+        #[command(subcommand)]
+        action: MutexAction,
+    },
     /// Site config stored in the coordinator.
     Config {
         /// What to do with it.
@@ -100,6 +107,62 @@ pub enum Command {
     },
     /// Run the realtime cache sidecar next to a SIP server (Asterisk res_config_curl).
     Rtcache(mware_realtime::RtcacheArgs),
+}
+
+/// `mware mutex ...`
+#[derive(Debug, Subcommand)]
+pub enum MutexAction {
+    /// Every mutex of a domain that is held or waited on: limit, holders, waiters, and
+    /// the oldest holder.
+    List {
+        /// Domain.
+        #[arg(long, short)]
+        domain: String,
+        /// API of any instance (calls are forwarded to the domain's active instance).
+        #[arg(long, default_value = "http://127.0.0.1:8271")]
+        api: String,
+        /// Print the raw JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One mutex: its holders (token, held for, lapses in, unconfirmed after a failover)
+    /// and its waiters in the order they will be served.
+    Show {
+        /// Domain.
+        #[arg(long, short)]
+        domain: String,
+        /// Mutex name.
+        name: String,
+        /// API of any instance.
+        #[arg(long, default_value = "http://127.0.0.1:8271")]
+        api: String,
+        /// Print the raw JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a holder whoever owns it (its call script died holding it with a long
+    /// ttl); the next waiter is granted and the evicted owner's release or renew is
+    /// refused from then on. Durable before it returns; logged with the reason. Needs
+    /// the API token in the env variable named by `--token-env`.
+    Evict {
+        /// Domain.
+        #[arg(long, short)]
+        domain: String,
+        /// Mutex name.
+        name: String,
+        /// Token of the grant to remove (see `mware mutex show`).
+        #[arg(long)]
+        token: u64,
+        /// Why, for the daemon's log (who asks, which ticket).
+        #[arg(long)]
+        reason: String,
+        /// API of any instance.
+        #[arg(long, default_value = "http://127.0.0.1:8271")]
+        api: String,
+        /// Environment variable holding the API token.
+        #[arg(long, default_value = "MWARE_API_TOKEN")]
+        token_env: String,
+    },
 }
 
 /// `mware config ...`

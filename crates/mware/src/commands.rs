@@ -1,4 +1,5 @@
-//! The commands other than `run`: validate, route, schema, status, switchover, config, rtcache.
+//! The commands other than `run`: validate, route, schema, status, switchover, config, rtcache
+//! (`mutex` is in [`crate::mutex_cmd`]).
 
 use crate::cli::{Cli, Command, ConfigAction};
 use crate::load::{self, Loaded};
@@ -26,6 +27,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Status { api, json } => runtime().block_on(cmd_status(&api, json)),
         Command::Switchover { group, to, api, token_env } => runtime().block_on(cmd_switchover(group, to, &api, &token_env)),
         Command::Config { action } => runtime().block_on(cmd_config(action)),
+        Command::Mutex { action } => runtime().block_on(crate::mutex_cmd::run(action)),
         Command::Rtcache(args) => {
             crate::logging::init(fmt);
             runtime().block_on(async move {

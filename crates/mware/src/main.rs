@@ -12,6 +12,7 @@ mod daemon;
 mod load;
 mod logging;
 mod metrics;
+mod mutex_cmd;
 
 mod routing;
 mod services;

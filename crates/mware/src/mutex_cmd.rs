@@ -1,0 +1,103 @@
+//! `mware mutex ...`: the critical sections of a domain, as an on-call engineer reads
+//! them (who holds what, since when, until when, who waits), and the eviction of a
+//! holder whose call script died. Every call goes through the API of any instance,
+//! which forwards it to the active instance of the domain's group.
+
+use crate::cli::MutexAction;
+use anyhow::Context;
+use serde_json::{json, Value};
+
+/// Runs one `mware mutex` action.
+pub async fn run(action: MutexAction) -> anyhow::Result<()> {
+    match action {
+        MutexAction::List { domain, api, json } => {
+            let v = get(&api, &format!("/api/v1/domains/{domain}/mutexes")).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(());
+            }
+            let mutexes = v["mutexes"].as_array().cloned().unwrap_or_default();
+            if mutexes.is_empty() {
+                println!("domain {domain}: no mutex is held or waited on");
+                return Ok(());
+            }
+            println!("{:<32} {:>5} {:>7} {:>7}  {}", "NAME", "LIMIT", "HOLDERS", "WAITERS", "OLDEST HOLDER");
+            for m in &mutexes {
+                let holders = m["holders"].as_array().cloned().unwrap_or_default();
+                let oldest = holders.iter().min_by_key(|h| h["granted_at_ms"].as_u64().unwrap_or(u64::MAX));
+                println!(
+                    "{:<32} {:>5} {:>7} {:>7}  {}",
+                    m["name"].as_str().unwrap_or("?"),
+                    m["limit"],
+                    holders.len(),
+                    m["waiters"].as_array().map_or(0, Vec::len),
+                    oldest.map(holder_line).unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        MutexAction::Show { domain, name, api, json } => {
+            let v = get(&api, &format!("/api/v1/domains/{domain}/mutexes/{name}")).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(());
+            }
+            println!("mutex {name} of {domain}, limit {}", v["limit"]);
+            println!("holders:");
+            for h in v["holders"].as_array().into_iter().flatten() {
+                println!("  {}", holder_line(h));
+            }
+            println!("waiters, first in line first:");
+            for (i, w) in v["waiters"].as_array().into_iter().flatten().enumerate() {
+                println!("  {:>3}. {} (token {}), waiting {}", i + 1, w["owner"].as_str().unwrap_or("?"), w["token"], ago(w["since_ms"].as_u64()));
+            }
+            Ok(())
+        }
+        MutexAction::Evict { domain, name, token, reason, api, token_env } => {
+            let api_token = std::env::var(&token_env).with_context(|| format!("expected the API token in the environment variable {token_env}, found it unset"))?;
+            let url = format!("{}/api/v1/domains/{domain}/mutexes/{name}/evict", api.trim_end_matches('/'));
+            let resp = reqwest::Client::new()
+                .post(&url)
+                .bearer_auth(api_token)
+                .json(&json!({"token": token, "reason": reason}))
+                .send()
+                .await
+                .with_context(|| format!("cannot reach {url}"))?;
+            let status = resp.status();
+            let v: Value = resp.json().await.unwrap_or(Value::Null);
+            if !status.is_success() {
+                anyhow::bail!("eviction refused: {status}: {}", v["error"].as_str().unwrap_or(""));
+            }
+            println!("evicted {}; the next waiter, if any, holds it now", holder_line(&v["evicted"]));
+            Ok(())
+        }
+    }
+}
+
+async fn get(api: &str, path: &str) -> anyhow::Result<Value> {
+    let url = format!("{}{path}", api.trim_end_matches('/'));
+    let resp = reqwest::get(&url).await.with_context(|| format!("cannot reach {url}"))?;
+    let status = resp.status();
+    let v: Value = resp.json().await.with_context(|| format!("{url}: expected JSON"))?;
+    if !status.is_success() {
+        anyhow::bail!("{url}: {status}: {}", v["error"].as_str().unwrap_or(""));
+    }
+    Ok(v)
+}
+
+/// `owner (token N), held 12 s, lapses in 48 s[, unconfirmed since a failover]`.
+fn holder_line(h: &Value) -> String {
+    let now = mware_coord::now_ms();
+    let left = h["expires_at_ms"].as_u64().map_or("?".into(), |e| format!("{} s", e.saturating_sub(now) / 1000));
+    format!(
+        "{} (token {}), held {}, lapses in {left}{}",
+        h["owner"].as_str().unwrap_or("?"),
+        h["token"],
+        ago(h["granted_at_ms"].as_u64()),
+        if h["unconfirmed"].as_bool() == Some(true) { ", unconfirmed since a failover" } else { "" }
+    )
+}
+
+fn ago(ms: Option<u64>) -> String {
+    ms.map_or("?".into(), |ms| format!("{} s", mware_coord::now_ms().saturating_sub(ms) / 1000))
+}
