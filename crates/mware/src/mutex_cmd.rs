@@ -21,7 +21,7 @@ pub async fn run(action: MutexAction) -> anyhow::Result<()> {
                 println!("domain {domain}: no mutex is held or waited on");
                 return Ok(());
             }
-            println!("{:<32} {:>5} {:>7} {:>7}  {}", "NAME", "LIMIT", "HOLDERS", "WAITERS", "OLDEST HOLDER");
+            println!("{:<32} {:>5} {:>7} {:>7}  OLDEST HOLDER", "NAME", "LIMIT", "HOLDERS", "WAITERS");
             for m in &mutexes {
                 let holders = m["holders"].as_array().cloned().unwrap_or_default();
                 let oldest = holders.iter().min_by_key(|h| h["granted_at_ms"].as_u64().unwrap_or(u64::MAX));
