@@ -46,6 +46,11 @@ fn an_operator_finds_and_evicts_a_dead_holder_and_the_waiter_gets_it() {
     };
     std::thread::sleep(Duration::from_millis(300));
     let api = d.api.as_str();
+    let metric = |name: &str| {
+        let text = get_text(&format!("{api}/metrics")).expect("metrics");
+        text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+    };
+    assert_eq!((metric("mware_mutex_holders"), metric("mware_mutex_waiters")), (Some(1.0), Some(1.0)));
 
     let (ok, out) = mware(&["mutex", "list", "-d", DOMAIN, "--api", api], &[]);
     assert!(ok, "{out}");
@@ -71,6 +76,8 @@ fn an_operator_finds_and_evicts_a_dead_holder_and_the_waiter_gets_it() {
     assert_eq!(got["owner"], "next-call");
     let (ok, out) = mware(&["mutex", "show", "-d", DOMAIN, "trunk", "--api", api], &[]);
     assert!(ok && out.contains("next-call (token 2)") && !out.contains("dead-script"), "{out}");
+    assert_eq!(metric("mware_mutex_evictions_total"), Some(1.0));
+    assert_eq!(metric("mware_mutex_waiters"), Some(0.0));
     let log = d.log_text();
     assert!(log.contains("holder evicted by an operator") && log.contains("ticket 4711"), "{log}");
     assert!(!log.contains(TOKEN), "the API token leaked into the log");

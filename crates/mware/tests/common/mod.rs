@@ -72,6 +72,12 @@ pub fn get_json(url: &str) -> Option<(u16, Value)> {
     })
 }
 
+/// A blocking GET of a text document (e.g. `/metrics`).
+pub fn get_text(url: &str) -> Option<String> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+    rt.block_on(async { reqwest::Client::new().get(url).timeout(Duration::from_secs(3)).send().await.ok()?.text().await.ok() })
+}
+
 /// A blocking POST with an optional bearer token, returning status and JSON body.
 pub fn post_json(url: &str, token: Option<&str>, body: &Value) -> Option<(u16, Value)> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;

@@ -141,6 +141,7 @@ impl Active {
         }
         fx.grants = direct;
         self.metrics.holders.set(st.table.holder_count() as i64);
+        self.metrics.waiters.set(st.table.waiter_count() as i64);
         let urgent = done.is_some() || parked || fx.queued.iter().any(|q| q.ahead < NEAR_HEAD);
         if !fx.writes.is_empty() || done.is_some() || parked {
             if let Err(mpsc::error::SendError(p)) = self.tx.send(Pending { fx, kind, done, urgent }) {

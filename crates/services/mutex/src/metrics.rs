@@ -22,6 +22,8 @@ pub struct Metrics {
     pub wait_seconds: Histogram,
     /// Current holders.
     pub holders: Gauge,
+    /// Callers waiting in line now, over all mutexes.
+    pub waiters: Gauge,
     /// Coordinator writes (each carries a whole batch).
     pub writes: Counter,
     /// Changes per coordinator write.
@@ -49,6 +51,7 @@ impl Metrics {
             evictions: Counter::default(),
             wait_seconds: Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0]),
             holders: Gauge::default(),
+            waiters: Gauge::default(),
             writes: Counter::default(),
             batch_size: Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0]),
             handovers_after_record: Counter::default(),
@@ -64,6 +67,7 @@ impl Metrics {
         r.register("evictions", "Holders removed by an operator's evict call", m.evictions.clone());
         r.register("wait_seconds", "Time from queueing to grant", m.wait_seconds.clone());
         r.register("holders", "Current holders over all mutexes", m.holders.clone());
+        r.register("waiters", "Callers waiting in line now, over all mutexes", m.waiters.clone());
         r.register("coord_writes", "Coordinator writes made by the group commit", m.writes.clone());
         r.register("batch_changes", "Changes carried by one coordinator write", m.batch_size.clone());
         r.register("coord_write_seconds", "Time one coordinator write of the group commit took", m.write_seconds.clone());

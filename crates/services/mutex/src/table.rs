@@ -84,6 +84,8 @@ pub struct Table {
     next_token: u64,
     next_waiter: WaiterId,
     index: Index,
+    /// Waiters in line over all mutexes.
+    waiting: usize,
 }
 
 fn put(domain: &str, name: &str, limit: u32, holder: &HolderView) -> Write {
@@ -97,7 +99,7 @@ fn delete(domain: &str, name: &str, token: u64) -> Write {
 impl Table {
     /// An empty table handing out tokens from 1.
     pub fn new(limits: CriticalSections) -> Self {
-        Table { limits, domains: HashMap::new(), next_token: 1, next_waiter: 1, index: Index::default() }
+        Table { limits, domains: HashMap::new(), next_token: 1, next_waiter: 1, index: Index::default(), waiting: 0 }
     }
 
     /// The configured limits.
@@ -118,6 +120,11 @@ impl Table {
     /// Number of holders over all mutexes.
     pub fn holder_count(&self) -> usize {
         self.index.by_token.len()
+    }
+
+    /// Number of waiters in line over all mutexes.
+    pub fn waiter_count(&self) -> usize {
+        self.waiting
     }
 
     /// Loads what an earlier activity saved, every holder as *unconfirmed* (its release
@@ -241,6 +248,7 @@ impl Table {
         });
         fx.queued.push(Queued { domain: domain.into(), name: name.into(), id, ahead: m.waiters.len() });
         m.waiters.push_back(Waiter { id, owner: req.owner, ttl_ms: req.ttl_ms, since_ms: now, token, durable: false });
+        self.waiting += 1;
         fx.next_token = self.next_token;
         Ok(Acquired::Queued(id, fx))
     }
@@ -263,6 +271,7 @@ impl Table {
         let m = self.domains.get_mut(domain).and_then(|d| d.get_mut(name))?;
         let i = m.waiters.iter().position(|w| w.id == id)?;
         let w = m.waiters.remove(i).expect("position");
+        self.waiting -= 1;
         let mut fx = Effects { writes: vec![delete(domain, name, w.token)], ..Default::default() };
         self.forget_if_empty(domain, name);
         fx.next_token = self.next_token;
@@ -392,6 +401,7 @@ impl Table {
         let Some(m) = self.domains.get_mut(domain).and_then(|d| d.get_mut(name)) else { return };
         while m.holders.len() < m.limit as usize {
             let Some(w) = m.waiters.pop_front() else { break };
+            self.waiting -= 1;
             let h = HolderView { owner: w.owner, token: w.token, expires_at_ms: now + w.ttl_ms, granted_at_ms: now, unconfirmed: false };
             self.index.add(domain, name, &h);
             m.holders.push(h.clone());

@@ -194,7 +194,7 @@ fn restore_keeps_live_holders_drops_lapsed_ones_and_tokens_keep_growing() {
 
 #[test]
 fn many_random_operations_keep_the_invariants() {
-    // A small deterministic pseudo-random walk over acquire/release/expire.
+    // A small deterministic pseudo-random walk over acquire/release/evict/expire.
     let mut t = Table::new(CriticalSections { max_waiters_per_mutex: 100, max_mutexes_per_domain: 100, ..limits() });
     let mut seed: u64 = 42;
     let mut rnd = |n: u64| {
@@ -207,7 +207,7 @@ fn many_random_operations_keep_the_invariants() {
     for now in 0..5000u64 {
         let name = format!("m{}", rnd(3));
         let owner = format!("o{}", rnd(20));
-        let fx = match rnd(3) {
+        let fx = match rnd(4) {
             0 => match t.acquire("d.ru", &name, AcquireReq { owner, ttl_ms: 1 + rnd(50), wait: true, limit: 2 }, now) {
                 Ok(Acquired::Now(fx)) => fx,
                 Ok(Acquired::Queued(id, fx)) => {
@@ -223,6 +223,10 @@ fn many_random_operations_keep_the_invariants() {
                 let (n, o, tok) = held.swap_remove(rnd(held.len() as u64) as usize);
                 t.release("d.ru", &n, &o, tok, now).unwrap_or_default()
             }
+            2 if !held.is_empty() => {
+                let (n, _, tok) = held.swap_remove(rnd(held.len() as u64) as usize);
+                t.evict("d.ru", &n, tok, now).map(|(fx, _)| fx).unwrap_or_default()
+            }
             _ => t.expire(now),
         };
         for g in fx.grants {
@@ -236,7 +240,10 @@ fn many_random_operations_keep_the_invariants() {
             }
             held.push((g.name, g.holder.owner, g.holder.token));
         }
-        for m in t.list("d.ru") {
+        let all = t.list("d.ru");
+        assert_eq!(t.waiter_count(), all.iter().map(|m| m.waiters.len()).sum::<usize>(), "waiter count");
+        assert_eq!(t.holder_count(), all.iter().map(|m| m.holders.len()).sum::<usize>(), "holder count");
+        for m in all {
             assert!(m.holders.len() <= 2, "over the limit: {m:?}");
             assert!(m.waiters.is_empty() || m.holders.len() == 2, "a waiter while there is room: {m:?}");
         }
