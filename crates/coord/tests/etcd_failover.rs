@@ -5,6 +5,7 @@
 mod common;
 use common::*;
 use mware_testkit::etcd::Etcd;
+use mware_testkit::Proxy;
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(20);

@@ -1,6 +1,6 @@
 //! End-to-end: the critical sections checker against three real `mware run` processes
-//! on a real etcd while the active instance is killed -9, or paused (SIGSTOP) past its
-//! lease and resumed. No two holds overlap across the failover, tokens grow in grant
+//! on a real etcd while the active instance is killed -9, paused (SIGSTOP) past its
+//! lease and resumed, or cut off from etcd (its connections through a TCP proxy cut). No two holds overlap across the failover, tokens grow in grant
 //! order, and grants made before the failure are still held after it (their release
 //! succeeds on the new active instance). Waiters are handed the mutex without a
 //! coordinator write, so the pause is the case that matters: the resumed instance must
@@ -12,6 +12,7 @@ mod checker;
 
 use common::*;
 use mware_testkit::etcd::Etcd;
+use mware_testkit::Proxy;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -19,14 +20,27 @@ const TOKEN: &str = "mutex-e2e-token";
 
 #[test]
 fn checker_holds_across_kill9_of_the_active_instance() {
-    across(|ds| {
-        ds[0].child.kill9();
+    across(|site| {
+        site.ds[0].child.kill9();
     });
+}
+
+/// x10 keeps running and serving HTTP, but every connection it has to etcd is cut and
+/// new ones are refused: its writes fail, it steps down at its deadline, and x20 takes
+/// over once x10's lease has expired in etcd. x10 then answers 503 (it cannot tell who
+/// is active) and the clients go to the other instances.
+#[test]
+fn checker_holds_when_the_active_instance_is_cut_off_from_etcd() {
+    across(|site| {
+        site.proxy.cut();
+    });
+    // (x10 is left cut off; the site is torn down.)
 }
 
 #[test]
 fn checker_holds_across_a_pause_of_the_active_instance_past_its_lease() {
-    across(|ds| {
+    across(|site| {
+        let ds = &mut site.ds;
         ds[0].child.signal(libc::SIGSTOP);
         ds[1].wait_status(Duration::from_secs(20), |v| v["state"] == "active");
         // Let the new active instance grant for a while, then resume the old one with
@@ -106,8 +120,11 @@ fn a_release_on_the_paused_instance_after_its_lease_hands_nothing_over() {
 
 /// Three real daemons of one group on a fresh etcd (lease 2 s, step-down margin
 /// 0.7 s), `ds[0]` (x10) active with its mutex service running, the others passive.
+/// x10 reaches etcd through a TCP proxy, so a test can cut it off alone.
 struct Site {
     ds: Vec<Daemon>,
+    /// x10's way to etcd (the others connect directly).
+    proxy: Proxy,
     _trio: Trio,
     _dir: tempfile::TempDir,
     _etcd: Etcd,
@@ -122,7 +139,12 @@ fn site_of_three() -> Site {
     // x10 first, the others once it serves: started together on a busy machine, x30
     // could join first and win the first election (it is the best instance present).
     let trio = Trio::new(dir.path(), ["x10", "x20", "x30"], 7, site, &[("MX_TOKEN", TOKEN)]);
-    let mut ds = vec![trio.start(0)];
+    let proxy = Proxy::start(&format!("127.0.0.1:{}", etcd.client_port()));
+    let mut x10_site: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(trio.config()).unwrap()).unwrap();
+    x10_site["coordination"]["endpoints"] = json!([proxy.endpoint()]);
+    let x10_cfg = dir.path().join("site-x10.json");
+    std::fs::write(&x10_cfg, x10_site.to_string()).unwrap();
+    let mut ds = vec![trio.start_with(0, &x10_cfg)];
     ds[0].wait_status(Duration::from_secs(30), |v| {
         v["state"] == "active" && v["services"].as_array().map(|s| s.iter().any(|s| s["name"] == "mutex" && s["state"] == "running")).unwrap_or(false)
     });
@@ -130,14 +152,13 @@ fn site_of_three() -> Site {
     for d in &ds[1..] {
         d.wait_status(Duration::from_secs(15), |v| v["state"] == "passive");
     }
-    Site { ds, _trio: trio, _dir: dir, _etcd: etcd }
+    Site { ds, proxy, _trio: trio, _dir: dir, _etcd: etcd }
 }
 
 /// Runs the checker through `fail`, which makes `ds[0]` (the active instance) fail.
-fn across(fail: impl FnOnce(&mut Vec<Daemon>)) {
+fn across(fail: impl FnOnce(&mut Site)) {
     let mut site = site_of_three();
-    let ds = &mut site.ds;
-    let bases: Vec<String> = ds.iter().map(|d| d.api.clone()).collect();
+    let bases: Vec<String> = site.ds.iter().map(|d| d.api.clone()).collect();
     let cfg = checker::Config {
         bases,
         domain: "calls.example.ru".into(),
@@ -154,7 +175,8 @@ fn across(fail: impl FnOnce(&mut Vec<Daemon>)) {
     let run = rt.spawn(checker::run(cfg));
     std::thread::sleep(Duration::from_secs(4));
     let failed_at = Instant::now();
-    fail(ds);
+    fail(&mut site);
+    let ds = &site.ds;
     ds[1].wait_status(Duration::from_secs(20), |v| v["state"] == "active");
     eprintln!("x20 active {:?} after the failure", failed_at.elapsed());
     let report = rt.block_on(run).unwrap();

@@ -5,6 +5,8 @@
 pub mod etcd;
 pub mod pg;
 pub mod proc;
+pub mod proxy;
 pub mod sshd;
 
 pub use proc::{free_port, wait_for_port, Child};
+pub use proxy::Proxy;

@@ -128,6 +128,17 @@ impl Trio {
         Daemon::start(&self.cfg, self.names[i], &format!("127.0.0.1:{}", self.ports[i]), log, &self.env)
     }
 
+    /// Starts instance `i` with another site file (e.g. other coordination endpoints).
+    pub fn start_with(&self, i: usize, cfg: &Path) -> Daemon {
+        let log = self.cfg.with_file_name(format!("{}.log", self.names[i]));
+        Daemon::start(cfg, self.names[i], &format!("127.0.0.1:{}", self.ports[i]), log, &self.env)
+    }
+
+    /// The site file written by [`Trio::new`].
+    pub fn config(&self) -> &Path {
+        &self.cfg
+    }
+
     /// Starts all three.
     pub fn start_all(&self) -> Vec<Daemon> {
         (0..3).map(|i| self.start(i)).collect()
