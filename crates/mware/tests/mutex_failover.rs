@@ -98,7 +98,15 @@ fn a_release_on_the_paused_instance_after_its_lease_hands_nothing_over() {
     ds[0].child.signal(libc::SIGSTOP);
     ds[1].wait_status(Duration::from_secs(20), |v| v["state"] == "active");
     // x20 restored h and w as unconfirmed holders; once both lapse it grants c.
-    let (code, c) = rt.block_on(post(url(&ds[1], "acquire"), json!({"owner": "c", "ttl_ms": 60000, "wait_ms": 20000}))).unwrap();
+    // (As a call script does, c retries a retryable 503: x20 may still be restoring.)
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (code, c) = loop {
+        let (code, c) = rt.block_on(post(url(&ds[1], "acquire"), json!({"owner": "c", "ttl_ms": 60000, "wait_ms": 20000}))).unwrap();
+        if code != 503 || c["retryable"] != true || Instant::now() > deadline {
+            break (code, c);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert_eq!(code, 200, "c was not granted by the new active instance: {c}");
     let c_token = c["token"].as_u64().unwrap();
 
