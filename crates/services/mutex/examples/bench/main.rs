@@ -2,7 +2,7 @@
 //! API, in the same run, on the same etcd.
 //!
 //! ```text
-//! cargo run --release -p mware-mutex --example bench -- [seconds per case, default 5] [--reqwest] [--rates=R,...] [--etcd-floor]
+//! cargo run --release -p mware-mutex --example bench -- [seconds per case, default 5] [--reqwest] [--rates=R,...] [--etcd-floor] [--http-floor]
 //! ```
 //!
 //! The mware side's clients are hyper HTTP/1.1 connections, one per simulated call
@@ -16,6 +16,10 @@
 //!
 //! `--etcd-floor`: instead, one client's sequential single-key etcd transactions, the
 //! latency floor under any durable grant.
+//!
+//! `--http-floor`: instead, the same 64 clients and requests against an axum route
+//! that answers at once (no lock table, no etcd): the HTTP layer's own pairs/s and
+//! latency on this machine.
 //!
 //! `--rates=300,1200,4800`: instead, the uncontended case paced at those rates (pairs/s
 //! in all), both sides, with latency counted from each pair's scheduled start.
@@ -65,6 +69,12 @@ async fn run() -> anyhow::Result<()> {
         let mut s = sides::etcd_single_writes(dur).await?;
         let (p50, p99, p999) = (s.pct(0.5), s.pct(0.99), s.pct(0.999));
         println!("one client, one etcd txn at a time: {} writes, p50 {p50:.2} / p99 {p99:.2} / p99.9 {p999:.2} ms", s.ops);
+        return Ok(());
+    }
+    // `--http-floor`: only the HTTP layer, answering at once.
+    if args.iter().any(|a| a == "--http-floor") {
+        let mut s = sides::http_floor(64, dur).await?;
+        println!("64 clients, acquire+release answered at once (no lock table, no etcd): {:.0} pairs/s, pair p50 {:.2} / p99 {:.2} / p99.9 {:.2} ms", s.rate(), s.pct(0.5), s.pct(0.99), s.pct(0.999));
         return Ok(());
     }
     // `--rates=600,1200`: only the paced uncontended case at those rates, both sides.

@@ -226,3 +226,28 @@ pub async fn etcd_single_writes(dur: Duration) -> anyhow::Result<Sample> {
     })
     .await)
 }
+
+/// The HTTP layer alone: the same clients and requests against routes that answer at
+/// once with a fixed grant (no lock table, no etcd), served as the daemon serves.
+pub async fn http_floor(clients_n: usize, dur: Duration) -> anyhow::Result<Sample> {
+    use axum::routing::post;
+    let grant = || async { axum::Json(json!({"token": 1, "expires_at": "2026-11-21T00:00:00.000Z", "expires_at_ms": 0, "owner": "c"})) };
+    let released = || async { axum::Json(json!({"released": true})) };
+    let router = axum::Router::new()
+        .route("/api/v1/domains/{domain}/mutexes/{name}/acquire", post(grant))
+        .route("/api/v1/domains/{domain}/mutexes/{name}/release", post(released));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    let cs = clients(&base, clients_n, None).await?;
+    let sample = drive(clients_n, dur, None, move |i| {
+        let cs = cs.clone();
+        async move { Ok(http_pair(&mut *cs[i].lock().await, &format!("m{i}"), &format!("c{i}"), 0).await?.1) }
+    })
+    .await;
+    server.abort();
+    Ok(sample)
+}
