@@ -78,6 +78,8 @@ fn an_operator_finds_and_evicts_a_dead_holder_and_the_waiter_gets_it() {
     assert!(ok && out.contains("next-call (token 2)") && !out.contains("dead-script"), "{out}");
     assert_eq!(metric("mware_mutex_evictions_total"), Some(1.0));
     assert_eq!(metric("mware_mutex_waiters"), Some(0.0));
+    let (ok, out) = mware(&["mutex", "show", "-d", DOMAIN, "never-used", "--api", api], &[]);
+    assert!(ok && out.contains("is free"), "{out}");
     let log = d.log_text();
     assert!(log.contains("holder evicted by an operator") && log.contains("ticket 4711"), "{log}");
     assert!(!log.contains(TOKEN), "the API token leaked into the log");
