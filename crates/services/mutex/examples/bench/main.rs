@@ -82,8 +82,15 @@ async fn run() -> anyhow::Result<()> {
         println!("| pairs/s asked | mware achieved, p50 / p99 / p99.9 (ms) | etcd lock achieved, p50 / p99 / p99.9 (ms) |\n|---|---|---|");
         for r in list.split(',').map(str::parse::<f64>) {
             let r = r.context("--rates: expected numbers separated by commas")?;
-            let (mut a, _, w) = mware_case(64, dur, false, Some(r), rq).await?;
-            eprintln!("{r}/s: {} writes, mean {:.2} ms; write time buckets: {}", w.count, w.secs * 1000.0 / w.count.max(1) as f64, w.hist);
+            let (mut a, mut acq, w) = mware_case(64, dur, false, Some(r), rq).await?;
+            eprintln!(
+                "{r}/s: acquire p50 {:.2} / p99 {:.2} ms; {} writes, mean {:.2} ms; write time buckets: {}",
+                acq.pct(0.5),
+                acq.pct(0.99),
+                w.count,
+                w.secs * 1000.0 / w.count.max(1) as f64,
+                w.hist
+            );
             let mut b = etcd_case(64, dur, false, Some(r)).await?.0;
             let cell = |s: &mut Sample| format!("{:.0}, {:.2} / {:.2} / {:.2}", s.rate(), s.pct(0.5), s.pct(0.99), s.pct(0.999));
             println!("| {r:.0} | {} | {} |", cell(&mut a), cell(&mut b));
