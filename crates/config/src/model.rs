@@ -100,6 +100,14 @@ pub struct ApiConfig {
     /// (default `MWARE_API_TOKEN`). When the variable is unset, mutating calls are refused.
     #[serde(default = "default_token_env")]
     pub token_env: String,
+    /// Name of the environment variable holding the operator's bearer token. When set,
+    /// the operator's calls (group switchover, eviction of a mutex holder) need that
+    /// token and refuse the one of `token_env`, which call scripts on many servers
+    /// carry; the operator's token is also taken for every other mutating call. When
+    /// set but the variable is unset, the operator's calls are refused. Not set
+    /// (default): one token for everything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator_token_env: Option<String>,
     /// How long a stopping instance waits for its services and requests to finish (default 10000 ms).
     #[serde(default = "default_drain_ms")]
     pub drain_timeout_ms: u64,

@@ -20,7 +20,7 @@ pub fn redact(v: &mut Value) {
     match v {
         Value::Object(m) => {
             for (k, val) in m.iter_mut() {
-                if is_secret_key(k) && !val.is_null() && k != "token_env" {
+                if is_secret_key(k) && !val.is_null() && !k.ends_with("token_env") {
                     *val = Value::String("***".into());
                 } else {
                     redact(val);
@@ -37,8 +37,8 @@ mod tests {
     use super::*;
     #[test]
     fn redacts_nested() {
-        let mut v = serde_json::json!({"a": [{"ssh_pwd": "x", "pg_port": 1}], "opts": {"api_token": "t"}, "token_env": "E"});
+        let mut v = serde_json::json!({"a": [{"ssh_pwd": "x", "pg_port": 1}], "opts": {"api_token": "t"}, "token_env": "E", "operator_token_env": "O"});
         redact(&mut v);
-        assert_eq!(v, serde_json::json!({"a": [{"ssh_pwd": "***", "pg_port": 1}], "opts": {"api_token": "***"}, "token_env": "E"}));
+        assert_eq!(v, serde_json::json!({"a": [{"ssh_pwd": "***", "pg_port": 1}], "opts": {"api_token": "***"}, "token_env": "E", "operator_token_env": "O"}));
     }
 }

@@ -166,6 +166,17 @@ fn api_token_env_is_a_variable_name() {
 }
 
 #[test]
+fn api_operator_token_env_is_another_variable_name() {
+    let mut v = base();
+    set(&mut v, "/api", json!({"token_env": "SCRIPTS_TOKEN", "operator_token_env": "OPS_TOKEN"}));
+    ok(&v);
+    set(&mut v, "/api/operator_token_env", json!("ops-token"));
+    only(&v, "api.operator_token_env", "expected an environment variable name");
+    set(&mut v, "/api/operator_token_env", json!("SCRIPTS_TOKEN"));
+    only(&v, "api.operator_token_env", "expected another variable than token_env");
+}
+
+#[test]
 fn api_port_clashes_on_one_address() {
     let mut v = base();
     set(&mut v, "/servers/0/roles/1", role("mware2", 2, 10, &["a.example"]));

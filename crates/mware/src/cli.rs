@@ -77,7 +77,8 @@ pub enum Command {
     },
     /// Hand a group's activity over cleanly: the active instance stops its services first,
     /// then the target (or the next in order) takes over. Needs the API token in the env
-    /// variable named by `--token-env`.
+    /// variable named by `--token-env`, or the operator's token when the site sets
+    /// `api.operator_token_env`.
     Switchover {
         /// Group number.
         #[arg(long)]
@@ -143,7 +144,8 @@ pub enum MutexAction {
     /// Remove a holder whoever owns it (its call script died holding it with a long
     /// ttl); the next waiter is granted and the evicted owner's release or renew is
     /// refused from then on. Durable before it returns; logged with the reason. Needs
-    /// the API token in the env variable named by `--token-env`.
+    /// the API token in the env variable named by `--token-env`, or the operator's token
+    /// when the site sets `api.operator_token_env`.
     Evict {
         /// Domain.
         #[arg(long, short)]

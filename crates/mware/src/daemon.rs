@@ -85,6 +85,11 @@ pub async fn run(config: PathBuf, instance: String) -> anyhow::Result<()> {
     if token.is_none() {
         tracing::warn!(env = %site.api.token_env, "no API token configured: mutating API calls are refused");
     }
+    let operator_token_env = site.api.operator_token_env.clone();
+    let operator_token = operator_token_env.as_ref().map(|env| std::env::var(env).ok().filter(|t| !t.is_empty()).map(Secret::new));
+    if let (Some(env), Some(None)) = (&operator_token_env, &operator_token) {
+        tracing::warn!(%env, "no operator token in the environment: switchover and eviction are refused");
+    }
     let drain = Duration::from_millis(site.api.drain_timeout_ms);
     let stop_timeout = Duration::from_millis(site.coordination.step_down_margin_ms.max(500));
 
@@ -112,6 +117,8 @@ pub async fn run(config: PathBuf, instance: String) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         token,
         token_env,
+        operator_token,
+        operator_token_env,
         http: reqwest::Client::builder().connect_timeout(Duration::from_secs(1)).timeout(Duration::from_secs(120)).build()?,
         leaders: Default::default(),
         ready: AtomicBool::new(false),

@@ -1,6 +1,8 @@
 //! End-to-end: `mware mutex list|show|evict` against a real `mware run` on the
 //! embedded coordinator: an on-call engineer finds the holder of a mutex whose call
-//! script died, evicts it with a reason, and the caller waiting in line gets it.
+//! script died, evicts it with a reason, and the caller waiting in line gets it. The
+//! site has an operator token (`api.operator_token_env`): eviction and switchover
+//! refuse the call scripts' token.
 
 mod common;
 
@@ -10,11 +12,12 @@ use std::process::Command;
 use std::time::Duration;
 
 const TOKEN: &str = "cli-Token-5150";
+const OPS_TOKEN: &str = "ops-Token-8086";
 const DOMAIN: &str = "calls.example.ru";
 
 fn mware(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
     let mut cmd = Command::new(bin());
-    cmd.args(args).env_remove("CLI_TOKEN");
+    cmd.args(args).env_remove("CLI_TOKEN").env_remove("CLI_OPS_TOKEN");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -29,11 +32,11 @@ fn an_operator_finds_and_evicts_a_dead_holder_and_the_waiter_gets_it() {
     let cfg = dir.path().join("site.json");
     let site = json!({"site": "cli",
         "coordination": {"backend": "embedded", "path": dir.path().join("coord.sqlite")},
-        "api": {"token_env": "CLI_TOKEN"},
+        "api": {"token_env": "CLI_TOKEN", "operator_token_env": "CLI_OPS_TOKEN"},
         "servers": [{"name": "s", "ifaces": {"lo": "127.0.0.1"},
             "roles": [{"name": "m1", "roletype": "mware", "iface": "lo", "group": 1, "order": 10, "api_port": port}]}]});
     std::fs::write(&cfg, site.to_string()).unwrap();
-    let d = Daemon::start(&cfg, "m1", &addr, dir.path().join("m1.log"), &[("CLI_TOKEN", TOKEN)]);
+    let d = Daemon::start(&cfg, "m1", &addr, dir.path().join("m1.log"), &[("CLI_TOKEN", TOKEN), ("CLI_OPS_TOKEN", OPS_TOKEN)]);
     d.wait_status(Duration::from_secs(20), |v| {
         v["state"] == "active" && v["services"].as_array().is_some_and(|s| s.iter().any(|s| s["name"] == "mutex" && s["state"] == "running"))
     });
@@ -61,14 +64,21 @@ fn an_operator_finds_and_evicts_a_dead_holder_and_the_waiter_gets_it() {
     let (ok, out) = mware(&["mutex", "show", "-d", DOMAIN, "trunk", "--api", api, "--json"], &[]);
     assert!(ok && serde_json::from_str::<serde_json::Value>(&out).unwrap()["holders"][0]["owner"] == "dead-script", "{out}");
 
-    // Refused: no token in the environment, a token that holds nothing.
-    let evict = ["mutex", "evict", "-d", DOMAIN, "trunk", "--api", api, "--token-env", "CLI_TOKEN", "--reason", "script died, ticket 4711"];
-    let (ok, out) = mware(&[&evict[..], &["--token", "1"]].concat(), &[]);
-    assert!(!ok && out.contains("CLI_TOKEN"), "{out}");
-    let (ok, out) = mware(&[&evict[..], &["--token", "7"]].concat(), &[("CLI_TOKEN", TOKEN)]);
+    // Refused: the call scripts' token (403, for switchover too), no token in the
+    // environment, a mutex token that holds nothing.
+    let evict = ["mutex", "evict", "-d", DOMAIN, "trunk", "--api", api, "--reason", "script died, ticket 4711", "--token", "1"];
+    let (ok, out) = mware(&[&evict[..], &["--token-env", "CLI_TOKEN"]].concat(), &[("CLI_TOKEN", TOKEN)]);
+    assert!(!ok && out.contains("403") && out.contains("operator's token"), "{out}");
+    let (s, e) = post_json(&format!("{api}/api/v1/groups/1/switchover"), Some(TOKEN), &json!({})).unwrap();
+    assert_eq!(s, 403, "{e}");
+    let evict = [&evict[..], &["--token-env", "CLI_OPS_TOKEN"]].concat();
+    let (ok, out) = mware(&evict, &[]);
+    assert!(!ok && out.contains("CLI_OPS_TOKEN"), "{out}");
+    let wrong: Vec<&str> = evict.iter().map(|a| if *a == "1" { "7" } else { a }).collect();
+    let (ok, out) = mware(&wrong, &[("CLI_OPS_TOKEN", OPS_TOKEN)]);
     assert!(!ok && out.contains("does not hold"), "{out}");
 
-    let (ok, out) = mware(&[&evict[..], &["--token", "1"]].concat(), &[("CLI_TOKEN", TOKEN)]);
+    let (ok, out) = mware(&evict, &[("CLI_OPS_TOKEN", OPS_TOKEN)]);
     assert!(ok, "{out}");
     assert!(out.contains("evicted dead-script (token 1)"), "{out}");
     let (s, got) = waiter.join().unwrap().unwrap();
@@ -82,5 +92,5 @@ fn an_operator_finds_and_evicts_a_dead_holder_and_the_waiter_gets_it() {
     assert!(ok && out.contains("is free"), "{out}");
     let log = d.log_text();
     assert!(log.contains("holder evicted by an operator") && log.contains("ticket 4711"), "{log}");
-    assert!(!log.contains(TOKEN), "the API token leaked into the log");
+    assert!(!log.contains(TOKEN) && !log.contains(OPS_TOKEN), "a token leaked into the log");
 }

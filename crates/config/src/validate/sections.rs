@@ -15,7 +15,7 @@ const COORD_KEYS: &[&str] = &[
     "step_down_margin_ms", "rank_wait_ms", "failback_after_s",
 ];
 const TLS_KEYS: &[&str] = &["ca_file", "cert_file", "key_file"];
-const API_KEYS: &[&str] = &["token_env", "drain_timeout_ms"];
+const API_KEYS: &[&str] = &["token_env", "operator_token_env", "drain_timeout_ms"];
 const SERVER_KEYS: &[&str] = &["name", "ifaces", "roles"];
 const ROLE_KEYS: &[&str] = &[
     "name", "roletype", "iface", "opts", "enabled", "group", "order", "include_domains", "api_port",
@@ -160,14 +160,28 @@ fn api(cx: &mut Cx, v: &Value) {
     let p = "api";
     let Some(m) = cx.object(v, p) else { return };
     cx.keys(m, p, API_KEYS, &[]);
-    if let Some(t) = cx.str(m, p, "token_env") {
-        let ok = t.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !ok {
-            cx.report(&join(p, "token_env"), format!("expected an environment variable name (letters, digits, '_'), found {}", quote(t)));
+    let token = env_name(cx, m, p, "token_env");
+    let operator = env_name(cx, m, p, "operator_token_env");
+    if let (Some(t), Some(o)) = (token, operator) {
+        if t == o {
+            cx.report(&join(p, "operator_token_env"), format!(
+                "expected another variable than token_env, found the same ({}): the operator's calls would take the call scripts' token",
+                quote(&o)
+            ));
         }
     }
     cx.int(m, p, "drain_timeout_ms", 0, 3_600_000);
+}
+
+/// `m[key]`, checked to be an environment variable name.
+fn env_name(cx: &mut Cx, m: &Map<String, Value>, p: &str, key: &str) -> Option<String> {
+    let t = cx.str(m, p, key)?.to_string();
+    let ok = t.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !ok {
+        cx.report(&join(p, key), format!("expected an environment variable name (letters, digits, '_'), found {}", quote(&t)));
+        return None;
+    }
+    Some(t)
 }
 
 fn server(cx: &mut Cx, warn: &mut Cx, v: &Value, i: usize, w: &mut Walked) {

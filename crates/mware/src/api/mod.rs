@@ -49,6 +49,12 @@ pub struct Inner {
     pub token: Option<Secret>,
     /// Name of the env variable the token comes from (for error messages).
     pub token_env: String,
+    /// The operator's token (`api.operator_token_env`): `None` when not configured (the
+    /// API token serves the operator's calls too), `Some(None)` when configured but
+    /// unset (the operator's calls are refused).
+    pub operator_token: Option<Option<Secret>>,
+    /// Name of the env variable the operator's token comes from.
+    pub operator_token_env: Option<String>,
     /// Client for forwarding.
     pub http: reqwest::Client,
     /// Cached group → (when read, active instance name and address).
