@@ -80,4 +80,12 @@ impl Metrics {
         r.register("folds", "Folds of journal entries into the holder records", m.folds.clone());
         m
     }
+
+    /// An instance holds nothing once its activity has ended: summed over the instances
+    /// of a group, the gauges then count the active one only.
+    pub fn activity_ended(&self) {
+        for g in [&self.holders, &self.waiters, &self.journal_entries] {
+            g.set(0);
+        }
+    }
 }

@@ -164,7 +164,7 @@ impl Service for MutexService {
             }
         };
         self.inner.set_active(None);
-        match outcome {
+        let result = match outcome {
             Some(Stop::Drained) => {
                 st.set(ServiceState::Stopped, "instance is not active");
                 Ok(())
@@ -183,9 +183,11 @@ impl Service for MutexService {
             Some(Stop::Failed(e)) => {
                 active.close(&e);
                 st.set(ServiceState::Failed, e.clone());
-                anyhow::bail!(e)
+                Err(anyhow::anyhow!(e))
             }
-        }
+        };
+        self.inner.metrics.activity_ended();
+        result
     }
 
     fn status(&self) -> ServiceStatus {

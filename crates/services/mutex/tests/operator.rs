@@ -1,7 +1,8 @@
 //! An operator's eviction of a holder, through the HTTP API on the real embedded
 //! (SQLite) coordinator: refused with the field named on bad input and changing
 //! nothing; on success the next waiter is granted, the evicted owner's release and
-//! renew are refused, and the eviction survives a restart with a new epoch.
+//! renew are refused, and the eviction survives a restart with a new epoch. The
+//! holder and waiter gauges fall to 0 when the activity ends.
 
 mod common;
 
@@ -59,4 +60,36 @@ async fn an_evicted_holder_is_gone_for_good_and_its_waiter_is_granted() {
     let owners: Vec<_> = v["holders"].as_array().unwrap().iter().map(|h| h["owner"].as_str().unwrap().to_string()).collect();
     assert_eq!(owners, ["next"], "{v}");
     r.stop().await;
+}
+
+/// One gauge's value from the registry's text exposition.
+fn gauge(reg: &prometheus_client::registry::Registry, name: &str) -> Option<f64> {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, reg).unwrap();
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gauges_count_only_while_active() {
+    let dir = tempfile::tempdir().unwrap();
+    let coord = common::open(common::embedded(dir.path())).await;
+    let (_m, fence) = common::become_active(&coord, "mware1", 10).await;
+    let mut reg = prometheus_client::registry::Registry::default();
+    let svc = mware_mutex::MutexService::new(&mut reg);
+    let r = Running::start(svc, coord.clone(), fence, _m.lease.clone(), "mware1", common::site(json!({}))).await;
+    let http = reqwest::Client::new();
+    let (s, _) = post(&http, &r.url("d.ru", "/a/acquire"), json!({"owner": "x", "ttl_ms": 60000, "wait_ms": 0})).await;
+    assert_eq!(s, 200);
+    let waiter = {
+        let (http, url) = (http.clone(), r.url("d.ru", "/a/acquire"));
+        tokio::spawn(async move { post(&http, &url, json!({"owner": "y", "ttl_ms": 1000, "wait_ms": 30000})).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!((gauge(&reg, "mware_mutex_holders"), gauge(&reg, "mware_mutex_waiters")), (Some(1.0), Some(1.0)));
+    r.stop().await;
+    let (s, _) = waiter.await.unwrap();
+    assert_eq!(s, 503, "the waiter is told to retry elsewhere");
+    // A passive instance holds nothing: summed over a group, only the active one counts.
+    assert_eq!((gauge(&reg, "mware_mutex_holders"), gauge(&reg, "mware_mutex_waiters")), (Some(0.0), Some(0.0)));
+    assert_eq!(gauge(&reg, "mware_mutex_journal_entries"), Some(0.0));
 }
