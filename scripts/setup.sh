@@ -2,7 +2,8 @@
 # Installs and starts what mware's tests need, idempotently:
 #   etcd (Debian etcd-server 3.4), protoc (for the etcd client), sshd, sudo, rsync,
 #   Kamailio and SIPp (a real SIP client of the realtime sidecar), openssl (test TLS certificates),
-#   wrk and nginx (benchmarks), and makes sure PostgreSQL 15 on 5432 and RabbitMQ on 5672 run.
+#   wrk and nginx (benchmarks), promtool (unpacked under /var/tmp/mware-promtool, for the
+#   example alert rules), and makes sure PostgreSQL 15 on 5432 and RabbitMQ on 5672 run.
 # Tests start their own etcd, PostgreSQL instances and sshd on loopback ports; this script
 # only provides the binaries and the machine's shared services.
 set -euo pipefail
@@ -33,6 +34,20 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${need_pkgs[@]}" >/dev/null
 fi
 mkdir -p /run/sshd
+
+# promtool, to check examples/alerts.yml: only the binary of Debian's prometheus package,
+# unpacked, not installed (installing would start a Prometheus server).
+PROMTOOL_DIR=/var/tmp/mware-promtool
+if [ ! -x "$PROMTOOL_DIR/usr/bin/promtool" ]; then
+  echo "setup: fetching promtool (Debian's prometheus package, unpacked)"
+  marker=/var/tmp/mware-apt-updated
+  if [ ! -e "$marker" ]; then apt-get -o DPkg::Lock::Timeout=600 update -qq && touch "$marker"; fi
+  dl=$(mktemp -d)
+  chmod 777 "$dl"
+  (cd "$dl" && apt-get download -qq prometheus 2>/dev/null) && dpkg -x "$dl"/prometheus_*.deb "$PROMTOOL_DIR"
+  rm -rf "$dl"
+  [ -x "$PROMTOOL_DIR/usr/bin/promtool" ] || { echo "setup: could not fetch promtool" >&2; exit 1; }
+fi
 
 # PostgreSQL 15 on 5432 (trust for local connections, as on these machines).
 if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then

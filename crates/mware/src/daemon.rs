@@ -96,6 +96,10 @@ pub async fn run(config: PathBuf, instance: String) -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let metrics = Metrics::default();
     metrics.register(&mut registry);
+    // `mware_role_info{site, mware_group, role} 1`: lets alert rules sum `mware_active` per
+    // group (joined on the scrape target's labels).
+    let role_labels = vec![("site".to_string(), site.site.clone()), ("mware_group".to_string(), member.group.to_string()), ("role".to_string(), instance.clone())];
+    registry.register("mware_role", "this instance's site, group and role name", prometheus_client::metrics::info::Info::new(role_labels));
     let services = crate::services::build(&mut registry);
 
     let tree = DomainTree::build(&site);
