@@ -259,32 +259,34 @@ impl Active {
     /// Evicts the holder `token` whoever owns it; answered once the eviction (and any
     /// hand-over it made) is durable. Returns the evicted holder.
     pub async fn evict(&self, domain: &str, name: &str, token: u64) -> Result<HolderView, MutexError> {
-        let now = mware_coord::now_ms();
-        let (holder, rx) = {
-            let st = &mut *self.lock_for_change()?;
-            let (fx, holder) = st.table.evict(domain, name, token, now)?;
-            let (done, rx) = oneshot::channel();
-            self.apply(st, fx, Kind::Evict, Some(done));
-            (holder, rx)
-        };
-        self.durable(rx).await?;
+        let h = self.durably(Kind::Evict, |t, now| t.evict(domain, name, token, now)).await?;
         self.metrics.evictions.inc();
-        Ok(holder)
+        Ok(h)
     }
 
     /// Renews a grant.
     pub async fn renew(&self, domain: &str, name: &str, owner: &str, token: u64, ttl_ms: u64) -> Result<Granted, MutexError> {
-        let now = mware_coord::now_ms();
-        let (holder, rx) = {
-            let st = &mut *self.lock_for_change()?;
-            let fx = st.table.renew(domain, name, owner, token, ttl_ms, now)?;
+        self.durably(Kind::Renew, |t, now| {
+            let fx = t.renew(domain, name, owner, token, ttl_ms, now)?;
             let holder = fx.grants[0].holder.clone();
+            Ok((fx, holder))
+        })
+        .await
+    }
+
+    /// Applies a table change that is answered once durable (`op` gets the table and the
+    /// time now), and returns what `op` returned beside its effects.
+    async fn durably<T>(&self, kind: Kind, op: impl FnOnce(&mut Table, u64) -> Result<(Effects, T), MutexError>) -> Result<T, MutexError> {
+        let now = mware_coord::now_ms();
+        let (out, rx) = {
+            let st = &mut *self.lock_for_change()?;
+            let (fx, out) = op(&mut st.table, now)?;
             let (done, rx) = oneshot::channel();
-            self.apply(st, fx, Kind::Renew, Some(done));
-            (holder, rx)
+            self.apply(st, fx, kind, Some(done));
+            (out, rx)
         };
         self.durable(rx).await?;
-        Ok(holder)
+        Ok(out)
     }
 
     /// One mutex.

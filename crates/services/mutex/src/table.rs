@@ -281,17 +281,12 @@ impl Table {
     /// Releases the grant `token` held by `owner`, and grants waiters in order.
     pub fn release(&mut self, domain: &str, name: &str, owner: &str, token: u64, now: u64) -> Result<Effects, MutexError> {
         self.check_holder(domain, name, owner, token)?;
-        let mut fx = Effects::default();
-        self.remove_holder(domain, name, token, &mut fx);
-        self.promote(domain, name, now, &mut fx);
-        self.forget_if_empty(domain, name);
-        fx.next_token = self.next_token;
-        Ok(fx)
+        self.evict(domain, name, token, now).map(|(fx, _)| fx)
     }
 
     /// Removes the grant `token` whoever holds it (an operator's eviction, e.g. of a
-    /// holder whose call script died with a long ttl); the next waiters are granted.
-    /// Returns the evicted holder with the effects.
+    /// holder whose call script died with a long ttl, and a release once its owner is
+    /// checked); the next waiters are granted. Returns the removed holder with the effects.
     pub fn evict(&mut self, domain: &str, name: &str, token: u64, now: u64) -> Result<(Effects, HolderView), MutexError> {
         let mut fx = Effects::default();
         let h = self.remove_holder(domain, name, token, &mut fx).ok_or_else(|| MutexError::NotHeld { name: name.to_string(), token })?;
