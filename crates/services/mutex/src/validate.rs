@@ -114,17 +114,27 @@ fn kind(v: &Value) -> &'static str {
 }
 
 fn owner(m: &Map<String, Value>) -> Result<String, MutexError> {
-    match m.get("owner") {
+    text(m, "owner")
+}
+
+/// A string field of 1..=[`MAX_OWNER_LEN`] bytes without control characters.
+fn text(m: &Map<String, Value>, field: &'static str) -> Result<String, MutexError> {
+    match m.get(field) {
         Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_OWNER_LEN && !s.chars().any(char::is_control) => {
             Ok(s.clone())
         }
         Some(Value::String(s)) => Err(MutexError::invalid(
-            "owner",
+            field,
             format!("expected 1..={MAX_OWNER_LEN} bytes without control characters, found {} bytes", s.len()),
         )),
-        Some(v) => Err(MutexError::invalid("owner", format!("expected a string, found {}", kind(v)))),
-        None => Err(MutexError::invalid("owner", "expected a string, found nothing")),
+        Some(v) => Err(MutexError::invalid(field, format!("expected a string, found {}", kind(v)))),
+        None => Err(MutexError::invalid(field, "expected a string, found nothing")),
     }
+}
+
+/// The required `token` of a grant.
+fn token(m: &Map<String, Value>) -> Result<u64, MutexError> {
+    required(uint(m, "token", "the token of the grant")?, "token", "the token of the grant")
 }
 
 fn uint(m: &Map<String, Value>, field: &'static str, what: &str) -> Result<Option<u64>, MutexError> {
@@ -180,7 +190,7 @@ pub fn acquire(body: &[u8], limits: &CriticalSections) -> Result<AcquireBody, Mu
 pub fn release(body: &[u8]) -> Result<ReleaseBody, MutexError> {
     let m = object(body)?;
     let owner = owner(&m);
-    let token = uint(&m, "token", "the token of the grant").and_then(|t| required(t, "token", "the token of the grant"));
+    let token = token(&m);
     every([owner.as_ref().err(), token.as_ref().err()])?;
     Ok(ReleaseBody { owner: owner?, token: token? })
 }
@@ -188,16 +198,13 @@ pub fn release(body: &[u8]) -> Result<ReleaseBody, MutexError> {
 /// Parses and checks an evict body.
 pub fn evict(body: &[u8]) -> Result<EvictBody, MutexError> {
     let m = object(body)?;
-    let token = uint(&m, "token", "the token of the grant").and_then(|t| required(t, "token", "the token of the grant"));
-    let reason = match m.get("reason") {
-        Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= MAX_OWNER_LEN && !s.chars().any(char::is_control) => Ok(s.clone()),
-        Some(Value::String(s)) => Err(MutexError::invalid(
-            "reason",
-            format!("expected 1..={MAX_OWNER_LEN} bytes of text without control characters, found {} bytes", s.len()),
-        )),
-        Some(v) => Err(MutexError::invalid("reason", format!("expected a string, found {}", kind(v)))),
-        None => Err(MutexError::invalid("reason", "expected a string saying why, found nothing")),
-    };
+    let token = token(&m);
+    let reason = text(&m, "reason").and_then(|r| {
+        if r.trim().is_empty() {
+            return Err(MutexError::invalid("reason", "expected text saying why, found only blanks"));
+        }
+        Ok(r)
+    });
     every([token.as_ref().err(), reason.as_ref().err()])?;
     Ok(EvictBody { token: token?, reason: reason? })
 }
@@ -206,7 +213,7 @@ pub fn evict(body: &[u8]) -> Result<EvictBody, MutexError> {
 pub fn renew(body: &[u8], limits: &CriticalSections) -> Result<RenewBody, MutexError> {
     let m = object(body)?;
     let owner = owner(&m);
-    let token = uint(&m, "token", "the token of the grant").and_then(|t| required(t, "token", "the token of the grant"));
+    let token = token(&m);
     let ttl_ms = ttl(&m, limits);
     every([owner.as_ref().err(), token.as_ref().err(), ttl_ms.as_ref().err()])?;
     Ok(RenewBody { owner: owner?, token: token?, ttl_ms: ttl_ms? })
