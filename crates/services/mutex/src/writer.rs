@@ -207,7 +207,6 @@ pub(crate) async fn run(active: Arc<Active>, mut rx: mpsc::UnboundedReceiver<Pen
     let mut acked = Acked { from: next_seq, sent: BTreeSet::new(), entries: BTreeMap::new() };
     // Entries below this are folded and deleted (for the journal gauge).
     let mut fold_done = next_seq;
-    let mut in_flight = 0usize;
     let mut folding = false;
     // Writes in flight run inside this task (no task hop per write).
     let mut flights: FuturesUnordered<InFlight> = FuturesUnordered::new();
@@ -220,6 +219,8 @@ pub(crate) async fn run(active: Arc<Active>, mut rx: mpsc::UnboundedReceiver<Pen
     loop {
         let closing = active.closed.is_cancelled();
         let now = tokio::time::Instant::now();
+        // Journal writes in flight (the fold, if any, is the other flight).
+        let in_flight = flights.len() - usize::from(folding);
         if stop.is_none() && !gather.is_empty() && in_flight < PIPELINE {
             let due = urgent || closing || gather.len() >= MAX_CHANGES || flush_at.is_some_and(|t| t <= now);
             if due {
@@ -233,7 +234,6 @@ pub(crate) async fn run(active: Arc<Active>, mut rx: mpsc::UnboundedReceiver<Pen
                     answer(&active, items);
                     continue;
                 }
-                in_flight += 1;
                 let first = next_seq;
                 flights.push(journal_write(&active, &coord, fence, batch, items, &mut next_seq));
                 acked.sent.extend(first..next_seq);
@@ -287,8 +287,6 @@ pub(crate) async fn run(active: Arc<Active>, mut rx: mpsc::UnboundedReceiver<Pen
                     if f.result.is_ok() {
                         fold_done = acked.from;
                     }
-                } else {
-                    in_flight -= 1;
                 }
                 match f.result {
                     Ok(()) => {
