@@ -3,7 +3,7 @@
 //! config on SIGHUP / file change / `mware config push`, and on SIGTERM stops its
 //! services and leaves the group within `api.drain_timeout_ms`.
 
-use crate::api::{self, AppState, Inner};
+use crate::api::{self, AppState, Inner, OperatorToken};
 use crate::load::{self, Loaded};
 use crate::metrics::{Metrics, ReloadLabels, TransitionLabels};
 use anyhow::Context;
@@ -81,13 +81,12 @@ pub async fn run(config: PathBuf, instance: String) -> anyhow::Result<()> {
         since_ms: mware_coord::now_ms(),
     };
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr}"))?;
-    let token = std::env::var(&site.api.token_env).ok().filter(|t| !t.is_empty()).map(Secret::new);
+    let token = token_from_env(&site.api.token_env);
     if token.is_none() {
         tracing::warn!(env = %site.api.token_env, "no API token configured: mutating API calls are refused");
     }
-    let operator_token_env = site.api.operator_token_env.clone();
-    let operator_token = operator_token_env.as_ref().map(|env| std::env::var(env).ok().filter(|t| !t.is_empty()).map(Secret::new));
-    if let (Some(env), Some(None)) = (&operator_token_env, &operator_token) {
+    let operator = site.api.operator_token_env.clone().map(|env| OperatorToken { token: token_from_env(&env), env });
+    if let Some(OperatorToken { env, token: None }) = &operator {
         tracing::warn!(%env, "no operator token in the environment: switchover and eviction are refused");
     }
     let drain = Duration::from_millis(site.api.drain_timeout_ms);
@@ -121,8 +120,7 @@ pub async fn run(config: PathBuf, instance: String) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         token,
         token_env,
-        operator_token,
-        operator_token_env,
+        operator,
         http: reqwest::Client::builder().connect_timeout(Duration::from_secs(1)).timeout(Duration::from_secs(120)).build()?,
         leaders: Default::default(),
         ready: AtomicBool::new(false),
@@ -343,4 +341,9 @@ async fn reload_loop(src: Source, coord: Arc<dyn Coordinator>, site_tx: watch::S
             }
         }
     }
+}
+
+/// A bearer token from the environment variable `name`; `None` when unset or empty.
+fn token_from_env(name: &str) -> Option<Secret> {
+    std::env::var(name).ok().filter(|t| !t.is_empty()).map(Secret::new)
 }

@@ -40,27 +40,27 @@ pub async fn require_token(State(st): State<AppState>, req: Request, next: Next)
         .map(|g| g.trim().to_string());
     let is = |t: &Option<Secret>| matches!((&given, t), (Some(g), Some(t)) if same(g.as_bytes(), t.expose().as_bytes()));
     let api_env = &st.0.token_env;
-    match (&st.0.operator_token, &st.0.operator_token_env) {
-        (Some(op), Some(op_env)) if operator_call(req.uri().path()) => {
-            if is(op) {
+    match &st.0.operator {
+        Some(op) if operator_call(req.uri().path()) => {
+            if is(&op.token) {
                 return next.run(req).await;
             }
-            if op.is_none() {
-                return unauthorized(&format!("operator calls are refused: no operator token is configured (set the environment variable {op_env})"));
+            if op.token.is_none() {
+                return unauthorized(&format!("operator calls are refused: no operator token is configured (set the environment variable {})", op.env));
             }
             if is(&st.0.token) {
                 return refuse(
                     StatusCode::FORBIDDEN,
-                    &format!("expected the operator's token (environment variable {op_env}) for this call, found the API token ({api_env}); nothing changed"),
+                    &format!("expected the operator's token (environment variable {}) for this call, found the API token ({api_env}); nothing changed", op.env),
                 );
             }
             mismatch(given.is_some())
         }
-        (op, _) => {
-            if is(&st.0.token) || op.as_ref().is_some_and(is) {
+        op => {
+            if is(&st.0.token) || op.as_ref().is_some_and(|o| is(&o.token)) {
                 return next.run(req).await;
             }
-            if st.0.token.is_none() && op.as_ref().is_none_or(Option::is_none) {
+            if st.0.token.is_none() && op.as_ref().is_none_or(|o| o.token.is_none()) {
                 return unauthorized(&format!("mutating calls are refused: no API token is configured (set the environment variable {api_env})"));
             }
             mismatch(given.is_some())

@@ -49,12 +49,9 @@ pub struct Inner {
     pub token: Option<Secret>,
     /// Name of the env variable the token comes from (for error messages).
     pub token_env: String,
-    /// The operator's token (`api.operator_token_env`): `None` when not configured (the
-    /// API token serves the operator's calls too), `Some(None)` when configured but
-    /// unset (the operator's calls are refused).
-    pub operator_token: Option<Option<Secret>>,
-    /// Name of the env variable the operator's token comes from.
-    pub operator_token_env: Option<String>,
+    /// The operator's token (`api.operator_token_env`); `None` when not configured: the
+    /// API token serves the operator's calls too.
+    pub operator: Option<OperatorToken>,
     /// Client for forwarding.
     pub http: reqwest::Client,
     /// Cached group → (when read, active instance name and address).
@@ -63,6 +60,14 @@ pub struct Inner {
     pub ready: AtomicBool,
     /// Process start, ms since the Unix epoch.
     pub started_ms: u64,
+}
+
+/// The operator's bearer token, configured by `api.operator_token_env`.
+pub struct OperatorToken {
+    /// Name of the env variable it comes from (for error messages).
+    pub env: String,
+    /// The token; `None` when the variable is unset: the operator's calls are refused.
+    pub token: Option<Secret>,
 }
 
 /// Builds the router: the daemon's own routes, then every service's routes, behind the
