@@ -151,13 +151,7 @@ pub fn cluster_json(site: &Site, views: &[GroupView]) -> Value {
 }
 
 async fn cmd_status(api: &str, as_json: bool) -> anyhow::Result<()> {
-    let url = format!("{}/api/v1/cluster", api.trim_end_matches('/'));
-    let resp = reqwest::get(&url).await.with_context(|| format!("cannot reach {url}"))?;
-    let status = resp.status();
-    let v: Value = resp.json().await.with_context(|| format!("{url}: expected JSON"))?;
-    if !status.is_success() {
-        anyhow::bail!("{url}: {status}: {}", v["error"]);
-    }
+    let v = crate::api_client::get(api, "/api/v1/cluster").await?;
     if as_json {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
@@ -195,14 +189,7 @@ fn fmt_ms(ms: Option<u64>) -> String {
 }
 
 async fn cmd_switchover(group: u32, to: Option<String>, api: &str, token_env: &str) -> anyhow::Result<()> {
-    let token = std::env::var(token_env).with_context(|| format!("expected the API token in the environment variable {token_env}, found it unset"))?;
-    let url = format!("{}/api/v1/groups/{group}/switchover", api.trim_end_matches('/'));
-    let resp = reqwest::Client::new().post(&url).bearer_auth(token).json(&json!({"to": to})).send().await.with_context(|| format!("cannot reach {url}"))?;
-    let status = resp.status();
-    let v: Value = resp.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        anyhow::bail!("switchover refused: {status}: {}", v["error"].as_str().unwrap_or(""));
-    }
+    crate::api_client::post(api, &format!("/api/v1/groups/{group}/switchover"), token_env, &json!({"to": to}), "switchover").await?;
     println!("switchover of group {group} requested{}", to.map(|t| format!(" to {t}")).unwrap_or_default());
     Ok(())
 }

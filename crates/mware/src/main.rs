@@ -6,6 +6,7 @@
 //! and serves the HTTP API.
 
 mod api;
+mod api_client;
 mod cli;
 mod commands;
 mod daemon;

@@ -3,15 +3,15 @@
 //! holder whose call script died. Every call goes through the API of any instance,
 //! which forwards it to the active instance of the domain's group.
 
+use crate::api_client;
 use crate::cli::MutexAction;
-use anyhow::Context;
 use serde_json::{json, Value};
 
 /// Runs one `mware mutex` action.
 pub async fn run(action: MutexAction) -> anyhow::Result<()> {
     match action {
         MutexAction::List { domain, api, json } => {
-            let v = get(&api, &format!("/api/v1/domains/{domain}/mutexes")).await?;
+            let v = api_client::get(&api, &format!("/api/v1/domains/{domain}/mutexes")).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(());
@@ -57,51 +57,23 @@ pub async fn run(action: MutexAction) -> anyhow::Result<()> {
             Ok(())
         }
         MutexAction::Evict { domain, name, token, reason, api, token_env } => {
-            let api_token = std::env::var(&token_env).with_context(|| format!("expected the API token in the environment variable {token_env}, found it unset"))?;
-            let url = format!("{}/api/v1/domains/{domain}/mutexes/{name}/evict", api.trim_end_matches('/'));
-            let resp = reqwest::Client::new()
-                .post(&url)
-                .bearer_auth(api_token)
-                .json(&json!({"token": token, "reason": reason}))
-                .send()
-                .await
-                .with_context(|| format!("cannot reach {url}"))?;
-            let status = resp.status();
-            let v: Value = resp.json().await.unwrap_or(Value::Null);
-            if !status.is_success() {
-                anyhow::bail!("eviction refused: {status}: {}", v["error"].as_str().unwrap_or(""));
-            }
+            let path = format!("/api/v1/domains/{domain}/mutexes/{name}/evict");
+            let v = api_client::post(&api, &path, &token_env, &json!({"token": token, "reason": reason}), "eviction").await?;
             println!("evicted {}; the next waiter, if any, holds it now", holder_line(&v["evicted"]));
             Ok(())
         }
     }
 }
 
-async fn fetch(api: &str, path: &str) -> anyhow::Result<(reqwest::StatusCode, Value, String)> {
-    let url = format!("{}{path}", api.trim_end_matches('/'));
-    let resp = reqwest::get(&url).await.with_context(|| format!("cannot reach {url}"))?;
-    let status = resp.status();
-    let v: Value = resp.json().await.with_context(|| format!("{url}: expected JSON"))?;
-    Ok((status, v, url))
-}
-
-async fn get(api: &str, path: &str) -> anyhow::Result<Value> {
-    let (status, v, url) = fetch(api, path).await?;
-    if !status.is_success() {
-        anyhow::bail!("{url}: {status}: {}", v["error"].as_str().unwrap_or(""));
-    }
-    Ok(v)
-}
-
-/// [`get`] of one mutex; `None` when the service answers that nobody holds or waits on
+/// [`api_client::get`] of one mutex; `None` when the service answers that nobody holds or waits on
 /// it. (A 404 of the forwarding layer, for a domain no group serves, names a `group`
 /// and stays an error.)
 async fn get_or_free(api: &str, path: &str) -> anyhow::Result<Option<Value>> {
-    let (status, v, url) = fetch(api, path).await?;
+    let (status, v, url) = api_client::fetch(api, path).await?;
     match status {
         s if s.is_success() => Ok(Some(v)),
         reqwest::StatusCode::NOT_FOUND if v.get("group").is_none() => Ok(None),
-        s => anyhow::bail!("{url}: {s}: {}", v["error"].as_str().unwrap_or("")),
+        s => anyhow::bail!("{url}: {s}: {}", api_client::error_of(&v)),
     }
 }
 

@@ -1,0 +1,44 @@
+//! The command-line tools' calls to a running instance's API (`--api URL`): a GET of a
+//! JSON document, and a POST with the bearer token read from an environment variable.
+//! A refusal becomes an error carrying the status and the API's own error message.
+
+use anyhow::Context;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+/// GETs `path` of `api`: its status, JSON body and URL, whatever the status.
+pub async fn fetch(api: &str, path: &str) -> anyhow::Result<(StatusCode, Value, String)> {
+    let url = format!("{}{path}", api.trim_end_matches('/'));
+    let resp = reqwest::get(&url).await.with_context(|| format!("cannot reach {url}"))?;
+    let status = resp.status();
+    let v: Value = resp.json().await.with_context(|| format!("{url}: expected JSON"))?;
+    Ok((status, v, url))
+}
+
+/// GETs `path` of `api`; an error unless it answers 2xx.
+pub async fn get(api: &str, path: &str) -> anyhow::Result<Value> {
+    let (status, v, url) = fetch(api, path).await?;
+    if !status.is_success() {
+        anyhow::bail!("{url}: {status}: {}", error_of(&v));
+    }
+    Ok(v)
+}
+
+/// POSTs `body` to `path` of `api` with the token in `token_env`; an error saying
+/// "`what` refused" unless it answers 2xx.
+pub async fn post(api: &str, path: &str, token_env: &str, body: &Value, what: &str) -> anyhow::Result<Value> {
+    let token = std::env::var(token_env).with_context(|| format!("expected the API token in the environment variable {token_env}, found it unset"))?;
+    let url = format!("{}{path}", api.trim_end_matches('/'));
+    let resp = reqwest::Client::new().post(&url).bearer_auth(token).json(body).send().await.with_context(|| format!("cannot reach {url}"))?;
+    let status = resp.status();
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        anyhow::bail!("{what} refused: {status}: {}", error_of(&v));
+    }
+    Ok(v)
+}
+
+/// The API's error message in an answer (`{"error": "..."}`).
+pub fn error_of(v: &Value) -> &str {
+    v["error"].as_str().unwrap_or("")
+}
