@@ -1,5 +1,5 @@
-//! An operator's eviction of a holder, through the HTTP API on the real embedded
-//! (SQLite) coordinator: refused with the field named on bad input and changing
+//! An operator's eviction of a holder, through the HTTP API on each real coordinator
+//! (embedded SQLite, and an etcd started by the test): refused with the field named on bad input and changing
 //! nothing; on success the next waiter is granted, the evicted owner's release and
 //! renew are refused, and the eviction survives a restart with a new epoch. The
 //! holder and waiter gauges fall to 0 when the activity ends.
@@ -12,7 +12,17 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_evicted_holder_is_gone_for_good_and_its_waiter_is_granted() {
     let dir = tempfile::tempdir().unwrap();
-    let coord = common::open(common::embedded(dir.path())).await;
+    eviction(common::embedded(dir.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_evicted_holder_is_gone_for_good_on_etcd() {
+    let etcd = mware_testkit::etcd::Etcd::start().expect("start etcd");
+    eviction(common::etcd(&etcd.endpoint())).await;
+}
+
+async fn eviction(settings: mware_coord::Settings) {
+    let coord = common::open(settings).await;
     let (m, fence) = common::become_active(&coord, "mware1", 10).await;
     let r = Running::start(common::service(), coord.clone(), fence, m.lease.clone(), "mware1", common::site(json!({}))).await;
     let http = reqwest::Client::new();
