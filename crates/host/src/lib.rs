@@ -1,13 +1,20 @@
 //! mware-host: runs a group's services while this instance is active.
 //!
 //! A [`Service`] is a long-lived object built once at start (so it can register
-//! metrics and mount routes); the [`Host`] calls [`Service::run`] when the
-//! instance becomes active for its group, with a [`ServiceContext`] carrying the
-//! fencing epoch, and cancels it (with a time limit) when activity is lost.
+//! metrics); it describes itself: its [`Routes`] (each with its [`Access`] and
+//! [`Scope`]), its OpenAPI part and its status document. The [`Host`] calls
+//! [`Service::run`] when the instance becomes active for its group, with a
+//! [`ServiceContext`] carrying the fencing epoch, and cancels every service against
+//! one deadline when activity is lost. The host owns each service's state and puts
+//! every change on the instance's [`Events`] channel.
 #![deny(missing_docs)]
 
+pub mod events;
 mod host;
+mod routes;
 mod service;
 
-pub use host::{Host, HostStatus};
-pub use service::{LeaseSlot, Service, ServiceContext, ServiceState, ServiceStatus, StatusCell};
+pub use events::{Event, EventKind, Events};
+pub use host::{desired, Host, HostStatus};
+pub use routes::{Access, DomainArg, Route, Routes, Scope, Unavailable};
+pub use service::{LeaseSlot, Service, ServiceContext, ServiceState, ServiceStatus, StatusHandle};

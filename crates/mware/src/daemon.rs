@@ -9,7 +9,7 @@ use crate::metrics::{Metrics, ReloadLabels, TransitionLabels};
 use anyhow::Context;
 use mware_config::{Backend, DomainTree, Secret, Site};
 use mware_coord::{Activity, Coordinator, MemberInfo};
-use mware_host::Host;
+use mware_host::{Events, Host};
 use prometheus_client::registry::Registry;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -108,7 +108,8 @@ pub async fn run(config: PathBuf, instance: String) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     cancel_on_signals(shutdown.clone());
 
-    let host = Host::new(services, instance.clone(), coord.clone(), site_rx.clone(), stop_timeout, metrics.lease.clone());
+    let events = Events::new(instance.clone(), member.group);
+    let host = Host::new(services, instance.clone(), coord.clone(), site_rx.clone(), stop_timeout, metrics.lease.clone(), events);
     let state = AppState(Arc::new(Inner {
         instance: instance.clone(),
         site: site_rx.clone(),
@@ -125,6 +126,7 @@ pub async fn run(config: PathBuf, instance: String) -> anyhow::Result<()> {
         leaders: Default::default(),
         ready: AtomicBool::new(false),
         started_ms: mware_coord::now_ms(),
+        shutdown: shutdown.clone(),
     }));
 
     // Leaving the group waits until the services have stopped (see below).

@@ -1,6 +1,7 @@
 //! The one place where the services are listed. Each is built once at start (it registers
-//! its metrics and mounts its routes); the host runs those the role's config asks for while
-//! this instance is active.
+//! its metrics); its routes, OpenAPI part and status document come from the service
+//! itself, and the host runs those the group's config asks for while this instance is
+//! active. Adding a service: `crates/services/README.md`.
 
 use mware_host::Service;
 use prometheus_client::registry::Registry;
@@ -13,9 +14,4 @@ pub fn build(registry: &mut Registry) -> Vec<Arc<dyn Service>> {
         Arc::new(mware_pgctl::PgctlService::new(registry)),
         Arc::new(mware_realtime::ProvisioningService::new(registry)),
     ]
-}
-
-/// OpenAPI fragments contributed by the services.
-pub fn openapi_parts() -> Vec<utoipa::openapi::OpenApi> {
-    vec![mware_mutex::openapi()]
 }

@@ -209,7 +209,7 @@ fn switchover_hands_over_cleanly_and_config_push_applies() {
     for d in [&d1, &d2] {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            let (_, c) = d.get("/api/v1/config").unwrap();
+            let (_, c) = d.get_auth("/api/v1/config", "tok-123").unwrap();
             if c["servers"][0]["roles"][1]["opts"]["pushed"] == true {
                 break;
             }

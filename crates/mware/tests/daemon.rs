@@ -41,7 +41,7 @@ fn site(port: u16, coord: &str, opts: Value) -> Value {
 /// Waits until the running config's `opts.gen` is `gen`.
 fn wait_gen(d: &Daemon, gen: u64, what: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while d.get("/api/v1/config").map(|(_, c)| c["servers"][0]["roles"][0]["opts"]["gen"] != gen).unwrap_or(true) {
+    while d.get_auth("/api/v1/config", TOKEN).map(|(_, c)| c["servers"][0]["roles"][0]["opts"]["gen"] != gen).unwrap_or(true) {
         assert!(std::time::Instant::now() < deadline, "{what}: not applied: {}", d.log_text());
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -72,7 +72,7 @@ fn run_status_config_reload_stop_and_no_secret_leaks() {
     assert_eq!(d.get("/readyz").unwrap().0, 200);
 
     // Config: secrets shown as ***.
-    let (code, c) = d.get("/api/v1/config").unwrap();
+    let (code, c) = d.get_auth("/api/v1/config", TOKEN).unwrap();
     assert_eq!(code, 200);
     let text = c.to_string();
     assert!(text.contains("***"), "{text}");
@@ -114,7 +114,7 @@ fn run_status_config_reload_stop_and_no_secret_leaks() {
     std::fs::write(&cfg, "{\"site\": \"e2e\", \"servers\": [ {\"name\": 5} ]").unwrap();
     d.child.signal(libc::SIGHUP);
     std::thread::sleep(Duration::from_millis(1500));
-    let (_, c) = d.get("/api/v1/config").unwrap();
+    let (_, c) = d.get_auth("/api/v1/config", TOKEN).unwrap();
     assert_eq!(c["servers"][0]["roles"][0]["opts"]["gen"], 1, "broken config must not be applied");
     assert!(d.log_text().contains("new config refused"), "{}", d.log_text());
     assert_eq!(d.get("/api/v1/status").unwrap().1["state"], "active");

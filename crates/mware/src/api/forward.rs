@@ -1,15 +1,14 @@
-//! Forwarding: any instance answers a call for any domain. A call whose path names
-//! a domain (`/api/v1/domains/{domain}/...`, `/provision/asterisk/{entity}/...`) is
-//! served here only if this instance is the active one of the owning group;
-//! otherwise it is proxied to that group's active instance, or answered 503 with
-//! the reason when the group has no active instance.
+//! Forwarding: any instance answers a call for any group. A call that a route declares
+//! to be about a group (its own, or the group owning a domain, see `policy`) is
+//! served here only if this instance is the active one of that group; otherwise it
+//! is proxied once to that group's active instance, or answered 503 with the reason
+//! when the group has no active instance.
 
 use super::AppState;
 use crate::metrics::ForwardLabels;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderName, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -19,13 +18,6 @@ use std::time::{Duration, Instant};
 pub const FORWARDED_BY: &str = "x-mware-forwarded-by";
 const LEADER_CACHE: Duration = Duration::from_millis(250);
 const MAX_BODY: usize = 8 << 20;
-
-/// The domain a path is about, if any.
-pub fn domain_of(path: &str) -> Option<&str> {
-    let rest = path.strip_prefix("/api/v1/domains/").or_else(|| path.strip_prefix("/provision/asterisk/"))?;
-    let d = rest.split('/').next()?;
-    (!d.is_empty()).then_some(d)
-}
 
 /// Where a domain's call goes.
 #[derive(Debug, PartialEq)]
@@ -38,45 +30,35 @@ pub enum Target {
     Refuse(u32, String),
 }
 
-fn json_err(code: StatusCode, msg: String, group: Option<u32>) -> Response {
+/// A JSON error answer naming the group.
+pub fn json_err(code: StatusCode, msg: String, group: Option<u32>) -> Response {
     (code, Json(json!({"error": msg, "group": group, "retryable": code == StatusCode::SERVICE_UNAVAILABLE}))).into_response()
 }
 
-/// The forwarding layer.
-pub async fn forward(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(domain) = domain_of(req.uri().path()).map(str::to_string) else {
-        return next.run(req).await;
-    };
-    let group = st.0.tree.read().unwrap_or_else(|e| e.into_inner()).route(&domain);
-    let Some(group) = group else {
-        return json_err(StatusCode::NOT_FOUND, format!("no group serves domain {domain}"), None);
-    };
-    let forwarded = req.headers().contains_key(FORWARDED_BY);
-    match target(&st, group, forwarded).await {
-        Target::Local => next.run(req).await,
-        Target::Refuse(g, why) => {
-            st.0.metrics.forwarded.get_or_create(&ForwardLabels { outcome: "no_active".into() }).inc();
-            json_err(StatusCode::SERVICE_UNAVAILABLE, why, Some(g))
+/// Counts a forwarding outcome.
+pub fn count(st: &AppState, outcome: &str) {
+    st.0.metrics.forwarded.get_or_create(&ForwardLabels { outcome: outcome.into() }).inc();
+}
+
+/// Proxies `req` to `name` at `addr`, the active instance of `group`; 503 naming them when
+/// it does not answer.
+pub async fn proxy_to(st: &AppState, group: u32, name: &str, addr: &str, req: Request) -> Response {
+    match proxy(st, req, addr).await {
+        Ok(r) => {
+            count(st, "proxied");
+            r
         }
-        Target::Remote(name, addr) => match proxy(&st, req, &addr).await {
-            Ok(r) => {
-                st.0.metrics.forwarded.get_or_create(&ForwardLabels { outcome: "proxied".into() }).inc();
-                r
-            }
-            Err(e) => {
-                st.0.leaders.lock().unwrap_or_else(|e| e.into_inner()).remove(&group);
-                st.0.metrics.forwarded.get_or_create(&ForwardLabels { outcome: "error".into() }).inc();
-                json_err(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("group {group}: its active instance {name} at {addr} did not answer: {e}"),
-                    Some(group),
-                )
-            }
-        },
+        Err(e) => {
+            st.0.leaders.lock().unwrap_or_else(|e| e.into_inner()).remove(&group);
+            count(st, "error");
+            json_err(StatusCode::SERVICE_UNAVAILABLE, format!("group {group}: its active instance {name} at {addr} did not answer: {e}"), Some(group))
+        }
     }
 }
 
-async fn target(st: &AppState, group: u32, forwarded: bool) -> Target {
+/// Where a call for `group` goes from this instance (`forwarded`: it was forwarded here
+/// already, so it is never forwarded again).
+pub async fn target(st: &AppState, group: u32, forwarded: bool) -> Target {
     let site = st.0.site.borrow().clone();
     let me = site.instance(&st.0.instance);
     let my_group = me.map(|p| p.role.group);
@@ -144,16 +126,4 @@ async fn proxy(st: &AppState, req: Request, addr: &str) -> Result<Response, Stri
     }
     let bytes = resp.bytes().await.map_err(|e| e.to_string())?;
     out.body(Body::from(bytes)).map_err(|e| e.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    #[test]
-    fn domains_in_paths() {
-        assert_eq!(domain_of("/api/v1/domains/a.example/mutexes/x/acquire"), Some("a.example"));
-        assert_eq!(domain_of("/provision/asterisk/t1.ru/endpoint/single"), Some("t1.ru"));
-        assert_eq!(domain_of("/api/v1/status"), None);
-        assert_eq!(domain_of("/api/v1/domains/"), None);
-    }
 }

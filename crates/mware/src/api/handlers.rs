@@ -123,8 +123,7 @@ pub struct SwitchoverBody {
 #[utoipa::path(post, path = "/api/v1/groups/{group}/switchover", request_body = SwitchoverBody,
     params(("group" = u32, Path, description = "group number")),
     responses((status = 202, description = "requested"), (status = 400, description = "bad target"), (status = 401, description = "no or wrong token"),
-        (status = 409, description = "nothing to hand over to: no active instance or no other live member"), (status = 503, description = "coordinator unreachable")),
-    security(("bearer" = [])))]
+        (status = 409, description = "nothing to hand over to: no active instance or no other live member"), (status = 503, description = "coordinator unreachable")))]
 pub async fn switchover(State(st): State<AppState>, Path(group): Path<String>, body: Option<Json<SwitchoverBody>>) -> Response {
     let site = st.0.site.borrow().clone();
     let Ok(group) = group.parse::<u32>() else {

@@ -1,18 +1,21 @@
-//! The HTTP API: shared state, the router, and the layers every request passes
-//! (bearer auth for mutating calls, forwarding to the owning group's active instance).
+//! The HTTP API: shared state, and the router built from declared routes (the
+//! daemon's own and every service's), each behind the policy its declaration asks
+//! for: credential, serving instance (here or forwarded to the owning group's active
+//! instance), service running.
 
 mod auth;
+mod events;
 mod forward;
 mod handlers;
 mod openapi;
-mod openapi_services;
+mod policy;
 
 use crate::metrics::Metrics;
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use mware_config::{DomainTree, Secret, Site};
 use mware_coord::{Activity, Coordinator};
-use mware_host::Host;
+use mware_host::{Access, Host, Route, Routes, Scope};
 use prometheus_client::registry::Registry;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
@@ -60,6 +63,8 @@ pub struct Inner {
     pub ready: AtomicBool,
     /// Process start, ms since the Unix epoch.
     pub started_ms: u64,
+    /// Cancelled when the daemon stops (ends live streams).
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// The operator's bearer token, configured by `api.operator_token_env`.
@@ -70,24 +75,47 @@ pub struct OperatorToken {
     pub token: Option<Secret>,
 }
 
-/// Builds the router: the daemon's own routes, then every service's routes, behind the
-/// forwarding and auth layers.
-pub fn router(state: AppState) -> Router {
-    let mut r = Router::new()
-        .route("/healthz", get(handlers::healthz))
-        .route("/readyz", get(handlers::readyz))
-        .route("/metrics", get(handlers::metrics))
-        .route("/api/openapi.json", get(openapi::openapi_json))
-        .route("/api/v1/status", get(handlers::status))
-        .route("/api/v1/route", get(handlers::route))
-        .route("/api/v1/config", get(handlers::config))
-        .route("/api/v1/cluster", get(handlers::cluster))
-        .route("/api/v1/domains/{domain}", get(handlers::domain_owner))
-        .route("/api/v1/groups/{group}/switchover", post(handlers::switchover))
-        .with_state(state.clone());
-    for svc in state.0.host.services() {
-        r = r.merge(svc.router());
-    }
-    r.layer(axum::middleware::from_fn_with_state(state.clone(), forward::forward))
-        .layer(axum::middleware::from_fn_with_state(state, auth::require_token))
+/// The daemon's own routes, declared like a service's.
+fn own_routes(state: &AppState) -> Routes {
+    const I: Scope = Scope::Instance;
+    let s = |m: MethodRouter<AppState>| m.with_state(state.clone());
+    Routes::new()
+        .get("/healthz", Access::Public, I, s(get(handlers::healthz)))
+        .get("/readyz", Access::Public, I, s(get(handlers::readyz)))
+        .get("/metrics", Access::Public, I, s(get(handlers::metrics)))
+        .get("/api/openapi.json", Access::Public, I, s(get(openapi::openapi_json)))
+        .get("/api/v1/status", Access::Public, I, s(get(handlers::status)))
+        .get("/api/v1/route", Access::Public, I, s(get(handlers::route)))
+        .get("/api/v1/config", Access::Token, I, s(get(handlers::config)))
+        .get("/api/v1/cluster", Access::Public, I, s(get(handlers::cluster)))
+        .get("/api/v1/events", Access::Public, I, s(get(events::stream)))
+        .get("/api/v1/domains/{domain}", Access::Public, Scope::Domain("domain"), s(get(handlers::domain_owner)))
+        .post("/api/v1/groups/{group}/switchover", Access::Operator, I, s(post(handlers::switchover)))
 }
+
+/// Every declared route: the daemon's own (service `None`) and each service's.
+pub fn declared(state: &AppState) -> Vec<(Option<&'static str>, Route)> {
+    let mut all: Vec<_> = own_routes(state).0.into_iter().map(|r| (None, r)).collect();
+    for svc in state.0.host.services() {
+        all.extend(svc.routes().0.into_iter().map(|r| (Some(svc.name()), r)));
+    }
+    all
+}
+
+/// Builds the router from the declarations: each route behind the policy layer its
+/// declaration asks for (credential, serving instance, service running).
+pub fn router(state: AppState) -> Router {
+    let mut r = Router::new();
+    for (service, route) in declared(&state) {
+        let policy = Arc::new(policy::Policy { service, access: route.access, scope: route.scope, unavailable: route.unavailable });
+        let layer = axum::middleware::from_fn_with_state((state.clone(), policy), policy::enforce);
+        // `route_layer` skips the 405 fallback of a one-method route; an any-method route
+        // (`any(..)`) is all fallback, so it takes the plain layer.
+        let handler = if route.method.is_some() { route.handler.route_layer(layer) } else { route.handler.layer(layer) };
+        r = r.route(route.path, handler);
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests;

@@ -39,6 +39,11 @@ impl Daemon {
         get_json(&format!("{}{path}", self.api))
     }
 
+    /// GET with a bearer token (calls that need one, like `/api/v1/config`).
+    pub fn get_auth(&self, path: &str, token: &str) -> Option<(u16, Value)> {
+        get_json_with(&format!("{}{path}", self.api), Some(token))
+    }
+
     /// Waits until `pred(status)` holds, up to `timeout`.
     pub fn wait_status(&self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + timeout;
@@ -63,9 +68,18 @@ impl Daemon {
 
 /// A blocking GET returning status and JSON body.
 pub fn get_json(url: &str) -> Option<(u16, Value)> {
+    get_json_with(url, None)
+}
+
+/// A blocking GET with an optional bearer token, returning status and JSON body.
+pub fn get_json_with(url: &str, token: Option<&str>) -> Option<(u16, Value)> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
     rt.block_on(async {
-        let r = reqwest::Client::new().get(url).timeout(Duration::from_secs(3)).send().await.ok()?;
+        let mut req = reqwest::Client::new().get(url).timeout(Duration::from_secs(3));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req.send().await.ok()?;
         let code = r.status().as_u16();
         let v = r.json::<Value>().await.unwrap_or(Value::Null);
         Some((code, v))

@@ -15,7 +15,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
+use mware_host::{Access, Routes, Scope};
 use serde::Serialize;
 use std::sync::Arc;
 use utoipa::OpenApi;
@@ -110,15 +111,18 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
-pub(crate) fn router(inner: Arc<Inner>) -> Router {
-    Router::new()
-        .route("/api/v1/domains/{domain}/mutexes", get(list))
-        .route("/api/v1/domains/{domain}/mutexes/{name}", get(get_one))
-        .route("/api/v1/domains/{domain}/mutexes/{name}/acquire", post(acquire))
-        .route("/api/v1/domains/{domain}/mutexes/{name}/release", post(release))
-        .route("/api/v1/domains/{domain}/mutexes/{name}/renew", post(renew))
-        .route("/api/v1/domains/{domain}/mutexes/{name}/evict", post(evict))
-        .with_state(inner)
+/// The routes: every one is about a domain (served by the active instance of the group
+/// owning it); reads are public, grants take the API token, eviction the operator's.
+pub(crate) fn routes(inner: Arc<Inner>) -> Routes {
+    const D: Scope = Scope::Domain("domain");
+    let s = |m: axum::routing::MethodRouter<Arc<Inner>>| m.with_state(inner.clone());
+    Routes::new()
+        .get("/api/v1/domains/{domain}/mutexes", Access::Public, D, s(get(list)))
+        .get("/api/v1/domains/{domain}/mutexes/{name}", Access::Public, D, s(get(get_one)))
+        .post("/api/v1/domains/{domain}/mutexes/{name}/acquire", Access::Token, D, s(post(acquire)))
+        .post("/api/v1/domains/{domain}/mutexes/{name}/release", Access::Token, D, s(post(release)))
+        .post("/api/v1/domains/{domain}/mutexes/{name}/renew", Access::Token, D, s(post(renew)))
+        .post("/api/v1/domains/{domain}/mutexes/{name}/evict", Access::Operator, D, s(post(evict)))
 }
 
 type Result<T> = std::result::Result<T, MutexError>;

@@ -10,7 +10,7 @@ use crate::writer::{self, Stop, WriteError};
 use async_trait::async_trait;
 use mware_config::Role;
 use mware_coord::KvOp;
-use mware_host::{Service, ServiceContext, ServiceState, ServiceStatus, StatusCell};
+use mware_host::{Routes, Service, ServiceContext, ServiceState};
 use prometheus_client::registry::Registry;
 use std::sync::{Arc, RwLock};
 
@@ -25,7 +25,6 @@ pub struct MutexService {
 
 pub(crate) struct Inner {
     pub metrics: Metrics,
-    pub status: StatusCell,
     pub active: RwLock<Option<Arc<Active>>>,
 }
 
@@ -34,8 +33,20 @@ impl Inner {
     pub fn active(&self) -> Result<Arc<Active>, crate::MutexError> {
         match &*self.active.read().unwrap_or_else(|e| e.into_inner()) {
             Some(a) => Ok(a.clone()),
-            None => Err(crate::MutexError::NotRunning(self.status.get().reason)),
+            None => Err(crate::MutexError::NotRunning("not serving on this instance (passive, starting or stopping)".into())),
         }
+    }
+
+    /// Holders, waiters and journal entries while serving (the status document).
+    fn status_doc(&self) -> serde_json::Value {
+        let Some(a) = self.active.read().unwrap_or_else(|e| e.into_inner()).clone() else {
+            return serde_json::Value::Null;
+        };
+        let (holders, waiters) = {
+            let st = a.lock();
+            (st.table.holder_count(), st.table.waiter_count())
+        };
+        serde_json::json!({"holders": holders, "waiters": waiters, "journal_entries": self.metrics.journal_entries.get()})
     }
 
     fn set_active(&self, a: Option<Arc<Active>>) {
@@ -49,7 +60,6 @@ impl MutexService {
         MutexService {
             inner: Arc::new(Inner {
                 metrics: Metrics::new(registry),
-                status: StatusCell::default(),
                 active: RwLock::new(None),
             }),
         }
@@ -111,27 +121,29 @@ impl Service for MutexService {
         role.critical_sections.enabled
     }
 
-    fn router(&self) -> axum::Router {
-        crate::api::router(self.inner.clone())
+    fn routes(&self) -> Routes {
+        crate::api::routes(self.inner.clone())
+    }
+
+    fn openapi(&self) -> Option<utoipa::openapi::OpenApi> {
+        Some(crate::api::openapi())
+    }
+
+    fn status_doc(&self) -> serde_json::Value {
+        self.inner.status_doc()
     }
 
     async fn run(&self, ctx: ServiceContext) -> anyhow::Result<()> {
-        let st = &self.inner.status;
+        let st = &ctx.status;
         st.set(ServiceState::Starting, format!("restoring holders (epoch {})", ctx.fence.epoch));
         let activated = tokio::select! {
-            _ = ctx.cancel.cancelled() => {
-                st.set(ServiceState::Stopped, "instance is not active");
-                return Ok(());
-            }
+            _ = ctx.cancel.cancelled() => return Ok(()),
             a = self.activate(&ctx) => a,
         };
         let Activated { active, rx, journal } = match activated {
             Ok(x) => x,
             Err(WriteError::Fenced(e)) => return self.fenced(&ctx, e).await,
-            Err(WriteError::Failed(e)) => {
-                st.set(ServiceState::Failed, e.clone());
-                anyhow::bail!(e);
-            }
+            Err(WriteError::Failed(e)) => anyhow::bail!(e),
         };
         self.inner.set_active(Some(active.clone()));
         st.set(
@@ -165,10 +177,7 @@ impl Service for MutexService {
         };
         self.inner.set_active(None);
         let result = match outcome {
-            Some(Stop::Drained) => {
-                st.set(ServiceState::Stopped, "instance is not active");
-                Ok(())
-            }
+            Some(Stop::Drained) => Ok(()),
             None => {
                 active.close("stopping: this instance is no longer active");
                 // Write what was answered but is not durable yet (releases), so the next
@@ -176,13 +185,11 @@ impl Service for MutexService {
                 if tokio::time::timeout(DRAIN_LIMIT, &mut w).await.is_err() {
                     tracing::warn!("queued releases not all written before stopping; the next instance keeps them until their ttl");
                 }
-                st.set(ServiceState::Stopped, "instance is not active");
                 Ok(())
             }
             Some(Stop::Fenced(e)) => self.fenced(&ctx, e).await,
             Some(Stop::Failed(e)) => {
                 active.close(&e);
-                st.set(ServiceState::Failed, e.clone());
                 Err(anyhow::anyhow!(e))
             }
         };
@@ -190,9 +197,6 @@ impl Service for MutexService {
         result
     }
 
-    fn status(&self) -> ServiceStatus {
-        self.inner.status.get()
-    }
 }
 
 impl MutexService {
@@ -200,9 +204,8 @@ impl MutexService {
     async fn fenced(&self, ctx: &ServiceContext, e: String) -> anyhow::Result<()> {
         self.inner.set_active(None);
         tracing::error!(error = %e, "coordinator refused a write: this instance lost activity; granting stopped");
-        self.inner.status.set(ServiceState::Failed, format!("stopped granting: {e}"));
+        ctx.status.set(ServiceState::Failed, format!("stopped granting: {e}"));
         ctx.cancel.cancelled().await;
-        self.inner.status.set(ServiceState::Stopped, "instance is not active");
         Ok(())
     }
 }

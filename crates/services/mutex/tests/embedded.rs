@@ -261,7 +261,7 @@ async fn a_stale_epoch_makes_the_service_refuse() {
     assert_eq!(s, 503);
     let (s, _) = get(&http, &r.url("d.ru", "/m")).await;
     assert_eq!(s, 503);
-    assert_eq!(mware_host::Service::status(&r.svc).state, mware_host::ServiceState::Failed);
+    assert_eq!(r.status.get().state, mware_host::ServiceState::Failed);
     r.stop().await;
 }
 
@@ -345,7 +345,7 @@ async fn not_running_answers_503_retryable() {
     let svc = common::service();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let router = mware_host::Service::router(&svc);
+    let router = mware_host::Service::routes(&svc).into_router();
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });

@@ -32,7 +32,7 @@ async fn no_overlap_and_growing_tokens_across_a_change_of_activity() {
     let svc2 = common::service();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base2 = format!("http://{}", listener.local_addr().unwrap());
-    let router = mware_host::Service::router(&svc2);
+    let router = mware_host::Service::routes(&svc2).into_router();
     let server2 = tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });
@@ -66,14 +66,7 @@ async fn no_overlap_and_growing_tokens_across_a_change_of_activity() {
     assert!(epoch2 > fence1.epoch);
     let (site_tx, site_rx) = tokio::sync::watch::channel(std::sync::Arc::new(common::site(json!({}))));
     let cancel2 = tokio_util::sync::CancellationToken::new();
-    let ctx2 = mware_host::ServiceContext {
-        instance: "mware2".into(),
-        fence: Fence { group: common::GROUP, epoch: epoch2 },
-        coord: coord.clone(),
-        site: site_rx,
-        cancel: cancel2.clone(),
-        lease: m2.lease.clone(),
-    };
+    let ctx2 = mware_host::ServiceContext::new("mutex", "mware2", Fence { group: common::GROUP, epoch: epoch2 }, coord.clone(), site_rx, cancel2.clone(), m2.lease.clone());
     let s2 = svc2.clone();
     let task2 = tokio::spawn(async move { mware_host::Service::run(&s2, ctx2).await });
 

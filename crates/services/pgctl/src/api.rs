@@ -1,41 +1,48 @@
 //! HTTP routes: `GET /api/v1/pg` (every group) and `GET /api/v1/pg/{key}` (one group):
 //! each server's role, reachability, timeline, lag, the last decision and its reason.
-//! Both answer 503 with the reason while the service is not running here.
+//! They are about this instance's group: any member forwards them to the group's active
+//! instance, where the service runs (the host answers 503 with the reason while it does
+//! not).
 
 use crate::service::PgctlService;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
+use mware_host::{Access, Routes, Scope};
 use serde_json::json;
-use std::sync::atomic::Ordering;
+use utoipa::OpenApi;
+
+#[derive(OpenApi)]
+#[openapi(paths(list, one), tags((name = "pg_controller", description = "PostgreSQL streaming-replication controller: one master per pair")))]
+struct ApiDoc;
+
+/// The OpenAPI description of these routes.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
 
 /// The service's routes.
-pub fn router(svc: PgctlService) -> Router {
-    Router::new().route("/api/v1/pg", get(list)).route("/api/v1/pg/{key}", get(one)).with_state(svc)
+pub fn routes(svc: PgctlService) -> Routes {
+    Routes::new()
+        .get("/api/v1/pg", Access::Public, Scope::Group, get(list).with_state(svc.clone()))
+        .get("/api/v1/pg/{key}", Access::Public, Scope::Group, get(one).with_state(svc))
 }
 
-fn not_running(svc: &PgctlService) -> Option<Response> {
-    if svc.inner.running.load(Ordering::SeqCst) {
-        return None;
-    }
-    let st = mware_host::Service::status(svc);
-    Some((StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": "pgctl is not running on this instance", "reason": st.reason}))).into_response())
-}
-
+/// Every pg_controller group of this instance's group: each server's role, reachability,
+/// timeline, lag, the last decision and its reason.
+#[utoipa::path(get, path = "/api/v1/pg", tag = "pg_controller",
+    responses((status = 200, description = "every group"), (status = 503, description = "pg_controller is not running on the group's active instance")))]
 async fn list(State(svc): State<PgctlService>) -> Response {
-    if let Some(r) = not_running(&svc) {
-        return r;
-    }
-    let st = mware_host::Service::status(&svc);
-    Json(json!({"state": st.state, "reason": st.reason, "groups": svc.groups()})).into_response()
+    Json(json!({"groups": svc.groups()})).into_response()
 }
 
+/// One pg_controller group by key.
+#[utoipa::path(get, path = "/api/v1/pg/{key}", tag = "pg_controller", params(("key" = String, Path, description = "pg group key")),
+    responses((status = 200, description = "the group"), (status = 404, description = "no running group with that key"),
+        (status = 503, description = "pg_controller is not running on the group's active instance")))]
 async fn one(State(svc): State<PgctlService>, Path(key): Path<String>) -> Response {
-    if let Some(r) = not_running(&svc) {
-        return r;
-    }
     match svc.group(&key) {
         Some(g) => Json(g).into_response(),
         None => (StatusCode::NOT_FOUND, Json(json!({"error": format!("expected a running pg group {key:?}, found none")})))

@@ -10,9 +10,8 @@ use crate::metrics::Metrics;
 use prometheus_client::registry::Registry;
 use async_trait::async_trait;
 use mware_config::Role;
-use mware_host::{Service, ServiceContext, ServiceState, ServiceStatus, StatusCell};
+use mware_host::{Service, ServiceContext, ServiceState};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -26,9 +25,7 @@ pub struct PgctlService {
 
 #[derive(Default)]
 pub(crate) struct Inner {
-    pub(crate) status: StatusCell,
     pub(crate) groups: Statuses,
-    pub(crate) running: AtomicBool,
     log_dir: Option<PathBuf>,
     metrics: Metrics,
 }
@@ -78,7 +75,7 @@ impl PgctlService {
                     bad.iter().map(|(k, r)| format!("{k}: {r}")).collect::<Vec<_>>().join("; ")
                 )
             };
-            self.inner.status.set(ServiceState::Idle, why);
+            ctx.status.set(ServiceState::Idle, why);
             stop.cancelled().await;
             return;
         }
@@ -87,7 +84,7 @@ impl PgctlService {
         if !bad.is_empty() {
             reason += &format!("; left out: {}", bad.iter().map(|(k, r)| format!("{k}: {r}")).collect::<Vec<_>>().join("; "));
         }
-        self.inner.status.set(ServiceState::Running, reason);
+        ctx.status.set(ServiceState::Running, reason);
         let tracker = TaskTracker::new();
         for g in groups {
             let cx = GroupCtx {
@@ -115,13 +112,20 @@ impl Service for PgctlService {
         !role.pg_controller.is_empty()
     }
 
-    fn router(&self) -> axum::Router {
-        crate::api::router(self.clone())
+    fn routes(&self) -> mware_host::Routes {
+        crate::api::routes(self.clone())
+    }
+
+    fn openapi(&self) -> Option<utoipa::openapi::OpenApi> {
+        Some(crate::api::openapi())
+    }
+
+    fn status_doc(&self) -> serde_json::Value {
+        serde_json::json!({"groups": self.groups().iter().map(|g| serde_json::json!({"key": g.key, "master": g.master})).collect::<Vec<_>>()})
     }
 
     async fn run(&self, mut ctx: ServiceContext) -> anyhow::Result<()> {
-        self.inner.status.set(ServiceState::Starting, "reading pg_controller groups");
-        self.inner.running.store(true, Ordering::SeqCst);
+        ctx.status.set(ServiceState::Starting, "reading pg_controller groups");
         let result = async {
             loop {
                 let raw = Self::raw_list(&ctx);
@@ -163,13 +167,8 @@ impl Service for PgctlService {
             }
         }
         .await;
-        self.inner.running.store(false, Ordering::SeqCst);
-        self.inner.status.set(ServiceState::Stopped, "instance is not active");
         self.inner.groups.lock().unwrap_or_else(|e| e.into_inner()).clear();
         result
     }
 
-    fn status(&self) -> ServiceStatus {
-        self.inner.status.get()
-    }
 }

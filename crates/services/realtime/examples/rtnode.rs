@@ -9,7 +9,7 @@
 
 use clap::{Parser, Subcommand};
 use mware_config::{Provisioning, Secret};
-use mware_realtime::{provisioning_router, ProvisioningHandle, RtcacheArgs};
+use mware_realtime::{provisioning_routes, ProvisioningHandle, RtcacheArgs};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -63,7 +63,7 @@ async fn main() -> anyhow::Result<()> {
             };
             handle.start(&cfg).await?;
             let listener = tokio::net::TcpListener::bind(listen).await?;
-            axum::serve(listener, provisioning_router(handle))
+            axum::serve(listener, provisioning_routes(handle).into_router())
                 .with_graceful_shutdown(shutdown.cancelled_owned())
                 .await?;
         }

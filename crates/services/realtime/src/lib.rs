@@ -6,7 +6,7 @@
 //!
 //! - [`ProvisioningService`], the `provisioning` service of an active mware
 //!   instance, answers from PostgreSQL tables with Asterisk's realtime column
-//!   names ([`provisioning_router`] serves it without the daemon);
+//!   names ([`provisioning_routes`] describe its routes for the daemon);
 //! - the `rtcache` sidecar ([`rtcache::run`]), next to each Asterisk, forwards
 //!   to the provisioning upstreams with failover and caches reads on disk
 //!   (redb) with sorcery's `object_lifetime_maximum`/`object_lifetime_stale`,
@@ -25,6 +25,6 @@ pub mod rtcache;
 pub use error::RealtimeError;
 pub use metrics::{ProvisioningMetrics, RtcacheMetrics};
 pub use provisioning::{
-    default_families, provisioning_router, ProvisioningHandle, ProvisioningService,
+    default_families, provisioning_routes, ProvisioningHandle, ProvisioningService,
 };
 pub use rtcache::{run as run_rtcache, RtcacheArgs};

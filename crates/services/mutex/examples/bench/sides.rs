@@ -116,7 +116,7 @@ impl Mware {
         let svc = MutexService::new(&mut reg);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
-        let router = svc.router();
+        let router = svc.routes().into_router();
         // As the daemon serves: TCP_NODELAY on every connection.
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
             let _ = tcp.set_nodelay(true);
@@ -124,13 +124,14 @@ impl Mware {
         tokio::spawn(async move { axum::serve(listener, router).await });
         let (_site_tx, site_rx) = tokio::sync::watch::channel(Arc::new(site()));
         let cancel = CancellationToken::new();
-        let ctx = ServiceContext { instance: "mware1".into(), fence: Fence { group: 1, epoch }, coord, site: site_rx, cancel: cancel.clone(), lease: member.lease.clone() };
+        let ctx = ServiceContext::new("mutex", "mware1", Fence { group: 1, epoch }, coord, site_rx, cancel.clone(), member.lease.clone());
+        let status = ctx.status.clone();
         let s2 = svc.clone();
         let run = tokio::spawn(async move {
             let _keep = _site_tx;
             let _ = s2.run(ctx).await;
         });
-        while svc.status().state != ServiceState::Running {
+        while status.get().state != ServiceState::Running {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Ok(Mware { base, reg, cancel, run, member, etcd })

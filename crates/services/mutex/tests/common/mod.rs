@@ -84,6 +84,8 @@ pub struct Running {
     pub server: tokio::task::JoinHandle<()>,
     /// Sends a reloaded site config to the running service.
     pub site: watch::Sender<Arc<Site>>,
+    /// The service's state, as the host would keep it.
+    pub status: mware_host::StatusHandle,
 }
 
 impl Running {
@@ -91,18 +93,19 @@ impl Running {
     pub async fn start(svc: MutexService, coord: Arc<dyn Coordinator>, fence: Fence, lease: Arc<mware_coord::LeaseStats>, instance: &str, site: Site) -> Running {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let router = svc.router();
+        let router = svc.routes().into_router();
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
         let (site_tx, rx) = watch::channel(Arc::new(site));
         let cancel = CancellationToken::new();
-        let ctx = ServiceContext { instance: instance.into(), fence, coord, site: rx, cancel: cancel.clone(), lease };
+        let ctx = ServiceContext::new("mutex", instance, fence, coord, rx, cancel.clone(), lease);
+        let status = ctx.status.clone();
         let s2 = svc.clone();
         let task = tokio::spawn(async move { s2.run(ctx).await });
-        let r = Running { svc, base, cancel, task, server, site: site_tx };
+        let r = Running { svc, base, cancel, task, server, site: site_tx, status: status.clone() };
         tokio::time::timeout(Duration::from_secs(20), async {
-            while r.svc.status().state != ServiceState::Running {
+            while status.get().state != ServiceState::Running {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })

@@ -83,7 +83,7 @@ impl Controller {
         let svc = PgctlService::with_log_dir(&mut registry, &log_dir);
         let (site_tx, site_rx) = watch::channel(Arc::new(site));
         let cancel = CancellationToken::new();
-        let ctx = ServiceContext { instance: "mware1".into(), fence, coord: coord.clone(), site: site_rx, cancel: cancel.clone(), lease: m.lease.clone() };
+        let ctx = ServiceContext::new("pgctl", "mware1", fence, coord.clone(), site_rx, cancel.clone(), m.lease.clone());
         let s2 = svc.clone();
         let task = tokio::spawn(async move { s2.run(ctx).await });
         Controller { svc, coord, site_tx, cancel, task: Some(task), membership: Some(m), fence, log_dir, registry }

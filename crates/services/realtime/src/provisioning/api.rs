@@ -10,20 +10,40 @@ use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use axum::Router;
+use mware_host::{Access, Routes, Scope};
 use std::time::Instant;
 
 /// Body limit used while the service is stopped (the body is not read then).
 const DEFAULT_MAX_BODY: usize = 65_536;
 
-/// The router serving the provisioning protocol from `handle`.
-pub fn provisioning_router(handle: ProvisioningHandle) -> Router {
-    Router::new()
-        .route(
+/// The routes serving the provisioning protocol from `handle`: any method, about the
+/// entity's domain (forwarded to the active instance of the group owning it); while the
+/// service is not running the answer is the protocol's failure body with a 503, so a
+/// caching client keeps what it has.
+pub fn provisioning_routes(handle: ProvisioningHandle) -> Routes {
+    Routes::new()
+        .add(
+            None,
             "/provision/asterisk/{entity}/{family}/{op}",
-            any(handle_request),
+            Access::Public,
+            Scope::Domain("entity"),
+            any(handle_request).with_state(handle),
         )
-        .with_state(handle)
+        .unavailable(unavailable)
+}
+
+fn unavailable(uri: &Uri, _reason: &str) -> Response {
+    let body = Target::from_path(uri.path()).map(|t| t.op.failure_body()).unwrap_or("");
+    reply(StatusCode::SERVICE_UNAVAILABLE, body)
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(handle_request), tags((name = "provisioning", description = "Asterisk res_config_curl realtime provisioning")))]
+struct ApiDoc;
+
+/// The OpenAPI description of the provisioning protocol.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <ApiDoc as utoipa::OpenApi>::openapi()
 }
 
 fn reply(status: StatusCode, body: impl Into<String>) -> Response {
@@ -35,6 +55,18 @@ fn reply(status: StatusCode, body: impl Into<String>) -> Response {
         .into_response()
 }
 
+/// Asterisk res_config_curl protocol (form-encoded POST bodies; operators inside field names).
+/// `single`: one line `k=v&...`, empty = not found; `multi`: one row per line;
+/// `store`/`update`/`destroy`: a decimal count or `-1`; `require`: `0` or `-1`; `static`:
+/// category/cat_metric/var_name/var_val lines. The entity is the tenant domain and is
+/// forwarded to the active instance of the group serving it.
+#[utoipa::path(post, path = "/provision/asterisk/{entity}/{family}/{op}", tag = "provisioning",
+    params(("entity" = String, Path, description = "entity id (tenant domain)"),
+           ("family" = String, Path, description = "family, e.g. endpoint, auth, aor"),
+           ("op" = String, Path, description = "single, multi, store, update, destroy, require or static")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "protocol answer (text/plain)"), (status = 400, description = "bad request: failure answer"),
+        (status = 503, description = "not running here: failure answer")))]
 async fn handle_request(State(h): State<ProvisioningHandle>, uri: Uri, body: Body) -> Response {
     let Some(target) = Target::from_path(uri.path()) else {
         tracing::warn!(path = %uri.path(), "provisioning: expected /provision/asterisk/ENTITY/FAMILY/OP with a known op");

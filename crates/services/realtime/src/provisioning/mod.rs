@@ -9,14 +9,14 @@
 mod api;
 mod exec;
 
-pub use api::provisioning_router;
+pub use api::provisioning_routes;
 
 use crate::db::Pool;
 use crate::error::RealtimeError;
 use crate::metrics::ProvisioningMetrics;
 use async_trait::async_trait;
 use mware_config::{Provisioning, Role};
-use mware_host::{Service, ServiceContext, ServiceState, ServiceStatus, StatusCell};
+use mware_host::{Routes, Service, ServiceContext, ServiceState};
 use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -107,7 +107,6 @@ impl ProvisioningHandle {
 /// The `provisioning` service.
 pub struct ProvisioningService {
     handle: ProvisioningHandle,
-    status: StatusCell,
 }
 
 impl ProvisioningService {
@@ -115,7 +114,6 @@ impl ProvisioningService {
     pub fn new(registry: &mut Registry) -> Self {
         ProvisioningService {
             handle: ProvisioningHandle::new(registry),
-            status: StatusCell::default(),
         }
     }
     /// The handle its routes use.
@@ -134,24 +132,25 @@ impl Service for ProvisioningService {
         role.provisioning.is_some()
     }
 
-    fn router(&self) -> axum::Router {
-        provisioning_router(self.handle.clone())
+    fn routes(&self) -> Routes {
+        provisioning_routes(self.handle.clone())
+    }
+
+    fn openapi(&self) -> Option<utoipa::openapi::OpenApi> {
+        Some(api::openapi())
+    }
+
+    fn status_doc(&self) -> serde_json::Value {
+        match self.handle.backend() {
+            Some(b) => serde_json::json!({"families": b.families}),
+            None => serde_json::Value::Null,
+        }
     }
 
     async fn run(&self, mut ctx: ServiceContext) -> anyhow::Result<()> {
         let result = self.serve(&mut ctx).await;
         self.handle.stop();
-        match &result {
-            Ok(()) => self
-                .status
-                .set(ServiceState::Stopped, "instance is not active"),
-            Err(e) => self.status.set(ServiceState::Failed, e.to_string()),
-        }
         result.map_err(Into::into)
-    }
-
-    fn status(&self) -> ServiceStatus {
-        self.status.get()
     }
 }
 
@@ -160,11 +159,11 @@ impl ProvisioningService {
         loop {
             let cfg = ctx.role().and_then(|r| r.provisioning);
             match &cfg {
-                None => self
+                None => ctx
                     .status
                     .set(ServiceState::Idle, "this role has no provisioning settings"),
                 Some(cfg) => {
-                    self.status.set(
+                    ctx.status.set(
                         ServiceState::Starting,
                         "connecting to the provisioning database",
                     );
@@ -174,7 +173,7 @@ impl ProvisioningService {
                     } else {
                         cfg.families.len()
                     };
-                    self.status.set(
+                    ctx.status.set(
                         ServiceState::Running,
                         format!("serving {n} families from postgresql"),
                     );

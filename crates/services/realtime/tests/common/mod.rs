@@ -5,7 +5,7 @@
 
 use mware_config::{Provisioning, Secret};
 use mware_realtime::codec::encode;
-use mware_realtime::{provisioning_router, ProvisioningHandle};
+use mware_realtime::{provisioning_routes, ProvisioningHandle};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use tokio_util::sync::CancellationToken;
@@ -134,7 +134,7 @@ impl ProvServer {
             .expect("bind");
         let addr = listener.local_addr().unwrap();
         let stop = CancellationToken::new();
-        let app = provisioning_router(handle.clone());
+        let app = provisioning_routes(handle.clone()).into_router();
         let s = stop.clone();
         let task = tokio::spawn(async move {
             axum::serve(listener, app)

@@ -1,0 +1,119 @@
+//! How a service declares its HTTP routes: for each one, who may call it
+//! ([`Access`]) and which instance serves it ([`Scope`]). The binary turns these
+//! declarations into the router, the auth checks, the forwarding to the owning
+//! group's active instance and the security entries of the OpenAPI document, so it
+//! knows no service's paths.
+//!
+//! Paths use axum's syntax (`/api/v1/domains/{domain}/mutexes/{name}`), which is
+//! also OpenAPI's.
+
+use axum::http::{Method, Uri};
+use axum::response::Response;
+use axum::routing::MethodRouter;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone who can reach the instance (read-only, harmless answers).
+    Public,
+    /// The API token (`api.token_env`), or the operator's token.
+    Token,
+    /// Only the operator's token (`api.operator_token_env`) when one is configured,
+    /// else the API token: calls that move activity or override a holder.
+    Operator,
+    /// HTTP Basic credentials of a provisioning entity (res_config_curl can send
+    /// nothing else); the handler itself checks them.
+    Basic,
+}
+
+impl Access {
+    /// The OpenAPI security scheme name, if the call needs a credential.
+    pub fn scheme(self) -> Option<&'static str> {
+        match self {
+            Access::Public => None,
+            Access::Token => Some("bearer"),
+            Access::Operator => Some("operator"),
+            Access::Basic => Some("basic"),
+        }
+    }
+}
+
+/// Which instance serves a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Whichever instance was asked (its own view: status, metrics).
+    Instance,
+    /// The active instance of this instance's group; others forward there.
+    Group,
+    /// The active instance of the group that owns the domain in this path parameter;
+    /// others forward there. The domain is checked and made canonical first (one rule for
+    /// every caller), and the handler finds the canonical name in the request's
+    /// extensions as [`DomainArg`].
+    Domain(&'static str),
+}
+
+/// The canonical domain of a [`Scope::Domain`] call, put in the request's extensions
+/// by the layer that routed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainArg(pub String);
+
+/// Builds the answer a route gives while its service is not running here, from the
+/// request's URI and the reason in words (a protocol with its own failure body, like
+/// res_config_curl's, needs its own).
+pub type Unavailable = fn(&Uri, &str) -> Response;
+
+/// One declared route.
+pub struct Route {
+    /// The method (`None`: any method).
+    pub method: Option<Method>,
+    /// The path, axum syntax.
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+    /// Which instance serves it.
+    pub scope: Scope,
+    /// The handler, with its state applied.
+    pub handler: MethodRouter,
+    /// The answer while the service is not running (`None`: JSON 503 with the reason).
+    pub unavailable: Option<Unavailable>,
+}
+
+/// A service's routes.
+#[derive(Default)]
+pub struct Routes(pub Vec<Route>);
+
+impl Routes {
+    /// No routes.
+    pub fn new() -> Self {
+        Routes(vec![])
+    }
+
+    /// Adds a route for one method (`None`: any method).
+    pub fn add(mut self, method: Option<Method>, path: &'static str, access: Access, scope: Scope, handler: MethodRouter) -> Self {
+        self.0.push(Route { method, path, access, scope, handler, unavailable: None });
+        self
+    }
+
+    /// Adds a GET route.
+    pub fn get(self, path: &'static str, access: Access, scope: Scope, handler: MethodRouter) -> Self {
+        self.add(Some(Method::GET), path, access, scope, handler)
+    }
+
+    /// Adds a POST route.
+    pub fn post(self, path: &'static str, access: Access, scope: Scope, handler: MethodRouter) -> Self {
+        self.add(Some(Method::POST), path, access, scope, handler)
+    }
+
+    /// Sets the not-running answer of every route added so far.
+    pub fn unavailable(mut self, f: Unavailable) -> Self {
+        for r in &mut self.0 {
+            r.unavailable = Some(f);
+        }
+        self
+    }
+
+    /// A plain router of these routes without any policy (for a service's own tests).
+    pub fn into_router(self) -> axum::Router {
+        self.0.into_iter().fold(axum::Router::new(), |r, route| r.route(route.path, route.handler))
+    }
+}

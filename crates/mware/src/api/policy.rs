@@ -1,0 +1,103 @@
+//! The layer in front of every declared route, built from the route's declaration
+//! (`mware_host::Route`), so the binary knows no service's paths:
+//!
+//! 1. the credential the route's [`Access`] asks for;
+//! 2. the instance its [`Scope`] names: served here, forwarded once to the active
+//!    instance of the owning group, or refused with the reason. A domain is taken
+//!    from the decoded path parameter and made canonical with the one rule of
+//!    `mware_config::canonical` before it is routed, and the handler finds that same
+//!    canonical name in the request as [`DomainArg`]: the name that picks the group is
+//!    the name the handler uses;
+//! 3. for a service's route, whether the host says the service runs here.
+
+use super::forward::{self, Target};
+use super::{auth, AppState};
+use axum::extract::{RawPathParams, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use mware_host::{Access, DomainArg, Scope, Unavailable};
+use serde_json::json;
+use std::sync::Arc;
+
+/// What a route declared.
+pub struct Policy {
+    /// The service owning the route (`None`: the daemon's own route).
+    pub service: Option<&'static str>,
+    /// Who may call it.
+    pub access: Access,
+    /// Which instance serves it.
+    pub scope: Scope,
+    /// The answer while the service is not running here.
+    pub unavailable: Option<Unavailable>,
+}
+
+/// The layer.
+pub async fn enforce(State((st, p)): State<(AppState, Arc<Policy>)>, params: Result<RawPathParams, axum::extract::rejection::RawPathParamsRejection>, mut req: Request, next: Next) -> Response {
+    if let Err(r) = auth::check(&st, p.access, req.headers()) {
+        return r;
+    }
+    let group = match p.scope {
+        Scope::Instance => None,
+        Scope::Group => st.0.site.borrow().instance(&st.0.instance).map(|me| me.role.group),
+        Scope::Domain(param) => {
+            let raw = match &params {
+                Ok(ps) => ps.iter().find(|(k, _)| *k == param).map(|(_, v)| v.to_string()),
+                Err(e) => return bad_request(param, &format!("expected a UTF-8 path segment, found {e}")),
+            };
+            let Some(raw) = raw else {
+                return bad_request(param, "expected a path segment, found none");
+            };
+            let domain = match canonical(&raw) {
+                Ok(d) => d,
+                Err(e) => return bad_request(param, &e.to_string()),
+            };
+            let owner = st.0.tree.read().unwrap_or_else(|e| e.into_inner()).route(&domain);
+            let Some(owner) = owner else {
+                return (StatusCode::NOT_FOUND, Json(json!({"error": format!("no group serves domain {domain}"), "field": param}))).into_response();
+            };
+            req.extensions_mut().insert(DomainArg(domain));
+            Some(owner)
+        }
+    };
+    if let Some(group) = group {
+        let forwarded = req.headers().contains_key(forward::FORWARDED_BY);
+        match forward::target(&st, group, forwarded).await {
+            Target::Local => {}
+            Target::Refuse(g, why) => {
+                forward::count(&st, "no_active");
+                return match p.unavailable {
+                    Some(f) => f(req.uri(), &why),
+                    None => forward::json_err(StatusCode::SERVICE_UNAVAILABLE, why, Some(g)),
+                };
+            }
+            Target::Remote(name, addr) => return forward::proxy_to(&st, group, &name, &addr, req).await,
+        }
+    }
+    serve_here(&st, &p, req, next).await
+}
+
+/// Serves the call on this instance if its service runs here.
+async fn serve_here(st: &AppState, p: &Policy, req: Request, next: Next) -> Response {
+    if let Some(name) = p.service {
+        let status = st.0.host.state_of(name);
+        if let Some(s) = status.filter(|s| !s.state.serves()) {
+            let reason = format!("service {name} is not running on {}: {}", st.0.instance, s.reason);
+            if let Some(f) = p.unavailable {
+                return f(req.uri(), &reason);
+            }
+            return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": reason, "service": name, "retryable": true}))).into_response();
+        }
+    }
+    next.run(req).await
+}
+
+fn bad_request(field: &str, msg: &str) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({"error": format!("path segment {field}: {msg}"), "field": field, "retryable": false}))).into_response()
+}
+
+// Interim: replaced by `mware_config::canonical` (one rule for every caller) when it lands.
+fn canonical(raw: &str) -> Result<String, String> {
+    mware_mutex::validate::domain(raw).map_err(|e| e.to_string())
+}
