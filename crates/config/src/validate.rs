@@ -8,6 +8,7 @@
 
 mod cross;
 mod extra;
+mod group_sections;
 mod sections;
 mod walk;
 

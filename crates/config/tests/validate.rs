@@ -379,3 +379,52 @@ fn every_problem_is_reported_at_once() {
     }
     assert_eq!(e.len(), expect.len(), "unexpected extra problems:\n{}", show(&e));
 }
+
+#[test]
+fn members_of_a_group_carry_the_same_service_sections() {
+    let mut v = base();
+    let mut m2 = role("mware2", 1, 20, &[]);
+    let pg = json!([{"key": "main", "servers": [{"pg_host": "db1", "ssh_pwd": "secret-one"}, {"pg_host": "db2", "ssh_pwd": "secret-two"}]}]);
+    set(&mut v, &format!("{R0}/pg_controller"), pg.clone());
+    set(&mut v, &format!("{R0}/critical_sections"), json!({"enabled": true, "max_ttl_ms": 60000}));
+    let mut pg2 = pg.clone();
+    pg2[0]["servers"][1]["ssh_pwd"] = json!("secret-other");
+    pg2[0]["servers"][0]["pg_host"] = json!("db9");
+    m2["pg_controller"] = pg2;
+    m2["critical_sections"] = json!({"enabled": true, "max_ttl_ms": 1000});
+    m2["provisioning"] = json!({"dsn": "host=x"});
+    m2["opts"] = json!({"own": 1});
+    m2["api_port"] = json!(8272);
+    set(&mut v, "/servers/0/roles/1", m2);
+    let e = errors(&v);
+    let paths: Vec<&str> = e.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "servers[0].roles[1].critical_sections.max_ttl_ms",
+            "servers[0].roles[1].pg_controller[0].servers[0].pg_host",
+            "servers[0].roles[1].pg_controller[0].servers[1].ssh_pwd",
+            "servers[0].roles[1].provisioning",
+        ],
+        "{e:?}"
+    );
+    has(&e, "servers[0].roles[1].provisioning", "expected the same as servers[0].roles[0] (mware1): group 1's services run on whichever member is active");
+    has(&e, "servers[0].roles[1].provisioning", "found it here only");
+    for p in &e {
+        for s in ["secret-one", "secret-two", "secret-other", "db9"] {
+            assert!(!p.message.contains(s), "a value in the message: {p}");
+        }
+    }
+    // A member's own keys may differ; a disabled member is not compared.
+    let mut v = base();
+    let mut m2 = role("mware2", 1, 20, &[]);
+    m2["api_port"] = json!(9000);
+    m2["opts"] = json!({"x": 1});
+    set(&mut v, "/servers/0/roles/1", m2);
+    let mut m3 = role("mware3", 1, 30, &[]);
+    m3["enabled"] = json!(false);
+    m3["api_port"] = json!(9001);
+    m3["critical_sections"] = json!({"enabled": false});
+    set(&mut v, "/servers/0/roles/2", m3);
+    ok(&v);
+}

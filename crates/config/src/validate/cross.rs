@@ -1,7 +1,8 @@
 //! Checks across role instances and servers: unique names, unique order within
 //! a group, one responsibility per group (same `include_domains`), each domain
 //! named by one group only, exactly one group serving the rest of the tree,
-//! and no two instances listening on the same address and port.
+//! no two instances listening on the same address and port, and (in
+//! `group_sections`) the same service sections on every member of a group.
 
 use super::sections::{Inst, Walked};
 use super::walk::{join, Cx};
@@ -14,6 +15,7 @@ pub(crate) fn check(cx: &mut Cx, w: &Walked) {
     orders(cx, w);
     domains(cx, w);
     ports(cx, w);
+    super::group_sections::check(cx, w);
 }
 
 fn unique_servers(cx: &mut Cx, w: &Walked) {

@@ -23,6 +23,10 @@ const ROLE_KEYS: &[&str] = &[
     "provisioning",
 ];
 const ROLE_REQUIRED: &[&str] = &["name", "roletype", "iface", "group", "order"];
+/// Role keys that belong to one member. Every other key of a role (the service
+/// sections, present and future) belongs to the group and must be the same on every
+/// member: a group's services run on whichever member is active.
+pub(crate) const PER_MEMBER_KEYS: &[&str] = &["name", "roletype", "iface", "opts", "enabled", "group", "order", "include_domains", "api_port"];
 
 /// What the cross-instance checks need to know about one enabled role instance.
 #[derive(Debug, Default)]
@@ -45,6 +49,8 @@ pub(crate) struct Inst {
     pub addr: Option<IpAddr>,
     /// Its API port, when valid (default 8271).
     pub api_port: Option<u16>,
+    /// The group-level keys of the role (its service sections), as written.
+    pub sections: Map<String, Value>,
 }
 
 /// A server's name (for uniqueness) and its interface aliases.
@@ -234,7 +240,8 @@ fn role(
     info: &ServerInfo,
     raw_ifaces: Option<&Map<String, Value>>,
 ) -> Inst {
-    let mut inst = Inst { path: p.to_string(), server, api_port: Some(8271), ..Inst::default() };
+    let sections = m.iter().filter(|(k, _)| !PER_MEMBER_KEYS.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut inst = Inst { path: p.to_string(), server, api_port: Some(8271), sections, ..Inst::default() };
     cx.keys(m, p, ROLE_KEYS, ROLE_REQUIRED);
     if let Some(n) = cx.str(m, p, "name") {
         let ok = n.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) && n.chars().all(|c| c.is_ascii_alphanumeric());
