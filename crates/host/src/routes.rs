@@ -39,7 +39,7 @@ impl Access {
 }
 
 /// Which instance serves a route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub enum Scope {
     /// Whichever instance was asked (its own view: status, metrics).
     Instance,
@@ -50,7 +50,20 @@ pub enum Scope {
     /// every caller), and the handler finds the canonical name in the request's
     /// extensions as [`DomainArg`].
     Domain(&'static str),
+    /// The group a service's own rule finds from this path parameter (e.g. the group
+    /// serving a provisioning entity's domains); others forward there. The rule also
+    /// names the canonical key, which the handler finds as [`ResolvedArg`].
+    Resolve(&'static str, Resolver),
 }
+
+/// A service's rule from a path parameter to the serving group: `Ok((group, key))`, or
+/// `Err((http status, reason))` (e.g. 404 for an unknown entity), given the running
+/// site and its domain tree.
+pub type Resolver = fn(&mware_config::Site, &mware_config::DomainTree, &str) -> Result<(u32, String), (u16, String)>;
+
+/// The canonical key a [`Scope::Resolve`] rule found, put in the request's extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedArg(pub String);
 
 /// The canonical domain of a [`Scope::Domain`] call, put in the request's extensions
 /// by the layer that routed it.

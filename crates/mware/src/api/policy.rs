@@ -17,7 +17,7 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use mware_host::{Access, DomainArg, Scope, Unavailable};
+use mware_host::{Access, DomainArg, ResolvedArg, Scope, Unavailable};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -59,6 +59,30 @@ pub async fn enforce(State((st, p)): State<(AppState, Arc<Policy>)>, params: Res
             };
             req.extensions_mut().insert(DomainArg(domain));
             Some(owner)
+        }
+        Scope::Resolve(param, resolve) => {
+            let raw = match &params {
+                Ok(ps) => ps.iter().find(|(k, _)| *k == param).map(|(_, v)| v.to_string()),
+                Err(e) => return bad_request(param, &format!("expected a UTF-8 path segment, found {e}")),
+            };
+            let Some(raw) = raw else {
+                return bad_request(param, "expected a path segment, found none");
+            };
+            let site = st.0.site.borrow().clone();
+            let tree = st.0.tree.read().unwrap_or_else(|e| e.into_inner()).clone();
+            match resolve(&site, &tree, &raw) {
+                Ok((group, key)) => {
+                    req.extensions_mut().insert(ResolvedArg(key));
+                    Some(group)
+                }
+                Err((code, why)) => {
+                    let code = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
+                    if let Some(f) = p.unavailable.filter(|_| code.is_server_error()) {
+                        return f(req.uri(), &why);
+                    }
+                    return (code, Json(json!({"error": format!("path segment {param}: {why}"), "field": param, "retryable": code.is_server_error()}))).into_response();
+                }
+            }
         }
     };
     if let Some(group) = group {
