@@ -37,6 +37,12 @@ impl Journal {
         self.write("INFO", msg);
     }
 
+    /// A warning line: a setting that does not work as configured.
+    pub fn warn(&self, msg: &str) {
+        tracing::warn!(group = %self.key, "pgctl: {msg}");
+        self.write("WARN", msg);
+    }
+
     /// An error line.
     pub fn error(&self, msg: &str) {
         tracing::error!(group = %self.key, "pgctl: {msg}");
