@@ -106,7 +106,7 @@ fn per_cpu_second(qs: &[String], passes: usize, f: impl Fn(&str) -> Option<u32>)
 fn bench(c: &mut Criterion) {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let entries = domains(&mut rng);
-    let tree = DomainTree::from_entries(entries.iter().map(|(d, g)| (d.as_str(), *g)), Some(1));
+    let tree = DomainTree::from_entries(entries.iter().map(|(d, g)| (d.as_str(), *g)), Some(1)).expect("valid names");
     let qs = queries(&mut rng, &entries, 4096);
     for q in qs.iter().take(512) {
         assert_eq!(tree.route(q), naive(&entries, Some(1), q), "{q}");

@@ -3,9 +3,11 @@
 //! It holds the typed model ([`Site`] and friends), the validator that reports
 //! every problem with its JSON path ([`validate`]), the JSON Schema
 //! ([`schema`]) and the domain tree that says which group serves a domain
-//! ([`DomainTree`]). No I/O and no async: callers read files and pass text.
+//! ([`DomainTree`]), with the one rule for domain names ([`canonical`]). No I/O
+//! and no async: callers read files and pass text.
 #![deny(missing_docs)]
 
+mod domain;
 mod model;
 pub mod pg;
 mod redact;
@@ -13,10 +15,11 @@ mod secret;
 mod tree;
 mod validate;
 
+pub use domain::{canonical, DomainError, DomainProblem, MAX_LABEL_LEN, MAX_NAME_LEN};
 pub use model::*;
 pub use redact::{is_secret_key, redact};
 pub use secret::Secret;
-pub use tree::{normalize, DomainTree};
+pub use tree::DomainTree;
 pub use validate::{validate, Problem, Severity, Validated};
 
 /// The JSON Schema of the site file, as a JSON value.

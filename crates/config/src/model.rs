@@ -427,6 +427,14 @@ impl Site {
             .iter()
             .flat_map(|s| s.roles.iter().filter(|r| r.enabled).map(move |r| Placed { server: s, role: r }))
     }
+    /// The JSON path of the enabled instance with this name (`servers[0].roles[1]`), as the
+    /// validator names it in its problems.
+    pub fn instance_path(&self, name: &str) -> Option<String> {
+        self.servers.iter().enumerate().find_map(|(i, s)| {
+            let j = s.roles.iter().position(|r| r.enabled && r.name == name)?;
+            Some(format!("servers[{i}].roles[{j}]"))
+        })
+    }
     /// The enabled instance with this name.
     pub fn instance(&self, name: &str) -> Option<Placed<'_>> {
         self.instances().find(|p| p.role.name == name)

@@ -1,8 +1,12 @@
 //! `pg_controller` groups, parsed leniently at run time: the validator only warns,
 //! and an invalid group is left out with the reason (the seed's run-time filter).
+//!
+//! [`parse_groups`] is the one check of these groups: `mware validate` prints its warnings
+//! and pg_controller (crate `mware-pgctl`) runs exactly the groups it keeps and logs the
+//! same warnings for the ones it leaves out.
 
 use crate::secret::Secret;
-use crate::validate::{index, join, Cx, Problem, Severity};
+use crate::validate::{index, join, quote, Cx, Problem, Severity};
 use serde::{Deserialize, Serialize};
 
 /// How a returning old master is turned into a standby.
@@ -140,17 +144,18 @@ const SERVER_KEYS: &[&str] = &[
     "pg_data_folder", "pg_config_folder", "pg_backup_folder", "pg_log_filepath", "pg_signal_filepath",
 ];
 const SERVER_REQUIRED: &[&str] =
-    &["ssh_user", "pg_replica_user", "pg_ctl_command", "pg_basebackup_command", "pg_data_folder"];
+    &["ssh_user", "pg_replica_user", "pg_replica_pwd", "pg_ctl_command", "pg_basebackup_command", "pg_data_folder"];
 
 /// Parses the raw `pg_controller` list of a role. Valid groups come back typed (with
 /// generated keys filled in); each invalid group is left out and explained by warnings whose
 /// paths start with `base` (e.g. `servers[0].roles[0].pg_controller[1].servers[0].ssh_user`),
 /// followed by one warning at the group's path saying it was left out. A group is invalid
 /// when it is not an object, has unknown keys or values of the wrong type, has not exactly
-/// two servers, a server lacks `ssh_host`/`pg_host`, `ssh_user`, `pg_replica_user`,
-/// `pg_ctl_command`, `pg_basebackup_command` or `pg_data_folder` (or `pg_rewind_command` with
-/// `rejoin: rewind`), both servers are the same `host:port`, or its key repeats an earlier
-/// group's. An absent key is generated as the first server's `pg_host:pg_port`.
+/// two servers, a server lacks `ssh_host`/`pg_host`, `ssh_user`, `ssh_pwd`/`ssh_key_file`,
+/// `pg_replica_user`, `pg_replica_pwd`, `pg_ctl_command`, `pg_basebackup_command` or
+/// `pg_data_folder` (or `pg_rewind_command` with `rejoin: rewind`), its data folder is not an
+/// absolute path other than `/`, its backup folder is not an absolute path outside the data
+/// folder, both servers are the same `host:port`, or its key repeats an earlier group's. An absent key is generated as the first server's `pg_host:pg_port`.
 /// Warnings never contain secret values.
 pub fn parse_groups(raw: &[serde_json::Value], base: &str) -> (Vec<PgGroup>, Vec<Problem>) {
     let mut ok: Vec<PgGroup> = Vec::new();
@@ -234,6 +239,31 @@ fn server(cx: &mut Cx, v: &serde_json::Value, p: &str, rewind: bool) {
     for k in SERVER_KEYS {
         if !matches!(*k, "ssh_host" | "pg_host" | "ssh_port" | "pg_port" | "ssh_pwd" | "pg_replica_pwd") {
             cx.nonempty_str(m, p, k);
+        }
+    }
+    if !m.contains_key("ssh_pwd") && !m.contains_key("ssh_key_file") {
+        cx.report(p, "expected ssh_pwd or ssh_key_file (how to log in over SSH), found neither");
+    }
+    let text = |k: &str| m.get(k).and_then(serde_json::Value::as_str).filter(|v| !v.trim().is_empty());
+    let raw_data = text("pg_data_folder");
+    let data = raw_data.map(|d| d.trim_end_matches('/'));
+    if let (Some(raw), Some(d)) = (raw_data, data) {
+        if !d.starts_with('/') {
+            cx.report(&join(p, "pg_data_folder"), format!("expected an absolute path other than /, found {}", quote(raw)));
+        }
+    }
+    let backup = match m.get("pg_backup_folder") {
+        None => Some(d_backup()),
+        Some(_) => text("pg_backup_folder").map(str::to_string),
+    };
+    if let Some(raw_b) = backup {
+        let b = raw_b.trim_end_matches('/');
+        let inside = data.is_some_and(|d| d.starts_with('/') && (b == d || b.starts_with(&format!("{d}/"))));
+        if !b.starts_with('/') || b.is_empty() || inside {
+            cx.report(
+                &join(p, "pg_backup_folder"),
+                format!("expected an absolute path outside pg_data_folder (old data folders are moved there), found {}", quote(&raw_b)),
+            );
         }
     }
     if rewind && !m.contains_key("pg_rewind_command") {

@@ -4,13 +4,20 @@
 //! served by the group naming its most specific ancestor (or the domain
 //! itself), and by the one group with empty `include_domains` otherwise.
 //!
-//! [`DomainTree::route`] looks the name up in a hash map, then each parent in
-//! turn (`y.x.a.b`, `x.a.b`, `a.b`, `b`), so the first hit is the most specific
-//! one. Names are compared lowercase without a trailing dot; a name that is
-//! already lowercase is looked up without allocating. The hasher is a small
-//! multiply-rotate hash: the map's keys come from the trusted site file, so a
-//! caller choosing the looked-up names cannot lengthen the probe chains.
+//! Names are compared in their [`canonical`] form (lowercase ASCII, punycode for
+//! Unicode names, no trailing dot), so `Tenant.RU.`, `тест.рф` and
+//! `xn--e1aybc.xn--p1ai` are looked up as the site file's names are stored. A text that is
+//! not a domain name is served by nobody: [`DomainTree::route`] answers `None` and
+//! [`DomainTree::route_checked`] says why, never the default group.
+//!
+//! [`DomainTree::route`] checks the name in one pass without allocating when it is
+//! already canonical-looking ASCII (see [`crate::domain`]), looks it up in a hash map, then
+//! each parent in turn (`y.x.a.b`, `x.a.b`, `a.b`, `b`), so the first hit is the most
+//! specific one. The hasher is a small multiply-rotate hash: the map's keys come from the
+//! trusted site file, so a caller choosing the looked-up names cannot lengthen the probe
+//! chains.
 
+use crate::domain::{canonical, quick, DomainError, Quick};
 use crate::model::Site;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -27,7 +34,8 @@ pub struct DomainTree {
 
 impl DomainTree {
     /// Builds the tree from the enabled instances of a (validated) site. If two groups name
-    /// the same domain (which validation refuses), the first in file order keeps it.
+    /// the same domain (which validation refuses), the first in file order keeps it; a name
+    /// that is not a domain name (which validation refuses too) is left out.
     pub fn build(site: &Site) -> Self {
         let mut t = DomainTree::default();
         for p in site.instances() {
@@ -35,14 +43,14 @@ impl DomainTree {
                 t.default_group = Some(p.role.group);
             }
             for d in &p.role.include_domains {
-                t.insert(d, p.role.group);
+                let _ = t.insert(d, p.role.group);
             }
         }
         t
     }
 
-    fn insert(&mut self, d: &str, group: u32) {
-        let d = normalize(d);
+    fn insert(&mut self, d: &str, group: u32) -> Result<(), DomainError> {
+        let d = canonical(d)?;
         let n = labels(&d);
         if self.map.is_empty() {
             (self.min_labels, self.max_labels) = (n, n);
@@ -51,35 +59,55 @@ impl DomainTree {
             self.max_labels = self.max_labels.max(n);
         }
         self.map.entry(d.into_boxed_str()).or_insert(group);
+        Ok(())
     }
 
-    /// Builds a tree from `(domain, group)` pairs and the default group (for tests and tools).
-    pub fn from_entries<'a>(entries: impl IntoIterator<Item = (&'a str, u32)>, default_group: Option<u32>) -> Self {
+    /// Builds a tree from `(domain, group)` pairs and the default group (for tests and
+    /// tools); the first name that is not a domain name is refused.
+    pub fn from_entries<'a>(
+        entries: impl IntoIterator<Item = (&'a str, u32)>,
+        default_group: Option<u32>,
+    ) -> Result<Self, DomainError> {
         let mut t = DomainTree { default_group, ..DomainTree::default() };
         for (d, g) in entries {
-            t.insert(d, g);
+            t.insert(d, g)?;
         }
-        t
+        Ok(t)
     }
 
-    /// The group serving `domain`: the group naming its most specific ancestor, else the
-    /// default group. `None` only when the site has no default group.
+    /// The group serving `domain` (in any form [`canonical`] accepts): the group naming its
+    /// most specific ancestor, else the default group. `None` when `domain` is not a domain
+    /// name ([`DomainTree::route_checked`] says why) or the site has no default group.
+    #[inline]
     pub fn route(&self, domain: &str) -> Option<u32> {
         let d = domain.strip_suffix('.').unwrap_or(domain);
-        if d.bytes().any(|b| b.is_ascii_uppercase()) {
-            self.walk(&d.to_ascii_lowercase())
-        } else {
-            self.walk(d)
+        match quick(d) {
+            Quick::Canonical(n) => self.walk(d, n),
+            Quick::Upper(n) => self.walk(&d.to_ascii_lowercase(), n),
+            Quick::Slow => canonical(domain).ok().and_then(|c| self.walk(&c, labels(&c))),
         }
     }
 
-    /// Looks up `d` and its parents, most specific first, skipping suffixes with more labels
-    /// than any named domain or fewer than all of them.
-    fn walk(&self, mut d: &str) -> Option<u32> {
+    /// Like [`DomainTree::route`], but a text that is not a domain name is an error saying
+    /// why (for the CLI and the API, which must refuse it rather than answer nobody).
+    pub fn route_checked(&self, domain: &str) -> Result<Option<u32>, DomainError> {
+        let d = domain.strip_suffix('.').unwrap_or(domain);
+        Ok(match quick(d) {
+            Quick::Canonical(n) => self.walk(d, n),
+            Quick::Upper(n) => self.walk(&d.to_ascii_lowercase(), n),
+            Quick::Slow => {
+                let c = canonical(domain)?;
+                self.walk(&c, labels(&c))
+            }
+        })
+    }
+
+    /// Looks up the canonical name `d` of `n` labels and its parents, most specific first,
+    /// skipping suffixes with more labels than any named domain or fewer than all of them.
+    fn walk(&self, mut d: &str, mut n: usize) -> Option<u32> {
         if self.map.is_empty() {
             return self.default_group;
         }
-        let mut n = labels(d);
         while n >= self.min_labels {
             if n <= self.max_labels {
                 if let Some(g) = self.map.get(d) {
@@ -100,7 +128,7 @@ impl DomainTree {
         self.default_group
     }
 
-    /// The normalised domains a group names, sorted.
+    /// The canonical domains a group names, sorted.
     pub fn domains_of(&self, group: u32) -> Vec<&str> {
         let mut v: Vec<&str> = self.map.iter().filter(|(_, g)| **g == group).map(|(d, _)| &**d).collect();
         v.sort_unstable();
@@ -116,49 +144,11 @@ impl DomainTree {
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
-
-    /// Lowercase, without a trailing dot (the form domains are compared in).
-    pub fn normalize(d: &str) -> String {
-        normalize(d)
-    }
 }
 
 /// The number of dot-separated labels (an empty string counts as one).
 fn labels(d: &str) -> usize {
     d.bytes().filter(|b| *b == b'.').count() + 1
-}
-
-/// Lowercase, without a trailing dot.
-pub fn normalize(d: &str) -> String {
-    d.strip_suffix('.').unwrap_or(d).to_ascii_lowercase()
-}
-
-/// Why `d` is not a valid domain name, or `None` when it is. A single trailing dot is allowed.
-pub(crate) fn domain_problem(d: &str) -> Option<String> {
-    const RULE: &str = "expected a domain name (dot-separated labels of 1 to 63 latin letters, digits or '-' not at either end, 253 characters at most)";
-    let name = d.strip_suffix('.').unwrap_or(d);
-    let shown = crate::validate::quote_str(d);
-    if name.is_empty() {
-        return Some(format!("{RULE}, found {shown}"));
-    }
-    if name.len() > 253 {
-        return Some(format!("{RULE}, found a name of {} characters", name.len()));
-    }
-    for label in name.split('.') {
-        let why = if label.is_empty() {
-            "an empty label".to_string()
-        } else if label.len() > 63 {
-            format!("a label of {} characters", label.len())
-        } else if let Some(c) = label.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-')) {
-            format!("the character {c:?}")
-        } else if label.starts_with('-') || label.ends_with('-') {
-            "a label with '-' at an end".to_string()
-        } else {
-            continue;
-        };
-        return Some(format!("{RULE}, found {shown} with {why}"));
-    }
-    None
 }
 
 /// FxHash (as in rustc): one rotate, xor and multiply per 8 bytes.
@@ -205,10 +195,11 @@ impl Hasher for FxHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::DomainProblem;
 
     #[test]
     fn most_specific_ancestor_wins() {
-        let t = DomainTree::from_entries([("a.b", 2), ("x.a.b", 3)], Some(1));
+        let t = DomainTree::from_entries([("a.b", 2), ("x.a.b", 3)], Some(1)).unwrap();
         assert_eq!(t.route("y.x.a.b"), Some(3));
         assert_eq!(t.route("x.a.b"), Some(3));
         assert_eq!(t.route("z.a.b"), Some(2));
@@ -219,12 +210,26 @@ mod tests {
     }
 
     #[test]
-    fn domain_syntax() {
-        assert_eq!(domain_problem("tenant1.example.ru"), None);
-        assert_eq!(domain_problem("Example.RU."), None);
-        assert_eq!(domain_problem("x-1.a"), None);
-        for bad in ["", ".", "a..b", "-a.b", "a-.b", "a_b.c", &"a".repeat(64), &format!("{}.x", "a.".repeat(130))] {
-            assert!(domain_problem(bad).is_some(), "{bad:?} should be refused");
+    fn an_invalid_name_is_served_by_nobody() {
+        let t = DomainTree::from_entries([("a.b", 2)], Some(1)).unwrap();
+        for bad in ["bad..domain", "x..a.b", "a\0.b", "", ".", "-x.a.b", "a b", &"a".repeat(300), "%d1%82.ru"] {
+            assert_eq!(t.route(bad), None, "{bad:?}");
+            assert!(t.route_checked(bad).is_err(), "{bad:?}");
         }
+        assert_eq!(t.route_checked("x..a.b").unwrap_err().problem(), &DomainProblem::EmptyLabel);
+        assert_eq!(t.route_checked("X.A.B.").unwrap(), Some(2));
+        assert_eq!(t.route_checked("other").unwrap(), Some(1));
+    }
+
+    #[test]
+    fn unicode_and_punycode_forms_route_alike() {
+        let t = DomainTree::from_entries([("тест.рф", 2), ("_sip._udp.a.b", 3)], Some(1)).unwrap();
+        assert_eq!(t.domains_of(2), vec!["xn--e1aybc.xn--p1ai"]);
+        for q in ["тест.рф", "ТЕСТ.РФ.", "xn--e1aybc.xn--p1ai", "pbx.тест.рф", "PBX.xn--e1aybc.XN--P1AI"] {
+            assert_eq!(t.route(q), Some(2), "{q}");
+        }
+        assert_eq!(t.route("x._sip._udp.a.b"), Some(3));
+        assert_eq!(t.route("рф"), Some(1));
+        assert!(DomainTree::from_entries([("a..b", 2)], None).is_err());
     }
 }

@@ -15,7 +15,7 @@ mod walk;
 use crate::model::{Role, Site};
 use serde_json::Value;
 use std::fmt;
-pub(crate) use walk::{index, join, quote as quote_str, Cx};
+pub(crate) use walk::{index, join, quote, Cx};
 
 /// How bad a problem is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

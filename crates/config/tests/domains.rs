@@ -20,14 +20,16 @@ fn three_groups(g2: &[&str], g3: &[&str]) -> Value {
 
 #[test]
 fn domain_syntax() {
-    ok(&three_groups(&["a.example", "xn--80ak6aa92e.com", "Tenant-1.RU."], &["b"]));
+    ok(&three_groups(&["a.example", "xn--80ak6aa92e.com", "Tenant-1.RU.", "_sip._udp.x.ru", "тест.рф"], &["b"]));
     for (bad, why) in [
-        ("a..b", "empty label"),
+        ("a..b", "found \"a..b\" with an empty label"),
         ("-a.b", "'-' at an end"),
-        ("a_b.c", "the character '_'"),
-        ("", "found \"\""),
-        (&*format!("{}.ru", "a".repeat(64)), "a label of 64 characters"),
-        (&*format!("{}ru", "abc.".repeat(64)), "a name of 258 characters"),
+        ("a*b.c", "the character '*'"),
+        ("a\0b.c", "found \"a\\0b.c\" with a control character at byte 1"),
+        ("a b.c", "whitespace at byte 1"),
+        ("", "found \"\" with nothing in it"),
+        (&*format!("{}.ru", "a".repeat(64)), "a label of 64 bytes"),
+        (&*format!("{}ru", "abc.".repeat(64)), "with 258 bytes"),
     ] {
         let v = three_groups(&["ok.example", bad], &["b"]);
         only(&v, "servers[0].roles[1].include_domains[1]", why);
@@ -38,6 +40,9 @@ fn domain_syntax() {
 fn one_group_per_domain_case_insensitive() {
     let v = three_groups(&["a.b"], &["A.B."]);
     only(&v, "servers[0].roles[2].include_domains[0]", "expected each domain to be named by one group only, found \"a.b\" in group 3 and in group 2 (servers[0].roles[1].include_domains[0])");
+    // A Unicode name and its punycode form are one domain.
+    let v = three_groups(&["тест.рф"], &["XN--E1AYBC.xn--p1ai"]);
+    only(&v, "servers[0].roles[2].include_domains[0]", "found \"xn--e1aybc.xn--p1ai\" in group 3 and in group 2");
     // Nested domains in different groups are fine: the most specific wins.
     ok(&three_groups(&["a.b"], &["x.a.b"]));
 }
@@ -93,4 +98,16 @@ fn tree_from_a_validated_site() {
     assert_eq!(t.route("other.ru"), Some(1));
     assert_eq!(t.default_group(), Some(1));
     assert_eq!(t.domains_of(3), vec!["x.a.b"]);
+    assert_eq!(t.route("bad..domain"), None, "an invalid name is not the default group's");
+}
+
+#[test]
+fn a_unicode_name_in_include_domains_routes_in_both_forms() {
+    let v = ok(&three_groups(&["тест.рф"], &["x"]));
+    let t = DomainTree::build(&v.site);
+    assert_eq!(t.domains_of(2), vec!["xn--e1aybc.xn--p1ai"]);
+    for q in ["тест.рф", "xn--e1aybc.xn--p1ai", "pbx.тест.рф", "PBX.XN--E1AYBC.XN--P1AI."] {
+        assert_eq!(t.route(q), Some(2), "{q}");
+    }
+    assert_eq!(t.route("рф"), Some(1));
 }

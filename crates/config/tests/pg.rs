@@ -111,3 +111,34 @@ fn warnings_never_show_secrets() {
     assert!(!text.contains("31337313") && !text.contains("topsecret"), "{text}");
     assert!(text.contains("pg_controller[0].servers[0].ssh_pwd: expected a string (a secret), found a number"), "{text}");
 }
+
+/// The checks pg_controller used to make on its own (so `mware validate` did not show them)
+/// are here now: SSH login, replica password, data and backup folders.
+#[test]
+fn login_and_folders_are_checked_here_too() {
+    let mut g = group(Some("g"));
+    let s1 = g["servers"][1].as_object_mut().unwrap();
+    s1.remove("ssh_pwd");
+    s1.remove("pg_replica_pwd");
+    s1.insert("pg_data_folder".into(), json!("data/db2"));
+    let mut h = group(Some("h"));
+    h["servers"][0]["pg_backup_folder"] = json!("/var/lib/pg/d/backups/");
+    h["servers"][1]["pg_data_folder"] = json!("/");
+    let mut k = group(Some("k"));
+    k["servers"][0].as_object_mut().unwrap().remove("ssh_pwd");
+    k["servers"][0]["ssh_key_file"] = json!("/root/.ssh/id_ed25519");
+    let (ok, w) = parse_groups(&[g, h, k], BASE);
+    let text = paths(&w);
+    assert_eq!(ok.iter().map(|g| g.key.as_deref().unwrap()).collect::<Vec<_>>(), ["k"], "a key file is a login: {text:#?}");
+    for (suffix, frag) in [
+        ("[0].servers[1]", "expected ssh_pwd or ssh_key_file (how to log in over SSH), found neither"),
+        ("[0].servers[1].pg_replica_pwd", "required key"),
+        ("[0].servers[1].pg_data_folder", "expected an absolute path other than /, found \"data/db2\""),
+        ("[1].servers[0].pg_backup_folder", "expected an absolute path outside pg_data_folder (old data folders are moved there), found \"/var/lib/pg/d/backups/\""),
+        ("[1].servers[1].pg_data_folder", "expected an absolute path other than /, found \"/\""),
+    ] {
+        let path = format!("{BASE}{suffix}");
+        assert!(w.iter().any(|p| p.path == path && p.message.contains(frag)), "missing {path}: {frag}\n{text:#?}");
+    }
+    assert!(!text.join("\n").contains("example-"), "no secret in the warnings: {text:#?}");
+}

@@ -35,7 +35,7 @@ proptest! {
                 entries.push((d.clone(), *g));
             }
         }
-        let tree = DomainTree::from_entries(raw.iter().map(|(d, g)| (d.as_str(), *g)), default);
+        let tree = DomainTree::from_entries(raw.iter().map(|(d, g)| (d.as_str(), *g)), default).unwrap();
         for (q, upper, dot) in queries {
             let q = if upper { q.to_ascii_uppercase() } else { q };
             let q = if dot { format!("{q}.") } else { q };

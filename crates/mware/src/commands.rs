@@ -15,7 +15,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
     let fmt = cli.log_format;
     let result = match cli.command {
         Command::Validate { config } => return cmd_validate(&config),
-        Command::Route { config, json, domains } => cmd_route(&config, json, &domains),
+        Command::Route { config, json, domains } => return cmd_route(&config, json, &domains),
         Command::Schema => {
             println!("{}", serde_json::to_string_pretty(&mware_config::schema()).unwrap_or_default());
             Ok(())
@@ -87,21 +87,47 @@ fn cmd_validate(path: &std::path::Path) -> ExitCode {
     }
 }
 
-fn cmd_route(path: &std::path::Path, as_json: bool, domains: &[String]) -> anyhow::Result<()> {
-    let site = match load::load(path)? {
-        Loaded::Site { site, .. } => site,
-        Loaded::Bootstrap(_) => anyhow::bail!("{}: expected a whole site file with servers, found only coordination settings", path.display()),
+/// Prints the route of each domain; a text that is not a domain name is refused on stderr
+/// (and as `{"domain", "error", "field"}` in the JSON list) and makes the exit code 1.
+fn cmd_route(path: &std::path::Path, as_json: bool, domains: &[String]) -> ExitCode {
+    let site = match load::load(path) {
+        Ok(Loaded::Site { site, .. }) => site,
+        Ok(Loaded::Bootstrap(_)) => {
+            eprintln!("error: {}: expected a whole site file with servers, found only coordination settings", path.display());
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
     };
     let tree = DomainTree::build(&site);
-    let routes: Vec<Value> = domains.iter().map(|d| crate::routing::route_json(&site, &tree, d)).collect();
+    let mut refused = 0;
+    let mut routes: Vec<Value> = Vec::new();
+    for d in domains {
+        match crate::routing::route_json(&site, &tree, d) {
+            Ok(r) => routes.push(r),
+            Err(e) => {
+                refused += 1;
+                eprintln!("error: {e}");
+                let mut v = crate::routing::domain_error_json(&e);
+                v["domain"] = json!(d);
+                routes.push(v);
+            }
+        }
+    }
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&routes)?);
+        println!("{}", serde_json::to_string_pretty(&routes).unwrap_or_default());
     } else {
-        for r in &routes {
+        for r in routes.iter().filter(|r| r.get("field").is_none()) {
             println!("{}", crate::routing::route_line(r));
         }
     }
-    Ok(())
+    if refused == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 /// The cluster as JSON: the config's groups merged with what the coordinator knows.

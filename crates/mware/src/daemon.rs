@@ -294,6 +294,15 @@ fn mtime(p: &Path) -> Option<SystemTime> {
     std::fs::metadata(p).and_then(|m| m.modified()).ok()
 }
 
+/// First and longest pause between two attempts to open the coordinator's config watch.
+const WATCH_RETRY: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(10));
+
+/// Applies a new config on SIGHUP, on a change of the file, and on every site file pushed to
+/// the coordinator. The coordinator's config watch is (re)opened with backoff whenever it is
+/// not open (the coordinator unreachable at start, or a watch that ended), so a push is
+/// never missed until the next SIGHUP. After a re-open, a push made while no watch was open
+/// is caught up from the stored revision (from the first open on, not before: at start the
+/// file given on the command line is the config, as it always was).
 async fn reload_loop(src: Source, coord: Arc<dyn Coordinator>, site_tx: watch::Sender<Arc<Site>>, state: AppState, shutdown: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
@@ -302,7 +311,10 @@ async fn reload_loop(src: Source, coord: Arc<dyn Coordinator>, site_tx: watch::S
     };
     let mut seen = mtime(&src.path);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut watch = coord.config_watch().await.ok();
+    let mut watch: Option<tokio::sync::mpsc::Receiver<(String, u64)>> = None;
+    let (mut retry_at, mut backoff, mut failures) = (tokio::time::Instant::now(), WATCH_RETRY.0, 0u32);
+    // Revision of the newest stored site file seen; `None` until the first watch is open.
+    let mut stored_rev: Option<u64> = None;
     loop {
         let (from_file, source) = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -312,13 +324,46 @@ async fn reload_loop(src: Source, coord: Arc<dyn Coordinator>, site_tx: watch::S
                 if now == seen || !src.whole { continue }
                 (true, "file")
             }
+            _ = tokio::time::sleep_until(retry_at), if watch.is_none() => {
+                match coord.config_watch().await {
+                    Ok(w) => {
+                        watch = Some(w);
+                        tracing::info!(failed_attempts = failures, "watching the coordinator for pushed site files");
+                        (backoff, failures) = (WATCH_RETRY.0, 0);
+                        match coord.config_get().await {
+                            Ok(Some((text, rev))) => {
+                                if stored_rev.is_some_and(|r| rev > r) {
+                                    tracing::info!(revision = rev, "site file pushed while the config watch was closed");
+                                    apply(&text, "coordinator", &site_tx, &state);
+                                }
+                                stored_rev = Some(rev);
+                            }
+                            Ok(None) => stored_rev = Some(stored_rev.unwrap_or(0)),
+                            Err(e) => tracing::warn!(error = %e, "cannot read the stored site file after opening the config watch"),
+                        }
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, failed_attempts = failures,
+                            "cannot watch the coordinator for pushed site files; retrying");
+                        retry_at = tokio::time::Instant::now() + backoff;
+                        backoff = (backoff * 2).min(WATCH_RETRY.1);
+                    }
+                }
+                continue;
+            }
             ev = async { match watch.as_mut() { Some(w) => w.recv().await, None => std::future::pending().await } } => {
                 match ev {
                     Some((text, rev)) => {
                         tracing::info!(revision = rev, "new site file in the coordinator");
+                        stored_rev = Some(rev);
                         apply(&text, "coordinator", &site_tx, &state);
                     }
-                    None => watch = coord.config_watch().await.ok(),
+                    None => {
+                        tracing::warn!("the coordinator's config watch ended; opening it again");
+                        watch = None;
+                        retry_at = tokio::time::Instant::now();
+                    }
                 }
                 continue;
             }

@@ -69,6 +69,49 @@ fn route_prints_group_and_failover_order() {
     assert!(out.contains("group "), "{out}");
 }
 
+/// `mware route` follows the one rule for domain names: a Unicode name in include_domains
+/// routes in both forms; a text that is not a domain name is refused (exit 1, the error on
+/// stderr and in the JSON list), never answered with the default group.
+#[test]
+fn route_refuses_invalid_names_and_routes_idn_forms_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("site.json");
+    std::fs::write(
+        &f,
+        serde_json::json!({"site": "x", "servers": [{"name": "s1", "ifaces": {"eth0": "127.0.0.1"}, "roles": [
+            {"name": "m1", "roletype": "mware", "iface": "eth0", "group": 1, "order": 1, "api_port": 8301},
+            {"name": "m2", "roletype": "mware", "iface": "eth0", "group": 2, "order": 1, "api_port": 8302, "include_domains": ["тест.рф"]}
+        ]}]})
+        .to_string(),
+    )
+    .unwrap();
+    let cfg = f.to_str().unwrap();
+    let (code, out, err) = mware(&["route", "--config", cfg, "--json", "тест.рф", "XN--E1AYBC.xn--p1ai.", "pbx.тест.рф", "other.ru"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let groups: Vec<_> = v.as_array().unwrap().iter().map(|r| r["group"].as_u64()).collect();
+    assert_eq!(groups, [Some(2), Some(2), Some(2), Some(1)], "{out}");
+    assert_eq!(v[0]["canonical"], "xn--e1aybc.xn--p1ai");
+    let (code, out, _) = mware(&["route", "--config", cfg, "тест.рф"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("тест.рф (xn--e1aybc.xn--p1ai)\tgroup 2"), "{out}");
+
+    // argv cannot carry a NUL byte; another control character stands for it (the API test sends NUL).
+    let long = "a".repeat(300);
+    for (bad, says) in [("bad..domain", "found \"bad..domain\" with an empty label"), ("a\u{1}b.ru", "a control character at byte 1"), (&*long, "a label of 300 bytes")] {
+        let (code, out, err) = mware(&["route", "--config", cfg, bad]);
+        assert_eq!(code, 1, "{bad:?}: {out}{err}");
+        assert!(out.is_empty(), "nothing routed for {bad:?}: {out}");
+        assert!(err.starts_with("error: expected a domain name") && err.contains(says), "{bad:?}: {err}");
+    }
+    // With --json, a valid name still gets its route beside the refusal.
+    let (code, out, err) = mware(&["route", "--config", cfg, "--json", "bad..domain", "other.ru"]);
+    assert_eq!(code, 1, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((&v[0]["field"], &v[0]["domain"], v[0].get("group")), (&serde_json::json!("domain"), &serde_json::json!("bad..domain"), None), "{out}");
+    assert_eq!(v[1]["group"], 1, "{out}");
+}
+
 #[test]
 fn schema_is_json_schema() {
     let (code, out, _) = mware(&["schema"]);

@@ -218,3 +218,43 @@ fn switchover_hands_over_cleanly_and_config_push_applies() {
         }
     }
 }
+
+/// The coordinator is unreachable when the daemon starts (its link to etcd goes through a
+/// cut proxy), so the first attempt to watch for pushed site files fails. Once the link
+/// heals, the watch is opened again and a `mware config push` is applied without SIGHUP.
+#[test]
+fn a_push_is_applied_after_the_coordinator_was_unreachable_at_start() {
+    let etcd = Etcd::start().unwrap();
+    let proxy = mware_testkit::Proxy::start(&format!("127.0.0.1:{}", etcd.client_port()));
+    proxy.cut();
+    let dir = tempfile::tempdir().unwrap();
+    let port = mware_testkit::free_port();
+    let full = site(&proxy.endpoint(), "/t/late", &[("l1", 1, 10, vec![], port)]);
+    let cfg = dir.path().join("site.json");
+    write(&cfg, &full);
+    let d = Daemon::start(&cfg, "l1", &format!("127.0.0.1:{port}"), dir.path().join("l1.log"), &[]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !d.log_text().contains("cannot watch the coordinator for pushed site files") {
+        assert!(Instant::now() < deadline, "the watch should fail while etcd is cut off: {}", d.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    proxy.heal();
+    wait_active(&[&d], "l1", Duration::from_secs(30));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !d.log_text().contains("watching the coordinator for pushed site files") {
+        assert!(Instant::now() < deadline, "the watch was not opened again: {}", d.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let mut changed = full.clone();
+    changed["servers"][0]["roles"][0]["opts"] = json!({"pushed": "late"});
+    let pushed = dir.path().join("pushed.json");
+    write(&pushed, &changed);
+    let out = std::process::Command::new(bin()).args(["config", "push"]).arg(&pushed).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while d.get("/api/v1/config").map(|(_, c)| c["servers"][0]["roles"][0]["opts"]["pushed"] != "late").unwrap_or(true) {
+        assert!(Instant::now() < deadline, "pushed config not applied without SIGHUP: {}", d.log_text());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

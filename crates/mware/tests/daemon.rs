@@ -145,6 +145,64 @@ fn run_status_config_reload_stop_and_no_secret_leaks() {
     }
 }
 
+/// Group 1 (mware1, started) serves the rest of the tree; group 2 (mware2, not started)
+/// names a Unicode domain. Invalid names are refused with 400 naming the field, never
+/// answered with the default group; both forms of the Unicode name route to group 2.
+#[test]
+fn domain_names_follow_one_rule_in_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, addr) = free_addr();
+    let (port2, _) = free_addr();
+    let coord = dir.path().join("coord.sqlite");
+    let cfg = dir.path().join("site.json");
+    let site = json!({
+        "site": "e2e",
+        "coordination": {"backend": "embedded", "path": coord, "lease_ttl_ms": 2000, "step_down_margin_ms": 700},
+        "api": {"token_env": "E2E_TOKEN"},
+        "servers": [{"name": "srv1", "ifaces": {"lo": "127.0.0.1"}, "roles": [
+            {"name": "mware1", "roletype": "mware", "iface": "lo", "group": 1, "order": 10, "api_port": port},
+            {"name": "mware2", "roletype": "mware", "iface": "lo", "group": 2, "order": 10, "api_port": port2,
+             "include_domains": ["тест.рф", "_sip._udp.example.ru"]}
+        ]}]
+    });
+    std::fs::write(&cfg, site.to_string()).unwrap();
+    let d = Daemon::start(&cfg, "mware1", &addr, dir.path().join("mware.log"), &[("E2E_TOKEN", TOKEN)]);
+    d.wait_status(Duration::from_secs(20), |v| v["state"] == "active");
+
+    for q in ["тест.рф", "xn--e1aybc.xn--p1ai", "pbx.ТЕСТ.РФ.", "x._sip._udp.example.ru"] {
+        let (code, r) = d.get(&format!("/api/v1/route?domain={q}")).unwrap();
+        assert_eq!((code, &r["group"]), (200, &json!(2)), "{q}: {r}");
+        assert_eq!(r["instances"][0]["name"], "mware2", "{r}");
+    }
+    let (_, r) = d.get("/api/v1/route?domain=%D1%82%D0%B5%D1%81%D1%82.%D1%80%D1%84").unwrap();
+    assert_eq!(r["canonical"], "xn--e1aybc.xn--p1ai", "{r}");
+    assert_eq!(d.get("/api/v1/route?domain=example.org").unwrap().1["group"], 1);
+
+    let long = "a".repeat(300);
+    for (q, says) in [("bad..domain", "found \"bad..domain\" with an empty label"), ("a%00b.ru", "a control character at byte 1"), (&*long, "a label of 300 bytes")] {
+        let (code, e) = d.get(&format!("/api/v1/route?domain={q}")).unwrap();
+        assert_eq!(code, 400, "{q}: {e}");
+        assert_eq!(e["field"], "domain", "{e}");
+        assert!(e["error"].as_str().unwrap().contains(says), "{q}: {e}");
+        assert!(e.get("group").is_none(), "an invalid name has no group: {e}");
+    }
+
+    // Domain paths: a valid name is served (group 1 is active here), also percent-encoded
+    // or in Unicode; an invalid one is refused by the routing layer with 400 naming the
+    // path segment, not served by the default group.
+    let (code, r) = d.get("/api/v1/domains/Example.ORG.").unwrap();
+    assert_eq!((code, &r["canonical"]), (200, &json!("example.org")), "{r}");
+    let (code, r) = d.get("/api/v1/domains/example%2Eorg").unwrap();
+    assert_eq!((code, &r["canonical"]), (200, &json!("example.org")), "{r}");
+    for (q, says) in [("bad..domain", "empty label"), ("a%00b.ru", "control character"), (&*long, "300 bytes")] {
+        let (code, e) = d.get(&format!("/api/v1/domains/{q}")).unwrap();
+        assert_eq!(code, 400, "{q}: {e}");
+        assert_eq!(e["field"], "domain", "{e}");
+        assert!(e["error"].as_str().unwrap().contains(says), "{q}: {e}");
+        assert!(e.get("served_by").is_none(), "{q} must not be served: {e}");
+    }
+}
+
 mod http_text {
 
     /// Blocking text GET.

@@ -276,9 +276,9 @@ fn role(
     inst.order = cx.int(m, p, "order", i64::MIN, i64::MAX);
     let before = cx.count();
     for (dp, d) in cx.strings(m, p, "include_domains") {
-        match crate::tree::domain_problem(d) {
-            Some(msg) => cx.report(&dp, msg),
-            None => inst.domains.push((dp, crate::tree::normalize(d))),
+        match crate::domain::canonical(d) {
+            Ok(c) => inst.domains.push((dp, c)),
+            Err(e) => cx.report(&dp, e.to_string()),
         }
     }
     inst.domains_ok = cx.count() == before;

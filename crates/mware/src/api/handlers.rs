@@ -81,14 +81,23 @@ pub struct RouteQuery {
 
 /// Which group serves a domain, and its instances in failover order.
 #[utoipa::path(get, path = "/api/v1/route", params(("domain" = String, Query, description = "domain name")),
-    responses((status = 200, description = "the route"), (status = 400, description = "no domain given")))]
+    responses((status = 200, description = "the route"), (status = 400, description = "no domain given, or not a domain name: `{error, field: \"domain\"}`")))]
 pub async fn route(State(st): State<AppState>, Query(q): Query<RouteQuery>) -> Response {
     let Some(d) = q.domain.filter(|d| !d.is_empty()) else {
-        return (StatusCode::BAD_REQUEST, Json(json!({"error": "query parameter domain: expected a domain name, found none"}))).into_response();
+        return (StatusCode::BAD_REQUEST, Json(json!({"error": "query parameter domain: expected a domain name, found none", "field": "domain"})))
+            .into_response();
     };
     let site = st.0.site.borrow().clone();
     let tree = st.0.tree.read().unwrap_or_else(|e| e.into_inner()).clone();
-    Json(crate::routing::route_json(&site, &tree, &d)).into_response()
+    match crate::routing::route_json(&site, &tree, &d) {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => bad_domain(&e),
+    }
+}
+
+/// 400 for a text that is not a domain name: `{"error": ..., "field": "domain"}`.
+fn bad_domain(e: &mware_config::DomainError) -> Response {
+    (StatusCode::BAD_REQUEST, Json(crate::routing::domain_error_json(e))).into_response()
 }
 
 /// The running config, every secret shown as `***`.
@@ -156,14 +165,21 @@ fn bad(msg: String) -> Response {
 /// Who serves a domain right now. Forwarded like every domain call, so the answer comes from
 /// the active instance of the owning group itself.
 #[utoipa::path(get, path = "/api/v1/domains/{domain}", params(("domain" = String, Path, description = "domain name")),
-    responses((status = 200, description = "the serving group and instance"), (status = 503, description = "the owning group has no active instance")))]
-pub async fn domain_owner(State(st): State<AppState>, Path(domain): Path<String>) -> Json<Value> {
+    responses((status = 200, description = "the serving group and instance"), (status = 400, description = "not a domain name: `{error, field: \"domain\"}`"),
+        (status = 503, description = "the owning group has no active instance")))]
+pub async fn domain_owner(State(st): State<AppState>, Path(domain): Path<String>) -> Response {
+    let canonical = match mware_config::canonical(&domain) {
+        Ok(c) => c,
+        Err(e) => return bad_domain(&e),
+    };
     let site = st.0.site.borrow().clone();
     let me = site.instance(&st.0.instance);
     Json(json!({
         "domain": domain,
+        "canonical": canonical,
         "group": me.map(|p| p.role.group),
         "served_by": st.0.instance,
         "epoch": st.0.activity.borrow().epoch(),
     }))
+    .into_response()
 }

@@ -49,7 +49,7 @@ pub async fn enforce(State((st, p)): State<(AppState, Arc<Policy>)>, params: Res
             let Some(raw) = raw else {
                 return bad_request(param, "expected a path segment, found none");
             };
-            let domain = match canonical(&raw) {
+            let domain = match mware_config::canonical(&raw) {
                 Ok(d) => d,
                 Err(e) => return bad_request(param, &e.to_string()),
             };
@@ -119,9 +119,4 @@ async fn serve_here(st: &AppState, p: &Policy, req: Request, next: Next) -> Resp
 
 fn bad_request(field: &str, msg: &str) -> Response {
     (StatusCode::BAD_REQUEST, Json(json!({"error": format!("path segment {field}: {msg}"), "field": field, "retryable": false}))).into_response()
-}
-
-// Interim: replaced by `mware_config::canonical` (one rule for every caller) when it lands.
-fn canonical(raw: &str) -> Result<String, String> {
-    mware_mutex::validate::domain(raw).map_err(|e| e.to_string())
 }

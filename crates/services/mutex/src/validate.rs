@@ -11,27 +11,11 @@ use serde_json::{Map, Value};
 /// Longest owner string, bytes.
 pub const MAX_OWNER_LEN: usize = 256;
 
-/// A domain name: dot-separated labels of letters, digits, `-` and `_`, each 1..=63 bytes,
-/// not starting or ending with `-`; 253 bytes at most; a trailing dot is ignored.
-/// Returns it lowercased.
+/// A domain name in the site's one rule ([`mware_config::canonical`]): returns its canonical
+/// form (lowercase ASCII, punycode for Unicode names, no trailing dot), or an error on the
+/// `domain` field saying what was expected and found.
 pub fn domain(raw: &str) -> Result<String, MutexError> {
-    let d = raw.strip_suffix('.').unwrap_or(raw).to_ascii_lowercase();
-    let bad = |why: String| Err(MutexError::invalid("domain", why));
-    if d.is_empty() || d.len() > 253 {
-        return bad(format!("expected a domain name of 1..=253 bytes, found {} bytes", d.len()));
-    }
-    for label in d.split('.') {
-        if label.is_empty() || label.len() > 63 {
-            return bad(format!("expected labels of 1..=63 bytes, found {:?} in {raw:?}", label));
-        }
-        if let Some(c) = label.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
-            return bad(format!("expected letters, digits, '-' or '_' in labels, found {c:?} in {raw:?}"));
-        }
-        if label.starts_with('-') || label.ends_with('-') {
-            return bad(format!("expected labels not starting or ending with '-', found {label:?}"));
-        }
-    }
-    Ok(d)
+    mware_config::canonical(raw).map_err(|e| MutexError::invalid("domain", e.to_string()))
 }
 
 /// A mutex name: 1..=`max_len` bytes of letters, digits and `. _ - : @ + = #`.
@@ -259,7 +243,9 @@ mod tests {
     #[test]
     fn domains() {
         assert_eq!(domain("Tenant1.Example.RU.").unwrap(), "tenant1.example.ru");
-        for bad in ["", ".", "a..b", "-a.ru", "a-.ru", "a b.ru", "a/b", &"x".repeat(64)] {
+        assert_eq!(domain("_sip._udp.a.ru").unwrap(), "_sip._udp.a.ru");
+        assert_eq!(domain("тест.рф").unwrap(), "xn--e1aybc.xn--p1ai");
+        for bad in ["", ".", "a..b", "-a.ru", "a-.ru", "a b.ru", "a/b", "a\0b", &"x".repeat(64), &"x.".repeat(150)] {
             assert_eq!(field(domain(bad)), "domain", "{bad:?}");
         }
     }

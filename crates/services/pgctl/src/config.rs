@@ -1,10 +1,14 @@
 //! Run-time check of the role's `pg_controller` groups: each valid group becomes a
 //! [`GroupSpec`]; each invalid one is left out with the reason (the seed's run-time
 //! filter), so one bad group never stops the others.
+//!
+//! The check itself is [`mware_config::pg::parse_groups`], the one `mware validate` runs, so
+//! the warnings logged here are the ones `mware validate` prints; this module only turns
+//! the groups it keeps into the controller's types.
 
 use crate::ssh::SshTarget;
 use mware_config::pg::{parse_groups, PgGroup, PgServer, Rejoin};
-use mware_config::Secret;
+use mware_config::{Problem, Secret};
 use std::time::Duration;
 
 /// A server the controller can act on.
@@ -59,46 +63,32 @@ pub struct GroupSpec {
     pub interval: Duration,
 }
 
-/// Valid groups of a raw list, and one `(key, reason)` per group left out.
-pub fn check_groups(raw: &[serde_json::Value], base: &str) -> (Vec<GroupSpec>, Vec<(String, String)>) {
-    let (groups, problems) = parse_groups(raw, base);
-    let mut bad: Vec<(String, String)> = problems.into_iter().map(|p| (p.path, p.message)).collect();
-    let mut ok: Vec<GroupSpec> = Vec::new();
-    for g in groups {
-        let key = g.key.clone().unwrap_or_default();
-        if ok.iter().any(|o| o.key == key) {
-            bad.push((key, "duplicate key: expected each group key once".into()));
-            continue;
-        }
-        match check_group(&g) {
-            Ok(spec) => ok.push(spec),
-            Err(reason) => bad.push((key, reason)),
+/// Valid groups of a raw list, and the problems (warnings, paths from `base`) of those left
+/// out, exactly as `mware validate` reports them.
+pub fn check_groups(raw: &[serde_json::Value], base: &str) -> (Vec<GroupSpec>, Vec<Problem>) {
+    let (groups, mut problems) = parse_groups(raw, base);
+    let mut ok = Vec::new();
+    for (i, g) in groups.iter().enumerate() {
+        match spec(g) {
+            Ok(s) => ok.push(s),
+            // parse_groups refuses what `spec` needs, so this is only a guard.
+            Err(why) => problems.push(Problem {
+                path: format!("{base}[{i}]"),
+                message: format!("expected a group pg_controller can run, found one it cannot: {why}"),
+                severity: mware_config::Severity::Warning,
+            }),
         }
     }
-    (ok, bad)
+    (ok, problems)
 }
 
-/// Checks one group; the error says what was expected and what was found.
-pub fn check_group(g: &PgGroup) -> Result<GroupSpec, String> {
-    let key = g.key.clone().unwrap_or_default();
-    if g.servers.len() != 2 {
-        return Err(format!("expected exactly 2 servers, found {}", g.servers.len()));
-    }
-    let a = check_server(&g.servers[0]).map_err(|e| format!("servers[0]: {e}"))?;
-    let b = check_server(&g.servers[1]).map_err(|e| format!("servers[1]: {e}"))?;
-    if a.name == b.name {
-        return Err(format!("expected two different servers, found {} twice", a.name));
-    }
-    if g.promote_after_s == 0 || g.check_interval_ms < 100 {
-        return Err(format!(
-            "expected promote_after_s > 0 and check_interval_ms >= 100, found {} and {}",
-            g.promote_after_s, g.check_interval_ms
-        ));
-    }
+/// The controller's form of a group that [`parse_groups`] kept.
+fn spec(g: &PgGroup) -> Result<GroupSpec, String> {
+    let [a, b] = [&g.servers[0], &g.servers[1]].map(server);
     Ok(GroupSpec {
-        key,
+        key: g.key.clone().unwrap_or_default(),
         referee: g.referee.clone().filter(|r| !r.trim().is_empty()),
-        servers: [a, b],
+        servers: [a.map_err(|e| format!("servers[0]: {e}"))?, b.map_err(|e| format!("servers[1]: {e}"))?],
         promote_after: Duration::from_secs(g.promote_after_s),
         max_lag: g.maximum_lag_on_failover_bytes,
         rejoin: g.rejoin,
@@ -106,37 +96,25 @@ pub fn check_group(g: &PgGroup) -> Result<GroupSpec, String> {
     })
 }
 
-fn check_server(s: &PgServer) -> Result<ServerSpec, String> {
-    let pg_host = s.pg_host().ok_or("expected pg_host or ssh_host, found neither")?.to_string();
-    let need = |v: &Option<String>, name: &str| -> Result<String, String> {
-        v.clone().filter(|x| !x.trim().is_empty()).ok_or(format!("expected {name}, found none"))
-    };
-    let ssh = SshTarget::of(s).map_err(|e| format!("expected ssh settings: {e}"))?;
-    let data = need(&s.pg_data_folder, "pg_data_folder")?;
-    if !data.starts_with('/') || data.trim_end_matches('/').is_empty() {
-        return Err(format!("expected an absolute pg_data_folder other than /, found {data:?}"));
-    }
-    let data = data.trim_end_matches('/').to_string();
-    let backup = s.pg_backup_folder.trim_end_matches('/').to_string();
-    if !backup.starts_with('/') || backup == data || backup.starts_with(&format!("{data}/")) {
-        return Err(format!("expected an absolute pg_backup_folder outside pg_data_folder, found {:?}", s.pg_backup_folder));
-    }
-    let replica_pwd = s.pg_replica_pwd.clone().ok_or("expected pg_replica_pwd, found none")?;
+fn server(s: &PgServer) -> Result<ServerSpec, String> {
+    let pg_host = s.pg_host().ok_or("no pg_host or ssh_host")?.to_string();
+    let need = |v: &Option<String>, name: &str| v.clone().ok_or(format!("no {name}"));
+    let data = need(&s.pg_data_folder, "pg_data_folder")?.trim_end_matches('/').to_string();
     Ok(ServerSpec {
         name: format!("{pg_host}:{}", s.pg_port),
         pg_host,
         pg_port: s.pg_port,
         replica_user: need(&s.pg_replica_user, "pg_replica_user")?,
-        replica_pwd,
+        replica_pwd: s.pg_replica_pwd.clone().ok_or("no pg_replica_pwd")?,
         database: s.pg_database.clone(),
-        ssh,
+        ssh: SshTarget::of(s)?,
         pg_ctl: need(&s.pg_ctl_command, "pg_ctl_command")?,
         pg_basebackup: need(&s.pg_basebackup_command, "pg_basebackup_command")?,
         pg_rewind: s.pg_rewind_command.clone(),
         log: s.pg_log_filepath.clone().unwrap_or_else(|| format!("{data}.log")),
         signal: s.pg_signal_filepath.clone().filter(|x| !x.trim().is_empty()),
+        backup: s.pg_backup_folder.trim_end_matches('/').to_string(),
         data,
-        backup,
     })
 }
 
@@ -163,11 +141,32 @@ mod tests {
         let (ok, bad) = check_groups(&raw, "pg_controller");
         assert_eq!(ok.len(), 1);
         assert_eq!(ok[0].key, "ok");
+        assert_eq!(ok[0].servers[1].data, "/var/lib/pg/data");
         let all = format!("{bad:?}");
         for i in 1..5 {
             assert!(all.contains(&format!("pg_controller[{i}]")), "group {i} must be explained: {all}");
         }
         assert!(!all.contains("pg_controller[0]"), "{all}");
         assert!(!all.contains("rpw") && !all.contains("\"pw\""));
+    }
+
+    #[test]
+    fn the_problems_are_the_validators() {
+        let mut b = server(5433);
+        b["pg_data_folder"] = json!("relative/data");
+        b["pg_backup_folder"] = json!("/var/lib/pg/data/old");
+        b.as_object_mut().unwrap().remove("ssh_pwd");
+        let raw = vec![json!({"key": "g", "servers": [server(5432), b]})];
+        let (ok, bad) = check_groups(&raw, "servers[0].roles[0].pg_controller");
+        assert!(ok.is_empty());
+        let (_, expected) = parse_groups(&raw, "servers[0].roles[0].pg_controller");
+        assert_eq!(bad, expected);
+        let text: Vec<String> = bad.iter().map(|p| p.to_string()).collect();
+        for line in [
+            "warning: servers[0].roles[0].pg_controller[0].servers[1]: expected ssh_pwd or ssh_key_file (how to log in over SSH), found neither",
+            "warning: servers[0].roles[0].pg_controller[0].servers[1].pg_data_folder: expected an absolute path other than /, found \"relative/data\"",
+        ] {
+            assert!(text.iter().any(|t| t == line), "{line} not in {text:#?}");
+        }
     }
 }

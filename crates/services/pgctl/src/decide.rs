@@ -8,8 +8,11 @@
 //! - with no reachable master, a standby is promoted only after `promote_after`, only if
 //!   the referee answers (when one is set) and only if its lag is within the limit;
 //! - a server is rebuilt only from a reachable master, and never when it is the only
-//!   reachable server; one action per cycle.
+//!   reachable server; one action per cycle;
+//! - a promotion touches the signal file only when the standby watches exactly that path,
+//!   and runs `pg_ctl promote` otherwise ([`crate::trigger`]).
 
+use crate::trigger::{PromoteMethod, TriggerFile};
 use serde::Serialize;
 use std::fmt;
 use std::time::Duration;
@@ -42,6 +45,10 @@ pub struct ServerObs {
     pub lsn: Option<u64>,
     /// Standby: last received LSN.
     pub receive_lsn: Option<u64>,
+    /// The configured `pg_signal_filepath`, if any.
+    pub signal_file: Option<String>,
+    /// The trigger file the server reported watching (standbys only).
+    pub trigger_file: TriggerFile,
 }
 
 /// Everything one decision needs.
@@ -101,6 +108,8 @@ pub enum Decision {
         waited_s: u64,
         /// Whether a referee answered (false: none configured).
         referee: bool,
+        /// How: `pg_ctl promote`, or the signal file when the standby watches it.
+        method: PromoteMethod,
     },
     /// Turn `target` into a standby of `master`: stop it, then pg_rewind it (when `rewind`)
     /// or move its data away and take a basebackup; configure it as a standby and start it.
@@ -135,12 +144,12 @@ impl fmt::Display for Decision {
                 write!(f, "{master_name} is the only master; {other_name} is unreachable and left alone until it comes back")
             }
             Decision::Record { name, .. } => write!(f, "recorded {name} as master: it is the only master seen"),
-            Decision::Promote { name, former, waited_s, referee, .. } => {
+            Decision::Promote { name, former, waited_s, referee, method, .. } => {
                 write!(f, "promote {name} because {former} was unreachable for {waited_s} s")?;
                 if *referee {
                     write!(f, " and the referee answered")?;
                 }
-                Ok(())
+                write!(f, ", {method}")
             }
             Decision::Rebuild { name, master_name, why, rewind: false, .. } => {
                 write!(f, "rebuild {name} as a standby of {master_name} because {why}")
@@ -264,6 +273,7 @@ fn decide_no_master(s: &Snapshot, a: &ServerObs, b: &ServerObs) -> Decision {
         former,
         waited_s: waited,
         referee: s.referee_ok == Some(true),
+        method: crate::trigger::method(cand),
     }
 }
 
@@ -280,7 +290,16 @@ mod tests {
     use super::*;
 
     fn srv(name: &str, role: Observed) -> ServerObs {
-        ServerObs { name: name.into(), role, unreachable_for: Duration::ZERO, timeline: Some(1), lsn: Some(100), receive_lsn: None }
+        ServerObs {
+            name: name.into(),
+            role,
+            unreachable_for: Duration::ZERO,
+            timeline: Some(1),
+            lsn: Some(100),
+            receive_lsn: None,
+            signal_file: None,
+            trigger_file: TriggerFile::Unknown,
+        }
     }
 
     fn snap(a: Observed, b: Observed, last: Option<usize>, no_master_s: u64) -> Snapshot {
@@ -326,8 +345,8 @@ mod tests {
         let d = decide(&snap(Unreachable, Standby, Some(0), 29));
         assert!(matches!(d, Decision::Wait { .. }), "{d}");
         let d = decide(&snap(Unreachable, Standby, Some(0), 31));
-        assert_eq!(d.to_string(), "promote db2 because db1 was unreachable for 31 s");
-        assert!(matches!(d, Decision::Promote { target: 1, .. }));
+        assert_eq!(d.to_string(), "promote db2 because db1 was unreachable for 31 s, with pg_ctl promote");
+        assert!(matches!(d, Decision::Promote { target: 1, method: PromoteMethod::PgCtl, .. }));
     }
 
     #[test]
@@ -337,7 +356,10 @@ mod tests {
         let d = decide(&s);
         assert!(matches!(d, Decision::Wait { .. }) && d.to_string().contains("referee"), "{d}");
         s.referee_ok = Some(true);
-        assert_eq!(decide(&s).to_string(), "promote db2 because db1 was unreachable for 40 s and the referee answered");
+        assert_eq!(
+            decide(&s).to_string(),
+            "promote db2 because db1 was unreachable for 40 s and the referee answered, with pg_ctl promote"
+        );
     }
 
     #[test]
@@ -359,6 +381,22 @@ mod tests {
         let mut s = snap(Unreachable, Standby, Some(0), 1);
         s.pending_rebuild = Some(1);
         assert!(matches!(decide(&s), Decision::Wait { .. }));
+    }
+
+    #[test]
+    fn the_promotion_uses_the_signal_file_only_when_the_standby_watches_it() {
+        let mut s = snap(Unreachable, Standby, Some(0), 31);
+        s.servers[1].signal_file = Some("/pg/promote".into());
+        s.servers[1].trigger_file = TriggerFile::Unset;
+        let d = decide(&s);
+        assert!(matches!(d, Decision::Promote { method: PromoteMethod::PgCtl, .. }), "{d}");
+        s.servers[1].trigger_file = TriggerFile::Watched("/pg/promote".into());
+        let d = decide(&s);
+        assert!(matches!(&d, Decision::Promote { method: PromoteMethod::SignalFile(p), .. } if p == "/pg/promote"), "{d}");
+        assert_eq!(
+            d.to_string(),
+            "promote db2 because db1 was unreachable for 31 s, by touching its signal file /pg/promote, which it watches"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::journal::Journal;
 use crate::metrics::{decision_kind, Metrics};
 use crate::probe::{self, Health};
 use crate::remote;
+use crate::trigger::{self, TriggerFile};
 use mware_config::pg::Rejoin;
 use crate::store::{self, Intent, MasterRecord, Persisted};
 use mware_coord::{now_ms, Coordinator, Fence};
@@ -21,8 +22,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
-const SSH_SHORT: Duration = Duration::from_secs(120);
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const SSH_SHORT: Duration = Duration::from_secs(120);
 const SSH_REBUILD: Duration = Duration::from_secs(4 * 3600);
 
 /// One server as shown in the API.
@@ -61,6 +62,9 @@ pub struct GroupStatus {
     pub last_action: Option<String>,
     /// Last error (action or coordinator), if the last action failed.
     pub last_error: Option<String>,
+    /// Settings that do not work as configured (e.g. a signal file the standby does not
+    /// watch), each in words; also logged once when it appears.
+    pub warnings: Vec<String>,
     /// When this status was written, ms since the Unix epoch.
     pub updated_ms: u64,
 }
@@ -90,6 +94,8 @@ struct Tracker {
     last_master_lsn: Option<u64>,
     last_reason: String,
     backoff_until: Option<Instant>,
+    /// The warnings of the last cycle (each is logged once, when it appears).
+    warned: Vec<String>,
 }
 
 /// Runs the loop of `g` until cancelled. Errors of one cycle are shown and retried.
@@ -100,6 +106,7 @@ pub async fn run_group(g: GroupSpec, cx: GroupCtx) {
         last_master_lsn: None,
         last_reason: String::new(),
         backoff_until: None,
+        warned: Vec::new(),
     };
     cx.journal.info(&format!(
         "controlling {} and {} (promote after {} s, referee {})",
@@ -165,6 +172,13 @@ async fn cycle(g: &GroupSpec, cx: &GroupCtx, t: &mut Tracker) -> Result<()> {
             timeline: ok.and_then(|h| h.timeline),
             lsn: ok.and_then(|h| h.lsn),
             receive_lsn: ok.and_then(|h| h.receive_lsn),
+            signal_file: g.servers[i].signal.clone(),
+            trigger_file: match ok {
+                Some(h) if h.in_recovery => {
+                    TriggerFile::from_setting(h.server_version_num, h.promote_trigger_file.as_deref(), &g.servers[i].data)
+                }
+                _ => TriggerFile::Unknown,
+            },
         });
     }
     let master_now = obs.iter().position(|o| o.role == Observed::Master);
@@ -188,6 +202,11 @@ async fn cycle(g: &GroupSpec, cx: &GroupCtx, t: &mut Tracker) -> Result<()> {
         pending_rebuild,
         rewind: g.rejoin == Rejoin::Rewind,
     };
+    let warnings = trigger::warnings(&snap);
+    for w in warnings.iter().filter(|w| !t.warned.contains(w)) {
+        cx.journal.warn(w);
+    }
+    t.warned = warnings;
     let mut d = decide(&snap);
     if matches!(d, Decision::Promote { .. }) {
         if let Some(r) = &g.referee {
@@ -195,6 +214,7 @@ async fn cycle(g: &GroupSpec, cx: &GroupCtx, t: &mut Tracker) -> Result<()> {
             d = decide(&snap);
         }
     }
+    let decided = Instant::now();
     let reason = d.to_string();
     let changed = reason != t.last_reason;
     if changed && (!matches!(d, Decision::Wait { .. } | Decision::Healthy { .. }) || kind(&t.last_reason) != kind(&reason)) {
@@ -209,7 +229,7 @@ async fn cycle(g: &GroupSpec, cx: &GroupCtx, t: &mut Tracker) -> Result<()> {
             return Ok(());
         }
     }
-    let outcome = act(g, cx, &mut persisted, &d).await;
+    let outcome = act(g, cx, &mut persisted, &d, decided).await;
     let action = match &d {
         Decision::Healthy { .. } => "complete",
         other => decision_kind(other),
@@ -287,6 +307,7 @@ fn publish(
         reason: d.to_string(),
         last_action: prev.as_ref().and_then(|p| p.last_action.clone()),
         last_error: prev.as_ref().and_then(|p| p.last_error.clone()),
+        warnings: trigger::warnings(snap),
         updated_ms: now_ms(),
     };
     if action.is_some() {
@@ -299,12 +320,12 @@ fn publish(
     st.insert(g.key.clone(), s);
 }
 
-fn record(s: &ServerSpec) -> MasterRecord {
+pub(crate) fn record(s: &ServerSpec) -> MasterRecord {
     MasterRecord { name: s.name.clone(), host: s.pg_host.clone(), port: s.pg_port, since_ms: now_ms() }
 }
 
-/// Acts on a decision. `Ok(Some(text))` describes a completed action.
-async fn act(g: &GroupSpec, cx: &GroupCtx, p: &mut Persisted, d: &Decision) -> Result<Option<String>> {
+/// Acts on a decision taken at `decided`. `Ok(Some(text))` describes a completed action.
+async fn act(g: &GroupSpec, cx: &GroupCtx, p: &mut Persisted, d: &Decision, decided: Instant) -> Result<Option<String>> {
     let coord = cx.coord.as_ref();
     match d {
         Decision::Healthy { master, .. } => {
@@ -325,34 +346,8 @@ async fn act(g: &GroupSpec, cx: &GroupCtx, p: &mut Persisted, d: &Decision) -> R
             store::save(coord, &cx.fence, &g.key, p, Some(&record(&g.servers[*master]))).await?;
             Ok(Some(format!("recorded {name} as the master of group {}", g.key)))
         }
-        Decision::Promote { target, name, .. } => {
-            let s = &g.servers[*target];
-            let other = &g.servers[1 - *target];
-            if probe::probe(other, PROBE_TIMEOUT).await.is_ok_and(|h| !h.in_recovery) {
-                return Ok(Some(format!("promotion of {name} skipped: {} answers as master again", other.name)));
-            }
-            // Fenced intent first: the new master is "master last" before it exists, so an
-            // instance taking over mid-way promotes the same server or nothing.
-            p.last_master = Some(name.clone());
-            p.intent = Some(Intent { action: "promote".into(), target: name.clone(), epoch: cx.fence.epoch, at_ms: now_ms() });
-            store::save(coord, &cx.fence, &g.key, p, None).await?;
-            let started = Instant::now();
-            remote::run(s, "promote", &remote::promote_script(s, s.signal.is_some()), false, SSH_SHORT).await?;
-            let mut fallback_done = s.signal.is_none();
-            loop {
-                match probe::accepts_writes(s, PROBE_TIMEOUT).await {
-                    Ok(()) => break,
-                    Err(e) if started.elapsed() > Duration::from_secs(90) => return Err(e),
-                    Err(_) if !fallback_done && started.elapsed() > Duration::from_secs(15) => {
-                        remote::run(s, "promote (pg_ctl)", &remote::promote_script(s, false), false, SSH_SHORT).await?;
-                        fallback_done = true;
-                    }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
-                }
-            }
-            p.intent = None;
-            store::save(coord, &cx.fence, &g.key, p, Some(&record(s))).await?;
-            Ok(Some(format!("{d}: done, {name} accepts writes ({} ms)", started.elapsed().as_millis())))
+        Decision::Promote { target, name, method, .. } => {
+            crate::promote::promote(g, cx, p, d, (*target, name, method), decided).await
         }
         Decision::Rebuild { target, name, master, master_name, rewind, .. } => {
             let s = &g.servers[*target];

@@ -37,6 +37,12 @@ impl Journal {
         self.write("INFO", msg);
     }
 
+    /// A warning line: a setting that does not work as configured.
+    pub fn warn(&self, msg: &str) {
+        tracing::warn!(group = %self.key, "pgctl: {msg}");
+        self.write("WARN", msg);
+    }
+
     /// An error line.
     pub fn error(&self, msg: &str) {
         tracing::error!(group = %self.key, "pgctl: {msg}");
@@ -51,20 +57,19 @@ impl Journal {
     }
 }
 
-/// Current UTC time as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+/// Current UTC time as `YYYY-MM-DDTHH:MM:SS.mmmZ` (RFC 3339, milliseconds).
 pub fn utc_now() -> String {
-    let ms = mware_coord::now_ms();
-    let (secs, milli) = ((ms / 1000) as i64, ms % 1000);
-    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
-    // Civil from days (H. Hinnant).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamps_are_rfc3339_utc_with_milliseconds() {
+        let t = super::utc_now();
+        assert_eq!((t.len(), &t[4..5], &t[10..11], &t[19..20], &t[23..]), (24, "-", "T", ".", "Z"), "{t}");
+        let back = humantime::parse_rfc3339(&t).expect("parses back");
+        let off = std::time::SystemTime::now().duration_since(back).expect("not in the future");
+        assert!(off < std::time::Duration::from_secs(5), "{t}");
+    }
 }

@@ -10,7 +10,9 @@
 //! epoch-guarded KV with the intent of any action in flight, and published as
 //! `pg/<key>/master`. Activity goes to the main log and to `pgctrl_<key>.log`; metrics
 //! are `mware_pgctl_*` (see [`metrics`]). With `rejoin: rewind`, a returning master is
-//! rejoined with pg_rewind, and rebuilt with pg_basebackup only if that fails.
+//! rejoined with pg_rewind, and rebuilt with pg_basebackup only if that fails. A promotion
+//! touches `pg_signal_filepath` only when the standby watches that file ([`trigger`]),
+//! and runs `pg_ctl promote` at once otherwise.
 #![deny(missing_docs)]
 
 mod api;
@@ -21,11 +23,13 @@ mod group;
 pub mod journal;
 pub mod metrics;
 pub mod probe;
+mod promote;
 pub mod referee;
 pub mod remote;
 mod service;
 pub mod ssh;
 pub mod store;
+pub mod trigger;
 
 pub use decide::{decide, Decision, Observed, ServerObs, Snapshot};
 pub use error::{PgctlError, Result};

@@ -1,5 +1,7 @@
 //! Health of a server, read over a PostgreSQL connection as the replica user to
-//! `pg_database`: recovery or not, timeline, LSNs, streaming replicas and their lag.
+//! `pg_database`: recovery or not, timeline, LSNs, streaming replicas and their lag; and
+//! for a standby, its version and the promotion trigger file it watches (so a promotion
+//! touches the signal file only when the server would see it).
 //! Columns a non-superuser cannot see come back as `None`.
 
 use crate::config::ServerSpec;
@@ -25,6 +27,11 @@ pub struct Health {
     pub streaming_replicas: Option<i64>,
     /// Master: the largest replay lag of its replicas, bytes.
     pub replica_lag_bytes: Option<i64>,
+    /// Standby: `server_version_num` (e.g. 150020), when read.
+    pub server_version_num: Option<u32>,
+    /// Standby: `promote_trigger_file` as the server has it (`""` when unset); `None` when
+    /// the setting does not exist (PostgreSQL 16+) or could not be read.
+    pub promote_trigger_file: Option<String>,
 }
 
 /// Parses `X/Y` into a byte position.
@@ -89,6 +96,18 @@ pub async fn probe(s: &ServerSpec, timeout: Duration) -> Result<Health> {
             if let Ok(Some(r)) = c.query_opt("SELECT status, received_tli FROM pg_stat_wal_receiver", &[]).await {
                 h.wal_receiver = r.get(0);
                 h.timeline = r.get::<_, Option<i32>>(1).map(|t| t as u32);
+            }
+            // `current_setting(name, true)` is NULL for a setting that does not exist, as
+            // `promote_trigger_file` on PostgreSQL 16+.
+            if let Ok(r) = c
+                .query_one(
+                    "SELECT current_setting('server_version_num')::int, current_setting('promote_trigger_file', true)",
+                    &[],
+                )
+                .await
+            {
+                h.server_version_num = r.get::<_, Option<i32>>(0).map(|v| v as u32);
+                h.promote_trigger_file = r.get(1);
             }
         } else {
             let row = c

@@ -58,11 +58,13 @@ impl PgctlService {
 
     async fn run_config(&self, ctx: &ServiceContext, raw: &[serde_json::Value], stop: CancellationToken) {
         let dir = self.inner.log_dir.clone().unwrap_or_else(log_dir);
-        let base = format!("{}.pg_controller", ctx.instance);
-        let (groups, bad) = check_groups(raw, &base);
-        for (key, reason) in &bad {
-            tracing::warn!(instance = %ctx.instance, "pgctl: group {key} left out: {reason}");
-            Journal::open(&dir, "invalid").error(&format!("group {key} left out: {reason}"));
+        // The validator's path of this instance, so the warnings read as `mware validate`'s.
+        let at = ctx.site.borrow().instance_path(&ctx.instance).unwrap_or_else(|| ctx.instance.clone());
+        let (groups, bad) = check_groups(raw, &format!("{at}.pg_controller"));
+        let bad: Vec<String> = bad.iter().map(|p| p.to_string()).collect();
+        for p in &bad {
+            tracing::warn!(instance = %ctx.instance, "pgctl: {p}");
+            Journal::open(&dir, "invalid").warn(p);
         }
         self.inner.groups.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.inner.metrics.clear_groups();
@@ -70,10 +72,7 @@ impl PgctlService {
             let why = if bad.is_empty() {
                 "no pg_controller group is configured; waiting for a config change".to_string()
             } else {
-                format!(
-                    "no valid pg_controller group ({}); waiting for a config change",
-                    bad.iter().map(|(k, r)| format!("{k}: {r}")).collect::<Vec<_>>().join("; ")
-                )
+                format!("no valid pg_controller group ({}); waiting for a config change", bad.join("; "))
             };
             ctx.status.set(ServiceState::Idle, why);
             stop.cancelled().await;
@@ -82,7 +81,7 @@ impl PgctlService {
         let keys: Vec<String> = groups.iter().map(|g| g.key.clone()).collect();
         let mut reason = format!("controlling pg groups {}", keys.join(", "));
         if !bad.is_empty() {
-            reason += &format!("; left out: {}", bad.iter().map(|(k, r)| format!("{k}: {r}")).collect::<Vec<_>>().join("; "));
+            reason += &format!("; left out: {}", bad.join("; "));
         }
         ctx.status.set(ServiceState::Running, reason);
         let tracker = TaskTracker::new();

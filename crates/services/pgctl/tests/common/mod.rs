@@ -28,15 +28,19 @@ pub fn group_json(a: Value, b: Value, promote_after_s: u64) -> Value {
 }
 
 pub fn site(dir: &std::path::Path, groups: Vec<Value>) -> Site {
-    serde_json::from_value(json!({
+    serde_json::from_value(site_json(dir, groups)).expect("site parses")
+}
+
+/// The site file (JSON) of [`site`].
+pub fn site_json(dir: &std::path::Path, groups: Vec<Value>) -> Value {
+    json!({
         "site": "t",
         "coordination": {"backend": "embedded", "path": dir.join("coord.sqlite").display().to_string()},
         "servers": [{"name": "srv1", "ifaces": {"lo": "127.0.0.1"}, "roles": [
             {"name": "mware1", "roletype": "mware", "iface": "lo", "group": GROUP, "order": 10,
              "api_port": 8271, "pg_controller": groups}
         ]}]
-    }))
-    .expect("site parses")
+    })
 }
 
 /// One active mware instance running the service.
