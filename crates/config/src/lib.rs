@@ -17,7 +17,7 @@ mod validate;
 
 pub use domain::{canonical, DomainError, DomainProblem, MAX_LABEL_LEN, MAX_NAME_LEN};
 pub use model::*;
-pub use redact::{is_secret_key, redact};
+pub use redact::{is_secret_key, mask_url_userinfo, redact};
 pub use secret::Secret;
 pub use tree::DomainTree;
 pub use validate::{validate, Problem, Severity, Validated};

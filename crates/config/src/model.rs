@@ -462,9 +462,11 @@ pub struct RawPgGroups(pub Vec<serde_json::Value>);
 
 impl RawPgGroups {
     fn redacted(&self) -> serde_json::Value {
-        let mut v = serde_json::Value::Array(self.0.clone());
-        crate::redact::redact(&mut v);
-        v
+        let mut v = self.0.clone();
+        for g in &mut v {
+            crate::redact::redact_allowed(g, crate::pg::GROUP_KEYS, "servers", crate::pg::SERVER_KEYS);
+        }
+        serde_json::Value::Array(v)
     }
 }
 

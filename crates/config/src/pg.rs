@@ -136,9 +136,11 @@ impl PgServer {
     }
 }
 
-const GROUP_KEYS: &[&str] =
+/// The keys of a pg_controller group.
+pub(crate) const GROUP_KEYS: &[&str] =
     &["key", "referee", "servers", "promote_after_s", "maximum_lag_on_failover_bytes", "rejoin", "check_interval_ms"];
-const SERVER_KEYS: &[&str] = &[
+/// The keys of a pg_controller server.
+pub(crate) const SERVER_KEYS: &[&str] = &[
     "ssh_host", "ssh_port", "ssh_user", "ssh_pwd", "ssh_key_file", "pg_host", "pg_port", "pg_replica_user",
     "pg_replica_pwd", "pg_database", "pg_ctl_command", "pg_basebackup_command", "pg_rewind_command",
     "pg_data_folder", "pg_config_folder", "pg_backup_folder", "pg_log_filepath", "pg_signal_filepath",

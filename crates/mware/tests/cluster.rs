@@ -203,14 +203,14 @@ fn switchover_hands_over_cleanly_and_config_push_applies() {
 
     // A valid change is applied by the running instances.
     let mut g = full.clone();
-    g["servers"][0]["roles"][1]["opts"] = json!({"pushed": true});
+    g["api"]["drain_timeout_ms"] = json!(4321);
     write(&full_path, &g);
     assert!(push(&full_path).status.success());
     for d in [&d1, &d2] {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let (_, c) = d.get_auth("/api/v1/config", "tok-123").unwrap();
-            if c["servers"][0]["roles"][1]["opts"]["pushed"] == true {
+            if c["api"]["drain_timeout_ms"] == 4321 {
                 break;
             }
             assert!(Instant::now() < deadline, "pushed config not applied on {}: {}", d.api, d.log_text());
@@ -232,7 +232,7 @@ fn a_push_is_applied_after_the_coordinator_was_unreachable_at_start() {
     let full = site(&proxy.endpoint(), "/t/late", &[("l1", 1, 10, vec![], port)]);
     let cfg = dir.path().join("site.json");
     write(&cfg, &full);
-    let d = Daemon::start(&cfg, "l1", &format!("127.0.0.1:{port}"), dir.path().join("l1.log"), &[]);
+    let d = Daemon::start(&cfg, "l1", &format!("127.0.0.1:{port}"), dir.path().join("l1.log"), &[("CT_TOKEN", "tok-123")]);
     let deadline = Instant::now() + Duration::from_secs(20);
     while !d.log_text().contains("cannot watch the coordinator for pushed site files") {
         assert!(Instant::now() < deadline, "the watch should fail while etcd is cut off: {}", d.log_text());
@@ -247,13 +247,13 @@ fn a_push_is_applied_after_the_coordinator_was_unreachable_at_start() {
     }
 
     let mut changed = full.clone();
-    changed["servers"][0]["roles"][0]["opts"] = json!({"pushed": "late"});
+    changed["api"]["drain_timeout_ms"] = json!(4444);
     let pushed = dir.path().join("pushed.json");
     write(&pushed, &changed);
     let out = std::process::Command::new(bin()).args(["config", "push"]).arg(&pushed).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let deadline = Instant::now() + Duration::from_secs(15);
-    while d.get("/api/v1/config").map(|(_, c)| c["servers"][0]["roles"][0]["opts"]["pushed"] != "late").unwrap_or(true) {
+    while d.get_auth("/api/v1/config", "tok-123").map(|(_, c)| c["api"]["drain_timeout_ms"] != 4444).unwrap_or(true) {
         assert!(Instant::now() < deadline, "pushed config not applied without SIGHUP: {}", d.log_text());
         std::thread::sleep(Duration::from_millis(200));
     }
