@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what mware's tests need, idempotently:
-#   etcd (Debian etcd-server 3.4), protoc (for the etcd client), sshd, sudo, rsync,
+#   etcd (Debian etcd-server 3.4), protoc (only for the test that regenerates the vendored
+#   etcd client's code, tools/etcd-proto-gen; building needs none), sshd, sudo, rsync,
 #   Kamailio and SIPp (a real SIP client of the realtime sidecar), openssl (test TLS certificates),
 #   wrk and nginx (benchmarks), promtool (unpacked under /var/tmp/mware-promtool, for the
 #   example alert rules), and makes sure PostgreSQL 15 on 5432 and RabbitMQ on 5672 run.

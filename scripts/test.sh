@@ -8,6 +8,9 @@ bash scripts/setup.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/mware-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export RUST_BACKTRACE=1
+# The README's first command builds with only the Rust toolchain: no protoc (the etcd
+# client's generated code is checked in, vendor/etcd-client/MWARE.md).
+PROTOC=/nonexistent cargo build -p mware
 # Unit and integration tests of every crate. Tests that start processes are bounded in time;
 # two at a time keeps timing-sensitive failover tests honest on a 2-core machine.
 cargo test --workspace --no-fail-fast -- --test-threads=2 "$@"

@@ -23,7 +23,7 @@ use crate::member::{self, Backend, LeaseId};
 use async_trait::async_trait;
 use etcd_client::{
     Client, Compare, CompareOp, DeleteOptions, GetOptions, KeyValue, LeaseKeepAliveStream, LeaseKeeper, PutOptions,
-    Txn, TxnOp, TxnOpResponse, WatchOptions,
+    Txn, TxnOp, TxnOpResponse, WatchOptions, WatchStream,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -74,6 +74,20 @@ fn check_value(v: &[u8]) -> Result<(), CoordError> {
         return Err(CoordError::Invalid(format!("expected a value of at most {MAX} bytes, found {} bytes", v.len())));
     }
     Ok(())
+}
+
+/// Opens a watch and waits for etcd to confirm it (its "created" answer), so that a
+/// resync sent after this returns cannot miss a change made before the watch existed.
+/// A watch that etcd refuses at once (created and canceled, e.g. permission denied) is an
+/// error with etcd's reason.
+async fn open_watch(mut client: Client, key: String, opts: Option<WatchOptions>) -> Result<WatchStream, etcd_client::Error> {
+    let mut stream = client.watch(key, opts).await?;
+    match stream.message().await? {
+        Some(r) if r.created() && !r.canceled() => Ok(stream),
+        Some(r) if r.canceled() => Err(etcd_client::Error::WatchError(format!("etcd canceled the watch: {}", r.cancel_reason()))),
+        Some(_) => Err(etcd_client::Error::WatchError("expected etcd to confirm the new watch, found another answer".into())),
+        None => Err(etcd_client::Error::WatchError("etcd closed the watch stream before confirming the watch".into())),
+    }
 }
 
 fn get_kvs(r: &TxnOpResponse) -> &[KeyValue] {
@@ -184,10 +198,10 @@ impl EtcdCoordinator {
                 let opts = Some(opts);
                 let opened = tokio::select! {
                     _ = tx.closed() => return,
-                    r = async { me.client().watch(key.clone(), opts).await } => r,
+                    r = open_watch(me.client(), key.clone(), opts) => r,
                 };
                 match opened {
-                    Ok((_watcher, mut stream)) => {
+                    Ok(mut stream) => {
                         if !first {
                             if let Some(r) = resync.clone() {
                                 if tx.send(r).await.is_err() {

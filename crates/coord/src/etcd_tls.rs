@@ -1,6 +1,7 @@
 //! Connecting to etcd, with TLS: turns the site file's `coordination.tls` into the
 //! client's TLS options once (the reconnect paths reuse them), checking each file first
-//! so that an operator reads which file is wrong and how; opens clients; probes a new TLS
+//! (PEM of the right kind that parses as a certificate or key) so that an operator reads
+//! which file is wrong and how; opens clients; probes a new TLS
 //! client so that a refused handshake is an error at connect; describes etcd errors down
 //! to their cause. Key material is never printed: only file names and the kind of PEM
 //! block found.
@@ -137,7 +138,38 @@ fn read_pem(field: &str, path: &str, want: Pem) -> Result<Vec<u8>, CoordError> {
         };
         return Err(CoordError::Invalid(format!("expected {expected} in coordination.tls.{field} {path}, found {found}")));
     }
+    if let Err(problem) = parse_pem(&bytes, want) {
+        return Err(CoordError::Invalid(format!(
+            "expected PEM blocks that hold a valid {} in coordination.tls.{field} {path}, found {problem}",
+            if want == Pem::Certificate { "certificate" } else { "private key" }
+        )));
+    }
     Ok(bytes)
+}
+
+/// Parses what the TLS library will use: every certificate as X.509, or the private key
+/// as a key the client can sign with. The TLS library would skip an unparsable CA
+/// certificate without a word (every handshake then fails as if the server were
+/// untrusted), so a bad block is found here. The problem never quotes the file.
+fn parse_pem(bytes: &[u8], want: Pem) -> Result<(), String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    match want {
+        Pem::Certificate => {
+            for (i, cert) in CertificateDer::pem_slice_iter(bytes).enumerate() {
+                let cert = cert.map_err(|e| format!("certificate {} that does not decode ({e})", i + 1))?;
+                rustls::RootCertStore::empty()
+                    .add(cert)
+                    .map_err(|e| format!("certificate {} that does not parse ({e})", i + 1))?;
+            }
+        }
+        Pem::PrivateKey => {
+            let key = PrivateKeyDer::from_pem_slice(bytes).map_err(|e| format!("a key that does not decode ({e})"))?;
+            rustls::crypto::ring::sign::any_supported_type(&key)
+                .map_err(|e| format!("a key that does not parse ({e})"))?;
+        }
+    }
+    Ok(())
 }
 
 /// An etcd error in words, with the chain of causes (a TLS handshake refused by either

@@ -43,7 +43,9 @@ async fn active(m: &mut Membership) -> Epoch {
 
 async fn connect_err(s: Settings) -> String {
     let r = tokio::time::timeout(T, EtcdCoordinator::connect(s)).await.expect("connect answers in time");
-    r.err().expect("the connection is refused").to_string()
+    let err = r.err().expect("the connection is refused").to_string();
+    println!("refused: {err}");
+    err
 }
 
 /// Keeps trying a fenced write with the member's current epoch until one goes through.
@@ -222,6 +224,17 @@ async fn bad_files_and_endpoints_are_named() {
     let tls = TlsFiles { ca_file: p(&broken), ..mutual(&certs) };
     let err = connect_err(settings(https.clone(), Some(tls))).await;
     assert!(err.contains("coordination.tls.ca_file") && err.contains("does not parse"), "{err}");
+    let tls = TlsFiles { cert_file: Some(p(&broken)), ..mutual(&certs) };
+    let err = connect_err(settings(https.clone(), Some(tls))).await;
+    assert!(err.contains("coordination.tls.cert_file") && err.contains("does not parse"), "{err}");
+
+    // PEM markers around something that is not a key.
+    let junk_key = dir.path().join("junk.key");
+    std::fs::write(&junk_key, "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n").unwrap();
+    let tls = TlsFiles { key_file: Some(p(&junk_key)), ..mutual(&certs) };
+    let err = connect_err(settings(https.clone(), Some(tls))).await;
+    assert!(err.contains("coordination.tls.key_file") && err.contains("does not parse"), "{err}");
+    assert!(!err.contains("bm90IGEga2V5"), "the error shows key material: {err}");
 
     // Certificate and key swapped: named, and no key material in the message.
     let tls = TlsFiles { key_file: Some(p(&certs.client_cert)), cert_file: Some(p(&certs.client_key)), ..mutual(&certs) };
