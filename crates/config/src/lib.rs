@@ -12,6 +12,7 @@ mod model;
 pub mod pg;
 mod redact;
 mod secret;
+pub mod strict_json;
 mod tree;
 mod validate;
 

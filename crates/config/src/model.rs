@@ -111,6 +111,22 @@ pub struct ApiConfig {
     /// How long a stopping instance waits for its services and requests to finish (default 10000 ms).
     #[serde(default = "default_drain_ms")]
     pub drain_timeout_ms: u64,
+    /// (new) Longest time to receive a request's head; a slower client is disconnected
+    /// (default 10000 ms).
+    #[serde(default = "default_header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    /// (new) A connection with no request in flight and no byte moved for this long is
+    /// closed (default 60000 ms).
+    #[serde(default = "default_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+    /// (new) Longest time for a call to produce its answer; past it the call is cancelled
+    /// and answered 503 (default 120000 ms). Streamed answers are not cut. Must exceed
+    /// every wait a call may ask for (`critical_sections.max_wait_ms`).
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// (new) Most connections open at once; more are closed at once (default 1024).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 /// A server of the site.
@@ -319,6 +335,18 @@ pub struct CriticalSections {
     /// Longest `ttl_ms` a holder may ask for (default 3600000).
     #[serde(default = "default_max_ttl_ms")]
     pub max_ttl_ms: u64,
+    /// (new) Longest `wait_ms` a caller may ask for (default 60000); must be below
+    /// `api.request_timeout_ms`.
+    #[serde(default = "default_max_wait_ms")]
+    pub max_wait_ms: u64,
+    /// (new) Most domains with a mutex held or waited on, over the group (default 10000);
+    /// more get 429.
+    #[serde(default = "default_max_domains")]
+    pub max_domains: usize,
+    /// (new) Largest semaphore `limit` a caller may ask for (default 1000): each holder is a
+    /// coordinator write.
+    #[serde(default = "default_max_limit")]
+    pub max_limit: u32,
 }
 
 /// (new) Realtime provisioning service settings.
@@ -371,6 +399,27 @@ fn default_max_mutexes() -> usize {
 }
 fn default_max_ttl_ms() -> u64 {
     3_600_000
+}
+fn default_max_wait_ms() -> u64 {
+    60_000
+}
+fn default_max_domains() -> usize {
+    10_000
+}
+fn default_max_limit() -> u32 {
+    1000
+}
+fn default_header_read_timeout_ms() -> u64 {
+    10_000
+}
+fn default_idle_timeout_ms() -> u64 {
+    60_000
+}
+fn default_request_timeout_ms() -> u64 {
+    120_000
+}
+fn default_max_connections() -> usize {
+    1024
 }
 fn default_max_body() -> usize {
     65_536

@@ -63,9 +63,19 @@ pub struct Validated {
 /// of the returned site with a warning. `pg_controller` problems are warnings:
 /// the controller filters invalid groups at run time (see [`crate::pg`]).
 pub fn validate(text: &str) -> Result<Validated, Vec<Problem>> {
-    let mut root: Value = match serde_json::from_str(text) {
+    let mut root: Value = match crate::strict_json::parse(text) {
         Ok(v) => v,
-        Err(e) => return Err(vec![malformed(&e)]),
+        Err(crate::strict_json::StrictError::Malformed(e)) => return Err(vec![malformed(&e)]),
+        Err(crate::strict_json::StrictError::Duplicates(paths)) => {
+            return Err(paths
+                .into_iter()
+                .map(|path| Problem {
+                    path,
+                    message: "expected each key once in its object, found it again (only one of the two values would be taken, silently)".into(),
+                    severity: Severity::Error,
+                })
+                .collect())
+        }
     };
     let mut errors = Cx::new(Severity::Error);
     let mut warnings = Cx::new(Severity::Warning);
@@ -78,7 +88,13 @@ pub fn validate(text: &str) -> Result<Validated, Vec<Problem>> {
     }
     drop_unparsable_disabled(&mut root, &walked.disabled, &mut warnings);
     match serde_json::from_value::<Site>(root) {
-        Ok(site) => Ok(Validated { site, warnings: warnings.problems }),
+        Ok(site) => {
+            let errors = typed_checks(&site);
+            if !errors.is_empty() {
+                return Err(errors.into_iter().chain(warnings.problems).collect());
+            }
+            Ok(Validated { site, warnings: warnings.problems })
+        }
         // The walk above should have caught everything; this is a safety net.
         Err(e) => Err(vec![Problem {
             path: "$".into(),
@@ -86,6 +102,26 @@ pub fn validate(text: &str) -> Result<Validated, Vec<Problem>> {
             severity: Severity::Error,
         }]),
     }
+}
+
+/// Checks that need the parsed site (values from two places): a mutex wait must end
+/// before the API's request timeout cancels the call.
+fn typed_checks(site: &Site) -> Vec<Problem> {
+    let mut out = vec![];
+    for p in site.instances() {
+        let cs = &p.role.critical_sections;
+        if cs.enabled && cs.max_wait_ms >= site.api.request_timeout_ms {
+            out.push(Problem {
+                path: format!("{}.critical_sections.max_wait_ms", site.instance_path(&p.role.name).unwrap_or_default()),
+                message: format!(
+                    "expected less than api.request_timeout_ms ({} ms): a longer wait would be cut by the request timeout; found {}",
+                    site.api.request_timeout_ms, cs.max_wait_ms
+                ),
+                severity: Severity::Error,
+            });
+        }
+    }
+    out
 }
 
 /// The one problem of text that is not JSON, with its line and column.

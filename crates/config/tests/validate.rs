@@ -372,6 +372,8 @@ fn every_problem_is_reported_at_once() {
         ("servers[0].roles[3].include_domains", "expected the same include_domains as servers[0].roles[2]"),
         ("servers[0].roles[3].backup_controller.weekdays[0]", "from 1 to 7"),
         ("servers[0].roles[3].cti_adapters[0].port", "from 1 to 65535"),
+        ("servers[0].roles[3].backup_controller", "group 3's services run on whichever member is active"),
+        ("servers[0].roles[3].cti_adapters", "found it here only"),
         ("servers[1].name", "unique in the site"),
     ];
     for (path, frag) in expect {
@@ -427,4 +429,34 @@ fn members_of_a_group_carry_the_same_service_sections() {
     m3["critical_sections"] = json!({"enabled": false});
     set(&mut v, "/servers/0/roles/2", m3);
     ok(&v);
+}
+
+#[test]
+fn duplicate_keys_in_the_site_file_are_refused_with_their_paths() {
+    let text = r#"{"site": "t", "servers": [{"name": "s", "ifaces": {"lo": "127.0.0.1"}, "roles": [
+        {"name": "m1", "roletype": "mware", "iface": "lo", "group": 1, "order": 10, "include_domains": ["a.ru"], "include_domains": []}]}],
+        "site": "u"}"#;
+    let e = validate(text).unwrap_err();
+    let paths: Vec<&str> = e.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(paths, ["servers[0].roles[0].include_domains", "site"], "{e:?}");
+    assert!(e[0].message.contains("expected each key once in its object, found it again"), "{}", e[0]);
+}
+
+#[test]
+fn api_limits_and_the_longest_mutex_wait() {
+    let mut v = base();
+    set(&mut v, "/api", json!({"header_read_timeout_ms": 0, "idle_timeout_ms": "x", "max_connections": 0}));
+    let e = errors(&v);
+    has(&e, "api.header_read_timeout_ms", "found 0");
+    has(&e, "api.idle_timeout_ms", "found \"x\"");
+    has(&e, "api.max_connections", "found 0");
+    // A wait the request timeout would cut is refused, naming both.
+    let mut v = base();
+    set(&mut v, "/api", json!({"request_timeout_ms": 30000}));
+    set(&mut v, &format!("{R0}/critical_sections"), json!({"max_wait_ms": 30000}));
+    only(&v, "servers[0].roles[0].critical_sections.max_wait_ms", "expected less than api.request_timeout_ms (30000 ms)");
+    set(&mut v, &format!("{R0}/critical_sections"), json!({"max_wait_ms": 29000, "max_domains": 0, "max_limit": 2000000}));
+    let e = errors(&v);
+    has(&e, "servers[0].roles[0].critical_sections.max_domains", "found 0");
+    has(&e, "servers[0].roles[0].critical_sections.max_limit", "found 2000000");
 }

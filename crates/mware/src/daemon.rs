@@ -90,6 +90,8 @@ pub async fn run(config: PathBuf, instance: String) -> anyhow::Result<()> {
         tracing::warn!(%env, "no operator token in the environment: switchover and eviction are refused");
     }
     let drain = Duration::from_millis(site.api.drain_timeout_ms);
+    // The server's limits are read at start; a reload does not change them.
+    let me_api = site.api.clone();
     let stop_timeout = Duration::from_millis(site.coordination.step_down_margin_ms.max(500));
 
     let mut registry = Registry::default();
@@ -143,17 +145,13 @@ pub async fn run(config: PathBuf, instance: String) -> anyhow::Result<()> {
 
     tracing::info!(%instance, %addr, "serving the API");
     let app = api::router(state.clone());
-    let serve_cancel = shutdown.clone();
-    // Answers go out at once (no Nagle delay behind an unacknowledged segment): every
-    // API call is a small request and a small answer.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY on an API connection");
-        }
-    });
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app).with_graceful_shutdown(async move { serve_cancel.cancelled().await }).await
-    });
+    let limits = mware_http::Limits {
+        header_read_timeout: Duration::from_millis(me_api.header_read_timeout_ms),
+        idle_timeout: Duration::from_millis(me_api.idle_timeout_ms),
+        request_timeout: Duration::from_millis(me_api.request_timeout_ms),
+        max_connections: me_api.max_connections,
+    };
+    let server = tokio::spawn(mware_http::serve(listener, app, limits, metrics.http.clone(), shutdown.clone()));
 
     shutdown.cancelled().await;
     // Services stop first; only then is the leader key released, so the next instance

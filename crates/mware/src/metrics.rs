@@ -56,11 +56,25 @@ pub struct Metrics {
     pub lease_renew_failures: Counter,
     /// The membership's figures, once joined.
     pub lease: Arc<Mutex<Option<Arc<mware_coord::LeaseStats>>>>,
+    /// The API server's counters.
+    pub http: mware_http::Stats,
+    /// API connections open now.
+    pub http_open: Gauge,
+    /// API connections closed at once at the connection cap.
+    pub http_refused: Counter,
+    /// API connections closed for being idle.
+    pub http_idle_closed: Counter,
+    /// API calls answered 503 past the request timeout.
+    pub http_request_timeouts: Counter,
 }
 
 impl Metrics {
     /// Copies the membership's lease figures into the metrics (called at each scrape).
     pub fn refresh(&self) {
+        self.http_open.set(self.http.open() as i64);
+        self.http_refused.inc_by(self.http.refused().saturating_sub(self.http_refused.get()));
+        self.http_idle_closed.inc_by(self.http.idle_closed().saturating_sub(self.http_idle_closed.get()));
+        self.http_request_timeouts.inc_by(self.http.request_timeouts().saturating_sub(self.http_request_timeouts.get()));
         let Some(l) = self.lease.lock().unwrap_or_else(|e| e.into_inner()).clone() else { return };
         self.lease_renew_latency.set(l.last_latency_us.load(Ordering::Relaxed) as f64 / 1e6);
         let last = l.last_confirmed_ms.load(Ordering::Relaxed);
@@ -84,6 +98,10 @@ impl Metrics {
         r.register("mware_lease_seconds_since_renewal", "seconds since the lease renewal was last confirmed", self.lease_since_renewal.clone());
         r.register("mware_lease_renewals", "confirmed lease renewals", self.lease_renewals.clone());
         r.register("mware_lease_renew_failures", "failed lease renewals", self.lease_renew_failures.clone());
+        r.register("mware_http_connections", "API connections open now", self.http_open.clone());
+        r.register("mware_http_connections_refused", "API connections closed at once because api.max_connections was reached", self.http_refused.clone());
+        r.register("mware_http_idle_closed", "API connections closed after api.idle_timeout_ms without a request", self.http_idle_closed.clone());
+        r.register("mware_http_request_timeouts", "API calls answered 503 after api.request_timeout_ms", self.http_request_timeouts.clone());
         r.register(
             "mware_last_transition_unixtime",
             "unix time in seconds of the last activity change",

@@ -16,7 +16,9 @@ const SYNC_KEYS: &[&str] = &["send_mode", "excluded_paths"];
 const PGDB_KEYS: &[&str] = &["servers", "ssh_port", "ssh_user", "ssh_pwd", "pg_port", "pg_replica_user", "pg_replica_pwd"];
 const PGDB_SERVER_KEYS: &[&str] = &["ssh_host", "pg_host"];
 const CTI_KEYS: &[&str] = &["key", "iface", "port"];
-const CS_KEYS: &[&str] = &["enabled", "max_name_len", "max_waiters_per_mutex", "max_mutexes_per_domain", "max_ttl_ms"];
+const CS_KEYS: &[&str] = &[
+    "enabled", "max_name_len", "max_waiters_per_mutex", "max_mutexes_per_domain", "max_ttl_ms", "max_wait_ms", "max_domains", "max_limit",
+];
 const PROV_KEYS: &[&str] = &["dsn", "families", "max_body_bytes"];
 
 /// The keys of a level plus the storage keys it may hold.
@@ -141,6 +143,9 @@ pub(crate) fn critical_sections(cx: &mut Cx, v: &Value, p: &str) {
     cx.int(m, p, "max_waiters_per_mutex", 1, i64::MAX);
     cx.int(m, p, "max_mutexes_per_domain", 1, i64::MAX);
     cx.int(m, p, "max_ttl_ms", 1, i64::MAX);
+    cx.int(m, p, "max_wait_ms", 0, 86_400_000);
+    cx.int(m, p, "max_domains", 1, 100_000_000);
+    cx.int(m, p, "max_limit", 1, 1_000_000);
 }
 
 /// `provisioning`: the realtime provisioning service (dsn is a secret).

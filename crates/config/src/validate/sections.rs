@@ -15,7 +15,10 @@ const COORD_KEYS: &[&str] = &[
     "step_down_margin_ms", "rank_wait_ms", "failback_after_s",
 ];
 const TLS_KEYS: &[&str] = &["ca_file", "cert_file", "key_file"];
-const API_KEYS: &[&str] = &["token_env", "operator_token_env", "drain_timeout_ms"];
+const API_KEYS: &[&str] = &[
+    "token_env", "operator_token_env", "drain_timeout_ms", "header_read_timeout_ms", "idle_timeout_ms", "request_timeout_ms",
+    "max_connections",
+];
 const SERVER_KEYS: &[&str] = &["name", "ifaces", "roles"];
 const ROLE_KEYS: &[&str] = &[
     "name", "roletype", "iface", "opts", "enabled", "group", "order", "include_domains", "api_port",
@@ -177,6 +180,10 @@ fn api(cx: &mut Cx, v: &Value) {
         }
     }
     cx.int(m, p, "drain_timeout_ms", 0, 3_600_000);
+    cx.int(m, p, "header_read_timeout_ms", 100, 600_000);
+    cx.int(m, p, "idle_timeout_ms", 100, 86_400_000);
+    cx.int(m, p, "request_timeout_ms", 100, 86_400_000);
+    cx.int(m, p, "max_connections", 1, 1_000_000);
 }
 
 /// `m[key]`, checked to be an environment variable name.

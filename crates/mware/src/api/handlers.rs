@@ -133,7 +133,15 @@ pub struct SwitchoverBody {
     params(("group" = u32, Path, description = "group number")),
     responses((status = 202, description = "requested"), (status = 400, description = "bad target"), (status = 401, description = "no or wrong token"),
         (status = 409, description = "nothing to hand over to: no active instance or no other live member"), (status = 503, description = "coordinator unreachable")))]
-pub async fn switchover(State(st): State<AppState>, Path(group): Path<String>, body: Option<Json<SwitchoverBody>>) -> Response {
+pub async fn switchover(State(st): State<AppState>, Path(group): Path<String>, body: axum::body::Bytes) -> Response {
+    let body: Option<SwitchoverBody> = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        match mware_config::strict_json::parse_slice(&body).map_err(|e| e.to_string()).and_then(|v| serde_json::from_value(v).map_err(|e| e.to_string())) {
+            Ok(b) => Some(b),
+            Err(e) => return bad(format!("body: expected {{\"to\": NAME}} or nothing, found {e}")),
+        }
+    };
     let site = st.0.site.borrow().clone();
     let Ok(group) = group.parse::<u32>() else {
         return bad(format!("path group: expected an integer from 1 to 9999999, found {group:?}"));
@@ -142,7 +150,7 @@ pub async fn switchover(State(st): State<AppState>, Path(group): Path<String>, b
     if members.is_empty() {
         return bad(format!("path group: expected a group of this site, found {group} (no enabled instance)"));
     }
-    let to = body.and_then(|b| b.0.to);
+    let to = body.and_then(|b| b.to);
     if let Some(t) = &to {
         if !members.iter().any(|p| &p.role.name == t) {
             let names: Vec<_> = members.iter().map(|p| p.role.name.clone()).collect();

@@ -114,7 +114,7 @@ pub fn router(state: AppState) -> Router {
         let handler = if route.method.is_some() { route.handler.route_layer(layer) } else { route.handler.layer(layer) };
         r = r.route(route.path, handler);
     }
-    r
+    r.fallback(policy::no_route).method_not_allowed_fallback(policy::wrong_method)
 }
 
 #[cfg(test)]

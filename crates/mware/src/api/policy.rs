@@ -114,7 +114,39 @@ async fn serve_here(st: &AppState, p: &Policy, req: Request, next: Next) -> Resp
             return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": reason, "service": name, "retryable": true}))).into_response();
         }
     }
-    next.run(req).await
+    let resp = next.run(req).await;
+    if p.unavailable.is_some() {
+        return resp; // a protocol with its own bodies (res_config_curl)
+    }
+    json_rejection(resp).await
+}
+
+/// axum's own rejections (bad JSON 400, body too large 413, wrong content type 415,
+/// JSON of the wrong shape 422) answer in plain text; every other error of the API is
+/// JSON, so these become `{"error": "request: <axum's words>", "retryable": false}`.
+async fn json_rejection(resp: Response) -> Response {
+    let plain = resp.headers().get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|c| c.starts_with("text/plain"));
+    let code = resp.status();
+    if !plain || !matches!(code.as_u16(), 400 | 413 | 415 | 422) {
+        return resp;
+    }
+    let text = axum::body::to_bytes(resp.into_body(), 64 << 10).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    (code, Json(json!({"error": format!("request: {}", text.trim()), "retryable": false}))).into_response()
+}
+
+/// Answers a path no route declares.
+pub async fn no_route(req: Request) -> Response {
+    (StatusCode::NOT_FOUND, Json(json!({"error": format!("expected a path of the API (GET /api/openapi.json lists them), found {}", req.uri().path())}))).into_response()
+}
+
+/// Answers a method a declared path does not take.
+pub async fn wrong_method(req: Request) -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(json!({"error": format!("expected another method for {} (GET /api/openapi.json lists them), found {}", req.uri().path(), req.method())})),
+    )
+        .into_response()
 }
 
 fn bad_request(field: &str, msg: &str) -> Response {

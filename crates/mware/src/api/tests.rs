@@ -73,3 +73,39 @@ async fn no_two_routes_share_a_path_and_method() {
     // And the router builds (axum panics on overlapping routes).
     let _ = router(st);
 }
+
+/// Percent-encodes the bytes of `s` chosen by `mask` (bit i for byte i, cycling).
+fn encode(s: &str, mask: u64) -> String {
+    s.bytes().enumerate().map(|(i, b)| if mask >> (i % 64) & 1 == 1 { format!("%{b:02X}") } else { (b as char).to_string() }).collect()
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    /// Issue 13: the router must pick the group from exactly the name the handler uses.
+    /// Every encoding of a domain (percent-encoded bytes, case, a trailing dot) reaches
+    /// the group its canonical form routes to; before, `tenant1%2Eexample.ru` went to the
+    /// default group while the handler decoded it to a name another group owns.
+    #[test]
+    fn every_encoding_of_a_domain_routes_like_its_canonical_form(
+        pick in 0usize..4, sub in proptest::option::of("[a-z0-9]{1,8}"), mask in proptest::prelude::any::<u64>(),
+        upper in proptest::prelude::any::<u64>(), dot in proptest::prelude::any::<bool>(),
+    ) {
+        let base = ["tenant1.example.ru", "tenant2.example.ru", "example.ru", "other.org"][pick];
+        let name = match &sub { Some(s) => format!("{s}.{base}"), None => base.to_string() };
+        let cased: String = name.chars().enumerate().map(|(i, c)| if upper >> (i % 64) & 1 == 1 { c.to_ascii_uppercase() } else { c }).collect();
+        let raw = format!("{}{}", cased, if dot { "." } else { "" });
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let (got, want) = rt.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let st = state(dir.path()).await;
+            let want = st.0.tree.read().unwrap().route(&mware_config::canonical(&name).unwrap());
+            let app = router(st);
+            let uri = format!("/api/v1/domains/{}/mutexes", encode(&raw, mask));
+            let resp = tower::ServiceExt::oneshot(app, axum::http::Request::get(&uri).body(axum::body::Body::empty()).unwrap()).await.unwrap();
+            let body = axum::body::to_bytes(resp.into_body(), 1 << 16).await.unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            (v["group"].as_u64().map(|g| g as u32), want)
+        });
+        proptest::prop_assert_eq!(got, want, "{}", raw);
+    }
+}

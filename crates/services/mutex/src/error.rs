@@ -34,6 +34,12 @@ pub enum MutexError {
         /// The configured limit.
         max: usize,
     },
+    /// The group already has `max` domains with mutexes held or waited on.
+    #[error("too many domains: {max} domains already have mutexes held or waited on (max_domains)")]
+    TooManyDomains {
+        /// The limit.
+        max: usize,
+    },
     /// The domain already has as many mutexes as allowed.
     #[error("too many mutexes: domain {domain} already has {max} mutexes held or waited on (max_mutexes_per_domain)")]
     TooManyMutexes {
@@ -94,7 +100,7 @@ impl MutexError {
         match self {
             MutexError::Invalid { .. } => 400,
             MutexError::LimitMismatch { .. } => 409,
-            MutexError::TooManyWaiters { .. } | MutexError::TooManyMutexes { .. } => 429,
+            MutexError::TooManyWaiters { .. } | MutexError::TooManyMutexes { .. } | MutexError::TooManyDomains { .. } => 429,
             MutexError::Busy { .. } => 409,
             MutexError::NotHeld { .. } => 409,
             MutexError::WrongOwner { .. } => 403,
@@ -112,6 +118,7 @@ impl MutexError {
                 | MutexError::Busy { .. }
                 | MutexError::TooManyWaiters { .. }
                 | MutexError::TooManyMutexes { .. }
+                | MutexError::TooManyDomains { .. }
         )
     }
 

@@ -192,6 +192,9 @@ impl Table {
     pub fn acquire(&mut self, domain: &str, name: &str, req: AcquireReq, now: u64) -> Result<Acquired, MutexError> {
         let known = self.domains.get(domain).is_some_and(|d| d.contains_key(name));
         if !known {
+            if !self.domains.contains_key(domain) && self.domains.len() >= self.limits.max_domains {
+                return Err(MutexError::TooManyDomains { max: self.limits.max_domains });
+            }
             let count = self.domains.get(domain).map_or(0, |d| d.len());
             if count >= self.limits.max_mutexes_per_domain {
                 return Err(MutexError::TooManyMutexes {

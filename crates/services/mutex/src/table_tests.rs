@@ -9,6 +9,9 @@ fn limits() -> CriticalSections {
         max_waiters_per_mutex: 3,
         max_mutexes_per_domain: 2,
         max_ttl_ms: 60_000,
+        max_wait_ms: 60_000,
+        max_domains: 3,
+        max_limit: 1000,
     }
 }
 
@@ -306,4 +309,22 @@ fn an_owner_asking_again_drops_its_unconfirmed_grant() {
     let g = granted(t.acquire("d.ru", "m", req("b", false), 1002).unwrap());
     assert_eq!(g.holder.token, 10);
     assert!(t.drop_unconfirmed("d.ru", "m", "b", 1003).writes.is_empty(), "a confirmed grant is kept");
+}
+
+#[test]
+fn domains_beyond_max_domains_get_429_until_one_is_free() {
+    let mut t = Table::new(limits());
+    let mut held = vec![];
+    for d in ["a.ru", "b.ru", "c.ru"] {
+        held.push((d, granted(t.acquire(d, "m", req("o", false), 0).unwrap())));
+    }
+    let e = t.acquire("d.ru", "m", req("o", false), 0).unwrap_err();
+    assert!(matches!(e, MutexError::TooManyDomains { max: 3 }), "{e}");
+    assert_eq!(e.status(), 429);
+    // A known domain still takes a new mutex within its own limit.
+    assert!(t.acquire("a.ru", "m2", req("o", false), 0).is_ok());
+    // Once a domain has nothing held or waited on, another may come.
+    let (d, g) = held.remove(1);
+    t.release(d, "m", "o", g.holder.token, 0).unwrap();
+    assert!(t.acquire("d.ru", "m", req("o", false), 0).is_ok());
 }

@@ -79,10 +79,16 @@ pub struct RenewBody {
 }
 
 fn object(body: &[u8]) -> Result<Map<String, Value>, MutexError> {
-    match serde_json::from_slice::<Value>(body) {
+    use mware_config::strict_json::{parse_slice, StrictError};
+    match parse_slice(body) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(other) => Err(MutexError::invalid("body", format!("expected a JSON object, found {}", kind(&other)))),
-        Err(e) => Err(MutexError::invalid("body", format!("expected a JSON object, found malformed JSON ({e})"))),
+        Err(StrictError::Malformed(e)) => Err(MutexError::invalid("body", format!("expected a JSON object, found malformed JSON ({e})"))),
+        Err(StrictError::Duplicates(paths)) => {
+            const FIELDS: &[&str] = &["owner", "ttl_ms", "wait_ms", "limit", "token", "reason"];
+            let field = paths.first().and_then(|p| FIELDS.iter().find(|f| **f == p.as_str())).copied().unwrap_or("body");
+            Err(MutexError::invalid(field, format!("expected each key once, found {} more than once (which value was meant?)", paths.join(", "))))
+        }
     }
 }
 
@@ -144,9 +150,6 @@ fn ttl(m: &Map<String, Value>, limits: &CriticalSections) -> Result<u64, MutexEr
     Ok(t)
 }
 
-/// Longest wait accepted, ms (one hour; longer waits belong in a retry loop).
-pub const MAX_WAIT_MS: u64 = 3_600_000;
-
 /// Parses and checks an acquire body.
 pub fn acquire(body: &[u8], limits: &CriticalSections) -> Result<AcquireBody, MutexError> {
     let m = object(body)?;
@@ -155,16 +158,16 @@ pub fn acquire(body: &[u8], limits: &CriticalSections) -> Result<AcquireBody, Mu
     let wait_ms = uint(&m, "wait_ms", "milliseconds, 0 to try once")
         .and_then(|w| required(w, "wait_ms", "milliseconds, 0 to try once"))
         .and_then(|w| {
-            if w > MAX_WAIT_MS {
-                Err(MutexError::invalid("wait_ms", format!("expected 0..={MAX_WAIT_MS} ms, found {w}")))
+            if w > limits.max_wait_ms {
+                Err(MutexError::invalid("wait_ms", format!("expected 0..={} ms (max_wait_ms), found {w}", limits.max_wait_ms)))
             } else {
                 Ok(w)
             }
         });
     let limit = uint(&m, "limit", "holders at once").and_then(|l| match l {
         None => Ok(None),
-        Some(l) if (1..=u32::MAX as u64).contains(&l) => Ok(Some(l as u32)),
-        Some(l) => Err(MutexError::invalid("limit", format!("expected 1..={} holders, found {l}", u32::MAX))),
+        Some(l) if (1..=limits.max_limit as u64).contains(&l) => Ok(Some(l as u32)),
+        Some(l) => Err(MutexError::invalid("limit", format!("expected 1..={} holders (max_limit), found {l}", limits.max_limit))),
     });
     every([owner.as_ref().err(), ttl_ms.as_ref().err(), wait_ms.as_ref().err(), limit.as_ref().err()])?;
     Ok(AcquireBody { owner: owner?, ttl_ms: ttl_ms?, wait_ms: wait_ms?, limit: limit? })
@@ -282,5 +285,19 @@ mod tests {
         assert_eq!(field(evict(br#"{"token":3,"reason":" "}"#)), "reason");
         let e = evict(br#"{"token":"x","reason":7}"#).unwrap_err().to_string();
         assert!(e.contains("invalid token") && e.contains("invalid reason"), "{e}");
+    }
+
+    #[test]
+    fn waits_limits_and_repeated_keys_are_bounded() {
+        let l = CriticalSections::default();
+        let e = acquire(br#"{"owner":"c","ttl_ms":1000,"wait_ms":60001}"#, &l).unwrap_err();
+        assert_eq!(field(Err::<(), _>(e)), "wait_ms");
+        let e = acquire(br#"{"owner":"c","ttl_ms":1000,"wait_ms":0,"limit":4294967295}"#, &l).unwrap_err();
+        assert!(e.to_string().contains("expected 1..=1000 holders (max_limit)"), "{e}");
+        assert!(acquire(br#"{"owner":"c","ttl_ms":1000,"wait_ms":0,"limit":1000}"#, &l).is_ok());
+        // {"ttl_ms": 10, "ttl_ms": 99999}: which one was meant? Refused, naming the key.
+        let e = acquire(br#"{"owner":"c","ttl_ms":10,"ttl_ms":99999,"wait_ms":0}"#, &l).unwrap_err();
+        assert!(e.to_string().contains("more than once"), "{e}");
+        assert_eq!(field(Err::<(), _>(e)), "ttl_ms");
     }
 }

@@ -1,0 +1,181 @@
+//! One connection: hyper's HTTP/1.1 connection with a header read timer, plus what
+//! hyper does not do itself: the idle timer (no request in flight and no byte moved),
+//! the request timeout, and the graceful close when the server stops.
+
+use crate::{Limits, Stats};
+use axum::body::Body;
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+/// What the idle timer watches: requests in flight and the last time a byte moved.
+struct Activity {
+    start: Instant,
+    last_ms: AtomicU64,
+    in_flight: AtomicUsize,
+}
+
+impl Activity {
+    fn touch(&self) {
+        self.last_ms.store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+    fn quiet_for(&self) -> Duration {
+        Duration::from_millis((self.start.elapsed().as_millis() as u64).saturating_sub(self.last_ms.load(Ordering::Relaxed)))
+    }
+}
+
+/// The TCP stream, noting every byte that moves.
+struct Watched {
+    tcp: TcpStream,
+    act: Arc<Activity>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.tcp).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.act.touch();
+        }
+        r
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.tcp).poll_write(cx, data);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.act.touch();
+        }
+        r
+    }
+    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[std::io::IoSlice<'_>]) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.act.touch();
+        }
+        r
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+}
+
+/// A request in flight until its answer's body is sent (or dropped).
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn enter(act: &Arc<Activity>) -> Self {
+        act.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(act.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.touch();
+    }
+}
+
+/// An answer's body that keeps its request in flight while it is sent.
+struct Tracked {
+    inner: Body,
+    _in_flight: InFlight,
+}
+
+impl HttpBody for Tracked {
+    type Data = Bytes;
+    type Error = axum::Error;
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+fn too_slow(limit: Duration) -> axum::response::Response {
+    let body = serde_json::json!({
+        "error": format!("the request took longer than the server's request timeout ({} ms); nothing more is done for it", limit.as_millis()),
+        "retryable": true,
+    });
+    axum::response::Response::builder()
+        .status(503)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap_or_default()
+}
+
+/// Serves one connection until it closes, is idle too long, or `cancel` fires.
+pub(crate) async fn run(tcp: TcpStream, app: axum::Router, limits: Limits, stats: &Stats, cancel: CancellationToken) {
+    let act = Arc::new(Activity { start: Instant::now(), last_ms: AtomicU64::new(0), in_flight: AtomicUsize::new(0) });
+    let io = TokioIo::new(Watched { tcp, act: act.clone() });
+    let svc_act = act.clone();
+    let svc_stats = stats.clone();
+    let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let guard = InFlight::enter(&svc_act);
+        let app = app.clone();
+        let stats = svc_stats.clone();
+        async move {
+            let resp = match tokio::time::timeout(limits.request_timeout, app.oneshot(req.map(Body::new))).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(never)) => match never {},
+                Err(_) => {
+                    stats.0.request_timeouts.fetch_add(1, Ordering::Relaxed);
+                    too_slow(limits.request_timeout)
+                }
+            };
+            Ok::<_, Infallible>(resp.map(|inner| Tracked { inner, _in_flight: guard }))
+        }
+    });
+    let mut builder = http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).keep_alive(true);
+    let conn = builder.serve_connection(io, svc);
+    tokio::pin!(conn);
+    let tick = (limits.idle_timeout / 4).clamp(Duration::from_millis(20), Duration::from_secs(5));
+    let mut timer = tokio::time::interval(tick);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            _ = timer.tick(), if !closing => {
+                if act.in_flight.load(Ordering::Relaxed) == 0 && act.quiet_for() >= limits.idle_timeout {
+                    stats.0.idle_closed.fetch_add(1, Ordering::Relaxed);
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+            _ = cancel.cancelled(), if !closing => {
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
+        }
+    }
+}
