@@ -10,12 +10,14 @@ mod model;
 pub mod pg;
 mod redact;
 mod secret;
+mod ssh;
 mod tree;
 mod validate;
 
 pub use model::*;
 pub use redact::{is_secret_key, redact};
 pub use secret::Secret;
+pub use ssh::{SshSettings, DEFAULT_KNOWN_HOSTS};
 pub use tree::{normalize, DomainTree};
 pub use validate::{validate, Problem, Severity, Validated};
 
