@@ -78,7 +78,7 @@ impl Target {
     /// Connects, checks the host key against [`Target::host_keys`] and logs in.
     pub async fn connect(&self) -> Result<Session> {
         let label = self.label();
-        let mut handle = handshake(&self.host, self.port, Some(self.host_keys.clone()), &label).await?;
+        let (mut handle, _) = handshake(&self.host, self.port, Some(self.host_keys.clone()), &label).await?;
         let err = |e: russh::Error| SshError::Session { target: label.clone(), reason: e.to_string() };
         let (ok, method) = match &self.auth {
             Auth::Password(p) => (handle.authenticate_password(self.user.clone(), p.expose()).await.map_err(err)?.success(), "password"),
@@ -97,6 +97,15 @@ impl Target {
             return Err(SshError::Auth { target: label, method });
         }
         Ok(Session { handle, label })
+    }
+
+    /// Connects only to check the server's host key against [`Target::host_keys`] (and
+    /// learn it, with trust on first use); does not log in: no user name, no password.
+    pub async fn check_host_key(&self) -> Result<HostKey> {
+        let label = self.label();
+        let (handle, key) = handshake(&self.host, self.port, Some(self.host_keys.clone()), &label).await?;
+        let _ = handle.disconnect(russh::Disconnect::ByApplication, "", "en").await;
+        Ok(key)
     }
 
     /// Connects, runs `command` (already quoted) with `stdin` fed to it and disconnects,
@@ -185,14 +194,19 @@ pub async fn fetch_host_key(host: &str, port: u16) -> Result<HostKey> {
     }
 }
 
-/// TCP connection and key exchange with the host key checked by `policy`.
-async fn handshake(host: &str, port: u16, policy: Option<HostKeyPolicy>, label: &str) -> Result<client::Handle<Checker>> {
+/// TCP connection and key exchange with the host key checked by `policy`; the
+/// accepted key comes back with the connection.
+async fn handshake(host: &str, port: u16, policy: Option<HostKeyPolicy>, label: &str) -> Result<(client::Handle<Checker>, HostKey)> {
     let pinned = policy.as_ref().map(|p| p.pinned_algorithms(host, port)).unwrap_or_default();
-    let checker = Checker { policy, host: host.into(), port, label: label.into(), seen: Arc::new(Mutex::new(None)) };
-    match tokio::time::timeout(CONNECT_LIMIT, client::connect(config(&pinned), (host, port), checker)).await {
-        Err(_) => Err(SshError::Connect { target: label.into(), reason: format!("no answer within {} s", CONNECT_LIMIT.as_secs()) }),
-        Ok(r) => r.map_err(|e| e.at(label, true)),
-    }
+    let seen = Arc::new(Mutex::new(None));
+    let checker = Checker { policy, host: host.into(), port, label: label.into(), seen: seen.clone() };
+    let handle = match tokio::time::timeout(CONNECT_LIMIT, client::connect(config(&pinned), (host, port), checker)).await {
+        Err(_) => return Err(SshError::Connect { target: label.into(), reason: format!("no answer within {} s", CONNECT_LIMIT.as_secs()) }),
+        Ok(r) => r.map_err(|e| e.at(label, true))?,
+    };
+    let key = seen.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let key = key.ok_or_else(|| SshError::Connect { target: label.into(), reason: "the server presented no host key".into() })?;
+    Ok((handle, HostKey(key)))
 }
 
 /// Client settings; host key types pinned for the server are asked for first, so a

@@ -32,29 +32,19 @@ pub enum SshError {
     /// The server's host has no pinned key and trust on first use is off. Nothing was sent.
     #[error(
         "ssh host key of {target} is not pinned: expected an entry for {entry} in {file}, found none \
-         (the server presents {presented}); refused, nothing was sent. Compare the fingerprint with \
-         `ssh-keygen -lf /etc/ssh/ssh_host_{kind}_key.pub` on the server, then pin it with \
-         `mware ssh pin --config SITE_FILE {host} --port {port} --fingerprint {fingerprint}` (or append \
-         `ssh-keyscan -p {port} {host}` output to the file), or set ssh.trust_on_first_use to learn keys \
-         on first contact"
+         (the server presents {presented}); refused, nothing was sent. {how}"
     )]
     HostKeyUnknown {
         /// `user@host:port`.
         target: String,
         /// Host as known_hosts names it (`host`, or `[host]:port` for ports other than 22).
         entry: String,
-        /// Host.
-        host: String,
-        /// Port.
-        port: u16,
         /// Type and fingerprint of the key presented.
         presented: String,
-        /// Fingerprint only (`SHA256:...`).
-        fingerprint: String,
-        /// Key type as in OpenSSH's host key file names (`ed25519`, `ecdsa`, `rsa`).
-        kind: String,
         /// The known_hosts file (absolute).
         file: String,
+        /// How to pin it.
+        how: String,
     },
     /// `mware ssh pin` found another key already pinned for the host.
     #[error(

@@ -125,16 +125,15 @@ impl HostKeyPolicy {
             });
         }
         if !self.trust_on_first_use {
-            return Err(SshError::HostKeyUnknown {
-                target: target.into(),
-                entry: entry(host, port),
-                host: host.into(),
-                port,
-                presented: key.describe(),
-                fingerprint: key.fingerprint(),
-                kind: key.file_kind(),
-                file,
-            });
+            let how = format!(
+                "Compare the fingerprint with `ssh-keygen -lf /etc/ssh/ssh_host_{}_key.pub` on the server, then pin it \
+                 with `mware ssh pin --config SITE_FILE {host} --port {port} --fingerprint {}` (or append \
+                 `ssh-keyscan -p {port} {host}` output to the file), or set ssh.trust_on_first_use to learn keys on \
+                 first contact",
+                key.file_kind(),
+                key.fingerprint()
+            );
+            return Err(SshError::HostKeyUnknown { target: target.into(), entry: entry(host, port), presented: key.describe(), file, how });
         }
         learn(&self.known_hosts, host, port, key)?;
         tracing::warn!(

@@ -1,10 +1,11 @@
 //! Run-time check of the role's `pg_controller` groups: each valid group becomes a
 //! [`GroupSpec`]; each invalid one is left out with the reason (the seed's run-time
-//! filter), so one bad group never stops the others.
+//! filter), so one bad group never stops the others. Each server's SSH target carries
+//! the site's host key policy.
 
-use crate::ssh::SshTarget;
 use mware_config::pg::{parse_groups, PgGroup, PgServer, Rejoin};
 use mware_config::Secret;
+use mware_ssh::{Auth, HostKeyPolicy, Target};
 use std::time::Duration;
 
 /// A server the controller can act on.
@@ -22,8 +23,8 @@ pub struct ServerSpec {
     pub replica_pwd: Secret,
     /// Database to connect to.
     pub database: String,
-    /// SSH destination.
-    pub ssh: SshTarget,
+    /// SSH destination, with the host keys it must present.
+    pub ssh: Target,
     /// pg_ctl command.
     pub pg_ctl: String,
     /// pg_basebackup command.
@@ -59,8 +60,9 @@ pub struct GroupSpec {
     pub interval: Duration,
 }
 
-/// Valid groups of a raw list, and one `(key, reason)` per group left out.
-pub fn check_groups(raw: &[serde_json::Value], base: &str) -> (Vec<GroupSpec>, Vec<(String, String)>) {
+/// Valid groups of a raw list, and one `(key, reason)` per group left out. Their SSH
+/// targets check host keys with `keys`.
+pub fn check_groups(raw: &[serde_json::Value], base: &str, keys: &HostKeyPolicy) -> (Vec<GroupSpec>, Vec<(String, String)>) {
     let (groups, problems) = parse_groups(raw, base);
     let mut bad: Vec<(String, String)> = problems.into_iter().map(|p| (p.path, p.message)).collect();
     let mut ok: Vec<GroupSpec> = Vec::new();
@@ -70,7 +72,7 @@ pub fn check_groups(raw: &[serde_json::Value], base: &str) -> (Vec<GroupSpec>, V
             bad.push((key, "duplicate key: expected each group key once".into()));
             continue;
         }
-        match check_group(&g) {
+        match check_group(&g, keys) {
             Ok(spec) => ok.push(spec),
             Err(reason) => bad.push((key, reason)),
         }
@@ -79,13 +81,13 @@ pub fn check_groups(raw: &[serde_json::Value], base: &str) -> (Vec<GroupSpec>, V
 }
 
 /// Checks one group; the error says what was expected and what was found.
-pub fn check_group(g: &PgGroup) -> Result<GroupSpec, String> {
+pub fn check_group(g: &PgGroup, keys: &HostKeyPolicy) -> Result<GroupSpec, String> {
     let key = g.key.clone().unwrap_or_default();
     if g.servers.len() != 2 {
         return Err(format!("expected exactly 2 servers, found {}", g.servers.len()));
     }
-    let a = check_server(&g.servers[0]).map_err(|e| format!("servers[0]: {e}"))?;
-    let b = check_server(&g.servers[1]).map_err(|e| format!("servers[1]: {e}"))?;
+    let a = check_server(&g.servers[0], keys).map_err(|e| format!("servers[0]: {e}"))?;
+    let b = check_server(&g.servers[1], keys).map_err(|e| format!("servers[1]: {e}"))?;
     if a.name == b.name {
         return Err(format!("expected two different servers, found {} twice", a.name));
     }
@@ -106,12 +108,24 @@ pub fn check_group(g: &PgGroup) -> Result<GroupSpec, String> {
     })
 }
 
-fn check_server(s: &PgServer) -> Result<ServerSpec, String> {
+/// The SSH target of a server's `ssh_*` settings; explains what is missing.
+pub fn ssh_target(s: &PgServer, keys: &HostKeyPolicy) -> Result<Target, String> {
+    let host = s.ssh_host().ok_or("ssh_host (or pg_host) is missing")?.to_string();
+    let user = s.ssh_user.clone().ok_or("ssh_user is missing")?;
+    let auth = match (&s.ssh_pwd, &s.ssh_key_file) {
+        (_, Some(k)) => Auth::KeyFile(k.clone()),
+        (Some(p), None) => Auth::Password(p.clone()),
+        (None, None) => return Err("neither ssh_pwd nor ssh_key_file is set".into()),
+    };
+    Ok(Target { host, port: s.ssh_port, user, auth, host_keys: keys.clone() })
+}
+
+fn check_server(s: &PgServer, keys: &HostKeyPolicy) -> Result<ServerSpec, String> {
     let pg_host = s.pg_host().ok_or("expected pg_host or ssh_host, found neither")?.to_string();
     let need = |v: &Option<String>, name: &str| -> Result<String, String> {
         v.clone().filter(|x| !x.trim().is_empty()).ok_or(format!("expected {name}, found none"))
     };
-    let ssh = SshTarget::of(s).map_err(|e| format!("expected ssh settings: {e}"))?;
+    let ssh = ssh_target(s, keys).map_err(|e| format!("expected ssh settings: {e}"))?;
     let data = need(&s.pg_data_folder, "pg_data_folder")?;
     if !data.starts_with('/') || data.trim_end_matches('/').is_empty() {
         return Err(format!("expected an absolute pg_data_folder other than /, found {data:?}"));
@@ -160,7 +174,8 @@ mod tests {
             json!({"key": "nodata", "servers": [server(5432), {"ssh_host": "h", "ssh_user": "u", "ssh_pwd": "p"}]}),
             json!({"servers": 3}),
         ];
-        let (ok, bad) = check_groups(&raw, "pg_controller");
+        let keys = HostKeyPolicy { known_hosts: "kh".into(), trust_on_first_use: false };
+        let (ok, bad) = check_groups(&raw, "pg_controller", &keys);
         assert_eq!(ok.len(), 1);
         assert_eq!(ok[0].key, "ok");
         let all = format!("{bad:?}");

@@ -11,6 +11,11 @@
 //! `pg/<key>/master`. Activity goes to the main log and to `pgctrl_<key>.log`; metrics
 //! are `mware_pgctl_*` (see [`metrics`]). With `rejoin: rewind`, a returning master is
 //! rejoined with pg_rewind, and rebuilt with pg_basebackup only if that fails.
+//!
+//! SSH goes through `mware-ssh` with the site's pinned host keys (`ssh` section): each
+//! server's key is checked when its loop starts and every few minutes ([`hostcheck`]),
+//! and an action on a server whose key is refused is held back with the reason in the
+//! group's status and log; nothing is sent to that server.
 #![deny(missing_docs)]
 
 mod api;
@@ -18,13 +23,13 @@ pub mod config;
 pub mod decide;
 mod error;
 mod group;
+pub mod hostcheck;
 pub mod journal;
 pub mod metrics;
 pub mod probe;
 pub mod referee;
 pub mod remote;
 mod service;
-pub mod ssh;
 pub mod store;
 
 pub use decide::{decide, Decision, Observed, ServerObs, Snapshot};

@@ -1,7 +1,8 @@
 //! [`PgctlService`]: the `pgctl` service of mware. On the active instance of a group
 //! whose role has `pg_controller`, it runs one control loop per valid pg group, leaves
 //! invalid groups out with the reason logged, idles when none is valid, and restarts
-//! the loops when the role's `pg_controller` list changes (no daemon restart).
+//! the loops when the role's `pg_controller` list or the site's `ssh` settings change
+//! (no daemon restart).
 
 use crate::config::check_groups;
 use crate::group::{run_group, GroupCtx, Statuses};
@@ -9,7 +10,8 @@ use crate::journal::{log_dir, Journal};
 use crate::metrics::Metrics;
 use prometheus_client::registry::Registry;
 use async_trait::async_trait;
-use mware_config::Role;
+use mware_config::{Role, SshSettings};
+use mware_ssh::HostKeyPolicy;
 use mware_host::{Service, ServiceContext, ServiceState, ServiceStatus, StatusCell};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -55,14 +57,16 @@ impl PgctlService {
         self.inner.groups.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
     }
 
-    fn raw_list(ctx: &ServiceContext) -> Vec<serde_json::Value> {
-        ctx.role().map(|r| r.pg_controller.0).unwrap_or_default()
+    /// What the loops are built from: the role's `pg_controller` list and the site's host
+    /// key settings.
+    fn wanted_config(ctx: &ServiceContext) -> (Vec<serde_json::Value>, SshSettings) {
+        (ctx.role().map(|r| r.pg_controller.0).unwrap_or_default(), ctx.site.borrow().ssh.clone())
     }
 
-    async fn run_config(&self, ctx: &ServiceContext, raw: &[serde_json::Value], stop: CancellationToken) {
+    async fn run_config(&self, ctx: &ServiceContext, (raw, ssh): &(Vec<serde_json::Value>, SshSettings), stop: CancellationToken) {
         let dir = self.inner.log_dir.clone().unwrap_or_else(log_dir);
         let base = format!("{}.pg_controller", ctx.instance);
-        let (groups, bad) = check_groups(raw, &base);
+        let (groups, bad) = check_groups(raw, &base, &HostKeyPolicy::from(ssh));
         for (key, reason) in &bad {
             tracing::warn!(instance = %ctx.instance, "pgctl: group {key} left out: {reason}");
             Journal::open(&dir, "invalid").error(&format!("group {key} left out: {reason}"));
@@ -124,7 +128,7 @@ impl Service for PgctlService {
         self.inner.running.store(true, Ordering::SeqCst);
         let result = async {
             loop {
-                let raw = Self::raw_list(&ctx);
+                let raw = Self::wanted_config(&ctx);
                 let stop = ctx.cancel.child_token();
                 let run_ctx = ctx.clone();
                 let run = self.run_config(&run_ctx, &raw, stop.clone());
@@ -151,8 +155,8 @@ impl Service for PgctlService {
                                 run.as_mut().await;
                                 return Ok(());
                             }
-                            if Self::raw_list(&ctx) != raw {
-                                tracing::info!(instance = %ctx.instance, "pgctl: pg_controller changed; reloading groups");
+                            if Self::wanted_config(&ctx) != raw {
+                                tracing::info!(instance = %ctx.instance, "pgctl: pg_controller or ssh settings changed; reloading groups");
                                 stop.cancel();
                                 run.as_mut().await;
                                 break;
