@@ -1,5 +1,5 @@
 //! HTTP routes: `GET /api/v1/pg` (every group) and `GET /api/v1/pg/{key}` (one group):
-//! each server's role, reachability, timeline, lag, the last decision and its reason.
+//! each server's role, reachability, timeline, lag and SSH host key state, the last decision and its reason.
 //! Both answer 503 with the reason while the service is not running here.
 
 use crate::service::PgctlService;
