@@ -169,12 +169,14 @@ async fn streaming_exec_round_trips_megabytes_through_cat() {
     // The backup's way: stream into `cat > file` on the server, nothing read back.
     let file = dir.path().join("upload.bin");
     let cmd = command_line(&["sh", "-c", "cat > \"$1\"", "sh", file.to_str().unwrap()]);
+    let started = Instant::now();
     let Exec { mut stdin, stdout, exit } = session.exec(&cmd).await.unwrap();
     drop(stdout);
     stdin.write_all(&data).await.unwrap();
     stdin.shutdown().await.unwrap();
     let exit = tokio::time::timeout(LIMIT, exit.wait()).await.unwrap().unwrap();
     assert!(exit.success(), "{}", exit.describe());
+    println!("8 MiB into a remote `cat > file` in {} ms", started.elapsed().as_millis());
     assert!(std::fs::read(&file).unwrap() == data, "the remote file holds the stream");
 
     // A command that stops reading early: our writes fail instead of waiting forever.

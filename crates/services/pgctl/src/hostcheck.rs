@@ -2,12 +2,15 @@
 //! act: when the group's loop starts, again every [`RECHECK_OK`] while accepted, and
 //! every [`RECHECK_NOT_OK`] while refused or unreachable. The check is a key exchange
 //! only (no login), so an operator sees a missing or wrong pin in the group's status and
-//! log long before a failover needs it. A refusal met while acting counts too.
+//! log long before a failover needs it. Checks run in tasks of their own and are picked
+//! up by a later cycle, so a host that does not answer never slows the control loop.
+//! A refusal met while acting counts too.
 
 use crate::config::GroupSpec;
 use crate::journal::Journal;
-use mware_ssh::SshError;
+use mware_ssh::{HostKey, SshError};
 use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
 
 /// How often an accepted host key is checked again.
 pub const RECHECK_OK: Duration = Duration::from_secs(600);
@@ -15,7 +18,7 @@ pub const RECHECK_OK: Duration = Duration::from_secs(600);
 pub const RECHECK_NOT_OK: Duration = Duration::from_secs(30);
 
 /// What is known about one server's host key.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 struct KeyState {
     /// `ssh-ed25519 SHA256:...` of the accepted key.
     accepted: Option<String>,
@@ -23,13 +26,16 @@ struct KeyState {
     refused: Option<String>,
     /// Why it could not be checked (connection problems; not a refusal).
     unchecked: Option<String>,
+    /// When the last check started.
     checked_at: Option<Instant>,
+    /// The check under way.
+    running: Option<JoinHandle<Result<HostKey, SshError>>>,
 }
 
 impl KeyState {
     fn due(&self, now: Instant) -> bool {
         let every = if self.accepted.is_some() { RECHECK_OK } else { RECHECK_NOT_OK };
-        self.checked_at.is_none_or(|t| now.duration_since(t) >= every)
+        self.running.is_none() && self.checked_at.is_none_or(|t| now.duration_since(t) >= every)
     }
 }
 
@@ -39,34 +45,49 @@ pub struct HostKeys {
     state: [KeyState; 2],
 }
 
+impl Drop for HostKeys {
+    fn drop(&mut self) {
+        for st in &mut self.state {
+            if let Some(t) = st.running.take() {
+                t.abort();
+            }
+        }
+    }
+}
+
 impl HostKeys {
-    /// Checks the servers whose check is due (side by side) and logs every change.
+    /// Takes in the checks that finished (logging every change) and starts those due.
+    /// Never waits for a check.
     pub async fn refresh(&mut self, g: &GroupSpec, journal: &Journal) {
         let now = Instant::now();
-        let due = [self.state[0].due(now), self.state[1].due(now)];
-        let check = |i: usize| {
-            let t = &g.servers[i].ssh;
-            async move { if due[i] { Some(t.check_host_key().await) } else { None } }
-        };
-        let (a, b) = tokio::join!(check(0), check(1));
-        for (i, r) in [a, b].into_iter().enumerate() {
-            let Some(r) = r else { continue };
-            let name = &g.servers[i].name;
-            let st = &mut self.state[i];
-            st.checked_at = Some(now);
-            match r {
-                Ok(key) => {
-                    if st.accepted.is_none() || st.refused.is_some() {
-                        journal.info(&format!("ssh host key of {name} ({}) is accepted: {}", g.servers[i].ssh.label(), key.describe()));
-                    }
-                    *st = KeyState { accepted: Some(key.describe()), checked_at: Some(now), ..KeyState::default() };
-                }
-                Err(e) if e.is_host_key_refusal() => self.refused(i, name, &e, journal),
-                Err(e) => {
-                    st.unchecked = Some(e.to_string());
-                    st.accepted = None;
+        for i in 0..2 {
+            if self.state[i].running.as_ref().is_some_and(JoinHandle::is_finished) {
+                let task = self.state[i].running.take().expect("a finished check");
+                match task.await {
+                    Ok(r) => self.apply(g, i, r, journal),
+                    Err(e) => self.state[i].unchecked = Some(format!("the host key check failed: {e}")),
                 }
             }
+            if self.state[i].due(now) {
+                let target = g.servers[i].ssh.clone();
+                self.state[i].checked_at = Some(now);
+                self.state[i].running = Some(tokio::spawn(async move { target.check_host_key().await }));
+            }
+        }
+    }
+
+    fn apply(&mut self, g: &GroupSpec, i: usize, r: Result<HostKey, SshError>, journal: &Journal) {
+        let name = &g.servers[i].name;
+        let st = &mut self.state[i];
+        match r {
+            Ok(key) => {
+                if st.accepted.is_none() || st.refused.is_some() {
+                    journal.info(&format!("ssh host key of {name} ({}) is accepted: {}", g.servers[i].ssh.label(), key.describe()));
+                }
+                (st.accepted, st.refused, st.unchecked) = (Some(key.describe()), None, None);
+            }
+            Err(e) if e.is_host_key_refusal() => self.refused(i, name, &e, journal),
+            Err(e) => (st.accepted, st.unchecked) = (None, Some(e.to_string())),
         }
     }
 
@@ -77,7 +98,8 @@ impl HostKeys {
         if st.refused.as_deref() != Some(why.as_str()) {
             journal.error(&format!("nothing will be done to {name} over ssh: {why}"));
         }
-        *st = KeyState { refused: Some(why), checked_at: Some(Instant::now()), ..KeyState::default() };
+        (st.accepted, st.refused, st.unchecked) = (None, Some(why), None);
+        st.checked_at = Some(Instant::now());
     }
 
     /// Per server, why its host key is refused.
