@@ -2,7 +2,8 @@
 //! loopback): the fingerprint is the one `ssh-keygen -l` prints, nothing but the key
 //! exchange reaches the server, a wrong `--fingerprint` writes nothing, pinning is
 //! idempotent and refuses a host with another key, a relative `ssh.known_hosts` lands
-//! under the working directory, and a bootstrap file finds the stored site's file.
+//! under the working directory, and a bootstrap file finds the stored site's file; the
+//! `--help` texts say all that.
 
 mod common;
 
@@ -120,4 +121,18 @@ fn pin_with_a_relative_path_and_from_a_bootstrap_file() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains(&format!("in {}", stored_kh.display())), "{out}");
     assert_eq!(std::fs::read_to_string(&stored_kh).unwrap(), format!("{}\n", sshd.known_hosts_line()));
+}
+
+#[test]
+fn help_explains_the_ssh_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, _) = mware(dir.path(), &["--help"]);
+    assert!(code == 0 && out.contains("ssh"), "{out}");
+    let (code, out, _) = mware(dir.path(), &["ssh", "pin", "--help"]);
+    assert_eq!(code, 0);
+    for part in ["ssh.known_hosts", "var/known_hosts", "--fingerprint", "ssh-keygen -lf", "another key"] {
+        assert!(out.contains(part), "`mware ssh pin --help` lacks {part:?}: {out}");
+    }
+    let (code, out, _) = mware(dir.path(), &["ssh", "show-key", "--help"]);
+    assert!(code == 0 && out.contains("no password, no command is sent"), "{out}");
 }
