@@ -12,7 +12,7 @@ use mware_ssh::{fetch_host_key, pin, HostKeyPolicy, Pinned};
 pub async fn run(action: SshAction) -> anyhow::Result<()> {
     match action {
         SshAction::ShowKey { host, port } => {
-            let key = fetch_host_key(&host, port).await?;
+            let key = fetch_host_key(&host, port, None).await?;
             println!("{host} port {port} presents a {} host key", key.key_type());
             println!("fingerprint:      {}", key.fingerprint());
             println!("known_hosts line: {}", key.known_hosts_line(&host, port));
@@ -26,7 +26,7 @@ pub async fn run(action: SshAction) -> anyhow::Result<()> {
                 );
             }
             let policy = HostKeyPolicy::from(&site_ssh(&config).await?);
-            let key = fetch_host_key(&host, port).await?;
+            let key = fetch_host_key(&host, port, Some(&policy)).await?;
             match &fingerprint {
                 Some(fp) if *fp != key.fingerprint() => anyhow::bail!(
                     "{host} port {port} presents {}, expected the fingerprint {fp}: not pinned, nothing written \

@@ -179,12 +179,15 @@ impl Session {
 }
 
 /// Connects to `host:port` only to see its host key: the key exchange runs, the key is
-/// refused on our side, and nothing else is sent (no user name, no password).
-pub async fn fetch_host_key(host: &str, port: u16) -> Result<HostKey> {
+/// refused on our side, and nothing else is sent (no user name, no password). With
+/// `prefer`, the key types it pins for the host are asked for first (as a real
+/// connection would), so a server with several keys presents the pinned type.
+pub async fn fetch_host_key(host: &str, port: u16, prefer: Option<&HostKeyPolicy>) -> Result<HostKey> {
     let seen = Arc::new(Mutex::new(None));
     let label = format!("{host}:{port}");
+    let pinned = prefer.map(|p| p.pinned_algorithms(host, port)).unwrap_or_default();
     let checker = Checker { policy: None, host: host.into(), port, label: label.clone(), seen: seen.clone() };
-    let conn = tokio::time::timeout(CONNECT_LIMIT, client::connect(config(&[]), (host, port), checker)).await;
+    let conn = tokio::time::timeout(CONNECT_LIMIT, client::connect(config(&pinned), (host, port), checker)).await;
     let key = seen.lock().unwrap_or_else(|e| e.into_inner()).take();
     match (key, conn) {
         (Some(k), _) => Ok(HostKey(k)),

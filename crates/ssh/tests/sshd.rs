@@ -9,6 +9,8 @@
 //! - `unknown_host_is_refused_with_how_to_pin`: no entry and no trust on first use.
 //! - `trust_on_first_use_learns_the_key_then_pins_it`: learned into the file; a second
 //!   connection with trust on first use off works from the file.
+//! - `the_pinned_key_type_is_asked_for_first`: a server with an ed25519 and an ECDSA key
+//!   is accepted with either pinned alone (it is asked for the pinned type).
 //! - `streaming_exec_round_trips_megabytes_through_cat`: 8 MB through `cat`, and into a
 //!   remote file with `cat > file` (the backup's way), exit status and stderr at the end.
 
@@ -72,7 +74,7 @@ async fn pinned_key_runs_commands() {
     assert_eq!((a.unwrap().stdout, b.unwrap().stdout), ("a\n".to_string(), "b\n".to_string()));
     s.close().await;
 
-    let key = mware_ssh::fetch_host_key("127.0.0.1", sshd.port).await.unwrap();
+    let key = mware_ssh::fetch_host_key("127.0.0.1", sshd.port, None).await.unwrap();
     assert_eq!(key.fingerprint(), sshd.fingerprint, "the fingerprint OpenSSH prints");
     assert_eq!(key.known_hosts_line("127.0.0.1", sshd.port), sshd.known_hosts_line());
 }
@@ -136,6 +138,27 @@ async fn trust_on_first_use_learns_the_key_then_pins_it() {
     assert_eq!(out.stdout, "second\n");
     target(&sshd, &kh, true).run("true", None, LIMIT).await.unwrap();
     assert_eq!(std::fs::read_to_string(&kh).unwrap().lines().count(), 1, "learned once");
+}
+
+#[tokio::test]
+async fn the_pinned_key_type_is_asked_for_first() {
+    let sshd = Sshd::start_with_ecdsa_too().expect("sshd");
+    let (ecdsa, ecdsa_fp) = sshd.ecdsa_key.clone().expect("an ecdsa key");
+    let dir = tempfile::tempdir().unwrap();
+    let only_ecdsa = dir.path().join("ecdsa");
+    std::fs::write(&only_ecdsa, format!("[127.0.0.1]:{} {ecdsa}\n", sshd.port)).unwrap();
+    let t = target(&sshd, &only_ecdsa, false);
+    let key = t.check_host_key().await.expect("the ecdsa key is asked for and accepted");
+    assert_eq!(key.fingerprint(), ecdsa_fp);
+    assert_eq!(t.run("echo ok", None, LIMIT).await.unwrap().stdout, "ok\n");
+    let only_ed25519 = dir.path().join("ed25519");
+    sshd.pin_in(&only_ed25519).unwrap();
+    let key = target(&sshd, &only_ed25519, false).check_host_key().await.unwrap();
+    assert_eq!(key.fingerprint(), sshd.fingerprint);
+    // `mware ssh pin` fetches the key the same way: the ECDSA key counts as pinned.
+    let p = HostKeyPolicy { known_hosts: only_ecdsa.clone(), trust_on_first_use: false };
+    let fetched = mware_ssh::fetch_host_key("127.0.0.1", sshd.port, Some(&p)).await.unwrap();
+    assert_eq!(mware_ssh::pin(&only_ecdsa, "127.0.0.1", sshd.port, &fetched).unwrap(), mware_ssh::Pinned::AlreadyPinned);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -50,21 +50,43 @@ pub struct Sshd {
     pub host_key: String,
     /// SHA256 fingerprint of the host key as `ssh-keygen -l` prints it (`SHA256:...`).
     pub fingerprint: String,
+    /// A second host key (ECDSA P-256) with its fingerprint, when started with
+    /// [`Sshd::start_with_ecdsa_too`]: the server then offers both key types.
+    pub ecdsa_key: Option<(String, String)>,
     child: Child,
     _dir: tempfile::TempDir,
 }
 
 impl Sshd {
-    /// Starts sshd on a free loopback port; waits until it accepts connections.
+    /// Starts sshd on a free loopback port with one ed25519 host key; waits until it
+    /// accepts connections.
     pub fn start() -> anyhow::Result<Sshd> {
+        Self::start_with(false)
+    }
+
+    /// Like [`Sshd::start`], with an ECDSA host key besides the ed25519 one.
+    pub fn start_with_ecdsa_too() -> anyhow::Result<Sshd> {
+        Self::start_with(true)
+    }
+
+    fn start_with(ecdsa: bool) -> anyhow::Result<Sshd> {
         ensure_postgres_password()?;
         let dir = tempfile::Builder::new().prefix("mware-sshd-").tempdir()?;
         let key = dir.path().join("host_ed25519");
-        let (host_key, fingerprint) = keygen(&key)?;
+        let (host_key, fingerprint) = keygen(&key, "ed25519")?;
+        let mut keys = vec![key];
+        let ecdsa_key = if ecdsa {
+            let k = dir.path().join("host_ecdsa");
+            let pair = keygen(&k, "ecdsa")?;
+            keys.push(k);
+            Some(pair)
+        } else {
+            None
+        };
         let port = free_port();
         let conf = dir.path().join("sshd_config");
         let log = dir.path().join("sshd.log");
-        std::fs::write(&conf, config_text(port, &key, &dir.path().join("sshd.pid")))?;
+        std::fs::write(&conf, config_text(port, &keys, &dir.path().join("sshd.pid")))?;
         let mut cmd = Command::new("/usr/sbin/sshd");
         cmd.arg("-D").arg("-f").arg(&conf).arg("-E").arg(&log);
         let mut child = Child::spawn("sshd", cmd, &dir.path().join("sshd.out"))?;
@@ -73,7 +95,7 @@ impl Sshd {
             child.kill9();
             anyhow::bail!("{e}; sshd log: {text}");
         }
-        Ok(Sshd { port, log, host_key, fingerprint, child, _dir: dir })
+        Ok(Sshd { port, log, host_key, fingerprint, ecdsa_key, child, _dir: dir })
     }
 
     /// The known_hosts line pinning this server's key: `[127.0.0.1]:PORT ssh-ed25519 AAAA...`.
@@ -102,7 +124,7 @@ impl Sshd {
 /// SHA256 fingerprint)`, to pin when a test wants a server to present another key.
 pub fn throwaway_host_key() -> anyhow::Result<(String, String)> {
     let dir = tempfile::Builder::new().prefix("mware-hostkey-").tempdir()?;
-    keygen(&dir.path().join("key"))
+    keygen(&dir.path().join("key"), "ed25519")
 }
 
 /// Appends `line` to `file`, creating its folder and the file if missing.
@@ -116,10 +138,10 @@ pub fn append_line(file: &Path, line: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Makes an ed25519 key pair at `key` (and `key.pub`); returns the public key without
-/// its comment and its SHA256 fingerprint, both from OpenSSH's own tools.
-fn keygen(key: &Path) -> anyhow::Result<(String, String)> {
-    let st = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "", "-f"]).arg(key).status()?;
+/// Makes a key pair of type `kind` at `key` (and `key.pub`); returns the public key
+/// without its comment and its SHA256 fingerprint, both from OpenSSH's own tools.
+fn keygen(key: &Path, kind: &str) -> anyhow::Result<(String, String)> {
+    let st = Command::new("ssh-keygen").args(["-q", "-t", kind, "-N", "", "-C", "", "-f"]).arg(key).status()?;
     anyhow::ensure!(st.success(), "ssh-keygen failed: {st}");
     let public = std::fs::read_to_string(key.with_extension("pub"))?;
     let public = public.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
@@ -131,12 +153,12 @@ fn keygen(key: &Path) -> anyhow::Result<(String, String)> {
     Ok((public, fp.to_string()))
 }
 
-fn config_text(port: u16, key: &Path, pid: &Path) -> String {
+fn config_text(port: u16, keys: &[std::path::PathBuf], pid: &Path) -> String {
+    let host_keys: String = keys.iter().map(|k| format!("HostKey {}\n", k.display())).collect();
     format!(
-        "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\nPasswordAuthentication yes\n\
+        "Port {port}\nListenAddress 127.0.0.1\n{host_keys}PidFile {}\nPasswordAuthentication yes\n\
          KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nUsePAM yes\nPermitRootLogin no\n\
          AllowUsers {SSH_USER}\nStrictModes no\nLogLevel VERBOSE\nMaxStartups 100\nMaxSessions 50\n",
-        key.display(),
         pid.display()
     )
 }
