@@ -12,6 +12,7 @@ mod model;
 pub mod pg;
 mod redact;
 mod secret;
+mod ssh;
 pub mod strict_json;
 mod tree;
 mod validate;
@@ -20,6 +21,7 @@ pub use domain::{canonical, DomainError, DomainProblem, MAX_LABEL_LEN, MAX_NAME_
 pub use model::*;
 pub use redact::{is_secret_key, mask_url_userinfo, redact};
 pub use secret::Secret;
+pub use ssh::{SshSettings, DEFAULT_KNOWN_HOSTS};
 pub use tree::DomainTree;
 pub use validate::{validate, Problem, Severity, Validated};
 

@@ -22,6 +22,9 @@ pub struct Site {
     /// (new) HTTP API settings shared by every instance.
     #[serde(default)]
     pub api: ApiConfig,
+    /// (new) SSH host key checking (known_hosts file, trust on first use).
+    #[serde(default)]
+    pub ssh: crate::ssh::SshSettings,
     /// The servers of the site, each with its interfaces and role instances.
     pub servers: Vec<Server>,
 }

@@ -177,6 +177,27 @@ fn api_operator_token_env_is_another_variable_name() {
 }
 
 #[test]
+fn ssh_host_key_settings() {
+    let v = ok(&base());
+    assert_eq!(v.site.ssh.known_hosts, "var/known_hosts", "default known_hosts file");
+    assert!(!v.site.ssh.trust_on_first_use, "unknown hosts are refused by default");
+    let mut v = base();
+    set(&mut v, "/ssh", json!({"known_hosts": "/etc/mware/known_hosts", "trust_on_first_use": true}));
+    let s = ok(&v).site.ssh;
+    assert_eq!((s.known_hosts.as_str(), s.trust_on_first_use), ("/etc/mware/known_hosts", true));
+    set(&mut v, "/ssh", json!({"known_hosts": "", "trust_on_first_use": "yes", "strict": 1}));
+    let e = errors(&v);
+    has(&e, "ssh.known_hosts", "expected a non-empty string");
+    has(&e, "ssh.trust_on_first_use", "expected true or false, found \"yes\"");
+    has(&e, "ssh.strict", "unknown key");
+    assert_eq!(e.len(), 3, "{}", show(&e));
+    set(&mut v, "/ssh", json!({"known_hosts": "/etc/mware/"}));
+    only(&v, "ssh.known_hosts", "expected a file path, found \"/etc/mware/\"");
+    set(&mut v, "/ssh", json!(["var/known_hosts"]));
+    only(&v, "ssh", "expected an object, found a list");
+}
+
+#[test]
 fn api_port_clashes_on_one_address() {
     let mut v = base();
     set(&mut v, "/servers/0/roles/1", role("mware2", 2, 10, &["a.example"]));
@@ -337,6 +358,7 @@ fn every_problem_is_reported_at_once() {
         "site": "bad site",
         "colour": "blue",
         "coordination": {"backend": "etcd", "lease_ttl_ms": 1000, "step_down_margin_ms": 600},
+        "ssh": {"known_hosts": 7},
         "servers": [
             {"name": "srv1", "ifaces": {"eth0": "127.0.0.1", "eth1": "not-an-ip"},
              "roles": [
@@ -359,6 +381,7 @@ fn every_problem_is_reported_at_once() {
         ("colour", "unknown key"),
         ("coordination.endpoints", "at least one etcd endpoint"),
         ("coordination.step_down_margin_ms", "less than half"),
+        ("ssh.known_hosts", "expected a string, found 7"),
         ("servers[0].ifaces.eth1", "expected an IP address"),
         ("servers[0].roles[0].name", "starting with a letter"),
         ("servers[0].roles[0].roletype", "expected \"mware\""),

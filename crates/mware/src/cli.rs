@@ -100,6 +100,18 @@ pub enum Command {
         #[command(subcommand)]
         action: MutexAction,
     },
+    /// SSH host keys: see the key a server presents, pin it in the site's known_hosts file.
+    ///
+    /// Every SSH connection mware makes (pg_controller today) checks the server's key
+    /// against the known_hosts file named by the site's `ssh.known_hosts` (default
+    /// `var/known_hosts`, relative to the working directory of `mware run`): a key that
+    /// differs is refused, and so is a host with no entry unless `ssh.trust_on_first_use`
+    /// is true. Nothing is sent to a refused server.
+    Ssh {
+        /// What to do.
+        #[command(subcommand)]
+        action: SshAction,
+    },
     /// Site config stored in the coordinator.
     Config {
         /// What to do with it.
@@ -164,6 +176,47 @@ pub enum MutexAction {
         /// Environment variable holding the API token.
         #[arg(long, default_value = "MWARE_API_TOKEN")]
         token_env: String,
+    },
+}
+
+/// `mware ssh ...`
+#[derive(Debug, Subcommand)]
+pub enum SshAction {
+    /// Print the host key an SSH server presents: type, SHA256 fingerprint, known_hosts line.
+    ///
+    /// The fingerprint is printed as `ssh-keygen -l` prints it, so it can be compared with
+    /// `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` run on the server. Only the key
+    /// exchange runs: no user name, no password, no command is sent.
+    ShowKey {
+        /// Host name or address, as the site file names it (`ssh_host`).
+        host: String,
+        /// SSH port.
+        #[arg(long, short, default_value_t = 22)]
+        port: u16,
+    },
+    /// Pin the host key a server presents in the site's known_hosts file (prints where).
+    ///
+    /// The file is the site's `ssh.known_hosts` (default `var/known_hosts`, relative to
+    /// the working directory: run this where `mware run` runs, or use an absolute path).
+    /// Pinning a key that is already there changes nothing; a host with another key
+    /// pinned is refused (remove its old line first, if the key was changed on purpose).
+    /// With `--fingerprint`, a server presenting another key is refused and nothing is
+    /// written; without it the key is trusted as presented: compare the printed
+    /// fingerprint with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on the server.
+    Pin {
+        /// Site file whose `ssh.known_hosts` names the file (a bootstrap file reads the
+        /// site stored in the coordinator).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Host name or address, exactly as the site file names it (`ssh_host`).
+        host: String,
+        /// SSH port.
+        #[arg(long, short, default_value_t = 22)]
+        port: u16,
+        /// The fingerprint the key must have (`SHA256:...`, from `ssh-keygen -l` on the
+        /// server); when the server presents another key, nothing is written.
+        #[arg(long)]
+        fingerprint: Option<String>,
     },
 }
 

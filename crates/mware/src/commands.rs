@@ -1,5 +1,5 @@
 //! The commands other than `run`: validate, route, schema, status, switchover, config, rtcache
-//! (`mutex` is in [`crate::mutex_cmd`]).
+//! (`mutex` is in [`crate::mutex_cmd`], `ssh` in [`crate::ssh_cmd`]).
 
 use crate::cli::{Cli, Command, ConfigAction};
 use crate::load::{self, Loaded};
@@ -28,6 +28,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Switchover { group, to, api, token_env } => runtime().block_on(cmd_switchover(group, to, &api, &token_env)),
         Command::Config { action } => runtime().block_on(cmd_config(action)),
         Command::Mutex { action } => runtime().block_on(crate::mutex_cmd::run(action)),
+        Command::Ssh { action } => runtime().block_on(crate::ssh_cmd::run(action)),
         Command::Rtcache(args) => {
             crate::logging::init(fmt);
             runtime().block_on(async move {

@@ -14,6 +14,7 @@ mod load;
 mod logging;
 mod metrics;
 mod mutex_cmd;
+mod ssh_cmd;
 
 mod routing;
 mod services;

@@ -36,6 +36,8 @@ fn active_mware_killed_mid_failover_next_instance_promotes_once() {
     wait(Duration::from_secs(60), "rows reach db2", || db2.psql("SELECT count(*) FROM calls").map(|c| c == "500").unwrap_or(false));
 
     let dir = tempfile::tempdir().unwrap();
+    let known_hosts = dir.path().join("known_hosts");
+    sshd.pin_in(&known_hosts).unwrap();
     let ports: Vec<u16> = (0..2).map(|_| mware_testkit::free_port()).collect();
     let group = json!({"key": "main", "servers": [server(&db1, &sshd), server(&db2, &sshd)], "promote_after_s": 6, "check_interval_ms": 300});
     let roles: Vec<Value> = [("p10", 10, ports[0]), ("p20", 20, ports[1])]
@@ -44,6 +46,7 @@ fn active_mware_killed_mid_failover_next_instance_promotes_once() {
         .collect();
     let site = json!({"site": "pgx",
         "coordination": {"backend": "etcd", "endpoints": [etcd.endpoint()], "lease_ttl_ms": 2000, "step_down_margin_ms": 700},
+        "ssh": {"known_hosts": known_hosts.display().to_string()},
         "servers": [{"name": "s", "ifaces": {"lo": "127.0.0.1"}, "roles": roles}]});
     let cfg = dir.path().join("site.json");
     std::fs::write(&cfg, site.to_string()).unwrap();

@@ -1,5 +1,5 @@
 //! Checks of the site file's own objects: the top level, `coordination`,
-//! `api`, `servers[]` and the role instances. Each role's findings are
+//! `api`, `ssh`, `servers[]` and the role instances. Each role's findings are
 //! summarised in an [`Inst`] for the cross-instance checks in `cross.rs`.
 
 use super::extra;
@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-const SITE_KEYS: &[&str] = &["site", "coordination", "api", "servers"];
+const SITE_KEYS: &[&str] = &["site", "coordination", "api", "ssh", "servers"];
 const COORD_KEYS: &[&str] = &[
     "backend", "path", "endpoints", "prefix", "user", "password", "tls", "lease_ttl_ms",
     "step_down_margin_ms", "rank_wait_ms", "failback_after_s",
@@ -19,6 +19,7 @@ const API_KEYS: &[&str] = &[
     "token_env", "operator_token_env", "drain_timeout_ms", "header_read_timeout_ms", "idle_timeout_ms", "request_timeout_ms",
     "max_connections",
 ];
+const SSH_KEYS: &[&str] = &["known_hosts", "trust_on_first_use"];
 const SERVER_KEYS: &[&str] = &["name", "ifaces", "roles"];
 const ROLE_KEYS: &[&str] = &[
     "name", "roletype", "iface", "opts", "enabled", "group", "order", "include_domains", "api_port",
@@ -89,6 +90,9 @@ pub(crate) fn site(cx: &mut Cx, warn: &mut Cx, root: &Value) -> Walked {
     }
     if let Some(a) = m.get("api") {
         api(cx, a);
+    }
+    if let Some(s) = m.get("ssh") {
+        ssh(cx, s);
     }
     if let Some(list) = m.get("servers").and_then(|v| cx.list(v, "servers")) {
         w.servers_ok = true;
@@ -184,6 +188,18 @@ fn api(cx: &mut Cx, v: &Value) {
     cx.int(m, p, "idle_timeout_ms", 100, 86_400_000);
     cx.int(m, p, "request_timeout_ms", 100, 86_400_000);
     cx.int(m, p, "max_connections", 1, 1_000_000);
+}
+
+fn ssh(cx: &mut Cx, v: &Value) {
+    let p = "ssh";
+    let Some(m) = cx.object(v, p) else { return };
+    cx.keys(m, p, SSH_KEYS, &[]);
+    if let Some(f) = cx.nonempty_str(m, p, "known_hosts") {
+        if f.contains('\0') || f.ends_with('/') {
+            cx.report(&join(p, "known_hosts"), format!("expected a file path, found {}", quote(f)));
+        }
+    }
+    cx.bool(m, p, "trust_on_first_use");
 }
 
 /// `m[key]`, checked to be an environment variable name.

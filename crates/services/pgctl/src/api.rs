@@ -1,8 +1,8 @@
 //! HTTP routes: `GET /api/v1/pg` (every group) and `GET /api/v1/pg/{key}` (one group):
-//! each server's role, reachability, timeline, lag, the last decision and its reason.
-//! They are about this instance's group: any member forwards them to the group's active
-//! instance, where the service runs (the host answers 503 with the reason while it does
-//! not).
+//! each server's role, reachability, timeline, lag and SSH host key state, the last
+//! decision and its reason. They are about this instance's group: any member forwards
+//! them to the group's active instance, where the service runs (the host answers 503
+//! with the reason while it does not).
 
 use crate::service::PgctlService;
 use axum::extract::{Path, State};

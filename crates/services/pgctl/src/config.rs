@@ -4,11 +4,12 @@
 //!
 //! The check itself is [`mware_config::pg::parse_groups`], the one `mware validate` runs, so
 //! the warnings logged here are the ones `mware validate` prints; this module only turns
-//! the groups it keeps into the controller's types.
+//! the groups it keeps into the controller's types. Each server's SSH target carries the
+//! site's host key policy.
 
-use crate::ssh::SshTarget;
 use mware_config::pg::{parse_groups, PgGroup, PgServer, Rejoin};
 use mware_config::{Problem, Secret};
+use mware_ssh::{Auth, HostKeyPolicy, Target};
 use std::time::Duration;
 
 /// A server the controller can act on.
@@ -26,8 +27,8 @@ pub struct ServerSpec {
     pub replica_pwd: Secret,
     /// Database to connect to.
     pub database: String,
-    /// SSH destination.
-    pub ssh: SshTarget,
+    /// SSH destination, with the site's host key policy.
+    pub ssh: Target,
     /// pg_ctl command.
     pub pg_ctl: String,
     /// pg_basebackup command.
@@ -64,12 +65,13 @@ pub struct GroupSpec {
 }
 
 /// Valid groups of a raw list, and the problems (warnings, paths from `base`) of those left
-/// out, exactly as `mware validate` reports them.
-pub fn check_groups(raw: &[serde_json::Value], base: &str) -> (Vec<GroupSpec>, Vec<Problem>) {
+/// out, exactly as `mware validate` reports them. Their SSH targets check host keys with
+/// `keys`.
+pub fn check_groups(raw: &[serde_json::Value], base: &str, keys: &HostKeyPolicy) -> (Vec<GroupSpec>, Vec<Problem>) {
     let (groups, mut problems) = parse_groups(raw, base);
     let mut ok = Vec::new();
     for (i, g) in groups.iter().enumerate() {
-        match spec(g) {
+        match spec(g, keys) {
             Ok(s) => ok.push(s),
             // parse_groups refuses what `spec` needs, so this is only a guard.
             Err(why) => problems.push(Problem {
@@ -83,8 +85,8 @@ pub fn check_groups(raw: &[serde_json::Value], base: &str) -> (Vec<GroupSpec>, V
 }
 
 /// The controller's form of a group that [`parse_groups`] kept.
-fn spec(g: &PgGroup) -> Result<GroupSpec, String> {
-    let [a, b] = [&g.servers[0], &g.servers[1]].map(server);
+fn spec(g: &PgGroup, keys: &HostKeyPolicy) -> Result<GroupSpec, String> {
+    let [a, b] = [&g.servers[0], &g.servers[1]].map(|s| server(s, keys));
     Ok(GroupSpec {
         key: g.key.clone().unwrap_or_default(),
         referee: g.referee.clone().filter(|r| !r.trim().is_empty()),
@@ -96,7 +98,19 @@ fn spec(g: &PgGroup) -> Result<GroupSpec, String> {
     })
 }
 
-fn server(s: &PgServer) -> Result<ServerSpec, String> {
+/// The SSH target of a server's `ssh_*` settings; explains what is missing.
+pub fn ssh_target(s: &PgServer, keys: &HostKeyPolicy) -> Result<Target, String> {
+    let host = s.ssh_host().ok_or("ssh_host (or pg_host) is missing")?.to_string();
+    let user = s.ssh_user.clone().ok_or("ssh_user is missing")?;
+    let auth = match (&s.ssh_pwd, &s.ssh_key_file) {
+        (_, Some(k)) => Auth::KeyFile(k.clone()),
+        (Some(p), None) => Auth::Password(p.clone()),
+        (None, None) => return Err("neither ssh_pwd nor ssh_key_file is set".into()),
+    };
+    Ok(Target { host, port: s.ssh_port, user, auth, host_keys: keys.clone() })
+}
+
+fn server(s: &PgServer, keys: &HostKeyPolicy) -> Result<ServerSpec, String> {
     let pg_host = s.pg_host().ok_or("no pg_host or ssh_host")?.to_string();
     let need = |v: &Option<String>, name: &str| v.clone().ok_or(format!("no {name}"));
     let data = need(&s.pg_data_folder, "pg_data_folder")?.trim_end_matches('/').to_string();
@@ -107,7 +121,7 @@ fn server(s: &PgServer) -> Result<ServerSpec, String> {
         replica_user: need(&s.pg_replica_user, "pg_replica_user")?,
         replica_pwd: s.pg_replica_pwd.clone().ok_or("no pg_replica_pwd")?,
         database: s.pg_database.clone(),
-        ssh: SshTarget::of(s)?,
+        ssh: ssh_target(s, keys)?,
         pg_ctl: need(&s.pg_ctl_command, "pg_ctl_command")?,
         pg_basebackup: need(&s.pg_basebackup_command, "pg_basebackup_command")?,
         pg_rewind: s.pg_rewind_command.clone(),
@@ -138,7 +152,7 @@ mod tests {
             json!({"key": "nodata", "servers": [server(5432), {"ssh_host": "h", "ssh_user": "u", "ssh_pwd": "p"}]}),
             json!({"servers": 3}),
         ];
-        let (ok, bad) = check_groups(&raw, "pg_controller");
+        let (ok, bad) = check_groups(&raw, "pg_controller", &HostKeyPolicy::from(&mware_config::SshSettings::default()));
         assert_eq!(ok.len(), 1);
         assert_eq!(ok[0].key, "ok");
         assert_eq!(ok[0].servers[1].data, "/var/lib/pg/data");
@@ -157,7 +171,7 @@ mod tests {
         b["pg_backup_folder"] = json!("/var/lib/pg/data/old");
         b.as_object_mut().unwrap().remove("ssh_pwd");
         let raw = vec![json!({"key": "g", "servers": [server(5432), b]})];
-        let (ok, bad) = check_groups(&raw, "servers[0].roles[0].pg_controller");
+        let (ok, bad) = check_groups(&raw, "servers[0].roles[0].pg_controller", &HostKeyPolicy::from(&mware_config::SshSettings::default()));
         assert!(ok.is_empty());
         let (_, expected) = parse_groups(&raw, "servers[0].roles[0].pg_controller");
         assert_eq!(bad, expected);

@@ -11,6 +11,8 @@
 //!   reachable server; one action per cycle;
 //! - a promotion touches the signal file only when the standby watches exactly that path,
 //!   and runs `pg_ctl promote` otherwise ([`crate::trigger`]).
+//! - nothing is done to a server whose SSH host key is refused (not pinned, or not the
+//!   pinned one): the action is held back with the refusal as the reason.
 
 use crate::trigger::{PromoteMethod, TriggerFile};
 use serde::Serialize;
@@ -72,6 +74,8 @@ pub struct Snapshot {
     pub pending_rebuild: Option<usize>,
     /// `rejoin: rewind`: a returning master is rejoined with pg_rewind (basebackup if that fails).
     pub rewind: bool,
+    /// Per server, why its SSH host key is refused (`None`: accepted or not known yet).
+    pub ssh_refused: [Option<String>; 2],
 }
 
 /// The outcome of one cycle.
@@ -164,6 +168,19 @@ impl fmt::Display for Decision {
 
 /// Decides one cycle. Pure: no I/O, no clock.
 pub fn decide(s: &Snapshot) -> Decision {
+    let d = decide_roles(s);
+    let target = match &d {
+        Decision::Promote { target, .. } | Decision::Rebuild { target, .. } => *target,
+        _ => return d,
+    };
+    match &s.ssh_refused[target] {
+        Some(why) => Decision::Wait { reason: format!("{d}: held back, nothing is done to {}: {why}", s.servers[target].name) },
+        None => d,
+    }
+}
+
+/// What the roles call for, whatever SSH allows.
+fn decide_roles(s: &Snapshot) -> Decision {
     let [a, b] = &s.servers;
     let masters: Vec<usize> = (0..2).filter(|&i| s.servers[i].role == Observed::Master).collect();
     match masters.as_slice() {
@@ -313,6 +330,7 @@ mod tests {
             max_lag: None,
             pending_rebuild: None,
             rewind: false,
+            ssh_refused: [None, None],
         }
     }
     use Observed::*;
@@ -435,6 +453,28 @@ mod tests {
         s.rewind = true;
         s.pending_rebuild = Some(1);
         assert!(matches!(decide(&s), Decision::Rebuild { target: 1, rewind: false, .. }));
+    }
+
+    #[test]
+    fn a_refused_host_key_holds_back_the_action_on_that_server_only() {
+        let refusal = "ssh host key of postgres@db2:22 does not match the pinned key";
+        let mut s = snap(Unreachable, Standby, Some(0), 40);
+        s.ssh_refused[1] = Some(refusal.into());
+        let d = decide(&s);
+        assert!(matches!(d, Decision::Wait { .. }), "{d}");
+        assert_eq!(
+            d.to_string(),
+            format!("promote db2 because db1 was unreachable for 40 s: held back, nothing is done to db2: {refusal}")
+        );
+        let mut s = snap(Master, Master, Some(0), 0);
+        s.ssh_refused[1] = Some(refusal.into());
+        assert!(matches!(decide(&s), Decision::Wait { .. }), "no rebuild of db2");
+        // Another server's refusal does not stand in the way.
+        s.ssh_refused = [Some(refusal.into()), None];
+        assert!(matches!(decide(&s), Decision::Rebuild { target: 1, .. }));
+        let mut s = snap(Standby, Master, Some(1), 0);
+        s.ssh_refused = [Some(refusal.into()), Some(refusal.into())];
+        assert!(matches!(decide(&s), Decision::Healthy { .. }), "nothing to do needs no ssh");
     }
 
     #[test]

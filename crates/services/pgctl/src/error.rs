@@ -14,30 +14,9 @@ pub enum PgctlError {
         /// What is wrong.
         reason: String,
     },
-    /// No TCP/SSH session could be opened.
-    #[error("ssh to {target}: expected an ssh server, found: {reason}")]
-    SshConnect {
-        /// `user@host:port`.
-        target: String,
-        /// What happened.
-        reason: String,
-    },
-    /// The server refused the login.
-    #[error("ssh login to {target} with the configured {method} was refused")]
-    SshAuth {
-        /// `user@host:port`.
-        target: String,
-        /// `password` or `key`.
-        method: &'static str,
-    },
-    /// The session broke while a command ran.
-    #[error("ssh to {target}: {reason}")]
-    Ssh {
-        /// `user@host:port`.
-        target: String,
-        /// What happened.
-        reason: String,
-    },
+    /// SSH refused (host key, login) or failed (connection, session, time limit).
+    #[error(transparent)]
+    Ssh(#[from] mware_ssh::SshError),
     /// A remote command exited with an error.
     #[error("{what} on {target} failed: expected exit code 0, found {code}: {detail}")]
     Remote {

@@ -2,7 +2,9 @@
 //!
 //! Acting always starts with a fenced KV write of the intent (and, for a promotion, of
 //! the new master as "master last"); if the coordinator refuses it, this instance has
-//! lost activity and does nothing. Right before promoting, the former master is probed
+//! lost activity and does nothing. Before that write, the SSH session to the server to
+//! act on is opened (host key checked, logged in), so a refused key or login changes
+//! nothing, not even the record. Right before promoting, the former master is probed
 //! once more. After promoting, the new master must accept writes; after a rebuild, the
 //! server must stream from the master.
 
@@ -10,6 +12,7 @@ use crate::config::{GroupSpec, ServerSpec};
 use crate::decide::{decide, Decision, Observed, ServerObs, Snapshot};
 use crate::error::{PgctlError, Result};
 use crate::journal::Journal;
+use crate::hostcheck::HostKeys;
 use crate::metrics::{decision_kind, Metrics};
 use crate::probe::{self, Health};
 use crate::remote;
@@ -41,6 +44,11 @@ pub struct ServerStatus {
     pub health: Option<Health>,
     /// Standby: bytes behind the master (master LSN minus replayed LSN).
     pub lag_bytes: Option<u64>,
+    /// Its SSH host key when accepted (`ssh-ed25519 SHA256:...`).
+    pub ssh_host_key: Option<String>,
+    /// Why its SSH host key is refused (nothing is done to it then), or why it could
+    /// not be checked.
+    pub ssh_error: Option<String>,
 }
 
 /// One group as shown in the API and status.
@@ -96,6 +104,7 @@ struct Tracker {
     backoff_until: Option<Instant>,
     /// The warnings of the last cycle (each is logged once, when it appears).
     warned: Vec<String>,
+    keys: HostKeys,
 }
 
 /// Runs the loop of `g` until cancelled. Errors of one cycle are shown and retried.
@@ -107,6 +116,7 @@ pub async fn run_group(g: GroupSpec, cx: GroupCtx) {
         last_reason: String::new(),
         backoff_until: None,
         warned: Vec::new(),
+        keys: HostKeys::default(),
     };
     cx.journal.info(&format!(
         "controlling {} and {} (promote after {} s, referee {})",
@@ -149,7 +159,7 @@ async fn observe(s: &ServerSpec) -> std::result::Result<Health, String> {
 
 async fn cycle(g: &GroupSpec, cx: &GroupCtx, t: &mut Tracker) -> Result<()> {
     let mut persisted = store::load(cx.coord.as_ref(), cx.fence.group, &g.key).await?;
-    let (ha, hb) = tokio::join!(observe(&g.servers[0]), observe(&g.servers[1]));
+    let (ha, hb, ()) = tokio::join!(observe(&g.servers[0]), observe(&g.servers[1]), t.keys.refresh(g, &cx.journal));
     let healths = [ha, hb];
     let now = Instant::now();
     let mut obs = Vec::new();
@@ -201,6 +211,7 @@ async fn cycle(g: &GroupSpec, cx: &GroupCtx, t: &mut Tracker) -> Result<()> {
         max_lag: g.max_lag,
         pending_rebuild,
         rewind: g.rejoin == Rejoin::Rewind,
+        ssh_refused: t.keys.refusals(),
     };
     let warnings = trigger::warnings(&snap);
     for w in warnings.iter().filter(|w| !t.warned.contains(w)) {
@@ -222,7 +233,7 @@ async fn cycle(g: &GroupSpec, cx: &GroupCtx, t: &mut Tracker) -> Result<()> {
     }
     t.last_reason = reason.clone();
     cx.metrics.observe(&g.key, &snap, &d);
-    publish(cx, g, &snap, &healths, &persisted, &d, None, None);
+    publish(cx, g, &snap, &healths, &t.keys, &persisted, &d, None, None);
 
     if let Some(until) = t.backoff_until {
         if Instant::now() < until && matches!(d, Decision::Promote { .. } | Decision::Rebuild { .. }) {
@@ -246,7 +257,7 @@ async fn cycle(g: &GroupSpec, cx: &GroupCtx, t: &mut Tracker) -> Result<()> {
         Ok(Some(done)) => {
             cx.journal.info(&done);
             t.backoff_until = None;
-            publish(cx, g, &snap, &healths, &persisted, &d, Some(done), None);
+            publish(cx, g, &snap, &healths, &t.keys, &persisted, &d, Some(done), None);
         }
         Ok(None) => {}
         Err(e) => {
@@ -254,7 +265,12 @@ async fn cycle(g: &GroupSpec, cx: &GroupCtx, t: &mut Tracker) -> Result<()> {
             cx.journal.error(&msg);
             t.last_reason = msg.clone();
             t.backoff_until = Some(Instant::now() + (g.interval * 5).max(Duration::from_secs(10)));
-            publish(cx, g, &snap, &healths, &persisted, &d, None, Some(msg));
+            if let (PgctlError::Ssh(se), Decision::Promote { target, name, .. } | Decision::Rebuild { target, name, .. }) = (&e, &d) {
+                if se.is_host_key_refusal() {
+                    t.keys.refused(*target, name, se, &cx.journal);
+                }
+            }
+            publish(cx, g, &snap, &healths, &t.keys, &persisted, &d, None, Some(msg));
             if matches!(e, PgctlError::Coord(mware_coord::CoordError::Fenced { .. })) {
                 return Err(e);
             }
@@ -273,6 +289,7 @@ fn publish(
     g: &GroupSpec,
     snap: &Snapshot,
     healths: &[std::result::Result<Health, String>; 2],
+    keys: &HostKeys,
     p: &Persisted,
     d: &Decision,
     action: Option<String>,
@@ -283,6 +300,7 @@ fn publish(
     let servers = (0..2)
         .map(|i| {
             let o = &snap.servers[i];
+            let (ssh_host_key, ssh_error) = keys.status(i);
             ServerStatus {
                 name: o.name.clone(),
                 role: o.role,
@@ -293,6 +311,8 @@ fn publish(
                     (Observed::Standby, Some(m), Some(r)) => Some(m.saturating_sub(r)),
                     _ => None,
                 },
+                ssh_host_key,
+                ssh_error,
             }
         })
         .collect();
@@ -356,6 +376,7 @@ async fn act(g: &GroupSpec, cx: &GroupCtx, p: &mut Persisted, d: &Decision, deci
             if mh.in_recovery {
                 return Ok(Some(format!("rebuild of {name} skipped: {master_name} is no longer a master")));
             }
+            let ssh = s.ssh.connect().await?;
             p.last_master = Some(master_name.clone());
             p.intent = Some(Intent { action: "rebuild".into(), target: name.clone(), epoch: cx.fence.epoch, at_ms: now_ms() });
             store::save(coord, &cx.fence, &g.key, p, Some(&record(m))).await?;
@@ -363,7 +384,7 @@ async fn act(g: &GroupSpec, cx: &GroupCtx, p: &mut Persisted, d: &Decision, deci
             let app = format!("mware_{}", g.key);
             let mut fallback = String::new();
             if *rewind {
-                match rewind_and_verify(s, m, &app, cx, name, master_name).await {
+                match rewind_and_verify(&ssh, s, m, &app, cx, name, master_name).await {
                     Ok(()) => {
                         p.intent = None;
                         store::save(coord, &cx.fence, &g.key, p, None).await?;
@@ -383,7 +404,8 @@ async fn act(g: &GroupSpec, cx: &GroupCtx, p: &mut Persisted, d: &Decision, deci
                     Err(e) => return Err(e),
                 }
             }
-            let out = remote::run(s, "rebuild", &remote::rebuild_script(s, m, &app), true, SSH_REBUILD).await?;
+            let out = remote::run(&ssh, s, "rebuild", &remote::rebuild_script(s, m, &app), true, SSH_REBUILD).await?;
+            ssh.close().await;
             for line in out.lines() {
                 cx.journal.info(&format!("{name}: {line}"));
             }
@@ -396,13 +418,21 @@ async fn act(g: &GroupSpec, cx: &GroupCtx, p: &mut Persisted, d: &Decision, deci
 }
 
 /// Rejoins `s` as a standby of `m` with pg_rewind and checks that it streams.
-async fn rewind_and_verify(s: &ServerSpec, m: &ServerSpec, app: &str, cx: &GroupCtx, name: &str, master_name: &str) -> Result<()> {
+async fn rewind_and_verify(
+    ssh: &mware_ssh::Session,
+    s: &ServerSpec,
+    m: &ServerSpec,
+    app: &str,
+    cx: &GroupCtx,
+    name: &str,
+    master_name: &str,
+) -> Result<()> {
     // A recently promoted master's control file shows its new timeline only after a
     // checkpoint; pg_rewind reads it from there (needs superuser or pg_checkpoint).
     if let Err(e) = probe::checkpoint(m, PROBE_TIMEOUT * 10).await {
         cx.journal.info(&format!("checkpoint on {master_name} before pg_rewind not possible ({e}); trying anyway"));
     }
-    let out = remote::run(s, "pg_rewind", &remote::rewind_script(s, m, app), true, SSH_REBUILD).await?;
+    let out = remote::run(ssh, s, "pg_rewind", &remote::rewind_script(s, m, app), true, SSH_REBUILD).await?;
     for line in out.lines() {
         cx.journal.info(&format!("{name}: {line}"));
     }

@@ -13,6 +13,11 @@
 //! rejoined with pg_rewind, and rebuilt with pg_basebackup only if that fails. A promotion
 //! touches `pg_signal_filepath` only when the standby watches that file ([`trigger`]),
 //! and runs `pg_ctl promote` at once otherwise.
+//!
+//! SSH goes through `mware-ssh` with the site's pinned host keys (`ssh` section): each
+//! server's key is checked when its loop starts and every few minutes ([`hostcheck`]),
+//! and an action on a server whose key is refused is held back with the reason in the
+//! group's status and log; nothing is sent to that server.
 #![deny(missing_docs)]
 
 mod api;
@@ -20,6 +25,7 @@ pub mod config;
 pub mod decide;
 mod error;
 mod group;
+pub mod hostcheck;
 pub mod journal;
 pub mod metrics;
 pub mod probe;
@@ -27,7 +33,6 @@ mod promote;
 pub mod referee;
 pub mod remote;
 mod service;
-pub mod ssh;
 pub mod store;
 pub mod trigger;
 

@@ -40,14 +40,16 @@ pub(crate) async fn promote(
     if probe::probe(other, PROBE_TIMEOUT).await.is_ok_and(|h| !h.in_recovery) {
         return Ok(Some(format!("promotion of {name} skipped: {} answers as master again", other.name)));
     }
-    // Fenced intent first: the new master is "master last" before it exists, so an
-    // instance taking over mid-way promotes the same server or nothing.
+    // SSH first (host key checked, logged in): a refusal records nothing. Then the fenced
+    // intent: the new master is "master last" before it exists, so an instance taking
+    // over mid-way promotes the same server or nothing.
+    let ssh = s.ssh.connect().await?;
     p.last_master = Some(name.clone());
     p.intent = Some(Intent { action: "promote".into(), target: name.clone(), epoch: cx.fence.epoch, at_ms: now_ms() });
     store::save(cx.coord.as_ref(), &cx.fence, &g.key, p, None).await?;
     let started = Instant::now();
     let use_signal = matches!(method, PromoteMethod::SignalFile(_));
-    remote::run(s, "promote", &remote::promote_script(s, use_signal), false, SSH_SHORT).await?;
+    remote::run(&ssh, s, "promote", &remote::promote_script(s, use_signal), false, SSH_SHORT).await?;
     let mut fallback = String::new();
     loop {
         match probe::accepts_writes(s, PROBE_TIMEOUT).await {
@@ -58,13 +60,14 @@ pub(crate) async fn promote(
                     "{name} did not promote within {} s of its signal file being touched; running pg_ctl promote",
                     SIGNAL_FALLBACK.as_secs()
                 ));
-                remote::run(s, "promote (pg_ctl)", &remote::promote_script(s, false), false, SSH_SHORT).await?;
+                remote::run(&ssh, s, "promote (pg_ctl)", &remote::promote_script(s, false), false, SSH_SHORT).await?;
                 fallback = format!(" (the signal file did nothing for {} s, then pg_ctl promote)", SIGNAL_FALLBACK.as_secs());
             }
             Err(_) => tokio::time::sleep(POLL).await,
         }
     }
     let after = decided.elapsed();
+    ssh.close().await;
     p.intent = None;
     store::save(cx.coord.as_ref(), &cx.fence, &g.key, p, Some(&record(s))).await?;
     Ok(Some(format!("{d}: done, {name} accepts writes {} ms after the decision{fallback}", after.as_millis())))

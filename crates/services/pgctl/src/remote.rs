@@ -10,7 +10,7 @@
 
 use crate::config::ServerSpec;
 use crate::error::{PgctlError, Result};
-use crate::ssh::sh_quote;
+use mware_ssh::{sh_quote, Session};
 use std::time::Duration;
 
 /// Exit code scripts use when a precondition fails (nothing was changed).
@@ -169,15 +169,16 @@ echo "rewound $D from $MH:$MP"
     sc
 }
 
-/// Runs a script on `s` over SSH; a non-zero exit becomes [`PgctlError::Remote`].
-pub async fn run(s: &ServerSpec, what: &str, script: &str, with_password: bool, timeout: Duration) -> Result<String> {
+/// Runs a script for `s` on its SSH session `ssh` (opened with [`mware_ssh::Target::connect`],
+/// host key checked); a non-zero exit becomes [`PgctlError::Remote`].
+pub async fn run(ssh: &Session, s: &ServerSpec, what: &str, script: &str, with_password: bool, timeout: Duration) -> Result<String> {
     let cmd = format!("sh -c {}", sh_quote(script));
     let stdin = with_password.then_some(&s.replica_pwd);
-    let out = s.ssh.run(&cmd, stdin, timeout).await?;
+    let out = ssh.run(&cmd, stdin, timeout).await?;
     if out.code != 0 {
         let detail = out.detail();
         let detail = if out.code == PRECONDITION { format!("{detail} (nothing was changed)") } else { detail };
-        return Err(PgctlError::Remote { what: what.into(), target: s.ssh.label(), code: out.code, detail });
+        return Err(PgctlError::Remote { what: what.into(), target: ssh.label().to_string(), code: out.code, detail });
     }
     Ok(out.stdout)
 }
@@ -185,8 +186,8 @@ pub async fn run(s: &ServerSpec, what: &str, script: &str, with_password: bool, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ssh::{SshAuth, SshTarget};
     use mware_config::Secret;
+    use mware_ssh::{Auth, HostKeyPolicy, Target};
 
     fn spec(data: &str) -> ServerSpec {
         ServerSpec {
@@ -196,7 +197,13 @@ mod tests {
             replica_user: "rep'l".into(),
             replica_pwd: Secret::new("topsecret"),
             database: "postgres".into(),
-            ssh: SshTarget { host: "h".into(), port: 22, user: "u".into(), auth: SshAuth::Password(Secret::new("x")) },
+            ssh: Target {
+                host: "h".into(),
+                port: 22,
+                user: "u".into(),
+                auth: Auth::Password(Secret::new("x")),
+                host_keys: HostKeyPolicy { known_hosts: "kh".into(), trust_on_first_use: false },
+            },
             pg_ctl: "/opt/pg bin/pg_ctl".into(),
             pg_basebackup: "pg_basebackup".into(),
             pg_rewind: None,

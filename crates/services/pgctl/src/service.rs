@@ -1,7 +1,8 @@
 //! [`PgctlService`]: the `pgctl` service of mware. On the active instance of a group
 //! whose role has `pg_controller`, it runs one control loop per valid pg group, leaves
 //! invalid groups out with the reason logged, idles when none is valid, and restarts
-//! the loops when the role's `pg_controller` list changes (no daemon restart).
+//! the loops when the role's `pg_controller` list or the site's `ssh` settings change
+//! (no daemon restart).
 
 use crate::config::check_groups;
 use crate::group::{run_group, GroupCtx, Statuses};
@@ -9,8 +10,9 @@ use crate::journal::{log_dir, Journal};
 use crate::metrics::Metrics;
 use prometheus_client::registry::Registry;
 use async_trait::async_trait;
-use mware_config::Role;
+use mware_config::{Role, SshSettings};
 use mware_host::{Service, ServiceContext, ServiceState};
+use mware_ssh::HostKeyPolicy;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -52,15 +54,17 @@ impl PgctlService {
         self.inner.groups.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
     }
 
-    fn raw_list(ctx: &ServiceContext) -> Vec<serde_json::Value> {
-        ctx.role().map(|r| r.pg_controller.0).unwrap_or_default()
+    /// What the loops are built from: the role's `pg_controller` list and the site's host
+    /// key settings.
+    fn wanted_config(ctx: &ServiceContext) -> (Vec<serde_json::Value>, SshSettings) {
+        (ctx.role().map(|r| r.pg_controller.0).unwrap_or_default(), ctx.site.borrow().ssh.clone())
     }
 
-    async fn run_config(&self, ctx: &ServiceContext, raw: &[serde_json::Value], stop: CancellationToken) {
+    async fn run_config(&self, ctx: &ServiceContext, (raw, ssh): &(Vec<serde_json::Value>, SshSettings), stop: CancellationToken) {
         let dir = self.inner.log_dir.clone().unwrap_or_else(log_dir);
         // The validator's path of this instance, so the warnings read as `mware validate`'s.
         let at = ctx.site.borrow().instance_path(&ctx.instance).unwrap_or_else(|| ctx.instance.clone());
-        let (groups, bad) = check_groups(raw, &format!("{at}.pg_controller"));
+        let (groups, bad) = check_groups(raw, &format!("{at}.pg_controller"), &HostKeyPolicy::from(ssh));
         let bad: Vec<String> = bad.iter().map(|p| p.to_string()).collect();
         for p in &bad {
             tracing::warn!(instance = %ctx.instance, "pgctl: {p}");
@@ -127,7 +131,7 @@ impl Service for PgctlService {
         ctx.status.set(ServiceState::Starting, "reading pg_controller groups");
         let result = async {
             loop {
-                let raw = Self::raw_list(&ctx);
+                let raw = Self::wanted_config(&ctx);
                 let stop = ctx.cancel.child_token();
                 let run_ctx = ctx.clone();
                 let run = self.run_config(&run_ctx, &raw, stop.clone());
@@ -154,8 +158,8 @@ impl Service for PgctlService {
                                 run.as_mut().await;
                                 return Ok(());
                             }
-                            if Self::raw_list(&ctx) != raw {
-                                tracing::info!(instance = %ctx.instance, "pgctl: pg_controller changed; reloading groups");
+                            if Self::wanted_config(&ctx) != raw {
+                                tracing::info!(instance = %ctx.instance, "pgctl: pg_controller or ssh settings changed; reloading groups");
                                 stop.cancel();
                                 run.as_mut().await;
                                 break;

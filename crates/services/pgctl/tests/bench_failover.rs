@@ -8,7 +8,6 @@
 mod common;
 use common::*;
 use mware_testkit::pg::PgInstance;
-use mware_testkit::sshd::Sshd;
 use std::time::{Duration, Instant};
 
 fn env(name: &str, default: u64) -> u64 {
@@ -25,7 +24,7 @@ async fn bench_kill_to_first_write() {
     let mut rebuild = Vec::new();
     for run in 0..runs {
         let dir = tempfile::tempdir().unwrap();
-        let sshd = Sshd::start().expect("sshd");
+        let sshd = pinned_sshd(dir.path());
         let db1 = blocking(|| PgInstance::new_primary("db1")).unwrap();
         let db2 = blocking(|| PgInstance::new_standby("db2", &db1)).unwrap();
         blocking(|| db1.psql("CREATE TABLE t(x int, pad text)")).unwrap();

@@ -43,7 +43,7 @@ async fn fail_over_and_return(
     rewind_cmd: &str,
     before_return: impl FnOnce(&PgInstance),
 ) -> (Controller, PgInstance, PgInstance, Sshd) {
-    let sshd = Sshd::start().expect("sshd");
+    let sshd = pinned_sshd(dir);
     let db1 = blocking(|| PgInstance::new_primary("db1")).expect("db1");
     let db2 = blocking(|| PgInstance::new_standby("db2", &db1)).expect("db2");
     let g = rewind_group(&db1, &db2, &sshd, rewind_cmd);
@@ -180,7 +180,7 @@ async fn rewind_refused_by_the_source_falls_back_to_basebackup() {
 async fn second_master_on_fresh_state_is_rewound_to_the_first() {
     init_tracing();
     let dir = tempfile::tempdir().unwrap();
-    let sshd = Sshd::start().expect("sshd");
+    let sshd = pinned_sshd(dir.path());
     let db1 = blocking(|| PgInstance::new_primary("db1")).expect("db1");
     let db2 = blocking(|| PgInstance::new_standby("db2", &db1)).expect("db2");
     blocking(|| db2.promote()).unwrap();

@@ -12,7 +12,7 @@
 mod common;
 use common::*;
 use mware_testkit::pg::{PgInstance, REPLICA_PASSWORD};
-use mware_testkit::sshd::{Sshd, SSH_PASSWORD};
+use mware_testkit::sshd::SSH_PASSWORD;
 use mware_pgctl::Observed;
 use std::time::Duration;
 
@@ -32,7 +32,7 @@ fn streams(master: &PgInstance) -> bool {
 async fn both_masters_first_in_list_wins() {
     init_tracing();
     let dir = tempfile::tempdir().unwrap();
-    let sshd = Sshd::start().expect("sshd");
+    let sshd = pinned_sshd(dir.path());
     let (db1, db2) = blocking(pair);
     blocking(|| db2.promote()).unwrap();
     assert!(!db2.in_recovery().unwrap() && !db1.in_recovery().unwrap(), "set-up: two masters");
@@ -64,7 +64,7 @@ async fn both_masters_first_in_list_wins() {
 async fn failover_then_old_master_rejoins() {
     init_tracing();
     let dir = tempfile::tempdir().unwrap();
-    let sshd = Sshd::start().expect("sshd");
+    let sshd = pinned_sshd(dir.path());
     let (db1, db2) = blocking(pair);
     let g = group_json(server_json(&db1, &sshd), server_json(&db2, &sshd), 3);
     let ctl = Controller::start(dir.path(), "mware1", site(dir.path(), vec![g])).await;
@@ -100,7 +100,7 @@ async fn failover_then_old_master_rejoins() {
 async fn referee_unreachable_blocks_promotion() {
     init_tracing();
     let dir = tempfile::tempdir().unwrap();
-    let sshd = Sshd::start().expect("sshd");
+    let sshd = pinned_sshd(dir.path());
     let (db1, db2) = blocking(pair);
     let referee_port = mware_testkit::free_port();
     let mut g = group_json(server_json(&db1, &sshd), server_json(&db2, &sshd), 2);
@@ -125,7 +125,7 @@ async fn referee_unreachable_blocks_promotion() {
 async fn bad_ssh_password_and_bad_pg_ctl_change_nothing() {
     init_tracing();
     let dir = tempfile::tempdir().unwrap();
-    let sshd = Sshd::start().expect("sshd");
+    let sshd = pinned_sshd(dir.path());
     let (db1, db2) = blocking(pair);
     blocking(|| db2.promote()).unwrap();
     let wrong = "wrong-ssh-pw-xyz";

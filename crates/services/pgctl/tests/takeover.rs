@@ -10,7 +10,6 @@ use common::*;
 use mware_coord::{Coordinator, EmbeddedCoordinator, Fence, MemberInfo, Settings};
 use mware_pgctl::store::{self, Intent, Persisted};
 use mware_testkit::pg::PgInstance;
-use mware_testkit::sshd::Sshd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,7 +38,7 @@ fn name(pg: &PgInstance) -> String {
 async fn stale_promote_intent_with_a_live_master_promotes_nothing() {
     init_tracing();
     let dir = tempfile::tempdir().unwrap();
-    let sshd = Sshd::start().expect("sshd");
+    let sshd = pinned_sshd(dir.path());
     let db1 = blocking(|| PgInstance::new_primary("db1")).unwrap();
     let db2 = blocking(|| PgInstance::new_standby("db2", &db1)).unwrap();
     let intent = Intent { action: "promote".into(), target: name(&db2), epoch: 0, at_ms: 0 };
@@ -61,7 +60,7 @@ async fn stale_promote_intent_with_a_live_master_promotes_nothing() {
 async fn interrupted_rebuild_is_finished() {
     init_tracing();
     let dir = tempfile::tempdir().unwrap();
-    let sshd = Sshd::start().expect("sshd");
+    let sshd = pinned_sshd(dir.path());
     let db1 = blocking(|| PgInstance::new_primary("db1")).unwrap();
     let db2 = blocking(|| PgInstance::new_standby("db2", &db1)).unwrap();
     // What the rebuild script had done when the former instance died: db2 stopped, its

@@ -1,5 +1,5 @@
 //! Test harness: real PostgreSQL 15 pair, a real sshd (login as postgres with a
-//! password), the real embedded coordinator, and the `PgctlService` run through
+//! password, its host key pinned in the test site's known_hosts), the real embedded coordinator, and the `PgctlService` run through
 //! `Service::run` with a `ServiceContext` from an active membership.
 #![allow(dead_code)]
 
@@ -27,6 +27,18 @@ pub fn group_json(a: Value, b: Value, promote_after_s: u64) -> Value {
     json!({"key": "main", "servers": [a, b], "promote_after_s": promote_after_s, "check_interval_ms": 300})
 }
 
+/// The test site's known_hosts file.
+pub fn known_hosts(dir: &std::path::Path) -> std::path::PathBuf {
+    dir.join("known_hosts")
+}
+
+/// Starts sshd and pins its host key in the test site's known_hosts file.
+pub fn pinned_sshd(dir: &std::path::Path) -> Sshd {
+    let sshd = Sshd::start().expect("sshd");
+    sshd.pin_in(&known_hosts(dir)).expect("pin the sshd host key");
+    sshd
+}
+
 pub fn site(dir: &std::path::Path, groups: Vec<Value>) -> Site {
     serde_json::from_value(site_json(dir, groups)).expect("site parses")
 }
@@ -36,6 +48,7 @@ pub fn site_json(dir: &std::path::Path, groups: Vec<Value>) -> Value {
     json!({
         "site": "t",
         "coordination": {"backend": "embedded", "path": dir.join("coord.sqlite").display().to_string()},
+        "ssh": {"known_hosts": known_hosts(dir).display().to_string()},
         "servers": [{"name": "srv1", "ifaces": {"lo": "127.0.0.1"}, "roles": [
             {"name": "mware1", "roletype": "mware", "iface": "lo", "group": GROUP, "order": 10,
              "api_port": 8271, "pg_controller": groups}
