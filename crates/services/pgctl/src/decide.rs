@@ -464,7 +464,7 @@ mod tests {
         assert!(matches!(d, Decision::Wait { .. }), "{d}");
         assert_eq!(
             d.to_string(),
-            format!("promote db2 because db1 was unreachable for 40 s: held back, nothing is done to db2: {refusal}")
+            format!("promote db2 because db1 was unreachable for 40 s, with pg_ctl promote: held back, nothing is done to db2: {refusal}")
         );
         let mut s = snap(Master, Master, Some(0), 0);
         s.ssh_refused[1] = Some(refusal.into());
