@@ -436,6 +436,12 @@ impl Default for ApiConfig {
         serde_json::from_str("{}").expect("api defaults")
     }
 }
+impl Default for Provisioning {
+    /// Every default, with an empty `dsn` (for tools and tests that fill it in).
+    fn default() -> Self {
+        serde_json::from_str(r#"{"dsn": ""}"#).expect("provisioning defaults")
+    }
+}
 impl Default for CriticalSections {
     fn default() -> Self {
         serde_json::from_str("{}").expect("critical_sections defaults")

@@ -17,6 +17,7 @@
 pub mod codec;
 mod db;
 mod error;
+mod tls;
 mod metrics;
 mod provisioning;
 pub mod query;
