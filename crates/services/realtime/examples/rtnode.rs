@@ -33,6 +33,15 @@ enum Cmd {
     Rtcache(RtcacheArgs),
 }
 
+/// Entities from the environment variable RT_ENTITIES, a JSON object as in the site
+/// file's `provisioning.entities` (none: every call is refused with 404).
+fn entities() -> anyhow::Result<std::collections::BTreeMap<String, mware_config::ProvisioningEntity>> {
+    match std::env::var("RT_ENTITIES") {
+        Ok(text) => Ok(serde_json::from_str(&text)?),
+        Err(_) => Ok(Default::default()),
+    }
+}
+
 fn shutdown_on_signal() -> CancellationToken {
     let token = CancellationToken::new();
     let t = token.clone();
@@ -58,8 +67,8 @@ async fn main() -> anyhow::Result<()> {
             let handle = ProvisioningHandle::new(&mut registry);
             let cfg = Provisioning {
                 dsn: Secret::new(dsn),
-                families: Default::default(),
-                max_body_bytes: 65_536,
+                entities: entities()?,
+                ..Default::default()
             };
             handle.start(&cfg).await?;
             let listener = tokio::net::TcpListener::bind(listen).await?;
