@@ -10,6 +10,7 @@ mod access;
 mod api;
 mod exec;
 
+pub use access::resolve as resolve_entity;
 pub use api::provisioning_routes;
 
 use crate::db::Pool;
