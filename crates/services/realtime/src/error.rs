@@ -141,7 +141,16 @@ impl From<tokio_postgres::Error> for RealtimeError {
                 RealtimeError::BadValue(format!("{}: {}", db.code().code(), db.message()))
             }
             Some(db) => RealtimeError::Db(format!("{}: {}", db.code().code(), db.message())),
-            None => RealtimeError::Db(e.to_string()),
+            None => {
+                // The causes too (a TLS handshake says why: an unknown issuer, another name).
+                let mut text = e.to_string();
+                let mut cause = std::error::Error::source(&e);
+                while let Some(c) = cause {
+                    text.push_str(&format!(": {c}"));
+                    cause = c.source();
+                }
+                RealtimeError::Db(text)
+            }
         }
     }
 }
