@@ -10,6 +10,7 @@
 mod domain;
 mod model;
 pub mod pg;
+mod provisioning;
 mod redact;
 mod secret;
 mod tree;
@@ -17,6 +18,7 @@ mod validate;
 
 pub use domain::{canonical, DomainError, DomainProblem, MAX_LABEL_LEN, MAX_NAME_LEN};
 pub use model::*;
+pub use provisioning::{is_entity_id, Provisioning, ProvisioningEntity};
 pub use redact::{is_secret_key, redact};
 pub use secret::Secret;
 pub use tree::DomainTree;

@@ -11,7 +11,7 @@
 use super::extra::is_table;
 use super::sections::Walked;
 use super::walk::{found, index, join, quote, Cx};
-use crate::model::is_entity_id;
+use crate::provisioning::is_entity_id;
 use crate::{canonical, DomainTree};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -181,7 +181,7 @@ fn owners(cx: &mut Cx, tree: &DomainTree, g: u32, id: &str, ent: &Value, p: &str
 
 #[cfg(test)]
 mod tests {
-    use crate::model::is_entity_id;
+    use crate::provisioning::is_entity_id;
 
     #[test]
     fn entity_id_syntax() {
