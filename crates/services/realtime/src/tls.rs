@@ -8,7 +8,9 @@
 
 use crate::error::RealtimeError;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::crypto::{
+    verify_tls12_signature, verify_tls13_signature, CryptoProvider, WebPkiSupportedAlgorithms,
+};
 use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use std::sync::Arc;
@@ -18,13 +20,30 @@ use std::sync::Arc;
 struct EncryptOnly(WebPkiSupportedAlgorithms);
 
 impl ServerCertVerifier for EncryptOnly {
-    fn verify_server_cert(&self, _: &CertificateDer<'_>, _: &[CertificateDer<'_>], _: &ServerName<'_>, _: &[u8], _: UnixTime) -> Result<ServerCertVerified, rustls::Error> {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
         Ok(ServerCertVerified::assertion())
     }
-    fn verify_tls12_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         verify_tls12_signature(m, c, d, &self.0)
     }
-    fn verify_tls13_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         verify_tls13_signature(m, c, d, &self.0)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -33,14 +52,22 @@ impl ServerCertVerifier for EncryptOnly {
 }
 
 /// The connector for tokio-postgres: verifying against `ca_file` (PEM) when given.
-pub(crate) fn postgres(ca_file: Option<&str>) -> Result<tokio_postgres_rustls::MakeRustlsConnect, RealtimeError> {
+pub(crate) fn postgres(
+    ca_file: Option<&str>,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect, RealtimeError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| RealtimeError::Config { expected: "a TLS setup rustls accepts".into(), found: e.to_string() })?;
+        .map_err(|e| RealtimeError::Config {
+            expected: "a TLS setup rustls accepts".into(),
+            found: e.to_string(),
+        })?;
     let config = match ca_file {
         Some(path) => {
-            let bad = |found: String| RealtimeError::Config { expected: format!("PEM certificates in provisioning.ca_file {path}"), found };
+            let bad = |found: String| RealtimeError::Config {
+                expected: format!("PEM certificates in provisioning.ca_file {path}"),
+                found,
+            };
             let mut roots = RootCertStore::empty();
             let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
                 .map_err(|e| bad(e.to_string()))?

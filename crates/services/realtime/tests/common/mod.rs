@@ -47,12 +47,21 @@ pub const ENTITIES: &[(&str, &[&str], &str, &str, bool)] = &[
     (E1, &["t1.example.ru"], "ast1", "pw-ast1-Secret", true),
     (E2, &["t2.example.ru"], "ast2", "pw-ast2-Secret", true),
     (RO, &["t1.example.ru"], "ro1", "pw-ro1-Secret", false),
-    (MULTI, &["t1.example.ru", "t3.example.ru"], "multi", "pw-multi-Secret", true),
+    (
+        MULTI,
+        &["t1.example.ru", "t3.example.ru"],
+        "multi",
+        "pw-multi-Secret",
+        true,
+    ),
 ];
 
 /// The credential of a test entity.
 pub fn cred(entity: &str) -> Option<(String, String)> {
-    ENTITIES.iter().find(|e| e.0 == entity).map(|e| (e.2.to_string(), e.3.to_string()))
+    ENTITIES
+        .iter()
+        .find(|e| e.0 == entity)
+        .map(|e| (e.2.to_string(), e.3.to_string()))
 }
 
 /// A database created for one test and dropped when the guard goes.
@@ -237,7 +246,11 @@ impl Ast {
             .build()
             .unwrap();
         let server = match cred {
-            Some((u, p)) => server.replacen("http://", &format!("http://{}:{}@", encode(&u), encode(&p)), 1),
+            Some((u, p)) => server.replacen(
+                "http://",
+                &format!("http://{}:{}@", encode(&u), encode(&p)),
+                1,
+            ),
             None => server.to_string(),
         };
         // ${ENTITYID} is substituted as is (its ':' unencoded), as Asterisk does.
@@ -260,7 +273,10 @@ impl Ast {
             .send()
             .await
             .expect("request sent");
-        let www = r.headers().get("www-authenticate").map(|v| v.to_str().unwrap_or("").to_string());
+        let www = r
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap_or("").to_string());
         (r.status().as_u16(), r.text().await.unwrap(), www)
     }
     /// `realtime_curl`: `${CURL(url/single,k=v&...)}`
