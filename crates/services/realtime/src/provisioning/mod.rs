@@ -207,7 +207,7 @@ impl ProvisioningService {
                     };
                     ctx.status.set(
                         ServiceState::Running,
-                        format!("serving {n} families from postgresql"),
+                        format!("serving {n} families to {} entities from postgresql", cfg.entities.len()),
                     );
                 }
             }
