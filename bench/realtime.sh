@@ -56,7 +56,13 @@ INSERT INTO ps_endpoints SELECT g::text, 'transport-udp', g::text, g::text, 'fro
   'User ' || g || ' <' || g || '>' FROM generate_series(1, $IDS) g;"
 
 UP=$(free_port); SC=$(free_port); NG=$(free_port)
-RT_DSN="host=127.0.0.1 user=postgres dbname=$DB" "$BIN" upstream --listen "127.0.0.1:$UP" >"$WORK/upstream.log" 2>&1 &
+# The SIP server is entity 12:34:56:78:9a:bc with an HTTP Basic credential; the bench
+# tables have no domain column, so their families are marked shared.
+EID=12:34:56:78:9a:bc
+BASIC="Basic $(printf 'bench:bench-pw' | base64)"
+RT_ENTITIES='{"12:34:56:78:9a:bc": {"domains": ["t1.example.ru"], "user": "bench", "password": "bench-pw", "write": true}}' \
+RT_DSN="host=127.0.0.1 user=postgres dbname=$DB" "$BIN" upstream --listen "127.0.0.1:$UP" \
+    --shared-family endpoint --shared-family auth --shared-family aor >"$WORK/upstream.log" 2>&1 &
 PIDS+=($!)
 "$BIN" rtcache --listen "127.0.0.1:$SC" --upstream "http://127.0.0.1:$UP" --cache-dir "$WORK/rtcache" \
     --object-lifetime-maximum 86400 --object-lifetime-stale 600 >"$WORK/rtcache.log" 2>&1 &
@@ -104,28 +110,30 @@ PIDS+=($!)
 wait_port "$UP"; wait_port "$SC"; wait_port "$NG"
 
 # --- wrk scripts --------------------------------------------------------------
-cat >"$WORK/warm.lua" <<'LUA'
+cat >"$WORK/warm.lua" <<LUA
 -- every id in order (run with one thread)
 local n = 0
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Authorization"] = "$BASIC"
 function request()
     n = n + 1
     local id = (n % 10000) + 1
     return wrk.format(nil, nil, nil, "id=" .. id)
 end
 LUA
-cat >"$WORK/bench.lua" <<'LUA'
+cat >"$WORK/bench.lua" <<LUA
 -- a POST single for a random one of 10,000 ids, as res_config_curl sends it
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Authorization"] = "$BASIC"
 function init(args) math.randomseed(os.time() + math.floor(os.clock() * 1000000)) end
 function request()
     return wrk.format(nil, nil, nil, "id=" .. math.random(1, 10000))
 end
 LUA
 
-PATH_SINGLE=/provision/asterisk/t1.example.ru/endpoint/single
+PATH_SINGLE=/provision/asterisk/$EID/endpoint/single
 warm() { # $1 port
     for _ in $(seq 1 30); do
         wrk -t1 -c8 -d3s -s "$WORK/warm.lua" "http://127.0.0.1:$1$PATH_SINGLE" >/dev/null
@@ -167,8 +175,8 @@ python3 -c "print('ratio rtcache/nginx (mean of 2 runs each): %.2f' % ((float('$
 
 # --- behaviour nginx cannot give ---------------------------------------------
 post() { # port suffix body -> "status body" (body cut to 30 bytes)
-    curl -s -o "$WORK/body" -w '%{http_code}' -X POST -H 'Content-Type: application/x-www-form-urlencoded' \
-        --data-binary "$3" "http://127.0.0.1:$1/provision/asterisk/t1.example.ru/endpoint/$2" >"$WORK/code" || echo 000 >"$WORK/code"
+    curl -s -o "$WORK/body" -w '%{http_code}' -X POST -H 'Content-Type: application/x-www-form-urlencoded' -u bench:bench-pw \
+        --data-binary "$3" "http://127.0.0.1:$1/provision/asterisk/$EID/endpoint/$2" >"$WORK/code" || echo 000 >"$WORK/code"
     local b; b=$(head -c 30 "$WORK/body" | tr -d '\r\n')
     case "$b" in "<html>"*) b="<html> error page";; "") b="(empty)";; esac
     printf '%s %s' "$(cat "$WORK/code")" "$b"

@@ -10,6 +10,7 @@
 mod domain;
 mod model;
 pub mod pg;
+mod provisioning;
 mod redact;
 mod secret;
 mod ssh;
@@ -19,6 +20,7 @@ mod validate;
 
 pub use domain::{canonical, DomainError, DomainProblem, MAX_LABEL_LEN, MAX_NAME_LEN};
 pub use model::*;
+pub use provisioning::{is_entity_id, Provisioning, ProvisioningEntity};
 pub use redact::{is_secret_key, mask_url_userinfo, redact};
 pub use secret::Secret;
 pub use ssh::{SshSettings, DEFAULT_KNOWN_HOSTS};

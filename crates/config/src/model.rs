@@ -5,6 +5,7 @@
 //! and reports every problem with its JSON path, so these types only ever see
 //! input that is already known to be well formed.
 
+use crate::provisioning::Provisioning;
 use crate::secret::Secret;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -352,21 +353,6 @@ pub struct CriticalSections {
     pub max_limit: u32,
 }
 
-/// (new) Realtime provisioning service settings.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Provisioning {
-    /// PostgreSQL connection string (libpq key=value or URL) of the provisioning database.
-    pub dsn: Secret,
-    /// Family (the URL segment after the entity id) → table. Empty means the built-in
-    /// `endpoint → ps_endpoints`, `auth → ps_auths`, `aor → ps_aors`.
-    #[serde(default)]
-    pub families: BTreeMap<String, String>,
-    /// Largest request body accepted, in bytes (default 65536).
-    #[serde(default = "default_max_body")]
-    pub max_body_bytes: usize,
-}
-
 fn default_true() -> bool {
     true
 }
@@ -423,9 +409,6 @@ fn default_request_timeout_ms() -> u64 {
 }
 fn default_max_connections() -> usize {
     1024
-}
-fn default_max_body() -> usize {
-    65_536
 }
 
 impl Default for Coordination {

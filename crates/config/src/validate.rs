@@ -2,13 +2,14 @@
 //! expected and what was found.
 //!
 //! The walk is split by concern: `walk` (typed readers), `sections` (the site,
-//! coordination, api, servers and roles), `extra` (the role's service
-//! sections) and `cross` (checks across instances: names, orders, domains,
-//! ports).
+//! coordination, api, servers and roles), `extra` and `provisioning` (the role's
+//! service sections) and `cross` (checks across instances: names, orders, domains,
+//! ports, and which group provisions which SIP server).
 
 mod cross;
 mod extra;
 mod group_sections;
+mod provisioning;
 mod sections;
 mod walk;
 

@@ -16,6 +16,7 @@ pub(crate) fn check(cx: &mut Cx, w: &Walked) {
     domains(cx, w);
     ports(cx, w);
     super::group_sections::check(cx, w);
+    super::provisioning::across_groups(cx, w);
 }
 
 fn unique_servers(cx: &mut Cx, w: &Walked) {

@@ -1,13 +1,13 @@
 //! Checks of a role's service sections: `backup_controller` (with its
-//! `sync_folder` and `pgdb` entries), `cti_adapters`, `critical_sections` and
-//! `provisioning`.
+//! `sync_folder` and `pgdb` entries), `cti_adapters` and `critical_sections`
+//! (`provisioning` has its own module).
 //!
 //! Storage settings (`storage_ssh_*`) may sit at the top of
 //! `backup_controller`, inside `sync_folder` or in each `pgdb` entry (the two
 //! seeds place them differently); each copy needs a storage host from its own
 //! level or the top one.
 
-use super::walk::{found, index, join, quote, Cx};
+use super::walk::{index, join, quote, Cx};
 use serde_json::{Map, Value};
 
 const STORAGE: &[&str] = &["storage_ssh_host", "storage_ssh_port", "storage_ssh_user", "storage_ssh_pwd", "storage_ssh_path"];
@@ -19,7 +19,6 @@ const CTI_KEYS: &[&str] = &["key", "iface", "port"];
 const CS_KEYS: &[&str] = &[
     "enabled", "max_name_len", "max_waiters_per_mutex", "max_mutexes_per_domain", "max_ttl_ms", "max_wait_ms", "max_domains", "max_limit",
 ];
-const PROV_KEYS: &[&str] = &["dsn", "families", "max_body_bytes"];
 
 /// The keys of a level plus the storage keys it may hold.
 fn with_storage(keys: &[&'static str]) -> Vec<&'static str> {
@@ -148,34 +147,8 @@ pub(crate) fn critical_sections(cx: &mut Cx, v: &Value, p: &str) {
     cx.int(m, p, "max_limit", 1, 1_000_000);
 }
 
-/// `provisioning`: the realtime provisioning service (dsn is a secret).
-pub(crate) fn provisioning(cx: &mut Cx, v: &Value, p: &str) {
-    let Some(m) = cx.object(v, p) else { return };
-    cx.keys(m, p, PROV_KEYS, &["dsn"]);
-    if cx.secret(m, p, "dsn") && m.get("dsn").and_then(Value::as_str).is_some_and(|s| s.trim().is_empty()) {
-        cx.report(&join(p, "dsn"), "expected a PostgreSQL connection string, found an empty one");
-    }
-    if let Some(f) = m.get("families") {
-        let fp = join(p, "families");
-        if let Some(fm) = cx.object(f, &fp) {
-            for (family, table) in fm {
-                let ep = join(&fp, family);
-                if family.is_empty() || !family.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-                    cx.report(&ep, format!("expected a family name of latin letters, digits, '_' and '-', found {}", quote(family)));
-                }
-                match table.as_str() {
-                    Some(t) if is_table(t) => {}
-                    Some(t) => cx.report(&ep, format!("expected a table name like ps_endpoints or schema.table, found {}", quote(t))),
-                    None => cx.report(&ep, format!("expected a table name string, found {}", found(table))),
-                }
-            }
-        }
-    }
-    cx.int(m, p, "max_body_bytes", 1, i64::MAX);
-}
-
 /// An SQL identifier, optionally schema-qualified (safe to put in a query unquoted).
-fn is_table(t: &str) -> bool {
+pub(crate) fn is_table(t: &str) -> bool {
     let ident = |s: &str| {
         s.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
     };

@@ -329,7 +329,7 @@ fn role(
         extra::critical_sections(cx, c, &join(p, "critical_sections"));
     }
     if let Some(v) = m.get("provisioning").filter(|v| !v.is_null()) {
-        extra::provisioning(cx, v, &join(p, "provisioning"));
+        super::provisioning::section(cx, v, &join(p, "provisioning"));
     }
     inst
 }

@@ -77,8 +77,12 @@ pub async fn enforce(State((st, p)): State<(AppState, Arc<Policy>)>, params: Res
                 }
                 Err((code, why)) => {
                     let code = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
-                    if let Some(f) = p.unavailable.filter(|_| code.is_server_error()) {
-                        return f(req.uri(), &why);
+                    // A protocol with its own failure body (res_config_curl) gets that body
+                    // with the rule's status: a JSON document would be read as fields.
+                    if let Some(f) = p.unavailable {
+                        let mut r = f(req.uri(), &why);
+                        *r.status_mut() = code;
+                        return r;
                     }
                     return (code, Json(json!({"error": format!("path segment {param}: {why}"), "field": param, "retryable": code.is_server_error()}))).into_response();
                 }

@@ -3,7 +3,8 @@
 //! rtcache ...` runs the sidecar exactly as `mware rtcache` will.
 //!
 //! ```text
-//! rtnode upstream --listen 127.0.0.1:7000 --dsn "host=127.0.0.1 user=postgres dbname=prov"
+//! RT_ENTITIES='{"12:34:56:78:9a:bc": {"domains": ["t1.example.ru"], "user": "u", "password": "p"}}' \
+//!   rtnode upstream --listen 127.0.0.1:7000 --dsn "host=127.0.0.1 user=postgres dbname=prov"
 //! rtnode rtcache --listen 127.0.0.1:8088 --upstream http://127.0.0.1:7000 --cache-dir /tmp/rtc
 //! ```
 
@@ -28,9 +29,21 @@ enum Cmd {
         /// libpq connection string (read from the environment variable RT_DSN if absent).
         #[arg(long, env = "RT_DSN")]
         dsn: String,
+        /// A family whose table has no `domain` column, served to every entity (repeatable).
+        #[arg(long = "shared-family")]
+        shared_family: Vec<String>,
     },
     /// Run the rtcache sidecar.
     Rtcache(RtcacheArgs),
+}
+
+/// Entities from the environment variable RT_ENTITIES, a JSON object as in the site
+/// file's `provisioning.entities` (none: every call is refused with 404).
+fn entities() -> anyhow::Result<std::collections::BTreeMap<String, mware_config::ProvisioningEntity>> {
+    match std::env::var("RT_ENTITIES") {
+        Ok(text) => Ok(serde_json::from_str(&text)?),
+        Err(_) => Ok(Default::default()),
+    }
 }
 
 fn shutdown_on_signal() -> CancellationToken {
@@ -53,13 +66,14 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let shutdown = shutdown_on_signal();
     match cli.cmd {
-        Cmd::Upstream { listen, dsn } => {
+        Cmd::Upstream { listen, dsn, shared_family } => {
             let mut registry = prometheus_client::registry::Registry::default();
             let handle = ProvisioningHandle::new(&mut registry);
             let cfg = Provisioning {
                 dsn: Secret::new(dsn),
-                families: Default::default(),
-                max_body_bytes: 65_536,
+                entities: entities()?,
+                shared_families: shared_family,
+                ..Default::default()
             };
             handle.start(&cfg).await?;
             let listener = tokio::net::TcpListener::bind(listen).await?;

@@ -1,6 +1,11 @@
 //! PostgreSQL access for provisioning: a few pipelined connections used round
 //! robin and reopened when they drop, and the column catalog of each table
 //! (read from `pg_attribute`, kept for a short while).
+//!
+//! TLS goes through rustls ([`crate::tls`]): the DSN's `sslmode` (`disable`,
+//! `prefer`, `require`) is honoured as libpq does without a root certificate
+//! (encrypted, the server's certificate not verified); with `provisioning.ca_file`
+//! TLS is required and the certificate and host name are verified (`verify-full`).
 
 use crate::error::RealtimeError;
 use crate::query::{quote_table, Column, Sql, Table};
@@ -10,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 /// How long a table's catalog is trusted before it is read again.
 const CATALOG_TTL: Duration = Duration::from_secs(30);
@@ -18,13 +23,19 @@ const CATALOG_TTL: Duration = Duration::from_secs(30);
 /// A small pool of connections; each `tokio_postgres::Client` pipelines requests.
 pub struct Pool {
     dsn: Secret,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    verify: bool,
     slots: Vec<Mutex<Option<Arc<Client>>>>,
     next: AtomicUsize,
     catalog: Mutex<HashMap<String, (Instant, Arc<Table>)>>,
 }
 
-async fn connect(dsn: &Secret) -> Result<Arc<Client>, RealtimeError> {
-    let (client, conn) = tokio_postgres::connect(dsn.expose(), NoTls).await?;
+async fn connect(dsn: &Secret, tls: &tokio_postgres_rustls::MakeRustlsConnect, verify: bool) -> Result<Arc<Client>, RealtimeError> {
+    let mut cfg: tokio_postgres::Config = dsn.expose().parse().map_err(|e: tokio_postgres::Error| RealtimeError::Db(format!("the provisioning dsn does not parse: {e}")))?;
+    if verify {
+        cfg.ssl_mode(tokio_postgres::config::SslMode::Require);
+    }
+    let (client, conn) = cfg.connect(tls.clone()).await?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::warn!(error = %RealtimeError::from(e), "provisioning database connection closed");
@@ -35,15 +46,20 @@ async fn connect(dsn: &Secret) -> Result<Arc<Client>, RealtimeError> {
 
 impl Pool {
     /// Opens `size` connections (at least one); fails if the first cannot be opened.
-    pub async fn open(dsn: Secret, size: usize) -> Result<Pool, RealtimeError> {
+    /// With `ca_file`, every connection is TLS verified against that CA.
+    pub async fn open(dsn: Secret, ca_file: Option<&str>, size: usize) -> Result<Pool, RealtimeError> {
         let size = size.max(1);
-        let first = connect(&dsn).await?;
+        let tls = crate::tls::postgres(ca_file)?;
+        let verify = ca_file.is_some();
+        let first = connect(&dsn, &tls, verify).await?;
         let mut slots = vec![Mutex::new(Some(first))];
         for _ in 1..size {
             slots.push(Mutex::new(None));
         }
         Ok(Pool {
             dsn,
+            tls,
+            verify,
             slots,
             next: AtomicUsize::new(0),
             catalog: Mutex::new(HashMap::new()),
@@ -56,7 +72,7 @@ impl Pool {
         match slot.as_ref() {
             Some(c) if !c.is_closed() => Ok(c.clone()),
             _ => {
-                let c = connect(&self.dsn).await?;
+                let c = connect(&self.dsn, &self.tls, self.verify).await?;
                 *slot = Some(c.clone());
                 Ok(c)
             }

@@ -62,13 +62,31 @@ pub enum RealtimeError {
         /// The table.
         table: String,
     },
-    /// A row written for another tenant than the URL's entity.
-    #[error("expected domain {expected:?} (the entity id in the url), found {found:?}")]
+    /// A row written for another tenant than the caller's.
+    #[error("expected a domain the caller may see ({expected}), found {found:?}")]
     WrongDomain {
-        /// The entity id.
+        /// The caller's domains, comma separated.
         expected: String,
         /// The value sent.
         found: String,
+    },
+    /// An operator in an `update` lookup or a `destroy` condition.
+    #[error("expected exact matches (column=value) in update lookups and destroy conditions, found field {field:?}: a pattern or comparison could change or delete every row the caller sees")]
+    InexactMatch {
+        /// The field name as sent (with its operator).
+        field: String,
+    },
+    /// A value PostgreSQL refused for its column (SQLSTATE class 22, data exception, or
+    /// class 23, integrity constraint violation): the request's fault.
+    #[error("expected values that fit their columns, found: {0}")]
+    BadValue(String),
+    /// The family's table has no `domain` column and the site does not mark it shared.
+    #[error("expected family {family:?} to be scoped by a domain column or listed in provisioning.shared_families, found table {table} without a domain column")]
+    Unscoped {
+        /// The family.
+        family: String,
+        /// Its table.
+        table: String,
     },
     /// The service is not running on this instance.
     #[error("expected the provisioning service to be running, found it stopped")]
@@ -109,6 +127,8 @@ impl RealtimeError {
                 | RealtimeError::BadRequest { .. }
                 | RealtimeError::BodyTooLarge { .. }
                 | RealtimeError::WrongDomain { .. }
+                | RealtimeError::InexactMatch { .. }
+                | RealtimeError::BadValue(_)
         )
     }
 }
@@ -117,8 +137,20 @@ impl From<tokio_postgres::Error> for RealtimeError {
     fn from(e: tokio_postgres::Error) -> Self {
         // tokio-postgres errors never include the connection string.
         match e.as_db_error() {
+            Some(db) if db.code().code().starts_with("22") || db.code().code().starts_with("23") => {
+                RealtimeError::BadValue(format!("{}: {}", db.code().code(), db.message()))
+            }
             Some(db) => RealtimeError::Db(format!("{}: {}", db.code().code(), db.message())),
-            None => RealtimeError::Db(e.to_string()),
+            None => {
+                // The causes too (a TLS handshake says why: an unknown issuer, another name).
+                let mut text = e.to_string();
+                let mut cause = std::error::Error::source(&e);
+                while let Some(c) = cause {
+                    text.push_str(&format!(": {c}"));
+                    cause = c.source();
+                }
+                RealtimeError::Db(text)
+            }
         }
     }
 }

@@ -17,6 +17,7 @@
 pub mod codec;
 mod db;
 mod error;
+mod tls;
 mod metrics;
 mod provisioning;
 pub mod query;
@@ -25,6 +26,6 @@ pub mod rtcache;
 pub use error::RealtimeError;
 pub use metrics::{ProvisioningMetrics, RtcacheMetrics};
 pub use provisioning::{
-    default_families, provisioning_routes, ProvisioningHandle, ProvisioningService,
+    default_families, provisioning_routes, resolve_entity, ProvisioningHandle, ProvisioningService,
 };
 pub use rtcache::{run as run_rtcache, RtcacheArgs};

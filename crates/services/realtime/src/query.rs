@@ -8,9 +8,17 @@
 //! column's catalog type where the column is not a string.
 //!
 //! Tenant scoping: when the table has a `domain` column, every statement is
-//! limited to rows whose `domain` equals the URL's entity id, and `store`
-//! fills `domain` with it (a different value is refused). Tables without a
-//! `domain` column are shared by every entity.
+//! limited to rows whose `domain` is one of the calling entity's domains
+//! ([`Scope`]); `store` fills `domain` when the entity has one domain and
+//! otherwise needs one of them in the body, and no write may set another.
+//! Tables without a `domain` column are not limited here: the service refuses
+//! them unless the site marks the family shared.
+//!
+//! `update` lookups and `destroy` conditions take exact matches only
+//! (`column=value`): an operator there (`LIKE`, `!=`, `<` ...) is refused before
+//! any SQL is built, since a pattern such as `id LIKE %` would change or delete
+//! every row the entity sees. Asterisk never sends one there (sorcery writes by
+//! id, `update2` by equality).
 
 use crate::codec::Op;
 use crate::error::RealtimeError;
@@ -37,6 +45,13 @@ pub struct Table {
 
 /// The column that scopes rows to a tenant, when present.
 pub const DOMAIN_COLUMN: &str = "domain";
+
+/// The tenant domains a call may see (canonical names, at least one).
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    /// The entity's domains (or the one domain of a domain-form URL).
+    pub domains: &'a [String],
+}
 
 /// Quotes an identifier for SQL.
 pub fn quote_ident(s: &str) -> String {
@@ -114,12 +129,16 @@ impl<'t> Builder<'t> {
         }
     }
 
-    /// `column OP value` from a field name that may carry an operator.
-    fn filter(&mut self, field: &str, value: &str) -> Result<String, RealtimeError> {
+    /// `column OP value` from a field name that may carry an operator; with `exact`,
+    /// only `column` or `column =` is taken.
+    fn filter(&mut self, field: &str, value: &str, exact: bool) -> Result<String, RealtimeError> {
         let (name, op) = match field.split_once(' ') {
             Some((n, op)) => (n, op.trim().to_ascii_uppercase()),
             None => (field, "=".to_string()),
         };
+        if exact && op != "=" {
+            return Err(RealtimeError::InexactMatch { field: field.into() });
+        }
         let op = match op.as_str() {
             "=" | "<" | "<=" | ">" | ">=" | "LIKE" | "NOT LIKE" => op,
             "!=" | "<>" => "<>".to_string(),
@@ -138,17 +157,18 @@ impl<'t> Builder<'t> {
 
     fn wheres(
         &mut self,
-        entity: &str,
+        scope: Scope<'_>,
         fields: &[(String, String)],
+        exact: bool,
     ) -> Result<Vec<String>, RealtimeError> {
         let mut w = Vec::new();
         for (k, v) in fields {
-            w.push(self.filter(k, v)?);
+            w.push(self.filter(k, v, exact)?);
         }
         if self.table.scoped() {
             let col = self.table.column(DOMAIN_COLUMN)?.clone();
-            let v = self.bind(&col, entity);
-            w.push(format!("{} = {v}", quote_ident(DOMAIN_COLUMN)));
+            let list: Vec<String> = scope.domains.iter().map(|d| self.bind(&col, d)).collect();
+            w.push(format!("{} IN ({})", quote_ident(DOMAIN_COLUMN), list.join(", ")));
         }
         Ok(w)
     }
@@ -186,7 +206,7 @@ fn need(ok: bool, expected: &str, found: impl FnOnce() -> String) -> Result<(), 
 /// as res_config_pgsql does).
 pub fn select(
     table: &Table,
-    entity: &str,
+    scope: Scope<'_>,
     op: Op,
     fields: &[(String, String)],
 ) -> Result<Sql, RealtimeError> {
@@ -196,7 +216,7 @@ pub fn select(
         })?;
     }
     let mut b = Builder::new(table);
-    let w = b.wheres(entity, fields)?;
+    let w = b.wheres(scope, fields, false)?;
     let order = match fields.first() {
         Some((k, _)) => quote_ident(k.split(' ').next().unwrap_or(k)),
         None => quote_ident(
@@ -227,7 +247,7 @@ pub fn select(
 /// SQL for `store`: an INSERT of the body's fields (plus `domain` on scoped tables).
 pub fn insert(
     table: &Table,
-    entity: &str,
+    scope: Scope<'_>,
     fields: &[(String, String)],
 ) -> Result<Sql, RealtimeError> {
     need(!fields.is_empty(), "at least one field to store", || {
@@ -239,16 +259,22 @@ pub fn insert(
     for (k, v) in fields {
         let col = table.column(k)?.clone();
         if table.scoped() && col.name == DOMAIN_COLUMN {
-            check_domain(entity, v)?;
+            check_domain(scope, v)?;
             has_domain = true;
         }
         cols.push(quote_ident(&col.name));
         vals.push(b.bind(&col, v));
     }
     if table.scoped() && !has_domain {
+        let [only] = scope.domains else {
+            return Err(RealtimeError::BadRequest {
+                expected: format!("a domain field naming one of the entity's domains ({})", scope.domains.join(", ")),
+                found: "none (the entity sees several, so the row's tenant must be named)".into(),
+            });
+        };
         let col = table.column(DOMAIN_COLUMN)?.clone();
         cols.push(quote_ident(DOMAIN_COLUMN));
-        vals.push(b.bind(&col, entity));
+        vals.push(b.bind(&col, only));
     }
     let text = format!(
         "INSERT INTO {} ({}) VALUES ({})",
@@ -262,12 +288,12 @@ pub fn insert(
     })
 }
 
-fn check_domain(entity: &str, v: &str) -> Result<(), RealtimeError> {
-    if v == entity {
+fn check_domain(scope: Scope<'_>, v: &str) -> Result<(), RealtimeError> {
+    if scope.domains.iter().any(|d| d == v) {
         Ok(())
     } else {
         Err(RealtimeError::WrongDomain {
-            expected: entity.into(),
+            expected: scope.domains.join(", "),
             found: v.into(),
         })
     }
@@ -276,7 +302,7 @@ fn check_domain(entity: &str, v: &str) -> Result<(), RealtimeError> {
 /// SQL for `update`: `lookup` from the query string (`?key=val`), `set` from the body.
 pub fn update(
     table: &Table,
-    entity: &str,
+    scope: Scope<'_>,
     lookup: &[(String, String)],
     set: &[(String, String)],
 ) -> Result<Sql, RealtimeError> {
@@ -295,12 +321,12 @@ pub fn update(
     for (k, v) in set {
         let col = table.column(k)?.clone();
         if table.scoped() && col.name == DOMAIN_COLUMN {
-            check_domain(entity, v)?;
+            check_domain(scope, v)?;
         }
         let val = b.bind(&col, v);
         sets.push(format!("{} = {val}", quote_ident(&col.name)));
     }
-    let w = b.wheres(entity, lookup)?;
+    let w = b.wheres(scope, lookup, true)?;
     let text = format!(
         "UPDATE {} SET {}{}",
         quote_table(&table.name)?,
@@ -316,14 +342,14 @@ pub fn update(
 /// SQL for `destroy`: every body field is a condition (the first is the key field).
 pub fn delete(
     table: &Table,
-    entity: &str,
+    scope: Scope<'_>,
     fields: &[(String, String)],
 ) -> Result<Sql, RealtimeError> {
     need(!fields.is_empty(), "a key field to destroy by", || {
         "an empty body".into()
     })?;
     let mut b = Builder::new(table);
-    let w = b.wheres(entity, fields)?;
+    let w = b.wheres(scope, fields, true)?;
     let text = format!(
         "DELETE FROM {}{}",
         quote_table(&table.name)?,
@@ -346,12 +372,12 @@ pub const STATIC_COLUMNS: [&str; 6] = [
 ];
 
 /// SQL for `static?file=NAME`, ordered as res_config_pgsql orders it.
-pub fn static_file(table: &Table, entity: &str, file: &str) -> Result<Sql, RealtimeError> {
+pub fn static_file(table: &Table, scope: Scope<'_>, file: &str) -> Result<Sql, RealtimeError> {
     for c in STATIC_COLUMNS {
         table.column(c)?;
     }
     let mut b = Builder::new(table);
-    let mut w = b.wheres(entity, &[("filename".into(), file.into())])?;
+    let mut w = b.wheres(scope, &[("filename".into(), file.into())], false)?;
     if table.column("commented").is_ok() {
         w.push("COALESCE(\"commented\"::text, '0') = '0'".into());
     }
@@ -408,16 +434,20 @@ mod tests {
     fn f(k: &str, v: &str) -> Vec<(String, String)> {
         vec![(k.into(), v.into())]
     }
+    fn sc(d: &[&str]) -> Scope<'static> {
+        let v: Vec<String> = d.iter().map(|s| s.to_string()).collect();
+        Scope { domains: Vec::leak(v) }
+    }
 
     #[test]
     fn operators_become_sql_and_values_parameters() {
-        let s = select(&t(false), "e", Op::Multi, &f("id LIKE", "10%")).unwrap();
+        let s = select(&t(false), sc(&["e"]), Op::Multi, &f("id LIKE", "10%")).unwrap();
         assert_eq!(
             s.text,
             "SELECT \"id\"::text, \"max_contacts\"::text FROM \"ps_aors\" WHERE \"id\"::text LIKE $1::text ESCAPE '\\' ORDER BY \"id\""
         );
         assert_eq!(s.params, vec!["10%"]);
-        let s = select(&t(false), "e", Op::Single, &f("max_contacts >=", "2")).unwrap();
+        let s = select(&t(false), sc(&["e"]), Op::Single, &f("max_contacts >=", "2")).unwrap();
         assert!(
             s.text
                 .contains("\"max_contacts\" >= CAST(NULLIF($1::text, '') AS integer) LIMIT 1"),
@@ -435,27 +465,43 @@ mod tests {
             "nosuch",
         ] {
             assert!(
-                select(&t(false), "e", Op::Single, &f(bad, "x")).is_err(),
+                select(&t(false), sc(&["e"]), Op::Single, &f(bad, "x")).is_err(),
                 "{bad}"
             );
-            assert!(insert(&t(false), "e", &f(bad, "x")).is_err(), "{bad}");
+            assert!(insert(&t(false), sc(&["e"]), &f(bad, "x")).is_err(), "{bad}");
         }
         assert!(quote_table("ps_aors; drop").is_err());
     }
 
     #[test]
     fn scoped_tables_are_limited_to_the_entity() {
-        let s = delete(&t(true), "t1.example.ru", &f("id", "1001")).unwrap();
+        let s = delete(&t(true), sc(&["t1.example.ru"]), &f("id", "1001")).unwrap();
         assert_eq!(
             s.text,
-            "DELETE FROM \"ps_aors\" WHERE \"id\" = $1::text AND \"domain\" = $2::text"
+            "DELETE FROM \"ps_aors\" WHERE \"id\" = $1::text AND \"domain\" IN ($2::text)"
         );
         assert_eq!(s.params, vec!["1001", "t1.example.ru"]);
-        let s = insert(&t(true), "t1", &f("id", "1")).unwrap();
+        let two = sc(&["t1", "t3"]);
+        let s = select(&t(true), two, Op::Multi, &f("id", "1")).unwrap();
+        assert!(s.text.contains("\"domain\" IN ($2::text, $3::text)"), "{}", s.text);
+        let s = insert(&t(true), sc(&["t1"]), &f("id", "1")).unwrap();
         assert_eq!(s.params, vec!["1", "t1"]);
         assert!(matches!(
-            insert(&t(true), "t1", &f("domain", "t2")),
+            insert(&t(true), sc(&["t1"]), &f("domain", "t2")),
             Err(RealtimeError::WrongDomain { .. })
         ));
+        assert!(insert(&t(true), two, &f("id", "1")).is_err(), "several domains: the row's must be named");
+        let s = insert(&t(true), two, &[("id".into(), "1".into()), ("domain".into(), "t3".into())]).unwrap();
+        assert_eq!(s.params, vec!["1", "t3"]);
+    }
+
+    #[test]
+    fn writes_take_exact_matches_only() {
+        for field in ["id LIKE", "id NOT LIKE", "id !=", "id <>", "id >", "id <="] {
+            assert!(matches!(delete(&t(true), sc(&["t1"]), &f(field, "%")), Err(RealtimeError::InexactMatch { .. })), "{field}");
+            assert!(matches!(update(&t(true), sc(&["t1"]), &f(field, "%"), &f("max_contacts", "1")), Err(RealtimeError::InexactMatch { .. })), "{field}");
+        }
+        assert!(delete(&t(true), sc(&["t1"]), &f("id =", "1")).is_ok());
+        assert!(select(&t(true), sc(&["t1"]), Op::Multi, &f("id LIKE", "%")).is_ok(), "reads keep LIKE");
     }
 }

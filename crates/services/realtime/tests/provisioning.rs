@@ -4,8 +4,9 @@
 
 mod common;
 
-use common::{bounded, Ast, ProvServer, TestDb};
+use common::{bounded, Ast, ProvServer, TestDb, E1, E2};
 
+/// The seed's entity id serves tenant t1.example.ru.
 const T1: &str = "t1.example.ru";
 const ALICE: &str = "id=1001&transport=transport-udp&aors=1001&auth=1001&context=from%20internal&disallow=all&allow=ulaw%2Calaw&direct_media=no&callerid=Alice%20%3C1001%3E\n";
 
@@ -23,7 +24,7 @@ async fn every_operation_answers_as_res_config_curl_expects() {
     bounded(60, async {
         let db = TestDb::create("ops").await;
         let srv = ProvServer::start(&db.config(), 0).await;
-        let ep = Ast::new(&srv.url(), T1, "endpoint");
+        let ep = Ast::new(&srv.url(), E1, "endpoint");
 
         // store
         let alice = [
@@ -60,7 +61,7 @@ async fn every_operation_answers_as_res_config_curl_expects() {
         assert_eq!(ep.require(&[("id", "char", 40), ("nosuch", "integer4", 4)]).await, (200, "-1".into()));
 
         // an unscoped table (no domain column) with numeric operators
-        let aor = Ast::new(&srv.url(), T1, "aor");
+        let aor = Ast::new(&srv.url(), E1, "aor");
         assert_eq!(aor.store(&[("id", "1001"), ("max_contacts", "1"), ("remove_existing", "yes")]).await, (200, "1".into()));
         assert_eq!(aor.store(&[("id", "1002"), ("max_contacts", "10")]).await, (200, "1".into()));
         assert_eq!(aor.multi(&[("max_contacts <", "5")]).await, (200, "id=1001&max_contacts=1&remove_existing=yes\n".into()));
@@ -78,7 +79,7 @@ async fn every_operation_answers_as_res_config_curl_expects() {
         )
         .await
         .unwrap();
-        let cfg = Ast::new(&srv.url(), T1, "config");
+        let cfg = Ast::new(&srv.url(), E1, "config");
         assert_eq!(
             cfg.static_file("extensions.conf").await,
             (200, "category=from%20internal&cat_metric=1&var_name=exten&var_val=1000%2C1%2CDial(PJSIP%2F%24%7BEXTEN%7D)\n\
@@ -88,7 +89,7 @@ async fn every_operation_answers_as_res_config_curl_expects() {
         assert_eq!(cfg.static_file("missing.conf").await, (200, "".into()));
 
         // tenants: another entity sees none of t1's scoped rows and cannot touch them
-        let other = Ast::new(&srv.url(), "t2.example.ru", "endpoint");
+        let other = Ast::new(&srv.url(), E2, "endpoint");
         assert_eq!(other.single(&[("id", "1001")]).await, (200, "".into()));
         assert_eq!(other.destroy("id", "1001", &[]).await, (200, "0".into()));
         assert_eq!(other.store(&[("id", "1001"), ("domain", T1)]).await, (400, "-1".into()));
@@ -102,7 +103,7 @@ async fn bad_requests_get_the_failure_answer_and_write_nothing() {
     bounded(60, async {
         let db = TestDb::create("bad").await;
         let mut srv = ProvServer::start(&db.config(), 0).await;
-        let ep = Ast::new(&srv.url(), T1, "endpoint");
+        let ep = Ast::new(&srv.url(), E1, "endpoint");
         assert_eq!(
             ep.store(&[("id", "1001"), ("context", "c")]).await,
             (200, "1".into())
@@ -142,7 +143,7 @@ async fn bad_requests_get_the_failure_answer_and_write_nothing() {
             );
         }
         // unknown family, malformed %-encoding, oversized body
-        let nosuch = Ast::new(&srv.url(), T1, "nosuch");
+        let nosuch = Ast::new(&srv.url(), E1, "nosuch");
         assert_eq!(nosuch.single(&[("id", "1001")]).await, (400, "".into()));
         assert_eq!(nosuch.store(&[("id", "1001")]).await, (400, "-1".into()));
         assert_eq!(ep.post("single", "id=10%G1".into()).await, (400, "".into()));
@@ -190,8 +191,8 @@ async fn a_failed_connection_never_shows_the_password() {
             dsn: mware_config::Secret::new(format!(
                 "host=127.0.0.1 port={port} user=postgres password=hunter2 connect_timeout=2"
             )),
-            families: Default::default(),
             max_body_bytes: 4096,
+            ..Default::default()
         };
         let err = handle.start(&cfg).await.expect_err("nothing listens there");
         let text = format!("{err} {err:?} {cfg:?}");

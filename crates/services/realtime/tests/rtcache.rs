@@ -5,12 +5,11 @@
 
 mod common;
 
-use common::{bounded, Ast, ProvServer, TestDb};
+use common::{bounded, Ast, ProvServer, TestDb, E1};
 use mware_realtime::rtcache::{serve, RtcacheArgs};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-const T1: &str = "t1.example.ru";
 
 struct Sidecar {
     url: String,
@@ -71,8 +70,8 @@ async fn outage_keeps_objects_until_maximum_and_only_not_found_removes() {
         let dead = format!("http://127.0.0.1:{}", mware_testkit::free_port());
         // object_lifetime_maximum = 6 s, object_lifetime_stale = 1 s; the first upstream is down.
         let sc = sidecar(vec![dead.clone(), up.url()], dir.path(), 6, 1).await;
-        let ep = Ast::new(&sc.url, T1, "endpoint");
-        let direct = Ast::new(&up.url(), T1, "endpoint");
+        let ep = Ast::new(&sc.url, E1, "endpoint");
+        let direct = Ast::new(&up.url(), E1, "endpoint");
 
         for (id, ctx) in [("1001", "a"), ("1002", "b"), ("1003", "c")] {
             assert_eq!(
@@ -192,7 +191,7 @@ async fn outage_keeps_objects_until_maximum_and_only_not_found_removes() {
         // Restart the sidecar during the outage: the cache comes back from disk.
         sc.shutdown().await;
         let sc = sidecar(vec![dead.clone(), up.url()], dir.path(), 6, 1).await;
-        let ep = Ast::new(&sc.url, T1, "endpoint");
+        let ep = Ast::new(&sc.url, E1, "endpoint");
         assert_eq!(
             ep.single(&[("id", "1001")]).await,
             one,

@@ -1,7 +1,10 @@
 //! A real SIP server as the client of the rtcache sidecar: Kamailio 5.6
 //! (`http_client` + `auth`) looks up each REGISTERing user's `auth` object
 //! through the sidecar in front of the provisioning service and PostgreSQL,
-//! and SIPp registers users with digest authentication. When the provisioning
+//! as Asterisk would: the seed's entity id in the path and the entity's
+//! credential in the URL (HTTP Basic), and SIPp registers users with digest
+//! authentication. A lookup with a wrong credential is refused (401) and the
+//! user is not registered. When the provisioning
 //! server is stopped, the users fetched before the outage still register (the
 //! sidecar serves its cache) while a user never fetched gets 404: the cache is
 //! what serves.
@@ -12,7 +15,7 @@
 
 mod common;
 
-use common::{bounded, ProvServer, TestDb};
+use common::{bounded, cred, ProvServer, TestDb, E1};
 use mware_realtime::rtcache::{serve, RtcacheArgs};
 use mware_testkit::Child;
 use std::net::UdpSocket;
@@ -112,13 +115,17 @@ struct Kamailio {
 
 impl Kamailio {
     fn start(dir: &Path, sidecar: &str) -> Kamailio {
+        let (user, pass) = cred(E1).expect("E1 has a credential");
         let bin = require("kamailio", &["kamailio"]);
         let port = free_udp_port();
         let cfg = std::fs::read_to_string(scenario_dir().join("kamailio.cfg.in"))
             .expect("kamailio.cfg.in")
             .replace("@MPATH@", &module_dir().to_string_lossy())
             .replace("@LISTEN@", &format!("127.0.0.1:{port}"))
-            .replace("@SIDECAR@", sidecar);
+            .replace("@SIDECAR@", sidecar)
+            .replace("@ENTITY@", E1)
+            .replace("@CRED@", &format!("{user}:{pass}"))
+            .replace("@BADCRED@", &format!("{user}:not-{pass}"));
         let cfg_path = dir.join("kamailio.cfg");
         std::fs::write(&cfg_path, cfg).unwrap();
         let run = dir.join("run");
@@ -337,7 +344,18 @@ async fn kamailio_registers_from_the_sidecar_cache_while_the_source_is_down() {
         }
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
-        let mut up = ProvServer::start(&db.config(), 0).await;
+        // The seed's SIP server sees the registrar's tenant.
+        let mut cfg = db.config();
+        cfg.entities.get_mut(E1).unwrap().domains = vec![DOMAIN.into()];
+        for id in ["intruder"] {
+            c.execute(
+                "INSERT INTO ps_auths (id, domain, auth_type, username, password) VALUES ($1, $2, 'userpass', $1, 'x')",
+                &[&id, &DOMAIN],
+            )
+            .await
+            .unwrap();
+        }
+        let mut up = ProvServer::start(&cfg, 0).await;
         let sc = sidecar(up.url(), &dir.join("cache")).await;
         let addr = sc.addr.clone();
         let kam = std::sync::Arc::new(
@@ -394,6 +412,18 @@ async fn kamailio_registers_from_the_sidecar_cache_while_the_source_is_down() {
             r.exit == Some(0) && r.successful == 1,
             "absent user: 404: {r:?}\n{}",
             explain("absent")
+        );
+        // In the database, but looked up with a wrong credential: refused, not registered.
+        let r = run("intruder".into(), "register_404.xml", ("intruder", "x")).await;
+        assert!(
+            r.exit == Some(0) && r.successful == 1,
+            "wrong credential: 404: {r:?}\n{}",
+            explain("intruder")
+        );
+        let log = kam.log_text();
+        assert!(
+            log.lines().any(|l| l.contains(&format!("register intruder@{DOMAIN}: sidecar answered 401"))),
+            "the sidecar answered 401 for the wrong credential:\n{log}"
         );
 
         // The source goes down; wait past object_lifetime_stale so the sidecar

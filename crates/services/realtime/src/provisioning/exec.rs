@@ -1,10 +1,11 @@
 //! Executes one parsed request against the database and formats the answer
 //! exactly as res_config_curl reads it.
 
+use super::access::Caller;
 use super::Backend;
 use crate::codec::{format_pairs, parse_pairs, Op, Target};
 use crate::error::RealtimeError;
-use crate::query;
+use crate::query::{self, Scope};
 
 /// What a successful request answers.
 pub(crate) struct Answer {
@@ -41,9 +42,10 @@ fn count(n: u64) -> Answer {
     }
 }
 
-/// Runs `target` with the URL's query string and the request body.
+/// Runs `target` for `caller` with the URL's query string and the request body.
 pub(crate) async fn execute(
     b: &Backend,
+    caller: &Caller,
     target: &Target,
     query_str: &str,
     body: &str,
@@ -58,10 +60,13 @@ pub(crate) async fn execute(
     let fields = parse_pairs(body)?;
     let qs = parse_pairs(query_str)?;
     let table = b.pool.table(table_name).await?;
-    let entity = target.entity.as_str();
+    if !table.scoped() && !b.shared_families.contains(&target.family) {
+        return Err(RealtimeError::Unscoped { family: target.family.clone(), table: table.name.clone() });
+    }
+    let scope = Scope { domains: &caller.domains };
     match target.op {
         Op::Single | Op::Multi => {
-            let sql = query::select(&table, entity, target.op, &fields)?;
+            let sql = query::select(&table, scope, target.op, &fields)?;
             let rows = b.pool.query(&sql).await?;
             // On scoped tables `domain` is implied by the URL and Asterisk does not know it: not sent.
             let hide = if table.scoped() {
@@ -88,17 +93,17 @@ pub(crate) async fn execute(
         }
         Op::Store => Ok(count(
             b.pool
-                .execute(&query::insert(&table, entity, &fields)?)
+                .execute(&query::insert(&table, scope, &fields)?)
                 .await?,
         )),
         Op::Update => Ok(count(
             b.pool
-                .execute(&query::update(&table, entity, &qs, &fields)?)
+                .execute(&query::update(&table, scope, &qs, &fields)?)
                 .await?,
         )),
         Op::Destroy => Ok(count(
             b.pool
-                .execute(&query::delete(&table, entity, &fields)?)
+                .execute(&query::delete(&table, scope, &fields)?)
                 .await?,
         )),
         Op::Require => {
@@ -125,7 +130,7 @@ pub(crate) async fn execute(
                     expected: "static?file=NAME".into(),
                     found: format!("{query_str:?}"),
                 })?;
-            let sql = query::static_file(&table, entity, &file)?;
+            let sql = query::static_file(&table, scope, &file)?;
             let rows = b.pool.query(&sql).await?;
             let names: Vec<String> = ["category", "cat_metric", "var_name", "var_val"]
                 .map(String::from)

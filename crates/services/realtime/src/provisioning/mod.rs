@@ -6,9 +6,11 @@
 //! not running every request gets a 503 with the protocol's failure body, so a
 //! caching client (rtcache, or a patched Asterisk) keeps what it has.
 
+mod access;
 mod api;
 mod exec;
 
+pub use access::resolve as resolve_entity;
 pub use api::provisioning_routes;
 
 use crate::db::Pool;
@@ -18,7 +20,7 @@ use async_trait::async_trait;
 use mware_config::{Provisioning, Role};
 use mware_host::{Routes, Service, ServiceContext, ServiceState};
 use prometheus_client::registry::Registry;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 
 /// Connections opened to the provisioning database.
@@ -41,6 +43,10 @@ pub(crate) struct Backend {
     pub(crate) pool: Pool,
     pub(crate) families: BTreeMap<String, String>,
     pub(crate) max_body: usize,
+    /// Entity id → what it may see.
+    pub(crate) entities: BTreeMap<String, access::Entity>,
+    pub(crate) accept_domain_segment: bool,
+    pub(crate) shared_families: BTreeSet<String>,
 }
 
 struct Inner {
@@ -71,12 +77,33 @@ impl ProvisioningHandle {
         for table in families.values() {
             crate::query::quote_table(table)?;
         }
-        let pool = Pool::open(cfg.dsn.clone(), POOL_SIZE).await?;
+        let entities = cfg
+            .entities
+            .iter()
+            .map(|(id, e)| {
+                let domains = e.domains.iter().map(|d| mware_config::canonical(d).unwrap_or_else(|_| d.clone())).collect();
+                (id.clone(), access::Entity { user: e.user.clone(), password: e.password.clone(), domains, write: e.write })
+            })
+            .collect();
+        let pool = Pool::open(cfg.dsn.clone(), cfg.ca_file.as_deref(), POOL_SIZE).await?;
         let backend = Backend {
             pool,
             families,
             max_body: cfg.max_body_bytes,
+            entities,
+            accept_domain_segment: cfg.accept_domain_segment,
+            shared_families: cfg.shared_families.iter().cloned().collect(),
         };
+        for (family, table) in &backend.families {
+            match backend.pool.table(table).await {
+                Ok(t) if !t.scoped() && !backend.shared_families.contains(family) => tracing::warn!(
+                    family = %family, table = %table,
+                    "provisioning: the table has no domain column and the family is not in provisioning.shared_families: its calls are refused (403)"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(family = %family, error = %e, "provisioning: cannot read the family's table yet"),
+            }
+        }
         *self.0.backend.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(backend));
         Ok(())
     }
@@ -142,7 +169,12 @@ impl Service for ProvisioningService {
 
     fn status_doc(&self) -> serde_json::Value {
         match self.handle.backend() {
-            Some(b) => serde_json::json!({"families": b.families}),
+            Some(b) => serde_json::json!({
+                "families": b.families,
+                "shared_families": b.shared_families,
+                "entities": b.entities.iter().map(|(id, e)| (id.clone(), serde_json::json!({"domains": e.domains, "write": e.write}))).collect::<BTreeMap<_, _>>(),
+                "accept_domain_segment": b.accept_domain_segment,
+            }),
             None => serde_json::Value::Null,
         }
     }
@@ -175,7 +207,7 @@ impl ProvisioningService {
                     };
                     ctx.status.set(
                         ServiceState::Running,
-                        format!("serving {n} families from postgresql"),
+                        format!("serving {n} families to {} entities from postgresql", cfg.entities.len()),
                     );
                 }
             }

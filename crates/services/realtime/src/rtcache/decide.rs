@@ -12,7 +12,9 @@
 //! found" (200 with an empty body) is the only thing that removes an object.
 //! A write through the sidecar marks the entries of its entity and family for
 //! revalidation instead of dropping them, so a write followed by an outage
-//! still leaves the objects servable.
+//! still leaves the objects servable. An upstream that refuses the caller
+//! (401, 403, 404: a credential changed, an entity removed) drops the cached
+//! answer of that credential.
 
 use std::fmt;
 
@@ -46,6 +48,9 @@ pub enum UpstreamAnswer {
     NotFound,
     /// 4xx: a real answer about a bad request; passed on, never cached.
     Refused,
+    /// 401, 403 or 404: the caller may no longer see this; passed on, and its cached
+    /// answer dropped.
+    Denied,
     /// Every upstream failed (transport error, timeout, 5xx).
     Failed,
 }
@@ -89,6 +94,8 @@ pub enum Decision {
     RemoveAndServeEmpty,
     /// Pass the upstream's 4xx answer on, uncached.
     PassThrough,
+    /// Pass the upstream's refusal of the caller on and drop the cached answer.
+    DropAndPassThrough,
     /// Every upstream failed: serve the cached entry and extend its life.
     ServeCachedOnError {
         /// The entry's new expiry, ms since the Unix epoch.
@@ -119,9 +126,10 @@ pub fn decide(s: &Snapshot) -> Decision {
         Some(UpstreamAnswer::Found) => Decision::StoreAndServe,
         Some(UpstreamAnswer::NotFound) => Decision::RemoveAndServeEmpty,
         Some(UpstreamAnswer::Refused) => Decision::PassThrough,
+        Some(UpstreamAnswer::Denied) => Decision::DropAndPassThrough,
         Some(UpstreamAnswer::Failed) => match live {
             Some(e) => Decision::ServeCachedOnError {
-                extend_to_ms: e.expires_ms.max(s.now_ms + s.lifetimes.stale_ms),
+                extend_to_ms: e.expires_ms.max(s.now_ms.saturating_add(s.lifetimes.stale_ms)),
             },
             None => Decision::Fail,
         },
@@ -147,6 +155,9 @@ impl fmt::Display for Decision {
                 write!(f, "removed from cache: the upstream answered that the object does not exist")
             }
             Decision::PassThrough => write!(f, "passed on the upstream's refusal uncached"),
+            Decision::DropAndPassThrough => {
+                write!(f, "passed on the upstream's refusal of this caller and dropped its cached answer")
+            }
             Decision::ServeCachedOnError { extend_to_ms } => write!(
                 f,
                 "served from cache because every upstream failed; the entry now lives until {extend_to_ms} ms"
@@ -240,6 +251,10 @@ mod tests {
         assert_eq!(
             decide(&snap(5_000, Some(0), Some(UpstreamAnswer::Refused))),
             Decision::PassThrough
+        );
+        assert_eq!(
+            decide(&snap(5_000, Some(0), Some(UpstreamAnswer::Denied))),
+            Decision::DropAndPassThrough
         );
     }
 }

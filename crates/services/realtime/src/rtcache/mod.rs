@@ -8,6 +8,14 @@
 //! answer `-1` when every upstream failed, and invalidate the cached entries
 //! of their entity and family. `/metrics` (Prometheus) and `/status` (JSON) are
 //! served beside.
+//!
+//! Credentials: the caller's `Authorization` header (HTTP Basic, as res_config_curl
+//! sends it from `http://USER:PASSWORD@127.0.0.1:PORT/...`) is passed to the upstream,
+//! and cached answers are kept per credential as well as per entity: an answer is only
+//! ever served to a request presenting the same header (the cache is keyed by a salted
+//! SHA-256 of it; the header itself is never stored). An upstream URL may carry its own
+//! `user:password@`, sent for callers that present none; it never shows in `/status`,
+//! metrics or the log. The cache file holds SIP credentials and is created 0600.
 
 pub mod decide;
 mod proxy;
@@ -51,6 +59,13 @@ pub struct RtcacheArgs {
     /// Largest request body accepted, in bytes (default 65536).
     #[arg(long)]
     pub max_body_bytes: Option<usize>,
+    /// Most cached answers kept; the oldest are dropped beyond it (default 100000).
+    #[arg(long)]
+    pub max_entries: Option<usize>,
+    /// A family the SIP server asks for, named in metrics (repeatable; default endpoint,
+    /// auth, aor); requests for other families are counted as `other`.
+    #[arg(long = "family")]
+    pub family: Vec<String>,
     /// JSON file with any of the options above.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -67,6 +82,59 @@ struct FileArgs {
     cache_dir: Option<PathBuf>,
     upstream_timeout_ms: Option<u64>,
     max_body_bytes: Option<usize>,
+    max_entries: Option<usize>,
+    #[serde(default)]
+    family: Vec<String>,
+}
+
+/// Longest `object_lifetime_maximum` (ten years, in seconds): its milliseconds fit any clock sum.
+pub const MAX_LIFETIME_S: u64 = 10 * 365 * 86_400;
+/// Longest upstream attempt (ms).
+pub const MAX_TIMEOUT_MS: u64 = 600_000;
+
+/// An upstream base URL with any `user:password@` taken out of it. `Debug` and
+/// `Serialize` show the URL without them.
+#[derive(Clone)]
+pub struct UpstreamUrl {
+    /// Base URL without userinfo and without a trailing `/`.
+    pub base: String,
+    /// `Basic ...` from the URL's userinfo, if it had one.
+    pub auth: Option<mware_config::Secret>,
+}
+
+impl UpstreamUrl {
+    /// Parses `http://[user:password@]host[:port][/path]`.
+    pub fn parse(raw: &str) -> Result<UpstreamUrl, String> {
+        let mut url = reqwest::Url::parse(raw).map_err(|e| format!("a URL that does not parse ({e})"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err("a URL that is not http:// or https:// with a host".into());
+        }
+        let auth = if url.username().is_empty() && url.password().is_none() {
+            None
+        } else {
+            let dec = |s: &str| crate::codec::decode(s).map_err(|_| "userinfo with a bad %-escape".to_string());
+            let user = dec(url.username())?;
+            let pass = dec(url.password().unwrap_or(""))?;
+            use base64::Engine;
+            let b = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            Some(mware_config::Secret::new(format!("Basic {b}")))
+        };
+        Ok(UpstreamUrl { base: url.as_str().trim_end_matches('/').to_string(), auth })
+    }
+}
+
+impl std::fmt::Debug for UpstreamUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.base)
+    }
+}
+
+impl serde::Serialize for UpstreamUrl {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.base)
+    }
 }
 
 /// Resolved sidecar settings.
@@ -74,8 +142,8 @@ struct FileArgs {
 pub struct RtcacheConfig {
     /// Listen address (loopback).
     pub listen: SocketAddr,
-    /// Upstream base URLs, in failover order.
-    pub upstreams: Vec<String>,
+    /// Upstream base URLs, in failover order (shown without userinfo).
+    pub upstreams: Vec<UpstreamUrl>,
     /// `object_lifetime_maximum`, seconds.
     pub object_lifetime_maximum: u64,
     /// `object_lifetime_stale`, seconds.
@@ -86,6 +154,10 @@ pub struct RtcacheConfig {
     pub upstream_timeout_ms: u64,
     /// Body limit, bytes.
     pub max_body_bytes: usize,
+    /// Most cached answers.
+    pub max_entries: usize,
+    /// Families named in metrics.
+    pub families: Vec<String>,
 }
 
 impl RtcacheArgs {
@@ -104,11 +176,35 @@ impl RtcacheArgs {
                 })?
             }
         };
-        let upstreams = if self.upstream.is_empty() {
+        let raw_upstreams = if self.upstream.is_empty() {
             file.upstream
         } else {
             self.upstream.clone()
         };
+        let bad = |expected: &str, found: String| {
+            Err(RealtimeError::Config {
+                expected: expected.into(),
+                found,
+            })
+        };
+        let mut upstreams = vec![];
+        for (i, u) in raw_upstreams.iter().enumerate() {
+            match UpstreamUrl::parse(u) {
+                Ok(u) => upstreams.push(u),
+                // The text is not shown: it may hold a password.
+                Err(why) => return bad("upstream URLs starting with http:// or https:// and a host", format!("upstream {} is {why}", i + 1)),
+            }
+        }
+        let families = if !self.family.is_empty() {
+            self.family.clone()
+        } else if !file.family.is_empty() {
+            file.family
+        } else {
+            ["endpoint", "auth", "aor"].map(String::from).to_vec()
+        };
+        if let Some(f) = families.iter().find(|f| f.is_empty() || f.len() > 64 || !f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')) {
+            return bad("family names of latin letters, digits, '_' and '-' (at most 64)", format!("{f:?}"));
+        }
         let cfg = RtcacheConfig {
             listen: self
                 .listen
@@ -136,25 +232,23 @@ impl RtcacheArgs {
                 .max_body_bytes
                 .or(file.max_body_bytes)
                 .unwrap_or(65_536),
-        };
-        let bad = |expected: &str, found: String| {
-            Err(RealtimeError::Config {
-                expected: expected.into(),
-                found,
-            })
+            max_entries: self.max_entries.or(file.max_entries).unwrap_or(100_000),
+            families,
         };
         if cfg.upstreams.is_empty() {
             return bad("at least one --upstream URL", "none".into());
         }
-        if let Some(u) = cfg
-            .upstreams
-            .iter()
-            .find(|u| !(u.starts_with("http://") || u.starts_with("https://")))
-        {
-            return bad(
-                "upstream URLs starting with http:// or https://",
-                format!("{u:?}"),
-            );
+        if !(1..=MAX_LIFETIME_S).contains(&cfg.object_lifetime_maximum) {
+            return bad(&format!("object_lifetime_maximum from 1 to {MAX_LIFETIME_S} seconds"), cfg.object_lifetime_maximum.to_string());
+        }
+        if !(1..=MAX_TIMEOUT_MS).contains(&cfg.upstream_timeout_ms) {
+            return bad(&format!("upstream_timeout_ms from 1 to {MAX_TIMEOUT_MS} (0 would fail every upstream at once)"), cfg.upstream_timeout_ms.to_string());
+        }
+        if cfg.max_entries == 0 {
+            return bad("max_entries of at least 1", "0".into());
+        }
+        if cfg.max_body_bytes == 0 {
+            return bad("max_body_bytes of at least 1", "0".into());
         }
         if !cfg.listen.ip().is_loopback() {
             return bad("a loopback listen address", cfg.listen.to_string());
@@ -193,7 +287,7 @@ pub async fn serve(
 ) -> Result<(), RealtimeError> {
     let mut registry = Registry::default();
     let metrics = RtcacheMetrics::register(&mut registry);
-    let (store, writer) = store::Store::open(&cfg.cache_dir, mware_coord::now_ms())?;
+    let (store, writer) = store::Store::open(&cfg.cache_dir, mware_coord::now_ms(), cfg.max_entries)?;
     tracing::info!(listen = %cfg.listen, upstreams = ?cfg.upstreams, entries = store.len(), "rtcache: serving");
     let state = Arc::new(proxy::State {
         upstreams: upstream::Upstreams::new(

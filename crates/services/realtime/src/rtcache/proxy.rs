@@ -8,7 +8,7 @@ use crate::codec::Target;
 use crate::metrics::RtcacheMetrics;
 use axum::body::Body;
 use axum::extract::State as AxState;
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -67,18 +67,23 @@ async fn status(AxState(s): AxState<Shared>) -> Response {
 }
 
 fn reply(status: StatusCode, body: impl Into<Body>) -> Response {
-    (
+    let mut r = (
         status,
         [("content-type", "text/plain; charset=utf-8")],
         body.into(),
     )
-        .into_response()
+        .into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"mware provisioning\""));
+    }
+    r
 }
 
 fn lifetimes(cfg: &RtcacheConfig) -> Lifetimes {
+    // Both are validated to at most MAX_LIFETIME_S; saturating anyway.
     Lifetimes {
-        maximum_ms: cfg.object_lifetime_maximum * 1000,
-        stale_ms: cfg.object_lifetime_stale * 1000,
+        maximum_ms: cfg.object_lifetime_maximum.saturating_mul(1000),
+        stale_ms: cfg.object_lifetime_stale.saturating_mul(1000),
     }
 }
 
@@ -86,17 +91,28 @@ fn classify(o: &Outcome) -> UpstreamAnswer {
     match o {
         Outcome::Ok(b) if b.iter().all(|c| c.is_ascii_whitespace()) => UpstreamAnswer::NotFound,
         Outcome::Ok(_) => UpstreamAnswer::Found,
+        Outcome::Refused(st, _) if matches!(st.as_u16(), 401 | 403 | 404) => UpstreamAnswer::Denied,
         Outcome::Refused(..) => UpstreamAnswer::Refused,
         Outcome::Failed(_) => UpstreamAnswer::Failed,
     }
 }
 
-async fn proxy(AxState(s): AxState<Shared>, method: Method, uri: Uri, body: Body) -> Response {
+/// The family as a metric label: a configured one, else `other`.
+fn family_label(cfg: &RtcacheConfig, family: &str) -> String {
+    if cfg.families.iter().any(|f| f == family) {
+        family.to_string()
+    } else {
+        "other".to_string()
+    }
+}
+
+async fn proxy(AxState(s): AxState<Shared>, method: Method, headers: HeaderMap, uri: Uri, body: Body) -> Response {
     let Some(target) = Target::from_path(uri.path()) else {
-        tracing::warn!(path = %uri.path(), "rtcache: expected .../ENTITY/FAMILY/OP with a known op; refused");
+        tracing::warn!(path = ?uri.path(), "rtcache: expected .../ENTITY/FAMILY/OP with a known op; refused");
         return reply(StatusCode::NOT_FOUND, "");
     };
-    let (fam, op) = (target.family.clone(), target.op);
+    let (fam, op) = (family_label(&s.cfg, &target.family), target.op);
+    let auth = headers.get(header::AUTHORIZATION).cloned();
     let body = match axum::body::to_bytes(body, s.cfg.max_body_bytes).await {
         Ok(b) => b,
         Err(_) => {
@@ -110,9 +126,10 @@ async fn proxy(AxState(s): AxState<Shared>, method: Method, uri: Uri, body: Body
         None => uri.path().to_string(),
     };
     if op.is_write() {
-        return write(&s, &target, &method, &path_query, uri.path(), &body).await;
+        return write(&s, &fam, op, &method, &path_query, uri.path(), &body, auth.as_ref()).await;
     }
-    let key = format!("{path_query}\n{}", String::from_utf8_lossy(&body));
+    let cred = s.store.credential_key(auth.as_ref().map(HeaderValue::as_bytes));
+    let key = format!("{path_query}\n{cred}\n{}", String::from_utf8_lossy(&body));
     let now = mware_coord::now_ms();
     let entry = s.store.get(&key);
     let snap = Snapshot {
@@ -132,14 +149,14 @@ async fn proxy(AxState(s): AxState<Shared>, method: Method, uri: Uri, body: Body
         Decision::ServeStaleAndRefresh { .. } => {
             s.metrics.stale_serves.inc();
             s.metrics.request(&fam, op.as_str(), "stale");
-            refresh_in_background(&s, key, method, path_query, body);
+            refresh_in_background(&s, key, method, path_query, body, auth);
             return reply(StatusCode::OK, entry.map(|e| e.body).unwrap_or_default());
         }
         _ => {}
     }
     let outcome = s
         .upstreams
-        .forward(false, &method, &path_query, &body)
+        .forward(false, &method, &path_query, &body, auth.as_ref())
         .await;
     let snap = Snapshot {
         upstream: Some(classify(&outcome)),
@@ -167,7 +184,7 @@ fn act(
             let times = super::decide::EntryTimes {
                 fetched_ms: now,
                 revalidate: false,
-                expires_ms: now + lt.maximum_ms,
+                expires_ms: now.saturating_add(lt.maximum_ms),
             };
             s.store.put(
                 key,
@@ -183,6 +200,10 @@ fn act(
             (reply(StatusCode::OK, Bytes::new()), "not_found")
         }
         (Decision::PassThrough, Outcome::Refused(st, b)) => (reply(st, b), "refused"),
+        (Decision::DropAndPassThrough, Outcome::Refused(st, b)) => {
+            s.store.remove(key);
+            (reply(st, b), "refused")
+        }
         (Decision::ServeCachedOnError { extend_to_ms }, Outcome::Failed(why)) => {
             tracing::warn!(reason = %why, "rtcache: every upstream failed; serving the cached answer");
             s.store.extend(key, extend_to_ms);
@@ -206,7 +227,7 @@ fn act(
     }
 }
 
-fn refresh_in_background(s: &Shared, key: String, method: Method, path_query: String, body: Bytes) {
+fn refresh_in_background(s: &Shared, key: String, method: Method, path_query: String, body: Bytes, auth: Option<HeaderValue>) {
     if !s
         .refreshing
         .lock()
@@ -218,7 +239,7 @@ fn refresh_in_background(s: &Shared, key: String, method: Method, path_query: St
     let s2 = s.clone();
     s.tasks.spawn(async move {
         let outcome = tokio::select! {
-            o = s2.upstreams.forward(false, &method, &path_query, &body) => o,
+            o = s2.upstreams.forward(false, &method, &path_query, &body, auth.as_ref()) => o,
             _ = s2.shutdown.cancelled() => Outcome::Failed("shutting down".into()),
         };
         let now = mware_coord::now_ms();
@@ -239,32 +260,35 @@ fn refresh_in_background(s: &Shared, key: String, method: Method, path_query: St
     });
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn write(
     s: &State,
-    t: &Target,
+    family: &str,
+    op: crate::codec::Op,
     method: &Method,
     path_query: &str,
     path: &str,
     body: &Bytes,
+    auth: Option<&HeaderValue>,
 ) -> Response {
-    let op = t.op.as_str();
-    match s.upstreams.forward(true, method, path_query, body).await {
+    let op = op.as_str();
+    match s.upstreams.forward(true, method, path_query, body, auth).await {
         Outcome::Ok(b) => {
             // Every cached read of this entity and family (`.../{entity}/{family}/`) must be
             // revalidated before it is served again; each stays as a fallback for an outage.
             let prefix = &path[..path.rfind('/').map(|i| i + 1).unwrap_or(0)];
             let n = s.store.mark_prefix(prefix);
-            tracing::info!(family = %t.family, op, marked_for_revalidation = n, "rtcache: write passed through");
-            s.metrics.request(&t.family, op, "passed");
+            tracing::info!(family = %family, op, marked_for_revalidation = n, "rtcache: write passed through");
+            s.metrics.request(family, op, "passed");
             reply(StatusCode::OK, b)
         }
         Outcome::Refused(st, b) => {
-            s.metrics.request(&t.family, op, "refused");
+            s.metrics.request(family, op, "refused");
             reply(st, b)
         }
         Outcome::Failed(why) => {
-            tracing::warn!(family = %t.family, op, reason = %why, "rtcache: write failed on every upstream; answered -1");
-            s.metrics.request(&t.family, op, "failed");
+            tracing::warn!(family = %family, op, reason = %why, "rtcache: write failed on every upstream; answered -1");
+            s.metrics.request(family, op, "failed");
             reply(StatusCode::BAD_GATEWAY, "-1")
         }
     }

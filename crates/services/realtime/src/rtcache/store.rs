@@ -2,20 +2,33 @@
 //! to a redb file by one background writer (batched transactions), and loaded
 //! from it at start so a restart during an outage still serves.
 //!
-//! Keys are `PATH?QUERY` + `\n` + `BODY`, so every entry of one entity and
-//! family shares the prefix `.../{entity}/{family}/` and can be invalidated as
-//! a range.
+//! Keys are `PATH?QUERY` + `\n` + `CREDENTIAL` + `\n` + `BODY`, so every entry
+//! of one entity and family shares the prefix `.../{entity}/{family}/` and can be
+//! invalidated as a range, and an answer is found only by a request presenting the
+//! same credential. `CREDENTIAL` is [`Store::credential_key`]: a SHA-256 of the
+//! caller's `Authorization` header salted with 32 random bytes kept in the file, so
+//! the header is never stored and equal headers hash alike after a restart.
+//!
+//! The file holds SIP credentials (`auth` answers carry passwords): it is created
+//! with mode 0600 (and set so when it exists), its folder 0700 when created here.
+//! At most `max_entries` answers are kept; beyond that the oldest fetched are
+//! dropped.
 
 use crate::error::RealtimeError;
 use crate::rtcache::decide::EntryTimes;
 use bytes::Bytes;
 use redb::{Database, ReadableTable, TableDefinition};
-use std::collections::BTreeMap;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, RwLock};
 
-const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("rtcache_v2");
+const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("rtcache_v3");
+/// The layout before credentials were part of the key: dropped at open.
+const OLD_TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("rtcache_v2");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("rtcache_meta");
 
 /// One cached answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,11 +71,41 @@ enum Write {
     Flush(mpsc::Sender<()>),
 }
 
+/// The entries in memory, with their fetch order for eviction.
+#[derive(Default)]
+struct Mem {
+    map: BTreeMap<String, Entry>,
+    age: BTreeSet<(u64, String)>,
+}
+
+impl Mem {
+    fn remove(&mut self, k: &str) -> Option<Entry> {
+        let e = self.map.remove(k)?;
+        self.age.remove(&(e.times.fetched_ms, k.to_string()));
+        Some(e)
+    }
+    /// Inserts; returns the keys dropped to stay within `cap`.
+    fn insert(&mut self, k: String, e: Entry, cap: usize) -> Vec<String> {
+        self.remove(&k);
+        self.age.insert((e.times.fetched_ms, k.clone()));
+        self.map.insert(k, e);
+        let mut dropped = vec![];
+        while self.map.len() > cap {
+            let Some((_, old)) = self.age.pop_first() else { break };
+            self.map.remove(&old);
+            dropped.push(old);
+        }
+        dropped
+    }
+}
+
 /// The cache. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    mem: Arc<RwLock<BTreeMap<String, Entry>>>,
+    mem: Arc<RwLock<Mem>>,
     tx: Arc<std::sync::Mutex<Option<mpsc::Sender<Write>>>>,
+    salt: Arc<[u8; 32]>,
+    cap: usize,
 }
 
 /// Joins the writer on drop of the last handle.
@@ -73,17 +116,41 @@ fn cache_err(e: impl std::fmt::Display) -> RealtimeError {
 }
 
 impl Store {
-    /// Opens (or creates) `dir/rtcache.redb`, loads entries not yet expired at `now_ms`.
-    pub fn open(dir: &Path, now_ms: u64) -> Result<(Store, StoreWriter), RealtimeError> {
-        std::fs::create_dir_all(dir).map_err(|source| RealtimeError::Io {
-            what: format!("creating {}", dir.display()),
-            source,
-        })?;
-        let db = Database::create(dir.join("rtcache.redb")).map_err(cache_err)?;
-        let mut mem = BTreeMap::new();
+    /// Opens (or creates, 0600) `dir/rtcache.redb`, loads entries not yet expired at
+    /// `now_ms`, the newest `cap` of them.
+    pub fn open(dir: &Path, now_ms: u64, cap: usize) -> Result<(Store, StoreWriter), RealtimeError> {
+        let io = |what: String| move |source| RealtimeError::Io { what, source };
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io(format!("creating {}", dir.display())))?;
+        let path = dir.join("rtcache.redb");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io(format!("opening {}", path.display())))?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io(format!("making {} readable by its owner only", path.display())))?;
+        let db = Database::builder().create_file(file).map_err(cache_err)?;
+        let mut mem = Mem::default();
+        let mut dropped = vec![];
+        let salt: [u8; 32];
         {
             let w = db.begin_write().map_err(cache_err)?;
             w.open_table(TABLE).map_err(cache_err)?;
+            w.delete_table(OLD_TABLE).map_err(cache_err)?;
+            {
+                let mut meta = w.open_table(META).map_err(cache_err)?;
+                let kept = meta.get("salt").map_err(cache_err)?.and_then(|v| <[u8; 32]>::try_from(v.value()).ok());
+                salt = match kept {
+                    Some(s) => s,
+                    None => {
+                        let s: [u8; 32] = rand::random();
+                        meta.insert("salt", s.as_slice()).map_err(cache_err)?;
+                        s
+                    }
+                };
+            }
             w.commit().map_err(cache_err)?;
             let r = db.begin_read().map_err(cache_err)?;
             let t = r.open_table(TABLE).map_err(cache_err)?;
@@ -91,7 +158,7 @@ impl Store {
                 let (k, v) = item.map_err(cache_err)?;
                 if let Some(e) = decode(v.value()) {
                     if e.times.expires_ms > now_ms {
-                        mem.insert(k.value().to_string(), e);
+                        dropped.extend(mem.insert(k.value().to_string(), e, cap));
                     }
                 }
             }
@@ -107,8 +174,21 @@ impl Store {
         let store = Store {
             mem: Arc::new(RwLock::new(mem)),
             tx: Arc::new(std::sync::Mutex::new(Some(tx))),
+            salt: Arc::new(salt),
+            cap: cap.max(1),
         };
+        for k in dropped {
+            store.send(Write::Del(k));
+        }
         Ok((store, StoreWriter(Some(handle))))
+    }
+
+    /// The key part naming a caller's credential: hex of SHA-256(salt, header), or `-`
+    /// for a caller without one.
+    pub fn credential_key(&self, authorization: Option<&[u8]>) -> String {
+        let Some(h) = authorization else { return "-".into() };
+        let d = Sha256::new().chain_update(self.salt.as_slice()).chain_update(h).finalize();
+        d.iter().take(16).map(|b| format!("{b:02x}")).collect()
     }
 
     fn send(&self, w: Write) {
@@ -122,24 +202,29 @@ impl Store {
         self.mem
             .read()
             .unwrap_or_else(|e| e.into_inner())
+            .map
             .get(key)
             .cloned()
     }
 
-    /// Stores an entry.
+    /// Stores an entry (dropping the oldest beyond the cap).
     pub fn put(&self, key: &str, e: Entry) {
-        self.mem
+        let dropped = self
+            .mem
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(key.to_string(), e.clone());
+            .insert(key.to_string(), e.clone(), self.cap);
         self.send(Write::Put(key.to_string(), e));
+        for k in dropped {
+            self.send(Write::Del(k));
+        }
     }
 
     /// Changes an entry's expiry (if it is still there).
     pub fn extend(&self, key: &str, expires_ms: u64) {
         let updated = {
             let mut m = self.mem.write().unwrap_or_else(|e| e.into_inner());
-            m.get_mut(key).map(|e| {
+            m.map.get_mut(key).map(|e| {
                 e.times.expires_ms = expires_ms;
                 e.clone()
             })
@@ -151,10 +236,7 @@ impl Store {
 
     /// Removes an entry.
     pub fn remove(&self, key: &str) {
-        self.mem
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
+        self.mem.write().unwrap_or_else(|e| e.into_inner()).remove(key);
         self.send(Write::Del(key.to_string()));
     }
 
@@ -163,6 +245,7 @@ impl Store {
         let n = {
             let mut m = self.mem.write().unwrap_or_else(|e| e.into_inner());
             let keys: Vec<String> = m
+                .map
                 .range(prefix.to_string()..)
                 .take_while(|(k, _)| k.starts_with(prefix))
                 .map(|(k, _)| k.clone())
@@ -180,7 +263,8 @@ impl Store {
     pub fn mark_prefix(&self, prefix: &str) -> usize {
         let marked: Vec<(String, Entry)> = {
             let mut m = self.mem.write().unwrap_or_else(|e| e.into_inner());
-            m.range_mut(prefix.to_string()..)
+            m.map
+                .range_mut(prefix.to_string()..)
                 .take_while(|(k, _)| k.starts_with(prefix))
                 .filter(|(_, e)| !e.times.revalidate)
                 .map(|(k, e)| {
@@ -200,7 +284,8 @@ impl Store {
     pub fn sweep(&self, now_ms: u64) -> usize {
         let expired: Vec<String> = {
             let m = self.mem.read().unwrap_or_else(|e| e.into_inner());
-            m.iter()
+            m.map
+                .iter()
                 .filter(|(_, e)| e.times.expires_ms <= now_ms)
                 .map(|(k, _)| k.clone())
                 .collect()
@@ -213,7 +298,7 @@ impl Store {
 
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.mem.read().unwrap_or_else(|e| e.into_inner()).len()
+        self.mem.read().unwrap_or_else(|e| e.into_inner()).map.len()
     }
 
     /// True when empty.
@@ -303,7 +388,7 @@ mod tests {
             },
             body: Bytes::from(b),
         };
-        let (s, w) = Store::open(dir.path(), 0).unwrap();
+        let (s, w) = Store::open(dir.path(), 0, 100).unwrap();
         s.put("/p/e1/endpoint/single?\nid=1", e("id=1\n"));
         s.put("/p/e1/endpoint/multi?\nid%20LIKE=%25", e("id=1\n"));
         s.put("/p/e1/aor/single?\nid=1", e("id=1\n"));
@@ -328,7 +413,7 @@ mod tests {
         assert!(!s.get("/p/e1/aor/single?\nid=1").unwrap().times.revalidate);
         assert_eq!(s.remove_prefix("/p/e1/endpoint/"), 2);
         s.close(w);
-        let (s, w) = Store::open(dir.path(), 10).unwrap();
+        let (s, w) = Store::open(dir.path(), 10, 100).unwrap();
         assert_eq!(
             s.len(),
             1,
@@ -339,5 +424,32 @@ mod tests {
             Bytes::from("id=1\n")
         );
         s.close(w);
+    }
+
+    #[test]
+    fn the_oldest_are_dropped_beyond_the_cap_and_the_file_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = |at: u64| Entry { times: EntryTimes { fetched_ms: at, expires_ms: u64::MAX, revalidate: false }, body: Bytes::from("x") };
+        let (s, w) = Store::open(&dir.path().join("c"), 0, 3).unwrap();
+        for (k, at) in [("a", 5), ("b", 1), ("c", 3), ("d", 4)] {
+            s.put(k, e(at));
+        }
+        assert_eq!(s.len(), 3);
+        assert!(s.get("b").is_none(), "the oldest fetched went first");
+        s.put("a", e(0));
+        s.put("e", e(9));
+        assert!(s.get("a").is_none(), "a refetch counts from its new fetch time");
+        let cred = s.credential_key(Some(b"Basic YTpi"));
+        assert_eq!(cred.len(), 32);
+        assert_ne!(cred, s.credential_key(Some(b"Basic YTpj")));
+        assert_eq!(s.credential_key(None), "-");
+        s.close(w);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("c/rtcache.redb")).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let (s2, w) = Store::open(&dir.path().join("c"), 0, 2).unwrap();
+        assert_eq!(s2.len(), 2, "a smaller cap at open keeps the newest");
+        assert_eq!(s2.credential_key(Some(b"Basic YTpi")), cred, "the salt is kept in the file");
+        s2.close(w);
     }
 }

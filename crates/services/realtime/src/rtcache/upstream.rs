@@ -4,9 +4,15 @@
 //! over only when nothing can have been written (connection refused, or 503
 //! from a stopped provisioning service); after a timeout or another 5xx the
 //! write is answered `-1` rather than risk applying it twice.
+//!
+//! The caller's `Authorization` header goes to the upstream; a caller without one gets
+//! the upstream URL's own `user:password@`, if it has one. Health, metrics and reasons
+//! name an upstream by its URL without userinfo.
 
+use super::UpstreamUrl;
 use crate::metrics::RtcacheMetrics;
 use bytes::Bytes;
+use reqwest::header::{HeaderValue, AUTHORIZATION};
 use reqwest::{Client, Method, StatusCode};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -39,7 +45,7 @@ pub struct Health {
 #[derive(Clone)]
 pub struct Upstreams {
     client: Client,
-    bases: Arc<Vec<String>>,
+    bases: Arc<Vec<UpstreamUrl>>,
     health: Arc<Mutex<Vec<Health>>>,
     metrics: RtcacheMetrics,
 }
@@ -52,21 +58,17 @@ enum Try {
 
 impl Upstreams {
     /// Builds the client; `timeout_ms` bounds each attempt.
-    pub fn new(bases: Vec<String>, timeout_ms: u64, metrics: RtcacheMetrics) -> Self {
+    pub fn new(bases: Vec<UpstreamUrl>, timeout_ms: u64, metrics: RtcacheMetrics) -> Self {
         let client = Client::builder()
             .timeout(std::time::Duration::from_millis(timeout_ms))
             .connect_timeout(std::time::Duration::from_millis(timeout_ms))
             .pool_max_idle_per_host(64)
             .build()
             .expect("http client builds");
-        let bases: Vec<String> = bases
-            .into_iter()
-            .map(|b| b.trim_end_matches('/').to_string())
-            .collect();
         let health = bases
             .iter()
             .map(|u| Health {
-                url: u.clone(),
+                url: u.base.clone(),
                 ..Default::default()
             })
             .collect();
@@ -100,16 +102,23 @@ impl Upstreams {
         }
     }
 
-    async fn try_one(&self, i: usize, method: &Method, path_query: &str, body: &Bytes) -> Try {
-        let base = &self.bases[i];
+    async fn try_one(&self, i: usize, method: &Method, path_query: &str, body: &Bytes, auth: Option<&HeaderValue>) -> Try {
+        let up = &self.bases[i];
+        let base = &up.base;
         let started = Instant::now();
-        let res = self
+        let mut req = self
             .client
             .request(method.clone(), format!("{base}{path_query}"))
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(body.clone())
-            .send()
-            .await;
+            .body(body.clone());
+        let own = up.auth.as_ref().and_then(|a| HeaderValue::from_str(a.expose()).ok()).map(|mut h| {
+            h.set_sensitive(true);
+            h
+        });
+        if let Some(a) = auth.cloned().or(own) {
+            req = req.header(AUTHORIZATION, a);
+        }
+        let res = req.send().await;
         let res = match res {
             Ok(r) => r,
             Err(e) => {
@@ -161,17 +170,19 @@ impl Upstreams {
         }
     }
 
-    /// Sends the request to each upstream in turn until one answers.
+    /// Sends the request to each upstream in turn until one answers, with the caller's
+    /// `auth` header (or the upstream's own).
     pub async fn forward(
         &self,
         write: bool,
         method: &Method,
         path_query: &str,
         body: &Bytes,
+        auth: Option<&HeaderValue>,
     ) -> Outcome {
         let mut last = "no upstream configured".to_string();
         for i in 0..self.bases.len() {
-            match self.try_one(i, method, path_query, body).await {
+            match self.try_one(i, method, path_query, body, auth).await {
                 Try::Done(o) => return o,
                 Try::NextSafe(why) => last = why,
                 Try::NextUnsafe(why) => {

@@ -3,7 +3,7 @@
 //! builds requests exactly as Asterisk's res_config_curl does.
 #![allow(dead_code)]
 
-use mware_config::{Provisioning, Secret};
+use mware_config::{Provisioning, ProvisioningEntity, Secret};
 use mware_realtime::codec::encode;
 use mware_realtime::{provisioning_routes, ProvisioningHandle};
 use std::collections::BTreeMap;
@@ -32,6 +32,37 @@ CREATE TABLE ast_config (
     commented integer NOT NULL DEFAULT 0, filename varchar(128) NOT NULL, category varchar(128) NOT NULL,
     var_name varchar(128) NOT NULL, var_val varchar(128) NOT NULL);
 "#;
+
+/// The seed's SIP server: entity `12:34:56:78:9a:bc`, tenant t1.example.ru, may write.
+pub const E1: &str = "12:34:56:78:9a:bc";
+/// Another tenant's SIP server (t2.example.ru), may write.
+pub const E2: &str = "12:34:56:78:9a:bd";
+/// A read-only SIP server of t1.example.ru.
+pub const RO: &str = "12:34:56:78:9a:be";
+/// A SIP server of two tenants (t1 and t3), may write.
+pub const MULTI: &str = "12:34:56:78:9a:bf";
+
+/// Test entities: (id, domains, user, password, write).
+pub const ENTITIES: &[(&str, &[&str], &str, &str, bool)] = &[
+    (E1, &["t1.example.ru"], "ast1", "pw-ast1-Secret", true),
+    (E2, &["t2.example.ru"], "ast2", "pw-ast2-Secret", true),
+    (RO, &["t1.example.ru"], "ro1", "pw-ro1-Secret", false),
+    (
+        MULTI,
+        &["t1.example.ru", "t3.example.ru"],
+        "multi",
+        "pw-multi-Secret",
+        true,
+    ),
+];
+
+/// The credential of a test entity.
+pub fn cred(entity: &str) -> Option<(String, String)> {
+    ENTITIES
+        .iter()
+        .find(|e| e.0 == entity)
+        .map(|e| (e.2.to_string(), e.3.to_string()))
+}
 
 /// A database created for one test and dropped when the guard goes.
 pub struct TestDb {
@@ -85,10 +116,25 @@ impl TestDb {
         .into_iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))
         .collect();
+        let entities = ENTITIES
+            .iter()
+            .map(|(id, domains, user, password, write)| {
+                let e = ProvisioningEntity {
+                    domains: domains.iter().map(|d| d.to_string()).collect(),
+                    user: user.to_string(),
+                    password: Secret::new(*password),
+                    write: *write,
+                };
+                (id.to_string(), e)
+            })
+            .collect();
         Provisioning {
             dsn: Secret::new(self.dsn()),
             families,
             max_body_bytes: 4096,
+            entities,
+            shared_families: vec!["aor".into(), "config".into()],
+            ..Default::default()
         }
     }
 }
@@ -171,10 +217,12 @@ impl ProvServer {
 }
 
 /// A client building requests byte for byte as res_config_curl does
-/// (`ast_uri_encode` with `ast_uri_http`, operators inside field names).
+/// (`ast_uri_encode` with `ast_uri_http`, operators inside field names), with the
+/// credential in the URL as extconfig.conf gives it (`http://USER:PASSWORD@HOST/...`,
+/// which libcurl sends as HTTP Basic).
 pub struct Ast {
     pub http: reqwest::Client,
-    /// `http://HOST/provision/asterisk/ENTITY/FAMILY`
+    /// `http://[USER:PASSWORD@]HOST/provision/asterisk/ENTITY/FAMILY`
     pub base: String,
 }
 
@@ -187,17 +235,36 @@ pub fn join(fields: &[(&str, &str)]) -> String {
 }
 
 impl Ast {
+    /// A client of a test entity with its own credential (none for an unknown one).
     pub fn new(server: &str, entity: &str, family: &str) -> Ast {
+        Ast::with(server, entity, family, cred(entity))
+    }
+    /// A client sending the given credential (`None`: none at all).
+    pub fn with(server: &str, entity: &str, family: &str, cred: Option<(String, String)>) -> Ast {
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
             .build()
             .unwrap();
+        let server = match cred {
+            Some((u, p)) => server.replacen(
+                "http://",
+                &format!("http://{}:{}@", encode(&u), encode(&p)),
+                1,
+            ),
+            None => server.to_string(),
+        };
+        // ${ENTITYID} is substituted as is (its ':' unencoded), as Asterisk does.
         Ast {
             http,
-            base: format!("{server}/provision/asterisk/{}/{family}", encode(entity)),
+            base: format!("{server}/provision/asterisk/{entity}/{family}"),
         }
     }
     pub async fn post(&self, suffix: &str, body: String) -> (u16, String) {
+        let r = self.post_full(suffix, body).await;
+        (r.0, r.1)
+    }
+    /// Like [`Ast::post`], also returning the `WWW-Authenticate` header.
+    pub async fn post_full(&self, suffix: &str, body: String) -> (u16, String, Option<String>) {
         let r = self
             .http
             .post(format!("{}/{suffix}", self.base))
@@ -206,7 +273,11 @@ impl Ast {
             .send()
             .await
             .expect("request sent");
-        (r.status().as_u16(), r.text().await.unwrap())
+        let www = r
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap_or("").to_string());
+        (r.status().as_u16(), r.text().await.unwrap(), www)
     }
     /// `realtime_curl`: `${CURL(url/single,k=v&...)}`
     pub async fn single(&self, fields: &[(&str, &str)]) -> (u16, String) {

@@ -1,0 +1,94 @@
+//! rustls client settings for the provisioning database.
+//!
+//! Without a CA file the connection is encrypted when the DSN's `sslmode` asks for it
+//! (or `prefer` and the server offers it) but the server's certificate is not checked,
+//! as libpq's `sslmode=require` does without a root certificate; the handshake's
+//! signatures are still verified. With a CA file the chain and the host name are
+//! verified (libpq's `verify-full`).
+
+use crate::error::RealtimeError;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{
+    verify_tls12_signature, verify_tls13_signature, CryptoProvider, WebPkiSupportedAlgorithms,
+};
+use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use std::sync::Arc;
+
+/// Accepts any certificate chain (libpq's `require`), checks handshake signatures.
+#[derive(Debug)]
+struct EncryptOnly(WebPkiSupportedAlgorithms);
+
+impl ServerCertVerifier for EncryptOnly {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(m, c, d, &self.0)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(m, c, d, &self.0)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_schemes()
+    }
+}
+
+/// The connector for tokio-postgres: verifying against `ca_file` (PEM) when given.
+pub(crate) fn postgres(
+    ca_file: Option<&str>,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect, RealtimeError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| RealtimeError::Config {
+            expected: "a TLS setup rustls accepts".into(),
+            found: e.to_string(),
+        })?;
+    let config = match ca_file {
+        Some(path) => {
+            let bad = |found: String| RealtimeError::Config {
+                expected: format!("PEM certificates in provisioning.ca_file {path}"),
+                found,
+            };
+            let mut roots = RootCertStore::empty();
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                .map_err(|e| bad(e.to_string()))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| bad(e.to_string()))?;
+            if certs.is_empty() {
+                return Err(bad("none".into()));
+            }
+            for c in certs {
+                roots.add(c).map_err(|e| bad(e.to_string()))?;
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        None => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider_algorithms(&provider))))
+            .with_no_client_auth(),
+    };
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+fn provider_algorithms(p: &CryptoProvider) -> WebPkiSupportedAlgorithms {
+    p.signature_verification_algorithms
+}
