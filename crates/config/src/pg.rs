@@ -141,9 +141,24 @@ pub(crate) const GROUP_KEYS: &[&str] =
     &["key", "referee", "servers", "promote_after_s", "maximum_lag_on_failover_bytes", "rejoin", "check_interval_ms"];
 /// The keys of a pg_controller server.
 pub(crate) const SERVER_KEYS: &[&str] = &[
-    "ssh_host", "ssh_port", "ssh_user", "ssh_pwd", "ssh_key_file", "pg_host", "pg_port", "pg_replica_user",
-    "pg_replica_pwd", "pg_database", "pg_ctl_command", "pg_basebackup_command", "pg_rewind_command",
-    "pg_data_folder", "pg_config_folder", "pg_backup_folder", "pg_log_filepath", "pg_signal_filepath",
+    "ssh_host",
+    "ssh_port",
+    "ssh_user",
+    "ssh_pwd",
+    "ssh_key_file",
+    "pg_host",
+    "pg_port",
+    "pg_replica_user",
+    "pg_replica_pwd",
+    "pg_database",
+    "pg_ctl_command",
+    "pg_basebackup_command",
+    "pg_rewind_command",
+    "pg_data_folder",
+    "pg_config_folder",
+    "pg_backup_folder",
+    "pg_log_filepath",
+    "pg_signal_filepath",
 ];
 const SERVER_REQUIRED: &[&str] =
     &["ssh_user", "pg_replica_user", "pg_replica_pwd", "pg_ctl_command", "pg_basebackup_command", "pg_data_folder"];
@@ -173,7 +188,10 @@ pub fn parse_groups(raw: &[serde_json::Value], base: &str) -> (Vec<PgGroup>, Vec
             });
             if let Some((_, first)) = keys.iter().find(|(k, _)| *k == key) {
                 let what = if g.key.is_some() { "key" } else { "generated key" };
-                cx.report(&join(&path, "key"), format!("expected a key unique among pg_controller groups, found the {what} {key:?} again (first at {first})"));
+                cx.report(
+                    &join(&path, "key"),
+                    format!("expected a key unique among pg_controller groups, found the {what} {key:?} again (first at {first})"),
+                );
             } else {
                 keys.push((key.clone(), path.clone()));
                 g.key = Some(key);

@@ -57,7 +57,16 @@ impl ServiceContext {
         lease: Arc<LeaseStats>,
     ) -> Self {
         let events = Events::detached();
-        ServiceContext { instance: instance.into(), fence, coord, site, cancel, lease, status: StatusHandle::new(name, events.clone()), events }
+        ServiceContext {
+            instance: instance.into(),
+            fence,
+            coord,
+            site,
+            cancel,
+            lease,
+            status: StatusHandle::new(name, events.clone()),
+            events,
+        }
     }
 
     /// This instance's role in the current config.

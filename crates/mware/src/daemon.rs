@@ -62,11 +62,11 @@ pub async fn run(config: PathBuf, instance: String) -> anyhow::Result<()> {
     let site = if whole {
         boot
     } else {
-        let (text, rev) = coord
-            .config_get()
-            .await?
-            .with_context(|| format!("{}: has no servers, and no site file is stored in the coordinator (run `mware config push FILE`)", config.display()))?;
-        let (site, _) = load::check(&text).map_err(|e| anyhow::anyhow!("the site file stored in the coordinator (revision {rev}) is invalid:\n{}", load::lines(&e)))?;
+        let (text, rev) = coord.config_get().await?.with_context(|| {
+            format!("{}: has no servers, and no site file is stored in the coordinator (run `mware config push FILE`)", config.display())
+        })?;
+        let (site, _) = load::check(&text)
+            .map_err(|e| anyhow::anyhow!("the site file stored in the coordinator (revision {rev}) is invalid:\n{}", load::lines(&e)))?;
         tracing::info!(revision = rev, "using the site file stored in the coordinator");
         site
     };
@@ -99,7 +99,11 @@ pub async fn run(config: PathBuf, instance: String) -> anyhow::Result<()> {
     metrics.register(&mut registry);
     // `mware_role_info{site, mware_group, role} 1`: lets alert rules sum `mware_active` per
     // group (joined on the scrape target's labels).
-    let role_labels = vec![("site".to_string(), site.site.clone()), ("mware_group".to_string(), member.group.to_string()), ("role".to_string(), instance.clone())];
+    let role_labels = vec![
+        ("site".to_string(), site.site.clone()),
+        ("mware_group".to_string(), member.group.to_string()),
+        ("role".to_string(), instance.clone()),
+    ];
     registry.register("mware_role", "this instance's site, group and role name", prometheus_client::metrics::info::Info::new(role_labels));
     let services = crate::services::build(&mut registry);
 
@@ -301,7 +305,13 @@ const WATCH_RETRY: (Duration, Duration) = (Duration::from_millis(500), Duration:
 /// never missed until the next SIGHUP. After a re-open, a push made while no watch was open
 /// is caught up from the stored revision (from the first open on, not before: at start the
 /// file given on the command line is the config, as it always was).
-async fn reload_loop(src: Source, coord: Arc<dyn Coordinator>, site_tx: watch::Sender<Arc<Site>>, state: AppState, shutdown: CancellationToken) {
+async fn reload_loop(
+    src: Source,
+    coord: Arc<dyn Coordinator>,
+    site_tx: watch::Sender<Arc<Site>>,
+    state: AppState,
+    shutdown: CancellationToken,
+) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         tracing::error!("cannot install the SIGHUP handler");
@@ -373,7 +383,9 @@ async fn reload_loop(src: Source, coord: Arc<dyn Coordinator>, site_tx: watch::S
                     Ok(text) => {
                         apply(&text, source, &site_tx, &state);
                     }
-                    Err(e) => tracing::error!(path = %src.path.display(), error = %e, "cannot read the config file; keeping the running one"),
+                    Err(e) => {
+                        tracing::error!(path = %src.path.display(), error = %e, "cannot read the config file; keeping the running one")
+                    }
                 }
             } else {
                 match coord.config_get().await {

@@ -51,12 +51,7 @@ fn as_postgres(program: &str) -> Command {
 fn run(mut c: Command, what: &str) -> anyhow::Result<Output> {
     let out = c.output().map_err(|e| anyhow::anyhow!("cannot run {what}: {e}"))?;
     if !out.status.success() {
-        anyhow::bail!(
-            "{what} failed ({}): {}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        anyhow::bail!("{what} failed ({}): {}{}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     }
     Ok(out)
 }

@@ -10,9 +10,9 @@
 use super::AppState;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use mware_host::Access;
 use axum::Json;
 use mware_config::Secret;
+use mware_host::Access;
 use serde_json::json;
 
 /// Compares in time independent of where the first difference is.
@@ -38,7 +38,10 @@ pub fn check(st: &AppState, access: Access, headers: &HeaderMap) -> Result<(), R
                 return Ok(());
             }
             if op.token.is_none() {
-                return Err(unauthorized(&format!("operator calls are refused: no operator token is configured (set the environment variable {})", op.env)));
+                return Err(unauthorized(&format!(
+                    "operator calls are refused: no operator token is configured (set the environment variable {})",
+                    op.env
+                )));
             }
             if is(&st.0.token) {
                 return Err(refuse(
@@ -53,7 +56,9 @@ pub fn check(st: &AppState, access: Access, headers: &HeaderMap) -> Result<(), R
                 return Ok(());
             }
             if st.0.token.is_none() && op.as_ref().is_none_or(|o| o.token.is_none()) {
-                return Err(unauthorized(&format!("this call is refused: no API token is configured (set the environment variable {api_env})")));
+                return Err(unauthorized(&format!(
+                    "this call is refused: no API token is configured (set the environment variable {api_env})"
+                )));
             }
             Err(mismatch(given.is_some()))
         }

@@ -96,4 +96,3 @@ pub fn describes(doc: &utoipa::openapi::OpenApi, path: &str, method: Option<&Met
 pub async fn openapi_json(State(st): State<AppState>) -> Json<utoipa::openapi::OpenApi> {
     Json(document(&st))
 }
-

@@ -171,7 +171,12 @@ impl Active {
     fn release_locked(&self, st: &mut State, grants: Vec<Grant>) {
         let now = mware_coord::now_ms();
         for g in grants {
-            tracing::debug!(domain = g.domain, name = g.name, token = g.holder.token, "caller left before its grant was answered; releasing it");
+            tracing::debug!(
+                domain = g.domain,
+                name = g.name,
+                token = g.holder.token,
+                "caller left before its grant was answered; releasing it"
+            );
             if let Ok(fx) = st.table.release(&g.domain, &g.name, &g.holder.owner, g.holder.token, now) {
                 self.apply(st, fx, Kind::Internal, None);
             }

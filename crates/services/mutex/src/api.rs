@@ -6,7 +6,6 @@
 
 use crate::active::Active;
 use crate::error::MutexError;
-use mware_config::CriticalSections;
 use crate::service::Inner;
 use crate::table::{AcquireReq, HolderView, MutexView};
 use crate::validate::{self, AcquireBody, EvictBody, ReleaseBody, RenewBody};
@@ -16,6 +15,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Json;
+use mware_config::CriticalSections;
 use mware_host::{Access, Routes, Scope};
 use serde::Serialize;
 use std::sync::Arc;
@@ -88,12 +88,7 @@ impl IntoResponse for MutexError {
             MutexError::Busy { holders, .. } => Some(holders.clone()),
             _ => None,
         };
-        let body = ErrorBody {
-            error: self.to_string(),
-            retryable: self.retryable(),
-            field: self.field().map(str::to_string),
-            holders,
-        };
+        let body = ErrorBody { error: self.to_string(), retryable: self.retryable(), field: self.field().map(str::to_string), holders };
         (status, Json(body)).into_response()
     }
 }
@@ -151,7 +146,11 @@ fn target(inner: &Inner, domain: &str, name: &str) -> Result<(Arc<Active>, Criti
         (status = 503, description = "Not active here (retryable)", body = ErrorBody),
     )
 )]
-async fn acquire(State(inner): State<Arc<Inner>>, Path((domain, name)): Path<(String, String)>, body: Bytes) -> Result<Json<GrantResponse>> {
+async fn acquire(
+    State(inner): State<Arc<Inner>>,
+    Path((domain, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Json<GrantResponse>> {
     let (active, limits, domain, name) = target(&inner, &domain, &name)?;
     let b = validate::acquire(&body, &limits)?;
     let req = AcquireReq { owner: b.owner, ttl_ms: b.ttl_ms, wait: b.wait_ms > 0, limit: b.limit.unwrap_or(1) };
@@ -174,7 +173,11 @@ async fn acquire(State(inner): State<Arc<Inner>>, Path((domain, name)): Path<(St
         (status = 503, description = "Not active here (retryable)", body = ErrorBody),
     )
 )]
-async fn release(State(inner): State<Arc<Inner>>, Path((domain, name)): Path<(String, String)>, body: Bytes) -> Result<Json<ReleaseResponse>> {
+async fn release(
+    State(inner): State<Arc<Inner>>,
+    Path((domain, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Json<ReleaseResponse>> {
     let (active, _, domain, name) = target(&inner, &domain, &name)?;
     let b = validate::release(&body)?;
     active.release(&domain, &name, &b.owner, b.token)?;

@@ -197,19 +197,15 @@ impl Table {
             }
             let count = self.domains.get(domain).map_or(0, |d| d.len());
             if count >= self.limits.max_mutexes_per_domain {
-                return Err(MutexError::TooManyMutexes {
-                    domain: domain.to_string(),
-                    max: self.limits.max_mutexes_per_domain,
-                });
+                return Err(MutexError::TooManyMutexes { domain: domain.to_string(), max: self.limits.max_mutexes_per_domain });
             }
         }
         let max_waiters = self.limits.max_waiters_per_mutex;
-        let m = self
-            .domains
-            .entry(domain.to_string())
-            .or_default()
-            .entry(name.to_string())
-            .or_insert(MutexState { limit: req.limit, holders: vec![], waiters: VecDeque::new() });
+        let m = self.domains.entry(domain.to_string()).or_default().entry(name.to_string()).or_insert(MutexState {
+            limit: req.limit,
+            holders: vec![],
+            waiters: VecDeque::new(),
+        });
         if m.limit != req.limit {
             return Err(MutexError::LimitMismatch { name: name.to_string(), existing: m.limit, requested: req.limit });
         }
@@ -301,15 +297,7 @@ impl Table {
 
     /// Extends the grant `token` held by `owner` to `now + ttl_ms` (and confirms an
     /// unconfirmed one: its owner says it holds it).
-    pub fn renew(
-        &mut self,
-        domain: &str,
-        name: &str,
-        owner: &str,
-        token: u64,
-        ttl_ms: u64,
-        now: u64,
-    ) -> Result<Effects, MutexError> {
+    pub fn renew(&mut self, domain: &str, name: &str, owner: &str, token: u64, ttl_ms: u64, now: u64) -> Result<Effects, MutexError> {
         self.check_holder(domain, name, owner, token)?;
         let m = self.domains.get_mut(domain).and_then(|d| d.get_mut(name)).expect("checked");
         let h = m.holders.iter_mut().find(|h| h.token == token).expect("checked");
@@ -375,12 +363,7 @@ impl Table {
             .and_then(|m| m.holders.iter().find(|h| h.token == token))
             .ok_or_else(|| MutexError::NotHeld { name: name.to_string(), token })?;
         if h.owner != owner {
-            return Err(MutexError::WrongOwner {
-                name: name.to_string(),
-                token,
-                expected: h.owner.clone(),
-                found: owner.to_string(),
-            });
+            return Err(MutexError::WrongOwner { name: name.to_string(), token, expected: h.owner.clone(), found: owner.to_string() });
         }
         Ok(())
     }

@@ -171,7 +171,8 @@ mod tests {
         b["pg_backup_folder"] = json!("/var/lib/pg/data/old");
         b.as_object_mut().unwrap().remove("ssh_pwd");
         let raw = vec![json!({"key": "g", "servers": [server(5432), b]})];
-        let (ok, bad) = check_groups(&raw, "servers[0].roles[0].pg_controller", &HostKeyPolicy::from(&mware_config::SshSettings::default()));
+        let (ok, bad) =
+            check_groups(&raw, "servers[0].roles[0].pg_controller", &HostKeyPolicy::from(&mware_config::SshSettings::default()));
         assert!(ok.is_empty());
         let (_, expected) = parse_groups(&raw, "servers[0].roles[0].pg_controller");
         assert_eq!(bad, expected);

@@ -227,10 +227,7 @@ mod tests {
         // The conninfo survives the shell: evaluate its assignment line with sh.
         let line = r.lines().find(|l| l.starts_with("CONN=")).expect("CONN line");
         let out = std::process::Command::new("sh").arg("-c").arg(format!("{line}\nprintf %s \"$CONN\"")).output().unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
-            "host='h' port=1 user='rep\\'l' dbname='postgres' application_name='g-h:1'"
-        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "host='h' port=1 user='rep\\'l' dbname='postgres' application_name='g-h:1'");
         let p = promote_script(&s, false);
         assert!(p.contains("promote -D \"$D\"") && !p.contains("topsecret"));
     }

@@ -8,11 +8,11 @@ use crate::config::check_groups;
 use crate::group::{run_group, GroupCtx, Statuses};
 use crate::journal::{log_dir, Journal};
 use crate::metrics::Metrics;
-use prometheus_client::registry::Registry;
 use async_trait::async_trait;
 use mware_config::{Role, SshSettings};
 use mware_host::{Service, ServiceContext, ServiceState};
 use mware_ssh::HostKeyPolicy;
+use prometheus_client::registry::Registry;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -173,5 +173,4 @@ impl Service for PgctlService {
         self.inner.groups.lock().unwrap_or_else(|e| e.into_inner()).clear();
         result
     }
-
 }

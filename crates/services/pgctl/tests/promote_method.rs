@@ -124,7 +124,8 @@ async fn a_watched_signal_file_is_used() {
     text.push_str(&format!("promote_trigger_file = '{}'\n", signal_path(&db2)));
     std::fs::write(&conf, text).unwrap();
     blocking(|| db2.psql("SELECT pg_reload_conf()")).unwrap();
-    wait_until(LONG, "db2 watches the file", || db2.psql("SHOW promote_trigger_file").map(|p| p == signal_path(&db2)).unwrap_or(false)).await;
+    wait_until(LONG, "db2 watches the file", || db2.psql("SHOW promote_trigger_file").map(|p| p == signal_path(&db2)).unwrap_or(false))
+        .await;
 
     let g = group_with_signal_files(&db1, &db2, &sshd);
     let ctl = Controller::start(dir.path(), "mware1", site(dir.path(), vec![g])).await;

@@ -31,7 +31,8 @@ pub struct Pool {
 }
 
 async fn connect(dsn: &Secret, tls: &tokio_postgres_rustls::MakeRustlsConnect, verify: bool) -> Result<Arc<Client>, RealtimeError> {
-    let mut cfg: tokio_postgres::Config = dsn.expose().parse().map_err(|e: tokio_postgres::Error| RealtimeError::Db(format!("the provisioning dsn does not parse: {e}")))?;
+    let mut cfg: tokio_postgres::Config =
+        dsn.expose().parse().map_err(|e: tokio_postgres::Error| RealtimeError::Db(format!("the provisioning dsn does not parse: {e}")))?;
     if verify {
         cfg.ssl_mode(tokio_postgres::config::SslMode::Require);
     }
@@ -56,14 +57,7 @@ impl Pool {
         for _ in 1..size {
             slots.push(Mutex::new(None));
         }
-        Ok(Pool {
-            dsn,
-            tls,
-            verify,
-            slots,
-            next: AtomicUsize::new(0),
-            catalog: Mutex::new(HashMap::new()),
-        })
+        Ok(Pool { dsn, tls, verify, slots, next: AtomicUsize::new(0), catalog: Mutex::new(HashMap::new()) })
     }
 
     async fn client(&self) -> Result<Arc<Client>, RealtimeError> {
@@ -112,26 +106,11 @@ impl Pool {
             )
             .await?;
         if rows.is_empty() {
-            return Err(RealtimeError::NoTable {
-                table: table.into(),
-            });
+            return Err(RealtimeError::NoTable { table: table.into() });
         }
-        let columns = rows
-            .iter()
-            .map(|r| Column {
-                name: r.get(0),
-                sql_type: r.get(1),
-                is_string: r.get::<_, String>(2) == "S",
-            })
-            .collect();
-        let t = Arc::new(Table {
-            name: table.into(),
-            columns,
-        });
-        self.catalog
-            .lock()
-            .await
-            .insert(table.into(), (Instant::now(), t.clone()));
+        let columns = rows.iter().map(|r| Column { name: r.get(0), sql_type: r.get(1), is_string: r.get::<_, String>(2) == "S" }).collect();
+        let t = Arc::new(Table { name: table.into(), columns });
+        self.catalog.lock().await.insert(table.into(), (Instant::now(), t.clone()));
         Ok(t)
     }
 }

@@ -8,9 +8,7 @@
 
 use crate::error::RealtimeError;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{
-    verify_tls12_signature, verify_tls13_signature, CryptoProvider, WebPkiSupportedAlgorithms,
-};
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use std::sync::Arc;
@@ -52,22 +50,14 @@ impl ServerCertVerifier for EncryptOnly {
 }
 
 /// The connector for tokio-postgres: verifying against `ca_file` (PEM) when given.
-pub(crate) fn postgres(
-    ca_file: Option<&str>,
-) -> Result<tokio_postgres_rustls::MakeRustlsConnect, RealtimeError> {
+pub(crate) fn postgres(ca_file: Option<&str>) -> Result<tokio_postgres_rustls::MakeRustlsConnect, RealtimeError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| RealtimeError::Config {
-            expected: "a TLS setup rustls accepts".into(),
-            found: e.to_string(),
-        })?;
+        .map_err(|e| RealtimeError::Config { expected: "a TLS setup rustls accepts".into(), found: e.to_string() })?;
     let config = match ca_file {
         Some(path) => {
-            let bad = |found: String| RealtimeError::Config {
-                expected: format!("PEM certificates in provisioning.ca_file {path}"),
-                found,
-            };
+            let bad = |found: String| RealtimeError::Config { expected: format!("PEM certificates in provisioning.ca_file {path}"), found };
             let mut roots = RootCertStore::empty();
             let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
                 .map_err(|e| bad(e.to_string()))?

@@ -30,41 +30,24 @@ fn tls_postgres(dir: &Path) -> (PgInstance, std::path::PathBuf) {
     pg.stop().unwrap();
     std::fs::copy(&crt, pg.data.join("server.crt")).unwrap();
     std::fs::copy(&key, pg.data.join("server.key")).unwrap();
-    std::fs::set_permissions(
-        pg.data.join("server.key"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    std::fs::set_permissions(pg.data.join("server.key"), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let mut conf = std::fs::OpenOptions::new().append(true).open(pg.data.join("postgresql.conf")).unwrap();
+    std::io::Write::write_all(&mut conf, b"\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n").unwrap();
+    std::fs::write(
+        pg.data.join("pg_hba.conf"),
+        "local all all trust\nhostssl all postgres 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
     )
     .unwrap();
-    let mut conf = std::fs::OpenOptions::new()
-        .append(true)
-        .open(pg.data.join("postgresql.conf"))
-        .unwrap();
-    std::io::Write::write_all(
-        &mut conf,
-        b"\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
-    )
-    .unwrap();
-    std::fs::write(pg.data.join("pg_hba.conf"), "local all all trust\nhostssl all postgres 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n").unwrap();
-    let st = std::process::Command::new("chown")
-        .args(["-R", "postgres:postgres"])
-        .arg(&pg.data)
-        .status()
-        .unwrap();
+    let st = std::process::Command::new("chown").args(["-R", "postgres:postgres"]).arg(&pg.data).status().unwrap();
     assert!(st.success());
     pg.start().unwrap();
     pg.psql(SCHEMA).unwrap();
-    pg.psql(
-        "INSERT INTO ps_endpoints (id, domain, context) VALUES ('1001', 't1.example.ru', 'tls')",
-    )
-    .unwrap();
+    pg.psql("INSERT INTO ps_endpoints (id, domain, context) VALUES ('1001', 't1.example.ru', 'tls')").unwrap();
     (pg, ca)
 }
 
 fn cfg(dsn: String, ca_file: Option<&Path>) -> Provisioning {
-    let mut c = common::TestDb {
-        name: String::new(),
-    }
-    .config();
+    let mut c = common::TestDb { name: String::new() }.config();
     c.dsn = Secret::new(dsn);
     c.ca_file = ca_file.map(|p| p.to_string_lossy().into_owned());
     c
