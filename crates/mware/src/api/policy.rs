@@ -40,7 +40,7 @@ pub async fn enforce(
     mut req: Request,
     next: Next,
 ) -> Response {
-    if let Err(r) = auth::check(&st, p.access, req.headers()) {
+    if let Some(r) = auth::refusal(&st, p.access, req.headers()) {
         return r;
     }
     let group = match p.scope {
