@@ -36,6 +36,12 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
 fi
 mkdir -p /run/sshd
 
+# rustfmt and clippy for the hygiene checks of scripts/test.sh (in rustup's default profile;
+# added if a minimal toolchain lacks them).
+for c in rustfmt clippy; do
+  cargo "${c/rustfmt/fmt}" --version >/dev/null 2>&1 || rustup component add "$c" || true
+done
+
 # promtool, to check examples/alerts.yml: only the binary of Debian's prometheus package,
 # unpacked, not installed (installing would start a Prometheus server).
 PROMTOOL_DIR=/var/tmp/mware-promtool
