@@ -41,6 +41,8 @@ mkdir -p /run/sshd
 for c in rustfmt clippy; do
   cargo "${c/rustfmt/fmt}" --version >/dev/null 2>&1 || rustup component add "$c" || true
 done
+# cargo-machete: the unused-dependency check of scripts/test.sh.
+command -v cargo-machete >/dev/null 2>&1 || cargo install --locked --quiet cargo-machete
 
 # promtool, to check examples/alerts.yml: only the binary of Debian's prometheus package,
 # unpacked, not installed (installing would start a Prometheus server).
