@@ -182,6 +182,10 @@ pub trait Service: Send + Sync + 'static {
     fn status_doc(&self) -> serde_json::Value {
         serde_json::Value::Null
     }
+    /// How the operator console shows the service (`None`: its state line only).
+    fn panel(&self) -> Option<crate::Panel> {
+        None
+    }
     /// Does the work until `ctx.cancel`; reports progress through `ctx.status`. An error
     /// is logged, shown in status, and the host restarts the service after a pause while
     /// the instance stays active.

@@ -164,8 +164,10 @@ pub fn cluster_json(site: &Site, views: &[GroupView]) -> Value {
                         "note": "not in the running config"}));
                 }
             }
+            let domains: Vec<String> = site.group_members(*g).first().map(|p| p.role.include_domains.clone()).unwrap_or_default();
             json!({
                 "group": g,
+                "domains": domains,
                 "active": leader.as_ref().map(|l| l.instance.clone()),
                 "epoch": leader.as_ref().map(|l| l.epoch),
                 "since_ms": leader.as_ref().map(|l| l.since_ms),

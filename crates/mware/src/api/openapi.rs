@@ -14,6 +14,10 @@ use utoipa::OpenApi;
 #[openapi(
     info(title = "mware", description = "Active-Passive middleware for telecom sites"),
     paths(
+        super::console::index,
+        super::console::app_js,
+        super::console::app_css,
+        super::console::manifest,
         handlers::healthz,
         handlers::readyz,
         handlers::metrics,

@@ -299,6 +299,11 @@ impl Active {
         self.lock().table.get(domain, name)
     }
 
+    /// The `n` busiest mutexes of the group.
+    pub fn busiest(&self, n: usize) -> Vec<crate::table::Busy> {
+        self.lock().table.busiest(n)
+    }
+
     /// Every mutex of a domain.
     pub fn list(&self, domain: &str) -> Vec<MutexView> {
         self.lock().table.list(domain)

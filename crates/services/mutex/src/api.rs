@@ -7,7 +7,7 @@
 use crate::active::Active;
 use crate::error::MutexError;
 use crate::service::Inner;
-use crate::table::{AcquireReq, HolderView, MutexView};
+use crate::table::{AcquireReq, Busy, HolderView, MutexView};
 use crate::validate::{self, AcquireBody, EvictBody, ReleaseBody, RenewBody};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -95,8 +95,8 @@ impl IntoResponse for MutexError {
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(acquire, release, renew, evict, get_one, list),
-    components(schemas(AcquireBody, ReleaseBody, RenewBody, EvictBody, GrantResponse, ReleaseResponse, EvictResponse, ListResponse, ErrorBody, MutexView, HolderView)),
+    paths(acquire, release, renew, evict, get_one, list, busiest),
+    components(schemas(AcquireBody, ReleaseBody, RenewBody, EvictBody, GrantResponse, ReleaseResponse, EvictResponse, ListResponse, ErrorBody, MutexView, HolderView, BusiestResponse, Busy)),
     tags((name = "mutex", description = "Critical sections: named mutexes and semaphores per domain"))
 )]
 struct ApiDoc;
@@ -118,6 +118,26 @@ pub(crate) fn routes(inner: Arc<Inner>) -> Routes {
         .post("/api/v1/domains/{domain}/mutexes/{name}/release", Access::Token, D, s(post(release)))
         .post("/api/v1/domains/{domain}/mutexes/{name}/renew", Access::Token, D, s(post(renew)))
         .post("/api/v1/domains/{domain}/mutexes/{name}/evict", Access::Operator, D, s(post(evict)))
+        .get("/api/v1/mutexes", Access::Public, Scope::Group, s(get(busiest)))
+}
+
+/// The busiest mutexes of the group.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BusiestResponse {
+    /// Up to 20: most waiters first, then most holders, then the oldest holder.
+    pub mutexes: Vec<Busy>,
+}
+
+/// The busiest mutexes over every domain of this instance's group (for the operator's
+/// console): most waiters first, then most holders, then the oldest holder.
+#[utoipa::path(
+    get,
+    path = "/api/v1/mutexes",
+    tag = "mutex",
+    responses((status = 200, description = "the busiest mutexes", body = BusiestResponse), (status = 503, description = "Not active here (retryable)", body = ErrorBody))
+)]
+async fn busiest(State(inner): State<Arc<Inner>>) -> Result<Json<BusiestResponse>> {
+    Ok(Json(BusiestResponse { mutexes: inner.active()?.busiest(20) }))
 }
 
 type Result<T> = std::result::Result<T, MutexError>;

@@ -10,7 +10,7 @@ use crate::writer::{self, Stop, WriteError};
 use async_trait::async_trait;
 use mware_config::Role;
 use mware_coord::KvOp;
-use mware_host::{Routes, Service, ServiceContext, ServiceState};
+use mware_host::{Action, Column, Panel, Routes, Service, ServiceContext, ServiceState};
 use prometheus_client::registry::Registry;
 use std::sync::{Arc, RwLock};
 
@@ -133,6 +133,31 @@ impl Service for MutexService {
 
     fn status_doc(&self) -> serde_json::Value {
         self.inner.status_doc()
+    }
+
+    fn panel(&self) -> Option<Panel> {
+        Some(Panel {
+            title: "Critical sections",
+            source: "/api/v1/mutexes",
+            rows: "/mutexes",
+            columns: vec![
+                Column::text("domain", "/domain"),
+                Column::text("mutex", "/name"),
+                Column::text("holders", "/holders"),
+                Column::text("limit", "/limit"),
+                Column::text("waiters", "/waiters"),
+                Column::text("oldest holder", "/oldest_owner"),
+                Column::fmt("held for", "/oldest_since_ms", "ms_ago"),
+            ],
+            actions: vec![Action {
+                label: "Evict oldest holder",
+                method: "POST",
+                path: "/api/v1/domains/{/domain}/mutexes/{/name}/evict",
+                body: serde_json::json!({"token": "{/oldest_token}", "reason": "{?Why evict this holder?}"}),
+                confirm: "Evict {/oldest_owner} (token {/oldest_token}) from {/name} in {/domain}? The next waiter gets it.",
+            }],
+            empty: "no mutex is held or waited on",
+        })
     }
 
     async fn run(&self, ctx: ServiceContext) -> anyhow::Result<()> {

@@ -355,6 +355,33 @@ impl Table {
         self.domains.get(domain).map(|d| d.iter().map(|(n, m)| view(n, m)).collect()).unwrap_or_default()
     }
 
+    /// The `n` busiest mutexes over every domain: most waiters first, then most holders,
+    /// then the oldest holder; one scan of the table (for the operator's console).
+    pub fn busiest(&self, n: usize) -> Vec<Busy> {
+        let mut all: Vec<Busy> = self
+            .domains
+            .iter()
+            .flat_map(|(d, ms)| {
+                ms.iter().map(move |(name, m)| {
+                    let oldest = m.holders.iter().min_by_key(|h| h.granted_at_ms);
+                    Busy {
+                        domain: d.clone(),
+                        name: name.clone(),
+                        limit: m.limit,
+                        holders: m.holders.len(),
+                        waiters: m.waiters.len(),
+                        oldest_owner: oldest.map(|h| h.owner.clone()),
+                        oldest_token: oldest.map(|h| h.token),
+                        oldest_since_ms: oldest.map(|h| h.granted_at_ms),
+                    }
+                })
+            })
+            .collect();
+        all.sort_by(|a, b| (b.waiters, b.holders, a.oldest_since_ms).cmp(&(a.waiters, a.holders, b.oldest_since_ms)));
+        all.truncate(n);
+        all
+    }
+
     fn check_holder(&self, domain: &str, name: &str, owner: &str, token: u64) -> Result<(), MutexError> {
         let h = self
             .domains

@@ -84,7 +84,7 @@ async fn fail_over(ctl: &Controller, db1: &PgInstance, db2: &PgInstance) -> (u64
 async fn an_unwatched_signal_file_is_skipped_for_pg_ctl_promote() {
     init_tracing();
     let dir = tempfile::tempdir().unwrap();
-    let sshd = Sshd::start().expect("sshd");
+    let sshd = common::pinned_sshd(dir.path());
     let db1 = blocking(|| PgInstance::new_primary("db1")).unwrap();
     let db2 = blocking(|| PgInstance::new_standby("db2", &db1)).unwrap();
     let g = group_with_signal_files(&db1, &db2, &sshd);
@@ -115,7 +115,7 @@ async fn an_unwatched_signal_file_is_skipped_for_pg_ctl_promote() {
 async fn a_watched_signal_file_is_used() {
     init_tracing();
     let dir = tempfile::tempdir().unwrap();
-    let sshd = Sshd::start().expect("sshd");
+    let sshd = common::pinned_sshd(dir.path());
     let db1 = blocking(|| PgInstance::new_primary("db1")).unwrap();
     let db2 = blocking(|| PgInstance::new_standby("db2", &db1)).unwrap();
     // db2 watches exactly its configured signal file (PostgreSQL 15).

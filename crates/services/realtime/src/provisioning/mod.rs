@@ -150,12 +150,27 @@ impl Service for ProvisioningService {
         Some(api::openapi())
     }
 
+    fn panel(&self) -> Option<mware_host::Panel> {
+        use mware_host::{Column, Panel};
+        Some(Panel {
+            title: "Realtime provisioning",
+            source: "",
+            rows: "/entities",
+            columns: vec![
+                Column::text("SIP server (entity)", "/entity"),
+                Column::text("domains", "/domains"),
+                Column::text("may write", "/write"),
+            ],
+            actions: vec![],
+            empty: "no SIP server (entity) is configured",
+        })
+    }
+
     fn status_doc(&self) -> serde_json::Value {
         match self.handle.backend() {
             Some(b) => serde_json::json!({
-                "families": b.families,
-                "shared_families": b.shared_families,
-                "entities": b.entities.iter().map(|(id, e)| (id.clone(), serde_json::json!({"domains": e.domains, "write": e.write}))).collect::<BTreeMap<_, _>>(),
+                "families": b.families.iter().map(|(f, t)| serde_json::json!({"family": f, "table": t, "shared": b.shared_families.contains(f)})).collect::<Vec<_>>(),
+                "entities": b.entities.iter().map(|(id, e)| serde_json::json!({"entity": id, "domains": e.domains.join(", "), "write": e.write})).collect::<Vec<_>>(),
                 "accept_domain_segment": b.accept_domain_segment,
             }),
             None => serde_json::Value::Null,
