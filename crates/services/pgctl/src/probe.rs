@@ -8,7 +8,7 @@ use crate::config::ServerSpec;
 use crate::error::{PgctlError, Result};
 use serde::Serialize;
 use std::time::Duration;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 /// What one probe saw.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -48,8 +48,9 @@ async fn connect(s: &ServerSpec, timeout: Duration) -> Result<Client> {
         .password(s.replica_pwd.expose())
         .dbname(&s.database)
         .application_name("mware-pgctl")
+        .ssl_mode(s.ssl_mode)
         .connect_timeout(timeout);
-    let fut = cfg.connect(NoTls);
+    let fut = cfg.connect(s.tls.clone());
     let (client, conn) = tokio::time::timeout(timeout, fut)
         .await
         .map_err(|_| pg_err(s, format!("expected an answer within {} s, found none", timeout.as_secs())))?

@@ -214,6 +214,8 @@ mod tests {
             backup: "/b".into(),
             log: "/l".into(),
             signal: None,
+            ssl_mode: tokio_postgres::config::SslMode::Prefer,
+            tls: mware_pg::connector(None, "pg_ca_file").unwrap(),
         }
     }
 

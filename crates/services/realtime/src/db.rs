@@ -2,7 +2,7 @@
 //! robin and reopened when they drop, and the column catalog of each table
 //! (read from `pg_attribute`, kept for a short while).
 //!
-//! TLS goes through rustls ([`crate::tls`]): the DSN's `sslmode` (`disable`,
+//! TLS goes through rustls (`mware-pg`): the DSN's `sslmode` (`disable`,
 //! `prefer`, `require`) is honoured as libpq does without a root certificate
 //! (encrypted, the server's certificate not verified); with `provisioning.ca_file`
 //! TLS is required and the certificate and host name are verified (`verify-full`).
@@ -50,7 +50,8 @@ impl Pool {
     /// With `ca_file`, every connection is TLS verified against that CA.
     pub async fn open(dsn: Secret, ca_file: Option<&str>, size: usize) -> Result<Pool, RealtimeError> {
         let size = size.max(1);
-        let tls = crate::tls::postgres(ca_file)?;
+        let tls = mware_pg::connector(ca_file, "provisioning.ca_file")
+            .map_err(|e| RealtimeError::Config { expected: e.expected, found: e.found })?;
         let verify = ca_file.is_some();
         let first = connect(&dsn, &tls, verify).await?;
         let mut slots = vec![Mutex::new(Some(first))];

@@ -21,7 +21,6 @@ mod metrics;
 mod provisioning;
 pub mod query;
 pub mod rtcache;
-mod tls;
 
 pub use error::RealtimeError;
 pub use metrics::{ProvisioningMetrics, RtcacheMetrics};
