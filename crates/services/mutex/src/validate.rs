@@ -295,4 +295,20 @@ mod tests {
         assert!(e.to_string().contains("more than once"), "{e}");
         assert_eq!(field(Err::<(), _>(e)), "ttl_ms");
     }
+
+    proptest::proptest! {
+        /// The name segment's decoder: any text is either taken as it is (only the allowed
+        /// characters, within the length limit) or refused naming the field; never a panic,
+        /// never a changed name.
+        #[test]
+        fn any_name_is_taken_unchanged_or_refused(raw in "\\PC{0,80}", max in 1usize..64) {
+            match name(&raw, max) {
+                Ok(n) => {
+                    proptest::prop_assert_eq!(&n, &raw);
+                    proptest::prop_assert!(n.len() <= max && n.chars().all(|c| c.is_ascii_alphanumeric() || ".-_:@+=#".contains(c)));
+                }
+                Err(e) => proptest::prop_assert_eq!(e.field(), Some("name")),
+            }
+        }
+    }
 }

@@ -3,7 +3,8 @@
 //! upstream is down; the Authorization header is passed through and never stored in
 //! clear; the cache file is 0600; hostile family names keep `/metrics` bounded; the
 //! entry cap holds; an upstream URL's userinfo shows nowhere; bad settings (a
-//! timeout of 0, a lifetime whose milliseconds overflow) are refused.
+//! timeout of 0, a lifetime whose milliseconds overflow) are refused; a client sending
+//! its headers one byte a second is disconnected.
 
 mod common;
 
@@ -252,4 +253,35 @@ fn bad_settings_are_refused_before_anything_runs() {
     let cfg = RtcacheArgs { upstream: vec!["http://ast:hunter2@10.0.0.1:8271/".into()], ..ok.clone() }.resolve().unwrap();
     let text = format!("{cfg:?} {}", serde_json::to_string(&cfg).unwrap());
     assert!(text.contains("http://10.0.0.1:8271") && !text.contains("hunter2") && !text.contains("ast:"), "{text}");
+    // A request timeout that would cut a lookup trying every upstream.
+    let e = err(RtcacheArgs { upstream_timeout_ms: Some(2000), request_timeout_ms: Some(2000), ..ok.clone() });
+    assert!(e.contains("request_timeout_ms above upstream_timeout_ms x upstreams (2000 ms)"), "{e}");
+    let e = err(RtcacheArgs { max_connections: Some(0), ..ok.clone() });
+    assert!(e.contains("max_connections of at least 1"), "{e}");
+}
+
+/// A client that sends its request head one byte a second is disconnected (the sidecar
+/// used to keep such connections forever: axum::serve without timers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_sending_headers_one_byte_a_second_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let car = sidecar(RtcacheArgs { header_read_timeout_ms: Some(1000), ..args("http://127.0.0.1:1".into(), dir.path()) }).await;
+    let mut s = tokio::net::TcpStream::connect(car.url.trim_start_matches("http://")).await.unwrap();
+    let t0 = std::time::Instant::now();
+    let mut cut = None;
+    for b in b"POST /provision/asterisk/12:34:56:78:9a:bc/endpoint/single HTTP/1.1\r\nHost: x\r\n\r\n" {
+        if s.write_all(&[*b]).await.is_err() {
+            cut = Some(t0.elapsed());
+            break;
+        }
+        let mut probe = [0u8; 1];
+        if let Ok(Ok(0)) = tokio::time::timeout(Duration::from_millis(1000), s.read(&mut probe)).await {
+            cut = Some(t0.elapsed());
+            break;
+        }
+    }
+    let cut = cut.expect("the slow client was never disconnected");
+    assert!(cut < Duration::from_secs(6), "disconnected after {cut:?}");
+    car.shutdown().await;
 }

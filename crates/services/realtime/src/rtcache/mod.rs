@@ -66,6 +66,21 @@ pub struct RtcacheArgs {
     /// auth, aor); requests for other families are counted as `other`.
     #[arg(long = "family")]
     pub family: Vec<String>,
+    /// Longest time, ms, for a client to send a request's head (default 10000); slower
+    /// clients are disconnected.
+    #[arg(long)]
+    pub header_read_timeout_ms: Option<u64>,
+    /// A connection with no request in flight and nothing moving is closed after this many
+    /// ms (default 60000).
+    #[arg(long)]
+    pub idle_timeout_ms: Option<u64>,
+    /// Longest time, ms, to answer a request (default 120000; must exceed
+    /// upstream_timeout_ms times the number of upstreams).
+    #[arg(long)]
+    pub request_timeout_ms: Option<u64>,
+    /// Most client connections at once (default 1024).
+    #[arg(long)]
+    pub max_connections: Option<usize>,
     /// JSON file with any of the options above.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -85,6 +100,10 @@ struct FileArgs {
     max_entries: Option<usize>,
     #[serde(default)]
     family: Vec<String>,
+    header_read_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+    request_timeout_ms: Option<u64>,
+    max_connections: Option<usize>,
 }
 
 /// Longest `object_lifetime_maximum` (ten years, in seconds): its milliseconds fit any clock sum.
@@ -158,6 +177,9 @@ pub struct RtcacheConfig {
     pub max_entries: usize,
     /// Families named in metrics.
     pub families: Vec<String>,
+    /// The HTTP server's limits.
+    #[serde(skip)]
+    pub limits: mware_http::Limits,
 }
 
 impl RtcacheArgs {
@@ -208,6 +230,18 @@ impl RtcacheArgs {
             max_body_bytes: self.max_body_bytes.or(file.max_body_bytes).unwrap_or(65_536),
             max_entries: self.max_entries.or(file.max_entries).unwrap_or(100_000),
             families,
+            limits: {
+                let d = mware_http::Limits::default();
+                let ms = |a: Option<u64>, b: Option<u64>, dflt: std::time::Duration| {
+                    a.or(b).map(std::time::Duration::from_millis).unwrap_or(dflt)
+                };
+                mware_http::Limits {
+                    header_read_timeout: ms(self.header_read_timeout_ms, file.header_read_timeout_ms, d.header_read_timeout),
+                    idle_timeout: ms(self.idle_timeout_ms, file.idle_timeout_ms, d.idle_timeout),
+                    request_timeout: ms(self.request_timeout_ms, file.request_timeout_ms, d.request_timeout),
+                    max_connections: self.max_connections.or(file.max_connections).unwrap_or(d.max_connections),
+                }
+            },
         };
         if cfg.upstreams.is_empty() {
             return bad("at least one --upstream URL", "none".into());
@@ -223,6 +257,22 @@ impl RtcacheArgs {
         }
         if cfg.max_entries == 0 {
             return bad("max_entries of at least 1", "0".into());
+        }
+        let l = cfg.limits;
+        if l.header_read_timeout.as_millis() < 100 || l.idle_timeout.as_millis() < 100 || l.max_connections == 0 {
+            return bad(
+                "header_read_timeout_ms and idle_timeout_ms of at least 100 and max_connections of at least 1",
+                format!("{} ms, {} ms, {}", l.header_read_timeout.as_millis(), l.idle_timeout.as_millis(), l.max_connections),
+            );
+        }
+        let worst = cfg.upstream_timeout_ms.saturating_mul(cfg.upstreams.len() as u64);
+        if l.request_timeout.as_millis() as u64 <= worst {
+            return bad(
+                &format!(
+                    "request_timeout_ms above upstream_timeout_ms x upstreams ({worst} ms): a lookup trying every upstream must not be cut"
+                ),
+                l.request_timeout.as_millis().to_string(),
+            );
         }
         if cfg.max_body_bytes == 0 {
             return bad("max_body_bytes of at least 1", "0".into());
@@ -277,20 +327,15 @@ pub async fn serve(listener: TcpListener, cfg: RtcacheConfig, shutdown: Cancella
         })
     };
     let app = proxy::router(state.clone());
-    // Each lookup is a small request and a small answer: no Nagle delay.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await
-        .map_err(|source| RealtimeError::Io { what: "serving http".into(), source });
+    // The same server as the daemon's API: header, idle and request timeouts, a connection
+    // cap, TCP_NODELAY.
+    mware_http::serve(listener, app, state.cfg.limits, mware_http::Stats::default(), shutdown.clone()).await;
     sweeper.abort();
     state.tasks.close();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), state.tasks.wait()).await;
     drop(state);
     tokio::task::spawn_blocking(move || store.close(writer)).await.ok();
-    result
+    Ok(())
 }
 
 #[cfg(test)]
