@@ -21,7 +21,7 @@ pub mod config;
 pub mod decide;
 mod error;
 pub mod glob;
-mod metrics;
+pub mod metrics;
 pub mod pg;
 pub mod restore;
 pub mod run;

@@ -84,6 +84,12 @@ impl BackupService {
         tx.try_send(RunRequest { target }).map_err(|_| (409, "expected no run pending, found one already requested".to_string()))
     }
 
+    /// The document of `GET /api/v1/backups`: targets with their last success and failure,
+    /// the next run, a run in progress.
+    pub fn document(&self) -> serde_json::Value {
+        crate::api::document(self)
+    }
+
     fn set_view(&self, f: impl FnOnce(&mut View)) {
         f(&mut lock(&self.inner.view));
     }
