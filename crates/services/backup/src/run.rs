@@ -157,7 +157,11 @@ impl Runner {
                 p.target_started_ms = now_ms();
             }
             let t0 = Instant::now();
-            let result = self.target(plan, t, dir, &temp.path, &id, bytes.clone()).await;
+            // Nothing was written when the storage server cannot be reached: no cleanup.
+            let (result, wrote) = match t.storage.target(&self.keys).connect().await {
+                Ok(s) => (self.target(plan, t, s, dir, &temp.path, &id, bytes.clone()).await, true),
+                Err(e) => (Err(BackupError::Ssh { what: format!("target {}: storage server", t.key), source: e }), false),
+            };
             let hist = state.targets.entry(t.key.clone()).or_default();
             let was_failing = hist.last_failure.as_ref().map(|f| f.at_ms) > hist.last_success.as_ref().map(|s| s.at_ms);
             let l = Metrics::of(&t.key);
@@ -189,7 +193,9 @@ impl Runner {
                         reason: Some(reason.clone()),
                     });
                     self.events.publish(EventKind::Item { source: "backup".into(), item: t.key.clone(), state: "failing".into(), reason: reason.clone() });
-                    state.leftovers.extend(self.clean(plan, vec![temp.clone()]).await);
+                    if wrote {
+                        state.leftovers.extend(self.clean(plan, vec![temp.clone()]).await);
+                    }
                     failure = Some(reason);
                     break;
                 }
@@ -215,11 +221,12 @@ impl Runner {
         Ok(Report { record })
     }
 
-    /// Copies one target into `dir/tmp` and puts it in place as `dir/<file name>`.
-    async fn target(&self, plan: &Plan, t: &TargetSpec, dir: &str, tmp: &str, run_id: &str, bytes: Arc<AtomicU64>) -> Result<Outcome> {
+    /// Copies one target into `dir/tmp` over the storage session `s` and puts it in place
+    /// as `dir/<file name>`.
+    #[allow(clippy::too_many_arguments)]
+    async fn target(&self, plan: &Plan, t: &TargetSpec, s: Session, dir: &str, tmp: &str, run_id: &str, bytes: Arc<AtomicU64>) -> Result<Outcome> {
         let final_path = storage::join(dir, &t.file_name());
         let tmp_name = tmp.rsplit('/').next().unwrap_or(tmp).to_string();
-        let s: Session = t.storage.target(&self.keys).connect().await.map_err(|e| BackupError::Ssh { what: format!("target {}: storage server", t.key), source: e })?;
         let mut o = Outcome { at_ms: 0, run_id: run_id.into(), duration_ms: 0, bytes: 0, path: final_path.clone(), sha256: None, source: None, reason: None };
         let result = async {
             match &t.what {
