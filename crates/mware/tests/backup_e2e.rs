@@ -61,8 +61,8 @@ fn a_failover_mid_run_is_followed_by_exactly_one_complete_run() {
     let storage = tempfile::Builder::new().prefix("mware-storage-").tempdir_in("/tmp").unwrap();
     assert!(Command::new("chown").args(["postgres:postgres"]).arg(storage.path()).status().unwrap().success());
     let pg = PgInstance::new_primary("bk_e2e").unwrap();
-    // ~100 MB of rows: a run lasts long enough to be cut.
-    pg.psql("CREATE TABLE t AS SELECT g AS id, (SELECT string_agg(md5(g::text || i::text), '') FROM generate_series(1, 32) i) AS v FROM generate_series(1, 100000) g").unwrap();
+    // ~40 MB of rows: a run lasts long enough to be cut.
+    pg.psql("CREATE TABLE t AS SELECT g AS id, (SELECT string_agg(md5(g::text || i::text), '') FROM generate_series(1, 32) i) AS v FROM generate_series(1, 40000) g").unwrap();
     let backup = json!({
         "hours_interval": [0, 23], "weekdays": [1, 2, 3, 4, 5, 6, 7],
         "storage_ssh_host": "127.0.0.1", "storage_ssh_port": st_sshd.port, "storage_ssh_user": SSH_USER, "storage_ssh_pwd": SSH_PASSWORD,
