@@ -33,9 +33,24 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The service's routes.
 pub fn routes(svc: BackupService) -> Routes {
     Routes::new()
-        .get("/api/v1/backups", Access::Public, Scope::Group, get(list).with_state(svc.clone()))
-        .post("/api/v1/backups/run", Access::Operator, Scope::Group, post(run).with_state(svc.clone()))
-        .get("/api/v1/backups/archives", Access::Public, Scope::Group, get(archives).with_state(svc))
+        .get(
+            "/api/v1/backups",
+            Access::Public,
+            Scope::Group,
+            get(list).with_state(svc.clone()),
+        )
+        .post(
+            "/api/v1/backups/run",
+            Access::Operator,
+            Scope::Group,
+            post(run).with_state(svc.clone()),
+        )
+        .get(
+            "/api/v1/backups/archives",
+            Access::Public,
+            Scope::Group,
+            get(archives).with_state(svc),
+        )
 }
 
 fn err(status: StatusCode, msg: impl Into<String>) -> Response {
@@ -44,7 +59,12 @@ fn err(status: StatusCode, msg: impl Into<String>) -> Response {
 
 /// The run in progress with its bytes sent and rate.
 fn running(svc: &BackupService) -> Value {
-    let live = svc.inner.live.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let live = svc
+        .inner
+        .live
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     match live {
         None => Value::Null,
         Some(p) => {
@@ -59,14 +79,21 @@ fn running(svc: &BackupService) -> Value {
 fn next_run(d: &Option<Decision>) -> Value {
     match d {
         Some(Decision::Run { why, .. }) => json!({"at": "now", "reason": why}),
-        Some(Decision::WaitUntil { at, why }) => json!({"at": at.format("%Y-%m-%dT%H:%M:%S").to_string(), "reason": why}),
+        Some(Decision::WaitUntil { at, why }) => {
+            json!({"at": at.format("%Y-%m-%dT%H:%M:%S").to_string(), "reason": why})
+        }
         None => Value::Null,
     }
 }
 
 /// The whole document of `GET /api/v1/backups`.
 pub fn document(svc: &BackupService) -> Value {
-    let view = svc.inner.view.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let view = svc
+        .inner
+        .view
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     let today = chrono::Local::now().date_naive();
     let run = running(svc);
     let targets: Vec<Value> = view
@@ -121,21 +148,46 @@ async fn run(State(svc): State<BackupService>, body: Bytes) -> Response {
     } else {
         let v: Value = match mware_config::strict_json::parse_slice(&body) {
             Ok(v) => v,
-            Err(e) => return err(StatusCode::BAD_REQUEST, format!("body: expected a JSON object, found {e}")),
+            Err(e) => {
+                return err(
+                    StatusCode::BAD_REQUEST,
+                    format!("body: expected a JSON object, found {e}"),
+                )
+            }
         };
-        let Some(m) = v.as_object() else { return err(StatusCode::BAD_REQUEST, "body: expected a JSON object like {\"target\": \"db1\"}") };
+        let Some(m) = v.as_object() else {
+            return err(
+                StatusCode::BAD_REQUEST,
+                "body: expected a JSON object like {\"target\": \"db1\"}",
+            );
+        };
         if let Some(k) = m.keys().find(|k| *k != "target") {
-            return err(StatusCode::BAD_REQUEST, format!("body: expected only the key \"target\", found {k:?}"));
+            return err(
+                StatusCode::BAD_REQUEST,
+                format!("body: expected only the key \"target\", found {k:?}"),
+            );
         }
         match m.get("target") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
-            Some(other) => return err(StatusCode::BAD_REQUEST, format!("target: expected a target key string, found {other}")),
+            Some(other) => {
+                return err(
+                    StatusCode::BAD_REQUEST,
+                    format!("target: expected a target key string, found {other}"),
+                )
+            }
         }
     };
     match svc.request_run(target.clone()) {
-        Ok(()) => (StatusCode::ACCEPTED, Json(json!({"accepted": true, "target": target}))).into_response(),
-        Err((code, msg)) => err(StatusCode::from_u16(code).unwrap_or(StatusCode::CONFLICT), msg),
+        Ok(()) => (
+            StatusCode::ACCEPTED,
+            Json(json!({"accepted": true, "target": target})),
+        )
+            .into_response(),
+        Err((code, msg)) => err(
+            StatusCode::from_u16(code).unwrap_or(StatusCode::CONFLICT),
+            msg,
+        ),
     }
 }
 
@@ -148,13 +200,20 @@ async fn archives(State(svc): State<BackupService>) -> Response {
         let v = svc.inner.view.lock().unwrap_or_else(|e| e.into_inner());
         (v.plan.clone(), v.keys.clone())
     };
-    let (Some(plan), Some(keys)) = (plan, keys) else { return err(StatusCode::SERVICE_UNAVAILABLE, "no usable backup_controller section") };
+    let (Some(plan), Some(keys)) = (plan, keys) else {
+        return err(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no usable backup_controller section",
+        );
+    };
     let mut out = Vec::new();
     for t in &plan.targets {
         let found = crate::list_archives(t, &keys).await;
         out.push(match found {
             Ok(list) => json!({"target": t.key, "storage": t.storage.label(), "archives": list}),
-            Err(e) => json!({"target": t.key, "storage": t.storage.label(), "error": e.to_string()}),
+            Err(e) => {
+                json!({"target": t.key, "storage": t.storage.label(), "error": e.to_string()})
+            }
         });
     }
     Json(json!({"targets": out})).into_response()

@@ -28,7 +28,13 @@ pub struct Storage {
 impl Storage {
     /// The SSH target, checked against `keys`.
     pub fn target(&self, keys: &HostKeyPolicy) -> Target {
-        Target { host: self.host.clone(), port: self.port, user: self.user.clone(), auth: Auth::Password(self.pwd.clone()), host_keys: keys.clone() }
+        Target {
+            host: self.host.clone(),
+            port: self.port,
+            user: self.user.clone(),
+            auth: Auth::Password(self.pwd.clone()),
+            host_keys: keys.clone(),
+        }
     }
 
     /// `user@host:port`.
@@ -144,35 +150,83 @@ pub fn plan(b: &BackupController) -> std::result::Result<Plan, Vec<String>> {
     let schedule = Schedule {
         from: b.hours_interval.first().copied().unwrap_or(0) as u32,
         to: b.hours_interval.get(1).copied().unwrap_or(23) as u32,
-        weekdays: if b.weekdays.is_empty() { (1..=7).collect() } else { b.weekdays.iter().map(|d| *d as u32).collect() },
+        weekdays: if b.weekdays.is_empty() {
+            (1..=7).collect()
+        } else {
+            b.weekdays.iter().map(|d| *d as u32).collect()
+        },
     };
-    let top = Level { host: &b.storage_ssh_host, port: b.storage_ssh_port, user: &b.storage_ssh_user, pwd: &b.storage_ssh_pwd, path: &b.storage_ssh_path };
+    let top = Level {
+        host: &b.storage_ssh_host,
+        port: b.storage_ssh_port,
+        user: &b.storage_ssh_user,
+        pwd: &b.storage_ssh_pwd,
+        path: &b.storage_ssh_path,
+    };
     let mut targets = Vec::new();
     for (i, d) in b.pgdb.iter().enumerate() {
         let at = format!("pgdb[{i}]");
         let key = d.key.clone().unwrap_or_else(|| format!("db{}", i + 1));
-        let own = Level { host: &d.storage_ssh_host, port: d.storage_ssh_port, user: &d.storage_ssh_user, pwd: &d.storage_ssh_pwd, path: &d.storage_ssh_path };
+        let own = Level {
+            host: &d.storage_ssh_host,
+            port: d.storage_ssh_port,
+            user: &d.storage_ssh_user,
+            pwd: &d.storage_ssh_pwd,
+            path: &d.storage_ssh_path,
+        };
         let storage = storage(&own, &top, &at, &mut problems);
         if let (Some(pg), Some(storage)) = (pg_target(d, &at, &mut problems), storage) {
-            targets.push(TargetSpec { key, what: What::Pg(pg), storage });
+            targets.push(TargetSpec {
+                key,
+                what: What::Pg(pg),
+                storage,
+            });
         }
     }
     if let Some(s) = &b.sync_folder {
-        let own = Level { host: &s.storage_ssh_host, port: s.storage_ssh_port, user: &s.storage_ssh_user, pwd: &s.storage_ssh_pwd, path: &s.storage_ssh_path };
+        let own = Level {
+            host: &s.storage_ssh_host,
+            port: s.storage_ssh_port,
+            user: &s.storage_ssh_user,
+            pwd: &s.storage_ssh_pwd,
+            path: &s.storage_ssh_path,
+        };
         let storage = storage(&own, &top, "sync_folder", &mut problems);
-        let mode = if s.send_mode.as_deref() == Some("zip") { SendMode::Zip } else { SendMode::Rsync };
+        let mode = if s.send_mode.as_deref() == Some("zip") {
+            SendMode::Zip
+        } else {
+            SendMode::Rsync
+        };
         match (&s.path, storage) {
             (Some(path), Some(storage)) => {
-                targets.push(TargetSpec { key: "sync".into(), what: What::Sync(SyncTarget { path: path.clone(), mode, excluded: s.excluded_paths.clone() }), storage });
+                targets.push(TargetSpec {
+                    key: "sync".into(),
+                    what: What::Sync(SyncTarget {
+                        path: path.clone(),
+                        mode,
+                        excluded: s.excluded_paths.clone(),
+                    }),
+                    storage,
+                });
             }
-            (None, _) => problems.push("sync_folder.path: expected the local path of the :SYNC folder, found none".into()),
+            (None, _) => problems.push(
+                "sync_folder.path: expected the local path of the :SYNC folder, found none".into(),
+            ),
             _ => {}
         }
     }
     if !problems.is_empty() {
         return Err(problems);
     }
-    Ok(Plan { schedule, targets, level: b.compress_level.map(u32::from).unwrap_or(DEFAULT_LEVEL).clamp(1, 9) })
+    Ok(Plan {
+        schedule,
+        targets,
+        level: b
+            .compress_level
+            .map(u32::from)
+            .unwrap_or(DEFAULT_LEVEL)
+            .clamp(1, 9),
+    })
 }
 
 struct Level<'a> {
@@ -198,7 +252,10 @@ fn storage(own: &Level, top: &Level, at: &str, problems: &mut Vec<String>) -> Op
         missing.push("storage_ssh_pwd");
     }
     if !missing.is_empty() {
-        problems.push(format!("{at}: expected {} here or at the top of backup_controller, found none", missing.join(", ")));
+        problems.push(format!(
+            "{at}: expected {} here or at the top of backup_controller, found none",
+            missing.join(", ")
+        ));
         return None;
     }
     Some(Storage {
@@ -216,18 +273,25 @@ fn pg_target(d: &BackupPgdb, at: &str, problems: &mut Vec<String>) -> Option<PgT
         .iter()
         .filter_map(|s| {
             let ssh = s.ssh_host.clone().or_else(|| s.pg_host.clone())?;
-            Some(PgServer { pg_host: s.pg_host.clone().unwrap_or_else(|| ssh.clone()), ssh_host: ssh })
+            Some(PgServer {
+                pg_host: s.pg_host.clone().unwrap_or_else(|| ssh.clone()),
+                ssh_host: ssh,
+            })
         })
         .collect();
     let before = problems.len();
     if servers.is_empty() {
-        problems.push(format!("{at}.servers: expected at least one server, found none"));
+        problems.push(format!(
+            "{at}.servers: expected at least one server, found none"
+        ));
     }
     if d.pg_replica_user.is_none() {
         problems.push(format!("{at}.pg_replica_user: expected the replication user pg_basebackup logs in as, found none"));
     }
     if d.ssh_pwd.is_none() {
-        problems.push(format!("{at}.ssh_pwd: expected the SSH password of the database servers, found none"));
+        problems.push(format!(
+            "{at}.ssh_pwd: expected the SSH password of the database servers, found none"
+        ));
     }
     if problems.len() > before {
         return None;
@@ -239,8 +303,14 @@ fn pg_target(d: &BackupPgdb, at: &str, problems: &mut Vec<String>) -> Option<PgT
         ssh_pwd: d.ssh_pwd.clone()?,
         pg_port: d.pg_port.unwrap_or(5432),
         replica_user: d.pg_replica_user.clone()?,
-        replica_pwd: d.pg_replica_pwd.clone().unwrap_or_else(|| Secret::new(String::new())),
-        basebackup: d.pg_basebackup_command.clone().unwrap_or_else(|| "pg_basebackup".into()),
+        replica_pwd: d
+            .pg_replica_pwd
+            .clone()
+            .unwrap_or_else(|| Secret::new(String::new())),
+        basebackup: d
+            .pg_basebackup_command
+            .clone()
+            .unwrap_or_else(|| "pg_basebackup".into()),
         config_folder: d.pg_config_folder.clone(),
     })
 }

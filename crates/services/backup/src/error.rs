@@ -22,7 +22,9 @@ pub enum BackupError {
         found: String,
     },
     /// No database server could serve the backup.
-    #[error("target {target}: expected a PostgreSQL server answering as {user}, found none: {reasons}")]
+    #[error(
+        "target {target}: expected a PostgreSQL server answering as {user}, found none: {reasons}"
+    )]
     NoSource {
         /// Target key.
         target: String,
@@ -65,7 +67,10 @@ pub enum BackupError {
 impl BackupError {
     /// An I/O error while doing `what`.
     pub fn io(what: impl Into<String>, e: impl std::fmt::Display) -> Self {
-        BackupError::Io { what: what.into(), reason: e.to_string() }
+        BackupError::Io {
+            what: what.into(),
+            reason: e.to_string(),
+        }
     }
 }
 

@@ -22,7 +22,12 @@ impl Pattern {
         let anchored = p.starts_with('/');
         let p = p.trim_start_matches('/');
         let full = anchored || p.contains('/') || p.contains("**");
-        Pattern { pat: p.chars().collect(), anchored, full, dir_only }
+        Pattern {
+            pat: p.chars().collect(),
+            anchored,
+            full,
+            dir_only,
+        }
     }
 
     /// Whether `rel` (relative to the folder's top, `/`-separated) is excluded.
@@ -39,7 +44,14 @@ impl Pattern {
             return wild(&self.pat, &name);
         }
         // At any depth: the whole path or any part of it after a '/'.
-        std::iter::once(0).chain(name.iter().enumerate().filter(|(_, c)| **c == '/').map(|(i, _)| i + 1)).any(|start| wild(&self.pat, &name[start..]))
+        std::iter::once(0)
+            .chain(
+                name.iter()
+                    .enumerate()
+                    .filter(|(_, c)| **c == '/')
+                    .map(|(i, _)| i + 1),
+            )
+            .any(|start| wild(&self.pat, &name[start..]))
     }
 }
 

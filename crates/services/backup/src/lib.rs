@@ -42,15 +42,32 @@ pub use service::{BackupService, RunRequest};
 
 /// The archives of target `t` on its storage server: where its path template puts them
 /// (every slot of a template).
-pub async fn list_archives(t: &TargetSpec, keys: &mware_ssh::HostKeyPolicy) -> Result<Vec<storage::Listed>> {
+pub async fn list_archives(
+    t: &TargetSpec,
+    keys: &mware_ssh::HostKeyPolicy,
+) -> Result<Vec<storage::Listed>> {
     let (prefix, templated) = template::fixed_prefix(t.storage.path.as_deref());
     let depth = if templated {
-        let rest = t.storage.path.as_deref().unwrap_or("").trim_start_matches(&prefix).trim_matches('/');
+        let rest = t
+            .storage
+            .path
+            .as_deref()
+            .unwrap_or("")
+            .trim_start_matches(&prefix)
+            .trim_matches('/');
         rest.split('/').count() as u32 + 1
     } else {
         1
     };
-    let s = t.storage.target(keys).connect().await.map_err(|e| BackupError::Ssh { what: format!("target {}: storage server", t.key), source: e })?;
+    let s = t
+        .storage
+        .target(keys)
+        .connect()
+        .await
+        .map_err(|e| BackupError::Ssh {
+            what: format!("target {}: storage server", t.key),
+            source: e,
+        })?;
     let r = storage::list(&s, &prefix, depth, &[t.file_name()]).await;
     s.close().await;
     r

@@ -35,16 +35,38 @@ impl Metrics {
     pub fn new(registry: &mut Registry) -> Self {
         let m = Metrics::default();
         let r = registry.sub_registry_with_prefix("mware_backup");
-        r.register("last_success_timestamp_seconds", "Unix time of the target's last successful backup", m.last_success.clone());
-        r.register("last_duration_seconds", "Duration of the target's last successful backup", m.duration.clone());
-        r.register("last_size_bytes", "Size of the target's last archive (rsync: of the files copied)", m.bytes.clone());
-        r.register("failures", "Failed backup attempts of the target", m.failures.clone());
-        r.register("running", "1 while a backup run is in progress on this instance", m.running.clone());
+        r.register(
+            "last_success_timestamp_seconds",
+            "Unix time of the target's last successful backup",
+            m.last_success.clone(),
+        );
+        r.register(
+            "last_duration_seconds",
+            "Duration of the target's last successful backup",
+            m.duration.clone(),
+        );
+        r.register(
+            "last_size_bytes",
+            "Size of the target's last archive (rsync: of the files copied)",
+            m.bytes.clone(),
+        );
+        r.register(
+            "failures",
+            "Failed backup attempts of the target",
+            m.failures.clone(),
+        );
+        r.register(
+            "running",
+            "1 while a backup run is in progress on this instance",
+            m.running.clone(),
+        );
         m
     }
 
     /// Labels of `target`.
     pub fn of(target: &str) -> TargetLabels {
-        TargetLabels { target: target.to_string() }
+        TargetLabels {
+            target: target.to_string(),
+        }
     }
 }

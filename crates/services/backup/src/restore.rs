@@ -49,7 +49,10 @@ impl<R: Read, F: FnMut(u64)> Read for HashReader<R, F> {
 
 /// The folder a restore into `to` fills first.
 pub fn partial_of(to: &Path) -> PathBuf {
-    let name = to.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "restore".into());
+    let name = to
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "restore".into());
     to.with_file_name(format!(".{name}.mware-restore"))
 }
 
@@ -58,13 +61,23 @@ fn unpack(r: impl Read, dir: &Path) -> io::Result<u64> {
     unzip::read_all(&mut br, |e, data| {
         let path = dir.join(&e.name);
         if e.dir {
-            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&path)?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&path)?;
             return Ok(());
         }
         if let Some(parent) = path.parent() {
-            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(parent)?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)?;
         }
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
         io::copy(data, &mut f)?;
         f.flush()
     })
@@ -73,41 +86,81 @@ fn unpack(r: impl Read, dir: &Path) -> io::Result<u64> {
 /// Fetches `archive` (a path on `spec`'s storage server, as `mware backup list` shows
 /// it) and unpacks it into `to`, which must not exist yet. `progress(read, total)` is
 /// called as bytes arrive.
-pub async fn restore(spec: &TargetSpec, keys: &HostKeyPolicy, archive: &str, to: &Path, progress: impl FnMut(u64, u64) + Send + 'static) -> Result<Restored> {
+pub async fn restore(
+    spec: &TargetSpec,
+    keys: &HostKeyPolicy,
+    archive: &str,
+    to: &Path,
+    progress: impl FnMut(u64, u64) + Send + 'static,
+) -> Result<Restored> {
     if to.exists() {
-        return Err(BackupError::Config(format!("--to: expected a folder that does not exist yet, found {}", to.display())));
+        return Err(BackupError::Config(format!(
+            "--to: expected a folder that does not exist yet, found {}",
+            to.display()
+        )));
     }
     let partial = partial_of(to);
     let what = format!("restoring {archive} from {}", spec.storage.label());
-    let s = spec.storage.target(keys).connect().await.map_err(|e| BackupError::Ssh { what: what.clone(), source: e })?;
+    let s = spec
+        .storage
+        .target(keys)
+        .connect()
+        .await
+        .map_err(|e| BackupError::Ssh {
+            what: what.clone(),
+            source: e,
+        })?;
     let (total, recorded) = crate::storage::describe(&s, archive).await?;
-    let Exec { stdin, stdout, exit } = crate::storage::fetch(&s, archive).await?;
+    let Exec {
+        stdin,
+        stdout,
+        exit,
+    } = crate::storage::fetch(&s, archive).await?;
     drop(stdin);
     let _ = std::fs::remove_dir_all(&partial);
-    std::fs::DirBuilder::new().mode(0o700).create(&partial).map_err(|e| BackupError::io(format!("creating {}", partial.display()), e))?;
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&partial)
+        .map_err(|e| BackupError::io(format!("creating {}", partial.display()), e))?;
     let bridge = SyncIoBridge::new(stdout);
     let dir = partial.clone();
     let mut progress = progress;
     let job = tokio::task::spawn_blocking(move || -> io::Result<(u64, u64, String)> {
-        let mut r = HashReader { inner: bridge, sha: Sha256::new(), bytes: 0, progress: move |n| progress(n, total) };
+        let mut r = HashReader {
+            inner: bridge,
+            sha: Sha256::new(),
+            bytes: 0,
+            progress: move |n| progress(n, total),
+        };
         let entries = unpack(&mut r, &dir)?;
         io::copy(&mut r, &mut io::sink())?;
         Ok((entries, r.bytes, crate::upload::hex(&r.sha.finalize())))
     });
     let unpacked = job.await.map_err(|e| BackupError::io(&what, e))?;
-    let ended = exit.wait().await.map_err(|e| BackupError::Ssh { what: what.clone(), source: e })?;
+    let ended = exit.wait().await.map_err(|e| BackupError::Ssh {
+        what: what.clone(),
+        source: e,
+    })?;
     s.close().await;
     let fail = |e: BackupError| {
         let _ = std::fs::remove_dir_all(&partial);
         e
     };
     if !ended.success() {
-        return Err(fail(BackupError::Remote { what, found: ended.describe() }));
+        return Err(fail(BackupError::Remote {
+            what,
+            found: ended.describe(),
+        }));
     }
     let (entries, bytes, sha256) = unpacked.map_err(|e| fail(BackupError::io(&what, e)))?;
     if let Some(r) = &recorded {
         if *r != sha256 {
-            return Err(fail(BackupError::Checksum { file: archive.into(), server: spec.storage.label(), expected: r.clone(), found: sha256 }));
+            return Err(fail(BackupError::Checksum {
+                file: archive.into(),
+                server: spec.storage.label(),
+                expected: r.clone(),
+                found: sha256,
+            }));
         }
     }
     let mut removed = Vec::new();
@@ -118,6 +171,17 @@ pub async fn restore(spec: &TargetSpec, keys: &HostKeyPolicy, archive: &str, to:
             }
         }
     }
-    std::fs::rename(&partial, to).map_err(|e| fail(BackupError::io(format!("renaming {} to {}", partial.display(), to.display()), e)))?;
-    Ok(Restored { entries, bytes, sha256, checked: recorded.is_some(), removed })
+    std::fs::rename(&partial, to).map_err(|e| {
+        fail(BackupError::io(
+            format!("renaming {} to {}", partial.display(), to.display()),
+            e,
+        ))
+    })?;
+    Ok(Restored {
+        entries,
+        bytes,
+        sha256,
+        checked: recorded.is_some(),
+        removed,
+    })
 }

@@ -87,14 +87,24 @@ impl Runner {
                 continue;
             };
             let done = async {
-                let s = spec.storage.target(&self.keys).connect().await.map_err(|e| BackupError::Ssh { what: "cleanup".into(), source: e })?;
+                let s = spec
+                    .storage
+                    .target(&self.keys)
+                    .connect()
+                    .await
+                    .map_err(|e| BackupError::Ssh {
+                        what: "cleanup".into(),
+                        source: e,
+                    })?;
                 let r = storage::remove(&s, &t.path).await;
                 s.close().await;
                 r
             }
             .await;
             match done {
-                Ok(()) => tracing::info!(target_key = %t.target, path = %t.path, "backup: removed a leftover temporary copy"),
+                Ok(()) => {
+                    tracing::info!(target_key = %t.target, path = %t.path, "backup: removed a leftover temporary copy")
+                }
                 Err(e) => {
                     tracing::warn!(target_key = %t.target, path = %t.path, "backup: cannot remove a leftover yet: {e}");
                     left.push(t);
@@ -107,17 +117,36 @@ impl Runner {
     /// Runs the targets of `plan` (only `only` when set) for the window of `day`
     /// (`None`: an operator's run, resolved with today's date). The state is read and
     /// written through the coordinator, fenced.
-    pub async fn run(&self, plan: &Plan, only: Option<&str>, day: Option<NaiveDate>) -> Result<Report> {
+    pub async fn run(
+        &self,
+        plan: &Plan,
+        only: Option<&str>,
+        day: Option<NaiveDate>,
+    ) -> Result<Report> {
         let started_local = Local::now().naive_local();
         let started_ms = now_ms();
-        let id = format!("{}-e{}", started_local.format("%Y%m%dT%H%M%S"), self.fence.epoch);
+        let id = format!(
+            "{}-e{}",
+            started_local.format("%Y%m%dT%H%M%S"),
+            self.fence.epoch
+        );
         let date = day.unwrap_or(started_local.date());
-        let targets: Vec<&TargetSpec> = plan.targets.iter().filter(|t| only.is_none_or(|o| o == t.key)).collect();
-        let dirs: Vec<String> = targets.iter().map(|t| template::resolve(t.storage.path.as_deref(), date)).collect();
+        let targets: Vec<&TargetSpec> = plan
+            .targets
+            .iter()
+            .filter(|t| only.is_none_or(|o| o == t.key))
+            .collect();
+        let dirs: Vec<String> = targets
+            .iter()
+            .map(|t| template::resolve(t.storage.path.as_deref(), date))
+            .collect();
         let temps: Vec<Temp> = targets
             .iter()
             .zip(&dirs)
-            .map(|(t, d)| Temp { target: t.key.clone(), path: storage::join(d, &storage::temp_name(&t.file_name(), &id)) })
+            .map(|(t, d)| Temp {
+                target: t.key.clone(),
+                path: storage::join(d, &storage::temp_name(&t.file_name(), &id)),
+            })
             .collect();
         let mut record = RunRecord {
             id: id.clone(),
@@ -159,23 +188,45 @@ impl Runner {
             let t0 = Instant::now();
             // Nothing was written when the storage server cannot be reached: no cleanup.
             let (result, wrote) = match t.storage.target(&self.keys).connect().await {
-                Ok(s) => (self.target(plan, t, s, dir, &temp.path, &id, bytes.clone()).await, true),
-                Err(e) => (Err(BackupError::Ssh { what: format!("target {}: storage server", t.key), source: e }), false),
+                Ok(s) => (
+                    self.target(plan, t, s, dir, &temp.path, &id, bytes.clone())
+                        .await,
+                    true,
+                ),
+                Err(e) => (
+                    Err(BackupError::Ssh {
+                        what: format!("target {}: storage server", t.key),
+                        source: e,
+                    }),
+                    false,
+                ),
             };
             let hist = state.targets.entry(t.key.clone()).or_default();
-            let was_failing = hist.last_failure.as_ref().map(|f| f.at_ms) > hist.last_success.as_ref().map(|s| s.at_ms);
+            let was_failing = hist.last_failure.as_ref().map(|f| f.at_ms)
+                > hist.last_success.as_ref().map(|s| s.at_ms);
             let l = Metrics::of(&t.key);
             match result {
                 Ok(mut o) => {
                     o.duration_ms = t0.elapsed().as_millis() as u64;
                     o.run_id = id.clone();
-                    self.metrics.last_success.get_or_create(&l).set((o.at_ms / 1000) as i64);
-                    self.metrics.duration.get_or_create(&l).set(t0.elapsed().as_secs_f64());
+                    self.metrics
+                        .last_success
+                        .get_or_create(&l)
+                        .set((o.at_ms / 1000) as i64);
+                    self.metrics
+                        .duration
+                        .get_or_create(&l)
+                        .set(t0.elapsed().as_secs_f64());
                     self.metrics.bytes.get_or_create(&l).set(o.bytes as i64);
                     tracing::info!(run = %id, target_key = %t.key, bytes = o.bytes, path = %o.path, source = ?o.source, "backup: target done in {:.1} s", t0.elapsed().as_secs_f64());
                     hist.last_success = Some(o);
                     if was_failing {
-                        self.events.publish(EventKind::Item { source: "backup".into(), item: t.key.clone(), state: "ok".into(), reason: "the last backup succeeded".into() });
+                        self.events.publish(EventKind::Item {
+                            source: "backup".into(),
+                            item: t.key.clone(),
+                            state: "ok".into(),
+                            reason: "the last backup succeeded".into(),
+                        });
                     }
                 }
                 Err(e) => {
@@ -192,9 +243,16 @@ impl Runner {
                         source: None,
                         reason: Some(reason.clone()),
                     });
-                    self.events.publish(EventKind::Item { source: "backup".into(), item: t.key.clone(), state: "failing".into(), reason: reason.clone() });
+                    self.events.publish(EventKind::Item {
+                        source: "backup".into(),
+                        item: t.key.clone(),
+                        state: "failing".into(),
+                        reason: reason.clone(),
+                    });
                     if wrote {
-                        state.leftovers.extend(self.clean(plan, vec![temp.clone()]).await);
+                        state
+                            .leftovers
+                            .extend(self.clean(plan, vec![temp.clone()]).await);
                     }
                     failure = Some(reason);
                     break;
@@ -224,14 +282,33 @@ impl Runner {
     /// Copies one target into `dir/tmp` over the storage session `s` and puts it in place
     /// as `dir/<file name>`.
     #[allow(clippy::too_many_arguments)]
-    async fn target(&self, plan: &Plan, t: &TargetSpec, s: Session, dir: &str, tmp: &str, run_id: &str, bytes: Arc<AtomicU64>) -> Result<Outcome> {
+    async fn target(
+        &self,
+        plan: &Plan,
+        t: &TargetSpec,
+        s: Session,
+        dir: &str,
+        tmp: &str,
+        run_id: &str,
+        bytes: Arc<AtomicU64>,
+    ) -> Result<Outcome> {
         let final_path = storage::join(dir, &t.file_name());
         let tmp_name = tmp.rsplit('/').next().unwrap_or(tmp).to_string();
-        let mut o = Outcome { at_ms: 0, run_id: run_id.into(), duration_ms: 0, bytes: 0, path: final_path.clone(), sha256: None, source: None, reason: None };
+        let mut o = Outcome {
+            at_ms: 0,
+            run_id: run_id.into(),
+            duration_ms: 0,
+            bytes: 0,
+            path: final_path.clone(),
+            sha256: None,
+            source: None,
+            reason: None,
+        };
         let result = async {
             match &t.what {
                 What::Pg(p) => {
-                    let (sent, source) = pg::archive(&t.key, p, &self.keys, &s, dir, tmp, plan.level, bytes).await?;
+                    let (sent, source) =
+                        pg::archive(&t.key, p, &self.keys, &s, dir, tmp, plan.level, bytes).await?;
                     storage::commit(&s, tmp, &final_path, &sent.sha256).await?;
                     o.bytes = sent.bytes;
                     o.sha256 = Some(sent.sha256);
@@ -265,10 +342,15 @@ impl Runner {
 /// failure of the backup, so the schedule runs it again at once. Returns its temporary
 /// names to clean up.
 pub fn interrupted(state: &mut State, by: &str) -> Vec<Temp> {
-    let Some(mut r) = state.running.take() else { return vec![] };
+    let Some(mut r) = state.running.take() else {
+        return vec![];
+    };
     let temps = std::mem::take(&mut r.temps);
     r.result = Some("interrupted".into());
-    r.reason = Some(format!("instance {} (epoch {}) lost activity mid-run; {by} cleaned up its temporary copies", r.instance, r.epoch));
+    r.reason = Some(format!(
+        "instance {} (epoch {}) lost activity mid-run; {by} cleaned up its temporary copies",
+        r.instance, r.epoch
+    ));
     r.finished_ms = Some(now_ms());
     r.finished_local = Some(Local::now().naive_local());
     state.last_run = Some(r);

@@ -63,7 +63,12 @@ impl BackupService {
     /// A service with its metrics (`mware_backup_*`) registered in `registry`.
     pub fn new(registry: &mut Registry) -> Self {
         BackupService {
-            inner: Arc::new(Inner { metrics: Metrics::new(registry), live: Live::default(), view: Mutex::new(View::default()), trigger: Mutex::new(None) }),
+            inner: Arc::new(Inner {
+                metrics: Metrics::new(registry),
+                live: Live::default(),
+                view: Mutex::new(View::default()),
+                trigger: Mutex::new(None),
+            }),
         }
     }
 
@@ -71,17 +76,44 @@ impl BackupService {
     /// run is in progress, the target is unknown or the service does not run here.
     pub fn request_run(&self, target: Option<String>) -> Result<(), (u16, String)> {
         if let Some(p) = lock(&self.inner.live).as_ref() {
-            return Err((409, format!("expected no run in progress, found run {} (target {})", p.run_id, p.target)));
+            return Err((
+                409,
+                format!(
+                    "expected no run in progress, found run {} (target {})",
+                    p.run_id, p.target
+                ),
+            ));
         }
         if let Some(t) = &target {
             let view = lock(&self.inner.view);
-            let keys: Vec<String> = view.plan.as_ref().map(|p| p.targets.iter().map(|x| x.key.clone()).collect()).unwrap_or_default();
+            let keys: Vec<String> = view
+                .plan
+                .as_ref()
+                .map(|p| p.targets.iter().map(|x| x.key.clone()).collect())
+                .unwrap_or_default();
             if !keys.contains(t) {
-                return Err((404, format!("target: expected one of {}, found {t:?}", if keys.is_empty() { "(none configured)".into() } else { keys.join(", ") })));
+                return Err((
+                    404,
+                    format!(
+                        "target: expected one of {}, found {t:?}",
+                        if keys.is_empty() {
+                            "(none configured)".into()
+                        } else {
+                            keys.join(", ")
+                        }
+                    ),
+                ));
             }
         }
-        let tx = lock(&self.inner.trigger).clone().ok_or((503, "the backup service is not running here".to_string()))?;
-        tx.try_send(RunRequest { target }).map_err(|_| (409, "expected no run pending, found one already requested".to_string()))
+        let tx = lock(&self.inner.trigger)
+            .clone()
+            .ok_or((503, "the backup service is not running here".to_string()))?;
+        tx.try_send(RunRequest { target }).map_err(|_| {
+            (
+                409,
+                "expected no run pending, found one already requested".to_string(),
+            )
+        })
     }
 
     /// The document of `GET /api/v1/backups`: targets with their last success and failure,
@@ -102,16 +134,29 @@ impl BackupService {
     }
 
     /// One pass: returns `Ok(false)` to stop (cancelled or fenced).
-    async fn step(&self, ctx: &mut ServiceContext, rx: &mut mpsc::Receiver<RunRequest>) -> anyhow::Result<bool> {
+    async fn step(
+        &self,
+        ctx: &mut ServiceContext,
+        rx: &mut mpsc::Receiver<RunRequest>,
+    ) -> anyhow::Result<bool> {
         let Some(bc) = ctx.role().and_then(|r| r.backup_controller) else {
-            ctx.status.set(ServiceState::Idle, "no backup_controller section; waiting for a config change");
+            ctx.status.set(
+                ServiceState::Idle,
+                "no backup_controller section; waiting for a config change",
+            );
             return Ok(Self::wait_config(ctx).await);
         };
         let keys = HostKeyPolicy::from(&ctx.site.borrow().ssh);
         let plan = match config::plan(&bc) {
             Ok(p) => p,
             Err(problems) => {
-                ctx.status.set(ServiceState::Idle, format!("backup_controller cannot run: {}; waiting for a config change", problems.join("; ")));
+                ctx.status.set(
+                    ServiceState::Idle,
+                    format!(
+                        "backup_controller cannot run: {}; waiting for a config change",
+                        problems.join("; ")
+                    ),
+                );
                 self.set_view(|v| {
                     v.plan = None;
                     v.problems = problems;
@@ -149,16 +194,33 @@ impl BackupService {
             v.state = state.clone();
             v.next = Some(d.clone());
         });
-        let failed = state.last_run.as_ref().filter(|r| r.result.as_deref() == Some("failed"));
-        let prefix = failed.map(|r| format!("the last backup failed: {}; ", r.reason.clone().unwrap_or_default())).unwrap_or_default();
+        let failed = state
+            .last_run
+            .as_ref()
+            .filter(|r| r.result.as_deref() == Some("failed"));
+        let prefix = failed
+            .map(|r| {
+                format!(
+                    "the last backup failed: {}; ",
+                    r.reason.clone().unwrap_or_default()
+                )
+            })
+            .unwrap_or_default();
         let request = match d {
             Decision::Run { day, why } => {
-                ctx.status.set(ServiceState::Running, format!("{prefix}running the scheduled backup: {why}"));
+                ctx.status.set(
+                    ServiceState::Running,
+                    format!("{prefix}running the scheduled backup: {why}"),
+                );
                 Some((None, Some(day)))
             }
             Decision::WaitUntil { at, why } => {
-                ctx.status.set(ServiceState::Running, format!("{prefix}{why}"));
-                let wait = (at - now).to_std().unwrap_or(Duration::ZERO).clamp(Duration::from_secs(1), TICK);
+                ctx.status
+                    .set(ServiceState::Running, format!("{prefix}{why}"));
+                let wait = (at - now)
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .clamp(Duration::from_secs(1), TICK);
                 tokio::select! {
                     _ = ctx.cancel.cancelled() => return Ok(false),
                     r = ctx.site.changed() => return Ok(r.is_ok()),
@@ -167,9 +229,14 @@ impl BackupService {
                 }
             }
         };
-        let Some((only, day)) = request else { return Ok(true) };
+        let Some((only, day)) = request else {
+            return Ok(true);
+        };
         if day.is_none() {
-            ctx.status.set(ServiceState::Running, format!("{prefix}running a backup an operator asked for"));
+            ctx.status.set(
+                ServiceState::Running,
+                format!("{prefix}running a backup an operator asked for"),
+            );
         }
         let result = tokio::select! {
             r = runner.run(&plan, only.as_deref(), day) => r,
@@ -183,7 +250,13 @@ impl BackupService {
             Ok(report) => {
                 let r = &report.record;
                 if r.result.as_deref() == Some("failed") {
-                    ctx.status.set(ServiceState::Running, format!("the last backup failed: {}", r.reason.clone().unwrap_or_default()));
+                    ctx.status.set(
+                        ServiceState::Running,
+                        format!(
+                            "the last backup failed: {}",
+                            r.reason.clone().unwrap_or_default()
+                        ),
+                    );
                 }
                 Ok(true)
             }
@@ -228,7 +301,10 @@ impl Service for BackupService {
     }
 
     async fn run(&self, mut ctx: ServiceContext) -> anyhow::Result<()> {
-        ctx.status.set(ServiceState::Starting, "reading backup_controller and the backup history");
+        ctx.status.set(
+            ServiceState::Starting,
+            "reading backup_controller and the backup history",
+        );
         let (tx, mut rx) = mpsc::channel(1);
         *lock(&self.inner.trigger) = Some(tx);
         let result = async {

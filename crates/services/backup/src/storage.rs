@@ -25,28 +25,55 @@ pub fn temp_name(name: &str, run_id: &str) -> String {
 }
 
 async fn run(s: &Session, what: &str, cmd: &str) -> Result<String> {
-    let out = s.run(cmd, None, SHORT).await.map_err(|e| BackupError::Ssh { what: what.into(), source: e })?;
+    let out = s
+        .run(cmd, None, SHORT)
+        .await
+        .map_err(|e| BackupError::Ssh {
+            what: what.into(),
+            source: e,
+        })?;
     if out.code != 0 {
-        return Err(BackupError::Remote { what: format!("{what} on {}", s.label()), found: format!("exit code {}: {}", out.code, out.detail()) });
+        return Err(BackupError::Remote {
+            what: format!("{what} on {}", s.label()),
+            found: format!("exit code {}: {}", out.code, out.detail()),
+        });
     }
     Ok(out.stdout)
 }
 
 /// Starts `mkdir -p dir && cat > tmp`: write the archive to the returned stdin.
 pub async fn begin_upload(s: &Session, dir: &str, tmp: &str) -> Result<Exec> {
-    let cmd = format!("{} && {} > {}", command_line(&["mkdir", "-p", "--", dir]), "cat", sh_quote(tmp));
-    s.exec(&cmd).await.map_err(|e| BackupError::Ssh { what: "starting the upload".into(), source: e })
+    let cmd = format!(
+        "{} && {} > {}",
+        command_line(&["mkdir", "-p", "--", dir]),
+        "cat",
+        sh_quote(tmp)
+    );
+    s.exec(&cmd).await.map_err(|e| BackupError::Ssh {
+        what: "starting the upload".into(),
+        source: e,
+    })
 }
 
 /// Computes the sha256 of `tmp` on the storage server; when it is `sha`, flushes it to
 /// disk and renames it to `final_path` (with `final_path.sha256` beside it); else removes
 /// it and fails.
 pub async fn commit(s: &Session, tmp: &str, final_path: &str, sha: &str) -> Result<()> {
-    let out = run(s, "sha256sum of the upload", &command_line(&["sha256sum", "--", tmp])).await?;
+    let out = run(
+        s,
+        "sha256sum of the upload",
+        &command_line(&["sha256sum", "--", tmp]),
+    )
+    .await?;
     let found = out.split_whitespace().next().unwrap_or("").to_string();
     if found != sha {
         let _ = remove(s, tmp).await;
-        return Err(BackupError::Checksum { file: tmp.into(), server: s.label().into(), expected: sha.into(), found });
+        return Err(BackupError::Checksum {
+            file: tmp.into(),
+            server: s.label().into(),
+            expected: sha.into(),
+            found,
+        });
     }
     let name = final_path.rsplit('/').next().unwrap_or(final_path);
     let sum_tmp = format!("{tmp}.sha256");
@@ -79,13 +106,23 @@ pub async fn commit_dir(s: &Session, tmp: &str, final_path: &str, run_id: &str) 
 
 /// `rm -rf -- path` (and its `.sha256` leftover).
 pub async fn remove(s: &Session, path: &str) -> Result<()> {
-    run(s, "removing a leftover", &command_line(&["rm", "-rf", "--", path, &format!("{path}.sha256")])).await?;
+    run(
+        s,
+        "removing a leftover",
+        &command_line(&["rm", "-rf", "--", path, &format!("{path}.sha256")]),
+    )
+    .await?;
     Ok(())
 }
 
 /// `mkdir -p -- dir`.
 pub async fn mkdir(s: &Session, dir: &str) -> Result<()> {
-    run(s, "creating the storage folder", &command_line(&["mkdir", "-p", "--", dir])).await?;
+    run(
+        s,
+        "creating the storage folder",
+        &command_line(&["mkdir", "-p", "--", dir]),
+    )
+    .await?;
     Ok(())
 }
 
@@ -122,7 +159,11 @@ pub async fn list(s: &Session, dir: &str, depth: u32, names: &[String]) -> Resul
             let path = path.strip_prefix("./").unwrap_or(path).to_string();
             Some(Listed {
                 path,
-                kind: if kind == "d" { "dir".into() } else { "file".into() },
+                kind: if kind == "d" {
+                    "dir".into()
+                } else {
+                    "file".into()
+                },
                 size: size.parse().ok()?,
                 mtime: mtime.split('.').next()?.parse().ok()?,
             })
@@ -134,15 +175,30 @@ pub async fn list(s: &Session, dir: &str, depth: u32, names: &[String]) -> Resul
 
 /// Size of `path` and the sha256 recorded beside it (if any).
 pub async fn describe(s: &Session, path: &str) -> Result<(u64, Option<String>)> {
-    let cmd = format!("stat -c %s -- {p} && (cat -- {ps} 2>/dev/null || true)", p = sh_quote(path), ps = sh_quote(&format!("{path}.sha256")));
+    let cmd = format!(
+        "stat -c %s -- {p} && (cat -- {ps} 2>/dev/null || true)",
+        p = sh_quote(path),
+        ps = sh_quote(&format!("{path}.sha256"))
+    );
     let out = run(s, &format!("looking at {path}"), &cmd).await?;
     let mut lines = out.lines();
-    let size = lines.next().and_then(|l| l.trim().parse().ok()).ok_or_else(|| BackupError::Config(format!("{path}: expected a file size, found none")))?;
-    let sha = lines.next().and_then(|l| l.split_whitespace().next()).map(str::to_string);
+    let size = lines
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .ok_or_else(|| BackupError::Config(format!("{path}: expected a file size, found none")))?;
+    let sha = lines
+        .next()
+        .and_then(|l| l.split_whitespace().next())
+        .map(str::to_string);
     Ok((size, sha))
 }
 
 /// Starts `cat -- path`: read the archive from its stdout.
 pub async fn fetch(s: &Session, path: &str) -> Result<Exec> {
-    s.exec(&command_line(&["cat", "--", path])).await.map_err(|e| BackupError::Ssh { what: format!("reading {path}"), source: e })
+    s.exec(&command_line(&["cat", "--", path]))
+        .await
+        .map_err(|e| BackupError::Ssh {
+            what: format!("reading {path}"),
+            source: e,
+        })
 }

@@ -115,18 +115,35 @@ pub struct State {
 impl State {
     /// What the schedule needs.
     pub fn history(&self) -> crate::decide::History {
-        let failed_at = self.last_run.as_ref().filter(|r| r.result.as_deref() == Some("failed")).and_then(|r| r.finished_local);
-        crate::decide::History { done_day: self.done_day, failed_at }
+        let failed_at = self
+            .last_run
+            .as_ref()
+            .filter(|r| r.result.as_deref() == Some("failed"))
+            .and_then(|r| r.finished_local);
+        crate::decide::History {
+            done_day: self.done_day,
+            failed_at,
+        }
     }
 }
 
 /// Reads the state (default when absent).
 pub async fn load(c: &dyn Coordinator, group: u32) -> Result<State> {
-    Ok(c.kv_get(group, KEY).await?.and_then(|v| serde_json::from_slice(&v.value).ok()).unwrap_or_default())
+    Ok(c.kv_get(group, KEY)
+        .await?
+        .and_then(|v| serde_json::from_slice(&v.value).ok())
+        .unwrap_or_default())
 }
 
 /// Writes the state, fenced: `Fenced` means this instance is no longer active.
 pub async fn save(c: &dyn Coordinator, fence: &Fence, s: &State) -> Result<()> {
-    c.kv_apply(fence, vec![KvOp::Put { key: KEY.into(), value: serde_json::to_vec(s).unwrap_or_default() }]).await?;
+    c.kv_apply(
+        fence,
+        vec![KvOp::Put {
+            key: KEY.into(),
+            value: serde_json::to_vec(s).unwrap_or_default(),
+        }],
+    )
+    .await?;
     Ok(())
 }

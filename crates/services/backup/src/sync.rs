@@ -32,7 +32,12 @@ pub struct RsyncStats {
 fn stat(out: &str, label: &str) -> u64 {
     out.lines()
         .find_map(|l| l.trim().strip_prefix(label))
-        .and_then(|r| r.trim_start_matches(':').split_whitespace().next().map(|n| n.replace(',', "")))
+        .and_then(|r| {
+            r.trim_start_matches(':')
+                .split_whitespace()
+                .next()
+                .map(|n| n.replace(',', ""))
+        })
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
 }
@@ -49,41 +54,88 @@ pub fn ssh_command(port: u16, known_hosts: &Path) -> String {
 }
 
 /// rsyncs the folder into `dir/tmp` on the storage server (hard links from `dir/sync`).
-pub async fn rsync(s: &SyncTarget, storage: &Storage, keys: &HostKeyPolicy, dir: &str, tmp: &str) -> Result<RsyncStats> {
+pub async fn rsync(
+    s: &SyncTarget,
+    storage: &Storage,
+    keys: &HostKeyPolicy,
+    dir: &str,
+    tmp: &str,
+) -> Result<RsyncStats> {
     let what = format!("rsync of {} to {}", s.path, storage.label());
-    let helper_dir = tempfile::Builder::new().prefix("mware-askpass-").tempdir().map_err(|e| BackupError::io(&what, e))?;
+    let helper_dir = tempfile::Builder::new()
+        .prefix("mware-askpass-")
+        .tempdir()
+        .map_err(|e| BackupError::io(&what, e))?;
     let helper = helper_dir.path().join("askpass");
-    std::fs::write(&helper, ASKPASS).and_then(|_| std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o700))).map_err(|e| BackupError::io(&what, e))?;
+    std::fs::write(&helper, ASKPASS)
+        .and_then(|_| std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o700)))
+        .map_err(|e| BackupError::io(&what, e))?;
     let known = std::path::absolute(&keys.known_hosts).unwrap_or_else(|_| keys.known_hosts.clone());
     let mut cmd = tokio::process::Command::new("rsync");
-    cmd.args(["-a", "--delete", "--protect-args", "--stats", "--link-dest=../sync"]);
+    cmd.args([
+        "-a",
+        "--delete",
+        "--protect-args",
+        "--stats",
+        "--link-dest=../sync",
+    ]);
     for p in &s.excluded {
         cmd.arg(format!("--exclude={p}"));
     }
     cmd.arg("-e").arg(ssh_command(storage.port, &known));
     cmd.arg(format!("{}/", s.path.trim_end_matches('/')));
-    cmd.arg(format!("{}@{}:{}/", storage.user, storage.host, crate::storage::join(dir, tmp)));
-    cmd.env("SSH_ASKPASS", &helper).env("SSH_ASKPASS_REQUIRE", "force").env("DISPLAY", "mware:0").env("MWARE_ASKPASS_PASSWORD", storage.pwd.expose());
+    cmd.arg(format!(
+        "{}@{}:{}/",
+        storage.user,
+        storage.host,
+        crate::storage::join(dir, tmp)
+    ));
+    cmd.env("SSH_ASKPASS", &helper)
+        .env("SSH_ASKPASS_REQUIRE", "force")
+        .env("DISPLAY", "mware:0")
+        .env("MWARE_ASKPASS_PASSWORD", storage.pwd.expose());
     cmd.stdin(std::process::Stdio::null()).kill_on_drop(true);
-    let out = cmd.output().await.map_err(|e| BackupError::io(format!("{what}: starting rsync"), e))?;
+    let out = cmd
+        .output()
+        .await
+        .map_err(|e| BackupError::io(format!("{what}: starting rsync"), e))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         let lines: Vec<&str> = err.trim().lines().collect();
         let tail = lines[lines.len().saturating_sub(4)..].join(" | ");
-        return Err(BackupError::Remote { what, found: format!("{}: {tail}", out.status) });
+        return Err(BackupError::Remote {
+            what,
+            found: format!("{}: {tail}", out.status),
+        });
     }
-    Ok(RsyncStats { total: stat(&stdout, "Total file size"), sent: stat(&stdout, "Total bytes sent") })
+    Ok(RsyncStats {
+        total: stat(&stdout, "Total file size"),
+        sent: stat(&stdout, "Total bytes sent"),
+    })
 }
 
 /// Zips the folder into `tmp` (a path in `dir`) on `storage`.
-pub async fn zip(s: &SyncTarget, storage: &Session, dir: &str, tmp: &str, level: u32, progress: Arc<AtomicU64>) -> Result<Sent> {
+pub async fn zip(
+    s: &SyncTarget,
+    storage: &Session,
+    dir: &str,
+    tmp: &str,
+    level: u32,
+    progress: Arc<AtomicU64>,
+) -> Result<Sent> {
     let root = PathBuf::from(&s.path);
     if !root.is_dir() {
-        return Err(BackupError::Config(format!("sync_folder.path: expected a folder at {}, found none", s.path)));
+        return Err(BackupError::Config(format!(
+            "sync_folder.path: expected a folder at {}, found none",
+            s.path
+        )));
     }
     let patterns: Vec<Pattern> = s.excluded.iter().map(|p| Pattern::new(p)).collect();
-    zip_to_storage(storage, dir, tmp, level, progress, move |z| walk(z, &root, "", &patterns)).await
+    zip_to_storage(storage, dir, tmp, level, progress, move |z| {
+        walk(z, &root, "", &patterns)
+    })
+    .await
 }
 
 /// Adds the folder `base/rel` to the zip, depth first, in name order, without what the
@@ -93,7 +145,11 @@ fn walk(z: &mut ZipOut, base: &Path, rel: &str, patterns: &[Pattern]) -> io::Res
     items.sort_by_key(|e| e.file_name());
     for e in items {
         let name = e.file_name().to_string_lossy().into_owned();
-        let child = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+        let child = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
         let ft = e.file_type()?;
         if excluded(patterns, &child, ft.is_dir()) {
             continue;

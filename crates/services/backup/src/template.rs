@@ -10,7 +10,9 @@ const TOKENS: &[&str] = &["%weekday", "%week", "%day", "%month", "%year"];
 
 /// The folder for a run of the window opened on `day`: `.` (home) when no path is set.
 pub fn resolve(path: Option<&str>, day: NaiveDate) -> String {
-    let Some(p) = path.filter(|p| !p.is_empty()) else { return ".".into() };
+    let Some(p) = path.filter(|p| !p.is_empty()) else {
+        return ".".into();
+    };
     let mut out = String::new();
     let mut rest = p;
     while let Some(i) = rest.find('%') {
@@ -44,7 +46,9 @@ fn value(token: &str, day: NaiveDate) -> String {
 /// The folder part before the first template (where `mware backup list` looks), and
 /// whether the path has templates at all.
 pub fn fixed_prefix(path: Option<&str>) -> (String, bool) {
-    let Some(p) = path.filter(|p| !p.is_empty()) else { return (".".into(), false) };
+    let Some(p) = path.filter(|p| !p.is_empty()) else {
+        return (".".into(), false);
+    };
     match p.find('%').filter(|_| TOKENS.iter().any(|t| p.contains(t))) {
         None => (p.trim_end_matches('/').to_string(), false),
         Some(i) => {
@@ -67,11 +71,17 @@ mod tests {
     fn templates() {
         let d = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(); // Tuesday, ISO week 49
         assert_eq!(resolve(Some("backup/dow_%weekday"), d), "backup/dow_2");
-        assert_eq!(resolve(Some("/srv/b/%year-%month-%day/w%week/"), d), "/srv/b/2026-12-01/w49");
+        assert_eq!(
+            resolve(Some("/srv/b/%year-%month-%day/w%week/"), d),
+            "/srv/b/2026-12-01/w49"
+        );
         assert_eq!(resolve(Some("plain"), d), "plain");
         assert_eq!(resolve(Some("100%sure"), d), "100%sure");
         assert_eq!(resolve(None, d), ".");
-        assert_eq!(fixed_prefix(Some("backup/dow_%weekday")), ("backup".into(), true));
+        assert_eq!(
+            fixed_prefix(Some("backup/dow_%weekday")),
+            ("backup".into(), true)
+        );
         assert_eq!(fixed_prefix(Some("dow_%weekday")), (".".into(), true));
         assert_eq!(fixed_prefix(Some("/srv/%year/x")), ("/srv".into(), true));
         assert_eq!(fixed_prefix(Some("/srv/b/")), ("/srv/b".into(), false));

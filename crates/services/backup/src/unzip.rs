@@ -41,19 +41,36 @@ fn u64_at(b: &[u8], i: usize) -> u64 {
 /// Reads every entry of the archive in `r`; `sink(entry, data)` gets each entry with a
 /// reader of its (uncompressed) data, which it must read to its end. Returns the number of
 /// entries. The CRC-32 and sizes of every entry are checked.
-pub fn read_all<R: BufRead>(r: &mut R, mut sink: impl FnMut(&Entry, &mut dyn Read) -> io::Result<()>) -> io::Result<u64> {
+pub fn read_all<R: BufRead>(
+    r: &mut R,
+    mut sink: impl FnMut(&Entry, &mut dyn Read) -> io::Result<()>,
+) -> io::Result<u64> {
     let mut n = 0;
     loop {
         let mut sig = [0u8; 4];
-        r.read_exact(&mut sig).map_err(|e| bad(format!("expected a zip header or the central directory, found the end ({e})")))?;
+        r.read_exact(&mut sig).map_err(|e| {
+            bad(format!(
+                "expected a zip header or the central directory, found the end ({e})"
+            ))
+        })?;
         match u32::from_le_bytes(sig) {
             LOCAL => {}
             CENTRAL | END => return Ok(n),
-            other => return Err(bad(format!("expected a zip local header, found signature {other:#010x}"))),
+            other => {
+                return Err(bad(format!(
+                    "expected a zip local header, found signature {other:#010x}"
+                )))
+            }
         }
         let mut h = [0u8; 26];
         r.read_exact(&mut h)?;
-        let (flags, method, crc, csize, usize_) = (u16_at(&h, 2), u16_at(&h, 4), u32_at(&h, 10), u32_at(&h, 14), u32_at(&h, 18));
+        let (flags, method, crc, csize, usize_) = (
+            u16_at(&h, 2),
+            u16_at(&h, 4),
+            u32_at(&h, 10),
+            u32_at(&h, 14),
+            u32_at(&h, 18),
+        );
         let (name_len, extra_len) = (u16_at(&h, 22) as usize, u16_at(&h, 24) as usize);
         let mut name = vec![0u8; name_len];
         r.read_exact(&mut name)?;
@@ -79,17 +96,43 @@ pub fn read_all<R: BufRead>(r: &mut R, mut sink: impl FnMut(&Entry, &mut dyn Rea
             }
             i += 4 + len;
         }
+        if flags & 0x01 != 0 {
+            return Err(bad(format!(
+                "{name}: expected an unencrypted entry, found an encrypted one"
+            )));
+        }
         let streamed = flags & 0x08 != 0;
         let mut hasher = crc32fast::Hasher::new();
         let (used, produced) = {
-            let mut data = EntryData { r: &mut *r, method, streamed, left: csize, z: Decompress::new(false), done: false, used: 0, produced: 0, hasher: &mut hasher };
+            let mut data = EntryData {
+                r: &mut *r,
+                method,
+                streamed,
+                left: csize,
+                z: Decompress::new(false),
+                done: false,
+                used: 0,
+                produced: 0,
+                hasher: &mut hasher,
+            };
             if method != 0 && method != 8 {
-                return Err(bad(format!("{name}: expected stored or deflated data, found compression method {method}")));
+                return Err(bad(format!(
+                    "{name}: expected stored or deflated data, found compression method {method}"
+                )));
             }
             if method == 0 && streamed {
-                return Err(bad(format!("{name}: expected sizes for stored data, found a data descriptor")));
+                return Err(bad(format!(
+                    "{name}: expected sizes for stored data, found a data descriptor"
+                )));
             }
-            sink(&Entry { name: name.clone(), dir, size: usize_ }, &mut data)?;
+            sink(
+                &Entry {
+                    name: name.clone(),
+                    dir,
+                    size: usize_,
+                },
+                &mut data,
+            )?;
             io::copy(&mut data, &mut io::sink())?;
             (data.used, data.produced)
         };
@@ -156,12 +199,19 @@ impl<R: BufRead> Read for EntryData<'_, R> {
         } else {
             loop {
                 let input = self.r.fill_buf()?;
-                let input = if self.streamed { input } else { &input[..input.len().min(self.left as usize)] };
+                let input = if self.streamed {
+                    input
+                } else {
+                    &input[..input.len().min(self.left as usize)]
+                };
                 if input.is_empty() {
                     return Err(bad("expected more deflated data, found the end"));
                 }
                 let (before_in, before_out) = (self.z.total_in(), self.z.total_out());
-                let st = self.z.decompress(input, out, FlushDecompress::None).map_err(|e| bad(format!("deflate data: {e}")))?;
+                let st = self
+                    .z
+                    .decompress(input, out, FlushDecompress::None)
+                    .map_err(|e| bad(format!("deflate data: {e}")))?;
                 let consumed = (self.z.total_in() - before_in) as usize;
                 let made = (self.z.total_out() - before_out) as usize;
                 self.r.consume(consumed);
@@ -180,4 +230,3 @@ impl<R: BufRead> Read for EntryData<'_, R> {
         Ok(n)
     }
 }
-

@@ -36,7 +36,12 @@ pub struct HashWriter<W: Write> {
 impl<W: Write> HashWriter<W> {
     /// Wraps `inner`.
     pub fn new(inner: W, progress: Arc<AtomicU64>) -> Self {
-        HashWriter { inner, sha: Sha256::new(), bytes: 0, progress }
+        HashWriter {
+            inner,
+            sha: Sha256::new(),
+            bytes: 0,
+            progress,
+        }
     }
     /// The inner writer, the hex sha256 and the byte count.
     pub fn into_parts(self) -> (W, String, u64) {
@@ -68,11 +73,22 @@ pub type ZipOut = Zipper<HashWriter<BufWriter<SyncIoBridge<mware_ssh::ExecStdin>
 /// Uploads the archive `produce` writes into `tmp` (a path in `dir`) on the storage session `s`.
 /// `Err` carries the storage server's own failure (disk full, connection lost) before
 /// the producer's. The temporary file is left for the caller to commit or remove.
-pub async fn zip_to_storage<F>(s: &Session, dir: &str, tmp: &str, level: u32, progress: Arc<AtomicU64>, produce: F) -> Result<Sent>
+pub async fn zip_to_storage<F>(
+    s: &Session,
+    dir: &str,
+    tmp: &str,
+    level: u32,
+    progress: Arc<AtomicU64>,
+    produce: F,
+) -> Result<Sent>
 where
     F: FnOnce(&mut ZipOut) -> io::Result<()> + Send + 'static,
 {
-    let Exec { stdin, stdout, exit } = crate::storage::begin_upload(s, dir, tmp).await?;
+    let Exec {
+        stdin,
+        stdout,
+        exit,
+    } = crate::storage::begin_upload(s, dir, tmp).await?;
     drop(stdout);
     let bridge = SyncIoBridge::new(stdin);
     let job = tokio::task::spawn_blocking(move || -> io::Result<Sent> {
@@ -84,13 +100,26 @@ where
         let (buf, sha256, bytes) = w.into_parts();
         let mut bridge = buf.into_inner().map_err(|e| e.into_error())?;
         bridge.shutdown()?;
-        Ok(Sent { bytes, sha256, entries, raw_bytes })
+        Ok(Sent {
+            bytes,
+            sha256,
+            entries,
+            raw_bytes,
+        })
     });
-    let produced = job.await.map_err(|e| BackupError::io("the archive thread", e))?;
-    let failed = |ended: mware_ssh::Exit| BackupError::Remote { what: format!("writing {tmp} on the storage server {}", s.label()), found: ended.describe() };
+    let produced = job
+        .await
+        .map_err(|e| BackupError::io("the archive thread", e))?;
+    let failed = |ended: mware_ssh::Exit| BackupError::Remote {
+        what: format!("writing {tmp} on the storage server {}", s.label()),
+        found: ended.describe(),
+    };
     match produced {
         Ok(sent) => {
-            let ended = exit.wait().await.map_err(|e| BackupError::Ssh { what: "the upload".into(), source: e })?;
+            let ended = exit.wait().await.map_err(|e| BackupError::Ssh {
+                what: "the upload".into(),
+                source: e,
+            })?;
             if !ended.success() {
                 return Err(failed(ended));
             }
@@ -99,9 +128,14 @@ where
         // The storage side's own failure (disk full, connection lost) says more than the
         // broken pipe the writer saw; a producer's failure leaves `cat` waiting (the
         // caller closes the session).
-        Err(e) => match tokio::time::timeout(std::time::Duration::from_secs(3), exit.wait()).await {
-            Ok(Ok(ended)) if !ended.success() => Err(failed(ended)),
-            _ => Err(BackupError::io(format!("streaming the archive to {tmp} on {}", s.label()), e)),
-        },
+        Err(e) => {
+            match tokio::time::timeout(std::time::Duration::from_secs(3), exit.wait()).await {
+                Ok(Ok(ended)) if !ended.success() => Err(failed(ended)),
+                _ => Err(BackupError::io(
+                    format!("streaming the archive to {tmp} on {}", s.label()),
+                    e,
+                )),
+            }
+        }
     }
 }

@@ -39,7 +39,10 @@ pub struct Pool {
 impl Pool {
     /// Starts the workers, deflating at `level` (1..=9).
     pub fn new(level: u32) -> Pool {
-        let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2);
+        let n = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .max(2);
         let (tx, rx) = sync_channel::<Job>(IN_FLIGHT);
         let rx = Arc::new(Mutex::new(rx));
         let workers = (0..n)
@@ -59,13 +62,20 @@ impl Pool {
                     .expect("spawn a deflate worker")
             })
             .collect();
-        Pool { tx: Some(tx), workers }
+        Pool {
+            tx: Some(tx),
+            workers,
+        }
     }
 
     fn submit(&self, data: Vec<u8>, last: bool) -> io::Result<Receiver<io::Result<Vec<u8>>>> {
         let (reply, rx) = sync_channel(1);
-        let tx = self.tx.as_ref().ok_or_else(|| io::Error::other("the deflate pool is stopped"))?;
-        tx.send(Job { data, last, reply }).map_err(|_| io::Error::other("the deflate workers are gone"))?;
+        let tx = self
+            .tx
+            .as_ref()
+            .ok_or_else(|| io::Error::other("the deflate pool is stopped"))?;
+        tx.send(Job { data, last, reply })
+            .map_err(|_| io::Error::other("the deflate workers are gone"))?;
         Ok(rx)
     }
 }
@@ -81,7 +91,11 @@ impl Drop for Pool {
 
 /// Deflates `data` as a raw deflate stream piece: sync-flushed, or final when `last`.
 fn deflate(c: &mut Compress, data: &[u8], last: bool) -> io::Result<Vec<u8>> {
-    let flush = if last { FlushCompress::Finish } else { FlushCompress::Sync };
+    let flush = if last {
+        FlushCompress::Finish
+    } else {
+        FlushCompress::Sync
+    };
     let mut out = Vec::with_capacity(data.len() / 2 + 4096);
     let start = c.total_in();
     loop {
@@ -89,7 +103,9 @@ fn deflate(c: &mut Compress, data: &[u8], last: bool) -> io::Result<Vec<u8>> {
             out.reserve(out.capacity().max(64 * 1024));
         }
         let used = (c.total_in() - start) as usize;
-        let status = c.compress_vec(&data[used..], &mut out, flush).map_err(io::Error::other)?;
+        let status = c
+            .compress_vec(&data[used..], &mut out, flush)
+            .map_err(io::Error::other)?;
         let used = (c.total_in() - start) as usize;
         let room = out.capacity() > out.len();
         match status {
@@ -112,19 +128,33 @@ pub struct ParallelDeflate<'p, W: Write> {
 impl<'p, W: Write> ParallelDeflate<'p, W> {
     /// Deflates into `out` with `pool`.
     pub fn new(out: W, pool: &'p Pool) -> Self {
-        ParallelDeflate { out, pool, buf: Vec::with_capacity(CHUNK), pending: VecDeque::new() }
+        ParallelDeflate {
+            out,
+            pool,
+            buf: Vec::with_capacity(CHUNK),
+            pending: VecDeque::new(),
+        }
     }
 
     fn write_oldest(&mut self) -> io::Result<()> {
         if let Some(rx) = self.pending.pop_front() {
-            let data = rx.recv().map_err(|_| io::Error::other("a deflate worker died"))??;
+            let data = rx
+                .recv()
+                .map_err(|_| io::Error::other("a deflate worker died"))??;
             self.out.write_all(&data)?;
         }
         Ok(())
     }
 
     fn send(&mut self, last: bool) -> io::Result<()> {
-        let data = std::mem::replace(&mut self.buf, if last { Vec::new() } else { Vec::with_capacity(CHUNK) });
+        let data = std::mem::replace(
+            &mut self.buf,
+            if last {
+                Vec::new()
+            } else {
+                Vec::with_capacity(CHUNK)
+            },
+        );
         self.pending.push_back(self.pool.submit(data, last)?);
         while self.pending.len() >= IN_FLIGHT {
             self.write_oldest()?;
@@ -171,9 +201,15 @@ fn zerr(e: rawzip::Error) -> io::Error {
 
 /// A safe entry name: relative, `/`-separated, no `..`, no empty parts.
 pub fn entry_name(raw: &str) -> io::Result<String> {
-    let parts: Vec<&str> = raw.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    let parts: Vec<&str> = raw
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
     if parts.is_empty() || parts.contains(&"..") || raw.contains('\0') {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("expected a relative file name, found {raw:?}")));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("expected a relative file name, found {raw:?}"),
+        ));
     }
     Ok(parts.join("/"))
 }
@@ -181,13 +217,22 @@ pub fn entry_name(raw: &str) -> io::Result<String> {
 impl<W: Write> Zipper<W> {
     /// An archive into `out`, deflating at `level` on every core.
     pub fn new(out: W, level: u32) -> Self {
-        Zipper { zip: ZipArchiveWriter::new(out), pool: Pool::new(level), entries: 0, bytes_in: 0 }
+        Zipper {
+            zip: ZipArchiveWriter::new(out),
+            pool: Pool::new(level),
+            entries: 0,
+            bytes_in: 0,
+        }
     }
 
     /// Adds a folder entry.
     pub fn add_dir(&mut self, name: &str, mode: u32) -> io::Result<()> {
         let name = format!("{}/", entry_name(name)?);
-        self.zip.new_dir(&name).unix_permissions(mode).create().map_err(zerr)?;
+        self.zip
+            .new_dir(&name)
+            .unix_permissions(mode)
+            .create()
+            .map_err(zerr)?;
         self.entries += 1;
         Ok(())
     }
@@ -195,8 +240,15 @@ impl<W: Write> Zipper<W> {
     /// Adds a file with the data read from `data`; returns its size.
     pub fn add_file(&mut self, name: &str, mode: u32, data: &mut dyn Read) -> io::Result<u64> {
         let name = entry_name(name)?;
-        let (mut entry, config) = self.zip.new_file(&name).compression_method(CompressionMethod::Deflate).unix_permissions(mode).start().map_err(zerr)?;
-        let mut w: ZipDataWriter<ParallelDeflate<'_, _>> = config.wrap(ParallelDeflate::new(&mut entry, &self.pool));
+        let (mut entry, config) = self
+            .zip
+            .new_file(&name)
+            .compression_method(CompressionMethod::Deflate)
+            .unix_permissions(mode)
+            .start()
+            .map_err(zerr)?;
+        let mut w: ZipDataWriter<ParallelDeflate<'_, _>> =
+            config.wrap(ParallelDeflate::new(&mut entry, &self.pool));
         let n = io::copy(data, &mut w)?;
         let (enc, desc) = w.finish().map_err(zerr)?;
         enc.finish()?;
@@ -224,16 +276,22 @@ mod tests {
     #[test]
     fn chunks_deflated_apart_make_one_stream() {
         let pool = Pool::new(6);
-        let data: Vec<u8> = (0..(3 * CHUNK + 12345)).map(|i| ((i * 7919) % 251) as u8 ^ (i / 4096) as u8).collect();
+        let data: Vec<u8> = (0..(3 * CHUNK + 12345))
+            .map(|i| ((i * 7919) % 251) as u8 ^ (i / 4096) as u8)
+            .collect();
         let mut d = ParallelDeflate::new(Vec::new(), &pool);
         d.write_all(&data).unwrap();
         let z = d.finish().unwrap();
         let mut back = Vec::new();
-        flate2::read::DeflateDecoder::new(&z[..]).read_to_end(&mut back).unwrap();
+        flate2::read::DeflateDecoder::new(&z[..])
+            .read_to_end(&mut back)
+            .unwrap();
         assert_eq!(back, data);
         let empty = ParallelDeflate::new(Vec::new(), &pool).finish().unwrap();
         let mut back = Vec::new();
-        flate2::read::DeflateDecoder::new(&empty[..]).read_to_end(&mut back).unwrap();
+        flate2::read::DeflateDecoder::new(&empty[..])
+            .read_to_end(&mut back)
+            .unwrap();
         assert!(back.is_empty());
     }
 }

@@ -16,7 +16,10 @@ use std::time::Duration;
 const ROWS: u64 = 20_000;
 
 fn count(pg: &PgInstance) -> u64 {
-    pg.psql("SELECT count(*) FROM t").ok().and_then(|s| s.parse().ok()).unwrap_or(0)
+    pg.psql("SELECT count(*) FROM t")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 /// A restored data folder started by the test; stopped (as `postgres`) when dropped.
@@ -26,7 +29,14 @@ struct Started {
 
 impl Drop for Started {
     fn drop(&mut self) {
-        let _ = Command::new("runuser").args(["-u", "postgres", "--"]).arg(bin("pg_ctl")).arg("stop").arg("-D").arg(&self.data).args(["-m", "immediate", "-w"]).output();
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(bin("pg_ctl"))
+            .arg("stop")
+            .arg("-D")
+            .arg(&self.data)
+            .args(["-m", "immediate", "-w"])
+            .output();
     }
 }
 
@@ -44,8 +54,15 @@ fn start_restored(data: &Path, port: u16, sock: &Path) -> Started {
         .output()
         .expect("pg_ctl");
     let log = std::fs::read_to_string(data.with_extension("log")).unwrap_or_default();
-    assert!(out.status.success(), "the restored folder does not start: {}{}\n{log}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    Started { data: data.to_path_buf() }
+    assert!(
+        out.status.success(),
+        "the restored folder does not start: {}{}\n{log}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Started {
+        data: data.to_path_buf(),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -56,15 +73,25 @@ async fn a_scheduled_run_takes_the_standby_and_the_archive_restores_with_the_sam
     let st_sshd = pinned_sshd(dir.path());
     let storage = postgres_dir("mware-storage-");
     let conf = postgres_dir("mware-pgconf-");
-    std::fs::write(conf.path().join("postgresql.conf"), "# the server's own config\n").unwrap();
+    std::fs::write(
+        conf.path().join("postgresql.conf"),
+        "# the server's own config\n",
+    )
+    .unwrap();
     chown_postgres(conf.path());
     let primary = blocking(|| PgInstance::new_primary("bk_a")).expect("primary");
     blocking(|| fill(&primary, ROWS, 200));
     let standby = blocking(|| PgInstance::new_standby("bk_b", &primary)).expect("standby");
-    wait_until(Duration::from_secs(60), "standby replays the table", || blocking(|| count(&standby)) == ROWS).await;
+    wait_until(Duration::from_secs(60), "standby replays the table", || {
+        blocking(|| count(&standby)) == ROWS
+    })
+    .await;
     // The seed's pair: both servers on one port, the standby at 127.0.0.2.
     blocking(|| move_standby(&standby, "127.0.0.2", primary.port));
-    wait_until(Duration::from_secs(60), "the standby streams again", || blocking(|| role_at("127.0.0.2", primary.port)) == "t|streaming").await;
+    wait_until(Duration::from_secs(60), "the standby streams again", || {
+        blocking(|| role_at("127.0.0.2", primary.port)) == "t|streaming"
+    })
+    .await;
 
     let path = format!("{}/backup/dow_%weekday", storage.path().display());
     let mut pgdb = pgdb_json("db1", &["127.0.0.1", "127.0.0.2"], primary.port, &db_sshd);
@@ -77,37 +104,91 @@ async fn a_scheduled_run_takes_the_standby_and_the_archive_restores_with_the_sam
         let deadline = std::time::Instant::now() + Duration::from_secs(180);
         loop {
             let d = svc.document();
-            if !d["targets"][0]["last_success"].is_null() || !d["targets"][0]["last_failure"].is_null() {
+            if !d["targets"][0]["last_success"].is_null()
+                || !d["targets"][0]["last_failure"].is_null()
+            {
                 break d;
             }
-            assert!(std::time::Instant::now() < deadline, "no run ended within 180 s: {d:#}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no run ended within 180 s: {d:#}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     };
     let ok = &doc["targets"][0]["last_success"];
     assert!(!ok.is_null(), "the run failed: {doc:#}");
-    assert_eq!(ok["source"], format!("standby 127.0.0.2:{} (streaming)", primary.port), "expected the standby as the source: {doc:#}");
+    assert_eq!(
+        ok["source"],
+        format!("standby 127.0.0.2:{} (streaming)", primary.port),
+        "expected the standby as the source: {doc:#}"
+    );
     let archive = ok["path"].as_str().unwrap().to_string();
-    let weekday = chrono::Datelike::weekday(&chrono::Local::now().date_naive()).number_from_monday();
-    assert_eq!(archive, format!("{}/backup/dow_{weekday}/db1.zip", storage.path().display()));
+    let weekday =
+        chrono::Datelike::weekday(&chrono::Local::now().date_naive()).number_from_monday();
+    assert_eq!(
+        archive,
+        format!("{}/backup/dow_{weekday}/db1.zip", storage.path().display())
+    );
     let archive_path = Path::new(&archive);
     assert_eq!(sha256(archive_path), ok["sha256"].as_str().unwrap());
     let recorded = std::fs::read_to_string(format!("{archive}.sha256")).unwrap();
-    assert_eq!(recorded, format!("{}  db1.zip\n", ok["sha256"].as_str().unwrap()));
-    assert!(tree(storage.path()).iter().all(|f| !f.contains("mware-tmp")), "a temporary file is left: {:?}", tree(storage.path()));
-    let t = Command::new("unzip").arg("-tq").arg(archive_path).output().unwrap();
-    assert!(t.status.success(), "unzip -t: {}{}", String::from_utf8_lossy(&t.stdout), String::from_utf8_lossy(&t.stderr));
-    let l = String::from_utf8_lossy(&Command::new("unzip").arg("-l").arg(archive_path).output().unwrap().stdout).into_owned();
-    for f in ["pg_config/postgresql.conf", "PG_VERSION", "backup_label", "global/pg_control", "pg_wal/"] {
+    assert_eq!(
+        recorded,
+        format!("{}  db1.zip\n", ok["sha256"].as_str().unwrap())
+    );
+    assert!(
+        tree(storage.path())
+            .iter()
+            .all(|f| !f.contains("mware-tmp")),
+        "a temporary file is left: {:?}",
+        tree(storage.path())
+    );
+    let t = Command::new("unzip")
+        .arg("-tq")
+        .arg(archive_path)
+        .output()
+        .unwrap();
+    assert!(
+        t.status.success(),
+        "unzip -t: {}{}",
+        String::from_utf8_lossy(&t.stdout),
+        String::from_utf8_lossy(&t.stderr)
+    );
+    let l = String::from_utf8_lossy(
+        &Command::new("unzip")
+            .arg("-l")
+            .arg(archive_path)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
+    for f in [
+        "pg_config/postgresql.conf",
+        "PG_VERSION",
+        "backup_label",
+        "global/pg_control",
+        "pg_wal/",
+    ] {
         assert!(l.contains(f), "expected {f} in the archive: {l}");
     }
     let mut m = String::new();
     prometheus_client::encoding::text::encode(&mut m, &registry).unwrap();
-    assert!(m.contains("mware_backup_last_size_bytes{target=\"db1\"}"), "{m}");
+    assert!(
+        m.contains("mware_backup_last_size_bytes{target=\"db1\"}"),
+        "{m}"
+    );
     assert_no_secret("status", &doc.to_string());
 
     // One run per window: the next decision waits for the next window.
-    wait_until(Duration::from_secs(20), "the window counts as done", || svc.document()["next_run"]["reason"].as_str().unwrap_or("").contains("is done")).await;
+    wait_until(Duration::from_secs(20), "the window counts as done", || {
+        svc.document()["next_run"]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("is done")
+    })
+    .await;
     assert_eq!(svc.document()["complete_runs"], 1);
     cancel.cancel();
     let _ = task.await;
@@ -117,9 +198,14 @@ async fn a_scheduled_run_takes_the_standby_and_the_archive_restores_with_the_sam
     let keys = mware_ssh::HostKeyPolicy::from(&site.ssh);
     let root = postgres_dir("mware-restore-");
     let to = root.path().join("data");
-    let r = mware_backup::restore(&plan.targets[0], &keys, &archive, &to, |_, _| {}).await.expect("restore");
+    let r = mware_backup::restore(&plan.targets[0], &keys, &archive, &to, |_, _| {})
+        .await
+        .expect("restore");
     assert!(r.checked, "the recorded sha256 was compared");
-    assert!(r.removed.contains(&"standby.signal".to_string()), "a copy of a standby starts as a master: {r:?}");
+    assert!(
+        r.removed.contains(&"standby.signal".to_string()),
+        "a copy of a standby starts as a master: {r:?}"
+    );
     assert!(!mware_backup::restore::partial_of(&to).exists());
     chown_postgres(root.path());
     let sock = root.path().join("sock");
@@ -130,13 +216,36 @@ async fn a_scheduled_run_takes_the_standby_and_the_archive_restores_with_the_sam
     let out = Command::new("runuser")
         .args(["-u", "postgres", "--"])
         .arg(bin("psql"))
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "-d", "postgres", "-At", "-c", "SELECT count(*) FROM t"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-At",
+            "-c",
+            "SELECT count(*) FROM t",
+        ])
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), ROWS.to_string(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        ROWS.to_string(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // A second restore into the same folder is refused and changes nothing.
-    let e = mware_backup::restore(&plan.targets[0], &keys, &archive, &to, |_, _| {}).await.unwrap_err();
-    assert!(e.to_string().contains("expected a folder that does not exist yet"), "{e}");
+    let e = mware_backup::restore(&plan.targets[0], &keys, &archive, &to, |_, _| {})
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("expected a folder that does not exist yet"),
+        "{e}"
+    );
     assert_no_secret("log", &log_text());
     active.leave().await;
 }

@@ -35,13 +35,21 @@ pub fn assert_no_secret(what: &str, text: &str) {
 
 /// A folder owned by `postgres` (the storage user) in /tmp.
 pub fn postgres_dir(prefix: &str) -> tempfile::TempDir {
-    let d = tempfile::Builder::new().prefix(prefix).tempdir_in("/tmp").expect("temp dir");
+    let d = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in("/tmp")
+        .expect("temp dir");
     chown_postgres(d.path());
     d
 }
 
 pub fn chown_postgres(p: &Path) {
-    let st = std::process::Command::new("chown").arg("-R").arg("postgres:postgres").arg(p).status().expect("chown");
+    let st = std::process::Command::new("chown")
+        .arg("-R")
+        .arg("postgres:postgres")
+        .arg(p)
+        .status()
+        .expect("chown");
     assert!(st.success());
 }
 
@@ -53,7 +61,8 @@ pub fn known_hosts(dir: &Path) -> PathBuf {
 /// Starts sshd and pins its host key.
 pub fn pinned_sshd(dir: &Path) -> Sshd {
     let sshd = Sshd::start().expect("sshd");
-    sshd.pin_in(&known_hosts(dir)).expect("pin the sshd host key");
+    sshd.pin_in(&known_hosts(dir))
+        .expect("pin the sshd host key");
     sshd
 }
 
@@ -69,7 +78,12 @@ pub fn pgdb_json(key: &str, pg_hosts: &[&str], pg_port: u16, db_sshd: &Sshd) -> 
 }
 
 /// `backup_controller` with the storage at `storage` (sshd port, absolute path template).
-pub fn backup_json(storage_sshd: &Sshd, path: &str, pgdb: Vec<Value>, sync: Option<Value>) -> Value {
+pub fn backup_json(
+    storage_sshd: &Sshd,
+    path: &str,
+    pgdb: Vec<Value>,
+    sync: Option<Value>,
+) -> Value {
     let mut b = json!({
         "hours_interval": [0, 23], "weekdays": [1, 2, 3, 4, 5, 6, 7],
         "storage_ssh_host": "127.0.0.1", "storage_ssh_port": storage_sshd.port, "storage_ssh_user": SSH_USER,
@@ -116,12 +130,45 @@ pub struct Active {
 
 impl Active {
     pub async fn join(dir: &Path) -> Active {
-        let c = Coordination { backend: Backend::Embedded, path: dir.join("coord.sqlite").display().to_string(), ..Coordination::default() };
-        let coord: Arc<dyn Coordinator> = Arc::new(EmbeddedCoordinator::open(Settings { site: "t".into(), coordination: c }).await.expect("coordinator"));
-        let info = MemberInfo { instance: "mware1".into(), group: GROUP, order: 10, address: "127.0.0.1:0".into(), version: "test".into(), since_ms: mware_coord::now_ms() };
+        let c = Coordination {
+            backend: Backend::Embedded,
+            path: dir.join("coord.sqlite").display().to_string(),
+            ..Coordination::default()
+        };
+        let coord: Arc<dyn Coordinator> = Arc::new(
+            EmbeddedCoordinator::open(Settings {
+                site: "t".into(),
+                coordination: c,
+            })
+            .await
+            .expect("coordinator"),
+        );
+        let info = MemberInfo {
+            instance: "mware1".into(),
+            group: GROUP,
+            order: 10,
+            address: "127.0.0.1:0".into(),
+            version: "test".into(),
+            since_ms: mware_coord::now_ms(),
+        };
         let mut m = coord.join(info).await.expect("join");
-        let epoch = tokio::time::timeout(Duration::from_secs(30), m.activity.wait_for(|a| a.epoch().is_some())).await.expect("active in time").expect("activity").epoch().unwrap();
-        Active { coord, membership: Some(m), fence: Fence { group: GROUP, epoch } }
+        let epoch = tokio::time::timeout(
+            Duration::from_secs(30),
+            m.activity.wait_for(|a| a.epoch().is_some()),
+        )
+        .await
+        .expect("active in time")
+        .expect("activity")
+        .epoch()
+        .unwrap();
+        Active {
+            coord,
+            membership: Some(m),
+            fence: Fence {
+                group: GROUP,
+                epoch,
+            },
+        }
     }
 
     pub fn runner(&self, site: &Site) -> Runner {
@@ -138,13 +185,30 @@ impl Active {
     }
 
     /// Runs the service with `site` until the returned token is cancelled.
-    pub fn service(&self, site: Site) -> (BackupService, CancellationToken, watch::Sender<Arc<Site>>, tokio::task::JoinHandle<anyhow::Result<()>>, prometheus_client::registry::Registry) {
+    pub fn service(
+        &self,
+        site: Site,
+    ) -> (
+        BackupService,
+        CancellationToken,
+        watch::Sender<Arc<Site>>,
+        tokio::task::JoinHandle<anyhow::Result<()>>,
+        prometheus_client::registry::Registry,
+    ) {
         let mut reg = prometheus_client::registry::Registry::default();
         let svc = BackupService::new(&mut reg);
         let (tx, rx) = watch::channel(Arc::new(site));
         let cancel = CancellationToken::new();
         let lease = self.membership.as_ref().unwrap().lease.clone();
-        let ctx = ServiceContext::new("backup", "mware1", self.fence, self.coord.clone(), rx, cancel.clone(), lease);
+        let ctx = ServiceContext::new(
+            "backup",
+            "mware1",
+            self.fence,
+            self.coord.clone(),
+            rx,
+            cancel.clone(),
+            lease,
+        );
         let s2 = svc.clone();
         let task = tokio::spawn(async move { s2.run(ctx).await });
         (svc, cancel, tx, task, reg)
@@ -157,14 +221,18 @@ impl Active {
     }
 }
 
-fn mware_backup_metrics(reg: &mut prometheus_client::registry::Registry) -> mware_backup::metrics::Metrics {
+fn mware_backup_metrics(
+    reg: &mut prometheus_client::registry::Registry,
+) -> mware_backup::metrics::Metrics {
     mware_backup::metrics::Metrics::new(reg)
 }
 
 /// Files under `dir`, relative, sorted (folders end with `/`).
 pub fn tree(dir: &Path) -> Vec<String> {
     fn walk(base: &Path, rel: &Path, out: &mut Vec<String>) {
-        let Ok(rd) = std::fs::read_dir(base.join(rel)) else { return };
+        let Ok(rd) = std::fs::read_dir(base.join(rel)) else {
+            return;
+        };
         for e in rd.flatten() {
             let r = rel.join(e.file_name());
             if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
@@ -190,7 +258,10 @@ pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
 pub async fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !f() {
-        assert!(Instant::now() < deadline, "{what}: not reached within {limit:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not reached within {limit:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -201,7 +272,9 @@ pub static LOG: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 struct LogWriter;
 impl std::io::Write for LogWriter {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        LOG.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(b);
+        LOG.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(b);
         Ok(b.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -210,7 +283,11 @@ impl std::io::Write for LogWriter {
 }
 
 pub fn init_tracing() {
-    let _ = tracing_subscriber::fmt().with_writer(|| LogWriter).with_ansi(false).with_env_filter("info").try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_writer(|| LogWriter)
+        .with_ansi(false)
+        .with_env_filter("info")
+        .try_init();
 }
 
 pub fn log_text() -> String {
@@ -219,8 +296,15 @@ pub fn log_text() -> String {
 
 /// `sha256sum` of a file.
 pub fn sha256(p: &Path) -> String {
-    let out = std::process::Command::new("sha256sum").arg(p).output().expect("sha256sum");
-    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or("").to_string()
+    let out = std::process::Command::new("sha256sum")
+        .arg(p)
+        .output()
+        .expect("sha256sum");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string()
 }
 
 /// A table `t` with `rows` rows of `bytes_per_row` pseudo-random text on `pg`.
@@ -238,9 +322,19 @@ pub fn fill(pg: &PgInstance, rows: u64, bytes_per_row: u32) {
 /// (the testkit's `psql` on it uses its old port).
 pub fn move_standby(standby: &PgInstance, addr: &str, port: u16) {
     standby.stop().expect("stop standby");
-    let mut conf = std::fs::OpenOptions::new().append(true).open(standby.data.join("postgresql.conf")).unwrap();
-    std::io::Write::write_all(&mut conf, format!("\nlisten_addresses = '{addr}'\nport = {port}\n").as_bytes()).unwrap();
-    let mut hba = std::fs::OpenOptions::new().append(true).open(standby.data.join("pg_hba.conf")).unwrap();
+    let mut conf = std::fs::OpenOptions::new()
+        .append(true)
+        .open(standby.data.join("postgresql.conf"))
+        .unwrap();
+    std::io::Write::write_all(
+        &mut conf,
+        format!("\nlisten_addresses = '{addr}'\nport = {port}\n").as_bytes(),
+    )
+    .unwrap();
+    let mut hba = std::fs::OpenOptions::new()
+        .append(true)
+        .open(standby.data.join("pg_hba.conf"))
+        .unwrap();
     std::io::Write::write_all(&mut hba, b"host replication replica 127.0.0.0/8 scram-sha-256\nhost all replica 127.0.0.0/8 scram-sha-256\n").unwrap();
     standby.start().expect("start standby");
 }
@@ -250,7 +344,18 @@ pub fn role_at(addr: &str, port: u16) -> String {
     let out = std::process::Command::new("runuser")
         .args(["-u", "postgres", "--"])
         .arg(mware_testkit::pg::bin("psql"))
-        .args(["-h", addr, "-p", &port.to_string(), "-U", "postgres", "-d", "postgres", "-At", "-c"])
+        .args([
+            "-h",
+            addr,
+            "-p",
+            &port.to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-At",
+            "-c",
+        ])
         .arg("SELECT pg_is_in_recovery(), (SELECT status FROM pg_stat_wal_receiver)")
         .output()
         .expect("psql");
