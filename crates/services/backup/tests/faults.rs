@@ -321,3 +321,42 @@ fn libc_kill(pid: i32) {
         .arg(pid.to_string())
         .status();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_run_shows_in_the_service_status_and_as_an_event() {
+    init_tracing();
+    let s = blocking(|| setup("bk_status"));
+    let storage = postgres_dir("mware-storage-");
+    let site = backup(&s, storage.path(), |b| b["storage_ssh_pwd"] = json!("not-the-password"));
+    let active = Active::join(s.dir.path()).await;
+    let (svc, cancel, _tx, task, _reg, (status, events)) = active.service_ctx(site);
+    let mut rx = events.subscribe();
+    let ev = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let e = rx.recv().await.unwrap();
+            if let mware_host::EventKind::Item { source, item, state, reason } = &e.kind {
+                if source == "backup" {
+                    return (item.clone(), state.clone(), reason.clone());
+                }
+            }
+        }
+    })
+    .await
+    .expect("a backup event");
+    assert_eq!((ev.0.as_str(), ev.1.as_str()), ("db1", "failing"), "{ev:?}");
+    assert!(ev.2.contains("with the configured password was refused"), "{ev:?}");
+    // The service's reason (what /api/v1/status shows) says the backup failed and when the
+    // next try comes: no sooner than 20 minutes later, the window being open all day.
+    wait_until(Duration::from_secs(20), "the status says why", || {
+        let r = status.get().reason;
+        r.contains("the last backup failed: target db1") && r.contains("retrying no sooner than 20 min later")
+    })
+    .await;
+    let doc = mware_host::Service::status_doc(&svc);
+    assert_eq!(doc["failed"], true, "{doc}");
+    assert!(doc["last_run"]["reason"].as_str().unwrap().contains("refused"), "{doc}");
+    assert_no_secret("the status", &format!("{} {doc}", status.get().reason));
+    cancel.cancel();
+    let _ = task.await;
+    active.leave().await;
+}
