@@ -279,6 +279,14 @@ impl Runner {
         Ok(Report { record })
     }
 
+    /// A fenced write just before a copy is put in place: an instance that lost activity
+    /// mid-run (its successor may be running) never renames anything.
+    async fn still_active(&self, run_id: &str) -> Result<()> {
+        let op = mware_coord::KvOp::Put { key: "backup/commit".into(), value: run_id.as_bytes().to_vec() };
+        self.coord.kv_apply(&self.fence, vec![op]).await?;
+        Ok(())
+    }
+
     /// Copies one target into `dir/tmp` over the storage session `s` and puts it in place
     /// as `dir/<file name>`.
     #[allow(clippy::too_many_arguments)]
@@ -309,6 +317,7 @@ impl Runner {
                 What::Pg(p) => {
                     let (sent, source) =
                         pg::archive(&t.key, p, &self.keys, &s, dir, tmp, plan.level, bytes).await?;
+                    self.still_active(run_id).await?;
                     storage::commit(&s, tmp, &final_path, &sent.sha256).await?;
                     o.bytes = sent.bytes;
                     o.sha256 = Some(sent.sha256);
@@ -316,6 +325,7 @@ impl Runner {
                 }
                 What::Sync(sy) if sy.mode == SendMode::Zip => {
                     let sent = sync::zip(sy, &s, dir, tmp, plan.level, bytes).await?;
+                    self.still_active(run_id).await?;
                     storage::commit(&s, tmp, &final_path, &sent.sha256).await?;
                     o.bytes = sent.bytes;
                     o.sha256 = Some(sent.sha256);
@@ -324,6 +334,7 @@ impl Runner {
                     storage::mkdir(&s, dir).await?;
                     let st = sync::rsync(sy, &t.storage, &self.keys, dir, &tmp_name).await?;
                     bytes.store(st.sent, Ordering::Relaxed);
+                    self.still_active(run_id).await?;
                     storage::commit_dir(&s, tmp, &final_path, run_id).await?;
                     o.bytes = st.total;
                 }

@@ -360,3 +360,28 @@ async fn a_failed_run_shows_in_the_service_status_and_as_an_event() {
     let _ = task.await;
     active.leave().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_that_lost_activity_mid_run_puts_nothing_in_place() {
+    init_tracing();
+    let s = blocking(|| setup("bk_fenced"));
+    blocking(|| fill(&s.primary, 40_000, 1000));
+    let storage = postgres_dir("mware-storage-");
+    let site = backup(&s, storage.path(), |_| {});
+    let active = Active::join(s.dir.path()).await;
+    let runner = active.runner(&site);
+    let live = runner.live.clone();
+    let plan = plan_of(&site);
+    let run = tokio::spawn(async move { runner.run(&plan, None, None).await });
+    wait_until(Duration::from_secs(60), "the upload is under way", || {
+        live.lock().unwrap().as_ref().is_some_and(|p| p.bytes.load(std::sync::atomic::Ordering::Relaxed) > 1 << 20)
+    })
+    .await;
+    // Activity is lost (the leader key is released) while the archive is still being sent.
+    active.leave().await;
+    let r = tokio::time::timeout(Duration::from_secs(120), run).await.expect("the run ends").unwrap();
+    let e = r.expect_err("a run whose instance lost activity cannot record its end");
+    assert!(matches!(e, mware_backup::BackupError::Coord(mware_coord::CoordError::Fenced { .. })), "{e}");
+    let files = tree(storage.path());
+    assert!(files.iter().all(|f| !f.ends_with("db1.zip") && !f.contains("mware-tmp")), "{files:?}");
+}
