@@ -242,6 +242,15 @@ fn a_failover_mid_run_is_followed_by_exactly_one_complete_run() {
     ]);
     assert!(ok && out.contains("matches the one recorded"), "{out}");
     assert!(to.join("PG_VERSION").exists() && to.join("pg_wal").is_dir());
+    // Bad requests change nothing: no token, a bad body, an unknown key (through b20's API).
+    let url = format!("{}/api/v1/backups/run", d20.api);
+    assert_eq!(post_json(&url, None, &json!({})).unwrap().0, 401);
+    for (body, field) in [(json!({"target": 5}), "target: expected a target key string"), (json!({"tagret": "main"}), "expected only the key \"target\"")] {
+        let (code, v) = post_json(&url, Some(TOKEN), &body).unwrap();
+        assert_eq!(code, 400, "{v}");
+        assert!(v["error"].as_str().unwrap().contains(field), "{v}");
+    }
+    assert_eq!(backups(&d20)["complete_runs"], 1);
     let (ok, out) = mware(&["backup", "run", "--api", &d20.api, "--target", "nope"]);
     assert!(
         !ok && out.contains("404") && out.contains("expected one of main"),
