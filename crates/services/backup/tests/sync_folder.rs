@@ -151,6 +151,18 @@ async fn excluded_paths_are_missing_from_the_rsync_and_the_zip_copies() {
             "{mode}: leftovers {all:?}"
         );
         assert!(state.targets["sync"].last_success.as_ref().unwrap().bytes > 0);
+        if mode == "zip" {
+            // `mware backup restore --target sync` gives the same folder, contents equal.
+            let plan = plan_of(&site);
+            let keys = mware_ssh::HostKeyPolicy::from(&site.ssh);
+            let root = tempfile::tempdir().unwrap();
+            let to = root.path().join("sync");
+            let archive = storage.path().join("zip/sync.zip").display().to_string();
+            let r = mware_backup::restore(&plan.targets[0], &keys, &archive, &to, |_, _| {}).await.unwrap();
+            assert!(r.checked && r.removed.is_empty(), "{r:?}");
+            assert_eq!(tree(&to), want);
+            assert_eq!(std::fs::read(to.join("music/hold.wav")).unwrap(), std::fs::read(src.path().join("music/hold.wav")).unwrap());
+        }
     }
     assert_no_secret("the log", &log_text());
 }
