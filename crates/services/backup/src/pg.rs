@@ -183,6 +183,9 @@ fn tar_into_zip(r: impl Read, z: &mut ZipOut, prefix: &str) -> io::Result<()> {
         let mut e = e?;
         let path = format!("{prefix}{}", e.path()?.to_string_lossy());
         let mode = e.header().mode().unwrap_or(0o600) & 0o7777;
+        if let Ok(t) = e.header().mtime() {
+            z.set_mtime(t as i64);
+        }
         match e.header().entry_type() {
             tar::EntryType::Directory => {
                 if !path.trim_matches(['.', '/']).is_empty() {

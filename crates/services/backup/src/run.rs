@@ -282,7 +282,10 @@ impl Runner {
     /// A fenced write just before a copy is put in place: an instance that lost activity
     /// mid-run (its successor may be running) never renames anything.
     async fn still_active(&self, run_id: &str) -> Result<()> {
-        let op = mware_coord::KvOp::Put { key: "backup/commit".into(), value: run_id.as_bytes().to_vec() };
+        let op = mware_coord::KvOp::Put {
+            key: "backup/commit".into(),
+            value: run_id.as_bytes().to_vec(),
+        };
         self.coord.kv_apply(&self.fence, vec![op]).await?;
         Ok(())
     }

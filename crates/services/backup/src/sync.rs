@@ -154,7 +154,9 @@ fn walk(z: &mut ZipOut, base: &Path, rel: &str, patterns: &[Pattern]) -> io::Res
         if excluded(patterns, &child, ft.is_dir()) {
             continue;
         }
-        let mode = e.metadata()?.permissions().mode() & 0o7777;
+        let meta = e.metadata()?;
+        let mode = meta.permissions().mode() & 0o7777;
+        z.set_mtime(std::os::unix::fs::MetadataExt::mtime(&meta));
         if ft.is_dir() {
             z.add_dir(&child, mode)?;
             walk(z, base, &child, patterns)?;

@@ -11,6 +11,7 @@
 //! stays bounded whatever the size of the file.
 
 use flate2::{Compress, Compression, FlushCompress, Status};
+use rawzip::time::UtcDateTime;
 use rawzip::{CompressionMethod, ZipArchiveWriter, ZipDataWriter};
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -193,6 +194,7 @@ pub struct Zipper<W: Write> {
     pool: Pool,
     entries: u64,
     bytes_in: u64,
+    mtime: UtcDateTime,
 }
 
 fn zerr(e: rawzip::Error) -> io::Error {
@@ -222,7 +224,14 @@ impl<W: Write> Zipper<W> {
             pool: Pool::new(level),
             entries: 0,
             bytes_in: 0,
+            mtime: UtcDateTime::from_unix(mware_coord::now_ms() as i64 / 1000),
         }
+    }
+
+    /// The modification time (seconds since the Unix epoch) of the entries added next
+    /// (default: when the archive was started).
+    pub fn set_mtime(&mut self, secs: i64) {
+        self.mtime = UtcDateTime::from_unix(secs);
     }
 
     /// Adds a folder entry.
@@ -230,6 +239,7 @@ impl<W: Write> Zipper<W> {
         let name = format!("{}/", entry_name(name)?);
         self.zip
             .new_dir(&name)
+            .last_modified(self.mtime)
             .unix_permissions(mode)
             .create()
             .map_err(zerr)?;
@@ -244,6 +254,7 @@ impl<W: Write> Zipper<W> {
             .zip
             .new_file(&name)
             .compression_method(CompressionMethod::Deflate)
+            .last_modified(self.mtime)
             .unix_permissions(mode)
             .start()
             .map_err(zerr)?;

@@ -327,14 +327,22 @@ async fn a_failed_run_shows_in_the_service_status_and_as_an_event() {
     init_tracing();
     let s = blocking(|| setup("bk_status"));
     let storage = postgres_dir("mware-storage-");
-    let site = backup(&s, storage.path(), |b| b["storage_ssh_pwd"] = json!("not-the-password"));
+    let site = backup(&s, storage.path(), |b| {
+        b["storage_ssh_pwd"] = json!("not-the-password")
+    });
     let active = Active::join(s.dir.path()).await;
     let (svc, cancel, _tx, task, _reg, (status, events)) = active.service_ctx(site);
     let mut rx = events.subscribe();
     let ev = tokio::time::timeout(Duration::from_secs(60), async {
         loop {
             let e = rx.recv().await.unwrap();
-            if let mware_host::EventKind::Item { source, item, state, reason } = &e.kind {
+            if let mware_host::EventKind::Item {
+                source,
+                item,
+                state,
+                reason,
+            } = &e.kind
+            {
                 if source == "backup" {
                     return (item.clone(), state.clone(), reason.clone());
                 }
@@ -344,17 +352,27 @@ async fn a_failed_run_shows_in_the_service_status_and_as_an_event() {
     .await
     .expect("a backup event");
     assert_eq!((ev.0.as_str(), ev.1.as_str()), ("db1", "failing"), "{ev:?}");
-    assert!(ev.2.contains("with the configured password was refused"), "{ev:?}");
+    assert!(
+        ev.2.contains("with the configured password was refused"),
+        "{ev:?}"
+    );
     // The service's reason (what /api/v1/status shows) says the backup failed and when the
     // next try comes: no sooner than 20 minutes later, the window being open all day.
     wait_until(Duration::from_secs(20), "the status says why", || {
         let r = status.get().reason;
-        r.contains("the last backup failed: target db1") && r.contains("retrying no sooner than 20 min later")
+        r.contains("the last backup failed: target db1")
+            && r.contains("retrying no sooner than 20 min later")
     })
     .await;
     let doc = mware_host::Service::status_doc(&svc);
     assert_eq!(doc["failed"], true, "{doc}");
-    assert!(doc["last_run"]["reason"].as_str().unwrap().contains("refused"), "{doc}");
+    assert!(
+        doc["last_run"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("refused"),
+        "{doc}"
+    );
     assert_no_secret("the status", &format!("{} {doc}", status.get().reason));
     cancel.cancel();
     let _ = task.await;
@@ -374,14 +392,31 @@ async fn an_instance_that_lost_activity_mid_run_puts_nothing_in_place() {
     let plan = plan_of(&site);
     let run = tokio::spawn(async move { runner.run(&plan, None, None).await });
     wait_until(Duration::from_secs(60), "the upload is under way", || {
-        live.lock().unwrap().as_ref().is_some_and(|p| p.bytes.load(std::sync::atomic::Ordering::Relaxed) > 1 << 20)
+        live.lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(|p| p.bytes.load(std::sync::atomic::Ordering::Relaxed) > 1 << 20)
     })
     .await;
     // Activity is lost (the leader key is released) while the archive is still being sent.
     active.leave().await;
-    let r = tokio::time::timeout(Duration::from_secs(120), run).await.expect("the run ends").unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the run ends")
+        .unwrap();
     let e = r.expect_err("a run whose instance lost activity cannot record its end");
-    assert!(matches!(e, mware_backup::BackupError::Coord(mware_coord::CoordError::Fenced { .. })), "{e}");
+    assert!(
+        matches!(
+            e,
+            mware_backup::BackupError::Coord(mware_coord::CoordError::Fenced { .. })
+        ),
+        "{e}"
+    );
     let files = tree(storage.path());
-    assert!(files.iter().all(|f| !f.ends_with("db1.zip") && !f.contains("mware-tmp")), "{files:?}");
+    assert!(
+        files
+            .iter()
+            .all(|f| !f.ends_with("db1.zip") && !f.contains("mware-tmp")),
+        "{files:?}"
+    );
 }

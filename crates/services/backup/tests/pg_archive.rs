@@ -164,6 +164,13 @@ async fn a_scheduled_run_takes_the_standby_and_the_archive_restores_with_the_sam
             .stdout,
     )
     .into_owned();
+    let year = chrono::Datelike::year(&chrono::Local::now()).to_string();
+    assert!(
+        l.lines()
+            .filter(|x| x.contains("PG_VERSION"))
+            .all(|x| x.contains(&year)),
+        "entries carry their files' times: {l}"
+    );
     for f in [
         "pg_config/postgresql.conf",
         "PG_VERSION",

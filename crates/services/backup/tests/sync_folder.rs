@@ -158,10 +158,15 @@ async fn excluded_paths_are_missing_from_the_rsync_and_the_zip_copies() {
             let root = tempfile::tempdir().unwrap();
             let to = root.path().join("sync");
             let archive = storage.path().join("zip/sync.zip").display().to_string();
-            let r = mware_backup::restore(&plan.targets[0], &keys, &archive, &to, |_, _| {}).await.unwrap();
+            let r = mware_backup::restore(&plan.targets[0], &keys, &archive, &to, |_, _| {})
+                .await
+                .unwrap();
             assert!(r.checked && r.removed.is_empty(), "{r:?}");
             assert_eq!(tree(&to), want);
-            assert_eq!(std::fs::read(to.join("music/hold.wav")).unwrap(), std::fs::read(src.path().join("music/hold.wav")).unwrap());
+            assert_eq!(
+                std::fs::read(to.join("music/hold.wav")).unwrap(),
+                std::fs::read(src.path().join("music/hold.wav")).unwrap()
+            );
         }
     }
     assert_no_secret("the log", &log_text());

@@ -24,6 +24,7 @@ pub const GROUP: u32 = 1;
 
 type Task = tokio::task::JoinHandle<anyhow::Result<()>>;
 type Registry = prometheus_client::registry::Registry;
+type SiteTx = watch::Sender<Arc<Site>>;
 use mware_host::StatusHandle;
 
 /// Every secret the tests use: none may show in a status, an error or a log.
@@ -189,19 +190,40 @@ impl Active {
     }
 
     /// Runs the service with `site` until the returned token is cancelled.
-    pub fn service(&self, site: Site) -> (BackupService, CancellationToken, watch::Sender<Arc<Site>>, Task, Registry) {
+    pub fn service(
+        &self,
+        site: Site,
+    ) -> (BackupService, CancellationToken, SiteTx, Task, Registry) {
         let (svc, cancel, tx, task, reg, _) = self.service_ctx(site);
         (svc, cancel, tx, task, reg)
     }
 
     /// [`Active::service`], with the service's status handle and event channel too.
-    pub fn service_ctx(&self, site: Site) -> (BackupService, CancellationToken, watch::Sender<Arc<Site>>, Task, Registry, (StatusHandle, Events)) {
+    pub fn service_ctx(
+        &self,
+        site: Site,
+    ) -> (
+        BackupService,
+        CancellationToken,
+        SiteTx,
+        Task,
+        Registry,
+        (StatusHandle, Events),
+    ) {
         let mut reg = Registry::default();
         let svc = BackupService::new(&mut reg);
         let (tx, rx) = watch::channel(Arc::new(site));
         let cancel = CancellationToken::new();
         let lease = self.membership.as_ref().unwrap().lease.clone();
-        let ctx = ServiceContext::new("backup", "mware1", self.fence, self.coord.clone(), rx, cancel.clone(), lease);
+        let ctx = ServiceContext::new(
+            "backup",
+            "mware1",
+            self.fence,
+            self.coord.clone(),
+            rx,
+            cancel.clone(),
+            lease,
+        );
         let handles = (ctx.status.clone(), ctx.events.clone());
         let s2 = svc.clone();
         let task = tokio::spawn(async move { s2.run(ctx).await });
