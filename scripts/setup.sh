@@ -4,7 +4,8 @@
 #   etcd client's code, tools/etcd-proto-gen; building needs none), sshd, sudo, rsync,
 #   Kamailio and SIPp (a real SIP client of the realtime sidecar), Chromium and chromedriver
 #   (the operator console's tests in a real browser), openssl (test TLS certificates),
-#   wrk and nginx (benchmarks), promtool (unpacked under /var/tmp/mware-promtool, for the
+#   wrk and nginx (benchmarks), unzip (the backup tests check archives with it), promtool
+#   (unpacked under /var/tmp/mware-promtool, for the
 #   example alert rules), and makes sure PostgreSQL 15 on 5432 and RabbitMQ on 5672 run.
 # Tests start their own etcd, PostgreSQL instances and sshd on loopback ports; this script
 # only provides the binaries and the machine's shared services.
@@ -29,6 +30,9 @@ have chromedriver || need_pkgs+=(chromium-driver)
 [ -e /usr/lib/x86_64-linux-gnu/kamailio/modules/http_client.so ] || ls /usr/lib/*/kamailio/modules/http_client.so >/dev/null 2>&1 || need_pkgs+=(kamailio-utils-modules)
 have sipp || need_pkgs+=(sip-tester)
 have openssl || need_pkgs+=(openssl)
+# backup tests: Info-ZIP's unzip checks our archives; fallocate fills a tmpfs (util-linux).
+have unzip || need_pkgs+=(unzip)
+have fallocate || need_pkgs+=(util-linux)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "setup: installing ${need_pkgs[*]}"

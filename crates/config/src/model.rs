@@ -237,13 +237,19 @@ pub struct BackupController {
     /// PostgreSQL instances to archive.
     #[serde(default)]
     pub pgdb: Vec<BackupPgdb>,
+    /// (new) Deflate level of the zip archives, 1 (fastest) to 9 (smallest); default 6.
+    #[serde(default)]
+    pub compress_level: Option<u8>,
 }
 
 /// How the `:SYNC` folder is sent to storage.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct SyncFolder {
-    /// `rsync` or `zip`.
+    /// (new, required) The local path of the `:SYNC` folder on the servers of this group.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// `rsync` (default) or `zip`.
     #[serde(default)]
     pub send_mode: Option<String>,
     /// Glob patterns left out of the copy.
@@ -270,9 +276,21 @@ pub struct SyncFolder {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct BackupPgdb {
-    /// The servers of the instance; the backup is taken from whichever is reachable.
+    /// (new) Name of this target in status, metrics and archive names (`<key>.zip`);
+    /// default `db1`, `db2`... by position.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// The servers of the instance; the backup is taken from a streaming standby when
+    /// there is one, else from the master.
     #[serde(default)]
     pub servers: Vec<BackupServer>,
+    /// (new) pg_basebackup on the database servers (default `pg_basebackup`).
+    #[serde(default)]
+    pub pg_basebackup_command: Option<String>,
+    /// (new) The server's configuration folder when it is not the data folder (Debian:
+    /// `/etc/postgresql/15/main`); its files go into the archive under `pg_config/`.
+    #[serde(default)]
+    pub pg_config_folder: Option<String>,
     /// SSH port shared by the servers (default 22).
     #[serde(default)]
     pub ssh_port: Option<u16>,

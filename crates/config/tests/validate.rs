@@ -266,7 +266,7 @@ fn tls_only_with_https() {
 fn backup_controller_rules() {
     let mut v = base();
     let seed_a = json!({"hours_interval": [20, 3], "weekdays": [2, 4, 7],
-        "sync_folder": {"send_mode": "rsync", "excluded_paths": ["**/common/temp/*"], "storage_ssh_host": "storage.local",
+        "sync_folder": {"path": "/srv/sync", "send_mode": "rsync", "excluded_paths": ["**/common/temp/*"], "storage_ssh_host": "storage.local",
                         "storage_ssh_port": 8022, "storage_ssh_user": "u", "storage_ssh_pwd": "example", "storage_ssh_path": "backup/dow_%weekday"},
         "pgdb": [{"servers": [{"ssh_host": "10.0.0.1", "pg_host": "10.0.0.1"}, {"pg_host": "10.0.0.2"}], "ssh_port": 9022, "ssh_user": "postgres",
                   "ssh_pwd": "example", "pg_port": 5420, "pg_replica_user": "r", "pg_replica_pwd": "example", "storage_ssh_host": "storage.local"}]});
@@ -274,7 +274,7 @@ fn backup_controller_rules() {
     ok(&v);
     let seed_b = json!({"hours_interval": [20, 3], "weekdays": [1, 2, 3, 4, 5, 6, 7], "storage_ssh_host": "storage.local", "storage_ssh_port": 8022,
         "storage_ssh_user": "u", "storage_ssh_pwd": "example", "storage_ssh_path": "backup/dow_%weekday",
-        "sync_folder": {"send_mode": "zip", "excluded_paths": []}, "pgdb": [{"servers": [{"ssh_host": "10.0.0.1"}]}]});
+        "sync_folder": {"path": "/srv/sync", "send_mode": "zip", "excluded_paths": []}, "pgdb": [{"servers": [{"ssh_host": "10.0.0.1"}]}]});
     set(&mut v, &format!("{R0}/backup_controller"), seed_b);
     ok(&v);
 
@@ -287,12 +287,25 @@ fn backup_controller_rules() {
         ("/sync_folder/send_mode", json!("ftp"), format!("{b}.sync_folder.send_mode"), "expected \"rsync\" or \"zip\", found \"ftp\""),
         ("/storage_ssh_port", json!(70000), format!("{b}.storage_ssh_port"), "expected an integer from 1 to 65535"),
         ("/pgdb/0/servers/0", json!({}), format!("{b}.pgdb[0].servers[0]"), "expected ssh_host or pg_host, found neither"),
+        ("/sync_folder/path", json!("srv/sync"), format!("{b}.sync_folder.path"), "expected an absolute folder path, found \"srv/sync\""),
+        ("/pgdb/0/key", json!("sync"), format!("{b}.pgdb[0].key"), "not \"sync\", found \"sync\""),
+        ("/pgdb/0/key", json!("a b"), format!("{b}.pgdb[0].key"), "expected up to 64 latin letters"),
+        ("/pgdb/0/pg_config_folder", json!("etc/pg"), format!("{b}.pgdb[0].pg_config_folder"), "expected an absolute folder path"),
+        ("/compress_level", json!(0), format!("{b}.compress_level"), "expected an integer from 1 to 9, found 0"),
     ];
     for (ptr, val, path, msg) in cases {
         let mut w = v.clone();
         set(&mut w, &format!("{R0}/backup_controller{ptr}"), val);
         only(&w, &path, msg);
     }
+    // sync_folder.path (new) is required: the seed does not say where :SYNC is.
+    let mut w = v.clone();
+    remove(&mut w, &format!("{R0}/backup_controller/sync_folder/path"));
+    only(&w, &format!("{b}.sync_folder.path"), "expected the required key \"path\"");
+    // pgdb keys (new, default db1, db2...) are unique.
+    let mut w = v.clone();
+    set(&mut w, &format!("{R0}/backup_controller/pgdb/1"), json!({"key": "db1", "servers": [{"pg_host": "h"}]}));
+    only(&w, &format!("{b}.pgdb[1].key"), "expected a key no other pgdb entry has, found \"db1\" again");
     // Without a storage host at the top, each copy needs its own.
     remove(&mut v, &format!("{R0}/backup_controller/storage_ssh_host"));
     let e = errors(&v);

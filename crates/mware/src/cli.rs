@@ -100,6 +100,14 @@ pub enum Command {
         #[command(subcommand)]
         action: MutexAction,
     },
+    /// Backups of the group's PostgreSQL instances and :SYNC folder (backup_controller):
+    /// their state, a run now with a progress bar, the archives on the storage servers,
+    /// and a restore into a new folder.
+    Backup {
+        /// What to do.
+        #[command(subcommand)]
+        action: BackupAction,
+    },
     /// SSH host keys: see the key a server presents, pin it in the site's known_hosts file.
     ///
     /// Every SSH connection mware makes (pg_controller today) checks the server's key
@@ -176,6 +184,71 @@ pub enum MutexAction {
         /// Environment variable holding the API token.
         #[arg(long, default_value = "MWARE_API_TOKEN")]
         token_env: String,
+    },
+}
+
+/// `mware backup ...`
+#[derive(Debug, Subcommand)]
+pub enum BackupAction {
+    /// Each target's last success (size, duration, source), last failure with its reason,
+    /// the next run and a run in progress (bytes sent, rate).
+    Status {
+        /// API of any instance of the group (forwarded to its active instance).
+        #[arg(long, default_value = "http://127.0.0.1:8271")]
+        api: String,
+        /// Print the raw JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a run now, outside the window too, and follow it with a progress bar until it
+    /// ends (exit 1 when it fails). Needs the operator's token (`api.operator_token_env`)
+    /// when the site sets one, else the API token, in the env variable `--token-env`.
+    Run {
+        /// Only this target (a pgdb key, or `sync`); default: all.
+        #[arg(long)]
+        target: Option<String>,
+        /// API of any instance of the group.
+        #[arg(long, default_value = "http://127.0.0.1:8271")]
+        api: String,
+        /// Environment variable holding the token.
+        #[arg(long, default_value = "MWARE_API_TOKEN")]
+        token_env: String,
+        /// Return once the run is accepted instead of following it.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// The archives (and rsync copies) on the storage servers, with size and date, and the
+    /// path to give `restore --archive`.
+    List {
+        /// API of any instance of the group.
+        #[arg(long, default_value = "http://127.0.0.1:8271")]
+        api: String,
+        /// Print the raw JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fetch an archive from the storage server and unpack it into a new folder, with a
+    /// progress bar. Every file's CRC and the archive's recorded sha256 are checked; the
+    /// folder gets its name only when all is well. A PostgreSQL archive becomes a data
+    /// folder ready to start (README: "Restoring a backup"); run this as the database's OS
+    /// user, or chown the folder after.
+    Restore {
+        /// Site file (a bootstrap file reads the site stored in the coordinator): the
+        /// storage server, its password and the pinned host keys come from it.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The instance whose backup_controller to use (default: the only one with one).
+        #[arg(long)]
+        instance: Option<String>,
+        /// Target: a pgdb key (`db1`...) or `sync`.
+        #[arg(long)]
+        target: String,
+        /// The archive's path on the storage server, as `mware backup list` prints it.
+        #[arg(long)]
+        archive: String,
+        /// The new folder (must not exist).
+        #[arg(long)]
+        to: PathBuf,
     },
 }
 

@@ -29,6 +29,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Config { action } => runtime().block_on(cmd_config(action)),
         Command::Mutex { action } => runtime().block_on(crate::mutex_cmd::run(action)),
         Command::Ssh { action } => runtime().block_on(crate::ssh_cmd::run(action)),
+        Command::Backup { action } => runtime().block_on(crate::backup_cmd::run(action)),
         Command::Rtcache(args) => {
             crate::logging::init(fmt);
             runtime().block_on(async move {

@@ -7,6 +7,7 @@
 
 mod api;
 mod api_client;
+mod backup_cmd;
 mod cli;
 mod commands;
 mod daemon;

@@ -60,8 +60,14 @@ pub async fn run(action: SshAction) -> anyhow::Result<()> {
 /// The `ssh` section of the site file `config`, or of the site stored in the coordinator
 /// when `config` is a bootstrap file.
 async fn site_ssh(config: &std::path::Path) -> anyhow::Result<SshSettings> {
+    Ok(full_site(config).await?.ssh)
+}
+
+/// The site file `config`, or the site stored in the coordinator when `config` is a
+/// bootstrap file.
+pub async fn full_site(config: &std::path::Path) -> anyhow::Result<mware_config::Site> {
     match load::load(config)? {
-        Loaded::Site { site, .. } => Ok(site.ssh),
+        Loaded::Site { site, .. } => Ok(site),
         Loaded::Bootstrap(boot) => {
             let coord = mware_coord::connect(&boot).await?;
             let (text, _) = coord
@@ -69,7 +75,7 @@ async fn site_ssh(config: &std::path::Path) -> anyhow::Result<SshSettings> {
                 .await?
                 .with_context(|| format!("{} is a bootstrap file and no site file is stored in the coordinator", config.display()))?;
             let (site, _) = load::check(&text).map_err(|e| anyhow::anyhow!("the stored site file is invalid:\n{}", load::lines(&e)))?;
-            Ok(site.ssh)
+            Ok(site)
         }
     }
 }

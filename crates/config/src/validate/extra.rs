@@ -11,9 +11,20 @@ use super::walk::{index, join, quote, Cx};
 use serde_json::{Map, Value};
 
 const STORAGE: &[&str] = &["storage_ssh_host", "storage_ssh_port", "storage_ssh_user", "storage_ssh_pwd", "storage_ssh_path"];
-const BACKUP_KEYS: &[&str] = &["hours_interval", "weekdays", "sync_folder", "pgdb"];
-const SYNC_KEYS: &[&str] = &["send_mode", "excluded_paths"];
-const PGDB_KEYS: &[&str] = &["servers", "ssh_port", "ssh_user", "ssh_pwd", "pg_port", "pg_replica_user", "pg_replica_pwd"];
+const BACKUP_KEYS: &[&str] = &["hours_interval", "weekdays", "sync_folder", "pgdb", "compress_level"];
+const SYNC_KEYS: &[&str] = &["path", "send_mode", "excluded_paths"];
+const PGDB_KEYS: &[&str] = &[
+    "key",
+    "servers",
+    "ssh_port",
+    "ssh_user",
+    "ssh_pwd",
+    "pg_port",
+    "pg_replica_user",
+    "pg_replica_pwd",
+    "pg_basebackup_command",
+    "pg_config_folder",
+];
 const PGDB_SERVER_KEYS: &[&str] = &["ssh_host", "pg_host"];
 const CTI_KEYS: &[&str] = &["key", "iface", "port"];
 const CS_KEYS: &[&str] = &[
@@ -77,11 +88,17 @@ pub(crate) fn backup_controller(cx: &mut Cx, v: &Value, p: &str) {
             }
         }
     }
+    cx.int(m, p, "compress_level", 1, 9);
     let top = storage(cx, m, p);
     if let Some(s) = m.get("sync_folder").filter(|s| !s.is_null()) {
         let sp = join(p, "sync_folder");
         if let Some(sm) = cx.object(s, &sp) {
-            cx.keys(sm, &sp, &with_storage(SYNC_KEYS), &[]);
+            cx.keys(sm, &sp, &with_storage(SYNC_KEYS), &["path"]);
+            if let Some(path) = cx.nonempty_str(sm, &sp, "path") {
+                if !path.starts_with('/') || path.contains('\0') {
+                    cx.report(&join(&sp, "path"), format!("expected an absolute folder path, found {}", quote(path)));
+                }
+            }
             cx.choice(sm, &sp, "send_mode", &["rsync", "zip"]);
             cx.strings(sm, &sp, "excluded_paths");
             let here = storage(cx, sm, &sp);
@@ -89,8 +106,29 @@ pub(crate) fn backup_controller(cx: &mut Cx, v: &Value, p: &str) {
         }
     }
     if let Some(list) = m.get("pgdb").and_then(|v| cx.list(v, &join(p, "pgdb"))) {
+        let mut keys: Vec<String> = Vec::new();
         for (i, d) in list.iter().enumerate() {
-            pgdb(cx, d, &index(&join(p, "pgdb"), i), top);
+            let dp = index(&join(p, "pgdb"), i);
+            pgdb(cx, d, &dp, top);
+            let key = match d.get("key").and_then(Value::as_str) {
+                Some(k) => k.to_string(),
+                None if d.get("key").is_none() => format!("db{}", i + 1),
+                None => continue,
+            };
+            if keys.contains(&key) {
+                cx.report(&join(&dp, "key"), format!("expected a key no other pgdb entry has, found {} again", quote(&key)));
+            }
+            keys.push(key);
+        }
+    }
+}
+
+/// A backup target's key: used in archive names, status and metric labels.
+fn target_key(cx: &mut Cx, m: &Map<String, Value>, p: &str) {
+    if let Some(k) = cx.nonempty_str(m, p, "key") {
+        let ok = k.len() <= 64 && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !ok || k == "sync" {
+            cx.report(&join(p, "key"), format!("expected up to 64 latin letters, digits, '_' and '-', not \"sync\", found {}", quote(k)));
         }
     }
 }
@@ -98,6 +136,13 @@ pub(crate) fn backup_controller(cx: &mut Cx, v: &Value, p: &str) {
 fn pgdb(cx: &mut Cx, v: &Value, p: &str, top: bool) {
     let Some(m) = cx.object(v, p) else { return };
     cx.keys(m, p, &with_storage(PGDB_KEYS), &["servers"]);
+    target_key(cx, m, p);
+    cx.nonempty_str(m, p, "pg_basebackup_command");
+    if let Some(f) = cx.nonempty_str(m, p, "pg_config_folder") {
+        if !f.starts_with('/') {
+            cx.report(&join(p, "pg_config_folder"), format!("expected an absolute folder path, found {}", quote(f)));
+        }
+    }
     if let Some(list) = m.get("servers").and_then(|v| cx.list(v, &join(p, "servers"))) {
         if list.is_empty() {
             cx.report(&join(p, "servers"), "expected at least one server, found an empty list");

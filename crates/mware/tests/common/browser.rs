@@ -31,6 +31,10 @@ impl Browser {
         // Headless Chromium will not make a window narrower than about 500 px; a phone's
         // width is emulated instead.
         let mut caps = serde_json::json!({
+            // Navigation returns once the request is sent: a tab whose page keeps a live
+            // event stream open is never "loaded" by some definitions, and many tabs on two
+            // busy cores make the renderer slow to answer.
+            "pageLoadStrategy": "none",
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
                 "args": [

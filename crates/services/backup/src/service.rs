@@ -1,0 +1,283 @@
+//! [`BackupService`]: the `backup` service of mware. On the active instance of a group
+//! whose role has `backup_controller`, it cleans up a run its predecessor left half-done,
+//! then loops: decide from the schedule and the history in the coordinator, run or wait
+//! (at most a minute, so config changes and operators' requests are seen), with the
+//! decision's reason in the service status.
+
+use crate::config::{self, Plan};
+use crate::decide::{decide, Decision};
+use crate::error::BackupError;
+use crate::metrics::Metrics;
+use crate::run::{interrupted, Live, Runner};
+use crate::store::{self, State};
+use async_trait::async_trait;
+use chrono::Local;
+use mware_config::Role;
+use mware_coord::CoordError;
+use mware_host::{Service, ServiceContext, ServiceState};
+use mware_ssh::HostKeyPolicy;
+use prometheus_client::registry::Registry;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Longest wait between two decisions.
+const TICK: Duration = Duration::from_secs(60);
+
+/// An operator's request for a run now.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// Only this target (`None`: all).
+    pub target: Option<String>,
+}
+
+/// What the API shows besides the coordinator's history.
+#[derive(Default, Clone)]
+pub(crate) struct View {
+    pub plan: Option<Plan>,
+    pub keys: Option<HostKeyPolicy>,
+    pub problems: Vec<String>,
+    pub next: Option<Decision>,
+    pub state: State,
+}
+
+/// The backup service. Cheap to clone; build once at daemon start (it registers its
+/// metrics).
+#[derive(Clone)]
+pub struct BackupService {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) metrics: Metrics,
+    pub(crate) live: Live,
+    pub(crate) view: Mutex<View>,
+    pub(crate) trigger: Mutex<Option<mpsc::Sender<RunRequest>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl BackupService {
+    /// A service with its metrics (`mware_backup_*`) registered in `registry`.
+    pub fn new(registry: &mut Registry) -> Self {
+        BackupService {
+            inner: Arc::new(Inner {
+                metrics: Metrics::new(registry),
+                live: Live::default(),
+                view: Mutex::new(View::default()),
+                trigger: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Asks for a run now (outside the window too). `Err((http status, reason))` when a
+    /// run is in progress, the target is unknown or the service does not run here.
+    pub fn request_run(&self, target: Option<String>) -> Result<(), (u16, String)> {
+        if let Some(p) = lock(&self.inner.live).as_ref() {
+            return Err((409, format!("expected no run in progress, found run {} (target {})", p.run_id, p.target)));
+        }
+        if let Some(t) = &target {
+            let view = lock(&self.inner.view);
+            let keys: Vec<String> = view.plan.as_ref().map(|p| p.targets.iter().map(|x| x.key.clone()).collect()).unwrap_or_default();
+            if !keys.contains(t) {
+                return Err((
+                    404,
+                    format!(
+                        "target: expected one of {}, found {t:?}",
+                        if keys.is_empty() { "(none configured)".into() } else { keys.join(", ") }
+                    ),
+                ));
+            }
+        }
+        let tx = lock(&self.inner.trigger).clone().ok_or((503, "the backup service is not running here".to_string()))?;
+        tx.try_send(RunRequest { target }).map_err(|_| (409, "expected no run pending, found one already requested".to_string()))
+    }
+
+    /// The document of `GET /api/v1/backups`: targets with their last success and failure,
+    /// the next run, a run in progress.
+    pub fn document(&self) -> serde_json::Value {
+        crate::api::document(self)
+    }
+
+    fn set_view(&self, f: impl FnOnce(&mut View)) {
+        f(&mut lock(&self.inner.view));
+    }
+
+    async fn wait_config(ctx: &mut ServiceContext) -> bool {
+        tokio::select! {
+            _ = ctx.cancel.cancelled() => false,
+            r = ctx.site.changed() => r.is_ok(),
+        }
+    }
+
+    /// One pass: returns `Ok(false)` to stop (cancelled or fenced).
+    async fn step(&self, ctx: &mut ServiceContext, rx: &mut mpsc::Receiver<RunRequest>) -> anyhow::Result<bool> {
+        let Some(bc) = ctx.role().and_then(|r| r.backup_controller) else {
+            ctx.status.set(ServiceState::Idle, "no backup_controller section; waiting for a config change");
+            return Ok(Self::wait_config(ctx).await);
+        };
+        let keys = HostKeyPolicy::from(&ctx.site.borrow().ssh);
+        let plan = match config::plan(&bc) {
+            Ok(p) => p,
+            Err(problems) => {
+                ctx.status
+                    .set(ServiceState::Idle, format!("backup_controller cannot run: {}; waiting for a config change", problems.join("; ")));
+                self.set_view(|v| {
+                    v.plan = None;
+                    v.problems = problems;
+                });
+                return Ok(Self::wait_config(ctx).await);
+            }
+        };
+        self.set_view(|v| {
+            v.plan = Some(plan.clone());
+            v.keys = Some(keys.clone());
+            v.problems.clear();
+        });
+        let runner = Runner {
+            coord: ctx.coord.clone(),
+            fence: ctx.fence,
+            instance: ctx.instance.clone(),
+            keys,
+            live: self.inner.live.clone(),
+            metrics: self.inner.metrics.clone(),
+            events: ctx.events.clone(),
+        };
+        let mut state = store::load(&*ctx.coord, ctx.fence.group).await?;
+        if state.running.is_some() {
+            let temps = interrupted(&mut state, &ctx.instance);
+            tracing::warn!(instance = %ctx.instance, "backup: found a half-done run: {}", state.last_run.as_ref().and_then(|r| r.reason.clone()).unwrap_or_default());
+            let left = runner.clean(&plan, temps).await;
+            state.leftovers.extend(left);
+            if let Err(e) = store::save(&*ctx.coord, &ctx.fence, &state).await {
+                return fenced_or(e);
+            }
+        }
+        let now = Local::now().naive_local();
+        let d = decide(now, &plan.schedule, &state.history());
+        self.set_view(|v| {
+            v.state = state.clone();
+            v.next = Some(d.clone());
+        });
+        let failed = state.last_run.as_ref().filter(|r| r.result.as_deref() == Some("failed"));
+        let prefix = failed.map(|r| format!("the last backup failed: {}; ", r.reason.clone().unwrap_or_default())).unwrap_or_default();
+        let request = match d {
+            Decision::Run { day, why } => {
+                ctx.status.set(ServiceState::Running, format!("{prefix}running the scheduled backup: {why}"));
+                Some((None, Some(day)))
+            }
+            Decision::WaitUntil { at, why } => {
+                ctx.status.set(ServiceState::Running, format!("{prefix}{why}"));
+                let wait = (at - now).to_std().unwrap_or(Duration::ZERO).clamp(Duration::from_secs(1), TICK);
+                tokio::select! {
+                    _ = ctx.cancel.cancelled() => return Ok(false),
+                    r = ctx.site.changed() => return Ok(r.is_ok()),
+                    req = rx.recv() => req.map(|r| (r.target, None)),
+                    _ = tokio::time::sleep(wait) => None,
+                }
+            }
+        };
+        let Some((only, day)) = request else {
+            return Ok(true);
+        };
+        if day.is_none() {
+            ctx.status.set(ServiceState::Running, format!("{prefix}running a backup an operator asked for"));
+        }
+        let result = tokio::select! {
+            r = runner.run(&plan, only.as_deref(), day) => r,
+            _ = ctx.cancel.cancelled() => {
+                *lock(&self.inner.live) = None;
+                self.inner.metrics.running.set(0);
+                return Ok(false);
+            }
+        };
+        match result {
+            Ok(report) => {
+                let r = &report.record;
+                if r.result.as_deref() == Some("failed") {
+                    ctx.status.set(ServiceState::Running, format!("the last backup failed: {}", r.reason.clone().unwrap_or_default()));
+                }
+                Ok(true)
+            }
+            Err(e) => {
+                *lock(&self.inner.live) = None;
+                self.inner.metrics.running.set(0);
+                fenced_or(e)
+            }
+        }
+    }
+}
+
+/// A fenced write means this instance lost activity: stop quietly; anything else fails
+/// the service (the host restarts it).
+fn fenced_or(e: BackupError) -> anyhow::Result<bool> {
+    match e {
+        BackupError::Coord(CoordError::Fenced { .. }) => Ok(false),
+        other => Err(other.into()),
+    }
+}
+
+#[async_trait]
+impl Service for BackupService {
+    fn name(&self) -> &'static str {
+        "backup"
+    }
+
+    fn wanted(&self, role: &Role) -> bool {
+        role.backup_controller.is_some()
+    }
+
+    fn routes(&self) -> mware_host::Routes {
+        crate::api::routes(self.clone())
+    }
+
+    fn openapi(&self) -> Option<utoipa::openapi::OpenApi> {
+        Some(crate::api::openapi())
+    }
+
+    fn status_doc(&self) -> serde_json::Value {
+        crate::api::summary(self)
+    }
+
+    fn panel(&self) -> Option<mware_host::Panel> {
+        use mware_host::{Action, Column, Panel};
+        Some(Panel {
+            title: "Backups",
+            source: "/api/v1/backups",
+            rows: "/targets",
+            columns: vec![
+                Column::text("target", "/key"),
+                Column::text("kind", "/kind"),
+                Column::text("path", "/path"),
+                Column::fmt("last success", "/last_success/at_ms", "ms_ago"),
+                Column::text("bytes", "/last_success/bytes"),
+                Column::fmt("last failure", "/last_failure/at_ms", "ms_ago"),
+                Column::text("why", "/last_failure/reason"),
+                Column::text("in progress (bytes sent)", "/in_progress/bytes_sent"),
+            ],
+            actions: vec![Action {
+                label: "Back up now",
+                method: "POST",
+                path: "/api/v1/backups/run",
+                body: serde_json::json!({"target": "{/key}"}),
+                confirm: "Back up {/key} now, outside the window?",
+            }],
+            empty: "no backup target is configured",
+        })
+    }
+
+    async fn run(&self, mut ctx: ServiceContext) -> anyhow::Result<()> {
+        ctx.status.set(ServiceState::Starting, "reading backup_controller and the backup history");
+        let (tx, mut rx) = mpsc::channel(1);
+        *lock(&self.inner.trigger) = Some(tx);
+        let result = async {
+            while self.step(&mut ctx, &mut rx).await? {}
+            Ok(())
+        }
+        .await;
+        *lock(&self.inner.trigger) = None;
+        result
+    }
+}
