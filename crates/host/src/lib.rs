@@ -17,4 +17,4 @@ mod service;
 pub use events::{Event, EventKind, Events};
 pub use host::{desired, Host, HostStatus};
 pub use routes::{Access, DomainArg, ResolvedArg, Resolver, Route, Routes, Scope, Unavailable};
-pub use service::{LeaseSlot, Service, ServiceContext, ServiceState, ServiceStatus, StatusHandle};
+pub use service::{InstanceEnv, LeaseSlot, Service, ServiceContext, ServiceState, ServiceStatus, StatusHandle};
