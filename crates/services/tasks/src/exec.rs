@@ -151,7 +151,7 @@ pub async fn run(spec: &Spec, kill: &CancellationToken, on_line: OnLine) -> Resu
     let out = tokio::spawn(collect(child.stdout.take(), Stream::Stdout, spec.tail_bytes, on_line.clone()));
     let err = tokio::spawn(collect(child.stderr.take(), Stream::Stderr, spec.tail_bytes, on_line));
     let (ending, status) = tokio::select! {
-        s = child.wait() => (Ending::Exited, s.ok()),
+        s = wait(&mut child) => (Ending::Exited, s.ok()),
         _ = tokio::time::sleep(spec.timeout) => (Ending::TimedOut, end_group(&mut child, pgid).await),
         _ = kill.cancelled() => (Ending::Killed, end_group(&mut child, pgid).await),
     };
@@ -171,6 +171,21 @@ pub async fn run(spec: &Spec, kill: &CancellationToken, on_line: OnLine) -> Resu
     })
 }
 
+/// Waits for the child. tokio learns of the exit through SIGCHLD, whose handler belongs to
+/// the first runtime that registered it; with several runtimes in one process (tests) a
+/// notice can be lost when that one ends, so the exit is also polled every 100 ms.
+async fn wait(child: &mut tokio::process::Child) -> std::io::Result<std::process::ExitStatus> {
+    loop {
+        if let Some(s) = child.try_wait()? {
+            return Ok(s);
+        }
+        tokio::select! {
+            s = child.wait() => return s,
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+}
+
 /// Kills a process group (SIGKILL) when dropped.
 struct GroupGuard(Option<Pid>);
 
@@ -187,14 +202,14 @@ async fn end_group(child: &mut tokio::process::Child, pgid: Option<Pid>) -> Opti
     if let Some(g) = pgid {
         let _ = killpg(g, Signal::SIGTERM);
     }
-    match tokio::time::timeout(KILL_AFTER, child.wait()).await {
+    match tokio::time::timeout(KILL_AFTER, wait(child)).await {
         Ok(s) => s.ok(),
         Err(_) => {
             if let Some(g) = pgid {
                 let _ = killpg(g, Signal::SIGKILL);
             }
             let _ = child.start_kill();
-            child.wait().await.ok()
+            wait(child).await.ok()
         }
     }
 }

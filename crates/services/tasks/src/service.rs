@@ -163,10 +163,14 @@ impl Service for TasksService {
                 // longer active (the host is about to stop the service).
                 let ended = futures_any(&mut loops);
                 tokio::select! {
+                    biased;
                     _ = ctx.cancel.cancelled() => return Ok(()),
                     r = ctx.site.changed() => if r.is_err() { return Ok(()) },
                     (name, r) = ended => {
                         loops.remove(&name);
+                        if ctx.cancel.is_cancelled() {
+                            return Ok(());
+                        }
                         r?;
                         anyhow::bail!("the loop of task {name} ended");
                     }
