@@ -64,7 +64,7 @@ pub struct EngineCtx {
 /// Starts every probe on `tracker`; a probe that cannot be prepared is reported failing
 /// with the reason.
 pub fn start(probes: &[Probe], restored: &HashMap<String, Item>, cx: &EngineCtx, tracker: &TaskTracker) {
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap_or_default();
+    let http = crate::probes::http_client();
     for p in probes {
         let checker = Checker::new(p, &http);
         tracker.spawn(run_probe(p.clone(), checker, restored.get(&p.name).cloned(), cx.clone()));

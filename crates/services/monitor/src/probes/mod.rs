@@ -14,6 +14,12 @@ use crate::state::Check;
 use mware_config::{Probe, ProbeKind};
 use std::time::{Duration, Instant};
 
+/// The HTTP client the probes share: no TLS, redirects reported as they are (not
+/// followed), no proxy from the environment.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).no_proxy().build().unwrap_or_default()
+}
+
 /// A prepared probe.
 pub enum Checker {
     /// `dns`.
