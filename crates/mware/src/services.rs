@@ -13,5 +13,7 @@ pub fn build(registry: &mut Registry) -> Vec<Arc<dyn Service>> {
         Arc::new(mware_mutex::MutexService::new(registry)),
         Arc::new(mware_pgctl::PgctlService::new(registry)),
         Arc::new(mware_realtime::ProvisioningService::new(registry)),
+        Arc::new(mware_tasks::TasksService::new(registry)),
+        Arc::new(mware_monitor::MonitorService::new(registry)),
     ]
 }
