@@ -22,7 +22,10 @@ pub struct Monitoring {
 
 impl Default for Monitoring {
     fn default() -> Self {
-        Monitoring { enabled: true, probes: vec![] }
+        Monitoring {
+            enabled: true,
+            probes: vec![],
+        }
     }
 }
 

@@ -88,7 +88,10 @@ pub fn schedule(text: &str) -> Result<croner::Cron, String> {
 /// True for a task or probe name: 1 to 64 latin letters, digits, `_`, `-` and `.` (it is
 /// a metric label and a key in the coordinator).
 pub fn is_item_name(n: &str) -> bool {
-    !n.is_empty() && n.len() <= 64 && n.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+    !n.is_empty()
+        && n.len() <= 64
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
 }
 
 #[cfg(test)]

@@ -13,15 +13,25 @@ const P0: &str = "servers[0].roles[0]";
 #[test]
 fn tasks_parse_with_their_defaults() {
     let mut v = base();
-    set(&mut v, &format!("{R0}/service_tasks"), json!([
-        {"name": "cleanup", "schedule": "*/10 * * * * *", "command": ["/bin/true"]},
-        {"name": "report.daily", "schedule": "0 3 * * 1-5", "command": ["/usr/bin/env", "x"], "timeout_s": 60, "overlap": "queue",
-         "env": {"PGPASSWORD": "hunter2"}, "working_dir": "/tmp", "history": 5}
-    ]));
+    set(
+        &mut v,
+        &format!("{R0}/service_tasks"),
+        json!([
+            {"name": "cleanup", "schedule": "*/10 * * * * *", "command": ["/bin/true"]},
+            {"name": "report.daily", "schedule": "0 3 * * 1-5", "command": ["/usr/bin/env", "x"], "timeout_s": 60, "overlap": "queue",
+             "env": {"PGPASSWORD": "hunter2"}, "working_dir": "/tmp", "history": 5}
+        ]),
+    );
     let site = ok(&v).site;
     let t = &site.servers[0].roles[0].service_tasks;
-    assert_eq!((t[0].timeout_s, t[0].overlap, t[0].history), (3600, Overlap::Skip, 20));
-    assert_eq!((t[1].overlap, t[1].history, t[1].working_dir.as_deref()), (Overlap::Queue, 5, Some("/tmp")));
+    assert_eq!(
+        (t[0].timeout_s, t[0].overlap, t[0].history),
+        (3600, Overlap::Skip, 20)
+    );
+    assert_eq!(
+        (t[1].overlap, t[1].history, t[1].working_dir.as_deref()),
+        (Overlap::Queue, 5, Some("/tmp"))
+    );
     // An env value is a secret: the model never prints it.
     assert!(!format!("{:?}", t[1]).contains("hunter2"));
     assert!(!serde_json::to_string(&site).unwrap().contains("hunter2"));
@@ -30,28 +40,64 @@ fn tasks_parse_with_their_defaults() {
 #[test]
 fn every_task_problem_is_reported_with_its_path() {
     let mut v = base();
-    set(&mut v, &format!("{R0}/service_tasks"), json!([
-        {"name": "a b", "schedule": "61 * * * *", "command": [], "timeout_s": 0, "overlap": "later", "env": {"1X": "v", "OK": 5}, "history": 0, "extra": 1},
-        {"name": "dup", "schedule": "* * *", "command": ["", "x"]},
-        {"name": "dup", "schedule": "*/5 * * * * *", "command": ["/bin/true", 3]},
-        {"command": ["/bin/true"]}
-    ]));
+    set(
+        &mut v,
+        &format!("{R0}/service_tasks"),
+        json!([
+            {"name": "a b", "schedule": "61 * * * *", "command": [], "timeout_s": 0, "overlap": "later", "env": {"1X": "v", "OK": 5}, "history": 0, "extra": 1},
+            {"name": "dup", "schedule": "* * *", "command": ["", "x"]},
+            {"name": "dup", "schedule": "*/5 * * * * *", "command": ["/bin/true", 3]},
+            {"command": ["/bin/true"]}
+        ]),
+    );
     let e = errors(&v);
     let t = format!("{P0}.service_tasks");
-    has(&e, &format!("{t}[0].name"), "expected a task name of 1 to 64");
-    has(&e, &format!("{t}[0].schedule"), "expected a cron expression");
+    has(
+        &e,
+        &format!("{t}[0].name"),
+        "expected a task name of 1 to 64",
+    );
+    has(
+        &e,
+        &format!("{t}[0].schedule"),
+        "expected a cron expression",
+    );
     has(&e, &format!("{t}[0].schedule"), "found \"61 * * * *\"");
     has(&e, &format!("{t}[0].command"), "found an empty list");
-    has(&e, &format!("{t}[0].timeout_s"), "expected an integer from 1 to 604800, found 0");
-    has(&e, &format!("{t}[0].overlap"), "expected \"skip\" or \"kill\" or \"queue\", found \"later\"");
-    has(&e, &format!("{t}[0].env.1X"), "expected an environment variable name");
-    has(&e, &format!("{t}[0].env.OK"), "expected a string, found a number");
-    has(&e, &format!("{t}[0].history"), "expected an integer from 1 to 1000");
+    has(
+        &e,
+        &format!("{t}[0].timeout_s"),
+        "expected an integer from 1 to 604800, found 0",
+    );
+    has(
+        &e,
+        &format!("{t}[0].overlap"),
+        "expected \"skip\" or \"kill\" or \"queue\", found \"later\"",
+    );
+    has(
+        &e,
+        &format!("{t}[0].env.1X"),
+        "expected an environment variable name",
+    );
+    has(
+        &e,
+        &format!("{t}[0].env.OK"),
+        "expected a string, found a number",
+    );
+    has(
+        &e,
+        &format!("{t}[0].history"),
+        "expected an integer from 1 to 1000",
+    );
     has(&e, &format!("{t}[0].extra"), "unknown key \"extra\"");
     has(&e, &format!("{t}[1].schedule"), "found 3");
     has(&e, &format!("{t}[1].command[0]"), "expected the program");
     has(&e, &format!("{t}[2].name"), "found \"dup\" again (first at");
-    has(&e, &format!("{t}[2].command[1]"), "expected a string, found 3");
+    has(
+        &e,
+        &format!("{t}[2].command[1]"),
+        "expected a string, found 3",
+    );
     has(&e, &format!("{t}[3].name"), "required key \"name\"");
     has(&e, &format!("{t}[3].schedule"), "required key \"schedule\"");
     assert_eq!(e.len(), 15, "{}", show(&e));
@@ -78,12 +124,34 @@ fn probes_of_every_kind_parse() {
     let m = &site.servers[0].roles[0].monitoring;
     assert!(m.enabled);
     let kinds: Vec<ProbeKind> = m.probes.iter().map(|p| p.kind).collect();
-    assert_eq!(kinds, [ProbeKind::Dns, ProbeKind::Tcp, ProbeKind::Http, ProbeKind::Postgres, ProbeKind::Megaco, ProbeKind::Fsync, ProbeKind::Command]);
-    assert_eq!((m.probes[0].interval_ms, m.probes[0].timeout_ms, m.probes[0].fail_after, m.probes[0].recover_after), (10_000, 2_000, 3, 2));
+    assert_eq!(
+        kinds,
+        [
+            ProbeKind::Dns,
+            ProbeKind::Tcp,
+            ProbeKind::Http,
+            ProbeKind::Postgres,
+            ProbeKind::Megaco,
+            ProbeKind::Fsync,
+            ProbeKind::Command
+        ]
+    );
+    assert_eq!(
+        (
+            m.probes[0].interval_ms,
+            m.probes[0].timeout_ms,
+            m.probes[0].fail_after,
+            m.probes[0].recover_after
+        ),
+        (10_000, 2_000, 3, 2)
+    );
     assert!(!serde_json::to_string(&site).unwrap().contains("s3cret"));
     // Without the section, monitoring is on with no probe.
     let site = ok(&base()).site;
-    assert!(site.servers[0].roles[0].monitoring.enabled && site.servers[0].roles[0].monitoring.probes.is_empty());
+    assert!(
+        site.servers[0].roles[0].monitoring.enabled
+            && site.servers[0].roles[0].monitoring.probes.is_empty()
+    );
 }
 
 #[test]
@@ -103,24 +171,72 @@ fn every_probe_problem_is_reported_with_its_path() {
     let e = errors(&v);
     let p = format!("{P0}.monitoring.probes");
     has(&e, &format!("{p}[0].target"), "bad..name");
-    has(&e, &format!("{p}[0].resolver"), "expected an IP address or ip:port");
-    has(&e, &format!("{p}[0].expect[0]"), "expected an IP address, found \"10.0.0\"");
-    has(&e, &format!("{p}[0].status"), "found \"status\", a key of http probes");
+    has(
+        &e,
+        &format!("{p}[0].resolver"),
+        "expected an IP address or ip:port",
+    );
+    has(
+        &e,
+        &format!("{p}[0].expect[0]"),
+        "expected an IP address, found \"10.0.0\"",
+    );
+    has(
+        &e,
+        &format!("{p}[0].status"),
+        "found \"status\", a key of http probes",
+    );
     has(&e, &format!("{p}[1].target"), "expected host:port");
-    has(&e, &format!("{p}[1].timeout_ms"), "expected at most interval_ms (1000 ms)");
+    has(
+        &e,
+        &format!("{p}[1].timeout_ms"),
+        "expected at most interval_ms (1000 ms)",
+    );
     has(&e, &format!("{p}[2].target"), "expected an http:// URL");
-    has(&e, &format!("{p}[2].status"), "expected an integer from 100 to 599, found 700");
-    has(&e, &format!("{p}[3].target"), "expected no credentials in the URL, found some (not shown)");
-    has(&e, &format!("{p}[4].target"), "expected no target for a postgres probe");
-    has(&e, &format!("{p}[4].dsn"), "required key \"dsn\" for a postgres probe");
+    has(
+        &e,
+        &format!("{p}[2].status"),
+        "expected an integer from 100 to 599, found 700",
+    );
+    has(
+        &e,
+        &format!("{p}[3].target"),
+        "expected no credentials in the URL, found some (not shown)",
+    );
+    has(
+        &e,
+        &format!("{p}[4].target"),
+        "expected no target for a postgres probe",
+    );
+    has(
+        &e,
+        &format!("{p}[4].dsn"),
+        "required key \"dsn\" for a postgres probe",
+    );
     has(&e, &format!("{p}[5].mid"), "expected an H.248 mId");
-    has(&e, &format!("{p}[6].target"), "expected an absolute folder path");
+    has(
+        &e,
+        &format!("{p}[6].target"),
+        "expected an absolute folder path",
+    );
     has(&e, &format!("{p}[6].copies"), "found an empty list");
-    has(&e, &format!("{p}[7].command"), "required key \"command\" for a command probe");
+    has(
+        &e,
+        &format!("{p}[7].command"),
+        "required key \"command\" for a command probe",
+    );
     has(&e, &format!("{p}[8].kind"), "found \"ping\"");
-    has(&e, &format!("{p}[8].fail_after"), "expected an integer from 1 to 100, found 0");
+    has(
+        &e,
+        &format!("{p}[8].fail_after"),
+        "expected an integer from 1 to 100, found 0",
+    );
     has(&e, &format!("{p}[9].name"), "found \"a\" again");
-    has(&e, &format!("{p}[9].target"), "required key \"target\" for a tcp probe");
+    has(
+        &e,
+        &format!("{p}[9].target"),
+        "required key \"target\" for a tcp probe",
+    );
     assert!(!e.iter().any(|q| q.message.contains("pw@")), "{}", show(&e));
     assert_eq!(e.len(), 19, "{}", show(&e));
 }
@@ -131,9 +247,21 @@ fn members_of_a_group_carry_the_same_tasks_and_probes() {
     let mut r2 = role("mware2", 1, 20, &[]);
     r2["service_tasks"] = json!([{"name": "t", "schedule": "* * * * *", "command": ["/bin/true"]}]);
     set(&mut v, "/servers/0/roles/1", r2);
-    set(&mut v, &format!("{R0}/service_tasks"), json!([{"name": "t", "schedule": "*/2 * * * *", "command": ["/bin/true"]}]));
+    set(
+        &mut v,
+        &format!("{R0}/service_tasks"),
+        json!([{"name": "t", "schedule": "*/2 * * * *", "command": ["/bin/true"]}]),
+    );
     set(&mut v, &format!("{R0}/monitoring"), json!({"probes": []}));
     let e = errors(&v);
-    has(&e, "servers[0].roles[1].service_tasks[0].schedule", "expected the same as servers[0].roles[0] (mware1)");
-    has(&e, "servers[0].roles[1].monitoring", "found it missing here");
+    has(
+        &e,
+        "servers[0].roles[1].service_tasks[0].schedule",
+        "expected the same as servers[0].roles[0] (mware1)",
+    );
+    has(
+        &e,
+        "servers[0].roles[1].monitoring",
+        "found it missing here",
+    );
 }

@@ -19,19 +19,39 @@ pub async fn run(action: TasksAction) -> anyhow::Result<()> {
                 println!("this group has no service task");
                 return Ok(());
             }
-            println!("{:<24} {:<18} {:<20} {:<12} {:<28} LAST SUCCESS", "TASK", "SCHEDULE", "NEXT", "RUNNING", "LAST RUN");
+            println!(
+                "{:<24} {:<18} {:<20} {:<12} {:<28} LAST SUCCESS",
+                "TASK", "SCHEDULE", "NEXT", "RUNNING", "LAST RUN"
+            );
             for t in &tasks {
-                let running = t["running"]["id"].as_u64().map(|id| format!("run {id}, {}", ago(t["running"]["started_ms"].as_u64()))).unwrap_or_default();
+                let running = t["running"]["id"]
+                    .as_u64()
+                    .map(|id| format!("run {id}, {}", ago(t["running"]["started_ms"].as_u64())))
+                    .unwrap_or_default();
                 let last = &t["last_run"];
-                let last = if last.is_null() { "-".to_string() } else { format!("{} ({})", last["outcome"].as_str().unwrap_or("?"), ago(last["finished_ms"].as_u64())) };
+                let last = if last.is_null() {
+                    "-".to_string()
+                } else {
+                    format!(
+                        "{} ({})",
+                        last["outcome"].as_str().unwrap_or("?"),
+                        ago(last["finished_ms"].as_u64())
+                    )
+                };
                 println!(
                     "{:<24} {:<18} {:<20} {:<12} {:<28} {}",
                     t["name"].as_str().unwrap_or("?"),
                     t["schedule"].as_str().unwrap_or("?"),
-                    t["next_ms"].as_u64().map(local).unwrap_or_else(|| "-".into()),
+                    t["next_ms"]
+                        .as_u64()
+                        .map(local)
+                        .unwrap_or_else(|| "-".into()),
                     running,
                     last,
-                    t["last_success_ms"].as_u64().map(|m| ago(Some(m))).unwrap_or_else(|| "never".into()),
+                    t["last_success_ms"]
+                        .as_u64()
+                        .map(|m| ago(Some(m)))
+                        .unwrap_or_else(|| "never".into()),
                 );
             }
             Ok(())
@@ -47,10 +67,27 @@ pub async fn run(action: TasksAction) -> anyhow::Result<()> {
                 println!("task {name} has no run yet");
             }
             for r in &runs {
-                let when = r["started_ms"].as_u64().or(r["slot_ms"].as_u64()).map(local).unwrap_or_else(|| "?".into());
-                let took = r["duration_ms"].as_u64().map(|d| format!(", {:.1} s", d as f64 / 1000.0)).unwrap_or_default();
-                let exit = r["exit_code"].as_i64().map(|c| format!(", exit {c}")).unwrap_or_default();
-                println!("run {} {} on {} ({}){took}{exit}: {}", r["id"], r["outcome"].as_str().unwrap_or("?"), r["instance"].as_str().unwrap_or("?"), when, r["reason"].as_str().unwrap_or(""));
+                let when = r["started_ms"]
+                    .as_u64()
+                    .or(r["slot_ms"].as_u64())
+                    .map(local)
+                    .unwrap_or_else(|| "?".into());
+                let took = r["duration_ms"]
+                    .as_u64()
+                    .map(|d| format!(", {:.1} s", d as f64 / 1000.0))
+                    .unwrap_or_default();
+                let exit = r["exit_code"]
+                    .as_i64()
+                    .map(|c| format!(", exit {c}"))
+                    .unwrap_or_default();
+                println!(
+                    "run {} {} on {} ({}){took}{exit}: {}",
+                    r["id"],
+                    r["outcome"].as_str().unwrap_or("?"),
+                    r["instance"].as_str().unwrap_or("?"),
+                    when,
+                    r["reason"].as_str().unwrap_or("")
+                );
                 for (what, key) in [("stdout", "stdout_tail"), ("stderr", "stderr_tail")] {
                     let tail = r[key].as_str().unwrap_or("");
                     let lines: Vec<&str> = tail.lines().collect();
@@ -61,9 +98,24 @@ pub async fn run(action: TasksAction) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        TasksAction::Run { name, api, token_env } => {
-            let v = api_client::post(&api, &format!("/api/v1/tasks/{name}/run"), &token_env, &json!({}), "run").await?;
-            println!("task {name}: run {}: {}", v["run"], v["status"].as_str().unwrap_or(""));
+        TasksAction::Run {
+            name,
+            api,
+            token_env,
+        } => {
+            let v = api_client::post(
+                &api,
+                &format!("/api/v1/tasks/{name}/run"),
+                &token_env,
+                &json!({}),
+                "run",
+            )
+            .await?;
+            println!(
+                "task {name}: run {}: {}",
+                v["run"],
+                v["status"].as_str().unwrap_or("")
+            );
             Ok(())
         }
     }
@@ -73,12 +125,41 @@ pub async fn run(action: TasksAction) -> anyhow::Result<()> {
 /// the summary, then every item that is not ok.
 pub fn site_state_text(v: &Value) -> String {
     let state = v["state"].as_str().unwrap_or("?");
-    let since = v["since_ms"].as_u64().map(|m| format!(" since {} ({})", local(m), ago(Some(m)))).unwrap_or_default();
-    let mut out = format!("site {}: {}{since}\n  {}\n", v["site"].as_str().unwrap_or("?"), state.to_uppercase(), v["summary"].as_str().unwrap_or(""));
-    for i in v["items"].as_array().into_iter().flatten().filter(|i| i["state"] != "ok") {
-        let what = if i["kind"] == "group" { format!("group {}", i["name"].as_str().unwrap_or("?")) } else { format!("{} {} (group {})", i["kind"].as_str().unwrap_or("?"), i["name"].as_str().unwrap_or("?"), i["group"]) };
-        let since = i["since_ms"].as_u64().map(|m| format!(" for {}", ago(Some(m)))).unwrap_or_default();
-        out += &format!("  {:<8} {what}{since}: {}\n", i["state"].as_str().unwrap_or("?"), i["reason"].as_str().unwrap_or(""));
+    let since = v["since_ms"]
+        .as_u64()
+        .map(|m| format!(" since {} ({})", local(m), ago(Some(m))))
+        .unwrap_or_default();
+    let mut out = format!(
+        "site {}: {}{since}\n  {}\n",
+        v["site"].as_str().unwrap_or("?"),
+        state.to_uppercase(),
+        v["summary"].as_str().unwrap_or("")
+    );
+    for i in v["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["state"] != "ok")
+    {
+        let what = if i["kind"] == "group" {
+            format!("group {}", i["name"].as_str().unwrap_or("?"))
+        } else {
+            format!(
+                "{} {} (group {})",
+                i["kind"].as_str().unwrap_or("?"),
+                i["name"].as_str().unwrap_or("?"),
+                i["group"]
+            )
+        };
+        let since = i["since_ms"]
+            .as_u64()
+            .map(|m| format!(" for {}", ago(Some(m))))
+            .unwrap_or_default();
+        out += &format!(
+            "  {:<8} {what}{since}: {}\n",
+            i["state"].as_str().unwrap_or("?"),
+            i["reason"].as_str().unwrap_or("")
+        );
     }
     out
 }

@@ -30,8 +30,19 @@ fn runs(d: &Daemon) -> Vec<Value> {
 }
 
 fn mware(args: &[&str]) -> (i32, String) {
-    let out = std::process::Command::new(bin()).args(args).env("MWARE_API_TOKEN", TOKEN).output().unwrap();
-    (out.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    let out = std::process::Command::new(bin())
+        .args(args)
+        .env("MWARE_API_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 #[test]
@@ -48,8 +59,19 @@ fn after_kill9_mid_run_the_next_slot_runs_once_on_the_next_instance() {
     });
     let cfg = dir.path().join("site.json");
     std::fs::write(&cfg, site.to_string()).unwrap();
-    let env = [("MWARE_API_TOKEN", TOKEN), ("MWARE_LOG_DIR", dir.path().to_str().unwrap())];
-    let start = |i: usize, n: &str| Daemon::start(&cfg, n, &format!("127.0.0.1:{}", ports[i]), dir.path().join(format!("{n}.log")), &env);
+    let env = [
+        ("MWARE_API_TOKEN", TOKEN),
+        ("MWARE_LOG_DIR", dir.path().to_str().unwrap()),
+    ];
+    let start = |i: usize, n: &str| {
+        Daemon::start(
+            &cfg,
+            n,
+            &format!("127.0.0.1:{}", ports[i]),
+            dir.path().join(format!("{n}.log")),
+            &env,
+        )
+    };
     let mut d10 = start(0, "t10");
     d10.wait_status(Duration::from_secs(30), |v| v["state"] == "active");
     let d20 = start(1, "t20");
@@ -65,7 +87,11 @@ fn after_kill9_mid_run_the_next_slot_runs_once_on_the_next_instance() {
                 break cur["slot_ms"].as_u64().unwrap();
             }
         }
-        assert!(Instant::now() < deadline, "no run in progress on t10: {r:?}\n{}", d10.log_text());
+        assert!(
+            Instant::now() < deadline,
+            "no run in progress on t10: {r:?}\n{}",
+            d10.log_text()
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     d10.child.kill9();
@@ -77,7 +103,10 @@ fn after_kill9_mid_run_the_next_slot_runs_once_on_the_next_instance() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let all = loop {
         let r = runs(&d20);
-        let after = r.iter().filter(|x| x["instance"] == "t20" && x["outcome"] == "ok").count();
+        let after = r
+            .iter()
+            .filter(|x| x["instance"] == "t20" && x["outcome"] == "ok")
+            .count();
         if after >= 3 {
             break r;
         }
@@ -86,39 +115,82 @@ fn after_kill9_mid_run_the_next_slot_runs_once_on_the_next_instance() {
     };
     let lost: Vec<&Value> = all.iter().filter(|x| x["outcome"] == "lost").collect();
     assert_eq!(lost.len(), 1, "{all:#?}");
-    assert_eq!((lost[0]["slot_ms"].as_u64(), lost[0]["instance"].as_str()), (Some(lost_slot), Some("t10")));
-    assert!(lost[0]["reason"].as_str().unwrap().contains("not run again"), "{}", lost[0]);
+    assert_eq!(
+        (lost[0]["slot_ms"].as_u64(), lost[0]["instance"].as_str()),
+        (Some(lost_slot), Some("t10"))
+    );
+    assert!(
+        lost[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not run again"),
+        "{}",
+        lost[0]
+    );
     // Every slot ran at most once, across both instances.
     let mut per_slot: BTreeMap<u64, usize> = BTreeMap::new();
-    for x in all.iter().filter(|x| ["ok", "running", "lost", "failed", "timeout", "killed"].contains(&x["outcome"].as_str().unwrap())) {
+    for x in all.iter().filter(|x| {
+        ["ok", "running", "lost", "failed", "timeout", "killed"]
+            .contains(&x["outcome"].as_str().unwrap())
+    }) {
         *per_slot.entry(x["slot_ms"].as_u64().unwrap()).or_default() += 1;
     }
-    assert!(per_slot.values().all(|n| *n == 1), "a slot ran twice: {per_slot:?}\n{all:#?}");
+    assert!(
+        per_slot.values().all(|n| *n == 1),
+        "a slot ran twice: {per_slot:?}\n{all:#?}"
+    );
     // The next slot ran, once, on t20.
-    let next = all.iter().find(|x| x["slot_ms"].as_u64() == Some(lost_slot + 4000)).unwrap_or_else(|| panic!("the next slot did not run: {all:#?}"));
+    let next = all
+        .iter()
+        .find(|x| x["slot_ms"].as_u64() == Some(lost_slot + 4000))
+        .unwrap_or_else(|| panic!("the next slot did not run: {all:#?}"));
     assert_eq!(next["instance"], "t20", "{next}");
     // Every run the task made is in the history (the file has one line per run).
     std::thread::sleep(Duration::from_millis(300));
     let lines = std::fs::read_to_string(&marks).unwrap().lines().count();
-    let recorded = runs(&d20).iter().filter(|x| ["ok", "running", "lost"].contains(&x["outcome"].as_str().unwrap())).count();
-    assert!(lines == recorded || lines == recorded + 1, "{lines} runs made, {recorded} recorded");
+    let recorded = runs(&d20)
+        .iter()
+        .filter(|x| ["ok", "running", "lost"].contains(&x["outcome"].as_str().unwrap()))
+        .count();
+    assert!(
+        lines == recorded || lines == recorded + 1,
+        "{lines} runs made, {recorded} recorded"
+    );
 
     // The CLI against the survivor.
     let api = d20.api.clone();
     let (code, out) = mware(&["tasks", "list", "--api", &api]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("beat") && out.contains("*/4 * * * * *"), "{out}");
+    assert!(
+        out.contains("beat") && out.contains("*/4 * * * * *"),
+        "{out}"
+    );
     let (code, out) = mware(&["tasks", "runs", "beat", "--api", &api]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains(" lost on t10 ") && out.contains(" ok on t20 "), "{out}");
+    assert!(
+        out.contains(" lost on t10 ") && out.contains(" ok on t20 "),
+        "{out}"
+    );
     let (code, out) = mware(&["status", "--api", &api]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.starts_with("site tf: "), "the site's state comes first: {out}");
+    assert!(
+        out.starts_with("site tf: "),
+        "the site's state comes first: {out}"
+    );
     // A manual run: refused without the token, then started or refused while one runs.
-    let out = std::process::Command::new(bin()).args(["tasks", "run", "beat", "--api", &api]).env_remove("MWARE_API_TOKEN").output().unwrap();
-    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("MWARE_API_TOKEN"));
+    let out = std::process::Command::new(bin())
+        .args(["tasks", "run", "beat", "--api", &api])
+        .env_remove("MWARE_API_TOKEN")
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("MWARE_API_TOKEN")
+    );
     let (code, out) = mware(&["tasks", "run", "beat", "--api", &api]);
-    assert!((code == 0 && out.contains("started on request")) || out.contains("409 Conflict"), "{out}");
+    assert!(
+        (code == 0 && out.contains("started on request")) || out.contains("409 Conflict"),
+        "{out}"
+    );
     // The task's output went to its log on t20.
     let log = std::fs::read_to_string(dir.path().join("task_beat.log")).unwrap();
     assert!(log.contains("ok: exited with 0"), "{log}");

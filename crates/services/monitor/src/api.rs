@@ -27,9 +27,19 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The service's routes.
 pub fn routes(svc: MonitorService) -> Routes {
     Routes::new()
-        .get("/api/v1/monitoring", Access::Public, Scope::Instance, get(site_state).with_state(svc.clone()))
+        .get(
+            "/api/v1/monitoring",
+            Access::Public,
+            Scope::Instance,
+            get(site_state).with_state(svc.clone()),
+        )
         .anywhere()
-        .get("/api/v1/monitoring/probes", Access::Public, Scope::Group, get(probes).with_state(svc))
+        .get(
+            "/api/v1/monitoring/probes",
+            Access::Public,
+            Scope::Group,
+            get(probes).with_state(svc),
+        )
 }
 
 /// The site's state: its worst item's state, since when, a summary, and every item.
@@ -52,6 +62,13 @@ async fn site_state(State(svc): State<MonitorService>) -> Response {
     responses((status = 200, description = "`{probes: [{name, kind, target, state, since_ms, reason, last, last_ms, failures, successes}]}`"),
         (status = 503, description = "monitoring is not running on the group's active instance")))]
 async fn probes(State(svc): State<MonitorService>) -> Response {
-    let v: Vec<_> = svc.inner.views.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+    let v: Vec<_> = svc
+        .inner
+        .views
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .cloned()
+        .collect();
     Json(json!({"probes": v})).into_response()
 }

@@ -63,11 +63,21 @@ pub struct EngineCtx {
 
 /// Starts every probe on `tracker`; a probe that cannot be prepared is reported failing
 /// with the reason.
-pub fn start(probes: &[Probe], restored: &HashMap<String, Item>, cx: &EngineCtx, tracker: &TaskTracker) {
+pub fn start(
+    probes: &[Probe],
+    restored: &HashMap<String, Item>,
+    cx: &EngineCtx,
+    tracker: &TaskTracker,
+) {
     let http = crate::probes::http_client();
     for p in probes {
         let checker = Checker::new(p, &http);
-        tracker.spawn(run_probe(p.clone(), checker, restored.get(&p.name).cloned(), cx.clone()));
+        tracker.spawn(run_probe(
+            p.clone(),
+            checker,
+            restored.get(&p.name).cloned(),
+            cx.clone(),
+        ));
     }
 }
 
@@ -80,11 +90,22 @@ fn offset(name: &str, interval: Duration) -> Duration {
     Duration::from_millis(h.finish() % ms)
 }
 
-async fn run_probe(p: Probe, checker: Result<Checker, String>, restored: Option<Item>, cx: EngineCtx) {
+async fn run_probe(
+    p: Probe,
+    checker: Result<Checker, String>,
+    restored: Option<Item>,
+    cx: EngineCtx,
+) {
     let mut t = Tracker::new(restored.as_ref().map_or(Health::Unknown, |i| i.state));
-    let mut since = restored.as_ref().map_or_else(mware_coord::now_ms, |i| i.since_ms);
-    let mut reason = restored.as_ref().map_or_else(|| "not checked yet".to_string(), |i| i.reason.clone());
-    let labels = ProbeLabels { probe: p.name.clone() };
+    let mut since = restored
+        .as_ref()
+        .map_or_else(mware_coord::now_ms, |i| i.since_ms);
+    let mut reason = restored
+        .as_ref()
+        .map_or_else(|| "not checked yet".to_string(), |i| i.reason.clone());
+    let labels = ProbeLabels {
+        probe: p.name.clone(),
+    };
     let show = |t: &Tracker, since: u64, reason: &str, last: Option<String>| {
         let v = ProbeView {
             name: p.name.clone(),
@@ -98,10 +119,16 @@ async fn run_probe(p: Probe, checker: Result<Checker, String>, restored: Option<
             failures: t.failures,
             successes: t.successes,
         };
-        cx.views.lock().unwrap_or_else(|e| e.into_inner()).insert(p.name.clone(), v);
+        cx.views
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(p.name.clone(), v);
     };
     show(&t, since, &reason, None);
-    cx.metrics.up.get_or_create(&labels).set((t.health == Health::Ok) as i64);
+    cx.metrics
+        .up
+        .get_or_create(&labels)
+        .set((t.health == Health::Ok) as i64);
     tokio::select! {
         _ = cx.cancel.cancelled() => return,
         _ = tokio::time::sleep(offset(&p.name, p.interval())) => {}
@@ -118,11 +145,23 @@ async fn run_probe(p: Probe, checker: Result<Checker, String>, restored: Option<
             Ok(c) => c.check(p.timeout()).await,
             Err(e) => Err(format!("cannot run: {e}")),
         };
-        cx.metrics.latency.get_or_create(&labels).set(started.elapsed().as_secs_f64());
+        cx.metrics
+            .latency
+            .get_or_create(&labels)
+            .set(started.elapsed().as_secs_f64());
         let word = if result.is_ok() { "ok" } else { "failed" };
-        cx.metrics.checks.get_or_create(&CheckLabels { probe: p.name.clone(), result: word.into() }).inc();
+        cx.metrics
+            .checks
+            .get_or_create(&CheckLabels {
+                probe: p.name.clone(),
+                result: word.into(),
+            })
+            .inc();
         let d = decide(&mut t, &result, p.fail_after, p.recover_after);
-        cx.metrics.up.get_or_create(&labels).set((t.health == Health::Ok) as i64);
+        cx.metrics
+            .up
+            .get_or_create(&labels)
+            .set((t.health == Health::Ok) as i64);
         let last = Some(match &result {
             Ok(s) => format!("ok: {s}"),
             Err(s) => format!("failed: {s}"),
@@ -131,9 +170,24 @@ async fn run_probe(p: Probe, checker: Result<Checker, String>, restored: Option<
             since = mware_coord::now_ms();
             reason = d.reason().to_string();
             cx.metrics.changes.get_or_create(&labels).inc();
-            let item = Item { kind: "probe".into(), name: p.name.clone(), state: t.health, since_ms: since, reason: reason.clone(), instance: cx.instance.clone() };
+            let item = Item {
+                kind: "probe".into(),
+                name: p.name.clone(),
+                state: t.health,
+                since_ms: since,
+                reason: reason.clone(),
+                instance: cx.instance.clone(),
+            };
             show(&t, since, &reason, last);
-            if cx.persist.send(Change::Put { item, announce: true }).await.is_err() {
+            if cx
+                .persist
+                .send(Change::Put {
+                    item,
+                    announce: true,
+                })
+                .await
+                .is_err()
+            {
                 return; // the writer ended: no longer active
             }
         } else {

@@ -45,10 +45,17 @@ impl Item {
 
 /// The KV key of an item (a `/` in the name is written `%2F`, a `%` as `%25`).
 pub fn key(kind: &str, name: &str) -> String {
-    format!("{PREFIX}{kind}/{}", name.replace('%', "%25").replace('/', "%2F"))
+    format!(
+        "{PREFIX}{kind}/{}",
+        name.replace('%', "%25").replace('/', "%2F")
+    )
 }
 
 /// Every item recorded in `group`'s KV (unreadable records are left out).
 pub async fn load(c: &dyn Coordinator, group: u32) -> Result<Vec<Item>, CoordError> {
-    Ok(c.kv_list(group, PREFIX).await?.into_iter().filter_map(|(_, v)| serde_json::from_slice(&v.value).ok()).collect())
+    Ok(c.kv_list(group, PREFIX)
+        .await?
+        .into_iter()
+        .filter_map(|(_, v)| serde_json::from_slice(&v.value).ok())
+        .collect())
 }

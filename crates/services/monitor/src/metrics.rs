@@ -43,9 +43,21 @@ impl Metrics {
         let m = Metrics::default();
         let r = registry.sub_registry_with_prefix("mware_monitoring");
         r.register("probe_up", "1 when the probe's state is ok", m.up.clone());
-        r.register("probe_latency_seconds", "Duration of the probe's last check", m.latency.clone());
-        r.register("probe_changes", "Changes of the probe's state", m.changes.clone());
-        r.register("probe_checks", "Checks of the probe by result", m.checks.clone());
+        r.register(
+            "probe_latency_seconds",
+            "Duration of the probe's last check",
+            m.latency.clone(),
+        );
+        r.register(
+            "probe_changes",
+            "Changes of the probe's state",
+            m.changes.clone(),
+        );
+        r.register(
+            "probe_checks",
+            "Checks of the probe by result",
+            m.checks.clone(),
+        );
         m
     }
 

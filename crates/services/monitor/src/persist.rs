@@ -38,7 +38,13 @@ pub type Sender = mpsc::Sender<Change>;
 
 /// Runs the writer until the channel closes or `cancel`; `Err` when a write is refused
 /// because this instance's epoch is stale.
-pub async fn run(coord: Arc<dyn Coordinator>, fence: Fence, events: Events, mut rx: mpsc::Receiver<Change>, cancel: CancellationToken) -> Result<(), CoordError> {
+pub async fn run(
+    coord: Arc<dyn Coordinator>,
+    fence: Fence,
+    events: Events,
+    mut rx: mpsc::Receiver<Change>,
+    cancel: CancellationToken,
+) -> Result<(), CoordError> {
     let mut batch: Vec<Change> = Vec::with_capacity(BATCH);
     loop {
         let first = tokio::select! {
@@ -56,8 +62,13 @@ pub async fn run(coord: Arc<dyn Coordinator>, fence: Fence, events: Events, mut 
         let ops: Vec<KvOp> = batch
             .iter()
             .map(|c| match c {
-                Change::Put { item, .. } => KvOp::Put { key: item.key(), value: serde_json::to_vec(item).unwrap_or_default() },
-                Change::Delete { kind, name } => KvOp::Delete { key: crate::items::key(kind, name) },
+                Change::Put { item, .. } => KvOp::Put {
+                    key: item.key(),
+                    value: serde_json::to_vec(item).unwrap_or_default(),
+                },
+                Change::Delete { kind, name } => KvOp::Delete {
+                    key: crate::items::key(kind, name),
+                },
             })
             .collect();
         // A coordinator that does not answer is retried; a refusal ends the activity.
@@ -77,9 +88,18 @@ pub async fn run(coord: Arc<dyn Coordinator>, fence: Fence, events: Events, mut 
             }
         }
         for c in &batch {
-            if let Change::Put { item, announce: true } = c {
+            if let Change::Put {
+                item,
+                announce: true,
+            } = c
+            {
                 tracing::info!(item = %format!("{}/{}", item.kind, item.name), state = item.state.as_str(), reason = %item.reason, "monitoring: state changed");
-                events.publish(EventKind::Item { source: "monitoring".into(), item: format!("{}/{}", item.kind, item.name), state: item.state.as_str().into(), reason: item.reason.clone() });
+                events.publish(EventKind::Item {
+                    source: "monitoring".into(),
+                    item: format!("{}/{}", item.kind, item.name),
+                    state: item.state.as_str().into(),
+                    reason: item.reason.clone(),
+                });
             }
         }
     }

@@ -39,7 +39,13 @@ pub(crate) struct Inner {
 impl MonitorService {
     /// The service, its metrics (`mware_monitoring_*`) registered in `registry`.
     pub fn new(registry: &mut Registry) -> Self {
-        MonitorService { inner: Arc::new(Inner { env: OnceLock::new(), views: Views::default(), metrics: Metrics::new(registry) }) }
+        MonitorService {
+            inner: Arc::new(Inner {
+                env: OnceLock::new(),
+                views: Views::default(),
+                metrics: Metrics::new(registry),
+            }),
+        }
     }
 
     fn probes(ctx: &ServiceContext) -> Vec<Probe> {
@@ -49,7 +55,21 @@ impl MonitorService {
     /// The probes' states as they are now, to restart them from.
     fn current(&self) -> HashMap<String, Item> {
         let v = self.inner.views.lock().unwrap_or_else(|e| e.into_inner());
-        v.values().map(|p| (p.name.clone(), Item { kind: "probe".into(), name: p.name.clone(), state: p.state, since_ms: p.since_ms, reason: p.reason.clone(), instance: String::new() })).collect()
+        v.values()
+            .map(|p| {
+                (
+                    p.name.clone(),
+                    Item {
+                        kind: "probe".into(),
+                        name: p.name.clone(),
+                        state: p.state,
+                        since_ms: p.since_ms,
+                        reason: p.reason.clone(),
+                        instance: String::new(),
+                    },
+                )
+            })
+            .collect()
     }
 }
 
@@ -77,30 +97,76 @@ impl Service for MonitorService {
 
     fn status_doc(&self) -> serde_json::Value {
         let v = self.inner.views.lock().unwrap_or_else(|e| e.into_inner());
-        let failing = v.values().filter(|p| p.state == crate::Health::Failing).count();
+        let failing = v
+            .values()
+            .filter(|p| p.state == crate::Health::Failing)
+            .count();
         serde_json::json!({"probes": v.len(), "failing": failing})
     }
 
     async fn run(&self, mut ctx: ServiceContext) -> anyhow::Result<()> {
-        ctx.status.set(ServiceState::Starting, "restoring the group's recorded items");
+        ctx.status.set(
+            ServiceState::Starting,
+            "restoring the group's recorded items",
+        );
         let restored = items::load(ctx.coord.as_ref(), ctx.fence.group).await?;
         // What the last activity recorded is where this one starts; its probe and group
         // states are announced again here, so no subscriber of this instance misses one.
-        for i in restored.iter().filter(|i| i.kind == "probe" || i.kind == "group") {
-            let reason = format!("as recorded by {} (restored at epoch {}): {}", i.instance, ctx.fence.epoch, i.reason);
-            ctx.events.publish(EventKind::Item { source: "monitoring".into(), item: format!("{}/{}", i.kind, i.name), state: i.state.as_str().into(), reason });
+        for i in restored
+            .iter()
+            .filter(|i| i.kind == "probe" || i.kind == "group")
+        {
+            let reason = format!(
+                "as recorded by {} (restored at epoch {}): {}",
+                i.instance, ctx.fence.epoch, i.reason
+            );
+            ctx.events.publish(EventKind::Item {
+                source: "monitoring".into(),
+                item: format!("{}/{}", i.kind, i.name),
+                state: i.state.as_str().into(),
+                reason,
+            });
         }
-        let by_kind = |f: &dyn Fn(&Item) -> bool| -> Known { restored.iter().filter(|i| f(i)).map(|i| ((i.kind.clone(), i.name.clone()), i.clone())).collect() };
+        let by_kind = |f: &dyn Fn(&Item) -> bool| -> Known {
+            restored
+                .iter()
+                .filter(|i| f(i))
+                .map(|i| ((i.kind.clone(), i.name.clone()), i.clone()))
+                .collect()
+        };
         let others = by_kind(&|i| i.kind != "probe" && i.kind != "group");
         let groups = by_kind(&|i| i.kind == "group");
-        let mut probe_states: HashMap<String, Item> = restored.iter().filter(|i| i.kind == "probe").map(|i| (i.name.clone(), i.clone())).collect();
+        let mut probe_states: HashMap<String, Item> = restored
+            .iter()
+            .filter(|i| i.kind == "probe")
+            .map(|i| (i.name.clone(), i.clone()))
+            .collect();
 
         let stop = ctx.cancel.child_token();
         let (tx, rx) = mpsc::channel::<Change>(QUEUE);
-        let writer = tokio::spawn(persist::run(ctx.coord.clone(), ctx.fence, ctx.events.clone(), rx, stop.clone()));
+        let writer = tokio::spawn(persist::run(
+            ctx.coord.clone(),
+            ctx.fence,
+            ctx.events.clone(),
+            rx,
+            stop.clone(),
+        ));
         let side = TaskTracker::new();
-        side.spawn(watch::follow_events(ctx.events.clone(), tx.clone(), ctx.instance.clone(), others, stop.clone()));
-        side.spawn(watch::follow_groups(ctx.coord.clone(), ctx.site.clone(), tx.clone(), ctx.instance.clone(), groups, stop.clone()));
+        side.spawn(watch::follow_events(
+            ctx.events.clone(),
+            tx.clone(),
+            ctx.instance.clone(),
+            others,
+            stop.clone(),
+        ));
+        side.spawn(watch::follow_groups(
+            ctx.coord.clone(),
+            ctx.site.clone(),
+            tx.clone(),
+            ctx.instance.clone(),
+            groups,
+            stop.clone(),
+        ));
         side.close();
 
         let mut writer = writer;
@@ -108,12 +174,28 @@ impl Service for MonitorService {
             let probes = Self::probes(&ctx);
             let probe_stop = stop.child_token();
             let tracker = TaskTracker::new();
-            self.inner.views.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            self.inner
+                .views
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
             self.inner.metrics.clear();
-            let ecx = EngineCtx { persist: tx.clone(), metrics: self.inner.metrics.clone(), instance: ctx.instance.clone(), cancel: probe_stop.clone(), views: self.inner.views.clone() };
+            let ecx = EngineCtx {
+                persist: tx.clone(),
+                metrics: self.inner.metrics.clone(),
+                instance: ctx.instance.clone(),
+                cancel: probe_stop.clone(),
+                views: self.inner.views.clone(),
+            };
             engine::start(&probes, &probe_states, &ecx, &tracker);
             tracker.close();
-            ctx.status.set(ServiceState::Running, format!("running {} probe(s); recording the group's services and watching every group", probes.len()));
+            ctx.status.set(
+                ServiceState::Running,
+                format!(
+                    "running {} probe(s); recording the group's services and watching every group",
+                    probes.len()
+                ),
+            );
             let changed = loop {
                 tokio::select! {
                     _ = ctx.cancel.cancelled() => break false,
@@ -145,7 +227,11 @@ impl Service for MonitorService {
         drop(tx);
         side.wait().await;
         let _ = writer.await;
-        self.inner.views.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.inner
+            .views
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         result
     }
 }

@@ -67,23 +67,64 @@ pub fn build(site: &Site, views: &[GroupView], recorded: &[(u32, Vec<Item>)]) ->
         let leader = view.and_then(|v| v.leader.as_ref());
         out.push(group_item(g, view, recorded));
         let stale = leader.is_none();
-        let mon = site.group_members(g).first().map(|p| p.role.monitoring.clone()).unwrap_or_default();
+        let mon = site
+            .group_members(g)
+            .first()
+            .map(|p| p.role.monitoring.clone())
+            .unwrap_or_default();
         let configured = |name: &str| mon.enabled && mon.probes.iter().any(|p| p.name == name);
         for i in items.iter().filter(|i| i.kind != "group") {
             if i.kind == "probe" && !configured(&i.name) {
                 continue;
             }
-            let reason = if stale { format!("{} (as last recorded by {}; group {g} has no active instance)", i.reason, i.instance) } else { i.reason.clone() };
-            out.push(ItemView { group: g, kind: i.kind.clone(), name: i.name.clone(), state: i.state, since_ms: Some(i.since_ms), reason, stale });
+            let reason = if stale {
+                format!(
+                    "{} (as last recorded by {}; group {g} has no active instance)",
+                    i.reason, i.instance
+                )
+            } else {
+                i.reason.clone()
+            };
+            out.push(ItemView {
+                group: g,
+                kind: i.kind.clone(),
+                name: i.name.clone(),
+                state: i.state,
+                since_ms: Some(i.since_ms),
+                reason,
+                stale,
+            });
         }
         if mon.enabled {
-            for p in mon.probes.iter().filter(|p| !items.iter().any(|i| i.kind == "probe" && i.name == p.name)) {
-                let reason = if stale { format!("not checked: group {g} has no active instance to run it") } else { "not checked yet".to_string() };
-                out.push(ItemView { group: g, kind: "probe".into(), name: p.name.clone(), state: Health::Unknown, since_ms: None, reason, stale });
+            for p in mon
+                .probes
+                .iter()
+                .filter(|p| !items.iter().any(|i| i.kind == "probe" && i.name == p.name))
+            {
+                let reason = if stale {
+                    format!("not checked: group {g} has no active instance to run it")
+                } else {
+                    "not checked yet".to_string()
+                };
+                out.push(ItemView {
+                    group: g,
+                    kind: "probe".into(),
+                    name: p.name.clone(),
+                    state: Health::Unknown,
+                    since_ms: None,
+                    reason,
+                    stale,
+                });
             }
         }
     }
-    out.sort_by(|a, b| b.state.cmp(&a.state).then(a.group.cmp(&b.group)).then(a.kind.cmp(&b.kind)).then(a.name.cmp(&b.name)));
+    out.sort_by(|a, b| {
+        b.state
+            .cmp(&a.state)
+            .then(a.group.cmp(&b.group))
+            .then(a.kind.cmp(&b.kind))
+            .then(a.name.cmp(&b.name))
+    });
     let state = out.iter().map(|i| i.state).max().unwrap_or(Health::Ok);
     let worst: Vec<&ItemView> = out.iter().filter(|i| i.state == state).collect();
     let since_ms = worst.iter().filter_map(|i| i.since_ms).min();
@@ -91,10 +132,27 @@ pub fn build(site: &Site, views: &[GroupView], recorded: &[(u32, Vec<Item>)]) ->
         format!("ok: all {} items are ok", out.len())
     } else {
         let names: Vec<String> = worst.iter().take(5).map(|i| label(i)).collect();
-        let more = if worst.len() > 5 { format!(" and {} more", worst.len() - 5) } else { String::new() };
-        format!("{}: {} of {} items {} ({}{more})", state.as_str(), worst.len(), out.len(), state.as_str(), names.join(", "))
+        let more = if worst.len() > 5 {
+            format!(" and {} more", worst.len() - 5)
+        } else {
+            String::new()
+        };
+        format!(
+            "{}: {} of {} items {} ({}{more})",
+            state.as_str(),
+            worst.len(),
+            out.len(),
+            state.as_str(),
+            names.join(", ")
+        )
     };
-    SiteView { site: site.site.clone(), state, since_ms, summary, items: out }
+    SiteView {
+        site: site.site.clone(),
+        state,
+        since_ms,
+        summary,
+        items: out,
+    }
 }
 
 /// `probe gns-sip (group 1)`.
@@ -109,15 +167,35 @@ pub fn label(i: &ItemView) -> String {
 /// records of every group's monitoring, newer than its last leadership.
 fn group_item(g: u32, view: Option<&GroupView>, recorded: &[(u32, Vec<Item>)]) -> ItemView {
     if let Some(l) = view.and_then(|v| v.leader.as_ref()) {
-        return ItemView { group: g, kind: "group".into(), name: g.to_string(), state: Health::Ok, since_ms: Some(l.since_ms), reason: format!("{} is active (epoch {})", l.instance, l.epoch), stale: false };
+        return ItemView {
+            group: g,
+            kind: "group".into(),
+            name: g.to_string(),
+            state: Health::Ok,
+            since_ms: Some(l.since_ms),
+            reason: format!("{} is active (epoch {})", l.instance, l.epoch),
+            stale: false,
+        };
     }
     let members = view.map(|v| v.members.as_slice()).unwrap_or_default();
-    let live: Vec<&str> = members.iter().filter(|m| m.live).map(|m| m.info.instance.as_str()).collect();
-    let after = view.and_then(|v| v.last_transition.as_ref()).filter(|t| t.epoch.is_some()).map_or(0, |t| t.at_ms);
+    let live: Vec<&str> = members
+        .iter()
+        .filter(|m| m.live)
+        .map(|m| m.info.instance.as_str())
+        .collect();
+    let after = view
+        .and_then(|v| v.last_transition.as_ref())
+        .filter(|t| t.epoch.is_some())
+        .map_or(0, |t| t.at_ms);
     let since = recorded
         .iter()
         .flat_map(|(_, items)| items.iter())
-        .filter(|i| i.kind == "group" && i.name == g.to_string() && i.state == Health::Failing && i.since_ms >= after)
+        .filter(|i| {
+            i.kind == "group"
+                && i.name == g.to_string()
+                && i.state == Health::Failing
+                && i.since_ms >= after
+        })
         .map(|i| i.since_ms)
         .min();
     let reason = match (live.is_empty(), since) {
@@ -125,5 +203,13 @@ fn group_item(g: u32, view: Option<&GroupView>, recorded: &[(u32, Vec<Item>)]) -
         (true, None) => format!("group {g} has no active instance and no live member (no monitoring service saw since when)"),
         (false, _) => format!("group {g} has no active instance; live members: {}", live.join(", ")),
     };
-    ItemView { group: g, kind: "group".into(), name: g.to_string(), state: Health::Failing, since_ms: since, reason, stale: false }
+    ItemView {
+        group: g,
+        kind: "group".into(),
+        name: g.to_string(),
+        state: Health::Failing,
+        since_ms: since,
+        reason,
+        stale: false,
+    }
 }

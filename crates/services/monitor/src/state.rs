@@ -62,7 +62,11 @@ pub struct Tracker {
 impl Tracker {
     /// A probe in `health` (restored after a failover, or `unknown`), counters at zero.
     pub fn new(health: Health) -> Self {
-        Tracker { health, failures: 0, successes: 0 }
+        Tracker {
+            health,
+            failures: 0,
+            successes: 0,
+        }
     }
 }
 

@@ -44,18 +44,55 @@ pub fn on_event(e: &Event, known: &Known, instance: &str) -> Option<Change> {
         if prev.is_some_and(|p| p.state == state) {
             return None;
         }
-        Some(Change::Put { item: Item { kind: kind.into(), name: name.into(), state, since_ms: e.at_ms, reason, instance: instance.into() }, announce: false })
+        Some(Change::Put {
+            item: Item {
+                kind: kind.into(),
+                name: name.into(),
+                state,
+                since_ms: e.at_ms,
+                reason,
+                instance: instance.into(),
+            },
+            announce: false,
+        })
     };
     match &e.kind {
-        EventKind::Service { service, state: ServiceState::Stopped, reason } if reason == "not configured for this group" => {
-            known.contains_key(&("service".to_string(), service.clone())).then(|| Change::Delete { kind: "service".into(), name: service.clone() })
-        }
-        EventKind::Service { service, state, reason } => {
+        EventKind::Service {
+            service,
+            state: ServiceState::Stopped,
+            reason,
+        } if reason == "not configured for this group" => known
+            .contains_key(&("service".to_string(), service.clone()))
+            .then(|| Change::Delete {
+                kind: "service".into(),
+                name: service.clone(),
+            }),
+        EventKind::Service {
+            service,
+            state,
+            reason,
+        } => {
             let h = service_health(*state)?;
-            let words = if h == Health::Failing { format!("failed: {reason}") } else { format!("{}: {reason}", if *state == ServiceState::Idle { "idle" } else { "running" }) };
+            let words = if h == Health::Failing {
+                format!("failed: {reason}")
+            } else {
+                format!(
+                    "{}: {reason}",
+                    if *state == ServiceState::Idle {
+                        "idle"
+                    } else {
+                        "running"
+                    }
+                )
+            };
             item("service", service, h, words)
         }
-        EventKind::Item { source, item: name, state, reason } if source != "monitoring" => {
+        EventKind::Item {
+            source,
+            item: name,
+            state,
+            reason,
+        } if source != "monitoring" => {
             let h = Health::parse(state).unwrap_or(Health::Warning);
             item(source, name, h, reason.clone())
         }
@@ -64,7 +101,13 @@ pub fn on_event(e: &Event, known: &Known, instance: &str) -> Option<Change> {
 }
 
 /// Follows the instance's events (those still in its ring first) until `cancel`.
-pub async fn follow_events(events: Events, persist: Sender, instance: String, mut known: Known, cancel: CancellationToken) {
+pub async fn follow_events(
+    events: Events,
+    persist: Sender,
+    instance: String,
+    mut known: Known,
+    cancel: CancellationToken,
+) {
     let mut rx = events.subscribe();
     let (past, _) = events.since(0);
     let last_id = std::sync::atomic::AtomicU64::new(0);
@@ -122,7 +165,14 @@ pub async fn follow_events(events: Events, persist: Sender, instance: String, mu
 
 /// Reads the cluster view every [`GROUP_POLL`] and records each group's state when it
 /// changes, until `cancel`.
-pub async fn follow_groups(coord: Arc<dyn Coordinator>, site: watch::Receiver<Arc<Site>>, persist: Sender, instance: String, mut known: Known, cancel: CancellationToken) {
+pub async fn follow_groups(
+    coord: Arc<dyn Coordinator>,
+    site: watch::Receiver<Arc<Site>>,
+    persist: Sender,
+    instance: String,
+    mut known: Known,
+    cancel: CancellationToken,
+) {
     loop {
         if let Ok(views) = coord.cluster().await {
             let groups = site.borrow().groups();
@@ -130,19 +180,43 @@ pub async fn follow_groups(coord: Arc<dyn Coordinator>, site: watch::Receiver<Ar
                 let view = views.iter().find(|v| v.group == g);
                 let leader = view.and_then(|v| v.leader.as_ref());
                 let (state, since, reason) = match leader {
-                    Some(l) => (Health::Ok, l.since_ms, format!("{} is active (epoch {})", l.instance, l.epoch)),
+                    Some(l) => (
+                        Health::Ok,
+                        l.since_ms,
+                        format!("{} is active (epoch {})", l.instance, l.epoch),
+                    ),
                     None => {
                         let live = view.map_or(0, |v| v.members.iter().filter(|m| m.live).count());
-                        (Health::Failing, mware_coord::now_ms(), format!("group {g} has no active instance ({live} live member(s))"))
+                        (
+                            Health::Failing,
+                            mware_coord::now_ms(),
+                            format!("group {g} has no active instance ({live} live member(s))"),
+                        )
                     }
                 };
                 let key = ("group".to_string(), g.to_string());
-                if known.get(&key).is_some_and(|i| i.state == state && (state != Health::Ok || i.since_ms == since)) {
+                if known.get(&key).is_some_and(|i| {
+                    i.state == state && (state != Health::Ok || i.since_ms == since)
+                }) {
                     continue;
                 }
-                let item = Item { kind: "group".into(), name: g.to_string(), state, since_ms: since, reason, instance: instance.clone() };
+                let item = Item {
+                    kind: "group".into(),
+                    name: g.to_string(),
+                    state,
+                    since_ms: since,
+                    reason,
+                    instance: instance.clone(),
+                };
                 known.insert(key, item.clone());
-                if persist.send(Change::Put { item, announce: true }).await.is_err() {
+                if persist
+                    .send(Change::Put {
+                        item,
+                        announce: true,
+                    })
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }

@@ -28,11 +28,23 @@ async fn check(v: Value) -> Result<String, String> {
 
 fn dnsmasq(dir: &Path, port: u16) -> Child {
     let mut cmd = std::process::Command::new("/usr/sbin/dnsmasq");
-    cmd.args(["--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null", "--bind-interfaces", "--listen-address=127.0.0.1"])
-        .arg(format!("--port={port}"))
-        .arg(format!("--pid-file={}", dir.join("dnsmasq.pid").display()))
-        .args(["--host-record=sip.example.test,10.1.2.3", "--host-record=multi.example.test,10.1.2.4", "--host-record=multi.example.test,10.1.2.5"]);
-    let c = Child::spawn("dnsmasq", cmd, &dir.join("dnsmasq.log")).expect("start dnsmasq (apt-get install dnsmasq-base)");
+    cmd.args([
+        "--keep-in-foreground",
+        "--no-resolv",
+        "--no-hosts",
+        "--conf-file=/dev/null",
+        "--bind-interfaces",
+        "--listen-address=127.0.0.1",
+    ])
+    .arg(format!("--port={port}"))
+    .arg(format!("--pid-file={}", dir.join("dnsmasq.pid").display()))
+    .args([
+        "--host-record=sip.example.test,10.1.2.3",
+        "--host-record=multi.example.test,10.1.2.4",
+        "--host-record=multi.example.test,10.1.2.5",
+    ]);
+    let c = Child::spawn("dnsmasq", cmd, &dir.join("dnsmasq.log"))
+        .expect("start dnsmasq (apt-get install dnsmasq-base)");
     std::thread::sleep(Duration::from_millis(300));
     c
 }
@@ -45,18 +57,32 @@ async fn dns_against_dnsmasq() {
     let resolver = format!("127.0.0.1:{port}");
     let r = check(json!({"kind": "dns", "target": "sip.example.test", "resolver": resolver, "expect": ["10.1.2.3"], "timeout_ms": 2000})).await;
     let ok = r.unwrap();
-    assert!(ok.starts_with(&format!("sip.example.test. resolved via {resolver} to 10.1.2.3")), "{ok}");
+    assert!(
+        ok.starts_with(&format!(
+            "sip.example.test. resolved via {resolver} to 10.1.2.3"
+        )),
+        "{ok}"
+    );
     let r = check(json!({"kind": "dns", "target": "multi.example.test", "resolver": resolver, "expect": ["10.1.2.5", "10.1.2.4"]})).await;
     assert!(r.is_ok(), "{r:?}");
     let e = check(json!({"kind": "dns", "target": "sip.example.test", "resolver": resolver, "expect": ["10.9.9.9"]})).await.unwrap_err();
-    assert!(e.contains("resolved via") && e.contains("to 10.1.2.3, expected it to include 10.9.9.9"), "{e}");
-    let e = check(json!({"kind": "dns", "target": "nowhere.example.test", "resolver": resolver})).await.unwrap_err();
+    assert!(
+        e.contains("resolved via") && e.contains("to 10.1.2.3, expected it to include 10.9.9.9"),
+        "{e}"
+    );
+    let e = check(json!({"kind": "dns", "target": "nowhere.example.test", "resolver": resolver}))
+        .await
+        .unwrap_err();
     assert!(e.starts_with("nowhere.example.test. via"), "{e}");
     // The DNS server stops: the check fails in time.
     dns.kill9();
     let t0 = std::time::Instant::now();
     let e = check(json!({"kind": "dns", "target": "sip.example.test", "resolver": resolver, "timeout_ms": 1000})).await.unwrap_err();
-    assert!(t0.elapsed() < Duration::from_millis(1500), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t0.elapsed()
+    );
     assert!(!e.is_empty());
 }
 
@@ -67,8 +93,14 @@ async fn tcp_against_a_listener() {
     let ok = check(json!({"kind": "tcp", "target": addr})).await.unwrap();
     assert!(ok.starts_with(&format!("connected to {addr}")), "{ok}");
     drop(l);
-    let e = check(json!({"kind": "tcp", "target": addr})).await.unwrap_err();
-    assert!(e.starts_with(&format!("cannot connect to {addr}: ")) && e.to_lowercase().contains("refused"), "{e}");
+    let e = check(json!({"kind": "tcp", "target": addr}))
+        .await
+        .unwrap_err();
+    assert!(
+        e.starts_with(&format!("cannot connect to {addr}: "))
+            && e.to_lowercase().contains("refused"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -76,29 +108,57 @@ async fn http_against_a_server() {
     use axum::routing::get;
     let app = axum::Router::new()
         .route("/health", get(|| async { "status: all systems ok" }))
-        .route("/down", get(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "maintenance") }))
-        .route("/moved", get(|| async { axum::response::Redirect::temporary("/health") }));
+        .route(
+            "/down",
+            get(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "maintenance") }),
+        )
+        .route(
+            "/moved",
+            get(|| async { axum::response::Redirect::temporary("/health") }),
+        );
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", l.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(l, app).await });
     let ok = check(json!({"kind": "http", "target": format!("{base}/health"), "body_contains": "all systems ok"})).await.unwrap();
-    assert!(ok.contains("answered 200 with \"all systems ok\" in its body"), "{ok}");
-    let e = check(json!({"kind": "http", "target": format!("{base}/down")})).await.unwrap_err();
+    assert!(
+        ok.contains("answered 200 with \"all systems ok\" in its body"),
+        "{ok}"
+    );
+    let e = check(json!({"kind": "http", "target": format!("{base}/down")}))
+        .await
+        .unwrap_err();
     assert!(e.ends_with("/down answered 503, expected 200"), "{e}");
-    assert!(check(json!({"kind": "http", "target": format!("{base}/down"), "status": 503})).await.is_ok());
-    let e = check(json!({"kind": "http", "target": format!("{base}/health"), "body_contains": "version 2"})).await.unwrap_err();
+    assert!(
+        check(json!({"kind": "http", "target": format!("{base}/down"), "status": 503}))
+            .await
+            .is_ok()
+    );
+    let e = check(
+        json!({"kind": "http", "target": format!("{base}/health"), "body_contains": "version 2"}),
+    )
+    .await
+    .unwrap_err();
     assert!(e.contains("does not contain \"version 2\""), "{e}");
     // Redirects are reported, not followed.
-    let e = check(json!({"kind": "http", "target": format!("{base}/moved")})).await.unwrap_err();
+    let e = check(json!({"kind": "http", "target": format!("{base}/moved")}))
+        .await
+        .unwrap_err();
     assert!(e.contains("answered 307"), "{e}");
 }
 
 #[tokio::test]
 async fn postgres_against_the_machines_server() {
     let dsn = "host=127.0.0.1 port=5432 user=postgres dbname=postgres password=s3cret-never-shown";
-    let ok = check(json!({"kind": "postgres", "dsn": dsn, "query": "select 1 union all select 2"})).await.unwrap();
-    assert!(ok.starts_with("connected; \"select 1 union all select 2\" answered 2 row(s)"), "{ok}");
-    let e = check(json!({"kind": "postgres", "dsn": dsn, "query": "select * from no_such_table"})).await.unwrap_err();
+    let ok = check(json!({"kind": "postgres", "dsn": dsn, "query": "select 1 union all select 2"}))
+        .await
+        .unwrap();
+    assert!(
+        ok.starts_with("connected; \"select 1 union all select 2\" answered 2 row(s)"),
+        "{ok}"
+    );
+    let e = check(json!({"kind": "postgres", "dsn": dsn, "query": "select * from no_such_table"}))
+        .await
+        .unwrap_err();
     assert!(e.contains("failed") && e.contains("no_such_table"), "{e}");
     assert!(!e.contains("s3cret"));
     let port = free_port();
@@ -130,7 +190,14 @@ fn mg(mode: Mg) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
             let text = String::from_utf8_lossy(&buf[..n]).to_string();
             g.lock().unwrap().push(text.clone());
             // The request names its transaction: `Transaction = <id> {`.
-            let Some(tid) = text.split("Transaction = ").nth(1).and_then(|r| r.split_whitespace().next()).and_then(|t| t.parse::<u64>().ok()) else { continue };
+            let Some(tid) = text
+                .split("Transaction = ")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|t| t.parse::<u64>().ok())
+            else {
+                continue;
+            };
             let head = "MEGACO/1 [127.0.0.1]:2944\r\n";
             let replies: Vec<String> = match mode {
                 Mg::Reply => vec![format!("{head}Reply = {tid} {{\r\n  Context = - {{\r\n    AuditValue = ROOT {{ Packages {{ root/2, g/1 }} }}\r\n  }}\r\n}}\r\n")],
@@ -153,26 +220,48 @@ fn mg(mode: Mg) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
 #[tokio::test]
 async fn megaco_against_the_test_responder() {
     let (addr, got) = mg(Mg::Reply);
-    let ok = check(json!({"kind": "megaco", "target": addr, "mid": "[127.0.0.1]:2945"})).await.unwrap();
-    assert!(ok.starts_with(&format!("{addr} ([127.0.0.1]:2944) replied to AuditValue transaction")), "{ok}");
+    let ok = check(json!({"kind": "megaco", "target": addr, "mid": "[127.0.0.1]:2945"}))
+        .await
+        .unwrap();
+    assert!(
+        ok.starts_with(&format!(
+            "{addr} ([127.0.0.1]:2944) replied to AuditValue transaction"
+        )),
+        "{ok}"
+    );
     let sent = got.lock().unwrap()[0].clone();
-    assert!(sent.starts_with("MEGACO/1 [127.0.0.1]:2945\r\nTransaction = ") && sent.contains("AuditValue = ROOT"), "{sent}");
+    assert!(
+        sent.starts_with("MEGACO/1 [127.0.0.1]:2945\r\nTransaction = ")
+            && sent.contains("AuditValue = ROOT"),
+        "{sent}"
+    );
 
     let (addr, _) = mg(Mg::Error);
-    let e = check(json!({"kind": "megaco", "target": addr})).await.unwrap_err();
+    let e = check(json!({"kind": "megaco", "target": addr}))
+        .await
+        .unwrap_err();
     assert!(e.contains("with error 431 (No such termination)"), "{e}");
 
     let (addr, got) = mg(Mg::PendingThenReply);
-    assert!(check(json!({"kind": "megaco", "target": addr})).await.is_ok());
+    assert!(check(json!({"kind": "megaco", "target": addr}))
+        .await
+        .is_ok());
     // Without `mid`, the probe sends as its own socket's address.
     assert!(got.lock().unwrap()[0].starts_with("MEGACO/1 [127.0.0.1]:"));
 
     let (addr, _) = mg(Mg::WrongTid);
-    let e = check(json!({"kind": "megaco", "target": addr, "timeout_ms": 500})).await.unwrap_err();
-    assert!(e.contains("within 500 ms: it sent only no reply to transaction"), "{e}");
+    let e = check(json!({"kind": "megaco", "target": addr, "timeout_ms": 500}))
+        .await
+        .unwrap_err();
+    assert!(
+        e.contains("within 500 ms: it sent only no reply to transaction"),
+        "{e}"
+    );
 
     let (addr, _) = mg(Mg::Silent);
-    let e = check(json!({"kind": "megaco", "target": addr, "timeout_ms": 400})).await.unwrap_err();
+    let e = check(json!({"kind": "megaco", "target": addr, "timeout_ms": 400}))
+        .await
+        .unwrap_err();
     assert!(e.ends_with("no datagram came back"), "{e}");
 }
 
@@ -200,7 +289,11 @@ fn syncer(from: &Path, to: &Path, on: Arc<AtomicBool>, stop: Arc<AtomicBool>) {
 #[tokio::test]
 async fn fsync_against_two_folders_kept_in_sync() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
+    let (a, b, c) = (
+        dir.path().join("a"),
+        dir.path().join("b"),
+        dir.path().join("c"),
+    );
     for d in [&a, &b, &c] {
         std::fs::create_dir(d).unwrap();
     }
@@ -214,7 +307,11 @@ async fn fsync_against_two_folders_kept_in_sync() {
     // The synchronisation to b stops: b keeps the older canary.
     on.store(false, Ordering::Relaxed);
     let e = check(cfg.clone()).await.unwrap_err();
-    assert!(e.contains(&format!("{} has an older canary", b.display())) && !e.contains(&c.display().to_string()), "{e}");
+    assert!(
+        e.contains(&format!("{} has an older canary", b.display()))
+            && !e.contains(&c.display().to_string()),
+        "{e}"
+    );
     // A folder that is not there.
     let e = check(json!({"kind": "fsync", "target": dir.path().join("gone").display().to_string(), "copies": [b.display().to_string()]})).await.unwrap_err();
     assert!(e.starts_with("cannot write the canary into"), "{e}");
@@ -223,9 +320,21 @@ async fn fsync_against_two_folders_kept_in_sync() {
 
 #[tokio::test]
 async fn command_probes() {
-    assert_eq!(check(json!({"kind": "command", "command": ["true"]})).await.unwrap().split(" (").next(), Some("exited with 0"));
+    assert_eq!(
+        check(json!({"kind": "command", "command": ["true"]}))
+            .await
+            .unwrap()
+            .split(" (")
+            .next(),
+        Some("exited with 0")
+    );
     let e = check(json!({"kind": "command", "command": ["/bin/sh", "-c", "echo checking; echo license expired >&2; exit 2"]})).await.unwrap_err();
     assert_eq!(e, "/bin/sh exited with 2: license expired");
-    let e = check(json!({"kind": "command", "command": ["sleep", "10"], "timeout_ms": 500})).await.unwrap_err();
-    assert!(e.starts_with("sleep did not exit within 450 ms; its process group was killed"), "{e}");
+    let e = check(json!({"kind": "command", "command": ["sleep", "10"], "timeout_ms": 500}))
+        .await
+        .unwrap_err();
+    assert!(
+        e.starts_with("sleep did not exit within 450 ms; its process group was killed"),
+        "{e}"
+    );
 }

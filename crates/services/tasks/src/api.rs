@@ -30,30 +30,75 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The service's routes.
 pub fn routes(svc: TasksService) -> Routes {
     Routes::new()
-        .get("/api/v1/tasks", Access::Public, Scope::Group, get(list).with_state(svc.clone()))
-        .get("/api/v1/tasks/{name}/runs", Access::Public, Scope::Group, get(runs).with_state(svc.clone()))
-        .post("/api/v1/tasks/{name}/run", Access::Operator, Scope::Group, post(run_now).with_state(svc))
+        .get(
+            "/api/v1/tasks",
+            Access::Public,
+            Scope::Group,
+            get(list).with_state(svc.clone()),
+        )
+        .get(
+            "/api/v1/tasks/{name}/runs",
+            Access::Public,
+            Scope::Group,
+            get(runs).with_state(svc.clone()),
+        )
+        .post(
+            "/api/v1/tasks/{name}/run",
+            Access::Operator,
+            Scope::Group,
+            post(run_now).with_state(svc),
+        )
 }
 
 fn error(code: StatusCode, msg: String) -> Response {
-    (code, Json(json!({"error": msg, "retryable": code == StatusCode::SERVICE_UNAVAILABLE}))).into_response()
+    (
+        code,
+        Json(json!({"error": msg, "retryable": code == StatusCode::SERVICE_UNAVAILABLE})),
+    )
+        .into_response()
 }
 
-fn known(svc: &TasksService, name: &str) -> Result<(), Response> {
+/// `None` when `name` is a task of the group, else the 404 to answer.
+fn unknown(svc: &TasksService, name: &str) -> Option<Response> {
     let tasks = svc.inner.tasks.lock().unwrap_or_else(|e| e.into_inner());
     if tasks.iter().any(|t| t.name == name) {
-        return Ok(());
+        return None;
     }
     let names: Vec<&str> = tasks.iter().map(|t| t.name.as_str()).collect();
-    Err(error(StatusCode::NOT_FOUND, format!("path segment name: expected a service task of this group ({}), found {name:?}", if names.is_empty() { "it has none".into() } else { names.join(", ") })))
+    Some(error(
+        StatusCode::NOT_FOUND,
+        format!(
+            "path segment name: expected a service task of this group ({}), found {name:?}",
+            if names.is_empty() {
+                "it has none".into()
+            } else {
+                names.join(", ")
+            }
+        ),
+    ))
 }
 
 async fn history(svc: &TasksService, name: &str) -> Result<Vec<Run>, Response> {
     let Some(env) = svc.inner.env.get() else {
-        return Err(error(StatusCode::SERVICE_UNAVAILABLE, "the service is not attached to a coordinator yet".into()));
+        return Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the service is not attached to a coordinator yet".into(),
+        ));
     };
-    let group = env.site.borrow().instance(&env.instance).map(|p| p.role.group).unwrap_or(0);
-    store::load_runs(env.coord.as_ref(), group, name).await.map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, format!("cannot read the history of task {name}: {e}")))
+    let group = env
+        .site
+        .borrow()
+        .instance(&env.instance)
+        .map(|p| p.role.group)
+        .unwrap_or(0);
+    store::load_runs(env.coord.as_ref(), group, name)
+        .await
+        .map_err(|e| {
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot read the history of task {name}: {e}"),
+            )
+        })
 }
 
 /// Every service task of the group.
@@ -67,8 +112,17 @@ async fn list(State(svc): State<TasksService>) -> Response {
             Ok(r) => r,
             Err(resp) => return resp,
         };
-        let last = runs.iter().rev().find(|r| !matches!(r.outcome, Outcome::Running | Outcome::Skipped | Outcome::Missed));
-        let success = runs.iter().rev().find(|r| r.outcome == Outcome::Ok).and_then(|r| r.finished_ms);
+        let last = runs.iter().rev().find(|r| {
+            !matches!(
+                r.outcome,
+                Outcome::Running | Outcome::Skipped | Outcome::Missed
+            )
+        });
+        let success = runs
+            .iter()
+            .rev()
+            .find(|r| r.outcome == Outcome::Ok)
+            .and_then(|r| r.finished_ms);
         let mut v = serde_json::to_value(&t).unwrap_or(Value::Null);
         v["last_run"] = serde_json::to_value(last).unwrap_or(Value::Null);
         v["last_success_ms"] = json!(success);
@@ -82,7 +136,7 @@ async fn list(State(svc): State<TasksService>) -> Response {
     responses((status = 200, description = "the runs, newest first: outcome and reason, exit code, signal, duration, output tails"),
         (status = 404, description = "no such task in this group"), (status = 503, description = "the tasks service is not running, or the coordinator cannot be read")))]
 async fn runs(State(svc): State<TasksService>, Path(name): Path<String>) -> Response {
-    if let Err(r) = known(&svc, &name) {
+    if let Some(r) = unknown(&svc, &name) {
         return r;
     }
     match history(&svc, &name).await {
@@ -102,13 +156,25 @@ async fn runs(State(svc): State<TasksService>, Path(name): Path<String>) -> Resp
         (status = 409, description = "refused: a run is in progress (overlap skip, or a slot already waits)"),
         (status = 503, description = "the tasks service is not running, or the start could not be recorded")))]
 async fn run_now(State(svc): State<TasksService>, Path(name): Path<String>) -> Response {
-    if let Err(r) = known(&svc, &name) {
+    if let Some(r) = unknown(&svc, &name) {
         return r;
     }
     match svc.run_now(&name).await {
-        Some(Ok((id, what))) => (StatusCode::ACCEPTED, Json(json!({"task": name, "run": id, "status": what}))).into_response(),
-        Some(Err(why)) if why.starts_with("refused") => error(StatusCode::CONFLICT, format!("task {name}: {why}")),
-        Some(Err(why)) => error(StatusCode::SERVICE_UNAVAILABLE, format!("task {name}: {why}")),
-        None => error(StatusCode::SERVICE_UNAVAILABLE, format!("task {name} is not scheduled on this instance right now; retry")),
+        Some(Ok((id, what))) => (
+            StatusCode::ACCEPTED,
+            Json(json!({"task": name, "run": id, "status": what})),
+        )
+            .into_response(),
+        Some(Err(why)) if why.starts_with("refused") => {
+            error(StatusCode::CONFLICT, format!("task {name}: {why}"))
+        }
+        Some(Err(why)) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("task {name}: {why}"),
+        ),
+        None => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("task {name} is not scheduled on this instance right now; retry"),
+        ),
     }
 }

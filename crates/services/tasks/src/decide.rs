@@ -32,7 +32,10 @@ pub struct Schedule {
 impl Schedule {
     /// Parses a cron expression (5 fields, or 6 with seconds first).
     pub fn parse(text: &str) -> Result<Schedule, String> {
-        Ok(Schedule { cron: mware_config::schedule(text)?, text: text.to_string() })
+        Ok(Schedule {
+            cron: mware_config::schedule(text)?,
+            text: text.to_string(),
+        })
     }
 
     /// The first slot strictly after `ms` (ms since the Unix epoch), if any.
@@ -138,7 +141,10 @@ impl Decision {
     /// The missed stretch this decision records, if any.
     pub fn missed(&self) -> Option<Missed> {
         match *self {
-            Decision::Run { missed, .. } | Decision::Skip { missed, .. } | Decision::KillAndRun { missed, .. } | Decision::Queue { missed, .. } => missed,
+            Decision::Run { missed, .. }
+            | Decision::Skip { missed, .. }
+            | Decision::KillAndRun { missed, .. }
+            | Decision::Queue { missed, .. } => missed,
             Decision::Missed(m) => Some(m),
             Decision::Wait { .. } => None,
         }
@@ -149,7 +155,11 @@ impl Decision {
 pub fn decide(schedule: &Schedule, s: &Snapshot) -> Decision {
     if s.running.is_none() {
         if let Some(q) = s.queued_ms {
-            return Decision::Run { slot_ms: q, missed: None, queued: true };
+            return Decision::Run {
+                slot_ms: q,
+                missed: None,
+                queued: true,
+            };
         }
     }
     // Walk the due slots: the latest is a candidate, the others are missed.
@@ -163,8 +173,16 @@ pub fn decide(schedule: &Schedule, s: &Snapshot) -> Decision {
         }
         if let Some(prev) = latest {
             missed = Some(match missed {
-                Some(m) => Missed { count: m.count + 1, last_ms: prev, ..m },
-                None => Missed { count: 1, first_ms: prev, last_ms: prev },
+                Some(m) => Missed {
+                    count: m.count + 1,
+                    last_ms: prev,
+                    ..m
+                },
+                None => Missed {
+                    count: 1,
+                    first_ms: prev,
+                    last_ms: prev,
+                },
             });
         }
         latest = Some(next);
@@ -177,21 +195,53 @@ pub fn decide(schedule: &Schedule, s: &Snapshot) -> Decision {
         }
     }
     let Some(slot) = latest else {
-        return Decision::Wait { until_ms: schedule.next_after(s.now_ms.max(s.last_slot_ms)) };
+        return Decision::Wait {
+            until_ms: schedule.next_after(s.now_ms.max(s.last_slot_ms)),
+        };
     };
     if s.now_ms - slot > GRACE_MS {
         let m = match missed {
-            Some(m) => Missed { count: m.count + 1, last_ms: slot, ..m },
-            None => Missed { count: 1, first_ms: slot, last_ms: slot },
+            Some(m) => Missed {
+                count: m.count + 1,
+                last_ms: slot,
+                ..m
+            },
+            None => Missed {
+                count: 1,
+                first_ms: slot,
+                last_ms: slot,
+            },
         };
         return Decision::Missed(m);
     }
     match (s.running, s.overlap) {
-        (None, _) => Decision::Run { slot_ms: slot, missed, queued: false },
-        (Some(r), Overlap::Skip) => Decision::Skip { slot_ms: slot, running: r.id, missed, queue_full: false },
-        (Some(r), Overlap::Kill) => Decision::KillAndRun { slot_ms: slot, running: r.id, missed },
-        (Some(r), Overlap::Queue) if s.queued_ms.is_some() => Decision::Skip { slot_ms: slot, running: r.id, missed, queue_full: true },
-        (Some(r), Overlap::Queue) => Decision::Queue { slot_ms: slot, running: r.id, missed },
+        (None, _) => Decision::Run {
+            slot_ms: slot,
+            missed,
+            queued: false,
+        },
+        (Some(r), Overlap::Skip) => Decision::Skip {
+            slot_ms: slot,
+            running: r.id,
+            missed,
+            queue_full: false,
+        },
+        (Some(r), Overlap::Kill) => Decision::KillAndRun {
+            slot_ms: slot,
+            running: r.id,
+            missed,
+        },
+        (Some(r), Overlap::Queue) if s.queued_ms.is_some() => Decision::Skip {
+            slot_ms: slot,
+            running: r.id,
+            missed,
+            queue_full: true,
+        },
+        (Some(r), Overlap::Queue) => Decision::Queue {
+            slot_ms: slot,
+            running: r.id,
+            missed,
+        },
     }
 }
 
@@ -230,13 +280,21 @@ pub fn decide_manual(running: Option<Running>, queued: bool, overlap: Overlap) -
 
 /// `2026-11-21 03:30:00` in the server's local time.
 pub fn local(ms: u64) -> String {
-    Local.timestamp_millis_opt(ms as i64).single().map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_else(|| ms.to_string())
+    Local
+        .timestamp_millis_opt(ms as i64)
+        .single()
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| ms.to_string())
 }
 
 impl fmt::Display for Missed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.count == 1 {
-            write!(f, "the slot of {} was missed (no instance could run it in time); it is not run late", local(self.first_ms))
+            write!(
+                f,
+                "the slot of {} was missed (no instance could run it in time); it is not run late",
+                local(self.first_ms)
+            )
         } else {
             write!(f, "{} slots from {} to {} were missed (no instance could run them in time); they are not run late", self.count, local(self.first_ms), local(self.last_ms))
         }
@@ -250,17 +308,36 @@ impl fmt::Display for Decision {
             None => Ok(()),
         };
         match self {
-            Decision::Wait { until_ms: Some(t) } => write!(f, "waiting for the next slot at {}", local(*t)),
-            Decision::Wait { until_ms: None } => write!(f, "the schedule names no later time; nothing more will run"),
-            Decision::Run { slot_ms, missed: m, queued: true } => {
-                write!(f, "running the queued slot of {} now that the previous run ended", local(*slot_ms))?;
+            Decision::Wait { until_ms: Some(t) } => {
+                write!(f, "waiting for the next slot at {}", local(*t))
+            }
+            Decision::Wait { until_ms: None } => {
+                write!(f, "the schedule names no later time; nothing more will run")
+            }
+            Decision::Run {
+                slot_ms,
+                missed: m,
+                queued: true,
+            } => {
+                write!(
+                    f,
+                    "running the queued slot of {} now that the previous run ended",
+                    local(*slot_ms)
+                )?;
                 missed(f, m)
             }
-            Decision::Run { slot_ms, missed: m, .. } => {
+            Decision::Run {
+                slot_ms, missed: m, ..
+            } => {
                 write!(f, "running the slot of {}", local(*slot_ms))?;
                 missed(f, m)
             }
-            Decision::Skip { slot_ms, running, missed: m, queue_full } => {
+            Decision::Skip {
+                slot_ms,
+                running,
+                missed: m,
+                queue_full,
+            } => {
                 if *queue_full {
                     write!(f, "skipping the slot of {}: run {running} is still in progress and a slot already waits for it (overlap queue)", local(*slot_ms))?;
                 } else {
@@ -268,12 +345,28 @@ impl fmt::Display for Decision {
                 }
                 missed(f, m)
             }
-            Decision::KillAndRun { slot_ms, running, missed: m } => {
-                write!(f, "ending run {running}, still in progress, to run the slot of {} (overlap kill)", local(*slot_ms))?;
+            Decision::KillAndRun {
+                slot_ms,
+                running,
+                missed: m,
+            } => {
+                write!(
+                    f,
+                    "ending run {running}, still in progress, to run the slot of {} (overlap kill)",
+                    local(*slot_ms)
+                )?;
                 missed(f, m)
             }
-            Decision::Queue { slot_ms, running, missed: m } => {
-                write!(f, "the slot of {} waits for run {running} to end (overlap queue)", local(*slot_ms))?;
+            Decision::Queue {
+                slot_ms,
+                running,
+                missed: m,
+            } => {
+                write!(
+                    f,
+                    "the slot of {} waits for run {running} to end (overlap queue)",
+                    local(*slot_ms)
+                )?;
                 missed(f, m)
             }
             Decision::Missed(m) => write!(f, "{m}"),

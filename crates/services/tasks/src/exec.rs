@@ -103,7 +103,10 @@ impl Finished {
         };
         match self.ending {
             Ending::Exited => how,
-            Ending::TimedOut => format!("timed out after {} s; its process group was killed ({how})", timeout.as_secs_f64()),
+            Ending::TimedOut => format!(
+                "timed out after {} s; its process group was killed ({how})",
+                timeout.as_secs_f64()
+            ),
             Ending::Killed => format!("killed on request; its process group was ended ({how})"),
         }
     }
@@ -124,7 +127,11 @@ pub struct StartError {
 }
 
 /// Runs `spec` until it ends, its timeout passes or `kill` is cancelled.
-pub async fn run(spec: &Spec, kill: &CancellationToken, on_line: OnLine) -> Result<Finished, StartError> {
+pub async fn run(
+    spec: &Spec,
+    kill: &CancellationToken,
+    on_line: OnLine,
+) -> Result<Finished, StartError> {
     let program = spec.argv.first().cloned().unwrap_or_default();
     let mut cmd = Command::new(&program);
     cmd.args(&spec.argv[1.min(spec.argv.len())..])
@@ -140,16 +147,31 @@ pub async fn run(spec: &Spec, kill: &CancellationToken, on_line: OnLine) -> Resu
     // SAFETY: the closure runs in the forked child before exec and only calls prctl(2),
     // which is async-signal-safe; it touches no memory of the parent.
     unsafe {
-        cmd.pre_exec(|| nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from));
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+        });
     }
     let started = Instant::now();
-    let mut child = cmd.spawn().map_err(|source| StartError { program: program.clone(), source })?;
+    let mut child = cmd.spawn().map_err(|source| StartError {
+        program: program.clone(),
+        source,
+    })?;
     let pgid = child.id().map(|p| Pid::from_raw(p as i32));
     // Dropped at the end, or with this future if the caller gives up on it (a service
     // aborted at its stop deadline): either way the whole group is killed.
     let guard = GroupGuard(pgid);
-    let out = tokio::spawn(collect(child.stdout.take(), Stream::Stdout, spec.tail_bytes, on_line.clone()));
-    let err = tokio::spawn(collect(child.stderr.take(), Stream::Stderr, spec.tail_bytes, on_line));
+    let out = tokio::spawn(collect(
+        child.stdout.take(),
+        Stream::Stdout,
+        spec.tail_bytes,
+        on_line.clone(),
+    ));
+    let err = tokio::spawn(collect(
+        child.stderr.take(),
+        Stream::Stderr,
+        spec.tail_bytes,
+        on_line,
+    ));
     let (ending, status) = tokio::select! {
         s = wait(&mut child) => (Ending::Exited, s.ok()),
         _ = tokio::time::sleep(spec.timeout) => (Ending::TimedOut, end_group(&mut child, pgid).await),
@@ -158,8 +180,16 @@ pub async fn run(spec: &Spec, kill: &CancellationToken, on_line: OnLine) -> Resu
     // Whatever the command left behind in its group ends with it.
     drop(guard);
     let drain = Duration::from_secs(1);
-    let stdout_tail = tokio::time::timeout(drain, out).await.ok().and_then(Result::ok).unwrap_or_default();
-    let stderr_tail = tokio::time::timeout(drain, err).await.ok().and_then(Result::ok).unwrap_or_default();
+    let stdout_tail = tokio::time::timeout(drain, out)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let stderr_tail = tokio::time::timeout(drain, err)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
     use std::os::unix::process::ExitStatusExt;
     Ok(Finished {
         ending,
@@ -198,7 +228,10 @@ impl Drop for GroupGuard {
 }
 
 /// SIGTERM to the group, SIGKILL after [`KILL_AFTER`]; the child's exit status.
-async fn end_group(child: &mut tokio::process::Child, pgid: Option<Pid>) -> Option<std::process::ExitStatus> {
+async fn end_group(
+    child: &mut tokio::process::Child,
+    pgid: Option<Pid>,
+) -> Option<std::process::ExitStatus> {
     if let Some(g) = pgid {
         let _ = killpg(g, Signal::SIGTERM);
     }
@@ -215,14 +248,23 @@ async fn end_group(child: &mut tokio::process::Child, pgid: Option<Pid>) -> Opti
 }
 
 /// Reads `r` line by line into the callback, keeping the last `tail` bytes.
-async fn collect(r: Option<impl AsyncRead + Unpin>, stream: Stream, tail: usize, on_line: OnLine) -> String {
+async fn collect(
+    r: Option<impl AsyncRead + Unpin>,
+    stream: Stream,
+    tail: usize,
+    on_line: OnLine,
+) -> String {
     let Some(r) = r else { return String::new() };
     let mut r = BufReader::new(r);
     let mut kept: VecDeque<u8> = VecDeque::with_capacity(tail.min(1 << 16));
     let mut line = Vec::new();
     loop {
         line.clear();
-        let n = match (&mut r).take(MAX_LINE as u64).read_until(b'\n', &mut line).await {
+        let n = match (&mut r)
+            .take(MAX_LINE as u64)
+            .read_until(b'\n', &mut line)
+            .await
+        {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };

@@ -21,10 +21,12 @@ pub mod decide;
 mod error;
 pub mod exec;
 pub mod metrics;
+mod restore;
 mod runner;
 mod service;
 pub mod store;
 mod tasklog;
+mod view;
 
 pub use decide::{decide, decide_manual, Decision, Manual, Missed, Schedule, Snapshot, GRACE_MS};
 pub use error::TasksError;

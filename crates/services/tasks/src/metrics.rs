@@ -51,15 +51,36 @@ impl Metrics {
             running: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("mware_tasks");
-        r.register("runs", "Runs of service tasks by outcome (skipped and missed slots included)", m.runs.clone());
-        r.register("run_duration_seconds", "Duration of finished runs of service tasks", m.duration.clone());
-        r.register("last_success_timestamp_seconds", "When the last successful run of the task ended", m.last_success.clone());
-        r.register("running", "1 while a run of the task is in progress on this instance", m.running.clone());
+        r.register(
+            "runs",
+            "Runs of service tasks by outcome (skipped and missed slots included)",
+            m.runs.clone(),
+        );
+        r.register(
+            "run_duration_seconds",
+            "Duration of finished runs of service tasks",
+            m.duration.clone(),
+        );
+        r.register(
+            "last_success_timestamp_seconds",
+            "When the last successful run of the task ended",
+            m.last_success.clone(),
+        );
+        r.register(
+            "running",
+            "1 while a run of the task is in progress on this instance",
+            m.running.clone(),
+        );
         m
     }
 
     /// Counts a run (or slot) with its outcome.
     pub fn outcome(&self, task: &str, outcome: &str, count: u64) {
-        self.runs.get_or_create(&OutcomeLabels { task: task.into(), outcome: outcome.into() }).inc_by(count);
+        self.runs
+            .get_or_create(&OutcomeLabels {
+                task: task.into(),
+                outcome: outcome.into(),
+            })
+            .inc_by(count);
     }
 }

@@ -7,89 +7,26 @@
 //! killed and its end written if the coordinator still takes it; otherwise the next
 //! active instance finds it `running` and marks it `lost`.
 
-use crate::decide::{decide, decide_manual, local, Decision, Manual, Missed, Running, Schedule, Snapshot};
+use crate::decide::{decide, decide_manual, local, Decision, Manual, Running, Schedule, Snapshot};
 use crate::exec::{self, Ending, Finished, Spec, StartError};
-use crate::metrics::{Metrics, TaskLabels};
+use crate::metrics::TaskLabels;
+use crate::restore::{record_missed, restore};
 use crate::store::{self, Outcome, Run, TaskState};
-use crate::tasklog::TaskLog;
 use crate::TasksError;
 use mware_config::ServiceTask;
-use mware_coord::{now_ms, Coordinator, Fence};
-use serde::Serialize;
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use mware_coord::now_ms;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+pub use crate::view::{ManualAnswer, Request, RunningView, Statuses, TaskCtx, TaskStatus};
 
 /// Bytes of stdout and stderr kept per run.
 pub const TAIL_BYTES: usize = 4096;
 /// How long a run ended by the end of activity may take to stop before it is killed.
 const STOP_WAIT: Duration = Duration::from_millis(300);
-
-/// A task as shown in `GET /api/v1/tasks`.
-#[derive(Debug, Clone, Serialize)]
-pub struct TaskStatus {
-    /// Name.
-    pub name: String,
-    /// Cron expression.
-    pub schedule: String,
-    /// The argv.
-    pub command: Vec<String>,
-    /// Overlap policy.
-    pub overlap: String,
-    /// Time limit, seconds.
-    pub timeout_s: u64,
-    /// The next slot, ms since the Unix epoch.
-    pub next_ms: Option<u64>,
-    /// The run in progress.
-    pub running: Option<RunningView>,
-    /// A slot waiting for the run in progress.
-    pub queued_ms: Option<u64>,
-    /// The scheduler's last decision, in words.
-    pub reason: String,
-}
-
-/// The run in progress.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunningView {
-    /// Run id.
-    pub id: u64,
-    /// Started, ms since the Unix epoch.
-    pub started_ms: u64,
-}
-
-/// Every task's status, by name.
-pub type Statuses = Arc<Mutex<BTreeMap<String, TaskStatus>>>;
-
-/// Answer to a manual run request: the run id and what happened, in words.
-pub type ManualAnswer = Result<(u64, String), String>;
-
-/// A request to a task's loop.
-pub enum Request {
-    /// Run now (`POST /api/v1/tasks/{name}/run`).
-    RunNow(oneshot::Sender<ManualAnswer>),
-}
-
-/// What a task's loop needs.
-#[derive(Clone)]
-pub struct TaskCtx {
-    /// The coordinator.
-    pub coord: Arc<dyn Coordinator>,
-    /// This activity's fence.
-    pub fence: Fence,
-    /// This instance's name.
-    pub instance: String,
-    /// Stops the loop (activity lost, task removed or changed).
-    pub cancel: CancellationToken,
-    /// Metrics.
-    pub metrics: Metrics,
-    /// Where statuses go.
-    pub statuses: Statuses,
-    /// The task's log.
-    pub log: TaskLog,
-}
 
 struct Current {
     run: Run,
@@ -108,10 +45,22 @@ struct Task {
 
 /// Runs task `cfg` until `cx.cancel`. Returns an error when the coordinator refuses a
 /// write because this instance is no longer active.
-pub async fn run_task(cfg: ServiceTask, cx: TaskCtx, mut rx: mpsc::Receiver<Request>) -> Result<(), TasksError> {
-    let schedule = Schedule::parse(&cfg.schedule).map_err(|e| TasksError::Schedule(cfg.name.clone(), e))?;
+pub async fn run_task(
+    cfg: ServiceTask,
+    cx: TaskCtx,
+    mut rx: mpsc::Receiver<Request>,
+) -> Result<(), TasksError> {
+    let schedule =
+        Schedule::parse(&cfg.schedule).map_err(|e| TasksError::Schedule(cfg.name.clone(), e))?;
     let st = restore(&cfg, &cx).await?;
-    let mut t = Task { cfg, schedule, cx, st, current: None, reason: String::new() };
+    let mut t = Task {
+        cfg,
+        schedule,
+        cx,
+        st,
+        current: None,
+        reason: String::new(),
+    };
     loop {
         let d = decide(&t.schedule, &t.snapshot());
         let until = match d {
@@ -119,7 +68,10 @@ pub async fn run_task(cfg: ServiceTask, cx: TaskCtx, mut rx: mpsc::Receiver<Requ
             d => {
                 if let Err(e) = t.act(d, "schedule").await {
                     if e.is_fenced() {
-                        t.stop("the coordinator refused a write: this instance is no longer active").await;
+                        t.stop(
+                            "the coordinator refused a write: this instance is no longer active",
+                        )
+                        .await;
                         return Err(e);
                     }
                     tracing::warn!(task = %t.cfg.name, error = %e, "cannot record a scheduling step; retrying in 1 s");
@@ -135,7 +87,9 @@ pub async fn run_task(cfg: ServiceTask, cx: TaskCtx, mut rx: mpsc::Receiver<Requ
         t.show(until, &d.to_string());
         let sleep = async {
             match until {
-                Some(u) => tokio::time::sleep(Duration::from_millis(u.saturating_sub(now_ms()))).await,
+                Some(u) => {
+                    tokio::time::sleep(Duration::from_millis(u.saturating_sub(now_ms()))).await
+                }
                 None => std::future::pending().await,
             }
         };
@@ -169,73 +123,15 @@ pub async fn run_task(cfg: ServiceTask, cx: TaskCtx, mut rx: mpsc::Receiver<Requ
     }
 }
 
-/// Loads the task's state; marks runs left `running` by an earlier activity `lost`
-/// and a slot left in the queue missed; a task never seen starts from now.
-async fn restore(cfg: &ServiceTask, cx: &TaskCtx) -> Result<TaskState, TasksError> {
-    let c = cx.coord.as_ref();
-    let mut st = match store::load_state(c, cx.fence.group, &cfg.name).await? {
-        Some(s) => s,
-        None => {
-            let s = TaskState { last_slot_ms: now_ms(), queued_ms: None, next_id: 1 };
-            store::save(c, &cx.fence, &cfg.name, &s, &[], cfg.history, None).await?;
-            return Ok(s);
-        }
-    };
-    let mut changed: Vec<Run> = vec![];
-    for mut r in store::load_runs(c, cx.fence.group, &cfg.name).await? {
-        if r.outcome == Outcome::Running && r.epoch != cx.fence.epoch {
-            r.outcome = Outcome::Lost;
-            r.finished_ms = Some(now_ms());
-            r.reason = format!("lost: {} (epoch {}) stopped while the run was in progress (it died or lost its activity before it could record the end); not run again", r.instance, r.epoch);
-            tracing::warn!(task = %cfg.name, run = r.id, reason = %r.reason, "run lost");
-            cx.log.event(r.id, &r.reason);
-            cx.metrics.outcome(&cfg.name, "lost", 1);
-            changed.push(r);
-        }
-    }
-    if let Some(q) = st.queued_ms.take() {
-        let m = Missed { count: 1, first_ms: q, last_ms: q };
-        changed.push(record_missed(cfg, cx, &mut st, m, "queued when the instance that queued it stopped"));
-    }
-    if !changed.is_empty() {
-        let refs: Vec<&Run> = changed.iter().collect();
-        store::save(c, &cx.fence, &cfg.name, &st, &refs, cfg.history, None).await?;
-    }
-    Ok(st)
-}
-
-/// A history record for a missed stretch (takes a run id).
-fn record_missed(cfg: &ServiceTask, cx: &TaskCtx, st: &mut TaskState, m: Missed, why: &str) -> Run {
-    let reason = format!("{m} ({why})");
-    tracing::warn!(task = %cfg.name, missed = m.count, "{reason}");
-    cx.metrics.outcome(&cfg.name, "missed", m.count);
-    let id = st.next_id;
-    st.next_id += 1;
-    cx.log.event(id, &reason);
-    Run {
-        id,
-        trigger: "schedule".into(),
-        slot_ms: Some(m.first_ms),
-        outcome: Outcome::Missed,
-        instance: cx.instance.clone(),
-        epoch: cx.fence.epoch,
-        started_ms: None,
-        finished_ms: None,
-        duration_ms: None,
-        exit_code: None,
-        signal: None,
-        reason,
-        stdout_tail: String::new(),
-        stderr_tail: String::new(),
-    }
-}
-
 impl Task {
     fn snapshot(&self) -> Snapshot {
         Snapshot {
             now_ms: now_ms(),
             last_slot_ms: self.st.last_slot_ms,
-            running: self.current.as_ref().map(|c| Running { id: c.run.id, started_ms: c.run.started_ms.unwrap_or(0) }),
+            running: self.current.as_ref().map(|c| Running {
+                id: c.run.id,
+                started_ms: c.run.started_ms.unwrap_or(0),
+            }),
             queued_ms: self.st.queued_ms,
             overlap: self.cfg.overlap,
         }
@@ -254,11 +150,18 @@ impl Task {
             overlap: self.cfg.overlap.to_string(),
             timeout_s: self.cfg.timeout_s,
             next_ms,
-            running: self.current.as_ref().map(|c| RunningView { id: c.run.id, started_ms: c.run.started_ms.unwrap_or(0) }),
+            running: self.current.as_ref().map(|c| RunningView {
+                id: c.run.id,
+                started_ms: c.run.started_ms.unwrap_or(0),
+            }),
             queued_ms: self.st.queued_ms,
             reason: reason.to_string(),
         };
-        self.cx.statuses.lock().unwrap_or_else(|e| e.into_inner()).insert(self.cfg.name.clone(), s);
+        self.cx
+            .statuses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(self.cfg.name.clone(), s);
     }
 
     async fn sleep_or_cancel(&self, d: Duration) {
@@ -274,7 +177,13 @@ impl Task {
         let mut st = self.st.clone();
         let mut records = vec![];
         if let Some(m) = d.missed() {
-            records.push(record_missed(&self.cfg, &self.cx, &mut st, m, "no active instance ran the task then"));
+            records.push(record_missed(
+                &self.cfg,
+                &self.cx,
+                &mut st,
+                m,
+                "no active instance ran the task then",
+            ));
         }
         match d {
             Decision::Wait { .. } => {}
@@ -286,7 +195,8 @@ impl Task {
                 st.last_slot_ms = slot_ms;
                 let id = st.next_id;
                 st.next_id += 1;
-                let mut r = self.new_run(id, trigger, Some(slot_ms), Outcome::Skipped, d.to_string());
+                let mut r =
+                    self.new_run(id, trigger, Some(slot_ms), Outcome::Skipped, d.to_string());
                 r.started_ms = None;
                 records.push(r);
                 self.save(&st, &records).await?;
@@ -300,14 +210,21 @@ impl Task {
             Decision::KillAndRun { slot_ms, .. } => {
                 self.save(&st, &records).await?;
                 self.st = st;
-                self.end_current(&format!("ended by the slot of {} (overlap kill)", local(slot_ms))).await?;
+                self.end_current(&format!(
+                    "ended by the slot of {} (overlap kill)",
+                    local(slot_ms)
+                ))
+                .await?;
                 self.start(Some(slot_ms), trigger).await?;
                 return Ok(());
             }
-            Decision::Run { slot_ms, queued, .. } => {
+            Decision::Run {
+                slot_ms, queued, ..
+            } => {
                 self.save(&st, &records).await?;
                 self.st = st;
-                self.start(Some(slot_ms), if queued { "queue" } else { trigger }).await?;
+                self.start(Some(slot_ms), if queued { "queue" } else { trigger })
+                    .await?;
                 return Ok(());
             }
         }
@@ -315,7 +232,14 @@ impl Task {
         Ok(())
     }
 
-    fn new_run(&self, id: u64, trigger: &str, slot_ms: Option<u64>, outcome: Outcome, reason: String) -> Run {
+    fn new_run(
+        &self,
+        id: u64,
+        trigger: &str,
+        slot_ms: Option<u64>,
+        outcome: Outcome,
+        reason: String,
+    ) -> Run {
         Run {
             id,
             trigger: trigger.into(),
@@ -337,7 +261,16 @@ impl Task {
     async fn save(&self, st: &TaskState, runs: &[Run]) -> Result<(), TasksError> {
         let refs: Vec<&Run> = runs.iter().collect();
         let protect = self.current.as_ref().map(|c| c.run.id);
-        store::save(self.cx.coord.as_ref(), &self.cx.fence, &self.cfg.name, st, &refs, self.cfg.history, protect).await?;
+        store::save(
+            self.cx.coord.as_ref(),
+            &self.cx.fence,
+            &self.cfg.name,
+            st,
+            &refs,
+            self.cfg.history,
+            protect,
+        )
+        .await?;
         Ok(())
     }
 
@@ -353,7 +286,11 @@ impl Task {
         let id = st.next_id;
         st.next_id += 1;
         let reason = match slot_ms {
-            Some(s) if trigger != "manual" => format!("running on {} for the slot of {}", self.cx.instance, local(s)),
+            Some(s) if trigger != "manual" => format!(
+                "running on {} for the slot of {}",
+                self.cx.instance,
+                local(s)
+            ),
             _ => format!("running on {}, started on request", self.cx.instance),
         };
         let run = self.new_run(id, trigger, slot_ms, Outcome::Running, reason);
@@ -361,7 +298,12 @@ impl Task {
         self.st = st;
         let spec = Spec {
             argv: self.cfg.command.clone(),
-            env: self.cfg.env.iter().map(|(k, v)| (k.clone(), v.expose().to_string())).collect(),
+            env: self
+                .cfg
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.expose().to_string()))
+                .collect(),
             working_dir: self.cfg.working_dir.clone(),
             timeout: Duration::from_secs(self.cfg.timeout_s),
             tail_bytes: TAIL_BYTES,
@@ -373,14 +315,22 @@ impl Task {
         let on_line: exec::OnLine = Arc::new(move |stream, line| log.output(id, stream, line));
         let k = kill.clone();
         let handle = tokio::spawn(async move { exec::run(&spec, &k, on_line).await });
-        self.cx.metrics.running.get_or_create(&TaskLabels { task: self.cfg.name.clone() }).set(1);
+        self.cx
+            .metrics
+            .running
+            .get_or_create(&TaskLabels {
+                task: self.cfg.name.clone(),
+            })
+            .set(1);
         self.current = Some(Current { run, kill, handle });
         Ok(id)
     }
 
     /// Records the end of the run in progress.
     async fn finish(&mut self, r: Result<Finished, StartError>) -> Result<(), TasksError> {
-        let Some(c) = self.current.take() else { return Ok(()) };
+        let Some(c) = self.current.take() else {
+            return Ok(());
+        };
         let mut run = c.run;
         let timeout = Duration::from_secs(self.cfg.timeout_s);
         let now = now_ms();
@@ -398,27 +348,46 @@ impl Task {
                 run.exit_code = f.exit_code;
                 run.signal = f.signal;
                 let what = f.describe(timeout);
-                run.reason = if run.outcome == Outcome::Killed && !run.reason.is_empty() && run.reason.starts_with("ended by") {
+                run.reason = if run.outcome == Outcome::Killed
+                    && !run.reason.is_empty()
+                    && run.reason.starts_with("ended by")
+                {
                     format!("{}; {what}", run.reason)
                 } else {
                     what
                 };
                 run.stdout_tail = f.stdout_tail;
                 run.stderr_tail = f.stderr_tail;
-                self.cx.metrics.duration.get_or_create(&TaskLabels { task: self.cfg.name.clone() }).observe(f.duration.as_secs_f64());
+                self.cx
+                    .metrics
+                    .duration
+                    .get_or_create(&TaskLabels {
+                        task: self.cfg.name.clone(),
+                    })
+                    .observe(f.duration.as_secs_f64());
             }
             Err(e) => {
                 run.outcome = Outcome::Failed;
                 run.reason = e.to_string();
             }
         }
-        let labels = TaskLabels { task: self.cfg.name.clone() };
+        let labels = TaskLabels {
+            task: self.cfg.name.clone(),
+        };
         self.cx.metrics.running.get_or_create(&labels).set(0);
-        self.cx.metrics.outcome(&self.cfg.name, run.outcome.as_str(), 1);
+        self.cx
+            .metrics
+            .outcome(&self.cfg.name, run.outcome.as_str(), 1);
         if run.outcome == Outcome::Ok {
-            self.cx.metrics.last_success.get_or_create(&labels).set((now / 1000) as i64);
+            self.cx
+                .metrics
+                .last_success
+                .get_or_create(&labels)
+                .set((now / 1000) as i64);
         }
-        self.cx.log.event(run.id, &format!("{}: {}", run.outcome.as_str(), run.reason));
+        self.cx
+            .log
+            .event(run.id, &format!("{}: {}", run.outcome.as_str(), run.reason));
         tracing::info!(task = %self.cfg.name, run = run.id, outcome = run.outcome.as_str(), reason = %run.reason, "run ended");
         let st = self.st.clone();
         let mut last = Ok(());
@@ -435,10 +404,17 @@ impl Task {
 
     /// Ends the run in progress (SIGTERM to its group, SIGKILL later) and records it.
     async fn end_current(&mut self, why: &str) -> Result<(), TasksError> {
-        let Some(c) = self.current.as_mut() else { return Ok(()) };
+        let Some(c) = self.current.as_mut() else {
+            return Ok(());
+        };
         c.run.reason = why.to_string();
         c.kill.cancel();
-        let r = (&mut c.handle).await.unwrap_or_else(|e| Err(StartError { program: "?".into(), source: std::io::Error::other(e.to_string()) }));
+        let r = (&mut c.handle).await.unwrap_or_else(|e| {
+            Err(StartError {
+                program: "?".into(),
+                source: std::io::Error::other(e.to_string()),
+            })
+        });
         self.finish(r).await
     }
 
@@ -446,16 +422,34 @@ impl Task {
     /// the coordinator still takes this instance's writes (a clean stop), else the next
     /// active instance marks it lost.
     async fn stop(&mut self, why: &str) {
-        self.cx.statuses.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.cfg.name);
-        let Some(c) = self.current.as_mut() else { return };
+        self.cx
+            .statuses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.cfg.name);
+        let Some(c) = self.current.as_mut() else {
+            return;
+        };
         c.run.reason = format!("ended by {why}");
         c.kill.cancel();
         let r = match tokio::time::timeout(STOP_WAIT, &mut c.handle).await {
-            Ok(r) => r.unwrap_or_else(|e| Err(StartError { program: "?".into(), source: std::io::Error::other(e.to_string()) })),
+            Ok(r) => r.unwrap_or_else(|e| {
+                Err(StartError {
+                    program: "?".into(),
+                    source: std::io::Error::other(e.to_string()),
+                })
+            }),
             Err(_) => {
                 c.handle.abort(); // drops the run: its process group is killed
                 let _ = (&mut c.handle).await;
-                Ok(Finished { ending: Ending::Killed, exit_code: None, signal: Some(9), stdout_tail: String::new(), stderr_tail: String::new(), duration: Duration::ZERO })
+                Ok(Finished {
+                    ending: Ending::Killed,
+                    exit_code: None,
+                    signal: Some(9),
+                    stdout_tail: String::new(),
+                    stderr_tail: String::new(),
+                    duration: Duration::ZERO,
+                })
             }
         };
         let _ = tokio::time::timeout(STOP_WAIT, self.finish(r)).await;
@@ -468,10 +462,19 @@ impl Task {
         let fail = |e: TasksError| e.to_string();
         match m {
             Manual::Refuse { .. } => Err(m.to_string()),
-            Manual::Start => self.start(None, "manual").await.map(|id| (id, m.to_string())).map_err(fail),
+            Manual::Start => self
+                .start(None, "manual")
+                .await
+                .map(|id| (id, m.to_string()))
+                .map_err(fail),
             Manual::KillAndStart { .. } => {
-                self.end_current("ended by a manual run (overlap kill)").await.map_err(fail)?;
-                self.start(None, "manual").await.map(|id| (id, m.to_string())).map_err(fail)
+                self.end_current("ended by a manual run (overlap kill)")
+                    .await
+                    .map_err(fail)?;
+                self.start(None, "manual")
+                    .await
+                    .map(|id| (id, m.to_string()))
+                    .map_err(fail)
             }
             Manual::Queue { .. } => {
                 let mut st = self.st.clone();

@@ -66,12 +66,24 @@ impl TasksService {
 
     /// Every running task's status, by name.
     pub fn statuses(&self) -> Vec<TaskStatus> {
-        self.inner.statuses.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+        self.inner
+            .statuses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Asks task `name` to run now; `None` when no such task runs here.
     pub async fn run_now(&self, name: &str) -> Option<ManualAnswer> {
-        let tx = self.inner.senders.lock().unwrap_or_else(|e| e.into_inner()).get(name).cloned()?;
+        let tx = self
+            .inner
+            .senders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()?;
         let (answer, rx) = oneshot::channel();
         tx.send(Request::RunNow(answer)).await.ok()?;
         rx.await.ok()
@@ -80,7 +92,11 @@ impl TasksService {
     fn start_loop(&self, ctx: &ServiceContext, cfg: ServiceTask) -> Loop {
         let cancel = ctx.cancel.child_token();
         let (tx, rx) = mpsc::channel(8);
-        self.inner.senders.lock().unwrap_or_else(|e| e.into_inner()).insert(cfg.name.clone(), tx);
+        self.inner
+            .senders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(cfg.name.clone(), tx);
         let dir = self.inner.log_dir.clone().unwrap_or_else(log_dir);
         let cx = TaskCtx {
             coord: ctx.coord.clone(),
@@ -92,18 +108,35 @@ impl TasksService {
             log: TaskLog::open(&dir, &cfg.name),
         };
         let handle = tokio::spawn(run_task(cfg.clone(), cx, rx));
-        Loop { cfg, cancel, handle }
+        Loop {
+            cfg,
+            cancel,
+            handle,
+        }
     }
 
     async fn stop_loop(&self, l: Loop) -> Result<(), crate::TasksError> {
-        self.inner.senders.lock().unwrap_or_else(|e| e.into_inner()).remove(&l.cfg.name);
+        self.inner
+            .senders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&l.cfg.name);
         l.cancel.cancel();
         l.handle.await.unwrap_or(Ok(()))
     }
 
     /// Starts and stops loops so that they match `want`.
-    async fn reconcile(&self, ctx: &ServiceContext, loops: &mut BTreeMap<String, Loop>, want: &[ServiceTask]) -> anyhow::Result<()> {
-        let stale: Vec<String> = loops.iter().filter(|(n, l)| !want.iter().any(|t| &&t.name == n && *t == l.cfg)).map(|(n, _)| n.clone()).collect();
+    async fn reconcile(
+        &self,
+        ctx: &ServiceContext,
+        loops: &mut BTreeMap<String, Loop>,
+        want: &[ServiceTask],
+    ) -> anyhow::Result<()> {
+        let stale: Vec<String> = loops
+            .iter()
+            .filter(|(n, l)| !want.iter().any(|t| &&t.name == n && *t == l.cfg))
+            .map(|(n, _)| n.clone())
+            .collect();
         for n in stale {
             if let Some(l) = loops.remove(&n) {
                 tracing::info!(task = %n, "service task removed or changed; its loop restarts");
@@ -118,9 +151,15 @@ impl TasksService {
         *self.inner.tasks.lock().unwrap_or_else(|e| e.into_inner()) = want.to_vec();
         let names: Vec<&str> = want.iter().map(|t| t.name.as_str()).collect();
         if names.is_empty() {
-            ctx.status.set(ServiceState::Idle, "no service task is configured; waiting for a config change");
+            ctx.status.set(
+                ServiceState::Idle,
+                "no service task is configured; waiting for a config change",
+            );
         } else {
-            ctx.status.set(ServiceState::Running, format!("scheduling {} task(s): {}", names.len(), names.join(", ")));
+            ctx.status.set(
+                ServiceState::Running,
+                format!("scheduling {} task(s): {}", names.len(), names.join(", ")),
+            );
         }
         Ok(())
     }
@@ -181,13 +220,19 @@ impl Service for TasksService {
         for (_, l) in std::mem::take(&mut loops) {
             let _ = self.stop_loop(l).await;
         }
-        self.inner.statuses.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.inner
+            .statuses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         result
     }
 }
 
 /// The first loop to end, with its name and result (pending while none ends).
-async fn futures_any(loops: &mut BTreeMap<String, Loop>) -> (String, Result<(), crate::TasksError>) {
+async fn futures_any(
+    loops: &mut BTreeMap<String, Loop>,
+) -> (String, Result<(), crate::TasksError>) {
     if loops.is_empty() {
         return std::future::pending().await;
     }

@@ -115,34 +115,71 @@ pub fn run_key(task: &str, id: u64) -> String {
 }
 
 /// Reads a task's state (`None` when the task never ran on this group).
-pub async fn load_state(c: &dyn Coordinator, group: u32, task: &str) -> Result<Option<TaskState>, CoordError> {
-    Ok(c.kv_get(group, &state_key(task)).await?.and_then(|v| serde_json::from_slice(&v.value).ok()))
+pub async fn load_state(
+    c: &dyn Coordinator,
+    group: u32,
+    task: &str,
+) -> Result<Option<TaskState>, CoordError> {
+    Ok(c.kv_get(group, &state_key(task))
+        .await?
+        .and_then(|v| serde_json::from_slice(&v.value).ok()))
 }
 
 /// Every kept run of a task, oldest first (unreadable records are left out).
-pub async fn load_runs(c: &dyn Coordinator, group: u32, task: &str) -> Result<Vec<Run>, CoordError> {
-    Ok(c.kv_list(group, &runs_prefix(task)).await?.into_iter().filter_map(|(_, v)| serde_json::from_slice(&v.value).ok()).collect())
+pub async fn load_runs(
+    c: &dyn Coordinator,
+    group: u32,
+    task: &str,
+) -> Result<Vec<Run>, CoordError> {
+    Ok(c.kv_list(group, &runs_prefix(task))
+        .await?
+        .into_iter()
+        .filter_map(|(_, v)| serde_json::from_slice(&v.value).ok())
+        .collect())
 }
 
 /// Writes the state and the given runs in one fenced batch, and drops runs older than
 /// the newest `keep` (by id), except run `protect` (the one in progress: the next active
 /// instance must find it to mark it lost).
-pub async fn save(c: &dyn Coordinator, fence: &Fence, task: &str, state: &TaskState, runs: &[&Run], keep: usize, protect: Option<u64>) -> Result<(), CoordError> {
-    let mut ops = vec![KvOp::Put { key: state_key(task), value: serde_json::to_vec(state).unwrap_or_default() }];
+pub async fn save(
+    c: &dyn Coordinator,
+    fence: &Fence,
+    task: &str,
+    state: &TaskState,
+    runs: &[&Run],
+    keep: usize,
+    protect: Option<u64>,
+) -> Result<(), CoordError> {
+    let mut ops = vec![KvOp::Put {
+        key: state_key(task),
+        value: serde_json::to_vec(state).unwrap_or_default(),
+    }];
     for r in runs {
-        ops.push(KvOp::Put { key: run_key(task, r.id), value: serde_json::to_vec(r).unwrap_or_default() });
+        ops.push(KvOp::Put {
+            key: run_key(task, r.id),
+            value: serde_json::to_vec(r).unwrap_or_default(),
+        });
     }
     let keep_from = state.next_id.saturating_sub(keep as u64);
     match protect.filter(|p| *p < keep_from) {
         Some(p) => {
             if p > 0 {
-                ops.push(KvOp::DeleteRange { from: runs_prefix(task), to: run_key(task, p) });
+                ops.push(KvOp::DeleteRange {
+                    from: runs_prefix(task),
+                    to: run_key(task, p),
+                });
             }
             if p + 1 < keep_from {
-                ops.push(KvOp::DeleteRange { from: run_key(task, p + 1), to: run_key(task, keep_from) });
+                ops.push(KvOp::DeleteRange {
+                    from: run_key(task, p + 1),
+                    to: run_key(task, keep_from),
+                });
             }
         }
-        None if keep_from > 0 => ops.push(KvOp::DeleteRange { from: runs_prefix(task), to: run_key(task, keep_from) }),
+        None if keep_from > 0 => ops.push(KvOp::DeleteRange {
+            from: runs_prefix(task),
+            to: run_key(task, keep_from),
+        }),
         None => {}
     }
     c.kv_apply(fence, ops).await?;

@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 
 /// The log folder: `MWARE_LOG_DIR` or `var/log`.
 pub fn log_dir() -> PathBuf {
-    std::env::var_os("MWARE_LOG_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("var/log"))
+    std::env::var_os("MWARE_LOG_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("var/log"))
 }
 
 /// Appends lines to `task_<name>.log`. Cheap to clone.
@@ -22,11 +24,22 @@ impl TaskLog {
     /// Opens (creates) `dir/task_<name>.log`; without a file, lines are dropped (the
     /// main log says why once).
     pub fn open(dir: &Path, name: &str) -> TaskLog {
-        let file = std::fs::create_dir_all(dir).and_then(|_| std::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("task_{name}.log"))));
+        let file = std::fs::create_dir_all(dir).and_then(|_| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join(format!("task_{name}.log")))
+        });
         if let Err(e) = &file {
-            tracing::warn!(task = name, "cannot open the task's log in {}: {e}", dir.display());
+            tracing::warn!(
+                task = name,
+                "cannot open the task's log in {}: {e}",
+                dir.display()
+            );
         }
-        TaskLog { file: Arc::new(Mutex::new(file.ok())) }
+        TaskLog {
+            file: Arc::new(Mutex::new(file.ok())),
+        }
     }
 
     /// A line of run `id`'s output.

@@ -21,18 +21,37 @@ pub struct Fsync {
 impl Fsync {
     /// A probe named `name` of the folder `target` and its `copies`.
     pub fn new(name: &str, target: &str, copies: &[String]) -> Fsync {
-        Fsync { file: format!(".mware-canary-{name}"), target: target.into(), copies: copies.iter().map(PathBuf::from).collect() }
+        Fsync {
+            file: format!(".mware-canary-{name}"),
+            target: target.into(),
+            copies: copies.iter().map(PathBuf::from).collect(),
+        }
     }
 
     /// Writes a new canary and waits for it in every copy, until shortly before `timeout`.
     pub async fn check(&self, timeout: Duration) -> Result<String, String> {
         let started = Instant::now();
         let deadline = started + timeout.saturating_sub(Duration::from_millis(50));
-        let content = format!("mware canary {} {:016x} {}\n", self.file, rand::random::<u64>(), mware_coord::now_ms());
+        let content = format!(
+            "mware canary {} {:016x} {}\n",
+            self.file,
+            rand::random::<u64>(),
+            mware_coord::now_ms()
+        );
         let tmp = self.target.join(format!("{}.tmp", self.file));
         let path = self.target.join(&self.file);
-        tokio::fs::write(&tmp, &content).await.map_err(|e| format!("cannot write the canary into {}: {e}", self.target.display()))?;
-        tokio::fs::rename(&tmp, &path).await.map_err(|e| format!("cannot write the canary into {}: {e}", self.target.display()))?;
+        tokio::fs::write(&tmp, &content).await.map_err(|e| {
+            format!(
+                "cannot write the canary into {}: {e}",
+                self.target.display()
+            )
+        })?;
+        tokio::fs::rename(&tmp, &path).await.map_err(|e| {
+            format!(
+                "cannot write the canary into {}: {e}",
+                self.target.display()
+            )
+        })?;
         let mut waiting: Vec<&Path> = self.copies.iter().map(PathBuf::as_path).collect();
         loop {
             let mut still = vec![];
@@ -55,10 +74,21 @@ impl Fsync {
                 }
             }
             if still.is_empty() {
-                return Ok(format!("the canary written into {} appeared in {} cop{} within {} ms", self.target.display(), self.copies.len(), if self.copies.len() == 1 { "y" } else { "ies" }, started.elapsed().as_millis()));
+                return Ok(format!(
+                    "the canary written into {} appeared in {} cop{} within {} ms",
+                    self.target.display(),
+                    self.copies.len(),
+                    if self.copies.len() == 1 { "y" } else { "ies" },
+                    started.elapsed().as_millis()
+                ));
             }
             if Instant::now() + POLL > deadline {
-                return Err(format!("the canary written into {} did not reach every copy within {} ms: {}", self.target.display(), started.elapsed().as_millis(), why.join("; ")));
+                return Err(format!(
+                    "the canary written into {} did not reach every copy within {} ms: {}",
+                    self.target.display(),
+                    started.elapsed().as_millis(),
+                    why.join("; ")
+                ));
             }
             waiting = still;
             tokio::time::sleep(POLL).await;

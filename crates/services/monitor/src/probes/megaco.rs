@@ -129,10 +129,19 @@ fn error_at(toks: &[String], i: usize) -> Option<(u32, String)> {
 /// Reads one datagram from the MG about transaction `tid`.
 pub fn parse(text: &str, tid: u32) -> Answer {
     let toks = tokens(text);
-    let Some(head) = toks.first() else { return Answer::Other("an empty datagram".into()) };
-    let version_ok = head.to_ascii_uppercase().strip_prefix("MEGACO/").or_else(|| head.strip_prefix("!/")).is_some_and(|v| !v.is_empty() && v.chars().all(|c| c.is_ascii_digit()));
+    let Some(head) = toks.first() else {
+        return Answer::Other("an empty datagram".into());
+    };
+    let version_ok = head
+        .to_ascii_uppercase()
+        .strip_prefix("MEGACO/")
+        .or_else(|| head.strip_prefix("!/"))
+        .is_some_and(|v| !v.is_empty() && v.chars().all(|c| c.is_ascii_digit()));
     if !version_ok {
-        return Answer::Other(format!("not H.248 text (it starts with {:?})", head.chars().take(20).collect::<String>()));
+        return Answer::Other(format!(
+            "not H.248 text (it starts with {:?})",
+            head.chars().take(20).collect::<String>()
+        ));
     }
     let mid = toks.get(1).cloned().unwrap_or_default();
     let tid_s = tid.to_string();
@@ -146,7 +155,20 @@ pub fn parse(text: &str, tid: u32) -> Answer {
             }
         }
         let assigned = toks.get(i + 1).map(String::as_str) == Some("=");
-        if assigned && ["Reply", "P", "TransactionPending", "PN", "Transaction", "T", "TransactionResponseAck", "K"].iter().any(|w| t.eq_ignore_ascii_case(w)) {
+        if assigned
+            && [
+                "Reply",
+                "P",
+                "TransactionPending",
+                "PN",
+                "Transaction",
+                "T",
+                "TransactionResponseAck",
+                "K",
+            ]
+            .iter()
+            .any(|w| t.eq_ignore_ascii_case(w))
+        {
             in_transactions = true;
         }
         let numbered = assigned && toks.get(i + 2) == Some(&tid_s);
@@ -184,18 +206,33 @@ pub fn parse(text: &str, tid: u32) -> Answer {
 impl Megaco {
     /// Sends the AuditValue and waits for its reply until shortly before `timeout`.
     pub async fn check(&self, timeout: Duration) -> Result<String, String> {
-        let deadline = tokio::time::Instant::now() + timeout.saturating_sub(Duration::from_millis(20));
-        let peer = tokio::net::lookup_host(&self.target).await.map_err(|e| format!("cannot resolve {}: {e}", self.target))?.next().ok_or_else(|| format!("{} resolves to no address", self.target))?;
-        let bind = if peer.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
-        let sock = UdpSocket::bind(bind).await.map_err(|e| format!("cannot open a UDP socket: {e}"))?;
-        sock.connect(peer).await.map_err(|e| format!("cannot reach {peer}: {e}"))?;
+        let deadline =
+            tokio::time::Instant::now() + timeout.saturating_sub(Duration::from_millis(20));
+        let peer = tokio::net::lookup_host(&self.target)
+            .await
+            .map_err(|e| format!("cannot resolve {}: {e}", self.target))?
+            .next()
+            .ok_or_else(|| format!("{} resolves to no address", self.target))?;
+        let bind = if peer.is_ipv4() {
+            "0.0.0.0:0"
+        } else {
+            "[::]:0"
+        };
+        let sock = UdpSocket::bind(bind)
+            .await
+            .map_err(|e| format!("cannot open a UDP socket: {e}"))?;
+        sock.connect(peer)
+            .await
+            .map_err(|e| format!("cannot reach {peer}: {e}"))?;
         let local = sock.local_addr().map_err(|e| e.to_string())?;
         let mid = self.mid.clone().unwrap_or_else(|| match local.ip() {
             std::net::IpAddr::V4(ip) => format!("[{ip}]:{}", local.port()),
             std::net::IpAddr::V6(ip) => format!("[{ip}]:{}", local.port()),
         });
         let tid = rand::random::<u32>().max(1);
-        sock.send(request(&mid, tid).as_bytes()).await.map_err(|e| format!("cannot send to {peer}: {e}"))?;
+        sock.send(request(&mid, tid).as_bytes())
+            .await
+            .map_err(|e| format!("cannot send to {peer}: {e}"))?;
         let mut buf = vec![0u8; 65_536];
         let mut last_other = None;
         let mut pending = false;
@@ -204,18 +241,38 @@ impl Megaco {
                 Ok(Ok(n)) => n,
                 Ok(Err(e)) => return Err(format!("{peer}: {e}")),
                 Err(_) => {
-                    let state = if pending { "it answered TransactionPending, then nothing".to_string() } else { last_other.map(|o| format!("it sent only {o}")).unwrap_or_else(|| "no datagram came back".into()) };
+                    let state = if pending {
+                        "it answered TransactionPending, then nothing".to_string()
+                    } else {
+                        last_other
+                            .map(|o| format!("it sent only {o}"))
+                            .unwrap_or_else(|| "no datagram came back".into())
+                    };
                     return Err(format!("no reply to AuditValue transaction {tid} from {peer} within {} ms: {state}", timeout.as_millis()));
                 }
             };
             match parse(&String::from_utf8_lossy(&buf[..n]), tid) {
-                Answer::Reply { mid: their, ack: want_ack } => {
+                Answer::Reply {
+                    mid: their,
+                    ack: want_ack,
+                } => {
                     if want_ack {
                         let _ = sock.send(ack(&mid, tid).as_bytes()).await;
                     }
-                    return Ok(format!("{peer} ({their}) replied to AuditValue transaction {tid}"));
+                    return Ok(format!(
+                        "{peer} ({their}) replied to AuditValue transaction {tid}"
+                    ));
                 }
-                Answer::Error { code, text } => return Err(format!("{peer} answered AuditValue transaction {tid} with error {code}{}", if text.is_empty() { String::new() } else { format!(" ({text})") })),
+                Answer::Error { code, text } => {
+                    return Err(format!(
+                        "{peer} answered AuditValue transaction {tid} with error {code}{}",
+                        if text.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({text})")
+                        }
+                    ))
+                }
                 Answer::Pending => pending = true,
                 Answer::Other(o) => last_other = Some(o),
             }
@@ -230,17 +287,49 @@ mod tests {
     #[test]
     fn replies_errors_pending_and_noise() {
         let reply = "MEGACO/1 [10.0.0.9]:2944\r\nReply = 77 {\r\n Context = - { AuditValue = ROOT { Packages { g/1, root/2 } } } }";
-        assert_eq!(parse(reply, 77), Answer::Reply { mid: "[10.0.0.9]:2944".into(), ack: false });
-        assert_eq!(parse(reply, 78), Answer::Other("no reply to transaction 78".into()));
+        assert_eq!(
+            parse(reply, 77),
+            Answer::Reply {
+                mid: "[10.0.0.9]:2944".into(),
+                ack: false
+            }
+        );
+        assert_eq!(
+            parse(reply, 78),
+            Answer::Other("no reply to transaction 78".into())
+        );
         let compact = "!/1 <mg1>\nP=77{IA,C=-{AV=ROOT}}";
-        assert_eq!(parse(compact, 77), Answer::Reply { mid: "<mg1>".into(), ack: true });
+        assert_eq!(
+            parse(compact, 77),
+            Answer::Reply {
+                mid: "<mg1>".into(),
+                ack: true
+            }
+        );
         let err = "MEGACO/1 [10.0.0.9]:2944 Reply = 77 { Context = - { AuditValue = ROOT { Error = 431 { \"No such termination\" } } } }";
-        assert_eq!(parse(err, 77), Answer::Error { code: 431, text: "No such termination".into() });
+        assert_eq!(
+            parse(err, 77),
+            Answer::Error {
+                code: 431,
+                text: "No such termination".into()
+            }
+        );
         let msg_err = "MEGACO/1 [10.0.0.9]:2944 ER=400{\"Syntax error in message\"}";
-        assert_eq!(parse(msg_err, 77), Answer::Error { code: 400, text: "Syntax error in message".into() });
-        assert_eq!(parse("MEGACO/1 [h]:1 TransactionPending = 77 { }", 77), Answer::Pending);
+        assert_eq!(
+            parse(msg_err, 77),
+            Answer::Error {
+                code: 400,
+                text: "Syntax error in message".into()
+            }
+        );
+        assert_eq!(
+            parse("MEGACO/1 [h]:1 TransactionPending = 77 { }", 77),
+            Answer::Pending
+        );
         assert_eq!(parse("megaco/1 [h]:1 pn=77{}", 77), Answer::Pending);
-        assert!(matches!(parse("HTTP/1.1 200 OK", 77), Answer::Other(o) if o.starts_with("not H.248 text")));
+        assert!(
+            matches!(parse("HTTP/1.1 200 OK", 77), Answer::Other(o) if o.starts_with("not H.248 text"))
+        );
         assert!(matches!(parse("", 77), Answer::Other(_)));
     }
 
@@ -250,6 +339,9 @@ mod tests {
         assert!(r.starts_with("MEGACO/1 [127.0.0.1]:5000\r\nTransaction = 42 {"));
         assert!(r.contains("AuditValue = ROOT {"));
         let t = tokens(&r);
-        assert_eq!(t.iter().filter(|x| *x == "{").count(), t.iter().filter(|x| *x == "}").count());
+        assert_eq!(
+            t.iter().filter(|x| *x == "{").count(),
+            t.iter().filter(|x| *x == "}").count()
+        );
     }
 }

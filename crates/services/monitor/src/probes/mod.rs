@@ -17,13 +17,17 @@ use std::time::{Duration, Instant};
 /// The HTTP client the probes share: no TLS, redirects reported as they are (not
 /// followed), no proxy from the environment.
 pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).no_proxy().build().unwrap_or_default()
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap_or_default()
 }
 
 /// A prepared probe.
 pub enum Checker {
     /// `dns`.
-    Dns(dns::Dns),
+    Dns(Box<dns::Dns>),
     /// `tcp`.
     Tcp(net::Tcp),
     /// `http`.
@@ -41,18 +45,40 @@ pub enum Checker {
 impl Checker {
     /// Prepares `p`; `Err` says why it cannot run (the validator should have said so).
     pub fn new(p: &Probe, http: &reqwest::Client) -> Result<Checker, String> {
-        let target = || p.target.clone().ok_or_else(|| format!("probe {}: expected a target, found none", p.name));
+        let target = || {
+            p.target
+                .clone()
+                .ok_or_else(|| format!("probe {}: expected a target, found none", p.name))
+        };
         Ok(match p.kind {
-            ProbeKind::Dns => Checker::Dns(dns::Dns::new(&target()?, p.resolver.as_deref(), &p.expect, p.timeout())?),
+            ProbeKind::Dns => Checker::Dns(Box::new(dns::Dns::new(
+                &target()?,
+                p.resolver.as_deref(),
+                &p.expect,
+                p.timeout(),
+            )?)),
             ProbeKind::Tcp => Checker::Tcp(net::Tcp { target: target()? }),
-            ProbeKind::Http => Checker::Http(net::Http { client: http.clone(), url: target()?, status: p.status.unwrap_or(200), body_contains: p.body_contains.clone() }),
+            ProbeKind::Http => Checker::Http(net::Http {
+                client: http.clone(),
+                url: target()?,
+                status: p.status.unwrap_or(200),
+                body_contains: p.body_contains.clone(),
+            }),
             ProbeKind::Postgres => Checker::Postgres(pg::Postgres {
-                dsn: p.dsn.clone().ok_or_else(|| format!("probe {}: expected a dsn, found none", p.name))?,
+                dsn: p
+                    .dsn
+                    .clone()
+                    .ok_or_else(|| format!("probe {}: expected a dsn, found none", p.name))?,
                 query: p.query.clone().unwrap_or_else(|| "select 1".into()),
             }),
-            ProbeKind::Megaco => Checker::Megaco(megaco::Megaco { target: target()?, mid: p.mid.clone() }),
+            ProbeKind::Megaco => Checker::Megaco(megaco::Megaco {
+                target: target()?,
+                mid: p.mid.clone(),
+            }),
             ProbeKind::Fsync => Checker::Fsync(fsync::Fsync::new(&p.name, &target()?, &p.copies)),
-            ProbeKind::Command => Checker::Command(command::Command { argv: p.command.clone() }),
+            ProbeKind::Command => Checker::Command(command::Command {
+                argv: p.command.clone(),
+            }),
         })
     }
 

@@ -15,7 +15,10 @@ impl Tcp {
     pub async fn check(&self) -> Result<String, String> {
         match tokio::net::TcpStream::connect(&self.target).await {
             Ok(s) => {
-                let peer = s.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| self.target.clone());
+                let peer = s
+                    .peer_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(|_| self.target.clone());
                 Ok(format!("connected to {peer}"))
             }
             Err(e) => Err(format!("cannot connect to {}: {e}", self.target)),
@@ -38,23 +41,44 @@ pub struct Http {
 impl Http {
     /// GETs the URL.
     pub async fn check(&self) -> Result<String, String> {
-        let mut resp = self.client.get(&self.url).send().await.map_err(|e| format!("GET {}: {}", self.url, chain(&e)))?;
+        let mut resp = self
+            .client
+            .get(&self.url)
+            .send()
+            .await
+            .map_err(|e| format!("GET {}: {}", self.url, chain(&e)))?;
         let got = resp.status().as_u16();
         if got != self.status {
-            return Err(format!("GET {} answered {got}, expected {}", self.url, self.status));
+            return Err(format!(
+                "GET {} answered {got}, expected {}",
+                self.url, self.status
+            ));
         }
-        let Some(want) = &self.body_contains else { return Ok(format!("GET {} answered {got}", self.url)) };
+        let Some(want) = &self.body_contains else {
+            return Ok(format!("GET {} answered {got}", self.url));
+        };
         let mut body: Vec<u8> = vec![];
-        while let Some(chunk) = resp.chunk().await.map_err(|e| format!("GET {}: reading the body: {}", self.url, chain(&e)))? {
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| format!("GET {}: reading the body: {}", self.url, chain(&e)))?
+        {
             body.extend_from_slice(&chunk);
             if body.len() >= MAX_BODY {
                 break;
             }
         }
         if String::from_utf8_lossy(&body).contains(want.as_str()) {
-            Ok(format!("GET {} answered {got} with {want:?} in its body", self.url))
+            Ok(format!(
+                "GET {} answered {got} with {want:?} in its body",
+                self.url
+            ))
         } else {
-            Err(format!("GET {} answered {got} but its body ({} bytes) does not contain {want:?}", self.url, body.len()))
+            Err(format!(
+                "GET {} answered {got} but its body ({} bytes) does not contain {want:?}",
+                self.url,
+                body.len()
+            ))
         }
     }
 }

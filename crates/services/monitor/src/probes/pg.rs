@@ -14,17 +14,29 @@ pub struct Postgres {
 impl Postgres {
     /// Connects, runs the query, disconnects.
     pub async fn check(&self) -> Result<String, String> {
-        let (client, conn) = tokio_postgres::connect(self.dsn.expose(), tokio_postgres::NoTls).await.map_err(|e| format!("cannot connect: {}", words(&e)))?;
+        let (client, conn) = tokio_postgres::connect(self.dsn.expose(), tokio_postgres::NoTls)
+            .await
+            .map_err(|e| format!("cannot connect: {}", words(&e)))?;
         let driver = tokio::spawn(conn);
         let r = client.simple_query(&self.query).await;
         drop(client);
         let _ = driver.await;
         match r {
             Ok(msgs) => {
-                let rows = msgs.iter().filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_))).count();
-                Ok(format!("connected; {:?} answered {rows} row(s)", self.query))
+                let rows = msgs
+                    .iter()
+                    .filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))
+                    .count();
+                Ok(format!(
+                    "connected; {:?} answered {rows} row(s)",
+                    self.query
+                ))
             }
-            Err(e) => Err(format!("connected, but {:?} failed: {}", self.query, words(&e))),
+            Err(e) => Err(format!(
+                "connected, but {:?} failed: {}",
+                self.query,
+                words(&e)
+            )),
         }
     }
 }
