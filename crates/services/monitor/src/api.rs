@@ -59,7 +59,7 @@ async fn site_state(State(svc): State<MonitorService>) -> Response {
 
 /// This group's probes as its active instance runs them.
 #[utoipa::path(get, path = "/api/v1/monitoring/probes", tag = "monitoring",
-    responses((status = 200, description = "`{probes: [{name, kind, target, state, since_ms, reason, last, last_ms, failures, successes}]}`"),
+    responses((status = 200, description = "`{probes: [{name, kind, target, state, since_ms, reason, last, last_ms, latency_ms, failures, successes}]}`"),
         (status = 503, description = "monitoring is not running on the group's active instance")))]
 async fn probes(State(svc): State<MonitorService>) -> Response {
     let v: Vec<_> = svc

@@ -37,6 +37,8 @@ pub struct ProbeView {
     pub last: Option<String>,
     /// When the last check ended, ms since the Unix epoch.
     pub last_ms: Option<u64>,
+    /// How long the last check took, ms.
+    pub latency_ms: Option<f64>,
     /// Consecutive failures so far.
     pub failures: u32,
     /// Consecutive successes so far.
@@ -106,7 +108,7 @@ async fn run_probe(
     let labels = ProbeLabels {
         probe: p.name.clone(),
     };
-    let show = |t: &Tracker, since: u64, reason: &str, last: Option<String>| {
+    let show = |t: &Tracker, since: u64, reason: &str, last: Option<(String, f64)>| {
         let v = ProbeView {
             name: p.name.clone(),
             kind: p.kind.as_str(),
@@ -115,7 +117,8 @@ async fn run_probe(
             since_ms: since,
             reason: reason.to_string(),
             last_ms: last.as_ref().map(|_| mware_coord::now_ms()),
-            last,
+            latency_ms: last.as_ref().map(|l| l.1),
+            last: last.map(|l| l.0),
             failures: t.failures,
             successes: t.successes,
         };
@@ -145,10 +148,8 @@ async fn run_probe(
             Ok(c) => c.check(p.timeout()).await,
             Err(e) => Err(format!("cannot run: {e}")),
         };
-        cx.metrics
-            .latency
-            .get_or_create(&labels)
-            .set(started.elapsed().as_secs_f64());
+        let took = started.elapsed().as_secs_f64();
+        cx.metrics.latency.get_or_create(&labels).set(took);
         let word = if result.is_ok() { "ok" } else { "failed" };
         cx.metrics
             .checks
@@ -162,10 +163,13 @@ async fn run_probe(
             .up
             .get_or_create(&labels)
             .set((t.health == Health::Ok) as i64);
-        let last = Some(match &result {
-            Ok(s) => format!("ok: {s}"),
-            Err(s) => format!("failed: {s}"),
-        });
+        let last = Some((
+            match &result {
+                Ok(s) => format!("ok: {s}"),
+                Err(s) => format!("failed: {s}"),
+            },
+            took * 1000.0,
+        ));
         if d.changed() {
             since = mware_coord::now_ms();
             reason = d.reason().to_string();
