@@ -22,7 +22,7 @@ mod validate;
 
 pub use domain::{canonical, DomainError, DomainProblem, MAX_LABEL_LEN, MAX_NAME_LEN};
 pub use model::*;
-pub use monitoring::{Monitoring, Probe, ProbeKind};
+pub use monitoring::{Monitoring, Probe, ProbeKind, SshCopy};
 pub use provisioning::{is_entity_id, Provisioning, ProvisioningEntity};
 pub use redact::{is_secret_key, mask_url_userinfo, redact};
 pub use secret::Secret;

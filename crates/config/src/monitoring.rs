@@ -46,7 +46,7 @@ pub enum ProbeKind {
     /// gets a Reply with the same transaction id and no error descriptor in time.
     Megaco,
     /// A canary file written into the folder `target` appears with the same content in
-    /// every folder of `copies` in time.
+    /// every folder of `copies` and `ssh_copies` in time.
     Fsync,
     /// `command` (an argv) exits 0 in time.
     Command,
@@ -113,12 +113,42 @@ pub struct Probe {
     /// megaco: the mId this probe sends as (default `[<local address>]:<local port>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mid: Option<String>,
-    /// fsync: the other copies of the synced folder (absolute paths).
+    /// fsync: the other copies of the synced folder as this server reaches them (absolute
+    /// paths, e.g. mounts).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub copies: Vec<String>,
+    /// fsync: other copies of the synced folder on other servers, read over SSH (host keys
+    /// checked against the site's `ssh.known_hosts`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ssh_copies: Vec<SshCopy>,
     /// command: the program and its arguments (an argv, never a shell line).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
+}
+
+/// (new) A copy of a synced folder on another server, read over SSH.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SshCopy {
+    /// SSH host.
+    pub host: String,
+    /// SSH port (default 22).
+    #[serde(default = "default_ssh_port")]
+    pub port: u16,
+    /// SSH user.
+    pub user: String,
+    /// SSH password (or `key_file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+    /// Private key file, unencrypted (or `password`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<String>,
+    /// The folder's path on that server (absolute).
+    pub path: String,
+}
+
+fn default_ssh_port() -> u16 {
+    22
 }
 
 impl Probe {

@@ -219,7 +219,11 @@ fn every_probe_problem_is_reported_with_its_path() {
         &format!("{p}[6].target"),
         "expected an absolute folder path",
     );
-    has(&e, &format!("{p}[6].copies"), "found an empty list");
+    has(
+        &e,
+        &format!("{p}[6].copies"),
+        "(copies or ssh_copies), found none",
+    );
     has(
         &e,
         &format!("{p}[7].command"),
@@ -264,4 +268,46 @@ fn members_of_a_group_carry_the_same_tasks_and_probes() {
         "servers[0].roles[1].monitoring",
         "found it missing here",
     );
+}
+
+#[test]
+fn fsync_copies_over_ssh() {
+    let v = probes(json!([
+        {"name": "s", "kind": "fsync", "target": "/srv/sync", "ssh_copies": [
+            {"host": "srv2", "user": "sync", "password": "pw-not-shown", "path": "/srv/sync"},
+            {"host": "srv3", "port": 2222, "user": "sync", "key_file": "/etc/mware/id_ed25519", "path": "/srv/sync"}
+        ]}
+    ]));
+    let site = ok(&v).site;
+    let c = &site.servers[0].roles[0].monitoring.probes[0].ssh_copies;
+    assert_eq!((c[0].port, c[1].port), (22, 2222));
+    assert!(!serde_json::to_string(&site)
+        .unwrap()
+        .contains("pw-not-shown"));
+    let v = probes(json!([
+        {"name": "s", "kind": "fsync", "target": "/srv/sync", "ssh_copies": [
+            {"host": "", "user": "sync", "path": "rel", "port": 0, "extra": 1},
+            {"host": "h", "user": "u", "password": "x", "key_file": "/k", "path": "/p"}
+        ]},
+        {"name": "t", "kind": "tcp", "target": "h:1", "ssh_copies": []}
+    ]));
+    let e = errors(&v);
+    let p = format!("{P0}.monitoring.probes");
+    has(&e, &format!("{p}[0].ssh_copies[0].host"), "non-empty");
+    has(&e, &format!("{p}[0].ssh_copies[0].port"), "from 1 to 65535");
+    has(
+        &e,
+        &format!("{p}[0].ssh_copies[0].path"),
+        "expected an absolute folder path",
+    );
+    has(&e, &format!("{p}[0].ssh_copies[0].extra"), "unknown key");
+    has(
+        &e,
+        &format!("{p}[0].ssh_copies[0]"),
+        "expected either password or key_file, found neither",
+    );
+    has(&e, &format!("{p}[0].ssh_copies[1]"), "found both");
+    has(&e, &format!("{p}[1].ssh_copies"), "a key of fsync probes");
+    assert!(!e.iter().any(|q| q.message.contains("pw-not-shown")));
+    assert_eq!(e.len(), 7, "{}", show(&e));
 }

@@ -36,7 +36,7 @@ const KINDS: &[(&str, &[&str], bool)] = &[
     ("http", &["status", "body_contains"], true),
     ("postgres", &["dsn", "query"], false),
     ("megaco", &["mid"], true),
-    ("fsync", &["copies"], true),
+    ("fsync", &["copies", "ssh_copies"], true),
     ("command", &["command"], false),
 ];
 
@@ -163,6 +163,14 @@ fn probe(cx: &mut Cx, m: &Map<String, Value>, p: &str, names: &mut HashMap<Strin
             );
         }
     }
+    if let Some(list) = m
+        .get("ssh_copies")
+        .and_then(|v| cx.list(v, &join(p, "ssh_copies")))
+    {
+        for (i, c) in list.iter().enumerate() {
+            ssh_copy(cx, c, &index(&join(p, "ssh_copies"), i));
+        }
+    }
     argv(cx, m, p, "command");
     let Some(kind_name) = kind_name else { return };
     let &(_, own, takes_target) = KINDS
@@ -206,14 +214,12 @@ fn probe(cx: &mut Cx, m: &Map<String, Value>, p: &str, names: &mut HashMap<Strin
     match kind_name.as_str() {
         "postgres" => need(cx, "dsn"),
         "fsync" => {
-            need(cx, "copies");
-            if m.get("copies")
-                .is_some_and(|c| c.as_array().is_some_and(Vec::is_empty))
-            {
-                cx.report(
-                    &join(p, "copies"),
-                    "expected at least one other copy of the folder, found an empty list",
-                );
+            let count = |k: &str| m.get(k).and_then(Value::as_array).map_or(0, Vec::len);
+            let typed = ["copies", "ssh_copies"]
+                .iter()
+                .all(|k| m.get(*k).is_none_or(Value::is_array));
+            if typed && count("copies") + count("ssh_copies") == 0 {
+                cx.report(&join(p, "copies"), "expected at least one other copy of the folder (copies or ssh_copies), found none");
             }
         }
         "command" => need(cx, "command"),
@@ -221,6 +227,36 @@ fn probe(cx: &mut Cx, m: &Map<String, Value>, p: &str, names: &mut HashMap<Strin
     }
     if let Some(t) = target {
         target_form(cx, &kind_name, t, &join(p, "target"));
+    }
+}
+
+const SSH_COPY_KEYS: &[&str] = &["host", "port", "user", "password", "key_file", "path"];
+
+/// One `ssh_copies` entry: host, port, user, password or key file, absolute path.
+fn ssh_copy(cx: &mut Cx, v: &Value, p: &str) {
+    let Some(m) = cx.object(v, p) else { return };
+    cx.keys(m, p, SSH_COPY_KEYS, &["host", "user", "path"]);
+    cx.nonempty_str(m, p, "host");
+    cx.port(m, p, "port");
+    cx.nonempty_str(m, p, "user");
+    let pw = cx.secret(m, p, "password");
+    let key = cx.nonempty_str(m, p, "key_file").is_some();
+    if pw == key {
+        cx.report(
+            p,
+            format!(
+                "expected either password or key_file, found {}",
+                if pw { "both" } else { "neither" }
+            ),
+        );
+    }
+    if let Some(path) = cx.nonempty_str(m, p, "path") {
+        if !path.starts_with('/') || path.contains('\0') {
+            cx.report(
+                &join(p, "path"),
+                format!("expected an absolute folder path, found {}", quote(path)),
+            );
+        }
     }
 }
 

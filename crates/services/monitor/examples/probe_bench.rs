@@ -41,10 +41,18 @@ fn main() {
     }
     let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(2000);
     let secs: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(30);
-    let bb = args.get(3).cloned().unwrap_or_else(|| "/var/tmp/mware-blackbox/usr/bin/prometheus-blackbox-exporter".into());
+    let bb = args
+        .get(3)
+        .cloned()
+        .unwrap_or_else(|| "/var/tmp/mware-blackbox/usr/bin/prometheus-blackbox-exporter".into());
     let window = Duration::from_secs(secs);
 
-    let mut child = Command::new(std::env::current_exe().unwrap()).args(["listen", &n.to_string()]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["listen", &n.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut ports = vec![];
     for _ in 0..n {
@@ -57,12 +65,18 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let ours = rt.block_on(mware_side(&ports, window));
     drop(rt);
-    let theirs = tokio::runtime::Runtime::new().unwrap().block_on(blackbox_side(&ports, window, &bb));
+    let theirs = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(blackbox_side(&ports, window, &bb));
     drop(child.stdin.take());
     let _ = child.kill();
     let _ = child.wait();
 
-    println!("probes {n}, interval 1 s, measured {secs} s after {} s warm-up, {} cores", WARMUP.as_secs(), std::thread::available_parallelism().map_or(0, |p| p.get()));
+    println!(
+        "probes {n}, interval 1 s, measured {secs} s after {} s warm-up, {} cores",
+        WARMUP.as_secs(),
+        std::thread::available_parallelism().map_or(0, |p| p.get())
+    );
     for (who, r) in [("mware", &ours), ("blackbox_exporter", &theirs)] {
         println!(
             "{who:<18} checks/s {:>7.1}  CPU {:>6.1} % of a core  CPU/check {:>6.1} us  latency p50 {:>6.3} ms  p99 {:>6.3} ms  max {:>7.3} ms  failed {}",
@@ -77,7 +91,8 @@ fn main() {
     }
     println!(
         "ratio (mware / blackbox_exporter): CPU per check {:.2}, p99 {:.2}",
-        (ours.cpu.as_secs_f64() / ours.checks.max(1) as f64) / (theirs.cpu.as_secs_f64() / theirs.checks.max(1) as f64),
+        (ours.cpu.as_secs_f64() / ours.checks.max(1) as f64)
+            / (theirs.cpu.as_secs_f64() / theirs.checks.max(1) as f64),
         pct(&ours.lat, 0.99) / pct(&theirs.lat, 0.99)
     );
 }
@@ -102,7 +117,10 @@ fn pct(v: &[f64], q: f64) -> f64 {
 
 /// PROBES listeners that accept and close; prints their ports; ends when stdin closes.
 fn listen(n: usize) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async move {
         let mut stdout = std::io::stdout();
         for _ in 0..n {
@@ -126,7 +144,8 @@ fn listen(n: usize) {
 
 fn cpu_self() -> Duration {
     let r = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF).unwrap();
-    let tv = |t: nix::sys::time::TimeVal| Duration::new(t.tv_sec() as u64, t.tv_usec() as u32 * 1000);
+    let tv =
+        |t: nix::sys::time::TimeVal| Duration::new(t.tv_sec() as u64, t.tv_usec() as u32 * 1000);
     tv(r.user_time()) + tv(r.system_time())
 }
 
@@ -148,11 +167,31 @@ async fn mware_side(ports: &[u16], window: Duration) -> Result {
     let metrics = Metrics::new(&mut Default::default());
     let views: Views = Arc::default();
     let cancel = CancellationToken::new();
-    let cx = EngineCtx { persist: tx, metrics: metrics.clone(), instance: "bench".into(), cancel: cancel.clone(), views: views.clone() };
+    let cx = EngineCtx {
+        persist: tx,
+        metrics: metrics.clone(),
+        instance: "bench".into(),
+        cancel: cancel.clone(),
+        views: views.clone(),
+        env: mware_monitor::probes::ProbeEnv::new(&Default::default()),
+    };
     let tracker = TaskTracker::new();
     engine::start(&probes, &HashMap::new(), &cx, &tracker);
     tokio::time::sleep(WARMUP).await;
-    let count = |r: &str| -> u64 { probes.iter().map(|p| metrics.checks.get_or_create(&CheckLabels { probe: p.name.clone(), result: r.into() }).get()).sum() };
+    let count = |r: &str| -> u64 {
+        probes
+            .iter()
+            .map(|p| {
+                metrics
+                    .checks
+                    .get_or_create(&CheckLabels {
+                        probe: p.name.clone(),
+                        result: r.into(),
+                    })
+                    .get()
+            })
+            .sum()
+    };
     let (ok0, bad0, cpu0) = (count("ok"), count("failed"), cpu_self());
     let mut seen: HashMap<String, u64> = HashMap::new();
     let mut lat = vec![];
@@ -174,14 +213,28 @@ async fn mware_side(ports: &[u16], window: Duration) -> Result {
     cancel.cancel();
     tracker.close();
     tracker.wait().await;
-    Result { secs, checks: ok + bad, failed: bad, cpu, lat }
+    Result {
+        secs,
+        checks: ok + bad,
+        failed: bad,
+        cpu,
+        lat,
+    }
 }
 
 async fn blackbox_side(ports: &[u16], window: Duration, bin: &str) -> Result {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("blackbox.yml");
-    std::fs::write(&cfg, "modules:\n  tcp_connect:\n    prober: tcp\n    timeout: 1s\n").unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    std::fs::write(
+        &cfg,
+        "modules:\n  tcp_connect:\n    prober: tcp\n    timeout: 1s\n",
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut bb = Command::new(bin)
         .arg(format!("--config.file={}", cfg.display()))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
@@ -191,7 +244,10 @@ async fn blackbox_side(ports: &[u16], window: Duration, bin: &str) -> Result {
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {bin}: {e} (scripts/setup.sh unpacks it)"));
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::builder().pool_max_idle_per_host(4096).build().unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(4096)
+        .build()
+        .unwrap();
     for _ in 0..100 {
         if client.get(format!("{base}/metrics")).send().await.is_ok() {
             break;
@@ -202,7 +258,12 @@ async fn blackbox_side(ports: &[u16], window: Duration, bin: &str) -> Result {
     let stop = CancellationToken::new();
     let n = ports.len();
     for (i, p) in ports.iter().enumerate() {
-        let (client, url, samples, stop) = (client.clone(), format!("{base}/probe?module=tcp_connect&target=127.0.0.1:{p}"), samples.clone(), stop.clone());
+        let (client, url, samples, stop) = (
+            client.clone(),
+            format!("{base}/probe?module=tcp_connect&target=127.0.0.1:{p}"),
+            samples.clone(),
+            stop.clone(),
+        );
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_micros(1_000_000 * i as u64 / n as u64)).await;
             let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -212,11 +273,20 @@ async fn blackbox_side(ports: &[u16], window: Duration, bin: &str) -> Result {
                     _ = stop.cancelled() => return,
                     _ = tick.tick() => {}
                 }
-                let Ok(r) = client.get(&url).send().await else { continue };
+                let Ok(r) = client.get(&url).send().await else {
+                    continue;
+                };
                 let Ok(body) = r.text().await else { continue };
-                let val = |k: &str| body.lines().find_map(|l| l.strip_prefix(k).and_then(|v| v.trim().parse::<f64>().ok()));
+                let val = |k: &str| {
+                    body.lines()
+                        .find_map(|l| l.strip_prefix(k).and_then(|v| v.trim().parse::<f64>().ok()))
+                };
                 if let Some(d) = val("probe_duration_seconds ") {
-                    samples.lock().unwrap().push((Instant::now(), val("probe_success ") == Some(1.0), d * 1000.0));
+                    samples.lock().unwrap().push((
+                        Instant::now(),
+                        val("probe_success ") == Some(1.0),
+                        d * 1000.0,
+                    ));
                 }
             }
         });
@@ -230,6 +300,15 @@ async fn blackbox_side(ports: &[u16], window: Duration, bin: &str) -> Result {
     let _ = bb.kill();
     let _ = bb.wait();
     let s = samples.lock().unwrap();
-    let inside: Vec<&(Instant, bool, f64)> = s.iter().filter(|(at, _, _)| *at >= t0 && *at < t1).collect();
-    Result { secs: (t1 - t0).as_secs_f64(), checks: inside.len() as u64, failed: inside.iter().filter(|x| !x.1).count() as u64, cpu, lat: inside.iter().map(|x| x.2).collect() }
+    let inside: Vec<&(Instant, bool, f64)> = s
+        .iter()
+        .filter(|(at, _, _)| *at >= t0 && *at < t1)
+        .collect();
+    Result {
+        secs: (t1 - t0).as_secs_f64(),
+        checks: inside.len() as u64,
+        failed: inside.iter().filter(|x| !x.1).count() as u64,
+        cpu,
+        lat: inside.iter().map(|x| x.2).collect(),
+    }
 }

@@ -61,6 +61,8 @@ pub struct EngineCtx {
     pub cancel: CancellationToken,
     /// The views.
     pub views: Views,
+    /// What probes share (HTTP client, SSH host keys).
+    pub env: crate::probes::ProbeEnv,
 }
 
 /// Starts every probe on `tracker`; a probe that cannot be prepared is reported failing
@@ -71,9 +73,8 @@ pub fn start(
     cx: &EngineCtx,
     tracker: &TaskTracker,
 ) {
-    let http = crate::probes::http_client();
     for p in probes {
-        let checker = Checker::new(p, &http);
+        let checker = Checker::new(p, &cx.env);
         tracker.spawn(run_probe(
             p.clone(),
             checker,

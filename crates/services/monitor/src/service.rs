@@ -48,8 +48,12 @@ impl MonitorService {
         }
     }
 
-    fn probes(ctx: &ServiceContext) -> Vec<Probe> {
-        ctx.role().map(|r| r.monitoring.probes).unwrap_or_default()
+    /// The probes and the site's SSH settings they run with.
+    fn probes(ctx: &ServiceContext) -> (Vec<Probe>, mware_config::SshSettings) {
+        (
+            ctx.role().map(|r| r.monitoring.probes).unwrap_or_default(),
+            ctx.site.borrow().ssh.clone(),
+        )
     }
 
     /// The probes' states as they are now, to restart them from.
@@ -186,14 +190,15 @@ impl Service for MonitorService {
                 instance: ctx.instance.clone(),
                 cancel: probe_stop.clone(),
                 views: self.inner.views.clone(),
+                env: crate::probes::ProbeEnv::new(&probes.1),
             };
-            engine::start(&probes, &probe_states, &ecx, &tracker);
+            engine::start(&probes.0, &probe_states, &ecx, &tracker);
             tracker.close();
             ctx.status.set(
                 ServiceState::Running,
                 format!(
                     "running {} probe(s); recording the group's services and watching every group",
-                    probes.len()
+                    probes.0.len()
                 ),
             );
             let changed = loop {
@@ -211,7 +216,7 @@ impl Service for MonitorService {
                     r = ctx.site.changed() => {
                         if r.is_err() { break false }
                         if Self::probes(&ctx) != probes {
-                            tracing::info!(instance = %ctx.instance, "monitoring: probes changed; restarting them");
+                            tracing::info!(instance = %ctx.instance, "monitoring: probes or ssh settings changed; restarting the probes");
                             break true;
                         }
                     }

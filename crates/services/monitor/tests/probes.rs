@@ -21,8 +21,12 @@ fn probe(v: Value) -> Probe {
 }
 
 async fn check(v: Value) -> Result<String, String> {
+    check_with(v, mware_monitor::probes::ProbeEnv::new(&Default::default())).await
+}
+
+async fn check_with(v: Value, env: mware_monitor::probes::ProbeEnv) -> Result<String, String> {
     let p = probe(v);
-    let c = Checker::new(&p, &mware_monitor::probes::http_client()).expect("prepared");
+    let c = Checker::new(&p, &env).expect("prepared");
     c.check(p.timeout()).await
 }
 
@@ -335,6 +339,57 @@ async fn command_probes() {
         .unwrap_err();
     assert!(
         e.starts_with("sleep did not exit within 450 ms; its process group was killed"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn fsync_with_a_copy_read_over_ssh() {
+    use mware_testkit::sshd::{ensure_postgres_password, Sshd, SSH_PASSWORD, SSH_USER};
+    use std::os::unix::fs::PermissionsExt;
+    ensure_postgres_password().unwrap();
+    let sshd = Sshd::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b b"));
+    for d in [dir.path(), &a, &b] {
+        std::fs::create_dir_all(d).unwrap();
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let known = dir.path().join("known_hosts");
+    sshd.pin_in(&known).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    syncer(&a, &b, Arc::new(AtomicBool::new(true)), stop.clone());
+    let env = |known: &Path| mware_monitor::probes::ProbeEnv {
+        http: mware_monitor::probes::http_client(),
+        host_keys: mware_ssh::HostKeyPolicy {
+            known_hosts: known.to_path_buf(),
+            trust_on_first_use: false,
+        },
+    };
+    // The copy's path has a space: it is shell-quoted on the remote command line.
+    let copy = json!({"host": "127.0.0.1", "port": sshd.port, "user": SSH_USER, "password": SSH_PASSWORD, "path": b.display().to_string()});
+    let cfg = json!({"kind": "fsync", "target": a.display().to_string(), "ssh_copies": [copy], "timeout_ms": 5000});
+    let ok = check_with(cfg.clone(), env(&known)).await.unwrap();
+    assert!(ok.contains("appeared in 1 copy within"), "{ok}");
+    // The synchronisation stops: the remote copy keeps the older canary.
+    stop.store(true, Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(300));
+    let e = check_with(cfg.clone(), env(&known)).await.unwrap_err();
+    assert!(
+        e.contains(&format!(
+            "postgres@127.0.0.1:{}:{} has an older canary",
+            sshd.port,
+            b.display()
+        )),
+        "{e}"
+    );
+    assert!(!e.contains(SSH_PASSWORD));
+    // A host whose key is not pinned is refused: nothing is sent to it.
+    let e = check_with(cfg, env(&dir.path().join("empty_known_hosts")))
+        .await
+        .unwrap_err();
+    assert!(
+        e.starts_with(&format!("postgres@127.0.0.1:{}:", sshd.port)) && e.contains("known_hosts"),
         "{e}"
     );
 }

@@ -24,6 +24,25 @@ pub fn http_client() -> reqwest::Client {
         .unwrap_or_default()
 }
 
+/// What probes share: the HTTP client and the site's SSH host key policy.
+#[derive(Clone)]
+pub struct ProbeEnv {
+    /// See [`http_client`].
+    pub http: reqwest::Client,
+    /// The site's pinned SSH host keys (`ssh` section).
+    pub host_keys: mware_ssh::HostKeyPolicy,
+}
+
+impl ProbeEnv {
+    /// The environment of a site.
+    pub fn new(ssh: &mware_config::SshSettings) -> Self {
+        ProbeEnv {
+            http: http_client(),
+            host_keys: ssh.into(),
+        }
+    }
+}
+
 /// A prepared probe.
 pub enum Checker {
     /// `dns`.
@@ -37,14 +56,14 @@ pub enum Checker {
     /// `megaco`.
     Megaco(megaco::Megaco),
     /// `fsync`.
-    Fsync(fsync::Fsync),
+    Fsync(Box<fsync::Fsync>),
     /// `command`.
     Command(command::Command),
 }
 
 impl Checker {
     /// Prepares `p`; `Err` says why it cannot run (the validator should have said so).
-    pub fn new(p: &Probe, http: &reqwest::Client) -> Result<Checker, String> {
+    pub fn new(p: &Probe, env: &ProbeEnv) -> Result<Checker, String> {
         let target = || {
             p.target
                 .clone()
@@ -59,7 +78,7 @@ impl Checker {
             )?)),
             ProbeKind::Tcp => Checker::Tcp(net::Tcp { target: target()? }),
             ProbeKind::Http => Checker::Http(net::Http {
-                client: http.clone(),
+                client: env.http.clone(),
                 url: target()?,
                 status: p.status.unwrap_or(200),
                 body_contains: p.body_contains.clone(),
@@ -75,7 +94,13 @@ impl Checker {
                 target: target()?,
                 mid: p.mid.clone(),
             }),
-            ProbeKind::Fsync => Checker::Fsync(fsync::Fsync::new(&p.name, &target()?, &p.copies)),
+            ProbeKind::Fsync => Checker::Fsync(Box::new(fsync::Fsync::new(
+                &p.name,
+                &target()?,
+                &p.copies,
+                &p.ssh_copies,
+                &env.host_keys,
+            ))),
             ProbeKind::Command => Checker::Command(command::Command {
                 argv: p.command.clone(),
             }),
