@@ -100,7 +100,8 @@ pub fn on_event(e: &Event, known: &Known, instance: &str) -> Option<Change> {
     }
 }
 
-/// Follows the instance's events (those still in its ring first) until `cancel`.
+/// Follows the instance's events until `cancel`: first those still in its ring since it
+/// last became active, then the new ones.
 pub async fn follow_events(
     events: Events,
     persist: Sender,
@@ -109,7 +110,12 @@ pub async fn follow_events(
     cancel: CancellationToken,
 ) {
     let mut rx = events.subscribe();
-    let (past, _) = events.since(0);
+    let (mut past, _) = events.since(0);
+    // Only what happened since this instance last became active: an older service event
+    // (of an earlier activity) must not overwrite what another instance recorded since.
+    if let Some(i) = past.iter().rposition(|e| matches!(e.kind, EventKind::Activity { active: true, .. })) {
+        past.drain(..i);
+    }
     let last_id = std::sync::atomic::AtomicU64::new(0);
     let apply = |e: &Event, known: &mut Known| -> Option<Change> {
         if e.id <= last_id.load(std::sync::atomic::Ordering::Relaxed) {
