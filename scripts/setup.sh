@@ -6,7 +6,8 @@
 #   (the operator console's tests in a real browser), openssl (test TLS certificates),
 #   wrk and nginx (benchmarks), unzip (the backup tests check archives with it), promtool
 #   (unpacked under /var/tmp/mware-promtool, for the
-#   example alert rules), and makes sure PostgreSQL 15 on 5432 and RabbitMQ on 5672 run.
+#   example alert rules), dnsmasq (the dns probe's tests), blackbox_exporter (unpacked under
+#   /var/tmp/mware-blackbox, the monitoring bench's peer), and makes sure PostgreSQL 15 on 5432 and RabbitMQ on 5672 run.
 # Tests start their own etcd, PostgreSQL instances and sshd on loopback ports; this script
 # only provides the binaries and the machine's shared services.
 set -euo pipefail
@@ -33,6 +34,7 @@ have openssl || need_pkgs+=(openssl)
 # backup tests: Info-ZIP's unzip checks our archives; fallocate fills a tmpfs (util-linux).
 have unzip || need_pkgs+=(unzip)
 have fallocate || need_pkgs+=(util-linux)
+[ -x /usr/sbin/dnsmasq ] || need_pkgs+=(dnsmasq-base)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "setup: installing ${need_pkgs[*]}"
@@ -63,6 +65,21 @@ if [ ! -x "$PROMTOOL_DIR/usr/bin/promtool" ]; then
   (cd "$dl" && apt-get download -qq prometheus 2>/dev/null) && dpkg -x "$dl"/prometheus_*.deb "$PROMTOOL_DIR"
   rm -rf "$dl"
   [ -x "$PROMTOOL_DIR/usr/bin/promtool" ] || { echo "setup: could not fetch promtool" >&2; exit 1; }
+fi
+
+# blackbox_exporter, the peer of the monitoring bench (crates/services/monitor/examples/
+# probe_bench.rs): only the binary of Debian's package, unpacked, not installed (installing
+# would start the exporter as a service).
+BLACKBOX_DIR=/var/tmp/mware-blackbox
+if [ ! -x "$BLACKBOX_DIR/usr/bin/prometheus-blackbox-exporter" ]; then
+  echo "setup: fetching blackbox_exporter (Debian's prometheus-blackbox-exporter package, unpacked)"
+  marker=/var/tmp/mware-apt-updated
+  if [ ! -e "$marker" ]; then apt-get -o DPkg::Lock::Timeout=600 update -qq && touch "$marker"; fi
+  dl=$(mktemp -d)
+  chmod 777 "$dl"
+  (cd "$dl" && apt-get download -qq prometheus-blackbox-exporter 2>/dev/null) && dpkg -x "$dl"/prometheus-blackbox-exporter_*.deb "$BLACKBOX_DIR"
+  rm -rf "$dl"
+  [ -x "$BLACKBOX_DIR/usr/bin/prometheus-blackbox-exporter" ] || echo "setup: could not fetch blackbox_exporter (only the monitoring bench needs it)" >&2
 fi
 
 # PostgreSQL 15 on 5432 (trust for local connections, as on these machines).

@@ -9,21 +9,25 @@
 
 mod domain;
 mod model;
+mod monitoring;
 pub mod pg;
 mod provisioning;
 mod redact;
 mod secret;
 mod ssh;
 pub mod strict_json;
+mod tasks;
 mod tree;
 mod validate;
 
 pub use domain::{canonical, DomainError, DomainProblem, MAX_LABEL_LEN, MAX_NAME_LEN};
 pub use model::*;
+pub use monitoring::{Monitoring, Probe, ProbeKind, SshCopy};
 pub use provisioning::{is_entity_id, Provisioning, ProvisioningEntity};
 pub use redact::{is_secret_key, mask_url_userinfo, redact};
 pub use secret::Secret;
 pub use ssh::{SshSettings, DEFAULT_KNOWN_HOSTS};
+pub use tasks::{is_item_name, schedule, Overlap, ServiceTask};
 pub use tree::DomainTree;
 pub use validate::{validate, Problem, Severity, Validated};
 

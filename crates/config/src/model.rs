@@ -192,6 +192,12 @@ pub struct Role {
     /// (new) Realtime provisioning service for SIP servers (Asterisk res_config_curl protocol).
     #[serde(default)]
     pub provisioning: Option<Provisioning>,
+    /// (new) Scheduled service scripts, run on the group's active instance.
+    #[serde(default)]
+    pub service_tasks: Vec<crate::tasks::ServiceTask>,
+    /// (new) Monitoring: probes and the group's part of the site's state (on by default).
+    #[serde(default)]
+    pub monitoring: crate::monitoring::Monitoring,
 }
 
 /// A CTI adapter server.

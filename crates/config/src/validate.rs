@@ -3,7 +3,7 @@
 //!
 //! The walk is split by concern: `walk` (typed readers), `sections` (the site,
 //! coordination, api, servers and roles), `extra` and `provisioning` (the role's
-//! service sections) and `cross` (checks across instances: names, orders, domains,
+//! service sections), `tasks` (`service_tasks` and `monitoring`) and `cross` (checks across instances: names, orders, domains,
 //! ports, and which group provisions which SIP server).
 
 mod cross;
@@ -11,6 +11,7 @@ mod extra;
 mod group_sections;
 mod provisioning;
 mod sections;
+mod tasks;
 mod walk;
 
 use crate::model::{Role, Site};

@@ -80,6 +80,11 @@ impl Host {
         lease: LeaseSlot,
         events: Events,
     ) -> Self {
+        let env =
+            crate::service::InstanceEnv { instance: instance.clone(), coord: coord.clone(), site: site.clone(), events: events.clone() };
+        for svc in &services {
+            svc.attach(&env);
+        }
         let services = services.into_iter().map(|svc| Hosted { status: StatusHandle::new(svc.name(), events.clone()), svc }).collect();
         Host { services: Arc::new(services), instance, coord, site, stop_timeout, lease, events }
     }

@@ -19,4 +19,4 @@ pub use events::{Event, EventKind, Events};
 pub use host::{desired, Host, HostStatus};
 pub use panel::{Action, Column, Panel};
 pub use routes::{Access, DomainArg, ResolvedArg, Resolver, Route, Routes, Scope, Unavailable};
-pub use service::{LeaseSlot, Service, ServiceContext, ServiceState, ServiceStatus, StatusHandle};
+pub use service::{InstanceEnv, LeaseSlot, Service, ServiceContext, ServiceState, ServiceStatus, StatusHandle};

@@ -89,6 +89,9 @@ pub struct Route {
     pub handler: MethodRouter,
     /// The answer while the service is not running (`None`: JSON 503 with the reason).
     pub unavailable: Option<Unavailable>,
+    /// Served by the instance asked even while its service does not run there (the
+    /// handler reads shared state through what [`crate::Service::attach`] gave it).
+    pub anywhere: bool,
 }
 
 /// A service's routes.
@@ -103,7 +106,7 @@ impl Routes {
 
     /// Adds a route for one method (`None`: any method).
     pub fn add(mut self, method: Option<Method>, path: &'static str, access: Access, scope: Scope, handler: MethodRouter) -> Self {
-        self.0.push(Route { method, path, access, scope, handler, unavailable: None });
+        self.0.push(Route { method, path, access, scope, handler, unavailable: None, anywhere: false });
         self
     }
 
@@ -121,6 +124,16 @@ impl Routes {
     pub fn unavailable(mut self, f: Unavailable) -> Self {
         for r in &mut self.0 {
             r.unavailable = Some(f);
+        }
+        self
+    }
+
+    /// Marks every route added so far as served on any instance, whether or not the
+    /// service runs there (only with [`Scope::Instance`]: a site-wide view any instance
+    /// can build from the coordinator).
+    pub fn anywhere(mut self) -> Self {
+        for r in &mut self.0 {
+            r.anywhere = true;
         }
         self
     }

@@ -40,6 +40,21 @@ pub struct ServiceContext {
     pub events: Events,
 }
 
+/// What a service may use on any instance, active or not, for the life of the daemon
+/// (given once by [`crate::Service::attach`]): routes marked [`crate::Routes::anywhere`]
+/// answer from it.
+#[derive(Clone)]
+pub struct InstanceEnv {
+    /// This instance's name.
+    pub instance: String,
+    /// The coordinator (reads of any group's KV, the cluster view).
+    pub coord: Arc<dyn Coordinator>,
+    /// The running site config.
+    pub site: watch::Receiver<Arc<Site>>,
+    /// The instance's event channel.
+    pub events: Events,
+}
+
 /// Where the daemon puts the lease of its current membership (a new one after it joins
 /// again); the host hands it to the services it starts.
 pub type LeaseSlot = Arc<Mutex<Option<Arc<LeaseStats>>>>;
@@ -186,6 +201,9 @@ pub trait Service: Send + Sync + 'static {
     fn panel(&self) -> Option<crate::Panel> {
         None
     }
+    /// Called once when the host is built, before any route is served: what the service
+    /// may use on any instance (for routes marked [`crate::Routes::anywhere`]).
+    fn attach(&self, _env: &InstanceEnv) {}
     /// Does the work until `ctx.cancel`; reports progress through `ctx.status`. An error
     /// is logged, shown in status, and the host restarts the service after a pause while
     /// the instance stays active.

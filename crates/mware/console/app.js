@@ -188,14 +188,22 @@ function failover(lost) {
 
 function problems() {
   const out = [];
+  // With monitoring, its view is the site's state (persisted, with since when and why).
+  const m = S.monitoring;
+  if (m && Array.isArray(m.items)) {
+    for (const i of m.items) {
+      if (i.state === 'ok') continue;
+      const kind = i.state === 'failing' ? 'failing' : 'warning';
+      out.push([kind, (i.group ? 'group ' + i.group + ' · ' : '') + i.kind + ' ' + i.name + ': ' + i.state + (i.since_ms ? ' for ' + age(i.since_ms) : '') + ' — ' + i.reason + (i.stale ? ' (not checked now: its group has no active instance)' : '')]);
+    }
+    return out;
+  }
   for (const g of S.cluster.groups) {
     if (!g.active) out.push(['failing', 'group ' + g.group + ' has no active instance: its services and domains are not served']);
     for (const m of g.members) if (!m.live && !m.active) out.push(['warning', 'instance ' + m.name + ' of group ' + g.group + ' is down']);
     const st = S.statuses[g.group];
     for (const s of (st && st.services) || []) if (s.state === 'failed') out.push(['failing', s.name + ' failed on ' + st.instance + ': ' + s.reason]);
   }
-  const items = (S.monitoring && (S.monitoring.items || S.monitoring)) || [];
-  if (Array.isArray(items)) for (const i of items) if (i.state && i.state !== 'ok') out.push([i.state === 'failing' ? 'failing' : 'warning', (i.name || i.item) + ': ' + (i.reason || i.state)]);
   return out;
 }
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 /// mware — Active-Passive middleware for telecom sites.
 ///
 /// One instance per group is active and hosts the group's services (critical sections,
-/// pg_controller, realtime provisioning); the others wait in `order` and take over when it
+/// pg_controller, realtime provisioning, service tasks, monitoring); the others wait in `order` and take over when it
 /// fails. Groups split the tenant domain tree between them with `include_domains`.
 #[derive(Debug, Parser)]
 #[command(name = "mware", version, propagate_version = true)]
@@ -66,7 +66,10 @@ pub enum Command {
         #[arg(long, short)]
         instance: String,
     },
-    /// Print the cluster (every group: members, order, live, active, epoch, last transition).
+    /// Print the site's state first (ok, warning or failing, since when, and every item
+    /// that is not ok: probes, groups without an active instance, failed services, pg
+    /// groups without a master), then the cluster (every group: members, order, live,
+    /// active, epoch, last transition).
     Status {
         /// API of any instance.
         #[arg(long, default_value = "http://127.0.0.1:8271")]
@@ -107,6 +110,13 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         action: BackupAction,
+    },
+    /// Service tasks of a group (scheduled service scripts on its active instance): list
+    /// them, show a task's last runs, or run one now.
+    Tasks {
+        /// What to do.
+        #[command(subcommand)]
+        action: TasksAction,
     },
     /// SSH host keys: see the key a server presents, pin it in the site's known_hosts file.
     ///
@@ -249,6 +259,46 @@ pub enum BackupAction {
         /// The new folder (must not exist).
         #[arg(long)]
         to: PathBuf,
+    },
+}
+
+/// `mware tasks ...`. The calls go to the group of the instance named by `--api`
+/// (forwarded to its active instance).
+#[derive(Debug, Subcommand)]
+pub enum TasksAction {
+    /// Every task: schedule, next slot, run in progress, last run and last success.
+    List {
+        /// API of an instance of the group.
+        #[arg(long, default_value = "http://127.0.0.1:8271")]
+        api: String,
+        /// Print the raw JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The kept runs of a task, newest first: outcome and why, exit code, duration,
+    /// and the tail of its output.
+    Runs {
+        /// Task name.
+        name: String,
+        /// API of an instance of the group.
+        #[arg(long, default_value = "http://127.0.0.1:8271")]
+        api: String,
+        /// Print the raw JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a task now, by its overlap policy (refused while a run is in progress with
+    /// `overlap: skip`). Needs the API token in the env variable named by `--token-env`,
+    /// or the operator's token when the site sets `api.operator_token_env`.
+    Run {
+        /// Task name.
+        name: String,
+        /// API of an instance of the group.
+        #[arg(long, default_value = "http://127.0.0.1:8271")]
+        api: String,
+        /// Environment variable holding the API token.
+        #[arg(long, default_value = "MWARE_API_TOKEN")]
+        token_env: String,
     },
 }
 

@@ -1,5 +1,6 @@
 //! The commands other than `run`: validate, route, schema, status, switchover, config, rtcache
-//! (`mutex` is in [`crate::mutex_cmd`], `ssh` in [`crate::ssh_cmd`]).
+//! (`mutex` is in [`crate::mutex_cmd`], `ssh` in [`crate::ssh_cmd`], `tasks` and the
+//! site's state in [`crate::tasks_cmd`]).
 
 use crate::cli::{Cli, Command, ConfigAction};
 use crate::load::{self, Loaded};
@@ -28,6 +29,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Switchover { group, to, api, token_env } => runtime().block_on(cmd_switchover(group, to, &api, &token_env)),
         Command::Config { action } => runtime().block_on(cmd_config(action)),
         Command::Mutex { action } => runtime().block_on(crate::mutex_cmd::run(action)),
+        Command::Tasks { action } => runtime().block_on(crate::tasks_cmd::run(action)),
         Command::Ssh { action } => runtime().block_on(crate::ssh_cmd::run(action)),
         Command::Backup { action } => runtime().block_on(crate::backup_cmd::run(action)),
         Command::Rtcache(args) => {
@@ -182,10 +184,25 @@ pub fn cluster_json(site: &Site, views: &[GroupView]) -> Value {
 
 async fn cmd_status(api: &str, as_json: bool) -> anyhow::Result<()> {
     let v = crate::api_client::get(api, "/api/v1/cluster").await?;
+    // The site's state comes first; an instance that cannot tell it does not hide the cluster.
+    let state = crate::api_client::fetch(api, "/api/v1/monitoring").await;
     if as_json {
+        let state = match &state {
+            Ok((s, m, _)) if s.is_success() => m.clone(),
+            Ok((s, m, url)) => json!({"error": format!("{url}: {s}: {}", crate::api_client::error_of(m))}),
+            Err(e) => json!({"error": format!("{e:#}")}),
+        };
+        let mut v = v;
+        v["site_state"] = state;
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
+    match &state {
+        Ok((s, m, _)) if s.is_success() => print!("{}", crate::tasks_cmd::site_state_text(m)),
+        Ok((s, m, url)) => println!("site state: unknown ({url}: {s}: {})", crate::api_client::error_of(m)),
+        Err(e) => println!("site state: unknown ({e:#})"),
+    }
+    println!();
     println!("site {}", v["site"].as_str().unwrap_or("?"));
     println!("{:<9} {:<16} {:>7} {:<6} {:<7} {:>8}  LAST TRANSITION", "GROUP", "INSTANCE", "ORDER", "LIVE", "ACTIVE", "EPOCH");
     for g in v["groups"].as_array().into_iter().flatten() {

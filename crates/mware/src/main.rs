@@ -16,6 +16,7 @@ mod logging;
 mod metrics;
 mod mutex_cmd;
 mod ssh_cmd;
+mod tasks_cmd;
 
 mod routing;
 mod services;

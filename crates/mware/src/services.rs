@@ -14,5 +14,7 @@ pub fn build(registry: &mut Registry) -> Vec<Arc<dyn Service>> {
         Arc::new(mware_pgctl::PgctlService::new(registry)),
         Arc::new(mware_realtime::ProvisioningService::new(registry)),
         Arc::new(mware_backup::BackupService::new(registry)),
+        Arc::new(mware_tasks::TasksService::new(registry)),
+        Arc::new(mware_monitor::MonitorService::new(registry)),
     ]
 }

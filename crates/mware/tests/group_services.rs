@@ -3,7 +3,8 @@
 //! the machine's PostgreSQL, pg_controller); after kill -9 of the active one, the next
 //! one runs every one of them. A passive member forwards the group's calls
 //! (`/api/v1/pg`) to the active one, and the event stream of the survivor announces
-//! its activity and its services.
+//! its activity and its services. The site's state there names the pg group without a
+//! master (pgctl's announcement, recorded by the monitoring service).
 
 mod common;
 
@@ -40,7 +41,7 @@ fn services(status: &Value) -> Vec<(String, String)> {
 
 fn all_serving(status: &Value) -> bool {
     let s = services(status);
-    s.len() == 3 && s.iter().all(|(_, st)| st == "running" || st == "idle")
+    s.len() == 4 && s.iter().all(|(_, st)| st == "running" || st == "idle")
 }
 
 #[test]
@@ -59,7 +60,7 @@ fn after_kill9_the_next_member_runs_every_service_of_the_group() {
     let mut d10 = start(0, "g10");
     let s10 = d10.wait_status(Duration::from_secs(30), |v| v["state"] == "active" && all_serving(v));
     let names: Vec<String> = services(&s10).into_iter().map(|(n, _)| n).collect();
-    assert_eq!(names, ["mutex", "pgctl", "provisioning"], "{s10}");
+    assert_eq!(names, ["monitoring", "mutex", "pgctl", "provisioning"], "{s10}");
     let d20 = start(1, "g20");
     d20.wait_status(Duration::from_secs(10), |v| v["state"] == "passive");
 
@@ -78,11 +79,25 @@ fn after_kill9_the_next_member_runs_every_service_of_the_group() {
     // The services answer on the new active instance.
     assert_eq!(d20.get("/api/v1/pg").unwrap().0, 200);
     assert_eq!(d20.get("/api/v1/domains/any.example/mutexes").unwrap().0, 200);
+    // The site's state names the pg group without a master: pgctl announced it, the
+    // monitoring service of the new active instance recorded it.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (code, v) = d20.get("/api/v1/monitoring").unwrap();
+        let pg = v["items"].as_array().into_iter().flatten().find(|i| i["kind"] == "pgctl" && i["name"] == "main").cloned();
+        if code == 200 && pg.as_ref().is_some_and(|p| p["state"] == "failing") {
+            assert!(pg.unwrap()["reason"].as_str().unwrap().starts_with("no master: "), "{v}");
+            assert_eq!(v["state"], "failing", "{v}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     let seen = events.join().unwrap();
     let active = seen.iter().position(|e| e["type"] == "activity" && e["active"] == true);
     assert!(active.is_some(), "no activity event on the stream: {seen:?}");
-    for svc in ["mutex", "pgctl", "provisioning"] {
+    for svc in ["monitoring", "mutex", "pgctl", "provisioning"] {
         let after = seen[active.unwrap()..]
             .iter()
             .any(|e| e["type"] == "service" && e["service"] == svc && (e["state"] == "running" || e["state"] == "idle"));
@@ -93,7 +108,7 @@ fn after_kill9_the_next_member_runs_every_service_of_the_group() {
     assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "{ids:?}");
 }
 
-/// Reads `/api/v1/events` from `api` on a thread until the three services have said they
+/// Reads `/api/v1/events` from `api` on a thread until the four services have said they
 /// run after an activity event, or `limit` passes; returns the events (JSON data lines).
 fn follow_events(api: &str, limit: Duration) -> std::thread::JoinHandle<Vec<Value>> {
     let url = format!("{api}/api/v1/events");
@@ -117,7 +132,7 @@ fn follow_events(api: &str, limit: Duration) -> std::thread::JoinHandle<Vec<Valu
                 }
                 let running = |s: &str| out.iter().any(|e| e["type"] == "service" && e["service"] == s && e["state"] == "running");
                 if out.iter().any(|e| e["type"] == "activity" && e["active"] == true)
-                    && ["mutex", "pgctl", "provisioning"].iter().all(|s| running(s))
+                    && ["monitoring", "mutex", "pgctl", "provisioning"].iter().all(|s| running(s))
                 {
                     break;
                 }

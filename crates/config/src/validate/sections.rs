@@ -51,6 +51,8 @@ const ROLE_KEYS: &[&str] = &[
     "cti_adapters",
     "critical_sections",
     "provisioning",
+    "service_tasks",
+    "monitoring",
 ];
 const ROLE_REQUIRED: &[&str] = &["name", "roletype", "iface", "group", "order"];
 /// Role keys that belong to one member. Every other key of a role (the service
@@ -366,6 +368,12 @@ fn role(
     }
     if let Some(v) = m.get("provisioning").filter(|v| !v.is_null()) {
         super::provisioning::section(cx, v, &join(p, "provisioning"));
+    }
+    if let Some(v) = m.get("service_tasks") {
+        super::tasks::service_tasks(cx, v, &join(p, "service_tasks"));
+    }
+    if let Some(v) = m.get("monitoring") {
+        super::tasks::monitoring(cx, v, &join(p, "monitoring"));
     }
     inst
 }

@@ -112,7 +112,13 @@ pub fn declared(state: &AppState) -> Vec<(Option<&'static str>, Route)> {
 pub fn router(state: AppState) -> Router {
     let mut r = Router::new();
     for (service, route) in declared(&state) {
-        let policy = Arc::new(policy::Policy { service, access: route.access, scope: route.scope, unavailable: route.unavailable });
+        let policy = Arc::new(policy::Policy {
+            service,
+            access: route.access,
+            scope: route.scope,
+            unavailable: route.unavailable,
+            anywhere: route.anywhere,
+        });
         let layer = axum::middleware::from_fn_with_state((state.clone(), policy), policy::enforce);
         // `route_layer` skips the 405 fallback of a one-method route; an any-method route
         // (`any(..)`) is all fallback, so it takes the plain layer.

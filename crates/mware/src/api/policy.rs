@@ -8,7 +8,8 @@
 //!    `mware_config::canonical` before it is routed, and the handler finds that same
 //!    canonical name in the request as [`DomainArg`]: the name that picks the group is
 //!    the name the handler uses;
-//! 3. for a service's route, whether the host says the service runs here.
+//! 3. for a service's route, whether the host says the service runs here (unless the
+//!    route is served anywhere: a site-wide view read from the coordinator).
 
 use super::forward::{self, Target};
 use super::{auth, AppState};
@@ -31,6 +32,8 @@ pub struct Policy {
     pub scope: Scope,
     /// The answer while the service is not running here.
     pub unavailable: Option<Unavailable>,
+    /// Served here even while the service does not run here.
+    pub anywhere: bool,
 }
 
 /// The layer.
@@ -118,7 +121,7 @@ pub async fn enforce(
 
 /// Serves the call on this instance if its service runs here.
 async fn serve_here(st: &AppState, p: &Policy, req: Request, next: Next) -> Response {
-    if let Some(name) = p.service {
+    if let Some(name) = p.service.filter(|_| !p.anywhere) {
         let status = st.0.host.state_of(name);
         if let Some(s) = status.filter(|s| !s.state.serves()) {
             let reason = format!("service {name} is not running on {}: {}", st.0.instance, s.reason);

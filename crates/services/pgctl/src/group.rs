@@ -94,6 +94,9 @@ pub struct GroupCtx {
     pub journal: Journal,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// The instance's event channel: whether the group has a master is announced there
+    /// (an `Item` of source `pgctl`) at its first cycle and whenever that changes.
+    pub events: mware_host::Events,
 }
 
 struct Tracker {
@@ -318,6 +321,14 @@ fn publish(
         .collect();
     let mut st = cx.statuses.lock().unwrap_or_else(|e| e.into_inner());
     let prev = st.remove(&g.key);
+    let has_master = master.is_some();
+    if prev.as_ref().is_none_or(|p| p.master.is_some() != has_master) {
+        let (state, reason) = match master {
+            Some(m) => ("ok", format!("master is {}", g.servers[m].name)),
+            None => ("failing", format!("no master: {d}")),
+        };
+        cx.events.publish(mware_host::EventKind::Item { source: "pgctl".into(), item: g.key.clone(), state: state.into(), reason });
+    }
     let mut s = GroupStatus {
         key: g.key.clone(),
         master: master.map(|m| g.servers[m].name.clone()),

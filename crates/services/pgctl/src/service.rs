@@ -97,6 +97,7 @@ impl PgctlService {
                 statuses: self.inner.groups.clone(),
                 journal: Journal::open(&dir, &g.key),
                 metrics: self.inner.metrics.clone(),
+                events: ctx.events.clone(),
             };
             tracker.spawn(run_group(g, cx));
         }

@@ -1,0 +1,32 @@
+//! mware-monitor: the monitoring service and the site's state (seeds: "Global Name
+//! Monitoring", monitoring of MEGACO connections between MGC and MG, of the fsync file
+//! synchronisation and of the site's microservices; failures "reflected in the system
+//! status").
+//!
+//! On the active instance of each group it runs the group's probes (`dns`, `tcp`,
+//! `http`, `postgres`, `megaco`, `fsync`, `command`, see [`probes`]); each result goes
+//! through the pure [`state::decide`] (`fail_after` failures to fail, `recover_after`
+//! successes to recover, the reason in words). It also records the group's services
+//! (from the host's events), what other services announce (pgctl's "no master"), and
+//! whether each group of the site has an active instance ([`watch`]). Every change is
+//! written to the group's KV (fenced, [`items`]) before it is announced on the host's
+//! event channel, so a failover keeps each item's state and since when. Any instance
+//! tells the site's state from the coordinator ([`site`], `GET /api/v1/monitoring`).
+#![deny(missing_docs)]
+
+mod api;
+pub mod engine;
+mod error;
+pub mod items;
+pub mod metrics;
+pub mod persist;
+pub mod probes;
+mod service;
+pub mod site;
+pub mod state;
+pub mod watch;
+
+pub use error::MonitorError;
+pub use service::MonitorService;
+pub use site::{ItemView, SiteView};
+pub use state::{decide, Check, Decision, Health, Tracker};

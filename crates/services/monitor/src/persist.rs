@@ -1,0 +1,97 @@
+//! The one writer of a monitoring activity: item changes are written to the group's KV
+//! in fenced batches (in the order they were sent), and each is announced on the
+//! instance's event channel only once its write succeeded. A refused write (a stale
+//! epoch) ends the writer: this instance is no longer active and announces nothing more.
+
+use crate::items::Item;
+use mware_coord::{CoordError, Coordinator, Fence, KvOp};
+use mware_host::{EventKind, Events};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Most changes written in one batch.
+const BATCH: usize = 256;
+
+/// A change to persist: the item, or its removal; and whether to announce it.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Write the item; announce it as an `Item` event when `announce`.
+    Put {
+        /// The item.
+        item: Item,
+        /// Announce it after the write.
+        announce: bool,
+    },
+    /// Remove the item (no longer configured).
+    Delete {
+        /// Its kind.
+        kind: String,
+        /// Its name.
+        name: String,
+    },
+}
+
+/// Sends changes to the writer.
+pub type Sender = mpsc::Sender<Change>;
+
+/// Runs the writer until the channel closes or `cancel`; `Err` when a write is refused
+/// because this instance's epoch is stale.
+pub async fn run(
+    coord: Arc<dyn Coordinator>,
+    fence: Fence,
+    events: Events,
+    mut rx: mpsc::Receiver<Change>,
+    cancel: CancellationToken,
+) -> Result<(), CoordError> {
+    let mut batch: Vec<Change> = Vec::with_capacity(BATCH);
+    loop {
+        let first = tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            c = rx.recv() => match c { Some(c) => c, None => return Ok(()) },
+        };
+        batch.clear();
+        batch.push(first);
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(c) => batch.push(c),
+                Err(_) => break,
+            }
+        }
+        let ops: Vec<KvOp> = batch
+            .iter()
+            .map(|c| match c {
+                Change::Put { item, .. } => KvOp::Put { key: item.key(), value: serde_json::to_vec(item).unwrap_or_default() },
+                Change::Delete { kind, name } => KvOp::Delete { key: crate::items::key(kind, name) },
+            })
+            .collect();
+        // A coordinator that does not answer is retried; a refusal ends the activity.
+        let mut pause = Duration::from_millis(200);
+        loop {
+            match coord.kv_apply(&fence, ops.clone()).await {
+                Ok(_) => break,
+                Err(e @ CoordError::Fenced { .. }) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, changes = batch.len(), "monitoring: cannot record item changes yet; retrying");
+                    tokio::select! {
+                        _ = cancel.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                    pause = (pause * 2).min(Duration::from_secs(3));
+                }
+            }
+        }
+        for c in &batch {
+            if let Change::Put { item, announce: true } = c {
+                tracing::info!(item = %format!("{}/{}", item.kind, item.name), state = item.state.as_str(), reason = %item.reason, "monitoring: state changed");
+                events.publish(EventKind::Item {
+                    source: "monitoring".into(),
+                    item: format!("{}/{}", item.kind, item.name),
+                    state: item.state.as_str().into(),
+                    reason: item.reason.clone(),
+                });
+            }
+        }
+    }
+}

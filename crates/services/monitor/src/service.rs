@@ -1,0 +1,209 @@
+//! [`MonitorService`]: the `monitoring` service of mware. On the active instance of a
+//! group (unless its `monitoring.enabled` is false) it restores the group's recorded
+//! items, runs the probes, records the group's services and what other services
+//! announce, watches every group of the site, and writes every change (fenced) before
+//! announcing it. A change of the probes restarts only the probes, keeping each one's
+//! state and since when.
+
+use crate::engine::{self, EngineCtx, Views};
+use crate::items::{self, Item};
+use crate::metrics::Metrics;
+use crate::persist::{self, Change};
+use crate::watch::{self, Known};
+use async_trait::async_trait;
+use mware_config::{Probe, Role};
+use mware_host::{EventKind, InstanceEnv, Service, ServiceContext, ServiceState};
+use prometheus_client::registry::Registry;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Changes waiting for the writer.
+const QUEUE: usize = 8192;
+
+/// The monitoring service. Cheap to clone; build once at daemon start (it registers its
+/// metrics).
+#[derive(Clone)]
+pub struct MonitorService {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) env: OnceLock<InstanceEnv>,
+    pub(crate) views: Views,
+    metrics: Metrics,
+}
+
+impl MonitorService {
+    /// The service, its metrics (`mware_monitoring_*`) registered in `registry`.
+    pub fn new(registry: &mut Registry) -> Self {
+        MonitorService { inner: Arc::new(Inner { env: OnceLock::new(), views: Views::default(), metrics: Metrics::new(registry) }) }
+    }
+
+    /// The probes and the site's SSH settings they run with.
+    fn probes(ctx: &ServiceContext) -> (Vec<Probe>, mware_config::SshSettings) {
+        (ctx.role().map(|r| r.monitoring.probes).unwrap_or_default(), ctx.site.borrow().ssh.clone())
+    }
+
+    /// The probes' states as they are now, to restart them from.
+    fn current(&self) -> HashMap<String, Item> {
+        let v = self.inner.views.lock().unwrap_or_else(|e| e.into_inner());
+        v.values()
+            .map(|p| {
+                (
+                    p.name.clone(),
+                    Item {
+                        kind: "probe".into(),
+                        name: p.name.clone(),
+                        state: p.state,
+                        since_ms: p.since_ms,
+                        reason: p.reason.clone(),
+                        instance: String::new(),
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Service for MonitorService {
+    fn name(&self) -> &'static str {
+        "monitoring"
+    }
+
+    fn wanted(&self, role: &Role) -> bool {
+        role.monitoring.enabled
+    }
+
+    fn panel(&self) -> Option<mware_host::Panel> {
+        use mware_host::{Column, Panel};
+        Some(Panel {
+            title: "Probes",
+            source: "/api/v1/monitoring/probes",
+            rows: "/probes",
+            columns: vec![
+                Column::text("probe", "/name"),
+                Column::text("kind", "/kind"),
+                Column::text("target", "/target"),
+                Column::fmt("state", "/state", "state"),
+                Column::fmt("since", "/since_ms", "ms_ago"),
+                Column::text("latency (ms)", "/latency_ms"),
+                Column::text("why", "/reason"),
+            ],
+            actions: vec![],
+            empty: "no probe is configured",
+        })
+    }
+
+    fn routes(&self) -> mware_host::Routes {
+        crate::api::routes(self.clone())
+    }
+
+    fn openapi(&self) -> Option<utoipa::openapi::OpenApi> {
+        Some(crate::api::openapi())
+    }
+
+    fn attach(&self, env: &InstanceEnv) {
+        let _ = self.inner.env.set(env.clone());
+    }
+
+    fn status_doc(&self) -> serde_json::Value {
+        let v = self.inner.views.lock().unwrap_or_else(|e| e.into_inner());
+        let failing = v.values().filter(|p| p.state == crate::Health::Failing).count();
+        serde_json::json!({"probes": v.len(), "failing": failing})
+    }
+
+    async fn run(&self, mut ctx: ServiceContext) -> anyhow::Result<()> {
+        ctx.status.set(ServiceState::Starting, "restoring the group's recorded items");
+        let restored = items::load(ctx.coord.as_ref(), ctx.fence.group).await?;
+        // What the last activity recorded is where this one starts; its probe and group
+        // states are announced again here, so no subscriber of this instance misses one.
+        for i in restored.iter().filter(|i| i.kind == "probe" || i.kind == "group") {
+            let reason = format!("as recorded by {} (restored at epoch {}): {}", i.instance, ctx.fence.epoch, i.reason);
+            ctx.events.publish(EventKind::Item {
+                source: "monitoring".into(),
+                item: format!("{}/{}", i.kind, i.name),
+                state: i.state.as_str().into(),
+                reason,
+            });
+        }
+        let by_kind = |f: &dyn Fn(&Item) -> bool| -> Known {
+            restored.iter().filter(|i| f(i)).map(|i| ((i.kind.clone(), i.name.clone()), i.clone())).collect()
+        };
+        let others = by_kind(&|i| i.kind != "probe" && i.kind != "group");
+        let groups = by_kind(&|i| i.kind == "group");
+        let mut probe_states: HashMap<String, Item> =
+            restored.iter().filter(|i| i.kind == "probe").map(|i| (i.name.clone(), i.clone())).collect();
+
+        let stop = ctx.cancel.child_token();
+        let (tx, rx) = mpsc::channel::<Change>(QUEUE);
+        let writer = tokio::spawn(persist::run(ctx.coord.clone(), ctx.fence, ctx.events.clone(), rx, stop.clone()));
+        let side = TaskTracker::new();
+        side.spawn(watch::follow_events(ctx.events.clone(), tx.clone(), ctx.instance.clone(), others, stop.clone()));
+        side.spawn(watch::follow_groups(ctx.coord.clone(), ctx.site.clone(), tx.clone(), ctx.instance.clone(), groups, stop.clone()));
+        side.close();
+
+        let mut writer = writer;
+        let result = loop {
+            let probes = Self::probes(&ctx);
+            let probe_stop = stop.child_token();
+            let tracker = TaskTracker::new();
+            self.inner.views.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            self.inner.metrics.clear();
+            let ecx = EngineCtx {
+                persist: tx.clone(),
+                metrics: self.inner.metrics.clone(),
+                instance: ctx.instance.clone(),
+                cancel: probe_stop.clone(),
+                views: self.inner.views.clone(),
+                env: crate::probes::ProbeEnv::new(&probes.1),
+            };
+            engine::start(&probes.0, &probe_states, &ecx, &tracker);
+            tracker.close();
+            ctx.status.set(
+                ServiceState::Running,
+                format!("running {} probe(s); recording the group's services and watching every group", probes.0.len()),
+            );
+            let changed = loop {
+                tokio::select! {
+                    _ = ctx.cancel.cancelled() => break false,
+                    r = &mut writer => {
+                        break_with(&probe_stop, &tracker).await;
+                        stop.cancel();
+                        side.wait().await;
+                        return match r {
+                            Ok(Err(e)) => Err(anyhow::anyhow!("cannot record monitoring items: {e}")),
+                            _ => Ok(()),
+                        };
+                    }
+                    r = ctx.site.changed() => {
+                        if r.is_err() { break false }
+                        if Self::probes(&ctx) != probes {
+                            tracing::info!(instance = %ctx.instance, "monitoring: probes or ssh settings changed; restarting the probes");
+                            break true;
+                        }
+                    }
+                }
+            };
+            probe_states = self.current();
+            break_with(&probe_stop, &tracker).await;
+            if !changed {
+                break Ok(());
+            }
+        };
+        stop.cancel();
+        drop(tx);
+        side.wait().await;
+        let _ = writer.await;
+        self.inner.views.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        result
+    }
+}
+
+async fn break_with(token: &CancellationToken, tracker: &TaskTracker) {
+    token.cancel();
+    tracker.wait().await;
+}

@@ -1,0 +1,123 @@
+//! HTTP routes of the service tasks, about this instance's group (any member forwards
+//! them to the group's active instance, where the service runs):
+//! - `GET /api/v1/tasks`: every task with its schedule, next slot, run in progress,
+//!   the scheduler's reason, its last run and its last success;
+//! - `GET /api/v1/tasks/{name}/runs`: the kept history, newest first (exit code,
+//!   duration, outcome with its reason, output tails);
+//! - `POST /api/v1/tasks/{name}/run`: run now, by the task's overlap policy (operator
+//!   token).
+
+use crate::service::TasksService;
+use crate::store::{self, Outcome, Run};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Json;
+use mware_host::{Access, Routes, Scope};
+use serde_json::{json, Value};
+use utoipa::OpenApi;
+
+#[derive(OpenApi)]
+#[openapi(paths(list, runs, run_now), tags((name = "tasks", description = "Service tasks: scheduled service scripts on the group's active instance")))]
+struct ApiDoc;
+
+/// The OpenAPI description of these routes.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// The service's routes.
+pub fn routes(svc: TasksService) -> Routes {
+    Routes::new()
+        .get("/api/v1/tasks", Access::Public, Scope::Group, get(list).with_state(svc.clone()))
+        .get("/api/v1/tasks/{name}/runs", Access::Public, Scope::Group, get(runs).with_state(svc.clone()))
+        .post("/api/v1/tasks/{name}/run", Access::Operator, Scope::Group, post(run_now).with_state(svc))
+}
+
+fn error(code: StatusCode, msg: String) -> Response {
+    (code, Json(json!({"error": msg, "retryable": code == StatusCode::SERVICE_UNAVAILABLE}))).into_response()
+}
+
+/// `None` when `name` is a task of the group, else the 404 to answer.
+fn unknown(svc: &TasksService, name: &str) -> Option<Response> {
+    let tasks = svc.inner.tasks.lock().unwrap_or_else(|e| e.into_inner());
+    if tasks.iter().any(|t| t.name == name) {
+        return None;
+    }
+    let names: Vec<&str> = tasks.iter().map(|t| t.name.as_str()).collect();
+    Some(error(
+        StatusCode::NOT_FOUND,
+        format!(
+            "path segment name: expected a service task of this group ({}), found {name:?}",
+            if names.is_empty() { "it has none".into() } else { names.join(", ") }
+        ),
+    ))
+}
+
+async fn history(svc: &TasksService, name: &str) -> Result<Vec<Run>, Response> {
+    let Some(env) = svc.inner.env.get() else {
+        return Err(error(StatusCode::SERVICE_UNAVAILABLE, "the service is not attached to a coordinator yet".into()));
+    };
+    let group = env.site.borrow().instance(&env.instance).map(|p| p.role.group).unwrap_or(0);
+    store::load_runs(env.coord.as_ref(), group, name)
+        .await
+        .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, format!("cannot read the history of task {name}: {e}")))
+}
+
+/// Every service task of the group.
+#[utoipa::path(get, path = "/api/v1/tasks", tag = "tasks",
+    responses((status = 200, description = "every task: schedule, next slot, run in progress, reason, last run and last success"),
+        (status = 503, description = "the tasks service is not running on the group's active instance")))]
+async fn list(State(svc): State<TasksService>) -> Response {
+    let mut out: Vec<Value> = vec![];
+    for t in svc.statuses() {
+        let runs = match history(&svc, &t.name).await {
+            Ok(r) => r,
+            Err(resp) => return resp,
+        };
+        let last = runs.iter().rev().find(|r| !matches!(r.outcome, Outcome::Running | Outcome::Skipped | Outcome::Missed));
+        let success = runs.iter().rev().find(|r| r.outcome == Outcome::Ok).and_then(|r| r.finished_ms);
+        let mut v = serde_json::to_value(&t).unwrap_or(Value::Null);
+        v["last_run"] = serde_json::to_value(last).unwrap_or(Value::Null);
+        v["last_success_ms"] = json!(success);
+        out.push(v);
+    }
+    Json(json!({"tasks": out})).into_response()
+}
+
+/// The kept runs of a task, newest first.
+#[utoipa::path(get, path = "/api/v1/tasks/{name}/runs", tag = "tasks", params(("name" = String, Path, description = "task name")),
+    responses((status = 200, description = "the runs, newest first: outcome and reason, exit code, signal, duration, output tails"),
+        (status = 404, description = "no such task in this group"), (status = 503, description = "the tasks service is not running, or the coordinator cannot be read")))]
+async fn runs(State(svc): State<TasksService>, Path(name): Path<String>) -> Response {
+    if let Some(r) = unknown(&svc, &name) {
+        return r;
+    }
+    match history(&svc, &name).await {
+        Ok(mut runs) => {
+            runs.reverse();
+            Json(json!({"task": name, "runs": runs})).into_response()
+        }
+        Err(r) => r,
+    }
+}
+
+/// Runs a task now, by its overlap policy: started (202), queued (202), or refused
+/// while a run is in progress (409).
+#[utoipa::path(post, path = "/api/v1/tasks/{name}/run", tag = "tasks", params(("name" = String, Path, description = "task name")),
+    responses((status = 202, description = "started or queued: `{task, run, status}`"), (status = 401, description = "no or wrong token"),
+        (status = 403, description = "the API token where the operator's is required"), (status = 404, description = "no such task in this group"),
+        (status = 409, description = "refused: a run is in progress (overlap skip, or a slot already waits)"),
+        (status = 503, description = "the tasks service is not running, or the start could not be recorded")))]
+async fn run_now(State(svc): State<TasksService>, Path(name): Path<String>) -> Response {
+    if let Some(r) = unknown(&svc, &name) {
+        return r;
+    }
+    match svc.run_now(&name).await {
+        Some(Ok((id, what))) => (StatusCode::ACCEPTED, Json(json!({"task": name, "run": id, "status": what}))).into_response(),
+        Some(Err(why)) if why.starts_with("refused") => error(StatusCode::CONFLICT, format!("task {name}: {why}")),
+        Some(Err(why)) => error(StatusCode::SERVICE_UNAVAILABLE, format!("task {name}: {why}")),
+        None => error(StatusCode::SERVICE_UNAVAILABLE, format!("task {name} is not scheduled on this instance right now; retry")),
+    }
+}
