@@ -7,6 +7,7 @@
 //! and no async: callers read files and pass text.
 #![deny(missing_docs)]
 
+mod devicemanager;
 mod domain;
 mod model;
 pub mod pg;
@@ -18,6 +19,7 @@ pub mod strict_json;
 mod tree;
 mod validate;
 
+pub use devicemanager::DeviceManager;
 pub use domain::{canonical, DomainError, DomainProblem, MAX_LABEL_LEN, MAX_NAME_LEN};
 pub use model::*;
 pub use provisioning::{is_entity_id, Provisioning, ProvisioningEntity};

@@ -192,6 +192,9 @@ pub struct Role {
     /// (new) Realtime provisioning service for SIP servers (Asterisk res_config_curl protocol).
     #[serde(default)]
     pub provisioning: Option<Provisioning>,
+    /// (new) devicemanager: device jobs run by remote pollers through RabbitMQ, or in-process.
+    #[serde(default)]
+    pub devicemanager: Option<crate::devicemanager::DeviceManager>,
 }
 
 /// A CTI adapter server.

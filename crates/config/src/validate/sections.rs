@@ -24,7 +24,7 @@ const SERVER_KEYS: &[&str] = &["name", "ifaces", "roles"];
 const ROLE_KEYS: &[&str] = &[
     "name", "roletype", "iface", "opts", "enabled", "group", "order", "include_domains", "api_port",
     "pg_controller", "backup_controller", "enable_audiomatcher", "cti_adapters", "critical_sections",
-    "provisioning",
+    "provisioning", "devicemanager",
 ];
 const ROLE_REQUIRED: &[&str] = &["name", "roletype", "iface", "group", "order"];
 /// Role keys that belong to one member. Every other key of a role (the service
@@ -330,6 +330,9 @@ fn role(
     }
     if let Some(v) = m.get("provisioning").filter(|v| !v.is_null()) {
         super::provisioning::section(cx, v, &join(p, "provisioning"));
+    }
+    if let Some(v) = m.get("devicemanager").filter(|v| !v.is_null()) {
+        super::devicemanager::section(cx, v, &join(p, "devicemanager"));
     }
     inst
 }
