@@ -13,5 +13,6 @@ pub fn build(registry: &mut Registry) -> Vec<Arc<dyn Service>> {
         Arc::new(mware_mutex::MutexService::new(registry)),
         Arc::new(mware_pgctl::PgctlService::new(registry)),
         Arc::new(mware_realtime::ProvisioningService::new(registry)),
+        Arc::new(mware_devices::DevicesService::new(registry)),
     ]
 }
