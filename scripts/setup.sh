@@ -2,7 +2,8 @@
 # Installs and starts what mware's tests need, idempotently:
 #   etcd (Debian etcd-server 3.4), protoc (only for the test that regenerates the vendored
 #   etcd client's code, tools/etcd-proto-gen; building needs none), sshd, sudo, rsync,
-#   Kamailio and SIPp (a real SIP client of the realtime sidecar), openssl (test TLS certificates),
+#   Kamailio and SIPp (a real SIP client of the realtime sidecar), snmpd and snmp (the
+#   SNMP agent device jobs are tested against), openssl (test TLS certificates),
 #   wrk and nginx (benchmarks), promtool (unpacked under /var/tmp/mware-promtool, for the
 #   example alert rules), and makes sure PostgreSQL 15 on 5432 and RabbitMQ on 5672 run.
 # Tests start their own etcd, PostgreSQL instances and sshd on loopback ports; this script
@@ -26,6 +27,8 @@ have kamailio || [ -x /usr/sbin/kamailio ] || need_pkgs+=(kamailio)
 [ -e /usr/lib/x86_64-linux-gnu/kamailio/modules/http_client.so ] || ls /usr/lib/*/kamailio/modules/http_client.so >/dev/null 2>&1 || need_pkgs+=(kamailio-utils-modules)
 have sipp || need_pkgs+=(sip-tester)
 have openssl || need_pkgs+=(openssl)
+[ -x /usr/sbin/snmpd ] || need_pkgs+=(snmpd)
+have snmpget || need_pkgs+=(snmp)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "setup: installing ${need_pkgs[*]}"
