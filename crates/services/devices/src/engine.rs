@@ -52,10 +52,13 @@ impl Active {
 
     /// Stores jobs (durably) and wakes the outbox; returns their ids.
     pub async fn submit(&self, jobs: Vec<NewJob>) -> Result<Vec<String>, DevicesError> {
-        let kinds: Vec<&'static str> = jobs.iter().filter_map(|j| mware_jobs::find_kind(&j.kind).map(|k| k.name())).collect();
+        let mine: Vec<(String, Option<&'static str>)> = jobs.iter().map(|j| (j.id.clone(), mware_jobs::find_kind(&j.kind).map(|k| k.name()))).collect();
         let ids = self.store.insert(self.epoch, jobs).await?;
-        for k in kinds {
-            self.metrics.accepted.get_or_create(&crate::metrics::KindLabel { kind: k }).inc();
+        // A job whose idempotency key was stored before answers the earlier id: not counted.
+        for ((id, kind), got) in mine.iter().zip(&ids) {
+            if let (true, Some(k)) = (id == got, kind) {
+                self.metrics.accepted.get_or_create(&crate::metrics::KindLabel { kind: k }).inc();
+            }
         }
         self.kick.notify_one();
         Ok(ids)
