@@ -10,7 +10,9 @@ cd "$(dirname "$0")/.."
 SECS=${1:-20}
 CLIENTS=${2:-64}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/mware-target}"
-command -v celery >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-celery >/dev/null; }
+# Debian's python and its python3-celery (a python3 earlier in PATH, e.g. pyenv, has no celery).
+PY=/usr/bin/python3
+$PY -c "import celery" 2>/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-celery >/dev/null; }
 cargo build --release -q -p mware --bin mware
 cargo build --release -q -p mware-devices --example bench
 BIN="$CARGO_TARGET_DIR/release/mware"
@@ -24,7 +26,7 @@ for v in mware-bench-m mware-bench-c; do
   rabbitmqctl -q add_vhost "$v"; rabbitmqctl -q set_permissions -p "$v" guest '.*' '.*' '.*'
 done
 # The device: a TCP listener on loopback that accepts and closes.
-python3 -c '
+$PY -c '
 import socket
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", 0)); s.listen(4096)
 print(s.getsockname()[1], flush=True)
@@ -32,7 +34,7 @@ while True:
     c, _ = s.accept(); c.close()
 ' > "$WORK/dev.port" & pids+=($!)
 sleep 0.5; TARGET="127.0.0.1:$(head -1 "$WORK/dev.port")"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 DSN="amqp://guest:guest@127.0.0.1:5672/mware-bench-m"
 cat > "$WORK/site.json" <<JSON
 {"site": "bench", "coordination": {"backend": "embedded", "path": "$WORK/var/coord.sqlite"},
@@ -51,6 +53,6 @@ echo "== mware: 4 pollers, $CLIENTS clients, ${SECS}s, target $TARGET"
 "$CARGO_TARGET_DIR/release/examples/bench" --api "http://127.0.0.1:$PORT" --target "$TARGET" --satellite bench --clients "$CLIENTS" --seconds "$SECS"
 echo "== celery 5.2: 4 worker processes (prefork), $CLIENTS clients, ${SECS}s"
 export CELERY_BROKER="amqp://guest:guest@127.0.0.1:5672/mware-bench-c"
-(cd bench && exec celery -A devices_celery worker --concurrency 4 --pool prefork -Q tcpcheck --loglevel WARNING) > "$WORK/celery.log" 2>&1 & pids+=($!)
+(cd bench && exec $PY -m celery -A devices_celery worker --concurrency 4 --pool prefork -Q tcpcheck --loglevel WARNING) > "$WORK/celery.log" 2>&1 & pids+=($!)
 sleep 6
-(cd bench && python3 devices_celery.py client --clients "$CLIENTS" --seconds "$SECS" --target "$TARGET")
+(cd bench && $PY devices_celery.py client --clients "$CLIENTS" --seconds "$SECS" --target "$TARGET")

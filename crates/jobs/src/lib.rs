@@ -22,5 +22,5 @@ mod wire;
 pub use error::JobError;
 pub use exec::{execute, Outcome, RunEnv};
 pub use kinds::{find as find_kind, Kind};
-pub use spec::{check_job, Problem, Problems, Target};
+pub use spec::{check_job, found, Problem, Problems, Target};
 pub use wire::{now_ms, JobMessage, JobState, Report};

@@ -36,9 +36,9 @@ pub(crate) fn section(cx: &mut Cx, v: &Value, p: &str) {
     }
     cx.int(m, p, "max_deliveries", 1, 1000);
     cx.int(m, p, "max_batch", 1, 100_000);
-    let max = cx.int(m, p, "max_timeout_ms", 100, 86_400_000);
-    let def = cx.int(m, p, "default_timeout_ms", 100, 86_400_000);
-    if let (Some(d), Some(mx)) = (def.or(m.contains_key("max_timeout_ms").then_some(30_000)), max.or(m.contains_key("default_timeout_ms").then_some(3_600_000))) {
+    let max = if m.contains_key("max_timeout_ms") { cx.int(m, p, "max_timeout_ms", 100, 86_400_000) } else { Some(3_600_000) };
+    let def = if m.contains_key("default_timeout_ms") { cx.int(m, p, "default_timeout_ms", 100, 86_400_000) } else { Some(30_000) };
+    if let (Some(d), Some(mx)) = (def, max) {
         if d > mx {
             cx.report(&join(p, "default_timeout_ms"), format!("expected at most max_timeout_ms ({mx}), found {d}"));
         }

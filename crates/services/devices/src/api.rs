@@ -63,7 +63,8 @@ impl IntoResponse for DevicesError {
     }
 }
 
-/// A job to run (the body of `POST /jobs`, and each entry of a batch).
+/// A job to run (the body of `POST /jobs`, and each entry of a batch). Described for the
+/// OpenAPI document only: bodies are read by `validate` (strict JSON, every problem).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct JobRequest {
@@ -84,7 +85,7 @@ pub struct JobRequest {
     idempotency_key: Option<String>,
 }
 
-/// Many jobs in one call (all stored, or none).
+/// Many jobs in one call (all stored, or none); for the OpenAPI document, like [`JobRequest`].
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct BatchRequest {

@@ -16,6 +16,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
+/// Jobs inserted in one transaction at most (group commit of concurrent submissions).
+const INSERT_BATCH: usize = 2000;
 /// Jobs handed to the transport at once.
 const OUTBOX_BATCH: u32 = 500;
 /// Reports applied in one transaction at most.
@@ -42,25 +44,33 @@ pub struct Active {
     pub pollers: Mutex<BTreeMap<String, BTreeMap<String, u64>>>,
     /// Metrics.
     pub metrics: Metrics,
+    inserts: mpsc::Sender<Pending>,
 }
 
+/// Jobs of one call waiting for the inserter, and where their ids go.
+pub type Pending = (Vec<NewJob>, oneshot::Sender<Result<Vec<String>, DevicesError>>);
+
 impl Active {
-    /// A new activity.
-    pub fn new(store: Arc<Store>, epoch: u64, cfg: DeviceManager, transport: Transport, metrics: Metrics) -> Active {
-        Active { store, epoch, cfg, transport, kick: Notify::new(), waiters: Mutex::new(HashMap::new()), pollers: Mutex::new(BTreeMap::new()), metrics }
+    /// A new activity, and the receiving end of its submissions (for [`inserter`]).
+    pub fn new(store: Arc<Store>, epoch: u64, cfg: DeviceManager, transport: Transport, metrics: Metrics) -> (Active, mpsc::Receiver<Pending>) {
+        let (inserts, rx) = mpsc::channel(4096);
+        let a = Active { store, epoch, cfg, transport, kick: Notify::new(), waiters: Mutex::new(HashMap::new()), pollers: Mutex::new(BTreeMap::new()), metrics, inserts };
+        (a, rx)
     }
 
-    /// Stores jobs (durably) and wakes the outbox; returns their ids.
+    /// Stores jobs (durably, through the [`inserter`]); returns their ids.
     pub async fn submit(&self, jobs: Vec<NewJob>) -> Result<Vec<String>, DevicesError> {
         let mine: Vec<(String, Option<&'static str>)> = jobs.iter().map(|j| (j.id.clone(), mware_jobs::find_kind(&j.kind).map(|k| k.name()))).collect();
-        let ids = self.store.insert(self.epoch, jobs).await?;
+        let (tx, rx) = oneshot::channel();
+        let stopping = || DevicesError::Unavailable("devicemanager is stopping on this instance".into());
+        self.inserts.send((jobs, tx)).await.map_err(|_| stopping())?;
+        let ids = rx.await.map_err(|_| stopping())??;
         // A job whose idempotency key was stored before answers the earlier id: not counted.
         for ((id, kind), got) in mine.iter().zip(&ids) {
             if let (true, Some(k)) = (id == got, kind) {
                 self.metrics.accepted.get_or_create(&crate::metrics::KindLabel { kind: k }).inc();
             }
         }
-        self.kick.notify_one();
         Ok(ids)
     }
 
@@ -106,6 +116,52 @@ impl Active {
     fn ended(&self, id: &str, state: JobState) {
         self.metrics.finished.get_or_create(&StateLabel { state: state.as_str() }).inc();
         self.wake(id);
+    }
+}
+
+/// The inserter: stores the jobs of every call waiting at that moment in one
+/// transaction (one fsync for all of them), answers each call with its ids once committed,
+/// and wakes the outbox.
+pub async fn inserter(a: Arc<Active>, mut rx: mpsc::Receiver<Pending>, cancel: CancellationToken) -> Result<(), DevicesError> {
+    loop {
+        let first = tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            p = rx.recv() => match p { Some(p) => p, None => return Ok(()) },
+        };
+        let mut n = first.0.len();
+        let mut batch = vec![first];
+        while n < INSERT_BATCH {
+            match rx.try_recv() {
+                Ok(p) => {
+                    n += p.0.len();
+                    batch.push(p);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut jobs = Vec::with_capacity(n);
+        let mut answers = Vec::with_capacity(batch.len());
+        for (j, tx) in batch {
+            answers.push((j.len(), tx));
+            jobs.extend(j);
+        }
+        match a.store.insert(a.epoch, jobs).await {
+            Ok(ids) => {
+                let mut rest = ids.into_iter();
+                for (len, tx) in answers {
+                    let _ = tx.send(Ok(rest.by_ref().take(len).collect()));
+                }
+                a.kick.notify_one();
+            }
+            Err(e) => {
+                for (_, tx) in answers {
+                    let _ = tx.send(Err(e.clone()));
+                }
+                if matches!(e, DevicesError::Fenced { .. }) {
+                    return Err(e);
+                }
+            }
+        }
     }
 }
 

@@ -4,7 +4,7 @@ use mware_jobs::Problem;
 
 /// Everything devicemanager can refuse or fail with. Messages are lowercase, say what was
 /// expected and what was found, and never carry a secret (a community, a password, a DSN).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum DevicesError {
     /// The request is wrong: every problem, each with its field.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]

@@ -141,12 +141,14 @@ impl DevicesService {
                     Transport::Local(Local::new(env, cfg.concurrency, tx, child.clone()))
                 }
             };
-            let a = Arc::new(Active::new(store.clone(), ctx.fence.epoch, cfg.clone(), transport, self.inner.metrics.clone()));
+            let (a, inserts) = Active::new(store.clone(), ctx.fence.epoch, cfg.clone(), transport, self.inner.metrics.clone());
+            let a = Arc::new(a);
             self.inner.set(Some(a.clone()));
             let how = if local { "in-process".to_string() } else { format!("by pollers through RabbitMQ ({} satellites and the pool)", cfg.satellites.len()) };
             ctx.status.set(ServiceState::Running, format!("jobs stored in {}, run {how}", store.describe()));
             let loops = async {
                 tokio::try_join!(
+                    engine::inserter(a.clone(), inserts, child.clone()),
                     engine::outbox(a.clone(), child.clone()),
                     engine::recorder(a.clone(), rx, child.clone()),
                     engine::sweeper(a.clone(), child.clone()),

@@ -5,7 +5,7 @@
 use crate::error::DevicesError;
 use crate::store::NewJob;
 use mware_config::DeviceManager;
-use mware_jobs::{check_job, now_ms, Problem, Problems};
+use mware_jobs::{check_job, found, now_ms, Problem, Problems};
 use serde_json::{Map, Value};
 use std::collections::HashSet;
 
@@ -23,15 +23,6 @@ pub fn is_id(id: &str) -> bool {
 
 fn parse(bytes: &[u8]) -> Result<Value, DevicesError> {
     mware_config::strict_json::parse_slice(bytes).map_err(|e| DevicesError::invalid("body", e.to_string()))
-}
-
-fn found(v: &Value) -> String {
-    match v {
-        Value::String(s) if s.chars().count() > 40 => format!("a string of {} characters", s.chars().count()),
-        Value::Object(_) => "an object".into(),
-        Value::Array(_) => "a list".into(),
-        other => other.to_string(),
-    }
 }
 
 /// One job object (at `prefix`, `""` for a single job).

@@ -1,5 +1,6 @@
 //! The embedded backend: one SQLite file (WAL, `synchronous = FULL`: a commit is on disk
-//! before it returns) next to the coordinator's, used through a blocking task. SQLite
+//! before it returns) next to the coordinator's, used through blocking tasks: one
+//! connection for writes, one for reads (WAL lets reads run beside a write). SQLite
 //! has one writer at a time, so the owner check in each write transaction
 //! (`BEGIN IMMEDIATE`) cannot interleave with a claim.
 
@@ -29,6 +30,7 @@ const COLS: &str = "id, kind, target, satellite, params, timeout_ms, state, resu
 pub struct LiteStore {
     path: PathBuf,
     conn: Arc<Mutex<Connection>>,
+    reader: Arc<Mutex<Connection>>,
 }
 
 fn sql(e: rusqlite::Error) -> DevicesError {
@@ -69,7 +71,7 @@ impl LiteStore {
     /// Opens (creates) the file.
     pub async fn open(path: PathBuf) -> Result<LiteStore, DevicesError> {
         let p = path.clone();
-        let conn = tokio::task::spawn_blocking(move || -> Result<Connection, DevicesError> {
+        let conn = tokio::task::spawn_blocking(move || -> Result<(Connection, Connection), DevicesError> {
             if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(|e| DevicesError::Store(format!("cannot create {}: {e}", dir.display())))?;
             }
@@ -89,11 +91,14 @@ impl LiteStore {
             }
             c.pragma_update(None, "synchronous", "FULL").map_err(sql)?;
             c.execute_batch(SCHEMA).map_err(sql)?;
-            Ok(c)
+            let r = Connection::open(&p).map_err(sql)?;
+            r.busy_timeout(std::time::Duration::from_secs(10)).map_err(sql)?;
+            Ok((c, r))
         })
         .await
         .map_err(|e| DevicesError::Store(format!("sqlite task: {e}")))??;
-        Ok(LiteStore { path, conn: Arc::new(Mutex::new(conn)) })
+        let (conn, reader) = conn;
+        Ok(LiteStore { path, conn: Arc::new(Mutex::new(conn)), reader: Arc::new(Mutex::new(reader)) })
     }
 
     /// The file.
@@ -102,7 +107,14 @@ impl LiteStore {
     }
 
     async fn with<T: Send + 'static>(&self, f: impl FnOnce(&mut Connection) -> Result<T, DevicesError> + Send + 'static) -> Result<T, DevicesError> {
-        let conn = self.conn.clone();
+        Self::on(self.conn.clone(), f).await
+    }
+
+    async fn read<T: Send + 'static>(&self, f: impl FnOnce(&mut Connection) -> Result<T, DevicesError> + Send + 'static) -> Result<T, DevicesError> {
+        Self::on(self.reader.clone(), f).await
+    }
+
+    async fn on<T: Send + 'static>(conn: Arc<Mutex<Connection>>, f: impl FnOnce(&mut Connection) -> Result<T, DevicesError> + Send + 'static) -> Result<T, DevicesError> {
         tokio::task::spawn_blocking(move || {
             let mut c = conn.lock().unwrap_or_else(|e| e.into_inner());
             f(&mut c)
@@ -167,11 +179,11 @@ impl LiteStore {
     }
 
     pub async fn get(&self, id: String) -> Result<Option<JobRow>, DevicesError> {
-        self.with(move |c| c.query_row(&format!("SELECT {COLS} FROM dm_jobs WHERE id = ?1"), [id], row).optional().map_err(sql)).await
+        self.read(move |c| c.query_row(&format!("SELECT {COLS} FROM dm_jobs WHERE id = ?1"), [id], row).optional().map_err(sql)).await
     }
 
     pub async fn list(&self, f: ListFilter) -> Result<Vec<JobRow>, DevicesError> {
-        self.with(move |c| {
+        self.read(move |c| {
             let state = f.state.map(|s| s.as_str().to_string());
             let sat = f.satellite.map(Option::unwrap_or_default);
             let mut st = c
@@ -184,7 +196,7 @@ impl LiteStore {
     }
 
     pub async fn unpublished(&self, limit: u32) -> Result<Vec<JobRow>, DevicesError> {
-        self.with(move |c| {
+        self.read(move |c| {
             let mut st = c.prepare_cached(&format!("SELECT {COLS} FROM dm_jobs WHERE published = 0 AND state = 'queued' ORDER BY created_ms LIMIT ?1")).map_err(sql)?;
             let rows = st.query_map([limit as i64], row).map_err(sql)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
@@ -261,7 +273,7 @@ impl LiteStore {
     }
 
     pub async fn open_counts(&self) -> Result<Vec<(String, JobState, u64)>, DevicesError> {
-        self.with(|c| {
+        self.read(|c| {
             let mut st = c.prepare_cached("SELECT satellite, state, count(*) FROM dm_jobs WHERE state IN ('queued', 'running') GROUP BY satellite, state").map_err(sql)?;
             let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, parse_state(&r.get::<_, String>(1)?), r.get::<_, i64>(2)? as u64))).map_err(sql)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
