@@ -61,12 +61,18 @@ pub fn wait_serving(d: &Daemon, secs: u64) -> Value {
 
 /// A `mware poller` process.
 pub fn poller(dir: &Path, dsn: &str, satellite: Option<&str>, name: &str, concurrency: u16) -> Child {
+    poller_with(dir, dsn, satellite, name, concurrency, &[])
+}
+
+/// A `mware poller` process with more arguments.
+pub fn poller_with(dir: &Path, dsn: &str, satellite: Option<&str>, name: &str, concurrency: u16, more: &[&str]) -> Child {
     let mut cmd = Command::new(bin());
     cmd.args(["--log-format", "json", "poller", "--name", name, "--concurrency", &concurrency.to_string(), "--heartbeat-ms", "500"]);
     cmd.arg("--known-hosts").arg(dir.join("poller_known_hosts"));
     if let Some(s) = satellite {
         cmd.args(["--satellite", s]);
     }
+    cmd.args(more);
     cmd.env("MWARE_AMQP_DSN", dsn).env("RUST_LOG", "info");
     Child::spawn(name, cmd, &dir.join(format!("{name}.log"))).expect("start poller")
 }

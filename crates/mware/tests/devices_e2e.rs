@@ -140,6 +140,47 @@ fn pollers_share_a_satellite_survive_kill9_and_jobs_of_a_satellite_without_polle
 }
 
 #[test]
+fn a_poller_on_sigterm_finishes_its_jobs_or_returns_them() {
+    let vh = Vhost::new().expect("rabbitmq vhost");
+    let dir = tempfile::tempdir().unwrap();
+    let site = DmSite::new(dir.path(), &["d10"], json!({"amqp": vh.dsn(), "satellites": ["sat1"]}));
+    let d = site.start(0);
+    wait_serving(&d, 30);
+    // Finishes: a 2 s job in hand when SIGTERM comes is completed, then the poller exits 0.
+    let mut p1 = poller(dir.path(), &vh.dsn(), Some("sat1"), "t1", 4);
+    let dev = SlowHttp::start(Duration::from_secs(2));
+    let (_, v) = submit(&d, &json!({"kind": "http.request", "target": dev.addr, "satellite": "sat1"}));
+    let id = v["id"].as_str().unwrap().to_string();
+    wait_job(&d, &id, 20, |j| j["state"] == "running" && dev.hits.load(Ordering::SeqCst) == 1);
+    p1.signal(libc::SIGTERM);
+    assert_eq!(p1.wait_timeout(Duration::from_secs(15)), Some(0), "the poller exits 0 after its drain");
+    let j = job(&d, &id);
+    assert_eq!((j["state"].as_str(), j["attempts"].as_u64()), (Some("done"), Some(1)), "{j}");
+    // Returns: a job longer than the drain time goes back to the broker; another replica runs it.
+    let mut p2 = poller_with(dir.path(), &vh.dsn(), Some("sat1"), "t2", 4, &["--drain-timeout-ms", "300"]);
+    let slow = SlowHttp::start(Duration::from_secs(3));
+    let (_, v) = submit(&d, &json!({"kind": "http.request", "target": slow.addr, "satellite": "sat1"}));
+    let id = v["id"].as_str().unwrap().to_string();
+    wait_job(&d, &id, 20, |j| j["state"] == "running" && slow.hits.load(Ordering::SeqCst) == 1);
+    p2.signal(libc::SIGTERM);
+    assert_eq!(p2.wait_timeout(Duration::from_secs(10)), Some(0));
+    let _p3 = poller(dir.path(), &vh.dsn(), Some("sat1"), "t3", 4);
+    let j = wait_end(&d, &id, 30);
+    assert_eq!((j["state"].as_str(), j["attempts"].as_u64(), j["poller"].as_str()), (Some("done"), Some(2), Some("t3")), "{j}");
+    // JSON logs when asked; the broker's password never in them; secrets *** in the config.
+    for name in ["t1", "t2"] {
+        let log = std::fs::read_to_string(dir.path().join(format!("{name}.log"))).unwrap();
+        assert!(log.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()), "{log}");
+        assert!(log.contains("drain") || log.contains("finishing"), "{log}");
+        assert!(!log.contains("guest:guest"), "{log}");
+    }
+    let (_, cfg) = d.get_auth("/api/v1/config", TOKEN).unwrap();
+    let dm = &cfg["servers"][0]["roles"][0]["devicemanager"];
+    assert_eq!(dm["amqp"], "***", "{cfg}");
+    assert!(!d.log_text().contains("guest:guest"));
+}
+
+#[test]
 fn a_job_that_keeps_killing_its_pollers_is_dead_lettered_and_failed() {
     let vh = Vhost::new().expect("rabbitmq vhost");
     let dir = tempfile::tempdir().unwrap();

@@ -13,4 +13,4 @@
 
 mod run;
 
-pub use run::{run, PollerArgs, PollerError};
+pub use run::{run, PollerArgs, PollerError, STARTED_AFTER};

@@ -1,4 +1,5 @@
 //! The poller's loop: connect (with backoff), consume, run, report, ack; drain on stop.
+//! A job is reported `started` only when it runs longer than [`STARTED_AFTER`].
 
 use clap::Args;
 use futures::StreamExt;
@@ -15,6 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+
+/// A job still running this long after it started is reported `running`.
+pub const STARTED_AFTER: Duration = Duration::from_millis(100);
 
 /// `mware poller`: runs device jobs taken from RabbitMQ. The broker's URL comes from the
 /// environment variable `MWARE_AMQP_DSN` (`amqp://user:pass@host:5672/%2f`), never from
@@ -207,8 +211,17 @@ async fn handle(ctx: &Ctx, out: &Channel, d: Delivery) -> Result<(), PollerError
         }
     };
     tracing::debug!(poller = %ctx.name, job = %msg.id, kind = %msg.kind, target = %msg.target, attempt, "job started");
-    publish(out, &Report::Started { id: msg.id.clone(), poller: ctx.name.clone(), attempt, at_ms: now_ms() }, false).await?;
-    let outcome = execute(&msg, &ctx.env).await;
+    let run = execute(&msg, &ctx.env);
+    tokio::pin!(run);
+    // A job still running after STARTED_AFTER is reported `running`; a quicker one goes
+    // straight to its result (one message less per job).
+    let outcome = tokio::select! {
+        o = &mut run => o,
+        _ = tokio::time::sleep(STARTED_AFTER) => {
+            publish(out, &Report::Started { id: msg.id.clone(), poller: ctx.name.clone(), attempt, at_ms: now_ms() }, false).await?;
+            run.await
+        }
+    };
     tracing::info!(poller = %ctx.name, job = %msg.id, kind = %msg.kind, target = %msg.target, attempt, state = outcome.state.as_str(), "job ended");
     let r = Report::Result { id: msg.id.clone(), poller: ctx.name.clone(), attempt, state: outcome.state, result: outcome.result, error: outcome.error, at_ms: now_ms() };
     publish(out, &r, true).await?;

@@ -245,6 +245,7 @@ fn change(a: &Active, inc: &Incoming) -> Option<Change> {
             }
             None
         }
+        Incoming::Ignored => None,
         Incoming::Dead { id, reason, attempts } => {
             a.metrics.dead.get_or_create(&crate::metrics::ReasonLabel { reason: reason_label(reason) }).inc();
             let (state, error) = match reason.as_str() {
@@ -309,8 +310,16 @@ pub async fn recorder(a: Arc<Active>, mut rx: mpsc::Receiver<(Incoming, Ack)>, c
                 }
             }
         }
+        // The last delivery of each channel acks every earlier one of that channel.
+        let mut last: [Option<Ack>; 2] = [None, None];
         for (_, ack) in batch {
-            ack.ack().await;
+            if let Ack::Amqp(ch, _) = &ack {
+                let i = usize::from(*ch).min(1);
+                last[i] = Some(ack);
+            }
+        }
+        for ack in last.into_iter().flatten() {
+            ack.ack_through().await;
         }
     }
 }

@@ -111,10 +111,12 @@ impl Amqp {
             let _ = decl.close(200, "declared").await;
             let publish = conn.create_channel().await.map_err(mware_jobs::JobError::from)?;
             publish.confirm_select(ConfirmSelectOptions::default()).await.map_err(mware_jobs::JobError::from)?;
-            let consume = conn.create_channel().await.map_err(mware_jobs::JobError::from)?;
-            consume.basic_qos(PREFETCH, BasicQosOptions::default()).await.map_err(mware_jobs::JobError::from)?;
-            let mut results = consume.basic_consume(RESULTS_QUEUE, "mware-results", BasicConsumeOptions::default(), FieldTable::default()).await.map_err(mware_jobs::JobError::from)?;
-            let mut dead = consume.basic_consume(DEAD_QUEUE, "mware-dead", BasicConsumeOptions::default(), FieldTable::default()).await.map_err(mware_jobs::JobError::from)?;
+            // One channel per consumer, so the recorder may ack a run of a channel's deliveries at once.
+            let (rc, dc) = (conn.create_channel().await.map_err(mware_jobs::JobError::from)?, conn.create_channel().await.map_err(mware_jobs::JobError::from)?);
+            rc.basic_qos(PREFETCH, BasicQosOptions::default()).await.map_err(mware_jobs::JobError::from)?;
+            dc.basic_qos(PREFETCH, BasicQosOptions::default()).await.map_err(mware_jobs::JobError::from)?;
+            let mut results = rc.basic_consume(RESULTS_QUEUE, "mware-results", BasicConsumeOptions::default(), FieldTable::default()).await.map_err(mware_jobs::JobError::from)?;
+            let mut dead = dc.basic_consume(DEAD_QUEUE, "mware-dead", BasicConsumeOptions::default(), FieldTable::default()).await.map_err(mware_jobs::JobError::from)?;
             self.set_link(Some(Arc::new(Link { conn: conn.clone(), publish })));
             *self.0.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
             *up = true;
@@ -127,13 +129,15 @@ impl Amqp {
                             .map_err(|e| DevicesError::Broker(format!("results consumer: {}", topo::describe(&e))))?;
                         match serde_json::from_slice::<Report>(&d.data) {
                             Ok(r) => {
-                                if reports.send((Incoming::Report(r), Ack::Amqp(d.acker))).await.is_err() {
+                                if reports.send((Incoming::Report(r), Ack::Amqp(0, d.acker))).await.is_err() {
                                     return Ok(());
                                 }
                             }
                             Err(e) => {
                                 tracing::warn!(error = %e, bytes = d.data.len(), "devicemanager: dropping a message on the results queue that is not a report");
-                                Ack::Amqp(d.acker).ack().await;
+                                if reports.send((Incoming::Ignored, Ack::Amqp(0, d.acker))).await.is_err() {
+                                    return Ok(());
+                                }
                             }
                         }
                     }
@@ -144,11 +148,15 @@ impl Amqp {
                         match serde_json::from_slice::<JobMessage>(&d.data) {
                             Ok(m) => {
                                 let attempts = topo::attempt(&d.properties).saturating_sub(1);
-                                if reports.send((Incoming::Dead { id: m.id, reason, attempts }, Ack::Amqp(d.acker))).await.is_err() {
+                                if reports.send((Incoming::Dead { id: m.id, reason, attempts }, Ack::Amqp(1, d.acker))).await.is_err() {
                                     return Ok(());
                                 }
                             }
-                            Err(_) => Ack::Amqp(d.acker).ack().await,
+                            Err(_) => {
+                                if reports.send((Incoming::Ignored, Ack::Amqp(1, d.acker))).await.is_err() {
+                                    return Ok(());
+                                }
+                            }
                         }
                     }
                 }

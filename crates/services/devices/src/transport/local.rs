@@ -6,6 +6,10 @@ use super::{message, Ack, Incoming};
 use crate::store::JobRow;
 use mware_jobs::{execute, now_ms, Report, RunEnv};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// A job still running this long is reported `running` (as a poller does).
+const STARTED_AFTER: Duration = Duration::from_millis(100);
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -34,9 +38,17 @@ impl Local {
             tokio::spawn(async move {
                 let work = async {
                     let Ok(_slot) = slots.acquire_owned().await else { return };
-                    let started = Report::Started { id: msg.id.clone(), poller: LOCAL_POLLER.into(), attempt: 1, at_ms: now_ms() };
-                    let _ = reports.send((Incoming::Report(started), Ack::None)).await;
-                    let out = execute(&msg, &env).await;
+                    let run = execute(&msg, &env);
+                    tokio::pin!(run);
+                    // As a poller does: `running` only for a job that lasts (STARTED_AFTER).
+                    let out = tokio::select! {
+                        o = &mut run => o,
+                        _ = tokio::time::sleep(STARTED_AFTER) => {
+                            let started = Report::Started { id: msg.id.clone(), poller: LOCAL_POLLER.into(), attempt: 1, at_ms: now_ms() };
+                            let _ = reports.send((Incoming::Report(started), Ack::None)).await;
+                            run.await
+                        }
+                    };
                     let r = Report::Result { id: msg.id.clone(), poller: LOCAL_POLLER.into(), attempt: 1, state: out.state, result: out.result, error: out.error, at_ms: now_ms() };
                     let _ = reports.send((Incoming::Report(r), Ack::None)).await;
                 };

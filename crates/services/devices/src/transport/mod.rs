@@ -23,21 +23,26 @@ pub enum Incoming {
         /// Deliveries it had.
         attempts: u32,
     },
+    /// A message that is not ours (logged where it was read): acked in its turn.
+    Ignored,
 }
 
 /// How to acknowledge an [`Incoming`] once it is stored.
 pub enum Ack {
     /// Nothing to acknowledge (in-process).
     None,
-    /// A broker delivery.
-    Amqp(lapin::acker::Acker),
+    /// A broker delivery on the channel of one consumer (`0`: results, `1`: dead letters).
+    Amqp(u8, lapin::acker::Acker),
 }
 
 impl Ack {
-    /// Acknowledges (the broker forgets the message).
-    pub async fn ack(self) {
-        if let Ack::Amqp(a) = self {
-            if let Err(e) = a.ack(lapin::options::BasicAckOptions::default()).await {
+    /// Acknowledges this delivery and every earlier one of its channel at once (the
+    /// broker forgets them). Only for the last of a run of deliveries of one channel that
+    /// are all stored: each consumer has a channel of its own and its deliveries reach the
+    /// recorder in order.
+    pub async fn ack_through(self) {
+        if let Ack::Amqp(_, a) = self {
+            if let Err(e) = a.ack(lapin::options::BasicAckOptions { multiple: true }).await {
                 tracing::warn!(error = %mware_jobs::amqp::describe(&e), "devicemanager: cannot ack a report (it comes again: recorded once)");
             }
         }
@@ -45,7 +50,7 @@ impl Ack {
 
     /// Gives it back to the broker (it comes again).
     pub async fn nack(self) {
-        if let Ack::Amqp(a) = self {
+        if let Ack::Amqp(_, a) = self {
             let _ = a.nack(lapin::options::BasicNackOptions { requeue: true, multiple: false }).await;
         }
     }
