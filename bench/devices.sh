@@ -49,8 +49,16 @@ for i in 1 2 3 4; do
   MWARE_AMQP_DSN="$DSN" "$BIN" poller --satellite bench --concurrency 32 --name "bench$i" > "$WORK/poller$i.log" 2>&1 & pids+=($!)
 done
 sleep 2
+# CPU seconds (user+system) of a process, from /proc.
+cpu() { awk -v t="$(getconf CLK_TCK)" '{printf "%.2f", ($14+$15)/t}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+DAEMON=${pids[1]}; POLLERS="${pids[2]} ${pids[3]} ${pids[4]} ${pids[5]}"
+BEAM=$(pgrep -u rabbitmq -x beam.smp | head -1 || true)
+d0=$(cpu "$DAEMON"); b0=$(cpu "$BEAM"); p0=0; for p in $POLLERS; do p0=$(echo "$p0 + $(cpu "$p")" | bc); done
 echo "== mware: 4 pollers, $CLIENTS clients, ${SECS}s, target $TARGET"
-"$CARGO_TARGET_DIR/release/examples/bench" --api "http://127.0.0.1:$PORT" --target "$TARGET" --satellite bench --clients "$CLIENTS" --seconds "$SECS"
+"$CARGO_TARGET_DIR/release/examples/bench" --api "http://127.0.0.1:$PORT" --target "$TARGET" --satellite bench --clients "$CLIENTS" --seconds "$SECS" | tee "$WORK/mware.out"
+d1=$(cpu "$DAEMON"); b1=$(cpu "$BEAM"); p1=0; for p in $POLLERS; do p1=$(echo "$p1 + $(cpu "$p")" | bc); done
+jobs=$(awk '{print $2}' "$WORK/mware.out")
+echo "   CPU per job: mware daemon $(echo "($d1 - $d0) * 1000000 / $jobs" | bc) us, 4 pollers $(echo "($p1 - $p0) * 1000000 / $jobs" | bc) us, RabbitMQ $(echo "($b1 - $b0) * 1000000 / $jobs" | bc) us"
 echo "== celery 5.2: 4 worker processes (prefork), $CLIENTS clients, ${SECS}s"
 export CELERY_BROKER="amqp://guest:guest@127.0.0.1:5672/mware-bench-c"
 (cd bench && exec $PY -m celery -A devices_celery worker --concurrency 4 --pool prefork -Q tcpcheck --loglevel WARNING) > "$WORK/celery.log" 2>&1 & pids+=($!)
