@@ -4,7 +4,10 @@
 use clap::Args;
 use futures::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions};
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions,
+};
 use lapin::publisher_confirm::Confirmation;
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel};
@@ -35,7 +38,11 @@ pub struct PollerArgs {
     pub concurrency: u16,
     /// OpenSSH known_hosts file with the pinned host keys of the devices `ssh.exec` logs
     /// in to; a device whose key is not there is refused.
-    #[arg(long, env = "MWARE_POLLER_KNOWN_HOSTS", default_value = "/var/lib/mware-poller/known_hosts")]
+    #[arg(
+        long,
+        env = "MWARE_POLLER_KNOWN_HOSTS",
+        default_value = "/var/lib/mware-poller/known_hosts"
+    )]
     pub known_hosts: PathBuf,
     /// Learn (append to --known-hosts, log at warn) the key of a device with no entry.
     #[arg(long, env = "MWARE_POLLER_TRUST_ON_FIRST_USE")]
@@ -73,7 +80,9 @@ fn broker(what: &str) -> impl Fn(lapin::Error) -> PollerError + '_ {
 }
 
 fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "poller".into())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "poller".into())
 }
 
 struct Ctx {
@@ -91,18 +100,28 @@ pub async fn run(args: PollerArgs, cancel: CancellationToken) -> Result<(), Poll
     }
     if let Some(s) = &args.satellite {
         if !topo::is_satellite_id(s) {
-            return Err(PollerError::Config(format!("--satellite: expected 1 to 64 latin letters, digits, '_' and '-', found {s:?}")));
+            return Err(PollerError::Config(format!(
+                "--satellite: expected 1 to 64 latin letters, digits, '_' and '-', found {s:?}"
+            )));
         }
     }
     if args.concurrency == 0 {
-        return Err(PollerError::Config("--concurrency: expected at least 1, found 0".into()));
+        return Err(PollerError::Config(
+            "--concurrency: expected at least 1, found 0".into(),
+        ));
     }
-    let name = args.name.clone().unwrap_or_else(|| format!("{}-{}", host_name(), std::process::id()));
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}", host_name(), std::process::id()));
     let ctx = Arc::new(Ctx {
         name,
         satellite: args.satellite.clone(),
         queue: topo::job_queue(args.satellite.as_deref()),
-        env: RunEnv::new(HostKeyPolicy { known_hosts: args.known_hosts.clone(), trust_on_first_use: args.trust_on_first_use }),
+        env: RunEnv::new(HostKeyPolicy {
+            known_hosts: args.known_hosts.clone(),
+            trust_on_first_use: args.trust_on_first_use,
+        }),
     });
     tracing::info!(poller = %ctx.name, queue = %ctx.queue, concurrency = args.concurrency, broker = %mware_config::mask_url_userinfo(&dsn), "poller starting");
     let mut backoff = Duration::from_millis(200);
@@ -113,13 +132,16 @@ pub async fn run(args: PollerArgs, cancel: CancellationToken) -> Result<(), Poll
                 tracing::info!(poller = %ctx.name, "poller stopped");
                 return Ok(());
             }
-            Err(e) => tracing::warn!(poller = %ctx.name, error = %e, retry_in_ms = backoff.as_millis() as u64, "broker link lost; reconnecting"),
+            Err(e) => {
+                tracing::warn!(poller = %ctx.name, error = %e, retry_in_ms = backoff.as_millis() as u64, "broker link lost; reconnecting")
+            }
         }
         if up {
             backoff = Duration::from_millis(200);
         }
         // Jitter, so replicas do not reconnect in step.
-        let pause = backoff + Duration::from_millis(rand::random::<u64>() % (backoff.as_millis() as u64 / 2 + 1));
+        let pause = backoff
+            + Duration::from_millis(rand::random::<u64>() % (backoff.as_millis() as u64 / 2 + 1));
         tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
             _ = tokio::time::sleep(pause) => {}
@@ -128,7 +150,13 @@ pub async fn run(args: PollerArgs, cancel: CancellationToken) -> Result<(), Poll
     }
 }
 
-async fn session(ctx: &Arc<Ctx>, args: &PollerArgs, dsn: &str, cancel: &CancellationToken, up: &mut bool) -> Result<(), PollerError> {
+async fn session(
+    ctx: &Arc<Ctx>,
+    args: &PollerArgs,
+    dsn: &str,
+    cancel: &CancellationToken,
+    up: &mut bool,
+) -> Result<(), PollerError> {
     let conn = topo::connect(dsn, &format!("mware poller {}", ctx.name)).await?;
     let r = async {
         // A passive declare of a missing queue closes its channel: use one of its own.
@@ -188,12 +216,29 @@ async fn session(ctx: &Arc<Ctx>, args: &PollerArgs, dsn: &str, cancel: &Cancella
 
 async fn publish(out: &Channel, report: &Report, persistent: bool) -> Result<(), PollerError> {
     let body = serde_json::to_vec(report).unwrap_or_default();
-    let props = if persistent { topo::persistent(None) } else { BasicProperties::default() };
-    let confirm = out.basic_publish("", RESULTS_QUEUE, BasicPublishOptions::default(), &body, props).await.map_err(broker("publish a report"))?;
+    let props = if persistent {
+        topo::persistent(None)
+    } else {
+        BasicProperties::default()
+    };
+    let confirm = out
+        .basic_publish(
+            "",
+            RESULTS_QUEUE,
+            BasicPublishOptions::default(),
+            &body,
+            props,
+        )
+        .await
+        .map_err(broker("publish a report"))?;
     if persistent {
         match confirm.await.map_err(broker("confirm of a report"))? {
             Confirmation::Ack(_) => {}
-            other => return Err(PollerError::Broker(format!("the broker did not confirm a result ({other:?})"))),
+            other => {
+                return Err(PollerError::Broker(format!(
+                    "the broker did not confirm a result ({other:?})"
+                )))
+            }
         }
     }
     Ok(())
@@ -206,7 +251,10 @@ async fn handle(ctx: &Ctx, out: &Channel, d: Delivery) -> Result<(), PollerError
         Ok(m) => m,
         Err(e) => {
             tracing::warn!(poller = %ctx.name, error = %e, bytes = d.data.len(), "dropping a message that is not a job");
-            d.acker.ack(BasicAckOptions::default()).await.map_err(broker("ack"))?;
+            d.acker
+                .ack(BasicAckOptions::default())
+                .await
+                .map_err(broker("ack"))?;
             return Ok(());
         }
     };
@@ -223,7 +271,18 @@ async fn handle(ctx: &Ctx, out: &Channel, d: Delivery) -> Result<(), PollerError
         }
     };
     tracing::info!(poller = %ctx.name, job = %msg.id, kind = %msg.kind, target = %msg.target, attempt, state = outcome.state.as_str(), "job ended");
-    let r = Report::Result { id: msg.id.clone(), poller: ctx.name.clone(), attempt, state: outcome.state, result: outcome.result, error: outcome.error, at_ms: now_ms() };
+    let r = Report::Result {
+        id: msg.id.clone(),
+        poller: ctx.name.clone(),
+        attempt,
+        state: outcome.state,
+        result: outcome.result,
+        error: outcome.error,
+        at_ms: now_ms(),
+    };
     publish(out, &r, true).await?;
-    d.acker.ack(BasicAckOptions::default()).await.map_err(broker("ack"))
+    d.acker
+        .ack(BasicAckOptions::default())
+        .await
+        .map_err(broker("ack"))
 }

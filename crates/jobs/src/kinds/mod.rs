@@ -29,7 +29,10 @@ pub struct Failure {
 impl Failure {
     /// A failure with no result.
     pub fn new(error: impl Into<String>) -> Failure {
-        Failure { error: error.into(), result: Value::Null }
+        Failure {
+            error: error.into(),
+            result: Value::Null,
+        }
     }
 }
 
@@ -45,7 +48,13 @@ pub trait Kind: Send + Sync + 'static {
         &[]
     }
     /// Runs against `target` within `limit` (the time left before the job's deadline).
-    async fn run(&self, target: &Target, params: &Map<String, Value>, env: &RunEnv, limit: Duration) -> Result<Value, Failure>;
+    async fn run(
+        &self,
+        target: &Target,
+        params: &Map<String, Value>,
+        env: &RunEnv,
+        limit: Duration,
+    ) -> Result<Value, Failure>;
 }
 
 /// Every kind.
@@ -69,7 +78,11 @@ pub fn redacted(kind: &str, params: &Map<String, Value>) -> Map<String, Value> {
     params
         .iter()
         .map(|(k, v)| {
-            let v = if secret.contains(&k.as_str()) { Value::String("***".into()) } else { v.clone() };
+            let v = if secret.contains(&k.as_str()) {
+                Value::String("***".into())
+            } else {
+                v.clone()
+            };
             (k.clone(), v)
         })
         .collect()

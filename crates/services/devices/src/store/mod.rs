@@ -115,7 +115,7 @@ pub enum Change {
 /// The store, one backend or the other.
 pub enum Store {
     /// PostgreSQL.
-    Pg(pg::PgStore),
+    Pg(Box<pg::PgStore>),
     /// Embedded SQLite.
     Lite(sqlite::LiteStore),
 }
@@ -134,7 +134,7 @@ pub struct ListFilter {
 impl Store {
     /// Opens (and creates the table of) the PostgreSQL database at `dsn`.
     pub async fn postgres(dsn: &mware_config::Secret) -> Result<Store, DevicesError> {
-        Ok(Store::Pg(pg::PgStore::open(dsn).await?))
+        Ok(Store::Pg(Box::new(pg::PgStore::open(dsn).await?)))
     }
 
     /// Opens (and creates) the SQLite file at `path`.
@@ -211,7 +211,12 @@ impl Store {
 
     /// Ends `expired` every open job whose deadline passed more than `grace_ms` ago;
     /// returns their ids and satellites.
-    pub async fn expire_due(&self, epoch: u64, now_ms: u64, grace_ms: u64) -> Result<Vec<(String, String)>, DevicesError> {
+    pub async fn expire_due(
+        &self,
+        epoch: u64,
+        now_ms: u64,
+        grace_ms: u64,
+    ) -> Result<Vec<(String, String)>, DevicesError> {
         match self {
             Store::Pg(s) => s.expire_due(epoch, now_ms, grace_ms).await,
             Store::Lite(s) => s.expire_due(epoch, now_ms, grace_ms).await,
@@ -238,7 +243,9 @@ impl Store {
 
 /// The message of a job that expired in the store.
 pub(crate) fn expiry_error(row_state: &str, deadline_ms: u64, timeout_ms: u64) -> String {
-    let at = humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(deadline_ms));
+    let at = humantime::format_rfc3339_millis(
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(deadline_ms),
+    );
     match row_state {
         "running" => format!("no result by its deadline {at} (timeout_ms {timeout_ms}): its poller started it but did not report back"),
         _ => format!("no poller took it by its deadline {at} (timeout_ms {timeout_ms})"),

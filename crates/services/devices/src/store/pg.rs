@@ -50,7 +50,10 @@ fn row(r: &Row) -> JobRow {
         params: serde_json::from_str(r.get::<_, &str>(4)).unwrap_or_default(),
         timeout_ms: r.get::<_, i64>(5) as u64,
         state: parse_state(r.get(6)),
-        result: r.get::<_, Option<&str>>(7).and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default(),
+        result: r
+            .get::<_, Option<&str>>(7)
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_default(),
         error: r.get(8),
         attempts: r.get::<_, i32>(9) as u32,
         poller: r.get(10),
@@ -64,19 +67,28 @@ fn row(r: &Row) -> JobRow {
 
 /// Locks the owner row and checks this instance still holds `epoch`.
 async fn fence(tx: &Transaction<'_>, epoch: u64) -> Result<(), DevicesError> {
-    let r = tx.query_opt("SELECT epoch FROM dm_owner WHERE k = 1 FOR SHARE", &[]).await.map_err(db)?;
+    let r = tx
+        .query_opt("SELECT epoch FROM dm_owner WHERE k = 1 FOR SHARE", &[])
+        .await
+        .map_err(db)?;
     match r.map(|r| r.get::<_, i64>(0) as u64) {
         Some(e) if e == epoch => Ok(()),
-        Some(e) => Err(DevicesError::Fenced { mine: epoch, theirs: e }),
-        None => Err(DevicesError::Fenced { mine: epoch, theirs: 0 }),
+        Some(e) => Err(DevicesError::Fenced {
+            mine: epoch,
+            theirs: e,
+        }),
+        None => Err(DevicesError::Fenced {
+            mine: epoch,
+            theirs: 0,
+        }),
     }
 }
 
 async fn connect(dsn: &Secret) -> Result<Client, DevicesError> {
-    let cfg: tokio_postgres::Config = dsn
-        .expose()
-        .parse()
-        .map_err(|e: tokio_postgres::Error| DevicesError::Store(format!("devicemanager.database does not parse: {e}")))?;
+    let cfg: tokio_postgres::Config =
+        dsn.expose().parse().map_err(|e: tokio_postgres::Error| {
+            DevicesError::Store(format!("devicemanager.database does not parse: {e}"))
+        })?;
     let (client, conn) = cfg.connect(NoTls).await.map_err(db)?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
@@ -91,7 +103,11 @@ impl PgStore {
     pub async fn open(dsn: &Secret) -> Result<PgStore, DevicesError> {
         let c = connect(dsn).await?;
         c.batch_execute(SCHEMA).await.map_err(db)?;
-        Ok(PgStore { dsn: dsn.clone(), writer: Mutex::new(Some(c)), reader: Mutex::new(None) })
+        Ok(PgStore {
+            dsn: dsn.clone(),
+            writer: Mutex::new(Some(c)),
+            reader: Mutex::new(None),
+        })
     }
 
     async fn reader(&self) -> Result<std::sync::Arc<Client>, DevicesError> {
@@ -116,7 +132,13 @@ impl PgStore {
         let mut g = self.writer().await?;
         let c = g.as_mut().expect("connected");
         let tx = c.transaction().await.map_err(db)?;
-        let cur = tx.query_opt("SELECT grp, epoch FROM dm_owner WHERE k = 1 FOR UPDATE", &[]).await.map_err(db)?;
+        let cur = tx
+            .query_opt(
+                "SELECT grp, epoch FROM dm_owner WHERE k = 1 FOR UPDATE",
+                &[],
+            )
+            .await
+            .map_err(db)?;
         if let Some(r) = cur {
             let (grp, e) = (r.get::<_, i64>(0) as u32, r.get::<_, i64>(1) as u64);
             if grp != group {
@@ -125,7 +147,10 @@ impl PgStore {
                 )));
             }
             if e > epoch {
-                return Err(DevicesError::Fenced { mine: epoch, theirs: e });
+                return Err(DevicesError::Fenced {
+                    mine: epoch,
+                    theirs: e,
+                });
             }
         }
         tx.execute(
@@ -154,13 +179,32 @@ impl PgStore {
             let params = serde_json::to_string(&j.params).unwrap_or_else(|_| "{}".into());
             let sat = j.satellite.clone().unwrap_or_default();
             let n = tx
-                .execute(&ins, &[&j.id, &j.kind, &j.target, &sat, &params, &(j.timeout_ms as i64), &j.idempotency_key, &(j.created_ms as i64), &((j.created_ms + j.timeout_ms) as i64)])
+                .execute(
+                    &ins,
+                    &[
+                        &j.id,
+                        &j.kind,
+                        &j.target,
+                        &sat,
+                        &params,
+                        &(j.timeout_ms as i64),
+                        &j.idempotency_key,
+                        &(j.created_ms as i64),
+                        &((j.created_ms + j.timeout_ms) as i64),
+                    ],
+                )
                 .await
                 .map_err(db)?;
             if n == 1 {
                 ids.push(j.id.clone());
             } else {
-                let r = tx.query_one("SELECT id FROM dm_jobs WHERE idempotency_key = $1", &[&j.idempotency_key]).await.map_err(db)?;
+                let r = tx
+                    .query_one(
+                        "SELECT id FROM dm_jobs WHERE idempotency_key = $1",
+                        &[&j.idempotency_key],
+                    )
+                    .await
+                    .map_err(db)?;
                 ids.push(r.get(0));
             }
         }
@@ -170,7 +214,10 @@ impl PgStore {
 
     pub async fn get(&self, id: &str) -> Result<Option<JobRow>, DevicesError> {
         let c = self.reader().await?;
-        let r = c.query_opt(&format!("SELECT {COLS} FROM dm_jobs WHERE id = $1"), &[&id]).await.map_err(db)?;
+        let r = c
+            .query_opt(&format!("SELECT {COLS} FROM dm_jobs WHERE id = $1"), &[&id])
+            .await
+            .map_err(db)?;
         Ok(r.as_ref().map(row))
     }
 
@@ -202,7 +249,12 @@ impl PgStore {
         let c = g.as_mut().expect("connected");
         let tx = c.transaction().await.map_err(db)?;
         fence(&tx, epoch).await?;
-        tx.execute("UPDATE dm_jobs SET published = true WHERE id = ANY($1)", &[&ids]).await.map_err(db)?;
+        tx.execute(
+            "UPDATE dm_jobs SET published = true WHERE id = ANY($1)",
+            &[&ids],
+        )
+        .await
+        .map_err(db)?;
         tx.commit().await.map_err(db)
     }
 
@@ -239,7 +291,12 @@ impl PgStore {
         Ok(out)
     }
 
-    pub async fn expire_due(&self, epoch: u64, now_ms: u64, grace_ms: u64) -> Result<Vec<(String, String)>, DevicesError> {
+    pub async fn expire_due(
+        &self,
+        epoch: u64,
+        now_ms: u64,
+        grace_ms: u64,
+    ) -> Result<Vec<(String, String)>, DevicesError> {
         let mut g = self.writer().await?;
         let c = g.as_mut().expect("connected");
         let tx = c.transaction().await.map_err(db)?;
@@ -254,8 +311,17 @@ impl PgStore {
         let mut out = vec![];
         for r in &due {
             let id: String = r.get(0);
-            let err = expiry_error(r.get(1), r.get::<_, i64>(2) as u64, r.get::<_, i64>(3) as u64);
-            tx.execute("UPDATE dm_jobs SET state = 'expired', error = $2, finished_ms = $3 WHERE id = $1", &[&id, &err, &(now_ms as i64)]).await.map_err(db)?;
+            let err = expiry_error(
+                r.get(1),
+                r.get::<_, i64>(2) as u64,
+                r.get::<_, i64>(3) as u64,
+            );
+            tx.execute(
+                "UPDATE dm_jobs SET state = 'expired', error = $2, finished_ms = $3 WHERE id = $1",
+                &[&id, &err, &(now_ms as i64)],
+            )
+            .await
+            .map_err(db)?;
             out.push((id, r.get(4)));
         }
         tx.commit().await.map_err(db)?;
@@ -272,12 +338,17 @@ impl PgStore {
         Ok(n)
     }
 
-    pub async fn open_counts(&self) -> Result<Vec<(String, mware_jobs::JobState, u64)>, DevicesError> {
+    pub async fn open_counts(
+        &self,
+    ) -> Result<Vec<(String, mware_jobs::JobState, u64)>, DevicesError> {
         let c = self.reader().await?;
         let rows = c
             .query("SELECT satellite, state, count(*) FROM dm_jobs WHERE state IN ('queued', 'running') GROUP BY satellite, state", &[])
             .await
             .map_err(db)?;
-        Ok(rows.iter().map(|r| (r.get(0), parse_state(r.get(1)), r.get::<_, i64>(2) as u64)).collect())
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), parse_state(r.get(1)), r.get::<_, i64>(2) as u64))
+            .collect())
     }
 }

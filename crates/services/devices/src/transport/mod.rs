@@ -42,7 +42,10 @@ impl Ack {
     /// recorder in order.
     pub async fn ack_through(self) {
         if let Ack::Amqp(_, a) = self {
-            if let Err(e) = a.ack(lapin::options::BasicAckOptions { multiple: true }).await {
+            if let Err(e) = a
+                .ack(lapin::options::BasicAckOptions { multiple: true })
+                .await
+            {
                 tracing::warn!(error = %mware_jobs::amqp::describe(&e), "devicemanager: cannot ack a report (it comes again: recorded once)");
             }
         }
@@ -51,7 +54,12 @@ impl Ack {
     /// Gives it back to the broker (it comes again).
     pub async fn nack(self) {
         if let Ack::Amqp(_, a) = self {
-            let _ = a.nack(lapin::options::BasicNackOptions { requeue: true, multiple: false }).await;
+            let _ = a
+                .nack(lapin::options::BasicNackOptions {
+                    requeue: true,
+                    multiple: false,
+                })
+                .await;
         }
     }
 }
@@ -104,5 +112,11 @@ impl Transport {
 
 /// The message of a stored job.
 pub fn message(j: &JobRow) -> mware_jobs::JobMessage {
-    mware_jobs::JobMessage { id: j.id.clone(), kind: j.kind.clone(), target: j.target.clone(), params: j.params.clone(), deadline_ms: j.deadline_ms }
+    mware_jobs::JobMessage {
+        id: j.id.clone(),
+        kind: j.kind.clone(),
+        target: j.target.clone(),
+        params: j.params.clone(),
+        deadline_ms: j.deadline_ms,
+    }
 }
