@@ -3,10 +3,10 @@
 //! See tests/README.md for what each asserts.
 
 mod common;
-mod devices_common;
+mod devices_support;
 
 use common::*;
-use devices_common::*;
+use devices_support::*;
 use mware_testkit::rabbit::{RabbitNode, Vhost};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
