@@ -2,8 +2,9 @@
 # Installs and starts what mware's tests need, idempotently:
 #   etcd (Debian etcd-server 3.4), protoc (only for the test that regenerates the vendored
 #   etcd client's code, tools/etcd-proto-gen; building needs none), sshd, sudo, rsync,
-#   Kamailio and SIPp (a real SIP client of the realtime sidecar), snmpd and snmp (the
-#   SNMP agent device jobs are tested against), openssl (test TLS certificates),
+#   Kamailio and SIPp (a real SIP client of the realtime sidecar), Chromium and chromedriver
+#   (the operator console's tests in a real browser), snmpd and snmp (the SNMP agent device
+#   jobs are tested against), openssl (test TLS certificates),
 #   wrk and nginx (benchmarks), promtool (unpacked under /var/tmp/mware-promtool, for the
 #   example alert rules), and makes sure PostgreSQL 15 on 5432 and RabbitMQ on 5672 run.
 # Tests start their own etcd, PostgreSQL instances and sshd on loopback ports; this script
@@ -24,6 +25,8 @@ have nginx || need_pkgs+=(nginx-light)
 have rabbitmq-server || need_pkgs+=(rabbitmq-server)
 have pg_lsclusters || need_pkgs+=(postgresql-common)
 have kamailio || [ -x /usr/sbin/kamailio ] || need_pkgs+=(kamailio)
+have chromium || need_pkgs+=(chromium)
+have chromedriver || need_pkgs+=(chromium-driver)
 [ -e /usr/lib/x86_64-linux-gnu/kamailio/modules/http_client.so ] || ls /usr/lib/*/kamailio/modules/http_client.so >/dev/null 2>&1 || need_pkgs+=(kamailio-utils-modules)
 have sipp || need_pkgs+=(sip-tester)
 have openssl || need_pkgs+=(openssl)
@@ -38,6 +41,14 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${need_pkgs[@]}" >/dev/null
 fi
 mkdir -p /run/sshd
+
+# rustfmt and clippy for the hygiene checks of scripts/test.sh (in rustup's default profile;
+# added if a minimal toolchain lacks them).
+for c in rustfmt clippy; do
+  cargo "${c/rustfmt/fmt}" --version >/dev/null 2>&1 || rustup component add "$c" || true
+done
+# cargo-machete: the unused-dependency check of scripts/test.sh.
+command -v cargo-machete >/dev/null 2>&1 || cargo install --locked --quiet cargo-machete
 
 # promtool, to check examples/alerts.yml: only the binary of Debian's prometheus package,
 # unpacked, not installed (installing would start a Prometheus server).

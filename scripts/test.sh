@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # Runs mware's whole test suite: installs/starts what the tests need (scripts/setup.sh),
-# then every test of the workspace. Tests start their own etcd, PostgreSQL instances and
-# sshd on loopback ports and kill what they started by PID.
+# checks format and lints, then runs every test of the workspace. Tests start their own
+# etcd, PostgreSQL instances and sshd on loopback ports and kill what they started by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/mware-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export RUST_BACKTRACE=1
-# The README's first command builds with only the Rust toolchain: no protoc (the etcd
-# client's generated code is checked in, vendor/etcd-client/MWARE.md).
-PROTOC=/nonexistent cargo build -p mware
+# Hygiene: one format, no clippy warning.
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo machete crates tools   # no unused dependency (vendor/ is upstream's)
+# Everything builds with only the Rust toolchain: no protoc (the etcd client's generated
+# code is checked in, vendor/etcd-client/MWARE.md). The same artifacts serve the tests.
+PROTOC=/nonexistent cargo test --workspace --no-run
 # Unit and integration tests of every crate. Tests that start processes are bounded in time;
 # two at a time keeps timing-sensitive failover tests honest on a 2-core machine.
 cargo test --workspace --no-fail-fast -- --test-threads=2 "$@"

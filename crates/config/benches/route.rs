@@ -74,8 +74,8 @@ fn queries(rng: &mut Rng, domains: &[(String, u32)], n: usize) -> Vec<String> {
 fn naive(entries: &[(String, u32)], default: Option<u32>, q: &str) -> Option<u32> {
     let mut best: Option<(usize, u32)> = None;
     for (e, g) in entries {
-        let hit = q.len() == e.len() && q == e
-            || q.len() > e.len() && q.ends_with(e.as_str()) && q.as_bytes()[q.len() - e.len() - 1] == b'.';
+        let hit =
+            q.len() == e.len() && q == e || q.len() > e.len() && q.ends_with(e.as_str()) && q.as_bytes()[q.len() - e.len() - 1] == b'.';
         if hit && best.is_none_or(|(l, _)| e.len() > l) {
             best = Some((e.len(), *g));
         }

@@ -161,11 +161,7 @@ pub(crate) fn quick(d: &str) -> Quick {
 /// 1..=63 bytes, no `-` at either end, no `--` in the third and fourth place.
 #[inline]
 fn label_ok(l: &[u8]) -> bool {
-    !l.is_empty()
-        && l.len() <= MAX_LABEL_LEN
-        && l[0] != b'-'
-        && l[l.len() - 1] != b'-'
-        && !(l.len() >= 4 && l[2] == b'-' && l[3] == b'-')
+    !l.is_empty() && l.len() <= MAX_LABEL_LEN && l[0] != b'-' && l[l.len() - 1] != b'-' && !(l.len() >= 4 && l[2] == b'-' && l[3] == b'-')
 }
 
 /// The full check: control characters and whitespace, IDNA when needed, then the label

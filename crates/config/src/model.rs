@@ -450,20 +450,14 @@ impl Placed<'_> {
     /// `address:api_port` where this instance listens (its iface address).
     pub fn api_addr(&self) -> Option<String> {
         let ip = self.server.ifaces.get(&self.role.iface)?;
-        Some(if ip.contains(':') {
-            format!("[{ip}]:{}", self.role.api_port)
-        } else {
-            format!("{ip}:{}", self.role.api_port)
-        })
+        Some(if ip.contains(':') { format!("[{ip}]:{}", self.role.api_port) } else { format!("{ip}:{}", self.role.api_port) })
     }
 }
 
 impl Site {
     /// Every enabled role instance with its server, in file order.
     pub fn instances(&self) -> impl Iterator<Item = Placed<'_>> {
-        self.servers
-            .iter()
-            .flat_map(|s| s.roles.iter().filter(|r| r.enabled).map(move |r| Placed { server: s, role: r }))
+        self.servers.iter().flat_map(|s| s.roles.iter().filter(|r| r.enabled).map(move |r| Placed { server: s, role: r }))
     }
     /// The JSON path of the enabled instance with this name (`servers[0].roles[1]`), as the
     /// validator names it in its problems.

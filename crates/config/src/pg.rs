@@ -104,6 +104,15 @@ pub struct PgServer {
     /// Promotion signal file; when set, promotion touches it instead of `pg_ctl promote`.
     #[serde(default)]
     pub pg_signal_filepath: Option<String>,
+    /// (new) TLS of pg_controller's own connections to this server (its probe): `disable`,
+    /// `prefer` (default: TLS when the server offers it), `require` (TLS, certificate not
+    /// checked, as libpq without a root certificate) or `verify-full` (TLS, chain and host
+    /// name checked against `pg_ca_file`).
+    #[serde(default)]
+    pub pg_sslmode: Option<String>,
+    /// (new) PEM file of the CA that signed the server's certificate, for `verify-full`.
+    #[serde(default)]
+    pub pg_ca_file: Option<String>,
 }
 
 fn d_promote() -> u64 {
@@ -141,9 +150,26 @@ pub(crate) const GROUP_KEYS: &[&str] =
     &["key", "referee", "servers", "promote_after_s", "maximum_lag_on_failover_bytes", "rejoin", "check_interval_ms"];
 /// The keys of a pg_controller server.
 pub(crate) const SERVER_KEYS: &[&str] = &[
-    "ssh_host", "ssh_port", "ssh_user", "ssh_pwd", "ssh_key_file", "pg_host", "pg_port", "pg_replica_user",
-    "pg_replica_pwd", "pg_database", "pg_ctl_command", "pg_basebackup_command", "pg_rewind_command",
-    "pg_data_folder", "pg_config_folder", "pg_backup_folder", "pg_log_filepath", "pg_signal_filepath",
+    "ssh_host",
+    "ssh_port",
+    "ssh_user",
+    "ssh_pwd",
+    "ssh_key_file",
+    "pg_host",
+    "pg_port",
+    "pg_replica_user",
+    "pg_replica_pwd",
+    "pg_database",
+    "pg_ctl_command",
+    "pg_basebackup_command",
+    "pg_rewind_command",
+    "pg_data_folder",
+    "pg_config_folder",
+    "pg_backup_folder",
+    "pg_log_filepath",
+    "pg_signal_filepath",
+    "pg_sslmode",
+    "pg_ca_file",
 ];
 const SERVER_REQUIRED: &[&str] =
     &["ssh_user", "pg_replica_user", "pg_replica_pwd", "pg_ctl_command", "pg_basebackup_command", "pg_data_folder"];
@@ -173,7 +199,10 @@ pub fn parse_groups(raw: &[serde_json::Value], base: &str) -> (Vec<PgGroup>, Vec
             });
             if let Some((_, first)) = keys.iter().find(|(k, _)| *k == key) {
                 let what = if g.key.is_some() { "key" } else { "generated key" };
-                cx.report(&join(&path, "key"), format!("expected a key unique among pg_controller groups, found the {what} {key:?} again (first at {first})"));
+                cx.report(
+                    &join(&path, "key"),
+                    format!("expected a key unique among pg_controller groups, found the {what} {key:?} again (first at {first})"),
+                );
             } else {
                 keys.push((key.clone(), path.clone()));
                 g.key = Some(key);
@@ -241,6 +270,13 @@ fn server(cx: &mut Cx, v: &serde_json::Value, p: &str, rewind: bool) {
     for k in SERVER_KEYS {
         if !matches!(*k, "ssh_host" | "pg_host" | "ssh_port" | "pg_port" | "ssh_pwd" | "pg_replica_pwd") {
             cx.nonempty_str(m, p, k);
+        }
+    }
+    if let Some(mode) = m.get("pg_sslmode").and_then(|v| v.as_str()) {
+        if !["disable", "prefer", "require", "verify-full"].contains(&mode) {
+            cx.report(&join(p, "pg_sslmode"), format!("expected disable, prefer, require or verify-full, found {}", quote(mode)));
+        } else if mode == "verify-full" && !m.contains_key("pg_ca_file") {
+            cx.report(&join(p, "pg_ca_file"), "expected the CA file that verify-full checks the server against, found none");
         }
     }
     if !m.contains_key("ssh_pwd") && !m.contains_key("ssh_key_file") {

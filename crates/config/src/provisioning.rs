@@ -61,22 +61,14 @@ pub struct ProvisioningEntity {
 pub fn is_entity_id(id: &str) -> bool {
     let b = id.as_bytes();
     b.len() == 17
-        && b.iter().enumerate().all(|(i, c)| {
-            if i % 3 == 2 {
-                *c == b':'
-            } else {
-                c.is_ascii_digit() || (b'a'..=b'f').contains(c)
-            }
-        })
+        && b.iter().enumerate().all(|(i, c)| if i % 3 == 2 { *c == b':' } else { c.is_ascii_digit() || (b'a'..=b'f').contains(c) })
 }
 
 impl Provisioning {
     /// The entity listed under `id` (given in any case).
     pub fn entity(&self, id: &str) -> Option<(&str, &ProvisioningEntity)> {
         let id = id.to_ascii_lowercase();
-        self.entities
-            .get_key_value(&id)
-            .map(|(k, v)| (k.as_str(), v))
+        self.entities.get_key_value(&id).map(|(k, v)| (k.as_str(), v))
     }
 }
 

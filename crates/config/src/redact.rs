@@ -95,12 +95,17 @@ mod tests {
     fn redacts_nested() {
         let mut v = serde_json::json!({"a": [{"ssh_pwd": "x", "pg_port": 1}], "opts": {"api_token": "t"}, "token_env": "E", "operator_token_env": "O"});
         redact(&mut v);
-        assert_eq!(v, serde_json::json!({"a": [{"ssh_pwd": "***", "pg_port": 1}], "opts": "***", "token_env": "E", "operator_token_env": "O"}));
+        assert_eq!(
+            v,
+            serde_json::json!({"a": [{"ssh_pwd": "***", "pg_port": 1}], "opts": "***", "token_env": "E", "operator_token_env": "O"})
+        );
     }
 
     #[test]
     fn keys_that_hold_secrets_in_the_wild() {
-        for k in ["passwd", "pass", "credentials", "auth", "conninfo", "apikey", "private_key_pem", "ssh_pwd", "X-Auth-Token", "db_password"] {
+        for k in
+            ["passwd", "pass", "credentials", "auth", "conninfo", "apikey", "private_key_pem", "ssh_pwd", "X-Auth-Token", "db_password"]
+        {
             assert!(is_secret_key(k), "{k}");
         }
         for k in ["pg_port", "ssh_host", "token_env", "operator_token_env", "name", "pg_data_folder"] {
@@ -123,6 +128,9 @@ mod tests {
     fn pg_lists_show_only_known_harmless_keys() {
         let mut g = serde_json::json!({"key": "main", "weird": "x", "servers": [{"pg_host": "db1", "ssh_pwd": "p", "conninfo": "password=p", "pg_port": 5}]});
         redact_allowed(&mut g, &["key", "servers"], "servers", &["pg_host", "pg_port", "ssh_pwd"]);
-        assert_eq!(g, serde_json::json!({"key": "main", "weird": "***", "servers": [{"pg_host": "db1", "ssh_pwd": "***", "conninfo": "***", "pg_port": 5}]}));
+        assert_eq!(
+            g,
+            serde_json::json!({"key": "main", "weird": "***", "servers": [{"pg_host": "db1", "ssh_pwd": "***", "conninfo": "***", "pg_port": 5}]})
+        );
     }
 }

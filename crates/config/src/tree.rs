@@ -64,10 +64,7 @@ impl DomainTree {
 
     /// Builds a tree from `(domain, group)` pairs and the default group (for tests and
     /// tools); the first name that is not a domain name is refused.
-    pub fn from_entries<'a>(
-        entries: impl IntoIterator<Item = (&'a str, u32)>,
-        default_group: Option<u32>,
-    ) -> Result<Self, DomainError> {
+    pub fn from_entries<'a>(entries: impl IntoIterator<Item = (&'a str, u32)>, default_group: Option<u32>) -> Result<Self, DomainError> {
         let mut t = DomainTree { default_group, ..DomainTree::default() };
         for (d, g) in entries {
             t.insert(d, g)?;

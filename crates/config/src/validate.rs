@@ -73,7 +73,8 @@ pub fn validate(text: &str) -> Result<Validated, Vec<Problem>> {
                 .into_iter()
                 .map(|path| Problem {
                     path,
-                    message: "expected each key once in its object, found it again (only one of the two values would be taken, silently)".into(),
+                    message: "expected each key once in its object, found it again (only one of the two values would be taken, silently)"
+                        .into(),
                     severity: Severity::Error,
                 })
                 .collect())

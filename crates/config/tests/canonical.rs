@@ -8,12 +8,7 @@ use proptest::prelude::*;
 /// (so some labels need IDNA), 1 to 12 characters. No `ß` nor `ς`: their uppercase forms
 /// lowercase to other names (`ss`, `σ`).
 fn label() -> impl Strategy<Value = String> {
-    prop_oneof![
-        "[a-z0-9_]([a-z0-9_-]{0,10}[a-z0-9_])?",
-        "[а-яё]{1,12}",
-        "[α-ρσ-ω]{1,8}",
-        "[a-z]{1,4}[éüøç][a-z]{0,4}",
-    ]
+    prop_oneof!["[a-z0-9_]([a-z0-9_-]{0,10}[a-z0-9_])?", "[а-яё]{1,12}", "[α-ρσ-ω]{1,8}", "[a-z]{1,4}[éüøç][a-z]{0,4}",]
 }
 
 fn name() -> impl Strategy<Value = String> {

@@ -10,7 +10,10 @@ fn defaults_and_the_example() {
     let mut v = base();
     set(&mut v, "/servers/0/roles/0/devicemanager", json!({}));
     let dm = ok(&v).site.instance("mware1").unwrap().role.devicemanager.clone().unwrap();
-    assert_eq!((dm.database, dm.amqp, dm.max_deliveries, dm.max_batch, dm.default_timeout_ms, dm.max_timeout_ms, dm.concurrency), (None, None, 5, 1000, 30_000, 3_600_000, 32));
+    assert_eq!(
+        (dm.database, dm.amqp, dm.max_deliveries, dm.max_batch, dm.default_timeout_ms, dm.max_timeout_ms, dm.concurrency),
+        (None, None, 5, 1000, 30_000, 3_600_000, 32)
+    );
     let text = std::fs::read_to_string(format!("{}/../../examples/site.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
     let site = mware_config::validate(&text).expect("examples/site.json validates").site;
     let dm = site.instance("mware3").unwrap().role.devicemanager.clone().unwrap();

@@ -50,7 +50,11 @@ fn one_group_per_domain_case_insensitive() {
 #[test]
 fn duplicate_inside_one_list() {
     let v = three_groups(&["a.b", "c.d", "A.b."], &["x"]);
-    only(&v, "servers[0].roles[1].include_domains[2]", "expected each domain once, found \"a.b\" again (first at servers[0].roles[1].include_domains[0])");
+    only(
+        &v,
+        "servers[0].roles[1].include_domains[2]",
+        "expected each domain once, found \"a.b\" again (first at servers[0].roles[1].include_domains[0])",
+    );
 }
 
 #[test]

@@ -134,7 +134,10 @@ fn login_and_folders_are_checked_here_too() {
         ("[0].servers[1]", "expected ssh_pwd or ssh_key_file (how to log in over SSH), found neither"),
         ("[0].servers[1].pg_replica_pwd", "required key"),
         ("[0].servers[1].pg_data_folder", "expected an absolute path other than /, found \"data/db2\""),
-        ("[1].servers[0].pg_backup_folder", "expected an absolute path outside pg_data_folder (old data folders are moved there), found \"/var/lib/pg/d/backups/\""),
+        (
+            "[1].servers[0].pg_backup_folder",
+            "expected an absolute path outside pg_data_folder (old data folders are moved there), found \"/var/lib/pg/d/backups/\"",
+        ),
         ("[1].servers[1].pg_data_folder", "expected an absolute path other than /, found \"/\""),
     ] {
         let path = format!("{BASE}{suffix}");

@@ -15,11 +15,7 @@ fn site(entities: Value) -> Value {
     let mut v = base();
     set(&mut v, "/servers/0/roles/1", role("mware2", 2, 10, &["t2.example.ru"]));
     set(&mut v, "/servers/0/roles/1/api_port", json!(8272));
-    set(
-        &mut v,
-        "/servers/0/roles/0/provisioning",
-        json!({"dsn": "host=127.0.0.1", "entities": entities, "shared_families": ["aor"]}),
-    );
+    set(&mut v, "/servers/0/roles/0/provisioning", json!({"dsn": "host=127.0.0.1", "entities": entities, "shared_families": ["aor"]}));
     v
 }
 
@@ -80,12 +76,12 @@ fn an_entity_whose_domains_belong_to_two_groups_is_refused() {
 #[test]
 fn an_entity_listed_by_two_groups_is_refused() {
     let mut v = site(json!({EID: ent(&["t1.example.ru"])}));
-    set(
-        &mut v,
-        "/servers/0/roles/1/provisioning",
-        json!({"dsn": "host=127.0.0.1", "entities": {EID: ent(&["t2.example.ru"])}}),
+    set(&mut v, "/servers/0/roles/1/provisioning", json!({"dsn": "host=127.0.0.1", "entities": {EID: ent(&["t2.example.ru"])}}));
+    only(
+        &v,
+        &format!("servers[0].roles[1].provisioning.entities.{EID}"),
+        "expected an entity listed by one group only (its calls go to one group), found \"12:34:56:78:9a:bc\" in group 2 and in group 1",
     );
-    only(&v, &format!("servers[0].roles[1].provisioning.entities.{EID}"), "expected an entity listed by one group only (its calls go to one group), found \"12:34:56:78:9a:bc\" in group 2 and in group 1");
 }
 
 #[test]
@@ -96,7 +92,11 @@ fn shared_families_and_options_are_checked() {
     set(&mut v, "/servers/0/roles/0/provisioning/ca_file", json!(""));
     let e = errors(&v);
     assert_eq!(e.len(), 3, "{}", show(&e));
-    has(&e, "servers[0].roles[0].provisioning.shared_families[1]", "expected a family of this section (endpoint, auth, aor), found \"nosuch\"");
+    has(
+        &e,
+        "servers[0].roles[0].provisioning.shared_families[1]",
+        "expected a family of this section (endpoint, auth, aor), found \"nosuch\"",
+    );
     has(&e, "servers[0].roles[0].provisioning.accept_domain_segment", "expected true or false");
     has(&e, "servers[0].roles[0].provisioning.ca_file", "non-empty");
 }

@@ -34,7 +34,20 @@ fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
 }
 
 fn odd_values() -> Vec<Value> {
-    vec![json!(null), json!(true), json!(0), json!(-1), json!(70000), json!(1.5), json!(""), json!("x"), json!([]), json!({}), json!(["a"]), json!({"k": 1})]
+    vec![
+        json!(null),
+        json!(true),
+        json!(0),
+        json!(-1),
+        json!(70000),
+        json!(1.5),
+        json!(""),
+        json!("x"),
+        json!([]),
+        json!({}),
+        json!(["a"]),
+        json!({"k": 1}),
+    ]
 }
 
 proptest! {

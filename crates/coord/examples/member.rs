@@ -71,10 +71,7 @@ async fn coordinator(a: &HashMap<String, String>) -> anyhow::Result<Arc<dyn Coor
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).init();
     let a = args()?;
     let instance = a.get("instance").cloned().ok_or_else(|| anyhow::anyhow!("expected --instance"))?;
     let group: u32 = a.get("group").map(|g| g.parse()).transpose()?.unwrap_or(1);

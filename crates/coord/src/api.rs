@@ -341,13 +341,7 @@ pub trait Coordinator: Send + Sync + 'static {
     async fn kv_apply(&self, fence: &Fence, ops: Vec<KvOp>) -> Result<u64, CoordError>;
     /// Sets `key` only if its revision is `expected` (`None`: only if absent), fenced.
     /// `Ok(false)` when the comparison failed (nothing written).
-    async fn kv_cas(
-        &self,
-        fence: &Fence,
-        key: &str,
-        expected: Option<u64>,
-        value: Vec<u8>,
-    ) -> Result<bool, CoordError>;
+    async fn kv_cas(&self, fence: &Fence, key: &str, expected: Option<u64>, value: Vec<u8>) -> Result<bool, CoordError>;
     /// Streams changes under a prefix of a group's KV space, from now on.
     async fn kv_watch(&self, group: u32, prefix: &str) -> Result<mpsc::Receiver<KvEvent>, CoordError>;
 
@@ -371,8 +365,5 @@ pub async fn kv_delete(c: &dyn Coordinator, fence: &Fence, key: &str) -> Result<
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }

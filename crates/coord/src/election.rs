@@ -210,7 +210,10 @@ pub fn decide(s: &ElectionSnapshot) -> ElectionDecision {
                 },
                 Some(_) => ClearSwitchover { reason: "switchover request names the active instance itself; ignored".into() },
                 None => ClearSwitchover {
-                    reason: format!("switchover request to {} cannot be served: no such live member", req.to.as_deref().unwrap_or("the next in order")),
+                    reason: format!(
+                        "switchover request to {} cannot be served: no such live member",
+                        req.to.as_deref().unwrap_or("the next in order")
+                    ),
                 },
             };
         }
@@ -251,10 +254,9 @@ pub fn decide(s: &ElectionSnapshot) -> ElectionDecision {
         return Stay { reason: "passive: waiting for our lease to be confirmed".into() };
     }
     match &v.leader {
-        Some(l) if l.mine => Resume {
-            epoch: l.epoch,
-            reason: format!("lease confirmed again and the leader key (epoch {}) is still ours", l.epoch),
-        },
+        Some(l) if l.mine => {
+            Resume { epoch: l.epoch, reason: format!("lease confirmed again and the leader key (epoch {}) is still ours", l.epoch) }
+        }
         Some(l) => Stay { reason: format!("passive: {} is active (epoch {})", l.instance, l.epoch) },
         None => {
             let mut order = ordered(s, v);

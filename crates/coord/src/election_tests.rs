@@ -17,11 +17,7 @@ fn snap(me: &str, order: i64) -> ElectionSnapshot {
         margin_ms: 1000,
         rank_wait_ms: 300,
         failback_after_ms: None,
-        view: Some(View {
-            leader: None,
-            members: vec![cand("m1", 10, 0), cand("m2", 20, 0), cand("m3", 30, 0)],
-            switchover: None,
-        }),
+        view: Some(View { leader: None, members: vec![cand("m1", 10, 0), cand("m2", 20, 0), cand("m3", 30, 0)], switchover: None }),
         free_for_ms: Some(0),
         handing_over_ms: None,
     }

@@ -63,10 +63,7 @@ fn check_key(key: &str) -> Result<(), CoordError> {
 
 /// Takes the next value of a counter that only grows.
 fn next(tx: &rusqlite::Transaction<'_>, name: &str) -> rusqlite::Result<i64> {
-    tx.execute(
-        "INSERT INTO counters(name, value) VALUES (?1, 1) ON CONFLICT(name) DO UPDATE SET value = value + 1",
-        params![name],
-    )?;
+    tx.execute("INSERT INTO counters(name, value) VALUES (?1, 1) ON CONFLICT(name) DO UPDATE SET value = value + 1", params![name])?;
     tx.query_row("SELECT value FROM counters WHERE name = ?1", params![name], |r| r.get(0))
 }
 
@@ -259,9 +256,7 @@ impl Backend for EmbeddedCoordinator {
                 .map(|(instance, epoch, l)| SeenLeader { instance, epoch: epoch as u64, mine: lease == Some(l) });
             let mut v = View { leader, ..View::default() };
             let mut st = c
-                .prepare_cached(
-                    "SELECT m.info FROM members m JOIN leases s ON s.id = m.lease WHERE m.grp = ?1 AND s.expires_ms > ?2",
-                )
+                .prepare_cached("SELECT m.info FROM members m JOIN leases s ON s.id = m.lease WHERE m.grp = ?1 AND s.expires_ms > ?2")
                 .map_err(sql)?;
             let infos = st.query_map(params![group, now], |r| r.get::<_, String>(0)).map_err(sql)?;
             for i in infos {
@@ -269,10 +264,8 @@ impl Backend for EmbeddedCoordinator {
                     v.members.push(Candidate { instance: m.instance, order: m.order, since_ms: m.since_ms });
                 }
             }
-            let req: Option<String> = c
-                .query_row("SELECT request FROM switchover WHERE grp = ?1", params![group], |r| r.get(0))
-                .optional()
-                .map_err(sql)?;
+            let req: Option<String> =
+                c.query_row("SELECT request FROM switchover WHERE grp = ?1", params![group], |r| r.get(0)).optional().map_err(sql)?;
             v.switchover = req.and_then(|r| serde_json::from_str::<SwitchoverRequest>(&r).ok());
             Ok(v)
         })

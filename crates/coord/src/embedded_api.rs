@@ -83,9 +83,7 @@ impl Coordinator for EmbeddedCoordinator {
         let prefix = prefix.to_string();
         self.with(move |c| {
             let mut st = c
-                .prepare_cached(
-                    "SELECT key, value, revision FROM kv WHERE grp = ?1 AND substr(key, 1, length(?2)) = ?2 ORDER BY key",
-                )
+                .prepare_cached("SELECT key, value, revision FROM kv WHERE grp = ?1 AND substr(key, 1, length(?2)) = ?2 ORDER BY key")
                 .map_err(sql)?;
             let rows = st
                 .query_map(params![group, prefix], |r| {
@@ -144,8 +142,7 @@ impl Coordinator for EmbeddedCoordinator {
                     }
                 }
             }
-            tx.execute("DELETE FROM kv_log WHERE seq < (SELECT max(seq) FROM kv_log) - ?1", params![LOG_KEEP])
-                .map_err(sql)?;
+            tx.execute("DELETE FROM kv_log WHERE seq < (SELECT max(seq) FROM kv_log) - ?1", params![LOG_KEEP]).map_err(sql)?;
             tx.commit().map_err(sql)?;
             Ok(rev as u64)
         })
@@ -178,9 +175,7 @@ impl Coordinator for EmbeddedCoordinator {
     }
 
     async fn kv_watch(&self, group: u32, prefix: &str) -> Result<mpsc::Receiver<KvEvent>, CoordError> {
-        let last = self
-            .with(|c| c.query_row("SELECT coalesce(max(seq), 0) FROM kv_log", [], |r| r.get::<_, i64>(0)).map_err(sql))
-            .await?;
+        let last = self.with(|c| c.query_row("SELECT coalesce(max(seq), 0) FROM kv_log", [], |r| r.get::<_, i64>(0)).map_err(sql)).await?;
         let (tx, rx) = mpsc::channel(1024);
         self.spawn_watch(group, prefix.to_string(), tx, last);
         Ok(rx)
@@ -200,8 +195,7 @@ impl Coordinator for EmbeddedCoordinator {
         self.with(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
             let rev = next(&tx, "revision").map_err(sql)?;
-            tx.execute("INSERT OR REPLACE INTO config(id, text, revision) VALUES (1, ?1, ?2)", params![text, rev])
-                .map_err(sql)?;
+            tx.execute("INSERT OR REPLACE INTO config(id, text, revision) VALUES (1, ?1, ?2)", params![text, rev]).map_err(sql)?;
             tx.commit().map_err(sql)?;
             Ok(rev as u64)
         })

@@ -22,8 +22,8 @@ use crate::election::{Candidate, SeenLeader, SwitchoverRequest, View};
 use crate::member::{self, Backend, LeaseId};
 use async_trait::async_trait;
 use etcd_client::{
-    Client, Compare, CompareOp, DeleteOptions, GetOptions, KeyValue, LeaseKeepAliveStream, LeaseKeeper, PutOptions,
-    Txn, TxnOp, TxnOpResponse, WatchOptions, WatchStream,
+    Client, Compare, CompareOp, DeleteOptions, GetOptions, KeyValue, LeaseKeepAliveStream, LeaseKeeper, PutOptions, Txn, TxnOp,
+    TxnOpResponse, WatchOptions, WatchStream,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -294,8 +294,7 @@ impl Backend for EtcdCoordinator {
         let ops = r.op_responses();
         let mut v = View::default();
         if let Some(kv) = ops.first().and_then(|o| get_kvs(o).first()) {
-            let lv: LeaderValue = serde_json::from_slice(kv.value())
-                .unwrap_or(LeaderValue { instance: "?".into(), since_ms: 0 });
+            let lv: LeaderValue = serde_json::from_slice(kv.value()).unwrap_or(LeaderValue { instance: "?".into(), since_ms: 0 });
             v.leader = Some(SeenLeader {
                 instance: lv.instance,
                 epoch: kv.create_revision() as u64,
@@ -319,9 +318,11 @@ impl Backend for EtcdCoordinator {
         let key = self.group_key(m.group, "leader");
         let value = serde_json::to_vec(&LeaderValue { instance: m.instance.clone(), since_ms: now_ms() })
             .map_err(|e| CoordError::Invalid(e.to_string()))?;
-        let txn = Txn::new()
-            .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(key, value, Some(PutOptions::new().with_lease(lease)))]);
+        let txn = Txn::new().when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)]).and_then([TxnOp::put(
+            key,
+            value,
+            Some(PutOptions::new().with_lease(lease)),
+        )]);
         let r = self.client().txn(txn).await.map_err(|e| self.err(e))?;
         if !r.succeeded() {
             return Ok(None);
@@ -332,9 +333,8 @@ impl Backend for EtcdCoordinator {
 
     async fn release(&self, group: u32, epoch: Epoch) -> Result<(), CoordError> {
         let key = self.group_key(group, "leader");
-        let txn = Txn::new()
-            .when([Compare::create_revision(key.clone(), CompareOp::Equal, epoch as i64)])
-            .and_then([TxnOp::delete(key, None)]);
+        let txn =
+            Txn::new().when([Compare::create_revision(key.clone(), CompareOp::Equal, epoch as i64)]).and_then([TxnOp::delete(key, None)]);
         self.client().txn(txn).await.map_err(|e| self.err(e))?;
         Ok(())
     }
@@ -365,16 +365,9 @@ impl Coordinator for EtcdCoordinator {
 
     async fn cluster(&self) -> Result<Vec<GroupView>, CoordError> {
         let base = format!("{}/groups/", self.inner.prefix);
-        let r = self
-            .client()
-            .get(base.clone(), Some(GetOptions::new().with_prefix().with_keys_only()))
-            .await
-            .map_err(|e| self.err(e))?;
-        let mut groups: Vec<u32> = r
-            .kvs()
-            .iter()
-            .filter_map(|kv| kv.key_str().ok()?.strip_prefix(&base)?.split('/').next()?.parse().ok())
-            .collect();
+        let r = self.client().get(base.clone(), Some(GetOptions::new().with_prefix().with_keys_only())).await.map_err(|e| self.err(e))?;
+        let mut groups: Vec<u32> =
+            r.kvs().iter().filter_map(|kv| kv.key_str().ok()?.strip_prefix(&base)?.split('/').next()?.parse().ok()).collect();
         groups.sort_unstable();
         groups.dedup();
         let mut out = Vec::new();
@@ -420,11 +413,7 @@ impl Coordinator for EtcdCoordinator {
 
     async fn kv_list(&self, group: u32, prefix: &str) -> Result<Vec<(String, Versioned)>, CoordError> {
         let base = self.kv_key(group, "");
-        let r = self
-            .client()
-            .get(format!("{base}{prefix}"), Some(GetOptions::new().with_prefix()))
-            .await
-            .map_err(|e| self.err(e))?;
+        let r = self.client().get(format!("{base}{prefix}"), Some(GetOptions::new().with_prefix())).await.map_err(|e| self.err(e))?;
         Ok(r.kvs()
             .iter()
             .filter_map(|kv| {

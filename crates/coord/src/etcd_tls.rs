@@ -81,9 +81,7 @@ pub(super) fn options(tls: Option<&TlsFiles>, endpoints: &[String]) -> Result<Op
         return Ok(None);
     };
     if let Some(e) = endpoints.iter().find(|e| !e.starts_with("https://")) {
-        return Err(CoordError::Invalid(format!(
-            "expected https:// etcd endpoints with coordination.tls, found {e}"
-        )));
+        return Err(CoordError::Invalid(format!("expected https:// etcd endpoints with coordination.tls, found {e}")));
     }
     let ca = read_pem("ca_file", &t.ca_file, Pem::Certificate)?;
     let mut o = TlsOptions::new().ca_certificate(Certificate::from_pem(ca));
@@ -111,14 +109,10 @@ pub(super) fn options(tls: Option<&TlsFiles>, endpoints: &[String]) -> Result<Op
 /// Reads `path` (the setting `coordination.tls.<field>`) and checks that it holds PEM of
 /// the wanted kind. Errors name the field, the file and the kinds of block found.
 fn read_pem(field: &str, path: &str, want: Pem) -> Result<Vec<u8>, CoordError> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| CoordError::Invalid(format!("cannot read coordination.tls.{field} {path}: {e}")))?;
+    let bytes = std::fs::read(path).map_err(|e| CoordError::Invalid(format!("cannot read coordination.tls.{field} {path}: {e}")))?;
     let text = String::from_utf8_lossy(&bytes);
     // Labels of the PEM blocks, e.g. "CERTIFICATE", "EC PRIVATE KEY" (never their content).
-    let labels: Vec<&str> = text
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("-----BEGIN ")?.strip_suffix("-----"))
-        .collect();
+    let labels: Vec<&str> = text.lines().filter_map(|l| l.trim().strip_prefix("-----BEGIN ")?.strip_suffix("-----")).collect();
     let found = if labels.is_empty() {
         "no PEM block".to_string()
     } else {
@@ -158,15 +152,12 @@ fn parse_pem(bytes: &[u8], want: Pem) -> Result<(), String> {
         Pem::Certificate => {
             for (i, cert) in CertificateDer::pem_slice_iter(bytes).enumerate() {
                 let cert = cert.map_err(|e| format!("certificate {} that does not decode ({e})", i + 1))?;
-                rustls::RootCertStore::empty()
-                    .add(cert)
-                    .map_err(|e| format!("certificate {} that does not parse ({e})", i + 1))?;
+                rustls::RootCertStore::empty().add(cert).map_err(|e| format!("certificate {} that does not parse ({e})", i + 1))?;
             }
         }
         Pem::PrivateKey => {
             let key = PrivateKeyDer::from_pem_slice(bytes).map_err(|e| format!("a key that does not decode ({e})"))?;
-            rustls::crypto::ring::sign::any_supported_type(&key)
-                .map_err(|e| format!("a key that does not parse ({e})"))?;
+            rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| format!("a key that does not parse ({e})"))?;
         }
     }
     Ok(())

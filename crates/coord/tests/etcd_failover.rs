@@ -140,9 +140,7 @@ fn etcd_restart_leaves_exactly_one_active() {
 
     etcd.restart().unwrap();
     let ms = [&m1, &m2, &m3];
-    wait_until("exactly one active after the restart", Duration::from_secs(30), || {
-        ms.iter().filter(|m| m.is_active()).count() == 1
-    });
+    wait_until("exactly one active after the restart", Duration::from_secs(30), || ms.iter().filter(|m| m.is_active()).count() == 1);
     // Settled: still exactly one after a few more lease periods, and writes go through.
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(ms.iter().filter(|m| m.is_active()).count(), 1);

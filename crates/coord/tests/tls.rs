@@ -22,13 +22,7 @@ fn mutual(c: &TestCerts) -> TlsFiles {
 }
 
 fn settings(endpoint: String, tls: Option<TlsFiles>) -> Settings {
-    let c = Coordination {
-        backend: Backend::Etcd,
-        endpoints: vec![endpoint],
-        prefix: Some("/t/tls".into()),
-        tls,
-        ..Default::default()
-    };
+    let c = Coordination { backend: Backend::Etcd, endpoints: vec![endpoint], prefix: Some("/t/tls".into()), tls, ..Default::default() };
     Settings { site: "test".into(), coordination: c }
 }
 
@@ -108,10 +102,7 @@ async fn mutual_tls_with_password_reauthenticates_after_restart() {
     // Set up users over TLS with the client certificate, then turn auth on.
     let tls = etcd_client::TlsOptions::new()
         .ca_certificate(etcd_client::Certificate::from_pem(std::fs::read(&certs.ca).unwrap()))
-        .identity(etcd_client::Identity::from_pem(
-            std::fs::read(&certs.client_cert).unwrap(),
-            std::fs::read(&certs.client_key).unwrap(),
-        ));
+        .identity(etcd_client::Identity::from_pem(std::fs::read(&certs.client_cert).unwrap(), std::fs::read(&certs.client_key).unwrap()));
     let opts = etcd_client::ConnectOptions::new().with_tls(tls);
     let mut admin = etcd_client::Client::connect([etcd.endpoint()], Some(opts)).await.unwrap();
     admin.user_add("root", "rootpw", None).await.unwrap();
@@ -164,8 +155,7 @@ async fn refused_without_client_certificate_or_with_wrong_ca() {
     // A client certificate from a CA the server does not trust.
     let other_ca_key = other.path().join("other-ca.key");
     let ext = "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n";
-    let (stranger, stranger_key) =
-        mware_testkit::etcd::make_cert(other.path(), "stranger", (&other_ca, &other_ca_key), ext).unwrap();
+    let (stranger, stranger_key) = mware_testkit::etcd::make_cert(other.path(), "stranger", (&other_ca, &other_ca_key), ext).unwrap();
     let untrusted = TlsFiles { cert_file: Some(p(&stranger)), key_file: Some(p(&stranger_key)), ..mutual(&certs) };
     let err = connect_err(settings(etcd.endpoint(), Some(untrusted))).await;
     println!("untrusted client certificate: {err}");

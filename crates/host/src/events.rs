@@ -60,6 +60,16 @@ pub enum EventKind {
         /// Why, in words.
         reason: String,
     },
+    /// A group's active instance changed, as the coordinator shows it (seen by every
+    /// instance, for the console).
+    Cluster {
+        /// The group.
+        group: u32,
+        /// Its active instance now (`None`: nobody).
+        active: Option<String>,
+        /// Its epoch.
+        epoch: Option<u64>,
+    },
     /// The running site config changed (reloaded from the file, SIGHUP or the coordinator).
     Config {
         /// Where the new config came from.

@@ -226,7 +226,11 @@ impl Host {
                 Ok(_) => why.to_string(),
                 Err(_) => {
                     abort.abort();
-                    tracing::warn!(service = name, timeout_ms = self.stop_timeout.as_millis() as u64, "service did not stop in time; aborted");
+                    tracing::warn!(
+                        service = name,
+                        timeout_ms = self.stop_timeout.as_millis() as u64,
+                        "service did not stop in time; aborted"
+                    );
                     format!("{why}; it did not stop within {} ms and was aborted", self.stop_timeout.as_millis())
                 }
             };

@@ -11,10 +11,12 @@
 
 pub mod events;
 mod host;
+mod panel;
 mod routes;
 mod service;
 
 pub use events::{Event, EventKind, Events};
 pub use host::{desired, Host, HostStatus};
+pub use panel::{Action, Column, Panel};
 pub use routes::{Access, DomainArg, ResolvedArg, Resolver, Route, Routes, Scope, Unavailable};
 pub use service::{LeaseSlot, Service, ServiceContext, ServiceState, ServiceStatus, StatusHandle};

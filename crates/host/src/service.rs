@@ -57,7 +57,16 @@ impl ServiceContext {
         lease: Arc<LeaseStats>,
     ) -> Self {
         let events = Events::detached();
-        ServiceContext { instance: instance.into(), fence, coord, site, cancel, lease, status: StatusHandle::new(name, events.clone()), events }
+        ServiceContext {
+            instance: instance.into(),
+            fence,
+            coord,
+            site,
+            cancel,
+            lease,
+            status: StatusHandle::new(name, events.clone()),
+            events,
+        }
     }
 
     /// This instance's role in the current config.
@@ -172,6 +181,10 @@ pub trait Service: Send + Sync + 'static {
     /// The service's own status document (shown beside its state in `/api/v1/status`).
     fn status_doc(&self) -> serde_json::Value {
         serde_json::Value::Null
+    }
+    /// How the operator console shows the service (`None`: its state line only).
+    fn panel(&self) -> Option<crate::Panel> {
+        None
     }
     /// Does the work until `ctx.cancel`; reports progress through `ctx.status`. An error
     /// is logged, shown in status, and the host restarts the service after a pause while

@@ -120,7 +120,8 @@ async fn a_failed_service_shows_why_and_is_restarted() {
 async fn services_stop_against_one_deadline_not_one_each() {
     let limit = Duration::from_millis(500);
     let deaf = Duration::from_secs(30);
-    let svcs: Vec<Arc<dyn Service>> = vec![probe("a", 0, deaf, true), probe("b", 0, deaf, true), probe("c", 0, deaf, true), probe("d", 0, deaf, true)];
+    let svcs: Vec<Arc<dyn Service>> =
+        vec![probe("a", 0, deaf, true), probe("b", 0, deaf, true), probe("c", 0, deaf, true), probe("d", 0, deaf, true)];
     let (r, _d) = rig(svcs, limit).await;
     r.act.send_replace(active(1));
     wait("all running", || ["a", "b", "c", "d"].iter().all(|n| r.host.state_of(n).unwrap().state == ServiceState::Running)).await;

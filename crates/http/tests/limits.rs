@@ -13,20 +13,26 @@ use tokio_util::sync::CancellationToken;
 async fn start(limits: Limits) -> (String, Stats, CancellationToken) {
     let app = axum::Router::new()
         .route("/fast", get(|| async { "ok" }))
-        .route("/slow", get(|| async {
-            tokio::time::sleep(Duration::from_millis(1500)).await;
-            "done"
-        }))
-        .route("/stream", get(|| async {
-            let chunks = futures::stream::unfold(0u32, |i| async move {
-                if i == 5 {
-                    return None;
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                Some((Ok::<_, std::convert::Infallible>(format!("chunk{i};")), i + 1))
-            });
-            axum::body::Body::from_stream(chunks)
-        }));
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                "done"
+            }),
+        )
+        .route(
+            "/stream",
+            get(|| async {
+                let chunks = futures::stream::unfold(0u32, |i| async move {
+                    if i == 5 {
+                        return None;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    Some((Ok::<_, std::convert::Infallible>(format!("chunk{i};")), i + 1))
+                });
+                axum::body::Body::from_stream(chunks)
+            }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let (stats, cancel) = (Stats::default(), CancellationToken::new());
@@ -137,10 +143,13 @@ async fn connections_beyond_the_cap_are_closed_at_once() {
 #[tokio::test]
 async fn serve_returns_when_cancelled_once_requests_finish() {
     let limits = limits(5000, 60_000, 60_000, 16);
-    let app = axum::Router::new().route("/slow", get(|| async {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        "done"
-    }));
+    let app = axum::Router::new().route(
+        "/slow",
+        get(|| async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            "done"
+        }),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let cancel = CancellationToken::new();

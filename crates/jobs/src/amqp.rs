@@ -35,11 +35,7 @@ pub fn job_queue(satellite: Option<&str>) -> String {
 
 /// True when `id` may name a satellite (and so a queue): 1 to 64 of `A-Z a-z 0-9 _ -`.
 pub fn is_satellite_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// An lapin error in words (lapin's messages carry no credentials).
@@ -54,82 +50,43 @@ pub async fn connect(dsn: &str, name: &str) -> Result<Connection, JobError> {
         .with_connection_name(name.into())
         .with_executor(tokio_executor_trait::Tokio::current())
         .with_reactor(tokio_reactor_trait::Tokio);
-    Connection::connect(dsn, props).await.map_err(|e| {
-        JobError::Amqp(format!(
-            "cannot connect to the broker at {}: {}",
-            mware_config::mask_url_userinfo(dsn),
-            describe(&e)
-        ))
-    })
+    Connection::connect(dsn, props)
+        .await
+        .map_err(|e| JobError::Amqp(format!("cannot connect to the broker at {}: {}", mware_config::mask_url_userinfo(dsn), describe(&e))))
 }
 
 fn job_queue_args(max_deliveries: u32) -> FieldTable {
     let mut t = FieldTable::default();
-    t.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString("quorum".into()),
-    );
-    t.insert(
-        "x-delivery-limit".into(),
-        AMQPValue::LongInt(max_deliveries as i32),
-    );
-    t.insert(
-        "x-dead-letter-exchange".into(),
-        AMQPValue::LongString(DLX.into()),
-    );
-    t.insert(
-        "x-dead-letter-routing-key".into(),
-        AMQPValue::LongString(DEAD_QUEUE.into()),
-    );
+    t.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    t.insert("x-delivery-limit".into(), AMQPValue::LongInt(max_deliveries as i32));
+    t.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(DLX.into()));
+    t.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString(DEAD_QUEUE.into()));
     t
 }
 
 fn durable() -> QueueDeclareOptions {
-    QueueDeclareOptions {
-        durable: true,
-        ..QueueDeclareOptions::default()
-    }
+    QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() }
 }
 
 /// Declares every queue and the dead-letter exchange (idempotent with the same
 /// arguments; a queue declared earlier with another delivery limit is refused by the
 /// broker, and the error says so).
-pub async fn declare_all(
-    ch: &Channel,
-    satellites: &[String],
-    max_deliveries: u32,
-) -> Result<(), JobError> {
-    ch.exchange_declare(
-        DLX,
-        ExchangeKind::Direct,
-        ExchangeDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await?;
-    let mut quorum = FieldTable::default();
-    quorum.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString("quorum".into()),
-    );
-    ch.queue_declare(DEAD_QUEUE, durable(), quorum.clone())
+pub async fn declare_all(ch: &Channel, satellites: &[String], max_deliveries: u32) -> Result<(), JobError> {
+    ch.exchange_declare(DLX, ExchangeKind::Direct, ExchangeDeclareOptions { durable: true, ..Default::default() }, FieldTable::default())
         .await?;
-    ch.queue_bind(
-        DEAD_QUEUE,
-        DLX,
-        DEAD_QUEUE,
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    )
-    .await?;
+    let mut quorum = FieldTable::default();
+    quorum.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    ch.queue_declare(DEAD_QUEUE, durable(), quorum.clone()).await?;
+    ch.queue_bind(DEAD_QUEUE, DLX, DEAD_QUEUE, QueueBindOptions::default(), FieldTable::default()).await?;
     ch.queue_declare(RESULTS_QUEUE, durable(), quorum).await?;
     let queues = std::iter::once(None).chain(satellites.iter().map(|s| Some(s.as_str())));
     for q in queues {
         let name = job_queue(q);
         ch.queue_declare(&name, durable(), job_queue_args(max_deliveries)).await.map_err(|e| {
-            JobError::Amqp(format!("cannot declare {name} (declared before with other arguments? the delivery limit is {max_deliveries}): {}", describe(&e)))
+            JobError::Amqp(format!(
+                "cannot declare {name} (declared before with other arguments? the delivery limit is {max_deliveries}): {}",
+                describe(&e)
+            ))
         })?;
     }
     Ok(())
@@ -141,16 +98,16 @@ pub async fn check_exists(ch: &Channel, queue: &str) -> Result<(u32, u32), JobEr
     let q = ch
         .queue_declare(queue, QueueDeclareOptions { passive: true, durable: true, ..Default::default() }, FieldTable::default())
         .await
-        .map_err(|e| JobError::Amqp(format!("queue {queue} does not exist (mware declares it when its devicemanager starts): {}", describe(&e))))?;
+        .map_err(|e| {
+            JobError::Amqp(format!("queue {queue} does not exist (mware declares it when its devicemanager starts): {}", describe(&e)))
+        })?;
     Ok((q.message_count(), q.consumer_count()))
 }
 
 /// Properties of a persistent JSON message; `expiration_ms` lets the broker drop (and
 /// dead-letter) it when it waited that long.
 pub fn persistent(expiration_ms: Option<u64>) -> BasicProperties {
-    let p = BasicProperties::default()
-        .with_delivery_mode(2)
-        .with_content_type("application/json".into());
+    let p = BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into());
     match expiration_ms {
         Some(ms) => p.with_expiration(ms.max(1).to_string().into()),
         None => p,
@@ -159,10 +116,7 @@ pub fn persistent(expiration_ms: Option<u64>) -> BasicProperties {
 
 /// The attempt number of a delivery: 1 + the broker's `x-delivery-count` (quorum queues).
 pub fn attempt(props: &BasicProperties) -> u32 {
-    let count = props
-        .headers()
-        .as_ref()
-        .and_then(|h| h.inner().get("x-delivery-count").cloned());
+    let count = props.headers().as_ref().and_then(|h| h.inner().get("x-delivery-count").cloned());
     let n = match count {
         Some(AMQPValue::LongLongInt(n)) => n as u32,
         Some(AMQPValue::LongInt(n)) => n as u32,

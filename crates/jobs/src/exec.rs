@@ -21,10 +21,7 @@ pub struct RunEnv {
 impl RunEnv {
     /// An environment checking SSH host keys against `host_keys`.
     pub fn new(host_keys: HostKeyPolicy) -> RunEnv {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("http client builds");
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("http client builds");
         RunEnv { host_keys, http }
     }
 }
@@ -42,11 +39,7 @@ pub struct Outcome {
 
 impl Outcome {
     fn failed(error: impl Into<String>) -> Outcome {
-        Outcome {
-            state: JobState::Failed,
-            result: Value::Null,
-            error: Some(error.into()),
-        }
+        Outcome { state: JobState::Failed, result: Value::Null, error: Some(error.into()) }
     }
 }
 
@@ -74,36 +67,17 @@ pub async fn execute(job: &JobMessage, env: &RunEnv) -> Outcome {
         return Outcome {
             state: JobState::Expired,
             result: Value::Null,
-            error: Some(format!(
-                "the deadline passed {} ms before a poller could start it",
-                now - job.deadline_ms
-            )),
+            error: Some(format!("the deadline passed {} ms before a poller could start it", now - job.deadline_ms)),
         };
     }
     let limit = Duration::from_millis(job.deadline_ms - now);
-    match tokio::time::timeout(
-        limit + CUT_SLACK,
-        kind.run(&target, &job.params, env, limit),
-    )
-    .await
-    {
-        Ok(Ok(result)) => Outcome {
-            state: JobState::Done,
-            result,
-            error: None,
-        },
-        Ok(Err(fail)) => Outcome {
-            state: JobState::Failed,
-            result: fail.result,
-            error: Some(fail.error),
-        },
+    match tokio::time::timeout(limit + CUT_SLACK, kind.run(&target, &job.params, env, limit)).await {
+        Ok(Ok(result)) => Outcome { state: JobState::Done, result, error: None },
+        Ok(Err(fail)) => Outcome { state: JobState::Failed, result: fail.result, error: Some(fail.error) },
         Err(_) => Outcome {
             state: JobState::Expired,
             result: Value::Null,
-            error: Some(format!(
-                "the deadline passed while it ran (it had {} ms)",
-                limit.as_millis()
-            )),
+            error: Some(format!("the deadline passed while it ran (it had {} ms)", limit.as_millis())),
         },
     }
 }

@@ -32,10 +32,7 @@ pub struct Problems {
 impl Problems {
     /// An empty list whose fields start with `prefix` (`""`, or `jobs[3]`).
     pub fn new(prefix: impl Into<String>) -> Self {
-        Problems {
-            prefix: prefix.into(),
-            list: vec![],
-        }
+        Problems { prefix: prefix.into(), list: vec![] }
     }
 
     /// The full path of `field`.
@@ -50,20 +47,14 @@ impl Problems {
     /// Records a problem of `field`.
     pub fn report(&mut self, field: &str, message: impl Into<String>) {
         let field = self.path(field);
-        self.list.push(Problem {
-            field,
-            message: message.into(),
-        });
+        self.list.push(Problem { field, message: message.into() });
     }
 
     /// A required string parameter (`params.<key>`), not empty.
     pub fn req_str<'a>(&mut self, params: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
         match params.get(key) {
             None | Some(Value::Null) => {
-                self.report(
-                    &format!("params.{key}"),
-                    "expected a string, found nothing (a required parameter)",
-                );
+                self.report(&format!("params.{key}"), "expected a string, found nothing (a required parameter)");
                 None
             }
             Some(v) => self.str_value(v, &format!("params.{key}")),
@@ -93,24 +84,12 @@ impl Problems {
     }
 
     /// An optional integer parameter within `min..=max`.
-    pub fn opt_int(
-        &mut self,
-        params: &Map<String, Value>,
-        key: &str,
-        min: i64,
-        max: i64,
-    ) -> Option<i64> {
+    pub fn opt_int(&mut self, params: &Map<String, Value>, key: &str, min: i64, max: i64) -> Option<i64> {
         let v = params.get(key).filter(|v| !v.is_null())?;
         match v.as_i64() {
             Some(n) if (min..=max).contains(&n) => Some(n),
             _ => {
-                self.report(
-                    &format!("params.{key}"),
-                    format!(
-                        "expected an integer from {min} to {max}, found {}",
-                        found(v)
-                    ),
-                );
+                self.report(&format!("params.{key}"), format!("expected an integer from {min} to {max}, found {}", found(v)));
                 None
             }
         }
@@ -120,13 +99,7 @@ impl Problems {
     pub fn unknown(&mut self, params: &Map<String, Value>, known: &[&str]) {
         for k in params.keys() {
             if !known.contains(&k.as_str()) {
-                self.report(
-                    &format!("params.{k}"),
-                    format!(
-                        "expected one of the parameters {}, found an unknown one",
-                        known.join(", ")
-                    ),
-                );
+                self.report(&format!("params.{k}"), format!("expected one of the parameters {}, found an unknown one", known.join(", ")));
             }
         }
     }
@@ -170,7 +143,10 @@ impl Target {
     /// Parses `host:port`; the error says what was expected and found.
     pub fn parse(s: &str) -> Result<Target, String> {
         let bad = || {
-            format!("expected host:port (a host name or address and a port from 1 to 65535, [v6]:port for IPv6), found {}", found(&Value::String(s.into())))
+            format!(
+                "expected host:port (a host name or address and a port from 1 to 65535, [v6]:port for IPv6), found {}",
+                found(&Value::String(s.into()))
+            )
         };
         let (host, port) = if let Some(rest) = s.strip_prefix('[') {
             let (h, p) = rest.split_once("]:").ok_or_else(bad)?;
@@ -183,19 +159,13 @@ impl Target {
         let host_ok = !host.is_empty()
             && host.len() <= 253
             && (host.contains(':')
-                || host.split('.').all(|l| {
-                    !l.is_empty()
-                        && l.len() <= 63
-                        && l.chars()
-                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-                }));
+                || host
+                    .split('.')
+                    .all(|l| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')));
         if !host_ok {
             return Err(bad());
         }
-        Ok(Target {
-            host: host.to_string(),
-            port,
-        })
+        Ok(Target { host: host.to_string(), port })
     }
 }
 
@@ -216,14 +186,7 @@ pub fn check_job(
         let found_kind = crate::kinds::find(k);
         if found_kind.is_none() {
             let names: Vec<&str> = crate::kinds::ALL.iter().map(|k| k.name()).collect();
-            p.report(
-                "kind",
-                format!(
-                    "expected one of {}, found {}",
-                    names.join(", "),
-                    found(&Value::String(k.into()))
-                ),
-            );
+            p.report("kind", format!("expected one of {}, found {}", names.join(", "), found(&Value::String(k.into()))));
         }
         found_kind
     })?;
@@ -237,26 +200,10 @@ mod tests {
 
     #[test]
     fn targets() {
-        assert_eq!(
-            Target::parse("127.0.0.1:161").unwrap(),
-            Target {
-                host: "127.0.0.1".into(),
-                port: 161
-            }
-        );
+        assert_eq!(Target::parse("127.0.0.1:161").unwrap(), Target { host: "127.0.0.1".into(), port: 161 });
         assert_eq!(Target::parse("[::1]:22").unwrap().to_string(), "[::1]:22");
         assert_eq!(Target::parse("sw-1.example.net:23").unwrap().port, 23);
-        for bad in [
-            "",
-            "host",
-            "host:0",
-            "host:70000",
-            ":80",
-            "a b:80",
-            "[::1:80",
-            "h;rm -rf /:22",
-            "[zz]:1",
-        ] {
+        for bad in ["", "host", "host:0", "host:70000", ":80", "a b:80", "[::1:80", "h;rm -rf /:22", "[zz]:1"] {
             assert!(Target::parse(bad).is_err(), "{bad}");
         }
     }

@@ -27,9 +27,11 @@ pub async fn get(api: &str, path: &str) -> anyhow::Result<Value> {
 /// POSTs `body` to `path` of `api` with the token in `token_env`; an error saying
 /// "`what` refused" unless it answers 2xx.
 pub async fn post(api: &str, path: &str, token_env: &str, body: &Value, what: &str) -> anyhow::Result<Value> {
-    let token = std::env::var(token_env).with_context(|| format!("expected the API token in the environment variable {token_env}, found it unset"))?;
+    let token = std::env::var(token_env)
+        .with_context(|| format!("expected the API token in the environment variable {token_env}, found it unset"))?;
     let url = format!("{}{path}", api.trim_end_matches('/'));
-    let resp = reqwest::Client::new().post(&url).bearer_auth(token).json(body).send().await.with_context(|| format!("cannot reach {url}"))?;
+    let resp =
+        reqwest::Client::new().post(&url).bearer_auth(token).json(body).send().await.with_context(|| format!("cannot reach {url}"))?;
     let status = resp.status();
     let v: Value = resp.json().await.unwrap_or(Value::Null);
     if !status.is_success() {

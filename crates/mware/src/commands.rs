@@ -3,8 +3,8 @@
 
 use crate::cli::{Cli, Command, ConfigAction};
 use crate::load::{self, Loaded};
-use mware_config::redact;
 use anyhow::Context;
+use mware_config::redact;
 use mware_config::{validate, DomainTree, Severity, Site};
 use mware_coord::GroupView;
 use serde_json::{json, Value};
@@ -172,8 +172,10 @@ pub fn cluster_json(site: &Site, views: &[GroupView]) -> Value {
                         "note": "not in the running config"}));
                 }
             }
+            let domains: Vec<String> = site.group_members(*g).first().map(|p| p.role.include_domains.clone()).unwrap_or_default();
             json!({
                 "group": g,
+                "domains": domains,
                 "active": leader.as_ref().map(|l| l.instance.clone()),
                 "epoch": leader.as_ref().map(|l| l.epoch),
                 "since_ms": leader.as_ref().map(|l| l.since_ms),
@@ -196,7 +198,11 @@ async fn cmd_status(api: &str, as_json: bool) -> anyhow::Result<()> {
     for g in v["groups"].as_array().into_iter().flatten() {
         let epoch = g["epoch"].as_u64().map(|e| e.to_string()).unwrap_or_else(|| "-".into());
         let last = &g["last_transition"];
-        let last = if last.is_null() { String::new() } else { format!("{} ({})", last["reason"].as_str().unwrap_or(""), fmt_ms(last["at_ms"].as_u64())) };
+        let last = if last.is_null() {
+            String::new()
+        } else {
+            format!("{} ({})", last["reason"].as_str().unwrap_or(""), fmt_ms(last["at_ms"].as_u64()))
+        };
         for (i, m) in g["members"].as_array().into_iter().flatten().enumerate() {
             println!(
                 "{:<9} {:<16} {:>7} {:<6} {:<7} {:>8}  {}",
@@ -233,7 +239,8 @@ async fn cmd_config(action: ConfigAction) -> anyhow::Result<()> {
     match action {
         ConfigAction::Push { file } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let (site, warnings) = load::check(&text).map_err(|e| anyhow::anyhow!("{}: invalid, nothing stored:\n{}", file.display(), load::lines(&e)))?;
+            let (site, warnings) =
+                load::check(&text).map_err(|e| anyhow::anyhow!("{}: invalid, nothing stored:\n{}", file.display(), load::lines(&e)))?;
             for w in &warnings {
                 eprintln!("{w}");
             }

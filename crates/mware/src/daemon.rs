@@ -62,11 +62,11 @@ pub async fn run(config: PathBuf, instance: String) -> anyhow::Result<()> {
     let site = if whole {
         boot
     } else {
-        let (text, rev) = coord
-            .config_get()
-            .await?
-            .with_context(|| format!("{}: has no servers, and no site file is stored in the coordinator (run `mware config push FILE`)", config.display()))?;
-        let (site, _) = load::check(&text).map_err(|e| anyhow::anyhow!("the site file stored in the coordinator (revision {rev}) is invalid:\n{}", load::lines(&e)))?;
+        let (text, rev) = coord.config_get().await?.with_context(|| {
+            format!("{}: has no servers, and no site file is stored in the coordinator (run `mware config push FILE`)", config.display())
+        })?;
+        let (site, _) = load::check(&text)
+            .map_err(|e| anyhow::anyhow!("the site file stored in the coordinator (revision {rev}) is invalid:\n{}", load::lines(&e)))?;
         tracing::info!(revision = rev, "using the site file stored in the coordinator");
         site
     };
@@ -99,7 +99,11 @@ pub async fn run(config: PathBuf, instance: String) -> anyhow::Result<()> {
     metrics.register(&mut registry);
     // `mware_role_info{site, mware_group, role} 1`: lets alert rules sum `mware_active` per
     // group (joined on the scrape target's labels).
-    let role_labels = vec![("site".to_string(), site.site.clone()), ("mware_group".to_string(), member.group.to_string()), ("role".to_string(), instance.clone())];
+    let role_labels = vec![
+        ("site".to_string(), site.site.clone()),
+        ("mware_group".to_string(), member.group.to_string()),
+        ("role".to_string(), instance.clone()),
+    ];
     registry.register("mware_role", "this instance's site, group and role name", prometheus_client::metrics::info::Info::new(role_labels));
     let services = crate::services::build(&mut registry);
 
@@ -141,6 +145,7 @@ pub async fn run(config: PathBuf, instance: String) -> anyhow::Result<()> {
         tokio::spawn(async move { host.run(rx, host_stop).await })
     };
     tokio::spawn(log_activity(act_rx.clone(), metrics.clone(), instance.clone()));
+    tokio::spawn(watch_cluster(coord.clone(), host.events().clone(), shutdown.clone()));
     tokio::spawn(reload_loop(Source { path: config, whole }, coord.clone(), site_tx, state.clone(), shutdown.clone()));
 
     tracing::info!(%instance, %addr, "serving the API");
@@ -249,6 +254,32 @@ async fn log_activity(mut rx: watch::Receiver<Activity>, metrics: Metrics, insta
     }
 }
 
+/// How often the coordinator's view of every group's active instance is read for the
+/// event channel (the console shows a failover anywhere in the site within this).
+const CLUSTER_POLL: Duration = Duration::from_millis(250);
+
+/// Publishes `EventKind::Cluster` whenever a group's active instance or epoch changes in
+/// the coordinator, so a console following any one instance sees every group's failovers.
+async fn watch_cluster(coord: Arc<dyn Coordinator>, events: mware_host::Events, shutdown: CancellationToken) {
+    let mut seen: std::collections::BTreeMap<u32, (Option<String>, Option<u64>)> = Default::default();
+    let mut tick = tokio::time::interval(CLUSTER_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let Ok(views) = coord.cluster().await else { continue };
+        for v in views {
+            let now = (v.leader.as_ref().map(|l| l.instance.clone()), v.leader.as_ref().map(|l| l.epoch));
+            if seen.get(&v.group) != Some(&now) {
+                events.publish(mware_host::EventKind::Cluster { group: v.group, active: now.0.clone(), epoch: now.1 });
+                seen.insert(v.group, now);
+            }
+        }
+    }
+}
+
 /// Applies a new site text if it validates and still contains this instance.
 fn apply(text: &str, source: &str, site_tx: &watch::Sender<Arc<Site>>, state: &AppState) -> bool {
     let refused = |why: &str| {
@@ -284,6 +315,7 @@ fn apply(text: &str, source: &str, site_tx: &watch::Sender<Arc<Site>>, state: &A
     *state.0.tree.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(DomainTree::build(&site));
     site_tx.send_replace(Arc::new(site));
     state.0.metrics.reloads.get_or_create(&ReloadLabels { result: "applied".into(), source: source.into() }).inc();
+    state.0.host.events().publish(mware_host::EventKind::Config { source: source.into() });
     tracing::info!(source, "config reloaded");
     true
 }
@@ -301,7 +333,13 @@ const WATCH_RETRY: (Duration, Duration) = (Duration::from_millis(500), Duration:
 /// never missed until the next SIGHUP. After a re-open, a push made while no watch was open
 /// is caught up from the stored revision (from the first open on, not before: at start the
 /// file given on the command line is the config, as it always was).
-async fn reload_loop(src: Source, coord: Arc<dyn Coordinator>, site_tx: watch::Sender<Arc<Site>>, state: AppState, shutdown: CancellationToken) {
+async fn reload_loop(
+    src: Source,
+    coord: Arc<dyn Coordinator>,
+    site_tx: watch::Sender<Arc<Site>>,
+    state: AppState,
+    shutdown: CancellationToken,
+) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         tracing::error!("cannot install the SIGHUP handler");
@@ -373,7 +411,9 @@ async fn reload_loop(src: Source, coord: Arc<dyn Coordinator>, site_tx: watch::S
                     Ok(text) => {
                         apply(&text, source, &site_tx, &state);
                     }
-                    Err(e) => tracing::error!(path = %src.path.display(), error = %e, "cannot read the config file; keeping the running one"),
+                    Err(e) => {
+                        tracing::error!(path = %src.path.display(), error = %e, "cannot read the config file; keeping the running one")
+                    }
                 }
             } else {
                 match coord.config_get().await {

@@ -35,7 +35,13 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
     if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
         if v.get("servers").is_none() {
             if let Ok(b) = serde_json::from_value::<Bootstrap>(v) {
-                return Ok(Loaded::Bootstrap(Site { site: b.site, coordination: b.coordination, api: b.api, ssh: Default::default(), servers: vec![] }));
+                return Ok(Loaded::Bootstrap(Site {
+                    site: b.site,
+                    coordination: b.coordination,
+                    api: b.api,
+                    ssh: Default::default(),
+                    servers: vec![],
+                }));
             }
         }
     }

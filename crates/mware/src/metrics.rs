@@ -95,13 +95,29 @@ impl Metrics {
         r.register("mware_forwarded_requests", "requests forwarded to the owning group's active instance", self.forwarded.clone());
         r.register("mware_config_reloads", "config reloads by result and source", self.reloads.clone());
         r.register("mware_lease_renew_latency_seconds", "round trip of the last confirmed lease renewal", self.lease_renew_latency.clone());
-        r.register("mware_lease_seconds_since_renewal", "seconds since the lease renewal was last confirmed", self.lease_since_renewal.clone());
+        r.register(
+            "mware_lease_seconds_since_renewal",
+            "seconds since the lease renewal was last confirmed",
+            self.lease_since_renewal.clone(),
+        );
         r.register("mware_lease_renewals", "confirmed lease renewals", self.lease_renewals.clone());
         r.register("mware_lease_renew_failures", "failed lease renewals", self.lease_renew_failures.clone());
         r.register("mware_http_connections", "API connections open now", self.http_open.clone());
-        r.register("mware_http_connections_refused", "API connections closed at once because api.max_connections was reached", self.http_refused.clone());
-        r.register("mware_http_idle_closed", "API connections closed after api.idle_timeout_ms without a request", self.http_idle_closed.clone());
-        r.register("mware_http_request_timeouts", "API calls answered 503 after api.request_timeout_ms", self.http_request_timeouts.clone());
+        r.register(
+            "mware_http_connections_refused",
+            "API connections closed at once because api.max_connections was reached",
+            self.http_refused.clone(),
+        );
+        r.register(
+            "mware_http_idle_closed",
+            "API connections closed after api.idle_timeout_ms without a request",
+            self.http_idle_closed.clone(),
+        );
+        r.register(
+            "mware_http_request_timeouts",
+            "API calls answered 503 after api.request_timeout_ms",
+            self.http_request_timeouts.clone(),
+        );
         r.register(
             "mware_last_transition_unixtime",
             "unix time in seconds of the last activity change",

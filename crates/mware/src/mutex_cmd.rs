@@ -52,7 +52,13 @@ pub async fn run(action: MutexAction) -> anyhow::Result<()> {
             }
             println!("waiters, first in line first:");
             for (i, w) in v["waiters"].as_array().into_iter().flatten().enumerate() {
-                println!("  {:>3}. {} (token {}), waiting {}", i + 1, w["owner"].as_str().unwrap_or("?"), w["token"], ago(w["since_ms"].as_u64()));
+                println!(
+                    "  {:>3}. {} (token {}), waiting {}",
+                    i + 1,
+                    w["owner"].as_str().unwrap_or("?"),
+                    w["token"],
+                    ago(w["since_ms"].as_u64())
+                );
             }
             Ok(())
         }

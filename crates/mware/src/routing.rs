@@ -46,11 +46,7 @@ pub fn route_line(v: &Value) -> String {
         Some(g) => {
             let names: Vec<String> = v["instances"]
                 .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|i| format!("{}(order {})", i["name"].as_str().unwrap_or("?"), i["order"]))
-                        .collect()
-                })
+                .map(|a| a.iter().map(|i| format!("{}(order {})", i["name"].as_str().unwrap_or("?"), i["order"])).collect())
                 .unwrap_or_default();
             format!("{d}\tgroup {g}\t{}", names.join(" -> "))
         }

@@ -59,9 +59,9 @@ fn the_example_alert_rules_pass_promtool_and_use_real_metrics() {
     // _bucket/_sum/_count (histogram) to it.
     let families: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next()).collect();
     for name in &used {
-        let known = families.iter().any(|f| {
-            name == f || ["_total", "_info", "_bucket", "_sum", "_count"].iter().any(|s| name.strip_suffix(s) == Some(f))
-        });
+        let known = families
+            .iter()
+            .any(|f| name == f || ["_total", "_info", "_bucket", "_sum", "_count"].iter().any(|s| name.strip_suffix(s) == Some(f)));
         assert!(known, "the rules use {name}, which mware does not expose; families: {families:?}");
     }
 }

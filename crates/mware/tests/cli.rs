@@ -98,7 +98,11 @@ fn route_refuses_invalid_names_and_routes_idn_forms_alike() {
 
     // argv cannot carry a NUL byte; another control character stands for it (the API test sends NUL).
     let long = "a".repeat(300);
-    for (bad, says) in [("bad..domain", "found \"bad..domain\" with an empty label"), ("a\u{1}b.ru", "a control character at byte 1"), (&*long, "a label of 300 bytes")] {
+    for (bad, says) in [
+        ("bad..domain", "found \"bad..domain\" with an empty label"),
+        ("a\u{1}b.ru", "a control character at byte 1"),
+        (&*long, "a label of 300 bytes"),
+    ] {
         let (code, out, err) = mware(&["route", "--config", cfg, bad]);
         assert_eq!(code, 1, "{bad:?}: {out}{err}");
         assert!(out.is_empty(), "nothing routed for {bad:?}: {out}");
@@ -108,7 +112,11 @@ fn route_refuses_invalid_names_and_routes_idn_forms_alike() {
     let (code, out, err) = mware(&["route", "--config", cfg, "--json", "bad..domain", "other.ru"]);
     assert_eq!(code, 1, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!((&v[0]["field"], &v[0]["domain"], v[0].get("group")), (&serde_json::json!("domain"), &serde_json::json!("bad..domain"), None), "{out}");
+    assert_eq!(
+        (&v[0]["field"], &v[0]["domain"], v[0].get("group")),
+        (&serde_json::json!("domain"), &serde_json::json!("bad..domain"), None),
+        "{out}"
+    );
     assert_eq!(v[1]["group"], 1, "{out}");
 }
 

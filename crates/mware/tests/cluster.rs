@@ -56,7 +56,14 @@ fn kill9_fails_over_in_order_and_never_two_active() {
     let dir = tempfile::tempdir().unwrap();
     let ports: Vec<u16> = (0..3).map(|_| mware_testkit::free_port()).collect();
     let cfg = dir.path().join("site.json");
-    write(&cfg, &site(&etcd.endpoint(), "/t/kill9", &[("m10", 1, 10, vec![], ports[0]), ("m20", 1, 20, vec![], ports[1]), ("m30", 1, 30, vec![], ports[2])]));
+    write(
+        &cfg,
+        &site(
+            &etcd.endpoint(),
+            "/t/kill9",
+            &[("m10", 1, 10, vec![], ports[0]), ("m20", 1, 20, vec![], ports[1]), ("m30", 1, 30, vec![], ports[2])],
+        ),
+    );
     let start = |i: usize| {
         let n = ["m10", "m20", "m30"][i];
         Daemon::start(&cfg, n, &format!("127.0.0.1:{}", ports[i]), dir.path().join(format!("{n}.log")), &[])
@@ -128,7 +135,11 @@ fn calls_for_a_domain_land_on_the_owning_groups_active_instance() {
         &site(
             &etcd.endpoint(),
             "/t/fwd",
-            &[("g1a", 1, 10, vec![], p[0]), ("g2a", 2, 10, vec!["tenant1.example.ru"], p[1]), ("g2b", 2, 20, vec!["tenant1.example.ru"], p[2])],
+            &[
+                ("g1a", 1, 10, vec![], p[0]),
+                ("g2a", 2, 10, vec!["tenant1.example.ru"], p[1]),
+                ("g2b", 2, 20, vec!["tenant1.example.ru"], p[2]),
+            ],
         ),
     );
     let ds: Vec<Daemon> = [("g1a", p[0]), ("g2a", p[1]), ("g2b", p[2])]

@@ -98,7 +98,14 @@ fn run_status_config_reload_stop_and_no_secret_leaks() {
     assert!(m.contains("mware_lease_renewals_total"), "{m}");
     let (code, doc) = d.get("/api/openapi.json").unwrap();
     assert_eq!(code, 200);
-    for path in ["/api/v1/status", "/api/v1/cluster", "/api/v1/groups/{group}/switchover", "/api/v1/pg", "/provision/asterisk/{entity}/{family}/{op}", "/api/v1/domains/{domain}/mutexes/{name}/acquire"] {
+    for path in [
+        "/api/v1/status",
+        "/api/v1/cluster",
+        "/api/v1/groups/{group}/switchover",
+        "/api/v1/pg",
+        "/provision/asterisk/{entity}/{family}/{op}",
+        "/api/v1/domains/{domain}/mutexes/{name}/acquire",
+    ] {
         assert!(doc["paths"][path].is_object(), "OpenAPI lacks {path}");
     }
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
@@ -183,7 +190,11 @@ fn domain_names_follow_one_rule_in_the_api() {
     assert_eq!(d.get("/api/v1/route?domain=example.org").unwrap().1["group"], 1);
 
     let long = "a".repeat(300);
-    for (q, says) in [("bad..domain", "found \"bad..domain\" with an empty label"), ("a%00b.ru", "a control character at byte 1"), (&*long, "a label of 300 bytes")] {
+    for (q, says) in [
+        ("bad..domain", "found \"bad..domain\" with an empty label"),
+        ("a%00b.ru", "a control character at byte 1"),
+        (&*long, "a label of 300 bytes"),
+    ] {
         let (code, e) = d.get(&format!("/api/v1/route?domain={q}")).unwrap();
         assert_eq!(code, 400, "{q}: {e}");
         assert_eq!(e["field"], "domain", "{e}");

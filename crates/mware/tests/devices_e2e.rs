@@ -60,7 +60,9 @@ fn in_process_jobs_without_a_broker_and_bad_input() {
     let many: Vec<Value> = (0..4).map(|_| json!({"kind": "tcp.check", "target": target})).collect();
     let (code, v) = post_json(&format!("{url}:batch"), Some(TOKEN), &json!({"jobs": many})).unwrap();
     assert_eq!((code, fields(&v)), (413, vec!["jobs".to_string()]), "{v}");
-    let (code, v) = post_json(&format!("{url}:batch"), Some(TOKEN), &json!({"jobs": [{"kind": "tcp.check", "target": target}, {"kind": "tcp.check"}]})).unwrap();
+    let (code, v) =
+        post_json(&format!("{url}:batch"), Some(TOKEN), &json!({"jobs": [{"kind": "tcp.check", "target": target}, {"kind": "tcp.check"}]}))
+            .unwrap();
     assert_eq!((code, fields(&v)), (400, vec!["jobs[1].target".to_string()]), "{v}");
     let (code, list) = get_json_with(&format!("{url}?limit=50"), Some(TOKEN)).unwrap();
     assert_eq!((code, list["jobs"].as_array().unwrap().len()), (200, 1), "only the one good job is stored: {list}");
@@ -68,7 +70,10 @@ fn in_process_jobs_without_a_broker_and_bad_input() {
     assert_eq!((code, fields(&v)), (400, vec!["state".to_string()]));
 
     // A secret parameter is shown as *** and never logged.
-    let (_, v) = submit(&d, &json!({"kind": "snmp.get", "target": "127.0.0.1:9", "timeout_ms": 1500, "params": {"community": "c0mmunity-s3cret", "oid": "1.3.6.1.2.1.1.5.0"}}));
+    let (_, v) = submit(
+        &d,
+        &json!({"kind": "snmp.get", "target": "127.0.0.1:9", "timeout_ms": 1500, "params": {"community": "c0mmunity-s3cret", "oid": "1.3.6.1.2.1.1.5.0"}}),
+    );
     let j = wait_end(&d, v["id"].as_str().unwrap(), 20);
     assert_eq!((j["state"].as_str(), &j["params"]["community"]), (Some("failed"), &json!("***")), "{j}");
 
@@ -80,7 +85,12 @@ fn in_process_jobs_without_a_broker_and_bad_input() {
     let (code, sats) = d.get("/api/devicemanager/v1/satellites").unwrap();
     assert_eq!((code, sats["transport"].as_str()), (200, Some("in-process")), "{sats}");
     let (_, doc) = d.get("/api/openapi.json").unwrap();
-    for p in ["/api/devicemanager/v1/jobs", "/api/devicemanager/v1/jobs:batch", "/api/devicemanager/v1/jobs/{id}", "/api/devicemanager/v1/satellites"] {
+    for p in [
+        "/api/devicemanager/v1/jobs",
+        "/api/devicemanager/v1/jobs:batch",
+        "/api/devicemanager/v1/jobs/{id}",
+        "/api/devicemanager/v1/satellites",
+    ] {
         assert!(doc["paths"][p].is_object(), "{p} missing from the OpenAPI document");
     }
     let metrics = get_text(&format!("{}/metrics", d.api)).unwrap();
@@ -216,7 +226,10 @@ fn the_next_active_instance_records_the_results_of_jobs_in_flight_postgresql() {
     let vh = Vhost::new().expect("rabbitmq vhost");
     let db = format!("mware_dm_{}_{}", std::process::id(), mware_testkit::free_port());
     let psql = |sql: &str| {
-        let out = std::process::Command::new("psql").args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c", sql]).output().unwrap();
+        let out = std::process::Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     };
     psql(&format!("CREATE DATABASE {db}"));
@@ -230,7 +243,10 @@ fn the_next_active_instance_records_the_results_of_jobs_in_flight_postgresql() {
     let _p = poller(dir.path(), &vh.dsn(), Some("sat1"), "pa", 8);
     let slow = SlowHttp::start(Duration::from_secs(4));
     // Submitted through the passive member: forwarded to the active one.
-    let ids = submit_batch(&a20, (0..5).map(|_| json!({"kind": "http.request", "target": slow.addr, "satellite": "sat1", "timeout_ms": 60000})).collect());
+    let ids = submit_batch(
+        &a20,
+        (0..5).map(|_| json!({"kind": "http.request", "target": slow.addr, "satellite": "sat1", "timeout_ms": 60000})).collect(),
+    );
     for id in &ids {
         wait_job(&a10, id, 20, |j| j["state"] == "running");
     }
@@ -238,7 +254,11 @@ fn the_next_active_instance_records_the_results_of_jobs_in_flight_postgresql() {
     wait_serving(&a20, 30);
     for id in &ids {
         let j = wait_end(&a20, id, 30);
-        assert_eq!((j["state"].as_str(), j["attempts"].as_u64()), (Some("done"), Some(1)), "ran once, recorded by the next active instance: {j}");
+        assert_eq!(
+            (j["state"].as_str(), j["attempts"].as_u64()),
+            (Some("done"), Some(1)),
+            "ran once, recorded by the next active instance: {j}"
+        );
     }
     assert_eq!(slow.hits.load(Ordering::SeqCst), 5);
     drop(a20);

@@ -83,7 +83,9 @@ fn after_kill9_the_next_member_runs_every_service_of_the_group() {
     let active = seen.iter().position(|e| e["type"] == "activity" && e["active"] == true);
     assert!(active.is_some(), "no activity event on the stream: {seen:?}");
     for svc in ["mutex", "pgctl", "provisioning"] {
-        let after = seen[active.unwrap()..].iter().any(|e| e["type"] == "service" && e["service"] == svc && (e["state"] == "running" || e["state"] == "idle"));
+        let after = seen[active.unwrap()..]
+            .iter()
+            .any(|e| e["type"] == "service" && e["service"] == svc && (e["state"] == "running" || e["state"] == "idle"));
         assert!(after, "no event says {svc} runs on g20: {seen:?}");
     }
     // Ids grow by one.
@@ -114,7 +116,9 @@ fn follow_events(api: &str, limit: Duration) -> std::thread::JoinHandle<Vec<Valu
                     }
                 }
                 let running = |s: &str| out.iter().any(|e| e["type"] == "service" && e["service"] == s && e["state"] == "running");
-                if out.iter().any(|e| e["type"] == "activity" && e["active"] == true) && ["mutex", "pgctl", "provisioning"].iter().all(|s| running(s)) {
+                if out.iter().any(|e| e["type"] == "activity" && e["active"] == true)
+                    && ["mutex", "pgctl", "provisioning"].iter().all(|s| running(s))
+                {
                     break;
                 }
             }

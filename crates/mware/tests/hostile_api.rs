@@ -46,7 +46,10 @@ fn addr(d: &Daemon) -> String {
 fn raw(d: &Daemon, method: &str, path: &str, token: Option<&str>, body: &[u8], ctype: &str) -> (u16, Value) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let mut rb = reqwest::Client::new().request(method.parse().unwrap(), format!("{}{path}", d.api)).header("content-type", ctype).body(body.to_vec());
+        let mut rb = reqwest::Client::new()
+            .request(method.parse().unwrap(), format!("{}{path}", d.api))
+            .header("content-type", ctype)
+            .body(body.to_vec());
         if let Some(t) = token {
             rb = rb.bearer_auth(t);
         }
@@ -66,7 +69,18 @@ fn the_config_needs_the_token_and_shows_no_secret_even_under_unknown_keys() {
     let (code, c) = d.get_auth("/api/v1/config", TOKEN).unwrap();
     assert_eq!(code, 200);
     let text = c.to_string();
-    for s in ["opts-secret-1", "opts-secret-2", "opts-secret-3", "pg-secret-4", "pg-secret-5", "pg-secret-6", "pg-secret-7", "pg-secret-8", "pg-secret-9", TOKEN] {
+    for s in [
+        "opts-secret-1",
+        "opts-secret-2",
+        "opts-secret-3",
+        "pg-secret-4",
+        "pg-secret-5",
+        "pg-secret-6",
+        "pg-secret-7",
+        "pg-secret-8",
+        "pg-secret-9",
+        TOKEN,
+    ] {
         assert!(!text.contains(s), "{s} shown by /api/v1/config: {text}");
     }
     let role = &c["servers"][0]["roles"][0];
@@ -143,7 +157,14 @@ fn errors_are_json_naming_what_was_wrong() {
     assert_eq!(code, 413, "{e}");
     assert!(e["error"].is_string(), "{e}");
     // A repeated key in a body: which value was meant? Refused, naming it.
-    let (code, e) = raw(&d, "POST", "/api/v1/domains/a.ru/mutexes/m/acquire", Some(TOKEN), br#"{"owner":"o","ttl_ms":10,"ttl_ms":99999,"wait_ms":0}"#, "application/json");
+    let (code, e) = raw(
+        &d,
+        "POST",
+        "/api/v1/domains/a.ru/mutexes/m/acquire",
+        Some(TOKEN),
+        br#"{"owner":"o","ttl_ms":10,"ttl_ms":99999,"wait_ms":0}"#,
+        "application/json",
+    );
     assert_eq!((code, e["field"].as_str()), (400, Some("ttl_ms")), "{e}");
     let (code, e) = raw(&d, "POST", "/api/v1/groups/1/switchover", Some(TOKEN), br#"{"to":"h1","to":"h2"}"#, "application/json");
     assert_eq!(code, 400, "{e}");
@@ -154,7 +175,9 @@ fn errors_are_json_naming_what_was_wrong() {
 fn one_token_cannot_make_unbounded_work() {
     let dir = tempfile::tempdir().unwrap();
     let d = start(dir.path());
-    let acquire = |domain: &str, body: &[u8]| raw(&d, "POST", &format!("/api/v1/domains/{domain}/mutexes/m/acquire"), Some(TOKEN), body, "application/json");
+    let acquire = |domain: &str, body: &[u8]| {
+        raw(&d, "POST", &format!("/api/v1/domains/{domain}/mutexes/m/acquire"), Some(TOKEN), body, "application/json")
+    };
     // A semaphore with 2^32 slots, a wait of an hour.
     let (code, e) = acquire("a.ru", br#"{"owner":"o","ttl_ms":1000,"wait_ms":0,"limit":4294967295}"#);
     assert_eq!((code, e["field"].as_str()), (400, Some("limit")), "{e}");

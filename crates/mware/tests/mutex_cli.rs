@@ -38,7 +38,8 @@ fn an_operator_finds_and_evicts_a_dead_holder_and_the_waiter_gets_it() {
     std::fs::write(&cfg, site.to_string()).unwrap();
     let d = Daemon::start(&cfg, "m1", &addr, dir.path().join("m1.log"), &[("CLI_TOKEN", TOKEN), ("CLI_OPS_TOKEN", OPS_TOKEN)]);
     d.wait_status(Duration::from_secs(20), |v| {
-        v["state"] == "active" && v["services"].as_array().is_some_and(|s| s.iter().any(|s| s["name"] == "mutex" && s["state"] == "running"))
+        v["state"] == "active"
+            && v["services"].as_array().is_some_and(|s| s.iter().any(|s| s["name"] == "mutex" && s["state"] == "running"))
     });
     let url = |op: &str| format!("{}/api/v1/domains/{DOMAIN}/mutexes/trunk/{op}", d.api);
     let (s, held) = post_json(&url("acquire"), Some(TOKEN), &json!({"owner": "dead-script", "ttl_ms": 600000, "wait_ms": 0})).unwrap();

@@ -6,9 +6,9 @@
 //! coordinator write, so the pause is the case that matters: the resumed instance must
 //! not hand anything over once its lease is past.
 
-mod common;
 #[path = "../../services/mutex/tests/common/checker.rs"]
 mod checker;
+mod common;
 
 use common::*;
 use mware_testkit::etcd::Etcd;
@@ -154,7 +154,8 @@ fn site_of_three() -> Site {
     std::fs::write(&x10_cfg, x10_site.to_string()).unwrap();
     let mut ds = vec![trio.start_with(0, &x10_cfg)];
     ds[0].wait_status(Duration::from_secs(30), |v| {
-        v["state"] == "active" && v["services"].as_array().map(|s| s.iter().any(|s| s["name"] == "mutex" && s["state"] == "running")).unwrap_or(false)
+        v["state"] == "active"
+            && v["services"].as_array().map(|s| s.iter().any(|s| s["name"] == "mutex" && s["state"] == "running")).unwrap_or(false)
     });
     ds.extend([trio.start(1), trio.start(2)]);
     for d in &ds[1..] {
@@ -188,13 +189,7 @@ fn across(fail: impl FnOnce(&mut Site)) {
     ds[1].wait_status(Duration::from_secs(20), |v| v["state"] == "active");
     eprintln!("x20 active {:?} after the failure", failed_at.elapsed());
     let report = rt.block_on(run).unwrap();
-    eprintln!(
-        "holds {}, busy {}, unavailable {}, unexpected {:?}",
-        report.holds.len(),
-        report.busy,
-        report.unavailable,
-        report.unexpected
-    );
+    eprintln!("holds {}, busy {}, unavailable {}, unexpected {:?}", report.holds.len(), report.busy, report.unavailable, report.unexpected);
     checker::check(&report.holds, 1).unwrap();
     assert!(report.unexpected.is_empty(), "unexpected answers: {:?}", report.unexpected);
     assert!(report.holds.len() > 20, "too few holds: {}", report.holds.len());

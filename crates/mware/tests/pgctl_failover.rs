@@ -39,7 +39,8 @@ fn active_mware_killed_mid_failover_next_instance_promotes_once() {
     let known_hosts = dir.path().join("known_hosts");
     sshd.pin_in(&known_hosts).unwrap();
     let ports: Vec<u16> = (0..2).map(|_| mware_testkit::free_port()).collect();
-    let group = json!({"key": "main", "servers": [server(&db1, &sshd), server(&db2, &sshd)], "promote_after_s": 6, "check_interval_ms": 300});
+    let group =
+        json!({"key": "main", "servers": [server(&db1, &sshd), server(&db2, &sshd)], "promote_after_s": 6, "check_interval_ms": 300});
     let roles: Vec<Value> = [("p10", 10, ports[0]), ("p20", 20, ports[1])]
         .iter()
         .map(|(n, o, p)| json!({"name": n, "roletype": "mware", "iface": "lo", "group": 3, "order": o, "api_port": p, "pg_controller": [group.clone()]}))
@@ -58,7 +59,11 @@ fn active_mware_killed_mid_failover_next_instance_promotes_once() {
     p20.wait_status(Duration::from_secs(30), |v| v["state"] == "passive");
     let healthy = |d: &Daemon| {
         d.get("/api/v1/pg")
-            .map(|(c, v)| c == 200 && v["groups"][0]["master"] == format!("127.0.0.1:{}", db1.port) && v["groups"][0]["reason"].as_str().unwrap_or("").starts_with("healthy"))
+            .map(|(c, v)| {
+                c == 200
+                    && v["groups"][0]["master"] == format!("127.0.0.1:{}", db1.port)
+                    && v["groups"][0]["reason"].as_str().unwrap_or("").starts_with("healthy")
+            })
             .unwrap_or(false)
     };
     wait(Duration::from_secs(60), "p10's controller sees db1 master and healthy", || healthy(&p10));
@@ -66,7 +71,12 @@ fn active_mware_killed_mid_failover_next_instance_promotes_once() {
     // The master dies; the controller starts counting promote_after_s.
     db1.kill9().unwrap();
     wait(Duration::from_secs(20), "p10 notices db1 is unreachable", || {
-        p10.get("/api/v1/pg").map(|(_, v)| v["groups"][0]["servers"][0]["reachable"] == false || v["groups"][0]["reason"].as_str().unwrap_or("").contains("unreachable")).unwrap_or(false)
+        p10.get("/api/v1/pg")
+            .map(|(_, v)| {
+                v["groups"][0]["servers"][0]["reachable"] == false
+                    || v["groups"][0]["reason"].as_str().unwrap_or("").contains("unreachable")
+            })
+            .unwrap_or(false)
     });
     // ... and the active mware dies in the middle of that failover.
     p10.child.kill9();

@@ -55,7 +55,16 @@ struct DropDb(String);
 impl Drop for DropDb {
     fn drop(&mut self) {
         let _ = std::process::Command::new("psql")
-            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qAtc", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0)])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-qAtc",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0),
+            ])
             .output();
     }
 }
@@ -101,7 +110,8 @@ fn the_seeds_asterisk_lines_get_their_tenants_rows_through_rtcache_and_survive_t
     let mut prov = Daemon::start(&cfg, "prov", &format!("127.0.0.1:{pb}"), dir.path().join("prov.log"), &[]);
     front.wait_status(Duration::from_secs(30), |v| v["state"] == "active");
     prov.wait_status(Duration::from_secs(30), |v| {
-        v["state"] == "active" && v["services"].as_array().map(|s| s.iter().any(|s| s["name"] == "provisioning" && s["state"] == "running")).unwrap_or(false)
+        v["state"] == "active"
+            && v["services"].as_array().map(|s| s.iter().any(|s| s["name"] == "provisioning" && s["state"] == "running")).unwrap_or(false)
     });
 
     // The sidecar in front of the site's first instance (which forwards to group 2); a
@@ -125,7 +135,10 @@ fn the_seeds_asterisk_lines_get_their_tenants_rows_through_rtcache_and_survive_t
     assert_eq!(c, 200);
     assert_eq!(multi.lines().count(), 2, "{multi}");
     assert!(!multi.contains("2001") && !multi.contains("other"), "tenant isolation: {multi}");
-    assert_eq!(post(&format!("{}/single", family("auth")), "id=1001"), (200, "id=1001&auth_type=userpass&password=Secr3t&username=1001\n".into()));
+    assert_eq!(
+        post(&format!("{}/single", family("auth")), "id=1001"),
+        (200, "id=1001&auth_type=userpass&password=Secr3t&username=1001\n".into())
+    );
     assert_eq!(post(&format!("{}/single", family("aor")), "id=1001"), (200, "id=1001&max_contacts=1\n".into()));
     let (c, missing) = post(&format!("{base}/single"), "id=9999");
     assert_eq!((c, missing.as_str()), (200, ""), "not found is an empty body");
@@ -136,12 +149,27 @@ fn the_seeds_asterisk_lines_get_their_tenants_rows_through_rtcache_and_survive_t
     // Refusals, through the sidecar and straight at the site (any instance).
     let side = format!("http://127.0.0.1:{pc}/provision/asterisk");
     for (what, url, body, expect) in [
-        ("unknown entity", format!("http://{USER}:{PASS}@127.0.0.1:{pc}/provision/asterisk/aa:bb:cc:dd:ee:ff/endpoint/single"), "id=1001", (404, "")),
+        (
+            "unknown entity",
+            format!("http://{USER}:{PASS}@127.0.0.1:{pc}/provision/asterisk/aa:bb:cc:dd:ee:ff/endpoint/single"),
+            "id=1001",
+            (404, ""),
+        ),
         ("unknown entity at the site", format!("{}/provision/asterisk/aa:bb:cc:dd:ee:ff/endpoint/single", front.api), "id=1001", (404, "")),
-        ("a domain where the entity id belongs", format!("{}/provision/asterisk/tenant1.example.ru/endpoint/single", front.api), "id=1001", (404, "")),
+        (
+            "a domain where the entity id belongs",
+            format!("{}/provision/asterisk/tenant1.example.ru/endpoint/single", front.api),
+            "id=1001",
+            (404, ""),
+        ),
         ("no credential", format!("{side}/{EID}/endpoint/single"), "id=1001", (401, "")),
         ("wrong credential", format!("http://{USER}:wrong@127.0.0.1:{pc}/provision/asterisk/{EID}/endpoint/single"), "id=1001", (401, "")),
-        ("wrong credential at the site", format!("{}/provision/asterisk/{EID}/endpoint/single", front.api.replacen("http://", &format!("http://{USER}:wrong@"), 1)), "id=1001", (401, "")),
+        (
+            "wrong credential at the site",
+            format!("{}/provision/asterisk/{EID}/endpoint/single", front.api.replacen("http://", &format!("http://{USER}:wrong@"), 1)),
+            "id=1001",
+            (401, ""),
+        ),
         ("a write by a read-only entity", format!("{base}/store"), "id=1003&transport=transport-udp", (403, "-1")),
         ("destroy by a read-only entity", format!("{base}/destroy"), "id=1001", (403, "-1")),
     ] {
@@ -176,7 +204,14 @@ fn the_seeds_asterisk_lines_get_their_tenants_rows_through_rtcache_and_survive_t
     let metrics = get_text(&format!("http://127.0.0.1:{pc}/metrics")).unwrap();
     let front_status = get_text(&format!("{}/api/v1/status", front.api)).unwrap_or_default();
     let logs = ["front.log", "prov.log", "rtcache.log"].map(|f| std::fs::read_to_string(dir.path().join(f)).unwrap_or_default());
-    for (what, text) in [("rtcache /status", &status), ("rtcache /metrics", &metrics), ("front status", &front_status), ("front.log", &logs[0]), ("prov.log", &logs[1]), ("rtcache.log", &logs[2])] {
+    for (what, text) in [
+        ("rtcache /status", &status),
+        ("rtcache /metrics", &metrics),
+        ("front status", &front_status),
+        ("front.log", &logs[0]),
+        ("prov.log", &logs[1]),
+        ("rtcache.log", &logs[2]),
+    ] {
         for secret in [PASS, UPSTREAM_PASS] {
             assert!(!text.contains(secret), "{secret} in {what}:\n{text}");
         }

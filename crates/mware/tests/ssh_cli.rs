@@ -117,7 +117,10 @@ fn pin_with_a_relative_path_and_from_a_bootstrap_file() {
     let boot = dir.path().join("boot.json");
     let coord = json!({"backend": "embedded", "path": dir.path().join("coord.sqlite").display().to_string()});
     std::fs::write(&boot, json!({"site": "sshcli", "coordination": coord}).to_string()).unwrap();
-    let (code, out, err) = mware(dir.path(), &["ssh", "pin", "--config", boot.to_str().unwrap(), "127.0.0.1", "--port", &port, "--fingerprint", &sshd.fingerprint]);
+    let (code, out, err) = mware(
+        dir.path(),
+        &["ssh", "pin", "--config", boot.to_str().unwrap(), "127.0.0.1", "--port", &port, "--fingerprint", &sshd.fingerprint],
+    );
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains(&format!("in {}", stored_kh.display())), "{out}");
     assert_eq!(std::fs::read_to_string(&stored_kh).unwrap(), format!("{}\n", sshd.known_hosts_line()));

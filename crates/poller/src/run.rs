@@ -5,8 +5,7 @@ use clap::Args;
 use futures::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
 };
 use lapin::publisher_confirm::Confirmation;
 use lapin::types::FieldTable;
@@ -38,11 +37,7 @@ pub struct PollerArgs {
     pub concurrency: u16,
     /// OpenSSH known_hosts file with the pinned host keys of the devices `ssh.exec` logs
     /// in to; a device whose key is not there is refused.
-    #[arg(
-        long,
-        env = "MWARE_POLLER_KNOWN_HOSTS",
-        default_value = "/var/lib/mware-poller/known_hosts"
-    )]
+    #[arg(long, env = "MWARE_POLLER_KNOWN_HOSTS", default_value = "/var/lib/mware-poller/known_hosts")]
     pub known_hosts: PathBuf,
     /// Learn (append to --known-hosts, log at warn) the key of a device with no entry.
     #[arg(long, env = "MWARE_POLLER_TRUST_ON_FIRST_USE")]
@@ -80,9 +75,7 @@ fn broker(what: &str) -> impl Fn(lapin::Error) -> PollerError + '_ {
 }
 
 fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "poller".into())
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "poller".into())
 }
 
 struct Ctx {
@@ -94,34 +87,30 @@ struct Ctx {
 
 /// Runs the poller until `cancel` (SIGTERM/SIGINT), reconnecting after every failure.
 pub async fn run(args: PollerArgs, cancel: CancellationToken) -> Result<(), PollerError> {
-    let dsn = std::env::var("MWARE_AMQP_DSN").map_err(|_| PollerError::Config("expected the broker's URL in the environment variable MWARE_AMQP_DSN (amqp://user:pass@host:5672/%2f), found none".into()))?;
+    let dsn = std::env::var("MWARE_AMQP_DSN").map_err(|_| {
+        PollerError::Config(
+            "expected the broker's URL in the environment variable MWARE_AMQP_DSN (amqp://user:pass@host:5672/%2f), found none".into(),
+        )
+    })?;
     if !(dsn.starts_with("amqp://") || dsn.starts_with("amqps://")) {
-        return Err(PollerError::Config("expected MWARE_AMQP_DSN to be an amqp:// or amqps:// URL, found another value (not shown)".into()));
+        return Err(PollerError::Config(
+            "expected MWARE_AMQP_DSN to be an amqp:// or amqps:// URL, found another value (not shown)".into(),
+        ));
     }
     if let Some(s) = &args.satellite {
         if !topo::is_satellite_id(s) {
-            return Err(PollerError::Config(format!(
-                "--satellite: expected 1 to 64 latin letters, digits, '_' and '-', found {s:?}"
-            )));
+            return Err(PollerError::Config(format!("--satellite: expected 1 to 64 latin letters, digits, '_' and '-', found {s:?}")));
         }
     }
     if args.concurrency == 0 {
-        return Err(PollerError::Config(
-            "--concurrency: expected at least 1, found 0".into(),
-        ));
+        return Err(PollerError::Config("--concurrency: expected at least 1, found 0".into()));
     }
-    let name = args
-        .name
-        .clone()
-        .unwrap_or_else(|| format!("{}-{}", host_name(), std::process::id()));
+    let name = args.name.clone().unwrap_or_else(|| format!("{}-{}", host_name(), std::process::id()));
     let ctx = Arc::new(Ctx {
         name,
         satellite: args.satellite.clone(),
         queue: topo::job_queue(args.satellite.as_deref()),
-        env: RunEnv::new(HostKeyPolicy {
-            known_hosts: args.known_hosts.clone(),
-            trust_on_first_use: args.trust_on_first_use,
-        }),
+        env: RunEnv::new(HostKeyPolicy { known_hosts: args.known_hosts.clone(), trust_on_first_use: args.trust_on_first_use }),
     });
     tracing::info!(poller = %ctx.name, queue = %ctx.queue, concurrency = args.concurrency, broker = %mware_config::mask_url_userinfo(&dsn), "poller starting");
     let mut backoff = Duration::from_millis(200);
@@ -140,8 +129,7 @@ pub async fn run(args: PollerArgs, cancel: CancellationToken) -> Result<(), Poll
             backoff = Duration::from_millis(200);
         }
         // Jitter, so replicas do not reconnect in step.
-        let pause = backoff
-            + Duration::from_millis(rand::random::<u64>() % (backoff.as_millis() as u64 / 2 + 1));
+        let pause = backoff + Duration::from_millis(rand::random::<u64>() % (backoff.as_millis() as u64 / 2 + 1));
         tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
             _ = tokio::time::sleep(pause) => {}
@@ -150,13 +138,7 @@ pub async fn run(args: PollerArgs, cancel: CancellationToken) -> Result<(), Poll
     }
 }
 
-async fn session(
-    ctx: &Arc<Ctx>,
-    args: &PollerArgs,
-    dsn: &str,
-    cancel: &CancellationToken,
-    up: &mut bool,
-) -> Result<(), PollerError> {
+async fn session(ctx: &Arc<Ctx>, args: &PollerArgs, dsn: &str, cancel: &CancellationToken, up: &mut bool) -> Result<(), PollerError> {
     let conn = topo::connect(dsn, &format!("mware poller {}", ctx.name)).await?;
     let r = async {
         // A passive declare of a missing queue closes its channel: use one of its own.
@@ -216,29 +198,13 @@ async fn session(
 
 async fn publish(out: &Channel, report: &Report, persistent: bool) -> Result<(), PollerError> {
     let body = serde_json::to_vec(report).unwrap_or_default();
-    let props = if persistent {
-        topo::persistent(None)
-    } else {
-        BasicProperties::default()
-    };
-    let confirm = out
-        .basic_publish(
-            "",
-            RESULTS_QUEUE,
-            BasicPublishOptions::default(),
-            &body,
-            props,
-        )
-        .await
-        .map_err(broker("publish a report"))?;
+    let props = if persistent { topo::persistent(None) } else { BasicProperties::default() };
+    let confirm =
+        out.basic_publish("", RESULTS_QUEUE, BasicPublishOptions::default(), &body, props).await.map_err(broker("publish a report"))?;
     if persistent {
         match confirm.await.map_err(broker("confirm of a report"))? {
             Confirmation::Ack(_) => {}
-            other => {
-                return Err(PollerError::Broker(format!(
-                    "the broker did not confirm a result ({other:?})"
-                )))
-            }
+            other => return Err(PollerError::Broker(format!("the broker did not confirm a result ({other:?})"))),
         }
     }
     Ok(())
@@ -251,10 +217,7 @@ async fn handle(ctx: &Ctx, out: &Channel, d: Delivery) -> Result<(), PollerError
         Ok(m) => m,
         Err(e) => {
             tracing::warn!(poller = %ctx.name, error = %e, bytes = d.data.len(), "dropping a message that is not a job");
-            d.acker
-                .ack(BasicAckOptions::default())
-                .await
-                .map_err(broker("ack"))?;
+            d.acker.ack(BasicAckOptions::default()).await.map_err(broker("ack"))?;
             return Ok(());
         }
     };
@@ -281,8 +244,5 @@ async fn handle(ctx: &Ctx, out: &Channel, d: Delivery) -> Result<(), PollerError
         at_ms: now_ms(),
     };
     publish(out, &r, true).await?;
-    d.acker
-        .ack(BasicAckOptions::default())
-        .await
-        .map_err(broker("ack"))
+    d.acker.ack(BasicAckOptions::default()).await.map_err(broker("ack"))
 }

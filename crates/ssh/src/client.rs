@@ -204,7 +204,9 @@ async fn handshake(host: &str, port: u16, policy: Option<HostKeyPolicy>, label: 
     let seen = Arc::new(Mutex::new(None));
     let checker = Checker { policy, host: host.into(), port, label: label.into(), seen: seen.clone() };
     let handle = match tokio::time::timeout(CONNECT_LIMIT, client::connect(config(&pinned), (host, port), checker)).await {
-        Err(_) => return Err(SshError::Connect { target: label.into(), reason: format!("no answer within {} s", CONNECT_LIMIT.as_secs()) }),
+        Err(_) => {
+            return Err(SshError::Connect { target: label.into(), reason: format!("no answer within {} s", CONNECT_LIMIT.as_secs()) })
+        }
         Ok(r) => r.map_err(|e| e.at(label, true))?,
     };
     let key = seen.lock().unwrap_or_else(|e| e.into_inner()).take();

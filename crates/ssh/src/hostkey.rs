@@ -197,7 +197,10 @@ fn pinned_in(file: &Path, host: &str, port: u16) -> Result<Vec<HostKey>> {
 /// empty line; this writes exactly the line `ssh-keyscan` would).
 fn learn(file: &Path, host: &str, port: u16, key: &HostKey) -> Result<()> {
     use std::io::{Read, Seek, SeekFrom, Write};
-    let fail = |e: std::io::Error| SshError::KnownHosts { file: absolute(file), reason: format!("cannot write the key of {}: {e}", entry(host, port)) };
+    let fail = |e: std::io::Error| SshError::KnownHosts {
+        file: absolute(file),
+        reason: format!("cannot write the key of {}: {e}", entry(host, port)),
+    };
     if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(fail)?;
     }

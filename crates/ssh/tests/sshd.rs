@@ -14,8 +14,8 @@
 //! - `streaming_exec_round_trips_megabytes_through_cat`: 8 MB through `cat`, and into a
 //!   remote file with `cat > file` (the backup's way), exit status and stderr at the end.
 
-use mware_ssh::{command_line, Auth, Exec, HostKeyPolicy, SshError, Target};
 use mware_config::Secret;
+use mware_ssh::{command_line, Auth, Exec, HostKeyPolicy, SshError, Target};
 use mware_testkit::sshd::{throwaway_host_key, Sshd, SSH_PASSWORD, SSH_USER};
 use std::path::Path;
 use std::time::{Duration, Instant};

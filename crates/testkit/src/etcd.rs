@@ -51,9 +51,25 @@ pub fn make_ca(dir: &Path, name: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
     let (crt, key) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
     let subj = format!("/CN={name}");
     openssl(&[
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", path_str(&key)?, "-out", path_str(&crt)?, "-days", "1", "-subj", &subj,
-        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        path_str(&key)?,
+        "-out",
+        path_str(&crt)?,
+        "-days",
+        "1",
+        "-subj",
+        &subj,
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
     ])?;
     Ok((crt, key))
 }
@@ -61,18 +77,47 @@ pub fn make_ca(dir: &Path, name: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
 /// Makes a key and a certificate signed by the CA `(ca_crt, ca_key)` in `dir`
 /// (`<name>.crt`, `<name>.key`), with the given X.509 v3 extension lines.
 pub fn make_cert(dir: &Path, name: &str, ca: (&Path, &Path), ext: &str) -> anyhow::Result<(PathBuf, PathBuf)> {
-    let (crt, key, csr, extf) =
-        (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")), dir.join(format!("{name}.csr")), dir.join(format!("{name}.ext")));
+    let (crt, key, csr, extf) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+        dir.join(format!("{name}.csr")),
+        dir.join(format!("{name}.ext")),
+    );
     std::fs::write(&extf, ext)?;
     let subj = format!("/CN={name}");
     openssl(&[
-        "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", path_str(&key)?, "-out", path_str(&csr)?, "-subj", &subj,
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        path_str(&key)?,
+        "-out",
+        path_str(&csr)?,
+        "-subj",
+        &subj,
     ])?;
     let serial = format!("0x{:016x}", rand_u64());
     openssl(&[
-        "x509", "-req", "-in", path_str(&csr)?, "-CA", path_str(ca.0)?, "-CAkey", path_str(ca.1)?,
-        "-set_serial", &serial, "-days", "1", "-extfile", path_str(&extf)?, "-out", path_str(&crt)?,
+        "x509",
+        "-req",
+        "-in",
+        path_str(&csr)?,
+        "-CA",
+        path_str(ca.0)?,
+        "-CAkey",
+        path_str(ca.1)?,
+        "-set_serial",
+        &serial,
+        "-days",
+        "1",
+        "-extfile",
+        path_str(&extf)?,
+        "-out",
+        path_str(&crt)?,
     ])?;
     Ok((crt, key))
 }
@@ -212,9 +257,7 @@ impl Etcd {
                 let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
                 let req = format!("GET /health HTTP/1.0\r\nHost: {addr}\r\n\r\n");
                 let mut body = String::new();
-                if s.write_all(req.as_bytes()).is_ok() && s.read_to_string(&mut body).is_ok()
-                    && body.contains("\"health\":\"true\"")
-                {
+                if s.write_all(req.as_bytes()).is_ok() && s.read_to_string(&mut body).is_ok() && body.contains("\"health\":\"true\"") {
                     return Ok(());
                 }
             }

@@ -51,12 +51,7 @@ fn as_postgres(program: &str) -> Command {
 fn run(mut c: Command, what: &str) -> anyhow::Result<Output> {
     let out = c.output().map_err(|e| anyhow::anyhow!("cannot run {what}: {e}"))?;
     if !out.status.success() {
-        anyhow::bail!(
-            "{what} failed ({}): {}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        anyhow::bail!("{what} failed ({}): {}{}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     }
     Ok(out)
 }
@@ -194,6 +189,34 @@ impl PgInstance {
     }
 
     /// Runs SQL as `postgres` over the unix socket; returns unaligned tuples-only output.
+    /// Turns TLS on (a certificate for 127.0.0.1 and localhost signed by a CA made in
+    /// `dir`) and refuses every TCP connection without TLS; restarts the server. Returns
+    /// the CA's certificate file.
+    pub fn enable_tls(&self, dir: &Path) -> anyhow::Result<PathBuf> {
+        let (ca, ca_key) = crate::etcd::make_ca(dir, "pg-ca")?;
+        let (crt, key) = crate::etcd::make_cert(
+            dir,
+            "pg-server",
+            (&ca, &ca_key),
+            "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n\
+             extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )?;
+        self.stop()?;
+        std::fs::copy(&crt, self.data.join("server.crt"))?;
+        std::fs::copy(&key, self.data.join("server.key"))?;
+        std::fs::set_permissions(self.data.join("server.key"), std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        let mut conf = std::fs::OpenOptions::new().append(true).open(self.data.join("postgresql.conf"))?;
+        std::io::Write::write_all(&mut conf, b"\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n")?;
+        std::fs::write(
+            self.data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+        )?;
+        let st = std::process::Command::new("chown").args(["-R", "postgres:postgres"]).arg(&self.data).status()?;
+        anyhow::ensure!(st.success(), "chown of {} failed", self.data.display());
+        self.start()?;
+        Ok(ca)
+    }
+
     pub fn psql(&self, sql: &str) -> anyhow::Result<String> {
         let mut c = as_postgres(&bin("psql"));
         c.arg("-h").arg(self.root.join("sock"));

@@ -20,11 +20,7 @@ fn ctl(args: &[&str], env: &[(String, String)]) -> anyhow::Result<()> {
         c.env(k, v);
     }
     let out = c.output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "rabbitmqctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    anyhow::ensure!(out.status.success(), "rabbitmqctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     Ok(())
 }
 
@@ -39,10 +35,7 @@ impl Vhost {
     pub fn new() -> anyhow::Result<Vhost> {
         let name = format!("mware-test-{}-{:08x}", std::process::id(), rand_u32());
         ctl(&["add_vhost", &name], &[])?;
-        ctl(
-            &["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"],
-            &[],
-        )?;
+        ctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"], &[])?;
         Ok(Vhost { name })
     }
 
@@ -59,10 +52,7 @@ impl Drop for Vhost {
 }
 
 fn rand_u32() -> u32 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     t ^ (std::process::id() << 16)
 }
 
@@ -85,17 +75,11 @@ impl RabbitNode {
         let dist = free_port();
         let d = dir.path();
         std::fs::write(d.join("enabled_plugins"), "[].\n")?;
-        std::fs::write(
-            d.join("rabbitmq.conf"),
-            format!("listeners.tcp.local = 127.0.0.1:{port}\nloopback_users.guest = true\n"),
-        )?;
+        std::fs::write(d.join("rabbitmq.conf"), format!("listeners.tcp.local = 127.0.0.1:{port}\nloopback_users.guest = true\n"))?;
         std::fs::write(d.join("rabbitmq-env.conf"), "")?;
         let s = |p: &str| d.join(p).display().to_string();
         let env = vec![
-            (
-                "RABBITMQ_NODENAME".into(),
-                format!("mwaretest{port}@localhost"),
-            ),
+            ("RABBITMQ_NODENAME".into(), format!("mwaretest{port}@localhost")),
             ("RABBITMQ_NODE_IP_ADDRESS".into(), "127.0.0.1".into()),
             ("RABBITMQ_NODE_PORT".into(), port.to_string()),
             ("RABBITMQ_DIST_PORT".into(), dist.to_string()),
@@ -108,28 +92,16 @@ impl RabbitNode {
             ("HOME".into(), d.display().to_string()),
             ("ERL_EPMD_ADDRESS".into(), "127.0.0.1".into()),
         ];
-        let mut n = RabbitNode {
-            port,
-            log: d.join("node.out"),
-            env,
-            pgid: None,
-            _dir: dir,
-        };
+        let mut n = RabbitNode { port, log: d.join("node.out"), env, pgid: None, _dir: dir };
         n.launch()?;
         Ok(n)
     }
 
     fn launch(&mut self) -> anyhow::Result<()> {
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)?;
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
         let mut cmd = Command::new("/usr/lib/rabbitmq/bin/rabbitmq-server");
         cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        cmd.stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .process_group(0);
+        cmd.stdin(Stdio::null()).stdout(out.try_clone()?).stderr(out).process_group(0);
         let child = cmd.spawn()?;
         self.pgid = Some(child.id() as i32);
         // Reaped by nobody else: a thread waits for it so it does not linger as a zombie.
@@ -137,14 +109,8 @@ impl RabbitNode {
             let mut c = child;
             let _ = c.wait();
         });
-        wait_for_port(&format!("127.0.0.1:{}", self.port), Duration::from_secs(60)).map_err(
-            |e| {
-                anyhow::anyhow!(
-                    "{e}; node log:\n{}",
-                    std::fs::read_to_string(&self.log).unwrap_or_default()
-                )
-            },
-        )?;
+        wait_for_port(&format!("127.0.0.1:{}", self.port), Duration::from_secs(60))
+            .map_err(|e| anyhow::anyhow!("{e}; node log:\n{}", std::fs::read_to_string(&self.log).unwrap_or_default()))?;
         // The port opens before the node has finished booting; a status call waits for it.
         let deadline = Instant::now() + Duration::from_secs(30);
         while ctl(&["await_startup"], &self.env).is_err() && Instant::now() < deadline {
@@ -165,9 +131,7 @@ impl RabbitNode {
                 libc::kill(-g, libc::SIGKILL);
             }
             let deadline = Instant::now() + Duration::from_secs(10);
-            while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-                && Instant::now() < deadline
-            {
+            while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }

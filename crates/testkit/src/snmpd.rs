@@ -23,10 +23,7 @@ pub struct Snmpd {
 }
 
 fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
+    UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()).map(|a| a.port()).unwrap_or(0)
 }
 
 impl Snmpd {
@@ -45,20 +42,10 @@ impl Snmpd {
         )?;
         let log = dir.path().join("snmpd.log");
         let mut cmd = Command::new(bin);
-        cmd.args(["-f", "-Lo", "-C", "-c"])
-            .arg(&conf)
-            .arg("-p")
-            .arg(dir.path().join("snmpd.pid"));
-        cmd.env("SNMP_PERSISTENT_DIR", dir.path())
-            .env("MIBS", "")
-            .env("MIBDIRS", dir.path());
+        cmd.args(["-f", "-Lo", "-C", "-c"]).arg(&conf).arg("-p").arg(dir.path().join("snmpd.pid"));
+        cmd.env("SNMP_PERSISTENT_DIR", dir.path()).env("MIBS", "").env("MIBDIRS", dir.path());
         let child = Child::spawn("snmpd", cmd, &log)?;
-        let s = Snmpd {
-            port,
-            log,
-            child,
-            _dir: dir,
-        };
+        let s = Snmpd { port, log, child, _dir: dir };
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if s.answers() {
@@ -66,26 +53,13 @@ impl Snmpd {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        anyhow::bail!(
-            "snmpd did not answer on 127.0.0.1:{port}; log:\n{}",
-            std::fs::read_to_string(&s.log).unwrap_or_default()
-        )
+        anyhow::bail!("snmpd did not answer on 127.0.0.1:{port}; log:\n{}", std::fs::read_to_string(&s.log).unwrap_or_default())
     }
 
     /// True when the agent answers a GET of sysName.0 with the `public` community (snmpget).
     fn answers(&self) -> bool {
         Command::new("snmpget")
-            .args([
-                "-v2c",
-                "-c",
-                "public",
-                "-t",
-                "0.5",
-                "-r",
-                "0",
-                &format!("127.0.0.1:{}", self.port),
-                "1.3.6.1.2.1.1.5.0",
-            ])
+            .args(["-v2c", "-c", "public", "-t", "0.5", "-r", "0", &format!("127.0.0.1:{}", self.port), "1.3.6.1.2.1.1.5.0"])
             .output()
             .map(|o| o.status.success())
             .unwrap_or(false)

@@ -24,7 +24,10 @@ fn unique_servers(cx: &mut Cx, w: &Walked) {
     for s in &w.servers {
         let Some(n) = s.name.as_deref() else { continue };
         if let Some(first) = seen.get(n) {
-            cx.report(&join(&s.path, "name"), format!("expected a server name unique in the site, found {n:?} again (first at {first}.name)"));
+            cx.report(
+                &join(&s.path, "name"),
+                format!("expected a server name unique in the site, found {n:?} again (first at {first}.name)"),
+            );
         } else {
             seen.insert(n, &s.path);
         }
@@ -36,7 +39,10 @@ fn unique_roles(cx: &mut Cx, w: &Walked) {
     for i in &w.insts {
         let Some(n) = i.name.as_deref() else { continue };
         if let Some(first) = seen.get(n) {
-            cx.report(&join(&i.path, "name"), format!("expected a role name unique in the site, found {n:?} again (first at {first}.name)"));
+            cx.report(
+                &join(&i.path, "name"),
+                format!("expected a role name unique in the site, found {n:?} again (first at {first}.name)"),
+            );
         } else {
             seen.insert(n, &i.path);
         }
@@ -48,7 +54,10 @@ fn orders(cx: &mut Cx, w: &Walked) {
     for i in &w.insts {
         let (Some(g), Some(o)) = (i.group, i.order) else { continue };
         if let Some(first) = seen.get(&(g, o)) {
-            cx.report(&join(&i.path, "order"), format!("expected an order unique within group {g}, found {o} again (first at {first}.order)"));
+            cx.report(
+                &join(&i.path, "order"),
+                format!("expected an order unique within group {g}, found {o} again (first at {first}.order)"),
+            );
         } else {
             seen.insert((g, o), &i.path);
         }
@@ -93,12 +102,15 @@ fn domains(cx: &mut Cx, w: &Walked) {
             None => {
                 valid.insert(g, i);
             }
-            Some(r) if set(r) != set(i) => cx.report(&join(&i.path, "include_domains"), format!(
-                "expected the same include_domains as {} {} (all instances of group {g} serve the same domains), found {}",
-                r.path,
-                show(&set(r)),
-                show(&set(i))
-            )),
+            Some(r) if set(r) != set(i) => cx.report(
+                &join(&i.path, "include_domains"),
+                format!(
+                    "expected the same include_domains as {} {} (all instances of group {g} serve the same domains), found {}",
+                    r.path,
+                    show(&set(r)),
+                    show(&set(i))
+                ),
+            ),
             Some(_) => {}
         }
     }
@@ -108,9 +120,10 @@ fn domains(cx: &mut Cx, w: &Walked) {
     for (g, r) in &reps {
         for (p, d) in &r.domains {
             match owner.get(d.as_str()) {
-                Some((og, op)) if og != g => cx.report(p, format!(
-                    "expected each domain to be named by one group only, found {d:?} in group {g} and in group {og} ({op})"
-                )),
+                Some((og, op)) if og != g => cx.report(
+                    p,
+                    format!("expected each domain to be named by one group only, found {d:?} in group {g} and in group {og} ({op})"),
+                ),
                 Some(_) => {}
                 None => {
                     owner.insert(d, (*g, p));
@@ -144,10 +157,10 @@ fn ports(cx: &mut Cx, w: &Walked) {
             pa == pb && (aa == ab || (a.server == b.server && (aa.is_unspecified() || ab.is_unspecified())))
         });
         if let Some(a) = clash {
-            cx.report(&join(&b.path, "api_port"), format!(
-                "expected an api_port not used by another instance on {ab}, found {pb} also used by {}",
-                a.path
-            ));
+            cx.report(
+                &join(&b.path, "api_port"),
+                format!("expected an api_port not used by another instance on {ab}, found {pb} also used by {}", a.path),
+            );
         }
     }
 }

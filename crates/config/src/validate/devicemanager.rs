@@ -5,27 +5,18 @@ use super::walk::{found, index, join, quote, Cx};
 use serde_json::Value;
 use std::collections::BTreeSet;
 
-const KEYS: &[&str] = &[
-    "database",
-    "amqp",
-    "satellites",
-    "max_deliveries",
-    "max_batch",
-    "max_timeout_ms",
-    "default_timeout_ms",
-    "concurrency",
-];
+const KEYS: &[&str] =
+    &["database", "amqp", "satellites", "max_deliveries", "max_batch", "max_timeout_ms", "default_timeout_ms", "concurrency"];
 
 /// `devicemanager`: device jobs (see `crate::devicemanager`).
 pub(crate) fn section(cx: &mut Cx, v: &Value, p: &str) {
     let Some(m) = cx.object(v, p) else { return };
     cx.keys(m, p, KEYS, &[]);
-    if cx.secret(m, p, "database")
-        && m.get("database")
-            .and_then(Value::as_str)
-            .is_some_and(|s| s.trim().is_empty())
-    {
-        cx.report(&join(p, "database"), "expected a PostgreSQL connection string, found an empty one (leave the key out for the embedded file)");
+    if cx.secret(m, p, "database") && m.get("database").and_then(Value::as_str).is_some_and(|s| s.trim().is_empty()) {
+        cx.report(
+            &join(p, "database"),
+            "expected a PostgreSQL connection string, found an empty one (leave the key out for the embedded file)",
+        );
     }
     if cx.secret(m, p, "amqp") {
         let s = m.get("amqp").and_then(Value::as_str).unwrap_or_default();
@@ -33,10 +24,7 @@ pub(crate) fn section(cx: &mut Cx, v: &Value, p: &str) {
             cx.report(&join(p, "amqp"), "expected a URL like amqp://user:pass@host:5672/%2f, found another value (not shown: a secret)");
         }
     }
-    if let Some(list) = m
-        .get("satellites")
-        .and_then(|s| cx.list(s, &join(p, "satellites")))
-    {
+    if let Some(list) = m.get("satellites").and_then(|s| cx.list(s, &join(p, "satellites"))) {
         let mut seen = BTreeSet::new();
         for (i, s) in list.iter().enumerate() {
             let ip = index(&join(p, "satellites"), i);
@@ -52,22 +40,11 @@ pub(crate) fn section(cx: &mut Cx, v: &Value, p: &str) {
     }
     cx.int(m, p, "max_deliveries", 1, 1000);
     cx.int(m, p, "max_batch", 1, 100_000);
-    let max = if m.contains_key("max_timeout_ms") {
-        cx.int(m, p, "max_timeout_ms", 100, 86_400_000)
-    } else {
-        Some(3_600_000)
-    };
-    let def = if m.contains_key("default_timeout_ms") {
-        cx.int(m, p, "default_timeout_ms", 100, 86_400_000)
-    } else {
-        Some(30_000)
-    };
+    let max = if m.contains_key("max_timeout_ms") { cx.int(m, p, "max_timeout_ms", 100, 86_400_000) } else { Some(3_600_000) };
+    let def = if m.contains_key("default_timeout_ms") { cx.int(m, p, "default_timeout_ms", 100, 86_400_000) } else { Some(30_000) };
     if let (Some(d), Some(mx)) = (def, max) {
         if d > mx {
-            cx.report(
-                &join(p, "default_timeout_ms"),
-                format!("expected at most max_timeout_ms ({mx}), found {d}"),
-            );
+            cx.report(&join(p, "default_timeout_ms"), format!("expected at most max_timeout_ms ({mx}), found {d}"));
         }
     }
     cx.int(m, p, "concurrency", 1, 10_000);

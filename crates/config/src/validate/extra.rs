@@ -17,7 +17,14 @@ const PGDB_KEYS: &[&str] = &["servers", "ssh_port", "ssh_user", "ssh_pwd", "pg_p
 const PGDB_SERVER_KEYS: &[&str] = &["ssh_host", "pg_host"];
 const CTI_KEYS: &[&str] = &["key", "iface", "port"];
 const CS_KEYS: &[&str] = &[
-    "enabled", "max_name_len", "max_waiters_per_mutex", "max_mutexes_per_domain", "max_ttl_ms", "max_wait_ms", "max_domains", "max_limit",
+    "enabled",
+    "max_name_len",
+    "max_waiters_per_mutex",
+    "max_mutexes_per_domain",
+    "max_ttl_ms",
+    "max_wait_ms",
+    "max_domains",
+    "max_limit",
 ];
 
 /// The keys of a level plus the storage keys it may hold.
@@ -126,7 +133,10 @@ pub(crate) fn cti_adapters(cx: &mut Cx, v: &Value, p: &str, ifaces: Option<&Map<
         cx.nonempty_str(m, &ap, "key");
         if let Some(alias) = cx.str(m, &ap, "iface") {
             if alias != "default" && !ifaces.is_some_and(|f| f.contains_key(alias)) {
-                cx.report(&join(&ap, "iface"), format!("expected \"default\" or an interface alias of this server, found {}", quote(alias)));
+                cx.report(
+                    &join(&ap, "iface"),
+                    format!("expected \"default\" or an interface alias of this server, found {}", quote(alias)),
+                );
             }
         }
         cx.port(m, &ap, "port");

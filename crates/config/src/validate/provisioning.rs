@@ -16,15 +16,7 @@ use crate::{canonical, DomainTree};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 
-const KEYS: &[&str] = &[
-    "dsn",
-    "families",
-    "max_body_bytes",
-    "entities",
-    "accept_domain_segment",
-    "shared_families",
-    "ca_file",
-];
+const KEYS: &[&str] = &["dsn", "families", "max_body_bytes", "entities", "accept_domain_segment", "shared_families", "ca_file"];
 const ENTITY_KEYS: &[&str] = &["domains", "user", "password", "write"];
 const DEFAULT_FAMILIES: &[&str] = &["endpoint", "auth", "aor"];
 
@@ -32,15 +24,8 @@ const DEFAULT_FAMILIES: &[&str] = &["endpoint", "auth", "aor"];
 pub(crate) fn section(cx: &mut Cx, v: &Value, p: &str) {
     let Some(m) = cx.object(v, p) else { return };
     cx.keys(m, p, KEYS, &["dsn"]);
-    if cx.secret(m, p, "dsn")
-        && m.get("dsn")
-            .and_then(Value::as_str)
-            .is_some_and(|s| s.trim().is_empty())
-    {
-        cx.report(
-            &join(p, "dsn"),
-            "expected a PostgreSQL connection string, found an empty one",
-        );
+    if cx.secret(m, p, "dsn") && m.get("dsn").and_then(Value::as_str).is_some_and(|s| s.trim().is_empty()) {
+        cx.report(&join(p, "dsn"), "expected a PostgreSQL connection string, found an empty one");
     }
     let mut families: Vec<String> = vec![];
     if let Some(f) = m.get("families") {
@@ -53,17 +38,8 @@ pub(crate) fn section(cx: &mut Cx, v: &Value, p: &str) {
                 }
                 match table.as_str() {
                     Some(t) if is_table(t) => {}
-                    Some(t) => cx.report(
-                        &ep,
-                        format!(
-                            "expected a table name like ps_endpoints or schema.table, found {}",
-                            quote(t)
-                        ),
-                    ),
-                    None => cx.report(
-                        &ep,
-                        format!("expected a table name string, found {}", found(table)),
-                    ),
+                    Some(t) => cx.report(&ep, format!("expected a table name like ps_endpoints or schema.table, found {}", quote(t))),
+                    None => cx.report(&ep, format!("expected a table name string, found {}", found(table))),
                 }
                 families.push(family.clone());
             }
@@ -76,14 +52,7 @@ pub(crate) fn section(cx: &mut Cx, v: &Value, p: &str) {
     cx.bool(m, p, "accept_domain_segment");
     for (sp, f) in cx.strings(m, p, "shared_families") {
         if !families.iter().any(|k| k == f) {
-            cx.report(
-                &sp,
-                format!(
-                    "expected a family of this section ({}), found {}",
-                    families.join(", "),
-                    quote(f)
-                ),
-            );
+            cx.report(&sp, format!("expected a family of this section ({}), found {}", families.join(", "), quote(f)));
         }
     }
     cx.nonempty_str(m, p, "ca_file");
@@ -94,16 +63,19 @@ pub(crate) fn section(cx: &mut Cx, v: &Value, p: &str) {
             for (id, ent) in em {
                 let ip = join(&ep, id);
                 if !is_entity_id(id) {
-                    let hint = if is_entity_id(&id.to_ascii_lowercase()) {
-                        " (write it in lowercase, as Asterisk's ${ENTITYID} is)"
-                    } else {
-                        ""
-                    };
+                    let hint =
+                        if is_entity_id(&id.to_ascii_lowercase()) { " (write it in lowercase, as Asterisk's ${ENTITYID} is)" } else { "" };
                     cx.report(&ip, format!("expected an entity id of six two-digit hexadecimal octets separated by ':', lowercase, like 12:34:56:78:9a:bc{hint}, found {}", quote(id)));
                 }
                 if let Some(user) = entity(cx, ent, &ip) {
                     match users.get(user) {
-                        Some(first) => cx.report(&join(&ip, "user"), format!("expected a user name unique in this section (it names the entity), found {} again (first at {first}.user)", quote(user))),
+                        Some(first) => cx.report(
+                            &join(&ip, "user"),
+                            format!(
+                                "expected a user name unique in this section (it names the entity), found {} again (first at {first}.user)",
+                                quote(user)
+                            ),
+                        ),
                         None => {
                             users.insert(user, ip.clone());
                         }
@@ -116,10 +88,7 @@ pub(crate) fn section(cx: &mut Cx, v: &Value, p: &str) {
 
 /// A family name (also a metric label value, so nothing a label could be broken by).
 fn is_family(f: &str) -> bool {
-    !f.is_empty()
-        && f.len() <= 64
-        && f.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    !f.is_empty() && f.len() <= 64 && f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 /// One entity's settings; returns its user name when it is well formed.
@@ -128,23 +97,14 @@ fn entity<'a>(cx: &mut Cx, v: &'a Value, p: &str) -> Option<&'a str> {
     cx.keys(m, p, ENTITY_KEYS, &["domains", "user", "password"]);
     if let Some(d) = m.get("domains") {
         if d.as_array().is_some_and(Vec::is_empty) {
-            cx.report(
-                &join(p, "domains"),
-                "expected at least one domain the entity may see, found an empty list",
-            );
+            cx.report(&join(p, "domains"), "expected at least one domain the entity may see, found an empty list");
         }
     }
     let mut seen: HashMap<String, String> = HashMap::new();
     for (dp, d) in cx.strings(m, p, "domains") {
         match canonical(d) {
             Ok(c) => match seen.get(&c) {
-                Some(first) => cx.report(
-                    &dp,
-                    format!(
-                        "expected each domain once, found {} again (first at {first})",
-                        quote(d)
-                    ),
-                ),
+                Some(first) => cx.report(&dp, format!("expected each domain once, found {} again (first at {first})", quote(d))),
                 None => {
                     seen.insert(c, dp);
                 }
@@ -152,23 +112,19 @@ fn entity<'a>(cx: &mut Cx, v: &'a Value, p: &str) -> Option<&'a str> {
             Err(e) => cx.report(&dp, e.to_string()),
         }
     }
-    if cx.secret(m, p, "password")
-        && m.get("password")
-            .and_then(Value::as_str)
-            .is_some_and(str::is_empty)
-    {
-        cx.report(
-            &join(p, "password"),
-            "expected a password, found an empty one",
-        );
+    if cx.secret(m, p, "password") && m.get("password").and_then(Value::as_str).is_some_and(str::is_empty) {
+        cx.report(&join(p, "password"), "expected a password, found an empty one");
     }
     cx.bool(m, p, "write");
     let user = cx.nonempty_str(m, p, "user")?;
-    if !user
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-    {
-        cx.report(&join(p, "user"), format!("expected a user name of latin letters, digits, '.', '_' and '-' (it travels in a URL and an HTTP Basic header), found {}", quote(user)));
+    if !user.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+        cx.report(
+            &join(p, "user"),
+            format!(
+                "expected a user name of latin letters, digits, '.', '_' and '-' (it travels in a URL and an HTTP Basic header), found {}",
+                quote(user)
+            ),
+        );
         return None;
     }
     Some(user)
@@ -187,24 +143,14 @@ pub(crate) fn across_groups(cx: &mut Cx, w: &Walked) {
     let complete = w.insts.iter().all(|i| i.group.is_some() && i.domains_ok);
     let tree = complete
         .then(|| {
-            let default = reps
-                .iter()
-                .find(|(_, r)| r.domains.is_empty())
-                .map(|(g, _)| *g);
-            let entries = reps
-                .iter()
-                .flat_map(|(g, r)| r.domains.iter().map(move |(_, d)| (d.as_str(), *g)));
+            let default = reps.iter().find(|(_, r)| r.domains.is_empty()).map(|(g, _)| *g);
+            let entries = reps.iter().flat_map(|(g, r)| r.domains.iter().map(move |(_, d)| (d.as_str(), *g)));
             DomainTree::from_entries(entries, default).ok()
         })
         .flatten();
     let mut listed: HashMap<&str, (u32, String)> = HashMap::new();
     for (g, r) in &reps {
-        let Some(em) = r
-            .sections
-            .get("provisioning")
-            .and_then(|p| p.get("entities"))
-            .and_then(Value::as_object)
-        else {
+        let Some(em) = r.sections.get("provisioning").and_then(|p| p.get("entities")).and_then(Value::as_object) else {
             continue;
         };
         let ep = join(&join(&r.path, "provisioning"), "entities");
@@ -237,19 +183,19 @@ fn owners(cx: &mut Cx, tree: &DomainTree, g: u32, id: &str, ent: &Value, p: &str
             continue;
         };
         if owner != g {
-            cx.report(&index(&join(p, "domains"), k), format!(
-                "expected a domain served by group {g}, whose provisioning section lists entity {}, found {} served by group {owner}",
-                quote(id),
-                quote(&c)
-            ));
+            cx.report(
+                &index(&join(p, "domains"), k),
+                format!(
+                    "expected a domain served by group {g}, whose provisioning section lists entity {}, found {} served by group {owner}",
+                    quote(id),
+                    quote(&c)
+                ),
+            );
         }
         by_group.entry(owner).or_default().push(c);
     }
     if by_group.len() > 1 {
-        let parts: Vec<String> = by_group
-            .iter()
-            .map(|(og, ds)| format!("group {og} ({})", ds.join(", ")))
-            .collect();
+        let parts: Vec<String> = by_group.iter().map(|(og, ds)| format!("group {og} ({})", ds.join(", "))).collect();
         cx.report(&join(p, "domains"), format!(
             "expected the domains of one group (a SIP server's calls go to one group), found domains of {}: list one entity per group instead",
             parts.join(" and ")
@@ -264,15 +210,9 @@ mod tests {
     #[test]
     fn entity_id_syntax() {
         assert!(is_entity_id("12:34:56:78:9a:bc"));
-        for bad in [
-            "12:34:56:78:9A:BC",
-            "12:34:56:78:9a",
-            "12-34-56-78-9a-bc",
-            "12:34:56:78:9a:bg",
-            "t1.example.ru",
-            "",
-            "12:34:56:78:9a:bc:",
-        ] {
+        for bad in
+            ["12:34:56:78:9A:BC", "12:34:56:78:9a", "12-34-56-78-9a-bc", "12:34:56:78:9a:bg", "t1.example.ru", "", "12:34:56:78:9a:bc:"]
+        {
             assert!(!is_entity_id(bad), "{bad}");
         }
     }

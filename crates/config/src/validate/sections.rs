@@ -11,26 +11,54 @@ use std::net::IpAddr;
 
 const SITE_KEYS: &[&str] = &["site", "coordination", "api", "ssh", "servers"];
 const COORD_KEYS: &[&str] = &[
-    "backend", "path", "endpoints", "prefix", "user", "password", "tls", "lease_ttl_ms",
-    "step_down_margin_ms", "rank_wait_ms", "failback_after_s",
+    "backend",
+    "path",
+    "endpoints",
+    "prefix",
+    "user",
+    "password",
+    "tls",
+    "lease_ttl_ms",
+    "step_down_margin_ms",
+    "rank_wait_ms",
+    "failback_after_s",
 ];
 const TLS_KEYS: &[&str] = &["ca_file", "cert_file", "key_file"];
 const API_KEYS: &[&str] = &[
-    "token_env", "operator_token_env", "drain_timeout_ms", "header_read_timeout_ms", "idle_timeout_ms", "request_timeout_ms",
+    "token_env",
+    "operator_token_env",
+    "drain_timeout_ms",
+    "header_read_timeout_ms",
+    "idle_timeout_ms",
+    "request_timeout_ms",
     "max_connections",
 ];
 const SSH_KEYS: &[&str] = &["known_hosts", "trust_on_first_use"];
 const SERVER_KEYS: &[&str] = &["name", "ifaces", "roles"];
 const ROLE_KEYS: &[&str] = &[
-    "name", "roletype", "iface", "opts", "enabled", "group", "order", "include_domains", "api_port",
-    "pg_controller", "backup_controller", "enable_audiomatcher", "cti_adapters", "critical_sections",
-    "provisioning", "devicemanager",
+    "name",
+    "roletype",
+    "iface",
+    "opts",
+    "enabled",
+    "group",
+    "order",
+    "include_domains",
+    "api_port",
+    "pg_controller",
+    "backup_controller",
+    "enable_audiomatcher",
+    "cti_adapters",
+    "critical_sections",
+    "provisioning",
+    "devicemanager",
 ];
 const ROLE_REQUIRED: &[&str] = &["name", "roletype", "iface", "group", "order"];
 /// Role keys that belong to one member. Every other key of a role (the service
 /// sections, present and future) belongs to the group and must be the same on every
 /// member: a group's services run on whichever member is active.
-pub(crate) const PER_MEMBER_KEYS: &[&str] = &["name", "roletype", "iface", "opts", "enabled", "group", "order", "include_domains", "api_port"];
+pub(crate) const PER_MEMBER_KEYS: &[&str] =
+    &["name", "roletype", "iface", "opts", "enabled", "group", "order", "include_domains", "api_port"];
 
 /// What the cross-instance checks need to know about one enabled role instance.
 #[derive(Debug, Default)]
@@ -115,7 +143,9 @@ fn coordination(cx: &mut Cx, v: &Value) {
         let rest = e.strip_prefix("http://").or_else(|| e.strip_prefix("https://"));
         let authority = rest.map(|r| r.split('/').next().unwrap_or_default());
         match authority {
-            Some(a) if a.contains('@') => cx.report(ep, "expected no credentials in the endpoint URL (use coordination.user and password), found some (not shown)"),
+            Some(a) if a.contains('@') => {
+                cx.report(ep, "expected no credentials in the endpoint URL (use coordination.user and password), found some (not shown)")
+            }
             Some(a) if !a.is_empty() => {}
             _ => cx.report(ep, format!("expected an endpoint URL like http://127.0.0.1:2379 or https://host:2379, found {}", quote(e))),
         }
@@ -177,10 +207,13 @@ fn api(cx: &mut Cx, v: &Value) {
     let operator = env_name(cx, m, p, "operator_token_env");
     if let (Some(t), Some(o)) = (token, operator) {
         if t == o {
-            cx.report(&join(p, "operator_token_env"), format!(
+            cx.report(
+                &join(p, "operator_token_env"),
+                format!(
                 "expected another variable than token_env, found the same ({}): the operator's calls would take the call scripts' token",
                 quote(&o)
-            ));
+            ),
+            );
         }
     }
     cx.int(m, p, "drain_timeout_ms", 0, 3_600_000);
@@ -205,7 +238,8 @@ fn ssh(cx: &mut Cx, v: &Value) {
 /// `m[key]`, checked to be an environment variable name.
 fn env_name(cx: &mut Cx, m: &Map<String, Value>, p: &str, key: &str) -> Option<String> {
     let t = cx.str(m, p, key)?.to_string();
-    let ok = t.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let ok =
+        t.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !ok {
         cx.report(&join(p, key), format!("expected an environment variable name (letters, digits, '_'), found {}", quote(&t)));
         return None;
@@ -283,11 +317,14 @@ fn role(
             inst.addr = Some(*a);
         } else if !raw_ifaces.is_some_and(|r| r.contains_key(alias)) {
             let known: Vec<&str> = raw_ifaces.map(|r| r.keys().map(String::as_str).collect()).unwrap_or_default();
-            cx.report(&join(p, "iface"), format!(
-                "expected an interface alias of this server ({}), found {}",
-                if known.is_empty() { "it has none".to_string() } else { known.join(", ") },
-                quote(alias)
-            ));
+            cx.report(
+                &join(p, "iface"),
+                format!(
+                    "expected an interface alias of this server ({}), found {}",
+                    if known.is_empty() { "it has none".to_string() } else { known.join(", ") },
+                    quote(alias)
+                ),
+            );
         }
     }
     if let Some(o) = m.get("opts") {

@@ -128,7 +128,14 @@ pub fn assert_no_overlap(mut all: Vec<Interval>) -> Vec<Interval> {
         assert!(
             w[0].to <= w[1].from,
             "active intervals overlap: {} (epoch {}) {}..{} and {} (epoch {}) {}..{}",
-            w[0].instance, w[0].epoch, w[0].from, w[0].to, w[1].instance, w[1].epoch, w[1].from, w[1].to
+            w[0].instance,
+            w[0].epoch,
+            w[0].from,
+            w[0].to,
+            w[1].instance,
+            w[1].epoch,
+            w[1].from,
+            w[1].to
         );
         assert!(w[0].epoch < w[1].epoch || w[0].instance == w[1].instance, "epochs must grow: {all:?}");
     }
@@ -141,4 +148,3 @@ pub fn etcd_args(endpoint: &str, prefix: &str, extra: &[&str]) -> Vec<String> {
     v.extend(extra.iter().map(|s| s.to_string()));
     v
 }
-

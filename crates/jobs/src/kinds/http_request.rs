@@ -29,33 +29,17 @@ impl Kind for HttpRequest {
     }
 
     fn check(&self, params: &Map<String, Value>, p: &mut Problems) {
-        p.unknown(
-            params,
-            &[
-                "method",
-                "path",
-                "headers",
-                "body",
-                "expect_status",
-                "max_body_bytes",
-            ],
-        );
+        p.unknown(params, &["method", "path", "headers", "body", "expect_status", "max_body_bytes"]);
         if let Some(m) = p.opt_str(params, "method") {
             if !METHODS.contains(&m) {
-                p.report(
-                    "params.method",
-                    format!("expected one of {}, found {m:?}", METHODS.join(", ")),
-                );
+                p.report("params.method", format!("expected one of {}, found {m:?}", METHODS.join(", ")));
             }
         }
         if let Some(path) = p.opt_str(params, "path") {
             if !path.starts_with('/') || path.chars().any(|c| c.is_whitespace() || c.is_control()) {
                 p.report(
                     "params.path",
-                    format!(
-                        "expected a path starting with '/' without spaces, found {}",
-                        found(&Value::String(path.into()))
-                    ),
+                    format!("expected a path starting with '/' without spaces, found {}", found(&Value::String(path.into()))),
                 );
             }
         }
@@ -63,57 +47,33 @@ impl Kind for HttpRequest {
             match h.as_object() {
                 Some(m) => {
                     for (k, v) in m {
-                        let name_ok = !k.is_empty()
-                            && k.bytes().all(|b| {
-                                b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-                            });
+                        let name_ok = !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
                         if !name_ok {
+                            p.report(&format!("params.headers[{k:?}]"), "expected an HTTP header name (token characters), found another");
+                        }
+                        if v.as_str().is_none_or(|s| s.chars().any(|c| c == '\r' || c == '\n')) {
                             p.report(
                                 &format!("params.headers[{k:?}]"),
-                                "expected an HTTP header name (token characters), found another",
+                                "expected a string value on one line (not shown: headers may carry credentials)",
                             );
-                        }
-                        if v.as_str()
-                            .is_none_or(|s| s.chars().any(|c| c == '\r' || c == '\n'))
-                        {
-                            p.report(&format!("params.headers[{k:?}]"), "expected a string value on one line (not shown: headers may carry credentials)");
                         }
                     }
                 }
-                None => p.report(
-                    "params.headers",
-                    format!(
-                        "expected an object of header names to strings, found {}",
-                        found(h)
-                    ),
-                ),
+                None => p.report("params.headers", format!("expected an object of header names to strings, found {}", found(h))),
             }
         }
         if let Some(b) = params.get("body").filter(|v| !v.is_null()) {
             if !b.is_string() {
-                p.report(
-                    "params.body",
-                    format!("expected a string, found {}", found(b)),
-                );
+                p.report("params.body", format!("expected a string, found {}", found(b)));
             }
         }
         p.opt_int(params, "expect_status", 100, 599);
         p.opt_int(params, "max_body_bytes", 0, 1_048_576);
     }
 
-    async fn run(
-        &self,
-        target: &Target,
-        params: &Map<String, Value>,
-        env: &RunEnv,
-        limit: Duration,
-    ) -> Result<Value, Failure> {
-        let method = params
-            .get("method")
-            .and_then(Value::as_str)
-            .unwrap_or("GET");
-        let method = reqwest::Method::from_bytes(method.as_bytes())
-            .map_err(|_| Failure::new("params.method: not a method"))?;
+    async fn run(&self, target: &Target, params: &Map<String, Value>, env: &RunEnv, limit: Duration) -> Result<Value, Failure> {
+        let method = params.get("method").and_then(Value::as_str).unwrap_or("GET");
+        let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|_| Failure::new("params.method: not a method"))?;
         let path = params.get("path").and_then(Value::as_str).unwrap_or("/");
         let url = format!("http://{target}{path}");
         let mut req = env.http.request(method, &url).timeout(limit);
@@ -125,33 +85,18 @@ impl Kind for HttpRequest {
         if let Some(b) = params.get("body").and_then(Value::as_str) {
             req = req.body(b.to_string());
         }
-        let max = params
-            .get("max_body_bytes")
-            .and_then(Value::as_u64)
-            .unwrap_or(65_536) as usize;
+        let max = params.get("max_body_bytes").and_then(Value::as_u64).unwrap_or(65_536) as usize;
         let start = Instant::now();
-        let mut resp = req
-            .send()
-            .await
-            .map_err(|e| Failure::new(describe(&e, target, limit)))?;
+        let mut resp = req.send().await.map_err(|e| Failure::new(describe(&e, target, limit)))?;
         let status = resp.status().as_u16();
         let headers: Map<String, Value> = resp
             .headers()
             .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_string(),
-                    Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned()),
-                )
-            })
+            .map(|(k, v)| (k.as_str().to_string(), Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned())))
             .collect();
         let mut body = Vec::new();
         let mut truncated = false;
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| Failure::new(describe(&e, target, limit)))?
-        {
+        while let Some(chunk) = resp.chunk().await.map_err(|e| Failure::new(describe(&e, target, limit)))? {
             let room = max.saturating_sub(body.len());
             if chunk.len() > room {
                 body.extend_from_slice(&chunk[..room]);
@@ -168,10 +113,7 @@ impl Kind for HttpRequest {
             "elapsed_ms": ms(start.elapsed()),
         });
         match params.get("expect_status").and_then(Value::as_u64) {
-            Some(want) if want != u64::from(status) => Err(Failure {
-                error: format!("expected status {want}, found {status}"),
-                result,
-            }),
+            Some(want) if want != u64::from(status) => Err(Failure { error: format!("expected status {want}, found {status}"), result }),
             _ => Ok(result),
         }
     }

@@ -29,10 +29,7 @@ pub struct Failure {
 impl Failure {
     /// A failure with no result.
     pub fn new(error: impl Into<String>) -> Failure {
-        Failure {
-            error: error.into(),
-            result: Value::Null,
-        }
+        Failure { error: error.into(), result: Value::Null }
     }
 }
 
@@ -48,24 +45,12 @@ pub trait Kind: Send + Sync + 'static {
         &[]
     }
     /// Runs against `target` within `limit` (the time left before the job's deadline).
-    async fn run(
-        &self,
-        target: &Target,
-        params: &Map<String, Value>,
-        env: &RunEnv,
-        limit: Duration,
-    ) -> Result<Value, Failure>;
+    async fn run(&self, target: &Target, params: &Map<String, Value>, env: &RunEnv, limit: Duration) -> Result<Value, Failure>;
 }
 
 /// Every kind.
-pub static ALL: &[&dyn Kind] = &[
-    &tcp_check::TcpCheck,
-    &http_request::HttpRequest,
-    &snmp_get::SnmpGet,
-    &snmp_walk::SnmpWalk,
-    &snmp_set::SnmpSet,
-    &ssh_exec::SshExec,
-];
+pub static ALL: &[&dyn Kind] =
+    &[&tcp_check::TcpCheck, &http_request::HttpRequest, &snmp_get::SnmpGet, &snmp_walk::SnmpWalk, &snmp_set::SnmpSet, &ssh_exec::SshExec];
 
 /// The kind named `name`.
 pub fn find(name: &str) -> Option<&'static dyn Kind> {
@@ -78,11 +63,7 @@ pub fn redacted(kind: &str, params: &Map<String, Value>) -> Map<String, Value> {
     params
         .iter()
         .map(|(k, v)| {
-            let v = if secret.contains(&k.as_str()) {
-                Value::String("***".into())
-            } else {
-                v.clone()
-            };
+            let v = if secret.contains(&k.as_str()) { Value::String("***".into()) } else { v.clone() };
             (k.clone(), v)
         })
         .collect()

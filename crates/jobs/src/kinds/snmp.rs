@@ -14,19 +14,14 @@ const TRY_LIMIT: Duration = Duration::from_millis(1500);
 /// Checks the `community` parameter (required).
 pub(super) fn check_community(params: &Map<String, Value>, p: &mut Problems) {
     match params.get("community") {
-        None | Some(Value::Null) => p.report(
-            "params.community",
-            "expected the SNMP community (a string), found nothing (a required parameter)",
-        ),
+        None | Some(Value::Null) => {
+            p.report("params.community", "expected the SNMP community (a string), found nothing (a required parameter)")
+        }
         Some(Value::String(s)) if !s.is_empty() && s.len() <= 255 => {}
-        Some(Value::String(_)) => p.report(
-            "params.community",
-            "expected a community of 1 to 255 bytes, found another length (not shown: a secret)",
-        ),
-        Some(v) => p.report(
-            "params.community",
-            format!("expected a string, found {}", kind_of(v)),
-        ),
+        Some(Value::String(_)) => {
+            p.report("params.community", "expected a community of 1 to 255 bytes, found another length (not shown: a secret)")
+        }
+        Some(v) => p.report("params.community", format!("expected a string, found {}", kind_of(v))),
     }
 }
 
@@ -48,25 +43,13 @@ pub(super) fn parse_oid(s: &str) -> Result<Vec<u64>, String> {
     let parts: Option<Vec<u64>> = t.split('.').map(|x| x.parse::<u64>().ok()).collect();
     match parts {
         Some(v) if v.len() >= 2 && v.len() <= 128 && v[0] <= 2 => Ok(v),
-        _ => Err(format!(
-            "expected a numeric OID like 1.3.6.1.2.1.1.1.0, found {}",
-            found(&Value::String(s.into()))
-        )),
+        _ => Err(format!("expected a numeric OID like 1.3.6.1.2.1.1.1.0, found {}", found(&Value::String(s.into())))),
     }
 }
 
 /// Checks an OID parameter `key` (required when `required`); returns it when valid.
-pub(super) fn check_oid(
-    params: &Map<String, Value>,
-    key: &str,
-    required: bool,
-    p: &mut Problems,
-) -> Option<Vec<u64>> {
-    let s = if required {
-        p.req_str(params, key)?
-    } else {
-        p.opt_str(params, key)?
-    };
+pub(super) fn check_oid(params: &Map<String, Value>, key: &str, required: bool, p: &mut Problems) -> Option<Vec<u64>> {
+    let s = if required { p.req_str(params, key)? } else { p.opt_str(params, key)? };
     match parse_oid(s) {
         Ok(o) => Some(o),
         Err(e) => {
@@ -99,31 +82,15 @@ pub(super) fn value_json(v: &snmp2::Value<'_>) -> Value {
         V::Null => ("null", Value::Null),
         V::Integer(n) => ("integer", json!(n)),
         V::OctetString(s) => match std::str::from_utf8(s) {
-            Ok(text)
-                if !text
-                    .chars()
-                    .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') =>
-            {
-                ("string", json!(text))
-            }
-            _ => (
-                "hex",
-                json!(s
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<Vec<_>>()
-                    .join(":")),
-            ),
+            Ok(text) if !text.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') => ("string", json!(text)),
+            _ => ("hex", json!(s.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":"))),
         },
         V::ObjectIdentifier(o) => ("oid", json!(dotted(o))),
         V::IpAddress(a) => ("ipaddress", json!(std::net::Ipv4Addr::from(*a).to_string())),
         V::Counter32(n) => ("counter32", json!(n)),
         V::Unsigned32(n) => ("gauge32", json!(n)),
         V::Timeticks(n) => ("timeticks", json!(n)),
-        V::Opaque(s) => (
-            "opaque",
-            json!(s.iter().map(|b| format!("{b:02x}")).collect::<String>()),
-        ),
+        V::Opaque(s) => ("opaque", json!(s.iter().map(|b| format!("{b:02x}")).collect::<String>())),
         V::Counter64(n) => ("counter64", json!(n)),
         V::EndOfMibView => ("endOfMibView", Value::Null),
         V::NoSuchObject => ("noSuchObject", Value::Null),
@@ -161,25 +128,13 @@ pub(super) fn status_name(s: u32) -> &'static str {
 
 /// The agent's refusal in words, when the PDU carries one.
 pub(super) fn refusal(pdu: &Pdu<'_>) -> Option<String> {
-    (pdu.error_status != 0).then(|| {
-        format!(
-            "the agent answered {} ({}) at varbind {}",
-            status_name(pdu.error_status),
-            pdu.error_status,
-            pdu.error_index
-        )
-    })
+    (pdu.error_status != 0)
+        .then(|| format!("the agent answered {} ({}) at varbind {}", status_name(pdu.error_status), pdu.error_status, pdu.error_index))
 }
 
 /// A v2c session to the target with the community in `params`.
-pub(super) async fn session(
-    target: &Target,
-    params: &Map<String, Value>,
-) -> Result<AsyncSession, Failure> {
-    let community = params
-        .get("community")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+pub(super) async fn session(target: &Target, params: &Map<String, Value>) -> Result<AsyncSession, Failure> {
+    let community = params.get("community").and_then(Value::as_str).unwrap_or_default();
     let addr = tokio::net::lookup_host((target.host.as_str(), target.port))
         .await
         .map_err(|e| Failure::new(format!("cannot resolve {target}: {e}")))?

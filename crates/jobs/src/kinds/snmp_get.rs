@@ -15,15 +15,9 @@ use std::time::Duration;
 pub struct SnmpGet;
 
 fn oids(params: &Map<String, Value>) -> Vec<Vec<u64>> {
-    match (
-        params.get("oid").and_then(Value::as_str),
-        params.get("oids").and_then(Value::as_array),
-    ) {
+    match (params.get("oid").and_then(Value::as_str), params.get("oids").and_then(Value::as_array)) {
         (Some(o), _) => snmp::parse_oid(o).into_iter().collect(),
-        (None, Some(list)) => list
-            .iter()
-            .filter_map(|v| v.as_str().and_then(|s| snmp::parse_oid(s).ok()))
-            .collect(),
+        (None, Some(list)) => list.iter().filter_map(|v| v.as_str().and_then(|s| snmp::parse_oid(s).ok())).collect(),
         _ => vec![],
     }
 }
@@ -49,38 +43,23 @@ impl Kind for SnmpGet {
                     match v.as_str().map(snmp::parse_oid) {
                         Some(Ok(_)) => {}
                         Some(Err(e)) => p.report(&format!("params.oids[{i}]"), e),
-                        None => p.report(
-                            &format!("params.oids[{i}]"),
-                            format!("expected an OID string, found {}", found(v)),
-                        ),
+                        None => p.report(&format!("params.oids[{i}]"), format!("expected an OID string, found {}", found(v))),
                     }
                 }
             }
-            Some(v) => p.report(
-                "params.oids",
-                format!("expected a list of 1 to 64 OIDs, found {}", found(v)),
-            ),
+            Some(v) => p.report("params.oids", format!("expected a list of 1 to 64 OIDs, found {}", found(v))),
             None => {
                 snmp::check_oid(params, "oid", true, p);
             }
         }
     }
 
-    async fn run(
-        &self,
-        target: &Target,
-        params: &Map<String, Value>,
-        _: &RunEnv,
-        limit: Duration,
-    ) -> Result<Value, Failure> {
+    async fn run(&self, target: &Target, params: &Map<String, Value>, _: &RunEnv, limit: Duration) -> Result<Value, Failure> {
         let list: Vec<_> = oids(params).iter().map(|o| snmp::oid(o)).collect();
         let refs: Vec<&snmp2::Oid<'_>> = list.iter().collect();
         let mut sess = snmp::session(target, params).await?;
         with_retries!(sess, target, limit, |s| async {
-            let pdu = s
-                .get_many(&refs)
-                .await
-                .map_err(|e| Failure::new(snmp::describe(&e)))?;
+            let pdu = s.get_many(&refs).await.map_err(|e| Failure::new(snmp::describe(&e)))?;
             if let Some(r) = snmp::refusal(&pdu) {
                 return Err(Failure::new(r));
             }

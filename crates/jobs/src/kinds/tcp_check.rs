@@ -21,33 +21,17 @@ impl Kind for TcpCheck {
         p.unknown(params, &[]);
     }
 
-    async fn run(
-        &self,
-        target: &Target,
-        _: &Map<String, Value>,
-        _: &RunEnv,
-        limit: Duration,
-    ) -> Result<Value, Failure> {
+    async fn run(&self, target: &Target, _: &Map<String, Value>, _: &RunEnv, limit: Duration) -> Result<Value, Failure> {
         let start = Instant::now();
-        let conn = tokio::time::timeout(
-            limit,
-            tokio::net::TcpStream::connect((target.host.as_str(), target.port)),
-        )
-        .await;
+        let conn = tokio::time::timeout(limit, tokio::net::TcpStream::connect((target.host.as_str(), target.port))).await;
         match conn {
             Ok(Ok(s)) => {
                 let took = start.elapsed();
-                let peer = s
-                    .peer_addr()
-                    .map(|a| a.to_string())
-                    .unwrap_or_else(|_| target.to_string());
+                let peer = s.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| target.to_string());
                 Ok(json!({"connect_ms": ms(took), "peer": peer}))
             }
             Ok(Err(e)) => Err(Failure::new(format!("cannot connect to {target}: {e}"))),
-            Err(_) => Err(Failure::new(format!(
-                "no connection to {target} within {} ms",
-                limit.as_millis()
-            ))),
+            Err(_) => Err(Failure::new(format!("no connection to {target} within {} ms", limit.as_millis()))),
         }
     }
 }

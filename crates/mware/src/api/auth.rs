@@ -10,9 +10,9 @@
 use super::AppState;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use mware_host::Access;
 use axum::Json;
 use mware_config::Secret;
+use mware_host::Access;
 use serde_json::json;
 
 /// Compares in time independent of where the first difference is.
@@ -20,10 +20,11 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Checks the credential `access` asks for; `Err` is the answer to give.
-pub fn check(st: &AppState, access: Access, headers: &HeaderMap) -> Result<(), Response> {
+/// Checks the credential `access` asks for: `None` when the call may go on, else the
+/// answer to give.
+pub fn refusal(st: &AppState, access: Access, headers: &HeaderMap) -> Option<Response> {
     if matches!(access, Access::Public | Access::Basic) {
-        return Ok(());
+        return None;
     }
     let given = headers
         .get(header::AUTHORIZATION)
@@ -35,27 +36,32 @@ pub fn check(st: &AppState, access: Access, headers: &HeaderMap) -> Result<(), R
     match &st.0.operator {
         Some(op) if access == Access::Operator => {
             if is(&op.token) {
-                return Ok(());
+                return None;
             }
             if op.token.is_none() {
-                return Err(unauthorized(&format!("operator calls are refused: no operator token is configured (set the environment variable {})", op.env)));
+                return Some(unauthorized(&format!(
+                    "operator calls are refused: no operator token is configured (set the environment variable {})",
+                    op.env
+                )));
             }
             if is(&st.0.token) {
-                return Err(refuse(
+                return Some(refuse(
                     StatusCode::FORBIDDEN,
                     &format!("expected the operator's token (environment variable {}) for this call, found the API token ({api_env}); nothing changed", op.env),
                 ));
             }
-            Err(mismatch(given.is_some()))
+            Some(mismatch(given.is_some()))
         }
         op => {
             if is(&st.0.token) || op.as_ref().is_some_and(|o| is(&o.token)) {
-                return Ok(());
+                return None;
             }
             if st.0.token.is_none() && op.as_ref().is_none_or(|o| o.token.is_none()) {
-                return Err(unauthorized(&format!("this call is refused: no API token is configured (set the environment variable {api_env})")));
+                return Some(unauthorized(&format!(
+                    "this call is refused: no API token is configured (set the environment variable {api_env})"
+                )));
             }
-            Err(mismatch(given.is_some()))
+            Some(mismatch(given.is_some()))
         }
     }
 }

@@ -38,7 +38,11 @@ fn lagged(why: &str) -> SseEvent {
 /// The instance's state changes as server-sent events.
 #[utoipa::path(get, path = "/api/v1/events", params(EventsQuery),
     responses((status = 200, description = "text/event-stream: one message per event (activity, service, config, item), id = event id; `lagged` when events were missed")))]
-pub async fn stream(State(st): State<AppState>, headers: HeaderMap, Query(q): Query<EventsQuery>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+pub async fn stream(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<EventsQuery>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let events = st.0.host.events().clone();
     // Subscribe before reading the ring, so nothing falls between the two.
     let live = BroadcastStream::new(events.subscribe());

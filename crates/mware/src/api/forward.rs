@@ -51,7 +51,11 @@ pub async fn proxy_to(st: &AppState, group: u32, name: &str, addr: &str, req: Re
         Err(e) => {
             st.0.leaders.lock().unwrap_or_else(|e| e.into_inner()).remove(&group);
             count(st, "error");
-            json_err(StatusCode::SERVICE_UNAVAILABLE, format!("group {group}: its active instance {name} at {addr} did not answer: {e}"), Some(group))
+            json_err(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("group {group}: its active instance {name} at {addr} did not answer: {e}"),
+                Some(group),
+            )
         }
     }
 }

@@ -2,11 +2,11 @@
 //! cluster and switchover.
 
 use super::AppState;
-use mware_config::redact;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use mware_config::redact;
 use mware_coord::Activity;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -84,7 +84,10 @@ pub struct RouteQuery {
     responses((status = 200, description = "the route"), (status = 400, description = "no domain given, or not a domain name: `{error, field: \"domain\"}`")))]
 pub async fn route(State(st): State<AppState>, Query(q): Query<RouteQuery>) -> Response {
     let Some(d) = q.domain.filter(|d| !d.is_empty()) else {
-        return (StatusCode::BAD_REQUEST, Json(json!({"error": "query parameter domain: expected a domain name, found none", "field": "domain"})))
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "query parameter domain: expected a domain name, found none", "field": "domain"})),
+        )
             .into_response();
     };
     let site = st.0.site.borrow().clone();
@@ -137,7 +140,10 @@ pub async fn switchover(State(st): State<AppState>, Path(group): Path<String>, b
     let body: Option<SwitchoverBody> = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        match mware_config::strict_json::parse_slice(&body).map_err(|e| e.to_string()).and_then(|v| serde_json::from_value(v).map_err(|e| e.to_string())) {
+        match mware_config::strict_json::parse_slice(&body)
+            .map_err(|e| e.to_string())
+            .and_then(|v| serde_json::from_value(v).map_err(|e| e.to_string()))
+        {
             Ok(b) => Some(b),
             Err(e) => return bad(format!("body: expected {{\"to\": NAME}} or nothing, found {e}")),
         }

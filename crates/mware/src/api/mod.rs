@@ -4,6 +4,7 @@
 //! instance), service running.
 
 mod auth;
+mod console;
 mod events;
 mod forward;
 mod handlers;
@@ -80,6 +81,10 @@ fn own_routes(state: &AppState) -> Routes {
     const I: Scope = Scope::Instance;
     let s = |m: MethodRouter<AppState>| m.with_state(state.clone());
     Routes::new()
+        .get("/", Access::Public, I, s(get(console::index)))
+        .get("/console/app.js", Access::Public, I, s(get(console::app_js)))
+        .get("/console/app.css", Access::Public, I, s(get(console::app_css)))
+        .get("/api/v1/console", Access::Public, I, s(get(console::manifest)))
         .get("/healthz", Access::Public, I, s(get(handlers::healthz)))
         .get("/readyz", Access::Public, I, s(get(handlers::readyz)))
         .get("/metrics", Access::Public, I, s(get(handlers::metrics)))
@@ -114,7 +119,9 @@ pub fn router(state: AppState) -> Router {
         let handler = if route.method.is_some() { route.handler.route_layer(layer) } else { route.handler.layer(layer) };
         r = r.route(route.path, handler);
     }
-    r.fallback(policy::no_route).method_not_allowed_fallback(policy::wrong_method)
+    r.fallback(policy::no_route)
+        .method_not_allowed_fallback(policy::wrong_method)
+        .layer(axum::middleware::from_fn_with_state(state, console::cors))
 }
 
 #[cfg(test)]

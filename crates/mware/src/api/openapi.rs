@@ -14,6 +14,10 @@ use utoipa::OpenApi;
 #[openapi(
     info(title = "mware", description = "Active-Passive middleware for telecom sites"),
     paths(
+        super::console::index,
+        super::console::app_js,
+        super::console::app_css,
+        super::console::manifest,
         handlers::healthz,
         handlers::readyz,
         handlers::metrics,
@@ -96,4 +100,3 @@ pub fn describes(doc: &utoipa::openapi::OpenApi, path: &str, method: Option<&Met
 pub async fn openapi_json(State(st): State<AppState>) -> Json<utoipa::openapi::OpenApi> {
     Json(document(&st))
 }
-

@@ -34,8 +34,13 @@ pub struct Policy {
 }
 
 /// The layer.
-pub async fn enforce(State((st, p)): State<(AppState, Arc<Policy>)>, params: Result<RawPathParams, axum::extract::rejection::RawPathParamsRejection>, mut req: Request, next: Next) -> Response {
-    if let Err(r) = auth::check(&st, p.access, req.headers()) {
+pub async fn enforce(
+    State((st, p)): State<(AppState, Arc<Policy>)>,
+    params: Result<RawPathParams, axum::extract::rejection::RawPathParamsRejection>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    if let Some(r) = auth::refusal(&st, p.access, req.headers()) {
         return r;
     }
     let group = match p.scope {
@@ -55,7 +60,8 @@ pub async fn enforce(State((st, p)): State<(AppState, Arc<Policy>)>, params: Res
             };
             let owner = st.0.tree.read().unwrap_or_else(|e| e.into_inner()).route(&domain);
             let Some(owner) = owner else {
-                return (StatusCode::NOT_FOUND, Json(json!({"error": format!("no group serves domain {domain}"), "field": param}))).into_response();
+                return (StatusCode::NOT_FOUND, Json(json!({"error": format!("no group serves domain {domain}"), "field": param})))
+                    .into_response();
             };
             req.extensions_mut().insert(DomainArg(domain));
             Some(owner)
@@ -84,7 +90,11 @@ pub async fn enforce(State((st, p)): State<(AppState, Arc<Policy>)>, params: Res
                         *r.status_mut() = code;
                         return r;
                     }
-                    return (code, Json(json!({"error": format!("path segment {param}: {why}"), "field": param, "retryable": code.is_server_error()}))).into_response();
+                    return (
+                        code,
+                        Json(json!({"error": format!("path segment {param}: {why}"), "field": param, "retryable": code.is_server_error()})),
+                    )
+                        .into_response();
                 }
             }
         }
@@ -129,7 +139,8 @@ async fn serve_here(st: &AppState, p: &Policy, req: Request, next: Next) -> Resp
 /// JSON of the wrong shape 422) answer in plain text; every other error of the API is
 /// JSON, so these become `{"error": "request: <axum's words>", "retryable": false}`.
 async fn json_rejection(resp: Response) -> Response {
-    let plain = resp.headers().get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|c| c.starts_with("text/plain"));
+    let plain =
+        resp.headers().get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|c| c.starts_with("text/plain"));
     let code = resp.status();
     if !plain || !matches!(code.as_u16(), 400 | 413 | 415 | 422) {
         return resp;
@@ -141,7 +152,11 @@ async fn json_rejection(resp: Response) -> Response {
 
 /// Answers a path no route declares.
 pub async fn no_route(req: Request) -> Response {
-    (StatusCode::NOT_FOUND, Json(json!({"error": format!("expected a path of the API (GET /api/openapi.json lists them), found {}", req.uri().path())}))).into_response()
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({"error": format!("expected a path of the API (GET /api/openapi.json lists them), found {}", req.uri().path())})),
+    )
+        .into_response()
 }
 
 /// Answers a method a declared path does not take.
@@ -154,5 +169,6 @@ pub async fn wrong_method(req: Request) -> Response {
 }
 
 fn bad_request(field: &str, msg: &str) -> Response {
-    (StatusCode::BAD_REQUEST, Json(json!({"error": format!("path segment {field}: {msg}"), "field": field, "retryable": false}))).into_response()
+    (StatusCode::BAD_REQUEST, Json(json!({"error": format!("path segment {field}: {msg}"), "field": field, "retryable": false})))
+        .into_response()
 }

@@ -15,7 +15,15 @@ async fn state(dir: &std::path::Path) -> AppState {
     let services = crate::services::build(&mut registry);
     let (_, site_rx) = watch::channel(Arc::new(site.clone()));
     let (_, act_rx) = watch::channel(Activity::Passive { reason: "test".into() });
-    let host = Host::new(services, instance.clone(), coord.clone(), site_rx.clone(), std::time::Duration::from_secs(1), Default::default(), mware_host::Events::detached());
+    let host = Host::new(
+        services,
+        instance.clone(),
+        coord.clone(),
+        site_rx.clone(),
+        std::time::Duration::from_secs(1),
+        Default::default(),
+        mware_host::Events::detached(),
+    );
     AppState(Arc::new(Inner {
         instance,
         tree: RwLock::new(Arc::new(DomainTree::build(&site))),

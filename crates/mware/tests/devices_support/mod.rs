@@ -40,12 +40,7 @@ impl DmSite {
         });
         let cfg = dir.join("site.json");
         std::fs::write(&cfg, serde_json::to_string_pretty(&site).unwrap()).unwrap();
-        DmSite {
-            cfg,
-            ports,
-            names: names.iter().map(|s| s.to_string()).collect(),
-            dir: dir.to_path_buf(),
-        }
+        DmSite { cfg, ports, names: names.iter().map(|s| s.to_string()).collect(), dir: dir.to_path_buf() }
     }
 
     pub fn start(&self, i: usize) -> Daemon {
@@ -65,47 +60,20 @@ pub fn wait_serving(d: &Daemon, secs: u64) -> Value {
     d.wait_status(Duration::from_secs(secs), |v| {
         v["state"] == "active"
             && v["services"].as_array().is_some_and(|s| {
-                s.iter().any(|x| {
-                    x["name"] == "devicemanager"
-                        && x["state"] == "running"
-                        && x["detail"]["broker_connected"] != false
-                })
+                s.iter().any(|x| x["name"] == "devicemanager" && x["state"] == "running" && x["detail"]["broker_connected"] != false)
             })
     })
 }
 
 /// A `mware poller` process.
-pub fn poller(
-    dir: &Path,
-    dsn: &str,
-    satellite: Option<&str>,
-    name: &str,
-    concurrency: u16,
-) -> Child {
+pub fn poller(dir: &Path, dsn: &str, satellite: Option<&str>, name: &str, concurrency: u16) -> Child {
     poller_with(dir, dsn, satellite, name, concurrency, &[])
 }
 
 /// A `mware poller` process with more arguments.
-pub fn poller_with(
-    dir: &Path,
-    dsn: &str,
-    satellite: Option<&str>,
-    name: &str,
-    concurrency: u16,
-    more: &[&str],
-) -> Child {
+pub fn poller_with(dir: &Path, dsn: &str, satellite: Option<&str>, name: &str, concurrency: u16, more: &[&str]) -> Child {
     let mut cmd = Command::new(bin());
-    cmd.args([
-        "--log-format",
-        "json",
-        "poller",
-        "--name",
-        name,
-        "--concurrency",
-        &concurrency.to_string(),
-        "--heartbeat-ms",
-        "500",
-    ]);
+    cmd.args(["--log-format", "json", "poller", "--name", name, "--concurrency", &concurrency.to_string(), "--heartbeat-ms", "500"]);
     cmd.arg("--known-hosts").arg(dir.join("poller_known_hosts"));
     if let Some(s) = satellite {
         cmd.args(["--satellite", s]);
@@ -116,36 +84,18 @@ pub fn poller_with(
 }
 
 pub fn submit(d: &Daemon, body: &Value) -> (u16, Value) {
-    post_json(
-        &format!("{}/api/devicemanager/v1/jobs", d.api),
-        Some(TOKEN),
-        body,
-    )
-    .expect("api answers")
+    post_json(&format!("{}/api/devicemanager/v1/jobs", d.api), Some(TOKEN), body).expect("api answers")
 }
 
 pub fn submit_batch(d: &Daemon, jobs: Vec<Value>) -> Vec<String> {
-    let (code, v) = post_json(
-        &format!("{}/api/devicemanager/v1/jobs:batch", d.api),
-        Some(TOKEN),
-        &json!({"jobs": jobs}),
-    )
-    .expect("api answers");
+    let (code, v) =
+        post_json(&format!("{}/api/devicemanager/v1/jobs:batch", d.api), Some(TOKEN), &json!({"jobs": jobs})).expect("api answers");
     assert_eq!(code, 202, "{v}");
-    v["ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i.as_str().unwrap().to_string())
-        .collect()
+    v["ids"].as_array().unwrap().iter().map(|i| i.as_str().unwrap().to_string()).collect()
 }
 
 pub fn job(d: &Daemon, id: &str) -> Value {
-    let (code, v) = get_json_with(
-        &format!("{}/api/devicemanager/v1/jobs/{id}", d.api),
-        Some(TOKEN),
-    )
-    .expect("api answers");
+    let (code, v) = get_json_with(&format!("{}/api/devicemanager/v1/jobs/{id}", d.api), Some(TOKEN)).expect("api answers");
     assert_eq!(code, 200, "{v}");
     v
 }
@@ -154,18 +104,12 @@ pub fn job(d: &Daemon, id: &str) -> Value {
 pub fn wait_end(d: &Daemon, id: &str, secs: u64) -> Value {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
-        if let Some((200, v)) = get_json_with(
-            &format!("{}/api/devicemanager/v1/jobs/{id}?wait_ms=1000", d.api),
-            Some(TOKEN),
-        ) {
+        if let Some((200, v)) = get_json_with(&format!("{}/api/devicemanager/v1/jobs/{id}?wait_ms=1000", d.api), Some(TOKEN)) {
             if ["done", "failed", "expired"].contains(&v["state"].as_str().unwrap_or("")) {
                 return v;
             }
             if Instant::now() > deadline {
-                panic!(
-                    "job {id} did not end within {secs} s: {v}\nlog:\n{}",
-                    d.log_text()
-                );
+                panic!("job {id} did not end within {secs} s: {v}\nlog:\n{}", d.log_text());
             }
         } else if Instant::now() > deadline {
             panic!("no answer about job {id}; log:\n{}", d.log_text());
@@ -179,10 +123,7 @@ pub fn wait_end(d: &Daemon, id: &str, secs: u64) -> Value {
 pub fn wait_job(d: &Daemon, id: &str, secs: u64, pred: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
-        if let Some((200, v)) = get_json_with(
-            &format!("{}/api/devicemanager/v1/jobs/{id}", d.api),
-            Some(TOKEN),
-        ) {
+        if let Some((200, v)) = get_json_with(&format!("{}/api/devicemanager/v1/jobs/{id}", d.api), Some(TOKEN)) {
             if pred(&v) {
                 return v;
             }
@@ -216,9 +157,7 @@ impl SlowHttp {
                     let _ = s.read(&mut buf);
                     h.fetch_add(1, Ordering::SeqCst);
                     std::thread::sleep(delay);
-                    let _ = s.write_all(
-                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
-                    );
+                    let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
                 });
             }
         });

@@ -52,27 +52,13 @@ pub struct ProblemBody {
 
 impl IntoResponse for DevicesError {
     fn into_response(self) -> Response {
-        let status =
-            StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let problems = match &self {
-            DevicesError::Invalid(l) => l
-                .iter()
-                .map(|p| ProblemBody {
-                    field: p.field.clone(),
-                    message: p.message.clone(),
-                })
-                .collect(),
-            DevicesError::TooLarge { .. } => vec![ProblemBody {
-                field: "jobs".into(),
-                message: self.to_string(),
-            }],
+            DevicesError::Invalid(l) => l.iter().map(|p| ProblemBody { field: p.field.clone(), message: p.message.clone() }).collect(),
+            DevicesError::TooLarge { .. } => vec![ProblemBody { field: "jobs".into(), message: self.to_string() }],
             _ => vec![],
         };
-        let body = ErrorBody {
-            error: self.to_string(),
-            retryable: status.is_server_error(),
-            problems,
-        };
+        let body = ErrorBody { error: self.to_string(), retryable: status.is_server_error(), problems };
         (status, Json(body)).into_response()
     }
 }
@@ -243,18 +229,13 @@ pub struct ListQuery {
 }
 
 fn active(inner: &Inner) -> Result<Arc<Active>, DevicesError> {
-    inner.active().ok_or_else(|| {
-        DevicesError::Unavailable("devicemanager is not running on this instance".into())
-    })
+    inner.active().ok_or_else(|| DevicesError::Unavailable("devicemanager is not running on this instance".into()))
 }
 
 /// Submit a job: stored before the answer, then run.
 #[utoipa::path(post, path = "/api/devicemanager/v1/jobs", tag = "devicemanager", request_body = JobRequest,
     responses((status = 202, body = Accepted), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
-async fn submit(
-    State(inner): State<Arc<Inner>>,
-    body: Bytes,
-) -> Result<(StatusCode, Json<Accepted>), DevicesError> {
+async fn submit(State(inner): State<Arc<Inner>>, body: Bytes) -> Result<(StatusCode, Json<Accepted>), DevicesError> {
     let a = active(&inner)?;
     let job = validate::one(&body, &a.cfg, inner.local())?;
     let id = a.submit(vec![job]).await?.remove(0);
@@ -264,10 +245,7 @@ async fn submit(
 /// Submit many jobs in one call (all or none).
 #[utoipa::path(post, path = "/api/devicemanager/v1/jobs:batch", tag = "devicemanager", request_body = BatchRequest,
     responses((status = 202, body = BatchAccepted), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
-async fn submit_batch(
-    State(inner): State<Arc<Inner>>,
-    body: Bytes,
-) -> Result<(StatusCode, Json<BatchAccepted>), DevicesError> {
+async fn submit_batch(State(inner): State<Arc<Inner>>, body: Bytes) -> Result<(StatusCode, Json<BatchAccepted>), DevicesError> {
     let a = active(&inner)?;
     let jobs = validate::batch(&body, &a.cfg, inner.local())?;
     let ids = a.submit(jobs).await?;
@@ -284,21 +262,18 @@ async fn get_job(
 ) -> Result<Json<JobView>, DevicesError> {
     let a = active(&inner)?;
     if !validate::is_id(&id) {
-        return Err(DevicesError::invalid(
-            "id",
-            "expected a job id (letters, digits, '-'), found another text",
-        ));
+        return Err(DevicesError::invalid("id", "expected a job id (letters, digits, '-'), found another text"));
     }
     let wait = match q.wait_ms.as_deref() {
         None => 0,
         Some(w) => match w.parse::<u64>() {
             Ok(n) if n <= MAX_WAIT_MS => n,
-            _ => return Err(DevicesError::invalid(
-                "wait_ms",
-                format!(
-                    "expected a whole number of milliseconds from 0 to {MAX_WAIT_MS}, found {w:?}"
-                ),
-            )),
+            _ => {
+                return Err(DevicesError::invalid(
+                    "wait_ms",
+                    format!("expected a whole number of milliseconds from 0 to {MAX_WAIT_MS}, found {w:?}"),
+                ))
+            }
         },
     };
     match a.wait(&id, Duration::from_millis(wait)).await? {
@@ -310,10 +285,7 @@ async fn get_job(
 /// Jobs, newest first, by state and satellite.
 #[utoipa::path(get, path = "/api/devicemanager/v1/jobs", tag = "devicemanager", params(ListQuery),
     responses((status = 200, body = JobList), (status = 400, body = ErrorBody)))]
-async fn list_jobs(
-    State(inner): State<Arc<Inner>>,
-    Query(q): Query<ListQuery>,
-) -> Result<Json<JobList>, DevicesError> {
+async fn list_jobs(State(inner): State<Arc<Inner>>, Query(q): Query<ListQuery>) -> Result<Json<JobList>, DevicesError> {
     let a = active(&inner)?;
     let mut problems = vec![];
     let state = match q.state.as_deref() {
@@ -323,9 +295,7 @@ async fn list_jobs(
             None => {
                 problems.push(mware_jobs::Problem {
                     field: "state".into(),
-                    message: format!(
-                        "expected queued, running, done, failed or expired, found {s:?}"
-                    ),
+                    message: format!("expected queued, running, done, failed or expired, found {s:?}"),
                 });
                 None
             }
@@ -339,9 +309,7 @@ async fn list_jobs(
             let s: String = s.chars().take(64).collect();
             problems.push(mware_jobs::Problem {
                 field: "satellite".into(),
-                message: format!(
-                    "expected pool or a satellite of devicemanager.satellites, found {s:?}"
-                ),
+                message: format!("expected pool or a satellite of devicemanager.satellites, found {s:?}"),
             });
             None
         }
@@ -353,10 +321,7 @@ async fn list_jobs(
             _ => {
                 problems.push(mware_jobs::Problem {
                     field: "limit".into(),
-                    message: format!(
-                        "expected a number from 1 to {MAX_LIST}, found {:?}",
-                        l.chars().take(20).collect::<String>()
-                    ),
+                    message: format!("expected a number from 1 to {MAX_LIST}, found {:?}", l.chars().take(20).collect::<String>()),
                 });
                 0
             }
@@ -365,17 +330,8 @@ async fn list_jobs(
     if !problems.is_empty() {
         return Err(DevicesError::Invalid(problems));
     }
-    let rows = a
-        .store
-        .list(ListFilter {
-            state,
-            satellite,
-            limit,
-        })
-        .await?;
-    Ok(Json(JobList {
-        jobs: rows.into_iter().map(Into::into).collect(),
-    }))
+    let rows = a.store.list(ListFilter { state, satellite, limit }).await?;
+    Ok(Json(JobList { jobs: rows.into_iter().map(Into::into).collect() }))
 }
 
 /// Satellites: pollers heard from, queue depth, last seen; and the pool.
@@ -385,24 +341,13 @@ async fn satellites(State(inner): State<Arc<Inner>>) -> Result<Json<SatelliteLis
     let a = active(&inner)?;
     let counts = a.store.open_counts().await?;
     let seen = a.pollers.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let ids: Vec<Option<String>> = a
-        .cfg
-        .satellites
-        .iter()
-        .cloned()
-        .map(Some)
-        .chain(std::iter::once(None))
-        .collect();
+    let ids: Vec<Option<String>> = a.cfg.satellites.iter().cloned().map(Some).chain(std::iter::once(None)).collect();
     let mut out = vec![];
     for sat in ids {
         let key = sat.clone().unwrap_or_default();
         let pollers = seen.get(&key).cloned().unwrap_or_default();
         let last = pollers.values().max().copied();
-        let open_jobs = counts
-            .iter()
-            .filter(|(s, _, _)| *s == key)
-            .map(|(_, st, n)| (st.as_str().to_string(), *n))
-            .collect();
+        let open_jobs = counts.iter().filter(|(s, _, _)| *s == key).map(|(_, st, n)| (st.as_str().to_string(), *n)).collect();
         out.push(SatelliteView {
             queue: mware_jobs::amqp::job_queue(sat.as_deref()),
             broker: a.transport.queue(sat.as_deref()).await,
@@ -413,11 +358,7 @@ async fn satellites(State(inner): State<Arc<Inner>>) -> Result<Json<SatelliteLis
         });
     }
     Ok(Json(SatelliteList {
-        transport: if inner.local() {
-            "in-process".into()
-        } else {
-            "amqp".into()
-        },
+        transport: if inner.local() { "in-process".into() } else { "amqp".into() },
         connected: a.transport.connected(),
         satellites: out,
     }))
@@ -441,34 +382,9 @@ pub(crate) fn routes(inner: Arc<Inner>) -> Routes {
     const G: Scope = Scope::Group;
     let s = |m: axum::routing::MethodRouter<Arc<Inner>>| m.with_state(inner.clone());
     Routes::new()
-        .post(
-            "/api/devicemanager/v1/jobs",
-            Access::Token,
-            G,
-            s(post(submit)),
-        )
-        .post(
-            "/api/devicemanager/v1/jobs:batch",
-            Access::Token,
-            G,
-            s(post(submit_batch)),
-        )
-        .get(
-            "/api/devicemanager/v1/jobs",
-            Access::Token,
-            G,
-            s(get(list_jobs)),
-        )
-        .get(
-            "/api/devicemanager/v1/jobs/{id}",
-            Access::Token,
-            G,
-            s(get(get_job)),
-        )
-        .get(
-            "/api/devicemanager/v1/satellites",
-            Access::Public,
-            G,
-            s(get(satellites)),
-        )
+        .post("/api/devicemanager/v1/jobs", Access::Token, G, s(post(submit)))
+        .post("/api/devicemanager/v1/jobs:batch", Access::Token, G, s(post(submit_batch)))
+        .get("/api/devicemanager/v1/jobs", Access::Token, G, s(get(list_jobs)))
+        .get("/api/devicemanager/v1/jobs/{id}", Access::Token, G, s(get(get_job)))
+        .get("/api/devicemanager/v1/satellites", Access::Public, G, s(get(satellites)))
 }

@@ -48,10 +48,7 @@ pub struct Active {
 }
 
 /// Jobs of one call waiting for the inserter, and where their ids go.
-pub type Pending = (
-    Vec<NewJob>,
-    oneshot::Sender<Result<Vec<String>, DevicesError>>,
-);
+pub type Pending = (Vec<NewJob>, oneshot::Sender<Result<Vec<String>, DevicesError>>);
 
 impl Active {
     /// A new activity, and the receiving end of its submissions (for [`inserter`]).
@@ -79,30 +76,16 @@ impl Active {
 
     /// Stores jobs (durably, through the [`inserter`]); returns their ids.
     pub async fn submit(&self, jobs: Vec<NewJob>) -> Result<Vec<String>, DevicesError> {
-        let mine: Vec<(String, Option<&'static str>)> = jobs
-            .iter()
-            .map(|j| {
-                (
-                    j.id.clone(),
-                    mware_jobs::find_kind(&j.kind).map(|k| k.name()),
-                )
-            })
-            .collect();
+        let mine: Vec<(String, Option<&'static str>)> =
+            jobs.iter().map(|j| (j.id.clone(), mware_jobs::find_kind(&j.kind).map(|k| k.name()))).collect();
         let (tx, rx) = oneshot::channel();
-        let stopping =
-            || DevicesError::Unavailable("devicemanager is stopping on this instance".into());
-        self.inserts
-            .send((jobs, tx))
-            .await
-            .map_err(|_| stopping())?;
+        let stopping = || DevicesError::Unavailable("devicemanager is stopping on this instance".into());
+        self.inserts.send((jobs, tx)).await.map_err(|_| stopping())?;
         let ids = rx.await.map_err(|_| stopping())??;
         // A job whose idempotency key was stored before answers the earlier id: not counted.
         for ((id, kind), got) in mine.iter().zip(&ids) {
             if let (true, Some(k)) = (id == got, kind) {
-                self.metrics
-                    .accepted
-                    .get_or_create(&crate::metrics::KindLabel { kind: k })
-                    .inc();
+                self.metrics.accepted.get_or_create(&crate::metrics::KindLabel { kind: k }).inc();
             }
         }
         Ok(ids)
@@ -112,12 +95,7 @@ impl Active {
     pub async fn wait(&self, id: &str, wait: Duration) -> Result<Option<JobRow>, DevicesError> {
         let rx = (!wait.is_zero()).then(|| {
             let (tx, rx) = oneshot::channel();
-            self.waiters
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .entry(id.to_string())
-                .or_default()
-                .push(tx);
+            self.waiters.lock().unwrap_or_else(|e| e.into_inner()).entry(id.to_string()).or_default().push(tx);
             rx
         });
         let row = self.store.get(id).await?;
@@ -145,12 +123,7 @@ impl Active {
     }
 
     fn wake(&self, id: &str) {
-        if let Some(list) = self
-            .waiters
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id)
-        {
+        if let Some(list) = self.waiters.lock().unwrap_or_else(|e| e.into_inner()).remove(id) {
             for t in list {
                 let _ = t.send(());
             }
@@ -158,12 +131,7 @@ impl Active {
     }
 
     fn ended(&self, id: &str, state: JobState) {
-        self.metrics
-            .finished
-            .get_or_create(&StateLabel {
-                state: state.as_str(),
-            })
-            .inc();
+        self.metrics.finished.get_or_create(&StateLabel { state: state.as_str() }).inc();
         self.wake(id);
     }
 }
@@ -171,11 +139,7 @@ impl Active {
 /// The inserter: stores the jobs of every call waiting at that moment in one
 /// transaction (one fsync for all of them), answers each call with its ids once committed,
 /// and wakes the outbox.
-pub async fn inserter(
-    a: Arc<Active>,
-    mut rx: mpsc::Receiver<Pending>,
-    cancel: CancellationToken,
-) -> Result<(), DevicesError> {
+pub async fn inserter(a: Arc<Active>, mut rx: mpsc::Receiver<Pending>, cancel: CancellationToken) -> Result<(), DevicesError> {
     loop {
         let first = tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
@@ -281,31 +245,11 @@ async fn sleep_or(cancel: &CancellationToken, d: Duration) {
 /// The change an incoming report asks for (heartbeats change no job).
 fn change(a: &Active, inc: &Incoming) -> Option<Change> {
     match inc {
-        Incoming::Report(Report::Started {
-            id,
-            poller,
-            attempt,
-            at_ms,
-        }) => Some(Change::Started {
-            id: id.clone(),
-            attempt: *attempt,
-            poller: poller.clone(),
-            at_ms: *at_ms,
-        }),
-        Incoming::Report(Report::Result {
-            id,
-            poller,
-            attempt,
-            state,
-            result,
-            error,
-            at_ms,
-        }) => {
-            let state = if state.is_final() {
-                *state
-            } else {
-                JobState::Failed
-            };
+        Incoming::Report(Report::Started { id, poller, attempt, at_ms }) => {
+            Some(Change::Started { id: id.clone(), attempt: *attempt, poller: poller.clone(), at_ms: *at_ms })
+        }
+        Incoming::Report(Report::Result { id, poller, attempt, state, result, error, at_ms }) => {
+            let state = if state.is_final() { *state } else { JobState::Failed };
             Some(Change::Finished {
                 id: id.clone(),
                 state,
@@ -316,11 +260,7 @@ fn change(a: &Active, inc: &Incoming) -> Option<Change> {
                 at_ms: *at_ms,
             })
         }
-        Incoming::Report(Report::Heartbeat {
-            poller,
-            satellite,
-            at_ms,
-        }) => {
+        Incoming::Report(Report::Heartbeat { poller, satellite, at_ms }) => {
             let mut p = a.pollers.lock().unwrap_or_else(|e| e.into_inner());
             let sat = satellite.clone().unwrap_or_default();
             // Bounded: only configured satellites (and the pool) are kept, 256 pollers each.
@@ -333,23 +273,17 @@ fn change(a: &Active, inc: &Incoming) -> Option<Change> {
             None
         }
         Incoming::Ignored => None,
-        Incoming::Dead {
-            id,
-            reason,
-            attempts,
-        } => {
-            a.metrics
-                .dead
-                .get_or_create(&crate::metrics::ReasonLabel {
-                    reason: reason_label(reason),
-                })
-                .inc();
+        Incoming::Dead { id, reason, attempts } => {
+            a.metrics.dead.get_or_create(&crate::metrics::ReasonLabel { reason: reason_label(reason) }).inc();
             let (state, error) = match reason.as_str() {
                 "expired" => (JobState::Expired, "its deadline passed while it waited in the queue: no poller took it".to_string()),
-                "delivery_limit" => (JobState::Failed, format!(
-                    "given up after {} deliveries (devicemanager.max_deliveries): each poller that took it died or gave it back",
-                    a.cfg.max_deliveries
-                )),
+                "delivery_limit" => (
+                    JobState::Failed,
+                    format!(
+                        "given up after {} deliveries (devicemanager.max_deliveries): each poller that took it died or gave it back",
+                        a.cfg.max_deliveries
+                    ),
+                ),
                 other => (JobState::Failed, format!("dead-lettered by the broker ({other})")),
             };
             Some(Change::Finished {
@@ -367,11 +301,7 @@ fn change(a: &Active, inc: &Incoming) -> Option<Change> {
 
 /// The recorder: applies what comes back in batches (one transaction each), acks after
 /// the commit, wakes waiters. A store error keeps the batch and tries again.
-pub async fn recorder(
-    a: Arc<Active>,
-    mut rx: mpsc::Receiver<(Incoming, Ack)>,
-    cancel: CancellationToken,
-) -> Result<(), DevicesError> {
+pub async fn recorder(a: Arc<Active>, mut rx: mpsc::Receiver<(Incoming, Ack)>, cancel: CancellationToken) -> Result<(), DevicesError> {
     loop {
         let first = tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
@@ -385,10 +315,7 @@ pub async fn recorder(
             }
         }
         a.metrics.reports.inc_by(batch.len() as u64);
-        let changes: Vec<Change> = batch
-            .iter()
-            .filter_map(|(inc, _)| change(&a, inc))
-            .collect();
+        let changes: Vec<Change> = batch.iter().filter_map(|(inc, _)| change(&a, inc)).collect();
         let mut pause = Duration::from_millis(100);
         let applied = loop {
             if changes.is_empty() {

@@ -10,9 +10,7 @@ pub enum DevicesError {
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Invalid(Vec<Problem>),
     /// The batch holds more jobs than `max_batch`.
-    #[error(
-        "jobs: expected at most {max} jobs in one batch (devicemanager.max_batch), found {found}"
-    )]
+    #[error("jobs: expected at most {max} jobs in one batch (devicemanager.max_batch), found {found}")]
     TooLarge {
         /// The limit.
         max: usize,
@@ -48,19 +46,13 @@ impl DevicesError {
             DevicesError::Invalid(_) => 400,
             DevicesError::TooLarge { .. } => 413,
             DevicesError::NotFound(_) => 404,
-            DevicesError::Unavailable(_)
-            | DevicesError::Fenced { .. }
-            | DevicesError::Store(_)
-            | DevicesError::Broker(_) => 503,
+            DevicesError::Unavailable(_) | DevicesError::Fenced { .. } | DevicesError::Store(_) | DevicesError::Broker(_) => 503,
         }
     }
 
     /// One invalid field.
     pub fn invalid(field: &str, message: impl Into<String>) -> DevicesError {
-        DevicesError::Invalid(vec![Problem {
-            field: field.into(),
-            message: message.into(),
-        }])
+        DevicesError::Invalid(vec![Problem { field: field.into(), message: message.into() }])
     }
 }
 

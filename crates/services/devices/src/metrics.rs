@@ -52,41 +52,17 @@ impl Metrics {
     pub fn register(registry: &mut Registry) -> Metrics {
         let m = Metrics::default();
         let r = registry.sub_registry_with_prefix("mware_devicemanager");
-        r.register(
-            "jobs_accepted",
-            "Device jobs accepted (stored before the 202), by kind",
-            m.accepted.clone(),
-        );
-        r.register(
-            "jobs_finished",
-            "Device jobs ended, by state (done, failed, expired)",
-            m.finished.clone(),
-        );
+        r.register("jobs_accepted", "Device jobs accepted (stored before the 202), by kind", m.accepted.clone());
+        r.register("jobs_finished", "Device jobs ended, by state (done, failed, expired)", m.finished.clone());
         r.register(
             "duplicate_results",
             "Results of jobs that had ended already (recorded once, the later ones dropped)",
             m.duplicates.clone(),
         );
-        r.register(
-            "jobs_published",
-            "Jobs published with a confirm from the broker (or queued in-process)",
-            m.published.clone(),
-        );
-        r.register(
-            "dead_lettered",
-            "Jobs dead-lettered by the broker, by reason",
-            m.dead.clone(),
-        );
-        r.register(
-            "broker_up",
-            "1 while connected to the broker (always 1 when jobs run in-process)",
-            m.broker_up.clone(),
-        );
-        r.register(
-            "reports",
-            "Reports received from pollers (started, result, heartbeat)",
-            m.reports.clone(),
-        );
+        r.register("jobs_published", "Jobs published with a confirm from the broker (or queued in-process)", m.published.clone());
+        r.register("dead_lettered", "Jobs dead-lettered by the broker, by reason", m.dead.clone());
+        r.register("broker_up", "1 while connected to the broker (always 1 when jobs run in-process)", m.broker_up.clone());
+        r.register("reports", "Reports received from pollers (started, result, heartbeat)", m.reports.clone());
         m
     }
 }

@@ -31,10 +31,7 @@ pub struct Inner {
 impl Inner {
     /// The running activity, if any.
     pub fn active(&self) -> Option<Arc<Active>> {
-        self.active
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.active.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn set(&self, a: Option<Arc<Active>>) {
@@ -55,22 +52,13 @@ pub struct DevicesService {
 impl DevicesService {
     /// Builds the service and registers its metrics.
     pub fn new(registry: &mut Registry) -> Self {
-        DevicesService {
-            inner: Arc::new(Inner {
-                active: RwLock::new(None),
-                local: false.into(),
-                metrics: Metrics::register(registry),
-            }),
-        }
+        DevicesService { inner: Arc::new(Inner { active: RwLock::new(None), local: false.into(), metrics: Metrics::register(registry) }) }
     }
 }
 
 /// The SQLite file of a site whose coordinator file is `coord_path`.
 pub fn sqlite_path(coord_path: &str) -> PathBuf {
-    Path::new(coord_path)
-        .parent()
-        .unwrap_or(Path::new(""))
-        .join("devicemanager.sqlite")
+    Path::new(coord_path).parent().unwrap_or(Path::new("")).join("devicemanager.sqlite")
 }
 
 #[async_trait]
@@ -117,15 +105,13 @@ impl DevicesService {
         loop {
             let cfg = ctx.role().and_then(|r| r.devicemanager);
             let Some(cfg) = cfg.clone() else {
-                ctx.status
-                    .set(ServiceState::Idle, "this role has no devicemanager section");
+                ctx.status.set(ServiceState::Idle, "this role has no devicemanager section");
                 if wait_change(ctx, &None).await {
                     continue;
                 }
                 return Ok(());
             };
-            ctx.status
-                .set(ServiceState::Starting, "opening the job store");
+            ctx.status.set(ServiceState::Starting, "opening the job store");
             let store = Arc::new(match &cfg.database {
                 Some(dsn) => Store::postgres(dsn).await?,
                 None => {
@@ -133,20 +119,13 @@ impl DevicesService {
                     Store::sqlite(path).await?
                 }
             });
-            store
-                .claim(ctx.fence.group, ctx.fence.epoch, &ctx.instance)
-                .await?;
+            store.claim(ctx.fence.group, ctx.fence.epoch, &ctx.instance).await?;
             let local = cfg.amqp.is_none();
-            self.inner
-                .local
-                .store(local, std::sync::atomic::Ordering::Relaxed);
+            self.inner.local.store(local, std::sync::atomic::Ordering::Relaxed);
             if local {
                 let n = store.requeue_open(ctx.fence.epoch).await?;
                 if n > 0 {
-                    tracing::info!(
-                        jobs = n,
-                        "devicemanager: open jobs of the previous activity run again in-process"
-                    );
+                    tracing::info!(jobs = n, "devicemanager: open jobs of the previous activity run again in-process");
                 }
             }
             let (tx, rx) = mpsc::channel(REPORT_QUEUE);
@@ -159,12 +138,7 @@ impl DevicesService {
                         max_deliveries: cfg.max_deliveries,
                         instance: ctx.instance.clone(),
                     };
-                    Transport::Amqp(amqp::Amqp::start(
-                        s,
-                        tx,
-                        child.clone(),
-                        self.inner.metrics.clone(),
-                    ))
+                    Transport::Amqp(amqp::Amqp::start(s, tx, child.clone(), self.inner.metrics.clone()))
                 }
                 None => {
                     self.inner.metrics.broker_up.set(1);
@@ -172,40 +146,22 @@ impl DevicesService {
                     Transport::Local(Local::new(env, cfg.concurrency, tx, child.clone()))
                 }
             };
-            let (a, inserts) = Active::new(
-                store.clone(),
-                ctx.fence.epoch,
-                cfg.clone(),
-                transport,
-                self.inner.metrics.clone(),
-            );
+            let (a, inserts) = Active::new(store.clone(), ctx.fence.epoch, cfg.clone(), transport, self.inner.metrics.clone());
             let a = Arc::new(a);
             self.inner.set(Some(a.clone()));
             let how = if local {
                 "in-process".to_string()
             } else {
-                format!(
-                    "by pollers through RabbitMQ ({} satellites and the pool)",
-                    cfg.satellites.len()
-                )
+                format!("by pollers through RabbitMQ ({} satellites and the pool)", cfg.satellites.len())
             };
-            ctx.status.set(
-                ServiceState::Running,
-                format!("jobs stored in {}, run {how}", store.describe()),
-            );
+            ctx.status.set(ServiceState::Running, format!("jobs stored in {}, run {how}", store.describe()));
             let loops = async {
                 tokio::try_join!(
                     engine::inserter(a.clone(), inserts, child.clone()),
                     engine::outbox(a.clone(), child.clone()),
                     engine::recorder(a.clone(), rx, child.clone()),
                     engine::sweeper(a.clone(), child.clone()),
-                    watch_broker(
-                        a.clone(),
-                        ctx.status.clone(),
-                        how.clone(),
-                        store.describe(),
-                        child.clone()
-                    ),
+                    watch_broker(a.clone(), ctx.status.clone(), how.clone(), store.describe(), child.clone()),
                 )
             };
             let site = &mut ctx.site;
@@ -214,10 +170,7 @@ impl DevicesService {
                     if site.changed().await.is_err() {
                         std::future::pending::<()>().await;
                     }
-                    let now = site
-                        .borrow()
-                        .instance(&ctx.instance)
-                        .and_then(|p| p.role.devicemanager.clone());
+                    let now = site.borrow().instance(&ctx.instance).and_then(|p| p.role.devicemanager.clone());
                     if now.as_ref() != Some(&cfg) {
                         return;
                     }

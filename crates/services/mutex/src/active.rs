@@ -171,7 +171,12 @@ impl Active {
     fn release_locked(&self, st: &mut State, grants: Vec<Grant>) {
         let now = mware_coord::now_ms();
         for g in grants {
-            tracing::debug!(domain = g.domain, name = g.name, token = g.holder.token, "caller left before its grant was answered; releasing it");
+            tracing::debug!(
+                domain = g.domain,
+                name = g.name,
+                token = g.holder.token,
+                "caller left before its grant was answered; releasing it"
+            );
             if let Ok(fx) = st.table.release(&g.domain, &g.name, &g.holder.owner, g.holder.token, now) {
                 self.apply(st, fx, Kind::Internal, None);
             }
@@ -292,6 +297,11 @@ impl Active {
     /// One mutex.
     pub fn get(&self, domain: &str, name: &str) -> Option<MutexView> {
         self.lock().table.get(domain, name)
+    }
+
+    /// The `n` busiest mutexes of the group.
+    pub fn busiest(&self, n: usize) -> Vec<crate::table::Busy> {
+        self.lock().table.busiest(n)
     }
 
     /// Every mutex of a domain.

@@ -18,7 +18,10 @@ fn req(owner: &str) -> AcquireReq {
 
 /// Grants `a` on the spot (answering its durable wait by hand), then queues `b`
 /// with a durable line record; returns b's pending acquire.
-async fn held_by_a_with_b_in_line(a: &Arc<Active>, rx: &mut mpsc::UnboundedReceiver<Pending>) -> (u64, tokio::task::JoinHandle<Result<Granted, MutexError>>) {
+async fn held_by_a_with_b_in_line(
+    a: &Arc<Active>,
+    rx: &mut mpsc::UnboundedReceiver<Pending>,
+) -> (u64, tokio::task::JoinHandle<Result<Granted, MutexError>>) {
     let a2 = a.clone();
     let first = tokio::spawn(async move { a2.acquire("d.ru", "m", req("a"), 1000).await });
     let p = rx.recv().await.expect("a's grant queued for the writer");

@@ -6,9 +6,8 @@
 
 use crate::active::Active;
 use crate::error::MutexError;
-use mware_config::CriticalSections;
 use crate::service::Inner;
-use crate::table::{AcquireReq, HolderView, MutexView};
+use crate::table::{AcquireReq, Busy, HolderView, MutexView};
 use crate::validate::{self, AcquireBody, EvictBody, ReleaseBody, RenewBody};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -16,6 +15,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Json;
+use mware_config::CriticalSections;
 use mware_host::{Access, Routes, Scope};
 use serde::Serialize;
 use std::sync::Arc;
@@ -88,20 +88,15 @@ impl IntoResponse for MutexError {
             MutexError::Busy { holders, .. } => Some(holders.clone()),
             _ => None,
         };
-        let body = ErrorBody {
-            error: self.to_string(),
-            retryable: self.retryable(),
-            field: self.field().map(str::to_string),
-            holders,
-        };
+        let body = ErrorBody { error: self.to_string(), retryable: self.retryable(), field: self.field().map(str::to_string), holders };
         (status, Json(body)).into_response()
     }
 }
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(acquire, release, renew, evict, get_one, list),
-    components(schemas(AcquireBody, ReleaseBody, RenewBody, EvictBody, GrantResponse, ReleaseResponse, EvictResponse, ListResponse, ErrorBody, MutexView, HolderView)),
+    paths(acquire, release, renew, evict, get_one, list, busiest),
+    components(schemas(AcquireBody, ReleaseBody, RenewBody, EvictBody, GrantResponse, ReleaseResponse, EvictResponse, ListResponse, ErrorBody, MutexView, HolderView, BusiestResponse, Busy)),
     tags((name = "mutex", description = "Critical sections: named mutexes and semaphores per domain"))
 )]
 struct ApiDoc;
@@ -123,6 +118,26 @@ pub(crate) fn routes(inner: Arc<Inner>) -> Routes {
         .post("/api/v1/domains/{domain}/mutexes/{name}/release", Access::Token, D, s(post(release)))
         .post("/api/v1/domains/{domain}/mutexes/{name}/renew", Access::Token, D, s(post(renew)))
         .post("/api/v1/domains/{domain}/mutexes/{name}/evict", Access::Operator, D, s(post(evict)))
+        .get("/api/v1/mutexes", Access::Public, Scope::Group, s(get(busiest)))
+}
+
+/// The busiest mutexes of the group.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BusiestResponse {
+    /// Up to 20: most waiters first, then most holders, then the oldest holder.
+    pub mutexes: Vec<Busy>,
+}
+
+/// The busiest mutexes over every domain of this instance's group (for the operator's
+/// console): most waiters first, then most holders, then the oldest holder.
+#[utoipa::path(
+    get,
+    path = "/api/v1/mutexes",
+    tag = "mutex",
+    responses((status = 200, description = "the busiest mutexes", body = BusiestResponse), (status = 503, description = "Not active here (retryable)", body = ErrorBody))
+)]
+async fn busiest(State(inner): State<Arc<Inner>>) -> Result<Json<BusiestResponse>> {
+    Ok(Json(BusiestResponse { mutexes: inner.active()?.busiest(20) }))
 }
 
 type Result<T> = std::result::Result<T, MutexError>;
@@ -151,7 +166,11 @@ fn target(inner: &Inner, domain: &str, name: &str) -> Result<(Arc<Active>, Criti
         (status = 503, description = "Not active here (retryable)", body = ErrorBody),
     )
 )]
-async fn acquire(State(inner): State<Arc<Inner>>, Path((domain, name)): Path<(String, String)>, body: Bytes) -> Result<Json<GrantResponse>> {
+async fn acquire(
+    State(inner): State<Arc<Inner>>,
+    Path((domain, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Json<GrantResponse>> {
     let (active, limits, domain, name) = target(&inner, &domain, &name)?;
     let b = validate::acquire(&body, &limits)?;
     let req = AcquireReq { owner: b.owner, ttl_ms: b.ttl_ms, wait: b.wait_ms > 0, limit: b.limit.unwrap_or(1) };
@@ -174,7 +193,11 @@ async fn acquire(State(inner): State<Arc<Inner>>, Path((domain, name)): Path<(St
         (status = 503, description = "Not active here (retryable)", body = ErrorBody),
     )
 )]
-async fn release(State(inner): State<Arc<Inner>>, Path((domain, name)): Path<(String, String)>, body: Bytes) -> Result<Json<ReleaseResponse>> {
+async fn release(
+    State(inner): State<Arc<Inner>>,
+    Path((domain, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Json<ReleaseResponse>> {
     let (active, _, domain, name) = target(&inner, &domain, &name)?;
     let b = validate::release(&body)?;
     active.release(&domain, &name, &b.owner, b.token)?;

@@ -23,8 +23,8 @@ mod metrics;
 mod service;
 mod store;
 pub mod table;
-mod views;
 pub mod validate;
+mod views;
 mod writer;
 
 pub use api::{openapi, ErrorBody, GrantResponse, ListResponse, ReleaseResponse};

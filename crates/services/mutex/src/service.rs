@@ -10,7 +10,7 @@ use crate::writer::{self, Stop, WriteError};
 use async_trait::async_trait;
 use mware_config::Role;
 use mware_coord::KvOp;
-use mware_host::{Routes, Service, ServiceContext, ServiceState};
+use mware_host::{Action, Column, Panel, Routes, Service, ServiceContext, ServiceState};
 use prometheus_client::registry::Registry;
 use std::sync::{Arc, RwLock};
 
@@ -57,12 +57,7 @@ impl Inner {
 impl MutexService {
     /// Builds the service and registers its metrics in `registry`.
     pub fn new(registry: &mut Registry) -> Self {
-        MutexService {
-            inner: Arc::new(Inner {
-                metrics: Metrics::new(registry),
-                active: RwLock::new(None),
-            }),
-        }
+        MutexService { inner: Arc::new(Inner { metrics: Metrics::new(registry), active: RwLock::new(None) }) }
     }
 
     /// Restores the table and makes the saved state plain records again (the journal
@@ -70,9 +65,8 @@ impl MutexService {
     /// fenced writes before serving: they also check the fence.
     async fn activate(&self, ctx: &ServiceContext) -> Result<Activated, WriteError> {
         let limits = ctx.role().map(|r| r.critical_sections).unwrap_or_default();
-        let saved = store::load(&*ctx.coord, ctx.fence.group)
-            .await
-            .map_err(|e| WriteError::Failed(format!("cannot read saved holders: {e}")))?;
+        let saved =
+            store::load(&*ctx.coord, ctx.fence.group).await.map_err(|e| WriteError::Failed(format!("cannot read saved holders: {e}")))?;
         let mut table = Table::new(limits);
         let restored = saved.holders.len();
         let fx = table.restore(saved.next_token, saved.holders, mware_coord::now_ms());
@@ -98,7 +92,15 @@ impl MutexService {
         let next = table.next_token();
         let live = table.holder_count();
         self.inner.metrics.holders.set(live as i64);
-        tracing::info!(restored, live, lapsed = fx.expired.len(), journal_entries = replayed, next_token = next, epoch = ctx.fence.epoch, "critical sections restored");
+        tracing::info!(
+            restored,
+            live,
+            lapsed = fx.expired.len(),
+            journal_entries = replayed,
+            next_token = next,
+            epoch = ctx.fence.epoch,
+            "critical sections restored"
+        );
         let (active, rx) = Active::new(table, self.inner.metrics.clone(), ctx.lease.clone());
         Ok(Activated { active, rx, journal: writer::Journal::new(base, next_seq, next) })
     }
@@ -131,6 +133,31 @@ impl Service for MutexService {
 
     fn status_doc(&self) -> serde_json::Value {
         self.inner.status_doc()
+    }
+
+    fn panel(&self) -> Option<Panel> {
+        Some(Panel {
+            title: "Critical sections",
+            source: "/api/v1/mutexes",
+            rows: "/mutexes",
+            columns: vec![
+                Column::text("domain", "/domain"),
+                Column::text("mutex", "/name"),
+                Column::text("holders", "/holders"),
+                Column::text("limit", "/limit"),
+                Column::text("waiters", "/waiters"),
+                Column::text("oldest holder", "/oldest_owner"),
+                Column::fmt("held for", "/oldest_since_ms", "ms_ago"),
+            ],
+            actions: vec![Action {
+                label: "Evict oldest holder",
+                method: "POST",
+                path: "/api/v1/domains/{/domain}/mutexes/{/name}/evict",
+                body: serde_json::json!({"token": "{/oldest_token}", "reason": "{?Why evict this holder?}"}),
+                confirm: "Evict {/oldest_owner} (token {/oldest_token}) from {/name} in {/domain}? The next waiter gets it.",
+            }],
+            empty: "no mutex is held or waited on",
+        })
     }
 
     async fn run(&self, ctx: ServiceContext) -> anyhow::Result<()> {
@@ -196,7 +223,6 @@ impl Service for MutexService {
         self.inner.metrics.activity_ended();
         result
     }
-
 }
 
 impl MutexService {

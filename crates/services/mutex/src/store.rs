@@ -30,7 +30,7 @@
 //! Domain and mutex names cannot contain `/` (see [`crate::validate`]).
 
 use crate::table::{HolderView, SavedHolder, Write};
-use mware_coord::{Coordinator, CoordError, KvOp};
+use mware_coord::{CoordError, Coordinator, KvOp};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 

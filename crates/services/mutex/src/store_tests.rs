@@ -65,7 +65,10 @@ fn a_fold_writes_only_the_net_effect_then_deletes_the_entries() {
     let mut b = Batch::default();
     b.add(&[del(4)], 5);
     let chunks = base.fold(b, 4, 5);
-    assert_eq!(keys(&chunks), [format!("delete {}", holder_key("d", "m", 4)), "range mutex/j/00000000000000000004..mutex/j/00000000000000000005".to_string()]);
+    assert_eq!(
+        keys(&chunks),
+        [format!("delete {}", holder_key("d", "m", 4)), "range mutex/j/00000000000000000004..mutex/j/00000000000000000005".to_string()]
+    );
 }
 
 #[test]
@@ -98,9 +101,17 @@ fn big_batches_split_into_entries_and_chunks() {
 async fn active_coord(dir: &std::path::Path) -> (std::sync::Arc<dyn Coordinator>, mware_coord::Membership, mware_coord::Fence) {
     use mware_config::{Backend, Coordination};
     let c = Coordination { backend: Backend::Embedded, path: dir.join("coord.sqlite").display().to_string(), ..Default::default() };
-    let coord: std::sync::Arc<dyn Coordinator> =
-        std::sync::Arc::new(mware_coord::EmbeddedCoordinator::open(mware_coord::Settings { site: "t".into(), coordination: c }).await.unwrap());
-    let info = mware_coord::MemberInfo { instance: "a".into(), group: 1, order: 10, address: "127.0.0.1:1".into(), version: "t".into(), since_ms: 0 };
+    let coord: std::sync::Arc<dyn Coordinator> = std::sync::Arc::new(
+        mware_coord::EmbeddedCoordinator::open(mware_coord::Settings { site: "t".into(), coordination: c }).await.unwrap(),
+    );
+    let info = mware_coord::MemberInfo {
+        instance: "a".into(),
+        group: 1,
+        order: 10,
+        address: "127.0.0.1:1".into(),
+        version: "t".into(),
+        since_ms: 0,
+    };
     let mut m = coord.join(info).await.unwrap();
     let epoch = loop {
         if let mware_coord::Activity::Active { epoch, .. } = &*m.activity.borrow_and_update() {

@@ -197,19 +197,15 @@ impl Table {
             }
             let count = self.domains.get(domain).map_or(0, |d| d.len());
             if count >= self.limits.max_mutexes_per_domain {
-                return Err(MutexError::TooManyMutexes {
-                    domain: domain.to_string(),
-                    max: self.limits.max_mutexes_per_domain,
-                });
+                return Err(MutexError::TooManyMutexes { domain: domain.to_string(), max: self.limits.max_mutexes_per_domain });
             }
         }
         let max_waiters = self.limits.max_waiters_per_mutex;
-        let m = self
-            .domains
-            .entry(domain.to_string())
-            .or_default()
-            .entry(name.to_string())
-            .or_insert(MutexState { limit: req.limit, holders: vec![], waiters: VecDeque::new() });
+        let m = self.domains.entry(domain.to_string()).or_default().entry(name.to_string()).or_insert(MutexState {
+            limit: req.limit,
+            holders: vec![],
+            waiters: VecDeque::new(),
+        });
         if m.limit != req.limit {
             return Err(MutexError::LimitMismatch { name: name.to_string(), existing: m.limit, requested: req.limit });
         }
@@ -301,15 +297,7 @@ impl Table {
 
     /// Extends the grant `token` held by `owner` to `now + ttl_ms` (and confirms an
     /// unconfirmed one: its owner says it holds it).
-    pub fn renew(
-        &mut self,
-        domain: &str,
-        name: &str,
-        owner: &str,
-        token: u64,
-        ttl_ms: u64,
-        now: u64,
-    ) -> Result<Effects, MutexError> {
+    pub fn renew(&mut self, domain: &str, name: &str, owner: &str, token: u64, ttl_ms: u64, now: u64) -> Result<Effects, MutexError> {
         self.check_holder(domain, name, owner, token)?;
         let m = self.domains.get_mut(domain).and_then(|d| d.get_mut(name)).expect("checked");
         let h = m.holders.iter_mut().find(|h| h.token == token).expect("checked");
@@ -367,6 +355,33 @@ impl Table {
         self.domains.get(domain).map(|d| d.iter().map(|(n, m)| view(n, m)).collect()).unwrap_or_default()
     }
 
+    /// The `n` busiest mutexes over every domain: most waiters first, then most holders,
+    /// then the oldest holder; one scan of the table (for the operator's console).
+    pub fn busiest(&self, n: usize) -> Vec<Busy> {
+        let mut all: Vec<Busy> = self
+            .domains
+            .iter()
+            .flat_map(|(d, ms)| {
+                ms.iter().map(move |(name, m)| {
+                    let oldest = m.holders.iter().min_by_key(|h| h.granted_at_ms);
+                    Busy {
+                        domain: d.clone(),
+                        name: name.clone(),
+                        limit: m.limit,
+                        holders: m.holders.len(),
+                        waiters: m.waiters.len(),
+                        oldest_owner: oldest.map(|h| h.owner.clone()),
+                        oldest_token: oldest.map(|h| h.token),
+                        oldest_since_ms: oldest.map(|h| h.granted_at_ms),
+                    }
+                })
+            })
+            .collect();
+        all.sort_by(|a, b| (b.waiters, b.holders, a.oldest_since_ms).cmp(&(a.waiters, a.holders, b.oldest_since_ms)));
+        all.truncate(n);
+        all
+    }
+
     fn check_holder(&self, domain: &str, name: &str, owner: &str, token: u64) -> Result<(), MutexError> {
         let h = self
             .domains
@@ -375,12 +390,7 @@ impl Table {
             .and_then(|m| m.holders.iter().find(|h| h.token == token))
             .ok_or_else(|| MutexError::NotHeld { name: name.to_string(), token })?;
         if h.owner != owner {
-            return Err(MutexError::WrongOwner {
-                name: name.to_string(),
-                token,
-                expected: h.owner.clone(),
-                found: owner.to_string(),
-            });
+            return Err(MutexError::WrongOwner { name: name.to_string(), token, expected: h.owner.clone(), found: owner.to_string() });
         }
         Ok(())
     }

@@ -281,7 +281,10 @@ fn restored_line_records_block_like_holders_until_gone() {
     // have handed the mutex to b, then c, without writing it down.
     let fx = t.restore(10, vec![saved("m", "a", 7, 5000, None), saved("m", "b", 8, 0, Some(3000)), saved("m", "c", 9, 0, Some(500))], 1000);
     let m = t.get("d.ru", "m").unwrap();
-    assert_eq!(m.holders.iter().map(|h| (h.token, h.unconfirmed, h.expires_at_ms)).collect::<Vec<_>>(), vec![(7, true, 5000), (8, true, 4000), (9, true, 1500)]);
+    assert_eq!(
+        m.holders.iter().map(|h| (h.token, h.unconfirmed, h.expires_at_ms)).collect::<Vec<_>>(),
+        vec![(7, true, 5000), (8, true, 4000), (9, true, 1500)]
+    );
     assert_eq!(fx.writes.len(), 2, "unconfirmed holders are written back with their expiry: {fx:?}");
     assert_eq!(t.next_token(), 10);
     // Nobody else gets it while any of them may hold it.

@@ -21,16 +21,10 @@ pub fn domain(raw: &str) -> Result<String, MutexError> {
 /// A mutex name: 1..=`max_len` bytes of letters, digits and `. _ - : @ + = #`.
 pub fn name(raw: &str, max_len: usize) -> Result<String, MutexError> {
     if raw.is_empty() || raw.len() > max_len {
-        return Err(MutexError::invalid(
-            "name",
-            format!("expected 1..={max_len} bytes (max_name_len), found {} bytes", raw.len()),
-        ));
+        return Err(MutexError::invalid("name", format!("expected 1..={max_len} bytes (max_name_len), found {} bytes", raw.len())));
     }
     if let Some(c) = raw.chars().find(|c| !(c.is_ascii_alphanumeric() || ".-_:@+=#".contains(*c))) {
-        return Err(MutexError::invalid(
-            "name",
-            format!("expected letters, digits or . _ - : @ + = #, found {c:?}"),
-        ));
+        return Err(MutexError::invalid("name", format!("expected letters, digits or . _ - : @ + = #, found {c:?}")));
     }
     Ok(raw.to_string())
 }
@@ -87,7 +81,10 @@ fn object(body: &[u8]) -> Result<Map<String, Value>, MutexError> {
         Err(StrictError::Duplicates(paths)) => {
             const FIELDS: &[&str] = &["owner", "ttl_ms", "wait_ms", "limit", "token", "reason"];
             let field = paths.first().and_then(|p| FIELDS.iter().find(|f| **f == p.as_str())).copied().unwrap_or("body");
-            Err(MutexError::invalid(field, format!("expected each key once, found {} more than once (which value was meant?)", paths.join(", "))))
+            Err(MutexError::invalid(
+                field,
+                format!("expected each key once, found {} more than once (which value was meant?)", paths.join(", ")),
+            ))
         }
     }
 }
@@ -110,9 +107,7 @@ fn owner(m: &Map<String, Value>) -> Result<String, MutexError> {
 /// A string field of 1..=[`MAX_OWNER_LEN`] bytes without control characters.
 fn text(m: &Map<String, Value>, field: &'static str) -> Result<String, MutexError> {
     match m.get(field) {
-        Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_OWNER_LEN && !s.chars().any(char::is_control) => {
-            Ok(s.clone())
-        }
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_OWNER_LEN && !s.chars().any(char::is_control) => Ok(s.clone()),
         Some(Value::String(s)) => Err(MutexError::invalid(
             field,
             format!("expected 1..={MAX_OWNER_LEN} bytes without control characters, found {} bytes", s.len()),
@@ -299,5 +294,21 @@ mod tests {
         let e = acquire(br#"{"owner":"c","ttl_ms":10,"ttl_ms":99999,"wait_ms":0}"#, &l).unwrap_err();
         assert!(e.to_string().contains("more than once"), "{e}");
         assert_eq!(field(Err::<(), _>(e)), "ttl_ms");
+    }
+
+    proptest::proptest! {
+        /// The name segment's decoder: any text is either taken as it is (only the allowed
+        /// characters, within the length limit) or refused naming the field; never a panic,
+        /// never a changed name.
+        #[test]
+        fn any_name_is_taken_unchanged_or_refused(raw in "\\PC{0,80}", max in 1usize..64) {
+            match name(&raw, max) {
+                Ok(n) => {
+                    proptest::prop_assert_eq!(&n, &raw);
+                    proptest::prop_assert!(n.len() <= max && n.chars().all(|c| c.is_ascii_alphanumeric() || ".-_:@+=#".contains(c)));
+                }
+                Err(e) => proptest::prop_assert_eq!(e.field(), Some("name")),
+            }
+        }
     }
 }

@@ -180,3 +180,24 @@ pub struct SavedHolder {
     /// `Some(ttl)` for a waiter's line record.
     pub queued_ttl_ms: Option<u64>,
 }
+
+/// A mutex as the console lists the busiest ones.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Busy {
+    /// Domain.
+    pub domain: String,
+    /// Mutex name.
+    pub name: String,
+    /// Holders allowed at once.
+    pub limit: u32,
+    /// Holders now.
+    pub holders: usize,
+    /// Callers in line.
+    pub waiters: usize,
+    /// The oldest holder's owner.
+    pub oldest_owner: Option<String>,
+    /// The oldest holder's token (what an eviction names).
+    pub oldest_token: Option<u64>,
+    /// When the oldest holder was granted, ms since the Unix epoch.
+    pub oldest_since_ms: Option<u64>,
+}

@@ -19,12 +19,12 @@ use crate::active::{Active, Kind, Pending};
 use crate::error::MutexError;
 use crate::store::{Base, Batch};
 use crate::table::Grant;
+use futures::stream::{FuturesUnordered, StreamExt};
 use mware_coord::{CoordError, Coordinator, Fence, KvOp};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use futures::stream::{FuturesUnordered, StreamExt};
 
 /// Coordinator writes in flight at once. Two measured best: fewer, bigger writes cost
 /// etcd less CPU per change, and 4 or 6 were 10-15 % slower in the uncontended bench
@@ -173,7 +173,14 @@ type InFlight = futures::future::BoxFuture<'static, Flight>;
 
 /// The write of `batch` (the changes of `items`) as journal entries numbered from
 /// `*next_seq` on (one, unless the batch is too big for one value).
-fn journal_write(active: &Active, coord: &Arc<dyn Coordinator>, fence: Fence, batch: Batch, items: Vec<Pending>, next_seq: &mut u64) -> InFlight {
+fn journal_write(
+    active: &Active,
+    coord: &Arc<dyn Coordinator>,
+    fence: Fence,
+    batch: Batch,
+    items: Vec<Pending>,
+    next_seq: &mut u64,
+) -> InFlight {
     let entries: Vec<(u64, Batch)> = batch
         .into_entries()
         .into_iter()
@@ -202,7 +209,13 @@ fn journal_write(active: &Active, coord: &Arc<dyn Coordinator>, fence: Fence, ba
 /// Answers go out as each entry is acknowledged: a release may land after the grant
 /// that followed it, so a restore can see more holders than the limit, and then grants
 /// nobody until they are gone (see [`crate::table`]).
-pub(crate) async fn run(active: Arc<Active>, mut rx: mpsc::UnboundedReceiver<Pending>, coord: Arc<dyn Coordinator>, fence: Fence, journal: Journal) -> Stop {
+pub(crate) async fn run(
+    active: Arc<Active>,
+    mut rx: mpsc::UnboundedReceiver<Pending>,
+    coord: Arc<dyn Coordinator>,
+    fence: Fence,
+    journal: Journal,
+) -> Stop {
     let Journal { mut base, mut next_seq, mut token_durable } = journal;
     let mut acked = Acked { from: next_seq, sent: BTreeSet::new(), entries: BTreeMap::new() };
     // Entries below this are folded and deleted (for the journal gauge).

@@ -19,7 +19,11 @@ async fn start(dir: &std::path::Path) -> (std::sync::Arc<dyn mware_coord::Coordi
 
 /// Stops `r`, leaves with `m`, and starts the same service object (as the host would)
 /// in a new activity (new epoch) of mware2.
-async fn restart_as_mware2(coord: &std::sync::Arc<dyn mware_coord::Coordinator>, m: mware_coord::Membership, r: Running) -> (mware_coord::Membership, Running) {
+async fn restart_as_mware2(
+    coord: &std::sync::Arc<dyn mware_coord::Coordinator>,
+    m: mware_coord::Membership,
+    r: Running,
+) -> (mware_coord::Membership, Running) {
     let svc = r.stop().await;
     m.leave().await;
     let (m2, fence2) = common::become_active(coord, "mware2", 20).await;
@@ -27,7 +31,10 @@ async fn restart_as_mware2(coord: &std::sync::Arc<dyn mware_coord::Coordinator>,
     (m2, r)
 }
 
-async fn start_with(dir: &std::path::Path, limits: Value) -> (std::sync::Arc<dyn mware_coord::Coordinator>, mware_coord::Membership, Running) {
+async fn start_with(
+    dir: &std::path::Path,
+    limits: Value,
+) -> (std::sync::Arc<dyn mware_coord::Coordinator>, mware_coord::Membership, Running) {
     let coord = common::open(common::embedded(dir)).await;
     let (m, fence) = common::become_active(&coord, "mware1", 10).await;
     let r = Running::start(common::service(), coord.clone(), fence, m.lease.clone(), "mware1", common::site(limits)).await;
@@ -320,9 +327,8 @@ async fn bad_input_gets_a_4xx_naming_the_field_and_changes_nothing() {
     let mut waiting = vec![];
     for i in 0..4 {
         let (http, url) = (http.clone(), r.url("d.ru", "/m/acquire"));
-        waiting.push(tokio::spawn(async move {
-            post(&http, &url, json!({"owner": format!("w{i}"), "ttl_ms": 10, "wait_ms": 3000})).await
-        }));
+        waiting
+            .push(tokio::spawn(async move { post(&http, &url, json!({"owner": format!("w{i}"), "ttl_ms": 10, "wait_ms": 3000})).await }));
     }
     tokio::time::timeout(Duration::from_secs(10), async {
         while get(&http, &r.url("d.ru", "/m")).await.1["waiters"].as_array().map_or(0, |w| w.len()) < 4 {
@@ -350,7 +356,8 @@ async fn not_running_answers_503_retryable() {
         let _ = axum::serve(listener, router).await;
     });
     let http = reqwest::Client::new();
-    let (s, e) = post(&http, &format!("{base}/api/v1/domains/d.ru/mutexes/m/acquire"), json!({"owner": "a", "ttl_ms": 10, "wait_ms": 0})).await;
+    let (s, e) =
+        post(&http, &format!("{base}/api/v1/domains/d.ru/mutexes/m/acquire"), json!({"owner": "a", "ttl_ms": 10, "wait_ms": 0})).await;
     assert_eq!(s, 503);
     assert_eq!(e["retryable"], true);
     assert!(e["error"].as_str().unwrap().contains("not running"), "{e}");

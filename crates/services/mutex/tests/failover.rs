@@ -66,7 +66,15 @@ async fn no_overlap_and_growing_tokens_across_a_change_of_activity() {
     assert!(epoch2 > fence1.epoch);
     let (site_tx, site_rx) = tokio::sync::watch::channel(std::sync::Arc::new(common::site(json!({}))));
     let cancel2 = tokio_util::sync::CancellationToken::new();
-    let ctx2 = mware_host::ServiceContext::new("mutex", "mware2", Fence { group: common::GROUP, epoch: epoch2 }, coord.clone(), site_rx, cancel2.clone(), m2.lease.clone());
+    let ctx2 = mware_host::ServiceContext::new(
+        "mutex",
+        "mware2",
+        Fence { group: common::GROUP, epoch: epoch2 },
+        coord.clone(),
+        site_rx,
+        cancel2.clone(),
+        m2.lease.clone(),
+    );
     let s2 = svc2.clone();
     let task2 = tokio::spawn(async move { mware_host::Service::run(&s2, ctx2).await });
 

@@ -25,9 +25,12 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The service's routes.
 pub fn routes(svc: PgctlService) -> Routes {
-    Routes::new()
-        .get("/api/v1/pg", Access::Public, Scope::Group, get(list).with_state(svc.clone()))
-        .get("/api/v1/pg/{key}", Access::Public, Scope::Group, get(one).with_state(svc))
+    Routes::new().get("/api/v1/pg", Access::Public, Scope::Group, get(list).with_state(svc.clone())).get(
+        "/api/v1/pg/{key}",
+        Access::Public,
+        Scope::Group,
+        get(one).with_state(svc),
+    )
 }
 
 /// Every pg_controller group of this instance's group: each server's role, reachability,
@@ -45,7 +48,6 @@ async fn list(State(svc): State<PgctlService>) -> Response {
 async fn one(State(svc): State<PgctlService>, Path(key): Path<String>) -> Response {
     match svc.group(&key) {
         Some(g) => Json(g).into_response(),
-        None => (StatusCode::NOT_FOUND, Json(json!({"error": format!("expected a running pg group {key:?}, found none")})))
-            .into_response(),
+        None => (StatusCode::NOT_FOUND, Json(json!({"error": format!("expected a running pg group {key:?}, found none")}))).into_response(),
     }
 }

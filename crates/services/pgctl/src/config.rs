@@ -43,6 +43,10 @@ pub struct ServerSpec {
     pub log: String,
     /// Promotion signal file, if configured.
     pub signal: Option<String>,
+    /// TLS of the probe's connections (`pg_sslmode`).
+    pub ssl_mode: tokio_postgres::config::SslMode,
+    /// The rustls connector (checks the server against `pg_ca_file` for `verify-full`).
+    pub tls: tokio_postgres_rustls::MakeRustlsConnect,
 }
 
 /// A group the controller runs.
@@ -127,6 +131,13 @@ fn server(s: &PgServer, keys: &HostKeyPolicy) -> Result<ServerSpec, String> {
         pg_rewind: s.pg_rewind_command.clone(),
         log: s.pg_log_filepath.clone().unwrap_or_else(|| format!("{data}.log")),
         signal: s.pg_signal_filepath.clone().filter(|x| !x.trim().is_empty()),
+        ssl_mode: match s.pg_sslmode.as_deref() {
+            Some("disable") => tokio_postgres::config::SslMode::Disable,
+            Some("require") | Some("verify-full") => tokio_postgres::config::SslMode::Require,
+            _ => tokio_postgres::config::SslMode::Prefer,
+        },
+        tls: mware_pg::connector(s.pg_ca_file.as_deref().filter(|_| s.pg_sslmode.as_deref() == Some("verify-full")), "pg_ca_file")
+            .map_err(|e| e.to_string())?,
         backup: s.pg_backup_folder.trim_end_matches('/').to_string(),
         data,
     })
@@ -171,7 +182,8 @@ mod tests {
         b["pg_backup_folder"] = json!("/var/lib/pg/data/old");
         b.as_object_mut().unwrap().remove("ssh_pwd");
         let raw = vec![json!({"key": "g", "servers": [server(5432), b]})];
-        let (ok, bad) = check_groups(&raw, "servers[0].roles[0].pg_controller", &HostKeyPolicy::from(&mware_config::SshSettings::default()));
+        let (ok, bad) =
+            check_groups(&raw, "servers[0].roles[0].pg_controller", &HostKeyPolicy::from(&mware_config::SshSettings::default()));
         assert!(ok.is_empty());
         let (_, expected) = parse_groups(&raw, "servers[0].roles[0].pg_controller");
         assert_eq!(bad, expected);

@@ -230,9 +230,7 @@ fn decide_roles(s: &Snapshot) -> Decision {
 fn decide_no_master(s: &Snapshot, a: &ServerObs, b: &ServerObs) -> Decision {
     let standbys: Vec<usize> = (0..2).filter(|&i| s.servers[i].role == Observed::Standby).collect();
     if standbys.is_empty() {
-        return Decision::Wait {
-            reason: format!("no server answers ({} and {} are unreachable); nothing can be done", a.name, b.name),
-        };
+        return Decision::Wait { reason: format!("no server answers ({} and {} are unreachable); nothing can be done", a.name, b.name) };
     }
     // Candidate: the last master if it is a reachable standby, else the standby with the
     // most replayed WAL, else the first.
@@ -277,10 +275,7 @@ fn decide_no_master(s: &Snapshot, a: &ServerObs, b: &ServerObs) -> Decision {
         let lag = reference.saturating_sub(replay);
         if lag > max {
             return Decision::Wait {
-                reason: format!(
-                    "{} is not promoted: its lag is {lag} bytes, more than maximum_lag_on_failover_bytes {max}",
-                    cand.name
-                ),
+                reason: format!("{} is not promoted: its lag is {lag} bytes, more than maximum_lag_on_failover_bytes {max}", cand.name),
             };
         }
     }

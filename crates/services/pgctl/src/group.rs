@@ -11,14 +11,14 @@
 use crate::config::{GroupSpec, ServerSpec};
 use crate::decide::{decide, Decision, Observed, ServerObs, Snapshot};
 use crate::error::{PgctlError, Result};
-use crate::journal::Journal;
 use crate::hostcheck::HostKeys;
+use crate::journal::Journal;
 use crate::metrics::{decision_kind, Metrics};
 use crate::probe::{self, Health};
 use crate::remote;
+use crate::store::{self, Intent, MasterRecord, Persisted};
 use crate::trigger::{self, TriggerFile};
 use mware_config::pg::Rejoin;
-use crate::store::{self, Intent, MasterRecord, Persisted};
 use mware_coord::{now_ms, Coordinator, Fence};
 use serde::Serialize;
 use std::sync::{Arc, Mutex};
@@ -366,9 +366,7 @@ async fn act(g: &GroupSpec, cx: &GroupCtx, p: &mut Persisted, d: &Decision, deci
             store::save(coord, &cx.fence, &g.key, p, Some(&record(&g.servers[*master]))).await?;
             Ok(Some(format!("recorded {name} as the master of group {}", g.key)))
         }
-        Decision::Promote { target, name, method, .. } => {
-            crate::promote::promote(g, cx, p, d, (*target, name, method), decided).await
-        }
+        Decision::Promote { target, name, method, .. } => crate::promote::promote(g, cx, p, d, (*target, name, method), decided).await,
         Decision::Rebuild { target, name, master, master_name, rewind, .. } => {
             let s = &g.servers[*target];
             let m = &g.servers[*master];

@@ -110,9 +110,7 @@ impl Metrics {
 
     /// Counts one action with its outcome (`ok`, `skipped`, `failed`).
     pub fn action(&self, group: &str, action: &str, outcome: &str) {
-        self.actions
-            .get_or_create(&ActionLabels { group: group.into(), action: action.into(), outcome: outcome.into() })
-            .inc();
+        self.actions.get_or_create(&ActionLabels { group: group.into(), action: action.into(), outcome: outcome.into() }).inc();
     }
 }
 

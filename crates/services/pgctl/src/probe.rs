@@ -8,7 +8,7 @@ use crate::config::ServerSpec;
 use crate::error::{PgctlError, Result};
 use serde::Serialize;
 use std::time::Duration;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 /// What one probe saw.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -48,8 +48,9 @@ async fn connect(s: &ServerSpec, timeout: Duration) -> Result<Client> {
         .password(s.replica_pwd.expose())
         .dbname(&s.database)
         .application_name("mware-pgctl")
+        .ssl_mode(s.ssl_mode)
         .connect_timeout(timeout);
-    let fut = cfg.connect(NoTls);
+    let fut = cfg.connect(s.tls.clone());
     let (client, conn) = tokio::time::timeout(timeout, fut)
         .await
         .map_err(|_| pg_err(s, format!("expected an answer within {} s, found none", timeout.as_secs())))?
@@ -87,10 +88,7 @@ pub async fn probe(s: &ServerSpec, timeout: Duration) -> Result<Health> {
         let row = c.query_one("SELECT pg_is_in_recovery()", &[]).await.map_err(q)?;
         let mut h = Health { in_recovery: row.get(0), ..Health::default() };
         if h.in_recovery {
-            let row = c
-                .query_one("SELECT pg_last_wal_replay_lsn()::text, pg_last_wal_receive_lsn()::text", &[])
-                .await
-                .map_err(q)?;
+            let row = c.query_one("SELECT pg_last_wal_replay_lsn()::text, pg_last_wal_receive_lsn()::text", &[]).await.map_err(q)?;
             h.lsn = row.get::<_, Option<String>>(0).as_deref().and_then(parse_lsn);
             h.receive_lsn = row.get::<_, Option<String>>(1).as_deref().and_then(parse_lsn);
             if let Ok(Some(r)) = c.query_opt("SELECT status, received_tli FROM pg_stat_wal_receiver", &[]).await {
@@ -99,22 +97,15 @@ pub async fn probe(s: &ServerSpec, timeout: Duration) -> Result<Health> {
             }
             // `current_setting(name, true)` is NULL for a setting that does not exist, as
             // `promote_trigger_file` on PostgreSQL 16+.
-            if let Ok(r) = c
-                .query_one(
-                    "SELECT current_setting('server_version_num')::int, current_setting('promote_trigger_file', true)",
-                    &[],
-                )
-                .await
+            if let Ok(r) =
+                c.query_one("SELECT current_setting('server_version_num')::int, current_setting('promote_trigger_file', true)", &[]).await
             {
                 h.server_version_num = r.get::<_, Option<i32>>(0).map(|v| v as u32);
                 h.promote_trigger_file = r.get(1);
             }
         } else {
             let row = c
-                .query_one(
-                    "SELECT pg_current_wal_lsn()::text, substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)",
-                    &[],
-                )
+                .query_one("SELECT pg_current_wal_lsn()::text, substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)", &[])
                 .await
                 .map_err(q)?;
             h.lsn = row.get::<_, Option<String>>(0).as_deref().and_then(parse_lsn);
@@ -142,10 +133,7 @@ pub async fn probe(s: &ServerSpec, timeout: Duration) -> Result<Health> {
 pub async fn accepts_writes(s: &ServerSpec, timeout: Duration) -> Result<()> {
     let c = connect(s, timeout).await?;
     let q = |e: tokio_postgres::Error| pg_err(s, describe(&e));
-    let row = c
-        .query_one("SELECT pg_is_in_recovery(), txid_current()::text", &[])
-        .await
-        .map_err(q)?;
+    let row = c.query_one("SELECT pg_is_in_recovery(), txid_current()::text", &[]).await.map_err(q)?;
     if row.get::<_, bool>(0) {
         return Err(PgctlError::Verify {
             what: format!("promoting {}", s.name),

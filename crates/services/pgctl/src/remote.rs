@@ -45,6 +45,9 @@ pub const REWIND_FAILED: i64 = 21;
 
 fn common_vars(s: &ServerSpec, master: &ServerSpec, app_name: &str) -> String {
     let port = master.pg_port.to_string();
+    // A connection string, not a bare value: a group key with a space or a quote must not
+    // add connection parameters (`application_name=g sslmode=disable`).
+    let app = format!("application_name={}", conninfo_quote(app_name));
     vars(&[
         ("PGCTL", &s.pg_ctl),
         ("D", &s.data),
@@ -53,7 +56,7 @@ fn common_vars(s: &ServerSpec, master: &ServerSpec, app_name: &str) -> String {
         ("MH", &master.pg_host),
         ("MP", &port),
         ("RU", &master.replica_user),
-        ("APP", app_name),
+        ("APPCONN", &app),
         ("SIG", s.signal.as_deref().unwrap_or("")),
     ])
 }
@@ -116,7 +119,7 @@ pub fn rebuild_script(s: &ServerSpec, master: &ServerSpec, app_name: &str) -> St
   while [ -e "$OLD" ]; do i=$((i+1)); OLD="$B/$N-$TS-$i"; done
   mv "$D" "$OLD"; echo "moved $D to $OLD"
 fi
-"$PGBB" -D "$D" -h "$MH" -p "$MP" -U "$RU" -X stream -c fast -R -w -d "application_name=$APP"
+"$PGBB" -D "$D" -h "$MH" -p "$MP" -U "$RU" -X stream -c fast -R -w -d "$APPCONN"
 "#;
     sc += RESTORE_CONFIG_AND_START;
     sc += "echo \"rebuilt $D from $MH:$MP\"\n";
@@ -211,6 +214,8 @@ mod tests {
             backup: "/b".into(),
             log: "/l".into(),
             signal: None,
+            ssl_mode: tokio_postgres::config::SslMode::Prefer,
+            tls: mware_pg::connector(None, "pg_ca_file").unwrap(),
         }
     }
 
@@ -227,11 +232,19 @@ mod tests {
         // The conninfo survives the shell: evaluate its assignment line with sh.
         let line = r.lines().find(|l| l.starts_with("CONN=")).expect("CONN line");
         let out = std::process::Command::new("sh").arg("-c").arg(format!("{line}\nprintf %s \"$CONN\"")).output().unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
-            "host='h' port=1 user='rep\\'l' dbname='postgres' application_name='g-h:1'"
-        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "host='h' port=1 user='rep\\'l' dbname='postgres' application_name='g-h:1'");
         let p = promote_script(&s, false);
         assert!(p.contains("promote -D \"$D\"") && !p.contains("topsecret"));
+    }
+
+    #[test]
+    fn a_group_key_cannot_add_connection_parameters() {
+        let s = spec("db1");
+        let script = rebuild_script(&s, &spec("db2"), "g h' sslmode=disable");
+        // Run the script's variable block in a shell and read APPCONN back.
+        let vars: String = script.lines().filter(|l| l.starts_with("APPCONN=")).collect();
+        let out = std::process::Command::new("sh").arg("-c").arg(format!("{vars}\nprintf %s \"$APPCONN\"")).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), r"application_name='g h\' sslmode=disable'");
+        assert!(script.contains(r#"-d "$APPCONN""#), "{script}");
     }
 }

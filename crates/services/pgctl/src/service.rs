@@ -8,11 +8,11 @@ use crate::config::check_groups;
 use crate::group::{run_group, GroupCtx, Statuses};
 use crate::journal::{log_dir, Journal};
 use crate::metrics::Metrics;
-use prometheus_client::registry::Registry;
 use async_trait::async_trait;
 use mware_config::{Role, SshSettings};
 use mware_host::{Service, ServiceContext, ServiceState};
 use mware_ssh::HostKeyPolicy;
+use prometheus_client::registry::Registry;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -123,6 +123,29 @@ impl Service for PgctlService {
         Some(crate::api::openapi())
     }
 
+    fn panel(&self) -> Option<mware_host::Panel> {
+        use mware_host::{Column, Panel};
+        Some(Panel {
+            title: "PostgreSQL (pg_controller)",
+            source: "/api/v1/pg",
+            rows: "/groups",
+            columns: vec![
+                Column::text("group", "/key"),
+                Column::fmt("master", "/master", "state"),
+                Column::text("server 1", "/servers/0/name"),
+                Column::fmt("role", "/servers/0/role", "state"),
+                Column::text("lag (bytes)", "/servers/0/lag_bytes"),
+                Column::text("server 2", "/servers/1/name"),
+                Column::fmt("role", "/servers/1/role", "state"),
+                Column::text("lag (bytes)", "/servers/1/lag_bytes"),
+                Column::text("last decision", "/reason"),
+                Column::text("last action", "/last_action"),
+            ],
+            actions: vec![],
+            empty: "no pg_controller group is running",
+        })
+    }
+
     fn status_doc(&self) -> serde_json::Value {
         serde_json::json!({"groups": self.groups().iter().map(|g| serde_json::json!({"key": g.key, "master": g.master})).collect::<Vec<_>>()})
     }
@@ -173,5 +196,4 @@ impl Service for PgctlService {
         self.inner.groups.lock().unwrap_or_else(|e| e.into_inner()).clear();
         result
     }
-
 }

@@ -54,10 +54,7 @@ pub fn master_key(group_key: &str) -> String {
 
 /// Reads the persisted state (default when absent or unreadable as JSON).
 pub async fn load(c: &dyn Coordinator, group: u32, key: &str) -> Result<Persisted> {
-    Ok(c.kv_get(group, &state_key(key))
-        .await?
-        .and_then(|v| serde_json::from_slice(&v.value).ok())
-        .unwrap_or_default())
+    Ok(c.kv_get(group, &state_key(key)).await?.and_then(|v| serde_json::from_slice(&v.value).ok()).unwrap_or_default())
 }
 
 /// Reads the published master.

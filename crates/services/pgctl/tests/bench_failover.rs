@@ -53,7 +53,11 @@ async fn bench_kill_to_first_write() {
         })
         .await;
         let r = t1.elapsed();
-        println!("run {run}: promote_after {promote_after} s, db {size}: kill->first write {:.2} s, restart->streaming standby {:.2} s", f.as_secs_f64(), r.as_secs_f64());
+        println!(
+            "run {run}: promote_after {promote_after} s, db {size}: kill->first write {:.2} s, restart->streaming standby {:.2} s",
+            f.as_secs_f64(),
+            r.as_secs_f64()
+        );
         failover.push(f.as_secs_f64());
         rebuild.push(r.as_secs_f64());
         ctl.stop().await;
@@ -62,5 +66,9 @@ async fn bench_kill_to_first_write() {
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());
         format!("min {:.2} median {:.2} max {:.2}", v[0], v[v.len() / 2], v[v.len() - 1])
     };
-    println!("RESULT promote_after {promote_after} s, {runs} runs: kill->first write {}; rebuild {}", stats(&mut failover), stats(&mut rebuild));
+    println!(
+        "RESULT promote_after {promote_after} s, {runs} runs: kill->first write {}; rebuild {}",
+        stats(&mut failover),
+        stats(&mut rebuild)
+    );
 }

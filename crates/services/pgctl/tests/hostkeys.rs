@@ -38,7 +38,8 @@ async fn wrong_pinned_key_holds_back_the_promotion_until_the_pin_is_fixed() {
     // The check at start shows the refusal before anything needs SSH.
     let st = ctl
         .wait_status(LONG, "refusal shown for db2", |g| {
-            g.reason.starts_with("healthy") && g.servers[1].ssh_error.as_deref().is_some_and(|e| e.contains("does not match the pinned key"))
+            g.reason.starts_with("healthy")
+                && g.servers[1].ssh_error.as_deref().is_some_and(|e| e.contains("does not match the pinned key"))
         })
         .await;
     let e = st.servers[1].ssh_error.clone().unwrap();
@@ -84,7 +85,11 @@ async fn unknown_host_is_not_rebuilt() {
 
     let st = ctl.wait_status(LONG, "rebuild held back", |g| g.reason.contains("held back")).await;
     assert!(st.reason.starts_with(&format!("rebuild 127.0.0.1:{}", db2.port)), "{}", st.reason);
-    assert!(st.reason.contains("is not pinned") && st.reason.contains("mware ssh pin") && st.reason.contains(&sshd.fingerprint), "{}", st.reason);
+    assert!(
+        st.reason.contains("is not pinned") && st.reason.contains("mware ssh pin") && st.reason.contains(&sshd.fingerprint),
+        "{}",
+        st.reason
+    );
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(!blocking(|| db2.in_recovery()).unwrap(), "db2 left alone");
     assert!(db2.backup_entries().is_empty(), "db2's data folder not moved");

@@ -84,7 +84,7 @@ async fn fail_over(ctl: &Controller, db1: &PgInstance, db2: &PgInstance) -> (u64
 async fn an_unwatched_signal_file_is_skipped_for_pg_ctl_promote() {
     init_tracing();
     let dir = tempfile::tempdir().unwrap();
-    let sshd = Sshd::start().expect("sshd");
+    let sshd = common::pinned_sshd(dir.path());
     let db1 = blocking(|| PgInstance::new_primary("db1")).unwrap();
     let db2 = blocking(|| PgInstance::new_standby("db2", &db1)).unwrap();
     let g = group_with_signal_files(&db1, &db2, &sshd);
@@ -115,7 +115,7 @@ async fn an_unwatched_signal_file_is_skipped_for_pg_ctl_promote() {
 async fn a_watched_signal_file_is_used() {
     init_tracing();
     let dir = tempfile::tempdir().unwrap();
-    let sshd = Sshd::start().expect("sshd");
+    let sshd = common::pinned_sshd(dir.path());
     let db1 = blocking(|| PgInstance::new_primary("db1")).unwrap();
     let db2 = blocking(|| PgInstance::new_standby("db2", &db1)).unwrap();
     // db2 watches exactly its configured signal file (PostgreSQL 15).
@@ -124,7 +124,8 @@ async fn a_watched_signal_file_is_used() {
     text.push_str(&format!("promote_trigger_file = '{}'\n", signal_path(&db2)));
     std::fs::write(&conf, text).unwrap();
     blocking(|| db2.psql("SELECT pg_reload_conf()")).unwrap();
-    wait_until(LONG, "db2 watches the file", || db2.psql("SHOW promote_trigger_file").map(|p| p == signal_path(&db2)).unwrap_or(false)).await;
+    wait_until(LONG, "db2 watches the file", || db2.psql("SHOW promote_trigger_file").map(|p| p == signal_path(&db2)).unwrap_or(false))
+        .await;
 
     let g = group_with_signal_files(&db1, &db2, &sshd);
     let ctl = Controller::start(dir.path(), "mware1", site(dir.path(), vec![g])).await;

@@ -162,8 +162,7 @@ async fn rewind_refused_by_the_source_falls_back_to_basebackup() {
     init_tracing();
     let dir = tempfile::tempdir().unwrap();
     let revoke = |db2: &PgInstance| {
-        db2.psql("REVOKE EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) FROM replica")
-            .expect("revoke");
+        db2.psql("REVOKE EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) FROM replica").expect("revoke");
     };
     let (ctl, db1, db2, _sshd) = fail_over_and_return(dir.path(), &bin("pg_rewind"), revoke).await;
     assert_rejoined(&ctl, &db1, &db2).await;

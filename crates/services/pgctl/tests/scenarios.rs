@@ -11,9 +11,9 @@
 
 mod common;
 use common::*;
+use mware_pgctl::Observed;
 use mware_testkit::pg::{PgInstance, REPLICA_PASSWORD};
 use mware_testkit::sshd::SSH_PASSWORD;
-use mware_pgctl::Observed;
 use std::time::Duration;
 
 const LONG: Duration = Duration::from_secs(120);
@@ -39,10 +39,7 @@ async fn both_masters_first_in_list_wins() {
     let g = group_json(server_json(&db1, &sshd), server_json(&db2, &sshd), 3);
     let ctl = Controller::start(dir.path(), "mware1", site(dir.path(), vec![g])).await;
 
-    wait_until(LONG, "db2 becomes a standby streaming from db1", || {
-        db2.in_recovery().unwrap_or(false) && streams(&db1)
-    })
-    .await;
+    wait_until(LONG, "db2 becomes a standby streaming from db1", || db2.in_recovery().unwrap_or(false) && streams(&db1)).await;
     assert!(!db1.in_recovery().unwrap(), "db1 stays master");
     assert_eq!(db2.psql("SHOW port").unwrap(), db2.port.to_string(), "db2 keeps its own port");
     assert_eq!(db2.psql("SHOW cluster_name").unwrap(), "db2", "db2 keeps its own config");
@@ -56,7 +53,10 @@ async fn both_masters_first_in_list_wins() {
     let rec = mware_pgctl::store::load_master(ctl.coord.as_ref(), GROUP, "main").await.unwrap().expect("master published");
     assert_eq!(rec.port, db1.port);
     let journal = ctl.journal();
-    assert!(journal.contains("rebuild 127.0.0.1:") && journal.contains("db1 is first") || journal.contains("first in the list"), "{journal}");
+    assert!(
+        journal.contains("rebuild 127.0.0.1:") && journal.contains("db1 is first") || journal.contains("first in the list"),
+        "{journal}"
+    );
     ctl.stop().await;
 }
 
@@ -77,7 +77,8 @@ async fn failover_then_old_master_rejoins() {
     wait_until(LONG, "db2 promoted", || db2.in_recovery().map(|r| !r).unwrap_or(false)).await;
     blocking(|| db2.psql("INSERT INTO t VALUES (1001)")).expect("db2 accepts writes");
     assert_eq!(db2.psql("SELECT count(*) FROM t").unwrap(), "1001", "rows committed before the kill are there");
-    let st = ctl.wait_status(LONG, "db2 recorded as master", |g| g.last_master.as_deref() == Some(&format!("127.0.0.1:{}", db2.port))).await;
+    let st =
+        ctl.wait_status(LONG, "db2 recorded as master", |g| g.last_master.as_deref() == Some(&format!("127.0.0.1:{}", db2.port))).await;
     assert!(st.servers[0].role == Observed::Unreachable);
     let journal = ctl.journal();
     assert!(journal.contains("was unreachable for") && journal.contains("accepts writes"), "{journal}");
@@ -148,7 +149,9 @@ async fn bad_ssh_password_and_bad_pg_ctl_change_nothing() {
     b["pg_ctl_command"] = serde_json::json!("/nonexistent/pg_ctl");
     let g = group_json(server_json(&db1, &sshd), b, 3);
     ctl.site_tx.send(std::sync::Arc::new(site(dir.path(), vec![g]))).unwrap();
-    let st = ctl.wait_status(LONG, "pg_ctl error reported", |g| g.last_error.as_deref().is_some_and(|e| e.contains("pg_ctl command not found"))).await;
+    let st = ctl
+        .wait_status(LONG, "pg_ctl error reported", |g| g.last_error.as_deref().is_some_and(|e| e.contains("pg_ctl command not found")))
+        .await;
     assert!(st.last_error.unwrap().contains("nothing was changed"));
     assert!(!db1.in_recovery().unwrap() && !db2.in_recovery().unwrap(), "nothing changed");
     assert!(db2.backup_entries().is_empty(), "data folder not moved");

@@ -19,7 +19,8 @@ const LONG: Duration = Duration::from_secs(120);
 async fn former_instance_records(dir: &std::path::Path, p: Persisted) {
     let c = mware_config::Coordination { path: dir.join("coord.sqlite").display().to_string(), ..Default::default() };
     let coord: Arc<dyn Coordinator> = Arc::new(EmbeddedCoordinator::open(Settings { site: "t".into(), coordination: c }).await.unwrap());
-    let info = MemberInfo { instance: "mware0".into(), group: GROUP, order: 5, address: "127.0.0.1:0".into(), version: "t".into(), since_ms: 0 };
+    let info =
+        MemberInfo { instance: "mware0".into(), group: GROUP, order: 5, address: "127.0.0.1:0".into(), version: "t".into(), since_ms: 0 };
     let mut m = coord.join(info).await.unwrap();
     let epoch = tokio::time::timeout(LONG, m.activity.wait_for(|a| a.epoch().is_some())).await.unwrap().unwrap().epoch().unwrap();
     let mut p = p;

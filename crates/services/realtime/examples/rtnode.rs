@@ -50,8 +50,7 @@ fn shutdown_on_signal() -> CancellationToken {
     let token = CancellationToken::new();
     let t = token.clone();
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("signal");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {},
             _ = term.recv() => {},
@@ -69,17 +68,10 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Upstream { listen, dsn, shared_family } => {
             let mut registry = prometheus_client::registry::Registry::default();
             let handle = ProvisioningHandle::new(&mut registry);
-            let cfg = Provisioning {
-                dsn: Secret::new(dsn),
-                entities: entities()?,
-                shared_families: shared_family,
-                ..Default::default()
-            };
+            let cfg = Provisioning { dsn: Secret::new(dsn), entities: entities()?, shared_families: shared_family, ..Default::default() };
             handle.start(&cfg).await?;
             let listener = tokio::net::TcpListener::bind(listen).await?;
-            axum::serve(listener, provisioning_routes(handle).into_router())
-                .with_graceful_shutdown(shutdown.cancelled_owned())
-                .await?;
+            axum::serve(listener, provisioning_routes(handle).into_router()).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
         }
         Cmd::Rtcache(args) => mware_realtime::run_rtcache(args, shutdown).await?,
     }

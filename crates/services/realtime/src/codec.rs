@@ -96,19 +96,14 @@ pub fn decode(s: &str) -> Result<String, RealtimeError> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            match (
-                bytes.get(i + 1).and_then(|&b| hex(b)),
-                bytes.get(i + 2).and_then(|&b| hex(b)),
-            ) {
+            match (bytes.get(i + 1).and_then(|&b| hex(b)), bytes.get(i + 2).and_then(|&b| hex(b))) {
                 (Some(h), Some(l)) => {
                     out.push(h * 16 + l);
                     i += 3;
                 }
                 _ => {
                     let end = (i + 3).min(bytes.len());
-                    return Err(RealtimeError::BadEncoding {
-                        found: String::from_utf8_lossy(&bytes[i..end]).into_owned(),
-                    });
+                    return Err(RealtimeError::BadEncoding { found: String::from_utf8_lossy(&bytes[i..end]).into_owned() });
                 }
             }
         } else {
@@ -116,9 +111,7 @@ pub fn decode(s: &str) -> Result<String, RealtimeError> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| RealtimeError::BadEncoding {
-        found: "bytes that are not utf-8".into(),
-    })
+    String::from_utf8(out).map_err(|_| RealtimeError::BadEncoding { found: "bytes that are not utf-8".into() })
 }
 
 /// Parses a `k=v&k2=v2` body or query string into decoded pairs, in order.
@@ -205,26 +198,14 @@ mod tests {
     #[test]
     fn pairs_round_trip_and_tolerate_update2() {
         let p = parse_pairs("&id=1001&context=from%20internal\r\n").unwrap();
-        assert_eq!(
-            p,
-            vec![
-                ("id".into(), "1001".into()),
-                ("context".into(), "from internal".into())
-            ]
-        );
-        assert_eq!(
-            format_pairs([("id LIKE", "%"), ("x", "a b")]),
-            "id%20LIKE=%25&x=a%20b"
-        );
+        assert_eq!(p, vec![("id".into(), "1001".into()), ("context".into(), "from internal".into())]);
+        assert_eq!(format_pairs([("id LIKE", "%"), ("x", "a b")]), "id%20LIKE=%25&x=a%20b");
     }
 
     #[test]
     fn target_from_path() {
         let t = Target::from_path("/provision/asterisk/t1.example.ru/endpoint/single").unwrap();
-        assert_eq!(
-            (t.entity.as_str(), t.family.as_str(), t.op),
-            ("t1.example.ru", "endpoint", Op::Single)
-        );
+        assert_eq!((t.entity.as_str(), t.family.as_str(), t.op), ("t1.example.ru", "endpoint", Op::Single));
         assert!(Target::from_path("/provision/asterisk/e/endpoint/drop").is_none());
         assert!(Target::from_path("/single").is_none());
     }

@@ -2,7 +2,7 @@
 //! robin and reopened when they drop, and the column catalog of each table
 //! (read from `pg_attribute`, kept for a short while).
 //!
-//! TLS goes through rustls ([`crate::tls`]): the DSN's `sslmode` (`disable`,
+//! TLS goes through rustls (`mware-pg`): the DSN's `sslmode` (`disable`,
 //! `prefer`, `require`) is honoured as libpq does without a root certificate
 //! (encrypted, the server's certificate not verified); with `provisioning.ca_file`
 //! TLS is required and the certificate and host name are verified (`verify-full`).
@@ -31,7 +31,8 @@ pub struct Pool {
 }
 
 async fn connect(dsn: &Secret, tls: &tokio_postgres_rustls::MakeRustlsConnect, verify: bool) -> Result<Arc<Client>, RealtimeError> {
-    let mut cfg: tokio_postgres::Config = dsn.expose().parse().map_err(|e: tokio_postgres::Error| RealtimeError::Db(format!("the provisioning dsn does not parse: {e}")))?;
+    let mut cfg: tokio_postgres::Config =
+        dsn.expose().parse().map_err(|e: tokio_postgres::Error| RealtimeError::Db(format!("the provisioning dsn does not parse: {e}")))?;
     if verify {
         cfg.ssl_mode(tokio_postgres::config::SslMode::Require);
     }
@@ -49,21 +50,15 @@ impl Pool {
     /// With `ca_file`, every connection is TLS verified against that CA.
     pub async fn open(dsn: Secret, ca_file: Option<&str>, size: usize) -> Result<Pool, RealtimeError> {
         let size = size.max(1);
-        let tls = crate::tls::postgres(ca_file)?;
+        let tls = mware_pg::connector(ca_file, "provisioning.ca_file")
+            .map_err(|e| RealtimeError::Config { expected: e.expected, found: e.found })?;
         let verify = ca_file.is_some();
         let first = connect(&dsn, &tls, verify).await?;
         let mut slots = vec![Mutex::new(Some(first))];
         for _ in 1..size {
             slots.push(Mutex::new(None));
         }
-        Ok(Pool {
-            dsn,
-            tls,
-            verify,
-            slots,
-            next: AtomicUsize::new(0),
-            catalog: Mutex::new(HashMap::new()),
-        })
+        Ok(Pool { dsn, tls, verify, slots, next: AtomicUsize::new(0), catalog: Mutex::new(HashMap::new()) })
     }
 
     async fn client(&self) -> Result<Arc<Client>, RealtimeError> {
@@ -112,26 +107,11 @@ impl Pool {
             )
             .await?;
         if rows.is_empty() {
-            return Err(RealtimeError::NoTable {
-                table: table.into(),
-            });
+            return Err(RealtimeError::NoTable { table: table.into() });
         }
-        let columns = rows
-            .iter()
-            .map(|r| Column {
-                name: r.get(0),
-                sql_type: r.get(1),
-                is_string: r.get::<_, String>(2) == "S",
-            })
-            .collect();
-        let t = Arc::new(Table {
-            name: table.into(),
-            columns,
-        });
-        self.catalog
-            .lock()
-            .await
-            .insert(table.into(), (Instant::now(), t.clone()));
+        let columns = rows.iter().map(|r| Column { name: r.get(0), sql_type: r.get(1), is_string: r.get::<_, String>(2) == "S" }).collect();
+        let t = Arc::new(Table { name: table.into(), columns });
+        self.catalog.lock().await.insert(table.into(), (Instant::now(), t.clone()));
         Ok(t)
     }
 }

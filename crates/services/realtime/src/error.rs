@@ -49,9 +49,7 @@ pub enum RealtimeError {
         limit: usize,
     },
     /// The configured table name is not a plain identifier.
-    #[error(
-        "expected a table name of letters, digits and _ (optionally schema.table), found {found:?}"
-    )]
+    #[error("expected a table name of letters, digits and _ (optionally schema.table), found {found:?}")]
     BadTableName {
         /// The configured name.
         found: String,

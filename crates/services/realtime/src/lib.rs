@@ -17,7 +17,6 @@
 pub mod codec;
 mod db;
 mod error;
-mod tls;
 mod metrics;
 mod provisioning;
 pub mod query;
@@ -25,7 +24,5 @@ pub mod rtcache;
 
 pub use error::RealtimeError;
 pub use metrics::{ProvisioningMetrics, RtcacheMetrics};
-pub use provisioning::{
-    default_families, provisioning_routes, resolve_entity, ProvisioningHandle, ProvisioningService,
-};
+pub use provisioning::{default_families, provisioning_routes, resolve_entity, ProvisioningHandle, ProvisioningService};
 pub use rtcache::{run as run_rtcache, RtcacheArgs};

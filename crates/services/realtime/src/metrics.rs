@@ -48,21 +48,10 @@ pub struct ProvisioningMetrics {
 impl ProvisioningMetrics {
     /// Registers under `mware_provisioning_*`.
     pub fn register(registry: &mut Registry) -> Self {
-        let m = ProvisioningMetrics {
-            requests: Family::default(),
-            db_seconds: latency(),
-        };
+        let m = ProvisioningMetrics { requests: Family::default(), db_seconds: latency() };
         let r = registry.sub_registry_with_prefix("mware_provisioning");
-        r.register(
-            "requests",
-            "Provisioning requests by family, op and outcome",
-            m.requests.clone(),
-        );
-        r.register(
-            "db_seconds",
-            "Time spent in PostgreSQL per provisioning request",
-            m.db_seconds.clone(),
-        );
+        r.register("requests", "Provisioning requests by family, op and outcome", m.requests.clone());
+        r.register("db_seconds", "Time spent in PostgreSQL per provisioning request", m.db_seconds.clone());
         m
     }
     /// Counts one request.
@@ -97,36 +86,16 @@ impl RtcacheMetrics {
             upstream_errors: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("rtcache");
-        r.register(
-            "requests",
-            "Requests by family, op and outcome",
-            m.requests.clone(),
-        );
-        r.register(
-            "cache_hits",
-            "Answers served from a fresh cache entry",
-            m.cache_hits.clone(),
-        );
-        r.register(
-            "stale_serves",
-            "Answers served stale while refreshed in the background",
-            m.stale_serves.clone(),
-        );
+        r.register("requests", "Requests by family, op and outcome", m.requests.clone());
+        r.register("cache_hits", "Answers served from a fresh cache entry", m.cache_hits.clone());
+        r.register("stale_serves", "Answers served stale while refreshed in the background", m.stale_serves.clone());
         r.register(
             "errors_served_from_cache",
             "Answers served from the cache because every upstream failed",
             m.errors_served_from_cache.clone(),
         );
-        r.register(
-            "upstream_latency_seconds",
-            "Upstream response time",
-            m.upstream_latency.clone(),
-        );
-        r.register(
-            "upstream_errors",
-            "Upstream failures by kind",
-            m.upstream_errors.clone(),
-        );
+        r.register("upstream_latency_seconds", "Upstream response time", m.upstream_latency.clone());
+        r.register("upstream_errors", "Upstream failures by kind", m.upstream_errors.clone());
         m
     }
     /// Counts one request.
@@ -135,20 +104,11 @@ impl RtcacheMetrics {
     }
     /// Records one upstream answer time.
     pub fn upstream_latency(&self, upstream: &str, secs: f64) {
-        self.upstream_latency
-            .get_or_create(&UpstreamLabels {
-                upstream: upstream.into(),
-            })
-            .observe(secs);
+        self.upstream_latency.get_or_create(&UpstreamLabels { upstream: upstream.into() }).observe(secs);
     }
     /// Counts one upstream failure.
     pub fn upstream_error(&self, upstream: &str, kind: &str) {
-        self.upstream_errors
-            .get_or_create(&UpstreamErrorLabels {
-                upstream: upstream.into(),
-                kind: kind.into(),
-            })
-            .inc();
+        self.upstream_errors.get_or_create(&UpstreamErrorLabels { upstream: upstream.into(), kind: kind.into() }).inc();
     }
 }
 

@@ -60,20 +60,12 @@ pub fn quote_ident(s: &str) -> String {
 
 /// Checks a configured table name and returns it quoted (`"schema"."name"`).
 pub fn quote_table(name: &str) -> Result<String, RealtimeError> {
-    let ok_part = |p: &str| {
-        !p.is_empty()
-            && !p.as_bytes()[0].is_ascii_digit()
-            && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-    };
+    let ok_part = |p: &str| !p.is_empty() && !p.as_bytes()[0].is_ascii_digit() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     let parts: Vec<&str> = name.split('.').collect();
     if parts.is_empty() || parts.len() > 2 || !parts.iter().all(|p| ok_part(p)) {
         return Err(RealtimeError::BadTableName { found: name.into() });
     }
-    Ok(parts
-        .iter()
-        .map(|p| quote_ident(p))
-        .collect::<Vec<_>>()
-        .join("."))
+    Ok(parts.iter().map(|p| quote_ident(p)).collect::<Vec<_>>().join("."))
 }
 
 impl Table {
@@ -82,10 +74,7 @@ impl Table {
         self.columns
             .iter()
             .find(|c| c.name == name)
-            .ok_or_else(|| RealtimeError::UnknownColumn {
-                table: self.name.clone(),
-                found: name.into(),
-            })
+            .ok_or_else(|| RealtimeError::UnknownColumn { table: self.name.clone(), found: name.into() })
     }
     /// True when rows are scoped by a `domain` column.
     pub fn scoped(&self) -> bool {
@@ -155,12 +144,7 @@ impl<'t> Builder<'t> {
         Ok(format!("{qc} {op} {v}"))
     }
 
-    fn wheres(
-        &mut self,
-        scope: Scope<'_>,
-        fields: &[(String, String)],
-        exact: bool,
-    ) -> Result<Vec<String>, RealtimeError> {
+    fn wheres(&mut self, scope: Scope<'_>, fields: &[(String, String)], exact: bool) -> Result<Vec<String>, RealtimeError> {
         let mut w = Vec::new();
         for (k, v) in fields {
             w.push(self.filter(k, v, exact)?);
@@ -183,76 +167,37 @@ fn where_clause(w: &[String]) -> String {
 }
 
 fn select_list(table: &Table) -> String {
-    table
-        .columns
-        .iter()
-        .map(|c| format!("{}::text", quote_ident(&c.name)))
-        .collect::<Vec<_>>()
-        .join(", ")
+    table.columns.iter().map(|c| format!("{}::text", quote_ident(&c.name))).collect::<Vec<_>>().join(", ")
 }
 
 fn need(ok: bool, expected: &str, found: impl FnOnce() -> String) -> Result<(), RealtimeError> {
     if ok {
         Ok(())
     } else {
-        Err(RealtimeError::BadRequest {
-            expected: expected.into(),
-            found: found(),
-        })
+        Err(RealtimeError::BadRequest { expected: expected.into(), found: found() })
     }
 }
 
 /// SQL for `single` (one row) or `multi` (rows ordered by the first field's column,
 /// as res_config_pgsql does).
-pub fn select(
-    table: &Table,
-    scope: Scope<'_>,
-    op: Op,
-    fields: &[(String, String)],
-) -> Result<Sql, RealtimeError> {
+pub fn select(table: &Table, scope: Scope<'_>, op: Op, fields: &[(String, String)]) -> Result<Sql, RealtimeError> {
     if op == Op::Single {
-        need(!fields.is_empty(), "at least one field to look up", || {
-            "an empty body".into()
-        })?;
+        need(!fields.is_empty(), "at least one field to look up", || "an empty body".into())?;
     }
     let mut b = Builder::new(table);
     let w = b.wheres(scope, fields, false)?;
     let order = match fields.first() {
         Some((k, _)) => quote_ident(k.split(' ').next().unwrap_or(k)),
-        None => quote_ident(
-            &table
-                .columns
-                .first()
-                .map(|c| c.name.clone())
-                .unwrap_or_default(),
-        ),
+        None => quote_ident(&table.columns.first().map(|c| c.name.clone()).unwrap_or_default()),
     };
-    let tail = if op == Op::Single {
-        " LIMIT 1".to_string()
-    } else {
-        format!(" ORDER BY {order}")
-    };
-    let text = format!(
-        "SELECT {} FROM {}{}{tail}",
-        select_list(table),
-        quote_table(&table.name)?,
-        where_clause(&w)
-    );
-    Ok(Sql {
-        text,
-        params: b.params,
-    })
+    let tail = if op == Op::Single { " LIMIT 1".to_string() } else { format!(" ORDER BY {order}") };
+    let text = format!("SELECT {} FROM {}{}{tail}", select_list(table), quote_table(&table.name)?, where_clause(&w));
+    Ok(Sql { text, params: b.params })
 }
 
 /// SQL for `store`: an INSERT of the body's fields (plus `domain` on scoped tables).
-pub fn insert(
-    table: &Table,
-    scope: Scope<'_>,
-    fields: &[(String, String)],
-) -> Result<Sql, RealtimeError> {
-    need(!fields.is_empty(), "at least one field to store", || {
-        "an empty body".into()
-    })?;
+pub fn insert(table: &Table, scope: Scope<'_>, fields: &[(String, String)]) -> Result<Sql, RealtimeError> {
+    need(!fields.is_empty(), "at least one field to store", || "an empty body".into())?;
     let mut b = Builder::new(table);
     let (mut cols, mut vals) = (Vec::new(), Vec::new());
     let mut has_domain = false;
@@ -276,46 +221,22 @@ pub fn insert(
         cols.push(quote_ident(DOMAIN_COLUMN));
         vals.push(b.bind(&col, only));
     }
-    let text = format!(
-        "INSERT INTO {} ({}) VALUES ({})",
-        quote_table(&table.name)?,
-        cols.join(", "),
-        vals.join(", ")
-    );
-    Ok(Sql {
-        text,
-        params: b.params,
-    })
+    let text = format!("INSERT INTO {} ({}) VALUES ({})", quote_table(&table.name)?, cols.join(", "), vals.join(", "));
+    Ok(Sql { text, params: b.params })
 }
 
 fn check_domain(scope: Scope<'_>, v: &str) -> Result<(), RealtimeError> {
     if scope.domains.iter().any(|d| d == v) {
         Ok(())
     } else {
-        Err(RealtimeError::WrongDomain {
-            expected: scope.domains.join(", "),
-            found: v.into(),
-        })
+        Err(RealtimeError::WrongDomain { expected: scope.domains.join(", "), found: v.into() })
     }
 }
 
 /// SQL for `update`: `lookup` from the query string (`?key=val`), `set` from the body.
-pub fn update(
-    table: &Table,
-    scope: Scope<'_>,
-    lookup: &[(String, String)],
-    set: &[(String, String)],
-) -> Result<Sql, RealtimeError> {
-    need(
-        !lookup.is_empty(),
-        "a lookup field in the query string (update?key=value)",
-        || "none".into(),
-    )?;
-    need(
-        !set.is_empty(),
-        "at least one field to set in the body",
-        || "an empty body".into(),
-    )?;
+pub fn update(table: &Table, scope: Scope<'_>, lookup: &[(String, String)], set: &[(String, String)]) -> Result<Sql, RealtimeError> {
+    need(!lookup.is_empty(), "a lookup field in the query string (update?key=value)", || "none".into())?;
+    need(!set.is_empty(), "at least one field to set in the body", || "an empty body".into())?;
     let mut b = Builder::new(table);
     let mut sets = Vec::new();
     for (k, v) in set {
@@ -327,49 +248,21 @@ pub fn update(
         sets.push(format!("{} = {val}", quote_ident(&col.name)));
     }
     let w = b.wheres(scope, lookup, true)?;
-    let text = format!(
-        "UPDATE {} SET {}{}",
-        quote_table(&table.name)?,
-        sets.join(", "),
-        where_clause(&w)
-    );
-    Ok(Sql {
-        text,
-        params: b.params,
-    })
+    let text = format!("UPDATE {} SET {}{}", quote_table(&table.name)?, sets.join(", "), where_clause(&w));
+    Ok(Sql { text, params: b.params })
 }
 
 /// SQL for `destroy`: every body field is a condition (the first is the key field).
-pub fn delete(
-    table: &Table,
-    scope: Scope<'_>,
-    fields: &[(String, String)],
-) -> Result<Sql, RealtimeError> {
-    need(!fields.is_empty(), "a key field to destroy by", || {
-        "an empty body".into()
-    })?;
+pub fn delete(table: &Table, scope: Scope<'_>, fields: &[(String, String)]) -> Result<Sql, RealtimeError> {
+    need(!fields.is_empty(), "a key field to destroy by", || "an empty body".into())?;
     let mut b = Builder::new(table);
     let w = b.wheres(scope, fields, true)?;
-    let text = format!(
-        "DELETE FROM {}{}",
-        quote_table(&table.name)?,
-        where_clause(&w)
-    );
-    Ok(Sql {
-        text,
-        params: b.params,
-    })
+    let text = format!("DELETE FROM {}{}", quote_table(&table.name)?, where_clause(&w));
+    Ok(Sql { text, params: b.params })
 }
 
 /// The columns a static-config table must have.
-pub const STATIC_COLUMNS: [&str; 6] = [
-    "filename",
-    "category",
-    "cat_metric",
-    "var_metric",
-    "var_name",
-    "var_val",
-];
+pub const STATIC_COLUMNS: [&str; 6] = ["filename", "category", "cat_metric", "var_metric", "var_name", "var_val"];
 
 /// SQL for `static?file=NAME`, ordered as res_config_pgsql orders it.
 pub fn static_file(table: &Table, scope: Scope<'_>, file: &str) -> Result<Sql, RealtimeError> {
@@ -387,19 +280,12 @@ pub fn static_file(table: &Table, scope: Scope<'_>, file: &str) -> Result<Sql, R
         quote_table(&table.name)?,
         where_clause(&w)
     );
-    Ok(Sql {
-        text,
-        params: b.params,
-    })
+    Ok(Sql { text, params: b.params })
 }
 
 /// `require`: the fields (`column=type:size`) that are not columns of the table.
 pub fn missing_columns(table: &Table, fields: &[(String, String)]) -> Vec<String> {
-    fields
-        .iter()
-        .filter(|(k, _)| table.column(k).is_err())
-        .map(|(k, _)| k.clone())
-        .collect()
+    fields.iter().filter(|(k, _)| table.column(k).is_err()).map(|(k, _)| k.clone()).collect()
 }
 
 #[cfg(test)]
@@ -408,28 +294,13 @@ mod tests {
 
     fn t(scoped: bool) -> Table {
         let mut columns = vec![
-            Column {
-                name: "id".into(),
-                sql_type: "character varying(40)".into(),
-                is_string: true,
-            },
-            Column {
-                name: "max_contacts".into(),
-                sql_type: "integer".into(),
-                is_string: false,
-            },
+            Column { name: "id".into(), sql_type: "character varying(40)".into(), is_string: true },
+            Column { name: "max_contacts".into(), sql_type: "integer".into(), is_string: false },
         ];
         if scoped {
-            columns.push(Column {
-                name: "domain".into(),
-                sql_type: "text".into(),
-                is_string: true,
-            });
+            columns.push(Column { name: "domain".into(), sql_type: "text".into(), is_string: true });
         }
-        Table {
-            name: "ps_aors".into(),
-            columns,
-        }
+        Table { name: "ps_aors".into(), columns }
     }
     fn f(k: &str, v: &str) -> Vec<(String, String)> {
         vec![(k.into(), v.into())]
@@ -448,26 +319,13 @@ mod tests {
         );
         assert_eq!(s.params, vec!["10%"]);
         let s = select(&t(false), sc(&["e"]), Op::Single, &f("max_contacts >=", "2")).unwrap();
-        assert!(
-            s.text
-                .contains("\"max_contacts\" >= CAST(NULLIF($1::text, '') AS integer) LIMIT 1"),
-            "{}",
-            s.text
-        );
+        assert!(s.text.contains("\"max_contacts\" >= CAST(NULLIF($1::text, '') AS integer) LIMIT 1"), "{}", s.text);
     }
 
     #[test]
     fn injection_in_field_names_is_refused() {
-        for bad in [
-            "id; DROP TABLE ps_aors",
-            "id\" = '' OR \"1",
-            "id OR 1=1 --",
-            "nosuch",
-        ] {
-            assert!(
-                select(&t(false), sc(&["e"]), Op::Single, &f(bad, "x")).is_err(),
-                "{bad}"
-            );
+        for bad in ["id; DROP TABLE ps_aors", "id\" = '' OR \"1", "id OR 1=1 --", "nosuch"] {
+            assert!(select(&t(false), sc(&["e"]), Op::Single, &f(bad, "x")).is_err(), "{bad}");
             assert!(insert(&t(false), sc(&["e"]), &f(bad, "x")).is_err(), "{bad}");
         }
         assert!(quote_table("ps_aors; drop").is_err());
@@ -476,20 +334,14 @@ mod tests {
     #[test]
     fn scoped_tables_are_limited_to_the_entity() {
         let s = delete(&t(true), sc(&["t1.example.ru"]), &f("id", "1001")).unwrap();
-        assert_eq!(
-            s.text,
-            "DELETE FROM \"ps_aors\" WHERE \"id\" = $1::text AND \"domain\" IN ($2::text)"
-        );
+        assert_eq!(s.text, "DELETE FROM \"ps_aors\" WHERE \"id\" = $1::text AND \"domain\" IN ($2::text)");
         assert_eq!(s.params, vec!["1001", "t1.example.ru"]);
         let two = sc(&["t1", "t3"]);
         let s = select(&t(true), two, Op::Multi, &f("id", "1")).unwrap();
         assert!(s.text.contains("\"domain\" IN ($2::text, $3::text)"), "{}", s.text);
         let s = insert(&t(true), sc(&["t1"]), &f("id", "1")).unwrap();
         assert_eq!(s.params, vec!["1", "t1"]);
-        assert!(matches!(
-            insert(&t(true), sc(&["t1"]), &f("domain", "t2")),
-            Err(RealtimeError::WrongDomain { .. })
-        ));
+        assert!(matches!(insert(&t(true), sc(&["t1"]), &f("domain", "t2")), Err(RealtimeError::WrongDomain { .. })));
         assert!(insert(&t(true), two, &f("id", "1")).is_err(), "several domains: the row's must be named");
         let s = insert(&t(true), two, &[("id".into(), "1".into()), ("domain".into(), "t3".into())]).unwrap();
         assert_eq!(s.params, vec!["1", "t3"]);
@@ -499,7 +351,10 @@ mod tests {
     fn writes_take_exact_matches_only() {
         for field in ["id LIKE", "id NOT LIKE", "id !=", "id <>", "id >", "id <="] {
             assert!(matches!(delete(&t(true), sc(&["t1"]), &f(field, "%")), Err(RealtimeError::InexactMatch { .. })), "{field}");
-            assert!(matches!(update(&t(true), sc(&["t1"]), &f(field, "%"), &f("max_contacts", "1")), Err(RealtimeError::InexactMatch { .. })), "{field}");
+            assert!(
+                matches!(update(&t(true), sc(&["t1"]), &f(field, "%"), &f("max_contacts", "1")), Err(RealtimeError::InexactMatch { .. })),
+                "{field}"
+            );
         }
         assert!(delete(&t(true), sc(&["t1"]), &f("id =", "1")).is_ok());
         assert!(select(&t(true), sc(&["t1"]), Op::Multi, &f("id LIKE", "%")).is_ok(), "reads keep LIKE");

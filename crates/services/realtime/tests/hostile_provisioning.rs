@@ -30,8 +30,7 @@ async fn seed(db: &TestDb) {
 
 const ALL: &str = "SELECT count(*) FROM ps_endpoints";
 /// A fingerprint of every row, to show nothing changed.
-const SUM: &str =
-    "SELECT count(*) * 1000 + sum(length(id || domain || coalesce(context, ''))) FROM ps_endpoints";
+const SUM: &str = "SELECT count(*) * 1000 + sum(length(id || domain || coalesce(context, ''))) FROM ps_endpoints";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_credential_a_wrong_one_or_an_unknown_entity_gets_nothing() {
@@ -53,7 +52,13 @@ async fn no_credential_a_wrong_one_or_an_unknown_entity_gets_nothing() {
             ("empty credential", Ast::with(&url, E1, "endpoint", Some((String::new(), String::new())))),
         ];
         for (what, ast) in &cases {
-            for (op, body, fail) in [("single", "id=1001", ""), ("multi", "id%20LIKE=%25", ""), ("store", "id=9&context=z", "-1"), ("update?id=1001", "context=z", "-1"), ("destroy", "id=1001", "-1")] {
+            for (op, body, fail) in [
+                ("single", "id=1001", ""),
+                ("multi", "id%20LIKE=%25", ""),
+                ("store", "id=9&context=z", "-1"),
+                ("update?id=1001", "context=z", "-1"),
+                ("destroy", "id=1001", "-1"),
+            ] {
                 let (code, text, www) = ast.post_full(op, body.into()).await;
                 assert_eq!((code, text.as_str()), (401, fail), "{what}: {op}");
                 assert_eq!(www.as_deref(), Some("Basic realm=\"mware provisioning\""), "{what}: {op}");
@@ -99,37 +104,15 @@ async fn the_domain_form_works_only_when_the_site_says_so() {
         let t1 = Ast::with(&url, "T1.Example.RU", "endpoint", common::cred(E1));
         assert_eq!(
             t1.multi(&[("id LIKE", "%")]).await,
-            (
-                200,
-                "id=1001&context=a&max_audio_streams=1\nid=1002&context=b&max_audio_streams=1\n"
-                    .into()
-            )
+            (200, "id=1001&context=a&max_audio_streams=1\nid=1002&context=b&max_audio_streams=1\n".into())
         );
-        assert_eq!(
-            Ast::with(&url, "t2.example.ru", "endpoint", common::cred(E1))
-                .single(&[("id", "2001")])
-                .await,
-            (403, "".into())
-        );
-        assert_eq!(
-            Ast::with(&url, "t1.example.ru", "endpoint", None)
-                .single(&[("id", "1001")])
-                .await,
-            (401, "".into())
-        );
+        assert_eq!(Ast::with(&url, "t2.example.ru", "endpoint", common::cred(E1)).single(&[("id", "2001")]).await, (403, "".into()));
+        assert_eq!(Ast::with(&url, "t1.example.ru", "endpoint", None).single(&[("id", "1001")]).await, (401, "".into()));
         // A multi-domain entity narrowed to one of its domains by the URL.
         let t3 = Ast::with(&url, "t3.example.ru", "endpoint", common::cred(MULTI));
-        assert_eq!(
-            t3.multi(&[("id LIKE", "%")]).await,
-            (200, "id=1003&context=c&max_audio_streams=1\n".into())
-        );
+        assert_eq!(t3.multi(&[("id LIKE", "%")]).await, (200, "id=1003&context=c&max_audio_streams=1\n".into()));
         // The entity id form keeps working beside it.
-        assert_eq!(
-            Ast::new(&url, E2, "endpoint")
-                .single(&[("id", "2001")])
-                .await,
-            (200, "id=2001&context=x&max_audio_streams=1\n".into())
-        );
+        assert_eq!(Ast::new(&url, E2, "endpoint").single(&[("id", "2001")]).await, (200, "id=2001&context=x&max_audio_streams=1\n".into()));
     })
     .await;
 }
@@ -142,24 +125,11 @@ async fn an_entity_that_may_not_write_writes_nothing() {
         let before = count(&db, SUM).await;
         let srv = ProvServer::start(&db.config(), 0).await;
         let ro = Ast::new(&srv.url(), RO, "endpoint");
-        assert_eq!(
-            ro.single(&[("id", "1001")]).await,
-            (200, "id=1001&context=a&max_audio_streams=1\n".into()),
-            "reads are allowed"
-        );
-        assert_eq!(
-            ro.store(&[("id", "1009"), ("context", "z")]).await,
-            (403, "-1".into())
-        );
-        assert_eq!(
-            ro.update("id", "1001", &[("context", "z")]).await,
-            (403, "-1".into())
-        );
+        assert_eq!(ro.single(&[("id", "1001")]).await, (200, "id=1001&context=a&max_audio_streams=1\n".into()), "reads are allowed");
+        assert_eq!(ro.store(&[("id", "1009"), ("context", "z")]).await, (403, "-1".into()));
+        assert_eq!(ro.update("id", "1001", &[("context", "z")]).await, (403, "-1".into()));
         assert_eq!(ro.destroy("id", "1001", &[]).await, (403, "-1".into()));
-        assert_eq!(
-            Ast::new(&srv.url(), RO, "aor").store(&[("id", "9")]).await,
-            (403, "-1".into())
-        );
+        assert_eq!(Ast::new(&srv.url(), RO, "aor").store(&[("id", "9")]).await, (403, "-1".into()));
         assert_eq!(count(&db, SUM).await, before, "nothing written");
         assert!(srv.metrics().contains(r#"op="store",outcome="forbidden""#));
     })
@@ -175,58 +145,21 @@ async fn patterns_in_update_lookups_and_destroy_conditions_are_refused() {
         let srv = ProvServer::start(&db.config(), 0).await;
         let ep = Ast::new(&srv.url(), E1, "endpoint");
         // The issue's two requests, byte for byte: `destroy` with `id LIKE %`, `update` with `id LIKE=%`.
-        assert_eq!(
-            ep.post("destroy", "id%20LIKE=%25&".into()).await,
-            (400, "-1".into())
-        );
-        assert_eq!(
-            ep.post("update?id%20LIKE=%25", "context=owned".into())
-                .await,
-            (400, "-1".into())
-        );
+        assert_eq!(ep.post("destroy", "id%20LIKE=%25&".into()).await, (400, "-1".into()));
+        assert_eq!(ep.post("update?id%20LIKE=%25", "context=owned".into()).await, (400, "-1".into()));
         for op in ["LIKE", "NOT LIKE", "!=", "<>", ">", ">=", "<", "<="] {
             let field = format!("id {op}");
-            assert_eq!(
-                ep.destroy(&field, "0", &[]).await,
-                (400, "-1".into()),
-                "destroy {field}"
-            );
-            assert_eq!(
-                ep.destroy("id", "1001", &[(&field, "%")]).await,
-                (400, "-1".into()),
-                "destroy condition {field}"
-            );
-            assert_eq!(
-                ep.update(&field, "0", &[("context", "owned")]).await,
-                (400, "-1".into()),
-                "update {field}"
-            );
+            assert_eq!(ep.destroy(&field, "0", &[]).await, (400, "-1".into()), "destroy {field}");
+            assert_eq!(ep.destroy("id", "1001", &[(&field, "%")]).await, (400, "-1".into()), "destroy condition {field}");
+            assert_eq!(ep.update(&field, "0", &[("context", "owned")]).await, (400, "-1".into()), "update {field}");
         }
         assert_eq!(count(&db, SUM).await, before, "no row deleted or rewritten");
         // Exact matches still work, and only within the entity's tenant.
-        assert_eq!(
-            ep.update("id", "2001", &[("context", "owned")]).await,
-            (200, "0".into()),
-            "another tenant's row"
-        );
-        assert_eq!(
-            ep.post("update?id%20%3D=1001", "context=a2".into()).await,
-            (200, "1".into()),
-            "`id =` is exact"
-        );
-        assert_eq!(
-            ep.destroy("id", "1002", &[("context", "b")]).await,
-            (200, "1".into())
-        );
+        assert_eq!(ep.update("id", "2001", &[("context", "owned")]).await, (200, "0".into()), "another tenant's row");
+        assert_eq!(ep.post("update?id%20%3D=1001", "context=a2".into()).await, (200, "1".into()), "`id =` is exact");
+        assert_eq!(ep.destroy("id", "1002", &[("context", "b")]).await, (200, "1".into()));
         assert_eq!(count(&db, ALL).await, 4);
-        assert_eq!(
-            count(
-                &db,
-                "SELECT count(*) FROM ps_endpoints WHERE context = 'owned'"
-            )
-            .await,
-            0
-        );
+        assert_eq!(count(&db, "SELECT count(*) FROM ps_endpoints WHERE context = 'owned'").await, 0);
     })
     .await;
 }
@@ -244,13 +177,7 @@ async fn hostile_family_names_keep_metrics_bounded() {
             let url = format!("{url}/provision/asterisk/{E1}/{family}/single");
             let (u, p) = (u.clone(), p.clone());
             async move {
-                let r = http
-                    .post(url)
-                    .basic_auth(u, Some(p))
-                    .body("id=1")
-                    .send()
-                    .await
-                    .unwrap();
+                let r = http.post(url).basic_auth(u, Some(p)).body("id=1").send().await.unwrap();
                 (r.status().as_u16(), r.text().await.unwrap())
             }
         };
@@ -261,47 +188,20 @@ async fn hostile_family_names_keep_metrics_bounded() {
         for i in 0..150 {
             assert_eq!(send(format!("fam{i}")).await, (400, "".into()));
         }
-        for hostile in [
-            "%0Amware_active%201",
-            "x%22%7D",
-            "%E2%80%AE",
-            "endpoint%00",
-            &"z".repeat(2000),
-        ] {
+        for hostile in ["%0Amware_active%201", "x%22%7D", "%E2%80%AE", "endpoint%00", &"z".repeat(2000)] {
             let (code, body) = send(hostile.to_string()).await;
             assert_eq!(code, 400, "{hostile}");
             assert_eq!(body, "");
         }
         let m = srv.metrics();
         let one = first.len();
-        assert!(
-            !m.lines().any(|l| l.starts_with("mware_active")),
-            "no injected line:\n{m}"
-        );
-        let families: std::collections::BTreeSet<&str> = m
-            .lines()
-            .filter_map(|l| l.split("family=\"").nth(1)?.split('"').next())
-            .collect();
-        assert_eq!(
-            families.into_iter().collect::<Vec<_>>(),
-            ["other"],
-            "only configured families or other"
-        );
-        eprintln!(
-            "metrics text: {one} bytes after one hostile family, {} after 156",
-            m.len()
-        );
+        assert!(!m.lines().any(|l| l.starts_with("mware_active")), "no injected line:\n{m}");
+        let families: std::collections::BTreeSet<&str> = m.lines().filter_map(|l| l.split("family=\"").nth(1)?.split('"').next()).collect();
+        assert_eq!(families.into_iter().collect::<Vec<_>>(), ["other"], "only configured families or other");
+        eprintln!("metrics text: {one} bytes after one hostile family, {} after 156", m.len());
         // Same series; only counters' digits grow.
-        assert_eq!(
-            m.lines().count(),
-            first.lines().count(),
-            "no new series:\n{first}\n---\n{m}"
-        );
-        assert!(
-            m.len() <= one + 100,
-            "metrics did not grow with client input: {one} -> {}",
-            m.len()
-        );
+        assert_eq!(m.lines().count(), first.lines().count(), "no new series:\n{first}\n---\n{m}");
+        assert!(m.len() <= one + 100, "metrics did not grow with client input: {one} -> {}", m.len());
     })
     .await;
 }
@@ -314,35 +214,12 @@ async fn text_in_an_integer_column_is_a_bad_request() {
         let before = count(&db, SUM).await;
         let srv = ProvServer::start(&db.config(), 0).await;
         let ep = Ast::new(&srv.url(), E1, "endpoint");
-        assert_eq!(
-            ep.store(&[("id", "1005"), ("max_audio_streams", "two")])
-                .await,
-            (400, "-1".into())
-        );
-        assert_eq!(
-            ep.single(&[("max_audio_streams", "two")]).await,
-            (400, "".into())
-        );
-        assert_eq!(
-            ep.multi(&[("max_audio_streams >", "99999999999")]).await,
-            (400, "".into()),
-            "out of range: 22003"
-        );
-        assert_eq!(
-            ep.update("id", "1001", &[("max_audio_streams", "1.5")])
-                .await,
-            (400, "-1".into())
-        );
-        assert_eq!(
-            ep.update("id", "1001", &[("direct_media", "maybe")]).await,
-            (400, "-1".into()),
-            "not a value of the enum"
-        );
-        assert_eq!(
-            ep.store(&[("id", "1001")]).await,
-            (400, "-1".into()),
-            "duplicate key: 23505"
-        );
+        assert_eq!(ep.store(&[("id", "1005"), ("max_audio_streams", "two")]).await, (400, "-1".into()));
+        assert_eq!(ep.single(&[("max_audio_streams", "two")]).await, (400, "".into()));
+        assert_eq!(ep.multi(&[("max_audio_streams >", "99999999999")]).await, (400, "".into()), "out of range: 22003");
+        assert_eq!(ep.update("id", "1001", &[("max_audio_streams", "1.5")]).await, (400, "-1".into()));
+        assert_eq!(ep.update("id", "1001", &[("direct_media", "maybe")]).await, (400, "-1".into()), "not a value of the enum");
+        assert_eq!(ep.store(&[("id", "1001")]).await, (400, "-1".into()), "duplicate key: 23505");
         assert_eq!(count(&db, SUM).await, before, "nothing written");
         let m = srv.metrics();
         assert!(!m.contains(r#"outcome="error""#), "no 500: {m}");
@@ -359,21 +236,12 @@ async fn a_table_without_a_domain_column_is_refused_unless_shared() {
         cfg.shared_families.clear();
         let srv = ProvServer::start(&cfg, 0).await;
         let aor = Ast::new(&srv.url(), E2, "aor");
-        assert_eq!(
-            aor.single(&[("id", "1001")]).await,
-            (403, "".into()),
-            "t1's aor is not shown to t2"
-        );
+        assert_eq!(aor.single(&[("id", "1001")]).await, (403, "".into()), "t1's aor is not shown to t2");
         assert_eq!(aor.destroy("id", "1001", &[]).await, (403, "-1".into()));
         assert_eq!(count(&db, "SELECT count(*) FROM ps_aors").await, 1);
         // Marked shared: every entity of the group sees it.
         let srv2 = ProvServer::start(&db.config(), 0).await;
-        assert_eq!(
-            Ast::new(&srv2.url(), E2, "aor")
-                .single(&[("id", "1001")])
-                .await,
-            (200, "id=1001&max_contacts=1\n".into())
-        );
+        assert_eq!(Ast::new(&srv2.url(), E2, "aor").single(&[("id", "1001")]).await, (200, "id=1001&max_contacts=1\n".into()));
     })
     .await;
 }
@@ -387,7 +255,11 @@ async fn an_entity_of_two_domains_sees_both_and_names_the_tenant_it_writes() {
         let m = Ast::new(&srv.url(), MULTI, "endpoint");
         assert_eq!(
             m.multi(&[("id LIKE", "%")]).await,
-            (200, "id=1001&context=a&max_audio_streams=1\nid=1002&context=b&max_audio_streams=1\nid=1003&context=c&max_audio_streams=1\n".into())
+            (
+                200,
+                "id=1001&context=a&max_audio_streams=1\nid=1002&context=b&max_audio_streams=1\nid=1003&context=c&max_audio_streams=1\n"
+                    .into()
+            )
         );
         assert_eq!(m.store(&[("id", "1004")]).await, (400, "-1".into()), "which tenant? refused");
         assert_eq!(m.store(&[("id", "1004"), ("domain", "t2.example.ru")]).await, (400, "-1".into()), "not its tenant");
@@ -413,12 +285,7 @@ fn the_routing_rule_finds_the_group_listing_the_entity_and_nothing_else() {
     let r = |s: &str| mware_realtime::resolve_entity(&site, &tree, s);
     assert_eq!(r(E1), Ok((2, E1.to_string())));
     assert_eq!(r("12:34:56:78:9A:BC"), Ok((2, E1.to_string())), "any case");
-    for unknown in [
-        "aa:bb:cc:dd:ee:ff",
-        "t1.example.ru",
-        "nobody.example.org",
-        "a\"} 1\nx",
-    ] {
+    for unknown in ["aa:bb:cc:dd:ee:ff", "t1.example.ru", "nobody.example.org", "a\"} 1\nx"] {
         let (code, why) = r(unknown).unwrap_err();
         assert_eq!(code, 404, "{unknown}: {why}");
         assert!(!why.contains('\n'), "escaped: {why}");
@@ -432,15 +299,6 @@ fn the_routing_rule_finds_the_group_listing_the_entity_and_nothing_else() {
         }
     }
     let tree2 = mware_config::DomainTree::build(&site2);
-    assert_eq!(
-        mware_realtime::resolve_entity(&site2, &tree2, "T1.example.ru."),
-        Ok((2, "t1.example.ru".into()))
-    );
-    assert_eq!(
-        mware_realtime::resolve_entity(&site2, &tree2, "other.example.org")
-            .unwrap_err()
-            .0,
-        404,
-        "group 1 does not take domains"
-    );
+    assert_eq!(mware_realtime::resolve_entity(&site2, &tree2, "T1.example.ru."), Ok((2, "t1.example.ru".into())));
+    assert_eq!(mware_realtime::resolve_entity(&site2, &tree2, "other.example.org").unwrap_err().0, 404, "group 1 does not take domains");
 }

@@ -11,12 +11,7 @@ const T1: &str = "t1.example.ru";
 const ALICE: &str = "id=1001&transport=transport-udp&aors=1001&auth=1001&context=from%20internal&disallow=all&allow=ulaw%2Calaw&direct_media=no&callerid=Alice%20%3C1001%3E\n";
 
 async fn count(db: &TestDb, table: &str) -> i64 {
-    db.client()
-        .await
-        .query_one(&format!("SELECT count(*) FROM {table}"), &[])
-        .await
-        .unwrap()
-        .get(0)
+    db.client().await.query_one(&format!("SELECT count(*) FROM {table}"), &[]).await.unwrap().get(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,70 +99,29 @@ async fn bad_requests_get_the_failure_answer_and_write_nothing() {
         let db = TestDb::create("bad").await;
         let mut srv = ProvServer::start(&db.config(), 0).await;
         let ep = Ast::new(&srv.url(), E1, "endpoint");
-        assert_eq!(
-            ep.store(&[("id", "1001"), ("context", "c")]).await,
-            (200, "1".into())
-        );
+        assert_eq!(ep.store(&[("id", "1001"), ("context", "c")]).await, (200, "1".into()));
 
-        for field in [
-            "id; DROP TABLE ps_endpoints; --",
-            "id = '1' OR '1'='1' --",
-            "\"id\"",
-            "id) OR (1=1",
-            "nosuch",
-        ] {
-            assert_eq!(
-                ep.single(&[(field, "1001")]).await,
-                (400, "".into()),
-                "single {field:?}"
-            );
-            assert_eq!(
-                ep.multi(&[(field, "%")]).await,
-                (400, "".into()),
-                "multi {field:?}"
-            );
-            assert_eq!(
-                ep.store(&[("id", "1002"), (field, "x")]).await,
-                (400, "-1".into()),
-                "store {field:?}"
-            );
-            assert_eq!(
-                ep.update("id", "1001", &[(field, "x")]).await,
-                (400, "-1".into()),
-                "update {field:?}"
-            );
-            assert_eq!(
-                ep.destroy("id", "1001", &[(field, "x")]).await,
-                (400, "-1".into()),
-                "destroy {field:?}"
-            );
+        for field in ["id; DROP TABLE ps_endpoints; --", "id = '1' OR '1'='1' --", "\"id\"", "id) OR (1=1", "nosuch"] {
+            assert_eq!(ep.single(&[(field, "1001")]).await, (400, "".into()), "single {field:?}");
+            assert_eq!(ep.multi(&[(field, "%")]).await, (400, "".into()), "multi {field:?}");
+            assert_eq!(ep.store(&[("id", "1002"), (field, "x")]).await, (400, "-1".into()), "store {field:?}");
+            assert_eq!(ep.update("id", "1001", &[(field, "x")]).await, (400, "-1".into()), "update {field:?}");
+            assert_eq!(ep.destroy("id", "1001", &[(field, "x")]).await, (400, "-1".into()), "destroy {field:?}");
         }
         // unknown family, malformed %-encoding, oversized body
         let nosuch = Ast::new(&srv.url(), E1, "nosuch");
         assert_eq!(nosuch.single(&[("id", "1001")]).await, (400, "".into()));
         assert_eq!(nosuch.store(&[("id", "1001")]).await, (400, "-1".into()));
         assert_eq!(ep.post("single", "id=10%G1".into()).await, (400, "".into()));
-        assert_eq!(
-            ep.post("store", "id=1003&context=%E2%28".into()).await,
-            (400, "-1".into())
-        );
+        assert_eq!(ep.post("store", "id=1003&context=%E2%28".into()).await, (400, "-1".into()));
         let big = "x".repeat(5000);
-        assert_eq!(
-            ep.store(&[("id", "1004"), ("context", &big)]).await,
-            (400, "-1".into())
-        );
+        assert_eq!(ep.store(&[("id", "1004"), ("context", &big)]).await, (400, "-1".into()));
         // nothing was written, the table is intact
         assert_eq!(count(&db, "ps_endpoints").await, 1);
-        assert_eq!(
-            ep.single(&[("id", "1001")]).await,
-            (200, "id=1001&context=c\n".into())
-        );
+        assert_eq!(ep.single(&[("id", "1001")]).await, (200, "id=1001&context=c\n".into()));
 
         let m = srv.metrics();
-        assert!(
-            m.contains(r#"mware_provisioning_requests_total{family="endpoint",op="store",outcome="bad_request"} 7"#),
-            "{m}"
-        );
+        assert!(m.contains(r#"mware_provisioning_requests_total{family="endpoint",op="store",outcome="bad_request"} 7"#), "{m}");
         assert!(!m.contains("DROP"), "no request text in metric labels");
 
         // not running: 503 with the failure body, so a cache keeps what it has
@@ -188,9 +142,7 @@ async fn a_failed_connection_never_shows_the_password() {
         let handle = mware_realtime::ProvisioningHandle::new(&mut registry);
         let port = mware_testkit::free_port();
         let cfg = mware_config::Provisioning {
-            dsn: mware_config::Secret::new(format!(
-                "host=127.0.0.1 port={port} user=postgres password=hunter2 connect_timeout=2"
-            )),
+            dsn: mware_config::Secret::new(format!("host=127.0.0.1 port={port} user=postgres password=hunter2 connect_timeout=2")),
             max_body_bytes: 4096,
             ..Default::default()
         };

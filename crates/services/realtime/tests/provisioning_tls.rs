@@ -9,7 +9,7 @@ mod common;
 use common::{bounded, Ast, E1, SCHEMA};
 use mware_config::{Provisioning, Secret};
 use mware_realtime::ProvisioningHandle;
-use mware_testkit::etcd::{make_ca, make_cert};
+use mware_testkit::etcd::make_ca;
 use mware_testkit::pg::PgInstance;
 use std::path::Path;
 
@@ -18,53 +18,14 @@ const APP: &str = "rt-tls-test";
 /// A primary with TLS on and every non-TLS TCP connection refused.
 fn tls_postgres(dir: &Path) -> (PgInstance, std::path::PathBuf) {
     let pg = PgInstance::new_primary("rttls").expect("initdb");
-    let (ca, ca_key) = make_ca(dir, "rt-ca").unwrap();
-    let (crt, key) = make_cert(
-        dir,
-        "rt-server",
-        (&ca, &ca_key),
-        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n\
-         extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )
-    .unwrap();
-    pg.stop().unwrap();
-    std::fs::copy(&crt, pg.data.join("server.crt")).unwrap();
-    std::fs::copy(&key, pg.data.join("server.key")).unwrap();
-    std::fs::set_permissions(
-        pg.data.join("server.key"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
-    let mut conf = std::fs::OpenOptions::new()
-        .append(true)
-        .open(pg.data.join("postgresql.conf"))
-        .unwrap();
-    std::io::Write::write_all(
-        &mut conf,
-        b"\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
-    )
-    .unwrap();
-    std::fs::write(pg.data.join("pg_hba.conf"), "local all all trust\nhostssl all postgres 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n").unwrap();
-    let st = std::process::Command::new("chown")
-        .args(["-R", "postgres:postgres"])
-        .arg(&pg.data)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    pg.start().unwrap();
+    let ca = pg.enable_tls(dir).expect("TLS on");
     pg.psql(SCHEMA).unwrap();
-    pg.psql(
-        "INSERT INTO ps_endpoints (id, domain, context) VALUES ('1001', 't1.example.ru', 'tls')",
-    )
-    .unwrap();
+    pg.psql("INSERT INTO ps_endpoints (id, domain, context) VALUES ('1001', 't1.example.ru', 'tls')").unwrap();
     (pg, ca)
 }
 
 fn cfg(dsn: String, ca_file: Option<&Path>) -> Provisioning {
-    let mut c = common::TestDb {
-        name: String::new(),
-    }
-    .config();
+    let mut c = common::TestDb { name: String::new() }.config();
     c.dsn = Secret::new(dsn);
     c.ca_file = ca_file.map(|p| p.to_string_lossy().into_owned());
     c

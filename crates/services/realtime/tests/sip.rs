@@ -27,11 +27,7 @@ use tokio_util::sync::CancellationToken;
 const DOMAIN: &str = "tenant1.example.ru";
 /// Users registered before the outage: (id, password). One password needs
 /// %-decoding in the registrar (`@` and `+` are sent as %40 and %2B).
-const USERS: &[(&str, &str)] = &[
-    ("1001", "Secr3t1001"),
-    ("1002", "p@ss+1002"),
-    ("1003", "Secr3t1003"),
-];
+const USERS: &[(&str, &str)] = &[("1001", "Secr3t1001"), ("1002", "p@ss+1002"), ("1003", "Secr3t1003")];
 /// In the database but never asked for before the outage.
 const NEVER_FETCHED: (&str, &str) = ("1004", "Secr3t1004");
 
@@ -41,9 +37,7 @@ fn scenario_dir() -> PathBuf {
 
 /// The absolute path of a program, or a failure that says how to install it.
 fn require(program: &str, candidates: &[&str]) -> PathBuf {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
     dirs.extend(["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"].map(PathBuf::from));
     for d in dirs {
         for c in candidates {
@@ -81,10 +75,7 @@ fn module_dir() -> PathBuf {
 
 /// A free UDP port on 127.0.0.1 (bind to 0, read, release).
 fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("free udp port")
+    UdpSocket::bind("127.0.0.1:0").and_then(|s| s.local_addr()).map(|a| a.port()).expect("free udp port")
 }
 
 /// The PIDs whose parent is `ppid` (from /proc/*/stat).
@@ -98,9 +89,7 @@ fn children_of(ppid: i32) -> Vec<i32> {
                 return false;
             };
             // "pid (comm) state ppid ...": comm may hold spaces, so split after ')'.
-            stat.rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok())
-                == Some(ppid)
+            stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok()) == Some(ppid)
         })
         .collect()
 }
@@ -152,17 +141,12 @@ impl Kamailio {
     /// Sends OPTIONS until the registrar answers (its route refuses it with 405).
     fn wait_ready(&mut self, timeout: Duration) {
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
         let local = sock.local_addr().unwrap();
         let deadline = Instant::now() + timeout;
         let mut n = 0;
         while Instant::now() < deadline {
-            assert!(
-                self.main.is_running(),
-                "kamailio exited at start:\n{}",
-                self.log_text()
-            );
+            assert!(self.main.is_running(), "kamailio exited at start:\n{}", self.log_text());
             n += 1;
             let probe = format!(
                 "OPTIONS sip:{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bKprobe{n}\r\n\
@@ -177,10 +161,7 @@ impl Kamailio {
                 return;
             }
         }
-        panic!(
-            "kamailio did not answer within {timeout:?}:\n{}",
-            self.log_text()
-        );
+        panic!("kamailio did not answer within {timeout:?}:\n{}", self.log_text());
     }
 
     fn log_text(&self) -> String {
@@ -199,9 +180,7 @@ impl Drop for Kamailio {
             // Only the workers listed while their parent (our child) was alive;
             // argv, no shell. Already gone is fine.
             if Path::new(&format!("/proc/{pid}")).exists() {
-                let _ = Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .output();
+                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).output();
             }
         }
     }
@@ -233,14 +212,7 @@ fn sipp(dir: &Path, tag: &str, scenario: &str, user: (&str, &str), kam: &Kamaili
         .args(["-m", "1", "-l", "1"])
         .args(["-i", "127.0.0.1", "-p", &free_udp_port().to_string()])
         .args(["-mp", &free_udp_port().to_string()])
-        .args([
-            "-nostdin",
-            "-timeout",
-            "10s",
-            "-timeout_error",
-            "-recv_timeout",
-            "5000",
-        ])
+        .args(["-nostdin", "-timeout", "10s", "-timeout_error", "-recv_timeout", "5000"])
         .args(["-trace_stat", "-stf"])
         .arg(&stat)
         .args(["-trace_err"])
@@ -250,11 +222,7 @@ fn sipp(dir: &Path, tag: &str, scenario: &str, user: (&str, &str), kam: &Kamaili
     let exit = child.wait_timeout(Duration::from_secs(12));
     drop(child);
     let (successful, failed) = sipp_totals(&stat);
-    SippRun {
-        exit,
-        successful,
-        failed,
-    }
+    SippRun { exit, successful, failed }
 }
 
 /// SuccessfulCall(C) and FailedCall(C) from the last row of SIPp's statistics file.
@@ -269,12 +237,7 @@ fn sipp_totals(stat: &Path) -> (u64, u64) {
     };
     let cols: Vec<&str> = header.split(';').collect();
     let vals: Vec<&str> = last.split(';').collect();
-    let get = |name: &str| {
-        cols.iter()
-            .position(|c| *c == name)
-            .and_then(|i| vals.get(i)?.trim().parse().ok())
-            .unwrap_or(0)
-    };
+    let get = |name: &str| cols.iter().position(|c| *c == name).and_then(|i| vals.get(i)?.trim().parse().ok()).unwrap_or(0);
     (get("SuccessfulCall(C)"), get("FailedCall(C)"))
 }
 
@@ -303,19 +266,11 @@ async fn sidecar(upstream: String, dir: &Path) -> Sidecar {
     let stop = CancellationToken::new();
     let s = stop.clone();
     let task = tokio::spawn(async move { serve(listener, cfg, s).await.expect("sidecar serves") });
-    Sidecar {
-        url: format!("http://{addr}"),
-        addr,
-        stop,
-        task,
-    }
+    Sidecar { url: format!("http://{addr}"), addr, stop, task }
 }
 
 fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    text.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
 }
 
 /// Runs blocking SIPp work off the async runtime.
@@ -371,18 +326,8 @@ async fn kamailio_registers_from_the_sidecar_cache_while_the_source_is_down() {
             blocking(move || sipp(&dir, &tag, scenario, user, &kam))
         };
         let explain = |tag: &str| {
-            let sipp_log =
-                std::fs::read_to_string(dir.join(format!("{tag}_sipp.log"))).unwrap_or_default();
-            format!(
-                "sipp output:\n{}\nkamailio log:\n{}",
-                sipp_log
-                    .lines()
-                    .rev()
-                    .take(40)
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-                kam.log_text()
-            )
+            let sipp_log = std::fs::read_to_string(dir.join(format!("{tag}_sipp.log"))).unwrap_or_default();
+            format!("sipp output:\n{}\nkamailio log:\n{}", sipp_log.lines().rev().take(40).collect::<Vec<_>>().join("\n"), kam.log_text())
         };
 
         // Source up: every user registers with digest auth.
@@ -396,30 +341,13 @@ async fn kamailio_registers_from_the_sidecar_cache_while_the_source_is_down() {
             );
         }
         // A wrong password is challenged again, a user absent from the database is 404.
-        let r = run(
-            "wrong".into(),
-            "register_wrong.xml",
-            ("1001", "NotThePassword"),
-        )
-        .await;
-        assert!(
-            r.exit == Some(0) && r.successful == 1,
-            "wrong password: 401 again: {r:?}\n{}",
-            explain("wrong")
-        );
+        let r = run("wrong".into(), "register_wrong.xml", ("1001", "NotThePassword")).await;
+        assert!(r.exit == Some(0) && r.successful == 1, "wrong password: 401 again: {r:?}\n{}", explain("wrong"));
         let r = run("absent".into(), "register_404.xml", ("9999", "x")).await;
-        assert!(
-            r.exit == Some(0) && r.successful == 1,
-            "absent user: 404: {r:?}\n{}",
-            explain("absent")
-        );
+        assert!(r.exit == Some(0) && r.successful == 1, "absent user: 404: {r:?}\n{}", explain("absent"));
         // In the database, but looked up with a wrong credential: refused, not registered.
         let r = run("intruder".into(), "register_404.xml", ("intruder", "x")).await;
-        assert!(
-            r.exit == Some(0) && r.successful == 1,
-            "wrong credential: 404: {r:?}\n{}",
-            explain("intruder")
-        );
+        assert!(r.exit == Some(0) && r.successful == 1, "wrong credential: 404: {r:?}\n{}", explain("intruder"));
         let log = kam.log_text();
         assert!(
             log.lines().any(|l| l.contains(&format!("register intruder@{DOMAIN}: sidecar answered 401"))),
@@ -441,21 +369,9 @@ async fn kamailio_registers_from_the_sidecar_cache_while_the_source_is_down() {
         }
         // Never fetched before the outage: the sidecar has nothing to serve, so no 200.
         let r = run("never".into(), "register_404.xml", NEVER_FETCHED).await;
-        assert!(
-            r.exit == Some(0) && r.successful == 1,
-            "a user never fetched before the outage gets 404: {r:?}\n{}",
-            explain("never")
-        );
-        let m = reqwest::get(format!("{}/metrics", sc.url))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        assert!(
-            metric(&m, "rtcache_errors_served_from_cache") >= USERS.len() as f64,
-            "{m}"
-        );
+        assert!(r.exit == Some(0) && r.successful == 1, "a user never fetched before the outage gets 404: {r:?}\n{}", explain("never"));
+        let m = reqwest::get(format!("{}/metrics", sc.url)).await.unwrap().text().await.unwrap();
+        assert!(metric(&m, "rtcache_errors_served_from_cache") >= USERS.len() as f64, "{m}");
         assert!(metric(&m, "rtcache_upstream_errors") >= 1.0, "{m}");
 
         // The registrar saw the sidecar fail for the never-fetched user (no cached
@@ -463,17 +379,12 @@ async fn kamailio_registers_from_the_sidecar_cache_while_the_source_is_down() {
         let log = kam.log_text();
         let never = format!("register {}@{DOMAIN}: sidecar answered", NEVER_FETCHED.0);
         assert!(
-            log.lines()
-                .any(|l| l.contains(&never) && l.ends_with("answered 502")),
+            log.lines().any(|l| l.contains(&never) && l.ends_with("answered 502")),
             "the sidecar answered 502 for {}:\n{log}",
             NEVER_FETCHED.0
         );
         // What the registrar saw, in order (shown with --nocapture).
-        for line in kam
-            .log_text()
-            .lines()
-            .filter(|l| l.contains("sidecar answered"))
-        {
+        for line in kam.log_text().lines().filter(|l| l.contains("sidecar answered")) {
             eprintln!("{}", line.rsplit_once("register ").map_or(line, |(_, r)| r));
         }
         drop(kam);

@@ -211,12 +211,7 @@ impl Store {
 
     /// Ends `expired` every open job whose deadline passed more than `grace_ms` ago;
     /// returns their ids and satellites.
-    pub async fn expire_due(
-        &self,
-        epoch: u64,
-        now_ms: u64,
-        grace_ms: u64,
-    ) -> Result<Vec<(String, String)>, DevicesError> {
+    pub async fn expire_due(&self, epoch: u64, now_ms: u64, grace_ms: u64) -> Result<Vec<(String, String)>, DevicesError> {
         match self {
             Store::Pg(s) => s.expire_due(epoch, now_ms, grace_ms).await,
             Store::Lite(s) => s.expire_due(epoch, now_ms, grace_ms).await,
@@ -243,9 +238,7 @@ impl Store {
 
 /// The message of a job that expired in the store.
 pub(crate) fn expiry_error(row_state: &str, deadline_ms: u64, timeout_ms: u64) -> String {
-    let at = humantime::format_rfc3339_millis(
-        std::time::UNIX_EPOCH + std::time::Duration::from_millis(deadline_ms),
-    );
+    let at = humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(deadline_ms));
     match row_state {
         "running" => format!("no result by its deadline {at} (timeout_ms {timeout_ms}): its poller started it but did not report back"),
         _ => format!("no poller took it by its deadline {at} (timeout_ms {timeout_ms})"),

@@ -50,10 +50,7 @@ fn row(r: &Row) -> JobRow {
         params: serde_json::from_str(r.get::<_, &str>(4)).unwrap_or_default(),
         timeout_ms: r.get::<_, i64>(5) as u64,
         state: parse_state(r.get(6)),
-        result: r
-            .get::<_, Option<&str>>(7)
-            .and_then(|s| serde_json::from_str(s).ok())
-            .unwrap_or_default(),
+        result: r.get::<_, Option<&str>>(7).and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default(),
         error: r.get(8),
         attempts: r.get::<_, i32>(9) as u32,
         poller: r.get(10),
@@ -67,28 +64,19 @@ fn row(r: &Row) -> JobRow {
 
 /// Locks the owner row and checks this instance still holds `epoch`.
 async fn fence(tx: &Transaction<'_>, epoch: u64) -> Result<(), DevicesError> {
-    let r = tx
-        .query_opt("SELECT epoch FROM dm_owner WHERE k = 1 FOR SHARE", &[])
-        .await
-        .map_err(db)?;
+    let r = tx.query_opt("SELECT epoch FROM dm_owner WHERE k = 1 FOR SHARE", &[]).await.map_err(db)?;
     match r.map(|r| r.get::<_, i64>(0) as u64) {
         Some(e) if e == epoch => Ok(()),
-        Some(e) => Err(DevicesError::Fenced {
-            mine: epoch,
-            theirs: e,
-        }),
-        None => Err(DevicesError::Fenced {
-            mine: epoch,
-            theirs: 0,
-        }),
+        Some(e) => Err(DevicesError::Fenced { mine: epoch, theirs: e }),
+        None => Err(DevicesError::Fenced { mine: epoch, theirs: 0 }),
     }
 }
 
 async fn connect(dsn: &Secret) -> Result<Client, DevicesError> {
-    let cfg: tokio_postgres::Config =
-        dsn.expose().parse().map_err(|e: tokio_postgres::Error| {
-            DevicesError::Store(format!("devicemanager.database does not parse: {e}"))
-        })?;
+    let cfg: tokio_postgres::Config = dsn
+        .expose()
+        .parse()
+        .map_err(|e: tokio_postgres::Error| DevicesError::Store(format!("devicemanager.database does not parse: {e}")))?;
     let (client, conn) = cfg.connect(NoTls).await.map_err(db)?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
@@ -103,11 +91,7 @@ impl PgStore {
     pub async fn open(dsn: &Secret) -> Result<PgStore, DevicesError> {
         let c = connect(dsn).await?;
         c.batch_execute(SCHEMA).await.map_err(db)?;
-        Ok(PgStore {
-            dsn: dsn.clone(),
-            writer: Mutex::new(Some(c)),
-            reader: Mutex::new(None),
-        })
+        Ok(PgStore { dsn: dsn.clone(), writer: Mutex::new(Some(c)), reader: Mutex::new(None) })
     }
 
     async fn reader(&self) -> Result<std::sync::Arc<Client>, DevicesError> {
@@ -132,13 +116,7 @@ impl PgStore {
         let mut g = self.writer().await?;
         let c = g.as_mut().expect("connected");
         let tx = c.transaction().await.map_err(db)?;
-        let cur = tx
-            .query_opt(
-                "SELECT grp, epoch FROM dm_owner WHERE k = 1 FOR UPDATE",
-                &[],
-            )
-            .await
-            .map_err(db)?;
+        let cur = tx.query_opt("SELECT grp, epoch FROM dm_owner WHERE k = 1 FOR UPDATE", &[]).await.map_err(db)?;
         if let Some(r) = cur {
             let (grp, e) = (r.get::<_, i64>(0) as u32, r.get::<_, i64>(1) as u64);
             if grp != group {
@@ -147,10 +125,7 @@ impl PgStore {
                 )));
             }
             if e > epoch {
-                return Err(DevicesError::Fenced {
-                    mine: epoch,
-                    theirs: e,
-                });
+                return Err(DevicesError::Fenced { mine: epoch, theirs: e });
             }
         }
         tx.execute(
@@ -198,13 +173,7 @@ impl PgStore {
             if n == 1 {
                 ids.push(j.id.clone());
             } else {
-                let r = tx
-                    .query_one(
-                        "SELECT id FROM dm_jobs WHERE idempotency_key = $1",
-                        &[&j.idempotency_key],
-                    )
-                    .await
-                    .map_err(db)?;
+                let r = tx.query_one("SELECT id FROM dm_jobs WHERE idempotency_key = $1", &[&j.idempotency_key]).await.map_err(db)?;
                 ids.push(r.get(0));
             }
         }
@@ -214,10 +183,7 @@ impl PgStore {
 
     pub async fn get(&self, id: &str) -> Result<Option<JobRow>, DevicesError> {
         let c = self.reader().await?;
-        let r = c
-            .query_opt(&format!("SELECT {COLS} FROM dm_jobs WHERE id = $1"), &[&id])
-            .await
-            .map_err(db)?;
+        let r = c.query_opt(&format!("SELECT {COLS} FROM dm_jobs WHERE id = $1"), &[&id]).await.map_err(db)?;
         Ok(r.as_ref().map(row))
     }
 
@@ -238,7 +204,10 @@ impl PgStore {
     pub async fn unpublished(&self, limit: u32) -> Result<Vec<JobRow>, DevicesError> {
         let c = self.reader().await?;
         let rows = c
-            .query(&format!("SELECT {COLS} FROM dm_jobs WHERE NOT published AND state = 'queued' ORDER BY created_ms LIMIT $1"), &[&(limit as i64)])
+            .query(
+                &format!("SELECT {COLS} FROM dm_jobs WHERE NOT published AND state = 'queued' ORDER BY created_ms LIMIT $1"),
+                &[&(limit as i64)],
+            )
             .await
             .map_err(db)?;
         Ok(rows.iter().map(row).collect())
@@ -249,12 +218,7 @@ impl PgStore {
         let c = g.as_mut().expect("connected");
         let tx = c.transaction().await.map_err(db)?;
         fence(&tx, epoch).await?;
-        tx.execute(
-            "UPDATE dm_jobs SET published = true WHERE id = ANY($1)",
-            &[&ids],
-        )
-        .await
-        .map_err(db)?;
+        tx.execute("UPDATE dm_jobs SET published = true WHERE id = ANY($1)", &[&ids]).await.map_err(db)?;
         tx.commit().await.map_err(db)
     }
 
@@ -291,12 +255,7 @@ impl PgStore {
         Ok(out)
     }
 
-    pub async fn expire_due(
-        &self,
-        epoch: u64,
-        now_ms: u64,
-        grace_ms: u64,
-    ) -> Result<Vec<(String, String)>, DevicesError> {
+    pub async fn expire_due(&self, epoch: u64, now_ms: u64, grace_ms: u64) -> Result<Vec<(String, String)>, DevicesError> {
         let mut g = self.writer().await?;
         let c = g.as_mut().expect("connected");
         let tx = c.transaction().await.map_err(db)?;
@@ -311,17 +270,10 @@ impl PgStore {
         let mut out = vec![];
         for r in &due {
             let id: String = r.get(0);
-            let err = expiry_error(
-                r.get(1),
-                r.get::<_, i64>(2) as u64,
-                r.get::<_, i64>(3) as u64,
-            );
-            tx.execute(
-                "UPDATE dm_jobs SET state = 'expired', error = $2, finished_ms = $3 WHERE id = $1",
-                &[&id, &err, &(now_ms as i64)],
-            )
-            .await
-            .map_err(db)?;
+            let err = expiry_error(r.get(1), r.get::<_, i64>(2) as u64, r.get::<_, i64>(3) as u64);
+            tx.execute("UPDATE dm_jobs SET state = 'expired', error = $2, finished_ms = $3 WHERE id = $1", &[&id, &err, &(now_ms as i64)])
+                .await
+                .map_err(db)?;
             out.push((id, r.get(4)));
         }
         tx.commit().await.map_err(db)?;
@@ -333,22 +285,20 @@ impl PgStore {
         let c = g.as_mut().expect("connected");
         let tx = c.transaction().await.map_err(db)?;
         fence(&tx, epoch).await?;
-        let n = tx.execute("UPDATE dm_jobs SET published = false, state = 'queued' WHERE state IN ('queued', 'running') AND published", &[]).await.map_err(db)?;
+        let n = tx
+            .execute("UPDATE dm_jobs SET published = false, state = 'queued' WHERE state IN ('queued', 'running') AND published", &[])
+            .await
+            .map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(n)
     }
 
-    pub async fn open_counts(
-        &self,
-    ) -> Result<Vec<(String, mware_jobs::JobState, u64)>, DevicesError> {
+    pub async fn open_counts(&self) -> Result<Vec<(String, mware_jobs::JobState, u64)>, DevicesError> {
         let c = self.reader().await?;
         let rows = c
             .query("SELECT satellite, state, count(*) FROM dm_jobs WHERE state IN ('queued', 'running') GROUP BY satellite, state", &[])
             .await
             .map_err(db)?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get(0), parse_state(r.get(1)), r.get::<_, i64>(2) as u64))
-            .collect())
+        Ok(rows.iter().map(|r| (r.get(0), parse_state(r.get(1)), r.get::<_, i64>(2) as u64)).collect())
     }
 }

@@ -38,9 +38,7 @@ fn sql(e: rusqlite::Error) -> DevicesError {
 }
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
-    let opt = |i: usize| -> rusqlite::Result<Option<u64>> {
-        Ok(r.get::<_, Option<i64>>(i)?.map(|v| v as u64))
-    };
+    let opt = |i: usize| -> rusqlite::Result<Option<u64>> { Ok(r.get::<_, Option<i64>>(i)?.map(|v| v as u64)) };
     Ok(JobRow {
         id: r.get(0)?,
         kind: r.get(1)?,
@@ -49,10 +47,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
         params: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or_default(),
         timeout_ms: r.get::<_, i64>(5)? as u64,
         state: parse_state(&r.get::<_, String>(6)?),
-        result: r
-            .get::<_, Option<String>>(7)?
-            .and_then(|s| serde_json::from_str(&s).ok())
-            .unwrap_or_default(),
+        result: r.get::<_, Option<String>>(7)?.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default(),
         error: r.get(8)?,
         attempts: r.get::<_, i64>(9)? as u32,
         poller: r.get(10)?,
@@ -65,16 +60,10 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
 }
 
 fn fence(tx: &rusqlite::Transaction<'_>, epoch: u64) -> Result<(), DevicesError> {
-    let e: Option<i64> = tx
-        .query_row("SELECT epoch FROM dm_owner WHERE k = 1", [], |r| r.get(0))
-        .optional()
-        .map_err(sql)?;
+    let e: Option<i64> = tx.query_row("SELECT epoch FROM dm_owner WHERE k = 1", [], |r| r.get(0)).optional().map_err(sql)?;
     match e.map(|e| e as u64) {
         Some(e) if e == epoch => Ok(()),
-        other => Err(DevicesError::Fenced {
-            mine: epoch,
-            theirs: other.unwrap_or(0),
-        }),
+        other => Err(DevicesError::Fenced { mine: epoch, theirs: other.unwrap_or(0) }),
     }
 }
 
@@ -82,44 +71,34 @@ impl LiteStore {
     /// Opens (creates) the file.
     pub async fn open(path: PathBuf) -> Result<LiteStore, DevicesError> {
         let p = path.clone();
-        let conn = tokio::task::spawn_blocking(
-            move || -> Result<(Connection, Connection), DevicesError> {
-                if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|e| {
-                        DevicesError::Store(format!("cannot create {}: {e}", dir.display()))
-                    })?;
-                }
-                let c = Connection::open(&p).map_err(sql)?;
-                c.busy_timeout(std::time::Duration::from_secs(10))
-                    .map_err(sql)?;
-                // Two processes opening a new file at once may see SQLITE_BUSY switching to WAL.
-                let mut tries = 0;
-                loop {
-                    match c.pragma_update(None, "journal_mode", "WAL") {
-                        Ok(()) => break,
-                        Err(_) if tries < 50 => {
-                            tries += 1;
-                            std::thread::sleep(std::time::Duration::from_millis(100));
-                        }
-                        Err(e) => return Err(sql(e)),
+        let conn = tokio::task::spawn_blocking(move || -> Result<(Connection, Connection), DevicesError> {
+            if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| DevicesError::Store(format!("cannot create {}: {e}", dir.display())))?;
+            }
+            let c = Connection::open(&p).map_err(sql)?;
+            c.busy_timeout(std::time::Duration::from_secs(10)).map_err(sql)?;
+            // Two processes opening a new file at once may see SQLITE_BUSY switching to WAL.
+            let mut tries = 0;
+            loop {
+                match c.pragma_update(None, "journal_mode", "WAL") {
+                    Ok(()) => break,
+                    Err(_) if tries < 50 => {
+                        tries += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(100));
                     }
+                    Err(e) => return Err(sql(e)),
                 }
-                c.pragma_update(None, "synchronous", "FULL").map_err(sql)?;
-                c.execute_batch(SCHEMA).map_err(sql)?;
-                let r = Connection::open(&p).map_err(sql)?;
-                r.busy_timeout(std::time::Duration::from_secs(10))
-                    .map_err(sql)?;
-                Ok((c, r))
-            },
-        )
+            }
+            c.pragma_update(None, "synchronous", "FULL").map_err(sql)?;
+            c.execute_batch(SCHEMA).map_err(sql)?;
+            let r = Connection::open(&p).map_err(sql)?;
+            r.busy_timeout(std::time::Duration::from_secs(10)).map_err(sql)?;
+            Ok((c, r))
+        })
         .await
         .map_err(|e| DevicesError::Store(format!("sqlite task: {e}")))??;
         let (conn, reader) = conn;
-        Ok(LiteStore {
-            path,
-            conn: Arc::new(Mutex::new(conn)),
-            reader: Arc::new(Mutex::new(reader)),
-        })
+        Ok(LiteStore { path, conn: Arc::new(Mutex::new(conn)), reader: Arc::new(Mutex::new(reader)) })
     }
 
     /// The file.
@@ -159,9 +138,7 @@ impl LiteStore {
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, DevicesError> + Send + 'static,
     ) -> Result<T, DevicesError> {
         self.with(move |c| {
-            let tx = c
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(sql)?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
             fence(&tx, epoch)?;
             let v = f(&tx)?;
             tx.commit().map_err(sql)?;
@@ -174,16 +151,23 @@ impl LiteStore {
         let instance = instance.to_string();
         self.with(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
-            let cur: Option<(i64, i64)> = tx.query_row("SELECT grp, epoch FROM dm_owner WHERE k = 1", [], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(sql)?;
+            let cur: Option<(i64, i64)> =
+                tx.query_row("SELECT grp, epoch FROM dm_owner WHERE k = 1", [], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(sql)?;
             if let Some((grp, e)) = cur {
                 if grp as u32 != group {
-                    return Err(DevicesError::Store(format!("the devicemanager file holds the jobs of group {grp}: each group needs its own")));
+                    return Err(DevicesError::Store(format!(
+                        "the devicemanager file holds the jobs of group {grp}: each group needs its own"
+                    )));
                 }
                 if e as u64 > epoch {
                     return Err(DevicesError::Fenced { mine: epoch, theirs: e as u64 });
                 }
             }
-            tx.execute("INSERT OR REPLACE INTO dm_owner (k, grp, epoch, instance) VALUES (1, ?1, ?2, ?3)", params![group as i64, epoch as i64, instance]).map_err(sql)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO dm_owner (k, grp, epoch, instance) VALUES (1, ?1, ?2, ?3)",
+                params![group as i64, epoch as i64, instance],
+            )
+            .map_err(sql)?;
             tx.commit().map_err(sql)
         })
         .await
@@ -215,16 +199,7 @@ impl LiteStore {
     }
 
     pub async fn get(&self, id: String) -> Result<Option<JobRow>, DevicesError> {
-        self.read(move |c| {
-            c.query_row(
-                &format!("SELECT {COLS} FROM dm_jobs WHERE id = ?1"),
-                [id],
-                row,
-            )
-            .optional()
-            .map_err(sql)
-        })
-        .await
+        self.read(move |c| c.query_row(&format!("SELECT {COLS} FROM dm_jobs WHERE id = ?1"), [id], row).optional().map_err(sql)).await
     }
 
     pub async fn list(&self, f: ListFilter) -> Result<Vec<JobRow>, DevicesError> {
@@ -242,7 +217,11 @@ impl LiteStore {
 
     pub async fn unpublished(&self, limit: u32) -> Result<Vec<JobRow>, DevicesError> {
         self.read(move |c| {
-            let mut st = c.prepare_cached(&format!("SELECT {COLS} FROM dm_jobs WHERE published = 0 AND state = 'queued' ORDER BY created_ms LIMIT ?1")).map_err(sql)?;
+            let mut st = c
+                .prepare_cached(&format!(
+                    "SELECT {COLS} FROM dm_jobs WHERE published = 0 AND state = 'queued' ORDER BY created_ms LIMIT ?1"
+                ))
+                .map_err(sql)?;
             let rows = st.query_map([limit as i64], row).map_err(sql)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
         })
@@ -251,9 +230,7 @@ impl LiteStore {
 
     pub async fn mark_published(&self, epoch: u64, ids: Vec<String>) -> Result<(), DevicesError> {
         self.write(epoch, move |tx| {
-            let mut st = tx
-                .prepare_cached("UPDATE dm_jobs SET published = 1 WHERE id = ?1")
-                .map_err(sql)?;
+            let mut st = tx.prepare_cached("UPDATE dm_jobs SET published = 1 WHERE id = ?1").map_err(sql)?;
             for id in &ids {
                 st.execute([id]).map_err(sql)?;
             }
@@ -291,12 +268,7 @@ impl LiteStore {
         .await
     }
 
-    pub async fn expire_due(
-        &self,
-        epoch: u64,
-        now_ms: u64,
-        grace_ms: u64,
-    ) -> Result<Vec<(String, String)>, DevicesError> {
+    pub async fn expire_due(&self, epoch: u64, now_ms: u64, grace_ms: u64) -> Result<Vec<(String, String)>, DevicesError> {
         self.write(epoch, move |tx| {
             let due: Vec<(String, String, i64, i64, String)> = {
                 let mut st = tx
@@ -318,7 +290,9 @@ impl LiteStore {
 
     pub async fn requeue_open(&self, epoch: u64) -> Result<u64, DevicesError> {
         self.write(epoch, |tx| {
-            let n = tx.execute("UPDATE dm_jobs SET published = 0, state = 'queued' WHERE state IN ('queued', 'running') AND published = 1", []).map_err(sql)?;
+            let n = tx
+                .execute("UPDATE dm_jobs SET published = 0, state = 'queued' WHERE state IN ('queued', 'running') AND published = 1", [])
+                .map_err(sql)?;
             Ok(n as u64)
         })
         .await
@@ -326,8 +300,14 @@ impl LiteStore {
 
     pub async fn open_counts(&self) -> Result<Vec<(String, JobState, u64)>, DevicesError> {
         self.read(|c| {
-            let mut st = c.prepare_cached("SELECT satellite, state, count(*) FROM dm_jobs WHERE state IN ('queued', 'running') GROUP BY satellite, state").map_err(sql)?;
-            let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, parse_state(&r.get::<_, String>(1)?), r.get::<_, i64>(2)? as u64))).map_err(sql)?;
+            let mut st = c
+                .prepare_cached(
+                    "SELECT satellite, state, count(*) FROM dm_jobs WHERE state IN ('queued', 'running') GROUP BY satellite, state",
+                )
+                .map_err(sql)?;
+            let rows = st
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, parse_state(&r.get::<_, String>(1)?), r.get::<_, i64>(2)? as u64)))
+                .map_err(sql)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
         })
         .await

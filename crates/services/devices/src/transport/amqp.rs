@@ -9,9 +9,7 @@ use crate::error::DevicesError;
 use crate::metrics::Metrics;
 use crate::store::JobRow;
 use futures::StreamExt;
-use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
-};
+use lapin::options::{BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions};
 use lapin::publisher_confirm::Confirmation;
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
@@ -55,28 +53,15 @@ pub struct Settings {
 
 impl Amqp {
     /// Starts the link's supervisor (it runs until `cancel`).
-    pub fn start(
-        settings: Settings,
-        reports: mpsc::Sender<(Incoming, Ack)>,
-        cancel: CancellationToken,
-        metrics: Metrics,
-    ) -> Amqp {
-        let a = Amqp(Arc::new(Shared {
-            link: RwLock::new(None),
-            last_error: Mutex::new(None),
-            metrics,
-        }));
+    pub fn start(settings: Settings, reports: mpsc::Sender<(Incoming, Ack)>, cancel: CancellationToken, metrics: Metrics) -> Amqp {
+        let a = Amqp(Arc::new(Shared { link: RwLock::new(None), last_error: Mutex::new(None), metrics }));
         let me = a.clone();
         tokio::spawn(async move { me.supervise(settings, reports, cancel).await });
         a
     }
 
     fn link(&self) -> Option<Arc<Link>> {
-        self.0
-            .link
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.0.link.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn set_link(&self, l: Option<Arc<Link>>) {
@@ -91,19 +76,10 @@ impl Amqp {
 
     /// The last connection problem, in words.
     pub fn last_error(&self) -> Option<String> {
-        self.0
-            .last_error
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.0.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    async fn supervise(
-        &self,
-        s: Settings,
-        reports: mpsc::Sender<(Incoming, Ack)>,
-        cancel: CancellationToken,
-    ) {
+    async fn supervise(&self, s: Settings, reports: mpsc::Sender<(Incoming, Ack)>, cancel: CancellationToken) {
         let mut backoff = Duration::from_millis(200);
         while !cancel.is_cancelled() {
             let mut up = false;
@@ -113,8 +89,7 @@ impl Amqp {
                 Ok(()) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "devicemanager: broker link lost; reconnecting");
-                    *self.0.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
-                        Some(e.to_string());
+                    *self.0.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
                 }
             }
             if up {
@@ -135,13 +110,7 @@ impl Amqp {
         cancel: &CancellationToken,
         up: &mut bool,
     ) -> Result<(), DevicesError> {
-        let conn = Arc::new(
-            topo::connect(
-                s.dsn.expose(),
-                &format!("mware devicemanager ({})", s.instance),
-            )
-            .await?,
-        );
+        let conn = Arc::new(topo::connect(s.dsn.expose(), &format!("mware devicemanager ({})", s.instance)).await?);
         let result = async {
             let decl = conn.create_channel().await.map_err(mware_jobs::JobError::from)?;
             topo::declare_all(&decl, &s.satellites, s.max_deliveries).await?;
@@ -208,12 +177,7 @@ impl Amqp {
     /// broker's confirms.
     pub async fn publish(&self, jobs: &[JobRow]) -> Result<(), DevicesError> {
         let link = self.link().ok_or_else(|| {
-            DevicesError::Broker(format!(
-                "not connected to the broker{}",
-                self.last_error()
-                    .map(|e| format!(" ({e})"))
-                    .unwrap_or_default()
-            ))
+            DevicesError::Broker(format!("not connected to the broker{}", self.last_error().map(|e| format!(" ({e})")).unwrap_or_default()))
         })?;
         let now = now_ms();
         let mut confirms = Vec::with_capacity(jobs.len());
@@ -225,27 +189,13 @@ impl Amqp {
                 .publish
                 .basic_publish("", &queue, BasicPublishOptions::default(), &body, props)
                 .await
-                .map_err(|e| {
-                    DevicesError::Broker(format!(
-                        "cannot publish to {queue}: {}",
-                        topo::describe(&e)
-                    ))
-                })?;
+                .map_err(|e| DevicesError::Broker(format!("cannot publish to {queue}: {}", topo::describe(&e))))?;
             confirms.push(c);
         }
         for c in confirms {
-            match c.await.map_err(|e| {
-                DevicesError::Broker(format!(
-                    "no confirm from the broker: {}",
-                    topo::describe(&e)
-                ))
-            })? {
+            match c.await.map_err(|e| DevicesError::Broker(format!("no confirm from the broker: {}", topo::describe(&e))))? {
                 Confirmation::Ack(_) => {}
-                other => {
-                    return Err(DevicesError::Broker(format!(
-                        "the broker did not confirm a job ({other:?})"
-                    )))
-                }
+                other => return Err(DevicesError::Broker(format!("the broker did not confirm a job ({other:?})"))),
             }
         }
         Ok(())
@@ -255,9 +205,7 @@ impl Amqp {
     pub async fn queue(&self, satellite: Option<&str>) -> Option<QueueInfo> {
         let link = self.link()?;
         let ch = link.conn.create_channel().await.ok()?;
-        let r = topo::check_exists(&ch, &topo::job_queue(satellite))
-            .await
-            .ok();
+        let r = topo::check_exists(&ch, &topo::job_queue(satellite)).await.ok();
         let _ = ch.close(200, "looked").await;
         r.map(|(depth, consumers)| QueueInfo { depth, consumers })
     }

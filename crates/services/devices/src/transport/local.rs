@@ -26,30 +26,15 @@ pub const LOCAL_POLLER: &str = "in-process";
 
 impl Local {
     /// A runner of `concurrency` jobs at once reporting to `reports`.
-    pub fn new(
-        env: RunEnv,
-        concurrency: usize,
-        reports: mpsc::Sender<(Incoming, Ack)>,
-        cancel: CancellationToken,
-    ) -> Local {
-        Local {
-            env,
-            slots: Arc::new(Semaphore::new(concurrency.max(1))),
-            reports,
-            cancel,
-        }
+    pub fn new(env: RunEnv, concurrency: usize, reports: mpsc::Sender<(Incoming, Ack)>, cancel: CancellationToken) -> Local {
+        Local { env, slots: Arc::new(Semaphore::new(concurrency.max(1))), reports, cancel }
     }
 
     /// Starts a task for each job.
     pub fn publish(&self, jobs: &[JobRow]) {
         for j in jobs {
             let msg = message(j);
-            let (env, slots, reports, cancel) = (
-                self.env.clone(),
-                self.slots.clone(),
-                self.reports.clone(),
-                self.cancel.clone(),
-            );
+            let (env, slots, reports, cancel) = (self.env.clone(), self.slots.clone(), self.reports.clone(), self.cancel.clone());
             tokio::spawn(async move {
                 let work = async {
                     let Ok(_slot) = slots.acquire_owned().await else {

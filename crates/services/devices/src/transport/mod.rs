@@ -42,10 +42,7 @@ impl Ack {
     /// recorder in order.
     pub async fn ack_through(self) {
         if let Ack::Amqp(_, a) = self {
-            if let Err(e) = a
-                .ack(lapin::options::BasicAckOptions { multiple: true })
-                .await
-            {
+            if let Err(e) = a.ack(lapin::options::BasicAckOptions { multiple: true }).await {
                 tracing::warn!(error = %mware_jobs::amqp::describe(&e), "devicemanager: cannot ack a report (it comes again: recorded once)");
             }
         }
@@ -54,12 +51,7 @@ impl Ack {
     /// Gives it back to the broker (it comes again).
     pub async fn nack(self) {
         if let Ack::Amqp(_, a) = self {
-            let _ = a
-                .nack(lapin::options::BasicNackOptions {
-                    requeue: true,
-                    multiple: false,
-                })
-                .await;
+            let _ = a.nack(lapin::options::BasicNackOptions { requeue: true, multiple: false }).await;
         }
     }
 }

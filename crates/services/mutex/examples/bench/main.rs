@@ -51,7 +51,9 @@ fn main() -> anyhow::Result<()> {
     }
     let rt = match std::env::var("BENCH_RT").as_deref() {
         Ok("current") => tokio::runtime::Builder::new_current_thread().enable_all().build()?,
-        Ok(n) if n.parse::<usize>().is_ok() => tokio::runtime::Builder::new_multi_thread().worker_threads(n.parse()?).enable_all().build()?,
+        Ok(n) if n.parse::<usize>().is_ok() => {
+            tokio::runtime::Builder::new_multi_thread().worker_threads(n.parse()?).enable_all().build()?
+        }
         _ => tokio::runtime::Builder::new_multi_thread().thread_name("cli").enable_all().build()?,
     };
     rt.block_on(run())
@@ -113,7 +115,13 @@ async fn run() -> anyhow::Result<()> {
         etcd_u.rate(),
         ours_u.rate() / etcd_u.rate()
     );
-    println!("| uncontended: pair latency p50 / p99 (ms) | {:.2} / {:.2} | {:.2} / {:.2} | |", ours_u.pct(0.5), ours_u.pct(0.99), etcd_u.pct(0.5), etcd_u.pct(0.99));
+    println!(
+        "| uncontended: pair latency p50 / p99 (ms) | {:.2} / {:.2} | {:.2} / {:.2} | |",
+        ours_u.pct(0.5),
+        ours_u.pct(0.99),
+        etcd_u.pct(0.5),
+        etcd_u.pct(0.99)
+    );
     println!("| uncontended: acquire latency p50 / p99 (ms) | {:.2} / {:.2} | | |", acq_u.pct(0.5), acq_u.pct(0.99));
     println!(
         "| contended, 16 clients on one mutex: grants/s | {:.0} | {:.0} | {:.1}x |",
@@ -121,7 +129,13 @@ async fn run() -> anyhow::Result<()> {
         etcd_c.rate(),
         ours_c.rate() / etcd_c.rate()
     );
-    println!("| contended: wait for the grant p50 / p99 (ms) | {:.2} / {:.2} | {:.2} / {:.2} | |", ours_c.pct(0.5), ours_c.pct(0.99), etcd_c.pct(0.5), etcd_c.pct(0.99));
+    println!(
+        "| contended: wait for the grant p50 / p99 (ms) | {:.2} / {:.2} | {:.2} / {:.2} | |",
+        ours_c.pct(0.5),
+        ours_c.pct(0.99),
+        etcd_c.pct(0.5),
+        etcd_c.pct(0.99)
+    );
     println!(
         "\n{secs} s per case, each on a fresh etcd. Coordinator writes: uncontended {} for {} changes ({:.1} per write), contended {} for {} changes ({:.1} per write).",
         w_u.count,

@@ -53,10 +53,7 @@ pub async fn etcd_case(clients: usize, dur: Duration, one_name: bool, rate: Opti
 fn metric(reg: &Registry, name: &str) -> f64 {
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, reg).expect("encode metrics");
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
+    text.lines().find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' '))).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0)
 }
 
 /// A histogram's cumulative buckets as `le=count` pairs.
@@ -104,7 +101,14 @@ impl Mware {
         let etcd = mware_testkit::etcd::Etcd::start().context("start etcd")?;
         let c = Coordination { backend: Backend::Etcd, endpoints: vec![etcd.endpoint()], ..Default::default() };
         let coord: Arc<dyn Coordinator> = Arc::new(EtcdCoordinator::connect(Settings { site: "bench".into(), coordination: c }).await?);
-        let info = MemberInfo { instance: "mware1".into(), group: 1, order: 10, address: "127.0.0.1:1".into(), version: "bench".into(), since_ms: 0 };
+        let info = MemberInfo {
+            instance: "mware1".into(),
+            group: 1,
+            order: 10,
+            address: "127.0.0.1:1".into(),
+            version: "bench".into(),
+            since_ms: 0,
+        };
         let mut member = coord.join(info).await?;
         let epoch = loop {
             if let Activity::Active { epoch, .. } = &*member.activity.borrow_and_update() {
@@ -117,11 +121,8 @@ impl Mware {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         let router = svc.routes().into_router();
-        // As the daemon serves: TCP_NODELAY on every connection.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        tokio::spawn(async move { axum::serve(listener, router).await });
+        // As the daemon serves: mware-http with the default limits (TCP_NODELAY, timeouts).
+        tokio::spawn(mware_http::serve(listener, router, mware_http::Limits::default(), mware_http::Stats::default(), CancellationToken::new()));
         let (_site_tx, site_rx) = tokio::sync::watch::channel(Arc::new(site()));
         let cancel = CancellationToken::new();
         let ctx = ServiceContext::new("mutex", "mware1", Fence { group: 1, epoch }, coord, site_rx, cancel.clone(), member.lease.clone());
@@ -165,7 +166,13 @@ fn threads_cpu(prefix: &str) -> f64 {
         .sum()
 }
 
-pub async fn mware_case(clients_n: usize, dur: Duration, contended: bool, rate: Option<f64>, rq: Option<&reqwest::Client>) -> anyhow::Result<(Sample, Sample, Writes)> {
+pub async fn mware_case(
+    clients_n: usize,
+    dur: Duration,
+    contended: bool,
+    rate: Option<f64>,
+    rq: Option<&reqwest::Client>,
+) -> anyhow::Result<(Sample, Sample, Writes)> {
     let m = match SERVER.get() {
         Some(h) => h.spawn(Mware::start()).await??,
         None => Mware::start().await?,
@@ -219,7 +226,11 @@ pub async fn etcd_single_writes(dur: Duration) -> anyhow::Result<Sample> {
         async move {
             let mut n = n.lock().await;
             *n += 1;
-            let txn = Txn::new().when([Compare::version("fence", CompareOp::Equal, 0)]).and_then([TxnOp::put(format!("k/{}", *n), vec![b'v'; 100], None)]);
+            let txn = Txn::new().when([Compare::version("fence", CompareOp::Equal, 0)]).and_then([TxnOp::put(
+                format!("k/{}", *n),
+                vec![b'v'; 100],
+                None,
+            )]);
             let t0 = Instant::now();
             c.txn(txn).await?;
             Ok(t0.elapsed())

@@ -90,7 +90,14 @@ pub struct Running {
 
 impl Running {
     /// Starts `svc` with `fence` and serves its routes; waits until it answers.
-    pub async fn start(svc: MutexService, coord: Arc<dyn Coordinator>, fence: Fence, lease: Arc<mware_coord::LeaseStats>, instance: &str, site: Site) -> Running {
+    pub async fn start(
+        svc: MutexService,
+        coord: Arc<dyn Coordinator>,
+        fence: Fence,
+        lease: Arc<mware_coord::LeaseStats>,
+        instance: &str,
+        site: Site,
+    ) -> Running {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let router = svc.routes().into_router();

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use mware_config::{Backend, Coordination, Site};
-use mware_coord::{Coordinator, EmbeddedCoordinator, Fence, Membership, MemberInfo, Settings};
+use mware_coord::{Coordinator, EmbeddedCoordinator, Fence, MemberInfo, Membership, Settings};
 use mware_host::{Service, ServiceContext};
 use mware_pgctl::{GroupStatus, PgctlService};
 use mware_testkit::pg::PgInstance;
@@ -72,11 +72,8 @@ pub struct Controller {
 
 impl Controller {
     pub async fn start(dir: &std::path::Path, instance: &str, site: Site) -> Controller {
-        let c = Coordination {
-            backend: Backend::Embedded,
-            path: dir.join("coord.sqlite").display().to_string(),
-            ..Coordination::default()
-        };
+        let c =
+            Coordination { backend: Backend::Embedded, path: dir.join("coord.sqlite").display().to_string(), ..Coordination::default() };
         let coord: Arc<dyn Coordinator> =
             Arc::new(EmbeddedCoordinator::open(Settings { site: "t".into(), coordination: c }).await.expect("coordinator"));
         let info = MemberInfo {

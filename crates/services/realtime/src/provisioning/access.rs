@@ -75,7 +75,9 @@ impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Refusal::Unknown(why) | Refusal::Forbidden(why) => f.write_str(why),
-            Refusal::NoCredential => f.write_str("expected an Authorization: Basic header (http://USER:PASSWORD@host/... in the SIP server's URL), found none usable"),
+            Refusal::NoCredential => f.write_str(
+                "expected an Authorization: Basic header (http://USER:PASSWORD@host/... in the SIP server's URL), found none usable",
+            ),
             Refusal::BadCredential => f.write_str("expected the entity's user and password, found a credential that does not match"),
         }
     }
@@ -93,9 +95,7 @@ pub(crate) fn basic(h: Option<&HeaderValue>) -> Option<(String, String)> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(b64.trim())
-        .ok()?;
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
     let text = String::from_utf8(raw).ok()?;
     let (u, p) = text.split_once(':')?;
     Some((u.to_string(), p.to_string()))
@@ -104,14 +104,7 @@ pub(crate) fn basic(h: Option<&HeaderValue>) -> Option<(String, String)> {
 /// Text from a client, escaped and cut, for a message.
 fn shown(raw: &str) -> String {
     let cut: String = raw.chars().take(64).collect();
-    format!(
-        "{cut:?}{}",
-        if raw.chars().count() > 64 {
-            " (cut)"
-        } else {
-            ""
-        }
-    )
+    format!("{cut:?}{}", if raw.chars().count() > 64 { " (cut)" } else { "" })
 }
 
 /// The route's rule: the group serving the segment `raw`, and its canonical key (the
@@ -124,19 +117,10 @@ pub fn resolve(site: &Site, tree: &DomainTree, raw: &str) -> Result<(u32, String
     r
 }
 
-fn resolve_inner(
-    site: &Site,
-    tree: &DomainTree,
-    raw: &str,
-) -> Result<(u32, String), (u16, String)> {
+fn resolve_inner(site: &Site, tree: &DomainTree, raw: &str) -> Result<(u32, String), (u16, String)> {
     let id = raw.to_ascii_lowercase();
     if is_entity_id(&id) {
-        let listed = site.instances().find(|p| {
-            p.role
-                .provisioning
-                .as_ref()
-                .is_some_and(|s| s.entities.contains_key(&id))
-        });
+        let listed = site.instances().find(|p| p.role.provisioning.as_ref().is_some_and(|s| s.entities.contains_key(&id)));
         return match listed {
             Some(p) => Ok((p.role.group, id)),
             None => Err((404, format!("expected an entity id listed in a group's provisioning.entities, found {id} listed nowhere"))),
@@ -147,18 +131,14 @@ fn resolve_inner(
         return Err((404, format!("{expected}, found {}", shown(raw))));
     };
     let Some(group) = tree.route(&domain) else {
+        return Err((404, format!("{expected}, found domain {domain}, which no group serves")));
+    };
+    let accepts = site.group_members(group).first().and_then(|p| p.role.provisioning.as_ref()).is_some_and(|p| p.accept_domain_segment);
+    if !accepts {
         return Err((
             404,
-            format!("{expected}, found domain {domain}, which no group serves"),
+            format!("{expected}, found domain {domain}: group {group} takes a domain there only with provisioning.accept_domain_segment"),
         ));
-    };
-    let accepts = site
-        .group_members(group)
-        .first()
-        .and_then(|p| p.role.provisioning.as_ref())
-        .is_some_and(|p| p.accept_domain_segment);
-    if !accepts {
-        return Err((404, format!("{expected}, found domain {domain}: group {group} takes a domain there only with provisioning.accept_domain_segment")));
     }
     Ok((group, domain))
 }
@@ -174,27 +154,25 @@ pub(crate) fn key_of(raw: &str) -> Option<String> {
 }
 
 /// Checks the credential of a call about `key` (an entity id or a domain) doing `op`.
-pub(crate) fn authorize(
-    b: &Backend,
-    key: &str,
-    auth: Option<&HeaderValue>,
-    op: Op,
-) -> Result<Caller, Refusal> {
+pub(crate) fn authorize(b: &Backend, key: &str, auth: Option<&HeaderValue>, op: Op) -> Result<Caller, Refusal> {
     let (id, entity) = if is_entity_id(key) {
         let Some(e) = b.entities.get(key) else {
-            return Err(Refusal::Unknown(format!("expected an entity id listed in provisioning.entities, found {key} listed nowhere in this group")));
+            return Err(Refusal::Unknown(format!(
+                "expected an entity id listed in provisioning.entities, found {key} listed nowhere in this group"
+            )));
         };
         let (user, pass) = basic(auth).ok_or(Refusal::NoCredential)?;
         // Both compared, always: the answer's time says nothing about which was wrong.
-        let ok = same(user.as_bytes(), e.user.as_bytes())
-            & same(pass.as_bytes(), e.password.expose().as_bytes());
+        let ok = same(user.as_bytes(), e.user.as_bytes()) & same(pass.as_bytes(), e.password.expose().as_bytes());
         if !ok {
             return Err(Refusal::BadCredential);
         }
         (key.to_string(), e)
     } else {
         if !b.accept_domain_segment {
-            return Err(Refusal::Unknown(format!("expected an entity id, found domain {key}: this group takes a domain there only with provisioning.accept_domain_segment")));
+            return Err(Refusal::Unknown(format!(
+                "expected an entity id, found domain {key}: this group takes a domain there only with provisioning.accept_domain_segment"
+            )));
         }
         let (user, pass) = basic(auth).ok_or(Refusal::NoCredential)?;
         let Some((id, e)) = b.entities.iter().find(|(_, e)| e.user == user) else {
@@ -204,25 +182,18 @@ pub(crate) fn authorize(
             return Err(Refusal::BadCredential);
         }
         if !e.domains.iter().any(|d| d == key) {
-            return Err(Refusal::Forbidden(format!(
-                "expected a domain of entity {id} ({}), found {key}",
-                e.domains.join(", ")
-            )));
+            return Err(Refusal::Forbidden(format!("expected a domain of entity {id} ({}), found {key}", e.domains.join(", "))));
         }
         (id.clone(), e)
     };
     if op.is_write() && !entity.write {
-        return Err(Refusal::Forbidden(format!("entity {id} may not {}: its provisioning entry has no \"write\": true; nothing written", op.as_str())));
+        return Err(Refusal::Forbidden(format!(
+            "entity {id} may not {}: its provisioning entry has no \"write\": true; nothing written",
+            op.as_str()
+        )));
     }
-    let domains = if is_entity_id(key) {
-        entity.domains.clone()
-    } else {
-        vec![key.to_string()]
-    };
-    Ok(Caller {
-        entity: id,
-        domains,
-    })
+    let domains = if is_entity_id(key) { entity.domains.clone() } else { vec![key.to_string()] };
+    Ok(Caller { entity: id, domains })
 }
 
 #[cfg(test)]
@@ -236,10 +207,7 @@ mod tests {
 
     #[test]
     fn basic_header_parsing() {
-        assert_eq!(
-            basic(Some(&header("ast1", "p:w"))),
-            Some(("ast1".into(), "p:w".into()))
-        );
+        assert_eq!(basic(Some(&header("ast1", "p:w"))), Some(("ast1".into(), "p:w".into())));
         assert_eq!(basic(Some(&HeaderValue::from_static("Bearer abc"))), None);
         assert_eq!(basic(Some(&HeaderValue::from_static("Basic !!!"))), None);
         assert_eq!(basic(None), None);
@@ -247,10 +215,7 @@ mod tests {
 
     #[test]
     fn keys() {
-        assert_eq!(
-            key_of("12:34:56:78:9A:BC").as_deref(),
-            Some("12:34:56:78:9a:bc")
-        );
+        assert_eq!(key_of("12:34:56:78:9A:BC").as_deref(), Some("12:34:56:78:9a:bc"));
         assert_eq!(key_of("T1.Example.RU.").as_deref(), Some("t1.example.ru"));
         assert_eq!(key_of("a\"} 1\nx"), None);
     }

@@ -64,12 +64,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 fn reply(status: StatusCode, body: impl Into<String>) -> Response {
-    (
-        status,
-        [("content-type", "text/plain; charset=utf-8")],
-        body.into(),
-    )
-        .into_response()
+    (status, [("content-type", "text/plain; charset=utf-8")], body.into()).into_response()
 }
 
 /// Asterisk res_config_curl protocol (form-encoded POST bodies; operators inside field names).
@@ -141,39 +136,21 @@ async fn answer(
     body: Body,
 ) -> (StatusCode, String, &'static str) {
     let op = target.op;
-    let limit = if backend.max_body == 0 {
-        DEFAULT_MAX_BODY
-    } else {
-        backend.max_body
-    };
+    let limit = if backend.max_body == 0 { DEFAULT_MAX_BODY } else { backend.max_body };
     let result = async {
-        let bytes = axum::body::to_bytes(body, limit)
-            .await
-            .map_err(|_| RealtimeError::BodyTooLarge { limit })?;
-        let text = std::str::from_utf8(&bytes).map_err(|_| RealtimeError::BadEncoding {
-            found: "a body that is not utf-8".into(),
-        })?;
+        let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| RealtimeError::BodyTooLarge { limit })?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| RealtimeError::BadEncoding { found: "a body that is not utf-8".into() })?;
         let started = Instant::now();
         let r = execute(backend, caller, target, uri.query().unwrap_or(""), text).await;
-        h.metrics()
-            .db_seconds
-            .observe(started.elapsed().as_secs_f64());
+        h.metrics().db_seconds.observe(started.elapsed().as_secs_f64());
         r
     }
     .await;
     match result {
-        Ok(Answer { body, not_found }) => (
-            StatusCode::OK,
-            body,
-            if not_found { "not_found" } else { "ok" },
-        ),
+        Ok(Answer { body, not_found }) => (StatusCode::OK, body, if not_found { "not_found" } else { "ok" }),
         Err(e) if e.is_bad_request() => {
             tracing::warn!(entity = %caller.entity, family = ?target.family, op = op.as_str(), error = ?e.to_string(), "provisioning: bad request refused, nothing written");
-            (
-                StatusCode::BAD_REQUEST,
-                op.failure_body().into(),
-                "bad_request",
-            )
+            (StatusCode::BAD_REQUEST, op.failure_body().into(), "bad_request")
         }
         Err(e @ RealtimeError::Unscoped { .. }) => {
             tracing::error!(entity = %caller.entity, op = op.as_str(), error = %e, "provisioning: refused, nothing read or written");
@@ -181,11 +158,7 @@ async fn answer(
         }
         Err(e) => {
             tracing::error!(entity = %caller.entity, family = ?target.family, op = op.as_str(), error = ?e.to_string(), "provisioning: request failed");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                op.failure_body().into(),
-                "error",
-            )
+            (StatusCode::INTERNAL_SERVER_ERROR, op.failure_body().into(), "error")
         }
     }
 }

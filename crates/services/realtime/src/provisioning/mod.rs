@@ -28,14 +28,10 @@ const POOL_SIZE: usize = 4;
 
 /// The default families when the config names none.
 pub fn default_families() -> BTreeMap<String, String> {
-    [
-        ("endpoint", "ps_endpoints"),
-        ("auth", "ps_auths"),
-        ("aor", "ps_aors"),
-    ]
-    .into_iter()
-    .map(|(f, t)| (f.to_string(), t.to_string()))
-    .collect()
+    [("endpoint", "ps_endpoints"), ("auth", "ps_auths"), ("aor", "ps_aors")]
+        .into_iter()
+        .map(|(f, t)| (f.to_string(), t.to_string()))
+        .collect()
 }
 
 /// What a running service serves from.
@@ -61,19 +57,12 @@ pub struct ProvisioningHandle(Arc<Inner>);
 impl ProvisioningHandle {
     /// A stopped handle whose metrics are registered in `registry`.
     pub fn new(registry: &mut Registry) -> Self {
-        ProvisioningHandle(Arc::new(Inner {
-            backend: RwLock::new(None),
-            metrics: ProvisioningMetrics::register(registry),
-        }))
+        ProvisioningHandle(Arc::new(Inner { backend: RwLock::new(None), metrics: ProvisioningMetrics::register(registry) }))
     }
 
     /// Connects to the database in `cfg` and starts answering requests.
     pub async fn start(&self, cfg: &Provisioning) -> Result<(), RealtimeError> {
-        let families = if cfg.families.is_empty() {
-            default_families()
-        } else {
-            cfg.families.clone()
-        };
+        let families = if cfg.families.is_empty() { default_families() } else { cfg.families.clone() };
         for table in families.values() {
             crate::query::quote_table(table)?;
         }
@@ -119,11 +108,7 @@ impl ProvisioningHandle {
     }
 
     pub(crate) fn backend(&self) -> Option<Arc<Backend>> {
-        self.0
-            .backend
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.0.backend.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub(crate) fn metrics(&self) -> &ProvisioningMetrics {
@@ -139,9 +124,7 @@ pub struct ProvisioningService {
 impl ProvisioningService {
     /// Builds the service and registers its metrics.
     pub fn new(registry: &mut Registry) -> Self {
-        ProvisioningService {
-            handle: ProvisioningHandle::new(registry),
-        }
+        ProvisioningService { handle: ProvisioningHandle::new(registry) }
     }
     /// The handle its routes use.
     pub fn handle(&self) -> ProvisioningHandle {
@@ -167,12 +150,27 @@ impl Service for ProvisioningService {
         Some(api::openapi())
     }
 
+    fn panel(&self) -> Option<mware_host::Panel> {
+        use mware_host::{Column, Panel};
+        Some(Panel {
+            title: "Realtime provisioning",
+            source: "",
+            rows: "/entities",
+            columns: vec![
+                Column::text("SIP server (entity)", "/entity"),
+                Column::text("domains", "/domains"),
+                Column::text("may write", "/write"),
+            ],
+            actions: vec![],
+            empty: "no SIP server (entity) is configured",
+        })
+    }
+
     fn status_doc(&self) -> serde_json::Value {
         match self.handle.backend() {
             Some(b) => serde_json::json!({
-                "families": b.families,
-                "shared_families": b.shared_families,
-                "entities": b.entities.iter().map(|(id, e)| (id.clone(), serde_json::json!({"domains": e.domains, "write": e.write}))).collect::<BTreeMap<_, _>>(),
+                "families": b.families.iter().map(|(f, t)| serde_json::json!({"family": f, "table": t, "shared": b.shared_families.contains(f)})).collect::<Vec<_>>(),
+                "entities": b.entities.iter().map(|(id, e)| serde_json::json!({"entity": id, "domains": e.domains.join(", "), "write": e.write})).collect::<Vec<_>>(),
                 "accept_domain_segment": b.accept_domain_segment,
             }),
             None => serde_json::Value::Null,
@@ -191,24 +189,13 @@ impl ProvisioningService {
         loop {
             let cfg = ctx.role().and_then(|r| r.provisioning);
             match &cfg {
-                None => ctx
-                    .status
-                    .set(ServiceState::Idle, "this role has no provisioning settings"),
+                None => ctx.status.set(ServiceState::Idle, "this role has no provisioning settings"),
                 Some(cfg) => {
-                    ctx.status.set(
-                        ServiceState::Starting,
-                        "connecting to the provisioning database",
-                    );
+                    ctx.status.set(ServiceState::Starting, "connecting to the provisioning database");
                     self.handle.start(cfg).await?;
-                    let n = if cfg.families.is_empty() {
-                        3
-                    } else {
-                        cfg.families.len()
-                    };
-                    ctx.status.set(
-                        ServiceState::Running,
-                        format!("serving {n} families to {} entities from postgresql", cfg.entities.len()),
-                    );
+                    let n = if cfg.families.is_empty() { 3 } else { cfg.families.len() };
+                    ctx.status
+                        .set(ServiceState::Running, format!("serving {n} families to {} entities from postgresql", cfg.entities.len()));
                 }
             }
             // Serve until cancelled, or until a reload changes our settings.

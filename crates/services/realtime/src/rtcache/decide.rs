@@ -119,18 +119,14 @@ pub fn decide(s: &Snapshot) -> Decision {
                     Decision::ServeStaleAndRefresh { age_ms }
                 }
             }
-            None => Decision::AskUpstream {
-                expired: s.entry.is_some(),
-            },
+            None => Decision::AskUpstream { expired: s.entry.is_some() },
         },
         Some(UpstreamAnswer::Found) => Decision::StoreAndServe,
         Some(UpstreamAnswer::NotFound) => Decision::RemoveAndServeEmpty,
         Some(UpstreamAnswer::Refused) => Decision::PassThrough,
         Some(UpstreamAnswer::Denied) => Decision::DropAndPassThrough,
         Some(UpstreamAnswer::Failed) => match live {
-            Some(e) => Decision::ServeCachedOnError {
-                extend_to_ms: e.expires_ms.max(s.now_ms.saturating_add(s.lifetimes.stale_ms)),
-            },
+            Some(e) => Decision::ServeCachedOnError { extend_to_ms: e.expires_ms.max(s.now_ms.saturating_add(s.lifetimes.stale_ms)) },
             None => Decision::Fail,
         },
     }
@@ -158,10 +154,9 @@ impl fmt::Display for Decision {
             Decision::DropAndPassThrough => {
                 write!(f, "passed on the upstream's refusal of this caller and dropped its cached answer")
             }
-            Decision::ServeCachedOnError { extend_to_ms } => write!(
-                f,
-                "served from cache because every upstream failed; the entry now lives until {extend_to_ms} ms"
-            ),
+            Decision::ServeCachedOnError { extend_to_ms } => {
+                write!(f, "served from cache because every upstream failed; the entry now lives until {extend_to_ms} ms")
+            }
             Decision::Fail => write!(f, "answered failure: every upstream failed and nothing usable is cached"),
         }
     }
@@ -170,67 +165,32 @@ impl fmt::Display for Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
-    const LT: Lifetimes = Lifetimes {
-        maximum_ms: 10_000,
-        stale_ms: 1_000,
-    };
+    const LT: Lifetimes = Lifetimes { maximum_ms: 10_000, stale_ms: 1_000 };
     fn snap(now: u64, fetched: Option<u64>, up: Option<UpstreamAnswer>) -> Snapshot {
         Snapshot {
             now_ms: now,
             lifetimes: LT,
-            entry: fetched.map(|f| EntryTimes {
-                fetched_ms: f,
-                expires_ms: f + LT.maximum_ms,
-                revalidate: false,
-            }),
+            entry: fetched.map(|f| EntryTimes { fetched_ms: f, expires_ms: f + LT.maximum_ms, revalidate: false }),
             upstream: up,
         }
     }
 
     #[test]
     fn fresh_stale_expired() {
-        assert_eq!(
-            decide(&snap(500, Some(0), None)),
-            Decision::ServeFresh { age_ms: 500 }
-        );
-        assert_eq!(
-            decide(&snap(5_000, Some(0), None)),
-            Decision::ServeStaleAndRefresh { age_ms: 5_000 }
-        );
-        assert_eq!(
-            decide(&snap(10_000, Some(0), None)),
-            Decision::AskUpstream { expired: true }
-        );
-        assert_eq!(
-            decide(&snap(1, None, None)),
-            Decision::AskUpstream { expired: false }
-        );
+        assert_eq!(decide(&snap(500, Some(0), None)), Decision::ServeFresh { age_ms: 500 });
+        assert_eq!(decide(&snap(5_000, Some(0), None)), Decision::ServeStaleAndRefresh { age_ms: 5_000 });
+        assert_eq!(decide(&snap(10_000, Some(0), None)), Decision::AskUpstream { expired: true });
+        assert_eq!(decide(&snap(1, None, None)), Decision::AskUpstream { expired: false });
     }
 
     #[test]
     fn outage_serves_until_maximum_and_extends_by_stale() {
         let d = decide(&snap(9_500, Some(0), Some(UpstreamAnswer::Failed)));
-        assert_eq!(
-            d,
-            Decision::ServeCachedOnError {
-                extend_to_ms: 10_500
-            }
-        );
+        assert_eq!(d, Decision::ServeCachedOnError { extend_to_ms: 10_500 });
         assert!(d.to_string().contains("every upstream failed"));
-        assert_eq!(
-            decide(&snap(3_000, Some(0), Some(UpstreamAnswer::Failed))),
-            Decision::ServeCachedOnError {
-                extend_to_ms: 10_000
-            }
-        );
-        assert_eq!(
-            decide(&snap(10_001, Some(0), Some(UpstreamAnswer::Failed))),
-            Decision::Fail
-        );
-        assert_eq!(
-            decide(&snap(1, None, Some(UpstreamAnswer::Failed))),
-            Decision::Fail
-        );
+        assert_eq!(decide(&snap(3_000, Some(0), Some(UpstreamAnswer::Failed))), Decision::ServeCachedOnError { extend_to_ms: 10_000 });
+        assert_eq!(decide(&snap(10_001, Some(0), Some(UpstreamAnswer::Failed))), Decision::Fail);
+        assert_eq!(decide(&snap(1, None, Some(UpstreamAnswer::Failed))), Decision::Fail);
     }
 
     #[test]
@@ -244,17 +204,8 @@ mod tests {
 
     #[test]
     fn only_a_real_not_found_removes() {
-        assert_eq!(
-            decide(&snap(5_000, Some(0), Some(UpstreamAnswer::NotFound))),
-            Decision::RemoveAndServeEmpty
-        );
-        assert_eq!(
-            decide(&snap(5_000, Some(0), Some(UpstreamAnswer::Refused))),
-            Decision::PassThrough
-        );
-        assert_eq!(
-            decide(&snap(5_000, Some(0), Some(UpstreamAnswer::Denied))),
-            Decision::DropAndPassThrough
-        );
+        assert_eq!(decide(&snap(5_000, Some(0), Some(UpstreamAnswer::NotFound))), Decision::RemoveAndServeEmpty);
+        assert_eq!(decide(&snap(5_000, Some(0), Some(UpstreamAnswer::Refused))), Decision::PassThrough);
+        assert_eq!(decide(&snap(5_000, Some(0), Some(UpstreamAnswer::Denied))), Decision::DropAndPassThrough);
     }
 }

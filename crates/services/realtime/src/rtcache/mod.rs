@@ -66,6 +66,21 @@ pub struct RtcacheArgs {
     /// auth, aor); requests for other families are counted as `other`.
     #[arg(long = "family")]
     pub family: Vec<String>,
+    /// Longest time, ms, for a client to send a request's head (default 10000); slower
+    /// clients are disconnected.
+    #[arg(long)]
+    pub header_read_timeout_ms: Option<u64>,
+    /// A connection with no request in flight and nothing moving is closed after this many
+    /// ms (default 60000).
+    #[arg(long)]
+    pub idle_timeout_ms: Option<u64>,
+    /// Longest time, ms, to answer a request (default 120000; must exceed
+    /// upstream_timeout_ms times the number of upstreams).
+    #[arg(long)]
+    pub request_timeout_ms: Option<u64>,
+    /// Most client connections at once (default 1024).
+    #[arg(long)]
+    pub max_connections: Option<usize>,
     /// JSON file with any of the options above.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -85,6 +100,10 @@ struct FileArgs {
     max_entries: Option<usize>,
     #[serde(default)]
     family: Vec<String>,
+    header_read_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+    request_timeout_ms: Option<u64>,
+    max_connections: Option<usize>,
 }
 
 /// Longest `object_lifetime_maximum` (ten years, in seconds): its milliseconds fit any clock sum.
@@ -158,6 +177,9 @@ pub struct RtcacheConfig {
     pub max_entries: usize,
     /// Families named in metrics.
     pub families: Vec<String>,
+    /// The HTTP server's limits.
+    #[serde(skip)]
+    pub limits: mware_http::Limits,
 }
 
 impl RtcacheArgs {
@@ -166,33 +188,24 @@ impl RtcacheArgs {
         let file: FileArgs = match &self.config {
             None => FileArgs::default(),
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| RealtimeError::Io {
-                    what: format!("reading {}", p.display()),
-                    source,
-                })?;
+                let text =
+                    std::fs::read_to_string(p).map_err(|source| RealtimeError::Io { what: format!("reading {}", p.display()), source })?;
                 serde_json::from_str(&text).map_err(|e| RealtimeError::Config {
                     expected: format!("a json object of rtcache options in {}", p.display()),
                     found: e.to_string(),
                 })?
             }
         };
-        let raw_upstreams = if self.upstream.is_empty() {
-            file.upstream
-        } else {
-            self.upstream.clone()
-        };
-        let bad = |expected: &str, found: String| {
-            Err(RealtimeError::Config {
-                expected: expected.into(),
-                found,
-            })
-        };
+        let raw_upstreams = if self.upstream.is_empty() { file.upstream } else { self.upstream.clone() };
+        let bad = |expected: &str, found: String| Err(RealtimeError::Config { expected: expected.into(), found });
         let mut upstreams = vec![];
         for (i, u) in raw_upstreams.iter().enumerate() {
             match UpstreamUrl::parse(u) {
                 Ok(u) => upstreams.push(u),
                 // The text is not shown: it may hold a password.
-                Err(why) => return bad("upstream URLs starting with http:// or https:// and a host", format!("upstream {} is {why}", i + 1)),
+                Err(why) => {
+                    return bad("upstream URLs starting with http:// or https:// and a host", format!("upstream {} is {why}", i + 1))
+                }
             }
         }
         let families = if !self.family.is_empty() {
@@ -202,38 +215,33 @@ impl RtcacheArgs {
         } else {
             ["endpoint", "auth", "aor"].map(String::from).to_vec()
         };
-        if let Some(f) = families.iter().find(|f| f.is_empty() || f.len() > 64 || !f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')) {
+        if let Some(f) =
+            families.iter().find(|f| f.is_empty() || f.len() > 64 || !f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        {
             return bad("family names of latin letters, digits, '_' and '-' (at most 64)", format!("{f:?}"));
         }
         let cfg = RtcacheConfig {
-            listen: self
-                .listen
-                .or(file.listen)
-                .unwrap_or_else(|| "127.0.0.1:8088".parse().expect("addr")),
+            listen: self.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8088".parse().expect("addr")),
             upstreams,
-            object_lifetime_maximum: self
-                .object_lifetime_maximum
-                .or(file.object_lifetime_maximum)
-                .unwrap_or(86_400),
-            object_lifetime_stale: self
-                .object_lifetime_stale
-                .or(file.object_lifetime_stale)
-                .unwrap_or(60),
-            cache_dir: self
-                .cache_dir
-                .clone()
-                .or(file.cache_dir)
-                .unwrap_or_else(|| "var/rtcache".into()),
-            upstream_timeout_ms: self
-                .upstream_timeout_ms
-                .or(file.upstream_timeout_ms)
-                .unwrap_or(2_000),
-            max_body_bytes: self
-                .max_body_bytes
-                .or(file.max_body_bytes)
-                .unwrap_or(65_536),
+            object_lifetime_maximum: self.object_lifetime_maximum.or(file.object_lifetime_maximum).unwrap_or(86_400),
+            object_lifetime_stale: self.object_lifetime_stale.or(file.object_lifetime_stale).unwrap_or(60),
+            cache_dir: self.cache_dir.clone().or(file.cache_dir).unwrap_or_else(|| "var/rtcache".into()),
+            upstream_timeout_ms: self.upstream_timeout_ms.or(file.upstream_timeout_ms).unwrap_or(2_000),
+            max_body_bytes: self.max_body_bytes.or(file.max_body_bytes).unwrap_or(65_536),
             max_entries: self.max_entries.or(file.max_entries).unwrap_or(100_000),
             families,
+            limits: {
+                let d = mware_http::Limits::default();
+                let ms = |a: Option<u64>, b: Option<u64>, dflt: std::time::Duration| {
+                    a.or(b).map(std::time::Duration::from_millis).unwrap_or(dflt)
+                };
+                mware_http::Limits {
+                    header_read_timeout: ms(self.header_read_timeout_ms, file.header_read_timeout_ms, d.header_read_timeout),
+                    idle_timeout: ms(self.idle_timeout_ms, file.idle_timeout_ms, d.idle_timeout),
+                    request_timeout: ms(self.request_timeout_ms, file.request_timeout_ms, d.request_timeout),
+                    max_connections: self.max_connections.or(file.max_connections).unwrap_or(d.max_connections),
+                }
+            },
         };
         if cfg.upstreams.is_empty() {
             return bad("at least one --upstream URL", "none".into());
@@ -242,10 +250,29 @@ impl RtcacheArgs {
             return bad(&format!("object_lifetime_maximum from 1 to {MAX_LIFETIME_S} seconds"), cfg.object_lifetime_maximum.to_string());
         }
         if !(1..=MAX_TIMEOUT_MS).contains(&cfg.upstream_timeout_ms) {
-            return bad(&format!("upstream_timeout_ms from 1 to {MAX_TIMEOUT_MS} (0 would fail every upstream at once)"), cfg.upstream_timeout_ms.to_string());
+            return bad(
+                &format!("upstream_timeout_ms from 1 to {MAX_TIMEOUT_MS} (0 would fail every upstream at once)"),
+                cfg.upstream_timeout_ms.to_string(),
+            );
         }
         if cfg.max_entries == 0 {
             return bad("max_entries of at least 1", "0".into());
+        }
+        let l = cfg.limits;
+        if l.header_read_timeout.as_millis() < 100 || l.idle_timeout.as_millis() < 100 || l.max_connections == 0 {
+            return bad(
+                "header_read_timeout_ms and idle_timeout_ms of at least 100 and max_connections of at least 1",
+                format!("{} ms, {} ms, {}", l.header_read_timeout.as_millis(), l.idle_timeout.as_millis(), l.max_connections),
+            );
+        }
+        let worst = cfg.upstream_timeout_ms.saturating_mul(cfg.upstreams.len() as u64);
+        if l.request_timeout.as_millis() as u64 <= worst {
+            return bad(
+                &format!(
+                    "request_timeout_ms above upstream_timeout_ms x upstreams ({worst} ms): a lookup trying every upstream must not be cut"
+                ),
+                l.request_timeout.as_millis().to_string(),
+            );
         }
         if cfg.max_body_bytes == 0 {
             return bad("max_body_bytes of at least 1", "0".into());
@@ -256,10 +283,7 @@ impl RtcacheArgs {
         if cfg.object_lifetime_stale > cfg.object_lifetime_maximum {
             return bad(
                 "object_lifetime_stale <= object_lifetime_maximum",
-                format!(
-                    "{} > {}",
-                    cfg.object_lifetime_stale, cfg.object_lifetime_maximum
-                ),
+                format!("{} > {}", cfg.object_lifetime_stale, cfg.object_lifetime_maximum),
             );
         }
         Ok(cfg)
@@ -269,32 +293,20 @@ impl RtcacheArgs {
 /// Runs the sidecar until `shutdown`: binds `--listen` and serves.
 pub async fn run(args: RtcacheArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let cfg = args.resolve()?;
-    let listener = TcpListener::bind(cfg.listen)
-        .await
-        .map_err(|source| RealtimeError::Io {
-            what: format!("listening on {}", cfg.listen),
-            source,
-        })?;
+    let listener =
+        TcpListener::bind(cfg.listen).await.map_err(|source| RealtimeError::Io { what: format!("listening on {}", cfg.listen), source })?;
     serve(listener, cfg, shutdown).await?;
     Ok(())
 }
 
 /// Serves on `listener` until `shutdown`, then commits the cache to disk and returns.
-pub async fn serve(
-    listener: TcpListener,
-    cfg: RtcacheConfig,
-    shutdown: CancellationToken,
-) -> Result<(), RealtimeError> {
+pub async fn serve(listener: TcpListener, cfg: RtcacheConfig, shutdown: CancellationToken) -> Result<(), RealtimeError> {
     let mut registry = Registry::default();
     let metrics = RtcacheMetrics::register(&mut registry);
     let (store, writer) = store::Store::open(&cfg.cache_dir, mware_coord::now_ms(), cfg.max_entries)?;
     tracing::info!(listen = %cfg.listen, upstreams = ?cfg.upstreams, entries = store.len(), "rtcache: serving");
     let state = Arc::new(proxy::State {
-        upstreams: upstream::Upstreams::new(
-            cfg.upstreams.clone(),
-            cfg.upstream_timeout_ms,
-            metrics.clone(),
-        ),
+        upstreams: upstream::Upstreams::new(cfg.upstreams.clone(), cfg.upstream_timeout_ms, metrics.clone()),
         store: store.clone(),
         metrics,
         registry: Arc::new(registry),
@@ -315,25 +327,15 @@ pub async fn serve(
         })
     };
     let app = proxy::router(state.clone());
-    // Each lookup is a small request and a small answer: no Nagle delay.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await
-        .map_err(|source| RealtimeError::Io {
-            what: "serving http".into(),
-            source,
-        });
+    // The same server as the daemon's API: header, idle and request timeouts, a connection
+    // cap, TCP_NODELAY.
+    mware_http::serve(listener, app, state.cfg.limits, mware_http::Stats::default(), shutdown.clone()).await;
     sweeper.abort();
     state.tasks.close();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), state.tasks.wait()).await;
     drop(state);
-    tokio::task::spawn_blocking(move || store.close(writer))
-        .await
-        .ok();
-    result
+    tokio::task::spawn_blocking(move || store.close(writer)).await.ok();
+    Ok(())
 }
 
 #[cfg(test)]
@@ -344,43 +346,17 @@ mod tests {
     fn file_under_command_line_and_checks() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("rtcache.json");
-        std::fs::write(&file, r#"{"upstream": ["http://10.0.0.1:8271", "http://10.0.0.2:8271"], "object_lifetime_stale": 30}"#)
-            .unwrap();
-        let args = RtcacheArgs {
-            config: Some(file.clone()),
-            object_lifetime_stale: Some(5),
-            ..Default::default()
-        };
+        std::fs::write(&file, r#"{"upstream": ["http://10.0.0.1:8271", "http://10.0.0.2:8271"], "object_lifetime_stale": 30}"#).unwrap();
+        let args = RtcacheArgs { config: Some(file.clone()), object_lifetime_stale: Some(5), ..Default::default() };
         let cfg = args.resolve().unwrap();
         assert_eq!(cfg.upstreams.len(), 2);
-        assert_eq!(
-            (
-                cfg.object_lifetime_stale,
-                cfg.object_lifetime_maximum,
-                cfg.upstream_timeout_ms
-            ),
-            (5, 86_400, 2_000)
-        );
+        assert_eq!((cfg.object_lifetime_stale, cfg.object_lifetime_maximum, cfg.upstream_timeout_ms), (5, 86_400, 2_000));
 
-        let public = RtcacheArgs {
-            listen: Some("0.0.0.0:8088".parse().unwrap()),
-            ..args.clone()
-        };
-        assert!(public
-            .resolve()
-            .unwrap_err()
-            .to_string()
-            .contains("expected a loopback listen address"));
+        let public = RtcacheArgs { listen: Some("0.0.0.0:8088".parse().unwrap()), ..args.clone() };
+        assert!(public.resolve().unwrap_err().to_string().contains("expected a loopback listen address"));
         let none = RtcacheArgs::default();
-        assert!(none
-            .resolve()
-            .unwrap_err()
-            .to_string()
-            .contains("at least one --upstream"));
+        assert!(none.resolve().unwrap_err().to_string().contains("at least one --upstream"));
         std::fs::write(&file, r#"{"upstreams": []}"#).unwrap();
-        assert!(
-            args.resolve().is_err(),
-            "unknown keys in the file are refused"
-        );
+        assert!(args.resolve().is_err(), "unknown keys in the file are refused");
     }
 }

@@ -32,11 +32,7 @@ pub(crate) struct State {
 type Shared = Arc<State>;
 
 pub(crate) fn router(state: Shared) -> Router {
-    Router::new()
-        .route("/metrics", get(metrics))
-        .route("/status", get(status))
-        .fallback(proxy)
-        .with_state(state)
+    Router::new().route("/metrics", get(metrics)).route("/status", get(status)).fallback(proxy).with_state(state)
 }
 
 async fn metrics(AxState(s): AxState<Shared>) -> Response {
@@ -44,14 +40,7 @@ async fn metrics(AxState(s): AxState<Shared>) -> Response {
     if prometheus_client::encoding::text::encode(&mut out, &s.registry).is_err() {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
-    (
-        [(
-            "content-type",
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        out,
-    )
-        .into_response()
+    ([("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")], out).into_response()
 }
 
 async fn status(AxState(s): AxState<Shared>) -> Response {
@@ -67,12 +56,7 @@ async fn status(AxState(s): AxState<Shared>) -> Response {
 }
 
 fn reply(status: StatusCode, body: impl Into<Body>) -> Response {
-    let mut r = (
-        status,
-        [("content-type", "text/plain; charset=utf-8")],
-        body.into(),
-    )
-        .into_response();
+    let mut r = (status, [("content-type", "text/plain; charset=utf-8")], body.into()).into_response();
     if status == StatusCode::UNAUTHORIZED {
         r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"mware provisioning\""));
     }
@@ -81,10 +65,7 @@ fn reply(status: StatusCode, body: impl Into<Body>) -> Response {
 
 fn lifetimes(cfg: &RtcacheConfig) -> Lifetimes {
     // Both are validated to at most MAX_LIFETIME_S; saturating anyway.
-    Lifetimes {
-        maximum_ms: cfg.object_lifetime_maximum.saturating_mul(1000),
-        stale_ms: cfg.object_lifetime_stale.saturating_mul(1000),
-    }
+    Lifetimes { maximum_ms: cfg.object_lifetime_maximum.saturating_mul(1000), stale_ms: cfg.object_lifetime_stale.saturating_mul(1000) }
 }
 
 fn classify(o: &Outcome) -> UpstreamAnswer {
@@ -132,12 +113,7 @@ async fn proxy(AxState(s): AxState<Shared>, method: Method, headers: HeaderMap, 
     let key = format!("{path_query}\n{cred}\n{}", String::from_utf8_lossy(&body));
     let now = mware_coord::now_ms();
     let entry = s.store.get(&key);
-    let snap = Snapshot {
-        now_ms: now,
-        lifetimes: lifetimes(&s.cfg),
-        entry: entry.as_ref().map(|e| e.times),
-        upstream: None,
-    };
+    let snap = Snapshot { now_ms: now, lifetimes: lifetimes(&s.cfg), entry: entry.as_ref().map(|e| e.times), upstream: None };
     let d = decide(&snap);
     tracing::debug!(family = %fam, op = op.as_str(), "{d}");
     match d {
@@ -154,14 +130,8 @@ async fn proxy(AxState(s): AxState<Shared>, method: Method, headers: HeaderMap, 
         }
         _ => {}
     }
-    let outcome = s
-        .upstreams
-        .forward(false, &method, &path_query, &body, auth.as_ref())
-        .await;
-    let snap = Snapshot {
-        upstream: Some(classify(&outcome)),
-        ..snap
-    };
+    let outcome = s.upstreams.forward(false, &method, &path_query, &body, auth.as_ref()).await;
+    let snap = Snapshot { upstream: Some(classify(&outcome)), ..snap };
     let d = decide(&snap);
     tracing::debug!(family = %fam, op = op.as_str(), "{d}");
     let (resp, label) = act(&s, &key, d, outcome, entry, now);
@@ -170,29 +140,12 @@ async fn proxy(AxState(s): AxState<Shared>, method: Method, headers: HeaderMap, 
 }
 
 /// Acts on a post-upstream decision; returns the answer and the outcome label.
-fn act(
-    s: &State,
-    key: &str,
-    d: Decision,
-    outcome: Outcome,
-    entry: Option<Entry>,
-    now: u64,
-) -> (Response, &'static str) {
+fn act(s: &State, key: &str, d: Decision, outcome: Outcome, entry: Option<Entry>, now: u64) -> (Response, &'static str) {
     let lt = lifetimes(&s.cfg);
     match (d, outcome) {
         (Decision::StoreAndServe, Outcome::Ok(b)) => {
-            let times = super::decide::EntryTimes {
-                fetched_ms: now,
-                revalidate: false,
-                expires_ms: now.saturating_add(lt.maximum_ms),
-            };
-            s.store.put(
-                key,
-                Entry {
-                    times,
-                    body: b.clone(),
-                },
-            );
+            let times = super::decide::EntryTimes { fetched_ms: now, revalidate: false, expires_ms: now.saturating_add(lt.maximum_ms) };
+            s.store.put(key, Entry { times, body: b.clone() });
             (reply(StatusCode::OK, b), "miss")
         }
         (Decision::RemoveAndServeEmpty, _) => {
@@ -208,10 +161,7 @@ fn act(
             tracing::warn!(reason = %why, "rtcache: every upstream failed; serving the cached answer");
             s.store.extend(key, extend_to_ms);
             s.metrics.errors_served_from_cache.inc();
-            (
-                reply(StatusCode::OK, entry.map(|e| e.body).unwrap_or_default()),
-                "served_on_error",
-            )
+            (reply(StatusCode::OK, entry.map(|e| e.body).unwrap_or_default()), "served_on_error")
         }
         (_, Outcome::Failed(why)) => {
             if entry.is_some() {
@@ -228,12 +178,7 @@ fn act(
 }
 
 fn refresh_in_background(s: &Shared, key: String, method: Method, path_query: String, body: Bytes, auth: Option<HeaderValue>) {
-    if !s
-        .refreshing
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(key.clone())
-    {
+    if !s.refreshing.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone()) {
         return;
     }
     let s2 = s.clone();
@@ -253,10 +198,7 @@ fn refresh_in_background(s: &Shared, key: String, method: Method, path_query: St
         let d = decide(&snap);
         tracing::debug!("background refresh: {d}");
         let _ = act(&s2, &key, d, outcome, entry, now);
-        s2.refreshing
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&key);
+        s2.refreshing.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
     });
 }
 

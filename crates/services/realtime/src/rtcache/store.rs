@@ -54,14 +54,7 @@ fn decode(v: &[u8]) -> Option<Entry> {
     }
     let fetched_ms = u64::from_le_bytes(v[0..8].try_into().ok()?);
     let expires_ms = u64::from_le_bytes(v[8..16].try_into().ok()?);
-    Some(Entry {
-        times: EntryTimes {
-            fetched_ms,
-            expires_ms,
-            revalidate: v[16] != 0,
-        },
-        body: Bytes::copy_from_slice(&v[17..]),
-    })
+    Some(Entry { times: EntryTimes { fetched_ms, expires_ms, revalidate: v[16] != 0 }, body: Bytes::copy_from_slice(&v[17..]) })
 }
 
 enum Write {
@@ -130,7 +123,8 @@ impl Store {
             .mode(0o600)
             .open(&path)
             .map_err(io(format!("opening {}", path.display())))?;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io(format!("making {} readable by its owner only", path.display())))?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(io(format!("making {} readable by its owner only", path.display())))?;
         let db = Database::builder().create_file(file).map_err(cache_err)?;
         let mut mem = Mem::default();
         let mut dropped = vec![];
@@ -167,16 +161,9 @@ impl Store {
         let handle = std::thread::Builder::new()
             .name("rtcache-redb".into())
             .spawn(move || writer(db, rx))
-            .map_err(|source| RealtimeError::Io {
-                what: "starting the cache writer".into(),
-                source,
-            })?;
-        let store = Store {
-            mem: Arc::new(RwLock::new(mem)),
-            tx: Arc::new(std::sync::Mutex::new(Some(tx))),
-            salt: Arc::new(salt),
-            cap: cap.max(1),
-        };
+            .map_err(|source| RealtimeError::Io { what: "starting the cache writer".into(), source })?;
+        let store =
+            Store { mem: Arc::new(RwLock::new(mem)), tx: Arc::new(std::sync::Mutex::new(Some(tx))), salt: Arc::new(salt), cap: cap.max(1) };
         for k in dropped {
             store.send(Write::Del(k));
         }
@@ -199,21 +186,12 @@ impl Store {
 
     /// The entry for `key`.
     pub fn get(&self, key: &str) -> Option<Entry> {
-        self.mem
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .map
-            .get(key)
-            .cloned()
+        self.mem.read().unwrap_or_else(|e| e.into_inner()).map.get(key).cloned()
     }
 
     /// Stores an entry (dropping the oldest beyond the cap).
     pub fn put(&self, key: &str, e: Entry) {
-        let dropped = self
-            .mem
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key.to_string(), e.clone(), self.cap);
+        let dropped = self.mem.write().unwrap_or_else(|e| e.into_inner()).insert(key.to_string(), e.clone(), self.cap);
         self.send(Write::Put(key.to_string(), e));
         for k in dropped {
             self.send(Write::Del(k));
@@ -244,12 +222,8 @@ impl Store {
     pub fn remove_prefix(&self, prefix: &str) -> usize {
         let n = {
             let mut m = self.mem.write().unwrap_or_else(|e| e.into_inner());
-            let keys: Vec<String> = m
-                .map
-                .range(prefix.to_string()..)
-                .take_while(|(k, _)| k.starts_with(prefix))
-                .map(|(k, _)| k.clone())
-                .collect();
+            let keys: Vec<String> =
+                m.map.range(prefix.to_string()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(k, _)| k.clone()).collect();
             for k in &keys {
                 m.remove(k);
             }
@@ -284,11 +258,7 @@ impl Store {
     pub fn sweep(&self, now_ms: u64) -> usize {
         let expired: Vec<String> = {
             let m = self.mem.read().unwrap_or_else(|e| e.into_inner());
-            m.map
-                .iter()
-                .filter(|(_, e)| e.times.expires_ms <= now_ms)
-                .map(|(k, _)| k.clone())
-                .collect()
+            m.map.iter().filter(|(_, e)| e.times.expires_ms <= now_ms).map(|(k, _)| k.clone()).collect()
         };
         for k in &expired {
             self.remove(k);
@@ -330,8 +300,7 @@ fn apply(db: &Database, batch: Vec<Write>) -> Result<Vec<mpsc::Sender<()>>, Real
         for op in batch {
             match op {
                 Write::Put(k, e) => {
-                    t.insert(k.as_str(), encode(&e).as_slice())
-                        .map_err(cache_err)?;
+                    t.insert(k.as_str(), encode(&e).as_slice()).map_err(cache_err)?;
                 }
                 Write::Del(k) => {
                     t.remove(k.as_str()).map_err(cache_err)?;
@@ -380,49 +349,23 @@ mod tests {
     #[test]
     fn survives_reopen_and_invalidates_by_prefix() {
         let dir = tempfile::tempdir().unwrap();
-        let e = |b: &'static str| Entry {
-            times: EntryTimes {
-                fetched_ms: 1,
-                expires_ms: 1_000,
-                revalidate: false,
-            },
-            body: Bytes::from(b),
-        };
+        let e = |b: &'static str| Entry { times: EntryTimes { fetched_ms: 1, expires_ms: 1_000, revalidate: false }, body: Bytes::from(b) };
         let (s, w) = Store::open(dir.path(), 0, 100).unwrap();
         s.put("/p/e1/endpoint/single?\nid=1", e("id=1\n"));
         s.put("/p/e1/endpoint/multi?\nid%20LIKE=%25", e("id=1\n"));
         s.put("/p/e1/aor/single?\nid=1", e("id=1\n"));
         s.put(
             "/p/old/aor/single?\nid=1",
-            Entry {
-                times: EntryTimes {
-                    fetched_ms: 0,
-                    expires_ms: 5,
-                    revalidate: false,
-                },
-                body: Bytes::new(),
-            },
+            Entry { times: EntryTimes { fetched_ms: 0, expires_ms: 5, revalidate: false }, body: Bytes::new() },
         );
         assert_eq!(s.mark_prefix("/p/e1/endpoint/"), 2);
-        assert!(
-            s.get("/p/e1/endpoint/multi?\nid%20LIKE=%25")
-                .unwrap()
-                .times
-                .revalidate
-        );
+        assert!(s.get("/p/e1/endpoint/multi?\nid%20LIKE=%25").unwrap().times.revalidate);
         assert!(!s.get("/p/e1/aor/single?\nid=1").unwrap().times.revalidate);
         assert_eq!(s.remove_prefix("/p/e1/endpoint/"), 2);
         s.close(w);
         let (s, w) = Store::open(dir.path(), 10, 100).unwrap();
-        assert_eq!(
-            s.len(),
-            1,
-            "expired and invalidated entries are gone after reopen"
-        );
-        assert_eq!(
-            s.get("/p/e1/aor/single?\nid=1").unwrap().body,
-            Bytes::from("id=1\n")
-        );
+        assert_eq!(s.len(), 1, "expired and invalidated entries are gone after reopen");
+        assert_eq!(s.get("/p/e1/aor/single?\nid=1").unwrap().body, Bytes::from("id=1\n"));
         s.close(w);
     }
 

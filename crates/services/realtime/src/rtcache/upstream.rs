@@ -65,27 +65,13 @@ impl Upstreams {
             .pool_max_idle_per_host(64)
             .build()
             .expect("http client builds");
-        let health = bases
-            .iter()
-            .map(|u| Health {
-                url: u.base.clone(),
-                ..Default::default()
-            })
-            .collect();
-        Upstreams {
-            client,
-            bases: Arc::new(bases),
-            health: Arc::new(Mutex::new(health)),
-            metrics,
-        }
+        let health = bases.iter().map(|u| Health { url: u.base.clone(), ..Default::default() }).collect();
+        Upstreams { client, bases: Arc::new(bases), health: Arc::new(Mutex::new(health)), metrics }
     }
 
     /// Current health of each upstream.
     pub fn health(&self) -> Vec<Health> {
-        self.health
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.health.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn note(&self, i: usize, err: Option<&str>) {
@@ -132,11 +118,7 @@ impl Upstreams {
                 self.metrics.upstream_error(base, kind);
                 let why = format!("{base}: {kind} error");
                 self.note(i, Some(&why));
-                return if kind == "connect" {
-                    Try::NextSafe(why)
-                } else {
-                    Try::NextUnsafe(why)
-                };
+                return if kind == "connect" { Try::NextSafe(why) } else { Try::NextUnsafe(why) };
             }
         };
         let status = res.status();
@@ -150,17 +132,12 @@ impl Upstreams {
                 return Try::NextUnsafe(why);
             }
         };
-        self.metrics
-            .upstream_latency(base, started.elapsed().as_secs_f64());
+        self.metrics.upstream_latency(base, started.elapsed().as_secs_f64());
         if status.is_server_error() {
             self.metrics.upstream_error(base, "status_5xx");
             let why = format!("{base}: answered {status}");
             self.note(i, Some(&why));
-            return if status == StatusCode::SERVICE_UNAVAILABLE {
-                Try::NextSafe(why)
-            } else {
-                Try::NextUnsafe(why)
-            };
+            return if status == StatusCode::SERVICE_UNAVAILABLE { Try::NextSafe(why) } else { Try::NextUnsafe(why) };
         }
         self.note(i, None);
         if status.is_success() {
@@ -172,14 +149,7 @@ impl Upstreams {
 
     /// Sends the request to each upstream in turn until one answers, with the caller's
     /// `auth` header (or the upstream's own).
-    pub async fn forward(
-        &self,
-        write: bool,
-        method: &Method,
-        path_query: &str,
-        body: &Bytes,
-        auth: Option<&HeaderValue>,
-    ) -> Outcome {
+    pub async fn forward(&self, write: bool, method: &Method, path_query: &str, body: &Bytes, auth: Option<&HeaderValue>) -> Outcome {
         let mut last = "no upstream configured".to_string();
         for i in 0..self.bases.len() {
             match self.try_one(i, method, path_query, body, auth).await {
@@ -187,9 +157,7 @@ impl Upstreams {
                 Try::NextSafe(why) => last = why,
                 Try::NextUnsafe(why) => {
                     if write {
-                        return Outcome::Failed(format!(
-                            "{why}; not retried elsewhere: the write may have been applied"
-                        ));
+                        return Outcome::Failed(format!("{why}; not retried elsewhere: the write may have been applied"));
                     }
                     last = why;
                 }

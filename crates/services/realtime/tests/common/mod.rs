@@ -47,21 +47,12 @@ pub const ENTITIES: &[(&str, &[&str], &str, &str, bool)] = &[
     (E1, &["t1.example.ru"], "ast1", "pw-ast1-Secret", true),
     (E2, &["t2.example.ru"], "ast2", "pw-ast2-Secret", true),
     (RO, &["t1.example.ru"], "ro1", "pw-ro1-Secret", false),
-    (
-        MULTI,
-        &["t1.example.ru", "t3.example.ru"],
-        "multi",
-        "pw-multi-Secret",
-        true,
-    ),
+    (MULTI, &["t1.example.ru", "t3.example.ru"], "multi", "pw-multi-Secret", true),
 ];
 
 /// The credential of a test entity.
 pub fn cred(entity: &str) -> Option<(String, String)> {
-    ENTITIES
-        .iter()
-        .find(|e| e.0 == entity)
-        .map(|e| (e.2.to_string(), e.3.to_string()))
+    ENTITIES.iter().find(|e| e.0 == entity).map(|e| (e.2.to_string(), e.3.to_string()))
 }
 
 /// A database created for one test and dropped when the guard goes.
@@ -74,30 +65,16 @@ fn admin_dsn(db: &str) -> String {
 }
 
 pub async fn client(db: &str) -> tokio_postgres::Client {
-    let (c, conn) = tokio_postgres::connect(&admin_dsn(db), tokio_postgres::NoTls)
-        .await
-        .expect("connect to postgres");
+    let (c, conn) = tokio_postgres::connect(&admin_dsn(db), tokio_postgres::NoTls).await.expect("connect to postgres");
     tokio::spawn(conn);
     c
 }
 
 impl TestDb {
     pub async fn create(tag: &str) -> TestDb {
-        let name = format!(
-            "rt_{tag}_{}_{}",
-            std::process::id(),
-            mware_coord::now_ms() % 1_000_000
-        );
-        client("postgres")
-            .await
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create database");
-        client(&name)
-            .await
-            .batch_execute(SCHEMA)
-            .await
-            .expect("create tables");
+        let name = format!("rt_{tag}_{}_{}", std::process::id(), mware_coord::now_ms() % 1_000_000);
+        client("postgres").await.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create database");
+        client(&name).await.batch_execute(SCHEMA).await.expect("create tables");
         TestDb { name }
     }
     pub fn dsn(&self) -> String {
@@ -107,15 +84,11 @@ impl TestDb {
         client(&self.name).await
     }
     pub fn config(&self) -> Provisioning {
-        let families: BTreeMap<String, String> = [
-            ("endpoint", "ps_endpoints"),
-            ("auth", "ps_auths"),
-            ("aor", "ps_aors"),
-            ("config", "ast_config"),
-        ]
-        .into_iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect();
+        let families: BTreeMap<String, String> =
+            [("endpoint", "ps_endpoints"), ("auth", "ps_auths"), ("aor", "ps_aors"), ("config", "ast_config")]
+                .into_iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect();
         let entities = ENTITIES
             .iter()
             .map(|(id, domains, user, password, write)| {
@@ -143,19 +116,8 @@ impl Drop for TestDb {
     fn drop(&mut self) {
         // argv, no shell; WITH (FORCE) ends the sessions the test left open.
         let _ = std::process::Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-qAtc",
-            ])
-            .arg(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qAtc"])
+            .arg(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
             .output();
     }
 }
@@ -175,26 +137,15 @@ impl ProvServer {
         let mut registry = prometheus_client::registry::Registry::default();
         let handle = ProvisioningHandle::new(&mut registry);
         handle.start(cfg).await.expect("provisioning starts");
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
         let addr = listener.local_addr().unwrap();
         let stop = CancellationToken::new();
         let app = provisioning_routes(handle.clone()).into_router();
         let s = stop.clone();
         let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(s.cancelled_owned())
-                .await
-                .unwrap();
+            axum::serve(listener, app).with_graceful_shutdown(s.cancelled_owned()).await.unwrap();
         });
-        ProvServer {
-            addr,
-            handle,
-            registry: std::sync::Arc::new(registry),
-            stop,
-            task: Some(task),
-        }
+        ProvServer { addr, handle, registry: std::sync::Arc::new(registry), stop, task: Some(task) }
     }
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
@@ -227,11 +178,7 @@ pub struct Ast {
 }
 
 pub fn join(fields: &[(&str, &str)]) -> String {
-    fields
-        .iter()
-        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
+    fields.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect::<Vec<_>>().join("&")
 }
 
 impl Ast {
@@ -241,23 +188,13 @@ impl Ast {
     }
     /// A client sending the given credential (`None`: none at all).
     pub fn with(server: &str, entity: &str, family: &str, cred: Option<(String, String)>) -> Ast {
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
-            .build()
-            .unwrap();
+        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build().unwrap();
         let server = match cred {
-            Some((u, p)) => server.replacen(
-                "http://",
-                &format!("http://{}:{}@", encode(&u), encode(&p)),
-                1,
-            ),
+            Some((u, p)) => server.replacen("http://", &format!("http://{}:{}@", encode(&u), encode(&p)), 1),
             None => server.to_string(),
         };
         // ${ENTITYID} is substituted as is (its ':' unencoded), as Asterisk does.
-        Ast {
-            http,
-            base: format!("{server}/provision/asterisk/{entity}/{family}"),
-        }
+        Ast { http, base: format!("{server}/provision/asterisk/{entity}/{family}") }
     }
     pub async fn post(&self, suffix: &str, body: String) -> (u16, String) {
         let r = self.post_full(suffix, body).await;
@@ -273,10 +210,7 @@ impl Ast {
             .send()
             .await
             .expect("request sent");
-        let www = r
-            .headers()
-            .get("www-authenticate")
-            .map(|v| v.to_str().unwrap_or("").to_string());
+        let www = r.headers().get("www-authenticate").map(|v| v.to_str().unwrap_or("").to_string());
         (r.status().as_u16(), r.text().await.unwrap(), www)
     }
     /// `realtime_curl`: `${CURL(url/single,k=v&...)}`
@@ -293,44 +227,25 @@ impl Ast {
     }
     /// `update_curl`: `url/update?key=val` with the fields in the body.
     pub async fn update(&self, key: &str, lookup: &str, fields: &[(&str, &str)]) -> (u16, String) {
-        self.post(
-            &format!("update?{}={}", encode(key), encode(lookup)),
-            join(fields),
-        )
-        .await
+        self.post(&format!("update?{}={}", encode(key), encode(lookup)), join(fields)).await
     }
     /// `destroy_curl`: `key=val&` then the other fields.
     pub async fn destroy(&self, key: &str, lookup: &str, fields: &[(&str, &str)]) -> (u16, String) {
-        self.post(
-            "destroy",
-            format!("{}={}&{}", encode(key), encode(lookup), join(fields)),
-        )
-        .await
+        self.post("destroy", format!("{}={}&{}", encode(key), encode(lookup), join(fields))).await
     }
     /// `require_curl`: `name=type%3Asize&...`
     pub async fn require(&self, fields: &[(&str, &str, i32)]) -> (u16, String) {
-        let body = fields
-            .iter()
-            .map(|(n, t, s)| format!("{}={t}%3A{s}", encode(n)))
-            .collect::<Vec<_>>()
-            .join("&");
+        let body = fields.iter().map(|(n, t, s)| format!("{}={t}%3A{s}", encode(n))).collect::<Vec<_>>().join("&");
         self.post("require", body).await
     }
     /// `config_curl`: a GET of `url/static?file=NAME`.
     pub async fn static_file(&self, file: &str) -> (u16, String) {
-        let r = self
-            .http
-            .get(format!("{}/static?file={}", self.base, encode(file)))
-            .send()
-            .await
-            .expect("sent");
+        let r = self.http.get(format!("{}/static?file={}", self.base, encode(file))).send().await.expect("sent");
         (r.status().as_u16(), r.text().await.unwrap())
     }
 }
 
 /// Runs a test body with an overall time limit.
 pub async fn bounded<F: std::future::Future<Output = ()>>(secs: u64, f: F) {
-    tokio::time::timeout(std::time::Duration::from_secs(secs), f)
-        .await
-        .expect("test finished in time");
+    tokio::time::timeout(std::time::Duration::from_secs(secs), f).await.expect("test finished in time");
 }

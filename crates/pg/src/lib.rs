@@ -1,4 +1,5 @@
-//! rustls client settings for the provisioning database.
+//! mware-pg: TLS to PostgreSQL through rustls, for every crate that connects to a
+//! database (provisioning, pg_controller's probe, device jobs' store), so none copies it.
 //!
 //! Without a CA file the connection is encrypted when the DSN's `sslmode` asks for it
 //! (or `prefer` and the server offers it) but the server's certificate is not checked,
@@ -6,11 +7,10 @@
 //! signatures are still verified. With a CA file the chain and the host name are
 //! verified (libpq's `verify-full`).
 
-use crate::error::RealtimeError;
+#![deny(missing_docs)]
+
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{
-    verify_tls12_signature, verify_tls13_signature, CryptoProvider, WebPkiSupportedAlgorithms,
-};
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use std::sync::Arc;
@@ -51,23 +51,27 @@ impl ServerCertVerifier for EncryptOnly {
     }
 }
 
-/// The connector for tokio-postgres: verifying against `ca_file` (PEM) when given.
-pub(crate) fn postgres(
-    ca_file: Option<&str>,
-) -> Result<tokio_postgres_rustls::MakeRustlsConnect, RealtimeError> {
+/// A TLS setup that cannot be used: what was expected and what was found.
+#[derive(Debug, thiserror::Error)]
+#[error("expected {expected}, found {found}")]
+pub struct TlsError {
+    /// What was expected.
+    pub expected: String,
+    /// What was found.
+    pub found: String,
+}
+
+/// The connector for tokio-postgres: verifying against `ca_file` (PEM) when given, else
+/// encrypting without checking the certificate (libpq's `require`). `what` names the
+/// setting the file came from, for errors.
+pub fn connector(ca_file: Option<&str>, what: &str) -> Result<tokio_postgres_rustls::MakeRustlsConnect, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| RealtimeError::Config {
-            expected: "a TLS setup rustls accepts".into(),
-            found: e.to_string(),
-        })?;
+        .map_err(|e| TlsError { expected: "a TLS setup rustls accepts".into(), found: e.to_string() })?;
     let config = match ca_file {
         Some(path) => {
-            let bad = |found: String| RealtimeError::Config {
-                expected: format!("PEM certificates in provisioning.ca_file {path}"),
-                found,
-            };
+            let bad = |found: String| TlsError { expected: format!("PEM certificates in {what} {path}"), found };
             let mut roots = RootCertStore::empty();
             let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
                 .map_err(|e| bad(e.to_string()))?

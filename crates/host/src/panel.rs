@@ -1,0 +1,67 @@
+//! How the operator console shows a service: a panel description the page renders
+//! generically (a table of rows taken from one of the service's GET documents, with
+//! actions per row), so a new service shows up in the console without editing it.
+//!
+//! Values are JSON pointers into the document and its rows; the page renders every
+//! value as text, never as HTML.
+
+use serde::Serialize;
+
+/// One service's panel.
+#[derive(Debug, Clone, Serialize)]
+pub struct Panel {
+    /// Title shown above the table.
+    pub title: &'static str,
+    /// The GET path of the document, served by the active instance of the service's
+    /// group (e.g. `/api/v1/pg`); empty: the service's status document (its `detail` in
+    /// `/api/v1/status`).
+    pub source: &'static str,
+    /// JSON pointer to the rows (an array) in the document; empty: the document is one row.
+    pub rows: &'static str,
+    /// The columns.
+    pub columns: Vec<Column>,
+    /// Actions offered on each row.
+    pub actions: Vec<Action>,
+    /// Shown when there are no rows.
+    pub empty: &'static str,
+}
+
+/// A column: its title and the JSON pointer of its value in a row.
+#[derive(Debug, Clone, Serialize)]
+pub struct Column {
+    /// Title.
+    pub title: &'static str,
+    /// JSON pointer into the row (`/master`, `/servers/0/role`).
+    pub value: &'static str,
+    /// How to show the value: `text` (default), `ms_ago` (a time in ms since the Unix
+    /// epoch shown as an age), `ms` (a duration), `state` (coloured by ok/failing words).
+    pub format: &'static str,
+}
+
+/// An action on a row: a call the page makes with the operator's token after asking
+/// for confirmation, and whose answer (or error) it shows in words.
+#[derive(Debug, Clone, Serialize)]
+pub struct Action {
+    /// Button label.
+    pub label: &'static str,
+    /// HTTP method (`POST`).
+    pub method: &'static str,
+    /// Path with `{/pointer}` placeholders filled from the row (URL-encoded).
+    pub path: &'static str,
+    /// JSON body; strings `"{/pointer}"` are filled from the row, `"{?question}"` asks the
+    /// operator.
+    pub body: serde_json::Value,
+    /// The confirmation question, with `{/pointer}` placeholders.
+    pub confirm: &'static str,
+}
+
+impl Column {
+    /// A text column.
+    pub fn text(title: &'static str, value: &'static str) -> Self {
+        Column { title, value, format: "text" }
+    }
+    /// A column with a format (`ms_ago`, `ms`, `state`).
+    pub fn fmt(title: &'static str, value: &'static str, format: &'static str) -> Self {
+        Column { title, value, format }
+    }
+}
