@@ -79,6 +79,26 @@ impl Service for DevicesService {
         Some(crate::api::openapi())
     }
 
+    fn panel(&self) -> Option<mware_host::Panel> {
+        use mware_host::{Column, Panel};
+        Some(Panel {
+            title: "Device jobs: satellites",
+            source: "/api/devicemanager/v1/satellites",
+            rows: "/satellites",
+            columns: vec![
+                Column::text("satellite (none: the pool)", "/satellite"),
+                Column::text("queue", "/queue"),
+                Column::text("queue depth", "/broker/depth"),
+                Column::text("pollers connected", "/broker/consumers"),
+                Column::text("last heartbeat", "/last_seen"),
+                Column::text("jobs queued", "/open_jobs/queued"),
+                Column::text("jobs running", "/open_jobs/running"),
+            ],
+            actions: vec![],
+            empty: "no satellite is configured",
+        })
+    }
+
     fn status_doc(&self) -> serde_json::Value {
         match self.inner.active() {
             Some(a) => serde_json::json!({
