@@ -100,6 +100,24 @@ fn in_process_jobs_without_a_broker_and_bad_input() {
 }
 
 #[test]
+fn in_process_jobs_open_when_the_instance_dies_run_again_after_its_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = DmSite::new(dir.path(), &["d10"], json!({}));
+    let mut d = site.start(0);
+    wait_serving(&d, 30);
+    let slow = SlowHttp::start(Duration::from_secs(2));
+    let (_, v) = submit(&d, &json!({"kind": "http.request", "target": slow.addr, "timeout_ms": 60000}));
+    let id = v["id"].as_str().unwrap().to_string();
+    wait_job(&d, &id, 20, |j| j["state"] == "running" && slow.hits.load(Ordering::SeqCst) == 1);
+    d.child.kill9();
+    let d = site.start(0);
+    wait_serving(&d, 30);
+    let j = wait_end(&d, &id, 30);
+    assert_eq!(j["state"], "done", "accepted, interrupted by the crash, run again by the next activity: {j}");
+    assert_eq!(slow.hits.load(Ordering::SeqCst), 2);
+}
+
+#[test]
 fn pollers_share_a_satellite_survive_kill9_and_jobs_of_a_satellite_without_poller_expire() {
     let vh = Vhost::new().expect("rabbitmq vhost");
     let dir = tempfile::tempdir().unwrap();
