@@ -39,7 +39,7 @@ pub struct Active {
     pub transport: Transport,
     /// Wakes the outbox.
     pub kick: Notify,
-    waiters: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
+    waiters: Mutex<HashMap<String, Vec<oneshot::Sender<Option<Change>>>>>,
     /// Satellite (`""`: the pool) → poller → last heartbeat (ms since the Unix epoch).
     pub pollers: Mutex<BTreeMap<String, BTreeMap<String, u64>>>,
     /// Metrics.
@@ -100,10 +100,23 @@ impl Active {
         });
         let row = self.store.get(id).await?;
         match (row, rx) {
-            (Some(r), Some(rx)) if !r.state.is_final() => {
-                let _ = tokio::time::timeout(wait, rx).await;
+            (Some(mut r), Some(rx)) if !r.state.is_final() => {
+                let woken = tokio::time::timeout(wait, rx).await;
                 self.forget_closed(id);
-                self.store.get(id).await
+                match woken {
+                    // The recorder committed this end: the row is the one read plus it.
+                    Ok(Ok(Some(Change::Finished { state, result, error, attempt, poller, at_ms, .. }))) => {
+                        r.state = state;
+                        r.result = result;
+                        r.error = error;
+                        r.attempts = r.attempts.max(attempt);
+                        r.poller = Some(poller);
+                        r.finished_ms = Some(at_ms);
+                        r.published = true;
+                        Ok(Some(r))
+                    }
+                    _ => self.store.get(id).await,
+                }
             }
             (row, _) => {
                 self.forget_closed(id);
@@ -122,17 +135,14 @@ impl Active {
         }
     }
 
-    fn wake(&self, id: &str) {
+    /// Wakes the callers waiting for `id` with its end when known (`None`: read it again).
+    fn ended(&self, id: &str, state: JobState, end: Option<&Change>) {
+        self.metrics.finished.get_or_create(&StateLabel { state: state.as_str() }).inc();
         if let Some(list) = self.waiters.lock().unwrap_or_else(|e| e.into_inner()).remove(id) {
             for t in list {
-                let _ = t.send(());
+                let _ = t.send(end.cloned());
             }
         }
-    }
-
-    fn ended(&self, id: &str, state: JobState) {
-        self.metrics.finished.get_or_create(&StateLabel { state: state.as_str() }).inc();
-        self.wake(id);
     }
 }
 
@@ -342,7 +352,7 @@ pub async fn recorder(a: Arc<Active>, mut rx: mpsc::Receiver<(Incoming, Ack)>, c
         for (ch, changed) in changes.iter().zip(applied) {
             if let Change::Finished { id, state, .. } = ch {
                 if changed {
-                    a.ended(id, *state);
+                    a.ended(id, *state, Some(ch));
                 } else {
                     a.metrics.duplicates.inc();
                 }
@@ -373,7 +383,7 @@ pub async fn sweeper(a: Arc<Active>, cancel: CancellationToken) -> Result<(), De
         match a.store.expire_due(a.epoch, now_ms(), EXPIRY_GRACE_MS).await {
             Ok(ids) => {
                 for (id, _) in ids {
-                    a.ended(&id, JobState::Expired);
+                    a.ended(&id, JobState::Expired, None);
                 }
             }
             Err(e @ DevicesError::Fenced { .. }) => return Err(e),
