@@ -40,6 +40,10 @@ pub struct DeviceManager {
     /// Jobs run at once in-process (without `amqp`); default 32.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// Hours an ended job (done, failed, expired) is kept before it is deleted (default
+    /// 168: a week).
+    #[serde(default = "default_keep_hours")]
+    pub keep_hours: u64,
 }
 
 fn default_max_deliveries() -> u32 {
@@ -53,6 +57,9 @@ fn default_max_timeout_ms() -> u64 {
 }
 fn default_timeout_ms() -> u64 {
     30_000
+}
+fn default_keep_hours() -> u64 {
+    168
 }
 fn default_concurrency() -> usize {
     32

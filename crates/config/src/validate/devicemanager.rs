@@ -6,7 +6,7 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 
 const KEYS: &[&str] =
-    &["database", "amqp", "satellites", "max_deliveries", "max_batch", "max_timeout_ms", "default_timeout_ms", "concurrency"];
+    &["database", "amqp", "satellites", "max_deliveries", "max_batch", "max_timeout_ms", "default_timeout_ms", "concurrency", "keep_hours"];
 
 /// `devicemanager`: device jobs (see `crate::devicemanager`).
 pub(crate) fn section(cx: &mut Cx, v: &Value, p: &str) {
@@ -48,4 +48,5 @@ pub(crate) fn section(cx: &mut Cx, v: &Value, p: &str) {
         }
     }
     cx.int(m, p, "concurrency", 1, 10_000);
+    cx.int(m, p, "keep_hours", 1, 87_600);
 }

@@ -24,6 +24,9 @@ const OUTBOX_BATCH: u32 = 500;
 const RECORD_BATCH: usize = 1024;
 /// How long past a job's deadline a late result is still awaited before it is expired.
 pub const EXPIRY_GRACE_MS: u64 = 1000;
+/// How often ended jobs past `keep_hours` are deleted, and how many at most each time.
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+const PURGE_BATCH: u32 = 20_000;
 /// How often the sweeper looks.
 const SWEEP_EVERY: Duration = Duration::from_millis(500);
 
@@ -373,8 +376,10 @@ pub async fn recorder(a: Arc<Active>, mut rx: mpsc::Receiver<(Incoming, Ack)>, c
 }
 
 /// The sweeper: every half second, ends `expired` the open jobs whose deadline passed
-/// (with [`EXPIRY_GRACE_MS`] for a result on its way).
+/// (with [`EXPIRY_GRACE_MS`] for a result on its way); every minute, deletes the jobs
+/// that ended more than `keep_hours` ago (a batch at a time).
 pub async fn sweeper(a: Arc<Active>, cancel: CancellationToken) -> Result<(), DevicesError> {
+    let mut last_purge = std::time::Instant::now();
     loop {
         sleep_or(&cancel, SWEEP_EVERY).await;
         if cancel.is_cancelled() {
@@ -388,6 +393,17 @@ pub async fn sweeper(a: Arc<Active>, cancel: CancellationToken) -> Result<(), De
             }
             Err(e @ DevicesError::Fenced { .. }) => return Err(e),
             Err(e) => tracing::warn!(error = %e, "devicemanager: cannot expire overdue jobs"),
+        }
+        if last_purge.elapsed() >= PURGE_EVERY {
+            last_purge = std::time::Instant::now();
+            let before = now_ms().saturating_sub(a.cfg.keep_hours.saturating_mul(3_600_000));
+            match a.store.purge(a.epoch, before, PURGE_BATCH).await {
+                Ok(n) => {
+                    a.metrics.purged.inc_by(n);
+                }
+                Err(e @ DevicesError::Fenced { .. }) => return Err(e),
+                Err(e) => tracing::warn!(error = %e, "devicemanager: cannot delete old jobs"),
+            }
         }
     }
 }

@@ -45,6 +45,8 @@ pub struct Metrics {
     pub broker_up: Gauge,
     /// Reports (started, results, heartbeats) received.
     pub reports: Counter,
+    /// Ended jobs deleted after `keep_hours`.
+    pub purged: Counter,
 }
 
 impl Metrics {
@@ -63,6 +65,7 @@ impl Metrics {
         r.register("dead_lettered", "Jobs dead-lettered by the broker, by reason", m.dead.clone());
         r.register("broker_up", "1 while connected to the broker (always 1 when jobs run in-process)", m.broker_up.clone());
         r.register("reports", "Reports received from pollers (started, result, heartbeat)", m.reports.clone());
+        r.register("jobs_purged", "Ended jobs deleted after devicemanager.keep_hours", m.purged.clone());
         m
     }
 }

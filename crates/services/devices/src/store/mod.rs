@@ -218,6 +218,14 @@ impl Store {
         }
     }
 
+    /// Deletes up to `limit` jobs that ended before `before_ms`; returns how many.
+    pub async fn purge(&self, epoch: u64, before_ms: u64, limit: u32) -> Result<u64, DevicesError> {
+        match self {
+            Store::Pg(s) => s.purge(epoch, before_ms, limit).await,
+            Store::Lite(s) => s.purge(epoch, before_ms, limit).await,
+        }
+    }
+
     /// Marks every open job unpublished, so the outbox hands it over again (in-process
     /// runs died with the process that ran them).
     pub async fn requeue_open(&self, epoch: u64) -> Result<u64, DevicesError> {

@@ -18,6 +18,7 @@ CREATE TABLE IF NOT EXISTS dm_jobs (
 CREATE INDEX IF NOT EXISTS dm_jobs_open ON dm_jobs (deadline_ms) WHERE state IN ('queued', 'running');
 CREATE INDEX IF NOT EXISTS dm_jobs_outbox ON dm_jobs (created_ms) WHERE NOT published AND state = 'queued';
 CREATE INDEX IF NOT EXISTS dm_jobs_created ON dm_jobs (created_ms);
+CREATE INDEX IF NOT EXISTS dm_jobs_finished ON dm_jobs (finished_ms) WHERE state IN ('done', 'failed', 'expired');
 ";
 
 const COLS: &str = "id, kind, target, satellite, params, timeout_ms, state, result, error, attempts, poller, published, created_ms, deadline_ms, started_ms, finished_ms";
@@ -280,6 +281,22 @@ impl PgStore {
         Ok(out)
     }
 
+    pub async fn purge(&self, epoch: u64, before_ms: u64, limit: u32) -> Result<u64, DevicesError> {
+        let mut g = self.writer().await?;
+        let c = g.as_mut().expect("connected");
+        let tx = c.transaction().await.map_err(db)?;
+        fence(&tx, epoch).await?;
+        let n = tx
+            .execute(
+                "DELETE FROM dm_jobs WHERE id IN (SELECT id FROM dm_jobs WHERE state IN ('done', 'failed', 'expired') AND finished_ms < $1 LIMIT $2)",
+                &[&(before_ms as i64), &(limit as i64)],
+            )
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(n)
+    }
+
     pub async fn requeue_open(&self, epoch: u64) -> Result<u64, DevicesError> {
         let mut g = self.writer().await?;
         let c = g.as_mut().expect("connected");
@@ -300,5 +317,67 @@ impl PgStore {
             .await
             .map_err(db)?;
         Ok(rows.iter().map(|r| (r.get(0), parse_state(r.get(1)), r.get::<_, i64>(2) as u64)).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Against the machine's PostgreSQL on 5432, in a database of the test's own.
+    use super::*;
+    use mware_jobs::{now_ms, JobState};
+
+    async fn fresh_db() -> (Secret, String) {
+        let admin = connect(&Secret::new("host=127.0.0.1 port=5432 user=postgres dbname=postgres")).await.expect("postgresql on 5432");
+        let name = format!("mware_dm_unit_{}_{}", std::process::id(), now_ms() % 1_000_000);
+        admin.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+        (Secret::new(format!("host=127.0.0.1 port=5432 user=postgres dbname={name}")), name)
+    }
+
+    async fn drop_db(name: &str) {
+        let admin = connect(&Secret::new("host=127.0.0.1 port=5432 user=postgres dbname=postgres")).await.unwrap();
+        let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+    }
+
+    fn job(id: &str) -> NewJob {
+        NewJob {
+            id: id.into(),
+            kind: "tcp.check".into(),
+            target: "h:1".into(),
+            satellite: Some("sat1".into()),
+            params: Default::default(),
+            timeout_ms: 1000,
+            idempotency_key: None,
+            created_ms: now_ms(),
+        }
+    }
+
+    #[tokio::test]
+    async fn two_instances_overlapping_never_both_write() {
+        let (dsn, name) = fresh_db().await;
+        let old = PgStore::open(&dsn).await.unwrap();
+        old.claim(5, 10, "a10").await.unwrap();
+        old.insert(10, vec![job("j1"), job("j2")]).await.unwrap();
+        // The next active instance claims with its higher epoch while the old one still runs.
+        let new = PgStore::open(&dsn).await.unwrap();
+        new.claim(5, 11, "a20").await.unwrap();
+        let done = |id: &str| Change::Finished {
+            id: id.into(),
+            state: JobState::Done,
+            result: serde_json::json!({}),
+            error: None,
+            attempt: 1,
+            poller: "p".into(),
+            at_ms: now_ms(),
+        };
+        assert!(matches!(old.apply(10, vec![done("j1")]).await, Err(DevicesError::Fenced { mine: 10, theirs: 11 })));
+        assert!(matches!(old.insert(10, vec![job("j3")]).await, Err(DevicesError::Fenced { .. })));
+        assert!(matches!(old.expire_due(10, now_ms() + 10_000, 0).await, Err(DevicesError::Fenced { .. })));
+        assert!(matches!(old.claim(5, 10, "a10").await, Err(DevicesError::Fenced { .. })));
+        assert_eq!(new.apply(11, vec![done("j1"), done("j1")]).await.unwrap(), [true, false]);
+        let unpublished: Vec<String> = new.unpublished(10).await.unwrap().into_iter().map(|r| r.id).collect();
+        assert_eq!(unpublished, ["j2"], "j1 ended; j2 still waits for the outbox");
+        assert!(new.claim(6, 12, "x").await.is_err(), "another group's jobs");
+        drop((old, new));
+        drop_db(&name).await;
     }
 }

@@ -22,6 +22,7 @@ CREATE TABLE IF NOT EXISTS dm_jobs (
 CREATE INDEX IF NOT EXISTS dm_jobs_open ON dm_jobs (deadline_ms) WHERE state IN ('queued', 'running');
 CREATE INDEX IF NOT EXISTS dm_jobs_outbox ON dm_jobs (created_ms) WHERE published = 0 AND state = 'queued';
 CREATE INDEX IF NOT EXISTS dm_jobs_created ON dm_jobs (created_ms);
+CREATE INDEX IF NOT EXISTS dm_jobs_finished ON dm_jobs (finished_ms) WHERE state IN ('done', 'failed', 'expired');
 ";
 
 const COLS: &str = "id, kind, target, satellite, params, timeout_ms, state, result, error, attempts, poller, published, created_ms, deadline_ms, started_ms, finished_ms";
@@ -288,6 +289,19 @@ impl LiteStore {
         .await
     }
 
+    pub async fn purge(&self, epoch: u64, before_ms: u64, limit: u32) -> Result<u64, DevicesError> {
+        self.write(epoch, move |tx| {
+            let n = tx
+                .execute(
+                    "DELETE FROM dm_jobs WHERE id IN (SELECT id FROM dm_jobs WHERE state IN ('done', 'failed', 'expired') AND finished_ms < ?1 LIMIT ?2)",
+                    params![before_ms as i64, limit as i64],
+                )
+                .map_err(sql)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
     pub async fn requeue_open(&self, epoch: u64) -> Result<u64, DevicesError> {
         self.write(epoch, |tx| {
             let n = tx
@@ -311,5 +325,59 @@ impl LiteStore {
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mware_jobs::now_ms;
+
+    fn job(id: &str, key: Option<&str>) -> NewJob {
+        NewJob {
+            id: id.into(),
+            kind: "tcp.check".into(),
+            target: "h:1".into(),
+            satellite: None,
+            params: Default::default(),
+            timeout_ms: 1000,
+            idempotency_key: key.map(str::to_string),
+            created_ms: now_ms(),
+        }
+    }
+
+    fn finish(id: &str, attempt: u32) -> Change {
+        Change::Finished {
+            id: id.into(),
+            state: JobState::Done,
+            result: serde_json::json!({"n": attempt}),
+            error: None,
+            attempt,
+            poller: format!("p{attempt}"),
+            at_ms: now_ms(),
+        }
+    }
+
+    #[tokio::test]
+    async fn fenced_idempotent_and_purged() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LiteStore::open(dir.path().join("dm.sqlite")).await.unwrap();
+        s.claim(5, 10, "a").await.unwrap();
+        assert_eq!(s.insert(10, vec![job("j1", Some("k")), job("j2", None)]).await.unwrap(), ["j1", "j2"]);
+        // The same idempotency key answers the first job's id, nothing stored again.
+        assert_eq!(s.insert(10, vec![job("j3", Some("k"))]).await.unwrap(), ["j1"]);
+        // A result is recorded once: the second one changes nothing.
+        assert_eq!(s.apply(10, vec![finish("j1", 1), finish("j1", 2)]).await.unwrap(), [true, false]);
+        let j1 = s.get("j1".into()).await.unwrap().unwrap();
+        assert_eq!((j1.state, j1.result["n"].as_u64(), j1.poller.as_deref()), (JobState::Done, Some(1), Some("p1")));
+        // A newer epoch claims: the old one's writes are refused, an older claim too.
+        s.claim(5, 11, "b").await.unwrap();
+        assert!(matches!(s.apply(10, vec![finish("j2", 1)]).await, Err(DevicesError::Fenced { mine: 10, theirs: 11 })));
+        assert!(matches!(s.claim(5, 9, "c").await, Err(DevicesError::Fenced { .. })));
+        assert!(s.claim(6, 12, "d").await.is_err(), "another group's jobs");
+        // Only ended jobs past the limit are deleted.
+        assert_eq!(s.purge(11, now_ms() + 1, 100).await.unwrap(), 1);
+        assert!(s.get("j1".into()).await.unwrap().is_none());
+        assert_eq!(s.get("j2".into()).await.unwrap().unwrap().state, JobState::Queued);
     }
 }
