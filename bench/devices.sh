@@ -63,4 +63,9 @@ echo "== celery 5.2: 4 worker processes (prefork), $CLIENTS clients, ${SECS}s"
 export CELERY_BROKER="amqp://guest:guest@127.0.0.1:5672/mware-bench-c"
 (cd bench && exec $PY -m celery -A devices_celery worker --concurrency 4 --pool prefork -Q tcpcheck --loglevel WARNING) > "$WORK/celery.log" 2>&1 & pids+=($!)
 sleep 6
-(cd bench && $PY devices_celery.py client --clients "$CLIENTS" --seconds "$SECS" --target "$TARGET")
+WORKERS=$(pgrep -f "devices_celery worker" | tr '\n' ' ')
+wsum() { t=0; for p in $WORKERS; do t=$(echo "$t + $(cpu "$p")" | bc); done; echo "$t"; }
+w0=$(wsum); b0=$(cpu "$BEAM")
+(cd bench && $PY devices_celery.py client --clients "$CLIENTS" --seconds "$SECS" --target "$TARGET") | tee "$WORK/celery.out"
+w1=$(wsum); b1=$(cpu "$BEAM"); jobs=$(awk '{print $2}' "$WORK/celery.out")
+echo "   CPU per job: celery workers $(echo "($w1 - $w0) * 1000000 / $jobs" | bc) us, RabbitMQ $(echo "($b1 - $b0) * 1000000 / $jobs" | bc) us"
