@@ -31,7 +31,7 @@ fn every_problem_with_its_path_and_no_secret() {
     set(
         &mut v,
         "/servers/0/roles/0/devicemanager",
-        json!({"amqp": "http://u:s3cr3t@h", "database": "", "satellites": ["sat1", "sat 2", "sat1", 7], "max_deliveries": 0,
+        json!({"amqp": "http://u:s3cr3t@h", "database": "", "satellites": ["sat1", "sat 2", "sat1", 7, "pool"], "max_deliveries": 0,
                "default_timeout_ms": 90000, "max_timeout_ms": 60000, "keep_hours": 0, "color": "red"}),
     );
     let problems = errors(&v);
@@ -43,6 +43,7 @@ fn every_problem_with_its_path_and_no_secret() {
         "servers[0].roles[0].devicemanager.satellites[1]",
         "servers[0].roles[0].devicemanager.satellites[2]",
         "servers[0].roles[0].devicemanager.satellites[3]",
+        "servers[0].roles[0].devicemanager.satellites[4]",
         "servers[0].roles[0].devicemanager.max_deliveries",
         "servers[0].roles[0].devicemanager.default_timeout_ms",
         "servers[0].roles[0].devicemanager.keep_hours",

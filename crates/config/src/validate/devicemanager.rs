@@ -30,7 +30,9 @@ pub(crate) fn section(cx: &mut Cx, v: &Value, p: &str) {
             let ip = index(&join(p, "satellites"), i);
             match s.as_str() {
                 Some(id) if !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') => {
-                    if !seen.insert(id) {
+                    if id == "pool" {
+                        cx.report(&ip, "expected another id than \"pool\" (it names the jobs without a satellite in the API)");
+                    } else if !seen.insert(id) {
                         cx.report(&ip, format!("expected each satellite once, found {} again", quote(id)));
                     }
                 }
