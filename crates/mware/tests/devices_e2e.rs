@@ -137,6 +137,10 @@ fn pollers_share_a_satellite_survive_kill9_and_jobs_of_a_satellite_without_polle
         by.insert(j["poller"].as_str().unwrap().to_string());
     }
     assert_eq!(by.len(), 5, "every replica took jobs: {by:?}");
+    assert!(!listening_sockets(d.child.pid()).is_empty(), "the check sees the daemon's API listener");
+    for (name, p) in &pollers {
+        assert_eq!(listening_sockets(p.pid()), Vec::<String>::new(), "poller {name} opens no port");
+    }
     let (_, sats) = d.get("/api/devicemanager/v1/satellites").unwrap();
     let sat1 = &sats["satellites"][0];
     assert_eq!((sat1["satellite"].as_str(), sat1["broker"]["consumers"].as_u64()), (Some("sat1"), Some(5)), "{sats}");

@@ -172,3 +172,27 @@ pub fn tcp_target() -> String {
     std::thread::spawn(move || for _ in l.incoming() {});
     addr
 }
+
+/// The TCP/UDP sockets process `pid` listens on or has bound for receiving (LISTEN, or an
+/// unconnected UDP socket), from /proc: a poller must have none.
+pub fn listening_sockets(pid: i32) -> Vec<String> {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .filter_map(|l| l.to_str().and_then(|s| s.strip_prefix("socket:[")).map(|s| s.trim_end_matches(']').to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = vec![];
+    for (file, listen_state) in [("tcp", "0A"), ("tcp6", "0A"), ("udp", "07"), ("udp6", "07")] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{file}")).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() > 9 && f[3] == listen_state && inodes.contains(f[9]) {
+                out.push(format!("{file} {}", f[1]));
+            }
+        }
+    }
+    out
+}
