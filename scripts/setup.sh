@@ -3,7 +3,8 @@
 #   etcd (Debian etcd-server 3.4), protoc (only for the test that regenerates the vendored
 #   etcd client's code, tools/etcd-proto-gen; building needs none), sshd, sudo, rsync,
 #   Kamailio and SIPp (a real SIP client of the realtime sidecar), Chromium and chromedriver
-#   (the operator console's tests in a real browser), openssl (test TLS certificates),
+#   (the operator console's tests in a real browser), snmpd and snmp (the SNMP agent device
+#   jobs are tested against), openssl (test TLS certificates),
 #   wrk and nginx (benchmarks), unzip (the backup tests check archives with it), promtool
 #   (unpacked under /var/tmp/mware-promtool, for the
 #   example alert rules), dnsmasq (the dns probe's tests), blackbox_exporter (unpacked under
@@ -35,6 +36,8 @@ have openssl || need_pkgs+=(openssl)
 have unzip || need_pkgs+=(unzip)
 have fallocate || need_pkgs+=(util-linux)
 [ -x /usr/sbin/dnsmasq ] || need_pkgs+=(dnsmasq-base)
+[ -x /usr/sbin/snmpd ] || need_pkgs+=(snmpd)
+have snmpget || need_pkgs+=(snmp)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "setup: installing ${need_pkgs[*]}"

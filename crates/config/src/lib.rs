@@ -7,6 +7,7 @@
 //! and no async: callers read files and pass text.
 #![deny(missing_docs)]
 
+mod devicemanager;
 mod domain;
 mod model;
 mod monitoring;
@@ -20,6 +21,7 @@ mod tasks;
 mod tree;
 mod validate;
 
+pub use devicemanager::DeviceManager;
 pub use domain::{canonical, DomainError, DomainProblem, MAX_LABEL_LEN, MAX_NAME_LEN};
 pub use model::*;
 pub use monitoring::{Monitoring, Probe, ProbeKind, SshCopy};

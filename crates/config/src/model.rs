@@ -198,6 +198,9 @@ pub struct Role {
     /// (new) Monitoring: probes and the group's part of the site's state (on by default).
     #[serde(default)]
     pub monitoring: crate::monitoring::Monitoring,
+    /// (new) devicemanager: device jobs run by remote pollers through RabbitMQ, or in-process.
+    #[serde(default)]
+    pub devicemanager: Option<crate::devicemanager::DeviceManager>,
 }
 
 /// A CTI adapter server.

@@ -26,6 +26,8 @@ pub fn is_secret_key(k: &str) -> bool {
             || k.contains("api_key")
             || k.contains("private")
             || k == "dsn"
+            || k == "database"
+            || k == "amqp"
             || k.ends_with("_key")
             || k.ends_with("_pem"))
 }

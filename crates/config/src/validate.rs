@@ -7,6 +7,7 @@
 //! ports, and which group provisions which SIP server).
 
 mod cross;
+mod devicemanager;
 mod extra;
 mod group_sections;
 mod provisioning;

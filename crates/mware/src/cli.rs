@@ -11,8 +11,8 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "mware", version, propagate_version = true)]
 pub struct Cli {
-    /// Log format for commands that log (`run`, `rtcache`).
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    /// Log format for commands that log (`run`, `rtcache`, `poller`).
+    #[arg(long, global = true, value_enum, env = "MWARE_LOG_FORMAT", default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
@@ -138,6 +138,10 @@ pub enum Command {
     },
     /// Run the realtime cache sidecar next to a SIP server (Asterisk res_config_curl).
     Rtcache(mware_realtime::RtcacheArgs),
+    /// Run a device job poller (a satellite's, or the pool's): takes jobs from RabbitMQ
+    /// (URL in the environment variable MWARE_AMQP_DSN), runs them, sends the results back.
+    /// Opens no port; reconnects with backoff; on SIGTERM finishes or returns its jobs.
+    Poller(mware_poller::PollerArgs),
 }
 
 /// `mware mutex ...`

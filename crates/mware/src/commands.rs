@@ -40,6 +40,14 @@ pub fn dispatch(cli: Cli) -> ExitCode {
                 mware_realtime::run_rtcache(args, cancel).await
             })
         }
+        Command::Poller(args) => {
+            crate::logging::init(fmt);
+            runtime().block_on(async move {
+                let cancel = tokio_util::sync::CancellationToken::new();
+                crate::daemon::cancel_on_signals(cancel.clone());
+                mware_poller::run(args, cancel).await.map_err(anyhow::Error::from)
+            })
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -16,5 +16,6 @@ pub fn build(registry: &mut Registry) -> Vec<Arc<dyn Service>> {
         Arc::new(mware_backup::BackupService::new(registry)),
         Arc::new(mware_tasks::TasksService::new(registry)),
         Arc::new(mware_monitor::MonitorService::new(registry)),
+        Arc::new(mware_devices::DevicesService::new(registry)),
     ]
 }

@@ -1,4 +1,5 @@
-//! mware-testkit: starts the real components tests need (etcd, PostgreSQL, sshd)
+//! mware-testkit: starts the real components tests need (etcd, PostgreSQL, sshd,
+//! snmpd, RabbitMQ virtual hosts and nodes)
 //! on loopback, each owned by a guard that kills exactly the process it started,
 //! by PID, when dropped.
 
@@ -6,6 +7,8 @@ pub mod etcd;
 pub mod pg;
 pub mod proc;
 pub mod proxy;
+pub mod rabbit;
+pub mod snmpd;
 pub mod sshd;
 
 pub use proc::{free_port, wait_for_port, Child};

@@ -53,6 +53,7 @@ const ROLE_KEYS: &[&str] = &[
     "provisioning",
     "service_tasks",
     "monitoring",
+    "devicemanager",
 ];
 const ROLE_REQUIRED: &[&str] = &["name", "roletype", "iface", "group", "order"];
 /// Role keys that belong to one member. Every other key of a role (the service
@@ -374,6 +375,9 @@ fn role(
     }
     if let Some(v) = m.get("monitoring") {
         super::tasks::monitoring(cx, v, &join(p, "monitoring"));
+    }
+    if let Some(v) = m.get("devicemanager").filter(|v| !v.is_null()) {
+        super::devicemanager::section(cx, v, &join(p, "devicemanager"));
     }
     inst
 }

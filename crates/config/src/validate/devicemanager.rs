@@ -1,0 +1,54 @@
+//! Checks of a group's `devicemanager` section (database and amqp are secrets: their
+//! values are never shown).
+
+use super::walk::{found, index, join, quote, Cx};
+use serde_json::Value;
+use std::collections::BTreeSet;
+
+const KEYS: &[&str] =
+    &["database", "amqp", "satellites", "max_deliveries", "max_batch", "max_timeout_ms", "default_timeout_ms", "concurrency", "keep_hours"];
+
+/// `devicemanager`: device jobs (see `crate::devicemanager`).
+pub(crate) fn section(cx: &mut Cx, v: &Value, p: &str) {
+    let Some(m) = cx.object(v, p) else { return };
+    cx.keys(m, p, KEYS, &[]);
+    if cx.secret(m, p, "database") && m.get("database").and_then(Value::as_str).is_some_and(|s| s.trim().is_empty()) {
+        cx.report(
+            &join(p, "database"),
+            "expected a PostgreSQL connection string, found an empty one (leave the key out for the embedded file)",
+        );
+    }
+    if cx.secret(m, p, "amqp") {
+        let s = m.get("amqp").and_then(Value::as_str).unwrap_or_default();
+        if !(s.starts_with("amqp://") || s.starts_with("amqps://")) || s.len() < 8 {
+            cx.report(&join(p, "amqp"), "expected a URL like amqp://user:pass@host:5672/%2f, found another value (not shown: a secret)");
+        }
+    }
+    if let Some(list) = m.get("satellites").and_then(|s| cx.list(s, &join(p, "satellites"))) {
+        let mut seen = BTreeSet::new();
+        for (i, s) in list.iter().enumerate() {
+            let ip = index(&join(p, "satellites"), i);
+            match s.as_str() {
+                Some(id) if !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') => {
+                    if id == "pool" {
+                        cx.report(&ip, "expected another id than \"pool\" (it names the jobs without a satellite in the API)");
+                    } else if !seen.insert(id) {
+                        cx.report(&ip, format!("expected each satellite once, found {} again", quote(id)));
+                    }
+                }
+                _ => cx.report(&ip, format!("expected a satellite id of 1 to 64 latin letters, digits, '_' and '-', found {}", found(s))),
+            }
+        }
+    }
+    cx.int(m, p, "max_deliveries", 1, 1000);
+    cx.int(m, p, "max_batch", 1, 100_000);
+    let max = if m.contains_key("max_timeout_ms") { cx.int(m, p, "max_timeout_ms", 100, 86_400_000) } else { Some(3_600_000) };
+    let def = if m.contains_key("default_timeout_ms") { cx.int(m, p, "default_timeout_ms", 100, 86_400_000) } else { Some(30_000) };
+    if let (Some(d), Some(mx)) = (def, max) {
+        if d > mx {
+            cx.report(&join(p, "default_timeout_ms"), format!("expected at most max_timeout_ms ({mx}), found {d}"));
+        }
+    }
+    cx.int(m, p, "concurrency", 1, 10_000);
+    cx.int(m, p, "keep_hours", 1, 87_600);
+}

@@ -1,0 +1,83 @@
+//! Running one job: the kind's own checks again (a poller may be newer or older than
+//! mware), then the kind within what is left before the job's deadline.
+
+use crate::kinds::find;
+use crate::spec::{Problems, Target};
+use crate::wire::{now_ms, JobMessage, JobState};
+use mware_ssh::HostKeyPolicy;
+use serde_json::Value;
+use std::time::Duration;
+
+/// What a job may use while it runs.
+#[derive(Clone)]
+pub struct RunEnv {
+    /// The pinned SSH host keys (`ssh.exec`): the site's `ssh` section in-process, the
+    /// poller's `--known-hosts` file on a satellite.
+    pub host_keys: HostKeyPolicy,
+    /// One HTTP client for every `http.request` (connection reuse).
+    pub http: reqwest::Client,
+}
+
+impl RunEnv {
+    /// An environment checking SSH host keys against `host_keys`.
+    pub fn new(host_keys: HostKeyPolicy) -> RunEnv {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("http client builds");
+        RunEnv { host_keys, http }
+    }
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// done, failed or expired.
+    pub state: JobState,
+    /// What the kind returned (`null` when it failed before).
+    pub result: Value,
+    /// Why it failed or expired.
+    pub error: Option<String>,
+}
+
+impl Outcome {
+    fn failed(error: impl Into<String>) -> Outcome {
+        Outcome { state: JobState::Failed, result: Value::Null, error: Some(error.into()) }
+    }
+}
+
+/// Slack past the job's own limit before it is cut short and reported expired (a kind
+/// honours the limit itself and reports its own timeout as a failure).
+const CUT_SLACK: Duration = Duration::from_millis(250);
+
+/// Runs `job`, never past its deadline.
+pub async fn execute(job: &JobMessage, env: &RunEnv) -> Outcome {
+    let Some(kind) = find(&job.kind) else {
+        return Outcome::failed(format!("this poller does not know the kind {:?}", job.kind));
+    };
+    let target = match Target::parse(&job.target) {
+        Ok(t) => t,
+        Err(e) => return Outcome::failed(format!("target: {e}")),
+    };
+    let mut p = Problems::new("");
+    kind.check(&job.params, &mut p);
+    if !p.list.is_empty() {
+        let all: Vec<String> = p.list.iter().map(ToString::to_string).collect();
+        return Outcome::failed(all.join("; "));
+    }
+    let now = now_ms();
+    if now >= job.deadline_ms {
+        return Outcome {
+            state: JobState::Expired,
+            result: Value::Null,
+            error: Some(format!("the deadline passed {} ms before a poller could start it", now - job.deadline_ms)),
+        };
+    }
+    let limit = Duration::from_millis(job.deadline_ms - now);
+    match tokio::time::timeout(limit + CUT_SLACK, kind.run(&target, &job.params, env, limit)).await {
+        Ok(Ok(result)) => Outcome { state: JobState::Done, result, error: None },
+        Ok(Err(fail)) => Outcome { state: JobState::Failed, result: fail.result, error: Some(fail.error) },
+        Err(_) => Outcome {
+            state: JobState::Expired,
+            result: Value::Null,
+            error: Some(format!("the deadline passed while it ran (it had {} ms)", limit.as_millis())),
+        },
+    }
+}

@@ -1,0 +1,189 @@
+//! What the SNMP kinds share: SNMP v2c sessions (snmp2's async session) with a time
+//! limit and retries (UDP loses packets), OID parsing, values as JSON, and the
+//! `community` parameter, a secret.
+
+use super::Failure;
+use crate::spec::{found, Problems, Target};
+use serde_json::{json, Map, Value};
+use snmp2::{AsyncSession, Oid, Pdu};
+use std::time::{Duration, Instant};
+
+/// Each request waits this long for an answer before it is sent again.
+const TRY_LIMIT: Duration = Duration::from_millis(1500);
+
+/// Checks the `community` parameter (required).
+pub(super) fn check_community(params: &Map<String, Value>, p: &mut Problems) {
+    match params.get("community") {
+        None | Some(Value::Null) => {
+            p.report("params.community", "expected the SNMP community (a string), found nothing (a required parameter)")
+        }
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= 255 => {}
+        Some(Value::String(_)) => {
+            p.report("params.community", "expected a community of 1 to 255 bytes, found another length (not shown: a secret)")
+        }
+        Some(v) => p.report("params.community", format!("expected a string, found {}", kind_of(v))),
+    }
+}
+
+/// A JSON value's type only (for secrets).
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Parses a numeric OID (`1.3.6.1.2.1.1.1.0`, a leading dot allowed).
+pub(super) fn parse_oid(s: &str) -> Result<Vec<u64>, String> {
+    let t = s.strip_prefix('.').unwrap_or(s);
+    let parts: Option<Vec<u64>> = t.split('.').map(|x| x.parse::<u64>().ok()).collect();
+    match parts {
+        Some(v) if v.len() >= 2 && v.len() <= 128 && v[0] <= 2 => Ok(v),
+        _ => Err(format!("expected a numeric OID like 1.3.6.1.2.1.1.1.0, found {}", found(&Value::String(s.into())))),
+    }
+}
+
+/// Checks an OID parameter `key` (required when `required`); returns it when valid.
+pub(super) fn check_oid(params: &Map<String, Value>, key: &str, required: bool, p: &mut Problems) -> Option<Vec<u64>> {
+    let s = if required { p.req_str(params, key)? } else { p.opt_str(params, key)? };
+    match parse_oid(s) {
+        Ok(o) => Some(o),
+        Err(e) => {
+            p.report(&format!("params.{key}"), e);
+            None
+        }
+    }
+}
+
+/// An OID for snmp2.
+pub(super) fn oid(parts: &[u64]) -> Oid<'static> {
+    Oid::from(parts).unwrap_or_else(|_| Oid::from(&[0, 0]).expect("0.0"))
+}
+
+/// The dotted form of an OID.
+pub(super) fn dotted(o: &Oid<'_>) -> String {
+    o.to_id_string()
+}
+
+/// The parts of an OID (empty when it cannot be read as numbers).
+pub(super) fn parts(o: &Oid<'_>) -> Vec<u64> {
+    o.iter().map(|it| it.collect()).unwrap_or_default()
+}
+
+/// A value as `{"type": ..., "value": ...}`.
+pub(super) fn value_json(v: &snmp2::Value<'_>) -> Value {
+    use snmp2::Value as V;
+    let (t, val) = match v {
+        V::Boolean(b) => ("boolean", json!(b)),
+        V::Null => ("null", Value::Null),
+        V::Integer(n) => ("integer", json!(n)),
+        V::OctetString(s) => match std::str::from_utf8(s) {
+            Ok(text) if !text.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') => ("string", json!(text)),
+            _ => ("hex", json!(s.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":"))),
+        },
+        V::ObjectIdentifier(o) => ("oid", json!(dotted(o))),
+        V::IpAddress(a) => ("ipaddress", json!(std::net::Ipv4Addr::from(*a).to_string())),
+        V::Counter32(n) => ("counter32", json!(n)),
+        V::Unsigned32(n) => ("gauge32", json!(n)),
+        V::Timeticks(n) => ("timeticks", json!(n)),
+        V::Opaque(s) => ("opaque", json!(s.iter().map(|b| format!("{b:02x}")).collect::<String>())),
+        V::Counter64(n) => ("counter64", json!(n)),
+        V::EndOfMibView => ("endOfMibView", Value::Null),
+        V::NoSuchObject => ("noSuchObject", Value::Null),
+        V::NoSuchInstance => ("noSuchInstance", Value::Null),
+        other => ("other", json!(format!("{other:?}"))),
+    };
+    json!({"type": t, "value": val})
+}
+
+/// RFC 3416's error-status names.
+pub(super) fn status_name(s: u32) -> &'static str {
+    const NAMES: [&str; 19] = [
+        "noError",
+        "tooBig",
+        "noSuchName",
+        "badValue",
+        "readOnly",
+        "genErr",
+        "noAccess",
+        "wrongType",
+        "wrongLength",
+        "wrongEncoding",
+        "wrongValue",
+        "noCreation",
+        "inconsistentValue",
+        "resourceUnavailable",
+        "commitFailed",
+        "undoFailed",
+        "authorizationError",
+        "notWritable",
+        "inconsistentName",
+    ];
+    NAMES.get(s as usize).copied().unwrap_or("unknown")
+}
+
+/// The agent's refusal in words, when the PDU carries one.
+pub(super) fn refusal(pdu: &Pdu<'_>) -> Option<String> {
+    (pdu.error_status != 0)
+        .then(|| format!("the agent answered {} ({}) at varbind {}", status_name(pdu.error_status), pdu.error_status, pdu.error_index))
+}
+
+/// A v2c session to the target with the community in `params`.
+pub(super) async fn session(target: &Target, params: &Map<String, Value>) -> Result<AsyncSession, Failure> {
+    let community = params.get("community").and_then(Value::as_str).unwrap_or_default();
+    let addr = tokio::net::lookup_host((target.host.as_str(), target.port))
+        .await
+        .map_err(|e| Failure::new(format!("cannot resolve {target}: {e}")))?
+        .next()
+        .ok_or_else(|| Failure::new(format!("cannot resolve {target}: no address")))?;
+    AsyncSession::new_v2c(addr, community.as_bytes(), rand::random::<u16>() as i32)
+        .await
+        .map_err(|e| Failure::new(format!("cannot open a UDP socket for {target}: {e}")))
+}
+
+/// The time left before `deadline`, for one try.
+pub(super) fn try_limit(deadline: Instant) -> Option<Duration> {
+    let left = deadline.checked_duration_since(Instant::now())?;
+    (!left.is_zero()).then(|| left.min(TRY_LIMIT))
+}
+
+/// The failure when no answer came.
+pub(super) fn no_answer(target: &Target, limit: Duration) -> Failure {
+    Failure::new(format!(
+        "no answer from the SNMP agent at {target} within {} ms (not an agent, the host is down, or the community is wrong: v2c agents do not answer a wrong one)",
+        limit.as_millis()
+    ))
+}
+
+/// Describes an snmp2 error (never the community).
+pub(super) fn describe(e: &snmp2::Error) -> String {
+    format!("snmp: {e:?}").to_lowercase()
+}
+
+/// Sends one request built by `op` again until it is answered or `limit` has passed;
+/// `op` gets the session and returns the parsed answer as JSON or a failure.
+macro_rules! with_retries {
+    ($sess:expr, $target:expr, $limit:expr, |$s:ident| $body:expr) => {{
+        let deadline = std::time::Instant::now() + $limit;
+        let mut out = None;
+        while let Some(t) = $crate::kinds::snmp::try_limit(deadline) {
+            let $s = &mut $sess;
+            match tokio::time::timeout(t, $body).await {
+                Ok(r) => {
+                    out = Some(r);
+                    break;
+                }
+                Err(_) => continue,
+            }
+        }
+        match out {
+            Some(r) => r,
+            None => Err($crate::kinds::snmp::no_answer($target, $limit)),
+        }
+    }};
+}
+pub(super) use with_retries;

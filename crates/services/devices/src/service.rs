@@ -1,0 +1,265 @@
+//! The `devicemanager` service: while its group is active here, it opens the store,
+//! claims the jobs with this activity's epoch, starts the transport (RabbitMQ, or
+//! in-process without `amqp`) and runs the outbox, the recorder and the sweeper until
+//! the activity ends or the group's settings change.
+
+use crate::engine::{self, Active};
+use crate::error::DevicesError;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use crate::transport::{amqp, local::Local, Transport};
+use async_trait::async_trait;
+use mware_config::{DeviceManager, Role};
+use mware_host::{Routes, Service, ServiceContext, ServiceState};
+use mware_jobs::RunEnv;
+use mware_ssh::HostKeyPolicy;
+use prometheus_client::registry::Registry;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use tokio::sync::mpsc;
+
+/// Reports waiting for the recorder at most (the broker holds the rest).
+const REPORT_QUEUE: usize = 8192;
+
+/// What the service and its handlers share.
+pub struct Inner {
+    active: RwLock<Option<Arc<Active>>>,
+    local: std::sync::atomic::AtomicBool,
+    metrics: Metrics,
+}
+
+impl Inner {
+    /// The running activity, if any.
+    pub fn active(&self) -> Option<Arc<Active>> {
+        self.active.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, a: Option<Arc<Active>>) {
+        *self.active.write().unwrap_or_else(|e| e.into_inner()) = a;
+    }
+
+    /// True when jobs run in-process.
+    pub fn local(&self) -> bool {
+        self.local.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// The `devicemanager` service.
+pub struct DevicesService {
+    inner: Arc<Inner>,
+}
+
+impl DevicesService {
+    /// Builds the service and registers its metrics.
+    pub fn new(registry: &mut Registry) -> Self {
+        DevicesService { inner: Arc::new(Inner { active: RwLock::new(None), local: false.into(), metrics: Metrics::register(registry) }) }
+    }
+}
+
+/// The SQLite file of a site whose coordinator file is `coord_path`.
+pub fn sqlite_path(coord_path: &str) -> PathBuf {
+    Path::new(coord_path).parent().unwrap_or(Path::new("")).join("devicemanager.sqlite")
+}
+
+#[async_trait]
+impl Service for DevicesService {
+    fn name(&self) -> &'static str {
+        "devicemanager"
+    }
+
+    fn wanted(&self, role: &Role) -> bool {
+        role.devicemanager.is_some()
+    }
+
+    fn routes(&self) -> Routes {
+        crate::api::routes(self.inner.clone())
+    }
+
+    fn openapi(&self) -> Option<utoipa::openapi::OpenApi> {
+        Some(crate::api::openapi())
+    }
+
+    fn panel(&self) -> Option<mware_host::Panel> {
+        use mware_host::{Column, Panel};
+        Some(Panel {
+            title: "Device jobs: satellites",
+            source: "/api/devicemanager/v1/satellites",
+            rows: "/satellites",
+            columns: vec![
+                Column::text("satellite (none: the pool)", "/satellite"),
+                Column::text("queue", "/queue"),
+                Column::text("queue depth", "/broker/depth"),
+                Column::text("pollers connected", "/broker/consumers"),
+                Column::text("last heartbeat", "/last_seen"),
+                Column::text("jobs queued", "/open_jobs/queued"),
+                Column::text("jobs running", "/open_jobs/running"),
+            ],
+            actions: vec![],
+            empty: "no satellite is configured",
+        })
+    }
+
+    fn status_doc(&self) -> serde_json::Value {
+        match self.inner.active() {
+            Some(a) => serde_json::json!({
+                "store": a.store.describe(),
+                "transport": if self.inner.local() { "in-process" } else { "amqp" },
+                "broker_connected": a.transport.connected(),
+                "broker_error": match &a.transport { Transport::Amqp(x) => x.last_error(), Transport::Local(_) => None },
+                "satellites": a.cfg.satellites,
+                "epoch": a.epoch,
+            }),
+            None => serde_json::Value::Null,
+        }
+    }
+
+    async fn run(&self, mut ctx: ServiceContext) -> anyhow::Result<()> {
+        let r = self.serve(&mut ctx).await;
+        self.inner.set(None);
+        r.map_err(Into::into)
+    }
+}
+
+impl DevicesService {
+    async fn serve(&self, ctx: &mut ServiceContext) -> Result<(), DevicesError> {
+        loop {
+            let cfg = ctx.role().and_then(|r| r.devicemanager);
+            let Some(cfg) = cfg.clone() else {
+                ctx.status.set(ServiceState::Idle, "this role has no devicemanager section");
+                if wait_change(ctx, &None).await {
+                    continue;
+                }
+                return Ok(());
+            };
+            ctx.status.set(ServiceState::Starting, "opening the job store");
+            let store = Arc::new(match &cfg.database {
+                Some(dsn) => Store::postgres(dsn).await?,
+                None => {
+                    let path = sqlite_path(&ctx.site.borrow().coordination.path);
+                    Store::sqlite(path).await?
+                }
+            });
+            store.claim(ctx.fence.group, ctx.fence.epoch, &ctx.instance).await?;
+            let local = cfg.amqp.is_none();
+            self.inner.local.store(local, std::sync::atomic::Ordering::Relaxed);
+            if local {
+                let n = store.requeue_open(ctx.fence.epoch).await?;
+                if n > 0 {
+                    tracing::info!(jobs = n, "devicemanager: open jobs of the previous activity run again in-process");
+                }
+            }
+            let (tx, rx) = mpsc::channel(REPORT_QUEUE);
+            let child = ctx.cancel.child_token();
+            let transport = match &cfg.amqp {
+                Some(dsn) => {
+                    let s = amqp::Settings {
+                        dsn: dsn.clone(),
+                        satellites: cfg.satellites.clone(),
+                        max_deliveries: cfg.max_deliveries,
+                        instance: ctx.instance.clone(),
+                    };
+                    Transport::Amqp(amqp::Amqp::start(s, tx, child.clone(), self.inner.metrics.clone()))
+                }
+                None => {
+                    self.inner.metrics.broker_up.set(1);
+                    let env = RunEnv::new(HostKeyPolicy::from(&ctx.site.borrow().ssh));
+                    Transport::Local(Local::new(env, cfg.concurrency, tx, child.clone()))
+                }
+            };
+            let (a, inserts) = Active::new(store.clone(), ctx.fence.epoch, cfg.clone(), transport, self.inner.metrics.clone());
+            let a = Arc::new(a);
+            self.inner.set(Some(a.clone()));
+            let how = if local {
+                "in-process".to_string()
+            } else {
+                format!("by pollers through RabbitMQ ({} satellites and the pool)", cfg.satellites.len())
+            };
+            ctx.status.set(ServiceState::Running, format!("jobs stored in {}, run {how}", store.describe()));
+            let loops = async {
+                tokio::try_join!(
+                    engine::inserter(a.clone(), inserts, child.clone()),
+                    engine::outbox(a.clone(), child.clone()),
+                    engine::recorder(a.clone(), rx, child.clone()),
+                    engine::sweeper(a.clone(), child.clone()),
+                    watch_broker(a.clone(), ctx.status.clone(), how.clone(), store.describe(), child.clone()),
+                )
+            };
+            let site = &mut ctx.site;
+            let changed = async {
+                loop {
+                    if site.changed().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                    let now = site.borrow().instance(&ctx.instance).and_then(|p| p.role.devicemanager.clone());
+                    if now.as_ref() != Some(&cfg) {
+                        return;
+                    }
+                }
+            };
+            let outcome = tokio::select! {
+                r = loops => r.map(|_| false),
+                _ = changed => Ok(true),
+                _ = ctx.cancel.cancelled() => Ok(false),
+            };
+            child.cancel();
+            self.inner.set(None);
+            match outcome {
+                Ok(true) => {
+                    tracing::info!("devicemanager settings changed: starting again");
+                    continue;
+                }
+                Ok(false) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Waits for a settings change (true) or the end of the activity (false).
+async fn wait_change(ctx: &mut ServiceContext, cfg: &Option<DeviceManager>) -> bool {
+    loop {
+        tokio::select! {
+            _ = ctx.cancel.cancelled() => return false,
+            r = ctx.site.changed() => {
+                if r.is_err() {
+                    ctx.cancel.cancelled().await;
+                    return false;
+                }
+                if ctx.role().and_then(|r| r.devicemanager) != *cfg {
+                    return true;
+                }
+            }
+        }
+    }
+}
+
+/// Keeps the status reason honest about the broker.
+async fn watch_broker(
+    a: Arc<Active>,
+    status: mware_host::StatusHandle,
+    how: String,
+    store: String,
+    cancel: tokio_util::sync::CancellationToken,
+) -> Result<(), DevicesError> {
+    let mut was = true;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+        }
+        let up = a.transport.connected();
+        if up != was {
+            let reason = if up {
+                format!("jobs stored in {store}, run {how}")
+            } else {
+                let e = match &a.transport {
+                    Transport::Amqp(x) => x.last_error().unwrap_or_else(|| "connecting".into()),
+                    Transport::Local(_) => String::new(),
+                };
+                format!("the broker is unreachable ({e}): jobs are accepted and stored, and published when it is back")
+            };
+            status.set(ServiceState::Running, reason);
+            was = up;
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! Where jobs and results live: PostgreSQL when `devicemanager.database` is set, else an
+//! embedded SQLite file next to the coordinator's. Both keep the same table and the same
+//! rules:
+//!
+//! - a job is stored (committed, fsynced) before the API answers 202;
+//! - `published` is the outbox flag: set once the broker confirmed the message; jobs
+//!   still unpublished are published again by the next activation;
+//! - a result is recorded only while the job is `queued` or `running`, so a job run
+//!   twice (redelivered) is recorded once, whichever result came first;
+//! - **fencing**: the active instance writes its coordinator epoch into `dm_owner` when
+//!   it starts (refused if a higher epoch is there already), and every write runs in a
+//!   transaction that first locks that row (`FOR SHARE` in PostgreSQL, SQLite's one
+//!   writer) and checks it still holds the epoch: once a newer instance has claimed,
+//!   writes of a stale one are refused, and a claim waits for the stale one's writes in
+//!   flight. Two instances overlapping for a moment therefore never both write.
+
+mod pg;
+mod sqlite;
+
+use crate::error::DevicesError;
+use mware_jobs::JobState;
+use serde_json::{Map, Value};
+
+/// A job to insert.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// Its id.
+    pub id: String,
+    /// Kind.
+    pub kind: String,
+    /// `host:port`.
+    pub target: String,
+    /// Satellite (`None`: pool).
+    pub satellite: Option<String>,
+    /// Parameters (secrets included: the database is trusted like the site file).
+    pub params: Map<String, Value>,
+    /// Its time limit from acceptance.
+    pub timeout_ms: u64,
+    /// The caller's idempotency key.
+    pub idempotency_key: Option<String>,
+    /// Accepted at, ms since the Unix epoch.
+    pub created_ms: u64,
+}
+
+/// A stored job.
+#[derive(Debug, Clone)]
+pub struct JobRow {
+    /// Id.
+    pub id: String,
+    /// Kind.
+    pub kind: String,
+    /// Target.
+    pub target: String,
+    /// Satellite.
+    pub satellite: Option<String>,
+    /// Parameters.
+    pub params: Map<String, Value>,
+    /// Time limit.
+    pub timeout_ms: u64,
+    /// State.
+    pub state: JobState,
+    /// Result (null until done).
+    pub result: Value,
+    /// Error.
+    pub error: Option<String>,
+    /// Deliveries started.
+    pub attempts: u32,
+    /// The poller that recorded the last report.
+    pub poller: Option<String>,
+    /// Published to the broker (or the in-process queue).
+    pub published: bool,
+    /// Accepted at.
+    pub created_ms: u64,
+    /// Must end by.
+    pub deadline_ms: u64,
+    /// First started at.
+    pub started_ms: Option<u64>,
+    /// Ended at.
+    pub finished_ms: Option<u64>,
+}
+
+/// A change a report asks for.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// A poller started it.
+    Started {
+        /// Job id.
+        id: String,
+        /// Attempt number.
+        attempt: u32,
+        /// Poller.
+        poller: String,
+        /// When.
+        at_ms: u64,
+    },
+    /// It ended.
+    Finished {
+        /// Job id.
+        id: String,
+        /// done, failed or expired.
+        state: JobState,
+        /// Result.
+        result: Value,
+        /// Error.
+        error: Option<String>,
+        /// Attempt number (0: not from a poller, e.g. dead-lettered).
+        attempt: u32,
+        /// Poller (or `mware` for dead letters).
+        poller: String,
+        /// When.
+        at_ms: u64,
+    },
+}
+
+/// The store, one backend or the other.
+pub enum Store {
+    /// PostgreSQL.
+    Pg(Box<pg::PgStore>),
+    /// Embedded SQLite.
+    Lite(sqlite::LiteStore),
+}
+
+/// Filters of a list.
+#[derive(Debug, Default, Clone)]
+pub struct ListFilter {
+    /// Only this state.
+    pub state: Option<JobState>,
+    /// Only this satellite (`Some(None)`: the pool).
+    pub satellite: Option<Option<String>>,
+    /// At most this many, newest first.
+    pub limit: u32,
+}
+
+impl Store {
+    /// Opens (and creates the table of) the PostgreSQL database at `dsn`.
+    pub async fn postgres(dsn: &mware_config::Secret) -> Result<Store, DevicesError> {
+        Ok(Store::Pg(Box::new(pg::PgStore::open(dsn).await?)))
+    }
+
+    /// Opens (and creates) the SQLite file at `path`.
+    pub async fn sqlite(path: std::path::PathBuf) -> Result<Store, DevicesError> {
+        Ok(Store::Lite(sqlite::LiteStore::open(path).await?))
+    }
+
+    /// Which backend, for status.
+    pub fn describe(&self) -> String {
+        match self {
+            Store::Pg(_) => "postgresql".into(),
+            Store::Lite(s) => format!("sqlite {}", s.path().display()),
+        }
+    }
+
+    /// Claims the jobs for `epoch` of `group` (refused when a newer epoch, or another
+    /// group, holds them).
+    pub async fn claim(&self, group: u32, epoch: u64, instance: &str) -> Result<(), DevicesError> {
+        match self {
+            Store::Pg(s) => s.claim(group, epoch, instance).await,
+            Store::Lite(s) => s.claim(group, epoch, instance).await,
+        }
+    }
+
+    /// Inserts jobs (all or none); a job whose idempotency key is stored already is not
+    /// inserted again: the stored job's id is returned in its place.
+    pub async fn insert(&self, epoch: u64, jobs: Vec<NewJob>) -> Result<Vec<String>, DevicesError> {
+        match self {
+            Store::Pg(s) => s.insert(epoch, jobs).await,
+            Store::Lite(s) => s.insert(epoch, jobs).await,
+        }
+    }
+
+    /// One job.
+    pub async fn get(&self, id: &str) -> Result<Option<JobRow>, DevicesError> {
+        match self {
+            Store::Pg(s) => s.get(id).await,
+            Store::Lite(s) => s.get(id.to_string()).await,
+        }
+    }
+
+    /// Jobs, newest first.
+    pub async fn list(&self, f: ListFilter) -> Result<Vec<JobRow>, DevicesError> {
+        match self {
+            Store::Pg(s) => s.list(f).await,
+            Store::Lite(s) => s.list(f).await,
+        }
+    }
+
+    /// Queued jobs not yet published, oldest first.
+    pub async fn unpublished(&self, limit: u32) -> Result<Vec<JobRow>, DevicesError> {
+        match self {
+            Store::Pg(s) => s.unpublished(limit).await,
+            Store::Lite(s) => s.unpublished(limit).await,
+        }
+    }
+
+    /// Marks jobs published.
+    pub async fn mark_published(&self, epoch: u64, ids: Vec<String>) -> Result<(), DevicesError> {
+        match self {
+            Store::Pg(s) => s.mark_published(epoch, ids).await,
+            Store::Lite(s) => s.mark_published(epoch, ids).await,
+        }
+    }
+
+    /// Applies reports in one transaction; for each, whether it changed the job (a
+    /// second result of a job is `false`).
+    pub async fn apply(&self, epoch: u64, changes: Vec<Change>) -> Result<Vec<bool>, DevicesError> {
+        match self {
+            Store::Pg(s) => s.apply(epoch, changes).await,
+            Store::Lite(s) => s.apply(epoch, changes).await,
+        }
+    }
+
+    /// Ends `expired` every open job whose deadline passed more than `grace_ms` ago;
+    /// returns their ids and satellites.
+    pub async fn expire_due(&self, epoch: u64, now_ms: u64, grace_ms: u64) -> Result<Vec<(String, String)>, DevicesError> {
+        match self {
+            Store::Pg(s) => s.expire_due(epoch, now_ms, grace_ms).await,
+            Store::Lite(s) => s.expire_due(epoch, now_ms, grace_ms).await,
+        }
+    }
+
+    /// Deletes up to `limit` jobs that ended before `before_ms`; returns how many.
+    pub async fn purge(&self, epoch: u64, before_ms: u64, limit: u32) -> Result<u64, DevicesError> {
+        match self {
+            Store::Pg(s) => s.purge(epoch, before_ms, limit).await,
+            Store::Lite(s) => s.purge(epoch, before_ms, limit).await,
+        }
+    }
+
+    /// Marks every open job unpublished, so the outbox hands it over again (in-process
+    /// runs died with the process that ran them).
+    pub async fn requeue_open(&self, epoch: u64) -> Result<u64, DevicesError> {
+        match self {
+            Store::Pg(s) => s.requeue_open(epoch).await,
+            Store::Lite(s) => s.requeue_open(epoch).await,
+        }
+    }
+
+    /// Open jobs per satellite (`""`: the pool) and state.
+    pub async fn open_counts(&self) -> Result<Vec<(String, JobState, u64)>, DevicesError> {
+        match self {
+            Store::Pg(s) => s.open_counts().await,
+            Store::Lite(s) => s.open_counts().await,
+        }
+    }
+}
+
+/// The message of a job that expired in the store.
+pub(crate) fn expiry_error(row_state: &str, deadline_ms: u64, timeout_ms: u64) -> String {
+    let at = humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(deadline_ms));
+    match row_state {
+        "running" => format!("no result by its deadline {at} (timeout_ms {timeout_ms}): its poller started it but did not report back"),
+        _ => format!("no poller took it by its deadline {at} (timeout_ms {timeout_ms})"),
+    }
+}
+
+pub(crate) fn parse_state(s: &str) -> JobState {
+    JobState::parse(s).unwrap_or(JobState::Failed)
+}

@@ -1,0 +1,383 @@
+//! The PostgreSQL backend (tokio-postgres, one connection reopened when it drops; every
+//! write is one transaction that first locks the owner row, see the module above).
+
+use super::{expiry_error, parse_state, Change, JobRow, ListFilter, NewJob};
+use crate::error::DevicesError;
+use mware_config::Secret;
+use tokio::sync::Mutex;
+use tokio_postgres::{Client, NoTls, Row, Transaction};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS dm_owner (k INTEGER PRIMARY KEY, grp BIGINT NOT NULL, epoch BIGINT NOT NULL, instance TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS dm_jobs (
+  id TEXT PRIMARY KEY, kind TEXT NOT NULL, target TEXT NOT NULL, satellite TEXT NOT NULL,
+  params TEXT NOT NULL, timeout_ms BIGINT NOT NULL, idempotency_key TEXT UNIQUE,
+  state TEXT NOT NULL, result TEXT, error TEXT, attempts INTEGER NOT NULL DEFAULT 0, poller TEXT,
+  published BOOLEAN NOT NULL DEFAULT false, created_ms BIGINT NOT NULL, deadline_ms BIGINT NOT NULL,
+  started_ms BIGINT, finished_ms BIGINT);
+CREATE INDEX IF NOT EXISTS dm_jobs_open ON dm_jobs (deadline_ms) WHERE state IN ('queued', 'running');
+CREATE INDEX IF NOT EXISTS dm_jobs_outbox ON dm_jobs (created_ms) WHERE NOT published AND state = 'queued';
+CREATE INDEX IF NOT EXISTS dm_jobs_created ON dm_jobs (created_ms);
+CREATE INDEX IF NOT EXISTS dm_jobs_finished ON dm_jobs (finished_ms) WHERE state IN ('done', 'failed', 'expired');
+";
+
+const COLS: &str = "id, kind, target, satellite, params, timeout_ms, state, result, error, attempts, poller, published, created_ms, deadline_ms, started_ms, finished_ms";
+
+/// PostgreSQL store: one connection for writes (a transaction at a time), one for reads.
+pub struct PgStore {
+    dsn: Secret,
+    writer: Mutex<Option<Client>>,
+    reader: Mutex<Option<std::sync::Arc<Client>>>,
+}
+
+fn db(e: tokio_postgres::Error) -> DevicesError {
+    // tokio-postgres's messages (and the server's) name no password.
+    let mut msg = e.to_string();
+    if let Some(d) = e.as_db_error() {
+        msg = format!("{} ({})", d.message(), d.code().code());
+    } else if let Some(src) = std::error::Error::source(&e) {
+        msg = format!("{msg}: {src}");
+    }
+    DevicesError::Store(format!("postgresql: {msg}"))
+}
+
+fn row(r: &Row) -> JobRow {
+    let opt = |i: usize| r.get::<_, Option<i64>>(i).map(|v| v as u64);
+    JobRow {
+        id: r.get(0),
+        kind: r.get(1),
+        target: r.get(2),
+        satellite: Some(r.get::<_, String>(3)).filter(|s| !s.is_empty()),
+        params: serde_json::from_str(r.get::<_, &str>(4)).unwrap_or_default(),
+        timeout_ms: r.get::<_, i64>(5) as u64,
+        state: parse_state(r.get(6)),
+        result: r.get::<_, Option<&str>>(7).and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default(),
+        error: r.get(8),
+        attempts: r.get::<_, i32>(9) as u32,
+        poller: r.get(10),
+        published: r.get(11),
+        created_ms: r.get::<_, i64>(12) as u64,
+        deadline_ms: r.get::<_, i64>(13) as u64,
+        started_ms: opt(14),
+        finished_ms: opt(15),
+    }
+}
+
+/// Locks the owner row and checks this instance still holds `epoch`.
+async fn fence(tx: &Transaction<'_>, epoch: u64) -> Result<(), DevicesError> {
+    let r = tx.query_opt("SELECT epoch FROM dm_owner WHERE k = 1 FOR SHARE", &[]).await.map_err(db)?;
+    match r.map(|r| r.get::<_, i64>(0) as u64) {
+        Some(e) if e == epoch => Ok(()),
+        Some(e) => Err(DevicesError::Fenced { mine: epoch, theirs: e }),
+        None => Err(DevicesError::Fenced { mine: epoch, theirs: 0 }),
+    }
+}
+
+async fn connect(dsn: &Secret) -> Result<Client, DevicesError> {
+    let cfg: tokio_postgres::Config = dsn
+        .expose()
+        .parse()
+        .map_err(|e: tokio_postgres::Error| DevicesError::Store(format!("devicemanager.database does not parse: {e}")))?;
+    let (client, conn) = cfg.connect(NoTls).await.map_err(db)?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::warn!(error = %db(e), "devicemanager database connection closed");
+        }
+    });
+    Ok(client)
+}
+
+impl PgStore {
+    /// Connects and creates the tables.
+    pub async fn open(dsn: &Secret) -> Result<PgStore, DevicesError> {
+        let c = connect(dsn).await?;
+        c.batch_execute(SCHEMA).await.map_err(db)?;
+        Ok(PgStore { dsn: dsn.clone(), writer: Mutex::new(Some(c)), reader: Mutex::new(None) })
+    }
+
+    async fn reader(&self) -> Result<std::sync::Arc<Client>, DevicesError> {
+        let mut slot = self.reader.lock().await;
+        if let Some(c) = slot.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(c.clone());
+        }
+        let c = std::sync::Arc::new(connect(&self.dsn).await?);
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+
+    async fn writer(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Client>>, DevicesError> {
+        let mut slot = self.writer.lock().await;
+        if slot.as_ref().is_none_or(|c| c.is_closed()) {
+            *slot = Some(connect(&self.dsn).await?);
+        }
+        Ok(slot)
+    }
+
+    pub async fn claim(&self, group: u32, epoch: u64, instance: &str) -> Result<(), DevicesError> {
+        let mut g = self.writer().await?;
+        let c = g.as_mut().expect("connected");
+        let tx = c.transaction().await.map_err(db)?;
+        let cur = tx.query_opt("SELECT grp, epoch FROM dm_owner WHERE k = 1 FOR UPDATE", &[]).await.map_err(db)?;
+        if let Some(r) = cur {
+            let (grp, e) = (r.get::<_, i64>(0) as u32, r.get::<_, i64>(1) as u64);
+            if grp != group {
+                return Err(DevicesError::Store(format!(
+                    "devicemanager.database holds the jobs of group {grp}: each group needs a database of its own"
+                )));
+            }
+            if e > epoch {
+                return Err(DevicesError::Fenced { mine: epoch, theirs: e });
+            }
+        }
+        tx.execute(
+            "INSERT INTO dm_owner (k, grp, epoch, instance) VALUES (1, $1, $2, $3) ON CONFLICT (k) DO UPDATE SET grp = $1, epoch = $2, instance = $3",
+            &[&(group as i64), &(epoch as i64), &instance],
+        )
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    pub async fn insert(&self, epoch: u64, jobs: Vec<NewJob>) -> Result<Vec<String>, DevicesError> {
+        let mut g = self.writer().await?;
+        let c = g.as_mut().expect("connected");
+        let tx = c.transaction().await.map_err(db)?;
+        fence(&tx, epoch).await?;
+        let ins = tx
+            .prepare(
+                "INSERT INTO dm_jobs (id, kind, target, satellite, params, timeout_ms, idempotency_key, state, created_ms, deadline_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9) ON CONFLICT (idempotency_key) DO NOTHING",
+            )
+            .await
+            .map_err(db)?;
+        let mut ids = Vec::with_capacity(jobs.len());
+        for j in &jobs {
+            let params = serde_json::to_string(&j.params).unwrap_or_else(|_| "{}".into());
+            let sat = j.satellite.clone().unwrap_or_default();
+            let n = tx
+                .execute(
+                    &ins,
+                    &[
+                        &j.id,
+                        &j.kind,
+                        &j.target,
+                        &sat,
+                        &params,
+                        &(j.timeout_ms as i64),
+                        &j.idempotency_key,
+                        &(j.created_ms as i64),
+                        &((j.created_ms + j.timeout_ms) as i64),
+                    ],
+                )
+                .await
+                .map_err(db)?;
+            if n == 1 {
+                ids.push(j.id.clone());
+            } else {
+                let r = tx.query_one("SELECT id FROM dm_jobs WHERE idempotency_key = $1", &[&j.idempotency_key]).await.map_err(db)?;
+                ids.push(r.get(0));
+            }
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(ids)
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<JobRow>, DevicesError> {
+        let c = self.reader().await?;
+        let r = c.query_opt(&format!("SELECT {COLS} FROM dm_jobs WHERE id = $1"), &[&id]).await.map_err(db)?;
+        Ok(r.as_ref().map(row))
+    }
+
+    pub async fn list(&self, f: ListFilter) -> Result<Vec<JobRow>, DevicesError> {
+        let c = self.reader().await?;
+        let state = f.state.map(|s| s.as_str().to_string());
+        let sat = f.satellite.clone().map(Option::unwrap_or_default);
+        let rows = c
+            .query(
+                &format!("SELECT {COLS} FROM dm_jobs WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR satellite = $2) ORDER BY created_ms DESC, id DESC LIMIT $3"),
+                &[&state, &sat, &(f.limit as i64)],
+            )
+            .await
+            .map_err(db)?;
+        Ok(rows.iter().map(row).collect())
+    }
+
+    pub async fn unpublished(&self, limit: u32) -> Result<Vec<JobRow>, DevicesError> {
+        let c = self.reader().await?;
+        let rows = c
+            .query(
+                &format!("SELECT {COLS} FROM dm_jobs WHERE NOT published AND state = 'queued' ORDER BY created_ms LIMIT $1"),
+                &[&(limit as i64)],
+            )
+            .await
+            .map_err(db)?;
+        Ok(rows.iter().map(row).collect())
+    }
+
+    pub async fn mark_published(&self, epoch: u64, ids: Vec<String>) -> Result<(), DevicesError> {
+        let mut g = self.writer().await?;
+        let c = g.as_mut().expect("connected");
+        let tx = c.transaction().await.map_err(db)?;
+        fence(&tx, epoch).await?;
+        tx.execute("UPDATE dm_jobs SET published = true WHERE id = ANY($1)", &[&ids]).await.map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    pub async fn apply(&self, epoch: u64, changes: Vec<Change>) -> Result<Vec<bool>, DevicesError> {
+        let mut g = self.writer().await?;
+        let c = g.as_mut().expect("connected");
+        let tx = c.transaction().await.map_err(db)?;
+        fence(&tx, epoch).await?;
+        let mut out = Vec::with_capacity(changes.len());
+        for ch in &changes {
+            let n = match ch {
+                Change::Started { id, attempt, poller, at_ms } => tx
+                    .execute(
+                        "UPDATE dm_jobs SET state = 'running', attempts = GREATEST(attempts, $2), poller = $3, started_ms = COALESCE(started_ms, $4) \
+                         WHERE id = $1 AND state IN ('queued', 'running')",
+                        &[id, &(*attempt as i32), poller, &(*at_ms as i64)],
+                    )
+                    .await
+                    .map_err(db)?,
+                Change::Finished { id, state, result, error, attempt, poller, at_ms } => {
+                    let result = (!result.is_null()).then(|| result.to_string());
+                    tx.execute(
+                        "UPDATE dm_jobs SET state = $2, result = $3, error = $4, attempts = GREATEST(attempts, $5), poller = $6, finished_ms = $7, published = true \
+                         WHERE id = $1 AND state IN ('queued', 'running')",
+                        &[id, &state.as_str(), &result, error, &(*attempt as i32), poller, &(*at_ms as i64)],
+                    )
+                    .await
+                    .map_err(db)?
+                }
+            };
+            out.push(n == 1);
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(out)
+    }
+
+    pub async fn expire_due(&self, epoch: u64, now_ms: u64, grace_ms: u64) -> Result<Vec<(String, String)>, DevicesError> {
+        let mut g = self.writer().await?;
+        let c = g.as_mut().expect("connected");
+        let tx = c.transaction().await.map_err(db)?;
+        fence(&tx, epoch).await?;
+        let due = tx
+            .query(
+                "SELECT id, state, deadline_ms, timeout_ms, satellite FROM dm_jobs WHERE state IN ('queued', 'running') AND deadline_ms + $1 < $2 FOR UPDATE",
+                &[&(grace_ms as i64), &(now_ms as i64)],
+            )
+            .await
+            .map_err(db)?;
+        let mut out = vec![];
+        for r in &due {
+            let id: String = r.get(0);
+            let err = expiry_error(r.get(1), r.get::<_, i64>(2) as u64, r.get::<_, i64>(3) as u64);
+            tx.execute("UPDATE dm_jobs SET state = 'expired', error = $2, finished_ms = $3 WHERE id = $1", &[&id, &err, &(now_ms as i64)])
+                .await
+                .map_err(db)?;
+            out.push((id, r.get(4)));
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(out)
+    }
+
+    pub async fn purge(&self, epoch: u64, before_ms: u64, limit: u32) -> Result<u64, DevicesError> {
+        let mut g = self.writer().await?;
+        let c = g.as_mut().expect("connected");
+        let tx = c.transaction().await.map_err(db)?;
+        fence(&tx, epoch).await?;
+        let n = tx
+            .execute(
+                "DELETE FROM dm_jobs WHERE id IN (SELECT id FROM dm_jobs WHERE state IN ('done', 'failed', 'expired') AND finished_ms < $1 LIMIT $2)",
+                &[&(before_ms as i64), &(limit as i64)],
+            )
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(n)
+    }
+
+    pub async fn requeue_open(&self, epoch: u64) -> Result<u64, DevicesError> {
+        let mut g = self.writer().await?;
+        let c = g.as_mut().expect("connected");
+        let tx = c.transaction().await.map_err(db)?;
+        fence(&tx, epoch).await?;
+        let n = tx
+            .execute("UPDATE dm_jobs SET published = false, state = 'queued' WHERE state IN ('queued', 'running') AND published", &[])
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(n)
+    }
+
+    pub async fn open_counts(&self) -> Result<Vec<(String, mware_jobs::JobState, u64)>, DevicesError> {
+        let c = self.reader().await?;
+        let rows = c
+            .query("SELECT satellite, state, count(*) FROM dm_jobs WHERE state IN ('queued', 'running') GROUP BY satellite, state", &[])
+            .await
+            .map_err(db)?;
+        Ok(rows.iter().map(|r| (r.get(0), parse_state(r.get(1)), r.get::<_, i64>(2) as u64)).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Against the machine's PostgreSQL on 5432, in a database of the test's own.
+    use super::*;
+    use mware_jobs::{now_ms, JobState};
+
+    async fn fresh_db() -> (Secret, String) {
+        let admin = connect(&Secret::new("host=127.0.0.1 port=5432 user=postgres dbname=postgres")).await.expect("postgresql on 5432");
+        let name = format!("mware_dm_unit_{}_{}", std::process::id(), now_ms() % 1_000_000);
+        admin.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+        (Secret::new(format!("host=127.0.0.1 port=5432 user=postgres dbname={name}")), name)
+    }
+
+    async fn drop_db(name: &str) {
+        let admin = connect(&Secret::new("host=127.0.0.1 port=5432 user=postgres dbname=postgres")).await.unwrap();
+        let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+    }
+
+    fn job(id: &str) -> NewJob {
+        NewJob {
+            id: id.into(),
+            kind: "tcp.check".into(),
+            target: "h:1".into(),
+            satellite: Some("sat1".into()),
+            params: Default::default(),
+            timeout_ms: 1000,
+            idempotency_key: None,
+            created_ms: now_ms(),
+        }
+    }
+
+    #[tokio::test]
+    async fn two_instances_overlapping_never_both_write() {
+        let (dsn, name) = fresh_db().await;
+        let old = PgStore::open(&dsn).await.unwrap();
+        old.claim(5, 10, "a10").await.unwrap();
+        old.insert(10, vec![job("j1"), job("j2")]).await.unwrap();
+        // The next active instance claims with its higher epoch while the old one still runs.
+        let new = PgStore::open(&dsn).await.unwrap();
+        new.claim(5, 11, "a20").await.unwrap();
+        let done = |id: &str| Change::Finished {
+            id: id.into(),
+            state: JobState::Done,
+            result: serde_json::json!({}),
+            error: None,
+            attempt: 1,
+            poller: "p".into(),
+            at_ms: now_ms(),
+        };
+        assert!(matches!(old.apply(10, vec![done("j1")]).await, Err(DevicesError::Fenced { mine: 10, theirs: 11 })));
+        assert!(matches!(old.insert(10, vec![job("j3")]).await, Err(DevicesError::Fenced { .. })));
+        assert!(matches!(old.expire_due(10, now_ms() + 10_000, 0).await, Err(DevicesError::Fenced { .. })));
+        assert!(matches!(old.claim(5, 10, "a10").await, Err(DevicesError::Fenced { .. })));
+        assert_eq!(new.apply(11, vec![done("j1"), done("j1")]).await.unwrap(), [true, false]);
+        let unpublished: Vec<String> = new.unpublished(10).await.unwrap().into_iter().map(|r| r.id).collect();
+        assert_eq!(unpublished, ["j2"], "j1 ended; j2 still waits for the outbox");
+        assert!(new.claim(6, 12, "x").await.is_err(), "another group's jobs");
+        drop((old, new));
+        drop_db(&name).await;
+    }
+}

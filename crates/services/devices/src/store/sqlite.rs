@@ -1,0 +1,383 @@
+//! The embedded backend: one SQLite file (WAL, `synchronous = FULL`: a commit is on disk
+//! before it returns) next to the coordinator's, used through blocking tasks: one
+//! connection for writes, one for reads (WAL lets reads run beside a write). SQLite
+//! has one writer at a time, so the owner check in each write transaction
+//! (`BEGIN IMMEDIATE`) cannot interleave with a claim.
+
+use super::{expiry_error, parse_state, Change, JobRow, ListFilter, NewJob};
+use crate::error::DevicesError;
+use mware_jobs::JobState;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS dm_owner (k INTEGER PRIMARY KEY, grp INTEGER NOT NULL, epoch INTEGER NOT NULL, instance TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS dm_jobs (
+  id TEXT PRIMARY KEY, kind TEXT NOT NULL, target TEXT NOT NULL, satellite TEXT NOT NULL,
+  params TEXT NOT NULL, timeout_ms INTEGER NOT NULL, idempotency_key TEXT UNIQUE,
+  state TEXT NOT NULL, result TEXT, error TEXT, attempts INTEGER NOT NULL DEFAULT 0, poller TEXT,
+  published INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL, deadline_ms INTEGER NOT NULL,
+  started_ms INTEGER, finished_ms INTEGER);
+CREATE INDEX IF NOT EXISTS dm_jobs_open ON dm_jobs (deadline_ms) WHERE state IN ('queued', 'running');
+CREATE INDEX IF NOT EXISTS dm_jobs_outbox ON dm_jobs (created_ms) WHERE published = 0 AND state = 'queued';
+CREATE INDEX IF NOT EXISTS dm_jobs_created ON dm_jobs (created_ms);
+CREATE INDEX IF NOT EXISTS dm_jobs_finished ON dm_jobs (finished_ms) WHERE state IN ('done', 'failed', 'expired');
+";
+
+const COLS: &str = "id, kind, target, satellite, params, timeout_ms, state, result, error, attempts, poller, published, created_ms, deadline_ms, started_ms, finished_ms";
+
+/// SQLite store.
+pub struct LiteStore {
+    path: PathBuf,
+    conn: Arc<Mutex<Connection>>,
+    reader: Arc<Mutex<Connection>>,
+}
+
+fn sql(e: rusqlite::Error) -> DevicesError {
+    DevicesError::Store(format!("sqlite: {e}"))
+}
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
+    let opt = |i: usize| -> rusqlite::Result<Option<u64>> { Ok(r.get::<_, Option<i64>>(i)?.map(|v| v as u64)) };
+    Ok(JobRow {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        target: r.get(2)?,
+        satellite: Some(r.get::<_, String>(3)?).filter(|s| !s.is_empty()),
+        params: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or_default(),
+        timeout_ms: r.get::<_, i64>(5)? as u64,
+        state: parse_state(&r.get::<_, String>(6)?),
+        result: r.get::<_, Option<String>>(7)?.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default(),
+        error: r.get(8)?,
+        attempts: r.get::<_, i64>(9)? as u32,
+        poller: r.get(10)?,
+        published: r.get::<_, i64>(11)? != 0,
+        created_ms: r.get::<_, i64>(12)? as u64,
+        deadline_ms: r.get::<_, i64>(13)? as u64,
+        started_ms: opt(14)?,
+        finished_ms: opt(15)?,
+    })
+}
+
+fn fence(tx: &rusqlite::Transaction<'_>, epoch: u64) -> Result<(), DevicesError> {
+    let e: Option<i64> = tx.query_row("SELECT epoch FROM dm_owner WHERE k = 1", [], |r| r.get(0)).optional().map_err(sql)?;
+    match e.map(|e| e as u64) {
+        Some(e) if e == epoch => Ok(()),
+        other => Err(DevicesError::Fenced { mine: epoch, theirs: other.unwrap_or(0) }),
+    }
+}
+
+impl LiteStore {
+    /// Opens (creates) the file.
+    pub async fn open(path: PathBuf) -> Result<LiteStore, DevicesError> {
+        let p = path.clone();
+        let conn = tokio::task::spawn_blocking(move || -> Result<(Connection, Connection), DevicesError> {
+            if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| DevicesError::Store(format!("cannot create {}: {e}", dir.display())))?;
+            }
+            let c = Connection::open(&p).map_err(sql)?;
+            c.busy_timeout(std::time::Duration::from_secs(10)).map_err(sql)?;
+            // Two processes opening a new file at once may see SQLITE_BUSY switching to WAL.
+            let mut tries = 0;
+            loop {
+                match c.pragma_update(None, "journal_mode", "WAL") {
+                    Ok(()) => break,
+                    Err(_) if tries < 50 => {
+                        tries += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                    }
+                    Err(e) => return Err(sql(e)),
+                }
+            }
+            c.pragma_update(None, "synchronous", "FULL").map_err(sql)?;
+            c.execute_batch(SCHEMA).map_err(sql)?;
+            let r = Connection::open(&p).map_err(sql)?;
+            r.busy_timeout(std::time::Duration::from_secs(10)).map_err(sql)?;
+            Ok((c, r))
+        })
+        .await
+        .map_err(|e| DevicesError::Store(format!("sqlite task: {e}")))??;
+        let (conn, reader) = conn;
+        Ok(LiteStore { path, conn: Arc::new(Mutex::new(conn)), reader: Arc::new(Mutex::new(reader)) })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, DevicesError> + Send + 'static,
+    ) -> Result<T, DevicesError> {
+        Self::on(self.conn.clone(), f).await
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, DevicesError> + Send + 'static,
+    ) -> Result<T, DevicesError> {
+        Self::on(self.reader.clone(), f).await
+    }
+
+    async fn on<T: Send + 'static>(
+        conn: Arc<Mutex<Connection>>,
+        f: impl FnOnce(&mut Connection) -> Result<T, DevicesError> + Send + 'static,
+    ) -> Result<T, DevicesError> {
+        tokio::task::spawn_blocking(move || {
+            let mut c = conn.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut c)
+        })
+        .await
+        .map_err(|e| DevicesError::Store(format!("sqlite task: {e}")))?
+    }
+
+    async fn write<T: Send + 'static>(
+        &self,
+        epoch: u64,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, DevicesError> + Send + 'static,
+    ) -> Result<T, DevicesError> {
+        self.with(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
+            fence(&tx, epoch)?;
+            let v = f(&tx)?;
+            tx.commit().map_err(sql)?;
+            Ok(v)
+        })
+        .await
+    }
+
+    pub async fn claim(&self, group: u32, epoch: u64, instance: &str) -> Result<(), DevicesError> {
+        let instance = instance.to_string();
+        self.with(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
+            let cur: Option<(i64, i64)> =
+                tx.query_row("SELECT grp, epoch FROM dm_owner WHERE k = 1", [], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(sql)?;
+            if let Some((grp, e)) = cur {
+                if grp as u32 != group {
+                    return Err(DevicesError::Store(format!(
+                        "the devicemanager file holds the jobs of group {grp}: each group needs its own"
+                    )));
+                }
+                if e as u64 > epoch {
+                    return Err(DevicesError::Fenced { mine: epoch, theirs: e as u64 });
+                }
+            }
+            tx.execute(
+                "INSERT OR REPLACE INTO dm_owner (k, grp, epoch, instance) VALUES (1, ?1, ?2, ?3)",
+                params![group as i64, epoch as i64, instance],
+            )
+            .map_err(sql)?;
+            tx.commit().map_err(sql)
+        })
+        .await
+    }
+
+    pub async fn insert(&self, epoch: u64, jobs: Vec<NewJob>) -> Result<Vec<String>, DevicesError> {
+        self.write(epoch, move |tx| {
+            let mut ins = tx
+                .prepare_cached(
+                    "INSERT INTO dm_jobs (id, kind, target, satellite, params, timeout_ms, idempotency_key, state, created_ms, deadline_ms) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9) ON CONFLICT (idempotency_key) DO NOTHING",
+                )
+                .map_err(sql)?;
+            let mut ids = vec![];
+            for j in &jobs {
+                let params = serde_json::to_string(&j.params).unwrap_or_else(|_| "{}".into());
+                let n = ins
+                    .execute(params![j.id, j.kind, j.target, j.satellite.clone().unwrap_or_default(), params, j.timeout_ms as i64, j.idempotency_key, j.created_ms as i64, (j.created_ms + j.timeout_ms) as i64])
+                    .map_err(sql)?;
+                if n == 1 {
+                    ids.push(j.id.clone());
+                } else {
+                    ids.push(tx.query_row("SELECT id FROM dm_jobs WHERE idempotency_key = ?1", [&j.idempotency_key], |r| r.get(0)).map_err(sql)?);
+                }
+            }
+            Ok(ids)
+        })
+        .await
+    }
+
+    pub async fn get(&self, id: String) -> Result<Option<JobRow>, DevicesError> {
+        self.read(move |c| c.query_row(&format!("SELECT {COLS} FROM dm_jobs WHERE id = ?1"), [id], row).optional().map_err(sql)).await
+    }
+
+    pub async fn list(&self, f: ListFilter) -> Result<Vec<JobRow>, DevicesError> {
+        self.read(move |c| {
+            let state = f.state.map(|s| s.as_str().to_string());
+            let sat = f.satellite.map(Option::unwrap_or_default);
+            let mut st = c
+                .prepare_cached(&format!("SELECT {COLS} FROM dm_jobs WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR satellite = ?2) ORDER BY created_ms DESC, id DESC LIMIT ?3"))
+                .map_err(sql)?;
+            let rows = st.query_map(params![state, sat, f.limit as i64], row).map_err(sql)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
+        })
+        .await
+    }
+
+    pub async fn unpublished(&self, limit: u32) -> Result<Vec<JobRow>, DevicesError> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(&format!(
+                    "SELECT {COLS} FROM dm_jobs WHERE published = 0 AND state = 'queued' ORDER BY created_ms LIMIT ?1"
+                ))
+                .map_err(sql)?;
+            let rows = st.query_map([limit as i64], row).map_err(sql)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
+        })
+        .await
+    }
+
+    pub async fn mark_published(&self, epoch: u64, ids: Vec<String>) -> Result<(), DevicesError> {
+        self.write(epoch, move |tx| {
+            let mut st = tx.prepare_cached("UPDATE dm_jobs SET published = 1 WHERE id = ?1").map_err(sql)?;
+            for id in &ids {
+                st.execute([id]).map_err(sql)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn apply(&self, epoch: u64, changes: Vec<Change>) -> Result<Vec<bool>, DevicesError> {
+        self.write(epoch, move |tx| {
+            let mut out = vec![];
+            for ch in &changes {
+                let n = match ch {
+                    Change::Started { id, attempt, poller, at_ms } => tx
+                        .prepare_cached(
+                            "UPDATE dm_jobs SET state = 'running', attempts = MAX(attempts, ?2), poller = ?3, started_ms = COALESCE(started_ms, ?4) \
+                             WHERE id = ?1 AND state IN ('queued', 'running')",
+                        )
+                        .and_then(|mut s| s.execute(params![id, *attempt as i64, poller, *at_ms as i64]))
+                        .map_err(sql)?,
+                    Change::Finished { id, state, result, error, attempt, poller, at_ms } => {
+                        let result = (!result.is_null()).then(|| result.to_string());
+                        tx.prepare_cached(
+                            "UPDATE dm_jobs SET state = ?2, result = ?3, error = ?4, attempts = MAX(attempts, ?5), poller = ?6, finished_ms = ?7, published = 1 \
+                             WHERE id = ?1 AND state IN ('queued', 'running')",
+                        )
+                        .and_then(|mut s| s.execute(params![id, state.as_str(), result, error, *attempt as i64, poller, *at_ms as i64]))
+                        .map_err(sql)?
+                    }
+                };
+                out.push(n == 1);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub async fn expire_due(&self, epoch: u64, now_ms: u64, grace_ms: u64) -> Result<Vec<(String, String)>, DevicesError> {
+        self.write(epoch, move |tx| {
+            let due: Vec<(String, String, i64, i64, String)> = {
+                let mut st = tx
+                    .prepare_cached("SELECT id, state, deadline_ms, timeout_ms, satellite FROM dm_jobs WHERE state IN ('queued', 'running') AND deadline_ms + ?1 < ?2")
+                    .map_err(sql)?;
+                let rows = st.query_map(params![grace_ms as i64, now_ms as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))).map_err(sql)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)?
+            };
+            let mut out = vec![];
+            for (id, state, deadline, timeout, sat) in due {
+                let err = expiry_error(&state, deadline as u64, timeout as u64);
+                tx.execute("UPDATE dm_jobs SET state = 'expired', error = ?2, finished_ms = ?3 WHERE id = ?1", params![id, err, now_ms as i64]).map_err(sql)?;
+                out.push((id, sat));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub async fn purge(&self, epoch: u64, before_ms: u64, limit: u32) -> Result<u64, DevicesError> {
+        self.write(epoch, move |tx| {
+            let n = tx
+                .execute(
+                    "DELETE FROM dm_jobs WHERE id IN (SELECT id FROM dm_jobs WHERE state IN ('done', 'failed', 'expired') AND finished_ms < ?1 LIMIT ?2)",
+                    params![before_ms as i64, limit as i64],
+                )
+                .map_err(sql)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    pub async fn requeue_open(&self, epoch: u64) -> Result<u64, DevicesError> {
+        self.write(epoch, |tx| {
+            let n = tx
+                .execute("UPDATE dm_jobs SET published = 0, state = 'queued' WHERE state IN ('queued', 'running') AND published = 1", [])
+                .map_err(sql)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    pub async fn open_counts(&self) -> Result<Vec<(String, JobState, u64)>, DevicesError> {
+        self.read(|c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT satellite, state, count(*) FROM dm_jobs WHERE state IN ('queued', 'running') GROUP BY satellite, state",
+                )
+                .map_err(sql)?;
+            let rows = st
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, parse_state(&r.get::<_, String>(1)?), r.get::<_, i64>(2)? as u64)))
+                .map_err(sql)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mware_jobs::now_ms;
+
+    fn job(id: &str, key: Option<&str>) -> NewJob {
+        NewJob {
+            id: id.into(),
+            kind: "tcp.check".into(),
+            target: "h:1".into(),
+            satellite: None,
+            params: Default::default(),
+            timeout_ms: 1000,
+            idempotency_key: key.map(str::to_string),
+            created_ms: now_ms(),
+        }
+    }
+
+    fn finish(id: &str, attempt: u32) -> Change {
+        Change::Finished {
+            id: id.into(),
+            state: JobState::Done,
+            result: serde_json::json!({"n": attempt}),
+            error: None,
+            attempt,
+            poller: format!("p{attempt}"),
+            at_ms: now_ms(),
+        }
+    }
+
+    #[tokio::test]
+    async fn fenced_idempotent_and_purged() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LiteStore::open(dir.path().join("dm.sqlite")).await.unwrap();
+        s.claim(5, 10, "a").await.unwrap();
+        assert_eq!(s.insert(10, vec![job("j1", Some("k")), job("j2", None)]).await.unwrap(), ["j1", "j2"]);
+        // The same idempotency key answers the first job's id, nothing stored again.
+        assert_eq!(s.insert(10, vec![job("j3", Some("k"))]).await.unwrap(), ["j1"]);
+        // A result is recorded once: the second one changes nothing.
+        assert_eq!(s.apply(10, vec![finish("j1", 1), finish("j1", 2)]).await.unwrap(), [true, false]);
+        let j1 = s.get("j1".into()).await.unwrap().unwrap();
+        assert_eq!((j1.state, j1.result["n"].as_u64(), j1.poller.as_deref()), (JobState::Done, Some(1), Some("p1")));
+        // A newer epoch claims: the old one's writes are refused, an older claim too.
+        s.claim(5, 11, "b").await.unwrap();
+        assert!(matches!(s.apply(10, vec![finish("j2", 1)]).await, Err(DevicesError::Fenced { mine: 10, theirs: 11 })));
+        assert!(matches!(s.claim(5, 9, "c").await, Err(DevicesError::Fenced { .. })));
+        assert!(s.claim(6, 12, "d").await.is_err(), "another group's jobs");
+        // Only ended jobs past the limit are deleted.
+        assert_eq!(s.purge(11, now_ms() + 1, 100).await.unwrap(), 1);
+        assert!(s.get("j1".into()).await.unwrap().is_none());
+        assert_eq!(s.get("j2".into()).await.unwrap().unwrap().state, JobState::Queued);
+    }
+}
