@@ -123,16 +123,19 @@ async fn console_update_latency_and_cost_of_50_consoles() {
     let m = measure([d30_pid, pa]);
     tokio::time::sleep(window).await;
     let base = m();
+    // 50 consoles, each doing what the page does: one event stream from the instance it
+    // came from, and on each event (and every 15 s) the cluster view, the site's state, the
+    // active instance's status and each service panel's document. (Browser tabs would
+    // share Chromium's six connections per host, so 50 tabs of one browser are not 50
+    // consoles.)
+    let stop = tokio_util::sync::CancellationToken::new();
     for _ in 0..50 {
-        let w = b.client.new_window(true).await.unwrap();
-        b.client.switch_to_window(w.handle).await.unwrap();
-        b.client.goto(&format!("{d30_api}/")).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::spawn(emulated_console(d30_api.clone(), stop.clone()));
     }
-    let open = b.client.windows().await.unwrap().len();
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let metrics = sync(|| get_text(&format!("{d30_api}/metrics"))).unwrap_or_default();
     let conns = metrics.lines().find(|l| l.starts_with("mware_http_connections ")).unwrap_or("?").to_string();
-    eprintln!("{open} tabs open; the serving instance has {conns}");
+    eprintln!("50 consoles open; the serving instance has {conns}");
     tokio::time::sleep(Duration::from_secs(5)).await;
     let m = measure([d30_pid, pa]);
     tokio::time::sleep(window).await;
@@ -152,4 +155,38 @@ async fn console_update_latency_and_cost_of_50_consoles() {
         idle50[0] - base[0],
         idle50[1] - base[1]
     );
+    stop.cancel();
+}
+
+/// One console's traffic, as `console/app.js` makes it.
+async fn emulated_console(api: String, stop: tokio_util::sync::CancellationToken) {
+    let c = reqwest::Client::new();
+    let refresh = |c: reqwest::Client, api: String| async move {
+        let cluster: serde_json::Value = match c.get(format!("{api}/api/v1/cluster")).send().await {
+            Ok(r) => r.json().await.unwrap_or_default(),
+            Err(_) => return,
+        };
+        let _ = c.get(format!("{api}/api/v1/monitoring")).send().await;
+        for g in cluster["groups"].as_array().into_iter().flatten() {
+            let Some(addr) = g["members"].as_array().into_iter().flatten().find(|m| m["active"] == true).and_then(|m| m["address"].as_str()) else { continue };
+            let _ = c.get(format!("http://{addr}/api/v1/status")).send().await;
+            for p in ["/api/v1/mutexes", "/api/v1/pg", "/api/v1/tasks", "/api/v1/monitoring/probes", "/api/v1/backups"] {
+                let _ = c.get(format!("http://{addr}{p}")).send().await;
+            }
+        }
+    };
+    let _ = c.get(format!("{api}/api/v1/console")).send().await;
+    refresh(c.clone(), api.clone()).await;
+    let Ok(mut sse) = c.get(format!("{api}/api/v1/events")).send().await else { return };
+    let mut tick = tokio::time::interval(Duration::from_secs(15));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => refresh(c.clone(), api.clone()).await,
+            chunk = sse.chunk() => match chunk {
+                Ok(Some(_)) => refresh(c.clone(), api.clone()).await,
+                _ => return,
+            },
+        }
+    }
 }
