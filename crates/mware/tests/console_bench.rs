@@ -168,7 +168,11 @@ async fn emulated_console(api: String, stop: tokio_util::sync::CancellationToken
         };
         let _ = c.get(format!("{api}/api/v1/monitoring")).send().await;
         for g in cluster["groups"].as_array().into_iter().flatten() {
-            let Some(addr) = g["members"].as_array().into_iter().flatten().find(|m| m["active"] == true).and_then(|m| m["address"].as_str()) else { continue };
+            let Some(addr) =
+                g["members"].as_array().into_iter().flatten().find(|m| m["active"] == true).and_then(|m| m["address"].as_str())
+            else {
+                continue;
+            };
             let _ = c.get(format!("http://{addr}/api/v1/status")).send().await;
             for p in ["/api/v1/mutexes", "/api/v1/pg", "/api/v1/tasks", "/api/v1/monitoring/probes", "/api/v1/backups"] {
                 let _ = c.get(format!("http://{addr}{p}")).send().await;

@@ -122,13 +122,16 @@ impl Mware {
         let base = format!("http://{}", listener.local_addr()?);
         let router = svc.routes().into_router();
         // As the daemon serves: mware-http with the default limits (TCP_NODELAY, timeouts).
-        tokio::spawn(mware_http::serve(
-            listener,
-            router,
-            mware_http::Limits::default(),
-            mware_http::Stats::default(),
-            CancellationToken::new(),
-        ));
+        if std::env::var("BENCH_AXUM_SERVE").is_ok() {
+            // The server before mware-http, for an A/B: axum::serve with TCP_NODELAY.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            tokio::spawn(async move { axum::serve(listener, router).await });
+        } else {
+            let limits = mware_http::Limits::default();
+            tokio::spawn(mware_http::serve(listener, router, limits, mware_http::Stats::default(), CancellationToken::new()));
+        }
         let (_site_tx, site_rx) = tokio::sync::watch::channel(Arc::new(site()));
         let cancel = CancellationToken::new();
         let ctx = ServiceContext::new("mutex", "mware1", Fence { group: 1, epoch }, coord, site_rx, cancel.clone(), member.lease.clone());
