@@ -2,7 +2,7 @@
 //! with the limits a server on a site's shared network needs (`axum::serve` has none):
 //!
 //! - **header read timeout**: a client that does not send a whole request head in time
-//!   is disconnected (hyper's own timer);
+//!   is disconnected;
 //! - **idle timeout**: a kept-alive connection with no request in flight and no byte
 //!   moved for this long is closed (a long poll or a streamed answer is not idle);
 //! - **request timeout**: a handler that has not produced its answer's head in time is
