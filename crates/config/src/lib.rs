@@ -7,6 +7,7 @@
 //! and no async: callers read files and pass text.
 #![deny(missing_docs)]
 
+mod alarms;
 mod devicemanager;
 mod domain;
 mod model;
@@ -21,6 +22,7 @@ mod tasks;
 mod tree;
 mod validate;
 
+pub use alarms::{AlarmRule, Alarms, MonitoringAlarms, SnmpManager, SyslogIn, Telegram, FACILITIES, SEVERITIES};
 pub use devicemanager::DeviceManager;
 pub use domain::{canonical, DomainError, DomainProblem, MAX_LABEL_LEN, MAX_NAME_LEN};
 pub use model::*;

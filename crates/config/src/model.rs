@@ -201,6 +201,9 @@ pub struct Role {
     /// (new) devicemanager: device jobs run by remote pollers through RabbitMQ, or in-process.
     #[serde(default)]
     pub devicemanager: Option<crate::devicemanager::DeviceManager>,
+    /// (new) Alarms: syslog in, rules, SNMP traps and Telegram out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarms: Option<crate::alarms::Alarms>,
 }
 
 /// A CTI adapter server.

@@ -6,6 +6,7 @@
 //! service sections), `tasks` (`service_tasks` and `monitoring`) and `cross` (checks across instances: names, orders, domains,
 //! ports, and which group provisions which SIP server).
 
+mod alarms;
 mod cross;
 mod devicemanager;
 mod extra;

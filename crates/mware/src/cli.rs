@@ -118,6 +118,13 @@ pub enum Command {
         #[command(subcommand)]
         action: TasksAction,
     },
+    /// Alarms of a group: the open ones and the most recent, each channel's backlog
+    /// (SNMP managers, Telegram), and acknowledging one.
+    Alarms {
+        /// What to do.
+        #[command(subcommand)]
+        action: AlarmsAction,
+    },
     /// SSH host keys: see the key a server presents, pin it in the site's known_hosts file.
     ///
     /// Every SSH connection mware makes (pg_controller today) checks the server's key
@@ -301,6 +308,36 @@ pub enum TasksAction {
         #[arg(long, default_value = "http://127.0.0.1:8271")]
         api: String,
         /// Environment variable holding the API token.
+        #[arg(long, default_value = "MWARE_API_TOKEN")]
+        token_env: String,
+    },
+}
+
+/// `mware alarms ...`
+#[derive(Debug, Subcommand)]
+pub enum AlarmsAction {
+    /// Open alarms (oldest first), the most recent ones, and each channel's backlog.
+    List {
+        /// API of an instance of the group.
+        #[arg(long, default_value = "http://127.0.0.1:8271")]
+        api: String,
+        /// How many recent alarms to show (1 to 1000).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print the raw JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Acknowledge an alarm (it is no longer open; the acknowledgement survives a
+    /// failover). Needs the operator's token (or the API token when the site sets no
+    /// `api.operator_token_env`) in the variable named by `--token-env`.
+    Ack {
+        /// Alarm id, such as 7-120.
+        id: String,
+        /// API of an instance of the group.
+        #[arg(long, default_value = "http://127.0.0.1:8271")]
+        api: String,
+        /// Environment variable holding the token.
         #[arg(long, default_value = "MWARE_API_TOKEN")]
         token_env: String,
     },

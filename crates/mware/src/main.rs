@@ -6,6 +6,7 @@
 //! and serves the HTTP API.
 
 mod api;
+mod alarms_cmd;
 mod api_client;
 mod backup_cmd;
 mod cli;

@@ -17,5 +17,6 @@ pub fn build(registry: &mut Registry) -> Vec<Arc<dyn Service>> {
         Arc::new(mware_tasks::TasksService::new(registry)),
         Arc::new(mware_monitor::MonitorService::new(registry)),
         Arc::new(mware_devices::DevicesService::new(registry)),
+        Arc::new(mware_alarms::AlarmsService::new(registry)),
     ]
 }

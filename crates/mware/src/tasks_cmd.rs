@@ -108,7 +108,7 @@ fn local(ms: u64) -> String {
 }
 
 /// `42 s ago`, `3 min ago`, `2 h ago`.
-fn ago(ms: Option<u64>) -> String {
+pub(crate) fn ago(ms: Option<u64>) -> String {
     let Some(ms) = ms else { return "?".into() };
     let s = mware_coord::now_ms().saturating_sub(ms) / 1000;
     match s {

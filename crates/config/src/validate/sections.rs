@@ -54,6 +54,7 @@ const ROLE_KEYS: &[&str] = &[
     "service_tasks",
     "monitoring",
     "devicemanager",
+    "alarms",
 ];
 const ROLE_REQUIRED: &[&str] = &["name", "roletype", "iface", "group", "order"];
 /// Role keys that belong to one member. Every other key of a role (the service
@@ -378,6 +379,9 @@ fn role(
     }
     if let Some(v) = m.get("devicemanager").filter(|v| !v.is_null()) {
         super::devicemanager::section(cx, v, &join(p, "devicemanager"));
+    }
+    if let Some(v) = m.get("alarms").filter(|v| !v.is_null()) {
+        super::alarms::section(cx, v, &join(p, "alarms"));
     }
     inst
 }

@@ -1,0 +1,152 @@
+//! HTTP routes of the alarms service, all forwarded to the group's active instance:
+//! - `GET /api/v1/alarms`: open alarms, the most recent ones, and each channel's
+//!   progress (the last alarm it sent and its backlog);
+//! - `POST /api/v1/alarms/{id}/ack` (operator token): acknowledges an alarm;
+//! - `POST /api/v1/alarms` (operator token): raises an alarm from a script; answered
+//!   201 once it is durable in the group's outbox.
+
+use crate::alarm::Source;
+use crate::service::AlarmsService;
+use crate::store::Cmd;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Json;
+use mware_host::{Access, Routes, Scope};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use tokio::sync::oneshot;
+use utoipa::OpenApi;
+
+#[derive(OpenApi)]
+#[openapi(paths(list, ack, raise), tags((name = "alarms", description = "Alarms: syslog rules, monitoring state changes; SNMP and Telegram out")))]
+struct ApiDoc;
+
+/// The OpenAPI description of these routes.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// The service's routes.
+pub fn routes(svc: AlarmsService) -> Routes {
+    Routes::new()
+        .get("/api/v1/alarms", Access::Public, Scope::Group, get(list).with_state(svc.clone()))
+        .post("/api/v1/alarms", Access::Operator, Scope::Group, post(raise).with_state(svc.clone()))
+        .post("/api/v1/alarms/{id}/ack", Access::Operator, Scope::Group, post(ack).with_state(svc))
+}
+
+fn err(code: StatusCode, msg: impl Into<String>) -> Response {
+    (code, Json(json!({"error": msg.into(), "retryable": code == StatusCode::SERVICE_UNAVAILABLE}))).into_response()
+}
+
+fn not_running() -> Response {
+    err(StatusCode::SERVICE_UNAVAILABLE, "the alarms service is not running on this group's active instance")
+}
+
+/// Open alarms (oldest first), the `limit` (default 100, at most 1000) most recent
+/// ones (newest first), and each channel's progress.
+#[utoipa::path(get, path = "/api/v1/alarms", tag = "alarms", params(("limit" = Option<usize>, Query, description = "recent alarms shown (default 100, at most 1000)")),
+    responses((status = 200, description = "`{open: [alarm], recent: [alarm], channels: [{channel, sent_through, backlog}]}`; an alarm is `{id, at_ms, source, rule, severity, host, app, message, site, group, instance, item?, state?, count, open, acked?}`"),
+        (status = 400, description = "bad limit"), (status = 503, description = "the alarms service is not running on the group's active instance")))]
+async fn list(State(svc): State<AlarmsService>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let limit = match q.get("limit").map(|l| l.parse::<usize>()) {
+        None => 100,
+        Some(Ok(n)) if (1..=1000).contains(&n) => n,
+        Some(_) => return err(StatusCode::BAD_REQUEST, format!("limit: expected an integer from 1 to 1000, found {:?}", q["limit"])),
+    };
+    let Some(h) = svc.active() else { return not_running() };
+    let log = h.shared.log.lock().unwrap_or_else(|e| e.into_inner());
+    let channels: Vec<Value> =
+        log.channels().into_iter().map(|(c, id, backlog)| json!({"channel": c, "sent_through": id, "backlog": backlog})).collect();
+    let plain = |v: Vec<std::sync::Arc<crate::Alarm>>| v.iter().map(|a| (**a).clone()).collect::<Vec<_>>();
+    Json(json!({"open": plain(log.open()), "recent": plain(log.recent(limit)), "channels": channels})).into_response()
+}
+
+/// Acknowledges an alarm: it is no longer open (the acknowledgement survives a failover).
+#[utoipa::path(post, path = "/api/v1/alarms/{id}/ack", tag = "alarms", params(("id" = String, Path, description = "alarm id, such as 7-120")),
+    responses((status = 200, description = "the alarm, acknowledged (again: unchanged)"), (status = 404, description = "no such alarm"),
+        (status = 503, description = "the alarms service is not running on the group's active instance")))]
+async fn ack(State(svc): State<AlarmsService>, Path(id): Path<String>) -> Response {
+    if crate::alarm::key_for_id(&id).is_none() {
+        return err(StatusCode::NOT_FOUND, format!("id: expected an alarm id like 7-120, found {id:?}"));
+    }
+    let Some(h) = svc.active() else { return not_running() };
+    let (tx, rx) = oneshot::channel();
+    if h.writer.send(Cmd::Ack { id: id.clone(), by: "api".into(), reply: tx }).await.is_err() {
+        return not_running();
+    }
+    match rx.await {
+        Ok(Some(a)) => Json(a).into_response(),
+        Ok(None) => err(StatusCode::NOT_FOUND, format!("no alarm {id} (never raised, or past the kept history)")),
+        Err(_) => not_running(),
+    }
+}
+
+/// Raises an alarm: `{"message": "...", "severity": "crit", "rule": "...", "host": "...", "app": "..."}`
+/// (only `message` is required; severity defaults to `warning`, rule to `api`).
+#[utoipa::path(post, path = "/api/v1/alarms", tag = "alarms", request_body(content = Object, description = "{message, severity?, rule?, host?, app?}"),
+    responses((status = 201, description = "`{id}`: durable in the group's outbox"), (status = 400, description = "bad body, with the field"),
+        (status = 503, description = "not running here, or the outbox is full")))]
+async fn raise(State(svc): State<AlarmsService>, body: Bytes) -> Response {
+    let v: Value = match mware_config::strict_json::parse_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return err(StatusCode::BAD_REQUEST, format!("body: expected a JSON object, found {e}")),
+    };
+    let Some(m) = v.as_object() else { return err(StatusCode::BAD_REQUEST, "body: expected a JSON object like {\"message\": \"...\"}") };
+    let mut problems = Vec::new();
+    if let Some(k) = m.keys().find(|k| !["message", "severity", "rule", "host", "app"].contains(&k.as_str())) {
+        problems.push(format!("{k}: expected one of message, severity, rule, host, app; found an unknown key"));
+    }
+    let field = |k: &str, problems: &mut Vec<String>| -> Option<String> {
+        match m.get(k) {
+            None => None,
+            Some(Value::String(s)) if s.len() <= 4096 => Some(s.clone()),
+            Some(other) => {
+                problems.push(format!("{k}: expected a string of at most 4096 bytes, found {}", crate::api::short(other)));
+                None
+            }
+        }
+    };
+    let message = field("message", &mut problems);
+    if message.as_deref().is_none_or(str::is_empty) && !problems.iter().any(|p| p.starts_with("message")) {
+        problems.push("message: expected a non-empty string, found none".into());
+    }
+    let severity = field("severity", &mut problems).unwrap_or_else(|| "warning".into());
+    if crate::alarm::rank(&severity).is_none() {
+        problems.push(format!("severity: expected one of {}, found {severity:?}", mware_config::SEVERITIES.join(", ")));
+    }
+    let rule = field("rule", &mut problems).unwrap_or_else(|| "api".into());
+    let host = field("host", &mut problems);
+    let app = field("app", &mut problems).unwrap_or_default();
+    if !problems.is_empty() {
+        return (StatusCode::BAD_REQUEST, Json(json!({"error": problems.join("; "), "problems": problems, "retryable": false}))).into_response();
+    }
+    let Some(h) = svc.active() else { return not_running() };
+    let host = host.unwrap_or_else(|| h.maker.instance.clone());
+    let a = h.maker.make(Source::Api, &rule, &severity, &host, &app, message.unwrap_or_default(), 1);
+    let id = a.id.clone();
+    let (tx, rx) = oneshot::channel();
+    if h.writer.send(Cmd::Raise(a, Some(tx))).await.is_err() {
+        return not_running();
+    }
+    match rx.await {
+        Ok(true) => {
+            svc.metrics().raised("api", 1);
+            (StatusCode::CREATED, Json(json!({"id": id}))).into_response()
+        }
+        Ok(false) => err(StatusCode::SERVICE_UNAVAILABLE, "the outbox is full (max_outbox): a channel is down"),
+        Err(_) => not_running(),
+    }
+}
+
+/// A JSON value shown short in an error.
+fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.len() > 40 {
+        format!("{}...", &s[..s.char_indices().take(37).last().map(|(i, c)| i + c.len_utf8()).unwrap_or(0)])
+    } else {
+        s
+    }
+}

@@ -1,0 +1,28 @@
+//! mware-alarms: the alarms service (seeds: "Service collecting syslog events and
+//! sending SNMP trap", "Telegram: system state monitoring bot").
+//!
+//! On the active instance of a group it takes syslog over UDP and TCP ([`syslog`]),
+//! matches each message against the group's rules and counts repeats in a window
+//! ([`rules`]: pure, tested without sockets), turns monitoring state changes into
+//! alarms ([`intake`]), writes every alarm to the group's store before anything sends
+//! it ([`store`]), and sends it in order to each SNMP manager ([`snmp`]) and to the
+//! Telegram chats ([`telegram`]) from each channel's cursor ([`channel`]), so a
+//! failover resends what was not confirmed, with the same id, and loses nothing.
+#![deny(missing_docs)]
+
+pub mod alarm;
+mod api;
+pub mod channel;
+mod error;
+pub mod intake;
+pub mod metrics;
+pub mod rules;
+mod service;
+pub mod snmp;
+pub mod store;
+pub mod syslog;
+pub mod telegram;
+
+pub use alarm::Alarm;
+pub use error::AlarmsError;
+pub use service::AlarmsService;

@@ -1,0 +1,264 @@
+//! [`AlarmsService`]: the `alarms` service. On the active instance of a group whose
+//! `alarms` section is enabled it loads the group's outbox, listens for syslog on the
+//! instance's `iface` address, turns matched messages and monitoring state changes
+//! into alarms (written before they are sent), and runs one channel per SNMP manager
+//! and the Telegram bot. A change of the section restarts the activity's parts.
+
+use crate::intake::{Intake, Maker};
+use crate::metrics::Metrics;
+use crate::rules::Rules;
+use crate::store::{self, Cmd, Shared, Writer};
+use async_trait::async_trait;
+use mware_config::{Alarms, Role};
+use mware_host::{InstanceEnv, Service, ServiceContext, ServiceState};
+use prometheus_client::registry::Registry;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
+
+/// Commands waiting for the writer.
+const QUEUE: usize = 16_384;
+
+/// What the API reaches while an activity runs.
+#[derive(Clone)]
+pub(crate) struct Handle {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) writer: mpsc::Sender<Cmd>,
+    pub(crate) maker: Arc<Maker>,
+}
+
+/// The alarms service. Cheap to clone; build once at daemon start.
+#[derive(Clone)]
+pub struct AlarmsService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    metrics: Metrics,
+    active: Mutex<Option<Handle>>,
+}
+
+impl AlarmsService {
+    /// The service, its metrics (`mware_alarms_*`) registered in `registry`.
+    pub fn new(registry: &mut Registry) -> Self {
+        AlarmsService { inner: Arc::new(Inner { metrics: Metrics::new(registry), active: Mutex::new(None) }) }
+    }
+    pub(crate) fn active(&self) -> Option<Handle> {
+        self.inner.active.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+    fn section(ctx: &ServiceContext) -> Option<Alarms> {
+        ctx.role().and_then(|r| r.alarms).filter(|a| a.enabled)
+    }
+
+    /// One activity with one section; `Ok(true)` when the section changed.
+    async fn activity(&self, ctx: &mut ServiceContext, cfg: &Alarms) -> anyhow::Result<bool> {
+        let rules = Rules::new(&cfg.rules).map_err(|e| anyhow::anyhow!("alarms.rules: {e}"))?;
+        let (site_name, ip) = {
+            let site = ctx.site.borrow();
+            let ip = site.instance(&ctx.instance).and_then(|p| p.server.ifaces.get(&p.role.iface).cloned());
+            (site.site.clone(), ip)
+        };
+        let mut sinks: Vec<Box<dyn crate::channel::Sink>> = Vec::new();
+        let engine = crate::snmp::default_engine_id(ctx.fence.group, &ctx.instance);
+        for m in &cfg.snmp {
+            sinks.push(Box::new(crate::snmp::Manager::new(m.clone(), engine.clone())));
+        }
+        let mut bot = None;
+        let mut problems = Vec::new();
+        if let Some(t) = &cfg.telegram {
+            match crate::telegram::Bot::new(t) {
+                Ok(b) => {
+                    sinks.push(Box::new(crate::telegram::Channel(b.clone())));
+                    bot = Some((b, t.poll_timeout_s));
+                }
+                Err(e) => problems.push(format!("telegram is off: {e}")),
+            }
+        }
+        let names: Vec<String> = sinks.iter().map(|s| s.name()).collect();
+        ctx.status.set(ServiceState::Starting, "loading the group's alarms");
+        let log = store::load(ctx.coord.as_ref(), ctx.fence.group, &names).await?;
+        let shared = Arc::new(Shared { log: Mutex::new(log), written: Default::default() });
+        let maker = Arc::new(Maker {
+            epoch: ctx.fence.epoch,
+            next: AtomicU64::new(1),
+            site: site_name,
+            group: ctx.fence.group,
+            instance: ctx.instance.clone(),
+        });
+        let stop = ctx.cancel.child_token();
+        let tasks = TaskTracker::new();
+        let (cmd_tx, cmd_rx) = mpsc::channel(QUEUE);
+        let writer = Writer {
+            coord: ctx.coord.clone(),
+            fence: ctx.fence,
+            shared: shared.clone(),
+            history: cfg.history,
+            max_outbox: cfg.max_outbox,
+            metrics: self.inner.metrics.clone(),
+        };
+        let mut writer_task = tokio::spawn(writer.run(cmd_rx, stop.clone()));
+        let (msg_tx, msg_rx) = mpsc::channel(QUEUE);
+        let intake = Intake {
+            maker: maker.clone(),
+            rules,
+            window_ms: cfg.window_ms,
+            monitoring: cfg.monitoring.clone(),
+            shared: shared.clone(),
+            metrics: self.inner.metrics.clone(),
+        };
+        tasks.spawn(intake.run(msg_rx, ctx.events.subscribe(), cmd_tx.clone(), stop.clone()));
+        let mut listening = Vec::new();
+        if let Some(s) = &cfg.syslog {
+            let ip: IpAddr = ip
+                .as_deref()
+                .and_then(|i| i.parse().ok())
+                .ok_or_else(|| anyhow::anyhow!("the instance's iface has no IP address to listen for syslog on"))?;
+            if let Some(port) = s.udp_port {
+                let addr = SocketAddr::new(ip, port);
+                let sock = crate::syslog::bind_udp(addr)
+                    .map_err(|source| crate::AlarmsError::Listen { transport: "udp", addr: addr.to_string(), source })?;
+                tasks.spawn(crate::syslog::run_udp(sock, s.max_message_bytes, msg_tx.clone(), self.inner.metrics.clone(), stop.clone()));
+                listening.push(format!("udp {addr}"));
+            }
+            if let Some(port) = s.tcp_port {
+                let addr = SocketAddr::new(ip, port);
+                let l = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| crate::AlarmsError::Listen { transport: "tcp", addr: addr.to_string(), source })?;
+                let m = self.inner.metrics.clone();
+                tasks.spawn(crate::syslog::run_tcp(l, s.max_message_bytes, s.max_connections, msg_tx.clone(), m, stop.clone()));
+                listening.push(format!("tcp {addr}"));
+            }
+        }
+        drop(msg_tx);
+        for sink in sinks {
+            tasks.spawn(crate::channel::run(sink, shared.clone(), self.inner.metrics.clone(), stop.clone()));
+        }
+        let mut commands = match bot {
+            Some((bot, poll_s)) => {
+                let c = crate::telegram::Commands {
+                    bot,
+                    coord: ctx.coord.clone(),
+                    fence: ctx.fence,
+                    site: ctx.site.clone(),
+                    shared: shared.clone(),
+                    writer: cmd_tx.clone(),
+                    poll_s,
+                };
+                Some(tokio::spawn(c.run(stop.clone())))
+            }
+            None => None,
+        };
+        *self.inner.active.lock().unwrap_or_else(|e| e.into_inner()) = Some(Handle { shared, writer: cmd_tx, maker });
+        let what = if listening.is_empty() { "no syslog receiver".to_string() } else { format!("syslog on {}", listening.join(", ")) };
+        let chans = if names.is_empty() { "no channel".to_string() } else { names.join(", ") };
+        let mut reason = format!("{what}; {} rule(s); sending to {chans}", cfg.rules.len());
+        for p in &problems {
+            reason.push_str("; ");
+            reason.push_str(p);
+        }
+        ctx.status.set(ServiceState::Running, reason);
+        tasks.close();
+        let result = loop {
+            tokio::select! {
+                _ = ctx.cancel.cancelled() => break Ok(false),
+                r = &mut writer_task => break match r {
+                    Ok(Err(e)) => Err(anyhow::anyhow!("alarms: cannot write to the group's store: {e}")),
+                    _ => Ok(false),
+                },
+                r = async { commands.as_mut().expect("guarded").await }, if commands.is_some() => {
+                    commands = None;
+                    if let Ok(Err(e)) = r {
+                        break Err(anyhow::anyhow!("alarms: telegram offset refused by the group's store: {e}"));
+                    }
+                }
+                r = ctx.site.changed() => {
+                    if r.is_err() { break Ok(false) }
+                    if Self::section(ctx).as_ref() != Some(cfg) {
+                        tracing::info!(instance = %ctx.instance, "alarms: the section changed; restarting the receiver and channels");
+                        break Ok(true);
+                    }
+                }
+            }
+        };
+        *self.inner.active.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        stop.cancel();
+        tasks.wait().await;
+        writer_task.abort();
+        if let Some(c) = commands {
+            c.abort();
+        }
+        result
+    }
+}
+
+#[async_trait]
+impl Service for AlarmsService {
+    fn name(&self) -> &'static str {
+        "alarms"
+    }
+
+    fn wanted(&self, role: &Role) -> bool {
+        role.alarms.as_ref().is_some_and(|a| a.enabled)
+    }
+
+    fn routes(&self) -> mware_host::Routes {
+        crate::api::routes(self.clone())
+    }
+
+    fn openapi(&self) -> Option<utoipa::openapi::OpenApi> {
+        Some(crate::api::openapi())
+    }
+
+    fn attach(&self, _env: &InstanceEnv) {}
+
+    fn panel(&self) -> Option<mware_host::Panel> {
+        use mware_host::{Action, Column, Panel};
+        Some(Panel {
+            title: "Open alarms",
+            source: "/api/v1/alarms",
+            rows: "/open",
+            columns: vec![
+                Column::text("id", "/id"),
+                Column::text("severity", "/severity"),
+                Column::text("rule", "/rule"),
+                Column::text("where", "/host"),
+                Column::fmt("since", "/at_ms", "ms_ago"),
+                Column::text("why", "/message"),
+            ],
+            actions: vec![Action {
+                label: "Acknowledge",
+                method: "POST",
+                path: "/api/v1/alarms/{/id}/ack",
+                body: serde_json::json!({}),
+                confirm: "Acknowledge alarm {/id} ({/rule} on {/host})?",
+            }],
+            empty: "no open alarm",
+        })
+    }
+
+    fn status_doc(&self) -> serde_json::Value {
+        match self.active() {
+            Some(h) => {
+                let log = h.shared.log.lock().unwrap_or_else(|e| e.into_inner());
+                let channels: Vec<_> = log.channels().into_iter().map(|(c, _, b)| serde_json::json!({"channel": c, "backlog": b})).collect();
+                serde_json::json!({"open": log.open().len(), "channels": channels})
+            }
+            None => serde_json::Value::Null,
+        }
+    }
+
+    async fn run(&self, mut ctx: ServiceContext) -> anyhow::Result<()> {
+        loop {
+            let Some(cfg) = Self::section(&ctx) else { return Ok(()) };
+            if !self.activity(&mut ctx, &cfg).await? {
+                return Ok(());
+            }
+        }
+    }
+}

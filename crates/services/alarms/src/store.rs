@@ -1,0 +1,370 @@
+//! The durable outbox and the one writer of an activity.
+//!
+//! Alarms are written to the group's KV (fenced) before any channel sees them, in
+//! chunks: `alarms/b/<key of the first>` holds up to [`CHUNK`] alarms (one KV write per
+//! burst instead of one per alarm). `alarms/k/<key>` records an acknowledgement or a
+//! recovery, `alarms/c/<channel>` each channel's cursor (the last alarm it sent),
+//! `alarms/s/<item>` the last state seen of a monitoring item. A channel resumes from
+//! its cursor after a failover, so an alarm may be sent twice, always with the same id,
+//! and never skipped. Chunks every channel has passed are deleted once more than
+//! `history` alarms are kept, unless one of their alarms is still open.
+
+use crate::alarm::{key_for_id, Ack, Alarm, ALARMS, CURSORS, ITEMS};
+use crate::metrics::Metrics;
+use mware_coord::{CoordError, Coordinator, Fence, KvOp};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio_util::sync::CancellationToken;
+
+/// Most alarms in one chunk (one KV value).
+pub const CHUNK: usize = 512;
+/// Acknowledgements and recoveries.
+pub const MARKS: &str = "alarms/k/";
+
+/// An alarm in memory: its position in the activity's order and the alarm.
+#[derive(Clone)]
+struct Entry {
+    pos: u64,
+    chunk: String,
+    alarm: Arc<Alarm>,
+}
+
+/// What a channel has sent.
+#[derive(Clone, Default)]
+struct Cursor {
+    key: Option<String>,
+    pos: u64,
+    dirty: bool,
+}
+
+/// The alarms of the group as this activity knows them, shared by the writer, the
+/// channels and the API.
+#[derive(Default)]
+pub struct Log {
+    entries: BTreeMap<String, Entry>,
+    chunks: BTreeMap<String, usize>,
+    cursors: HashMap<String, Cursor>,
+    /// Last state of each monitoring item.
+    pub items: HashMap<String, String>,
+    next_pos: u64,
+}
+
+impl Log {
+    /// Alarms after the channel's cursor, at most `n`.
+    pub fn after(&self, channel: &str, n: usize) -> Vec<Arc<Alarm>> {
+        let from = self.cursors.get(channel).and_then(|c| c.key.clone());
+        let it: Box<dyn Iterator<Item = (&String, &Entry)>> = match from {
+            Some(k) => Box::new(self.entries.range((std::ops::Bound::Excluded(k), std::ops::Bound::Unbounded))),
+            None => Box::new(self.entries.iter()),
+        };
+        it.take(n).map(|(_, e)| e.alarm.clone()).collect()
+    }
+    /// Marks everything up to `key` as sent on `channel`.
+    pub fn advance(&mut self, channel: &str, key: &str) {
+        let pos = self.entries.get(key).map(|e| e.pos + 1);
+        let c = self.cursors.entry(channel.to_string()).or_default();
+        c.key = Some(key.to_string());
+        if let Some(p) = pos {
+            c.pos = p;
+        }
+        c.dirty = true;
+    }
+    /// Alarms waiting for `channel`.
+    pub fn backlog(&self, channel: &str) -> usize {
+        self.next_pos.saturating_sub(self.cursors.get(channel).map(|c| c.pos).unwrap_or(0)) as usize
+    }
+    /// The largest backlog over the channels.
+    fn worst_backlog(&self) -> usize {
+        self.cursors.keys().map(|c| self.backlog(c)).max().unwrap_or(0)
+    }
+    /// Open alarms, oldest first.
+    pub fn open(&self) -> Vec<Arc<Alarm>> {
+        self.entries.values().filter(|e| e.alarm.open).map(|e| e.alarm.clone()).collect()
+    }
+    /// The newest `n` alarms, newest first.
+    pub fn recent(&self, n: usize) -> Vec<Arc<Alarm>> {
+        self.entries.values().rev().take(n).map(|e| e.alarm.clone()).collect()
+    }
+    /// One alarm.
+    pub fn get(&self, id: &str) -> Option<Arc<Alarm>> {
+        self.entries.get(&key_for_id(id)?).map(|e| e.alarm.clone())
+    }
+    /// Each channel with its cursor's alarm id and backlog.
+    pub fn channels(&self) -> Vec<(String, Option<String>, usize)> {
+        let mut v: Vec<_> = self
+            .cursors
+            .iter()
+            .map(|(c, k)| (c.clone(), k.key.as_deref().and_then(crate::alarm::id_of), self.backlog(c)))
+            .collect();
+        v.sort();
+        v
+    }
+    fn insert(&mut self, chunk: &str, a: Alarm) {
+        self.entries.insert(a.key(), Entry { pos: self.next_pos, chunk: chunk.to_string(), alarm: Arc::new(a) });
+        *self.chunks.entry(chunk.to_string()).or_default() += 1;
+        self.next_pos += 1;
+    }
+}
+
+/// The activity's shared state.
+pub struct Shared {
+    /// The log.
+    pub log: Mutex<Log>,
+    /// Rung when alarms were written.
+    pub written: Notify,
+}
+
+/// Sent to the writer.
+pub enum Cmd {
+    /// Write this alarm; answer when it is durable (`false`: refused, the outbox is full).
+    Raise(Alarm, Option<oneshot::Sender<bool>>),
+    /// Acknowledge an alarm; answers the updated alarm, or `None` if unknown.
+    Ack {
+        /// The alarm's id.
+        id: String,
+        /// Who: `api` or `telegram:<chat>`.
+        by: String,
+        /// The answer.
+        reply: oneshot::Sender<Option<Alarm>>,
+    },
+}
+
+/// Loads the log from the group's KV: the chunks, the marks, the cursors (a channel
+/// without one starts after the newest alarm) and the items' states.
+pub async fn load(coord: &dyn Coordinator, group: u32, channels: &[String]) -> Result<Log, CoordError> {
+    let mut log = Log::default();
+    for (k, v) in coord.kv_list(group, ALARMS).await? {
+        let chunk = k.trim_start_matches(ALARMS).to_string();
+        match serde_json::from_slice::<Vec<Alarm>>(&v.value) {
+            Ok(list) => list.into_iter().for_each(|a| log.insert(&chunk, a)),
+            Err(e) => tracing::warn!(key = %k, error = %e, "alarms: an unreadable chunk is skipped"),
+        }
+    }
+    for (k, v) in coord.kv_list(group, MARKS).await? {
+        let key = k.trim_start_matches(MARKS);
+        if let (Some(e), Ok(ack)) = (log.entries.get_mut(key), serde_json::from_slice::<Option<Ack>>(&v.value)) {
+            let mut a = (*e.alarm).clone();
+            a.open = false;
+            a.acked = ack;
+            e.alarm = Arc::new(a);
+        }
+    }
+    let stored: HashMap<String, String> = coord
+        .kv_list(group, CURSORS)
+        .await?
+        .into_iter()
+        .map(|(k, v)| (k.trim_start_matches(CURSORS).to_string(), String::from_utf8_lossy(&v.value).into_owned()))
+        .collect();
+    let newest = log.entries.keys().next_back().cloned();
+    for ch in channels {
+        match stored.get(ch) {
+            Some(k) => {
+                log.advance(ch, k);
+                if let Some(c) = log.cursors.get_mut(ch) {
+                    c.pos = log.entries.range(..=k.clone()).count() as u64;
+                    c.dirty = false;
+                }
+            }
+            None => {
+                if let Some(k) = &newest {
+                    log.advance(ch, k);
+                }
+                log.cursors.entry(ch.clone()).or_default();
+            }
+        }
+    }
+    for (k, v) in coord.kv_list(group, ITEMS).await? {
+        log.items.insert(k.trim_start_matches(ITEMS).to_string(), String::from_utf8_lossy(&v.value).into_owned());
+    }
+    Ok(log)
+}
+
+/// What the writer was built with.
+pub struct Writer {
+    /// The coordinator.
+    pub coord: Arc<dyn Coordinator>,
+    /// This activity's fence.
+    pub fence: Fence,
+    /// The shared log.
+    pub shared: Arc<Shared>,
+    /// Alarms kept once sent.
+    pub history: usize,
+    /// Most alarms waiting.
+    pub max_outbox: usize,
+    /// Metrics.
+    pub metrics: Metrics,
+}
+
+impl Writer {
+    /// Runs until the channel closes or `cancel`; `Err` when the store refused a write
+    /// (this instance is no longer active).
+    pub async fn run(self, mut rx: mpsc::Receiver<Cmd>, cancel: CancellationToken) -> Result<(), CoordError> {
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            let mut batch = Vec::new();
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                c = rx.recv() => match c { Some(c) => batch.push(c), None => return Ok(()) },
+                _ = tick.tick() => {}
+            }
+            while batch.len() < CHUNK {
+                match rx.try_recv() {
+                    Ok(c) => batch.push(c),
+                    Err(_) => break,
+                }
+            }
+            self.write(batch, &cancel).await?;
+        }
+    }
+
+    async fn write(&self, batch: Vec<Cmd>, cancel: &CancellationToken) -> Result<(), CoordError> {
+        let mut ops = Vec::new();
+        let mut alarms: Vec<Alarm> = Vec::new();
+        let mut raised_replies = Vec::new();
+        let mut acks: Vec<(Alarm, oneshot::Sender<Option<Alarm>>)> = Vec::new();
+        let mut closes: Vec<Alarm> = Vec::new();
+        let (trim, cursors) = {
+            let log = self.shared.log.lock().unwrap_or_else(|e| e.into_inner());
+            let mut waiting = log.worst_backlog();
+            for c in batch {
+                match c {
+                    Cmd::Raise(a, reply) => {
+                        if waiting >= self.max_outbox {
+                            self.metrics.dropped("outbox_full");
+                            tracing::warn!(id = %a.id, max = self.max_outbox, "alarms: outbox full; alarm dropped");
+                            if let Some(r) = reply {
+                                let _ = r.send(false);
+                            }
+                            continue;
+                        }
+                        waiting += 1;
+                        if let (Some(item), Some(state)) = (&a.item, &a.state) {
+                            ops.push(KvOp::Put { key: format!("{ITEMS}{item}"), value: state.clone().into_bytes() });
+                            if state == "ok" {
+                                for e in log.entries.values().filter(|e| e.alarm.open && e.alarm.item.as_ref() == Some(item)) {
+                                    closes.push((*e.alarm).clone());
+                                }
+                            }
+                        }
+                        if let Some(r) = reply {
+                            raised_replies.push(r);
+                        }
+                        alarms.push(a);
+                    }
+                    Cmd::Ack { id, by, reply } => match log.get(&id) {
+                        Some(a) if a.acked.is_none() => {
+                            let mut a = (*a).clone();
+                            a.open = false;
+                            a.acked = Some(Ack { by, at_ms: mware_coord::now_ms() });
+                            acks.push((a, reply));
+                        }
+                        other => {
+                            let _ = reply.send(other.map(|a| (*a).clone()));
+                        }
+                    },
+                }
+            }
+            for a in &acks {
+                ops.push(KvOp::Put { key: format!("{MARKS}{}", a.0.key()), value: serde_json::to_vec(&a.0.acked).unwrap_or_default() });
+            }
+            for a in &closes {
+                ops.push(KvOp::Put { key: format!("{MARKS}{}", a.key()), value: b"null".to_vec() });
+            }
+            if let Some(first) = alarms.first() {
+                ops.push(KvOp::Put { key: format!("{ALARMS}{}", first.key()), value: serde_json::to_vec(&alarms).unwrap_or_default() });
+            }
+            let cursors: Vec<(String, String)> =
+                log.cursors.iter().filter(|(_, c)| c.dirty).filter_map(|(n, c)| Some((n.clone(), c.key.clone()?))).collect();
+            for (n, k) in &cursors {
+                ops.push(KvOp::Put { key: format!("{CURSORS}{n}"), value: k.clone().into_bytes() });
+            }
+            let trim = self.trimmable(&log);
+            for chunk in &trim {
+                ops.push(KvOp::Delete { key: format!("{ALARMS}{chunk}") });
+            }
+            (trim, cursors)
+        };
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match self.coord.kv_apply(&self.fence, ops.clone()).await {
+                Ok(_) => break,
+                Err(e @ CoordError::Fenced { .. }) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, alarms = alarms.len(), "alarms: cannot write to the group's store yet; retrying");
+                    tokio::select! {
+                        _ = cancel.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                    pause = (pause * 2).min(Duration::from_secs(3));
+                }
+            }
+        }
+        let n = alarms.len() as u64;
+        {
+            let mut log = self.shared.log.lock().unwrap_or_else(|e| e.into_inner());
+            for (name, key) in &cursors {
+                if let Some(c) = log.cursors.get_mut(name) {
+                    c.dirty = c.key.as_deref() != Some(key);
+                }
+            }
+            for a in closes.into_iter().chain(acks.iter().map(|a| a.0.clone())) {
+                let closed = Alarm { open: false, ..a };
+                if let Some(e) = log.entries.get_mut(&closed.key()) {
+                    e.alarm = Arc::new(closed);
+                }
+            }
+            if let Some(first) = alarms.first().map(Alarm::key) {
+                for a in alarms {
+                    if let (Some(item), Some(state)) = (&a.item, &a.state) {
+                        log.items.insert(item.clone(), state.clone());
+                    }
+                    log.insert(&first, a);
+                }
+            }
+            for chunk in trim {
+                log.chunks.remove(&chunk);
+                log.entries.retain(|_, e| e.chunk != chunk);
+            }
+        }
+        for (a, r) in acks {
+            let _ = r.send(Some(a));
+        }
+        for r in raised_replies {
+            let _ = r.send(true);
+        }
+        if n > 0 {
+            self.shared.written.notify_waiters();
+        }
+        Ok(())
+    }
+
+    /// Chunks every channel has passed, oldest first, while more than `history` alarms
+    /// are kept, none of whose alarms is open; at most 64 per write.
+    fn trimmable(&self, log: &Log) -> Vec<String> {
+        let slowest = log.cursors.values().map(|c| c.key.clone()).min().flatten();
+        let mut kept = log.entries.len();
+        let mut out = Vec::new();
+        for (chunk, n) in &log.chunks {
+            if kept <= self.history || out.len() >= 64 {
+                break;
+            }
+            let last = log.entries.range(chunk.clone()..).take_while(|(_, e)| &e.chunk == chunk).last();
+            let Some((last_key, _)) = last else { continue };
+            let passed = log.cursors.is_empty() || slowest.as_ref().is_some_and(|s| s >= last_key);
+            if !passed {
+                break;
+            }
+            if log.entries.range(chunk.clone()..=last_key.clone()).any(|(_, e)| e.alarm.open) {
+                continue;
+            }
+            kept -= n;
+            out.push(chunk.clone());
+        }
+        out
+    }
+}

@@ -1,0 +1,235 @@
+//! The syslog receiver: UDP (one message per datagram) and TCP (octet-counted, RFC 6587
+//! section 3.4.1, or newline-framed, told apart by the first byte of each frame), RFC
+//! 3164 and RFC 5424 parsed by `syslog_loose`. A message longer than the limit, not
+//! UTF-8 or without a `<PRI>` is counted and dropped; nothing a client sends ends the
+//! receiver. Parsed messages go to the intake over a bounded channel: when the intake
+//! falls behind, TCP readers wait (the sender is slowed) and the UDP socket's large
+//! receive buffer absorbs bursts.
+
+use crate::metrics::Metrics;
+use crate::rules::Msg;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+/// Receive buffer asked for the UDP socket (the kernel caps it at `net.core.rmem_max`).
+const UDP_RCVBUF: usize = 16 << 20;
+
+/// Why a message was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Malformed {
+    /// Longer than `max_message_bytes`.
+    Oversize,
+    /// Not UTF-8, empty, or no `<PRI>` header.
+    Unparsable,
+}
+
+impl Malformed {
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Malformed::Oversize => "oversize",
+            Malformed::Unparsable => "unparsable",
+        }
+    }
+}
+
+/// Parses one message; `peer` names the host when the message names none.
+pub fn parse(bytes: &[u8], peer: &SocketAddr) -> Result<Msg, Malformed> {
+    let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+    let text = std::str::from_utf8(bytes).map_err(|_| Malformed::Unparsable)?;
+    let pri_end = text.find('>').filter(|&i| (2..=4).contains(&i) && text.starts_with('<')).ok_or(Malformed::Unparsable)?;
+    let pri: u16 = text[1..pri_end].parse().map_err(|_| Malformed::Unparsable)?;
+    if pri > 191 {
+        return Err(Malformed::Unparsable);
+    }
+    let m = syslog_loose::parse_message(text, syslog_loose::Variant::Either);
+    let host = m.hostname.filter(|h| !h.is_empty() && *h != "-").map(str::to_string).unwrap_or_else(|| peer.ip().to_string());
+    Ok(Msg {
+        facility: Some((pri / 8) as u8),
+        severity: Some((pri % 8) as u8),
+        host,
+        app: m.appname.filter(|a| *a != "-").unwrap_or_default().to_string(),
+        text: m.msg.trim_end().to_string(),
+    })
+}
+
+/// Opens the UDP socket with a large receive buffer.
+pub fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let s = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    let _ = s.set_recv_buffer_size(UDP_RCVBUF);
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    UdpSocket::from_std(s.into())
+}
+
+/// Receives datagrams until `cancel`.
+pub async fn run_udp(sock: UdpSocket, max: usize, tx: mpsc::Sender<Msg>, metrics: Metrics, cancel: CancellationToken) {
+    let mut buf = vec![0u8; max + 1];
+    loop {
+        let (n, peer) = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = sock.recv_from(&mut buf) => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::debug!(error = %e, "alarms: syslog udp receive error");
+                    continue;
+                }
+            },
+        };
+        metrics.received("udp");
+        let r = if n > max { Err(Malformed::Oversize) } else { parse(&buf[..n], &peer) };
+        match r {
+            Ok(m) => {
+                if tx.send(m).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => metrics.malformed(e.label()),
+        }
+    }
+}
+
+/// Accepts TCP connections until `cancel`, at most `max_conns` at once.
+pub async fn run_tcp(l: TcpListener, max: usize, max_conns: usize, tx: mpsc::Sender<Msg>, metrics: Metrics, cancel: CancellationToken) {
+    let slots = Arc::new(Semaphore::new(max_conns.max(1)));
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = l.accept() => match r {
+                Ok(x) => x,
+                Err(_) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, max_conns, "alarms: syslog connection refused: too many connections");
+            continue;
+        };
+        let (tx, metrics, cancel) = (tx.clone(), metrics.clone(), cancel.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                _ = read_stream(tcp, peer, max, &tx, &metrics) => {}
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// Reads frames from one connection until it closes or sends what cannot be framed.
+async fn read_stream(tcp: TcpStream, peer: SocketAddr, max: usize, tx: &mpsc::Sender<Msg>, metrics: &Metrics) {
+    let mut r = BufReader::with_capacity(64 * 1024, tcp);
+    let mut frame = Vec::with_capacity(1024);
+    loop {
+        let first = match r.fill_buf().await {
+            Ok([]) | Err(_) => return,
+            Ok(b) => b[0],
+        };
+        frame.clear();
+        let ok = if first.is_ascii_digit() {
+            // Octet counting: "LEN SP MSG".
+            let mut len_txt = Vec::with_capacity(8);
+            if r.read_until(b' ', &mut len_txt).await.is_err() || len_txt.len() > 8 {
+                metrics.malformed(Malformed::Unparsable.label());
+                return;
+            }
+            let Some(len) = std::str::from_utf8(&len_txt).ok().and_then(|s| s.trim_end().parse::<usize>().ok()) else {
+                metrics.malformed(Malformed::Unparsable.label());
+                return;
+            };
+            if len > max {
+                // Skip it: the framing still says where the next one starts.
+                if tokio::io::copy(&mut (&mut r).take(len as u64), &mut tokio::io::sink()).await.is_err() {
+                    return;
+                }
+                Err(Malformed::Oversize)
+            } else {
+                frame.resize(len, 0);
+                if r.read_exact(&mut frame).await.is_err() {
+                    return;
+                }
+                Ok(())
+            }
+        } else {
+            // Newline framing; a line longer than the limit is skipped to its end.
+            match read_line(&mut r, &mut frame, max).await {
+                Some(true) => Ok(()),
+                Some(false) => Err(Malformed::Oversize),
+                None => return,
+            }
+        };
+        metrics.received("tcp");
+        match ok.and_then(|_| parse(&frame, &peer)) {
+            Ok(m) => {
+                if tx.send(m).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => metrics.malformed(e.label()),
+        }
+    }
+}
+
+/// Reads up to `\n` into `out`: `Some(true)` a line, `Some(false)` a line past `max`
+/// (skipped), `None` the connection ended.
+async fn read_line(r: &mut BufReader<TcpStream>, out: &mut Vec<u8>, max: usize) -> Option<bool> {
+    let mut over = false;
+    loop {
+        let buf = r.fill_buf().await.ok()?;
+        if buf.is_empty() {
+            return if out.is_empty() || over { None } else { Some(true) };
+        }
+        let (take, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        if !over {
+            out.extend_from_slice(&buf[..take]);
+            if out.len() > max + 1 {
+                over = true;
+                out.clear();
+            }
+        }
+        r.consume(take);
+        if done {
+            return Some(!over);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer() -> SocketAddr {
+        "192.0.2.7:514".parse().unwrap()
+    }
+
+    #[test]
+    fn rfc3164_and_rfc5424() {
+        let m = parse(b"<131>Dec  2 10:00:00 gw1 kamailio[42]: dialog timeout\n", &peer()).unwrap();
+        assert_eq!((m.facility, m.severity), (Some(16), Some(3)));
+        assert_eq!((m.host.as_str(), m.app.as_str(), m.text.as_str()), ("gw1", "kamailio", "dialog timeout"));
+        let m = parse(b"<134>1 2026-12-02T10:00:00Z sbc2 asterisk 77 ID1 - trunk down", &peer()).unwrap();
+        assert_eq!((m.facility, m.severity), (Some(16), Some(6)));
+        assert_eq!((m.host.as_str(), m.app.as_str(), m.text.as_str()), ("sbc2", "asterisk", "trunk down"));
+    }
+
+    #[test]
+    fn malformed_is_told_apart() {
+        assert_eq!(parse(b"no pri here", &peer()), Err(Malformed::Unparsable));
+        assert_eq!(parse(b"<999>x", &peer()), Err(Malformed::Unparsable));
+        assert_eq!(parse(b"<13>\xff\xfe", &peer()), Err(Malformed::Unparsable));
+        assert_eq!(parse(b"", &peer()), Err(Malformed::Unparsable));
+        let m = parse(b"<13>just text", &peer()).unwrap();
+        assert_eq!(m.severity, Some(5));
+        assert!(!m.text.is_empty());
+    }
+}
