@@ -38,6 +38,14 @@ have fallocate || need_pkgs+=(util-linux)
 [ -x /usr/sbin/dnsmasq ] || need_pkgs+=(dnsmasq-base)
 [ -x /usr/sbin/snmpd ] || need_pkgs+=(snmpd)
 have snmpget || need_pkgs+=(snmp)
+# alarms tests: snmptrapd parses mware's traps with examples/mibs/MWARE-ALARMS-MIB.txt,
+# whose imports (SNMPv2-SMI, -TC, -CONF) Debian ships only in erlang-snmp (net-snmp's
+# copies are in the non-free snmp-mibs-downloader); logger (bsdutils) sends syslog; the
+# alarms bench compares with rsyslog's omsnmp (rsyslog-snmp).
+[ -x /usr/sbin/snmptrapd ] || need_pkgs+=(snmptrapd)
+ls -d /usr/lib/erlang/lib/snmp-*/mibs >/dev/null 2>&1 || need_pkgs+=(erlang-snmp)
+have logger || need_pkgs+=(bsdutils)
+[ -e /usr/lib/x86_64-linux-gnu/rsyslog/omsnmp.so ] || need_pkgs+=(rsyslog-snmp)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "setup: installing ${need_pkgs[*]}"

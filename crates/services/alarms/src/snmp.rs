@@ -28,7 +28,7 @@ fn text(s: &str) -> Value {
 
 /// The varbinds of an alarm, in the MIB's order.
 pub fn varbinds(a: &Alarm) -> Vec<VarBind> {
-    let o = |n: u32| oid(&[1, n]);
+    let o = |n: u32| oid(&[1, n, 0]);
     let mut v = vec![
         VarBind::new(o(1), text(&a.id)),
         VarBind::new(o(2), text(&a.rule)),
