@@ -10,7 +10,15 @@ fn line(a: &Value) -> String {
     let s = |k: &str| a[k].as_str().unwrap_or("").to_string();
     let app = if s("app").is_empty() { String::new() } else { format!("/{}", s("app")) };
     let acked = a["acked"]["by"].as_str().map(|b| format!(" [acked by {b}]")).unwrap_or_default();
-    format!("{:<10} {:<8} {:<16} {}{app} ({}): {}{acked}", s("id"), s("severity"), s("rule"), s("host"), ago(a["at_ms"].as_u64()), s("message"))
+    format!(
+        "{:<10} {:<8} {:<16} {}{app} ({}): {}{acked}",
+        s("id"),
+        s("severity"),
+        s("rule"),
+        s("host"),
+        ago(a["at_ms"].as_u64()),
+        s("message")
+    )
 }
 
 /// Runs one `mware alarms` action.

@@ -5,8 +5,8 @@
 //! service in its own crate. This crate parses arguments, wires those together
 //! and serves the HTTP API.
 
-mod api;
 mod alarms_cmd;
+mod api;
 mod api_client;
 mod backup_cmd;
 mod cli;

@@ -132,7 +132,8 @@ fn wait_alarms_running(d: &Daemon) {
 fn syslog_in_reaches_snmptrapd_with_the_mib_and_a_down_manager_gets_its_backlog_in_order() {
     let etcd = Etcd::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (udp, tcp, trap1, trap2) = (mware_testkit::free_port(), mware_testkit::free_port(), mware_testkit::free_port(), mware_testkit::free_port());
+    let (udp, tcp, trap1, trap2) =
+        (mware_testkit::free_port(), mware_testkit::free_port(), mware_testkit::free_port(), mware_testkit::free_port());
     let port = mware_testkit::free_port();
     let site = json!({
         "site": "al",
@@ -162,7 +163,20 @@ fn syslog_in_reaches_snmptrapd_with_the_mib_and_a_down_manager_gets_its_backlog_
     logger(&["-n", "127.0.0.1", "-P", &u, "-d", "--rfc3164", "-p", "local0.err", "-t", "kamailio", "udp3164 dialog timeout"]);
     logger(&["-n", "127.0.0.1", "-P", &u, "-d", "--rfc5424", "-p", "local0.crit", "-t", "asterisk", "udp5424 trunk down"]);
     logger(&["-n", "127.0.0.1", "-P", &t, "-T", "--rfc3164", "-p", "local0.alert", "-t", "kamailio", "tcp3164 registrar full"]);
-    logger(&["-n", "127.0.0.1", "-P", &t, "-T", "--octet-count", "--rfc5424", "-p", "daemon.warning", "-t", "sbc", "probe tcp5424 octet counted"]);
+    logger(&[
+        "-n",
+        "127.0.0.1",
+        "-P",
+        &t,
+        "-T",
+        "--octet-count",
+        "--rfc5424",
+        "-p",
+        "daemon.warning",
+        "-t",
+        "sbc",
+        "probe tcp5424 octet counted",
+    ]);
     logger(&["-n", "127.0.0.1", "-P", &u, "-d", "-p", "local0.info", "-t", "kamailio", "below the rule's level: no alarm"]);
     let want = [
         ("udp3164 dialog timeout", "sip-errors", "err(3)", "kamailio"),
@@ -274,9 +288,11 @@ fn a_burst_during_a_failover_loses_no_alarm_and_a_repeat_keeps_its_id() {
         }
         let msg = format!("burst {i}");
         loop {
-            let r = apis.iter().find_map(|a| match post_json(&format!("{a}/api/v1/alarms"), Some(TOKEN), &json!({"message": msg, "severity": "crit"})) {
-                Some((201, v)) => Some(v["id"].as_str().unwrap().to_string()),
-                _ => None,
+            let r = apis.iter().find_map(|a| {
+                match post_json(&format!("{a}/api/v1/alarms"), Some(TOKEN), &json!({"message": msg, "severity": "crit"})) {
+                    Some((201, v)) => Some(v["id"].as_str().unwrap().to_string()),
+                    _ => None,
+                }
             });
             if let Some(id) = r {
                 acked.insert(id, msg.clone());
@@ -296,7 +312,12 @@ fn a_burst_during_a_failover_loses_no_alarm_and_a_repeat_keeps_its_id() {
         if missing.is_empty() {
             break seen;
         }
-        assert!(Instant::now() < deadline, "{} acknowledged alarms never reached the manager, such as {:?}", missing.len(), &missing[..missing.len().min(5)]);
+        assert!(
+            Instant::now() < deadline,
+            "{} acknowledged alarms never reached the manager, such as {:?}",
+            missing.len(),
+            &missing[..missing.len().min(5)]
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     let mut by_id: BTreeMap<&String, Vec<&String>> = BTreeMap::new();
@@ -314,4 +335,167 @@ fn a_burst_during_a_failover_loses_no_alarm_and_a_repeat_keeps_its_id() {
     assert!(epochs.len() >= 2, "all alarms came from one activity: the failover did not happen mid-burst");
     eprintln!("{} alarms acknowledged over {} activities; {} traps, {} ids sent twice", acked.len(), epochs.len(), seen.len(), repeats);
     let _ = Value::Null;
+}
+
+/// A local stand-in for Telegram's Bot API (no Telegram server can be reached here):
+/// it speaks the two calls the bot makes, `getUpdates` (the test queues updates) and
+/// `sendMessage` (recorded; the first one answers 429 with `retry_after` 1 when asked).
+#[derive(Default)]
+struct BotApi {
+    updates: Vec<Value>,
+    sent: Vec<(String, Value)>,
+    throttle_next: bool,
+    polls: usize,
+}
+
+type Shared = std::sync::Arc<std::sync::Mutex<BotApi>>;
+
+async fn bot_call(
+    axum::extract::State(s): axum::extract::State<Shared>,
+    axum::extract::Path((bot, method)): axum::extract::Path<(String, String)>,
+    axum::Json(body): axum::Json<Value>,
+) -> (axum::http::StatusCode, axum::Json<Value>) {
+    use axum::http::StatusCode;
+    match method.as_str() {
+        "getUpdates" => {
+            let offset = body["offset"].as_i64().unwrap_or(0);
+            for _ in 0..10 {
+                let ready: Vec<Value> = {
+                    let mut g = s.lock().unwrap();
+                    g.polls += 1;
+                    g.updates.iter().filter(|u| u["update_id"].as_i64().unwrap() >= offset).cloned().collect()
+                };
+                if !ready.is_empty() {
+                    return (StatusCode::OK, axum::Json(json!({"ok": true, "result": ready})));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            (StatusCode::OK, axum::Json(json!({"ok": true, "result": []})))
+        }
+        "sendMessage" => {
+            let mut g = s.lock().unwrap();
+            if std::mem::take(&mut g.throttle_next) {
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    axum::Json(
+                        json!({"ok": false, "error_code": 429, "description": "Too Many Requests: retry after 1", "parameters": {"retry_after": 1}}),
+                    ),
+                );
+            }
+            g.sent.push((bot, body));
+            let n = g.sent.len();
+            (StatusCode::OK, axum::Json(json!({"ok": true, "result": {"message_id": n}})))
+        }
+        _ => (StatusCode::NOT_FOUND, axum::Json(json!({"ok": false, "description": "Not Found"}))),
+    }
+}
+
+fn start_bot_api() -> (Shared, u16) {
+    let shared: Shared = Default::default();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    let port = l.local_addr().unwrap().port();
+    let s = shared.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let app = axum::Router::new().route("/{bot}/{method}", axum::routing::post(bot_call)).with_state(s);
+            axum::serve(tokio::net::TcpListener::from_std(l).unwrap(), app).await.unwrap();
+        });
+    });
+    (shared, port)
+}
+
+fn wait_sent(api: &Shared, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some((_, b)) = api.lock().unwrap().sent.iter().find(|(_, b)| pred(b)) {
+            return b.clone();
+        }
+        let sent: Vec<Value> = api.lock().unwrap().sent.iter().map(|x| x.1.clone()).collect();
+        assert!(Instant::now() < deadline, "the bot never sent {what}; it sent {sent:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn telegram_gets_alarms_and_answers_allowed_chats_only() {
+    const BOT_TOKEN: &str = "123456:bot-secret-token";
+    let etcd = Etcd::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (api, api_port) = start_bot_api();
+    api.lock().unwrap().throttle_next = true;
+    let port = mware_testkit::free_port();
+    let closed = mware_testkit::free_port();
+    let site = json!({
+        "site": "tg",
+        "coordination": {"backend": "etcd", "endpoints": [etcd.endpoint()], "prefix": "/t/tg", "lease_ttl_ms": 2000, "step_down_margin_ms": 700},
+        "servers": [{"name": "s", "ifaces": {"lo": "127.0.0.1"}, "roles": [{
+            "name": "g10", "roletype": "mware", "iface": "lo", "group": 7, "order": 10, "api_port": port,
+            "monitoring": {"probes": [{"name": "sbc-sip", "kind": "tcp", "target": format!("127.0.0.1:{closed}"), "interval_ms": 300, "timeout_ms": 200, "fail_after": 1, "recover_after": 1}]},
+            "alarms": {"telegram": {"api_base": format!("http://127.0.0.1:{api_port}"), "token_env": "MWARE_TG_TOKEN", "chat_ids": [111], "poll_timeout_s": 1}}
+        }]}]
+    });
+    let cfg = dir.path().join("site.json");
+    std::fs::write(&cfg, site.to_string()).unwrap();
+    let env = [("MWARE_API_TOKEN", TOKEN), ("MWARE_TG_TOKEN", BOT_TOKEN)];
+    let d = Daemon::start(&cfg, "g10", &format!("127.0.0.1:{port}"), dir.path().join("g10.log"), &env);
+    d.wait_status(Duration::from_secs(30), |v| v["state"] == "active");
+    wait_alarms_running(&d);
+
+    // A monitoring state change is an alarm, formatted for people; the first send was
+    // answered 429 and retried after retry_after.
+    let text = |b: &Value| b["text"].as_str().unwrap_or("").to_string();
+    let failing = wait_sent(&api, "the probe's failure", |b| text(b).contains("probe/sbc-sip is failing"));
+    assert_eq!(failing["chat_id"], 111);
+    let t = text(&failing);
+    assert!(t.contains("ALARM CRIT · monitoring") && t.contains("where: g10") && t.contains("since: ") && t.contains("why: "), "{t}");
+    // An alarm raised through the API reaches the chat too.
+    let (code, v) = post_json(
+        &format!("{}/api/v1/alarms", d.api),
+        Some(TOKEN),
+        &json!({"message": "trunk to PSTN down", "severity": "alert", "rule": "trunks"}),
+    )
+    .unwrap();
+    assert_eq!(code, 201, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    wait_sent(&api, "the API's alarm", |b| text(b).contains("trunk to PSTN down") && text(b).contains(&format!("id {id}")));
+    assert!(api.lock().unwrap().sent.iter().all(|(bot, _)| bot == &format!("bot{BOT_TOKEN}")));
+    assert!(metric(&d, "mware_alarms_send_failed_total{channel=\"telegram\"}") >= 1.0, "the 429 was not counted");
+
+    // Commands: from the allowed chat they are answered; from another chat, nothing.
+    let update = |n: i64, chat: i64, text: &str| json!({"update_id": n, "message": {"message_id": n, "chat": {"id": chat, "type": "private"}, "text": text}});
+    api.lock().unwrap().updates.push(update(10, 999, "/status"));
+    api.lock().unwrap().updates.push(update(11, 111, "/status"));
+    let st = wait_sent(&api, "an answer to /status", |b| b["chat_id"] == 111 && text(b).starts_with("site tg:"));
+    assert!(text(&st).contains("sbc-sip"), "the state names the failing probe: {st}");
+    api.lock().unwrap().updates.push(update(12, 111, "/groups"));
+    wait_sent(&api, "an answer to /groups", |b| text(b).contains("group 7: active g10"));
+    api.lock().unwrap().updates.push(update(13, 111, "/alarms"));
+    wait_sent(&api, "an answer to /alarms", |b| text(b).contains("open alarm(s)") && text(b).contains(&id));
+    api.lock().unwrap().updates.push(update(14, 111, &format!("/ack {id}")));
+    wait_sent(&api, "an answer to /ack", |b| text(b).starts_with(&format!("acknowledged {id}")));
+    let (_, v) = d.get("/api/v1/alarms").unwrap();
+    let a = v["recent"].as_array().unwrap().iter().find(|a| a["id"] == id.as_str()).cloned().unwrap();
+    assert_eq!((a["open"].clone(), a["acked"]["by"].clone()), (json!(false), json!("telegram:111")), "{a}");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(api.lock().unwrap().sent.iter().all(|(_, b)| b["chat_id"] == 111), "a chat not in chat_ids got an answer");
+    // Each update was answered once, and the offset is kept in the group's store.
+    let answers = api.lock().unwrap().sent.iter().filter(|(_, b)| text(b).starts_with("site tg:")).count();
+    assert_eq!(answers, 1, "/status answered more than once");
+
+    // The probe recovers: a recovery alarm, and the failure's alarm is no longer open.
+    let _l = std::net::TcpListener::bind(("127.0.0.1", closed)).unwrap();
+    wait_sent(&api, "the recovery", |b| text(b).contains("probe/sbc-sip recovered"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, v) = d.get("/api/v1/alarms").unwrap();
+        if !v["open"].as_array().unwrap().iter().any(|a| a["item"] == "probe/sbc-sip") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the failure's alarm is still open after the recovery: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!d.log_text().contains(BOT_TOKEN), "the bot token is in the log");
+    assert!(!get_text(&format!("{}/metrics", d.api)).unwrap_or_default().contains(BOT_TOKEN));
 }

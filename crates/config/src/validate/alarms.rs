@@ -141,7 +141,10 @@ fn manager(cx: &mut Cx, m: &Map<String, Value>, p: &str) {
         for k in ["auth_password", "priv_password"] {
             let ok = m.get(k).and_then(Value::as_str).is_some_and(|s| s.len() >= 8);
             if !ok {
-                cx.report(&join(p, k), "expected a password of at least 8 characters for v3 (authPriv), found none or a shorter one (not shown)");
+                cx.report(
+                    &join(p, k),
+                    "expected a password of at least 8 characters for v3 (authPriv), found none or a shorter one (not shown)",
+                );
             }
         }
         if m.contains_key("community") {

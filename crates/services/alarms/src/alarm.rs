@@ -111,7 +111,14 @@ impl Alarm {
     /// One line for people: `[crit] rule on host/app: message`.
     pub fn line(&self) -> String {
         let what = if self.count > 1 && self.source == Source::Summary { format!(" ({} more)", self.count) } else { String::new() };
-        format!("[{}] {} on {}{}: {}{what}", self.severity, self.rule, self.host, if self.app.is_empty() { String::new() } else { format!("/{}", self.app) }, self.message)
+        format!(
+            "[{}] {} on {}{}: {}{what}",
+            self.severity,
+            self.rule,
+            self.host,
+            if self.app.is_empty() { String::new() } else { format!("/{}", self.app) },
+            self.message
+        )
     }
 }
 

@@ -121,14 +121,15 @@ async fn raise(State(svc): State<AlarmsService>, body: Bytes) -> Response {
     let host = field("host", &mut problems);
     let app = field("app", &mut problems).unwrap_or_default();
     if !problems.is_empty() {
-        return (StatusCode::BAD_REQUEST, Json(json!({"error": problems.join("; "), "problems": problems, "retryable": false}))).into_response();
+        return (StatusCode::BAD_REQUEST, Json(json!({"error": problems.join("; "), "problems": problems, "retryable": false})))
+            .into_response();
     }
     let Some(h) = svc.active() else { return not_running() };
     let host = host.unwrap_or_else(|| h.maker.instance.clone());
     let a = h.maker.make(Source::Api, &rule, &severity, &host, &app, message.unwrap_or_default(), 1);
     let id = a.id.clone();
     let (tx, rx) = oneshot::channel();
-    if h.writer.send(Cmd::Raise(a, Some(tx))).await.is_err() {
+    if h.writer.send(Cmd::Raise(Box::new(a), Some(tx))).await.is_err() {
         return not_running();
     }
     match rx.await {

@@ -107,7 +107,7 @@ impl Intake {
                         let text = format!("{} more {why} in the last window, like: {}", s.count, s.sample.text);
                         let a = self.maker.make(Source::Summary, &r.name, sev, &s.sample.host, &s.sample.app, text, s.count);
                         self.metrics.raised("summary", 1);
-                        if writer.send(Cmd::Raise(a, None)).await.is_err() { return }
+                        if writer.send(Cmd::Raise(Box::new(a), None)).await.is_err() { return }
                     }
                     None
                 }
@@ -140,7 +140,7 @@ impl Intake {
         }
         let sev = severity_of(r.alarm_severity, m.severity);
         self.metrics.raised("syslog", 1);
-        Some(Cmd::Raise(self.maker.make(Source::Syslog, &r.name, sev, &m.host, &m.app, m.text, 1), None))
+        Some(Cmd::Raise(Box::new(self.maker.make(Source::Syslog, &r.name, sev, &m.host, &m.app, m.text, 1)), None))
     }
 
     fn event(&self, kind: &EventKind) -> Option<Cmd> {
@@ -170,7 +170,7 @@ impl Intake {
         // the same change is told apart here.
         self.shared.log.lock().unwrap_or_else(|e| e.into_inner()).items.insert(item.clone(), state.clone());
         self.metrics.raised("monitoring", 1);
-        Some(Cmd::Raise(a, None))
+        Some(Cmd::Raise(Box::new(a), None))
     }
 }
 

@@ -120,16 +120,21 @@ impl AlarmsService {
                 .ok_or_else(|| anyhow::anyhow!("the instance's iface has no IP address to listen for syslog on"))?;
             if let Some(port) = s.udp_port {
                 let addr = SocketAddr::new(ip, port);
-                let sock = crate::syslog::bind_udp(addr)
-                    .map_err(|source| crate::AlarmsError::Listen { transport: "udp", addr: addr.to_string(), source })?;
+                let sock = crate::syslog::bind_udp(addr).map_err(|source| crate::AlarmsError::Listen {
+                    transport: "udp",
+                    addr: addr.to_string(),
+                    source,
+                })?;
                 tasks.spawn(crate::syslog::run_udp(sock, s.max_message_bytes, msg_tx.clone(), self.inner.metrics.clone(), stop.clone()));
                 listening.push(format!("udp {addr}"));
             }
             if let Some(port) = s.tcp_port {
                 let addr = SocketAddr::new(ip, port);
-                let l = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| crate::AlarmsError::Listen { transport: "tcp", addr: addr.to_string(), source })?;
+                let l = tokio::net::TcpListener::bind(addr).await.map_err(|source| crate::AlarmsError::Listen {
+                    transport: "tcp",
+                    addr: addr.to_string(),
+                    source,
+                })?;
                 let m = self.inner.metrics.clone();
                 tasks.spawn(crate::syslog::run_tcp(l, s.max_message_bytes, s.max_connections, msg_tx.clone(), m, stop.clone()));
                 listening.push(format!("tcp {addr}"));
@@ -246,7 +251,8 @@ impl Service for AlarmsService {
         match self.active() {
             Some(h) => {
                 let log = h.shared.log.lock().unwrap_or_else(|e| e.into_inner());
-                let channels: Vec<_> = log.channels().into_iter().map(|(c, _, b)| serde_json::json!({"channel": c, "backlog": b})).collect();
+                let channels: Vec<_> =
+                    log.channels().into_iter().map(|(c, _, b)| serde_json::json!({"channel": c, "backlog": b})).collect();
                 serde_json::json!({"open": log.open().len(), "channels": channels})
             }
             None => serde_json::Value::Null,

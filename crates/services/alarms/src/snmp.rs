@@ -121,7 +121,10 @@ impl Sink for Manager {
             if let Err(e) = r {
                 if i == 0 {
                     self.client = None;
-                    return Err(crate::channel::SendError::other(anyhow::anyhow!("{} to {address}: {e}", if inform { "inform" } else { "trap" })));
+                    return Err(crate::channel::SendError::other(anyhow::anyhow!(
+                        "{} to {address}: {e}",
+                        if inform { "inform" } else { "trap" }
+                    )));
                 }
                 return Ok(i);
             }

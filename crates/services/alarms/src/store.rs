@@ -93,11 +93,8 @@ impl Log {
     }
     /// Each channel with its cursor's alarm id and backlog.
     pub fn channels(&self) -> Vec<(String, Option<String>, usize)> {
-        let mut v: Vec<_> = self
-            .cursors
-            .iter()
-            .map(|(c, k)| (c.clone(), k.key.as_deref().and_then(crate::alarm::id_of), self.backlog(c)))
-            .collect();
+        let mut v: Vec<_> =
+            self.cursors.iter().map(|(c, k)| (c.clone(), k.key.as_deref().and_then(crate::alarm::id_of), self.backlog(c))).collect();
         v.sort();
         v
     }
@@ -119,7 +116,7 @@ pub struct Shared {
 /// Sent to the writer.
 pub enum Cmd {
     /// Write this alarm; answer when it is durable (`false`: refused, the outbox is full).
-    Raise(Alarm, Option<oneshot::Sender<bool>>),
+    Raise(Box<Alarm>, Option<oneshot::Sender<bool>>),
     /// Acknowledge an alarm; answers the updated alarm, or `None` if unknown.
     Ack {
         /// The alarm's id.
@@ -251,7 +248,7 @@ impl Writer {
                         if let Some(r) = reply {
                             raised_replies.push(r);
                         }
-                        alarms.push(a);
+                        alarms.push(*a);
                     }
                     Cmd::Ack { id, by, reply } => match log.get(&id) {
                         Some(a) if a.acked.is_none() => {
