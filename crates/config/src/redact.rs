@@ -28,6 +28,7 @@ pub fn is_secret_key(k: &str) -> bool {
             || k == "dsn"
             || k == "database"
             || k == "amqp"
+            || k == "community"
             || k.ends_with("_key")
             || k.ends_with("_pem"))
 }
