@@ -128,6 +128,16 @@ pub enum Cmd {
     },
 }
 
+impl Cmd {
+    /// Whether it writes a key of its own besides the chunk.
+    fn extra_op(&self) -> bool {
+        match self {
+            Cmd::Raise(a, _) => a.item.is_some(),
+            Cmd::Ack { .. } => true,
+        }
+    }
+}
+
 /// Loads the log from the group's KV: the chunks, the marks, the cursors (a channel
 /// without one starts after the newest alarm) and the items' states.
 pub async fn load(coord: &dyn Coordinator, group: u32, channels: &[String]) -> Result<Log, CoordError> {
@@ -206,9 +216,16 @@ impl Writer {
                 c = rx.recv() => match c { Some(c) => batch.push(c), None => return Ok(()) },
                 _ = tick.tick() => {}
             }
-            while batch.len() < CHUNK {
+            // etcd takes at most 128 operations per transaction (`--max-txn-ops`): one
+            // chunk, at most 48 item states or acknowledgements, 16 recoveries, the
+            // cursors and 32 deletions stay below it.
+            let mut extra = batch.iter().filter(|c| c.extra_op()).count();
+            while batch.len() < CHUNK && extra < 48 {
                 match rx.try_recv() {
-                    Ok(c) => batch.push(c),
+                    Ok(c) => {
+                        extra += c.extra_op() as usize;
+                        batch.push(c);
+                    }
                     Err(_) => break,
                 }
             }
@@ -240,7 +257,8 @@ impl Writer {
                         if let (Some(item), Some(state)) = (&a.item, &a.state) {
                             ops.push(KvOp::Put { key: format!("{ITEMS}{item}"), value: state.clone().into_bytes() });
                             if state == "ok" {
-                                for e in log.entries.values().filter(|e| e.alarm.open && e.alarm.item.as_ref() == Some(item)) {
+                                let open = log.entries.values().filter(|e| e.alarm.open && e.alarm.item.as_ref() == Some(item));
+                                for e in open.take(16usize.saturating_sub(closes.len())) {
                                     closes.push((*e.alarm).clone());
                                 }
                             }
@@ -341,13 +359,13 @@ impl Writer {
     }
 
     /// Chunks every channel has passed, oldest first, while more than `history` alarms
-    /// are kept, none of whose alarms is open; at most 64 per write.
+    /// are kept, none of whose alarms is open; at most 32 per write.
     fn trimmable(&self, log: &Log) -> Vec<String> {
         let slowest = log.cursors.values().map(|c| c.key.clone()).min().flatten();
         let mut kept = log.entries.len();
         let mut out = Vec::new();
         for (chunk, n) in &log.chunks {
-            if kept <= self.history || out.len() >= 64 {
+            if kept <= self.history || out.len() >= 32 {
                 break;
             }
             let last = log.entries.range(chunk.clone()..).take_while(|(_, e)| &e.chunk == chunk).last();

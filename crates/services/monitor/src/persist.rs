@@ -11,8 +11,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// Most changes written in one batch.
-const BATCH: usize = 256;
+/// Most changes written in one batch (etcd takes at most 128 operations per
+/// transaction by default, `--max-txn-ops`).
+const BATCH: usize = 120;
 
 /// A change to persist: the item, or its removal; and whether to announce it.
 #[derive(Debug, Clone)]
