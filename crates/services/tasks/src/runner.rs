@@ -49,6 +49,10 @@ pub async fn run_task(cfg: ServiceTask, cx: TaskCtx, mut rx: mpsc::Receiver<Requ
     let schedule = Schedule::parse(&cfg.schedule).map_err(|e| TasksError::Schedule(cfg.name.clone(), e))?;
     let st = restore(&cfg, &cx).await?;
     let mut t = Task { cfg, schedule, cx, st, current: None, reason: String::new() };
+    // Requests stop once the service drops the sender (it is stopping this loop): the
+    // loop then waits for its cancel; a closed channel must not be waited on, it is
+    // always ready (it used to park the loop for good, so a stop hung).
+    let mut requests_open = true;
     loop {
         let d = decide(&t.schedule, &t.snapshot());
         let until = match d {
@@ -92,7 +96,7 @@ pub async fn run_task(cfg: ServiceTask, cx: TaskCtx, mut rx: mpsc::Receiver<Requ
                 let r = r.unwrap_or_else(|e| Err(StartError { program: "?".into(), source: std::io::Error::other(e.to_string()) }));
                 t.finish(r).await.inspect_err(|e| tracing::error!(task = %t.cfg.name, error = %e, "cannot record the end of a run"))?;
             }
-            req = rx.recv() => match req {
+            req = rx.recv(), if requests_open => match req {
                 Some(Request::RunNow(answer)) => {
                     let a = t.manual().await;
                     if let Err(e) = &a {
@@ -100,7 +104,7 @@ pub async fn run_task(cfg: ServiceTask, cx: TaskCtx, mut rx: mpsc::Receiver<Requ
                     }
                     let _ = answer.send(a);
                 }
-                None => std::future::pending::<()>().await,
+                None => requests_open = false,
             },
         }
     }

@@ -96,8 +96,8 @@ impl TasksService {
     }
 
     async fn stop_loop(&self, l: Loop) -> Result<(), crate::TasksError> {
-        self.inner.senders.lock().unwrap_or_else(|e| e.into_inner()).remove(&l.cfg.name);
         l.cancel.cancel();
+        self.inner.senders.lock().unwrap_or_else(|e| e.into_inner()).remove(&l.cfg.name);
         l.handle.await.unwrap_or(Ok(()))
     }
 
