@@ -7,7 +7,8 @@
 # each trap's send time from the message it carries (snmptrapd itself saturates first on
 # this machine, so it is kept for the correctness tests). mware runs one instance on the
 # embedded coordinator (SQLite): every alarm is durable in the group's store before its
-# trap is sent; rsyslog keeps nothing.
+# trap is sent; rsyslog keeps nothing. Both ask for a 16 MB socket receive buffer (mware
+# always does; rsyslog through imudp's rcvbufSize); the kernel caps it at net.core.rmem_max.
 #
 #   bash bench/alarms.sh [RATES] [SECONDS]   (default 5000,10000,20000,40000,60000,80000 for 5 s)
 set -euo pipefail
@@ -44,7 +45,7 @@ cat > "$W/rsyslog.conf" <<CONF
 global(workDirectory="$W/rs")
 module(load="imudp")
 module(load="omsnmp")
-input(type="imudp" port="15515" address="127.0.0.1" ruleset="bench")
+input(type="imudp" port="15515" address="127.0.0.1" ruleset="bench" rcvbufSize="16m")
 ruleset(name="bench") {
   if (\$msg contains "bench seq=") then {
     action(type="omsnmp" server="127.0.0.1" port="16299" transport="udp" version="1" community="public"

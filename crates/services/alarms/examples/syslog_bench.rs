@@ -25,7 +25,8 @@ fn now_ns() -> u64 {
 /// The send time carried in a trap: the digits after `t=`.
 fn sent_at(d: &[u8]) -> Option<u64> {
     let i = d.windows(2).position(|w| w == b"t=")? + 2;
-    let digits: Vec<u8> = d[i..].iter().take_while(|b| b.is_ascii_digit()).copied().collect();
+    // 19 digits: nanoseconds since 1970 (a BER tag after the text may be a digit too).
+    let digits: Vec<u8> = d[i..].iter().take(19).take_while(|b| b.is_ascii_digit()).copied().collect();
     std::str::from_utf8(&digits).ok()?.parse().ok()
 }
 

@@ -77,7 +77,7 @@ impl Intake {
     /// Runs until `cancel` or both inputs end.
     pub async fn run(
         self,
-        mut syslog: mpsc::Receiver<Msg>,
+        mut syslog: mpsc::Receiver<Vec<Msg>>,
         mut events: broadcast::Receiver<Arc<Event>>,
         writer: mpsc::Sender<Cmd>,
         cancel: CancellationToken,
@@ -88,7 +88,14 @@ impl Intake {
             let cmd = tokio::select! {
                 _ = cancel.cancelled() => return,
                 m = syslog.recv() => match m {
-                    Some(m) => self.message(&mut limiter, m),
+                    Some(batch) => {
+                        for m in batch {
+                            if let Some(c) = self.message(&mut limiter, m) {
+                                if writer.send(c).await.is_err() { return }
+                            }
+                        }
+                        None
+                    }
                     None => { tokio::time::sleep(Duration::from_millis(50)).await; None }
                 },
                 e = events.recv() => match e {

@@ -102,7 +102,8 @@ impl AlarmsService {
             metrics: self.inner.metrics.clone(),
         };
         let mut writer_task = tokio::spawn(writer.run(cmd_rx, stop.clone()));
-        let (msg_tx, msg_rx) = mpsc::channel(QUEUE);
+        // Batches of up to 256 messages: at most 64k messages wait for the intake.
+        let (msg_tx, msg_rx) = mpsc::channel(256);
         let intake = Intake {
             maker: maker.clone(),
             rules,

@@ -7,7 +7,9 @@
 //! `alarms/s/<item>` the last state seen of a monitoring item. A channel resumes from
 //! its cursor after a failover, so an alarm may be sent twice, always with the same id,
 //! and never skipped. Chunks every channel has passed are deleted once more than
-//! `history` alarms are kept, unless one of their alarms is still open.
+//! `history` alarms are kept, unless one of their alarms is an open state change (a
+//! monitoring item still failing); open syslog and API alarms older than that go with
+//! their chunk.
 
 use crate::alarm::{key_for_id, Ack, Alarm, ALARMS, CURSORS, ITEMS};
 use crate::metrics::Metrics;
@@ -343,7 +345,12 @@ impl Writer {
             }
             for chunk in trim {
                 log.chunks.remove(&chunk);
-                log.entries.retain(|_, e| e.chunk != chunk);
+                // A chunk's alarms are contiguous from its first key.
+                let keys: Vec<String> =
+                    log.entries.range(chunk.clone()..).take_while(|(_, e)| e.chunk == chunk).map(|(k, _)| k.clone()).collect();
+                for k in keys {
+                    log.entries.remove(&k);
+                }
             }
         }
         for (a, r) in acks {
@@ -359,7 +366,7 @@ impl Writer {
     }
 
     /// Chunks every channel has passed, oldest first, while more than `history` alarms
-    /// are kept, none of whose alarms is open; at most 32 per write.
+    /// are kept, none of whose alarms is an open state change; at most 32 per write.
     fn trimmable(&self, log: &Log) -> Vec<String> {
         let slowest = log.cursors.values().map(|c| c.key.clone()).min().flatten();
         let mut kept = log.entries.len();
@@ -374,7 +381,9 @@ impl Writer {
             if !passed {
                 break;
             }
-            if log.entries.range(chunk.clone()..=last_key.clone()).any(|(_, e)| e.alarm.open) {
+            // An open state change is kept (there are as many as items at most); open
+            // syslog and API alarms past the history go, or a flood would grow it forever.
+            if log.entries.range(chunk.clone()..=last_key.clone()).any(|(_, e)| e.alarm.open && e.alarm.item.is_some()) {
                 continue;
             }
             kept -= n;

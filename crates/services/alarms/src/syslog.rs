@@ -68,35 +68,53 @@ pub fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     UdpSocket::from_std(s.into())
 }
 
-/// Receives datagrams until `cancel`.
-pub async fn run_udp(sock: UdpSocket, max: usize, tx: mpsc::Sender<Msg>, metrics: Metrics, cancel: CancellationToken) {
+/// Most datagrams handed to the intake at once.
+const BATCH: usize = 256;
+
+/// Receives datagrams until `cancel`: after each wake-up it takes whatever else is
+/// already queued in the socket without waiting, and hands the batch over at once (one
+/// hand-over per burst instead of one per message).
+pub async fn run_udp(sock: UdpSocket, max: usize, tx: mpsc::Sender<Vec<Msg>>, metrics: Metrics, cancel: CancellationToken) {
     let mut buf = vec![0u8; max + 1];
     loop {
-        let (n, peer) = tokio::select! {
+        let first = tokio::select! {
             _ = cancel.cancelled() => return,
-            r = sock.recv_from(&mut buf) => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::debug!(error = %e, "alarms: syslog udp receive error");
-                    continue;
-                }
-            },
+            r = sock.recv_from(&mut buf) => r,
         };
-        metrics.received("udp");
-        let r = if n > max { Err(Malformed::Oversize) } else { parse(&buf[..n], &peer) };
-        match r {
-            Ok(m) => {
-                if tx.send(m).await.is_err() {
-                    return;
+        let mut batch = Vec::new();
+        let mut next = first;
+        loop {
+            match next {
+                Ok((n, peer)) => {
+                    metrics.received("udp");
+                    match if n > max { Err(Malformed::Oversize) } else { parse(&buf[..n], &peer) } {
+                        Ok(m) => batch.push(m),
+                        Err(e) => metrics.malformed(e.label()),
+                    }
                 }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => tracing::debug!(error = %e, "alarms: syslog udp receive error"),
             }
-            Err(e) => metrics.malformed(e.label()),
+            if batch.len() >= BATCH {
+                break;
+            }
+            next = sock.try_recv_from(&mut buf);
+        }
+        if !batch.is_empty() && tx.send(batch).await.is_err() {
+            return;
         }
     }
 }
 
 /// Accepts TCP connections until `cancel`, at most `max_conns` at once.
-pub async fn run_tcp(l: TcpListener, max: usize, max_conns: usize, tx: mpsc::Sender<Msg>, metrics: Metrics, cancel: CancellationToken) {
+pub async fn run_tcp(
+    l: TcpListener,
+    max: usize,
+    max_conns: usize,
+    tx: mpsc::Sender<Vec<Msg>>,
+    metrics: Metrics,
+    cancel: CancellationToken,
+) {
     let slots = Arc::new(Semaphore::new(max_conns.max(1)));
     loop {
         let (tcp, peer) = tokio::select! {
@@ -125,7 +143,7 @@ pub async fn run_tcp(l: TcpListener, max: usize, max_conns: usize, tx: mpsc::Sen
 }
 
 /// Reads frames from one connection until it closes or sends what cannot be framed.
-async fn read_stream(tcp: TcpStream, peer: SocketAddr, max: usize, tx: &mpsc::Sender<Msg>, metrics: &Metrics) {
+async fn read_stream(tcp: TcpStream, peer: SocketAddr, max: usize, tx: &mpsc::Sender<Vec<Msg>>, metrics: &Metrics) {
     let mut r = BufReader::with_capacity(64 * 1024, tcp);
     let mut frame = Vec::with_capacity(1024);
     loop {
@@ -169,7 +187,7 @@ async fn read_stream(tcp: TcpStream, peer: SocketAddr, max: usize, tx: &mpsc::Se
         metrics.received("tcp");
         match ok.and_then(|_| parse(&frame, &peer)) {
             Ok(m) => {
-                if tx.send(m).await.is_err() {
+                if tx.send(vec![m]).await.is_err() {
                     return;
                 }
             }
