@@ -358,6 +358,34 @@ pub async fn kv_put(c: &dyn Coordinator, fence: &Fence, key: &str, value: Vec<u8
     c.kv_apply(fence, vec![KvOp::Put { key: key.to_string(), value }]).await
 }
 
+/// Applies `ops` (fenced), retrying while the coordinator does not answer, with a pause
+/// doubling from 100 ms to 3 s. `Ok(true)`: written; `Ok(false)`: `cancel` fired first;
+/// `Err`: refused ([`CoordError::Fenced`]: this instance is no longer active) or invalid.
+/// `what` names the write in the warning logged on each retry.
+pub async fn kv_apply_retrying(
+    c: &dyn Coordinator,
+    fence: &Fence,
+    ops: Vec<KvOp>,
+    cancel: &tokio_util::sync::CancellationToken,
+    what: &str,
+) -> Result<bool, CoordError> {
+    let mut pause = std::time::Duration::from_millis(100);
+    loop {
+        match c.kv_apply(fence, ops.clone()).await {
+            Ok(_) => return Ok(true),
+            Err(e @ (CoordError::Fenced { .. } | CoordError::Invalid(_))) => return Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, what, retry_in_ms = pause.as_millis() as u64, "cannot write to the group's store yet; retrying");
+                tokio::select! {
+                    _ = cancel.cancelled() => return Ok(false),
+                    _ = tokio::time::sleep(pause) => {}
+                }
+                pause = (pause * 2).min(std::time::Duration::from_secs(3));
+            }
+        }
+    }
+}
+
 /// Deletes one key, fenced.
 pub async fn kv_delete(c: &dyn Coordinator, fence: &Fence, key: &str) -> Result<u64, CoordError> {
     c.kv_apply(fence, vec![KvOp::Delete { key: key.to_string() }]).await

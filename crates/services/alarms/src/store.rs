@@ -306,20 +306,8 @@ impl Writer {
         if ops.is_empty() {
             return Ok(());
         }
-        let mut pause = Duration::from_millis(100);
-        loop {
-            match self.coord.kv_apply(&self.fence, ops.clone()).await {
-                Ok(_) => break,
-                Err(e @ CoordError::Fenced { .. }) => return Err(e),
-                Err(e) => {
-                    tracing::warn!(error = %e, alarms = alarms.len(), "alarms: cannot write to the group's store yet; retrying");
-                    tokio::select! {
-                        _ = cancel.cancelled() => return Ok(()),
-                        _ = tokio::time::sleep(pause) => {}
-                    }
-                    pause = (pause * 2).min(Duration::from_secs(3));
-                }
-            }
+        if !mware_coord::kv_apply_retrying(self.coord.as_ref(), &self.fence, ops, cancel, "alarms").await? {
+            return Ok(());
         }
         let n = alarms.len() as u64;
         {

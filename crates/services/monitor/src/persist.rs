@@ -7,7 +7,6 @@ use crate::items::Item;
 use mware_coord::{CoordError, Coordinator, Fence, KvOp};
 use mware_host::{EventKind, Events};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -68,20 +67,8 @@ pub async fn run(
             })
             .collect();
         // A coordinator that does not answer is retried; a refusal ends the activity.
-        let mut pause = Duration::from_millis(200);
-        loop {
-            match coord.kv_apply(&fence, ops.clone()).await {
-                Ok(_) => break,
-                Err(e @ CoordError::Fenced { .. }) => return Err(e),
-                Err(e) => {
-                    tracing::warn!(error = %e, changes = batch.len(), "monitoring: cannot record item changes yet; retrying");
-                    tokio::select! {
-                        _ = cancel.cancelled() => return Ok(()),
-                        _ = tokio::time::sleep(pause) => {}
-                    }
-                    pause = (pause * 2).min(Duration::from_secs(3));
-                }
-            }
+        if !mware_coord::kv_apply_retrying(coord.as_ref(), &fence, ops, &cancel, "monitoring item changes").await? {
+            return Ok(());
         }
         for c in &batch {
             if let Change::Put { item, announce: true } = c {
