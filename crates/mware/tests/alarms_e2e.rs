@@ -499,3 +499,79 @@ fn telegram_gets_alarms_and_answers_allowed_chats_only() {
     assert!(!d.log_text().contains(BOT_TOKEN), "the bot token is in the log");
     assert!(!get_text(&format!("{}/metrics", d.api)).unwrap_or_default().contains(BOT_TOKEN));
 }
+
+#[test]
+fn snmp_v3_authpriv_traps_and_informs_reach_snmptrapd() {
+    let etcd = Etcd::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (trap_port, inform_port, port) = (mware_testkit::free_port(), mware_testkit::free_port(), mware_testkit::free_port());
+    // Traps: the sender's engine id is set in the section, so the manager knows it.
+    let engine = "80007ed9046d776172652d7465737431";
+    let v3 = |addr: u16, inform: bool| {
+        let mut m = json!({"address": format!("127.0.0.1:{addr}"), "version": "v3", "user": "mwarealarms", "auth_protocol": "sha256",
+            "auth_password": "auth-secret-1", "priv_protocol": "aes128", "priv_password": "priv-secret-1", "inform": inform});
+        if !inform {
+            m["engine_id"] = json!(engine);
+        }
+        m
+    };
+    let site = json!({
+        "site": "v3",
+        "coordination": {"backend": "etcd", "endpoints": [etcd.endpoint()], "prefix": "/t/v3", "lease_ttl_ms": 2000, "step_down_margin_ms": 700},
+        "servers": [{"name": "s", "ifaces": {"lo": "127.0.0.1"}, "roles": [{
+            "name": "v10", "roletype": "mware", "iface": "lo", "group": 8, "order": 10, "api_port": port,
+            "alarms": {"snmp": [v3(trap_port, false), v3(inform_port, true)]}
+        }]}]
+    });
+    let cfg = dir.path().join("site.json");
+    std::fs::write(&cfg, site.to_string()).unwrap();
+    // snmptrapd with the same user: for traps under the sender's engine id, for informs
+    // under its own (the sender discovers it).
+    let start_v3 = |name: &str, port: u16, trap: bool| {
+        let conf = dir.path().join(format!("{name}.conf"));
+        let user = if trap {
+            format!("createUser -e 0x{engine} mwarealarms SHA-256 auth-secret-1 AES priv-secret-1\n")
+        } else {
+            "createUser mwarealarms SHA-256 auth-secret-1 AES priv-secret-1\n".to_string()
+        };
+        std::fs::write(&conf, format!("{user}authUser log mwarealarms priv\n")).unwrap();
+        let log = dir.path().join(format!("{name}.log"));
+        let state = dir.path().join(format!("{name}-state"));
+        std::fs::create_dir_all(&state).unwrap();
+        let mut cmd = Command::new("/usr/sbin/snmptrapd");
+        cmd.args(["-f", "-Lo", "-C", "-c"])
+            .arg(&conf)
+            .args(["-M", &mib_dirs(), "-m", "MWARE-ALARMS-MIB:SNMPv2-MIB", "-F", "TRAP %V|%v\n"])
+            .arg(format!("udp:127.0.0.1:{port}"))
+            .env("SNMP_PERSISTENT_DIR", &state);
+        let child = Child::spawn(name, cmd, &log).expect("start snmptrapd");
+        let t = TrapD { _child: child, log };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !t.text().contains("NET-SNMP version") {
+            assert!(Instant::now() < deadline, "snmptrapd did not start: {}", t.text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        t
+    };
+    let traps = start_v3("trapd-v3", trap_port, true);
+    let informs = start_v3("informd-v3", inform_port, false);
+    let d = Daemon::start(&cfg, "v10", &format!("127.0.0.1:{port}"), dir.path().join("v10.log"), &[("MWARE_API_TOKEN", TOKEN)]);
+    d.wait_status(Duration::from_secs(30), |v| v["state"] == "active");
+    wait_alarms_running(&d);
+    let (code, v) =
+        post_json(&format!("{}/api/v1/alarms", d.api), Some(TOKEN), &json!({"message": "v3 alarm", "severity": "crit"})).unwrap();
+    assert_eq!(code, 201, "{v}");
+    for (what, t) in [("trap", &traps), ("inform", &informs)] {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let got = loop {
+            if let Some(v) = t.traps().iter().map(|l| varbinds(l)).find(|v| v.get("mwareAlarmMessage.0").is_some_and(|m| m == "v3 alarm")) {
+                break v;
+            }
+            assert!(Instant::now() < deadline, "no v3 {what} decrypted by snmptrapd:\n{}\n{}", t.text(), d.log_text());
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert_eq!(got.get("mwareAlarmSeverity.0").map(String::as_str), Some("crit(2)"), "{what}: {got:?}");
+    }
+    let log = d.log_text();
+    assert!(!log.contains("auth-secret-1") && !log.contains("priv-secret-1"), "a v3 password is in the log");
+}
