@@ -164,7 +164,10 @@ impl Commands {
                 }
                 offset = id + 1;
                 // The offset is durable before the answer: never answered twice.
-                self.coord.kv_apply(&self.fence, vec![KvOp::Put { key: TG_OFFSET.into(), value: offset.to_string().into_bytes() }]).await?;
+                let put = vec![KvOp::Put { key: TG_OFFSET.into(), value: offset.to_string().into_bytes() }];
+                if !mware_coord::kv_apply_retrying(self.coord.as_ref(), &self.fence, put, &cancel, "telegram offset").await? {
+                    return Ok(());
+                }
                 let chat = u["message"]["chat"]["id"].as_i64();
                 let text = u["message"]["text"].as_str().unwrap_or_default();
                 let Some(chat) = chat.filter(|c| self.bot.chats.contains(c)) else {
