@@ -216,6 +216,17 @@ fn syslog_in_reaches_snmptrapd_with_the_mib_and_a_down_manager_gets_its_backlog_
         c.write_all(b"garbage line\n<131>tcp after garbage still works\n").unwrap();
     }
     t1.wait_for("tcp after garbage still works", Duration::from_secs(10));
+    {
+        // An octet count that never ends: the connection is cut, nothing is buffered.
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", tcp)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = c.write_all("9".repeat(100_000).as_bytes());
+        let mut b = [0u8; 16];
+        let r = c.read(&mut b);
+        let cut = matches!(&r, Ok(0)) || matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset);
+        assert!(cut, "the endless octet count was not cut off within 5 s: {r:?}");
+    }
     logger(&["-n", "127.0.0.1", "-P", &u, "-d", "-p", "local0.err", "-t", "kamailio", "udp after garbage still works"]);
     t1.wait_for("udp after garbage still works", Duration::from_secs(10));
     assert!(metric(&d, "mware_alarms_malformed_total{reason=\"unparsable\"}") >= 3.0, "unparsable not counted");

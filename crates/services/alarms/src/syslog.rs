@@ -155,7 +155,8 @@ async fn read_stream(tcp: TcpStream, peer: SocketAddr, max: usize, tx: &mpsc::Se
         let ok = if first.is_ascii_digit() {
             // Octet counting: "LEN SP MSG".
             let mut len_txt = Vec::with_capacity(8);
-            if r.read_until(b' ', &mut len_txt).await.is_err() || len_txt.len() > 8 {
+            // At most 8 digits and the space: a client sending digits forever is cut off.
+            if (&mut r).take(9).read_until(b' ', &mut len_txt).await.is_err() || len_txt.last() != Some(&b' ') {
                 metrics.malformed(Malformed::Unparsable.label());
                 return;
             }
