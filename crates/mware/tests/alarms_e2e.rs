@@ -345,6 +345,29 @@ fn a_burst_during_a_failover_loses_no_alarm_and_a_repeat_keeps_its_id() {
     let epochs: std::collections::BTreeSet<u64> = acked.keys().map(|k| sortable(k).0).collect();
     assert!(epochs.len() >= 2, "all alarms came from one activity: the failover did not happen mid-burst");
     eprintln!("{} alarms acknowledged over {} activities; {} traps, {} ids sent twice", acked.len(), epochs.len(), seen.len(), repeats);
+
+    // The CLI against the survivor: the list shows the open alarms and the channel; an
+    // ack needs the token, then closes the alarm.
+    let cli = |args: &[&str], token: Option<&str>| {
+        let mut c = Command::new(bin());
+        c.args(args).env_remove("MWARE_API_TOKEN");
+        if let Some(t) = token {
+            c.env("MWARE_API_TOKEN", t);
+        }
+        let out = c.output().unwrap();
+        (out.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    };
+    let (code, out) = cli(&["alarms", "list", "--api", &b20.api, "--limit", "5"], None);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("open alarm(s)") && out.contains("burst 299") && out.contains(&format!("channel snmp:127.0.0.1:{trap}")), "{out}");
+    let last = acked.iter().find(|(_, m)| *m == "burst 299").unwrap().0.clone();
+    let (code, out) = cli(&["alarms", "ack", &last, "--api", &b20.api], None);
+    assert_ne!(code, 0, "an ack without the token: {out}");
+    let (code, out) = cli(&["alarms", "ack", &last, "--api", &b20.api], Some(TOKEN));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("acknowledged") && out.contains("acked by api"), "{out}");
+    let (_, v) = b20.get("/api/v1/alarms").unwrap();
+    assert!(!v["open"].as_array().unwrap().iter().any(|a| a["id"] == last.as_str()), "{last} still open");
     let _ = Value::Null;
 }
 
