@@ -42,8 +42,12 @@ fn mib_dirs() -> String {
 
 impl TrapD {
     fn start(dir: &Path, name: &str, port: u16) -> TrapD {
+        TrapD::with_conf(dir, name, port, "authCommunity log public\n")
+    }
+    /// snmptrapd with `conf` as its configuration.
+    fn with_conf(dir: &Path, name: &str, port: u16, conf_text: &str) -> TrapD {
         let conf = dir.join(format!("{name}.conf"));
-        std::fs::write(&conf, "authCommunity log public\n").unwrap();
+        std::fs::write(&conf, conf_text).unwrap();
         let log = dir.join(format!("{name}.log"));
         let state = dir.join(format!("{name}-state"));
         std::fs::create_dir_all(&state).unwrap();
@@ -562,30 +566,12 @@ fn snmp_v3_authpriv_traps_and_informs_reach_snmptrapd() {
     // snmptrapd with the same user: for traps under the sender's engine id, for informs
     // under its own (the sender discovers it).
     let start_v3 = |name: &str, port: u16, trap: bool| {
-        let conf = dir.path().join(format!("{name}.conf"));
         let user = if trap {
             format!("createUser -e 0x{engine} mwarealarms SHA-256 auth-secret-1 AES priv-secret-1\n")
         } else {
             "createUser mwarealarms SHA-256 auth-secret-1 AES priv-secret-1\n".to_string()
         };
-        std::fs::write(&conf, format!("{user}authUser log mwarealarms priv\n")).unwrap();
-        let log = dir.path().join(format!("{name}.log"));
-        let state = dir.path().join(format!("{name}-state"));
-        std::fs::create_dir_all(&state).unwrap();
-        let mut cmd = Command::new("/usr/sbin/snmptrapd");
-        cmd.args(["-f", "-Lo", "-C", "-c"])
-            .arg(&conf)
-            .args(["-M", &mib_dirs(), "-m", "MWARE-ALARMS-MIB:SNMPv2-MIB", "-F", "TRAP %V|%v\n"])
-            .arg(format!("udp:127.0.0.1:{port}"))
-            .env("SNMP_PERSISTENT_DIR", &state);
-        let child = Child::spawn(name, cmd, &log).expect("start snmptrapd");
-        let t = TrapD { _child: child, log };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !t.text().contains("NET-SNMP version") {
-            assert!(Instant::now() < deadline, "snmptrapd did not start: {}", t.text());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        t
+        TrapD::with_conf(dir.path(), name, port, &format!("{user}authUser log mwarealarms priv\n"))
     };
     let traps = start_v3("trapd-v3", trap_port, true);
     let informs = start_v3("informd-v3", inform_port, false);
