@@ -302,6 +302,17 @@ pub fn mono_ns() -> u64 {
 }
 
 impl Membership {
+    /// Waits until this instance is active and returns its epoch (at once if it already
+    /// is); `Err` when the membership ended first.
+    pub async fn wait_active(&mut self) -> Result<Epoch, CoordError> {
+        loop {
+            if let Activity::Active { epoch, .. } = &*self.activity.borrow_and_update() {
+                return Ok(*epoch);
+            }
+            self.activity.changed().await.map_err(|_| CoordError::Unavailable("the membership ended before it became active".into()))?;
+        }
+    }
+
     /// Leaves the group: resigns if active (so the next in order takes over at once) and
     /// revokes the lease.
     pub async fn leave(mut self) {

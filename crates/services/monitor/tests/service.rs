@@ -6,7 +6,7 @@
 //! failing with its items stale.
 
 use mware_config::{Backend, Coordination, Site};
-use mware_coord::{Activity, Coordinator, EmbeddedCoordinator, Fence, MemberInfo, Membership, Settings};
+use mware_coord::{Coordinator, EmbeddedCoordinator, Fence, MemberInfo, Membership, Settings};
 use mware_host::{EventKind, Events, InstanceEnv, Service, ServiceContext, ServiceState};
 use mware_monitor::{items, Health, MonitorService};
 use serde_json::json;
@@ -44,16 +44,7 @@ async fn become_active(coord: &Arc<dyn Coordinator>) -> (Membership, Fence) {
         since_ms: mware_coord::now_ms(),
     };
     let mut m = coord.join(info).await.unwrap();
-    let epoch = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            if let Activity::Active { epoch, .. } = &*m.activity.borrow_and_update() {
-                return *epoch;
-            }
-            m.activity.changed().await.unwrap();
-        }
-    })
-    .await
-    .unwrap();
+    let epoch = tokio::time::timeout(Duration::from_secs(30), m.wait_active()).await.unwrap().unwrap();
     (m, Fence { group: GROUP, epoch })
 }
 

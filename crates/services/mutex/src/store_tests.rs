@@ -113,12 +113,7 @@ async fn active_coord(dir: &std::path::Path) -> (std::sync::Arc<dyn Coordinator>
         since_ms: 0,
     };
     let mut m = coord.join(info).await.unwrap();
-    let epoch = loop {
-        if let mware_coord::Activity::Active { epoch, .. } = &*m.activity.borrow_and_update() {
-            break *epoch;
-        }
-        m.activity.changed().await.unwrap();
-    };
+    let epoch = m.wait_active().await.unwrap();
     (coord, m, mware_coord::Fence { group: 1, epoch })
 }
 

@@ -7,7 +7,7 @@
 mod common;
 
 use common::{checker, Running};
-use mware_coord::{Activity, Fence, MemberInfo};
+use mware_coord::{Fence, MemberInfo};
 use serde_json::json;
 use std::time::Duration;
 
@@ -53,16 +53,7 @@ async fn no_overlap_and_growing_tokens_across_a_change_of_activity() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     // mware1 loses leadership; its service keeps running with the old fence.
     m1.leave().await;
-    let epoch2 = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            if let Activity::Active { epoch, .. } = &*m2.activity.borrow_and_update() {
-                return *epoch;
-            }
-            m2.activity.changed().await.unwrap();
-        }
-    })
-    .await
-    .expect("mware2 takes over");
+    let epoch2 = tokio::time::timeout(Duration::from_secs(30), m2.wait_active()).await.expect("mware2 takes over").unwrap();
     assert!(epoch2 > fence1.epoch);
     let (site_tx, site_rx) = tokio::sync::watch::channel(std::sync::Arc::new(common::site(json!({}))));
     let cancel2 = tokio_util::sync::CancellationToken::new();

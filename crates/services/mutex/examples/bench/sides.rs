@@ -6,7 +6,7 @@ use crate::load::{cpu_secs, drive, Cpu, Sample};
 use anyhow::Context;
 use etcd_client::{Client, LockOptions};
 use mware_config::{Backend, Coordination, Site};
-use mware_coord::{Activity, Coordinator, EtcdCoordinator, Fence, MemberInfo, Settings};
+use mware_coord::{Coordinator, EtcdCoordinator, Fence, MemberInfo, Settings};
 use mware_host::{Service, ServiceContext, ServiceState};
 use mware_mutex::MutexService;
 use prometheus_client::registry::Registry;
@@ -110,12 +110,7 @@ impl Mware {
             since_ms: 0,
         };
         let mut member = coord.join(info).await?;
-        let epoch = loop {
-            if let Activity::Active { epoch, .. } = &*member.activity.borrow_and_update() {
-                break *epoch;
-            }
-            member.activity.changed().await?;
-        };
+        let epoch = member.wait_active().await?;
         let mut reg = Registry::default();
         let svc = MutexService::new(&mut reg);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

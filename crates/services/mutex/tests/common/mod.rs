@@ -5,7 +5,7 @@
 pub mod checker;
 
 use mware_config::{Backend, Coordination, Site};
-use mware_coord::{Activity, Coordinator, EmbeddedCoordinator, EtcdCoordinator, Fence, MemberInfo, Membership, Settings};
+use mware_coord::{Coordinator, EmbeddedCoordinator, EtcdCoordinator, Fence, MemberInfo, Membership, Settings};
 use mware_host::{Service, ServiceContext, ServiceState};
 use mware_mutex::MutexService;
 use prometheus_client::registry::Registry;
@@ -62,16 +62,7 @@ pub async fn become_active(coord: &Arc<dyn Coordinator>, instance: &str, order: 
         since_ms: mware_coord::now_ms(),
     };
     let mut m = coord.join(info).await.expect("join");
-    let epoch = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            if let Activity::Active { epoch, .. } = &*m.activity.borrow_and_update() {
-                return *epoch;
-            }
-            m.activity.changed().await.expect("activity");
-        }
-    })
-    .await
-    .expect("became active within 30 s");
+    let epoch = tokio::time::timeout(Duration::from_secs(30), m.wait_active()).await.expect("became active within 30 s").expect("activity");
     (m, Fence { group: GROUP, epoch })
 }
 

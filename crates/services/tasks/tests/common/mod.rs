@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use mware_config::{Backend, Coordination, Site};
-use mware_coord::{Activity, Coordinator, EmbeddedCoordinator, Fence, MemberInfo, Membership, Settings};
+use mware_coord::{Coordinator, EmbeddedCoordinator, Fence, MemberInfo, Membership, Settings};
 use mware_host::{Service, ServiceContext, ServiceState};
 use mware_tasks::{Run, TasksService};
 use prometheus_client::registry::Registry;
@@ -43,16 +43,7 @@ pub async fn become_active(coord: &Arc<dyn Coordinator>) -> (Membership, Fence) 
         since_ms: mware_coord::now_ms(),
     };
     let mut m = coord.join(info).await.expect("join");
-    let epoch = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            if let Activity::Active { epoch, .. } = &*m.activity.borrow_and_update() {
-                return *epoch;
-            }
-            m.activity.changed().await.expect("activity");
-        }
-    })
-    .await
-    .expect("active within 30 s");
+    let epoch = tokio::time::timeout(Duration::from_secs(30), m.wait_active()).await.expect("active within 30 s").expect("activity");
     (m, Fence { group: GROUP, epoch })
 }
 
