@@ -22,7 +22,7 @@ async fn former_instance_records(dir: &std::path::Path, p: Persisted) {
     let info =
         MemberInfo { instance: "mware0".into(), group: GROUP, order: 5, address: "127.0.0.1:0".into(), version: "t".into(), since_ms: 0 };
     let mut m = coord.join(info).await.unwrap();
-    let epoch = tokio::time::timeout(LONG, m.activity.wait_for(|a| a.epoch().is_some())).await.unwrap().unwrap().epoch().unwrap();
+    let epoch = tokio::time::timeout(LONG, m.wait_active()).await.unwrap().unwrap();
     let mut p = p;
     if let Some(i) = p.intent.as_mut() {
         i.epoch = epoch;

@@ -134,12 +134,7 @@ impl Active {
             since_ms: mware_coord::now_ms(),
         };
         let mut m = coord.join(info).await.expect("join");
-        let epoch = tokio::time::timeout(Duration::from_secs(30), m.activity.wait_for(|a| a.epoch().is_some()))
-            .await
-            .expect("active in time")
-            .expect("activity")
-            .epoch()
-            .unwrap();
+        let epoch = tokio::time::timeout(Duration::from_secs(30), m.wait_active()).await.expect("active in time").expect("activity");
         Active { coord, membership: Some(m), fence: Fence { group: GROUP, epoch } }
     }
 

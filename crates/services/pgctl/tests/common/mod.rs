@@ -85,12 +85,7 @@ impl Controller {
             since_ms: mware_coord::now_ms(),
         };
         let mut m = coord.join(info).await.expect("join");
-        let a = tokio::time::timeout(Duration::from_secs(30), m.activity.wait_for(|a| a.epoch().is_some()))
-            .await
-            .expect("active in time")
-            .expect("activity")
-            .epoch()
-            .unwrap();
+        let a = tokio::time::timeout(Duration::from_secs(30), m.wait_active()).await.expect("active in time").expect("activity");
         let fence = Fence { group: GROUP, epoch: a };
         let log_dir = dir.join("log");
         let mut registry = prometheus_client::registry::Registry::default();
