@@ -348,7 +348,8 @@ pub trait Coordinator: Send + Sync + 'static {
     /// Lists keys under a prefix of a group's KV space (key order).
     async fn kv_list(&self, group: u32, prefix: &str) -> Result<Vec<(String, Versioned)>, CoordError>;
     /// Applies writes atomically, only if `fence` is still the group's leadership.
-    /// Returns the revision of the batch.
+    /// Returns the revision of the batch. At most [`MAX_TXN_OPS`] operations: etcd
+    /// refuses a larger transaction.
     async fn kv_apply(&self, fence: &Fence, ops: Vec<KvOp>) -> Result<u64, CoordError>;
     /// Sets `key` only if its revision is `expected` (`None`: only if absent), fenced.
     /// `Ok(false)` when the comparison failed (nothing written).
@@ -363,6 +364,11 @@ pub trait Coordinator: Send + Sync + 'static {
     /// Streams each new stored site file.
     async fn config_watch(&self) -> Result<mpsc::Receiver<(String, u64)>, CoordError>;
 }
+
+/// Most operations one [`Coordinator::kv_apply`] may carry: etcd's default
+/// `--max-txn-ops` (one transaction cannot be split without losing its atomicity, so
+/// callers bound their batches).
+pub const MAX_TXN_OPS: usize = 128;
 
 /// Convenience wrappers over [`Coordinator::kv_apply`].
 pub async fn kv_put(c: &dyn Coordinator, fence: &Fence, key: &str, value: Vec<u8>) -> Result<u64, CoordError> {

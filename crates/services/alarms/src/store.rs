@@ -218,9 +218,8 @@ impl Writer {
                 c = rx.recv() => match c { Some(c) => batch.push(c), None => return Ok(()) },
                 _ = tick.tick() => {}
             }
-            // etcd takes at most 128 operations per transaction (`--max-txn-ops`): one
-            // chunk, at most 48 item states or acknowledgements, 16 recoveries, the
-            // cursors and 32 deletions stay below it.
+            // One chunk, at most 48 item states or acknowledgements, 16 recoveries, the
+            // cursors and 32 deletions stay below `mware_coord::MAX_TXN_OPS` (128).
             let mut extra = batch.iter().filter(|c| c.extra_op()).count();
             while batch.len() < CHUNK && extra < 48 {
                 match rx.try_recv() {

@@ -10,9 +10,8 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// Most changes written in one batch (etcd takes at most 128 operations per
-/// transaction by default, `--max-txn-ops`).
-const BATCH: usize = 120;
+/// Most changes written in one batch: one operation each, under `MAX_TXN_OPS`.
+const BATCH: usize = mware_coord::MAX_TXN_OPS - 8;
 
 /// A change to persist: the item, or its removal; and whether to announce it.
 #[derive(Debug, Clone)]

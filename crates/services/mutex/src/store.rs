@@ -42,7 +42,7 @@ pub const COUNTER: &str = "mutex/counter";
 pub const HOLDERS: &str = "mutex/h/";
 /// Prefix of journal entries.
 pub const JOURNAL: &str = "mutex/j/";
-/// Most operations in one `kv_apply` (etcd's default `--max-txn-ops` is 128).
+/// Most operations in one `kv_apply` (below `mware_coord::MAX_TXN_OPS`, with room to spare).
 pub const CHUNK_OPS: usize = 100;
 /// A journal entry is split before it grows past this many bytes (the coordinator
 /// takes values up to 1 MiB).
