@@ -428,6 +428,22 @@ async fn bot_call(
     }
 }
 
+/// POST of a raw body (a JSON text serde_json would not produce) with the token.
+fn reqwest_raw_post(url: &str, token: &str, body: &str) -> (u16, String) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let r = reqwest::Client::new()
+            .post(url)
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap_or_default())
+    })
+}
+
 fn start_bot_api() -> (Shared, u16) {
     let shared: Shared = Default::default();
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -497,6 +513,18 @@ fn telegram_gets_alarms_and_answers_allowed_chats_only() {
     .unwrap();
     assert_eq!(code, 201, "{v}");
     let id = v["id"].as_str().unwrap().to_string();
+    // Bad input names every field at fault and raises nothing; no token, no alarm.
+    let url = format!("{}/api/v1/alarms", d.api);
+    let (code, v) = post_json(&url, Some(TOKEN), &json!({"message": 5, "severity": "loud", "x": 1})).unwrap();
+    assert_eq!(code, 400, "{v}");
+    let problems = v["problems"].to_string();
+    assert!(problems.contains("message:") && problems.contains("severity:") && problems.contains("x:"), "{v}");
+    assert_eq!(post_json(&url, None, &json!({"message": "no token"})).unwrap().0, 401);
+    let dup = reqwest_raw_post(&url, TOKEN, r#"{"message": "a", "message": "b"}"#);
+    assert_eq!(dup.0, 400, "a repeated key: {}", dup.1);
+    assert_eq!(post_json(&format!("{url}/..%2Fetc/ack"), Some(TOKEN), &json!({})).unwrap().0, 404);
+    let (_, all) = d.get("/api/v1/alarms").unwrap();
+    assert!(!all.to_string().contains("no token") && !all.to_string().contains("\"loud\""), "bad input raised an alarm: {all}");
     wait_sent(&api, "the API's alarm", |b| text(b).contains("trunk to PSTN down") && text(b).contains(&format!("id {id}")));
     assert!(api.lock().unwrap().sent.iter().all(|(bot, _)| bot == &format!("bot{BOT_TOKEN}")));
     assert!(metric(&d, "mware_alarms_send_failed_total{channel=\"telegram\"}") >= 1.0, "the 429 was not counted");
