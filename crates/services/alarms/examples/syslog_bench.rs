@@ -41,7 +41,10 @@ fn main() {
     sock.set_recv_buffer_size(64 << 20).unwrap();
     sock.bind(&manager.parse::<std::net::SocketAddr>().unwrap().into()).unwrap();
     let rx: UdpSocket = sock.into();
-    rx.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    // The counter drains the socket, then sleeps a millisecond: no thread waits on the
+    // socket, so a trap's sender pays no wake-up per datagram (the buffer holds far more
+    // than a millisecond of traps). Both sides are counted the same way.
+    rx.set_nonblocking(true).unwrap();
     let received = Arc::new(AtomicU64::new(0));
     let lat = Arc::new(Mutex::new(Vec::<u64>::with_capacity(1 << 20)));
     let stop = Arc::new(AtomicBool::new(false));
@@ -49,11 +52,14 @@ fn main() {
     let counter = std::thread::spawn(move || {
         let mut buf = [0u8; 65536];
         while !s2.load(Ordering::Relaxed) {
-            if let Ok(n) = rx.recv(&mut buf) {
-                r2.fetch_add(1, Ordering::Relaxed);
-                if let Some(t) = sent_at(&buf[..n]) {
-                    l2.lock().unwrap().push(now_ns().saturating_sub(t));
+            match rx.recv(&mut buf) {
+                Ok(n) => {
+                    r2.fetch_add(1, Ordering::Relaxed);
+                    if let Some(t) = sent_at(&buf[..n]) {
+                        l2.lock().unwrap().push(now_ns().saturating_sub(t));
+                    }
                 }
+                Err(_) => std::thread::sleep(Duration::from_millis(1)),
             }
         }
     });

@@ -129,7 +129,7 @@ async fn raise(State(svc): State<AlarmsService>, body: Bytes) -> Response {
     let a = h.maker.make(Source::Api, &rule, &severity, &host, &app, message.unwrap_or_default(), 1);
     let id = a.id.clone();
     let (tx, rx) = oneshot::channel();
-    if h.writer.send(Cmd::Raise(Box::new(a), Some(tx))).await.is_err() {
+    if h.writer.send(Cmd::Raise(vec![a], Some(tx))).await.is_err() {
         return not_running();
     }
     match rx.await {

@@ -89,12 +89,8 @@ impl Intake {
                 _ = cancel.cancelled() => return,
                 m = syslog.recv() => match m {
                     Some(batch) => {
-                        for m in batch {
-                            if let Some(c) = self.message(&mut limiter, m) {
-                                if writer.send(c).await.is_err() { return }
-                            }
-                        }
-                        None
+                        let alarms = self.messages(&mut limiter, batch);
+                        if alarms.is_empty() { None } else { Some(Cmd::Raise(alarms, None)) }
                     }
                     None => { tokio::time::sleep(Duration::from_millis(50)).await; None }
                 },
@@ -114,7 +110,7 @@ impl Intake {
                         let text = format!("{} more {why} in the last window, like: {}", s.count, s.sample.text);
                         let a = self.maker.make(Source::Summary, &r.name, sev, &s.sample.host, &s.sample.app, text, s.count);
                         self.metrics.raised("summary", 1);
-                        if writer.send(Cmd::Raise(Box::new(a), None)).await.is_err() { return }
+                        if writer.send(Cmd::Raise(vec![a], None)).await.is_err() { return }
                     }
                     None
                 }
@@ -127,27 +123,46 @@ impl Intake {
         }
     }
 
-    fn message(&self, limiter: &mut Limiter, m: Msg) -> Option<Cmd> {
-        let Some(i) = self.rules.first_match(&m) else {
-            self.metrics.unmatched();
-            return None;
-        };
-        let r = &self.rules.0[i];
-        self.metrics.matched(&r.name);
-        match limiter.admit(i, r.max_per_window, &m, mware_coord::now_ms()) {
-            Verdict::Raise => {}
-            Verdict::Duplicate => {
-                self.metrics.dropped("dedupe");
-                return None;
+    /// A batch of syslog messages through the rules and the limiter: the alarms to
+    /// raise; the counters move once per batch.
+    fn messages(&self, limiter: &mut Limiter, batch: Vec<Msg>) -> Vec<Alarm> {
+        let now = mware_coord::now_ms();
+        let mut matched = vec![0u64; self.rules.0.len()];
+        let (mut unmatched, mut dupes, mut limited) = (0, 0, 0);
+        let mut out = Vec::with_capacity(batch.len());
+        for m in batch {
+            let Some(i) = self.rules.first_match(&m) else {
+                unmatched += 1;
+                continue;
+            };
+            let r = &self.rules.0[i];
+            matched[i] += 1;
+            match limiter.admit(i, r.max_per_window, &m, now) {
+                Verdict::Raise => {}
+                Verdict::Duplicate => {
+                    dupes += 1;
+                    continue;
+                }
+                Verdict::RateLimited => {
+                    limited += 1;
+                    continue;
+                }
             }
-            Verdict::RateLimited => {
-                self.metrics.dropped("rate_limit");
-                return None;
-            }
+            let sev = severity_of(r.alarm_severity, m.severity);
+            out.push(self.maker.make(Source::Syslog, &r.name, sev, &m.host, &m.app, m.text, 1));
         }
-        let sev = severity_of(r.alarm_severity, m.severity);
-        self.metrics.raised("syslog", 1);
-        Some(Cmd::Raise(Box::new(self.maker.make(Source::Syslog, &r.name, sev, &m.host, &m.app, m.text, 1)), None))
+        for (i, n) in matched.into_iter().enumerate() {
+            self.metrics.matched(&self.rules.0[i].name, n);
+        }
+        if unmatched > 0 {
+            self.metrics.unmatched(unmatched);
+        }
+        self.metrics.dropped_n("dedupe", dupes);
+        self.metrics.dropped_n("rate_limit", limited);
+        if !out.is_empty() {
+            self.metrics.raised("syslog", out.len() as u64);
+        }
+        out
     }
 
     fn event(&self, kind: &EventKind) -> Option<Cmd> {
@@ -177,7 +192,7 @@ impl Intake {
         // the same change is told apart here.
         self.shared.log.lock().unwrap_or_else(|e| e.into_inner()).items.insert(item.clone(), state.clone());
         self.metrics.raised("monitoring", 1);
-        Some(Cmd::Raise(Box::new(a), None))
+        Some(Cmd::Raise(vec![a], None))
     }
 }
 

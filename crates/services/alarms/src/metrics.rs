@@ -73,21 +73,25 @@ impl Metrics {
         r.register("backlog", "Alarms waiting for the channel", m.backlog.clone());
         m
     }
-    /// A message arrived.
-    pub fn received(&self, transport: &'static str) {
-        self.received.get_or_create(&Transport { transport }).inc();
+    /// Messages arrived.
+    pub fn received(&self, transport: &'static str, n: u64) {
+        if n > 0 {
+            self.received.get_or_create(&Transport { transport }).inc_by(n);
+        }
     }
     /// A message was dropped as malformed.
     pub fn malformed(&self, reason: &'static str) {
         self.malformed.get_or_create(&Reason { reason }).inc();
     }
-    /// A rule matched.
-    pub fn matched(&self, rule: &str) {
-        self.matched.get_or_create(&RuleL { rule: rule.to_string() }).inc();
+    /// A rule matched `n` messages.
+    pub fn matched(&self, rule: &str, n: u64) {
+        if n > 0 {
+            self.matched.get_or_create(&RuleL { rule: rule.to_string() }).inc_by(n);
+        }
     }
-    /// No rule matched.
-    pub fn unmatched(&self) {
-        self.unmatched.inc();
+    /// No rule matched `n` messages.
+    pub fn unmatched(&self, n: u64) {
+        self.unmatched.inc_by(n);
     }
     /// Alarms raised.
     pub fn raised(&self, source: &'static str, n: u64) {
@@ -103,7 +107,13 @@ impl Metrics {
     }
     /// Not sent.
     pub fn dropped(&self, reason: &'static str) {
-        self.dropped.get_or_create(&Reason { reason }).inc();
+        self.dropped_n(reason, 1);
+    }
+    /// `n` not sent.
+    pub fn dropped_n(&self, reason: &'static str, n: u64) {
+        if n > 0 {
+            self.dropped.get_or_create(&Reason { reason }).inc_by(n);
+        }
     }
     /// A channel's backlog.
     pub fn backlog(&self, channel: &str, n: usize) {

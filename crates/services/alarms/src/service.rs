@@ -126,7 +126,8 @@ impl AlarmsService {
                     addr: addr.to_string(),
                     source,
                 })?;
-                tasks.spawn(crate::syslog::run_udp(sock, s.max_message_bytes, msg_tx.clone(), self.inner.metrics.clone(), stop.clone()));
+                let (max, tx, m, stop) = (s.max_message_bytes, msg_tx.clone(), self.inner.metrics.clone(), stop.clone());
+                tasks.spawn_blocking(move || crate::syslog::run_udp(sock, max, tx, m, stop));
                 listening.push(format!("udp {addr}"));
             }
             if let Some(port) = s.tcp_port {

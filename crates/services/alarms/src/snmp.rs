@@ -2,12 +2,18 @@
 //! or inform (answered; retried until the manager answers), in order, resuming from the
 //! channel's cursor. The notification and its varbinds are those of
 //! `examples/mibs/MWARE-ALARMS-MIB.txt` (under the documentation enterprise number
-//! 32473 of RFC 5612). Encoding and USM (authPriv) are async-snmp's.
+//! 32473 of RFC 5612). Encoding and USM (authPriv) are async-snmp's. A v2c trap is
+//! encoded by async-snmp and sent from a plain socket that the runtime does not watch:
+//! nothing waits on it, so a trap sent wakes no thread (through async-snmp's client,
+//! the socket's write readiness woke a runtime thread for every trap).
 
 use crate::alarm::{Alarm, Source};
 use crate::channel::Sink;
-use async_snmp::{Auth, AuthProtocol, Client, Oid, PrivProtocol, Retry, UdpHandle, Value, VarBind};
+use async_snmp::message::CommunityMessage;
+use async_snmp::{Auth, AuthProtocol, Client, Oid, Pdu, PrivProtocol, Retry, UdpHandle, Value, VarBind};
 use mware_config::SnmpManager;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 /// `mwareAlarmsMIB`: enterprises.32473.7.
@@ -17,9 +23,13 @@ fn oid(tail: &[u32]) -> Oid {
     Oid::new(BASE.iter().chain(tail).copied())
 }
 
+/// The notifications (`[mwareAlarm, mwareStateChange]`) and the varbinds' OIDs
+/// (`mwareAlarmObjects.N.0` at index N), built once.
+static OIDS: LazyLock<([Oid; 2], Vec<Oid>)> = LazyLock::new(|| ([oid(&[0, 1]), oid(&[0, 2])], (0..=13).map(|n| oid(&[1, n, 0])).collect()));
+
 /// `mwareAlarm` (a syslog, summary or API alarm) or `mwareStateChange` (monitoring).
 pub fn notification(a: &Alarm) -> Oid {
-    oid(&[0, if a.source == Source::Monitoring { 2 } else { 1 }])
+    OIDS.0[usize::from(a.source == Source::Monitoring)].clone()
 }
 
 fn text(s: &str) -> Value {
@@ -28,7 +38,7 @@ fn text(s: &str) -> Value {
 
 /// The varbinds of an alarm, in the MIB's order.
 pub fn varbinds(a: &Alarm) -> Vec<VarBind> {
-    let o = |n: u32| oid(&[1, n, 0]);
+    let o = |n: usize| OIDS.1[n].clone();
     let mut v = vec![
         VarBind::new(o(1), text(&a.id)),
         VarBind::new(o(2), text(&a.rule)),
@@ -58,6 +68,9 @@ pub fn varbinds(a: &Alarm) -> Vec<VarBind> {
 pub struct Manager {
     cfg: SnmpManager,
     client: Option<Client<UdpHandle>>,
+    /// v2c traps: the manager's address and a socket the runtime does not watch.
+    plain: Option<(SocketAddr, UdpSocket)>,
+    request_id: i32,
     engine_id: Vec<u8>,
     started: Instant,
 }
@@ -66,7 +79,55 @@ impl Manager {
     /// A manager; `engine_id` is this sender's v3 engine id unless the section sets one.
     pub fn new(cfg: SnmpManager, engine_id: Vec<u8>) -> Self {
         let engine_id = cfg.engine_id.as_deref().and_then(hex).unwrap_or(engine_id);
-        Manager { cfg, client: None, engine_id, started: Instant::now() }
+        Manager { cfg, client: None, plain: None, request_id: 0, engine_id, started: Instant::now() }
+    }
+
+    /// The v2c trap socket.
+    async fn open_plain(&self) -> anyhow::Result<(SocketAddr, UdpSocket)> {
+        let a = &self.cfg.address;
+        let to = tokio::net::lookup_host(a.as_str())
+            .await
+            .ok()
+            .and_then(|mut it| it.next())
+            .ok_or_else(|| anyhow::anyhow!("cannot resolve the SNMP manager {a}"))?;
+        let any: SocketAddr = if to.is_ipv4() { "0.0.0.0:0".parse()? } else { "[::]:0".parse()? };
+        let s = UdpSocket::bind(any).map_err(|e| anyhow::anyhow!("cannot open a socket for traps to {a}: {e}"))?;
+        s.set_nonblocking(true)?;
+        Ok((to, s))
+    }
+
+    /// v2c traps: each encoded by async-snmp, sent without waiting for readiness (a
+    /// full send buffer is waited out a millisecond at a time).
+    async fn send_plain(&mut self, batch: &[std::sync::Arc<Alarm>], uptime: u32) -> Result<usize, crate::channel::SendError> {
+        let community: bytes::Bytes = self.cfg.community.as_ref().map(|s| s.expose().to_string()).unwrap_or_else(|| "public".into()).into();
+        let (to, sock) = match self.plain.take() {
+            Some(p) => p,
+            None => self.open_plain().await.map_err(crate::channel::SendError::other)?,
+        };
+        let mut id = self.request_id;
+        for (i, a) in batch.iter().enumerate() {
+            id = id.wrapping_add(1) & i32::MAX;
+            let data = CommunityMessage::v2c(community.clone(), Pdu::trap_v2(id, uptime, &notification(a), varbinds(a))).encode();
+            loop {
+                match sock.send_to(&data, to) {
+                    Ok(_) => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => tokio::time::sleep(Duration::from_millis(1)).await,
+                    Err(e) => {
+                        self.request_id = id;
+                        if i == 0 {
+                            // A fresh socket next time.
+                            let address = &self.cfg.address;
+                            return Err(crate::channel::SendError::other(anyhow::anyhow!("trap to {address}: {e}")));
+                        }
+                        self.plain = Some((to, sock));
+                        return Ok(i);
+                    }
+                }
+            }
+        }
+        self.request_id = id;
+        self.plain = Some((to, sock));
+        Ok(batch.len())
     }
 
     async fn client(&mut self) -> anyhow::Result<&Client<UdpHandle>> {
@@ -110,6 +171,9 @@ impl Sink for Manager {
     async fn send(&mut self, batch: &[std::sync::Arc<Alarm>]) -> Result<usize, crate::channel::SendError> {
         let uptime = (self.started.elapsed().as_millis() / 10) as u32;
         let inform = self.cfg.inform;
+        if !inform && self.cfg.version != "v3" {
+            return self.send_plain(batch, uptime).await;
+        }
         let address = self.cfg.address.clone();
         let client = self.client().await.map_err(crate::channel::SendError::other)?;
         for (i, a) in batch.iter().enumerate() {

@@ -14,7 +14,7 @@
 use crate::alarm::{key_for_id, Ack, Alarm, ALARMS, CURSORS, ITEMS};
 use crate::metrics::Metrics;
 use mware_coord::{CoordError, Coordinator, Fence, KvOp};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -22,6 +22,14 @@ use tokio_util::sync::CancellationToken;
 
 /// Most alarms in one chunk (one KV value).
 pub const CHUNK: usize = 512;
+/// A chunk closes once its JSON is this long.
+const CHUNK_BYTES: usize = 256 << 10;
+/// Most alarms in one write (four chunks).
+const PER_WRITE: usize = 4 * CHUNK;
+/// Most JSON in one write (etcd refuses requests over 1.5 MiB by default).
+const WRITE_BYTES: usize = 1 << 20;
+/// Most acknowledgements waiting for a write.
+const MAX_ACKS: usize = 1024;
 /// Acknowledgements and recoveries.
 pub const MARKS: &str = "alarms/k/";
 
@@ -117,8 +125,9 @@ pub struct Shared {
 
 /// Sent to the writer.
 pub enum Cmd {
-    /// Write this alarm; answer when it is durable (`false`: refused, the outbox is full).
-    Raise(Box<Alarm>, Option<oneshot::Sender<bool>>),
+    /// Write these alarms; answer when they are durable (`false`: refused, the outbox
+    /// is full).
+    Raise(Vec<Alarm>, Option<oneshot::Sender<bool>>),
     /// Acknowledge an alarm; answers the updated alarm, or `None` if unknown.
     Ack {
         /// The alarm's id.
@@ -128,16 +137,6 @@ pub enum Cmd {
         /// The answer.
         reply: oneshot::Sender<Option<Alarm>>,
     },
-}
-
-impl Cmd {
-    /// Whether it writes a key of its own besides the chunk.
-    fn extra_op(&self) -> bool {
-        match self {
-            Cmd::Raise(a, _) => a.item.is_some(),
-            Cmd::Ack { .. } => true,
-        }
-    }
 }
 
 /// Loads the log from the group's KV: the chunks, the marks, the cursors (a channel
@@ -206,80 +205,155 @@ pub struct Writer {
     pub metrics: Metrics,
 }
 
+/// What the writer holds between writes: alarms not yet written, in order, the
+/// answers waiting for them, and acknowledgements.
+#[derive(Default)]
+struct Queue {
+    alarms: VecDeque<Alarm>,
+    /// An API raise's answer, sent once `written` reaches its number.
+    replies: VecDeque<(u64, oneshot::Sender<bool>)>,
+    acks: VecDeque<(String, String, oneshot::Sender<Option<Alarm>>)>,
+    enqueued: u64,
+    written: u64,
+}
+
+/// One KV value being built: the first alarm's key and the JSON array so far.
+struct Chunk {
+    first: String,
+    json: Vec<u8>,
+    n: usize,
+}
+
 impl Writer {
     /// Runs until the channel closes or `cancel`; `Err` when the store refused a write
     /// (this instance is no longer active).
     pub async fn run(self, mut rx: mpsc::Receiver<Cmd>, cancel: CancellationToken) -> Result<(), CoordError> {
         let mut tick = tokio::time::interval(Duration::from_millis(200));
+        let mut q = Queue::default();
         loop {
-            let mut batch = Vec::new();
-            tokio::select! {
-                _ = cancel.cancelled() => return Ok(()),
-                c = rx.recv() => match c { Some(c) => batch.push(c), None => return Ok(()) },
-                _ = tick.tick() => {}
+            if q.alarms.is_empty() && q.acks.is_empty() {
+                tokio::select! {
+                    _ = cancel.cancelled() => return Ok(()),
+                    c = rx.recv() => match c { Some(c) => self.take(&mut q, c), None => return Ok(()) },
+                    _ = tick.tick() => {}
+                }
             }
-            // One chunk, at most 48 item states or acknowledgements, 16 recoveries, the
-            // cursors and 32 deletions stay below `mware_coord::MAX_TXN_OPS` (128).
-            let mut extra = batch.iter().filter(|c| c.extra_op()).count();
-            while batch.len() < CHUNK && extra < 48 {
+            while q.alarms.len() < PER_WRITE && q.acks.len() < MAX_ACKS {
                 match rx.try_recv() {
-                    Ok(c) => {
-                        extra += c.extra_op() as usize;
-                        batch.push(c);
-                    }
+                    Ok(c) => self.take(&mut q, c),
                     Err(_) => break,
                 }
             }
-            self.write(batch, &cancel).await?;
+            self.write(&mut q, &cancel).await?;
         }
     }
 
-    async fn write(&self, batch: Vec<Cmd>, cancel: &CancellationToken) -> Result<(), CoordError> {
+    fn take(&self, q: &mut Queue, c: Cmd) {
+        match c {
+            Cmd::Raise(v, reply) => {
+                let waiting = self.shared.log.lock().unwrap_or_else(|e| e.into_inner()).worst_backlog() + q.alarms.len();
+                if waiting + v.len() > self.max_outbox {
+                    self.metrics.dropped_n("outbox_full", v.len() as u64);
+                    tracing::warn!(alarms = v.len(), max = self.max_outbox, "alarms: outbox full; alarms dropped");
+                    if let Some(r) = reply {
+                        let _ = r.send(false);
+                    }
+                    return;
+                }
+                q.enqueued += v.len() as u64;
+                q.alarms.extend(v);
+                if let Some(r) = reply {
+                    q.replies.push_back((q.enqueued, r));
+                }
+            }
+            Cmd::Ack { id, by, reply } => q.acks.push_back((id, by, reply)),
+        }
+    }
+
+    /// Takes from the front of the queue what one write holds: at most [`PER_WRITE`]
+    /// alarms and [`WRITE_BYTES`] of JSON in chunks of at most [`CHUNK`] alarms and
+    /// [`CHUNK_BYTES`] (a larger alarm gets a chunk of its own), at most 48 item states
+    /// and acknowledgements, 16 recoveries, the cursors and 28 deletions: below
+    /// `mware_coord::MAX_TXN_OPS` (128) and etcd's request size.
+    fn chunks(&self, q: &mut Queue, extra: &mut usize) -> (Vec<Chunk>, Vec<Alarm>) {
+        let mut chunks: Vec<Chunk> = Vec::new();
+        let mut alarms = Vec::new();
+        let mut bytes = 0;
+        while let Some(a) = q.alarms.front() {
+            if alarms.len() >= PER_WRITE || (a.item.is_some() && *extra >= 48) {
+                break;
+            }
+            let open_new = match chunks.last() {
+                None => true,
+                Some(c) => c.n >= CHUNK || c.json.len() >= CHUNK_BYTES,
+            };
+            if open_new {
+                if chunks.len() >= 4 {
+                    break;
+                }
+                chunks.push(Chunk { first: a.key(), json: b"[".to_vec(), n: 0 });
+            }
+            let c = chunks.last_mut().expect("pushed above");
+            let before = c.json.len();
+            if c.n > 0 {
+                c.json.push(b',');
+            }
+            if serde_json::to_writer(&mut c.json, a).is_err() {
+                c.json.truncate(before);
+                q.alarms.pop_front();
+                continue;
+            }
+            let grew = c.json.len() - before;
+            if !alarms.is_empty() && bytes + grew > WRITE_BYTES {
+                c.json.truncate(before);
+                if c.n == 0 {
+                    chunks.pop();
+                }
+                break;
+            }
+            bytes += grew;
+            c.n += 1;
+            *extra += a.item.is_some() as usize;
+            alarms.push(q.alarms.pop_front().expect("front above"));
+        }
+        for c in &mut chunks {
+            c.json.push(b']');
+        }
+        (chunks, alarms)
+    }
+
+    async fn write(&self, q: &mut Queue, cancel: &CancellationToken) -> Result<(), CoordError> {
         let mut ops = Vec::new();
-        let mut alarms: Vec<Alarm> = Vec::new();
-        let mut raised_replies = Vec::new();
         let mut acks: Vec<(Alarm, oneshot::Sender<Option<Alarm>>)> = Vec::new();
         let mut closes: Vec<Alarm> = Vec::new();
-        let (trim, cursors) = {
+        let mut extra = 0;
+        let (trim, cursors, placed, alarms) = {
             let log = self.shared.log.lock().unwrap_or_else(|e| e.into_inner());
-            let mut waiting = log.worst_backlog();
-            for c in batch {
-                match c {
-                    Cmd::Raise(a, reply) => {
-                        if waiting >= self.max_outbox {
-                            self.metrics.dropped("outbox_full");
-                            tracing::warn!(id = %a.id, max = self.max_outbox, "alarms: outbox full; alarm dropped");
-                            if let Some(r) = reply {
-                                let _ = r.send(false);
-                            }
-                            continue;
-                        }
-                        waiting += 1;
-                        if let (Some(item), Some(state)) = (&a.item, &a.state) {
-                            ops.push(KvOp::Put { key: format!("{ITEMS}{item}"), value: state.clone().into_bytes() });
-                            if state == "ok" {
-                                let open = log.entries.values().filter(|e| e.alarm.open && e.alarm.item.as_ref() == Some(item));
-                                for e in open.take(16usize.saturating_sub(closes.len())) {
-                                    closes.push((*e.alarm).clone());
-                                }
-                            }
-                        }
-                        if let Some(r) = reply {
-                            raised_replies.push(r);
-                        }
-                        alarms.push(*a);
+            while extra < 48 {
+                let Some((id, by, reply)) = q.acks.pop_front() else { break };
+                match log.get(&id) {
+                    Some(a) if a.acked.is_none() => {
+                        let mut a = (*a).clone();
+                        a.open = false;
+                        a.acked = Some(Ack { by, at_ms: mware_coord::now_ms() });
+                        extra += 1;
+                        acks.push((a, reply));
                     }
-                    Cmd::Ack { id, by, reply } => match log.get(&id) {
-                        Some(a) if a.acked.is_none() => {
-                            let mut a = (*a).clone();
-                            a.open = false;
-                            a.acked = Some(Ack { by, at_ms: mware_coord::now_ms() });
-                            acks.push((a, reply));
+                    other => {
+                        let _ = reply.send(other.map(|a| (*a).clone()));
+                    }
+                }
+            }
+            let (chunks, alarms) = self.chunks(q, &mut extra);
+            for a in &alarms {
+                if let (Some(item), Some(state)) = (&a.item, &a.state) {
+                    ops.push(KvOp::Put { key: format!("{ITEMS}{item}"), value: state.clone().into_bytes() });
+                    if state == "ok" {
+                        let open = log.entries.values().filter(|e| e.alarm.open && e.alarm.item.as_ref() == Some(item));
+                        for e in open.take(16usize.saturating_sub(closes.len())) {
+                            closes.push((*e.alarm).clone());
                         }
-                        other => {
-                            let _ = reply.send(other.map(|a| (*a).clone()));
-                        }
-                    },
+                    }
                 }
             }
             for a in &acks {
@@ -288,8 +362,10 @@ impl Writer {
             for a in &closes {
                 ops.push(KvOp::Put { key: format!("{MARKS}{}", a.key()), value: b"null".to_vec() });
             }
-            if let Some(first) = alarms.first() {
-                ops.push(KvOp::Put { key: format!("{ALARMS}{}", first.key()), value: serde_json::to_vec(&alarms).unwrap_or_default() });
+            let mut placed = Vec::with_capacity(chunks.len());
+            for c in chunks {
+                ops.push(KvOp::Put { key: format!("{ALARMS}{}", c.first), value: c.json });
+                placed.push((c.first, c.n));
             }
             let cursors: Vec<(String, String)> =
                 log.cursors.iter().filter(|(_, c)| c.dirty).filter_map(|(n, c)| Some((n.clone(), c.key.clone()?))).collect();
@@ -300,7 +376,7 @@ impl Writer {
             for chunk in &trim {
                 ops.push(KvOp::Delete { key: format!("{ALARMS}{chunk}") });
             }
-            (trim, cursors)
+            (trim, cursors, placed, alarms)
         };
         if ops.is_empty() {
             return Ok(());
@@ -322,12 +398,13 @@ impl Writer {
                     e.alarm = Arc::new(closed);
                 }
             }
-            if let Some(first) = alarms.first().map(Alarm::key) {
-                for a in alarms {
+            let mut alarms = alarms.into_iter();
+            for (first, n) in &placed {
+                for a in alarms.by_ref().take(*n) {
                     if let (Some(item), Some(state)) = (&a.item, &a.state) {
                         log.items.insert(item.clone(), state.clone());
                     }
-                    log.insert(&first, a);
+                    log.insert(first, a);
                 }
             }
             for chunk in trim {
@@ -343,8 +420,11 @@ impl Writer {
         for (a, r) in acks {
             let _ = r.send(Some(a));
         }
-        for r in raised_replies {
-            let _ = r.send(true);
+        q.written += n;
+        while q.replies.front().is_some_and(|(upto, _)| *upto <= q.written) {
+            if let Some((_, r)) = q.replies.pop_front() {
+                let _ = r.send(true);
+            }
         }
         if n > 0 {
             self.shared.written.notify_waiters();
@@ -353,13 +433,13 @@ impl Writer {
     }
 
     /// Chunks every channel has passed, oldest first, while more than `history` alarms
-    /// are kept, none of whose alarms is an open state change; at most 32 per write.
+    /// are kept, none of whose alarms is an open state change; at most 28 per write.
     fn trimmable(&self, log: &Log) -> Vec<String> {
         let slowest = log.cursors.values().map(|c| c.key.clone()).min().flatten();
         let mut kept = log.entries.len();
         let mut out = Vec::new();
         for (chunk, n) in &log.chunks {
-            if kept <= self.history || out.len() >= 32 {
+            if kept <= self.history || out.len() >= 28 {
                 break;
             }
             let last = log.entries.range(chunk.clone()..).take_while(|(_, e)| &e.chunk == chunk).last();

@@ -11,7 +11,7 @@ use crate::rules::Msg;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -59,48 +59,68 @@ pub fn parse(bytes: &[u8], peer: &SocketAddr) -> Result<Msg, Malformed> {
     })
 }
 
-/// Opens the UDP socket with a large receive buffer.
-pub fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+/// Opens the UDP socket (non-blocking) with a large receive buffer.
+pub fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     let s = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
     let _ = s.set_recv_buffer_size(UDP_RCVBUF);
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
-    UdpSocket::from_std(s.into())
+    Ok(s.into())
 }
 
 /// Most datagrams handed to the intake at once.
 const BATCH: usize = 256;
+/// A drain that found this many datagrams means a busy sender: the next read waits
+/// [`COALESCE`] instead of a wake-up per datagram.
+const BUSY: usize = 16;
+/// How long a busy receiver lets datagrams gather in the socket's buffer.
+const COALESCE: std::time::Duration = std::time::Duration::from_millis(1);
+/// How often an idle receiver looks at `cancel`.
+const IDLE_POLL_MS: u16 = 200;
 
-/// Receives datagrams until `cancel`: after each wake-up it takes whatever else is
-/// already queued in the socket without waiting, and hands the batch over at once (one
-/// hand-over per burst instead of one per message).
-pub async fn run_udp(sock: UdpSocket, max: usize, tx: mpsc::Sender<Vec<Msg>>, metrics: Metrics, cancel: CancellationToken) {
+/// Receives datagrams on a thread of its own until `cancel` (run it on a blocking
+/// thread). The socket is not registered with the runtime's reactor, so a datagram
+/// wakes nobody while the receiver is busy: after a full batch it reads on at once;
+/// after a drain that found a burst it lets a millisecond's datagrams gather in the
+/// socket's buffer (which holds far more than that); otherwise it waits in `poll(2)`
+/// for the next one. Each batch goes to the intake in one hand-over.
+pub fn run_udp(sock: std::net::UdpSocket, max: usize, tx: mpsc::Sender<Vec<Msg>>, metrics: Metrics, cancel: CancellationToken) {
+    use std::os::fd::AsFd;
     let mut buf = vec![0u8; max + 1];
-    loop {
-        let first = tokio::select! {
-            _ = cancel.cancelled() => return,
-            r = sock.recv_from(&mut buf) => r,
-        };
+    let mut full = false;
+    let mut busy = false;
+    while !cancel.is_cancelled() {
+        if busy {
+            std::thread::sleep(COALESCE);
+        } else if !full {
+            let mut fds = [nix::poll::PollFd::new(sock.as_fd(), nix::poll::PollFlags::POLLIN)];
+            if !matches!(nix::poll::poll(&mut fds, IDLE_POLL_MS), Ok(n) if n > 0) {
+                continue;
+            }
+        }
         let mut batch = Vec::new();
-        let mut next = first;
-        loop {
-            match next {
+        let mut drained = false;
+        let mut got = 0;
+        while batch.len() < BATCH {
+            match sock.recv_from(&mut buf) {
                 Ok((n, peer)) => {
-                    metrics.received("udp");
+                    got += 1;
                     match if n > max { Err(Malformed::Oversize) } else { parse(&buf[..n], &peer) } {
                         Ok(m) => batch.push(m),
                         Err(e) => metrics.malformed(e.label()),
                     }
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    drained = true;
+                    break;
+                }
                 Err(e) => tracing::debug!(error = %e, "alarms: syslog udp receive error"),
             }
-            if batch.len() >= BATCH {
-                break;
-            }
-            next = sock.try_recv_from(&mut buf);
         }
-        if !batch.is_empty() && tx.send(batch).await.is_err() {
+        metrics.received("udp", got);
+        full = !drained;
+        busy = drained && got >= BUSY as u64;
+        if !batch.is_empty() && tx.blocking_send(batch).is_err() {
             return;
         }
     }
@@ -185,7 +205,7 @@ async fn read_stream(tcp: TcpStream, peer: SocketAddr, max: usize, tx: &mpsc::Se
                 None => return,
             }
         };
-        metrics.received("tcp");
+        metrics.received("tcp", 1);
         match ok.and_then(|_| parse(&frame, &peer)) {
             Ok(m) => {
                 if tx.send(vec![m]).await.is_err() {
