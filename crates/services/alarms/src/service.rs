@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
-/// Commands waiting for the writer.
-const QUEUE: usize = 16_384;
+/// Commands waiting for the writer (a syslog batch is one command of up to 256 alarms).
+const QUEUE: usize = 256;
 
 /// What the API reaches while an activity runs.
 #[derive(Clone)]

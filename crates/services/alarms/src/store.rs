@@ -1,8 +1,9 @@
 //! The durable outbox and the one writer of an activity.
 //!
 //! Alarms are written to the group's KV (fenced) before any channel sees them, in
-//! chunks: `alarms/b/<key of the first>` holds up to [`CHUNK`] alarms (one KV write per
-//! burst instead of one per alarm). `alarms/k/<key>` records an acknowledgement or a
+//! chunks: `alarms/a/<key of the first>` holds up to [`CHUNK`] alarms or about 96 KiB of
+//! JSON, and one write carries up to eight chunks (one KV transaction per burst instead
+//! of one per alarm, below etcd's request size). `alarms/k/<key>` records an acknowledgement or a
 //! recovery, `alarms/c/<channel>` each channel's cursor (the last alarm it sent),
 //! `alarms/s/<item>` the last state seen of a monitoring item. A channel resumes from
 //! its cursor after a failover, so an alarm may be sent twice, always with the same id,
@@ -23,8 +24,10 @@ use tokio_util::sync::CancellationToken;
 /// Most alarms in one chunk (one KV value).
 pub const CHUNK: usize = 512;
 /// A chunk closes once its JSON is this long.
-const CHUNK_BYTES: usize = 256 << 10;
-/// Most alarms in one write (four chunks).
+const CHUNK_BYTES: usize = 96 << 10;
+/// Most chunks in one write.
+const CHUNKS_PER_WRITE: usize = 8;
+/// Most alarms in one write.
 const PER_WRITE: usize = 4 * CHUNK;
 /// Most JSON in one write (etcd refuses requests over 1.5 MiB by default).
 const WRITE_BYTES: usize = 1 << 20;
@@ -108,8 +111,8 @@ impl Log {
         v.sort();
         v
     }
-    fn insert(&mut self, chunk: &str, a: Alarm) {
-        self.entries.insert(a.key(), Entry { pos: self.next_pos, chunk: chunk.to_string(), alarm: Arc::new(a) });
+    fn insert(&mut self, chunk: &str, a: Arc<Alarm>) {
+        self.entries.insert(a.key(), Entry { pos: self.next_pos, chunk: chunk.to_string(), alarm: a });
         *self.chunks.entry(chunk.to_string()).or_default() += 1;
         self.next_pos += 1;
     }
@@ -146,7 +149,7 @@ pub async fn load(coord: &dyn Coordinator, group: u32, channels: &[String]) -> R
     for (k, v) in coord.kv_list(group, ALARMS).await? {
         let chunk = k.trim_start_matches(ALARMS).to_string();
         match serde_json::from_slice::<Vec<Alarm>>(&v.value) {
-            Ok(list) => list.into_iter().for_each(|a| log.insert(&chunk, a)),
+            Ok(list) => list.into_iter().for_each(|a| log.insert(&chunk, Arc::new(a))),
             Err(e) => tracing::warn!(key = %k, error = %e, "alarms: an unreadable chunk is skipped"),
         }
     }
@@ -209,7 +212,7 @@ pub struct Writer {
 /// answers waiting for them, and acknowledgements.
 #[derive(Default)]
 struct Queue {
-    alarms: VecDeque<Alarm>,
+    alarms: VecDeque<Arc<Alarm>>,
     /// An API raise's answer, sent once `written` reaches its number.
     replies: VecDeque<(u64, oneshot::Sender<bool>)>,
     acks: VecDeque<(String, String, oneshot::Sender<Option<Alarm>>)>,
@@ -261,7 +264,7 @@ impl Writer {
                     return;
                 }
                 q.enqueued += v.len() as u64;
-                q.alarms.extend(v);
+                q.alarms.extend(v.into_iter().map(Arc::new));
                 if let Some(r) = reply {
                     q.replies.push_back((q.enqueued, r));
                 }
@@ -271,11 +274,11 @@ impl Writer {
     }
 
     /// Takes from the front of the queue what one write holds: at most [`PER_WRITE`]
-    /// alarms and [`WRITE_BYTES`] of JSON in chunks of at most [`CHUNK`] alarms and
+    /// alarms and [`WRITE_BYTES`] of JSON in [`CHUNKS_PER_WRITE`] chunks of at most [`CHUNK`] alarms and
     /// [`CHUNK_BYTES`] (a larger alarm gets a chunk of its own), at most 48 item states
-    /// and acknowledgements, 16 recoveries, the cursors and 28 deletions: below
+    /// and acknowledgements, 16 recoveries, the cursors and 24 deletions: below
     /// `mware_coord::MAX_TXN_OPS` (128) and etcd's request size.
-    fn chunks(&self, q: &mut Queue, extra: &mut usize) -> (Vec<Chunk>, Vec<Alarm>) {
+    fn chunks(&self, q: &mut Queue, extra: &mut usize) -> (Vec<Chunk>, Vec<Arc<Alarm>>) {
         let mut chunks: Vec<Chunk> = Vec::new();
         let mut alarms = Vec::new();
         let mut bytes = 0;
@@ -288,17 +291,21 @@ impl Writer {
                 Some(c) => c.n >= CHUNK || c.json.len() >= CHUNK_BYTES,
             };
             if open_new {
-                if chunks.len() >= 4 {
+                if chunks.len() >= CHUNKS_PER_WRITE {
                     break;
                 }
-                chunks.push(Chunk { first: a.key(), json: b"[".to_vec(), n: 0 });
+                // Sized once: a buffer that grows by doubling past the allocator's
+                // medium sizes costs fresh (zeroed) pages on every write.
+                let mut json = Vec::with_capacity(CHUNK_BYTES + 4096);
+                json.push(b'[');
+                chunks.push(Chunk { first: a.key(), json, n: 0 });
             }
             let c = chunks.last_mut().expect("pushed above");
             let before = c.json.len();
             if c.n > 0 {
                 c.json.push(b',');
             }
-            if serde_json::to_writer(&mut c.json, a).is_err() {
+            if serde_json::to_writer(&mut c.json, &**a).is_err() {
                 c.json.truncate(before);
                 q.alarms.pop_front();
                 continue;
@@ -433,13 +440,13 @@ impl Writer {
     }
 
     /// Chunks every channel has passed, oldest first, while more than `history` alarms
-    /// are kept, none of whose alarms is an open state change; at most 28 per write.
+    /// are kept, none of whose alarms is an open state change; at most 24 per write.
     fn trimmable(&self, log: &Log) -> Vec<String> {
         let slowest = log.cursors.values().map(|c| c.key.clone()).min().flatten();
         let mut kept = log.entries.len();
         let mut out = Vec::new();
         for (chunk, n) in &log.chunks {
-            if kept <= self.history || out.len() >= 28 {
+            if kept <= self.history || out.len() >= 24 {
                 break;
             }
             let last = log.entries.range(chunk.clone()..).take_while(|(_, e)| &e.chunk == chunk).last();
