@@ -3,7 +3,8 @@
 # rsyslog (Debian 12: 8.2302) with omsnmp (rsyslog-snmp), in the same run on the same
 # machine. Each side gets the same rising rates of UDP syslog (every message matches one
 # rule; every message differs, so no dedupe); one v2c trap per message goes to the same
-# manager, a plain UDP socket with a 64 MB receive buffer that counts datagrams and reads
+# manager, a plain UDP socket with a 64 MB receive buffer, drained every millisecond (so
+# a trap wakes no thread), that counts datagrams and reads
 # each trap's send time from the message it carries (snmptrapd itself saturates first on
 # this machine, so it is kept for the correctness tests). mware runs one instance on the
 # embedded coordinator (SQLite): every alarm is durable in the group's store before its

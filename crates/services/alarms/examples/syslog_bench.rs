@@ -1,8 +1,8 @@
 //! Benchmark driver for syslog in → SNMP traps out (`bench/alarms.sh` runs it against
 //! mware and against rsyslog's omsnmp). For each rate it sends RFC 3164 messages over
 //! UDP for `--secs` seconds, paced every millisecond, then waits for the traps to drain;
-//! the manager is a plain UDP socket with a large receive buffer that counts datagrams
-//! (snmptrapd saturates first on this machine) and reads each trap's send time from the
+//! the manager is a plain UDP socket with a large receive buffer, drained every
+//! millisecond, that counts datagrams (snmptrapd saturates first on this machine) and reads each trap's send time from the
 //! message text it carries (`bench seq=N t=NANOS`), giving the receive-to-trap latency.
 //!
 //! `syslog_bench --target 127.0.0.1:5514 --manager 127.0.0.1:16299 --rates 5000,10000 --secs 5`
