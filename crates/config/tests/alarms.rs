@@ -81,3 +81,15 @@ fn every_problem_with_its_path_and_no_secret() {
     assert!(text.contains("(unclosed"), "the regex is quoted with the parser's reason:\n{text}");
     assert!(!text.contains("s3cr3t"), "{text}");
 }
+
+#[test]
+fn at_most_sixteen_managers() {
+    let mut v = base();
+    let managers: Vec<_> = (0..17).map(|i| json!({"address": format!("127.0.0.1:{}", 1620 + i)})).collect();
+    set(&mut v, "/servers/0/roles/0/alarms", json!({"snmp": managers}));
+    let problems = errors(&v);
+    let p = problems.iter().find(|p| p.path == "servers[0].roles[0].alarms.snmp").expect("the list is named");
+    assert!(p.message.contains("at most 16") && p.message.contains("found 17"), "{}", p.message);
+    set(&mut v, "/servers/0/roles/0/alarms/snmp", json!(managers[..16].to_vec()));
+    assert_eq!(ok(&v).site.instance("mware1").unwrap().role.alarms.clone().unwrap().snmp.len(), 16);
+}

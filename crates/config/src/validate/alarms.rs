@@ -10,6 +10,9 @@ use crate::tasks::is_item_name;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
+/// Most SNMP managers: every write of the outbox carries each channel's cursor, and a
+/// write stays below etcd's 128 operations per transaction.
+const MAX_MANAGERS: usize = 16;
 const KEYS: &[&str] = &["enabled", "syslog", "rules", "window_ms", "monitoring", "snmp", "telegram", "history", "max_outbox"];
 const SYSLOG_KEYS: &[&str] = &["udp_port", "tcp_port", "max_message_bytes", "max_connections"];
 const RULE_KEYS: &[&str] = &["name", "facility", "severity", "host", "app", "message", "alarm_severity", "max_per_window"];
@@ -58,6 +61,12 @@ pub(crate) fn section(cx: &mut Cx, v: &Value, p: &str) {
         }
     }
     if let Some(list) = m.get("snmp").and_then(|v| cx.list(v, &join(p, "snmp"))) {
+        if list.len() > MAX_MANAGERS {
+            cx.report(
+                &join(p, "snmp"),
+                format!("expected at most {MAX_MANAGERS} managers (each one's cursor is written with every batch), found {}", list.len()),
+            );
+        }
         for (i, s) in list.iter().enumerate() {
             let sp = index(&join(p, "snmp"), i);
             if let Some(sm) = cx.object(s, &sp) {
