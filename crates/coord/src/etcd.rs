@@ -34,6 +34,23 @@ use tokio::sync::{mpsc, Mutex};
 mod tls;
 use tls::{new_client, probe};
 
+/// Keys per page of a list.
+const LIST_PAGE: i64 = 64;
+/// Largest answer a list page may decode: 64 values at etcd's 1.5 MiB request limit.
+const LIST_MESSAGE_MAX: usize = 128 << 20;
+
+/// The end of etcd's range for every key starting with `start`.
+fn prefix_end(start: &[u8]) -> Vec<u8> {
+    match start.iter().rposition(|&b| b < 0xff) {
+        Some(i) => {
+            let mut end = start[..=i].to_vec();
+            end[i] += 1;
+            end
+        }
+        None => vec![0],
+    }
+}
+
 /// The etcd coordinator. Cheap to clone.
 #[derive(Clone)]
 pub struct EtcdCoordinator {
@@ -411,16 +428,34 @@ impl Coordinator for EtcdCoordinator {
         Ok(r.kvs().first().map(|kv| Versioned { value: kv.value().to_vec(), revision: kv.mod_revision() as u64 }))
     }
 
+    /// In pages of [`LIST_PAGE`] keys, all read at the first page's revision (one
+    /// consistent snapshot), each page allowed up to [`LIST_MESSAGE_MAX`]: a prefix larger
+    /// than gRPC's default 4 MiB message (an alarms outbox with a long backlog) lists whole.
     async fn kv_list(&self, group: u32, prefix: &str) -> Result<Vec<(String, Versioned)>, CoordError> {
         let base = self.kv_key(group, "");
-        let r = self.client().get(format!("{base}{prefix}"), Some(GetOptions::new().with_prefix())).await.map_err(|e| self.err(e))?;
-        Ok(r.kvs()
-            .iter()
-            .filter_map(|kv| {
+        let start = format!("{base}{prefix}").into_bytes();
+        let end = prefix_end(&start);
+        let mut kv = self.client().kv_client().max_decoding_message_size(LIST_MESSAGE_MAX);
+        let (mut from, mut at, mut out) = (start, None, Vec::new());
+        loop {
+            let mut opts = GetOptions::new().with_range(end.clone()).with_limit(LIST_PAGE);
+            if let Some(rev) = at {
+                opts = opts.with_revision(rev);
+            }
+            let r = kv.get(from.clone(), Some(opts)).await.map_err(|e| self.err(e))?;
+            at = at.or_else(|| r.header().map(|h| h.revision()));
+            out.extend(r.kvs().iter().filter_map(|kv| {
                 let k = kv.key_str().ok()?.strip_prefix(&base)?.to_string();
                 Some((k, Versioned { value: kv.value().to_vec(), revision: kv.mod_revision() as u64 }))
-            })
-            .collect())
+            }));
+            match r.kvs().last() {
+                Some(last) if r.more() => {
+                    from = last.key().to_vec();
+                    from.push(0);
+                }
+                _ => return Ok(out),
+            }
+        }
     }
 
     async fn kv_apply(&self, fence: &Fence, ops: Vec<KvOp>) -> Result<u64, CoordError> {

@@ -135,6 +135,29 @@ async fn durable(s: &Settings, etcd: Option<&mut Etcd>) {
     assert_eq!(c.config_get().await.unwrap().unwrap().0, "cfg");
 }
 
+/// A prefix holding more than a gRPC message's default 4 MiB (an alarms outbox with a
+/// long backlog: 80 values of 100 KiB) lists whole, in key order.
+async fn large_list(c: Arc<dyn Coordinator>) {
+    let mut m = c.join(info("big", 10)).await.unwrap();
+    let f = Fence { group: 7, epoch: active(&mut m).await };
+    for batch in 0..10 {
+        let ops = (0..8)
+            .map(|i| {
+                let n = batch * 8 + i;
+                KvOp::Put { key: format!("big/{n:03}"), value: vec![b'a' + (n % 26) as u8; 100 << 10] }
+            })
+            .collect();
+        c.kv_apply(&f, ops).await.unwrap();
+    }
+    let list = c.kv_list(7, "big/").await.unwrap();
+    assert_eq!(list.len(), 80, "every key of an 8 MB prefix");
+    for (n, (k, v)) in list.iter().enumerate() {
+        assert_eq!(k, &format!("big/{n:03}"), "in key order");
+        assert!(v.value.len() == 100 << 10 && v.value.iter().all(|&b| b == b'a' + (n % 26) as u8), "{k}: its value whole");
+    }
+    m.leave().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_kv() {
     let mut etcd = Etcd::start().unwrap();
@@ -142,6 +165,7 @@ async fn etcd_kv() {
     let s = settings(Backend::Etcd, Some(&etcd), dir.path());
     fenced_writes(open(&s).await).await;
     watch(open(&s).await).await;
+    large_list(open(&s).await).await;
     durable(&s, Some(&mut etcd)).await;
 }
 
@@ -151,6 +175,7 @@ async fn embedded_kv() {
     let s = settings(Backend::Embedded, None, dir.path());
     fenced_writes(open(&s).await).await;
     watch(open(&s).await).await;
+    large_list(open(&s).await).await;
     durable(&s, None).await;
 }
 
