@@ -77,8 +77,20 @@ impl Drop for Child {
 }
 
 /// A free TCP port on 127.0.0.1 (bind to 0, read, release).
+///
+/// Never the same port twice in one test process: the kernel may hand a just-released
+/// port out again, and two calls in a row then gave two instances one port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..1000 {
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port");
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no port not given before in 1000 tries")
 }
 
 /// Waits until `addr` accepts TCP connections, up to `timeout`.
