@@ -16,6 +16,7 @@ pub mod channel;
 mod error;
 pub mod intake;
 pub mod metrics;
+pub mod queue;
 pub mod rules;
 mod service;
 pub mod snmp;

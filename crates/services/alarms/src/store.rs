@@ -1,7 +1,7 @@
 //! The durable outbox and the one writer of an activity.
 //!
 //! Alarms are written to the group's KV (fenced) before any channel sees them, in
-//! chunks: `alarms/a/<key of the first>` holds up to [`CHUNK`] alarms or about 96 KiB of
+//! chunks: `alarms/a/<key of the first>` holds up to [`CHUNK`](crate::queue::CHUNK) alarms or about 96 KiB of
 //! JSON, and one write carries up to eight chunks (one KV transaction per burst instead
 //! of one per alarm, below etcd's request size). `alarms/k/<key>` records an acknowledgement or a
 //! recovery, `alarms/c/<channel>` each channel's cursor (the last alarm it sent),
@@ -14,25 +14,14 @@
 
 use crate::alarm::{key_for_id, Ack, Alarm, ALARMS, CURSORS, ITEMS};
 use crate::metrics::Metrics;
+use crate::queue::{Queue, MAX_ACKS, MAX_EXTRA, PER_WRITE};
 use mware_coord::{CoordError, Coordinator, Fence, KvOp};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
-/// Most alarms in one chunk (one KV value).
-pub const CHUNK: usize = 512;
-/// A chunk closes once its JSON is this long.
-const CHUNK_BYTES: usize = 96 << 10;
-/// Most chunks in one write.
-const CHUNKS_PER_WRITE: usize = 8;
-/// Most alarms in one write.
-const PER_WRITE: usize = 4 * CHUNK;
-/// Most JSON in one write (etcd refuses requests over 1.5 MiB by default).
-const WRITE_BYTES: usize = 1 << 20;
-/// Most acknowledgements waiting for a write.
-const MAX_ACKS: usize = 1024;
 /// Acknowledgements and recoveries.
 pub const MARKS: &str = "alarms/k/";
 
@@ -208,25 +197,6 @@ pub struct Writer {
     pub metrics: Metrics,
 }
 
-/// What the writer holds between writes: alarms not yet written, in order, the
-/// answers waiting for them, and acknowledgements.
-#[derive(Default)]
-struct Queue {
-    alarms: VecDeque<Arc<Alarm>>,
-    /// An API raise's answer, sent once `written` reaches its number.
-    replies: VecDeque<(u64, oneshot::Sender<bool>)>,
-    acks: VecDeque<(String, String, oneshot::Sender<Option<Alarm>>)>,
-    enqueued: u64,
-    written: u64,
-}
-
-/// One KV value being built: the first alarm's key and the JSON array so far.
-struct Chunk {
-    first: String,
-    json: Vec<u8>,
-    n: usize,
-}
-
 impl Writer {
     /// Runs until the channel closes or `cancel`; `Err` when the store refused a write
     /// (this instance is no longer active).
@@ -273,62 +243,6 @@ impl Writer {
         }
     }
 
-    /// Takes from the front of the queue what one write holds: at most [`PER_WRITE`]
-    /// alarms and [`WRITE_BYTES`] of JSON in [`CHUNKS_PER_WRITE`] chunks of at most [`CHUNK`] alarms and
-    /// [`CHUNK_BYTES`] (a larger alarm gets a chunk of its own), at most 48 item states
-    /// and acknowledgements, 16 recoveries, the cursors and 24 deletions: below
-    /// `mware_coord::MAX_TXN_OPS` (128) and etcd's request size.
-    fn chunks(&self, q: &mut Queue, extra: &mut usize) -> (Vec<Chunk>, Vec<Arc<Alarm>>) {
-        let mut chunks: Vec<Chunk> = Vec::new();
-        let mut alarms = Vec::new();
-        let mut bytes = 0;
-        while let Some(a) = q.alarms.front() {
-            if alarms.len() >= PER_WRITE || (a.item.is_some() && *extra >= 48) {
-                break;
-            }
-            let open_new = match chunks.last() {
-                None => true,
-                Some(c) => c.n >= CHUNK || c.json.len() >= CHUNK_BYTES,
-            };
-            if open_new {
-                if chunks.len() >= CHUNKS_PER_WRITE {
-                    break;
-                }
-                // Sized once: a buffer that grows by doubling past the allocator's
-                // medium sizes costs fresh (zeroed) pages on every write.
-                let mut json = Vec::with_capacity(CHUNK_BYTES + 4096);
-                json.push(b'[');
-                chunks.push(Chunk { first: a.key(), json, n: 0 });
-            }
-            let c = chunks.last_mut().expect("pushed above");
-            let before = c.json.len();
-            if c.n > 0 {
-                c.json.push(b',');
-            }
-            if serde_json::to_writer(&mut c.json, &**a).is_err() {
-                c.json.truncate(before);
-                q.alarms.pop_front();
-                continue;
-            }
-            let grew = c.json.len() - before;
-            if !alarms.is_empty() && bytes + grew > WRITE_BYTES {
-                c.json.truncate(before);
-                if c.n == 0 {
-                    chunks.pop();
-                }
-                break;
-            }
-            bytes += grew;
-            c.n += 1;
-            *extra += a.item.is_some() as usize;
-            alarms.push(q.alarms.pop_front().expect("front above"));
-        }
-        for c in &mut chunks {
-            c.json.push(b']');
-        }
-        (chunks, alarms)
-    }
-
     async fn write(&self, q: &mut Queue, cancel: &CancellationToken) -> Result<(), CoordError> {
         let mut ops = Vec::new();
         let mut acks: Vec<(Alarm, oneshot::Sender<Option<Alarm>>)> = Vec::new();
@@ -336,7 +250,7 @@ impl Writer {
         let mut extra = 0;
         let (trim, cursors, placed, alarms) = {
             let log = self.shared.log.lock().unwrap_or_else(|e| e.into_inner());
-            while extra < 48 {
+            while extra < MAX_EXTRA {
                 let Some((id, by, reply)) = q.acks.pop_front() else { break };
                 match log.get(&id) {
                     Some(a) if a.acked.is_none() => {
@@ -351,7 +265,7 @@ impl Writer {
                     }
                 }
             }
-            let (chunks, alarms) = self.chunks(q, &mut extra);
+            let (chunks, alarms) = crate::queue::take_chunks(q, &mut extra);
             for a in &alarms {
                 if let (Some(item), Some(state)) = (&a.item, &a.state) {
                     ops.push(KvOp::Put { key: format!("{ITEMS}{item}"), value: state.clone().into_bytes() });
