@@ -6,7 +6,9 @@
 //! message text it carries (`bench seq=N t=NANOS`), giving the receive-to-trap latency.
 //!
 //! `syslog_bench --target 127.0.0.1:5514 --manager 127.0.0.1:16299 --rates 5000,10000 --secs 5`
-//! prints one line per rate: `rate sent received lost p50_ms p99_ms`.
+//! prints one line per rate: `rate sent received lost p50_ms p99_ms sampled bad`: one
+//! trap in 1000 is decoded with async-snmp and checked (a v2c trap of `mwareAlarm` whose
+//! message varbind is the bench message); `bad` counts those that were not.
 
 use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,6 +22,21 @@ fn arg(name: &str, default: &str) -> String {
 
 fn now_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+}
+
+/// Every this many traps one is decoded (async-snmp) and checked.
+const SAMPLE: u64 = 1000;
+
+/// Whether a trap is a v2c trap of `mwareAlarm` whose message varbind carries a bench
+/// message.
+fn trap_ok(d: &[u8]) -> bool {
+    use async_snmp::message::CommunityMessage;
+    let Ok(m) = CommunityMessage::decode(bytes::Bytes::copy_from_slice(d)) else { return false };
+    let Some(pdu) = m.into_pdu() else { return false };
+    let alarm = async_snmp::Oid::new(mware_alarms::snmp::BASE.iter().copied().chain([0, 1]));
+    pdu.pdu_type == async_snmp::PduType::TrapV2
+        && pdu.varbinds.get(1).is_some_and(|v| v.value == async_snmp::Value::ObjectIdentifier(alarm))
+        && pdu.varbinds.iter().any(|v| v.value.as_bytes().is_some_and(|b| b.windows(10).any(|w| w == b"bench seq=")))
 }
 
 /// The send time carried in a trap: the digits after `t=`.
@@ -46,6 +63,8 @@ fn main() {
     // than a millisecond of traps). Both sides are counted the same way.
     rx.set_nonblocking(true).unwrap();
     let received = Arc::new(AtomicU64::new(0));
+    let (checked, bad) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (c2, b2) = (checked.clone(), bad.clone());
     let lat = Arc::new(Mutex::new(Vec::<u64>::with_capacity(1 << 20)));
     let stop = Arc::new(AtomicBool::new(false));
     let (r2, l2, s2) = (received.clone(), lat.clone(), stop.clone());
@@ -54,7 +73,12 @@ fn main() {
         while !s2.load(Ordering::Relaxed) {
             match rx.recv(&mut buf) {
                 Ok(n) => {
-                    r2.fetch_add(1, Ordering::Relaxed);
+                    if r2.fetch_add(1, Ordering::Relaxed) % SAMPLE == 0 {
+                        c2.fetch_add(1, Ordering::Relaxed);
+                        if !trap_ok(&buf[..n]) {
+                            b2.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
                     if let Some(t) = sent_at(&buf[..n]) {
                         l2.lock().unwrap().push(now_ns().saturating_sub(t));
                     }
@@ -68,7 +92,7 @@ fn main() {
     let sbuf = socket2::SockRef::from(&tx);
     let _ = sbuf.set_send_buffer_size(16 << 20);
     let mut seq = 0u64;
-    println!("rate sent received lost p50_ms p99_ms");
+    println!("rate sent received lost p50_ms p99_ms sampled bad");
     for rate in rates {
         received.store(0, Ordering::Relaxed);
         lat.lock().unwrap().clear();
@@ -101,7 +125,8 @@ fn main() {
         let mut l = lat.lock().unwrap().clone();
         l.sort_unstable();
         let pct = |p: f64| if l.is_empty() { f64::NAN } else { l[((l.len() - 1) as f64 * p) as usize] as f64 / 1e6 };
-        println!("{rate} {sent} {got} {} {:.2} {:.2}", sent.saturating_sub(got), pct(0.5), pct(0.99));
+        let (c, b) = (checked.swap(0, Ordering::Relaxed), bad.swap(0, Ordering::Relaxed));
+        println!("{rate} {sent} {got} {} {:.2} {:.2} {c} {b}", sent.saturating_sub(got), pct(0.5), pct(0.99));
         std::thread::sleep(Duration::from_millis(500));
     }
     stop.store(true, Ordering::Relaxed);
