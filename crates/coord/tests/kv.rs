@@ -33,8 +33,7 @@ fn info(name: &str, order: i64) -> MemberInfo {
 }
 
 async fn active(m: &mut Membership) -> Epoch {
-    let r = tokio::time::timeout(T, m.activity.wait_for(|a| a.epoch().is_some())).await;
-    r.expect("became active in time").unwrap().epoch().unwrap()
+    tokio::time::timeout(T, m.wait_active()).await.expect("became active in time").unwrap()
 }
 
 async fn fenced_writes(c: Arc<dyn Coordinator>) {

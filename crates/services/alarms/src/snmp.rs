@@ -82,6 +82,11 @@ impl Manager {
         Manager { cfg, client: None, plain: None, request_id: 0, engine_id, started: Instant::now() }
     }
 
+    /// The v2c community (`public` unless the section sets one).
+    fn community(&self) -> String {
+        self.cfg.community.as_ref().map(|s| s.expose().to_string()).unwrap_or_else(|| "public".into())
+    }
+
     /// The v2c trap socket.
     async fn open_plain(&self) -> anyhow::Result<(SocketAddr, UdpSocket)> {
         let a = &self.cfg.address;
@@ -99,7 +104,7 @@ impl Manager {
     /// v2c traps: each encoded by async-snmp, sent without waiting for readiness (a
     /// full send buffer is waited out a millisecond at a time).
     async fn send_plain(&mut self, batch: &[std::sync::Arc<Alarm>], uptime: u32) -> Result<usize, crate::channel::SendError> {
-        let community: bytes::Bytes = self.cfg.community.as_ref().map(|s| s.expose().to_string()).unwrap_or_else(|| "public".into()).into();
+        let community: bytes::Bytes = self.community().into();
         let (to, sock) = match self.plain.take() {
             Some(p) => p,
             None => self.open_plain().await.map_err(crate::channel::SendError::other)?,
@@ -147,7 +152,7 @@ impl Manager {
                 let pw = |s: &Option<mware_config::Secret>| s.as_ref().map(|s| s.expose().to_string()).unwrap_or_default();
                 Auth::usm(c.user.clone().unwrap_or_default()).auth(ap, pw(&c.auth_password)).privacy(pp, pw(&c.priv_password)).into()
             } else {
-                Auth::v2c(c.community.as_ref().map(|s| s.expose().to_string()).unwrap_or_else(|| "public".into()))
+                Auth::v2c(self.community())
             };
             let client = Client::builder(c.address.as_str(), auth)
                 .timeout(Duration::from_millis(c.timeout_ms))

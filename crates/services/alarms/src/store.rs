@@ -1,10 +1,11 @@
 //! The durable outbox and the one writer of an activity.
 //!
 //! Alarms are written to the group's KV (fenced) before any channel sees them, in
-//! chunks: `alarms/a/<key of the first>` holds up to [`CHUNK`](crate::queue::CHUNK) alarms or about 96 KiB of
-//! JSON, and one write carries up to eight chunks (one KV transaction per burst instead
-//! of one per alarm, below etcd's request size). `alarms/k/<key>` records an acknowledgement or a
-//! recovery, `alarms/c/<channel>` each channel's cursor (the last alarm it sent),
+//! chunks: `alarms/a/<key of the first>` holds up to [`CHUNK`](crate::queue::CHUNK)
+//! alarms or about 96 KiB of JSON, and one write carries up to eight chunks (one KV
+//! transaction per burst instead of one per alarm, below etcd's request size; see
+//! [`crate::queue`]). `alarms/k/<key>` records an acknowledgement or a recovery,
+//! `alarms/c/<channel>` each channel's cursor (the last alarm it sent),
 //! `alarms/s/<item>` the last state seen of a monitoring item. A channel resumes from
 //! its cursor after a failover, so an alarm may be sent twice, always with the same id,
 //! and never skipped. Chunks every channel has passed are deleted once more than
