@@ -49,7 +49,9 @@ pub async fn run(action: BackupAction) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        BackupAction::Restore { config, instance, target, archive, to } => restore(&config, instance, &target, &archive, &to).await,
+        BackupAction::Restore { config, instance, target, archive, to, max_size } => {
+            restore(&config, instance, &target, &archive, &to, max_size).await
+        }
     }
 }
 
@@ -168,6 +170,7 @@ async fn restore(
     target: &str,
     archive: &str,
     to: &std::path::Path,
+    max_size: Option<u64>,
 ) -> anyhow::Result<()> {
     let site = crate::ssh_cmd::full_site(config).await?;
     let with: Vec<_> = site
@@ -205,7 +208,7 @@ async fn restore(
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let b2 = bar.clone();
-    let r = mware_backup::restore(spec, &policy, archive, to, move |done, total| {
+    let r = mware_backup::restore_capped(spec, &policy, archive, to, max_size, move |done, total| {
         b2.set_length(total);
         b2.set_position(done);
     })

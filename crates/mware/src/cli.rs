@@ -270,7 +270,34 @@ pub enum BackupAction {
         /// The new folder (must not exist).
         #[arg(long)]
         to: PathBuf,
+        /// Stop (naming the entry) before writing more than this many bytes, e.g. `50G`
+        /// (default: the free space of the folder's file system, and at most 200 times
+        /// the archive's size).
+        #[arg(long, value_parser = parse_size)]
+        max_size: Option<u64>,
     },
+}
+
+/// A size in bytes with an optional K, M, G or T suffix (powers of 1024).
+fn parse_size(raw: &str) -> Result<u64, String> {
+    let t = raw.trim();
+    let (num, mul) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m = match c.to_ascii_uppercase() {
+                'K' => 1u64 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                'T' => 1 << 40,
+                _ => return Err(format!("expected bytes with an optional K, M, G or T suffix, found {raw:?}")),
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mul))
+        .ok_or_else(|| format!("expected bytes with an optional K, M, G or T suffix, found {raw:?}"))
 }
 
 /// `mware tasks ...`. The calls go to the group of the instance named by `--api`
@@ -399,4 +426,17 @@ pub enum ConfigAction {
         #[arg(long, short)]
         config: PathBuf,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_take_a_binary_suffix() {
+        assert_eq!(super::parse_size("1024"), Ok(1024));
+        assert_eq!(super::parse_size("50G"), Ok(50 << 30));
+        assert_eq!(super::parse_size("2k"), Ok(2048));
+        for bad in ["", "G", "1.5G", "5X", "-1", "99999999999T"] {
+            assert!(super::parse_size(bad).unwrap_err().starts_with("expected bytes"), "{bad}");
+        }
+    }
 }

@@ -169,6 +169,15 @@ fn errors_are_json_naming_what_was_wrong() {
     let (code, e) = raw(&d, "POST", "/api/v1/groups/1/switchover", Some(TOKEN), br#"{"to":"h1","to":"h2"}"#, "application/json");
     assert_eq!(code, 400, "{e}");
     assert!(e["error"].as_str().unwrap().contains("to again"), "{e}");
+    // A misspelt key is not ignored: `limt` would have granted a plain mutex.
+    let body = br#"{"owner":"o","ttl_ms":1000,"wait_ms":0,"limt":5}"#;
+    let (code, e) = raw(&d, "POST", "/api/v1/domains/a.ru/mutexes/m/acquire", Some(TOKEN), body, "application/json");
+    assert_eq!(code, 400, "{e}");
+    assert!(e["error"].as_str().unwrap().contains(r#"unknown key "limt""#), "{e}");
+    // `..` (sent encoded: a URL library would resolve it) is no mutex name.
+    let body = br#"{"owner":"o","ttl_ms":1000,"wait_ms":0}"#;
+    let (code, e) = raw(&d, "POST", "/api/v1/domains/a.ru/mutexes/%2E%2E/acquire", Some(TOKEN), body, "application/json");
+    assert_eq!((code, e["field"].as_str()), (400, Some("name")), "{e}");
 }
 
 #[test]

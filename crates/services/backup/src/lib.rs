@@ -37,7 +37,7 @@ pub mod zipper;
 pub use config::{plan, Plan, TargetSpec};
 pub use decide::{decide, Decision, History, Schedule};
 pub use error::{BackupError, Result};
-pub use restore::{restore, Restored};
+pub use restore::{restore, restore_capped, Restored};
 pub use service::{BackupService, RunRequest};
 
 /// The archives of target `t` on its storage server: where its path template puts them

@@ -2,9 +2,13 @@
 //! header, its data (deflated or stored; sizes from the header, or, with a data
 //! descriptor, from the end of the deflate stream), its data descriptor, and the CRC-32
 //! of every entry checked. It reads what [`crate::zipper`] writes and what common zip
-//! tools write; it stops at the central directory.
+//! tools write. An entry named twice is refused (a later copy would replace the first), and
+//! so is an archive whose central directory marks an entry as a symbolic link (the local
+//! headers carry no mode, so such an entry would otherwise be unpacked as a plain file
+//! holding the link's target).
 
 use flate2::{Decompress, FlushDecompress, Status};
+use std::collections::HashSet;
 use std::io::{self, BufRead, Read};
 
 const LOCAL: u32 = 0x0403_4b50;
@@ -43,12 +47,17 @@ fn u64_at(b: &[u8], i: usize) -> u64 {
 /// entries. The CRC-32 and sizes of every entry are checked.
 pub fn read_all<R: BufRead>(r: &mut R, mut sink: impl FnMut(&Entry, &mut dyn Read) -> io::Result<()>) -> io::Result<u64> {
     let mut n = 0;
+    let mut seen = HashSet::new();
     loop {
         let mut sig = [0u8; 4];
         r.read_exact(&mut sig).map_err(|e| bad(format!("expected a zip header or the central directory, found the end ({e})")))?;
         match u32::from_le_bytes(sig) {
             LOCAL => {}
-            CENTRAL | END => return Ok(n),
+            CENTRAL => {
+                central(r)?;
+                return Ok(n);
+            }
+            END => return Ok(n),
             other => return Err(bad(format!("expected a zip local header, found signature {other:#010x}"))),
         }
         let mut h = [0u8; 26];
@@ -62,6 +71,9 @@ pub fn read_all<R: BufRead>(r: &mut R, mut sink: impl FnMut(&Entry, &mut dyn Rea
         let raw = String::from_utf8(name).map_err(|_| bad("expected a UTF-8 entry name"))?;
         let dir = raw.ends_with('/');
         let name = crate::zipper::entry_name(&raw)?;
+        if !seen.insert(name.clone()) {
+            return Err(bad(format!("{name}: expected each entry once, found it a second time (it would replace the first)")));
+        }
         let (mut csize, mut usize_) = (u64::from(csize), u64::from(usize_));
         // Zip64 extra field in the local header: sizes that did not fit.
         let mut i = 0;
@@ -136,6 +148,33 @@ pub fn read_all<R: BufRead>(r: &mut R, mut sink: impl FnMut(&Entry, &mut dyn Rea
     }
 }
 
+/// Reads the central directory (its first signature already read) and refuses an entry
+/// that a Unix zip tool marked as a symbolic link.
+fn central<R: BufRead>(r: &mut R) -> io::Result<()> {
+    loop {
+        let mut h = [0u8; 42];
+        r.read_exact(&mut h).map_err(|e| bad(format!("expected a central directory record, found the end ({e})")))?;
+        let (made_by, external) = (u16_at(&h, 0), u32_at(&h, 34));
+        let (name_len, skip) = (u16_at(&h, 24) as usize, u16_at(&h, 26) as u64 + u16_at(&h, 28) as u64);
+        let mut name = vec![0u8; name_len];
+        r.read_exact(&mut name)?;
+        io::copy(&mut r.by_ref().take(skip), &mut io::sink())?;
+        const S_IFMT: u32 = 0o170_000;
+        const S_IFLNK: u32 = 0o120_000;
+        if made_by >> 8 == 3 && (external >> 16) & S_IFMT == S_IFLNK {
+            let name = String::from_utf8_lossy(&name);
+            return Err(bad(format!(
+                "{name}: expected a file or a folder, found a symbolic link (refused: it could point outside the restore)"
+            )));
+        }
+        let mut sig = [0u8; 4];
+        r.read_exact(&mut sig).map_err(|e| bad(format!("expected the end of the central directory, found the end of the data ({e})")))?;
+        if u32::from_le_bytes(sig) != CENTRAL {
+            return Ok(());
+        }
+    }
+}
+
 struct EntryData<'a, R: BufRead> {
     r: &'a mut R,
     method: u16,
@@ -191,5 +230,45 @@ impl<R: BufRead> Read for EntryData<'_, R> {
         self.hasher.update(&out[..n]);
         self.produced += n as u64;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zipper::Zipper;
+
+    fn names(zip: &[u8]) -> io::Result<Vec<String>> {
+        let mut out = vec![];
+        read_all(&mut &zip[..], |e, _| {
+            out.push(e.name.clone());
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    fn archive(entries: &[(&str, u32)]) -> Vec<u8> {
+        let mut z = Zipper::new(Vec::new(), 6);
+        for (name, mode) in entries {
+            z.add_file(name, *mode, &mut &b"etc/passwd"[..]).unwrap();
+        }
+        z.finish().unwrap()
+    }
+
+    #[test]
+    fn plain_entries_are_read() {
+        assert_eq!(names(&archive(&[("a", 0o100644), ("d/b", 0o100600)])).unwrap(), ["a", "d/b"]);
+    }
+
+    #[test]
+    fn a_repeated_entry_is_refused_by_name() {
+        let e = names(&archive(&[("a", 0o100644), ("pg/x", 0o100600), ("pg/x", 0o100600)])).unwrap_err();
+        assert!(e.to_string().starts_with("pg/x: expected each entry once"), "{e}");
+    }
+
+    #[test]
+    fn a_symbolic_link_is_refused_by_name() {
+        let e = names(&archive(&[("a", 0o100644), ("evil", 0o120777)])).unwrap_err();
+        assert!(e.to_string().starts_with("evil: expected a file or a folder, found a symbolic link"), "{e}");
     }
 }

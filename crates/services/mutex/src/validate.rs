@@ -26,6 +26,11 @@ pub fn name(raw: &str, max_len: usize) -> Result<String, MutexError> {
     if let Some(c) = raw.chars().find(|c| !(c.is_ascii_alphanumeric() || ".-_:@+=#".contains(*c))) {
         return Err(MutexError::invalid("name", format!("expected letters, digits or . _ - : @ + = #, found {c:?}")));
     }
+    // `.` and `..` are path segments to every URL library: a client (our CLI too) normalises
+    // them away, so such a mutex could be taken but never addressed again.
+    if raw == "." || raw == ".." {
+        return Err(MutexError::invalid("name", format!("expected a name other than . or .. (URL path segments), found {raw:?}")));
+    }
     Ok(raw.to_string())
 }
 
@@ -145,9 +150,19 @@ fn ttl(m: &Map<String, Value>, limits: &CriticalSections) -> Result<u64, MutexEr
     Ok(t)
 }
 
+/// A key that the body does not know: refused, naming it (a misspelt `"limt": 5` would
+/// otherwise silently grant a plain mutex).
+fn unknown(m: &Map<String, Value>, known: &[&str]) -> Result<(), MutexError> {
+    match m.keys().find(|k| !known.contains(&k.as_str())) {
+        None => Ok(()),
+        Some(k) => Err(MutexError::invalid("body", format!("expected only the keys {}, found unknown key {k:?}", known.join(", ")))),
+    }
+}
+
 /// Parses and checks an acquire body.
 pub fn acquire(body: &[u8], limits: &CriticalSections) -> Result<AcquireBody, MutexError> {
     let m = object(body)?;
+    let extra = unknown(&m, &["owner", "ttl_ms", "wait_ms", "limit"]);
     let owner = owner(&m);
     let ttl_ms = ttl(&m, limits);
     let wait_ms = uint(&m, "wait_ms", "milliseconds, 0 to try once")
@@ -164,22 +179,24 @@ pub fn acquire(body: &[u8], limits: &CriticalSections) -> Result<AcquireBody, Mu
         Some(l) if (1..=limits.max_limit as u64).contains(&l) => Ok(Some(l as u32)),
         Some(l) => Err(MutexError::invalid("limit", format!("expected 1..={} holders (max_limit), found {l}", limits.max_limit))),
     });
-    every([owner.as_ref().err(), ttl_ms.as_ref().err(), wait_ms.as_ref().err(), limit.as_ref().err()])?;
+    every([extra.as_ref().err(), owner.as_ref().err(), ttl_ms.as_ref().err(), wait_ms.as_ref().err(), limit.as_ref().err()])?;
     Ok(AcquireBody { owner: owner?, ttl_ms: ttl_ms?, wait_ms: wait_ms?, limit: limit? })
 }
 
 /// Parses and checks a release body.
 pub fn release(body: &[u8]) -> Result<ReleaseBody, MutexError> {
     let m = object(body)?;
+    let extra = unknown(&m, &["owner", "token"]);
     let owner = owner(&m);
     let token = token(&m);
-    every([owner.as_ref().err(), token.as_ref().err()])?;
+    every([extra.as_ref().err(), owner.as_ref().err(), token.as_ref().err()])?;
     Ok(ReleaseBody { owner: owner?, token: token? })
 }
 
 /// Parses and checks an evict body.
 pub fn evict(body: &[u8]) -> Result<EvictBody, MutexError> {
     let m = object(body)?;
+    let extra = unknown(&m, &["token", "reason"]);
     let token = token(&m);
     let reason = text(&m, "reason").and_then(|r| {
         if r.trim().is_empty() {
@@ -187,17 +204,18 @@ pub fn evict(body: &[u8]) -> Result<EvictBody, MutexError> {
         }
         Ok(r)
     });
-    every([token.as_ref().err(), reason.as_ref().err()])?;
+    every([extra.as_ref().err(), token.as_ref().err(), reason.as_ref().err()])?;
     Ok(EvictBody { token: token?, reason: reason? })
 }
 
 /// Parses and checks a renew body.
 pub fn renew(body: &[u8], limits: &CriticalSections) -> Result<RenewBody, MutexError> {
     let m = object(body)?;
+    let extra = unknown(&m, &["owner", "token", "ttl_ms"]);
     let owner = owner(&m);
     let token = token(&m);
     let ttl_ms = ttl(&m, limits);
-    every([owner.as_ref().err(), token.as_ref().err(), ttl_ms.as_ref().err()])?;
+    every([extra.as_ref().err(), owner.as_ref().err(), token.as_ref().err(), ttl_ms.as_ref().err()])?;
     Ok(RenewBody { owner: owner?, token: token?, ttl_ms: ttl_ms? })
 }
 
@@ -255,6 +273,20 @@ mod tests {
         assert_eq!(field(name("abcdefghijk", 10)), "name");
         assert_eq!(field(name("a b", 10)), "name");
         assert_eq!(field(name("a/b", 10)), "name");
+        assert_eq!(field(name(".", 10)), "name");
+        assert_eq!(field(name("..", 10)), "name");
+        assert!(name("...", 10).is_ok() && name(".a", 10).is_ok());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let l = CriticalSections::default();
+        let e = acquire(br#"{"owner":"c","ttl_ms":1000,"wait_ms":0,"limt":5}"#, &l).unwrap_err();
+        assert!(e.to_string().contains(r#"unknown key "limt""#), "{e}");
+        assert_eq!(e.field(), Some("body"));
+        assert!(release(br#"{"owner":"c","token":1,"x":1}"#).is_err());
+        assert!(renew(br#"{"owner":"c","token":1,"ttl_ms":5,"ttl":5}"#, &l).is_err());
+        assert!(evict(br#"{"token":1,"reason":"r","why":"w"}"#).is_err());
     }
 
     #[test]

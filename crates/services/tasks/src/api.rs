@@ -9,6 +9,7 @@
 
 use crate::service::TasksService;
 use crate::store::{self, Outcome, Run};
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -103,14 +104,36 @@ async fn runs(State(svc): State<TasksService>, Path(name): Path<String>) -> Resp
     }
 }
 
+/// A run request takes no parameters: its body is empty or `{}`. Anything else is refused
+/// (a caller who sends `{"args": [...]}` must not believe they were used).
+fn empty_body(body: &[u8]) -> Result<(), String> {
+    use mware_config::strict_json::{parse_slice, StrictError};
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    match parse_slice(body) {
+        Ok(Value::Object(m)) => match m.keys().next() {
+            None => Ok(()),
+            Some(k) => Err(format!("body: expected an empty object (a run takes no parameters), found key {k:?}")),
+        },
+        Ok(_) => Err("body: expected an empty JSON object or no body, found another JSON value".into()),
+        Err(StrictError::Malformed(e)) => Err(format!("body: expected an empty JSON object or no body, found malformed JSON ({e})")),
+        Err(StrictError::Duplicates(_)) => Err("body: expected an empty JSON object, found repeated keys".into()),
+    }
+}
+
 /// Runs a task now, by its overlap policy: started (202), queued (202), or refused
 /// while a run is in progress (409).
 #[utoipa::path(post, path = "/api/v1/tasks/{name}/run", tag = "tasks", params(("name" = String, Path, description = "task name")),
-    responses((status = 202, description = "started or queued: `{task, run, status}`"), (status = 401, description = "no or wrong token"),
+    request_body(content = Object, description = "none, or `{}`: a run takes no parameters"),
+    responses((status = 202, description = "started or queued: `{task, run, status}`"), (status = 400, description = "a body other than none or `{}`"), (status = 401, description = "no or wrong token"),
         (status = 403, description = "the API token where the operator's is required"), (status = 404, description = "no such task in this group"),
         (status = 409, description = "refused: a run is in progress (overlap skip, or a slot already waits)"),
         (status = 503, description = "the tasks service is not running, or the start could not be recorded")))]
-async fn run_now(State(svc): State<TasksService>, Path(name): Path<String>) -> Response {
+async fn run_now(State(svc): State<TasksService>, Path(name): Path<String>, body: Bytes) -> Response {
+    if let Err(why) = empty_body(&body) {
+        return error(StatusCode::BAD_REQUEST, why);
+    }
     if let Some(r) = unknown(&svc, &name) {
         return r;
     }
@@ -119,5 +142,19 @@ async fn run_now(State(svc): State<TasksService>, Path(name): Path<String>) -> R
         Some(Err(why)) if why.starts_with("refused") => error(StatusCode::CONFLICT, format!("task {name}: {why}")),
         Some(Err(why)) => error(StatusCode::SERVICE_UNAVAILABLE, format!("task {name}: {why}")),
         None => error(StatusCode::SERVICE_UNAVAILABLE, format!("task {name} is not scheduled on this instance right now; retry")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_run_takes_no_parameters() {
+        for ok in [&b""[..], b"{}", b" { } \n"] {
+            assert!(super::empty_body(ok).is_ok(), "{ok:?}");
+        }
+        for bad in [&br#"{"args":["x"]}"#[..], b"[]", b"{not json", b"null", b"1"] {
+            let e = super::empty_body(bad).unwrap_err();
+            assert!(e.starts_with("body: expected"), "{e}");
+        }
     }
 }

@@ -130,7 +130,7 @@ impl Task {
         let s = TaskStatus {
             name: self.cfg.name.clone(),
             schedule: self.cfg.schedule.clone(),
-            command: self.cfg.command.clone(),
+            command: crate::view::redacted_argv(&self.cfg.command),
             overlap: self.cfg.overlap.to_string(),
             timeout_s: self.cfg.timeout_s,
             next_ms,

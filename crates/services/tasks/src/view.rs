@@ -17,7 +17,8 @@ pub struct TaskStatus {
     pub name: String,
     /// Cron expression.
     pub schedule: String,
-    /// The argv.
+    /// The program, then `***` for each argument: the list is public (the console reads it
+    /// without a token) and arguments can carry passwords, so they are redacted like `env`.
     pub command: Vec<String>,
     /// Overlap policy.
     pub overlap: String,
@@ -31,6 +32,11 @@ pub struct TaskStatus {
     pub queued_ms: Option<u64>,
     /// The scheduler's last decision, in words.
     pub reason: String,
+}
+
+/// An argv as the public list shows it: the program, then `***` for each argument.
+pub fn redacted_argv(argv: &[String]) -> Vec<String> {
+    argv.iter().enumerate().map(|(i, a)| if i == 0 { a.clone() } else { "***".to_string() }).collect()
 }
 
 /// The run in progress.
@@ -71,4 +77,14 @@ pub struct TaskCtx {
     pub statuses: Statuses,
     /// The task's log.
     pub log: TaskLog,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn arguments_are_redacted_the_program_is_not() {
+        let argv: Vec<String> = ["/usr/bin/pg_dump", "--password=s3cret", "db"].map(String::from).to_vec();
+        assert_eq!(super::redacted_argv(&argv), ["/usr/bin/pg_dump", "***", "***"]);
+        assert!(super::redacted_argv(&[]).is_empty());
+    }
 }
