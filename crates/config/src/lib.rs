@@ -29,7 +29,7 @@ pub use model::*;
 pub use monitoring::{Monitoring, Probe, ProbeKind, SshCopy};
 pub use provisioning::{is_entity_id, Provisioning, ProvisioningEntity};
 pub use redact::{is_secret_key, mask_url_userinfo, redact};
-pub use secret::Secret;
+pub use secret::{same, Secret};
 pub use ssh::{SshSettings, DEFAULT_KNOWN_HOSTS};
 pub use tasks::{is_item_name, schedule, Overlap, ServiceTask};
 pub use tree::DomainTree;

@@ -21,10 +21,22 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+    /// Whether `given` is this secret, compared in constant time (no early exit at the
+    /// first differing byte, so timing tells a caller nothing about the value).
+    pub fn matches(&self, given: &str) -> bool {
+        same(given.as_bytes(), self.0.as_bytes())
+    }
     /// True when no value was given.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+}
+
+/// Compares two byte strings in constant time (for their length): tokens, passwords and
+/// user names that a client sends.
+pub fn same(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
 }
 
 impl fmt::Debug for Secret {
@@ -69,5 +81,6 @@ mod tests {
         assert_eq!(format!("{s} {s:?}"), "*** ***");
         assert_eq!(serde_json::to_string(&s).unwrap(), "\"***\"");
         assert_eq!(s.expose(), "hunter2");
+        assert!(s.matches("hunter2") && !s.matches("hunter3") && !s.matches("hunter") && !s.matches(""));
     }
 }

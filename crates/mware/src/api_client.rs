@@ -1,15 +1,28 @@
 //! The command-line tools' calls to a running instance's API (`--api URL`): a GET of a
 //! JSON document, and a POST with the bearer token read from an environment variable.
 //! A refusal becomes an error carrying the status and the API's own error message.
+//! Every call is bounded: [`CONNECT_TIMEOUT`] to connect, [`REQUEST_TIMEOUT`] in all, so a
+//! hung or unreachable instance gives an error instead of a CLI that waits forever.
 
 use anyhow::Context;
 use reqwest::StatusCode;
 use serde_json::Value;
+use std::time::Duration;
+
+/// Longest wait for the connection to the instance.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Longest wait for a whole answer.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The one HTTP client of the command-line tools, with the timeouts above.
+fn client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT).timeout(REQUEST_TIMEOUT).build().context("cannot set up the HTTP client")
+}
 
 /// GETs `path` of `api`: its status, JSON body and URL, whatever the status.
 pub async fn fetch(api: &str, path: &str) -> anyhow::Result<(StatusCode, Value, String)> {
     let url = format!("{}{path}", api.trim_end_matches('/'));
-    let resp = reqwest::get(&url).await.with_context(|| format!("cannot reach {url}"))?;
+    let resp = client()?.get(&url).send().await.with_context(|| format!("cannot reach {url}"))?;
     let status = resp.status();
     let v: Value = resp.json().await.with_context(|| format!("{url}: expected JSON"))?;
     Ok((status, v, url))
@@ -30,8 +43,7 @@ pub async fn post(api: &str, path: &str, token_env: &str, body: &Value, what: &s
     let token = std::env::var(token_env)
         .with_context(|| format!("expected the API token in the environment variable {token_env}, found it unset"))?;
     let url = format!("{}{path}", api.trim_end_matches('/'));
-    let resp =
-        reqwest::Client::new().post(&url).bearer_auth(token).json(body).send().await.with_context(|| format!("cannot reach {url}"))?;
+    let resp = client()?.post(&url).bearer_auth(token).json(body).send().await.with_context(|| format!("cannot reach {url}"))?;
     let status = resp.status();
     let v: Value = resp.json().await.unwrap_or(Value::Null);
     if !status.is_success() {

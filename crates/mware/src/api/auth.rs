@@ -15,11 +15,6 @@ use mware_config::Secret;
 use mware_host::Access;
 use serde_json::json;
 
-/// Compares in time independent of where the first difference is.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// Checks the credential `access` asks for: `None` when the call may go on, else the
 /// answer to give.
 pub fn refusal(st: &AppState, access: Access, headers: &HeaderMap) -> Option<Response> {
@@ -31,7 +26,7 @@ pub fn refusal(st: &AppState, access: Access, headers: &HeaderMap) -> Option<Res
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|g| g.trim().to_string());
-    let is = |t: &Option<Secret>| matches!((&given, t), (Some(g), Some(t)) if same(g.as_bytes(), t.expose().as_bytes()));
+    let is = |t: &Option<Secret>| matches!((&given, t), (Some(g), Some(t)) if t.matches(g));
     let api_env = &st.0.token_env;
     match &st.0.operator {
         Some(op) if access == Access::Operator => {

@@ -83,11 +83,6 @@ impl std::fmt::Display for Refusal {
     }
 }
 
-/// Compares in time independent of where the first difference is.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// `user` and `password` of an `Authorization: Basic` header.
 pub(crate) fn basic(h: Option<&HeaderValue>) -> Option<(String, String)> {
     let v = h?.to_str().ok()?;
@@ -163,7 +158,7 @@ pub(crate) fn authorize(b: &Backend, key: &str, auth: Option<&HeaderValue>, op: 
         };
         let (user, pass) = basic(auth).ok_or(Refusal::NoCredential)?;
         // Both compared, always: the answer's time says nothing about which was wrong.
-        let ok = same(user.as_bytes(), e.user.as_bytes()) & same(pass.as_bytes(), e.password.expose().as_bytes());
+        let ok = mware_config::same(user.as_bytes(), e.user.as_bytes()) & e.password.matches(&pass);
         if !ok {
             return Err(Refusal::BadCredential);
         }
@@ -178,7 +173,7 @@ pub(crate) fn authorize(b: &Backend, key: &str, auth: Option<&HeaderValue>, op: 
         let Some((id, e)) = b.entities.iter().find(|(_, e)| e.user == user) else {
             return Err(Refusal::BadCredential);
         };
-        if !same(pass.as_bytes(), e.password.expose().as_bytes()) {
+        if !e.password.matches(&pass) {
             return Err(Refusal::BadCredential);
         }
         if !e.domains.iter().any(|d| d == key) {
