@@ -19,6 +19,21 @@ fn examples_validate() {
     }
 }
 
+/// The seed's own role example (pg_controller and a backup_controller whose sync_folder
+/// names no path), verbatim inside the site's envelope, passes `mware validate`.
+#[test]
+fn the_seed_role_example_validates() {
+    let seeds = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/tests/seeds");
+    let read = |f: &str| std::fs::read_to_string(format!("{seeds}/{f}")).unwrap();
+    let site = read("envelope.json").replace("@ROLE@", read("001_role.json").trim_end());
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("seed.json");
+    std::fs::write(&f, site).unwrap();
+    let (code, out, err) = mware(&["validate", "--config", f.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("valid") && !out.contains("warning"), "{out}");
+}
+
 #[test]
 fn invalid_file_lists_every_problem_with_its_path() {
     let dir = tempfile::tempdir().unwrap();
