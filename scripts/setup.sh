@@ -63,6 +63,8 @@ for c in rustfmt clippy; do
 done
 # cargo-machete: the unused-dependency check of scripts/test.sh.
 command -v cargo-machete >/dev/null 2>&1 || cargo install --locked --quiet cargo-machete
+# cargo-deb: builds the Debian package (scripts/package.sh; crates/mware/tests/package.rs).
+command -v cargo-deb >/dev/null 2>&1 || cargo install --locked --quiet cargo-deb
 
 # promtool, to check examples/alerts.yml: only the binary of Debian's prometheus package,
 # unpacked, not installed (installing would start a Prometheus server).
