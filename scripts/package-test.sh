@@ -33,7 +33,11 @@ echo "== build the package"
 bash scripts/package.sh --dev "$work" >"$work/build.log" 2>&1 || { cat "$work/build.log" >&2; exit 1; }
 deb=$(ls "$work"/mware_*.deb)
 dpkg-deb --info "$deb" | grep -E "Package|Version|Depends"
-dpkg-deb --contents "$deb" | awk '{print $6}' | grep -E "usr/bin/mware$|mware@.service$|MWARE-ALARMS-MIB.txt$|examples/minimal.json$"
+contents=$(dpkg-deb --contents "$deb" | awk '{print $6}')
+for f in ./usr/bin/mware 'mware@.service' ./usr/share/snmp/mibs/MWARE-ALARMS-MIB.txt \
+         ./usr/share/doc/mware/examples/minimal.json ./usr/share/doc/mware/examples/site.json; do
+  grep -q -- "$f\$" <<<"$contents" || { echo "the package lacks $f" >&2; exit 1; }
+done
 
 echo "== install it"
 dpkg -i "$deb"
@@ -88,7 +92,7 @@ kill -TERM "$pid"; rc=0; wait "$pid" || rc=$?; pid=""
 
 echo "== remove and purge"
 dpkg -r mware
-[ ! -e /usr/bin/mware ] && [ ! -e "$unit" ]
+if [ -e /usr/bin/mware ] || [ -e "$unit" ]; then echo "dpkg -r left the binary or the unit" >&2; exit 1; fi
 dpkg --purge mware
 [ ! -e /var/lib/mware ] || { echo "/var/lib/mware left after purge" >&2; exit 1; }
 echo "package-test: ok"
