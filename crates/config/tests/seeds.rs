@@ -15,7 +15,8 @@ fn with_role(role: &str) -> String {
 
 /// The site file around one value example, under `key` of a minimal role.
 fn with_value(key: &str, value: &str) -> String {
-    let role = format!(r#"{{"name": "mware1", "roletype": "mware", "iface": "eth0", "group": 1, "order": 10, "{key}": {}}}"#, value.trim_end());
+    let role =
+        format!(r#"{{"name": "mware1", "roletype": "mware", "iface": "eth0", "group": 1, "order": 10, "{key}": {}}}"#, value.trim_end());
     with_role(&role)
 }
 
