@@ -19,19 +19,36 @@ fn examples_validate() {
     }
 }
 
-/// The seed's own role example (pg_controller and a backup_controller whose sync_folder
-/// names no path), verbatim inside the site's envelope, passes `mware validate`.
+/// Each of the seeds' own examples (`crates/config/tests/seeds/`, verbatim), inside the
+/// site's envelope, passes `mware validate` without a warning: the two role examples
+/// whole, and the `pg_controller`, `backup_controller` (its `sync_folder` names no path)
+/// and `cti_adapters` values under a minimal role.
 #[test]
-fn the_seed_role_example_validates() {
+fn the_seed_examples_validate() {
     let seeds = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/tests/seeds");
     let read = |f: &str| std::fs::read_to_string(format!("{seeds}/{f}")).unwrap();
-    let site = read("envelope.json").replace("@ROLE@", read("001_role.json").trim_end());
     let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("seed.json");
-    std::fs::write(&f, site).unwrap();
-    let (code, out, err) = mware(&["validate", "--config", f.to_str().unwrap()]);
-    assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("valid") && !out.contains("warning"), "{out}");
+    for (file, key) in [
+        ("000_role.json", None),
+        ("001_role.json", None),
+        ("001_pg_controller.json", Some("pg_controller")),
+        ("001_backup_controller.json", Some("backup_controller")),
+        ("001_cti_adapters.json", Some("cti_adapters")),
+    ] {
+        let example = read(file);
+        let role = match key {
+            None => example.trim_end().to_string(),
+            Some(k) => format!(
+                r#"{{"name": "mware1", "roletype": "mware", "iface": "eth0", "group": 1, "order": 10, "{k}": {}}}"#,
+                example.trim_end()
+            ),
+        };
+        let f = dir.path().join(file);
+        std::fs::write(&f, read("envelope.json").replace("@ROLE@", &role)).unwrap();
+        let (code, out, err) = mware(&["validate", "--config", f.to_str().unwrap()]);
+        assert_eq!(code, 0, "{file}: {out}{err}");
+        assert!(out.contains("valid") && !out.contains("warning"), "{file}: {out}");
+    }
 }
 
 #[test]
