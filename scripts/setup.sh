@@ -35,6 +35,10 @@ have openssl || need_pkgs+=(openssl)
 # backup tests: Info-ZIP's unzip checks our archives; fallocate fills a tmpfs (util-linux).
 have unzip || need_pkgs+=(unzip)
 have fallocate || need_pkgs+=(util-linux)
+# the package test: systemd-analyze verify (no systemd runs here), curl and jq read the API.
+have systemd-analyze || need_pkgs+=(systemd)
+have curl || need_pkgs+=(curl)
+have jq || need_pkgs+=(jq)
 [ -x /usr/sbin/dnsmasq ] || need_pkgs+=(dnsmasq-base)
 [ -x /usr/sbin/snmpd ] || need_pkgs+=(snmpd)
 have snmpget || need_pkgs+=(snmp)
@@ -63,6 +67,8 @@ for c in rustfmt clippy; do
 done
 # cargo-machete: the unused-dependency check of scripts/test.sh.
 command -v cargo-machete >/dev/null 2>&1 || cargo install --locked --quiet cargo-machete
+# cargo-deb: builds the Debian package (scripts/package.sh; crates/mware/tests/package.rs).
+command -v cargo-deb >/dev/null 2>&1 || cargo install --locked --quiet cargo-deb
 
 # promtool, to check examples/alerts.yml: only the binary of Debian's prometheus package,
 # unpacked, not installed (installing would start a Prometheus server).

@@ -258,7 +258,8 @@ pub struct BackupController {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct SyncFolder {
-    /// (new, required) The local path of the `:SYNC` folder on the servers of this group.
+    /// (new) The local path of the `:SYNC` folder on the servers of this group; default
+    /// [`DEFAULT_SYNC_PATH`] (`/srv/sync`), the site's synchronised folder on the platform.
     #[serde(default)]
     pub path: Option<String>,
     /// `rsync` (default) or `zip`.
@@ -282,6 +283,18 @@ pub struct SyncFolder {
     /// Storage path.
     #[serde(default)]
     pub storage_ssh_path: Option<String>,
+}
+
+/// Where the `:SYNC` folder lives when `sync_folder.path` is not set: `/srv/sync`, the
+/// folder of the site that the platform's file synchronisation (FSYNC) keeps alike on
+/// every server (FHS: `/srv` holds the data a site serves).
+pub const DEFAULT_SYNC_PATH: &str = "/srv/sync";
+
+impl SyncFolder {
+    /// The local path of the `:SYNC` folder: `path`, else [`DEFAULT_SYNC_PATH`].
+    pub fn path(&self) -> &str {
+        self.path.as_deref().unwrap_or(DEFAULT_SYNC_PATH)
+    }
 }
 
 /// One PostgreSQL instance (a replicated pair) to archive.

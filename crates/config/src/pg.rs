@@ -92,7 +92,8 @@ pub struct PgServer {
     /// Data folder.
     #[serde(default)]
     pub pg_data_folder: Option<String>,
-    /// Folder for configs kept outside the data folder (en seed).
+    /// Folder for configs kept outside the data folder (en seed). Parsed, not yet acted on
+    /// by pg_controller (backup_controller's `pgdb[].pg_config_folder` is).
     #[serde(default)]
     pub pg_config_folder: Option<String>,
     /// Where old data folders are moved (default `/tmp/pg_backups`).

@@ -298,10 +298,16 @@ fn backup_controller_rules() {
         set(&mut w, &format!("{R0}/backup_controller{ptr}"), val);
         only(&w, &path, msg);
     }
-    // sync_folder.path (new) is required: the seed does not say where :SYNC is.
+    // sync_folder.path (new) may be left out, as the seed's examples do: :SYNC is then
+    // the platform's folder, /srv/sync.
     let mut w = v.clone();
     remove(&mut w, &format!("{R0}/backup_controller/sync_folder/path"));
-    only(&w, &format!("{b}.sync_folder.path"), "expected the required key \"path\"");
+    ok(&w);
+    let site = mware_config::validate(&w.to_string()).unwrap().site;
+    let role = &site.servers[0].roles[0];
+    let sync = role.backup_controller.as_ref().unwrap().sync_folder.as_ref().unwrap();
+    assert_eq!((sync.path.as_deref(), sync.path()), (None, mware_config::DEFAULT_SYNC_PATH));
+    assert_eq!(mware_config::DEFAULT_SYNC_PATH, "/srv/sync");
     // pgdb keys (new, default db1, db2...) are unique.
     let mut w = v.clone();
     set(&mut w, &format!("{R0}/backup_controller/pgdb/1"), json!({"key": "db1", "servers": [{"pg_host": "h"}]}));

@@ -228,7 +228,7 @@ async fn restore(
     }
     if matches!(spec.what, mware_backup::config::What::Pg(_)) {
         println!(
-            "next: chown -R postgres:postgres {0} (if you are not postgres), then pg_ctl -D {0} start (README: Restoring a backup)",
+            "next: chown -R postgres:postgres {0} (if you are not postgres), then pg_ctl -D {0} start (docs/services/backup.md: Restoring a backup)",
             to.display()
         );
     }

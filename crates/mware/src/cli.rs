@@ -251,7 +251,7 @@ pub enum BackupAction {
     /// Fetch an archive from the storage server and unpack it into a new folder, with a
     /// progress bar. Every file's CRC and the archive's recorded sha256 are checked; the
     /// folder gets its name only when all is well. A PostgreSQL archive becomes a data
-    /// folder ready to start (README: "Restoring a backup"); run this as the database's OS
+    /// folder ready to start (docs/services/backup.md, "Restoring a backup"); run this as the database's OS
     /// user, or chown the folder after.
     Restore {
         /// Site file (a bootstrap file reads the site stored in the coordinator): the

@@ -19,6 +19,38 @@ fn examples_validate() {
     }
 }
 
+/// Each of the seeds' own examples (`crates/config/tests/seeds/`, verbatim), inside the
+/// site's envelope, passes `mware validate` without a warning: the two role examples
+/// whole, and the `pg_controller`, `backup_controller` (its `sync_folder` names no path)
+/// and `cti_adapters` values under a minimal role.
+#[test]
+fn the_seed_examples_validate() {
+    let seeds = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/tests/seeds");
+    let read = |f: &str| std::fs::read_to_string(format!("{seeds}/{f}")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (file, key) in [
+        ("000_role.json", None),
+        ("001_role.json", None),
+        ("001_pg_controller.json", Some("pg_controller")),
+        ("001_backup_controller.json", Some("backup_controller")),
+        ("001_cti_adapters.json", Some("cti_adapters")),
+    ] {
+        let example = read(file);
+        let role = match key {
+            None => example.trim_end().to_string(),
+            Some(k) => format!(
+                r#"{{"name": "mware1", "roletype": "mware", "iface": "eth0", "group": 1, "order": 10, "{k}": {}}}"#,
+                example.trim_end()
+            ),
+        };
+        let f = dir.path().join(file);
+        std::fs::write(&f, read("envelope.json").replace("@ROLE@", &role)).unwrap();
+        let (code, out, err) = mware(&["validate", "--config", f.to_str().unwrap()]);
+        assert_eq!(code, 0, "{file}: {out}{err}");
+        assert!(out.contains("valid") && !out.contains("warning"), "{file}: {out}");
+    }
+}
+
 #[test]
 fn invalid_file_lists_every_problem_with_its_path() {
     let dir = tempfile::tempdir().unwrap();

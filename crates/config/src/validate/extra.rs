@@ -93,7 +93,7 @@ pub(crate) fn backup_controller(cx: &mut Cx, v: &Value, p: &str) {
     if let Some(s) = m.get("sync_folder").filter(|s| !s.is_null()) {
         let sp = join(p, "sync_folder");
         if let Some(sm) = cx.object(s, &sp) {
-            cx.keys(sm, &sp, &with_storage(SYNC_KEYS), &["path"]);
+            cx.keys(sm, &sp, &with_storage(SYNC_KEYS), &[]);
             if let Some(path) = cx.nonempty_str(sm, &sp, "path") {
                 if !path.starts_with('/') || path.contains('\0') {
                     cx.report(&join(&sp, "path"), format!("expected an absolute folder path, found {}", quote(path)));

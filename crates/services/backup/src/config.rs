@@ -185,16 +185,9 @@ pub fn plan(b: &BackupController) -> std::result::Result<Plan, Vec<String>> {
         };
         let storage = storage(&own, &top, "sync_folder", &mut problems);
         let mode = if s.send_mode.as_deref() == Some("zip") { SendMode::Zip } else { SendMode::Rsync };
-        match (&s.path, storage) {
-            (Some(path), Some(storage)) => {
-                targets.push(TargetSpec {
-                    key: "sync".into(),
-                    what: What::Sync(SyncTarget { path: path.clone(), mode, excluded: s.excluded_paths.clone() }),
-                    storage,
-                });
-            }
-            (None, _) => problems.push("sync_folder.path: expected the local path of the :SYNC folder, found none".into()),
-            _ => {}
+        if let Some(storage) = storage {
+            let what = What::Sync(SyncTarget { path: s.path().to_string(), mode, excluded: s.excluded_paths.clone() });
+            targets.push(TargetSpec { key: "sync".into(), what, storage });
         }
     }
     if !problems.is_empty() {
@@ -271,4 +264,23 @@ fn pg_target(d: &BackupPgdb, at: &str, problems: &mut Vec<String>) -> Option<PgT
         basebackup: d.pg_basebackup_command.clone().unwrap_or_else(|| "pg_basebackup".into()),
         config_folder: d.pg_config_folder.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_seed_sync_folder_without_a_path_copies_the_platform_folder() {
+        // The seed's `sync_folder` (storage at the top, as in its role example).
+        let b: BackupController = serde_json::from_value(serde_json::json!({
+            "storage_ssh_host": "storage.local", "storage_ssh_user": "user414", "storage_ssh_pwd": "pwd414",
+            "sync_folder": {"send_mode": "rsync", "excluded_paths": ["**/common/fax/*", "**/some_temp_files/*"]}
+        }))
+        .unwrap();
+        let plan = plan(&b).unwrap_or_else(|p| panic!("{p:?}"));
+        let [TargetSpec { key, what: What::Sync(s), .. }] = plan.targets.as_slice() else { panic!("one sync target expected") };
+        assert_eq!((key.as_str(), s.path.as_str(), s.mode), ("sync", mware_config::DEFAULT_SYNC_PATH, SendMode::Rsync));
+        assert_eq!(s.excluded, ["**/common/fax/*", "**/some_temp_files/*"]);
+    }
 }

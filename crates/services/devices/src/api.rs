@@ -75,7 +75,7 @@ pub struct JobRequest {
     /// The satellite whose pollers run it (one of `devicemanager.satellites`); none: the
     /// pool (or in-process without a broker).
     satellite: Option<String>,
-    /// The kind's parameters (`community`, `oid`, `password`, ... see the README).
+    /// The kind's parameters (`community`, `oid`, `password`, ... see docs/services/devices.md).
     params: Option<Map<String, Value>>,
     /// The job must end within this many ms from its acceptance, or it ends `expired`
     /// (default `devicemanager.default_timeout_ms`).
