@@ -101,22 +101,30 @@ fn tcp_syslog_stays_open_for_everyone_while_one_address_holds_300_idle_connectio
     let dir = tempfile::tempdir().unwrap();
     let (d, tcp) = start(dir.path());
     let to: SocketAddr = format!("127.0.0.1:{tcp}").parse().unwrap();
+    // One runtime for the sockets; the API is read between its steps (its helpers block).
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        // 300 connections from 127.0.0.2 that send nothing.
+    let send = |from: &'static str, line: &'static str| {
+        rt.block_on(async {
+            let mut s = connect_from(from, to).await.unwrap_or_else(|e| panic!("connect from {from}: {e}"));
+            s.write_all(line.as_bytes()).await.unwrap();
+            s.shutdown().await.unwrap();
+        })
+    };
+    // 300 connections from 127.0.0.2 that send nothing.
+    let (mut idle, opened) = rt.block_on(async {
         let mut idle = Vec::new();
         for _ in 0..300 {
             idle.push(connect_from("127.0.0.2", to).await.expect("connect from 127.0.0.2"));
         }
-        let opened = Instant::now();
-        // Another sender still gets its message through.
-        let mut s = connect_from("127.0.0.3", to).await.expect("connect from 127.0.0.3");
-        s.write_all(b"<131>Dec  2 10:00:00 gw3 kamailio: from 127.0.0.3 while 127.0.0.2 holds 300\n").await.unwrap();
-        s.shutdown().await.unwrap();
-        wait_alarm(&d, "from 127.0.0.3 while 127.0.0.2 holds 300", Duration::from_secs(10));
+        (idle, Instant::now())
+    });
+    // Another sender still gets its message through.
+    send("127.0.0.3", "<131>Dec  2 10:00:00 gw3 kamailio: from 127.0.0.3 while 127.0.0.2 holds 300\n");
+    wait_alarm(&d, "from 127.0.0.3 while 127.0.0.2 holds 300", Duration::from_secs(10));
 
-        // Every one of the 300 is closed: 284 at once (past the per-peer cap), the 16 let
-        // in once idle for tcp_idle_timeout_ms.
+    // Every one of the 300 is closed: 284 at once (past the per-peer cap), the 16 let in
+    // once idle for tcp_idle_timeout_ms.
+    let last_close = rt.block_on(async {
         let mut buf = [0u8; 16];
         let mut last_close = Duration::ZERO;
         for c in &mut idle {
@@ -126,14 +134,13 @@ fn tcp_syslog_stays_open_for_everyone_while_one_address_holds_300_idle_connectio
                 Err(_) => panic!("a connection from 127.0.0.2 was still open 15 s after it went idle"),
             }
         }
-        assert!(last_close >= Duration::from_millis(IDLE_MS / 2), "the admitted idle connections were closed too early: {last_close:?}");
-        drop(idle);
-        // Their places are free again: 127.0.0.2 is heard once it behaves.
-        let mut s = connect_from("127.0.0.2", to).await.expect("connect again");
-        s.write_all(b"<131>Dec  2 10:00:01 gw2 kamailio: 127.0.0.2 heard again\n").await.unwrap();
-        s.shutdown().await.unwrap();
-        wait_alarm(&d, "127.0.0.2 heard again", Duration::from_secs(10));
+        last_close
     });
+    assert!(last_close >= Duration::from_millis(IDLE_MS / 2), "the admitted idle connections were closed too early: {last_close:?}");
+    drop(idle);
+    // Their places are free again: 127.0.0.2 is heard once it behaves.
+    send("127.0.0.2", "<131>Dec  2 10:00:01 gw2 kamailio: 127.0.0.2 heard again\n");
+    wait_alarm(&d, "127.0.0.2 heard again", Duration::from_secs(10));
     let per_peer = metric(&d, "mware_alarms_syslog_refused_total{reason=\"per_peer\"}");
     assert_eq!(per_peer, 284.0, "300 from one address, 16 let in: 284 refusals counted");
     assert_eq!(metric(&d, "mware_alarms_syslog_idle_closed_total"), 16.0, "the 16 admitted idle ones closed for idleness");
