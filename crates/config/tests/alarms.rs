@@ -115,7 +115,11 @@ fn syslog_tcp_limits_per_peer_and_idle() {
     set(&mut v, "/servers/0/roles/0/alarms/syslog", json!({"tcp_port": 5514, "max_connections": 8}));
     let q = errors(&v).into_iter().find(|q| q.path == format!("{p}.max_connections_per_peer")).expect("named");
     assert!(q.message.contains("found the default 16"), "{}", q.message);
-    set(&mut v, "/servers/0/roles/0/alarms/syslog", json!({"tcp_port": 5514, "max_connections": 8, "max_connections_per_peer": 2, "tcp_idle_timeout_ms": 500}));
+    set(
+        &mut v,
+        "/servers/0/roles/0/alarms/syslog",
+        json!({"tcp_port": 5514, "max_connections": 8, "max_connections_per_peer": 2, "tcp_idle_timeout_ms": 500}),
+    );
     let s = ok(&v).site.instance("mware1").unwrap().role.alarms.clone().unwrap().syslog.unwrap();
     assert_eq!((s.max_connections, s.max_connections_per_peer, s.tcp_idle_timeout_ms), (8, 2, 500));
 }

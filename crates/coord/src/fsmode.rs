@@ -16,9 +16,8 @@ const OTHERS: u32 = 0o077;
 
 /// Folders never changed even when a state file is put straight in them: the system's
 /// shared ones (a sticky folder such as `/tmp` is left alone too).
-const SHARED_DIRS: &[&str] = &[
-    "/", "/etc", "/home", "/opt", "/run", "/srv", "/tmp", "/usr", "/usr/local", "/var", "/var/lib", "/var/log", "/var/tmp",
-];
+const SHARED_DIRS: &[&str] =
+    &["/", "/etc", "/home", "/opt", "/run", "/srv", "/tmp", "/usr", "/usr/local", "/var", "/var/lib", "/var/log", "/var/tmp"];
 
 /// Sets the process umask to 0077: every file created from now on is at most 0600 and
 /// every folder 0700. Call it first thing in a daemon.

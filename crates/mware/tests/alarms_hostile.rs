@@ -190,6 +190,7 @@ fn alarm_texts_reach_the_api_cleaned_and_a_free_form_rule_is_refused() {
     assert_eq!(a["host"], "gw4", "{a}");
     // Nothing of the kind is left anywhere in the answer.
     let (_, v) = d.get("/api/v1/alarms").unwrap();
-    let dirty = |x: &Value| x.as_str().is_some_and(|s| s.chars().any(|c| (c.is_control() && c != '\t') || ('\u{202A}'..='\u{202E}').contains(&c)));
+    let dirty =
+        |x: &Value| x.as_str().is_some_and(|s| s.chars().any(|c| (c.is_control() && c != '\t') || ('\u{202A}'..='\u{202E}').contains(&c)));
     assert!(!holds(&v, &dirty), "a control or bidi character reached the API: {v}");
 }

@@ -76,7 +76,9 @@ fn a_daemon_keeps_its_files_private_and_tightens_a_wide_coord_sqlite() {
     walk(&state, &mut seen);
     walk(&logs, &mut seen);
     let names: Vec<String> = seen.iter().map(|(p, _, _)| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
-    for want in ["coord.sqlite", "coord.sqlite-wal", "coord.sqlite-shm", "devicemanager.sqlite", "devicemanager.sqlite-wal", "task_beat.log"] {
+    for want in
+        ["coord.sqlite", "coord.sqlite-wal", "coord.sqlite-shm", "devicemanager.sqlite", "devicemanager.sqlite-wal", "task_beat.log"]
+    {
         assert!(names.iter().any(|n| n == want), "{want} is not there: {names:?}");
     }
     let wide: Vec<String> = seen

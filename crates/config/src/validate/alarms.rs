@@ -95,7 +95,8 @@ fn syslog(cx: &mut Cx, v: &Value, p: &str) {
     let per_peer = cx.int(m, p, "max_connections_per_peer", 1, 65_536);
     // Both as they apply (given or default); nothing more to say about a bad one.
     let total = if m.contains_key("max_connections") { total } else { Some(256) };
-    let per_peer = if m.contains_key("max_connections_per_peer") { per_peer.map(|n| (n, "found")) } else { Some((16, "found the default")) };
+    let per_peer =
+        if m.contains_key("max_connections_per_peer") { per_peer.map(|n| (n, "found")) } else { Some((16, "found the default")) };
     if let (Some(total), Some((per_peer, found))) = (total, per_peer) {
         if total > 1 && per_peer >= total {
             cx.report(
