@@ -61,7 +61,8 @@ pub struct SyslogIn {
     /// Most TCP connections at once (default 256).
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
-    /// Most TCP connections at once from one peer address (default 16; fewer than
+    /// Most TCP connections at once from one peer address, an IPv6 peer counted by its /64
+    /// (default 16; fewer than
     /// `max_connections`, so one peer cannot take every slot). More are closed at once.
     #[serde(default = "default_max_connections_per_peer")]
     pub max_connections_per_peer: usize,

@@ -1,12 +1,13 @@
 //! What keeps the TCP syslog listener open for everyone: a cap on connections at once
-//! and a smaller one per peer address ([`Gate`], so one sender cannot take every slot),
-//! an idle timeout on each connection ([`Idle`]), and refusals logged at most once per
-//! interval with their count ([`RefusalLog`]) instead of a line each.
+//! and a smaller one per peer address, an IPv6 peer counted by its /64 ([`Gate`], so one
+//! sender cannot take every slot), an idle timeout on each connection ([`Idle`]), and
+//! refusals logged at most once per interval with their count ([`RefusalLog`]) instead
+//! of a line each.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -44,6 +45,18 @@ pub fn decide(open: usize, peer_open: usize, max_total: usize, max_per_peer: usi
     }
 }
 
+/// The address a peer's share is counted under: an IPv4 address (also when mapped into
+/// IPv6), or the /64 of an IPv6 one (one host commonly holds a whole /64).
+pub fn peer_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        },
+    }
+}
+
 #[derive(Default)]
 struct Open {
     total: usize,
@@ -72,6 +85,7 @@ impl Gate {
 
     /// A place for a connection from `peer`, or why not.
     pub fn admit(&self, peer: IpAddr) -> Result<Slot, Refusal> {
+        let peer = peer_key(peer);
         let mut o = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let mine = o.by_peer.get(&peer).copied().unwrap_or(0);
         decide(o.total, mine, self.max_total, self.max_per_peer)?;
@@ -201,6 +215,16 @@ mod tests {
         drop(s1);
         assert!(g.admit(c).is_ok(), "a freed place is given again");
         assert_eq!(decide(0, 0, 0, 0), Ok(()), "zero limits mean one");
+    }
+
+    #[test]
+    fn an_ipv6_peer_is_counted_by_its_64() {
+        let g = Gate::new(10, 1);
+        let _a = g.admit("2001:db8:1:2::1".parse().unwrap()).unwrap();
+        assert_eq!(g.admit("2001:db8:1:2:ffff::9".parse().unwrap()).err(), Some(Refusal::PerPeer), "same /64");
+        assert!(g.admit("2001:db8:1:3::1".parse().unwrap()).is_ok(), "another /64");
+        let _v4 = g.admit("192.0.2.1".parse().unwrap()).unwrap();
+        assert_eq!(g.admit("::ffff:192.0.2.1".parse().unwrap()).err(), Some(Refusal::PerPeer), "v4-mapped is the v4 address");
     }
 
     #[test]
