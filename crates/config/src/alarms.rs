@@ -61,6 +61,14 @@ pub struct SyslogIn {
     /// Most TCP connections at once (default 256).
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Most TCP connections at once from one peer address, an IPv6 peer counted by its /64
+    /// (default 16; fewer than
+    /// `max_connections`, so one peer cannot take every slot). More are closed at once.
+    #[serde(default = "default_max_connections_per_peer")]
+    pub max_connections_per_peer: usize,
+    /// A TCP connection that sends nothing for this long is closed, in ms (default 30000).
+    #[serde(default = "default_tcp_idle_timeout_ms")]
+    pub tcp_idle_timeout_ms: u64,
 }
 
 /// (new) A rule: every condition given must hold.
@@ -191,6 +199,12 @@ fn default_max_message() -> usize {
 }
 fn default_max_connections() -> usize {
     256
+}
+fn default_max_connections_per_peer() -> usize {
+    16
+}
+fn default_tcp_idle_timeout_ms() -> u64 {
+    30_000
 }
 fn default_failing() -> String {
     "crit".into()

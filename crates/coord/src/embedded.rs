@@ -96,10 +96,10 @@ impl EmbeddedCoordinator {
     pub async fn open(settings: Settings) -> Result<Self, CoordError> {
         let path = std::path::PathBuf::from(&settings.coordination.path);
         let conn = tokio::task::spawn_blocking(move || -> Result<Connection, CoordError> {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| CoordError::Unavailable(format!("cannot create directory {}: {e}", dir.display())))?;
-            }
+            // The file holds the pushed site file (secrets included): private, and its folder.
+            let private = |what: &str, e: std::io::Error| CoordError::Unavailable(format!("cannot make {what} private: {e}"));
+            crate::fsmode::private_parent(&path).map_err(|e| private(&format!("the folder of {}", path.display()), e))?;
+            crate::fsmode::private_sqlite(&path).map_err(|e| private(&path.display().to_string(), e))?;
             let c = Connection::open(&path).map_err(sql)?;
             c.busy_timeout(Duration::from_secs(5)).map_err(sql)?;
             // Switching a new file to WAL takes an exclusive lock and SQLite answers

@@ -51,6 +51,7 @@ mod api;
 pub mod election;
 mod embedded;
 mod etcd;
+pub mod fsmode;
 mod member;
 
 pub use api::*;

@@ -13,6 +13,9 @@ use std::process::ExitCode;
 
 /// Runs a parsed command line.
 pub fn dispatch(cli: Cli) -> ExitCode {
+    // Every file mware writes (coordinator, caches, logs, known hosts) is its own: 0600,
+    // folders 0700. Existing ones are checked where they are opened (mware_coord::fsmode).
+    mware_coord::fsmode::restrict_umask();
     let fmt = cli.log_format;
     let result = match cli.command {
         Command::Validate { config } => return cmd_validate(&config),

@@ -54,9 +54,8 @@ pub async fn run(config: PathBuf, instance: String) -> anyhow::Result<()> {
         Loaded::Bootstrap(site) => (site, false),
     };
     if boot.coordination.backend == Backend::Embedded {
-        if let Some(dir) = Path::new(&boot.coordination.path).parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        }
+        let path = Path::new(&boot.coordination.path);
+        mware_coord::fsmode::private_parent(path).with_context(|| format!("cannot create the folder of {} (0700)", path.display()))?;
     }
     let coord = mware_coord::connect(&boot).await.context("cannot open the coordinator")?;
     let site = if whole {

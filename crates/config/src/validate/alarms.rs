@@ -14,7 +14,8 @@ use std::collections::HashMap;
 /// write stays below etcd's 128 operations per transaction.
 const MAX_MANAGERS: usize = 16;
 const KEYS: &[&str] = &["enabled", "syslog", "rules", "window_ms", "monitoring", "snmp", "telegram", "history", "max_outbox"];
-const SYSLOG_KEYS: &[&str] = &["udp_port", "tcp_port", "max_message_bytes", "max_connections"];
+const SYSLOG_KEYS: &[&str] =
+    &["udp_port", "tcp_port", "max_message_bytes", "max_connections", "max_connections_per_peer", "tcp_idle_timeout_ms"];
 const RULE_KEYS: &[&str] = &["name", "facility", "severity", "host", "app", "message", "alarm_severity", "max_per_window"];
 const MON_KEYS: &[&str] = &["enabled", "failing", "warning", "ok"];
 const SNMP_KEYS: &[&str] = &[
@@ -90,7 +91,21 @@ fn syslog(cx: &mut Cx, v: &Value, p: &str) {
         cx.report(p, "expected udp_port, tcp_port or both, found neither");
     }
     cx.int(m, p, "max_message_bytes", 480, 1_048_576);
-    cx.int(m, p, "max_connections", 1, 65_536);
+    let total = cx.int(m, p, "max_connections", 1, 65_536);
+    let per_peer = cx.int(m, p, "max_connections_per_peer", 1, 65_536);
+    // Both as they apply (given or default); nothing more to say about a bad one.
+    let total = if m.contains_key("max_connections") { total } else { Some(256) };
+    let per_peer =
+        if m.contains_key("max_connections_per_peer") { per_peer.map(|n| (n, "found")) } else { Some((16, "found the default")) };
+    if let (Some(total), Some((per_peer, found))) = (total, per_peer) {
+        if total > 1 && per_peer >= total {
+            cx.report(
+                &join(p, "max_connections_per_peer"),
+                format!("expected fewer than max_connections ({total}) so one peer cannot take every slot, {found} {per_peer}"),
+            );
+        }
+    }
+    cx.int(m, p, "tcp_idle_timeout_ms", 100, 86_400_000);
 }
 
 fn rule(cx: &mut Cx, m: &Map<String, Value>, p: &str, names: &mut HashMap<String, String>) {

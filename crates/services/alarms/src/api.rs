@@ -85,8 +85,10 @@ async fn ack(State(svc): State<AlarmsService>, Path(id): Path<String>) -> Respon
 }
 
 /// Raises an alarm: `{"message": "...", "severity": "crit", "rule": "...", "host": "...", "app": "..."}`
-/// (only `message` is required; severity defaults to `warning`, rule to `api`).
-#[utoipa::path(post, path = "/api/v1/alarms", tag = "alarms", request_body(content = Object, description = "{message, severity?, rule?, host?, app?}"),
+/// (only `message` is required; severity defaults to `warning`, rule to `api`; `rule`
+/// follows the site file's rule-name syntax). Control characters, ANSI escapes and bidi
+/// controls are removed from the texts (see `crate::clean`), not refused.
+#[utoipa::path(post, path = "/api/v1/alarms", tag = "alarms", request_body(content = Object, description = "{message, severity?, rule?, host?, app?}: rule as in the site file (1 to 64 of A-Z a-z 0-9 _ - .); control characters, ANSI escapes and bidi controls are removed from the texts"),
     responses((status = 201, description = "`{id}`: durable in the group's outbox"), (status = 400, description = "bad body, with the field"),
         (status = 503, description = "not running here, or the outbox is full")))]
 async fn raise(State(svc): State<AlarmsService>, body: Bytes) -> Response {
@@ -110,14 +112,21 @@ async fn raise(State(svc): State<AlarmsService>, body: Bytes) -> Response {
         }
     };
     let message = field("message", &mut problems);
-    if message.as_deref().is_none_or(str::is_empty) && !problems.iter().any(|p| p.starts_with("message")) {
-        problems.push("message: expected a non-empty string, found none".into());
+    // Texts are cleaned where the alarm is made (crate::clean); one left empty by that is refused.
+    if message.as_deref().is_none_or(|m| crate::clean::text(m).trim().is_empty()) && !problems.iter().any(|p| p.starts_with("message")) {
+        problems.push("message: expected a non-empty string (control and bidi characters removed), found none".into());
     }
     let severity = field("severity", &mut problems).unwrap_or_else(|| "warning".into());
     if crate::alarm::rank(&severity).is_none() {
         problems.push(format!("severity: expected one of {}, found {severity:?}", mware_config::SEVERITIES.join(", ")));
     }
     let rule = field("rule", &mut problems).unwrap_or_else(|| "api".into());
+    if !mware_config::is_item_name(&rule) && !problems.iter().any(|p| p.starts_with("rule")) {
+        problems.push(format!(
+            "rule: expected a rule name of 1 to 64 latin letters, digits, '_', '-' and '.' (as in the site file), found {}",
+            short(&Value::String(rule.clone()))
+        ));
+    }
     let host = field("host", &mut problems);
     let app = field("app", &mut problems).unwrap_or_default();
     if !problems.is_empty() {

@@ -3,11 +3,13 @@
 //! each made an [`Alarm`] with the next id and handed to the writer.
 
 use crate::alarm::{Alarm, Source};
+use crate::clean;
 use crate::metrics::Metrics;
 use crate::rules::{Limiter, Msg, Rules, Verdict};
 use crate::store::{Cmd, Shared};
 use mware_config::{MonitoringAlarms, SEVERITIES};
 use mware_host::{Event, EventKind};
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,18 +34,23 @@ pub struct Maker {
 }
 
 impl Maker {
-    /// A new alarm with the next id.
+    /// A new alarm with the next id; its texts go through [`clean::text`] (every source
+    /// comes here).
     #[allow(clippy::too_many_arguments)]
     pub fn make(&self, source: Source, rule: &str, severity: &str, host: &str, app: &str, message: String, count: u32) -> Alarm {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let message = match clean::text(&message) {
+            Cow::Borrowed(_) => message,
+            Cow::Owned(m) => m,
+        };
         Alarm {
             id: format!("{}-{n}", self.epoch),
             at_ms: mware_coord::now_ms(),
             source,
-            rule: rule.to_string(),
+            rule: clean::text(rule).into_owned(),
             severity: severity.to_string(),
-            host: host.to_string(),
-            app: app.to_string(),
+            host: clean::text(host).into_owned(),
+            app: clean::text(app).into_owned(),
             message,
             site: self.site.clone(),
             group: self.group,
@@ -199,4 +206,18 @@ impl Intake {
 /// The rule's severity, else the message's, else `notice`.
 fn severity_of(rule: Option<u8>, msg: Option<u8>) -> &'static str {
     SEVERITIES[rule.or(msg).unwrap_or(5).min(7) as usize]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_alarm_made_has_clean_texts() {
+        let m = Maker { epoch: 3, next: AtomicU64::new(1), site: "s".into(), group: 1, instance: "i".into() };
+        let a = m.make(Source::Syslog, "r\u{1b}[1m", "err", "gw\u{202E}1", "app\0", "\u{1b}[31mred\u{1b}[0m\u{202E}txt\nnext".into(), 1);
+        assert_eq!((a.rule.as_str(), a.host.as_str(), a.app.as_str()), ("r", "gw1", "app"));
+        assert_eq!(a.message, "redtxt next");
+        assert_eq!(a.id, "3-1");
+    }
 }

@@ -13,6 +13,7 @@
 pub mod alarm;
 mod api;
 pub mod channel;
+pub mod clean;
 mod error;
 pub mod intake;
 pub mod metrics;
@@ -22,6 +23,7 @@ mod service;
 pub mod snmp;
 pub mod store;
 pub mod syslog;
+pub mod tcpgate;
 pub mod telegram;
 
 pub use alarm::Alarm;

@@ -55,6 +55,8 @@ pub struct Metrics {
     failed: Family<Channel, Counter>,
     dropped: Family<Reason, Counter>,
     backlog: Family<Channel, Gauge>,
+    refused: Family<Reason, Counter>,
+    idle_closed: Counter,
 }
 
 impl Metrics {
@@ -71,6 +73,12 @@ impl Metrics {
         r.register("send_failed", "Failed sends (retried), by channel", m.failed.clone());
         r.register("dropped", "Alarms not sent: dedupe, rate_limit (summarised later) or outbox_full (lost)", m.dropped.clone());
         r.register("backlog", "Alarms waiting for the channel", m.backlog.clone());
+        r.register(
+            "syslog_refused",
+            "Syslog TCP connections closed at once: per_peer (the address held max_connections_per_peer) or total (max_connections)",
+            m.refused.clone(),
+        );
+        r.register("syslog_idle_closed", "Syslog TCP connections closed after tcp_idle_timeout_ms without data", m.idle_closed.clone());
         m
     }
     /// Messages arrived.
@@ -114,6 +122,14 @@ impl Metrics {
         if n > 0 {
             self.dropped.get_or_create(&Reason { reason }).inc_by(n);
         }
+    }
+    /// A syslog TCP connection was refused.
+    pub fn refused(&self, reason: &'static str) {
+        self.refused.get_or_create(&Reason { reason }).inc();
+    }
+    /// A syslog TCP connection was closed for idleness.
+    pub fn idle_closed(&self) {
+        self.idle_closed.inc();
     }
     /// A channel's backlog.
     pub fn backlog(&self, channel: &str, n: usize) {

@@ -15,6 +15,7 @@ use prometheus_client::registry::Registry;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
@@ -138,7 +139,13 @@ impl AlarmsService {
                     source,
                 })?;
                 let m = self.inner.metrics.clone();
-                tasks.spawn(crate::syslog::run_tcp(l, s.max_message_bytes, s.max_connections, msg_tx.clone(), m, stop.clone()));
+                let limits = crate::syslog::TcpLimits {
+                    max_message: s.max_message_bytes,
+                    max_conns: s.max_connections,
+                    max_per_peer: s.max_connections_per_peer,
+                    idle: Duration::from_millis(s.tcp_idle_timeout_ms),
+                };
+                tasks.spawn(crate::syslog::run_tcp(l, limits, msg_tx.clone(), m, stop.clone()));
                 listening.push(format!("tcp {addr}"));
             }
         }

@@ -4,15 +4,17 @@
 //! UTF-8 or without a `<PRI>` is counted and dropped; nothing a client sends ends the
 //! receiver. Parsed messages go to the intake over a bounded channel: when the intake
 //! falls behind, TCP readers wait (the sender is slowed) and the UDP socket's large
-//! receive buffer absorbs bursts.
+//! receive buffer absorbs bursts. TCP connections are capped in all and per peer
+//! address and closed when idle ([`crate::tcpgate`]).
 
 use crate::metrics::Metrics;
 use crate::rules::Msg;
+use crate::tcpgate::{Gate, Idle, RefusalLog, Refusals};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::time::Instant;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Receive buffer asked for the UDP socket (the kernel caps it at `net.core.rmem_max`).
@@ -126,19 +128,36 @@ pub fn run_udp(sock: std::net::UdpSocket, max: usize, tx: mpsc::Sender<Vec<Msg>>
     }
 }
 
-/// Accepts TCP connections until `cancel`, at most `max_conns` at once.
-pub async fn run_tcp(
-    l: TcpListener,
-    max: usize,
-    max_conns: usize,
-    tx: mpsc::Sender<Vec<Msg>>,
-    metrics: Metrics,
-    cancel: CancellationToken,
-) {
-    let slots = Arc::new(Semaphore::new(max_conns.max(1)));
+/// The TCP listener's limits (see [`crate::tcpgate`]).
+#[derive(Debug, Clone, Copy)]
+pub struct TcpLimits {
+    /// Longest message in bytes.
+    pub max_message: usize,
+    /// Connections at once.
+    pub max_conns: usize,
+    /// Connections at once from one peer address.
+    pub max_per_peer: usize,
+    /// A connection silent this long is closed.
+    pub idle: std::time::Duration,
+}
+
+/// One line at most per this interval about refused connections.
+const REFUSAL_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Accepts TCP connections until `cancel`, within `limits`: a connection past the cap
+/// (in all, or of its peer address) is closed at once, counted, and logged at most once
+/// per [`REFUSAL_LOG_EVERY`] with the count since the last line.
+pub async fn run_tcp(l: TcpListener, limits: TcpLimits, tx: mpsc::Sender<Vec<Msg>>, metrics: Metrics, cancel: CancellationToken) {
+    let gate = Gate::new(limits.max_conns, limits.max_per_peer);
+    let mut refusals = RefusalLog::new(REFUSAL_LOG_EVERY);
+    let mut flush = tokio::time::interval(REFUSAL_LOG_EVERY);
     loop {
         let (tcp, peer) = tokio::select! {
             _ = cancel.cancelled() => return,
+            _ = flush.tick() => {
+                log_refusals(refusals.due(Instant::now()), &limits);
+                continue;
+            }
             r = l.accept() => match r {
                 Ok(x) => x,
                 Err(_) => {
@@ -147,24 +166,47 @@ pub async fn run_tcp(
                 }
             },
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, max_conns, "alarms: syslog connection refused: too many connections");
-            continue;
+        let slot = match gate.admit(peer.ip()) {
+            Ok(s) => s,
+            Err(why) => {
+                metrics.refused(why.label());
+                log_refusals(refusals.refused(Instant::now(), peer.ip(), why), &limits);
+                continue;
+            }
         };
         let (tx, metrics, cancel) = (tx.clone(), metrics.clone(), cancel.clone());
         tokio::spawn(async move {
+            let mut r = BufReader::with_capacity(64 * 1024, Idle::new(tcp, limits.idle));
             tokio::select! {
                 _ = cancel.cancelled() => {}
-                _ = read_stream(tcp, peer, max, &tx, &metrics) => {}
+                _ = read_stream(&mut r, peer, limits.max_message, &tx, &metrics) => {}
+            }
+            if r.get_ref().timed_out() {
+                metrics.idle_closed();
             }
             drop(slot);
         });
     }
 }
 
+fn log_refusals(r: Option<Refusals>, limits: &TcpLimits) {
+    if let Some(r) = r {
+        tracing::warn!(
+            per_peer = r.per_peer,
+            total = r.total,
+            last_peer = %r.last_peer,
+            max_connections = limits.max_conns,
+            max_connections_per_peer = limits.max_per_peer,
+            "alarms: syslog tcp connections refused since the last such line (per_peer: the peer address held its share; total: every slot taken)"
+        );
+    }
+}
+
+/// One TCP connection, read through its idle timeout.
+type Conn = BufReader<Idle<TcpStream>>;
+
 /// Reads frames from one connection until it closes or sends what cannot be framed.
-async fn read_stream(tcp: TcpStream, peer: SocketAddr, max: usize, tx: &mpsc::Sender<Vec<Msg>>, metrics: &Metrics) {
-    let mut r = BufReader::with_capacity(64 * 1024, tcp);
+async fn read_stream(r: &mut Conn, peer: SocketAddr, max: usize, tx: &mpsc::Sender<Vec<Msg>>, metrics: &Metrics) {
     let mut frame = Vec::with_capacity(1024);
     loop {
         let first = match r.fill_buf().await {
@@ -176,7 +218,7 @@ async fn read_stream(tcp: TcpStream, peer: SocketAddr, max: usize, tx: &mpsc::Se
             // Octet counting: "LEN SP MSG".
             let mut len_txt = Vec::with_capacity(8);
             // At most 8 digits and the space: a client sending digits forever is cut off.
-            if (&mut r).take(9).read_until(b' ', &mut len_txt).await.is_err() || len_txt.last() != Some(&b' ') {
+            if (&mut *r).take(9).read_until(b' ', &mut len_txt).await.is_err() || len_txt.last() != Some(&b' ') {
                 metrics.malformed(Malformed::Unparsable.label());
                 return;
             }
@@ -186,7 +228,7 @@ async fn read_stream(tcp: TcpStream, peer: SocketAddr, max: usize, tx: &mpsc::Se
             };
             if len > max {
                 // Skip it: the framing still says where the next one starts.
-                if tokio::io::copy(&mut (&mut r).take(len as u64), &mut tokio::io::sink()).await.is_err() {
+                if tokio::io::copy(&mut (&mut *r).take(len as u64), &mut tokio::io::sink()).await.is_err() {
                     return;
                 }
                 Err(Malformed::Oversize)
@@ -199,7 +241,7 @@ async fn read_stream(tcp: TcpStream, peer: SocketAddr, max: usize, tx: &mpsc::Se
             }
         } else {
             // Newline framing; a line longer than the limit is skipped to its end.
-            match read_line(&mut r, &mut frame, max).await {
+            match read_line(r, &mut frame, max).await {
                 Some(true) => Ok(()),
                 Some(false) => Err(Malformed::Oversize),
                 None => return,
@@ -219,7 +261,7 @@ async fn read_stream(tcp: TcpStream, peer: SocketAddr, max: usize, tx: &mpsc::Se
 
 /// Reads up to `\n` into `out`: `Some(true)` a line, `Some(false)` a line past `max`
 /// (skipped), `None` the connection ended.
-async fn read_line(r: &mut BufReader<TcpStream>, out: &mut Vec<u8>, max: usize) -> Option<bool> {
+async fn read_line(r: &mut Conn, out: &mut Vec<u8>, max: usize) -> Option<bool> {
     let mut over = false;
     loop {
         let buf = r.fill_buf().await.ok()?;

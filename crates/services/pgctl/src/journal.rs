@@ -23,8 +23,7 @@ impl Journal {
     /// Opens (creates) `dir/pgctrl_<key>.log`; without a file it only logs to tracing.
     pub fn open(dir: &std::path::Path, key: &str) -> Journal {
         let safe: String = key.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
-        let file = std::fs::create_dir_all(dir)
-            .and_then(|_| std::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("pgctrl_{safe}.log"))));
+        let file = mware_coord::fsmode::open_append(&dir.join(format!("pgctrl_{safe}.log")));
         if let Err(e) = &file {
             tracing::warn!(group = key, "cannot open pgctrl log in {}: {e}", dir.display());
         }

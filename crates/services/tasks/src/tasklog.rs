@@ -22,8 +22,8 @@ impl TaskLog {
     /// Opens (creates) `dir/task_<name>.log`; without a file, lines are dropped (the
     /// main log says why once).
     pub fn open(dir: &Path, name: &str) -> TaskLog {
-        let file = std::fs::create_dir_all(dir)
-            .and_then(|_| std::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("task_{name}.log"))));
+        // A task's output may hold anything: the file is the owner's only (0600).
+        let file = mware_coord::fsmode::open_append(&dir.join(format!("task_{name}.log")));
         if let Err(e) = &file {
             tracing::warn!(task = name, "cannot open the task's log in {}: {e}", dir.display());
         }

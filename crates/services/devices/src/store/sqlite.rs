@@ -73,9 +73,10 @@ impl LiteStore {
     pub async fn open(path: PathBuf) -> Result<LiteStore, DevicesError> {
         let p = path.clone();
         let conn = tokio::task::spawn_blocking(move || -> Result<(Connection, Connection), DevicesError> {
-            if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| DevicesError::Store(format!("cannot create {}: {e}", dir.display())))?;
-            }
+            // Job parameters (SNMP communities, passwords) are in it: private, and its folder.
+            mware_coord::fsmode::private_parent(&p)
+                .and_then(|_| mware_coord::fsmode::private_sqlite(&p))
+                .map_err(|e| DevicesError::Store(format!("cannot make {} and its folder private: {e}", p.display())))?;
             let c = Connection::open(&p).map_err(sql)?;
             c.busy_timeout(std::time::Duration::from_secs(10)).map_err(sql)?;
             // Two processes opening a new file at once may see SQLITE_BUSY switching to WAL.

@@ -10,7 +10,7 @@
 //! the header is never stored and equal headers hash alike after a restart.
 //!
 //! The file holds SIP credentials (`auth` answers carry passwords): it is created
-//! with mode 0600 (and set so when it exists), its folder 0700 when created here.
+//! with mode 0600 (tightened with a warning when it exists wider), its folder 0700.
 //! At most `max_entries` answers are kept; beyond that the oldest fetched are
 //! dropped.
 
@@ -20,7 +20,7 @@ use bytes::Bytes;
 use redb::{Database, ReadableTable, TableDefinition};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, RwLock};
@@ -113,8 +113,9 @@ impl Store {
     /// `now_ms`, the newest `cap` of them.
     pub fn open(dir: &Path, now_ms: u64, cap: usize) -> Result<(Store, StoreWriter), RealtimeError> {
         let io = |what: String| move |source| RealtimeError::Io { what, source };
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io(format!("creating {}", dir.display())))?;
+        mware_coord::fsmode::private_dir(dir).map_err(io(format!("creating {} (0700)", dir.display())))?;
         let path = dir.join("rtcache.redb");
+        mware_coord::fsmode::private_file(&path).map_err(io(format!("making {} readable by its owner only", path.display())))?;
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -123,8 +124,6 @@ impl Store {
             .mode(0o600)
             .open(&path)
             .map_err(io(format!("opening {}", path.display())))?;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(io(format!("making {} readable by its owner only", path.display())))?;
         let db = Database::builder().create_file(file).map_err(cache_err)?;
         let mut mem = Mem::default();
         let mut dropped = vec![];
