@@ -62,10 +62,11 @@ pub struct SyslogIn {
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
     /// Most TCP connections at once from one peer address, an IPv6 peer counted by its /64
-    /// (default 16; fewer than
-    /// `max_connections`, so one peer cannot take every slot). More are closed at once.
-    #[serde(default = "default_max_connections_per_peer")]
-    pub max_connections_per_peer: usize,
+    /// (fewer than `max_connections`, so one peer cannot take every slot; default 16, or half
+    /// of `max_connections` when that is 32 or less). More are closed at once. Read it
+    /// through [`SyslogIn::per_peer`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_peer: Option<usize>,
     /// A TCP connection that sends nothing for this long is closed, in ms (default 30000).
     #[serde(default = "default_tcp_idle_timeout_ms")]
     pub tcp_idle_timeout_ms: u64,
@@ -200,8 +201,13 @@ fn default_max_message() -> usize {
 fn default_max_connections() -> usize {
     256
 }
-fn default_max_connections_per_peer() -> usize {
-    16
+
+impl SyslogIn {
+    /// The connections one peer may hold: `max_connections_per_peer` when given, else 16 or
+    /// half of `max_connections` (at least 1), whichever is smaller.
+    pub fn per_peer(&self) -> usize {
+        self.max_connections_per_peer.unwrap_or_else(|| (self.max_connections / 2).clamp(1, 16))
+    }
 }
 fn default_tcp_idle_timeout_ms() -> u64 {
     30_000

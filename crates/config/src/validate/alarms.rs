@@ -93,15 +93,14 @@ fn syslog(cx: &mut Cx, v: &Value, p: &str) {
     cx.int(m, p, "max_message_bytes", 480, 1_048_576);
     let total = cx.int(m, p, "max_connections", 1, 65_536);
     let per_peer = cx.int(m, p, "max_connections_per_peer", 1, 65_536);
-    // Both as they apply (given or default); nothing more to say about a bad one.
+    // A given per-peer cap against the total as it applies (the default per-peer cap is
+    // always below it: SyslogIn::per_peer).
     let total = if m.contains_key("max_connections") { total } else { Some(256) };
-    let per_peer =
-        if m.contains_key("max_connections_per_peer") { per_peer.map(|n| (n, "found")) } else { Some((16, "found the default")) };
-    if let (Some(total), Some((per_peer, found))) = (total, per_peer) {
+    if let (Some(total), Some(per_peer)) = (total, per_peer) {
         if total > 1 && per_peer >= total {
             cx.report(
                 &join(p, "max_connections_per_peer"),
-                format!("expected fewer than max_connections ({total}) so one peer cannot take every slot, {found} {per_peer}"),
+                format!("expected fewer than max_connections ({total}) so one peer cannot take every slot, found {per_peer}"),
             );
         }
     }

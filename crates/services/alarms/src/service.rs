@@ -142,7 +142,7 @@ impl AlarmsService {
                 let limits = crate::syslog::TcpLimits {
                     max_message: s.max_message_bytes,
                     max_conns: s.max_connections,
-                    max_per_peer: s.max_connections_per_peer,
+                    max_per_peer: s.per_peer(),
                     idle: Duration::from_millis(s.tcp_idle_timeout_ms),
                 };
                 tasks.spawn(crate::syslog::run_tcp(l, limits, msg_tx.clone(), m, stop.clone()));
