@@ -239,7 +239,7 @@ fn ssh(cx: &mut Cx, v: &Value) {
 }
 
 /// `m[key]`, checked to be an environment variable name.
-fn env_name(cx: &mut Cx, m: &Map<String, Value>, p: &str, key: &str) -> Option<String> {
+pub(crate) fn env_name(cx: &mut Cx, m: &Map<String, Value>, p: &str, key: &str) -> Option<String> {
     let t = cx.str(m, p, key)?.to_string();
     let ok =
         t.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
