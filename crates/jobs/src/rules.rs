@@ -263,7 +263,7 @@ mod tests {
     #[tokio::test]
     async fn after_resolution_every_address_is_judged() {
         let r = rules(None);
-        let e = r.resolve(&t("localhost.:80")).await.unwrap_err();
+        let e = r.resolve(&t("LocalHost:80")).await.unwrap_err();
         assert!(e.contains("loopback"), "{e}");
         // A listed name resolving to a refused address is refused (DNS rebinding).
         let r = rules(Some(&["localhost", "192.0.2.0/24"]));
