@@ -4,8 +4,8 @@
 use crate::secret::Secret;
 use crate::target::TargetPattern;
 use schemars::JsonSchema;
-use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// (new) devicemanager settings (a group's section: the same on every member).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]

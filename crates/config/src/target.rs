@@ -53,7 +53,11 @@ impl TargetPattern {
             let ip: IpAddr = a.parse().map_err(|_| format!("{expected}, found {s:?}"))?;
             let ip = ip.to_canonical();
             let width = bits(ip).1;
-            let len: u8 = len.parse().ok().filter(|l| *l <= width).ok_or_else(|| format!("expected a prefix length from 0 to {width}, found {s:?}"))?;
+            let len: u8 = len
+                .parse()
+                .ok()
+                .filter(|l| *l <= width)
+                .ok_or_else(|| format!("expected a prefix length from 0 to {width}, found {s:?}"))?;
             let net = TargetPattern::Net(ip, len);
             let (v, _) = bits(ip);
             if mask(v, len, width) != v << (128 - u32::from(width)) {

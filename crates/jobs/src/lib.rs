@@ -24,7 +24,7 @@ mod wire;
 
 pub use error::JobError;
 pub use exec::{execute, Dest, Outcome, RunEnv};
-pub use rules::{SiteEndpoint, TargetRules, Verdict};
 pub use kinds::{find as find_kind, Kind};
+pub use rules::{SiteEndpoint, TargetRules, Verdict};
 pub use spec::{check_job, found, Problem, Problems, Target};
 pub use wire::{now_ms, JobMessage, JobState, Report};

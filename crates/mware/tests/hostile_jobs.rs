@@ -46,9 +46,7 @@ fn start() -> Site {
     let ports = [0; 3].map(|_| mware_testkit::free_port());
     let dm_a = json!({"token_env": "HJ_DM_TOKEN", "allowed_targets": {"pool": ["127.0.0.0/8"]}});
     let dm_b = json!({"token_env": "HJ_DM_TOKEN", "database": database()});
-    let role = |n: &str, g: u32, o: u32, p: u16, d: Value, dm: &Value| {
-        json!({"name": n, "roletype": "mware", "iface": "lo", "group": g, "order": o, "api_port": p, "include_domains": d, "devicemanager": dm})
-    };
+    let role = |n: &str, g: u32, o: u32, p: u16, d: Value, dm: &Value| json!({"name": n, "roletype": "mware", "iface": "lo", "group": g, "order": o, "api_port": p, "include_domains": d, "devicemanager": dm});
     let site = json!({
         "site": "hj",
         "coordination": {"backend": "etcd", "endpoints": [etcd.endpoint()], "prefix": "/hj", "path": dir.path().join("var/coord.sqlite").display().to_string(),
@@ -68,7 +66,8 @@ fn start() -> Site {
         .zip(ports)
         .map(|(n, p)| Daemon::start(&cfg, n, &format!("127.0.0.1:{p}"), dir.path().join(format!("{n}.log")), &env))
         .collect();
-    let serving = |v: &Value| v["services"].as_array().is_some_and(|s| s.iter().any(|x| x["name"] == "devicemanager" && x["state"] == "running"));
+    let serving =
+        |v: &Value| v["services"].as_array().is_some_and(|s| s.iter().any(|x| x["name"] == "devicemanager" && x["state"] == "running"));
     daemons[0].wait_status(Duration::from_secs(30), |v| v["state"] == "active" && serving(v));
     daemons[1].wait_status(Duration::from_secs(30), |v| v["state"] == "passive");
     daemons[2].wait_status(Duration::from_secs(30), |v| v["state"] == "active" && serving(v));
@@ -126,7 +125,9 @@ fn big_post(d: &Daemon, path: &str, size: usize) -> (u16, Value) {
         }
         let text = String::from_utf8_lossy(&buf).to_string();
         if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            let len = head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)));
+            let len = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)));
             if len.is_some_and(|n| body.len() >= n) {
                 break;
             }
@@ -178,18 +179,24 @@ fn device_jobs_refuse_the_call_scripts_token_and_targets_in_the_site() {
         msg
     };
     let msg = refused(a10, "169.254.169.254:80".into(), "is link-local");
-    assert_eq!(msg, "169.254.169.254 is link-local, refused by devicemanager's target rules (allow it in devicemanager.allowed_targets.pool)");
+    assert_eq!(
+        msg,
+        "169.254.169.254 is link-local, refused by devicemanager's target rules (allow it in devicemanager.allowed_targets.pool)"
+    );
     refused(a10, format!("127.0.0.1:{}", s.ports[1]), "is the API of instance a20 (server srv1), one of the site's own endpoints");
     refused(a20, format!("127.0.0.1:{}", s.ports[2]), "the API of instance b10");
     refused(a10, format!("127.0.0.1:{}", s.etcd_port), &format!("is the coordinator endpoint 127.0.0.1:{}", s.etcd_port));
     // Group 2 has no allow-list: loopback is refused by default.
     refused(b10, dev.clone(), "127.0.0.1 is loopback");
-    let (code, v) = post_json(&format!("{}:batch", jobs_url(a10)), Some(DM), &json!({"jobs": [job, {"kind": "tcp.check", "target": "[fe80::1]:22"}]})).unwrap();
+    let (code, v) =
+        post_json(&format!("{}:batch", jobs_url(a10)), Some(DM), &json!({"jobs": [job, {"kind": "tcp.check", "target": "[fe80::1]:22"}]}))
+            .unwrap();
     assert_eq!((code, v["problems"][0]["field"].as_str()), (400, Some("jobs[1].target")), "{v}");
     // A name is judged again once resolved, where the job runs: `localhost` passes the
     // early check (loopback is allowed here) but resolves to the etcd endpoint (or to
     // ::1, not allowed): the job fails, nothing is sent.
-    let (code, v) = post_json(&jobs_url(a10), Some(DM), &json!({"kind": "tcp.check", "target": format!("localhost:{}", s.etcd_port)})).unwrap();
+    let (code, v) =
+        post_json(&jobs_url(a10), Some(DM), &json!({"kind": "tcp.check", "target": format!("localhost:{}", s.etcd_port)})).unwrap();
     assert_eq!(code, 202, "{v}");
     let (_, j) = get_json_with(&format!("{}/{}?wait_ms=2500", jobs_url(a10), v["id"].as_str().unwrap()), Some(DM)).unwrap();
     assert_eq!(j["state"], "failed", "{j}");

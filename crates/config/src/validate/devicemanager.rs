@@ -76,7 +76,10 @@ fn allowed_targets(cx: &mut Cx, v: &Value, p: &str, sats: &BTreeSet<&str>) {
         let sp = join(p, sat);
         if sat != "pool" && !sats.contains(sat.as_str()) {
             let known: Vec<&str> = std::iter::once("pool").chain(sats.iter().copied()).collect();
-            cx.report(&sp, format!("expected pool or a satellite of devicemanager.satellites ({}), found {}", known.join(", "), quote(sat)));
+            cx.report(
+                &sp,
+                format!("expected pool or a satellite of devicemanager.satellites ({}), found {}", known.join(", "), quote(sat)),
+            );
         }
         let Some(items) = cx.list(list, &sp) else { continue };
         for (i, item) in items.iter().enumerate() {

@@ -249,7 +249,10 @@ fn valid_host_entry(h: &str) -> bool {
     port.is_none_or(port_ok)
         && !host.is_empty()
         && host.len() <= 253
-        && host.trim_end_matches('.').split('.').all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        && host
+            .trim_end_matches('.')
+            .split('.')
+            .all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
 }
 
 fn ssh(cx: &mut Cx, v: &Value) {

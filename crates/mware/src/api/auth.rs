@@ -26,11 +26,7 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 
 /// The bearer token of the Authorization header.
 fn bearer(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|g| g.trim().to_string())
+    headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(|g| g.trim().to_string())
 }
 
 /// Checks the credential `access` asks for (`service`: the route's service, for its own

@@ -13,9 +13,11 @@ use mware_config::Site;
 fn allowed<'a>(site: &'a Site, instance: &str) -> impl Iterator<Item = &'a str> {
     let own = site.instance(instance).map(|p| p.server.ifaces.values().map(String::as_str));
     let listed = site.api.allowed_hosts.as_ref().map(|l| l.iter().map(String::as_str));
-    let defaults = site.api.allowed_hosts.is_none().then(|| {
-        ["localhost", "127.0.0.1", "::1"].into_iter().chain(site.servers.iter().map(|s| s.name.as_str()))
-    });
+    let defaults = site
+        .api
+        .allowed_hosts
+        .is_none()
+        .then(|| ["localhost", "127.0.0.1", "::1"].into_iter().chain(site.servers.iter().map(|s| s.name.as_str())));
     own.into_iter().flatten().chain(listed.into_iter().flatten()).chain(defaults.into_iter().flatten())
 }
 

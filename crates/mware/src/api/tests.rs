@@ -131,7 +131,9 @@ async fn a_body_too_large_to_forward_is_413_and_keeps_the_leader_cache() {
     let big = vec![b'x'; 10 << 20];
     let declared = axum::http::Request::post("/api/v1/x").header("content-length", big.len()).body(Body::from(big.clone())).unwrap();
     let streamed = axum::http::Request::post("/api/v1/x")
-        .body(Body::from_stream(futures::stream::iter(big.chunks(1 << 20).map(|c| Ok::<_, std::io::Error>(c.to_vec())).collect::<Vec<_>>())))
+        .body(Body::from_stream(futures::stream::iter(
+            big.chunks(1 << 20).map(|c| Ok::<_, std::io::Error>(c.to_vec())).collect::<Vec<_>>(),
+        )))
         .unwrap();
     for req in [declared, streamed] {
         st.0.leaders.lock().unwrap().insert(7, (std::time::Instant::now(), Some(("m2".into(), "127.0.0.1:9".into()))));

@@ -24,11 +24,7 @@ impl Policy {
     /// The rules of jobs of `satellite` (`None`: the pool, or in-process).
     pub fn rules(&self, satellite: Option<&str>) -> TargetRules {
         let key = satellite.unwrap_or("pool");
-        TargetRules {
-            scope: format!("devicemanager.allowed_targets.{key}"),
-            allow: self.allow.get(key).cloned(),
-            site: self.site.clone(),
-        }
+        TargetRules { scope: format!("devicemanager.allowed_targets.{key}"), allow: self.allow.get(key).cloned(), site: self.site.clone() }
     }
 }
 

@@ -220,7 +220,10 @@ mod tests {
             batch(format!(r#"{{"jobs": [{ok},{ok},{ok},{ok}]}}"#).as_bytes(), &cfg(), &Policy::default(), false),
             Err(DevicesError::TooLarge { max: 3, found: 4 })
         ));
-        assert_eq!(fields(batch(format!(r#"{{"jobs": [{ok},{bad}]}}"#).as_bytes(), &cfg(), &Policy::default(), false).unwrap_err()), vec!["jobs[1].target"]);
+        assert_eq!(
+            fields(batch(format!(r#"{{"jobs": [{ok},{bad}]}}"#).as_bytes(), &cfg(), &Policy::default(), false).unwrap_err()),
+            vec!["jobs[1].target"]
+        );
         assert_eq!(batch(format!(r#"{{"jobs": [{ok},{ok}]}}"#).as_bytes(), &cfg(), &Policy::default(), false).unwrap().len(), 2);
     }
 }

@@ -6,9 +6,9 @@
 pub mod amqp;
 pub mod local;
 
-use crate::targets::Policy;
 use crate::error::DevicesError;
 use crate::store::JobRow;
+use crate::targets::Policy;
 use mware_jobs::Report;
 
 /// Something that came back.
