@@ -61,16 +61,16 @@ fn start() -> Site {
     let cfg = dir.path().join("site.json");
     std::fs::write(&cfg, serde_json::to_string_pretty(&site).unwrap()).unwrap();
     let env = [("HJ_API_TOKEN", API), ("HJ_OPERATOR_TOKEN", OPERATOR), ("HJ_DM_TOKEN", DM)];
-    let daemons: Vec<Daemon> = ["a10", "a20", "b10"]
-        .iter()
-        .zip(ports)
-        .map(|(n, p)| Daemon::start(&cfg, n, &format!("127.0.0.1:{p}"), dir.path().join(format!("{n}.log")), &env))
-        .collect();
+    let run = |i: usize, n: &str| Daemon::start(&cfg, n, &format!("127.0.0.1:{}", ports[i]), dir.path().join(format!("{n}.log")), &env);
     let serving =
         |v: &Value| v["services"].as_array().is_some_and(|s| s.iter().any(|x| x["name"] == "devicemanager" && x["state"] == "running"));
-    daemons[0].wait_status(Duration::from_secs(30), |v| v["state"] == "active" && serving(v));
-    daemons[1].wait_status(Duration::from_secs(30), |v| v["state"] == "passive");
-    daemons[2].wait_status(Duration::from_secs(30), |v| v["state"] == "active" && serving(v));
+    // a10 first, so that it is group 1's active member whatever the machine's load.
+    let a10 = run(0, "a10");
+    a10.wait_status(Duration::from_secs(30), |v| v["state"] == "active" && serving(v));
+    let (a20, b10) = (run(1, "a20"), run(2, "b10"));
+    a20.wait_status(Duration::from_secs(30), |v| v["state"] == "passive");
+    b10.wait_status(Duration::from_secs(30), |v| v["state"] == "active" && serving(v));
+    let daemons = vec![a10, a20, b10];
     let etcd_port = etcd.client_port();
     Site { _dir: dir, _etcd: etcd, etcd_port, ports, daemons }
 }
