@@ -40,9 +40,10 @@ cat > "$WORK/site.json" <<JSON
 {"site": "bench", "coordination": {"backend": "embedded", "path": "$WORK/var/coord.sqlite"},
  "servers": [{"name": "s", "ifaces": {"lo": "127.0.0.1"}, "roles": [
    {"name": "b10", "roletype": "mware", "iface": "lo", "group": 1, "order": 10, "api_port": $PORT,
-    "devicemanager": {"amqp": "$DSN", "satellites": ["bench"]}}]}]}
+    "devicemanager": {"amqp": "$DSN", "satellites": ["bench"], "token_env": "MWARE_DM_TOKEN",
+                      "allowed_targets": {"bench": ["127.0.0.1"]}}}]}]}
 JSON
-export MWARE_API_TOKEN=bench-token
+export MWARE_API_TOKEN=bench-api-token MWARE_DM_TOKEN=bench-token
 "$BIN" run --config "$WORK/site.json" --instance b10 > "$WORK/mware.log" 2>&1 & pids+=($!)
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/api/devicemanager/v1/satellites" | grep -q '"connected":true' && break; sleep 0.2; done
 for i in 1 2 3 4; do

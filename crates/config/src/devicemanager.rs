@@ -2,8 +2,10 @@
 //! remote pollers fed through RabbitMQ, or in-process when no broker is set.
 
 use crate::secret::Secret;
+use crate::target::TargetPattern;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// (new) devicemanager settings (a group's section: the same on every member).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -44,6 +46,21 @@ pub struct DeviceManager {
     /// 168: a week).
     #[serde(default = "default_keep_hours")]
     pub keep_hours: u64,
+    /// (new) Name of the environment variable holding devicemanager's own bearer token.
+    /// Job calls (submit, read, list) take it or the operator's token
+    /// (`api.operator_token_env`), never the API token alone: that one is carried by call
+    /// scripts on many servers. Not set: only the operator's token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
+    /// (new) Per satellite (`pool`: jobs without one, in-process too), the targets its
+    /// jobs may reach: ranges (`10.0.0.0/8`), addresses, host names, `*.domain`. A
+    /// satellite with a list reaches only those. Loopback, link-local, multicast and
+    /// unspecified addresses are refused unless an entry lies inside that range
+    /// (`127.0.0.1`, not `0.0.0.0/0`); the site's own instances and coordinator endpoints
+    /// always.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(with = "BTreeMap<String, Vec<String>>")]
+    pub allowed_targets: BTreeMap<String, Vec<TargetPattern>>,
 }
 
 fn default_max_deliveries() -> u32 {

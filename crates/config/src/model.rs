@@ -131,6 +131,13 @@ pub struct ApiConfig {
     /// (new) Most connections open at once; more are closed at once (default 1024).
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// (new) Host names and addresses (`name`, `10.0.0.1`, `[::1]`, each with `:port` for
+    /// that port only) a request's `Host` header may name, beside the instance's own
+    /// server addresses (always accepted: other instances forward there). Any other
+    /// `Host` is answered 421 (DNS rebinding). Not set: `localhost`, `127.0.0.1`, `[::1]`
+    /// and the site's server names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_hosts: Option<Vec<String>>,
 }
 
 /// A server of the site.

@@ -52,3 +52,38 @@ fn every_problem_with_its_path_and_no_secret() {
     }
     assert!(!text.contains("s3cr3t"), "{text}");
 }
+
+#[test]
+fn token_env_and_allowed_targets_are_checked_with_their_paths() {
+    let mut v = base();
+    set(
+        &mut v,
+        "/servers/0/roles/0/devicemanager",
+        json!({"satellites": ["sat1"], "token_env": "MWARE_DM_TOKEN",
+               "allowed_targets": {"pool": ["127.0.0.0/8", "*.example.net"], "sat1": ["10.0.0.0/8", "sw1.example.net", "::1"]}}),
+    );
+    let dm = ok(&v).site.instance("mware1").unwrap().role.devicemanager.clone().unwrap();
+    assert_eq!(dm.token_env.as_deref(), Some("MWARE_DM_TOKEN"));
+    assert_eq!(dm.allowed_targets["sat1"].iter().map(ToString::to_string).collect::<Vec<_>>(), ["10.0.0.0/8", "sw1.example.net", "::1"]);
+
+    set(
+        &mut v,
+        "/servers/0/roles/0/devicemanager",
+        json!({"satellites": ["sat1"], "token_env": "bad name",
+               "allowed_targets": {"sat9": [], "sat1": ["10.0.0.1/8", 5, "a b"], "pool": "10.0.0.0/8"}}),
+    );
+    let problems = errors(&v);
+    let text = problems.iter().map(|p| format!("{}: {}", p.path, p.message)).collect::<Vec<_>>().join("\n");
+    let p = "servers[0].roles[0].devicemanager";
+    for path in [
+        format!("{p}.token_env"),
+        format!("{p}.allowed_targets.sat9"),
+        format!("{p}.allowed_targets.sat1[0]"),
+        format!("{p}.allowed_targets.sat1[1]"),
+        format!("{p}.allowed_targets.sat1[2]"),
+        format!("{p}.allowed_targets.pool"),
+    ] {
+        assert!(problems.iter().any(|x| x.path == path), "{path} missing:\n{text}");
+    }
+    assert!(text.contains("10.0.0.0/8"), "the host-bits error names the range's first address:\n{text}");
+}

@@ -535,3 +535,17 @@ fn api_limits_and_the_longest_mutex_wait() {
     has(&e, "servers[0].roles[0].critical_sections.max_domains", "found 0");
     has(&e, "servers[0].roles[0].critical_sections.max_limit", "found 2000000");
 }
+
+#[test]
+fn api_allowed_hosts_entries_are_checked() {
+    let mut v = base();
+    set(&mut v, "/api", json!({"allowed_hosts": ["mware.example.net", "10.0.0.1:8271", "[::1]", "[::1]:80", "::1", "localhost."]}));
+    let site = ok(&v).site;
+    assert_eq!(site.api.allowed_hosts.as_ref().map(Vec::len), Some(6));
+    set(&mut v, "/api", json!({"allowed_hosts": ["a b", "h:0", "h:x", "[zz]", "[::1]x", "", 5]}));
+    let problems = errors(&v);
+    for i in 0..7 {
+        let path = format!("api.allowed_hosts[{i}]");
+        assert!(problems.iter().any(|p| p.path == path), "{path} missing: {problems:?}");
+    }
+}

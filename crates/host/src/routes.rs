@@ -24,6 +24,10 @@ pub enum Access {
     /// HTTP Basic credentials of a provisioning entity (res_config_curl can send
     /// nothing else); the handler itself checks them.
     Basic,
+    /// The operator's token, or the service's own token (the environment variable
+    /// [`crate::Service::token_env`] names from the group's section); never the API token
+    /// alone: calls that reach into the site's network (device jobs).
+    OwnToken,
 }
 
 impl Access {
@@ -34,6 +38,7 @@ impl Access {
             Access::Token => Some("bearer"),
             Access::Operator => Some("operator"),
             Access::Basic => Some("basic"),
+            Access::OwnToken => Some("service_token"),
         }
     }
 }

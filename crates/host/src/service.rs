@@ -184,6 +184,12 @@ pub trait Service: Send + Sync + 'static {
     /// Whether the group's config (this role's sections, the same on every member) asks
     /// for the service.
     fn wanted(&self, role: &Role) -> bool;
+    /// The environment variable holding the service's own bearer token for its
+    /// [`crate::Access::OwnToken`] routes, as the group's section `role` names it (none:
+    /// those routes take only the operator's token).
+    fn token_env(&self, _role: &Role) -> Option<String> {
+        None
+    }
     /// The HTTP routes, each with its access and scope.
     fn routes(&self) -> Routes {
         Routes::new()

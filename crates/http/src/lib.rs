@@ -10,11 +10,15 @@
 //!   are not cut);
 //! - **connection cap**: beyond it, new connections are closed at once.
 //!
+//! [`host`] checks the `Host` header of a request against the names and addresses the
+//! server is known by (DNS rebinding), for the servers' routers to apply.
+//!
 //! [`serve`] runs until its cancel token fires, then stops accepting, asks every
 //! connection to finish its request in flight and close, and returns when they have.
 #![deny(missing_docs)]
 
 mod conn;
+pub mod host;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -1,11 +1,13 @@
 //! Running one job: the kind's own checks again (a poller may be newer or older than
-//! mware), then the kind within what is left before the job's deadline.
+//! mware), its target resolved and judged by the job's rules, then the kind within what
+//! is left before the job's deadline, connecting only to the addresses judged.
 
 use crate::kinds::find;
 use crate::spec::{Problems, Target};
 use crate::wire::{now_ms, JobMessage, JobState};
 use mware_ssh::HostKeyPolicy;
 use serde_json::Value;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// What a job may use while it runs.
@@ -24,6 +26,16 @@ impl RunEnv {
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("http client builds");
         RunEnv { host_keys, http }
     }
+}
+
+/// Where a job connects: its target as given (for messages, the HTTP Host header and
+/// the pinned SSH host keys) and the addresses its rules allowed (never resolved again).
+#[derive(Debug, Clone)]
+pub struct Dest {
+    /// `host:port` as the job names it.
+    pub target: Target,
+    /// The addresses judged, at least one.
+    pub addrs: Vec<SocketAddr>,
 }
 
 /// How a job ended.
@@ -71,7 +83,15 @@ pub async fn execute(job: &JobMessage, env: &RunEnv) -> Outcome {
         };
     }
     let limit = Duration::from_millis(job.deadline_ms - now);
-    match tokio::time::timeout(limit + CUT_SLACK, kind.run(&target, &job.params, env, limit)).await {
+    let started = std::time::Instant::now();
+    let addrs = match tokio::time::timeout(limit, job.rules.resolve(&target)).await {
+        Ok(Ok(a)) => a,
+        Ok(Err(e)) => return Outcome::failed(format!("target: {e}")),
+        Err(_) => return Outcome::failed(format!("target: cannot resolve {target} within {} ms", limit.as_millis())),
+    };
+    let limit = limit.saturating_sub(started.elapsed());
+    let dest = Dest { target, addrs };
+    match tokio::time::timeout(limit + CUT_SLACK, kind.run(&dest, &job.params, env, limit)).await {
         Ok(Ok(result)) => Outcome { state: JobState::Done, result, error: None },
         Ok(Err(fail)) => Outcome { state: JobState::Failed, result: fail.result, error: Some(fail.error) },
         Err(_) => Outcome {

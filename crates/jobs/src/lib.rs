@@ -10,17 +10,21 @@
 //!   the tokio executor; mware declares every queue, a poller only checks that they exist.
 //! - **Running a job** ([`execute`]): within its deadline, with the parameters a kind
 //!   declares secret never in a result, an error or a log line.
+//! - **Target rules** ([`TargetRules`]): which targets a job may reach, checked when it is
+//!   submitted and again after DNS resolution by whoever runs it.
 #![deny(missing_docs)]
 
 pub mod amqp;
 mod error;
 mod exec;
 pub mod kinds;
+mod rules;
 mod spec;
 mod wire;
 
 pub use error::JobError;
-pub use exec::{execute, Outcome, RunEnv};
+pub use exec::{execute, Dest, Outcome, RunEnv};
 pub use kinds::{find as find_kind, Kind};
+pub use rules::{SiteEndpoint, TargetRules, Verdict};
 pub use spec::{check_job, found, Problem, Problems, Target};
 pub use wire::{now_ms, JobMessage, JobState, Report};

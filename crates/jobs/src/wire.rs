@@ -27,6 +27,10 @@ pub struct JobMessage {
     pub params: Map<String, Value>,
     /// When the job must have ended, ms since the Unix epoch.
     pub deadline_ms: u64,
+    /// What its target may be, checked again after DNS resolution (absent from an older
+    /// mware: the built-in refusals only).
+    #[serde(default)]
+    pub rules: crate::TargetRules,
 }
 
 /// The end states of a job, and the two before.

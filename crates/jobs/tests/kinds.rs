@@ -2,7 +2,7 @@
 //! Debian's snmpd (own config, own port) and OpenSSH's sshd (mware-testkit). The
 //! secrets a kind declares never appear in its result or error.
 
-use mware_jobs::{execute, now_ms, JobMessage, JobState, Outcome, RunEnv};
+use mware_jobs::{execute, now_ms, JobMessage, JobState, Outcome, RunEnv, TargetRules};
 use mware_ssh::HostKeyPolicy;
 use mware_testkit::snmpd::{Snmpd, SYS_NAME};
 use mware_testkit::sshd::{ensure_postgres_password, Sshd, SSH_PASSWORD, SSH_USER};
@@ -13,15 +13,27 @@ fn env(known_hosts: &std::path::Path) -> RunEnv {
     RunEnv::new(HostKeyPolicy { known_hosts: known_hosts.to_path_buf(), trust_on_first_use: false })
 }
 
-async fn run(kind: &str, target: &str, params: Value, env: &RunEnv) -> Outcome {
+/// Rules whose allow-list names `entries` (the peers here are on loopback, refused unless
+/// an entry lies inside it).
+fn allowing(entries: &[&str]) -> TargetRules {
+    let allow = entries.iter().map(|e| mware_config::TargetPattern::parse(e).unwrap()).collect();
+    TargetRules { scope: "devicemanager.allowed_targets.pool".into(), allow: Some(allow), site: vec![] }
+}
+
+async fn run_with(kind: &str, target: &str, params: Value, env: &RunEnv, rules: TargetRules) -> Outcome {
     let msg = JobMessage {
         id: "t1".into(),
         kind: kind.into(),
         target: target.into(),
         params: params.as_object().cloned().unwrap_or_default(),
         deadline_ms: now_ms() + 5000,
+        rules,
     };
     execute(&msg, env).await
+}
+
+async fn run(kind: &str, target: &str, params: Value, env: &RunEnv) -> Outcome {
+    run_with(kind, target, params, env, allowing(&["127.0.0.0/8"])).await
 }
 
 fn no_secret(o: &Outcome, secret: &str) {
@@ -44,8 +56,14 @@ async fn tcp_check_connects_and_reports_refusals() {
     assert_eq!(o.state, JobState::Failed);
     assert!(o.error.as_deref().unwrap().contains("cannot connect"), "{o:?}");
     // Past its deadline before it starts: expired, not run.
-    let msg =
-        JobMessage { id: "t2".into(), kind: "tcp.check".into(), target: addr, params: Default::default(), deadline_ms: now_ms() - 10 };
+    let msg = JobMessage {
+        id: "t2".into(),
+        kind: "tcp.check".into(),
+        target: addr,
+        params: Default::default(),
+        deadline_ms: now_ms() - 10,
+        rules: allowing(&["127.0.0.0/8"]),
+    };
     assert_eq!(execute(&msg, &e).await.state, JobState::Expired);
 }
 
@@ -138,6 +156,7 @@ async fn snmp_get_walk_set_against_snmpd() {
         target: t.clone(),
         params: json!({"community": "n0t-the-community", "oid": "1.3.6.1.2.1.1.5.0"}).as_object().cloned().unwrap(),
         deadline_ms: now_ms() + 1200,
+        rules: allowing(&["127.0.0.0/8"]),
     };
     let o = execute(&msg, &e).await;
     assert_eq!(o.state, JobState::Failed, "{o:?}");
@@ -172,6 +191,48 @@ async fn ssh_exec_checks_the_host_key_then_runs() {
     let o = run("ssh.exec", &t, json!({"user": SSH_USER, "password": "wrong-pw-123", "command": "true"}), &e).await;
     assert_eq!(o.state, JobState::Failed);
     no_secret(&o, "wrong-pw-123");
+}
+
+/// Every kind, with the default rules (no allow-list), is refused a loopback target
+/// before anything is sent: the listeners there see no connection and no datagram. A
+/// listed name that resolves to loopback is refused after resolution (DNS rebinding).
+#[tokio::test]
+async fn every_kind_is_refused_a_loopback_target_before_sending_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = env(&dir.path().join("kh"));
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    tcp.set_nonblocking(true).unwrap();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_nonblocking(true).unwrap();
+    let (t, u) = (tcp.local_addr().unwrap().to_string(), udp.local_addr().unwrap().to_string());
+    let snmp = json!({"community": "public", "oid": "1.3.6.1.2.1.1.5.0"});
+    let cases = [
+        ("tcp.check", t.clone(), json!({})),
+        ("http.request", t.clone(), json!({})),
+        ("ssh.exec", t.clone(), json!({"user": "u", "password": "p4ss-word", "command": "true"})),
+        ("snmp.get", u.clone(), snmp.clone()),
+        ("snmp.walk", u.clone(), json!({"community": "public", "oid": "1.3.6.1.2.1.1"})),
+        ("snmp.set", u.clone(), json!({"community": "private", "oid": "1.3.6.1.2.1.1.4.0", "type": "string", "value": "x"})),
+    ];
+    for (kind, target, params) in cases {
+        let o = run_with(kind, &target, params, &e, TargetRules::default()).await;
+        assert_eq!(o.state, JobState::Failed, "{kind}: {o:?}");
+        assert_eq!(o.error.as_deref(), Some("target: 127.0.0.1 is loopback, refused by devicemanager's target rules"), "{kind}");
+    }
+    // A name in the allow-list resolving to loopback: refused after resolution.
+    let port = tcp.local_addr().unwrap().port();
+    let o = run_with("tcp.check", &format!("localhost:{port}"), json!({}), &e, allowing(&["localhost"])).await;
+    assert_eq!(o.state, JobState::Failed, "{o:?}");
+    let err = o.error.unwrap();
+    assert!(err.starts_with("target: localhost resolves to ") && err.contains("which is loopback"), "{err}");
+    // Another loopback address than the one allowed: refused.
+    let o = run_with("tcp.check", &t, json!({}), &e, allowing(&["127.0.0.2"])).await;
+    assert!(o.error.unwrap().contains("127.0.0.1 is loopback"));
+    assert!(tcp.accept().is_err(), "no connection reached the listener");
+    assert!(udp.recv_from(&mut [0u8; 64]).is_err(), "no datagram reached the socket");
+    // The same target allowed explicitly: the connection is made.
+    let o = run_with("tcp.check", &t, json!({}), &e, allowing(&["127.0.0.1"])).await;
+    assert_eq!(o.state, JobState::Done, "{o:?}");
 }
 
 #[test]

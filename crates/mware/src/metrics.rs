@@ -18,7 +18,8 @@ pub struct TransitionLabels {
 /// Labels for forwarded requests.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ForwardLabels {
-    /// `proxied`, `no_active`, `error`.
+    /// `proxied`, `no_active`, `error` (the active instance did not answer), `too_large`
+    /// (the body exceeded what is forwarded), `bad_body` (it could not be read).
     pub outcome: String,
 }
 
@@ -42,6 +43,11 @@ pub struct Metrics {
     pub transitions: Family<TransitionLabels, Counter>,
     /// Requests for other groups or instances.
     pub forwarded: Family<ForwardLabels, Counter>,
+    /// Reads of the groups' active instances from the coordinator made for forwarding
+    /// (the rest are answered by a cache of 250 ms).
+    pub leader_lookups: Counter,
+    /// Requests answered 421 because their Host header is not in `api.allowed_hosts`.
+    pub misdirected: Counter,
     /// Config reloads.
     pub reloads: Family<ReloadLabels, Counter>,
     /// Unix time (s) the activity last changed.
@@ -93,6 +99,16 @@ impl Metrics {
         r.register("mware_epoch", "fencing epoch of the current activity (0 when passive)", self.epoch.clone());
         r.register("mware_activity_transitions", "activity transitions of this instance", self.transitions.clone());
         r.register("mware_forwarded_requests", "requests forwarded to the owning group's active instance", self.forwarded.clone());
+        r.register(
+            "mware_forward_leader_lookups",
+            "reads of the groups' active instances from the coordinator made for forwarding",
+            self.leader_lookups.clone(),
+        );
+        r.register(
+            "mware_http_misdirected_requests",
+            "API requests answered 421 because their Host header is not in api.allowed_hosts",
+            self.misdirected.clone(),
+        );
         r.register("mware_config_reloads", "config reloads by result and source", self.reloads.clone());
         r.register("mware_lease_renew_latency_seconds", "round trip of the last confirmed lease renewal", self.lease_renew_latency.clone());
         r.register(

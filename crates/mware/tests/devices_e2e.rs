@@ -206,7 +206,7 @@ fn a_poller_on_sigterm_finishes_its_jobs_or_returns_them() {
         assert!(log.contains("drain") || log.contains("finishing"), "{log}");
         assert!(!log.contains("guest:guest"), "{log}");
     }
-    let (_, cfg) = d.get_auth("/api/v1/config", TOKEN).unwrap();
+    let (_, cfg) = d.get_auth("/api/v1/config", API_TOKEN).unwrap();
     let dm = &cfg["servers"][0]["roles"][0]["devicemanager"];
     assert_eq!(dm["amqp"], "***", "{cfg}");
     assert!(!d.log_text().contains("guest:guest"));

@@ -13,6 +13,7 @@ use russh::client;
 use russh::keys::{Algorithm, PrivateKeyWithHashAlg, PublicKey};
 use russh::{ChannelMsg, Preferred};
 use std::borrow::Cow;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -77,8 +78,14 @@ impl Target {
 
     /// Connects, checks the host key against [`Target::host_keys`] and logs in.
     pub async fn connect(&self) -> Result<Session> {
+        self.connect_via(None).await
+    }
+
+    /// As [`Target::connect`], but to `addr` (an address `host` was resolved to and
+    /// checked by the caller), the host key still judged for `host`.
+    async fn connect_via(&self, addr: Option<SocketAddr>) -> Result<Session> {
         let label = self.label();
-        let (mut handle, _) = handshake(&self.host, self.port, Some(self.host_keys.clone()), &label).await?;
+        let (mut handle, _) = handshake(&self.host, self.port, addr, Some(self.host_keys.clone()), &label).await?;
         let err = |e: russh::Error| SshError::Session { target: label.clone(), reason: e.to_string() };
         let (ok, method) = match &self.auth {
             Auth::Password(p) => (handle.authenticate_password(self.user.clone(), p.expose()).await.map_err(err)?.success(), "password"),
@@ -103,7 +110,7 @@ impl Target {
     /// learn it, with trust on first use); does not log in: no user name, no password.
     pub async fn check_host_key(&self) -> Result<HostKey> {
         let label = self.label();
-        let (handle, key) = handshake(&self.host, self.port, Some(self.host_keys.clone()), &label).await?;
+        let (handle, key) = handshake(&self.host, self.port, None, Some(self.host_keys.clone()), &label).await?;
         let _ = handle.disconnect(russh::Disconnect::ByApplication, "", "en").await;
         Ok(key)
     }
@@ -111,8 +118,19 @@ impl Target {
     /// Connects, runs `command` (already quoted) with `stdin` fed to it and disconnects,
     /// all within `limit`.
     pub async fn run(&self, command: &str, stdin: Option<&Secret>, limit: Duration) -> Result<Output> {
+        self.run_via(None, command, stdin, limit).await
+    }
+
+    /// As [`Target::run`], connecting to `addr`: an address of `host` the caller resolved
+    /// and judged (so a name that resolves elsewhere a moment later changes nothing); the
+    /// host key is judged for `host`.
+    pub async fn run_at(&self, addr: SocketAddr, command: &str, stdin: Option<&Secret>, limit: Duration) -> Result<Output> {
+        self.run_via(Some(addr), command, stdin, limit).await
+    }
+
+    async fn run_via(&self, addr: Option<SocketAddr>, command: &str, stdin: Option<&Secret>, limit: Duration) -> Result<Output> {
         let work = async {
-            let s = self.connect().await?;
+            let s = self.connect_via(addr).await?;
             let out = s.run_unlimited(command, stdin).await;
             s.close().await;
             out
@@ -199,11 +217,23 @@ pub async fn fetch_host_key(host: &str, port: u16, prefer: Option<&HostKeyPolicy
 
 /// TCP connection and key exchange with the host key checked by `policy`; the
 /// accepted key comes back with the connection.
-async fn handshake(host: &str, port: u16, policy: Option<HostKeyPolicy>, label: &str) -> Result<(client::Handle<Checker>, HostKey)> {
+async fn handshake(
+    host: &str,
+    port: u16,
+    addr: Option<SocketAddr>,
+    policy: Option<HostKeyPolicy>,
+    label: &str,
+) -> Result<(client::Handle<Checker>, HostKey)> {
     let pinned = policy.as_ref().map(|p| p.pinned_algorithms(host, port)).unwrap_or_default();
     let seen = Arc::new(Mutex::new(None));
     let checker = Checker { policy, host: host.into(), port, label: label.into(), seen: seen.clone() };
-    let handle = match tokio::time::timeout(CONNECT_LIMIT, client::connect(config(&pinned), (host, port), checker)).await {
+    let connect = async {
+        match addr {
+            Some(a) => client::connect(config(&pinned), a, checker).await,
+            None => client::connect(config(&pinned), (host, port), checker).await,
+        }
+    };
+    let handle = match tokio::time::timeout(CONNECT_LIMIT, connect).await {
         Err(_) => {
             return Err(SshError::Connect { target: label.into(), reason: format!("no answer within {} s", CONNECT_LIMIT.as_secs()) })
         }

@@ -5,8 +5,19 @@ use super::walk::{found, index, join, quote, Cx};
 use serde_json::Value;
 use std::collections::BTreeSet;
 
-const KEYS: &[&str] =
-    &["database", "amqp", "satellites", "max_deliveries", "max_batch", "max_timeout_ms", "default_timeout_ms", "concurrency", "keep_hours"];
+const KEYS: &[&str] = &[
+    "database",
+    "amqp",
+    "satellites",
+    "max_deliveries",
+    "max_batch",
+    "max_timeout_ms",
+    "default_timeout_ms",
+    "concurrency",
+    "keep_hours",
+    "token_env",
+    "allowed_targets",
+];
 
 /// `devicemanager`: device jobs (see `crate::devicemanager`).
 pub(crate) fn section(cx: &mut Cx, v: &Value, p: &str) {
@@ -51,4 +62,32 @@ pub(crate) fn section(cx: &mut Cx, v: &Value, p: &str) {
     }
     cx.int(m, p, "concurrency", 1, 10_000);
     cx.int(m, p, "keep_hours", 1, 87_600);
+    super::sections::env_name(cx, m, p, "token_env");
+    if let Some(t) = m.get("allowed_targets") {
+        let sats: BTreeSet<&str> = m.get("satellites").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+        allowed_targets(cx, t, &join(p, "allowed_targets"), &sats);
+    }
+}
+
+/// `allowed_targets`: `{"pool" | satellite: [pattern, ...]}`.
+fn allowed_targets(cx: &mut Cx, v: &Value, p: &str, sats: &BTreeSet<&str>) {
+    let Some(m) = cx.object(v, p) else { return };
+    for (sat, list) in m {
+        let sp = join(p, sat);
+        if sat != "pool" && !sats.contains(sat.as_str()) {
+            let known: Vec<&str> = std::iter::once("pool").chain(sats.iter().copied()).collect();
+            cx.report(
+                &sp,
+                format!("expected pool or a satellite of devicemanager.satellites ({}), found {}", known.join(", "), quote(sat)),
+            );
+        }
+        let Some(items) = cx.list(list, &sp) else { continue };
+        for (i, item) in items.iter().enumerate() {
+            match item.as_str().map(crate::TargetPattern::parse) {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => cx.report(&index(&sp, i), e),
+                None => cx.report(&index(&sp, i), format!("expected a string, found {}", found(item))),
+            }
+        }
+    }
 }

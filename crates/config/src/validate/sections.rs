@@ -32,6 +32,7 @@ const API_KEYS: &[&str] = &[
     "idle_timeout_ms",
     "request_timeout_ms",
     "max_connections",
+    "allowed_hosts",
 ];
 const SSH_KEYS: &[&str] = &["known_hosts", "trust_on_first_use"];
 const SERVER_KEYS: &[&str] = &["name", "ifaces", "roles"];
@@ -224,6 +225,34 @@ fn api(cx: &mut Cx, v: &Value) {
     cx.int(m, p, "idle_timeout_ms", 100, 86_400_000);
     cx.int(m, p, "request_timeout_ms", 100, 86_400_000);
     cx.int(m, p, "max_connections", 1, 1_000_000);
+    for (ip, h) in cx.strings(m, p, "allowed_hosts") {
+        if !valid_host_entry(h) {
+            cx.report(&ip, format!("expected a host name or address, with :port or without (any port), found {}", quote(h)));
+        }
+    }
+}
+
+/// `name`, `addr` or `[v6]`, each with or without `:port`; or a bare IPv6 address.
+fn valid_host_entry(h: &str) -> bool {
+    let port_ok = |p: &str| p.parse::<u16>().is_ok_and(|n| n > 0);
+    if let Some(rest) = h.strip_prefix('[') {
+        return match rest.split_once(']') {
+            Some((v6, "")) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+            Some((v6, tail)) => v6.parse::<std::net::Ipv6Addr>().is_ok() && tail.strip_prefix(':').is_some_and(port_ok),
+            None => false,
+        };
+    }
+    if h.matches(':').count() > 1 {
+        return h.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    let (host, port) = h.split_once(':').map_or((h, None), |(a, b)| (a, Some(b)));
+    port.is_none_or(port_ok)
+        && !host.is_empty()
+        && host.len() <= 253
+        && host
+            .trim_end_matches('.')
+            .split('.')
+            .all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
 }
 
 fn ssh(cx: &mut Cx, v: &Value) {
@@ -239,7 +268,7 @@ fn ssh(cx: &mut Cx, v: &Value) {
 }
 
 /// `m[key]`, checked to be an environment variable name.
-fn env_name(cx: &mut Cx, m: &Map<String, Value>, p: &str, key: &str) -> Option<String> {
+pub(crate) fn env_name(cx: &mut Cx, m: &Map<String, Value>, p: &str, key: &str) -> Option<String> {
     let t = cx.str(m, p, key)?.to_string();
     let ok =
         t.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');

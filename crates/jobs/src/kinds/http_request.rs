@@ -4,10 +4,11 @@
 //! `path` (default `/`), `headers` (object of strings; secret: may carry credentials),
 //! `body` (string), `expect_status` (the job fails on another status), `max_body_bytes`
 //! (default 65536, at most 1048576). Result: `{"status", "headers", "body", "truncated",
-//! "elapsed_ms"}`; redirects are not followed.
+//! "elapsed_ms"}`; redirects are not followed. The request goes to the address the job's
+//! rules judged, with the target's name in the Host header (unless `headers` sets one).
 
 use super::{ms, Failure, Kind};
-use crate::exec::RunEnv;
+use crate::exec::{Dest, RunEnv};
 use crate::spec::{found, Problems, Target};
 use async_trait::async_trait;
 use serde_json::{json, Map, Value};
@@ -71,12 +72,19 @@ impl Kind for HttpRequest {
         p.opt_int(params, "max_body_bytes", 0, 1_048_576);
     }
 
-    async fn run(&self, target: &Target, params: &Map<String, Value>, env: &RunEnv, limit: Duration) -> Result<Value, Failure> {
+    async fn run(&self, dest: &Dest, params: &Map<String, Value>, env: &RunEnv, limit: Duration) -> Result<Value, Failure> {
+        let target = &dest.target;
         let method = params.get("method").and_then(Value::as_str).unwrap_or("GET");
         let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|_| Failure::new("params.method: not a method"))?;
         let path = params.get("path").and_then(Value::as_str).unwrap_or("/");
-        let url = format!("http://{target}{path}");
+        // To the judged address, never the name again; the name goes in the Host header.
+        let addr = *dest.addrs.first().ok_or_else(|| Failure::new(format!("cannot resolve {target}: no address")))?;
+        let url = format!("http://{addr}{path}");
         let mut req = env.http.request(method, &url).timeout(limit);
+        let own_host = params.get("headers").and_then(Value::as_object).is_some_and(|h| h.keys().any(|k| k.eq_ignore_ascii_case("host")));
+        if !own_host {
+            req = req.header(reqwest::header::HOST, target.to_string());
+        }
         if let Some(h) = params.get("headers").and_then(Value::as_object) {
             for (k, v) in h {
                 req = req.header(k.as_str(), v.as_str().unwrap_or_default());

@@ -10,8 +10,8 @@ mod snmp_walk;
 mod ssh_exec;
 mod tcp_check;
 
-use crate::exec::RunEnv;
-use crate::spec::{Problems, Target};
+use crate::exec::{Dest, RunEnv};
+use crate::spec::Problems;
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 use std::time::Duration;
@@ -44,8 +44,9 @@ pub trait Kind: Send + Sync + 'static {
     fn secret_params(&self) -> &'static [&'static str] {
         &[]
     }
-    /// Runs against `target` within `limit` (the time left before the job's deadline).
-    async fn run(&self, target: &Target, params: &Map<String, Value>, env: &RunEnv, limit: Duration) -> Result<Value, Failure>;
+    /// Runs against `dest` (connecting only to its addresses) within `limit` (the time
+    /// left before the job's deadline).
+    async fn run(&self, dest: &Dest, params: &Map<String, Value>, env: &RunEnv, limit: Duration) -> Result<Value, Failure>;
 }
 
 /// Every kind.

@@ -3,6 +3,7 @@
 //! `community` parameter, a secret.
 
 use super::Failure;
+use crate::exec::Dest;
 use crate::spec::{found, Problems, Target};
 use serde_json::{json, Map, Value};
 use snmp2::{AsyncSession, Oid, Pdu};
@@ -132,14 +133,11 @@ pub(super) fn refusal(pdu: &Pdu<'_>) -> Option<String> {
         .then(|| format!("the agent answered {} ({}) at varbind {}", status_name(pdu.error_status), pdu.error_status, pdu.error_index))
 }
 
-/// A v2c session to the target with the community in `params`.
-pub(super) async fn session(target: &Target, params: &Map<String, Value>) -> Result<AsyncSession, Failure> {
+/// A v2c session to the target's first judged address with the community in `params`.
+pub(super) async fn session(dest: &Dest, params: &Map<String, Value>) -> Result<AsyncSession, Failure> {
     let community = params.get("community").and_then(Value::as_str).unwrap_or_default();
-    let addr = tokio::net::lookup_host((target.host.as_str(), target.port))
-        .await
-        .map_err(|e| Failure::new(format!("cannot resolve {target}: {e}")))?
-        .next()
-        .ok_or_else(|| Failure::new(format!("cannot resolve {target}: no address")))?;
+    let target = &dest.target;
+    let addr = *dest.addrs.first().ok_or_else(|| Failure::new(format!("cannot resolve {target}: no address")))?;
     AsyncSession::new_v2c(addr, community.as_bytes(), rand::random::<u16>() as i32)
         .await
         .map_err(|e| Failure::new(format!("cannot open a UDP socket for {target}: {e}")))

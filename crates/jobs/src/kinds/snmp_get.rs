@@ -5,8 +5,8 @@
 
 use super::snmp::{self, with_retries};
 use super::{Failure, Kind};
-use crate::exec::RunEnv;
-use crate::spec::{found, Problems, Target};
+use crate::exec::{Dest, RunEnv};
+use crate::spec::{found, Problems};
 use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 use std::time::Duration;
@@ -54,10 +54,11 @@ impl Kind for SnmpGet {
         }
     }
 
-    async fn run(&self, target: &Target, params: &Map<String, Value>, _: &RunEnv, limit: Duration) -> Result<Value, Failure> {
+    async fn run(&self, dest: &Dest, params: &Map<String, Value>, _: &RunEnv, limit: Duration) -> Result<Value, Failure> {
+        let target = &dest.target;
         let list: Vec<_> = oids(params).iter().map(|o| snmp::oid(o)).collect();
         let refs: Vec<&snmp2::Oid<'_>> = list.iter().collect();
-        let mut sess = snmp::session(target, params).await?;
+        let mut sess = snmp::session(dest, params).await?;
         with_retries!(sess, target, limit, |s| async {
             let pdu = s.get_many(&refs).await.map_err(|e| Failure::new(snmp::describe(&e)))?;
             if let Some(r) = snmp::refusal(&pdu) {

@@ -6,8 +6,8 @@
 
 use super::snmp::{self, with_retries};
 use super::{Failure, Kind};
-use crate::exec::RunEnv;
-use crate::spec::{found, Problems, Target};
+use crate::exec::{Dest, RunEnv};
+use crate::spec::{found, Problems};
 use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 use std::time::Duration;
@@ -93,7 +93,8 @@ impl Kind for SnmpSet {
         }
     }
 
-    async fn run(&self, target: &Target, params: &Map<String, Value>, _: &RunEnv, limit: Duration) -> Result<Value, Failure> {
+    async fn run(&self, dest: &Dest, params: &Map<String, Value>, _: &RunEnv, limit: Duration) -> Result<Value, Failure> {
+        let target = &dest.target;
         let o = snmp::oid(&params.get("oid").and_then(Value::as_str).and_then(|s| snmp::parse_oid(s).ok()).unwrap_or_default());
         let t = params.get("type").and_then(Value::as_str).unwrap_or_default();
         let owned = parse_value(t, params.get("value").unwrap_or(&Value::Null)).map_err(|e| Failure::new(format!("params.value: {e}")))?;
@@ -110,7 +111,7 @@ impl Kind for SnmpSet {
             Owned::Gauge(n) => snmp2::Value::Unsigned32(*n),
             Owned::Ticks(n) => snmp2::Value::Timeticks(*n),
         };
-        let mut sess = snmp::session(target, params).await?;
+        let mut sess = snmp::session(dest, params).await?;
         with_retries!(sess, target, limit, |s| async {
             let pdu = s.set(&[(&o, value())]).await.map_err(|e| Failure::new(snmp::describe(&e)))?;
             if let Some(r) = snmp::refusal(&pdu) {

@@ -5,8 +5,8 @@
 
 use super::snmp::{self, with_retries};
 use super::{Failure, Kind};
-use crate::exec::RunEnv;
-use crate::spec::{Problems, Target};
+use crate::exec::{Dest, RunEnv};
+use crate::spec::Problems;
 use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 use std::time::{Duration, Instant};
@@ -34,10 +34,11 @@ impl Kind for SnmpWalk {
         p.opt_int(params, "max_rows", 1, 100_000);
     }
 
-    async fn run(&self, target: &Target, params: &Map<String, Value>, _: &RunEnv, limit: Duration) -> Result<Value, Failure> {
+    async fn run(&self, dest: &Dest, params: &Map<String, Value>, _: &RunEnv, limit: Duration) -> Result<Value, Failure> {
+        let target = &dest.target;
         let root = params.get("oid").and_then(Value::as_str).and_then(|s| snmp::parse_oid(s).ok()).unwrap_or_default();
         let max_rows = params.get("max_rows").and_then(Value::as_u64).unwrap_or(10_000) as usize;
-        let mut sess = snmp::session(target, params).await?;
+        let mut sess = snmp::session(dest, params).await?;
         let deadline = Instant::now() + limit;
         let mut rows: Vec<Value> = vec![];
         let mut cursor = root.clone();

@@ -10,8 +10,8 @@
 //! fails the job, with the result kept.
 
 use super::{Failure, Kind};
-use crate::exec::RunEnv;
-use crate::spec::{found, Problems, Target};
+use crate::exec::{Dest, RunEnv};
+use crate::spec::{found, Problems};
 use async_trait::async_trait;
 use mware_config::Secret;
 use mware_ssh::{command_line, Auth};
@@ -73,7 +73,8 @@ impl Kind for SshExec {
         p.opt_int(params, "max_output_bytes", 0, 1_048_576);
     }
 
-    async fn run(&self, target: &Target, params: &Map<String, Value>, env: &RunEnv, limit: Duration) -> Result<Value, Failure> {
+    async fn run(&self, dest: &Dest, params: &Map<String, Value>, env: &RunEnv, limit: Duration) -> Result<Value, Failure> {
+        let target = &dest.target;
         let s = |k: &str| params.get(k).and_then(Value::as_str).map(str::to_string);
         let auth = match (s("password"), s("key_file")) {
             (Some(p), _) => Auth::Password(Secret::new(p)),
@@ -93,7 +94,8 @@ impl Kind for SshExec {
             host_keys: env.host_keys.clone(),
         };
         // mware-ssh's errors name the target and the reason, never the password.
-        let out = t.run(&line, None, limit).await.map_err(|e| Failure::new(e.to_string()))?;
+        let addr = *dest.addrs.first().ok_or_else(|| Failure::new(format!("cannot resolve {target}: no address")))?;
+        let out = t.run_at(addr, &line, None, limit).await.map_err(|e| Failure::new(e.to_string()))?;
         let (stdout, t1) = cut(&out.stdout, max);
         let (stderr, t2) = cut(&out.stderr, max);
         let result = json!({"exit_code": out.code, "stdout": stdout, "stderr": stderr, "truncated": t1 || t2});

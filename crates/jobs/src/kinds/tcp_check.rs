@@ -2,8 +2,8 @@
 //! Parameters: none. Result: `{"connect_ms": 0.42, "peer": "192.0.2.1:22"}`.
 
 use super::{ms, Failure, Kind};
-use crate::exec::RunEnv;
-use crate::spec::{Problems, Target};
+use crate::exec::{Dest, RunEnv};
+use crate::spec::Problems;
 use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 use std::time::{Duration, Instant};
@@ -21,9 +21,10 @@ impl Kind for TcpCheck {
         p.unknown(params, &[]);
     }
 
-    async fn run(&self, target: &Target, _: &Map<String, Value>, _: &RunEnv, limit: Duration) -> Result<Value, Failure> {
+    async fn run(&self, dest: &Dest, _: &Map<String, Value>, _: &RunEnv, limit: Duration) -> Result<Value, Failure> {
+        let target = &dest.target;
         let start = Instant::now();
-        let conn = tokio::time::timeout(limit, tokio::net::TcpStream::connect((target.host.as_str(), target.port))).await;
+        let conn = tokio::time::timeout(limit, tokio::net::TcpStream::connect(&dest.addrs[..])).await;
         match conn {
             Ok(Ok(s)) => {
                 let took = start.elapsed();

@@ -3,6 +3,10 @@
 //! served here only if this instance is the active one of that group; otherwise it
 //! is proxied once to that group's active instance, or answered 503 with the reason
 //! when the group has no active instance.
+//!
+//! A request body larger than the forwarder takes ([`MAX_BODY`]) is the client's fault,
+//! not the active instance's: it is answered 413, not retryable, and the cached active
+//! instance is kept. Only a failure to reach that instance drops the cache.
 
 use super::AppState;
 use crate::metrics::ForwardLabels;
@@ -17,7 +21,19 @@ use std::time::{Duration, Instant};
 /// Header set on forwarded requests; a forwarded request is never forwarded again.
 pub const FORWARDED_BY: &str = "x-mware-forwarded-by";
 const LEADER_CACHE: Duration = Duration::from_millis(250);
-const MAX_BODY: usize = 8 << 20;
+/// The largest request body forwarded (an active instance refuses more anyway).
+pub const MAX_BODY: usize = 8 << 20;
+
+/// Why a call could not be proxied.
+#[derive(Debug)]
+enum ProxyError {
+    /// The client's body is larger than [`MAX_BODY`] (413, not retryable).
+    TooLarge(Option<u64>),
+    /// The client's body could not be read (400, not retryable).
+    Body(String),
+    /// The active instance did not answer (503, retryable; the cache is dropped).
+    Upstream(String),
+}
 
 /// Where a domain's call goes.
 #[derive(Debug, PartialEq)]
@@ -48,7 +64,17 @@ pub async fn proxy_to(st: &AppState, group: u32, name: &str, addr: &str, req: Re
             count(st, "proxied");
             r
         }
-        Err(e) => {
+        Err(ProxyError::TooLarge(found)) => {
+            count(st, "too_large");
+            let found = found.map_or("more".to_string(), |n| format!("{n} bytes"));
+            let msg = format!("request body: expected at most {MAX_BODY} bytes, found {found}");
+            (StatusCode::PAYLOAD_TOO_LARGE, Json(json!({"error": msg, "retryable": false}))).into_response()
+        }
+        Err(ProxyError::Body(e)) => {
+            count(st, "bad_body");
+            (StatusCode::BAD_REQUEST, Json(json!({"error": format!("request body: {e}"), "retryable": false}))).into_response()
+        }
+        Err(ProxyError::Upstream(e)) => {
             st.0.leaders.lock().unwrap_or_else(|e| e.into_inner()).remove(&group);
             count(st, "error");
             json_err(
@@ -87,6 +113,7 @@ async fn leader_addr(st: &AppState, group: u32) -> Result<Option<(String, String
             return Ok(v.clone());
         }
     }
+    st.0.metrics.leader_lookups.inc();
     let views = st.0.coord.cluster().await?;
     let site = st.0.site.borrow().clone();
     let mut cache = st.0.leaders.lock().unwrap_or_else(|e| e.into_inner());
@@ -114,20 +141,41 @@ fn hop_by_hop(h: &HeaderName) -> bool {
     )
 }
 
-async fn proxy(st: &AppState, req: Request, addr: &str) -> Result<Response, String> {
+/// The whole body, at most [`MAX_BODY`] bytes: a declared length beyond it is refused
+/// before a byte is read.
+async fn read_body(headers: &axum::http::HeaderMap, body: Body) -> Result<axum::body::Bytes, ProxyError> {
+    use futures::StreamExt;
+    let declared = headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(ProxyError::TooLarge(declared));
+    }
+    let mut out = Vec::with_capacity(declared.unwrap_or(0) as usize);
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ProxyError::Body(e.to_string()))?;
+        if out.len() + chunk.len() > MAX_BODY {
+            return Err(ProxyError::TooLarge(None));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out.into())
+}
+
+async fn proxy(st: &AppState, req: Request, addr: &str) -> Result<Response, ProxyError> {
     let (parts, body) = req.into_parts();
     let pq = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let url = format!("http://{addr}{pq}");
-    let body = axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| format!("request body: {e}"))?;
+    let body = read_body(&parts.headers, body).await?;
+    let up = |e: String| ProxyError::Upstream(e);
     let mut rb = st.0.http.request(parts.method.clone(), &url);
     for (k, v) in parts.headers.iter().filter(|(k, _)| !hop_by_hop(k)) {
         rb = rb.header(k, v);
     }
-    let resp = rb.header(FORWARDED_BY, st.0.instance.as_str()).body(body).send().await.map_err(|e| e.to_string())?;
+    let resp = rb.header(FORWARDED_BY, st.0.instance.as_str()).body(body).send().await.map_err(|e| up(e.to_string()))?;
     let mut out = Response::builder().status(resp.status().as_u16());
     for (k, v) in resp.headers().iter().filter(|(k, _)| !hop_by_hop(k)) {
         out = out.header(k, v);
     }
-    let bytes = resp.bytes().await.map_err(|e| e.to_string())?;
-    out.body(Body::from(bytes)).map_err(|e| e.to_string())
+    let bytes = resp.bytes().await.map_err(|e| up(e.to_string()))?;
+    out.body(Body::from(bytes)).map_err(|e| up(e.to_string()))
 }

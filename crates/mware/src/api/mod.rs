@@ -1,13 +1,15 @@
 //! The HTTP API: shared state, and the router built from declared routes (the
 //! daemon's own and every service's), each behind the policy its declaration asks
 //! for: credential, serving instance (here or forwarded to the owning group's active
-//! instance), service running.
+//! instance), service running. Every request first passes the `Host` header check
+//! (`hosts`, DNS rebinding).
 
 mod auth;
 mod console;
 mod events;
 mod forward;
 mod handlers;
+mod hosts;
 mod openapi;
 mod policy;
 
@@ -127,7 +129,8 @@ pub fn router(state: AppState) -> Router {
     }
     r.fallback(policy::no_route)
         .method_not_allowed_fallback(policy::wrong_method)
-        .layer(axum::middleware::from_fn_with_state(state, console::cors))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), console::cors))
+        .layer(axum::middleware::from_fn_with_state(state, hosts::check))
 }
 
 #[cfg(test)]

@@ -43,6 +43,10 @@ fn schemes(doc: &mut utoipa::openapi::OpenApi) {
     };
     c.add_security_scheme("bearer", bearer("the API token (api.token_env), or the operator's token"));
     c.add_security_scheme("operator", bearer("the operator's token (api.operator_token_env); the API token when none is configured"));
+    c.add_security_scheme(
+        "service_token",
+        bearer("the operator's token (api.operator_token_env) or the service's own (devicemanager.token_env); never the API token"),
+    );
     let mut basic = Http::new(HttpAuthScheme::Basic);
     basic.description = Some("a provisioning entity's credentials".into());
     c.add_security_scheme("basic", SecurityScheme::Http(basic));

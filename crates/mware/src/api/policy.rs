@@ -43,7 +43,7 @@ pub async fn enforce(
     mut req: Request,
     next: Next,
 ) -> Response {
-    if let Some(r) = auth::refusal(&st, p.access, req.headers()) {
+    if let Some(r) = auth::refusal(&st, p.access, p.service, req.headers()) {
         return r;
     }
     let group = match p.scope {

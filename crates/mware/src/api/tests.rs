@@ -117,3 +117,35 @@ proptest::proptest! {
         proptest::prop_assert_eq!(got, want, "{}", raw);
     }
 }
+
+/// A body larger than the forwarder takes is the client's fault: 413, not retryable, and
+/// the cached active instance of the group is kept (it was dropped, with a 503
+/// `retryable: true`, before).
+#[tokio::test]
+async fn a_body_too_large_to_forward_is_413_and_keeps_the_leader_cache() {
+    use axum::body::Body;
+    use axum::http::StatusCode;
+    let dir = tempfile::tempdir().unwrap();
+    let st = state(dir.path()).await;
+    let cached = || st.0.leaders.lock().unwrap().contains_key(&7);
+    let big = vec![b'x'; 10 << 20];
+    let declared = axum::http::Request::post("/api/v1/x").header("content-length", big.len()).body(Body::from(big.clone())).unwrap();
+    let streamed = axum::http::Request::post("/api/v1/x")
+        .body(Body::from_stream(futures::stream::iter(
+            big.chunks(1 << 20).map(|c| Ok::<_, std::io::Error>(c.to_vec())).collect::<Vec<_>>(),
+        )))
+        .unwrap();
+    for req in [declared, streamed] {
+        st.0.leaders.lock().unwrap().insert(7, (std::time::Instant::now(), Some(("m2".into(), "127.0.0.1:9".into()))));
+        let resp = forward::proxy_to(&st, 7, "m2", "127.0.0.1:9", req).await;
+        assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let v: serde_json::Value = serde_json::from_slice(&axum::body::to_bytes(resp.into_body(), 1 << 16).await.unwrap()).unwrap();
+        assert_eq!(v["retryable"], false, "{v}");
+        assert!(v["error"].as_str().unwrap().starts_with("request body: expected at most 8388608 bytes"), "{v}");
+        assert!(cached(), "the leader cache is kept");
+    }
+    // An active instance that does not answer still drops the cache (503, retryable).
+    let resp = forward::proxy_to(&st, 7, "m2", "127.0.0.1:9", axum::http::Request::post("/api/v1/x").body(Body::from("{}")).unwrap()).await;
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(!cached());
+}

@@ -13,7 +13,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// devicemanager's own token (`devicemanager.token_env` = `MWARE_DM_TOKEN`): job calls.
 pub const TOKEN: &str = "dm-e2e-token";
+/// The API token (call scripts'): refused for job calls.
+pub const API_TOKEN: &str = "dm-e2e-api-token";
 
 /// A site of one group (members `names`, order 10, 20, ...) on the embedded coordinator.
 pub struct DmSite {
@@ -24,7 +27,21 @@ pub struct DmSite {
 }
 
 impl DmSite {
-    pub fn new(dir: &Path, names: &[&str], dm: Value) -> DmSite {
+    /// `dm` is the group's section; unless it says otherwise, jobs take the token
+    /// [`TOKEN`] (`token_env`) and may reach loopback (`allowed_targets` of the pool and
+    /// each satellite: `127.0.0.0/8`, where the tests' devices listen).
+    pub fn new(dir: &Path, names: &[&str], mut dm: Value) -> DmSite {
+        if dm.get("token_env").is_none() {
+            dm["token_env"] = json!("MWARE_DM_TOKEN");
+        }
+        if dm.get("allowed_targets").is_none() {
+            let mut allow = serde_json::Map::new();
+            allow.insert("pool".into(), json!(["127.0.0.0/8"]));
+            for s in dm["satellites"].as_array().cloned().unwrap_or_default() {
+                allow.insert(s.as_str().unwrap().to_string(), json!(["127.0.0.0/8"]));
+            }
+            dm["allowed_targets"] = Value::Object(allow);
+        }
         let ports: Vec<u16> = names.iter().map(|_| mware_testkit::free_port()).collect();
         let roles: Vec<Value> = names
             .iter()
@@ -50,7 +67,7 @@ impl DmSite {
             n,
             &format!("127.0.0.1:{}", self.ports[i]),
             self.dir.join(format!("{n}.log")),
-            &[("MWARE_API_TOKEN", TOKEN)],
+            &[("MWARE_API_TOKEN", API_TOKEN), ("MWARE_DM_TOKEN", TOKEN)],
         )
     }
 }

@@ -19,7 +19,8 @@ async fn main() {
     let satellite = arg("--satellite", "");
     let clients: usize = arg("--clients", "64").parse().expect("--clients");
     let seconds: u64 = arg("--seconds", "20").parse().expect("--seconds");
-    let token = std::env::var("MWARE_API_TOKEN").unwrap_or_default();
+    // Job calls take devicemanager's own token (devicemanager.token_env), not the API token.
+    let token = std::env::var("MWARE_DM_TOKEN").unwrap_or_default();
     let http = reqwest::Client::builder().pool_max_idle_per_host(clients).build().expect("client");
     let end = Instant::now() + Duration::from_secs(seconds);
     let mut tasks = vec![];

@@ -1,7 +1,9 @@
 //! The HTTP API under `/api/devicemanager/v1`, with its OpenAPI description. Every route
 //! is the group's (`Scope::Group`: any instance forwards to the active one). Submitting
-//! jobs takes the API token; so does reading them (results may carry device output such
-//! as a configuration); the satellites' view is public.
+//! jobs takes the operator's token or devicemanager's own (`devicemanager.token_env`),
+//! never the API token that call scripts carry: a job reaches into the site's network.
+//! So does reading them (results may carry device output such as a configuration); the
+//! satellites' view is public.
 
 use crate::engine::Active;
 use crate::error::DevicesError;
@@ -237,7 +239,7 @@ fn active(inner: &Inner) -> Result<Arc<Active>, DevicesError> {
     responses((status = 202, body = Accepted), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn submit(State(inner): State<Arc<Inner>>, body: Bytes) -> Result<(StatusCode, Json<Accepted>), DevicesError> {
     let a = active(&inner)?;
-    let job = validate::one(&body, &a.cfg, inner.local())?;
+    let job = validate::one(&body, &a.cfg, &a.policy, inner.local())?;
     let id = a.submit(vec![job]).await?.remove(0);
     Ok((StatusCode::ACCEPTED, Json(Accepted { id })))
 }
@@ -247,7 +249,7 @@ async fn submit(State(inner): State<Arc<Inner>>, body: Bytes) -> Result<(StatusC
     responses((status = 202, body = BatchAccepted), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn submit_batch(State(inner): State<Arc<Inner>>, body: Bytes) -> Result<(StatusCode, Json<BatchAccepted>), DevicesError> {
     let a = active(&inner)?;
-    let jobs = validate::batch(&body, &a.cfg, inner.local())?;
+    let jobs = validate::batch(&body, &a.cfg, &a.policy, inner.local())?;
     let ids = a.submit(jobs).await?;
     Ok((StatusCode::ACCEPTED, Json(BatchAccepted { ids })))
 }
@@ -382,9 +384,9 @@ pub(crate) fn routes(inner: Arc<Inner>) -> Routes {
     const G: Scope = Scope::Group;
     let s = |m: axum::routing::MethodRouter<Arc<Inner>>| m.with_state(inner.clone());
     Routes::new()
-        .post("/api/devicemanager/v1/jobs", Access::Token, G, s(post(submit)))
-        .post("/api/devicemanager/v1/jobs:batch", Access::Token, G, s(post(submit_batch)))
-        .get("/api/devicemanager/v1/jobs", Access::Token, G, s(get(list_jobs)))
-        .get("/api/devicemanager/v1/jobs/{id}", Access::Token, G, s(get(get_job)))
+        .post("/api/devicemanager/v1/jobs", Access::OwnToken, G, s(post(submit)))
+        .post("/api/devicemanager/v1/jobs:batch", Access::OwnToken, G, s(post(submit_batch)))
+        .get("/api/devicemanager/v1/jobs", Access::OwnToken, G, s(get(list_jobs)))
+        .get("/api/devicemanager/v1/jobs/{id}", Access::OwnToken, G, s(get(get_job)))
         .get("/api/devicemanager/v1/satellites", Access::Public, G, s(get(satellites)))
 }

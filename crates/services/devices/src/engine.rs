@@ -7,6 +7,7 @@
 use crate::error::DevicesError;
 use crate::metrics::{reason_label, Metrics, StateLabel};
 use crate::store::{Change, JobRow, NewJob, Store};
+use crate::targets::Policy;
 use crate::transport::{Ack, Incoming, Transport};
 use mware_config::DeviceManager;
 use mware_jobs::{now_ms, JobState, Report};
@@ -38,6 +39,8 @@ pub struct Active {
     pub epoch: u64,
     /// The group's settings.
     pub cfg: DeviceManager,
+    /// The target rules of its jobs.
+    pub policy: Policy,
     /// Where jobs go.
     pub transport: Transport,
     /// Wakes the outbox.
@@ -59,6 +62,7 @@ impl Active {
         store: Arc<Store>,
         epoch: u64,
         cfg: DeviceManager,
+        policy: Policy,
         transport: Transport,
         metrics: Metrics,
     ) -> (Active, mpsc::Receiver<Pending>) {
@@ -67,6 +71,7 @@ impl Active {
             store,
             epoch,
             cfg,
+            policy,
             transport,
             kick: Notify::new(),
             waiters: Mutex::new(HashMap::new()),
@@ -223,7 +228,7 @@ pub async fn outbox(a: Arc<Active>, cancel: CancellationToken) -> Result<(), Dev
             sleep_or(&cancel, Duration::from_millis(200)).await;
             continue;
         }
-        match a.transport.publish(&rows).await {
+        match a.transport.publish(&rows, &a.policy).await {
             Ok(()) => {
                 let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
                 let n = ids.len() as u64;

@@ -16,6 +16,7 @@ mod error;
 mod metrics;
 mod service;
 mod store;
+mod targets;
 mod transport;
 mod validate;
 

@@ -7,6 +7,7 @@ use crate::engine::{self, Active};
 use crate::error::DevicesError;
 use crate::metrics::Metrics;
 use crate::store::Store;
+use crate::targets::Policy;
 use crate::transport::{amqp, local::Local, Transport};
 use async_trait::async_trait;
 use mware_config::{DeviceManager, Role};
@@ -73,6 +74,10 @@ impl Service for DevicesService {
 
     fn routes(&self) -> Routes {
         crate::api::routes(self.inner.clone())
+    }
+
+    fn token_env(&self, role: &Role) -> Option<String> {
+        role.devicemanager.as_ref().and_then(|d| d.token_env.clone())
     }
 
     fn openapi(&self) -> Option<utoipa::openapi::OpenApi> {
@@ -166,7 +171,9 @@ impl DevicesService {
                     Transport::Local(Local::new(env, cfg.concurrency, tx, child.clone()))
                 }
             };
-            let (a, inserts) = Active::new(store.clone(), ctx.fence.epoch, cfg.clone(), transport, self.inner.metrics.clone());
+            let policy = Policy::new(&ctx.site.borrow(), &cfg);
+            let (a, inserts) =
+                Active::new(store.clone(), ctx.fence.epoch, cfg.clone(), policy.clone(), transport, self.inner.metrics.clone());
             let a = Arc::new(a);
             self.inner.set(Some(a.clone()));
             let how = if local {
@@ -190,8 +197,10 @@ impl DevicesService {
                     if site.changed().await.is_err() {
                         std::future::pending::<()>().await;
                     }
-                    let now = site.borrow().instance(&ctx.instance).and_then(|p| p.role.devicemanager.clone());
-                    if now.as_ref() != Some(&cfg) {
+                    let s = site.borrow().clone();
+                    let now = s.instance(&ctx.instance).and_then(|p| p.role.devicemanager.clone());
+                    // The settings, or the site's endpoints the target rules refuse.
+                    if now.as_ref() != Some(&cfg) || Policy::new(&s, &cfg) != policy {
                         return;
                     }
                 }

@@ -1,9 +1,10 @@
 //! Request bodies: parsed strictly (duplicate keys refused), every problem reported with
-//! its field (`timeout_ms`, `params.oid`, `jobs[3].kind`); nothing is stored when any
-//! job of a batch is wrong.
+//! its field (`timeout_ms`, `params.oid`, `jobs[3].kind`), a target the group's target
+//! rules refuse among them; nothing is stored when any job of a batch is wrong.
 
 use crate::error::DevicesError;
 use crate::store::NewJob;
+use crate::targets::{self, Policy};
 use mware_config::DeviceManager;
 use mware_jobs::{check_job, found, now_ms, Problem, Problems};
 use serde_json::{Map, Value};
@@ -26,7 +27,7 @@ fn parse(bytes: &[u8]) -> Result<Value, DevicesError> {
 }
 
 /// One job object (at `prefix`, `""` for a single job).
-fn job(v: &Value, prefix: &str, cfg: &DeviceManager, local: bool, p: &mut Problems) -> Option<NewJob> {
+fn job(v: &Value, prefix: &str, cfg: &DeviceManager, policy: &Policy, local: bool, p: &mut Problems) -> Option<NewJob> {
     let Some(m) = v.as_object() else {
         let field = if prefix.is_empty() { "body" } else { prefix };
         p.list.push(Problem { field: field.into(), message: format!("expected a job object, found {}", found(v)) });
@@ -67,6 +68,9 @@ fn job(v: &Value, prefix: &str, cfg: &DeviceManager, local: bool, p: &mut Proble
         }
     };
     check_job(p, kind.as_deref(), target.as_deref(), params);
+    if let Some(refused) = target.as_deref().and_then(|t| targets::check(policy, &p.path("target"), t, satellite.as_deref())) {
+        p.list.push(refused);
+    }
     let timeout_ms = match m.get("timeout_ms") {
         None | Some(Value::Null) => cfg.default_timeout_ms,
         Some(t) => match t.as_i64() {
@@ -119,17 +123,17 @@ fn job(v: &Value, prefix: &str, cfg: &DeviceManager, local: bool, p: &mut Proble
 }
 
 /// The body of `POST .../jobs`.
-pub fn one(bytes: &[u8], cfg: &DeviceManager, local: bool) -> Result<NewJob, DevicesError> {
+pub fn one(bytes: &[u8], cfg: &DeviceManager, policy: &Policy, local: bool) -> Result<NewJob, DevicesError> {
     let v = parse(bytes)?;
     let mut p = Problems::new("");
-    match job(&v, "", cfg, local, &mut p) {
+    match job(&v, "", cfg, policy, local, &mut p) {
         Some(j) if p.list.is_empty() => Ok(j),
         _ => Err(DevicesError::Invalid(p.list)),
     }
 }
 
 /// The body of `POST .../jobs:batch`: `{"jobs": [...]}`.
-pub fn batch(bytes: &[u8], cfg: &DeviceManager, local: bool) -> Result<Vec<NewJob>, DevicesError> {
+pub fn batch(bytes: &[u8], cfg: &DeviceManager, policy: &Policy, local: bool) -> Result<Vec<NewJob>, DevicesError> {
     let v = parse(bytes)?;
     let Some(m) = v.as_object() else {
         return Err(DevicesError::invalid("body", format!("expected {{\"jobs\": [...]}}, found {}", found(&v))));
@@ -156,7 +160,7 @@ pub fn batch(bytes: &[u8], cfg: &DeviceManager, local: bool) -> Result<Vec<NewJo
     let mut keys = HashSet::new();
     for (i, v) in list.iter().enumerate() {
         let mut jp = Problems::new(format!("jobs[{i}]"));
-        if let Some(j) = job(v, &format!("jobs[{i}]"), cfg, local, &mut jp) {
+        if let Some(j) = job(v, &format!("jobs[{i}]"), cfg, policy, local, &mut jp) {
             if let Some(k) = &j.idempotency_key {
                 if !keys.insert(k.clone()) {
                     jp.report("idempotency_key", "expected each idempotency key once per batch, found it again");
@@ -192,20 +196,20 @@ mod tests {
     fn every_problem_with_its_field() {
         let body =
             br#"{"kind": "snmp.get", "target": "nohost", "timeout_ms": -5, "satellite": "sat9", "params": {"oid": "x"}, "color": 1}"#;
-        let f = fields(one(body, &cfg(), false).unwrap_err());
+        let f = fields(one(body, &cfg(), &Policy::default(), false).unwrap_err());
         for want in ["color", "target", "params.community", "params.oid", "timeout_ms", "satellite"] {
             assert!(f.contains(&want.to_string()), "{want} missing from {f:?}");
         }
-        assert_eq!(fields(one(br#"{"kind": "snmp.fly", "target": "h:1"}"#, &cfg(), false).unwrap_err()), vec!["kind"]);
+        assert_eq!(fields(one(br#"{"kind": "snmp.fly", "target": "h:1"}"#, &cfg(), &Policy::default(), false).unwrap_err()), vec!["kind"]);
         assert_eq!(
-            fields(one(br#"{"kind": "tcp.check", "target": "h:1", "kind": "tcp.check"}"#, &cfg(), false).unwrap_err()),
+            fields(one(br#"{"kind": "tcp.check", "target": "h:1", "kind": "tcp.check"}"#, &cfg(), &Policy::default(), false).unwrap_err()),
             vec!["body"]
         );
         assert_eq!(
-            fields(one(br#"{"kind": "tcp.check", "target": "h:1", "satellite": "sat1"}"#, &cfg(), true).unwrap_err()),
+            fields(one(br#"{"kind": "tcp.check", "target": "h:1", "satellite": "sat1"}"#, &cfg(), &Policy::default(), true).unwrap_err()),
             vec!["satellite"]
         );
-        assert!(one(br#"{"kind": "tcp.check", "target": "h:1", "satellite": "sat1"}"#, &cfg(), false).is_ok());
+        assert!(one(br#"{"kind": "tcp.check", "target": "h:1", "satellite": "sat1"}"#, &cfg(), &Policy::default(), false).is_ok());
     }
 
     #[test]
@@ -213,10 +217,13 @@ mod tests {
         let ok = r#"{"kind": "tcp.check", "target": "h:1"}"#;
         let bad = r#"{"kind": "tcp.check"}"#;
         assert!(matches!(
-            batch(format!(r#"{{"jobs": [{ok},{ok},{ok},{ok}]}}"#).as_bytes(), &cfg(), false),
+            batch(format!(r#"{{"jobs": [{ok},{ok},{ok},{ok}]}}"#).as_bytes(), &cfg(), &Policy::default(), false),
             Err(DevicesError::TooLarge { max: 3, found: 4 })
         ));
-        assert_eq!(fields(batch(format!(r#"{{"jobs": [{ok},{bad}]}}"#).as_bytes(), &cfg(), false).unwrap_err()), vec!["jobs[1].target"]);
-        assert_eq!(batch(format!(r#"{{"jobs": [{ok},{ok}]}}"#).as_bytes(), &cfg(), false).unwrap().len(), 2);
+        assert_eq!(
+            fields(batch(format!(r#"{{"jobs": [{ok},{bad}]}}"#).as_bytes(), &cfg(), &Policy::default(), false).unwrap_err()),
+            vec!["jobs[1].target"]
+        );
+        assert_eq!(batch(format!(r#"{{"jobs": [{ok},{ok}]}}"#).as_bytes(), &cfg(), &Policy::default(), false).unwrap().len(), 2);
     }
 }

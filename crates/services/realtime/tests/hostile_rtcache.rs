@@ -285,3 +285,24 @@ async fn a_client_sending_headers_one_byte_a_second_is_cut_off() {
     assert!(cut < Duration::from_secs(6), "disconnected after {cut:?}");
     car.shutdown().await;
 }
+
+/// DNS rebinding: a request whose `Host` is not the sidecar's loopback name or address
+/// is answered 421; `localhost` and the address are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_host_header_is_misdirected() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = sidecar(args("http://127.0.0.1:9".into(), dir.path())).await;
+    let port = s.url.rsplit(':').next().unwrap().to_string();
+    let get = |host: String| {
+        let url = format!("{}/status", s.url);
+        async move { reqwest::Client::new().get(url).header("host", host).send().await.unwrap() }
+    };
+    let r = get("evil.example".into()).await;
+    assert_eq!(r.status().as_u16(), 421);
+    assert!(r.text().await.unwrap().contains("evil.example"));
+    assert_eq!(get(format!("evil.example:{port}")).await.status().as_u16(), 421);
+    for ok in [format!("localhost:{port}"), format!("127.0.0.1:{port}"), "[::1]".into()] {
+        assert_eq!(get(ok.clone()).await.status().as_u16(), 200, "{ok}");
+    }
+    s.shutdown().await;
+}

@@ -175,14 +175,14 @@ impl Amqp {
 
     /// Publishes `jobs` (persistent, each expiring at its deadline) and waits for the
     /// broker's confirms.
-    pub async fn publish(&self, jobs: &[JobRow]) -> Result<(), DevicesError> {
+    pub async fn publish(&self, jobs: &[JobRow], policy: &crate::targets::Policy) -> Result<(), DevicesError> {
         let link = self.link().ok_or_else(|| {
             DevicesError::Broker(format!("not connected to the broker{}", self.last_error().map(|e| format!(" ({e})")).unwrap_or_default()))
         })?;
         let now = now_ms();
         let mut confirms = Vec::with_capacity(jobs.len());
         for j in jobs {
-            let body = serde_json::to_vec(&message(j)).unwrap_or_default();
+            let body = serde_json::to_vec(&message(j, policy)).unwrap_or_default();
             let props = topo::persistent(Some(j.deadline_ms.saturating_sub(now)));
             let queue = topo::job_queue(j.satellite.as_deref());
             let c = link

@@ -31,9 +31,9 @@ impl Local {
     }
 
     /// Starts a task for each job.
-    pub fn publish(&self, jobs: &[JobRow]) {
+    pub fn publish(&self, jobs: &[JobRow], policy: &crate::targets::Policy) {
         for j in jobs {
-            let msg = message(j);
+            let msg = message(j, policy);
             let (env, slots, reports, cancel) = (self.env.clone(), self.slots.clone(), self.reports.clone(), self.cancel.clone());
             tokio::spawn(async move {
                 let work = async {

@@ -8,6 +8,7 @@ pub mod local;
 
 use crate::error::DevicesError;
 use crate::store::JobRow;
+use crate::targets::Policy;
 use mware_jobs::Report;
 
 /// Something that came back.
@@ -75,13 +76,13 @@ pub struct QueueInfo {
 
 impl Transport {
     /// Hands `jobs` over; returns once each is confirmed (by the broker) or queued.
-    pub async fn publish(&self, jobs: &[JobRow]) -> Result<(), DevicesError> {
+    pub async fn publish(&self, jobs: &[JobRow], policy: &Policy) -> Result<(), DevicesError> {
         match self {
             Transport::Local(l) => {
-                l.publish(jobs);
+                l.publish(jobs, policy);
                 Ok(())
             }
-            Transport::Amqp(a) => a.publish(jobs).await,
+            Transport::Amqp(a) => a.publish(jobs, policy).await,
         }
     }
 
@@ -102,13 +103,14 @@ impl Transport {
     }
 }
 
-/// The message of a stored job.
-pub fn message(j: &JobRow) -> mware_jobs::JobMessage {
+/// The message of a stored job, with the target rules of its satellite.
+pub fn message(j: &JobRow, policy: &Policy) -> mware_jobs::JobMessage {
     mware_jobs::JobMessage {
         id: j.id.clone(),
         kind: j.kind.clone(),
         target: j.target.clone(),
         params: j.params.clone(),
         deadline_ms: j.deadline_ms,
+        rules: policy.rules(j.satellite.as_deref()),
     }
 }

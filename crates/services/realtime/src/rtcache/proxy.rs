@@ -1,4 +1,5 @@
-//! The sidecar's HTTP handlers: the cached proxy, `/metrics` and `/status`.
+//! The sidecar's HTTP handlers: the cached proxy, `/metrics` and `/status`, behind the
+//! `Host` header check (DNS rebinding).
 
 use super::decide::{decide, Decision, Lifetimes, Snapshot, UpstreamAnswer};
 use super::store::{Entry, Store};
@@ -32,7 +33,23 @@ pub(crate) struct State {
 type Shared = Arc<State>;
 
 pub(crate) fn router(state: Shared) -> Router {
-    Router::new().route("/metrics", get(metrics)).route("/status", get(status)).fallback(proxy).with_state(state)
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/status", get(status))
+        .fallback(proxy)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), host_check))
+        .with_state(state)
+}
+
+/// The sidecar listens on loopback only: a request must name it by its listen address,
+/// `localhost`, `127.0.0.1` or `[::1]`, else 421 (a web page whose name resolves to
+/// 127.0.0.1 gets nothing).
+async fn host_check(AxState(st): AxState<Shared>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let listen = st.cfg.listen.ip().to_string();
+    if let Some(host) = mware_http::host::refused(req.headers(), [listen.as_str(), "localhost", "127.0.0.1", "::1"].into_iter()) {
+        return mware_http::host::misdirected(&host, "localhost");
+    }
+    next.run(req).await
 }
 
 async fn metrics(AxState(s): AxState<Shared>) -> Response {
