@@ -58,7 +58,10 @@ pub async fn run(config: PathBuf, instance: String) -> anyhow::Result<()> {
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         }
     }
-    let coord = mware_coord::connect(&boot).await.context("cannot open the coordinator")?;
+    // The coordinator client and the membership loop live on a thread of their own, so that
+    // no request handling on this runtime can delay a lease renewal or a step-down.
+    let coord_rt = mware_coord::CoordRuntime::start().context("cannot start the coordinator thread")?;
+    let coord = coord_rt.connect(&boot).await.context("cannot open the coordinator")?;
     let site = if whole {
         boot
     } else {
@@ -137,7 +140,7 @@ pub async fn run(config: PathBuf, instance: String) -> anyhow::Result<()> {
 
     // Leaving the group waits until the services have stopped (see below).
     let leave = CancellationToken::new();
-    let membership_task = tokio::spawn(keep_membership(coord.clone(), member, act_tx, state.clone(), leave.clone()));
+    let membership_task = coord_rt.handle().spawn(keep_membership(coord.clone(), member, act_tx, state.clone(), leave.clone()));
     let host_stop = shutdown.child_token();
     let host_task = {
         let host = host.clone();
