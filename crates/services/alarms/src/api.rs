@@ -101,10 +101,7 @@ async fn list(State(svc): State<AlarmsService>, Query(q): Query<HashMap<String, 
         Listing { open: Shown(open.items), open_total: open.total, next: open.next, recent: Shown(log.recent(page.limit)), channels }
     };
     // Off the runtime's workers: a full page is some hundreds of KiB of JSON.
-    match tokio::task::spawn_blocking(move || serde_json::to_vec(&listing)).await {
-        Ok(Ok(body)) => ([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response(),
-        _ => err(StatusCode::INTERNAL_SERVER_ERROR, "cannot render the alarms"),
-    }
+    mware_host::render_json(listing).await
 }
 
 /// Acknowledges an alarm: it is no longer open (the acknowledgement survives a failover).
