@@ -374,7 +374,7 @@ fn a_burst_during_a_failover_loses_no_alarm_and_a_repeat_keeps_its_id() {
     let (_, v) = b20.get("/api/v1/alarms").unwrap();
     let a = v["recent"].as_array().unwrap().iter().find(|a| a["id"] == last.as_str()).cloned().unwrap_or_default();
     assert_eq!(a["open"], json!(false), "{last} still open: {a}");
-    assert!(v["open_total"].as_u64().unwrap() < 300 && v["open"].as_array().unwrap().len() == 100, "{}", v["open_total"]);
+    assert!(v["open_total"].as_u64().unwrap() > 100 && v["open"].as_array().unwrap().len() == 100, "{}", v["open_total"]);
     let _ = Value::Null;
 }
 
