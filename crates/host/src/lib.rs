@@ -19,7 +19,7 @@ mod service;
 
 pub use events::{Event, EventKind, Events};
 pub use host::{desired, Host, HostStatus};
-pub use paging::{Page, PageQuery};
+pub use paging::{Page, PageError, PageQuery};
 pub use render::render_json;
 pub use panel::{Action, Column, Panel};
 pub use routes::{Access, DomainArg, ResolvedArg, Resolver, Route, Routes, Scope, Unavailable};

@@ -30,22 +30,40 @@ pub struct Page<T> {
     pub next: Option<String>,
 }
 
+/// A bad paging parameter: which one, and what was expected and found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageError {
+    /// `limit` or `after`.
+    pub field: &'static str,
+    /// What was expected and what was found.
+    pub message: String,
+}
+
+impl std::fmt::Display for PageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
 impl PageQuery {
     /// Reads `limit` (default `default`, from 1 to `max`) and `after` from a query string's
     /// parameters; the error names the parameter, what was expected and what was found.
-    pub fn parse(q: &HashMap<String, String>, default: usize, max: usize) -> Result<Self, String> {
+    pub fn parse(q: &HashMap<String, String>, default: usize, max: usize) -> Result<Self, PageError> {
         let limit = match q.get("limit") {
             None => default,
             Some(l) => match l.parse::<usize>() {
                 Ok(n) if (1..=max).contains(&n) => n,
-                _ => return Err(format!("limit: expected an integer from 1 to {max}, found {:?}", shorten(l))),
+                _ => {
+                    return Err(PageError { field: "limit", message: format!("expected an integer from 1 to {max}, found {:?}", shorten(l)) })
+                }
             },
         };
         let after = match q.get("after") {
             None => None,
             Some(a) if !a.is_empty() && a.len() <= MAX_CURSOR => Some(a.clone()),
             Some(a) => {
-                return Err(format!("after: expected the `next` cursor of a previous page (1 to {MAX_CURSOR} bytes), found {:?}", shorten(a)))
+                let message = format!("expected the `next` cursor of a previous page (1 to {MAX_CURSOR} bytes), found {:?}", shorten(a));
+                return Err(PageError { field: "after", message });
             }
         };
         Ok(PageQuery { limit, after })
@@ -94,10 +112,10 @@ mod tests {
         assert_eq!(PageQuery::parse(&q(&[]), 100, 1000).unwrap(), PageQuery { limit: 100, after: None });
         assert_eq!(PageQuery::parse(&q(&[("limit", "1000")]), 100, 1000).unwrap().limit, 1000);
         for bad in ["0", "1001", "-1", "ten", ""] {
-            let e = PageQuery::parse(&q(&[("limit", bad)]), 100, 1000).unwrap_err();
+            let e = PageQuery::parse(&q(&[("limit", bad)]), 100, 1000).unwrap_err().to_string();
             assert!(e.starts_with("limit: expected an integer from 1 to 1000, found"), "{e}");
         }
-        let e = PageQuery::parse(&q(&[("after", &"x".repeat(600))]), 100, 1000).unwrap_err();
+        let e = PageQuery::parse(&q(&[("after", &"x".repeat(600))]), 100, 1000).unwrap_err().to_string();
         assert!(e.starts_with("after: expected the `next` cursor"), "{e}");
     }
 

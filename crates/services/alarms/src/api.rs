@@ -81,7 +81,7 @@ struct Listing {
 async fn list(State(svc): State<AlarmsService>, Query(q): Query<HashMap<String, String>>) -> Response {
     let page = match PageQuery::parse(&q, DEFAULT_LIMIT, MAX_LIMIT) {
         Ok(p) => p,
-        Err(e) => return err(StatusCode::BAD_REQUEST, e),
+        Err(e) => return err(StatusCode::BAD_REQUEST, e.to_string()),
     };
     let after = match page.after.as_deref().map(|a| (a, crate::alarm::key_for_id(a))) {
         None => None,

@@ -243,7 +243,7 @@ fn many_random_operations_keep_the_invariants() {
             }
             held.push((g.name, g.holder.owner, g.holder.token));
         }
-        let all = t.list("d.ru");
+        let all = t.list("d.ru", &mware_host::PageQuery { limit: usize::MAX, after: None }).items;
         assert_eq!(t.waiter_count(), all.iter().map(|m| m.waiters.len()).sum::<usize>(), "waiter count");
         assert_eq!(t.holder_count(), all.iter().map(|m| m.holders.len()).sum::<usize>(), "holder count");
         for m in all {
