@@ -54,7 +54,10 @@ impl PageQuery {
             Some(l) => match l.parse::<usize>() {
                 Ok(n) if (1..=max).contains(&n) => n,
                 _ => {
-                    return Err(PageError { field: "limit", message: format!("expected an integer from 1 to {max}, found {:?}", shorten(l)) })
+                    return Err(PageError {
+                        field: "limit",
+                        message: format!("expected an integer from 1 to {max}, found {:?}", shorten(l)),
+                    })
                 }
             },
         };
@@ -71,7 +74,12 @@ impl PageQuery {
 
     /// The page of `items` (in ascending, unique `key` order) after the cursor. Only the
     /// page's items are kept; the others are counted.
-    pub fn page<T, K: Ord + ?Sized>(&self, items: impl IntoIterator<Item = T>, key: impl Fn(&T) -> &K, cursor: impl Fn(&T) -> String) -> Page<T>
+    pub fn page<T, K: Ord + ?Sized>(
+        &self,
+        items: impl IntoIterator<Item = T>,
+        key: impl Fn(&T) -> &K,
+        cursor: impl Fn(&T) -> String,
+    ) -> Page<T>
     where
         String: std::borrow::Borrow<K>,
     {

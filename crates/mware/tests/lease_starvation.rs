@@ -84,12 +84,12 @@ fn sixteen_readers_of_100k_open_alarms_do_not_force_a_failover() {
     let ports = [mware_testkit::free_port(), mware_testkit::free_port()];
     let role = |name: &str, order: i64, port: u16| {
         json!({"name": name, "roletype": "mware", "iface": "lo", "group": 7, "order": order, "api_port": port,
-               "alarms": {
-                   "syslog": {"udp_port": udp},
-                   "rules": [{"name": "flood", "facility": ["local0"], "severity": "err"}],
-                   "snmp": [{"address": format!("127.0.0.1:{dead_manager}"), "inform": true, "timeout_ms": 300}],
-                   "max_outbox": 300_000
-               }})
+        "alarms": {
+            "syslog": {"udp_port": udp},
+            "rules": [{"name": "flood", "facility": ["local0"], "severity": "err"}],
+            "snmp": [{"address": format!("127.0.0.1:{dead_manager}"), "inform": true, "timeout_ms": 300}],
+            "max_outbox": 300_000
+        }})
     };
     // The coordination timings are the defaults (lease 3 s, step down 1 s before).
     let site = json!({
@@ -122,7 +122,8 @@ fn sixteen_readers_of_100k_open_alarms_do_not_force_a_failover() {
     let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
     let mut readers = vec![];
     for i in 0..READERS {
-        let (client, api, stop, reads, biggest, bad) = (client.clone(), l10.api.clone(), stop.clone(), reads.clone(), biggest.clone(), bad.clone());
+        let (client, api, stop, reads, biggest, bad) =
+            (client.clone(), l10.api.clone(), stop.clone(), reads.clone(), biggest.clone(), bad.clone());
         readers.push(rt.spawn(async move {
             let path = if i % 2 == 0 { "/api/v1/alarms".to_string() } else { "/api/v1/alarms?limit=1000".to_string() };
             while !stop.load(Ordering::Relaxed) {
@@ -149,7 +150,8 @@ fn sixteen_readers_of_100k_open_alarms_do_not_force_a_failover() {
             let mut lat = vec![];
             while !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
-                let ok = rt.block_on(async { c.get(format!("{api}/healthz")).send().await.map(|r| r.status().is_success()).unwrap_or(false) });
+                let ok =
+                    rt.block_on(async { c.get(format!("{api}/healthz")).send().await.map(|r| r.status().is_success()).unwrap_or(false) });
                 lat.push(if ok { t.elapsed().as_micros() as u64 } else { 5_000_000 });
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -199,7 +201,11 @@ fn sixteen_readers_of_100k_open_alarms_do_not_force_a_failover() {
 
     let after = l10.get("/api/v1/status").map(|x| x.1).unwrap_or(Value::Null);
     let log = l10.log_text();
-    assert!(!log.contains("could not renew lease"), "the active instance stepped down:\n{}", log.lines().filter(|l| l.contains("renew") || l.contains("passive")).take(5).collect::<Vec<_>>().join("\n"));
+    assert!(
+        !log.contains("could not renew lease"),
+        "the active instance stepped down:\n{}",
+        log.lines().filter(|l| l.contains("renew") || l.contains("passive")).take(5).collect::<Vec<_>>().join("\n")
+    );
     assert_eq!((after["state"].clone(), after["epoch"].clone()), (json!("active"), before["epoch"].clone()), "activity changed: {after}");
     assert!(other_active.is_empty(), "the other instance was active: {:?}", &other_active[..1]);
     assert!(!l20.log_text().contains("\"state\":\"active\""), "the other instance took over:\n{}", l20.log_text());

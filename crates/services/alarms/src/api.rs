@@ -88,7 +88,10 @@ async fn list(State(svc): State<AlarmsService>, Query(q): Query<HashMap<String, 
         Some((_, Some(k))) => Some(k),
         Some((a, None)) => {
             let a: String = a.chars().take(40).collect();
-            return err(StatusCode::BAD_REQUEST, format!("after: expected an alarm id like 7-120 (the `next` of a previous page), found {a:?}"));
+            return err(
+                StatusCode::BAD_REQUEST,
+                format!("after: expected an alarm id like 7-120 (the `next` of a previous page), found {a:?}"),
+            );
         }
     };
     let Some(h) = svc.active() else { return not_running() };
