@@ -45,6 +45,10 @@
 //! watches after errors, and authenticates again when etcd forgets its token (restart).
 //! TLS to etcd (`tls.ca_file`, and `cert_file` + `key_file` for mutual TLS) is set up once at
 //! connect and reused by every reconnect; it needs `https://` endpoints.
+//!
+//! The daemon opens the coordinator and runs the membership loop on a [`CoordRuntime`]: a
+//! thread and runtime of their own, so that no amount of request handling on the daemon's
+//! runtime can delay a lease renewal or a step-down.
 #![deny(missing_docs)]
 
 mod api;
@@ -53,10 +57,12 @@ mod embedded;
 mod etcd;
 pub mod fsmode;
 mod member;
+mod runtime;
 
 pub use api::*;
 pub use embedded::EmbeddedCoordinator;
 pub use etcd::EtcdCoordinator;
+pub use runtime::CoordRuntime;
 
 use mware_config::{Backend, Site};
 use std::sync::Arc;

@@ -11,12 +11,16 @@
 
 pub mod events;
 mod host;
+mod paging;
 mod panel;
+mod render;
 mod routes;
 mod service;
 
 pub use events::{Event, EventKind, Events};
 pub use host::{desired, Host, HostStatus};
+pub use paging::{Page, PageError, PageQuery};
 pub use panel::{Action, Column, Panel};
+pub use render::render_json;
 pub use routes::{Access, DomainArg, ResolvedArg, Resolver, Route, Routes, Scope, Unavailable};
 pub use service::{InstanceEnv, LeaseSlot, Service, ServiceContext, ServiceState, ServiceStatus, StatusHandle};

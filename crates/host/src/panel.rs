@@ -18,6 +18,9 @@ pub struct Panel {
     pub source: &'static str,
     /// JSON pointer to the rows (an array) in the document; empty: the document is one row.
     pub rows: &'static str,
+    /// JSON pointer to how many rows the list holds in all, when the document holds one
+    /// page of them (the page shows "N of TOTAL"); empty: the rows are the whole list.
+    pub total: &'static str,
     /// The columns.
     pub columns: Vec<Column>,
     /// Actions offered on each row.

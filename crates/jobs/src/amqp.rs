@@ -15,6 +15,7 @@ use crate::error::JobError;
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use std::time::{Duration, Instant};
 
 /// Jobs with no satellite.
 pub const POOL_QUEUE: &str = "mware.jobs.pool";
@@ -135,5 +136,60 @@ pub fn death_reason(props: &BasicProperties) -> Option<String> {
         AMQPValue::LongString(s) => Some(s.to_string()),
         AMQPValue::ShortString(s) => Some(ShortString::as_str(s).to_string()),
         _ => None,
+    }
+}
+
+/// How often a broker link that keeps failing is logged: the first failure at once, then
+/// one line per this period with the number of attempts (lapin's own per-attempt errors
+/// are off in the daemon's default log filter).
+pub const FAILURE_LOG_EVERY: Duration = Duration::from_secs(30);
+
+/// Decides which failures of a reconnect loop are logged: the first one, then at most
+/// one per `every`, each carrying how many failed since the last line.
+#[derive(Debug)]
+pub struct FailureLog {
+    every: Duration,
+    last: Option<Instant>,
+    unlogged: u32,
+}
+
+impl FailureLog {
+    /// A log of failures, one line per `every` at most.
+    pub fn new(every: Duration) -> Self {
+        FailureLog { every, last: None, unlogged: 0 }
+    }
+    /// One more failure at `now`: `Some(n)` when it is to be logged, `n` counting it and
+    /// the failures not logged before it.
+    pub fn failed(&mut self, now: Instant) -> Option<u32> {
+        self.unlogged += 1;
+        if self.last.is_some_and(|l| now.duration_since(l) < self.every) {
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.unlogged))
+    }
+    /// The link is up: the next failure is logged at once. Returns the failures not logged.
+    pub fn recovered(&mut self) -> u32 {
+        self.last = None;
+        std::mem::take(&mut self.unlogged)
+    }
+}
+
+#[cfg(test)]
+mod failure_log_tests {
+    use super::*;
+
+    #[test]
+    fn the_first_failure_then_one_line_per_period_with_the_count() {
+        let t0 = Instant::now();
+        let mut f = FailureLog::new(Duration::from_secs(30));
+        assert_eq!(f.failed(t0), Some(1));
+        let logged: Vec<Option<u32>> = (1..=9).map(|i| f.failed(t0 + Duration::from_secs(i * 4))).collect();
+        // 4 s apart: 4..28 s are quiet, 32 s and 36 s: the first logs the 8 since t0.
+        assert_eq!(logged.iter().filter(|x| x.is_some()).count(), 1, "{logged:?}");
+        assert_eq!(logged[7], Some(8));
+        assert_eq!(f.failed(t0 + Duration::from_secs(40)), None);
+        assert_eq!(f.recovered(), 2);
+        assert_eq!(f.failed(t0 + Duration::from_secs(41)), Some(1), "after a recovery the next failure is logged at once");
     }
 }

@@ -275,7 +275,11 @@ function table(p, doc, g) {
   const body = rows.map((r) => el('tr', {},
     p.columns.map((c) => { const v = ptr(r, c.value); return el('td', { class: c.format === 'state' ? health(v) : '' }, show(v, c.format)); }),
     p.actions.length ? el('td', {}, p.actions.map((a) => el('button', { type: 'button', disabled: !S.token, onclick: () => act(a, r, g) }, a.label))) : null));
-  return el('div', { class: 'scroll' }, el('table', {}, el('thead', {}, el('tr', {}, head)), el('tbody', {}, body)));
+  const tbl = el('div', { class: 'scroll' }, el('table', {}, el('thead', {}, el('tr', {}, head)), el('tbody', {}, body)));
+  // A paged list: the document holds the first rows only; say how many there are in all.
+  const total = p.total ? ptr(doc, p.total) : null;
+  if (typeof total !== 'number' || total <= rows.length) return tbl;
+  return el('div', {}, el('p', { class: 'muted', 'data-total': total }, 'showing ' + rows.length + ' of ' + total), tbl);
 }
 
 // ---- actions ----------------------------------------------------------------------------

@@ -24,16 +24,32 @@ fn line(a: &Value) -> String {
 /// Runs one `mware alarms` action.
 pub async fn run(action: AlarmsAction) -> anyhow::Result<()> {
     match action {
-        AlarmsAction::List { api, limit, json } => {
-            let v = api_client::get(&api, &format!("/api/v1/alarms?limit={limit}")).await?;
+        AlarmsAction::List { api, limit, after, json } => {
+            let mut path = format!("/api/v1/alarms?limit={limit}");
+            if let Some(a) = &after {
+                if a.is_empty() || !a.chars().all(|c| c.is_ascii_digit() || c == '-') {
+                    anyhow::bail!("--after: expected an alarm id like 7-120, found {a:?}");
+                }
+                path.push_str("&after=");
+                path.push_str(a);
+            }
+            let v = api_client::get(&api, &path).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(());
             }
             let open = v["open"].as_array().cloned().unwrap_or_default();
-            println!("{} open alarm(s)", open.len());
+            let total = v["open_total"].as_u64().unwrap_or(open.len() as u64);
+            if open.len() as u64 == total {
+                println!("{total} open alarm(s)");
+            } else {
+                println!("{total} open alarm(s); showing {}", open.len());
+            }
             for a in &open {
                 println!("  {}", line(a));
+            }
+            if let Some(next) = v["next"].as_str() {
+                println!("  ... more: mware alarms list --after {next}");
             }
             println!("recent:");
             for a in v["recent"].as_array().into_iter().flatten() {

@@ -343,14 +343,18 @@ pub enum TasksAction {
 /// `mware alarms ...`
 #[derive(Debug, Subcommand)]
 pub enum AlarmsAction {
-    /// Open alarms (oldest first), the most recent ones, and each channel's backlog.
+    /// Open alarms (the first `--limit`, oldest first, with how many are open), the most
+    /// recent ones, and each channel's backlog.
     List {
         /// API of an instance of the group.
         #[arg(long, default_value = "http://127.0.0.1:8271")]
         api: String,
-        /// How many recent alarms to show (1 to 1000).
+        /// How many open and recent alarms to show (1 to 1000).
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// Show the open alarms after this one (the `next` id printed with a previous page).
+        #[arg(long)]
+        after: Option<String>,
         /// Print the raw JSON instead of text.
         #[arg(long)]
         json: bool,

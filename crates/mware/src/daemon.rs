@@ -57,7 +57,10 @@ pub async fn run(config: PathBuf, instance: String) -> anyhow::Result<()> {
         let path = Path::new(&boot.coordination.path);
         mware_coord::fsmode::private_parent(path).with_context(|| format!("cannot create the folder of {} (0700)", path.display()))?;
     }
-    let coord = mware_coord::connect(&boot).await.context("cannot open the coordinator")?;
+    // The coordinator client and the membership loop live on a thread of their own, so that
+    // no request handling on this runtime can delay a lease renewal or a step-down.
+    let coord_rt = mware_coord::CoordRuntime::start().context("cannot start the coordinator thread")?;
+    let coord = coord_rt.connect(&boot).await.context("cannot open the coordinator")?;
     let site = if whole {
         boot
     } else {
@@ -136,7 +139,7 @@ pub async fn run(config: PathBuf, instance: String) -> anyhow::Result<()> {
 
     // Leaving the group waits until the services have stopped (see below).
     let leave = CancellationToken::new();
-    let membership_task = tokio::spawn(keep_membership(coord.clone(), member, act_tx, state.clone(), leave.clone()));
+    let membership_task = coord_rt.handle().spawn(keep_membership(coord.clone(), member, act_tx, state.clone(), leave.clone()));
     let host_stop = shutdown.child_token();
     let host_task = {
         let host = host.clone();

@@ -34,6 +34,9 @@ pub async fn run(action: MutexAction) -> anyhow::Result<()> {
                     oldest.map(holder_line).unwrap_or_default()
                 );
             }
+            if let Some(total) = v["total"].as_u64().filter(|t| *t > mutexes.len() as u64) {
+                println!("showing {} of {total} (the API pages with ?limit= and ?after=)", mutexes.len());
+            }
             Ok(())
         }
         MutexAction::Show { domain, name, api, json } => {

@@ -114,19 +114,25 @@ pub async fn run(args: PollerArgs, cancel: CancellationToken) -> Result<(), Poll
     });
     tracing::info!(poller = %ctx.name, queue = %ctx.queue, concurrency = args.concurrency, broker = %mware_config::mask_url_userinfo(&dsn), "poller starting");
     let mut backoff = Duration::from_millis(200);
+    let mut failures = mware_jobs::amqp::FailureLog::new(mware_jobs::amqp::FAILURE_LOG_EVERY);
     loop {
         let mut up = false;
-        match session(&ctx, &args, &dsn, &cancel, &mut up).await {
+        let r = session(&ctx, &args, &dsn, &cancel, &mut up).await;
+        if up {
+            failures.recovered();
+            backoff = Duration::from_millis(200);
+        }
+        match r {
             Ok(()) => {
                 tracing::info!(poller = %ctx.name, "poller stopped");
                 return Ok(());
             }
             Err(e) => {
-                tracing::warn!(poller = %ctx.name, error = %e, retry_in_ms = backoff.as_millis() as u64, "broker link lost; reconnecting")
+                if let Some(attempts) = failures.failed(std::time::Instant::now()) {
+                    tracing::warn!(poller = %ctx.name, error = %e, attempts, retry_in_ms = backoff.as_millis() as u64,
+                        "broker link lost; reconnecting (logged at most once per 30 s while it lasts)")
+                }
             }
-        }
-        if up {
-            backoff = Duration::from_millis(200);
         }
         // Jitter, so replicas do not reconnect in step.
         let pause = backoff + Duration::from_millis(rand::random::<u64>() % (backoff.as_millis() as u64 / 2 + 1));

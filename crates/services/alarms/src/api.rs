@@ -1,11 +1,11 @@
 //! HTTP routes of the alarms service, all forwarded to the group's active instance:
-//! - `GET /api/v1/alarms`: open alarms, the most recent ones, and each channel's
-//!   progress (the last alarm it sent and its backlog);
+//! - `GET /api/v1/alarms`: a page of open alarms with their total (`limit`, `after`),
+//!   the most recent ones, and each channel's progress (the last alarm it sent and its backlog);
 //! - `POST /api/v1/alarms/{id}/ack` (operator token): acknowledges an alarm;
 //! - `POST /api/v1/alarms` (operator token): raises an alarm from a script; answered
 //!   201 once it is durable in the group's outbox.
 
-use crate::alarm::Source;
+use crate::alarm::{Alarm, Source};
 use crate::service::AlarmsService;
 use crate::store::Cmd;
 use axum::body::Bytes;
@@ -14,9 +14,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Json;
-use mware_host::{Access, Routes, Scope};
+use mware_host::{Access, PageQuery, Routes, Scope};
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::sync::Arc;
 use tokio::sync::oneshot;
 use utoipa::OpenApi;
 
@@ -45,23 +47,64 @@ fn not_running() -> Response {
     err(StatusCode::SERVICE_UNAVAILABLE, "the alarms service is not running on this group's active instance")
 }
 
-/// Open alarms (oldest first), the `limit` (default 100, at most 1000) most recent
-/// ones (newest first), and each channel's progress.
-#[utoipa::path(get, path = "/api/v1/alarms", tag = "alarms", params(("limit" = Option<usize>, Query, description = "recent alarms shown (default 100, at most 1000)")),
-    responses((status = 200, description = "`{open: [alarm], recent: [alarm], channels: [{channel, sent_through, backlog}]}`; an alarm is `{id, at_ms, source, rule, severity, host, app, message, site, group, instance, item?, state?, count, open, acked?}`"),
-        (status = 400, description = "bad limit"), (status = 503, description = "the alarms service is not running on the group's active instance")))]
+/// Most alarms in one page of `open` and in `recent`.
+pub const MAX_LIMIT: usize = 1000;
+/// Alarms in a page when the client does not say.
+pub const DEFAULT_LIMIT: usize = 100;
+
+/// Alarms shared with the log, serialised without copying them.
+struct Shown(Vec<Arc<Alarm>>);
+
+impl Serialize for Shown {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|a| &**a))
+    }
+}
+
+/// One answer of `GET /api/v1/alarms`.
+#[derive(Serialize)]
+struct Listing {
+    open: Shown,
+    open_total: usize,
+    next: Option<String>,
+    recent: Shown,
+    channels: Vec<Value>,
+}
+
+/// A page of open alarms (oldest first, at most `limit`, after the alarm `after`) with
+/// their total, the `limit` most recent alarms (newest first), and each channel's progress.
+#[utoipa::path(get, path = "/api/v1/alarms", tag = "alarms", params(
+        ("limit" = Option<usize>, Query, description = "open alarms in the page, and recent alarms shown (default 100, at most 1000)"),
+        ("after" = Option<String>, Query, description = "the `next` of the previous page: open alarms after this alarm id")),
+    responses((status = 200, description = "`{open: [alarm], open_total, next, recent: [alarm], channels: [{channel, sent_through, backlog}]}`: `open` is one page of the open alarms (oldest first), `open_total` how many are open, `next` the `after` of the next page (null on the last); an alarm is `{id, at_ms, source, rule, severity, host, app, message, site, group, instance, item?, state?, count, open, acked?}`"),
+        (status = 400, description = "bad limit or after"), (status = 503, description = "the alarms service is not running on the group's active instance")))]
 async fn list(State(svc): State<AlarmsService>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let limit = match q.get("limit").map(|l| l.parse::<usize>()) {
-        None => 100,
-        Some(Ok(n)) if (1..=1000).contains(&n) => n,
-        Some(_) => return err(StatusCode::BAD_REQUEST, format!("limit: expected an integer from 1 to 1000, found {:?}", q["limit"])),
+    let page = match PageQuery::parse(&q, DEFAULT_LIMIT, MAX_LIMIT) {
+        Ok(p) => p,
+        Err(e) => return err(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let after = match page.after.as_deref().map(|a| (a, crate::alarm::key_for_id(a))) {
+        None => None,
+        Some((_, Some(k))) => Some(k),
+        Some((a, None)) => {
+            let a: String = a.chars().take(40).collect();
+            return err(
+                StatusCode::BAD_REQUEST,
+                format!("after: expected an alarm id like 7-120 (the `next` of a previous page), found {a:?}"),
+            );
+        }
     };
     let Some(h) = svc.active() else { return not_running() };
-    let log = h.shared.log.lock().unwrap_or_else(|e| e.into_inner());
-    let channels: Vec<Value> =
-        log.channels().into_iter().map(|(c, id, backlog)| json!({"channel": c, "sent_through": id, "backlog": backlog})).collect();
-    let plain = |v: Vec<std::sync::Arc<crate::Alarm>>| v.iter().map(|a| (**a).clone()).collect::<Vec<_>>();
-    Json(json!({"open": plain(log.open()), "recent": plain(log.recent(limit)), "channels": channels})).into_response()
+    // Under the lock the writer needs: only a page of shared pointers is taken.
+    let listing = {
+        let log = h.shared.log.lock().unwrap_or_else(|e| e.into_inner());
+        let open = log.open_page(after.as_deref(), page.limit);
+        let channels =
+            log.channels().into_iter().map(|(c, id, backlog)| json!({"channel": c, "sent_through": id, "backlog": backlog})).collect();
+        Listing { open: Shown(open.items), open_total: open.total, next: open.next, recent: Shown(log.recent(page.limit)), channels }
+    };
+    // Off the runtime's workers: a full page is some hundreds of KiB of JSON.
+    mware_host::render_json(listing).await
 }
 
 /// Acknowledges an alarm: it is no longer open (the acknowledgement survives a failover).

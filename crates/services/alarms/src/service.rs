@@ -237,6 +237,7 @@ impl Service for AlarmsService {
             title: "Open alarms",
             source: "/api/v1/alarms",
             rows: "/open",
+            total: "/open_total",
             columns: vec![
                 Column::text("id", "/id"),
                 Column::text("severity", "/severity"),
@@ -262,7 +263,7 @@ impl Service for AlarmsService {
                 let log = h.shared.log.lock().unwrap_or_else(|e| e.into_inner());
                 let channels: Vec<_> =
                     log.channels().into_iter().map(|(c, _, b)| serde_json::json!({"channel": c, "backlog": b})).collect();
-                serde_json::json!({"open": log.open().len(), "channels": channels})
+                serde_json::json!({"open": log.open_count(), "channels": channels})
             }
             None => serde_json::Value::Null,
         }

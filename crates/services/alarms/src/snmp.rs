@@ -190,15 +190,25 @@ impl Sink for Manager {
             if let Err(e) = r {
                 if i == 0 {
                     self.client = None;
-                    return Err(crate::channel::SendError::other(anyhow::anyhow!(
-                        "{} to {address}: {e}",
-                        if inform { "inform" } else { "trap" }
-                    )));
+                    let what = if inform { "inform" } else { "trap" };
+                    return Err(crate::channel::SendError::other(anyhow::anyhow!("{}", failure(what, &address, &e, self.cfg.timeout_ms))));
                 }
                 return Ok(i);
             }
         }
         Ok(batch.len())
+    }
+}
+
+/// Why a send failed, in words. A timeout names the configured wait and retries (the
+/// library's own text says "timeout after 0ns" when it does not retry itself); the channel
+/// tries the batch again after its pause.
+fn failure(what: &str, address: &str, e: &async_snmp::Error, timeout_ms: u64) -> String {
+    match e {
+        async_snmp::Error::Timeout { .. } => {
+            format!("{what} to {address}: no answer within timeout_ms = {timeout_ms} ms (one attempt, no retry within the attempt; the channel sends the batch again)")
+        }
+        other => format!("{what} to {address}: {other}"),
     }
 }
 
@@ -213,4 +223,17 @@ pub fn default_engine_id(group: u32, instance: &str) -> Vec<u8> {
     let t = format!("mware/{group}/{instance}");
     id.extend(t.bytes().take(27));
     id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeout_names_the_configured_wait() {
+        let e = async_snmp::Error::Timeout { target: "127.0.0.1:162".parse().unwrap(), elapsed: Duration::ZERO, retries: 0 };
+        let text = failure("inform", "127.0.0.1:162", &e, 1500);
+        assert!(text.contains("timeout_ms = 1500 ms") && !text.contains("0ns"), "{text}");
+        assert!(text.starts_with("inform to 127.0.0.1:162: "), "{text}");
+    }
 }

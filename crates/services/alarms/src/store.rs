@@ -52,6 +52,9 @@ pub struct Log {
     /// Last state of each monitoring item.
     pub items: HashMap<String, String>,
     next_pos: u64,
+    /// How many of `entries` are open (kept as they change: counting them would walk the
+    /// whole log under the lock the writer needs).
+    open: usize,
 }
 
 impl Log {
@@ -82,9 +85,24 @@ impl Log {
     fn worst_backlog(&self) -> usize {
         self.cursors.keys().map(|c| self.backlog(c)).max().unwrap_or(0)
     }
-    /// Open alarms, oldest first.
-    pub fn open(&self) -> Vec<Arc<Alarm>> {
-        self.entries.values().filter(|e| e.alarm.open).map(|e| e.alarm.clone()).collect()
+    /// How many alarms are open.
+    pub fn open_count(&self) -> usize {
+        self.open
+    }
+    /// The page of open alarms (oldest first) after the alarm keyed `after`, with the
+    /// number of open alarms and the next page's cursor (an alarm id). Walks the log from
+    /// the cursor, not from its start.
+    pub fn open_page(&self, after: Option<&str>, limit: usize) -> mware_host::Page<Arc<Alarm>> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let from = after.map_or(Unbounded, |k| Excluded(k.to_string()));
+        let mut it = self.entries.range((from, Unbounded)).filter(|(_, e)| e.alarm.open).map(|(_, e)| e.alarm.clone());
+        let items: Vec<_> = it.by_ref().take(limit).collect();
+        let next = if it.next().is_some() { items.last().map(|a| a.id.clone()) } else { None };
+        mware_host::Page { items, total: self.open, next }
+    }
+    /// The newest `n` open alarms, newest first.
+    pub fn open_newest(&self, n: usize) -> Vec<Arc<Alarm>> {
+        self.entries.values().rev().filter(|e| e.alarm.open).take(n).map(|e| e.alarm.clone()).collect()
     }
     /// The newest `n` alarms, newest first.
     pub fn recent(&self, n: usize) -> Vec<Arc<Alarm>> {
@@ -102,9 +120,25 @@ impl Log {
         v
     }
     fn insert(&mut self, chunk: &str, a: Arc<Alarm>) {
-        self.entries.insert(a.key(), Entry { pos: self.next_pos, chunk: chunk.to_string(), alarm: a });
+        self.open += usize::from(a.open);
+        if let Some(old) = self.entries.insert(a.key(), Entry { pos: self.next_pos, chunk: chunk.to_string(), alarm: a }) {
+            self.open -= usize::from(old.alarm.open);
+        }
         *self.chunks.entry(chunk.to_string()).or_default() += 1;
         self.next_pos += 1;
+    }
+    /// Replaces the alarm of an entry (acknowledged or recovered), keeping the count.
+    fn replace(&mut self, a: Alarm) {
+        if let Some(e) = self.entries.get_mut(&a.key()) {
+            self.open = self.open + usize::from(a.open) - usize::from(e.alarm.open);
+            e.alarm = Arc::new(a);
+        }
+    }
+    /// Removes an entry, keeping the count.
+    fn remove(&mut self, key: &str) {
+        if let Some(e) = self.entries.remove(key) {
+            self.open -= usize::from(e.alarm.open);
+        }
     }
 }
 
@@ -145,11 +179,11 @@ pub async fn load(coord: &dyn Coordinator, group: u32, channels: &[String]) -> R
     }
     for (k, v) in coord.kv_list(group, MARKS).await? {
         let key = k.trim_start_matches(MARKS);
-        if let (Some(e), Ok(ack)) = (log.entries.get_mut(key), serde_json::from_slice::<Option<Ack>>(&v.value)) {
+        if let (Some(e), Ok(ack)) = (log.entries.get(key), serde_json::from_slice::<Option<Ack>>(&v.value)) {
             let mut a = (*e.alarm).clone();
             a.open = false;
             a.acked = ack;
-            e.alarm = Arc::new(a);
+            log.replace(a);
         }
     }
     let stored: HashMap<String, String> = coord
@@ -315,10 +349,7 @@ impl Writer {
                 }
             }
             for a in closes.into_iter().chain(acks.iter().map(|a| a.0.clone())) {
-                let closed = Alarm { open: false, ..a };
-                if let Some(e) = log.entries.get_mut(&closed.key()) {
-                    e.alarm = Arc::new(closed);
-                }
+                log.replace(Alarm { open: false, ..a });
             }
             let mut alarms = alarms.into_iter();
             for (first, n) in &placed {
@@ -335,7 +366,7 @@ impl Writer {
                 let keys: Vec<String> =
                     log.entries.range(chunk.clone()..).take_while(|(_, e)| e.chunk == chunk).map(|(k, _)| k.clone()).collect();
                 for k in keys {
-                    log.entries.remove(&k);
+                    log.remove(&k);
                 }
             }
         }

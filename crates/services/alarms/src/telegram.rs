@@ -215,12 +215,15 @@ impl Commands {
                 Err(e) => format!("cannot read the groups: {e}"),
             },
             "/alarms" => {
-                let open = self.shared.log.lock().unwrap_or_else(|e| e.into_inner()).open();
-                if open.is_empty() {
+                let (total, newest) = {
+                    let log = self.shared.log.lock().unwrap_or_else(|e| e.into_inner());
+                    (log.open_count(), log.open_newest(20))
+                };
+                if total == 0 {
                     "no open alarm".into()
                 } else {
-                    let mut s = format!("{} open alarm(s):", open.len());
-                    for a in open.iter().rev().take(20) {
+                    let mut s = format!("{total} open alarm(s):");
+                    for a in &newest {
                         s.push_str(&format!("\n{} {}", a.id, a.line()));
                     }
                     s

@@ -247,6 +247,7 @@ impl Service for BackupService {
             title: "Backups",
             source: "/api/v1/backups",
             rows: "/targets",
+            total: "",
             columns: vec![
                 Column::text("target", "/key"),
                 Column::text("kind", "/kind"),

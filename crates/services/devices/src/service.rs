@@ -90,6 +90,7 @@ impl Service for DevicesService {
             title: "Device jobs: satellites",
             source: "/api/devicemanager/v1/satellites",
             rows: "/satellites",
+            total: "",
             columns: vec![
                 Column::text("satellite (none: the pool)", "/satellite"),
                 Column::text("queue", "/queue"),

@@ -84,6 +84,7 @@ impl Service for MonitorService {
             title: "Probes",
             source: "/api/v1/monitoring/probes",
             rows: "/probes",
+            total: "",
             columns: vec![
                 Column::text("probe", "/name"),
                 Column::text("kind", "/kind"),

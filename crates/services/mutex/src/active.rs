@@ -304,9 +304,9 @@ impl Active {
         self.lock().table.busiest(n)
     }
 
-    /// Every mutex of a domain.
-    pub fn list(&self, domain: &str) -> Vec<MutexView> {
-        self.lock().table.list(domain)
+    /// One page of the mutexes of a domain.
+    pub fn list(&self, domain: &str, q: &mware_host::PageQuery) -> mware_host::Page<MutexView> {
+        self.lock().table.list(domain, q)
     }
 
     /// Drops lapsed holders (and grants their waiters); returns when the next one lapses.

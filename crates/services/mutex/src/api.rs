@@ -10,14 +10,15 @@ use crate::service::Inner;
 use crate::table::{AcquireReq, Busy, HolderView, MutexView};
 use crate::validate::{self, AcquireBody, EvictBody, ReleaseBody, RenewBody};
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Json;
 use mware_config::CriticalSections;
-use mware_host::{Access, Routes, Scope};
+use mware_host::{Access, PageQuery, Routes, Scope};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::sync::Arc;
 use utoipa::OpenApi;
 
@@ -62,8 +63,12 @@ pub struct EvictResponse {
 pub struct ListResponse {
     /// Domain (lowercase).
     pub domain: String,
-    /// Mutexes held or waited on, by name.
+    /// Mutexes held or waited on, by name: one page (`limit`, default 100).
     pub mutexes: Vec<MutexView>,
+    /// How many mutexes of the domain are held or waited on.
+    pub total: usize,
+    /// The `after` of the next page; none on the last page.
+    pub next: Option<String>,
 }
 
 /// An error.
@@ -268,21 +273,28 @@ async fn get_one(State(inner): State<Arc<Inner>>, Path((domain, name)): Path<(St
     active.get(&domain, &name).map(Json).ok_or(MutexError::NotFound { domain, name })
 }
 
-/// Every mutex of a domain that is held or waited on.
+/// The mutexes of a domain that are held or waited on, by name, one page at a time.
 #[utoipa::path(
     get,
     path = "/api/v1/domains/{domain}/mutexes",
     tag = "mutex",
-    params(("domain" = String, Path, description = "Domain")),
+    params(("domain" = String, Path, description = "Domain"),
+        ("limit" = Option<usize>, Query, description = "mutexes in the page (default 100, at most 1000)"),
+        ("after" = Option<String>, Query, description = "the `next` of the previous page: mutexes named after it")),
     responses(
-        (status = 200, description = "The mutexes", body = ListResponse),
-        (status = 400, description = "Malformed domain", body = ErrorBody),
+        (status = 200, description = "One page of the mutexes, with how many there are and the next page's cursor", body = ListResponse),
+        (status = 400, description = "Malformed domain, limit or after", body = ErrorBody),
         (status = 503, description = "Not active here (retryable)", body = ErrorBody),
     )
 )]
-async fn list(State(inner): State<Arc<Inner>>, Path(domain): Path<String>) -> Result<Json<ListResponse>> {
+async fn list(
+    State(inner): State<Arc<Inner>>,
+    Path(domain): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<ListResponse>> {
+    let page = PageQuery::parse(&q, 100, 1000).map_err(|e| MutexError::Invalid { field: e.field, message: e.message })?;
     let active = inner.active()?;
     let domain = validate::domain(&domain)?;
-    let mutexes = active.list(&domain);
-    Ok(Json(ListResponse { domain, mutexes }))
+    let p = active.list(&domain, &page);
+    Ok(Json(ListResponse { domain, mutexes: p.items, total: p.total, next: p.next }))
 }

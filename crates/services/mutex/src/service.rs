@@ -140,6 +140,7 @@ impl Service for MutexService {
             title: "Critical sections",
             source: "/api/v1/mutexes",
             rows: "/mutexes",
+            total: "",
             columns: vec![
                 Column::text("domain", "/domain"),
                 Column::text("mutex", "/name"),

@@ -350,9 +350,11 @@ impl Table {
         self.domains.get(domain).and_then(|d| d.get(name)).map(|m| view(name, m))
     }
 
-    /// Every mutex of a domain, by name.
-    pub fn list(&self, domain: &str) -> Vec<MutexView> {
-        self.domains.get(domain).map(|d| d.iter().map(|(n, m)| view(n, m)).collect()).unwrap_or_default()
+    /// One page of the mutexes of a domain, by name (views are made for the page only).
+    pub fn list(&self, domain: &str, q: &mware_host::PageQuery) -> mware_host::Page<MutexView> {
+        let Some(d) = self.domains.get(domain) else { return mware_host::Page { items: vec![], total: 0, next: None } };
+        let p = q.page(d.iter(), |(n, _)| n.as_str(), |(n, _)| n.to_string());
+        mware_host::Page { items: p.items.into_iter().map(|(n, m)| view(n, m)).collect(), total: p.total, next: p.next }
     }
 
     /// The `n` busiest mutexes over every domain: most waiters first, then most holders,

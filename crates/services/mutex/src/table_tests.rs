@@ -243,7 +243,7 @@ fn many_random_operations_keep_the_invariants() {
             }
             held.push((g.name, g.holder.owner, g.holder.token));
         }
-        let all = t.list("d.ru");
+        let all = t.list("d.ru", &mware_host::PageQuery { limit: usize::MAX, after: None }).items;
         assert_eq!(t.waiter_count(), all.iter().map(|m| m.waiters.len()).sum::<usize>(), "waiter count");
         assert_eq!(t.holder_count(), all.iter().map(|m| m.holders.len()).sum::<usize>(), "holder count");
         for m in all {
@@ -330,4 +330,17 @@ fn domains_beyond_max_domains_get_429_until_one_is_free() {
     let (d, g) = held.remove(1);
     t.release(d, "m", "o", g.holder.token, 0).unwrap();
     assert!(t.acquire("d.ru", "m", req("o", false), 0).is_ok());
+}
+
+#[test]
+fn the_list_of_a_domain_is_paged_by_name() {
+    let mut t = Table::new(CriticalSections { max_mutexes_per_domain: 50, ..limits() });
+    for i in 0..25 {
+        granted(t.acquire("d.ru", &format!("m{i:02}"), req("a", false), 100).unwrap());
+    }
+    let first = t.list("d.ru", &mware_host::PageQuery { limit: 10, after: None });
+    assert_eq!((first.items.len(), first.total, first.next.as_deref()), (10, 25, Some("m09")));
+    let last = t.list("d.ru", &mware_host::PageQuery { limit: 10, after: Some("m19".into()) });
+    let names: Vec<&str> = last.items.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!((names, last.total, last.next), (vec!["m20", "m21", "m22", "m23", "m24"], 25, None));
 }

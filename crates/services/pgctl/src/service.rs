@@ -130,6 +130,7 @@ impl Service for PgctlService {
             title: "PostgreSQL (pg_controller)",
             source: "/api/v1/pg",
             rows: "/groups",
+            total: "",
             columns: vec![
                 Column::text("group", "/key"),
                 Column::fmt("master", "/master", "state"),

@@ -143,6 +143,7 @@ impl Service for TasksService {
             title: "Service tasks",
             source: "/api/v1/tasks",
             rows: "/tasks",
+            total: "",
             columns: vec![
                 Column::text("task", "/name"),
                 Column::text("schedule", "/schedule"),

@@ -81,19 +81,23 @@ impl Amqp {
 
     async fn supervise(&self, s: Settings, reports: mpsc::Sender<(Incoming, Ack)>, cancel: CancellationToken) {
         let mut backoff = Duration::from_millis(200);
+        let mut failures = mware_jobs::amqp::FailureLog::new(mware_jobs::amqp::FAILURE_LOG_EVERY);
         while !cancel.is_cancelled() {
             let mut up = false;
             let r = self.session(&s, &reports, &cancel, &mut up).await;
             self.set_link(None);
+            if up {
+                failures.recovered();
+                backoff = Duration::from_millis(200);
+            }
             match r {
                 Ok(()) => break,
                 Err(e) => {
-                    tracing::warn!(error = %e, "devicemanager: broker link lost; reconnecting");
+                    if let Some(attempts) = failures.failed(std::time::Instant::now()) {
+                        tracing::warn!(error = %e, attempts, "devicemanager: broker link lost; reconnecting (logged at most once per 30 s while it lasts)");
+                    }
                     *self.0.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
                 }
-            }
-            if up {
-                backoff = Duration::from_millis(200);
             }
             tokio::select! {
                 _ = cancel.cancelled() => break,

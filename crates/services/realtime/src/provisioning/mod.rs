@@ -156,6 +156,7 @@ impl Service for ProvisioningService {
             title: "Realtime provisioning",
             source: "",
             rows: "/entities",
+            total: "",
             columns: vec![
                 Column::text("SIP server (entity)", "/entity"),
                 Column::text("domains", "/domains"),
