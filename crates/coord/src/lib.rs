@@ -38,6 +38,11 @@
 //!   mware1 (order 10): its lease expired") and clears the switchover request;
 //! - [`Membership::leave`] (or dropping it) releases the leader key at once and revokes
 //!   the lease: the host must stop its services before calling it.
+//! - **Process death** (kill -9, a crash): a [`LeaseRevoker`] in a companion process
+//!   revokes the dead member's lease at once ([`Membership::lease_id`] says which), which
+//!   frees its leader key and its registration in one step; the next live member in order
+//!   then has rank 0 and takes over at its next read of the group (≤ 100 ms). Without the
+//!   companion (a host that vanished) the lease runs out as before. See `companion.rs`.
 //!
 //! Backend notes: etcd leases are granted in whole seconds (`lease_ttl_ms` rounded up);
 //! the embedded backend's leases use the wall clock (ms), so a wall-clock jump on the
@@ -48,12 +53,14 @@
 #![deny(missing_docs)]
 
 mod api;
+mod companion;
 pub mod election;
 mod embedded;
 mod etcd;
 mod member;
 
 pub use api::*;
+pub use companion::{decide as companion_decide, CompanionAction, CompanionEvent, CompanionMsg, LeaseRevoker};
 pub use embedded::EmbeddedCoordinator;
 pub use etcd::EtcdCoordinator;
 

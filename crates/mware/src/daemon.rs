@@ -4,6 +4,7 @@
 //! services and leaves the group within `api.drain_timeout_ms`.
 
 use crate::api::{self, AppState, Inner, OperatorToken};
+use crate::cli::LogFormat;
 use crate::load::{self, Loaded};
 use crate::metrics::{Metrics, ReloadLabels, TransitionLabels};
 use anyhow::Context;
@@ -43,7 +44,7 @@ struct Source {
 }
 
 /// Runs the daemon until a stop signal.
-pub async fn run(config: PathBuf, instance: String) -> anyhow::Result<()> {
+pub async fn run(config: PathBuf, instance: String, log_format: LogFormat) -> anyhow::Result<()> {
     let (boot, whole) = match load::load(&config)? {
         Loaded::Site { site, warnings, .. } => {
             for w in &warnings {
@@ -59,6 +60,7 @@ pub async fn run(config: PathBuf, instance: String) -> anyhow::Result<()> {
         }
     }
     let coord = mware_coord::connect(&boot).await.context("cannot open the coordinator")?;
+    let companion = Companion { settings: companion_settings(&boot), log_format: Companion::format(log_format) };
     let site = if whole {
         boot
     } else {
@@ -137,7 +139,7 @@ pub async fn run(config: PathBuf, instance: String) -> anyhow::Result<()> {
 
     // Leaving the group waits until the services have stopped (see below).
     let leave = CancellationToken::new();
-    let membership_task = tokio::spawn(keep_membership(coord.clone(), member, act_tx, state.clone(), leave.clone()));
+    let membership_task = tokio::spawn(keep_membership(coord.clone(), member, act_tx, state.clone(), companion, leave.clone()));
     let host_stop = shutdown.child_token();
     let host_task = {
         let host = host.clone();
@@ -192,6 +194,7 @@ async fn keep_membership(
     member: MemberInfo,
     act_tx: watch::Sender<Activity>,
     state: AppState,
+    companion: Companion,
     leave: CancellationToken,
 ) {
     let mut pause = Duration::from_millis(200);
@@ -210,6 +213,14 @@ async fn keep_membership(
         }
     };
     *state.0.metrics.lease.lock().unwrap_or_else(|e| e.into_inner()) = Some(membership.lease.clone());
+    let companion_stop = CancellationToken::new();
+    let companion_task = tokio::spawn(crate::companion_supervisor::supervise(
+        companion.settings,
+        companion.log_format,
+        membership.lease_id.clone(),
+        state.0.metrics.clone(),
+        companion_stop.clone(),
+    ));
     state.0.ready.store(true, Ordering::Relaxed);
     let mut rx = membership.activity.clone();
     loop {
@@ -221,6 +232,34 @@ async fn keep_membership(
     }
     act_tx.send_replace(Activity::Passive { reason: "stopping".into() });
     membership.leave().await;
+    // Left the group by ourselves: the companion has nothing left to revoke.
+    companion_stop.cancel();
+    let _ = companion_task.await;
+}
+
+/// What the companion needs: the coordination settings the daemon connected with.
+struct Companion {
+    settings: mware_coord::Settings,
+    log_format: &'static str,
+}
+
+/// The settings the daemon connected with, the embedded file's path made absolute so the
+/// companion opens the same file whatever its working directory.
+fn companion_settings(boot: &Site) -> mware_coord::Settings {
+    let mut s = mware_coord::Settings::from_site(boot);
+    if let Ok(p) = std::path::absolute(&s.coordination.path) {
+        s.coordination.path = p.to_string_lossy().into_owned();
+    }
+    s
+}
+
+impl Companion {
+    fn format(f: LogFormat) -> &'static str {
+        match f {
+            LogFormat::Json => "json",
+            LogFormat::Text => "text",
+        }
+    }
 }
 
 async fn log_activity(mut rx: watch::Receiver<Activity>, metrics: Metrics, instance: String) {

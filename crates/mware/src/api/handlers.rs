@@ -68,6 +68,11 @@ pub async fn status(State(st): State<AppState>) -> Json<Value> {
         "reason": reason,
         "domains": domains,
         "services": st.0.host.status(),
+        "companion": {
+            "ready": st.0.metrics.companion_ready.get() == 1,
+            "pid": Some(st.0.metrics.companion_pid.get()).filter(|p| *p > 0),
+            "restarts": st.0.metrics.companion_restarts.get(),
+        },
         "started_ms": st.0.started_ms,
         "version": env!("CARGO_PKG_VERSION"),
     }))
