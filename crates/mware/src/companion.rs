@@ -31,10 +31,12 @@ pub async fn run() -> anyhow::Result<()> {
     if std::os::unix::process::parent_id() != pid {
         anyhow::bail!("expected to be started by mware pid {pid}, found parent pid {}", std::os::unix::process::parent_id());
     }
+    let ttl = settings.lease_ttl();
     let mut opening = Some(tokio::spawn(open(settings)));
     let mut revoker: Option<LeaseRevoker> = None;
     let mut lease = None;
     let mut ping = tokio::time::interval(PING);
+    let mut eof = Instant::now();
     loop {
         let ev = tokio::select! {
             line = lines.next_line() => match line {
@@ -45,7 +47,10 @@ pub async fn run() -> anyhow::Result<()> {
                         continue;
                     }
                 },
-                Ok(None) | Err(_) => CompanionEvent::Eof { parent_gone: parent_gone(pid).await },
+                Ok(None) | Err(_) => {
+                    eof = Instant::now();
+                    CompanionEvent::Eof { parent_gone: parent_gone(pid).await }
+                }
             },
             r = async { opening.as_mut().expect("guarded").await }, if opening.is_some() => {
                 opening = None;
@@ -59,7 +64,6 @@ pub async fn run() -> anyhow::Result<()> {
                 continue;
             }
         };
-        let eof = Instant::now();
         match companion_decide(lease, &ev) {
             CompanionAction::Track(l) => lease = l,
             CompanionAction::Ignore { reason } => tracing::warn!(%reason, "companion"),
@@ -71,12 +75,16 @@ pub async fn run() -> anyhow::Result<()> {
                 tracing::warn!(mware_pid = pid, lease, reason = %a, "companion: mware died");
                 let revoker = match (revoker, opening) {
                     (Some(r), _) => r,
-                    (None, Some(task)) => task.await.context("companion: the connecting task failed")?,
+                    // Not connected yet: past the lease's time to live there is nothing left to end.
+                    (None, Some(task)) => tokio::time::timeout(ttl, task)
+                        .await
+                        .context("companion: could not reach the coordinator before the lease ran out by itself")?
+                        .context("companion: the connecting task failed")?,
                     (None, None) => anyhow::bail!("companion: no coordinator connection"),
                 };
                 let attempts = revoker.revoke_retrying(lease).await.context("companion: cannot revoke the lease")?;
                 let ms = eof.elapsed().as_secs_f64() * 1000.0;
-                tracing::warn!(mware_pid = pid, lease, attempts, revoke_ms = ms, "companion: revoked the dead instance's lease; exiting");
+                tracing::warn!(mware_pid = pid, lease, attempts, since_eof_ms = ms, "companion: revoked the dead instance's lease; exiting");
                 return Ok(());
             }
         }
