@@ -257,3 +257,54 @@ mod tests {
         assert_eq!(decide(Some(5), &eof(true)).to_string(), "the daemon died; revoking its lease 5");
     }
 }
+
+/// Round trips of what a takeover after a revoke is made of (ignored; a measurement):
+/// `cargo test -p mware-coord --lib round_trips -- --ignored --nocapture`.
+#[cfg(test)]
+mod round_trips {
+    use crate::api::{MemberInfo, Settings};
+    use crate::member::Backend;
+    use std::time::Instant;
+
+    async fn measure<B: Backend>(name: &str, b: &B, revoker: &super::LeaseRevoker) {
+        let m = MemberInfo { instance: "rt".into(), group: 9, order: 10, address: "127.0.0.1:1".into(), version: "t".into(), since_ms: 0 };
+        let (mut view, mut campaign, mut revoke) = (vec![], vec![], vec![]);
+        for _ in 0..100 {
+            let lease = b.register(&m).await.unwrap();
+            let t = Instant::now();
+            b.view(9, Some(lease)).await.unwrap();
+            view.push(t.elapsed().as_secs_f64() * 1000.0);
+            let t = Instant::now();
+            let epoch = b.campaign(&m, lease).await.unwrap().expect("the key is free");
+            campaign.push(t.elapsed().as_secs_f64() * 1000.0);
+            let _ = epoch;
+            let t = Instant::now();
+            revoker.revoke(lease).await.unwrap();
+            revoke.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        for (what, mut v) in [("view", view), ("campaign", campaign), ("revoke (another connection)", revoke)] {
+            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            println!("{name}: {what}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms", v[49], v[98], v[99]);
+        }
+    }
+
+    fn settings(coordination: serde_json::Value) -> Settings {
+        Settings { site: "rt".into(), coordination: serde_json::from_value(coordination).unwrap() }
+    }
+
+    #[test]
+    #[ignore]
+    fn round_trips() {
+        let etcd = mware_testkit::etcd::Etcd::start().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let s = settings(serde_json::json!({"backend": "etcd", "endpoints": [etcd.endpoint()]}));
+            let b = crate::EtcdCoordinator::connect(s.clone()).await.unwrap();
+            measure("etcd", &b, &super::LeaseRevoker::open(s).await.unwrap()).await;
+            let s = settings(serde_json::json!({"backend": "embedded", "path": dir.path().join("c.sqlite")}));
+            let b = crate::EmbeddedCoordinator::open(s.clone()).await.unwrap();
+            measure("embedded", &b, &super::LeaseRevoker::open(s).await.unwrap()).await;
+        });
+    }
+}

@@ -71,7 +71,7 @@ fn bench(backend: &str, site: Value, dir: &std::path::Path) {
             }
             if g.is_none() {
                 let req = http.post(&url).bearer_auth(TOKEN).json(&json!({"owner": "bench", "ttl_ms": 5000, "wait_ms": 0}));
-                if rt.block_on(req.send()).is_ok_and(|r| r.status() == 200) {
+                if rt.block_on(async { req.send().await }).is_ok_and(|r| r.status() == 200) {
                     g = Some(t0.elapsed());
                 }
             }
