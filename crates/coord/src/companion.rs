@@ -32,7 +32,7 @@ pub enum CompanionMsg {
         /// The daemon's pid (the companion's parent).
         pid: u32,
         /// Site name and coordination settings, password included.
-        settings: Settings,
+        settings: Box<Settings>,
     },
     /// The lease the daemon holds now (`None`: none until it is granted another).
     Lease(Option<i64>),
@@ -43,7 +43,7 @@ pub enum CompanionMsg {
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Wire {
-    Hello { pid: u32, site: String, coordination: Coordination, password: Option<String> },
+    Hello { pid: u32, site: String, coordination: Box<Coordination>, password: Option<String> },
     Lease { id: Option<i64> },
     Done,
 }
@@ -55,7 +55,7 @@ impl CompanionMsg {
             CompanionMsg::Hello { pid, settings } => Wire::Hello {
                 pid: *pid,
                 site: settings.site.clone(),
-                coordination: settings.coordination.clone(),
+                coordination: Box::new(settings.coordination.clone()),
                 password: settings.coordination.password.as_ref().map(|p| p.expose().to_string()),
             },
             CompanionMsg::Lease(id) => Wire::Lease { id: *id },
@@ -75,7 +75,7 @@ impl CompanionMsg {
         Ok(match wire {
             Wire::Hello { pid, site, mut coordination, password } => {
                 coordination.password = password.map(Secret::new);
-                CompanionMsg::Hello { pid, settings: Settings { site, coordination } }
+                CompanionMsg::Hello { pid, settings: Box::new(Settings { site, coordination: *coordination }) }
             }
             Wire::Lease { id } => CompanionMsg::Lease(id),
             Wire::Done => CompanionMsg::Done,
@@ -136,9 +136,9 @@ pub fn decide(lease: Option<i64>, ev: &CompanionEvent) -> CompanionAction {
             CompanionAction::Exit { reason: "the daemon left its group by itself; nothing to revoke".into() }
         }
         CompanionEvent::Msg(CompanionMsg::Hello { .. }) => CompanionAction::Ignore { reason: "a second hello; ignored".into() },
-        CompanionEvent::Eof { parent_gone: false } => CompanionAction::Exit {
-            reason: "the pipe closed but the daemon is still running; leaving its lease alone".into(),
-        },
+        CompanionEvent::Eof { parent_gone: false } => {
+            CompanionAction::Exit { reason: "the pipe closed but the daemon is still running; leaving its lease alone".into() }
+        }
         CompanionEvent::Eof { parent_gone: true } => match lease {
             Some(lease) => CompanionAction::Revoke { lease },
             None => CompanionAction::Exit { reason: "the daemon died holding no lease; nothing to revoke".into() },
@@ -216,7 +216,8 @@ mod tests {
     use super::*;
 
     fn settings() -> Settings {
-        let mut coordination: Coordination = serde_json::from_str(r#"{"backend": "etcd", "endpoints": ["http://127.0.0.1:2379"]}"#).unwrap();
+        let mut coordination: Coordination =
+            serde_json::from_str(r#"{"backend": "etcd", "endpoints": ["http://127.0.0.1:2379"]}"#).unwrap();
         coordination.user = Some("mware".into());
         coordination.password = Some(Secret::new("s3cret"));
         Settings { site: "s".into(), coordination }
@@ -224,7 +225,7 @@ mod tests {
 
     #[test]
     fn a_hello_carries_the_password_over_the_pipe_only() {
-        let hello = CompanionMsg::Hello { pid: 42, settings: settings() };
+        let hello = CompanionMsg::Hello { pid: 42, settings: Box::new(settings()) };
         let line = hello.to_line();
         assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
         let back = CompanionMsg::parse(&line).unwrap();

@@ -32,7 +32,7 @@ pub async fn run() -> anyhow::Result<()> {
         anyhow::bail!("expected to be started by mware pid {pid}, found parent pid {}", std::os::unix::process::parent_id());
     }
     let ttl = settings.lease_ttl();
-    let mut opening = Some(tokio::spawn(open(settings)));
+    let mut opening = Some(tokio::spawn(open(*settings)));
     let mut revoker: Option<LeaseRevoker> = None;
     let mut lease = None;
     let mut ping = tokio::time::interval(PING);
@@ -84,7 +84,13 @@ pub async fn run() -> anyhow::Result<()> {
                 };
                 let attempts = revoker.revoke_retrying(lease).await.context("companion: cannot revoke the lease")?;
                 let ms = eof.elapsed().as_secs_f64() * 1000.0;
-                tracing::warn!(mware_pid = pid, lease, attempts, since_eof_ms = ms, "companion: revoked the dead instance's lease; exiting");
+                tracing::warn!(
+                    mware_pid = pid,
+                    lease,
+                    attempts,
+                    since_eof_ms = ms,
+                    "companion: revoked the dead instance's lease; exiting"
+                );
                 return Ok(());
             }
         }

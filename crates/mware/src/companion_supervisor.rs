@@ -77,7 +77,7 @@ async fn spawn(settings: &Settings, log_format: &str, lease: &mut watch::Receive
         .kill_on_drop(false);
     let mut child = cmd.spawn()?;
     let mut stdin = child.stdin.take().ok_or_else(|| std::io::Error::other("the companion has no stdin pipe"))?;
-    let hello = CompanionMsg::Hello { pid: std::process::id(), settings: settings.clone() };
+    let hello = CompanionMsg::Hello { pid: std::process::id(), settings: Box::new(settings.clone()) };
     stdin.write_all(hello.to_line().as_bytes()).await?;
     let now = *lease.borrow_and_update();
     stdin.write_all(CompanionMsg::Lease(now).to_line().as_bytes()).await?;

@@ -106,7 +106,8 @@ fn bench(backend: &str, site: Value, dir: &std::path::Path) {
 fn failover_time_kill9_default_lease_etcd() {
     let etcd = Etcd::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let site = json!({"site": "bench", "coordination": {"backend": "etcd", "endpoints": [etcd.endpoint()]}, "api": {"token_env": "BENCH_TOKEN"}});
+    let site =
+        json!({"site": "bench", "coordination": {"backend": "etcd", "endpoints": [etcd.endpoint()]}, "api": {"token_env": "BENCH_TOKEN"}});
     bench("etcd", site, dir.path());
 }
 

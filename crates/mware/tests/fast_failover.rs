@@ -64,7 +64,8 @@ fn kill9_of_the_active_hands_over_within_half_a_second_on_the_embedded_coordinat
 /// Waits until `d` reports active with the mutex service running.
 fn mutex_running(d: &Daemon) {
     d.wait_status(Duration::from_secs(20), |v| {
-        v["state"] == "active" && v["services"].as_array().is_some_and(|s| s.iter().any(|s| s["name"] == "mutex" && s["state"] == "running"))
+        v["state"] == "active"
+            && v["services"].as_array().is_some_and(|s| s.iter().any(|s| s["name"] == "mutex" && s["state"] == "running"))
     });
 }
 
