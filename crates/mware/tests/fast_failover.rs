@@ -9,6 +9,8 @@
 //!   read while paused is not answered from its stale state;
 //! - kill -9 of the companion alone: the instance keeps its activity past its lease, a
 //!   new companion is started, and a kill -9 of the instance then still hands over at once.
+//! - etcd with user/password: the password reaches the companion over its pipe only, and
+//!   the companion revokes with it.
 
 mod common;
 
@@ -183,5 +185,55 @@ fn kill9_of_the_companion_alone_changes_nothing() {
     for pid in [old, new] {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         assert!(stat.is_empty() || stat.contains(") Z"), "companion {pid} still running: {stat}");
+    }
+}
+
+/// etcd with auth: the companion gets the password over its pipe only (not in its argv or
+/// environment, not in any log line) and revokes with it.
+#[test]
+fn with_etcd_auth_the_companion_revokes_and_its_password_is_nowhere_to_read() {
+    const PW: &str = "companion-s3cret-pw";
+    let etcd = Etcd::start().unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut admin = etcd_client::Client::connect([etcd.endpoint()], None).await.unwrap();
+        admin.user_add("root", "rootpw", None).await.unwrap();
+        admin.user_grant_role("root", "root").await.unwrap();
+        admin.role_add("mware").await.unwrap();
+        admin.role_grant_permission("mware", etcd_client::Permission::read_write("/t/ff").with_prefix()).await.unwrap();
+        admin.user_add("mware", PW, None).await.unwrap();
+        admin.user_grant_role("mware", "mware").await.unwrap();
+        admin.auth_enable().await.unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut site = etcd_site(&etcd);
+    site["coordination"]["prefix"] = json!("/t/ff");
+    site["coordination"]["user"] = json!("mware");
+    site["coordination"]["password"] = json!(PW);
+    let trio = Trio::new(dir.path(), ["a10", "a20", "a30"], 3, site, &[("FF_TOKEN", TOKEN)]);
+    let mut ds = start_three(&trio);
+    let p = Poller::default();
+    assert_eq!(p.settle(&ds, Duration::from_secs(30)), 0);
+    for i in 0..3 {
+        let pid = companion_pid(&p, &ds, i);
+        for what in ["cmdline", "environ"] {
+            let bytes = std::fs::read(format!("/proc/{pid}/{what}")).unwrap();
+            assert!(!String::from_utf8_lossy(&bytes).contains(PW), "the password is in the companion's {what}");
+        }
+    }
+    let t0 = Instant::now();
+    ds[0].child.kill9();
+    let next = loop {
+        if let Some(&i) = p.active(&ds).first() {
+            break i;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "no failover");
+        std::thread::sleep(POLL);
+    };
+    assert!(t0.elapsed() <= Duration::from_millis(500), "{:?}: the companion could not revoke with the credentials", t0.elapsed());
+    assert_eq!(next, 1);
+    std::thread::sleep(Duration::from_millis(300));
+    for d in &ds {
+        assert!(!d.log_text().contains(PW), "the password is in a log");
     }
 }
