@@ -11,6 +11,8 @@
 //!   new companion is started, and a kill -9 of the instance then still hands over at once.
 //! - etcd with user/password: the password reaches the companion over its pipe only, and
 //!   the companion revokes with it.
+//! - kill -9 of an instance together with its companion (a host that vanishes): the
+//!   lease runs out as before.
 
 mod common;
 
@@ -236,4 +238,30 @@ fn with_etcd_auth_the_companion_revokes_and_its_password_is_nowhere_to_read() {
     for d in &ds {
         assert!(!d.log_text().contains(PW), "the password is in a log");
     }
+}
+
+/// A host that vanishes takes its companion with it: nobody revokes, the lease runs out.
+#[test]
+fn kill9_of_the_instance_with_its_companion_waits_for_the_lease() {
+    let etcd = Etcd::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let trio = Trio::new(dir.path(), ["h10", "h20", "h30"], 3, etcd_site(&etcd), &[("FF_TOKEN", TOKEN)]);
+    let mut ds = start_three(&trio);
+    let p = Poller::default();
+    assert_eq!(p.settle(&ds, Duration::from_secs(30)), 0);
+    let companion = companion_pid(&p, &ds, 0);
+    let t0 = Instant::now();
+    assert_eq!(unsafe { libc::kill(companion, libc::SIGKILL) }, 0);
+    ds[0].child.kill9();
+    let next = loop {
+        if let Some(&i) = p.active(&ds).first() {
+            break i;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "no failover");
+        std::thread::sleep(POLL);
+    };
+    let took = t0.elapsed();
+    eprintln!("kill -9 of h10 and its companion -> {} in {took:?}", trio.name(next));
+    assert!(took >= Duration::from_millis(2000) * 2 / 3, "taken over {took:?} after: someone ended the lease early");
+    assert!(took <= Duration::from_millis(2000) + Duration::from_secs(1), "{took:?}");
 }
