@@ -35,7 +35,7 @@
 //!   stops its services on that signal), waits `step_down_margin`, then releases the
 //!   leader key; the target tries first, the old leader is ranked last;
 //! - the new leader records a [`Transition`] with the reason in words ("took over from
-//!   mware1 (order 10): its lease expired") and clears the switchover request;
+//!   mware1 (order 10): its lease ended (its process died, or it could not renew in time)") and clears the switchover request;
 //! - [`Membership::leave`] (or dropping it) releases the leader key at once and revokes
 //!   the lease: the host must stop its services before calling it.
 //! - **Process death** (kill -9, a crash): a [`LeaseRevoker`] in a companion process
