@@ -8,7 +8,9 @@
 //! takes the lease's time to fail over, as it did before companions existed.
 //! `mware_companion_ready` and the `companion` part of `GET /api/v1/status` show it.
 
+use crate::cli::LogFormat;
 use crate::metrics::Metrics;
+use mware_config::Site;
 use mware_coord::{CompanionMsg, Settings};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -24,9 +26,38 @@ const HEALTHY: Duration = Duration::from_secs(60);
 /// How long a companion told `done` may take to exit before it is killed.
 const EXIT_WAIT: Duration = Duration::from_secs(2);
 
-/// Keeps a companion running until `stop`; then tells it `done` (the daemon has left its
-/// group by itself) and waits for it to exit.
-pub async fn supervise(
+/// What a companion is started with.
+pub struct Companion {
+    /// The coordination settings the daemon connected with.
+    settings: Settings,
+    /// `--log-format` of the daemon.
+    log_format: &'static str,
+}
+
+impl Companion {
+    /// The settings the daemon connected with (from the file it was started with), the
+    /// embedded file's path made absolute so the companion opens the same file whatever
+    /// its working directory.
+    pub fn new(boot: &Site, log_format: LogFormat) -> Self {
+        let mut settings = Settings::from_site(boot);
+        if let Ok(p) = std::path::absolute(&settings.coordination.path) {
+            settings.coordination.path = p.to_string_lossy().into_owned();
+        }
+        let log_format = match log_format {
+            LogFormat::Json => "json",
+            LogFormat::Text => "text",
+        };
+        Companion { settings, log_format }
+    }
+
+    /// Keeps a companion running until `stop`; then tells it `done` (the daemon has left
+    /// its group by itself) and waits for it to exit.
+    pub async fn supervise(self, lease: watch::Receiver<Option<i64>>, metrics: Metrics, stop: CancellationToken) {
+        supervise(self.settings, self.log_format, lease, metrics, stop).await
+    }
+}
+
+async fn supervise(
     settings: Settings,
     log_format: &'static str,
     mut lease: watch::Receiver<Option<i64>>,

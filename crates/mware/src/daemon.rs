@@ -5,6 +5,7 @@
 
 use crate::api::{self, AppState, Inner, OperatorToken};
 use crate::cli::LogFormat;
+use crate::companion_supervisor::Companion;
 use crate::load::{self, Loaded};
 use crate::metrics::{Metrics, ReloadLabels, TransitionLabels};
 use anyhow::Context;
@@ -60,7 +61,7 @@ pub async fn run(config: PathBuf, instance: String, log_format: LogFormat) -> an
         }
     }
     let coord = mware_coord::connect(&boot).await.context("cannot open the coordinator")?;
-    let companion = Companion { settings: companion_settings(&boot), log_format: Companion::format(log_format) };
+    let companion = Companion::new(&boot, log_format);
     let site = if whole {
         boot
     } else {
@@ -214,13 +215,7 @@ async fn keep_membership(
     };
     *state.0.metrics.lease.lock().unwrap_or_else(|e| e.into_inner()) = Some(membership.lease.clone());
     let companion_stop = CancellationToken::new();
-    let companion_task = tokio::spawn(crate::companion_supervisor::supervise(
-        companion.settings,
-        companion.log_format,
-        membership.lease_id.clone(),
-        state.0.metrics.clone(),
-        companion_stop.clone(),
-    ));
+    let companion_task = tokio::spawn(companion.supervise(membership.lease_id.clone(), state.0.metrics.clone(), companion_stop.clone()));
     state.0.ready.store(true, Ordering::Relaxed);
     let mut rx = membership.activity.clone();
     loop {
@@ -235,31 +230,6 @@ async fn keep_membership(
     // Left the group by ourselves: the companion has nothing left to revoke.
     companion_stop.cancel();
     let _ = companion_task.await;
-}
-
-/// What the companion needs: the coordination settings the daemon connected with.
-struct Companion {
-    settings: mware_coord::Settings,
-    log_format: &'static str,
-}
-
-/// The settings the daemon connected with, the embedded file's path made absolute so the
-/// companion opens the same file whatever its working directory.
-fn companion_settings(boot: &Site) -> mware_coord::Settings {
-    let mut s = mware_coord::Settings::from_site(boot);
-    if let Ok(p) = std::path::absolute(&s.coordination.path) {
-        s.coordination.path = p.to_string_lossy().into_owned();
-    }
-    s
-}
-
-impl Companion {
-    fn format(f: LogFormat) -> &'static str {
-        match f {
-            LogFormat::Json => "json",
-            LogFormat::Text => "text",
-        }
-    }
 }
 
 async fn log_activity(mut rx: watch::Receiver<Activity>, metrics: Metrics, instance: String) {
