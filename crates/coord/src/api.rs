@@ -38,7 +38,7 @@ fn current_words(current: Option<Epoch>) -> String {
 }
 
 /// Backend-independent settings, from the site file.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// Site name.
     pub site: String,
@@ -235,6 +235,10 @@ pub struct Membership {
     pub activity: watch::Receiver<Activity>,
     /// Lease renewal figures, for metrics.
     pub lease: std::sync::Arc<LeaseStats>,
+    /// The id of the lease this member holds now (`None` between losing one and being
+    /// granted the next): what a [`LeaseRevoker`](crate::LeaseRevoker) in another process
+    /// revokes when this one dies.
+    pub lease_id: watch::Receiver<Option<i64>>,
     /// Stops the background task (drop does the same).
     pub(crate) cancel: tokio_util::sync::CancellationToken,
     /// The background task.

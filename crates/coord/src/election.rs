@@ -330,7 +330,7 @@ pub fn takeover_reason(me: &str, prev: Option<&PreviousLeader>, view: &View) -> 
     } else if view.members.iter().any(|c| c.instance == p.instance) {
         format!("took over from {who}: it released the leader key")
     } else {
-        format!("took over from {who}: its lease expired")
+        format!("took over from {who}: its lease ended (its process died, or it could not renew in time)")
     }
 }
 

@@ -172,7 +172,10 @@ fn failback_to_lower_order_after_delay() {
 fn takeover_reasons_in_words() {
     let prev = PreviousLeader { instance: "mware1".into(), order: Some(10), epoch: 3 };
     let v = View { leader: None, members: vec![cand("mware2", 20, 0)], switchover: None };
-    assert_eq!(takeover_reason("mware2", Some(&prev), &v), "took over from mware1 (order 10): its lease expired");
+    assert_eq!(
+        takeover_reason("mware2", Some(&prev), &v),
+        "took over from mware1 (order 10): its lease ended (its process died, or it could not renew in time)"
+    );
     let mut v2 = v.clone();
     v2.members.push(cand("mware1", 10, 0));
     assert_eq!(takeover_reason("mware2", Some(&prev), &v2), "took over from mware1 (order 10): it released the leader key");

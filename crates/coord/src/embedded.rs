@@ -146,6 +146,11 @@ impl EmbeddedCoordinator {
         .map_err(|e| CoordError::Unavailable(format!("sqlite task: {e}")))?
     }
 
+    /// Checks that the file can be read.
+    pub(crate) async fn ping(&self) -> Result<(), CoordError> {
+        self.with(|c| c.query_row("SELECT count(*) FROM leases", [], |_| Ok(())).map_err(sql)).await
+    }
+
     /// Starts a poller of the change log for `group` under `prefix`.
     fn spawn_watch(&self, group: u32, prefix: String, tx: mpsc::Sender<KvEvent>, mut last: i64) {
         let me = self.clone();

@@ -182,6 +182,11 @@ impl EtcdCoordinator {
         format!("{}/config", self.inner.prefix)
     }
 
+    /// Checks that etcd answers (and keeps the client's auth token in use).
+    pub(crate) async fn ping(&self) -> Result<(), CoordError> {
+        self.head_revision(&self.config_key()).await.map(|_| ())
+    }
+
     /// The store's revision now (and a check that etcd answers).
     async fn head_revision(&self, key: &str) -> Result<i64, CoordError> {
         let r = self.client().get(key, Some(GetOptions::new().with_count_only())).await.map_err(|e| self.err(e))?;

@@ -35,9 +35,14 @@
 //!   stops its services on that signal), waits `step_down_margin`, then releases the
 //!   leader key; the target tries first, the old leader is ranked last;
 //! - the new leader records a [`Transition`] with the reason in words ("took over from
-//!   mware1 (order 10): its lease expired") and clears the switchover request;
+//!   mware1 (order 10): its lease ended (its process died, or it could not renew in time)") and clears the switchover request;
 //! - [`Membership::leave`] (or dropping it) releases the leader key at once and revokes
 //!   the lease: the host must stop its services before calling it.
+//! - **Process death** (kill -9, a crash): a [`LeaseRevoker`] in a companion process
+//!   revokes the dead member's lease at once ([`Membership::lease_id`] says which), which
+//!   frees its leader key and its registration in one step; the next live member in order
+//!   then has rank 0 and takes over at its next read of the group (≤ 100 ms). Without the
+//!   companion (a host that vanished) the lease runs out as before. See `companion.rs`.
 //!
 //! Backend notes: etcd leases are granted in whole seconds (`lease_ttl_ms` rounded up);
 //! the embedded backend's leases use the wall clock (ms), so a wall-clock jump on the
@@ -52,6 +57,7 @@
 #![deny(missing_docs)]
 
 mod api;
+mod companion;
 pub mod election;
 mod embedded;
 mod etcd;
@@ -60,6 +66,7 @@ mod member;
 mod runtime;
 
 pub use api::*;
+pub use companion::{decide as companion_decide, CompanionAction, CompanionEvent, CompanionMsg, LeaseRevoker};
 pub use embedded::EmbeddedCoordinator;
 pub use etcd::EtcdCoordinator;
 pub use runtime::CoordRuntime;

@@ -53,6 +53,7 @@ pub(crate) async fn join<B: Backend>(b: Arc<B>, settings: &Settings, member: Mem
     let sent = Instant::now();
     let lease = bounded(call, b.register(&member)).await?;
     let (tx, rx) = watch::channel(Activity::Passive { reason: "joined; waiting for the first election round".into() });
+    let (lease_tx, lease_rx) = watch::channel(Some(lease));
     let cancel = CancellationToken::new();
     let m = Member {
         b,
@@ -62,6 +63,7 @@ pub(crate) async fn join<B: Backend>(b: Arc<B>, settings: &Settings, member: Mem
         rank_wait: settings.rank_wait(),
         failback: settings.coordination.failback_after_s.map(Duration::from_secs),
         tx,
+        lease_tx,
         lease: Some(lease),
         confirmed: Some(sent),
         last_renew: sent,
@@ -74,7 +76,7 @@ pub(crate) async fn join<B: Backend>(b: Arc<B>, settings: &Settings, member: Mem
     m.stats.confirmed(sent);
     let lease_stats = m.stats.clone();
     let task = tokio::spawn(m.run(cancel.clone()));
-    Ok(Membership { activity: rx, lease: lease_stats, cancel, task: Some(task) })
+    Ok(Membership { activity: rx, lease: lease_stats, lease_id: lease_rx, cancel, task: Some(task) })
 }
 
 fn call_timeout(ttl: Duration) -> Duration {
@@ -96,6 +98,8 @@ struct Member<B> {
     rank_wait: Duration,
     failback: Option<Duration>,
     tx: watch::Sender<Activity>,
+    /// Publishes `lease` (the companion revokes it if this process dies).
+    lease_tx: watch::Sender<Option<LeaseId>>,
     lease: Option<LeaseId>,
     /// When the last confirmed renewal (or grant) was sent.
     confirmed: Option<Instant>,
@@ -196,7 +200,7 @@ impl<B: Backend> Member<B> {
                 Ok(false) => {
                     self.stats.failed();
                     tracing::warn!(instance = %self.info.instance, lease, "lease is gone; registering again");
-                    self.lease = None;
+                    self.set_lease(None);
                     self.confirmed = None;
                     self.publish();
                 }
@@ -213,7 +217,7 @@ impl<B: Backend> Member<B> {
             info.since_ms = now_ms();
             match bounded(self.limit(), self.b.register(&info)).await {
                 Ok(l) => {
-                    self.lease = Some(l);
+                    self.set_lease(Some(l));
                     self.confirmed = Some(sent);
                     self.stats.confirmed(sent);
                     self.info = info;
@@ -221,6 +225,11 @@ impl<B: Backend> Member<B> {
                 Err(e) => tracing::debug!(instance = %self.info.instance, error = %e, "cannot register"),
             }
         }
+    }
+
+    fn set_lease(&mut self, lease: Option<LeaseId>) {
+        self.lease = lease;
+        self.lease_tx.send_replace(lease);
     }
 
     fn observe(&mut self, v: &View) {
@@ -320,6 +329,7 @@ impl<B: Backend> Member<B> {
         }
         if let Some(l) = self.lease.take() {
             let _ = bounded(limit, self.b.revoke(l)).await;
+            self.lease_tx.send_replace(None);
         }
     }
 }

@@ -38,6 +38,10 @@ pub enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Started by `mware run` beside itself: revokes the instance's lease the moment the
+    /// daemon dies (its standard input is a pipe only the daemon writes to).
+    #[command(hide = true)]
+    Companion,
     /// Print which group serves each domain, and that group's enabled instances in failover order.
     Route {
         /// Site file (JSON).

@@ -26,7 +26,12 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         }
         Command::Run { config, instance } => {
             crate::logging::init(fmt);
-            runtime().block_on(crate::daemon::run(config, instance))
+            runtime().block_on(crate::daemon::run(config, instance, fmt))
+        }
+        Command::Companion => {
+            crate::logging::init(fmt);
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+            rt.block_on(crate::companion::run())
         }
         Command::Status { api, json } => runtime().block_on(cmd_status(&api, json)),
         Command::Switchover { group, to, api, token_env } => runtime().block_on(cmd_switchover(group, to, &api, &token_env)),

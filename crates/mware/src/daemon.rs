@@ -4,6 +4,8 @@
 //! services and leaves the group within `api.drain_timeout_ms`.
 
 use crate::api::{self, AppState, Inner, OperatorToken};
+use crate::cli::LogFormat;
+use crate::companion_supervisor::Companion;
 use crate::load::{self, Loaded};
 use crate::metrics::{Metrics, ReloadLabels, TransitionLabels};
 use anyhow::Context;
@@ -43,7 +45,7 @@ struct Source {
 }
 
 /// Runs the daemon until a stop signal.
-pub async fn run(config: PathBuf, instance: String) -> anyhow::Result<()> {
+pub async fn run(config: PathBuf, instance: String, log_format: LogFormat) -> anyhow::Result<()> {
     let (boot, whole) = match load::load(&config)? {
         Loaded::Site { site, warnings, .. } => {
             for w in &warnings {
@@ -61,6 +63,7 @@ pub async fn run(config: PathBuf, instance: String) -> anyhow::Result<()> {
     // no request handling on this runtime can delay a lease renewal or a step-down.
     let coord_rt = mware_coord::CoordRuntime::start().context("cannot start the coordinator thread")?;
     let coord = coord_rt.connect(&boot).await.context("cannot open the coordinator")?;
+    let companion = Companion::new(&boot, log_format);
     let site = if whole {
         boot
     } else {
@@ -139,7 +142,7 @@ pub async fn run(config: PathBuf, instance: String) -> anyhow::Result<()> {
 
     // Leaving the group waits until the services have stopped (see below).
     let leave = CancellationToken::new();
-    let membership_task = coord_rt.handle().spawn(keep_membership(coord.clone(), member, act_tx, state.clone(), leave.clone()));
+    let membership_task = coord_rt.handle().spawn(keep_membership(coord.clone(), member, act_tx, state.clone(), companion, leave.clone()));
     let host_stop = shutdown.child_token();
     let host_task = {
         let host = host.clone();
@@ -194,6 +197,7 @@ async fn keep_membership(
     member: MemberInfo,
     act_tx: watch::Sender<Activity>,
     state: AppState,
+    companion: Companion,
     leave: CancellationToken,
 ) {
     let mut pause = Duration::from_millis(200);
@@ -212,6 +216,8 @@ async fn keep_membership(
         }
     };
     *state.0.metrics.lease.lock().unwrap_or_else(|e| e.into_inner()) = Some(membership.lease.clone());
+    let companion_stop = CancellationToken::new();
+    let companion_task = tokio::spawn(companion.supervise(membership.lease_id.clone(), state.0.metrics.clone(), companion_stop.clone()));
     state.0.ready.store(true, Ordering::Relaxed);
     let mut rx = membership.activity.clone();
     loop {
@@ -223,6 +229,9 @@ async fn keep_membership(
     }
     act_tx.send_replace(Activity::Passive { reason: "stopping".into() });
     membership.leave().await;
+    // Left the group by ourselves: the companion has nothing left to revoke.
+    companion_stop.cancel();
+    let _ = companion_task.await;
 }
 
 async fn log_activity(mut rx: watch::Receiver<Activity>, metrics: Metrics, instance: String) {

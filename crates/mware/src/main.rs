@@ -11,6 +11,8 @@ mod api_client;
 mod backup_cmd;
 mod cli;
 mod commands;
+mod companion;
+mod companion_supervisor;
 mod daemon;
 mod load;
 mod logging;

@@ -72,6 +72,12 @@ pub struct Metrics {
     pub http_idle_closed: Counter,
     /// API calls answered 503 past the request timeout.
     pub http_request_timeouts: Counter,
+    /// 1 while the companion runs and reaches the coordinator (a kill -9 ends the lease at once).
+    pub companion_ready: Gauge,
+    /// Companions started again after one ended (or could not be started).
+    pub companion_restarts: Counter,
+    /// The companion's pid (0: none); shown in status, not exported.
+    pub companion_pid: Gauge,
 }
 
 impl Metrics {
@@ -134,6 +140,12 @@ impl Metrics {
             "API calls answered 503 after api.request_timeout_ms",
             self.http_request_timeouts.clone(),
         );
+        r.register(
+            "mware_companion_ready",
+            "1 while the companion that revokes this instance's lease when its process dies runs and reaches the coordinator",
+            self.companion_ready.clone(),
+        );
+        r.register("mware_companion_restarts", "companions started again after one ended", self.companion_restarts.clone());
         r.register(
             "mware_last_transition_unixtime",
             "unix time in seconds of the last activity change",

@@ -1,69 +1,121 @@
 //! Benchmark (ignored by default): failover time of a group of three real `mware run`
-//! processes on a real etcd with the default lease (3000 ms). Each round kills -9 the
-//! active instance and measures until another instance reports `active` in
-//! `/api/v1/status`; the killed one is restarted before the next round.
+//! processes with the default lease (3000 ms), on a real etcd and on the embedded
+//! coordinator. Each round kills -9 the active instance and measures, polling every
+//! instance every 10 ms (never two active):
+//! - until another instance reports `active` in `/api/v1/status`;
+//! - until the critical-sections service grants a mutex through a surviving instance
+//!   (the first answered request of a service);
+//! - until the new active instance shows its provisioning service (PostgreSQL on 5432)
+//!   running (the provisioning call itself needs a provisioned entity: not measured).
 //!
-//! Run: `cargo test -p mware --release --test failover_bench -- --ignored --nocapture`
+//! The killed one is restarted before the next round.
+//!
+//! Run: `cargo test -p mware --release --test failover_bench -- --ignored --nocapture --test-threads=1`
 //! (`MWARE_BENCH_ROUNDS`, default 20).
 
 mod common;
 
+use common::failover::{quantile, Poller, POLL};
 use common::*;
 use mware_testkit::etcd::Etcd;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::time::{Duration, Instant};
+
+const TOKEN: &str = "bench-token";
+
+fn rounds() -> usize {
+    std::env::var("MWARE_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(20)
+}
+
+/// The site's roles carry the provisioning section (PostgreSQL on 5432).
+fn with_provisioning(trio: &Trio) {
+    let mut site: Value = serde_json::from_str(&std::fs::read_to_string(trio.config()).unwrap()).unwrap();
+    for r in site["servers"][0]["roles"].as_array_mut().unwrap() {
+        r["provisioning"] = json!({"dsn": "host=127.0.0.1 port=5432 user=postgres dbname=postgres"});
+    }
+    std::fs::write(trio.config(), site.to_string()).unwrap();
+}
+
+fn service_running(st: &Value, name: &str) -> bool {
+    st["state"] == "active" && st["services"].as_array().is_some_and(|s| s.iter().any(|s| s["name"] == name && s["state"] == "running"))
+}
+
+fn bench(backend: &str, site: Value, dir: &std::path::Path) {
+    let trio = Trio::new(dir, ["b10", "b20", "b30"], 1, site, &[("BENCH_TOKEN", TOKEN)]);
+    with_provisioning(&trio);
+    let mut ds = vec![trio.start(0)];
+    ds[0].wait_status(Duration::from_secs(30), |v| v["state"] == "active");
+    ds.extend([trio.start(1), trio.start(2)]);
+    let p = Poller::default();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let http = reqwest::Client::builder().timeout(Duration::from_millis(500)).build().unwrap();
+    let (mut active, mut granted, mut provisioning) = (vec![], vec![], vec![]);
+    for round in 0..rounds() {
+        let victim = p.settle(&ds, Duration::from_secs(30));
+        ds[victim].wait_status(Duration::from_secs(20), |v| service_running(v, "mutex") && service_running(v, "provisioning"));
+        let survivor = (victim + 1) % 3;
+        let url = format!("{}/api/v1/domains/calls.example.ru/mutexes/round-{round}/acquire", ds[survivor].api);
+        let t0 = Instant::now();
+        ds[victim].child.kill9();
+        let (mut a, mut g, mut pr) = (None, None, None);
+        while a.is_none() || g.is_none() || pr.is_none() {
+            assert!(t0.elapsed() < Duration::from_secs(20), "round {round}: active {a:?} granted {g:?} provisioning {pr:?} after 20 s");
+            let st = p.statuses(&ds);
+            let on: Vec<usize> = (0..3).filter(|&i| i != victim && st[i]["state"] == "active").collect();
+            assert!(on.len() <= 1, "two active: {on:?}");
+            if let Some(&i) = on.first() {
+                a = a.or(Some(t0.elapsed()));
+                if service_running(&st[i], "provisioning") {
+                    pr = pr.or(Some(t0.elapsed()));
+                }
+            }
+            if g.is_none() {
+                let req = http.post(&url).bearer_auth(TOKEN).json(&json!({"owner": "bench", "ttl_ms": 5000, "wait_ms": 0}));
+                if rt.block_on(async { req.send().await }).is_ok_and(|r| r.status() == 200) {
+                    g = Some(t0.elapsed());
+                }
+            }
+            std::thread::sleep(POLL);
+        }
+        let ms = |d: Option<Duration>| d.unwrap().as_secs_f64() * 1000.0;
+        eprintln!(
+            "{backend} round {round}: kill -9 of {} -> active {:.0} ms, mutex granted {:.0} ms, provisioning running {:.0} ms",
+            trio.name(victim),
+            ms(a),
+            ms(g),
+            ms(pr)
+        );
+        active.push(ms(a));
+        granted.push(ms(g));
+        provisioning.push(ms(pr));
+        ds[victim] = trio.start(victim);
+    }
+    for (what, v) in [("next active", &active), ("first mutex grant", &granted), ("provisioning running", &provisioning)] {
+        println!(
+            "{backend}: kill -9 -> {what} (lease 3000 ms, {} rounds): p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms",
+            v.len(),
+            quantile(v, 0.5),
+            quantile(v, 0.95),
+            quantile(v, 1.0)
+        );
+    }
+}
 
 #[test]
 #[ignore]
-fn failover_time_kill9_default_lease() {
-    let rounds: usize = std::env::var("MWARE_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+fn failover_time_kill9_default_lease_etcd() {
     let etcd = Etcd::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let site = json!({"site": "bench", "coordination": {"backend": "etcd", "endpoints": [etcd.endpoint()]}});
-    let trio = Trio::new(dir.path(), ["b10", "b20", "b30"], 1, site, &[]);
-    let mut ds = trio.start_all();
-    let active = |ds: &[Daemon]| -> Vec<usize> {
-        (0..ds.len()).filter(|&i| ds[i].get("/api/v1/status").map(|(_, v)| v["state"] == "active").unwrap_or(false)).collect()
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while active(&ds).len() != 1 {
-        assert!(Instant::now() < deadline, "no active instance");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let mut times = vec![];
-    for round in 0..rounds {
-        // Everyone joined and settled.
-        for d in &ds {
-            d.wait_status(Duration::from_secs(30), |v| v["state"] == "active" || v["state"] == "passive");
-        }
-        std::thread::sleep(Duration::from_millis(1500));
-        let a = active(&ds);
-        assert_eq!(a.len(), 1, "round {round}: active {a:?}");
-        let victim = a[0];
-        let t0 = Instant::now();
-        ds[victim].child.kill9();
-        loop {
-            let now = active(&ds);
-            assert!(now.len() <= 1, "two active: {now:?}");
-            if now.len() == 1 {
-                assert_ne!(now[0], victim);
-                break;
-            }
-            assert!(t0.elapsed() < Duration::from_secs(30), "round {round}: no failover in 30 s");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let took = t0.elapsed();
-        times.push(took.as_secs_f64() * 1000.0);
-        eprintln!("round {round}: {} -> failover in {:.0} ms", trio.name(victim), took.as_secs_f64() * 1000.0);
-        ds[victim] = trio.start(victim);
-    }
-    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let pct = |p: f64| times[((times.len() as f64 - 1.0) * p).round() as usize];
-    println!(
-        "failover kill -9 -> next active (lease 3000 ms, {} rounds): p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms",
-        times.len(),
-        pct(0.5),
-        pct(0.95),
-        times[times.len() - 1]
-    );
+    let site =
+        json!({"site": "bench", "coordination": {"backend": "etcd", "endpoints": [etcd.endpoint()]}, "api": {"token_env": "BENCH_TOKEN"}});
+    bench("etcd", site, dir.path());
+}
+
+#[test]
+#[ignore]
+fn failover_time_kill9_default_lease_embedded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("coord.sqlite");
+    let site = json!({"site": "bench", "coordination": {"backend": "embedded", "path": path}, "api": {"token_env": "BENCH_TOKEN"}});
+    bench("embedded", site, dir.path());
 }

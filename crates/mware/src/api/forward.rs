@@ -8,7 +8,7 @@
 //! not the active instance's: it is answered 413, not retryable, and the cached active
 //! instance is kept. Only a failure to reach that instance drops the cache.
 
-use super::AppState;
+use super::{AppState, LeaderCache};
 use crate::metrics::ForwardLabels;
 use axum::body::Body;
 use axum::extract::Request;
@@ -16,6 +16,7 @@ use axum::http::{HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// Header set on forwarded requests; a forwarded request is never forwarded again.
@@ -128,10 +129,24 @@ async fn leader_addr(st: &AppState, group: u32) -> Result<Option<(String, String
         if v.group == group {
             found = addr.clone();
         }
-        cache.insert(v.group, (now, addr));
+        remember(&mut cache, v.group, now, addr);
     }
-    cache.insert(group, (now, found.clone()));
+    remember(&mut cache, group, now, found.clone());
     Ok(found)
+}
+
+/// Caches a group's active instance for [`LEADER_CACHE`]; a group seen without one is
+/// not cached: that is a failover in progress (about 0.1 s when a process died), and the
+/// next call must find the new active instance at once rather than a stale "none".
+fn remember(cache: &mut HashMap<u32, LeaderCache>, group: u32, now: Instant, addr: Option<(String, String)>) {
+    match addr {
+        Some(a) => {
+            cache.insert(group, (now, Some(a)));
+        }
+        None => {
+            cache.remove(&group);
+        }
+    }
 }
 
 fn hop_by_hop(h: &HeaderName) -> bool {

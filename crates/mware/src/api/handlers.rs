@@ -46,7 +46,13 @@ pub async fn status(State(st): State<AppState>) -> Json<Value> {
     let site = st.0.site.borrow().clone();
     let act = st.0.activity.borrow().clone();
     let me = site.instance(&st.0.instance);
+    // A process resumed after a pause may answer before its membership loop has stepped
+    // down: past the step-down deadline it is not active, whatever it last heard.
+    let lease = st.0.metrics.lease.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let (state, epoch, since, reason) = match act {
+        Activity::Active { .. } if lease.is_some_and(|l| !l.active_now()) => {
+            ("passive", None, None, "lease not confirmed in time; stepping down".to_string())
+        }
         Activity::Active { epoch, since_ms, reason } => ("active", Some(epoch), Some(since_ms), reason),
         Activity::Passive { reason } => ("passive", None, None, reason),
     };
@@ -68,6 +74,11 @@ pub async fn status(State(st): State<AppState>) -> Json<Value> {
         "reason": reason,
         "domains": domains,
         "services": st.0.host.status(),
+        "companion": {
+            "ready": st.0.metrics.companion_ready.get() == 1,
+            "pid": Some(st.0.metrics.companion_pid.get()).filter(|p| *p > 0),
+            "restarts": st.0.metrics.companion_restarts.get(),
+        },
         "started_ms": st.0.started_ms,
         "version": env!("CARGO_PKG_VERSION"),
     }))

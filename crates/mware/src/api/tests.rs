@@ -149,3 +149,34 @@ async fn a_body_too_large_to_forward_is_413_and_keeps_the_leader_cache() {
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(!cached());
 }
+
+/// During a failover the group has no active instance for ~0.1 s: a call forwarded then
+/// is refused (retryable), and the next one must find the new active instance at once,
+/// not a cached "none" (that cache cost ~0.2 s to the first call after a kill -9).
+#[tokio::test]
+async fn a_group_without_an_active_instance_is_not_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = state(dir.path()).await;
+    let site = st.0.site.borrow().clone();
+    let me = site.instances().next().unwrap();
+    let group = me.role.group;
+    let other = site.instances().find(|p| p.role.group == group && p.role.name != st.0.instance).map(|p| p.role.name.clone());
+    let t = forward::target(&st, group, false).await;
+    assert!(matches!(&t, forward::Target::Refuse(g, why) if *g == group && why.contains("no active instance")), "{t:?}");
+    assert!(st.0.leaders.lock().unwrap().get(&group).is_none(), "a group without an active instance was cached");
+    // Another member becomes active: the very next call goes there.
+    let Some(other) = other else { return };
+    let info = mware_coord::MemberInfo {
+        instance: other.clone(),
+        group,
+        order: 1,
+        address: "127.0.0.1:1".into(),
+        version: "t".into(),
+        since_ms: 0,
+    };
+    let mut m = st.0.coord.join(info).await.unwrap();
+    m.wait_active().await.unwrap();
+    let t = forward::target(&st, group, false).await;
+    assert!(matches!(&t, forward::Target::Remote(n, _) if *n == other), "{t:?}");
+    m.leave().await;
+}

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod failover;
+
 use mware_testkit::{free_port, Child};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
