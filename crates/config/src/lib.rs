@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 mod alarms;
+mod clock;
 mod devicemanager;
 mod domain;
 mod model;
@@ -22,6 +23,7 @@ mod tasks;
 mod tree;
 mod validate;
 
+pub use clock::now_ms;
 pub use alarms::{AlarmRule, Alarms, MonitoringAlarms, SnmpManager, SyslogIn, Telegram, FACILITIES, SEVERITIES};
 pub use devicemanager::DeviceManager;
 pub use domain::{canonical, DomainError, DomainProblem, MAX_LABEL_LEN, MAX_NAME_LEN};
