@@ -5,9 +5,16 @@
 //! (or `prefer` and the server offers it) but the server's certificate is not checked,
 //! as libpq's `sslmode=require` does without a root certificate; the handshake's
 //! signatures are still verified. With a CA file the chain and the host name are
-//! verified (libpq's `verify-full`).
+//! verified (libpq's `verify-full`). [`connect`] opens a connection for a DSN with
+//! every libpq `sslmode` (`disable` … `verify-full`) and `sslrootcert`.
 
 #![deny(missing_docs)]
+
+mod connect;
+mod dsn;
+
+pub use connect::{connect, connect_config, connector_for, ConnectError, Connection};
+pub use dsn::{split, SslMode, Split};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider, WebPkiSupportedAlgorithms};
@@ -70,27 +77,30 @@ pub fn connector(ca_file: Option<&str>, what: &str) -> Result<tokio_postgres_rus
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError { expected: "a TLS setup rustls accepts".into(), found: e.to_string() })?;
     let config = match ca_file {
-        Some(path) => {
-            let bad = |found: String| TlsError { expected: format!("PEM certificates in {what} {path}"), found };
-            let mut roots = RootCertStore::empty();
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-                .map_err(|e| bad(e.to_string()))?
-                .collect::<Result<_, _>>()
-                .map_err(|e| bad(e.to_string()))?;
-            if certs.is_empty() {
-                return Err(bad("none".into()));
-            }
-            for c in certs {
-                roots.add(c).map_err(|e| bad(e.to_string()))?;
-            }
-            builder.with_root_certificates(roots).with_no_client_auth()
-        }
+        Some(path) => builder.with_root_certificates(roots(path, what)?).with_no_client_auth(),
         None => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider_algorithms(&provider))))
             .with_no_client_auth(),
     };
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+/// The CA certificates of the PEM file `path` (`what` names its setting).
+fn roots(path: &str, what: &str) -> Result<RootCertStore, TlsError> {
+    let bad = |found: String| TlsError { expected: format!("PEM certificates in {what} {path}"), found };
+    let mut roots = RootCertStore::empty();
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| bad(e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad("none".into()));
+    }
+    for c in certs {
+        roots.add(c).map_err(|e| bad(e.to_string()))?;
+    }
+    Ok(roots)
 }
 
 fn provider_algorithms(p: &CryptoProvider) -> WebPkiSupportedAlgorithms {
