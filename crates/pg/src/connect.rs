@@ -99,7 +99,10 @@ pub fn connector_for(mode: SslMode, ca_file: Option<&str>, what: &str) -> Result
 /// (the caller's setting, named `what` in errors) wins over `sslrootcert`.
 pub async fn connect(dsn: &str, ca_file: Option<&str>, what: &str) -> Result<(Client, Connection), ConnectError> {
     let s = split(dsn)?;
-    let config: tokio_postgres::Config = s.rest.parse()?;
+    let config: tokio_postgres::Config = s
+        .rest
+        .parse()
+        .map_err(|e: tokio_postgres::Error| TlsError { expected: "a connection string libpq reads".into(), found: e.to_string() })?;
     let ca = ca_file.map(str::to_string).or(s.root_cert);
     connect_config(config, s.mode, ca.as_deref(), what).await
 }

@@ -5,7 +5,7 @@ use super::{expiry_error, parse_state, Change, JobRow, ListFilter, NewJob};
 use crate::error::DevicesError;
 use mware_config::Secret;
 use tokio::sync::Mutex;
-use tokio_postgres::{Client, NoTls, Row, Transaction};
+use tokio_postgres::{Client, Row, Transaction};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS dm_owner (k INTEGER PRIMARY KEY, grp BIGINT NOT NULL, epoch BIGINT NOT NULL, instance TEXT NOT NULL);
@@ -74,11 +74,10 @@ async fn fence(tx: &Transaction<'_>, epoch: u64) -> Result<(), DevicesError> {
 }
 
 async fn connect(dsn: &Secret) -> Result<Client, DevicesError> {
-    let cfg: tokio_postgres::Config = dsn
-        .expose()
-        .parse()
-        .map_err(|e: tokio_postgres::Error| DevicesError::Store(format!("devicemanager.database does not parse: {e}")))?;
-    let (client, conn) = cfg.connect(NoTls).await.map_err(db)?;
+    let (client, conn) = mware_pg::connect(dsn.expose(), None, "devicemanager.database's sslrootcert").await.map_err(|e| match e {
+        mware_pg::ConnectError::Db(e) => db(e),
+        mware_pg::ConnectError::Setup(e) => DevicesError::Store(format!("devicemanager.database: {e}")),
+    })?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::warn!(error = %db(e), "devicemanager database connection closed");
