@@ -15,6 +15,7 @@
 //!   flight. Two instances overlapping for a moment therefore never both write.
 
 mod pg;
+mod sql;
 mod sqlite;
 
 use crate::error::DevicesError;

@@ -7,21 +7,7 @@ use mware_config::Secret;
 use tokio::sync::Mutex;
 use tokio_postgres::{Client, Row, Transaction};
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS dm_owner (k INTEGER PRIMARY KEY, grp BIGINT NOT NULL, epoch BIGINT NOT NULL, instance TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS dm_jobs (
-  id TEXT PRIMARY KEY, kind TEXT NOT NULL, target TEXT NOT NULL, satellite TEXT NOT NULL,
-  params TEXT NOT NULL, timeout_ms BIGINT NOT NULL, idempotency_key TEXT UNIQUE,
-  state TEXT NOT NULL, result TEXT, error TEXT, attempts INTEGER NOT NULL DEFAULT 0, poller TEXT,
-  published BOOLEAN NOT NULL DEFAULT false, created_ms BIGINT NOT NULL, deadline_ms BIGINT NOT NULL,
-  started_ms BIGINT, finished_ms BIGINT);
-CREATE INDEX IF NOT EXISTS dm_jobs_open ON dm_jobs (deadline_ms) WHERE state IN ('queued', 'running');
-CREATE INDEX IF NOT EXISTS dm_jobs_outbox ON dm_jobs (created_ms) WHERE NOT published AND state = 'queued';
-CREATE INDEX IF NOT EXISTS dm_jobs_created ON dm_jobs (created_ms);
-CREATE INDEX IF NOT EXISTS dm_jobs_finished ON dm_jobs (finished_ms) WHERE state IN ('done', 'failed', 'expired');
-";
-
-const COLS: &str = "id, kind, target, satellite, params, timeout_ms, state, result, error, attempts, poller, published, created_ms, deadline_ms, started_ms, finished_ms";
+use super::sql::PG as SQL;
 
 /// PostgreSQL store: one connection for writes (a transaction at a time), one for reads.
 pub struct PgStore {
@@ -65,7 +51,7 @@ fn row(r: &Row) -> JobRow {
 
 /// Locks the owner row and checks this instance still holds `epoch`.
 async fn fence(tx: &Transaction<'_>, epoch: u64) -> Result<(), DevicesError> {
-    let r = tx.query_opt("SELECT epoch FROM dm_owner WHERE k = 1 FOR SHARE", &[]).await.map_err(db)?;
+    let r = tx.query_opt(&SQL.owner_epoch, &[]).await.map_err(db)?;
     match r.map(|r| r.get::<_, i64>(0) as u64) {
         Some(e) if e == epoch => Ok(()),
         Some(e) => Err(DevicesError::Fenced { mine: epoch, theirs: e }),
@@ -90,7 +76,7 @@ impl PgStore {
     /// Connects and creates the tables.
     pub async fn open(dsn: &Secret) -> Result<PgStore, DevicesError> {
         let c = connect(dsn).await?;
-        c.batch_execute(SCHEMA).await.map_err(db)?;
+        c.batch_execute(&SQL.schema).await.map_err(db)?;
         Ok(PgStore { dsn: dsn.clone(), writer: Mutex::new(Some(c)), reader: Mutex::new(None) })
     }
 
@@ -116,7 +102,7 @@ impl PgStore {
         let mut g = self.writer().await?;
         let c = g.as_mut().expect("connected");
         let tx = c.transaction().await.map_err(db)?;
-        let cur = tx.query_opt("SELECT grp, epoch FROM dm_owner WHERE k = 1 FOR UPDATE", &[]).await.map_err(db)?;
+        let cur = tx.query_opt(&SQL.owner_for_claim, &[]).await.map_err(db)?;
         if let Some(r) = cur {
             let (grp, e) = (r.get::<_, i64>(0) as u32, r.get::<_, i64>(1) as u64);
             if grp != group {
@@ -129,7 +115,7 @@ impl PgStore {
             }
         }
         tx.execute(
-            "INSERT INTO dm_owner (k, grp, epoch, instance) VALUES (1, $1, $2, $3) ON CONFLICT (k) DO UPDATE SET grp = $1, epoch = $2, instance = $3",
+            &SQL.set_owner,
             &[&(group as i64), &(epoch as i64), &instance],
         )
         .await
@@ -143,10 +129,7 @@ impl PgStore {
         let tx = c.transaction().await.map_err(db)?;
         fence(&tx, epoch).await?;
         let ins = tx
-            .prepare(
-                "INSERT INTO dm_jobs (id, kind, target, satellite, params, timeout_ms, idempotency_key, state, created_ms, deadline_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9) ON CONFLICT (idempotency_key) DO NOTHING",
-            )
+            .prepare(&SQL.insert)
             .await
             .map_err(db)?;
         let mut ids = Vec::with_capacity(jobs.len());
@@ -173,7 +156,7 @@ impl PgStore {
             if n == 1 {
                 ids.push(j.id.clone());
             } else {
-                let r = tx.query_one("SELECT id FROM dm_jobs WHERE idempotency_key = $1", &[&j.idempotency_key]).await.map_err(db)?;
+                let r = tx.query_one(&SQL.id_by_key, &[&j.idempotency_key]).await.map_err(db)?;
                 ids.push(r.get(0));
             }
         }
@@ -183,7 +166,7 @@ impl PgStore {
 
     pub async fn get(&self, id: &str) -> Result<Option<JobRow>, DevicesError> {
         let c = self.reader().await?;
-        let r = c.query_opt(&format!("SELECT {COLS} FROM dm_jobs WHERE id = $1"), &[&id]).await.map_err(db)?;
+        let r = c.query_opt(&SQL.get, &[&id]).await.map_err(db)?;
         Ok(r.as_ref().map(row))
     }
 
@@ -193,7 +176,7 @@ impl PgStore {
         let sat = f.satellite.clone().map(Option::unwrap_or_default);
         let rows = c
             .query(
-                &format!("SELECT {COLS} FROM dm_jobs WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR satellite = $2) ORDER BY created_ms DESC, id DESC LIMIT $3"),
+                &SQL.list,
                 &[&state, &sat, &(f.limit as i64)],
             )
             .await
@@ -205,7 +188,7 @@ impl PgStore {
         let c = self.reader().await?;
         let rows = c
             .query(
-                &format!("SELECT {COLS} FROM dm_jobs WHERE NOT published AND state = 'queued' ORDER BY created_ms LIMIT $1"),
+                &SQL.unpublished,
                 &[&(limit as i64)],
             )
             .await
@@ -218,7 +201,7 @@ impl PgStore {
         let c = g.as_mut().expect("connected");
         let tx = c.transaction().await.map_err(db)?;
         fence(&tx, epoch).await?;
-        tx.execute("UPDATE dm_jobs SET published = true WHERE id = ANY($1)", &[&ids]).await.map_err(db)?;
+        tx.execute(&SQL.mark_published, &[&ids]).await.map_err(db)?;
         tx.commit().await.map_err(db)
     }
 
@@ -232,8 +215,7 @@ impl PgStore {
             let n = match ch {
                 Change::Started { id, attempt, poller, at_ms } => tx
                     .execute(
-                        "UPDATE dm_jobs SET state = 'running', attempts = GREATEST(attempts, $2), poller = $3, started_ms = COALESCE(started_ms, $4) \
-                         WHERE id = $1 AND state IN ('queued', 'running')",
+                        &SQL.started,
                         &[id, &(*attempt as i32), poller, &(*at_ms as i64)],
                     )
                     .await
@@ -241,8 +223,7 @@ impl PgStore {
                 Change::Finished { id, state, result, error, attempt, poller, at_ms } => {
                     let result = (!result.is_null()).then(|| result.to_string());
                     tx.execute(
-                        "UPDATE dm_jobs SET state = $2, result = $3, error = $4, attempts = GREATEST(attempts, $5), poller = $6, finished_ms = $7, published = true \
-                         WHERE id = $1 AND state IN ('queued', 'running')",
+                        &SQL.finished,
                         &[id, &state.as_str(), &result, error, &(*attempt as i32), poller, &(*at_ms as i64)],
                     )
                     .await
@@ -262,7 +243,7 @@ impl PgStore {
         fence(&tx, epoch).await?;
         let due = tx
             .query(
-                "SELECT id, state, deadline_ms, timeout_ms, satellite FROM dm_jobs WHERE state IN ('queued', 'running') AND deadline_ms + $1 < $2 FOR UPDATE",
+                &SQL.due,
                 &[&(grace_ms as i64), &(now_ms as i64)],
             )
             .await
@@ -271,7 +252,7 @@ impl PgStore {
         for r in &due {
             let id: String = r.get(0);
             let err = expiry_error(r.get(1), r.get::<_, i64>(2) as u64, r.get::<_, i64>(3) as u64);
-            tx.execute("UPDATE dm_jobs SET state = 'expired', error = $2, finished_ms = $3 WHERE id = $1", &[&id, &err, &(now_ms as i64)])
+            tx.execute(&SQL.expire, &[&id, &err, &(now_ms as i64)])
                 .await
                 .map_err(db)?;
             out.push((id, r.get(4)));
@@ -287,7 +268,7 @@ impl PgStore {
         fence(&tx, epoch).await?;
         let n = tx
             .execute(
-                "DELETE FROM dm_jobs WHERE id IN (SELECT id FROM dm_jobs WHERE state IN ('done', 'failed', 'expired') AND finished_ms < $1 LIMIT $2)",
+                &SQL.purge,
                 &[&(before_ms as i64), &(limit as i64)],
             )
             .await
@@ -302,7 +283,7 @@ impl PgStore {
         let tx = c.transaction().await.map_err(db)?;
         fence(&tx, epoch).await?;
         let n = tx
-            .execute("UPDATE dm_jobs SET published = false, state = 'queued' WHERE state IN ('queued', 'running') AND published", &[])
+            .execute(&SQL.requeue_open, &[])
             .await
             .map_err(db)?;
         tx.commit().await.map_err(db)?;
@@ -312,7 +293,7 @@ impl PgStore {
     pub async fn open_counts(&self) -> Result<Vec<(String, mware_jobs::JobState, u64)>, DevicesError> {
         let c = self.reader().await?;
         let rows = c
-            .query("SELECT satellite, state, count(*) FROM dm_jobs WHERE state IN ('queued', 'running') GROUP BY satellite, state", &[])
+            .query(&SQL.open_counts, &[])
             .await
             .map_err(db)?;
         Ok(rows.iter().map(|r| (r.get(0), parse_state(r.get(1)), r.get::<_, i64>(2) as u64)).collect())

@@ -11,21 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS dm_owner (k INTEGER PRIMARY KEY, grp INTEGER NOT NULL, epoch INTEGER NOT NULL, instance TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS dm_jobs (
-  id TEXT PRIMARY KEY, kind TEXT NOT NULL, target TEXT NOT NULL, satellite TEXT NOT NULL,
-  params TEXT NOT NULL, timeout_ms INTEGER NOT NULL, idempotency_key TEXT UNIQUE,
-  state TEXT NOT NULL, result TEXT, error TEXT, attempts INTEGER NOT NULL DEFAULT 0, poller TEXT,
-  published INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL, deadline_ms INTEGER NOT NULL,
-  started_ms INTEGER, finished_ms INTEGER);
-CREATE INDEX IF NOT EXISTS dm_jobs_open ON dm_jobs (deadline_ms) WHERE state IN ('queued', 'running');
-CREATE INDEX IF NOT EXISTS dm_jobs_outbox ON dm_jobs (created_ms) WHERE published = 0 AND state = 'queued';
-CREATE INDEX IF NOT EXISTS dm_jobs_created ON dm_jobs (created_ms);
-CREATE INDEX IF NOT EXISTS dm_jobs_finished ON dm_jobs (finished_ms) WHERE state IN ('done', 'failed', 'expired');
-";
-
-const COLS: &str = "id, kind, target, satellite, params, timeout_ms, state, result, error, attempts, poller, published, created_ms, deadline_ms, started_ms, finished_ms";
+use super::sql::LITE as SQL;
 
 /// SQLite store.
 pub struct LiteStore {
@@ -61,7 +47,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
 }
 
 fn fence(tx: &rusqlite::Transaction<'_>, epoch: u64) -> Result<(), DevicesError> {
-    let e: Option<i64> = tx.query_row("SELECT epoch FROM dm_owner WHERE k = 1", [], |r| r.get(0)).optional().map_err(sql)?;
+    let e: Option<i64> = tx.query_row(&SQL.owner_epoch, [], |r| r.get(0)).optional().map_err(sql)?;
     match e.map(|e| e as u64) {
         Some(e) if e == epoch => Ok(()),
         other => Err(DevicesError::Fenced { mine: epoch, theirs: other.unwrap_or(0) }),
@@ -91,7 +77,7 @@ impl LiteStore {
                 }
             }
             c.pragma_update(None, "synchronous", "FULL").map_err(sql)?;
-            c.execute_batch(SCHEMA).map_err(sql)?;
+            c.execute_batch(&SQL.schema).map_err(sql)?;
             let r = Connection::open(&p).map_err(sql)?;
             r.busy_timeout(std::time::Duration::from_secs(10)).map_err(sql)?;
             Ok((c, r))
@@ -153,7 +139,7 @@ impl LiteStore {
         self.with(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
             let cur: Option<(i64, i64)> =
-                tx.query_row("SELECT grp, epoch FROM dm_owner WHERE k = 1", [], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(sql)?;
+                tx.query_row(&SQL.owner_for_claim, [], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(sql)?;
             if let Some((grp, e)) = cur {
                 if grp as u32 != group {
                     return Err(DevicesError::Store(format!(
@@ -165,7 +151,7 @@ impl LiteStore {
                 }
             }
             tx.execute(
-                "INSERT OR REPLACE INTO dm_owner (k, grp, epoch, instance) VALUES (1, ?1, ?2, ?3)",
+                &SQL.set_owner,
                 params![group as i64, epoch as i64, instance],
             )
             .map_err(sql)?;
@@ -177,10 +163,7 @@ impl LiteStore {
     pub async fn insert(&self, epoch: u64, jobs: Vec<NewJob>) -> Result<Vec<String>, DevicesError> {
         self.write(epoch, move |tx| {
             let mut ins = tx
-                .prepare_cached(
-                    "INSERT INTO dm_jobs (id, kind, target, satellite, params, timeout_ms, idempotency_key, state, created_ms, deadline_ms) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9) ON CONFLICT (idempotency_key) DO NOTHING",
-                )
+                .prepare_cached(&SQL.insert)
                 .map_err(sql)?;
             let mut ids = vec![];
             for j in &jobs {
@@ -191,7 +174,7 @@ impl LiteStore {
                 if n == 1 {
                     ids.push(j.id.clone());
                 } else {
-                    ids.push(tx.query_row("SELECT id FROM dm_jobs WHERE idempotency_key = ?1", [&j.idempotency_key], |r| r.get(0)).map_err(sql)?);
+                    ids.push(tx.query_row(&SQL.id_by_key, [&j.idempotency_key], |r| r.get(0)).map_err(sql)?);
                 }
             }
             Ok(ids)
@@ -200,7 +183,7 @@ impl LiteStore {
     }
 
     pub async fn get(&self, id: String) -> Result<Option<JobRow>, DevicesError> {
-        self.read(move |c| c.query_row(&format!("SELECT {COLS} FROM dm_jobs WHERE id = ?1"), [id], row).optional().map_err(sql)).await
+        self.read(move |c| c.query_row(&SQL.get, [id], row).optional().map_err(sql)).await
     }
 
     pub async fn list(&self, f: ListFilter) -> Result<Vec<JobRow>, DevicesError> {
@@ -208,7 +191,7 @@ impl LiteStore {
             let state = f.state.map(|s| s.as_str().to_string());
             let sat = f.satellite.map(Option::unwrap_or_default);
             let mut st = c
-                .prepare_cached(&format!("SELECT {COLS} FROM dm_jobs WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR satellite = ?2) ORDER BY created_ms DESC, id DESC LIMIT ?3"))
+                .prepare_cached(&SQL.list)
                 .map_err(sql)?;
             let rows = st.query_map(params![state, sat, f.limit as i64], row).map_err(sql)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
@@ -219,9 +202,7 @@ impl LiteStore {
     pub async fn unpublished(&self, limit: u32) -> Result<Vec<JobRow>, DevicesError> {
         self.read(move |c| {
             let mut st = c
-                .prepare_cached(&format!(
-                    "SELECT {COLS} FROM dm_jobs WHERE published = 0 AND state = 'queued' ORDER BY created_ms LIMIT ?1"
-                ))
+                .prepare_cached(&SQL.unpublished)
                 .map_err(sql)?;
             let rows = st.query_map([limit as i64], row).map_err(sql)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
@@ -231,7 +212,7 @@ impl LiteStore {
 
     pub async fn mark_published(&self, epoch: u64, ids: Vec<String>) -> Result<(), DevicesError> {
         self.write(epoch, move |tx| {
-            let mut st = tx.prepare_cached("UPDATE dm_jobs SET published = 1 WHERE id = ?1").map_err(sql)?;
+            let mut st = tx.prepare_cached(&SQL.mark_published).map_err(sql)?;
             for id in &ids {
                 st.execute([id]).map_err(sql)?;
             }
@@ -246,18 +227,12 @@ impl LiteStore {
             for ch in &changes {
                 let n = match ch {
                     Change::Started { id, attempt, poller, at_ms } => tx
-                        .prepare_cached(
-                            "UPDATE dm_jobs SET state = 'running', attempts = MAX(attempts, ?2), poller = ?3, started_ms = COALESCE(started_ms, ?4) \
-                             WHERE id = ?1 AND state IN ('queued', 'running')",
-                        )
+                        .prepare_cached(&SQL.started)
                         .and_then(|mut s| s.execute(params![id, *attempt as i64, poller, *at_ms as i64]))
                         .map_err(sql)?,
                     Change::Finished { id, state, result, error, attempt, poller, at_ms } => {
                         let result = (!result.is_null()).then(|| result.to_string());
-                        tx.prepare_cached(
-                            "UPDATE dm_jobs SET state = ?2, result = ?3, error = ?4, attempts = MAX(attempts, ?5), poller = ?6, finished_ms = ?7, published = 1 \
-                             WHERE id = ?1 AND state IN ('queued', 'running')",
-                        )
+                        tx.prepare_cached(&SQL.finished)
                         .and_then(|mut s| s.execute(params![id, state.as_str(), result, error, *attempt as i64, poller, *at_ms as i64]))
                         .map_err(sql)?
                     }
@@ -273,7 +248,7 @@ impl LiteStore {
         self.write(epoch, move |tx| {
             let due: Vec<(String, String, i64, i64, String)> = {
                 let mut st = tx
-                    .prepare_cached("SELECT id, state, deadline_ms, timeout_ms, satellite FROM dm_jobs WHERE state IN ('queued', 'running') AND deadline_ms + ?1 < ?2")
+                    .prepare_cached(&SQL.due)
                     .map_err(sql)?;
                 let rows = st.query_map(params![grace_ms as i64, now_ms as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))).map_err(sql)?;
                 rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)?
@@ -281,7 +256,7 @@ impl LiteStore {
             let mut out = vec![];
             for (id, state, deadline, timeout, sat) in due {
                 let err = expiry_error(&state, deadline as u64, timeout as u64);
-                tx.execute("UPDATE dm_jobs SET state = 'expired', error = ?2, finished_ms = ?3 WHERE id = ?1", params![id, err, now_ms as i64]).map_err(sql)?;
+                tx.execute(&SQL.expire, params![id, err, now_ms as i64]).map_err(sql)?;
                 out.push((id, sat));
             }
             Ok(out)
@@ -293,7 +268,7 @@ impl LiteStore {
         self.write(epoch, move |tx| {
             let n = tx
                 .execute(
-                    "DELETE FROM dm_jobs WHERE id IN (SELECT id FROM dm_jobs WHERE state IN ('done', 'failed', 'expired') AND finished_ms < ?1 LIMIT ?2)",
+                    &SQL.purge,
                     params![before_ms as i64, limit as i64],
                 )
                 .map_err(sql)?;
@@ -305,7 +280,7 @@ impl LiteStore {
     pub async fn requeue_open(&self, epoch: u64) -> Result<u64, DevicesError> {
         self.write(epoch, |tx| {
             let n = tx
-                .execute("UPDATE dm_jobs SET published = 0, state = 'queued' WHERE state IN ('queued', 'running') AND published = 1", [])
+                .execute(&SQL.requeue_open, [])
                 .map_err(sql)?;
             Ok(n as u64)
         })
@@ -315,9 +290,7 @@ impl LiteStore {
     pub async fn open_counts(&self) -> Result<Vec<(String, JobState, u64)>, DevicesError> {
         self.read(|c| {
             let mut st = c
-                .prepare_cached(
-                    "SELECT satellite, state, count(*) FROM dm_jobs WHERE state IN ('queued', 'running') GROUP BY satellite, state",
-                )
+                .prepare_cached(&SQL.open_counts)
                 .map_err(sql)?;
             let rows = st
                 .query_map([], |r| Ok((r.get::<_, String>(0)?, parse_state(&r.get::<_, String>(1)?), r.get::<_, i64>(2)? as u64)))
