@@ -23,8 +23,8 @@ mod tasks;
 mod tree;
 mod validate;
 
-pub use clock::now_ms;
 pub use alarms::{AlarmRule, Alarms, MonitoringAlarms, SnmpManager, SyslogIn, Telegram, FACILITIES, SEVERITIES};
+pub use clock::now_ms;
 pub use devicemanager::DeviceManager;
 pub use domain::{canonical, DomainError, DomainProblem, MAX_LABEL_LEN, MAX_NAME_LEN};
 pub use model::*;

@@ -14,7 +14,7 @@ mod connect;
 mod dsn;
 
 pub use connect::{connect, connect_config, connector_for, ConnectError, Connection};
-pub use dsn::{split, SslMode, Split};
+pub use dsn::{split, Split, SslMode};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider, WebPkiSupportedAlgorithms};
@@ -90,10 +90,8 @@ pub fn connector(ca_file: Option<&str>, what: &str) -> Result<tokio_postgres_rus
 fn roots(path: &str, what: &str) -> Result<RootCertStore, TlsError> {
     let bad = |found: String| TlsError { expected: format!("PEM certificates in {what} {path}"), found };
     let mut roots = RootCertStore::empty();
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| bad(e.to_string()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| bad(e.to_string()))?;
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(path).map_err(|e| bad(e.to_string()))?.collect::<Result<_, _>>().map_err(|e| bad(e.to_string()))?;
     if certs.is_empty() {
         return Err(bad("none".into()));
     }

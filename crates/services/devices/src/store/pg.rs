@@ -114,12 +114,7 @@ impl PgStore {
                 return Err(DevicesError::Fenced { mine: epoch, theirs: e });
             }
         }
-        tx.execute(
-            &SQL.set_owner,
-            &[&(group as i64), &(epoch as i64), &instance],
-        )
-        .await
-        .map_err(db)?;
+        tx.execute(&SQL.set_owner, &[&(group as i64), &(epoch as i64), &instance]).await.map_err(db)?;
         tx.commit().await.map_err(db)
     }
 
@@ -128,10 +123,7 @@ impl PgStore {
         let c = g.as_mut().expect("connected");
         let tx = c.transaction().await.map_err(db)?;
         fence(&tx, epoch).await?;
-        let ins = tx
-            .prepare(&SQL.insert)
-            .await
-            .map_err(db)?;
+        let ins = tx.prepare(&SQL.insert).await.map_err(db)?;
         let mut ids = Vec::with_capacity(jobs.len());
         for j in &jobs {
             let params = serde_json::to_string(&j.params).unwrap_or_else(|_| "{}".into());
@@ -174,25 +166,13 @@ impl PgStore {
         let c = self.reader().await?;
         let state = f.state.map(|s| s.as_str().to_string());
         let sat = f.satellite.clone().map(Option::unwrap_or_default);
-        let rows = c
-            .query(
-                &SQL.list,
-                &[&state, &sat, &(f.limit as i64)],
-            )
-            .await
-            .map_err(db)?;
+        let rows = c.query(&SQL.list, &[&state, &sat, &(f.limit as i64)]).await.map_err(db)?;
         Ok(rows.iter().map(row).collect())
     }
 
     pub async fn unpublished(&self, limit: u32) -> Result<Vec<JobRow>, DevicesError> {
         let c = self.reader().await?;
-        let rows = c
-            .query(
-                &SQL.unpublished,
-                &[&(limit as i64)],
-            )
-            .await
-            .map_err(db)?;
+        let rows = c.query(&SQL.unpublished, &[&(limit as i64)]).await.map_err(db)?;
         Ok(rows.iter().map(row).collect())
     }
 
@@ -213,21 +193,14 @@ impl PgStore {
         let mut out = Vec::with_capacity(changes.len());
         for ch in &changes {
             let n = match ch {
-                Change::Started { id, attempt, poller, at_ms } => tx
-                    .execute(
-                        &SQL.started,
-                        &[id, &(*attempt as i32), poller, &(*at_ms as i64)],
-                    )
-                    .await
-                    .map_err(db)?,
+                Change::Started { id, attempt, poller, at_ms } => {
+                    tx.execute(&SQL.started, &[id, &(*attempt as i32), poller, &(*at_ms as i64)]).await.map_err(db)?
+                }
                 Change::Finished { id, state, result, error, attempt, poller, at_ms } => {
                     let result = (!result.is_null()).then(|| result.to_string());
-                    tx.execute(
-                        &SQL.finished,
-                        &[id, &state.as_str(), &result, error, &(*attempt as i32), poller, &(*at_ms as i64)],
-                    )
-                    .await
-                    .map_err(db)?
+                    tx.execute(&SQL.finished, &[id, &state.as_str(), &result, error, &(*attempt as i32), poller, &(*at_ms as i64)])
+                        .await
+                        .map_err(db)?
                 }
             };
             out.push(n == 1);
@@ -241,20 +214,12 @@ impl PgStore {
         let c = g.as_mut().expect("connected");
         let tx = c.transaction().await.map_err(db)?;
         fence(&tx, epoch).await?;
-        let due = tx
-            .query(
-                &SQL.due,
-                &[&(grace_ms as i64), &(now_ms as i64)],
-            )
-            .await
-            .map_err(db)?;
+        let due = tx.query(&SQL.due, &[&(grace_ms as i64), &(now_ms as i64)]).await.map_err(db)?;
         let mut out = vec![];
         for r in &due {
             let id: String = r.get(0);
             let err = expiry_error(r.get(1), r.get::<_, i64>(2) as u64, r.get::<_, i64>(3) as u64);
-            tx.execute(&SQL.expire, &[&id, &err, &(now_ms as i64)])
-                .await
-                .map_err(db)?;
+            tx.execute(&SQL.expire, &[&id, &err, &(now_ms as i64)]).await.map_err(db)?;
             out.push((id, r.get(4)));
         }
         tx.commit().await.map_err(db)?;
@@ -266,13 +231,7 @@ impl PgStore {
         let c = g.as_mut().expect("connected");
         let tx = c.transaction().await.map_err(db)?;
         fence(&tx, epoch).await?;
-        let n = tx
-            .execute(
-                &SQL.purge,
-                &[&(before_ms as i64), &(limit as i64)],
-            )
-            .await
-            .map_err(db)?;
+        let n = tx.execute(&SQL.purge, &[&(before_ms as i64), &(limit as i64)]).await.map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(n)
     }
@@ -282,20 +241,14 @@ impl PgStore {
         let c = g.as_mut().expect("connected");
         let tx = c.transaction().await.map_err(db)?;
         fence(&tx, epoch).await?;
-        let n = tx
-            .execute(&SQL.requeue_open, &[])
-            .await
-            .map_err(db)?;
+        let n = tx.execute(&SQL.requeue_open, &[]).await.map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(n)
     }
 
     pub async fn open_counts(&self) -> Result<Vec<(String, mware_jobs::JobState, u64)>, DevicesError> {
         let c = self.reader().await?;
-        let rows = c
-            .query(&SQL.open_counts, &[])
-            .await
-            .map_err(db)?;
+        let rows = c.query(&SQL.open_counts, &[]).await.map_err(db)?;
         Ok(rows.iter().map(|r| (r.get(0), parse_state(r.get(1)), r.get::<_, i64>(2) as u64)).collect())
     }
 }

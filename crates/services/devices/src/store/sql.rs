@@ -107,8 +107,10 @@ impl Statements {
             owner_epoch: r("SELECT epoch FROM dm_owner WHERE k = 1{share}"),
             set_owner: r("INSERT INTO dm_owner (k, grp, epoch, instance) VALUES (1, $1, $2, $3) \
                  ON CONFLICT (k) DO UPDATE SET grp = $1, epoch = $2, instance = $3"),
-            insert: r("INSERT INTO dm_jobs (id, kind, target, satellite, params, timeout_ms, idempotency_key, state, created_ms, deadline_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9) ON CONFLICT (idempotency_key) DO NOTHING"),
+            insert: r(
+                "INSERT INTO dm_jobs (id, kind, target, satellite, params, timeout_ms, idempotency_key, state, created_ms, deadline_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9) ON CONFLICT (idempotency_key) DO NOTHING",
+            ),
             id_by_key: r("SELECT id FROM dm_jobs WHERE idempotency_key = $1"),
             get: r(&format!("SELECT {COLS} FROM dm_jobs WHERE id = $1")),
             list: r(&format!(
@@ -117,16 +119,22 @@ impl Statements {
             )),
             unpublished: r(&format!("SELECT {COLS} FROM dm_jobs WHERE {{unpublished}} AND state = 'queued' ORDER BY created_ms LIMIT $1")),
             mark_published: r("UPDATE dm_jobs SET published = {true} WHERE id {in_ids}"),
-            started: r("UPDATE dm_jobs SET state = 'running', attempts = {max}(attempts, $2), poller = $3, started_ms = COALESCE(started_ms, $4) \
-                 WHERE id = $1 AND state IN ('queued', 'running')"),
-            finished: r("UPDATE dm_jobs SET state = $2, result = $3, error = $4, attempts = {max}(attempts, $5), poller = $6, finished_ms = $7, \
-                 published = {true} WHERE id = $1 AND state IN ('queued', 'running')"),
+            started: r(
+                "UPDATE dm_jobs SET state = 'running', attempts = {max}(attempts, $2), poller = $3, started_ms = COALESCE(started_ms, $4) \
+                 WHERE id = $1 AND state IN ('queued', 'running')",
+            ),
+            finished: r(
+                "UPDATE dm_jobs SET state = $2, result = $3, error = $4, attempts = {max}(attempts, $5), poller = $6, finished_ms = $7, \
+                 published = {true} WHERE id = $1 AND state IN ('queued', 'running')",
+            ),
             due: r("SELECT id, state, deadline_ms, timeout_ms, satellite FROM dm_jobs \
                  WHERE state IN ('queued', 'running') AND deadline_ms + $1 < $2{update}"),
             expire: r("UPDATE dm_jobs SET state = 'expired', error = $2, finished_ms = $3 WHERE id = $1"),
             purge: r("DELETE FROM dm_jobs WHERE id IN \
                  (SELECT id FROM dm_jobs WHERE state IN ('done', 'failed', 'expired') AND finished_ms < $1 LIMIT $2)"),
-            requeue_open: r("UPDATE dm_jobs SET published = {false}, state = 'queued' WHERE state IN ('queued', 'running') AND {published}"),
+            requeue_open: r(
+                "UPDATE dm_jobs SET published = {false}, state = 'queued' WHERE state IN ('queued', 'running') AND {published}",
+            ),
             open_counts: r("SELECT satellite, state, count(*) FROM dm_jobs WHERE state IN ('queued', 'running') GROUP BY satellite, state"),
         }
     }

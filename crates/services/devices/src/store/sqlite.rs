@@ -138,8 +138,7 @@ impl LiteStore {
         let instance = instance.to_string();
         self.with(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
-            let cur: Option<(i64, i64)> =
-                tx.query_row(&SQL.owner_for_claim, [], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(sql)?;
+            let cur: Option<(i64, i64)> = tx.query_row(&SQL.owner_for_claim, [], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(sql)?;
             if let Some((grp, e)) = cur {
                 if grp as u32 != group {
                     return Err(DevicesError::Store(format!(
@@ -150,11 +149,7 @@ impl LiteStore {
                     return Err(DevicesError::Fenced { mine: epoch, theirs: e as u64 });
                 }
             }
-            tx.execute(
-                &SQL.set_owner,
-                params![group as i64, epoch as i64, instance],
-            )
-            .map_err(sql)?;
+            tx.execute(&SQL.set_owner, params![group as i64, epoch as i64, instance]).map_err(sql)?;
             tx.commit().map_err(sql)
         })
         .await
@@ -162,14 +157,22 @@ impl LiteStore {
 
     pub async fn insert(&self, epoch: u64, jobs: Vec<NewJob>) -> Result<Vec<String>, DevicesError> {
         self.write(epoch, move |tx| {
-            let mut ins = tx
-                .prepare_cached(&SQL.insert)
-                .map_err(sql)?;
+            let mut ins = tx.prepare_cached(&SQL.insert).map_err(sql)?;
             let mut ids = vec![];
             for j in &jobs {
                 let params = serde_json::to_string(&j.params).unwrap_or_else(|_| "{}".into());
                 let n = ins
-                    .execute(params![j.id, j.kind, j.target, j.satellite.clone().unwrap_or_default(), params, j.timeout_ms as i64, j.idempotency_key, j.created_ms as i64, (j.created_ms + j.timeout_ms) as i64])
+                    .execute(params![
+                        j.id,
+                        j.kind,
+                        j.target,
+                        j.satellite.clone().unwrap_or_default(),
+                        params,
+                        j.timeout_ms as i64,
+                        j.idempotency_key,
+                        j.created_ms as i64,
+                        (j.created_ms + j.timeout_ms) as i64
+                    ])
                     .map_err(sql)?;
                 if n == 1 {
                     ids.push(j.id.clone());
@@ -190,9 +193,7 @@ impl LiteStore {
         self.read(move |c| {
             let state = f.state.map(|s| s.as_str().to_string());
             let sat = f.satellite.map(Option::unwrap_or_default);
-            let mut st = c
-                .prepare_cached(&SQL.list)
-                .map_err(sql)?;
+            let mut st = c.prepare_cached(&SQL.list).map_err(sql)?;
             let rows = st.query_map(params![state, sat, f.limit as i64], row).map_err(sql)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
         })
@@ -201,9 +202,7 @@ impl LiteStore {
 
     pub async fn unpublished(&self, limit: u32) -> Result<Vec<JobRow>, DevicesError> {
         self.read(move |c| {
-            let mut st = c
-                .prepare_cached(&SQL.unpublished)
-                .map_err(sql)?;
+            let mut st = c.prepare_cached(&SQL.unpublished).map_err(sql)?;
             let rows = st.query_map([limit as i64], row).map_err(sql)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
         })
@@ -233,8 +232,8 @@ impl LiteStore {
                     Change::Finished { id, state, result, error, attempt, poller, at_ms } => {
                         let result = (!result.is_null()).then(|| result.to_string());
                         tx.prepare_cached(&SQL.finished)
-                        .and_then(|mut s| s.execute(params![id, state.as_str(), result, error, *attempt as i64, poller, *at_ms as i64]))
-                        .map_err(sql)?
+                            .and_then(|mut s| s.execute(params![id, state.as_str(), result, error, *attempt as i64, poller, *at_ms as i64]))
+                            .map_err(sql)?
                     }
                 };
                 out.push(n == 1);
@@ -247,10 +246,10 @@ impl LiteStore {
     pub async fn expire_due(&self, epoch: u64, now_ms: u64, grace_ms: u64) -> Result<Vec<(String, String)>, DevicesError> {
         self.write(epoch, move |tx| {
             let due: Vec<(String, String, i64, i64, String)> = {
-                let mut st = tx
-                    .prepare_cached(&SQL.due)
+                let mut st = tx.prepare_cached(&SQL.due).map_err(sql)?;
+                let rows = st
+                    .query_map(params![grace_ms as i64, now_ms as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
                     .map_err(sql)?;
-                let rows = st.query_map(params![grace_ms as i64, now_ms as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))).map_err(sql)?;
                 rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)?
             };
             let mut out = vec![];
@@ -266,12 +265,7 @@ impl LiteStore {
 
     pub async fn purge(&self, epoch: u64, before_ms: u64, limit: u32) -> Result<u64, DevicesError> {
         self.write(epoch, move |tx| {
-            let n = tx
-                .execute(
-                    &SQL.purge,
-                    params![before_ms as i64, limit as i64],
-                )
-                .map_err(sql)?;
+            let n = tx.execute(&SQL.purge, params![before_ms as i64, limit as i64]).map_err(sql)?;
             Ok(n as u64)
         })
         .await
@@ -279,9 +273,7 @@ impl LiteStore {
 
     pub async fn requeue_open(&self, epoch: u64) -> Result<u64, DevicesError> {
         self.write(epoch, |tx| {
-            let n = tx
-                .execute(&SQL.requeue_open, [])
-                .map_err(sql)?;
+            let n = tx.execute(&SQL.requeue_open, []).map_err(sql)?;
             Ok(n as u64)
         })
         .await
@@ -289,9 +281,7 @@ impl LiteStore {
 
     pub async fn open_counts(&self) -> Result<Vec<(String, JobState, u64)>, DevicesError> {
         self.read(|c| {
-            let mut st = c
-                .prepare_cached(&SQL.open_counts)
-                .map_err(sql)?;
+            let mut st = c.prepare_cached(&SQL.open_counts).map_err(sql)?;
             let rows = st
                 .query_map([], |r| Ok((r.get::<_, String>(0)?, parse_state(&r.get::<_, String>(1)?), r.get::<_, i64>(2)? as u64)))
                 .map_err(sql)?;
