@@ -1,7 +1,7 @@
 //! The PostgreSQL backend (tokio-postgres, one connection reopened when it drops; every
 //! write is one transaction that first locks the owner row, see the module above).
 
-use super::{expiry_error, parse_state, Change, JobRow, ListFilter, NewJob};
+use super::{decide_claim, decide_fence, expiry_error, parse_state, Change, JobRow, ListFilter, NewJob};
 use crate::error::DevicesError;
 use mware_config::Secret;
 use tokio::sync::Mutex;
@@ -52,11 +52,7 @@ fn row(r: &Row) -> JobRow {
 /// Locks the owner row and checks this instance still holds `epoch`.
 async fn fence(tx: &Transaction<'_>, epoch: u64) -> Result<(), DevicesError> {
     let r = tx.query_opt(&SQL.owner_epoch, &[]).await.map_err(db)?;
-    match r.map(|r| r.get::<_, i64>(0) as u64) {
-        Some(e) if e == epoch => Ok(()),
-        Some(e) => Err(DevicesError::Fenced { mine: epoch, theirs: e }),
-        None => Err(DevicesError::Fenced { mine: epoch, theirs: 0 }),
-    }
+    decide_fence(r.map(|r| r.get::<_, i64>(0) as u64), epoch)
 }
 
 async fn connect(dsn: &Secret) -> Result<Client, DevicesError> {
@@ -103,17 +99,8 @@ impl PgStore {
         let c = g.as_mut().expect("connected");
         let tx = c.transaction().await.map_err(db)?;
         let cur = tx.query_opt(&SQL.owner_for_claim, &[]).await.map_err(db)?;
-        if let Some(r) = cur {
-            let (grp, e) = (r.get::<_, i64>(0) as u32, r.get::<_, i64>(1) as u64);
-            if grp != group {
-                return Err(DevicesError::Store(format!(
-                    "devicemanager.database holds the jobs of group {grp}: each group needs a database of its own"
-                )));
-            }
-            if e > epoch {
-                return Err(DevicesError::Fenced { mine: epoch, theirs: e });
-            }
-        }
+        let cur = cur.map(|r| (r.get::<_, i64>(0) as u32, r.get::<_, i64>(1) as u64));
+        decide_claim(cur, group, epoch, "devicemanager.database")?;
         tx.execute(&SQL.set_owner, &[&(group as i64), &(epoch as i64), &instance]).await.map_err(db)?;
         tx.commit().await.map_err(db)
     }

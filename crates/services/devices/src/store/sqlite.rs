@@ -4,7 +4,7 @@
 //! has one writer at a time, so the owner check in each write transaction
 //! (`BEGIN IMMEDIATE`) cannot interleave with a claim.
 
-use super::{expiry_error, parse_state, Change, JobRow, ListFilter, NewJob};
+use super::{decide_claim, decide_fence, expiry_error, parse_state, Change, JobRow, ListFilter, NewJob};
 use crate::error::DevicesError;
 use mware_jobs::JobState;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -48,10 +48,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
 
 fn fence(tx: &rusqlite::Transaction<'_>, epoch: u64) -> Result<(), DevicesError> {
     let e: Option<i64> = tx.query_row(&SQL.owner_epoch, [], |r| r.get(0)).optional().map_err(sql)?;
-    match e.map(|e| e as u64) {
-        Some(e) if e == epoch => Ok(()),
-        other => Err(DevicesError::Fenced { mine: epoch, theirs: other.unwrap_or(0) }),
-    }
+    decide_fence(e.map(|e| e as u64), epoch)
 }
 
 impl LiteStore {
@@ -139,16 +136,7 @@ impl LiteStore {
         self.with(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
             let cur: Option<(i64, i64)> = tx.query_row(&SQL.owner_for_claim, [], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(sql)?;
-            if let Some((grp, e)) = cur {
-                if grp as u32 != group {
-                    return Err(DevicesError::Store(format!(
-                        "the devicemanager file holds the jobs of group {grp}: each group needs its own"
-                    )));
-                }
-                if e as u64 > epoch {
-                    return Err(DevicesError::Fenced { mine: epoch, theirs: e as u64 });
-                }
-            }
+            decide_claim(cur.map(|(g, e)| (g as u32, e as u64)), group, epoch, "the devicemanager file")?;
             tx.execute(&SQL.set_owner, params![group as i64, epoch as i64, instance]).map_err(sql)?;
             tx.commit().map_err(sql)
         })
