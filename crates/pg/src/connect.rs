@@ -3,11 +3,9 @@
 //! from the caller's setting or the DSN's `sslrootcert`, TLS through rustls.
 
 use crate::dsn::{split, SslMode};
-use crate::{roots, TlsError};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use crate::{roots, Lenient, TlsError};
 use rustls::client::WebPkiServerVerifier;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls::ClientConfig;
 use std::sync::Arc;
 use tokio_postgres::config::SslMode as PgSslMode;
 use tokio_postgres::tls::MakeTlsConnect;
@@ -28,47 +26,6 @@ pub enum ConnectError {
     Db(#[from] tokio_postgres::Error),
 }
 
-/// Checks the chain against the CA but not the host name (libpq's `verify-ca`).
-#[derive(Debug)]
-struct ChainOnly(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for ChainOnly {
-    fn verify_server_cert(
-        &self,
-        end: &CertificateDer<'_>,
-        mid: &[CertificateDer<'_>],
-        name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.0.verify_server_cert(end, mid, name, ocsp, now) {
-            Err(rustls::Error::InvalidCertificate(CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. })) => {
-                Ok(ServerCertVerified::assertion())
-            }
-            other => other,
-        }
-    }
-    fn verify_tls12_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(m, c, d)
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(m, c, d)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
-}
-
 /// The connector for `mode`: `verify-ca`/`verify-full` need a CA; `require` and
 /// `prefer` check against the CA when one is given (as libpq does with a root
 /// certificate), else only encrypt.
@@ -79,11 +36,12 @@ pub fn connector_for(mode: SslMode, ca_file: Option<&str>, what: &str) -> Result
             let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots(path, what)?), provider.clone())
                 .build()
                 .map_err(|e| TlsError { expected: format!("a usable CA in {what} {path}"), found: e.to_string() })?;
+            let algs = provider.signature_verification_algorithms;
             let config = ClientConfig::builder_with_provider(provider)
                 .with_safe_default_protocol_versions()
                 .map_err(|e| TlsError { expected: "a TLS setup rustls accepts".into(), found: e.to_string() })?
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(ChainOnly(verifier)))
+                .with_custom_certificate_verifier(Arc::new(Lenient { chain: Some(verifier), algs }))
                 .with_no_client_auth();
             Ok(MakeRustlsConnect::new(config))
         }
