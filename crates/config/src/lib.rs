@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 mod alarms;
+mod clock;
 mod devicemanager;
 mod domain;
 mod model;
@@ -24,6 +25,7 @@ mod tree;
 mod validate;
 
 pub use alarms::{AlarmRule, Alarms, MonitoringAlarms, SnmpManager, SyslogIn, Telegram, FACILITIES, SEVERITIES};
+pub use clock::now_ms;
 pub use devicemanager::DeviceManager;
 pub use domain::{canonical, DomainError, DomainProblem, MAX_LABEL_LEN, MAX_NAME_LEN};
 pub use model::*;

@@ -412,7 +412,5 @@ pub async fn kv_delete(c: &dyn Coordinator, fence: &Fence, key: &str) -> Result<
     c.kv_apply(fence, vec![KvOp::Delete { key: key.to_string() }]).await
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
+/// Milliseconds since the Unix epoch (defined once, in `mware-config`).
+pub use mware_config::now_ms;

@@ -8,10 +8,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
+/// Milliseconds since the Unix epoch (defined once, in `mware-config`).
+pub use mware_config::now_ms;
 
 /// A job as a poller gets it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

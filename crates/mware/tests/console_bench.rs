@@ -18,11 +18,9 @@ use browser::Browser;
 use common::*;
 use mware_testkit::etcd::Etcd;
 use serde_json::json;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
-}
+use mware_config::now_ms;
 
 fn sync<T>(f: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(f)

@@ -84,10 +84,7 @@ pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     panic!("timed out after {timeout:?} waiting for: {what}");
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    mware_coord::now_ms()
-}
+pub use mware_config::now_ms;
 
 /// An interval during which `instance` was active: from its `active` line to its
 /// `passive` line, or to `end_ms` (the kill time) when it was killed while active.

@@ -2,7 +2,8 @@
 //! master), run `pg_basebackup -D - -F tar -X fetch` on it over SSH (the replica
 //! password on its stdin), and turn its tar stream into zip entries on the fly, after
 //! the files of `pg_config_folder` (under `pg_config/`) when one is set. The result is
-//! a data folder with the WAL it needs: it starts on its own.
+//! a data folder with the WAL it needs: it starts on its own. The probe connects through
+//! `mware-pg` (TLS when the server offers it).
 
 use crate::config::{PgServer, PgTarget};
 use crate::error::{BackupError, Result};
@@ -39,7 +40,11 @@ async fn probe(t: &PgTarget, s: &PgServer) -> std::result::Result<Seen, String> 
         .application_name("mware-backup")
         .connect_timeout(PROBE);
     let work = async {
-        let (client, conn) = cfg.connect(tokio_postgres::NoTls).await.map_err(|e| describe(&e))?;
+        // The pgdb entry has no TLS settings: libpq's default, TLS when the server offers it.
+        let (client, conn) = mware_pg::connect_config(cfg, mware_pg::SslMode::Prefer, None, "backup").await.map_err(|e| match e {
+            mware_pg::ConnectError::Db(e) => describe(&e),
+            mware_pg::ConnectError::Setup(e) => e.to_string(),
+        })?;
         tokio::spawn(async move {
             let _ = conn.await;
         });

@@ -15,13 +15,11 @@ mod common;
 use common::*;
 use mware_testkit::pg::PgInstance;
 use mware_testkit::sshd::Sshd;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 const LONG: Duration = Duration::from_secs(120);
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
-}
+use mware_config::now_ms;
 
 /// A group whose servers each have `pg_signal_filepath` = `<root>/promote.trigger`.
 fn group_with_signal_files(db1: &PgInstance, db2: &PgInstance, sshd: &Sshd) -> serde_json::Value {

@@ -15,6 +15,7 @@
 //!   flight. Two instances overlapping for a moment therefore never both write.
 
 mod pg;
+mod sql;
 mod sqlite;
 
 use crate::error::DevicesError;
@@ -255,4 +256,24 @@ pub(crate) fn expiry_error(row_state: &str, deadline_ms: u64, timeout_ms: u64) -
 
 pub(crate) fn parse_state(s: &str) -> JobState {
     JobState::parse(s).unwrap_or(JobState::Failed)
+}
+
+/// Whether an instance of `group` at `epoch` may claim a store whose owner row holds
+/// `current` (group, epoch); `store` names the store in the error.
+pub(crate) fn decide_claim(current: Option<(u32, u64)>, group: u32, epoch: u64, store: &str) -> Result<(), DevicesError> {
+    match current {
+        Some((grp, _)) if grp != group => {
+            Err(DevicesError::Store(format!("{store} holds the jobs of group {grp}: each group needs a store of its own")))
+        }
+        Some((_, theirs)) if theirs > epoch => Err(DevicesError::Fenced { mine: epoch, theirs }),
+        _ => Ok(()),
+    }
+}
+
+/// Whether a write at `epoch` may go on, the owner row holding `owner` (0 when none).
+pub(crate) fn decide_fence(owner: Option<u64>, epoch: u64) -> Result<(), DevicesError> {
+    match owner {
+        Some(e) if e == epoch => Ok(()),
+        other => Err(DevicesError::Fenced { mine: epoch, theirs: other.unwrap_or(0) }),
+    }
 }

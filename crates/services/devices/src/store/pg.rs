@@ -1,27 +1,13 @@
 //! The PostgreSQL backend (tokio-postgres, one connection reopened when it drops; every
 //! write is one transaction that first locks the owner row, see the module above).
 
-use super::{expiry_error, parse_state, Change, JobRow, ListFilter, NewJob};
+use super::{decide_claim, decide_fence, expiry_error, parse_state, Change, JobRow, ListFilter, NewJob};
 use crate::error::DevicesError;
 use mware_config::Secret;
 use tokio::sync::Mutex;
-use tokio_postgres::{Client, NoTls, Row, Transaction};
+use tokio_postgres::{Client, Row, Transaction};
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS dm_owner (k INTEGER PRIMARY KEY, grp BIGINT NOT NULL, epoch BIGINT NOT NULL, instance TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS dm_jobs (
-  id TEXT PRIMARY KEY, kind TEXT NOT NULL, target TEXT NOT NULL, satellite TEXT NOT NULL,
-  params TEXT NOT NULL, timeout_ms BIGINT NOT NULL, idempotency_key TEXT UNIQUE,
-  state TEXT NOT NULL, result TEXT, error TEXT, attempts INTEGER NOT NULL DEFAULT 0, poller TEXT,
-  published BOOLEAN NOT NULL DEFAULT false, created_ms BIGINT NOT NULL, deadline_ms BIGINT NOT NULL,
-  started_ms BIGINT, finished_ms BIGINT);
-CREATE INDEX IF NOT EXISTS dm_jobs_open ON dm_jobs (deadline_ms) WHERE state IN ('queued', 'running');
-CREATE INDEX IF NOT EXISTS dm_jobs_outbox ON dm_jobs (created_ms) WHERE NOT published AND state = 'queued';
-CREATE INDEX IF NOT EXISTS dm_jobs_created ON dm_jobs (created_ms);
-CREATE INDEX IF NOT EXISTS dm_jobs_finished ON dm_jobs (finished_ms) WHERE state IN ('done', 'failed', 'expired');
-";
-
-const COLS: &str = "id, kind, target, satellite, params, timeout_ms, state, result, error, attempts, poller, published, created_ms, deadline_ms, started_ms, finished_ms";
+use super::sql::PG as SQL;
 
 /// PostgreSQL store: one connection for writes (a transaction at a time), one for reads.
 pub struct PgStore {
@@ -65,20 +51,15 @@ fn row(r: &Row) -> JobRow {
 
 /// Locks the owner row and checks this instance still holds `epoch`.
 async fn fence(tx: &Transaction<'_>, epoch: u64) -> Result<(), DevicesError> {
-    let r = tx.query_opt("SELECT epoch FROM dm_owner WHERE k = 1 FOR SHARE", &[]).await.map_err(db)?;
-    match r.map(|r| r.get::<_, i64>(0) as u64) {
-        Some(e) if e == epoch => Ok(()),
-        Some(e) => Err(DevicesError::Fenced { mine: epoch, theirs: e }),
-        None => Err(DevicesError::Fenced { mine: epoch, theirs: 0 }),
-    }
+    let r = tx.query_opt(&SQL.owner_epoch, &[]).await.map_err(db)?;
+    decide_fence(r.map(|r| r.get::<_, i64>(0) as u64), epoch)
 }
 
 async fn connect(dsn: &Secret) -> Result<Client, DevicesError> {
-    let cfg: tokio_postgres::Config = dsn
-        .expose()
-        .parse()
-        .map_err(|e: tokio_postgres::Error| DevicesError::Store(format!("devicemanager.database does not parse: {e}")))?;
-    let (client, conn) = cfg.connect(NoTls).await.map_err(db)?;
+    let (client, conn) = mware_pg::connect(dsn.expose(), None, "devicemanager.database's sslrootcert").await.map_err(|e| match e {
+        mware_pg::ConnectError::Db(e) => db(e),
+        mware_pg::ConnectError::Setup(e) => DevicesError::Store(format!("devicemanager.database: {e}")),
+    })?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::warn!(error = %db(e), "devicemanager database connection closed");
@@ -91,7 +72,7 @@ impl PgStore {
     /// Connects and creates the tables.
     pub async fn open(dsn: &Secret) -> Result<PgStore, DevicesError> {
         let c = connect(dsn).await?;
-        c.batch_execute(SCHEMA).await.map_err(db)?;
+        c.batch_execute(&SQL.schema).await.map_err(db)?;
         Ok(PgStore { dsn: dsn.clone(), writer: Mutex::new(Some(c)), reader: Mutex::new(None) })
     }
 
@@ -117,24 +98,10 @@ impl PgStore {
         let mut g = self.writer().await?;
         let c = g.as_mut().expect("connected");
         let tx = c.transaction().await.map_err(db)?;
-        let cur = tx.query_opt("SELECT grp, epoch FROM dm_owner WHERE k = 1 FOR UPDATE", &[]).await.map_err(db)?;
-        if let Some(r) = cur {
-            let (grp, e) = (r.get::<_, i64>(0) as u32, r.get::<_, i64>(1) as u64);
-            if grp != group {
-                return Err(DevicesError::Store(format!(
-                    "devicemanager.database holds the jobs of group {grp}: each group needs a database of its own"
-                )));
-            }
-            if e > epoch {
-                return Err(DevicesError::Fenced { mine: epoch, theirs: e });
-            }
-        }
-        tx.execute(
-            "INSERT INTO dm_owner (k, grp, epoch, instance) VALUES (1, $1, $2, $3) ON CONFLICT (k) DO UPDATE SET grp = $1, epoch = $2, instance = $3",
-            &[&(group as i64), &(epoch as i64), &instance],
-        )
-        .await
-        .map_err(db)?;
+        let cur = tx.query_opt(&SQL.owner_for_claim, &[]).await.map_err(db)?;
+        let cur = cur.map(|r| (r.get::<_, i64>(0) as u32, r.get::<_, i64>(1) as u64));
+        decide_claim(cur, group, epoch, "devicemanager.database")?;
+        tx.execute(&SQL.set_owner, &[&(group as i64), &(epoch as i64), &instance]).await.map_err(db)?;
         tx.commit().await.map_err(db)
     }
 
@@ -143,13 +110,7 @@ impl PgStore {
         let c = g.as_mut().expect("connected");
         let tx = c.transaction().await.map_err(db)?;
         fence(&tx, epoch).await?;
-        let ins = tx
-            .prepare(
-                "INSERT INTO dm_jobs (id, kind, target, satellite, params, timeout_ms, idempotency_key, state, created_ms, deadline_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9) ON CONFLICT (idempotency_key) DO NOTHING",
-            )
-            .await
-            .map_err(db)?;
+        let ins = tx.prepare(&SQL.insert).await.map_err(db)?;
         let mut ids = Vec::with_capacity(jobs.len());
         for j in &jobs {
             let params = serde_json::to_string(&j.params).unwrap_or_else(|_| "{}".into());
@@ -174,7 +135,7 @@ impl PgStore {
             if n == 1 {
                 ids.push(j.id.clone());
             } else {
-                let r = tx.query_one("SELECT id FROM dm_jobs WHERE idempotency_key = $1", &[&j.idempotency_key]).await.map_err(db)?;
+                let r = tx.query_one(&SQL.id_by_key, &[&j.idempotency_key]).await.map_err(db)?;
                 ids.push(r.get(0));
             }
         }
@@ -184,7 +145,7 @@ impl PgStore {
 
     pub async fn get(&self, id: &str) -> Result<Option<JobRow>, DevicesError> {
         let c = self.reader().await?;
-        let r = c.query_opt(&format!("SELECT {COLS} FROM dm_jobs WHERE id = $1"), &[&id]).await.map_err(db)?;
+        let r = c.query_opt(&SQL.get, &[&id]).await.map_err(db)?;
         Ok(r.as_ref().map(row))
     }
 
@@ -192,25 +153,13 @@ impl PgStore {
         let c = self.reader().await?;
         let state = f.state.map(|s| s.as_str().to_string());
         let sat = f.satellite.clone().map(Option::unwrap_or_default);
-        let rows = c
-            .query(
-                &format!("SELECT {COLS} FROM dm_jobs WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR satellite = $2) ORDER BY created_ms DESC, id DESC LIMIT $3"),
-                &[&state, &sat, &(f.limit as i64)],
-            )
-            .await
-            .map_err(db)?;
+        let rows = c.query(&SQL.list, &[&state, &sat, &(f.limit as i64)]).await.map_err(db)?;
         Ok(rows.iter().map(row).collect())
     }
 
     pub async fn unpublished(&self, limit: u32) -> Result<Vec<JobRow>, DevicesError> {
         let c = self.reader().await?;
-        let rows = c
-            .query(
-                &format!("SELECT {COLS} FROM dm_jobs WHERE NOT published AND state = 'queued' ORDER BY created_ms LIMIT $1"),
-                &[&(limit as i64)],
-            )
-            .await
-            .map_err(db)?;
+        let rows = c.query(&SQL.unpublished, &[&(limit as i64)]).await.map_err(db)?;
         Ok(rows.iter().map(row).collect())
     }
 
@@ -219,7 +168,7 @@ impl PgStore {
         let c = g.as_mut().expect("connected");
         let tx = c.transaction().await.map_err(db)?;
         fence(&tx, epoch).await?;
-        tx.execute("UPDATE dm_jobs SET published = true WHERE id = ANY($1)", &[&ids]).await.map_err(db)?;
+        tx.execute(&SQL.mark_published, &[&ids]).await.map_err(db)?;
         tx.commit().await.map_err(db)
     }
 
@@ -231,23 +180,14 @@ impl PgStore {
         let mut out = Vec::with_capacity(changes.len());
         for ch in &changes {
             let n = match ch {
-                Change::Started { id, attempt, poller, at_ms } => tx
-                    .execute(
-                        "UPDATE dm_jobs SET state = 'running', attempts = GREATEST(attempts, $2), poller = $3, started_ms = COALESCE(started_ms, $4) \
-                         WHERE id = $1 AND state IN ('queued', 'running')",
-                        &[id, &(*attempt as i32), poller, &(*at_ms as i64)],
-                    )
-                    .await
-                    .map_err(db)?,
+                Change::Started { id, attempt, poller, at_ms } => {
+                    tx.execute(&SQL.started, &[id, &(*attempt as i32), poller, &(*at_ms as i64)]).await.map_err(db)?
+                }
                 Change::Finished { id, state, result, error, attempt, poller, at_ms } => {
                     let result = (!result.is_null()).then(|| result.to_string());
-                    tx.execute(
-                        "UPDATE dm_jobs SET state = $2, result = $3, error = $4, attempts = GREATEST(attempts, $5), poller = $6, finished_ms = $7, published = true \
-                         WHERE id = $1 AND state IN ('queued', 'running')",
-                        &[id, &state.as_str(), &result, error, &(*attempt as i32), poller, &(*at_ms as i64)],
-                    )
-                    .await
-                    .map_err(db)?
+                    tx.execute(&SQL.finished, &[id, &state.as_str(), &result, error, &(*attempt as i32), poller, &(*at_ms as i64)])
+                        .await
+                        .map_err(db)?
                 }
             };
             out.push(n == 1);
@@ -261,20 +201,12 @@ impl PgStore {
         let c = g.as_mut().expect("connected");
         let tx = c.transaction().await.map_err(db)?;
         fence(&tx, epoch).await?;
-        let due = tx
-            .query(
-                "SELECT id, state, deadline_ms, timeout_ms, satellite FROM dm_jobs WHERE state IN ('queued', 'running') AND deadline_ms + $1 < $2 FOR UPDATE",
-                &[&(grace_ms as i64), &(now_ms as i64)],
-            )
-            .await
-            .map_err(db)?;
+        let due = tx.query(&SQL.due, &[&(grace_ms as i64), &(now_ms as i64)]).await.map_err(db)?;
         let mut out = vec![];
         for r in &due {
             let id: String = r.get(0);
             let err = expiry_error(r.get(1), r.get::<_, i64>(2) as u64, r.get::<_, i64>(3) as u64);
-            tx.execute("UPDATE dm_jobs SET state = 'expired', error = $2, finished_ms = $3 WHERE id = $1", &[&id, &err, &(now_ms as i64)])
-                .await
-                .map_err(db)?;
+            tx.execute(&SQL.expire, &[&id, &err, &(now_ms as i64)]).await.map_err(db)?;
             out.push((id, r.get(4)));
         }
         tx.commit().await.map_err(db)?;
@@ -286,13 +218,7 @@ impl PgStore {
         let c = g.as_mut().expect("connected");
         let tx = c.transaction().await.map_err(db)?;
         fence(&tx, epoch).await?;
-        let n = tx
-            .execute(
-                "DELETE FROM dm_jobs WHERE id IN (SELECT id FROM dm_jobs WHERE state IN ('done', 'failed', 'expired') AND finished_ms < $1 LIMIT $2)",
-                &[&(before_ms as i64), &(limit as i64)],
-            )
-            .await
-            .map_err(db)?;
+        let n = tx.execute(&SQL.purge, &[&(before_ms as i64), &(limit as i64)]).await.map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(n)
     }
@@ -302,20 +228,14 @@ impl PgStore {
         let c = g.as_mut().expect("connected");
         let tx = c.transaction().await.map_err(db)?;
         fence(&tx, epoch).await?;
-        let n = tx
-            .execute("UPDATE dm_jobs SET published = false, state = 'queued' WHERE state IN ('queued', 'running') AND published", &[])
-            .await
-            .map_err(db)?;
+        let n = tx.execute(&SQL.requeue_open, &[]).await.map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(n)
     }
 
     pub async fn open_counts(&self) -> Result<Vec<(String, mware_jobs::JobState, u64)>, DevicesError> {
         let c = self.reader().await?;
-        let rows = c
-            .query("SELECT satellite, state, count(*) FROM dm_jobs WHERE state IN ('queued', 'running') GROUP BY satellite, state", &[])
-            .await
-            .map_err(db)?;
+        let rows = c.query(&SQL.open_counts, &[]).await.map_err(db)?;
         Ok(rows.iter().map(|r| (r.get(0), parse_state(r.get(1)), r.get::<_, i64>(2) as u64)).collect())
     }
 }

@@ -4,28 +4,14 @@
 //! has one writer at a time, so the owner check in each write transaction
 //! (`BEGIN IMMEDIATE`) cannot interleave with a claim.
 
-use super::{expiry_error, parse_state, Change, JobRow, ListFilter, NewJob};
+use super::{decide_claim, decide_fence, expiry_error, parse_state, Change, JobRow, ListFilter, NewJob};
 use crate::error::DevicesError;
 use mware_jobs::JobState;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS dm_owner (k INTEGER PRIMARY KEY, grp INTEGER NOT NULL, epoch INTEGER NOT NULL, instance TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS dm_jobs (
-  id TEXT PRIMARY KEY, kind TEXT NOT NULL, target TEXT NOT NULL, satellite TEXT NOT NULL,
-  params TEXT NOT NULL, timeout_ms INTEGER NOT NULL, idempotency_key TEXT UNIQUE,
-  state TEXT NOT NULL, result TEXT, error TEXT, attempts INTEGER NOT NULL DEFAULT 0, poller TEXT,
-  published INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL, deadline_ms INTEGER NOT NULL,
-  started_ms INTEGER, finished_ms INTEGER);
-CREATE INDEX IF NOT EXISTS dm_jobs_open ON dm_jobs (deadline_ms) WHERE state IN ('queued', 'running');
-CREATE INDEX IF NOT EXISTS dm_jobs_outbox ON dm_jobs (created_ms) WHERE published = 0 AND state = 'queued';
-CREATE INDEX IF NOT EXISTS dm_jobs_created ON dm_jobs (created_ms);
-CREATE INDEX IF NOT EXISTS dm_jobs_finished ON dm_jobs (finished_ms) WHERE state IN ('done', 'failed', 'expired');
-";
-
-const COLS: &str = "id, kind, target, satellite, params, timeout_ms, state, result, error, attempts, poller, published, created_ms, deadline_ms, started_ms, finished_ms";
+use super::sql::LITE as SQL;
 
 /// SQLite store.
 pub struct LiteStore {
@@ -61,11 +47,8 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
 }
 
 fn fence(tx: &rusqlite::Transaction<'_>, epoch: u64) -> Result<(), DevicesError> {
-    let e: Option<i64> = tx.query_row("SELECT epoch FROM dm_owner WHERE k = 1", [], |r| r.get(0)).optional().map_err(sql)?;
-    match e.map(|e| e as u64) {
-        Some(e) if e == epoch => Ok(()),
-        other => Err(DevicesError::Fenced { mine: epoch, theirs: other.unwrap_or(0) }),
-    }
+    let e: Option<i64> = tx.query_row(&SQL.owner_epoch, [], |r| r.get(0)).optional().map_err(sql)?;
+    decide_fence(e.map(|e| e as u64), epoch)
 }
 
 impl LiteStore {
@@ -92,7 +75,7 @@ impl LiteStore {
                 }
             }
             c.pragma_update(None, "synchronous", "FULL").map_err(sql)?;
-            c.execute_batch(SCHEMA).map_err(sql)?;
+            c.execute_batch(&SQL.schema).map_err(sql)?;
             let r = Connection::open(&p).map_err(sql)?;
             r.busy_timeout(std::time::Duration::from_secs(10)).map_err(sql)?;
             Ok((c, r))
@@ -153,23 +136,9 @@ impl LiteStore {
         let instance = instance.to_string();
         self.with(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
-            let cur: Option<(i64, i64)> =
-                tx.query_row("SELECT grp, epoch FROM dm_owner WHERE k = 1", [], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(sql)?;
-            if let Some((grp, e)) = cur {
-                if grp as u32 != group {
-                    return Err(DevicesError::Store(format!(
-                        "the devicemanager file holds the jobs of group {grp}: each group needs its own"
-                    )));
-                }
-                if e as u64 > epoch {
-                    return Err(DevicesError::Fenced { mine: epoch, theirs: e as u64 });
-                }
-            }
-            tx.execute(
-                "INSERT OR REPLACE INTO dm_owner (k, grp, epoch, instance) VALUES (1, ?1, ?2, ?3)",
-                params![group as i64, epoch as i64, instance],
-            )
-            .map_err(sql)?;
+            let cur: Option<(i64, i64)> = tx.query_row(&SQL.owner_for_claim, [], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(sql)?;
+            decide_claim(cur.map(|(g, e)| (g as u32, e as u64)), group, epoch, "the devicemanager file")?;
+            tx.execute(&SQL.set_owner, params![group as i64, epoch as i64, instance]).map_err(sql)?;
             tx.commit().map_err(sql)
         })
         .await
@@ -177,22 +146,27 @@ impl LiteStore {
 
     pub async fn insert(&self, epoch: u64, jobs: Vec<NewJob>) -> Result<Vec<String>, DevicesError> {
         self.write(epoch, move |tx| {
-            let mut ins = tx
-                .prepare_cached(
-                    "INSERT INTO dm_jobs (id, kind, target, satellite, params, timeout_ms, idempotency_key, state, created_ms, deadline_ms) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?9) ON CONFLICT (idempotency_key) DO NOTHING",
-                )
-                .map_err(sql)?;
+            let mut ins = tx.prepare_cached(&SQL.insert).map_err(sql)?;
             let mut ids = vec![];
             for j in &jobs {
                 let params = serde_json::to_string(&j.params).unwrap_or_else(|_| "{}".into());
                 let n = ins
-                    .execute(params![j.id, j.kind, j.target, j.satellite.clone().unwrap_or_default(), params, j.timeout_ms as i64, j.idempotency_key, j.created_ms as i64, (j.created_ms + j.timeout_ms) as i64])
+                    .execute(params![
+                        j.id,
+                        j.kind,
+                        j.target,
+                        j.satellite.clone().unwrap_or_default(),
+                        params,
+                        j.timeout_ms as i64,
+                        j.idempotency_key,
+                        j.created_ms as i64,
+                        (j.created_ms + j.timeout_ms) as i64
+                    ])
                     .map_err(sql)?;
                 if n == 1 {
                     ids.push(j.id.clone());
                 } else {
-                    ids.push(tx.query_row("SELECT id FROM dm_jobs WHERE idempotency_key = ?1", [&j.idempotency_key], |r| r.get(0)).map_err(sql)?);
+                    ids.push(tx.query_row(&SQL.id_by_key, [&j.idempotency_key], |r| r.get(0)).map_err(sql)?);
                 }
             }
             Ok(ids)
@@ -201,16 +175,14 @@ impl LiteStore {
     }
 
     pub async fn get(&self, id: String) -> Result<Option<JobRow>, DevicesError> {
-        self.read(move |c| c.query_row(&format!("SELECT {COLS} FROM dm_jobs WHERE id = ?1"), [id], row).optional().map_err(sql)).await
+        self.read(move |c| c.query_row(&SQL.get, [id], row).optional().map_err(sql)).await
     }
 
     pub async fn list(&self, f: ListFilter) -> Result<Vec<JobRow>, DevicesError> {
         self.read(move |c| {
             let state = f.state.map(|s| s.as_str().to_string());
             let sat = f.satellite.map(Option::unwrap_or_default);
-            let mut st = c
-                .prepare_cached(&format!("SELECT {COLS} FROM dm_jobs WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR satellite = ?2) ORDER BY created_ms DESC, id DESC LIMIT ?3"))
-                .map_err(sql)?;
+            let mut st = c.prepare_cached(&SQL.list).map_err(sql)?;
             let rows = st.query_map(params![state, sat, f.limit as i64], row).map_err(sql)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
         })
@@ -219,11 +191,7 @@ impl LiteStore {
 
     pub async fn unpublished(&self, limit: u32) -> Result<Vec<JobRow>, DevicesError> {
         self.read(move |c| {
-            let mut st = c
-                .prepare_cached(&format!(
-                    "SELECT {COLS} FROM dm_jobs WHERE published = 0 AND state = 'queued' ORDER BY created_ms LIMIT ?1"
-                ))
-                .map_err(sql)?;
+            let mut st = c.prepare_cached(&SQL.unpublished).map_err(sql)?;
             let rows = st.query_map([limit as i64], row).map_err(sql)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
         })
@@ -232,7 +200,7 @@ impl LiteStore {
 
     pub async fn mark_published(&self, epoch: u64, ids: Vec<String>) -> Result<(), DevicesError> {
         self.write(epoch, move |tx| {
-            let mut st = tx.prepare_cached("UPDATE dm_jobs SET published = 1 WHERE id = ?1").map_err(sql)?;
+            let mut st = tx.prepare_cached(&SQL.mark_published).map_err(sql)?;
             for id in &ids {
                 st.execute([id]).map_err(sql)?;
             }
@@ -247,20 +215,14 @@ impl LiteStore {
             for ch in &changes {
                 let n = match ch {
                     Change::Started { id, attempt, poller, at_ms } => tx
-                        .prepare_cached(
-                            "UPDATE dm_jobs SET state = 'running', attempts = MAX(attempts, ?2), poller = ?3, started_ms = COALESCE(started_ms, ?4) \
-                             WHERE id = ?1 AND state IN ('queued', 'running')",
-                        )
+                        .prepare_cached(&SQL.started)
                         .and_then(|mut s| s.execute(params![id, *attempt as i64, poller, *at_ms as i64]))
                         .map_err(sql)?,
                     Change::Finished { id, state, result, error, attempt, poller, at_ms } => {
                         let result = (!result.is_null()).then(|| result.to_string());
-                        tx.prepare_cached(
-                            "UPDATE dm_jobs SET state = ?2, result = ?3, error = ?4, attempts = MAX(attempts, ?5), poller = ?6, finished_ms = ?7, published = 1 \
-                             WHERE id = ?1 AND state IN ('queued', 'running')",
-                        )
-                        .and_then(|mut s| s.execute(params![id, state.as_str(), result, error, *attempt as i64, poller, *at_ms as i64]))
-                        .map_err(sql)?
+                        tx.prepare_cached(&SQL.finished)
+                            .and_then(|mut s| s.execute(params![id, state.as_str(), result, error, *attempt as i64, poller, *at_ms as i64]))
+                            .map_err(sql)?
                     }
                 };
                 out.push(n == 1);
@@ -273,16 +235,16 @@ impl LiteStore {
     pub async fn expire_due(&self, epoch: u64, now_ms: u64, grace_ms: u64) -> Result<Vec<(String, String)>, DevicesError> {
         self.write(epoch, move |tx| {
             let due: Vec<(String, String, i64, i64, String)> = {
-                let mut st = tx
-                    .prepare_cached("SELECT id, state, deadline_ms, timeout_ms, satellite FROM dm_jobs WHERE state IN ('queued', 'running') AND deadline_ms + ?1 < ?2")
+                let mut st = tx.prepare_cached(&SQL.due).map_err(sql)?;
+                let rows = st
+                    .query_map(params![grace_ms as i64, now_ms as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
                     .map_err(sql)?;
-                let rows = st.query_map(params![grace_ms as i64, now_ms as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))).map_err(sql)?;
                 rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)?
             };
             let mut out = vec![];
             for (id, state, deadline, timeout, sat) in due {
                 let err = expiry_error(&state, deadline as u64, timeout as u64);
-                tx.execute("UPDATE dm_jobs SET state = 'expired', error = ?2, finished_ms = ?3 WHERE id = ?1", params![id, err, now_ms as i64]).map_err(sql)?;
+                tx.execute(&SQL.expire, params![id, err, now_ms as i64]).map_err(sql)?;
                 out.push((id, sat));
             }
             Ok(out)
@@ -292,12 +254,7 @@ impl LiteStore {
 
     pub async fn purge(&self, epoch: u64, before_ms: u64, limit: u32) -> Result<u64, DevicesError> {
         self.write(epoch, move |tx| {
-            let n = tx
-                .execute(
-                    "DELETE FROM dm_jobs WHERE id IN (SELECT id FROM dm_jobs WHERE state IN ('done', 'failed', 'expired') AND finished_ms < ?1 LIMIT ?2)",
-                    params![before_ms as i64, limit as i64],
-                )
-                .map_err(sql)?;
+            let n = tx.execute(&SQL.purge, params![before_ms as i64, limit as i64]).map_err(sql)?;
             Ok(n as u64)
         })
         .await
@@ -305,9 +262,7 @@ impl LiteStore {
 
     pub async fn requeue_open(&self, epoch: u64) -> Result<u64, DevicesError> {
         self.write(epoch, |tx| {
-            let n = tx
-                .execute("UPDATE dm_jobs SET published = 0, state = 'queued' WHERE state IN ('queued', 'running') AND published = 1", [])
-                .map_err(sql)?;
+            let n = tx.execute(&SQL.requeue_open, []).map_err(sql)?;
             Ok(n as u64)
         })
         .await
@@ -315,11 +270,7 @@ impl LiteStore {
 
     pub async fn open_counts(&self) -> Result<Vec<(String, JobState, u64)>, DevicesError> {
         self.read(|c| {
-            let mut st = c
-                .prepare_cached(
-                    "SELECT satellite, state, count(*) FROM dm_jobs WHERE state IN ('queued', 'running') GROUP BY satellite, state",
-                )
-                .map_err(sql)?;
+            let mut st = c.prepare_cached(&SQL.open_counts).map_err(sql)?;
             let rows = st
                 .query_map([], |r| Ok((r.get::<_, String>(0)?, parse_state(&r.get::<_, String>(1)?), r.get::<_, i64>(2)? as u64)))
                 .map_err(sql)?;

@@ -1,5 +1,7 @@
 //! `postgres`: a connection to the DSN opens and the query answers. The DSN is a secret:
 //! it is never part of a reason (errors carry PostgreSQL's words and their causes).
+//! TLS through `mware-pg`: the DSN's `sslmode` (`disable` … `verify-full`) and
+//! `sslrootcert` as libpq means them.
 
 use mware_config::Secret;
 
@@ -14,9 +16,10 @@ pub struct Postgres {
 impl Postgres {
     /// Connects, runs the query, disconnects.
     pub async fn check(&self) -> Result<String, String> {
-        let (client, conn) = tokio_postgres::connect(self.dsn.expose(), tokio_postgres::NoTls)
-            .await
-            .map_err(|e| format!("cannot connect: {}", words(&e)))?;
+        let (client, conn) = mware_pg::connect(self.dsn.expose(), None, "the dsn's sslrootcert").await.map_err(|e| match e {
+            mware_pg::ConnectError::Db(e) => format!("cannot connect: {}", words(&e)),
+            mware_pg::ConnectError::Setup(e) => format!("cannot connect: {e}"),
+        })?;
         let driver = tokio::spawn(conn);
         let r = client.simple_query(&self.query).await;
         drop(client);
