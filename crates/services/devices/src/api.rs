@@ -180,8 +180,13 @@ impl From<JobRow> for JobView {
 /// Jobs, newest first.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct JobList {
-    /// The jobs.
+    /// The jobs of this page, newest first.
     pub jobs: Vec<JobView>,
+    /// How many jobs match the filter in all.
+    pub total: u64,
+    /// The cursor of the next page (`after=`), absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// One satellite (or the pool).
@@ -228,6 +233,8 @@ pub struct ListQuery {
     satellite: Option<String>,
     /// At most this many (default 100, at most 1000).
     limit: Option<String>,
+    /// The `next` of the previous page: only older jobs.
+    after: Option<String>,
 }
 
 fn active(inner: &Inner) -> Result<Arc<Active>, DevicesError> {
@@ -329,11 +336,34 @@ async fn list_jobs(State(inner): State<Arc<Inner>>, Query(q): Query<ListQuery>) 
             }
         },
     };
+    let after = match q.after.as_deref().map(cursor) {
+        None => None,
+        Some(Ok(c)) => Some(c),
+        Some(Err(p)) => {
+            problems.push(p);
+            None
+        }
+    };
     if !problems.is_empty() {
         return Err(DevicesError::Invalid(problems));
     }
-    let rows = a.store.list(ListFilter { state, satellite, limit }).await?;
-    Ok(Json(JobList { jobs: rows.into_iter().map(Into::into).collect() }))
+    let (rows, total) = a.store.list(ListFilter { state, satellite, limit, after }).await?;
+    let next = (rows.len() == limit as usize).then(|| rows.last().map(|r| format!("{}:{}", r.created_ms, r.id))).flatten();
+    Ok(Json(JobList { jobs: rows.into_iter().map(Into::into).collect(), total, next }))
+}
+
+/// The `after` cursor of a jobs page: `CREATED_MS:ID` of the last job of the previous page.
+fn cursor(raw: &str) -> Result<(i64, String), mware_jobs::Problem> {
+    let bad = || mware_jobs::Problem {
+        field: "after".into(),
+        message: format!("expected the `next` of a previous page (CREATED_MS:ID), found {:?}", raw.chars().take(40).collect::<String>()),
+    };
+    let (ms, id) = raw.split_once(':').ok_or_else(bad)?;
+    let ms = ms.parse::<i64>().map_err(|_| bad())?;
+    if id.is_empty() || id.len() > 64 {
+        return Err(bad());
+    }
+    Ok((ms, id.to_string()))
 }
 
 /// Satellites: pollers heard from, queue depth, last seen; and the pool.

@@ -130,6 +130,8 @@ pub struct ListFilter {
     pub satellite: Option<Option<String>>,
     /// At most this many, newest first.
     pub limit: u32,
+    /// Only jobs older than this `(created_ms, id)`: the last row of the previous page.
+    pub after: Option<(i64, String)>,
 }
 
 impl Store {
@@ -178,7 +180,8 @@ impl Store {
     }
 
     /// Jobs, newest first.
-    pub async fn list(&self, f: ListFilter) -> Result<Vec<JobRow>, DevicesError> {
+    /// One page of jobs and how many match the filter in all.
+    pub async fn list(&self, f: ListFilter) -> Result<(Vec<JobRow>, u64), DevicesError> {
         match self {
             Store::Pg(s) => s.list(f).await,
             Store::Lite(s) => s.list(f).await,

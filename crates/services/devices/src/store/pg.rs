@@ -149,12 +149,14 @@ impl PgStore {
         Ok(r.as_ref().map(row))
     }
 
-    pub async fn list(&self, f: ListFilter) -> Result<Vec<JobRow>, DevicesError> {
+    pub async fn list(&self, f: ListFilter) -> Result<(Vec<JobRow>, u64), DevicesError> {
         let c = self.reader().await?;
         let state = f.state.map(|s| s.as_str().to_string());
         let sat = f.satellite.clone().map(Option::unwrap_or_default);
-        let rows = c.query(&SQL.list, &[&state, &sat, &(f.limit as i64)]).await.map_err(db)?;
-        Ok(rows.iter().map(row).collect())
+        let (ms, id) = f.after.map_or((None, None), |(m, i)| (Some(m), Some(i)));
+        let rows = c.query(&SQL.list, &[&state, &sat, &(f.limit as i64), &ms, &id]).await.map_err(db)?;
+        let total: i64 = c.query_one(&SQL.count, &[&state, &sat]).await.map_err(db)?.get(0);
+        Ok((rows.iter().map(row).collect(), total as u64))
     }
 
     pub async fn unpublished(&self, limit: u32) -> Result<Vec<JobRow>, DevicesError> {
@@ -248,7 +250,10 @@ mod tests {
 
     async fn fresh_db() -> (Secret, String) {
         let admin = connect(&Secret::new("host=127.0.0.1 port=5432 user=postgres dbname=postgres")).await.expect("postgresql on 5432");
-        let name = format!("mware_dm_unit_{}_{}", std::process::id(), now_ms() % 1_000_000);
+        // Tests run in parallel threads: a counter keeps two databases of one millisecond apart.
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let name = format!("mware_dm_unit_{}_{}_{n}", std::process::id(), now_ms() % 1_000_000);
         admin.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
         (Secret::new(format!("host=127.0.0.1 port=5432 user=postgres dbname={name}")), name)
     }
@@ -298,6 +303,30 @@ mod tests {
         assert_eq!(unpublished, ["j2"], "j1 ended; j2 still waits for the outbox");
         assert!(new.claim(6, 12, "x").await.is_err(), "another group's jobs");
         drop((old, new));
+        drop_db(&name).await;
+    }
+
+    #[tokio::test]
+    async fn the_list_pages_by_created_then_id_with_its_total() {
+        let (dsn, name) = fresh_db().await;
+        let s = PgStore::open(&dsn).await.unwrap();
+        s.claim(5, 10, "a").await.unwrap();
+        let mut jobs: Vec<_> = ["j1", "j2", "j3", "j4", "j5"].into_iter().map(job).collect();
+        for j in &mut jobs {
+            j.created_ms = 1000; // one millisecond for all: the id breaks the tie
+        }
+        s.insert(10, jobs).await.unwrap();
+        let (mut seen, mut after) = (vec![], None);
+        loop {
+            let f = ListFilter { state: None, satellite: None, limit: 2, after: after.clone() };
+            let (rows, total) = s.list(f).await.unwrap();
+            assert_eq!(total, 5);
+            let Some(last) = rows.last() else { break };
+            after = Some((last.created_ms as i64, last.id.clone()));
+            seen.extend(rows.into_iter().map(|r| r.id));
+        }
+        assert_eq!(seen, ["j5", "j4", "j3", "j2", "j1"], "newest first, each once");
+        drop(s);
         drop_db(&name).await;
     }
 }

@@ -76,8 +76,11 @@ pub struct Statements {
     pub id_by_key: String,
     /// One job by id.
     pub get: String,
-    /// Jobs by optional state `$1` and satellite `$2`, newest first, `$3` at most.
+    /// Jobs by optional state `$1` and satellite `$2`, newest first, `$3` at most, after the
+    /// cursor `($4 created_ms, $5 id)` when given (keyset paging: stable while jobs arrive).
     pub list: String,
+    /// How many jobs the filter of `list` (`$1`, `$2`) matches in all.
+    pub count: String,
     /// Queued jobs not yet published, oldest first, `$1` at most.
     pub unpublished: String,
     /// Marks ids published (PostgreSQL: an array `$1`; SQLite: one id `$1` per call).
@@ -115,8 +118,10 @@ impl Statements {
             get: r(&format!("SELECT {COLS} FROM dm_jobs WHERE id = $1")),
             list: r(&format!(
                 "SELECT {COLS} FROM dm_jobs WHERE ($1{{text}} IS NULL OR state = $1) AND ($2{{text}} IS NULL OR satellite = $2) \
+                 AND (CAST($4 AS {{int8}}) IS NULL OR created_ms < $4 OR (created_ms = $4 AND id < CAST($5 AS TEXT))) \
                  ORDER BY created_ms DESC, id DESC LIMIT $3"
             )),
+            count: r("SELECT COUNT(*) FROM dm_jobs WHERE ($1{text} IS NULL OR state = $1) AND ($2{text} IS NULL OR satellite = $2)"),
             unpublished: r(&format!("SELECT {COLS} FROM dm_jobs WHERE {{unpublished}} AND state = 'queued' ORDER BY created_ms LIMIT $1")),
             mark_published: r("UPDATE dm_jobs SET published = {true} WHERE id {in_ids}"),
             started: r(

@@ -178,13 +178,16 @@ impl LiteStore {
         self.read(move |c| c.query_row(&SQL.get, [id], row).optional().map_err(sql)).await
     }
 
-    pub async fn list(&self, f: ListFilter) -> Result<Vec<JobRow>, DevicesError> {
+    pub async fn list(&self, f: ListFilter) -> Result<(Vec<JobRow>, u64), DevicesError> {
         self.read(move |c| {
             let state = f.state.map(|s| s.as_str().to_string());
             let sat = f.satellite.map(Option::unwrap_or_default);
+            let (ms, id) = f.after.map_or((None, None), |(m, i)| (Some(m), Some(i)));
             let mut st = c.prepare_cached(&SQL.list).map_err(sql)?;
-            let rows = st.query_map(params![state, sat, f.limit as i64], row).map_err(sql)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
+            let rows = st.query_map(params![state, sat, f.limit as i64, ms, id], row).map_err(sql)?;
+            let rows = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)?;
+            let total: i64 = c.query_row(&SQL.count, params![state, sat], |r| r.get(0)).map_err(sql)?;
+            Ok((rows, total as u64))
         })
         .await
     }
@@ -331,5 +334,27 @@ mod tests {
         assert_eq!(s.purge(11, now_ms() + 1, 100).await.unwrap(), 1);
         assert!(s.get("j1".into()).await.unwrap().is_none());
         assert_eq!(s.get("j2".into()).await.unwrap().unwrap().state, JobState::Queued);
+    }
+
+    #[tokio::test]
+    async fn the_list_pages_by_created_then_id_with_its_total() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LiteStore::open(dir.path().join("dm.sqlite")).await.unwrap();
+        s.claim(5, 10, "a").await.unwrap();
+        let mut jobs: Vec<_> = ["j1", "j2", "j3", "j4", "j5"].into_iter().map(|id| job(id, None)).collect();
+        for j in &mut jobs {
+            j.created_ms = 1000; // one millisecond for all: the id breaks the tie
+        }
+        s.insert(10, jobs).await.unwrap();
+        let (mut seen, mut after) = (vec![], None);
+        loop {
+            let f = ListFilter { state: None, satellite: None, limit: 2, after: after.clone() };
+            let (rows, total) = s.list(f).await.unwrap();
+            assert_eq!(total, 5);
+            let Some(last) = rows.last() else { break };
+            after = Some((last.created_ms as i64, last.id.clone()));
+            seen.extend(rows.into_iter().map(|r| r.id));
+        }
+        assert_eq!(seen, ["j5", "j4", "j3", "j2", "j1"], "newest first, each once");
     }
 }
