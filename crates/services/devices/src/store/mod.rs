@@ -280,3 +280,24 @@ pub(crate) fn decide_fence(owner: Option<u64>, epoch: u64) -> Result<(), Devices
         other => Err(DevicesError::Fenced { mine: epoch, theirs: other.unwrap_or(0) }),
     }
 }
+
+/// The paging check both backends run: five jobs of one millisecond (the id breaks the
+/// tie) read two at a time come newest first, each once, with the total on every page.
+#[cfg(test)]
+pub(crate) async fn check_paging(s: &Store, job: impl Fn(&str) -> NewJob) {
+    s.claim(5, 10, "a").await.unwrap();
+    let mut jobs: Vec<_> = ["j1", "j2", "j3", "j4", "j5"].into_iter().map(job).collect();
+    for j in &mut jobs {
+        j.created_ms = 1000;
+    }
+    s.insert(10, jobs).await.unwrap();
+    let (mut seen, mut after) = (vec![], None);
+    loop {
+        let (rows, total) = s.list(ListFilter { state: None, satellite: None, limit: 2, after: after.clone() }).await.unwrap();
+        assert_eq!(total, 5);
+        let Some(last) = rows.last() else { break };
+        after = Some((last.created_ms as i64, last.id.clone()));
+        seen.extend(rows.into_iter().map(|r| r.id));
+    }
+    assert_eq!(seen, ["j5", "j4", "j3", "j2", "j1"], "newest first, each once");
+}
