@@ -63,6 +63,18 @@ impl Poller {
         }
     }
 
+    /// Polls every [`POLL`] from `t0` (a kill) until a daemon reports active; its index and
+    /// how long it took. Panics after 20 s, or when two are active at one poll.
+    pub fn next_active(&self, ds: &[Daemon], t0: Instant) -> (usize, Duration) {
+        loop {
+            if let Some(&i) = self.active(ds).first() {
+                return (i, t0.elapsed());
+            }
+            assert!(t0.elapsed() < Duration::from_secs(20), "no failover in 20 s");
+            std::thread::sleep(POLL);
+        }
+    }
+
     /// Kills -9 the active daemon `rounds` times; returns, per round, the milliseconds from
     /// the kill to another daemon reporting active. The killed one is started again after
     /// each round.
@@ -72,14 +84,8 @@ impl Poller {
             let victim = self.settle(ds, Duration::from_secs(30));
             let t0 = Instant::now();
             ds[victim].child.kill9();
-            let next = loop {
-                if let Some(&i) = self.active(ds).first() {
-                    break i;
-                }
-                assert!(t0.elapsed() < Duration::from_secs(20), "round {round}: no failover in 20 s");
-                std::thread::sleep(POLL);
-            };
-            let ms = t0.elapsed().as_secs_f64() * 1000.0;
+            let (next, took) = self.next_active(ds, t0);
+            let ms = took.as_secs_f64() * 1000.0;
             assert_ne!(next, victim);
             eprintln!("round {round}: kill -9 of {} -> {} active in {ms:.0} ms", trio.name(victim), trio.name(next));
             times.push(ms);
