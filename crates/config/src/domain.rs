@@ -14,7 +14,8 @@
 //!
 //! Names that are already canonical-looking ASCII (lowercase or uppercase letters, digits,
 //! `-`, `_`, no `xn--`-style label) skip IDNA entirely: [`quick`] checks them in one pass
-//! without allocating, which keeps [`crate::DomainTree::route`] fast.
+//! without allocating; [`scan`], the same pass run backwards, also hashes each label
+//! suffix, which is all [`crate::DomainTree::route`] needs to look a name up.
 
 use std::fmt;
 
@@ -127,29 +128,83 @@ pub(crate) enum Quick {
 /// `--` in the third and fourth place (`xn--...`) go the slow way so IDNA checks them.
 #[inline]
 pub(crate) fn quick(d: &str) -> Quick {
+    scan(d, false, |_| {})
+}
+
+/// A label suffix of a name (`b`, `a.b`, `x.a.b` for `x.a.b`), as [`scan`] reports it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Suffix {
+    /// Hash of the suffix's text, ASCII case ignored.
+    pub hash: u64,
+    /// Byte offset of the suffix in the scanned name.
+    pub start: usize,
+    /// Its number of labels.
+    pub labels: usize,
+    /// Whether it holds an uppercase letter.
+    pub upper: bool,
+}
+
+/// Byte classes of [`scan`]: what may be in a name that needs no IDNA.
+const LOWER: u8 = 0;
+const UPPER: u8 = 1;
+const DOT: u8 = 2;
+const BAD: u8 = 3;
+const CLASS: [u8; 256] = {
+    let mut t = [BAD; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = match c as u8 {
+            b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' => LOWER,
+            b'A'..=b'Z' => UPPER,
+            b'.' => DOT,
+            _ => BAD,
+        };
+        c += 1;
+    }
+    t
+};
+
+/// The check of [`quick`] fused with hashing: one backward pass over the bytes, calling
+/// `on_suffix` for each label suffix, shortest first, as soon as its label is checked.
+/// The hash ignores ASCII case (each byte is hashed with `0x20` set, which no other valid
+/// byte collides with) and is the same for a name and its lowercase form, so the domain
+/// tree can look every suffix up without lowercasing or slicing. `punycode` accepts
+/// `??--` labels (for names [`canonical`] already made). The caller must ignore what
+/// `on_suffix` saw when the answer is `Slow`.
+#[inline(always)]
+pub(crate) fn scan(d: &str, punycode: bool, mut on_suffix: impl FnMut(Suffix)) -> Quick {
     let b = d.as_bytes();
     if b.is_empty() || b.len() > MAX_NAME_LEN {
         return Quick::Slow;
     }
-    let mut upper = false;
-    let mut labels = 1;
-    let mut start = 0;
-    for (i, &c) in b.iter().enumerate() {
-        match c {
-            b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' => {}
-            b'A'..=b'Z' => upper = true,
-            b'.' => {
-                if !label_ok(&b[start..i]) {
-                    return Quick::Slow;
-                }
-                labels += 1;
-                start = i + 1;
+    let (mut hash, mut upper, mut labels, mut end) = (0u64, false, 0, b.len());
+    loop {
+        let (mut i, mut word) = (end, 0u64);
+        while i > 0 {
+            let c = b[i - 1];
+            match CLASS[c as usize] {
+                LOWER => {}
+                UPPER => upper = true,
+                DOT => break,
+                _ => return Quick::Slow,
             }
-            _ => return Quick::Slow,
+            word = (word << 8) | u64::from(c | 0x20);
+            i -= 1;
+            if (end - i) % 8 == 0 {
+                hash = mix(hash, word);
+                word = 0;
+            }
         }
-    }
-    if !label_ok(&b[start..]) {
-        return Quick::Slow;
+        if !label_ok(&b[i..end], punycode) {
+            return Quick::Slow;
+        }
+        hash = mix(hash, word ^ (((end - i) as u64) << 56));
+        labels += 1;
+        on_suffix(Suffix { hash, start: i, labels, upper });
+        if i == 0 {
+            break;
+        }
+        end = i - 1;
     }
     if upper {
         Quick::Upper(labels)
@@ -158,10 +213,21 @@ pub(crate) fn quick(d: &str) -> Quick {
     }
 }
 
-/// 1..=63 bytes, no `-` at either end, no `--` in the third and fourth place.
-#[inline]
-fn label_ok(l: &[u8]) -> bool {
-    !l.is_empty() && l.len() <= MAX_LABEL_LEN && l[0] != b'-' && l[l.len() - 1] != b'-' && !(l.len() >= 4 && l[2] == b'-' && l[3] == b'-')
+/// One step of FxHash (as in rustc): rotate, xor, multiply.
+#[inline(always)]
+fn mix(h: u64, w: u64) -> u64 {
+    (h.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95)
+}
+
+/// 1..=63 bytes, no `-` at either end, and unless `punycode`, no `--` in the third and
+/// fourth place.
+#[inline(always)]
+fn label_ok(l: &[u8], punycode: bool) -> bool {
+    !l.is_empty()
+        && l.len() <= MAX_LABEL_LEN
+        && l[0] != b'-'
+        && l[l.len() - 1] != b'-'
+        && (punycode || !(l.len() >= 4 && l[2] == b'-' && l[3] == b'-'))
 }
 
 /// The full check: control characters and whitespace, IDNA when needed, then the label

@@ -10,23 +10,22 @@
 //! not a domain name is served by nobody: [`DomainTree::route`] answers `None` and
 //! [`DomainTree::route_checked`] says why, never the default group.
 //!
-//! [`DomainTree::route`] checks the name in one pass without allocating when it is
-//! already canonical-looking ASCII (see [`crate::domain`]), looks it up in a hash map, then
-//! each parent in turn (`y.x.a.b`, `x.a.b`, `a.b`, `b`), so the first hit is the most
-//! specific one. The hasher is a small multiply-rotate hash: the map's keys come from the
-//! trusted site file, so a caller choosing the looked-up names cannot lengthen the probe
-//! chains.
+//! [`DomainTree::route`] makes one backward pass over the name that both checks it (the
+//! rule of [`crate::domain`]'s quick check) and hashes each label suffix (`b`, `a.b`,
+//! `x.a.b`, `y.x.a.b`), probing the table with each suffix whose label count some named
+//! domain has; the longest hit is the most specific ancestor. The text is compared only
+//! when the stored hash matches, uppercase names are compared ignoring case, and nothing
+//! is allocated unless the name needs IDNA.
 
-use crate::domain::{canonical, quick, DomainError, Quick};
+use crate::domain::{canonical, scan, DomainError, Quick, Suffix};
 use crate::model::Site;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use crate::table::SuffixTable;
 
 /// Maps a domain to the group that serves it.
 #[derive(Debug, Clone, Default)]
 pub struct DomainTree {
     default_group: Option<u32>,
-    map: HashMap<Box<str>, u32, BuildHasherDefault<FxHasher>>,
+    table: SuffixTable,
     /// Fewest and most labels of a named domain: the walk skips suffixes outside this range.
     min_labels: usize,
     max_labels: usize,
@@ -51,14 +50,17 @@ impl DomainTree {
 
     fn insert(&mut self, d: &str, group: u32) -> Result<(), DomainError> {
         let d = canonical(d)?;
-        let n = labels(&d);
-        if self.map.is_empty() {
+        let mut whole = None;
+        let q = scan(&d, true, |s| whole = Some(s));
+        let whole = whole.filter(|_| q != Quick::Slow).expect("a canonical name passes the scan");
+        let n = whole.labels;
+        if self.table.len() == 0 {
             (self.min_labels, self.max_labels) = (n, n);
         } else {
             self.min_labels = self.min_labels.min(n);
             self.max_labels = self.max_labels.max(n);
         }
-        self.map.entry(d.into_boxed_str()).or_insert(group);
+        self.table.insert(whole.hash, &d, group);
         Ok(())
     }
 
@@ -78,10 +80,10 @@ impl DomainTree {
     #[inline]
     pub fn route(&self, domain: &str) -> Option<u32> {
         let d = domain.strip_suffix('.').unwrap_or(domain);
-        match quick(d) {
-            Quick::Canonical(n) => self.walk(d, n),
-            Quick::Upper(n) => self.walk(&d.to_ascii_lowercase(), n),
-            Quick::Slow => canonical(domain).ok().and_then(|c| self.walk(&c, labels(&c))),
+        let mut best = None;
+        match scan(d, false, |s| self.probe(d, s, &mut best)) {
+            Quick::Slow => canonical(domain).ok().and_then(|c| self.walk(&c)),
+            _ => best.or(self.default_group),
         }
     }
 
@@ -89,35 +91,29 @@ impl DomainTree {
     /// why (for the CLI and the API, which must refuse it rather than answer nobody).
     pub fn route_checked(&self, domain: &str) -> Result<Option<u32>, DomainError> {
         let d = domain.strip_suffix('.').unwrap_or(domain);
-        Ok(match quick(d) {
-            Quick::Canonical(n) => self.walk(d, n),
-            Quick::Upper(n) => self.walk(&d.to_ascii_lowercase(), n),
-            Quick::Slow => {
-                let c = canonical(domain)?;
-                self.walk(&c, labels(&c))
-            }
+        let mut best = None;
+        Ok(match scan(d, false, |s| self.probe(d, s, &mut best)) {
+            Quick::Slow => self.walk(&canonical(domain)?),
+            _ => best.or(self.default_group),
         })
     }
 
-    /// Looks up the canonical name `d` of `n` labels and its parents, most specific first,
-    /// skipping suffixes with more labels than any named domain or fewer than all of them.
-    fn walk(&self, mut d: &str, mut n: usize) -> Option<u32> {
-        if self.map.is_empty() {
-            return self.default_group;
-        }
-        while n >= self.min_labels {
-            if n <= self.max_labels {
-                if let Some(g) = self.map.get(d) {
-                    return Some(*g);
-                }
+    /// Looks up a suffix of `d` (as [`scan`] found it) if some named domain has its number
+    /// of labels; a hit replaces `best`, since later suffixes are longer, so more specific.
+    #[inline(always)]
+    fn probe(&self, d: &str, s: Suffix, best: &mut Option<u32>) {
+        if s.labels >= self.min_labels && s.labels <= self.max_labels {
+            if let Some(g) = self.table.get(s.hash, &d.as_bytes()[s.start..], s.upper) {
+                *best = Some(g);
             }
-            match d.find('.') {
-                Some(i) => d = &d[i + 1..],
-                None => break,
-            }
-            n -= 1;
         }
-        self.default_group
+    }
+
+    /// The group of the canonical name `c` (made by [`canonical`]).
+    fn walk(&self, c: &str) -> Option<u32> {
+        let mut best = None;
+        scan(c, true, |s| self.probe(c, s, &mut best));
+        best.or(self.default_group)
     }
 
     /// The group with empty `include_domains`, serving the rest of the tree.
@@ -127,65 +123,19 @@ impl DomainTree {
 
     /// The canonical domains a group names, sorted.
     pub fn domains_of(&self, group: u32) -> Vec<&str> {
-        let mut v: Vec<&str> = self.map.iter().filter(|(_, g)| **g == group).map(|(d, _)| &**d).collect();
+        let mut v: Vec<&str> = self.table.iter().filter(|(_, g)| *g == group).map(|(d, _)| d).collect();
         v.sort_unstable();
         v
     }
 
     /// How many domains the groups name in all.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.table.len()
     }
 
     /// True when no group names a domain (everything goes to the default group).
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
-}
-
-/// The number of dot-separated labels (an empty string counts as one).
-fn labels(d: &str) -> usize {
-    d.bytes().filter(|b| *b == b'.').count() + 1
-}
-
-/// FxHash (as in rustc): one rotate, xor and multiply per 8 bytes.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct FxHasher(u64);
-
-const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-impl FxHasher {
-    #[inline]
-    fn add(&mut self, w: u64) {
-        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(SEED);
-    }
-}
-
-impl Hasher for FxHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut buf = [0u8; 8];
-            buf[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(buf));
-        }
-    }
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.add(i as u64);
-    }
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
+        self.table.len() == 0
     }
 }
 
