@@ -80,10 +80,10 @@ impl DomainTree {
     #[inline]
     pub fn route(&self, domain: &str) -> Option<u32> {
         let d = domain.strip_suffix('.').unwrap_or(domain);
-        let mut best = None;
-        match scan(d, false, |s| self.probe(d, s, &mut best)) {
+        let mut found = Found::default();
+        match scan(d, false, |s| self.note(d, s, &mut found)) {
             Quick::Slow => canonical(domain).ok().and_then(|c| self.walk(&c)),
-            _ => best.or(self.default_group),
+            _ => self.finish(d, &found),
         }
     }
 
@@ -91,29 +91,54 @@ impl DomainTree {
     /// why (for the CLI and the API, which must refuse it rather than answer nobody).
     pub fn route_checked(&self, domain: &str) -> Result<Option<u32>, DomainError> {
         let d = domain.strip_suffix('.').unwrap_or(domain);
-        let mut best = None;
-        Ok(match scan(d, false, |s| self.probe(d, s, &mut best)) {
+        let mut found = Found::default();
+        Ok(match scan(d, false, |s| self.note(d, s, &mut found)) {
             Quick::Slow => self.walk(&canonical(domain)?),
-            _ => best.or(self.default_group),
+            _ => self.finish(d, &found),
         })
     }
 
-    /// Looks up a suffix of `d` (as [`scan`] found it) if some named domain has its number
-    /// of labels; a hit replaces `best`, since later suffixes are longer, so more specific.
+    /// Keeps a suffix of `d` (as [`scan`] found it) for [`DomainTree::finish`] if some named
+    /// domain has its number of labels. Past [`KEPT`] labels there is no room: the suffix is
+    /// looked up at once, and a hit there is longer than every kept suffix, so it wins.
     #[inline(always)]
-    fn probe(&self, d: &str, s: Suffix, best: &mut Option<u32>) {
-        if s.labels >= self.min_labels && s.labels <= self.max_labels {
-            if let Some(g) = self.table.get(s.hash, &d.as_bytes()[s.start..], s.upper) {
-                *best = Some(g);
+    fn note(&self, d: &str, s: Suffix, found: &mut Found) {
+        if s.labels < self.min_labels || s.labels > self.max_labels {
+            return;
+        }
+        match found.kept.get_mut(s.labels) {
+            Some(k) => *k = (s.hash, s.start as u32, s.upper),
+            None => {
+                if let Some(g) = self.table.get(s.hash, &d.as_bytes()[s.start..], s.upper) {
+                    found.deep = Some(g);
+                }
             }
         }
+        found.most = s.labels;
+    }
+
+    /// Looks the kept suffixes up, longest (most specific) first.
+    #[inline(always)]
+    fn finish(&self, d: &str, found: &Found) -> Option<u32> {
+        if found.deep.is_some() {
+            return found.deep;
+        }
+        let mut n = found.most.min(KEPT - 1);
+        while n >= self.min_labels && n > 0 {
+            let (hash, start, upper) = found.kept[n];
+            if let Some(g) = self.table.get(hash, &d.as_bytes()[start as usize..], upper) {
+                return Some(g);
+            }
+            n -= 1;
+        }
+        self.default_group
     }
 
     /// The group of the canonical name `c` (made by [`canonical`]).
     fn walk(&self, c: &str) -> Option<u32> {
-        let mut best = None;
-        scan(c, true, |s| self.probe(c, s, &mut best));
-        best.or(self.default_group)
+        let mut found = Found::default();
+        scan(c, true, |s| self.note(c, s, &mut found));
+        self.finish(c, &found)
     }
 
     /// The group with empty `include_domains`, serving the rest of the tree.
@@ -137,6 +162,19 @@ impl DomainTree {
     pub fn is_empty(&self) -> bool {
         self.table.len() == 0
     }
+}
+
+/// Suffixes of up to this many labels (minus one) are kept for a lookup longest first;
+/// longer ones (rare: a named domain of 16 labels or more) are looked up as they come.
+const KEPT: usize = 16;
+
+/// The suffixes [`DomainTree::note`] kept: `kept[n]` is the hash, start and case of the
+/// suffix of `n` labels; `most` the label count of the longest kept, 0 for none.
+#[derive(Default)]
+struct Found {
+    kept: [(u64, u32, bool); KEPT],
+    most: usize,
+    deep: Option<u32>,
 }
 
 #[cfg(test)]
