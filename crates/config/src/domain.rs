@@ -144,19 +144,17 @@ pub(crate) struct Suffix {
     pub upper: bool,
 }
 
-/// Byte classes of [`scan`]: what may be in a name that needs no IDNA.
-const LOWER: u8 = 0;
+/// Byte classes of [`scan`], as bits: what may be in a name that needs no IDNA (`.` is
+/// looked for before the class).
 const UPPER: u8 = 1;
-const DOT: u8 = 2;
-const BAD: u8 = 3;
+const BAD: u8 = 2;
 const CLASS: [u8; 256] = {
     let mut t = [BAD; 256];
     let mut c = 0;
     while c < 256 {
         t[c] = match c as u8 {
-            b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' => LOWER,
+            b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' => 0,
             b'A'..=b'Z' => UPPER,
-            b'.' => DOT,
             _ => BAD,
         };
         c += 1;
@@ -167,50 +165,72 @@ const CLASS: [u8; 256] = {
 /// The check of [`quick`] fused with hashing: one backward pass over the bytes, calling
 /// `on_suffix` for each label suffix, shortest first, as soon as its label is checked.
 /// The hash ignores ASCII case (each byte is hashed with `0x20` set, which no other valid
-/// byte collides with) and is the same for a name and its lowercase form, so the domain
-/// tree can look every suffix up without lowercasing or slicing. `punycode` accepts
-/// `??--` labels (for names [`canonical`] already made). The caller must ignore what
-/// `on_suffix` saw when the answer is `Slow`.
+/// byte collides with), so it is the same for a name and its lowercase form and the
+/// domain tree can look every suffix up without lowercasing or slicing. `punycode`
+/// accepts `??--` labels (for names [`canonical`] already made). The caller must ignore
+/// what `on_suffix` saw when the answer is `Slow`.
 #[inline(always)]
 pub(crate) fn scan(d: &str, punycode: bool, mut on_suffix: impl FnMut(Suffix)) -> Quick {
     let b = d.as_bytes();
     if b.is_empty() || b.len() > MAX_NAME_LEN {
         return Quick::Slow;
     }
-    let (mut hash, mut upper, mut labels, mut end) = (0u64, false, 0, b.len());
+    let (mut hash, mut class, mut labels, mut end) = (0u64, 0u8, 0, b.len());
     loop {
-        let (mut i, mut word) = (end, 0u64);
-        while i > 0 {
-            let c = b[i - 1];
-            match CLASS[c as usize] {
-                LOWER => {}
-                UPPER => upper = true,
-                DOT => break,
-                _ => return Quick::Slow,
-            }
-            word = (word << 8) | u64::from(c | 0x20);
+        let mut i = end;
+        while i > 0 && b[i - 1] != b'.' {
+            class |= CLASS[b[i - 1] as usize];
             i -= 1;
-            if (end - i) % 8 == 0 {
-                hash = mix(hash, word);
-                word = 0;
-            }
         }
-        if !label_ok(&b[i..end], punycode) {
+        if class & BAD != 0 || !label_ok(&b[i..end], punycode) {
             return Quick::Slow;
         }
-        hash = mix(hash, word ^ (((end - i) as u64) << 56));
+        hash = label_hash(b, i, end, hash);
         labels += 1;
-        on_suffix(Suffix { hash, start: i, labels, upper });
+        on_suffix(Suffix { hash, start: i, labels, upper: class & UPPER != 0 });
         if i == 0 {
             break;
         }
         end = i - 1;
     }
-    if upper {
+    if class & UPPER != 0 {
         Quick::Upper(labels)
     } else {
         Quick::Canonical(labels)
     }
+}
+
+/// `0x20` in every byte: set, it makes ASCII letters lowercase.
+const CASE: u64 = 0x2020_2020_2020_2020;
+
+/// `hash` extended with the label `b[i..end]` (1 to 63 bytes), 8 bytes at a time, case
+/// ignored. The last 1 to 8 bytes are read in one load that ends at `end` (or starts at
+/// 0 when the name is shorter), then shifted and masked to the label's bytes.
+#[inline(always)]
+fn label_hash(b: &[u8], i: usize, end: usize, mut hash: u64) -> u64 {
+    let mut j = i;
+    while end - j > 8 {
+        hash = mix(hash, load(b, j) | CASE);
+        j += 8;
+    }
+    let r = end - j;
+    let mask = u64::MAX >> (64 - 8 * r);
+    let last = if end >= 8 {
+        load(b, end - 8) >> (8 * (8 - r))
+    } else if b.len() >= 8 {
+        load(b, 0) >> (8 * j)
+    } else {
+        let mut buf = [0u8; 8];
+        buf[..b.len()].copy_from_slice(b);
+        u64::from_le_bytes(buf) >> (8 * j)
+    };
+    mix(hash, ((last | CASE) & mask) ^ (((end - i) as u64) << 56))
+}
+
+/// The 8 bytes at `b[j..]`, little-endian.
+#[inline(always)]
+fn load(b: &[u8], j: usize) -> u64 {
+    u64::from_le_bytes(b[j..j + 8].try_into().expect("8 bytes"))
 }
 
 /// One step of FxHash (as in rustc): rotate, xor, multiply.
