@@ -175,24 +175,28 @@ pub(crate) fn scan(d: &str, punycode: bool, mut on_suffix: impl FnMut(Suffix)) -
     if b.is_empty() || b.len() > MAX_NAME_LEN {
         return Quick::Slow;
     }
-    let (mut hash, mut class, mut labels, mut end) = (0u64, 0u8, 0, b.len());
-    loop {
-        let mut i = end;
-        while i > 0 && b[i - 1] != b'.' {
-            class |= CLASS[b[i - 1] as usize];
-            i -= 1;
-        }
-        if class & BAD != 0 || !label_ok(&b[i..end], punycode) {
+    // First one branch-free pass: the classes of all bytes, and where the dots are (from
+    // the right); a label's end is then known without a mispredicted branch per label.
+    let (mut class, mut dots, mut nd) = (0u8, [0u8; 256], 0usize);
+    for (i, &c) in b.iter().enumerate().rev() {
+        class |= CLASS[c as usize] & !u8::from(c == b'.').wrapping_neg();
+        dots[nd & 255] = i as u8;
+        nd += usize::from(c == b'.');
+    }
+    if class & BAD != 0 {
+        return Quick::Slow;
+    }
+    let (mut hash, mut end) = (0u64, b.len());
+    for k in 0..=nd {
+        let i = if k < nd { dots[k] as usize + 1 } else { 0 };
+        if !label_ok(&b[i..end], punycode) {
             return Quick::Slow;
         }
         hash = label_hash(b, i, end, hash);
-        labels += 1;
-        on_suffix(Suffix { hash, start: i, labels, upper: class & UPPER != 0 });
-        if i == 0 {
-            break;
-        }
-        end = i - 1;
+        on_suffix(Suffix { hash, start: i, labels: k + 1, upper: class & UPPER != 0 });
+        end = i.wrapping_sub(1);
     }
+    let labels = nd + 1;
     if class & UPPER != 0 {
         Quick::Upper(labels)
     } else {
