@@ -140,7 +140,7 @@ pub(crate) struct Suffix {
     pub start: usize,
     /// Its number of labels.
     pub labels: usize,
-    /// Whether it holds an uppercase letter.
+    /// Whether the name holds an uppercase letter (so the suffix may).
     pub upper: bool,
 }
 
@@ -162,8 +162,9 @@ const CLASS: [u8; 256] = {
     t
 };
 
-/// The check of [`quick`] fused with hashing: one backward pass over the bytes, calling
-/// `on_suffix` for each label suffix, shortest first, as soon as its label is checked.
+/// The check of [`quick`] fused with hashing: one backward pass over the bytes for their
+/// classes and the dots, then one over the labels, calling `on_suffix` for each label
+/// suffix, shortest first, as soon as its label is checked.
 /// The hash ignores ASCII case (each byte is hashed with `0x20` set, which no other valid
 /// byte collides with), so it is the same for a name and its lowercase form and the
 /// domain tree can look every suffix up without lowercasing or slicing. `punycode`
@@ -187,8 +188,8 @@ pub(crate) fn scan(d: &str, punycode: bool, mut on_suffix: impl FnMut(Suffix)) -
         return Quick::Slow;
     }
     let (mut hash, mut end) = (0u64, b.len());
-    for k in 0..=nd {
-        let i = if k < nd { dots[k] as usize + 1 } else { 0 };
+    let starts = dots[..nd].iter().map(|&dot| usize::from(dot) + 1).chain([0]);
+    for (k, i) in starts.enumerate() {
         if !label_ok(&b[i..end], punycode) {
             return Quick::Slow;
         }

@@ -37,7 +37,13 @@ const MIN_SLOTS: usize = 8;
 
 impl Default for SuffixTable {
     fn default() -> Self {
-        SuffixTable { tags: vec![0; MIN_SLOTS], slots: vec![Slot::default(); MIN_SLOTS], shift: 64 - MIN_SLOTS.trailing_zeros(), arena: String::new(), hashes: Vec::new() }
+        SuffixTable {
+            tags: vec![0; MIN_SLOTS],
+            slots: vec![Slot::default(); MIN_SLOTS],
+            shift: 64 - MIN_SLOTS.trailing_zeros(),
+            arena: String::new(),
+            hashes: Vec::new(),
+        }
     }
 }
 

@@ -217,4 +217,31 @@ mod tests {
         assert_eq!(t.route("рф"), Some(1));
         assert!(DomainTree::from_entries([("a..b", 2)], None).is_err());
     }
+
+    #[test]
+    fn names_deeper_than_the_kept_suffixes() {
+        let labels: Vec<String> = (0..20).map(|i| format!("l{i}")).collect();
+        let suffix = |n: usize| labels[20 - n..].join(".");
+        let t = DomainTree::from_entries([(suffix(2).as_str(), 2), (&suffix(15), 3), (&suffix(20), 4)], Some(1)).unwrap();
+        assert_eq!(t.route(&format!("x.{}", suffix(20))), Some(4), "21 labels, a hit past the kept ones");
+        assert_eq!(t.route(&suffix(20)), Some(4));
+        assert_eq!(t.route(&suffix(19)), Some(3));
+        assert_eq!(t.route(&format!("y.Y.{}", suffix(15).to_uppercase())), Some(3));
+        assert_eq!(t.route(&suffix(16)), Some(3));
+        assert_eq!(t.route(&suffix(14)), Some(2));
+        assert_eq!(t.route("z.l18.l19"), Some(2));
+        assert_eq!(t.route("l19"), Some(1));
+    }
+
+    #[test]
+    fn the_table_grows_and_keeps_every_name() {
+        let names: Vec<String> = (0..3000).map(|i| format!("n{i}.{}.ru", i % 7)).collect();
+        let t = DomainTree::from_entries(names.iter().enumerate().map(|(i, d)| (d.as_str(), i as u32)), None).unwrap();
+        assert_eq!(t.len(), 3000);
+        for (i, d) in names.iter().enumerate() {
+            assert_eq!(t.route(&format!("Host.{d}")), Some(i as u32), "{d}");
+        }
+        assert_eq!(t.route("n3000.1.ru"), None);
+        assert_eq!(t.domains_of(5), vec!["n5.5.ru"]);
+    }
 }
