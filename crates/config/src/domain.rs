@@ -14,7 +14,8 @@
 //!
 //! Names that are already canonical-looking ASCII (lowercase or uppercase letters, digits,
 //! `-`, `_`, no `xn--`-style label) skip IDNA entirely: [`quick`] checks them in one pass
-//! without allocating, which keeps [`crate::DomainTree::route`] fast.
+//! without allocating; [`scan`], the same pass run backwards, also hashes each label
+//! suffix, which is all [`crate::DomainTree::route`] needs to look a name up.
 
 use std::fmt;
 
@@ -127,41 +128,131 @@ pub(crate) enum Quick {
 /// `--` in the third and fourth place (`xn--...`) go the slow way so IDNA checks them.
 #[inline]
 pub(crate) fn quick(d: &str) -> Quick {
+    scan(d, false, |_| {})
+}
+
+/// A label suffix of a name (`b`, `a.b`, `x.a.b` for `x.a.b`), as [`scan`] reports it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Suffix {
+    /// Hash of the suffix's text, ASCII case ignored.
+    pub hash: u64,
+    /// Byte offset of the suffix in the scanned name.
+    pub start: usize,
+    /// Its number of labels.
+    pub labels: usize,
+    /// Whether the name holds an uppercase letter (so the suffix may).
+    pub upper: bool,
+}
+
+/// Byte classes of [`scan`], as bits: what may be in a name that needs no IDNA (`.` is
+/// looked for before the class).
+const UPPER: u8 = 1;
+const BAD: u8 = 2;
+const CLASS: [u8; 256] = {
+    let mut t = [BAD; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = match c as u8 {
+            b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' => 0,
+            b'A'..=b'Z' => UPPER,
+            _ => BAD,
+        };
+        c += 1;
+    }
+    t
+};
+
+/// The check of [`quick`] fused with hashing: one backward pass over the bytes for their
+/// classes and the dots, then one over the labels, calling `on_suffix` for each label
+/// suffix, shortest first, as soon as its label is checked.
+/// The hash ignores ASCII case (each byte is hashed with `0x20` set, which no other valid
+/// byte collides with), so it is the same for a name and its lowercase form and the
+/// domain tree can look every suffix up without lowercasing or slicing. `punycode`
+/// accepts `??--` labels (for names [`canonical`] already made). The caller must ignore
+/// what `on_suffix` saw when the answer is `Slow`.
+#[inline(always)]
+pub(crate) fn scan(d: &str, punycode: bool, mut on_suffix: impl FnMut(Suffix)) -> Quick {
     let b = d.as_bytes();
     if b.is_empty() || b.len() > MAX_NAME_LEN {
         return Quick::Slow;
     }
-    let mut upper = false;
-    let mut labels = 1;
-    let mut start = 0;
-    for (i, &c) in b.iter().enumerate() {
-        match c {
-            b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' => {}
-            b'A'..=b'Z' => upper = true,
-            b'.' => {
-                if !label_ok(&b[start..i]) {
-                    return Quick::Slow;
-                }
-                labels += 1;
-                start = i + 1;
-            }
-            _ => return Quick::Slow,
-        }
+    // First one branch-free pass: the classes of all bytes, and where the dots are (from
+    // the right); a label's end is then known without a mispredicted branch per label.
+    let (mut class, mut dots, mut nd) = (0u8, [0u8; 256], 0usize);
+    for (i, &c) in b.iter().enumerate().rev() {
+        class |= CLASS[c as usize] & !u8::from(c == b'.').wrapping_neg();
+        dots[nd & 255] = i as u8;
+        nd += usize::from(c == b'.');
     }
-    if !label_ok(&b[start..]) {
+    if class & BAD != 0 {
         return Quick::Slow;
     }
-    if upper {
+    let (mut hash, mut end) = (0u64, b.len());
+    let starts = dots[..nd].iter().map(|&dot| usize::from(dot) + 1).chain([0]);
+    for (k, i) in starts.enumerate() {
+        if !label_ok(&b[i..end], punycode) {
+            return Quick::Slow;
+        }
+        hash = label_hash(b, i, end, hash);
+        on_suffix(Suffix { hash, start: i, labels: k + 1, upper: class & UPPER != 0 });
+        end = i.wrapping_sub(1);
+    }
+    let labels = nd + 1;
+    if class & UPPER != 0 {
         Quick::Upper(labels)
     } else {
         Quick::Canonical(labels)
     }
 }
 
-/// 1..=63 bytes, no `-` at either end, no `--` in the third and fourth place.
-#[inline]
-fn label_ok(l: &[u8]) -> bool {
-    !l.is_empty() && l.len() <= MAX_LABEL_LEN && l[0] != b'-' && l[l.len() - 1] != b'-' && !(l.len() >= 4 && l[2] == b'-' && l[3] == b'-')
+/// `0x20` in every byte: set, it makes ASCII letters lowercase.
+const CASE: u64 = 0x2020_2020_2020_2020;
+
+/// `hash` extended with the label `b[i..end]` (1 to 63 bytes), 8 bytes at a time, case
+/// ignored. The last 1 to 8 bytes are read in one load that ends at `end` (or starts at
+/// 0 when the name is shorter), then shifted and masked to the label's bytes.
+#[inline(always)]
+fn label_hash(b: &[u8], i: usize, end: usize, mut hash: u64) -> u64 {
+    let mut j = i;
+    while end - j > 8 {
+        hash = mix(hash, load(b, j) | CASE);
+        j += 8;
+    }
+    let r = end - j;
+    let mask = u64::MAX >> (64 - 8 * r);
+    let last = if end >= 8 {
+        load(b, end - 8) >> (8 * (8 - r))
+    } else if b.len() >= 8 {
+        load(b, 0) >> (8 * j)
+    } else {
+        let mut buf = [0u8; 8];
+        buf[..b.len()].copy_from_slice(b);
+        u64::from_le_bytes(buf) >> (8 * j)
+    };
+    mix(hash, ((last | CASE) & mask) ^ (((end - i) as u64) << 56))
+}
+
+/// The 8 bytes at `b[j..]`, little-endian.
+#[inline(always)]
+fn load(b: &[u8], j: usize) -> u64 {
+    u64::from_le_bytes(b[j..j + 8].try_into().expect("8 bytes"))
+}
+
+/// One step of FxHash (as in rustc): rotate, xor, multiply.
+#[inline(always)]
+fn mix(h: u64, w: u64) -> u64 {
+    (h.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95)
+}
+
+/// 1..=63 bytes, no `-` at either end, and unless `punycode`, no `--` in the third and
+/// fourth place.
+#[inline(always)]
+fn label_ok(l: &[u8], punycode: bool) -> bool {
+    !l.is_empty()
+        && l.len() <= MAX_LABEL_LEN
+        && l[0] != b'-'
+        && l[l.len() - 1] != b'-'
+        && (punycode || !(l.len() >= 4 && l[2] == b'-' && l[3] == b'-'))
 }
 
 /// The full check: control characters and whitespace, IDNA when needed, then the label

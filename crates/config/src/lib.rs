@@ -19,6 +19,7 @@ mod redact;
 mod secret;
 mod ssh;
 pub mod strict_json;
+mod table;
 mod target;
 mod tasks;
 mod tree;

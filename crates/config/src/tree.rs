@@ -10,23 +10,22 @@
 //! not a domain name is served by nobody: [`DomainTree::route`] answers `None` and
 //! [`DomainTree::route_checked`] says why, never the default group.
 //!
-//! [`DomainTree::route`] checks the name in one pass without allocating when it is
-//! already canonical-looking ASCII (see [`crate::domain`]), looks it up in a hash map, then
-//! each parent in turn (`y.x.a.b`, `x.a.b`, `a.b`, `b`), so the first hit is the most
-//! specific one. The hasher is a small multiply-rotate hash: the map's keys come from the
-//! trusted site file, so a caller choosing the looked-up names cannot lengthen the probe
-//! chains.
+//! [`DomainTree::route`] makes one backward pass over the name that both checks it (the
+//! rule of [`crate::domain`]'s quick check) and hashes each label suffix (`b`, `a.b`,
+//! `x.a.b`, `y.x.a.b`), probing the table with each suffix whose label count some named
+//! domain has; the longest hit is the most specific ancestor. The text is compared only
+//! when the stored hash matches, uppercase names are compared ignoring case, and nothing
+//! is allocated unless the name needs IDNA.
 
-use crate::domain::{canonical, quick, DomainError, Quick};
+use crate::domain::{canonical, scan, DomainError, Quick, Suffix};
 use crate::model::Site;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use crate::table::SuffixTable;
 
 /// Maps a domain to the group that serves it.
 #[derive(Debug, Clone, Default)]
 pub struct DomainTree {
     default_group: Option<u32>,
-    map: HashMap<Box<str>, u32, BuildHasherDefault<FxHasher>>,
+    table: SuffixTable,
     /// Fewest and most labels of a named domain: the walk skips suffixes outside this range.
     min_labels: usize,
     max_labels: usize,
@@ -51,14 +50,17 @@ impl DomainTree {
 
     fn insert(&mut self, d: &str, group: u32) -> Result<(), DomainError> {
         let d = canonical(d)?;
-        let n = labels(&d);
-        if self.map.is_empty() {
+        let mut whole = None;
+        let q = scan(&d, true, |s| whole = Some(s));
+        let whole = whole.filter(|_| q != Quick::Slow).expect("a canonical name passes the scan");
+        let n = whole.labels;
+        if self.table.len() == 0 {
             (self.min_labels, self.max_labels) = (n, n);
         } else {
             self.min_labels = self.min_labels.min(n);
             self.max_labels = self.max_labels.max(n);
         }
-        self.map.entry(d.into_boxed_str()).or_insert(group);
+        self.table.insert(whole.hash, &d, group);
         Ok(())
     }
 
@@ -78,10 +80,10 @@ impl DomainTree {
     #[inline]
     pub fn route(&self, domain: &str) -> Option<u32> {
         let d = domain.strip_suffix('.').unwrap_or(domain);
-        match quick(d) {
-            Quick::Canonical(n) => self.walk(d, n),
-            Quick::Upper(n) => self.walk(&d.to_ascii_lowercase(), n),
-            Quick::Slow => canonical(domain).ok().and_then(|c| self.walk(&c, labels(&c))),
+        let mut found = Found::default();
+        match scan(d, false, |s| self.note(d, s, &mut found)) {
+            Quick::Slow => canonical(domain).ok().and_then(|c| self.walk(&c)),
+            _ => self.finish(d, &found),
         }
     }
 
@@ -89,35 +91,54 @@ impl DomainTree {
     /// why (for the CLI and the API, which must refuse it rather than answer nobody).
     pub fn route_checked(&self, domain: &str) -> Result<Option<u32>, DomainError> {
         let d = domain.strip_suffix('.').unwrap_or(domain);
-        Ok(match quick(d) {
-            Quick::Canonical(n) => self.walk(d, n),
-            Quick::Upper(n) => self.walk(&d.to_ascii_lowercase(), n),
-            Quick::Slow => {
-                let c = canonical(domain)?;
-                self.walk(&c, labels(&c))
-            }
+        let mut found = Found::default();
+        Ok(match scan(d, false, |s| self.note(d, s, &mut found)) {
+            Quick::Slow => self.walk(&canonical(domain)?),
+            _ => self.finish(d, &found),
         })
     }
 
-    /// Looks up the canonical name `d` of `n` labels and its parents, most specific first,
-    /// skipping suffixes with more labels than any named domain or fewer than all of them.
-    fn walk(&self, mut d: &str, mut n: usize) -> Option<u32> {
-        if self.map.is_empty() {
-            return self.default_group;
+    /// Keeps a suffix of `d` (as [`scan`] found it) for [`DomainTree::finish`] if some named
+    /// domain has its number of labels. Past [`KEPT`] labels there is no room: the suffix is
+    /// looked up at once, and a hit there is longer than every kept suffix, so it wins.
+    #[inline(always)]
+    fn note(&self, d: &str, s: Suffix, found: &mut Found) {
+        if s.labels < self.min_labels || s.labels > self.max_labels {
+            return;
         }
-        while n >= self.min_labels {
-            if n <= self.max_labels {
-                if let Some(g) = self.map.get(d) {
-                    return Some(*g);
+        match found.kept.get_mut(s.labels) {
+            Some(k) => *k = (s.hash, s.start as u32, s.upper),
+            None => {
+                if let Some(g) = self.table.get(s.hash, &d.as_bytes()[s.start..], s.upper) {
+                    found.deep = Some(g);
                 }
             }
-            match d.find('.') {
-                Some(i) => d = &d[i + 1..],
-                None => break,
+        }
+        found.most = s.labels;
+    }
+
+    /// Looks the kept suffixes up, longest (most specific) first.
+    #[inline(always)]
+    fn finish(&self, d: &str, found: &Found) -> Option<u32> {
+        if found.deep.is_some() {
+            return found.deep;
+        }
+        let mut n = found.most.min(KEPT - 1);
+        while n >= self.min_labels && n > 0 {
+            let (hash, start, upper) = found.kept[n];
+            if let Some(g) = self.table.get(hash, &d.as_bytes()[start as usize..], upper) {
+                return Some(g);
             }
             n -= 1;
         }
         self.default_group
+    }
+
+    /// The group of the canonical name `c` (made by [`canonical`]).
+    fn walk(&self, c: &str) -> Option<u32> {
+        let mut found = Found::default();
+        scan(c, true, |s| self.note(c, s, &mut found));
+        self.finish(c, &found)
     }
 
     /// The group with empty `include_domains`, serving the rest of the tree.
@@ -127,66 +148,33 @@ impl DomainTree {
 
     /// The canonical domains a group names, sorted.
     pub fn domains_of(&self, group: u32) -> Vec<&str> {
-        let mut v: Vec<&str> = self.map.iter().filter(|(_, g)| **g == group).map(|(d, _)| &**d).collect();
+        let mut v: Vec<&str> = self.table.iter().filter(|(_, g)| *g == group).map(|(d, _)| d).collect();
         v.sort_unstable();
         v
     }
 
     /// How many domains the groups name in all.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.table.len()
     }
 
     /// True when no group names a domain (everything goes to the default group).
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.table.len() == 0
     }
 }
 
-/// The number of dot-separated labels (an empty string counts as one).
-fn labels(d: &str) -> usize {
-    d.bytes().filter(|b| *b == b'.').count() + 1
-}
+/// Suffixes of up to this many labels (minus one) are kept for a lookup longest first;
+/// longer ones (rare: a named domain of 16 labels or more) are looked up as they come.
+const KEPT: usize = 16;
 
-/// FxHash (as in rustc): one rotate, xor and multiply per 8 bytes.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct FxHasher(u64);
-
-const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-impl FxHasher {
-    #[inline]
-    fn add(&mut self, w: u64) {
-        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(SEED);
-    }
-}
-
-impl Hasher for FxHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut buf = [0u8; 8];
-            buf[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(buf));
-        }
-    }
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.add(i as u64);
-    }
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
+/// The suffixes [`DomainTree::note`] kept: `kept[n]` is the hash, start and case of the
+/// suffix of `n` labels; `most` the label count of the longest kept, 0 for none.
+#[derive(Default)]
+struct Found {
+    kept: [(u64, u32, bool); KEPT],
+    most: usize,
+    deep: Option<u32>,
 }
 
 #[cfg(test)]
@@ -228,5 +216,32 @@ mod tests {
         assert_eq!(t.route("x._sip._udp.a.b"), Some(3));
         assert_eq!(t.route("рф"), Some(1));
         assert!(DomainTree::from_entries([("a..b", 2)], None).is_err());
+    }
+
+    #[test]
+    fn names_deeper_than_the_kept_suffixes() {
+        let labels: Vec<String> = (0..20).map(|i| format!("l{i}")).collect();
+        let suffix = |n: usize| labels[20 - n..].join(".");
+        let t = DomainTree::from_entries([(suffix(2).as_str(), 2), (&suffix(15), 3), (&suffix(20), 4)], Some(1)).unwrap();
+        assert_eq!(t.route(&format!("x.{}", suffix(20))), Some(4), "21 labels, a hit past the kept ones");
+        assert_eq!(t.route(&suffix(20)), Some(4));
+        assert_eq!(t.route(&suffix(19)), Some(3));
+        assert_eq!(t.route(&format!("y.Y.{}", suffix(15).to_uppercase())), Some(3));
+        assert_eq!(t.route(&suffix(16)), Some(3));
+        assert_eq!(t.route(&suffix(14)), Some(2));
+        assert_eq!(t.route("z.l18.l19"), Some(2));
+        assert_eq!(t.route("l19"), Some(1));
+    }
+
+    #[test]
+    fn the_table_grows_and_keeps_every_name() {
+        let names: Vec<String> = (0..3000).map(|i| format!("n{i}.{}.ru", i % 7)).collect();
+        let t = DomainTree::from_entries(names.iter().enumerate().map(|(i, d)| (d.as_str(), i as u32)), None).unwrap();
+        assert_eq!(t.len(), 3000);
+        for (i, d) in names.iter().enumerate() {
+            assert_eq!(t.route(&format!("Host.{d}")), Some(i as u32), "{d}");
+        }
+        assert_eq!(t.route("n3000.1.ru"), None);
+        assert_eq!(t.domains_of(5), vec!["n5.5.ru"]);
     }
 }
