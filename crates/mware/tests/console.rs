@@ -12,7 +12,7 @@ mod common;
 use browser::Browser;
 use common::*;
 use mware_testkit::etcd::Etcd;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -90,7 +90,10 @@ async fn routing_switchover_and_text_only_rendering() {
     let dir = tempfile::tempdir().unwrap();
     let t = trio(dir.path(), &etcd);
     let d10 = t.start(0);
-    sync(|| d10.wait_status(Duration::from_secs(30), |v| v["state"] == "active"));
+    // Active, and its mutex service done restoring (until then an acquire is a retryable 503).
+    let mutex_running =
+        |v: &Value| v["services"].as_array().is_some_and(|s| s.iter().any(|s| s["name"] == "mutex" && s["state"] == "running"));
+    sync(|| d10.wait_status(Duration::from_secs(30), |v| v["state"] == "active" && mutex_running(v)));
     let d20 = t.start(1);
     sync(|| d20.wait_status(Duration::from_secs(10), |v| v["state"] == "passive"));
     // A holder whose name is markup.
