@@ -1,0 +1,19 @@
+//! mware-callmanager: calls placed and controlled by mware as a SIP third-party call
+//! controller (RFC 3725): `POST /api/callmanager/v1/calls` rings `from`, and when it
+//! answers connects it with `to`; media flows between the phones, never through mware.
+//!
+//! Layout: [`ua`] is the SIP user agent (reusable: transport, transactions, legs,
+//! dialogs as data); [`decide`] the pure call state machine (event + state -> actions,
+//! with the reason in words); `call` the step that acts on it; `store` the calls in the
+//! coordinator (fenced); `service` the [`CallsService`] the host runs; `api` the HTTP
+//! handlers and their OpenAPI.
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod decide;
+mod error;
+pub mod ua;
+pub mod validate;
+
+pub use config::SipConfig;
+pub use error::CallError;

@@ -1,0 +1,151 @@
+//! One outgoing INVITE ([`Leg`]) and what becomes of it: ringing, answered (with the
+//! dialog as a [`DialogRecord`] and the phone's SDP), or failed with its final code.
+//! The 2xx is not ACKed here: the call decides what the ACK carries.
+
+use super::record::DialogRecord;
+use super::{InDialog, Ua};
+use crate::error::CallError;
+use rsipstack::dialog::authenticate::Credential;
+use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver};
+use rsipstack::dialog::invitation::{InviteAsyncResult, InviteOption};
+use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::sip::{Header, StatusCodeKind, Uri};
+use rsipstack::transport::SipAddr;
+use tokio::sync::mpsc;
+
+/// What happened to a leg.
+#[derive(Debug)]
+pub enum LegEvent {
+    /// A provisional response (180, 183) with this code.
+    Ringing(u16),
+    /// A 2xx: the dialog, its CSeq and the phone's SDP (an offer when the INVITE had
+    /// none). The 2xx still waits for its ACK ([`Ua::ack`]).
+    Answered {
+        /// The established dialog.
+        record: DialogRecord,
+        /// The body of the 2xx.
+        sdp: Vec<u8>,
+    },
+    /// A final failure: the code (408 for a timeout, 487 when cancelled) and reason.
+    Failed {
+        /// SIP status code, or 408/503 when no response came / nothing could be sent.
+        code: u16,
+        /// Reason phrase or what failed.
+        reason: String,
+    },
+}
+
+/// An INVITE on its way.
+pub struct Leg {
+    dialog: InviteDialog,
+    states: DialogStateReceiver,
+    join: Option<rsipstack::platform::JoinHandle<InviteAsyncResult>>,
+    ua: Ua,
+}
+
+/// Who a leg calls and how.
+#[derive(Debug, Clone)]
+pub struct Dial {
+    /// The target (`sip:alice@example.test`).
+    pub to: String,
+    /// The domain of our From (`sip:{user}@{domain}`).
+    pub domain: String,
+    /// Display name of our From (the caller id shown to the phone).
+    pub display: Option<String>,
+    /// The offer, if any (none: the phone's 2xx carries the offer).
+    pub sdp: Option<Vec<u8>>,
+}
+
+impl Leg {
+    /// Sends the INVITE through the outbound proxy.
+    pub fn invite(ua: &Ua, d: Dial) -> Result<Leg, CallError> {
+        let o = ua.options();
+        let bad = |f: &str, e: String| CallError::Invalid { field: f.into(), msg: e };
+        let callee = Uri::try_from(d.to.as_str()).map_err(|e| bad("to", format!("not a SIP URI: {e}")))?;
+        let caller = Uri::try_from(format!("sip:{}@{}", o.user, d.domain).as_str()).map_err(|e| bad("domain", e.to_string()))?;
+        let contact = Uri::try_from(ua.contact()).map_err(CallError::sip)?;
+        let credential = o.credentials.as_ref().map(|c| Credential {
+            username: c.user.clone(),
+            password: c.password.expose().to_string(),
+            realm: c.realm.clone(),
+            auth_username: None,
+        });
+        let destination = Some(SipAddr::from(o.proxy));
+        let (content_type, offer) = match d.sdp {
+            Some(s) => (Some("application/sdp".to_string()), Some(s)),
+            None => (None, None),
+        };
+        let opt = InviteOption {
+            caller_display_name: d.display,
+            caller,
+            callee,
+            destination,
+            content_type,
+            offer,
+            contact,
+            credential,
+            headers: Some(vec![Header::Other("Allow".into(), "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO".into())]),
+            ..Default::default()
+        };
+        let (tx, states) = mpsc::unbounded_channel();
+        let (dialog, join) = ua.inner.dialogs.do_invite_async(opt, tx).map_err(CallError::sip)?;
+        Ok(Leg { dialog, states, join: Some(join), ua: ua.clone() })
+    }
+
+    /// The Call-ID of the INVITE.
+    pub fn call_id(&self) -> String {
+        self.dialog.id().call_id
+    }
+
+    /// The next thing that happens; after `Answered` or `Failed` it never returns.
+    pub async fn next(&mut self) -> LegEvent {
+        loop {
+            let Some(join) = self.join.as_mut() else { return std::future::pending().await };
+            tokio::select! {
+                r = join => {
+                    self.join = None;
+                    return self.finish(r);
+                }
+                s = self.states.recv() => match s {
+                    Some(DialogState::Early(_, resp)) => return LegEvent::Ringing(resp.status_code.code()),
+                    Some(_) => continue,
+                    None => std::future::pending::<()>().await,
+                },
+            }
+        }
+    }
+
+    fn finish(&mut self, r: Result<InviteAsyncResult, tokio::task::JoinError>) -> LegEvent {
+        let failed = |code, reason: String| LegEvent::Failed { code, reason };
+        let (id, resp) = match r {
+            Ok(Ok(x)) => x,
+            Ok(Err(e)) => return failed(503, format!("INVITE could not be sent: {e}")),
+            Err(e) => return failed(503, format!("INVITE task failed: {e}")),
+        };
+        let Some(resp) = resp else {
+            return failed(408, "no final response".into());
+        };
+        if resp.status_code.kind() != StatusCodeKind::Successful {
+            return failed(resp.status_code.code(), super::reason(&resp));
+        }
+        // From here on the dialog is ours: in-dialog requests go through the record.
+        self.ua.inner.dialogs.remove_dialog(&id);
+        let invite = self.dialog.initial_request();
+        match DialogRecord::from_2xx(&invite, &resp) {
+            Ok(record) => LegEvent::Answered { record, sdp: resp.body.clone() },
+            Err(e) => failed(502, format!("unusable 2xx: {e}")),
+        }
+    }
+
+    /// Cancels the INVITE (CANCEL once it is ringing; a 2xx that crosses it is ended).
+    pub async fn cancel(&self) {
+        if let Err(e) = self.dialog.cancel().await {
+            tracing::debug!(error = %e, "CANCEL failed");
+        }
+    }
+
+    /// Watches the phone's in-dialog requests once answered (see [`Ua::watch`]).
+    pub fn watch(&self, record: &DialogRecord, sdp: Vec<u8>, events: mpsc::UnboundedSender<InDialog>) {
+        self.ua.watch(&record.call_id, sdp, events);
+    }
+}
