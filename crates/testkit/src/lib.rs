@@ -1,5 +1,5 @@
 //! mware-testkit: starts the real components tests need (etcd, PostgreSQL, sshd,
-//! snmpd, RabbitMQ virtual hosts and nodes)
+//! snmpd, RabbitMQ virtual hosts and nodes, Kamailio and SIPp phones)
 //! on loopback, each owned by a guard that kills exactly the process it started,
 //! by PID, when dropped.
 
@@ -9,6 +9,7 @@ pub mod proc;
 pub mod proxy;
 pub mod rabbit;
 pub mod snmpd;
+pub mod sip;
 pub mod sshd;
 
 pub use proc::{free_port, wait_for_port, Child};

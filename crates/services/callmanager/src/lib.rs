@@ -9,9 +9,11 @@
 //! handlers and their OpenAPI.
 #![deny(missing_docs)]
 
+pub mod call;
 pub mod config;
 pub mod decide;
 mod error;
+pub mod store;
 pub mod ua;
 pub mod validate;
 

@@ -49,6 +49,31 @@ fn bump_origin(o: &str, bump: u64) -> String {
     f.join(" ")
 }
 
+/// An answer to `offer` that refuses every stream (each `m=` with port 0, RFC 3264 §6):
+/// what a controller sends when it must answer an offer it cannot connect anywhere.
+pub fn refuse(offer: &str) -> String {
+    let mut out = String::new();
+    for l in offer.lines() {
+        let l = l.trim_end();
+        if let Some(m) = l.strip_prefix("m=") {
+            let mut f: Vec<&str> = m.split_whitespace().collect();
+            if f.len() >= 2 {
+                f[1] = "0";
+            }
+            out.push_str(&format!("m={}\r\n", f.join(" ")));
+        } else if l.starts_with("v=") || l.starts_with("o=") || l.starts_with("s=") || l.starts_with("t=") {
+            out.push_str(l);
+            out.push_str("\r\n");
+        } else if l.starts_with("c=") {
+            out.push_str("c=IN IP4 0.0.0.0\r\n");
+        }
+    }
+    if out.is_empty() {
+        out.push_str("v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,5 +87,7 @@ mod tests {
         let resumed = with_direction(&held, "sendrecv", 1);
         assert!(resumed.contains("a=sendrecv\r\n") && !resumed.contains("sendonly"), "{resumed}");
         assert!(resumed.contains("o=- 1 7 "), "{resumed}");
+        let no = refuse(sdp);
+        assert!(no.contains("m=audio 0 RTP/AVP 0\r\n") && no.contains("c=IN IP4 0.0.0.0"), "{no}");
     }
 }
