@@ -137,10 +137,19 @@ impl Leg {
         }
     }
 
-    /// Cancels the INVITE (CANCEL once it is ringing; a 2xx that crosses it is ended).
+    /// Cancels the INVITE (RFC 3261 §9.1): a CANCEL with the INVITE's Request-URI, Via,
+    /// Call-ID, From, To and CSeq number, sent where the INVITE went (the proxy). The
+    /// INVITE then ends with 487, or with a 2xx that crossed it (the call ends that).
     pub async fn cancel(&self) {
-        if let Err(e) = self.dialog.cancel().await {
-            tracing::debug!(error = %e, "CANCEL failed");
+        let inv = self.dialog.initial_request();
+        let cancel = match cancel_of(&inv) {
+            Ok(c) => c,
+            Err(e) => return tracing::warn!(error = %e, "cannot build CANCEL"),
+        };
+        let dest = SipAddr::from(self.ua.options().proxy);
+        match self.ua.transact(cancel, dest).await {
+            Ok((code, _, _)) => tracing::debug!(code, "CANCEL answered"),
+            Err(e) => tracing::debug!(error = %e, "CANCEL failed"),
         }
     }
 
@@ -148,4 +157,23 @@ impl Leg {
     pub fn watch(&self, record: &DialogRecord, sdp: Vec<u8>, events: mpsc::UnboundedSender<InDialog>) {
         self.ua.watch(&record.call_id, sdp, events);
     }
+}
+
+/// The CANCEL of `inv`.
+fn cancel_of(inv: &rsipstack::sip::Request) -> Result<rsipstack::sip::Request, String> {
+    use rsipstack::sip::HeadersExt;
+    let e = |x: rsipstack::sip::Error| x.to_string();
+    let via = inv.via_header().map_err(e)?.value().to_string();
+    let from = inv.from_header().map_err(e)?.value().to_string();
+    let to = inv.to_header().map_err(e)?.value().to_string();
+    let call_id = inv.call_id_header().map_err(e)?.value().to_string();
+    let seq = inv.cseq_header().and_then(|c| c.seq()).map_err(e)?;
+    let mut s = format!("CANCEL {} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\n", inv.uri);
+    for h in inv.headers.iter() {
+        if let Header::Route(r) = h {
+            s.push_str(&format!("Route: {}\r\n", r.value()));
+        }
+    }
+    s.push_str(&format!("From: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {seq} CANCEL\r\nContent-Length: 0\r\n\r\n"));
+    rsipstack::sip::Request::try_from(s.as_str()).map_err(|x| x.to_string())
 }

@@ -179,20 +179,26 @@ impl Ua {
         rec.cseq += 1;
         let cseq = rec.cseq;
         let req = rec.request(method, cseq, &self.inner.via, extra, body).map_err(CallError::Sip)?;
+        let (code, reason, body) = self.transact(req, next_hop(rec)?).await?;
+        if method == "INVITE" && (200..300).contains(&code) {
+            self.ack(rec, cseq, None).await?;
+        }
+        Ok((code, reason, body))
+    }
+
+    /// Sends `req` in a client transaction to `dest` (retransmitted over UDP, timer F /
+    /// B) and waits for its final response; 408 when none came.
+    pub(crate) async fn transact(&self, req: rsipstack::sip::Request, dest: SipAddr) -> Result<(u16, String, Vec<u8>), CallError> {
         let key = TransactionKey::from_request(&req, TransactionRole::Client).map_err(CallError::sip)?;
         let mut tx = Transaction::new_client(key, req, self.inner.endpoint.inner.clone(), None);
-        tx.destination = Some(next_hop(rec)?);
+        tx.destination = Some(dest);
         tx.send().await.map_err(CallError::sip)?;
         while let Some(msg) = tx.receive().await {
             if let SipMessage::Response(r) = msg {
                 if r.status_code.kind() == StatusCodeKind::Provisional {
                     continue;
                 }
-                let out = (r.status_code.code(), reason(&r), r.body.clone());
-                if method == "INVITE" && r.status_code.kind() == StatusCodeKind::Successful {
-                    self.ack(rec, cseq, None).await?;
-                }
-                return Ok(out);
+                return Ok((r.status_code.code(), reason(&r), r.body.clone()));
             }
         }
         Ok((408, "Request Timeout (no answer to the request)".into(), vec![]))

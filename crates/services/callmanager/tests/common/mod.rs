@@ -37,6 +37,7 @@ pub struct Rig {
 
 impl Rig {
     pub async fn new(defines: &[&str]) -> Rig {
+        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_test_writer().try_init();
         let dir = tempfile::tempdir().unwrap();
         let cfg = repo().join("examples/kamailio/kamailio.cfg");
         let kam = Kamailio::start(&cfg, dir.path(), defines).expect("kamailio");
