@@ -86,6 +86,17 @@ pub enum EventKind {
         /// Why, in words.
         reason: String,
     },
+    /// A call of the callmanager changed state.
+    Call {
+        /// The call's id.
+        id: String,
+        /// Its domain.
+        domain: String,
+        /// Its new state (`dialing` ... `ended`).
+        state: String,
+        /// Why, in words (for `ended`: a leg's final code, a hang-up and by whom, a timeout).
+        reason: String,
+    },
 }
 
 struct Inner {

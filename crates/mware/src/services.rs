@@ -18,5 +18,6 @@ pub fn build(registry: &mut Registry) -> Vec<Arc<dyn Service>> {
         Arc::new(mware_monitor::MonitorService::new(registry)),
         Arc::new(mware_devices::DevicesService::new(registry)),
         Arc::new(mware_alarms::AlarmsService::new(registry)),
+        Arc::new(mware_callmanager::CallsService::new(registry)),
     ]
 }

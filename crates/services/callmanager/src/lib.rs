@@ -9,13 +9,19 @@
 //! handlers and their OpenAPI.
 #![deny(missing_docs)]
 
+mod api;
 pub mod call;
 pub mod config;
 pub mod decide;
 mod error;
+mod metrics;
+mod service;
 pub mod store;
 pub mod ua;
 pub mod validate;
 
+pub use api::openapi;
 pub use config::SipConfig;
 pub use error::CallError;
+pub use metrics::Metrics;
+pub use service::{section, CallsService};

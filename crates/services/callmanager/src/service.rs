@@ -1,0 +1,303 @@
+//! [`CallsService`]: the `mware_host::Service` that starts the SIP user agent on the
+//! active instance, takes over the calls the previous one wrote, starts new calls within
+//! the limits, and serves the Calls API.
+
+use crate::call::{self, CallHandle, CallSpec, CallView, Engine};
+use crate::config::SipConfig;
+use crate::decide::{CallState, Side};
+use crate::error::CallError;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use crate::ua::{Ua, UaOptions};
+use async_trait::async_trait;
+use mware_config::Role;
+use mware_host::{Column, EventKind, Events, Panel, Routes, Service, ServiceContext, ServiceState};
+use prometheus_client::registry::Registry;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// How long an ended call stays visible in the API.
+const KEEP_ENDED: Duration = Duration::from_secs(600);
+/// Most ended calls kept visible.
+const MAX_ENDED: usize = 1000;
+
+/// The group's `sip` section, if it has one.
+///
+/// Until the site file has a `sip` role key (the section moves into the services'
+/// crates), it is read from the role's free-form `opts.sip`.
+pub fn section(role: &Role) -> Option<Result<SipConfig, String>> {
+    let v = role.opts.as_ref()?.get("sip")?;
+    Some(serde_json::from_value::<SipConfig>(v.clone()).map_err(|e| format!("opts.sip: {e}")))
+}
+
+/// The callmanager service. Cheap to clone; build once per daemon.
+#[derive(Clone)]
+pub struct CallsService {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub metrics: Metrics,
+    pub active: RwLock<Option<Arc<Active>>>,
+}
+
+/// One activity: the engine and the calls it controls.
+pub(crate) struct Active {
+    pub eng: Arc<Engine>,
+    pub cfg: SipConfig,
+    pub group: u32,
+    pub site: tokio::sync::watch::Receiver<Arc<mware_config::Site>>,
+    pub calls: Mutex<HashMap<String, CallHandle>>,
+    starts: Mutex<VecDeque<Instant>>,
+    pub metrics: Metrics,
+}
+
+impl Inner {
+    pub fn active(&self) -> Result<Arc<Active>, CallError> {
+        match &*self.active.read().unwrap_or_else(|e| e.into_inner()) {
+            Some(a) => Ok(a.clone()),
+            None => Err(CallError::NotRunning("not serving on this instance (passive, starting or stopping)".into())),
+        }
+    }
+}
+
+impl Active {
+    /// Starts a call if no limit is reached.
+    pub fn start(&self, spec: CallSpec) -> Result<CallView, CallError> {
+        let l = &self.cfg.limits;
+        {
+            let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+            let live: Vec<CallView> = calls.values().map(|c| c.get()).filter(|v| v.state != CallState::Ended).collect();
+            if live.len() >= l.calls_per_site as usize {
+                self.metrics.limited.inc();
+                return Err(CallError::Limited { msg: format!("{} live calls: calls_per_site reached", live.len()), retry_after_s: 5 });
+            }
+            let in_domain = live.iter().filter(|v| v.domain == spec.domain).count();
+            if in_domain >= l.calls_per_domain as usize {
+                self.metrics.limited.inc();
+                return Err(CallError::Limited {
+                    msg: format!("{in_domain} live calls in {}: calls_per_domain reached", spec.domain),
+                    retry_after_s: 5,
+                });
+            }
+            let mut starts = self.starts.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            while starts.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1)) {
+                starts.pop_front();
+            }
+            if starts.len() >= l.calls_per_second as usize {
+                self.metrics.limited.inc();
+                return Err(CallError::Limited { msg: format!("{} calls started in the last second: calls_per_second reached", starts.len()), retry_after_s: 1 });
+            }
+            starts.push_back(now);
+        }
+        self.metrics.started.inc();
+        let id = spec.id.clone();
+        let h = call::start(self.eng.clone(), spec);
+        let view = h.get();
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).insert(id, h);
+        Ok(view)
+    }
+
+    /// The call `id`.
+    pub fn get(&self, id: &str) -> Result<CallHandle, CallError> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned().ok_or_else(|| CallError::NotFound(id.to_string()))
+    }
+
+    /// Views of the calls (of `domain` if given), newest first.
+    pub fn list(&self, domain: Option<&str>) -> Vec<CallView> {
+        let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<CallView> = calls.values().map(|c| c.get()).filter(|v| domain.is_none_or(|d| v.domain == d)).collect();
+        v.sort_by(|a, b| b.created_ms.cmp(&a.created_ms).then(a.id.cmp(&b.id)));
+        v
+    }
+
+    /// Drops ended calls past [`KEEP_ENDED`] or beyond [`MAX_ENDED`].
+    fn sweep(&self) {
+        let now = mware_coord::now_ms();
+        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ended: Vec<(u64, String)> =
+            calls.iter().filter_map(|(id, c)| c.get().ended_ms.map(|t| (t, id.clone()))).collect();
+        ended.sort();
+        let over = ended.len().saturating_sub(MAX_ENDED);
+        for (i, (t, id)) in ended.into_iter().enumerate() {
+            if i < over || now.saturating_sub(t) > KEEP_ENDED.as_millis() as u64 {
+                calls.remove(&id);
+            }
+        }
+    }
+}
+
+/// Tracks what metrics and events need per call.
+struct Tracker {
+    metrics: Metrics,
+    events: Events,
+    seen: Mutex<HashMap<String, (CallState, [bool; 2])>>,
+}
+
+impl Tracker {
+    fn changed(&self, v: &CallView, why: Option<&str>) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let (old, mut counted) = seen.get(&v.id).copied().map(|(s, c)| (Some(s), c)).unwrap_or((None, [false; 2]));
+        for (i, side) in [Side::A, Side::B].into_iter().enumerate() {
+            let code = v.legs[i].code.filter(|c| *c >= 200);
+            if let (Some(c), false) = (code, counted[i]) {
+                self.metrics.final_code(side, c);
+                counted[i] = true;
+            }
+        }
+        if old != Some(v.state) {
+            self.metrics.moved(old, Some(v.state));
+            if v.state == CallState::Connected {
+                let secs = v.connected_ms.unwrap_or(v.created_ms).saturating_sub(v.created_ms) as f64 / 1000.0;
+                self.metrics.setup_seconds.observe(secs);
+            }
+            let reason = v.ended.clone().or_else(|| why.map(str::to_string)).unwrap_or_default();
+            let state = format!("{:?}", v.state).to_lowercase();
+            self.events.publish(EventKind::Call { id: v.id.clone(), domain: v.domain.clone(), state, reason });
+        }
+        if v.state == CallState::Ended {
+            seen.remove(&v.id);
+        } else {
+            seen.insert(v.id.clone(), (v.state, counted));
+        }
+    }
+}
+
+impl CallsService {
+    /// Builds the service and registers its metrics in `registry`.
+    pub fn new(registry: &mut Registry) -> Self {
+        CallsService { inner: Arc::new(Inner { metrics: Metrics::new(registry), active: RwLock::new(None) }) }
+    }
+
+    async fn activate(&self, ctx: &ServiceContext) -> Result<Arc<Active>, CallError> {
+        let site = ctx.site.borrow().clone();
+        let placed = site.instance(&ctx.instance).ok_or_else(|| CallError::NotRunning(format!("{} is not in the site", ctx.instance)))?;
+        let cfg = match section(placed.role) {
+            Some(Ok(c)) => c,
+            Some(Err(e)) => return Err(CallError::Invalid { field: "sip".into(), msg: e }),
+            None => return Err(CallError::NotRunning("the group has no sip section".into())),
+        };
+        if let Some(p) = cfg.problems("sip").into_iter().next() {
+            return Err(CallError::Invalid { field: "sip".into(), msg: p });
+        }
+        let ip = placed
+            .server
+            .ifaces
+            .get(&placed.role.iface)
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| CallError::Invalid { field: "iface".into(), msg: format!("no IP address for iface {:?}", placed.role.iface) })?;
+        let proxy = crate::validate::proxy_addr(&cfg.outbound_proxy).expect("checked by problems()");
+        let user = cfg.credentials.as_ref().map(|c| c.user.clone()).unwrap_or_else(|| "mware".into());
+        let opts = UaOptions { ip, port: cfg.port, transports: cfg.transports.clone(), proxy, credentials: cfg.credentials.clone(), user };
+        let cancel = ctx.cancel.child_token();
+        let ua = Ua::start(opts, cancel.clone()).await?;
+        let tracker = Arc::new(Tracker { metrics: self.inner.metrics.clone(), events: ctx.events.clone(), seen: Mutex::new(HashMap::new()) });
+        let eng = Arc::new(Engine {
+            ua,
+            store: Store::new(ctx.coord.clone(), ctx.fence),
+            instance: ctx.instance.clone(),
+            on_change: Box::new(move |v, why| tracker.changed(v, why)),
+            cancel,
+        });
+        let active = Arc::new(Active {
+            eng: eng.clone(),
+            cfg,
+            group: ctx.fence.group,
+            site: ctx.site.clone(),
+            calls: Mutex::new(HashMap::new()),
+            starts: Mutex::new(VecDeque::new()),
+            metrics: self.inner.metrics.clone(),
+        });
+        let (saved, bad) = eng.store.load().await?;
+        for k in bad {
+            tracing::warn!(key = k, "unreadable saved call; left as it is");
+        }
+        for s in saved {
+            let id = s.view.id.clone();
+            tracing::info!(call = %id, a = %s.a.tags(), b = %s.b.tags(), "call taken over from the previous active instance");
+            self.inner.metrics.restored.inc();
+            let h = call::resume(eng.clone(), s);
+            (eng.on_change)(&h.get(), Some("taken over"));
+            active.calls.lock().unwrap_or_else(|e| e.into_inner()).insert(id, h);
+        }
+        Ok(active)
+    }
+}
+
+#[async_trait]
+impl Service for CallsService {
+    fn name(&self) -> &'static str {
+        "callmanager"
+    }
+
+    fn wanted(&self, role: &Role) -> bool {
+        section(role).is_some()
+    }
+
+    fn routes(&self) -> Routes {
+        crate::api::routes(self.inner.clone())
+    }
+
+    fn openapi(&self) -> Option<utoipa::openapi::OpenApi> {
+        Some(crate::api::openapi())
+    }
+
+    fn status_doc(&self) -> serde_json::Value {
+        let Some(a) = self.inner.active.read().unwrap_or_else(|e| e.into_inner()).clone() else {
+            return serde_json::Value::Null;
+        };
+        let live = a.list(None).iter().filter(|v| v.state != CallState::Ended).count();
+        serde_json::json!({"live_calls": live, "contact": a.eng.ua.contact(), "dialogs": a.eng.ua.watched()})
+    }
+
+    fn panel(&self) -> Option<Panel> {
+        Some(Panel {
+            title: "Calls",
+            source: "/api/callmanager/v1/calls",
+            rows: "/calls",
+            total: "",
+            columns: vec![
+                Column::text("domain", "/domain"),
+                Column::text("from", "/legs/0/party"),
+                Column::text("to", "/legs/1/party"),
+                Column::text("state", "/state"),
+                Column::fmt("since", "/created_ms", "ms_ago"),
+                Column::text("ended", "/ended"),
+            ],
+            actions: vec![mware_host::Action {
+                label: "Hang up",
+                method: "DELETE",
+                path: "/api/callmanager/v1/calls/{/id}",
+                body: serde_json::Value::Null,
+                confirm: "Hang up the call {/id} ({/legs/0/party} with {/legs/1/party})?",
+            }],
+            empty: "no call",
+        })
+    }
+
+    async fn run(&self, ctx: ServiceContext) -> anyhow::Result<()> {
+        ctx.status.set(ServiceState::Starting, format!("starting the SIP user agent (epoch {})", ctx.fence.epoch));
+        let active = tokio::select! {
+            _ = ctx.cancel.cancelled() => return Ok(()),
+            a = self.activate(&ctx) => a.map_err(|e| anyhow::anyhow!(e.to_string()))?,
+        };
+        let restored = active.calls.lock().unwrap_or_else(|e| e.into_inner()).len();
+        *self.inner.active.write().unwrap_or_else(|e| e.into_inner()) = Some(active.clone());
+        ctx.status.set(
+            ServiceState::Running,
+            format!("SIP user agent at {} ({restored} calls taken over, epoch {})", active.eng.ua.contact(), ctx.fence.epoch),
+        );
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = ctx.cancel.cancelled() => break,
+                _ = tick.tick() => active.sweep(),
+            }
+        }
+        *self.inner.active.write().unwrap_or_else(|e| e.into_inner()) = None;
+        active.eng.cancel.cancel();
+        Ok(())
+    }
+}
