@@ -1,0 +1,203 @@
+//! Benchmark of the callmanager against its peer: calls set up per second and set-up
+//! time through a real Kamailio to SIPp UAS phones, against SIPp's own UAC calling the
+//! same phone through the same Kamailio (the ceiling), in the same run; plus the
+//! process's memory per live call.
+//!
+//! `cargo run --release -p mware-callmanager --example bench -- [calls] [concurrency] [held]`
+//! (defaults 2000, 100, 1000). Results and the command go to `BENCHMARKS.md`.
+
+use mware_callmanager::call::{self, CallSpec, Command, Engine};
+use mware_callmanager::config::SipTransport;
+use mware_callmanager::decide::CallState;
+use mware_callmanager::store::Store;
+use mware_callmanager::ua::{Ua, UaOptions};
+use mware_config::{Backend, Coordination};
+use mware_coord::{Coordinator, EmbeddedCoordinator, Fence, MemberInfo, Settings};
+use mware_testkit::sip::{free_sip_port, Kamailio, Phone};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+const DOMAIN: &str = "example.test";
+
+fn sipp_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sipp")
+}
+
+fn rss_kb() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0)
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// SIPp's UAC calling `bob` through Kamailio: (calls per second, failed, p99 ms).
+fn ceiling(kam: &Kamailio, dir: &std::path::Path, calls: u32, concurrency: u32) -> (f64, u64, f64) {
+    let stat = dir.join("uac-rtt.csv");
+    let t0 = Instant::now();
+    let out = std::process::Command::new("/usr/bin/sipp")
+        .arg(format!("127.0.0.1:{}", kam.sip_port))
+        .arg("-sf")
+        .arg(sipp_dir().join("uac.xml"))
+        .args(["-s", "bob", "-key", "domain", DOMAIN, "-d", "0", "-i", "127.0.0.1", "-p"])
+        .arg(free_sip_port().to_string())
+        .args(["-r", "100000", "-l"])
+        .arg(concurrency.to_string())
+        .args(["-m"])
+        .arg(calls.to_string())
+        .args(["-trace_rtt", "-rtt_freq", "1", "-rtt_file"])
+        .arg(&stat)
+        .args(["-timeout", "120", "-nostdin"])
+        .current_dir(dir)
+        .output()
+        .expect("sipp");
+    let secs = t0.elapsed().as_secs_f64();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let failed = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("Failed call"))
+        .and_then(|l| l.split('|').nth(2))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(u64::MAX);
+    let mut rtts: Vec<f64> = std::fs::read_to_string(&stat)
+        .unwrap_or_default()
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(';').nth(2).and_then(|v| v.trim().parse().ok()))
+        .collect();
+    (f64::from(calls) / secs, failed, pct(&mut rtts, 0.99))
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let args: Vec<u32> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let calls = *args.first().unwrap_or(&2000);
+    let concurrency = *args.get(1).unwrap_or(&100);
+    let held = *args.get(2).unwrap_or(&1000);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../examples/kamailio/kamailio.cfg");
+    let kam = Kamailio::start(&cfg, dir.path(), &[]).unwrap();
+    let _alice = Phone::start(&sipp_dir().join("uas_answer.xml"), dir.path(), "alice", DOMAIN, kam.sip_port, &["-d", "0"]).unwrap();
+    let _bob = Phone::start(&sipp_dir().join("uas_answer.xml"), dir.path(), "bob", DOMAIN, kam.sip_port, &["-d", "0"]).unwrap();
+
+    let (cps, failed, p99) = ceiling(&kam, dir.path(), calls, concurrency);
+    println!("sipp-direct: {calls} calls, {concurrency} at once: {cps:.0} calls/s, {failed} failed, set-up p99 {p99:.1} ms");
+
+    let c = Coordination { backend: Backend::Embedded, path: dir.path().join("coord.sqlite").display().to_string(), ..Default::default() };
+    let coord: Arc<dyn Coordinator> = Arc::new(EmbeddedCoordinator::open(Settings { site: "b".into(), coordination: c }).await.unwrap());
+    let info = MemberInfo { instance: "b".into(), group: 1, order: 1, address: "127.0.0.1:1".into(), version: "b".into(), since_ms: mware_coord::now_ms() };
+    let mut m = coord.join(info).await.unwrap();
+    let epoch = m.wait_active().await.unwrap();
+    let opts = UaOptions {
+        ip: "127.0.0.1".parse().unwrap(),
+        port: free_sip_port(),
+        transports: vec![SipTransport::Udp],
+        proxy: format!("127.0.0.1:{}", kam.sip_port).parse().unwrap(),
+        credentials: None,
+        user: "mware".into(),
+    };
+    let cancel = CancellationToken::new();
+    let ua = Ua::start(opts, cancel.clone()).await.unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel::<(String, CallState)>();
+    let eng = Arc::new(Engine {
+        ua,
+        store: Store::new(coord.clone(), Fence { group: 1, epoch }),
+        instance: "b".into(),
+        on_change: Box::new(move |v, _| {
+            let _ = tx.send((v.id.clone(), v.state));
+        }),
+        cancel,
+    });
+    let spec = |i: u32| CallSpec {
+        id: format!("1-{i:016x}"),
+        domain: DOMAIN.into(),
+        from: format!("sip:alice@{DOMAIN}"),
+        to: format!("sip:bob@{DOMAIN}"),
+        caller_id: None,
+        answer_timeout_s: 30,
+        max_duration_s: 600,
+        variables: serde_json::json!({}),
+    };
+
+    // Set-up rate: at most `concurrency` calls being set up or up; each is hung up once
+    // connected.
+    let sem = Arc::new(Semaphore::new(concurrency as usize));
+    let mut handles = std::collections::HashMap::new();
+    let mut started = std::collections::HashMap::new();
+    let (mut ok, mut bad, mut setup) = (0u32, 0u32, vec![]);
+    let t0 = Instant::now();
+    let mut next = 0;
+    while ok + bad < calls {
+        while next < calls {
+            let Ok(p) = sem.clone().try_acquire_owned() else { break };
+            p.forget();
+            let s = spec(next);
+            started.insert(s.id.clone(), Instant::now());
+            handles.insert(s.id.clone(), call::start(eng.clone(), s));
+            next += 1;
+        }
+        let Some((id, state)) = rx.recv().await else { break };
+        match state {
+            CallState::Connected => {
+                if let Some(t) = started.get(&id) {
+                    setup.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                ok += 1;
+                if let Some(h) = handles.get(&id).cloned() {
+                    tokio::spawn(async move { h.send(Command::HangUp("bench".into())).await });
+                }
+            }
+            CallState::Ended => {
+                if handles.remove(&id).is_some_and(|h| h.get().connected_ms.is_none()) {
+                    bad += 1;
+                }
+                sem.add_permits(1);
+            }
+            _ => {}
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    let mw_cps = f64::from(ok) / secs;
+    println!(
+        "mware 3pcc (two legs, stored): {calls} calls, {concurrency} at once: {mw_cps:.0} calls/s ({:.2} of sipp-direct), {bad} failed, set-up p50 {:.1} ms p99 {:.1} ms",
+        mw_cps / cps,
+        pct(&mut setup.clone(), 0.5),
+        pct(&mut setup, 0.99)
+    );
+
+    // Memory per live call: `held` calls connected at once.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    while rx.try_recv().is_ok() {}
+    let before = rss_kb();
+    let mut live = vec![];
+    let mut connected = 0;
+    for i in 0..held {
+        live.push(call::start(eng.clone(), spec(1_000_000 + i)));
+        if i % 50 == 49 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while connected < held && Instant::now() < deadline {
+        if let Ok(Some((_, CallState::Connected))) = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
+            connected += 1;
+        }
+    }
+    let after = rss_kb();
+    println!(
+        "memory: {connected} live calls, RSS {before} KB -> {after} KB: {:.1} KB per live call",
+        (after.saturating_sub(before)) as f64 / f64::from(connected.max(1))
+    );
+    for h in live {
+        let _ = h.send(Command::HangUp("bench".into())).await;
+    }
+    drop(m);
+}
