@@ -37,8 +37,10 @@ fn site(limits: Value) -> Site {
     let sip = json!({"port": free_sip_port(), "outbound_proxy": kam.uri(), "registrar_rpc": kam.rpc_url(), "limits": limits, "answer_timeout_s": 10});
     let ports = [free_addr(), free_addr()];
     let roles: Vec<Value> = (0..2)
-        .map(|i| json!({"name": format!("m{}", (i + 1) * 10), "roletype": "mware", "iface": "lo", "group": 1, "order": (i + 1) * 10,
-                        "api_port": ports[i].0, "opts": {"sip": sip}}))
+        .map(|i| {
+            json!({"name": format!("m{}", (i + 1) * 10), "roletype": "mware", "iface": "lo", "group": 1, "order": (i + 1) * 10,
+                        "api_port": ports[i].0, "opts": {"sip": sip}})
+        })
         .collect();
     let site = json!({"site": "cm",
         "coordination": {"backend": "etcd", "endpoints": [etcd.endpoint()], "lease_ttl_ms": 2000, "step_down_margin_ms": 700},
@@ -46,7 +48,15 @@ fn site(limits: Value) -> Site {
         "servers": [{"name": "s", "ifaces": {"lo": "127.0.0.1"}, "roles": roles}]});
     let path = dir.path().join("site.json");
     std::fs::write(&path, site.to_string()).unwrap();
-    let start = |i: usize| Daemon::start(&path, &format!("m{}", (i + 1) * 10), &ports[i].1, dir.path().join(format!("m{}.log", (i + 1) * 10)), &[("CM_TOKEN", TOKEN)]);
+    let start = |i: usize| {
+        Daemon::start(
+            &path,
+            &format!("m{}", (i + 1) * 10),
+            &ports[i].1,
+            dir.path().join(format!("m{}.log", (i + 1) * 10)),
+            &[("CM_TOKEN", TOKEN)],
+        )
+    };
     let d0 = start(0);
     d0.wait_status(Duration::from_secs(30), |v| running(v));
     let d1 = start(1);
@@ -55,7 +65,8 @@ fn site(limits: Value) -> Site {
 }
 
 fn running(v: &Value) -> bool {
-    v["state"] == "active" && v["services"].as_array().is_some_and(|s| s.iter().any(|s| s["name"] == "callmanager" && s["state"] == "running"))
+    v["state"] == "active"
+        && v["services"].as_array().is_some_and(|s| s.iter().any(|s| s["name"] == "callmanager" && s["state"] == "running"))
 }
 
 fn request(method: reqwest::Method, url: &str, token: Option<&str>, body: Option<&Value>) -> (u16, Value, Option<String>) {
@@ -92,7 +103,8 @@ fn a_connected_call_survives_kill9_of_the_active_instance_and_is_hung_up_by_the_
     let mut s = site(json!({}));
     let mut alice = Phone::start(&scenario("uas_answer.xml"), s.dir.path(), "1001", DOMAIN, s.kam.sip_port, &["-m", "1"]).unwrap();
     let mut bob = Phone::start(&scenario("uas_answer.xml"), s.dir.path(), "bob", DOMAIN, s.kam.sip_port, &["-m", "1"]).unwrap();
-    let body = json!({"domain": DOMAIN, "from": "1001", "to": format!("sip:bob@{DOMAIN}"), "caller_id": "Operator", "variables": {"ticket": 7}});
+    let body =
+        json!({"domain": DOMAIN, "from": "1001", "to": format!("sip:bob@{DOMAIN}"), "caller_id": "Operator", "variables": {"ticket": 7}});
     let (code, v, _) = request(reqwest::Method::POST, &format!("{}/api/callmanager/v1/calls", s.ds[0].api), Some(TOKEN), Some(&body));
     assert_eq!(code, 201, "{v}");
     let id = v["id"].as_str().unwrap().to_string();
@@ -107,7 +119,8 @@ fn a_connected_call_survives_kill9_of_the_active_instance_and_is_hung_up_by_the_
     s.ds[0].child.kill9();
     s.ds[1].wait_status(Duration::from_secs(20), running);
     eprintln!("m20 runs the callmanager {:?} after the kill", killed.elapsed());
-    let (code, list, _) = request(reqwest::Method::GET, &format!("{}/api/callmanager/v1/calls?domain={DOMAIN}", s.ds[1].api), Some(TOKEN), None);
+    let (code, list, _) =
+        request(reqwest::Method::GET, &format!("{}/api/callmanager/v1/calls?domain={DOMAIN}", s.ds[1].api), Some(TOKEN), None);
     assert_eq!(code, 200, "{list}");
     let calls = list["calls"].as_array().unwrap();
     assert_eq!(calls.len(), 1, "{list}");

@@ -8,8 +8,8 @@ pub mod pg;
 pub mod proc;
 pub mod proxy;
 pub mod rabbit;
-pub mod snmpd;
 pub mod sip;
+pub mod snmpd;
 pub mod sshd;
 
 pub use proc::{free_port, wait_for_port, Child};

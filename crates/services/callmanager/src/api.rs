@@ -217,7 +217,10 @@ fn spec(a: &Active, body: &Bytes, path_domain: Option<&str>) -> Result<crate::ca
         let owner = mware_config::DomainTree::build(&site).route(d);
         if owner != Some(a.group) {
             let who = owner.map(|g| format!("group {g}")).unwrap_or_else(|| "no group".into());
-            errs.push(("domain".into(), format!("{d} is served by {who}, not group {}: POST /api/callmanager/v1/domains/{d}/calls is forwarded there", a.group)));
+            errs.push((
+                "domain".into(),
+                format!("{d} is served by {who}, not group {}: POST /api/callmanager/v1/domains/{d}/calls is forwarded there", a.group),
+            ));
         }
     }
     let dom = domain.clone().unwrap_or_else(|| "invalid".into());
@@ -226,12 +229,16 @@ fn spec(a: &Active, body: &Bytes, path_domain: Option<&str>) -> Result<crate::ca
     };
     let from = party("from", &mut errs);
     let to = party("to", &mut errs);
-    let caller_id = text("caller_id", false, &mut errs).and_then(|v| validate::display(&v).map_err(|e| errs.push(("caller_id".into(), e))).ok());
+    let caller_id =
+        text("caller_id", false, &mut errs).and_then(|v| validate::display(&v).map_err(|e| errs.push(("caller_id".into(), e))).ok());
     let num = |k: &str, max: u32, dflt: u32, errs: &mut Vec<(String, String)>| match m.get(k) {
         None | Some(Value::Null) => dflt,
         Some(Value::Number(n)) if n.as_u64().is_some_and(|x| (1..=u64::from(max)).contains(&x)) => n.as_u64().unwrap_or(1) as u32,
         Some(v) => {
-            errs.push((k.into(), format!("expected a whole number 1..={max}, found {}", v.to_string().chars().take(40).collect::<String>())));
+            errs.push((
+                k.into(),
+                format!("expected a whole number 1..={max}, found {}", v.to_string().chars().take(40).collect::<String>()),
+            ));
             dflt
         }
     };
@@ -293,7 +300,11 @@ async fn create(State(inner): State<Arc<Inner>>, body: Bytes) -> Result<(StatusC
         (status = 503, description = "Not active here (retryable)", body = ErrorBody),
     )
 )]
-async fn create_in(State(inner): State<Arc<Inner>>, Extension(DomainArg(domain)): Extension<DomainArg>, body: Bytes) -> Result<(StatusCode, Json<Created>)> {
+async fn create_in(
+    State(inner): State<Arc<Inner>>,
+    Extension(DomainArg(domain)): Extension<DomainArg>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Created>)> {
     let a = inner.active()?;
     let v = a.start(spec(&a, &body, Some(&domain))?)?;
     Ok((StatusCode::CREATED, Json(Created { id: v.id, state: v.state })))

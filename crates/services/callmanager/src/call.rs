@@ -125,6 +125,9 @@ impl CallHandle {
     }
 }
 
+/// Told of every change of a call, with the reason in words when there is one.
+pub type OnChange = Box<dyn Fn(&CallView, Option<&str>) + Send + Sync>;
+
 /// What every call of an activity shares.
 pub struct Engine {
     /// The user agent.
@@ -134,7 +137,7 @@ pub struct Engine {
     /// This instance's name.
     pub instance: String,
     /// Told of every change of a call (metrics, events).
-    pub on_change: Box<dyn Fn(&CallView, Option<&str>) + Send + Sync>,
+    pub on_change: OnChange,
     /// Cancelled when the activity ends: calls stay up, their records stay written.
     pub cancel: CancellationToken,
 }
@@ -142,7 +145,8 @@ pub struct Engine {
 /// Starts a new call: A is dialled now.
 pub fn start(eng: Arc<Engine>, spec: CallSpec) -> CallHandle {
     let now = now_ms();
-    let leg = |side, party: &str, state| LegView { side, party: party.into(), state, code: None, reason: None, since_ms: now, call_id: None };
+    let leg =
+        |side, party: &str, state| LegView { side, party: party.into(), state, code: None, reason: None, since_ms: now, call_id: None };
     let view = CallView {
         id: spec.id.clone(),
         domain: spec.domain.clone(),
@@ -379,7 +383,12 @@ impl Task {
         let ua = self.eng.ua.clone();
         match a {
             Action::InviteB => {
-                let dial = Dial { to: self.spec.to.clone(), domain: self.spec.domain.clone(), display: self.spec.caller_id.clone(), sdp: Some(self.sdp_to_b.clone()) };
+                let dial = Dial {
+                    to: self.spec.to.clone(),
+                    domain: self.spec.domain.clone(),
+                    display: self.spec.caller_id.clone(),
+                    sdp: Some(self.sdp_to_b.clone()),
+                };
                 match Leg::invite(&ua, dial) {
                     Ok(l) => {
                         self.set_call_id(Side::B, l.call_id());

@@ -117,7 +117,9 @@ impl SipConfig {
             out.push(format!("{at}.max_duration_s: expected at least 1 second, found 0"));
         }
         let l = &self.limits;
-        for (name, v) in [("calls_per_domain", l.calls_per_domain), ("calls_per_site", l.calls_per_site), ("calls_per_second", l.calls_per_second)] {
+        for (name, v) in
+            [("calls_per_domain", l.calls_per_domain), ("calls_per_site", l.calls_per_site), ("calls_per_second", l.calls_per_second)]
+        {
             if v == 0 {
                 out.push(format!("{at}.limits.{name}: expected at least 1, found 0"));
             }

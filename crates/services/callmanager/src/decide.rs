@@ -208,7 +208,11 @@ pub fn decide(s: &Snapshot, ev: &Event) -> Decision {
         Event::Answered(Side::A) => {
             if s.a == LegState::Cancelling {
                 let why = s.ending.clone().unwrap_or_else(|| "cancelled".into());
-                return end(n, vec![AckRefusing(Side::A), Bye(Side::A)], format!("{why} (from answered as the CANCEL crossed; ended with BYE)"));
+                return end(
+                    n,
+                    vec![AckRefusing(Side::A), Bye(Side::A)],
+                    format!("{why} (from answered as the CANCEL crossed; ended with BYE)"),
+                );
             }
             n.a = LegState::Answered;
             n.b = LegState::Dialing;
@@ -258,7 +262,12 @@ pub fn decide(s: &Snapshot, ev: &Event) -> Decision {
             }
             n.set(*side, LegState::Cancelling);
             n.ending = Some(format!("no answer from {} within {secs} s", side.field()));
-            Decision { next: n, actions: vec![Cancel(*side)], ended: None, reason: format!("{} did not answer in {secs} s: CANCEL", side.field()) }
+            Decision {
+                next: n,
+                actions: vec![Cancel(*side)],
+                ended: None,
+                reason: format!("{} did not answer in {secs} s: CANCEL", side.field()),
+            }
         }
         Event::HangUp(by) => stop(s, n, format!("hung up by {by}")),
         Event::MaxDuration(secs) => stop(s, n, format!("max_duration_s ({secs} s) reached")),

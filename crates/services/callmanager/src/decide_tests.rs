@@ -21,12 +21,8 @@ fn run(events: &[Event]) -> (Snapshot, Vec<Vec<Action>>, Option<String>) {
 
 #[test]
 fn flow_one_connects_after_the_dialogs_are_durable() {
-    let (s, acts, ended) = run(&[
-        Event::Ringing(Side::A, 180),
-        Event::Answered(Side::A),
-        Event::Ringing(Side::B, 180),
-        Event::Answered(Side::B),
-    ]);
+    let (s, acts, ended) =
+        run(&[Event::Ringing(Side::A, 180), Event::Answered(Side::A), Event::Ringing(Side::B, 180), Event::Answered(Side::B)]);
     assert_eq!(acts[1], vec![InviteB]);
     assert_eq!(acts[3], vec![Ack(Side::A), Ack(Side::B), Persist]);
     assert_eq!(s.state, CallState::Connecting, "not connected before the write");
@@ -68,11 +64,8 @@ fn b_declining_ends_a_with_an_ack_then_a_bye() {
 
 #[test]
 fn b_not_answering_is_cancelled_then_a_is_ended() {
-    let (_, acts, ended) = run(&[
-        Event::Answered(Side::A),
-        Event::RingTimeout(Side::B, 20),
-        Event::Failed(Side::B, 487, "Request Terminated".into()),
-    ]);
+    let (_, acts, ended) =
+        run(&[Event::Answered(Side::A), Event::RingTimeout(Side::B, 20), Event::Failed(Side::B, 487, "Request Terminated".into())]);
     assert_eq!(acts[1], vec![Cancel(Side::B)]);
     assert_eq!(acts[2], vec![AckRefusing(Side::A), Bye(Side::A), Forget]);
     assert_eq!(ended.as_deref(), Some("no answer from to within 20 s"));
@@ -101,8 +94,7 @@ fn hang_up_while_b_rings_cancels_b_and_ends_a_at_once() {
 
 #[test]
 fn a_phone_hanging_up_ends_the_other_leg() {
-    let (_, acts, ended) =
-        run(&[Event::Answered(Side::A), Event::Answered(Side::B), Event::Persisted, Event::RemoteBye(Side::B)]);
+    let (_, acts, ended) = run(&[Event::Answered(Side::A), Event::Answered(Side::B), Event::Persisted, Event::RemoteBye(Side::B)]);
     assert_eq!(acts[3], vec![Bye(Side::A), Forget]);
     assert_eq!(ended.as_deref(), Some("hung up by to"));
     let (_, acts, _) = run(&[Event::Answered(Side::A), Event::RemoteBye(Side::A)]);

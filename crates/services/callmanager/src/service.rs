@@ -88,7 +88,10 @@ impl Active {
             }
             if starts.len() >= l.calls_per_second as usize {
                 self.metrics.limited.inc();
-                return Err(CallError::Limited { msg: format!("{} calls started in the last second: calls_per_second reached", starts.len()), retry_after_s: 1 });
+                return Err(CallError::Limited {
+                    msg: format!("{} calls started in the last second: calls_per_second reached", starts.len()),
+                    retry_after_s: 1,
+                });
             }
             starts.push_back(now);
         }
@@ -117,8 +120,7 @@ impl Active {
     fn sweep(&self) {
         let now = mware_coord::now_ms();
         let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
-        let mut ended: Vec<(u64, String)> =
-            calls.iter().filter_map(|(id, c)| c.get().ended_ms.map(|t| (t, id.clone()))).collect();
+        let mut ended: Vec<(u64, String)> = calls.iter().filter_map(|(id, c)| c.get().ended_ms.map(|t| (t, id.clone()))).collect();
         ended.sort();
         let over = ended.len().saturating_sub(MAX_ENDED);
         for (i, (t, id)) in ended.into_iter().enumerate() {
@@ -182,18 +184,18 @@ impl CallsService {
         if let Some(p) = cfg.problems("sip").into_iter().next() {
             return Err(CallError::Invalid { field: "sip".into(), msg: p });
         }
-        let ip = placed
-            .server
-            .ifaces
-            .get(&placed.role.iface)
-            .and_then(|a| a.parse().ok())
-            .ok_or_else(|| CallError::Invalid { field: "iface".into(), msg: format!("no IP address for iface {:?}", placed.role.iface) })?;
+        let ip =
+            placed.server.ifaces.get(&placed.role.iface).and_then(|a| a.parse().ok()).ok_or_else(|| CallError::Invalid {
+                field: "iface".into(),
+                msg: format!("no IP address for iface {:?}", placed.role.iface),
+            })?;
         let proxy = crate::validate::proxy_addr(&cfg.outbound_proxy).expect("checked by problems()");
         let user = cfg.credentials.as_ref().map(|c| c.user.clone()).unwrap_or_else(|| "mware".into());
         let opts = UaOptions { ip, port: cfg.port, transports: cfg.transports.clone(), proxy, credentials: cfg.credentials.clone(), user };
         let cancel = ctx.cancel.child_token();
         let ua = Ua::start(opts, cancel.clone()).await?;
-        let tracker = Arc::new(Tracker { metrics: self.inner.metrics.clone(), events: ctx.events.clone(), seen: Mutex::new(HashMap::new()) });
+        let tracker =
+            Arc::new(Tracker { metrics: self.inner.metrics.clone(), events: ctx.events.clone(), seen: Mutex::new(HashMap::new()) });
         let eng = Arc::new(Engine {
             ua,
             store: Store::new(ctx.coord.clone(), ctx.fence),

@@ -41,7 +41,8 @@ impl Rig {
         let dir = tempfile::tempdir().unwrap();
         let cfg = repo().join("examples/kamailio/kamailio.cfg");
         let kam = Kamailio::start(&cfg, dir.path(), defines).expect("kamailio");
-        let c = Coordination { backend: Backend::Embedded, path: dir.path().join("coord.sqlite").display().to_string(), ..Default::default() };
+        let c =
+            Coordination { backend: Backend::Embedded, path: dir.path().join("coord.sqlite").display().to_string(), ..Default::default() };
         let coord: Arc<dyn Coordinator> =
             Arc::new(EmbeddedCoordinator::open(Settings { site: "t".into(), coordination: c }).await.expect("coordinator"));
         let info = MemberInfo {
