@@ -52,6 +52,32 @@ pub async fn post(api: &str, path: &str, token_env: &str, body: &Value, what: &s
     Ok(v)
 }
 
+/// Sends `method` to `path` of `api` with the token in `token_env` (and `body`, if any);
+/// an error saying "`what` refused" unless it answers 2xx.
+pub async fn send(
+    method: reqwest::Method,
+    api: &str,
+    path: &str,
+    token_env: &str,
+    body: Option<&Value>,
+    what: &str,
+) -> anyhow::Result<Value> {
+    let token = std::env::var(token_env)
+        .with_context(|| format!("expected the API token in the environment variable {token_env}, found it unset"))?;
+    let url = format!("{}{path}", api.trim_end_matches('/'));
+    let mut rb = client()?.request(method, &url).bearer_auth(token);
+    if let Some(b) = body {
+        rb = rb.json(b);
+    }
+    let resp = rb.send().await.with_context(|| format!("cannot reach {url}"))?;
+    let status = resp.status();
+    let v: Value = resp.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        anyhow::bail!("{what} refused: {status}: {}", error_of(&v));
+    }
+    Ok(v)
+}
+
 /// The API's error message in an answer (`{"error": "..."}`).
 pub fn error_of(v: &Value) -> &str {
     v["error"].as_str().unwrap_or("")

@@ -107,6 +107,14 @@ pub enum Command {
         #[command(subcommand)]
         action: MutexAction,
     },
+    /// Calls placed by the callmanager (third-party call control): list the live and
+    /// recently ended calls, show one with its legs, or hang one up. Needs the API token
+    /// in the env variable named by `--token-env`.
+    Calls {
+        /// What to do.
+        #[command(subcommand)]
+        action: CallsAction,
+    },
     /// Backups of the group's PostgreSQL instances and :SYNC folder (backup_controller):
     /// their state, a run now with a progress bar, the archives on the storage servers,
     /// and a restore into a new folder.
@@ -203,6 +211,52 @@ pub enum MutexAction {
         /// Why, for the daemon's log (who asks, which ticket).
         #[arg(long)]
         reason: String,
+        /// API of any instance.
+        #[arg(long, default_value = "http://127.0.0.1:8271")]
+        api: String,
+        /// Environment variable holding the API token.
+        #[arg(long, default_value = "MWARE_API_TOKEN")]
+        token_env: String,
+    },
+}
+
+/// `mware calls ...`
+#[derive(Debug, Subcommand)]
+pub enum CallsAction {
+    /// The calls of the asked instance's group (of one domain with `--domain`): state,
+    /// parties, since when, and why the ended ones ended.
+    List {
+        /// Only this domain's calls.
+        #[arg(long, short)]
+        domain: Option<String>,
+        /// API of an instance of the group (forwarded to its active instance).
+        #[arg(long, default_value = "http://127.0.0.1:8271")]
+        api: String,
+        /// Environment variable holding the API token.
+        #[arg(long, default_value = "MWARE_API_TOKEN")]
+        token_env: String,
+        /// Print the raw JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One call: its state and each leg's state, SIP code and reason.
+    Show {
+        /// Call id (`<group>-<hex>`).
+        id: String,
+        /// API of any instance (forwarded to the call's group).
+        #[arg(long, default_value = "http://127.0.0.1:8271")]
+        api: String,
+        /// Environment variable holding the API token.
+        #[arg(long, default_value = "MWARE_API_TOKEN")]
+        token_env: String,
+        /// Print the raw JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Hang up a call: CANCEL what rings, BYE what is up; returns once it ended.
+    Hangup {
+        /// Call id.
+        id: String,
         /// API of any instance.
         #[arg(long, default_value = "http://127.0.0.1:8271")]
         api: String,

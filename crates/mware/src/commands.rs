@@ -37,6 +37,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Switchover { group, to, api, token_env } => runtime().block_on(cmd_switchover(group, to, &api, &token_env)),
         Command::Config { action } => runtime().block_on(cmd_config(action)),
         Command::Mutex { action } => runtime().block_on(crate::mutex_cmd::run(action)),
+        Command::Calls { action } => runtime().block_on(crate::calls_cmd::run(action)),
         Command::Tasks { action } => runtime().block_on(crate::tasks_cmd::run(action)),
         Command::Alarms { action } => runtime().block_on(crate::alarms_cmd::run(action)),
         Command::Ssh { action } => runtime().block_on(crate::ssh_cmd::run(action)),

@@ -9,6 +9,7 @@ mod alarms_cmd;
 mod api;
 mod api_client;
 mod backup_cmd;
+mod calls_cmd;
 mod cli;
 mod commands;
 mod companion;

@@ -128,6 +128,20 @@ fn a_connected_call_survives_kill9_of_the_active_instance_and_is_hung_up_by_the_
     assert_eq!(calls[0]["state"], "connected");
     assert_eq!(calls[0]["instance"], "m20");
 
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(bin())
+            .arg("calls")
+            .args(args)
+            .args(["--api", &s.ds[1].api])
+            .env("MWARE_API_TOKEN", TOKEN)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "mware calls {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let shown = cli(&["show", &id]);
+    assert!(shown.contains("connected (controlled by m20") && shown.contains("sip:bob@example.test"), "{shown}");
+
     let (code, v, _) = request(reqwest::Method::DELETE, &format!("{}/api/callmanager/v1/calls/{id}", s.ds[1].api), Some(TOKEN), None);
     assert_eq!(code, 200, "{v}");
     assert_eq!(v["state"], "ended");
@@ -138,6 +152,8 @@ fn a_connected_call_survives_kill9_of_the_active_instance_and_is_hung_up_by_the_
     assert_eq!(bob.wait_exit(Duration::from_secs(10)), Some(0), "bob answered the BYE of the new instance: {:#?}", bob.messages());
     let (_, list, _) = request(reqwest::Method::GET, &format!("{}/api/callmanager/v1/calls", s.ds[1].api), Some(TOKEN), None);
     assert_eq!(list["calls"][0]["state"], "ended", "{list}");
+    let listed = cli(&["list", "--domain", DOMAIN]);
+    assert!(listed.contains(&id) && listed.contains("hung up by the API"), "{listed}");
 }
 
 #[test]

@@ -121,9 +121,21 @@ async fn main() {
         on_change: Box::new(move |v, _| {
             let _ = tx.send((v.id.clone(), v.state));
         }),
+        session_timer_s: 0,
         cancel,
     });
-    let spec = |i: u32| CallSpec {
+
+    let (mw_cps, bad, p50, p99m) = setup_rate(&eng, &mut rx, calls, concurrency).await;
+    println!(
+        "mware 3pcc (two legs, stored): {calls} calls, {concurrency} at once: {mw_cps:.0} calls/s ({:.2} of sipp-direct), {bad} failed, set-up p50 {p50:.1} ms p99 {p99m:.1} ms",
+        mw_cps / cps
+    );
+    memory(&eng, &mut rx, held).await;
+    drop(m);
+}
+
+fn spec(i: u32) -> CallSpec {
+    CallSpec {
         id: format!("1-{i:016x}"),
         domain: DOMAIN.into(),
         from: format!("sip:alice@{DOMAIN}"),
@@ -132,10 +144,14 @@ async fn main() {
         answer_timeout_s: 30,
         max_duration_s: 600,
         variables: serde_json::json!({}),
-    };
+    }
+}
 
-    // Set-up rate: at most `concurrency` calls being set up or up; each is hung up once
-    // connected.
+type Changes = mpsc::UnboundedReceiver<(String, CallState)>;
+
+/// Calls set up per second with at most `concurrency` calls being set up or up, each
+/// hung up once connected: (calls/s, failed, set-up p50 ms, p99 ms).
+async fn setup_rate(eng: &Arc<Engine>, rx: &mut Changes, calls: u32, concurrency: u32) -> (f64, u32, f64, f64) {
     let sem = Arc::new(Semaphore::new(concurrency as usize));
     let mut handles = std::collections::HashMap::new();
     let mut started = std::collections::HashMap::new();
@@ -172,15 +188,12 @@ async fn main() {
         }
     }
     let secs = t0.elapsed().as_secs_f64();
-    let mw_cps = f64::from(ok) / secs;
-    println!(
-        "mware 3pcc (two legs, stored): {calls} calls, {concurrency} at once: {mw_cps:.0} calls/s ({:.2} of sipp-direct), {bad} failed, set-up p50 {:.1} ms p99 {:.1} ms",
-        mw_cps / cps,
-        pct(&mut setup.clone(), 0.5),
-        pct(&mut setup, 0.99)
-    );
+    let p50 = pct(&mut setup.clone(), 0.5);
+    (f64::from(ok) / secs, bad, p50, pct(&mut setup, 0.99))
+}
 
-    // Memory per live call: `held` calls connected at once.
+/// Memory per live call: `held` calls connected at once.
+async fn memory(eng: &Arc<Engine>, rx: &mut Changes, held: u32) {
     tokio::time::sleep(Duration::from_secs(2)).await;
     while rx.try_recv().is_ok() {}
     let before = rss_kb();
@@ -206,5 +219,4 @@ async fn main() {
     for h in live {
         let _ = h.send(Command::HangUp("bench".into())).await;
     }
-    drop(m);
 }

@@ -138,6 +138,9 @@ pub struct Engine {
     pub instance: String,
     /// Told of every change of a call (metrics, events).
     pub on_change: OnChange,
+    /// Session timer of the calls (RFC 4028), seconds; both legs are refreshed every half
+    /// of it. 0: none.
+    pub session_timer_s: u32,
     /// Cancelled when the activity ends: calls stay up, their records stay written.
     pub cancel: CancellationToken,
 }
@@ -176,7 +179,7 @@ pub fn resume(eng: Arc<Engine>, s: StoredCall) -> CallHandle {
         to: s.view.legs[1].party.clone(),
         caller_id: s.view.caller_id.clone(),
         answer_timeout_s: 30,
-        max_duration_s: 0,
+        max_duration_s: (s.end_at_ms.saturating_sub(s.view.created_ms) / 1000) as u32,
         variables: s.view.variables.clone(),
     };
     let mut view = s.view.clone();
@@ -188,11 +191,14 @@ pub fn resume(eng: Arc<Engine>, s: StoredCall) -> CallHandle {
     task.recs = [Some(s.a), Some(s.b)];
     task.sdp_to_a = s.sdp_to_a.into_bytes();
     task.sdp_to_b = s.sdp_to_b.into_bytes();
-    task.version = s.version;
     task.end_at_ms = s.end_at_ms;
     task.persisted = true;
     task.watch(Side::A);
     task.watch(Side::B);
+    // The previous instance refreshed at most half a period before it died: refreshing an
+    // eighth of a period after the takeover keeps every leg well inside its interval
+    // (a phone ends the session shortly before the interval runs out, RFC 4028 §10).
+    task.refresh_at = task.period().map(|p| Instant::now() + p / 8);
     tokio::spawn(task.run());
     handle
 }
@@ -210,8 +216,9 @@ pub(crate) struct Task {
     pub(crate) sdp_to_b: Vec<u8>,
     /// B's answer, sent to A in its ACK.
     pub(crate) sdp_to_a: Vec<u8>,
-    pub(crate) version: u64,
     ring: [Option<Instant>; 2],
+    /// When both legs are refreshed next (session timer).
+    pub(crate) refresh_at: Option<Instant>,
     end_at: Instant,
     pub(crate) end_at_ms: u64,
     pub(crate) persisted: bool,
@@ -221,6 +228,7 @@ pub(crate) struct Task {
 }
 
 enum Got {
+    Refresh,
     Leg(Side, LegEvent),
     Ev(Event),
     Cmd((Command, Reply)),
@@ -264,8 +272,8 @@ impl Task {
             recs: [None, None],
             sdp_to_b: vec![],
             sdp_to_a: vec![],
-            version: 1,
             ring: [None, None],
+            refresh_at: None,
             end_at,
             end_at_ms,
             persisted: false,
@@ -277,7 +285,13 @@ impl Task {
     }
 
     async fn run_new(mut self) {
-        let dial = Dial { to: self.spec.from.clone(), domain: self.spec.domain.clone(), display: self.spec.caller_id.clone(), sdp: None };
+        let dial = Dial {
+            to: self.spec.from.clone(),
+            domain: self.spec.domain.clone(),
+            display: self.spec.caller_id.clone(),
+            sdp: None,
+            session_s: self.eng.session_timer_s,
+        };
         match Leg::invite(&self.eng.ua, dial) {
             Ok(l) => {
                 self.set_call_id(Side::A, l.call_id());
@@ -307,9 +321,14 @@ impl Task {
                 _ = until(self.ring[0]) => { self.ring[0] = None; Got::Ev(Event::RingTimeout(Side::A, secs)) }
                 _ = until(self.ring[1]) => { self.ring[1] = None; Got::Ev(Event::RingTimeout(Side::B, secs)) }
                 _ = tokio::time::sleep_until(self.end_at) => Got::Ev(Event::MaxDuration(self.spec.max_duration_s)),
+                _ = until(self.refresh_at) => Got::Refresh,
                 Some(c) = self.cmds.recv() => Got::Cmd(c),
             };
             let ev = match got {
+                Got::Refresh => match self.refresh().await {
+                    Some(ev) => ev,
+                    None => continue,
+                },
                 Got::Leg(side, e) => self.leg_event(side, e),
                 Got::Ev(e) => e,
                 Got::Cmd((Command::HangUp(by), reply)) => {
@@ -388,6 +407,7 @@ impl Task {
                     domain: self.spec.domain.clone(),
                     display: self.spec.caller_id.clone(),
                     sdp: Some(self.sdp_to_b.clone()),
+                    session_s: self.eng.session_timer_s,
                 };
                 match Leg::invite(&ua, dial) {
                     Ok(l) => {
@@ -431,7 +451,10 @@ impl Task {
             }
             Action::Persist => {
                 return Some(match self.persist().await {
-                    Ok(()) => Event::Persisted,
+                    Ok(()) => {
+                        self.refresh_at = self.period().map(|p| Instant::now() + p / 2);
+                        Event::Persisted
+                    }
                     Err(e) => Event::PersistFailed(e.to_string()),
                 });
             }
@@ -462,7 +485,6 @@ impl Task {
             b,
             sdp_to_a: String::from_utf8_lossy(&self.sdp_to_a).into_owned(),
             sdp_to_b: String::from_utf8_lossy(&self.sdp_to_b).into_owned(),
-            version: self.version,
             end_at_ms: self.end_at_ms,
         };
         self.eng.store.put(&s).await?;

@@ -4,12 +4,13 @@
 //! so the next active instance goes on with the right CSeq.
 
 use super::{ix, Command, Task};
-use crate::decide::{CallState, LegState, Side};
+use crate::decide::{CallState, Event, LegState, Side};
 use crate::error::CallError;
 use crate::ua::leg::{Dial, Leg, LegEvent};
 use crate::ua::sdp;
 use mware_coord::now_ms;
 use std::time::Duration;
+use tokio::time::Instant;
 
 impl Task {
     pub(super) async fn command(&mut self, c: Command) -> Result<String, CallError> {
@@ -32,8 +33,7 @@ impl Task {
     }
 
     async fn direction(&mut self, dir: &str, held: bool) -> Result<String, CallError> {
-        self.version += 1;
-        let offer = sdp::with_direction(&String::from_utf8_lossy(&self.sdp_to_b), dir, self.version);
+        let offer = sdp::with_direction(&String::from_utf8_lossy(&self.sdp_to_b), dir, 1);
         let ua = self.eng.ua.clone();
         let rec = self.recs[1].as_mut().ok_or_else(|| CallError::Conflict("no dialog with to".into()))?;
         let extra = ["Content-Type: application/sdp".to_string()];
@@ -41,8 +41,44 @@ impl Task {
         if !(200..300).contains(&code) {
             return Err(CallError::Sip(format!("re-INVITE ({dir}) answered {code} {reason}")));
         }
+        // The next offer to B (a refresh, the other direction) starts from this one.
+        self.sdp_to_b = offer.into_bytes();
         self.view.lock().unwrap_or_else(|e| e.into_inner()).held = held;
         Ok(format!("to is {} ({code})", if held { "on hold" } else { "resumed" }))
+    }
+
+    /// The session timer's period, if the calls have one.
+    pub(super) fn period(&self) -> Option<Duration> {
+        (self.eng.session_timer_s > 0).then(|| Duration::from_secs(self.eng.session_timer_s.into()))
+    }
+
+    /// Refreshes both legs (RFC 4028: a re-INVITE with the SDP each already has, so
+    /// nothing changes for the media); a leg that answers 481 or nothing is lost.
+    pub(super) async fn refresh(&mut self) -> Option<Event> {
+        self.refresh_at = self.period().map(|p| Instant::now() + p / 2);
+        let ua = self.eng.ua.clone();
+        let extra = [
+            "Content-Type: application/sdp".to_string(),
+            "Supported: timer".to_string(),
+            format!("Session-Expires: {};refresher=uac", self.eng.session_timer_s),
+        ];
+        for side in [Side::A, Side::B] {
+            let sdp = match side {
+                Side::A => self.sdp_to_a.clone(),
+                Side::B => self.sdp_to_b.clone(),
+            };
+            let Some(rec) = self.recs[ix(side)].as_mut() else { continue };
+            match ua.request(rec, "INVITE", &extra, &sdp).await {
+                Ok((code, _, _)) if (200..300).contains(&code) => {}
+                Ok((code @ (408 | 481), reason, _)) => return Some(Event::Lost(side, format!("{code} {reason} to a session refresh"))),
+                Ok((code, reason, _)) => tracing::info!(call = %self.spec.id, code, reason, "session refresh refused; the call goes on"),
+                Err(e) => return Some(Event::Lost(side, format!("session refresh not sent: {e}"))),
+            }
+        }
+        if let Err(e) = self.persist().await {
+            return Some(Event::PersistFailed(e.to_string()));
+        }
+        None
     }
 
     async fn dtmf(&mut self, digits: &str) -> Result<String, CallError> {
@@ -63,7 +99,13 @@ impl Task {
     /// party in the ACK; then B gets a BYE.
     async fn transfer(&mut self, to: String) -> Result<String, CallError> {
         let ua = self.eng.ua.clone();
-        let dial = Dial { to: to.clone(), domain: self.spec.domain.clone(), display: self.spec.caller_id.clone(), sdp: None };
+        let dial = Dial {
+            to: to.clone(),
+            domain: self.spec.domain.clone(),
+            display: self.spec.caller_id.clone(),
+            sdp: None,
+            session_s: self.eng.session_timer_s,
+        };
         let mut leg = Leg::invite(&ua, dial)?;
         let limit = Duration::from_secs(self.spec.answer_timeout_s.into());
         let answered = tokio::time::timeout(limit, async {

@@ -81,6 +81,12 @@ pub struct SipConfig {
     /// Longest call, seconds, when a request names none (default 3600).
     #[serde(default = "default_max_duration")]
     pub max_duration_s: u32,
+    /// Session timer (RFC 4028), seconds (default 1800; 0: none, else at least 90): the
+    /// INVITEs ask for it with mware as the refresher, and the active instance refreshes
+    /// both legs every half of it, so a phone that supports it ends a call whose
+    /// controller is gone for good; a leg that answers a refresh 481 or nothing ends the call.
+    #[serde(default = "default_session_timer")]
+    pub session_timer_s: u32,
 }
 
 impl SipConfig {
@@ -95,6 +101,7 @@ impl SipConfig {
             limits: CallLimits::default(),
             answer_timeout_s: default_answer_timeout(),
             max_duration_s: default_max_duration(),
+            session_timer_s: default_session_timer(),
         }
     }
 
@@ -112,6 +119,12 @@ impl SipConfig {
         }
         if !(1..=30).contains(&self.answer_timeout_s) {
             out.push(format!("{at}.answer_timeout_s: expected 1..=30 seconds, found {}", self.answer_timeout_s));
+        }
+        if self.session_timer_s != 0 && self.session_timer_s < 90 {
+            out.push(format!(
+                "{at}.session_timer_s: expected 0 (none) or at least 90 seconds (RFC 4028 Min-SE), found {}",
+                self.session_timer_s
+            ));
         }
         if self.max_duration_s == 0 {
             out.push(format!("{at}.max_duration_s: expected at least 1 second, found 0"));
@@ -153,4 +166,7 @@ fn default_answer_timeout() -> u32 {
 }
 fn default_max_duration() -> u32 {
     3600
+}
+fn default_session_timer() -> u32 {
+    1800
 }

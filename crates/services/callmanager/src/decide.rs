@@ -84,6 +84,8 @@ pub enum Event {
     Failed(Side, u16, String),
     /// The phone of a leg hung up (BYE).
     RemoteBye(Side),
+    /// A leg can no longer be reached (a session refresh answered 481 or nothing): why.
+    Lost(Side, String),
     /// A leg rang longer than its answer timeout (seconds).
     RingTimeout(Side, u32),
     /// Hang-up asked (through the API, by whom).
@@ -255,6 +257,12 @@ pub fn decide(s: &Snapshot, ev: &Event) -> Decision {
                 _ => {}
             }
             end(n, actions, why)
+        }
+        Event::Lost(side, why) => {
+            n.set(*side, LegState::Ended);
+            let other = side.other();
+            let actions = if s.leg(other) == LegState::Connected { vec![Bye(other)] } else { vec![] };
+            end(n, actions, format!("{} lost: {why}", side.field()))
         }
         Event::RingTimeout(side, secs) => {
             if !matches!(s.leg(*side), LegState::Dialing | LegState::Ringing) {

@@ -117,3 +117,15 @@ fn max_duration_and_late_events_after_the_end() {
     assert!(d.actions.is_empty() && d.ended.is_none());
     assert!(d.reason.contains("already ended"));
 }
+
+#[test]
+fn a_lost_leg_ends_the_call_with_a_bye_to_the_other() {
+    let (_, acts, ended) = run(&[
+        Event::Answered(Side::A),
+        Event::Answered(Side::B),
+        Event::Persisted,
+        Event::Lost(Side::A, "481 Call/Transaction Does Not Exist to a session refresh".into()),
+    ]);
+    assert_eq!(acts[3], vec![Bye(Side::B), Forget]);
+    assert_eq!(ended.as_deref(), Some("from lost: 481 Call/Transaction Does Not Exist to a session refresh"));
+}

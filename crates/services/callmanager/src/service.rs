@@ -201,6 +201,7 @@ impl CallsService {
             store: Store::new(ctx.coord.clone(), ctx.fence),
             instance: ctx.instance.clone(),
             on_change: Box::new(move |v, why| tracker.changed(v, why)),
+            session_timer_s: cfg.session_timer_s,
             cancel,
         });
         let active = Arc::new(Active {

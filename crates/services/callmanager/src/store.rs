@@ -27,8 +27,6 @@ pub struct StoredCall {
     pub sdp_to_a: String,
     /// The SDP B got (A's offer): answers B's re-INVITEs, base of hold/resume.
     pub sdp_to_b: String,
-    /// The version raise of the next changed offer to B.
-    pub version: u64,
     /// When the call must end (its `max_duration_s`), ms since the Unix epoch.
     pub end_at_ms: u64,
 }

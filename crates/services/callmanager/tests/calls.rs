@@ -1,6 +1,7 @@
 //! Calls placed by the engine through a real Kamailio to SIPp phones (RFC 3725 flow I):
 //! connected and hung up, each failure of a leg with its reason, hold, resume and DTMF
-//! seen at the phone, digest authentication towards the proxy.
+//! seen at the phone, digest authentication towards the proxy, session refreshes and a
+//! leg lost to one.
 
 mod common;
 
@@ -174,4 +175,24 @@ async fn digest_auth_towards_the_proxy_right_and_wrong_password() {
     let v = wait_state(&h, CallState::Ended, 10).await;
     assert_eq!(v.legs[0].code, Some(407), "{v:#?}");
     assert!(v.ended.as_deref().unwrap().starts_with("from failed: 407"), "{v:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_refreshes_reach_both_phones_and_a_lost_leg_ends_the_call() {
+    let rig = Rig::new(&[]).await;
+    let alice = rig.phone("uas_answer.xml", "alice", &["-m", "1"]);
+    let mut bob = rig.phone("uas_lost.xml", "bob", &["-m", "1"]);
+    let eng = rig.engine_with(None, 2).await;
+    let h = start(&eng, spec("c9", "alice", "bob", 10));
+    wait_state(&h, CallState::Connected, 15).await;
+    let first = alice.trace_text();
+    assert!(first.contains("Session-Expires: 2;refresher=uac"), "the INVITE asks for the session timer: {first}");
+    // The refresh after a second: alice answers it, bob has lost the call (481).
+    let v = wait_state(&h, CallState::Ended, 10).await;
+    assert_eq!(v.ended.as_deref(), Some("to lost: 481 Call/Transaction Does Not Exist to a session refresh"), "{v:#?}");
+    alice.wait_for("BYE", Duration::from_secs(5)).unwrap();
+    let m = alice.messages();
+    assert_eq!(count(&m, "< INVITE"), 2, "alice got the INVITE and one refresh: {m:#?}");
+    assert_eq!(bob.wait_exit(Duration::from_secs(10)), Some(0), "{:#?}", bob.messages());
+    assert_eq!(rig.stored().await, 0);
 }

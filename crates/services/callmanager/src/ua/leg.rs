@@ -54,6 +54,8 @@ pub struct Dial {
     pub display: Option<String>,
     /// The offer, if any (none: the phone's 2xx carries the offer).
     pub sdp: Option<Vec<u8>>,
+    /// Session timer (RFC 4028) asked for, seconds; 0: none.
+    pub session_s: u32,
 }
 
 impl Leg {
@@ -84,7 +86,7 @@ impl Leg {
             offer,
             contact,
             credential,
-            headers: Some(vec![Header::Other("Allow".into(), "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO".into())]),
+            headers: Some(headers(d.session_s)),
             ..Default::default()
         };
         let (tx, states) = mpsc::unbounded_channel();
@@ -176,4 +178,15 @@ fn cancel_of(inv: &rsipstack::sip::Request) -> Result<rsipstack::sip::Request, S
     }
     s.push_str(&format!("From: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {seq} CANCEL\r\nContent-Length: 0\r\n\r\n"));
     rsipstack::sip::Request::try_from(s.as_str()).map_err(|x| x.to_string())
+}
+
+/// Headers of our INVITEs: what we accept, and the session timer we refresh (we are
+/// the refresher: `refresher=uac`).
+pub(crate) fn headers(session_s: u32) -> Vec<Header> {
+    let mut h = vec![Header::Other("Allow".into(), "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO".into())];
+    if session_s > 0 {
+        h.push(Header::Other("Supported".into(), "timer".into()));
+        h.push(Header::Other("Session-Expires".into(), format!("{session_s};refresher=uac")));
+    }
+    h
 }

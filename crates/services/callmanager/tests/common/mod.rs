@@ -65,6 +65,11 @@ impl Rig {
 
     /// The engine on a port of its own, with these credentials.
     pub async fn engine(&self, credentials: Option<(&str, &str)>) -> Arc<Engine> {
+        self.engine_with(credentials, 0).await
+    }
+
+    /// The engine, with a session timer of `session_s` seconds (0: none).
+    pub async fn engine_with(&self, credentials: Option<(&str, &str)>, session_s: u32) -> Arc<Engine> {
         let opts = UaOptions {
             ip: "127.0.0.1".parse().unwrap(),
             port: free_sip_port(),
@@ -80,6 +85,7 @@ impl Rig {
             store: Store::new(self.coord.clone(), self.fence),
             instance: "mware1".into(),
             on_change: Box::new(|_, _| {}),
+            session_timer_s: session_s,
             cancel,
         })
     }
