@@ -37,7 +37,9 @@ impl Kamailio {
         let sip_port = free_sip_port();
         let http_port = free_port();
         let mut cmd = Command::new("/usr/sbin/kamailio");
-        cmd.arg("-f").arg(cfg).args(["-DD", "-E", "-w"]).arg(dir);
+        // 256 MB of shared memory: at a few thousand calls per second the default 64 MB
+        // runs out (transactions wait 5 s after their end).
+        cmd.arg("-f").arg(cfg).args(["-DD", "-E", "-m", "256", "-w"]).arg(dir);
         cmd.arg("-l").arg(format!("udp:127.0.0.1:{sip_port}"));
         cmd.arg("-l").arg(format!("tcp:127.0.0.1:{sip_port}"));
         cmd.arg("-l").arg(format!("tcp:127.0.0.1:{http_port}"));
@@ -161,6 +163,15 @@ impl Phone {
     /// Starts the UAS `scenario` (with `args`, e.g. `-d 500` to ring 500 ms, `-m 1` to
     /// exit after one call) and registers it; returns once the registrar answered 200.
     pub fn start(scenario: &Path, dir: &Path, user: &str, domain: &str, proxy_port: u16, args: &[&str]) -> anyhow::Result<Phone> {
+        Phone::spawn(scenario, dir, user, domain, proxy_port, args, true)
+    }
+
+    /// [`Phone::start`] without the message trace (benchmarks: thousands of calls).
+    pub fn start_untraced(scenario: &Path, dir: &Path, user: &str, domain: &str, proxy_port: u16, args: &[&str]) -> anyhow::Result<Phone> {
+        Phone::spawn(scenario, dir, user, domain, proxy_port, args, false)
+    }
+
+    fn spawn(scenario: &Path, dir: &Path, user: &str, domain: &str, proxy_port: u16, args: &[&str], traced: bool) -> anyhow::Result<Phone> {
         let port = free_sip_port();
         let trace = dir.join(format!("{user}-{port}.trace"));
         let mut cmd = Command::new("/usr/bin/sipp");

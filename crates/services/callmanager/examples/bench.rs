@@ -41,7 +41,6 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 
 /// SIPp's UAC calling `bob` through Kamailio: (calls per second, failed, p99 ms).
 fn ceiling(kam: &Kamailio, dir: &std::path::Path, calls: u32, concurrency: u32) -> (f64, u64, f64) {
-    let stat = dir.join("uac-rtt.csv");
     let t0 = Instant::now();
     let out = std::process::Command::new("/usr/bin/sipp")
         .arg(format!("127.0.0.1:{}", kam.sip_port))
@@ -53,8 +52,7 @@ fn ceiling(kam: &Kamailio, dir: &std::path::Path, calls: u32, concurrency: u32) 
         .arg(concurrency.to_string())
         .args(["-m"])
         .arg(calls.to_string())
-        .args(["-trace_rtt", "-rtt_freq", "1", "-rtt_file"])
-        .arg(&stat)
+        .args(["-trace_rtt", "-rtt_freq", "1"])
         .args(["-timeout", "120", "-nostdin"])
         .current_dir(dir)
         .output()
@@ -67,11 +65,18 @@ fn ceiling(kam: &Kamailio, dir: &std::path::Path, calls: u32, concurrency: u32) 
         .and_then(|l| l.split('|').nth(2))
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(u64::MAX);
-    let mut rtts: Vec<f64> = std::fs::read_to_string(&stat)
+    // SIPp writes the response times to uac_<pid>_rtt.csv in its working directory:
+    // `Date_ms;response_time_ms;rtd_no` per call.
+    let stat = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).find(|p| p.to_string_lossy().ends_with("_rtt.csv"));
+    if failed == u64::MAX {
+        eprintln!("sipp: {}\n{}", String::from_utf8_lossy(&out.stderr), text);
+    }
+    let mut rtts: Vec<f64> = stat
+        .and_then(|p| std::fs::read_to_string(p).ok())
         .unwrap_or_default()
         .lines()
         .skip(1)
-        .filter_map(|l| l.split(';').nth(2).and_then(|v| v.trim().parse().ok()))
+        .filter_map(|l| l.split(';').nth(1).and_then(|v| v.trim().parse().ok()))
         .collect();
     (f64::from(calls) / secs, failed, pct(&mut rtts, 0.99))
 }
@@ -83,10 +88,14 @@ async fn main() {
     let concurrency = *args.get(1).unwrap_or(&100);
     let held = *args.get(2).unwrap_or(&1000);
     let dir = tempfile::tempdir().unwrap();
+    if std::env::var_os("BENCH_KEEP").is_some() {
+        eprintln!("working directory (kept): {}", dir.path().display());
+    }
     let cfg = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../examples/kamailio/kamailio.cfg");
     let kam = Kamailio::start(&cfg, dir.path(), &[]).unwrap();
-    let _alice = Phone::start(&sipp_dir().join("uas_answer.xml"), dir.path(), "alice", DOMAIN, kam.sip_port, &["-d", "0"]).unwrap();
-    let _bob = Phone::start(&sipp_dir().join("uas_answer.xml"), dir.path(), "bob", DOMAIN, kam.sip_port, &["-d", "0"]).unwrap();
+    let _alice =
+        Phone::start_untraced(&sipp_dir().join("uas_answer.xml"), dir.path(), "alice", DOMAIN, kam.sip_port, &["-d", "0"]).unwrap();
+    let _bob = Phone::start_untraced(&sipp_dir().join("uas_answer.xml"), dir.path(), "bob", DOMAIN, kam.sip_port, &["-d", "0"]).unwrap();
 
     let (cps, failed, p99) = ceiling(&kam, dir.path(), calls, concurrency);
     println!("sipp-direct: {calls} calls, {concurrency} at once: {cps:.0} calls/s, {failed} failed, set-up p99 {p99:.1} ms");
@@ -132,6 +141,9 @@ async fn main() {
     );
     memory(&eng, &mut rx, held).await;
     drop(m);
+    if std::env::var_os("BENCH_KEEP").is_some() {
+        let _ = dir.keep();
+    }
 }
 
 fn spec(i: u32) -> CallSpec {
@@ -156,6 +168,7 @@ async fn setup_rate(eng: &Arc<Engine>, rx: &mut Changes, calls: u32, concurrency
     let mut handles = std::collections::HashMap::new();
     let mut started = std::collections::HashMap::new();
     let (mut ok, mut bad, mut setup) = (0u32, 0u32, vec![]);
+    let mut why = std::collections::HashMap::new();
     let t0 = Instant::now();
     let mut next = 0;
     while ok + bad < calls {
@@ -179,8 +192,9 @@ async fn setup_rate(eng: &Arc<Engine>, rx: &mut Changes, calls: u32, concurrency
                 }
             }
             CallState::Ended => {
-                if handles.remove(&id).is_some_and(|h| h.get().connected_ms.is_none()) {
+                if let Some(v) = handles.remove(&id).map(|h| h.get()).filter(|v| v.connected_ms.is_none()) {
                     bad += 1;
+                    *why.entry(v.ended.unwrap_or_default()).or_insert(0u32) += 1;
                 }
                 sem.add_permits(1);
             }
@@ -189,6 +203,9 @@ async fn setup_rate(eng: &Arc<Engine>, rx: &mut Changes, calls: u32, concurrency
     }
     let secs = t0.elapsed().as_secs_f64();
     let p50 = pct(&mut setup.clone(), 0.5);
+    if !why.is_empty() {
+        eprintln!("failed calls by reason: {why:?}");
+    }
     (f64::from(ok) / secs, bad, p50, pct(&mut setup, 0.99))
 }
 

@@ -299,12 +299,13 @@ impl Task {
                 self.ring[0] = Some(Instant::now() + Duration::from_secs(self.spec.answer_timeout_s.into()));
             }
             Err(e) => {
-                self.step(Event::Failed(Side::A, 503, e.to_string())).await;
+                Box::pin(self.step(Event::Failed(Side::A, 503, e.to_string()))).await;
                 return;
             }
         }
         self.changed(Some("dialing from"));
-        self.run().await
+        // Boxed (as every long step below): the idle call's future stays small.
+        Box::pin(self.run()).await
     }
 
     async fn run(mut self) {
@@ -325,7 +326,7 @@ impl Task {
                 Some(c) = self.cmds.recv() => Got::Cmd(c),
             };
             let ev = match got {
-                Got::Refresh => match self.refresh().await {
+                Got::Refresh => match Box::pin(self.refresh()).await {
                     Some(ev) => ev,
                     None => continue,
                 },
@@ -336,12 +337,12 @@ impl Task {
                     Event::HangUp(by)
                 }
                 Got::Cmd((other, reply)) => {
-                    let r = self.command(other).await;
+                    let r = Box::pin(self.command(other)).await;
                     let _ = reply.send(r);
                     continue;
                 }
             };
-            if self.step(ev).await {
+            if Box::pin(self.step(ev)).await {
                 return;
             }
         }
@@ -355,6 +356,7 @@ impl Task {
             }
             LegEvent::Answered { record, sdp } => {
                 self.ring[ix(side)] = None;
+                self.legs[ix(side)] = None;
                 self.leg_view(side, |l| {
                     l.code = Some(200);
                     l.reason = Some("OK".into());
@@ -368,6 +370,7 @@ impl Task {
             }
             LegEvent::Failed { code, reason } => {
                 self.ring[ix(side)] = None;
+                self.legs[ix(side)] = None;
                 self.leg_view(side, |l| {
                     l.code = Some(code);
                     l.reason = Some(reason.clone());

@@ -196,3 +196,32 @@ async fn session_refreshes_reach_both_phones_and_a_lost_leg_ends_the_call() {
     assert_eq!(bob.wait_exit(Duration::from_secs(10)), Some(0), "{:#?}", bob.messages());
     assert_eq!(rig.stored().await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfer_connects_from_with_a_new_party_and_ends_the_old_one() {
+    let rig = Rig::new(&[]).await;
+    let mut alice = rig.phone("uas_answer.xml", "alice", &["-m", "1"]);
+    let mut bob = rig.phone("uas_answer.xml", "bob", &["-m", "1"]);
+    let mut carol = rig.phone("uas_answer.xml", "carol", &["-m", "1"]);
+    let eng = rig.engine(None).await;
+    let h = start(&eng, spec("c10", "alice", "bob", 10));
+    wait_state(&h, CallState::Connected, 15).await;
+    let done = h.send(Command::Transfer("sip:carol@example.test".into())).await.unwrap();
+    assert_eq!(done, "from is now connected with sip:carol@example.test");
+    assert_eq!(bob.wait_exit(Duration::from_secs(10)), Some(0), "bob got a BYE: {:#?}", bob.messages());
+    let v = h.get();
+    assert_eq!(v.legs[1].party, "sip:carol@example.test");
+    assert_eq!(v.state, CallState::Connected);
+    // Carol was invited without SDP; her offer reached alice in a re-INVITE, and alice's
+    // answer reached carol in the ACK.
+    let c = carol.trace_text();
+    let ack = c.split("ACK sip:").nth(1).expect("ACK to carol");
+    assert!(ack.contains("m=audio"), "{ack}");
+    let a = alice.messages();
+    assert_eq!(count(&a, "< INVITE"), 2, "{a:#?}");
+    h.send(Command::HangUp("the test".into())).await.unwrap();
+    wait_state(&h, CallState::Ended, 5).await;
+    assert_eq!(alice.wait_exit(Duration::from_secs(10)), Some(0));
+    assert_eq!(carol.wait_exit(Duration::from_secs(10)), Some(0));
+    assert_eq!(rig.stored().await, 0);
+}
