@@ -175,7 +175,7 @@ async fn restore(
     let site = crate::ssh_cmd::full_site(config).await?;
     let with: Vec<_> = site
         .instances()
-        .filter(|p| p.role.backup_controller.is_some())
+        .filter(|p| p.role.section::<mware_backup::BackupController>().is_some())
         .filter(|p| instance.as_deref().is_none_or(|i| p.role.name == i))
         .collect();
     let placed = match (with.as_slice(), &instance) {
@@ -193,8 +193,8 @@ async fn restore(
         }
         (many, Some(_)) => many[0],
     };
-    let bc = placed.role.backup_controller.as_ref().context("backup_controller")?;
-    let plan = mware_backup::plan(bc).map_err(|p| anyhow::anyhow!("backup_controller cannot be used: {}", p.join("; ")))?;
+    let bc = placed.role.section::<mware_backup::BackupController>().context("backup_controller")?;
+    let plan = mware_backup::plan(&bc).map_err(|p| anyhow::anyhow!("backup_controller cannot be used: {}", p.join("; ")))?;
     let keys: Vec<&str> = plan.targets.iter().map(|t| t.key.as_str()).collect();
     let spec = plan
         .targets

@@ -6,8 +6,9 @@ use crate::cli::{Cli, Command, ConfigAction};
 use crate::load::{self, Loaded};
 use anyhow::Context;
 use mware_config::redact;
-use mware_config::{validate, DomainTree, Severity, Site};
+use mware_config::{DomainTree, Severity, Site};
 use mware_coord::GroupView;
+use mware_registry::validate;
 use serde_json::{json, Value};
 use std::process::ExitCode;
 
@@ -21,7 +22,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Validate { config } => return cmd_validate(&config),
         Command::Route { config, json, domains } => return cmd_route(&config, json, &domains),
         Command::Schema => {
-            println!("{}", serde_json::to_string_pretty(&mware_config::schema()).unwrap_or_default());
+            println!("{}", serde_json::to_string_pretty(&mware_registry::schema()).unwrap_or_default());
             Ok(())
         }
         Command::Run { config, instance } => {

@@ -124,7 +124,7 @@ impl Alarm {
 
 /// The rank of a severity name (`emerg` = 0 … `debug` = 7).
 pub fn rank(name: &str) -> Option<u8> {
-    mware_config::SEVERITIES.iter().position(|s| *s == name).map(|i| i as u8)
+    crate::section::SEVERITIES.iter().position(|s| *s == name).map(|i| i as u8)
 }
 
 #[cfg(test)]

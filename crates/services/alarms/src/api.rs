@@ -161,7 +161,7 @@ async fn raise(State(svc): State<AlarmsService>, body: Bytes) -> Response {
     }
     let severity = field("severity", &mut problems).unwrap_or_else(|| "warning".into());
     if crate::alarm::rank(&severity).is_none() {
-        problems.push(format!("severity: expected one of {}, found {severity:?}", mware_config::SEVERITIES.join(", ")));
+        problems.push(format!("severity: expected one of {}, found {severity:?}", crate::section::SEVERITIES.join(", ")));
     }
     let rule = field("rule", &mut problems).unwrap_or_else(|| "api".into());
     if !mware_config::is_item_name(&rule) && !problems.iter().any(|p| p.starts_with("rule")) {

@@ -19,6 +19,7 @@ pub mod intake;
 pub mod metrics;
 pub mod queue;
 pub mod rules;
+mod section;
 mod service;
 pub mod snmp;
 pub mod store;
@@ -28,4 +29,14 @@ pub mod telegram;
 
 pub use alarm::Alarm;
 pub use error::AlarmsError;
+pub use section::{AlarmRule, Alarms, MonitoringAlarms, SnmpManager, SyslogIn, Telegram, FACILITIES, SEVERITIES};
 pub use service::AlarmsService;
+
+/// The service and its section (`alarms`), for the binary's registry.
+pub fn plugin() -> mware_host::Plugin {
+    mware_host::Plugin {
+        name: "alarms",
+        sections: vec![mware_config::section::<section::Alarms>()],
+        build: |registry| std::sync::Arc::new(AlarmsService::new(registry)),
+    }
+}

@@ -7,9 +7,10 @@
 use crate::intake::{Intake, Maker};
 use crate::metrics::Metrics;
 use crate::rules::Rules;
+use crate::section::Alarms;
 use crate::store::{self, Cmd, Shared, Writer};
 use async_trait::async_trait;
-use mware_config::{Alarms, Role};
+use mware_config::Role;
 use mware_host::{InstanceEnv, Service, ServiceContext, ServiceState};
 use prometheus_client::registry::Registry;
 use std::net::{IpAddr, SocketAddr};
@@ -53,7 +54,7 @@ impl AlarmsService {
         &self.inner.metrics
     }
     fn section(ctx: &ServiceContext) -> Option<Alarms> {
-        ctx.role().and_then(|r| r.alarms).filter(|a| a.enabled)
+        ctx.role().and_then(|r| r.section::<Alarms>()).filter(|a| a.enabled)
     }
 
     /// One activity with one section; `Ok(true)` when the section changed.
@@ -218,7 +219,7 @@ impl Service for AlarmsService {
     }
 
     fn wanted(&self, role: &Role) -> bool {
-        role.alarms.as_ref().is_some_and(|a| a.enabled)
+        role.section::<Alarms>().is_some_and(|a| a.enabled)
     }
 
     fn routes(&self) -> mware_host::Routes {

@@ -9,8 +9,9 @@
 
 use crate::alarm::{Alarm, TG_OFFSET};
 use crate::channel::{SendError, Sink};
+use crate::section::Telegram;
 use crate::store::{Cmd, Shared};
-use mware_config::{Site, Telegram};
+use mware_config::Site;
 use mware_coord::{CoordError, Coordinator, Fence, KvOp};
 use serde_json::{json, Value};
 use std::sync::Arc;

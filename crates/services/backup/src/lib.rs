@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod pg;
 pub mod restore;
 pub mod run;
+mod section;
 mod service;
 pub mod storage;
 pub mod store;
@@ -38,6 +39,7 @@ pub use config::{plan, Plan, TargetSpec};
 pub use decide::{decide, Decision, History, Schedule};
 pub use error::{BackupError, Result};
 pub use restore::{restore, restore_capped, Restored};
+pub use section::{BackupController, BackupPgdb, BackupServer, SyncFolder, DEFAULT_SYNC_PATH};
 pub use service::{BackupService, RunRequest};
 
 /// The archives of target `t` on its storage server: where its path template puts them
@@ -59,4 +61,13 @@ pub async fn list_archives(t: &TargetSpec, keys: &mware_ssh::HostKeyPolicy) -> R
     let r = storage::list(&s, &prefix, depth, &[t.file_name()]).await;
     s.close().await;
     r
+}
+
+/// The service and its section (`backup_controller`), for the binary's registry.
+pub fn plugin() -> mware_host::Plugin {
+    mware_host::Plugin {
+        name: "backup",
+        sections: vec![mware_config::section::<section::BackupController>()],
+        build: |registry| std::sync::Arc::new(BackupService::new(registry)),
+    }
 }

@@ -6,10 +6,10 @@
 
 use crate::error::DevicesError;
 use crate::metrics::{reason_label, Metrics, StateLabel};
+use crate::section::DeviceManager;
 use crate::store::{Change, JobRow, NewJob, Store};
 use crate::targets::Policy;
 use crate::transport::{Ack, Incoming, Transport};
-use mware_config::DeviceManager;
 use mware_jobs::{now_ms, JobState, Report};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};

@@ -21,12 +21,23 @@ pub mod items;
 pub mod metrics;
 pub mod persist;
 pub mod probes;
+mod section;
 mod service;
 pub mod site;
 pub mod state;
 pub mod watch;
 
 pub use error::MonitorError;
+pub use section::{Monitoring, Probe, ProbeKind, SshCopy};
 pub use service::MonitorService;
 pub use site::{ItemView, SiteView};
 pub use state::{decide, Check, Decision, Health, Tracker};
+
+/// The service and its section (`monitoring`), for the binary's registry.
+pub fn plugin() -> mware_host::Plugin {
+    mware_host::Plugin {
+        name: "monitoring",
+        sections: vec![mware_config::section::<section::Monitoring>()],
+        build: |registry| std::sync::Arc::new(MonitorService::new(registry)),
+    }
+}

@@ -67,7 +67,7 @@ pub fn build(site: &Site, views: &[GroupView], recorded: &[(u32, Vec<Item>)]) ->
         let leader = view.and_then(|v| v.leader.as_ref());
         out.push(group_item(g, view, recorded));
         let stale = leader.is_none();
-        let mon = site.group_members(g).first().map(|p| p.role.monitoring.clone()).unwrap_or_default();
+        let mon = site.group_members(g).first().and_then(|p| p.role.section::<crate::section::Monitoring>()).unwrap_or_default();
         let configured = |name: &str| mon.enabled && mon.probes.iter().any(|p| p.name == name);
         for i in items.iter().filter(|i| i.kind != "group") {
             if i.kind == "probe" && !configured(&i.name) {

@@ -26,7 +26,7 @@ fn site(flag: &Path) -> Site {
         {"name": "other1", "roletype": "mware", "iface": "eth0", "group": 2, "order": 10, "api_port": 8272, "include_domains": ["x.example"],
          "monitoring": {"probes": [{"name": "far", "kind": "tcp", "target": "127.0.0.1:1"}]}}
     ]}]});
-    mware_config::validate(&v.to_string()).expect("test site").site
+    mware_config::validate(&v.to_string(), &mware_monitor::plugin().sections).expect("test site").site
 }
 
 async fn open(dir: &Path) -> Arc<dyn Coordinator> {

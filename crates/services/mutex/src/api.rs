@@ -6,6 +6,7 @@
 
 use crate::active::Active;
 use crate::error::MutexError;
+use crate::section::CriticalSections;
 use crate::service::Inner;
 use crate::table::{AcquireReq, Busy, HolderView, MutexView};
 use crate::validate::{self, AcquireBody, EvictBody, ReleaseBody, RenewBody};
@@ -15,7 +16,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Json;
-use mware_config::CriticalSections;
 use mware_host::{Access, PageQuery, Routes, Scope};
 use serde::Serialize;
 use std::collections::HashMap;

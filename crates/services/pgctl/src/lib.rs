@@ -32,6 +32,7 @@ pub mod probe;
 mod promote;
 pub mod referee;
 pub mod remote;
+mod section;
 mod service;
 pub mod store;
 pub mod trigger;
@@ -39,4 +40,14 @@ pub mod trigger;
 pub use decide::{decide, Decision, Observed, ServerObs, Snapshot};
 pub use error::{PgctlError, Result};
 pub use group::{GroupStatus, ServerStatus};
+pub use section::{parse_groups, PgController, PgGroup, PgServer, Rejoin};
 pub use service::PgctlService;
+
+/// The service and its section (`pg_controller`), for the binary's registry.
+pub fn plugin() -> mware_host::Plugin {
+    mware_host::Plugin {
+        name: "pgctl",
+        sections: vec![mware_config::section::<section::PgController>()],
+        build: |registry| std::sync::Arc::new(PgctlService::new(registry)),
+    }
+}

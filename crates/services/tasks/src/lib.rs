@@ -23,6 +23,7 @@ pub mod exec;
 pub mod metrics;
 mod restore;
 mod runner;
+mod section;
 mod service;
 pub mod store;
 mod tasklog;
@@ -31,5 +32,15 @@ mod view;
 pub use decide::{decide, decide_manual, Decision, Manual, Missed, Schedule, Snapshot, GRACE_MS};
 pub use error::TasksError;
 pub use runner::{TaskStatus, TAIL_BYTES};
+pub use section::{schedule, Overlap, ServiceTask, ServiceTasks};
 pub use service::TasksService;
 pub use store::{Outcome, Run};
+
+/// The service and its section (`service_tasks`), for the binary's registry.
+pub fn plugin() -> mware_host::Plugin {
+    mware_host::Plugin {
+        name: "tasks",
+        sections: vec![mware_config::section::<section::ServiceTasks>()],
+        build: |registry| std::sync::Arc::new(TasksService::new(registry)),
+    }
+}

@@ -11,9 +11,9 @@ use crate::decide::{decide, decide_manual, local, Decision, Manual, Running, Sch
 use crate::exec::{self, Ending, Finished, Spec, StartError};
 use crate::metrics::TaskLabels;
 use crate::restore::{record_missed, restore};
+use crate::section::ServiceTask;
 use crate::store::{self, Outcome, Run, TaskState};
 use crate::TasksError;
-use mware_config::ServiceTask;
 use mware_coord::now_ms;
 use std::sync::Arc;
 use std::time::Duration;

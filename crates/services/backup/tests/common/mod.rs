@@ -101,7 +101,7 @@ pub fn site_json(dir: &Path, backup: Value) -> Value {
 pub fn site(dir: &Path, backup: Value) -> Site {
     let v = site_json(dir, backup);
     let text = serde_json::to_string(&v).unwrap();
-    match mware_config::validate(&text) {
+    match mware_config::validate(&text, &mware_backup::plugin().sections) {
         Ok(ok) => ok.site,
         Err(problems) => panic!("site invalid: {problems:?}"),
     }
@@ -109,7 +109,7 @@ pub fn site(dir: &Path, backup: Value) -> Site {
 
 pub fn plan_of(site: &Site) -> Plan {
     let role = site.instance("mware1").expect("instance").role;
-    mware_backup::plan(role.backup_controller.as_ref().expect("backup_controller")).expect("plan")
+    mware_backup::plan(&role.section::<mware_backup::BackupController>().expect("backup_controller")).expect("plan")
 }
 
 /// An active membership on the embedded coordinator.

@@ -9,13 +9,13 @@ use serde_json::json;
 fn defaults_and_the_example() {
     let mut v = base();
     set(&mut v, "/servers/0/roles/0/alarms", json!({}));
-    let a = ok(&v).site.instance("mware1").unwrap().role.alarms.clone().unwrap();
+    let a = ok(&v).site.instance("mware1").unwrap().role.section::<mware_alarms::Alarms>().unwrap();
     assert!(a.enabled && a.syslog.is_none() && a.rules.is_empty() && a.snmp.is_empty() && a.telegram.is_none());
     assert_eq!((a.window_ms, a.history, a.max_outbox), (60_000, 1000, 100_000));
     assert_eq!((a.monitoring.failing.as_str(), a.monitoring.warning.as_str(), a.monitoring.ok.as_str()), ("crit", "warning", "notice"));
     let text = std::fs::read_to_string(format!("{}/../../examples/site.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
-    let site = mware_config::validate(&text).expect("examples/site.json validates").site;
-    let a = site.instance("mware3").unwrap().role.alarms.clone().unwrap();
+    let site = mware_registry::validate(&text).expect("examples/site.json validates").site;
+    let a = site.instance("mware3").unwrap().role.section::<mware_alarms::Alarms>().unwrap();
     assert_eq!(a.rules.len(), 2);
     assert_eq!(a.telegram.unwrap().api_base, "https://api.telegram.org");
     let shown = format!("{:?} {}", a.snmp, serde_json::to_string(&a.snmp).unwrap());
@@ -91,14 +91,14 @@ fn at_most_sixteen_managers() {
     let p = problems.iter().find(|p| p.path == "servers[0].roles[0].alarms.snmp").expect("the list is named");
     assert!(p.message.contains("at most 16") && p.message.contains("found 17"), "{}", p.message);
     set(&mut v, "/servers/0/roles/0/alarms/snmp", json!(managers[..16].to_vec()));
-    assert_eq!(ok(&v).site.instance("mware1").unwrap().role.alarms.clone().unwrap().snmp.len(), 16);
+    assert_eq!(ok(&v).site.instance("mware1").unwrap().role.section::<mware_alarms::Alarms>().unwrap().snmp.len(), 16);
 }
 
 #[test]
 fn syslog_tcp_limits_per_peer_and_idle() {
     let mut v = base();
     set(&mut v, "/servers/0/roles/0/alarms", json!({"syslog": {"tcp_port": 5514}}));
-    let s = ok(&v).site.instance("mware1").unwrap().role.alarms.clone().unwrap().syslog.unwrap();
+    let s = ok(&v).site.instance("mware1").unwrap().role.section::<mware_alarms::Alarms>().unwrap().syslog.unwrap();
     assert_eq!((s.max_connections, s.per_peer(), s.tcp_idle_timeout_ms), (256, 16, 30_000));
     let p = "servers[0].roles[0].alarms.syslog";
     // Bad values, each named with its path.
@@ -114,14 +114,14 @@ fn syslog_tcp_limits_per_peer_and_idle() {
     assert!(q.message.contains("fewer than max_connections (8)") && q.message.contains("found 8"), "{}", q.message);
     // A small total without a per-peer cap stays valid (sites written before the cap): half.
     set(&mut v, "/servers/0/roles/0/alarms/syslog", json!({"tcp_port": 5514, "max_connections": 8}));
-    assert_eq!(ok(&v).site.instance("mware1").unwrap().role.alarms.clone().unwrap().syslog.unwrap().per_peer(), 4);
+    assert_eq!(ok(&v).site.instance("mware1").unwrap().role.section::<mware_alarms::Alarms>().unwrap().syslog.unwrap().per_peer(), 4);
     set(&mut v, "/servers/0/roles/0/alarms/syslog", json!({"tcp_port": 5514, "max_connections": 1}));
-    assert_eq!(ok(&v).site.instance("mware1").unwrap().role.alarms.clone().unwrap().syslog.unwrap().per_peer(), 1);
+    assert_eq!(ok(&v).site.instance("mware1").unwrap().role.section::<mware_alarms::Alarms>().unwrap().syslog.unwrap().per_peer(), 1);
     set(
         &mut v,
         "/servers/0/roles/0/alarms/syslog",
         json!({"tcp_port": 5514, "max_connections": 8, "max_connections_per_peer": 2, "tcp_idle_timeout_ms": 500}),
     );
-    let s = ok(&v).site.instance("mware1").unwrap().role.alarms.clone().unwrap().syslog.unwrap();
+    let s = ok(&v).site.instance("mware1").unwrap().role.section::<mware_alarms::Alarms>().unwrap().syslog.unwrap();
     assert_eq!((s.max_connections, s.per_peer(), s.tcp_idle_timeout_ms), (8, 2, 500));
 }

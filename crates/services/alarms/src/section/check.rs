@@ -4,9 +4,8 @@
 //! and the v3 user with both passwords) and the Telegram bot (an http(s) base URL, the
 //! name of the token's variable, at least one chat).
 
-use super::walk::{found, index, join, quote, Cx};
-use crate::alarms::{FACILITIES, SEVERITIES};
-use crate::tasks::is_item_name;
+use super::{FACILITIES, SEVERITIES};
+use mware_config::{found, index, is_host_port, is_item_name, join, quote, Check};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
@@ -33,8 +32,8 @@ const SNMP_KEYS: &[&str] = &[
 ];
 const TG_KEYS: &[&str] = &["api_base", "token_env", "chat_ids", "poll_timeout_s"];
 
-/// `alarms`: see `crate::alarms`.
-pub(crate) fn section(cx: &mut Cx, v: &Value, p: &str) {
+/// `alarms`: see the section's type.
+pub(super) fn section(cx: &mut Check, v: &Value, p: &str) {
     let Some(m) = cx.object(v, p) else { return };
     cx.keys(m, p, KEYS, &[]);
     cx.bool(m, p, "enabled");
@@ -82,7 +81,7 @@ pub(crate) fn section(cx: &mut Cx, v: &Value, p: &str) {
     cx.int(m, p, "max_outbox", 1, 10_000_000);
 }
 
-fn syslog(cx: &mut Cx, v: &Value, p: &str) {
+fn syslog(cx: &mut Check, v: &Value, p: &str) {
     let Some(m) = cx.object(v, p) else { return };
     cx.keys(m, p, SYSLOG_KEYS, &[]);
     cx.port(m, p, "udp_port");
@@ -107,7 +106,7 @@ fn syslog(cx: &mut Cx, v: &Value, p: &str) {
     cx.int(m, p, "tcp_idle_timeout_ms", 100, 86_400_000);
 }
 
-fn rule(cx: &mut Cx, m: &Map<String, Value>, p: &str, names: &mut HashMap<String, String>) {
+fn rule(cx: &mut Check, m: &Map<String, Value>, p: &str, names: &mut HashMap<String, String>) {
     cx.keys(m, p, RULE_KEYS, &["name"]);
     if let Some(n) = cx.str(m, p, "name") {
         let np = join(p, "name");
@@ -137,7 +136,7 @@ fn rule(cx: &mut Cx, m: &Map<String, Value>, p: &str, names: &mut HashMap<String
     cx.int(m, p, "max_per_window", 1, 1_000_000);
 }
 
-fn manager(cx: &mut Cx, m: &Map<String, Value>, p: &str) {
+fn manager(cx: &mut Check, m: &Map<String, Value>, p: &str) {
     cx.keys(m, p, SNMP_KEYS, &["address"]);
     if let Some(a) = cx.str(m, p, "address") {
         if !is_host_port(a) {
@@ -182,7 +181,7 @@ fn manager(cx: &mut Cx, m: &Map<String, Value>, p: &str) {
     }
 }
 
-fn telegram(cx: &mut Cx, v: &Value, p: &str) {
+fn telegram(cx: &mut Check, v: &Value, p: &str) {
     let Some(m) = cx.object(v, p) else { return };
     cx.keys(m, p, TG_KEYS, &["token_env", "chat_ids"]);
     if let Some(b) = cx.str(m, p, "api_base") {
@@ -212,20 +211,4 @@ fn telegram(cx: &mut Cx, v: &Value, p: &str) {
         }
     }
     cx.int(m, p, "poll_timeout_s", 1, 50);
-}
-
-/// `host:port` with a port.
-fn is_host_port(s: &str) -> bool {
-    if s.parse::<std::net::SocketAddr>().is_ok() {
-        return true;
-    }
-    match s.rsplit_once(':') {
-        Some((h, port)) => {
-            !h.is_empty()
-                && !h.contains(':')
-                && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
-                && port.parse::<u16>().is_ok_and(|p| p > 0)
-        }
-        None => false,
-    }
 }

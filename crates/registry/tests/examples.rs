@@ -1,7 +1,8 @@
 //! The example site files in `examples/` stay valid, and the JSON Schema is
 //! a document describing the servers.
 
-use mware_config::{schema, validate, Backend, DomainTree};
+use mware_config::{Backend, DomainTree};
+use mware_registry::{schema, validate};
 
 fn load(name: &str) -> String {
     let path = format!("{}/../../examples/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -25,14 +26,20 @@ fn site_validates_without_warnings() {
     assert_eq!(s.coordination.backend, Backend::Etcd);
     assert_eq!(s.servers.len(), 3);
     assert_eq!(s.groups(), vec![981001, 981002]);
-    let (pg, w) = mware_config::pg::parse_groups(&s.instance("mware1").unwrap().role.pg_controller, "pg");
+    let (pg, w) =
+        mware_pgctl::parse_groups(&s.instance("mware1").unwrap().role.section::<mware_pgctl::PgController>().unwrap_or_default().0, "pg");
     assert!(w.is_empty() && pg.len() == 1);
     let t = DomainTree::build(s);
     assert_eq!(t.route("pbx.tenant1.example.ru"), Some(981002));
     assert_eq!(t.route("example.ru"), Some(981001));
     // Secrets parse but never print, the raw `pg_controller` list included.
     let r = &s.instance("mware1").unwrap().role;
-    let dbg = format!("{:?} {:?} {}", r, s.instance("mware2").unwrap().role.provisioning, serde_json::to_string(s).unwrap());
+    let dbg = format!(
+        "{:?} {:?} {}",
+        r,
+        s.instance("mware2").unwrap().role.section::<mware_realtime::Provisioning>(),
+        serde_json::to_string(s).unwrap()
+    );
     assert!(!dbg.contains("example-") && !dbg.contains("dbname="), "{dbg}");
     assert_eq!(pg[0].servers[0].ssh_pwd.as_ref().map(|p| p.expose()), Some("example-ssh-pwd"));
     assert!(!format!("{pg:?}").contains("example-"));

@@ -3,11 +3,27 @@
 //!
 //! A schedule is a cron expression with an optional seconds field, read by [`schedule`]
 //! (the validator and the service use the same parser, so what validates runs).
+//! The section's type and its check live here, in the service that runs it.
 
-use crate::secret::Secret;
+use mware_config::{Check, Secret, SectionConfig, SiteInfo};
+use serde_json::Value;
+
+mod check;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+/// (new) The `service_tasks` section: the group's scheduled tasks, in file order.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(transparent)]
+pub struct ServiceTasks(pub Vec<ServiceTask>);
+
+impl SectionConfig for ServiceTasks {
+    const KEY: &'static str = "service_tasks";
+    fn check(cx: &mut Check, v: &Value, at: &str, _site: &SiteInfo) {
+        check::service_tasks(cx, v, at)
+    }
+}
 
 /// (new) One scheduled service task.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
@@ -83,12 +99,6 @@ pub fn schedule(text: &str) -> Result<croner::Cron, String> {
         .build()
         .parse(text)
         .map_err(|e| e.to_string().to_lowercase())
-}
-
-/// True for a task or probe name: 1 to 64 latin letters, digits, `_`, `-` and `.` (it is
-/// a metric label and a key in the coordinator).
-pub fn is_item_name(n: &str) -> bool {
-    !n.is_empty() && n.len() <= 64 && n.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
 }
 
 #[cfg(test)]

@@ -1,8 +1,13 @@
 //! (new) The `devicemanager` section of a group: device jobs through the API, run by
 //! remote pollers fed through RabbitMQ, or in-process when no broker is set.
+//!
+//! The section's type and its check live here, in the service that uses them.
 
-use crate::secret::Secret;
-use crate::target::TargetPattern;
+use mware_config::{Check, Secret, SectionConfig, SiteInfo};
+use serde_json::Value;
+
+mod check;
+use mware_jobs::TargetPattern;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -61,6 +66,13 @@ pub struct DeviceManager {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(with = "BTreeMap<String, Vec<String>>")]
     pub allowed_targets: BTreeMap<String, Vec<TargetPattern>>,
+}
+
+impl SectionConfig for DeviceManager {
+    const KEY: &'static str = "devicemanager";
+    fn check(cx: &mut Check, v: &Value, at: &str, _site: &SiteInfo) {
+        check::section(cx, v, at)
+    }
 }
 
 fn default_max_deliveries() -> u32 {

@@ -8,11 +8,8 @@
 //! groups is refused (configure one entity per group instead: a SIP server can
 //! point each family at another URL).
 
-use super::extra::is_table;
-use super::sections::Walked;
-use super::walk::{found, index, join, quote, Cx};
-use crate::provisioning::is_entity_id;
-use crate::{canonical, DomainTree};
+use super::is_entity_id;
+use mware_config::{canonical, found, index, join, quote, Check, DomainTree, SiteInfo};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 
@@ -21,7 +18,7 @@ const ENTITY_KEYS: &[&str] = &["domains", "user", "password", "write"];
 const DEFAULT_FAMILIES: &[&str] = &["endpoint", "auth", "aor"];
 
 /// `provisioning`: the realtime provisioning service of a group (dsn and passwords are secrets).
-pub(crate) fn section(cx: &mut Cx, v: &Value, p: &str) {
+pub(super) fn section(cx: &mut Check, v: &Value, p: &str) {
     let Some(m) = cx.object(v, p) else { return };
     cx.keys(m, p, KEYS, &["dsn"]);
     if cx.secret(m, p, "dsn") && m.get("dsn").and_then(Value::as_str).is_some_and(|s| s.trim().is_empty()) {
@@ -92,7 +89,7 @@ fn is_family(f: &str) -> bool {
 }
 
 /// One entity's settings; returns its user name when it is well formed.
-fn entity<'a>(cx: &mut Cx, v: &'a Value, p: &str) -> Option<&'a str> {
+fn entity<'a>(cx: &mut Check, v: &'a Value, p: &str) -> Option<&'a str> {
     let m = cx.object(v, p)?;
     cx.keys(m, p, ENTITY_KEYS, &["domains", "user", "password"]);
     if let Some(d) = m.get("domains") {
@@ -132,45 +129,31 @@ fn entity<'a>(cx: &mut Cx, v: &'a Value, p: &str) -> Option<&'a str> {
 
 /// Across groups: an entity is listed by one group only, and that group serves every
 /// domain the entity may see.
-pub(crate) fn across_groups(cx: &mut Cx, w: &Walked) {
-    // The first member of each group speaks for it (group_sections makes the others equal).
-    let mut reps: BTreeMap<u32, &super::sections::Inst> = BTreeMap::new();
-    for i in &w.insts {
-        if let Some(g) = i.group {
-            reps.entry(g).or_insert(i);
-        }
-    }
-    let complete = w.insts.iter().all(|i| i.group.is_some() && i.domains_ok);
-    let tree = complete
-        .then(|| {
-            let default = reps.iter().find(|(_, r)| r.domains.is_empty()).map(|(g, _)| *g);
-            let entries = reps.iter().flat_map(|(g, r)| r.domains.iter().map(move |(_, d)| (d.as_str(), *g)));
-            DomainTree::from_entries(entries, default).ok()
-        })
-        .flatten();
+pub(super) fn across_groups(cx: &mut Check, site: &SiteInfo) {
+    // The first member of each group speaks for it (every member carries the same sections).
     let mut listed: HashMap<&str, (u32, String)> = HashMap::new();
-    for (g, r) in &reps {
-        let Some(em) = r.sections.get("provisioning").and_then(|p| p.get("entities")).and_then(Value::as_object) else {
+    for g in site.groups() {
+        let Some(em) = g.sections.get("provisioning").and_then(|p| p.get("entities")).and_then(Value::as_object) else {
             continue;
         };
-        let ep = join(&join(&r.path, "provisioning"), "entities");
+        let ep = join(&join(g.path, "provisioning"), "entities");
         for (id, ent) in em {
             let ip = join(&ep, id);
             match listed.get(id.as_str()) {
-                Some((og, op)) => cx.report(&ip, format!("expected an entity listed by one group only (its calls go to one group), found {} in group {g} and in group {og} ({op})", quote(id))),
+                Some((og, op)) => cx.report(&ip, format!("expected an entity listed by one group only (its calls go to one group), found {} in group {} and in group {og} ({op})", quote(id), g.group)),
                 None => {
-                    listed.insert(id, (*g, ip.clone()));
+                    listed.insert(id, (g.group, ip.clone()));
                 }
             }
-            if let Some(tree) = &tree {
-                owners(cx, tree, *g, id, ent, &ip);
+            if let Some(tree) = site.tree() {
+                owners(cx, tree, g.group, id, ent, &ip);
             }
         }
     }
 }
 
 /// Reports the domains of entity `id` (listed by group `g`) that another group serves.
-fn owners(cx: &mut Cx, tree: &DomainTree, g: u32, id: &str, ent: &Value, p: &str) {
+fn owners(cx: &mut Check, tree: &DomainTree, g: u32, id: &str, ent: &Value, p: &str) {
     let Some(list) = ent.get("domains").and_then(Value::as_array) else {
         return;
     };
@@ -203,9 +186,22 @@ fn owners(cx: &mut Cx, tree: &DomainTree, g: u32, id: &str, ent: &Value, p: &str
     }
 }
 
+/// An SQL identifier, optionally schema-qualified (safe to put in a query unquoted).
+fn is_table(t: &str) -> bool {
+    let ident = |s: &str| {
+        s.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let mut parts = t.split('.');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(a), None, _) => ident(a),
+        (Some(a), Some(b), None) => ident(a) && ident(b),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use crate::provisioning::is_entity_id;
+    use super::super::is_entity_id;
 
     #[test]
     fn entity_id_syntax() {

@@ -1,8 +1,13 @@
 //! (new) The `provisioning` section of a group: the realtime provisioning service for
 //! SIP servers (Asterisk res_config_curl), with the SIP servers it serves (entities),
 //! their credentials and what each may see.
+//!
+//! The section's type and its check live here, in the service that uses them.
 
-use crate::secret::Secret;
+use mware_config::{Check, Secret, SectionConfig, SiteInfo};
+use serde_json::Value;
+
+mod check;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -39,6 +44,16 @@ pub struct Provisioning {
     /// (libpq's `verify-full`), whatever the DSN's `sslmode` says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<String>,
+}
+
+impl SectionConfig for Provisioning {
+    const KEY: &'static str = "provisioning";
+    fn check(cx: &mut Check, v: &Value, at: &str, _site: &SiteInfo) {
+        check::section(cx, v, at)
+    }
+    fn check_site(cx: &mut Check, site: &SiteInfo) {
+        check::across_groups(cx, site)
+    }
 }
 
 /// (new) One SIP server (provisioning entity): what it may see and its credential.

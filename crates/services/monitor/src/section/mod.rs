@@ -1,9 +1,13 @@
 //! (new) The `monitoring` section of a group: probes run on the group's active
 //! instance, each with its kind's parameters. The kinds and what each checks are
 //! described on [`ProbeKind`]; which parameters a kind takes is checked by the
-//! validator (a parameter of another kind is refused with its path).
+//! validator (a parameter of another kind is refused with its path). The section's type
+//! and its check live here, in the service that runs the probes.
 
-use crate::secret::Secret;
+use mware_config::{Check, Secret, SectionConfig, SiteInfo};
+use serde_json::Value;
+
+mod check;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +27,17 @@ pub struct Monitoring {
 impl Default for Monitoring {
     fn default() -> Self {
         Monitoring { enabled: true, probes: vec![] }
+    }
+}
+
+impl SectionConfig for Monitoring {
+    const KEY: &'static str = "monitoring";
+    /// On by default: a group without the key still records its part of the site's state.
+    fn absent() -> Option<Self> {
+        Some(Monitoring::default())
+    }
+    fn check(cx: &mut Check, v: &Value, at: &str, _site: &SiteInfo) {
+        check::monitoring(cx, v, at)
     }
 }
 

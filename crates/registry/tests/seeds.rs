@@ -1,7 +1,8 @@
 //! The seeds' own examples (copied verbatim into `tests/seeds/`) validate inside a
 //! site's envelope, and mean what the seed says.
 
-use mware_config::{validate, Site};
+use mware_config::Site;
+use mware_registry::validate;
 
 fn seed(name: &str) -> String {
     let path = format!("{}/tests/seeds/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -32,7 +33,7 @@ fn the_role_examples_validate() {
         let site = valid(&with_role(&seed(file)));
         let role = &site.instance("mware2").unwrap_or_else(|| panic!("{file}: mware2")).role;
         assert_eq!((role.group, role.order), (group, 10), "{file}");
-        let (pg, w) = mware_config::pg::parse_groups(&role.pg_controller, "pg_controller");
+        let (pg, w) = mware_pgctl::parse_groups(&role.section::<mware_pgctl::PgController>().unwrap_or_default().0, "pg_controller");
         assert!(w.is_empty() && pg.len() == 1 && pg[0].servers.len() == 2, "{file}: {w:?}");
         assert_eq!(pg[0].servers[0].ssh_host.as_deref(), Some(servers), "{file}");
     }
@@ -41,7 +42,7 @@ fn the_role_examples_validate() {
 #[test]
 fn the_role_example_with_backup_controller_backs_up_the_platform_sync_folder() {
     let site = valid(&with_role(&seed("001_role.json")));
-    let b = site.instance("mware2").unwrap().role.backup_controller.clone().expect("backup_controller");
+    let b = site.instance("mware2").unwrap().role.section::<mware_backup::BackupController>().expect("backup_controller");
     let sync = b.sync_folder.expect("sync_folder");
     assert_eq!(sync.path(), "/srv/sync");
     assert_eq!(sync.excluded_paths, ["**/common/fax/*", "**/some_temp_files/*"]);
@@ -52,7 +53,7 @@ fn the_role_example_with_backup_controller_backs_up_the_platform_sync_folder() {
 fn the_pg_controller_example_validates() {
     let site = valid(&with_value("pg_controller", &seed("001_pg_controller.json")));
     let role = &site.instance("mware1").unwrap().role;
-    let (pg, w) = mware_config::pg::parse_groups(&role.pg_controller, "pg_controller");
+    let (pg, w) = mware_pgctl::parse_groups(&role.section::<mware_pgctl::PgController>().unwrap_or_default().0, "pg_controller");
     assert!(w.is_empty(), "{w:?}");
     assert_eq!(pg.len(), 1);
     assert_eq!(pg[0].key.as_deref(), Some("general"));
@@ -63,7 +64,7 @@ fn the_pg_controller_example_validates() {
 #[test]
 fn the_backup_controller_example_validates() {
     let site = valid(&with_value("backup_controller", &seed("001_backup_controller.json")));
-    let b = site.instance("mware1").unwrap().role.backup_controller.clone().expect("backup_controller");
+    let b = site.instance("mware1").unwrap().role.section::<mware_backup::BackupController>().expect("backup_controller");
     assert_eq!(b.weekdays, [2, 4, 7]);
     let sync = b.sync_folder.expect("sync_folder");
     assert_eq!((sync.path.as_deref(), sync.path()), (None, "/srv/sync"));

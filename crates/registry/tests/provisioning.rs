@@ -5,7 +5,7 @@
 
 mod common;
 use common::*;
-use mware_config::is_entity_id;
+use mware_realtime::is_entity_id;
 use serde_json::{json, Value};
 
 const EID: &str = "12:34:56:78:9a:bc";
@@ -26,7 +26,7 @@ fn ent(domains: &[&str]) -> Value {
 #[test]
 fn an_entity_maps_to_its_domains_and_credential() {
     let v = ok(&site(json!({EID: ent(&["t1.example.ru", "T3.Example.ru."])})));
-    let p = v.site.instance("mware1").unwrap().role.provisioning.clone().unwrap();
+    let p = v.site.instance("mware1").unwrap().role.section::<mware_realtime::Provisioning>().unwrap();
     let (id, e) = p.entity("12:34:56:78:9A:BC").expect("looked up in any case");
     assert_eq!((id, e.user.as_str(), e.write), (EID, "ast1", false));
     assert_eq!(e.password.expose(), "pw-never-shown");

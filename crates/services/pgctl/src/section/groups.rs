@@ -5,8 +5,7 @@
 //! and pg_controller (crate `mware-pgctl`) runs exactly the groups it keeps and logs the
 //! same warnings for the ones it leaves out.
 
-use crate::secret::Secret;
-use crate::validate::{index, join, quote, Cx, Problem, Severity};
+use mware_config::{index, join, quote, Check, Problem, Secret, Severity};
 use serde::{Deserialize, Serialize};
 
 /// How a returning old master is turned into a standby.
@@ -147,10 +146,10 @@ impl PgServer {
 }
 
 /// The keys of a pg_controller group.
-pub(crate) const GROUP_KEYS: &[&str] =
+pub(super) const GROUP_KEYS: &[&str] =
     &["key", "referee", "servers", "promote_after_s", "maximum_lag_on_failover_bytes", "rejoin", "check_interval_ms"];
 /// The keys of a pg_controller server.
-pub(crate) const SERVER_KEYS: &[&str] = &[
+pub(super) const SERVER_KEYS: &[&str] = &[
     "ssh_host",
     "ssh_port",
     "ssh_user",
@@ -188,7 +187,7 @@ const SERVER_REQUIRED: &[&str] =
 /// Warnings never contain secret values.
 pub fn parse_groups(raw: &[serde_json::Value], base: &str) -> (Vec<PgGroup>, Vec<Problem>) {
     let mut ok: Vec<PgGroup> = Vec::new();
-    let mut cx = Cx::new(Severity::Warning);
+    let mut cx = Check::new(Severity::Warning);
     let mut keys: Vec<(String, String)> = Vec::new();
     for (i, v) in raw.iter().enumerate() {
         let path = index(base, i);
@@ -215,11 +214,11 @@ pub fn parse_groups(raw: &[serde_json::Value], base: &str) -> (Vec<PgGroup>, Vec
             cx.report(&path, format!("expected a valid group, found {n} problem(s): this group is left out and not controlled"));
         }
     }
-    (ok, cx.problems)
+    (ok, cx.into_problems())
 }
 
 /// Checks one group; `Some` only when it has no problem.
-fn group(cx: &mut Cx, v: &serde_json::Value, p: &str) -> Option<PgGroup> {
+fn group(cx: &mut Check, v: &serde_json::Value, p: &str) -> Option<PgGroup> {
     let before = cx.count();
     let m = cx.object(v, p)?;
     cx.keys(m, p, GROUP_KEYS, &["servers"]);
@@ -256,7 +255,7 @@ fn group(cx: &mut Cx, v: &serde_json::Value, p: &str) -> Option<PgGroup> {
     Some(g)
 }
 
-fn server(cx: &mut Cx, v: &serde_json::Value, p: &str, rewind: bool) {
+fn server(cx: &mut Check, v: &serde_json::Value, p: &str, rewind: bool) {
     let Some(m) = cx.object(v, p) else { return };
     cx.keys(m, p, SERVER_KEYS, SERVER_REQUIRED);
     let ssh = cx.nonempty_str(m, p, "ssh_host").is_some();

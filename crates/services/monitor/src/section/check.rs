@@ -1,15 +1,10 @@
-//! Checks of a group's `service_tasks` (each task's name, cron schedule, argv, timeout,
-//! overlap policy, env, working directory and history) and `monitoring` (each probe's
-//! common keys, and the keys of its kind: a key of another kind is refused with its
-//! path). Names are unique per group; a bad cron expression is named with its path
-//! and the parser's reason.
+//! The check of the `monitoring` section: `enabled` and the probes, every problem with
+//! its path.
 
-use super::walk::{found, index, join, kind, quote, Cx};
-use crate::tasks::{is_item_name, schedule};
+use mware_config::{canonical, index, is_host_port, join, quote, Check};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
-const TASK_KEYS: &[&str] = &["name", "schedule", "command", "timeout_s", "overlap", "env", "working_dir", "history"];
 const MONITORING_KEYS: &[&str] = &["enabled", "probes"];
 const COMMON: &[&str] = &["name", "kind", "target", "interval_ms", "timeout_ms", "fail_after", "recover_after"];
 /// Each kind with the keys only it takes, and whether it takes `target`.
@@ -23,40 +18,8 @@ const KINDS: &[(&str, &[&str], bool)] = &[
     ("command", &["command"], false),
 ];
 
-/// `service_tasks`: a list of tasks.
-pub(crate) fn service_tasks(cx: &mut Cx, v: &Value, p: &str) {
-    let Some(list) = cx.list(v, p) else { return };
-    let mut names = HashMap::new();
-    for (i, t) in list.iter().enumerate() {
-        let tp = index(p, i);
-        let Some(m) = cx.object(t, &tp) else { continue };
-        cx.keys(m, &tp, TASK_KEYS, &["name", "schedule", "command"]);
-        unique_name(cx, m, &tp, &mut names, "task");
-        if let Some(s) = cx.str(m, &tp, "schedule") {
-            if let Err(e) = schedule(s) {
-                cx.report(
-                    &join(&tp, "schedule"),
-                    format!("expected a cron expression ([second] minute hour day-of-month month day-of-week), found {}: {e}", quote(s)),
-                );
-            }
-        }
-        argv(cx, m, &tp, "command");
-        cx.int(m, &tp, "timeout_s", 1, 604_800);
-        cx.choice(m, &tp, "overlap", &["skip", "kill", "queue"]);
-        if let Some(e) = m.get("env") {
-            env(cx, e, &join(&tp, "env"));
-        }
-        if let Some(d) = cx.nonempty_str(m, &tp, "working_dir") {
-            if d.contains('\0') {
-                cx.report(&join(&tp, "working_dir"), format!("expected a directory path, found {}", quote(d)));
-            }
-        }
-        cx.int(m, &tp, "history", 1, 1000);
-    }
-}
-
 /// `monitoring`: `enabled` and the probes.
-pub(crate) fn monitoring(cx: &mut Cx, v: &Value, p: &str) {
+pub(super) fn monitoring(cx: &mut Check, v: &Value, p: &str) {
     let Some(m) = cx.object(v, p) else { return };
     cx.keys(m, p, MONITORING_KEYS, &[]);
     cx.bool(m, p, "enabled");
@@ -73,10 +36,10 @@ pub(crate) fn monitoring(cx: &mut Cx, v: &Value, p: &str) {
     }
 }
 
-fn probe(cx: &mut Cx, m: &Map<String, Value>, p: &str, names: &mut HashMap<String, String>) {
+fn probe(cx: &mut Check, m: &Map<String, Value>, p: &str, names: &mut HashMap<String, String>) {
     let all: Vec<&str> = COMMON.iter().chain(KINDS.iter().flat_map(|k| k.1.iter())).copied().collect();
     cx.keys(m, p, &all, &["name", "kind"]);
-    unique_name(cx, m, p, names, "probe");
+    cx.unique_name(m, p, names, "probe");
     let kinds: Vec<&str> = KINDS.iter().map(|k| k.0).collect();
     let kind_name = cx.choice(m, p, "kind", &kinds);
     let target = cx.nonempty_str(m, p, "target");
@@ -129,7 +92,7 @@ fn probe(cx: &mut Cx, m: &Map<String, Value>, p: &str, names: &mut HashMap<Strin
             ssh_copy(cx, c, &index(&join(p, "ssh_copies"), i));
         }
     }
-    argv(cx, m, p, "command");
+    cx.argv(m, p, "command");
     let Some(kind_name) = kind_name else { return };
     let &(_, own, takes_target) = KINDS.iter().find(|k| k.0 == kind_name).expect("a known kind");
     for key in m.keys() {
@@ -150,7 +113,7 @@ fn probe(cx: &mut Cx, m: &Map<String, Value>, p: &str, names: &mut HashMap<Strin
         }
         _ => {}
     }
-    let need = |cx: &mut Cx, key: &str| {
+    let need = |cx: &mut Check, key: &str| {
         if !m.contains_key(key) {
             cx.report(&join(p, key), format!("expected the required key {key:?} for a {kind_name} probe, found it missing"));
         }
@@ -175,7 +138,7 @@ fn probe(cx: &mut Cx, m: &Map<String, Value>, p: &str, names: &mut HashMap<Strin
 const SSH_COPY_KEYS: &[&str] = &["host", "port", "user", "password", "key_file", "path"];
 
 /// One `ssh_copies` entry: host, port, user, password or key file, absolute path.
-fn ssh_copy(cx: &mut Cx, v: &Value, p: &str) {
+fn ssh_copy(cx: &mut Check, v: &Value, p: &str) {
     let Some(m) = cx.object(v, p) else { return };
     cx.keys(m, p, SSH_COPY_KEYS, &["host", "user", "path"]);
     cx.nonempty_str(m, p, "host");
@@ -194,14 +157,16 @@ fn ssh_copy(cx: &mut Cx, v: &Value, p: &str) {
 }
 
 /// What `target` must look like for each kind.
-fn target_form(cx: &mut Cx, kind_name: &str, t: &str, tp: &str) {
+fn target_form(cx: &mut Check, kind_name: &str, t: &str, tp: &str) {
     match kind_name {
         "dns" => {
-            if let Err(e) = crate::canonical(t) {
+            if let Err(e) = canonical(t) {
                 cx.report(tp, e.to_string());
             }
         }
-        "tcp" | "megaco" if !host_port(t) => cx.report(tp, format!("expected host:port (an IPv6 address in brackets), found {}", quote(t))),
+        "tcp" | "megaco" if !is_host_port(t) => {
+            cx.report(tp, format!("expected host:port (an IPv6 address in brackets), found {}", quote(t)))
+        }
         "http" => match t.strip_prefix("http://") {
             Some(rest) => {
                 let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
@@ -220,76 +185,8 @@ fn target_form(cx: &mut Cx, kind_name: &str, t: &str, tp: &str) {
     }
 }
 
-/// `host:port` with a port from 1 to 65535 (`[v6]:port` for IPv6).
-fn host_port(t: &str) -> bool {
-    let Some((host, port)) = t.rsplit_once(':') else {
-        return false;
-    };
-    let host_ok = if let Some(h) = host.strip_prefix('[') {
-        h.strip_suffix(']').is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok())
-    } else {
-        !host.is_empty() && !host.contains(':') && host.chars().all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c))
-    };
-    host_ok && port.parse::<u16>().is_ok_and(|p| p > 0)
-}
-
 fn keys_of(own: &[&str], takes_target: bool) -> String {
     let mut k: Vec<&str> = COMMON.iter().copied().filter(|c| takes_target || *c != "target").collect();
     k.extend(own);
     k.join(", ")
-}
-
-/// `name`: an item name, unique among `names` (name → first path).
-fn unique_name(cx: &mut Cx, m: &Map<String, Value>, p: &str, names: &mut HashMap<String, String>, what: &str) {
-    let Some(n) = cx.str(m, p, "name") else {
-        return;
-    };
-    let np = join(p, "name");
-    if !is_item_name(n) {
-        cx.report(&np, format!("expected a {what} name of 1 to 64 latin letters, digits, '_', '-' and '.', found {}", quote(n)));
-    } else if let Some(first) = names.get(n) {
-        cx.report(&np, format!("expected a {what} name unique in the group, found {} again (first at {first})", quote(n)));
-    } else {
-        names.insert(n.to_string(), np);
-    }
-}
-
-/// An argv: a non-empty list of strings, the program first and not empty, no NUL byte.
-fn argv(cx: &mut Cx, m: &Map<String, Value>, p: &str, key: &str) {
-    let Some(v) = m.get(key) else { return };
-    let kp = join(p, key);
-    let Some(items) = cx.list(v, &kp) else { return };
-    if items.is_empty() {
-        cx.report(
-            &kp,
-            "expected the program and its arguments (an argv such as [\"/usr/local/bin/job\", \"--flag\"]), found an empty list",
-        );
-    }
-    for (i, item) in items.iter().enumerate() {
-        let ip = index(&kp, i);
-        match item.as_str() {
-            Some(s) if s.contains('\0') => cx.report(&ip, "expected a string without NUL bytes, found one with"),
-            Some("") if i == 0 => cx.report(&ip, "expected the program (a path or a name in PATH), found an empty string"),
-            Some(_) => {}
-            None => cx.report(&ip, format!("expected a string, found {}", found(item))),
-        }
-    }
-}
-
-/// `env`: variable name → value (a secret: never shown).
-fn env(cx: &mut Cx, v: &Value, p: &str) {
-    let Some(m) = cx.object(v, p) else { return };
-    for (k, val) in m {
-        let kp = join(p, k);
-        let ok = k.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !ok {
-            cx.report(&kp, format!("expected an environment variable name (letters, digits, '_'), found {}", quote(k)));
-        }
-        match val.as_str() {
-            Some(s) if s.contains('\0') => cx.report(&kp, "expected a value without NUL bytes, found one with (not shown)"),
-            Some(_) => {}
-            None => cx.report(&kp, format!("expected a string, found {}", kind(val))),
-        }
-    }
 }

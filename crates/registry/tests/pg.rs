@@ -2,8 +2,8 @@
 //! when absent), each invalid group is left out with warnings naming every
 //! problem's path, and no warning carries a secret.
 
-use mware_config::pg::{parse_groups, Rejoin};
 use mware_config::Severity;
+use mware_pgctl::{parse_groups, Rejoin};
 use serde_json::{json, Value};
 
 const BASE: &str = "servers[0].roles[0].pg_controller";

@@ -3,7 +3,8 @@
 
 mod common;
 use common::*;
-use mware_config::{validate, Severity};
+use mware_config::Severity;
+use mware_registry::validate;
 use serde_json::json;
 
 const R0: &str = "/servers/0/roles/0";
@@ -303,11 +304,12 @@ fn backup_controller_rules() {
     let mut w = v.clone();
     remove(&mut w, &format!("{R0}/backup_controller/sync_folder/path"));
     ok(&w);
-    let site = mware_config::validate(&w.to_string()).unwrap().site;
+    let site = mware_registry::validate(&w.to_string()).unwrap().site;
     let role = &site.servers[0].roles[0];
-    let sync = role.backup_controller.as_ref().unwrap().sync_folder.as_ref().unwrap();
-    assert_eq!((sync.path.as_deref(), sync.path()), (None, mware_config::DEFAULT_SYNC_PATH));
-    assert_eq!(mware_config::DEFAULT_SYNC_PATH, "/srv/sync");
+    let bc = role.section::<mware_backup::BackupController>().unwrap();
+    let sync = bc.sync_folder.as_ref().unwrap();
+    assert_eq!((sync.path.as_deref(), sync.path()), (None, mware_backup::DEFAULT_SYNC_PATH));
+    assert_eq!(mware_backup::DEFAULT_SYNC_PATH, "/srv/sync");
     // pgdb keys (new, default db1, db2...) are unique.
     let mut w = v.clone();
     set(&mut w, &format!("{R0}/backup_controller/pgdb/1"), json!({"key": "db1", "servers": [{"pg_host": "h"}]}));
@@ -392,7 +394,11 @@ fn pg_controller_problems_are_warnings() {
         .iter()
         .any(|w| w.path == "servers[0].roles[0].pg_controller[0].servers" && w.message.contains("exactly two servers")));
     assert!(val.warnings.iter().any(|w| w.path == "servers[0].roles[0].pg_controller[0].servers[0].ssh_user"));
-    assert_eq!(val.site.servers[0].roles[0].pg_controller.len(), 1, "the raw list is kept for the controller");
+    assert_eq!(
+        val.site.servers[0].roles[0].section::<mware_pgctl::PgController>().unwrap().0.len(),
+        1,
+        "the raw list is kept for the controller"
+    );
     // It must still be a list.
     set(&mut v, &format!("{R0}/pg_controller"), json!({}));
     only(&v, "servers[0].roles[0].pg_controller", "expected a list, found an object");

@@ -4,7 +4,8 @@
 
 mod common;
 use common::*;
-use mware_config::{Overlap, ProbeKind};
+use mware_monitor::ProbeKind;
+use mware_tasks::Overlap;
 use serde_json::json;
 
 const R0: &str = "/servers/0/roles/0";
@@ -23,7 +24,7 @@ fn tasks_parse_with_their_defaults() {
         ]),
     );
     let site = ok(&v).site;
-    let t = &site.servers[0].roles[0].service_tasks;
+    let t = &site.servers[0].roles[0].section::<mware_tasks::ServiceTasks>().unwrap().0;
     assert_eq!((t[0].timeout_s, t[0].overlap, t[0].history), (3600, Overlap::Skip, 20));
     assert_eq!((t[1].overlap, t[1].history, t[1].working_dir.as_deref()), (Overlap::Queue, 5, Some("/tmp")));
     // An env value is a secret: the model never prints it.
@@ -83,7 +84,7 @@ fn probes_of_every_kind_parse() {
         {"name": "script", "kind": "command", "command": ["/usr/local/bin/check", "-q"]}
     ]));
     let site = ok(&v).site;
-    let m = &site.servers[0].roles[0].monitoring;
+    let m = &site.servers[0].roles[0].section::<mware_monitor::Monitoring>().unwrap();
     assert!(m.enabled);
     let kinds: Vec<ProbeKind> = m.probes.iter().map(|p| p.kind).collect();
     assert_eq!(
@@ -94,7 +95,8 @@ fn probes_of_every_kind_parse() {
     assert!(!serde_json::to_string(&site).unwrap().contains("s3cret"));
     // Without the section, monitoring is on with no probe.
     let site = ok(&base()).site;
-    assert!(site.servers[0].roles[0].monitoring.enabled && site.servers[0].roles[0].monitoring.probes.is_empty());
+    let m = site.servers[0].roles[0].section::<mware_monitor::Monitoring>().unwrap();
+    assert!(m.enabled && m.probes.is_empty());
 }
 
 #[test]
@@ -158,7 +160,7 @@ fn fsync_copies_over_ssh() {
         ]}
     ]));
     let site = ok(&v).site;
-    let c = &site.servers[0].roles[0].monitoring.probes[0].ssh_copies;
+    let c = &site.servers[0].roles[0].section::<mware_monitor::Monitoring>().unwrap().probes[0].ssh_copies;
     assert_eq!((c[0].port, c[1].port), (22, 2222));
     assert!(!serde_json::to_string(&site).unwrap().contains("pw-not-shown"));
     let v = probes(json!([

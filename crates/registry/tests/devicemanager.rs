@@ -9,14 +9,14 @@ use serde_json::json;
 fn defaults_and_the_example() {
     let mut v = base();
     set(&mut v, "/servers/0/roles/0/devicemanager", json!({}));
-    let dm = ok(&v).site.instance("mware1").unwrap().role.devicemanager.clone().unwrap();
+    let dm = ok(&v).site.instance("mware1").unwrap().role.section::<mware_devices::DeviceManager>().unwrap();
     assert_eq!(
         (dm.database, dm.amqp, dm.max_deliveries, dm.max_batch, dm.default_timeout_ms, dm.max_timeout_ms, dm.concurrency, dm.keep_hours),
         (None, None, 5, 1000, 30_000, 3_600_000, 32, 168)
     );
     let text = std::fs::read_to_string(format!("{}/../../examples/site.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
-    let site = mware_config::validate(&text).expect("examples/site.json validates").site;
-    let dm = site.instance("mware3").unwrap().role.devicemanager.clone().unwrap();
+    let site = mware_registry::validate(&text).expect("examples/site.json validates").site;
+    let dm = site.instance("mware3").unwrap().role.section::<mware_devices::DeviceManager>().unwrap();
     assert_eq!(dm.satellites, ["sat1", "sat7"]);
     let shown = format!("{dm:?} {}", serde_json::to_string(&dm).unwrap());
     assert!(!shown.contains("change-me"), "{shown}");
@@ -62,7 +62,7 @@ fn token_env_and_allowed_targets_are_checked_with_their_paths() {
         json!({"satellites": ["sat1"], "token_env": "MWARE_DM_TOKEN",
                "allowed_targets": {"pool": ["127.0.0.0/8", "*.example.net"], "sat1": ["10.0.0.0/8", "sw1.example.net", "::1"]}}),
     );
-    let dm = ok(&v).site.instance("mware1").unwrap().role.devicemanager.clone().unwrap();
+    let dm = ok(&v).site.instance("mware1").unwrap().role.section::<mware_devices::DeviceManager>().unwrap();
     assert_eq!(dm.token_env.as_deref(), Some("MWARE_DM_TOKEN"));
     assert_eq!(dm.allowed_targets["sat1"].iter().map(ToString::to_string).collect::<Vec<_>>(), ["10.0.0.0/8", "sw1.example.net", "::1"]);
 

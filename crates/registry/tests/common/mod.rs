@@ -2,7 +2,8 @@
 //! and assertions on the problems the validator reports.
 #![allow(dead_code)]
 
-use mware_config::{validate, Problem, Severity, Validated};
+use mware_config::{Problem, Severity, Validated};
+use mware_registry::validate;
 use serde_json::{json, Value};
 
 /// A valid site: one server with two interfaces and one instance serving the whole tree.

@@ -1,7 +1,7 @@
 //! Checks of a group's `devicemanager` section (database and amqp are secrets: their
 //! values are never shown).
 
-use super::walk::{found, index, join, quote, Cx};
+use mware_config::{found, index, join, quote, Check};
 use serde_json::Value;
 use std::collections::BTreeSet;
 
@@ -19,8 +19,8 @@ const KEYS: &[&str] = &[
     "allowed_targets",
 ];
 
-/// `devicemanager`: device jobs (see `crate::devicemanager`).
-pub(crate) fn section(cx: &mut Cx, v: &Value, p: &str) {
+/// `devicemanager`: device jobs (see the section's type).
+pub(super) fn section(cx: &mut Check, v: &Value, p: &str) {
     let Some(m) = cx.object(v, p) else { return };
     cx.keys(m, p, KEYS, &[]);
     if cx.secret(m, p, "database") && m.get("database").and_then(Value::as_str).is_some_and(|s| s.trim().is_empty()) {
@@ -62,7 +62,7 @@ pub(crate) fn section(cx: &mut Cx, v: &Value, p: &str) {
     }
     cx.int(m, p, "concurrency", 1, 10_000);
     cx.int(m, p, "keep_hours", 1, 87_600);
-    super::sections::env_name(cx, m, p, "token_env");
+    cx.env_name(m, p, "token_env");
     if let Some(t) = m.get("allowed_targets") {
         let sats: BTreeSet<&str> = m.get("satellites").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
         allowed_targets(cx, t, &join(p, "allowed_targets"), &sats);
@@ -70,7 +70,7 @@ pub(crate) fn section(cx: &mut Cx, v: &Value, p: &str) {
 }
 
 /// `allowed_targets`: `{"pool" | satellite: [pattern, ...]}`.
-fn allowed_targets(cx: &mut Cx, v: &Value, p: &str, sats: &BTreeSet<&str>) {
+fn allowed_targets(cx: &mut Check, v: &Value, p: &str, sats: &BTreeSet<&str>) {
     let Some(m) = cx.object(v, p) else { return };
     for (sat, list) in m {
         let sp = join(p, sat);
@@ -83,7 +83,7 @@ fn allowed_targets(cx: &mut Cx, v: &Value, p: &str, sats: &BTreeSet<&str>) {
         }
         let Some(items) = cx.list(list, &sp) else { continue };
         for (i, item) in items.iter().enumerate() {
-            match item.as_str().map(crate::TargetPattern::parse) {
+            match item.as_str().map(mware_jobs::TargetPattern::parse) {
                 Some(Ok(_)) => {}
                 Some(Err(e)) => cx.report(&index(&sp, i), e),
                 None => cx.report(&index(&sp, i), format!("expected a string, found {}", found(item))),

@@ -3,7 +3,7 @@
 //! model parses or reports the problem itself; it never falls through to the
 //! model's own error (the "checks missed" safety net) and never panics.
 
-use mware_config::validate;
+use mware_registry::validate;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 

@@ -2,8 +2,13 @@
 //! sending SNMP trap", "Telegram: system state monitoring bot"): a syslog receiver on
 //! the group's active instance, rules that turn messages into alarms, monitoring state
 //! changes as alarms, and the channels that send them (SNMP managers, Telegram).
+//!
+//! The section's type and its check live here, in the service that uses them.
 
-use crate::secret::Secret;
+use mware_config::{Check, Secret, SectionConfig, SiteInfo};
+use serde_json::Value;
+
+mod check;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +47,13 @@ pub struct Alarms {
     /// dropped and counted (`mware_alarms_dropped_total{reason="outbox_full"}`).
     #[serde(default = "default_max_outbox")]
     pub max_outbox: usize,
+}
+
+impl SectionConfig for Alarms {
+    const KEY: &'static str = "alarms";
+    fn check(cx: &mut Check, v: &Value, at: &str, _site: &SiteInfo) {
+        check::section(cx, v, at)
+    }
 }
 
 /// (new) Where syslog is taken: UDP and/or TCP ports on the active instance's `iface`
