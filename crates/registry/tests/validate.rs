@@ -270,12 +270,14 @@ fn backup_controller_rules() {
         "sync_folder": {"path": "/srv/sync", "send_mode": "rsync", "excluded_paths": ["**/common/temp/*"], "storage_ssh_host": "storage.local",
                         "storage_ssh_port": 8022, "storage_ssh_user": "u", "storage_ssh_pwd": "example", "storage_ssh_path": "backup/dow_%weekday"},
         "pgdb": [{"servers": [{"ssh_host": "10.0.0.1", "pg_host": "10.0.0.1"}, {"pg_host": "10.0.0.2"}], "ssh_port": 9022, "ssh_user": "postgres",
-                  "ssh_pwd": "example", "pg_port": 5420, "pg_replica_user": "r", "pg_replica_pwd": "example", "storage_ssh_host": "storage.local"}]});
+                  "ssh_pwd": "example", "pg_port": 5420, "pg_replica_user": "r", "pg_replica_pwd": "example", "storage_ssh_host": "storage.local",
+                  "storage_ssh_user": "u", "storage_ssh_pwd": "example"}]});
     set(&mut v, &format!("{R0}/backup_controller"), seed_a);
     ok(&v);
     let seed_b = json!({"hours_interval": [20, 3], "weekdays": [1, 2, 3, 4, 5, 6, 7], "storage_ssh_host": "storage.local", "storage_ssh_port": 8022,
         "storage_ssh_user": "u", "storage_ssh_pwd": "example", "storage_ssh_path": "backup/dow_%weekday",
-        "sync_folder": {"path": "/srv/sync", "send_mode": "zip", "excluded_paths": []}, "pgdb": [{"servers": [{"ssh_host": "10.0.0.1"}]}]});
+        "sync_folder": {"path": "/srv/sync", "send_mode": "zip", "excluded_paths": []},
+        "pgdb": [{"servers": [{"ssh_host": "10.0.0.1"}], "ssh_pwd": "example", "pg_replica_user": "r", "pg_replica_pwd": "example"}]});
     set(&mut v, &format!("{R0}/backup_controller"), seed_b);
     ok(&v);
 
@@ -299,6 +301,17 @@ fn backup_controller_rules() {
         set(&mut w, &format!("{R0}/backup_controller{ptr}"), val);
         only(&w, &path, msg);
     }
+    // What a run needs is checked here too (the same plan the service builds), so a file
+    // that validates never fails at run time for its backup section.
+    let mut w = v.clone();
+    remove(&mut w, &format!("{R0}/backup_controller/storage_ssh_pwd"));
+    let e = errors(&w);
+    assert_eq!(e.len(), 2, "{}", show(&e));
+    has(&e, &format!("{b}.pgdb[0]"), "expected storage_ssh_pwd here or at the top of backup_controller, found none");
+    has(&e, &format!("{b}.sync_folder"), "expected storage_ssh_pwd here or at the top of backup_controller, found none");
+    let mut w = v.clone();
+    remove(&mut w, &format!("{R0}/backup_controller/pgdb/0/pg_replica_user"));
+    only(&w, &format!("{b}.pgdb[0].pg_replica_user"), "expected the replication user pg_basebackup logs in as, found none");
     // sync_folder.path (new) may be left out, as the seed's examples do: :SYNC is then
     // the platform's folder, /srv/sync.
     let mut w = v.clone();

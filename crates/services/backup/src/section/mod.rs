@@ -47,8 +47,23 @@ pub struct BackupController {
 
 impl SectionConfig for BackupController {
     const KEY: &'static str = "backup_controller";
+    /// The walk, then the plan a run would build: what a run needs is an error here too,
+    /// so a file that validates never fails at run time for its backup section.
     fn check(cx: &mut Check, v: &Value, at: &str, _site: &SiteInfo) {
-        check::backup_controller(cx, v, at)
+        let before = cx.count();
+        check::backup_controller(cx, v, at);
+        if cx.count() > before {
+            return;
+        }
+        let Ok(b) = serde_json::from_value::<BackupController>(v.clone()) else { return };
+        if let Err(problems) = crate::config::plan(&b) {
+            for p in problems {
+                match p.split_once(": ") {
+                    Some((rel, msg)) => cx.report(&mware_config::join(at, rel), msg),
+                    None => cx.report(at, p),
+                }
+            }
+        }
     }
 }
 
