@@ -1,5 +1,5 @@
-//! What a service crate hands the binary: its sections of the site file and how to build
-//! the service. The binary keeps one list of these (`mware-registry`), so adding a
+//! What a service crate hands the binary: its sections of the site file, how to build
+//! the service and its subcommands. The binary keeps one list of these (`mware-registry`), so adding a
 //! service is its crate plus one line there.
 
 use crate::Service;
@@ -16,4 +16,7 @@ pub struct Plugin {
     pub sections: Vec<&'static dyn Section>,
     /// Builds the service once at start, registering its metrics.
     pub build: fn(&mut Registry) -> Arc<dyn Service>,
+    /// Its subcommands of `mware` (`mware backup …`), if it has any: they call its routes
+    /// through the API of a running instance.
+    pub cli: Option<mware_client::Subcommand>,
 }

@@ -1,6 +1,6 @@
 //! The commands other than `run`: validate, route, schema, status, switchover, config, rtcache
-//! (`mutex` is in [`crate::mutex_cmd`], `ssh` in [`crate::ssh_cmd`], `tasks` and the
-//! site's state in [`crate::tasks_cmd`]).
+//! (`ssh` is in [`crate::ssh_cmd`], the site's state text in [`crate::status_text`]); each
+//! service's own subcommands come from its crate through the registry ([`run_service`]).
 
 use crate::cli::{Cli, Command, ConfigAction};
 use crate::load::{self, Loaded};
@@ -37,11 +37,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Status { api, json } => runtime().block_on(cmd_status(&api, json)),
         Command::Switchover { group, to, api, token_env } => runtime().block_on(cmd_switchover(group, to, &api, &token_env)),
         Command::Config { action } => runtime().block_on(cmd_config(action)),
-        Command::Mutex { action } => runtime().block_on(crate::mutex_cmd::run(action)),
-        Command::Tasks { action } => runtime().block_on(crate::tasks_cmd::run(action)),
-        Command::Alarms { action } => runtime().block_on(crate::alarms_cmd::run(action)),
         Command::Ssh { action } => runtime().block_on(crate::ssh_cmd::run(action)),
-        Command::Backup { action } => runtime().block_on(crate::backup_cmd::run(action)),
         Command::Rtcache(args) => {
             crate::logging::init(fmt);
             runtime().block_on(async move {
@@ -59,6 +55,17 @@ pub fn dispatch(cli: Cli) -> ExitCode {
             })
         }
     };
+    exit_code(result)
+}
+
+/// Runs a service's subcommand (from the registry) with what the binary gives it.
+pub fn run_service(s: &mware_client::Subcommand, matches: clap::ArgMatches) -> ExitCode {
+    mware_coord::fsmode::restrict_umask();
+    let env = mware_client::CliEnv { site: |path| Box::pin(async move { crate::ssh_cmd::full_site(&path).await }) };
+    exit_code(runtime().block_on((s.run)(matches, env)))
+}
+
+fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -201,13 +208,13 @@ pub fn cluster_json(site: &Site, views: &[GroupView]) -> Value {
 }
 
 async fn cmd_status(api: &str, as_json: bool) -> anyhow::Result<()> {
-    let v = crate::api_client::get(api, "/api/v1/cluster").await?;
+    let v = mware_client::api::get(api, "/api/v1/cluster").await?;
     // The site's state comes first; an instance that cannot tell it does not hide the cluster.
-    let state = crate::api_client::fetch(api, "/api/v1/monitoring").await;
+    let state = mware_client::api::fetch(api, "/api/v1/monitoring").await;
     if as_json {
         let state = match &state {
             Ok((s, m, _)) if s.is_success() => m.clone(),
-            Ok((s, m, url)) => json!({"error": format!("{url}: {s}: {}", crate::api_client::error_of(m))}),
+            Ok((s, m, url)) => json!({"error": format!("{url}: {s}: {}", mware_client::api::error_of(m))}),
             Err(e) => json!({"error": format!("{e:#}")}),
         };
         let mut v = v;
@@ -216,8 +223,8 @@ async fn cmd_status(api: &str, as_json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     match &state {
-        Ok((s, m, _)) if s.is_success() => print!("{}", crate::tasks_cmd::site_state_text(m)),
-        Ok((s, m, url)) => println!("site state: unknown ({url}: {s}: {})", crate::api_client::error_of(m)),
+        Ok((s, m, _)) if s.is_success() => print!("{}", crate::status_text::site_state_text(m)),
+        Ok((s, m, url)) => println!("site state: unknown ({url}: {s}: {})", mware_client::api::error_of(m)),
         Err(e) => println!("site state: unknown ({e:#})"),
     }
     println!();
@@ -258,7 +265,7 @@ fn fmt_ms(ms: Option<u64>) -> String {
 }
 
 async fn cmd_switchover(group: u32, to: Option<String>, api: &str, token_env: &str) -> anyhow::Result<()> {
-    crate::api_client::post(api, &format!("/api/v1/groups/{group}/switchover"), token_env, &json!({"to": to}), "switchover").await?;
+    mware_client::api::post(api, &format!("/api/v1/groups/{group}/switchover"), token_env, &json!({"to": to}), "switchover").await?;
     println!("switchover of group {group} requested{}", to.map(|t| format!(" to {t}")).unwrap_or_default());
     Ok(())
 }

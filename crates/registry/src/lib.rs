@@ -36,6 +36,11 @@ pub fn build(registry: &mut Registry) -> Vec<Arc<dyn Service>> {
     plugins().into_iter().map(|p| (p.build)(registry)).collect()
 }
 
+/// Every service's subcommands of `mware` (`mware backup …`).
+pub fn subcommands() -> Vec<mware_client::Subcommand> {
+    plugins().into_iter().filter_map(|p| p.cli).collect()
+}
+
 /// Validates a site file against the site's rules and every registered section.
 pub fn validate(text: &str) -> Result<Validated, Vec<Problem>> {
     mware_config::validate(text, &sections())

@@ -22,6 +22,15 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use utoipa::OpenApi;
 
+/// The paths of the service's routes, written once: the routes here and `mware alarms`
+/// use them (the OpenAPI attributes repeat them as literals; a test checks they match).
+pub(crate) mod paths {
+    /// The alarms (GET: list; POST: raise one).
+    pub const ALARMS: &str = "/api/v1/alarms";
+    /// Acknowledging one.
+    pub const ACK: &str = "/api/v1/alarms/{id}/ack";
+}
+
 #[derive(OpenApi)]
 #[openapi(paths(list, ack, raise), tags((name = "alarms", description = "Alarms: syslog rules, monitoring state changes; SNMP and Telegram out")))]
 struct ApiDoc;
@@ -34,9 +43,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The service's routes.
 pub fn routes(svc: AlarmsService) -> Routes {
     Routes::new()
-        .get("/api/v1/alarms", Access::Public, Scope::Group, get(list).with_state(svc.clone()))
-        .post("/api/v1/alarms", Access::Operator, Scope::Group, post(raise).with_state(svc.clone()))
-        .post("/api/v1/alarms/{id}/ack", Access::Operator, Scope::Group, post(ack).with_state(svc))
+        .get(paths::ALARMS, Access::Public, Scope::Group, get(list).with_state(svc.clone()))
+        .post(paths::ALARMS, Access::Operator, Scope::Group, post(raise).with_state(svc.clone()))
+        .post(paths::ACK, Access::Operator, Scope::Group, post(ack).with_state(svc))
 }
 
 fn err(code: StatusCode, msg: impl Into<String>) -> Response {

@@ -14,6 +14,7 @@ pub mod alarm;
 mod api;
 pub mod channel;
 pub mod clean;
+mod cli;
 mod error;
 pub mod intake;
 pub mod metrics;
@@ -38,5 +39,6 @@ pub fn plugin() -> mware_host::Plugin {
         name: "alarms",
         sections: vec![mware_config::section::<section::Alarms>()],
         build: |registry| std::sync::Arc::new(AlarmsService::new(registry)),
+        cli: Some(cli::subcommand()),
     }
 }

@@ -21,6 +21,17 @@ use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use utoipa::OpenApi;
 
+/// The paths of the service's routes, written once: the routes here and `mware backup`
+/// use them (the OpenAPI attributes repeat them as literals; a test checks they match).
+pub(crate) mod paths {
+    /// Each target's state.
+    pub const BACKUPS: &str = "/api/v1/backups";
+    /// A run now.
+    pub const RUN: &str = "/api/v1/backups/run";
+    /// The archives on the storage servers.
+    pub const ARCHIVES: &str = "/api/v1/backups/archives";
+}
+
 #[derive(OpenApi)]
 #[openapi(paths(list, run, archives), tags((name = "backup", description = "backup_controller: scheduled, verified backups of PostgreSQL and :SYNC")))]
 struct ApiDoc;
@@ -33,9 +44,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The service's routes.
 pub fn routes(svc: BackupService) -> Routes {
     Routes::new()
-        .get("/api/v1/backups", Access::Public, Scope::Group, get(list).with_state(svc.clone()))
-        .post("/api/v1/backups/run", Access::Operator, Scope::Group, post(run).with_state(svc.clone()))
-        .get("/api/v1/backups/archives", Access::Public, Scope::Group, get(archives).with_state(svc))
+        .get(paths::BACKUPS, Access::Public, Scope::Group, get(list).with_state(svc.clone()))
+        .post(paths::RUN, Access::Operator, Scope::Group, post(run).with_state(svc.clone()))
+        .get(paths::ARCHIVES, Access::Public, Scope::Group, get(archives).with_state(svc))
 }
 
 fn err(status: StatusCode, msg: impl Into<String>) -> Response {

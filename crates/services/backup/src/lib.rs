@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 
 mod api;
+mod cli;
 pub mod config;
 pub mod decide;
 mod error;
@@ -69,5 +70,6 @@ pub fn plugin() -> mware_host::Plugin {
         name: "backup",
         sections: vec![mware_config::section::<section::BackupController>()],
         build: |registry| std::sync::Arc::new(BackupService::new(registry)),
+        cli: Some(cli::subcommand()),
     }
 }

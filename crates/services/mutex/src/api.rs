@@ -22,6 +22,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use utoipa::OpenApi;
 
+/// The paths the routes here and `mware mutex` share, written once (the OpenAPI
+/// attributes repeat them as literals; a test checks they match).
+pub(crate) mod paths {
+    /// A domain's mutexes.
+    pub const MUTEXES: &str = "/api/v1/domains/{domain}/mutexes";
+    /// One mutex.
+    pub const MUTEX: &str = "/api/v1/domains/{domain}/mutexes/{name}";
+    /// Evicting a holder.
+    pub const EVICT: &str = "/api/v1/domains/{domain}/mutexes/{name}/evict";
+}
+
 /// A grant: the fencing token and when it lapses.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct GrantResponse {
@@ -117,12 +128,12 @@ pub(crate) fn routes(inner: Arc<Inner>) -> Routes {
     const D: Scope = Scope::Domain("domain");
     let s = |m: axum::routing::MethodRouter<Arc<Inner>>| m.with_state(inner.clone());
     Routes::new()
-        .get("/api/v1/domains/{domain}/mutexes", Access::Public, D, s(get(list)))
-        .get("/api/v1/domains/{domain}/mutexes/{name}", Access::Public, D, s(get(get_one)))
+        .get(paths::MUTEXES, Access::Public, D, s(get(list)))
+        .get(paths::MUTEX, Access::Public, D, s(get(get_one)))
         .post("/api/v1/domains/{domain}/mutexes/{name}/acquire", Access::Token, D, s(post(acquire)))
         .post("/api/v1/domains/{domain}/mutexes/{name}/release", Access::Token, D, s(post(release)))
         .post("/api/v1/domains/{domain}/mutexes/{name}/renew", Access::Token, D, s(post(renew)))
-        .post("/api/v1/domains/{domain}/mutexes/{name}/evict", Access::Operator, D, s(post(evict)))
+        .post(paths::EVICT, Access::Operator, D, s(post(evict)))
         .get("/api/v1/mutexes", Access::Public, Scope::Group, s(get(busiest)))
 }
 

@@ -18,6 +18,7 @@
 
 mod active;
 mod api;
+mod cli;
 mod error;
 mod metrics;
 mod section;
@@ -40,5 +41,6 @@ pub fn plugin() -> mware_host::Plugin {
         name: "mutex",
         sections: vec![mware_config::section::<section::CriticalSections>()],
         build: |registry| std::sync::Arc::new(MutexService::new(registry)),
+        cli: Some(cli::subcommand()),
     }
 }

@@ -19,6 +19,17 @@ use mware_host::{Access, Routes, Scope};
 use serde_json::{json, Value};
 use utoipa::OpenApi;
 
+/// The paths of the service's routes, written once: the routes here and `mware tasks` use
+/// them (the OpenAPI attributes repeat them as literals; a test checks they match).
+pub(crate) mod paths {
+    /// Every task.
+    pub const TASKS: &str = "/api/v1/tasks";
+    /// The kept runs of a task.
+    pub const RUNS: &str = "/api/v1/tasks/{name}/runs";
+    /// A run now.
+    pub const RUN: &str = "/api/v1/tasks/{name}/run";
+}
+
 #[derive(OpenApi)]
 #[openapi(paths(list, runs, run_now), tags((name = "tasks", description = "Service tasks: scheduled service scripts on the group's active instance")))]
 struct ApiDoc;
@@ -31,9 +42,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The service's routes.
 pub fn routes(svc: TasksService) -> Routes {
     Routes::new()
-        .get("/api/v1/tasks", Access::Public, Scope::Group, get(list).with_state(svc.clone()))
-        .get("/api/v1/tasks/{name}/runs", Access::Public, Scope::Group, get(runs).with_state(svc.clone()))
-        .post("/api/v1/tasks/{name}/run", Access::Operator, Scope::Group, post(run_now).with_state(svc))
+        .get(paths::TASKS, Access::Public, Scope::Group, get(list).with_state(svc.clone()))
+        .get(paths::RUNS, Access::Public, Scope::Group, get(runs).with_state(svc.clone()))
+        .post(paths::RUN, Access::Operator, Scope::Group, post(run_now).with_state(svc))
 }
 
 fn error(code: StatusCode, msg: String) -> Response {

@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 
 mod api;
+mod cli;
 pub mod decide;
 mod error;
 pub mod exec;
@@ -42,5 +43,6 @@ pub fn plugin() -> mware_host::Plugin {
         name: "tasks",
         sections: vec![mware_config::section::<section::ServiceTasks>()],
         build: |registry| std::sync::Arc::new(TasksService::new(registry)),
+        cli: Some(cli::subcommand()),
     }
 }

@@ -1,15 +1,73 @@
 //! `mware tasks ...` (a group's service tasks: list, runs of one, run one now) and the
 //! text of the site's state that `mware status` prints first.
 
-use crate::api_client;
-use crate::cli::TasksAction;
-use serde_json::{json, Value};
+use crate::api::paths;
+use crate::decide::local;
+use clap::{CommandFactory, FromArgMatches, Parser};
+use mware_client::text::ago;
+use mware_client::{api, path, CliEnv, Subcommand};
+use serde_json::json;
+
+/// Service tasks of a group (scheduled service scripts on its active instance): list
+/// them, show a task's last runs, or run one now.
+#[derive(Debug, Parser)]
+#[command(name = "tasks")]
+struct Cmd {
+    /// What to do.
+    #[command(subcommand)]
+    action: TasksAction,
+}
+
+/// The `mware tasks` subcommand, for the registry.
+pub(crate) fn subcommand() -> Subcommand {
+    Subcommand { command: Cmd::command, run: |m, env| Box::pin(async move { run(Cmd::from_arg_matches(&m)?.action, env).await }) }
+}
+
+/// `mware tasks ...`. The calls go to the group of the instance named by `--api`
+/// (forwarded to its active instance).
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum TasksAction {
+    /// Every task: schedule, next slot, run in progress, last run and last success.
+    List {
+        /// API of an instance of the group.
+        #[arg(long, default_value = "http://127.0.0.1:8271")]
+        api: String,
+        /// Print the raw JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The kept runs of a task, newest first: outcome and why, exit code, duration,
+    /// and the tail of its output.
+    Runs {
+        /// Task name.
+        name: String,
+        /// API of an instance of the group.
+        #[arg(long, default_value = "http://127.0.0.1:8271")]
+        api: String,
+        /// Print the raw JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a task now, by its overlap policy (refused while a run is in progress with
+    /// `overlap: skip`). Needs the API token in the env variable named by `--token-env`,
+    /// or the operator's token when the site sets `api.operator_token_env`.
+    Run {
+        /// Task name.
+        name: String,
+        /// API of an instance of the group.
+        #[arg(long, default_value = "http://127.0.0.1:8271")]
+        api: String,
+        /// Environment variable holding the API token.
+        #[arg(long, default_value = "MWARE_API_TOKEN")]
+        token_env: String,
+    },
+}
 
 /// Runs one `mware tasks` action.
-pub async fn run(action: TasksAction) -> anyhow::Result<()> {
+async fn run(action: TasksAction, _env: CliEnv) -> anyhow::Result<()> {
     match action {
         TasksAction::List { api, json } => {
-            let v = api_client::get(&api, "/api/v1/tasks").await?;
+            let v = api::get(&api, paths::TASKS).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(());
@@ -44,7 +102,7 @@ pub async fn run(action: TasksAction) -> anyhow::Result<()> {
             Ok(())
         }
         TasksAction::Runs { name, api, json } => {
-            let v = api_client::get(&api, &format!("/api/v1/tasks/{name}/runs")).await?;
+            let v = api::get(&api, &path(paths::RUNS, &[("name", &name)])).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(());
@@ -76,44 +134,9 @@ pub async fn run(action: TasksAction) -> anyhow::Result<()> {
             Ok(())
         }
         TasksAction::Run { name, api, token_env } => {
-            let v = api_client::post(&api, &format!("/api/v1/tasks/{name}/run"), &token_env, &json!({}), "run").await?;
+            let v = api::post(&api, &path(paths::RUN, &[("name", &name)]), &token_env, &json!({}), "run").await?;
             println!("task {name}: run {}: {}", v["run"], v["status"].as_str().unwrap_or(""));
             Ok(())
         }
-    }
-}
-
-/// The site's state as `mware status` prints it: one line with the state, since when and
-/// the summary, then every item that is not ok.
-pub fn site_state_text(v: &Value) -> String {
-    let state = v["state"].as_str().unwrap_or("?");
-    let since = v["since_ms"].as_u64().map(|m| format!(" since {} ({})", local(m), ago(Some(m)))).unwrap_or_default();
-    let mut out =
-        format!("site {}: {}{since}\n  {}\n", v["site"].as_str().unwrap_or("?"), state.to_uppercase(), v["summary"].as_str().unwrap_or(""));
-    for i in v["items"].as_array().into_iter().flatten().filter(|i| i["state"] != "ok") {
-        let what = if i["kind"] == "group" {
-            format!("group {}", i["name"].as_str().unwrap_or("?"))
-        } else {
-            format!("{} {} (group {})", i["kind"].as_str().unwrap_or("?"), i["name"].as_str().unwrap_or("?"), i["group"])
-        };
-        let since = i["since_ms"].as_u64().map(|m| format!(" for {}", ago(Some(m)))).unwrap_or_default();
-        out += &format!("  {:<8} {what}{since}: {}\n", i["state"].as_str().unwrap_or("?"), i["reason"].as_str().unwrap_or(""));
-    }
-    out
-}
-
-/// `2026-11-21 03:30:00` in local time.
-fn local(ms: u64) -> String {
-    mware_tasks::decide::local(ms)
-}
-
-/// `42 s ago`, `3 min ago`, `2 h ago`.
-pub(crate) fn ago(ms: Option<u64>) -> String {
-    let Some(ms) = ms else { return "?".into() };
-    let s = mware_coord::now_ms().saturating_sub(ms) / 1000;
-    match s {
-        0..=119 => format!("{s} s ago"),
-        120..=7199 => format!("{} min ago", s / 60),
-        _ => format!("{} h ago", s / 3600),
     }
 }

@@ -1,9 +1,10 @@
 //! `mware alarms ...`: a group's open and recent alarms with each channel's backlog,
 //! and acknowledging one.
 
-use crate::api_client;
-use crate::cli::AlarmsAction;
-use crate::tasks_cmd::ago;
+use crate::api::paths;
+use clap::{CommandFactory, FromArgMatches, Parser};
+use mware_client::text::ago;
+use mware_client::{api, path, CliEnv, Subcommand};
 use serde_json::{json, Value};
 
 fn line(a: &Value) -> String {
@@ -21,11 +22,60 @@ fn line(a: &Value) -> String {
     )
 }
 
+/// Alarms of a group: the open ones and the most recent, each channel's backlog
+/// (SNMP managers, Telegram), and acknowledging one.
+#[derive(Debug, Parser)]
+#[command(name = "alarms")]
+struct Cmd {
+    /// What to do.
+    #[command(subcommand)]
+    action: AlarmsAction,
+}
+
+/// The `mware alarms` subcommand, for the registry.
+pub(crate) fn subcommand() -> Subcommand {
+    Subcommand { command: Cmd::command, run: |m, env| Box::pin(async move { run(Cmd::from_arg_matches(&m)?.action, env).await }) }
+}
+
+/// `mware alarms ...`
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum AlarmsAction {
+    /// Open alarms (the first `--limit`, oldest first, with how many are open), the most
+    /// recent ones, and each channel's backlog.
+    List {
+        /// API of an instance of the group.
+        #[arg(long, default_value = "http://127.0.0.1:8271")]
+        api: String,
+        /// How many open and recent alarms to show (1 to 1000).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Show the open alarms after this one (the `next` id printed with a previous page).
+        #[arg(long)]
+        after: Option<String>,
+        /// Print the raw JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Acknowledge an alarm (it is no longer open; the acknowledgement survives a
+    /// failover). Needs the operator's token (or the API token when the site sets no
+    /// `api.operator_token_env`) in the variable named by `--token-env`.
+    Ack {
+        /// Alarm id, such as 7-120.
+        id: String,
+        /// API of an instance of the group.
+        #[arg(long, default_value = "http://127.0.0.1:8271")]
+        api: String,
+        /// Environment variable holding the token.
+        #[arg(long, default_value = "MWARE_API_TOKEN")]
+        token_env: String,
+    },
+}
+
 /// Runs one `mware alarms` action.
-pub async fn run(action: AlarmsAction) -> anyhow::Result<()> {
+async fn run(action: AlarmsAction, _env: CliEnv) -> anyhow::Result<()> {
     match action {
         AlarmsAction::List { api, limit, after, json } => {
-            let mut path = format!("/api/v1/alarms?limit={limit}");
+            let mut path = format!("{}?limit={limit}", paths::ALARMS);
             if let Some(a) = &after {
                 if a.is_empty() || !a.chars().all(|c| c.is_ascii_digit() || c == '-') {
                     anyhow::bail!("--after: expected an alarm id like 7-120, found {a:?}");
@@ -33,7 +83,7 @@ pub async fn run(action: AlarmsAction) -> anyhow::Result<()> {
                 path.push_str("&after=");
                 path.push_str(a);
             }
-            let v = api_client::get(&api, &path).await?;
+            let v = api::get(&api, &path).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(());
@@ -66,7 +116,7 @@ pub async fn run(action: AlarmsAction) -> anyhow::Result<()> {
             Ok(())
         }
         AlarmsAction::Ack { id, api, token_env } => {
-            let v = api_client::post(&api, &format!("/api/v1/alarms/{id}/ack"), &token_env, &json!({}), "acknowledge").await?;
+            let v = api::post(&api, &path(paths::ACK, &[("id", &id)]), &token_env, &json!({}), "acknowledge").await?;
             println!("acknowledged: {}", line(&v));
             Ok(())
         }

@@ -1,11 +1,12 @@
 //! The command-line tools' calls to a running instance's API (`--api URL`): a GET of a
-//! JSON document, and a POST with the bearer token read from an environment variable.
+//! JSON document, and a POST or DELETE with the bearer token read from an environment
+//! variable (named by the tool's `--token-env`; the token itself is never printed).
 //! A refusal becomes an error carrying the status and the API's own error message.
 //! Every call is bounded: [`CONNECT_TIMEOUT`] to connect, [`REQUEST_TIMEOUT`] in all, so a
 //! hung or unreachable instance gives an error instead of a CLI that waits forever.
 
 use anyhow::Context;
-use reqwest::StatusCode;
+pub use reqwest::StatusCode;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -40,10 +41,24 @@ pub async fn get(api: &str, path: &str) -> anyhow::Result<Value> {
 /// POSTs `body` to `path` of `api` with the token in `token_env`; an error saying
 /// "`what` refused" unless it answers 2xx.
 pub async fn post(api: &str, path: &str, token_env: &str, body: &Value, what: &str) -> anyhow::Result<Value> {
+    send(reqwest::Method::POST, api, path, token_env, Some(body), what).await
+}
+
+/// DELETEs `path` of `api` with the token in `token_env`; an error saying "`what`
+/// refused" unless it answers 2xx.
+pub async fn delete(api: &str, path: &str, token_env: &str, what: &str) -> anyhow::Result<Value> {
+    send(reqwest::Method::DELETE, api, path, token_env, None, what).await
+}
+
+async fn send(method: reqwest::Method, api: &str, path: &str, token_env: &str, body: Option<&Value>, what: &str) -> anyhow::Result<Value> {
     let token = std::env::var(token_env)
         .with_context(|| format!("expected the API token in the environment variable {token_env}, found it unset"))?;
     let url = format!("{}{path}", api.trim_end_matches('/'));
-    let resp = client()?.post(&url).bearer_auth(token).json(body).send().await.with_context(|| format!("cannot reach {url}"))?;
+    let mut req = client()?.request(method, &url).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(b);
+    }
+    let resp = req.send().await.with_context(|| format!("cannot reach {url}"))?;
     let status = resp.status();
     let v: Value = resp.json().await.unwrap_or(Value::Null);
     if !status.is_success() {

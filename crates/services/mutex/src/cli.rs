@@ -3,15 +3,88 @@
 //! holder whose call script died. Every call goes through the API of any instance,
 //! which forwards it to the active instance of the domain's group.
 
-use crate::api_client;
-use crate::cli::MutexAction;
+use crate::api::paths;
+use clap::{CommandFactory, FromArgMatches, Parser};
+use mware_client::{api, path, CliEnv, Subcommand};
 use serde_json::{json, Value};
 
+/// Critical sections of a domain: list them, show one (holders, waiters in line), or
+/// evict a holder whose call script died.
+#[derive(Debug, Parser)]
+#[command(name = "mutex")]
+struct Cmd {
+    /// What to do.
+    #[command(subcommand)]
+    action: MutexAction,
+}
+
+/// The `mware mutex` subcommand, for the registry.
+pub(crate) fn subcommand() -> Subcommand {
+    Subcommand { command: Cmd::command, run: |m, env| Box::pin(async move { run(Cmd::from_arg_matches(&m)?.action, env).await }) }
+}
+
+/// `mware mutex ...`
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum MutexAction {
+    /// Every mutex of a domain that is held or waited on: limit, holders, waiters, and
+    /// the oldest holder.
+    List {
+        /// Domain.
+        #[arg(long, short)]
+        domain: String,
+        /// API of any instance (calls are forwarded to the domain's active instance).
+        #[arg(long, default_value = "http://127.0.0.1:8271")]
+        api: String,
+        /// Print the raw JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One mutex: its holders (token, held for, lapses in, unconfirmed after a failover)
+    /// and its waiters in the order they will be served.
+    Show {
+        /// Domain.
+        #[arg(long, short)]
+        domain: String,
+        /// Mutex name.
+        name: String,
+        /// API of any instance.
+        #[arg(long, default_value = "http://127.0.0.1:8271")]
+        api: String,
+        /// Print the raw JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a holder whoever owns it (its call script died holding it with a long
+    /// ttl); the next waiter is granted and the evicted owner's release or renew is
+    /// refused from then on. Durable before it returns; logged with the reason. Needs
+    /// the API token in the env variable named by `--token-env`, or the operator's token
+    /// when the site sets `api.operator_token_env`.
+    Evict {
+        /// Domain.
+        #[arg(long, short)]
+        domain: String,
+        /// Mutex name.
+        name: String,
+        /// Token of the grant to remove (see `mware mutex show`).
+        #[arg(long)]
+        token: u64,
+        /// Why, for the daemon's log (who asks, which ticket).
+        #[arg(long)]
+        reason: String,
+        /// API of any instance.
+        #[arg(long, default_value = "http://127.0.0.1:8271")]
+        api: String,
+        /// Environment variable holding the API token.
+        #[arg(long, default_value = "MWARE_API_TOKEN")]
+        token_env: String,
+    },
+}
+
 /// Runs one `mware mutex` action.
-pub async fn run(action: MutexAction) -> anyhow::Result<()> {
+async fn run(action: MutexAction, _env: CliEnv) -> anyhow::Result<()> {
     match action {
         MutexAction::List { domain, api, json } => {
-            let v = api_client::get(&api, &format!("/api/v1/domains/{domain}/mutexes")).await?;
+            let v = api::get(&api, &path(paths::MUTEXES, &[("domain", &domain)])).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(());
@@ -40,7 +113,7 @@ pub async fn run(action: MutexAction) -> anyhow::Result<()> {
             Ok(())
         }
         MutexAction::Show { domain, name, api, json } => {
-            let Some(v) = get_or_free(&api, &format!("/api/v1/domains/{domain}/mutexes/{name}")).await? else {
+            let Some(v) = get_or_free(&api, &path(paths::MUTEX, &[("domain", &domain), ("name", &name)])).await? else {
                 println!("mutex {name} of {domain} is free: nobody holds or waits on it");
                 return Ok(());
             };
@@ -66,29 +139,29 @@ pub async fn run(action: MutexAction) -> anyhow::Result<()> {
             Ok(())
         }
         MutexAction::Evict { domain, name, token, reason, api, token_env } => {
-            let path = format!("/api/v1/domains/{domain}/mutexes/{name}/evict");
-            let v = api_client::post(&api, &path, &token_env, &json!({"token": token, "reason": reason}), "eviction").await?;
+            let at = path(paths::EVICT, &[("domain", &domain), ("name", &name)]);
+            let v = api::post(&api, &at, &token_env, &json!({"token": token, "reason": reason}), "eviction").await?;
             println!("evicted {}; the next waiter, if any, holds it now", holder_line(&v["evicted"]));
             Ok(())
         }
     }
 }
 
-/// [`api_client::get`] of one mutex; `None` when the service answers that nobody holds or waits on
+/// [`api::get`] of one mutex; `None` when the service answers that nobody holds or waits on
 /// it. (A 404 of the forwarding layer, for a domain no group serves, names a `group`
 /// and stays an error.)
 async fn get_or_free(api: &str, path: &str) -> anyhow::Result<Option<Value>> {
-    let (status, v, url) = api_client::fetch(api, path).await?;
+    let (status, v, url) = api::fetch(api, path).await?;
     match status {
         s if s.is_success() => Ok(Some(v)),
-        reqwest::StatusCode::NOT_FOUND if v.get("group").is_none() => Ok(None),
-        s => anyhow::bail!("{url}: {s}: {}", api_client::error_of(&v)),
+        api::StatusCode::NOT_FOUND if v.get("group").is_none() => Ok(None),
+        s => anyhow::bail!("{url}: {s}: {}", api::error_of(&v)),
     }
 }
 
 /// `owner (token N), held 12 s, lapses in 48 s[, unconfirmed since a failover]`.
 fn holder_line(h: &Value) -> String {
-    let now = mware_coord::now_ms();
+    let now = mware_config::now_ms();
     let left = h["expires_at_ms"].as_u64().map_or("?".into(), |e| format!("{} s", e.saturating_sub(now) / 1000));
     format!(
         "{} (token {}), held {}, lapses in {left}{}",
@@ -100,5 +173,5 @@ fn holder_line(h: &Value) -> String {
 }
 
 fn ago(ms: Option<u64>) -> String {
-    ms.map_or("?".into(), |ms| format!("{} s", mware_coord::now_ms().saturating_sub(ms) / 1000))
+    ms.map_or("?".into(), |ms| format!("{} s", mware_config::now_ms().saturating_sub(ms) / 1000))
 }

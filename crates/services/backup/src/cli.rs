@@ -3,18 +3,107 @@
 //! list go through the API of any instance of the group (forwarded to its active
 //! instance); restore talks to the storage server itself, with the site file's settings.
 
-use crate::api_client;
-use crate::cli::BackupAction;
+use crate::api::paths;
 use anyhow::Context;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use indicatif::{ProgressBar, ProgressStyle};
+use mware_client::text::{bytes, local};
+use mware_client::{api, CliEnv, Subcommand};
 use serde_json::{json, Value};
+use std::path::PathBuf;
 use std::time::Duration;
 
+/// Backups of the group's PostgreSQL instances and :SYNC folder (backup_controller):
+/// their state, a run now with a progress bar, the archives on the storage servers,
+/// and a restore into a new folder.
+#[derive(Debug, Parser)]
+#[command(name = "backup")]
+struct Cmd {
+    /// What to do.
+    #[command(subcommand)]
+    action: BackupAction,
+}
+
+/// The `mware backup` subcommand, for the registry.
+pub(crate) fn subcommand() -> Subcommand {
+    Subcommand { command: Cmd::command, run: |m, env| Box::pin(async move { run(Cmd::from_arg_matches(&m)?.action, env).await }) }
+}
+
+/// `mware backup ...`
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum BackupAction {
+    /// Each target's last success (size, duration, source), last failure with its reason,
+    /// the next run and a run in progress (bytes sent, rate).
+    Status {
+        /// API of any instance of the group (forwarded to its active instance).
+        #[arg(long, default_value = "http://127.0.0.1:8271")]
+        api: String,
+        /// Print the raw JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a run now, outside the window too, and follow it with a progress bar until it
+    /// ends (exit 1 when it fails). Needs the operator's token (`api.operator_token_env`)
+    /// when the site sets one, else the API token, in the env variable `--token-env`.
+    Run {
+        /// Only this target (a pgdb key, or `sync`); default: all.
+        #[arg(long)]
+        target: Option<String>,
+        /// API of any instance of the group.
+        #[arg(long, default_value = "http://127.0.0.1:8271")]
+        api: String,
+        /// Environment variable holding the token.
+        #[arg(long, default_value = "MWARE_API_TOKEN")]
+        token_env: String,
+        /// Return once the run is accepted instead of following it.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// The archives (and rsync copies) on the storage servers, with size and date, and the
+    /// path to give `restore --archive`.
+    List {
+        /// API of any instance of the group.
+        #[arg(long, default_value = "http://127.0.0.1:8271")]
+        api: String,
+        /// Print the raw JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fetch an archive from the storage server and unpack it into a new folder, with a
+    /// progress bar. Every file's CRC and the archive's recorded sha256 are checked; the
+    /// folder gets its name only when all is well. A PostgreSQL archive becomes a data
+    /// folder ready to start (docs/services/backup.md, "Restoring a backup"); run this as the database's OS
+    /// user, or chown the folder after.
+    Restore {
+        /// Site file (a bootstrap file reads the site stored in the coordinator): the
+        /// storage server, its password and the pinned host keys come from it.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The instance whose backup_controller to use (default: the only one with one).
+        #[arg(long)]
+        instance: Option<String>,
+        /// Target: a pgdb key (`db1`...) or `sync`.
+        #[arg(long)]
+        target: String,
+        /// The archive's path on the storage server, as `mware backup list` prints it.
+        #[arg(long)]
+        archive: String,
+        /// The new folder (must not exist).
+        #[arg(long)]
+        to: PathBuf,
+        /// Stop (naming the entry) before writing more than this many bytes, e.g. `50G`
+        /// (default: the free space of the folder's file system, and at most 200 times
+        /// the archive's size).
+        #[arg(long, value_parser = parse_size)]
+        max_size: Option<u64>,
+    },
+}
+
 /// Runs one `mware backup` action.
-pub async fn run(action: BackupAction) -> anyhow::Result<()> {
+async fn run(action: BackupAction, env: CliEnv) -> anyhow::Result<()> {
     match action {
         BackupAction::Status { api, json } => {
-            let v = api_client::get(&api, "/api/v1/backups").await?;
+            let v = api::get(&api, paths::BACKUPS).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
@@ -24,7 +113,7 @@ pub async fn run(action: BackupAction) -> anyhow::Result<()> {
         }
         BackupAction::Run { target, api, token_env, no_wait } => run_now(&api, &token_env, target, no_wait).await,
         BackupAction::List { api, json } => {
-            let v = api_client::get(&api, "/api/v1/backups/archives").await?;
+            let v = api::get(&api, paths::ARCHIVES).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(());
@@ -50,7 +139,7 @@ pub async fn run(action: BackupAction) -> anyhow::Result<()> {
             Ok(())
         }
         BackupAction::Restore { config, instance, target, archive, to, max_size } => {
-            restore(&config, instance, &target, &archive, &to, max_size).await
+            restore(env, &config, instance, &target, &archive, &to, max_size).await
         }
     }
 }
@@ -59,23 +148,8 @@ fn s(v: &Value) -> &str {
     v.as_str().unwrap_or("-")
 }
 
-fn bytes(n: u64) -> String {
-    match n {
-        n if n >= 1 << 30 => format!("{:.2} GiB", n as f64 / (1u64 << 30) as f64),
-        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
-        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
-        n => format!("{n} B"),
-    }
-}
-
-fn date_ms(ms: Option<u64>) -> String {
-    ms.and_then(|m| chrono::DateTime::from_timestamp_millis(m as i64))
-        .map(|t| t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string())
-        .unwrap_or_else(|| "-".into())
-}
-
 fn date_s(secs: Option<u64>) -> String {
-    date_ms(secs.map(|s| s * 1000))
+    local(secs.map(|s| s * 1000))
 }
 
 fn print_status(v: &Value) {
@@ -87,10 +161,10 @@ fn print_status(v: &Value) {
             "{:<8} {:<5} {:<19} {:>10} {:>9}  {:<19}  {}",
             s(&t["key"]),
             s(&t["kind"]),
-            date_ms(ok["at_ms"].as_u64()),
+            local(ok["at_ms"].as_u64()),
             ok["bytes"].as_u64().map(bytes).unwrap_or_else(|| "-".into()),
             ok["duration_ms"].as_u64().map(|d| format!("{:.1} s", d as f64 / 1000.0)).unwrap_or_else(|| "-".into()),
-            date_ms(bad["at_ms"].as_u64()),
+            local(bad["at_ms"].as_u64()),
             s(&bad["reason"]),
         );
         if let Some(p) = ok["path"].as_str() {
@@ -117,9 +191,9 @@ fn print_status(v: &Value) {
 }
 
 async fn run_now(api: &str, token_env: &str, target: Option<String>, no_wait: bool) -> anyhow::Result<()> {
-    let before = api_client::get(api, "/api/v1/backups").await?;
+    let before = api::get(api, paths::BACKUPS).await?;
     let last_id = before["last_run"]["id"].clone();
-    api_client::post(api, "/api/v1/backups/run", token_env, &json!({"target": target}), "the backup run").await?;
+    api::post(api, paths::RUN, token_env, &json!({"target": target}), "the backup run").await?;
     if no_wait {
         println!("backup run accepted; follow it with `mware backup status`");
         return Ok(());
@@ -129,7 +203,7 @@ async fn run_now(api: &str, token_env: &str, target: Option<String>, no_wait: bo
     bar.enable_steady_tick(Duration::from_millis(200));
     loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let v = match api_client::get(api, "/api/v1/backups").await {
+        let v = match api::get(api, paths::BACKUPS).await {
             Ok(v) => v,
             Err(e) => {
                 bar.set_message(format!("waiting for the API: {e}"));
@@ -165,6 +239,7 @@ async fn run_now(api: &str, token_env: &str, target: Option<String>, no_wait: bo
 }
 
 async fn restore(
+    env: CliEnv,
     config: &std::path::Path,
     instance: Option<String>,
     target: &str,
@@ -172,10 +247,10 @@ async fn restore(
     to: &std::path::Path,
     max_size: Option<u64>,
 ) -> anyhow::Result<()> {
-    let site = crate::ssh_cmd::full_site(config).await?;
+    let site = (env.site)(config.to_path_buf()).await?;
     let with: Vec<_> = site
         .instances()
-        .filter(|p| p.role.section::<mware_backup::BackupController>().is_some())
+        .filter(|p| p.role.section::<crate::BackupController>().is_some())
         .filter(|p| instance.as_deref().is_none_or(|i| p.role.name == i))
         .collect();
     let placed = match (with.as_slice(), &instance) {
@@ -193,8 +268,8 @@ async fn restore(
         }
         (many, Some(_)) => many[0],
     };
-    let bc = placed.role.section::<mware_backup::BackupController>().context("backup_controller")?;
-    let plan = mware_backup::plan(&bc).map_err(|p| anyhow::anyhow!("backup_controller cannot be used: {}", p.join("; ")))?;
+    let bc = placed.role.section::<crate::BackupController>().context("backup_controller")?;
+    let plan = crate::plan(&bc).map_err(|p| anyhow::anyhow!("backup_controller cannot be used: {}", p.join("; ")))?;
     let keys: Vec<&str> = plan.targets.iter().map(|t| t.key.as_str()).collect();
     let spec = plan
         .targets
@@ -208,7 +283,7 @@ async fn restore(
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let b2 = bar.clone();
-    let r = mware_backup::restore_capped(spec, &policy, archive, to, max_size, move |done, total| {
+    let r = crate::restore_capped(spec, &policy, archive, to, max_size, move |done, total| {
         b2.set_length(total);
         b2.set_position(done);
     })
@@ -226,11 +301,33 @@ async fn restore(
     if !r.removed.is_empty() {
         println!("removed {} so the copy starts as a master", r.removed.join(", "));
     }
-    if matches!(spec.what, mware_backup::config::What::Pg(_)) {
+    if matches!(spec.what, crate::config::What::Pg(_)) {
         println!(
             "next: chown -R postgres:postgres {0} (if you are not postgres), then pg_ctl -D {0} start (docs/services/backup.md: Restoring a backup)",
             to.display()
         );
     }
     Ok(())
+}
+
+/// A size in bytes with an optional K, M, G or T suffix (powers of 1024).
+fn parse_size(raw: &str) -> Result<u64, String> {
+    let t = raw.trim();
+    let (num, mul) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m = match c.to_ascii_uppercase() {
+                'K' => 1u64 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                'T' => 1 << 40,
+                _ => return Err(format!("expected bytes with an optional K, M, G or T suffix, found {raw:?}")),
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mul))
+        .ok_or_else(|| format!("expected bytes with an optional K, M, G or T suffix, found {raw:?}"))
 }
