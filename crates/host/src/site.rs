@@ -9,8 +9,7 @@
 //! (a site of one group cannot say since when it has none). Items of a group with no
 //! active instance are shown as last recorded, marked `stale`.
 
-use crate::items::{self, Item};
-use crate::state::Health;
+use crate::items::{self, Health, Item};
 use mware_config::Site;
 use mware_coord::{CoordError, Coordinator, GroupView};
 use serde::Serialize;
