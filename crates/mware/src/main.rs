@@ -10,6 +10,7 @@ mod api;
 mod api_client;
 mod backup_cmd;
 mod cli;
+mod cluster_view;
 mod commands;
 mod companion;
 mod companion_supervisor;
