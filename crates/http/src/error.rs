@@ -79,13 +79,20 @@ impl ApiError {
     /// Every problem of the request, each with its field.
     pub fn problems(mut self, problems: impl IntoIterator<Item = Problem>) -> Self {
         self.problems = problems.into_iter().collect();
+        self.detail.remove("problems");
         self
     }
 
-    /// A detail of the route's own, as `key` of the body (not `error`, `retryable`,
-    /// `field` or `problems`, which this type writes).
+    /// A detail of the route's own, as `key` of the body. `error`, `retryable` and
+    /// `field` are this type's own and are not replaced; a `problems` detail (a route
+    /// whose problems are plain texts) replaces the typed [`ApiError::problems`].
     pub fn detail(mut self, key: &str, value: impl Into<Value>) -> Self {
-        debug_assert!(!matches!(key, "error" | "retryable" | "field" | "problems"), "{key} is written by ApiError itself");
+        if matches!(key, "error" | "retryable" | "field") {
+            return self;
+        }
+        if key == "problems" {
+            self.problems.clear();
+        }
         self.detail.insert(key.to_string(), value.into());
         self
     }
@@ -157,9 +164,13 @@ mod tests {
         assert_eq!(v["problems"][0]["field"], "jobs[1].target", "{v}");
         assert!(v.get("field").is_none(), "{v}");
 
-        let (status, _, v) = answer(ApiError::unavailable("not running here").detail("group", 2)).await;
+        let (status, _, v) = answer(ApiError::unavailable("not running here").detail("group", 2).detail("retryable", false)).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(v, serde_json::json!({"error": "not running here", "retryable": true, "group": 2}));
+
+        // Problems as plain texts (the alarms' API): one `problems` key, never two.
+        let (_, _, v) = answer(ApiError::bad_request("a; b").detail("problems", vec!["a", "b"])).await;
+        assert_eq!(v, serde_json::json!({"error": "a; b", "retryable": false, "problems": ["a", "b"]}));
     }
 
     /// 502/503/504 are retryable by default, other statuses are not; both can be overridden.
