@@ -7,6 +7,7 @@
 
 mod api;
 mod cli;
+mod cluster_view;
 mod commands;
 mod companion;
 mod companion_supervisor;

@@ -5,8 +5,6 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The KV prefix of the service in the group's space.
-pub const PREFIX: &str = "alarms/";
 /// Alarms (outbox and history).
 pub const ALARMS: &str = "alarms/a/";
 /// Each channel's cursor: the key of the last alarm it sent.

@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Json;
-use mware_host::{Access, PageQuery, Routes, Scope};
+use mware_host::{Access, ApiError, PageQuery, Routes, Scope};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -49,7 +49,7 @@ pub fn routes(svc: AlarmsService) -> Routes {
 }
 
 fn err(code: StatusCode, msg: impl Into<String>) -> Response {
-    (code, Json(json!({"error": msg.into(), "retryable": code == StatusCode::SERVICE_UNAVAILABLE}))).into_response()
+    ApiError::new(code, msg).retryable(code == StatusCode::SERVICE_UNAVAILABLE).into_response()
 }
 
 fn not_running() -> Response {
@@ -86,7 +86,7 @@ struct Listing {
         ("limit" = Option<usize>, Query, description = "open alarms in the page, and recent alarms shown (default 100, at most 1000)"),
         ("after" = Option<String>, Query, description = "the `next` of the previous page: open alarms after this alarm id")),
     responses((status = 200, description = "`{open: [alarm], open_total, next, recent: [alarm], channels: [{channel, sent_through, backlog}]}`: `open` is one page of the open alarms (oldest first), `open_total` how many are open, `next` the `after` of the next page (null on the last); an alarm is `{id, at_ms, source, rule, severity, host, app, message, site, group, instance, item?, state?, count, open, acked?}`"),
-        (status = 400, description = "bad limit or after"), (status = 503, description = "the alarms service is not running on the group's active instance")))]
+        (status = 400, description = "bad limit or after", body = ApiError), (status = 503, description = "the alarms service is not running on the group's active instance", body = ApiError)))]
 async fn list(State(svc): State<AlarmsService>, Query(q): Query<HashMap<String, String>>) -> Response {
     let page = match PageQuery::parse(&q, DEFAULT_LIMIT, MAX_LIMIT) {
         Ok(p) => p,
@@ -118,8 +118,8 @@ async fn list(State(svc): State<AlarmsService>, Query(q): Query<HashMap<String, 
 
 /// Acknowledges an alarm: it is no longer open (the acknowledgement survives a failover).
 #[utoipa::path(post, path = "/api/v1/alarms/{id}/ack", tag = "alarms", params(("id" = String, Path, description = "alarm id, such as 7-120")),
-    responses((status = 200, description = "the alarm, acknowledged (again: unchanged)"), (status = 404, description = "no such alarm"),
-        (status = 503, description = "the alarms service is not running on the group's active instance")))]
+    responses((status = 200, description = "the alarm, acknowledged (again: unchanged)"), (status = 404, description = "no such alarm", body = ApiError),
+        (status = 503, description = "the alarms service is not running on the group's active instance", body = ApiError)))]
 async fn ack(State(svc): State<AlarmsService>, Path(id): Path<String>) -> Response {
     if crate::alarm::key_for_id(&id).is_none() {
         return err(StatusCode::NOT_FOUND, format!("id: expected an alarm id like 7-120, found {id:?}"));
@@ -141,8 +141,8 @@ async fn ack(State(svc): State<AlarmsService>, Path(id): Path<String>) -> Respon
 /// follows the site file's rule-name syntax). Control characters, ANSI escapes and bidi
 /// controls are removed from the texts (see `crate::clean`), not refused.
 #[utoipa::path(post, path = "/api/v1/alarms", tag = "alarms", request_body(content = Object, description = "{message, severity?, rule?, host?, app?}: rule as in the site file (1 to 64 of A-Z a-z 0-9 _ - .); control characters, ANSI escapes and bidi controls are removed from the texts"),
-    responses((status = 201, description = "`{id}`: durable in the group's outbox"), (status = 400, description = "bad body, with the field"),
-        (status = 503, description = "not running here, or the outbox is full")))]
+    responses((status = 201, description = "`{id}`: durable in the group's outbox"), (status = 400, description = "bad body, with the field", body = ApiError),
+        (status = 503, description = "not running here, or the outbox is full", body = ApiError)))]
 async fn raise(State(svc): State<AlarmsService>, body: Bytes) -> Response {
     let v: Value = match mware_config::strict_json::parse_slice(&body) {
         Ok(v) => v,
@@ -182,8 +182,7 @@ async fn raise(State(svc): State<AlarmsService>, body: Bytes) -> Response {
     let host = field("host", &mut problems);
     let app = field("app", &mut problems).unwrap_or_default();
     if !problems.is_empty() {
-        return (StatusCode::BAD_REQUEST, Json(json!({"error": problems.join("; "), "problems": problems, "retryable": false})))
-            .into_response();
+        return ApiError::bad_request(problems.join("; ")).detail("problems", problems).into_response();
     }
     let Some(h) = svc.active() else { return not_running() };
     let host = host.unwrap_or_else(|| h.maker.instance.clone());

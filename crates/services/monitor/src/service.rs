@@ -6,13 +6,13 @@
 //! state and since when.
 
 use crate::engine::{self, EngineCtx, Views};
-use crate::items::{self, Item};
 use crate::metrics::Metrics;
 use crate::persist::{self, Change};
 use crate::section::{Monitoring, Probe};
 use crate::watch::{self, Known};
 use async_trait::async_trait;
 use mware_config::Role;
+use mware_host::items::{self, Item};
 use mware_host::{EventKind, InstanceEnv, Service, ServiceContext, ServiceState};
 use prometheus_client::registry::Registry;
 use std::collections::HashMap;

@@ -29,7 +29,7 @@ pub mod validate;
 mod views;
 mod writer;
 
-pub use api::{openapi, ErrorBody, GrantResponse, ListResponse, ReleaseResponse};
+pub use api::{openapi, GrantResponse, ListResponse, ReleaseResponse};
 pub use error::MutexError;
 pub use metrics::Metrics;
 pub use section::CriticalSections;

@@ -8,10 +8,10 @@
 //! starts, so a slot runs once even across a failover; a run whose instance died is
 //! marked `lost` by the next active instance, not run twice; slots that passed while
 //! no instance was active are recorded as missed, never replayed. A run lives in a
-//! process group of its own ([`exec`]); a timeout kills the group. The tails of stdout
+//! process group of its own (`mware_host::exec`); a timeout kills the group. The tails of stdout
 //! and stderr are kept in the history, every line in `task_<name>.log`.
 //!
-//! Layout: [`decide`] (pure scheduler), [`exec`] (one command in its process group),
+//! Layout: [`decide`] (pure scheduler),
 //! [`store`] (KV records), `runner` (one task's loop), `service` ([`TasksService`]),
 //! `api` (`/api/v1/tasks...`), [`metrics`] (`mware_tasks_*`).
 #![deny(missing_docs)]
@@ -20,7 +20,6 @@ mod api;
 mod cli;
 pub mod decide;
 mod error;
-pub mod exec;
 pub mod metrics;
 mod restore;
 mod runner;

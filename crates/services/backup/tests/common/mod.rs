@@ -5,8 +5,8 @@
 //! runner or service on top.
 #![allow(dead_code)]
 
-use mware_backup::run::{Live, Runner};
 use mware_backup::{BackupService, Plan};
+use mware_backup::{Live, Runner};
 use mware_config::{Backend, Coordination, Site};
 use mware_coord::{Coordinator, EmbeddedCoordinator, Fence, MemberInfo, Membership, Settings};
 use mware_host::{Events, Service, ServiceContext};
@@ -178,8 +178,8 @@ impl Active {
     }
 }
 
-fn mware_backup_metrics(reg: &mut prometheus_client::registry::Registry) -> mware_backup::metrics::Metrics {
-    mware_backup::metrics::Metrics::new(reg)
+fn mware_backup_metrics(reg: &mut prometheus_client::registry::Registry) -> mware_backup::Metrics {
+    mware_backup::Metrics::new(reg)
 }
 
 /// Files under `dir`, relative, sorted (folders end with `/`).

@@ -12,9 +12,46 @@
 //! announced, so the next active instance starts from it: a failover keeps each item's
 //! state and since when it holds.
 
-use crate::state::Health;
 use mware_coord::{CoordError, Coordinator};
 use serde::{Deserialize, Serialize};
+
+/// The health of an item of the site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// Fine.
+    Ok,
+    /// Not known yet (a probe before its first result, an item as last recorded by a
+    /// group with no active instance).
+    Unknown,
+    /// Degraded, not failed.
+    Warning,
+    /// Failed.
+    Failing,
+}
+
+impl Health {
+    /// `ok`, `unknown`, `warning` or `failing`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Ok => "ok",
+            Health::Unknown => "unknown",
+            Health::Warning => "warning",
+            Health::Failing => "failing",
+        }
+    }
+
+    /// Parses [`Health::as_str`]'s words (anything else: `None`).
+    pub fn parse(s: &str) -> Option<Health> {
+        Some(match s {
+            "ok" => Health::Ok,
+            "unknown" => Health::Unknown,
+            "warning" => Health::Warning,
+            "failing" => Health::Failing,
+            _ => return None,
+        })
+    }
+}
 
 /// KV prefix of every item.
 pub const PREFIX: &str = "monitoring/items/";

@@ -9,7 +9,7 @@
 //! `kill -9` of the daemon does not leave the command itself running; processes it
 //! started of its own are not covered by that and live on until they end.
 //!
-//! Also used by the monitoring service's `command` probe.
+//! Used by service tasks and by the monitoring service's `command` probe.
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;

@@ -3,7 +3,7 @@
 //! not exist, and the end of the whole group on a timeout or a kill request (a child it
 //! left running in the background dies with it, also one that ignores SIGTERM).
 
-use mware_tasks::exec::{run, Ending, OnLine, Spec, Stream};
+use mware_host::exec::{run, Ending, OnLine, Spec, Stream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -123,7 +123,7 @@ async fn a_group_that_ignores_sigterm_is_killed_after_the_grace() {
     let f = run(&sh(&script, Duration::from_secs(60)), &kill, cb).await.unwrap();
     assert_eq!(f.ending, Ending::Killed);
     let took = t0.elapsed();
-    assert!(took >= mware_tasks::exec::KILL_AFTER && took < mware_tasks::exec::KILL_AFTER + Duration::from_secs(3), "{took:?}");
+    assert!(took >= mware_host::exec::KILL_AFTER && took < mware_host::exec::KILL_AFTER + Duration::from_secs(3), "{took:?}");
     assert_eq!(f.signal, Some(9), "{f:?}");
     let bg = wait_pidfile(&pidfile);
     std::thread::sleep(Duration::from_millis(200));

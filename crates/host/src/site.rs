@@ -9,8 +9,7 @@
 //! (a site of one group cannot say since when it has none). Items of a group with no
 //! active instance are shown as last recorded, marked `stale`.
 
-use crate::items::{self, Item};
-use crate::state::Health;
+use crate::items::{self, Health, Item};
 use mware_config::Site;
 use mware_coord::{CoordError, Coordinator, GroupView};
 use serde::Serialize;
@@ -59,6 +58,20 @@ pub async fn read(coord: &dyn Coordinator, site: &Site) -> Result<SiteView, Coor
     Ok(build(site, &views, &recorded))
 }
 
+/// The names of the probes a group's monitoring runs: none when its `monitoring` section
+/// turns it off. The section belongs to the monitoring service (`mware-monitor`, which
+/// checked it when the file was validated); the site's state needs only these names, and
+/// other services (alarms) read the state too, so they are read here from the section as
+/// written rather than through that crate.
+fn configured_probes(role: &mware_config::Role) -> Vec<String> {
+    let Some(m) = role.sections.raw("monitoring") else { return vec![] };
+    if m.get("enabled").and_then(serde_json::Value::as_bool) == Some(false) {
+        return vec![];
+    }
+    let probes = m.get("probes").and_then(serde_json::Value::as_array);
+    probes.into_iter().flatten().filter_map(|p| p.get("name")?.as_str().map(str::to_string)).collect()
+}
+
 /// Builds the site's state from the cluster view and each group's recorded items.
 pub fn build(site: &Site, views: &[GroupView], recorded: &[(u32, Vec<Item>)]) -> SiteView {
     let mut out: Vec<ItemView> = vec![];
@@ -67,8 +80,8 @@ pub fn build(site: &Site, views: &[GroupView], recorded: &[(u32, Vec<Item>)]) ->
         let leader = view.and_then(|v| v.leader.as_ref());
         out.push(group_item(g, view, recorded));
         let stale = leader.is_none();
-        let mon = site.group_members(g).first().and_then(|p| p.role.section::<crate::section::Monitoring>()).unwrap_or_default();
-        let configured = |name: &str| mon.enabled && mon.probes.iter().any(|p| p.name == name);
+        let probes = site.group_members(g).first().map(|p| configured_probes(p.role)).unwrap_or_default();
+        let configured = |name: &str| probes.iter().any(|p| p == name);
         for i in items.iter().filter(|i| i.kind != "group") {
             if i.kind == "probe" && !configured(&i.name) {
                 continue;
@@ -88,14 +101,14 @@ pub fn build(site: &Site, views: &[GroupView], recorded: &[(u32, Vec<Item>)]) ->
                 stale,
             });
         }
-        if mon.enabled {
-            for p in mon.probes.iter().filter(|p| !items.iter().any(|i| i.kind == "probe" && i.name == p.name)) {
+        {
+            for p in probes.iter().filter(|p| !items.iter().any(|i| i.kind == "probe" && &i.name == *p)) {
                 let reason =
                     if stale { format!("not checked: group {g} has no active instance to run it") } else { "not checked yet".to_string() };
                 out.push(ItemView {
                     group: g,
                     kind: "probe".into(),
-                    name: p.name.clone(),
+                    name: p.clone(),
                     state: Health::Unknown,
                     since_ms: None,
                     reason,
