@@ -5,7 +5,6 @@
 //! and reports every problem with its JSON path, so these types only ever see
 //! input that is already known to be well formed.
 
-use crate::provisioning::Provisioning;
 use crate::secret::Secret;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -153,9 +152,10 @@ pub struct Server {
     pub roles: Vec<Role>,
 }
 
-/// One mware role instance (the seeds' parameter table).
+/// One mware role instance (the seeds' parameter table): the keys of the site here, the
+/// services' sections in [`Role::sections`]. Unknown keys are refused by the validator
+/// (a key no registered section claims), not by serde: the sections are kept by name.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct Role {
     /// Name: latin letters and digits, starting with a letter; unique in the site.
     pub name: String,
@@ -180,37 +180,16 @@ pub struct Role {
     /// (new) TCP port of this instance's HTTP API on its `iface` address (default 8271).
     #[serde(default = "default_api_port")]
     pub api_port: u16,
-    /// PostgreSQL streaming replication controller groups. Kept raw: the validator only warns
-    /// about them; the controller filters invalid groups at run time (see [`crate::pg`]).
-    #[serde(default)]
-    pub pg_controller: RawPgGroups,
-    /// Backup controller settings.
-    #[serde(default)]
-    pub backup_controller: Option<BackupController>,
     /// Start the audio-matcher process (IVR "anti-robot" component).
     #[serde(default)]
     pub enable_audiomatcher: bool,
     /// CTI adapter servers.
     #[serde(default)]
     pub cti_adapters: Vec<CtiAdapter>,
-    /// (new) Critical sections service (named mutexes and semaphores per domain).
-    #[serde(default)]
-    pub critical_sections: CriticalSections,
-    /// (new) Realtime provisioning service for SIP servers (Asterisk res_config_curl protocol).
-    #[serde(default)]
-    pub provisioning: Option<Provisioning>,
-    /// (new) Scheduled service scripts, run on the group's active instance.
-    #[serde(default)]
-    pub service_tasks: Vec<crate::tasks::ServiceTask>,
-    /// (new) Monitoring: probes and the group's part of the site's state (on by default).
-    #[serde(default)]
-    pub monitoring: crate::monitoring::Monitoring,
-    /// (new) devicemanager: device jobs run by remote pollers through RabbitMQ, or in-process.
-    #[serde(default)]
-    pub devicemanager: Option<crate::devicemanager::DeviceManager>,
-    /// (new) Alarms: syslog in, rules, SNMP traps and Telegram out.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alarms: Option<crate::alarms::Alarms>,
+    /// The service sections (`alarms`, `backup_controller`, …): every key not above,
+    /// each checked and parsed by the service that owns it ([`Role::section`]).
+    #[serde(flatten)]
+    pub sections: crate::section::Sections,
 }
 
 /// A CTI adapter server.
@@ -223,184 +202,6 @@ pub struct CtiAdapter {
     pub iface: String,
     /// TCP port.
     pub port: u16,
-}
-
-/// Backup controller: scheduled pg_basebackup archives and the `:SYNC` folder copy.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
-#[serde(deny_unknown_fields)]
-pub struct BackupController {
-    /// Hour window `[from, to]` (0..=23, may wrap past midnight) when backups may start.
-    #[serde(default)]
-    pub hours_interval: Vec<u8>,
-    /// Days of the week (1 = Monday .. 7 = Sunday) when backups run.
-    #[serde(default)]
-    pub weekdays: Vec<u8>,
-    /// Storage server SSH host (shared default for `sync_folder` and `pgdb`).
-    #[serde(default)]
-    pub storage_ssh_host: Option<String>,
-    /// Storage server SSH port (default 22).
-    #[serde(default)]
-    pub storage_ssh_port: Option<u16>,
-    /// Storage server SSH user.
-    #[serde(default)]
-    pub storage_ssh_user: Option<String>,
-    /// Storage server SSH password.
-    #[serde(default)]
-    pub storage_ssh_pwd: Option<Secret>,
-    /// Path on the storage server; `%weekday` etc. templates rotate copies.
-    #[serde(default)]
-    pub storage_ssh_path: Option<String>,
-    /// Copy of the `:SYNC` folder.
-    #[serde(default)]
-    pub sync_folder: Option<SyncFolder>,
-    /// PostgreSQL instances to archive.
-    #[serde(default)]
-    pub pgdb: Vec<BackupPgdb>,
-    /// (new) Deflate level of the zip archives, 1 (fastest) to 9 (smallest); default 6.
-    #[serde(default)]
-    pub compress_level: Option<u8>,
-}
-
-/// How the `:SYNC` folder is sent to storage.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
-#[serde(deny_unknown_fields)]
-pub struct SyncFolder {
-    /// (new) The local path of the `:SYNC` folder on the servers of this group; default
-    /// [`DEFAULT_SYNC_PATH`] (`/srv/sync`), the site's synchronised folder on the platform.
-    #[serde(default)]
-    pub path: Option<String>,
-    /// `rsync` (default) or `zip`.
-    #[serde(default)]
-    pub send_mode: Option<String>,
-    /// Glob patterns left out of the copy.
-    #[serde(default)]
-    pub excluded_paths: Vec<String>,
-    /// Storage SSH host for this copy (overrides the top-level one).
-    #[serde(default)]
-    pub storage_ssh_host: Option<String>,
-    /// Storage SSH port.
-    #[serde(default)]
-    pub storage_ssh_port: Option<u16>,
-    /// Storage SSH user.
-    #[serde(default)]
-    pub storage_ssh_user: Option<String>,
-    /// Storage SSH password.
-    #[serde(default)]
-    pub storage_ssh_pwd: Option<Secret>,
-    /// Storage path.
-    #[serde(default)]
-    pub storage_ssh_path: Option<String>,
-}
-
-/// Where the `:SYNC` folder lives when `sync_folder.path` is not set: `/srv/sync`, the
-/// folder of the site that the platform's file synchronisation (FSYNC) keeps alike on
-/// every server (FHS: `/srv` holds the data a site serves).
-pub const DEFAULT_SYNC_PATH: &str = "/srv/sync";
-
-impl SyncFolder {
-    /// The local path of the `:SYNC` folder: `path`, else [`DEFAULT_SYNC_PATH`].
-    pub fn path(&self) -> &str {
-        self.path.as_deref().unwrap_or(DEFAULT_SYNC_PATH)
-    }
-}
-
-/// One PostgreSQL instance (a replicated pair) to archive.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
-#[serde(deny_unknown_fields)]
-pub struct BackupPgdb {
-    /// (new) Name of this target in status, metrics and archive names (`<key>.zip`);
-    /// default `db1`, `db2`... by position.
-    #[serde(default)]
-    pub key: Option<String>,
-    /// The servers of the instance; the backup is taken from a streaming standby when
-    /// there is one, else from the master.
-    #[serde(default)]
-    pub servers: Vec<BackupServer>,
-    /// (new) pg_basebackup on the database servers (default `pg_basebackup`).
-    #[serde(default)]
-    pub pg_basebackup_command: Option<String>,
-    /// (new) The server's configuration folder when it is not the data folder (Debian:
-    /// `/etc/postgresql/15/main`); its files go into the archive under `pg_config/`.
-    #[serde(default)]
-    pub pg_config_folder: Option<String>,
-    /// SSH port shared by the servers (default 22).
-    #[serde(default)]
-    pub ssh_port: Option<u16>,
-    /// SSH user shared by the servers.
-    #[serde(default)]
-    pub ssh_user: Option<String>,
-    /// SSH password shared by the servers.
-    #[serde(default)]
-    pub ssh_pwd: Option<Secret>,
-    /// PostgreSQL port shared by the servers (default 5432).
-    #[serde(default)]
-    pub pg_port: Option<u16>,
-    /// Replica user for pg_basebackup.
-    #[serde(default)]
-    pub pg_replica_user: Option<String>,
-    /// Replica user's password.
-    #[serde(default)]
-    pub pg_replica_pwd: Option<Secret>,
-    /// Storage SSH host for this instance's archives (overrides the top-level one).
-    #[serde(default)]
-    pub storage_ssh_host: Option<String>,
-    /// Storage SSH port.
-    #[serde(default)]
-    pub storage_ssh_port: Option<u16>,
-    /// Storage SSH user.
-    #[serde(default)]
-    pub storage_ssh_user: Option<String>,
-    /// Storage SSH password.
-    #[serde(default)]
-    pub storage_ssh_pwd: Option<Secret>,
-    /// Storage path.
-    #[serde(default)]
-    pub storage_ssh_path: Option<String>,
-}
-
-/// A server of a backed-up PostgreSQL instance.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
-#[serde(deny_unknown_fields)]
-pub struct BackupServer {
-    /// SSH host (default: `pg_host`).
-    #[serde(default)]
-    pub ssh_host: Option<String>,
-    /// PostgreSQL host (default: `ssh_host`).
-    #[serde(default)]
-    pub pg_host: Option<String>,
-}
-
-/// (new) Critical sections service limits.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct CriticalSections {
-    /// Run the service on the active instance (default true).
-    #[serde(default = "default_true")]
-    pub enabled: bool,
-    /// Longest mutex name in bytes (default 200).
-    #[serde(default = "default_max_name_len")]
-    pub max_name_len: usize,
-    /// Most waiters queued on one mutex (default 1000); more get 429.
-    #[serde(default = "default_max_waiters")]
-    pub max_waiters_per_mutex: usize,
-    /// Most mutexes held or waited on in one domain (default 10000); more get 429.
-    #[serde(default = "default_max_mutexes")]
-    pub max_mutexes_per_domain: usize,
-    /// Longest `ttl_ms` a holder may ask for (default 3600000).
-    #[serde(default = "default_max_ttl_ms")]
-    pub max_ttl_ms: u64,
-    /// (new) Longest `wait_ms` a caller may ask for (default 60000); must be below
-    /// `api.request_timeout_ms`.
-    #[serde(default = "default_max_wait_ms")]
-    pub max_wait_ms: u64,
-    /// (new) Most domains with a mutex held or waited on, over the group (default 10000);
-    /// more get 429.
-    #[serde(default = "default_max_domains")]
-    pub max_domains: usize,
-    /// (new) Largest semaphore `limit` a caller may ask for (default 1000): each holder is a
-    /// coordinator write.
-    #[serde(default = "default_max_limit")]
-    pub max_limit: u32,
 }
 
 fn default_true() -> bool {
@@ -427,27 +228,6 @@ fn default_drain_ms() -> u64 {
 fn default_api_port() -> u16 {
     8271
 }
-fn default_max_name_len() -> usize {
-    200
-}
-fn default_max_waiters() -> usize {
-    1000
-}
-fn default_max_mutexes() -> usize {
-    10_000
-}
-fn default_max_ttl_ms() -> u64 {
-    3_600_000
-}
-fn default_max_wait_ms() -> u64 {
-    60_000
-}
-fn default_max_domains() -> usize {
-    10_000
-}
-fn default_max_limit() -> u32 {
-    1000
-}
 fn default_header_read_timeout_ms() -> u64 {
     10_000
 }
@@ -469,11 +249,6 @@ impl Default for Coordination {
 impl Default for ApiConfig {
     fn default() -> Self {
         serde_json::from_str("{}").expect("api defaults")
-    }
-}
-impl Default for CriticalSections {
-    fn default() -> Self {
-        serde_json::from_str("{}").expect("critical_sections defaults")
     }
 }
 
@@ -498,6 +273,14 @@ impl Placed<'_> {
     pub fn api_addr(&self) -> Option<String> {
         let ip = self.server.ifaces.get(&self.role.iface)?;
         Some(if ip.contains(':') { format!("[{ip}]:{}", self.role.api_port) } else { format!("{ip}:{}", self.role.api_port) })
+    }
+}
+
+impl Role {
+    /// The service section of type `T` (see [`crate::SectionConfig`]): `None` when the
+    /// section is off.
+    pub fn section<T: crate::SectionConfig>(&self) -> Option<T> {
+        self.sections.get::<T>()
     }
 }
 
@@ -530,40 +313,5 @@ impl Site {
         g.sort_unstable();
         g.dedup();
         g
-    }
-}
-
-/// The raw `pg_controller` list, kept untyped for the run-time filter. It dereferences to
-/// `Vec<serde_json::Value>`; `Debug` and `Serialize` show it with every secret as `***`.
-#[derive(Clone, Default, PartialEq, Deserialize, JsonSchema)]
-#[serde(transparent)]
-pub struct RawPgGroups(pub Vec<serde_json::Value>);
-
-impl RawPgGroups {
-    fn redacted(&self) -> serde_json::Value {
-        let mut v = self.0.clone();
-        for g in &mut v {
-            crate::redact::redact_allowed(g, crate::pg::GROUP_KEYS, "servers", crate::pg::SERVER_KEYS);
-        }
-        serde_json::Value::Array(v)
-    }
-}
-
-impl std::ops::Deref for RawPgGroups {
-    type Target = Vec<serde_json::Value>;
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for RawPgGroups {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.redacted())
-    }
-}
-
-impl Serialize for RawPgGroups {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.redacted().serialize(s)
     }
 }

@@ -70,7 +70,7 @@ pub fn redact(v: &mut Value) {
 
 /// Keeps only `allowed` keys that are not secrets of each object of `v` (recursing into
 /// the `nested` key with `nested_allowed`); every other key's value becomes `***`.
-pub(crate) fn redact_allowed(v: &mut Value, allowed: &[&str], nested: &str, nested_allowed: &[&str]) {
+pub fn redact_allowed(v: &mut Value, allowed: &[&str], nested: &str, nested_allowed: &[&str]) {
     let Value::Object(m) = v else {
         *v = Value::String("***".into());
         return;

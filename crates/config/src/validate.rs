@@ -1,25 +1,24 @@
 //! Validation of a site file: every problem, each with its JSON path, what was
 //! expected and what was found.
 //!
-//! The walk is split by concern: `walk` (typed readers), `sections` (the site,
-//! coordination, api, servers and roles), `extra` and `provisioning` (the role's
-//! service sections), `tasks` (`service_tasks` and `monitoring`) and `cross` (checks across instances: names, orders, domains,
-//! ports, and which group provisions which SIP server).
+//! The walk is split by concern: `walk` (typed readers, public: the services' own
+//! checks use them), `sections` (the site, coordination, api, servers and roles),
+//! `extra` (the seed's role keys with no service yet: `cti_adapters`) and `cross`
+//! (checks across instances: names, orders, domains, ports, the same sections on
+//! every member of a group). Each service section is checked by its own crate.
 
-mod alarms;
 mod cross;
-mod devicemanager;
 mod extra;
 mod group_sections;
-mod provisioning;
 mod sections;
-mod tasks;
-mod walk;
+pub mod walk;
 
 use crate::model::{Role, Site};
+use crate::section::{Section, SiteInfo};
+pub(crate) use sections::Walked;
 use serde_json::Value;
 use std::fmt;
-pub(crate) use walk::{index, join, quote, Cx};
+pub use walk::{found, index, join, kind, quote, Check};
 
 /// How bad a problem is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,14 +58,17 @@ pub struct Validated {
     pub warnings: Vec<Problem>,
 }
 
-/// Parses and validates a site file. `Err` holds every error (and the warnings).
+/// Parses and validates a site file against the site's own rules and the registered
+/// `sections` (one per service section, see [`crate::section`]). `Err` holds every
+/// error (and the warnings).
 ///
 /// The text is parsed to raw JSON first and walked object by object, so every
-/// problem is found in one pass, each with its JSON path. Disabled roles
+/// problem is found in one pass, each with its JSON path: the site's objects here,
+/// each service section by its own [`crate::SectionConfig::check`]. Disabled roles
 /// (`enabled: false`) are not checked; one that does not even parse is left out
-/// of the returned site with a warning. `pg_controller` problems are warnings:
-/// the controller filters invalid groups at run time (see [`crate::pg`]).
-pub fn validate(text: &str) -> Result<Validated, Vec<Problem>> {
+/// of the returned site with a warning. Then the file is parsed once into the typed
+/// site, each role's sections into their types.
+pub fn validate(text: &str, sections: &[&'static dyn Section]) -> Result<Validated, Vec<Problem>> {
     let mut root: Value = match crate::strict_json::parse(text) {
         Ok(v) => v,
         Err(crate::strict_json::StrictError::Malformed(e)) => return Err(vec![malformed(&e)]),
@@ -82,23 +84,32 @@ pub fn validate(text: &str) -> Result<Validated, Vec<Problem>> {
                 .collect())
         }
     };
-    let mut errors = Cx::new(Severity::Error);
-    let mut warnings = Cx::new(Severity::Warning);
-    let walked = sections::site(&mut errors, &mut warnings, &root);
-    cross::check(&mut errors, &walked);
-    if errors.count() > 0 {
-        let mut all = errors.problems;
-        all.extend(warnings.problems);
-        return Err(all);
+    let mut cx = Check::new(Severity::Error);
+    let keys: Vec<&str> = sections.iter().map(|s| s.key()).collect();
+    let walked = sections::site(&mut cx, &root, &keys);
+    check_sections(&mut cx, &root, &walked, sections);
+    cross::check(&mut cx, &walked);
+    if cx.count() > 0 {
+        return Err(sorted(cx.problems));
     }
+    let mut warnings = cx.problems;
     drop_unparsable_disabled(&mut root, &walked.disabled, &mut warnings);
     match serde_json::from_value::<Site>(root) {
-        Ok(site) => {
-            let errors = typed_checks(&site);
-            if !errors.is_empty() {
-                return Err(errors.into_iter().chain(warnings.problems).collect());
+        Ok(mut site) => {
+            let mut errors = vec![];
+            for (i, server) in site.servers.iter_mut().enumerate() {
+                for (j, role) in server.roles.iter_mut().enumerate() {
+                    let at = format!("servers[{i}].roles[{j}]");
+                    let problems = role.sections.parse_all(sections, &at);
+                    if role.enabled {
+                        errors.extend(problems);
+                    }
+                }
             }
-            Ok(Validated { site, warnings: warnings.problems })
+            if !errors.is_empty() {
+                return Err(errors.into_iter().chain(warnings).collect());
+            }
+            Ok(Validated { site, warnings })
         }
         // The walk above should have caught everything; this is a safety net.
         Err(e) => Err(vec![Problem {
@@ -109,24 +120,44 @@ pub fn validate(text: &str) -> Result<Validated, Vec<Problem>> {
     }
 }
 
-/// Checks that need the parsed site (values from two places): a mutex wait must end
-/// before the API's request timeout cancels the call.
-fn typed_checks(site: &Site) -> Vec<Problem> {
-    let mut out = vec![];
-    for p in site.instances() {
-        let cs = &p.role.critical_sections;
-        if cs.enabled && cs.max_wait_ms >= site.api.request_timeout_ms {
-            out.push(Problem {
-                path: format!("{}.critical_sections.max_wait_ms", site.instance_path(&p.role.name).unwrap_or_default()),
-                message: format!(
-                    "expected less than api.request_timeout_ms ({} ms): a longer wait would be cut by the request timeout; found {}",
-                    site.api.request_timeout_ms, cs.max_wait_ms
-                ),
-                severity: Severity::Error,
-            });
+/// Errors first, then warnings, each in the order found.
+fn sorted(problems: Vec<Problem>) -> Vec<Problem> {
+    let (mut errors, warnings): (Vec<_>, Vec<_>) = problems.into_iter().partition(|p| p.severity == Severity::Error);
+    errors.extend(warnings);
+    errors
+}
+
+/// Runs each registered section's checks: per enabled instance on its own section, then
+/// once across the site.
+fn check_sections(cx: &mut Check, root: &Value, walked: &Walked, sections: &[&'static dyn Section]) {
+    let tree = domain_tree(walked);
+    let mut info = SiteInfo { root, walked, inst: None, tree };
+    for (k, inst) in walked.insts.iter().enumerate() {
+        info.inst = Some(k);
+        for s in sections {
+            if let Some(v) = inst.sections.get(s.key()).filter(|v| !v.is_null()) {
+                s.check(cx, v, &join(&inst.path, s.key()), &info);
+            }
         }
     }
-    out
+    info.inst = None;
+    for s in sections {
+        s.check_site(cx, &info);
+    }
+}
+
+/// The domain tree of the walked site, when every instance's group and domains are valid.
+fn domain_tree(w: &Walked) -> Option<crate::DomainTree> {
+    if !w.insts.iter().all(|i| i.group.is_some() && i.domains_ok) {
+        return None;
+    }
+    let mut reps: std::collections::BTreeMap<u32, &sections::Inst> = Default::default();
+    for i in &w.insts {
+        reps.entry(i.group?).or_insert(i);
+    }
+    let default = reps.iter().find(|(_, r)| r.domains.is_empty()).map(|(g, _)| *g);
+    let entries = reps.iter().flat_map(|(g, r)| r.domains.iter().map(move |(_, d)| (d.as_str(), *g)));
+    crate::DomainTree::from_entries(entries, default).ok()
 }
 
 /// The one problem of text that is not JSON, with its line and column.
@@ -141,15 +172,16 @@ fn malformed(e: &serde_json::Error) -> Problem {
 }
 
 /// Removes disabled roles that the model cannot parse (they are never started) and says so.
-fn drop_unparsable_disabled(root: &mut Value, disabled: &[(usize, usize)], warn: &mut Cx) {
+fn drop_unparsable_disabled(root: &mut Value, disabled: &[(usize, usize)], warnings: &mut Vec<Problem>) {
     for &(i, j) in disabled.iter().rev() {
         let Some(roles) = root.pointer_mut(&format!("/servers/{i}/roles")).and_then(Value::as_array_mut) else { continue };
         if serde_json::from_value::<Role>(roles[j].clone()).is_err() {
             roles.remove(j);
-            warn.report(
-                &format!("servers[{i}].roles[{j}]"),
-                "disabled role was not checked and does not parse, so it is left out of the site",
-            );
+            warnings.push(Problem {
+                path: format!("servers[{i}].roles[{j}]"),
+                message: "disabled role was not checked and does not parse, so it is left out of the site".into(),
+                severity: Severity::Warning,
+            });
         }
     }
 }

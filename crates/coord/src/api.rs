@@ -379,8 +379,16 @@ pub async fn kv_put(c: &dyn Coordinator, fence: &Fence, key: &str, value: Vec<u8
     c.kv_apply(fence, vec![KvOp::Put { key: key.to_string(), value }]).await
 }
 
-/// Applies `ops` (fenced), retrying while the coordinator does not answer, with a pause
-/// doubling from 100 ms to 3 s. `Ok(true)`: written; `Ok(false)`: `cancel` fired first;
+/// Pauses of [`kv_apply_retrying`]: from 100 ms doubling to 1.5 s, each lengthened by a
+/// random share of itself (so writers that failed together do not retry in step): at most 3 s.
+const WRITE_RETRY: backon::ExponentialBuilder = backon::ExponentialBuilder::new()
+    .with_min_delay(Duration::from_millis(100))
+    .with_max_delay(Duration::from_millis(1500))
+    .with_jitter()
+    .without_max_times();
+
+/// Applies `ops` (fenced), retrying while the coordinator does not answer, with the pauses
+/// of [`WRITE_RETRY`]. `Ok(true)`: written; `Ok(false)`: `cancel` fired first;
 /// `Err`: refused ([`CoordError::Fenced`]: this instance is no longer active) or invalid.
 /// `what` names the write in the warning logged on each retry.
 pub async fn kv_apply_retrying(
@@ -390,18 +398,18 @@ pub async fn kv_apply_retrying(
     cancel: &tokio_util::sync::CancellationToken,
     what: &str,
 ) -> Result<bool, CoordError> {
-    let mut pause = std::time::Duration::from_millis(100);
+    let mut pauses = backon::BackoffBuilder::build(WRITE_RETRY);
     loop {
         match c.kv_apply(fence, ops.clone()).await {
             Ok(_) => return Ok(true),
             Err(e @ (CoordError::Fenced { .. } | CoordError::Invalid(_))) => return Err(e),
             Err(e) => {
+                let pause = pauses.next().unwrap_or(Duration::from_secs(3));
                 tracing::warn!(error = %e, what, retry_in_ms = pause.as_millis() as u64, "cannot write to the group's store yet; retrying");
                 tokio::select! {
                     _ = cancel.cancelled() => return Ok(false),
                     _ = tokio::time::sleep(pause) => {}
                 }
-                pause = (pause * 2).min(std::time::Duration::from_secs(3));
             }
         }
     }
@@ -414,3 +422,21 @@ pub async fn kv_delete(c: &dyn Coordinator, fence: &Fence, key: &str) -> Result<
 
 /// Milliseconds since the Unix epoch (defined once, in `mware-config`).
 pub use mware_config::now_ms;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use backon::BackoffBuilder;
+
+    /// The write pauses grow from 100 ms, never pass 3 s, and differ between two writers.
+    #[test]
+    fn write_pauses_grow_capped_and_jittered() {
+        let a: Vec<Duration> = WRITE_RETRY.build().take(12).collect();
+        let b: Vec<Duration> = WRITE_RETRY.build().take(12).collect();
+        assert!(a[0] >= Duration::from_millis(100) && a[0] < Duration::from_millis(200), "{a:?}");
+        assert!(a[3] >= Duration::from_millis(800), "doubles: {a:?}");
+        assert!(a.iter().all(|p| *p <= Duration::from_secs(3)), "capped: {a:?}");
+        assert!(a[8..].iter().all(|p| *p >= Duration::from_millis(1500)), "stays at the cap: {a:?}");
+        assert_ne!(a, b, "jitter: two writers do not pause in step");
+    }
+}

@@ -18,6 +18,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// Pauses while another process of the host sets the file up: from 20 ms doubling to 150 ms,
+/// each lengthened by a random share of itself (processes started together do not retry in
+/// step), 15 s of pauses in all before the start fails.
+const SETUP_RETRY: backon::ExponentialBuilder = backon::ExponentialBuilder::new()
+    .with_min_delay(Duration::from_millis(20))
+    .with_max_delay(Duration::from_millis(150))
+    .with_jitter()
+    .without_max_times()
+    .with_total_delay(Some(Duration::from_secs(15)));
+
 /// How often watches look for changes.
 const POLL: Duration = Duration::from_millis(75);
 /// How many change-log entries are kept for watchers.
@@ -110,19 +120,16 @@ impl EmbeddedCoordinator {
                 c.execute_batch("PRAGMA synchronous=NORMAL;")?;
                 c.execute_batch(SCHEMA)
             };
-            let deadline = std::time::Instant::now() + Duration::from_secs(15);
-            let mut pause = Duration::from_millis(20);
+            let mut pauses = backon::BackoffBuilder::build(SETUP_RETRY);
             loop {
                 match setup(&c) {
                     Ok(()) => break,
-                    Err(rusqlite::Error::SqliteFailure(e, _))
-                        if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-                            && std::time::Instant::now() < deadline =>
-                    {
-                        std::thread::sleep(pause + Duration::from_millis(rand::random::<u64>() % 20));
-                        pause = (pause * 2).min(Duration::from_millis(300));
-                    }
-                    Err(e) => return Err(sql(e)),
+                    Err(e) => match (e.sqlite_error_code(), pauses.next()) {
+                        (Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked), Some(pause)) => {
+                            std::thread::sleep(pause)
+                        }
+                        _ => return Err(sql(e)),
+                    },
                 }
             }
             Ok(c)

@@ -10,17 +10,25 @@
 #![deny(missing_docs)]
 
 pub mod events;
+pub mod exec;
 mod host;
+pub mod items;
 mod paging;
 mod panel;
+mod plugin;
 mod render;
 mod routes;
 mod service;
+pub mod site;
 
 pub use events::{Event, EventKind, Events};
 pub use host::{desired, Host, HostStatus};
+pub use items::Health;
+/// The one error answer of the API, for services' handlers (from `mware-http`).
+pub use mware_http::{ApiError, Problem};
 pub use paging::{Page, PageError, PageQuery};
 pub use panel::{Action, Column, Panel};
+pub use plugin::Plugin;
 pub use render::render_json;
 pub use routes::{Access, DomainArg, ResolvedArg, Resolver, Route, Routes, Scope, Unavailable};
 pub use service::{InstanceEnv, LeaseSlot, Service, ServiceContext, ServiceState, ServiceStatus, StatusHandle};

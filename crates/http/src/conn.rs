@@ -142,15 +142,12 @@ impl HttpBody for Tracked {
 }
 
 fn too_slow(limit: Duration) -> axum::response::Response {
-    let body = serde_json::json!({
-        "error": format!("the request took longer than the server's request timeout ({} ms); nothing more is done for it", limit.as_millis()),
-        "retryable": true,
-    });
-    axum::response::Response::builder()
-        .status(503)
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap_or_default()
+    use axum::response::IntoResponse;
+    crate::ApiError::unavailable(format!(
+        "the request took longer than the server's request timeout ({} ms); nothing more is done for it",
+        limit.as_millis()
+    ))
+    .into_response()
 }
 
 /// Serves one connection until it closes, is idle too long, or `cancel` fires.

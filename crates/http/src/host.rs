@@ -9,7 +9,6 @@
 
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 
 /// The host and port of a `Host` header (brackets of an IPv6 address removed,
 /// lowercase, a trailing dot removed); `None` when it is not `host[:port]`.
@@ -59,7 +58,7 @@ pub fn refused<'a>(headers: &HeaderMap, mut allowed: impl Iterator<Item = &'a st
 /// The 421 answer naming the refused host.
 pub fn misdirected(host: &str, setting: &str) -> Response {
     let msg = format!("expected a Host header naming this server (one of its addresses or {setting}), found {host:?}");
-    (StatusCode::MISDIRECTED_REQUEST, Json(serde_json::json!({"error": msg, "retryable": false}))).into_response()
+    crate::ApiError::new(StatusCode::MISDIRECTED_REQUEST, msg).into_response()
 }
 
 #[cfg(test)]

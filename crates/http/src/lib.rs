@@ -10,6 +10,9 @@
 //!   are not cut);
 //! - **connection cap**: beyond it, new connections are closed at once.
 //!
+//! [`ApiError`] is the one error answer of the API (status, message, retryable, the field
+//! at fault, `Retry-After`), described once in the OpenAPI document.
+//!
 //! [`host`] checks the `Host` header of a request against the names and addresses the
 //! server is known by (DNS rebinding), for the servers' routers to apply.
 //!
@@ -18,7 +21,10 @@
 #![deny(missing_docs)]
 
 mod conn;
+mod error;
 pub mod host;
+
+pub use error::{ApiError, Problem};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -20,6 +20,7 @@ mod exec;
 pub mod kinds;
 mod rules;
 mod spec;
+mod target;
 mod wire;
 
 pub use error::JobError;
@@ -27,4 +28,5 @@ pub use exec::{execute, Dest, Outcome, RunEnv};
 pub use kinds::{find as find_kind, Kind};
 pub use rules::{SiteEndpoint, TargetRules, Verdict};
 pub use spec::{check_job, found, Problem, Problems, Target};
+pub use target::TargetPattern;
 pub use wire::{now_ms, JobMessage, JobState, Report};

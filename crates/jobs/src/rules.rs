@@ -14,7 +14,7 @@
 //! when the satellite has an allow-list, anything it does not name.
 
 use crate::spec::Target;
-use mware_config::TargetPattern;
+use crate::TargetPattern;
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
 

@@ -16,7 +16,7 @@ fn env(known_hosts: &std::path::Path) -> RunEnv {
 /// Rules whose allow-list names `entries` (the peers here are on loopback, refused unless
 /// an entry lies inside it).
 fn allowing(entries: &[&str]) -> TargetRules {
-    let allow = entries.iter().map(|e| mware_config::TargetPattern::parse(e).unwrap()).collect();
+    let allow = entries.iter().map(|e| mware_jobs::TargetPattern::parse(e).unwrap()).collect();
     TargetRules { scope: "devicemanager.allowed_targets.pool".into(), allow: Some(allow), site: vec![] }
 }
 

@@ -1,13 +1,13 @@
 //! The commands other than `run`: validate, route, schema, status, switchover, config, rtcache
-//! (`mutex` is in [`crate::mutex_cmd`], `ssh` in [`crate::ssh_cmd`], `tasks` and the
-//! site's state in [`crate::tasks_cmd`]).
+//! (`ssh` is in [`crate::ssh_cmd`], the site's state text in [`crate::status_text`]); each
+//! service's own subcommands come from its crate through the registry ([`run_service`]).
 
 use crate::cli::{Cli, Command, ConfigAction};
 use crate::load::{self, Loaded};
 use anyhow::Context;
 use mware_config::redact;
-use mware_config::{validate, DomainTree, Severity, Site};
-use mware_coord::GroupView;
+use mware_config::{DomainTree, Severity};
+use mware_registry::validate;
 use serde_json::{json, Value};
 use std::process::ExitCode;
 
@@ -21,7 +21,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Validate { config } => return cmd_validate(&config),
         Command::Route { config, json, domains } => return cmd_route(&config, json, &domains),
         Command::Schema => {
-            println!("{}", serde_json::to_string_pretty(&mware_config::schema()).unwrap_or_default());
+            println!("{}", serde_json::to_string_pretty(&mware_registry::schema()).unwrap_or_default());
             Ok(())
         }
         Command::Run { config, instance } => {
@@ -36,12 +36,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Status { api, json } => runtime().block_on(cmd_status(&api, json)),
         Command::Switchover { group, to, api, token_env } => runtime().block_on(cmd_switchover(group, to, &api, &token_env)),
         Command::Config { action } => runtime().block_on(cmd_config(action)),
-        Command::Mutex { action } => runtime().block_on(crate::mutex_cmd::run(action)),
-        Command::Calls { action } => runtime().block_on(crate::calls_cmd::run(action)),
-        Command::Tasks { action } => runtime().block_on(crate::tasks_cmd::run(action)),
-        Command::Alarms { action } => runtime().block_on(crate::alarms_cmd::run(action)),
         Command::Ssh { action } => runtime().block_on(crate::ssh_cmd::run(action)),
-        Command::Backup { action } => runtime().block_on(crate::backup_cmd::run(action)),
         Command::Rtcache(args) => {
             crate::logging::init(fmt);
             runtime().block_on(async move {
@@ -59,6 +54,17 @@ pub fn dispatch(cli: Cli) -> ExitCode {
             })
         }
     };
+    exit_code(result)
+}
+
+/// Runs a service's subcommand (from the registry) with what the binary gives it.
+pub fn run_service(s: &mware_client::Subcommand, matches: clap::ArgMatches) -> ExitCode {
+    mware_coord::fsmode::restrict_umask();
+    let env = mware_client::CliEnv { site: |path| Box::pin(async move { crate::ssh_cmd::full_site(&path).await }) };
+    exit_code(runtime().block_on((s.run)(matches, env)))
+}
+
+fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -152,62 +158,14 @@ fn cmd_route(path: &std::path::Path, as_json: bool, domains: &[String]) -> ExitC
     }
 }
 
-/// The cluster as JSON: the config's groups merged with what the coordinator knows.
-pub fn cluster_json(site: &Site, views: &[GroupView]) -> Value {
-    let mut groups = site.groups();
-    for v in views {
-        if !groups.contains(&v.group) {
-            groups.push(v.group);
-        }
-    }
-    groups.sort_unstable();
-    let out: Vec<Value> = groups
-        .iter()
-        .map(|g| {
-            let view = views.iter().find(|v| v.group == *g);
-            let leader = view.and_then(|v| v.leader.clone());
-            let mut members: Vec<Value> = site
-                .group_members(*g)
-                .iter()
-                .map(|p| {
-                    let m = view.and_then(|v| v.members.iter().find(|m| m.info.instance == p.role.name));
-                    json!({
-                        "name": p.role.name, "server": p.server.name, "order": p.role.order,
-                        "address": p.api_addr(), "live": m.map(|m| m.live).unwrap_or(false),
-                        "active": leader.as_ref().map(|l| l.instance == p.role.name).unwrap_or(false),
-                    })
-                })
-                .collect();
-            if let Some(v) = view {
-                for m in v.members.iter().filter(|m| site.instance(&m.info.instance).is_none()) {
-                    members.push(json!({"name": m.info.instance, "order": m.info.order, "address": m.info.address,
-                        "live": m.live, "active": leader.as_ref().map(|l| l.instance == m.info.instance).unwrap_or(false),
-                        "note": "not in the running config"}));
-                }
-            }
-            let domains: Vec<String> = site.group_members(*g).first().map(|p| p.role.include_domains.clone()).unwrap_or_default();
-            json!({
-                "group": g,
-                "domains": domains,
-                "active": leader.as_ref().map(|l| l.instance.clone()),
-                "epoch": leader.as_ref().map(|l| l.epoch),
-                "since_ms": leader.as_ref().map(|l| l.since_ms),
-                "members": members,
-                "last_transition": view.and_then(|v| v.last_transition.clone()),
-            })
-        })
-        .collect();
-    json!({"site": site.site, "groups": out})
-}
-
 async fn cmd_status(api: &str, as_json: bool) -> anyhow::Result<()> {
-    let v = crate::api_client::get(api, "/api/v1/cluster").await?;
+    let v = mware_client::api::get(api, "/api/v1/cluster").await?;
     // The site's state comes first; an instance that cannot tell it does not hide the cluster.
-    let state = crate::api_client::fetch(api, "/api/v1/monitoring").await;
+    let state = mware_client::api::fetch(api, "/api/v1/monitoring").await;
     if as_json {
         let state = match &state {
             Ok((s, m, _)) if s.is_success() => m.clone(),
-            Ok((s, m, url)) => json!({"error": format!("{url}: {s}: {}", crate::api_client::error_of(m))}),
+            Ok((s, m, url)) => json!({"error": format!("{url}: {s}: {}", mware_client::api::error_of(m))}),
             Err(e) => json!({"error": format!("{e:#}")}),
         };
         let mut v = v;
@@ -216,8 +174,8 @@ async fn cmd_status(api: &str, as_json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     match &state {
-        Ok((s, m, _)) if s.is_success() => print!("{}", crate::tasks_cmd::site_state_text(m)),
-        Ok((s, m, url)) => println!("site state: unknown ({url}: {s}: {})", crate::api_client::error_of(m)),
+        Ok((s, m, _)) if s.is_success() => print!("{}", crate::status_text::site_state_text(m)),
+        Ok((s, m, url)) => println!("site state: unknown ({url}: {s}: {})", mware_client::api::error_of(m)),
         Err(e) => println!("site state: unknown ({e:#})"),
     }
     println!();
@@ -258,7 +216,7 @@ fn fmt_ms(ms: Option<u64>) -> String {
 }
 
 async fn cmd_switchover(group: u32, to: Option<String>, api: &str, token_env: &str) -> anyhow::Result<()> {
-    crate::api_client::post(api, &format!("/api/v1/groups/{group}/switchover"), token_env, &json!({"to": to}), "switchover").await?;
+    mware_client::api::post(api, &format!("/api/v1/groups/{group}/switchover"), token_env, &json!({"to": to}), "switchover").await?;
     println!("switchover of group {group} requested{}", to.map(|t| format!(" to {t}")).unwrap_or_default());
     Ok(())
 }

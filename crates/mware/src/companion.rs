@@ -11,6 +11,7 @@
 //! (SIGTERM, SIGINT, SIGHUP) are ignored: it ends when the daemon ends, never before.
 
 use anyhow::Context;
+use backon::BackoffBuilder;
 use mware_coord::{companion_decide, CompanionAction, CompanionEvent, CompanionMsg, LeaseRevoker, Settings};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -99,8 +100,9 @@ pub async fn run() -> anyhow::Result<()> {
 
 /// Connects to the coordinator, retrying until it answers; prints `ready` then.
 async fn open(settings: Settings) -> LeaseRevoker {
-    let mut pause = Duration::from_millis(200);
+    let mut pauses = crate::daemon::COORD_RETRY.build();
     loop {
+        let pause = pauses.next().unwrap_or(crate::daemon::COORD_RETRY_MAX);
         let r = match LeaseRevoker::open(settings.clone()).await {
             Ok(r) => r.ping().await.map(|_| r),
             Err(e) => Err(e),
@@ -115,7 +117,6 @@ async fn open(settings: Settings) -> LeaseRevoker {
             Err(e) => tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "companion: cannot reach the coordinator yet"),
         }
         tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(3));
     }
 }
 

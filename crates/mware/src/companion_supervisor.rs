@@ -1,7 +1,7 @@
 //! The daemon's side of the companion (see `companion.rs`): starts `mware companion`
 //! (this same binary, through `/proc/self/exe`, so an upgrade on disk does not matter)
 //! with a pipe on its standard input, tells it the coordination settings and every change
-//! of the lease, and starts it again after a pause (1 s doubling to 30 s) if it dies.
+//! of the lease, and starts it again after a pause (from 1 s, growing with jitter to at most 30 s) if it dies.
 //!
 //! The companion is not a single point of failure: while it is missing, nothing changes
 //! for the daemon, whose lease is renewed as always; only a kill -9 of the daemon then
@@ -10,6 +10,7 @@
 
 use crate::cli::LogFormat;
 use crate::metrics::Metrics;
+use backon::{BackoffBuilder, ExponentialBuilder};
 use mware_config::Site;
 use mware_coord::{CompanionMsg, Settings};
 use std::process::Stdio;
@@ -19,8 +20,15 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-/// First and longest pause before starting a companion that died again.
-const RESTART: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(30));
+/// Pauses before starting a companion that died again: from 1 s doubling to 15 s, each
+/// lengthened by a random share of itself: at most [`RESTART_MAX`].
+const RESTART: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_secs(1))
+    .with_max_delay(Duration::from_secs(15))
+    .with_jitter()
+    .without_max_times();
+/// The longest pause before a restart.
+const RESTART_MAX: Duration = Duration::from_secs(30);
 /// A companion that ran this long is starting afresh: its next restart waits the first pause.
 const HEALTHY: Duration = Duration::from_secs(60);
 /// How long a companion told `done` may take to exit before it is killed.
@@ -64,10 +72,16 @@ async fn supervise(
     metrics: Metrics,
     stop: CancellationToken,
 ) {
-    let mut pause = RESTART.0;
+    let mut pauses = RESTART.build();
     loop {
         let started = Instant::now();
-        match spawn(&settings, log_format, &mut lease).await {
+        let mut next_pause = || {
+            if started.elapsed() >= HEALTHY {
+                pauses = RESTART.build();
+            }
+            pauses.next().unwrap_or(RESTART_MAX)
+        };
+        let pause = match spawn(&settings, log_format, &mut lease).await {
             Ok((child, stdin)) => {
                 let pid = child.id().unwrap_or(0);
                 metrics.companion_pid.set(pid as i64);
@@ -75,23 +89,23 @@ async fn supervise(
                 let ended = keep(child, stdin, &mut lease, &metrics, &stop).await;
                 metrics.companion_ready.set(0);
                 metrics.companion_pid.set(0);
-                match ended {
-                    None => return,
-                    Some(how) => tracing::warn!(companion_pid = pid, exit = %how, restart_in_ms = pause.as_millis() as u64,
-                        "the companion ended; this instance goes on with its normal lease (a kill -9 now takes the lease's time to fail over)"),
-                }
+                let Some(how) = ended else { return };
+                let pause = next_pause();
+                tracing::warn!(companion_pid = pid, exit = %how, restart_in_ms = pause.as_millis() as u64,
+                    "the companion ended; this instance goes on with its normal lease (a kill -9 now takes the lease's time to fail over)");
+                pause
             }
-            Err(e) => tracing::warn!(error = %e, restart_in_ms = pause.as_millis() as u64, "cannot start the companion"),
-        }
+            Err(e) => {
+                let pause = next_pause();
+                tracing::warn!(error = %e, restart_in_ms = pause.as_millis() as u64, "cannot start the companion");
+                pause
+            }
+        };
         metrics.companion_restarts.inc();
-        if started.elapsed() >= HEALTHY {
-            pause = RESTART.0;
-        }
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(pause) => {}
         }
-        pause = (pause * 2).min(RESTART.1);
     }
 }
 

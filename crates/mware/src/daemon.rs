@@ -9,6 +9,7 @@ use crate::companion_supervisor::Companion;
 use crate::load::{self, Loaded};
 use crate::metrics::{Metrics, ReloadLabels, TransitionLabels};
 use anyhow::Context;
+use backon::{BackoffBuilder, ExponentialBuilder};
 use mware_config::{Backend, DomainTree, Secret, Site};
 use mware_coord::{Activity, Coordinator, MemberInfo};
 use mware_host::{Events, Host};
@@ -46,15 +47,7 @@ struct Source {
 
 /// Runs the daemon until a stop signal.
 pub async fn run(config: PathBuf, instance: String, log_format: LogFormat) -> anyhow::Result<()> {
-    let (boot, whole) = match load::load(&config)? {
-        Loaded::Site { site, warnings, .. } => {
-            for w in &warnings {
-                tracing::warn!(path = %w.path, problem = %w.message, "config warning");
-            }
-            (site, true)
-        }
-        Loaded::Bootstrap(site) => (site, false),
-    };
+    let (boot, whole) = load_file(&config)?;
     if boot.coordination.backend == Backend::Embedded {
         let path = Path::new(&boot.coordination.path);
         mware_coord::fsmode::private_parent(path).with_context(|| format!("cannot create the folder of {} (0700)", path.display()))?;
@@ -64,17 +57,7 @@ pub async fn run(config: PathBuf, instance: String, log_format: LogFormat) -> an
     let coord_rt = mware_coord::CoordRuntime::start().context("cannot start the coordinator thread")?;
     let coord = coord_rt.connect(&boot).await.context("cannot open the coordinator")?;
     let companion = Companion::new(&boot, log_format);
-    let site = if whole {
-        boot
-    } else {
-        let (text, rev) = coord.config_get().await?.with_context(|| {
-            format!("{}: has no servers, and no site file is stored in the coordinator (run `mware config push FILE`)", config.display())
-        })?;
-        let (site, _) = load::check(&text)
-            .map_err(|e| anyhow::anyhow!("the site file stored in the coordinator (revision {rev}) is invalid:\n{}", load::lines(&e)))?;
-        tracing::info!(revision = rev, "using the site file stored in the coordinator");
-        site
-    };
+    let site = if whole { boot } else { stored_site(coord.as_ref(), &config).await? };
     let me = site.instance(&instance).with_context(|| not_found(&site, &instance))?;
     let addr = me.api_addr().with_context(|| format!("instance {instance}: iface {} has no address", me.role.iface))?;
     let member = MemberInfo {
@@ -86,30 +69,13 @@ pub async fn run(config: PathBuf, instance: String, log_format: LogFormat) -> an
         since_ms: mware_coord::now_ms(),
     };
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr}"))?;
-    let token = token_from_env(&site.api.token_env);
-    if token.is_none() {
-        tracing::warn!(env = %site.api.token_env, "no API token configured: mutating API calls are refused");
-    }
-    let operator = site.api.operator_token_env.clone().map(|env| OperatorToken { token: token_from_env(&env), env });
-    if let Some(OperatorToken { env, token: None }) = &operator {
-        tracing::warn!(%env, "no operator token in the environment: switchover and eviction are refused");
-    }
+    let (token, operator) = api_tokens(&site);
     let drain = Duration::from_millis(site.api.drain_timeout_ms);
     // The server's limits are read at start; a reload does not change them.
     let me_api = site.api.clone();
     let stop_timeout = Duration::from_millis(site.coordination.step_down_margin_ms.max(500));
 
-    let mut registry = Registry::default();
-    let metrics = Metrics::default();
-    metrics.register(&mut registry);
-    // `mware_role_info{site, mware_group, role} 1`: lets alert rules sum `mware_active` per
-    // group (joined on the scrape target's labels).
-    let role_labels = vec![
-        ("site".to_string(), site.site.clone()),
-        ("mware_group".to_string(), member.group.to_string()),
-        ("role".to_string(), instance.clone()),
-    ];
-    registry.register("mware_role", "this instance's site, group and role name", prometheus_client::metrics::info::Info::new(role_labels));
+    let (mut registry, metrics) = registry(&site, member.group, &instance);
     let services = crate::services::build(&mut registry);
 
     let tree = DomainTree::build(&site);
@@ -155,13 +121,7 @@ pub async fn run(config: PathBuf, instance: String, log_format: LogFormat) -> an
 
     tracing::info!(%instance, %addr, "serving the API");
     let app = api::router(state.clone());
-    let limits = mware_http::Limits {
-        header_read_timeout: Duration::from_millis(me_api.header_read_timeout_ms),
-        idle_timeout: Duration::from_millis(me_api.idle_timeout_ms),
-        request_timeout: Duration::from_millis(me_api.request_timeout_ms),
-        max_connections: me_api.max_connections,
-    };
-    let server = tokio::spawn(mware_http::serve(listener, app, limits, metrics.http.clone(), shutdown.clone()));
+    let server = tokio::spawn(mware_http::serve(listener, app, limits(&me_api), metrics.http.clone(), shutdown.clone()));
 
     shutdown.cancelled().await;
     // Services stop first; only then is the leader key released, so the next instance
@@ -179,6 +139,72 @@ pub async fn run(config: PathBuf, instance: String, log_format: LogFormat) -> an
         Err(_) => tracing::warn!(timeout_ms = drain.as_millis() as u64, "drain time limit reached; exiting"),
     }
     Ok(())
+}
+
+/// The API server's limits from the site's `api` section (read at start; a reload does
+/// not change them).
+fn limits(api: &mware_config::ApiConfig) -> mware_http::Limits {
+    mware_http::Limits {
+        header_read_timeout: Duration::from_millis(api.header_read_timeout_ms),
+        idle_timeout: Duration::from_millis(api.idle_timeout_ms),
+        request_timeout: Duration::from_millis(api.request_timeout_ms),
+        max_connections: api.max_connections,
+    }
+}
+
+/// The file given on the command line: a whole site (`true`, its warnings logged) or a
+/// bootstrap naming only the coordinator (`false`).
+fn load_file(config: &Path) -> anyhow::Result<(Site, bool)> {
+    Ok(match load::load(config)? {
+        Loaded::Site { site, warnings, .. } => {
+            for w in &warnings {
+                tracing::warn!(path = %w.path, problem = %w.message, "config warning");
+            }
+            (site, true)
+        }
+        Loaded::Bootstrap(site) => (site, false),
+    })
+}
+
+/// The site file stored in the coordinator, for a daemon started with a bootstrap file.
+async fn stored_site(coord: &dyn Coordinator, config: &Path) -> anyhow::Result<Site> {
+    let (text, rev) = coord.config_get().await?.with_context(|| {
+        format!("{}: has no servers, and no site file is stored in the coordinator (run `mware config push FILE`)", config.display())
+    })?;
+    let (site, _) = load::check(&text)
+        .map_err(|e| anyhow::anyhow!("the site file stored in the coordinator (revision {rev}) is invalid:\n{}", load::lines(&e)))?;
+    tracing::info!(revision = rev, "using the site file stored in the coordinator");
+    Ok(site)
+}
+
+/// The API token and the operator's, from the environment variables the site names;
+/// a missing one is logged with what is refused without it.
+fn api_tokens(site: &Site) -> (Option<Secret>, Option<OperatorToken>) {
+    let token = token_from_env(&site.api.token_env);
+    if token.is_none() {
+        tracing::warn!(env = %site.api.token_env, "no API token configured: mutating API calls are refused");
+    }
+    let operator = site.api.operator_token_env.clone().map(|env| OperatorToken { token: token_from_env(&env), env });
+    if let Some(OperatorToken { env, token: None }) = &operator {
+        tracing::warn!(%env, "no operator token in the environment: switchover and eviction are refused");
+    }
+    (token, operator)
+}
+
+/// The metrics registry with the daemon's own metrics and `mware_role_info{site,
+/// mware_group, role} 1`, which lets alert rules sum `mware_active` per group (joined on
+/// the scrape target's labels).
+fn registry(site: &Site, group: u32, instance: &str) -> (Registry, Metrics) {
+    let mut registry = Registry::default();
+    let metrics = Metrics::default();
+    metrics.register(&mut registry);
+    let role_labels = vec![
+        ("site".to_string(), site.site.clone()),
+        ("mware_group".to_string(), group.to_string()),
+        ("role".to_string(), instance.to_string()),
+    ];
+    registry.register("mware_role", "this instance's site, group and role name", prometheus_client::metrics::info::Info::new(role_labels));
+    (registry, metrics)
 }
 
 fn not_found(site: &Site, instance: &str) -> String {
@@ -200,18 +226,18 @@ async fn keep_membership(
     companion: Companion,
     leave: CancellationToken,
 ) {
-    let mut pause = Duration::from_millis(200);
+    let mut pauses = COORD_RETRY.build();
     let membership = loop {
         match coord.join(member.clone()).await {
             Ok(m) => break m,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot join the group yet; retrying");
+                let pause = pauses.next().unwrap_or(COORD_RETRY_MAX);
+                tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "cannot join the group yet; retrying");
                 act_tx.send_replace(Activity::Passive { reason: format!("cannot join the group: {e}") });
                 tokio::select! {
                     _ = leave.cancelled() => return,
                     _ = tokio::time::sleep(pause) => {}
                 }
-                pause = (pause * 2).min(Duration::from_secs(3));
             }
         }
     };
@@ -335,8 +361,25 @@ fn mtime(p: &Path) -> Option<SystemTime> {
     std::fs::metadata(p).and_then(|m| m.modified()).ok()
 }
 
-/// First and longest pause between two attempts to open the coordinator's config watch.
-const WATCH_RETRY: (Duration, Duration) = (Duration::from_millis(500), Duration::from_secs(10));
+/// Pauses between two attempts to open the coordinator's config watch: from 500 ms doubling
+/// to 5 s, each lengthened by a random share of itself: at most [`WATCH_RETRY_MAX`].
+const WATCH_RETRY: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_millis(500))
+    .with_max_delay(Duration::from_secs(5))
+    .with_jitter()
+    .without_max_times();
+/// The longest pause between two attempts to open the config watch.
+const WATCH_RETRY_MAX: Duration = Duration::from_secs(10);
+/// Pauses between two attempts to reach the coordinator (joining the group, the companion's
+/// connection): from 200 ms doubling to 1.5 s, each lengthened by a random share of itself
+/// (instances started together do not retry in step): at most [`COORD_RETRY_MAX`].
+pub(crate) const COORD_RETRY: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_millis(200))
+    .with_max_delay(Duration::from_millis(1500))
+    .with_jitter()
+    .without_max_times();
+/// The longest pause between two attempts to reach the coordinator.
+pub(crate) const COORD_RETRY_MAX: Duration = Duration::from_secs(3);
 
 /// Applies a new config on SIGHUP, on a change of the file, and on every site file pushed to
 /// the coordinator. The coordinator's config watch is (re)opened with backoff whenever it is
@@ -359,7 +402,7 @@ async fn reload_loop(
     let mut seen = mtime(&src.path);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut watch: Option<tokio::sync::mpsc::Receiver<(String, u64)>> = None;
-    let (mut retry_at, mut backoff, mut failures) = (tokio::time::Instant::now(), WATCH_RETRY.0, 0u32);
+    let (mut retry_at, mut pauses, mut failures) = (tokio::time::Instant::now(), WATCH_RETRY.build(), 0u32);
     // Revision of the newest stored site file seen; `None` until the first watch is open.
     let mut stored_rev: Option<u64> = None;
     loop {
@@ -376,7 +419,7 @@ async fn reload_loop(
                     Ok(w) => {
                         watch = Some(w);
                         tracing::info!(failed_attempts = failures, "watching the coordinator for pushed site files");
-                        (backoff, failures) = (WATCH_RETRY.0, 0);
+                        (pauses, failures) = (WATCH_RETRY.build(), 0);
                         match coord.config_get().await {
                             Ok(Some((text, rev))) => {
                                 if stored_rev.is_some_and(|r| rev > r) {
@@ -391,10 +434,10 @@ async fn reload_loop(
                     }
                     Err(e) => {
                         failures += 1;
-                        tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, failed_attempts = failures,
+                        let pause = pauses.next().unwrap_or(WATCH_RETRY_MAX);
+                        tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, failed_attempts = failures,
                             "cannot watch the coordinator for pushed site files; retrying");
-                        retry_at = tokio::time::Instant::now() + backoff;
-                        backoff = (backoff * 2).min(WATCH_RETRY.1);
+                        retry_at = tokio::time::Instant::now() + pause;
                     }
                 }
                 continue;

@@ -2,7 +2,8 @@
 //! `site` and `coordination` (the site itself then comes from the coordinator).
 
 use anyhow::Context;
-use mware_config::{validate, Coordination, Problem, Severity, Site};
+use mware_config::{Coordination, Problem, Severity, Site};
+use mware_registry::validate;
 use serde::Deserialize;
 use std::path::Path;
 

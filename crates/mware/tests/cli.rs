@@ -19,13 +19,13 @@ fn examples_validate() {
     }
 }
 
-/// Each of the seeds' own examples (`crates/config/tests/seeds/`, verbatim), inside the
+/// Each of the seeds' own examples (`crates/registry/tests/seeds/`, verbatim), inside the
 /// site's envelope, passes `mware validate` without a warning: the two role examples
 /// whole, and the `pg_controller`, `backup_controller` (its `sync_folder` names no path)
 /// and `cti_adapters` values under a minimal role.
 #[test]
 fn the_seed_examples_validate() {
-    let seeds = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/tests/seeds");
+    let seeds = concat!(env!("CARGO_MANIFEST_DIR"), "/../registry/tests/seeds");
     let read = |f: &str| std::fs::read_to_string(format!("{seeds}/{f}")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     for (file, key) in [

@@ -1,6 +1,7 @@
 //! The poller's loop: connect (with backoff), consume, run, report, ack; drain on stop.
 //! A job is reported `started` only when it runs longer than [`STARTED_AFTER`].
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use clap::Args;
 use futures::StreamExt;
 use lapin::message::Delivery;
@@ -21,6 +22,15 @@ use tokio_util::sync::CancellationToken;
 
 /// A job still running this long after it started is reported `running`.
 pub const STARTED_AFTER: Duration = Duration::from_millis(100);
+/// Pauses between reconnects to the broker: from 200 ms doubling to 15 s, each lengthened by
+/// a random share of itself so replicas do not reconnect in step: at most [`RECONNECT_MAX`].
+const RECONNECT: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_millis(200))
+    .with_max_delay(Duration::from_secs(15))
+    .with_jitter()
+    .without_max_times();
+/// The longest pause between reconnects.
+const RECONNECT_MAX: Duration = Duration::from_secs(30);
 
 /// `mware poller`: runs device jobs taken from RabbitMQ. The broker's URL comes from the
 /// environment variable `MWARE_AMQP_DSN` (`amqp://user:pass@host:5672/%2f`), never from
@@ -113,15 +123,16 @@ pub async fn run(args: PollerArgs, cancel: CancellationToken) -> Result<(), Poll
         env: RunEnv::new(HostKeyPolicy { known_hosts: args.known_hosts.clone(), trust_on_first_use: args.trust_on_first_use }),
     });
     tracing::info!(poller = %ctx.name, queue = %ctx.queue, concurrency = args.concurrency, broker = %mware_config::mask_url_userinfo(&dsn), "poller starting");
-    let mut backoff = Duration::from_millis(200);
+    let mut pauses = RECONNECT.build();
     let mut failures = mware_jobs::amqp::FailureLog::new(mware_jobs::amqp::FAILURE_LOG_EVERY);
     loop {
         let mut up = false;
         let r = session(&ctx, &args, &dsn, &cancel, &mut up).await;
         if up {
             failures.recovered();
-            backoff = Duration::from_millis(200);
+            pauses = RECONNECT.build();
         }
+        let pause = pauses.next().unwrap_or(RECONNECT_MAX);
         match r {
             Ok(()) => {
                 tracing::info!(poller = %ctx.name, "poller stopped");
@@ -129,18 +140,15 @@ pub async fn run(args: PollerArgs, cancel: CancellationToken) -> Result<(), Poll
             }
             Err(e) => {
                 if let Some(attempts) = failures.failed(std::time::Instant::now()) {
-                    tracing::warn!(poller = %ctx.name, error = %e, attempts, retry_in_ms = backoff.as_millis() as u64,
+                    tracing::warn!(poller = %ctx.name, error = %e, attempts, retry_in_ms = pause.as_millis() as u64,
                         "broker link lost; reconnecting (logged at most once per 30 s while it lasts)")
                 }
             }
         }
-        // Jitter, so replicas do not reconnect in step.
-        let pause = backoff + Duration::from_millis(rand::random::<u64>() % (backoff.as_millis() as u64 / 2 + 1));
         tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
             _ = tokio::time::sleep(pause) => {}
         }
-        backoff = (backoff * 2).min(Duration::from_secs(30));
     }
 }
 
@@ -251,4 +259,21 @@ async fn handle(ctx: &Ctx, out: &Channel, d: Delivery) -> Result<(), PollerError
     };
     publish(out, &r, true).await?;
     d.acker.ack(BasicAckOptions::default()).await.map_err(broker("ack"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reconnect pauses start near 200 ms, stay at most 30 s, and two pollers do not
+    /// reconnect in step.
+    #[test]
+    fn reconnect_pauses_capped_and_spread() {
+        let a: Vec<Duration> = RECONNECT.build().take(16).collect();
+        let b: Vec<Duration> = RECONNECT.build().take(16).collect();
+        assert!(a[0] >= Duration::from_millis(200) && a[0] < Duration::from_millis(400), "{a:?}");
+        assert!(a.iter().all(|p| *p <= RECONNECT_MAX), "{a:?}");
+        assert!(a[10..].iter().all(|p| *p >= Duration::from_secs(15)), "reaches the cap: {a:?}");
+        assert_ne!(a, b);
+    }
 }

@@ -176,10 +176,10 @@ impl Phone {
         let trace = dir.join(format!("{user}-{port}.trace"));
         let mut cmd = Command::new("/usr/bin/sipp");
         cmd.arg("-sf").arg(scenario).args(["-i", "127.0.0.1", "-p"]).arg(port.to_string());
-        cmd.args(["-trace_msg", "-message_file"])
-            .arg(&trace)
-            .args(["-trace_err", "-error_file"])
-            .arg(dir.join(format!("{user}-{port}.err")));
+        if traced {
+            cmd.args(["-trace_msg", "-message_file"]).arg(&trace);
+        }
+        cmd.args(["-trace_err", "-error_file"]).arg(dir.join(format!("{user}-{port}.err")));
         cmd.args(args);
         let child = Child::spawn(&format!("sipp {user}"), cmd, &dir.join(format!("{user}-{port}.log")))?;
         std::thread::sleep(Duration::from_millis(200));

@@ -5,21 +5,20 @@
 //! `group_sections`) the same service sections on every member of a group.
 
 use super::sections::{Inst, Walked};
-use super::walk::{join, Cx};
+use super::walk::{join, Check};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Runs every cross check.
-pub(crate) fn check(cx: &mut Cx, w: &Walked) {
+pub(crate) fn check(cx: &mut Check, w: &Walked) {
     unique_servers(cx, w);
     unique_roles(cx, w);
     orders(cx, w);
     domains(cx, w);
     ports(cx, w);
     super::group_sections::check(cx, w);
-    super::provisioning::across_groups(cx, w);
 }
 
-fn unique_servers(cx: &mut Cx, w: &Walked) {
+fn unique_servers(cx: &mut Check, w: &Walked) {
     let mut seen: HashMap<&str, &str> = HashMap::new();
     for s in &w.servers {
         let Some(n) = s.name.as_deref() else { continue };
@@ -34,7 +33,7 @@ fn unique_servers(cx: &mut Cx, w: &Walked) {
     }
 }
 
-fn unique_roles(cx: &mut Cx, w: &Walked) {
+fn unique_roles(cx: &mut Check, w: &Walked) {
     let mut seen: HashMap<&str, &str> = HashMap::new();
     for i in &w.insts {
         let Some(n) = i.name.as_deref() else { continue };
@@ -49,7 +48,7 @@ fn unique_roles(cx: &mut Cx, w: &Walked) {
     }
 }
 
-fn orders(cx: &mut Cx, w: &Walked) {
+fn orders(cx: &mut Check, w: &Walked) {
     let mut seen: HashMap<(u32, i64), &str> = HashMap::new();
     for i in &w.insts {
         let (Some(g), Some(o)) = (i.group, i.order) else { continue };
@@ -76,7 +75,7 @@ fn show(s: &BTreeSet<&str>) -> String {
     }
 }
 
-fn domains(cx: &mut Cx, w: &Walked) {
+fn domains(cx: &mut Check, w: &Walked) {
     // Duplicates inside one instance's list.
     for i in &w.insts {
         let mut seen: HashMap<&str, &str> = HashMap::new();
@@ -149,7 +148,7 @@ fn domains(cx: &mut Cx, w: &Walked) {
     }
 }
 
-fn ports(cx: &mut Cx, w: &Walked) {
+fn ports(cx: &mut Check, w: &Walked) {
     for (k, b) in w.insts.iter().enumerate() {
         let (Some(ab), Some(pb)) = (b.addr, b.api_port) else { continue };
         let clash = w.insts[..k].iter().find(|a| {

@@ -9,12 +9,12 @@
 //! differing path is reported, never a value (sections hold passwords).
 
 use super::sections::Inst;
-use super::walk::{index, join, Cx};
+use super::walk::{index, join, Check};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Reports every path where a member's sections differ from its group's first member.
-pub(crate) fn check(cx: &mut Cx, w: &super::sections::Walked) {
+pub(crate) fn check(cx: &mut Check, w: &super::sections::Walked) {
     let mut first: BTreeMap<u32, &Inst> = BTreeMap::new();
     for i in &w.insts {
         let Some(g) = i.group else { continue };

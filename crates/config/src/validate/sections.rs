@@ -3,8 +3,7 @@
 //! summarised in an [`Inst`] for the cross-instance checks in `cross.rs`.
 
 use super::extra;
-use super::walk::{found, index, join, quote, Cx};
-use crate::validate::Severity;
+use super::walk::{found, index, join, quote, Check};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -36,7 +35,9 @@ const API_KEYS: &[&str] = &[
 ];
 const SSH_KEYS: &[&str] = &["known_hosts", "trust_on_first_use"];
 const SERVER_KEYS: &[&str] = &["name", "ifaces", "roles"];
-const ROLE_KEYS: &[&str] = &[
+/// The role keys of the site itself; every other key is a service's section, allowed
+/// when a registered section claims it.
+pub(crate) const ROLE_KEYS: &[&str] = &[
     "name",
     "roletype",
     "iface",
@@ -46,16 +47,8 @@ const ROLE_KEYS: &[&str] = &[
     "order",
     "include_domains",
     "api_port",
-    "pg_controller",
-    "backup_controller",
     "enable_audiomatcher",
     "cti_adapters",
-    "critical_sections",
-    "provisioning",
-    "service_tasks",
-    "monitoring",
-    "devicemanager",
-    "alarms",
 ];
 const ROLE_REQUIRED: &[&str] = &["name", "roletype", "iface", "group", "order"];
 /// Role keys that belong to one member. Every other key of a role (the service
@@ -107,8 +100,9 @@ pub(crate) struct Walked {
     pub servers_ok: bool,
 }
 
-/// Walks the whole document, reporting errors to `cx` and pg_controller warnings to `warn`.
-pub(crate) fn site(cx: &mut Cx, warn: &mut Cx, root: &Value) -> Walked {
+/// Walks the whole document, reporting its problems to `cx`. `sections` are the role keys
+/// that registered services claim (their values are checked by their services).
+pub(crate) fn site(cx: &mut Check, root: &Value, sections: &[&str]) -> Walked {
     let mut w = Walked::default();
     let Some(m) = cx.object(root, "$") else { return w };
     cx.keys(m, "", SITE_KEYS, &["site", "servers"]);
@@ -129,13 +123,13 @@ pub(crate) fn site(cx: &mut Cx, warn: &mut Cx, root: &Value) -> Walked {
     if let Some(list) = m.get("servers").and_then(|v| cx.list(v, "servers")) {
         w.servers_ok = true;
         for (i, s) in list.iter().enumerate() {
-            server(cx, warn, s, i, &mut w);
+            server(cx, s, i, &mut w, sections);
         }
     }
     w
 }
 
-fn coordination(cx: &mut Cx, v: &Value) {
+fn coordination(cx: &mut Check, v: &Value) {
     let p = "coordination";
     let Some(m) = cx.object(v, p) else { return };
     cx.keys(m, p, COORD_KEYS, &[]);
@@ -203,12 +197,12 @@ fn coordination(cx: &mut Cx, v: &Value) {
     cx.int(m, p, "failback_after_s", 0, i64::MAX);
 }
 
-fn api(cx: &mut Cx, v: &Value) {
+fn api(cx: &mut Check, v: &Value) {
     let p = "api";
     let Some(m) = cx.object(v, p) else { return };
     cx.keys(m, p, API_KEYS, &[]);
-    let token = env_name(cx, m, p, "token_env");
-    let operator = env_name(cx, m, p, "operator_token_env");
+    let token = cx.env_name(m, p, "token_env");
+    let operator = cx.env_name(m, p, "operator_token_env");
     if let (Some(t), Some(o)) = (token, operator) {
         if t == o {
             cx.report(
@@ -255,7 +249,7 @@ fn valid_host_entry(h: &str) -> bool {
             .all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
 }
 
-fn ssh(cx: &mut Cx, v: &Value) {
+fn ssh(cx: &mut Check, v: &Value) {
     let p = "ssh";
     let Some(m) = cx.object(v, p) else { return };
     cx.keys(m, p, SSH_KEYS, &[]);
@@ -267,19 +261,7 @@ fn ssh(cx: &mut Cx, v: &Value) {
     cx.bool(m, p, "trust_on_first_use");
 }
 
-/// `m[key]`, checked to be an environment variable name.
-pub(crate) fn env_name(cx: &mut Cx, m: &Map<String, Value>, p: &str, key: &str) -> Option<String> {
-    let t = cx.str(m, p, key)?.to_string();
-    let ok =
-        t.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !ok {
-        cx.report(&join(p, key), format!("expected an environment variable name (letters, digits, '_'), found {}", quote(&t)));
-        return None;
-    }
-    Some(t)
-}
-
-fn server(cx: &mut Cx, warn: &mut Cx, v: &Value, i: usize, w: &mut Walked) {
+fn server(cx: &mut Check, v: &Value, i: usize, w: &mut Walked, sections: &[&str]) {
     let p = index("servers", i);
     let mut info = ServerInfo { path: p.clone(), name: None, ifaces: BTreeMap::new() };
     let Some(m) = cx.object(v, &p) else {
@@ -313,7 +295,7 @@ fn server(cx: &mut Cx, warn: &mut Cx, v: &Value, i: usize, w: &mut Walked) {
                 continue;
             }
             let raw_ifaces = m.get("ifaces").and_then(Value::as_object);
-            let inst = role(cx, warn, rm, &rp, i, &info, raw_ifaces);
+            let inst = role(cx, rm, &rp, i, &info, raw_ifaces, sections);
             w.insts.push(inst);
         }
     }
@@ -321,17 +303,18 @@ fn server(cx: &mut Cx, warn: &mut Cx, v: &Value, i: usize, w: &mut Walked) {
 }
 
 fn role(
-    cx: &mut Cx,
-    warn: &mut Cx,
+    cx: &mut Check,
     m: &Map<String, Value>,
     p: &str,
     server: usize,
     info: &ServerInfo,
     raw_ifaces: Option<&Map<String, Value>>,
+    section_keys: &[&str],
 ) -> Inst {
     let sections = m.iter().filter(|(k, _)| !PER_MEMBER_KEYS.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
     let mut inst = Inst { path: p.to_string(), server, api_port: Some(8271), sections, ..Inst::default() };
-    cx.keys(m, p, ROLE_KEYS, ROLE_REQUIRED);
+    let allowed: Vec<&str> = ROLE_KEYS.iter().chain(section_keys).copied().collect();
+    cx.keys(m, p, &allowed, ROLE_REQUIRED);
     if let Some(n) = cx.str(m, p, "name") {
         let ok = n.chars().next().is_some_and(|c| c.is_ascii_alphabetic()) && n.chars().all(|c| c.is_ascii_alphanumeric());
         if !ok {
@@ -377,40 +360,9 @@ fn role(
     if m.contains_key("api_port") {
         inst.api_port = cx.port(m, p, "api_port");
     }
-    if let Some(pg) = m.get("pg_controller") {
-        let pp = join(p, "pg_controller");
-        if let Some(list) = cx.list(pg, &pp) {
-            let (_, problems) = crate::pg::parse_groups(list, &pp);
-            warn.problems.extend(problems.into_iter().map(|mut q| {
-                q.severity = Severity::Warning;
-                q
-            }));
-        }
-    }
-    if let Some(b) = m.get("backup_controller").filter(|b| !b.is_null()) {
-        extra::backup_controller(cx, b, &join(p, "backup_controller"));
-    }
     cx.bool(m, p, "enable_audiomatcher");
     if let Some(c) = m.get("cti_adapters") {
         extra::cti_adapters(cx, c, &join(p, "cti_adapters"), raw_ifaces);
-    }
-    if let Some(c) = m.get("critical_sections") {
-        extra::critical_sections(cx, c, &join(p, "critical_sections"));
-    }
-    if let Some(v) = m.get("provisioning").filter(|v| !v.is_null()) {
-        super::provisioning::section(cx, v, &join(p, "provisioning"));
-    }
-    if let Some(v) = m.get("service_tasks") {
-        super::tasks::service_tasks(cx, v, &join(p, "service_tasks"));
-    }
-    if let Some(v) = m.get("monitoring") {
-        super::tasks::monitoring(cx, v, &join(p, "monitoring"));
-    }
-    if let Some(v) = m.get("devicemanager").filter(|v| !v.is_null()) {
-        super::devicemanager::section(cx, v, &join(p, "devicemanager"));
-    }
-    if let Some(v) = m.get("alarms").filter(|v| !v.is_null()) {
-        super::alarms::section(cx, v, &join(p, "alarms"));
     }
     inst
 }

@@ -1,13 +1,16 @@
-//! What the SNMP kinds share: SNMP v2c sessions (snmp2's async session) with a time
-//! limit and retries (UDP loses packets), OID parsing, values as JSON, and the
-//! `community` parameter, a secret.
+//! What the SNMP kinds share: SNMP v2c clients (async-snmp, the library the alarms'
+//! traps and informs use too) with a time limit and retries (UDP loses packets), OID
+//! parsing, values as JSON, and the `community` parameter, a secret.
 
 use super::Failure;
 use crate::exec::Dest;
 use crate::spec::{found, Problems, Target};
+use async_snmp::{Auth, Client, ErrorStatus, Oid, Retry, UdpHandle, VarBind};
 use serde_json::{json, Map, Value};
-use snmp2::{AsyncSession, Oid, Pdu};
 use std::time::{Duration, Instant};
+
+/// An SNMP v2c client of one agent.
+pub(super) type Session = Client<UdpHandle>;
 
 /// Each request waits this long for an answer before it is sent again.
 const TRY_LIMIT: Duration = Duration::from_millis(1500);
@@ -38,10 +41,11 @@ fn kind_of(v: &Value) -> &'static str {
     }
 }
 
-/// Parses a numeric OID (`1.3.6.1.2.1.1.1.0`, a leading dot allowed).
-pub(super) fn parse_oid(s: &str) -> Result<Vec<u64>, String> {
+/// Parses a numeric OID (`1.3.6.1.2.1.1.1.0`, a leading dot allowed; each arc at most
+/// 4294967295, as SNMP's SMI has them).
+pub(super) fn parse_oid(s: &str) -> Result<Vec<u32>, String> {
     let t = s.strip_prefix('.').unwrap_or(s);
-    let parts: Option<Vec<u64>> = t.split('.').map(|x| x.parse::<u64>().ok()).collect();
+    let parts: Option<Vec<u32>> = t.split('.').map(|x| x.parse::<u32>().ok()).collect();
     match parts {
         Some(v) if v.len() >= 2 && v.len() <= 128 && v[0] <= 2 => Ok(v),
         _ => Err(format!("expected a numeric OID like 1.3.6.1.2.1.1.1.0, found {}", found(&Value::String(s.into())))),
@@ -49,7 +53,7 @@ pub(super) fn parse_oid(s: &str) -> Result<Vec<u64>, String> {
 }
 
 /// Checks an OID parameter `key` (required when `required`); returns it when valid.
-pub(super) fn check_oid(params: &Map<String, Value>, key: &str, required: bool, p: &mut Problems) -> Option<Vec<u64>> {
+pub(super) fn check_oid(params: &Map<String, Value>, key: &str, required: bool, p: &mut Problems) -> Option<Vec<u32>> {
     let s = if required { p.req_str(params, key)? } else { p.opt_str(params, key)? };
     match parse_oid(s) {
         Ok(o) => Some(o),
@@ -60,26 +64,20 @@ pub(super) fn check_oid(params: &Map<String, Value>, key: &str, required: bool, 
     }
 }
 
-/// An OID for snmp2.
-pub(super) fn oid(parts: &[u64]) -> Oid<'static> {
-    Oid::from(parts).unwrap_or_else(|_| Oid::from(&[0, 0]).expect("0.0"))
+/// An OID of the client library.
+pub(super) fn oid(parts: &[u32]) -> Oid {
+    Oid::from_slice(parts)
 }
 
 /// The dotted form of an OID.
-pub(super) fn dotted(o: &Oid<'_>) -> String {
-    o.to_id_string()
-}
-
-/// The parts of an OID (empty when it cannot be read as numbers).
-pub(super) fn parts(o: &Oid<'_>) -> Vec<u64> {
-    o.iter().map(|it| it.collect()).unwrap_or_default()
+pub(super) fn dotted(o: &Oid) -> String {
+    o.to_string()
 }
 
 /// A value as `{"type": ..., "value": ...}`.
-pub(super) fn value_json(v: &snmp2::Value<'_>) -> Value {
-    use snmp2::Value as V;
+pub(super) fn value_json(v: &async_snmp::Value) -> Value {
+    use async_snmp::Value as V;
     let (t, val) = match v {
-        V::Boolean(b) => ("boolean", json!(b)),
         V::Null => ("null", Value::Null),
         V::Integer(n) => ("integer", json!(n)),
         V::OctetString(s) => match std::str::from_utf8(s) {
@@ -89,8 +87,8 @@ pub(super) fn value_json(v: &snmp2::Value<'_>) -> Value {
         V::ObjectIdentifier(o) => ("oid", json!(dotted(o))),
         V::IpAddress(a) => ("ipaddress", json!(std::net::Ipv4Addr::from(*a).to_string())),
         V::Counter32(n) => ("counter32", json!(n)),
-        V::Unsigned32(n) => ("gauge32", json!(n)),
-        V::Timeticks(n) => ("timeticks", json!(n)),
+        V::Gauge32(n) | V::UInteger32(n) => ("gauge32", json!(n)),
+        V::TimeTicks(n) => ("timeticks", json!(n)),
         V::Opaque(s) => ("opaque", json!(s.iter().map(|b| format!("{b:02x}")).collect::<String>())),
         V::Counter64(n) => ("counter64", json!(n)),
         V::EndOfMibView => ("endOfMibView", Value::Null),
@@ -101,44 +99,33 @@ pub(super) fn value_json(v: &snmp2::Value<'_>) -> Value {
     json!({"type": t, "value": val})
 }
 
-/// RFC 3416's error-status names.
-pub(super) fn status_name(s: u32) -> &'static str {
-    const NAMES: [&str; 19] = [
-        "noError",
-        "tooBig",
-        "noSuchName",
-        "badValue",
-        "readOnly",
-        "genErr",
-        "noAccess",
-        "wrongType",
-        "wrongLength",
-        "wrongEncoding",
-        "wrongValue",
-        "noCreation",
-        "inconsistentValue",
-        "resourceUnavailable",
-        "commitFailed",
-        "undoFailed",
-        "authorizationError",
-        "notWritable",
-        "inconsistentName",
-    ];
-    NAMES.get(s as usize).copied().unwrap_or("unknown")
+/// The agent's refusal in words (RFC 3416's error-status name and number, and the varbind).
+fn refusal(status: &ErrorStatus, index: u32) -> String {
+    format!("the agent answered {status} ({}) at varbind {index}", status.as_i32())
 }
 
-/// The agent's refusal in words, when the PDU carries one.
-pub(super) fn refusal(pdu: &Pdu<'_>) -> Option<String> {
-    (pdu.error_status != 0)
-        .then(|| format!("the agent answered {} ({}) at varbind {}", status_name(pdu.error_status), pdu.error_status, pdu.error_index))
+/// The varbinds of an answer as `[{"oid", "type", "value"}]`.
+pub(super) fn varbinds_json(vbs: &[VarBind]) -> Vec<Value> {
+    vbs.iter()
+        .map(|vb| {
+            let mut j = value_json(&vb.value);
+            j["oid"] = json!(dotted(&vb.oid));
+            j
+        })
+        .collect()
 }
 
-/// A v2c session to the target's first judged address with the community in `params`.
-pub(super) async fn session(dest: &Dest, params: &Map<String, Value>) -> Result<AsyncSession, Failure> {
+/// A v2c client of the target's first judged address with the community in `params`.
+/// Its own timeout is longer than a try: [`with_retries`] bounds each try and sends the
+/// request again.
+pub(super) async fn session(dest: &Dest, params: &Map<String, Value>) -> Result<Session, Failure> {
     let community = params.get("community").and_then(Value::as_str).unwrap_or_default();
     let target = &dest.target;
     let addr = *dest.addrs.first().ok_or_else(|| Failure::new(format!("cannot resolve {target}: no address")))?;
-    AsyncSession::new_v2c(addr, community.as_bytes(), rand::random::<u16>() as i32)
+    Client::builder(addr, Auth::v2c(community))
+        .timeout(Duration::from_secs(3600))
+        .retry(Retry::none())
+        .connect()
         .await
         .map_err(|e| Failure::new(format!("cannot open a UDP socket for {target}: {e}")))
 }
@@ -157,9 +144,18 @@ pub(super) fn no_answer(target: &Target, limit: Duration) -> Failure {
     ))
 }
 
-/// Describes an snmp2 error (never the community).
-pub(super) fn describe(e: &snmp2::Error) -> String {
-    format!("snmp: {e:?}").to_lowercase()
+/// Describes a client error (never the community): the agent's refusal in words, or
+/// what went wrong.
+pub(super) fn describe(e: &async_snmp::Error) -> String {
+    match e {
+        async_snmp::Error::Snmp { status, index, .. } => refusal(status, *index),
+        other => format!("snmp: {other}"),
+    }
+}
+
+/// Whether the error is the agent's refusal (an error status in its answer).
+pub(super) fn refused(e: &async_snmp::Error) -> bool {
+    matches!(e, async_snmp::Error::Snmp { .. })
 }
 
 /// Sends one request built by `op` again until it is answered or `limit` has passed;

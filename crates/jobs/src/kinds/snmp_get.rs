@@ -14,7 +14,7 @@ use std::time::Duration;
 /// The `snmp.get` kind.
 pub struct SnmpGet;
 
-fn oids(params: &Map<String, Value>) -> Vec<Vec<u64>> {
+fn oids(params: &Map<String, Value>) -> Vec<Vec<u32>> {
     match (params.get("oid").and_then(Value::as_str), params.get("oids").and_then(Value::as_array)) {
         (Some(o), _) => snmp::parse_oid(o).into_iter().collect(),
         (None, Some(list)) => list.iter().filter_map(|v| v.as_str().and_then(|s| snmp::parse_oid(s).ok())).collect(),
@@ -57,22 +57,10 @@ impl Kind for SnmpGet {
     async fn run(&self, dest: &Dest, params: &Map<String, Value>, _: &RunEnv, limit: Duration) -> Result<Value, Failure> {
         let target = &dest.target;
         let list: Vec<_> = oids(params).iter().map(|o| snmp::oid(o)).collect();
-        let refs: Vec<&snmp2::Oid<'_>> = list.iter().collect();
         let mut sess = snmp::session(dest, params).await?;
         with_retries!(sess, target, limit, |s| async {
-            let pdu = s.get_many(&refs).await.map_err(|e| Failure::new(snmp::describe(&e)))?;
-            if let Some(r) = snmp::refusal(&pdu) {
-                return Err(Failure::new(r));
-            }
-            let varbinds: Vec<Value> = pdu
-                .varbinds
-                .map(|(o, v)| {
-                    let mut j = snmp::value_json(&v);
-                    j["oid"] = json!(snmp::dotted(&o));
-                    j
-                })
-                .collect();
-            Ok(json!({ "varbinds": varbinds }))
+            let vbs = s.get_many(&list).await.map_err(|e| Failure::new(snmp::describe(&e)))?;
+            Ok(json!({ "varbinds": snmp::varbinds_json(&vbs) }))
         })
     }
 }

@@ -21,7 +21,7 @@ pub struct SnmpSet;
 enum Owned {
     Int(i64),
     Bytes(Vec<u8>),
-    Oid(Vec<u64>),
+    Oid(Vec<u32>),
     Ip([u8; 4]),
     Counter(u32),
     Gauge(u32),
@@ -98,34 +98,22 @@ impl Kind for SnmpSet {
         let o = snmp::oid(&params.get("oid").and_then(Value::as_str).and_then(|s| snmp::parse_oid(s).ok()).unwrap_or_default());
         let t = params.get("type").and_then(Value::as_str).unwrap_or_default();
         let owned = parse_value(t, params.get("value").unwrap_or(&Value::Null)).map_err(|e| Failure::new(format!("params.value: {e}")))?;
-        let oid_value = match &owned {
-            Owned::Oid(parts) => Some(snmp::oid(parts)),
-            _ => None,
-        };
-        let value = || match &owned {
-            Owned::Int(n) => snmp2::Value::Integer(*n),
-            Owned::Bytes(b) => snmp2::Value::OctetString(b),
-            Owned::Oid(_) => snmp2::Value::ObjectIdentifier(oid_value.clone().unwrap_or_else(|| snmp::oid(&[0, 0]))),
-            Owned::Ip(a) => snmp2::Value::IpAddress(*a),
-            Owned::Counter(n) => snmp2::Value::Counter32(*n),
-            Owned::Gauge(n) => snmp2::Value::Unsigned32(*n),
-            Owned::Ticks(n) => snmp2::Value::Timeticks(*n),
+        let value = match owned {
+            Owned::Int(n) => async_snmp::Value::Integer(n as i32),
+            Owned::Bytes(b) => async_snmp::Value::OctetString(b.into()),
+            Owned::Oid(parts) => async_snmp::Value::ObjectIdentifier(snmp::oid(&parts)),
+            Owned::Ip(a) => async_snmp::Value::IpAddress(a),
+            Owned::Counter(n) => async_snmp::Value::Counter32(n),
+            Owned::Gauge(n) => async_snmp::Value::Gauge32(n),
+            Owned::Ticks(n) => async_snmp::Value::TimeTicks(n),
         };
         let mut sess = snmp::session(dest, params).await?;
         with_retries!(sess, target, limit, |s| async {
-            let pdu = s.set(&[(&o, value())]).await.map_err(|e| Failure::new(snmp::describe(&e)))?;
-            if let Some(r) = snmp::refusal(&pdu) {
-                return Err(Failure::new(format!("the set was refused: {r}")));
+            match s.set(&o, value.clone()).await {
+                Ok(vb) => Ok(json!({ "varbinds": snmp::varbinds_json(std::slice::from_ref(&vb)) })),
+                Err(e) if snmp::refused(&e) => Err(Failure::new(format!("the set was refused: {}", snmp::describe(&e)))),
+                Err(e) => Err(Failure::new(snmp::describe(&e))),
             }
-            let varbinds: Vec<Value> = pdu
-                .varbinds
-                .map(|(o, v)| {
-                    let mut j = snmp::value_json(&v);
-                    j["oid"] = json!(snmp::dotted(&o));
-                    j
-                })
-                .collect();
-            Ok(json!({ "varbinds": varbinds }))
         })
     }
 }

@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use std::time::{Duration, Instant};
 
 /// Rows asked for in each GETBULK.
-const REPETITIONS: u32 = 25;
+const REPETITIONS: i32 = 25;
 
 /// The `snmp.walk` kind.
 pub struct SnmpWalk;
@@ -52,24 +52,19 @@ impl Kind for SnmpWalk {
             }
             let start = snmp::oid(&cursor);
             // (next cursor, rows of this answer, end of the subtree reached)
-            let step: Result<(Vec<u64>, Vec<Value>, bool), Failure> = with_retries!(sess, target, left, |s| async {
-                let pdu = s.getbulk(&[&start], 0, REPETITIONS).await.map_err(|e| Failure::new(snmp::describe(&e)))?;
-                if let Some(r) = snmp::refusal(&pdu) {
-                    return Err(Failure::new(r));
-                }
+            let step: Result<(Vec<u32>, Vec<Value>, bool), Failure> = with_retries!(sess, target, left, |s| async {
+                let vbs = s.get_bulk(std::slice::from_ref(&start), 0, REPETITIONS).await.map_err(|e| Failure::new(snmp::describe(&e)))?;
                 let mut got = vec![];
                 let mut next = cursor.clone();
                 let mut end = true;
-                for (o, v) in pdu.varbinds {
-                    let parts = snmp::parts(&o);
-                    if matches!(v, snmp2::Value::EndOfMibView) || !parts.starts_with(&root) || parts <= next {
+                for vb in &vbs {
+                    let parts = vb.oid.arcs();
+                    if matches!(vb.value, async_snmp::Value::EndOfMibView) || !parts.starts_with(&root) || parts <= next.as_slice() {
                         end = true;
                         break;
                     }
-                    let mut j = snmp::value_json(&v);
-                    j["oid"] = json!(snmp::dotted(&o));
-                    got.push(j);
-                    next = parts;
+                    got.extend(snmp::varbinds_json(std::slice::from_ref(vb)));
+                    next = parts.to_vec();
                     end = false;
                 }
                 Ok((next, got, end))

@@ -14,10 +14,8 @@
 use super::AppState;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use mware_config::Secret;
-use mware_host::Access;
-use serde_json::json;
+use mware_host::{Access, ApiError};
 
 /// The bearer token of the Authorization header.
 fn bearer(headers: &HeaderMap) -> Option<String> {
@@ -122,9 +120,9 @@ fn mismatch(given: bool) -> Response {
 }
 
 fn unauthorized(msg: &str) -> Response {
-    (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], Json(json!({"error": msg}))).into_response()
+    ([(header::WWW_AUTHENTICATE, "Bearer")], ApiError::new(StatusCode::UNAUTHORIZED, msg)).into_response()
 }
 
 fn refuse(code: StatusCode, msg: &str) -> Response {
-    (code, Json(json!({"error": msg}))).into_response()
+    ApiError::new(code, msg).into_response()
 }

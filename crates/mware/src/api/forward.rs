@@ -14,8 +14,7 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use serde_json::json;
+use mware_host::ApiError;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -49,7 +48,7 @@ pub enum Target {
 
 /// A JSON error answer naming the group.
 pub fn json_err(code: StatusCode, msg: String, group: Option<u32>) -> Response {
-    (code, Json(json!({"error": msg, "group": group, "retryable": code == StatusCode::SERVICE_UNAVAILABLE}))).into_response()
+    ApiError::new(code, msg).retryable(code == StatusCode::SERVICE_UNAVAILABLE).detail("group", group).into_response()
 }
 
 /// Counts a forwarding outcome.
@@ -69,11 +68,11 @@ pub async fn proxy_to(st: &AppState, group: u32, name: &str, addr: &str, req: Re
             count(st, "too_large");
             let found = found.map_or("more".to_string(), |n| format!("{n} bytes"));
             let msg = format!("request body: expected at most {MAX_BODY} bytes, found {found}");
-            (StatusCode::PAYLOAD_TOO_LARGE, Json(json!({"error": msg, "retryable": false}))).into_response()
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, msg).into_response()
         }
         Err(ProxyError::Body(e)) => {
             count(st, "bad_body");
-            (StatusCode::BAD_REQUEST, Json(json!({"error": format!("request body: {e}"), "retryable": false}))).into_response()
+            ApiError::bad_request(format!("request body: {e}")).into_response()
         }
         Err(ProxyError::Upstream(e)) => {
             st.0.leaders.lock().unwrap_or_else(|e| e.into_inner()).remove(&group);

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use mware_config::redact;
 use mware_coord::Activity;
+use mware_host::ApiError;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
@@ -92,14 +93,10 @@ pub struct RouteQuery {
 
 /// Which group serves a domain, and its instances in failover order.
 #[utoipa::path(get, path = "/api/v1/route", params(("domain" = String, Query, description = "domain name")),
-    responses((status = 200, description = "the route"), (status = 400, description = "no domain given, or not a domain name: `{error, field: \"domain\"}`")))]
+    responses((status = 200, description = "the route"), (status = 400, description = "no domain given, or not a domain name: `{error, field: \"domain\"}`", body = ApiError)))]
 pub async fn route(State(st): State<AppState>, Query(q): Query<RouteQuery>) -> Response {
     let Some(d) = q.domain.filter(|d| !d.is_empty()) else {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": "query parameter domain: expected a domain name, found none", "field": "domain"})),
-        )
-            .into_response();
+        return ApiError::bad_request("query parameter domain: expected a domain name, found none").field("domain").into_response();
     };
     let site = st.0.site.borrow().clone();
     let tree = st.0.tree.read().unwrap_or_else(|e| e.into_inner()).clone();
@@ -111,7 +108,7 @@ pub async fn route(State(st): State<AppState>, Query(q): Query<RouteQuery>) -> R
 
 /// 400 for a text that is not a domain name: `{"error": ..., "field": "domain"}`.
 fn bad_domain(e: &mware_config::DomainError) -> Response {
-    (StatusCode::BAD_REQUEST, Json(crate::routing::domain_error_json(e))).into_response()
+    ApiError::bad_request(e.to_string()).field("domain").into_response()
 }
 
 /// The running config, every secret shown as `***`.
@@ -124,12 +121,12 @@ pub async fn config(State(st): State<AppState>) -> Json<Value> {
 }
 
 /// Every group: members, order, live, active, epoch, since, last transition and its reason.
-#[utoipa::path(get, path = "/api/v1/cluster", responses((status = 200, description = "cluster view"), (status = 503, description = "coordinator unreachable")))]
+#[utoipa::path(get, path = "/api/v1/cluster", responses((status = 200, description = "cluster view"), (status = 503, description = "coordinator unreachable", body = ApiError)))]
 pub async fn cluster(State(st): State<AppState>) -> Response {
     let site = st.0.site.borrow().clone();
     match st.0.coord.cluster().await {
-        Ok(views) => Json(crate::commands::cluster_json(&site, &views)).into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": e.to_string()}))).into_response(),
+        Ok(views) => Json(crate::cluster_view::cluster_json(&site, &views)).into_response(),
+        Err(e) => ApiError::unavailable(e.to_string()).into_response(),
     }
 }
 
@@ -145,8 +142,8 @@ pub struct SwitchoverBody {
 /// Hands the group's activity over cleanly: the active instance stops its services first.
 #[utoipa::path(post, path = "/api/v1/groups/{group}/switchover", request_body = SwitchoverBody,
     params(("group" = u32, Path, description = "group number")),
-    responses((status = 202, description = "requested"), (status = 400, description = "bad target"), (status = 401, description = "no or wrong token"),
-        (status = 409, description = "nothing to hand over to: no active instance or no other live member"), (status = 503, description = "coordinator unreachable")))]
+    responses((status = 202, description = "requested"), (status = 400, description = "bad target", body = ApiError), (status = 401, description = "no or wrong token", body = ApiError),
+        (status = 409, description = "nothing to hand over to: no active instance or no other live member", body = ApiError), (status = 503, description = "coordinator unreachable", body = ApiError)))]
 pub async fn switchover(State(st): State<AppState>, Path(group): Path<String>, body: axum::body::Bytes) -> Response {
     let body: Option<SwitchoverBody> = if body.iter().all(u8::is_ascii_whitespace) {
         None
@@ -178,20 +175,20 @@ pub async fn switchover(State(st): State<AppState>, Path(group): Path<String>, b
         Ok(()) => (StatusCode::ACCEPTED, Json(json!({"group": group, "to": to, "status": "requested"}))).into_response(),
         // Nothing to hand over to (no active instance, or no other live member): a conflict
         // with the cluster's state, not an outage.
-        Err(e @ mware_coord::CoordError::Invalid(_)) => (StatusCode::CONFLICT, Json(json!({"error": e.to_string()}))).into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": e.to_string(), "retryable": true}))).into_response(),
+        Err(e @ mware_coord::CoordError::Invalid(_)) => ApiError::new(StatusCode::CONFLICT, e.to_string()).into_response(),
+        Err(e) => ApiError::unavailable(e.to_string()).into_response(),
     }
 }
 
 fn bad(msg: String) -> Response {
-    (StatusCode::BAD_REQUEST, Json(json!({"error": msg}))).into_response()
+    ApiError::bad_request(msg).into_response()
 }
 
 /// Who serves a domain right now. Forwarded like every domain call, so the answer comes from
 /// the active instance of the owning group itself.
 #[utoipa::path(get, path = "/api/v1/domains/{domain}", params(("domain" = String, Path, description = "domain name")),
-    responses((status = 200, description = "the serving group and instance"), (status = 400, description = "not a domain name: `{error, field: \"domain\"}`"),
-        (status = 503, description = "the owning group has no active instance")))]
+    responses((status = 200, description = "the serving group and instance"), (status = 400, description = "not a domain name: `{error, field: \"domain\"}`", body = ApiError),
+        (status = 503, description = "the owning group has no active instance", body = ApiError)))]
 pub async fn domain_owner(State(st): State<AppState>, Path(domain): Path<String>) -> Response {
     let canonical = match mware_config::canonical(&domain) {
         Ok(c) => c,

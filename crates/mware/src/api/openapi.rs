@@ -30,7 +30,7 @@ use utoipa::OpenApi;
         handlers::switchover,
         handlers::domain_owner,
     ),
-    components(schemas(handlers::SwitchoverBody))
+    components(schemas(handlers::SwitchoverBody, mware_host::ApiError, mware_host::Problem))
 )]
 struct ApiDoc;
 

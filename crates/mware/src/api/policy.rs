@@ -17,9 +17,7 @@ use axum::extract::{RawPathParams, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use mware_host::{Access, DomainArg, ResolvedArg, Scope, Unavailable};
-use serde_json::json;
+use mware_host::{Access, ApiError, DomainArg, ResolvedArg, Scope, Unavailable};
 use std::sync::Arc;
 
 /// What a route declared.
@@ -63,8 +61,7 @@ pub async fn enforce(
             };
             let owner = st.0.tree.read().unwrap_or_else(|e| e.into_inner()).route(&domain);
             let Some(owner) = owner else {
-                return (StatusCode::NOT_FOUND, Json(json!({"error": format!("no group serves domain {domain}"), "field": param})))
-                    .into_response();
+                return ApiError::new(StatusCode::NOT_FOUND, format!("no group serves domain {domain}")).field(param).into_response();
             };
             req.extensions_mut().insert(DomainArg(domain));
             Some(owner)
@@ -93,10 +90,9 @@ pub async fn enforce(
                         *r.status_mut() = code;
                         return r;
                     }
-                    return (
-                        code,
-                        Json(json!({"error": format!("path segment {param}: {why}"), "field": param, "retryable": code.is_server_error()})),
-                    )
+                    return ApiError::new(code, format!("path segment {param}: {why}"))
+                        .field(param)
+                        .retryable(code.is_server_error())
                         .into_response();
                 }
             }
@@ -128,7 +124,7 @@ async fn serve_here(st: &AppState, p: &Policy, req: Request, next: Next) -> Resp
             if let Some(f) = p.unavailable {
                 return f(req.uri(), &reason);
             }
-            return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": reason, "service": name, "retryable": true}))).into_response();
+            return ApiError::unavailable(reason).detail("service", name).into_response();
         }
     }
     let resp = next.run(req).await;
@@ -150,28 +146,24 @@ async fn json_rejection(resp: Response) -> Response {
     }
     let text = axum::body::to_bytes(resp.into_body(), 64 << 10).await.unwrap_or_default();
     let text = String::from_utf8_lossy(&text);
-    (code, Json(json!({"error": format!("request: {}", text.trim()), "retryable": false}))).into_response()
+    ApiError::new(code, format!("request: {}", text.trim())).into_response()
 }
 
 /// Answers a path no route declares.
 pub async fn no_route(req: Request) -> Response {
-    (
+    ApiError::new(
         StatusCode::NOT_FOUND,
-        Json(json!({"error": format!("expected a path of the API (GET /api/openapi.json lists them), found {}", req.uri().path())})),
+        format!("expected a path of the API (GET /api/openapi.json lists them), found {}", req.uri().path()),
     )
-        .into_response()
+    .into_response()
 }
 
 /// Answers a method a declared path does not take.
 pub async fn wrong_method(req: Request) -> Response {
-    (
-        StatusCode::METHOD_NOT_ALLOWED,
-        Json(json!({"error": format!("expected another method for {} (GET /api/openapi.json lists them), found {}", req.uri().path(), req.method())})),
-    )
-        .into_response()
+    let msg = format!("expected another method for {} (GET /api/openapi.json lists them), found {}", req.uri().path(), req.method());
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, msg).into_response()
 }
 
 fn bad_request(field: &str, msg: &str) -> Response {
-    (StatusCode::BAD_REQUEST, Json(json!({"error": format!("path segment {field}: {msg}"), "field": field, "retryable": false})))
-        .into_response()
+    ApiError::bad_request(format!("path segment {field}: {msg}")).field(field).into_response()
 }

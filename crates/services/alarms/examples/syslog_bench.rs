@@ -33,7 +33,7 @@ fn trap_ok(d: &[u8]) -> bool {
     use async_snmp::message::CommunityMessage;
     let Ok(m) = CommunityMessage::decode(bytes::Bytes::copy_from_slice(d)) else { return false };
     let Some(pdu) = m.into_pdu() else { return false };
-    let alarm = async_snmp::Oid::new(mware_alarms::snmp::BASE.iter().copied().chain([0, 1]));
+    let alarm = async_snmp::Oid::new(mware_alarms::MIB_BASE.iter().copied().chain([0, 1]));
     pdu.pdu_type == async_snmp::PduType::TrapV2
         && pdu.varbinds.get(1).is_some_and(|v| v.value == async_snmp::Value::ObjectIdentifier(alarm))
         && pdu.varbinds.iter().any(|v| v.value.as_bytes().is_some_and(|b| b.windows(10).any(|w| w == b"bench seq=")))

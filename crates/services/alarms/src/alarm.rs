@@ -5,8 +5,6 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The KV prefix of the service in the group's space.
-pub const PREFIX: &str = "alarms/";
 /// Alarms (outbox and history).
 pub const ALARMS: &str = "alarms/a/";
 /// Each channel's cursor: the key of the last alarm it sent.
@@ -124,7 +122,7 @@ impl Alarm {
 
 /// The rank of a severity name (`emerg` = 0 … `debug` = 7).
 pub fn rank(name: &str) -> Option<u8> {
-    mware_config::SEVERITIES.iter().position(|s| *s == name).map(|i| i as u8)
+    crate::section::SEVERITIES.iter().position(|s| *s == name).map(|i| i as u8)
 }
 
 #[cfg(test)]

@@ -14,13 +14,22 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Json;
-use mware_host::{Access, PageQuery, Routes, Scope};
+use mware_host::{Access, ApiError, PageQuery, Routes, Scope};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 use utoipa::OpenApi;
+
+/// The paths of the service's routes, written once: the routes here and `mware alarms`
+/// use them (the OpenAPI attributes repeat them as literals; a test checks they match).
+pub(crate) mod paths {
+    /// The alarms (GET: list; POST: raise one).
+    pub const ALARMS: &str = "/api/v1/alarms";
+    /// Acknowledging one.
+    pub const ACK: &str = "/api/v1/alarms/{id}/ack";
+}
 
 #[derive(OpenApi)]
 #[openapi(paths(list, ack, raise), tags((name = "alarms", description = "Alarms: syslog rules, monitoring state changes; SNMP and Telegram out")))]
@@ -34,13 +43,13 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The service's routes.
 pub fn routes(svc: AlarmsService) -> Routes {
     Routes::new()
-        .get("/api/v1/alarms", Access::Public, Scope::Group, get(list).with_state(svc.clone()))
-        .post("/api/v1/alarms", Access::Operator, Scope::Group, post(raise).with_state(svc.clone()))
-        .post("/api/v1/alarms/{id}/ack", Access::Operator, Scope::Group, post(ack).with_state(svc))
+        .get(paths::ALARMS, Access::Public, Scope::Group, get(list).with_state(svc.clone()))
+        .post(paths::ALARMS, Access::Operator, Scope::Group, post(raise).with_state(svc.clone()))
+        .post(paths::ACK, Access::Operator, Scope::Group, post(ack).with_state(svc))
 }
 
 fn err(code: StatusCode, msg: impl Into<String>) -> Response {
-    (code, Json(json!({"error": msg.into(), "retryable": code == StatusCode::SERVICE_UNAVAILABLE}))).into_response()
+    ApiError::new(code, msg).retryable(code == StatusCode::SERVICE_UNAVAILABLE).into_response()
 }
 
 fn not_running() -> Response {
@@ -77,7 +86,7 @@ struct Listing {
         ("limit" = Option<usize>, Query, description = "open alarms in the page, and recent alarms shown (default 100, at most 1000)"),
         ("after" = Option<String>, Query, description = "the `next` of the previous page: open alarms after this alarm id")),
     responses((status = 200, description = "`{open: [alarm], open_total, next, recent: [alarm], channels: [{channel, sent_through, backlog}]}`: `open` is one page of the open alarms (oldest first), `open_total` how many are open, `next` the `after` of the next page (null on the last); an alarm is `{id, at_ms, source, rule, severity, host, app, message, site, group, instance, item?, state?, count, open, acked?}`"),
-        (status = 400, description = "bad limit or after"), (status = 503, description = "the alarms service is not running on the group's active instance")))]
+        (status = 400, description = "bad limit or after", body = ApiError), (status = 503, description = "the alarms service is not running on the group's active instance", body = ApiError)))]
 async fn list(State(svc): State<AlarmsService>, Query(q): Query<HashMap<String, String>>) -> Response {
     let page = match PageQuery::parse(&q, DEFAULT_LIMIT, MAX_LIMIT) {
         Ok(p) => p,
@@ -109,8 +118,8 @@ async fn list(State(svc): State<AlarmsService>, Query(q): Query<HashMap<String, 
 
 /// Acknowledges an alarm: it is no longer open (the acknowledgement survives a failover).
 #[utoipa::path(post, path = "/api/v1/alarms/{id}/ack", tag = "alarms", params(("id" = String, Path, description = "alarm id, such as 7-120")),
-    responses((status = 200, description = "the alarm, acknowledged (again: unchanged)"), (status = 404, description = "no such alarm"),
-        (status = 503, description = "the alarms service is not running on the group's active instance")))]
+    responses((status = 200, description = "the alarm, acknowledged (again: unchanged)"), (status = 404, description = "no such alarm", body = ApiError),
+        (status = 503, description = "the alarms service is not running on the group's active instance", body = ApiError)))]
 async fn ack(State(svc): State<AlarmsService>, Path(id): Path<String>) -> Response {
     if crate::alarm::key_for_id(&id).is_none() {
         return err(StatusCode::NOT_FOUND, format!("id: expected an alarm id like 7-120, found {id:?}"));
@@ -132,8 +141,8 @@ async fn ack(State(svc): State<AlarmsService>, Path(id): Path<String>) -> Respon
 /// follows the site file's rule-name syntax). Control characters, ANSI escapes and bidi
 /// controls are removed from the texts (see `crate::clean`), not refused.
 #[utoipa::path(post, path = "/api/v1/alarms", tag = "alarms", request_body(content = Object, description = "{message, severity?, rule?, host?, app?}: rule as in the site file (1 to 64 of A-Z a-z 0-9 _ - .); control characters, ANSI escapes and bidi controls are removed from the texts"),
-    responses((status = 201, description = "`{id}`: durable in the group's outbox"), (status = 400, description = "bad body, with the field"),
-        (status = 503, description = "not running here, or the outbox is full")))]
+    responses((status = 201, description = "`{id}`: durable in the group's outbox"), (status = 400, description = "bad body, with the field", body = ApiError),
+        (status = 503, description = "not running here, or the outbox is full", body = ApiError)))]
 async fn raise(State(svc): State<AlarmsService>, body: Bytes) -> Response {
     let v: Value = match mware_config::strict_json::parse_slice(&body) {
         Ok(v) => v,
@@ -161,7 +170,7 @@ async fn raise(State(svc): State<AlarmsService>, body: Bytes) -> Response {
     }
     let severity = field("severity", &mut problems).unwrap_or_else(|| "warning".into());
     if crate::alarm::rank(&severity).is_none() {
-        problems.push(format!("severity: expected one of {}, found {severity:?}", mware_config::SEVERITIES.join(", ")));
+        problems.push(format!("severity: expected one of {}, found {severity:?}", crate::section::SEVERITIES.join(", ")));
     }
     let rule = field("rule", &mut problems).unwrap_or_else(|| "api".into());
     if !mware_config::is_item_name(&rule) && !problems.iter().any(|p| p.starts_with("rule")) {
@@ -173,8 +182,7 @@ async fn raise(State(svc): State<AlarmsService>, body: Bytes) -> Response {
     let host = field("host", &mut problems);
     let app = field("app", &mut problems).unwrap_or_default();
     if !problems.is_empty() {
-        return (StatusCode::BAD_REQUEST, Json(json!({"error": problems.join("; "), "problems": problems, "retryable": false})))
-            .into_response();
+        return ApiError::bad_request(problems.join("; ")).detail("problems", problems).into_response();
     }
     let Some(h) = svc.active() else { return not_running() };
     let host = host.unwrap_or_else(|| h.maker.instance.clone());

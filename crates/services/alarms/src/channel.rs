@@ -6,9 +6,21 @@
 use crate::alarm::Alarm;
 use crate::metrics::Metrics;
 use crate::store::Shared;
+use backon::{BackoffBuilder, ExponentialBuilder};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// Pauses between tries of a batch the channel refused (unless it says how long to wait):
+/// from 200 ms doubling to 5 s, each lengthened by a random share of itself: at most
+/// [`SEND_RETRY_MAX`].
+const SEND_RETRY: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_millis(200))
+    .with_max_delay(Duration::from_secs(5))
+    .with_jitter()
+    .without_max_times();
+/// The longest pause between tries of a refused batch.
+const SEND_RETRY_MAX: Duration = Duration::from_secs(10);
 
 /// Why a send failed.
 #[derive(Debug)]
@@ -42,7 +54,7 @@ pub trait Sink: Send {
 /// Runs one channel until `cancel`.
 pub async fn run(mut sink: Box<dyn Sink>, shared: Arc<Shared>, metrics: Metrics, cancel: CancellationToken) {
     let name = sink.name();
-    let mut pause = Duration::from_millis(200);
+    let mut pauses = SEND_RETRY.build();
     loop {
         let written = shared.written.notified();
         tokio::pin!(written);
@@ -66,7 +78,7 @@ pub async fn run(mut sink: Box<dyn Sink>, shared: Arc<Shared>, metrics: Metrics,
         };
         match r {
             Ok(n) => {
-                pause = Duration::from_millis(200);
+                pauses = SEND_RETRY.build();
                 if n > 0 {
                     let mut log = shared.log.lock().unwrap_or_else(|e| e.into_inner());
                     log.advance(&name, &batch[n - 1].key());
@@ -75,13 +87,12 @@ pub async fn run(mut sink: Box<dyn Sink>, shared: Arc<Shared>, metrics: Metrics,
             }
             Err(e) => {
                 metrics.failed(&name);
-                let wait = e.retry_after.unwrap_or(pause);
+                let wait = e.retry_after.unwrap_or_else(|| pauses.next().unwrap_or(SEND_RETRY_MAX));
                 tracing::warn!(channel = %name, reason = %e.reason, backlog, retry_in_ms = wait.as_millis() as u64, "alarms: cannot send; retrying in order");
                 tokio::select! {
                     _ = cancel.cancelled() => return,
                     _ = tokio::time::sleep(wait) => {}
                 }
-                pause = (pause * 2).min(Duration::from_secs(10));
             }
         }
     }

@@ -113,10 +113,6 @@ impl Metrics {
     pub fn failed(&self, channel: &str) {
         self.failed.get_or_create(&Channel { channel: channel.to_string() }).inc();
     }
-    /// Not sent.
-    pub fn dropped(&self, reason: &'static str) {
-        self.dropped_n(reason, 1);
-    }
     /// `n` not sent.
     pub fn dropped_n(&self, reason: &'static str, n: u64) {
         if n > 0 {

@@ -3,7 +3,7 @@
 //! ([`Limiter::admit`], its [`Verdict`] says why in words). No I/O, no clock: the
 //! caller passes the time, so every rule here is tested without a socket.
 
-use mware_config::{AlarmRule, FACILITIES};
+use crate::section::{AlarmRule, FACILITIES};
 use regex::Regex;
 use std::collections::HashMap;
 use std::fmt;

@@ -7,9 +7,10 @@
 use crate::intake::{Intake, Maker};
 use crate::metrics::Metrics;
 use crate::rules::Rules;
+use crate::section::Alarms;
 use crate::store::{self, Cmd, Shared, Writer};
 use async_trait::async_trait;
-use mware_config::{Alarms, Role};
+use mware_config::Role;
 use mware_host::{InstanceEnv, Service, ServiceContext, ServiceState};
 use prometheus_client::registry::Registry;
 use std::net::{IpAddr, SocketAddr};
@@ -53,7 +54,7 @@ impl AlarmsService {
         &self.inner.metrics
     }
     fn section(ctx: &ServiceContext) -> Option<Alarms> {
-        ctx.role().and_then(|r| r.alarms).filter(|a| a.enabled)
+        ctx.role().and_then(|r| r.section::<Alarms>()).filter(|a| a.enabled)
     }
 
     /// One activity with one section; `Ok(true)` when the section changed.
@@ -64,22 +65,7 @@ impl AlarmsService {
             let ip = site.instance(&ctx.instance).and_then(|p| p.server.ifaces.get(&p.role.iface).cloned());
             (site.site.clone(), ip)
         };
-        let mut sinks: Vec<Box<dyn crate::channel::Sink>> = Vec::new();
-        let engine = crate::snmp::default_engine_id(ctx.fence.group, &ctx.instance);
-        for m in &cfg.snmp {
-            sinks.push(Box::new(crate::snmp::Manager::new(m.clone(), engine.clone())));
-        }
-        let mut bot = None;
-        let mut problems = Vec::new();
-        if let Some(t) = &cfg.telegram {
-            match crate::telegram::Bot::new(t) {
-                Ok(b) => {
-                    sinks.push(Box::new(crate::telegram::Channel(b.clone())));
-                    bot = Some((b, t.poll_timeout_s));
-                }
-                Err(e) => problems.push(format!("telegram is off: {e}")),
-            }
-        }
+        let (sinks, bot, problems) = channels(ctx, cfg);
         let names: Vec<String> = sinks.iter().map(|s| s.name()).collect();
         ctx.status.set(ServiceState::Starting, "loading the group's alarms");
         let log = store::load(ctx.coord.as_ref(), ctx.fence.group, &names).await?;
@@ -102,7 +88,7 @@ impl AlarmsService {
             max_outbox: cfg.max_outbox,
             metrics: self.inner.metrics.clone(),
         };
-        let mut writer_task = tokio::spawn(writer.run(cmd_rx, stop.clone()));
+        let writer_task = tokio::spawn(writer.run(cmd_rx, stop.clone()));
         // Batches of up to 256 messages: at most 64k messages wait for the intake.
         let (msg_tx, msg_rx) = mpsc::channel(256);
         let intake = Intake {
@@ -114,70 +100,88 @@ impl AlarmsService {
             metrics: self.inner.metrics.clone(),
         };
         tasks.spawn(intake.run(msg_rx, ctx.events.subscribe(), cmd_tx.clone(), stop.clone()));
-        let mut listening = Vec::new();
-        if let Some(s) = &cfg.syslog {
-            let ip: IpAddr = ip
-                .as_deref()
-                .and_then(|i| i.parse().ok())
-                .ok_or_else(|| anyhow::anyhow!("the instance's iface has no IP address to listen for syslog on"))?;
-            if let Some(port) = s.udp_port {
-                let addr = SocketAddr::new(ip, port);
-                let sock = crate::syslog::bind_udp(addr).map_err(|source| crate::AlarmsError::Listen {
-                    transport: "udp",
-                    addr: addr.to_string(),
-                    source,
-                })?;
-                let (max, tx, m, stop) = (s.max_message_bytes, msg_tx.clone(), self.inner.metrics.clone(), stop.clone());
-                tasks.spawn_blocking(move || crate::syslog::run_udp(sock, max, tx, m, stop));
-                listening.push(format!("udp {addr}"));
-            }
-            if let Some(port) = s.tcp_port {
-                let addr = SocketAddr::new(ip, port);
-                let l = tokio::net::TcpListener::bind(addr).await.map_err(|source| crate::AlarmsError::Listen {
-                    transport: "tcp",
-                    addr: addr.to_string(),
-                    source,
-                })?;
-                let m = self.inner.metrics.clone();
-                let limits = crate::syslog::TcpLimits {
-                    max_message: s.max_message_bytes,
-                    max_conns: s.max_connections,
-                    max_per_peer: s.per_peer(),
-                    idle: Duration::from_millis(s.tcp_idle_timeout_ms),
-                };
-                tasks.spawn(crate::syslog::run_tcp(l, limits, msg_tx.clone(), m, stop.clone()));
-                listening.push(format!("tcp {addr}"));
-            }
-        }
-        drop(msg_tx);
+        let listening = match &cfg.syslog {
+            Some(s) => self.listen(s, ip.as_deref(), msg_tx, &tasks, &stop).await?,
+            None => vec![],
+        };
         for sink in sinks {
             tasks.spawn(crate::channel::run(sink, shared.clone(), self.inner.metrics.clone(), stop.clone()));
         }
-        let mut commands = match bot {
-            Some((bot, poll_s)) => {
-                let c = crate::telegram::Commands {
-                    bot,
-                    coord: ctx.coord.clone(),
-                    fence: ctx.fence,
-                    site: ctx.site.clone(),
-                    shared: shared.clone(),
-                    writer: cmd_tx.clone(),
-                    poll_s,
-                };
-                Some(tokio::spawn(c.run(stop.clone())))
-            }
-            None => None,
-        };
+        let commands = bot.map(|(bot, poll_s)| {
+            let c = crate::telegram::Commands {
+                bot,
+                coord: ctx.coord.clone(),
+                fence: ctx.fence,
+                site: ctx.site.clone(),
+                shared: shared.clone(),
+                writer: cmd_tx.clone(),
+                poll_s,
+            };
+            tokio::spawn(c.run(stop.clone()))
+        });
         *self.inner.active.lock().unwrap_or_else(|e| e.into_inner()) = Some(Handle { shared, writer: cmd_tx, maker });
-        let what = if listening.is_empty() { "no syslog receiver".to_string() } else { format!("syslog on {}", listening.join(", ")) };
-        let chans = if names.is_empty() { "no channel".to_string() } else { names.join(", ") };
-        let mut reason = format!("{what}; {} rule(s); sending to {chans}", cfg.rules.len());
-        for p in &problems {
-            reason.push_str("; ");
-            reason.push_str(p);
-        }
-        ctx.status.set(ServiceState::Running, reason);
+        ctx.status.set(ServiceState::Running, running_reason(&listening, &names, cfg.rules.len(), &problems));
         tasks.close();
+        let result = Self::watch(ctx, cfg, writer_task, commands).await;
+        *self.inner.active.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        stop.cancel();
+        tasks.wait().await;
+        result
+    }
+
+    /// Binds the syslog receivers the section asks for on the instance's address `ip` and
+    /// starts them; returns what listens, in words.
+    async fn listen(
+        &self,
+        s: &crate::SyslogIn,
+        ip: Option<&str>,
+        msg_tx: mpsc::Sender<Vec<crate::rules::Msg>>,
+        tasks: &TaskTracker,
+        stop: &tokio_util::sync::CancellationToken,
+    ) -> anyhow::Result<Vec<String>> {
+        let ip: IpAddr = ip
+            .and_then(|i| i.parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("the instance's iface has no IP address to listen for syslog on"))?;
+        let mut listening = Vec::new();
+        if let Some(port) = s.udp_port {
+            let addr = SocketAddr::new(ip, port);
+            let sock = crate::syslog::bind_udp(addr).map_err(|source| crate::AlarmsError::Listen {
+                transport: "udp",
+                addr: addr.to_string(),
+                source,
+            })?;
+            let (max, tx, m, stop) = (s.max_message_bytes, msg_tx.clone(), self.inner.metrics.clone(), stop.clone());
+            tasks.spawn_blocking(move || crate::syslog::run_udp(sock, max, tx, m, stop));
+            listening.push(format!("udp {addr}"));
+        }
+        if let Some(port) = s.tcp_port {
+            let addr = SocketAddr::new(ip, port);
+            let l = tokio::net::TcpListener::bind(addr).await.map_err(|source| crate::AlarmsError::Listen {
+                transport: "tcp",
+                addr: addr.to_string(),
+                source,
+            })?;
+            let limits = crate::syslog::TcpLimits {
+                max_message: s.max_message_bytes,
+                max_conns: s.max_connections,
+                max_per_peer: s.per_peer(),
+                idle: Duration::from_millis(s.tcp_idle_timeout_ms),
+            };
+            tasks.spawn(crate::syslog::run_tcp(l, limits, msg_tx, self.inner.metrics.clone(), stop.clone()));
+            listening.push(format!("tcp {addr}"));
+        }
+        Ok(listening)
+    }
+
+    /// Waits for the end of the activity: cancelled (`Ok(false)`), the section changed
+    /// (`Ok(true)`), or the group's store refused a write (`Err`). Stops the writer and the
+    /// bot's commands on the way out.
+    async fn watch(
+        ctx: &mut ServiceContext,
+        cfg: &Alarms,
+        mut writer_task: tokio::task::JoinHandle<Result<(), mware_coord::CoordError>>,
+        mut commands: Option<tokio::task::JoinHandle<Result<(), mware_coord::CoordError>>>,
+    ) -> anyhow::Result<bool> {
         let result = loop {
             tokio::select! {
                 _ = ctx.cancel.cancelled() => break Ok(false),
@@ -200,15 +204,48 @@ impl AlarmsService {
                 }
             }
         };
-        *self.inner.active.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        stop.cancel();
-        tasks.wait().await;
         writer_task.abort();
         if let Some(c) = commands {
             c.abort();
         }
         result
     }
+}
+
+/// The section's channels: one per SNMP manager and the Telegram bot (with its poll
+/// timeout, for its commands), and why a channel is off.
+type Channels = (Vec<Box<dyn crate::channel::Sink>>, Option<(crate::telegram::Bot, u64)>, Vec<String>);
+
+fn channels(ctx: &ServiceContext, cfg: &Alarms) -> Channels {
+    let mut sinks: Vec<Box<dyn crate::channel::Sink>> = Vec::new();
+    let engine = crate::snmp::default_engine_id(ctx.fence.group, &ctx.instance);
+    for m in &cfg.snmp {
+        sinks.push(Box::new(crate::snmp::Manager::new(m.clone(), engine.clone())));
+    }
+    let mut bot = None;
+    let mut problems = Vec::new();
+    if let Some(t) = &cfg.telegram {
+        match crate::telegram::Bot::new(t) {
+            Ok(b) => {
+                sinks.push(Box::new(crate::telegram::Channel(b.clone())));
+                bot = Some((b, t.poll_timeout_s));
+            }
+            Err(e) => problems.push(format!("telegram is off: {e}")),
+        }
+    }
+    (sinks, bot, problems)
+}
+
+/// The status of a running activity, in words.
+fn running_reason(listening: &[String], channels: &[String], rules: usize, problems: &[String]) -> String {
+    let what = if listening.is_empty() { "no syslog receiver".to_string() } else { format!("syslog on {}", listening.join(", ")) };
+    let chans = if channels.is_empty() { "no channel".to_string() } else { channels.join(", ") };
+    let mut reason = format!("{what}; {rules} rule(s); sending to {chans}");
+    for p in problems {
+        reason.push_str("; ");
+        reason.push_str(p);
+    }
+    reason
 }
 
 #[async_trait]
@@ -218,7 +255,7 @@ impl Service for AlarmsService {
     }
 
     fn wanted(&self, role: &Role) -> bool {
-        role.alarms.as_ref().is_some_and(|a| a.enabled)
+        role.section::<Alarms>().is_some_and(|a| a.enabled)
     }
 
     fn routes(&self) -> mware_host::Routes {

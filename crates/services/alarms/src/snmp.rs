@@ -9,9 +9,9 @@
 
 use crate::alarm::{Alarm, Source};
 use crate::channel::Sink;
+use crate::section::SnmpManager;
 use async_snmp::message::CommunityMessage;
 use async_snmp::{Auth, AuthProtocol, Client, Oid, Pdu, PrivProtocol, Retry, UdpHandle, Value, VarBind};
-use mware_config::SnmpManager;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};

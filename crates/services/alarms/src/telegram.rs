@@ -9,14 +9,27 @@
 
 use crate::alarm::{Alarm, TG_OFFSET};
 use crate::channel::{SendError, Sink};
+use crate::section::Telegram;
 use crate::store::{Cmd, Shared};
-use mware_config::{Site, Telegram};
+use backon::{BackoffBuilder, ExponentialBuilder};
+use mware_config::Site;
 use mware_coord::{CoordError, Coordinator, Fence, KvOp};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
+
+/// Pauses between failed polls of the bot's commands (unless Telegram says how long to
+/// wait): from 500 ms doubling to 15 s, each lengthened by a random share of itself: at most
+/// [`POLL_RETRY_MAX`].
+const POLL_RETRY: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_millis(500))
+    .with_max_delay(Duration::from_secs(15))
+    .with_jitter()
+    .without_max_times();
+/// The longest pause between failed polls.
+const POLL_RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// The Bot API client.
 #[derive(Clone)]
@@ -136,7 +149,7 @@ impl Commands {
             Some(v) => String::from_utf8_lossy(&v.value).parse().unwrap_or(0),
             None => 0,
         };
-        let mut pause = Duration::from_millis(500);
+        let mut pauses = POLL_RETRY.build();
         loop {
             let body = json!({"offset": offset, "timeout": self.poll_s, "allowed_updates": ["message"]});
             let r = tokio::select! {
@@ -146,17 +159,16 @@ impl Commands {
             let updates = match r {
                 Ok(u) => u.as_array().cloned().unwrap_or_default(),
                 Err(e) => {
-                    let wait = e.retry_after.unwrap_or(pause);
+                    let wait = e.retry_after.unwrap_or_else(|| pauses.next().unwrap_or(POLL_RETRY_MAX));
                     tracing::warn!(reason = %e.reason, "alarms: telegram getUpdates failed; polling again later");
                     tokio::select! {
                         _ = cancel.cancelled() => return Ok(()),
                         _ = tokio::time::sleep(wait) => {}
                     }
-                    pause = (pause * 2).min(Duration::from_secs(30));
                     continue;
                 }
             };
-            pause = Duration::from_millis(500);
+            pauses = POLL_RETRY.build();
             for u in updates {
                 let Some(id) = u["update_id"].as_i64() else { continue };
                 if id < offset {
@@ -189,7 +201,7 @@ impl Commands {
         Some(match cmd {
             "/status" => {
                 let site = self.site.borrow().clone();
-                match mware_monitor::site::read(self.coord.as_ref(), &site).await {
+                match mware_host::site::read(self.coord.as_ref(), &site).await {
                     Ok(v) => {
                         let mut s = format!("site {}: {}\n{}", v.site, v.state.as_str(), v.summary);
                         for i in v.items.iter().filter(|i| i.state.as_str() != "ok").take(15) {

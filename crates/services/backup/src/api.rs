@@ -16,10 +16,21 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Json;
 use mware_coord::now_ms;
-use mware_host::{Access, Routes, Scope};
+use mware_host::{Access, ApiError, Routes, Scope};
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use utoipa::OpenApi;
+
+/// The paths of the service's routes, written once: the routes here and `mware backup`
+/// use them (the OpenAPI attributes repeat them as literals; a test checks they match).
+pub(crate) mod paths {
+    /// Each target's state.
+    pub const BACKUPS: &str = "/api/v1/backups";
+    /// A run now.
+    pub const RUN: &str = "/api/v1/backups/run";
+    /// The archives on the storage servers.
+    pub const ARCHIVES: &str = "/api/v1/backups/archives";
+}
 
 #[derive(OpenApi)]
 #[openapi(paths(list, run, archives), tags((name = "backup", description = "backup_controller: scheduled, verified backups of PostgreSQL and :SYNC")))]
@@ -33,13 +44,13 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The service's routes.
 pub fn routes(svc: BackupService) -> Routes {
     Routes::new()
-        .get("/api/v1/backups", Access::Public, Scope::Group, get(list).with_state(svc.clone()))
-        .post("/api/v1/backups/run", Access::Operator, Scope::Group, post(run).with_state(svc.clone()))
-        .get("/api/v1/backups/archives", Access::Public, Scope::Group, get(archives).with_state(svc))
+        .get(paths::BACKUPS, Access::Public, Scope::Group, get(list).with_state(svc.clone()))
+        .post(paths::RUN, Access::Operator, Scope::Group, post(run).with_state(svc.clone()))
+        .get(paths::ARCHIVES, Access::Public, Scope::Group, get(archives).with_state(svc))
 }
 
 fn err(status: StatusCode, msg: impl Into<String>) -> Response {
-    (status, Json(json!({"error": msg.into()}))).into_response()
+    ApiError::new(status, msg).into_response()
 }
 
 /// The run in progress with its bytes sent and rate.
@@ -107,7 +118,7 @@ pub fn summary(svc: &BackupService) -> Value {
 /// its last failure with the reason, the next run and a run in progress with bytes sent
 /// and rate.
 #[utoipa::path(get, path = "/api/v1/backups", tag = "backup",
-    responses((status = 200, description = "targets, next run, run in progress"), (status = 503, description = "the backup service is not running on the group's active instance")))]
+    responses((status = 200, description = "targets, next run, run in progress"), (status = 503, description = "the backup service is not running on the group's active instance", body = ApiError)))]
 async fn list(State(svc): State<BackupService>) -> Response {
     Json(document(&svc)).into_response()
 }
@@ -115,8 +126,8 @@ async fn list(State(svc): State<BackupService>) -> Response {
 /// Starts a run now (outside the window too), of every target or of `{"target": "db1"}`.
 /// Answers 202 at once; follow it in `GET /api/v1/backups`.
 #[utoipa::path(post, path = "/api/v1/backups/run", tag = "backup", request_body(content = Object, description = "optional {\"target\": key}"),
-    responses((status = 202, description = "the run is starting"), (status = 400, description = "bad body"), (status = 404, description = "unknown target"),
-        (status = 409, description = "a run is in progress"), (status = 503, description = "the backup service is not running on the group's active instance")))]
+    responses((status = 202, description = "the run is starting"), (status = 400, description = "bad body", body = ApiError), (status = 404, description = "unknown target", body = ApiError),
+        (status = 409, description = "a run is in progress", body = ApiError), (status = 503, description = "the backup service is not running on the group's active instance", body = ApiError)))]
 async fn run(State(svc): State<BackupService>, body: Bytes) -> Response {
     let target = if body.iter().all(|b| b.is_ascii_whitespace()) {
         None
@@ -146,7 +157,7 @@ async fn run(State(svc): State<BackupService>, body: Bytes) -> Response {
 /// The archives (and rsync copies) on the storage servers of every target, with size and
 /// date, and the path to give `mware backup restore --archive`.
 #[utoipa::path(get, path = "/api/v1/backups/archives", tag = "backup",
-    responses((status = 200, description = "archives per target"), (status = 503, description = "the backup service is not running on the group's active instance")))]
+    responses((status = 200, description = "archives per target"), (status = 503, description = "the backup service is not running on the group's active instance", body = ApiError)))]
 async fn archives(State(svc): State<BackupService>) -> Response {
     let (plan, keys) = {
         let v = svc.inner.view.lock().unwrap_or_else(|e| e.into_inner());

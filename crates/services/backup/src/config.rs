@@ -4,7 +4,8 @@
 //! as the two seeds place them differently).
 
 use crate::decide::Schedule;
-use mware_config::{BackupController, BackupPgdb, Secret};
+use crate::section::{BackupController, BackupPgdb};
+use mware_config::Secret;
 use mware_ssh::{Auth, HostKeyPolicy, Target};
 
 /// Deflate level when `compress_level` is not set (zlib's default, and pgBackRest's for gz).
@@ -280,7 +281,7 @@ mod tests {
         .unwrap();
         let plan = plan(&b).unwrap_or_else(|p| panic!("{p:?}"));
         let [TargetSpec { key, what: What::Sync(s), .. }] = plan.targets.as_slice() else { panic!("one sync target expected") };
-        assert_eq!((key.as_str(), s.path.as_str(), s.mode), ("sync", mware_config::DEFAULT_SYNC_PATH, SendMode::Rsync));
+        assert_eq!((key.as_str(), s.path.as_str(), s.mode), ("sync", crate::section::DEFAULT_SYNC_PATH, SendMode::Rsync));
         assert_eq!(s.excluded, ["**/common/fax/*", "**/some_temp_files/*"]);
     }
 }

@@ -9,6 +9,7 @@ use crate::decide::{decide, Decision};
 use crate::error::BackupError;
 use crate::metrics::Metrics;
 use crate::run::{interrupted, Live, Runner};
+use crate::section::BackupController;
 use crate::store::{self, State};
 use async_trait::async_trait;
 use chrono::Local;
@@ -114,7 +115,7 @@ impl BackupService {
 
     /// One pass: returns `Ok(false)` to stop (cancelled or fenced).
     async fn step(&self, ctx: &mut ServiceContext, rx: &mut mpsc::Receiver<RunRequest>) -> anyhow::Result<bool> {
-        let Some(bc) = ctx.role().and_then(|r| r.backup_controller) else {
+        let Some(bc) = ctx.role().and_then(|r| r.section::<BackupController>()) else {
             ctx.status.set(ServiceState::Idle, "no backup_controller section; waiting for a config change");
             return Ok(Self::wait_config(ctx).await);
         };
@@ -226,7 +227,7 @@ impl Service for BackupService {
     }
 
     fn wanted(&self, role: &Role) -> bool {
-        role.backup_controller.is_some()
+        role.section::<BackupController>().is_some()
     }
 
     fn routes(&self) -> mware_host::Routes {

@@ -18,10 +18,6 @@ pub struct Sent {
     pub bytes: u64,
     /// Its sha256, hex.
     pub sha256: String,
-    /// Zip entries.
-    pub entries: u64,
-    /// Uncompressed bytes archived.
-    pub raw_bytes: u64,
 }
 
 /// A writer computing the sha256 and counting bytes (into `progress` too) of what
@@ -79,12 +75,11 @@ where
         let w = HashWriter::new(BufWriter::with_capacity(256 * 1024, bridge), progress);
         let mut z = Zipper::new(w, level);
         produce(&mut z)?;
-        let (entries, raw_bytes) = z.counts();
         let w = z.finish()?;
         let (buf, sha256, bytes) = w.into_parts();
         let mut bridge = buf.into_inner().map_err(|e| e.into_error())?;
         bridge.shutdown()?;
-        Ok(Sent { bytes, sha256, entries, raw_bytes })
+        Ok(Sent { bytes, sha256 })
     });
     let produced = job.await.map_err(|e| BackupError::io("the archive thread", e))?;
     let failed = |ended: mware_ssh::Exit| BackupError::Remote {

@@ -138,7 +138,7 @@ async fn a_scheduled_run_takes_the_standby_and_the_archive_restores_with_the_sam
     let r = mware_backup::restore(&plan.targets[0], &keys, &archive, &to, |_, _| {}).await.expect("restore");
     assert!(r.checked, "the recorded sha256 was compared");
     assert!(r.removed.contains(&"standby.signal".to_string()), "a copy of a standby starts as a master: {r:?}");
-    assert!(!mware_backup::restore::partial_of(&to).exists());
+    assert!(!mware_backup::partial_of(&to).exists());
     chown_postgres(root.path());
     let sock = root.path().join("sock");
     std::fs::create_dir(&sock).unwrap();

@@ -128,7 +128,7 @@ async fn rsync_refuses_a_storage_server_whose_key_is_not_the_pinned_one() {
     let plan = plan_of(&site);
     let mware_backup::config::What::Sync(s) = &plan.targets[0].what else { panic!() };
     let keys = mware_ssh::HostKeyPolicy::from(&site.ssh);
-    let e = mware_backup::sync::rsync(s, &plan.targets[0].storage, &keys, &storage.path().display().to_string(), "x").await.unwrap_err();
+    let e = mware_backup::rsync(s, &plan.targets[0].storage, &keys, &storage.path().display().to_string(), "x").await.unwrap_err();
     assert!(e.to_string().contains("Host key verification failed"), "{e}");
     assert!(tree(storage.path()).is_empty());
 }

@@ -3,7 +3,7 @@
 //! Info-ZIP's `unzip -t` accepts the archive, and our streaming reader gets the entries
 //! back with their CRC-32 and sizes checked.
 
-use mware_backup::{unzip, zipper::Zipper};
+use mware_backup::{read_zip, Zipper};
 use std::io::{Read, Write};
 
 #[test]
@@ -24,7 +24,7 @@ fn an_entry_over_4_gib_round_trips() {
     assert!(list.contains(&BIG.to_string()), "{list}");
 
     let mut seen = Vec::new();
-    let n = unzip::read_all(&mut std::io::BufReader::new(&zip[..]), |e, data| {
+    let n = read_zip(&mut std::io::BufReader::new(&zip[..]), |e, data| {
         let mut count = 0u64;
         let mut buf = vec![0u8; 1 << 20];
         loop {
@@ -45,6 +45,6 @@ fn an_entry_over_4_gib_round_trips() {
     let mut bad = zip.clone();
     let i = bad.len() / 2;
     bad[i] ^= 0xff;
-    let e = unzip::read_all(&mut std::io::BufReader::new(&bad[..]), |_, d| std::io::copy(d, &mut std::io::sink()).map(|_| ()));
+    let e = read_zip(&mut std::io::BufReader::new(&bad[..]), |_, d| std::io::copy(d, &mut std::io::sink()).map(|_| ()));
     assert!(e.is_err());
 }

@@ -7,8 +7,8 @@
 //! (defaults 2000, 100, 1000). Results and the command go to `BENCHMARKS.md`.
 
 use mware_callmanager::call::{self, CallSpec, Command, Engine};
-use mware_callmanager::config::SipTransport;
 use mware_callmanager::decide::CallState;
+use mware_callmanager::section::SipTransport;
 use mware_callmanager::store::Store;
 use mware_callmanager::ua::{Ua, UaOptions};
 use mware_config::{Backend, Coordination};

@@ -138,19 +138,37 @@ fn call_group(_: &mware_config::Site, _: &mware_config::DomainTree, id: &str) ->
     }
 }
 
+/// The routes' paths, written once: the routes and `mware calls` use them.
+pub(crate) mod paths {
+    /// New calls (this instance's group), and the group's calls.
+    pub const CALLS: &str = "/api/callmanager/v1/calls";
+    /// New calls of a domain (forwarded to its group).
+    pub const DOMAIN_CALLS: &str = "/api/callmanager/v1/domains/{domain}/calls";
+    /// One call.
+    pub const CALL: &str = "/api/callmanager/v1/calls/{id}";
+    /// Hold.
+    pub const HOLD: &str = "/api/callmanager/v1/calls/{id}/hold";
+    /// Resume.
+    pub const RESUME: &str = "/api/callmanager/v1/calls/{id}/resume";
+    /// DTMF.
+    pub const DTMF: &str = "/api/callmanager/v1/calls/{id}/dtmf";
+    /// Transfer.
+    pub const TRANSFER: &str = "/api/callmanager/v1/calls/{id}/transfer";
+}
+
 pub(crate) fn routes(inner: Arc<Inner>) -> Routes {
     const ID: Scope = Scope::Resolve("id", call_group as mware_host::Resolver);
     let s = |m: axum::routing::MethodRouter<Arc<Inner>>| m.with_state(inner.clone());
     Routes::new()
-        .post("/api/callmanager/v1/calls", Access::Token, Scope::Group, s(post(create)))
-        .post("/api/callmanager/v1/domains/{domain}/calls", Access::Token, Scope::Domain("domain"), s(post(create_in)))
-        .get("/api/callmanager/v1/calls", Access::Token, Scope::Group, s(get(list)))
-        .get("/api/callmanager/v1/calls/{id}", Access::Token, ID, s(get(get_one)))
-        .add(Some(Method::DELETE), "/api/callmanager/v1/calls/{id}", Access::Token, ID, s(delete(hang_up)))
-        .post("/api/callmanager/v1/calls/{id}/hold", Access::Token, ID, s(post(hold)))
-        .post("/api/callmanager/v1/calls/{id}/resume", Access::Token, ID, s(post(resume)))
-        .post("/api/callmanager/v1/calls/{id}/dtmf", Access::Token, ID, s(post(dtmf)))
-        .post("/api/callmanager/v1/calls/{id}/transfer", Access::Token, ID, s(post(transfer)))
+        .post(paths::CALLS, Access::Token, Scope::Group, s(post(create)))
+        .post(paths::DOMAIN_CALLS, Access::Token, Scope::Domain("domain"), s(post(create_in)))
+        .get(paths::CALLS, Access::Token, Scope::Group, s(get(list)))
+        .get(paths::CALL, Access::Token, ID, s(get(get_one)))
+        .add(Some(Method::DELETE), paths::CALL, Access::Token, ID, s(delete(hang_up)))
+        .post(paths::HOLD, Access::Token, ID, s(post(hold)))
+        .post(paths::RESUME, Access::Token, ID, s(post(resume)))
+        .post(paths::DTMF, Access::Token, ID, s(post(dtmf)))
+        .post(paths::TRANSFER, Access::Token, ID, s(post(transfer)))
 }
 
 type Result<T> = std::result::Result<T, CallError>;

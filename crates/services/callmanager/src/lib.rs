@@ -11,17 +11,28 @@
 
 mod api;
 pub mod call;
-pub mod config;
+mod cli;
 pub mod decide;
 mod error;
 mod metrics;
+pub mod section;
 mod service;
 pub mod store;
 pub mod ua;
 pub mod validate;
 
 pub use api::openapi;
-pub use config::SipConfig;
 pub use error::CallError;
 pub use metrics::Metrics;
-pub use service::{section, CallsService};
+pub use section::SipConfig;
+pub use service::CallsService;
+
+/// The callmanager for the registry: its `sip` section, the service, `mware calls`.
+pub fn plugin() -> mware_host::Plugin {
+    mware_host::Plugin {
+        name: "callmanager",
+        sections: vec![mware_config::section::<section::SipConfig>()],
+        build: |registry| std::sync::Arc::new(CallsService::new(registry)),
+        cli: Some(cli::subcommand()),
+    }
+}

@@ -3,10 +3,10 @@
 //! the limits, and serves the Calls API.
 
 use crate::call::{self, CallHandle, CallSpec, CallView, Engine};
-use crate::config::SipConfig;
 use crate::decide::{CallState, Side};
 use crate::error::CallError;
 use crate::metrics::Metrics;
+use crate::section::SipConfig;
 use crate::store::Store;
 use crate::ua::{Ua, UaOptions};
 use async_trait::async_trait;
@@ -21,15 +21,6 @@ use std::time::{Duration, Instant};
 const KEEP_ENDED: Duration = Duration::from_secs(600);
 /// Most ended calls kept visible.
 const MAX_ENDED: usize = 1000;
-
-/// The group's `sip` section, if it has one.
-///
-/// Until the site file has a `sip` role key (the section moves into the services'
-/// crates), it is read from the role's free-form `opts.sip`.
-pub fn section(role: &Role) -> Option<Result<SipConfig, String>> {
-    let v = role.opts.as_ref()?.get("sip")?;
-    Some(serde_json::from_value::<SipConfig>(v.clone()).map_err(|e| format!("opts.sip: {e}")))
-}
 
 /// The callmanager service. Cheap to clone; build once per daemon.
 #[derive(Clone)]
@@ -176,20 +167,16 @@ impl CallsService {
     async fn activate(&self, ctx: &ServiceContext) -> Result<Arc<Active>, CallError> {
         let site = ctx.site.borrow().clone();
         let placed = site.instance(&ctx.instance).ok_or_else(|| CallError::NotRunning(format!("{} is not in the site", ctx.instance)))?;
-        let cfg = match section(placed.role) {
-            Some(Ok(c)) => c,
-            Some(Err(e)) => return Err(CallError::Invalid { field: "sip".into(), msg: e }),
-            None => return Err(CallError::NotRunning("the group has no sip section".into())),
-        };
-        if let Some(p) = cfg.problems("sip").into_iter().next() {
-            return Err(CallError::Invalid { field: "sip".into(), msg: p });
-        }
+        let cfg = placed.role.section::<SipConfig>().ok_or_else(|| CallError::NotRunning("the group has no sip section".into()))?;
         let ip =
             placed.server.ifaces.get(&placed.role.iface).and_then(|a| a.parse().ok()).ok_or_else(|| CallError::Invalid {
                 field: "iface".into(),
                 msg: format!("no IP address for iface {:?}", placed.role.iface),
             })?;
-        let proxy = crate::validate::proxy_addr(&cfg.outbound_proxy).expect("checked by problems()");
+        let proxy = crate::validate::proxy_addr(&cfg.outbound_proxy).ok_or_else(|| CallError::Invalid {
+            field: "sip.outbound_proxy".into(),
+            msg: format!("expected sip:IP:PORT, found {:?}", cfg.outbound_proxy),
+        })?;
         let user = cfg.credentials.as_ref().map(|c| c.user.clone()).unwrap_or_else(|| "mware".into());
         let opts = UaOptions { ip, port: cfg.port, transports: cfg.transports.clone(), proxy, credentials: cfg.credentials.clone(), user };
         let cancel = ctx.cancel.child_token();
@@ -236,7 +223,7 @@ impl Service for CallsService {
     }
 
     fn wanted(&self, role: &Role) -> bool {
-        section(role).is_some()
+        role.section::<SipConfig>().is_some()
     }
 
     fn routes(&self) -> Routes {

@@ -17,7 +17,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Json;
-use mware_host::{Access, Routes, Scope};
+use mware_host::{Access, ApiError, Problem, Routes, Scope};
 use mware_jobs::JobState;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -31,37 +31,15 @@ pub const MAX_WAIT_MS: u64 = 60_000;
 /// Most jobs one list returns.
 pub const MAX_LIST: u32 = 1000;
 
-/// An error: the message, and each problem with its field.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// What was expected and what was found (every problem, `; `-separated).
-    pub error: String,
-    /// Whether retrying (later, or through another instance) may succeed.
-    pub retryable: bool,
-    /// Each problem with its field (`timeout_ms`, `params.oid`, `jobs[3].kind`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub problems: Vec<ProblemBody>,
-}
-
-/// One problem of a request.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ProblemBody {
-    /// The field at fault.
-    pub field: String,
-    /// What was expected and found.
-    pub message: String,
-}
-
 impl IntoResponse for DevicesError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let problems = match &self {
-            DevicesError::Invalid(l) => l.iter().map(|p| ProblemBody { field: p.field.clone(), message: p.message.clone() }).collect(),
-            DevicesError::TooLarge { .. } => vec![ProblemBody { field: "jobs".into(), message: self.to_string() }],
+        let problems: Vec<Problem> = match &self {
+            DevicesError::Invalid(l) => l.iter().map(|p| Problem { field: p.field.clone(), message: p.message.clone() }).collect(),
+            DevicesError::TooLarge { .. } => vec![Problem { field: "jobs".into(), message: self.to_string() }],
             _ => vec![],
         };
-        let body = ErrorBody { error: self.to_string(), retryable: status.is_server_error(), problems };
-        (status, Json(body)).into_response()
+        ApiError::new(status, self.to_string()).retryable(status.is_server_error()).problems(problems).into_response()
     }
 }
 
@@ -243,7 +221,7 @@ fn active(inner: &Inner) -> Result<Arc<Active>, DevicesError> {
 
 /// Submit a job: stored before the answer, then run.
 #[utoipa::path(post, path = "/api/devicemanager/v1/jobs", tag = "devicemanager", request_body = JobRequest,
-    responses((status = 202, body = Accepted), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 202, body = Accepted), (status = 400, body = ApiError), (status = 503, body = ApiError)))]
 async fn submit(State(inner): State<Arc<Inner>>, body: Bytes) -> Result<(StatusCode, Json<Accepted>), DevicesError> {
     let a = active(&inner)?;
     let job = validate::one(&body, &a.cfg, &a.policy, inner.local())?;
@@ -253,7 +231,7 @@ async fn submit(State(inner): State<Arc<Inner>>, body: Bytes) -> Result<(StatusC
 
 /// Submit many jobs in one call (all or none).
 #[utoipa::path(post, path = "/api/devicemanager/v1/jobs:batch", tag = "devicemanager", request_body = BatchRequest,
-    responses((status = 202, body = BatchAccepted), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
+    responses((status = 202, body = BatchAccepted), (status = 400, body = ApiError), (status = 413, body = ApiError), (status = 503, body = ApiError)))]
 async fn submit_batch(State(inner): State<Arc<Inner>>, body: Bytes) -> Result<(StatusCode, Json<BatchAccepted>), DevicesError> {
     let a = active(&inner)?;
     let jobs = validate::batch(&body, &a.cfg, &a.policy, inner.local())?;
@@ -263,7 +241,7 @@ async fn submit_batch(State(inner): State<Arc<Inner>>, body: Bytes) -> Result<(S
 
 /// One job; `wait_ms` waits for its end (long poll).
 #[utoipa::path(get, path = "/api/devicemanager/v1/jobs/{id}", tag = "devicemanager", params(("id" = String, Path, description = "job id"), WaitQuery),
-    responses((status = 200, body = JobView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = JobView), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
 async fn get_job(
     State(inner): State<Arc<Inner>>,
     Path(id): Path<String>,
@@ -293,7 +271,7 @@ async fn get_job(
 
 /// Jobs, newest first, by state and satellite.
 #[utoipa::path(get, path = "/api/devicemanager/v1/jobs", tag = "devicemanager", params(ListQuery),
-    responses((status = 200, body = JobList), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = JobList), (status = 400, body = ApiError)))]
 async fn list_jobs(State(inner): State<Arc<Inner>>, Query(q): Query<ListQuery>) -> Result<Json<JobList>, DevicesError> {
     let a = active(&inner)?;
     let mut problems = vec![];
@@ -399,7 +377,7 @@ async fn satellites(State(inner): State<Arc<Inner>>) -> Result<Json<SatelliteLis
 #[derive(OpenApi)]
 #[openapi(
     paths(submit, submit_batch, get_job, list_jobs, satellites),
-    components(schemas(JobRequest, BatchRequest, Accepted, BatchAccepted, JobView, JobList, SatelliteView, SatelliteList, QueueInfo, ErrorBody, ProblemBody, JobState)),
+    components(schemas(JobRequest, BatchRequest, Accepted, BatchAccepted, JobView, JobList, SatelliteView, SatelliteList, QueueInfo, ApiError, Problem, JobState)),
     tags((name = "devicemanager", description = "Device jobs run by remote pollers through RabbitMQ (or in-process)"))
 )]
 struct ApiDoc;

@@ -6,10 +6,11 @@
 
 use crate::error::DevicesError;
 use crate::metrics::{reason_label, Metrics, StateLabel};
+use crate::section::DeviceManager;
 use crate::store::{Change, JobRow, NewJob, Store};
 use crate::targets::Policy;
 use crate::transport::{Ack, Incoming, Transport};
-use mware_config::DeviceManager;
+use backon::{BackoffBuilder, ExponentialBuilder};
 use mware_jobs::{now_ms, JobState, Report};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -30,6 +31,15 @@ const PURGE_EVERY: Duration = Duration::from_secs(60);
 const PURGE_BATCH: u32 = 20_000;
 /// How often the sweeper looks.
 const SWEEP_EVERY: Duration = Duration::from_millis(500);
+/// Pauses between tries of a publish or a store write that failed: from 100 ms doubling to
+/// 2.5 s, each lengthened by a random share of itself: at most [`STORE_RETRY_MAX`].
+const STORE_RETRY: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_millis(100))
+    .with_max_delay(Duration::from_millis(2500))
+    .with_jitter()
+    .without_max_times();
+/// The longest pause between tries of a publish or a store write.
+const STORE_RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// The service while it is active here.
 pub struct Active {
@@ -203,7 +213,7 @@ pub async fn inserter(a: Arc<Active>, mut rx: mpsc::Receiver<Pending>, cancel: C
 /// The outbox: stored jobs not yet published are handed to the transport, oldest first,
 /// and marked published once confirmed. Ends only with the activity or on a fence.
 pub async fn outbox(a: Arc<Active>, cancel: CancellationToken) -> Result<(), DevicesError> {
-    let mut pause = Duration::from_millis(100);
+    let mut pauses = STORE_RETRY.build();
     loop {
         if cancel.is_cancelled() {
             return Ok(());
@@ -242,12 +252,11 @@ pub async fn outbox(a: Arc<Active>, cancel: CancellationToken) -> Result<(), Dev
                         tracing::warn!(error = %e, "devicemanager: published jobs not marked so");
                     }
                 }
-                pause = Duration::from_millis(100);
+                pauses = STORE_RETRY.build();
             }
             Err(e) => {
                 tracing::warn!(error = %e, jobs = rows.len(), "devicemanager: cannot publish; trying again");
-                sleep_or(&cancel, pause).await;
-                pause = (pause * 2).min(Duration::from_secs(5));
+                sleep_or(&cancel, pauses.next().unwrap_or(STORE_RETRY_MAX)).await;
             }
         }
     }
@@ -334,7 +343,7 @@ pub async fn recorder(a: Arc<Active>, mut rx: mpsc::Receiver<(Incoming, Ack)>, c
         }
         a.metrics.reports.inc_by(batch.len() as u64);
         let changes: Vec<Change> = batch.iter().filter_map(|(inc, _)| change(&a, inc)).collect();
-        let mut pause = Duration::from_millis(100);
+        let mut pauses = STORE_RETRY.build();
         let applied = loop {
             if changes.is_empty() {
                 break vec![];
@@ -352,8 +361,7 @@ pub async fn recorder(a: Arc<Active>, mut rx: mpsc::Receiver<(Incoming, Ack)>, c
                     if cancel.is_cancelled() {
                         return Ok(());
                     }
-                    sleep_or(&cancel, pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(5));
+                    sleep_or(&cancel, pauses.next().unwrap_or(STORE_RETRY_MAX)).await;
                 }
             }
         };

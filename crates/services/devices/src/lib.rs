@@ -14,6 +14,7 @@ mod api;
 mod engine;
 mod error;
 mod metrics;
+mod section;
 mod service;
 mod store;
 mod targets;
@@ -22,4 +23,15 @@ mod validate;
 
 pub use api::openapi;
 pub use error::DevicesError;
+pub use section::DeviceManager;
 pub use service::{sqlite_path, DevicesService};
+
+/// The service and its section (`devicemanager`), for the binary's registry.
+pub fn plugin() -> mware_host::Plugin {
+    mware_host::Plugin {
+        name: "devicemanager",
+        sections: vec![mware_config::section::<section::DeviceManager>()],
+        build: |registry| std::sync::Arc::new(DevicesService::new(registry)),
+        cli: None,
+    }
+}

@@ -6,11 +6,12 @@
 use crate::engine::{self, Active};
 use crate::error::DevicesError;
 use crate::metrics::Metrics;
+use crate::section::DeviceManager;
 use crate::store::Store;
 use crate::targets::Policy;
 use crate::transport::{amqp, local::Local, Transport};
 use async_trait::async_trait;
-use mware_config::{DeviceManager, Role};
+use mware_config::Role;
 use mware_host::{Routes, Service, ServiceContext, ServiceState};
 use mware_jobs::RunEnv;
 use mware_ssh::HostKeyPolicy;
@@ -69,7 +70,7 @@ impl Service for DevicesService {
     }
 
     fn wanted(&self, role: &Role) -> bool {
-        role.devicemanager.is_some()
+        role.section::<DeviceManager>().is_some()
     }
 
     fn routes(&self) -> Routes {
@@ -77,7 +78,7 @@ impl Service for DevicesService {
     }
 
     fn token_env(&self, role: &Role) -> Option<String> {
-        role.devicemanager.as_ref().and_then(|d| d.token_env.clone())
+        role.section::<DeviceManager>().and_then(|d| d.token_env)
     }
 
     fn openapi(&self) -> Option<utoipa::openapi::OpenApi> {
@@ -129,7 +130,7 @@ impl Service for DevicesService {
 impl DevicesService {
     async fn serve(&self, ctx: &mut ServiceContext) -> Result<(), DevicesError> {
         loop {
-            let cfg = ctx.role().and_then(|r| r.devicemanager);
+            let cfg = ctx.role().and_then(|r| r.section::<DeviceManager>());
             let Some(cfg) = cfg.clone() else {
                 ctx.status.set(ServiceState::Idle, "this role has no devicemanager section");
                 if wait_change(ctx, &None).await {
@@ -199,7 +200,7 @@ impl DevicesService {
                         std::future::pending::<()>().await;
                     }
                     let s = site.borrow().clone();
-                    let now = s.instance(&ctx.instance).and_then(|p| p.role.devicemanager.clone());
+                    let now = s.instance(&ctx.instance).and_then(|p| p.role.section::<DeviceManager>());
                     // The settings, or the site's endpoints the target rules refuse.
                     if now.as_ref() != Some(&cfg) || Policy::new(&s, &cfg) != policy {
                         return;
@@ -235,7 +236,7 @@ async fn wait_change(ctx: &mut ServiceContext, cfg: &Option<DeviceManager>) -> b
                     ctx.cancel.cancelled().await;
                     return false;
                 }
-                if ctx.role().and_then(|r| r.devicemanager) != *cfg {
+                if ctx.role().and_then(|r| r.section::<DeviceManager>()) != *cfg {
                     return true;
                 }
             }

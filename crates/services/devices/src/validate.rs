@@ -3,9 +3,9 @@
 //! rules refuse among them; nothing is stored when any job of a batch is wrong.
 
 use crate::error::DevicesError;
+use crate::section::DeviceManager;
 use crate::store::NewJob;
 use crate::targets::{self, Policy};
-use mware_config::DeviceManager;
 use mware_jobs::{check_job, found, now_ms, Problem, Problems};
 use serde_json::{Map, Value};
 use std::collections::HashSet;

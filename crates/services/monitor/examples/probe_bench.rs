@@ -21,9 +21,9 @@
 //! (/proc/PID/stat) over the window and the latency its own `probe_duration_seconds`.
 //! The two sides run one after the other, not at once.
 
-use mware_config::Probe;
 use mware_monitor::engine::{self, EngineCtx, Views};
 use mware_monitor::metrics::{CheckLabels, Metrics};
+use mware_monitor::Probe;
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::process::{Command, Stdio};

@@ -7,11 +7,10 @@
 
 use crate::service::MonitorService;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Json;
-use mware_host::{Access, Routes, Scope};
+use mware_host::{Access, ApiError, Routes, Scope};
 use serde_json::json;
 use utoipa::OpenApi;
 
@@ -37,30 +36,22 @@ pub fn routes(svc: MonitorService) -> Routes {
 /// The site's state: its worst item's state, since when, a summary, and every item.
 #[utoipa::path(get, path = "/api/v1/monitoring", tag = "monitoring",
     responses((status = 200, description = "`{site, state, since_ms, summary, items: [{group, kind, name, state, since_ms, reason, stale}]}`; state is ok, unknown, warning or failing"),
-        (status = 503, description = "the coordinator cannot be read")))]
+        (status = 503, description = "the coordinator cannot be read", body = ApiError)))]
 async fn site_state(State(svc): State<MonitorService>) -> Response {
     let Some(env) = svc.inner.env.get() else {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"error": "the monitoring service is not attached to a coordinator yet", "retryable": true})),
-        )
-            .into_response();
+        return ApiError::unavailable("the monitoring service is not attached to a coordinator yet").into_response();
     };
     let site = env.site.borrow().clone();
-    match crate::site::read(env.coord.as_ref(), &site).await {
+    match mware_host::site::read(env.coord.as_ref(), &site).await {
         Ok(v) => Json(v).into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"error": format!("cannot read the site's state from the coordinator: {e}"), "retryable": true})),
-        )
-            .into_response(),
+        Err(e) => ApiError::unavailable(format!("cannot read the site's state from the coordinator: {e}")).into_response(),
     }
 }
 
 /// This group's probes as its active instance runs them.
 #[utoipa::path(get, path = "/api/v1/monitoring/probes", tag = "monitoring",
     responses((status = 200, description = "`{probes: [{name, kind, target, state, since_ms, reason, last, last_ms, latency_ms, failures, successes}]}`"),
-        (status = 503, description = "monitoring is not running on the group's active instance")))]
+        (status = 503, description = "monitoring is not running on the group's active instance", body = ApiError)))]
 async fn probes(State(svc): State<MonitorService>) -> Response {
     let v: Vec<_> = svc.inner.views.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
     Json(json!({"probes": v})).into_response()

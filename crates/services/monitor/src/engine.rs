@@ -4,12 +4,12 @@
 //! before it is announced. A probe starts from its persisted state and since when
 //! (a failover keeps both); only its counters start again.
 
-use crate::items::Item;
 use crate::metrics::{CheckLabels, Metrics, ProbeLabels};
 use crate::persist::{Change, Sender};
 use crate::probes::Checker;
+use crate::section::Probe;
 use crate::state::{decide, Health, Tracker};
-use mware_config::Probe;
+use mware_host::items::Item;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};

@@ -9,24 +9,34 @@
 //! successes to recover, the reason in words). It also records the group's services
 //! (from the host's events), what other services announce (pgctl's "no master"), and
 //! whether each group of the site has an active instance ([`watch`]). Every change is
-//! written to the group's KV (fenced, [`items`]) before it is announced on the host's
+//! written to the group's KV (fenced, `mware_host::items`) before it is announced on the host's
 //! event channel, so a failover keeps each item's state and since when. Any instance
-//! tells the site's state from the coordinator ([`site`], `GET /api/v1/monitoring`).
+//! tells the site's state from the coordinator (`mware_host::site`, `GET /api/v1/monitoring`).
 #![deny(missing_docs)]
 
 mod api;
 pub mod engine;
 mod error;
-pub mod items;
 pub mod metrics;
 pub mod persist;
 pub mod probes;
+mod section;
 mod service;
-pub mod site;
 pub mod state;
 pub mod watch;
 
 pub use error::MonitorError;
+pub use mware_host::site::{ItemView, SiteView};
+pub use section::{Monitoring, Probe, ProbeKind, SshCopy};
 pub use service::MonitorService;
-pub use site::{ItemView, SiteView};
 pub use state::{decide, Check, Decision, Health, Tracker};
+
+/// The service and its section (`monitoring`), for the binary's registry.
+pub fn plugin() -> mware_host::Plugin {
+    mware_host::Plugin {
+        name: "monitoring",
+        sections: vec![mware_config::section::<section::Monitoring>()],
+        build: |registry| std::sync::Arc::new(MonitorService::new(registry)),
+        cli: None,
+    }
+}

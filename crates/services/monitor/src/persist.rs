@@ -3,8 +3,8 @@
 //! instance's event channel only once its write succeeded. A refused write (a stale
 //! epoch) ends the writer: this instance is no longer active and announces nothing more.
 
-use crate::items::Item;
 use mware_coord::{CoordError, Coordinator, Fence, KvOp};
+use mware_host::items::Item;
 use mware_host::{EventKind, Events};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -62,7 +62,7 @@ pub async fn run(
             .iter()
             .map(|c| match c {
                 Change::Put { item, .. } => KvOp::Put { key: item.key(), value: serde_json::to_vec(item).unwrap_or_default() },
-                Change::Delete { kind, name } => KvOp::Delete { key: crate::items::key(kind, name) },
+                Change::Delete { kind, name } => KvOp::Delete { key: mware_host::items::key(kind, name) },
             })
             .collect();
         // A coordinator that does not answer is retried; a refusal ends the activity.

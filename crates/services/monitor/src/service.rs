@@ -6,12 +6,13 @@
 //! state and since when.
 
 use crate::engine::{self, EngineCtx, Views};
-use crate::items::{self, Item};
 use crate::metrics::Metrics;
 use crate::persist::{self, Change};
+use crate::section::{Monitoring, Probe};
 use crate::watch::{self, Known};
 use async_trait::async_trait;
-use mware_config::{Probe, Role};
+use mware_config::Role;
+use mware_host::items::{self, Item};
 use mware_host::{EventKind, InstanceEnv, Service, ServiceContext, ServiceState};
 use prometheus_client::registry::Registry;
 use std::collections::HashMap;
@@ -44,7 +45,7 @@ impl MonitorService {
 
     /// The probes and the site's SSH settings they run with.
     fn probes(ctx: &ServiceContext) -> (Vec<Probe>, mware_config::SshSettings) {
-        (ctx.role().map(|r| r.monitoring.probes).unwrap_or_default(), ctx.site.borrow().ssh.clone())
+        (ctx.role().and_then(|r| r.section::<Monitoring>()).map(|m| m.probes).unwrap_or_default(), ctx.site.borrow().ssh.clone())
     }
 
     /// The probes' states as they are now, to restart them from.
@@ -75,7 +76,7 @@ impl Service for MonitorService {
     }
 
     fn wanted(&self, role: &Role) -> bool {
-        role.monitoring.enabled
+        role.section::<Monitoring>().is_some_and(|m| m.enabled)
     }
 
     fn panel(&self) -> Option<mware_host::Panel> {

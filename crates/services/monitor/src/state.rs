@@ -7,46 +7,9 @@
 //!   (flapping is not reported).
 //! - `failing` turns `ok` after `recover_after` consecutive successes.
 
-use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// The health of an item of the site.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Health {
-    /// Fine.
-    Ok,
-    /// Not known yet (a probe before its first result, an item as last recorded by a
-    /// group with no active instance).
-    Unknown,
-    /// Degraded, not failed.
-    Warning,
-    /// Failed.
-    Failing,
-}
-
-impl Health {
-    /// `ok`, `unknown`, `warning` or `failing`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Health::Ok => "ok",
-            Health::Unknown => "unknown",
-            Health::Warning => "warning",
-            Health::Failing => "failing",
-        }
-    }
-
-    /// Parses [`Health::as_str`]'s words (anything else: `None`).
-    pub fn parse(s: &str) -> Option<Health> {
-        Some(match s {
-            "ok" => Health::Ok,
-            "unknown" => Health::Unknown,
-            "warning" => Health::Warning,
-            "failing" => Health::Failing,
-            _ => return None,
-        })
-    }
-}
+pub use mware_host::items::Health;
 
 /// A probe's state and its counters of consecutive results.
 #[derive(Debug, Clone, PartialEq, Eq)]

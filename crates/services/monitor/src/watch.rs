@@ -9,11 +9,11 @@
 //! Each change is persisted through the writer; probe and group changes are announced
 //! (the services' and other sources' were announced by their owners already).
 
-use crate::items::Item;
 use crate::persist::{Change, Sender};
 use crate::state::Health;
 use mware_config::Site;
 use mware_coord::Coordinator;
+use mware_host::items::Item;
 use mware_host::{Event, EventKind, Events, ServiceState};
 use std::collections::HashMap;
 use std::sync::Arc;

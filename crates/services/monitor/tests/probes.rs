@@ -4,8 +4,8 @@
 //! transaction id, or nothing), two folders kept in sync by a thread of the test, and
 //! commands. Each check's reason says what was found.
 
-use mware_config::Probe;
 use mware_monitor::probes::Checker;
+use mware_monitor::Probe;
 use mware_testkit::{free_port, Child};
 use serde_json::{json, Value};
 use std::net::UdpSocket;

@@ -7,8 +7,9 @@
 
 use mware_config::{Backend, Coordination, Site};
 use mware_coord::{Coordinator, EmbeddedCoordinator, Fence, MemberInfo, Membership, Settings};
+use mware_host::items;
 use mware_host::{EventKind, Events, InstanceEnv, Service, ServiceContext, ServiceState};
-use mware_monitor::{items, Health, MonitorService};
+use mware_monitor::{Health, MonitorService};
 use serde_json::json;
 use std::path::Path;
 use std::sync::Arc;
@@ -26,7 +27,7 @@ fn site(flag: &Path) -> Site {
         {"name": "other1", "roletype": "mware", "iface": "eth0", "group": 2, "order": 10, "api_port": 8272, "include_domains": ["x.example"],
          "monitoring": {"probes": [{"name": "far", "kind": "tcp", "target": "127.0.0.1:1"}]}}
     ]}]});
-    mware_config::validate(&v.to_string()).expect("test site").site
+    mware_config::validate(&v.to_string(), &mware_monitor::plugin().sections).expect("test site").site
 }
 
 async fn open(dir: &Path) -> Arc<dyn Coordinator> {
@@ -136,7 +137,7 @@ async fn a_probe_state_is_persisted_before_it_is_announced_and_survives_a_failov
     assert!(reason.contains(&format!("restored at epoch {}", f2.epoch)), "{reason}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let probes = r2.svc.clone();
-    let view = mware_monitor::site::read(coord.as_ref(), &site(&flag)).await.unwrap();
+    let view = mware_host::site::read(coord.as_ref(), &site(&flag)).await.unwrap();
     let p = view.items.iter().find(|i| i.kind == "probe" && i.name == "flag").unwrap();
     assert_eq!((p.state, p.since_ms), (Health::Failing, Some(since)), "since when is kept across the failover");
     drop(probes);
@@ -171,7 +172,7 @@ async fn services_pgctl_and_groups_make_the_site_state() {
     });
     let deadline = Instant::now() + Duration::from_secs(10);
     let view = loop {
-        let v = mware_monitor::site::read(coord.as_ref(), &site(&flag)).await.unwrap();
+        let v = mware_host::site::read(coord.as_ref(), &site(&flag)).await.unwrap();
         let has = |k: &str, n: &str| v.items.iter().any(|i| i.kind == k && i.name == n);
         if has("service", "backup")
             && has("pgctl", "main")

@@ -14,8 +14,8 @@
 
 use crate::error::MutexError;
 use crate::metrics::Metrics;
+use crate::section::CriticalSections;
 use crate::table::{AcquireReq, Acquired, Effects, Grant, HolderView, MutexView, Queued, Table, WaiterId};
-use mware_config::CriticalSections;
 use mware_coord::LeaseStats;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};

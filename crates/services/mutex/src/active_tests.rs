@@ -2,7 +2,7 @@
 //! (a line record becoming durable) is played by hand.
 
 use super::*;
-use mware_config::CriticalSections;
+use crate::section::CriticalSections;
 
 fn active(until: std::time::Instant) -> (Arc<Active>, Arc<LeaseStats>, mpsc::UnboundedReceiver<Pending>) {
     let lease = Arc::new(LeaseStats::default());

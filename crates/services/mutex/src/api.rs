@@ -1,11 +1,12 @@
 //! The HTTP API (REST + JSON) with its OpenAPI description.
 //!
 //! Handlers only serve locally: the daemon forwards a domain's requests to the active
-//! instance of its group. Errors are `{"error": "...", "retryable": bool, "field"?: ...}`,
-//! plus `holders` when a mutex is busy.
+//! instance of its group. Errors are [`ApiError`]s (`{"error": "...", "retryable": bool,
+//! "field"?: ...}`), plus `holders` when a mutex is busy.
 
 use crate::active::Active;
 use crate::error::MutexError;
+use crate::section::CriticalSections;
 use crate::service::Inner;
 use crate::table::{AcquireReq, Busy, HolderView, MutexView};
 use crate::validate::{self, AcquireBody, EvictBody, ReleaseBody, RenewBody};
@@ -15,12 +16,22 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Json;
-use mware_config::CriticalSections;
-use mware_host::{Access, PageQuery, Routes, Scope};
+use mware_host::{Access, ApiError, PageQuery, Routes, Scope};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 use utoipa::OpenApi;
+
+/// The paths the routes here and `mware mutex` share, written once (the OpenAPI
+/// attributes repeat them as literals; a test checks they match).
+pub(crate) mod paths {
+    /// A domain's mutexes.
+    pub const MUTEXES: &str = "/api/v1/domains/{domain}/mutexes";
+    /// One mutex.
+    pub const MUTEX: &str = "/api/v1/domains/{domain}/mutexes/{name}";
+    /// Evicting a holder.
+    pub const EVICT: &str = "/api/v1/domains/{domain}/mutexes/{name}/evict";
+}
 
 /// A grant: the fencing token and when it lapses.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -71,37 +82,24 @@ pub struct ListResponse {
     pub next: Option<String>,
 }
 
-/// An error.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// What was expected and what was found.
-    pub error: String,
-    /// Whether retrying (later, or through another instance) may succeed.
-    pub retryable: bool,
-    /// The request field at fault, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-    /// The current holders, when the mutex is busy.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub holders: Option<Vec<HolderView>>,
-}
-
 impl IntoResponse for MutexError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let holders = match &self {
-            MutexError::Busy { holders, .. } => Some(holders.clone()),
-            _ => None,
-        };
-        let body = ErrorBody { error: self.to_string(), retryable: self.retryable(), field: self.field().map(str::to_string), holders };
-        (status, Json(body)).into_response()
+        let mut e = ApiError::new(status, self.to_string()).retryable(self.retryable());
+        if let Some(field) = self.field() {
+            e = e.field(field);
+        }
+        if let MutexError::Busy { holders, .. } = &self {
+            e = e.detail("holders", serde_json::to_value(holders).unwrap_or_default());
+        }
+        e.into_response()
     }
 }
 
 #[derive(OpenApi)]
 #[openapi(
     paths(acquire, release, renew, evict, get_one, list, busiest),
-    components(schemas(AcquireBody, ReleaseBody, RenewBody, EvictBody, GrantResponse, ReleaseResponse, EvictResponse, ListResponse, ErrorBody, MutexView, HolderView, BusiestResponse, Busy)),
+    components(schemas(AcquireBody, ReleaseBody, RenewBody, EvictBody, GrantResponse, ReleaseResponse, EvictResponse, ListResponse, ApiError, MutexView, HolderView, BusiestResponse, Busy)),
     tags((name = "mutex", description = "Critical sections: named mutexes and semaphores per domain"))
 )]
 struct ApiDoc;
@@ -117,12 +115,12 @@ pub(crate) fn routes(inner: Arc<Inner>) -> Routes {
     const D: Scope = Scope::Domain("domain");
     let s = |m: axum::routing::MethodRouter<Arc<Inner>>| m.with_state(inner.clone());
     Routes::new()
-        .get("/api/v1/domains/{domain}/mutexes", Access::Public, D, s(get(list)))
-        .get("/api/v1/domains/{domain}/mutexes/{name}", Access::Public, D, s(get(get_one)))
+        .get(paths::MUTEXES, Access::Public, D, s(get(list)))
+        .get(paths::MUTEX, Access::Public, D, s(get(get_one)))
         .post("/api/v1/domains/{domain}/mutexes/{name}/acquire", Access::Token, D, s(post(acquire)))
         .post("/api/v1/domains/{domain}/mutexes/{name}/release", Access::Token, D, s(post(release)))
         .post("/api/v1/domains/{domain}/mutexes/{name}/renew", Access::Token, D, s(post(renew)))
-        .post("/api/v1/domains/{domain}/mutexes/{name}/evict", Access::Operator, D, s(post(evict)))
+        .post(paths::EVICT, Access::Operator, D, s(post(evict)))
         .get("/api/v1/mutexes", Access::Public, Scope::Group, s(get(busiest)))
 }
 
@@ -139,7 +137,7 @@ pub struct BusiestResponse {
     get,
     path = "/api/v1/mutexes",
     tag = "mutex",
-    responses((status = 200, description = "the busiest mutexes", body = BusiestResponse), (status = 503, description = "Not active here (retryable)", body = ErrorBody))
+    responses((status = 200, description = "the busiest mutexes", body = BusiestResponse), (status = 503, description = "Not active here (retryable)", body = ApiError))
 )]
 async fn busiest(State(inner): State<Arc<Inner>>) -> Result<Json<BusiestResponse>> {
     Ok(Json(BusiestResponse { mutexes: inner.active()?.busiest(20) }))
@@ -165,10 +163,10 @@ fn target(inner: &Inner, domain: &str, name: &str) -> Result<(Arc<Active>, Criti
     request_body = AcquireBody,
     responses(
         (status = 200, description = "Granted; durable before this answer", body = GrantResponse),
-        (status = 400, description = "Bad input; the field is named", body = ErrorBody),
-        (status = 409, description = "Busy when the wait ran out (holders listed), or another limit", body = ErrorBody),
-        (status = 429, description = "Too many waiters or mutexes", body = ErrorBody),
-        (status = 503, description = "Not active here (retryable)", body = ErrorBody),
+        (status = 400, description = "Bad input; the field is named", body = ApiError),
+        (status = 409, description = "Busy when the wait ran out (holders listed), or another limit", body = ApiError),
+        (status = 429, description = "Too many waiters or mutexes", body = ApiError),
+        (status = 503, description = "Not active here (retryable)", body = ApiError),
     )
 )]
 async fn acquire(
@@ -192,10 +190,10 @@ async fn acquire(
     request_body = ReleaseBody,
     responses(
         (status = 200, description = "Released", body = ReleaseResponse),
-        (status = 400, description = "Bad input", body = ErrorBody),
-        (status = 403, description = "The token belongs to another owner; nothing changed", body = ErrorBody),
-        (status = 409, description = "The token does not hold the mutex; nothing changed", body = ErrorBody),
-        (status = 503, description = "Not active here (retryable)", body = ErrorBody),
+        (status = 400, description = "Bad input", body = ApiError),
+        (status = 403, description = "The token belongs to another owner; nothing changed", body = ApiError),
+        (status = 409, description = "The token does not hold the mutex; nothing changed", body = ApiError),
+        (status = 503, description = "Not active here (retryable)", body = ApiError),
     )
 )]
 async fn release(
@@ -218,10 +216,10 @@ async fn release(
     request_body = RenewBody,
     responses(
         (status = 200, description = "Renewed; durable before this answer", body = GrantResponse),
-        (status = 400, description = "Bad input", body = ErrorBody),
-        (status = 403, description = "The token belongs to another owner; nothing changed", body = ErrorBody),
-        (status = 409, description = "The token does not hold the mutex (released or lapsed)", body = ErrorBody),
-        (status = 503, description = "Not active here (retryable)", body = ErrorBody),
+        (status = 400, description = "Bad input", body = ApiError),
+        (status = 403, description = "The token belongs to another owner; nothing changed", body = ApiError),
+        (status = 409, description = "The token does not hold the mutex (released or lapsed)", body = ApiError),
+        (status = 503, description = "Not active here (retryable)", body = ApiError),
     )
 )]
 async fn renew(State(inner): State<Arc<Inner>>, Path((domain, name)): Path<(String, String)>, body: Bytes) -> Result<Json<GrantResponse>> {
@@ -243,9 +241,9 @@ async fn renew(State(inner): State<Arc<Inner>>, Path((domain, name)): Path<(Stri
     request_body = EvictBody,
     responses(
         (status = 200, description = "Evicted; durable before this answer", body = EvictResponse),
-        (status = 400, description = "Bad input; the field is named", body = ErrorBody),
-        (status = 409, description = "No holder of the mutex has this token; nothing changed", body = ErrorBody),
-        (status = 503, description = "Not active here (retryable)", body = ErrorBody),
+        (status = 400, description = "Bad input; the field is named", body = ApiError),
+        (status = 409, description = "No holder of the mutex has this token; nothing changed", body = ApiError),
+        (status = 503, description = "Not active here (retryable)", body = ApiError),
     )
 )]
 async fn evict(State(inner): State<Arc<Inner>>, Path((domain, name)): Path<(String, String)>, body: Bytes) -> Result<Json<EvictResponse>> {
@@ -264,8 +262,8 @@ async fn evict(State(inner): State<Arc<Inner>>, Path((domain, name)): Path<(Stri
     params(("domain" = String, Path, description = "Domain"), ("name" = String, Path, description = "Mutex name")),
     responses(
         (status = 200, description = "The mutex", body = MutexView),
-        (status = 404, description = "Nobody holds or waits on it", body = ErrorBody),
-        (status = 503, description = "Not active here (retryable)", body = ErrorBody),
+        (status = 404, description = "Nobody holds or waits on it", body = ApiError),
+        (status = 503, description = "Not active here (retryable)", body = ApiError),
     )
 )]
 async fn get_one(State(inner): State<Arc<Inner>>, Path((domain, name)): Path<(String, String)>) -> Result<Json<MutexView>> {
@@ -283,8 +281,8 @@ async fn get_one(State(inner): State<Arc<Inner>>, Path((domain, name)): Path<(St
         ("after" = Option<String>, Query, description = "the `next` of the previous page: mutexes named after it")),
     responses(
         (status = 200, description = "One page of the mutexes, with how many there are and the next page's cursor", body = ListResponse),
-        (status = 400, description = "Malformed domain, limit or after", body = ErrorBody),
-        (status = 503, description = "Not active here (retryable)", body = ErrorBody),
+        (status = 400, description = "Malformed domain, limit or after", body = ApiError),
+        (status = 503, description = "Not active here (retryable)", body = ApiError),
     )
 )]
 async fn list(

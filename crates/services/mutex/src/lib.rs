@@ -18,8 +18,10 @@
 
 mod active;
 mod api;
+mod cli;
 mod error;
 mod metrics;
+mod section;
 mod service;
 mod store;
 pub mod table;
@@ -27,7 +29,18 @@ pub mod validate;
 mod views;
 mod writer;
 
-pub use api::{openapi, ErrorBody, GrantResponse, ListResponse, ReleaseResponse};
+pub use api::{openapi, GrantResponse, ListResponse, ReleaseResponse};
 pub use error::MutexError;
 pub use metrics::Metrics;
+pub use section::CriticalSections;
 pub use service::MutexService;
+
+/// The service and its section (`critical_sections`), for the binary's registry.
+pub fn plugin() -> mware_host::Plugin {
+    mware_host::Plugin {
+        name: "mutex",
+        sections: vec![mware_config::section::<section::CriticalSections>()],
+        build: |registry| std::sync::Arc::new(MutexService::new(registry)),
+        cli: Some(cli::subcommand()),
+    }
+}

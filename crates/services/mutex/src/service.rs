@@ -4,6 +4,7 @@
 
 use crate::active::Active;
 use crate::metrics::Metrics;
+use crate::section::CriticalSections;
 use crate::store::{self, Batch};
 use crate::table::Table;
 use crate::writer::{self, Stop, WriteError};
@@ -64,7 +65,7 @@ impl MutexService {
     /// folded, lapsed holders dropped, line records turned into unconfirmed holders) in
     /// fenced writes before serving: they also check the fence.
     async fn activate(&self, ctx: &ServiceContext) -> Result<Activated, WriteError> {
-        let limits = ctx.role().map(|r| r.critical_sections).unwrap_or_default();
+        let limits = ctx.role().and_then(|r| r.section::<CriticalSections>()).unwrap_or_default();
         let saved =
             store::load(&*ctx.coord, ctx.fence.group).await.map_err(|e| WriteError::Failed(format!("cannot read saved holders: {e}")))?;
         let mut table = Table::new(limits);
@@ -120,7 +121,7 @@ impl Service for MutexService {
     }
 
     fn wanted(&self, role: &Role) -> bool {
-        role.critical_sections.enabled
+        role.section::<CriticalSections>().is_some_and(|c| c.enabled)
     }
 
     fn routes(&self) -> Routes {
@@ -194,7 +195,7 @@ impl Service for MutexService {
                 _ = &mut sweep, if sweeping => sweeping = false,
                 r = site.changed(), if follow_site => match r {
                     Ok(()) => {
-                        if let Some(limits) = ctx.role().map(|r| r.critical_sections) {
+                        if let Some(limits) = ctx.role().and_then(|r| r.section::<CriticalSections>()) {
                             tracing::info!(?limits, "critical sections limits reloaded");
                             active.set_limits(limits);
                         }

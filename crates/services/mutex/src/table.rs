@@ -26,7 +26,7 @@
 //! - a mutex with no holders and no waiters is forgotten (its memory is freed).
 
 use crate::error::MutexError;
-use mware_config::CriticalSections;
+use crate::section::CriticalSections;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 pub use crate::views::*;

@@ -4,7 +4,7 @@
 //! (`{"error": "invalid ttl_ms: expected 1..=3600000 ms, found 0", "field": "ttl_ms"}`).
 
 use crate::error::MutexError;
-use mware_config::CriticalSections;
+use crate::section::CriticalSections;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Json;
-use mware_host::{Access, Routes, Scope};
+use mware_host::{Access, ApiError, Routes, Scope};
 use serde_json::json;
 use utoipa::OpenApi;
 
@@ -36,18 +36,18 @@ pub fn routes(svc: PgctlService) -> Routes {
 /// Every pg_controller group of this instance's group: each server's role, reachability,
 /// timeline, lag, the last decision and its reason.
 #[utoipa::path(get, path = "/api/v1/pg", tag = "pg_controller",
-    responses((status = 200, description = "every group"), (status = 503, description = "pg_controller is not running on the group's active instance")))]
+    responses((status = 200, description = "every group"), (status = 503, description = "pg_controller is not running on the group's active instance", body = ApiError)))]
 async fn list(State(svc): State<PgctlService>) -> Response {
     Json(json!({"groups": svc.groups()})).into_response()
 }
 
 /// One pg_controller group by key.
 #[utoipa::path(get, path = "/api/v1/pg/{key}", tag = "pg_controller", params(("key" = String, Path, description = "pg group key")),
-    responses((status = 200, description = "the group"), (status = 404, description = "no running group with that key"),
-        (status = 503, description = "pg_controller is not running on the group's active instance")))]
+    responses((status = 200, description = "the group"), (status = 404, description = "no running group with that key", body = ApiError),
+        (status = 503, description = "pg_controller is not running on the group's active instance", body = ApiError)))]
 async fn one(State(svc): State<PgctlService>, Path(key): Path<String>) -> Response {
     match svc.group(&key) {
         Some(g) => Json(g).into_response(),
-        None => (StatusCode::NOT_FOUND, Json(json!({"error": format!("expected a running pg group {key:?}, found none")}))).into_response(),
+        None => ApiError::new(StatusCode::NOT_FOUND, format!("expected a running pg group {key:?}, found none")).into_response(),
     }
 }

@@ -2,12 +2,12 @@
 //! [`GroupSpec`]; each invalid one is left out with the reason (the seed's run-time
 //! filter), so one bad group never stops the others.
 //!
-//! The check itself is [`mware_config::pg::parse_groups`], the one `mware validate` runs, so
+//! The check itself is [`crate::section::parse_groups`], the one `mware validate` runs, so
 //! the warnings logged here are the ones `mware validate` prints; this module only turns
 //! the groups it keeps into the controller's types. Each server's SSH target carries the
 //! site's host key policy.
 
-use mware_config::pg::{parse_groups, PgGroup, PgServer, Rejoin};
+use crate::section::{parse_groups, PgGroup, PgServer, Rejoin};
 use mware_config::{Problem, Secret};
 use mware_ssh::{Auth, HostKeyPolicy, Target};
 use std::time::Duration;

@@ -39,10 +39,6 @@ pub fn promote_script(s: &ServerSpec, use_signal: bool) -> String {
     sc
 }
 
-/// Exit code of the rewind script when pg_rewind itself failed (the server is stopped;
-/// fall back to a basebackup).
-pub const REWIND_FAILED: i64 = 21;
-
 fn common_vars(s: &ServerSpec, master: &ServerSpec, app_name: &str) -> String {
     let port = master.pg_port.to_string();
     // A connection string, not a bare value: a group key with a space or a quote must not
@@ -147,7 +143,7 @@ pub fn rewind_source(master: &ServerSpec, app_name: &str) -> String {
 /// Script that rejoins `s` (a former master that still has its data folder) as a standby
 /// of `master` with pg_rewind, keeping its own config. Reads the replica password on
 /// stdin. Exits [`PRECONDITION`] before changing anything when a command or the data
-/// folder is missing, and [`REWIND_FAILED`] when pg_rewind fails (server left stopped).
+/// folder is missing, and 21 when pg_rewind fails (server left stopped; the caller falls back to a basebackup).
 pub fn rewind_script(s: &ServerSpec, master: &ServerSpec, app_name: &str) -> String {
     let mut sc = String::from(READ_PASSWORD);
     sc += &common_vars(s, master, app_name);

@@ -57,7 +57,10 @@ impl PgctlService {
     /// What the loops are built from: the role's `pg_controller` list and the site's host
     /// key settings.
     fn wanted_config(ctx: &ServiceContext) -> (Vec<serde_json::Value>, SshSettings) {
-        (ctx.role().map(|r| r.pg_controller.0).unwrap_or_default(), ctx.site.borrow().ssh.clone())
+        (
+            ctx.role().and_then(|r| r.section::<crate::section::PgController>()).map(|p| p.0).unwrap_or_default(),
+            ctx.site.borrow().ssh.clone(),
+        )
     }
 
     async fn run_config(&self, ctx: &ServiceContext, (raw, ssh): &(Vec<serde_json::Value>, SshSettings), stop: CancellationToken) {
@@ -113,7 +116,7 @@ impl Service for PgctlService {
     }
 
     fn wanted(&self, role: &Role) -> bool {
-        !role.pg_controller.is_empty()
+        role.section::<crate::section::PgController>().is_some_and(|p| !p.0.is_empty())
     }
 
     fn routes(&self) -> mware_host::Routes {

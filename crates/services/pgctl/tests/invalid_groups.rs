@@ -20,7 +20,7 @@ async fn the_run_time_filter_logs_the_validators_warnings() {
     b.as_object_mut().unwrap().remove("ssh_pwd");
     let groups = vec![json!({"key": "bad", "servers": [server(5432), b]}), json!({"key": "one", "servers": [server(5432)]})];
     let text = site_json(dir.path(), groups.clone()).to_string();
-    let validated = mware_config::validate(&text).expect("pg_controller problems are warnings only");
+    let validated = mware_config::validate(&text, &mware_pgctl::plugin().sections).expect("pg_controller problems are warnings only");
     let expected: Vec<String> = validated.warnings.iter().map(|w| w.to_string()).collect();
     assert!(expected.len() >= 4, "{expected:#?}");
 

@@ -23,7 +23,7 @@ async fn probe(port: u16, tls: serde_json::Value) -> Result<(), String> {
     let raw = vec![json!({"key": "t", "servers": [server(port, tls), other]})];
     let (groups, bad) = check_groups(&raw, "pg_controller", &HostKeyPolicy::from(&mware_config::SshSettings::default()));
     assert!(bad.is_empty(), "{bad:?}");
-    mware_pgctl::probe::probe(&groups[0].servers[0], Duration::from_secs(5)).await.map(|_| ()).map_err(|e| e.to_string())
+    mware_pgctl::probe(&groups[0].servers[0], Duration::from_secs(5)).await.map(|_| ()).map_err(|e| e.to_string())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

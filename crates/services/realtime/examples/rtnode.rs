@@ -9,7 +9,8 @@
 //! ```
 
 use clap::{Parser, Subcommand};
-use mware_config::{Provisioning, Secret};
+use mware_config::Secret;
+use mware_realtime::Provisioning;
 use mware_realtime::{provisioning_routes, ProvisioningHandle, RtcacheArgs};
 use tokio_util::sync::CancellationToken;
 
@@ -39,7 +40,7 @@ enum Cmd {
 
 /// Entities from the environment variable RT_ENTITIES, a JSON object as in the site
 /// file's `provisioning.entities` (none: every call is refused with 404).
-fn entities() -> anyhow::Result<std::collections::BTreeMap<String, mware_config::ProvisioningEntity>> {
+fn entities() -> anyhow::Result<std::collections::BTreeMap<String, mware_realtime::ProvisioningEntity>> {
     match std::env::var("RT_ENTITIES") {
         Ok(text) => Ok(serde_json::from_str(&text)?),
         Err(_) => Ok(Default::default()),

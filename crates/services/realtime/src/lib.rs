@@ -21,8 +21,20 @@ mod metrics;
 mod provisioning;
 pub mod query;
 pub mod rtcache;
+mod section;
 
 pub use error::RealtimeError;
 pub use metrics::{ProvisioningMetrics, RtcacheMetrics};
 pub use provisioning::{default_families, provisioning_routes, resolve_entity, ProvisioningHandle, ProvisioningService};
 pub use rtcache::{run as run_rtcache, RtcacheArgs};
+pub use section::{is_entity_id, Provisioning, ProvisioningEntity};
+
+/// The provisioning service and its section (`provisioning`), for the binary's registry.
+pub fn plugin() -> mware_host::Plugin {
+    mware_host::Plugin {
+        name: "provisioning",
+        sections: vec![mware_config::section::<section::Provisioning>()],
+        build: |registry| std::sync::Arc::new(ProvisioningService::new(registry)),
+        cli: None,
+    }
+}

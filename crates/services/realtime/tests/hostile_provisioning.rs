@@ -280,7 +280,7 @@ fn the_routing_rule_finds_the_group_listing_the_entity_and_nothing_else() {
              "provisioning": {"dsn": "host=x", "entities": {E1: {"domains": ["t1.example.ru"], "user": "u", "password": "p"}}}}
         ]}]
     });
-    let site = mware_config::validate(&site.to_string()).unwrap().site;
+    let site = mware_config::validate(&site.to_string(), &mware_realtime::plugin().sections).unwrap().site;
     let tree = mware_config::DomainTree::build(&site);
     let r = |s: &str| mware_realtime::resolve_entity(&site, &tree, s);
     assert_eq!(r(E1), Ok((2, E1.to_string())));
@@ -293,8 +293,9 @@ fn the_routing_rule_finds_the_group_listing_the_entity_and_nothing_else() {
     let mut site2 = site.clone();
     for s in &mut site2.servers {
         for role in &mut s.roles {
-            if let Some(p) = role.provisioning.as_mut() {
+            if let Some(mut p) = role.section::<mware_realtime::Provisioning>() {
                 p.accept_domain_segment = true;
+                role.sections.set(Some(p));
             }
         }
     }

@@ -141,7 +141,7 @@ async fn a_failed_connection_never_shows_the_password() {
         let mut registry = prometheus_client::registry::Registry::default();
         let handle = mware_realtime::ProvisioningHandle::new(&mut registry);
         let port = mware_testkit::free_port();
-        let cfg = mware_config::Provisioning {
+        let cfg = mware_realtime::Provisioning {
             dsn: mware_config::Secret::new(format!("host=127.0.0.1 port={port} user=postgres password=hunter2 connect_timeout=2")),
             max_body_bytes: 4096,
             ..Default::default()

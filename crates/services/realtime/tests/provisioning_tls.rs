@@ -7,7 +7,8 @@
 mod common;
 
 use common::{bounded, Ast, E1, SCHEMA};
-use mware_config::{Provisioning, Secret};
+use mware_config::Secret;
+use mware_realtime::Provisioning;
 use mware_realtime::ProvisioningHandle;
 use mware_testkit::etcd::make_ca;
 use mware_testkit::pg::PgInstance;

@@ -15,9 +15,20 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Json;
-use mware_host::{Access, Routes, Scope};
+use mware_host::{Access, ApiError, Routes, Scope};
 use serde_json::{json, Value};
 use utoipa::OpenApi;
+
+/// The paths of the service's routes, written once: the routes here and `mware tasks` use
+/// them (the OpenAPI attributes repeat them as literals; a test checks they match).
+pub(crate) mod paths {
+    /// Every task.
+    pub const TASKS: &str = "/api/v1/tasks";
+    /// The kept runs of a task.
+    pub const RUNS: &str = "/api/v1/tasks/{name}/runs";
+    /// A run now.
+    pub const RUN: &str = "/api/v1/tasks/{name}/run";
+}
 
 #[derive(OpenApi)]
 #[openapi(paths(list, runs, run_now), tags((name = "tasks", description = "Service tasks: scheduled service scripts on the group's active instance")))]
@@ -31,13 +42,13 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// The service's routes.
 pub fn routes(svc: TasksService) -> Routes {
     Routes::new()
-        .get("/api/v1/tasks", Access::Public, Scope::Group, get(list).with_state(svc.clone()))
-        .get("/api/v1/tasks/{name}/runs", Access::Public, Scope::Group, get(runs).with_state(svc.clone()))
-        .post("/api/v1/tasks/{name}/run", Access::Operator, Scope::Group, post(run_now).with_state(svc))
+        .get(paths::TASKS, Access::Public, Scope::Group, get(list).with_state(svc.clone()))
+        .get(paths::RUNS, Access::Public, Scope::Group, get(runs).with_state(svc.clone()))
+        .post(paths::RUN, Access::Operator, Scope::Group, post(run_now).with_state(svc))
 }
 
 fn error(code: StatusCode, msg: String) -> Response {
-    (code, Json(json!({"error": msg, "retryable": code == StatusCode::SERVICE_UNAVAILABLE}))).into_response()
+    ApiError::new(code, msg).retryable(code == StatusCode::SERVICE_UNAVAILABLE).into_response()
 }
 
 /// `None` when `name` is a task of the group, else the 404 to answer.
@@ -69,7 +80,7 @@ async fn history(svc: &TasksService, name: &str) -> Result<Vec<Run>, Response> {
 /// Every service task of the group.
 #[utoipa::path(get, path = "/api/v1/tasks", tag = "tasks",
     responses((status = 200, description = "every task: schedule, next slot, run in progress, reason, last run and last success"),
-        (status = 503, description = "the tasks service is not running on the group's active instance")))]
+        (status = 503, description = "the tasks service is not running on the group's active instance", body = ApiError)))]
 async fn list(State(svc): State<TasksService>) -> Response {
     let mut out: Vec<Value> = vec![];
     for t in svc.statuses() {
@@ -90,7 +101,7 @@ async fn list(State(svc): State<TasksService>) -> Response {
 /// The kept runs of a task, newest first.
 #[utoipa::path(get, path = "/api/v1/tasks/{name}/runs", tag = "tasks", params(("name" = String, Path, description = "task name")),
     responses((status = 200, description = "the runs, newest first: outcome and reason, exit code, signal, duration, output tails"),
-        (status = 404, description = "no such task in this group"), (status = 503, description = "the tasks service is not running, or the coordinator cannot be read")))]
+        (status = 404, description = "no such task in this group", body = ApiError), (status = 503, description = "the tasks service is not running, or the coordinator cannot be read", body = ApiError)))]
 async fn runs(State(svc): State<TasksService>, Path(name): Path<String>) -> Response {
     if let Some(r) = unknown(&svc, &name) {
         return r;
@@ -126,10 +137,10 @@ fn empty_body(body: &[u8]) -> Result<(), String> {
 /// while a run is in progress (409).
 #[utoipa::path(post, path = "/api/v1/tasks/{name}/run", tag = "tasks", params(("name" = String, Path, description = "task name")),
     request_body(content = Object, description = "none, or `{}`: a run takes no parameters"),
-    responses((status = 202, description = "started or queued: `{task, run, status}`"), (status = 400, description = "a body other than none or `{}`"), (status = 401, description = "no or wrong token"),
-        (status = 403, description = "the API token where the operator's is required"), (status = 404, description = "no such task in this group"),
-        (status = 409, description = "refused: a run is in progress (overlap skip, or a slot already waits)"),
-        (status = 503, description = "the tasks service is not running, or the start could not be recorded")))]
+    responses((status = 202, description = "started or queued: `{task, run, status}`"), (status = 400, description = "a body other than none or `{}`", body = ApiError), (status = 401, description = "no or wrong token", body = ApiError),
+        (status = 403, description = "the API token where the operator's is required", body = ApiError), (status = 404, description = "no such task in this group", body = ApiError),
+        (status = 409, description = "refused: a run is in progress (overlap skip, or a slot already waits)", body = ApiError),
+        (status = 503, description = "the tasks service is not running, or the start could not be recorded", body = ApiError)))]
 async fn run_now(State(svc): State<TasksService>, Path(name): Path<String>, body: Bytes) -> Response {
     if let Err(why) = empty_body(&body) {
         return error(StatusCode::BAD_REQUEST, why);

@@ -13,8 +13,8 @@
 //!   lets it wait for the running one (one slot waits at most; a second is skipped).
 //! - A queued slot starts as soon as nothing runs.
 
+use crate::section::Overlap;
 use chrono::{Local, TimeZone};
-use mware_config::Overlap;
 use std::fmt;
 
 /// How late a slot may start and still run; later than that it is missed.
@@ -32,7 +32,7 @@ pub struct Schedule {
 impl Schedule {
     /// Parses a cron expression (5 fields, or 6 with seconds first).
     pub fn parse(text: &str) -> Result<Schedule, String> {
-        Ok(Schedule { cron: mware_config::schedule(text)?, text: text.to_string() })
+        Ok(Schedule { cron: crate::section::schedule(text)?, text: text.to_string() })
     }
 
     /// The first slot strictly after `ms` (ms since the Unix epoch), if any.

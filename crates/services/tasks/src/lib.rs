@@ -8,21 +8,22 @@
 //! starts, so a slot runs once even across a failover; a run whose instance died is
 //! marked `lost` by the next active instance, not run twice; slots that passed while
 //! no instance was active are recorded as missed, never replayed. A run lives in a
-//! process group of its own ([`exec`]); a timeout kills the group. The tails of stdout
+//! process group of its own (`mware_host::exec`); a timeout kills the group. The tails of stdout
 //! and stderr are kept in the history, every line in `task_<name>.log`.
 //!
-//! Layout: [`decide`] (pure scheduler), [`exec`] (one command in its process group),
+//! Layout: [`decide`] (pure scheduler),
 //! [`store`] (KV records), `runner` (one task's loop), `service` ([`TasksService`]),
 //! `api` (`/api/v1/tasks...`), [`metrics`] (`mware_tasks_*`).
 #![deny(missing_docs)]
 
 mod api;
+mod cli;
 pub mod decide;
 mod error;
-pub mod exec;
 pub mod metrics;
 mod restore;
 mod runner;
+mod section;
 mod service;
 pub mod store;
 mod tasklog;
@@ -31,5 +32,16 @@ mod view;
 pub use decide::{decide, decide_manual, Decision, Manual, Missed, Schedule, Snapshot, GRACE_MS};
 pub use error::TasksError;
 pub use runner::{TaskStatus, TAIL_BYTES};
+pub use section::{schedule, Overlap, ServiceTask, ServiceTasks};
 pub use service::TasksService;
 pub use store::{Outcome, Run};
+
+/// The service and its section (`service_tasks`), for the binary's registry.
+pub fn plugin() -> mware_host::Plugin {
+    mware_host::Plugin {
+        name: "tasks",
+        sections: vec![mware_config::section::<section::ServiceTasks>()],
+        build: |registry| std::sync::Arc::new(TasksService::new(registry)),
+        cli: Some(cli::subcommand()),
+    }
+}

@@ -3,10 +3,10 @@
 //! the queue is recorded as missed; a task never seen starts from now.
 
 use crate::decide::Missed;
+use crate::section::ServiceTask;
 use crate::store::{self, Outcome, Run, TaskState};
 use crate::view::TaskCtx;
 use crate::TasksError;
-use mware_config::ServiceTask;
 use mware_coord::now_ms;
 
 /// Loads the task's state; marks runs left `running` by an earlier activity `lost`

@@ -8,18 +8,23 @@
 //! active instance finds it `running` and marks it `lost`.
 
 use crate::decide::{decide, decide_manual, local, Decision, Manual, Running, Schedule, Snapshot};
-use crate::exec::{self, Ending, Finished, Spec, StartError};
 use crate::metrics::TaskLabels;
 use crate::restore::{record_missed, restore};
+use crate::section::ServiceTask;
 use crate::store::{self, Outcome, Run, TaskState};
 use crate::TasksError;
-use mware_config::ServiceTask;
+use backon::{BackoffBuilder, ExponentialBuilder};
 use mware_coord::now_ms;
+use mware_host::exec::{self, Ending, Finished, Spec, StartError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+/// Pauses between tries to record a run that ended: two more tries, from 250 ms doubling,
+/// each lengthened by a random share of itself.
+const SAVE_RETRY: ExponentialBuilder = ExponentialBuilder::new().with_min_delay(Duration::from_millis(250)).with_jitter().with_max_times(2);
 
 pub use crate::view::{ManualAnswer, Request, RunningView, Statuses, TaskCtx, TaskStatus};
 
@@ -303,16 +308,14 @@ impl Task {
         self.cx.log.event(run.id, &format!("{}: {}", run.outcome.as_str(), run.reason));
         tracing::info!(task = %self.cfg.name, run = run.id, outcome = run.outcome.as_str(), reason = %run.reason, "run ended");
         let st = self.st.clone();
-        let mut last = Ok(());
-        for _ in 0..3 {
-            last = self.save(&st, std::slice::from_ref(&run)).await;
-            match &last {
-                Ok(()) => break,
-                Err(e) if e.is_fenced() => break,
-                Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        let mut pauses = SAVE_RETRY.build();
+        loop {
+            let last = self.save(&st, std::slice::from_ref(&run)).await;
+            match (&last, pauses.next()) {
+                (Err(e), Some(pause)) if !e.is_fenced() => tokio::time::sleep(pause).await,
+                _ => return last,
             }
         }
-        last
     }
 
     /// Ends the run in progress (SIGTERM to its group, SIGKILL later) and records it.

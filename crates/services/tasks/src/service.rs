@@ -5,9 +5,10 @@
 
 use crate::metrics::Metrics;
 use crate::runner::{run_task, ManualAnswer, Request, Statuses, TaskCtx, TaskStatus};
+use crate::section::{ServiceTask, ServiceTasks};
 use crate::tasklog::{log_dir, TaskLog};
 use async_trait::async_trait;
-use mware_config::{Role, ServiceTask};
+use mware_config::Role;
 use mware_host::{InstanceEnv, Service, ServiceContext, ServiceState};
 use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;
@@ -134,7 +135,7 @@ impl Service for TasksService {
     }
 
     fn wanted(&self, role: &Role) -> bool {
-        !role.service_tasks.is_empty()
+        role.section::<ServiceTasks>().is_some_and(|t| !t.0.is_empty())
     }
 
     fn panel(&self) -> Option<mware_host::Panel> {
@@ -185,7 +186,7 @@ impl Service for TasksService {
         let mut loops: BTreeMap<String, Loop> = BTreeMap::new();
         let result = async {
             loop {
-                let want = ctx.role().map(|r| r.service_tasks).unwrap_or_default();
+                let want = ctx.role().and_then(|r| r.section::<ServiceTasks>()).map(|t| t.0).unwrap_or_default();
                 self.reconcile(&ctx, &mut loops, &want).await?;
                 // A loop that ends by itself was refused a write: this instance is no
                 // longer active (the host is about to stop the service).

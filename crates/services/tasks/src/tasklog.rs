@@ -2,7 +2,7 @@
 //! else `var/log`): every line its runs print (stdout and stderr, whole), and the start
 //! and end of each run. The main log gets one line per start and end.
 
-use crate::exec::Stream;
+use mware_host::exec::Stream;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -2,8 +2,8 @@
 //! once, a late slot is missed and recorded, an outage is never replayed as a burst,
 //! and each overlap policy does what it says. Nothing here starts a process.
 
-use mware_config::Overlap;
 use mware_tasks::decide::{Running, GRACE_MS};
+use mware_tasks::Overlap;
 use mware_tasks::{decide, decide_manual, Decision, Manual, Missed, Schedule, Snapshot};
 
 /// A time on a 10-second boundary (so `*/10` slots fall on multiples of 10 s).

@@ -5,8 +5,8 @@
 //! runner or service on top.
 #![allow(dead_code)]
 
-use mware_backup::run::{Live, Runner};
 use mware_backup::{BackupService, Plan};
+use mware_backup::{Live, Runner};
 use mware_config::{Backend, Coordination, Site};
 use mware_coord::{Coordinator, EmbeddedCoordinator, Fence, MemberInfo, Membership, Settings};
 use mware_host::{Events, Service, ServiceContext};
@@ -101,7 +101,7 @@ pub fn site_json(dir: &Path, backup: Value) -> Value {
 pub fn site(dir: &Path, backup: Value) -> Site {
     let v = site_json(dir, backup);
     let text = serde_json::to_string(&v).unwrap();
-    match mware_config::validate(&text) {
+    match mware_config::validate(&text, &mware_backup::plugin().sections) {
         Ok(ok) => ok.site,
         Err(problems) => panic!("site invalid: {problems:?}"),
     }
@@ -109,7 +109,7 @@ pub fn site(dir: &Path, backup: Value) -> Site {
 
 pub fn plan_of(site: &Site) -> Plan {
     let role = site.instance("mware1").expect("instance").role;
-    mware_backup::plan(role.backup_controller.as_ref().expect("backup_controller")).expect("plan")
+    mware_backup::plan(&role.section::<mware_backup::BackupController>().expect("backup_controller")).expect("plan")
 }
 
 /// An active membership on the embedded coordinator.
@@ -178,8 +178,8 @@ impl Active {
     }
 }
 
-fn mware_backup_metrics(reg: &mut prometheus_client::registry::Registry) -> mware_backup::metrics::Metrics {
-    mware_backup::metrics::Metrics::new(reg)
+fn mware_backup_metrics(reg: &mut prometheus_client::registry::Registry) -> mware_backup::Metrics {
+    mware_backup::Metrics::new(reg)
 }
 
 /// Files under `dir`, relative, sorted (folders end with `/`).

@@ -13,8 +13,8 @@ pub mod leg;
 pub mod record;
 pub mod sdp;
 
-use crate::config::{SipCredentials, SipTransport};
 use crate::error::CallError;
+use crate::section::{SipCredentials, SipTransport};
 use record::DialogRecord;
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::sip::{Header, HeadersExt, Method, SipMessage, StatusCode, StatusCodeKind, Uri};

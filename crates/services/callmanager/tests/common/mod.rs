@@ -3,8 +3,8 @@
 #![allow(dead_code)]
 
 use mware_callmanager::call::{self, CallHandle, CallSpec, CallView, Engine};
-use mware_callmanager::config::{SipCredentials, SipTransport};
 use mware_callmanager::decide::CallState;
+use mware_callmanager::section::{SipCredentials, SipTransport};
 use mware_callmanager::store::Store;
 use mware_callmanager::ua::{Ua, UaOptions};
 use mware_config::{Backend, Coordination};

@@ -113,14 +113,6 @@ pub enum Change {
     },
 }
 
-/// The store, one backend or the other.
-pub enum Store {
-    /// PostgreSQL.
-    Pg(Box<pg::PgStore>),
-    /// Embedded SQLite.
-    Lite(sqlite::LiteStore),
-}
-
 /// Filters of a list.
 #[derive(Debug, Default, Clone)]
 pub struct ListFilter {
@@ -134,118 +126,111 @@ pub struct ListFilter {
     pub after: Option<(i64, String)>,
 }
 
+/// What the engine and the API need of a job store. Each backend implements it with the
+/// statements of [`sql`], rendered for its dialect; only running them (the driver, its
+/// parameter types, its transactions) is written per backend.
+#[async_trait::async_trait]
+pub trait JobStore: Send + Sync {
+    /// Which backend, for status.
+    fn describe(&self) -> String;
+
+    /// Claims the jobs for `epoch` of `group` (refused when a newer epoch, or another
+    /// group, holds them).
+    async fn claim(&self, group: u32, epoch: u64, instance: &str) -> Result<(), DevicesError>;
+
+    /// Inserts jobs (all or none); a job whose idempotency key is stored already is not
+    /// inserted again: the stored job's id is returned in its place.
+    async fn insert(&self, epoch: u64, jobs: Vec<NewJob>) -> Result<Vec<String>, DevicesError>;
+
+    /// One job.
+    async fn get(&self, id: &str) -> Result<Option<JobRow>, DevicesError>;
+
+    /// One page of jobs, newest first, and how many match the filter in all.
+    async fn list(&self, f: ListFilter) -> Result<(Vec<JobRow>, u64), DevicesError>;
+
+    /// Queued jobs not yet published, oldest first.
+    async fn unpublished(&self, limit: u32) -> Result<Vec<JobRow>, DevicesError>;
+
+    /// Marks jobs published.
+    async fn mark_published(&self, epoch: u64, ids: Vec<String>) -> Result<(), DevicesError>;
+
+    /// Applies reports in one transaction; for each, whether it changed the job (a
+    /// second result of a job is `false`).
+    async fn apply(&self, epoch: u64, changes: Vec<Change>) -> Result<Vec<bool>, DevicesError>;
+
+    /// Ends `expired` every open job whose deadline passed more than `grace_ms` ago;
+    /// returns their ids and satellites.
+    async fn expire_due(&self, epoch: u64, now_ms: u64, grace_ms: u64) -> Result<Vec<(String, String)>, DevicesError>;
+
+    /// Deletes up to `limit` jobs that ended before `before_ms`; returns how many.
+    async fn purge(&self, epoch: u64, before_ms: u64, limit: u32) -> Result<u64, DevicesError>;
+
+    /// Marks every open job unpublished, so the outbox hands it over again (in-process
+    /// runs died with the process that ran them).
+    async fn requeue_open(&self, epoch: u64) -> Result<u64, DevicesError>;
+
+    /// Open jobs per satellite (`""`: the pool) and state.
+    async fn open_counts(&self) -> Result<Vec<(String, JobState, u64)>, DevicesError>;
+}
+
+/// The store of this group's jobs: PostgreSQL or SQLite behind one [`JobStore`].
+pub struct Store(Box<dyn JobStore>);
+
 impl Store {
     /// Opens (and creates the table of) the PostgreSQL database at `dsn`.
     pub async fn postgres(dsn: &mware_config::Secret) -> Result<Store, DevicesError> {
-        Ok(Store::Pg(Box::new(pg::PgStore::open(dsn).await?)))
+        Ok(Store(Box::new(pg::PgStore::open(dsn).await?)))
     }
 
     /// Opens (and creates) the SQLite file at `path`.
     pub async fn sqlite(path: std::path::PathBuf) -> Result<Store, DevicesError> {
-        Ok(Store::Lite(sqlite::LiteStore::open(path).await?))
+        Ok(Store(Box::new(sqlite::LiteStore::open(path).await?)))
     }
+}
 
-    /// Which backend, for status.
-    pub fn describe(&self) -> String {
-        match self {
-            Store::Pg(_) => "postgresql".into(),
-            Store::Lite(s) => format!("sqlite {}", s.path().display()),
-        }
+impl std::ops::Deref for Store {
+    type Target = dyn JobStore;
+    fn deref(&self) -> &(dyn JobStore + 'static) {
+        self.0.as_ref()
     }
+}
 
-    /// Claims the jobs for `epoch` of `group` (refused when a newer epoch, or another
-    /// group, holds them).
-    pub async fn claim(&self, group: u32, epoch: u64, instance: &str) -> Result<(), DevicesError> {
-        match self {
-            Store::Pg(s) => s.claim(group, epoch, instance).await,
-            Store::Lite(s) => s.claim(group, epoch, instance).await,
-        }
-    }
+/// The columns of one row as the backends' drivers give them, so a [`JobRow`] is read
+/// from either the same way.
+pub(crate) trait Cells {
+    /// The driver's error.
+    type Error;
+    /// An integer column (`BIGINT`/`INTEGER`).
+    fn int(&self, i: usize) -> Result<Option<i64>, Self::Error>;
+    /// A text column.
+    fn text(&self, i: usize) -> Result<Option<String>, Self::Error>;
+    /// A flag (PostgreSQL `BOOLEAN`, SQLite `INTEGER` 0/1).
+    fn flag(&self, i: usize) -> Result<bool, Self::Error>;
+}
 
-    /// Inserts jobs (all or none); a job whose idempotency key is stored already is not
-    /// inserted again: the stored job's id is returned in its place.
-    pub async fn insert(&self, epoch: u64, jobs: Vec<NewJob>) -> Result<Vec<String>, DevicesError> {
-        match self {
-            Store::Pg(s) => s.insert(epoch, jobs).await,
-            Store::Lite(s) => s.insert(epoch, jobs).await,
-        }
-    }
-
-    /// One job.
-    pub async fn get(&self, id: &str) -> Result<Option<JobRow>, DevicesError> {
-        match self {
-            Store::Pg(s) => s.get(id).await,
-            Store::Lite(s) => s.get(id.to_string()).await,
-        }
-    }
-
-    /// Jobs, newest first.
-    /// One page of jobs and how many match the filter in all.
-    pub async fn list(&self, f: ListFilter) -> Result<(Vec<JobRow>, u64), DevicesError> {
-        match self {
-            Store::Pg(s) => s.list(f).await,
-            Store::Lite(s) => s.list(f).await,
-        }
-    }
-
-    /// Queued jobs not yet published, oldest first.
-    pub async fn unpublished(&self, limit: u32) -> Result<Vec<JobRow>, DevicesError> {
-        match self {
-            Store::Pg(s) => s.unpublished(limit).await,
-            Store::Lite(s) => s.unpublished(limit).await,
-        }
-    }
-
-    /// Marks jobs published.
-    pub async fn mark_published(&self, epoch: u64, ids: Vec<String>) -> Result<(), DevicesError> {
-        match self {
-            Store::Pg(s) => s.mark_published(epoch, ids).await,
-            Store::Lite(s) => s.mark_published(epoch, ids).await,
-        }
-    }
-
-    /// Applies reports in one transaction; for each, whether it changed the job (a
-    /// second result of a job is `false`).
-    pub async fn apply(&self, epoch: u64, changes: Vec<Change>) -> Result<Vec<bool>, DevicesError> {
-        match self {
-            Store::Pg(s) => s.apply(epoch, changes).await,
-            Store::Lite(s) => s.apply(epoch, changes).await,
-        }
-    }
-
-    /// Ends `expired` every open job whose deadline passed more than `grace_ms` ago;
-    /// returns their ids and satellites.
-    pub async fn expire_due(&self, epoch: u64, now_ms: u64, grace_ms: u64) -> Result<Vec<(String, String)>, DevicesError> {
-        match self {
-            Store::Pg(s) => s.expire_due(epoch, now_ms, grace_ms).await,
-            Store::Lite(s) => s.expire_due(epoch, now_ms, grace_ms).await,
-        }
-    }
-
-    /// Deletes up to `limit` jobs that ended before `before_ms`; returns how many.
-    pub async fn purge(&self, epoch: u64, before_ms: u64, limit: u32) -> Result<u64, DevicesError> {
-        match self {
-            Store::Pg(s) => s.purge(epoch, before_ms, limit).await,
-            Store::Lite(s) => s.purge(epoch, before_ms, limit).await,
-        }
-    }
-
-    /// Marks every open job unpublished, so the outbox hands it over again (in-process
-    /// runs died with the process that ran them).
-    pub async fn requeue_open(&self, epoch: u64) -> Result<u64, DevicesError> {
-        match self {
-            Store::Pg(s) => s.requeue_open(epoch).await,
-            Store::Lite(s) => s.requeue_open(epoch).await,
-        }
-    }
-
-    /// Open jobs per satellite (`""`: the pool) and state.
-    pub async fn open_counts(&self) -> Result<Vec<(String, JobState, u64)>, DevicesError> {
-        match self {
-            Store::Pg(s) => s.open_counts().await,
-            Store::Lite(s) => s.open_counts().await,
-        }
-    }
+/// A job read from the columns of [`sql`]'s `COLS`, in their order.
+pub(crate) fn job_row<C: Cells>(c: &C) -> Result<JobRow, C::Error> {
+    let int = |i| -> Result<u64, C::Error> { Ok(c.int(i)?.unwrap_or(0) as u64) };
+    let opt = |i| -> Result<Option<u64>, C::Error> { Ok(c.int(i)?.map(|v| v as u64)) };
+    let text = |i| -> Result<String, C::Error> { Ok(c.text(i)?.unwrap_or_default()) };
+    Ok(JobRow {
+        id: text(0)?,
+        kind: text(1)?,
+        target: text(2)?,
+        satellite: Some(text(3)?).filter(|s| !s.is_empty()),
+        params: serde_json::from_str(&text(4)?).unwrap_or_default(),
+        timeout_ms: int(5)?,
+        state: parse_state(&text(6)?),
+        result: c.text(7)?.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default(),
+        error: c.text(8)?,
+        attempts: int(9)? as u32,
+        poller: c.text(10)?,
+        published: c.flag(11)?,
+        created_ms: int(12)?,
+        deadline_ms: int(13)?,
+        started_ms: opt(14)?,
+        finished_ms: opt(15)?,
+    })
 }
 
 /// The message of a job that expired in the store.
@@ -284,7 +269,7 @@ pub(crate) fn decide_fence(owner: Option<u64>, epoch: u64) -> Result<(), Devices
 /// The paging check both backends run: five jobs of one millisecond (the id breaks the
 /// tie) read two at a time come newest first, each once, with the total on every page.
 #[cfg(test)]
-pub(crate) async fn check_paging(s: &Store, job: impl Fn(&str) -> NewJob) {
+pub(crate) async fn check_paging(s: &dyn JobStore, job: impl Fn(&str) -> NewJob) {
     s.claim(5, 10, "a").await.unwrap();
     let mut jobs: Vec<_> = ["j1", "j2", "j3", "j4", "j5"].into_iter().map(job).collect();
     for j in &mut jobs {

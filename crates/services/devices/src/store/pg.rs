@@ -1,7 +1,7 @@
 //! The PostgreSQL backend (tokio-postgres, one connection reopened when it drops; every
 //! write is one transaction that first locks the owner row, see the module above).
 
-use super::{decide_claim, decide_fence, expiry_error, parse_state, Change, JobRow, ListFilter, NewJob};
+use super::{decide_claim, decide_fence, expiry_error, job_row, parse_state, Cells, Change, JobRow, JobStore, ListFilter, NewJob};
 use crate::error::DevicesError;
 use mware_config::Secret;
 use tokio::sync::Mutex;
@@ -27,26 +27,22 @@ fn db(e: tokio_postgres::Error) -> DevicesError {
     DevicesError::Store(format!("postgresql: {msg}"))
 }
 
-fn row(r: &Row) -> JobRow {
-    let opt = |i: usize| r.get::<_, Option<i64>>(i).map(|v| v as u64);
-    JobRow {
-        id: r.get(0),
-        kind: r.get(1),
-        target: r.get(2),
-        satellite: Some(r.get::<_, String>(3)).filter(|s| !s.is_empty()),
-        params: serde_json::from_str(r.get::<_, &str>(4)).unwrap_or_default(),
-        timeout_ms: r.get::<_, i64>(5) as u64,
-        state: parse_state(r.get(6)),
-        result: r.get::<_, Option<&str>>(7).and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default(),
-        error: r.get(8),
-        attempts: r.get::<_, i32>(9) as u32,
-        poller: r.get(10),
-        published: r.get(11),
-        created_ms: r.get::<_, i64>(12) as u64,
-        deadline_ms: r.get::<_, i64>(13) as u64,
-        started_ms: opt(14),
-        finished_ms: opt(15),
+impl Cells for Row {
+    type Error = tokio_postgres::Error;
+    fn int(&self, i: usize) -> Result<Option<i64>, Self::Error> {
+        // `attempts` is an INTEGER (int4), the times BIGINT.
+        self.try_get::<_, Option<i64>>(i).or_else(|_| Ok(self.try_get::<_, Option<i32>>(i)?.map(i64::from)))
     }
+    fn text(&self, i: usize) -> Result<Option<String>, Self::Error> {
+        self.try_get(i)
+    }
+    fn flag(&self, i: usize) -> Result<bool, Self::Error> {
+        self.try_get(i)
+    }
+}
+
+fn rows(rows: &[Row]) -> Result<Vec<JobRow>, DevicesError> {
+    rows.iter().map(|r| job_row(r).map_err(db)).collect()
 }
 
 /// Locks the owner row and checks this instance still holds `epoch`.
@@ -93,8 +89,15 @@ impl PgStore {
         }
         Ok(slot)
     }
+}
 
-    pub async fn claim(&self, group: u32, epoch: u64, instance: &str) -> Result<(), DevicesError> {
+#[async_trait::async_trait]
+impl JobStore for PgStore {
+    fn describe(&self) -> String {
+        "postgresql".into()
+    }
+
+    async fn claim(&self, group: u32, epoch: u64, instance: &str) -> Result<(), DevicesError> {
         let mut g = self.writer().await?;
         let c = g.as_mut().expect("connected");
         let tx = c.transaction().await.map_err(db)?;
@@ -105,7 +108,7 @@ impl PgStore {
         tx.commit().await.map_err(db)
     }
 
-    pub async fn insert(&self, epoch: u64, jobs: Vec<NewJob>) -> Result<Vec<String>, DevicesError> {
+    async fn insert(&self, epoch: u64, jobs: Vec<NewJob>) -> Result<Vec<String>, DevicesError> {
         let mut g = self.writer().await?;
         let c = g.as_mut().expect("connected");
         let tx = c.transaction().await.map_err(db)?;
@@ -143,29 +146,28 @@ impl PgStore {
         Ok(ids)
     }
 
-    pub async fn get(&self, id: &str) -> Result<Option<JobRow>, DevicesError> {
+    async fn get(&self, id: &str) -> Result<Option<JobRow>, DevicesError> {
         let c = self.reader().await?;
         let r = c.query_opt(&SQL.get, &[&id]).await.map_err(db)?;
-        Ok(r.as_ref().map(row))
+        r.as_ref().map(|r| job_row(r).map_err(db)).transpose()
     }
 
-    pub async fn list(&self, f: ListFilter) -> Result<(Vec<JobRow>, u64), DevicesError> {
+    async fn list(&self, f: ListFilter) -> Result<(Vec<JobRow>, u64), DevicesError> {
         let c = self.reader().await?;
         let state = f.state.map(|s| s.as_str().to_string());
         let sat = f.satellite.clone().map(Option::unwrap_or_default);
         let (ms, id) = f.after.map_or((None, None), |(m, i)| (Some(m), Some(i)));
-        let rows = c.query(&SQL.list, &[&state, &sat, &(f.limit as i64), &ms, &id]).await.map_err(db)?;
+        let found = c.query(&SQL.list, &[&state, &sat, &(f.limit as i64), &ms, &id]).await.map_err(db)?;
         let total: i64 = c.query_one(&SQL.count, &[&state, &sat]).await.map_err(db)?.get(0);
-        Ok((rows.iter().map(row).collect(), total as u64))
+        Ok((rows(&found)?, total as u64))
     }
 
-    pub async fn unpublished(&self, limit: u32) -> Result<Vec<JobRow>, DevicesError> {
+    async fn unpublished(&self, limit: u32) -> Result<Vec<JobRow>, DevicesError> {
         let c = self.reader().await?;
-        let rows = c.query(&SQL.unpublished, &[&(limit as i64)]).await.map_err(db)?;
-        Ok(rows.iter().map(row).collect())
+        rows(&c.query(&SQL.unpublished, &[&(limit as i64)]).await.map_err(db)?)
     }
 
-    pub async fn mark_published(&self, epoch: u64, ids: Vec<String>) -> Result<(), DevicesError> {
+    async fn mark_published(&self, epoch: u64, ids: Vec<String>) -> Result<(), DevicesError> {
         let mut g = self.writer().await?;
         let c = g.as_mut().expect("connected");
         let tx = c.transaction().await.map_err(db)?;
@@ -174,7 +176,7 @@ impl PgStore {
         tx.commit().await.map_err(db)
     }
 
-    pub async fn apply(&self, epoch: u64, changes: Vec<Change>) -> Result<Vec<bool>, DevicesError> {
+    async fn apply(&self, epoch: u64, changes: Vec<Change>) -> Result<Vec<bool>, DevicesError> {
         let mut g = self.writer().await?;
         let c = g.as_mut().expect("connected");
         let tx = c.transaction().await.map_err(db)?;
@@ -198,7 +200,7 @@ impl PgStore {
         Ok(out)
     }
 
-    pub async fn expire_due(&self, epoch: u64, now_ms: u64, grace_ms: u64) -> Result<Vec<(String, String)>, DevicesError> {
+    async fn expire_due(&self, epoch: u64, now_ms: u64, grace_ms: u64) -> Result<Vec<(String, String)>, DevicesError> {
         let mut g = self.writer().await?;
         let c = g.as_mut().expect("connected");
         let tx = c.transaction().await.map_err(db)?;
@@ -215,7 +217,7 @@ impl PgStore {
         Ok(out)
     }
 
-    pub async fn purge(&self, epoch: u64, before_ms: u64, limit: u32) -> Result<u64, DevicesError> {
+    async fn purge(&self, epoch: u64, before_ms: u64, limit: u32) -> Result<u64, DevicesError> {
         let mut g = self.writer().await?;
         let c = g.as_mut().expect("connected");
         let tx = c.transaction().await.map_err(db)?;
@@ -225,7 +227,7 @@ impl PgStore {
         Ok(n)
     }
 
-    pub async fn requeue_open(&self, epoch: u64) -> Result<u64, DevicesError> {
+    async fn requeue_open(&self, epoch: u64) -> Result<u64, DevicesError> {
         let mut g = self.writer().await?;
         let c = g.as_mut().expect("connected");
         let tx = c.transaction().await.map_err(db)?;
@@ -235,7 +237,7 @@ impl PgStore {
         Ok(n)
     }
 
-    pub async fn open_counts(&self) -> Result<Vec<(String, mware_jobs::JobState, u64)>, DevicesError> {
+    async fn open_counts(&self) -> Result<Vec<(String, mware_jobs::JobState, u64)>, DevicesError> {
         let c = self.reader().await?;
         let rows = c.query(&SQL.open_counts, &[]).await.map_err(db)?;
         Ok(rows.iter().map(|r| (r.get(0), parse_state(r.get(1)), r.get::<_, i64>(2) as u64)).collect())
@@ -310,7 +312,7 @@ mod tests {
     async fn the_list_pages_by_created_then_id_with_its_total() {
         let (dsn, name) = fresh_db().await;
         let s = PgStore::open(&dsn).await.unwrap();
-        crate::store::check_paging(&crate::store::Store::Pg(Box::new(s)), job).await;
+        crate::store::check_paging(&s, job).await;
         drop_db(&name).await;
     }
 }

@@ -4,14 +4,25 @@
 //! has one writer at a time, so the owner check in each write transaction
 //! (`BEGIN IMMEDIATE`) cannot interleave with a claim.
 
-use super::{decide_claim, decide_fence, expiry_error, parse_state, Change, JobRow, ListFilter, NewJob};
+use super::{decide_claim, decide_fence, expiry_error, job_row, parse_state, Cells, Change, JobRow, JobStore, ListFilter, NewJob};
 use crate::error::DevicesError;
+use backon::{BackoffBuilder, ExponentialBuilder};
 use mware_jobs::JobState;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use super::sql::LITE as SQL;
+
+/// Pauses while another process switches a new file to WAL: from 20 ms doubling to 150 ms,
+/// each lengthened by a random share of itself, 5 s of pauses in all.
+const WAL_RETRY: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_millis(20))
+    .with_max_delay(Duration::from_millis(150))
+    .with_jitter()
+    .without_max_times()
+    .with_total_delay(Some(Duration::from_secs(5)));
 
 /// SQLite store.
 pub struct LiteStore {
@@ -24,26 +35,21 @@ fn sql(e: rusqlite::Error) -> DevicesError {
     DevicesError::Store(format!("sqlite: {e}"))
 }
 
+impl Cells for rusqlite::Row<'_> {
+    type Error = rusqlite::Error;
+    fn int(&self, i: usize) -> rusqlite::Result<Option<i64>> {
+        self.get(i)
+    }
+    fn text(&self, i: usize) -> rusqlite::Result<Option<String>> {
+        self.get(i)
+    }
+    fn flag(&self, i: usize) -> rusqlite::Result<bool> {
+        Ok(self.get::<_, i64>(i)? != 0)
+    }
+}
+
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
-    let opt = |i: usize| -> rusqlite::Result<Option<u64>> { Ok(r.get::<_, Option<i64>>(i)?.map(|v| v as u64)) };
-    Ok(JobRow {
-        id: r.get(0)?,
-        kind: r.get(1)?,
-        target: r.get(2)?,
-        satellite: Some(r.get::<_, String>(3)?).filter(|s| !s.is_empty()),
-        params: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or_default(),
-        timeout_ms: r.get::<_, i64>(5)? as u64,
-        state: parse_state(&r.get::<_, String>(6)?),
-        result: r.get::<_, Option<String>>(7)?.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default(),
-        error: r.get(8)?,
-        attempts: r.get::<_, i64>(9)? as u32,
-        poller: r.get(10)?,
-        published: r.get::<_, i64>(11)? != 0,
-        created_ms: r.get::<_, i64>(12)? as u64,
-        deadline_ms: r.get::<_, i64>(13)? as u64,
-        started_ms: opt(14)?,
-        finished_ms: opt(15)?,
-    })
+    job_row(r)
 }
 
 fn fence(tx: &rusqlite::Transaction<'_>, epoch: u64) -> Result<(), DevicesError> {
@@ -63,15 +69,12 @@ impl LiteStore {
             let c = Connection::open(&p).map_err(sql)?;
             c.busy_timeout(std::time::Duration::from_secs(10)).map_err(sql)?;
             // Two processes opening a new file at once may see SQLITE_BUSY switching to WAL.
-            let mut tries = 0;
+            let mut pauses = WAL_RETRY.build();
             loop {
-                match c.pragma_update(None, "journal_mode", "WAL") {
-                    Ok(()) => break,
-                    Err(_) if tries < 50 => {
-                        tries += 1;
-                        std::thread::sleep(std::time::Duration::from_millis(100));
-                    }
-                    Err(e) => return Err(sql(e)),
+                match (c.pragma_update(None, "journal_mode", "WAL"), pauses.next()) {
+                    (Ok(()), _) => break,
+                    (Err(_), Some(pause)) => std::thread::sleep(pause),
+                    (Err(e), None) => return Err(sql(e)),
                 }
             }
             c.pragma_update(None, "synchronous", "FULL").map_err(sql)?;
@@ -84,11 +87,6 @@ impl LiteStore {
         .map_err(|e| DevicesError::Store(format!("sqlite task: {e}")))??;
         let (conn, reader) = conn;
         Ok(LiteStore { path, conn: Arc::new(Mutex::new(conn)), reader: Arc::new(Mutex::new(reader)) })
-    }
-
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     async fn with<T: Send + 'static>(
@@ -131,8 +129,15 @@ impl LiteStore {
         })
         .await
     }
+}
 
-    pub async fn claim(&self, group: u32, epoch: u64, instance: &str) -> Result<(), DevicesError> {
+#[async_trait::async_trait]
+impl JobStore for LiteStore {
+    fn describe(&self) -> String {
+        format!("sqlite {}", self.path.display())
+    }
+
+    async fn claim(&self, group: u32, epoch: u64, instance: &str) -> Result<(), DevicesError> {
         let instance = instance.to_string();
         self.with(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
@@ -144,7 +149,7 @@ impl LiteStore {
         .await
     }
 
-    pub async fn insert(&self, epoch: u64, jobs: Vec<NewJob>) -> Result<Vec<String>, DevicesError> {
+    async fn insert(&self, epoch: u64, jobs: Vec<NewJob>) -> Result<Vec<String>, DevicesError> {
         self.write(epoch, move |tx| {
             let mut ins = tx.prepare_cached(&SQL.insert).map_err(sql)?;
             let mut ids = vec![];
@@ -174,11 +179,12 @@ impl LiteStore {
         .await
     }
 
-    pub async fn get(&self, id: String) -> Result<Option<JobRow>, DevicesError> {
+    async fn get(&self, id: &str) -> Result<Option<JobRow>, DevicesError> {
+        let id = id.to_string();
         self.read(move |c| c.query_row(&SQL.get, [id], row).optional().map_err(sql)).await
     }
 
-    pub async fn list(&self, f: ListFilter) -> Result<(Vec<JobRow>, u64), DevicesError> {
+    async fn list(&self, f: ListFilter) -> Result<(Vec<JobRow>, u64), DevicesError> {
         self.read(move |c| {
             let state = f.state.map(|s| s.as_str().to_string());
             let sat = f.satellite.map(Option::unwrap_or_default);
@@ -192,7 +198,7 @@ impl LiteStore {
         .await
     }
 
-    pub async fn unpublished(&self, limit: u32) -> Result<Vec<JobRow>, DevicesError> {
+    async fn unpublished(&self, limit: u32) -> Result<Vec<JobRow>, DevicesError> {
         self.read(move |c| {
             let mut st = c.prepare_cached(&SQL.unpublished).map_err(sql)?;
             let rows = st.query_map([limit as i64], row).map_err(sql)?;
@@ -201,7 +207,7 @@ impl LiteStore {
         .await
     }
 
-    pub async fn mark_published(&self, epoch: u64, ids: Vec<String>) -> Result<(), DevicesError> {
+    async fn mark_published(&self, epoch: u64, ids: Vec<String>) -> Result<(), DevicesError> {
         self.write(epoch, move |tx| {
             let mut st = tx.prepare_cached(&SQL.mark_published).map_err(sql)?;
             for id in &ids {
@@ -212,7 +218,7 @@ impl LiteStore {
         .await
     }
 
-    pub async fn apply(&self, epoch: u64, changes: Vec<Change>) -> Result<Vec<bool>, DevicesError> {
+    async fn apply(&self, epoch: u64, changes: Vec<Change>) -> Result<Vec<bool>, DevicesError> {
         self.write(epoch, move |tx| {
             let mut out = vec![];
             for ch in &changes {
@@ -235,7 +241,7 @@ impl LiteStore {
         .await
     }
 
-    pub async fn expire_due(&self, epoch: u64, now_ms: u64, grace_ms: u64) -> Result<Vec<(String, String)>, DevicesError> {
+    async fn expire_due(&self, epoch: u64, now_ms: u64, grace_ms: u64) -> Result<Vec<(String, String)>, DevicesError> {
         self.write(epoch, move |tx| {
             let due: Vec<(String, String, i64, i64, String)> = {
                 let mut st = tx.prepare_cached(&SQL.due).map_err(sql)?;
@@ -255,7 +261,7 @@ impl LiteStore {
         .await
     }
 
-    pub async fn purge(&self, epoch: u64, before_ms: u64, limit: u32) -> Result<u64, DevicesError> {
+    async fn purge(&self, epoch: u64, before_ms: u64, limit: u32) -> Result<u64, DevicesError> {
         self.write(epoch, move |tx| {
             let n = tx.execute(&SQL.purge, params![before_ms as i64, limit as i64]).map_err(sql)?;
             Ok(n as u64)
@@ -263,7 +269,7 @@ impl LiteStore {
         .await
     }
 
-    pub async fn requeue_open(&self, epoch: u64) -> Result<u64, DevicesError> {
+    async fn requeue_open(&self, epoch: u64) -> Result<u64, DevicesError> {
         self.write(epoch, |tx| {
             let n = tx.execute(&SQL.requeue_open, []).map_err(sql)?;
             Ok(n as u64)
@@ -271,7 +277,7 @@ impl LiteStore {
         .await
     }
 
-    pub async fn open_counts(&self) -> Result<Vec<(String, JobState, u64)>, DevicesError> {
+    async fn open_counts(&self) -> Result<Vec<(String, JobState, u64)>, DevicesError> {
         self.read(|c| {
             let mut st = c.prepare_cached(&SQL.open_counts).map_err(sql)?;
             let rows = st
@@ -323,7 +329,7 @@ mod tests {
         assert_eq!(s.insert(10, vec![job("j3", Some("k"))]).await.unwrap(), ["j1"]);
         // A result is recorded once: the second one changes nothing.
         assert_eq!(s.apply(10, vec![finish("j1", 1), finish("j1", 2)]).await.unwrap(), [true, false]);
-        let j1 = s.get("j1".into()).await.unwrap().unwrap();
+        let j1 = s.get("j1").await.unwrap().unwrap();
         assert_eq!((j1.state, j1.result["n"].as_u64(), j1.poller.as_deref()), (JobState::Done, Some(1), Some("p1")));
         // A newer epoch claims: the old one's writes are refused, an older claim too.
         s.claim(5, 11, "b").await.unwrap();
@@ -332,14 +338,14 @@ mod tests {
         assert!(s.claim(6, 12, "d").await.is_err(), "another group's jobs");
         // Only ended jobs past the limit are deleted.
         assert_eq!(s.purge(11, now_ms() + 1, 100).await.unwrap(), 1);
-        assert!(s.get("j1".into()).await.unwrap().is_none());
-        assert_eq!(s.get("j2".into()).await.unwrap().unwrap().state, JobState::Queued);
+        assert!(s.get("j1").await.unwrap().is_none());
+        assert_eq!(s.get("j2").await.unwrap().unwrap().state, JobState::Queued);
     }
 
     #[tokio::test]
     async fn the_list_pages_by_created_then_id_with_its_total() {
         let dir = tempfile::tempdir().unwrap();
         let s = LiteStore::open(dir.path().join("dm.sqlite")).await.unwrap();
-        crate::store::check_paging(&crate::store::Store::Lite(s), |id| job(id, None)).await;
+        crate::store::check_paging(&s, |id| job(id, None)).await;
     }
 }

@@ -1,13 +1,14 @@
 //! The broker link of the active instance: declares the topology, publishes jobs with
 //! publisher confirms (persistent, expiring at the job's deadline), and consumes the
 //! results queue and the dead-letter queue into the recorder. Reconnects with backoff
-//! (200 ms doubling to 10 s); deliveries not yet acked when a link drops come again
+//! ([`RECONNECT`]); deliveries not yet acked when a link drops come again
 //! from the broker and are recorded once.
 
 use super::{message, Ack, Incoming, QueueInfo};
 use crate::error::DevicesError;
 use crate::metrics::Metrics;
 use crate::store::JobRow;
+use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::StreamExt;
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions};
 use lapin::publisher_confirm::Confirmation;
@@ -23,6 +24,15 @@ use tokio_util::sync::CancellationToken;
 
 /// Reports taken from the broker before they are acked (the recorder batches them).
 const PREFETCH: u16 = 1024;
+/// Pauses between reconnects: from 200 ms doubling to 5 s, each lengthened by a random share
+/// of itself: at most [`RECONNECT_MAX`].
+const RECONNECT: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_millis(200))
+    .with_max_delay(Duration::from_secs(5))
+    .with_jitter()
+    .without_max_times();
+/// The longest pause between reconnects.
+const RECONNECT_MAX: Duration = Duration::from_secs(10);
 
 struct Link {
     conn: Arc<Connection>,
@@ -80,7 +90,7 @@ impl Amqp {
     }
 
     async fn supervise(&self, s: Settings, reports: mpsc::Sender<(Incoming, Ack)>, cancel: CancellationToken) {
-        let mut backoff = Duration::from_millis(200);
+        let mut pauses = RECONNECT.build();
         let mut failures = mware_jobs::amqp::FailureLog::new(mware_jobs::amqp::FAILURE_LOG_EVERY);
         while !cancel.is_cancelled() {
             let mut up = false;
@@ -88,7 +98,7 @@ impl Amqp {
             self.set_link(None);
             if up {
                 failures.recovered();
-                backoff = Duration::from_millis(200);
+                pauses = RECONNECT.build();
             }
             match r {
                 Ok(()) => break,
@@ -101,9 +111,8 @@ impl Amqp {
             }
             tokio::select! {
                 _ = cancel.cancelled() => break,
-                _ = tokio::time::sleep(backoff) => {}
+                _ = tokio::time::sleep(pauses.next().unwrap_or(RECONNECT_MAX)) => {}
             }
-            backoff = (backoff * 2).min(Duration::from_secs(10));
         }
     }
 

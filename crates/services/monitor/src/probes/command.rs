@@ -1,7 +1,7 @@
 //! `command`: an argv (never a shell line) that must exit 0 in time. It runs in a process
-//! group of its own, ended as a whole at the timeout (the tasks service's runner).
+//! group of its own, ended as a whole at the timeout (`mware_host::exec`, which service tasks run with too).
 
-use mware_tasks::exec::{self, Ending, Spec};
+use mware_host::exec::{self, Ending, Spec};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;

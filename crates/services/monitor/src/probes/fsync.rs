@@ -50,7 +50,7 @@ impl Copy<'_> {
 
 impl Fsync {
     /// A probe named `name` of the folder `target` and its copies.
-    pub fn new(name: &str, target: &str, copies: &[String], ssh_copies: &[mware_config::SshCopy], host_keys: &HostKeyPolicy) -> Fsync {
+    pub fn new(name: &str, target: &str, copies: &[String], ssh_copies: &[crate::section::SshCopy], host_keys: &HostKeyPolicy) -> Fsync {
         let remote = ssh_copies
             .iter()
             .map(|c| Remote {

@@ -10,8 +10,8 @@ pub mod megaco;
 mod net;
 mod pg;
 
+use crate::section::{Probe, ProbeKind};
 use crate::state::Check;
-use mware_config::{Probe, ProbeKind};
 use std::time::{Duration, Instant};
 
 /// The HTTP client the probes share: no TLS, redirects reported as they are (not

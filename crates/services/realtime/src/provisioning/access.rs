@@ -16,9 +16,10 @@
 
 use super::Backend;
 use crate::codec::Op;
+use crate::section::is_entity_id;
 use axum::http::HeaderValue;
 use base64::Engine;
-use mware_config::{canonical, is_entity_id, DomainTree, Secret, Site};
+use mware_config::{canonical, DomainTree, Secret, Site};
 
 /// One entity as the running service keeps it.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,7 +116,8 @@ pub fn resolve(site: &Site, tree: &DomainTree, raw: &str) -> Result<(u32, String
 fn resolve_inner(site: &Site, tree: &DomainTree, raw: &str) -> Result<(u32, String), (u16, String)> {
     let id = raw.to_ascii_lowercase();
     if is_entity_id(&id) {
-        let listed = site.instances().find(|p| p.role.provisioning.as_ref().is_some_and(|s| s.entities.contains_key(&id)));
+        let listed =
+            site.instances().find(|p| p.role.section::<crate::section::Provisioning>().is_some_and(|s| s.entities.contains_key(&id)));
         return match listed {
             Some(p) => Ok((p.role.group, id)),
             None => Err((404, format!("expected an entity id listed in a group's provisioning.entities, found {id} listed nowhere"))),
@@ -128,7 +130,11 @@ fn resolve_inner(site: &Site, tree: &DomainTree, raw: &str) -> Result<(u32, Stri
     let Some(group) = tree.route(&domain) else {
         return Err((404, format!("{expected}, found domain {domain}, which no group serves")));
     };
-    let accepts = site.group_members(group).first().and_then(|p| p.role.provisioning.as_ref()).is_some_and(|p| p.accept_domain_segment);
+    let accepts = site
+        .group_members(group)
+        .first()
+        .and_then(|p| p.role.section::<crate::section::Provisioning>())
+        .is_some_and(|p| p.accept_domain_segment);
     if !accepts {
         return Err((
             404,

@@ -16,8 +16,9 @@ pub use api::provisioning_routes;
 use crate::db::Pool;
 use crate::error::RealtimeError;
 use crate::metrics::ProvisioningMetrics;
+use crate::section::Provisioning;
 use async_trait::async_trait;
-use mware_config::{Provisioning, Role};
+use mware_config::Role;
 use mware_host::{Routes, Service, ServiceContext, ServiceState};
 use prometheus_client::registry::Registry;
 use std::collections::{BTreeMap, BTreeSet};
@@ -139,7 +140,7 @@ impl Service for ProvisioningService {
     }
 
     fn wanted(&self, role: &Role) -> bool {
-        role.provisioning.is_some()
+        role.section::<Provisioning>().is_some()
     }
 
     fn routes(&self) -> Routes {
@@ -188,7 +189,7 @@ impl Service for ProvisioningService {
 impl ProvisioningService {
     async fn serve(&self, ctx: &mut ServiceContext) -> Result<(), RealtimeError> {
         loop {
-            let cfg = ctx.role().and_then(|r| r.provisioning);
+            let cfg = ctx.role().and_then(|r| r.section::<Provisioning>());
             match &cfg {
                 None => ctx.status.set(ServiceState::Idle, "this role has no provisioning settings"),
                 Some(cfg) => {
@@ -208,7 +209,7 @@ impl ProvisioningService {
                             ctx.cancel.cancelled().await;
                             return Ok(());
                         }
-                        if ctx.role().and_then(|r| r.provisioning) != cfg {
+                        if ctx.role().and_then(|r| r.section::<Provisioning>()) != cfg {
                             tracing::info!("provisioning settings changed: reconnecting");
                             self.handle.stop();
                             break;

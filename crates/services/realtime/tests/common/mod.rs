@@ -3,9 +3,10 @@
 //! builds requests exactly as Asterisk's res_config_curl does.
 #![allow(dead_code)]
 
-use mware_config::{Provisioning, ProvisioningEntity, Secret};
+use mware_config::Secret;
 use mware_realtime::codec::encode;
 use mware_realtime::{provisioning_routes, ProvisioningHandle};
+use mware_realtime::{Provisioning, ProvisioningEntity};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use tokio_util::sync::CancellationToken;

@@ -23,7 +23,7 @@ pub fn site(tasks: Value) -> Site {
             {"name": "mware1", "roletype": "mware", "iface": "eth0", "group": GROUP, "order": 10, "service_tasks": tasks}
         ]}]
     });
-    mware_config::validate(&v.to_string()).expect("test site").site
+    mware_config::validate(&v.to_string(), &mware_tasks::plugin().sections).expect("test site").site
 }
 
 /// An embedded coordinator in `dir`.

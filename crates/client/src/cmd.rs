@@ -1,0 +1,30 @@
+//! A service's subcommands, as the binary takes them: a clap command (its `--help` is
+//! the service's own) and the function that runs what was parsed, with what only the
+//! binary can give it ([`CliEnv`]).
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+
+/// A boxed future of the tools.
+pub type BoxFut<T> = Pin<Box<dyn Future<Output = anyhow::Result<T>> + Send>>;
+
+/// What runs a parsed subcommand.
+pub type RunFn = fn(clap::ArgMatches, CliEnv) -> BoxFut<()>;
+
+/// What the binary gives a service's subcommand.
+#[derive(Clone, Copy)]
+pub struct CliEnv {
+    /// Reads a site file and validates it with every registered section; for a bootstrap
+    /// file (`site` and `coordination` only), the site stored in the coordinator.
+    pub site: fn(PathBuf) -> BoxFut<mware_config::Site>,
+}
+
+/// One top-level subcommand of `mware`, contributed by a service crate.
+#[derive(Clone, Copy)]
+pub struct Subcommand {
+    /// The clap command (name, about, its actions and arguments).
+    pub command: fn() -> clap::Command,
+    /// Runs it with the matches of that command.
+    pub run: RunFn,
+}
