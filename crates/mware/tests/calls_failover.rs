@@ -39,7 +39,7 @@ fn site(limits: Value) -> Site {
     let roles: Vec<Value> = (0..2)
         .map(|i| {
             json!({"name": format!("m{}", (i + 1) * 10), "roletype": "mware", "iface": "lo", "group": 1, "order": (i + 1) * 10,
-                        "api_port": ports[i].0, "opts": {"sip": sip}})
+                        "api_port": ports[i].0, "sip": sip})
         })
         .collect();
     let site = json!({"site": "cm",
