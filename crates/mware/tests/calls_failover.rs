@@ -58,7 +58,7 @@ fn site(limits: Value) -> Site {
         )
     };
     let d0 = start(0);
-    d0.wait_status(Duration::from_secs(30), |v| running(v));
+    d0.wait_status(Duration::from_secs(30), running);
     let d1 = start(1);
     d1.wait_status(Duration::from_secs(15), |v| v["state"] == "passive");
     Site { ds: vec![d0, d1], kam, dir, _etcd: etcd }
