@@ -86,6 +86,22 @@ fn request(method: reqwest::Method, url: &str, token: Option<&str>, body: Option
     })
 }
 
+/// What an SSE stream sends within `for_`.
+fn sse_text(url: &str, for_: Duration) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let mut r = reqwest::Client::new().get(url).send().await.expect("events");
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(for_, async {
+            while let Ok(Some(chunk)) = r.chunk().await {
+                out.extend_from_slice(&chunk);
+            }
+        })
+        .await;
+        String::from_utf8_lossy(&out).into_owned()
+    })
+}
+
 fn wait_call(d: &Daemon, id: &str, state: &str, secs: u64) -> Value {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
@@ -114,6 +130,12 @@ fn a_connected_call_survives_kill9_of_the_active_instance_and_is_hung_up_by_the_
     assert_eq!(c["variables"]["ticket"], 7);
     let metrics = get_text(&format!("{}/metrics", s.ds[0].api)).unwrap();
     assert!(metrics.contains("mware_callmanager_calls{state=\"connected\"} 1"), "{metrics}");
+
+    // Each state change of the call was an event on m10's channel.
+    let events = sse_text(&format!("{}/api/v1/events?since=0", s.ds[0].api), Duration::from_secs(2));
+    for state in ["dialing", "ringing", "answered", "connecting", "connected"] {
+        assert!(events.contains(&format!("\"type\":\"call\",\"id\":\"{id}\",\"domain\":\"{DOMAIN}\",\"state\":\"{state}\"")), "{state}: {events}");
+    }
 
     let killed = Instant::now();
     s.ds[0].child.kill9();

@@ -1,7 +1,7 @@
 //! `GET /api/v1/events`: the instance's event channel as server-sent events.
 //!
 //! Each SSE message has the event's id (`id:`), its type (`event:` activity, service,
-//! config, item) and the event as JSON (`data:`). A client that reconnects with
+//! config, item, call) and the event as JSON (`data:`). A client that reconnects with
 //! `Last-Event-ID` (browsers do it by themselves) or `?since=ID` first gets what it
 //! missed from the kept ring, then live events; when the ring no longer holds
 //! everything it missed, or it falls behind, it gets one `lagged` message and should
@@ -37,7 +37,7 @@ fn lagged(why: &str) -> SseEvent {
 
 /// The instance's state changes as server-sent events.
 #[utoipa::path(get, path = "/api/v1/events", params(EventsQuery),
-    responses((status = 200, description = "text/event-stream: one message per event (activity, service, config, item), id = event id; `lagged` when events were missed")))]
+    responses((status = 200, description = "text/event-stream: one message per event (activity, service, config, item, call), id = event id; `lagged` when events were missed")))]
 pub async fn stream(
     State(st): State<AppState>,
     headers: HeaderMap,
