@@ -28,31 +28,43 @@ struct Site {
     _etcd: Etcd,
 }
 
-/// Two daemons (m10 active, m20 passive) whose group has a `sip` section.
+/// Two daemons (m10 active, m20 passive) whose group has a `sip` section; with
+/// `two_hosts` m20 is on another address (127.0.0.2), so only the group contact can
+/// bring the phones' requests to it.
 fn site(limits: Value) -> Site {
+    site_on(limits, false)
+}
+
+fn site_on(limits: Value, two_hosts: bool) -> Site {
     let etcd = Etcd::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cfg = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/kamailio/kamailio.cfg");
     let kam = Kamailio::start(&cfg, dir.path(), &[]).unwrap();
     let sip = json!({"port": free_sip_port(), "outbound_proxy": kam.uri(), "registrar_rpc": kam.rpc_url(), "limits": limits, "answer_timeout_s": 10});
-    let ports = [free_addr(), free_addr()];
+    let ips = if two_hosts { ["127.0.0.1", "127.0.0.2"] } else { ["127.0.0.1", "127.0.0.1"] };
+    let ports = [free_addr(), free_addr()].map(|(p, _)| p);
+    let addrs = [format!("{}:{}", ips[0], ports[0]), format!("{}:{}", ips[1], ports[1])];
     let roles: Vec<Value> = (0..2)
         .map(|i| {
             json!({"name": format!("m{}", (i + 1) * 10), "roletype": "mware", "iface": "lo", "group": 1, "order": (i + 1) * 10,
-                        "api_port": ports[i].0, "sip": sip})
+                        "api_port": ports[i], "sip": sip})
         })
         .collect();
     let site = json!({"site": "cm",
-        "coordination": {"backend": "etcd", "endpoints": [etcd.endpoint()], "lease_ttl_ms": 2000, "step_down_margin_ms": 700},
-        "api": {"token_env": "CM_TOKEN"},
-        "servers": [{"name": "s", "ifaces": {"lo": "127.0.0.1"}, "roles": roles}]});
+    "coordination": {"backend": "etcd", "endpoints": [etcd.endpoint()], "lease_ttl_ms": 2000, "step_down_margin_ms": 700},
+    "api": {"token_env": "CM_TOKEN"},
+    "servers": if two_hosts {
+        json!([{"name": "s1", "ifaces": {"lo": ips[0]}, "roles": [roles[0]]}, {"name": "s2", "ifaces": {"lo": ips[1]}, "roles": [roles[1]]}])
+    } else {
+        json!([{"name": "s", "ifaces": {"lo": "127.0.0.1"}, "roles": roles}])
+    }});
     let path = dir.path().join("site.json");
     std::fs::write(&path, site.to_string()).unwrap();
     let start = |i: usize| {
         Daemon::start(
             &path,
             &format!("m{}", (i + 1) * 10),
-            &ports[i].1,
+            &addrs[i],
             dir.path().join(format!("m{}.log", (i + 1) * 10)),
             &[("CM_TOKEN", TOKEN)],
         )
@@ -134,7 +146,10 @@ fn a_connected_call_survives_kill9_of_the_active_instance_and_is_hung_up_by_the_
     // Each state change of the call was an event on m10's channel.
     let events = sse_text(&format!("{}/api/v1/events?since=0", s.ds[0].api), Duration::from_secs(2));
     for state in ["dialing", "ringing", "answered", "connecting", "connected"] {
-        assert!(events.contains(&format!("\"type\":\"call\",\"id\":\"{id}\",\"domain\":\"{DOMAIN}\",\"state\":\"{state}\"")), "{state}: {events}");
+        assert!(
+            events.contains(&format!("\"type\":\"call\",\"id\":\"{id}\",\"domain\":\"{DOMAIN}\",\"state\":\"{state}\"")),
+            "{state}: {events}"
+        );
     }
 
     let killed = Instant::now();
@@ -224,4 +239,47 @@ fn hostile_input_is_refused_naming_the_field_and_limits_answer_429() {
     assert_eq!(retry.as_deref(), Some("1"), "{v}");
     assert!(v["error"].as_str().unwrap().contains("calls_per_second"), "{v}");
     assert_eq!(v["retryable"], true);
+}
+
+#[test]
+fn a_phone_hanging_up_after_the_failover_reaches_the_next_instance_on_another_address() {
+    let mut s = site_on(json!({}), true);
+    let mut alice = Phone::start(&scenario("uas_answer.xml"), s.dir.path(), "alice", DOMAIN, s.kam.sip_port, &["-m", "1"]).unwrap();
+    // Bob rings 2 s, talks 3 s, then hangs up: after the failover.
+    let mut bob =
+        Phone::start(&scenario("uas_hangup.xml"), s.dir.path(), "bob", DOMAIN, s.kam.sip_port, &["-d", "2000", "-m", "1"]).unwrap();
+    let body = json!({"domain": DOMAIN, "from": format!("sip:alice@{DOMAIN}"), "to": format!("sip:bob@{DOMAIN}")});
+    let (code, v, _) = request(reqwest::Method::POST, &format!("{}/api/callmanager/v1/calls", s.ds[0].api), Some(TOKEN), Some(&body));
+    assert_eq!(code, 201, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    wait_call(&s.ds[0], &id, "connected", 15);
+    let invite = bob.trace_text();
+    assert!(invite.contains("Contact: <sip:mware-g1@127.0.0.1:"), "the INVITE names the group contact: {invite}");
+    s.ds[0].child.kill9();
+    s.ds[1].wait_status(Duration::from_secs(20), running);
+    let (_, list, _) = request(reqwest::Method::GET, &format!("{}/api/callmanager/v1/calls", s.ds[1].api), Some(TOKEN), None);
+    assert_eq!(list["calls"][0]["state"], "connected", "{list}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let v = loop {
+        let (_, v, _) = request(reqwest::Method::GET, &format!("{}/api/callmanager/v1/calls/{id}", s.ds[1].api), Some(TOKEN), None);
+        if v["state"] == "ended" {
+            break v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not ended: {v}\nbob: {}\nkamailio: {}",
+            bob.trace_text(),
+            std::fs::read_to_string(s.dir.path().join("kamailio.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(v["ended"], "hung up by to", "{v}");
+    assert_eq!(
+        bob.wait_exit(Duration::from_secs(10)),
+        Some(0),
+        "bob's BYE reached m20 on 127.0.0.2 and was answered: {:#?}",
+        bob.messages()
+    );
+    alice.wait_for("BYE", Duration::from_secs(5)).unwrap();
+    assert_eq!(alice.wait_exit(Duration::from_secs(10)), Some(0));
 }

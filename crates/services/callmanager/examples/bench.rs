@@ -119,6 +119,7 @@ async fn main() {
         proxy: format!("127.0.0.1:{}", kam.sip_port).parse().unwrap(),
         credentials: None,
         user: "mware".into(),
+        contact: None,
     };
     let cancel = CancellationToken::new();
     let ua = Ua::start(opts, cancel.clone()).await.unwrap();

@@ -482,6 +482,9 @@ impl Task {
         let mut view = self.view.lock().unwrap_or_else(|e| e.into_inner()).clone();
         view.state = CallState::Connected;
         view.connected_ms = view.connected_ms.or(Some(now_ms()));
+        for l in &mut view.legs {
+            l.state = LegState::Connected;
+        }
         let s = StoredCall {
             view,
             a,

@@ -15,6 +15,7 @@ mod cli;
 pub mod decide;
 mod error;
 mod metrics;
+mod registrar;
 pub mod section;
 mod service;
 pub mod store;

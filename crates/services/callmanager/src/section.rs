@@ -70,7 +70,10 @@ pub struct SipConfig {
     #[serde(default)]
     pub credentials: Option<SipCredentials>,
     /// The registrar's JSON-RPC URL (Kamailio `jsonrpcs`), e.g.
-    /// `http://10.0.0.5:5071/RPC`: where registrations are read or changed.
+    /// `http://10.0.0.5:5071/RPC`: the active instance binds the group contact
+    /// (`mware-g<group>@<proxy>`, mware's Contact) to itself there, so the phones'
+    /// requests inside a dialog reach whichever instance is active. Absent: the Contact
+    /// is the instance's own address.
     #[serde(default)]
     pub registrar_rpc: Option<String>,
     /// Limits of the Calls API.

@@ -178,9 +178,25 @@ impl CallsService {
             msg: format!("expected sip:IP:PORT, found {:?}", cfg.outbound_proxy),
         })?;
         let user = cfg.credentials.as_ref().map(|c| c.user.clone()).unwrap_or_else(|| "mware".into());
-        let opts = UaOptions { ip, port: cfg.port, transports: cfg.transports.clone(), proxy, credentials: cfg.credentials.clone(), user };
+        let group = ctx.fence.group;
+        let contact = cfg.registrar_rpc.as_ref().map(|_| crate::registrar::contact(group, proxy));
+        let opts = UaOptions {
+            ip,
+            port: cfg.port,
+            transports: cfg.transports.clone(),
+            proxy,
+            credentials: cfg.credentials.clone(),
+            user,
+            contact,
+        };
         let cancel = ctx.cancel.child_token();
         let ua = Ua::start(opts, cancel.clone()).await?;
+        if let Some(url) = &cfg.registrar_rpc {
+            // The group contact names this instance from now on (before any call is taken over).
+            let aor = crate::registrar::aor(group, proxy);
+            crate::registrar::bind(url, &aor, &ua.local_uri()).await?;
+            tracing::info!(aor, target = %ua.local_uri(), "group contact bound to this instance");
+        }
         let tracker =
             Arc::new(Tracker { metrics: self.inner.metrics.clone(), events: ctx.events.clone(), seen: Mutex::new(HashMap::new()) });
         let eng = Arc::new(Engine {

@@ -47,6 +47,9 @@ pub struct UaOptions {
     pub credentials: Option<SipCredentials>,
     /// The user part of the controller's own URI (From, Contact).
     pub user: String,
+    /// The Contact to advertise instead of this instance's own address: a group contact
+    /// the proxy resolves to whichever instance is active (see `registrar`).
+    pub contact: Option<String>,
 }
 
 /// A request a phone sent inside a dialog the user agent watches.
@@ -123,10 +126,17 @@ impl Ua {
         };
         let via = format!("{first} {}", host_port(local));
         let t = if first == "TCP" { ";transport=tcp" } else { "" };
-        let contact = format!("sip:{}@{}{t}", opts.user, host_port(local));
+        let contact = opts.contact.clone().unwrap_or_else(|| format!("sip:{}@{}{t}", opts.user, host_port(local)));
         let inner = Arc::new(Inner { endpoint, dialogs, opts, via, contact, peers: Mutex::new(HashMap::new()), cancel });
         tokio::spawn(route(inner.clone(), incoming));
         Ok(Ua { inner })
+    }
+
+    /// This instance's own address as a SIP URI (what a group contact resolves to).
+    pub fn local_uri(&self) -> String {
+        let o = &self.inner.opts;
+        let t = if matches!(o.transports.first(), Some(SipTransport::Tcp)) { ";transport=tcp" } else { "" };
+        format!("sip:{}@{}{t}", o.user, host_port(SocketAddr::new(o.ip, o.port)))
     }
 
     /// The options it was started with.
@@ -134,7 +144,8 @@ impl Ua {
         &self.inner.opts
     }
 
-    /// Our Contact URI (`sip:mware@10.0.0.1:5060`, with `;transport=tcp` on TCP).
+    /// Our Contact URI (`sip:mware@10.0.0.1:5060`, with `;transport=tcp` on TCP), or the
+    /// group contact it was given.
     pub fn contact(&self) -> &str {
         &self.inner.contact
     }

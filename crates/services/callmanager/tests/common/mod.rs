@@ -77,6 +77,7 @@ impl Rig {
             proxy: format!("127.0.0.1:{}", self.kam.sip_port).parse().unwrap(),
             credentials: credentials.map(|(u, p)| SipCredentials { user: u.into(), password: mware_config::Secret::new(p), realm: None }),
             user: credentials.map(|c| c.0).unwrap_or("mware").into(),
+            contact: None,
         };
         let cancel = CancellationToken::new();
         let ua = Ua::start(opts, cancel.clone()).await.expect("user agent");
