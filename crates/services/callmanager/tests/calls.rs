@@ -225,3 +225,19 @@ async fn transfer_connects_from_with_a_new_party_and_ends_the_old_one() {
     assert_eq!(carol.wait_exit(Duration::from_secs(10)), Some(0));
     assert_eq!(rig.stored().await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_over_tcp_towards_the_proxy() {
+    let rig = Rig::new(&[]).await;
+    let mut alice = rig.phone("uas_answer.xml", "alice", &["-m", "1"]);
+    let mut bob = rig.phone("uas_answer.xml", "bob", &["-m", "1"]);
+    let eng = rig.engine_on(None, 0, mware_callmanager::section::SipTransport::Tcp).await;
+    let h = start(&eng, spec("c11", "alice", "bob", 10));
+    wait_state(&h, CallState::Connected, 15).await;
+    h.send(Command::HangUp("the test".into())).await.unwrap();
+    wait_state(&h, CallState::Ended, 5).await;
+    assert_eq!(alice.wait_exit(Duration::from_secs(10)), Some(0), "{:#?}", alice.messages());
+    assert_eq!(bob.wait_exit(Duration::from_secs(10)), Some(0), "{:#?}", bob.messages());
+    let a = alice.trace_text();
+    assert!(a.contains("Via: SIP/2.0/TCP 127.0.0.1:"), "mware's requests left on TCP: {a}");
+}

@@ -10,7 +10,6 @@ use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver};
 use rsipstack::dialog::invitation::{InviteAsyncResult, InviteOption};
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::{Header, StatusCodeKind, Uri};
-use rsipstack::transport::SipAddr;
 use tokio::sync::mpsc;
 
 /// What happened to a leg.
@@ -72,7 +71,7 @@ impl Leg {
             realm: c.realm.clone(),
             auth_username: None,
         });
-        let destination = Some(SipAddr::from(o.proxy));
+        let destination = Some(ua.proxy_addr());
         let (content_type, offer) = match d.sdp {
             Some(s) => (Some("application/sdp".to_string()), Some(s)),
             None => (None, None),
@@ -148,7 +147,7 @@ impl Leg {
             Ok(c) => c,
             Err(e) => return tracing::warn!(error = %e, "cannot build CANCEL"),
         };
-        let dest = SipAddr::from(self.ua.options().proxy);
+        let dest = self.ua.proxy_addr();
         match self.ua.transact(cancel, dest).await {
             Ok((code, _, _)) => tracing::debug!(code, "CANCEL answered"),
             Err(e) => tracing::debug!(error = %e, "CANCEL failed"),

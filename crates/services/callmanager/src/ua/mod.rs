@@ -139,6 +139,17 @@ impl Ua {
         format!("sip:{}@{}{t}", o.user, host_port(SocketAddr::new(o.ip, o.port)))
     }
 
+    /// Where new requests go: the outbound proxy, on the first transport.
+    pub fn proxy_addr(&self) -> SipAddr {
+        let o = &self.inner.opts;
+        let mut a = SipAddr::from(o.proxy);
+        a.r#type = Some(match o.transports.first() {
+            Some(SipTransport::Tcp) => rsipstack::sip::Transport::Tcp,
+            _ => rsipstack::sip::Transport::Udp,
+        });
+        a
+    }
+
     /// The options it was started with.
     pub fn options(&self) -> &UaOptions {
         &self.inner.opts

@@ -70,10 +70,15 @@ impl Rig {
 
     /// The engine, with a session timer of `session_s` seconds (0: none).
     pub async fn engine_with(&self, credentials: Option<(&str, &str)>, session_s: u32) -> Arc<Engine> {
+        self.engine_on(credentials, session_s, SipTransport::Udp).await
+    }
+
+    /// The engine sending on `transport`.
+    pub async fn engine_on(&self, credentials: Option<(&str, &str)>, session_s: u32, transport: SipTransport) -> Arc<Engine> {
         let opts = UaOptions {
             ip: "127.0.0.1".parse().unwrap(),
             port: free_sip_port(),
-            transports: vec![SipTransport::Udp],
+            transports: vec![transport],
             proxy: format!("127.0.0.1:{}", self.kam.sip_port).parse().unwrap(),
             credentials: credentials.map(|(u, p)| SipCredentials { user: u.into(), password: mware_config::Secret::new(p), realm: None }),
             user: credentials.map(|c| c.0).unwrap_or("mware").into(),
