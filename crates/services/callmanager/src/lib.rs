@@ -21,6 +21,7 @@ mod service;
 pub mod store;
 pub mod ua;
 pub mod validate;
+mod view;
 
 pub use api::openapi;
 pub use error::CallError;
