@@ -136,6 +136,11 @@ impl LogStore {
         Ok(LogStore { tx, dir: dir.to_path_buf(), counters })
     }
 
+    /// Its folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Hands a line to the writer; waits (back-pressure) while the queue is full.
     pub async fn push(&self, line: LogLine) {
         match self.tx.try_send(line) {

@@ -36,6 +36,11 @@ pub(crate) struct Inner {
     log_dir: Option<PathBuf>,
 }
 
+/// The mark of this instance's supervised processes: its site log's folder.
+fn owner(store_dir: &std::path::Path) -> String {
+    std::fs::canonicalize(store_dir).unwrap_or_else(|_| store_dir.to_path_buf()).display().to_string()
+}
+
 /// The log folder: `MWARE_LOG_DIR` or `var/log`.
 fn log_dir() -> PathBuf {
     std::env::var_os("MWARE_LOG_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("var/log"))
@@ -94,6 +99,12 @@ impl MicroService {
         let dir = self.inner.log_dir.clone().unwrap_or_else(log_dir).join("microservices").join(instance);
         let store = LogStore::open(&dir, &cfg.log, self.inner.metrics.log.clone())
             .map_err(|source| crate::MicroError::Log { dir: dir.display().to_string(), source })?;
+        // What a daemon killed -9 here left behind (children of its processes).
+        let owner = owner(&dir);
+        let left = crate::spawn::sweep(&owner);
+        if !left.is_empty() {
+            tracing::warn!(pids = ?left, "killed processes left by an earlier run of this instance's supervisor");
+        }
         let _ = self.inner.store.set(store);
         Ok(())
     }
@@ -146,6 +157,7 @@ impl MicroService {
             let cx = ProcCtx {
                 cfg: p.clone(),
                 instance: instance.to_string(),
+                owner: owner(store.dir()),
                 store: store.clone(),
                 statuses: self.inner.statuses.clone(),
                 cancel: child.clone(),

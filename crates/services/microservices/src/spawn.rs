@@ -16,12 +16,39 @@ use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 use tokio::process::{Child, Command};
 
-/// Starts `p`; the child and its process group id.
-pub(crate) fn spawn(p: &Process) -> std::io::Result<(Child, Pid)> {
+/// The variable that marks a supervised process (and what it starts, unless it clears
+/// its environment) with its owner, the site log's folder of the instance.
+pub(crate) const OWNER_VAR: &str = "MWARE_MS_OWNER";
+
+/// Kills every process of this user marked with `owner` (left by a daemon that was
+/// killed -9: the parent-death signal reaches a supervised process, not the children it
+/// started); returns their pids. Run before the first start.
+pub(crate) fn sweep(owner: &str) -> Vec<i32> {
+    let marker = format!("{OWNER_VAR}={owner}");
+    let me = std::process::id() as i32;
+    let mut killed = vec![];
+    let Ok(dir) = std::fs::read_dir("/proc") else { return killed };
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        if pid == me {
+            continue;
+        }
+        let Ok(env) = std::fs::read(e.path().join("environ")) else { continue };
+        if env.split(|b| *b == 0).any(|v| v == marker.as_bytes()) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+            killed.push(pid);
+        }
+    }
+    killed
+}
+
+/// Starts `p` marked with `owner`; the child and its process group id.
+pub(crate) fn spawn(p: &Process, owner: &str) -> std::io::Result<(Child, Pid)> {
     let program = p.argv.first().cloned().unwrap_or_default();
     let mut cmd = Command::new(&program);
     cmd.args(&p.argv[1.min(p.argv.len())..])
         .envs(p.env.iter().map(|(k, v)| (k, v.expose())))
+        .env(OWNER_VAR, owner)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

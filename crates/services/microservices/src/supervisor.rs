@@ -86,6 +86,7 @@ pub type Statuses = Arc<Mutex<BTreeMap<String, ProcStatus>>>;
 pub(crate) struct ProcCtx {
     pub cfg: Process,
     pub instance: String,
+    pub owner: String,
     pub store: LogStore,
     pub statuses: Statuses,
     pub cancel: CancellationToken,
@@ -194,7 +195,7 @@ pub(crate) async fn supervise(mut cx: ProcCtx) {
 
 /// Starts the process and runs it until it ends, an operator asks, or the cancel.
 async fn run_once(cx: &mut ProcCtx) -> Ended {
-    let (mut child, pgid) = match spawn::spawn(&cx.cfg) {
+    let (mut child, pgid) = match spawn::spawn(&cx.cfg, &cx.owner) {
         Ok(c) => c,
         Err(e) => {
             cx.state(State::Backoff, None, e.to_string());
