@@ -55,9 +55,16 @@ fn supervised_processes_their_log_the_mirror_and_a_kill_9() {
     });
     let cfg = dir.path().join("site.json");
     std::fs::write(&cfg, site.to_string()).unwrap();
-    let mut d = Daemon::start(&cfg, "m10", &addr, dir.path().join("m10.log"), &[("MWARE_API_TOKEN", TOKEN), ("MWARE_LOG_DIR", logs.to_str().unwrap())]);
+    let mut d = Daemon::start(
+        &cfg,
+        "m10",
+        &addr,
+        dir.path().join("m10.log"),
+        &[("MWARE_API_TOKEN", TOKEN), ("MWARE_LOG_DIR", logs.to_str().unwrap())],
+    );
     d.wait_status(Duration::from_secs(30), |v| {
-        v["state"] == "active" && v["services"].as_array().is_some_and(|s| s.iter().any(|x| x["name"] == "microservices" && x["state"] == "running"))
+        v["state"] == "active"
+            && v["services"].as_array().is_some_and(|s| s.iter().any(|x| x["name"] == "microservices" && x["state"] == "running"))
     });
     let api = d.api.clone();
     let procs = wait("both processes running", &d, || {
@@ -68,7 +75,9 @@ fn supervised_processes_their_log_the_mirror_and_a_kill_9() {
     let pids: Vec<u64> = procs.iter().map(|p| p["pid"].as_u64().unwrap()).collect();
 
     // JSON lines: one per line, fields parsed.
-    let body = wait("json lines", &d, || get_text(&format!("{api}/api/v1/logs?process=json&level=error&limit=5")).filter(|b| b.lines().count() == 5));
+    let body = wait("json lines", &d, || {
+        get_text(&format!("{api}/api/v1/logs?process=json&level=error&limit=5")).filter(|b| b.lines().count() == 5)
+    });
     for l in body.lines() {
         let v: Value = serde_json::from_str(l).unwrap();
         assert_eq!((v["instance"].as_str(), v["stream"].as_str(), v["fields"]["code"].as_i64()), (Some("m10"), Some("stdout"), Some(42)));

@@ -79,7 +79,13 @@ fn empty_body(body: &[u8]) -> Result<(), Response> {
     }
     match mware_config::strict_json::parse_slice(body) {
         Ok(Value::Object(m)) if m.is_empty() => Ok(()),
-        Ok(Value::Object(m)) => Err(bad("body", format!("body: expected an empty object (the request takes no parameters), found key {:?}", m.keys().next().cloned().unwrap_or_default()))),
+        Ok(Value::Object(m)) => Err(bad(
+            "body",
+            format!(
+                "body: expected an empty object (the request takes no parameters), found key {:?}",
+                m.keys().next().cloned().unwrap_or_default()
+            ),
+        )),
         Ok(_) => Err(bad("body", "body: expected an empty JSON object or no body, found another JSON value".into())),
         Err(_) => Err(bad("body", "body: expected an empty JSON object or no body, found malformed JSON or repeated keys".into())),
     }
@@ -130,16 +136,22 @@ fn time(field: &str, v: &str) -> Result<u64, Response> {
     if let Ok(ms) = v.parse::<u64>() {
         return Ok(ms);
     }
-    chrono::DateTime::parse_from_rfc3339(v)
-        .map(|t| t.timestamp_millis().max(0) as u64)
-        .map_err(|_| bad(field, format!("{field}: expected ms since the Unix epoch or an RFC 3339 time, found {:?}", v.chars().take(64).collect::<String>())))
+    chrono::DateTime::parse_from_rfc3339(v).map(|t| t.timestamp_millis().max(0) as u64).map_err(|_| {
+        bad(
+            field,
+            format!("{field}: expected ms since the Unix epoch or an RFC 3339 time, found {:?}", v.chars().take(64).collect::<String>()),
+        )
+    })
 }
 
 /// Parses the query string of `GET /api/v1/logs`.
 fn parse(p: &HashMap<String, String>) -> Result<(Query, bool), Response> {
     const KEYS: &[&str] = &["process", "since", "until", "after", "q", "level", "limit", "format"];
     if let Some(k) = p.keys().find(|k| !KEYS.contains(&k.as_str())) {
-        return Err(bad(k, format!("expected one of the parameters {}, found {:?}", KEYS.join(", "), k.chars().take(64).collect::<String>())));
+        return Err(bad(
+            k,
+            format!("expected one of the parameters {}, found {:?}", KEYS.join(", "), k.chars().take(64).collect::<String>()),
+        ));
     }
     let mut q = Query { limit: 1000, ..Default::default() };
     q.process = p.get("process").cloned();
@@ -154,10 +166,17 @@ fn parse(p: &HashMap<String, String>) -> Result<(Query, bool), Response> {
         q.after_seq = Some(v.parse().map_err(|_| bad("after", format!("after: expected a line's seq (an integer), found {v:?}")))?);
     }
     if let Some(v) = p.get("limit") {
-        q.limit = v.parse().ok().filter(|n| (1..=10_000).contains(n)).ok_or_else(|| bad("limit", format!("limit: expected an integer from 1 to 10000, found {v:?}")))?;
+        q.limit = v
+            .parse()
+            .ok()
+            .filter(|n| (1..=10_000).contains(n))
+            .ok_or_else(|| bad("limit", format!("limit: expected an integer from 1 to 10000, found {v:?}")))?;
     }
     if let Some(v) = p.get("q") {
-        let re = regex::RegexBuilder::new(v).size_limit(1 << 20).build().map_err(|e| bad("q", format!("q: expected a regular expression, found one that does not parse: {e}")))?;
+        let re = regex::RegexBuilder::new(v)
+            .size_limit(1 << 20)
+            .build()
+            .map_err(|e| bad("q", format!("q: expected a regular expression, found one that does not parse: {e}")))?;
         q.q = Some(re);
     }
     let json = match p.get("format").map(String::as_str) {
@@ -182,7 +201,11 @@ async fn logs(State(svc): State<MicroService>, Params(p): Params<HashMap<String,
         Err(r) => return r,
     };
     let Some(store) = svc.store().cloned() else {
-        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the site log is not kept on this instance (see the daemon's log)".to_string()).into_response();
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the site log is not kept on this instance (see the daemon's log)".to_string(),
+        )
+        .into_response();
     };
     let lost = store.counters.lost.get();
     let lines = match tokio::task::spawn_blocking(move || store.query(&q)).await {

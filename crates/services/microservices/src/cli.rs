@@ -134,7 +134,11 @@ fn print_line(l: &Value, json: bool) {
         println!("{l}");
         return;
     }
-    let t = l["ts_ms"].as_i64().and_then(chrono::DateTime::from_timestamp_millis).map(|t| t.format("%H:%M:%S%.3f").to_string()).unwrap_or_default();
+    let t = l["ts_ms"]
+        .as_i64()
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .map(|t| t.format("%H:%M:%S%.3f").to_string())
+        .unwrap_or_default();
     println!(
         "{t} {}/{} {}: {}",
         l["instance"].as_str().unwrap_or("?"),
@@ -177,7 +181,13 @@ async fn list(api_url: &str, json: bool) -> anyhow::Result<()> {
         );
     }
     let l = &v["log"];
-    println!("site log on {}: {} lines written, {} lost, {} stalls", v["instance"].as_str().unwrap_or("?"), l["written"], l["lost"], l["stalls"]);
+    println!(
+        "site log on {}: {} lines written, {} lost, {} stalls",
+        v["instance"].as_str().unwrap_or("?"),
+        l["written"],
+        l["lost"],
+        l["stalls"]
+    );
     Ok(())
 }
 
@@ -214,7 +224,8 @@ async fn run(action: Action, _env: CliEnv) -> anyhow::Result<()> {
             }
         }
         Action::UdpMirror(Mirror::Test { target, rate, duration, size, json }) => {
-            let d = humantime::parse_duration(&duration).map_err(|e| anyhow::anyhow!("--duration: expected a duration such as 10s, found {duration:?}: {e}"))?;
+            let d = humantime::parse_duration(&duration)
+                .map_err(|e| anyhow::anyhow!("--duration: expected a duration such as 10s, found {duration:?}: {e}"))?;
             let addr = tokio::net::lookup_host(&target).await?.next().ok_or_else(|| anyhow::anyhow!("{target}: no address"))?;
             let r = crate::mirror::test(addr, rate, d, size).await?;
             if json {

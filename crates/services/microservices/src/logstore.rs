@@ -10,6 +10,7 @@
 //! oldest first and keeps the last `limit` matches.
 
 use crate::section::LogConfig;
+use prometheus_client::metrics::counter::Counter;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -18,7 +19,6 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
 
 /// Lines waiting for the writer at most; past it, the processes' pipes back-pressure.
@@ -61,9 +61,9 @@ impl LogLine {
         } else {
             None
         };
-        let level = fields.as_ref().and_then(|f| {
-            ["level", "severity", "lvl"].iter().find_map(|k| f.get(*k).and_then(Value::as_str)).map(str::to_lowercase)
-        });
+        let level = fields
+            .as_ref()
+            .and_then(|f| ["level", "severity", "lvl"].iter().find_map(|k| f.get(*k).and_then(Value::as_str)).map(str::to_lowercase));
         LogLine {
             seq: 0,
             ts_ms: mware_config::now_ms(),
@@ -315,7 +315,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = LogStore::open(dir.path(), &LogConfig { file_mb: 1, files: 2 }, Counters::default()).unwrap();
         for i in 0..30_000 {
-            store.push(LogLine::new("i1", if i % 2 == 0 { "even" } else { "odd" }, "stdout", format!("line {i:06} {}", "x".repeat(60)))).await;
+            store
+                .push(LogLine::new("i1", if i % 2 == 0 { "even" } else { "odd" }, "stdout", format!("line {i:06} {}", "x".repeat(60))))
+                .await;
         }
         while store.counters.written.get() < 30_000 {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;

@@ -139,7 +139,8 @@ impl MicroService {
     }
 
     async fn reconcile(&self, instance: &str, set: &mut BTreeMap<String, Handle>, want: &[Process], cancel: &CancellationToken) {
-        let stale: Vec<String> = set.iter().filter(|(n, h)| !want.iter().any(|p| &&p.name == n && *p == h.cfg)).map(|(n, _)| n.clone()).collect();
+        let stale: Vec<String> =
+            set.iter().filter(|(n, h)| !want.iter().any(|p| &&p.name == n && *p == h.cfg)).map(|(n, _)| n.clone()).collect();
         for n in stale {
             if let Some(h) = set.remove(&n) {
                 tracing::info!(process = %n, "process removed or changed in the site file; stopping it");

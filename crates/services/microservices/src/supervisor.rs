@@ -162,7 +162,19 @@ pub(crate) async fn supervise(mut cx: ProcCtx) {
             Ended::Exited(e) => e,
         };
         let now = now_ms();
-        cx.set(|s| s.last_exit = Some(LastExit { code: match exit { Exit::Code(c) => Some(c), _ => None }, signal: match exit { Exit::Signal(s) => Some(s), _ => None }, at_ms: now }));
+        cx.set(|s| {
+            s.last_exit = Some(LastExit {
+                code: match exit {
+                    Exit::Code(c) => Some(c),
+                    _ => None,
+                },
+                signal: match exit {
+                    Exit::Signal(s) => Some(s),
+                    _ => None,
+                },
+                at_ms: now,
+            })
+        });
         let d = decide(&Snapshot { policy: &cx.cfg, exit, restarts_ms: &restarts, now_ms: now });
         match d {
             Decision::Restart { after, .. } => {

@@ -9,7 +9,12 @@ use prometheus_client::registry::Registry;
 use std::time::{Duration, Instant};
 
 fn cfg(per_source: u32, allowed: &[&str]) -> MirrorConfig {
-    MirrorConfig { ports: vec![0], per_source_pps: per_source, global_pps: 100_000, allowed_networks: allowed.iter().map(|s| s.to_string()).collect() }
+    MirrorConfig {
+        ports: vec![0],
+        per_source_pps: per_source,
+        global_pps: 100_000,
+        allowed_networks: allowed.iter().map(|s| s.to_string()).collect(),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,7 +74,11 @@ async fn a_flood_from_one_source_gets_at_most_its_rate_back_never_larger() {
     let secs = t0.elapsed().as_secs_f64();
     let (answers, odd) = reader.await.unwrap();
     let bound = ((secs + 2.0) * per_source as f64) as u64 + per_source as u64;
-    println!("sent {sent} in {secs:.1} s; {answers} answers (bound {bound}); answered {} dropped {}", m.mirror_answered.get(), m.mirror_dropped.get());
+    println!(
+        "sent {sent} in {secs:.1} s; {answers} answers (bound {bound}); answered {} dropped {}",
+        m.mirror_answered.get(),
+        m.mirror_dropped.get()
+    );
     assert!(answers <= bound, "{answers} answers past the per-source rate (bound {bound})");
     assert!(answers >= per_source as u64, "the mirror answered almost nothing: {answers}");
     assert_eq!(odd, 0, "an answer larger than or different in size from its request");

@@ -97,7 +97,8 @@ async fn lines_arrive_with_fields_the_crasher_backs_off_then_fails_and_a_stop_le
 
     // An operator's start brings a failed one back.
     assert!(sup.svc.command("crash", mware_microservices::Cmd::Start).await);
-    until("crash restarted by the operator", 5, || sup.svc.statuses().into_iter().find(|s| s.name == "crash" && s.state != State::Failed)).await;
+    until("crash restarted by the operator", 5, || sup.svc.statuses().into_iter().find(|s| s.name == "crash" && s.state != State::Failed))
+        .await;
 
     // Stop: SIGTERM to each group; every process and its shell children gone, reaped.
     let pids: Vec<u32> = sup.svc.statuses().iter().filter_map(|s| s.pid).collect();
@@ -137,7 +138,11 @@ async fn fifty_megabytes_as_fast_as_possible_every_line_kept() {
         assert_eq!(v["line"].as_str().unwrap()[..10].parse::<u64>().unwrap(), n);
     }
     assert_eq!(n, LINES);
-    println!("{LINES} lines in {took:?} ({:.0} lines/s), {} stalls of the pipe reader, {hwm}", LINES as f64 / took.as_secs_f64(), counters.stalls.get());
+    println!(
+        "{LINES} lines in {took:?} ({:.0} lines/s), {} stalls of the pipe reader, {hwm}",
+        LINES as f64 / took.as_secs_f64(),
+        counters.stalls.get()
+    );
     sup.cancel.cancel();
 }
 
