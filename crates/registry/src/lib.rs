@@ -23,6 +23,7 @@ pub fn plugins() -> Vec<Plugin> {
         mware_monitor::plugin(),
         mware_devices::plugin(),
         mware_alarms::plugin(),
+        mware_microservices::plugin(),
     ]
 }
 
