@@ -1,6 +1,6 @@
 //! The microservices service in a real `mware run` daemon: processes supervised with
 //! their lines in the site log (JSON fields parsed), the API and `mware ms`, an
-//! operator's stop, the UDP mirror through `mware ms udp-mirror test`, and a kill -9 of
+//! operator's stop, the UDP mirror through `mware udp-mirror test`, and a kill -9 of
 //! the daemon leaving none of its processes.
 
 mod common;
@@ -88,9 +88,9 @@ fn supervised_processes_their_log_the_mirror_and_a_kill_9() {
     // The CLI.
     let list = cli(&["ms", "list", "--api", &api]);
     assert!(list.contains("text") && list.contains("json") && list.contains("running"), "{list}");
-    let lines = cli(&["ms", "logs", "--api", &api, "--process", "text", "--since", "1m", "--grep", "^hello", "--limit", "3"]);
+    let lines = cli(&["logs", "--api", &api, "--process", "text", "--since", "1m", "--grep", "^hello", "--limit", "3"]);
     assert_eq!(lines.lines().filter(|l| l.contains("m10/text stdout: hello from text")).count(), 3, "{lines}");
-    let mirror = cli(&["ms", "udp-mirror", "test", &format!("127.0.0.1:{udp}"), "--rate", "200", "--duration", "1s"]);
+    let mirror = cli(&["udp-mirror", "test", &format!("127.0.0.1:{udp}"), "--rate", "200", "--duration", "1s"]);
     assert!(mirror.contains("sent 200 received 200 loss 0.00%") && mirror.contains("source port kept"), "{mirror}");
 
     // An operator's stop: refused without the token, done with it.

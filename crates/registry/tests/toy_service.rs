@@ -42,7 +42,7 @@ impl Service for GreeterService {
 }
 
 fn plugin() -> Plugin {
-    Plugin { name: "greeter", sections: vec![mware_config::section::<Greeter>()], build: |_| Arc::new(GreeterService), cli: None }
+    Plugin { name: "greeter", sections: vec![mware_config::section::<Greeter>()], build: |_| Arc::new(GreeterService), cli: vec![] }
 }
 
 fn site(greeter: Value) -> String {

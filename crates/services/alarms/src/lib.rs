@@ -39,7 +39,7 @@ pub fn plugin() -> mware_host::Plugin {
         name: "alarms",
         sections: vec![mware_config::section::<section::Alarms>()],
         build: |registry| std::sync::Arc::new(AlarmsService::new(registry)),
-        cli: Some(cli::subcommand()),
+        cli: vec![cli::subcommand()],
     }
 }
 /// `mwareAlarmsMIB` (enterprises.32473.7): the OID under which the alarms' traps are sent.

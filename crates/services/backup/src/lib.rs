@@ -76,6 +76,6 @@ pub fn plugin() -> mware_host::Plugin {
         name: "backup",
         sections: vec![mware_config::section::<section::BackupController>()],
         build: |registry| std::sync::Arc::new(BackupService::new(registry)),
-        cli: Some(cli::subcommand()),
+        cli: vec![cli::subcommand()],
     }
 }

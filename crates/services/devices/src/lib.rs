@@ -32,6 +32,6 @@ pub fn plugin() -> mware_host::Plugin {
         name: "devicemanager",
         sections: vec![mware_config::section::<section::DeviceManager>()],
         build: |registry| std::sync::Arc::new(DevicesService::new(registry)),
-        cli: None,
+        cli: vec![],
     }
 }

@@ -54,8 +54,9 @@ pub fn routes(svc: MicroService) -> Routes {
         .anywhere()
 }
 
-fn bad(field: &str, msg: String) -> Response {
-    ApiError::new(StatusCode::BAD_REQUEST, msg).field(field).into_response()
+/// A 400 naming the field (boxed: a `Response` is too large to pass around in `Err`).
+fn bad(field: &str, msg: String) -> Box<Response> {
+    Box::new(ApiError::new(StatusCode::BAD_REQUEST, msg).field(field).into_response())
 }
 
 /// Every process supervised on this instance.
@@ -73,7 +74,7 @@ async fn list(State(svc): State<MicroService>) -> Response {
 }
 
 /// An operator's request takes no parameters: no body, or `{}`.
-fn empty_body(body: &[u8]) -> Result<(), Response> {
+fn empty_body(body: &[u8]) -> Result<(), Box<Response>> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(());
     }
@@ -93,7 +94,7 @@ fn empty_body(body: &[u8]) -> Result<(), Response> {
 
 async fn act(svc: MicroService, name: String, body: Bytes, cmd: Cmd, what: &str) -> Response {
     if let Err(r) = empty_body(&body) {
-        return r;
+        return *r;
     }
     if !svc.command(&name, cmd).await {
         let names: Vec<String> = svc.statuses().into_iter().map(|s| s.name).collect();
@@ -132,7 +133,7 @@ async fn start(State(svc): State<MicroService>, Path(name): Path<String>, body: 
 }
 
 /// A time: ms since the epoch, or RFC 3339.
-fn time(field: &str, v: &str) -> Result<u64, Response> {
+fn time(field: &str, v: &str) -> Result<u64, Box<Response>> {
     if let Ok(ms) = v.parse::<u64>() {
         return Ok(ms);
     }
@@ -145,7 +146,7 @@ fn time(field: &str, v: &str) -> Result<u64, Response> {
 }
 
 /// Parses the query string of `GET /api/v1/logs`.
-fn parse(p: &HashMap<String, String>) -> Result<(Query, bool), Response> {
+fn parse(p: &HashMap<String, String>) -> Result<(Query, bool), Box<Response>> {
     const KEYS: &[&str] = &["process", "since", "until", "after", "q", "level", "limit", "format"];
     if let Some(k) = p.keys().find(|k| !KEYS.contains(&k.as_str())) {
         return Err(bad(
@@ -198,7 +199,7 @@ fn parse(p: &HashMap<String, String>) -> Result<(Query, bool), Response> {
 async fn logs(State(svc): State<MicroService>, Params(p): Params<HashMap<String, String>>) -> Response {
     let (q, json_out) = match parse(&p) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(store) = svc.store().cloned() else {
         return ApiError::new(

@@ -1,6 +1,6 @@
 //! `mware ms ...`: the supervised processes of an instance (list, restart, stop, start),
-//! the site's log (`mware ms logs`, `-f` to follow), and the UDP mirror's client
-//! (`mware ms udp-mirror test HOST:PORT`).
+//! the site's log (`mware logs`, `-f` to follow), and the UDP mirror's client
+//! (`mware udp-mirror test HOST:PORT`); the last two also under `mware ms`.
 
 use crate::api::paths;
 use clap::{CommandFactory, FromArgMatches, Parser};
@@ -19,9 +19,20 @@ struct Cmd {
     action: Action,
 }
 
-/// The `mware ms` subcommand, for the registry.
-pub(crate) fn subcommand() -> Subcommand {
-    Subcommand { command: Cmd::command, run: |m, env| Box::pin(async move { run(Cmd::from_arg_matches(&m)?.action, env).await }) }
+/// The subcommands for the registry: `mware ms …`, and `mware logs` and `mware udp-mirror`
+/// at the top (the same as `mware ms logs` and `mware ms udp-mirror`).
+pub(crate) fn subcommands() -> Vec<Subcommand> {
+    vec![
+        Subcommand { command: Cmd::command, run: |m, env| Box::pin(async move { run(Cmd::from_arg_matches(&m)?.action, env).await }) },
+        Subcommand {
+            command: LogsCmd::command,
+            run: |m, env| Box::pin(async move { run(Action::Logs(LogsCmd::from_arg_matches(&m)?.args), env).await }),
+        },
+        Subcommand {
+            command: MirrorCmd::command,
+            run: |m, env| Box::pin(async move { run(Action::UdpMirror(MirrorCmd::from_arg_matches(&m)?.action), env).await }),
+        },
+    ]
 }
 
 #[derive(Debug, clap::Args)]
@@ -58,35 +69,56 @@ enum Action {
     Stop(Op),
     /// Start a stopped or failed process.
     Start(Op),
-    /// The instance's site log: every line of the supervised processes.
-    Logs {
-        #[command(flatten)]
-        api: Api,
-        /// One process only.
-        #[arg(long)]
-        process: Option<String>,
-        /// From this long ago (`10m`, `2h`) or this time (RFC 3339).
-        #[arg(long)]
-        since: Option<String>,
-        /// Lines whose text matches this regular expression.
-        #[arg(long)]
-        grep: Option<String>,
-        /// Lines of this level (JSON lines with `level`).
-        #[arg(long)]
-        level: Option<String>,
-        /// The last N lines (then new ones with `-f`).
-        #[arg(long, default_value_t = 200)]
-        limit: u32,
-        /// Follow: print new lines as they come.
-        #[arg(short, long)]
-        follow: bool,
-        /// Print the JSON lines as they are.
-        #[arg(long)]
-        json: bool,
-    },
+    /// The instance's site log: every line of the supervised processes (also `mware logs`).
+    Logs(LogsArgs),
     /// The UDP mirror's client.
     #[command(name = "udp-mirror", subcommand)]
     UdpMirror(Mirror),
+}
+
+/// What to read of the site's log.
+#[derive(Debug, clap::Args)]
+struct LogsArgs {
+    #[command(flatten)]
+    api: Api,
+    /// One process only.
+    #[arg(long)]
+    process: Option<String>,
+    /// From this long ago (`10m`, `2h`) or this time (RFC 3339).
+    #[arg(long)]
+    since: Option<String>,
+    /// Lines whose text matches this regular expression.
+    #[arg(long)]
+    grep: Option<String>,
+    /// Lines of this level (JSON lines with `level`).
+    #[arg(long)]
+    level: Option<String>,
+    /// The last N lines (then new ones with `-f`).
+    #[arg(long, default_value_t = 200)]
+    limit: u32,
+    /// Follow: print new lines as they come.
+    #[arg(short, long)]
+    follow: bool,
+    /// Print the JSON lines as they are.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The instance's site log: every line its supervised processes wrote, with `-f` to follow.
+#[derive(Debug, Parser)]
+#[command(name = "logs")]
+struct LogsCmd {
+    #[command(flatten)]
+    args: LogsArgs,
+}
+
+/// The UDP mirror's test client: loss, round trip, jitter, reordering, source port kept.
+#[derive(Debug, Parser)]
+#[command(name = "udp-mirror")]
+struct MirrorCmd {
+    /// What to do.
+    #[command(subcommand)]
+    action: Mirror,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -109,13 +141,6 @@ enum Mirror {
         #[arg(long)]
         json: bool,
     },
-}
-
-/// Percent-encodes a query value.
-fn enc(v: &str) -> String {
-    v.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
-        .collect()
 }
 
 /// `10m` → ms since the epoch that long ago; an RFC 3339 time or ms as they are.
@@ -197,11 +222,11 @@ async fn run(action: Action, _env: CliEnv) -> anyhow::Result<()> {
         Action::Restart(o) => op(o, paths::RESTART, "restart").await,
         Action::Stop(o) => op(o, paths::STOP, "stop").await,
         Action::Start(o) => op(o, paths::START, "start").await,
-        Action::Logs { api, process, since, grep, level, limit, follow, json } => {
+        Action::Logs(LogsArgs { api, process, since, grep, level, limit, follow, json }) => {
             let mut base = format!("{}?format=json", paths::LOGS);
             for (k, v) in [("process", process), ("q", grep), ("level", level)] {
                 if let Some(v) = v {
-                    base.push_str(&format!("&{k}={}", enc(&v)));
+                    base.push_str(&format!("&{k}={}", mware_client::encode(&v)));
                 }
             }
             let mut first = format!("{base}&limit={limit}");

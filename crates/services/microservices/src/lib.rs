@@ -39,6 +39,6 @@ pub fn plugin() -> mware_host::Plugin {
         name: "microservices",
         sections: vec![mware_config::section::<section::Microservices>()],
         build: |registry| std::sync::Arc::new(MicroService::new(registry)),
-        cli: Some(cli::subcommand()),
+        cli: cli::subcommands(),
     }
 }

@@ -60,11 +60,11 @@ async fn a_flood_from_one_source_gets_at_most_its_rate_back_never_larger() {
     let mut sent = 0u64;
     // 200,000 datagrams in about 5 s from one source.
     while sent < 200_000 {
-        let d: &[u8] = if sent % 2 == 0 { &small } else { &big };
+        let d: &[u8] = if sent.is_multiple_of(2) { &small } else { &big };
         if sock.send(d).await.is_ok() {
             sent += 1;
         }
-        if sent % 4000 == 0 {
+        if sent.is_multiple_of(4000) {
             let due = Duration::from_millis(sent / 40);
             if let Some(w) = due.checked_sub(t0.elapsed()) {
                 tokio::time::sleep(w).await;

@@ -173,12 +173,16 @@ fn supervisor(dir: &std::path::Path) -> (std::process::Child, Vec<u32>) {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    let mut sup = sup;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(t) = std::fs::read_to_string(dir.join("pids")) {
             return (sup, t.split_whitespace().map(|p| p.parse::<u32>().unwrap()).collect());
         }
-        assert!(Instant::now() < deadline, "the supervisor did not start its process");
+        if Instant::now() >= deadline {
+            kill9(&mut sup);
+            panic!("the supervisor did not start its process");
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -37,6 +37,6 @@ pub fn plugin() -> mware_host::Plugin {
         name: "monitoring",
         sections: vec![mware_config::section::<section::Monitoring>()],
         build: |registry| std::sync::Arc::new(MonitorService::new(registry)),
-        cli: None,
+        cli: vec![],
     }
 }

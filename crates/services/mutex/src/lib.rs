@@ -41,6 +41,6 @@ pub fn plugin() -> mware_host::Plugin {
         name: "mutex",
         sections: vec![mware_config::section::<section::CriticalSections>()],
         build: |registry| std::sync::Arc::new(MutexService::new(registry)),
-        cli: Some(cli::subcommand()),
+        cli: vec![cli::subcommand()],
     }
 }

@@ -50,6 +50,6 @@ pub fn plugin() -> mware_host::Plugin {
         name: "pgctl",
         sections: vec![mware_config::section::<section::PgController>()],
         build: |registry| std::sync::Arc::new(PgctlService::new(registry)),
-        cli: None,
+        cli: vec![],
     }
 }

@@ -42,6 +42,6 @@ pub fn plugin() -> mware_host::Plugin {
         name: "tasks",
         sections: vec![mware_config::section::<section::ServiceTasks>()],
         build: |registry| std::sync::Arc::new(TasksService::new(registry)),
-        cli: Some(cli::subcommand()),
+        cli: vec![cli::subcommand()],
     }
 }
