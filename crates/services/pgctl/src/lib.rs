@@ -25,6 +25,7 @@ pub mod config;
 mod decide;
 mod error;
 mod group;
+mod handle;
 mod hostcheck;
 mod journal;
 mod metrics;
@@ -40,9 +41,9 @@ mod trigger;
 pub use decide::{decide, Decision, Observed, ServerObs, Snapshot};
 pub use error::{PgctlError, Result};
 pub use group::{GroupStatus, ServerStatus};
+pub use handle::PgctlService;
 pub use probe::probe;
 pub use section::{parse_groups, PgController, PgGroup, PgServer, Rejoin};
-pub use service::PgctlService;
 
 /// The service and its section (`pg_controller`), for the binary's registry.
 pub fn plugin() -> mware_host::Plugin {
