@@ -1,8 +1,8 @@
 //! [`PgctlService`], the cheap-to-clone handle over the service's shared state: the
 //! service loop (`service.rs`) fills it, the HTTP routes (`api.rs`) read it.
 
-use crate::group::Statuses;
 use crate::metrics::Metrics;
+use crate::status::Statuses;
 use prometheus_client::registry::Registry;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -34,12 +34,12 @@ impl PgctlService {
     }
 
     /// Current status of every running group (what `GET /api/v1/pg` returns).
-    pub fn groups(&self) -> Vec<crate::group::GroupStatus> {
+    pub fn groups(&self) -> Vec<crate::status::GroupStatus> {
         self.inner.groups.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
     }
 
     /// Status of one group.
-    pub fn group(&self, key: &str) -> Option<crate::group::GroupStatus> {
+    pub fn group(&self, key: &str) -> Option<crate::status::GroupStatus> {
         self.inner.groups.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
     }
 }

@@ -5,9 +5,10 @@
 //! (no daemon restart).
 
 use crate::config::check_groups;
-use crate::group::{run_group, GroupCtx};
+use crate::group::run_group;
 use crate::handle::PgctlService;
 use crate::journal::{log_dir, Journal};
+use crate::status::GroupCtx;
 use async_trait::async_trait;
 use mware_config::{Role, SshSettings};
 use mware_host::{Service, ServiceContext, ServiceState};
