@@ -3,7 +3,7 @@
 //! parsing, values as JSON, and the `community` parameter, a secret.
 
 use super::Failure;
-use crate::exec::Dest;
+use crate::dest::Dest;
 use crate::spec::{found, Problems, Target};
 use async_snmp::{Auth, Client, ErrorStatus, Oid, Retry, UdpHandle, VarBind};
 use serde_json::{json, Map, Value};

@@ -16,6 +16,7 @@ mod channel;
 mod clean;
 mod cli;
 mod error;
+mod handle;
 mod intake;
 mod metrics;
 mod queue;
@@ -30,8 +31,8 @@ mod telegram;
 
 pub use alarm::Alarm;
 pub use error::AlarmsError;
+pub use handle::AlarmsService;
 pub use section::{AlarmRule, Alarms, MonitoringAlarms, SnmpManager, SyslogIn, Telegram, FACILITIES, SEVERITIES};
-pub use service::AlarmsService;
 
 /// The service and its section (`alarms`), for the binary's registry.
 pub fn plugin() -> mware_host::Plugin {
