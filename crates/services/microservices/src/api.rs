@@ -6,8 +6,8 @@
 //! - `GET /api/v1/logs?process=&since=&until=&after=&q=&level=&limit=&format=`: the
 //!   site's log of this instance, JSON lines (`format=json`: one object).
 
+use crate::handle::MicroService;
 use crate::logstore::Query;
-use crate::service::MicroService;
 use crate::supervisor::Cmd;
 use axum::body::Bytes;
 use axum::extract::{Path, Query as Params, State};

@@ -12,13 +12,14 @@
 //! datagrams, never larger, within rate limits.
 //!
 //! Layout: `section` (the site file), [`decide`], `spawn`, `supervisor`, [`logstore`],
-//! [`mirror`], `service` ([`MicroService`]), `api`, `cli` (`mware ms`), [`metrics`].
+//! [`mirror`], `handle` ([`MicroService`]), `service`, `api`, `cli` (`mware ms`), [`metrics`].
 #![deny(missing_docs)]
 
 mod api;
 mod cli;
 pub mod decide;
 mod error;
+mod handle;
 pub mod logstore;
 pub mod metrics;
 pub mod mirror;
@@ -29,8 +30,8 @@ mod supervisor;
 
 pub use decide::{decide, Decision, Exit, Snapshot};
 pub use error::MicroError;
+pub use handle::MicroService;
 pub use section::{signal, LogConfig, Microservices, MirrorConfig, Process, Restart, RunOn};
-pub use service::MicroService;
 pub use supervisor::{Cmd, LastExit, ProcStatus, State};
 
 /// The service and its section (`microservices`), for the binary's registry.
