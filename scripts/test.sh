@@ -12,6 +12,7 @@ export RUST_BACKTRACE=1
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo machete crates tools   # no unused dependency (vendor/ is upstream's)
+python3 scripts/module-cycles.py   # no circle of `use` between the modules of a crate
 # Everything builds with only the Rust toolchain: no protoc (the etcd client's generated
 # code is checked in, vendor/etcd-client/MWARE.md). The same artifacts serve the tests.
 PROTOC=/nonexistent cargo test --workspace --no-run

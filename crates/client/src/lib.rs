@@ -30,8 +30,9 @@ pub fn path(template: &str, values: &[(&str, &str)]) -> String {
     out
 }
 
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-fn encode(s: &str) -> String {
+/// Percent-encodes everything but RFC 3986's unreserved characters (a path segment or a
+/// query value).
+pub fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

@@ -11,7 +11,7 @@
 //!
 //! A key no registered section claims is refused like any unknown key.
 
-use crate::validate::{join, Check, Problem, Severity};
+use crate::validate::walk::{join, Check, Problem, Severity};
 use crate::DomainTree;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -226,7 +226,7 @@ impl schemars::JsonSchema for Sections {
 /// What a section's checks may know of the site beyond their own section.
 pub struct SiteInfo<'a> {
     pub(crate) root: &'a Value,
-    pub(crate) walked: &'a crate::validate::Walked,
+    pub(crate) walked: &'a crate::validate::sections::Walked,
     /// The instance being checked (index into `walked.insts`), if any.
     pub(crate) inst: Option<usize>,
     pub(crate) tree: Option<DomainTree>,

@@ -10,44 +10,14 @@
 mod cross;
 mod extra;
 mod group_sections;
-mod sections;
+pub(crate) mod sections;
 pub mod walk;
 
 use crate::model::{Role, Site};
 use crate::section::{Section, SiteInfo};
 pub(crate) use sections::Walked;
 use serde_json::Value;
-use std::fmt;
-pub use walk::{found, index, join, kind, quote, Check};
-
-/// How bad a problem is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Severity {
-    /// The file is refused.
-    Error,
-    /// Reported, but the file is accepted (e.g. `pg_controller`, which the seed leaves to run time).
-    Warning,
-}
-
-/// One problem found in a site file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// JSON path, e.g. `servers[0].roles[1].group`.
-    pub path: String,
-    /// What was expected and what was found.
-    pub message: String,
-    /// Error or warning.
-    pub severity: Severity,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.severity {
-            Severity::Error => write!(f, "{}: {}", self.path, self.message),
-            Severity::Warning => write!(f, "warning: {}: {}", self.path, self.message),
-        }
-    }
-}
+pub use walk::{found, index, join, kind, quote, Check, Problem, Severity};
 
 /// A site file that passed validation, with the warnings it raised.
 #[derive(Debug, Clone)]

@@ -11,7 +11,7 @@
 //! service that owns it before it is published here (the DESIGN's rule): the channel
 //! announces a change, the coordinator keeps the state.
 
-use crate::service::ServiceState;
+use crate::state::ServiceState;
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};

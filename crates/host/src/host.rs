@@ -7,7 +7,8 @@
 //! service state changes on the event channel.
 
 use crate::events::{EventKind, Events};
-use crate::service::{LeaseSlot, Service, ServiceContext, ServiceState, ServiceStatus, StatusHandle};
+use crate::service::{LeaseSlot, Service, ServiceContext, StatusHandle};
+use crate::state::{ServiceState, ServiceStatus};
 use mware_config::Site;
 use mware_coord::{Activity, Coordinator, Fence};
 use serde::Serialize;

@@ -20,6 +20,7 @@ mod render;
 mod routes;
 mod service;
 pub mod site;
+mod state;
 
 pub use events::{Event, EventKind, Events};
 pub use host::{desired, Host, HostStatus};
@@ -31,4 +32,5 @@ pub use panel::{Action, Column, Panel};
 pub use plugin::Plugin;
 pub use render::render_json;
 pub use routes::{Access, DomainArg, ResolvedArg, Resolver, Route, Routes, Scope, Unavailable};
-pub use service::{InstanceEnv, LeaseSlot, Service, ServiceContext, ServiceState, ServiceStatus, StatusHandle};
+pub use service::{InstanceEnv, LeaseSlot, Service, ServiceContext, StatusHandle};
+pub use state::{ServiceState, ServiceStatus};

@@ -18,5 +18,5 @@ pub struct Plugin {
     pub build: fn(&mut Registry) -> Arc<dyn Service>,
     /// Its subcommands of `mware` (`mware backup …`), if it has any: they call its routes
     /// through the API of a running instance.
-    pub cli: Option<mware_client::Subcommand>,
+    pub cli: Vec<mware_client::Subcommand>,
 }

@@ -9,10 +9,10 @@
 
 use crate::events::{EventKind, Events};
 use crate::routes::Routes;
+use crate::state::{ServiceState, ServiceStatus};
 use async_trait::async_trait;
 use mware_config::{Role, Site};
 use mware_coord::{Coordinator, Fence, LeaseStats};
-use serde::Serialize;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -88,40 +88,6 @@ impl ServiceContext {
     pub fn role(&self) -> Option<Role> {
         self.site.borrow().instance(&self.instance).map(|p| p.role.clone())
     }
-}
-
-/// A service's state as shown in status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ServiceState {
-    /// Not running (instance passive or service not wanted).
-    Stopped,
-    /// Starting (restoring state, connecting).
-    Starting,
-    /// Doing its work.
-    Running,
-    /// Running, but with nothing to do (e.g. no valid pg group); the reason says why.
-    Idle,
-    /// Failed; the host restarts it after a pause. The reason says why.
-    Failed,
-}
-
-impl ServiceState {
-    /// Whether the service's routes are served (running, or idle with an answer to give).
-    pub fn serves(self) -> bool {
-        matches!(self, ServiceState::Running | ServiceState::Idle)
-    }
-}
-
-/// State plus the last reason in words.
-#[derive(Debug, Clone, Serialize)]
-pub struct ServiceStatus {
-    /// State.
-    pub state: ServiceState,
-    /// Last reason, in words.
-    pub reason: String,
-    /// When the state was entered, ms since the Unix epoch.
-    pub since_ms: u64,
 }
 
 /// The host-owned state of one service: set by the host (start, stop, failure) and by

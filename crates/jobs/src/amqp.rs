@@ -39,10 +39,7 @@ pub fn is_satellite_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// An lapin error in words (lapin's messages carry no credentials).
-pub fn describe(e: &lapin::Error) -> String {
-    e.to_string().to_lowercase()
-}
+pub use crate::error::describe;
 
 /// Connects to `dsn` (`amqp://user:pass@host:5672/%2f`) on the current tokio runtime;
 /// `name` shows in RabbitMQ's connection list. Errors never carry the DSN.

@@ -16,6 +16,11 @@ pub enum JobError {
 
 impl From<lapin::Error> for JobError {
     fn from(e: lapin::Error) -> Self {
-        JobError::Amqp(crate::amqp::describe(&e))
+        JobError::Amqp(describe(&e))
     }
+}
+
+/// An lapin error in words (lapin's messages carry no credentials).
+pub fn describe(e: &lapin::Error) -> String {
+    e.to_string().to_lowercase()
 }

@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 
 pub mod amqp;
+mod dest;
 mod error;
 mod exec;
 pub mod kinds;
@@ -23,10 +24,11 @@ mod spec;
 mod target;
 mod wire;
 
+pub use dest::{Dest, RunEnv};
 pub use error::JobError;
-pub use exec::{execute, Dest, Outcome, RunEnv};
-pub use kinds::{find as find_kind, Kind};
+pub use exec::{execute, Outcome};
+pub use kinds::{check_job, find as find_kind, Kind};
 pub use rules::{SiteEndpoint, TargetRules, Verdict};
-pub use spec::{check_job, found, Problem, Problems, Target};
+pub use spec::{found, Problem, Problems, Target};
 pub use target::TargetPattern;
 pub use wire::{now_ms, JobMessage, JobState, Report};

@@ -169,31 +169,6 @@ impl Target {
     }
 }
 
-/// Checks a job's kind, target and parameters, reporting every problem to `p`.
-/// Returns the kind when it is known.
-pub fn check_job(
-    p: &mut Problems,
-    kind: Option<&str>,
-    target: Option<&str>,
-    params: &Map<String, Value>,
-) -> Option<&'static dyn crate::Kind> {
-    if let Some(t) = target {
-        if let Err(e) = Target::parse(t) {
-            p.report("target", e);
-        }
-    }
-    let k = kind.and_then(|k| {
-        let found_kind = crate::kinds::find(k);
-        if found_kind.is_none() {
-            let names: Vec<&str> = crate::kinds::ALL.iter().map(|k| k.name()).collect();
-            p.report("kind", format!("expected one of {}, found {}", names.join(", "), found(&Value::String(k.into()))));
-        }
-        found_kind
-    })?;
-    k.check(params, p);
-    Some(k)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

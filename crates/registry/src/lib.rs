@@ -23,6 +23,7 @@ pub fn plugins() -> Vec<Plugin> {
         mware_monitor::plugin(),
         mware_devices::plugin(),
         mware_alarms::plugin(),
+        mware_microservices::plugin(),
         mware_callmanager::plugin(),
     ]
 }
@@ -39,7 +40,7 @@ pub fn build(registry: &mut Registry) -> Vec<Arc<dyn Service>> {
 
 /// Every service's subcommands of `mware` (`mware backup …`).
 pub fn subcommands() -> Vec<mware_client::Subcommand> {
-    plugins().into_iter().filter_map(|p| p.cli).collect()
+    plugins().into_iter().flat_map(|p| p.cli).collect()
 }
 
 /// Validates a site file against the site's rules and every registered section.

@@ -5,9 +5,9 @@
 //! Secret fields are read with [`Check::secret`], which never prints the value it
 //! found, only its kind.
 
-use crate::validate::{Problem, Severity};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
+use std::fmt;
 
 /// Collects the problems of a walk, each with its path.
 pub struct Check {
@@ -313,4 +313,33 @@ pub fn is_host_port(t: &str) -> bool {
 /// a metric label and a key in the coordinator).
 pub fn is_item_name(n: &str) -> bool {
     !n.is_empty() && n.len() <= 64 && n.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+}
+
+/// How bad a problem is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// The file is refused.
+    Error,
+    /// Reported, but the file is accepted (e.g. `pg_controller`, which the seed leaves to run time).
+    Warning,
+}
+
+/// One problem found in a site file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// JSON path, e.g. `servers[0].roles[1].group`.
+    pub path: String,
+    /// What was expected and what was found.
+    pub message: String,
+    /// Error or warning.
+    pub severity: Severity,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.severity {
+            Severity::Error => write!(f, "{}: {}", self.path, self.message),
+            Severity::Warning => write!(f, "warning: {}: {}", self.path, self.message),
+        }
+    }
 }

@@ -8,7 +8,7 @@
 //! rules judged, with the target's name in the Host header (unless `headers` sets one).
 
 use super::{ms, Failure, Kind};
-use crate::exec::{Dest, RunEnv};
+use crate::dest::{Dest, RunEnv};
 use crate::spec::{found, Problems, Target};
 use async_trait::async_trait;
 use serde_json::{json, Map, Value};

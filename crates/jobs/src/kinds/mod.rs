@@ -10,8 +10,8 @@ mod snmp_walk;
 mod ssh_exec;
 mod tcp_check;
 
-use crate::exec::{Dest, RunEnv};
-use crate::spec::Problems;
+use crate::dest::{Dest, RunEnv};
+use crate::spec::{found, Problems, Target};
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 use std::time::Duration;
@@ -73,4 +73,29 @@ pub fn redacted(kind: &str, params: &Map<String, Value>) -> Map<String, Value> {
 /// Milliseconds of a duration, as a float with microseconds.
 pub(crate) fn ms(d: Duration) -> f64 {
     (d.as_micros() as f64) / 1000.0
+}
+
+/// Checks a job's kind, target and parameters, reporting every problem to `p`.
+/// Returns the kind when it is known.
+pub fn check_job(
+    p: &mut Problems,
+    kind: Option<&str>,
+    target: Option<&str>,
+    params: &Map<String, Value>,
+) -> Option<&'static dyn crate::Kind> {
+    if let Some(t) = target {
+        if let Err(e) = Target::parse(t) {
+            p.report("target", e);
+        }
+    }
+    let k = kind.and_then(|k| {
+        let found_kind = find(k);
+        if found_kind.is_none() {
+            let names: Vec<&str> = ALL.iter().map(|k| k.name()).collect();
+            p.report("kind", format!("expected one of {}, found {}", names.join(", "), found(&Value::String(k.into()))));
+        }
+        found_kind
+    })?;
+    k.check(params, p);
+    Some(k)
 }

@@ -3,7 +3,7 @@
 //! parsing, values as JSON, and the `community` parameter, a secret.
 
 use super::Failure;
-use crate::exec::Dest;
+use crate::dest::Dest;
 use crate::spec::{found, Problems, Target};
 use async_snmp::{Auth, Client, ErrorStatus, Oid, Retry, UdpHandle, VarBind};
 use serde_json::{json, Map, Value};
@@ -25,19 +25,7 @@ pub(super) fn check_community(params: &Map<String, Value>, p: &mut Problems) {
         Some(Value::String(_)) => {
             p.report("params.community", "expected a community of 1 to 255 bytes, found another length (not shown: a secret)")
         }
-        Some(v) => p.report("params.community", format!("expected a string, found {}", kind_of(v))),
-    }
-}
-
-/// A JSON value's type only (for secrets).
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
+        Some(v) => p.report("params.community", format!("expected a string, found {}", mware_config::kind(v))),
     }
 }
 

@@ -5,7 +5,7 @@
 
 use super::snmp::{self, with_retries};
 use super::{Failure, Kind};
-use crate::exec::{Dest, RunEnv};
+use crate::dest::{Dest, RunEnv};
 use crate::spec::Problems;
 use async_trait::async_trait;
 use serde_json::{json, Map, Value};

@@ -10,7 +10,7 @@
 //! fails the job, with the result kept.
 
 use super::{Failure, Kind};
-use crate::exec::{Dest, RunEnv};
+use crate::dest::{Dest, RunEnv};
 use crate::spec::{found, Problems};
 use async_trait::async_trait;
 use mware_config::Secret;

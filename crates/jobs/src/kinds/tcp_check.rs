@@ -2,7 +2,7 @@
 //! Parameters: none. Result: `{"connect_ms": 0.42, "peer": "192.0.2.1:22"}`.
 
 use super::{ms, Failure, Kind};
-use crate::exec::{Dest, RunEnv};
+use crate::dest::{Dest, RunEnv};
 use crate::spec::Problems;
 use async_trait::async_trait;
 use serde_json::{json, Map, Value};

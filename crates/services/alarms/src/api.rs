@@ -6,7 +6,7 @@
 //!   201 once it is durable in the group's outbox.
 
 use crate::alarm::{Alarm, Source};
-use crate::service::AlarmsService;
+use crate::handle::AlarmsService;
 use crate::store::Cmd;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};

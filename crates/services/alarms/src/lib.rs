@@ -16,6 +16,7 @@ mod channel;
 mod clean;
 mod cli;
 mod error;
+mod handle;
 mod intake;
 mod metrics;
 mod queue;
@@ -30,8 +31,8 @@ mod telegram;
 
 pub use alarm::Alarm;
 pub use error::AlarmsError;
+pub use handle::AlarmsService;
 pub use section::{AlarmRule, Alarms, MonitoringAlarms, SnmpManager, SyslogIn, Telegram, FACILITIES, SEVERITIES};
-pub use service::AlarmsService;
 
 /// The service and its section (`alarms`), for the binary's registry.
 pub fn plugin() -> mware_host::Plugin {
@@ -39,7 +40,7 @@ pub fn plugin() -> mware_host::Plugin {
         name: "alarms",
         sections: vec![mware_config::section::<section::Alarms>()],
         build: |registry| std::sync::Arc::new(AlarmsService::new(registry)),
-        cli: Some(cli::subcommand()),
+        cli: vec![cli::subcommand()],
     }
 }
 /// `mwareAlarmsMIB` (enterprises.32473.7): the OID under which the alarms' traps are sent.

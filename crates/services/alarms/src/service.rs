@@ -4,15 +4,14 @@
 //! into alarms (written before they are sent), and runs one channel per SNMP manager
 //! and the Telegram bot. A change of the section restarts the activity's parts.
 
+use crate::handle::{AlarmsService, Handle};
 use crate::intake::{Intake, Maker};
-use crate::metrics::Metrics;
 use crate::rules::Rules;
 use crate::section::Alarms;
-use crate::store::{self, Cmd, Shared, Writer};
+use crate::store::{self, Shared, Writer};
 use async_trait::async_trait;
 use mware_config::Role;
 use mware_host::{InstanceEnv, Service, ServiceContext, ServiceState};
-use prometheus_client::registry::Registry;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
@@ -23,36 +22,7 @@ use tokio_util::task::TaskTracker;
 /// Commands waiting for the writer (a syslog batch is one command of up to 256 alarms).
 const QUEUE: usize = 256;
 
-/// What the API reaches while an activity runs.
-#[derive(Clone)]
-pub(crate) struct Handle {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) writer: mpsc::Sender<Cmd>,
-    pub(crate) maker: Arc<Maker>,
-}
-
-/// The alarms service. Cheap to clone; build once at daemon start.
-#[derive(Clone)]
-pub struct AlarmsService {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    metrics: Metrics,
-    active: Mutex<Option<Handle>>,
-}
-
 impl AlarmsService {
-    /// The service, its metrics (`mware_alarms_*`) registered in `registry`.
-    pub fn new(registry: &mut Registry) -> Self {
-        AlarmsService { inner: Arc::new(Inner { metrics: Metrics::new(registry), active: Mutex::new(None) }) }
-    }
-    pub(crate) fn active(&self) -> Option<Handle> {
-        self.inner.active.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-    pub(crate) fn metrics(&self) -> &Metrics {
-        &self.inner.metrics
-    }
     fn section(ctx: &ServiceContext) -> Option<Alarms> {
         ctx.role().and_then(|r| r.section::<Alarms>()).filter(|a| a.enabled)
     }

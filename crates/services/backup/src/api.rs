@@ -6,7 +6,7 @@
 //! group's active instance, where the service runs.
 
 use crate::decide::Decision;
-use crate::service::BackupService;
+use crate::handle::BackupService;
 use crate::storage;
 use crate::template;
 use axum::body::Bytes;

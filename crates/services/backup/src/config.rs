@@ -6,7 +6,9 @@
 use crate::decide::Schedule;
 use crate::section::{BackupController, BackupPgdb};
 use mware_config::Secret;
+use mware_config::{Check, SectionConfig, SiteInfo};
 use mware_ssh::{Auth, HostKeyPolicy, Target};
+use serde_json::Value;
 
 /// Deflate level when `compress_level` is not set (zlib's default, and pgBackRest's for gz).
 pub const DEFAULT_LEVEL: u32 = 6;
@@ -265,6 +267,28 @@ fn pg_target(d: &BackupPgdb, at: &str, problems: &mut Vec<String>) -> Option<PgT
         basebackup: d.pg_basebackup_command.clone().unwrap_or_else(|| "pg_basebackup".into()),
         config_folder: d.pg_config_folder.clone(),
     })
+}
+
+impl SectionConfig for BackupController {
+    const KEY: &'static str = "backup_controller";
+    /// The walk, then the plan a run would build: what a run needs is an error here too,
+    /// so a file that validates never fails at run time for its backup section.
+    fn check(cx: &mut Check, v: &Value, at: &str, _site: &SiteInfo) {
+        let before = cx.count();
+        crate::section::walk(cx, v, at);
+        if cx.count() > before {
+            return;
+        }
+        let Ok(b) = serde_json::from_value::<BackupController>(v.clone()) else { return };
+        if let Err(problems) = plan(&b) {
+            for p in problems {
+                match p.split_once(": ") {
+                    Some((rel, msg)) => cx.report(&mware_config::join(at, rel), msg),
+                    None => cx.report(at, p),
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ pub mod config;
 mod decide;
 mod error;
 mod glob;
+mod handle;
 mod metrics;
 mod pg;
 mod restore;
@@ -39,11 +40,11 @@ mod zipper;
 pub use config::{plan, Plan, TargetSpec};
 pub use decide::{decide, Decision, History, Schedule};
 pub use error::{BackupError, Result};
+pub use handle::{BackupService, RunRequest};
 pub use metrics::Metrics;
 pub use restore::{partial_of, restore, restore_capped, Restored};
 pub use run::{Live, Runner};
 pub use section::{BackupController, BackupPgdb, BackupServer, SyncFolder, DEFAULT_SYNC_PATH};
-pub use service::{BackupService, RunRequest};
 pub use storage::Listed;
 pub use sync::rsync;
 pub use unzip::read_all as read_zip;
@@ -76,6 +77,6 @@ pub fn plugin() -> mware_host::Plugin {
         name: "backup",
         sections: vec![mware_config::section::<section::BackupController>()],
         build: |registry| std::sync::Arc::new(BackupService::new(registry)),
-        cli: Some(cli::subcommand()),
+        cli: vec![cli::subcommand()],
     }
 }

@@ -4,98 +4,26 @@
 //! (at most a minute, so config changes and operators' requests are seen), with the
 //! decision's reason in the service status.
 
-use crate::config::{self, Plan};
+use crate::config;
 use crate::decide::{decide, Decision};
 use crate::error::BackupError;
-use crate::metrics::Metrics;
-use crate::run::{interrupted, Live, Runner};
+use crate::handle::{lock, BackupService, RunRequest, View};
+use crate::run::{interrupted, Runner};
 use crate::section::BackupController;
-use crate::store::{self, State};
+use crate::store;
 use async_trait::async_trait;
 use chrono::Local;
 use mware_config::Role;
 use mware_coord::CoordError;
 use mware_host::{Service, ServiceContext, ServiceState};
 use mware_ssh::HostKeyPolicy;
-use prometheus_client::registry::Registry;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// Longest wait between two decisions.
 const TICK: Duration = Duration::from_secs(60);
 
-/// An operator's request for a run now.
-#[derive(Debug, Clone)]
-pub struct RunRequest {
-    /// Only this target (`None`: all).
-    pub target: Option<String>,
-}
-
-/// What the API shows besides the coordinator's history.
-#[derive(Default, Clone)]
-pub(crate) struct View {
-    pub plan: Option<Plan>,
-    pub keys: Option<HostKeyPolicy>,
-    pub problems: Vec<String>,
-    pub next: Option<Decision>,
-    pub state: State,
-}
-
-/// The backup service. Cheap to clone; build once at daemon start (it registers its
-/// metrics).
-#[derive(Clone)]
-pub struct BackupService {
-    pub(crate) inner: Arc<Inner>,
-}
-
-pub(crate) struct Inner {
-    pub(crate) metrics: Metrics,
-    pub(crate) live: Live,
-    pub(crate) view: Mutex<View>,
-    pub(crate) trigger: Mutex<Option<mpsc::Sender<RunRequest>>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl BackupService {
-    /// A service with its metrics (`mware_backup_*`) registered in `registry`.
-    pub fn new(registry: &mut Registry) -> Self {
-        BackupService {
-            inner: Arc::new(Inner {
-                metrics: Metrics::new(registry),
-                live: Live::default(),
-                view: Mutex::new(View::default()),
-                trigger: Mutex::new(None),
-            }),
-        }
-    }
-
-    /// Asks for a run now (outside the window too). `Err((http status, reason))` when a
-    /// run is in progress, the target is unknown or the service does not run here.
-    pub fn request_run(&self, target: Option<String>) -> Result<(), (u16, String)> {
-        if let Some(p) = lock(&self.inner.live).as_ref() {
-            return Err((409, format!("expected no run in progress, found run {} (target {})", p.run_id, p.target)));
-        }
-        if let Some(t) = &target {
-            let view = lock(&self.inner.view);
-            let keys: Vec<String> = view.plan.as_ref().map(|p| p.targets.iter().map(|x| x.key.clone()).collect()).unwrap_or_default();
-            if !keys.contains(t) {
-                return Err((
-                    404,
-                    format!(
-                        "target: expected one of {}, found {t:?}",
-                        if keys.is_empty() { "(none configured)".into() } else { keys.join(", ") }
-                    ),
-                ));
-            }
-        }
-        let tx = lock(&self.inner.trigger).clone().ok_or((503, "the backup service is not running here".to_string()))?;
-        tx.try_send(RunRequest { target }).map_err(|_| (409, "expected no run pending, found one already requested".to_string()))
-    }
-
     /// The document of `GET /api/v1/backups`: targets with their last success and failure,
     /// the next run, a run in progress.
     pub fn document(&self) -> serde_json::Value {

@@ -7,7 +7,7 @@
 use crate::call::{CallView, Command, LegView};
 use crate::decide::{CallState, LegState, Side};
 use crate::error::CallError;
-use crate::service::{Active, Inner};
+use crate::handle::{Active, Inner};
 use crate::validate;
 use axum::body::Bytes;
 use axum::extract::{Query, State};

@@ -14,6 +14,7 @@ pub mod call;
 mod cli;
 pub mod decide;
 mod error;
+mod handle;
 mod metrics;
 mod registrar;
 pub mod section;
@@ -25,9 +26,9 @@ mod view;
 
 pub use api::openapi;
 pub use error::CallError;
+pub use handle::CallsService;
 pub use metrics::Metrics;
 pub use section::SipConfig;
-pub use service::CallsService;
 
 /// The callmanager for the registry: its `sip` section, the service, `mware calls`.
 pub fn plugin() -> mware_host::Plugin {
@@ -35,6 +36,6 @@ pub fn plugin() -> mware_host::Plugin {
         name: "callmanager",
         sections: vec![mware_config::section::<section::SipConfig>()],
         build: |registry| std::sync::Arc::new(CallsService::new(registry)),
-        cli: Some(cli::subcommand()),
+        cli: vec![cli::subcommand()],
     }
 }

@@ -4,9 +4,9 @@
 //! raises its CSeq, a transfer replaces a leg), deleted when it ends; read by the next
 //! active instance.
 
-use crate::call::CallView;
 use crate::error::CallError;
 use crate::ua::record::DialogRecord;
+use crate::view::CallView;
 use mware_coord::{Coordinator, Fence, KvOp};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;

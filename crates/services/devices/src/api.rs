@@ -7,7 +7,7 @@
 
 use crate::engine::Active;
 use crate::error::DevicesError;
-use crate::service::Inner;
+use crate::handle::Inner;
 use crate::store::{JobRow, ListFilter};
 use crate::transport::QueueInfo;
 use crate::validate;

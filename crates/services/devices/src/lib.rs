@@ -13,6 +13,7 @@
 mod api;
 mod engine;
 mod error;
+mod handle;
 mod metrics;
 mod section;
 mod service;
@@ -23,8 +24,9 @@ mod validate;
 
 pub use api::openapi;
 pub use error::DevicesError;
+pub use handle::DevicesService;
 pub use section::DeviceManager;
-pub use service::{sqlite_path, DevicesService};
+pub use service::sqlite_path;
 
 /// The service and its section (`devicemanager`), for the binary's registry.
 pub fn plugin() -> mware_host::Plugin {
@@ -32,6 +34,6 @@ pub fn plugin() -> mware_host::Plugin {
         name: "devicemanager",
         sections: vec![mware_config::section::<section::DeviceManager>()],
         build: |registry| std::sync::Arc::new(DevicesService::new(registry)),
-        cli: None,
+        cli: vec![],
     }
 }

@@ -5,7 +5,7 @@
 
 use crate::engine::{self, Active};
 use crate::error::DevicesError;
-use crate::metrics::Metrics;
+use crate::handle::DevicesService;
 use crate::section::DeviceManager;
 use crate::store::Store;
 use crate::targets::Policy;
@@ -15,48 +15,12 @@ use mware_config::Role;
 use mware_host::{Routes, Service, ServiceContext, ServiceState};
 use mware_jobs::RunEnv;
 use mware_ssh::HostKeyPolicy;
-use prometheus_client::registry::Registry;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// Reports waiting for the recorder at most (the broker holds the rest).
 const REPORT_QUEUE: usize = 8192;
-
-/// What the service and its handlers share.
-pub struct Inner {
-    active: RwLock<Option<Arc<Active>>>,
-    local: std::sync::atomic::AtomicBool,
-    metrics: Metrics,
-}
-
-impl Inner {
-    /// The running activity, if any.
-    pub fn active(&self) -> Option<Arc<Active>> {
-        self.active.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    fn set(&self, a: Option<Arc<Active>>) {
-        *self.active.write().unwrap_or_else(|e| e.into_inner()) = a;
-    }
-
-    /// True when jobs run in-process.
-    pub fn local(&self) -> bool {
-        self.local.load(std::sync::atomic::Ordering::Relaxed)
-    }
-}
-
-/// The `devicemanager` service.
-pub struct DevicesService {
-    inner: Arc<Inner>,
-}
-
-impl DevicesService {
-    /// Builds the service and registers its metrics.
-    pub fn new(registry: &mut Registry) -> Self {
-        DevicesService { inner: Arc::new(Inner { active: RwLock::new(None), local: false.into(), metrics: Metrics::register(registry) }) }
-    }
-}
 
 /// The SQLite file of a site whose coordinator file is `coord_path`.
 pub fn sqlite_path(coord_path: &str) -> PathBuf {

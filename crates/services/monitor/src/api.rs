@@ -5,7 +5,7 @@
 //! - `GET /api/v1/monitoring/probes`: this group's probes as its active instance runs
 //!   them (last check, counters), forwarded there.
 
-use crate::service::MonitorService;
+use crate::handle::MonitorService;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;

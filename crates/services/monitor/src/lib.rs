@@ -17,6 +17,7 @@
 mod api;
 pub mod engine;
 mod error;
+mod handle;
 pub mod metrics;
 pub mod persist;
 pub mod probes;
@@ -26,9 +27,9 @@ pub mod state;
 pub mod watch;
 
 pub use error::MonitorError;
+pub use handle::MonitorService;
 pub use mware_host::site::{ItemView, SiteView};
 pub use section::{Monitoring, Probe, ProbeKind, SshCopy};
-pub use service::MonitorService;
 pub use state::{decide, Check, Decision, Health, Tracker};
 
 /// The service and its section (`monitoring`), for the binary's registry.
@@ -37,6 +38,6 @@ pub fn plugin() -> mware_host::Plugin {
         name: "monitoring",
         sections: vec![mware_config::section::<section::Monitoring>()],
         build: |registry| std::sync::Arc::new(MonitorService::new(registry)),
-        cli: None,
+        cli: vec![],
     }
 }

@@ -5,8 +5,8 @@
 //! announcing it. A change of the probes restarts only the probes, keeping each one's
 //! state and since when.
 
-use crate::engine::{self, EngineCtx, Views};
-use crate::metrics::Metrics;
+use crate::engine::{self, EngineCtx};
+use crate::handle::MonitorService;
 use crate::persist::{self, Change};
 use crate::section::{Monitoring, Probe};
 use crate::watch::{self, Known};
@@ -14,9 +14,7 @@ use async_trait::async_trait;
 use mware_config::Role;
 use mware_host::items::{self, Item};
 use mware_host::{EventKind, InstanceEnv, Service, ServiceContext, ServiceState};
-use prometheus_client::registry::Registry;
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -24,25 +22,7 @@ use tokio_util::task::TaskTracker;
 /// Changes waiting for the writer.
 const QUEUE: usize = 8192;
 
-/// The monitoring service. Cheap to clone; build once at daemon start (it registers its
-/// metrics).
-#[derive(Clone)]
-pub struct MonitorService {
-    pub(crate) inner: Arc<Inner>,
-}
-
-pub(crate) struct Inner {
-    pub(crate) env: OnceLock<InstanceEnv>,
-    pub(crate) views: Views,
-    metrics: Metrics,
-}
-
 impl MonitorService {
-    /// The service, its metrics (`mware_monitoring_*`) registered in `registry`.
-    pub fn new(registry: &mut Registry) -> Self {
-        MonitorService { inner: Arc::new(Inner { env: OnceLock::new(), views: Views::default(), metrics: Metrics::new(registry) }) }
-    }
-
     /// The probes and the site's SSH settings they run with.
     fn probes(ctx: &ServiceContext) -> (Vec<Probe>, mware_config::SshSettings) {
         (ctx.role().and_then(|r| r.section::<Monitoring>()).map(|m| m.probes).unwrap_or_default(), ctx.site.borrow().ssh.clone())

@@ -6,8 +6,8 @@
 
 use crate::active::Active;
 use crate::error::MutexError;
+use crate::handle::Inner;
 use crate::section::CriticalSections;
-use crate::service::Inner;
 use crate::table::{AcquireReq, Busy, HolderView, MutexView};
 use crate::validate::{self, AcquireBody, EvictBody, ReleaseBody, RenewBody};
 use axum::body::Bytes;

@@ -1,6 +1,6 @@
 //! The crate's one error enum, and how each error maps to an HTTP status.
 
-use crate::table::HolderView;
+use crate::views::HolderView;
 
 /// Everything the critical sections service can refuse or fail with.
 ///

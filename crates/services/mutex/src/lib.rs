@@ -20,6 +20,7 @@ mod active;
 mod api;
 mod cli;
 mod error;
+mod handle;
 mod metrics;
 mod section;
 mod service;
@@ -31,9 +32,9 @@ mod writer;
 
 pub use api::{openapi, GrantResponse, ListResponse, ReleaseResponse};
 pub use error::MutexError;
+pub use handle::MutexService;
 pub use metrics::Metrics;
 pub use section::CriticalSections;
-pub use service::MutexService;
 
 /// The service and its section (`critical_sections`), for the binary's registry.
 pub fn plugin() -> mware_host::Plugin {
@@ -41,6 +42,6 @@ pub fn plugin() -> mware_host::Plugin {
         name: "mutex",
         sections: vec![mware_config::section::<section::CriticalSections>()],
         build: |registry| std::sync::Arc::new(MutexService::new(registry)),
-        cli: Some(cli::subcommand()),
+        cli: vec![cli::subcommand()],
     }
 }

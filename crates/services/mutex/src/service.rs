@@ -3,7 +3,7 @@
 //! HTTP API while active.
 
 use crate::active::Active;
-use crate::metrics::Metrics;
+use crate::handle::MutexService;
 use crate::section::CriticalSections;
 use crate::store::{self, Batch};
 use crate::table::Table;
@@ -12,55 +12,12 @@ use async_trait::async_trait;
 use mware_config::Role;
 use mware_coord::KvOp;
 use mware_host::{Action, Column, Panel, Routes, Service, ServiceContext, ServiceState};
-use prometheus_client::registry::Registry;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 /// Longest wait, when stopping, for the writer to write what is queued.
 const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// The critical sections service. Cheap to clone; build once per daemon.
-#[derive(Clone)]
-pub struct MutexService {
-    pub(crate) inner: Arc<Inner>,
-}
-
-pub(crate) struct Inner {
-    pub metrics: Metrics,
-    pub active: RwLock<Option<Arc<Active>>>,
-}
-
-impl Inner {
-    /// The running activity, or why there is none.
-    pub fn active(&self) -> Result<Arc<Active>, crate::MutexError> {
-        match &*self.active.read().unwrap_or_else(|e| e.into_inner()) {
-            Some(a) => Ok(a.clone()),
-            None => Err(crate::MutexError::NotRunning("not serving on this instance (passive, starting or stopping)".into())),
-        }
-    }
-
-    /// Holders, waiters and journal entries while serving (the status document).
-    fn status_doc(&self) -> serde_json::Value {
-        let Some(a) = self.active.read().unwrap_or_else(|e| e.into_inner()).clone() else {
-            return serde_json::Value::Null;
-        };
-        let (holders, waiters) = {
-            let st = a.lock();
-            (st.table.holder_count(), st.table.waiter_count())
-        };
-        serde_json::json!({"holders": holders, "waiters": waiters, "journal_entries": self.metrics.journal_entries.get()})
-    }
-
-    fn set_active(&self, a: Option<Arc<Active>>) {
-        *self.active.write().unwrap_or_else(|e| e.into_inner()) = a;
-    }
-}
-
 impl MutexService {
-    /// Builds the service and registers its metrics in `registry`.
-    pub fn new(registry: &mut Registry) -> Self {
-        MutexService { inner: Arc::new(Inner { metrics: Metrics::new(registry), active: RwLock::new(None) }) }
-    }
-
     /// Restores the table and makes the saved state plain records again (the journal
     /// folded, lapsed holders dropped, line records turned into unconfirmed holders) in
     /// fenced writes before serving: they also check the fence.

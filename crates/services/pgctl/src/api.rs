@@ -4,7 +4,7 @@
 //! them to the group's active instance, where the service runs (the host answers 503
 //! with the reason while it does not).
 
-use crate::service::PgctlService;
+use crate::handle::PgctlService;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

@@ -285,7 +285,7 @@ fn decide_no_master(s: &Snapshot, a: &ServerObs, b: &ServerObs) -> Decision {
         former,
         waited_s: waited,
         referee: s.referee_ok == Some(true),
-        method: crate::trigger::method(cand),
+        method: promote_method(cand),
     }
 }
 
@@ -294,6 +294,15 @@ fn role_word(r: Observed) -> &'static str {
         Observed::Master => "a master",
         Observed::Standby => "a standby",
         Observed::Unreachable => "unreachable",
+    }
+}
+
+/// The method for promoting `o`: its signal file when it watches exactly that path, else
+/// `pg_ctl promote`.
+pub fn promote_method(o: &ServerObs) -> PromoteMethod {
+    match (&o.signal_file, &o.trigger_file) {
+        (Some(sig), TriggerFile::Watched(w)) if w == sig => PromoteMethod::SignalFile(sig.clone()),
+        _ => PromoteMethod::PgCtl,
     }
 }
 

@@ -12,92 +12,17 @@ use crate::config::{GroupSpec, ServerSpec};
 use crate::decide::{decide, Decision, Observed, ServerObs, Snapshot};
 use crate::error::{PgctlError, Result};
 use crate::hostcheck::HostKeys;
-use crate::journal::Journal;
-use crate::metrics::{decision_kind, Metrics};
+use crate::metrics::decision_kind;
 use crate::probe::{self, Health};
 use crate::remote;
 use crate::section::Rejoin;
-use crate::store::{self, Intent, MasterRecord, Persisted};
-use crate::trigger::{self, TriggerFile};
-use mware_coord::{now_ms, Coordinator, Fence};
-use serde::Serialize;
-use std::sync::{Arc, Mutex};
+use crate::status::{record, GroupCtx, GroupStatus, ServerStatus, PROBE_TIMEOUT};
+use crate::store::{self, Intent, Persisted};
+use crate::trigger::TriggerFile;
+use mware_coord::now_ms;
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 
-pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
-pub(crate) const SSH_SHORT: Duration = Duration::from_secs(120);
 const SSH_REBUILD: Duration = Duration::from_secs(4 * 3600);
-
-/// One server as shown in the API.
-#[derive(Debug, Clone, Serialize)]
-pub struct ServerStatus {
-    /// `pg_host:pg_port`.
-    pub name: String,
-    /// Role seen in the last cycle.
-    pub role: Observed,
-    /// Why it is unreachable.
-    pub error: Option<String>,
-    /// Seconds it has been unreachable.
-    pub unreachable_for_s: u64,
-    /// Health details.
-    pub health: Option<Health>,
-    /// Standby: bytes behind the master (master LSN minus replayed LSN).
-    pub lag_bytes: Option<u64>,
-    /// Its SSH host key when accepted (`ssh-ed25519 SHA256:...`).
-    pub ssh_host_key: Option<String>,
-    /// Why its SSH host key is refused (nothing is done to it then), or why it could
-    /// not be checked.
-    pub ssh_error: Option<String>,
-}
-
-/// One group as shown in the API and status.
-#[derive(Debug, Clone, Serialize)]
-pub struct GroupStatus {
-    /// Group key.
-    pub key: String,
-    /// Current master, if one is seen.
-    pub master: Option<String>,
-    /// Server that was master last (persisted).
-    pub last_master: Option<String>,
-    /// Both servers.
-    pub servers: Vec<ServerStatus>,
-    /// Last decision.
-    pub decision: Option<Decision>,
-    /// Its reason in words.
-    pub reason: String,
-    /// Last action taken and its outcome.
-    pub last_action: Option<String>,
-    /// Last error (action or coordinator), if the last action failed.
-    pub last_error: Option<String>,
-    /// Settings that do not work as configured (e.g. a signal file the standby does not
-    /// watch), each in words; also logged once when it appears.
-    pub warnings: Vec<String>,
-    /// When this status was written, ms since the Unix epoch.
-    pub updated_ms: u64,
-}
-
-/// Shared status of the groups.
-pub type Statuses = Arc<Mutex<std::collections::BTreeMap<String, GroupStatus>>>;
-
-/// What a group loop needs from its service.
-pub struct GroupCtx {
-    /// Coordinator.
-    pub coord: Arc<dyn Coordinator>,
-    /// This activity's fence.
-    pub fence: Fence,
-    /// Stops the loop.
-    pub cancel: CancellationToken,
-    /// Where the status goes.
-    pub statuses: Statuses,
-    /// The group's log.
-    pub journal: Journal,
-    /// Prometheus metrics.
-    pub metrics: Metrics,
-    /// The instance's event channel: whether the group has a master is announced there
-    /// (an `Item` of source `pgctl`) at its first cycle and whenever that changes.
-    pub events: mware_host::Events,
-}
 
 struct Tracker {
     no_master_since: Instant,
@@ -216,7 +141,7 @@ async fn cycle(g: &GroupSpec, cx: &GroupCtx, t: &mut Tracker) -> Result<()> {
         rewind: g.rejoin == Rejoin::Rewind,
         ssh_refused: t.keys.refusals(),
     };
-    let warnings = trigger::warnings(&snap);
+    let warnings = crate::status::warnings(&snap);
     for w in warnings.iter().filter(|w| !t.warned.contains(w)) {
         cx.journal.warn(w);
     }
@@ -338,7 +263,7 @@ fn publish(
         reason: d.to_string(),
         last_action: prev.as_ref().and_then(|p| p.last_action.clone()),
         last_error: prev.as_ref().and_then(|p| p.last_error.clone()),
-        warnings: trigger::warnings(snap),
+        warnings: crate::status::warnings(snap),
         updated_ms: now_ms(),
     };
     if action.is_some() {
@@ -349,10 +274,6 @@ fn publish(
         s.last_error = error;
     }
     st.insert(g.key.clone(), s);
-}
-
-pub(crate) fn record(s: &ServerSpec) -> MasterRecord {
-    MasterRecord { name: s.name.clone(), host: s.pg_host.clone(), port: s.pg_port, since_ms: now_ms() }
 }
 
 /// Acts on a decision taken at `decided`. `Ok(Some(text))` describes a completed action.

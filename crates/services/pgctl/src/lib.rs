@@ -25,6 +25,7 @@ pub mod config;
 mod decide;
 mod error;
 mod group;
+mod handle;
 mod hostcheck;
 mod journal;
 mod metrics;
@@ -34,15 +35,16 @@ mod referee;
 mod remote;
 mod section;
 mod service;
+mod status;
 pub mod store;
 mod trigger;
 
 pub use decide::{decide, Decision, Observed, ServerObs, Snapshot};
 pub use error::{PgctlError, Result};
-pub use group::{GroupStatus, ServerStatus};
+pub use handle::PgctlService;
 pub use probe::probe;
 pub use section::{parse_groups, PgController, PgGroup, PgServer, Rejoin};
-pub use service::PgctlService;
+pub use status::{GroupStatus, ServerStatus};
 
 /// The service and its section (`pg_controller`), for the binary's registry.
 pub fn plugin() -> mware_host::Plugin {
@@ -50,6 +52,6 @@ pub fn plugin() -> mware_host::Plugin {
         name: "pgctl",
         sections: vec![mware_config::section::<section::PgController>()],
         build: |registry| std::sync::Arc::new(PgctlService::new(registry)),
-        cli: None,
+        cli: vec![],
     }
 }

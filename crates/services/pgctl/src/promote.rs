@@ -10,9 +10,9 @@
 use crate::config::GroupSpec;
 use crate::decide::Decision;
 use crate::error::Result;
-use crate::group::{record, GroupCtx, PROBE_TIMEOUT, SSH_SHORT};
 use crate::probe;
 use crate::remote;
+use crate::status::{record, GroupCtx, PROBE_TIMEOUT, SSH_SHORT};
 use crate::store::{self, Intent, Persisted};
 use crate::trigger::PromoteMethod;
 use mware_coord::now_ms;

@@ -5,55 +5,18 @@
 //! (no daemon restart).
 
 use crate::config::check_groups;
-use crate::group::{run_group, GroupCtx, Statuses};
+use crate::group::run_group;
+use crate::handle::PgctlService;
 use crate::journal::{log_dir, Journal};
-use crate::metrics::Metrics;
+use crate::status::GroupCtx;
 use async_trait::async_trait;
 use mware_config::{Role, SshSettings};
 use mware_host::{Service, ServiceContext, ServiceState};
 use mware_ssh::HostKeyPolicy;
-use prometheus_client::registry::Registry;
-use std::path::PathBuf;
-use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// The pg_controller service. Cheap to clone; build once at daemon start (it registers
-/// its metrics).
-#[derive(Clone)]
-pub struct PgctlService {
-    pub(crate) inner: Arc<Inner>,
-}
-
-#[derive(Default)]
-pub(crate) struct Inner {
-    pub(crate) groups: Statuses,
-    log_dir: Option<PathBuf>,
-    metrics: Metrics,
-}
-
 impl PgctlService {
-    /// A service logging `pgctrl_<key>.log` into `MWARE_LOG_DIR` (or `var/log`), with its
-    /// metrics (`mware_pgctl_*`) registered in `registry`.
-    pub fn new(registry: &mut Registry) -> Self {
-        PgctlService { inner: Arc::new(Inner { metrics: Metrics::new(registry), ..Inner::default() }) }
-    }
-
-    /// A service logging `pgctrl_<key>.log` into `dir` (tests).
-    pub fn with_log_dir(registry: &mut Registry, dir: impl Into<PathBuf>) -> Self {
-        PgctlService { inner: Arc::new(Inner { log_dir: Some(dir.into()), metrics: Metrics::new(registry), ..Inner::default() }) }
-    }
-
-    /// Current status of every running group (what `GET /api/v1/pg` returns).
-    pub fn groups(&self) -> Vec<crate::group::GroupStatus> {
-        self.inner.groups.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
-    }
-
-    /// Status of one group.
-    pub fn group(&self, key: &str) -> Option<crate::group::GroupStatus> {
-        self.inner.groups.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned()
-    }
-
     /// What the loops are built from: the role's `pg_controller` list and the site's host
     /// key settings.
     fn wanted_config(ctx: &ServiceContext) -> (Vec<serde_json::Value>, SshSettings) {

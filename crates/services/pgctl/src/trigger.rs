@@ -6,7 +6,6 @@
 //! when the standby says it watches it, and `pg_ctl promote` is run at once in every other
 //! case, with a warning that says why the configured file is not used.
 
-use crate::decide::{Observed, ServerObs, Snapshot};
 use serde::Serialize;
 use std::fmt;
 
@@ -61,43 +60,11 @@ impl fmt::Display for PromoteMethod {
     }
 }
 
-/// The method for promoting `o`: its signal file when it watches exactly that path, else
-/// `pg_ctl promote`.
-pub fn method(o: &ServerObs) -> PromoteMethod {
-    match (&o.signal_file, &o.trigger_file) {
-        (Some(sig), TriggerFile::Watched(w)) if w == sig => PromoteMethod::SignalFile(sig.clone()),
-        _ => PromoteMethod::PgCtl,
-    }
-}
-
-/// Why the configured signal file of the standby `o` will not be used, or `None` (no file
-/// configured, the server watches it, or `o` is not a standby).
-pub fn warning(o: &ServerObs) -> Option<String> {
-    let sig = o.signal_file.as_ref()?;
-    if o.role != Observed::Standby {
-        return None;
-    }
-    let why = match &o.trigger_file {
-        TriggerFile::Watched(w) if w == sig => return None,
-        TriggerFile::Watched(w) => format!("its promote_trigger_file is {w}"),
-        TriggerFile::Unset => "its promote_trigger_file is empty".to_string(),
-        TriggerFile::Removed => "it runs PostgreSQL 16 or newer, which has no promote_trigger_file".to_string(),
-        TriggerFile::Unknown => "its promote_trigger_file could not be read".to_string(),
-    };
-    Some(format!(
-        "pg_signal_filepath {sig} of {} is not a file that server watches ({why}): it will be promoted with pg_ctl promote",
-        o.name
-    ))
-}
-
-/// The warnings of both servers, in config order.
-pub fn warnings(s: &Snapshot) -> Vec<String> {
-    s.servers.iter().filter_map(warning).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decide::{promote_method as method, Observed, ServerObs};
+    use crate::status::warning;
     use std::time::Duration;
 
     fn standby(signal: Option<&str>, trigger: TriggerFile) -> ServerObs {

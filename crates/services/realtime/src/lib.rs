@@ -35,6 +35,6 @@ pub fn plugin() -> mware_host::Plugin {
         name: "provisioning",
         sections: vec![mware_config::section::<section::Provisioning>()],
         build: |registry| std::sync::Arc::new(ProvisioningService::new(registry)),
-        cli: None,
+        cli: vec![],
     }
 }

@@ -7,7 +7,7 @@
 //! - `POST /api/v1/tasks/{name}/run`: run now, by the task's overlap policy (operator
 //!   token).
 
-use crate::service::TasksService;
+use crate::handle::TasksService;
 use crate::store::{self, Outcome, Run};
 use axum::body::Bytes;
 use axum::extract::{Path, State};

@@ -20,6 +20,7 @@ mod api;
 mod cli;
 pub mod decide;
 mod error;
+mod handle;
 pub mod metrics;
 mod restore;
 mod runner;
@@ -31,9 +32,9 @@ mod view;
 
 pub use decide::{decide, decide_manual, Decision, Manual, Missed, Schedule, Snapshot, GRACE_MS};
 pub use error::TasksError;
+pub use handle::TasksService;
 pub use runner::{TaskStatus, TAIL_BYTES};
 pub use section::{schedule, Overlap, ServiceTask, ServiceTasks};
-pub use service::TasksService;
 pub use store::{Outcome, Run};
 
 /// The service and its section (`service_tasks`), for the binary's registry.
@@ -42,6 +43,6 @@ pub fn plugin() -> mware_host::Plugin {
         name: "tasks",
         sections: vec![mware_config::section::<section::ServiceTasks>()],
         build: |registry| std::sync::Arc::new(TasksService::new(registry)),
-        cli: Some(cli::subcommand()),
+        cli: vec![cli::subcommand()],
     }
 }

@@ -3,36 +3,17 @@
 //! restarts only the loops of tasks that were added, removed or changed (a run of an
 //! unchanged task goes on).
 
-use crate::metrics::Metrics;
-use crate::runner::{run_task, ManualAnswer, Request, Statuses, TaskCtx, TaskStatus};
+use crate::handle::TasksService;
+use crate::runner::{run_task, TaskCtx};
 use crate::section::{ServiceTask, ServiceTasks};
 use crate::tasklog::{log_dir, TaskLog};
 use async_trait::async_trait;
 use mware_config::Role;
 use mware_host::{InstanceEnv, Service, ServiceContext, ServiceState};
-use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-
-/// The service tasks service. Cheap to clone; build once at daemon start (it registers
-/// its metrics).
-#[derive(Clone)]
-pub struct TasksService {
-    pub(crate) inner: Arc<Inner>,
-}
-
-pub(crate) struct Inner {
-    pub(crate) statuses: Statuses,
-    pub(crate) senders: Mutex<BTreeMap<String, mpsc::Sender<Request>>>,
-    pub(crate) env: OnceLock<InstanceEnv>,
-    pub(crate) tasks: Mutex<Vec<ServiceTask>>,
-    metrics: Metrics,
-    log_dir: Option<PathBuf>,
-}
 
 struct Loop {
     cfg: ServiceTask,
@@ -41,43 +22,6 @@ struct Loop {
 }
 
 impl TasksService {
-    /// A service logging `task_<name>.log` into `MWARE_LOG_DIR` (or `var/log`), with its
-    /// metrics (`mware_tasks_*`) registered in `registry`.
-    pub fn new(registry: &mut Registry) -> Self {
-        Self::build(registry, None)
-    }
-
-    /// A service logging into `dir` (tests).
-    pub fn with_log_dir(registry: &mut Registry, dir: impl Into<PathBuf>) -> Self {
-        Self::build(registry, Some(dir.into()))
-    }
-
-    fn build(registry: &mut Registry, log_dir: Option<PathBuf>) -> Self {
-        TasksService {
-            inner: Arc::new(Inner {
-                statuses: Statuses::default(),
-                senders: Mutex::default(),
-                env: OnceLock::new(),
-                tasks: Mutex::default(),
-                metrics: Metrics::new(registry),
-                log_dir,
-            }),
-        }
-    }
-
-    /// Every running task's status, by name.
-    pub fn statuses(&self) -> Vec<TaskStatus> {
-        self.inner.statuses.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
-    }
-
-    /// Asks task `name` to run now; `None` when no such task runs here.
-    pub async fn run_now(&self, name: &str) -> Option<ManualAnswer> {
-        let tx = self.inner.senders.lock().unwrap_or_else(|e| e.into_inner()).get(name).cloned()?;
-        let (answer, rx) = oneshot::channel();
-        tx.send(Request::RunNow(answer)).await.ok()?;
-        rx.await.ok()
-    }
-
     fn start_loop(&self, ctx: &ServiceContext, cfg: ServiceTask) -> Loop {
         let cancel = ctx.cancel.child_token();
         let (tx, rx) = mpsc::channel(8);

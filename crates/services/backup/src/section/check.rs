@@ -45,7 +45,7 @@ fn need_storage(cx: &mut Check, here: bool, top: bool, p: &str) {
 }
 
 /// `backup_controller`.
-pub(super) fn backup_controller(cx: &mut Check, v: &Value, p: &str) {
+pub(crate) fn backup_controller(cx: &mut Check, v: &Value, p: &str) {
     let Some(m) = cx.object(v, p) else { return };
     cx.keys(m, p, &with_storage(BACKUP_KEYS), &[]);
     if let Some(h) = m.get("hours_interval") {

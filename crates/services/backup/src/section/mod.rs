@@ -1,13 +1,17 @@
 //! The role's `backup_controller` section: scheduled pg_basebackup archives and the
 //! `:SYNC` folder copy. The section's type and its check live here, in the service that
-//! runs it; the plan (`crate::config`) is built from the checked value.
+//! runs it; the plan (`crate::config`) is built from the checked value, and the
+//! section's `SectionConfig::check` (the walk, then the plan) lives beside the plan.
 
-use mware_config::{Check, Secret, SectionConfig, SiteInfo};
+use mware_config::Secret;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 mod check;
+
+/// The walk of the raw section: every problem with its path (the plan's own checks follow
+/// in [`crate::config`], where the section's `SectionConfig` impl lives).
+pub(crate) use check::backup_controller as walk;
 
 /// Backup controller: scheduled pg_basebackup archives and the `:SYNC` folder copy.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Default)]
@@ -43,28 +47,6 @@ pub struct BackupController {
     /// (new) Deflate level of the zip archives, 1 (fastest) to 9 (smallest); default 6.
     #[serde(default)]
     pub compress_level: Option<u8>,
-}
-
-impl SectionConfig for BackupController {
-    const KEY: &'static str = "backup_controller";
-    /// The walk, then the plan a run would build: what a run needs is an error here too,
-    /// so a file that validates never fails at run time for its backup section.
-    fn check(cx: &mut Check, v: &Value, at: &str, _site: &SiteInfo) {
-        let before = cx.count();
-        check::backup_controller(cx, v, at);
-        if cx.count() > before {
-            return;
-        }
-        let Ok(b) = serde_json::from_value::<BackupController>(v.clone()) else { return };
-        if let Err(problems) = crate::config::plan(&b) {
-            for p in problems {
-                match p.split_once(": ") {
-                    Some((rel, msg)) => cx.report(&mware_config::join(at, rel), msg),
-                    None => cx.report(at, p),
-                }
-            }
-        }
-    }
 }
 
 /// How the `:SYNC` folder is sent to storage.

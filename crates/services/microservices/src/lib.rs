@@ -1,0 +1,45 @@
+//! mware-microservices: a supervisor of the product layer's processes, the site's log of
+//! their output, and the UDP mirror test service (seed: "a generic log of product layer
+//! microservices, collected from standard output messages", "UDP packet mirroring test
+//! service").
+//!
+//! A group's `microservices` section lists processes (argv, env, working folder, where
+//! they run, restart policy with backoff and a cap, stop signal and grace, resource
+//! limits). Each runs in a process group of its own with `PR_SET_PDEATHSIG(SIGKILL)`; the
+//! pure [`decide`] says whether an ended one restarts, after what pause, or is shown
+//! failed. Every line of its stdout and stderr goes into the instance's site log
+//! ([`logstore`]), back-pressured, never dropped. The UDP mirror ([`mirror`]) echoes
+//! datagrams, never larger, within rate limits.
+//!
+//! Layout: `section` (the site file), [`decide`], `spawn`, `supervisor`, [`logstore`],
+//! [`mirror`], `handle` ([`MicroService`]), `service`, `api`, `cli` (`mware ms`), [`metrics`].
+#![deny(missing_docs)]
+
+mod api;
+mod cli;
+pub mod decide;
+mod error;
+mod handle;
+pub mod logstore;
+pub mod metrics;
+pub mod mirror;
+mod section;
+mod service;
+mod spawn;
+mod supervisor;
+
+pub use decide::{decide, Decision, Exit, Snapshot};
+pub use error::MicroError;
+pub use handle::MicroService;
+pub use section::{signal, LogConfig, Microservices, MirrorConfig, Process, Restart, RunOn};
+pub use supervisor::{Cmd, LastExit, ProcStatus, State};
+
+/// The service and its section (`microservices`), for the binary's registry.
+pub fn plugin() -> mware_host::Plugin {
+    mware_host::Plugin {
+        name: "microservices",
+        sections: vec![mware_config::section::<section::Microservices>()],
+        build: |registry| std::sync::Arc::new(MicroService::new(registry)),
+        cli: cli::subcommands(),
+    }
+}

@@ -1,0 +1,335 @@
+//! The site's log on this instance: every line a supervised process writes, with its
+//! time, process, instance, stream and, when the line is a JSON object, its fields.
+//!
+//! Lines reach the store through a bounded channel: when it is full, the reader of the
+//! process's pipe waits, so the pipe fills and the process is slowed by its own `write`,
+//! never killed, and no line is dropped (each wait is counted as a stall). One thread
+//! writes them as JSON lines into `site.log` in the store's folder and rotates it at
+//! `file_mb` into `site.log.1` … `site.log.<files>` (the oldest is removed). Lines that
+//! could not be written (a full disk) are counted as lost. A query reads the files
+//! oldest first and keeps the last `limit` matches.
+
+use crate::section::LogConfig;
+use prometheus_client::metrics::counter::Counter;
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use tokio::sync::mpsc;
+
+/// Lines waiting for the writer at most; past it, the processes' pipes back-pressure.
+pub const QUEUE: usize = 8192;
+/// Bytes written in one go at most.
+const BATCH: usize = 256 * 1024;
+
+/// One line of the site's log.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LogLine {
+    /// Order of the line in this instance's store (grows by one per line written).
+    #[serde(default)]
+    pub seq: u64,
+    /// When it was read, ms since the Unix epoch.
+    pub ts_ms: u64,
+    /// The instance it was written on.
+    pub instance: String,
+    /// The process that wrote it.
+    pub process: String,
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    /// The line as written (without its newline).
+    pub line: String,
+    /// Its fields, when the line is a JSON object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Map<String, Value>>,
+    /// Its level, from the fields `level`, `severity` or `lvl` (lowercase).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+}
+
+impl LogLine {
+    /// A line read now, its JSON fields parsed when it is a JSON object.
+    pub fn new(instance: &str, process: &str, stream: &str, line: String) -> Self {
+        let fields = if line.trim_start().starts_with('{') {
+            serde_json::from_str::<Value>(&line).ok().and_then(|v| match v {
+                Value::Object(m) => Some(m),
+                _ => None,
+            })
+        } else {
+            None
+        };
+        let level = fields
+            .as_ref()
+            .and_then(|f| ["level", "severity", "lvl"].iter().find_map(|k| f.get(*k).and_then(Value::as_str)).map(str::to_lowercase));
+        LogLine {
+            seq: 0,
+            ts_ms: mware_config::now_ms(),
+            instance: instance.into(),
+            process: process.into(),
+            stream: stream.into(),
+            line,
+            fields,
+            level,
+        }
+    }
+}
+
+/// The store's counters.
+#[derive(Debug, Default, Clone)]
+pub struct Counters {
+    /// Lines written.
+    pub written: Counter,
+    /// Lines that could not be written (disk full, I/O error).
+    pub lost: Counter,
+    /// Times a process's reader waited for room in the queue (back-pressure).
+    pub stalls: Counter,
+}
+
+/// The store of this instance: cheap to clone.
+#[derive(Clone)]
+pub struct LogStore {
+    tx: mpsc::Sender<LogLine>,
+    dir: PathBuf,
+    /// Its counters.
+    pub counters: Counters,
+}
+
+/// What a query asks for.
+#[derive(Debug, Default)]
+pub struct Query {
+    /// One process only.
+    pub process: Option<String>,
+    /// Lines at or after this time (ms).
+    pub since_ms: Option<u64>,
+    /// Lines at or before this time (ms).
+    pub until_ms: Option<u64>,
+    /// Lines with a `seq` above this one (to follow).
+    pub after_seq: Option<u64>,
+    /// Lines whose text matches.
+    pub q: Option<Regex>,
+    /// Lines of this level (lowercase).
+    pub level: Option<String>,
+    /// The last this many matches.
+    pub limit: usize,
+}
+
+impl LogStore {
+    /// Opens (creates) the store in `dir` and starts its writer thread.
+    pub fn open(dir: &Path, cfg: &LogConfig, counters: Counters) -> std::io::Result<Self> {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let mut w = Writer {
+            dir: dir.to_path_buf(),
+            max: cfg.file_mb * 1024 * 1024,
+            files: cfg.files,
+            file: None,
+            size: 0,
+            seq: last_seq(&dir.join("site.log")),
+            buf: Vec::with_capacity(BATCH),
+            pending: 0,
+            counters: counters.clone(),
+        };
+        std::thread::Builder::new().name("mware-sitelog".into()).spawn(move || w.run(rx))?;
+        Ok(LogStore { tx, dir: dir.to_path_buf(), counters })
+    }
+
+    /// Its folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Hands a line to the writer; waits (back-pressure) while the queue is full.
+    pub async fn push(&self, line: LogLine) {
+        match self.tx.try_send(line) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(line)) => {
+                self.counters.stalls.inc_by(1);
+                if self.tx.send(line).await.is_err() {
+                    self.counters.lost.inc_by(1);
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.counters.lost.inc_by(1);
+            }
+        }
+    }
+
+    /// The lines matching `q`, oldest first (the last `q.limit`). Blocking: file reads.
+    pub fn query(&self, q: &Query) -> Vec<LogLine> {
+        let mut files: Vec<PathBuf> = vec![];
+        let mut n = 1;
+        while self.dir.join(format!("site.log.{n}")).exists() {
+            files.push(self.dir.join(format!("site.log.{n}")));
+            n += 1;
+        }
+        files.reverse();
+        files.push(self.dir.join("site.log"));
+        let needle = q.process.as_ref().map(|p| format!("\"process\":{}", Value::String(p.clone())));
+        let mut out: VecDeque<LogLine> = VecDeque::new();
+        for f in files {
+            let Ok(file) = File::open(&f) else { continue };
+            for raw in BufReader::new(file).lines() {
+                let Ok(raw) = raw else { break };
+                if needle.as_ref().is_some_and(|n| !raw.contains(n.as_str())) {
+                    continue;
+                }
+                let Ok(l) = serde_json::from_str::<LogLine>(&raw) else { continue };
+                if matches(q, &l) {
+                    if out.len() == q.limit.max(1) {
+                        out.pop_front();
+                    }
+                    out.push_back(l);
+                }
+            }
+        }
+        out.into()
+    }
+}
+
+fn matches(q: &Query, l: &LogLine) -> bool {
+    q.process.as_ref().is_none_or(|p| *p == l.process)
+        && q.since_ms.is_none_or(|s| l.ts_ms >= s)
+        && q.until_ms.is_none_or(|u| l.ts_ms <= u)
+        && q.after_seq.is_none_or(|a| l.seq > a)
+        && q.level.as_ref().is_none_or(|v| l.level.as_deref() == Some(v.as_str()))
+        && q.q.as_ref().is_none_or(|r| r.is_match(&l.line))
+}
+
+/// The `seq` of the last line of `path` (0 for none).
+fn last_seq(path: &Path) -> u64 {
+    let Ok(f) = File::open(path) else { return 0 };
+    BufReader::new(f).lines().map_while(Result::ok).last().and_then(|l| serde_json::from_str::<LogLine>(&l).ok()).map_or(0, |l| l.seq)
+}
+
+struct Writer {
+    dir: PathBuf,
+    max: u64,
+    files: u32,
+    file: Option<File>,
+    size: u64,
+    seq: u64,
+    buf: Vec<u8>,
+    pending: u64,
+    counters: Counters,
+}
+
+impl Writer {
+    fn run(&mut self, mut rx: mpsc::Receiver<LogLine>) {
+        loop {
+            let line = match rx.try_recv() {
+                Ok(l) => l,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    self.flush();
+                    match rx.blocking_recv() {
+                        Some(l) => l,
+                        None => break,
+                    }
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+            };
+            self.add(line);
+        }
+        self.flush();
+    }
+
+    fn add(&mut self, mut line: LogLine) {
+        self.seq += 1;
+        line.seq = self.seq;
+        let Ok(mut text) = serde_json::to_vec(&line) else {
+            self.counters.lost.inc_by(1);
+            return;
+        };
+        text.push(b'\n');
+        if self.size + (self.buf.len() + text.len()) as u64 > self.max {
+            self.flush();
+            self.rotate();
+        }
+        self.buf.extend_from_slice(&text);
+        self.pending += 1;
+        if self.buf.len() >= BATCH {
+            self.flush();
+        }
+    }
+
+    fn open(&mut self) -> std::io::Result<&mut File> {
+        if self.file.is_none() {
+            let f = OpenOptions::new().create(true).append(true).mode(0o600).open(self.dir.join("site.log"))?;
+            self.size = f.metadata()?.len();
+            self.file = Some(f);
+        }
+        Ok(self.file.as_mut().expect("just opened"))
+    }
+
+    fn flush(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        let buf = std::mem::take(&mut self.buf);
+        let result = self.open().and_then(|f| f.write_all(&buf));
+        match result {
+            Ok(()) => {
+                self.size += buf.len() as u64;
+                self.counters.written.inc_by(self.pending);
+            }
+            Err(e) => {
+                self.counters.lost.inc_by(self.pending);
+                tracing::warn!(error = %e, lines = self.pending, "site log: lines could not be written and are lost");
+                self.file = None;
+            }
+        }
+        self.pending = 0;
+        self.buf = buf;
+        self.buf.clear();
+    }
+
+    fn rotate(&mut self) {
+        self.file = None;
+        let name = |n: u32| self.dir.join(format!("site.log.{n}"));
+        let _ = std::fs::remove_file(name(self.files));
+        for n in (1..self.files).rev() {
+            let _ = std::fs::rename(name(n), name(n + 1));
+        }
+        let _ = std::fs::rename(self.dir.join("site.log"), name(1));
+        self.size = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_lines_get_fields_and_level() {
+        let l = LogLine::new("i1", "p", "stdout", r#"{"level":"WARN","msg":"disk","n":3}"#.into());
+        assert_eq!(l.level.as_deref(), Some("warn"));
+        assert_eq!(l.fields.as_ref().unwrap()["n"], 3);
+        let t = LogLine::new("i1", "p", "stderr", "plain {text".into());
+        assert!(t.fields.is_none() && t.level.is_none());
+    }
+
+    #[tokio::test]
+    async fn rotates_within_its_bound_and_queries_across_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::open(dir.path(), &LogConfig { file_mb: 1, files: 2 }, Counters::default()).unwrap();
+        for i in 0..30_000 {
+            store
+                .push(LogLine::new("i1", if i % 2 == 0 { "even" } else { "odd" }, "stdout", format!("line {i:06} {}", "x".repeat(60))))
+                .await;
+        }
+        while store.counters.written.get() < 30_000 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let total: u64 = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+        assert!(total <= 3 * 1024 * 1024, "{total} bytes kept");
+        assert!(!dir.path().join("site.log.3").exists());
+        let q = Query { process: Some("odd".into()), q: Some(Regex::new("line 029").unwrap()), limit: 5, ..Default::default() };
+        let got = store.query(&q);
+        assert_eq!(got.len(), 5);
+        assert!(got.iter().all(|l| l.process == "odd" && l.line.starts_with("line 029")));
+        assert_eq!(got.last().unwrap().line[..11], *"line 029999");
+        assert_eq!(got.last().unwrap().seq, 30_000);
+    }
+}
