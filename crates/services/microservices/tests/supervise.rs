@@ -89,7 +89,9 @@ async fn lines_arrive_with_fields_the_crasher_backs_off_then_fails_and_a_stop_le
     assert_eq!(starts.len(), 4, "one line per start");
     let gaps: Vec<u64> = starts.windows(2).map(|w| w[1] - w[0]).collect();
     for (g, pause) in gaps.iter().zip([100, 200, 400]) {
-        assert!(*g >= 200 + pause, "gap {g} ms shorter than the run (200 ms) plus the pause {pause} ms: {gaps:?}");
+        // Line times are taken when the reader sees each line: allow 50 ms of scheduling
+        // between a start and its line on a loaded machine.
+        assert!(*g + 50 >= 200 + pause, "gap {g} ms shorter than the run (200 ms) plus the pause {pause} ms: {gaps:?}");
     }
     // No secret in the status.
     let doc = serde_json::to_string(&sup.svc.statuses()).unwrap();
