@@ -132,7 +132,7 @@ impl Service for MonitorService {
             }
             probe_states = self.current();
             break_with(&probe_stop, &tracker).await;
-            if next != Next::Restart {
+            if !matches!(next, Next::Restart) {
                 break Ok(());
             }
         };
@@ -177,7 +177,6 @@ impl MonitorService {
 }
 
 /// What ends a run of the probes.
-#[derive(Debug)]
 enum Next {
     /// The probes or the SSH settings changed: start them again.
     Restart,
@@ -185,12 +184,6 @@ enum Next {
     Stop,
     /// The writer ended: the service ends with its outcome.
     WriterEnded(anyhow::Result<()>),
-}
-
-impl PartialEq for Next {
-    fn eq(&self, other: &Self) -> bool {
-        matches!((self, other), (Next::Restart, Next::Restart) | (Next::Stop, Next::Stop))
-    }
 }
 
 /// Waits for the end of the activity, the end of the writer, or a change of `probes`.
