@@ -223,10 +223,9 @@ fn decide_active(s: &ElectionSnapshot, epoch: Epoch, lease_ok: bool) -> Election
 fn serve_switchover(s: &ElectionSnapshot, v: &View, req: &SwitchoverRequest) -> ElectionDecision {
     use ElectionDecision::*;
     match switchover_target(req, &v.members) {
-        Some(t) if t != s.me => BeginHandover {
-            reason: format!("switchover requested to {t}; stopping services before releasing the leader key"),
-            to: t,
-        },
+        Some(t) if t != s.me => {
+            BeginHandover { reason: format!("switchover requested to {t}; stopping services before releasing the leader key"), to: t }
+        }
         Some(_) => ClearSwitchover { reason: "switchover request names the active instance itself; ignored".into() },
         None => ClearSwitchover {
             reason: format!(
@@ -294,9 +293,7 @@ fn campaign_when_our_turn(s: &ElectionSnapshot, v: &View) -> ElectionDecision {
             reason: format!("leader key is free; rank {rank} among {} live members, waited {free} ms", order.len()),
         }
     } else {
-        ElectionDecision::Stay {
-            reason: format!("leader key is free; rank {rank}: waiting {} ms more for members before us", wait - free),
-        }
+        ElectionDecision::Stay { reason: format!("leader key is free; rank {rank}: waiting {} ms more for members before us", wait - free) }
     }
 }
 

@@ -380,8 +380,7 @@ impl Writer {
             w.ops.push(KvOp::Put { key: format!("{ALARMS}{}", c.first), value: c.json });
             w.placed.push((c.first, c.n));
         }
-        w.cursors =
-            log.cursors.iter().filter(|(_, c)| c.dirty).filter_map(|(n, c)| Some((n.clone(), c.key.clone()?))).collect();
+        w.cursors = log.cursors.iter().filter(|(_, c)| c.dirty).filter_map(|(n, c)| Some((n.clone(), c.key.clone()?))).collect();
         for (n, k) in &w.cursors {
             w.ops.push(KvOp::Put { key: format!("{CURSORS}{n}"), value: k.clone().into_bytes() });
         }

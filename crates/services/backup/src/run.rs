@@ -224,10 +224,7 @@ impl Runner {
 
     /// Whether the last outcome of `key` in `state` is a failure.
     fn was_failing(state: &State, key: &str) -> bool {
-        state
-            .targets
-            .get(key)
-            .is_some_and(|h| h.last_failure.as_ref().map(|f| f.at_ms) > h.last_success.as_ref().map(|s| s.at_ms))
+        state.targets.get(key).is_some_and(|h| h.last_failure.as_ref().map(|f| f.at_ms) > h.last_success.as_ref().map(|s| s.at_ms))
     }
 
     /// Records a target copied: its success, metrics, and an event if it was failing.

@@ -149,17 +149,7 @@ fn entry_data<R: BufRead>(
     sink: &mut impl FnMut(&Entry, &mut dyn Read) -> io::Result<()>,
 ) -> io::Result<(u64, u64)> {
     let (name, method, streamed) = (&h.name, h.method, h.streamed());
-    let mut data = EntryData {
-        r,
-        method,
-        streamed,
-        left: h.csize,
-        z: Decompress::new(false),
-        done: false,
-        used: 0,
-        produced: 0,
-        hasher,
-    };
+    let mut data = EntryData { r, method, streamed, left: h.csize, z: Decompress::new(false), done: false, used: 0, produced: 0, hasher };
     if method != 0 && method != 8 {
         return Err(bad(format!("{name}: expected stored or deflated data, found compression method {method}")));
     }

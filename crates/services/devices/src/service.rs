@@ -119,8 +119,7 @@ impl DevicesService {
         let child = ctx.cancel.child_token();
         let transport = self.start_transport(ctx, &cfg, tx, &child);
         let policy = Policy::new(&ctx.site.borrow(), &cfg);
-        let (a, inserts) =
-            Active::new(store.clone(), ctx.fence.epoch, cfg.clone(), policy.clone(), transport, self.inner.metrics.clone());
+        let (a, inserts) = Active::new(store.clone(), ctx.fence.epoch, cfg.clone(), policy.clone(), transport, self.inner.metrics.clone());
         let a = Arc::new(a);
         self.inner.set(Some(a.clone()));
         let how = if local {

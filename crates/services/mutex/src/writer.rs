@@ -313,10 +313,7 @@ impl Writer {
         if self.stop.is_some() || self.gather.is_empty() || self.journal_writes_in_flight() >= PIPELINE {
             return false;
         }
-        let due = self.urgent
-            || closing
-            || self.gather.len() >= MAX_CHANGES
-            || self.flush_at.is_some_and(|t| t <= now);
+        let due = self.urgent || closing || self.gather.len() >= MAX_CHANGES || self.flush_at.is_some_and(|t| t <= now);
         if !due {
             return false;
         }

@@ -124,12 +124,7 @@ async fn cycle(g: &GroupSpec, cx: &GroupCtx, t: &mut Tracker) -> Result<()> {
 }
 
 /// What each server was seen as, with how long it has been unreachable (tracked in `t`).
-fn track_servers(
-    g: &GroupSpec,
-    t: &mut Tracker,
-    healths: &[std::result::Result<Health, String>; 2],
-    now: Instant,
-) -> Vec<ServerObs> {
+fn track_servers(g: &GroupSpec, t: &mut Tracker, healths: &[std::result::Result<Health, String>; 2], now: Instant) -> Vec<ServerObs> {
     let mut obs = Vec::new();
     for (i, h) in healths.iter().enumerate() {
         let role = match h {
@@ -224,9 +219,7 @@ fn log_decision(cx: &GroupCtx, t: &mut Tracker, d: &Decision) -> String {
 
 /// True while a failed action backs off and `d` would act again.
 fn backing_off(t: &Tracker, d: &Decision) -> bool {
-    t.backoff_until.is_some_and(|until| {
-        Instant::now() < until && matches!(d, Decision::Promote { .. } | Decision::Rebuild { .. })
-    })
+    t.backoff_until.is_some_and(|until| Instant::now() < until && matches!(d, Decision::Promote { .. } | Decision::Rebuild { .. }))
 }
 
 /// Counts the action taken, by its outcome.
@@ -247,14 +240,7 @@ fn count_outcome(cx: &GroupCtx, g: &GroupSpec, d: &Decision, outcome: &Result<Op
 
 /// Logs and shows what the action did; a failure backs off, records a refused host key,
 /// and ends the loop (as the error) when the fence is stale.
-fn report_outcome(
-    g: &GroupSpec,
-    cx: &GroupCtx,
-    t: &mut Tracker,
-    c: &Cycle,
-    reason: &str,
-    outcome: Result<Option<String>>,
-) -> Result<()> {
+fn report_outcome(g: &GroupSpec, cx: &GroupCtx, t: &mut Tracker, c: &Cycle, reason: &str, outcome: Result<Option<String>>) -> Result<()> {
     match outcome {
         Ok(Some(done)) => {
             cx.journal.info(&done);
@@ -267,9 +253,7 @@ fn report_outcome(
             cx.journal.error(&msg);
             t.last_reason = msg.clone();
             t.backoff_until = Some(Instant::now() + (g.interval * 5).max(Duration::from_secs(10)));
-            if let (PgctlError::Ssh(se), Decision::Promote { target, name, .. } | Decision::Rebuild { target, name, .. }) =
-                (&e, &c.d)
-            {
+            if let (PgctlError::Ssh(se), Decision::Promote { target, name, .. } | Decision::Rebuild { target, name, .. }) = (&e, &c.d) {
                 if se.is_host_key_refusal() {
                     t.keys.refused(*target, name, se, &cx.journal);
                 }

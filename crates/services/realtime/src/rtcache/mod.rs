@@ -251,9 +251,7 @@ impl RtcacheArgs {
     /// The HTTP server's limits: the command line, else the file, else the defaults.
     fn limits(&self, file: &FileArgs) -> mware_http::Limits {
         let d = mware_http::Limits::default();
-        let ms = |a: Option<u64>, b: Option<u64>, dflt: std::time::Duration| {
-            a.or(b).map(std::time::Duration::from_millis).unwrap_or(dflt)
-        };
+        let ms = |a: Option<u64>, b: Option<u64>, dflt: std::time::Duration| a.or(b).map(std::time::Duration::from_millis).unwrap_or(dflt);
         mware_http::Limits {
             header_read_timeout: ms(self.header_read_timeout_ms, file.header_read_timeout_ms, d.header_read_timeout),
             idle_timeout: ms(self.idle_timeout_ms, file.idle_timeout_ms, d.idle_timeout),
@@ -314,7 +312,9 @@ fn check_limits(cfg: &RtcacheConfig) -> Result<(), RealtimeError> {
     let worst = cfg.upstream_timeout_ms.saturating_mul(cfg.upstreams.len() as u64);
     if l.request_timeout.as_millis() as u64 <= worst {
         return bad(
-            &format!("request_timeout_ms above upstream_timeout_ms x upstreams ({worst} ms): a lookup trying every upstream must not be cut"),
+            &format!(
+                "request_timeout_ms above upstream_timeout_ms x upstreams ({worst} ms): a lookup trying every upstream must not be cut"
+            ),
             l.request_timeout.as_millis().to_string(),
         );
     }
