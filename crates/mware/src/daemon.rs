@@ -7,7 +7,7 @@ use crate::api::{self, AppState, Inner, OperatorToken};
 use crate::cli::LogFormat;
 use crate::companion_supervisor::Companion;
 use crate::load::{self, Loaded};
-use crate::metrics::{Metrics, ReloadLabels, TransitionLabels};
+use crate::metrics::{Metrics, TransitionLabels};
 use crate::reload::{reload_loop, Source};
 use anyhow::Context;
 use backon::{BackoffBuilder, ExponentialBuilder};
