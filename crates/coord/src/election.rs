@@ -178,66 +178,86 @@ pub fn switchover_target(req: &SwitchoverRequest, live: &[Candidate]) -> Option<
 
 /// The election rules (see the module docs). Pure: no I/O, no clock.
 pub fn decide(s: &ElectionSnapshot) -> ElectionDecision {
-    use ElectionDecision::*;
     let limit = s.ttl_ms.saturating_sub(s.margin_ms);
     let lease_ok = s.lease_age_ms.is_some_and(|a| a < limit);
-    if let Some(epoch) = s.active {
-        if !lease_ok {
-            let reason = match s.lease_age_ms {
-                Some(a) => format!("could not renew lease for {a} ms; stepping down before it can expire"),
-                None => "lost the lease; stepping down".to_string(),
-            };
-            return StepDown { reason };
-        }
-        let age = s.lease_age_ms.unwrap_or(0);
-        let Some(v) = &s.view else {
-            return Stay { reason: format!("active (epoch {epoch}); coordinator did not answer, lease confirmed {age} ms ago") };
-        };
-        match &v.leader {
-            Some(l) if l.mine && l.epoch == epoch => {}
-            Some(l) => {
-                return StepDown {
-                    reason: format!("leader key is held by {} (epoch {}), not by us (epoch {epoch}); stepping down", l.instance, l.epoch),
-                }
-            }
-            None => return StepDown { reason: format!("leader key of epoch {epoch} is gone; stepping down") },
-        }
-        if let Some(req) = &v.switchover {
-            return match switchover_target(req, &v.members) {
-                Some(t) if t != s.me => BeginHandover {
-                    reason: format!("switchover requested to {t}; stopping services before releasing the leader key"),
-                    to: t,
-                },
-                Some(_) => ClearSwitchover { reason: "switchover request names the active instance itself; ignored".into() },
-                None => ClearSwitchover {
-                    reason: format!(
-                        "switchover request to {} cannot be served: no such live member",
-                        req.to.as_deref().unwrap_or("the next in order")
-                    ),
-                },
-            };
-        }
-        if let Some(fb) = s.failback_after_ms {
-            let better = ordered(s, v)
-                .into_iter()
-                .filter(|c| c.order < s.my_order && s.now_ms.saturating_sub(c.since_ms) >= fb)
-                .min_by(|a, b| (a.order, &a.instance).cmp(&(b.order, &b.instance)));
-            if let Some(c) = better {
-                return BeginHandover {
-                    reason: format!(
-                        "failback: {} (order {}) has been live for {} s (failback_after_s {}); handing over",
-                        c.instance,
-                        c.order,
-                        s.now_ms.saturating_sub(c.since_ms) / 1000,
-                        fb / 1000
-                    ),
-                    to: c.instance,
-                };
-            }
-        }
-        return Stay { reason: format!("active (epoch {epoch}); lease confirmed {age} ms ago") };
+    match s.active {
+        Some(epoch) => decide_active(s, epoch, lease_ok),
+        None => decide_passive(s, lease_ok),
     }
+}
 
+/// Rules 1-3, while active with `epoch`: step down, hand over, or stay.
+fn decide_active(s: &ElectionSnapshot, epoch: Epoch, lease_ok: bool) -> ElectionDecision {
+    use ElectionDecision::*;
+    if !lease_ok {
+        let reason = match s.lease_age_ms {
+            Some(a) => format!("could not renew lease for {a} ms; stepping down before it can expire"),
+            None => "lost the lease; stepping down".to_string(),
+        };
+        return StepDown { reason };
+    }
+    let age = s.lease_age_ms.unwrap_or(0);
+    let Some(v) = &s.view else {
+        return Stay { reason: format!("active (epoch {epoch}); coordinator did not answer, lease confirmed {age} ms ago") };
+    };
+    match &v.leader {
+        Some(l) if l.mine && l.epoch == epoch => {}
+        Some(l) => {
+            return StepDown {
+                reason: format!("leader key is held by {} (epoch {}), not by us (epoch {epoch}); stepping down", l.instance, l.epoch),
+            }
+        }
+        None => return StepDown { reason: format!("leader key of epoch {epoch} is gone; stepping down") },
+    }
+    if let Some(req) = &v.switchover {
+        return serve_switchover(s, v, req);
+    }
+    if let Some(handover) = s.failback_after_ms.and_then(|fb| failback(s, v, fb)) {
+        return handover;
+    }
+    Stay { reason: format!("active (epoch {epoch}); lease confirmed {age} ms ago") }
+}
+
+/// Rule 3, a switchover asked of the active member: hand over to its target, or clear
+/// a request that names ourselves or nobody live.
+fn serve_switchover(s: &ElectionSnapshot, v: &View, req: &SwitchoverRequest) -> ElectionDecision {
+    use ElectionDecision::*;
+    match switchover_target(req, &v.members) {
+        Some(t) if t != s.me => {
+            BeginHandover { reason: format!("switchover requested to {t}; stopping services before releasing the leader key"), to: t }
+        }
+        Some(_) => ClearSwitchover { reason: "switchover request names the active instance itself; ignored".into() },
+        None => ClearSwitchover {
+            reason: format!(
+                "switchover request to {} cannot be served: no such live member",
+                req.to.as_deref().unwrap_or("the next in order")
+            ),
+        },
+    }
+}
+
+/// Rule 3, failback: a handover to the lowest-order member before us that has been live
+/// for `fb` ms, if there is one.
+fn failback(s: &ElectionSnapshot, v: &View, fb: u64) -> Option<ElectionDecision> {
+    let c = ordered(s, v)
+        .into_iter()
+        .filter(|c| c.order < s.my_order && s.now_ms.saturating_sub(c.since_ms) >= fb)
+        .min_by(|a, b| (a.order, &a.instance).cmp(&(b.order, &b.instance)))?;
+    Some(ElectionDecision::BeginHandover {
+        reason: format!(
+            "failback: {} (order {}) has been live for {} s (failback_after_s {}); handing over",
+            c.instance,
+            c.order,
+            s.now_ms.saturating_sub(c.since_ms) / 1000,
+            fb / 1000
+        ),
+        to: c.instance,
+    })
+}
+
+/// While passive: finish a handover, resume a key still ours, or rule 4 on a free key.
+fn decide_passive(s: &ElectionSnapshot, lease_ok: bool) -> ElectionDecision {
+    use ElectionDecision::*;
     let Some(v) = &s.view else {
         return Stay { reason: "coordinator did not answer; waiting".into() };
     };
@@ -258,29 +278,41 @@ pub fn decide(s: &ElectionSnapshot) -> ElectionDecision {
             Resume { epoch: l.epoch, reason: format!("lease confirmed again and the leader key (epoch {}) is still ours", l.epoch) }
         }
         Some(l) => Stay { reason: format!("passive: {} is active (epoch {})", l.instance, l.epoch) },
-        None => {
-            let mut order = ordered(s, v);
-            if let Some(req) = &v.switchover {
-                let target = switchover_target(req, &v.members);
-                if let Some(p) = order.iter().position(|c| c.instance == req.from) {
-                    let old = order.remove(p);
-                    order.push(old);
-                }
-                if let Some(p) = target.and_then(|t| order.iter().position(|c| c.instance == t)) {
-                    let t = order.remove(p);
-                    order.insert(0, t);
-                }
-            }
-            let rank = order.iter().position(|c| c.instance == s.me).unwrap_or(0) as u64;
-            let wait = rank * s.rank_wait_ms;
-            let free = s.free_for_ms.unwrap_or(0);
-            if free >= wait {
-                Campaign { reason: format!("leader key is free; rank {rank} among {} live members, waited {free} ms", order.len()) }
-            } else {
-                Stay { reason: format!("leader key is free; rank {rank}: waiting {} ms more for members before us", wait - free) }
-            }
+        None => campaign_when_our_turn(s, v),
+    }
+}
+
+/// Rule 4: on a free leader key, campaign once `rank * rank_wait` has passed.
+fn campaign_when_our_turn(s: &ElectionSnapshot, v: &View) -> ElectionDecision {
+    let order = campaign_order(s, v);
+    let rank = order.iter().position(|c| c.instance == s.me).unwrap_or(0) as u64;
+    let wait = rank * s.rank_wait_ms;
+    let free = s.free_for_ms.unwrap_or(0);
+    if free >= wait {
+        ElectionDecision::Campaign {
+            reason: format!("leader key is free; rank {rank} among {} live members, waited {free} ms", order.len()),
+        }
+    } else {
+        ElectionDecision::Stay { reason: format!("leader key is free; rank {rank}: waiting {} ms more for members before us", wait - free) }
+    }
+}
+
+/// Live members in campaign order: failover order, with a switchover's target first and
+/// the member that handed over last.
+fn campaign_order(s: &ElectionSnapshot, v: &View) -> Vec<Candidate> {
+    let mut order = ordered(s, v);
+    if let Some(req) = &v.switchover {
+        let target = switchover_target(req, &v.members);
+        if let Some(p) = order.iter().position(|c| c.instance == req.from) {
+            let old = order.remove(p);
+            order.push(old);
+        }
+        if let Some(p) = target.and_then(|t| order.iter().position(|c| c.instance == t)) {
+            let t = order.remove(p);
+            order.insert(0, t);
         }
     }
+    order
 }
 
 /// Builds the request `request_switchover` stores, after checking that it can be served:

@@ -7,7 +7,8 @@ use crate::api::{self, AppState, Inner, OperatorToken};
 use crate::cli::LogFormat;
 use crate::companion_supervisor::Companion;
 use crate::load::{self, Loaded};
-use crate::metrics::{Metrics, ReloadLabels, TransitionLabels};
+use crate::metrics::{Metrics, TransitionLabels};
+use crate::reload::{reload_loop, Source};
 use anyhow::Context;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use mware_config::{Backend, DomainTree, Secret, Site};
@@ -37,14 +38,6 @@ pub fn cancel_on_signals(cancel: CancellationToken) {
     });
 }
 
-/// Where the running config came from.
-#[derive(Clone)]
-struct Source {
-    path: PathBuf,
-    /// True when the file is a whole site (else: bootstrap, the site is in the coordinator).
-    whole: bool,
-}
-
 /// Runs the daemon until a stop signal.
 pub async fn run(config: PathBuf, instance: String, log_format: LogFormat) -> anyhow::Result<()> {
     let (boot, whole) = load_file(&config)?;
@@ -58,16 +51,8 @@ pub async fn run(config: PathBuf, instance: String, log_format: LogFormat) -> an
     let coord = coord_rt.connect(&boot).await.context("cannot open the coordinator")?;
     let companion = Companion::new(&boot, log_format);
     let site = if whole { boot } else { stored_site(coord.as_ref(), &config).await? };
-    let me = site.instance(&instance).with_context(|| not_found(&site, &instance))?;
-    let addr = me.api_addr().with_context(|| format!("instance {instance}: iface {} has no address", me.role.iface))?;
-    let member = MemberInfo {
-        instance: instance.clone(),
-        group: me.role.group,
-        order: me.role.order,
-        address: addr.clone(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        since_ms: mware_coord::now_ms(),
-    };
+    let member = member_info(&site, &instance)?;
+    let addr = member.address.clone();
     let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let (token, operator) = api_tokens(&site);
     let drain = Duration::from_millis(site.api.drain_timeout_ms);
@@ -108,7 +93,7 @@ pub async fn run(config: PathBuf, instance: String, log_format: LogFormat) -> an
 
     // Leaving the group waits until the services have stopped (see below).
     let leave = CancellationToken::new();
-    let membership_task = coord_rt.handle().spawn(keep_membership(coord.clone(), member, act_tx, state.clone(), companion, leave.clone()));
+    let membership = coord_rt.handle().spawn(keep_membership(coord.clone(), member, act_tx, state.clone(), companion, leave.clone()));
     let host_stop = shutdown.child_token();
     let host_task = {
         let host = host.clone();
@@ -124,12 +109,38 @@ pub async fn run(config: PathBuf, instance: String, log_format: LogFormat) -> an
     let server = tokio::spawn(mware_http::serve(listener, app, limits(&me_api), metrics.http.clone(), shutdown.clone()));
 
     shutdown.cancelled().await;
-    // Services stop first; only then is the leader key released, so the next instance
-    // cannot start its services while ours are still stopping.
+    stop_in_order(drain, host_task, leave, membership, server).await;
+    Ok(())
+}
+
+/// This instance as a member of its group: the site must name it, and its `iface` must
+/// have an address.
+fn member_info(site: &Site, instance: &str) -> anyhow::Result<MemberInfo> {
+    let me = site.instance(instance).with_context(|| not_found(site, instance))?;
+    let addr = me.api_addr().with_context(|| format!("instance {instance}: iface {} has no address", me.role.iface))?;
+    Ok(MemberInfo {
+        instance: instance.to_string(),
+        group: me.role.group,
+        order: me.role.order,
+        address: addr,
+        version: env!("CARGO_PKG_VERSION").into(),
+        since_ms: mware_coord::now_ms(),
+    })
+}
+
+/// Stops within `drain`: services first; only then is the leader key released (so the
+/// next instance cannot start its services while ours are still stopping), then the API.
+async fn stop_in_order<H, M, S>(
+    drain: Duration,
+    host_task: tokio::task::JoinHandle<H>,
+    leave: CancellationToken,
+    membership: tokio::task::JoinHandle<M>,
+    server: tokio::task::JoinHandle<S>,
+) {
     let stopped = tokio::time::timeout(drain, async {
         let _ = host_task.await;
         leave.cancel();
-        let _ = membership_task.await;
+        let _ = membership.await;
         let _ = server.await;
     })
     .await;
@@ -138,7 +149,6 @@ pub async fn run(config: PathBuf, instance: String, log_format: LogFormat) -> an
         Ok(()) => tracing::info!("stopped cleanly"),
         Err(_) => tracing::warn!(timeout_ms = drain.as_millis() as u64, "drain time limit reached; exiting"),
     }
-    Ok(())
 }
 
 /// The API server's limits from the site's `api` section (read at start; a reload does
@@ -317,59 +327,6 @@ async fn watch_cluster(coord: Arc<dyn Coordinator>, events: mware_host::Events, 
     }
 }
 
-/// Applies a new site text if it validates and still contains this instance.
-fn apply(text: &str, source: &str, site_tx: &watch::Sender<Arc<Site>>, state: &AppState) -> bool {
-    let refused = |why: &str| {
-        tracing::error!(source, reason = why, "new config refused; keeping the running one");
-        state.0.metrics.reloads.get_or_create(&ReloadLabels { result: "refused".into(), source: source.into() }).inc();
-        false
-    };
-    let (site, warnings) = match load::check(text) {
-        Ok(v) => v,
-        Err(problems) => {
-            for p in &problems {
-                tracing::error!(source, path = %p.path, problem = %p.message, "config problem");
-            }
-            return refused(&format!("{} problems", problems.len()));
-        }
-    };
-    for w in &warnings {
-        tracing::warn!(source, path = %w.path, problem = %w.message, "config warning");
-    }
-    let old = site_tx.borrow().clone();
-    let Some(me) = site.instance(&state.0.instance) else {
-        return refused(&format!("instance {} is not an enabled instance of the new config", state.0.instance));
-    };
-    if let Some(o) = old.instance(&state.0.instance) {
-        if o.role.group != me.role.group || o.role.order != me.role.order || o.api_addr() != me.api_addr() {
-            tracing::warn!(source, "group, order or address of this instance changed: takes effect at the next restart");
-        }
-    }
-    if *old == site {
-        tracing::debug!(source, "config unchanged");
-        return true;
-    }
-    *state.0.tree.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(DomainTree::build(&site));
-    site_tx.send_replace(Arc::new(site));
-    state.0.metrics.reloads.get_or_create(&ReloadLabels { result: "applied".into(), source: source.into() }).inc();
-    state.0.host.events().publish(mware_host::EventKind::Config { source: source.into() });
-    tracing::info!(source, "config reloaded");
-    true
-}
-
-fn mtime(p: &Path) -> Option<SystemTime> {
-    std::fs::metadata(p).and_then(|m| m.modified()).ok()
-}
-
-/// Pauses between two attempts to open the coordinator's config watch: from 500 ms doubling
-/// to 5 s, each lengthened by a random share of itself: at most [`WATCH_RETRY_MAX`].
-const WATCH_RETRY: ExponentialBuilder = ExponentialBuilder::new()
-    .with_min_delay(Duration::from_millis(500))
-    .with_max_delay(Duration::from_secs(5))
-    .with_jitter()
-    .without_max_times();
-/// The longest pause between two attempts to open the config watch.
-const WATCH_RETRY_MAX: Duration = Duration::from_secs(10);
 /// Pauses between two attempts to reach the coordinator (joining the group, the companion's
 /// connection): from 200 ms doubling to 1.5 s, each lengthened by a random share of itself
 /// (instances started together do not retry in step): at most [`COORD_RETRY_MAX`].
@@ -380,107 +337,6 @@ pub(crate) const COORD_RETRY: ExponentialBuilder = ExponentialBuilder::new()
     .without_max_times();
 /// The longest pause between two attempts to reach the coordinator.
 pub(crate) const COORD_RETRY_MAX: Duration = Duration::from_secs(3);
-
-/// Applies a new config on SIGHUP, on a change of the file, and on every site file pushed to
-/// the coordinator. The coordinator's config watch is (re)opened with backoff whenever it is
-/// not open (the coordinator unreachable at start, or a watch that ended), so a push is
-/// never missed until the next SIGHUP. After a re-open, a push made while no watch was open
-/// is caught up from the stored revision (from the first open on, not before: at start the
-/// file given on the command line is the config, as it always was).
-async fn reload_loop(
-    src: Source,
-    coord: Arc<dyn Coordinator>,
-    site_tx: watch::Sender<Arc<Site>>,
-    state: AppState,
-    shutdown: CancellationToken,
-) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        tracing::error!("cannot install the SIGHUP handler");
-        return;
-    };
-    let mut seen = mtime(&src.path);
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut watch: Option<tokio::sync::mpsc::Receiver<(String, u64)>> = None;
-    let (mut retry_at, mut pauses, mut failures) = (tokio::time::Instant::now(), WATCH_RETRY.build(), 0u32);
-    // Revision of the newest stored site file seen; `None` until the first watch is open.
-    let mut stored_rev: Option<u64> = None;
-    loop {
-        let (from_file, source) = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = hup.recv() => (true, "sighup"),
-            _ = tick.tick() => {
-                let now = mtime(&src.path);
-                if now == seen || !src.whole { continue }
-                (true, "file")
-            }
-            _ = tokio::time::sleep_until(retry_at), if watch.is_none() => {
-                match coord.config_watch().await {
-                    Ok(w) => {
-                        watch = Some(w);
-                        tracing::info!(failed_attempts = failures, "watching the coordinator for pushed site files");
-                        (pauses, failures) = (WATCH_RETRY.build(), 0);
-                        match coord.config_get().await {
-                            Ok(Some((text, rev))) => {
-                                if stored_rev.is_some_and(|r| rev > r) {
-                                    tracing::info!(revision = rev, "site file pushed while the config watch was closed");
-                                    apply(&text, "coordinator", &site_tx, &state);
-                                }
-                                stored_rev = Some(rev);
-                            }
-                            Ok(None) => stored_rev = Some(stored_rev.unwrap_or(0)),
-                            Err(e) => tracing::warn!(error = %e, "cannot read the stored site file after opening the config watch"),
-                        }
-                    }
-                    Err(e) => {
-                        failures += 1;
-                        let pause = pauses.next().unwrap_or(WATCH_RETRY_MAX);
-                        tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, failed_attempts = failures,
-                            "cannot watch the coordinator for pushed site files; retrying");
-                        retry_at = tokio::time::Instant::now() + pause;
-                    }
-                }
-                continue;
-            }
-            ev = async { match watch.as_mut() { Some(w) => w.recv().await, None => std::future::pending().await } } => {
-                match ev {
-                    Some((text, rev)) => {
-                        tracing::info!(revision = rev, "new site file in the coordinator");
-                        stored_rev = Some(rev);
-                        apply(&text, "coordinator", &site_tx, &state);
-                    }
-                    None => {
-                        tracing::warn!("the coordinator's config watch ended; opening it again");
-                        watch = None;
-                        retry_at = tokio::time::Instant::now();
-                    }
-                }
-                continue;
-            }
-        };
-        if from_file {
-            seen = mtime(&src.path);
-            if src.whole {
-                match std::fs::read_to_string(&src.path) {
-                    Ok(text) => {
-                        apply(&text, source, &site_tx, &state);
-                    }
-                    Err(e) => {
-                        tracing::error!(path = %src.path.display(), error = %e, "cannot read the config file; keeping the running one")
-                    }
-                }
-            } else {
-                match coord.config_get().await {
-                    Ok(Some((text, _))) => {
-                        apply(&text, source, &site_tx, &state);
-                    }
-                    Ok(None) => tracing::error!("no site file in the coordinator; keeping the running one"),
-                    Err(e) => tracing::error!(error = %e, "cannot read the site file from the coordinator; keeping the running one"),
-                }
-            }
-        }
-    }
-}
 
 /// A bearer token from the environment variable `name`; `None` when unset or empty.
 fn token_from_env(name: &str) -> Option<Secret> {

@@ -15,6 +15,7 @@ mod daemon;
 mod load;
 mod logging;
 mod metrics;
+mod reload;
 mod ssh_cmd;
 mod status_text;
 

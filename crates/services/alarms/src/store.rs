@@ -232,6 +232,62 @@ pub struct Writer {
     pub metrics: Metrics,
 }
 
+/// One write of the [`Writer`]: its ops, and what changes in the log once it is durable.
+#[derive(Default)]
+struct PlannedWrite {
+    ops: Vec<KvOp>,
+    /// Acknowledged alarms, with who waits for them.
+    acks: Vec<(Alarm, oneshot::Sender<Option<Alarm>>)>,
+    /// Open alarms an `ok` of their item closes.
+    closes: Vec<Alarm>,
+    /// The alarms written, and the chunks they go in (first key, how many).
+    alarms: Vec<Arc<Alarm>>,
+    placed: Vec<(String, usize)>,
+    /// Dirty cursors written (channel, key).
+    cursors: Vec<(String, String)>,
+    /// Chunks deleted.
+    trim: Vec<String>,
+}
+
+impl PlannedWrite {
+    /// The item states the alarms set, and the open alarms (at most 16) an `ok` closes.
+    fn item_states(&mut self, log: &Log) {
+        for a in &self.alarms {
+            if let (Some(item), Some(state)) = (&a.item, &a.state) {
+                self.ops.push(KvOp::Put { key: format!("{ITEMS}{item}"), value: state.clone().into_bytes() });
+                if state == "ok" {
+                    let open = log.entries.values().filter(|e| e.alarm.open && e.alarm.item.as_ref() == Some(item));
+                    for e in open.take(16usize.saturating_sub(self.closes.len())) {
+                        self.closes.push((*e.alarm).clone());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Takes queued acknowledgements (up to [`MAX_EXTRA`] in all with `extra`): those of an
+/// alarm not acknowledged yet are returned; the others are answered at once.
+fn take_acks(log: &Log, q: &mut Queue, extra: &mut usize) -> Vec<(Alarm, oneshot::Sender<Option<Alarm>>)> {
+    let mut acks = Vec::new();
+    while *extra < MAX_EXTRA {
+        let Some((id, by, reply)) = q.acks.pop_front() else { break };
+        match log.get(&id) {
+            Some(a) if a.acked.is_none() => {
+                let mut a = (*a).clone();
+                a.open = false;
+                a.acked = Some(Ack { by, at_ms: mware_coord::now_ms() });
+                *extra += 1;
+                acks.push((a, reply));
+            }
+            other => {
+                let _ = reply.send(other.map(|a| (*a).clone()));
+            }
+        }
+    }
+    acks
+}
+
 impl Writer {
     /// Runs until the channel closes or `cancel`; `Err` when the store refused a write
     /// (this instance is no longer active).
@@ -279,97 +335,16 @@ impl Writer {
     }
 
     async fn write(&self, q: &mut Queue, cancel: &CancellationToken) -> Result<(), CoordError> {
-        let mut ops = Vec::new();
-        let mut acks: Vec<(Alarm, oneshot::Sender<Option<Alarm>>)> = Vec::new();
-        let mut closes: Vec<Alarm> = Vec::new();
-        let mut extra = 0;
-        let (trim, cursors, placed, alarms) = {
-            let log = self.shared.log.lock().unwrap_or_else(|e| e.into_inner());
-            while extra < MAX_EXTRA {
-                let Some((id, by, reply)) = q.acks.pop_front() else { break };
-                match log.get(&id) {
-                    Some(a) if a.acked.is_none() => {
-                        let mut a = (*a).clone();
-                        a.open = false;
-                        a.acked = Some(Ack { by, at_ms: mware_coord::now_ms() });
-                        extra += 1;
-                        acks.push((a, reply));
-                    }
-                    other => {
-                        let _ = reply.send(other.map(|a| (*a).clone()));
-                    }
-                }
-            }
-            let (chunks, alarms) = crate::queue::take_chunks(q, &mut extra);
-            for a in &alarms {
-                if let (Some(item), Some(state)) = (&a.item, &a.state) {
-                    ops.push(KvOp::Put { key: format!("{ITEMS}{item}"), value: state.clone().into_bytes() });
-                    if state == "ok" {
-                        let open = log.entries.values().filter(|e| e.alarm.open && e.alarm.item.as_ref() == Some(item));
-                        for e in open.take(16usize.saturating_sub(closes.len())) {
-                            closes.push((*e.alarm).clone());
-                        }
-                    }
-                }
-            }
-            for a in &acks {
-                ops.push(KvOp::Put { key: format!("{MARKS}{}", a.0.key()), value: serde_json::to_vec(&a.0.acked).unwrap_or_default() });
-            }
-            for a in &closes {
-                ops.push(KvOp::Put { key: format!("{MARKS}{}", a.key()), value: b"null".to_vec() });
-            }
-            let mut placed = Vec::with_capacity(chunks.len());
-            for c in chunks {
-                ops.push(KvOp::Put { key: format!("{ALARMS}{}", c.first), value: c.json });
-                placed.push((c.first, c.n));
-            }
-            let cursors: Vec<(String, String)> =
-                log.cursors.iter().filter(|(_, c)| c.dirty).filter_map(|(n, c)| Some((n.clone(), c.key.clone()?))).collect();
-            for (n, k) in &cursors {
-                ops.push(KvOp::Put { key: format!("{CURSORS}{n}"), value: k.clone().into_bytes() });
-            }
-            let trim = self.trimmable(&log);
-            for chunk in &trim {
-                ops.push(KvOp::Delete { key: format!("{ALARMS}{chunk}") });
-            }
-            (trim, cursors, placed, alarms)
-        };
-        if ops.is_empty() {
+        let mut w = self.plan_write(q);
+        if w.ops.is_empty() {
             return Ok(());
         }
+        let ops = std::mem::take(&mut w.ops);
         if !mware_coord::kv_apply_retrying(self.coord.as_ref(), &self.fence, ops, cancel, "alarms").await? {
             return Ok(());
         }
-        let n = alarms.len() as u64;
-        {
-            let mut log = self.shared.log.lock().unwrap_or_else(|e| e.into_inner());
-            for (name, key) in &cursors {
-                if let Some(c) = log.cursors.get_mut(name) {
-                    c.dirty = c.key.as_deref() != Some(key);
-                }
-            }
-            for a in closes.into_iter().chain(acks.iter().map(|a| a.0.clone())) {
-                log.replace(Alarm { open: false, ..a });
-            }
-            let mut alarms = alarms.into_iter();
-            for (first, n) in &placed {
-                for a in alarms.by_ref().take(*n) {
-                    if let (Some(item), Some(state)) = (&a.item, &a.state) {
-                        log.items.insert(item.clone(), state.clone());
-                    }
-                    log.insert(first, a);
-                }
-            }
-            for chunk in trim {
-                log.chunks.remove(&chunk);
-                // A chunk's alarms are contiguous from its first key.
-                let keys: Vec<String> =
-                    log.entries.range(chunk.clone()..).take_while(|(_, e)| e.chunk == chunk).map(|(k, _)| k.clone()).collect();
-                for k in keys {
-                    log.remove(&k);
-                }
-            }
-        }
+        let n = w.alarms.len() as u64;
+        let acks = self.apply_written(w);
         for (a, r) in acks {
             let _ = r.send(Some(a));
         }
@@ -383,6 +358,69 @@ impl Writer {
             self.shared.written.notify_waiters();
         }
         Ok(())
+    }
+
+    /// The next write: acknowledgements, alarms (in chunks) with the item states they
+    /// set and the open alarms an `ok` closes, dirty cursors, and chunks to trim.
+    fn plan_write(&self, q: &mut Queue) -> PlannedWrite {
+        let log = self.shared.log.lock().unwrap_or_else(|e| e.into_inner());
+        let mut w = PlannedWrite::default();
+        let mut extra = 0;
+        w.acks = take_acks(&log, q, &mut extra);
+        let (chunks, alarms) = crate::queue::take_chunks(q, &mut extra);
+        w.alarms = alarms;
+        w.item_states(&log);
+        for a in &w.acks {
+            w.ops.push(KvOp::Put { key: format!("{MARKS}{}", a.0.key()), value: serde_json::to_vec(&a.0.acked).unwrap_or_default() });
+        }
+        for a in &w.closes {
+            w.ops.push(KvOp::Put { key: format!("{MARKS}{}", a.key()), value: b"null".to_vec() });
+        }
+        for c in chunks {
+            w.ops.push(KvOp::Put { key: format!("{ALARMS}{}", c.first), value: c.json });
+            w.placed.push((c.first, c.n));
+        }
+        w.cursors = log.cursors.iter().filter(|(_, c)| c.dirty).filter_map(|(n, c)| Some((n.clone(), c.key.clone()?))).collect();
+        for (n, k) in &w.cursors {
+            w.ops.push(KvOp::Put { key: format!("{CURSORS}{n}"), value: k.clone().into_bytes() });
+        }
+        w.trim = self.trimmable(&log);
+        for chunk in &w.trim {
+            w.ops.push(KvOp::Delete { key: format!("{ALARMS}{chunk}") });
+        }
+        w
+    }
+
+    /// Brings the log in line with a durable write; the acknowledgements to answer.
+    fn apply_written(&self, w: PlannedWrite) -> Vec<(Alarm, oneshot::Sender<Option<Alarm>>)> {
+        let mut log = self.shared.log.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, key) in &w.cursors {
+            if let Some(c) = log.cursors.get_mut(name) {
+                c.dirty = c.key.as_deref() != Some(key);
+            }
+        }
+        for a in w.closes.into_iter().chain(w.acks.iter().map(|a| a.0.clone())) {
+            log.replace(Alarm { open: false, ..a });
+        }
+        let mut alarms = w.alarms.into_iter();
+        for (first, n) in &w.placed {
+            for a in alarms.by_ref().take(*n) {
+                if let (Some(item), Some(state)) = (&a.item, &a.state) {
+                    log.items.insert(item.clone(), state.clone());
+                }
+                log.insert(first, a);
+            }
+        }
+        for chunk in w.trim {
+            log.chunks.remove(&chunk);
+            // A chunk's alarms are contiguous from its first key.
+            let keys: Vec<String> =
+                log.entries.range(chunk.clone()..).take_while(|(_, e)| e.chunk == chunk).map(|(k, _)| k.clone()).collect();
+            for k in keys {
+                log.remove(&k);
+            }
+        }
+        w.acks
     }
 
     /// Chunks every channel has passed, oldest first, while more than `history` alarms

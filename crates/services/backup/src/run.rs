@@ -67,6 +67,13 @@ pub struct Report {
     pub record: RunRecord,
 }
 
+/// One target of a run: where its copy goes and the temporary name it is written under.
+struct Step<'a> {
+    spec: &'a TargetSpec,
+    dir: String,
+    temp: Temp,
+}
+
 fn fail_reason(key: &str, e: &BackupError) -> String {
     let s = e.to_string();
     if s.contains(&format!("target {key}")) {
@@ -111,109 +118,169 @@ impl Runner {
     /// (`None`: an operator's run, resolved with today's date). The state is read and
     /// written through the coordinator, fenced.
     pub async fn run(&self, plan: &Plan, only: Option<&str>, day: Option<NaiveDate>) -> Result<Report> {
+        let (mut record, steps) = self.plan_run(plan, only, day);
+        let bytes = Arc::new(AtomicU64::new(0));
+        let mut state = self.record_start(&record, bytes.clone()).await?;
+        state.leftovers = self.clean(plan, std::mem::take(&mut state.leftovers)).await;
+        let mut failure = None;
+        for step in &steps {
+            if let Err(reason) = self.copy_target(plan, &mut state, step, &record.id, &bytes).await {
+                failure = Some(reason);
+                break;
+            }
+        }
+        self.record_finish(&mut state, &mut record, failure, day).await?;
+        Ok(Report { record })
+    }
+
+    /// The run's record (id, targets, temporary names) and its steps, one per target.
+    fn plan_run<'a>(&self, plan: &'a Plan, only: Option<&str>, day: Option<NaiveDate>) -> (RunRecord, Vec<Step<'a>>) {
         let started_local = Local::now().naive_local();
         let started_ms = now_ms();
         let id = format!("{}-e{}", started_local.format("%Y%m%dT%H%M%S"), self.fence.epoch);
         let date = day.unwrap_or(started_local.date());
-        let targets: Vec<&TargetSpec> = plan.targets.iter().filter(|t| only.is_none_or(|o| o == t.key)).collect();
-        let dirs: Vec<String> = targets.iter().map(|t| template::resolve(t.storage.path.as_deref(), date)).collect();
-        let temps: Vec<Temp> = targets
+        let steps: Vec<Step> = plan
+            .targets
             .iter()
-            .zip(&dirs)
-            .map(|(t, d)| Temp { target: t.key.clone(), path: storage::join(d, &storage::temp_name(&t.file_name(), &id)) })
+            .filter(|t| only.is_none_or(|o| o == t.key))
+            .map(|t| {
+                let dir = template::resolve(t.storage.path.as_deref(), date);
+                let temp = Temp { target: t.key.clone(), path: storage::join(&dir, &storage::temp_name(&t.file_name(), &id)) };
+                Step { spec: t, dir, temp }
+            })
             .collect();
-        let mut record = RunRecord {
-            id: id.clone(),
+        let record = RunRecord {
+            id,
             instance: self.instance.clone(),
             epoch: self.fence.epoch,
             day,
-            targets: targets.iter().map(|t| t.key.clone()).collect(),
+            targets: steps.iter().map(|s| s.spec.key.clone()).collect(),
             started_ms,
             started_local,
             finished_ms: None,
             finished_local: None,
             result: None,
             reason: None,
-            temps: temps.clone(),
+            temps: steps.iter().map(|s| s.temp.clone()).collect(),
         };
+        (record, steps)
+    }
+
+    /// Records the run as running (fenced) and shows it in status; the state read.
+    async fn record_start(&self, record: &RunRecord, bytes: Arc<AtomicU64>) -> Result<State> {
         let mut state = store::load(&*self.coord, self.fence.group).await?;
         state.running = Some(record.clone());
         store::save(&*self.coord, &self.fence, &state).await?;
-        tracing::info!(run = %id, targets = ?record.targets, "backup: run started");
-        let bytes = Arc::new(AtomicU64::new(0));
+        tracing::info!(run = %record.id, targets = ?record.targets, "backup: run started");
         *self.live.lock().unwrap_or_else(|e| e.into_inner()) = Some(Progress {
-            run_id: id.clone(),
-            manual: day.is_none(),
+            run_id: record.id.clone(),
+            manual: record.day.is_none(),
             targets: record.targets.clone(),
             target: String::new(),
-            started_ms,
-            target_started_ms: started_ms,
-            bytes: bytes.clone(),
+            started_ms: record.started_ms,
+            target_started_ms: record.started_ms,
+            bytes,
         });
         self.metrics.running.set(1);
-        state.leftovers = self.clean(plan, std::mem::take(&mut state.leftovers)).await;
-        let mut failure = None;
-        for ((t, dir), temp) in targets.iter().zip(&dirs).zip(&temps) {
-            bytes.store(0, Ordering::Relaxed);
-            if let Some(p) = self.live.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-                p.target = t.key.clone();
-                p.target_started_ms = now_ms();
+        Ok(state)
+    }
+
+    /// Copies one target and records its outcome in `state`; the reason when it failed
+    /// (its temporary file is removed, or listed as a leftover).
+    async fn copy_target(
+        &self,
+        plan: &Plan,
+        state: &mut State,
+        step: &Step<'_>,
+        id: &str,
+        bytes: &Arc<AtomicU64>,
+    ) -> std::result::Result<(), String> {
+        let t = step.spec;
+        bytes.store(0, Ordering::Relaxed);
+        if let Some(p) = self.live.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            p.target = t.key.clone();
+            p.target_started_ms = now_ms();
+        }
+        let t0 = Instant::now();
+        // Nothing was written when the storage server cannot be reached: no cleanup.
+        let (result, wrote) = match t.storage.target(&self.keys).connect().await {
+            Ok(s) => (self.target(plan, t, s, &step.dir, &step.temp.path, id, bytes.clone()).await, true),
+            Err(e) => (Err(BackupError::Ssh { what: format!("target {}: storage server", t.key), source: e }), false),
+        };
+        match result {
+            Ok(o) => {
+                self.target_done(state, t, id, o, t0);
+                Ok(())
             }
-            let t0 = Instant::now();
-            // Nothing was written when the storage server cannot be reached: no cleanup.
-            let (result, wrote) = match t.storage.target(&self.keys).connect().await {
-                Ok(s) => (self.target(plan, t, s, dir, &temp.path, &id, bytes.clone()).await, true),
-                Err(e) => (Err(BackupError::Ssh { what: format!("target {}: storage server", t.key), source: e }), false),
-            };
-            let hist = state.targets.entry(t.key.clone()).or_default();
-            let was_failing = hist.last_failure.as_ref().map(|f| f.at_ms) > hist.last_success.as_ref().map(|s| s.at_ms);
-            let l = Metrics::of(&t.key);
-            match result {
-                Ok(mut o) => {
-                    o.duration_ms = t0.elapsed().as_millis() as u64;
-                    o.run_id = id.clone();
-                    self.metrics.last_success.get_or_create(&l).set((o.at_ms / 1000) as i64);
-                    self.metrics.duration.get_or_create(&l).set(t0.elapsed().as_secs_f64());
-                    self.metrics.bytes.get_or_create(&l).set(o.bytes as i64);
-                    tracing::info!(run = %id, target_key = %t.key, bytes = o.bytes, path = %o.path, source = ?o.source, "backup: target done in {:.1} s", t0.elapsed().as_secs_f64());
-                    hist.last_success = Some(o);
-                    if was_failing {
-                        self.events.publish(EventKind::Item {
-                            source: "backup".into(),
-                            item: t.key.clone(),
-                            state: "ok".into(),
-                            reason: "the last backup succeeded".into(),
-                        });
-                    }
+            Err(e) => {
+                let reason = self.target_failed(state, step, id, &e, t0);
+                if wrote {
+                    state.leftovers.extend(self.clean(plan, vec![step.temp.clone()]).await);
                 }
-                Err(e) => {
-                    let reason = fail_reason(&t.key, &e);
-                    tracing::error!(run = %id, target_key = %t.key, "backup: run aborted: {reason}");
-                    self.metrics.failures.get_or_create(&l).inc();
-                    hist.last_failure = Some(Outcome {
-                        at_ms: now_ms(),
-                        run_id: id.clone(),
-                        duration_ms: t0.elapsed().as_millis() as u64,
-                        bytes: 0,
-                        path: storage::join(dir, &t.file_name()),
-                        sha256: None,
-                        source: None,
-                        reason: Some(reason.clone()),
-                    });
-                    self.events.publish(EventKind::Item {
-                        source: "backup".into(),
-                        item: t.key.clone(),
-                        state: "failing".into(),
-                        reason: reason.clone(),
-                    });
-                    if wrote {
-                        state.leftovers.extend(self.clean(plan, vec![temp.clone()]).await);
-                    }
-                    failure = Some(reason);
-                    break;
-                }
+                Err(reason)
             }
         }
+    }
+
+    /// Whether the last outcome of `key` in `state` is a failure.
+    fn was_failing(state: &State, key: &str) -> bool {
+        state.targets.get(key).is_some_and(|h| h.last_failure.as_ref().map(|f| f.at_ms) > h.last_success.as_ref().map(|s| s.at_ms))
+    }
+
+    /// Records a target copied: its success, metrics, and an event if it was failing.
+    fn target_done(&self, state: &mut State, t: &TargetSpec, id: &str, mut o: Outcome, t0: Instant) {
+        let was_failing = Self::was_failing(state, &t.key);
+        let l = Metrics::of(&t.key);
+        o.duration_ms = t0.elapsed().as_millis() as u64;
+        o.run_id = id.to_string();
+        self.metrics.last_success.get_or_create(&l).set((o.at_ms / 1000) as i64);
+        self.metrics.duration.get_or_create(&l).set(t0.elapsed().as_secs_f64());
+        self.metrics.bytes.get_or_create(&l).set(o.bytes as i64);
+        tracing::info!(run = %id, target_key = %t.key, bytes = o.bytes, path = %o.path, source = ?o.source, "backup: target done in {:.1} s", t0.elapsed().as_secs_f64());
+        state.targets.entry(t.key.clone()).or_default().last_success = Some(o);
+        if was_failing {
+            self.events.publish(EventKind::Item {
+                source: "backup".into(),
+                item: t.key.clone(),
+                state: "ok".into(),
+                reason: "the last backup succeeded".into(),
+            });
+        }
+    }
+
+    /// Records a target failed: its failure, metrics and an event; the reason.
+    fn target_failed(&self, state: &mut State, step: &Step<'_>, id: &str, e: &BackupError, t0: Instant) -> String {
+        let t = step.spec;
+        let reason = fail_reason(&t.key, e);
+        tracing::error!(run = %id, target_key = %t.key, "backup: run aborted: {reason}");
+        self.metrics.failures.get_or_create(&Metrics::of(&t.key)).inc();
+        state.targets.entry(t.key.clone()).or_default().last_failure = Some(Outcome {
+            at_ms: now_ms(),
+            run_id: id.to_string(),
+            duration_ms: t0.elapsed().as_millis() as u64,
+            bytes: 0,
+            path: storage::join(&step.dir, &t.file_name()),
+            sha256: None,
+            source: None,
+            reason: Some(reason.clone()),
+        });
+        self.events.publish(EventKind::Item {
+            source: "backup".into(),
+            item: t.key.clone(),
+            state: "failing".into(),
+            reason: reason.clone(),
+        });
+        reason
+    }
+
+    /// Records the run finished (fenced) with its result, and clears it from status.
+    async fn record_finish(
+        &self,
+        state: &mut State,
+        record: &mut RunRecord,
+        failure: Option<String>,
+        day: Option<NaiveDate>,
+    ) -> Result<()> {
         record.finished_ms = Some(now_ms());
         record.finished_local = Some(Local::now().naive_local());
         record.result = Some(if failure.is_some() { "failed" } else { "ok" }.into());
@@ -229,9 +296,9 @@ impl Runner {
         state.last_run = Some(record.clone());
         *self.live.lock().unwrap_or_else(|e| e.into_inner()) = None;
         self.metrics.running.set(0);
-        store::save(&*self.coord, &self.fence, &state).await?;
-        tracing::info!(run = %id, result = ?record.result, "backup: run finished");
-        Ok(Report { record })
+        store::save(&*self.coord, &self.fence, state).await?;
+        tracing::info!(run = %record.id, result = ?record.result, "backup: run finished");
+        Ok(())
     }
 
     /// A fenced write just before a copy is put in place: an instance that lost activity

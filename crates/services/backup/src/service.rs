@@ -4,19 +4,20 @@
 //! (at most a minute, so config changes and operators' requests are seen), with the
 //! decision's reason in the service status.
 
-use crate::config;
+use crate::config::{self, Plan};
 use crate::decide::{decide, Decision};
 use crate::error::BackupError;
 use crate::handle::{lock, BackupService, RunRequest, View};
 use crate::run::{interrupted, Runner};
 use crate::section::BackupController;
-use crate::store;
+use crate::store::{self, State};
 use async_trait::async_trait;
-use chrono::Local;
+use chrono::{Local, NaiveDate, NaiveDateTime};
 use mware_config::Role;
 use mware_coord::CoordError;
 use mware_host::{Service, ServiceContext, ServiceState};
 use mware_ssh::HostKeyPolicy;
+use std::ops::ControlFlow;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -50,37 +51,17 @@ impl BackupService {
         let keys = HostKeyPolicy::from(&ctx.site.borrow().ssh);
         let plan = match config::plan(&bc) {
             Ok(p) => p,
-            Err(problems) => {
-                ctx.status
-                    .set(ServiceState::Idle, format!("backup_controller cannot run: {}; waiting for a config change", problems.join("; ")));
-                self.set_view(|v| {
-                    v.plan = None;
-                    v.problems = problems;
-                });
-                return Ok(Self::wait_config(ctx).await);
-            }
+            Err(problems) => return Ok(self.plan_refused(ctx, problems).await),
         };
         self.set_view(|v| {
             v.plan = Some(plan.clone());
             v.keys = Some(keys.clone());
             v.problems.clear();
         });
-        let runner = Runner {
-            coord: ctx.coord.clone(),
-            fence: ctx.fence,
-            instance: ctx.instance.clone(),
-            keys,
-            live: self.inner.live.clone(),
-            metrics: self.inner.metrics.clone(),
-            events: ctx.events.clone(),
-        };
+        let runner = self.runner(ctx, keys);
         let mut state = store::load(&*ctx.coord, ctx.fence.group).await?;
         if state.running.is_some() {
-            let temps = interrupted(&mut state, &ctx.instance);
-            tracing::warn!(instance = %ctx.instance, "backup: found a half-done run: {}", state.last_run.as_ref().and_then(|r| r.reason.clone()).unwrap_or_default());
-            let left = runner.clean(&plan, temps).await;
-            state.leftovers.extend(left);
-            if let Err(e) = store::save(&*ctx.coord, &ctx.fence, &state).await {
+            if let Err(e) = clean_half_done(ctx, &runner, &plan, &mut state).await {
                 return fenced_or(e);
             }
         }
@@ -92,21 +73,9 @@ impl BackupService {
         });
         let failed = state.last_run.as_ref().filter(|r| r.result.as_deref() == Some("failed"));
         let prefix = failed.map(|r| format!("the last backup failed: {}; ", r.reason.clone().unwrap_or_default())).unwrap_or_default();
-        let request = match d {
-            Decision::Run { day, why } => {
-                ctx.status.set(ServiceState::Running, format!("{prefix}running the scheduled backup: {why}"));
-                Some((None, Some(day)))
-            }
-            Decision::WaitUntil { at, why } => {
-                ctx.status.set(ServiceState::Running, format!("{prefix}{why}"));
-                let wait = (at - now).to_std().unwrap_or(Duration::ZERO).clamp(Duration::from_secs(1), TICK);
-                tokio::select! {
-                    _ = ctx.cancel.cancelled() => return Ok(false),
-                    r = ctx.site.changed() => return Ok(r.is_ok()),
-                    req = rx.recv() => req.map(|r| (r.target, None)),
-                    _ = tokio::time::sleep(wait) => None,
-                }
-            }
+        let request = match wait_for_run(ctx, rx, d, now, &prefix).await {
+            ControlFlow::Break(go_on) => return Ok(go_on),
+            ControlFlow::Continue(request) => request,
         };
         let Some((only, day)) = request else {
             return Ok(true);
@@ -114,8 +83,45 @@ impl BackupService {
         if day.is_none() {
             ctx.status.set(ServiceState::Running, format!("{prefix}running a backup an operator asked for"));
         }
+        self.run_now(ctx, &runner, &plan, only, day).await
+    }
+
+    /// Shows why the settings cannot run, then waits for a config change (true) or the
+    /// end of the activity (false).
+    async fn plan_refused(&self, ctx: &mut ServiceContext, problems: Vec<String>) -> bool {
+        ctx.status.set(ServiceState::Idle, format!("backup_controller cannot run: {}; waiting for a config change", problems.join("; ")));
+        self.set_view(|v| {
+            v.plan = None;
+            v.problems = problems;
+        });
+        Self::wait_config(ctx).await
+    }
+
+    /// The runner of this activity.
+    fn runner(&self, ctx: &ServiceContext, keys: HostKeyPolicy) -> Runner {
+        Runner {
+            coord: ctx.coord.clone(),
+            fence: ctx.fence,
+            instance: ctx.instance.clone(),
+            keys,
+            live: self.inner.live.clone(),
+            metrics: self.inner.metrics.clone(),
+            events: ctx.events.clone(),
+        }
+    }
+
+    /// Runs the targets `only` (all when `None`) for `day` (`None`: an operator's run);
+    /// `Ok(false)` when cancelled or fenced.
+    async fn run_now(
+        &self,
+        ctx: &mut ServiceContext,
+        runner: &Runner,
+        plan: &Plan,
+        only: Option<String>,
+        day: Option<NaiveDate>,
+    ) -> anyhow::Result<bool> {
         let result = tokio::select! {
-            r = runner.run(&plan, only.as_deref(), day) => r,
+            r = runner.run(plan, only.as_deref(), day) => r,
             _ = ctx.cancel.cancelled() => {
                 *lock(&self.inner.live) = None;
                 self.inner.metrics.running.set(0);
@@ -134,6 +140,44 @@ impl BackupService {
                 *lock(&self.inner.live) = None;
                 self.inner.metrics.running.set(0);
                 fenced_or(e)
+            }
+        }
+    }
+}
+
+/// Records the run a predecessor left half-done as interrupted and removes its
+/// temporary files (those that cannot be removed stay listed as leftovers).
+async fn clean_half_done(ctx: &ServiceContext, runner: &Runner, plan: &Plan, state: &mut State) -> Result<(), BackupError> {
+    let temps = interrupted(state, &ctx.instance);
+    tracing::warn!(instance = %ctx.instance, "backup: found a half-done run: {}", state.last_run.as_ref().and_then(|r| r.reason.clone()).unwrap_or_default());
+    let left = runner.clean(plan, temps).await;
+    state.leftovers.extend(left);
+    store::save(&*ctx.coord, &ctx.fence, state).await
+}
+
+/// Shows the decision and, to wait, waits for its time, an operator's request or a
+/// config change: `Continue` with the run to make now, if any (targets, scheduled day);
+/// `Break` to end the pass (true: go on, false: stop).
+async fn wait_for_run(
+    ctx: &mut ServiceContext,
+    rx: &mut mpsc::Receiver<RunRequest>,
+    d: Decision,
+    now: NaiveDateTime,
+    prefix: &str,
+) -> ControlFlow<bool, Option<(Option<String>, Option<NaiveDate>)>> {
+    match d {
+        Decision::Run { day, why } => {
+            ctx.status.set(ServiceState::Running, format!("{prefix}running the scheduled backup: {why}"));
+            ControlFlow::Continue(Some((None, Some(day))))
+        }
+        Decision::WaitUntil { at, why } => {
+            ctx.status.set(ServiceState::Running, format!("{prefix}{why}"));
+            let wait = (at - now).to_std().unwrap_or(Duration::ZERO).clamp(Duration::from_secs(1), TICK);
+            tokio::select! {
+                _ = ctx.cancel.cancelled() => ControlFlow::Break(false),
+                r = ctx.site.changed() => ControlFlow::Break(r.is_ok()),
+                req = rx.recv() => ControlFlow::Continue(req.map(|r| (r.target, None))),
+                _ = tokio::time::sleep(wait) => ControlFlow::Continue(None),
             }
         }
     }

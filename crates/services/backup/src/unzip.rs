@@ -60,91 +60,125 @@ pub fn read_all<R: BufRead>(r: &mut R, mut sink: impl FnMut(&Entry, &mut dyn Rea
             END => return Ok(n),
             other => return Err(bad(format!("expected a zip local header, found signature {other:#010x}"))),
         }
-        let mut h = [0u8; 26];
-        r.read_exact(&mut h)?;
-        let (flags, method, crc, csize, usize_) = (u16_at(&h, 2), u16_at(&h, 4), u32_at(&h, 10), u32_at(&h, 14), u32_at(&h, 18));
-        let (name_len, extra_len) = (u16_at(&h, 22) as usize, u16_at(&h, 24) as usize);
-        let mut name = vec![0u8; name_len];
-        r.read_exact(&mut name)?;
-        let mut extra = vec![0u8; extra_len];
-        r.read_exact(&mut extra)?;
-        let raw = String::from_utf8(name).map_err(|_| bad("expected a UTF-8 entry name"))?;
-        let dir = raw.ends_with('/');
-        let name = crate::zipper::entry_name(&raw)?;
-        if !seen.insert(name.clone()) {
-            return Err(bad(format!("{name}: expected each entry once, found it a second time (it would replace the first)")));
-        }
-        let (mut csize, mut usize_) = (u64::from(csize), u64::from(usize_));
-        // Zip64 extra field in the local header: sizes that did not fit.
-        let mut i = 0;
-        while i + 4 <= extra.len() {
-            let (id, len) = (u16_at(&extra, i), u16_at(&extra, i + 2) as usize);
-            if id == 1 && i + 4 + len <= extra.len() {
-                let mut j = i + 4;
-                if usize_ == 0xFFFF_FFFF && j + 8 <= i + 4 + len {
-                    usize_ = u64_at(&extra, j);
-                    j += 8;
-                }
-                if csize == 0xFFFF_FFFF && j + 8 <= i + 4 + len {
-                    csize = u64_at(&extra, j);
-                }
-            }
-            i += 4 + len;
-        }
-        if flags & 0x01 != 0 {
-            return Err(bad(format!("{name}: expected an unencrypted entry, found an encrypted one")));
-        }
-        let streamed = flags & 0x08 != 0;
+        let h = local_header(r, &mut seen)?;
         let mut hasher = crc32fast::Hasher::new();
-        let (used, produced) = {
-            let mut data = EntryData {
-                r: &mut *r,
-                method,
-                streamed,
-                left: csize,
-                z: Decompress::new(false),
-                done: false,
-                used: 0,
-                produced: 0,
-                hasher: &mut hasher,
-            };
-            if method != 0 && method != 8 {
-                return Err(bad(format!("{name}: expected stored or deflated data, found compression method {method}")));
-            }
-            if method == 0 && streamed {
-                return Err(bad(format!("{name}: expected sizes for stored data, found a data descriptor")));
-            }
-            sink(&Entry { name: name.clone(), dir, size: usize_ }, &mut data)?;
-            io::copy(&mut data, &mut io::sink())?;
-            (data.used, data.produced)
-        };
-        let (crc, csize, usize_) = if streamed {
-            let mut d = [0u8; 4];
-            r.read_exact(&mut d)?;
-            let mut first = u32::from_le_bytes(d);
-            if first == DESCRIPTOR {
-                r.read_exact(&mut d)?;
-                first = u32::from_le_bytes(d);
-            }
-            if used >= 0xFFFF_FFFF || produced >= 0xFFFF_FFFF {
-                let mut s = [0u8; 16];
-                r.read_exact(&mut s)?;
-                (first, u64_at(&s, 0), u64_at(&s, 8))
-            } else {
-                let mut s = [0u8; 8];
-                r.read_exact(&mut s)?;
-                (first, u64::from(u32_at(&s, 0)), u64::from(u32_at(&s, 4)))
-            }
-        } else {
-            (crc, csize, usize_)
-        };
+        let (used, produced) = entry_data(r, &h, &mut hasher, &mut sink)?;
+        let (crc, csize, usize_) = if h.streamed() { descriptor(r, used, produced)? } else { (h.crc, h.csize, h.usize_) };
         let got = hasher.finalize();
         if got != crc || used != csize || produced != usize_ {
+            let name = &h.name;
             return Err(bad(format!(
                 "{name}: expected crc {crc:08x}, {csize} bytes packed, {usize_} bytes; found crc {got:08x}, {used} packed, {produced} (the archive is damaged)"
             )));
         }
         n += 1;
+    }
+}
+
+/// A local header, as read.
+struct LocalHeader {
+    flags: u16,
+    method: u16,
+    crc: u32,
+    /// Packed and unpacked sizes (0 when a data descriptor follows).
+    csize: u64,
+    usize_: u64,
+    /// The checked name, and whether it names a folder.
+    name: String,
+    dir: bool,
+}
+
+impl LocalHeader {
+    /// Sizes and CRC come in a data descriptor after the data.
+    fn streamed(&self) -> bool {
+        self.flags & 0x08 != 0
+    }
+}
+
+/// Reads a local header (its signature already read): refuses a name met before (kept in
+/// `seen`) and an encrypted entry.
+fn local_header<R: BufRead>(r: &mut R, seen: &mut HashSet<String>) -> io::Result<LocalHeader> {
+    let mut h = [0u8; 26];
+    r.read_exact(&mut h)?;
+    let (flags, method, crc, csize, usize_) = (u16_at(&h, 2), u16_at(&h, 4), u32_at(&h, 10), u32_at(&h, 14), u32_at(&h, 18));
+    let (name_len, extra_len) = (u16_at(&h, 22) as usize, u16_at(&h, 24) as usize);
+    let mut name = vec![0u8; name_len];
+    r.read_exact(&mut name)?;
+    let mut extra = vec![0u8; extra_len];
+    r.read_exact(&mut extra)?;
+    let raw = String::from_utf8(name).map_err(|_| bad("expected a UTF-8 entry name"))?;
+    let dir = raw.ends_with('/');
+    let name = crate::zipper::entry_name(&raw)?;
+    if !seen.insert(name.clone()) {
+        return Err(bad(format!("{name}: expected each entry once, found it a second time (it would replace the first)")));
+    }
+    let (csize, usize_) = zip64_sizes(&extra, u64::from(csize), u64::from(usize_));
+    if flags & 0x01 != 0 {
+        return Err(bad(format!("{name}: expected an unencrypted entry, found an encrypted one")));
+    }
+    Ok(LocalHeader { flags, method, crc, csize, usize_, name, dir })
+}
+
+/// The sizes of a local header, with those that did not fit taken from its Zip64 extra
+/// field.
+fn zip64_sizes(extra: &[u8], mut csize: u64, mut usize_: u64) -> (u64, u64) {
+    let mut i = 0;
+    while i + 4 <= extra.len() {
+        let (id, len) = (u16_at(extra, i), u16_at(extra, i + 2) as usize);
+        if id == 1 && i + 4 + len <= extra.len() {
+            let mut j = i + 4;
+            if usize_ == 0xFFFF_FFFF && j + 8 <= i + 4 + len {
+                usize_ = u64_at(extra, j);
+                j += 8;
+            }
+            if csize == 0xFFFF_FFFF && j + 8 <= i + 4 + len {
+                csize = u64_at(extra, j);
+            }
+        }
+        i += 4 + len;
+    }
+    (csize, usize_)
+}
+
+/// Hands the entry's data to `sink`, reads what it left, and returns the bytes packed and
+/// unpacked; `hasher` gets the data.
+fn entry_data<R: BufRead>(
+    r: &mut R,
+    h: &LocalHeader,
+    hasher: &mut crc32fast::Hasher,
+    sink: &mut impl FnMut(&Entry, &mut dyn Read) -> io::Result<()>,
+) -> io::Result<(u64, u64)> {
+    let (name, method, streamed) = (&h.name, h.method, h.streamed());
+    let mut data = EntryData { r, method, streamed, left: h.csize, z: Decompress::new(false), done: false, used: 0, produced: 0, hasher };
+    if method != 0 && method != 8 {
+        return Err(bad(format!("{name}: expected stored or deflated data, found compression method {method}")));
+    }
+    if method == 0 && streamed {
+        return Err(bad(format!("{name}: expected sizes for stored data, found a data descriptor")));
+    }
+    sink(&Entry { name: name.clone(), dir: h.dir, size: h.usize_ }, &mut data)?;
+    io::copy(&mut data, &mut io::sink())?;
+    Ok((data.used, data.produced))
+}
+
+/// Reads a data descriptor (its signature optional): the CRC-32 and the sizes, in Zip64
+/// form when either size `used` or `produced` needs it.
+fn descriptor<R: BufRead>(r: &mut R, used: u64, produced: u64) -> io::Result<(u32, u64, u64)> {
+    let mut d = [0u8; 4];
+    r.read_exact(&mut d)?;
+    let mut first = u32::from_le_bytes(d);
+    if first == DESCRIPTOR {
+        r.read_exact(&mut d)?;
+        first = u32::from_le_bytes(d);
+    }
+    if used >= 0xFFFF_FFFF || produced >= 0xFFFF_FFFF {
+        let mut s = [0u8; 16];
+        r.read_exact(&mut s)?;
+        Ok((first, u64_at(&s, 0), u64_at(&s, 8)))
+    } else {
+        let mut s = [0u8; 8];
+        r.read_exact(&mut s)?;
+        Ok((first, u64::from(u32_at(&s, 0)), u64::from(u32_at(&s, 4))))
     }
 }
 

@@ -9,7 +9,7 @@ use crate::handle::DevicesService;
 use crate::section::DeviceManager;
 use crate::store::Store;
 use crate::targets::Policy;
-use crate::transport::{amqp, local::Local, Transport};
+use crate::transport::{amqp, local::Local, Ack, Incoming, Transport};
 use async_trait::async_trait;
 use mware_config::Role;
 use mware_host::{Routes, Service, ServiceContext, ServiceState};
@@ -102,90 +102,118 @@ impl DevicesService {
                 }
                 return Ok(());
             };
-            ctx.status.set(ServiceState::Starting, "opening the job store");
-            let store = Arc::new(match &cfg.database {
-                Some(dsn) => Store::postgres(dsn).await?,
-                None => {
-                    let path = sqlite_path(&ctx.site.borrow().coordination.path);
-                    Store::sqlite(path).await?
-                }
-            });
-            store.claim(ctx.fence.group, ctx.fence.epoch, &ctx.instance).await?;
-            let local = cfg.amqp.is_none();
-            self.inner.local.store(local, std::sync::atomic::Ordering::Relaxed);
-            if local {
-                let n = store.requeue_open(ctx.fence.epoch).await?;
-                if n > 0 {
-                    tracing::info!(jobs = n, "devicemanager: open jobs of the previous activity run again in-process");
-                }
+            if !self.serve_settings(ctx, cfg).await? {
+                return Ok(());
             }
-            let (tx, rx) = mpsc::channel(REPORT_QUEUE);
-            let child = ctx.cancel.child_token();
-            let transport = match &cfg.amqp {
-                Some(dsn) => {
-                    let s = amqp::Settings {
-                        dsn: dsn.clone(),
-                        satellites: cfg.satellites.clone(),
-                        max_deliveries: cfg.max_deliveries,
-                        instance: ctx.instance.clone(),
-                    };
-                    Transport::Amqp(amqp::Amqp::start(s, tx, child.clone(), self.inner.metrics.clone()))
-                }
-                None => {
-                    self.inner.metrics.broker_up.set(1);
-                    let env = RunEnv::new(HostKeyPolicy::from(&ctx.site.borrow().ssh));
-                    Transport::Local(Local::new(env, cfg.concurrency, tx, child.clone()))
-                }
-            };
-            let policy = Policy::new(&ctx.site.borrow(), &cfg);
-            let (a, inserts) =
-                Active::new(store.clone(), ctx.fence.epoch, cfg.clone(), policy.clone(), transport, self.inner.metrics.clone());
-            let a = Arc::new(a);
-            self.inner.set(Some(a.clone()));
-            let how = if local {
-                "in-process".to_string()
-            } else {
-                format!("by pollers through RabbitMQ ({} satellites and the pool)", cfg.satellites.len())
-            };
-            ctx.status.set(ServiceState::Running, format!("jobs stored in {}, run {how}", store.describe()));
-            let loops = async {
-                tokio::try_join!(
-                    engine::inserter(a.clone(), inserts, child.clone()),
-                    engine::outbox(a.clone(), child.clone()),
-                    engine::recorder(a.clone(), rx, child.clone()),
-                    engine::sweeper(a.clone(), child.clone()),
-                    watch_broker(a.clone(), ctx.status.clone(), how.clone(), store.describe(), child.clone()),
-                )
-            };
-            let site = &mut ctx.site;
-            let changed = async {
-                loop {
-                    if site.changed().await.is_err() {
-                        std::future::pending::<()>().await;
-                    }
-                    let s = site.borrow().clone();
-                    let now = s.instance(&ctx.instance).and_then(|p| p.role.section::<DeviceManager>());
-                    // The settings, or the site's endpoints the target rules refuse.
-                    if now.as_ref() != Some(&cfg) || Policy::new(&s, &cfg) != policy {
-                        return;
-                    }
-                }
-            };
-            let outcome = tokio::select! {
-                r = loops => r.map(|_| false),
-                _ = changed => Ok(true),
-                _ = ctx.cancel.cancelled() => Ok(false),
-            };
-            child.cancel();
-            self.inner.set(None);
-            match outcome {
-                Ok(true) => {
-                    tracing::info!("devicemanager settings changed: starting again");
-                    continue;
-                }
-                Ok(false) => return Ok(()),
-                Err(e) => return Err(e),
+            tracing::info!("devicemanager settings changed: starting again");
+        }
+    }
+
+    /// Serves with the settings `cfg` until they change (true) or the activity ends
+    /// (false).
+    async fn serve_settings(&self, ctx: &mut ServiceContext, cfg: DeviceManager) -> Result<bool, DevicesError> {
+        ctx.status.set(ServiceState::Starting, "opening the job store");
+        let store = self.open_store(ctx, &cfg).await?;
+        let local = cfg.amqp.is_none();
+        let (tx, rx) = mpsc::channel(REPORT_QUEUE);
+        let child = ctx.cancel.child_token();
+        let transport = self.start_transport(ctx, &cfg, tx, &child);
+        let policy = Policy::new(&ctx.site.borrow(), &cfg);
+        let (a, inserts) = Active::new(store.clone(), ctx.fence.epoch, cfg.clone(), policy.clone(), transport, self.inner.metrics.clone());
+        let a = Arc::new(a);
+        self.inner.set(Some(a.clone()));
+        let how = if local {
+            "in-process".to_string()
+        } else {
+            format!("by pollers through RabbitMQ ({} satellites and the pool)", cfg.satellites.len())
+        };
+        ctx.status.set(ServiceState::Running, format!("jobs stored in {}, run {how}", store.describe()));
+        let status = ctx.status.clone();
+        let loops = async {
+            tokio::try_join!(
+                engine::inserter(a.clone(), inserts, child.clone()),
+                engine::outbox(a.clone(), child.clone()),
+                engine::recorder(a.clone(), rx, child.clone()),
+                engine::sweeper(a.clone(), child.clone()),
+                watch_broker(a.clone(), status, how.clone(), store.describe(), child.clone()),
+            )
+        };
+        let outcome = tokio::select! {
+            r = loops => r.map(|_| false),
+            _ = settings_changed(&mut ctx.site, &ctx.instance, &cfg, &policy) => Ok(true),
+            _ = ctx.cancel.cancelled() => Ok(false),
+        };
+        child.cancel();
+        self.inner.set(None);
+        outcome
+    }
+
+    /// Opens the job store and claims its jobs for this activity; in-process, the open
+    /// jobs of the previous activity are queued again.
+    async fn open_store(&self, ctx: &ServiceContext, cfg: &DeviceManager) -> Result<Arc<Store>, DevicesError> {
+        let store = Arc::new(match &cfg.database {
+            Some(dsn) => Store::postgres(dsn).await?,
+            None => {
+                let path = sqlite_path(&ctx.site.borrow().coordination.path);
+                Store::sqlite(path).await?
             }
+        });
+        store.claim(ctx.fence.group, ctx.fence.epoch, &ctx.instance).await?;
+        let local = cfg.amqp.is_none();
+        self.inner.local.store(local, std::sync::atomic::Ordering::Relaxed);
+        if local {
+            let n = store.requeue_open(ctx.fence.epoch).await?;
+            if n > 0 {
+                tracing::info!(jobs = n, "devicemanager: open jobs of the previous activity run again in-process");
+            }
+        }
+        Ok(store)
+    }
+
+    /// Starts the transport: RabbitMQ with `amqp`, else in-process; reports go to `tx`.
+    fn start_transport(
+        &self,
+        ctx: &ServiceContext,
+        cfg: &DeviceManager,
+        tx: mpsc::Sender<(Incoming, Ack)>,
+        child: &tokio_util::sync::CancellationToken,
+    ) -> Transport {
+        match &cfg.amqp {
+            Some(dsn) => {
+                let s = amqp::Settings {
+                    dsn: dsn.clone(),
+                    satellites: cfg.satellites.clone(),
+                    max_deliveries: cfg.max_deliveries,
+                    instance: ctx.instance.clone(),
+                };
+                Transport::Amqp(amqp::Amqp::start(s, tx, child.clone(), self.inner.metrics.clone()))
+            }
+            None => {
+                self.inner.metrics.broker_up.set(1);
+                let env = RunEnv::new(HostKeyPolicy::from(&ctx.site.borrow().ssh));
+                Transport::Local(Local::new(env, cfg.concurrency, tx, child.clone()))
+            }
+        }
+    }
+}
+
+/// Returns once this instance's devicemanager settings differ from `cfg`, or the site's
+/// endpoints the target rules refuse differ from `policy`; never if the site is gone.
+async fn settings_changed(
+    site: &mut tokio::sync::watch::Receiver<Arc<mware_config::Site>>,
+    instance: &str,
+    cfg: &DeviceManager,
+    policy: &Policy,
+) {
+    loop {
+        if site.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        let s = site.borrow().clone();
+        let now = s.instance(instance).and_then(|p| p.role.section::<DeviceManager>());
+        // The settings, or the site's endpoints the target rules refuse.
+        if now.as_ref() != Some(cfg) || Policy::new(&s, cfg) != *policy {
+            return;
         }
     }
 }

@@ -39,68 +39,19 @@ fn job(v: &Value, prefix: &str, cfg: &DeviceManager, policy: &Policy, local: boo
         }
     }
     let before = p.list.len();
-    let mut text = |key: &str, required: bool| -> Option<String> {
-        match m.get(key) {
-            None | Some(Value::Null) => {
-                if required {
-                    p.report(key, "expected a string, found nothing (a required field)");
-                }
-                None
-            }
-            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-            Some(other) => {
-                p.report(key, format!("expected a non-empty string, found {}", found(other)));
-                None
-            }
-        }
-    };
-    let kind = text("kind", true);
-    let target = text("target", true);
-    let satellite = text("satellite", false);
-    let idem = text("idempotency_key", false);
+    let kind = text(m, "kind", true, p);
+    let target = text(m, "target", true, p);
+    let satellite = text(m, "satellite", false, p);
+    let idem = text(m, "idempotency_key", false, p);
     let empty = Map::new();
-    let params = match m.get("params") {
-        None | Some(Value::Null) => &empty,
-        Some(Value::Object(o)) => o,
-        Some(other) => {
-            p.report("params", format!("expected an object, found {}", found(other)));
-            &empty
-        }
-    };
+    let params = params(m, p).unwrap_or(&empty);
     check_job(p, kind.as_deref(), target.as_deref(), params);
     if let Some(refused) = target.as_deref().and_then(|t| targets::check(policy, &p.path("target"), t, satellite.as_deref())) {
         p.list.push(refused);
     }
-    let timeout_ms = match m.get("timeout_ms") {
-        None | Some(Value::Null) => cfg.default_timeout_ms,
-        Some(t) => match t.as_i64() {
-            Some(n) if n >= 1 && n as u64 <= cfg.max_timeout_ms => n as u64,
-            _ => {
-                p.report(
-                    "timeout_ms",
-                    format!(
-                        "expected a whole number of milliseconds from 1 to {} (devicemanager.max_timeout_ms), found {}",
-                        cfg.max_timeout_ms,
-                        found(t)
-                    ),
-                );
-                0
-            }
-        },
-    };
+    let timeout_ms = timeout_ms(m, cfg, p);
     if let Some(s) = &satellite {
-        if local {
-            p.report(
-                "satellite",
-                format!("expected no satellite: this group runs jobs in-process (devicemanager.amqp is not set), found {s:?}"),
-            );
-        } else if !cfg.satellites.contains(s) {
-            let known = if cfg.satellites.is_empty() { "none is configured".to_string() } else { cfg.satellites.join(", ") };
-            p.report(
-                "satellite",
-                format!("expected a satellite of devicemanager.satellites ({known}), found {}", found(&Value::String(s.clone()))),
-            );
-        }
+        check_satellite(s, cfg, local, p);
     }
     if let Some(k) = &idem {
         if k.len() > 200 {
@@ -120,6 +71,73 @@ fn job(v: &Value, prefix: &str, cfg: &DeviceManager, policy: &Policy, local: boo
         idempotency_key: idem,
         created_ms: now_ms(),
     })
+}
+
+/// The non-empty string at `key`; nothing (reported when `required`) when it is missing
+/// or null, or not a non-empty string (reported).
+fn text(m: &Map<String, Value>, key: &str, required: bool, p: &mut Problems) -> Option<String> {
+    match m.get(key) {
+        None | Some(Value::Null) => {
+            if required {
+                p.report(key, "expected a string, found nothing (a required field)");
+            }
+            None
+        }
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(other) => {
+            p.report(key, format!("expected a non-empty string, found {}", found(other)));
+            None
+        }
+    }
+}
+
+/// The `params` object; none when it is missing, null, or not an object (reported).
+fn params<'a>(m: &'a Map<String, Value>, p: &mut Problems) -> Option<&'a Map<String, Value>> {
+    match m.get("params") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(o)) => Some(o),
+        Some(other) => {
+            p.report("params", format!("expected an object, found {}", found(other)));
+            None
+        }
+    }
+}
+
+/// `timeout_ms`: the default when missing or null; 0 when out of range (reported).
+fn timeout_ms(m: &Map<String, Value>, cfg: &DeviceManager, p: &mut Problems) -> u64 {
+    match m.get("timeout_ms") {
+        None | Some(Value::Null) => cfg.default_timeout_ms,
+        Some(t) => match t.as_i64() {
+            Some(n) if n >= 1 && n as u64 <= cfg.max_timeout_ms => n as u64,
+            _ => {
+                p.report(
+                    "timeout_ms",
+                    format!(
+                        "expected a whole number of milliseconds from 1 to {} (devicemanager.max_timeout_ms), found {}",
+                        cfg.max_timeout_ms,
+                        found(t)
+                    ),
+                );
+                0
+            }
+        },
+    }
+}
+
+/// A satellite is refused in-process, and must be one of `devicemanager.satellites`.
+fn check_satellite(s: &str, cfg: &DeviceManager, local: bool, p: &mut Problems) {
+    if local {
+        p.report(
+            "satellite",
+            format!("expected no satellite: this group runs jobs in-process (devicemanager.amqp is not set), found {s:?}"),
+        );
+    } else if !cfg.satellites.iter().any(|x| x == s) {
+        let known = if cfg.satellites.is_empty() { "none is configured".to_string() } else { cfg.satellites.join(", ") };
+        p.report(
+            "satellite",
+            format!("expected a satellite of devicemanager.satellites ({known}), found {}", found(&Value::String(s.to_string()))),
+        );
+    }
 }
 
 /// The body of `POST .../jobs`.

@@ -21,9 +21,7 @@
 //! (/proc/PID/stat) over the window and the latency its own `probe_duration_seconds`.
 //! The two sides run one after the other, not at once.
 
-use mware_monitor::engine::{self, EngineCtx, Views};
-use mware_monitor::metrics::{CheckLabels, Metrics};
-use mware_monitor::Probe;
+use mware_monitor::{start_probes, CheckLabels, EngineCtx, Metrics, Probe, Views};
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::process::{Command, Stdio};
@@ -163,10 +161,10 @@ async fn mware_side(ports: &[u16], window: Duration) -> Result {
         instance: "bench".into(),
         cancel: cancel.clone(),
         views: views.clone(),
-        env: mware_monitor::probes::ProbeEnv::new(&Default::default()),
+        env: mware_monitor::ProbeEnv::new(&Default::default()),
     };
     let tracker = TaskTracker::new();
-    engine::start(&probes, &HashMap::new(), &cx, &tracker);
+    start_probes(&probes, &HashMap::new(), &cx, &tracker);
     tokio::time::sleep(WARMUP).await;
     let count = |r: &str| -> u64 {
         probes.iter().map(|p| metrics.checks.get_or_create(&CheckLabels { probe: p.name.clone(), result: r.into() }).get()).sum()

@@ -101,17 +101,7 @@ impl Service for MonitorService {
     async fn run(&self, mut ctx: ServiceContext) -> anyhow::Result<()> {
         ctx.status.set(ServiceState::Starting, "restoring the group's recorded items");
         let restored = items::load(ctx.coord.as_ref(), ctx.fence.group).await?;
-        // What the last activity recorded is where this one starts; its probe and group
-        // states are announced again here, so no subscriber of this instance misses one.
-        for i in restored.iter().filter(|i| i.kind == "probe" || i.kind == "group") {
-            let reason = format!("as recorded by {} (restored at epoch {}): {}", i.instance, ctx.fence.epoch, i.reason);
-            ctx.events.publish(EventKind::Item {
-                source: "monitoring".into(),
-                item: format!("{}/{}", i.kind, i.name),
-                state: i.state.as_str().into(),
-                reason,
-            });
-        }
+        announce_restored(&ctx, &restored);
         let by_kind = |f: &dyn Fn(&Item) -> bool| -> Known {
             restored.iter().filter(|i| f(i)).map(|i| ((i.kind.clone(), i.name.clone()), i.clone())).collect()
         };
@@ -122,57 +112,27 @@ impl Service for MonitorService {
 
         let stop = ctx.cancel.child_token();
         let (tx, rx) = mpsc::channel::<Change>(QUEUE);
-        let writer = tokio::spawn(persist::run(ctx.coord.clone(), ctx.fence, ctx.events.clone(), rx, stop.clone()));
+        let mut writer = tokio::spawn(persist::run(ctx.coord.clone(), ctx.fence, ctx.events.clone(), rx, stop.clone()));
         let side = TaskTracker::new();
         side.spawn(watch::follow_events(ctx.events.clone(), tx.clone(), ctx.instance.clone(), others, stop.clone()));
         side.spawn(watch::follow_groups(ctx.coord.clone(), ctx.site.clone(), tx.clone(), ctx.instance.clone(), groups, stop.clone()));
         side.close();
 
-        let mut writer = writer;
         let result = loop {
             let probes = Self::probes(&ctx);
             let probe_stop = stop.child_token();
             let tracker = TaskTracker::new();
-            self.inner.views.lock().unwrap_or_else(|e| e.into_inner()).clear();
-            self.inner.metrics.clear();
-            let ecx = EngineCtx {
-                persist: tx.clone(),
-                metrics: self.inner.metrics.clone(),
-                instance: ctx.instance.clone(),
-                cancel: probe_stop.clone(),
-                views: self.inner.views.clone(),
-                env: crate::probes::ProbeEnv::new(&probes.1),
-            };
-            engine::start(&probes.0, &probe_states, &ecx, &tracker);
-            tracker.close();
-            ctx.status.set(
-                ServiceState::Running,
-                format!("running {} probe(s); recording the group's services and watching every group", probes.0.len()),
-            );
-            let changed = loop {
-                tokio::select! {
-                    _ = ctx.cancel.cancelled() => break false,
-                    r = &mut writer => {
-                        break_with(&probe_stop, &tracker).await;
-                        stop.cancel();
-                        side.wait().await;
-                        return match r {
-                            Ok(Err(e)) => Err(anyhow::anyhow!("cannot record monitoring items: {e}")),
-                            _ => Ok(()),
-                        };
-                    }
-                    r = ctx.site.changed() => {
-                        if r.is_err() { break false }
-                        if Self::probes(&ctx) != probes {
-                            tracing::info!(instance = %ctx.instance, "monitoring: probes or ssh settings changed; restarting the probes");
-                            break true;
-                        }
-                    }
-                }
-            };
+            self.start_probes(&ctx, &probes, &probe_states, &tx, &probe_stop, &tracker);
+            let next = wait_for_change(&mut ctx, &mut writer, &probes).await;
+            if let Next::WriterEnded(r) = next {
+                break_with(&probe_stop, &tracker).await;
+                stop.cancel();
+                side.wait().await;
+                return r;
+            }
             probe_states = self.current();
             break_with(&probe_stop, &tracker).await;
-            if !changed {
+            if !matches!(next, Next::Restart) {
                 break Ok(());
             }
         };
@@ -182,6 +142,87 @@ impl Service for MonitorService {
         let _ = writer.await;
         self.inner.views.lock().unwrap_or_else(|e| e.into_inner()).clear();
         result
+    }
+}
+
+impl MonitorService {
+    /// Starts `probes` from `states` (their views and metrics cleared first), under
+    /// `probe_stop` and `tracker`.
+    fn start_probes(
+        &self,
+        ctx: &ServiceContext,
+        probes: &(Vec<Probe>, mware_config::SshSettings),
+        states: &HashMap<String, Item>,
+        tx: &mpsc::Sender<Change>,
+        probe_stop: &CancellationToken,
+        tracker: &TaskTracker,
+    ) {
+        self.inner.views.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.inner.metrics.clear();
+        let ecx = EngineCtx {
+            persist: tx.clone(),
+            metrics: self.inner.metrics.clone(),
+            instance: ctx.instance.clone(),
+            cancel: probe_stop.clone(),
+            views: self.inner.views.clone(),
+            env: crate::probes::ProbeEnv::new(&probes.1),
+        };
+        engine::start(&probes.0, states, &ecx, tracker);
+        tracker.close();
+        ctx.status.set(
+            ServiceState::Running,
+            format!("running {} probe(s); recording the group's services and watching every group", probes.0.len()),
+        );
+    }
+}
+
+/// What ends a run of the probes.
+enum Next {
+    /// The probes or the SSH settings changed: start them again.
+    Restart,
+    /// The activity ends (or the site is gone).
+    Stop,
+    /// The writer ended: the service ends with its outcome.
+    WriterEnded(anyhow::Result<()>),
+}
+
+/// Waits for the end of the activity, the end of the writer, or a change of `probes`.
+async fn wait_for_change(
+    ctx: &mut ServiceContext,
+    writer: &mut tokio::task::JoinHandle<Result<(), mware_coord::CoordError>>,
+    probes: &(Vec<Probe>, mware_config::SshSettings),
+) -> Next {
+    loop {
+        tokio::select! {
+            _ = ctx.cancel.cancelled() => return Next::Stop,
+            r = &mut *writer => {
+                return Next::WriterEnded(match r {
+                    Ok(Err(e)) => Err(anyhow::anyhow!("cannot record monitoring items: {e}")),
+                    _ => Ok(()),
+                });
+            }
+            r = ctx.site.changed() => {
+                if r.is_err() { return Next::Stop }
+                if MonitorService::probes(ctx) != *probes {
+                    tracing::info!(instance = %ctx.instance, "monitoring: probes or ssh settings changed; restarting the probes");
+                    return Next::Restart;
+                }
+            }
+        }
+    }
+}
+
+/// Announces again the probe and group states the last activity recorded, so no
+/// subscriber of this instance misses one: they are where this activity starts.
+fn announce_restored(ctx: &ServiceContext, restored: &[Item]) {
+    for i in restored.iter().filter(|i| i.kind == "probe" || i.kind == "group") {
+        let reason = format!("as recorded by {} (restored at epoch {}): {}", i.instance, ctx.fence.epoch, i.reason);
+        ctx.events.publish(EventKind::Item {
+            source: "monitoring".into(),
+            item: format!("{}/{}", i.kind, i.name),
+            state: i.state.as_str().into(),
+            reason,
+        });
     }
 }
 

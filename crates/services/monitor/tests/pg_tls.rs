@@ -4,8 +4,7 @@
 //! says so), `verify-full` and `verify-ca` with the right CA (`sslrootcert`) connect,
 //! with another CA they are refused, and `disable` is refused by the server.
 
-use mware_monitor::probes::{Checker, ProbeEnv};
-use mware_monitor::Probe;
+use mware_monitor::{Checker, Probe, ProbeEnv};
 use mware_testkit::etcd::make_ca;
 use mware_testkit::pg::PgInstance;
 use serde_json::json;

@@ -4,8 +4,7 @@
 //! transaction id, or nothing), two folders kept in sync by a thread of the test, and
 //! commands. Each check's reason says what was found.
 
-use mware_monitor::probes::Checker;
-use mware_monitor::Probe;
+use mware_monitor::{Checker, Probe};
 use mware_testkit::{free_port, Child};
 use serde_json::{json, Value};
 use std::net::UdpSocket;
@@ -21,10 +20,10 @@ fn probe(v: Value) -> Probe {
 }
 
 async fn check(v: Value) -> Result<String, String> {
-    check_with(v, mware_monitor::probes::ProbeEnv::new(&Default::default())).await
+    check_with(v, mware_monitor::ProbeEnv::new(&Default::default())).await
 }
 
-async fn check_with(v: Value, env: mware_monitor::probes::ProbeEnv) -> Result<String, String> {
+async fn check_with(v: Value, env: mware_monitor::ProbeEnv) -> Result<String, String> {
     let p = probe(v);
     let c = Checker::new(&p, &env).expect("prepared");
     c.check(p.timeout()).await
@@ -272,8 +271,8 @@ async fn fsync_with_a_copy_read_over_ssh() {
     sshd.pin_in(&known).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     syncer(&a, &b, Arc::new(AtomicBool::new(true)), stop.clone());
-    let env = |known: &Path| mware_monitor::probes::ProbeEnv {
-        http: mware_monitor::probes::http_client(),
+    let env = |known: &Path| mware_monitor::ProbeEnv {
+        http: mware_monitor::http_client(),
         host_keys: mware_ssh::HostKeyPolicy { known_hosts: known.to_path_buf(), trust_on_first_use: false },
     };
     // The copy's path has a space: it is shell-quoted on the remote command line.

@@ -2,8 +2,7 @@
 //! and `recover_after`, each change carries its reason in words, and the site's state is
 //! the worst of its items.
 
-use mware_monitor::state::{decide, Health, Tracker};
-use mware_monitor::Decision;
+use mware_monitor::{decide, Decision, Health, Tracker};
 
 fn ok() -> Result<String, String> {
     Ok("connected".into())

@@ -28,6 +28,7 @@ mod store;
 pub mod table;
 pub mod validate;
 mod views;
+mod write;
 mod writer;
 
 pub use api::{openapi, GrantResponse, ListResponse, ReleaseResponse};

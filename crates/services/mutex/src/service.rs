@@ -7,7 +7,8 @@ use crate::handle::MutexService;
 use crate::section::CriticalSections;
 use crate::store::{self, Batch};
 use crate::table::Table;
-use crate::writer::{self, Stop, WriteError};
+use crate::write::{self, Stop, WriteError};
+use crate::writer;
 use async_trait::async_trait;
 use mware_config::Role;
 use mware_coord::KvOp;
@@ -46,7 +47,7 @@ impl MutexService {
         chunks.extend(base.writes(batch));
         let cleanup: Vec<KvOp> = saved.unreadable.into_iter().chain(saved.retired).map(|key| KvOp::Delete { key }).collect();
         chunks.extend(cleanup.chunks(store::CHUNK_OPS).map(|c| c.to_vec()));
-        writer::apply(&*ctx.coord, &ctx.fence, chunks).await?;
+        write::apply(&*ctx.coord, &ctx.fence, chunks).await?;
         let next = table.next_token();
         let live = table.holder_count();
         self.inner.metrics.holders.set(live as i64);

@@ -19,9 +19,9 @@ use crate::active::{Active, Kind, Pending};
 use crate::error::MutexError;
 use crate::store::{Base, Batch};
 use crate::table::Grant;
-use backon::{BackoffBuilder, ExponentialBuilder};
+use crate::write::{apply, Stop, WriteError};
 use futures::stream::{FuturesUnordered, StreamExt};
-use mware_coord::{CoordError, Coordinator, Fence, KvOp};
+use mware_coord::{Coordinator, Fence, KvOp};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,69 +37,11 @@ const MAX_CHANGES: usize = 1024;
 const FOLD_AT: usize = 256;
 /// Age of the oldest acknowledged entry that makes a fold due however few there are.
 const FOLD_AFTER: Duration = Duration::from_secs(1);
-/// Pauses between tries of a write the coordinator could not take: four, from 50 ms growing
-/// 2.5-fold to 500 ms, each lengthened by a random share of itself (at most 2 s in all).
-const WRITE_RETRY: ExponentialBuilder = ExponentialBuilder::new()
-    .with_min_delay(Duration::from_millis(50))
-    .with_factor(2.5)
-    .with_max_delay(Duration::from_millis(500))
-    .with_jitter()
-    .with_max_times(4);
 /// Longest a change nobody waits for (a release, a grant already answered, a line
 /// record far from the head of its line) waits for others to share its write.
 const FLUSH_DELAY: Duration = Duration::from_millis(2);
 /// Longest sleep of the sweeper; it also wakes for the next expiry.
 const SWEEP_MAX: Duration = Duration::from_millis(20);
-
-/// Why the writer stopped.
-#[derive(Debug)]
-pub(crate) enum Stop {
-    /// The fence is stale: another instance is active.
-    Fenced(String),
-    /// The coordinator failed repeatedly.
-    Failed(String),
-    /// The activity was closed (the instance stops) and every queued change is written.
-    Drained,
-}
-
-/// Why a coordinator write failed for good.
-#[derive(Debug)]
-pub(crate) enum WriteError {
-    /// The fence is stale: another instance is active.
-    Fenced(String),
-    /// The coordinator failed repeatedly, or refused the write as invalid.
-    Failed(String),
-}
-
-impl From<WriteError> for Stop {
-    fn from(e: WriteError) -> Stop {
-        match e {
-            WriteError::Fenced(e) => Stop::Fenced(e),
-            WriteError::Failed(e) => Stop::Failed(e),
-        }
-    }
-}
-
-/// Applies one batch: every chunk, in order, retrying only when the coordinator is
-/// unavailable (each op sets a whole value, so a repeated chunk changes nothing).
-pub(crate) async fn apply(coord: &dyn Coordinator, fence: &Fence, chunks: Vec<Vec<KvOp>>) -> Result<(), WriteError> {
-    for chunk in chunks {
-        let mut pauses = WRITE_RETRY.build().enumerate();
-        loop {
-            match coord.kv_apply(fence, chunk.clone()).await {
-                Ok(_) => break,
-                Err(e @ CoordError::Fenced { .. }) => return Err(WriteError::Fenced(e.to_string())),
-                Err(e @ CoordError::Invalid(_)) => return Err(WriteError::Failed(e.to_string())),
-                Err(e) => {
-                    let Some((tries, pause)) = pauses.next() else { return Err(WriteError::Failed(e.to_string())) };
-                    tracing::warn!(error = %e, attempt = tries + 1, retry_in_ms = pause.as_millis() as u64, "coordinator write failed; retrying");
-                    tokio::time::sleep(pause).await;
-                }
-            }
-        }
-    }
-    Ok(())
-}
 
 /// Where the journal stands when the writer starts.
 pub(crate) struct Journal {
@@ -208,6 +150,38 @@ fn journal_write(
     })
 }
 
+/// What woke the writer up.
+enum Wake {
+    /// Closed, or a flush or fold came due: look again.
+    Tick,
+    /// A write in flight ended.
+    Landed(Flight),
+    /// A change arrived, or `None`: the change queue closed.
+    Change(Option<Pending>),
+}
+
+/// The writer's state between two turns of its loop.
+struct Writer {
+    active: Arc<Active>,
+    coord: Arc<dyn Coordinator>,
+    fence: Fence,
+    base: Base,
+    next_seq: u64,
+    token_durable: u64,
+    acked: Acked,
+    /// Entries below this are folded and deleted (for the journal gauge).
+    fold_done: u64,
+    folding: bool,
+    /// Writes in flight run inside this task (no task hop per write).
+    flights: FuturesUnordered<InFlight>,
+    /// Changes taken from the queue, not yet written; `urgent` once one of them has
+    /// somebody waiting on it, `flush_at` when the oldest of them must go anyway.
+    gather: Vec<Pending>,
+    urgent: bool,
+    flush_at: Option<tokio::time::Instant>,
+    stop: Option<Stop>,
+}
+
 /// Runs the writer until the channel closes or a write is refused.
 ///
 /// Up to [`PIPELINE`] journal writes are in flight at once, and they may land in any
@@ -222,126 +196,195 @@ pub(crate) async fn run(
     fence: Fence,
     journal: Journal,
 ) -> Stop {
-    let Journal { mut base, mut next_seq, mut token_durable } = journal;
-    let mut acked = Acked { from: next_seq, sent: BTreeSet::new(), entries: BTreeMap::new() };
-    // Entries below this are folded and deleted (for the journal gauge).
-    let mut fold_done = next_seq;
-    let mut folding = false;
-    // Writes in flight run inside this task (no task hop per write).
-    let mut flights: FuturesUnordered<InFlight> = FuturesUnordered::new();
-    // Changes taken from the queue, not yet written; `urgent` once one of them has
-    // somebody waiting on it, `flush_at` when the oldest of them must go anyway.
-    let mut gather: Vec<Pending> = vec![];
-    let mut urgent = false;
-    let mut flush_at: Option<tokio::time::Instant> = None;
-    let mut stop: Option<Stop> = None;
+    let mut w = Writer::new(active, coord, fence, journal);
     loop {
-        let closing = active.closed.is_cancelled();
+        let closing = w.active.closed.is_cancelled();
         let now = tokio::time::Instant::now();
-        // Journal writes in flight (the fold, if any, is the other flight).
-        let in_flight = flights.len() - usize::from(folding);
-        if stop.is_none() && !gather.is_empty() && in_flight < PIPELINE {
-            let due = urgent || closing || gather.len() >= MAX_CHANGES || flush_at.is_some_and(|t| t <= now);
-            if due {
-                let items = std::mem::take(&mut gather);
-                (urgent, flush_at) = (false, None);
-                let mut batch = Batch::default();
-                for p in &items {
-                    batch.add(&p.fx.writes, p.fx.next_token);
-                }
-                if batch.key_count() == 0 && token_durable >= batch.next_token() {
-                    answer(&active, items);
-                    continue;
-                }
-                let first = next_seq;
-                flights.push(journal_write(&active, &coord, fence, batch, items, &mut next_seq));
-                acked.sent.extend(first..next_seq);
-                continue;
-            }
-        }
-        active.metrics.journal_entries.set((next_seq - fold_done) as i64);
-        let (ready, oldest) = acked.ready(next_seq);
-        // No fold once closing: the next activity folds what is left, and the drain stays short.
-        let fold_at = oldest.filter(|_| !folding && stop.is_none() && !closing).map(|t| t + FOLD_AFTER);
-        if ready > 0 && fold_at.is_some_and(|t| ready >= FOLD_AT || t <= now) {
-            let (net, from, to) = acked.take(ready);
-            let chunks = base.fold(net, from, to);
-            folding = true;
-            active.metrics.folds.inc();
-            let coord = coord.clone();
-            flights.push(Box::pin(async move {
-                let result = apply(&*coord, &fence, chunks).await;
-                Flight { entries: vec![], items: vec![], fold: true, result }
-            }));
+        if w.write_gathered_if_due(closing, now) {
             continue;
         }
-        if let Some(s) = &stop {
-            if flights.is_empty() {
+        w.active.metrics.journal_entries.set((w.next_seq - w.fold_done) as i64);
+        let (ready, oldest) = w.acked.ready(w.next_seq);
+        // No fold once closing: the next activity folds what is left, and the drain stays short.
+        let fold_at = oldest.filter(|_| !w.folding && w.stop.is_none() && !closing).map(|t| t + FOLD_AFTER);
+        if ready > 0 && fold_at.is_some_and(|t| ready >= FOLD_AT || t <= now) {
+            w.start_fold(ready);
+            continue;
+        }
+        if let Some(stop) = w.finished(&mut rx, closing) {
+            return stop;
+        }
+        let wake = w.next_wake(fold_at.filter(|_| ready > 0));
+        match w.wait(&mut rx, closing, now, wake).await {
+            Wake::Tick => {}
+            Wake::Landed(f) => w.landed(f),
+            Wake::Change(p) => w.gather_changes(p, &mut rx),
+        }
+    }
+}
+
+impl Writer {
+    fn new(active: Arc<Active>, coord: Arc<dyn Coordinator>, fence: Fence, journal: Journal) -> Self {
+        let Journal { base, next_seq, token_durable } = journal;
+        Writer {
+            active,
+            coord,
+            fence,
+            base,
+            next_seq,
+            token_durable,
+            acked: Acked { from: next_seq, sent: BTreeSet::new(), entries: BTreeMap::new() },
+            fold_done: next_seq,
+            folding: false,
+            flights: FuturesUnordered::new(),
+            gather: vec![],
+            urgent: false,
+            flush_at: None,
+            stop: None,
+        }
+    }
+
+    /// Journal writes in flight (the fold, if any, is the other flight).
+    fn journal_writes_in_flight(&self) -> usize {
+        self.flights.len() - usize::from(self.folding)
+    }
+
+    /// Writes the gathered changes when they are due and the pipeline has room; true
+    /// when it took them (written, or answered at once when nothing needs writing).
+    fn write_gathered_if_due(&mut self, closing: bool, now: tokio::time::Instant) -> bool {
+        if self.stop.is_some() || self.gather.is_empty() || self.journal_writes_in_flight() >= PIPELINE {
+            return false;
+        }
+        let due = self.urgent || closing || self.gather.len() >= MAX_CHANGES || self.flush_at.is_some_and(|t| t <= now);
+        if !due {
+            return false;
+        }
+        let items = std::mem::take(&mut self.gather);
+        (self.urgent, self.flush_at) = (false, None);
+        let mut batch = Batch::default();
+        for p in &items {
+            batch.add(&p.fx.writes, p.fx.next_token);
+        }
+        if batch.key_count() == 0 && self.token_durable >= batch.next_token() {
+            answer(&self.active, items);
+            return true;
+        }
+        let first = self.next_seq;
+        let flight = journal_write(&self.active, &self.coord, self.fence, batch, items, &mut self.next_seq);
+        self.flights.push(flight);
+        self.acked.sent.extend(first..self.next_seq);
+        true
+    }
+
+    /// Folds the `ready` acknowledged entries into the records, beside the journal writes.
+    fn start_fold(&mut self, ready: usize) {
+        let (net, from, to) = self.acked.take(ready);
+        let chunks = self.base.fold(net, from, to);
+        self.folding = true;
+        self.active.metrics.folds.inc();
+        let coord = self.coord.clone();
+        let fence = self.fence;
+        self.flights.push(Box::pin(async move {
+            let result = apply(&*coord, &fence, chunks).await;
+            Flight { entries: vec![], items: vec![], fold: true, result }
+        }));
+    }
+
+    /// The writer's end, if it has come: stopped with nothing in flight (everything
+    /// still queued fails), or closed with everything written.
+    fn finished(&mut self, rx: &mut mpsc::UnboundedReceiver<Pending>, closing: bool) -> Option<Stop> {
+        if let Some(s) = &self.stop {
+            if self.flights.is_empty() {
                 let reason = stop_reason(s);
-                fail(std::mem::take(&mut gather), &reason);
+                fail(std::mem::take(&mut self.gather), &reason);
                 rx.close();
                 while let Ok(p) = rx.try_recv() {
                     fail(vec![p], &reason);
                 }
-                return stop.expect("stop");
+                return self.stop.take();
             }
         }
         // Closed while stopping: write what is queued (releases, line records), then end.
         // Entries not folded yet are replayed by the next activity.
-        if closing && stop.is_none() && gather.is_empty() && flights.is_empty() && rx.is_empty() {
-            return Stop::Drained;
+        if closing && self.stop.is_none() && self.gather.is_empty() && self.flights.is_empty() && rx.is_empty() {
+            return Some(Stop::Drained);
         }
-        let take = stop.is_none() && gather.len() < MAX_CHANGES;
-        let flush = flush_at.filter(|_| in_flight < PIPELINE);
-        let wake = match (flush, fold_at.filter(|_| ready > 0)) {
+        None
+    }
+
+    /// When to look again without news: the gathered changes' flush (if the pipeline
+    /// has room for them) or the due fold, whichever comes first.
+    fn next_wake(&self, fold_at: Option<tokio::time::Instant>) -> Option<tokio::time::Instant> {
+        let flush = self.flush_at.filter(|_| self.journal_writes_in_flight() < PIPELINE);
+        match (flush, fold_at) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
-        };
+        }
+    }
+
+    /// Waits for news: closing, `wake`, a write landing, or a change (while there is
+    /// room for more).
+    async fn wait(
+        &mut self,
+        rx: &mut mpsc::UnboundedReceiver<Pending>,
+        closing: bool,
+        now: tokio::time::Instant,
+        wake: Option<tokio::time::Instant>,
+    ) -> Wake {
+        let take = self.stop.is_none() && self.gather.len() < MAX_CHANGES;
         tokio::select! {
-            _ = active.closed.cancelled(), if !closing => {}
-            _ = tokio::time::sleep_until(wake.unwrap_or(now)), if wake.is_some() => {}
-            Some(f) = flights.next(), if !flights.is_empty() => {
-                if f.fold {
-                    folding = false;
-                    if f.result.is_ok() {
-                        fold_done = acked.from;
-                    }
-                }
-                match f.result {
-                    Ok(()) => {
-                        let at = tokio::time::Instant::now();
-                        for (seq, b) in f.entries {
-                            token_durable = token_durable.max(b.next_token());
-                            acked.sent.remove(&seq);
-                            acked.entries.insert(seq, (b, at));
-                        }
-                        answer(&active, f.items);
-                    }
-                    Err(e) => {
-                        let s = Stop::from(e);
-                        let reason = stop_reason(&s);
-                        active.close(&reason);
-                        fail(f.items, &reason);
-                        stop.get_or_insert(s);
-                    }
-                }
-            }
-            p = rx.recv(), if take => {
-                let Some(first) = p else {
-                    stop = Some(Stop::Failed("the change queue closed".into()));
-                    continue;
-                };
-                gather.push(first);
-                while gather.len() < MAX_CHANGES {
-                    match rx.try_recv() {
-                        Ok(p) => gather.push(p),
-                        Err(_) => break,
-                    }
-                }
-                urgent = urgent || gather.iter().any(|p| p.urgent);
-                flush_at.get_or_insert_with(|| tokio::time::Instant::now() + FLUSH_DELAY);
+            _ = self.active.closed.cancelled(), if !closing => Wake::Tick,
+            _ = tokio::time::sleep_until(wake.unwrap_or(now)), if wake.is_some() => Wake::Tick,
+            Some(f) = self.flights.next(), if !self.flights.is_empty() => Wake::Landed(f),
+            p = rx.recv(), if take => Wake::Change(p),
+        }
+    }
+
+    /// A write landed: acknowledged entries wait for their fold and their changes are
+    /// answered; a failed write stops the writer and fails its changes.
+    fn landed(&mut self, f: Flight) {
+        if f.fold {
+            self.folding = false;
+            if f.result.is_ok() {
+                self.fold_done = self.acked.from;
             }
         }
+        match f.result {
+            Ok(()) => {
+                let at = tokio::time::Instant::now();
+                for (seq, b) in f.entries {
+                    self.token_durable = self.token_durable.max(b.next_token());
+                    self.acked.sent.remove(&seq);
+                    self.acked.entries.insert(seq, (b, at));
+                }
+                answer(&self.active, f.items);
+            }
+            Err(e) => {
+                let s = Stop::from(e);
+                let reason = stop_reason(&s);
+                self.active.close(&reason);
+                fail(f.items, &reason);
+                self.stop.get_or_insert(s);
+            }
+        }
+    }
+
+    /// Gathers `first` and whatever else is queued (up to [`MAX_CHANGES`]); `None`
+    /// (the queue closed) stops the writer.
+    fn gather_changes(&mut self, first: Option<Pending>, rx: &mut mpsc::UnboundedReceiver<Pending>) {
+        let Some(first) = first else {
+            self.stop = Some(Stop::Failed("the change queue closed".into()));
+            return;
+        };
+        self.gather.push(first);
+        while self.gather.len() < MAX_CHANGES {
+            match rx.try_recv() {
+                Ok(p) => self.gather.push(p),
+                Err(_) => break,
+            }
+        }
+        self.urgent = self.urgent || self.gather.iter().any(|p| p.urgent);
+        self.flush_at.get_or_insert_with(|| tokio::time::Instant::now() + FLUSH_DELAY);
     }
 }
 
@@ -399,16 +442,5 @@ mod tests {
         a.sent.remove(&7);
         a.entries.insert(7, (Batch::default(), now));
         assert_eq!(a.ready(8), (1, Some(now)));
-    }
-
-    /// A write the coordinator cannot take is tried four more times, with growing
-    /// pauses that stay within 2 s in all, before the writer gives up.
-    #[test]
-    fn write_retries_are_bounded() {
-        let p: Vec<Duration> = WRITE_RETRY.build().collect();
-        assert_eq!(p.len(), 4, "{p:?}");
-        assert!(p[0] >= Duration::from_millis(50) && p[0] < Duration::from_millis(100), "{p:?}");
-        assert!(p[2] >= Duration::from_millis(312), "grows: {p:?}");
-        assert!(p.iter().sum::<Duration>() <= Duration::from_secs(2), "{p:?}");
     }
 }

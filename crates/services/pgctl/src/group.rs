@@ -85,11 +85,46 @@ async fn observe(s: &ServerSpec) -> std::result::Result<Health, String> {
     probe::probe(s, PROBE_TIMEOUT).await.map_err(|e| e.to_string())
 }
 
+/// What one cycle saw and decided.
+struct Cycle {
+    snap: Snapshot,
+    healths: [std::result::Result<Health, String>; 2],
+    persisted: Persisted,
+    d: Decision,
+}
+
+impl Cycle {
+    /// Shows the cycle in the group's status, with what was done or what failed.
+    fn publish(&self, cx: &GroupCtx, g: &GroupSpec, keys: &HostKeys, action: Option<String>, error: Option<String>) {
+        publish(cx, g, &self.snap, &self.healths, keys, &self.persisted, &self.d, action, error);
+    }
+}
+
 async fn cycle(g: &GroupSpec, cx: &GroupCtx, t: &mut Tracker) -> Result<()> {
-    let mut persisted = store::load(cx.coord.as_ref(), cx.fence.group, &g.key).await?;
+    let persisted = store::load(cx.coord.as_ref(), cx.fence.group, &g.key).await?;
     let (ha, hb, ()) = tokio::join!(observe(&g.servers[0]), observe(&g.servers[1]), t.keys.refresh(g, &cx.journal));
     let healths = [ha, hb];
     let now = Instant::now();
+    let obs = track_servers(g, t, &healths, now);
+    track_master(t, &obs, now);
+    let mut snap = snapshot(g, t, &persisted, obs, now);
+    warn_new(cx, t, &snap);
+    let d = decide_with_referee(g, &mut snap).await;
+    let decided = Instant::now();
+    let reason = log_decision(cx, t, &d);
+    let mut c = Cycle { snap, healths, persisted, d };
+    cx.metrics.observe(&g.key, &c.snap, &c.d);
+    c.publish(cx, g, &t.keys, None, None);
+    if backing_off(t, &c.d) {
+        return Ok(());
+    }
+    let outcome = act(g, cx, &mut c.persisted, &c.d, decided).await;
+    count_outcome(cx, g, &c.d, &outcome);
+    report_outcome(g, cx, t, &c, &reason, outcome)
+}
+
+/// What each server was seen as, with how long it has been unreachable (tracked in `t`).
+fn track_servers(g: &GroupSpec, t: &mut Tracker, healths: &[std::result::Result<Health, String>; 2], now: Instant) -> Vec<ServerObs> {
     let mut obs = Vec::new();
     for (i, h) in healths.iter().enumerate() {
         let role = match h {
@@ -119,17 +154,23 @@ async fn cycle(g: &GroupSpec, cx: &GroupCtx, t: &mut Tracker) -> Result<()> {
             },
         });
     }
-    let master_now = obs.iter().position(|o| o.role == Observed::Master);
-    if obs.iter().filter(|o| o.role == Observed::Master).count() > 0 {
+    obs
+}
+
+/// Remembers when a master was last seen, and the highest LSN it had.
+fn track_master(t: &mut Tracker, obs: &[ServerObs], now: Instant) {
+    if let Some(m) = obs.iter().position(|o| o.role == Observed::Master) {
         t.no_master_since = now;
-        if let Some(m) = master_now {
-            t.last_master_lsn = obs[m].lsn.max(t.last_master_lsn);
-        }
+        t.last_master_lsn = obs[m].lsn.max(t.last_master_lsn);
     }
+}
+
+/// The input of [`decide`]: what was seen, what is recorded, the group's settings.
+fn snapshot(g: &GroupSpec, t: &Tracker, persisted: &Persisted, obs: Vec<ServerObs>, now: Instant) -> Snapshot {
     let idx = |name: &Option<String>| name.as_ref().and_then(|n| g.servers.iter().position(|s| &s.name == n));
     let pending_rebuild = persisted.intent.as_ref().filter(|i| i.action == "rebuild").and_then(|i| idx(&Some(i.target.clone())));
     let servers: [ServerObs; 2] = [obs[0].clone(), obs[1].clone()];
-    let mut snap = Snapshot {
+    Snapshot {
         servers,
         last_master: idx(&persisted.last_master),
         no_master_for: now - t.no_master_since,
@@ -140,40 +181,54 @@ async fn cycle(g: &GroupSpec, cx: &GroupCtx, t: &mut Tracker) -> Result<()> {
         pending_rebuild,
         rewind: g.rejoin == Rejoin::Rewind,
         ssh_refused: t.keys.refusals(),
-    };
-    let warnings = crate::status::warnings(&snap);
+    }
+}
+
+/// Logs each warning once, when it appears.
+fn warn_new(cx: &GroupCtx, t: &mut Tracker, snap: &Snapshot) {
+    let warnings = crate::status::warnings(snap);
     for w in warnings.iter().filter(|w| !t.warned.contains(w)) {
         cx.journal.warn(w);
     }
     t.warned = warnings;
-    let mut d = decide(&snap);
+}
+
+/// Decides; a promotion is decided again with the referee's answer, if there is one.
+async fn decide_with_referee(g: &GroupSpec, snap: &mut Snapshot) -> Decision {
+    let mut d = decide(snap);
     if matches!(d, Decision::Promote { .. }) {
         if let Some(r) = &g.referee {
             snap.referee_ok = Some(crate::referee::reachable(r).await);
-            d = decide(&snap);
+            d = decide(snap);
         }
     }
-    let decided = Instant::now();
+    d
+}
+
+/// Logs a decision when it changed (a wait or healthy only when its kind changed); the
+/// decision's reason.
+fn log_decision(cx: &GroupCtx, t: &mut Tracker, d: &Decision) -> String {
     let reason = d.to_string();
     let changed = reason != t.last_reason;
     if changed && (!matches!(d, Decision::Wait { .. } | Decision::Healthy { .. }) || kind(&t.last_reason) != kind(&reason)) {
         cx.journal.info(&reason);
     }
     t.last_reason = reason.clone();
-    cx.metrics.observe(&g.key, &snap, &d);
-    publish(cx, g, &snap, &healths, &t.keys, &persisted, &d, None, None);
+    reason
+}
 
-    if let Some(until) = t.backoff_until {
-        if Instant::now() < until && matches!(d, Decision::Promote { .. } | Decision::Rebuild { .. }) {
-            return Ok(());
-        }
-    }
-    let outcome = act(g, cx, &mut persisted, &d, decided).await;
-    let action = match &d {
+/// True while a failed action backs off and `d` would act again.
+fn backing_off(t: &Tracker, d: &Decision) -> bool {
+    t.backoff_until.is_some_and(|until| Instant::now() < until && matches!(d, Decision::Promote { .. } | Decision::Rebuild { .. }))
+}
+
+/// Counts the action taken, by its outcome.
+fn count_outcome(cx: &GroupCtx, g: &GroupSpec, d: &Decision, outcome: &Result<Option<String>>) {
+    let action = match d {
         Decision::Healthy { .. } => "complete",
         other => decision_kind(other),
     };
-    match &outcome {
+    match outcome {
         Ok(Some(done)) if done.contains(" skipped: ") => cx.metrics.action(&g.key, action, "skipped"),
         // The rewind failure was counted when it happened; the basebackup fallback did it.
         Ok(Some(done)) if done.contains("rebuilt with pg_basebackup instead") => cx.metrics.action(&g.key, "rebuild", "ok"),
@@ -181,11 +236,16 @@ async fn cycle(g: &GroupSpec, cx: &GroupCtx, t: &mut Tracker) -> Result<()> {
         Ok(None) => {}
         Err(_) => cx.metrics.action(&g.key, action, "failed"),
     }
+}
+
+/// Logs and shows what the action did; a failure backs off, records a refused host key,
+/// and ends the loop (as the error) when the fence is stale.
+fn report_outcome(g: &GroupSpec, cx: &GroupCtx, t: &mut Tracker, c: &Cycle, reason: &str, outcome: Result<Option<String>>) -> Result<()> {
     match outcome {
         Ok(Some(done)) => {
             cx.journal.info(&done);
             t.backoff_until = None;
-            publish(cx, g, &snap, &healths, &t.keys, &persisted, &d, Some(done), None);
+            c.publish(cx, g, &t.keys, Some(done), None);
         }
         Ok(None) => {}
         Err(e) => {
@@ -193,12 +253,12 @@ async fn cycle(g: &GroupSpec, cx: &GroupCtx, t: &mut Tracker) -> Result<()> {
             cx.journal.error(&msg);
             t.last_reason = msg.clone();
             t.backoff_until = Some(Instant::now() + (g.interval * 5).max(Duration::from_secs(10)));
-            if let (PgctlError::Ssh(se), Decision::Promote { target, name, .. } | Decision::Rebuild { target, name, .. }) = (&e, &d) {
+            if let (PgctlError::Ssh(se), Decision::Promote { target, name, .. } | Decision::Rebuild { target, name, .. }) = (&e, &c.d) {
                 if se.is_host_key_refusal() {
                     t.keys.refused(*target, name, se, &cx.journal);
                 }
             }
-            publish(cx, g, &snap, &healths, &t.keys, &persisted, &d, None, Some(msg));
+            c.publish(cx, g, &t.keys, None, Some(msg));
             if matches!(e, PgctlError::Coord(mware_coord::CoordError::Fenced { .. })) {
                 return Err(e);
             }

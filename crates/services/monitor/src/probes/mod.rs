@@ -6,7 +6,7 @@
 mod command;
 mod dns;
 mod fsync;
-pub mod megaco;
+mod megaco;
 mod net;
 mod pg;
 

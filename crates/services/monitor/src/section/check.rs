@@ -43,6 +43,21 @@ fn probe(cx: &mut Check, m: &Map<String, Value>, p: &str, names: &mut HashMap<St
     let kinds: Vec<&str> = KINDS.iter().map(|k| k.0).collect();
     let kind_name = cx.choice(m, p, "kind", &kinds);
     let target = cx.nonempty_str(m, p, "target");
+    timing(cx, m, p);
+    // Every kind's keys are type-checked wherever they appear.
+    lookup_values(cx, m, p);
+    copy_values(cx, m, p, target);
+    cx.argv(m, p, "command");
+    let Some(kind_name) = kind_name else { return };
+    keys_of_the_kind(cx, m, p, &kind_name);
+    required_of_the_kind(cx, m, p, &kind_name);
+    if let Some(t) = target {
+        target_form(cx, &kind_name, t, &join(p, "target"));
+    }
+}
+
+/// `interval_ms`, `timeout_ms` (within the interval), `fail_after`, `recover_after`.
+fn timing(cx: &mut Check, m: &Map<String, Value>, p: &str) {
     let interval = cx.int(m, p, "interval_ms", 100, 86_400_000).unwrap_or(10_000);
     if let Some(t) = cx.int(m, p, "timeout_ms", 10, 3_600_000) {
         if t > interval {
@@ -54,7 +69,10 @@ fn probe(cx: &mut Check, m: &Map<String, Value>, p: &str, names: &mut HashMap<St
     }
     cx.int(m, p, "fail_after", 1, 100);
     cx.int(m, p, "recover_after", 1, 100);
-    // Every kind's keys are type-checked wherever they appear.
+}
+
+/// The keys of the dns, http, postgres and megaco kinds.
+fn lookup_values(cx: &mut Check, m: &Map<String, Value>, p: &str) {
     if let Some(r) = cx.nonempty_str(m, p, "resolver") {
         if r.parse::<std::net::IpAddr>().is_err() && r.parse::<std::net::SocketAddr>().is_err() {
             cx.report(&join(p, "resolver"), format!("expected an IP address or ip:port, found {}", quote(r)));
@@ -79,6 +97,10 @@ fn probe(cx: &mut Check, m: &Map<String, Value>, p: &str, names: &mut HashMap<St
             );
         }
     }
+}
+
+/// The fsync kind's `copies` (absolute, not the target) and `ssh_copies`.
+fn copy_values(cx: &mut Check, m: &Map<String, Value>, p: &str, target: Option<&str>) {
     let copies = cx.strings(m, p, "copies");
     for (cp, c) in &copies {
         if !c.starts_with('/') || c.contains('\0') {
@@ -92,8 +114,10 @@ fn probe(cx: &mut Check, m: &Map<String, Value>, p: &str, names: &mut HashMap<St
             ssh_copy(cx, c, &index(&join(p, "ssh_copies"), i));
         }
     }
-    cx.argv(m, p, "command");
-    let Some(kind_name) = kind_name else { return };
+}
+
+/// No key of another kind, and `target` exactly when the kind takes one.
+fn keys_of_the_kind(cx: &mut Check, m: &Map<String, Value>, p: &str, kind_name: &str) {
     let &(_, own, takes_target) = KINDS.iter().find(|k| k.0 == kind_name).expect("a known kind");
     for key in m.keys() {
         let other = KINDS.iter().find(|k| k.0 != kind_name && k.1.contains(&key.as_str()) && !own.contains(&key.as_str()));
@@ -113,12 +137,16 @@ fn probe(cx: &mut Check, m: &Map<String, Value>, p: &str, names: &mut HashMap<St
         }
         _ => {}
     }
+}
+
+/// The keys a kind cannot do without: postgres `dsn`, fsync a copy, command `command`.
+fn required_of_the_kind(cx: &mut Check, m: &Map<String, Value>, p: &str, kind_name: &str) {
     let need = |cx: &mut Check, key: &str| {
         if !m.contains_key(key) {
             cx.report(&join(p, key), format!("expected the required key {key:?} for a {kind_name} probe, found it missing"));
         }
     };
-    match kind_name.as_str() {
+    match kind_name {
         "postgres" => need(cx, "dsn"),
         "fsync" => {
             let count = |k: &str| m.get(k).and_then(Value::as_array).map_or(0, Vec::len);
@@ -129,9 +157,6 @@ fn probe(cx: &mut Check, m: &Map<String, Value>, p: &str, names: &mut HashMap<St
         }
         "command" => need(cx, "command"),
         _ => {}
-    }
-    if let Some(t) = target {
-        target_form(cx, &kind_name, t, &join(p, "target"));
     }
 }
 

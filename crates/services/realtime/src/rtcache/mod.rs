@@ -185,21 +185,40 @@ pub struct RtcacheConfig {
 impl RtcacheArgs {
     /// Merges the config file (if any) under the command line and checks the result.
     pub fn resolve(&self) -> Result<RtcacheConfig, RealtimeError> {
-        let file: FileArgs = match &self.config {
-            None => FileArgs::default(),
-            Some(p) => {
-                let text =
-                    std::fs::read_to_string(p).map_err(|source| RealtimeError::Io { what: format!("reading {}", p.display()), source })?;
-                serde_json::from_str(&text).map_err(|e| RealtimeError::Config {
-                    expected: format!("a json object of rtcache options in {}", p.display()),
-                    found: e.to_string(),
-                })?
-            }
+        let file = self.read_file()?;
+        let upstreams = self.upstreams(&file)?;
+        let families = self.families(&file)?;
+        let cfg = RtcacheConfig {
+            listen: self.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8088".parse().expect("addr")),
+            upstreams,
+            object_lifetime_maximum: self.object_lifetime_maximum.or(file.object_lifetime_maximum).unwrap_or(86_400),
+            object_lifetime_stale: self.object_lifetime_stale.or(file.object_lifetime_stale).unwrap_or(60),
+            cache_dir: self.cache_dir.clone().or(file.cache_dir.clone()).unwrap_or_else(|| "var/rtcache".into()),
+            upstream_timeout_ms: self.upstream_timeout_ms.or(file.upstream_timeout_ms).unwrap_or(2_000),
+            max_body_bytes: self.max_body_bytes.or(file.max_body_bytes).unwrap_or(65_536),
+            max_entries: self.max_entries.or(file.max_entries).unwrap_or(100_000),
+            families,
+            limits: self.limits(&file),
         };
-        let raw_upstreams = if self.upstream.is_empty() { file.upstream } else { self.upstream.clone() };
-        let bad = |expected: &str, found: String| Err(RealtimeError::Config { expected: expected.into(), found });
+        check(&cfg)?;
+        Ok(cfg)
+    }
+
+    /// The `--config` file's options; none without one.
+    fn read_file(&self) -> Result<FileArgs, RealtimeError> {
+        let Some(p) = &self.config else { return Ok(FileArgs::default()) };
+        let text = std::fs::read_to_string(p).map_err(|source| RealtimeError::Io { what: format!("reading {}", p.display()), source })?;
+        serde_json::from_str(&text).map_err(|e| RealtimeError::Config {
+            expected: format!("a json object of rtcache options in {}", p.display()),
+            found: e.to_string(),
+        })
+    }
+
+    /// The upstream URLs (of the command line, else of the file), parsed.
+    fn upstreams(&self, file: &FileArgs) -> Result<Vec<UpstreamUrl>, RealtimeError> {
+        let raw = if self.upstream.is_empty() { &file.upstream } else { &self.upstream };
         let mut upstreams = vec![];
-        for (i, u) in raw_upstreams.iter().enumerate() {
+        for (i, u) in raw.iter().enumerate() {
             match UpstreamUrl::parse(u) {
                 Ok(u) => upstreams.push(u),
                 // The text is not shown: it may hold a password.
@@ -208,10 +227,16 @@ impl RtcacheArgs {
                 }
             }
         }
+        Ok(upstreams)
+    }
+
+    /// The families named in metrics (of the command line, else of the file, else the
+    /// usual three), checked.
+    fn families(&self, file: &FileArgs) -> Result<Vec<String>, RealtimeError> {
         let families = if !self.family.is_empty() {
             self.family.clone()
         } else if !file.family.is_empty() {
-            file.family
+            file.family.clone()
         } else {
             ["endpoint", "auth", "aor"].map(String::from).to_vec()
         };
@@ -220,74 +245,80 @@ impl RtcacheArgs {
         {
             return bad("family names of latin letters, digits, '_' and '-' (at most 64)", format!("{f:?}"));
         }
-        let cfg = RtcacheConfig {
-            listen: self.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8088".parse().expect("addr")),
-            upstreams,
-            object_lifetime_maximum: self.object_lifetime_maximum.or(file.object_lifetime_maximum).unwrap_or(86_400),
-            object_lifetime_stale: self.object_lifetime_stale.or(file.object_lifetime_stale).unwrap_or(60),
-            cache_dir: self.cache_dir.clone().or(file.cache_dir).unwrap_or_else(|| "var/rtcache".into()),
-            upstream_timeout_ms: self.upstream_timeout_ms.or(file.upstream_timeout_ms).unwrap_or(2_000),
-            max_body_bytes: self.max_body_bytes.or(file.max_body_bytes).unwrap_or(65_536),
-            max_entries: self.max_entries.or(file.max_entries).unwrap_or(100_000),
-            families,
-            limits: {
-                let d = mware_http::Limits::default();
-                let ms = |a: Option<u64>, b: Option<u64>, dflt: std::time::Duration| {
-                    a.or(b).map(std::time::Duration::from_millis).unwrap_or(dflt)
-                };
-                mware_http::Limits {
-                    header_read_timeout: ms(self.header_read_timeout_ms, file.header_read_timeout_ms, d.header_read_timeout),
-                    idle_timeout: ms(self.idle_timeout_ms, file.idle_timeout_ms, d.idle_timeout),
-                    request_timeout: ms(self.request_timeout_ms, file.request_timeout_ms, d.request_timeout),
-                    max_connections: self.max_connections.or(file.max_connections).unwrap_or(d.max_connections),
-                }
-            },
-        };
-        if cfg.upstreams.is_empty() {
-            return bad("at least one --upstream URL", "none".into());
-        }
-        if !(1..=MAX_LIFETIME_S).contains(&cfg.object_lifetime_maximum) {
-            return bad(&format!("object_lifetime_maximum from 1 to {MAX_LIFETIME_S} seconds"), cfg.object_lifetime_maximum.to_string());
-        }
-        if !(1..=MAX_TIMEOUT_MS).contains(&cfg.upstream_timeout_ms) {
-            return bad(
-                &format!("upstream_timeout_ms from 1 to {MAX_TIMEOUT_MS} (0 would fail every upstream at once)"),
-                cfg.upstream_timeout_ms.to_string(),
-            );
-        }
-        if cfg.max_entries == 0 {
-            return bad("max_entries of at least 1", "0".into());
-        }
-        let l = cfg.limits;
-        if l.header_read_timeout.as_millis() < 100 || l.idle_timeout.as_millis() < 100 || l.max_connections == 0 {
-            return bad(
-                "header_read_timeout_ms and idle_timeout_ms of at least 100 and max_connections of at least 1",
-                format!("{} ms, {} ms, {}", l.header_read_timeout.as_millis(), l.idle_timeout.as_millis(), l.max_connections),
-            );
-        }
-        let worst = cfg.upstream_timeout_ms.saturating_mul(cfg.upstreams.len() as u64);
-        if l.request_timeout.as_millis() as u64 <= worst {
-            return bad(
-                &format!(
-                    "request_timeout_ms above upstream_timeout_ms x upstreams ({worst} ms): a lookup trying every upstream must not be cut"
-                ),
-                l.request_timeout.as_millis().to_string(),
-            );
-        }
-        if cfg.max_body_bytes == 0 {
-            return bad("max_body_bytes of at least 1", "0".into());
-        }
-        if !cfg.listen.ip().is_loopback() {
-            return bad("a loopback listen address", cfg.listen.to_string());
-        }
-        if cfg.object_lifetime_stale > cfg.object_lifetime_maximum {
-            return bad(
-                "object_lifetime_stale <= object_lifetime_maximum",
-                format!("{} > {}", cfg.object_lifetime_stale, cfg.object_lifetime_maximum),
-            );
-        }
-        Ok(cfg)
+        Ok(families)
     }
+
+    /// The HTTP server's limits: the command line, else the file, else the defaults.
+    fn limits(&self, file: &FileArgs) -> mware_http::Limits {
+        let d = mware_http::Limits::default();
+        let ms = |a: Option<u64>, b: Option<u64>, dflt: std::time::Duration| a.or(b).map(std::time::Duration::from_millis).unwrap_or(dflt);
+        mware_http::Limits {
+            header_read_timeout: ms(self.header_read_timeout_ms, file.header_read_timeout_ms, d.header_read_timeout),
+            idle_timeout: ms(self.idle_timeout_ms, file.idle_timeout_ms, d.idle_timeout),
+            request_timeout: ms(self.request_timeout_ms, file.request_timeout_ms, d.request_timeout),
+            max_connections: self.max_connections.or(file.max_connections).unwrap_or(d.max_connections),
+        }
+    }
+}
+
+/// A config error: what was expected, what was found.
+fn bad<T>(expected: &str, found: String) -> Result<T, RealtimeError> {
+    Err(RealtimeError::Config { expected: expected.into(), found })
+}
+
+/// Checks the merged settings; the first one out of range is the error.
+fn check(cfg: &RtcacheConfig) -> Result<(), RealtimeError> {
+    if cfg.upstreams.is_empty() {
+        return bad("at least one --upstream URL", "none".into());
+    }
+    if !(1..=MAX_LIFETIME_S).contains(&cfg.object_lifetime_maximum) {
+        return bad(&format!("object_lifetime_maximum from 1 to {MAX_LIFETIME_S} seconds"), cfg.object_lifetime_maximum.to_string());
+    }
+    if !(1..=MAX_TIMEOUT_MS).contains(&cfg.upstream_timeout_ms) {
+        return bad(
+            &format!("upstream_timeout_ms from 1 to {MAX_TIMEOUT_MS} (0 would fail every upstream at once)"),
+            cfg.upstream_timeout_ms.to_string(),
+        );
+    }
+    if cfg.max_entries == 0 {
+        return bad("max_entries of at least 1", "0".into());
+    }
+    check_limits(cfg)?;
+    if cfg.max_body_bytes == 0 {
+        return bad("max_body_bytes of at least 1", "0".into());
+    }
+    if !cfg.listen.ip().is_loopback() {
+        return bad("a loopback listen address", cfg.listen.to_string());
+    }
+    if cfg.object_lifetime_stale > cfg.object_lifetime_maximum {
+        return bad(
+            "object_lifetime_stale <= object_lifetime_maximum",
+            format!("{} > {}", cfg.object_lifetime_stale, cfg.object_lifetime_maximum),
+        );
+    }
+    Ok(())
+}
+
+/// Checks the HTTP server's limits, and that a lookup trying every upstream fits the
+/// request time limit.
+fn check_limits(cfg: &RtcacheConfig) -> Result<(), RealtimeError> {
+    let l = cfg.limits;
+    if l.header_read_timeout.as_millis() < 100 || l.idle_timeout.as_millis() < 100 || l.max_connections == 0 {
+        return bad(
+            "header_read_timeout_ms and idle_timeout_ms of at least 100 and max_connections of at least 1",
+            format!("{} ms, {} ms, {}", l.header_read_timeout.as_millis(), l.idle_timeout.as_millis(), l.max_connections),
+        );
+    }
+    let worst = cfg.upstream_timeout_ms.saturating_mul(cfg.upstreams.len() as u64);
+    if l.request_timeout.as_millis() as u64 <= worst {
+        return bad(
+            &format!(
+                "request_timeout_ms above upstream_timeout_ms x upstreams ({worst} ms): a lookup trying every upstream must not be cut"
+            ),
+            l.request_timeout.as_millis().to_string(),
+        );
+    }
+    Ok(())
 }
 
 /// Runs the sidecar until `shutdown`: binds `--listen` and serves.
