@@ -181,19 +181,8 @@ fn bad(field: &str, msg: impl Into<String>) -> CallError {
 fn object(body: &Bytes) -> Result<serde_json::Map<String, Value>> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(other) => Err(bad("body", format!("expected a JSON object, found {}", kind(&other)))),
+        Ok(other) => Err(bad("body", format!("expected a JSON object, found {}", mware_config::kind(&other)))),
         Err(e) => Err(bad("body", format!("expected JSON: {e}"))),
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
@@ -214,7 +203,7 @@ fn spec(a: &Active, body: &Bytes, path_domain: Option<&str>) -> Result<crate::ca
                 None
             }
             Some(v) => {
-                errs.push((k.into(), format!("expected a string, found {}", kind(v))));
+                errs.push((k.into(), format!("expected a string, found {}", mware_config::kind(v))));
                 None
             }
         }
@@ -270,7 +259,7 @@ fn spec(a: &Active, body: &Bytes, path_domain: Option<&str>) -> Result<crate::ca
             Value::Null
         }
         Some(v) => {
-            errs.push(("variables".into(), format!("expected an object, found {}", kind(v))));
+            errs.push(("variables".into(), format!("expected an object, found {}", mware_config::kind(v))));
             Value::Null
         }
     };
@@ -404,7 +393,7 @@ async fn dtmf(State(inner): State<Arc<Inner>>, Extension(ResolvedArg(id)): Exten
     let m = object(&body)?;
     let digits = match m.get("digits") {
         Some(Value::String(s)) => s.clone(),
-        Some(v) => return Err(bad("digits", format!("expected a string, found {}", kind(v)))),
+        Some(v) => return Err(bad("digits", format!("expected a string, found {}", mware_config::kind(v)))),
         None => return Err(bad("digits", "required")),
     };
     validate::dtmf(&digits).map_err(|e| bad("digits", e))?;
@@ -421,7 +410,7 @@ async fn transfer(State(inner): State<Arc<Inner>>, Extension(ResolvedArg(id)): E
     let m = object(&body)?;
     let to = match m.get("to") {
         Some(Value::String(s)) => validate::party(s, &domain).map_err(|e| bad("to", e))?,
-        Some(v) => return Err(bad("to", format!("expected a string, found {}", kind(v)))),
+        Some(v) => return Err(bad("to", format!("expected a string, found {}", mware_config::kind(v)))),
         None => return Err(bad("to", "required")),
     };
     op(&inner, &id, Command::Transfer(to)).await

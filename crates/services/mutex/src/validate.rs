@@ -81,7 +81,7 @@ fn object(body: &[u8]) -> Result<Map<String, Value>, MutexError> {
     use mware_config::strict_json::{parse_slice, StrictError};
     match parse_slice(body) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(other) => Err(MutexError::invalid("body", format!("expected a JSON object, found {}", kind(&other)))),
+        Ok(other) => Err(MutexError::invalid("body", format!("expected a JSON object, found {}", mware_config::kind(&other)))),
         Err(StrictError::Malformed(e)) => Err(MutexError::invalid("body", format!("expected a JSON object, found malformed JSON ({e})"))),
         Err(StrictError::Duplicates(paths)) => {
             const FIELDS: &[&str] = &["owner", "ttl_ms", "wait_ms", "limit", "token", "reason"];
@@ -91,17 +91,6 @@ fn object(body: &[u8]) -> Result<Map<String, Value>, MutexError> {
                 format!("expected each key once, found {} more than once (which value was meant?)", paths.join(", ")),
             ))
         }
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
@@ -117,7 +106,7 @@ fn text(m: &Map<String, Value>, field: &'static str) -> Result<String, MutexErro
             field,
             format!("expected 1..={MAX_OWNER_LEN} bytes without control characters, found {} bytes", s.len()),
         )),
-        Some(v) => Err(MutexError::invalid(field, format!("expected a string, found {}", kind(v)))),
+        Some(v) => Err(MutexError::invalid(field, format!("expected a string, found {}", mware_config::kind(v)))),
         None => Err(MutexError::invalid(field, "expected a string, found nothing")),
     }
 }
@@ -134,7 +123,7 @@ fn uint(m: &Map<String, Value>, field: &'static str, what: &str) -> Result<Optio
             Some(v) => Ok(Some(v)),
             None => Err(MutexError::invalid(field, format!("expected a non-negative integer ({what}), found {n}"))),
         },
-        Some(v) => Err(MutexError::invalid(field, format!("expected a non-negative integer ({what}), found {}", kind(v)))),
+        Some(v) => Err(MutexError::invalid(field, format!("expected a non-negative integer ({what}), found {}", mware_config::kind(v)))),
     }
 }
 
