@@ -123,20 +123,29 @@ pub struct StartError {
     pub source: std::io::Error,
 }
 
-/// Runs `spec` until it ends, its timeout passes or `kill` is cancelled.
-pub async fn run(spec: &Spec, kill: &CancellationToken, on_line: OnLine) -> Result<Finished, StartError> {
-    let program = spec.argv.first().cloned().unwrap_or_default();
-    let mut cmd = Command::new(&program);
-    cmd.args(&spec.argv[1.min(spec.argv.len())..])
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+/// The command for `argv` (the program first) in a process group of its own, the group
+/// leader being the child: stdin closed, stdout and stderr piped, killed if dropped, run
+/// in `working_dir` when given. Callers add the environment and their own `pre_exec`
+/// (the parent-death signal, limits).
+pub fn group_command(argv: &[String], working_dir: Option<&str>) -> Command {
+    let mut cmd = Command::new(argv.first().map(String::as_str).unwrap_or_default());
+    cmd.args(&argv[1.min(argv.len())..])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    if let Some(d) = &spec.working_dir {
+    if let Some(d) = working_dir {
         cmd.current_dir(d);
     }
+    cmd
+}
+
+/// Runs `spec` until it ends, its timeout passes or `kill` is cancelled.
+pub async fn run(spec: &Spec, kill: &CancellationToken, on_line: OnLine) -> Result<Finished, StartError> {
+    let program = spec.argv.first().cloned().unwrap_or_default();
+    let mut cmd = group_command(&spec.argv, spec.working_dir.as_deref());
+    cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
     // SAFETY: the closure runs in the forked child before exec and only calls prctl(2),
     // which is async-signal-safe; it touches no memory of the parent.
     unsafe {

@@ -12,9 +12,9 @@ use crate::section::{signal, Limits, Process};
 use nix::sys::resource::{setrlimit, Resource};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::Duration;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 /// The variable that marks a supervised process (and what it starts, unless it clears
 /// its environment) with its owner, the site log's folder of the instance.
@@ -45,18 +45,8 @@ pub(crate) fn sweep(owner: &str) -> Vec<i32> {
 /// Starts `p` marked with `owner`; the child and its process group id.
 pub(crate) fn spawn(p: &Process, owner: &str) -> std::io::Result<(Child, Pid)> {
     let program = p.argv.first().cloned().unwrap_or_default();
-    let mut cmd = Command::new(&program);
-    cmd.args(&p.argv[1.min(p.argv.len())..])
-        .envs(p.env.iter().map(|(k, v)| (k, v.expose())))
-        .env(OWNER_VAR, owner)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    if let Some(d) = &p.working_dir {
-        cmd.current_dir(d);
-    }
+    let mut cmd = mware_host::exec::group_command(&p.argv, p.working_dir.as_deref());
+    cmd.envs(p.env.iter().map(|(k, v)| (k, v.expose()))).env(OWNER_VAR, owner);
     let limits = rlimits(&p.limits);
     let parent = std::process::id() as i32;
     // SAFETY: runs in the forked child before exec; prctl(2), getppid(2) and
