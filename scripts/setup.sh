@@ -50,6 +50,24 @@ have snmpget || need_pkgs+=(snmp)
 ls -d /usr/lib/erlang/lib/snmp-*/mibs >/dev/null 2>&1 || need_pkgs+=(erlang-snmp)
 have logger || need_pkgs+=(bsdutils)
 [ -e /usr/lib/x86_64-linux-gnu/rsyslog/omsnmp.so ] || need_pkgs+=(rsyslog-snmp)
+# calls: baresip phones (RTP between them), sox to make and check tones.
+have baresip || need_pkgs+=(baresip)
+have sox || need_pkgs+=(sox)
+# microservices bench: supervisord's stdout capture is the peer; socat the echo peer.
+have supervisord || need_pkgs+=(supervisor)
+have socat || need_pkgs+=(socat)
+# acme: pebble (Let's Encrypt's test CA), BIND 9 for DNS-01 (RFC 2136), certbot and lego
+# as the benchmark's peers.
+have pebble || need_pkgs+=(pebble)
+[ -x /usr/sbin/named ] || need_pkgs+=(bind9)
+have nsupdate || need_pkgs+=(bind9-utils)
+have certbot || need_pkgs+=(certbot)
+have lego || need_pkgs+=(lego)
+# users: an SMTP sink for the mail tests.
+/usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || need_pkgs+=(python3-aiosmtpd)
+# conferences: Janus (AudioBridge) as the mixer, espeak-ng for spoken notifications.
+[ -x /usr/bin/janus ] || need_pkgs+=(janus)
+have espeak-ng || need_pkgs+=(espeak-ng)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "setup: installing ${need_pkgs[*]}"
