@@ -17,7 +17,6 @@ mod error;
 mod handle;
 mod metrics;
 mod registrar;
-pub mod section;
 mod service;
 pub mod store;
 pub mod ua;
@@ -28,7 +27,8 @@ pub use api::openapi;
 pub use error::CallError;
 pub use handle::CallsService;
 pub use metrics::Metrics;
-pub use section::SipConfig;
+pub use mware_sip::section;
+pub use mware_sip::SipConfig;
 
 /// The callmanager for the registry: its `sip` section, the service, `mware calls`.
 pub fn plugin() -> mware_host::Plugin {

@@ -2,7 +2,7 @@
 //! `tel:` URI or a plain number, bounded, with nothing that could end a header line or
 //! start another header), the proxy address.
 
-use std::net::SocketAddr;
+pub use mware_sip::addr::{is_sip_token, proxy_addr};
 
 /// Longest `to`/`from`/`caller_id` accepted, in bytes.
 pub const MAX_PARTY: usize = 256;
@@ -84,18 +84,6 @@ pub fn display(value: &str) -> Result<String, String> {
         return Err(format!("expected no control characters, quotes or backslashes, found U+{:04X}", c as u32));
     }
     Ok(value.to_string())
-}
-
-/// The outbound proxy's address from `sip:10.0.0.5:5060` (or `10.0.0.5:5060`).
-pub fn proxy_addr(s: &str) -> Option<SocketAddr> {
-    let rest = s.strip_prefix("sip:").unwrap_or(s);
-    let hostport = rest.split(';').next()?;
-    hostport.parse().ok()
-}
-
-/// A SIP token-ish user name (RFC 3261 `user-unreserved` subset).
-pub fn is_sip_token(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.!~*'()".contains(c))
 }
 
 /// DTMF digits for `…/dtmf`: 0-9, *, #, A-D, at most 32.

@@ -1,6 +1,7 @@
-//! The group's `sip` section: where the user agent listens, how it reaches the proxy,
-//! its credentials and the limits of the Calls API. The type (with its defaults, which
-//! are also its JSON Schema) and its check live here, in the service that uses them.
+//! The group's `sip` section: where the user agent listens, how it reaches the proxy and
+//! the registrar, its credentials and the limits of the Calls API. The type (with its
+//! defaults, which are also its JSON Schema) and its check live here, below the services
+//! that read it (the callmanager lists it in the registry; call tracking reads it too).
 //!
 //! The listening address is the role's `iface`; this section names only the port.
 
@@ -148,7 +149,7 @@ fn check(cx: &mut Check, v: &Value, p: &str) {
         }
     }
     if let Some(s) = cx.str(m, p, "outbound_proxy") {
-        if crate::validate::proxy_addr(s).is_none() {
+        if crate::addr::proxy_addr(s).is_none() {
             cx.report(
                 &join(p, "outbound_proxy"),
                 format!("expected a sip: URI with an IP address and port (e.g. \"sip:10.0.0.5:5060\"), found {s:?}"),
@@ -160,7 +161,7 @@ fn check(cx: &mut Check, v: &Value, p: &str) {
         if let Some(cm) = cx.object(c, &cp) {
             cx.keys(cm, &cp, &["user", "password", "realm"], &["user", "password"]);
             if let Some(u) = cx.str(cm, &cp, "user") {
-                if !crate::validate::is_sip_token(u) {
+                if !crate::addr::is_sip_token(u) {
                     cx.report(&join(&cp, "user"), format!("expected 1 to 64 letters, digits and -_.!~*'(), found {u:?}"));
                 }
             }
