@@ -2,7 +2,8 @@
 //! place that knows Kamailio's method names and answer shapes. `ul.add` binds a permanent
 //! contact (expires 0), `ul.rm` / `ul.rm_contact` remove, `ul.dump` lists every binding
 //! with its Path (RFC 3327), so a caller can find the contacts that came through an edge
-//! proxy. A "not found" answer of a removal is `Ok(false)`, not an error.
+//! proxy. A "not found" answer is `Ok(false)` (removals) or no binding (a
+//! lookup), not an error.
 
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -75,7 +76,8 @@ impl Registrar {
         self.call("ul.add", json!([TABLE, aor, contact, 0, 1.0, path, 0, 0, 0])).await.map(|_| ())
     }
 
-    /// Removes every contact of `aor`; `false` when none was bound.
+    /// Removes every contact of `aor`; `false` when the registrar said it had none
+    /// (Kamailio 5.6 answers success to an AoR it does not have).
     pub async fn rm(&self, aor: &str) -> Result<bool, RegistrarError> {
         found(self.call("ul.rm", json!([TABLE, aor])).await)
     }
@@ -100,7 +102,7 @@ impl Registrar {
     pub async fn lookup(&self, aor: &str) -> Result<Vec<Binding>, RegistrarError> {
         match self.call("ul.lookup", json!([TABLE, aor])).await {
             Ok(v) => Ok(parse_aor(aor, &v)),
-            Err(RegistrarError::Rpc { code: 404, .. }) => Ok(vec![]),
+            Err(e) if e.is_not_found() => Ok(vec![]),
             Err(e) => Err(e),
         }
     }
@@ -123,8 +125,16 @@ impl Registrar {
 fn found(r: Result<Value, RegistrarError>) -> Result<bool, RegistrarError> {
     match r {
         Ok(_) => Ok(true),
-        Err(RegistrarError::Rpc { code: 404, .. }) => Ok(false),
+        Err(e) if e.is_not_found() => Ok(false),
         Err(e) => Err(e),
+    }
+}
+
+impl RegistrarError {
+    /// Whether the registrar said the AoR or contact is not there (Kamailio 5.6 answers
+    /// 404 to some methods and 500 "AOR not found" to others).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, RegistrarError::Rpc { code, message, .. } if *code == 404 || message.to_ascii_lowercase().contains("not found"))
     }
 }
 

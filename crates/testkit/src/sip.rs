@@ -34,8 +34,17 @@ impl Kamailio {
     /// Starts `/usr/sbin/kamailio -f cfg` with `defines` (`-A` values) in `dir`, and
     /// waits until its JSON-RPC answers.
     pub fn start(cfg: &Path, dir: &Path, defines: &[&str]) -> anyhow::Result<Kamailio> {
-        let sip_port = free_sip_port();
-        let http_port = free_port();
+        Kamailio::launch(cfg, dir, defines, free_sip_port(), free_port(), "kamailio.log")
+    }
+
+    /// [`Kamailio::start`] on given ports (a restart on the ports of the one before, or
+    /// edge proxies whose addresses the test must know first).
+    /// Its log is `kamailio-<sip_port>.log` in `dir`.
+    pub fn start_on(cfg: &Path, dir: &Path, defines: &[&str], sip_port: u16, http_port: u16) -> anyhow::Result<Kamailio> {
+        Kamailio::launch(cfg, dir, defines, sip_port, http_port, &format!("kamailio-{sip_port}.log"))
+    }
+
+    fn launch(cfg: &Path, dir: &Path, defines: &[&str], sip_port: u16, http_port: u16, log: &str) -> anyhow::Result<Kamailio> {
         let mut cmd = Command::new("/usr/sbin/kamailio");
         // 256 MB of shared memory: at a few thousand calls per second the default 64 MB
         // runs out (transactions wait 5 s after their end).
@@ -47,14 +56,14 @@ impl Kamailio {
         for d in defines {
             cmd.arg("-A").arg(d);
         }
-        let child = Child::spawn("kamailio", cmd, &dir.join("kamailio.log"))?;
+        let child = Child::spawn("kamailio", cmd, &dir.join(log))?;
         let k = Kamailio { child, sip_port, http_port };
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             match k.rpc("core.version", serde_json::json!([])) {
                 Ok(_) => return Ok(k),
                 Err(e) if Instant::now() > deadline => {
-                    let log = std::fs::read_to_string(dir.join("kamailio.log")).unwrap_or_default();
+                    let log = std::fs::read_to_string(dir.join(log)).unwrap_or_default();
                     bail!("kamailio did not answer JSON-RPC within 10 s: {e}\n{log}")
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(100)),
@@ -130,6 +139,11 @@ impl Kamailio {
         Ok(out)
     }
 
+    /// Stops it at once (SIGKILL), as a crash would, and reaps it.
+    pub fn kill9(&mut self) {
+        self.child.kill9();
+    }
+
     /// Live transactions of the proxy (`tm.stats` `current`).
     pub fn transactions(&self) -> anyhow::Result<i64> {
         let r = self.rpc("tm.stats", serde_json::json!([]))?;
@@ -171,8 +185,21 @@ impl Phone {
         Phone::spawn(scenario, dir, user, domain, proxy_port, args, false)
     }
 
-    fn spawn(scenario: &Path, dir: &Path, user: &str, domain: &str, proxy_port: u16, args: &[&str], traced: bool) -> anyhow::Result<Phone> {
+    /// A phone that never registers (a gateway, an old phone with a static contact):
+    /// the UAS `scenario` on a port of its own, traced.
+    pub fn listen(scenario: &Path, dir: &Path, user: &str, args: &[&str]) -> anyhow::Result<Phone> {
         let port = free_sip_port();
+        let (child, trace) = Phone::sipp(scenario, dir, user, port, args, true)?;
+        std::thread::sleep(Duration::from_millis(200));
+        Ok(Phone { child, user: user.into(), port, trace })
+    }
+
+    /// Sends `sig` to the SIPp process (SIGSTOP: it stops answering; SIGCONT: again).
+    pub fn signal(&self, sig: i32) {
+        self.child.signal(sig);
+    }
+
+    fn sipp(scenario: &Path, dir: &Path, user: &str, port: u16, args: &[&str], traced: bool) -> anyhow::Result<(Child, PathBuf)> {
         let trace = dir.join(format!("{user}-{port}.trace"));
         let mut cmd = Command::new("/usr/bin/sipp");
         cmd.arg("-sf").arg(scenario).args(["-i", "127.0.0.1", "-p"]).arg(port.to_string());
@@ -182,6 +209,12 @@ impl Phone {
         cmd.args(["-trace_err", "-error_file"]).arg(dir.join(format!("{user}-{port}.err")));
         cmd.args(args);
         let child = Child::spawn(&format!("sipp {user}"), cmd, &dir.join(format!("{user}-{port}.log")))?;
+        Ok((child, trace))
+    }
+
+    fn spawn(scenario: &Path, dir: &Path, user: &str, domain: &str, proxy_port: u16, args: &[&str], traced: bool) -> anyhow::Result<Phone> {
+        let port = free_sip_port();
+        let (child, trace) = Phone::sipp(scenario, dir, user, port, args, traced)?;
         std::thread::sleep(Duration::from_millis(200));
         let reg = scenario.with_file_name("register.xml");
         let st = Command::new("/usr/bin/sipp")
