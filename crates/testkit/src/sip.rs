@@ -46,6 +46,8 @@ impl Kamailio {
 
     fn launch(cfg: &Path, dir: &Path, defines: &[&str], sip_port: u16, http_port: u16, log: &str) -> anyhow::Result<Kamailio> {
         let mut cmd = Command::new("/usr/sbin/kamailio");
+        // A process group of its own, so that `kill9` reaches the workers too.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         // 256 MB of shared memory: at a few thousand calls per second the default 64 MB
         // runs out (transactions wait 5 s after their end).
         cmd.arg("-f").arg(cfg).args(["-DD", "-E", "-m", "256", "-w"]).arg(dir);
@@ -139,8 +141,16 @@ impl Kamailio {
         Ok(out)
     }
 
-    /// Stops it at once (SIGKILL), as a crash would, and reaps it.
+    /// Stops it at once, as a crash would: SIGKILL to its process group (the main
+    /// process and the workers it forked), then the main process is reaped.
     pub fn kill9(&mut self) {
+        let pid = self.child.pid();
+        if pid > 0 {
+            // SAFETY: a signal to the process group this Kamailio was started in (its own).
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+        }
         self.child.kill9();
     }
 

@@ -1,0 +1,52 @@
+//! mware-calltracking: the site's registrations kept right (issue 26, items 1 and 2).
+//!
+//! - **Static registrations**: accounts that never register (a gateway, an old phone)
+//!   get a permanent contact in the registrar (Kamailio usrloc, `ul.add`), from the
+//!   site file's `calltracking.static_registrations` or
+//!   `PUT /api/registrations/v1/static/{domain}/{user}`. They are stored fenced in the
+//!   coordinator, compared with the registrar every `resync_ms` and put back when it
+//!   lost them (a restart), removed when the account goes, and checked with SIP OPTIONS
+//!   (reachable, since when, the last answer).
+//! - **sg loss**: the edge proxies that add a Path header (RFC 3327) are sent OPTIONS;
+//!   after `fail_after` failures in a row every contact registered through the lost sg
+//!   leaves the registrar (`ul.dump`, `ul.rm_contact`), counted, logged and announced as
+//!   a monitoring item.
+//!
+//! Layout: `section` (the site file), [`decide`] (pure: the static registrations'
+//! actions), `reconcile` (acts on it), [`sg`] (pure decision and the clean-up), `probe`
+//! (OPTIONS checks), `loops`, [`store`] (the coordinator), `handle` ([`CallTracking`]),
+//! `service`, `api`, `cli` (`mware registrations`), `metrics`.
+#![deny(missing_docs)]
+
+mod api;
+mod cli;
+pub mod decide;
+mod error;
+mod handle;
+mod loops;
+mod metrics;
+mod probe;
+mod reconcile;
+pub mod section;
+mod service;
+pub mod sg;
+pub mod store;
+pub mod validate;
+
+pub use api::{openapi, PutBody, SgList, StaticList, StaticView};
+pub use error::TrackError;
+pub use handle::CallTracking;
+pub use metrics::Metrics;
+pub use probe::Probe;
+pub use section::CallTracking as CallTrackingConfig;
+
+/// Call tracking for the registry: its `calltracking` section, the service,
+/// `mware registrations`.
+pub fn plugin() -> mware_host::Plugin {
+    mware_host::Plugin {
+        name: "calltracking",
+        sections: vec![mware_config::section::<section::CallTracking>()],
+        build: |registry| std::sync::Arc::new(CallTracking::new(registry)),
+        cli: vec![cli::subcommand()],
+    }
+}

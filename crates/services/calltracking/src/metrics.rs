@@ -1,0 +1,58 @@
+//! Prometheus metrics of call tracking, under `mware_calltracking_*` (the `sg` label
+//! comes from the site file's list, never from a client).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// `sg` label: the sg's name from the site file.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SgLabel {
+    /// The sg's name.
+    pub sg: String,
+}
+
+/// The service's metrics, cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    /// Static registrations known (stored, not being removed).
+    pub statics: Gauge,
+    /// Static contacts that answered their last OPTIONS.
+    pub reachable: Gauge,
+    /// Static contacts bound in the registrar (new ones and ones it had lost).
+    pub bound: Counter,
+    /// Static contacts bound again because the registrar had lost them.
+    pub rebound: Counter,
+    /// Whether each sg answers (1) or is lost (0).
+    pub sg_up: Family<SgLabel, Gauge>,
+    /// Contacts removed from the registrar because the sg they came through was lost.
+    pub sg_removed: Family<SgLabel, Counter>,
+    /// Cycles that failed (the registrar or the coordinator did not answer).
+    pub errors: Counter,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them under `mware_calltracking_*`.
+    pub fn new(registry: &mut Registry) -> Self {
+        let m = Metrics {
+            statics: Gauge::default(),
+            reachable: Gauge::default(),
+            bound: Counter::default(),
+            rebound: Counter::default(),
+            sg_up: Family::default(),
+            sg_removed: Family::default(),
+            errors: Counter::default(),
+        };
+        let r = registry.sub_registry_with_prefix("mware_calltracking");
+        r.register("static_registrations", "Static registrations known", m.statics.clone());
+        r.register("static_reachable", "Static contacts that answered their last OPTIONS", m.reachable.clone());
+        r.register("static_bound", "Static contacts bound in the registrar", m.bound.clone());
+        r.register("static_rebound", "Static contacts bound again after the registrar lost them", m.rebound.clone());
+        r.register("sg_up", "Whether each sg answers OPTIONS (1) or is lost (0)", m.sg_up.clone());
+        r.register("sg_contacts_removed", "Contacts removed because their sg was lost", m.sg_removed.clone());
+        r.register("errors", "Cycles that failed (registrar or coordinator)", m.errors.clone());
+        m
+    }
+}

@@ -1,0 +1,156 @@
+//! (new) The group's `calltracking` section: the registrar it keeps right, the accounts
+//! with a permanent contact (static registrations), how they are checked with OPTIONS,
+//! and the edge proxies (sg) whose loss cleans the registrar. The type (with its
+//! defaults, which are also its JSON Schema) and its check (`check.rs`).
+
+mod check;
+
+use mware_config::{Check, SectionConfig, SiteInfo};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The transport a static contact is reached over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// UDP (the default; OPTIONS checks go over UDP).
+    Udp,
+    /// TCP (the registrar's proxy opens the connection; OPTIONS checks still go over UDP).
+    Tcp,
+}
+
+/// An account that never registers: the registrar keeps `contact` for `user@domain`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StaticRegistration {
+    /// The account's domain (one of the group's), e.g. `tenant1.example.ru`.
+    pub domain: String,
+    /// The account's user part, e.g. `gw1` or `1001`.
+    pub user: String,
+    /// Its contact: a `sip:` URI with an IP address, e.g. `sip:gw1@10.0.0.9:5060`.
+    pub contact: String,
+    /// Transport to reach it (default `udp`): `tcp` adds `;transport=tcp` to the contact.
+    #[serde(default)]
+    pub transport: Option<Transport>,
+}
+
+/// SIP OPTIONS checks of the static contacts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OptionsCheck {
+    /// Between two checks of a contact, ms (default 10000).
+    #[serde(default = "default_options_interval")]
+    pub interval_ms: u32,
+    /// Wait for an answer, ms (default 2000; at most `interval_ms`).
+    #[serde(default = "default_options_timeout")]
+    pub timeout_ms: u32,
+}
+
+impl Default for OptionsCheck {
+    fn default() -> Self {
+        OptionsCheck { interval_ms: default_options_interval(), timeout_ms: default_options_timeout() }
+    }
+}
+
+/// An edge proxy ("sg": a Kamailio that terminates WebSocket and TLS for softphones and
+/// adds a Path header, RFC 3327, to their REGISTERs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Sg {
+    /// Its name in logs, metrics and monitoring (letters, digits, `-_.`).
+    pub name: String,
+    /// Where it answers OPTIONS, e.g. `sip:10.0.0.7:5060`.
+    pub address: String,
+    /// The address its Path header names, when not `address` (e.g. its internal
+    /// interface), e.g. `sip:192.168.0.7:5060`.
+    #[serde(default)]
+    pub path_address: Option<String>,
+}
+
+/// How the sg are watched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SgCheck {
+    /// Between two checks, ms (default 1000).
+    #[serde(default = "default_sg_interval")]
+    pub interval_ms: u32,
+    /// Wait for an answer, ms (default 500; at most `interval_ms`).
+    #[serde(default = "default_sg_timeout")]
+    pub timeout_ms: u32,
+    /// Failed checks in a row after which an sg is lost and its contacts leave the
+    /// registrar (default 3).
+    #[serde(default = "default_fail_after")]
+    pub fail_after: u32,
+}
+
+impl Default for SgCheck {
+    fn default() -> Self {
+        SgCheck { interval_ms: default_sg_interval(), timeout_ms: default_sg_timeout(), fail_after: default_fail_after() }
+    }
+}
+
+/// (new) The group's `calltracking` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CallTracking {
+    /// The registrar's JSON-RPC URL (Kamailio `jsonrpcs`), e.g. `http://10.0.0.5:5071/RPC`.
+    pub registrar_rpc: String,
+    /// How often the static contacts are compared with the registrar and put back, ms
+    /// (default 1000): after a restart of the registrar they are back within this.
+    #[serde(default = "default_resync")]
+    pub resync_ms: u32,
+    /// Accounts with a permanent contact, from the site file (more come through
+    /// `PUT /api/registrations/v1/static/{domain}/{user}`).
+    #[serde(default)]
+    pub static_registrations: Vec<StaticRegistration>,
+    /// OPTIONS checks of the static contacts.
+    #[serde(default)]
+    pub options: OptionsCheck,
+    /// The edge proxies watched.
+    #[serde(default)]
+    pub sg: Vec<Sg>,
+    /// How they are watched.
+    #[serde(default)]
+    pub sg_check: SgCheck,
+}
+
+impl CallTracking {
+    /// A section with defaults and this registrar (tests, examples).
+    pub fn with_registrar(url: impl Into<String>) -> Self {
+        CallTracking {
+            registrar_rpc: url.into(),
+            resync_ms: default_resync(),
+            static_registrations: vec![],
+            options: OptionsCheck::default(),
+            sg: vec![],
+            sg_check: SgCheck::default(),
+        }
+    }
+}
+
+impl SectionConfig for CallTracking {
+    const KEY: &'static str = "calltracking";
+    fn check(cx: &mut Check, v: &Value, at: &str, _site: &SiteInfo) {
+        check::calltracking(cx, v, at)
+    }
+}
+
+fn default_resync() -> u32 {
+    1000
+}
+fn default_options_interval() -> u32 {
+    10_000
+}
+fn default_options_timeout() -> u32 {
+    2000
+}
+fn default_sg_interval() -> u32 {
+    1000
+}
+fn default_sg_timeout() -> u32 {
+    500
+}
+fn default_fail_after() -> u32 {
+    3
+}
