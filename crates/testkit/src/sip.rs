@@ -10,6 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// A SIPp scenario shared by the SIP tests (`crates/testkit/sipp/`): `register.xml` (a
+/// phone's REGISTER), `uac.xml` (a caller through the proxy).
+pub fn scenario(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sipp").join(name)
+}
+
 /// A free port on 127.0.0.1 for both UDP and TCP (SIP listens on both).
 pub fn free_sip_port() -> u16 {
     loop {
@@ -172,7 +178,7 @@ impl Drop for Kamailio {
 }
 
 /// A SIPp phone: a UAS scenario on its own port, registered at the proxy as
-/// `user@domain` (through `register.xml` next to the scenario).
+/// `user@domain` (through [`scenario`]`("register.xml")`).
 pub struct Phone {
     child: Child,
     /// The registered user.
@@ -226,7 +232,7 @@ impl Phone {
         let port = free_sip_port();
         let (child, trace) = Phone::sipp(scenario, dir, user, port, args, traced)?;
         std::thread::sleep(Duration::from_millis(200));
-        let reg = scenario.with_file_name("register.xml");
+        let reg = self::scenario("register.xml");
         let st = Command::new("/usr/bin/sipp")
             .arg(format!("127.0.0.1:{proxy_port}"))
             .arg("-sf")

@@ -181,7 +181,7 @@ pub fn call(proxy_port: u16, user: &str, dir: &std::path::Path) -> i32 {
     let out = std::process::Command::new("/usr/bin/sipp")
         .arg(format!("127.0.0.1:{proxy_port}"))
         .arg("-sf")
-        .arg(scenario("uac.xml"))
+        .arg(mware_testkit::sip::scenario("uac.xml"))
         .args(["-s", user, "-key", "domain", DOMAIN, "-d", "100", "-i", "127.0.0.1", "-p"])
         .arg(free_sip_port().to_string())
         .args(["-m", "1", "-timeout", "10", "-timeout_error", "-nostdin"])
