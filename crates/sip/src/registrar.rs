@@ -107,6 +107,12 @@ impl Registrar {
         }
     }
 
+    /// Calls any JSON-RPC method of the core at this endpoint (e.g. the dialog module's
+    /// `dlg.list`); its `result`.
+    pub async fn call_raw(&self, method: &str, params: Value) -> Result<Value, RegistrarError> {
+        self.call(method, params).await
+    }
+
     async fn call(&self, method: &str, params: Value) -> Result<Value, RegistrarError> {
         let body = json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 1});
         let tr = |e: reqwest::Error| RegistrarError::Transport { url: self.url.clone(), msg: e.to_string() };

@@ -1,5 +1,6 @@
 //! The HTTP API (REST + JSON) with its OpenAPI description: static registrations of a
-//! domain (list, put, delete; changes need the operator's token) and the sg states.
+//! domain (list, put, delete; changes need the operator's token), the sg states, and
+//! (`api_calls`) the call events in and a domain's calls.
 //! Handlers serve locally; the daemon forwards a domain's requests to the active
 //! instance of its group. Errors are [`ApiError`]s naming the field at fault.
 
@@ -26,6 +27,10 @@ pub(crate) mod paths {
     pub const STATIC: &str = "/api/registrations/v1/static/{domain}/{user}";
     /// The sg states.
     pub const SG: &str = "/api/calltracking/v1/sg";
+    /// Call events from the core.
+    pub const EVENTS: &str = "/api/calltracking/v1/events";
+    /// A domain's calls.
+    pub const CALLS: &str = "/api/calltracking/v1/{domain}/calls";
 }
 
 /// A static registration with how its contact answers.
@@ -100,7 +105,9 @@ struct ApiDoc;
 
 /// The OpenAPI description of these routes, for the daemon to merge.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    let mut doc = ApiDoc::openapi();
+    doc.merge(crate::api_calls::CallsDoc::openapi());
+    doc
 }
 
 pub(crate) fn routes(svc: CallTracking) -> Routes {
@@ -111,6 +118,8 @@ pub(crate) fn routes(svc: CallTracking) -> Routes {
         .add(Some(axum::http::Method::PUT), paths::STATIC, Access::Operator, D, s(put(put_one)))
         .add(Some(axum::http::Method::DELETE), paths::STATIC, Access::Operator, D, s(axum::routing::delete(delete_one)))
         .get(paths::SG, Access::Token, Scope::Group, s(get(sg_list)))
+        .post(paths::EVENTS, Access::Token, Scope::Group, s(axum::routing::post(crate::api_calls::post_events)))
+        .get(paths::CALLS, Access::Token, D, s(get(crate::api_calls::calls)))
 }
 
 type Result<T> = std::result::Result<T, TrackError>;

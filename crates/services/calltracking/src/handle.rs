@@ -27,6 +27,8 @@ pub(crate) struct Running {
     pub registrar: Registrar,
     /// Wakes the static registrations' cycle (after a PUT or DELETE).
     pub kick: Arc<Notify>,
+    /// The live calls and the journal.
+    pub tracker: Arc<crate::tracker::Tracker>,
 }
 
 pub(crate) struct Inner {

@@ -19,18 +19,23 @@
 #![deny(missing_docs)]
 
 mod api;
+mod api_calls;
+pub mod calls;
 mod cli;
 pub mod decide;
 mod error;
 mod handle;
+pub mod journal;
 mod loops;
 mod metrics;
 mod probe;
 mod reconcile;
+pub mod restore;
 pub mod section;
 mod service;
 pub mod sg;
 pub mod store;
+pub mod tracker;
 pub mod validate;
 
 pub use api::{openapi, PutBody, SgList, StaticList, StaticView};

@@ -31,6 +31,12 @@ pub struct Metrics {
     pub sg_removed: Family<SgLabel, Counter>,
     /// Cycles that failed (the registrar or the coordinator did not answer).
     pub errors: Counter,
+    /// Live calls of the group's domains.
+    pub live_calls: Gauge,
+    /// Call events that changed a call.
+    pub events: Counter,
+    /// Call events dropped (another group's domain, past `max_live_calls`, malformed).
+    pub events_dropped: Counter,
 }
 
 impl Metrics {
@@ -44,6 +50,9 @@ impl Metrics {
             sg_up: Family::default(),
             sg_removed: Family::default(),
             errors: Counter::default(),
+            live_calls: Gauge::default(),
+            events: Counter::default(),
+            events_dropped: Counter::default(),
         };
         let r = registry.sub_registry_with_prefix("mware_calltracking");
         r.register("static_registrations", "Static registrations known", m.statics.clone());
@@ -53,6 +62,9 @@ impl Metrics {
         r.register("sg_up", "Whether each sg answers OPTIONS (1) or is lost (0)", m.sg_up.clone());
         r.register("sg_contacts_removed", "Contacts removed because their sg was lost", m.sg_removed.clone());
         r.register("errors", "Cycles that failed (registrar or coordinator)", m.errors.clone());
+        r.register("live_calls", "Live calls of the group's domains", m.live_calls.clone());
+        r.register("events", "Call events that changed a call", m.events.clone());
+        r.register("events_dropped", "Call events dropped (another group's domain, past max_live_calls, malformed)", m.events_dropped.clone());
         m
     }
 }

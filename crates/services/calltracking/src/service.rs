@@ -1,10 +1,13 @@
 //! The `Service` impl: the host runs call tracking on the active instance of a group
-//! whose section has `calltracking`; it starts the three loops (`loops`) with this
-//! activity's fenced store and the registrar, and stops them when activity is lost.
+//! whose section has `calltracking`; it opens the journal, reads the live calls back
+//! from the core, starts the three loops (`loops`) with this activity's fenced store and
+//! the registrar, and stops them when activity is lost.
 
 use crate::handle::{CallTracking, Running};
 use crate::section::CallTracking as Section;
+use crate::journal::Journal;
 use crate::store::Store;
+use crate::tracker::Tracker;
 use async_trait::async_trait;
 use mware_config::Role;
 use mware_host::{Service, ServiceContext, ServiceState};
@@ -40,7 +43,13 @@ impl Service for CallTracking {
     async fn run(&self, ctx: ServiceContext) -> anyhow::Result<()> {
         let cfg = crate::loops::section(&ctx).ok_or_else(|| anyhow::anyhow!("the group has no calltracking section"))?;
         let registrar = mware_sip::Registrar::new(&cfg.registrar_rpc)?;
-        let run = Running { store: Store::new(ctx.coord.clone(), ctx.fence), registrar, kick: Arc::new(Notify::new()) };
+        let journal = Journal::open(ctx.coord.clone(), ctx.fence, cfg.journal_size as usize).await?;
+        let tree = mware_config::DomainTree::build(&ctx.site.borrow());
+        let group = ctx.fence.group;
+        let ours = Box::new(move |d: &str| tree.route(d) == Some(group));
+        let tracker = Arc::new(Tracker::new(journal, ours, cfg.max_live_calls as usize, self.inner.metrics.clone()));
+        crate::restore::from_core(&tracker, &registrar).await;
+        let run = Running { store: Store::new(ctx.coord.clone(), ctx.fence), registrar, kick: Arc::new(Notify::new()), tracker };
         *self.inner.running.lock().unwrap() = Some(run.clone());
         ctx.status.set(
             ServiceState::Running,

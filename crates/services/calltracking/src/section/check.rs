@@ -4,7 +4,8 @@ use mware_config::{index, join, Check};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
-const KEYS: &[&str] = &["registrar_rpc", "resync_ms", "static_registrations", "options", "sg", "sg_check"];
+const KEYS: &[&str] =
+    &["registrar_rpc", "resync_ms", "static_registrations", "options", "sg", "sg_check", "journal_size", "max_live_calls"];
 
 /// `calltracking`.
 pub(super) fn calltracking(cx: &mut Check, v: &Value, p: &str) {
@@ -16,6 +17,8 @@ pub(super) fn calltracking(cx: &mut Check, v: &Value, p: &str) {
         }
     }
     cx.int(m, p, "resync_ms", 100, 600_000);
+    cx.int(m, p, "journal_size", 1, 100_000);
+    cx.int(m, p, "max_live_calls", 1, 1_000_000);
     if let Some(l) = m.get("static_registrations") {
         statics(cx, l, &join(p, "static_registrations"));
     }

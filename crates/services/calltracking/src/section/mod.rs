@@ -1,6 +1,7 @@
 //! (new) The group's `calltracking` section: the registrar it keeps right, the accounts
 //! with a permanent contact (static registrations), how they are checked with OPTIONS,
-//! and the edge proxies (sg) whose loss cleans the registrar. The type (with its
+//! the edge proxies (sg) whose loss cleans the registrar, and the bounds of the call
+//! events kept (live calls, the journal of ended ones). The type (with its
 //! defaults, which are also its JSON Schema) and its check (`check.rs`).
 
 mod check;
@@ -113,6 +114,13 @@ pub struct CallTracking {
     /// How they are watched.
     #[serde(default)]
     pub sg_check: SgCheck,
+    /// Ended calls kept in the coordinator's journal, newest first (default 1000).
+    #[serde(default = "default_journal")]
+    pub journal_size: u32,
+    /// Live calls kept at most; events of further new calls are dropped and counted
+    /// (default 10000).
+    #[serde(default = "default_max_live")]
+    pub max_live_calls: u32,
 }
 
 impl CallTracking {
@@ -125,6 +133,8 @@ impl CallTracking {
             options: OptionsCheck::default(),
             sg: vec![],
             sg_check: SgCheck::default(),
+            journal_size: default_journal(),
+            max_live_calls: default_max_live(),
         }
     }
 }
@@ -136,6 +146,12 @@ impl SectionConfig for CallTracking {
     }
 }
 
+fn default_journal() -> u32 {
+    1000
+}
+fn default_max_live() -> u32 {
+    10_000
+}
 fn default_resync() -> u32 {
     1000
 }

@@ -34,20 +34,26 @@ pub struct Registrar {
     pub sip_port: u16,
     pub http_port: u16,
     pub dir: PathBuf,
+    pub defines: Vec<String>,
 }
 
 impl Registrar {
     pub fn start(dir: &std::path::Path) -> Registrar {
-        let (sip_port, http_port) = (free_sip_port(), free_port());
-        let mut r = Registrar { kam: None, sip_port, http_port, dir: dir.to_path_buf() };
+        let mut r = Registrar::new(dir, vec![]);
         r.restart();
         r
     }
 
-    /// Starts it again on the same ports (after [`Registrar::kill9`]).
+    /// Ports chosen, not started yet; `defines` as Kamailio's `-A` values.
+    pub fn new(dir: &std::path::Path, defines: Vec<String>) -> Registrar {
+        Registrar { kam: None, sip_port: free_sip_port(), http_port: free_port(), dir: dir.to_path_buf(), defines }
+    }
+
+    /// Starts it (again) on its ports (after [`Registrar::kill9`]).
     pub fn restart(&mut self) {
         let cfg = repo().join("examples/kamailio/kamailio.cfg");
-        self.kam = Some(Kamailio::start_on(&cfg, &self.dir, &[], self.sip_port, self.http_port).expect("kamailio"));
+        let defines: Vec<&str> = self.defines.iter().map(String::as_str).collect();
+        self.kam = Some(Kamailio::start_on(&cfg, &self.dir, &defines, self.sip_port, self.http_port).expect("kamailio"));
     }
 
     pub fn kill9(&mut self) {
@@ -128,6 +134,19 @@ pub async fn start(coord: Arc<dyn Coordinator>, fence: Fence, site: Site) -> Run
     let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_test_writer().try_init();
     let mut registry = Registry::default();
     let svc = CallTracking::new(&mut registry);
+    start_with(svc, registry, coord, fence, site).await
+}
+
+/// Stops the service and starts a new activity of the same handle (its HTTP routes stay
+/// served): what it knows comes back from the coordinator and the core only.
+pub async fn restart(run: Running, coord: Arc<dyn Coordinator>, fence: Fence) -> Running {
+    let site = (**run.ctx.site.borrow()).clone();
+    run.ctx.cancel.cancel();
+    run.task.await.expect("join").expect("stopped");
+    start_with(run.svc, run.registry, coord, fence, site).await
+}
+
+async fn start_with(svc: CallTracking, registry: Registry, coord: Arc<dyn Coordinator>, fence: Fence, site: Site) -> Running {
     let (site_tx, site_rx) = watch::channel(Arc::new(site));
     let ctx = ServiceContext::new("calltracking", "mware1", fence, coord, site_rx, CancellationToken::new(), Arc::new(Default::default()));
     let (s, c) = (svc.clone(), ctx.clone());
@@ -178,11 +197,16 @@ impl Running {
 
 /// One call from a SIPp UAC through the proxy to `user@example.test`; SIPp's exit code.
 pub fn call(proxy_port: u16, user: &str, dir: &std::path::Path) -> i32 {
+    call_holding(proxy_port, user, dir, 100)
+}
+
+/// [`call`], holding the answered call `hold_ms` before the caller's BYE.
+pub fn call_holding(proxy_port: u16, user: &str, dir: &std::path::Path, hold_ms: u64) -> i32 {
     let out = std::process::Command::new("/usr/bin/sipp")
         .arg(format!("127.0.0.1:{proxy_port}"))
         .arg("-sf")
         .arg(mware_testkit::sip::scenario("uac.xml"))
-        .args(["-s", user, "-key", "domain", DOMAIN, "-d", "100", "-i", "127.0.0.1", "-p"])
+        .args(["-s", user, "-key", "domain", DOMAIN, "-d", &hold_ms.to_string(), "-i", "127.0.0.1", "-p"])
         .arg(free_sip_port().to_string())
         .args(["-m", "1", "-timeout", "10", "-timeout_error", "-nostdin"])
         .current_dir(dir)

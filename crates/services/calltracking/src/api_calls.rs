@@ -1,0 +1,91 @@
+//! The HTTP API of call events: the core posts them (`POST /api/calltracking/v1/events`,
+//! the API token), and clients read a domain's live and recently ended calls
+//! (`GET /api/calltracking/v1/{domain}/calls?since=`).
+
+use crate::calls::{Dialog, EndedCall};
+use crate::error::TrackError;
+use crate::handle::CallTracking;
+use crate::tracker::Applied;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use mware_host::{ApiError, Problem};
+use serde::{Deserialize, Serialize};
+use utoipa::OpenApi;
+
+/// Most ended calls in one answer.
+const MAX_ENDED: usize = 500;
+
+/// What a POST of events did, and the events refused (each with its path).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PostAnswer {
+    /// Counts.
+    #[serde(flatten)]
+    pub applied: Applied,
+    /// Events refused: the JSON path of the field at fault and why.
+    pub rejected: Vec<Problem>,
+}
+
+/// A domain's calls.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CallsAnswer {
+    /// The domain (canonical).
+    pub domain: String,
+    /// Its live calls.
+    pub live: Vec<Dialog>,
+    /// Its ended calls since `since` (newest first, at most 500).
+    pub ended: Vec<EndedCall>,
+}
+
+/// `?since=` (ms since the Unix epoch; default 0: all the journal holds).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct CallsQuery {
+    /// Only calls that ended at or after this, ms since the Unix epoch.
+    pub since: Option<u64>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(post_events, calls),
+    components(schemas(PostAnswer, Applied, CallsAnswer, Dialog, EndedCall, crate::calls::CallEvent, crate::calls::Kind, ApiError))
+)]
+pub(crate) struct CallsDoc;
+
+type Result<T> = std::result::Result<T, TrackError>;
+
+/// Call events from the core (Kamailio's dialog module, `examples/kamailio`): an array
+/// of `{event, id, from, to, domain, code?, at_ms}`. Good events are applied in order;
+/// the others are refused each with its path (a batch is never lost for one bad event).
+#[utoipa::path(post, path = "/api/calltracking/v1/events", tag = "calltracking",
+    request_body = Vec<crate::calls::CallEvent>,
+    responses((status = 200, description = "Applied; refused events named", body = PostAnswer),
+              (status = 400, description = "Not JSON, or not an array of events", body = ApiError),
+              (status = 503, description = "Not active here, or the journal could not be written (retryable)", body = ApiError)))]
+pub(crate) async fn post_events(State(svc): State<CallTracking>, body: Bytes) -> Result<Json<PostAnswer>> {
+    let v: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| TrackError::Invalid(vec![(String::new(), format!("expected a JSON array of events, found: {e}"))]))?;
+    let (events, errs) = crate::validate::events(&v);
+    if events.is_empty() && !errs.is_empty() && !v.is_array() {
+        return Err(TrackError::Invalid(errs));
+    }
+    let run = svc.inner.running().ok_or_else(|| TrackError::Coord("call tracking is not running here".into()))?;
+    svc.inner.metrics.events_dropped.inc_by(errs.len() as u64);
+    for (path, msg) in errs.iter().take(3) {
+        tracing::warn!(path, msg, "a call event from the core was refused");
+    }
+    let applied = run.tracker.apply(events).await?;
+    Ok(Json(PostAnswer { applied, rejected: errs.into_iter().map(|(field, message)| Problem { field, message }).collect() }))
+}
+
+/// A domain's live calls and its calls ended since `since`, from the journal.
+#[utoipa::path(get, path = "/api/calltracking/v1/{domain}/calls", tag = "calltracking",
+    params(("domain" = String, Path, description = "Domain"), CallsQuery),
+    responses((status = 200, description = "Live and ended calls", body = CallsAnswer),
+              (status = 400, description = "Bad domain", body = ApiError),
+              (status = 503, description = "Not active here (retryable)", body = ApiError)))]
+pub(crate) async fn calls(State(svc): State<CallTracking>, Path(domain): Path<String>, Query(q): Query<CallsQuery>) -> Result<Json<CallsAnswer>> {
+    let domain = crate::validate::domain(&domain).map_err(|e| TrackError::Invalid(vec![("domain".into(), e)]))?;
+    let run = svc.inner.running().ok_or_else(|| TrackError::Coord("call tracking is not running here".into()))?;
+    let ended = run.tracker.journal().read(&domain, q.since.unwrap_or(0), MAX_ENDED).await?;
+    Ok(Json(CallsAnswer { live: run.tracker.live(&domain), domain, ended }))
+}

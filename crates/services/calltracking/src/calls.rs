@@ -1,0 +1,159 @@
+//! Call events from the SIP core, and the pure step that keeps a live dialog from them.
+//! The core (Kamailio's dialog module, `examples/kamailio/kamailio.cfg` with
+//! `WITH_CALLEVENTS`) posts `ringing`, `answered`, `ended` and `failed`; [`step`] says
+//! what each does to the dialog it names: a new state to keep and announce, an ended
+//! call to journal, or nothing (a repeated or late event), with the reason in words.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What the core reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// The called party rings (180/183).
+    Ringing,
+    /// It answered (the dialog is confirmed).
+    Answered,
+    /// The call ended after it was answered (BYE, timeout).
+    Ended,
+    /// The call ended unanswered (a final answer >= 300, CANCEL).
+    Failed,
+}
+
+/// One event as posted (checked by [`crate::validate::event`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CallEvent {
+    /// What happened.
+    pub event: Kind,
+    /// The dialog's id (hex of the Call-ID's md5).
+    pub id: String,
+    /// The caller's user part.
+    pub from: String,
+    /// The called user part.
+    pub to: String,
+    /// The domain of the call (the To domain), canonical.
+    pub domain: String,
+    /// The SIP code with it (180, 200, 486 ...; 0 when none).
+    #[serde(default)]
+    pub code: u16,
+    /// When the core saw it, ms since the Unix epoch.
+    pub at_ms: u64,
+}
+
+/// A call while it lasts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Dialog {
+    /// The dialog's id.
+    pub id: String,
+    /// The domain.
+    pub domain: String,
+    /// The caller.
+    pub from: String,
+    /// The called party.
+    pub to: String,
+    /// `ringing` or `answered`.
+    pub state: Kind,
+    /// When it started ringing (or was first seen), ms since the Unix epoch.
+    pub since_ms: u64,
+    /// When it was answered.
+    pub answered_ms: Option<u64>,
+}
+
+/// A call that ended, as journaled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EndedCall {
+    /// The call while it lasted.
+    #[serde(flatten)]
+    pub dialog: Dialog,
+    /// When it ended.
+    pub ended_ms: u64,
+    /// Whether it was answered.
+    pub answered: bool,
+    /// The final code (e.g. 486 busy) when it failed; 0 otherwise.
+    pub code: u16,
+}
+
+/// What one event does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Keep (or replace) the dialog and announce the event.
+    Keep(Dialog),
+    /// The call ended: forget the dialog, journal it, announce the event.
+    End(EndedCall),
+    /// Nothing: the reason in words.
+    Ignore(&'static str),
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Keep(d) => write!(f, "call {} {}@{} -> {}: {:?}", d.id, d.from, d.domain, d.to, d.state),
+            Step::End(e) if e.answered => write!(f, "call {} ended after it was answered", e.dialog.id),
+            Step::End(e) => write!(f, "call {} ended unanswered ({})", e.dialog.id, e.code),
+            Step::Ignore(why) => write!(f, "ignored: {why}"),
+        }
+    }
+}
+
+/// What `ev` does to the live dialog `live` of its id (none yet: `None`).
+pub fn step(live: Option<&Dialog>, ev: &CallEvent) -> Step {
+    let fresh = |state| Dialog {
+        id: ev.id.clone(),
+        domain: ev.domain.clone(),
+        from: ev.from.clone(),
+        to: ev.to.clone(),
+        state,
+        since_ms: ev.at_ms,
+        answered_ms: (state == Kind::Answered).then_some(ev.at_ms),
+    };
+    match (live, ev.event) {
+        (None, Kind::Ringing) => Step::Keep(fresh(Kind::Ringing)),
+        (Some(_), Kind::Ringing) => Step::Ignore("it rings already (a repeated 180/183)"),
+        (None, Kind::Answered) => Step::Keep(fresh(Kind::Answered)),
+        (Some(d), Kind::Answered) if d.state == Kind::Ringing => {
+            Step::Keep(Dialog { state: Kind::Answered, answered_ms: Some(ev.at_ms), ..d.clone() })
+        }
+        (Some(_), Kind::Answered) => Step::Ignore("it was answered already"),
+        (Some(d), Kind::Ended | Kind::Failed) => Step::End(EndedCall {
+            dialog: d.clone(),
+            ended_ms: ev.at_ms,
+            answered: d.state == Kind::Answered,
+            code: if ev.event == Kind::Failed { ev.code } else { 0 },
+        }),
+        (None, Kind::Failed) => Step::End(EndedCall { dialog: fresh(Kind::Ringing), ended_ms: ev.at_ms, answered: false, code: ev.code }),
+        (None, Kind::Ended) => Step::End(EndedCall { dialog: fresh(Kind::Answered), ended_ms: ev.at_ms, answered: true, code: 0 }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(event: Kind, at_ms: u64, code: u16) -> CallEvent {
+        CallEvent { event, id: "c1".into(), from: "1001".into(), to: "1002".into(), domain: "d.test".into(), code, at_ms }
+    }
+
+    #[test]
+    fn ringing_answered_ended_in_order_and_repeats_ignored() {
+        let Step::Keep(d) = step(None, &ev(Kind::Ringing, 10, 180)) else { panic!() };
+        assert_eq!((d.state, d.since_ms, d.answered_ms), (Kind::Ringing, 10, None));
+        assert!(matches!(step(Some(&d), &ev(Kind::Ringing, 11, 183)), Step::Ignore(_)));
+        let Step::Keep(d) = step(Some(&d), &ev(Kind::Answered, 20, 200)) else { panic!() };
+        assert_eq!((d.state, d.since_ms, d.answered_ms), (Kind::Answered, 10, Some(20)));
+        assert!(matches!(step(Some(&d), &ev(Kind::Answered, 21, 200)), Step::Ignore(_)));
+        let s = step(Some(&d), &ev(Kind::Ended, 30, 0));
+        assert!(s.to_string().contains("after it was answered"), "{s}");
+        let Step::End(e) = s else { panic!() };
+        assert_eq!((e.ended_ms, e.answered, e.code, e.dialog.since_ms), (30, true, 0, 10));
+    }
+
+    #[test]
+    fn a_failed_call_ends_unanswered_with_its_code() {
+        let Step::Keep(d) = step(None, &ev(Kind::Ringing, 10, 180)) else { panic!() };
+        let Step::End(e) = step(Some(&d), &ev(Kind::Failed, 15, 486)) else { panic!() };
+        assert_eq!((e.answered, e.code), (false, 486));
+        let Step::End(e) = step(None, &ev(Kind::Failed, 15, 404)) else { panic!() };
+        assert_eq!((e.answered, e.code, e.dialog.since_ms), (false, 404, 15));
+    }
+}

@@ -1,0 +1,60 @@
+//! The journal of ended calls in the group's coordinator KV, bounded:
+//! `calltracking/journal/{ended_ms:016}-{id}`, at most `journal_size` entries; each new
+//! one is written fenced together with the removal of the oldest past the bound, in one
+//! write. The next active instance reads it as it is.
+
+use crate::calls::EndedCall;
+use crate::error::TrackError;
+use mware_coord::{Coordinator, Fence, KvOp};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use tokio::sync::Mutex;
+
+/// Prefix of the journal in the group's KV space.
+pub const PREFIX: &str = "calltracking/journal/";
+
+/// The journal of one activity.
+pub struct Journal {
+    coord: Arc<dyn Coordinator>,
+    fence: Fence,
+    size: usize,
+    keys: Mutex<VecDeque<String>>,
+}
+
+impl Journal {
+    /// Opens the group's journal (reads its keys, oldest first).
+    pub async fn open(coord: Arc<dyn Coordinator>, fence: Fence, size: usize) -> Result<Journal, TrackError> {
+        let mut keys: Vec<String> =
+            coord.kv_list(fence.group, PREFIX).await.map_err(|e| TrackError::Coord(e.to_string()))?.into_iter().map(|(k, _)| k).collect();
+        keys.sort();
+        Ok(Journal { coord, fence, size: size.max(1), keys: Mutex::new(keys.into()) })
+    }
+
+    /// Writes an ended call, dropping the oldest past the bound.
+    pub async fn push(&self, e: &EndedCall) -> Result<(), TrackError> {
+        let key = format!("{PREFIX}{:016}-{}", e.ended_ms, e.dialog.id);
+        let value = serde_json::to_vec(e).map_err(|e| TrackError::Coord(e.to_string()))?;
+        let mut keys = self.keys.lock().await;
+        let mut ops = vec![KvOp::Put { key: key.clone(), value }];
+        let drop = (keys.len() + 1).saturating_sub(self.size);
+        ops.extend(keys.iter().take(drop).map(|k| KvOp::Delete { key: k.clone() }));
+        self.coord.kv_apply(&self.fence, ops).await.map_err(|e| TrackError::Coord(e.to_string()))?;
+        keys.drain(..drop);
+        keys.push_back(key);
+        Ok(())
+    }
+
+    /// The ended calls of `domain` that ended at or after `since_ms`, newest first, at
+    /// most `limit`.
+    pub async fn read(&self, domain: &str, since_ms: u64, limit: usize) -> Result<Vec<EndedCall>, TrackError> {
+        let rows = self.coord.kv_list(self.fence.group, PREFIX).await.map_err(|e| TrackError::Coord(e.to_string()))?;
+        let mut out: Vec<EndedCall> = rows
+            .into_iter()
+            .filter_map(|(_, v)| serde_json::from_slice::<EndedCall>(&v.value).ok())
+            .filter(|e| e.dialog.domain == domain && e.ended_ms >= since_ms)
+            .collect();
+        out.sort_by(|a, b| b.ended_ms.cmp(&a.ended_ms));
+        out.truncate(limit);
+        Ok(out)
+    }
+}

@@ -1,0 +1,153 @@
+//! The live calls of the group's domains, fed by the core's events: each event goes
+//! through [`crate::calls::step`]; an ended call is journaled (fenced) before it is
+//! announced; every kept change goes out on a bounded broadcast channel that the CTI
+//! adapters read (a reader that falls behind is cut there, never the tracker). Events
+//! of domains another group serves are dropped and counted.
+
+use crate::calls::{step, CallEvent, Dialog, EndedCall, Kind, Step};
+use crate::error::TrackError;
+use crate::journal::Journal;
+use crate::metrics::Metrics;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::broadcast;
+
+/// Events kept for CTI readers that are behind; past this a reader is cut.
+pub const FEED: usize = 4096;
+
+/// A change of a call as the CTI adapters send it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Published {
+    /// `ringing`, `answered` or `ended`.
+    pub event: &'static str,
+    /// The call.
+    pub id: String,
+    /// The domain.
+    pub domain: String,
+    /// The caller.
+    pub from: String,
+    /// The called party.
+    pub to: String,
+    /// When it happened, ms since the Unix epoch.
+    pub at_ms: u64,
+    /// For `ended`: whether it had been answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answered: Option<bool>,
+    /// For `ended` unanswered: the final SIP code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<u16>,
+}
+
+/// What a batch of events did.
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct Applied {
+    /// Events that changed a call.
+    pub applied: usize,
+    /// Repeated or late events.
+    pub ignored: usize,
+    /// Events of domains another group serves, or past `max_live_calls`.
+    pub dropped: usize,
+}
+
+/// The tracker of one activity.
+pub struct Tracker {
+    live: Mutex<BTreeMap<String, Dialog>>,
+    journal: Journal,
+    feed: broadcast::Sender<Arc<Published>>,
+    ours: Box<dyn Fn(&str) -> bool + Send + Sync>,
+    max_live: usize,
+    metrics: Metrics,
+    apply_lock: tokio::sync::Mutex<()>,
+}
+
+impl Tracker {
+    /// A tracker writing to `journal`, keeping calls of the domains `ours` accepts.
+    pub fn new(journal: Journal, ours: Box<dyn Fn(&str) -> bool + Send + Sync>, max_live: usize, metrics: Metrics) -> Tracker {
+        let (feed, _) = broadcast::channel(FEED);
+        Tracker { live: Mutex::new(BTreeMap::new()), journal, feed, ours, max_live, metrics, apply_lock: tokio::sync::Mutex::new(()) }
+    }
+
+    /// A new reader of the published changes.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Published>> {
+        self.feed.subscribe()
+    }
+
+    /// The journal.
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// The live calls of `domain`.
+    pub fn live(&self, domain: &str) -> Vec<Dialog> {
+        self.live.lock().unwrap().values().filter(|d| d.domain == domain).cloned().collect()
+    }
+
+    /// Live calls in all.
+    pub fn live_count(&self) -> usize {
+        self.live.lock().unwrap().len()
+    }
+
+    /// Puts back live calls read from the core (after a failover), without announcing.
+    pub fn restore(&self, dialogs: Vec<Dialog>) {
+        let mut live = self.live.lock().unwrap();
+        for d in dialogs.into_iter().filter(|d| (self.ours)(&d.domain)).take(self.max_live) {
+            live.insert(d.id.clone(), d);
+        }
+    }
+
+    /// Applies a batch in order (one batch at a time, so events keep their order).
+    pub async fn apply(&self, events: Vec<CallEvent>) -> Result<Applied, TrackError> {
+        let _one = self.apply_lock.lock().await;
+        let mut out = Applied::default();
+        for ev in events {
+            if !(self.ours)(&ev.domain) {
+                out.dropped += 1;
+                continue;
+            }
+            let (s, full) = {
+                let live = self.live.lock().unwrap();
+                (step(live.get(&ev.id), &ev), live.len() >= self.max_live && !live.contains_key(&ev.id))
+            };
+            match s {
+                Step::Ignore(_) => out.ignored += 1,
+                Step::Keep(_) if full => out.dropped += 1,
+                Step::Keep(d) => {
+                    self.live.lock().unwrap().insert(d.id.clone(), d.clone());
+                    self.publish(&d, ev.event, ev.at_ms, None);
+                    out.applied += 1;
+                }
+                Step::End(e) => {
+                    self.journal.push(&e).await?;
+                    self.live.lock().unwrap().remove(&e.dialog.id);
+                    self.publish(&e.dialog, Kind::Ended, e.ended_ms, Some(&e));
+                    out.applied += 1;
+                }
+            }
+        }
+        self.metrics.live_calls.set(self.live_count() as i64);
+        self.metrics.events.inc_by(out.applied as u64);
+        self.metrics.events_dropped.inc_by(out.dropped as u64);
+        Ok(out)
+    }
+
+    fn publish(&self, d: &Dialog, kind: Kind, at_ms: u64, ended: Option<&EndedCall>) {
+        let event = match kind {
+            Kind::Ringing => "ringing",
+            Kind::Answered => "answered",
+            Kind::Ended | Kind::Failed => "ended",
+        };
+        let p = Published {
+            event,
+            id: d.id.clone(),
+            domain: d.domain.clone(),
+            from: d.from.clone(),
+            to: d.to.clone(),
+            at_ms,
+            answered: ended.map(|e| e.answered),
+            code: ended.filter(|e| !e.answered).map(|e| e.code),
+        };
+        // No reader: nothing to do.
+        let _ = self.feed.send(Arc::new(p));
+    }
+}
