@@ -37,6 +37,7 @@ pub(crate) struct Inner {
     probes: Mutex<BTreeMap<String, Probe>>,
     sgs: Mutex<BTreeMap<String, SgView>>,
     last_cycle: Mutex<Vec<String>>,
+    adapters: Mutex<Vec<Arc<crate::cti::Adapter>>>,
 }
 
 impl CallTracking {
@@ -49,6 +50,7 @@ impl CallTracking {
                 probes: Mutex::new(BTreeMap::new()),
                 sgs: Mutex::new(BTreeMap::new()),
                 last_cycle: Mutex::new(vec![]),
+                adapters: Mutex::new(vec![]),
             }),
         }
     }
@@ -117,8 +119,19 @@ impl Inner {
         self.last_cycle.lock().unwrap().clone()
     }
 
+    /// Shows a CTI adapter in status.
+    pub fn add_adapter(&self, a: Arc<crate::cti::Adapter>) {
+        self.adapters.lock().unwrap().push(a);
+    }
+
+    /// The CTI adapters' views.
+    pub fn adapters(&self) -> Vec<crate::cti::AdapterView> {
+        self.adapters.lock().unwrap().iter().map(|a| a.view()).collect()
+    }
+
     /// Clears what belongs to one activity (on stop).
     pub fn stopped(&self) {
+        self.adapters.lock().unwrap().clear();
         *self.running.lock().unwrap() = None;
         self.probes.lock().unwrap().clear();
         self.sgs.lock().unwrap().clear();

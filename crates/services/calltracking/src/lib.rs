@@ -22,6 +22,8 @@ mod api;
 mod api_calls;
 pub mod calls;
 mod cli;
+pub mod cti;
+mod cti_ws;
 pub mod decide;
 mod error;
 mod handle;

@@ -37,6 +37,12 @@ pub struct Metrics {
     pub events: Counter,
     /// Call events dropped (another group's domain, past `max_live_calls`, malformed).
     pub events_dropped: Counter,
+    /// CTI clients connected now (all adapters).
+    pub cti_clients: Gauge,
+    /// CTI clients cut for reading too slowly.
+    pub cti_cut: Counter,
+    /// CTI adapters started again after a failure.
+    pub cti_restarts: Counter,
 }
 
 impl Metrics {
@@ -53,6 +59,9 @@ impl Metrics {
             live_calls: Gauge::default(),
             events: Counter::default(),
             events_dropped: Counter::default(),
+            cti_clients: Gauge::default(),
+            cti_cut: Counter::default(),
+            cti_restarts: Counter::default(),
         };
         let r = registry.sub_registry_with_prefix("mware_calltracking");
         r.register("static_registrations", "Static registrations known", m.statics.clone());
@@ -65,6 +74,9 @@ impl Metrics {
         r.register("live_calls", "Live calls of the group's domains", m.live_calls.clone());
         r.register("events", "Call events that changed a call", m.events.clone());
         r.register("events_dropped", "Call events dropped (another group's domain, past max_live_calls, malformed)", m.events_dropped.clone());
+        r.register("cti_clients", "CTI clients connected now", m.cti_clients.clone());
+        r.register("cti_cut", "CTI clients cut for reading too slowly", m.cti_cut.clone());
+        r.register("cti_restarts", "CTI adapters started again after a failure", m.cti_restarts.clone());
         m
     }
 }

@@ -37,6 +37,7 @@ impl Service for CallTracking {
             "static": self.inner.probes().into_iter().map(|(k, p)| (k.trim_start_matches(crate::store::PREFIX).to_string(), p)).collect::<std::collections::BTreeMap<_, _>>(),
             "sg": self.inner.sgs(),
             "last_changes": self.inner.last_cycle(),
+            "cti_adapters": self.inner.adapters(),
         })
     }
 
@@ -59,7 +60,8 @@ impl Service for CallTracking {
         tokio::join!(
             crate::loops::statics(i.clone(), ctx.clone(), run.clone()),
             crate::loops::options(i.clone(), ctx.clone(), run.clone()),
-            crate::loops::sgs(i.clone(), ctx.clone(), run),
+            crate::loops::sgs(i.clone(), ctx.clone(), run.clone()),
+            crate::cti::supervise(i.clone(), ctx.clone(), run.tracker.clone()),
         );
         self.inner.stopped();
         Ok(())

@@ -1,0 +1,168 @@
+//! The WebSocket JSON CTI adapter. A client connects (with the API token as
+//! `Authorization: Bearer …` or `?token=…` when the site has one), subscribes with
+//! `{"subscribe": {"domain": "d"}}` or `{"subscribe": {"extension": "1001@d"}}` (an
+//! extension, a hunt number or a queue: calls from or to it), and receives each change
+//! of those calls as a JSON text frame: `{"event": "ringing" | "answered" | "ended",
+//! "id", "domain", "from", "to", "at_ms", …}`, in order. A client that falls
+//! [`crate::tracker::FEED`] events behind, or whose socket takes no data for
+//! [`WRITE_TIMEOUT`], is cut; the provider never waits for it.
+
+use crate::cti::Adapter;
+use crate::metrics::Metrics;
+use crate::tracker::{Published, Tracker};
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::broadcast::error::RecvError;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+/// Longest a frame may wait for the client's socket.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The socket's send buffer: bounds the memory a client holds in the kernel.
+const SEND_BUFFER: usize = 64 * 1024;
+
+/// Listens on the adapter's address until `cancel`; an error when the listener fails.
+pub async fn serve(a: &Arc<Adapter>, token: Option<String>, tracker: &Arc<Tracker>, m: &Metrics, cancel: &CancellationToken) -> Result<(), String> {
+    let l = TcpListener::bind(a.addr).await.map_err(|e| format!("cannot listen on {}: {e}", a.addr))?;
+    a.set("running", format!("listening on {}", a.addr));
+    let clients = CancellationToken::new();
+    let _stop = clients.clone().drop_guard();
+    loop {
+        let (s, peer) = tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            r = l.accept() => r.map_err(|e| format!("accept on {}: {e}", a.addr))?,
+        };
+        let _ = socket2::SockRef::from(&s).set_send_buffer_size(SEND_BUFFER);
+        let (a, t, m, token, stop) = (a.clone(), tracker.clone(), m.clone(), token.clone(), clients.child_token());
+        tokio::spawn(async move {
+            if let Err(why) = client(s, &a, token, &t, &m, stop).await {
+                tracing::info!(key = %a.key, %peer, why, "CTI client closed");
+            }
+        });
+    }
+}
+
+/// Counts a connected client while it lives.
+struct Counted<'a>(&'a Adapter, &'a Metrics);
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.clients.fetch_sub(1, Ordering::Relaxed);
+        self.1.cti_clients.dec();
+    }
+}
+
+fn authorised(req: &Request, token: &str) -> bool {
+    let header = req.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let query = req.uri().query().unwrap_or("").split('&').find_map(|kv| kv.strip_prefix("token="));
+    header.or(query).is_some_and(|t| mware_config::same(t.as_bytes(), token.as_bytes()))
+}
+
+async fn client(s: TcpStream, a: &Adapter, token: Option<String>, tracker: &Tracker, m: &Metrics, stop: CancellationToken) -> Result<(), String> {
+    let check = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+        match &token {
+            Some(t) if !authorised(req, t) => {
+                let mut e = ErrorResponse::new(Some("expected the API token (Authorization: Bearer, or ?token=)".into()));
+                *e.status_mut() = tokio_tungstenite::tungstenite::http::StatusCode::UNAUTHORIZED;
+                Err(e)
+            }
+            _ => Ok(resp),
+        }
+    };
+    let ws = tokio::time::timeout(Duration::from_secs(5), tokio_tungstenite::accept_hdr_async(s, check))
+        .await
+        .map_err(|_| "no WebSocket handshake within 5 s".to_string())?
+        .map_err(|e| format!("handshake: {e}"))?;
+    a.clients.fetch_add(1, Ordering::Relaxed);
+    m.cti_clients.inc();
+    let _counted = Counted(a, m);
+    let (mut tx, mut rx) = ws.split();
+    let mut feed = tracker.subscribe();
+    let mut filter: Option<Filter> = None;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            msg = rx.next() => match msg {
+                Some(Ok(Message::Text(t))) => {
+                    let answer = match subscribe(&t) {
+                        Ok(f) => { let a = json!({"subscribed": f.describe()}); filter = Some(f); a }
+                        Err(e) => json!({"error": e}),
+                    };
+                    send(&mut tx, answer.to_string()).await?;
+                }
+                Some(Ok(Message::Close(_))) | None => return Ok(()),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.to_string()),
+            },
+            ev = feed.recv() => match ev {
+                Ok(p) => {
+                    if filter.as_ref().is_some_and(|f| f.matches(&p)) {
+                        let text = serde_json::to_string(&*p).unwrap_or_default();
+                        if let Err(e) = send(&mut tx, text).await {
+                            return Err(cut(a, m, &e));
+                        }
+                    }
+                }
+                Err(RecvError::Lagged(n)) => return Err(cut(a, m, &format!("{n} events behind"))),
+                Err(RecvError::Closed) => return Ok(()),
+            },
+        }
+    }
+}
+
+fn cut(a: &Adapter, m: &Metrics, why: &str) -> String {
+    a.cut.fetch_add(1, Ordering::Relaxed);
+    m.cti_cut.inc();
+    format!("cut: it reads too slowly ({why})")
+}
+
+async fn send<S>(tx: &mut S, text: String) -> Result<(), String>
+where
+    S: futures::Sink<Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin,
+{
+    match tokio::time::timeout(WRITE_TIMEOUT, tx.send(Message::text(text))).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("its socket took nothing for {} ms", WRITE_TIMEOUT.as_millis())),
+    }
+}
+
+/// What a client follows.
+enum Filter {
+    Domain(String),
+    Extension(String, String),
+}
+
+impl Filter {
+    fn matches(&self, p: &Published) -> bool {
+        match self {
+            Filter::Domain(d) => &p.domain == d,
+            Filter::Extension(u, d) => &p.domain == d && (&p.from == u || &p.to == u),
+        }
+    }
+
+    fn describe(&self) -> Value {
+        match self {
+            Filter::Domain(d) => json!({"domain": d}),
+            Filter::Extension(u, d) => json!({"extension": format!("{u}@{d}")}),
+        }
+    }
+}
+
+fn subscribe(text: &str) -> Result<Filter, String> {
+    let v: Value = serde_json::from_str(text).map_err(|e| format!("expected JSON {{\"subscribe\": {{...}}}}, found: {e}"))?;
+    let s = v.get("subscribe").ok_or("expected {\"subscribe\": {\"domain\": ...} or {\"extension\": \"user@domain\"}}")?;
+    if let Some(d) = s.get("domain").and_then(Value::as_str) {
+        return crate::validate::domain(d).map(Filter::Domain);
+    }
+    if let Some(x) = s.get("extension").and_then(Value::as_str) {
+        let (u, d) = x.split_once('@').ok_or_else(|| format!("expected user@domain, found {x:?}"))?;
+        crate::validate::user(u)?;
+        return Ok(Filter::Extension(u.to_string(), crate::validate::domain(d)?));
+    }
+    Err("expected subscribe.domain or subscribe.extension".into())
+}
