@@ -1,5 +1,5 @@
-//! Checks of the seed's role keys that no service owns yet: `cti_adapters` (parsed, not
-//! yet acted on: the CTI service will own it).
+//! Checks of the seed's role keys that no service section owns: `cti_adapters` (parsed
+//! here; call tracking, `crates/services/calltracking`, runs its entries).
 
 use super::walk::{index, join, quote, Check};
 use serde_json::{Map, Value};

@@ -210,3 +210,20 @@ async fn sg_list(State(svc): State<CallTracking>) -> Result<Json<SgList>> {
     running(&svc)?;
     Ok(Json(SgList { sg: svc.inner.sgs() }))
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_route_is_described() {
+        let svc = crate::CallTracking::new(&mut prometheus_client::registry::Registry::default());
+        let doc = serde_json::to_value(super::openapi()).unwrap();
+        for r in svc_routes(&svc) {
+            let method = r.1.to_lowercase();
+            assert!(doc["paths"][r.0].get(&method).is_some(), "OpenAPI lacks {method} {}", r.0);
+        }
+    }
+
+    fn svc_routes(svc: &crate::CallTracking) -> Vec<(&'static str, String)> {
+        super::routes(svc.clone()).0.iter().map(|r| (r.path, r.method.as_ref().map(|m| m.to_string()).unwrap_or_default())).collect()
+    }
+}

@@ -1,4 +1,5 @@
-//! mware-calltracking: the site's registrations kept right (issue 26, items 1 and 2).
+//! mware-calltracking: the site's registrations kept right, its calls followed and
+//! streamed to CTI clients (issue 26, items 1 to 4).
 //!
 //! - **Static registrations**: accounts that never register (a gateway, an old phone)
 //!   get a permanent contact in the registrar (Kamailio usrloc, `ul.add`), from the
@@ -11,11 +12,17 @@
 //!   after `fail_after` failures in a row every contact registered through the lost sg
 //!   leaves the registrar (`ul.dump`, `ul.rm_contact`), counted, logged and announced as
 //!   a monitoring item.
+//! - **Call events**: the core posts ringing/answered/ended/failed
+//!   (`POST /api/calltracking/v1/events`); [`calls`] is the pure step, [`tracker`] keeps the
+//!   live calls and writes ended ones to a bounded [`journal`] in the coordinator;
+//!   [`restore`] reads live calls back from the core (`dlg.list`) when an activity starts.
+//! - **CTI**: [`cti`] supervises one adapter per `cti_adapters` entry (restarted with a
+//!   backoff); `cti_ws` is the WebSocket JSON adapter (slow clients cut).
 //!
 //! Layout: `section` (the site file), [`decide`] (pure: the static registrations'
 //! actions), `reconcile` (acts on it), [`sg`] (pure decision and the clean-up), `probe`
 //! (OPTIONS checks), `loops`, [`store`] (the coordinator), `handle` ([`CallTracking`]),
-//! `service`, `api`, `cli` (`mware registrations`), `metrics`.
+//! `service`, `api` and `api_calls`, `cli` (`mware registrations`), `metrics`.
 #![deny(missing_docs)]
 
 mod api;
