@@ -18,6 +18,7 @@ mod handle;
 mod metrics;
 mod registrar;
 mod service;
+mod setup;
 pub mod store;
 pub mod ua;
 pub mod validate;
