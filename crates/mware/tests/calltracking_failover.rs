@@ -52,7 +52,8 @@ fn calls(d: &Daemon) -> Value {
 }
 
 fn running(v: &Value) -> bool {
-    v["state"] == "active" && v["services"].as_array().is_some_and(|s| s.iter().any(|s| s["name"] == "calltracking" && s["state"] == "running"))
+    v["state"] == "active"
+        && v["services"].as_array().is_some_and(|s| s.iter().any(|s| s["name"] == "calltracking" && s["state"] == "running"))
 }
 
 #[test]
@@ -92,7 +93,9 @@ fn the_next_instance_serves_the_same_live_call_and_runs_the_adapter() {
     let m20 = start(1);
     m20.wait_status(Duration::from_secs(15), |v| v["state"] == "passive");
     let aor = format!("gw1@{DOMAIN}");
-    let bound = |k: &Kamailio| k.rpc("ul.lookup", json!(["location", aor])).map(|v| v.to_string().contains(&format!("127.0.0.1:{}", gw.port))).unwrap_or(false);
+    let bound = |k: &Kamailio| {
+        k.rpc("ul.lookup", json!(["location", aor])).map(|v| v.to_string().contains(&format!("127.0.0.1:{}", gw.port))).unwrap_or(false)
+    };
     let t0 = Instant::now();
     while !bound(&kam) {
         assert!(t0.elapsed() < Duration::from_secs(5), "the static contact was never bound");
@@ -141,13 +144,21 @@ fn the_next_instance_serves_the_same_live_call_and_runs_the_adapter() {
     assert!(bound(&kam), "the static contact stays bound");
 
     let ended = rt.block_on(ws_next(&mut ws, 12));
-    assert_eq!((ended["event"].as_str(), ended["id"].as_str(), ended["answered"].as_bool()), (Some("ended"), Some(id.as_str()), Some(true)), "{ended}");
+    assert_eq!(
+        (ended["event"].as_str(), ended["id"].as_str(), ended["answered"].as_bool()),
+        (Some("ended"), Some(id.as_str()), Some(true)),
+        "{ended}"
+    );
     assert_eq!(caller.join().unwrap(), Some(0), "the call itself went through");
     let journal = calls(&m20);
     assert_eq!(journal["ended"][0]["id"], id.as_str(), "{journal}");
     assert!(journal["live"].as_array().unwrap().is_empty(), "{journal}");
     let st = m20.wait_status(Duration::from_secs(5), |v| {
-        v["services"].as_array().into_iter().flatten().any(|s| s["name"] == "calltracking" && s["detail"]["static"]["example.test/gw1"]["reachable"] == true)
+        v["services"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| s["name"] == "calltracking" && s["detail"]["static"]["example.test/gw1"]["reachable"] == true)
     });
     assert!(st.to_string().contains("websocket-json"), "{st}");
 }

@@ -172,13 +172,7 @@ fn contacts(aor: &str, list: &Value) -> Vec<Binding> {
             Value::Number(n) => n.as_i64(),
             _ => None, // "permanent"
         };
-        out.push(Binding {
-            aor: aor.into(),
-            contact: contact.into(),
-            path: text(c, "Path"),
-            expires_s,
-            user_agent: text(c, "User-Agent"),
-        });
+        out.push(Binding { aor: aor.into(), contact: contact.into(), path: text(c, "Path"), expires_s, user_agent: text(c, "User-Agent") });
     }
     out
 }

@@ -6,9 +6,9 @@
 
 use crate::error::TrackError;
 use crate::handle::{CallTracking, Running};
-use crate::probe::Probe;
 use crate::sg::SgView;
 use crate::store::{Source, Stored};
+use crate::views::Probe;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -139,7 +139,14 @@ fn target(domain: &str, user: &str) -> Result<(String, String)> {
 }
 
 fn view(svc: &CallTracking, s: Stored) -> StaticView {
-    StaticView { aor: s.aor(), check: svc.inner.probe(&s.key()), contact: s.contact, source: s.source, removing: s.removing, since_ms: s.since_ms }
+    StaticView {
+        aor: s.aor(),
+        check: svc.inner.probe(&s.key()),
+        contact: s.contact,
+        source: s.source,
+        removing: s.removing,
+        since_ms: s.since_ms,
+    }
 }
 
 /// A domain's static registrations, each with its OPTIONS state.

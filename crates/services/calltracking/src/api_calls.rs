@@ -62,8 +62,8 @@ type Result<T> = std::result::Result<T, TrackError>;
               (status = 400, description = "Not JSON, or not an array of events", body = ApiError),
               (status = 503, description = "Not active here, or the journal could not be written (retryable)", body = ApiError)))]
 pub(crate) async fn post_events(State(svc): State<CallTracking>, body: Bytes) -> Result<Json<PostAnswer>> {
-    let v: serde_json::Value =
-        serde_json::from_slice(&body).map_err(|e| TrackError::Invalid(vec![(String::new(), format!("expected a JSON array of events, found: {e}"))]))?;
+    let v: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| TrackError::Invalid(vec![(String::new(), format!("expected a JSON array of events, found: {e}"))]))?;
     let (events, errs) = crate::validate::events(&v);
     if events.is_empty() && !errs.is_empty() && !v.is_array() {
         return Err(TrackError::Invalid(errs));
@@ -83,7 +83,11 @@ pub(crate) async fn post_events(State(svc): State<CallTracking>, body: Bytes) ->
     responses((status = 200, description = "Live and ended calls", body = CallsAnswer),
               (status = 400, description = "Bad domain", body = ApiError),
               (status = 503, description = "Not active here (retryable)", body = ApiError)))]
-pub(crate) async fn calls(State(svc): State<CallTracking>, Path(domain): Path<String>, Query(q): Query<CallsQuery>) -> Result<Json<CallsAnswer>> {
+pub(crate) async fn calls(
+    State(svc): State<CallTracking>,
+    Path(domain): Path<String>,
+    Query(q): Query<CallsQuery>,
+) -> Result<Json<CallsAnswer>> {
     let domain = crate::validate::domain(&domain).map_err(|e| TrackError::Invalid(vec![("domain".into(), e)]))?;
     let run = svc.inner.running().ok_or_else(|| TrackError::Coord("call tracking is not running here".into()))?;
     let ended = run.tracker.journal().read(&domain, q.since.unwrap_or(0), MAX_ENDED).await?;

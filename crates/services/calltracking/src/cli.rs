@@ -93,7 +93,11 @@ async fn run(action: Action, _env: CliEnv) -> anyhow::Result<()> {
             }
             let p = path(paths::STATIC, &[("domain", &domain), ("user", &user)]);
             let v = api::send(api::Method::PUT, &conn.api, &p, &conn.token_env, Some(&body), "the static registration").await?;
-            println!("{} -> {} stored; the registrar has it within a cycle", v["aor"].as_str().unwrap_or("?"), v["contact"].as_str().unwrap_or("?"));
+            println!(
+                "{} -> {} stored; the registrar has it within a cycle",
+                v["aor"].as_str().unwrap_or("?"),
+                v["contact"].as_str().unwrap_or("?")
+            );
             Ok(())
         }
         Action::Delete { domain, user, conn } => {

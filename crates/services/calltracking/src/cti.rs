@@ -6,15 +6,14 @@
 //! [`WS_KEY`], the WebSocket JSON adapter (`cti_ws`); an entry with another key is shown
 //! unsupported and not started.
 
+use crate::adapter::Adapter;
 use crate::handle::Inner;
 use crate::tracker::Tracker;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use mware_config::CtiAdapter;
 use mware_host::ServiceContext;
-use serde::Serialize;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The key of the built-in WebSocket JSON adapter.
@@ -30,74 +29,6 @@ const BACKOFF: ExponentialBuilder = ExponentialBuilder::new()
 
 /// Running this long resets the pauses.
 const STABLE: Duration = Duration::from_secs(60);
-
-/// One adapter as status shows it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct AdapterView {
-    /// The entry's key.
-    pub key: String,
-    /// Where it listens.
-    pub address: String,
-    /// `starting`, `running`, `failed` (restarted after a pause) or `unsupported`.
-    pub state: String,
-    /// Since when, ms since the Unix epoch.
-    pub since_ms: u64,
-    /// Why, in words.
-    pub reason: String,
-    /// Clients connected now.
-    pub clients: usize,
-    /// Restarts after a failure.
-    pub restarts: u64,
-    /// Clients cut for reading too slowly.
-    pub cut: u64,
-}
-
-/// What an adapter and its clients share.
-pub struct Adapter {
-    /// Its key.
-    pub key: String,
-    /// Its address.
-    pub addr: SocketAddr,
-    /// Clients connected now.
-    pub clients: AtomicUsize,
-    /// Clients cut.
-    pub cut: AtomicU64,
-    restarts: AtomicU64,
-    state: Mutex<(String, u64, String)>,
-}
-
-impl Adapter {
-    fn new(key: String, addr: SocketAddr) -> Adapter {
-        Adapter {
-            key,
-            addr,
-            clients: AtomicUsize::new(0),
-            cut: AtomicU64::new(0),
-            restarts: AtomicU64::new(0),
-            state: Mutex::new(("starting".into(), mware_config::now_ms(), String::new())),
-        }
-    }
-
-    /// Sets its state and the reason.
-    pub fn set(&self, state: &str, reason: impl Into<String>) {
-        *self.state.lock().unwrap() = (state.into(), mware_config::now_ms(), reason.into());
-    }
-
-    /// Its view for status.
-    pub fn view(&self) -> AdapterView {
-        let (state, since_ms, reason) = self.state.lock().unwrap().clone();
-        AdapterView {
-            key: self.key.clone(),
-            address: self.addr.to_string(),
-            state,
-            since_ms,
-            reason,
-            clients: self.clients.load(Ordering::Relaxed),
-            restarts: self.restarts.load(Ordering::Relaxed),
-            cut: self.cut.load(Ordering::Relaxed),
-        }
-    }
-}
 
 /// The address of an entry: its `iface` alias on this instance's server (`default`:
 /// the role's own `iface`), and its port.
@@ -146,7 +77,7 @@ async fn keep_running(a: Arc<Adapter>, ctx: ServiceContext, tracker: Arc<Tracker
             pauses = BACKOFF.build();
         }
         let pause = pauses.next().unwrap_or(Duration::from_secs(5));
-        a.restarts.fetch_add(1, Ordering::Relaxed);
+        a.restarted();
         inner.metrics.cti_restarts.inc();
         a.set("failed", format!("{why}; started again in {} ms", pause.as_millis()));
         tracing::warn!(key = %a.key, address = %a.addr, why, pause_ms = pause.as_millis() as u64, "CTI adapter failed");

@@ -7,7 +7,7 @@
 //! [`crate::tracker::FEED`] events behind, or whose socket takes no data for
 //! [`WRITE_TIMEOUT`], is cut; the provider never waits for it.
 
-use crate::cti::Adapter;
+use crate::adapter::Adapter;
 use crate::metrics::Metrics;
 use crate::tracker::{Published, Tracker};
 use futures::{SinkExt, StreamExt};
@@ -27,7 +27,13 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 const SEND_BUFFER: usize = 64 * 1024;
 
 /// Listens on the adapter's address until `cancel`; an error when the listener fails.
-pub async fn serve(a: &Arc<Adapter>, token: Option<String>, tracker: &Arc<Tracker>, m: &Metrics, cancel: &CancellationToken) -> Result<(), String> {
+pub async fn serve(
+    a: &Arc<Adapter>,
+    token: Option<String>,
+    tracker: &Arc<Tracker>,
+    m: &Metrics,
+    cancel: &CancellationToken,
+) -> Result<(), String> {
     let l = TcpListener::bind(a.addr).await.map_err(|e| format!("cannot listen on {}: {e}", a.addr))?;
     a.set("running", format!("listening on {}", a.addr));
     let clients = CancellationToken::new();
@@ -63,7 +69,16 @@ fn authorised(req: &Request, token: &str) -> bool {
     header.or(query).is_some_and(|t| mware_config::same(t.as_bytes(), token.as_bytes()))
 }
 
-async fn client(s: TcpStream, a: &Adapter, token: Option<String>, tracker: &Tracker, m: &Metrics, stop: CancellationToken) -> Result<(), String> {
+// tungstenite's handshake callback must return its `ErrorResponse` (an HTTP response).
+#[allow(clippy::result_large_err)]
+async fn client(
+    s: TcpStream,
+    a: &Adapter,
+    token: Option<String>,
+    tracker: &Tracker,
+    m: &Metrics,
+    stop: CancellationToken,
+) -> Result<(), String> {
     let check = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
         match &token {
             Some(t) if !authorised(req, t) => {

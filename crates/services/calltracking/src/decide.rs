@@ -93,9 +93,14 @@ pub fn decide(s: &Snapshot) -> Vec<Action> {
         let same = old.is_some_and(|o| o.source == Source::Site && o.contact == w.contact && !o.removing);
         if !same {
             if let Some(o) = old.filter(|o| o.contact != w.contact && is_bound(&o.aor(), &o.contact)) {
-                out.push(Action::Remove { aor: o.aor(), contact: o.contact.clone(), why: "the site file gives the account another contact" });
+                out.push(Action::Remove {
+                    aor: o.aor(),
+                    contact: o.contact.clone(),
+                    why: "the site file gives the account another contact",
+                });
             }
-            let why = if old.is_some() { "the site file names the account (it takes over the API's entry)" } else { "the site file names it" };
+            let why =
+                if old.is_some() { "the site file names the account (it takes over the API's entry)" } else { "the site file names it" };
             out.push(Action::Store(entry.clone(), why));
         }
         if !is_bound(&entry.aor(), &entry.contact) {

@@ -3,9 +3,9 @@
 //! results and the sg states.
 
 use crate::metrics::Metrics;
-use crate::probe::Probe;
 use crate::sg::SgView;
 use crate::store::Store;
+use crate::views::Probe;
 use mware_sip::Registrar;
 use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;
@@ -37,7 +37,7 @@ pub(crate) struct Inner {
     probes: Mutex<BTreeMap<String, Probe>>,
     sgs: Mutex<BTreeMap<String, SgView>>,
     last_cycle: Mutex<Vec<String>>,
-    adapters: Mutex<Vec<Arc<crate::cti::Adapter>>>,
+    adapters: Mutex<Vec<Arc<crate::adapter::Adapter>>>,
 }
 
 impl CallTracking {
@@ -120,12 +120,12 @@ impl Inner {
     }
 
     /// Shows a CTI adapter in status.
-    pub fn add_adapter(&self, a: Arc<crate::cti::Adapter>) {
+    pub fn add_adapter(&self, a: Arc<crate::adapter::Adapter>) {
         self.adapters.lock().unwrap().push(a);
     }
 
     /// The CTI adapters' views.
-    pub fn adapters(&self) -> Vec<crate::cti::AdapterView> {
+    pub fn adapters(&self) -> Vec<crate::adapter::AdapterView> {
         self.adapters.lock().unwrap().iter().map(|a| a.view()).collect()
     }
 

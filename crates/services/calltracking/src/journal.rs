@@ -53,7 +53,7 @@ impl Journal {
             .filter_map(|(_, v)| serde_json::from_slice::<EndedCall>(&v.value).ok())
             .filter(|e| e.dialog.domain == domain && e.ended_ms >= since_ms)
             .collect();
-        out.sort_by(|a, b| b.ended_ms.cmp(&a.ended_ms));
+        out.sort_by_key(|e| std::cmp::Reverse(e.ended_ms));
         out.truncate(limit);
         Ok(out)
     }

@@ -25,6 +25,7 @@
 //! `service`, `api` and `api_calls`, `cli` (`mware registrations`), `metrics`.
 #![deny(missing_docs)]
 
+mod adapter;
 mod api;
 mod api_calls;
 pub mod calls;
@@ -46,13 +47,15 @@ pub mod sg;
 pub mod store;
 pub mod tracker;
 pub mod validate;
+mod views;
 
+pub use adapter::AdapterView;
 pub use api::{openapi, PutBody, SgList, StaticList, StaticView};
 pub use error::TrackError;
 pub use handle::CallTracking;
 pub use metrics::Metrics;
-pub use probe::Probe;
 pub use section::CallTracking as CallTrackingConfig;
+pub use views::Probe;
 
 /// Call tracking for the registry: its `calltracking` section, the service,
 /// `mware registrations`.

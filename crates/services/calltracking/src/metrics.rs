@@ -73,7 +73,11 @@ impl Metrics {
         r.register("errors", "Cycles that failed (registrar or coordinator)", m.errors.clone());
         r.register("live_calls", "Live calls of the group's domains", m.live_calls.clone());
         r.register("events", "Call events that changed a call", m.events.clone());
-        r.register("events_dropped", "Call events dropped (another group's domain, past max_live_calls, malformed)", m.events_dropped.clone());
+        r.register(
+            "events_dropped",
+            "Call events dropped (another group's domain, past max_live_calls, malformed)",
+            m.events_dropped.clone(),
+        );
         r.register("cti_clients", "CTI clients connected now", m.cti_clients.clone());
         r.register("cti_cut", "CTI clients cut for reading too slowly", m.cti_cut.clone());
         r.register("cti_restarts", "CTI adapters started again after a failure", m.cti_restarts.clone());

@@ -32,8 +32,7 @@ pub async fn cycle(inner: &Inner, cfg: &CallTracking, store: &Store, registrar: 
     for key in &bad {
         tracing::warn!(key, "an unreadable static registration in the coordinator is skipped");
     }
-    let aors: BTreeSet<String> =
-        site.iter().map(|w| format!("{}@{}", w.user, w.domain)).chain(stored.iter().map(Stored::aor)).collect();
+    let aors: BTreeSet<String> = site.iter().map(|w| format!("{}@{}", w.user, w.domain)).chain(stored.iter().map(Stored::aor)).collect();
     let mut bound = BTreeMap::new();
     for aor in aors {
         let contacts = registrar.lookup(&aor).await?.into_iter().map(|b| b.contact).collect();

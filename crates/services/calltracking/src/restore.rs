@@ -27,9 +27,7 @@ pub fn parse(v: &serde_json::Value) -> Vec<Dialog> {
     };
     list.iter()
         .filter_map(|d| {
-            let var = |k: &str| -> Option<String> {
-                d["variables"].as_array()?.iter().find_map(|x| x[k].as_str().map(String::from))
-            };
+            let var = |k: &str| -> Option<String> { d["variables"].as_array()?.iter().find_map(|x| x[k].as_str().map(String::from)) };
             let state = d["state"].as_u64()?;
             // Kamailio: 1 unconfirmed, 2 early (ringing), 3 confirmed (answered, no ACK
             // yet), 4 confirmed, 5 deleted.

@@ -4,8 +4,8 @@
 //! the registrar, and stops them when activity is lost.
 
 use crate::handle::{CallTracking, Running};
-use crate::section::CallTracking as Section;
 use crate::journal::Journal;
+use crate::section::CallTracking as Section;
 use crate::store::Store;
 use crate::tracker::Tracker;
 use async_trait::async_trait;
@@ -54,7 +54,11 @@ impl Service for CallTracking {
         *self.inner.running.lock().unwrap() = Some(run.clone());
         ctx.status.set(
             ServiceState::Running,
-            format!("keeping {} static registration(s) from the site file and watching {} sg", cfg.static_registrations.len(), cfg.sg.len()),
+            format!(
+                "keeping {} static registration(s) from the site file and watching {} sg",
+                cfg.static_registrations.len(),
+                cfg.sg.len()
+            ),
         );
         let i = &self.inner;
         tokio::join!(

@@ -99,7 +99,10 @@ fn event(v: &Value) -> Result<CallEvent, (String, String)> {
     let text = |k: &str, max: usize, ok: &dyn Fn(char) -> bool| -> Result<String, (String, String)> {
         match v.get(k) {
             Some(Value::String(s)) if !s.is_empty() && s.len() <= max && s.chars().all(ok) => Ok(s.clone()),
-            Some(Value::String(s)) => Err((k.into(), format!("expected 1 to {max} of the allowed characters, found {:?}", s.chars().take(80).collect::<String>()))),
+            Some(Value::String(s)) => Err((
+                k.into(),
+                format!("expected 1 to {max} of the allowed characters, found {:?}", s.chars().take(80).collect::<String>()),
+            )),
             other => Err((k.into(), format!("expected a string, found {}", other.map_or("nothing".into(), mware_config::found)))),
         }
     };
@@ -114,12 +117,16 @@ fn event(v: &Value) -> Result<CallEvent, (String, String)> {
     let id = text("id", 64, &|c| c.is_ascii_alphanumeric() || c == '-')?;
     let from = text("from", 64, &user)?;
     let to = text("to", 64, &user)?;
-    let domain = domain(&text("domain", 253, &|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')?).map_err(|e| ("domain".to_string(), e))?;
+    let domain =
+        domain(&text("domain", 253, &|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')?).map_err(|e| ("domain".to_string(), e))?;
     let code = match v.get("code") {
         None => 0,
-        Some(c) => c.as_u64().filter(|c| *c < 700).ok_or_else(|| ("code".to_string(), format!("expected a SIP code 0..699, found {c}")))? as u16,
+        Some(c) => {
+            c.as_u64().filter(|c| *c < 700).ok_or_else(|| ("code".to_string(), format!("expected a SIP code 0..699, found {c}")))? as u16
+        }
     };
-    let at_ms = v.get("at_ms").and_then(Value::as_u64).ok_or_else(|| ("at_ms".to_string(), "expected ms since the Unix epoch".to_string()))?;
+    let at_ms =
+        v.get("at_ms").and_then(Value::as_u64).ok_or_else(|| ("at_ms".to_string(), "expected ms since the Unix epoch".to_string()))?;
     Ok(CallEvent { event: kind, id, from, to, domain, code, at_ms })
 }
 
@@ -144,7 +151,8 @@ mod tests {
     #[test]
     fn events_are_checked_one_by_one() {
         let good = json!({"event": "ringing", "id": "ab12", "from": "1001", "to": "1002", "domain": "D.test", "code": 180, "at_ms": 5});
-        let (ok, errs) = events(&json!([good, {"event": "rung"}, {"event": "ended", "id": "x\"y", "from": "a", "to": "b", "domain": "d", "at_ms": 1}]));
+        let (ok, errs) =
+            events(&json!([good, {"event": "rung"}, {"event": "ended", "id": "x\"y", "from": "a", "to": "b", "domain": "d", "at_ms": 1}]));
         assert_eq!(ok.len(), 1);
         assert_eq!(ok[0].domain, "d.test");
         let paths: Vec<_> = errs.iter().map(|(p, _)| p.as_str()).collect();

@@ -43,7 +43,8 @@ async fn calls_through_kamailio_are_tracked_live_then_journaled() {
     let port = reg.sip_port;
     let d = dir.path().to_path_buf();
     let caller = tokio::task::spawn_blocking(move || call_holding(port, "bob", &d, 2000));
-    let v = wait_for(&calls, Duration::from_secs(5), |v| v["live"].as_array().is_some_and(|l| l.len() == 1 && l[0]["state"] == "answered")).await;
+    let v = wait_for(&calls, Duration::from_secs(5), |v| v["live"].as_array().is_some_and(|l| l.len() == 1 && l[0]["state"] == "answered"))
+        .await;
     let live = &v["live"][0];
     assert_eq!((live["from"].as_str(), live["to"].as_str()), (Some("caller"), Some("bob")), "{v:#}");
     assert!(live["answered_ms"].as_u64().unwrap() >= live["since_ms"].as_u64().unwrap() + 250, "rang about 300 ms first: {v:#}");
@@ -57,13 +58,21 @@ async fn calls_through_kamailio_are_tracked_live_then_journaled() {
     assert_eq!(caller.await.unwrap(), 0, "the call went through");
     let v = wait_for(&calls, Duration::from_secs(3), |v| v["ended"].as_array().is_some_and(|e| e.len() == 1)).await;
     let e = &v["ended"][0];
-    assert_eq!((e["id"].clone(), e["answered"].clone(), e["from"].clone(), e["to"].clone()), (live["id"].clone(), json!(true), json!("caller"), json!("bob")), "{v:#}");
+    assert_eq!(
+        (e["id"].clone(), e["answered"].clone(), e["from"].clone(), e["to"].clone()),
+        (live["id"].clone(), json!(true), json!("caller"), json!("bob")),
+        "{v:#}"
+    );
     assert!(v["live"].as_array().unwrap().is_empty(), "{v:#}");
 
     let _busy = Phone::start(&scenario("uas_busy.xml"), dir.path(), "carol", DOMAIN, reg.sip_port, &["-d", "100"]).expect("carol");
     assert_ne!(call(reg.sip_port, "carol", dir.path()), 0, "carol is busy");
     let v = wait_for(&calls, Duration::from_secs(3), |v| v["ended"].as_array().is_some_and(|e| e.len() == 2)).await;
-    assert_eq!((v["ended"][0]["to"].as_str(), v["ended"][0]["answered"].as_bool(), v["ended"][0]["code"].as_u64()), (Some("carol"), Some(false), Some(486)), "{v:#}");
+    assert_eq!(
+        (v["ended"][0]["to"].as_str(), v["ended"][0]["answered"].as_bool(), v["ended"][0]["code"].as_u64()),
+        (Some("carol"), Some(false), Some(486)),
+        "{v:#}"
+    );
 
     // The journal keeps journal_size (2) calls: a third pushes the oldest out.
     assert_eq!(call(reg.sip_port, "bob", dir.path()), 0);

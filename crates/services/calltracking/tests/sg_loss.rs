@@ -22,8 +22,11 @@ async fn contacts_through_a_lost_sg_leave_the_registrar_and_the_others_stay() {
     let reg = Registrar::start(dir.path());
     let sg_cfg = repo().join("examples/kamailio/sg.cfg");
     let registrar = format!("REGISTRAR=\"sip:127.0.0.1:{}\"", reg.sip_port);
-    let mut sg1 = Kamailio::start_on(&sg_cfg, dir.path(), &[&registrar], mware_testkit::sip::free_sip_port(), mware_testkit::proc::free_port()).unwrap();
-    let sg2 = Kamailio::start_on(&sg_cfg, dir.path(), &[&registrar], mware_testkit::sip::free_sip_port(), mware_testkit::proc::free_port()).unwrap();
+    let mut sg1 =
+        Kamailio::start_on(&sg_cfg, dir.path(), &[&registrar], mware_testkit::sip::free_sip_port(), mware_testkit::proc::free_port())
+            .unwrap();
+    let sg2 = Kamailio::start_on(&sg_cfg, dir.path(), &[&registrar], mware_testkit::sip::free_sip_port(), mware_testkit::proc::free_port())
+        .unwrap();
     let uas = scenario("uas_static.xml");
     let _a1 = Phone::start(&uas, dir.path(), "a1", DOMAIN, sg1.sip_port, &[]).expect("a1 through sg1");
     let _a2 = Phone::start(&uas, dir.path(), "a2", DOMAIN, sg1.sip_port, &[]).expect("a2 through sg1");
@@ -42,7 +45,10 @@ async fn contacts_through_a_lost_sg_leave_the_registrar_and_the_others_stay() {
         "sg_check": {"interval_ms": interval, "timeout_ms": 200, "fail_after": fail_after}
     });
     let run = start(coord, fence, site(section)).await;
-    wait(Duration::from_secs(3), || run.svc_status()["sg"].as_array().is_some_and(|a| a.len() == 2 && a.iter().all(|s| s["state"] == "up"))).await;
+    wait(Duration::from_secs(3), || {
+        run.svc_status()["sg"].as_array().is_some_and(|a| a.len() == 2 && a.iter().all(|s| s["state"] == "up"))
+    })
+    .await;
 
     let t0 = Instant::now();
     sg1.kill9();
@@ -64,10 +70,7 @@ async fn contacts_through_a_lost_sg_leave_the_registrar_and_the_others_stay() {
     assert!(run.metrics().contains("mware_calltracking_sg_contacts_removed_total{sg=\"sg1\"} 2"), "{}", run.metrics());
     assert!(run.metrics().contains("mware_calltracking_sg_up{sg=\"sg1\"} 0"), "{}", run.metrics());
     let items = run.items();
-    assert!(
-        items.iter().any(|(i, s, r)| i == "sg sg1" && s == "failing" && r.contains("removed 2 contact(s)")),
-        "{items:?}"
-    );
+    assert!(items.iter().any(|(i, s, r)| i == "sg sg1" && s == "failing" && r.contains("removed 2 contact(s)")), "{items:?}");
 
     let rc = call(reg.sip_port, "b1", dir.path());
     assert_eq!(rc, 0, "a call through sg2 still reaches b1: {:#?}", b1.messages());

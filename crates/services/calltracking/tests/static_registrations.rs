@@ -94,13 +94,15 @@ async fn the_api_puts_and_deletes_accounts_and_names_the_field_at_fault() {
     let r = http.put(url("site1")).json(&json!({"contact": "sip:x@127.0.0.1"})).send().await.unwrap();
     assert_eq!(r.status(), 409, "the site file's account is changed there");
 
-    let list: serde_json::Value = http.get(format!("{api}/api/registrations/v1/static/{DOMAIN}")).send().await.unwrap().json().await.unwrap();
+    let list: serde_json::Value =
+        http.get(format!("{api}/api/registrations/v1/static/{DOMAIN}")).send().await.unwrap().json().await.unwrap();
     let aors: Vec<&str> = list["registrations"].as_array().unwrap().iter().map(|r| r["aor"].as_str().unwrap()).collect();
     assert_eq!(aors, ["gw2@example.test", "site1@example.test"], "{list}");
 
     assert_eq!(http.delete(url("gw2")).send().await.unwrap().status(), 204);
     reg.wait_contacts("gw2@example.test", Duration::from_secs(2), |c| c.is_empty());
-    let list: serde_json::Value = http.get(format!("{api}/api/registrations/v1/static/{DOMAIN}")).send().await.unwrap().json().await.unwrap();
+    let list: serde_json::Value =
+        http.get(format!("{api}/api/registrations/v1/static/{DOMAIN}")).send().await.unwrap().json().await.unwrap();
     assert_eq!(list["registrations"].as_array().unwrap().len(), 1, "gw2 forgotten once unbound: {list}");
     assert_eq!(http.delete(url("gw2")).send().await.unwrap().status(), 404);
     assert_eq!(http.delete(url("site1")).send().await.unwrap().status(), 409);
@@ -108,7 +110,8 @@ async fn the_api_puts_and_deletes_accounts_and_names_the_field_at_fault() {
     // The site file drops site1: its contact leaves the registrar on the next cycle.
     reg.wait_contacts("site1@example.test", Duration::from_secs(6), |c| c.len() == 1);
     let mut s = (**run.ctx.site.borrow()).clone();
-    let mut v = serde_json::to_value(s.instance("mware1").unwrap().role.section::<mware_calltracking::CallTrackingConfig>().unwrap()).unwrap();
+    let mut v =
+        serde_json::to_value(s.instance("mware1").unwrap().role.section::<mware_calltracking::CallTrackingConfig>().unwrap()).unwrap();
     v["static_registrations"] = json!([]);
     v["resync_ms"] = json!(300);
     s = site(v);

@@ -73,7 +73,9 @@ impl Registrar {
     /// The contacts of `aor` now.
     pub fn contacts(&self, aor: &str) -> Vec<String> {
         match self.kam().rpc("ul.lookup", serde_json::json!(["location", aor])) {
-            Ok(v) => v["Contacts"].as_array().into_iter().flatten().filter_map(|c| c["Contact"]["Address"].as_str().map(String::from)).collect(),
+            Ok(v) => {
+                v["Contacts"].as_array().into_iter().flatten().filter_map(|c| c["Contact"]["Address"].as_str().map(String::from)).collect()
+            }
             Err(_) => vec![],
         }
     }
@@ -107,7 +109,8 @@ pub fn site(section: Value) -> Site {
 /// An embedded coordinator in `dir`, with this test active in the group.
 pub async fn coordinator(dir: &std::path::Path) -> (Arc<dyn Coordinator>, Membership, Fence) {
     let c = Coordination { backend: Backend::Embedded, path: dir.join("coord.sqlite").display().to_string(), ..Default::default() };
-    let coord: Arc<dyn Coordinator> = Arc::new(EmbeddedCoordinator::open(Settings { site: "t".into(), coordination: c }).await.expect("coordinator"));
+    let coord: Arc<dyn Coordinator> =
+        Arc::new(EmbeddedCoordinator::open(Settings { site: "t".into(), coordination: c }).await.expect("coordinator"));
     let info = MemberInfo {
         instance: "mware1".into(),
         group: GROUP,
