@@ -30,6 +30,7 @@ have kamailio || [ -x /usr/sbin/kamailio ] || need_pkgs+=(kamailio)
 have chromium || need_pkgs+=(chromium)
 have chromedriver || need_pkgs+=(chromium-driver)
 [ -e /usr/lib/x86_64-linux-gnu/kamailio/modules/http_client.so ] || ls /usr/lib/*/kamailio/modules/http_client.so >/dev/null 2>&1 || need_pkgs+=(kamailio-utils-modules)
+[ -e /usr/lib/x86_64-linux-gnu/kamailio/modules/evapi.so ] || need_pkgs+=(kamailio-extra-modules)
 have sipp || need_pkgs+=(sip-tester)
 have openssl || need_pkgs+=(openssl)
 # backup tests: Info-ZIP's unzip checks our archives; fallocate fills a tmpfs (util-linux).

@@ -147,6 +147,11 @@ impl Kamailio {
         Ok(out)
     }
 
+    /// The main process's PID (also its process group: the workers are in it).
+    pub fn pid(&self) -> i32 {
+        self.child.pid()
+    }
+
     /// Stops it at once, as a crash would: SIGKILL to its process group (the main
     /// process and the workers it forked), then the main process is reaped.
     pub fn kill9(&mut self) {
