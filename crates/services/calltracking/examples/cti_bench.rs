@@ -117,8 +117,7 @@ async fn evapi(dir: &std::path::Path, rate: u64, clients: usize, secs: u64) -> a
                 }
                 buf.extend_from_slice(&chunk[..n]);
                 // netstrings: <len>:<data>,
-                loop {
-                    let Some(colon) = buf.iter().position(|b| *b == b':') else { break };
+                while let Some(colon) = buf.iter().position(|b| *b == b':') {
                     let len: usize = std::str::from_utf8(&buf[..colon]).ok().and_then(|l| l.parse().ok()).unwrap_or(0);
                     if buf.len() < colon + 1 + len + 1 {
                         break;
