@@ -117,8 +117,7 @@ async fn client(
             ev = feed.recv() => match ev {
                 Ok(p) => {
                     if filter.as_ref().is_some_and(|f| f.matches(&p)) {
-                        let text = serde_json::to_string(&*p).unwrap_or_default();
-                        if let Err(e) = send(&mut tx, text).await {
+                        if let Err(e) = send(&mut tx, p.frame.clone()).await {
                             return Err(cut(a, m, &e));
                         }
                     }

@@ -37,6 +37,9 @@ pub struct Published {
     /// For `ended` unanswered: the final SIP code.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<u16>,
+    /// This change as JSON, made once for every reader.
+    #[serde(skip)]
+    pub frame: String,
 }
 
 /// What a batch of events did.
@@ -137,7 +140,7 @@ impl Tracker {
             Kind::Answered => "answered",
             Kind::Ended | Kind::Failed => "ended",
         };
-        let p = Published {
+        let mut p = Published {
             event,
             id: d.id.clone(),
             domain: d.domain.clone(),
@@ -146,7 +149,9 @@ impl Tracker {
             at_ms,
             answered: ended.map(|e| e.answered),
             code: ended.filter(|e| !e.answered).map(|e| e.code),
+            frame: String::new(),
         };
+        p.frame = serde_json::to_string(&p).unwrap_or_default();
         // No reader: nothing to do.
         let _ = self.feed.send(Arc::new(p));
     }
