@@ -3,8 +3,9 @@
 //! Kamailio's own fan-out (evapi, `bench/cti/evapi.cfg`) in the same run.
 //!
 //! mware: the call tracking service runs in a child process (this program with
-//! `server`), the events are posted to its API as the core posts them (a batch every
-//! 20 ms; each call ringing, answered, ended; an ended call is journaled, fenced, in the
+//! `server`), the events are posted to its API as the reference Kamailio posts them
+//! (every 20 ms what is due, up to 100 per POST, one POST after the other; each call
+//! ringing, answered, ended; an ended call is journaled, fenced, in the
 //! embedded coordinator), and N clients subscribed to the domain read them from the
 //! `websocket-json` adapter. The peer: Kamailio's evapi relaying as many events, made by
 //! an rtimer process every 20 ms, to N TCP clients (netstrings). Latency is from the
@@ -21,6 +22,9 @@ use std::io::BufRead;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
+
+static CLIENTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+static SECS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 fn now_ms() -> u64 {
     mware_config::now_ms()
@@ -52,8 +56,9 @@ fn report(name: &str, lat: &mut [u64], events: u64, cpu_ms: u64) -> (u64, f64) {
     let q = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0);
     let per = cpu_ms as f64 * 1000.0 / events.max(1) as f64;
     println!(
-        "{name:<8} delivered {:>8} frames  p50 {:>4} ms  p99 {:>4} ms  max {:>5} ms  server CPU {cpu_ms} ms = {per:.1} µs per event ({events} events)",
+        "{name:<8} delivered {:>8} frames ({:.0} per client per s)  p50 {:>4} ms  p99 {:>4} ms  max {:>5} ms  server CPU {cpu_ms} ms = {per:.1} µs per event ({events} events)",
         lat.len(),
+        lat.len() as f64 / CLIENTS.load(std::sync::atomic::Ordering::Relaxed).max(1) as f64 / SECS.load(std::sync::atomic::Ordering::Relaxed).max(1) as f64,
         q(0.5),
         q(0.99),
         lat.last().copied().unwrap_or(0)
@@ -70,6 +75,8 @@ async fn main() -> anyhow::Result<()> {
     let rate: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(2000);
     let clients: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(100);
     let secs: u64 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(10);
+    CLIENTS.store(clients as u64, std::sync::atomic::Ordering::Relaxed);
+    SECS.store(secs, std::sync::atomic::Ordering::Relaxed);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "{rate} events/s to {clients} clients for {secs} s; load average {}",
@@ -165,12 +172,22 @@ async fn mware(dir: &std::path::Path, rate: u64, clients: usize, secs: u64) -> a
         });
     }
     let url = format!("http://127.0.0.1:{api_port}/api/calltracking/v1/events");
+    let posted = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = posted.clone();
     let gen = tokio::spawn(async move {
         let http = reqwest::Client::new();
+        // As Kamailio's timer process does: every 20 ms, what is due (up to 100 per POST),
+        // one POST after the other.
         let mut tick = tokio::time::interval(Duration::from_millis(20));
-        let (batch, mut n) = ((rate / 50).max(1), 0u64);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (t0, mut n) = (Instant::now(), 0u64);
         loop {
             tick.tick().await;
+            let due = (t0.elapsed().as_millis() as u64 * rate / 1000).saturating_sub(n);
+            let batch = due.min(100);
+            if batch == 0 {
+                continue;
+            }
             let at = now_ms();
             let events: Vec<_> = (0..batch)
                 .map(|_| {
@@ -180,13 +197,17 @@ async fn mware(dir: &std::path::Path, rate: u64, clients: usize, secs: u64) -> a
                     json!({"event": event, "id": format!("c{call}"), "from": "caller", "to": format!("u{}", call % 1000), "domain": "example.test", "at_ms": at})
                 })
                 .collect();
-            let _ = http.post(&url).json(&events).send().await;
+            if http.post(&url).json(&events).send().await.is_ok_and(|r| r.status().is_success()) {
+                counted.fetch_add(batch, std::sync::atomic::Ordering::Relaxed);
+            }
         }
     });
     tokio::time::sleep(Duration::from_millis(window.0.saturating_sub(now_ms()))).await;
-    let c0 = cpu_ms(child.id() as i32, false);
+    let (c0, p0) = (cpu_ms(child.id() as i32, false), posted.load(std::sync::atomic::Ordering::Relaxed));
     tokio::time::sleep(Duration::from_secs(secs)).await;
     let cpu = cpu_ms(child.id() as i32, false) - c0;
+    let applied = posted.load(std::sync::atomic::Ordering::Relaxed) - p0;
+    println!("mware    events posted and applied in the window: {applied} ({} /s)", applied / secs.max(1));
     gen.abort();
     let _ = child.kill();
     let _ = child.wait();

@@ -16,13 +16,15 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 /// Longest a frame may wait for the client's socket.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Most frames written with one flush.
+const BURST: usize = 64;
 /// The socket's send buffer: bounds the memory a client holds in the kernel.
 const SEND_BUFFER: usize = 64 * 1024;
 
@@ -114,16 +116,31 @@ async fn client(
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(e.to_string()),
             },
-            ev = feed.recv() => match ev {
-                Ok(p) => {
-                    if filter.as_ref().is_some_and(|f| f.matches(&p)) {
-                        if let Err(e) = send(&mut tx, p.frame.clone()).await {
-                            return Err(cut(a, m, &e));
-                        }
+            ev = feed.recv() => {
+                // This event and whatever else is waiting (up to BURST), written with one flush.
+                let mut frames = vec![];
+                let mut next = Some(ev);
+                while let Some(ev) = next.take() {
+                    match ev {
+                        Ok(p) if filter.as_ref().is_some_and(|f| f.matches(&p)) => frames.push(p.frame.clone()),
+                        Ok(_) => {}
+                        Err(RecvError::Lagged(n)) => return Err(cut(a, m, &format!("{n} events behind"))),
+                        Err(RecvError::Closed) => return Ok(()),
+                    }
+                    if frames.len() < BURST {
+                        next = match feed.try_recv() {
+                            Ok(p) => Some(Ok(p)),
+                            Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
+                            Err(TryRecvError::Empty) => None,
+                            Err(TryRecvError::Closed) => Some(Err(RecvError::Closed)),
+                        };
                     }
                 }
-                Err(RecvError::Lagged(n)) => return Err(cut(a, m, &format!("{n} events behind"))),
-                Err(RecvError::Closed) => return Ok(()),
+                if !frames.is_empty() {
+                    if let Err(e) = send_all(&mut tx, frames).await {
+                        return Err(cut(a, m, &e));
+                    }
+                }
             },
         }
     }
@@ -133,6 +150,23 @@ fn cut(a: &Adapter, m: &Metrics, why: &str) -> String {
     a.cut.fetch_add(1, Ordering::Relaxed);
     m.cti_cut.inc();
     format!("cut: it reads too slowly ({why})")
+}
+
+/// Writes `frames` and flushes once, within [`WRITE_TIMEOUT`].
+async fn send_all<S>(tx: &mut S, frames: Vec<String>) -> Result<(), String>
+where
+    S: futures::Sink<Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin,
+{
+    let write = async {
+        for f in frames {
+            tx.feed(Message::text(f)).await?;
+        }
+        tx.flush().await
+    };
+    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("its socket took nothing for {} ms", WRITE_TIMEOUT.as_millis())),
+    }
 }
 
 async fn send<S>(tx: &mut S, text: String) -> Result<(), String>

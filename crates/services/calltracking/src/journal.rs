@@ -1,7 +1,7 @@
 //! The journal of ended calls in the group's coordinator KV, bounded:
-//! `calltracking/journal/{ended_ms:016}-{id}`, at most `journal_size` entries; each new
-//! one is written fenced together with the removal of the oldest past the bound, in one
-//! write. The next active instance reads it as it is.
+//! `calltracking/journal/{ended_ms:016}-{id}`, at most `journal_size` entries; the calls
+//! that ended in one batch of events are written fenced together with the removal of the
+//! oldest past the bound, in one write. The next active instance reads it as it is.
 
 use crate::calls::EndedCall;
 use crate::error::TrackError;
@@ -30,17 +30,27 @@ impl Journal {
         Ok(Journal { coord, fence, size: size.max(1), keys: Mutex::new(keys.into()) })
     }
 
-    /// Writes an ended call, dropping the oldest past the bound.
-    pub async fn push(&self, e: &EndedCall) -> Result<(), TrackError> {
-        let key = format!("{PREFIX}{:016}-{}", e.ended_ms, e.dialog.id);
-        let value = serde_json::to_vec(e).map_err(|e| TrackError::Coord(e.to_string()))?;
+    /// Writes ended calls in one fenced write, dropping the oldest past the bound.
+    pub async fn push(&self, ended: &[EndedCall]) -> Result<(), TrackError> {
+        if ended.is_empty() {
+            return Ok(());
+        }
+        // Past the bound on its own: only the newest `size` are written.
+        let ended = &ended[ended.len().saturating_sub(self.size)..];
         let mut keys = self.keys.lock().await;
-        let mut ops = vec![KvOp::Put { key: key.clone(), value }];
-        let drop = (keys.len() + 1).saturating_sub(self.size);
+        let mut ops = Vec::with_capacity(ended.len() * 2);
+        let mut new = Vec::with_capacity(ended.len());
+        for e in ended {
+            let key = format!("{PREFIX}{:016}-{}", e.ended_ms, e.dialog.id);
+            let value = serde_json::to_vec(e).map_err(|e| TrackError::Coord(e.to_string()))?;
+            ops.push(KvOp::Put { key: key.clone(), value });
+            new.push(key);
+        }
+        let drop = (keys.len() + new.len()).saturating_sub(self.size).min(keys.len());
         ops.extend(keys.iter().take(drop).map(|k| KvOp::Delete { key: k.clone() }));
         self.coord.kv_apply(&self.fence, ops).await.map_err(|e| TrackError::Coord(e.to_string()))?;
         keys.drain(..drop);
-        keys.push_back(key);
+        keys.extend(new);
         Ok(())
     }
 

@@ -1,6 +1,6 @@
 //! The live calls of the group's domains, fed by the core's events: each event goes
-//! through [`crate::calls::step`]; an ended call is journaled (fenced) before it is
-//! announced; every kept change goes out on a bounded broadcast channel that the CTI
+//! through [`crate::calls::step`]; the calls a batch ends are journaled (fenced, one
+//! write) before any change of the batch is announced; every kept change goes out on a bounded broadcast channel that the CTI
 //! adapters read (a reader that falls behind is cut there, never the tracker). Events
 //! of domains another group serves are dropped and counted.
 
@@ -99,34 +99,39 @@ impl Tracker {
         }
     }
 
-    /// Applies a batch in order (one batch at a time, so events keep their order).
+    /// Applies a batch in order (one batch at a time, so events keep their order): the
+    /// calls it ends are journaled in one fenced write, then every change is announced.
     pub async fn apply(&self, events: Vec<CallEvent>) -> Result<Applied, TrackError> {
         let _one = self.apply_lock.lock().await;
         let mut out = Applied::default();
+        let (mut changes, mut ended) = (vec![], vec![]);
         for ev in events {
             if !(self.ours)(&ev.domain) {
                 out.dropped += 1;
                 continue;
             }
-            let (s, full) = {
-                let live = self.live.lock().unwrap();
-                (step(live.get(&ev.id), &ev), live.len() >= self.max_live && !live.contains_key(&ev.id))
-            };
-            match s {
+            let mut live = self.live.lock().unwrap();
+            let full = live.len() >= self.max_live && !live.contains_key(&ev.id);
+            match step(live.get(&ev.id), &ev) {
                 Step::Ignore(_) => out.ignored += 1,
                 Step::Keep(_) if full => out.dropped += 1,
                 Step::Keep(d) => {
-                    self.live.lock().unwrap().insert(d.id.clone(), d.clone());
-                    self.publish(&d, ev.event, ev.at_ms, None);
+                    live.insert(d.id.clone(), d.clone());
+                    changes.push(self.published(&d, ev.event, ev.at_ms, None));
                     out.applied += 1;
                 }
                 Step::End(e) => {
-                    self.journal.push(&e).await?;
-                    self.live.lock().unwrap().remove(&e.dialog.id);
-                    self.publish(&e.dialog, Kind::Ended, e.ended_ms, Some(&e));
+                    live.remove(&e.dialog.id);
+                    changes.push(self.published(&e.dialog, Kind::Ended, e.ended_ms, Some(&e)));
+                    ended.push(e);
                     out.applied += 1;
                 }
             }
+        }
+        self.journal.push(&ended).await?;
+        for p in changes {
+            // No reader: nothing to do.
+            let _ = self.feed.send(Arc::new(p));
         }
         self.metrics.live_calls.set(self.live_count() as i64);
         self.metrics.events.inc_by(out.applied as u64);
@@ -134,7 +139,7 @@ impl Tracker {
         Ok(out)
     }
 
-    fn publish(&self, d: &Dialog, kind: Kind, at_ms: u64, ended: Option<&EndedCall>) {
+    fn published(&self, d: &Dialog, kind: Kind, at_ms: u64, ended: Option<&EndedCall>) -> Published {
         let event = match kind {
             Kind::Ringing => "ringing",
             Kind::Answered => "answered",
@@ -152,7 +157,6 @@ impl Tracker {
             frame: String::new(),
         };
         p.frame = serde_json::to_string(&p).unwrap_or_default();
-        // No reader: nothing to do.
-        let _ = self.feed.send(Arc::new(p));
+        p
     }
 }
