@@ -4,7 +4,8 @@
 //! WebSocket client sees a call ring and be answered; kill -9 of the active instance:
 //! the next one runs the adapter on the same port (the client connects again), lists the
 //! same live call (read back from the core, not from memory), keeps the static
-//! registration bound, and the call's end reaches the client and the journal.
+//! registration bound, and the call's end reaches the client and the journal; `mware
+//! calltracking calls` and `mware registrations list` show the same from a shell.
 
 mod common;
 
@@ -161,4 +162,20 @@ fn the_next_instance_serves_the_same_live_call_and_runs_the_adapter() {
             .any(|s| s["name"] == "calltracking" && s["detail"]["static"]["example.test/gw1"]["reachable"] == true)
     });
     assert!(st.to_string().contains("websocket-json"), "{st}");
+
+    // The same from a shell.
+    let out = std::process::Command::new(bin())
+        .args(["calltracking", "calls", DOMAIN, "--api", &m20.api, "--token-env", "CT_TOKEN"])
+        .env("CT_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains(&id) && text.contains("caller -> bob  answered"), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(bin())
+        .args(["registrations", "list", DOMAIN, "--api", &m20.api, "--token-env", "CT_TOKEN"])
+        .env("CT_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("gw1@example.test") && text.contains("yes"), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
 }

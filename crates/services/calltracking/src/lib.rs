@@ -22,7 +22,8 @@
 //! Layout: `section` (the site file), [`decide`] (pure: the static registrations'
 //! actions), `reconcile` (acts on it), [`sg`] (pure decision and the clean-up), `probe`
 //! (OPTIONS checks), `loops`, [`store`] (the coordinator), `handle` ([`CallTracking`]),
-//! `service`, `api` and `api_calls`, `cli` (`mware registrations`), `metrics`.
+//! `service`, `api` and `api_calls`, `cli` (`mware registrations`), `cli_calls` (`mware
+//! calltracking calls|sg`), `metrics`.
 #![deny(missing_docs)]
 
 mod adapter;
@@ -30,6 +31,7 @@ mod api;
 mod api_calls;
 pub mod calls;
 mod cli;
+mod cli_calls;
 pub mod cti;
 mod cti_ws;
 pub mod decide;
@@ -58,12 +60,12 @@ pub use section::CallTracking as CallTrackingConfig;
 pub use views::Probe;
 
 /// Call tracking for the registry: its `calltracking` section, the service,
-/// `mware registrations`.
+/// `mware registrations` and `mware calltracking`.
 pub fn plugin() -> mware_host::Plugin {
     mware_host::Plugin {
         name: "calltracking",
         sections: vec![mware_config::section::<section::CallTracking>()],
         build: |registry| std::sync::Arc::new(CallTracking::new(registry)),
-        cli: vec![cli::subcommand()],
+        cli: vec![cli::subcommand(), cli_calls::subcommand()],
     }
 }
