@@ -170,12 +170,20 @@ fn the_next_instance_serves_the_same_live_call_and_runs_the_adapter() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && text.contains(&id) && text.contains("caller -> bob  answered"), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && text.contains(&id) && text.contains("caller -> bob  answered"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = std::process::Command::new(bin())
         .args(["registrations", "list", DOMAIN, "--api", &m20.api, "--token-env", "CT_TOKEN"])
         .env("CT_TOKEN", TOKEN)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && text.contains("gw1@example.test") && text.contains("yes"), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && text.contains("gw1@example.test") && text.contains("yes"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

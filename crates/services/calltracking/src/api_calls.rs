@@ -35,6 +35,10 @@ pub struct CallsAnswer {
     pub live: Vec<Dialog>,
     /// Its ended calls since `since` (newest first, at most 500).
     pub ended: Vec<EndedCall>,
+    /// With `hunt`: the callers whose last call to it went unanswered (newest first):
+    /// whom to call back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missed: Option<Vec<String>>,
 }
 
 /// `?since=` (ms since the Unix epoch; default 0: all the journal holds).
@@ -42,6 +46,9 @@ pub struct CallsAnswer {
 pub struct CallsQuery {
     /// Only calls that ended at or after this, ms since the Unix epoch.
     pub since: Option<u64>,
+    /// Only calls to this hunt number or queue (its user part), with the members that
+    /// rang and the one that answered, and the missed callers.
+    pub hunt: Option<String>,
 }
 
 #[derive(OpenApi)]
@@ -77,7 +84,8 @@ pub(crate) async fn post_events(State(svc): State<CallTracking>, body: Bytes) ->
     Ok(Json(PostAnswer { applied, rejected: errs.into_iter().map(|(field, message)| Problem { field, message }).collect() }))
 }
 
-/// A domain's live calls and its calls ended since `since`, from the journal.
+/// A domain's live calls and its calls ended since `since`, from the journal; with
+/// `hunt`, only the calls to that hunt number or queue and its missed callers.
 #[utoipa::path(get, path = "/api/calltracking/v1/{domain}/calls", tag = "calltracking",
     params(("domain" = String, Path, description = "Domain"), CallsQuery),
     responses((status = 200, description = "Live and ended calls", body = CallsAnswer),
@@ -90,6 +98,50 @@ pub(crate) async fn calls(
 ) -> Result<Json<CallsAnswer>> {
     let domain = crate::validate::domain(&domain).map_err(|e| TrackError::Invalid(vec![("domain".into(), e)]))?;
     let run = svc.inner.running().ok_or_else(|| TrackError::Coord("call tracking is not running here".into()))?;
-    let ended = run.tracker.journal().read(&domain, q.since.unwrap_or(0), MAX_ENDED).await?;
-    Ok(Json(CallsAnswer { live: run.tracker.live(&domain), domain, ended }))
+    let mut ended = run.tracker.journal().read(&domain, q.since.unwrap_or(0), MAX_ENDED).await?;
+    let mut live = run.tracker.live(&domain);
+    let missed = match &q.hunt {
+        Some(h) => {
+            crate::validate::user(h).map_err(|e| TrackError::Invalid(vec![("hunt".into(), e)]))?;
+            ended.retain(|e| &e.dialog.to == h);
+            live.retain(|d| &d.to == h);
+            Some(missed_callers(&ended))
+        }
+        None => None,
+    };
+    Ok(Json(CallsAnswer { live, domain, ended, missed }))
+}
+
+/// The callers whose last call (of `ended`, newest first) went unanswered, newest first.
+fn missed_callers(ended: &[EndedCall]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    ended.iter().filter(|e| seen.insert(e.dialog.from.clone()) && !e.answered).map(|e| e.dialog.from.clone()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::calls::Kind;
+
+    fn ended(from: &str, answered: bool, at: u64) -> EndedCall {
+        let dialog = Dialog {
+            id: format!("{from}{at}"),
+            domain: "d".into(),
+            from: from.into(),
+            to: "hunt1".into(),
+            state: Kind::Ringing,
+            since_ms: at,
+            answered_ms: None,
+            rang: vec![],
+            answered_by: None,
+        };
+        EndedCall { dialog, ended_ms: at, answered, code: if answered { 0 } else { 487 } }
+    }
+
+    #[test]
+    fn missed_callers_are_those_whose_last_call_went_unanswered() {
+        // Newest first: a called back later (answered), b twice unanswered, c once.
+        let list = [ended("a", true, 9), ended("b", false, 8), ended("a", false, 7), ended("c", false, 6), ended("b", false, 5)];
+        assert_eq!(missed_callers(&list), ["b", "c"]);
+    }
 }

@@ -39,6 +39,10 @@ pub struct CallEvent {
     pub code: u16,
     /// When the core saw it, ms since the Unix epoch.
     pub at_ms: u64,
+    /// Which member rings or answered (a hunt number or queue forked to several phones):
+    /// the Contact of its reply as posted, the member's user once the tracker resolved it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
 }
 
 /// A call while it lasts.
@@ -58,6 +62,13 @@ pub struct Dialog {
     pub since_ms: u64,
     /// When it was answered.
     pub answered_ms: Option<u64>,
+    /// The members that rang, in order (a hunt number or queue; empty when the core did
+    /// not name them).
+    #[serde(default)]
+    pub rang: Vec<String>,
+    /// The member that answered.
+    #[serde(default)]
+    pub answered_by: Option<String>,
 }
 
 /// A call that ended, as journaled.
@@ -79,6 +90,8 @@ pub struct EndedCall {
 pub enum Step {
     /// Keep (or replace) the dialog and announce the event.
     Keep(Dialog),
+    /// Keep the dialog without announcing (a member named after the fact).
+    Quiet(Dialog),
     /// The call ended: forget the dialog, journal it, announce the event.
     End(EndedCall),
     /// Nothing: the reason in words.
@@ -88,7 +101,7 @@ pub enum Step {
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Step::Keep(d) => write!(f, "call {} {}@{} -> {}: {:?}", d.id, d.from, d.domain, d.to, d.state),
+            Step::Keep(d) | Step::Quiet(d) => write!(f, "call {} {}@{} -> {}: {:?}", d.id, d.from, d.domain, d.to, d.state),
             Step::End(e) if e.answered => write!(f, "call {} ended after it was answered", e.dialog.id),
             Step::End(e) => write!(f, "call {} ended unanswered ({})", e.dialog.id, e.code),
             Step::Ignore(why) => write!(f, "ignored: {why}"),
@@ -98,6 +111,7 @@ impl fmt::Display for Step {
 
 /// What `ev` does to the live dialog `live` of its id (none yet: `None`).
 pub fn step(live: Option<&Dialog>, ev: &CallEvent) -> Step {
+    let member: Vec<String> = ev.member.iter().cloned().collect();
     let fresh = |state| Dialog {
         id: ev.id.clone(),
         domain: ev.domain.clone(),
@@ -106,15 +120,23 @@ pub fn step(live: Option<&Dialog>, ev: &CallEvent) -> Step {
         state,
         since_ms: ev.at_ms,
         answered_ms: (state == Kind::Answered).then_some(ev.at_ms),
+        rang: member.clone(),
+        answered_by: ev.member.clone().filter(|_| state == Kind::Answered),
     };
     match (live, ev.event) {
         (None, Kind::Ringing) => Step::Keep(fresh(Kind::Ringing)),
-        (Some(_), Kind::Ringing) => Step::Ignore("it rings already (a repeated 180/183)"),
+        (Some(d), Kind::Ringing) => match &ev.member {
+            Some(m) if !d.rang.contains(m) => Step::Keep(Dialog { rang: [d.rang.clone(), member].concat(), ..d.clone() }),
+            _ => Step::Ignore("it rings already (a repeated 180/183)"),
+        },
         (None, Kind::Answered) => Step::Keep(fresh(Kind::Answered)),
         (Some(d), Kind::Answered) if d.state == Kind::Ringing => {
-            Step::Keep(Dialog { state: Kind::Answered, answered_ms: Some(ev.at_ms), ..d.clone() })
+            Step::Keep(Dialog { state: Kind::Answered, answered_ms: Some(ev.at_ms), answered_by: ev.member.clone(), ..d.clone() })
         }
-        (Some(_), Kind::Answered) => Step::Ignore("it was answered already"),
+        (Some(d), Kind::Answered) => match &ev.member {
+            Some(m) if d.answered_by.is_none() => Step::Quiet(Dialog { answered_by: Some(m.clone()), ..d.clone() }),
+            _ => Step::Ignore("it was answered already"),
+        },
         (Some(d), Kind::Ended | Kind::Failed) => Step::End(EndedCall {
             dialog: d.clone(),
             ended_ms: ev.at_ms,
@@ -131,7 +153,7 @@ mod tests {
     use super::*;
 
     fn ev(event: Kind, at_ms: u64, code: u16) -> CallEvent {
-        CallEvent { event, id: "c1".into(), from: "1001".into(), to: "1002".into(), domain: "d.test".into(), code, at_ms }
+        CallEvent { event, id: "c1".into(), from: "1001".into(), to: "1002".into(), domain: "d.test".into(), code, at_ms, member: None }
     }
 
     #[test]
@@ -155,5 +177,21 @@ mod tests {
         assert_eq!((e.answered, e.code), (false, 486));
         let Step::End(e) = step(None, &ev(Kind::Failed, 15, 404)) else { panic!() };
         assert_eq!((e.answered, e.code, e.dialog.since_ms), (false, 404, 15));
+    }
+
+    #[test]
+    fn a_hunt_call_names_the_members_that_rang_and_the_one_that_answered() {
+        let m = |event, at, who: &str| CallEvent { member: Some(who.into()), ..ev(event, at, 180) };
+        let Step::Keep(d) = step(None, &m(Kind::Ringing, 10, "m1")) else { panic!() };
+        let Step::Keep(d) = step(Some(&d), &m(Kind::Ringing, 11, "m2")) else { panic!() };
+        assert!(matches!(step(Some(&d), &m(Kind::Ringing, 12, "m2")), Step::Ignore(_)));
+        let Step::Keep(d) = step(Some(&d), &m(Kind::Answered, 20, "m2")) else { panic!() };
+        assert_eq!((d.rang.clone(), d.answered_by.clone()), (vec!["m1".to_string(), "m2".to_string()], Some("m2".to_string())));
+        // The dialog module's own "answered" (no member) changes nothing.
+        assert!(matches!(step(Some(&d), &ev(Kind::Answered, 21, 200)), Step::Ignore(_)));
+        // A member named after a bare answer is kept quietly.
+        let bare = Dialog { answered_by: None, ..d.clone() };
+        let Step::Quiet(q) = step(Some(&bare), &m(Kind::Answered, 22, "m2")) else { panic!() };
+        assert_eq!(q.answered_by.as_deref(), Some("m2"));
     }
 }

@@ -39,6 +39,7 @@ mod error;
 mod handle;
 pub mod journal;
 mod loops;
+pub mod members;
 mod metrics;
 mod probe;
 mod reconcile;

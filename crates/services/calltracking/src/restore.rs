@@ -46,6 +46,8 @@ pub fn parse(v: &serde_json::Value) -> Vec<Dialog> {
                 state: kind,
                 since_ms: init_s * 1000,
                 answered_ms: start_s.filter(|_| kind == Kind::Answered).map(|s| s * 1000),
+                rang: vec![],
+                answered_by: None,
             })
         })
         .collect()

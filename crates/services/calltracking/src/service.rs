@@ -48,7 +48,8 @@ impl Service for CallTracking {
         let tree = mware_config::DomainTree::build(&ctx.site.borrow());
         let group = ctx.fence.group;
         let ours = Box::new(move |d: &str| tree.route(d) == Some(group));
-        let tracker = Arc::new(Tracker::new(journal, ours, cfg.max_live_calls as usize, self.inner.metrics.clone()));
+        let members = crate::members::Members::new(Some(registrar.clone()));
+        let tracker = Arc::new(Tracker::new(journal, ours, cfg.max_live_calls as usize, self.inner.metrics.clone(), members));
         crate::restore::from_core(&tracker, &registrar).await;
         let run = Running { store: Store::new(ctx.coord.clone(), ctx.fence), registrar, kick: Arc::new(Notify::new()), tracker };
         *self.inner.running.lock().unwrap() = Some(run.clone());

@@ -34,6 +34,9 @@ pub struct Published {
     /// For `ended`: whether it had been answered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub answered: Option<bool>,
+    /// For `ringing` and `answered` of a hunt number or queue: the member.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
     /// For `ended` unanswered: the final SIP code.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<u16>,
@@ -62,13 +65,30 @@ pub struct Tracker {
     max_live: usize,
     metrics: Metrics,
     apply_lock: tokio::sync::Mutex<()>,
+    members: crate::members::Members,
 }
 
 impl Tracker {
     /// A tracker writing to `journal`, keeping calls of the domains `ours` accepts.
-    pub fn new(journal: Journal, ours: Box<dyn Fn(&str) -> bool + Send + Sync>, max_live: usize, metrics: Metrics) -> Tracker {
+    /// Members are named from the registrar's bindings (`members`).
+    pub fn new(
+        journal: Journal,
+        ours: Box<dyn Fn(&str) -> bool + Send + Sync>,
+        max_live: usize,
+        metrics: Metrics,
+        members: crate::members::Members,
+    ) -> Tracker {
         let (feed, _) = broadcast::channel(FEED);
-        Tracker { live: Mutex::new(BTreeMap::new()), journal, feed, ours, max_live, metrics, apply_lock: tokio::sync::Mutex::new(()) }
+        Tracker {
+            live: Mutex::new(BTreeMap::new()),
+            journal,
+            feed,
+            ours,
+            max_live,
+            metrics,
+            apply_lock: tokio::sync::Mutex::new(()),
+            members,
+        }
     }
 
     /// A new reader of the published changes.
@@ -105,16 +125,23 @@ impl Tracker {
         let _one = self.apply_lock.lock().await;
         let mut out = Applied::default();
         let (mut changes, mut ended) = (vec![], vec![]);
-        for ev in events {
+        for mut ev in events {
             if !(self.ours)(&ev.domain) {
                 out.dropped += 1;
                 continue;
+            }
+            if let Some(addr) = ev.member.take() {
+                ev.member = Some(self.members.name(&addr, &ev.to).await);
             }
             let mut live = self.live.lock().unwrap();
             let full = live.len() >= self.max_live && !live.contains_key(&ev.id);
             match step(live.get(&ev.id), &ev) {
                 Step::Ignore(_) => out.ignored += 1,
-                Step::Keep(_) if full => out.dropped += 1,
+                Step::Keep(_) | Step::Quiet(_) if full => out.dropped += 1,
+                Step::Quiet(d) => {
+                    live.insert(d.id.clone(), d);
+                    out.applied += 1;
+                }
                 Step::Keep(d) => {
                     live.insert(d.id.clone(), d.clone());
                     changes.push(self.published(&d, ev.event, ev.at_ms, None));
@@ -153,6 +180,11 @@ impl Tracker {
             to: d.to.clone(),
             at_ms,
             answered: ended.map(|e| e.answered),
+            member: match kind {
+                Kind::Ringing => d.rang.last().cloned(),
+                Kind::Answered => d.answered_by.clone(),
+                _ => None,
+            },
             code: ended.filter(|e| !e.answered).map(|e| e.code),
             frame: String::new(),
         };

@@ -127,7 +127,10 @@ fn event(v: &Value) -> Result<CallEvent, (String, String)> {
     };
     let at_ms =
         v.get("at_ms").and_then(Value::as_u64).ok_or_else(|| ("at_ms".to_string(), "expected ms since the Unix epoch".to_string()))?;
-    Ok(CallEvent { event: kind, id, from, to, domain, code, at_ms })
+    // The member's Contact: kept as its address when it is a sip: URI with an IP address,
+    // dropped otherwise (a phone's odd Contact never costs the event).
+    let member = v.get("member").and_then(Value::as_str).and_then(|c| mware_sip::addr::contact_target(c).ok()).map(|a| a.to_string());
+    Ok(CallEvent { event: kind, id, from, to, domain, code, at_ms, member })
 }
 
 #[cfg(test)]
