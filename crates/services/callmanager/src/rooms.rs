@@ -154,7 +154,7 @@ impl Rooms {
     /// The conferences of this activity, on the mixer at `url`: the previous instance's,
     /// taken over from the coordinator (its Janus session kept), or none.
     pub async fn start(eng: Arc<Engine>, url: &str, group: u32) -> Result<Arc<Rooms>, CallError> {
-        let saved = eng.store.load_conferences().await?;
+        let saved: Vec<Room> = eng.store.load_conferences().await?;
         let mixer = match saved.iter().map(|r| r.mixer).find(|m| m.session != 0) {
             Some(ids) => Mixer::resume(url, ids.session, ids.control)?,
             None => Mixer::connect(url).await?,
@@ -344,7 +344,7 @@ impl Rooms {
     }
 
     async fn save(&self, room: &Room) -> Result<(), CallError> {
-        self.eng.store.put_conference(room).await
+        self.eng.store.put_conference(&room.id, room).await
     }
 }
 

@@ -21,7 +21,7 @@ pub const PREFIX: &str = "callmanager/calls/";
 pub const SETUP_PREFIX: &str = "callmanager/setup/";
 
 /// Prefix of the conferences: one key per room, written fenced after every change of
-/// its participants (see [`crate::rooms`]).
+/// its participants (the rooms of an activity).
 pub const CONF_PREFIX: &str = "callmanager/conferences/";
 
 /// A call being set up, as written to the coordinator.
@@ -97,10 +97,10 @@ impl Store {
         let _ = self.writes.submit(vec![KvOp::Delete { key: format!("{SETUP_PREFIX}{id}") }]);
     }
 
-    /// Writes (or rewrites) a conference, fenced.
-    pub async fn put_conference(&self, room: &crate::rooms::Room) -> Result<(), CallError> {
+    /// Writes (or rewrites) conference `id`, fenced.
+    pub async fn put_conference<T: Serialize>(&self, id: &str, room: &T) -> Result<(), CallError> {
         let value = serde_json::to_vec(room).map_err(|e| CallError::Coord(e.to_string()))?;
-        let op = KvOp::Put { key: format!("{CONF_PREFIX}{}", room.id), value };
+        let op = KvOp::Put { key: format!("{CONF_PREFIX}{id}"), value };
         self.writes.apply(vec![op]).await.map(|_| ()).map_err(|e| CallError::Coord(e.to_string()))
     }
 
@@ -110,8 +110,8 @@ impl Store {
         self.writes.apply(vec![op]).await.map(|_| ()).map_err(|e| CallError::Coord(e.to_string()))
     }
 
-    /// Every conference of the group.
-    pub async fn load_conferences(&self) -> Result<Vec<crate::rooms::Room>, CallError> {
+    /// Every conference of the group (unreadable ones left out).
+    pub async fn load_conferences<T: serde::de::DeserializeOwned>(&self) -> Result<Vec<T>, CallError> {
         let rows = self.coord.kv_list(self.fence.group, CONF_PREFIX).await.map_err(|e| CallError::Coord(e.to_string()))?;
         Ok(rows.into_iter().filter_map(|(_, v)| serde_json::from_slice(&v.value).ok()).collect())
     }
