@@ -12,14 +12,17 @@
 //! datagrams, never larger, within rate limits.
 //!
 //! Layout: `section` (the site file), [`decide`], `spawn`, `supervisor`, [`logstore`],
-//! [`mirror`], `handle` ([`MicroService`]), `service`, `api`, `cli` (`mware ms`), [`metrics`].
+//! [`group`] (the log across the group's members), `logs_api`, [`mirror`], `handle` ([`MicroService`]), `service`, `api`, `cli` (`mware ms`), [`metrics`].
 #![deny(missing_docs)]
 
 mod api;
 mod cli;
 pub mod decide;
 mod error;
+mod follow;
+pub mod group;
 mod handle;
+mod logs_api;
 pub mod logstore;
 pub mod metrics;
 pub mod mirror;

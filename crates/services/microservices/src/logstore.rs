@@ -98,7 +98,7 @@ pub struct LogStore {
 }
 
 /// What a query asks for.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Query {
     /// One process only.
     pub process: Option<String>,
