@@ -1,7 +1,8 @@
 //! The microservices service in a real `mware run` daemon: processes supervised with
 //! their lines in the site log (JSON fields parsed), the API and `mware ms`, an
-//! operator's stop, the UDP mirror through `mware udp-mirror test`, and a kill -9 of
-//! the daemon leaving none of its processes.
+//! operator's stop, the UDP mirror through `mware udp-mirror test`, a line forwarded
+//! as syslog to the alarms service of the same instance raising an alarm by its rule,
+//! and a kill -9 of the daemon leaving none of its processes.
 
 mod common;
 
@@ -38,6 +39,7 @@ fn supervised_processes_their_log_the_mirror_and_a_kill_9() {
     let logs = dir.path().join("logs");
     let (port, addr) = free_addr();
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let alarms_udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let site = json!({
         "site": "ms",
         "coordination": {"backend": "embedded", "path": dir.path().join("coord.sqlite").display().to_string(), "lease_ttl_ms": 2000, "step_down_margin_ms": 700},
@@ -49,7 +51,12 @@ fn supervised_processes_their_log_the_mirror_and_a_kill_9() {
                     {"name": "text", "argv": ["/bin/sh", "-c", "while true; do echo hello from text; sleep 0.1; done"], "env": {"API_KEY": "s3cr3t-value"}},
                     {"name": "json", "run_on": "every", "argv": ["/bin/sh", "-c", "while true; do echo '{\"level\":\"error\",\"msg\":\"boom\",\"code\":42}'; sleep 0.1; done"]}
                 ],
-                "udp_mirror": {"ports": [udp], "per_source_pps": 1000, "allowed_networks": ["127.0.0.0/8"]}
+                "udp_mirror": {"ports": [udp], "per_source_pps": 1000, "allowed_networks": ["127.0.0.0/8"]},
+                "syslog": {"target": format!("127.0.0.1:{alarms_udp}"), "facility": "local4", "processes": ["json"]}
+            },
+            "alarms": {
+                "syslog": {"udp_port": alarms_udp},
+                "rules": [{"name": "ms-errors", "facility": ["local4"], "severity": "err", "app": "^json$", "message": "boom"}]
             }
         }]}]
     });
@@ -108,6 +115,16 @@ fn supervised_processes_their_log_the_mirror_and_a_kill_9() {
         let (_, v) = get_json(&format!("{api}/api/v1/microservices"))?;
         v["processes"].as_array()?.iter().find(|p| p["name"] == "text" && p["state"] == "running")?["pid"].as_u64()
     });
+
+    // The json process's lines, forwarded as syslog to the alarms service, raise an alarm.
+    let alarm = wait("an alarm from a forwarded line", &d, || {
+        let (_, v) = get_json(&format!("{api}/api/v1/alarms"))?;
+        v["recent"].as_array()?.iter().find(|a| a["rule"] == "ms-errors").cloned()
+    });
+    assert_eq!((alarm["host"].as_str(), alarm["app"].as_str(), alarm["severity"].as_str()), (Some("m10"), Some("json"), Some("err")), "{alarm}");
+    assert!(alarm["message"].as_str().unwrap().contains("\"msg\":\"boom\""), "{alarm}");
+    let metrics = get_text(&format!("{api}/metrics")).unwrap();
+    assert!(metrics.lines().any(|l| l.starts_with("mware_microservices_syslog_sent_total ") && !l.ends_with(" 0")), "{metrics}");
 
     // No secret anywhere the daemon shows.
     let (_, status) = get_json(&format!("{api}/api/v1/status")).unwrap();

@@ -6,6 +6,8 @@
 //! - `GET /api/v1/logs`: the site's log of the group's members (see `logs_api`).
 
 use crate::handle::MicroService;
+use crate::logs_api::bad;
+use crate::paths;
 use crate::supervisor::Cmd;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -16,20 +18,6 @@ use axum::Json;
 use mware_host::{Access, ApiError, Routes, Scope};
 use serde_json::{json, Value};
 use utoipa::OpenApi;
-
-/// The paths of the service's routes, written once: the routes here and `mware ms` use them.
-pub(crate) mod paths {
-    /// Every process supervised on the instance.
-    pub const LIST: &str = "/api/v1/microservices";
-    /// Restart one.
-    pub const RESTART: &str = "/api/v1/microservices/{name}/restart";
-    /// Stop one.
-    pub const STOP: &str = "/api/v1/microservices/{name}/stop";
-    /// Start one.
-    pub const START: &str = "/api/v1/microservices/{name}/start";
-    /// The instance's site log.
-    pub const LOGS: &str = "/api/v1/logs";
-}
 
 #[derive(OpenApi)]
 #[openapi(paths(list, restart, stop, start, crate::logs_api::logs), tags((name = "microservices", description = "Supervised processes and the site's log of their output, on the instance asked")))]
@@ -49,11 +37,6 @@ pub fn routes(svc: MicroService) -> Routes {
         .post(paths::START, Access::Operator, Scope::Instance, post(start).with_state(svc.clone()))
         .get(paths::LOGS, Access::Public, Scope::Instance, get(crate::logs_api::logs).with_state(svc))
         .anywhere()
-}
-
-/// A 400 naming the field (boxed: a `Response` is too large to pass around in `Err`).
-pub(crate) fn bad(field: &str, msg: String) -> Box<Response> {
-    Box::new(ApiError::new(StatusCode::BAD_REQUEST, msg).field(field).into_response())
 }
 
 /// Every process supervised on this instance.

@@ -2,7 +2,7 @@
 //! the site's log (`mware logs`, `-f` to follow), and the UDP mirror's client
 //! (`mware udp-mirror test HOST:PORT`); the last two also under `mware ms`.
 
-use crate::api::paths;
+use crate::paths;
 use clap::{CommandFactory, FromArgMatches, Parser};
 use mware_client::text::ago;
 use mware_client::{api, path, CliEnv, Subcommand};

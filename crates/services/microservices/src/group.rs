@@ -107,7 +107,7 @@ async fn local(store: Option<LogStore>, q: Query) -> Result<(Vec<LogLine>, u64),
 async fn remote(client: Option<reqwest::Client>, a: &Ask) -> Result<(Vec<LogLine>, u64), String> {
     let client = client.ok_or_else(|| "no HTTP client".to_string())?;
     let api = a.member.api.as_deref().ok_or_else(|| "its iface has no address".to_string())?;
-    let url = format!("{api}{}", crate::api::paths::LOGS);
+    let url = format!("{api}{}", crate::paths::LOGS);
     let mut params = a.params.clone();
     params.push(("scope".into(), "instance".into()));
     params.push(("format".into(), "json".into()));

@@ -12,7 +12,8 @@
 //! datagrams, never larger, within rate limits.
 //!
 //! Layout: `section` (the site file), [`decide`], `spawn`, `supervisor`, [`logstore`],
-//! [`group`] (the log across the group's members), `logs_api`, [`mirror`], `handle` ([`MicroService`]), `service`, `api`, `cli` (`mware ms`), [`metrics`].
+//! [`group`] (the log across the group's members), `logs_api`, [`syslog`] (forwarding),
+//! [`mirror`], `handle` ([`MicroService`]), `service`, `api`, `cli` (`mware ms`), [`metrics`].
 #![deny(missing_docs)]
 
 mod api;
@@ -23,6 +24,7 @@ mod follow;
 pub mod group;
 mod handle;
 mod logs_api;
+mod paths;
 pub mod logstore;
 pub mod metrics;
 pub mod mirror;
@@ -30,11 +32,12 @@ mod section;
 mod service;
 mod spawn;
 mod supervisor;
+pub mod syslog;
 
 pub use decide::{decide, Decision, Exit, Snapshot};
 pub use error::MicroError;
 pub use handle::MicroService;
-pub use section::{signal, LogConfig, Microservices, MirrorConfig, Process, Restart, RunOn};
+pub use section::{signal, LogConfig, Microservices, MirrorConfig, Process, Restart, RunOn, SyslogConfig, Transport};
 pub use supervisor::{Cmd, LastExit, ProcStatus, State};
 
 /// The service and its section (`microservices`), for the binary's registry.

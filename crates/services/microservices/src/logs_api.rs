@@ -6,16 +6,21 @@
 //! A member that does not answer is named: in the `x-mware-missing` header of JSON lines,
 //! in `missing` of `format=json`.
 
-use crate::api::bad;
 use crate::group::{self, Ask, Member};
 use crate::handle::MicroService;
 use crate::logstore::Query;
 use axum::extract::{Query as Params, State};
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderValue, StatusCode};
+use mware_host::ApiError;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
+
+/// A 400 naming the field (boxed: a `Response` is too large to pass around in `Err`).
+pub(crate) fn bad(field: &str, msg: String) -> Box<Response> {
+    Box::new(ApiError::new(StatusCode::BAD_REQUEST, msg).field(field).into_response())
+}
 
 const KEYS: &[&str] = &["process", "instance", "scope", "since", "until", "after", "q", "level", "limit", "format"];
 
@@ -125,7 +130,7 @@ fn asks(me: &str, members: Vec<Member>, req: &Req, since: Option<&String>) -> Re
 }
 
 fn unavailable(msg: String) -> Response {
-    mware_host::ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, msg).into_response()
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, msg).into_response()
 }
 
 /// The site's log of the group's members (or of this instance), oldest first: the last

@@ -7,7 +7,8 @@
 //! writes them as JSON lines into `site.log` in the store's folder and rotates it at
 //! `file_mb` into `site.log.1` … `site.log.<files>` (the oldest is removed). Lines that
 //! could not be written (a full disk) are counted as lost. A query reads the files
-//! oldest first and keeps the last `limit` matches.
+//! oldest first and keeps the last `limit` matches. Each line is also shown to the
+//! store's tap (the syslog forwarder), which never makes the process wait.
 
 use crate::section::LogConfig;
 use prometheus_client::metrics::counter::Counter;
@@ -19,6 +20,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;
 
 /// Lines waiting for the writer at most; past it, the processes' pipes back-pressure.
@@ -88,11 +90,15 @@ pub struct Counters {
     pub stalls: Counter,
 }
 
+/// What sees each line before it is queued (the syslog forwarder); must not wait.
+pub type Tap = Box<dyn Fn(&LogLine) + Send + Sync>;
+
 /// The store of this instance: cheap to clone.
 #[derive(Clone)]
 pub struct LogStore {
     tx: mpsc::Sender<LogLine>,
     dir: PathBuf,
+    tap: Arc<OnceLock<Tap>>,
     /// Its counters.
     pub counters: Counters,
 }
@@ -133,7 +139,7 @@ impl LogStore {
             counters: counters.clone(),
         };
         std::thread::Builder::new().name("mware-sitelog".into()).spawn(move || w.run(rx))?;
-        Ok(LogStore { tx, dir: dir.to_path_buf(), counters })
+        Ok(LogStore { tx, dir: dir.to_path_buf(), tap: Arc::default(), counters })
     }
 
     /// Its folder.
@@ -141,8 +147,23 @@ impl LogStore {
         &self.dir
     }
 
-    /// Hands a line to the writer; waits (back-pressure) while the queue is full.
+    /// Sets the tap every line is shown to before it is queued (once; later calls are
+    /// ignored). It must not wait: the syslog forwarder offers the line to a queue.
+    pub fn set_tap(&self, tap: Tap) {
+        let _ = self.tap.set(tap);
+    }
+
+    /// Whether a tap is set.
+    pub fn has_tap(&self) -> bool {
+        self.tap.get().is_some()
+    }
+
+    /// Hands a line to the writer; waits (back-pressure) while the queue is full. The
+    /// tap, if set, sees it first, without waiting.
     pub async fn push(&self, line: LogLine) {
+        if let Some(tap) = self.tap.get() {
+            tap(&line);
+        }
         match self.tx.try_send(line) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(line)) => {

@@ -41,6 +41,8 @@ impl Service for MicroService {
         }
         // `every` processes: on every member, for the life of the daemon.
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let _entered = rt.enter();
+            self.start_forward(&env.instance, env.site.clone());
             let me = self.clone();
             let (instance, site) = (env.instance.clone(), env.site.clone());
             rt.spawn(async move { me.supervise_set(instance, site, RunOn::Every, CancellationToken::new()).await });
@@ -54,6 +56,7 @@ impl Service for MicroService {
     async fn run(&self, ctx: ServiceContext) -> anyhow::Result<()> {
         let site = ctx.site.borrow().clone();
         self.open_store(&ctx.instance, &site)?;
+        self.start_forward(&ctx.instance, ctx.site.clone());
         ctx.status.set(ServiceState::Running, "supervising the group's active processes");
         let mirror = crate::mirror::start(&ctx, self.inner.metrics.clone()).await?;
         self.supervise_set(ctx.instance.clone(), ctx.site.clone(), RunOn::Active, ctx.cancel.clone()).await;
