@@ -35,7 +35,7 @@ fn client(port: u16, secs: u64, size: usize, window: usize) {
     let (mut sent, mut bytes) = (0u64, 0u64);
     let end = Instant::now() + Duration::from_secs(secs);
     let started = Instant::now();
-    let mut burst = |sent: &mut u64| {
+    let burst = |sent: &mut u64| {
         for _ in 0..window {
             if s.send(&msg).is_ok() {
                 *sent += 1;
