@@ -5,13 +5,14 @@
 //!
 //! A group's `microservices` section lists processes (argv, env, working folder, where
 //! they run, restart policy with backoff and a cap, stop signal and grace, resource
-//! limits). Each runs in a process group of its own with `PR_SET_PDEATHSIG(SIGKILL)`; the
+//! limits). Each runs in a process group of its own behind a guard that kills the group
+//! when the daemon dies (`PR_SET_PDEATHSIG`); the
 //! pure [`decide`] says whether an ended one restarts, after what pause, or is shown
 //! failed. Every line of its stdout and stderr goes into the instance's site log
 //! ([`logstore`]), back-pressured, never dropped. The UDP mirror ([`mirror`]) echoes
 //! datagrams, never larger, within rate limits.
 //!
-//! Layout: `section` (the site file), [`decide`], `spawn`, `supervisor`, [`logstore`],
+//! Layout: `section` (the site file), [`decide`], `spawn` and `guard`, `supervisor`, [`logstore`],
 //! [`group`] (the log across the group's members), `logs_api`, [`syslog`] (forwarding),
 //! [`mirror`], `handle` ([`MicroService`]), `service`, `api`, `cli` (`mware ms`), [`metrics`].
 #![deny(missing_docs)]
@@ -21,6 +22,7 @@ mod cli;
 pub mod decide;
 mod error;
 mod follow;
+mod guard;
 pub mod group;
 mod handle;
 mod logs_api;

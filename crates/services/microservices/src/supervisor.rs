@@ -207,7 +207,7 @@ pub(crate) async fn supervise(mut cx: ProcCtx) {
 
 /// Starts the process and runs it until it ends, an operator asks, or the cancel.
 async fn run_once(cx: &mut ProcCtx) -> Ended {
-    let (mut child, pgid) = match spawn::spawn(&cx.cfg, &cx.owner) {
+    let (mut child, pgid, program) = match spawn::spawn(&cx.cfg, &cx.owner) {
         Ok(c) => c,
         Err(e) => {
             cx.state(State::Backoff, None, e.to_string());
@@ -215,8 +215,8 @@ async fn run_once(cx: &mut ProcCtx) -> Ended {
         }
     };
     let guard = GroupGuard(pgid);
-    let pid = child.id();
-    cx.state(State::Running, pid, format!("{} started (pid {})", cx.cfg.name, pid.unwrap_or(0)));
+    let pid = program.or(child.id());
+    cx.state(State::Running, pid, format!("{} started (pid {}, its guard {})", cx.cfg.name, pid.unwrap_or(0), pgid));
     let readers = [
         tokio::spawn(read(child.stdout.take(), "stdout", cx.store.clone(), cx.instance.clone(), cx.cfg.name.clone())),
         tokio::spawn(read(child.stderr.take(), "stderr", cx.store.clone(), cx.instance.clone(), cx.cfg.name.clone())),
