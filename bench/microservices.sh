@@ -32,8 +32,13 @@ MB=$T/release/examples/mirror_bench
 W=$(mktemp -d /var/tmp/ms-bench.XXXXXX)
 trap 'rm -rf "$W"' EXIT
 HZ=$(getconf CLK_TCK)
-PROG="BEGIN{for(i=0;i<$LINES;i++) printf \"bench line %09d lorem ipsum dolor sit amet, consectetur\\n\", i}"
-BYTES=$(mawk "$PROG" | wc -c)
+# The writer both peers supervise: records its start time in $1, then writes LINES lines.
+cat > "$W/writer.sh" <<WRITER
+#!/bin/sh
+date +%s.%N > "\$1"
+exec mawk 'BEGIN{for(i=0;i<$LINES;i++) printf "bench line %09d lorem ipsum dolor sit amet, consectetur\\n", i}'
+WRITER
+BYTES=$(sh "$W/writer.sh" /dev/null | wc -c)
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg); $LINES lines, $BYTES bytes per run; $RUNS runs each"
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -43,7 +48,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.
 mware_run() {
   local d=$W/mw.$1
   mkdir -p "$d"
-  "$LB" "$LINES" "$d/log" "$d/start" -- /bin/sh -c "date +%s.%N > $d/start; exec mawk '$PROG'"
+  "$LB" "$LINES" "$d/log" "$d/start" -- /bin/sh "$W/writer.sh" "$d/start"
   rm -rf "$d"
 }
 
@@ -63,7 +68,7 @@ serverurl=unix://$d/sup.sock
 [rpcinterface:supervisor]
 supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 [program:writer]
-command=/bin/sh -c "date +%%s.%%N > $d/start; exec mawk '$PROG'"
+command=/bin/sh $W/writer.sh $d/start
 autostart=false
 autorestart=false
 startsecs=0
@@ -71,8 +76,11 @@ stdout_logfile=$d/writer.log
 stdout_logfile_maxbytes=64MB
 stdout_logfile_backups=4
 CONF
-  supervisord -c "$d/sup.conf" & local pid=$!
-  until supervisorctl -c "$d/sup.conf" status >/dev/null 2>&1; do sleep 0.05; done
+  supervisord -c "$d/sup.conf" 2>/dev/null >/dev/null & local pid=$!
+  until supervisorctl -c "$d/sup.conf" pid 2>/dev/null | grep -qx "$pid"; do
+    kill -0 $pid 2>/dev/null || { echo "supervisord did not start" >&2; exit 1; }
+    sleep 0.05
+  done
   local c0; c0=$(ticks $pid)
   supervisorctl -c "$d/sup.conf" start writer >/dev/null
   until [ "$(stat -c %s "$d"/writer.log* 2>/dev/null | awk '{s+=$1} END {print s+0}')" -ge "$BYTES" ]; do sleep 0.02; done
@@ -84,18 +92,18 @@ CONF
   rm -rf "$d"
 }
 
-mirror_run() { # $1: mware|socat
-  local port pid c0 c1 t0 t1 out
+mirror_run() { # $1: mware|socat; the server's CPU from /usr/bin/time when it ends
+  local port pid out
   port=$(free_port)
-  if [ "$1" = mware ]; then "$MB" serve "$port" 2>/dev/null & pid=$!
-  else socat -b "$SIZE" "UDP-LISTEN:$port,reuseaddr" PIPE & pid=$!; fi
+  if [ "$1" = mware ]; then /usr/bin/time -o "$W/time" -f "%U %S" "$MB" serve "$port" 2>/dev/null & pid=$!
+  else /usr/bin/time -o "$W/time" -f "%U %S" socat -b "$SIZE" "UDP-LISTEN:$port,reuseaddr" PIPE 2>/dev/null & pid=$!; fi
   sleep 0.3
-  c0=$(ticks $pid); t0=$(now)
   out=$("$MB" client "$port" "$MSECS" "$SIZE" "$WINDOW")
-  c1=$(ticks $pid); t1=$(now)
-  kill $pid; wait $pid 2>/dev/null || true
-  python3 -c "import json,sys; o=json.loads(sys.argv[2]); cpu=float(sys.argv[3]); wall=float(sys.argv[4]); o.update(peer=sys.argv[1], server_cpu_s=cpu, server_cores=cpu/wall, echoed_per_s_per_core=o['echoed']/cpu if cpu else None); print(json.dumps(o))" \
-    "$1" "$out" "$(echo "($c1 - $c0) / $HZ" | bc -l)" "$(echo "$t1 - $t0" | bc -l)"
+  sleep 0.2
+  pkill -TERM -P $pid 2>/dev/null || true
+  wait $pid 2>/dev/null || true
+  python3 -c "import json,sys; o=json.loads(sys.argv[2]); u,s=map(float,open(sys.argv[3]).read().split()[-2:]); cpu=u+s; o.update(peer=sys.argv[1], server_cpu_s=cpu, server_cores=cpu/o['seconds'], echoed_per_s_per_core=o['echoed']/cpu if cpu else None); print(json.dumps(o))" \
+    "$1" "$out" "$W/time"
 }
 
 R=$W/results.jsonl

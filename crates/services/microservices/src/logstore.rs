@@ -1,7 +1,8 @@
 //! The site's log on this instance: every line a supervised process writes, with its
 //! time, process, instance, stream and, when the line is a JSON object, its fields.
 //!
-//! Lines reach the store through a bounded channel: when it is full, the reader of the
+//! Lines reach the store in batches (what a reader's buffer holds) through a bounded
+//! channel: when it is full, the reader of the
 //! process's pipe waits, so the pipe fills and the process is slowed by its own `write`,
 //! never killed, and no line is dropped (each wait is counted as a stall). One thread
 //! writes them as JSON lines into `site.log` in the store's folder and rotates it at
@@ -23,8 +24,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;
 
-/// Lines waiting for the writer at most; past it, the processes' pipes back-pressure.
-pub const QUEUE: usize = 8192;
+/// Lines in one batch at most (a reader hands over the lines its buffer holds at once).
+pub const BATCH_LINES: usize = 256;
+/// Batches waiting for the writer at most (so at most 8192 lines); past it, the
+/// processes' pipes back-pressure.
+pub const QUEUE: usize = 32;
 /// Bytes written in one go at most.
 const BATCH: usize = 256 * 1024;
 
@@ -96,7 +100,7 @@ pub type Tap = Box<dyn Fn(&LogLine) + Send + Sync>;
 /// The store of this instance: cheap to clone.
 #[derive(Clone)]
 pub struct LogStore {
-    tx: mpsc::Sender<LogLine>,
+    tx: mpsc::Sender<Vec<LogLine>>,
     dir: PathBuf,
     tap: Arc<OnceLock<Tap>>,
     /// Its counters.
@@ -161,19 +165,25 @@ impl LogStore {
     /// Hands a line to the writer; waits (back-pressure) while the queue is full. The
     /// tap, if set, sees it first, without waiting.
     pub async fn push(&self, line: LogLine) {
+        self.push_batch(vec![line]).await
+    }
+
+    /// Hands lines (at most [`BATCH_LINES`]) to the writer at once, as [`LogStore::push`].
+    pub async fn push_batch(&self, lines: Vec<LogLine>) {
         if let Some(tap) = self.tap.get() {
-            tap(&line);
+            lines.iter().for_each(|l| tap(l));
         }
-        match self.tx.try_send(line) {
+        let n = lines.len() as u64;
+        match self.tx.try_send(lines) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(line)) => {
+            Err(mpsc::error::TrySendError::Full(lines)) => {
                 self.counters.stalls.inc_by(1);
-                if self.tx.send(line).await.is_err() {
-                    self.counters.lost.inc_by(1);
+                if self.tx.send(lines).await.is_err() {
+                    self.counters.lost.inc_by(n);
                 }
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
-                self.counters.lost.inc_by(1);
+                self.counters.lost.inc_by(n);
             }
         }
     }
@@ -238,9 +248,9 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(&mut self, mut rx: mpsc::Receiver<LogLine>) {
+    fn run(&mut self, mut rx: mpsc::Receiver<Vec<LogLine>>) {
         loop {
-            let line = match rx.try_recv() {
+            let lines = match rx.try_recv() {
                 Ok(l) => l,
                 Err(mpsc::error::TryRecvError::Empty) => {
                     self.flush();
@@ -251,7 +261,7 @@ impl Writer {
                 }
                 Err(mpsc::error::TryRecvError::Disconnected) => break,
             };
-            self.add(line);
+            lines.into_iter().for_each(|l| self.add(l));
         }
         self.flush();
     }
@@ -259,19 +269,34 @@ impl Writer {
     fn add(&mut self, mut line: LogLine) {
         self.seq += 1;
         line.seq = self.seq;
-        let Ok(mut text) = serde_json::to_vec(&line) else {
+        // Serialized straight into the batch; rotated first when it would pass the bound.
+        let at = self.buf.len();
+        if serde_json::to_writer(&mut self.buf, &line).is_err() {
+            self.buf.truncate(at);
             self.counters.lost.inc_by(1);
             return;
-        };
-        text.push(b'\n');
-        if self.size + (self.buf.len() + text.len()) as u64 > self.max {
+        }
+        self.buf.push(b'\n');
+        if self.size + self.buf.len() as u64 > self.max && at > 0 {
+            let text = self.buf.split_off(at);
             self.flush();
             self.rotate();
+            self.buf.extend_from_slice(&text);
+        } else if self.size + self.buf.len() as u64 > self.max {
+            self.rotate_if_nonempty();
         }
-        self.buf.extend_from_slice(&text);
         self.pending += 1;
         if self.buf.len() >= BATCH {
             self.flush();
+        }
+    }
+
+    /// Rotates before a line that alone passes the bound of a file already holding lines.
+    fn rotate_if_nonempty(&mut self) {
+        if self.size > 0 {
+            let text = std::mem::take(&mut self.buf);
+            self.rotate();
+            self.buf = text;
         }
     }
 
