@@ -121,7 +121,11 @@ fn supervised_processes_their_log_the_mirror_and_a_kill_9() {
         let (_, v) = get_json(&format!("{api}/api/v1/alarms"))?;
         v["recent"].as_array()?.iter().find(|a| a["rule"] == "ms-errors").cloned()
     });
-    assert_eq!((alarm["host"].as_str(), alarm["app"].as_str(), alarm["severity"].as_str()), (Some("m10"), Some("json"), Some("err")), "{alarm}");
+    assert_eq!(
+        (alarm["host"].as_str(), alarm["app"].as_str(), alarm["severity"].as_str()),
+        (Some("m10"), Some("json"), Some("err")),
+        "{alarm}"
+    );
     assert!(alarm["message"].as_str().unwrap().contains("\"msg\":\"boom\""), "{alarm}");
     let metrics = get_text(&format!("{api}/metrics")).unwrap();
     assert!(metrics.lines().any(|l| l.starts_with("mware_microservices_syslog_sent_total ") && !l.ends_with(" 0")), "{metrics}");

@@ -24,7 +24,8 @@ const NAMES: [&str; 3] = ["m10", "m20", "m30"];
 
 fn alive(pid: u64) -> bool {
     // A zombie is not alive: its /proc/PID/stat says state Z.
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| !r.trim_start().starts_with('Z')))
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| !r.trim_start().starts_with('Z')))
 }
 
 /// The parent of a process.
@@ -78,7 +79,8 @@ fn running_pid(d: &Daemon, name: &str) -> Option<u64> {
 }
 
 fn active_with_ms(v: &Value) -> bool {
-    v["state"] == "active" && v["services"].as_array().is_some_and(|s| s.iter().any(|x| x["name"] == "microservices" && x["state"] == "running"))
+    v["state"] == "active"
+        && v["services"].as_array().is_some_and(|s| s.iter().any(|x| x["name"] == "microservices" && x["state"] == "running"))
 }
 
 struct Group {
@@ -150,9 +152,9 @@ fn the_next_active_instance_takes_over_the_active_processes_and_logs_follow() {
     let all: Vec<PathBuf> = g.ds.iter().map(|d| d.log.clone()).collect();
     let act10 = wait("act on m10", 20, &all, || running_pid(&g.ds[0], "act"));
     let every: Vec<u64> = (0..3).map(|i| wait("all on each member", 20, &all, || running_pid(&g.ds[i], "all"))).collect();
-    for i in 1..3 {
-        let ps = procs(&g.ds[i]).unwrap();
-        assert!(ps.iter().all(|(n, _, _)| n != "act"), "{}: an active-only process runs on a passive member: {ps:?}", NAMES[i]);
+    for (d, name) in g.ds.iter().zip(NAMES).skip(1) {
+        let ps = procs(d).unwrap();
+        assert!(ps.iter().all(|(n, _, _)| n != "act"), "{name}: an active-only process runs on a passive member: {ps:?}");
     }
     let owned10 = wait("m10's act, its sleep and all in /proc", 10, &all, || {
         let o = g.owner(0);
@@ -188,7 +190,9 @@ fn the_next_active_instance_takes_over_the_active_processes_and_logs_follow() {
 
     let killed = Instant::now();
     g.ds[0].child.kill9();
-    wait("no process of m10 left (act, its sleep, all)", 5, &all, || (!alive(act10) && !alive(every[0]) && owned_by(&g.owner(0)).is_empty()).then_some(()));
+    wait("no process of m10 left (act, its sleep, all)", 5, &all, || {
+        (!alive(act10) && !alive(every[0]) && owned_by(&g.owner(0)).is_empty()).then_some(())
+    });
     eprintln!("m10's processes and their children gone {:?} after the kill", killed.elapsed());
 
     let survivors: Vec<PathBuf> = g.ds[1..].iter().map(|d| d.log.clone()).collect();
@@ -197,9 +201,9 @@ fn the_next_active_instance_takes_over_the_active_processes_and_logs_follow() {
     eprintln!("act runs on m20 (pid {act20}) {:?} after the kill", killed.elapsed());
     assert!(alive(act20) && owned_by(&g.owner(1)).contains(&act20), "act's pid {act20} is m20's, in /proc");
     assert!(procs(&g.ds[2]).unwrap().iter().all(|(n, _, _)| n != "act"), "m30 stays passive without act");
-    for i in 1..3 {
-        assert_eq!(running_pid(&g.ds[i], "all"), Some(every[i]), "{}'s every process kept running", NAMES[i]);
-        assert!(alive(every[i]));
+    for ((d, name), pid) in g.ds.iter().zip(NAMES).zip(&every).skip(1) {
+        assert_eq!(running_pid(d, "all"), Some(*pid), "{name}'s every process kept running");
+        assert!(alive(*pid));
     }
 
     // The dead member is named, the others answer.

@@ -176,7 +176,11 @@ mod tests {
         // A port nothing listens on (bound, then dropped).
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let asks = vec![
-            Ask { member: Member { instance: "gone".into(), api: Some(format!("http://127.0.0.1:{port}")) }, query: Query::default(), params: vec![] },
+            Ask {
+                member: Member { instance: "gone".into(), api: Some(format!("http://127.0.0.1:{port}")) },
+                query: Query::default(),
+                params: vec![],
+            },
             Ask { member: Member { instance: "noaddr".into(), api: None }, query: Query::default(), params: vec![] },
         ];
         let g = gather("me", None, asks, 10).await;

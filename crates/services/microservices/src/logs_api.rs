@@ -11,9 +11,9 @@ use crate::handle::MicroService;
 use crate::logstore::Query;
 use axum::extract::{Query as Params, State};
 use axum::http::{header, HeaderValue, StatusCode};
-use mware_host::ApiError;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use mware_host::ApiError;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 
@@ -56,7 +56,8 @@ fn parse(me: &str, p: &HashMap<String, String>) -> Result<Req, Box<Response>> {
             format!("expected one of the parameters {}, found {:?}", KEYS.join(", "), k.chars().take(64).collect::<String>()),
         ));
     }
-    let mut q = Query { limit: 1000, process: p.get("process").cloned(), level: p.get("level").map(|l| l.to_lowercase()), ..Default::default() };
+    let mut q =
+        Query { limit: 1000, process: p.get("process").cloned(), level: p.get("level").map(|l| l.to_lowercase()), ..Default::default() };
     if let Some(v) = p.get("since") {
         q.since_ms = Some(time("since", v)?);
     }
@@ -106,12 +107,17 @@ fn asks(me: &str, members: Vec<Member>, req: &Req, since: Option<&String>) -> Re
     if let Some(bad_name) = req.only.iter().flatten().find(|n| !names.contains(&n.as_str())) {
         return Err(bad(
             "instance",
-            format!("instance: expected members of this group ({}), found {:?}", names.join(", "), bad_name.chars().take(64).collect::<String>()),
+            format!(
+                "instance: expected members of this group ({}), found {:?}",
+                names.join(", "),
+                bad_name.chars().take(64).collect::<String>()
+            ),
         ));
     }
-    let chosen = members
-        .into_iter()
-        .filter(|m| if req.group { req.only.as_ref().is_none_or(|o| o.contains(&m.instance)) } else { m.instance == me });
+    let chosen =
+        members
+            .into_iter()
+            .filter(|m| if req.group { req.only.as_ref().is_none_or(|o| o.contains(&m.instance)) } else { m.instance == me });
     Ok(chosen
         .map(|member| {
             let mut query = req.query.clone();

@@ -171,7 +171,7 @@ impl LogStore {
     /// Hands lines (at most [`BATCH_LINES`]) to the writer at once, as [`LogStore::push`].
     pub async fn push_batch(&self, lines: Vec<LogLine>) {
         if let Some(tap) = self.tap.get() {
-            lines.iter().for_each(|l| tap(l));
+            lines.iter().for_each(tap);
         }
         let n = lines.len() as u64;
         match self.tx.try_send(lines) {

@@ -78,7 +78,13 @@ struct Sender {
     counters: Counters,
 }
 
-async fn run(mut rx: mpsc::Receiver<LogLine>, mut site: watch::Receiver<Arc<Site>>, instance: String, on: Arc<AtomicBool>, counters: Counters) {
+async fn run(
+    mut rx: mpsc::Receiver<LogLine>,
+    mut site: watch::Receiver<Arc<Site>>,
+    instance: String,
+    on: Arc<AtomicBool>,
+    counters: Counters,
+) {
     let mut s = Sender { cfg: current(&site, &instance), conn: None, retry_at: Instant::now(), failing: false, counters };
     on.store(s.cfg.is_some(), Ordering::Relaxed);
     loop {
@@ -235,7 +241,13 @@ pub fn format(l: &LogLine, facility: u32) -> String {
         }
         msg = &msg[..cut];
     }
-    format!("<{}>1 {ts} {} {} - {} - {msg}", facility * 8 + severity(l), field(&l.instance, 255), field(&l.process, 48), field(&l.stream, 32))
+    format!(
+        "<{}>1 {ts} {} {} - {} - {msg}",
+        facility * 8 + severity(l),
+        field(&l.instance, 255),
+        field(&l.process, 48),
+        field(&l.stream, 32)
+    )
 }
 
 #[cfg(test)]
