@@ -14,6 +14,7 @@
 //!
 //! Layout: `section` (the site file), [`decide`], `spawn` and `guard`, `supervisor`, [`logstore`],
 //! [`group`] (the log across the group's members), `logs_api`, [`syslog`] (forwarding),
+//! [`reload`] (a reloaded section applied without a restart),
 //! [`mirror`], `handle` ([`MicroService`]), `service`, `api`, `cli` (`mware ms`), [`metrics`].
 #![deny(missing_docs)]
 
@@ -30,6 +31,7 @@ pub mod logstore;
 pub mod metrics;
 pub mod mirror;
 mod paths;
+pub mod reload;
 mod section;
 mod service;
 mod spawn;

@@ -21,6 +21,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;
 
@@ -29,6 +30,7 @@ pub const BATCH_LINES: usize = 256;
 /// Batches waiting for the writer at most (so at most 8192 lines); past it, the
 /// processes' pipes back-pressure.
 pub const QUEUE: usize = 32;
+const MB: u64 = 1024 * 1024;
 /// Bytes written in one go at most.
 const BATCH: usize = 256 * 1024;
 
@@ -94,6 +96,14 @@ pub struct Counters {
     pub stalls: Counter,
 }
 
+/// The size bounds the writer reads before each line (so a reloaded section applies at
+/// once): bytes per file, rotated files kept.
+#[derive(Debug)]
+struct Limits {
+    max: AtomicU64,
+    files: AtomicU32,
+}
+
 /// What sees each line before it is queued (the syslog forwarder); must not wait.
 pub type Tap = Box<dyn Fn(&LogLine) + Send + Sync>;
 
@@ -103,6 +113,7 @@ pub struct LogStore {
     tx: mpsc::Sender<Vec<LogLine>>,
     dir: PathBuf,
     tap: Arc<OnceLock<Tap>>,
+    limits: Arc<Limits>,
     /// Its counters.
     pub counters: Counters,
 }
@@ -131,10 +142,10 @@ impl LogStore {
     pub fn open(dir: &Path, cfg: &LogConfig, counters: Counters) -> std::io::Result<Self> {
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
         let (tx, rx) = mpsc::channel(QUEUE);
+        let limits = Arc::new(Limits { max: AtomicU64::new(cfg.file_mb * MB), files: AtomicU32::new(cfg.files) });
         let mut w = Writer {
             dir: dir.to_path_buf(),
-            max: cfg.file_mb * 1024 * 1024,
-            files: cfg.files,
+            limits: limits.clone(),
             file: None,
             size: 0,
             seq: last_seq(&dir.join("site.log")),
@@ -143,7 +154,13 @@ impl LogStore {
             counters: counters.clone(),
         };
         std::thread::Builder::new().name("mware-sitelog".into()).spawn(move || w.run(rx))?;
-        Ok(LogStore { tx, dir: dir.to_path_buf(), tap: Arc::default(), counters })
+        Ok(LogStore { tx, dir: dir.to_path_buf(), tap: Arc::default(), limits, counters })
+    }
+
+    /// Applies new size bounds (a reloaded section) from the next line on.
+    pub fn set_limits(&self, cfg: &LogConfig) {
+        self.limits.max.store(cfg.file_mb * MB, Ordering::Relaxed);
+        self.limits.files.store(cfg.files, Ordering::Relaxed);
     }
 
     /// Its folder.
@@ -237,8 +254,7 @@ fn last_seq(path: &Path) -> u64 {
 
 struct Writer {
     dir: PathBuf,
-    max: u64,
-    files: u32,
+    limits: Arc<Limits>,
     file: Option<File>,
     size: u64,
     seq: u64,
@@ -277,12 +293,13 @@ impl Writer {
             return;
         }
         self.buf.push(b'\n');
-        if self.size + self.buf.len() as u64 > self.max && at > 0 {
+        let max = self.limits.max.load(Ordering::Relaxed);
+        if self.size + self.buf.len() as u64 > max && at > 0 {
             let text = self.buf.split_off(at);
             self.flush();
             self.rotate();
             self.buf.extend_from_slice(&text);
-        } else if self.size + self.buf.len() as u64 > self.max {
+        } else if self.size + self.buf.len() as u64 > max {
             self.rotate_if_nonempty();
         }
         self.pending += 1;
@@ -333,9 +350,15 @@ impl Writer {
 
     fn rotate(&mut self) {
         self.file = None;
+        let files = self.limits.files.load(Ordering::Relaxed);
         let name = |n: u32| self.dir.join(format!("site.log.{n}"));
-        let _ = std::fs::remove_file(name(self.files));
-        for n in (1..self.files).rev() {
+        // Kept files past a lowered bound go too.
+        let mut n = files;
+        while name(n).exists() || n == files {
+            let _ = std::fs::remove_file(name(n));
+            n += 1;
+        }
+        for n in (1..files).rev() {
             let _ = std::fs::rename(name(n), name(n + 1));
         }
         let _ = std::fs::rename(self.dir.join("site.log"), name(1));
@@ -354,6 +377,22 @@ mod tests {
         assert_eq!(l.fields.as_ref().unwrap()["n"], 3);
         let t = LogLine::new("i1", "p", "stderr", "plain {text".into());
         assert!(t.fields.is_none() && t.level.is_none());
+    }
+
+    #[tokio::test]
+    async fn lowered_bounds_apply_without_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::open(dir.path(), &LogConfig { file_mb: 8, files: 4 }, Counters::default()).unwrap();
+        store.set_limits(&LogConfig { file_mb: 1, files: 1 });
+        for i in 0..40_000 {
+            store.push(LogLine::new("i1", "p", "stdout", format!("line {i:06} {}", "x".repeat(60)))).await;
+        }
+        while store.counters.written.get() < 40_000 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let total: u64 = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+        assert!(total <= 2 * 1024 * 1024, "{total} bytes kept");
+        assert!(dir.path().join("site.log.1").exists() && !dir.path().join("site.log.2").exists());
     }
 
     #[tokio::test]

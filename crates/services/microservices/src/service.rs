@@ -5,7 +5,8 @@
 //! stop signal, then SIGKILL after its grace). `every` processes run on every member: a
 //! second set of loops is started from [`Service::attach`], for the life of the daemon,
 //! whatever the instance's activity. The site's log is opened in `attach` too, so both
-//! sets write into it and its routes answer on any instance.
+//! sets write into it and its routes answer on any instance. A reloaded site file
+//! applies without a restart (`crate::reload`, `crate::syslog`).
 
 use crate::handle::MicroService;
 use crate::section::{Microservices, RunOn};
@@ -43,6 +44,9 @@ impl Service for MicroService {
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             let _entered = rt.enter();
             self.start_forward(&env.instance, env.site.clone());
+            if let Some(store) = self.store().cloned() {
+                crate::reload::log(store, env.site.clone(), env.instance.clone());
+            }
             let me = self.clone();
             let (instance, site) = (env.instance.clone(), env.site.clone());
             rt.spawn(async move { me.supervise_set(instance, site, RunOn::Every, CancellationToken::new()).await });
@@ -58,9 +62,10 @@ impl Service for MicroService {
         self.open_store(&ctx.instance, &site)?;
         self.start_forward(&ctx.instance, ctx.site.clone());
         ctx.status.set(ServiceState::Running, "supervising the group's active processes");
-        let mirror = crate::mirror::start(&ctx, self.inner.metrics.clone()).await?;
+        let mirror =
+            crate::reload::mirror(ctx.site.clone(), ctx.instance.clone(), self.inner.metrics.clone(), ctx.cancel.child_token()).await?;
         self.supervise_set(ctx.instance.clone(), ctx.site.clone(), RunOn::Active, ctx.cancel.clone()).await;
-        drop(mirror);
+        mirror.abort();
         Ok(())
     }
 }
