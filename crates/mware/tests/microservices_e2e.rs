@@ -1,6 +1,7 @@
 //! The microservices service in a real `mware run` daemon: processes supervised with
 //! their lines in the site log (JSON fields parsed), the API and `mware ms`, an
-//! operator's stop, the UDP mirror through `mware udp-mirror test`, a line forwarded
+//! operator's stop, the console's panel (its pointers resolve in the document it names),
+//! the UDP mirror through `mware udp-mirror test`, a line forwarded
 //! as syslog to the alarms service of the same instance raising an alarm by its rule,
 //! and a kill -9 of the daemon leaving none of its processes.
 
@@ -91,6 +92,18 @@ fn supervised_processes_their_log_the_mirror_and_a_kill_9() {
     }
     let (code, e) = get_json(&format!("{api}/api/v1/logs?since=yesterday")).unwrap();
     assert_eq!((code, e["field"].as_str()), (400, Some("since")), "{e}");
+
+    // The console's panel: its rows and columns resolve in the document it names.
+    let (_, console) = get_json(&format!("{api}/api/v1/console")).unwrap();
+    let panel = &console["panels"]["microservices"];
+    let (_, doc) = get_json(&format!("{api}{}", panel["source"].as_str().unwrap())).unwrap();
+    let rows = doc.pointer(panel["rows"].as_str().unwrap()).and_then(Value::as_array).expect("the panel's rows");
+    assert_eq!(rows.len(), 2, "{doc}");
+    for c in ["/name", "/run_on", "/state", "/pid", "/since_ms", "/restarts", "/reason"] {
+        assert!(panel["columns"].as_array().unwrap().iter().any(|x| x["value"] == c), "{panel}");
+        assert!(rows.iter().all(|r| r.pointer(c).is_some()), "{c} in {doc}");
+    }
+    assert_eq!(panel["actions"].as_array().map(Vec::len), Some(3), "{panel}");
 
     // The CLI.
     let list = cli(&["ms", "list", "--api", &api]);

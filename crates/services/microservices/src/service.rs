@@ -25,6 +25,34 @@ impl Service for MicroService {
         role.section::<Microservices>().is_some_and(|m| m.processes.iter().any(|p| p.run_on == RunOn::Active) || m.udp_mirror.is_some())
     }
 
+    fn panel(&self) -> Option<mware_host::Panel> {
+        use mware_host::{Action, Column, Panel};
+        let action = |label, path, confirm| Action { label, method: "POST", path, body: serde_json::json!({}), confirm };
+        Some(Panel {
+            title: "Microservices (on the active instance)",
+            source: crate::paths::LIST,
+            rows: "/processes",
+            total: "",
+            columns: vec![
+                Column::text("process", "/name"),
+                Column::text("runs on", "/run_on"),
+                Column::fmt("state", "/state", "state"),
+                Column::text("pid", "/pid"),
+                Column::fmt("since", "/since_ms", "ms_ago"),
+                Column::text("restarts", "/restarts"),
+                Column::text("last exit code", "/last_exit/code"),
+                Column::text("last exit signal", "/last_exit/signal"),
+                Column::text("reason", "/reason"),
+            ],
+            actions: vec![
+                action("Restart", "/api/v1/microservices/{/name}/restart", "Restart process {/name}?"),
+                action("Stop", "/api/v1/microservices/{/name}/stop", "Stop process {/name} (it stays stopped)?"),
+                action("Start", "/api/v1/microservices/{/name}/start", "Start process {/name}?"),
+            ],
+            empty: "no process is supervised on this instance",
+        })
+    }
+
     fn routes(&self) -> mware_host::Routes {
         crate::api::routes(self.clone())
     }
