@@ -34,6 +34,36 @@ fn cli(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The console's panel: its rows and columns resolve in the document it names.
+fn console_panel(api: &str) {
+    let (_, console) = get_json(&format!("{api}/api/v1/console")).unwrap();
+    let panel = &console["panels"]["microservices"];
+    let (_, doc) = get_json(&format!("{api}{}", panel["source"].as_str().unwrap())).unwrap();
+    let rows = doc.pointer(panel["rows"].as_str().unwrap()).and_then(Value::as_array).expect("the panel's rows");
+    assert_eq!(rows.len(), 2, "{doc}");
+    for c in ["/name", "/run_on", "/state", "/pid", "/since_ms", "/restarts", "/reason"] {
+        assert!(panel["columns"].as_array().unwrap().iter().any(|x| x["value"] == c), "{panel}");
+        assert!(rows.iter().all(|r| r.pointer(c).is_some()), "{c} in {doc}");
+    }
+    assert_eq!(panel["actions"].as_array().map(Vec::len), Some(3), "{panel}");
+}
+
+/// The json process's lines, forwarded as syslog to the alarms service, raise an alarm.
+fn forwarded_line_raises_an_alarm(d: &Daemon, api: &str) {
+    let alarm = wait("an alarm from a forwarded line", d, || {
+        let (_, v) = get_json(&format!("{api}/api/v1/alarms"))?;
+        v["recent"].as_array()?.iter().find(|a| a["rule"] == "ms-errors").cloned()
+    });
+    assert_eq!(
+        (alarm["host"].as_str(), alarm["app"].as_str(), alarm["severity"].as_str()),
+        (Some("m10"), Some("json"), Some("err")),
+        "{alarm}"
+    );
+    assert!(alarm["message"].as_str().unwrap().contains("\"msg\":\"boom\""), "{alarm}");
+    let metrics = get_text(&format!("{api}/metrics")).unwrap();
+    assert!(metrics.lines().any(|l| l.starts_with("mware_microservices_syslog_sent_total ") && !l.ends_with(" 0")), "{metrics}");
+}
+
 #[test]
 fn supervised_processes_their_log_the_mirror_and_a_kill_9() {
     let dir = tempfile::tempdir().unwrap();
@@ -93,17 +123,7 @@ fn supervised_processes_their_log_the_mirror_and_a_kill_9() {
     let (code, e) = get_json(&format!("{api}/api/v1/logs?since=yesterday")).unwrap();
     assert_eq!((code, e["field"].as_str()), (400, Some("since")), "{e}");
 
-    // The console's panel: its rows and columns resolve in the document it names.
-    let (_, console) = get_json(&format!("{api}/api/v1/console")).unwrap();
-    let panel = &console["panels"]["microservices"];
-    let (_, doc) = get_json(&format!("{api}{}", panel["source"].as_str().unwrap())).unwrap();
-    let rows = doc.pointer(panel["rows"].as_str().unwrap()).and_then(Value::as_array).expect("the panel's rows");
-    assert_eq!(rows.len(), 2, "{doc}");
-    for c in ["/name", "/run_on", "/state", "/pid", "/since_ms", "/restarts", "/reason"] {
-        assert!(panel["columns"].as_array().unwrap().iter().any(|x| x["value"] == c), "{panel}");
-        assert!(rows.iter().all(|r| r.pointer(c).is_some()), "{c} in {doc}");
-    }
-    assert_eq!(panel["actions"].as_array().map(Vec::len), Some(3), "{panel}");
+    console_panel(&api);
 
     // The CLI.
     let list = cli(&["ms", "list", "--api", &api]);
@@ -129,19 +149,7 @@ fn supervised_processes_their_log_the_mirror_and_a_kill_9() {
         v["processes"].as_array()?.iter().find(|p| p["name"] == "text" && p["state"] == "running")?["pid"].as_u64()
     });
 
-    // The json process's lines, forwarded as syslog to the alarms service, raise an alarm.
-    let alarm = wait("an alarm from a forwarded line", &d, || {
-        let (_, v) = get_json(&format!("{api}/api/v1/alarms"))?;
-        v["recent"].as_array()?.iter().find(|a| a["rule"] == "ms-errors").cloned()
-    });
-    assert_eq!(
-        (alarm["host"].as_str(), alarm["app"].as_str(), alarm["severity"].as_str()),
-        (Some("m10"), Some("json"), Some("err")),
-        "{alarm}"
-    );
-    assert!(alarm["message"].as_str().unwrap().contains("\"msg\":\"boom\""), "{alarm}");
-    let metrics = get_text(&format!("{api}/metrics")).unwrap();
-    assert!(metrics.lines().any(|l| l.starts_with("mware_microservices_syslog_sent_total ") && !l.ends_with(" 0")), "{metrics}");
+    forwarded_line_raises_an_alarm(&d, &api);
 
     // No secret anywhere the daemon shows.
     let (_, status) = get_json(&format!("{api}/api/v1/status")).unwrap();

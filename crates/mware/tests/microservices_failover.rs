@@ -146,6 +146,26 @@ fn has_line(v: &Value, instance: &str, process: &str) -> bool {
     v["lines"].as_array().is_some_and(|ls| ls.iter().any(|l| l["instance"] == instance && l["process"] == process))
 }
 
+/// The log across the group, asked of a passive member: every member's lines merged by
+/// time, `instance=` filtering, an unknown member refused with the list.
+fn group_log_through_a_passive_member(g: &Group, all: &[PathBuf]) {
+    let (code, v) = wait("lines of all three members through m30", 20, all, || {
+        let (c, v) = logs_json(&g.ds[2], "limit=2000");
+        (NAMES.iter().all(|n| has_line(&v, n, "all")) && has_line(&v, "m10", "act")).then_some((c, v))
+    });
+    assert_eq!(code, 200);
+    assert_eq!(v["missing"], json!([]), "{}", v["missing"]);
+    assert_eq!(v["members"].as_array().map(Vec::len), Some(3), "{}", v["members"]);
+    let ts: Vec<u64> = v["lines"].as_array().unwrap().iter().map(|l| l["ts_ms"].as_u64().unwrap()).collect();
+    assert!(ts.windows(2).all(|w| w[0] <= w[1]), "merged by time");
+    let (_, only) = logs_json(&g.ds[2], "instance=m20&limit=200");
+    let ls = only["lines"].as_array().unwrap();
+    assert!(!ls.is_empty() && ls.iter().all(|l| l["instance"] == "m20"), "{only}");
+    let (code, e) = logs_json(&g.ds[2], "instance=m99");
+    assert_eq!((code, e["field"].as_str()), (400, Some("instance")), "{e}");
+    assert!(e["error"].as_str().unwrap().contains("m10, m20, m30"), "{e}");
+}
+
 #[test]
 fn the_next_active_instance_takes_over_the_active_processes_and_logs_follow() {
     let mut g = group();
@@ -163,22 +183,7 @@ fn the_next_active_instance_takes_over_the_active_processes_and_logs_follow() {
     });
     assert!(owned10.contains(&act10) && owned10.contains(&every[0]), "{owned10:?}");
 
-    // The log across the group, asked of a passive member.
-    let (code, v) = wait("lines of all three members through m30", 20, &all, || {
-        let (c, v) = logs_json(&g.ds[2], "limit=2000");
-        (NAMES.iter().all(|n| has_line(&v, n, "all")) && has_line(&v, "m10", "act")).then_some((c, v))
-    });
-    assert_eq!(code, 200);
-    assert_eq!(v["missing"], json!([]), "{}", v["missing"]);
-    assert_eq!(v["members"].as_array().map(Vec::len), Some(3), "{}", v["members"]);
-    let ts: Vec<u64> = v["lines"].as_array().unwrap().iter().map(|l| l["ts_ms"].as_u64().unwrap()).collect();
-    assert!(ts.windows(2).all(|w| w[0] <= w[1]), "merged by time");
-    let (_, only) = logs_json(&g.ds[2], "instance=m20&limit=200");
-    let ls = only["lines"].as_array().unwrap();
-    assert!(!ls.is_empty() && ls.iter().all(|l| l["instance"] == "m20"), "{only}");
-    let (code, e) = logs_json(&g.ds[2], "instance=m99");
-    assert_eq!((code, e["field"].as_str()), (400, Some("instance")), "{e}");
-    assert!(e["error"].as_str().unwrap().contains("m10, m20, m30"), "{e}");
+    group_log_through_a_passive_member(&g, &all);
 
     // `mware logs -f` against m10, which is about to die.
     let follow_log = g.dir.path().join("follow.out");
