@@ -5,6 +5,7 @@
 
 pub mod baresip;
 pub mod etcd;
+pub mod janus;
 pub mod pg;
 pub mod proc;
 pub mod proxy;

@@ -12,11 +12,15 @@
 mod api;
 pub mod call;
 mod cli;
+mod conf_api;
+pub mod conference;
 pub mod decide;
 mod error;
 mod handle;
 mod metrics;
+pub mod mixer;
 mod registrar;
+pub mod rooms;
 pub mod section;
 mod service;
 mod setup;
