@@ -1,6 +1,7 @@
 //! `mware logs [-f]`: reads the site's log of the group through any member's API. The
 //! first answer lists the group's members; with `-f` the tool polls with a per-member
-//! cursor (`after=m10:123,m20:7`, members without one from the moment it started), and
+//! cursor (`after=m10:123,m20:7`, members without one from the moment it started; each
+//! poll reads forward, the first lines after the cursor, so none is skipped), and
 //! when the member it asks stops answering (killed, stepped down, restarted) it moves to
 //! the next member that answers, so it keeps following across a failover. Members that
 //! do not answer a query are named on stderr (once per change).
@@ -10,8 +11,10 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// Pause between polls with `-f`.
+/// Pause between polls with `-f` (none after a full page).
 const POLL: Duration = Duration::from_millis(500);
+/// Lines asked for per poll with `-f` (the first ones after the cursor).
+const FOLLOW_PAGE: usize = 10_000;
 
 /// What to read.
 pub(crate) struct Follow {
@@ -77,9 +80,11 @@ pub(crate) async fn run(f: Follow, print: impl Fn(&Value)) -> anyhow::Result<()>
     let mut missing_shown = String::new();
     let mut url = first;
     loop {
+        let mut got = 0;
         match apis.get(&url).await {
             Ok(v) => {
                 apis.learn(&v);
+                got = v["lines"].as_array().map_or(0, Vec::len);
                 for l in v["lines"].as_array().into_iter().flatten() {
                     if let (Some(i), Some(s)) = (l["instance"].as_str(), l["seq"].as_u64()) {
                         let c = cursor.entry(i.to_string()).or_default();
@@ -101,9 +106,12 @@ pub(crate) async fn run(f: Follow, print: impl Fn(&Value)) -> anyhow::Result<()>
         if !f.follow {
             return Ok(());
         }
-        tokio::time::sleep(POLL).await;
+        // A full page: more is waiting, ask again at once.
+        if got < FOLLOW_PAGE {
+            tokio::time::sleep(POLL).await;
+        }
         let after: Vec<String> = cursor.iter().map(|(i, s)| format!("{i}:{s}")).collect();
-        url = format!("{}&limit=10000&since={started}", f.base);
+        url = format!("{}&limit={FOLLOW_PAGE}&since={started}", f.base);
         if !after.is_empty() {
             url.push_str(&format!("&after={}", mware_client::encode(&after.join(","))));
         }

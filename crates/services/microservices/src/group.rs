@@ -54,8 +54,8 @@ pub struct Ask {
 }
 
 /// Asks every member of `asks` at once (`me` from `store`), merges by time and keeps
-/// the last `limit` lines.
-pub async fn gather(me: &str, store: Option<LogStore>, asks: Vec<Ask>, limit: usize) -> Gathered {
+/// the last `limit` lines (the first, with `first`: a follower gets the rest next time).
+pub async fn gather(me: &str, store: Option<LogStore>, asks: Vec<Ask>, limit: usize, first: bool) -> Gathered {
     let client = reqwest::Client::builder().connect_timeout(PEER_TIMEOUT).timeout(PEER_TIMEOUT).build();
     let tasks = asks.into_iter().map(|a| {
         let (store, client) = (store.clone(), client.as_ref().ok().cloned());
@@ -78,8 +78,12 @@ pub async fn gather(me: &str, store: Option<LogStore>, asks: Vec<Ask>, limit: us
         }
     }
     g.lines.sort_by(|a, b| (a.ts_ms, &a.instance, a.seq).cmp(&(b.ts_ms, &b.instance, b.seq)));
-    let cut = g.lines.len().saturating_sub(limit.max(1));
-    g.lines.drain(..cut);
+    if first {
+        g.lines.truncate(limit.max(1));
+    } else {
+        let cut = g.lines.len().saturating_sub(limit.max(1));
+        g.lines.drain(..cut);
+    }
     g
 }
 
@@ -183,7 +187,7 @@ mod tests {
             },
             Ask { member: Member { instance: "noaddr".into(), api: None }, query: Query::default(), params: vec![] },
         ];
-        let g = gather("me", None, asks, 10).await;
+        let g = gather("me", None, asks, 10, false).await;
         assert!(g.lines.is_empty());
         let got: Vec<(&str, &str)> = g.missing.iter().map(|m| (m.instance.as_str(), m.error.as_str())).collect();
         assert_eq!(got, vec![("gone", "cannot connect (down or unreachable)"), ("noaddr", "its iface has no address")]);

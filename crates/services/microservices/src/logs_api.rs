@@ -2,7 +2,8 @@
 //! instance's group (`scope=group`, see [`crate::group`]), or of the instance asked only
 //! (`scope=instance`, what members ask each other). Parameters: `process`, `instance`
 //! (comma-separated members), `since`, `until`, `after` (a cursor `m10:123,m20:7`, or a
-//! bare seq of the instance asked), `q`, `level`, `limit`, `format` (`jsonl` or `json`).
+//! bare seq of the instance asked), `first` (the first `limit` matches, not the last: the
+//! default with `after`, so a follower reads forward), `q`, `level`, `limit`, `format`.
 //! A member that does not answer is named: in the `x-mware-missing` header of JSON lines,
 //! in `missing` of `format=json`.
 
@@ -22,7 +23,7 @@ pub(crate) fn bad(field: &str, msg: String) -> Box<Response> {
     Box::new(ApiError::new(StatusCode::BAD_REQUEST, msg).field(field).into_response())
 }
 
-const KEYS: &[&str] = &["process", "instance", "scope", "since", "until", "after", "q", "level", "limit", "format"];
+const KEYS: &[&str] = &["process", "instance", "scope", "since", "until", "after", "first", "q", "level", "limit", "format"];
 
 /// A parsed request.
 struct Req {
@@ -82,6 +83,13 @@ fn parse(me: &str, p: &HashMap<String, String>) -> Result<Req, Box<Response>> {
             .map_err(|e| bad("q", format!("q: expected a regular expression, found one that does not parse: {e}")))?;
         q.q = Some(re);
     }
+    // Following (a cursor) reads forward: the first `limit` lines after it.
+    q.first = match p.get("first").map(String::as_str) {
+        None => !cursor.is_empty(),
+        Some("true") => true,
+        Some("false") => false,
+        Some(v) => return Err(bad("first", format!("first: expected true or false, found {:?}", v.chars().take(16).collect::<String>()))),
+    };
     let json = match p.get("format").map(String::as_str) {
         None | Some("jsonl") => false,
         Some("json") => true,
@@ -122,6 +130,7 @@ fn asks(me: &str, members: Vec<Member>, req: &Req, since: Option<&String>) -> Re
         .map(|member| {
             let mut query = req.query.clone();
             let mut params = req.common.clone();
+            params.push(("first".into(), query.first.to_string()));
             match req.cursor.get(&member.instance) {
                 Some(seq) => {
                     query.after_seq = Some(*seq);
@@ -146,6 +155,7 @@ fn unavailable(msg: String) -> Response {
         ("scope" = Option<String>, Query, description = "`group` (default: every member, each asked within 2 s) or `instance` (the one asked)"),
         ("since" = Option<String>, Query, description = "ms or RFC 3339"), ("until" = Option<String>, Query, description = "ms or RFC 3339"),
         ("after" = Option<String>, Query, description = "lines after this cursor, `m10:123,m20:7` (follow; members not named: from `since`), or a bare seq of the instance asked"),
+        ("first" = Option<bool>, Query, description = "the first `limit` matches instead of the last (default: true with `after`, else false)"),
         ("q" = Option<String>, Query, description = "regular expression on the line"), ("level" = Option<String>, Query, description = "level of JSON lines"),
         ("limit" = Option<u32>, Query, description = "the last N matches, 1..10000 (default 1000)"), ("format" = Option<String>, Query, description = "`jsonl` (default) or `json`")),
     responses((status = 200, description = "JSON lines `{seq, ts_ms, instance, process, stream, line, fields?, level?}` (header `x-mware-missing`: members that did not answer), or with `format=json` `{lines, lost, members: [{instance, api}], missing: [{instance, error}]}`"),
@@ -164,7 +174,7 @@ pub(crate) async fn logs(State(svc): State<MicroService>, Params(p): Params<Hash
         Ok(a) => a,
         Err(r) => return *r,
     };
-    let g = group::gather(&me, svc.store().cloned(), asks, req.query.limit).await;
+    let g = group::gather(&me, svc.store().cloned(), asks, req.query.limit, req.query.first).await;
     if let (false, Some(m)) = (req.group, g.missing.first()) {
         return unavailable(format!("{}: {}", m.instance, m.error));
     }

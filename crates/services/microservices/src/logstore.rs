@@ -133,8 +133,11 @@ pub struct Query {
     pub q: Option<Regex>,
     /// Lines of this level (lowercase).
     pub level: Option<String>,
-    /// The last this many matches.
+    /// The last this many matches (the first, with `first`).
     pub limit: usize,
+    /// Keep the first `limit` matches rather than the last (following with a cursor: the
+    /// rest comes with the next query).
+    pub first: bool,
 }
 
 impl LogStore {
@@ -205,7 +208,8 @@ impl LogStore {
         }
     }
 
-    /// The lines matching `q`, oldest first (the last `q.limit`). Blocking: file reads.
+    /// The lines matching `q`, oldest first (the last `q.limit`, or the first with
+    /// `q.first`). Blocking: file reads.
     pub fn query(&self, q: &Query) -> Vec<LogLine> {
         let mut files: Vec<PathBuf> = vec![];
         let mut n = 1;
@@ -227,6 +231,9 @@ impl LogStore {
                 let Ok(l) = serde_json::from_str::<LogLine>(&raw) else { continue };
                 if matches(q, &l) {
                     if out.len() == q.limit.max(1) {
+                        if q.first {
+                            return out.into();
+                        }
                         out.pop_front();
                     }
                     out.push_back(l);

@@ -1,5 +1,6 @@
 //! The site log's store: JSON fields and level of a line, rotation within its bound and
-//! queries across the files, lowered bounds applied to an open store.
+//! queries across the files, lowered bounds applied to an open store, a follower reading
+//! forward from its cursor.
 
 use mware_microservices::logstore::{Counters, LogLine, LogStore, Query};
 use mware_microservices::LogConfig;
@@ -49,4 +50,22 @@ async fn rotates_within_its_bound_and_queries_across_files() {
     assert!(got.iter().all(|l| l.process == "odd" && l.line.starts_with("line 029")));
     assert_eq!(got.last().unwrap().line[..11], *"line 029999");
     assert_eq!(got.last().unwrap().seq, 30_000);
+}
+
+#[tokio::test]
+async fn a_follower_reads_forward_from_its_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LogStore::open(dir.path(), &LogConfig::default(), Counters::default()).unwrap();
+    for i in 0..100 {
+        store.push(LogLine::new("i1", "p", "stdout", format!("line {i}"))).await;
+    }
+    while store.counters.written.get() < 100 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let page = |after: u64| store.query(&Query { after_seq: Some(after), limit: 30, first: true, ..Default::default() });
+    let (a, b) = (page(10), page(40));
+    assert_eq!((a.first().unwrap().seq, a.last().unwrap().seq, a.len()), (11, 40, 30));
+    assert_eq!((b.first().unwrap().seq, b.last().unwrap().seq), (41, 70), "the next page starts where the first ended");
+    let last = store.query(&Query { after_seq: Some(10), limit: 30, ..Default::default() });
+    assert_eq!(last.first().unwrap().seq, 71, "without `first`, the last 30");
 }
