@@ -157,13 +157,14 @@ async fn fifty_megabytes_as_fast_as_possible_every_line_kept() {
 async fn child_supervisor() {
     let Ok(dir) = std::env::var("MICRO_CHILD_DIR") else { return };
     let dir = std::path::PathBuf::from(dir);
-    let argv = ["/bin/sh", "-c", "sleep 300 & echo child $!; setsid sleep 301 & echo escaped $!; wait"];
+    let argv = ["/bin/sh", "-c", "sleep 300 & echo child $$ $!; setsid sleep 301 & echo escaped $$ $!; wait"];
     let sup = start(json!({"processes": [{"name": "sleeper", "argv": argv}]}), &dir);
     let store = sup.svc.store().unwrap().clone();
     let (pid, child, escaped) = until("the sleeper and its children", 10, || {
         let pid = sup.svc.statuses().first()?.pid?;
-        let lines = store.query(&Query { limit: 10, ..Default::default() });
-        let find = |p: &str| lines.iter().find_map(|l| l.line.strip_prefix(p).map(str::to_string));
+        let lines = store.query(&Query { limit: 20, ..Default::default() });
+        // This run's lines (the store also holds an earlier run's): they name its pid.
+        let find = |p: &str| lines.iter().find_map(|l| l.line.strip_prefix(&format!("{p}{pid} ")).map(str::to_string));
         Some((pid, find("child ")?, find("escaped ")?))
     })
     .await;
