@@ -4,6 +4,7 @@
 //! by PID, when dropped.
 
 pub mod etcd;
+pub mod pebble;
 pub mod pg;
 pub mod proc;
 pub mod proxy;

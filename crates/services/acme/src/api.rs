@@ -54,12 +54,8 @@ fn unavailable(msg: String) -> Response {
     responses((status = 200, description = "`{certificates: [{name, names, key_type, challenge, renew_before_days, state, reason, next, certificate: {serial, not_before, not_after, expires_in_s, issued_at}, order, last_error, retry_at, targets: [{name, host, serial, current, not_after, deployed_at, state, error, retry_at}]}]}`"),
         (status = 503, description = "no acme section, or the coordinator cannot be read", body = ApiError)))]
 async fn list(State(svc): State<AcmeService>) -> Response {
-    match svc.records().await {
-        Ok((acme, recs)) => {
-            let now = mware_config::now_ms();
-            let certs: Vec<_> = acme.certificates.iter().zip(&recs).map(|(c, r)| crate::view::view(&acme, c, r, now)).collect();
-            Json(json!({"certificates": certs})).into_response()
-        }
+    match svc.certificates().await {
+        Ok(v) => Json(v).into_response(),
         Err(e) => unavailable(e),
     }
 }

@@ -64,6 +64,14 @@ impl AcmeService {
         Ok((acme, recs))
     }
 
+    /// `{certificates: [...]}` as `GET /api/v1/certificates` shows it (never a key).
+    pub async fn certificates(&self) -> Result<serde_json::Value, String> {
+        let (acme, recs) = self.records().await?;
+        let now = mware_config::now_ms();
+        let certs: Vec<_> = acme.certificates.iter().zip(&recs).map(|(c, r)| crate::view::view(&acme, c, r, now)).collect();
+        Ok(serde_json::json!({"certificates": certs}))
+    }
+
     /// Asks for the renewal of `cert` (stored fenced, then the loop is woken); `Err` when
     /// the service does not run here or the write is refused.
     pub(crate) async fn request_renewal(&self, cert: &str) -> Result<(), String> {

@@ -38,7 +38,7 @@ fn every_problem_is_reported_with_its_path() {
     t["cert_mode"] = "0999".into();
     t["key_file_name"] = "web.crt".into();
     t["owner"] = "root:www:data".into();
-    t["reload"] = serde_json::json!([]);
+    t["reload"] = serde_json::json!(["", "reload"]);
     a["certificates"][1]["names"] = serde_json::json!(["*.other.org"]);
     let errs = mware_config::validate(&j.to_string(), &plugin().sections).err().expect("refused");
     let at = "servers[0].roles[0].acme";
@@ -58,7 +58,7 @@ fn every_problem_is_reported_with_its_path() {
         ("certificates[0].targets[0].cert_mode", "octal"),
         ("certificates[0].targets[0].key_file_name", "other than cert_file's"),
         ("certificates[0].targets[0].owner", "user:group"),
-        ("certificates[0].targets[0].reload", "empty list"),
+        ("certificates[0].targets[0].reload[0]", "expected the program"),
         ("certificates[1].names[0]", "in the dns01 zone \"example.ru\""),
     ] {
         let want = format!("{at}.{path}: ");

@@ -197,7 +197,8 @@ fn targets(cx: &mut Check, v: &Value, p: &str) {
                 cx.report(&join(&tp, "owner"), format!("expected \"user\" or \"user:group\", found {}", quote(o)));
             }
         }
-        if m.contains_key("reload") {
+        // An empty list: no reload command.
+        if m.get("reload").and_then(Value::as_array).is_none_or(|l| !l.is_empty()) {
             cx.argv(m, &tp, "reload");
         }
     }
