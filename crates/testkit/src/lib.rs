@@ -3,6 +3,7 @@
 //! on loopback, each owned by a guard that kills exactly the process it started,
 //! by PID, when dropped.
 
+pub mod bind;
 pub mod etcd;
 pub mod pebble;
 pub mod pg;

@@ -90,8 +90,8 @@ async fn issuing_succeeds_with_30_percent_of_nonces_refused() {
     let run = start(coord.clone(), fence, site(acme, &dir.path().join("known_hosts"))).await;
     let rec = wait_rec(&coord, "web", 120, |r| r.issued.is_some()).await;
     verify_chain(&rec.issued.unwrap().chain_pem, &pebble.root_pem().unwrap(), dir.path());
-    let refused = pebble.count("badNonce");
-    println!("nonces refused by pebble: {refused}; orders: {}", pebble.count("POST /order-plz"));
+    // pebble does not log a refused nonce; the requests it served include the repeated ones.
+    println!("requests served by pebble: {}; orders: {}", pebble.count("-> calling handler()"), pebble.count("POST /order-plz"));
     assert!(pebble.count("POST /order-plz") <= 2, "{}", pebble.log_text());
     run.stop().await;
 }
