@@ -38,8 +38,27 @@ pub struct Held {
     pub key_type: String,
     /// Its serial (hex).
     pub serial: String,
+    /// Start of its validity, ms since the Unix epoch.
+    pub not_before_ms: u64,
     /// Its expiry, ms since the Unix epoch.
     pub not_after_ms: u64,
+}
+
+impl Held {
+    /// When it is renewed: `renew_before_ms` before expiry, or at two thirds of its
+    /// lifetime when that comes later (a certificate shorter-lived than three times the
+    /// renewal period is not renewed again at once, in a loop that would hit the CA's limits).
+    pub fn renew_at(&self, renew_before_ms: u64) -> u64 {
+        let life = self.not_after_ms.saturating_sub(self.not_before_ms);
+        self.not_after_ms.saturating_sub(renew_before_ms.min(life / 3))
+    }
+
+    /// From when its expiry is alarming if it has not been renewed: `alarm_before_ms`
+    /// before expiry, or with a sixth of its lifetime left when that comes later.
+    pub fn alarm_at(&self, alarm_before_ms: u64) -> u64 {
+        let life = self.not_after_ms.saturating_sub(self.not_before_ms);
+        self.not_after_ms.saturating_sub(alarm_before_ms.min(life / 6))
+    }
 }
 
 /// One deploy target as the decision sees it.
@@ -120,7 +139,7 @@ pub fn decide(s: &Snapshot) -> Decision {
     if !due.is_empty() {
         return Decision::Deploy(due);
     }
-    let renew_at = held.not_after_ms.saturating_sub(s.renew_before_ms);
+    let renew_at = held.renew_at(s.renew_before_ms);
     let retry = s.targets.iter().filter(|t| t.deployed.as_deref() != Some(held.serial.as_str())).map(|t| t.retry_at_ms).min();
     Decision::Wait { until_ms: retry.map_or(renew_at, |r| r.min(renew_at)), expires_ms: held.not_after_ms }
 }
@@ -142,7 +161,7 @@ fn issue_reason(s: &Snapshot) -> Option<Why> {
     if s.renew_requested {
         return Some(Why::Requested);
     }
-    let renew_at = h.not_after_ms.saturating_sub(s.renew_before_ms);
+    let renew_at = h.renew_at(s.renew_before_ms);
     (s.now_ms >= renew_at).then_some(Why::Expiring(h.not_after_ms, renew_at))
 }
 
@@ -195,6 +214,7 @@ mod tests {
                 names: vec!["a.example.ru".into(), "b.example.ru".into()],
                 key_type: "ecdsa-p256".into(),
                 serial: "01".into(),
+                not_before_ms: 90 * DAY,
                 not_after_ms: 180 * DAY,
             }),
             order: None,
@@ -223,6 +243,16 @@ mod tests {
     fn renewal_time_reached_renews() {
         let s = Snapshot { now_ms: 151 * DAY, ..snap() };
         assert_eq!(decide(&s), Decision::Issue(Why::Expiring(180 * DAY, 150 * DAY)));
+    }
+
+    #[test]
+    fn a_short_lived_certificate_renews_at_two_thirds_of_its_life_not_at_once() {
+        let mut s = snap();
+        let h = s.issued.as_mut().unwrap();
+        (h.not_before_ms, h.not_after_ms) = (100 * DAY, 100 * DAY + 60_000);
+        assert_eq!(decide(&s), Decision::Wait { until_ms: 100 * DAY + 40_000, expires_ms: 100 * DAY + 60_000 });
+        s.now_ms = 100 * DAY + 40_000;
+        assert_eq!(decide(&s), Decision::Issue(Why::Expiring(100 * DAY + 60_000, 100 * DAY + 40_000)));
     }
 
     #[test]

@@ -129,6 +129,12 @@ impl Loop {
                 Decision::BackOff { until_ms, .. } | Decision::Wait { until_ms, .. } => until = until.min(*until_ms),
             }
             self.show(acme, cert, &rec);
+            // Look again when its health would change by time alone (the alarm, the expiry).
+            if let Some(i) = &rec.issued {
+                let alarm = store::held(i).alarm_at(u64::from(acme.alarm_before_days) * 86_400_000);
+                let now = mware_config::now_ms();
+                until = [alarm, i.not_after_ms].into_iter().filter(|t| *t > now).fold(until, u64::min);
+            }
         }
         let summary = reasons.iter().map(|(c, r)| format!("{c}: {r}")).collect::<Vec<_>>().join("; ");
         self.ctx.status.set(ServiceState::Running, if summary.is_empty() { "no certificates".into() } else { summary });

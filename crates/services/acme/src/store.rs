@@ -142,6 +142,17 @@ pub fn wanted_names(cert: &Certificate) -> Vec<String> {
     n
 }
 
+/// The decision's view of a certificate held.
+pub fn held(i: &Issued) -> Held {
+    Held {
+        names: i.names.clone(),
+        key_type: i.key_type.clone(),
+        serial: i.serial.clone(),
+        not_before_ms: i.not_before_ms,
+        not_after_ms: i.not_after_ms,
+    }
+}
+
 /// The decision's view of `rec` for `cert` at `now_ms`.
 pub fn snapshot(acme: &Acme, cert: &Certificate, rec: &CertRec, now_ms: u64) -> Snapshot {
     Snapshot {
@@ -149,12 +160,7 @@ pub fn snapshot(acme: &Acme, cert: &Certificate, rec: &CertRec, now_ms: u64) -> 
         names: wanted_names(cert),
         key_type: crate::keys::key_type_name(cert.key_type).into(),
         renew_before_ms: u64::from(acme.renew_days(cert)) * 86_400_000,
-        issued: rec.issued.as_ref().map(|i| Held {
-            names: i.names.clone(),
-            key_type: i.key_type.clone(),
-            serial: i.serial.clone(),
-            not_after_ms: i.not_after_ms,
-        }),
+        issued: rec.issued.as_ref().map(held),
         order: rec.order.as_ref().map(|o| (o.started_ms, o.by.clone())),
         retry_at_ms: rec.retry_at_ms,
         last_error: rec.last_error.clone(),

@@ -11,17 +11,17 @@ use serde_json::{json, Value};
 const DAY_MS: u64 = 86_400_000;
 
 /// The health of a certificate as monitoring shows it, with the reason: `failing` when it
-/// expires within `alarm_before_days` (its renewal has not succeeded) or a target still
-/// has an older one that close to expiry; `warning` when issuing or a deploy failed last,
-/// or none is held yet; else `ok`.
+/// expires within `alarm_before_days` (a sixth of its lifetime for a short-lived one) and
+/// its renewal has not succeeded, or a target still has an older one that close to
+/// expiry; `warning` when issuing or a deploy failed last, or none is held yet; else `ok`.
 pub fn health(acme: &Acme, cert: &Certificate, rec: &CertRec, now_ms: u64) -> (Health, String) {
     let alarm_ms = u64::from(acme.alarm_before_days) * DAY_MS;
     if let Some(i) = &rec.issued {
-        if i.not_after_ms <= now_ms + alarm_ms {
+        if now_ms >= crate::store::held(i).alarm_at(alarm_ms) {
             let err = rec.last_error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
             return (
                 Health::Failing,
-                format!("expires at {} (within {} days) and its renewal has not succeeded{err}", when(i.not_after_ms), acme.alarm_before_days),
+                format!("expires at {} (within the alarm period of {} days) and its renewal has not succeeded{err}", when(i.not_after_ms), acme.alarm_before_days),
             );
         }
         for t in &cert.targets {

@@ -56,7 +56,12 @@ pub struct Run {
 
 /// Starts the service as `mware1` with `fence`; waits until it runs.
 pub async fn start(coord: Arc<dyn Coordinator>, fence: Fence, site: Site) -> Run {
-    let svc = AcmeService::new(&mut Default::default());
+    start_with(coord, fence, site, &mut Default::default()).await
+}
+
+/// As [`start`], the metrics registered in `registry`.
+pub async fn start_with(coord: Arc<dyn Coordinator>, fence: Fence, site: Site, registry: &mut prometheus_client::registry::Registry) -> Run {
+    let svc = AcmeService::new(registry);
     let events = Events::new("mware1", GROUP);
     let (tx, rx) = watch::channel(Arc::new(site));
     svc.attach(&InstanceEnv { instance: "mware1".into(), coord: coord.clone(), site: rx.clone(), events: events.clone() });
