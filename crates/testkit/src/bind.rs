@@ -76,4 +76,9 @@ impl Bind {
     pub fn pid(&self) -> i32 {
         self.child.pid()
     }
+
+    /// Sends `sig` to named (`libc::SIGSTOP` to make it hang, `libc::SIGCONT` to resume).
+    pub fn signal(&self, sig: i32) {
+        self.child.signal(sig)
+    }
 }

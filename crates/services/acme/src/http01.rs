@@ -50,13 +50,14 @@ async fn answer(State(tokens): State<Tokens>, Path(token): Path<String>) -> Resp
 
 /// Binds `addr` and serves `tokens` until `cancel`. Binding fails at once (the port is
 /// taken, or privileged): the caller shows that.
-pub async fn serve(addr: SocketAddr, tokens: Tokens, cancel: CancellationToken) -> std::io::Result<tokio::task::JoinHandle<()>> {
+pub async fn serve(addr: SocketAddr, tokens: Tokens, cancel: CancellationToken) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let app = Router::new().route("/.well-known/acme-challenge/{token}", get(answer)).with_state(tokens);
-    Ok(tokio::spawn(async move {
+    tokio::spawn(async move {
         let shutdown = async move { cancel.cancelled().await };
         if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
             tracing::warn!(error = %e, "the HTTP-01 responder stopped");
         }
-    }))
+    });
+    Ok(())
 }

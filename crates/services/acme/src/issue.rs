@@ -10,7 +10,7 @@ use crate::http01::Tokens;
 use crate::keys;
 use crate::section::{Acme, Certificate, Challenge};
 use crate::store::{self, AccountRec, CertRec, Issued, OrderRec};
-use instant_acme::{Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy};
+use instant_acme::{Account, AccountCredentials, AuthorizationStatus, ChallengeStatus, ChallengeType, Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy};
 use mware_coord::{Coordinator, Fence};
 use std::sync::Arc;
 use std::time::Duration;
@@ -211,7 +211,10 @@ async fn authorize(
                 }
             }
         }
-        ch.set_ready().await.map_err(acme_err)?;
+        // Told to look already (by the instance before a failover): answer, do not ask again.
+        if ch.status == ChallengeStatus::Pending {
+            ch.set_ready().await.map_err(acme_err)?;
+        }
     }
     Ok(())
 }

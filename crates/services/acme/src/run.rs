@@ -43,7 +43,8 @@ fn pause(b: backon::ExponentialBuilder, n: u32) -> Duration {
 struct Loop {
     svc: AcmeService,
     ctx: ServiceContext,
-    account: Option<instant_acme::Account>,
+    /// The account, with the directory it belongs to.
+    account: Option<(String, instant_acme::Account)>,
     dns: Option<Dns>,
     shown: HashMap<String, (mware_host::Health, String)>,
 }
@@ -52,7 +53,10 @@ struct Loop {
 pub async fn run(svc: AcmeService, ctx: ServiceContext) -> anyhow::Result<()> {
     let mut site = ctx.site.clone();
     let acme = section(&ctx)?;
-    let _responder = start_responder(&svc, &ctx, &acme).await?;
+    // Stops the responder whenever this run ends (a restart after an error binds again).
+    let responder = ctx.cancel.child_token();
+    let _stop_responder = responder.clone().drop_guard();
+    start_responder(&svc, &ctx, &acme, responder).await?;
     let dns = match &acme.dns01 {
         Some(d) => {
             let secret = std::env::var(&d.tsig_key_env)
@@ -86,9 +90,9 @@ fn section(ctx: &ServiceContext) -> anyhow::Result<Acme> {
 }
 
 /// Binds the HTTP-01 responder when a certificate uses HTTP-01.
-async fn start_responder(svc: &AcmeService, ctx: &ServiceContext, acme: &Acme) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+async fn start_responder(svc: &AcmeService, ctx: &ServiceContext, acme: &Acme, stop: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
     if !acme.certificates.iter().any(|c| c.challenge == Challenge::Http01) {
-        return Ok(None);
+        return Ok(());
     }
     let ip = {
         let site = ctx.site.borrow();
@@ -97,11 +101,11 @@ async fn start_responder(svc: &AcmeService, ctx: &ServiceContext, acme: &Acme) -
     };
     let ip: std::net::IpAddr = ip.parse().map_err(|_| anyhow::anyhow!("the role's iface address {ip:?} does not parse"))?;
     let addr = std::net::SocketAddr::new(ip, acme.http01.port);
-    let h = crate::http01::serve(addr, svc.inner.tokens.clone(), ctx.cancel.child_token())
+    crate::http01::serve(addr, svc.inner.tokens.clone(), stop)
         .await
         .map_err(|e| anyhow::anyhow!("http01: cannot listen on {addr} for the CA's challenge requests: {e}"))?;
     tracing::info!(%addr, "answering HTTP-01 challenges");
-    Ok(Some(h))
+    Ok(())
 }
 
 impl Loop {
@@ -179,10 +183,10 @@ impl Loop {
     }
 
     async fn try_issue(&mut self, acme: &Acme, cert: &Certificate, rec: &mut CertRec) -> Result<store::Issued, AcmeError> {
-        if self.account.is_none() {
-            self.account = Some(issue::account(acme, &self.ctx.coord, &self.ctx.fence).await?);
+        if self.account.as_ref().is_none_or(|(dir, _)| *dir != acme.directory_url) {
+            self.account = Some((acme.directory_url.clone(), issue::account(acme, &self.ctx.coord, &self.ctx.fence).await?));
         }
-        let account = self.account.as_ref().ok_or_else(|| AcmeError::Ca("no account".into()))?;
+        let (_, account) = self.account.as_ref().ok_or_else(|| AcmeError::Ca("no account".into()))?;
         let cx = IssueCx {
             account,
             tokens: &self.svc.inner.tokens,
