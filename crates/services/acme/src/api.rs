@@ -78,7 +78,11 @@ fn not_found(acme: &crate::section::Acme, name: &str) -> Response {
     let names: Vec<&str> = acme.certificates.iter().map(|c| c.name.as_str()).collect();
     ApiError::new(
         StatusCode::NOT_FOUND,
-        format!("path segment name: expected a certificate of the group ({}), found {:?}", names.join(", "), name.chars().take(64).collect::<String>()),
+        format!(
+            "path segment name: expected a certificate of the group ({}), found {:?}",
+            names.join(", "),
+            name.chars().take(64).collect::<String>()
+        ),
     )
     .field("name")
     .into_response()

@@ -58,13 +58,8 @@ enum Action {
 
 fn line(c: &Value) -> String {
     let s = |v: &Value| v.as_str().unwrap_or("-").to_string();
-    let targets: Vec<String> = c["targets"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|t| format!("{}={}", s(&t["name"]), s(&t["state"])))
-        .collect();
+    let targets: Vec<String> =
+        c["targets"].as_array().cloned().unwrap_or_default().iter().map(|t| format!("{}={}", s(&t["name"]), s(&t["state"]))).collect();
     format!(
         "{:<20} {:<8} {:<21} {:<12} {}\n    {}",
         s(&c["name"]),

@@ -75,7 +75,8 @@ impl AcmeService {
     /// Asks for the renewal of `cert` (stored fenced, then the loop is woken); `Err` when
     /// the service does not run here or the write is refused.
     pub(crate) async fn request_renewal(&self, cert: &str) -> Result<(), String> {
-        let (coord, fence) = self.inner.running.lock().unwrap_or_else(|e| e.into_inner()).clone().ok_or("the acme service does not run here")?;
+        let (coord, fence) =
+            self.inner.running.lock().unwrap_or_else(|e| e.into_inner()).clone().ok_or("the acme service does not run here")?;
         let mut rec = store::load(coord.as_ref(), fence.group, cert).await.map_err(|e| e.to_string())?;
         rec.renew_requested = true;
         rec.retry_at_ms = 0;

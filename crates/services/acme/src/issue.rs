@@ -10,7 +10,10 @@ use crate::http01::Tokens;
 use crate::keys;
 use crate::section::{Acme, Certificate, Challenge};
 use crate::store::{self, AccountRec, CertRec, Issued, OrderRec};
-use instant_acme::{Account, AccountCredentials, AuthorizationStatus, ChallengeStatus, ChallengeType, Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy};
+use instant_acme::{
+    Account, AccountCredentials, AuthorizationStatus, ChallengeStatus, ChallengeType, Identifier, NewAccount, NewOrder, OrderStatus,
+    RetryPolicy,
+};
 use mware_coord::{Coordinator, Fence};
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,8 +56,7 @@ pub async fn account(acme: &Acme, coord: &Arc<dyn Coordinator>, fence: &Fence) -
     }
     let contact: Vec<&str> = acme.contact.iter().map(String::as_str).collect();
     let new = NewAccount { contact: &contact, terms_of_service_agreed: true, only_return_existing: false };
-    let (account, creds) =
-        builder()?.create(&new, acme.directory_url.clone(), None).await.map_err(|e| AcmeError::from_acme(e, now))?;
+    let (account, creds) = builder()?.create(&new, acme.directory_url.clone(), None).await.map_err(|e| AcmeError::from_acme(e, now))?;
     let rec = AccountRec {
         directory_url: acme.directory_url.clone(),
         credentials: serde_json::to_value(&creds).map_err(|e| AcmeError::Store(e.to_string()))?,

@@ -59,8 +59,12 @@ pub async fn run(svc: AcmeService, ctx: ServiceContext) -> anyhow::Result<()> {
     start_responder(&svc, &ctx, &acme, responder).await?;
     let dns = match &acme.dns01 {
         Some(d) => {
-            let secret = std::env::var(&d.tsig_key_env)
-                .map_err(|_| anyhow::anyhow!("dns01.tsig_key_env: expected the environment variable {} to hold the TSIG secret, found it unset", d.tsig_key_env))?;
+            let secret = std::env::var(&d.tsig_key_env).map_err(|_| {
+                anyhow::anyhow!(
+                    "dns01.tsig_key_env: expected the environment variable {} to hold the TSIG secret, found it unset",
+                    d.tsig_key_env
+                )
+            })?;
             Some(Dns::new(d, &secret)?)
         }
         None => None,
@@ -71,7 +75,8 @@ pub async fn run(svc: AcmeService, ctx: ServiceContext) -> anyhow::Result<()> {
         loop {
             let acme = section(&ctx)?;
             let (until, busy) = lp.pass(&acme).await?;
-            let sleep = if busy { Duration::ZERO } else { Duration::from_millis(until.saturating_sub(mware_config::now_ms())).min(MAX_SLEEP) };
+            let sleep =
+                if busy { Duration::ZERO } else { Duration::from_millis(until.saturating_sub(mware_config::now_ms())).min(MAX_SLEEP) };
             tokio::select! {
                 _ = ctx.cancel.cancelled() => return Ok(()),
                 _ = tokio::time::sleep(sleep) => {}
@@ -90,7 +95,12 @@ fn section(ctx: &ServiceContext) -> anyhow::Result<Acme> {
 }
 
 /// Binds the HTTP-01 responder when a certificate uses HTTP-01.
-async fn start_responder(svc: &AcmeService, ctx: &ServiceContext, acme: &Acme, stop: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
+async fn start_responder(
+    svc: &AcmeService,
+    ctx: &ServiceContext,
+    acme: &Acme,
+    stop: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
     if !acme.certificates.iter().any(|c| c.challenge == Challenge::Http01) {
         return Ok(());
     }
@@ -210,7 +220,12 @@ impl Loop {
             match r {
                 Ok(done) => {
                     tracing::info!(cert = %cert.name, target = %t.name, serial = %done.serial, "certificate deployed and read back");
-                    *d = store::DeployRec { serial: Some(done.serial), not_after_ms: Some(done.not_after_ms), at_ms: mware_config::now_ms(), ..Default::default() };
+                    *d = store::DeployRec {
+                        serial: Some(done.serial),
+                        not_after_ms: Some(done.not_after_ms),
+                        at_ms: mware_config::now_ms(),
+                        ..Default::default()
+                    };
                     self.svc.inner.metrics.deploys.get_or_create(&labels("ok")).inc();
                 }
                 Err(e) => {
@@ -240,7 +255,12 @@ impl Loop {
         let (h, why) = crate::view::health(acme, cert, rec, mware_config::now_ms());
         let changed = self.shown.get(&cert.name).is_none_or(|(oh, ow)| *oh != h || (h != mware_host::Health::Ok && *ow != why));
         if changed {
-            self.ctx.events.publish(EventKind::Item { source: "acme".into(), item: cert.name.clone(), state: h.as_str().into(), reason: why.clone() });
+            self.ctx.events.publish(EventKind::Item {
+                source: "acme".into(),
+                item: cert.name.clone(),
+                state: h.as_str().into(),
+                reason: why.clone(),
+            });
             self.shown.insert(cert.name.clone(), (h, why));
         }
     }

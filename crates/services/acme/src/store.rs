@@ -170,11 +170,7 @@ pub fn snapshot(acme: &Acme, cert: &Certificate, rec: &CertRec, now_ms: u64) -> 
             .iter()
             .map(|t| {
                 let d = rec.deploys.get(&t.name);
-                TargetView {
-                    name: t.name.clone(),
-                    deployed: d.and_then(|d| d.serial.clone()),
-                    retry_at_ms: d.map_or(0, |d| d.retry_at_ms),
-                }
+                TargetView { name: t.name.clone(), deployed: d.and_then(|d| d.serial.clone()), retry_at_ms: d.map_or(0, |d| d.retry_at_ms) }
             })
             .collect(),
     }

@@ -21,13 +21,20 @@ pub fn health(acme: &Acme, cert: &Certificate, rec: &CertRec, now_ms: u64) -> (H
             let err = rec.last_error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
             return (
                 Health::Failing,
-                format!("expires at {} (within the alarm period of {} days) and its renewal has not succeeded{err}", when(i.not_after_ms), acme.alarm_before_days),
+                format!(
+                    "expires at {} (within the alarm period of {} days) and its renewal has not succeeded{err}",
+                    when(i.not_after_ms),
+                    acme.alarm_before_days
+                ),
             );
         }
         for t in &cert.targets {
             if let Some(d) = rec.deploys.get(&t.name) {
                 if d.serial.as_deref() != Some(&i.serial) && d.not_after_ms.is_some_and(|n| n <= now_ms + alarm_ms) {
-                    return (Health::Failing, format!("target {} still has a certificate that expires within {} days", t.name, acme.alarm_before_days));
+                    return (
+                        Health::Failing,
+                        format!("target {} still has a certificate that expires within {} days", t.name, acme.alarm_before_days),
+                    );
                 }
             }
         }

@@ -102,7 +102,8 @@ async fn acme_time_and_requests_against_certbot_and_lego() {
         let before = pebble.count(REQ);
         let d = tempfile::tempdir().unwrap();
         let (i, dep) = mware(&pebble, port, &sshd, d.path()).await;
-        (mi.push(i), md.push(dep));
+        mi.push(i);
+        md.push(dep);
         let after = pebble.count(REQ);
         mr.push((after - before) as f64);
         let d = tempfile::tempdir().unwrap();
@@ -115,7 +116,9 @@ async fn acme_time_and_requests_against_certbot_and_lego() {
     }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("runs: {runs}; load average: {}", load.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
-    for (name, v) in [("mware to certificate (s)", &mut mi), ("mware to deployed (s)", &mut md), ("certbot (s)", &mut cb), ("lego (s)", &mut lg)] {
+    for (name, v) in
+        [("mware to certificate (s)", &mut mi), ("mware to deployed (s)", &mut md), ("certbot (s)", &mut cb), ("lego (s)", &mut lg)]
+    {
         let (a, m, b) = stats(v);
         println!("{name:<28} min {a:.3} median {m:.3} max {b:.3}");
     }

@@ -41,7 +41,10 @@ async fn two_names_by_http01_deployed_over_ssh_and_a_changed_host_key_refused() 
     let (_m, fence) = become_active(&coord, "mware1").await;
     let run = start(coord.clone(), fence, site(acme, &known)).await;
 
-    let rec = wait_rec(&coord, "web", 120, |r| r.deploys.get("good").is_some_and(|d| d.serial.is_some()) && r.deploys.get("changed-key").is_some_and(|d| d.error.is_some())).await;
+    let rec = wait_rec(&coord, "web", 120, |r| {
+        r.deploys.get("good").is_some_and(|d| d.serial.is_some()) && r.deploys.get("changed-key").is_some_and(|d| d.error.is_some())
+    })
+    .await;
     let issued = rec.issued.clone().expect("issued");
     assert_eq!(issued.names, vec!["api.example.com", "www.example.com"]);
     assert!(rec.order.is_none(), "the order is cleared once the certificate is held");

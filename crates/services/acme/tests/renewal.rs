@@ -59,7 +59,13 @@ async fn a_short_lived_certificate_is_renewed_and_deployed_again_and_shown() {
     })
     .await;
     let i2 = second.issued.unwrap();
-    assert!(i2.issued_ms >= i1.not_before_ms + 19_000 && i2.issued_ms < i1.not_after_ms, "renewed before expiry, not at once: {} vs {}..{}", i2.issued_ms, i1.not_before_ms, i1.not_after_ms);
+    assert!(
+        i2.issued_ms >= i1.not_before_ms + 19_000 && i2.issued_ms < i1.not_after_ms,
+        "renewed before expiry, not at once: {} vs {}..{}",
+        i2.issued_ms,
+        i1.not_before_ms,
+        i1.not_after_ms
+    );
     assert_eq!(std::fs::read_to_string(tdir.join("fullchain.pem")).unwrap(), i2.chain_pem);
     assert_eq!(stat(&tdir.join("privkey.pem")).0, 0o600);
     assert_eq!(pebble.count("POST /order-plz"), 2, "one order per certificate");

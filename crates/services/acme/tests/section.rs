@@ -40,7 +40,7 @@ fn every_problem_is_reported_with_its_path() {
     t["owner"] = "root:www:data".into();
     t["reload"] = serde_json::json!(["", "reload"]);
     a["certificates"][1]["names"] = serde_json::json!(["*.other.org"]);
-    let errs = mware_config::validate(&j.to_string(), &plugin().sections).err().expect("refused");
+    let errs = mware_config::validate(&j.to_string(), &plugin().sections).expect_err("refused");
     let at = "servers[0].roles[0].acme";
     let text: Vec<String> = errs.iter().map(|p| format!("{}: {}", p.path, p.message)).collect();
     let all = text.join("\n");
@@ -71,7 +71,7 @@ fn every_problem_is_reported_with_its_path() {
 fn dns01_without_its_section_is_refused() {
     let mut j: serde_json::Value = serde_json::from_str(&example()).unwrap();
     j["servers"][0]["roles"][0]["acme"].as_object_mut().unwrap().remove("dns01");
-    let errs = mware_config::validate(&j.to_string(), &plugin().sections).err().expect("refused");
+    let errs = mware_config::validate(&j.to_string(), &plugin().sections).expect_err("refused");
     assert!(
         errs.iter().any(|p| p.path == "servers[0].roles[0].acme.certificates[1].challenge" && p.message.contains("without dns01")),
         "{errs:#?}"

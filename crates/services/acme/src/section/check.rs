@@ -5,8 +5,7 @@ use mware_config::{index, is_host_port, join, quote, Check};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
-const KEYS: &[&str] =
-    &["directory_url", "ca_file", "contact", "renew_before_days", "alarm_before_days", "http01", "dns01", "certificates"];
+const KEYS: &[&str] = &["directory_url", "ca_file", "contact", "renew_before_days", "alarm_before_days", "http01", "dns01", "certificates"];
 const DNS_KEYS: &[&str] = &["server", "zone", "tsig_key_name", "tsig_algorithm", "tsig_key_env", "ttl", "propagation_s"];
 const CERT_KEYS: &[&str] = &["name", "names", "key_type", "challenge", "renew_before_days", "targets"];
 const TARGET_KEYS: &[&str] = &[

@@ -28,7 +28,11 @@ pub fn site(acme: Value, known_hosts: &Path) -> Site {
 
 /// The embedded coordinator in `dir/coord/` (it makes its folder private: a folder of its own).
 pub async fn open(dir: &Path) -> Arc<dyn Coordinator> {
-    let c = Coordination { backend: Backend::Embedded, path: dir.join("coord").join("coord.sqlite").display().to_string(), ..Default::default() };
+    let c = Coordination {
+        backend: Backend::Embedded,
+        path: dir.join("coord").join("coord.sqlite").display().to_string(),
+        ..Default::default()
+    };
     Arc::new(EmbeddedCoordinator::open(Settings { site: "t".into(), coordination: c }).await.unwrap())
 }
 
@@ -60,7 +64,12 @@ pub async fn start(coord: Arc<dyn Coordinator>, fence: Fence, site: Site) -> Run
 }
 
 /// As [`start`], the metrics registered in `registry`.
-pub async fn start_with(coord: Arc<dyn Coordinator>, fence: Fence, site: Site, registry: &mut prometheus_client::registry::Registry) -> Run {
+pub async fn start_with(
+    coord: Arc<dyn Coordinator>,
+    fence: Fence,
+    site: Site,
+    registry: &mut prometheus_client::registry::Registry,
+) -> Run {
     let svc = AcmeService::new(registry);
     let events = Events::new("mware1", GROUP);
     let (tx, rx) = watch::channel(Arc::new(site));
@@ -93,7 +102,13 @@ pub async fn wait_rec(coord: &Arc<dyn Coordinator>, cert: &str, secs: u64, ok: i
         if ok(&r) {
             return r;
         }
-        assert!(Instant::now() < deadline, "{cert}: not reached within {secs} s; record: last_error {:?}, order {:?}, deploys {:?}", r.last_error, r.order.as_ref().map(|o| &o.url), r.deploys);
+        assert!(
+            Instant::now() < deadline,
+            "{cert}: not reached within {secs} s; record: last_error {:?}, order {:?}, deploys {:?}",
+            r.last_error,
+            r.order.as_ref().map(|o| &o.url),
+            r.deploys
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
