@@ -1,8 +1,9 @@
 //! mware-testkit: starts the real components tests need (etcd, PostgreSQL, sshd,
-//! snmpd, RabbitMQ virtual hosts and nodes, Kamailio and SIPp phones)
+//! snmpd, RabbitMQ virtual hosts and nodes, Kamailio and SIPp phones, pebble and BIND 9)
 //! on loopback, each owned by a guard that kills exactly the process it started,
 //! by PID, when dropped.
 
+pub mod baresip;
 pub mod bind;
 pub mod etcd;
 pub mod pebble;

@@ -19,6 +19,7 @@ mod metrics;
 mod registrar;
 pub mod section;
 mod service;
+mod setup;
 pub mod store;
 pub mod ua;
 pub mod validate;
