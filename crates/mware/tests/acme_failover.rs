@@ -3,7 +3,8 @@
 //! the active instance hangs in the middle of its order, after the order is stored and
 //! before its challenge is answered; it is killed -9 there. The next instance takes over,
 //! finishes **that** order (pebble's log shows one order), and the certificate is shown
-//! by `GET /api/v1/certificates` and `mware certs list|show` on either instance.
+//! by `GET /api/v1/certificates` and `mware certs list|show`; `mware certs renew` (operator
+//! token) orders a new one.
 
 mod common;
 
@@ -84,4 +85,22 @@ fn kill9_mid_order_the_next_instance_finishes_that_order() {
     let out = std::process::Command::new(bin()).args(["certs", "show", "wild", "--api", &d20.api]).output().unwrap();
     let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(shown["certificate"]["serial"], c["certificate"]["serial"]);
+
+    // An operator's renewal: refused without the token, then a second order and a new serial.
+    let renew = |token: &str| {
+        std::process::Command::new(bin())
+            .args(["certs", "renew", "wild", "--api", &d20.api])
+            .env("MWARE_API_TOKEN", token)
+            .output()
+            .unwrap()
+    };
+    assert!(!renew("wrong-token").status.success(), "a renewal needs the operator's token");
+    let out = renew(TOKEN);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let old = c["certificate"]["serial"].clone();
+    let c2 = wait("the renewed certificate", &d20, 60, || {
+        cert(&d20).filter(|x| x["certificate"]["serial"] != old && x["certificate"].is_object())
+    });
+    assert_eq!(c2["renew_requested"], false, "{c2:#}");
+    assert_eq!(pebble.count("POST /order-plz"), 2, "one more order for the renewal");
 }

@@ -107,4 +107,16 @@ mod tests {
         let (_, req) = x509_parser::certification_request::X509CertificationRequest::from_der(&der).unwrap();
         assert_eq!(req.certification_request_info.subject.to_string(), "CN=a.example.ru");
     }
+
+    #[test]
+    fn an_rsa_2048_key_signs_a_csr() {
+        let key = generate(KeyType::Rsa2048).unwrap();
+        assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"));
+        let der = csr(&["a.example.ru".into()], &key, KeyType::Rsa2048).unwrap();
+        use x509_parser::prelude::FromDer;
+        let (_, req) = x509_parser::certification_request::X509CertificationRequest::from_der(&der).unwrap();
+        let spki = &req.certification_request_info.subject_pki;
+        assert_eq!(spki.algorithm.algorithm.to_id_string(), "1.2.840.113549.1.1.1", "an RSA public key");
+        assert!(spki.subject_public_key.data.len() > 256, "2048 bits");
+    }
 }

@@ -80,21 +80,29 @@ async fn two_names_by_http01_deployed_over_ssh_and_a_changed_host_key_refused() 
 }
 
 /// pebble refusing 30% of nonces: issuing still succeeds (instant-acme's own retries,
-/// then ours), and still with one order.
+/// then ours), with one order per certificate; one of them RSA 2048.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issuing_succeeds_with_30_percent_of_nonces_refused() {
     let dir = tempfile::tempdir().unwrap();
     let http_port = mware_testkit::free_port();
     let pebble = Pebble::start(&PebbleOpts { nonce_reject: 30, ..PebbleOpts::new(http_port) }).unwrap();
     let acme = json!({"directory_url": pebble.directory, "ca_file": pebble.ca_file, "http01": {"port": http_port},
-        "certificates": [{"name": "web", "names": ["www.example.com", "api.example.com"]}]});
+        "certificates": [{"name": "web", "names": ["www.example.com", "api.example.com"]},
+                         {"name": "rsa", "names": ["rsa.example.com"], "key_type": "rsa-2048"}]});
     let coord = open(dir.path()).await;
     let (_m, fence) = become_active(&coord, "mware1").await;
     let run = start(coord.clone(), fence, site(acme, &dir.path().join("known_hosts"))).await;
     let rec = wait_rec(&coord, "web", 120, |r| r.issued.is_some()).await;
     verify_chain(&rec.issued.unwrap().chain_pem, &pebble.root_pem().unwrap(), dir.path());
+    // An RSA 2048 certificate too: its key and its certificate's public key match.
+    let rsa = wait_rec(&coord, "rsa", 120, |r| r.issued.is_some()).await.issued.unwrap();
+    assert_eq!(rsa.key_type, "rsa-2048");
+    verify_chain(&rsa.chain_pem, &pebble.root_pem().unwrap(), dir.path());
+    std::fs::write(dir.path().join("rsa.key"), &rsa.key_pem).unwrap();
+    let pubkey = |args: &[&str]| std::process::Command::new("openssl").current_dir(dir.path()).args(args).output().unwrap().stdout;
+    assert_eq!(pubkey(&["pkey", "-in", "rsa.key", "-pubout"]), pubkey(&["x509", "-in", "leaf.pem", "-noout", "-pubkey"]));
     // pebble does not log a refused nonce; the requests it served include the repeated ones.
     println!("requests served by pebble: {}; orders: {}", pebble.count("-> calling handler()"), pebble.count("POST /order-plz"));
-    assert!(pebble.count("POST /order-plz") <= 2, "{}", pebble.log_text());
+    assert_eq!(pebble.count("POST /order-plz"), 2, "one order per certificate: {}", pebble.log_text());
     run.stop().await;
 }
