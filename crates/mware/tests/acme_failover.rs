@@ -86,6 +86,12 @@ fn kill9_mid_order_the_next_instance_finishes_that_order() {
     let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(shown["certificate"]["serial"], c["certificate"]["serial"]);
 
+    // The console's panel reads the list route and offers the renewal.
+    let (_, console) = d20.get("/api/v1/console").unwrap();
+    let panel = &console["panels"]["acme"];
+    assert_eq!((panel["source"].as_str(), panel["rows"].as_str()), (Some("/api/v1/certificates"), Some("/certificates")), "{console:#}");
+    assert_eq!(panel["actions"][0]["path"], "/api/v1/certificates/{/name}/renew");
+
     // An operator's renewal: refused without the token, then a second order and a new serial.
     let renew = |token: &str| {
         std::process::Command::new(bin())

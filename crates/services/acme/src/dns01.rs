@@ -1,7 +1,8 @@
 //! DNS-01 through RFC 2136 dynamic updates signed with TSIG (RFC 8945): the
 //! `_acme-challenge.NAME` TXT record is added before the CA is told to look and its whole
 //! set deleted after. Messages are built and signed by hickory-proto and sent over TCP
-//! (length-prefixed) to the zone's primary server; the answer's RCODE must be NOERROR.
+//! (length-prefixed) to the zone's primary server; the answer's RCODE must be NOERROR and
+//! its TSIG signature must verify.
 
 use crate::error::AcmeError;
 use crate::section::Dns01;
@@ -76,7 +77,7 @@ impl Dns {
         let err = |m: String| AcmeError::Dns(format!("{what} at {}: {m}", self.server));
         msg.metadata.id = rand::random();
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        msg.finalize(&self.signer, now).map_err(|e| err(format!("signing: {e}")))?;
+        let verifier = msg.finalize(&self.signer, now).map_err(|e| err(format!("signing: {e}")))?;
         let bytes = msg.to_vec().map_err(|e| err(format!("encoding: {e}")))?;
         let exchange = async {
             let mut s = tokio::net::TcpStream::connect(self.server).await?;
@@ -97,9 +98,13 @@ impl Dns {
         if answer.metadata.id != msg.metadata.id {
             return Err(err("an answer to another message".into()));
         }
-        match answer.metadata.response_code {
-            ResponseCode::NoError => Ok(()),
-            rc => Err(err(format!("expected NOERROR, found {rc} (NOTAUTH: the TSIG key is refused; REFUSED: no update-policy for it)"))),
+        let rc = answer.metadata.response_code;
+        if rc != ResponseCode::NoError {
+            return Err(err(format!("expected NOERROR, found {rc} (NOTAUTH: the TSIG key is refused; REFUSED: no update-policy for it)")));
         }
+        // The answer must carry the server's signature with our key (not a forged NOERROR).
+        let mut v = verifier.ok_or_else(|| err("no TSIG verifier for the answer".into()))?;
+        v.verify(&buf).map_err(|e| err(format!("expected an answer signed with the TSIG key, found one that does not verify: {e}")))?;
+        Ok(())
     }
 }
