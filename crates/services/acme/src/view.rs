@@ -28,9 +28,12 @@ pub fn health(acme: &Acme, cert: &Certificate, rec: &CertRec, now_ms: u64) -> (H
                 ),
             );
         }
+        // A target still holding an older certificate that close to its expiry (the alarm
+        // period shortened as for the held one, by the lifetime of the certificates issued).
+        let window = alarm_ms.min(i.not_after_ms.saturating_sub(i.not_before_ms) / 6);
         for t in &cert.targets {
             if let Some(d) = rec.deploys.get(&t.name) {
-                if d.serial.as_deref() != Some(&i.serial) && d.not_after_ms.is_some_and(|n| n <= now_ms + alarm_ms) {
+                if d.serial.as_deref() != Some(&i.serial) && d.not_after_ms.is_some_and(|n| now_ms >= n.saturating_sub(window)) {
                     return (
                         Health::Failing,
                         format!("target {} still has a certificate that expires within {} days", t.name, acme.alarm_before_days),
@@ -99,4 +102,64 @@ pub fn view(acme: &Acme, cert: &Certificate, rec: &CertRec, now_ms: u64) -> Valu
         "renew_requested": rec.renew_requested,
         "targets": targets,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{DeployRec, Issued};
+
+    fn section() -> Acme {
+        serde_json::from_value(json!({"certificates": [{"name": "web", "names": ["www.example.ru"],
+            "targets": [{"name": "web1", "host": "192.0.2.1", "user": "u", "key_file": "/k", "dir": "/d"}]}]}))
+        .unwrap()
+    }
+
+    fn rec(not_before_ms: u64, not_after_ms: u64) -> CertRec {
+        let issued = Issued {
+            names: vec!["www.example.ru".into()],
+            key_type: "ecdsa-p256".into(),
+            chain_pem: String::new(),
+            key_pem: "-----BEGIN PRIVATE KEY-----".into(),
+            serial: "02".into(),
+            not_before_ms,
+            not_after_ms,
+            issued_ms: not_before_ms,
+        };
+        let mut r = CertRec { issued: Some(issued), ..Default::default() };
+        r.deploys.insert("web1".into(), DeployRec { serial: Some("02".into()), not_after_ms: Some(not_after_ms), ..Default::default() });
+        r
+    }
+
+    #[test]
+    fn health_is_ok_then_failing_within_the_alarm_period_and_warning_on_a_failed_deploy() {
+        let a = section();
+        let c = &a.certificates[0];
+        let r = rec(0, 90 * DAY_MS);
+        assert_eq!(health(&a, c, &r, 10 * DAY_MS).0, Health::Ok);
+        assert_eq!(health(&a, c, &r, 70 * DAY_MS).0, Health::Ok, "renewal due, not yet alarming");
+        let (h, why) = health(&a, c, &r, 77 * DAY_MS);
+        assert_eq!(h, Health::Failing, "{why}");
+        assert!(why.contains("its renewal has not succeeded"), "{why}");
+        let mut r2 = r.clone();
+        r2.deploys.get_mut("web1").unwrap().error = Some("ssh refused".into());
+        let (h, why) = health(&a, c, &r2, 10 * DAY_MS);
+        assert_eq!((h, why.as_str()), (Health::Warning, "deploy failed to web1: ssh refused"));
+        let v = view(&a, c, &r2, 10 * DAY_MS);
+        assert_eq!(v["targets"][0]["state"], "failing");
+        assert!(!v.to_string().contains("PRIVATE KEY"), "never a key: {v}");
+    }
+
+    #[test]
+    fn an_old_certificate_left_on_a_target_near_its_expiry_is_failing() {
+        let a = section();
+        let c = &a.certificates[0];
+        let mut r = rec(60 * DAY_MS, 150 * DAY_MS);
+        let d = r.deploys.get_mut("web1").unwrap();
+        (d.serial, d.not_after_ms) = (Some("01".into()), Some(90 * DAY_MS));
+        assert_eq!(health(&a, c, &r, 70 * DAY_MS).0, Health::Ok);
+        let (h, why) = health(&a, c, &r, 80 * DAY_MS);
+        assert_eq!(h, Health::Failing, "{why}");
+        assert!(why.starts_with("target web1 still has a certificate"), "{why}");
+    }
 }
