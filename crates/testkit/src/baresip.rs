@@ -7,7 +7,7 @@
 //! module (netstring JSON). Its configuration is the one shipped in `examples/baresip/`,
 //! with the ports and paths filled in. Stopped by PID when the guard drops.
 
-use crate::proc::{free_port, Child};
+use crate::proc::{free_port, free_udp_range, Child};
 use anyhow::{anyhow, bail, Context};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
@@ -45,14 +45,14 @@ pub struct RtpSummary {
 
 impl Baresip {
     /// Starts a phone `user@domain` in a folder of its own under `dir`, registered through
-    /// the proxy on 127.0.0.1:`proxy_port` (UDP), sending a `tone_hz` sine; waits until
-    /// the registrar has answered 200.
+    /// the proxy on 127.0.0.1:`proxy_port` (UDP), sending a `tone_hz` sine (0: silence);
+    /// waits until the registrar has answered 200.
     pub fn start(dir: &Path, user: &str, domain: &str, proxy_port: u16, tone_hz: u32) -> anyhow::Result<Baresip> {
         let dir = dir.join(format!("baresip-{user}"));
         std::fs::create_dir_all(&dir)?;
         let sip_port = pair_port();
         let ctrl_port = free_port();
-        let rtp = rtp_range();
+        let rtp = free_udp_range(RTP_SPAN);
         write_tone(&dir.join("tone.wav"), tone_hz, 60)?;
         let fill = |template: &str| {
             let text = std::fs::read_to_string(examples().join(template)).with_context(|| format!("examples/baresip/{template}"))?;
@@ -119,7 +119,8 @@ impl Baresip {
         Err(anyhow!("no response to {command}: {}", String::from_utf8_lossy(&got)))
     }
 
-    /// The media summary of every call that ended, oldest first.
+    /// The media summary of every call that ended, oldest first (built from RTCP: a
+    /// peer that sends none, such as Janus's plain RTP participants, leaves none).
     pub fn summaries(&self) -> Vec<RtpSummary> {
         self.log().lines().filter_map(|l| l.find("EX=BareSip;").map(|i| &l[i..])).filter_map(parse_summary).collect()
     }
@@ -138,24 +139,41 @@ impl Baresip {
         }
     }
 
-    /// The frequency of the tone in the newest recording of what the phone heard, by
-    /// counting zero crossings of its middle second (None: no recording or silence).
+    /// The frequency of the tone in the middle second of the newest recording of what
+    /// the phone heard, by counting zero crossings (None: no recording, or silence).
     pub fn heard_hz(&self) -> Option<f64> {
+        let (rate, samples) = self.recording()?;
+        let mid = samples.len() / 2;
+        let half = rate as usize / 2;
+        tone_hz(rate, &samples[mid.saturating_sub(half)..(mid + half).min(samples.len())])
+    }
+
+    /// The same for the last second recorded so far (the call may still be up).
+    pub fn heard_hz_last(&self) -> Option<f64> {
+        let (rate, samples) = self.recording()?;
+        tone_hz(rate, &samples[samples.len().saturating_sub(rate as usize)..])
+    }
+
+    /// The newest recording of what the phone heard.
+    fn recording(&self) -> Option<(u32, Vec<i16>)> {
         let mut decs: Vec<PathBuf> = std::fs::read_dir(&self.dir)
             .ok()?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("dump-") && n.ends_with("-dec.wav")))
             .collect();
         decs.sort();
-        let (rate, samples) = read_wav(decs.last()?).ok()?;
-        let mid = samples.len() / 2;
-        let window = &samples[mid.saturating_sub(rate as usize / 2)..(mid + rate as usize / 2).min(samples.len())];
-        if window.len() < rate as usize / 2 || window.iter().all(|s| s.unsigned_abs() < 500) {
-            return None;
-        }
-        let crossings = window.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
-        Some(crossings as f64 / 2.0 / (window.len() as f64 / f64::from(rate)))
+        read_wav(decs.last()?).ok()
     }
+}
+
+/// The frequency of the tone in `window` (at least half a second of it), None for
+/// silence.
+fn tone_hz(rate: u32, window: &[i16]) -> Option<f64> {
+    if window.len() < rate as usize / 2 || window.iter().all(|s| s.unsigned_abs() < 500) {
+        return None;
+    }
+    let crossings = window.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
+    Some(crossings as f64 / 2.0 / (window.len() as f64 / f64::from(rate)))
 }
 
 /// The `data` of the `ctrl_tcp` response among the netstrings received so far.
@@ -202,16 +220,6 @@ fn pair_port() -> u16 {
     }
 }
 
-/// A range of [`RTP_SPAN`] UDP ports free at the moment.
-fn rtp_range() -> (u16, u16) {
-    loop {
-        let base = free_port();
-        if base < u16::MAX - RTP_SPAN && (base..base + RTP_SPAN).all(|p| UdpSocket::bind(("127.0.0.1", p)).is_ok()) {
-            return (base, base + RTP_SPAN - 1);
-        }
-    }
-}
-
 /// Writes `secs` seconds of a `hz` sine as 8 kHz mono 16-bit PCM WAV.
 fn write_tone(path: &Path, hz: u32, secs: u32) -> std::io::Result<()> {
     let rate = 8000u32;
@@ -249,6 +257,9 @@ fn read_wav(path: &Path) -> anyhow::Result<(u32, Vec<i16>)> {
             rate = u32::from_le_bytes(body[4..8].try_into()?);
         }
         if id == b"data" {
+            // A recording still being written may not have its length in the header yet:
+            // the samples are what follows, up to the end of the file.
+            let body = &b[at + 8..];
             return Ok((rate, body.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect()));
         }
         at += 8 + len + (len & 1);

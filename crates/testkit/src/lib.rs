@@ -6,6 +6,7 @@
 pub mod baresip;
 pub mod bind;
 pub mod etcd;
+pub mod janus;
 pub mod pebble;
 pub mod pg;
 pub mod proc;

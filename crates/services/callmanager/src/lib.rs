@@ -12,10 +12,12 @@
 mod api;
 pub mod call;
 mod cli;
+pub mod conference;
 pub mod decide;
 mod error;
 mod handle;
 mod metrics;
+pub mod mixer;
 mod registrar;
 pub mod section;
 mod service;
