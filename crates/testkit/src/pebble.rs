@@ -193,7 +193,8 @@ impl Pebble {
     }
 
     /// How many log lines contain `needle` (pebble logs each request it serves:
-    /// `"POST /order-plz"` counts new orders).
+    /// `"Added order"` counts the orders created; `"POST /order-plz"` counts requests,
+    /// a refused nonce included).
     pub fn count(&self, needle: &str) -> usize {
         self.log_text().lines().filter(|l| l.contains(needle)).count()
     }

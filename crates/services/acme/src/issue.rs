@@ -84,7 +84,11 @@ pub async fn order(cx: &IssueCx<'_>, acme: &Acme, cert: &Certificate, rec: &mut 
         },
         None => {
             let names = store::wanted_names(cert);
-            let key_pem = keys::generate(cert.key_type)?;
+            // RSA key generation takes CPU seconds: off the runtime's threads.
+            let kt = cert.key_type;
+            let key_pem = tokio::task::spawn_blocking(move || keys::generate(kt))
+                .await
+                .map_err(|e| AcmeError::Crypto(format!("key generation: {e}")))??;
             let ids: Vec<Identifier> = names.iter().map(|n| Identifier::Dns(n.clone())).collect();
             let ord = cx.account.new_order(&NewOrder::new(&ids)).await.map_err(acme_err)?;
             rec.order = Some(OrderRec {

@@ -70,6 +70,7 @@ pub async fn run(svc: AcmeService, ctx: ServiceContext) -> anyhow::Result<()> {
         None => None,
     };
     *svc.inner.running.lock().unwrap_or_else(|e| e.into_inner()) = Some((ctx.coord.clone(), ctx.fence));
+    ctx.status.set(ServiceState::Running, format!("looking at {} certificates", acme.certificates.len()));
     let mut lp = Loop { svc: svc.clone(), ctx: ctx.clone(), account: None, dns, shown: HashMap::new() };
     let r = async {
         loop {

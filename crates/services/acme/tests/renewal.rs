@@ -68,7 +68,7 @@ async fn a_short_lived_certificate_is_renewed_and_deployed_again_and_shown() {
     );
     assert_eq!(std::fs::read_to_string(tdir.join("fullchain.pem")).unwrap(), i2.chain_pem);
     assert_eq!(stat(&tdir.join("privkey.pem")).0, 0o600);
-    assert_eq!(pebble.count("POST /order-plz"), 2, "one order per certificate");
+    assert_eq!(pebble.count("Added order"), 2, "one order per certificate");
     run.stop().await;
 }
 
