@@ -1,7 +1,9 @@
 //! The microservices service in a real `mware run` daemon: processes supervised with
 //! their lines in the site log (JSON fields parsed), the API and `mware ms`, an
-//! operator's stop, the UDP mirror through `mware udp-mirror test`, and a kill -9 of
-//! the daemon leaving none of its processes.
+//! operator's stop, the console's panel (its pointers resolve in the document it names),
+//! the UDP mirror through `mware udp-mirror test`, a line forwarded
+//! as syslog to the alarms service of the same instance raising an alarm by its rule,
+//! and a kill -9 of the daemon leaving none of its processes.
 
 mod common;
 
@@ -32,12 +34,43 @@ fn cli(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The console's panel: its rows and columns resolve in the document it names.
+fn console_panel(api: &str) {
+    let (_, console) = get_json(&format!("{api}/api/v1/console")).unwrap();
+    let panel = &console["panels"]["microservices"];
+    let (_, doc) = get_json(&format!("{api}{}", panel["source"].as_str().unwrap())).unwrap();
+    let rows = doc.pointer(panel["rows"].as_str().unwrap()).and_then(Value::as_array).expect("the panel's rows");
+    assert_eq!(rows.len(), 2, "{doc}");
+    for c in ["/name", "/run_on", "/state", "/pid", "/since_ms", "/restarts", "/reason"] {
+        assert!(panel["columns"].as_array().unwrap().iter().any(|x| x["value"] == c), "{panel}");
+        assert!(rows.iter().all(|r| r.pointer(c).is_some()), "{c} in {doc}");
+    }
+    assert_eq!(panel["actions"].as_array().map(Vec::len), Some(3), "{panel}");
+}
+
+/// The json process's lines, forwarded as syslog to the alarms service, raise an alarm.
+fn forwarded_line_raises_an_alarm(d: &Daemon, api: &str) {
+    let alarm = wait("an alarm from a forwarded line", d, || {
+        let (_, v) = get_json(&format!("{api}/api/v1/alarms"))?;
+        v["recent"].as_array()?.iter().find(|a| a["rule"] == "ms-errors").cloned()
+    });
+    assert_eq!(
+        (alarm["host"].as_str(), alarm["app"].as_str(), alarm["severity"].as_str()),
+        (Some("m10"), Some("json"), Some("err")),
+        "{alarm}"
+    );
+    assert!(alarm["message"].as_str().unwrap().contains("\"msg\":\"boom\""), "{alarm}");
+    let metrics = get_text(&format!("{api}/metrics")).unwrap();
+    assert!(metrics.lines().any(|l| l.starts_with("mware_microservices_syslog_sent_total ") && !l.ends_with(" 0")), "{metrics}");
+}
+
 #[test]
 fn supervised_processes_their_log_the_mirror_and_a_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let logs = dir.path().join("logs");
     let (port, addr) = free_addr();
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let alarms_udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let site = json!({
         "site": "ms",
         "coordination": {"backend": "embedded", "path": dir.path().join("coord.sqlite").display().to_string(), "lease_ttl_ms": 2000, "step_down_margin_ms": 700},
@@ -49,7 +82,12 @@ fn supervised_processes_their_log_the_mirror_and_a_kill_9() {
                     {"name": "text", "argv": ["/bin/sh", "-c", "while true; do echo hello from text; sleep 0.1; done"], "env": {"API_KEY": "s3cr3t-value"}},
                     {"name": "json", "run_on": "every", "argv": ["/bin/sh", "-c", "while true; do echo '{\"level\":\"error\",\"msg\":\"boom\",\"code\":42}'; sleep 0.1; done"]}
                 ],
-                "udp_mirror": {"ports": [udp], "per_source_pps": 1000, "allowed_networks": ["127.0.0.0/8"]}
+                "udp_mirror": {"ports": [udp], "per_source_pps": 1000, "allowed_networks": ["127.0.0.0/8"]},
+                "syslog": {"target": format!("127.0.0.1:{alarms_udp}"), "facility": "local4", "processes": ["json"]}
+            },
+            "alarms": {
+                "syslog": {"udp_port": alarms_udp},
+                "rules": [{"name": "ms-errors", "facility": ["local4"], "severity": "err", "app": "^json$", "message": "boom"}]
             }
         }]}]
     });
@@ -85,6 +123,8 @@ fn supervised_processes_their_log_the_mirror_and_a_kill_9() {
     let (code, e) = get_json(&format!("{api}/api/v1/logs?since=yesterday")).unwrap();
     assert_eq!((code, e["field"].as_str()), (400, Some("since")), "{e}");
 
+    console_panel(&api);
+
     // The CLI.
     let list = cli(&["ms", "list", "--api", &api]);
     assert!(list.contains("text") && list.contains("json") && list.contains("running"), "{list}");
@@ -108,6 +148,8 @@ fn supervised_processes_their_log_the_mirror_and_a_kill_9() {
         let (_, v) = get_json(&format!("{api}/api/v1/microservices"))?;
         v["processes"].as_array()?.iter().find(|p| p["name"] == "text" && p["state"] == "running")?["pid"].as_u64()
     });
+
+    forwarded_line_raises_an_alarm(&d, &api);
 
     // No secret anywhere the daemon shows.
     let (_, status) = get_json(&format!("{api}/api/v1/status")).unwrap();

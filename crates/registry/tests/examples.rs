@@ -51,3 +51,11 @@ fn schema_describes_servers() {
     assert!(s.is_object());
     assert!(s.pointer("/properties/servers").is_some(), "{s:#}");
 }
+
+#[test]
+fn microservices_validates_without_warnings() {
+    let v = validate(&load("microservices.json")).unwrap_or_else(|e| panic!("{e:#?}"));
+    assert!(v.warnings.is_empty(), "{:#?}", v.warnings);
+    let m = v.site.instance("mware1").unwrap().role.section::<mware_microservices::Microservices>().expect("the section");
+    assert_eq!((m.processes.len(), m.syslog.map(|s| s.facility)), (2, Some("local4".to_string())));
+}

@@ -59,6 +59,11 @@ impl Janus {
         format!("http://127.0.0.1:{}/janus", self.http_port)
     }
 
+    /// Janus's process id (its CPU time is read from `/proc/{pid}/stat` by benchmarks).
+    pub fn pid(&self) -> i32 {
+        self.child.pid()
+    }
+
     /// What Janus printed so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("janus.log")).unwrap_or_default()

@@ -1,5 +1,5 @@
 //! mware-testkit: starts the real components tests need (etcd, PostgreSQL, sshd,
-//! snmpd, RabbitMQ virtual hosts and nodes, Kamailio and SIPp phones, pebble and BIND 9)
+//! snmpd, rsyslogd, RabbitMQ virtual hosts and nodes, Kamailio and SIPp phones, pebble and BIND 9)
 //! on loopback, each owned by a guard that kills exactly the process it started,
 //! by PID, when dropped.
 
@@ -12,6 +12,7 @@ pub mod pg;
 pub mod proc;
 pub mod proxy;
 pub mod rabbit;
+pub mod rsyslog;
 pub mod sip;
 pub mod snmpd;
 pub mod sshd;

@@ -46,11 +46,23 @@ pub enum Layout {
 pub const OTHER: &str = "other.test";
 
 pub fn site_on(limits: Value, layout: Layout) -> Site {
+    site_with(limits, layout, json!({}))
+}
+
+/// [`site_on`] with more keys of the `sip` section (`{"mixer": …}`).
+pub fn site_with(limits: Value, layout: Layout, more_sip: Value) -> Site {
     let etcd = Etcd::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cfg = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/kamailio/kamailio.cfg");
     let kam = Kamailio::start(&cfg, dir.path(), &[]).unwrap();
-    let sip = |port: u16| json!({"port": port, "outbound_proxy": kam.uri(), "registrar_rpc": kam.rpc_url(), "limits": limits, "answer_timeout_s": 10});
+    let sip = |port: u16| {
+        let mut v =
+            json!({"port": port, "outbound_proxy": kam.uri(), "registrar_rpc": kam.rpc_url(), "limits": limits, "answer_timeout_s": 10});
+        for (k, x) in more_sip.as_object().into_iter().flatten() {
+            v[k] = x.clone();
+        }
+        v
+    };
     let sip_ports = [free_sip_port(), free_sip_port()];
     let two_hosts = layout == Layout::TwoHosts;
     let ips = if two_hosts { ["127.0.0.1", "127.0.0.2"] } else { ["127.0.0.1", "127.0.0.1"] };

@@ -140,16 +140,6 @@ async fn main() {
         "mware 3pcc (two legs, stored): {calls} calls, {concurrency} at once: {mw_cps:.0} calls/s ({:.2} of sipp-direct), {bad} failed, set-up p50 {p50:.1} ms p99 {p99m:.1} ms",
         mw_cps / cps
     );
-    // The floor of any third-party controller: its call is two dialogs through the same
-    // proxy and phones. SIPp carrying two dialogs per call (twice the calls, as many at
-    // once) gives that ceiling in the same run.
-    let (cps2, failed2, _) = ceiling(&kam, dir.path(), calls * 2, concurrency);
-    println!(
-        "sipp-two-dialogs: {} calls, {concurrency} at once: {cps2:.0} calls/s = {:.0} two-dialog calls/s ({failed2} failed); mware {:.2} of it",
-        calls * 2,
-        cps2 / 2.0,
-        mw_cps / (cps2 / 2.0)
-    );
     memory(&eng, &mut rx, held).await;
     drop(m);
     if std::env::var_os("BENCH_KEEP").is_some() {

@@ -5,7 +5,7 @@
 
 use crate::decide::{decide, Action, CallState, Event, LegState, Side, Snapshot};
 use crate::error::CallError;
-use crate::store::{Store, StoredCall};
+use crate::store::{SetupCall, Store, StoredCall};
 use crate::ua::leg::{Dial, Leg, LegEvent};
 use crate::ua::record::DialogRecord;
 use crate::ua::{sdp, InDialog, Ua};
@@ -257,7 +257,7 @@ impl Task {
                 self.set_call_id(Side::A, l.call_id());
                 self.legs[0] = Some(l);
                 self.ring[0] = Some(Instant::now() + Duration::from_secs(self.spec.answer_timeout_s.into()));
-                crate::setup::note(&self);
+                self.note_setup();
             }
             Err(e) => {
                 Box::pin(self.step(Event::Failed(Side::A, 503, e.to_string()))).await;
@@ -355,7 +355,7 @@ impl Task {
             }
             self.sync_view(d.ended.clone());
             if ev == Event::Answered(Side::A) && self.snap.state == CallState::Answered {
-                crate::setup::note(self); // from is up and not yet ACKed: the next instance must end it
+                self.note_setup(); // from is up and not yet ACKed: the next instance must end it
             }
             self.changed(Some(&d.reason));
             if self.snap.state == CallState::Ended {
@@ -462,6 +462,14 @@ impl Task {
         self.eng.store.connect(&s).await?;
         self.persisted = true;
         Ok(())
+    }
+
+    /// Queues the call's set-up record (no wait): what the next active instance needs
+    /// to end it if this one stops before it is connected (see `setup`).
+    fn note_setup(&self) {
+        let view = self.view.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let offer_of_a = String::from_utf8_lossy(&self.sdp_to_b).into_owned();
+        self.eng.store.note_setup(&SetupCall { view, a: self.recs[0].clone(), offer_of_a });
     }
 
     pub(crate) fn watch(&self, side: Side) {

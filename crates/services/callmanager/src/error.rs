@@ -14,8 +14,8 @@ pub enum CallError {
     /// Several fields are wrong (every one is reported).
     #[error("{}", .0.iter().map(|(f, m)| format!("{f}: {m}")).collect::<Vec<_>>().join("; "))]
     InvalidMany(Vec<(String, String)>),
-    /// No call with this id.
-    #[error("no call {0}")]
+    /// Nothing with this id (in words: `no call 1-ab`).
+    #[error("{0}")]
     NotFound(String),
     /// A limit was reached; retry after the given seconds.
     #[error("{msg}")]

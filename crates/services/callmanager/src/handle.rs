@@ -36,6 +36,8 @@ pub(crate) struct Active {
     pub calls: Mutex<HashMap<String, CallHandle>>,
     pub starts: Mutex<VecDeque<Instant>>,
     pub metrics: Metrics,
+    /// The conferences, when the section names a mixer.
+    pub rooms: Option<Arc<crate::rooms::Rooms>>,
 }
 
 impl Inner {
@@ -48,6 +50,11 @@ impl Inner {
 }
 
 impl Active {
+    /// The conferences, or why there are none.
+    pub fn rooms(&self) -> Result<Arc<crate::rooms::Rooms>, CallError> {
+        self.rooms.clone().ok_or_else(|| CallError::Conflict("no conferences here: the group's sip section names no mixer".into()))
+    }
+
     /// Starts a call if no limit is reached.
     pub fn start(&self, spec: CallSpec) -> Result<CallView, CallError> {
         let l = &self.cfg.limits;
@@ -90,7 +97,7 @@ impl Active {
 
     /// The call `id`.
     pub fn get(&self, id: &str) -> Result<CallHandle, CallError> {
-        self.calls.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned().ok_or_else(|| CallError::NotFound(id.to_string()))
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned().ok_or_else(|| CallError::NotFound(format!("no call {id}")))
     }
 
     /// Views of the calls (of `domain` if given), newest first.

@@ -12,6 +12,7 @@
 mod api;
 pub mod call;
 mod cli;
+mod conf_api;
 pub mod conference;
 pub mod decide;
 mod error;
@@ -19,6 +20,7 @@ mod handle;
 mod metrics;
 pub mod mixer;
 mod registrar;
+pub mod rooms;
 pub mod section;
 mod service;
 mod setup;

@@ -54,6 +54,17 @@ impl Mixer {
         Ok(m)
     }
 
+    /// Goes on with a session (and its control handle) another instance created.
+    pub fn resume(url: &str, session: u64, control: u64) -> Result<Mixer, CallError> {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(40)).build().map_err(|e| err("client", e))?;
+        Ok(Mixer { http, url: url.trim_end_matches('/').to_string(), session, control, events: Default::default() })
+    }
+
+    /// The control handle's id (rooms are created, muted and listed through it).
+    pub fn control(&self) -> u64 {
+        self.control
+    }
+
     /// The session's id.
     pub fn session(&self) -> u64 {
         self.session

@@ -76,6 +76,10 @@ pub struct SipConfig {
     /// is the instance's own address.
     #[serde(default)]
     pub registrar_rpc: Option<String>,
+    /// The conference mixer: Janus's HTTP API, e.g. `http://127.0.0.1:8088/janus`
+    /// (AudioBridge, `examples/janus/`). Absent: no conferences.
+    #[serde(default)]
+    pub mixer: Option<String>,
     /// Limits of the Calls API.
     #[serde(default)]
     pub limits: CallLimits,
@@ -103,6 +107,7 @@ impl SipConfig {
             outbound_proxy: outbound_proxy.into(),
             credentials: None,
             registrar_rpc: None,
+            mixer: None,
             limits: CallLimits::default(),
             answer_timeout_s: default_answer_timeout(),
             max_duration_s: default_max_duration(),
@@ -124,6 +129,7 @@ const KEYS: &[&str] = &[
     "outbound_proxy",
     "credentials",
     "registrar_rpc",
+    "mixer",
     "limits",
     "answer_timeout_s",
     "max_duration_s",
@@ -168,9 +174,11 @@ fn check(cx: &mut Check, v: &Value, p: &str) {
             cx.str(cm, &cp, "realm");
         }
     }
-    if let Some(u) = cx.str(m, p, "registrar_rpc") {
-        if !(u.starts_with("http://") || u.starts_with("https://")) {
-            cx.report(&join(p, "registrar_rpc"), format!("expected an http:// or https:// URL, found {u:?}"));
+    for key in ["registrar_rpc", "mixer"] {
+        if let Some(u) = cx.str(m, p, key) {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                cx.report(&join(p, key), format!("expected an http:// or https:// URL, found {u:?}"));
+            }
         }
     }
     if let Some(l) = m.get("limits") {

@@ -103,6 +103,10 @@ impl CallsService {
             session_timer_s: cfg.session_timer_s,
             cancel,
         });
+        let rooms = match &cfg.mixer {
+            Some(url) => Some(crate::rooms::Rooms::start(eng.clone(), url, ctx.fence.group).await?),
+            None => None,
+        };
         let active = Arc::new(Active {
             eng: eng.clone(),
             cfg,
@@ -111,6 +115,7 @@ impl CallsService {
             calls: Mutex::new(HashMap::new()),
             starts: Mutex::new(VecDeque::new()),
             metrics: self.inner.metrics.clone(),
+            rooms,
         });
         let (saved, bad) = eng.store.load().await?;
         for k in bad {
@@ -149,11 +154,13 @@ impl Service for CallsService {
     }
 
     fn routes(&self) -> Routes {
-        crate::api::routes(self.inner.clone())
+        crate::conf_api::routes(self.inner.clone(), crate::api::routes(self.inner.clone()))
     }
 
     fn openapi(&self) -> Option<utoipa::openapi::OpenApi> {
-        Some(crate::api::openapi())
+        let mut doc = crate::api::openapi();
+        doc.merge(crate::conf_api::openapi());
+        Some(doc)
     }
 
     fn status_doc(&self) -> serde_json::Value {

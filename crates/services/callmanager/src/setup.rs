@@ -10,19 +10,12 @@
 //! cancelled from here (its INVITE transaction died with the instance): it rings until
 //! the phone or the proxy gives up, and the reason says so.
 
-use crate::call::{CallHandle, Engine, Task};
+use crate::call::{CallHandle, Engine};
 use crate::decide::{CallState, LegState};
 use crate::store::SetupCall;
 use crate::ua::sdp;
 use mware_coord::now_ms;
 use std::sync::Arc;
-
-/// Queues the set-up record of `task`'s call (no wait).
-pub(crate) fn note(task: &Task) {
-    let view = task.view.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let rec = SetupCall { view, a: task.recs[0].clone(), offer_of_a: String::from_utf8_lossy(&task.sdp_to_b).into_owned() };
-    task.eng.store.note_setup(&rec);
-}
 
 /// Why an unfinished call ended, in words.
 pub fn reason(s: &SetupCall) -> String {

@@ -20,6 +20,10 @@ pub const PREFIX: &str = "callmanager/calls/";
 /// The next active instance ends what it finds there (see [`crate::setup`]).
 pub const SETUP_PREFIX: &str = "callmanager/setup/";
 
+/// Prefix of the conferences: one key per room, written fenced after every change of
+/// its participants (the rooms of an activity).
+pub const CONF_PREFIX: &str = "callmanager/conferences/";
+
 /// A call being set up, as written to the coordinator.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SetupCall {
@@ -91,6 +95,25 @@ impl Store {
     /// Queues the removal of a call's set-up record without waiting.
     pub fn forget_setup(&self, id: &str) {
         let _ = self.writes.submit(vec![KvOp::Delete { key: format!("{SETUP_PREFIX}{id}") }]);
+    }
+
+    /// Writes (or rewrites) conference `id`, fenced.
+    pub async fn put_conference<T: Serialize>(&self, id: &str, room: &T) -> Result<(), CallError> {
+        let value = serde_json::to_vec(room).map_err(|e| CallError::Coord(e.to_string()))?;
+        let op = KvOp::Put { key: format!("{CONF_PREFIX}{id}"), value };
+        self.writes.apply(vec![op]).await.map(|_| ()).map_err(|e| CallError::Coord(e.to_string()))
+    }
+
+    /// Removes a conference.
+    pub async fn delete_conference(&self, id: &str) -> Result<(), CallError> {
+        let op = KvOp::Delete { key: format!("{CONF_PREFIX}{id}") };
+        self.writes.apply(vec![op]).await.map(|_| ()).map_err(|e| CallError::Coord(e.to_string()))
+    }
+
+    /// Every conference of the group (unreadable ones left out).
+    pub async fn load_conferences<T: serde::de::DeserializeOwned>(&self) -> Result<Vec<T>, CallError> {
+        let rows = self.coord.kv_list(self.fence.group, CONF_PREFIX).await.map_err(|e| CallError::Coord(e.to_string()))?;
+        Ok(rows.into_iter().filter_map(|(_, v)| serde_json::from_slice(&v.value).ok()).collect())
     }
 
     /// Every call of the group being set up when the previous active instance stopped.

@@ -2,12 +2,11 @@
 //! the site's log (`mware logs`, `-f` to follow), and the UDP mirror's client
 //! (`mware udp-mirror test HOST:PORT`); the last two also under `mware ms`.
 
-use crate::api::paths;
+use crate::paths;
 use clap::{CommandFactory, FromArgMatches, Parser};
 use mware_client::text::ago;
 use mware_client::{api, path, CliEnv, Subcommand};
 use serde_json::{json, Value};
-use std::time::Duration;
 
 /// Microservices: the processes supervised on an instance, the site's log of their
 /// output, and the UDP mirror's test client.
@@ -69,7 +68,8 @@ enum Action {
     Stop(Op),
     /// Start a stopped or failed process.
     Start(Op),
-    /// The instance's site log: every line of the supervised processes (also `mware logs`).
+    /// The group's site log: every line of the supervised processes of every member
+    /// (also `mware logs`).
     Logs(LogsArgs),
     /// The UDP mirror's client.
     #[command(name = "udp-mirror", subcommand)]
@@ -84,6 +84,9 @@ struct LogsArgs {
     /// One process only.
     #[arg(long)]
     process: Option<String>,
+    /// These members of the group only (comma-separated instance names; default: all).
+    #[arg(long)]
+    instance: Option<String>,
     /// From this long ago (`10m`, `2h`) or this time (RFC 3339).
     #[arg(long)]
     since: Option<String>,
@@ -104,7 +107,8 @@ struct LogsArgs {
     json: bool,
 }
 
-/// The instance's site log: every line its supervised processes wrote, with `-f` to follow.
+/// The group's site log: every line the supervised processes of its members wrote, with
+/// `-f` to follow (across a failover: it moves to any member that answers).
 #[derive(Debug, Parser)]
 #[command(name = "logs")]
 struct LogsCmd {
@@ -222,31 +226,15 @@ async fn run(action: Action, _env: CliEnv) -> anyhow::Result<()> {
         Action::Restart(o) => op(o, paths::RESTART, "restart").await,
         Action::Stop(o) => op(o, paths::STOP, "stop").await,
         Action::Start(o) => op(o, paths::START, "start").await,
-        Action::Logs(LogsArgs { api, process, since, grep, level, limit, follow, json }) => {
+        Action::Logs(LogsArgs { api, process, instance, since, grep, level, limit, follow, json }) => {
             let mut base = format!("{}?format=json", paths::LOGS);
-            for (k, v) in [("process", process), ("q", grep), ("level", level)] {
+            for (k, v) in [("process", process), ("instance", instance), ("q", grep), ("level", level)] {
                 if let Some(v) = v {
                     base.push_str(&format!("&{k}={}", mware_client::encode(&v)));
                 }
             }
-            let mut first = format!("{base}&limit={limit}");
-            if let Some(s) = since {
-                first.push_str(&format!("&since={}", since_ms(&s)?));
-            }
-            let mut last_seq = None;
-            let mut url = first;
-            loop {
-                let v = api::get(&api.api, &url).await?;
-                for l in v["lines"].as_array().cloned().unwrap_or_default() {
-                    last_seq = l["seq"].as_u64().or(last_seq);
-                    print_line(&l, json);
-                }
-                if !follow {
-                    return Ok(());
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                url = format!("{base}&limit=10000&after={}", last_seq.unwrap_or(0));
-            }
+            let since = since.map(|s| since_ms(&s)).transpose()?;
+            crate::follow::run(crate::follow::Follow { api: api.api, base, since, limit, follow }, |l| print_line(l, json)).await
         }
         Action::UdpMirror(Mirror::Test { target, rate, duration, size, json }) => {
             let d = humantime::parse_duration(&duration)

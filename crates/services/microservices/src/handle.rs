@@ -102,6 +102,16 @@ impl MicroService {
         Ok(())
     }
 
+    /// Starts the syslog forwarder of the store (once), following `site`.
+    pub fn start_forward(&self, instance: &str, site: watch::Receiver<Arc<Site>>) {
+        if let Some(store) = self.inner.store.get() {
+            if !store.has_tap() {
+                let f = crate::syslog::start(instance.to_string(), site, self.inner.metrics.syslog.clone());
+                store.set_tap(Box::new(move |l| f.offer(l)));
+            }
+        }
+    }
+
     /// Supervises the processes of `site` that run on `which`, until `cancel`; then
     /// stops them all.
     pub async fn supervise_set(&self, instance: String, mut site: watch::Receiver<Arc<Site>>, which: RunOn, cancel: CancellationToken) {

@@ -1,13 +1,15 @@
 //! The site's log on this instance: every line a supervised process writes, with its
 //! time, process, instance, stream and, when the line is a JSON object, its fields.
 //!
-//! Lines reach the store through a bounded channel: when it is full, the reader of the
+//! Lines reach the store in batches (what a reader's buffer holds) through a bounded
+//! channel: when it is full, the reader of the
 //! process's pipe waits, so the pipe fills and the process is slowed by its own `write`,
 //! never killed, and no line is dropped (each wait is counted as a stall). One thread
 //! writes them as JSON lines into `site.log` in the store's folder and rotates it at
 //! `file_mb` into `site.log.1` … `site.log.<files>` (the oldest is removed). Lines that
 //! could not be written (a full disk) are counted as lost. A query reads the files
-//! oldest first and keeps the last `limit` matches.
+//! oldest first and keeps the last `limit` matches. Each line is also shown to the
+//! store's tap (the syslog forwarder), which never makes the process wait.
 
 use crate::section::LogConfig;
 use prometheus_client::metrics::counter::Counter;
@@ -19,10 +21,16 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;
 
-/// Lines waiting for the writer at most; past it, the processes' pipes back-pressure.
-pub const QUEUE: usize = 8192;
+/// Lines in one batch at most (a reader hands over the lines its buffer holds at once).
+pub const BATCH_LINES: usize = 256;
+/// Batches waiting for the writer at most (so at most 8192 lines); past it, the
+/// processes' pipes back-pressure.
+pub const QUEUE: usize = 32;
+const MB: u64 = 1024 * 1024;
 /// Bytes written in one go at most.
 const BATCH: usize = 256 * 1024;
 
@@ -88,17 +96,30 @@ pub struct Counters {
     pub stalls: Counter,
 }
 
+/// The size bounds the writer reads before each line (so a reloaded section applies at
+/// once): bytes per file, rotated files kept.
+#[derive(Debug)]
+struct Limits {
+    max: AtomicU64,
+    files: AtomicU32,
+}
+
+/// What sees each line before it is queued (the syslog forwarder); must not wait.
+pub type Tap = Box<dyn Fn(&LogLine) + Send + Sync>;
+
 /// The store of this instance: cheap to clone.
 #[derive(Clone)]
 pub struct LogStore {
-    tx: mpsc::Sender<LogLine>,
+    tx: mpsc::Sender<Vec<LogLine>>,
     dir: PathBuf,
+    tap: Arc<OnceLock<Tap>>,
+    limits: Arc<Limits>,
     /// Its counters.
     pub counters: Counters,
 }
 
 /// What a query asks for.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Query {
     /// One process only.
     pub process: Option<String>,
@@ -112,8 +133,11 @@ pub struct Query {
     pub q: Option<Regex>,
     /// Lines of this level (lowercase).
     pub level: Option<String>,
-    /// The last this many matches.
+    /// The last this many matches (the first, with `first`).
     pub limit: usize,
+    /// Keep the first `limit` matches rather than the last (following with a cursor: the
+    /// rest comes with the next query).
+    pub first: bool,
 }
 
 impl LogStore {
@@ -121,10 +145,10 @@ impl LogStore {
     pub fn open(dir: &Path, cfg: &LogConfig, counters: Counters) -> std::io::Result<Self> {
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
         let (tx, rx) = mpsc::channel(QUEUE);
+        let limits = Arc::new(Limits { max: AtomicU64::new(cfg.file_mb * MB), files: AtomicU32::new(cfg.files) });
         let mut w = Writer {
             dir: dir.to_path_buf(),
-            max: cfg.file_mb * 1024 * 1024,
-            files: cfg.files,
+            limits: limits.clone(),
             file: None,
             size: 0,
             seq: last_seq(&dir.join("site.log")),
@@ -133,7 +157,13 @@ impl LogStore {
             counters: counters.clone(),
         };
         std::thread::Builder::new().name("mware-sitelog".into()).spawn(move || w.run(rx))?;
-        Ok(LogStore { tx, dir: dir.to_path_buf(), counters })
+        Ok(LogStore { tx, dir: dir.to_path_buf(), tap: Arc::default(), limits, counters })
+    }
+
+    /// Applies new size bounds (a reloaded section) from the next line on.
+    pub fn set_limits(&self, cfg: &LogConfig) {
+        self.limits.max.store(cfg.file_mb * MB, Ordering::Relaxed);
+        self.limits.files.store(cfg.files, Ordering::Relaxed);
     }
 
     /// Its folder.
@@ -141,23 +171,45 @@ impl LogStore {
         &self.dir
     }
 
-    /// Hands a line to the writer; waits (back-pressure) while the queue is full.
+    /// Sets the tap every line is shown to before it is queued (once; later calls are
+    /// ignored). It must not wait: the syslog forwarder offers the line to a queue.
+    pub fn set_tap(&self, tap: Tap) {
+        let _ = self.tap.set(tap);
+    }
+
+    /// Whether a tap is set.
+    pub fn has_tap(&self) -> bool {
+        self.tap.get().is_some()
+    }
+
+    /// Hands a line to the writer; waits (back-pressure) while the queue is full. The
+    /// tap, if set, sees it first, without waiting.
     pub async fn push(&self, line: LogLine) {
-        match self.tx.try_send(line) {
+        self.push_batch(vec![line]).await
+    }
+
+    /// Hands lines (at most [`BATCH_LINES`]) to the writer at once, as [`LogStore::push`].
+    pub async fn push_batch(&self, lines: Vec<LogLine>) {
+        if let Some(tap) = self.tap.get() {
+            lines.iter().for_each(tap);
+        }
+        let n = lines.len() as u64;
+        match self.tx.try_send(lines) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(line)) => {
+            Err(mpsc::error::TrySendError::Full(lines)) => {
                 self.counters.stalls.inc_by(1);
-                if self.tx.send(line).await.is_err() {
-                    self.counters.lost.inc_by(1);
+                if self.tx.send(lines).await.is_err() {
+                    self.counters.lost.inc_by(n);
                 }
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
-                self.counters.lost.inc_by(1);
+                self.counters.lost.inc_by(n);
             }
         }
     }
 
-    /// The lines matching `q`, oldest first (the last `q.limit`). Blocking: file reads.
+    /// The lines matching `q`, oldest first (the last `q.limit`, or the first with
+    /// `q.first`). Blocking: file reads.
     pub fn query(&self, q: &Query) -> Vec<LogLine> {
         let mut files: Vec<PathBuf> = vec![];
         let mut n = 1;
@@ -179,6 +231,9 @@ impl LogStore {
                 let Ok(l) = serde_json::from_str::<LogLine>(&raw) else { continue };
                 if matches(q, &l) {
                     if out.len() == q.limit.max(1) {
+                        if q.first {
+                            return out.into();
+                        }
                         out.pop_front();
                     }
                     out.push_back(l);
@@ -206,8 +261,7 @@ fn last_seq(path: &Path) -> u64 {
 
 struct Writer {
     dir: PathBuf,
-    max: u64,
-    files: u32,
+    limits: Arc<Limits>,
     file: Option<File>,
     size: u64,
     seq: u64,
@@ -217,9 +271,9 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(&mut self, mut rx: mpsc::Receiver<LogLine>) {
+    fn run(&mut self, mut rx: mpsc::Receiver<Vec<LogLine>>) {
         loop {
-            let line = match rx.try_recv() {
+            let lines = match rx.try_recv() {
                 Ok(l) => l,
                 Err(mpsc::error::TryRecvError::Empty) => {
                     self.flush();
@@ -230,7 +284,7 @@ impl Writer {
                 }
                 Err(mpsc::error::TryRecvError::Disconnected) => break,
             };
-            self.add(line);
+            lines.into_iter().for_each(|l| self.add(l));
         }
         self.flush();
     }
@@ -238,19 +292,35 @@ impl Writer {
     fn add(&mut self, mut line: LogLine) {
         self.seq += 1;
         line.seq = self.seq;
-        let Ok(mut text) = serde_json::to_vec(&line) else {
+        // Serialized straight into the batch; rotated first when it would pass the bound.
+        let at = self.buf.len();
+        if serde_json::to_writer(&mut self.buf, &line).is_err() {
+            self.buf.truncate(at);
             self.counters.lost.inc_by(1);
             return;
-        };
-        text.push(b'\n');
-        if self.size + (self.buf.len() + text.len()) as u64 > self.max {
+        }
+        self.buf.push(b'\n');
+        let max = self.limits.max.load(Ordering::Relaxed);
+        if self.size + self.buf.len() as u64 > max && at > 0 {
+            let text = self.buf.split_off(at);
             self.flush();
             self.rotate();
+            self.buf.extend_from_slice(&text);
+        } else if self.size + self.buf.len() as u64 > max {
+            self.rotate_if_nonempty();
         }
-        self.buf.extend_from_slice(&text);
         self.pending += 1;
         if self.buf.len() >= BATCH {
             self.flush();
+        }
+    }
+
+    /// Rotates before a line that alone passes the bound of a file already holding lines.
+    fn rotate_if_nonempty(&mut self) {
+        if self.size > 0 {
+            let text = std::mem::take(&mut self.buf);
+            self.rotate();
+            self.buf = text;
         }
     }
 
@@ -287,49 +357,18 @@ impl Writer {
 
     fn rotate(&mut self) {
         self.file = None;
+        let files = self.limits.files.load(Ordering::Relaxed);
         let name = |n: u32| self.dir.join(format!("site.log.{n}"));
-        let _ = std::fs::remove_file(name(self.files));
-        for n in (1..self.files).rev() {
+        // Kept files past a lowered bound go too.
+        let mut n = files;
+        while name(n).exists() || n == files {
+            let _ = std::fs::remove_file(name(n));
+            n += 1;
+        }
+        for n in (1..files).rev() {
             let _ = std::fs::rename(name(n), name(n + 1));
         }
         let _ = std::fs::rename(self.dir.join("site.log"), name(1));
         self.size = 0;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn json_lines_get_fields_and_level() {
-        let l = LogLine::new("i1", "p", "stdout", r#"{"level":"WARN","msg":"disk","n":3}"#.into());
-        assert_eq!(l.level.as_deref(), Some("warn"));
-        assert_eq!(l.fields.as_ref().unwrap()["n"], 3);
-        let t = LogLine::new("i1", "p", "stderr", "plain {text".into());
-        assert!(t.fields.is_none() && t.level.is_none());
-    }
-
-    #[tokio::test]
-    async fn rotates_within_its_bound_and_queries_across_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = LogStore::open(dir.path(), &LogConfig { file_mb: 1, files: 2 }, Counters::default()).unwrap();
-        for i in 0..30_000 {
-            store
-                .push(LogLine::new("i1", if i % 2 == 0 { "even" } else { "odd" }, "stdout", format!("line {i:06} {}", "x".repeat(60))))
-                .await;
-        }
-        while store.counters.written.get() < 30_000 {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        let total: u64 = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
-        assert!(total <= 3 * 1024 * 1024, "{total} bytes kept");
-        assert!(!dir.path().join("site.log.3").exists());
-        let q = Query { process: Some("odd".into()), q: Some(Regex::new("line 029").unwrap()), limit: 5, ..Default::default() };
-        let got = store.query(&q);
-        assert_eq!(got.len(), 5);
-        assert!(got.iter().all(|l| l.process == "odd" && l.line.starts_with("line 029")));
-        assert_eq!(got.last().unwrap().line[..11], *"line 029999");
-        assert_eq!(got.last().unwrap().seq, 30_000);
     }
 }

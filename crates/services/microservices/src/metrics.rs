@@ -25,6 +25,8 @@ pub struct Metrics {
     pub mirror_answered: Counter,
     /// UDP mirror: datagrams dropped by a rate limit or the allowed networks.
     pub mirror_dropped: Counter,
+    /// Syslog forwarding: messages sent and lines dropped.
+    pub syslog: crate::syslog::Counters,
 }
 
 impl Metrics {
@@ -35,6 +37,7 @@ impl Metrics {
             log: Counters::default(),
             mirror_answered: Counter::default(),
             mirror_dropped: Counter::default(),
+            syslog: Default::default(),
         };
         let r = registry.sub_registry_with_prefix("mware_microservices");
         r.register("restarts", "Restarts of supervised processes by their policy", m.restarts.clone());
@@ -43,6 +46,12 @@ impl Metrics {
         r.register("log_stalls", "Times a process's output waited for room in the site log's queue", m.log.stalls.clone());
         r.register("udp_mirror_answered", "UDP mirror: datagrams sent back", m.mirror_answered.clone());
         r.register("udp_mirror_dropped", "UDP mirror: datagrams not answered (rate limits, allowed networks)", m.mirror_dropped.clone());
+        r.register("syslog_sent", "Syslog forwarding: messages sent to the receiver", m.syslog.sent.clone());
+        r.register(
+            "syslog_dropped",
+            "Syslog forwarding: lines not forwarded (queue full, receiver down, send error)",
+            m.syslog.dropped.clone(),
+        );
         m
     }
 }

@@ -11,8 +11,7 @@
 //! at least; the client may pad.
 
 use crate::metrics::Metrics;
-use crate::section::{network, Microservices, MirrorConfig};
-use mware_host::ServiceContext;
+use crate::section::{network, MirrorConfig};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -124,20 +123,6 @@ pub async fn bind(ip: IpAddr, cfg: &MirrorConfig, metrics: Metrics) -> Result<(D
         tokio::spawn(serve(s, limits.clone(), metrics.clone(), cancel.clone()));
     }
     Ok((cancel.drop_guard(), addrs))
-}
-
-/// Starts the mirror of the instance's section, if it has one, on its iface's address.
-pub(crate) async fn start(ctx: &ServiceContext, metrics: Metrics) -> anyhow::Result<Option<DropGuard>> {
-    let (cfg, ip) = {
-        let site = ctx.site.borrow();
-        let Some(p) = site.instance(&ctx.instance) else { return Ok(None) };
-        let Some(cfg) = p.role.section::<Microservices>().and_then(|m| m.udp_mirror) else { return Ok(None) };
-        let ip: IpAddr = p.server.ifaces.get(&p.role.iface).and_then(|a| a.parse().ok()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        (cfg, ip)
-    };
-    let (guard, addrs) = bind(ip, &cfg, metrics).await?;
-    tracing::info!(?addrs, "udp mirror listening");
-    Ok(Some(guard))
 }
 
 /// What the client measured.

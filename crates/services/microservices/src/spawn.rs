@@ -1,7 +1,7 @@
 //! Starting and stopping one supervised process: an argv (never a shell line) in a
-//! process group of its own, SIGKILL when the daemon dies (`PR_SET_PDEATHSIG`), its
-//! resource limits set in the child before `exec`, stdout and stderr piped to the
-//! supervisor. A stop sends the configured signal to the whole group, then SIGKILL after
+//! process group of its own, behind a guard that kills the whole group when the daemon
+//! dies ([`crate::guard`]), its resource limits set in the child before `exec`, stdout
+//! and stderr piped to the supervisor. A stop sends the configured signal to the whole group, then SIGKILL after
 //! the grace. The caller reaps the child (`wait`), so no zombie is left.
 //!
 //! `mware_host::exec` runs a command to its end with a timeout and a line callback that
@@ -9,7 +9,7 @@
 //! reader that back-pressures, hence this small module.
 
 use crate::section::{signal, Limits, Process};
-use nix::sys::resource::{setrlimit, Resource};
+use nix::sys::resource::Resource;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use std::process::ExitStatus;
@@ -21,8 +21,8 @@ use tokio::process::Child;
 pub(crate) const OWNER_VAR: &str = "MWARE_MS_OWNER";
 
 /// Kills every process of this user marked with `owner` (left by a daemon that was
-/// killed -9: the parent-death signal reaches a supervised process, not the children it
-/// started); returns their pids. Run before the first start.
+/// killed -9: what left its process group, or escaped its guard); returns their pids.
+/// Run before the first start.
 pub(crate) fn sweep(owner: &str) -> Vec<i32> {
     let marker = format!("{OWNER_VAR}={owner}");
     let me = std::process::id() as i32;
@@ -42,32 +42,29 @@ pub(crate) fn sweep(owner: &str) -> Vec<i32> {
     killed
 }
 
-/// Starts `p` marked with `owner`; the child and its process group id.
-pub(crate) fn spawn(p: &Process, owner: &str) -> std::io::Result<(Child, Pid)> {
+/// Starts `p` marked with `owner` behind its guard ([`crate::guard`]): the guard (the
+/// child the caller waits for, which ends as the program ends), the process group id
+/// (the guard's pid) and the program's own pid.
+pub(crate) fn spawn(p: &Process, owner: &str) -> std::io::Result<(Child, Pid, Option<u32>)> {
     let program = p.argv.first().cloned().unwrap_or_default();
     let mut cmd = mware_host::exec::group_command(&p.argv, p.working_dir.as_deref());
     cmd.envs(p.env.iter().map(|(k, v)| (k, v.expose()))).env(OWNER_VAR, owner);
     let limits = rlimits(&p.limits);
     let parent = std::process::id() as i32;
-    // SAFETY: runs in the forked child before exec; prctl(2), getppid(2) and
-    // setrlimit(2) are async-signal-safe, and `limits` was built before the fork (no
-    // allocation here).
+    // SAFETY: runs in the forked child before exec; `split` makes raw system calls only,
+    // and `limits` was built before the fork (no allocation there).
     unsafe {
-        cmd.pre_exec(move || {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
-            // The daemon died between fork and prctl: the signal will never come.
-            if nix::unistd::getppid().as_raw() != parent {
-                return Err(std::io::Error::other("the daemon ended while the process was starting"));
-            }
-            for (r, v) in &limits {
-                setrlimit(*r, *v, *v).map_err(std::io::Error::from)?;
-            }
-            Ok(())
-        });
+        cmd.pre_exec(move || crate::guard::split(parent, &limits));
     }
     let child = cmd.spawn().map_err(|e| std::io::Error::new(e.kind(), format!("cannot start {program:?}: {e}")))?;
-    let pid = Pid::from_raw(child.id().unwrap_or(0) as i32);
-    Ok((child, pid))
+    let guard = child.id().unwrap_or(0);
+    Ok((child, Pid::from_raw(guard as i32), program_pid(guard)))
+}
+
+/// The guard's one child: the program (it has exec'd once `spawn` returned).
+fn program_pid(guard: u32) -> Option<u32> {
+    let text = std::fs::read_to_string(format!("/proc/{guard}/task/{guard}/children")).ok()?;
+    text.split_whitespace().next()?.parse().ok()
 }
 
 fn rlimits(l: &Limits) -> Vec<(Resource, u64)> {

@@ -207,7 +207,7 @@ pub(crate) async fn supervise(mut cx: ProcCtx) {
 
 /// Starts the process and runs it until it ends, an operator asks, or the cancel.
 async fn run_once(cx: &mut ProcCtx) -> Ended {
-    let (mut child, pgid) = match spawn::spawn(&cx.cfg, &cx.owner) {
+    let (mut child, pgid, program) = match spawn::spawn(&cx.cfg, &cx.owner) {
         Ok(c) => c,
         Err(e) => {
             cx.state(State::Backoff, None, e.to_string());
@@ -215,8 +215,8 @@ async fn run_once(cx: &mut ProcCtx) -> Ended {
         }
     };
     let guard = GroupGuard(pgid);
-    let pid = child.id();
-    cx.state(State::Running, pid, format!("{} started (pid {})", cx.cfg.name, pid.unwrap_or(0)));
+    let pid = program.or(child.id());
+    cx.state(State::Running, pid, format!("{} started (pid {}, its guard {})", cx.cfg.name, pid.unwrap_or(0), pgid));
     let readers = [
         tokio::spawn(read(child.stdout.take(), "stdout", cx.store.clone(), cx.instance.clone(), cx.cfg.name.clone())),
         tokio::spawn(read(child.stderr.take(), "stderr", cx.store.clone(), cx.instance.clone(), cx.cfg.name.clone())),
@@ -257,20 +257,28 @@ async fn run_once(cx: &mut ProcCtx) -> Ended {
     ended
 }
 
-/// Reads `r` line by line into the site's log.
+/// Reads `r` line by line into the site's log: after each line, the complete lines its
+/// buffer already holds go with it in one batch.
 async fn read(r: Option<impl AsyncRead + Unpin>, stream: &'static str, store: LogStore, instance: String, process: String) {
     let Some(r) = r else { return };
     let mut r = BufReader::with_capacity(64 * 1024, r);
     let mut buf = Vec::new();
     loop {
-        buf.clear();
-        match (&mut r).take(MAX_LINE).read_until(b'\n', &mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
+        let mut batch = Vec::new();
+        loop {
+            buf.clear();
+            match (&mut r).take(MAX_LINE).read_until(b'\n', &mut buf).await {
+                Ok(0) | Err(_) if batch.is_empty() => return,
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            let text = String::from_utf8_lossy(&buf);
+            batch.push(LogLine::new(&instance, &process, stream, text.trim_end_matches(['\n', '\r']).to_string()));
+            if batch.len() >= crate::logstore::BATCH_LINES || !r.buffer().contains(&b'\n') {
+                break;
+            }
         }
-        let text = String::from_utf8_lossy(&buf);
-        let text = text.trim_end_matches(['\n', '\r']).to_string();
-        store.push(LogLine::new(&instance, &process, stream, text)).await;
+        store.push_batch(batch).await;
     }
 }
 

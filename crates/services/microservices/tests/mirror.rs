@@ -1,6 +1,7 @@
 //! The UDP mirror on loopback: the client sees no loss at 1,000 datagrams a second, the
 //! source port kept; a flood from one source gets at most the per-source rate back and
-//! no answer is larger than its request.
+//! no answer is larger than its request; a reloaded section moves the mirror to its new
+//! port without a restart.
 
 use mware_microservices::metrics::Metrics;
 use mware_microservices::mirror::{bind, test, HEADER, MAGIC};
@@ -95,4 +96,41 @@ async fn a_source_outside_the_allowed_networks_gets_nothing() {
     let r = test(addrs[0], 50, Duration::from_millis(400), 64).await.unwrap();
     assert_eq!(r.received, 0);
     assert_eq!(m.mirror_dropped.get(), r.sent);
+}
+
+fn site_with(mirror: serde_json::Value) -> std::sync::Arc<mware_config::Site> {
+    let v = serde_json::json!({"site": "t", "servers": [{"name": "s1", "ifaces": {"eth0": "127.0.0.1"}, "roles": [
+        {"name": "m1", "roletype": "mware", "iface": "eth0", "group": 1, "order": 10, "microservices": {"udp_mirror": mirror}}]}]});
+    std::sync::Arc::new(mware_config::validate(&v.to_string(), &mware_microservices::plugin().sections).expect("test site").site)
+}
+
+fn free_udp() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reloaded_section_moves_the_mirror_without_a_restart() {
+    let (p1, p2) = (free_udp(), free_udp());
+    let (tx, rx) = tokio::sync::watch::channel(site_with(serde_json::json!({"ports": [p1], "per_source_pps": 1000})));
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let m = Metrics::new(&mut Registry::default());
+    let task = mware_microservices::reload::mirror(rx, "m1".into(), m, cancel.clone()).await.unwrap();
+    let at = |p: u16| std::net::SocketAddr::from(([127, 0, 0, 1], p));
+    let r = test(at(p1), 200, Duration::from_millis(500), 64).await.unwrap();
+    assert_eq!(r.received, r.sent, "{r:?}");
+
+    tx.send(site_with(serde_json::json!({"ports": [p2], "per_source_pps": 1000}))).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let moved = loop {
+        let r = test(at(p2), 200, Duration::from_millis(300), 64).await.unwrap();
+        if r.received == r.sent || Instant::now() > deadline {
+            break r;
+        }
+    };
+    assert_eq!(moved.received, moved.sent, "the mirror answers on its new port: {moved:?}");
+    let old = test(at(p1), 200, Duration::from_millis(300), 64).await.unwrap();
+    assert_eq!(old.received, 0, "the old port no longer answers: {old:?}");
+
+    cancel.cancel();
+    task.await.unwrap();
 }

@@ -1,5 +1,6 @@
 //! The supervisor and the site log against real processes (sh loops, a crasher, a
-//! 50 MB writer), and a kill -9 of the supervising process leaving no child.
+//! 50 MB writer), and a kill -9 of the supervising process leaving no child (its guard
+//! kills the group; what left the group is killed by the next start).
 
 use mware_config::Site;
 use mware_microservices::logstore::Query;
@@ -149,21 +150,25 @@ async fn fifty_megabytes_as_fast_as_possible_every_line_kept() {
 }
 
 /// Not a test by itself: the process that `a_kill_9_of_the_supervisor_leaves_no_child`
-/// starts and kills. It supervises a process with a child of its own and writes both pids.
+/// starts and kills. It supervises a process with a child of its own in its group and one
+/// that left it (`setsid`), and writes the three pids.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn child_supervisor() {
     let Ok(dir) = std::env::var("MICRO_CHILD_DIR") else { return };
     let dir = std::path::PathBuf::from(dir);
-    let sup = start(json!({"processes": [{"name": "sleeper", "argv": ["/bin/sh", "-c", "sleep 300 & echo child $!; wait"]}]}), &dir);
+    let argv = ["/bin/sh", "-c", "sleep 300 & echo child $$ $!; setsid sleep 301 & echo escaped $$ $!; wait"];
+    let sup = start(json!({"processes": [{"name": "sleeper", "argv": argv}]}), &dir);
     let store = sup.svc.store().unwrap().clone();
-    let (pid, child) = until("the sleeper and its child", 10, || {
+    let (pid, child, escaped) = until("the sleeper and its children", 10, || {
         let pid = sup.svc.statuses().first()?.pid?;
-        let line = store.query(&Query { limit: 1, ..Default::default() }).pop()?;
-        Some((pid, line.line.strip_prefix("child ")?.to_string()))
+        let lines = store.query(&Query { limit: 20, ..Default::default() });
+        // This run's lines (the store also holds an earlier run's): they name its pid.
+        let find = |p: &str| lines.iter().find_map(|l| l.line.strip_prefix(&format!("{p}{pid} ")).map(str::to_string));
+        Some((pid, find("child ")?, find("escaped ")?))
     })
     .await;
-    std::fs::write(dir.join("pids"), format!("{pid} {child}")).unwrap();
+    std::fs::write(dir.join("pids"), format!("{pid} {child} {escaped}")).unwrap();
     tokio::time::sleep(Duration::from_secs(120)).await;
 }
 
@@ -208,16 +213,19 @@ fn a_kill_9_of_the_supervisor_leaves_no_child() {
     let (mut sup, pids) = supervisor(dir.path());
     assert!(pids.iter().all(|p| alive(*p)), "{pids:?} not running");
     kill9(&mut sup);
-    // The supervised process gets SIGKILL from the kernel (parent-death signal).
+    // The guard of the process gets its parent-death signal and kills the whole group:
+    // the process and the child it started (`sleep 300 &`).
     assert!(gone_within(pids[0], 5), "the supervised process {} survived the kill -9 of its supervisor", pids[0]);
-    // Its own child (`sleep 300 &`) is not covered by that signal; the next start of the
-    // supervisor finds it by its mark and kills it before starting anything.
+    assert!(gone_within(pids[1], 5), "the supervised process's child {} survived the kill -9 of its supervisor", pids[1]);
+    // A child that left the group (`setsid`) is found by its mark at the next start of
+    // the supervisor and killed before anything starts.
+    assert!(alive(pids[2]), "the escaped child {} lives on until the next start", pids[2]);
     let (mut again, new) = supervisor(dir.path());
-    let orphan_gone = gone_within(pids[1], 5);
+    let escaped_gone = gone_within(pids[2], 5);
     kill9(&mut again);
-    assert!(gone_within(new[0], 5));
-    for p in [pids[1], new[1]] {
+    assert!(gone_within(new[0], 5) && gone_within(new[1], 5));
+    for p in [pids[2], new[2]] {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p as i32), nix::sys::signal::Signal::SIGKILL);
     }
-    assert!(orphan_gone, "the next start did not find the orphan {} of the first run", pids[1]);
+    assert!(escaped_gone, "the next start did not find the escaped child {} of the first run", pids[2]);
 }

@@ -1,11 +1,11 @@
 //! The check of the `microservices` section: every problem, each with its path.
 
-use super::{network, signal};
+use super::{network, signal, FACILITIES};
 use mware_config::{index, join, quote, Check};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
-const KEYS: &[&str] = &["processes", "log", "udp_mirror"];
+const KEYS: &[&str] = &["processes", "log", "udp_mirror", "syslog"];
 const PROCESS_KEYS: &[&str] = &[
     "name",
     "argv",
@@ -40,6 +40,32 @@ pub(super) fn microservices(cx: &mut Check, v: &Value, p: &str) {
     }
     if let Some(u) = m.get("udp_mirror") {
         mirror(cx, u, &join(p, "udp_mirror"));
+    }
+    if let Some(s) = m.get("syslog") {
+        let names: Vec<&str> =
+            m.get("processes").and_then(Value::as_array).into_iter().flatten().filter_map(|p| p.get("name")?.as_str()).collect();
+        syslog(cx, s, &join(p, "syslog"), &names);
+    }
+}
+
+/// `syslog`: target, transport, facility, processes (each one of `names`).
+fn syslog(cx: &mut Check, v: &Value, p: &str, names: &[&str]) {
+    let Some(m) = cx.object(v, p) else { return };
+    cx.keys(m, p, &["target", "transport", "facility", "processes"], &["target"]);
+    if let Some(t) = cx.nonempty_str(m, p, "target") {
+        let ok = t.rsplit_once(':').is_some_and(|(h, port)| {
+            !h.trim_matches(['[', ']']).is_empty() && port.parse::<u16>().is_ok_and(|n| n > 0) && !h.contains(char::is_whitespace)
+        });
+        if !ok {
+            cx.report(&join(p, "target"), format!("expected HOST:PORT (such as 10.0.0.5:514 or [::1]:514), found {}", quote(t)));
+        }
+    }
+    cx.choice(m, p, "transport", &["udp", "tcp"]);
+    cx.choice(m, p, "facility", &FACILITIES);
+    for (ip, s) in cx.strings(m, p, "processes") {
+        if !names.contains(&s) {
+            cx.report(&ip, format!("expected the name of a process of this section ({}), found {}", names.join(", "), quote(s)));
+        }
     }
 }
 

@@ -26,6 +26,49 @@ pub struct Microservices {
     /// The UDP mirror test service (absent: off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub udp_mirror: Option<MirrorConfig>,
+    /// Forwarding of the log's lines to a syslog receiver, RFC 5424 (absent: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syslog: Option<SyslogConfig>,
+}
+
+/// (new) Where and how the site log's lines are forwarded as syslog messages (RFC 5424:
+/// HOSTNAME the instance, APP-NAME the process, MSGID the stream).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogConfig {
+    /// The receiver, `HOST:PORT` (an address or a name; `[v6]:PORT`).
+    pub target: String,
+    /// `udp` (default: one message per datagram) or `tcp` (octet-counted framing, RFC 6587).
+    #[serde(default)]
+    pub transport: Transport,
+    /// The facility of every message (default `local0`): `user`, `daemon`, `local0`…`local7` and
+    /// the other RFC 5424 names.
+    #[serde(default = "default_facility")]
+    pub facility: String,
+    /// The processes whose lines are forwarded; empty (default): every one.
+    #[serde(default)]
+    pub processes: Vec<String>,
+}
+
+/// How syslog messages travel.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// One message per datagram.
+    #[default]
+    Udp,
+    /// A stream of octet-counted messages (`LEN SP MSG`).
+    Tcp,
+}
+
+/// The facility names of RFC 5424, in code order (`kern` is 0, `local7` 23).
+pub const FACILITIES: [&str; 24] = [
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv", "ftp", "ntp", "audit", "alert", "clock",
+    "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+];
+
+fn default_facility() -> String {
+    "local0".into()
 }
 
 impl SectionConfig for Microservices {

@@ -1,0 +1,121 @@
+//! End-to-end: conferences through the API of two real `mware run` on etcd, with a real
+//! Janus AudioBridge as the mixer, Kamailio as the proxy and three baresip phones.
+//! Participants are dialled in through the API and hear each other; after kill -9 of
+//! the active instance the next one lists the conference, the phones still hear each
+//! other (the audio never passed through mware, and the mixer session is kept alive by
+//! the next instance), and it mutes, removes and ends through the same API. Bad input
+//! is refused with the field named; a full room answers 429.
+
+mod common;
+
+use common::calls::*;
+use mware_testkit::baresip::Baresip;
+use mware_testkit::janus::Janus;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+fn api(d: &common::Daemon, method: reqwest::Method, path: &str, body: Option<&Value>) -> (u16, Value) {
+    let (code, v, _) = request(method, &format!("{}/api/callmanager/v1{path}", d.api), Some(TOKEN), body);
+    (code, v)
+}
+
+fn wait_joined(d: &common::Daemon, id: &str, n: usize) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, v) = api(d, reqwest::Method::GET, &format!("/conferences/{id}"), None);
+        let joined = v["participants"].as_array().map(|p| p.iter().filter(|m| m["state"] == "joined").count()).unwrap_or(0);
+        if joined == n {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{n} participants not joined: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn near(hz: Option<f64>, want: f64) -> bool {
+    hz.is_some_and(|h| (h - want).abs() < 30.0)
+}
+
+#[test]
+fn a_conference_goes_on_through_kill9_of_the_active_instance() {
+    let jdir = tempfile::tempdir().unwrap();
+    let janus = Janus::start(jdir.path()).unwrap();
+    let mut s = site_with(json!({}), Layout::OneHost, json!({"mixer": janus.url()}));
+    let phones: Vec<Baresip> = [("alice", 440), ("bob", 0), ("carol", 0)]
+        .into_iter()
+        .map(|(u, hz)| Baresip::start(s.dir.path(), u, DOMAIN, s.kam.sip_port, hz).unwrap())
+        .collect();
+    let (code, v) =
+        api(&s.ds[1], reqwest::Method::POST, "/conferences", Some(&json!({"domain": DOMAIN, "name": "standup", "max_participants": 3})));
+    assert_eq!(code, 201, "created through the passive instance, forwarded: {v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    let mut pids = vec![];
+    for p in &phones {
+        let (code, v) = api(
+            &s.ds[0],
+            reqwest::Method::POST,
+            &format!("/conferences/{id}/participants"),
+            Some(&json!({"to": format!("sip:{}@{DOMAIN}", p.user)})),
+        );
+        assert_eq!(code, 202, "{v}");
+        pids.push(v["pid"].as_str().unwrap().to_string());
+    }
+    wait_joined(&s.ds[0], &id, 3);
+    let (code, v) = api(
+        &s.ds[0],
+        reqwest::Method::POST,
+        &format!("/conferences/{id}/participants"),
+        Some(&json!({"to": format!("sip:dave@{DOMAIN}")})),
+    );
+    assert_eq!(code, 429, "max_participants: {v}");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(near(phones[1].heard_hz_last(), 440.0), "bob hears alice: {:?}", phones[1].heard_hz_last());
+
+    s.ds[0].child.kill9();
+    s.ds[1].wait_status(Duration::from_secs(20), running);
+    let v = wait_joined(&s.ds[1], &id, 3);
+    assert_eq!(v["instance"], "m20", "{v}");
+    assert_eq!(v["name"], "standup");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(near(phones[2].heard_hz_last(), 440.0), "carol still hears alice after the kill: {:?}", phones[2].heard_hz_last());
+
+    let (code, v) = api(&s.ds[1], reqwest::Method::POST, &format!("/conferences/{id}/participants/{}/mute", pids[0]), None);
+    assert_eq!((code, v["muted"].clone()), (200, json!(true)), "{v}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(phones[1].heard_hz_last(), None, "muted by the next instance, alice is heard by nobody");
+    let (code, v) = api(&s.ds[1], reqwest::Method::DELETE, &format!("/conferences/{id}/participants/{}", pids[2]), None);
+    assert_eq!((code, v["state"].clone()), (200, json!("left")), "{v}");
+    phones[2].wait_log(&format!("Call with sip:mware@{DOMAIN} terminated"), Duration::from_secs(5)).unwrap();
+    let (code, _) = api(&s.ds[1], reqwest::Method::DELETE, &format!("/conferences/{id}"), None);
+    assert_eq!(code, 204);
+    for p in &phones[..2] {
+        p.wait_log(&format!("Call with sip:mware@{DOMAIN} terminated"), Duration::from_secs(5)).unwrap();
+    }
+    let (code, _) = api(&s.ds[1], reqwest::Method::GET, &format!("/conferences/{id}"), None);
+    assert_eq!(code, 404);
+}
+
+#[test]
+fn bad_conference_input_is_refused_naming_the_field() {
+    let jdir = tempfile::tempdir().unwrap();
+    let janus = Janus::start(jdir.path()).unwrap();
+    let s = site_with(json!({}), Layout::OneHost, json!({"mixer": janus.url()}));
+    let cases = [
+        (json!({"domain": DOMAIN, "max_participants": 1}), "max_participants"),
+        (json!({"domain": DOMAIN, "name": "a\nb"}), "name"),
+        (json!({"domain": DOMAIN, "bogus": true}), "bogus"),
+        (json!({"name": "x"}), "domain"),
+    ];
+    for (body, field) in cases {
+        let (code, v) = api(&s.ds[0], reqwest::Method::POST, "/conferences", Some(&body));
+        assert_eq!((code, v["field"].clone()), (400, json!(field)), "{body}: {v}");
+    }
+    let (code, v) = api(&s.ds[0], reqwest::Method::GET, "/conferences/1-c00", None);
+    assert_eq!(code, 404, "{v}");
+    let (code, v) = api(&s.ds[0], reqwest::Method::POST, "/conferences", Some(&json!({"domain": DOMAIN})));
+    assert_eq!(code, 201, "{v}");
+    let id = v["id"].as_str().unwrap();
+    let (code, v) =
+        api(&s.ds[0], reqwest::Method::POST, &format!("/conferences/{id}/participants"), Some(&json!({"to": "sip:x@y\r\nVia: evil"})));
+    assert_eq!((code, v["field"].clone()), (400, json!("to")), "{v}");
+}

@@ -1,0 +1,110 @@
+//! Benchmark of conferences: mware's CPU per participant against the mixer's (Janus
+//! AudioBridge), same run. N baresip phones are dialled into one room through a real
+//! Kamailio; then the room runs for a while. mware's share is the SIP side (the INVITE,
+//! the join, the ACK) and a keepalive every 20 s; Janus decodes, mixes and encodes every
+//! participant's audio 50 times a second. Target (issue 27): mware's CPU per participant
+//! ≤ 1/10 of Janus's.
+//!
+//! `cargo run --release -p mware-callmanager --example conf_bench -- [participants] [seconds]`
+//! (defaults 8, 20).
+
+use mware_callmanager::call::Engine;
+use mware_callmanager::conference;
+use mware_callmanager::mixer::Mixer;
+use mware_callmanager::section::SipTransport;
+use mware_callmanager::store::Store;
+use mware_callmanager::ua::{Ua, UaOptions};
+use mware_config::{Backend, Coordination};
+use mware_coord::{Coordinator, EmbeddedCoordinator, Fence, MemberInfo, Settings};
+use mware_testkit::baresip::Baresip;
+use mware_testkit::janus::Janus;
+use mware_testkit::sip::{free_sip_port, Kamailio};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+const DOMAIN: &str = "example.test";
+
+/// CPU seconds (user + system) of a process, from `/proc/{pid}/stat`.
+fn cpu_s(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields 14 and 15 of the line (utime, stime) are the 12th and 13th after ") ".
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let n = *args.first().unwrap_or(&8) as usize;
+    let secs = *args.get(1).unwrap_or(&20);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../examples/kamailio/kamailio.cfg");
+    let kam = Kamailio::start(&cfg, dir.path(), &[]).unwrap();
+    let janus = Janus::start(dir.path()).unwrap();
+    let phones: Vec<Baresip> =
+        (0..n).map(|i| Baresip::start(dir.path(), &format!("p{i}"), DOMAIN, kam.sip_port, if i == 0 { 440 } else { 0 }).unwrap()).collect();
+    let c = Coordination { backend: Backend::Embedded, path: dir.path().join("coord.sqlite").display().to_string(), ..Default::default() };
+    let coord: Arc<dyn Coordinator> = Arc::new(EmbeddedCoordinator::open(Settings { site: "b".into(), coordination: c }).await.unwrap());
+    let info = MemberInfo { instance: "b".into(), group: 1, order: 1, address: "127.0.0.1:1".into(), version: "b".into(), since_ms: 0 };
+    let mut m = coord.join(info).await.unwrap();
+    let epoch = m.wait_active().await.unwrap();
+    let opts = UaOptions {
+        ip: "127.0.0.1".parse().unwrap(),
+        port: free_sip_port(),
+        transports: vec![SipTransport::Udp],
+        proxy: format!("127.0.0.1:{}", kam.sip_port).parse().unwrap(),
+        credentials: None,
+        user: "mware".into(),
+        contact: None,
+    };
+    let cancel = CancellationToken::new();
+    let ua = Ua::start(opts, cancel.clone()).await.unwrap();
+    let eng = Arc::new(Engine {
+        ua,
+        store: Store::new(coord.clone(), Fence { group: 1, epoch }),
+        instance: "b".into(),
+        on_change: Box::new(|_, _| {}),
+        session_timer_s: 0,
+        cancel,
+    });
+    let (me, jp) = ("self".to_string(), janus.pid().to_string());
+    let mixer = Mixer::connect(&janus.url()).await.unwrap();
+    mixer.create_room(99, "bench").await.unwrap();
+    let (m0, j0, t0) = (cpu_s(&me), cpu_s(&jp), Instant::now());
+    let mut parts = vec![];
+    for p in &phones {
+        parts.push(conference::dial(&eng.ua, &mixer, 99, DOMAIN, &format!("sip:{}@{DOMAIN}", p.user)).await.unwrap());
+    }
+    let join_s = t0.elapsed().as_secs_f64();
+    let (m1, j1) = (cpu_s(&me), cpu_s(&jp));
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let (m2, j2) = (cpu_s(&me), cpu_s(&jp));
+    let per = |x: f64| x * 1000.0 / n as f64;
+    println!(
+        "{n} participants joined in {join_s:.2} s: mware CPU {:.1} ms per participant to join, Janus {:.1} ms",
+        per(m1 - m0),
+        per(j1 - j0)
+    );
+    let (mw, ja) = ((m2 - m1) / secs as f64, (j2 - j1) / secs as f64);
+    println!(
+        "in the room for {secs} s: mware {:.2} ms CPU per participant-second, Janus {:.2} ms; mware {:.4} of Janus",
+        per(mw),
+        per(ja),
+        if ja > 0.0 { mw / ja } else { f64::NAN }
+    );
+    let whole = (m2 - m0) / (j2 - j0).max(1e-9);
+    println!(
+        "join and {secs} s together: mware {:.1} ms, Janus {:.1} ms per participant: mware {whole:.3} of Janus",
+        per(m2 - m0),
+        per(j2 - j0)
+    );
+    for mut p in parts {
+        let _ = eng.ua.bye(&mut p.dialog, "bench over").await;
+    }
+    let _ = mixer.destroy(99).await;
+    drop(m);
+}

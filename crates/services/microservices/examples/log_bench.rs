@@ -1,0 +1,62 @@
+//! Benchmark: log lines per second from a supervised process into the site's log, and the
+//! supervisor's CPU per line. Supervises one writer (`argv` after `--`, which must write
+//! exactly LINES lines and record its start time, `date +%s.%N`, in STARTFILE) with the
+//! microservices supervisor, waits until the store has written every line, and prints one
+//! JSON object: lines, seconds from the writer's start, lines/s, this process's CPU
+//! (user + system, the writer's own excluded) spent meanwhile, and µs of CPU per line.
+//! `bench/microservices.sh` runs it against supervisord with the same writer.
+//!
+//! `cargo run --release -p mware-microservices --example log_bench -- LINES LOGDIR STARTFILE -- ARGV...`
+
+use mware_microservices::{MicroService, RunOn};
+use nix::sys::resource::{getrusage, UsageWho};
+use prometheus_client::registry::Registry;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+fn cpu_s() -> f64 {
+    let u = getrusage(UsageWho::RUSAGE_SELF).expect("getrusage");
+    let t = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 + tv.tv_usec() as f64 / 1e6;
+    t(u.user_time()) + t(u.system_time())
+}
+
+fn now_s() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let sep = args.iter().position(|a| a == "--").expect("usage: log_bench LINES LOGDIR STARTFILE -- ARGV...");
+    let (lines, dir, startfile) = (args[1].parse::<u64>().expect("LINES"), &args[2], &args[3]);
+    let argv = &args[sep + 1..];
+    let site = json!({"site": "b", "servers": [{"name": "s", "ifaces": {"lo": "127.0.0.1"}, "roles": [
+        {"name": "b1", "roletype": "mware", "iface": "lo", "group": 1, "order": 10,
+         "microservices": {"processes": [{"name": "writer", "argv": argv, "restart": "never"}], "log": {"file_mb": 64, "files": 4}}}]}]});
+    let site = mware_config::validate(&site.to_string(), &mware_microservices::plugin().sections).expect("bench site").site;
+    let svc = MicroService::with_log_dir(&mut Registry::default(), dir);
+    svc.open_store("b1", &site).expect("store");
+    let store = svc.store().unwrap().clone();
+    let cpu0 = cpu_s();
+    let (_tx, rx) = tokio::sync::watch::channel(Arc::new(site));
+    let cancel = CancellationToken::new();
+    let s = svc.clone();
+    let c = cancel.clone();
+    let task = tokio::spawn(async move { s.supervise_set("b1".into(), rx, RunOn::Active, c).await });
+    while store.counters.written.get() < lines {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let end = now_s();
+    let cpu = cpu_s() - cpu0;
+    let start: f64 = std::fs::read_to_string(startfile).expect("the writer's start file").trim().parse().expect("start time");
+    cancel.cancel();
+    let _ = task.await;
+    let secs = end - start;
+    println!(
+        "{}",
+        json!({"peer": "mware", "lines": lines, "lost": store.counters.lost.get(), "stalls": store.counters.stalls.get(), "seconds": secs,
+               "lines_per_s": lines as f64 / secs, "cpu_s": cpu, "cpu_us_per_line": cpu * 1e6 / lines as f64})
+    );
+}
