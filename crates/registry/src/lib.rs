@@ -26,6 +26,7 @@ pub fn plugins() -> Vec<Plugin> {
         mware_microservices::plugin(),
         mware_callmanager::plugin(),
         mware_calltracking::plugin(),
+        mware_acme::plugin(),
     ]
 }
 

@@ -1,11 +1,13 @@
 //! mware-testkit: starts the real components tests need (etcd, PostgreSQL, sshd,
-//! snmpd, rsyslogd, RabbitMQ virtual hosts and nodes, Kamailio and SIPp phones)
+//! snmpd, rsyslogd, RabbitMQ virtual hosts and nodes, Kamailio and SIPp phones, pebble and BIND 9)
 //! on loopback, each owned by a guard that kills exactly the process it started,
 //! by PID, when dropped.
 
 pub mod baresip;
+pub mod bind;
 pub mod etcd;
 pub mod janus;
+pub mod pebble;
 pub mod pg;
 pub mod proc;
 pub mod proxy;
