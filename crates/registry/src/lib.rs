@@ -25,6 +25,7 @@ pub fn plugins() -> Vec<Plugin> {
         mware_alarms::plugin(),
         mware_microservices::plugin(),
         mware_callmanager::plugin(),
+        mware_users::plugin(),
     ]
 }
 
