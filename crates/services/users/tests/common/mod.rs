@@ -145,6 +145,20 @@ impl Env {
         std::env::set_var(&dsn_env, format!("host=127.0.0.1 port={} user=postgres dbname=users sslmode=disable", pg.port));
         let sink = Sink::start(free_port(), dir.path());
         let site = site(section(&dsn_env, sink.port, extra));
+        Self::run(pg, sink, dir, site).await
+    }
+
+    /// Stops the service and runs a new one on the same database and relay (a failover's
+    /// new active instance does the same).
+    pub async fn restart(self) -> Env {
+        let site = (*self._site.borrow()).as_ref().clone();
+        self.ctx.cancel.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.task).await;
+        self.server.abort();
+        Self::run(self.pg, self.sink, self.dir, site).await
+    }
+
+    async fn run(pg: PgInstance, sink: Sink, dir: tempfile::TempDir, site: Site) -> Env {
         let mut registry = Registry::default();
         let svc = UsersService::new(&mut registry);
         let c = Coordination { backend: Backend::Embedded, path: dir.path().join("coord.sqlite").display().to_string(), ..Default::default() };
