@@ -56,7 +56,10 @@ impl Form {
         let problems = m
             .keys()
             .filter(|k| !allowed.contains(&k.as_str()))
-            .map(|k| Problem { field: shown(k), message: format!("expected one of {}, found an unknown key", allowed.join(", ")) })
+            .map(|k| Problem {
+                field: k.chars().filter(|c| !c.is_control()).take(64).collect(),
+                message: format!("expected one of {}, found an unknown key", allowed.join(", ")),
+            })
             .collect();
         Ok(Form { m, problems })
     }
