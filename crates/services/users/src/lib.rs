@@ -9,7 +9,7 @@
 //! Layout: `section` (the site file), [`db`] (pool and migrations), [`directory`],
 //! [`store`] (tokens, outbox), [`password`], [`token`], [`decide`] (pure: token
 //! verdicts, mail retries), [`outbox`] (the sender), [`limits`], [`templates`], [`address`],
-//! `flows` (one module per flow), `api`, `cli` (`mware users`), [`metrics`], `service`.
+//! `flows` (one module per flow), `api`, `pages` (the server-rendered pages), `cli` (`mware users`), [`metrics`], `service`.
 #![deny(missing_docs)]
 
 pub mod address;
@@ -24,6 +24,7 @@ mod handle;
 pub mod limits;
 pub mod metrics;
 pub mod outbox;
+mod pages;
 pub mod password;
 mod section;
 mod service;

@@ -30,7 +30,9 @@ impl Service for UsersService {
     }
 
     fn routes(&self) -> mware_host::Routes {
-        crate::api::routes(self.clone())
+        let mut r = crate::api::routes(self.clone());
+        r.0.extend(crate::pages::routes(self.clone()).0);
+        r
     }
 
     fn openapi(&self) -> Option<utoipa::openapi::OpenApi> {
