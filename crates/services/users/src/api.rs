@@ -21,6 +21,7 @@ use utoipa::OpenApi;
 pub(crate) mod paths {
     pub const LOGIN: &str = "/api/users/v1/login";
     pub const SESSION: &str = "/api/users/v1/session";
+    pub const LOGOUT: &str = "/api/users/v1/logout";
     pub const RECOVERY: &str = "/api/users/v1/recovery";
     pub const RECOVERY_CONFIRM: &str = "/api/users/v1/recovery/confirm";
     pub const INVITATIONS: &str = "/api/users/v1/invitations";
@@ -34,7 +35,7 @@ pub(crate) mod paths {
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(login, session, recovery, recovery_confirm, invite, invitations, accept, resend, revoke, register, register_confirm, approve),
+    paths(login, session, logout, recovery, recovery_confirm, invite, invitations, accept, resend, revoke, register, register_confirm, approve),
     tags((name = "users", description = "A domain's users: login, password recovery, invitations, self-registration"))
 )]
 struct ApiDoc;
@@ -50,6 +51,7 @@ pub fn routes(svc: UsersService) -> Routes {
     Routes::new()
         .post(paths::LOGIN, Access::Public, Scope::Group, post(login).with_state(s()))
         .get(paths::SESSION, Access::Public, Scope::Group, get(session).with_state(s()))
+        .post(paths::LOGOUT, Access::Public, Scope::Group, post(logout).with_state(s()))
         .post(paths::RECOVERY, Access::Public, Scope::Group, post(recovery).with_state(s()))
         .post(paths::RECOVERY_CONFIRM, Access::Public, Scope::Group, post(recovery_confirm).with_state(s()))
         .post(paths::INVITATIONS, Access::Operator, Scope::Group, post(invite).with_state(s()))
@@ -106,6 +108,14 @@ async fn session(State(svc): State<UsersService>, peer: Peer, h: HeaderMap) -> R
     let who = caller(&peer, &h);
     let bearer = h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::to_string);
     with_running!(svc, "session", |r| flows::login::session(&r, svc.metrics(), &who, bearer.as_deref()))
+}
+
+/// Ends a session (`Authorization: Bearer <session>`).
+#[utoipa::path(post, path = "/api/users/v1/logout", tag = "users", responses((status = 200, description = "logged out"), (status = 401, body = ApiError), (status = 429, body = ApiError)))]
+async fn logout(State(svc): State<UsersService>, peer: Peer, h: HeaderMap) -> Response {
+    let who = caller(&peer, &h);
+    let bearer = h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::to_string);
+    with_running!(svc, "logout", |r| flows::login::logout(&r, svc.metrics(), &who, bearer.as_deref()))
 }
 
 /// Asks for a recovery link: 202 the same whether the login exists or not.

@@ -59,6 +59,8 @@ pub trait Directory: Send + Sync {
     async fn open_session(&self, id: i64, ttl_s: u64) -> Result<String>;
     /// The account of a live session token.
     async fn session(&self, token: &str) -> Result<Option<User>>;
+    /// Ends the session of `token`; false when there was none.
+    async fn close_session(&self, token: &str) -> Result<bool>;
 }
 
 /// The directory in the group's PostgreSQL.
@@ -139,5 +141,13 @@ impl Directory for PgDirectory {
         let c = self.pool.get().await?;
         let q = format!("SELECT {COLUMNS} FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1 AND s.expires_at > now()");
         Ok(c.query_opt(&q, &[&token::hash(text)]).await?.as_ref().map(user))
+    }
+
+    async fn close_session(&self, text: &str) -> Result<bool> {
+        if !token::well_formed(text) {
+            return Ok(false);
+        }
+        let c = self.pool.get().await?;
+        Ok(c.execute("DELETE FROM sessions WHERE token_hash = $1", &[&token::hash(text)]).await? == 1)
     }
 }

@@ -46,6 +46,8 @@ pub struct Running {
     pub recovery: mpsc::Sender<RecoveryJob>,
     /// The instance's events (alarms when a limit trips repeatedly).
     pub events: Events,
+    /// Logins through identity providers waiting for their callback.
+    pub oidc: crate::oidc::flow::Flows,
 }
 
 /// The users service. Cheap to clone; build once at daemon start.

@@ -9,7 +9,7 @@
 //! Layout: `section` (the site file), [`db`] (pool and migrations), [`directory`],
 //! [`store`] (tokens, outbox), [`password`], [`token`], [`decide`] (pure: token
 //! verdicts, mail retries), [`outbox`] (the sender), [`limits`], [`templates`], [`address`],
-//! `flows` (one module per flow), `api`, `pages` (the server-rendered pages), `cli` (`mware users`), [`metrics`], `service`.
+//! `flows` (one module per flow), `api`, `pages` (the server-rendered pages), [`oidc`] (identity providers, ESIA's profile), `cli` (`mware users`), [`metrics`], `service`.
 #![deny(missing_docs)]
 
 pub mod address;
@@ -23,6 +23,7 @@ mod flows;
 mod handle;
 pub mod limits;
 pub mod metrics;
+pub mod oidc;
 pub mod outbox;
 mod pages;
 pub mod password;
@@ -35,7 +36,7 @@ pub mod token;
 pub use directory::{Directory, NewUser, PgDirectory, User};
 pub use error::UsersError;
 pub use handle::UsersService;
-pub use section::{Argon2Params, Database, DomainUsers, Lifetimes, Limits, PasswordPolicy, SelfRegistration, Smtp, SmtpTls, Users};
+pub use section::{Argon2Params, Database, DomainUsers, Lifetimes, Limits, OidcProfile, OidcProvider, PasswordPolicy, SelfRegistration, Smtp, SmtpTls, Users};
 
 /// The service and its section (`users`), for the binary's registry.
 pub fn plugin() -> mware_host::Plugin {

@@ -32,6 +32,7 @@ impl Service for UsersService {
     fn routes(&self) -> mware_host::Routes {
         let mut r = crate::api::routes(self.clone());
         r.0.extend(crate::pages::routes(self.clone()).0);
+        r.0.extend(crate::oidc::routes(self.clone()).0);
         r
     }
 
@@ -69,6 +70,7 @@ impl Service for UsersService {
             wake: Arc::new(Notify::new()),
             recovery: tx,
             events: ctx.events.clone(),
+            oidc: Default::default(),
             cfg,
         });
         self.set_running(Some(running.clone()));

@@ -183,6 +183,21 @@ impl Store {
             .collect())
     }
 
+    /// The newest live invitation of `email` in `domain`, used up now: its role (a login
+    /// through a provider with that verified address takes the invitation).
+    pub async fn take_invitation(&self, domain: &str, email: &str) -> Result<Option<String>> {
+        let c = self.pool.get().await?;
+        let r = c
+            .query_opt(
+                "UPDATE tokens SET used_at = now() WHERE id = (SELECT id FROM tokens WHERE kind = 'invitation' AND domain = $1 \
+                 AND lower(email) = lower($2) AND used_at IS NULL AND revoked_at IS NULL AND expires_at > now() ORDER BY id DESC LIMIT 1) \
+                 AND used_at IS NULL RETURNING role",
+                &[&domain, &email],
+            )
+            .await?;
+        Ok(r.map(|r| r.get::<_, Option<String>>(0).unwrap_or_else(|| "user".into())))
+    }
+
     /// Queues a mail without a token.
     pub async fn enqueue(&self, m: &Mail) -> Result<i64> {
         let c = self.pool.get().await?;

@@ -49,6 +49,12 @@ pub enum T {
     Sent,
     /// Error: a link without a usable token.
     BadLink,
+    /// Title: log in with a provider.
+    Providers,
+    /// Result: signed in.
+    SignedIn,
+    /// Title: the provider's answer was refused.
+    Refused,
 }
 
 /// `t` in `lang`.
@@ -66,6 +72,9 @@ pub fn text(t: T, lang: Lang) -> &'static str {
         T::Done => ("Done.", "Готово."),
         T::Sent => ("If the account exists, a link was sent to its address.", "Если такая учётная запись есть, ссылка отправлена на её адрес."),
         T::BadLink => ("This link is not valid: ask for a new one.", "Ссылка недействительна: запросите новую."),
+        T::Providers => ("Log in", "Вход"),
+        T::SignedIn => ("You are signed in as", "Вы вошли как"),
+        T::Refused => ("The login was refused", "Вход отклонён"),
         T::Csrf => ("The form has expired or was not sent from this site: open the page again.", "Форма устарела или отправлена не с этого сайта: откройте страницу снова."),
     };
     match lang {
@@ -96,6 +105,12 @@ pub fn form(lang: Lang, title: T, domain: &str, action: &str, csrf: &str, hidden
     }
     body.push_str(&format!("<p><button type=\"submit\">{}</button></p>\n</form>", esc(text(T::Send, lang))));
     page(lang, title, domain, &body)
+}
+
+/// A page of links (text, href).
+pub fn links(lang: Lang, title: T, domain: &str, items: &[(String, String)]) -> String {
+    let list: String = items.iter().map(|(t, h)| format!("<li><a href=\"{}\">{}</a></li>\n", esc(h), esc(t))).collect();
+    page(lang, title, domain, &format!("<ul>\n{list}</ul>"))
 }
 
 /// A page saying `message`.

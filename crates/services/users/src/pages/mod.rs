@@ -8,7 +8,7 @@
 //! inline script or style, `Referrer-Policy: no-referrer` (links carry tokens) and
 //! `Cache-Control: no-store`; texts in Russian or English by `Accept-Language`.
 
-mod html;
+pub(crate) mod html;
 
 use crate::flows::{self, Caller};
 use crate::handle::UsersService;
@@ -89,7 +89,7 @@ pub fn routes(svc: UsersService) -> Routes {
     r
 }
 
-fn secure(status: StatusCode, lang: crate::templates::Lang, html: String, cookie: Option<String>) -> Response {
+pub(crate) fn secure(status: StatusCode, lang: crate::templates::Lang, html: String, cookie: Option<String>) -> Response {
     let mut r = (status, html).into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
@@ -114,7 +114,7 @@ fn cookie_name(svc: &UsersService) -> &'static str {
     }
 }
 
-fn cookie_of(h: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn cookie_of(h: &HeaderMap, name: &str) -> Option<String> {
     h.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|kv| {
         let (k, v) = kv.trim().split_once('=')?;
         (k == name).then(|| v.to_string())

@@ -115,7 +115,7 @@ fn domains(cx: &mut Check, v: &Value, p: &str) {
     for (i, d) in list.iter().enumerate() {
         let dp = index(p, i);
         let Some(m) = cx.object(d, &dp) else { continue };
-        cx.keys(m, &dp, &["name", "self_registration", "templates_dir", "roles"], &["name"]);
+        cx.keys(m, &dp, &["name", "self_registration", "templates_dir", "roles", "oidc"], &["name"]);
         if let Some(n) = cx.nonempty_str(m, &dp, "name") {
             match canonical(n) {
                 Ok(c) if c == n => {
@@ -132,6 +132,47 @@ fn domains(cx: &mut Check, v: &Value, p: &str) {
         }
         cx.nonempty_str(m, &dp, "templates_dir");
         roles(cx, m, &dp);
+        if let Some(o) = m.get("oidc") {
+            oidc(cx, o, &join(&dp, "oidc"));
+        }
+    }
+}
+
+const OIDC_KEYS: &[&str] = &["name", "profile", "issuer", "client_id", "client_secret_env", "scopes", "user_claim", "allowed_values", "sign_command"];
+
+fn oidc(cx: &mut Check, v: &Value, p: &str) {
+    let Some(list) = cx.list(v, p) else { return };
+    let mut names = HashMap::new();
+    for (i, o) in list.iter().enumerate() {
+        let op = index(p, i);
+        let Some(m) = cx.object(o, &op) else { continue };
+        cx.keys(m, &op, OIDC_KEYS, &["name", "issuer", "client_id"]);
+        cx.unique_name(m, &op, &mut names, "provider");
+        let profile = cx.choice(m, &op, "profile", &["generic", "esia"]).unwrap_or_else(|| "generic".into());
+        if let Some(u) = cx.nonempty_str(m, &op, "issuer") {
+            let local = u.starts_with("http://127.0.0.1") || u.starts_with("http://localhost") || u.starts_with("http://[::1]");
+            if !(u.starts_with("https://") || local) || u.chars().any(|c| c.is_whitespace() || c == '?' || c == '#') {
+                cx.report(&join(&op, "issuer"), format!("expected an https:// issuer URL (http only on loopback) without query or fragment, found {}", quote(u)));
+            }
+        }
+        cx.nonempty_str(m, &op, "client_id");
+        cx.env_name(m, &op, "client_secret_env");
+        if profile == "generic" && !m.contains_key("client_secret_env") {
+            cx.report(&op, "expected client_secret_env for a generic provider, found none");
+        }
+        if profile == "esia" && !m.contains_key("sign_command") {
+            cx.report(&op, "expected sign_command (the signing hook) for the esia profile, found none");
+        }
+        if m.contains_key("sign_command") {
+            cx.argv(m, &op, "sign_command");
+        }
+        for (sp, s) in cx.strings(m, &op, "scopes") {
+            if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                cx.report(&sp, format!("expected one scope without spaces, found {}", quote(s)));
+            }
+        }
+        cx.choice(m, &op, "user_claim", &["email", "sub", "preferred_username"]);
+        cx.strings(m, &op, "allowed_values");
     }
 }
 

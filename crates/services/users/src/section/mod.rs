@@ -228,6 +228,54 @@ pub struct DomainUsers {
     /// Roles an invitation may give (default `["user", "admin"]`).
     #[serde(default = "default_roles")]
     pub roles: Vec<String>,
+    /// Identity providers users may register and log in with (OpenID Connect).
+    #[serde(default)]
+    pub oidc: Vec<OidcProvider>,
+}
+
+/// (new) An identity provider of a domain.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OidcProvider {
+    /// Its name in the URLs `/users/<domain>/oidc/<name>/start` and `…/callback`.
+    pub name: String,
+    /// `generic` (default: any OpenID Connect provider, by discovery) or `esia` (the
+    /// profile of ESIA; see docs/services/users.md: parsed and checked, not yet acted on).
+    #[serde(default)]
+    pub profile: OidcProfile,
+    /// The issuer URL (discovery at `<issuer>/.well-known/openid-configuration`).
+    pub issuer: String,
+    /// The client id registered at the provider.
+    pub client_id: String,
+    /// The environment variable holding the client secret (`generic`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_env: Option<String>,
+    /// Scopes asked for besides `openid` (default `["email"]`).
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    /// The ID token claim that names the user: `email` (default, only when the provider
+    /// says it is verified), `sub` or `preferred_username`.
+    #[serde(default = "default_claim")]
+    pub user_claim: String,
+    /// Values of that claim allowed in (exact, or `@domain` for any address there);
+    /// empty (default): any.
+    #[serde(default)]
+    pub allowed_values: Vec<String>,
+    /// `esia`: the signing hook, an argv that reads the text to sign on stdin and prints
+    /// the detached signature (base64) on stdout (e.g. a CryptoPro or openssl-gost call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign_command: Option<Vec<String>>,
+}
+
+/// The kind of a provider.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OidcProfile {
+    /// Any OpenID Connect provider.
+    #[default]
+    Generic,
+    /// ESIA (Gosuslugi).
+    Esia,
 }
 
 /// (new) Self-registration of a domain.
@@ -298,6 +346,12 @@ fn default_alarm_after() -> u32 {
 }
 fn default_max_keys() -> usize {
     100_000
+}
+fn default_scopes() -> Vec<String> {
+    vec!["email".into()]
+}
+fn default_claim() -> String {
+    "email".into()
 }
 fn default_roles() -> Vec<String> {
     vec!["user".into(), "admin".into()]

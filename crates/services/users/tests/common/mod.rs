@@ -138,6 +138,14 @@ pub struct Env {
 impl Env {
     /// PostgreSQL, the sink and the service with `extra` section keys.
     pub async fn start(name: &str, extra: Value) -> Env {
+        Self::start_at(name, move |_| extra).await
+    }
+
+    /// The same with section keys made from the base URL the routes will be served at.
+    pub async fn start_at(name: &str, extra: impl FnOnce(&str) -> Value) -> Env {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let extra = extra(&base);
         let dir = tempfile::tempdir().unwrap();
         let pg = PgInstance::new_primary(name).expect("postgres");
         pg.psql("CREATE DATABASE users").unwrap();
@@ -145,7 +153,7 @@ impl Env {
         std::env::set_var(&dsn_env, format!("host=127.0.0.1 port={} user=postgres dbname=users sslmode=disable", pg.port));
         let sink = Sink::start(free_port(), dir.path());
         let site = site(section(&dsn_env, sink.port, extra));
-        Self::run(pg, sink, dir, site).await
+        Self::run(pg, sink, dir, site, listener).await
     }
 
     /// Stops the service and runs a new one on the same database and relay (a failover's
@@ -155,10 +163,11 @@ impl Env {
         self.ctx.cancel.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(30), self.task).await;
         self.server.abort();
-        Self::run(self.pg, self.sink, self.dir, site).await
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::run(self.pg, self.sink, self.dir, site, listener).await
     }
 
-    async fn run(pg: PgInstance, sink: Sink, dir: tempfile::TempDir, site: Site) -> Env {
+    async fn run(pg: PgInstance, sink: Sink, dir: tempfile::TempDir, site: Site, listener: tokio::net::TcpListener) -> Env {
         let mut registry = Registry::default();
         let svc = UsersService::new(&mut registry);
         let c = Coordination { backend: Backend::Embedded, path: dir.path().join("coord.sqlite").display().to_string(), ..Default::default() };
@@ -173,7 +182,6 @@ impl Env {
             assert!(Instant::now() < deadline, "service did not start: {:?}", ctx.status.get());
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let app = svc.routes().into_router();
         let server = tokio::spawn(async move {
