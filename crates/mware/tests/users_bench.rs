@@ -81,13 +81,16 @@ fn daemon(dir: &Path, pg: &PgInstance, limits: serde_json::Value, argon2: serde_
 fn nginx(dir: &Path) -> (mware_testkit::Child, String) {
     let (port, addr) = free_addr();
     std::fs::create_dir_all(dir.join("nginx/logs")).unwrap();
+    // Content from a static folder: `limit_req` (preaccess phase) runs before it, which a
+    // `return` (rewrite phase) would skip.
+    std::fs::create_dir_all(dir.join("nginx/empty")).unwrap();
     let conf = dir.join("nginx/nginx.conf");
     std::fs::write(
         &conf,
         format!(
             "worker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/error.log;\nevents {{ worker_connections 1024; }}\n\
              http {{ access_log off; limit_req_zone $binary_remote_addr zone=z:10m rate=1r/m; limit_req_status 429;\n\
-             server {{ listen {addr}; location / {{ limit_req zone=z; return 202 '{{}}'; }} }} }}\n",
+             server {{ listen {addr}; location / {{ limit_req zone=z; root {p}/empty; }} }} }}\n",
             p = dir.join("nginx").display()
         ),
     )
