@@ -62,6 +62,7 @@ pub mod election;
 mod embedded;
 mod etcd;
 pub mod fsmode;
+mod group_commit;
 mod member;
 mod runtime;
 
@@ -69,6 +70,7 @@ pub use api::*;
 pub use companion::{decide as companion_decide, CompanionAction, CompanionEvent, CompanionMsg, LeaseRevoker};
 pub use embedded::EmbeddedCoordinator;
 pub use etcd::EtcdCoordinator;
+pub use group_commit::GroupCommit;
 pub use runtime::CoordRuntime;
 
 use mware_config::{Backend, Site};

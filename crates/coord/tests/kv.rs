@@ -88,6 +88,46 @@ async fn fenced_writes(c: Arc<dyn Coordinator>) {
     m2.leave().await;
 }
 
+/// Many writers through one [`GroupCommit`]: every write lands, fewer coordinator writes
+/// than callers (callers share revisions), a put then a delete of one key keep their
+/// order, and after a takeover every write through the old fence is refused.
+async fn group_commit(c: Arc<dyn Coordinator>) {
+    let mut m1 = c.join(info("g1", 10)).await.unwrap();
+    let f1 = Fence { group: 7, epoch: active(&mut m1).await };
+    let gc = GroupCommit::spawn(c.clone(), f1);
+    let writes: Vec<_> = (0..300)
+        .map(|i| {
+            let gc = gc.clone();
+            tokio::spawn(async move {
+                let put = gc.apply(vec![KvOp::Put { key: format!("gc/{i}"), value: vec![b'x'] }]);
+                let rev = put.await.unwrap();
+                if i % 2 == 0 {
+                    gc.apply(vec![KvOp::Delete { key: format!("gc/{i}") }]).await.unwrap();
+                }
+                rev
+            })
+        })
+        .collect();
+    let mut revs = Vec::new();
+    for w in writes {
+        revs.push(w.await.unwrap());
+    }
+    let distinct: std::collections::BTreeSet<u64> = revs.iter().copied().collect();
+    assert!(distinct.len() < revs.len(), "300 concurrent puts shared writes: {} revisions", distinct.len());
+    let left = c.kv_list(7, "gc/").await.unwrap();
+    assert_eq!(left.len(), 150, "each odd key kept, each even key deleted after its put");
+    assert!(left.iter().all(|(k, _)| k[3..].parse::<u32>().unwrap() % 2 == 1));
+    let too_many = (0..=MAX_TXN_OPS).map(|i| KvOp::Delete { key: format!("gc/{i}") }).collect();
+    assert!(matches!(gc.apply(too_many).await, Err(CoordError::Invalid(_))));
+    m1.leave().await;
+    let mut m2 = c.join(info("g2", 20)).await.unwrap();
+    active(&mut m2).await;
+    let refused = gc.apply(vec![KvOp::Put { key: "gc/late".into(), value: vec![] }]).await.unwrap_err();
+    assert!(matches!(refused, CoordError::Fenced { .. }), "{refused}");
+    assert!(c.kv_get(7, "gc/late").await.unwrap().is_none());
+    m2.leave().await;
+}
+
 async fn watch(c: Arc<dyn Coordinator>) {
     let mut m = c.join(info("w1", 10)).await.unwrap();
     let f = Fence { group: 7, epoch: active(&mut m).await };
@@ -163,6 +203,7 @@ async fn etcd_kv() {
     let dir = tempfile::tempdir().unwrap();
     let s = settings(Backend::Etcd, Some(&etcd), dir.path());
     fenced_writes(open(&s).await).await;
+    group_commit(open(&s).await).await;
     watch(open(&s).await).await;
     large_list(open(&s).await).await;
     durable(&s, Some(&mut etcd)).await;
@@ -173,6 +214,7 @@ async fn embedded_kv() {
     let dir = tempfile::tempdir().unwrap();
     let s = settings(Backend::Embedded, None, dir.path());
     fenced_writes(open(&s).await).await;
+    group_commit(open(&s).await).await;
     watch(open(&s).await).await;
     large_list(open(&s).await).await;
     durable(&s, None).await;

@@ -59,6 +59,13 @@ pub enum Scope {
     /// serving a provisioning entity's domains); others forward there. The rule also
     /// names the canonical key, which the handler finds as [`ResolvedArg`].
     Resolve(&'static str, Resolver),
+    /// The active instance of the group that owns the domain named by this query
+    /// parameter or, when the query has none, this top-level field of a JSON body
+    /// (`POST /calls {"domain": …}`); others forward there. Canonical as with
+    /// [`Scope::Domain`] and put in the request as [`DomainArg`]. Without a domain some
+    /// group serves, the call is served like [`Scope::Group`] (a list of the group's own),
+    /// and the handler says what is wrong with the request, every problem at once.
+    DomainField(&'static str),
 }
 
 /// A service's rule from a path parameter to the serving group: `Ok((group, key))`, or

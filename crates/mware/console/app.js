@@ -117,8 +117,11 @@ async function refresh() {
         const key = g.group + '/' + svc.name;
         if (!p.source) { S.panels[key] = svc.detail; continue; }
         if (svc.state !== 'running' && svc.state !== 'idle') { delete S.panels[key]; continue; }
-        const d = await api(p.source, {}, base).catch(() => null);
+        // A panel whose reads show what a site does not publish (a call's numbers) needs
+        // the token; it is sent when the operator saved one.
+        const d = await api(p.source, { auth: true }, base).catch(() => null);
         if (d && d.ok) S.panels[key] = d.body;
+        else if (d && d.status === 401) S.panels[key] = LOCKED;
       }
     });
     const mon = api('/api/v1/monitoring').then((m) => { S.monitoring = m.ok ? m.body : null; }).catch(() => {});
@@ -267,7 +270,11 @@ function renderPanels() {
   $('panels').replaceChildren(...(out.length ? out : [el('p', { class: 'muted' }, 'no service reports yet')]));
 }
 
+// The panel document of a panel whose reads need a token the page does not have.
+const LOCKED = Object.freeze({});
+
 function table(p, doc, g) {
+  if (doc === LOCKED) return el('p', { class: 'muted', 'data-locked': '' }, 'this panel needs a token: enter it above to see it');
   let rows = p.rows ? ptr(doc, p.rows) : [doc];
   if (!Array.isArray(rows)) rows = [];
   if (!rows.length) return el('p', { class: 'muted' }, p.empty);

@@ -7,124 +7,11 @@
 
 mod common;
 
+use common::calls::*;
 use common::*;
-use mware_testkit::etcd::Etcd;
-use mware_testkit::sip::{free_sip_port, Kamailio, Phone};
+use mware_testkit::sip::Phone;
 use serde_json::{json, Value};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-const TOKEN: &str = "calls-e2e-token";
-const DOMAIN: &str = "example.test";
-
-fn scenario(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../services/callmanager/tests/sipp").join(name)
-}
-
-struct Site {
-    ds: Vec<Daemon>,
-    kam: Kamailio,
-    dir: tempfile::TempDir,
-    _etcd: Etcd,
-}
-
-/// Two daemons (m10 active, m20 passive) whose group has a `sip` section; with
-/// `two_hosts` m20 is on another address (127.0.0.2), so only the group contact can
-/// bring the phones' requests to it.
-fn site(limits: Value) -> Site {
-    site_on(limits, false)
-}
-
-fn site_on(limits: Value, two_hosts: bool) -> Site {
-    let etcd = Etcd::start().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/kamailio/kamailio.cfg");
-    let kam = Kamailio::start(&cfg, dir.path(), &[]).unwrap();
-    let sip = json!({"port": free_sip_port(), "outbound_proxy": kam.uri(), "registrar_rpc": kam.rpc_url(), "limits": limits, "answer_timeout_s": 10});
-    let ips = if two_hosts { ["127.0.0.1", "127.0.0.2"] } else { ["127.0.0.1", "127.0.0.1"] };
-    let ports = [free_addr(), free_addr()].map(|(p, _)| p);
-    let addrs = [format!("{}:{}", ips[0], ports[0]), format!("{}:{}", ips[1], ports[1])];
-    let roles: Vec<Value> = (0..2)
-        .map(|i| {
-            json!({"name": format!("m{}", (i + 1) * 10), "roletype": "mware", "iface": "lo", "group": 1, "order": (i + 1) * 10,
-                        "api_port": ports[i], "sip": sip})
-        })
-        .collect();
-    let site = json!({"site": "cm",
-    "coordination": {"backend": "etcd", "endpoints": [etcd.endpoint()], "lease_ttl_ms": 2000, "step_down_margin_ms": 700},
-    "api": {"token_env": "CM_TOKEN"},
-    "servers": if two_hosts {
-        json!([{"name": "s1", "ifaces": {"lo": ips[0]}, "roles": [roles[0]]}, {"name": "s2", "ifaces": {"lo": ips[1]}, "roles": [roles[1]]}])
-    } else {
-        json!([{"name": "s", "ifaces": {"lo": "127.0.0.1"}, "roles": roles}])
-    }});
-    let path = dir.path().join("site.json");
-    std::fs::write(&path, site.to_string()).unwrap();
-    let start = |i: usize| {
-        Daemon::start(
-            &path,
-            &format!("m{}", (i + 1) * 10),
-            &addrs[i],
-            dir.path().join(format!("m{}.log", (i + 1) * 10)),
-            &[("CM_TOKEN", TOKEN)],
-        )
-    };
-    let d0 = start(0);
-    d0.wait_status(Duration::from_secs(30), running);
-    let d1 = start(1);
-    d1.wait_status(Duration::from_secs(15), |v| v["state"] == "passive");
-    Site { ds: vec![d0, d1], kam, dir, _etcd: etcd }
-}
-
-fn running(v: &Value) -> bool {
-    v["state"] == "active"
-        && v["services"].as_array().is_some_and(|s| s.iter().any(|s| s["name"] == "callmanager" && s["state"] == "running"))
-}
-
-fn request(method: reqwest::Method, url: &str, token: Option<&str>, body: Option<&Value>) -> (u16, Value, Option<String>) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let mut rb = reqwest::Client::new().request(method, url).timeout(Duration::from_secs(15));
-        if let Some(t) = token {
-            rb = rb.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            rb = rb.json(b);
-        }
-        let r = rb.send().await.expect("answer");
-        let code = r.status().as_u16();
-        let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap_or_default().to_string());
-        (code, r.json::<Value>().await.unwrap_or(Value::Null), retry)
-    })
-}
-
-/// What an SSE stream sends within `for_`.
-fn sse_text(url: &str, for_: Duration) -> String {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let mut r = reqwest::Client::new().get(url).send().await.expect("events");
-        let mut out = Vec::new();
-        let _ = tokio::time::timeout(for_, async {
-            while let Ok(Some(chunk)) = r.chunk().await {
-                out.extend_from_slice(&chunk);
-            }
-        })
-        .await;
-        String::from_utf8_lossy(&out).into_owned()
-    })
-}
-
-fn wait_call(d: &Daemon, id: &str, state: &str, secs: u64) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let (code, v, _) = request(reqwest::Method::GET, &format!("{}/api/callmanager/v1/calls/{id}", d.api), Some(TOKEN), None);
-        if code == 200 && v["state"] == state {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "call {id} not {state} within {secs} s: {code} {v}\n{}", d.log_text());
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 #[test]
 fn a_connected_call_survives_kill9_of_the_active_instance_and_is_hung_up_by_the_next() {
@@ -243,7 +130,7 @@ fn hostile_input_is_refused_naming_the_field_and_limits_answer_429() {
 
 #[test]
 fn a_phone_hanging_up_after_the_failover_reaches_the_next_instance_on_another_address() {
-    let mut s = site_on(json!({}), true);
+    let mut s = site_on(json!({}), Layout::TwoHosts);
     let mut alice = Phone::start(&scenario("uas_answer.xml"), s.dir.path(), "alice", DOMAIN, s.kam.sip_port, &["-m", "1"]).unwrap();
     // Bob rings 2 s, talks 3 s, then hangs up: after the failover.
     let mut bob =
@@ -282,4 +169,66 @@ fn a_phone_hanging_up_after_the_failover_reaches_the_next_instance_on_another_ad
     );
     alice.wait_for("BYE", Duration::from_secs(5)).unwrap();
     assert_eq!(alice.wait_exit(Duration::from_secs(10)), Some(0));
+}
+
+#[test]
+fn a_call_for_another_groups_domain_is_forwarded_to_that_groups_active_instance() {
+    let s = site_on(json!({}), Layout::TwoGroups);
+    let alice = Phone::start(&scenario("uas_answer.xml"), s.dir.path(), "alice", OTHER, s.kam.sip_port, &["-m", "1"]).unwrap();
+    let bob = Phone::start(&scenario("uas_answer.xml"), s.dir.path(), "bob", OTHER, s.kam.sip_port, &["-m", "1"]).unwrap();
+    // Asked of m10 (group 1); the body's domain belongs to group 2, whose m20 places it.
+    let body = json!({"domain": OTHER.to_uppercase(), "from": format!("sip:alice@{OTHER}"), "to": format!("sip:bob@{OTHER}")});
+    let (code, v, _) = request(reqwest::Method::POST, &format!("{}/api/callmanager/v1/calls", s.ds[0].api), Some(TOKEN), Some(&body));
+    assert_eq!(code, 201, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("2-"), "placed by group 2: {id}");
+    let c = wait_call(&s.ds[0], &id, "connected", 15);
+    assert_eq!(c["instance"], "m20", "{c}");
+    assert_eq!(c["domain"], OTHER, "{c}");
+    // The list of a domain is forwarded the same way; group 1's own list does not hold it.
+    let list = |q: &str| request(reqwest::Method::GET, &format!("{}/api/callmanager/v1/calls{q}", s.ds[0].api), Some(TOKEN), None);
+    let (code, v, _) = list(&format!("?domain={OTHER}"));
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["calls"][0]["id"], id.as_str(), "{v}");
+    let (_, v, _) = list("");
+    assert_eq!(v["calls"].as_array().map(Vec::len), Some(0), "group 1 has no call: {v}");
+    // A domain nobody serves is answered by the group asked, naming the field with the rest.
+    let (code, v, _) = request(
+        reqwest::Method::POST,
+        &format!("{}/api/callmanager/v1/calls", s.ds[1].api),
+        Some(TOKEN),
+        Some(&json!({"domain": "bad domain", "from": "x y", "to": "sip:bob@other.test"})),
+    );
+    assert_eq!(code, 400, "{v}");
+    let e = v["error"].as_str().unwrap();
+    assert!(e.contains("domain:") && e.contains("from:"), "every problem: {v}");
+    let (code, v, _) = request(reqwest::Method::DELETE, &format!("{}/api/callmanager/v1/calls/{id}", s.ds[0].api), Some(TOKEN), None);
+    assert_eq!(code, 200, "{v}");
+    alice.wait_for("BYE", Duration::from_secs(5)).unwrap();
+    bob.wait_for("BYE", Duration::from_secs(5)).unwrap();
+}
+
+#[test]
+fn a_call_in_set_up_at_kill9_is_listed_ended_by_the_next_instance_and_its_answered_leg_hung_up() {
+    let mut s = site(json!({}));
+    let mut alice = Phone::start(&scenario("uas_answer.xml"), s.dir.path(), "alice", DOMAIN, s.kam.sip_port, &["-m", "1"]).unwrap();
+    // Bob rings 8 s: the call is `answered` (alice up, not yet ACKed) when m10 dies.
+    let _bob = Phone::start(&scenario("uas_answer.xml"), s.dir.path(), "bob", DOMAIN, s.kam.sip_port, &["-d", "8000", "-m", "1"]).unwrap();
+    let body = json!({"domain": DOMAIN, "from": format!("sip:alice@{DOMAIN}"), "to": format!("sip:bob@{DOMAIN}")});
+    let (code, v, _) = request(reqwest::Method::POST, &format!("{}/api/callmanager/v1/calls", s.ds[0].api), Some(TOKEN), Some(&body));
+    assert_eq!(code, 201, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    wait_call(&s.ds[0], &id, "answered", 10);
+    std::thread::sleep(Duration::from_millis(300)); // its set-up record is queued, not awaited
+    s.ds[0].child.kill9();
+    s.ds[1].wait_status(Duration::from_secs(20), running);
+    let c = wait_call(&s.ds[1], &id, "ended", 10);
+    let why = c["ended"].as_str().unwrap();
+    assert!(why.contains("set-up interrupted: m10 stopped while the call was answered"), "{c}");
+    assert_eq!(c["instance"], "m20", "{c}");
+    // Alice got the ACK her 200 waited for, then a BYE, from m20: she is not left hanging.
+    alice.wait_for("BYE", Duration::from_secs(5)).unwrap();
+    assert_eq!(alice.wait_exit(Duration::from_secs(10)), Some(0), "alice was ACKed and hung up: {:#?}", alice.messages());
+    let (_, list, _) = request(reqwest::Method::GET, &format!("{}/api/callmanager/v1/calls", s.ds[1].api), Some(TOKEN), None);
+    assert_eq!(list["calls"].as_array().map(Vec::len), Some(1), "listed once, ended: {list}");
 }

@@ -3,7 +3,9 @@
 //! on loopback, each owned by a guard that kills exactly the process it started,
 //! by PID, when dropped.
 
+pub mod baresip;
 pub mod etcd;
+pub mod janus;
 pub mod pg;
 pub mod proc;
 pub mod proxy;

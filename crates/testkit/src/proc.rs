@@ -104,3 +104,13 @@ pub fn wait_for_port(addr: &str, timeout: Duration) -> anyhow::Result<()> {
     }
     anyhow::bail!("{addr} did not accept connections within {timeout:?}")
 }
+
+/// `span` consecutive UDP ports on 127.0.0.1 free at the moment: (first, last).
+pub fn free_udp_range(span: u16) -> (u16, u16) {
+    loop {
+        let base = free_port();
+        if base < u16::MAX - span && (base..base + span).all(|p| std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok()) {
+            return (base, base + span - 1);
+        }
+    }
+}

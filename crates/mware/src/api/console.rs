@@ -81,8 +81,9 @@ pub async fn manifest(State(st): State<AppState>) -> Json<Value> {
 
 /// CORS for the site's own instances: a console loaded from one instance may read the
 /// API of the others (each group's active instance answers its own services) and keep
-/// working when its own instance is gone. Any other origin gets no CORS header, so a
-/// browser keeps a foreign page from reading or calling the API.
+/// working when its own instance is gone; a panel's action may be a DELETE (hanging up a
+/// call). Any other origin gets no CORS header, so a browser keeps a foreign page from
+/// reading or calling the API.
 pub async fn cors(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let origin = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok()).map(str::to_string);
     let allowed = origin.filter(|o| site_origins(&st).iter().any(|s| s == o));
@@ -91,7 +92,7 @@ pub async fn cors(State(st): State<AppState>, req: Request, next: Next) -> Respo
         if let Some(o) = &allowed {
             allow(&mut r, o);
             let h = r.headers_mut();
-            h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST"));
+            h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, PUT, DELETE"));
             h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("authorization, content-type, last-event-id"));
             h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
         }

@@ -66,6 +66,7 @@ pub async fn enforce(
             req.extensions_mut().insert(DomainArg(domain));
             Some(owner)
         }
+        Scope::DomainField(_) => None, // below: it reads the body
         Scope::Resolve(param, resolve) => {
             let raw = match &params {
                 Ok(ps) => ps.iter().find(|(k, _)| *k == param).map(|(_, v)| v.to_string()),
@@ -98,6 +99,16 @@ pub async fn enforce(
             }
         }
     };
+    let group = match p.scope {
+        Scope::DomainField(name) => match field_domain(&st, name, req).await {
+            Ok((r, g)) => {
+                req = r;
+                g
+            }
+            Err(resp) => return resp,
+        },
+        _ => group,
+    };
     if let Some(group) = group {
         let forwarded = req.headers().contains_key(forward::FORWARDED_BY);
         match forward::target(&st, group, forwarded).await {
@@ -113,6 +124,48 @@ pub async fn enforce(
         }
     }
     serve_here(&st, &p, req, next).await
+}
+
+/// The largest body a [`Scope::DomainField`] route reads to find its domain (axum's own
+/// default limit for a JSON body).
+const FIELD_BODY_LIMIT: usize = 2 << 20;
+
+/// The group of a [`Scope::DomainField`] call: the domain from the query parameter
+/// `name`, else from the top-level field `name` of a JSON body (the body is read once and
+/// put back for the handler or the forward). No such field, a malformed domain or one no
+/// group serves: this instance's group, whose handler reports it with the rest.
+async fn field_domain(st: &AppState, name: &'static str, req: Request) -> Result<(Request, Option<u32>), Response> {
+    let query = axum::extract::Query::<std::collections::HashMap<String, String>>::try_from_uri(req.uri());
+    let from_query = query.ok().and_then(|q| q.0.get(name).cloned());
+    let (parts, body) = req.into_parts();
+    let (raw, req) = match from_query {
+        Some(d) => (Some(d), Request::from_parts(parts, body)),
+        None => {
+            let bytes = match axum::body::to_bytes(body, FIELD_BODY_LIMIT).await {
+                Ok(b) => b,
+                Err(e) => {
+                    let msg = format!("request: expected a body of at most {FIELD_BODY_LIMIT} bytes: {e}");
+                    return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, msg).into_response());
+                }
+            };
+            let raw = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get(name).and_then(|d| d.as_str()).map(str::to_string));
+            (raw, Request::from_parts(parts, axum::body::Body::from(bytes)))
+        }
+    };
+    let mut req = req;
+    let domain = raw.and_then(|r| mware_config::canonical(&r).ok());
+    let owner = domain.as_ref().and_then(|d| st.0.tree.read().unwrap_or_else(|e| e.into_inner()).route(d));
+    match (domain, owner) {
+        (Some(domain), Some(owner)) => {
+            req.extensions_mut().insert(DomainArg(domain));
+            Ok((req, Some(owner)))
+        }
+        // No usable domain: served by this group, whose handler reports every problem
+        // of the request (the domain's among them) at once.
+        _ => Ok((req, st.0.site.borrow().instance(&st.0.instance).map(|me| me.role.group))),
+    }
 }
 
 /// Serves the call on this instance if its service runs here.

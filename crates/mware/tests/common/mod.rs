@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod calls;
 pub mod failover;
 
 use mware_testkit::{free_port, Child};

@@ -140,6 +140,16 @@ async fn main() {
         "mware 3pcc (two legs, stored): {calls} calls, {concurrency} at once: {mw_cps:.0} calls/s ({:.2} of sipp-direct), {bad} failed, set-up p50 {p50:.1} ms p99 {p99m:.1} ms",
         mw_cps / cps
     );
+    // The floor of any third-party controller: its call is two dialogs through the same
+    // proxy and phones. SIPp carrying two dialogs per call (twice the calls, as many at
+    // once) gives that ceiling in the same run.
+    let (cps2, failed2, _) = ceiling(&kam, dir.path(), calls * 2, concurrency);
+    println!(
+        "sipp-two-dialogs: {} calls, {concurrency} at once: {cps2:.0} calls/s = {:.0} two-dialog calls/s ({failed2} failed); mware {:.2} of it",
+        calls * 2,
+        cps2 / 2.0,
+        mw_cps / (cps2 / 2.0)
+    );
     memory(&eng, &mut rx, held).await;
     drop(m);
     if std::env::var_os("BENCH_KEEP").is_some() {
@@ -230,10 +240,13 @@ async fn memory(eng: &Arc<Engine>, rx: &mut Changes, held: u32) {
         }
     }
     let after = rss_kb();
-    println!(
-        "memory: {connected} live calls, RSS {before} KB -> {after} KB: {:.1} KB per live call",
-        (after.saturating_sub(before)) as f64 / f64::from(connected.max(1))
-    );
+    let per = |kb: u64| (kb.saturating_sub(before)) as f64 / f64::from(connected.max(1));
+    println!("memory: {connected} live calls, RSS {before} KB -> {after} KB: {:.1} KB per live call", per(after));
+    // Each ACK is kept 64xT1 (32 s) to answer a retransmitted 2xx (RFC 3261 §13.3.1.4);
+    // past that a live call costs only its own state.
+    tokio::time::sleep(Duration::from_secs(35)).await;
+    let steady = rss_kb();
+    println!("memory 35 s later: RSS {steady} KB: {:.1} KB per live call", per(steady));
     for h in live {
         let _ = h.send(Command::HangUp("bench".into())).await;
     }

@@ -160,9 +160,9 @@ pub(crate) fn routes(inner: Arc<Inner>) -> Routes {
     const ID: Scope = Scope::Resolve("id", call_group as mware_host::Resolver);
     let s = |m: axum::routing::MethodRouter<Arc<Inner>>| m.with_state(inner.clone());
     Routes::new()
-        .post(paths::CALLS, Access::Token, Scope::Group, s(post(create)))
+        .post(paths::CALLS, Access::Token, Scope::DomainField("domain"), s(post(create)))
         .post(paths::DOMAIN_CALLS, Access::Token, Scope::Domain("domain"), s(post(create_in)))
-        .get(paths::CALLS, Access::Token, Scope::Group, s(get(list)))
+        .get(paths::CALLS, Access::Token, Scope::DomainField("domain"), s(get(list)))
         .get(paths::CALL, Access::Token, ID, s(get(get_one)))
         .add(Some(Method::DELETE), paths::CALL, Access::Token, ID, s(delete(hang_up)))
         .post(paths::HOLD, Access::Token, ID, s(post(hold)))
@@ -223,11 +223,11 @@ fn spec(a: &Active, body: &Bytes, path_domain: Option<&str>) -> Result<crate::ca
         let site = a.site.borrow().clone();
         let owner = mware_config::DomainTree::build(&site).route(d);
         if owner != Some(a.group) {
-            let who = owner.map(|g| format!("group {g}")).unwrap_or_else(|| "no group".into());
-            errs.push((
-                "domain".into(),
-                format!("{d} is served by {who}, not group {}: POST /api/callmanager/v1/domains/{d}/calls is forwarded there", a.group),
-            ));
+            let msg = match owner {
+                None => format!("expected a domain that a group of the site serves, found {d}"),
+                Some(g) => format!("{d} is served by group {g}, not group {}: ask that group's active instance", a.group),
+            };
+            errs.push(("domain".into(), msg));
         }
     }
     let dom = domain.clone().unwrap_or_else(|| "invalid".into());
@@ -286,9 +286,10 @@ fn spec(a: &Active, body: &Bytes, path_domain: Option<&str>) -> Result<crate::ca
         (status = 503, description = "Not active here (retryable)", body = ErrorBody),
     )
 )]
-async fn create(State(inner): State<Arc<Inner>>, body: Bytes) -> Result<(StatusCode, Json<Created>)> {
+async fn create(State(inner): State<Arc<Inner>>, routed: Option<Extension<DomainArg>>, body: Bytes) -> Result<(StatusCode, Json<Created>)> {
     let a = inner.active()?;
-    let v = a.start(spec(&a, &body, None)?)?;
+    let routed = routed.map(|Extension(DomainArg(d))| d);
+    let v = a.start(spec(&a, &body, routed.as_deref())?)?;
     Ok((StatusCode::CREATED, Json(Created { id: v.id, state: v.state })))
 }
 
@@ -331,6 +332,12 @@ async fn list(State(inner): State<Arc<Inner>>, Query(q): Query<DomainQuery>) -> 
         Some(d) => Some(mware_config::canonical(&d).map_err(|e| bad("domain", e.to_string()))?),
         None => None,
     };
+    if let Some(d) = &domain {
+        let site = a.site.borrow().clone();
+        if mware_config::DomainTree::build(&site).route(d) != Some(a.group) {
+            return Err(CallError::NotFound(format!("no group serves domain {d}")));
+        }
+    }
     Ok(Json(ListResponse { calls: a.list(domain.as_deref()) }))
 }
 

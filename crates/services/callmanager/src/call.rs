@@ -96,6 +96,15 @@ pub struct Engine {
     pub cancel: CancellationToken,
 }
 
+impl CallHandle {
+    /// The handle of a call that is over and takes no command (a call whose set-up the
+    /// previous active instance left unfinished).
+    pub(crate) fn ended(view: CallView) -> CallHandle {
+        let (cmds, _) = mpsc::channel(1);
+        CallHandle { view: Arc::new(Mutex::new(view)), cmds }
+    }
+}
+
 /// Starts a new call: A is dialled now.
 pub fn start(eng: Arc<Engine>, spec: CallSpec) -> CallHandle {
     let now = now_ms();
@@ -248,6 +257,7 @@ impl Task {
                 self.set_call_id(Side::A, l.call_id());
                 self.legs[0] = Some(l);
                 self.ring[0] = Some(Instant::now() + Duration::from_secs(self.spec.answer_timeout_s.into()));
+                crate::setup::note(&self);
             }
             Err(e) => {
                 Box::pin(self.step(Event::Failed(Side::A, 503, e.to_string()))).await;
@@ -344,6 +354,9 @@ impl Task {
                 }
             }
             self.sync_view(d.ended.clone());
+            if ev == Event::Answered(Side::A) && self.snap.state == CallState::Answered {
+                crate::setup::note(self); // from is up and not yet ACKed: the next instance must end it
+            }
             self.changed(Some(&d.reason));
             if self.snap.state == CallState::Ended {
                 return true;
@@ -420,6 +433,8 @@ impl Task {
                     if let Err(e) = self.eng.store.delete(&self.spec.id).await {
                         tracing::warn!(call = %self.spec.id, error = %e, "ended call not removed from the coordinator");
                     }
+                } else {
+                    self.eng.store.forget_setup(&self.spec.id);
                 }
             }
         }
@@ -444,7 +459,7 @@ impl Task {
             sdp_to_b: String::from_utf8_lossy(&self.sdp_to_b).into_owned(),
             end_at_ms: self.end_at_ms,
         };
-        self.eng.store.put(&s).await?;
+        self.eng.store.connect(&s).await?;
         self.persisted = true;
         Ok(())
     }

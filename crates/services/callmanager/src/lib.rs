@@ -12,13 +12,16 @@
 mod api;
 pub mod call;
 mod cli;
+pub mod conference;
 pub mod decide;
 mod error;
 mod handle;
 mod metrics;
+pub mod mixer;
 mod registrar;
 pub mod section;
 mod service;
+mod setup;
 pub mod store;
 pub mod ua;
 pub mod validate;

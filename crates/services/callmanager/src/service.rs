@@ -116,6 +116,7 @@ impl CallsService {
         for k in bad {
             tracing::warn!(key = k, "unreadable saved call; left as it is");
         }
+        let connected: std::collections::HashSet<String> = saved.iter().map(|s| s.view.id.clone()).collect();
         for s in saved {
             let id = s.view.id.clone();
             tracing::info!(call = %id, a = %s.a.tags(), b = %s.b.tags(), "call taken over from the previous active instance");
@@ -123,6 +124,15 @@ impl CallsService {
             let h = call::resume(eng.clone(), s);
             (eng.on_change)(&h.get(), Some("taken over"));
             active.calls.lock().unwrap_or_else(|e| e.into_inner()).insert(id, h);
+        }
+        for s in eng.store.load_setup().await? {
+            if connected.contains(&s.view.id) {
+                continue; // connected after all: its set-up record was only not yet removed
+            }
+            tracing::warn!(call = %s.view.id, reason = %crate::setup::reason(&s), "call left unfinished by the previous active instance");
+            let h = crate::setup::end(&eng, s).await;
+            (eng.on_change)(&h.get(), Some("set-up interrupted by a failover"));
+            active.calls.lock().unwrap_or_else(|e| e.into_inner()).insert(h.get().id, h);
         }
         Ok(active)
     }

@@ -2,17 +2,34 @@
 //! `callmanager/calls/{id}`, holding its view and both dialogs. Written fenced before a
 //! call is reported connected (and after every change of a dialog: a re-INVITE or INFO
 //! raises its CSeq, a transfer replaces a leg), deleted when it ends; read by the next
-//! active instance.
+//! active instance. Writes of concurrent calls share coordinator writes
+//! ([`mware_coord::GroupCommit`]): a hundred calls set up at once cost a handful of
+//! consensus rounds, not a hundred.
 
 use crate::error::CallError;
 use crate::ua::record::DialogRecord;
 use crate::view::CallView;
-use mware_coord::{Coordinator, Fence, KvOp};
+use mware_coord::{Coordinator, Fence, GroupCommit, KvOp};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// Prefix of the calls in the group's KV space.
 pub const PREFIX: &str = "callmanager/calls/";
+/// Prefix of the calls being set up: written without waiting when a call starts and when
+/// `from` answers, removed in the write that makes the call connected (or when it ends).
+/// The next active instance ends what it finds there (see [`crate::setup`]).
+pub const SETUP_PREFIX: &str = "callmanager/setup/";
+
+/// A call being set up, as written to the coordinator.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SetupCall {
+    /// The call as the API showed it.
+    pub view: CallView,
+    /// The dialog with A once A answered (its 2xx not yet ACKed).
+    pub a: Option<DialogRecord>,
+    /// A's offer (in its 2xx), to answer it with a refusal when A must be ended.
+    pub offer_of_a: String,
+}
 
 /// A connected call as written to the coordinator.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -36,25 +53,50 @@ pub struct StoredCall {
 pub struct Store {
     coord: Arc<dyn Coordinator>,
     fence: Fence,
+    writes: GroupCommit,
 }
 
 impl Store {
-    /// Writes with `fence` to `coord`.
+    /// Writes with `fence` to `coord` (starts the group commit writer: call it inside
+    /// the activity's runtime).
     pub fn new(coord: Arc<dyn Coordinator>, fence: Fence) -> Self {
-        Store { coord, fence }
+        let writes = GroupCommit::spawn(coord.clone(), fence);
+        Store { coord, fence, writes }
     }
 
-    /// Writes (or rewrites) a call.
-    pub async fn put(&self, c: &StoredCall) -> Result<(), CallError> {
+    /// Writes (or rewrites) a connected call and removes its set-up record, in one write.
+    pub async fn connect(&self, c: &StoredCall) -> Result<(), CallError> {
         let value = serde_json::to_vec(c).map_err(|e| CallError::Coord(e.to_string()))?;
-        let op = KvOp::Put { key: format!("{PREFIX}{}", c.view.id), value };
-        self.coord.kv_apply(&self.fence, vec![op]).await.map(|_| ()).map_err(|e| CallError::Coord(e.to_string()))
+        let ops =
+            vec![KvOp::Put { key: format!("{PREFIX}{}", c.view.id), value }, KvOp::Delete { key: format!("{SETUP_PREFIX}{}", c.view.id) }];
+        self.writes.apply(ops).await.map(|_| ()).map_err(|e| CallError::Coord(e.to_string()))
     }
 
-    /// Removes a call.
+    /// Queues the set-up record of a call without waiting (dropped, with a warning, when
+    /// the queue is full: it only narrows what a failover during set-up loses).
+    pub fn note_setup(&self, c: &SetupCall) {
+        let Ok(value) = serde_json::to_vec(c) else { return };
+        let op = KvOp::Put { key: format!("{SETUP_PREFIX}{}", c.view.id), value };
+        if self.writes.submit(vec![op]).is_none() {
+            tracing::warn!(call = %c.view.id, "set-up record not written: the coordinator write queue is full");
+        }
+    }
+
+    /// Removes a call (both its records).
     pub async fn delete(&self, id: &str) -> Result<(), CallError> {
-        let op = KvOp::Delete { key: format!("{PREFIX}{id}") };
-        self.coord.kv_apply(&self.fence, vec![op]).await.map(|_| ()).map_err(|e| CallError::Coord(e.to_string()))
+        let ops = vec![KvOp::Delete { key: format!("{PREFIX}{id}") }, KvOp::Delete { key: format!("{SETUP_PREFIX}{id}") }];
+        self.writes.apply(ops).await.map(|_| ()).map_err(|e| CallError::Coord(e.to_string()))
+    }
+
+    /// Queues the removal of a call's set-up record without waiting.
+    pub fn forget_setup(&self, id: &str) {
+        let _ = self.writes.submit(vec![KvOp::Delete { key: format!("{SETUP_PREFIX}{id}") }]);
+    }
+
+    /// Every call of the group being set up when the previous active instance stopped.
+    pub async fn load_setup(&self) -> Result<Vec<SetupCall>, CallError> {
+        let rows = self.coord.kv_list(self.fence.group, SETUP_PREFIX).await.map_err(|e| CallError::Coord(e.to_string()))?;
+        Ok(rows.into_iter().filter_map(|(_, v)| serde_json::from_slice(&v.value).ok()).collect())
     }
 
     /// Every call of the group; unreadable entries are named in the second list.

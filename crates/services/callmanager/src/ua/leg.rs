@@ -10,6 +10,7 @@ use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver};
 use rsipstack::dialog::invitation::{InviteAsyncResult, InviteOption};
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::{Header, StatusCodeKind, Uri};
+use rsipstack::transaction::key::{TransactionKey, TransactionRole};
 use tokio::sync::mpsc;
 
 /// What happened to a leg.
@@ -132,6 +133,9 @@ impl Leg {
         // From here on the dialog is ours: in-dialog requests go through the record.
         self.ua.inner.dialogs.remove_dialog(&id);
         let invite = self.dialog.initial_request();
+        if let Ok(key) = TransactionKey::from_response(&resp, TransactionRole::Client) {
+            self.ua.answered(&self.call_id(), key);
+        }
         match DialogRecord::from_2xx(&invite, &resp) {
             Ok(record) => LegEvent::Answered { record, sdp: resp.body.clone() },
             Err(e) => failed(502, format!("unusable 2xx: {e}")),

@@ -80,6 +80,10 @@ struct Inner {
     /// Our Contact URI.
     contact: String,
     peers: Mutex<HashMap<String, Peer>>,
+    /// The client transaction of each answered INVITE not yet ACKed (by Call-ID): our ACK
+    /// is left with the transaction layer under that key, which sends it again for
+    /// every retransmission of the 2xx (an ACK lost on UDP), for 64×T1.
+    unacked: Mutex<HashMap<String, TransactionKey>>,
     cancel: CancellationToken,
 }
 
@@ -127,7 +131,16 @@ impl Ua {
         let via = format!("{first} {}", host_port(local));
         let t = if first == "TCP" { ";transport=tcp" } else { "" };
         let contact = opts.contact.clone().unwrap_or_else(|| format!("sip:{}@{}{t}", opts.user, host_port(local)));
-        let inner = Arc::new(Inner { endpoint, dialogs, opts, via, contact, peers: Mutex::new(HashMap::new()), cancel });
+        let inner = Arc::new(Inner {
+            endpoint,
+            dialogs,
+            opts,
+            via,
+            contact,
+            peers: Mutex::new(HashMap::new()),
+            unacked: Mutex::new(HashMap::new()),
+            cancel,
+        });
         tokio::spawn(route(inner.clone(), incoming));
         Ok(Ua { inner })
     }
@@ -170,6 +183,7 @@ impl Ua {
     /// Stops watching `call_id`: its requests get 481 from now on.
     pub fn forget(&self, call_id: &str) {
         self.inner.peers.lock().unwrap_or_else(|e| e.into_inner()).remove(call_id);
+        self.inner.unacked.lock().unwrap_or_else(|e| e.into_inner()).remove(call_id);
     }
 
     /// How many dialogs are watched (live legs).
@@ -185,7 +199,18 @@ impl Ua {
         let dest = next_hop(rec)?;
         let layer = &self.inner.endpoint.inner.transport_layer;
         let (conn, addr) = layer.lookup(&dest, None).await.map_err(CallError::sip)?;
+        let invite = self.inner.unacked.lock().unwrap_or_else(|e| e.into_inner()).remove(&rec.call_id);
+        if let Some(key) = invite {
+            // rsipstack answers a retransmitted 2xx of a finished INVITE with the message
+            // left here (and forgets it after 64×T1).
+            self.inner.endpoint.inner.detach_transaction(&key, Some(SipMessage::Request(req.clone())));
+        }
         conn.send(req.into(), Some(&addr)).await.map_err(CallError::sip)
+    }
+
+    /// Remembers the INVITE transaction whose 2xx `call_id`'s next ACK answers.
+    pub(crate) fn answered(&self, call_id: &str, invite: TransactionKey) {
+        self.inner.unacked.lock().unwrap_or_else(|e| e.into_inner()).insert(call_id.to_string(), invite);
     }
 
     /// Sends `method` inside the dialog (the next CSeq of `rec`, which is raised) and
