@@ -153,7 +153,14 @@ fn too_slow(limit: Duration) -> axum::response::Response {
 /// Serves one connection until it closes, is idle too long, or `cancel` fires.
 /// Every request carries the peer's address as axum's `ConnectInfo<SocketAddr>` (the
 /// users service's per-IP abuse limits read it).
-pub(crate) async fn run(tcp: TcpStream, peer: std::net::SocketAddr, app: axum::Router, limits: Limits, stats: &Stats, cancel: CancellationToken) {
+pub(crate) async fn run(
+    tcp: TcpStream,
+    peer: std::net::SocketAddr,
+    app: axum::Router,
+    limits: Limits,
+    stats: &Stats,
+    cancel: CancellationToken,
+) {
     let act = Arc::new(Activity {
         start: Instant::now(),
         last_ms: AtomicU64::new(0),

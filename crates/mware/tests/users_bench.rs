@@ -32,7 +32,8 @@ fn cpu_s(pid: i32) -> f64 {
 /// `wrk` POSTing `body` to `url`: (requests, non-2xx, p99 ms, requests/s).
 fn wrk(dir: &Path, url: &str, body: &str, conns: u32, secs: u32) -> (u64, u64, f64, f64) {
     let script = dir.join("post.lua");
-    std::fs::write(&script, format!("wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = '{body}'\n")).unwrap();
+    std::fs::write(&script, format!("wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = '{body}'\n"))
+        .unwrap();
     let out = Command::new("wrk")
         .args(["-t1", &format!("-c{conns}"), &format!("-d{secs}s"), "--latency", "-s"])
         .arg(&script)
@@ -41,19 +42,33 @@ fn wrk(dir: &Path, url: &str, body: &str, conns: u32, secs: u32) -> (u64, u64, f
         .expect("wrk");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let num = |after: &str| -> f64 {
-        text.lines().find(|l| l.trim_start().starts_with(after)).and_then(|l| l.split_whitespace().nth(1)).map(|v| {
-            let (n, unit) = v.split_at(v.find(|c: char| c.is_alphabetic()).unwrap_or(v.len()));
-            let n: f64 = n.parse().unwrap_or(0.0);
-            match unit {
-                "us" => n / 1000.0,
-                "s" => n * 1000.0,
-                _ => n,
-            }
-        }).unwrap_or(0.0)
+        text.lines()
+            .find(|l| l.trim_start().starts_with(after))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .map(|v| {
+                let (n, unit) = v.split_at(v.find(|c: char| c.is_alphabetic()).unwrap_or(v.len()));
+                let n: f64 = n.parse().unwrap_or(0.0);
+                match unit {
+                    "us" => n / 1000.0,
+                    "s" => n * 1000.0,
+                    _ => n,
+                }
+            })
+            .unwrap_or(0.0)
     };
-    let requests = text.lines().find(|l| l.contains("requests in")).and_then(|l| l.split_whitespace().next()).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let requests = text
+        .lines()
+        .find(|l| l.contains("requests in"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let non2xx = text.lines().find(|l| l.contains("Non-2xx")).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok()).unwrap_or(0);
-    let rps = text.lines().find(|l| l.starts_with("Requests/sec")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let rps = text
+        .lines()
+        .find(|l| l.starts_with("Requests/sec"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
     eprintln!("{text}");
     (requests, non2xx, num("99%"), rps)
 }
@@ -73,8 +88,16 @@ fn daemon(dir: &Path, pg: &PgInstance, limits: serde_json::Value, argon2: serde_
     let cfg = dir.join("site.json");
     std::fs::write(&cfg, site.to_string()).unwrap();
     let dsn = format!("host=127.0.0.1 port={} user=postgres dbname=users sslmode=disable", pg.port);
-    let d = Daemon::start(&cfg, "b10", &addr, dir.join("b10.log"), &[("MWARE_API_TOKEN", TOKEN), ("MWARE_USERS_DSN", dsn.as_str()), ("RUST_LOG", "warn")]);
-    d.wait_status(Duration::from_secs(30), |v| v["services"].as_array().is_some_and(|s| s.iter().any(|x| x["name"] == "users" && x["state"] == "running")));
+    let d = Daemon::start(
+        &cfg,
+        "b10",
+        &addr,
+        dir.join("b10.log"),
+        &[("MWARE_API_TOKEN", TOKEN), ("MWARE_USERS_DSN", dsn.as_str()), ("RUST_LOG", "warn")],
+    );
+    d.wait_status(Duration::from_secs(30), |v| {
+        v["services"].as_array().is_some_and(|s| s.iter().any(|x| x["name"] == "users" && x["state"] == "running"))
+    });
     d
 }
 

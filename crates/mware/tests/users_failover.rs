@@ -109,7 +109,12 @@ fn after_kill9_of_the_active_each_queued_mail_is_sent_once_by_the_next() {
     // The link of a mail sent by the new active instance works there.
     let body = got[0].1.split("--decoded body--").nth(1).unwrap().to_string();
     let token: String = body.split("token=").nth(1).unwrap().chars().take(43).collect();
-    let (s, v) = post_json(&format!("{}/api/users/v1/invitations/accept", d20.api), None, &json!({"token": token, "password": "a long password for e2e"})).unwrap();
+    let (s, v) = post_json(
+        &format!("{}/api/users/v1/invitations/accept", d20.api),
+        None,
+        &json!({"token": token, "password": "a long password for e2e"}),
+    )
+    .unwrap();
     assert_eq!(s, 201, "{v}");
     let (s, v) = post_json(
         &format!("{}/api/users/v1/login", d20.api),

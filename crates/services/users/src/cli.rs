@@ -85,7 +85,8 @@ enum Action {
 async fn run(action: Action, _env: CliEnv) -> anyhow::Result<()> {
     let v = match action {
         Action::Invite { domain, email, role, api: a } => {
-            api::post(&a.api, paths::INVITATIONS, &a.token_env, &json!({"domain": domain, "email": email, "role": role}), "the invitation").await?
+            api::post(&a.api, paths::INVITATIONS, &a.token_env, &json!({"domain": domain, "email": email, "role": role}), "the invitation")
+                .await?
         }
         Action::Invitations { domain, api: a, json } => {
             let p = format!("{}?domain={}", paths::INVITATIONS, encode(&domain));
@@ -101,10 +102,24 @@ async fn run(action: Action, _env: CliEnv) -> anyhow::Result<()> {
             v
         }
         Action::Resend { domain, id, api: a } => {
-            api::post(&a.api, &path(paths::INVITATION_RESEND, &[("id", &id.to_string())]), &a.token_env, &json!({"domain": domain}), "the resend").await?
+            api::post(
+                &a.api,
+                &path(paths::INVITATION_RESEND, &[("id", &id.to_string())]),
+                &a.token_env,
+                &json!({"domain": domain}),
+                "the resend",
+            )
+            .await?
         }
         Action::Revoke { domain, id, api: a } => {
-            api::post(&a.api, &path(paths::INVITATION_REVOKE, &[("id", &id.to_string())]), &a.token_env, &json!({"domain": domain}), "the revoke").await?
+            api::post(
+                &a.api,
+                &path(paths::INVITATION_REVOKE, &[("id", &id.to_string())]),
+                &a.token_env,
+                &json!({"domain": domain}),
+                "the revoke",
+            )
+            .await?
         }
         Action::Approve { domain, login, api: a } => {
             api::post(&a.api, paths::REGISTRATION_APPROVE, &a.token_env, &json!({"domain": domain, "login": login}), "the approval").await?

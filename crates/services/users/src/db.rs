@@ -16,7 +16,7 @@ mod embedded {
 use embedded::migrations;
 
 /// The advisory lock key of the migrations ("mwusers" in ASCII).
-const MIGRATION_LOCK: i64 = 0x6d77_7573_6572_73;
+const MIGRATION_LOCK: i64 = 0x006d_7775_7365_7273;
 
 /// Opens the pool for `cfg` (the DSN from its environment variable); connects lazily.
 pub fn pool(cfg: &Database) -> Result<Pool> {

@@ -128,7 +128,9 @@ pub fn mail(a: &Attempt) -> MailDecision {
         Outcome::Transient(e) if a.attempts >= a.max_attempts => {
             MailDecision::GiveUp(format!("{} attempts failed, the last: {e}", a.attempts))
         }
-        Outcome::Transient(e) => MailDecision::Retry { after: a.pause, reason: format!("attempt {} of {} failed: {e}", a.attempts, a.max_attempts) },
+        Outcome::Transient(e) => {
+            MailDecision::Retry { after: a.pause, reason: format!("attempt {} of {} failed: {e}", a.attempts, a.max_attempts) }
+        }
     }
 }
 

@@ -72,15 +72,7 @@ pub struct PgDirectory {
 const COLUMNS: &str = "u.id, u.domain, u.login, u.email, u.role, u.state, u.password_hash";
 
 fn user(r: &Row) -> User {
-    User {
-        id: r.get(0),
-        domain: r.get(1),
-        login: r.get(2),
-        email: r.get(3),
-        role: r.get(4),
-        state: r.get(5),
-        password_hash: r.get(6),
-    }
+    User { id: r.get(0), domain: r.get(1), login: r.get(2), email: r.get(3), role: r.get(4), state: r.get(5), password_hash: r.get(6) }
 }
 
 impl PgDirectory {
@@ -139,7 +131,8 @@ impl Directory for PgDirectory {
             return Ok(None);
         }
         let c = self.pool.get().await?;
-        let q = format!("SELECT {COLUMNS} FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1 AND s.expires_at > now()");
+        let q =
+            format!("SELECT {COLUMNS} FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1 AND s.expires_at > now()");
         Ok(c.query_opt(&q, &[&token::hash(text)]).await?.as_ref().map(user))
     }
 

@@ -36,7 +36,10 @@ pub mod token;
 pub use directory::{Directory, NewUser, PgDirectory, User};
 pub use error::UsersError;
 pub use handle::UsersService;
-pub use section::{Argon2Params, Database, DomainUsers, Lifetimes, Limits, OidcProfile, OidcProvider, PasswordPolicy, SelfRegistration, Smtp, SmtpTls, Users};
+pub use section::{
+    Argon2Params, Database, DomainUsers, Lifetimes, Limits, OidcProfile, OidcProvider, PasswordPolicy, SelfRegistration, Smtp, SmtpTls,
+    Users,
+};
 
 /// The service and its section (`users`), for the binary's registry.
 pub fn plugin() -> mware_host::Plugin {

@@ -22,8 +22,12 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// Pauses between attempts of one mail: 5 s doubling to 10 min, with jitter.
-const RETRY: ExponentialBuilder =
-    ExponentialBuilder::new().with_min_delay(Duration::from_secs(5)).with_max_delay(Duration::from_secs(600)).with_factor(2.0).with_jitter().without_max_times();
+const RETRY: ExponentialBuilder = ExponentialBuilder::new()
+    .with_min_delay(Duration::from_secs(5))
+    .with_max_delay(Duration::from_secs(600))
+    .with_factor(2.0)
+    .with_jitter()
+    .without_max_times();
 
 /// The relay as lettre drives it.
 pub struct Mailer {

@@ -37,7 +37,10 @@ impl Service for UsersService {
     }
 
     fn openapi(&self) -> Option<utoipa::openapi::OpenApi> {
-        Some(crate::api::openapi())
+        let mut doc = crate::api::openapi();
+        doc.merge(crate::pages::openapi());
+        doc.merge(crate::oidc::openapi());
+        Some(doc)
     }
 
     fn status_doc(&self) -> serde_json::Value {

@@ -5,9 +5,9 @@
 //! account; an ID token changed in flight, a state not started here and a state not bound
 //! to the browser are refused.
 
-mod common;
 #[path = "../../../mware/tests/common/browser.rs"]
 mod browser;
+mod common;
 
 use browser::Browser;
 use common::{Env, D1, D2};
@@ -39,7 +39,11 @@ async fn login(b: &Browser, base: &str, email: &str) -> (String, String) {
     b.js("document.querySelector('a[href$=\"/oidc/corp/start\"]').click(); return true").await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        assert!(Instant::now() < deadline, "the login did not come back: {}", b.js("return document.body ? document.body.innerText : ''").await);
+        assert!(
+            Instant::now() < deadline,
+            "the login did not come back: {}",
+            b.js("return document.body ? document.body.innerText : ''").await
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
         let url = b.client.current_url().await.map(|u| u.to_string()).unwrap_or_default();
         if url.starts_with(base) && url.contains("/callback") {
@@ -102,7 +106,8 @@ async fn register_log_out_log_in_again_and_refuse_tampered_replayed_and_foreign_
 
     // The same callback again (code and state replayed): refused.
     b.client.goto(&callback).await.unwrap();
-    b.wait_js("the replay refused", "return document.body && document.body.innerText.includes('unknown or used')", Duration::from_secs(20)).await;
+    b.wait_js("the replay refused", "return document.body && document.body.innerText.includes('unknown or used')", Duration::from_secs(20))
+        .await;
 
     // Log out, log in again: the same account.
     let (s, _, _) = env.post_with("/api/users/v1/logout", json!({}), Some(&session)).await;

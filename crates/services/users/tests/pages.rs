@@ -83,7 +83,8 @@ async fn pages_are_strict_bilingual_csrf_protected_and_recovery_works_through_th
     strict(&set);
     assert!(set.body.contains(&format!("name=\"token\" value=\"{token}\"")));
     let (cookie, value) = csrf(&set);
-    let p = post(&env, &format!("/users/{D1}/recovery"), Some(&cookie), &[("csrf", &value), ("token", &token), ("password", "short")]).await;
+    let p =
+        post(&env, &format!("/users/{D1}/recovery"), Some(&cookie), &[("csrf", &value), ("token", &token), ("password", "short")]).await;
     assert_eq!(p.status, 400);
     assert!(p.body.contains("at least 12 characters"), "{}", p.body);
     let new = "a new password from the page";

@@ -101,7 +101,7 @@ async fn the_same_answer_and_a_similar_time_for_an_existing_and_a_missing_login(
     }
     assert_eq!(body_known, body_unknown, "the same answer");
     let (a, b) = (median(known), median(unknown));
-    let gap = if a > b { a - b } else { b - a };
+    let gap = a.abs_diff(b);
     eprintln!("recovery answer median: existing {a:?}, missing {b:?}");
     assert!(gap < Duration::from_millis(2) + a.min(b) / 2, "medians {a:?} vs {b:?} differ by {gap:?}");
 

@@ -36,7 +36,8 @@ async fn send(r: &Running, dom: &DomainUsers, email: &str, role: &str, lang: Lan
         .issue(issue, true, |t| {
             let l = link(r, &dom.name, "invitation", t);
             let hours = format!("{}", ttl / 3600);
-            let (subject, body) = render(dom.templates_dir.as_deref(), Mailed::Invitation, lang, &[("link", &l), ("domain", &dom.name), ("hours", &hours)]);
+            let (subject, body) =
+                render(dom.templates_dir.as_deref(), Mailed::Invitation, lang, &[("link", &l), ("domain", &dom.name), ("hours", &hours)]);
             Mail { domain: dom.name.clone(), recipient: email.to_string(), subject, body }
         })
         .await
@@ -66,7 +67,11 @@ pub async fn invite(r: &Running, m: &Metrics, who: &Caller, body: &[u8]) -> Resu
     let email = email.unwrap_or_default();
     limit(r, m, Kind::Address, &email)?;
     if r.dir.find(&dom.name, &email).await.map_err(internal)?.is_some() {
-        return Err(Box::new(ApiError::new(StatusCode::CONFLICT, "email: expected an address without an account, found one with an account").field("email").into_response()));
+        return Err(Box::new(
+            ApiError::new(StatusCode::CONFLICT, "email: expected an address without an account, found one with an account")
+                .field("email")
+                .into_response(),
+        ));
     }
     let id = send(r, dom, &email, &role, who.lang).await?;
     Ok((StatusCode::CREATED, Json(json!({"id": id, "domain": dom.name, "email": email, "role": role, "state": "pending"}))).into_response())
@@ -86,17 +91,26 @@ pub async fn act(r: &Running, who: &Caller, id: i64, body: &[u8], resend: bool) 
     f.finish()?;
     let dom = domain(r, &d.unwrap_or_default())?;
     let Some(inv) = r.store.get(id, "invitation", &dom.name).await.map_err(internal)? else {
-        return Err(Box::new(ApiError::new(StatusCode::NOT_FOUND, format!("id: expected an invitation of {}, found none with id {id}", dom.name)).field("id").into_response()));
+        return Err(Box::new(
+            ApiError::new(StatusCode::NOT_FOUND, format!("id: expected an invitation of {}, found none with id {id}", dom.name))
+                .field("id")
+                .into_response(),
+        ));
     };
     let live = inv["state"] == "pending";
     if !resend {
         if !r.store.revoke(id, "invitation", &dom.name).await.map_err(internal)? {
-            return Err(Box::new(ApiError::new(StatusCode::CONFLICT, format!("expected a pending invitation, found one {}", inv["state"])).into_response()));
+            return Err(Box::new(
+                ApiError::new(StatusCode::CONFLICT, format!("expected a pending invitation, found one {}", inv["state"])).into_response(),
+            ));
         }
         return Ok(Json(json!({"id": id, "state": "revoked"})).into_response());
     }
     if !live && inv["state"] != "expired" {
-        return Err(Box::new(ApiError::new(StatusCode::CONFLICT, format!("expected a pending or expired invitation, found one {}", inv["state"])).into_response()));
+        return Err(Box::new(
+            ApiError::new(StatusCode::CONFLICT, format!("expected a pending or expired invitation, found one {}", inv["state"]))
+                .into_response(),
+        ));
     }
     let (email, role) = (inv["email"].as_str().unwrap_or_default().to_string(), inv["role"].as_str().unwrap_or("user").to_string());
     let new = send(r, dom, &email, &role, who.lang).await?;

@@ -44,7 +44,9 @@ pub async fn login(r: &Running, m: &Metrics, who: &Caller, body: &[u8]) -> Resul
 /// The account of a live session (`Authorization: Bearer <session>`).
 pub async fn session(r: &Running, m: &Metrics, who: &Caller, bearer: Option<&str>) -> Result<Response, Refusal> {
     limit(r, m, Kind::Ip, &who.ip)?;
-    let none = || Box::new(ApiError::new(StatusCode::UNAUTHORIZED, "session: expected a live session as a bearer token, found none").into_response());
+    let none = || {
+        Box::new(ApiError::new(StatusCode::UNAUTHORIZED, "session: expected a live session as a bearer token, found none").into_response())
+    };
     let token = bearer.ok_or_else(none)?;
     let u = r.dir.session(token).await.map_err(internal)?.ok_or_else(none)?;
     Ok(Json(json!({"domain": u.domain, "login": u.login, "role": u.role, "state": u.state})).into_response())
@@ -53,7 +55,9 @@ pub async fn session(r: &Running, m: &Metrics, who: &Caller, bearer: Option<&str
 /// Ends a session (`Authorization: Bearer <session>`): 200, or 401 when it was not live.
 pub async fn logout(r: &Running, m: &Metrics, who: &Caller, bearer: Option<&str>) -> Result<Response, Refusal> {
     limit(r, m, Kind::Ip, &who.ip)?;
-    let none = || Box::new(ApiError::new(StatusCode::UNAUTHORIZED, "session: expected a live session as a bearer token, found none").into_response());
+    let none = || {
+        Box::new(ApiError::new(StatusCode::UNAUTHORIZED, "session: expected a live session as a bearer token, found none").into_response())
+    };
     let token = bearer.ok_or_else(none)?;
     if !r.dir.close_session(token).await.map_err(internal)? {
         return Err(none());

@@ -140,7 +140,11 @@ fn too_many(r: &Running, m: &Metrics, x: Refused) -> Response {
 /// 500 for a failure of the store, with the reason in the log only.
 pub fn internal(e: crate::UsersError) -> Refusal {
     tracing::warn!(error = %e, "users: request failed");
-    Box::new(ApiError::unavailable("the user directory cannot be reached now; try again later").retry_after(Duration::from_secs(5)).into_response())
+    Box::new(
+        ApiError::unavailable("the user directory cannot be reached now; try again later")
+            .retry_after(Duration::from_secs(5))
+            .into_response(),
+    )
 }
 
 /// The link of a mailed `page` with `token`.

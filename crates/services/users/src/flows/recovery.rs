@@ -37,7 +37,11 @@ pub async fn request(r: &Running, m: &Metrics, who: &Caller, body: &[u8]) -> Res
     limit(r, m, Kind::Login, &format!("{}\n{login}", dom.name))?;
     let job = RecoveryJob { domain: dom.name.clone(), login, lang: who.lang };
     if r.recovery.try_send(job).is_err() {
-        return Err(Box::new(ApiError::unavailable("too many recovery requests are waiting; try again later").retry_after(Duration::from_secs(10)).into_response()));
+        return Err(Box::new(
+            ApiError::unavailable("too many recovery requests are waiting; try again later")
+                .retry_after(Duration::from_secs(10))
+                .into_response(),
+        ));
     }
     Ok((StatusCode::ACCEPTED, Json(json!({"status": "accepted", "message": ACCEPTED}))).into_response())
 }
@@ -64,12 +68,14 @@ async fn one(r: &Running, job: RecoveryJob) -> crate::error::Result<()> {
     }
     let dir = r.cfg.domain(&job.domain).and_then(|d| d.templates_dir.clone());
     let ttl = r.cfg.lifetimes.recovery_s;
-    let issue = Issue { kind: "recovery", domain: job.domain.clone(), user_id: Some(u.id), email: None, role: None, secret_hash: None, ttl_s: ttl };
+    let issue =
+        Issue { kind: "recovery", domain: job.domain.clone(), user_id: Some(u.id), email: None, role: None, secret_hash: None, ttl_s: ttl };
     r.store
         .issue(issue, true, |t| {
             let l = link(r, &job.domain, "recovery", t);
             let hours = format!("{}", ttl as f64 / 3600.0);
-            let (subject, body) = render(dir.as_deref(), Mailed::Recovery, job.lang, &[("link", &l), ("domain", &job.domain), ("hours", &hours)]);
+            let (subject, body) =
+                render(dir.as_deref(), Mailed::Recovery, job.lang, &[("link", &l), ("domain", &job.domain), ("hours", &hours)]);
             Mail { domain: job.domain.clone(), recipient: email.clone(), subject, body }
         })
         .await?;

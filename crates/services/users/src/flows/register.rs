@@ -28,7 +28,8 @@ pub async fn register(r: &Running, m: &Metrics, who: &Caller, body: &[u8]) -> Re
     limit(r, m, Kind::Ip, &who.ip)?;
     let mut f = Form::parse(body, &["domain", "email", "password"])?;
     let d = f.text("domain", MAX_FIELD, true);
-    let email = f.text("email", MAX_FIELD, true).and_then(|e| crate::address::parse(&e).map_err(|why| f.problem("email", why.to_string())).ok());
+    let email =
+        f.text("email", MAX_FIELD, true).and_then(|e| crate::address::parse(&e).map_err(|why| f.problem("email", why.to_string())).ok());
     let password = f.text("password", r.cfg.password_policy.max_length.max(1024), true);
     if let Some(Err(e)) = password.as_deref().map(|p| r.policy.check(p)) {
         f.problem("password", e.to_string());
@@ -42,18 +43,34 @@ pub async fn register(r: &Running, m: &Metrics, who: &Caller, body: &[u8]) -> Re
     let email = email.unwrap_or_default();
     let mail_domain = crate::address::domain_of(&email);
     if !reg.allowed_email_domains.is_empty() && !reg.allowed_email_domains.iter().any(|a| a == mail_domain) {
-        return Err(bad("email", format!("email: expected an address in {}, found one in {mail_domain:?}", reg.allowed_email_domains.join(", "))));
+        return Err(bad(
+            "email",
+            format!("email: expected an address in {}, found one in {mail_domain:?}", reg.allowed_email_domains.join(", ")),
+        ));
     }
     limit(r, m, Kind::Address, &email)?;
     let hash = r.hasher.hash(password.unwrap_or_default()).await.map_err(internal)?;
     if r.dir.find(&dom.name, &email).await.map_err(internal)?.is_none() {
         let ttl = r.cfg.lifetimes.registration_s;
-        let issue = Issue { kind: "registration", domain: dom.name.clone(), user_id: None, email: Some(email.clone()), role: Some("user".into()), secret_hash: Some(hash), ttl_s: ttl };
+        let issue = Issue {
+            kind: "registration",
+            domain: dom.name.clone(),
+            user_id: None,
+            email: Some(email.clone()),
+            role: Some("user".into()),
+            secret_hash: Some(hash),
+            ttl_s: ttl,
+        };
         r.store
             .issue(issue, true, |t| {
                 let l = link(r, &dom.name, "registration", t);
                 let hours = format!("{}", ttl / 3600);
-                let (subject, body) = render(dom.templates_dir.as_deref(), Mailed::Registration, who.lang, &[("link", &l), ("domain", &dom.name), ("hours", &hours)]);
+                let (subject, body) = render(
+                    dom.templates_dir.as_deref(),
+                    Mailed::Registration,
+                    who.lang,
+                    &[("link", &l), ("domain", &dom.name), ("hours", &hours)],
+                );
                 Mail { domain: dom.name.clone(), recipient: email.clone(), subject, body }
             })
             .await
@@ -76,7 +93,8 @@ pub async fn confirm(r: &Running, m: &Metrics, who: &Caller, body: &[u8]) -> Res
     };
     let found = r.store.peek(&t.unwrap_or_default()).await.map_err(internal)?;
     let v = token(found.as_ref().map(|f| &f.row), "registration", want.as_deref());
-    let Some((found, dom)) = found.filter(|_| v == TokenVerdict::Use).and_then(|f| r.cfg.domain(&f.row.domain).map(|d| (f.clone(), d))) else {
+    let Some((found, dom)) = found.filter(|_| v == TokenVerdict::Use).and_then(|f| r.cfg.domain(&f.row.domain).map(|d| (f.clone(), d)))
+    else {
         return Err(refused(if v == TokenVerdict::Use { &TokenVerdict::OtherDomain } else { &v }));
     };
     if !r.store.consume(found.id).await.map_err(internal)? {
@@ -84,7 +102,14 @@ pub async fn confirm(r: &Running, m: &Metrics, who: &Caller, body: &[u8]) -> Res
     }
     let email = found.email.clone().unwrap_or_default();
     let state = if dom.self_registration.approval { "pending_approval" } else { "active" };
-    let new = NewUser { domain: dom.name.clone(), login: email.clone(), email: Some(email), role: "user".into(), state: state.into(), password_hash: found.secret_hash.clone() };
+    let new = NewUser {
+        domain: dom.name.clone(),
+        login: email.clone(),
+        email: Some(email),
+        role: "user".into(),
+        state: state.into(),
+        password_hash: found.secret_hash.clone(),
+    };
     let Some(u) = r.dir.create(new).await.map_err(internal)? else {
         return Err(Box::new(ApiError::new(StatusCode::CONFLICT, "the address has an account already").into_response()));
     };
@@ -105,7 +130,15 @@ pub async fn approve(r: &Running, body: &[u8]) -> Result<Response, Refusal> {
             r.dir.set_state(u.id, "active").await.map_err(internal)?;
             Ok(Json(json!({"domain": dom.name, "login": login, "state": "active"})).into_response())
         }
-        Some(u) => Err(Box::new(ApiError::new(StatusCode::CONFLICT, format!("login: expected an account waiting for approval, found one {}", u.state)).field("login").into_response())),
-        None => Err(Box::new(ApiError::new(StatusCode::NOT_FOUND, "login: expected an account waiting for approval, found none").field("login").into_response())),
+        Some(u) => Err(Box::new(
+            ApiError::new(StatusCode::CONFLICT, format!("login: expected an account waiting for approval, found one {}", u.state))
+                .field("login")
+                .into_response(),
+        )),
+        None => Err(Box::new(
+            ApiError::new(StatusCode::NOT_FOUND, "login: expected an account waiting for approval, found none")
+                .field("login")
+                .into_response(),
+        )),
     }
 }

@@ -9,7 +9,8 @@
 use crate::section::OidcProvider;
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
-    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
+    TokenResponse,
 };
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -67,12 +68,27 @@ impl Flows {
             }
         }
         let issuer = IssuerUrl::new(p.issuer.clone()).map_err(|e| format!("issuer {}: {e}", p.issuer))?;
-        let m = CoreProviderMetadata::discover_async(issuer, &http()?).await.map_err(|e| format!("discovery at {} failed: {e}", p.issuer))?;
+        let m =
+            CoreProviderMetadata::discover_async(issuer, &http()?).await.map_err(|e| format!("discovery at {} failed: {e}", p.issuer))?;
         cache.insert(p.issuer.clone(), (m.clone(), Instant::now()));
         Ok(m)
     }
 
-    fn client(p: &OidcProvider, m: CoreProviderMetadata, redirect: &str) -> Result<CoreClient<openidconnect::EndpointSet, openidconnect::EndpointNotSet, openidconnect::EndpointNotSet, openidconnect::EndpointNotSet, openidconnect::EndpointMaybeSet, openidconnect::EndpointMaybeSet>, String> {
+    fn client(
+        p: &OidcProvider,
+        m: CoreProviderMetadata,
+        redirect: &str,
+    ) -> Result<
+        CoreClient<
+            openidconnect::EndpointSet,
+            openidconnect::EndpointNotSet,
+            openidconnect::EndpointNotSet,
+            openidconnect::EndpointNotSet,
+            openidconnect::EndpointMaybeSet,
+            openidconnect::EndpointMaybeSet,
+        >,
+        String,
+    > {
         let secret = match &p.client_secret_env {
             Some(v) => Some(ClientSecret::new(std::env::var(v).map_err(|_| format!("expected the client secret in {v}, found it unset"))?)),
             None => None,
@@ -86,7 +102,9 @@ impl Flows {
     pub async fn start(&self, domain: &str, p: &OidcProvider, redirect: &str) -> Result<(String, String), String> {
         let client = Self::client(p, self.metadata(p, false).await?, redirect)?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let mut req = client.authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random).set_pkce_challenge(challenge);
+        let mut req = client
+            .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+            .set_pkce_challenge(challenge);
         for s in &p.scopes {
             req = req.add_scope(Scope::new(s.clone()));
         }
@@ -141,7 +159,10 @@ impl Flows {
 
 /// Whether `value` is allowed in by `allowed` (empty: any; `@domain`: any address there).
 pub fn allowed(allowed: &[String], value: &str) -> bool {
-    allowed.is_empty() || allowed.iter().any(|a| if a.starts_with('@') { value.to_ascii_lowercase().ends_with(&a.to_ascii_lowercase()) } else { a == value })
+    allowed.is_empty()
+        || allowed
+            .iter()
+            .any(|a| if a.starts_with('@') { value.to_ascii_lowercase().ends_with(&a.to_ascii_lowercase()) } else { a == value })
 }
 
 #[cfg(test)]

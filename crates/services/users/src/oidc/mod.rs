@@ -19,7 +19,7 @@ use crate::pages::html::{self, T};
 use crate::pages::{cookie_of, secure};
 use crate::section::{DomainUsers, OidcProfile, OidcProvider};
 use crate::templates::{lang, Lang};
-use axum::extract::{ConnectInfo, Path, Query};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -38,16 +38,20 @@ type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
 
 /// The routes of the flows.
 pub fn routes(svc: UsersService) -> Routes {
-    let (a, b, c) = (svc.clone(), svc.clone(), svc);
+    let d = || Scope::Domain("domain");
     Routes::new()
-        .get("/users/{domain}/login", Access::Public, Scope::Domain("domain"), get(move |p, h| choose(a.clone(), p, h)))
-        .get("/users/{domain}/oidc/{provider}/start", Access::Public, Scope::Domain("domain"), get(move |p, peer, h| start(b.clone(), p, peer, h)))
-        .get(
-            "/users/{domain}/oidc/{provider}/callback",
-            Access::Public,
-            Scope::Domain("domain"),
-            get(move |p, q, peer, h| callback(c.clone(), p, q, peer, h)),
-        )
+        .get("/users/{domain}/login", Access::Public, d(), get(choose).with_state(svc.clone()))
+        .get("/users/{domain}/oidc/{provider}/start", Access::Public, d(), get(start).with_state(svc.clone()))
+        .get("/users/{domain}/oidc/{provider}/callback", Access::Public, d(), get(callback).with_state(svc))
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(choose, start, callback), tags((name = "users oidc", description = "Login and registration through a domain's identity providers")))]
+struct OidcDoc;
+
+/// The OpenAPI description of the flows.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <OidcDoc as utoipa::OpenApi>::openapi()
 }
 
 fn refused(lang: Lang, status: StatusCode, domain: &str, why: &str) -> Response {
@@ -68,7 +72,9 @@ fn redirect_uri(r: &Running, domain: &str, p: &OidcProvider) -> String {
     format!("{}/users/{domain}/oidc/{}/callback", r.cfg.public_url, p.name)
 }
 
-async fn choose(svc: UsersService, Path(domain): Path<String>, h: HeaderMap) -> Response {
+/// The page listing the domain's identity providers.
+#[utoipa::path(get, path = "/users/{domain}/login", tag = "users oidc", params(("domain" = String, Path, description = "the domain")), responses((status = 200, description = "links to each provider's start (HTML)")))]
+async fn choose(State(svc): State<UsersService>, Path(domain): Path<String>, h: HeaderMap) -> Response {
     let lang = lang(h.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
     let (r, name) = match setup(&svc, &domain) {
         Ok(x) => x,
@@ -83,7 +89,10 @@ fn unreachable_domain(name: &str) -> DomainUsers {
     DomainUsers { name: name.into(), self_registration: Default::default(), templates_dir: None, roles: vec![], oidc: vec![] }
 }
 
-async fn start(svc: UsersService, Path((domain, prov)): Path<(String, String)>, peer: Peer, h: HeaderMap) -> Response {
+/// Starts a login: 302 to the provider (PKCE, state, nonce), the state in a cookie.
+#[utoipa::path(get, path = "/users/{domain}/oidc/{provider}/start", tag = "users oidc", params(("domain" = String, Path, description = "the domain"), ("provider" = String, Path, description = "the provider's name")),
+    responses((status = 302, description = "to the provider"), (status = 404, description = "no such provider (HTML)"), (status = 501, description = "the esia profile's flow is not built"), (status = 502, description = "the provider cannot be reached (HTML)")))]
+async fn start(State(svc): State<UsersService>, Path((domain, prov)): Path<(String, String)>, peer: Peer, h: HeaderMap) -> Response {
     let lang = lang(h.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
     let (r, name) = match setup(&svc, &domain) {
         Ok(x) => x,
@@ -116,8 +125,11 @@ async fn start(svc: UsersService, Path((domain, prov)): Path<(String, String)>, 
     }
 }
 
+/// The provider's answer: the account found or made, a session opened (cookie).
+#[utoipa::path(get, path = "/users/{domain}/oidc/{provider}/callback", tag = "users oidc", params(("domain" = String, Path, description = "the domain"), ("provider" = String, Path, description = "the provider's name"), ("code" = String, Query, description = "the code"), ("state" = String, Query, description = "the state")),
+    responses((status = 200, description = "signed in (HTML, session cookie)"), (status = 400, description = "refused, with the reason (HTML)")))]
 async fn callback(
-    svc: UsersService,
+    State(svc): State<UsersService>,
     Path((domain, prov)): Path<(String, String)>,
     Query(q): Query<HashMap<String, String>>,
     peer: Peer,
@@ -139,7 +151,8 @@ async fn callback(
             let text = format!("{} {login}", html::text(T::SignedIn, lang));
             let cookie = format!("{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}", r.cfg.lifetimes.session_s);
             let mut resp = secure(StatusCode::OK, lang, html::message(lang, T::SignedIn, &name, &text), Some(cookie));
-            resp.headers_mut().append(header::SET_COOKIE, HeaderValue::from_static("mw_oidc=; Path=/users/; HttpOnly; SameSite=Lax; Max-Age=0"));
+            resp.headers_mut()
+                .append(header::SET_COOKIE, HeaderValue::from_static("mw_oidc=; Path=/users/; HttpOnly; SameSite=Lax; Max-Age=0"));
             resp
         }
         Err(why) => {

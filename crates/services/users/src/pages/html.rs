@@ -70,12 +70,17 @@ pub fn text(t: T, lang: Lang) -> &'static str {
         T::Password => ("New password", "Новый пароль"),
         T::Send => ("Send", "Отправить"),
         T::Done => ("Done.", "Готово."),
-        T::Sent => ("If the account exists, a link was sent to its address.", "Если такая учётная запись есть, ссылка отправлена на её адрес."),
+        T::Sent => {
+            ("If the account exists, a link was sent to its address.", "Если такая учётная запись есть, ссылка отправлена на её адрес.")
+        }
         T::BadLink => ("This link is not valid: ask for a new one.", "Ссылка недействительна: запросите новую."),
         T::Providers => ("Log in", "Вход"),
         T::SignedIn => ("You are signed in as", "Вы вошли как"),
         T::Refused => ("The login was refused", "Вход отклонён"),
-        T::Csrf => ("The form has expired or was not sent from this site: open the page again.", "Форма устарела или отправлена не с этого сайта: откройте страницу снова."),
+        T::Csrf => (
+            "The form has expired or was not sent from this site: open the page again.",
+            "Форма устарела или отправлена не с этого сайта: откройте страницу снова.",
+        ),
     };
     match lang {
         Lang::En => en,
@@ -88,7 +93,8 @@ pub type Field<'a> = (&'a str, T, &'a str);
 
 /// A page with a form posting to `action`, with the CSRF value and hidden values.
 pub fn form(lang: Lang, title: T, domain: &str, action: &str, csrf: &str, hidden: &[(&str, &str)], fields: &[Field]) -> String {
-    let mut body = format!("<form method=\"post\" action=\"{}\">\n<input type=\"hidden\" name=\"csrf\" value=\"{}\">\n", esc(action), esc(csrf));
+    let mut body =
+        format!("<form method=\"post\" action=\"{}\">\n<input type=\"hidden\" name=\"csrf\" value=\"{}\">\n", esc(action), esc(csrf));
     for (k, v) in hidden {
         body.push_str(&format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">\n", esc(k), esc(v)));
     }
@@ -136,7 +142,15 @@ mod tests {
     #[test]
     fn values_are_escaped_and_pages_have_no_script_or_style() {
         assert_eq!(esc("<script>\"x\"&'y'\r\n"), "&lt;script&gt;&quot;x&quot;&amp;&#39;y&#39;");
-        let p = form(Lang::Ru, T::SetPassword, "a.ru", "/users/a.ru/recovery", "c\"srf", &[("token", "<b>")], &[("password", T::Password, "password")]);
+        let p = form(
+            Lang::Ru,
+            T::SetPassword,
+            "a.ru",
+            "/users/a.ru/recovery",
+            "c\"srf",
+            &[("token", "<b>")],
+            &[("password", T::Password, "password")],
+        );
         assert!(p.contains("<html lang=\"ru\">") && p.contains("Новый пароль"));
         assert!(p.contains("value=\"&lt;b&gt;\"") && p.contains("value=\"c&quot;srf\""));
         assert!(!p.contains("<script") && !p.contains("style"));

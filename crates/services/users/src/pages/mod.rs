@@ -14,7 +14,7 @@ use crate::flows::{self, Caller};
 use crate::handle::UsersService;
 use crate::templates::lang;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, Query};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -73,21 +73,58 @@ impl Page {
 
 /// The pages' routes (each the group owning the domain in the path).
 pub fn routes(svc: UsersService) -> Routes {
-    let mut r = Routes::new();
-    for (path, page) in [
-        ("/users/{domain}/recover", Page::Recover),
-        ("/users/{domain}/recovery", Page::Recovery),
-        ("/users/{domain}/invitation", Page::Invitation),
-        ("/users/{domain}/register", Page::Register),
-        ("/users/{domain}/registration", Page::Registration),
-    ] {
-        let (s1, s2) = (svc.clone(), svc.clone());
-        r = r
-            .get(path, Access::Public, Scope::Domain("domain"), get(move |p, q, h| show(s1.clone(), page, p, q, h)))
-            .post(path, Access::Public, Scope::Domain("domain"), post(move |p, peer, h, f| submit(s2.clone(), page, p, peer, h, f)));
-    }
-    r
+    let d = || Scope::Domain("domain");
+    Routes::new()
+        .get("/users/{domain}/recover", Access::Public, d(), get(recover_get).with_state(svc.clone()))
+        .post("/users/{domain}/recover", Access::Public, d(), post(recover_post).with_state(svc.clone()))
+        .get("/users/{domain}/recovery", Access::Public, d(), get(recovery_get).with_state(svc.clone()))
+        .post("/users/{domain}/recovery", Access::Public, d(), post(recovery_post).with_state(svc.clone()))
+        .get("/users/{domain}/invitation", Access::Public, d(), get(invitation_get).with_state(svc.clone()))
+        .post("/users/{domain}/invitation", Access::Public, d(), post(invitation_post).with_state(svc.clone()))
+        .get("/users/{domain}/register", Access::Public, d(), get(register_get).with_state(svc.clone()))
+        .post("/users/{domain}/register", Access::Public, d(), post(register_post).with_state(svc.clone()))
+        .get("/users/{domain}/registration", Access::Public, d(), get(registration_get).with_state(svc.clone()))
+        .post("/users/{domain}/registration", Access::Public, d(), post(registration_post).with_state(svc))
 }
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(recover_get, recover_post, recovery_get, recovery_post, invitation_get, invitation_post, register_get, register_post, registration_get, registration_post),
+    tags((name = "users pages", description = "Server-rendered pages of a domain's user flows (HTML)"))
+)]
+struct PagesDoc;
+
+/// The OpenAPI description of the pages.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <PagesDoc as utoipa::OpenApi>::openapi()
+}
+
+type Q = Query<HashMap<String, String>>;
+type F = Form<HashMap<String, String>>;
+type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+
+macro_rules! page_handlers {
+    ($get:ident, $post:ident, $page:expr, $path:literal, $what:literal) => {
+        #[doc = concat!("The page: ", $what, " (GET: the form with its CSRF value).")]
+        #[utoipa::path(get, path = $path, tag = "users pages", params(("domain" = String, Path, description = "the domain"), ("token" = Option<String>, Query, description = "the token of a mailed link")),
+            responses((status = 200, description = "the form (HTML)"), (status = 400, description = "a link without a usable token (HTML)"), (status = 404, description = "a domain not served (HTML)")))]
+        async fn $get(State(svc): State<UsersService>, p: Path<String>, q: Q, h: HeaderMap) -> Response {
+            show(svc, $page, p, q, h).await
+        }
+        #[doc = concat!("The page: ", $what, " (POST: the form sent, with the cookie's CSRF value).")]
+        #[utoipa::path(post, path = $path, tag = "users pages", params(("domain" = String, Path, description = "the domain")), request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "the form's fields and `csrf`"),
+            responses((status = 200, description = "done (HTML)"), (status = 400, description = "refused, with the reason (HTML)"), (status = 403, description = "CSRF values differ (HTML)"), (status = 429, description = "a limit (HTML, Retry-After)")))]
+        async fn $post(State(svc): State<UsersService>, p: Path<String>, peer: Peer, h: HeaderMap, f: F) -> Response {
+            submit(svc, $page, p, peer, h, f).await
+        }
+    };
+}
+
+page_handlers!(recover_get, recover_post, Page::Recover, "/users/{domain}/recover", "ask for a recovery link");
+page_handlers!(recovery_get, recovery_post, Page::Recovery, "/users/{domain}/recovery", "set a new password with a recovery link");
+page_handlers!(invitation_get, invitation_post, Page::Invitation, "/users/{domain}/invitation", "accept an invitation");
+page_handlers!(register_get, register_post, Page::Register, "/users/{domain}/register", "register");
+page_handlers!(registration_get, registration_post, Page::Registration, "/users/{domain}/registration", "confirm a registration");
 
 pub(crate) fn secure(status: StatusCode, lang: crate::templates::Lang, html: String, cookie: Option<String>) -> Response {
     let mut r = (status, html).into_response();
@@ -121,7 +158,13 @@ pub(crate) fn cookie_of(h: &HeaderMap, name: &str) -> Option<String> {
     })
 }
 
-async fn show(svc: UsersService, page: Page, Path(domain): Path<String>, Query(q): Query<HashMap<String, String>>, h: HeaderMap) -> Response {
+async fn show(
+    svc: UsersService,
+    page: Page,
+    Path(domain): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    h: HeaderMap,
+) -> Response {
     let lang = lang(h.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
     let Some(r) = svc.running() else {
         return secure(StatusCode::SERVICE_UNAVAILABLE, lang, html::message(lang, page.title(), "", "service unavailable"), None);

@@ -15,9 +15,14 @@ pub(super) fn users(cx: &mut Check, v: &Value, p: &str) {
         database(cx, d, &join(p, "database"));
     }
     if let Some(u) = cx.nonempty_str(m, p, "public_url") {
-        let ok = (u.starts_with("https://") || u.starts_with("http://")) && !u.ends_with('/') && !u.chars().any(|c| c.is_whitespace() || c.is_control() || c == '?' || c == '#');
+        let ok = (u.starts_with("https://") || u.starts_with("http://"))
+            && !u.ends_with('/')
+            && !u.chars().any(|c| c.is_whitespace() || c.is_control() || c == '?' || c == '#');
         if !ok {
-            cx.report(&join(p, "public_url"), format!("expected a base URL http(s)://host[:port][/path] without a trailing '/', query or fragment, found {}", quote(u)));
+            cx.report(
+                &join(p, "public_url"),
+                format!("expected a base URL http(s)://host[:port][/path] without a trailing '/', query or fragment, found {}", quote(u)),
+            );
         }
     }
     if let Some(s) = m.get("smtp") {
@@ -138,7 +143,8 @@ fn domains(cx: &mut Check, v: &Value, p: &str) {
     }
 }
 
-const OIDC_KEYS: &[&str] = &["name", "profile", "issuer", "client_id", "client_secret_env", "scopes", "user_claim", "allowed_values", "sign_command"];
+const OIDC_KEYS: &[&str] =
+    &["name", "profile", "issuer", "client_id", "client_secret_env", "scopes", "user_claim", "allowed_values", "sign_command"];
 
 fn oidc(cx: &mut Check, v: &Value, p: &str) {
     let Some(list) = cx.list(v, p) else { return };
@@ -152,7 +158,10 @@ fn oidc(cx: &mut Check, v: &Value, p: &str) {
         if let Some(u) = cx.nonempty_str(m, &op, "issuer") {
             let local = u.starts_with("http://127.0.0.1") || u.starts_with("http://localhost") || u.starts_with("http://[::1]");
             if !(u.starts_with("https://") || local) || u.chars().any(|c| c.is_whitespace() || c == '?' || c == '#') {
-                cx.report(&join(&op, "issuer"), format!("expected an https:// issuer URL (http only on loopback) without query or fragment, found {}", quote(u)));
+                cx.report(
+                    &join(&op, "issuer"),
+                    format!("expected an https:// issuer URL (http only on loopback) without query or fragment, found {}", quote(u)),
+                );
             }
         }
         cx.nonempty_str(m, &op, "client_id");

@@ -170,10 +170,20 @@ impl Env {
     async fn run(pg: PgInstance, sink: Sink, dir: tempfile::TempDir, site: Site, listener: tokio::net::TcpListener) -> Env {
         let mut registry = Registry::default();
         let svc = UsersService::new(&mut registry);
-        let c = Coordination { backend: Backend::Embedded, path: dir.path().join("coord.sqlite").display().to_string(), ..Default::default() };
-        let coord: Arc<dyn Coordinator> = Arc::new(EmbeddedCoordinator::open(Settings { site: "t".into(), coordination: c }).await.unwrap());
+        let c =
+            Coordination { backend: Backend::Embedded, path: dir.path().join("coord.sqlite").display().to_string(), ..Default::default() };
+        let coord: Arc<dyn Coordinator> =
+            Arc::new(EmbeddedCoordinator::open(Settings { site: "t".into(), coordination: c }).await.unwrap());
         let (site_tx, site_rx) = watch::channel(Arc::new(site));
-        let ctx = ServiceContext::new("users", "mware1", Fence { group: 1, epoch: 1 }, coord, site_rx, CancellationToken::new(), Arc::new(Default::default()));
+        let ctx = ServiceContext::new(
+            "users",
+            "mware1",
+            Fence { group: 1, epoch: 1 },
+            coord,
+            site_rx,
+            CancellationToken::new(),
+            Arc::new(Default::default()),
+        );
         let (s, c) = (svc.clone(), ctx.clone());
         let task = tokio::spawn(async move { s.run(c).await });
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -246,7 +256,21 @@ impl Env {
     pub fn sql(&self, q: &str) -> String {
         let out = std::process::Command::new("runuser")
             .args(["-u", "postgres", "--", &mware_testkit::pg::bin("psql")])
-            .args(["-h", "127.0.0.1", "-p", &self.pg.port.to_string(), "-U", "postgres", "-d", "users", "-At", "-v", "ON_ERROR_STOP=1", "-c", q])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.pg.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "users",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                q,
+            ])
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
