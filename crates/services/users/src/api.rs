@@ -1,6 +1,8 @@
-//! HTTP routes of the users services, under `/api/users/v1`, served by the group's active
-//! instance (others forward there). The domain is in the body (or the query), checked
-//! against the group's `users.domains`. Public routes are the user's own (login,
+//! HTTP routes of the users services, under `/api/users/v1`. A call naming its domain (in
+//! the body, or the query of `GET …/invitations`) is served by the active instance of the
+//! group owning that domain (others forward there: `Scope::DomainField`), and checked
+//! against that group's `users.domains`; a call carrying only a token or a session is
+//! served by the asked instance's group. Public routes are the user's own (login,
 //! recovery, accepting an invitation, registering); the operator's token manages
 //! invitations and approvals. Every answer is counted per endpoint and status.
 
@@ -49,19 +51,19 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn routes(svc: UsersService) -> Routes {
     let s = || svc.clone();
     Routes::new()
-        .post(paths::LOGIN, Access::Public, Scope::Group, post(login).with_state(s()))
+        .post(paths::LOGIN, Access::Public, Scope::DomainField("domain"), post(login).with_state(s()))
         .get(paths::SESSION, Access::Public, Scope::Group, get(session).with_state(s()))
         .post(paths::LOGOUT, Access::Public, Scope::Group, post(logout).with_state(s()))
-        .post(paths::RECOVERY, Access::Public, Scope::Group, post(recovery).with_state(s()))
+        .post(paths::RECOVERY, Access::Public, Scope::DomainField("domain"), post(recovery).with_state(s()))
         .post(paths::RECOVERY_CONFIRM, Access::Public, Scope::Group, post(recovery_confirm).with_state(s()))
-        .post(paths::INVITATIONS, Access::Operator, Scope::Group, post(invite).with_state(s()))
-        .get(paths::INVITATIONS, Access::Operator, Scope::Group, get(invitations).with_state(s()))
+        .post(paths::INVITATIONS, Access::Operator, Scope::DomainField("domain"), post(invite).with_state(s()))
+        .get(paths::INVITATIONS, Access::Operator, Scope::DomainField("domain"), get(invitations).with_state(s()))
         .post(paths::INVITATION_ACCEPT, Access::Public, Scope::Group, post(accept).with_state(s()))
-        .post(paths::INVITATION_RESEND, Access::Operator, Scope::Group, post(resend).with_state(s()))
-        .post(paths::INVITATION_REVOKE, Access::Operator, Scope::Group, post(revoke).with_state(s()))
-        .post(paths::REGISTRATIONS, Access::Public, Scope::Group, post(register).with_state(s()))
+        .post(paths::INVITATION_RESEND, Access::Operator, Scope::DomainField("domain"), post(resend).with_state(s()))
+        .post(paths::INVITATION_REVOKE, Access::Operator, Scope::DomainField("domain"), post(revoke).with_state(s()))
+        .post(paths::REGISTRATIONS, Access::Public, Scope::DomainField("domain"), post(register).with_state(s()))
         .post(paths::REGISTRATION_CONFIRM, Access::Public, Scope::Group, post(register_confirm).with_state(s()))
-        .post(paths::REGISTRATION_APPROVE, Access::Operator, Scope::Group, post(approve).with_state(s()))
+        .post(paths::REGISTRATION_APPROVE, Access::Operator, Scope::DomainField("domain"), post(approve).with_state(s()))
 }
 
 type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
