@@ -102,7 +102,7 @@ fn daemon(dir: &Path, pg: &PgInstance, limits: serde_json::Value, argon2: serde_
 }
 
 fn nginx(dir: &Path) -> (mware_testkit::Child, String) {
-    let (port, addr) = free_addr();
+    let (_, addr) = free_addr();
     std::fs::create_dir_all(dir.join("nginx/logs")).unwrap();
     // Content from a static folder: `limit_req` (preaccess phase) runs before it, which a
     // `return` (rewrite phase) would skip.
