@@ -118,6 +118,20 @@ if [ ! -x "$BLACKBOX_DIR/usr/bin/prometheus-blackbox-exporter" ]; then
   [ -x "$BLACKBOX_DIR/usr/bin/prometheus-blackbox-exporter" ] || echo "setup: could not fetch blackbox_exporter (only the monitoring bench needs it)" >&2
 fi
 
+# users: the npm oidc-provider (a real OpenID provider for the OIDC tests), in a folder of
+# its own, pinned; node and npm come from Debian (nodejs, npm).
+OIDC_DIR=/var/tmp/mware-oidc-provider
+if [ ! -e "$OIDC_DIR/node_modules/oidc-provider/package.json" ]; then
+  if ! have npm; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get -o DPkg::Lock::Timeout=600 install -y -qq nodejs npm >/dev/null
+  fi
+  echo "setup: installing oidc-provider into $OIDC_DIR"
+  mkdir -p "$OIDC_DIR"
+  npm install --prefix "$OIDC_DIR" --no-audit --no-fund --silent oidc-provider@8.8.1 \
+    || echo "setup: could not install oidc-provider (only the users OIDC test needs it)" >&2
+fi
+
 # PostgreSQL 15 on 5432 (trust for local connections, as on these machines).
 if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
   echo "setup: starting PostgreSQL"

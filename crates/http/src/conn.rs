@@ -151,7 +151,16 @@ fn too_slow(limit: Duration) -> axum::response::Response {
 }
 
 /// Serves one connection until it closes, is idle too long, or `cancel` fires.
-pub(crate) async fn run(tcp: TcpStream, app: axum::Router, limits: Limits, stats: &Stats, cancel: CancellationToken) {
+/// Every request carries the peer's address as axum's `ConnectInfo<SocketAddr>` (the
+/// users service's per-IP abuse limits read it).
+pub(crate) async fn run(
+    tcp: TcpStream,
+    peer: std::net::SocketAddr,
+    app: axum::Router,
+    limits: Limits,
+    stats: &Stats,
+    cancel: CancellationToken,
+) {
     let act = Arc::new(Activity {
         start: Instant::now(),
         last_ms: AtomicU64::new(0),
@@ -169,7 +178,9 @@ pub(crate) async fn run(tcp: TcpStream, app: axum::Router, limits: Limits, stats
         let stats = svc_stats.clone();
         let act = svc_act.clone();
         async move {
-            let handler = app.oneshot(req.map(Body::new));
+            let mut req = req.map(Body::new);
+            req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            let handler = app.oneshot(req);
             let resp = tokio::select! {
                 biased;
                 r = handler => match r {

@@ -118,7 +118,7 @@ pub async fn serve(listener: TcpListener, app: axum::Router, limits: Limits, sta
         let (app, stats, cancel) = (app.clone(), stats.clone(), cancel.clone());
         tracker.spawn(async move {
             stats.0.open.fetch_add(1, Ordering::Relaxed);
-            conn::run(tcp, app, limits, &stats, cancel).await;
+            conn::run(tcp, peer, app, limits, &stats, cancel).await;
             stats.0.open.fetch_sub(1, Ordering::Relaxed);
             drop(slot);
         });

@@ -27,6 +27,7 @@ pub fn plugins() -> Vec<Plugin> {
         mware_callmanager::plugin(),
         mware_calltracking::plugin(),
         mware_acme::plugin(),
+        mware_users::plugin(),
     ]
 }
 
