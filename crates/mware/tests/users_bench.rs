@@ -5,6 +5,7 @@
 //!   flood in the same run (the peer an operator would put in front);
 //! - logins per second (Argon2id with OWASP's parameters dominates) and accepted recovery
 //!   requests per second, each with its p99.
+//!
 //! `cargo test --release -p mware --test users_bench -- --ignored --nocapture`
 
 mod common;
