@@ -177,8 +177,8 @@ fn bad(field: &str, msg: impl Into<String>) -> CallError {
     CallError::Invalid { field: field.into(), msg: msg.into() }
 }
 
-/// The JSON object of a body, or a 400.
-fn object(body: &Bytes) -> Result<serde_json::Map<String, Value>> {
+/// The JSON object of a body, or a 400 (the Calls and the Conferences API).
+pub(crate) fn object(body: &Bytes) -> Result<serde_json::Map<String, Value>> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(other) => Err(bad("body", format!("expected a JSON object, found {}", mware_config::kind(&other)))),

@@ -3,6 +3,7 @@
 //! the group owning the body's `domain`; a conference's id names its group, so
 //! `…/conferences/{id}…` is forwarded there.
 
+use crate::api::object;
 use crate::error::CallError;
 use crate::handle::Inner;
 use crate::rooms::{MemberView, RoomView};
@@ -102,16 +103,6 @@ pub(crate) fn routes(inner: Arc<Inner>, r: Routes) -> Routes {
 }
 
 type Result<T> = std::result::Result<T, CallError>;
-
-fn object(body: &Bytes) -> Result<serde_json::Map<String, Value>> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(other) => {
-            Err(CallError::Invalid { field: "body".into(), msg: format!("expected a JSON object, found {}", mware_config::kind(&other)) })
-        }
-        Err(e) => Err(CallError::Invalid { field: "body".into(), msg: format!("expected JSON: {e}") }),
-    }
-}
 
 /// Creates a conference (a room in the mixer).
 #[utoipa::path(post, path = "/api/callmanager/v1/conferences", tag = "conferences", request_body = NewConference,
