@@ -108,8 +108,10 @@ pub fn wait_for_port(addr: &str, timeout: Duration) -> anyhow::Result<()> {
 /// `span` consecutive UDP ports on 127.0.0.1 free at the moment: (first, last).
 pub fn free_udp_range(span: u16) -> (u16, u16) {
     loop {
-        let base = free_port();
-        if base < u16::MAX - span && (base..base + span).all(|p| std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok()) {
+        // Even first port: RTP stacks (baresip's among them) round an odd start down to
+        // the even port below it, which would fall outside the range handed out.
+        let base = free_port() & !1;
+        if base > 1024 && base < u16::MAX - span && (base..base + span).all(|p| std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok()) {
             return (base, base + span - 1);
         }
     }
