@@ -47,7 +47,24 @@ CREATE TABLE IF NOT EXISTS kv_log(seq INTEGER PRIMARY KEY AUTOINCREMENT, grp INT
 CREATE TABLE IF NOT EXISTS config(id INTEGER PRIMARY KEY CHECK (id = 1), text TEXT NOT NULL, revision INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS switchover(grp INTEGER PRIMARY KEY, request TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS transitions(grp INTEGER PRIMARY KEY, data TEXT NOT NULL);
+INSERT OR IGNORE INTO counters(name, value) VALUES ('election', 0);
+CREATE TRIGGER IF NOT EXISTS election_leases AFTER DELETE ON leases
+    BEGIN UPDATE counters SET value = value + 1 WHERE name = 'election'; END;
+CREATE TRIGGER IF NOT EXISTS election_leaders_in AFTER INSERT ON leaders
+    BEGIN UPDATE counters SET value = value + 1 WHERE name = 'election'; END;
+CREATE TRIGGER IF NOT EXISTS election_leaders_out AFTER DELETE ON leaders
+    BEGIN UPDATE counters SET value = value + 1 WHERE name = 'election'; END;
+CREATE TRIGGER IF NOT EXISTS election_members AFTER INSERT ON members
+    BEGIN UPDATE counters SET value = value + 1 WHERE name = 'election'; END;
+CREATE TRIGGER IF NOT EXISTS election_switchover_in AFTER INSERT ON switchover
+    BEGIN UPDATE counters SET value = value + 1 WHERE name = 'election'; END;
+CREATE TRIGGER IF NOT EXISTS election_switchover_out AFTER DELETE ON switchover
+    BEGIN UPDATE counters SET value = value + 1 WHERE name = 'election'; END;
 ";
+
+/// How often the election counter is read: the embedded stand-in for a watch of the
+/// election keys (one indexed read of one row; see [`Backend::election_changes`]).
+const ELECTION_POLL: Duration = Duration::from_millis(10);
 
 /// The embedded coordinator. Cheap to clone.
 #[derive(Clone)]
@@ -331,6 +348,33 @@ impl Backend for EmbeddedCoordinator {
             Ok(())
         })
         .await
+    }
+
+    /// Every change of a lease's existence, a leader row, a member row or a switchover
+    /// request bumps the `election` counter (triggers in the schema, so the companion's
+    /// revoke from another process counts too); a poller signals each new value. Lease
+    /// expiry writes nothing: the tick still catches it.
+    async fn election_changes(&self, _group: u32) -> Option<mpsc::Receiver<()>> {
+        let read =
+            |c: &mut Connection| c.query_row("SELECT value FROM counters WHERE name = 'election'", [], |r| r.get::<_, i64>(0)).map_err(sql);
+        let mut last = self.with(read).await.ok()?;
+        let (tx, rx) = mpsc::channel(1);
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tx.closed() => return,
+                    _ = tokio::time::sleep(ELECTION_POLL) => {}
+                }
+                if let Ok(v) = me.with(read).await {
+                    if v != last {
+                        last = v;
+                        let _ = tx.try_send(());
+                    }
+                }
+            }
+        });
+        Some(rx)
     }
 
     async fn revoke(&self, lease: LeaseId) -> Result<(), CoordError> {

@@ -372,6 +372,16 @@ impl Backend for EtcdCoordinator {
         Ok(())
     }
 
+    async fn election_changes(&self, group: u32) -> Option<mpsc::Receiver<()>> {
+        let (tx, rx) = mpsc::channel(1);
+        let leader = self.group_key(group, "leader");
+        let seen = self.head_revision(&leader).await.ok()?;
+        for (key, prefix) in [(leader, false), (self.group_key(group, "members/"), true), (self.group_key(group, "switchover"), false)] {
+            self.spawn_watch(key, prefix, seen, tx.clone(), Some(()), |_| Some(()));
+        }
+        Some(rx)
+    }
+
     async fn revoke(&self, lease: LeaseId) -> Result<(), CoordError> {
         self.inner.keepers.lock().await.remove(&lease);
         self.client().lease_revoke(lease).await.map_err(|e| self.err(e))?;

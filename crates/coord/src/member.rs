@@ -2,7 +2,10 @@
 //! asks [`election::decide`](crate::election::decide) what to do, and acts through the
 //! [`Backend`] operations of the coordinator at hand.
 //!
-//! Timing: the loop wakes every [`TICK`] and at the step-down deadline; the lease is
+//! Timing: the loop wakes every [`TICK`], at the step-down deadline, and as soon as the
+//! backend reports a change of the group's election keys (leader, members, switchover:
+//! an etcd watch; the embedded file's election counter), so a revoked lease is seen in
+//! one round trip instead of up to a tick later; the lease is
 //! renewed every `ttl / 3`; every call is bounded by a timeout that, while active, never
 //! goes past the step-down deadline (`last confirmed renewal + ttl - margin`), so a hung
 //! coordinator cannot keep an active member from stepping down in time.
@@ -16,7 +19,7 @@ use async_trait::async_trait;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 /// How often the loop reads the group.
@@ -44,6 +47,11 @@ pub(crate) trait Backend: Send + Sync + 'static {
     async fn clear_switchover(&self, group: u32) -> Result<(), CoordError>;
     /// Revokes the lease (deleting what it holds).
     async fn revoke(&self, lease: LeaseId) -> Result<(), CoordError>;
+    /// A signal for each change of the group's leader key, members or switchover request
+    /// (coalesced; the tick still runs, so a missed signal costs at most a tick).
+    async fn election_changes(&self, _group: u32) -> Option<mpsc::Receiver<()>> {
+        None
+    }
 }
 
 /// Registers `member` and starts its election loop.
@@ -55,6 +63,7 @@ pub(crate) async fn join<B: Backend>(b: Arc<B>, settings: &Settings, member: Mem
     let (tx, rx) = watch::channel(Activity::Passive { reason: "joined; waiting for the first election round".into() });
     let (lease_tx, lease_rx) = watch::channel(Some(lease));
     let cancel = CancellationToken::new();
+    let changes = b.election_changes(member.group).await;
     let m = Member {
         b,
         info: member,
@@ -72,6 +81,7 @@ pub(crate) async fn join<B: Backend>(b: Arc<B>, settings: &Settings, member: Mem
         handing_over: None,
         prev: None,
         stats: Default::default(),
+        changes,
     };
     m.stats.confirmed(sent);
     let lease_stats = m.stats.clone();
@@ -109,6 +119,21 @@ struct Member<B> {
     handing_over: Option<Instant>,
     prev: Option<PreviousLeader>,
     stats: Arc<crate::api::LeaseStats>,
+    /// Wakes the loop on a change of the group's election keys.
+    changes: Option<mpsc::Receiver<()>>,
+}
+
+/// The next change signal, or never when the backend gives none (or its watch ended).
+async fn changed(rx: &mut Option<mpsc::Receiver<()>>) {
+    match rx {
+        Some(r) => {
+            if r.recv().await.is_none() {
+                *rx = None;
+                std::future::pending::<()>().await
+            }
+        }
+        None => std::future::pending::<()>().await,
+    }
 }
 
 impl<B: Backend> Member<B> {
@@ -159,6 +184,7 @@ impl<B: Backend> Member<B> {
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = tokio::time::sleep(sleep) => {}
+                _ = changed(&mut self.changes) => {}
             }
             // Step down first if the lease went unconfirmed too long (e.g. after SIGSTOP).
             let d = decide(&self.snapshot(None));

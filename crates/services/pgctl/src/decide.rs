@@ -227,23 +227,40 @@ fn decide_roles(s: &Snapshot) -> Decision {
     }
 }
 
-fn decide_no_master(s: &Snapshot, a: &ServerObs, b: &ServerObs) -> Decision {
+/// With no master seen: the standby a promotion would pick — the last master if it is a
+/// reachable standby, else the standby with the most replayed WAL, else the first.
+fn candidate(s: &Snapshot) -> Option<usize> {
     let standbys: Vec<usize> = (0..2).filter(|&i| s.servers[i].role == Observed::Standby).collect();
     if standbys.is_empty() {
-        return Decision::Wait { reason: format!("no server answers ({} and {} are unreachable); nothing can be done", a.name, b.name) };
+        return None;
     }
-    // Candidate: the last master if it is a reachable standby, else the standby with the
-    // most replayed WAL, else the first.
-    let target = if let Some(l) = s.last_master.filter(|l| standbys.contains(l)) {
+    Some(if let Some(l) = s.last_master.filter(|l| standbys.contains(l)) {
         l
     } else if standbys.len() == 2 {
-        if b.lsn.unwrap_or(0) > a.lsn.unwrap_or(0) {
+        if s.servers[1].lsn.unwrap_or(0) > s.servers[0].lsn.unwrap_or(0) {
             1
         } else {
             0
         }
     } else {
         standbys[0]
+    })
+}
+
+/// While no master is seen and a standby waits out `promote_after`: that standby and the
+/// time left. The loop uses it to prepare (an SSH session opened in advance) and to wake
+/// at the deadline instead of up to a check interval after it. Pure.
+pub fn promotion_pending(s: &Snapshot) -> Option<(usize, std::time::Duration)> {
+    if s.servers.iter().any(|o| o.role == Observed::Master) {
+        return None;
+    }
+    let target = candidate(s)?;
+    Some((target, s.promote_after.saturating_sub(s.no_master_for)))
+}
+
+fn decide_no_master(s: &Snapshot, a: &ServerObs, b: &ServerObs) -> Decision {
+    let Some(target) = candidate(s) else {
+        return Decision::Wait { reason: format!("no server answers ({} and {} are unreachable); nothing can be done", a.name, b.name) };
     };
     let other = &s.servers[1 - target];
     let cand = &s.servers[target];
@@ -369,6 +386,15 @@ mod tests {
         let d = decide(&snap(Unreachable, Standby, Some(0), 31));
         assert_eq!(d.to_string(), "promote db2 because db1 was unreachable for 31 s, with pg_ctl promote");
         assert!(matches!(d, Decision::Promote { target: 1, method: PromoteMethod::PgCtl, .. }));
+    }
+
+    #[test]
+    fn a_pending_promotion_names_its_standby_and_the_time_left() {
+        let p = promotion_pending(&snap(Unreachable, Standby, Some(0), 29));
+        assert_eq!(p, Some((1, Duration::from_secs(1))));
+        assert_eq!(promotion_pending(&snap(Unreachable, Standby, Some(0), 31)), Some((1, Duration::ZERO)));
+        assert_eq!(promotion_pending(&snap(Master, Standby, Some(0), 0)), None, "a master is seen: nothing to prepare");
+        assert_eq!(promotion_pending(&snap(Unreachable, Unreachable, Some(0), 40)), None, "no standby to promote");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! server must stream from the master.
 
 use crate::config::{GroupSpec, ServerSpec};
-use crate::decide::{decide, Decision, Observed, ServerObs, Snapshot};
+use crate::decide::{decide, promotion_pending, Decision, Observed, ServerObs, Snapshot};
 use crate::error::{PgctlError, Result};
 use crate::hostcheck::HostKeys;
 use crate::metrics::decision_kind;
@@ -33,6 +33,11 @@ struct Tracker {
     /// The warnings of the last cycle (each is logged once, when it appears).
     warned: Vec<String>,
     keys: HostKeys,
+    /// An SSH session to the standby that waits out `promote_after`, opened during the
+    /// wait so the promotion does not pay for a login (index of the server, session).
+    warm: Option<(usize, mware_ssh::Session)>,
+    /// Time left until that promotion is due: the loop wakes then, not a whole interval on.
+    due_in: Option<Duration>,
 }
 
 /// Runs the loop of `g` until cancelled. Errors of one cycle are shown and retried.
@@ -45,6 +50,8 @@ pub async fn run_group(g: GroupSpec, cx: GroupCtx) {
         backoff_until: None,
         warned: Vec::new(),
         keys: HostKeys::default(),
+        warm: None,
+        due_in: None,
     };
     cx.journal.info(&format!(
         "controlling {} and {} (promote after {} s, referee {})",
@@ -66,9 +73,10 @@ pub async fn run_group(g: GroupSpec, cx: GroupCtx) {
                 return;
             }
         }
+        let pause = t.due_in.map_or(g.interval, |left| g.interval.min(left));
         tokio::select! {
             _ = cx.cancel.cancelled() => return,
-            _ = tokio::time::sleep(g.interval) => {}
+            _ = tokio::time::sleep(pause) => {}
         }
     }
 }
@@ -109,6 +117,7 @@ async fn cycle(g: &GroupSpec, cx: &GroupCtx, t: &mut Tracker) -> Result<()> {
     track_master(t, &obs, now);
     let mut snap = snapshot(g, t, &persisted, obs, now);
     warn_new(cx, t, &snap);
+    prepare_promotion(g, t, &snap).await;
     let d = decide_with_referee(g, &mut snap).await;
     let decided = Instant::now();
     let reason = log_decision(cx, t, &d);
@@ -118,9 +127,33 @@ async fn cycle(g: &GroupSpec, cx: &GroupCtx, t: &mut Tracker) -> Result<()> {
     if backing_off(t, &c.d) {
         return Ok(());
     }
-    let outcome = act(g, cx, &mut c.persisted, &c.d, decided).await;
+    let outcome = act(g, cx, &mut c.persisted, &c.d, decided, t.warm.take()).await;
     count_outcome(cx, g, &c.d, &outcome);
     report_outcome(g, cx, t, &c, &reason, outcome)
+}
+
+/// While a promotion waits out `promote_after`: opens the SSH session to its standby (a
+/// failure is left to the promotion, which connects again and reports it) and sets when
+/// the loop must wake. Otherwise closes a session opened earlier.
+async fn prepare_promotion(g: &GroupSpec, t: &mut Tracker, snap: &Snapshot) {
+    match promotion_pending(snap) {
+        Some((target, left)) => {
+            t.due_in = Some(left).filter(|l| !l.is_zero());
+            let warm_for = t.warm.as_ref().map(|w| w.0);
+            if warm_for != Some(target) && snap.ssh_refused[target].is_none() {
+                if let Some((_, old)) = t.warm.take() {
+                    old.close().await;
+                }
+                t.warm = g.servers[target].ssh.connect().await.ok().map(|s| (target, s));
+            }
+        }
+        None => {
+            t.due_in = None;
+            if let Some((_, old)) = t.warm.take() {
+                old.close().await;
+            }
+        }
+    }
 }
 
 /// What each server was seen as, with how long it has been unreachable (tracked in `t`).
@@ -337,7 +370,14 @@ fn publish(
 }
 
 /// Acts on a decision taken at `decided`. `Ok(Some(text))` describes a completed action.
-async fn act(g: &GroupSpec, cx: &GroupCtx, p: &mut Persisted, d: &Decision, decided: Instant) -> Result<Option<String>> {
+async fn act(
+    g: &GroupSpec,
+    cx: &GroupCtx,
+    p: &mut Persisted,
+    d: &Decision,
+    decided: Instant,
+    warm: Option<(usize, mware_ssh::Session)>,
+) -> Result<Option<String>> {
     let coord = cx.coord.as_ref();
     match d {
         Decision::Healthy { master, .. } => {
@@ -358,7 +398,17 @@ async fn act(g: &GroupSpec, cx: &GroupCtx, p: &mut Persisted, d: &Decision, deci
             store::save(coord, &cx.fence, &g.key, p, Some(&record(&g.servers[*master]))).await?;
             Ok(Some(format!("recorded {name} as the master of group {}", g.key)))
         }
-        Decision::Promote { target, name, method, .. } => crate::promote::promote(g, cx, p, d, (*target, name, method), decided).await,
+        Decision::Promote { target, name, method, .. } => {
+            let warm = match warm {
+                Some((i, s)) if i == *target => Some(s),
+                Some((_, s)) => {
+                    s.close().await;
+                    None
+                }
+                None => None,
+            };
+            crate::promote::promote(g, cx, p, d, (*target, name, method), decided, warm).await
+        }
         Decision::Rebuild { target, name, master, master_name, rewind, .. } => {
             let s = &g.servers[*target];
             let m = &g.servers[*master];

@@ -34,7 +34,8 @@ pub fn promote_script(s: &ServerSpec, use_signal: bool) -> String {
             sc += &vars(&[("SIG", sig)]);
             sc += "touch \"$SIG\"\n";
         }
-        _ => sc += "\"$PGCTL\" promote -D \"$D\" -w -t 60\n",
+        // No `-w`: pg_ctl would check every 100 ms; the caller polls for writes every 20.
+        _ => sc += "\"$PGCTL\" promote -D \"$D\" -W\n",
     }
     sc
 }
