@@ -18,4 +18,17 @@ python3 scripts/module-cycles.py   # no circle of `use` between the modules of a
 PROTOC=/nonexistent cargo test --workspace --no-run
 # Unit and integration tests of every crate. Tests that start processes are bounded in time;
 # two at a time keeps timing-sensitive failover tests honest on a 2-core machine.
-cargo test --workspace --no-fail-fast -- --test-threads=2 "$@"
+# The log is kept and, on failure, each failing test's own output is printed again at the
+# end (without backtrace frames), so a CI that shows only the tail still names the cause.
+LOG=$(mktemp /tmp/mware-test.XXXXXX.log)
+set +e
+cargo test --workspace --no-fail-fast -- --test-threads=2 "$@" 2>&1 | tee "$LOG"
+rc=${PIPESTATUS[0]}
+set -e
+if [ "$rc" -ne 0 ]; then
+    echo
+    echo "=== what failed (whole log: $LOG) ==="
+    awk '/^---- /{n=40} n>0 && !/^ +[0-9]+: / && !/^ +at /{print; n--}' "$LOG"
+    grep -E "^error: |^    \`-p " "$LOG" || true
+fi
+exit "$rc"
