@@ -151,27 +151,43 @@ echo "warming caches ($IDS ids)..."
 warm "$SC"
 warm "$NG"
 
-run() { # $1 name $2 port
-    local out rps p99
+cpu_ticks() { # pids... -> utime+stime of them and their children (threads included), in ticks
+    local t=0 p
+    for p in "$@" $(for q in "$@"; do pgrep -P "$q"; done); do
+        [ -r "/proc/$p/stat" ] && t=$(( t + $(awk '{print $14 + $15}' "/proc/$p/stat") ))
+    done
+    echo "$t"
+}
+run() { # $1 name $2 port $3 pid of the server measured
+    local out rps p99 reqs before after
+    before=$(cpu_ticks "$3")
     out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$WORK/bench.lua" "http://127.0.0.1:$2$PATH_SINGLE")
+    after=$(cpu_ticks "$3")
     echo "$out" >"$WORK/wrk-$1.txt"
     rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
     p99=$(echo "$out" | awk '$1=="99%" {print $2}')
+    reqs=$(echo "$out" | awk '/requests in/ {print $1}')
     non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
-    printf "| %-8s | %12s | %10s | %8s |\n" "$1" "$rps" "$p99" "${non2xx:-0}"
+    cpu=$(python3 -c "print('%.1f' % (($after - $before) * 1e6 / $(getconf CLK_TCK) / max($reqs, 1)))")
+    printf "| %-8s | %12s | %10s | %8s | %12s |\n" "$1" "$rps" "$p99" "${non2xx:-0}" "$cpu"
     eval "RPS_$1=$rps"
+    eval "CPU_$1=$cpu"
 }
 echo
 echo "wrk -t$THREADS -c$CONNS -d$DURATION, POST single, random id of $IDS (upstream: no cache; proxies: all cache hits)"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg), cores: $(nproc)"
-echo "| proxy    |        req/s |        p99 | non-2xx  |"
-echo "|----------|--------------|------------|----------|"
-run upstream "$UP"
-run rtcache "$SC"
-run nginx "$NG"
-run rtcache2 "$SC"
-run nginx2 "$NG"
-python3 -c "print('ratio rtcache/nginx (mean of 2 runs each): %.2f' % ((float('$RPS_rtcache')+float('$RPS_rtcache2'))/(float('$RPS_nginx')+float('$RPS_nginx2'))))"
+echo "| proxy    |        req/s |        p99 | non-2xx  | µs CPU / req |"
+echo "|----------|--------------|------------|----------|--------------|"
+NGINX_PID=$(cat "$WORK/nginx/nginx.pid")
+run upstream "$UP" "${PIDS[0]}"
+# PERF_RTCACHE=FILE: a perf profile of the sidecar during its first run (a diagnostic).
+[ -n "${PERF_RTCACHE:-}" ] && { perf record -F 999 -g -o "$PERF_RTCACHE" -p "${PIDS[1]}" >/dev/null 2>&1 & PERF_PID=$!; }
+run rtcache "$SC" "${PIDS[1]}"
+[ -n "${PERF_RTCACHE:-}" ] && { kill -INT "$PERF_PID"; wait "$PERF_PID" || true; }
+run nginx "$NG" "$NGINX_PID"
+run rtcache2 "$SC" "${PIDS[1]}"
+run nginx2 "$NG" "$NGINX_PID"
+python3 -c "print('ratio rtcache/nginx (mean of 2 runs each): %.2f req/s, %.2f CPU per request' % ((float('$RPS_rtcache')+float('$RPS_rtcache2'))/(float('$RPS_nginx')+float('$RPS_nginx2')), (float('$CPU_rtcache')+float('$CPU_rtcache2'))/(float('$CPU_nginx')+float('$CPU_nginx2'))))"
 
 # --- behaviour nginx cannot give ---------------------------------------------
 post() { # port suffix body -> "status body" (body cut to 30 bytes)

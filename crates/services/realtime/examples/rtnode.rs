@@ -61,6 +61,10 @@ fn shutdown_on_signal() -> CancellationToken {
     token
 }
 
+/// The daemon's allocator (see the `mware` binary, whose `mware rtcache` this stands for).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();

@@ -174,7 +174,14 @@ impl Store {
     pub fn credential_key(&self, authorization: Option<&[u8]>) -> String {
         let Some(h) = authorization else { return "-".into() };
         let d = Sha256::new().chain_update(self.salt.as_slice()).chain_update(h).finalize();
-        d.iter().take(16).map(|b| format!("{b:02x}")).collect()
+        // By hand: a `format!` per byte was 7 % of a cache hit's CPU.
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = String::with_capacity(32);
+        for b in d.iter().take(16) {
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 15) as usize] as char);
+        }
+        out
     }
 
     fn send(&self, w: Write) {
