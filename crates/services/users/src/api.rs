@@ -9,14 +9,12 @@
 use crate::flows::{self, Caller, Refusal};
 use crate::handle::UsersService;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Extension;
 use mware_host::{Access, ApiError, Routes, Scope};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use utoipa::OpenApi;
 
 /// The paths of the routes, written once (routes and `mware users` use them).
@@ -66,11 +64,11 @@ pub fn routes(svc: UsersService) -> Routes {
         .post(paths::REGISTRATION_APPROVE, Access::Operator, Scope::DomainField("domain"), post(approve).with_state(s()))
 }
 
-type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+type Peer = flows::ClientIp;
 
 fn caller(peer: &Peer, h: &HeaderMap) -> Caller {
     Caller {
-        ip: peer.as_ref().map(|p| p.0 .0.ip().to_string()).unwrap_or_else(|| "unknown".into()),
+        ip: peer.0.clone(),
         lang: crate::templates::lang(h.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok())),
     }
 }

@@ -19,22 +19,20 @@ use crate::pages::html::{self, T};
 use crate::pages::{cookie_of, secure};
 use crate::section::{DomainUsers, OidcProfile, OidcProvider};
 use crate::templates::{lang, Lang};
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Extension;
 use flow::Identity;
 use mware_host::{Access, Routes, Scope};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 const STATE_COOKIE: &str = "mw_oidc";
 /// The session cookie a login through a provider sets.
 pub const SESSION_COOKIE: &str = "mw_session";
 
-type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+type Peer = flows::ClientIp;
 
 /// The routes of the flows.
 pub fn routes(svc: UsersService) -> Routes {
@@ -98,7 +96,7 @@ async fn start(State(svc): State<UsersService>, Path((domain, prov)): Path<(Stri
         Ok(x) => x,
         Err((s, why)) => return refused(lang, s, "", &why),
     };
-    let ip = peer.map(|p| p.0 .0.ip().to_string()).unwrap_or_else(|| "unknown".into());
+    let ip = peer.0;
     if let Err(b) = flows::limit(&r, svc.metrics(), Kind::Ip, &ip) {
         return *b;
     }
@@ -140,7 +138,7 @@ async fn callback(
         Ok(x) => x,
         Err((s, why)) => return refused(lang, s, "", &why),
     };
-    let who = Caller { ip: peer.map(|p| p.0 .0.ip().to_string()).unwrap_or_else(|| "unknown".into()), lang };
+    let who = Caller { ip: peer.0, lang };
     if let Err(b) = flows::limit(&r, svc.metrics(), Kind::Ip, &who.ip) {
         return *b;
     }
