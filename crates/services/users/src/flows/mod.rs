@@ -115,6 +115,11 @@ pub fn limit(r: &Running, m: &Metrics, kind: Kind, key: &str) -> Result<(), Refu
 
 fn too_many(r: &Running, m: &Metrics, x: Refused) -> Response {
     m.refused.get_or_create(&LimitLabels { limit: x.kind.label() }).inc();
+    if let Some(t) = x.trip {
+        if r.trips.try_send(t).is_err() {
+            tracing::warn!(limit = t.kind.label(), "users: the queue of tripped limits is full; this one is kept here only");
+        }
+    }
     if x.alarm {
         m.limit_alarms.inc();
         r.events.publish(EventKind::Item {
