@@ -7,8 +7,8 @@
 //! passes `max_keys`. A refusal touches no database and hashes no password: it costs a
 //! hash and a map lookup.
 //!
-//! A failover must not reset a tripped limit: the first refusal of a key within a minute
-//! gives a [`Trip`] (when its bucket will be full again), which the service writes to the
+//! A failover must not reset a tripped limit: the first refusal of a key, and one every
+//! [`TRIP_EVERY`] while it goes on being refused, gives a [`Trip`] (when its bucket will be full again), which the service writes to the
 //! group's database off the request's path (`trips`); the next active instance
 //! [`Limiter::restore`]s each trip not yet over, so the key has what it would have had.
 
@@ -52,8 +52,8 @@ pub struct Refused {
     pub retry_after_s: u64,
     /// True the first time this key reaches `alarm_after` refusals within a minute.
     pub alarm: bool,
-    /// The first refusal of this key within a minute: the trip to keep for the next
-    /// active instance.
+    /// The trip to keep for the next active instance (the first refusal of this key, then
+    /// one every [`TRIP_EVERY`]).
     pub trip: Option<Trip>,
 }
 
@@ -89,7 +89,8 @@ pub struct Limiter {
     address: DefaultKeyedRateLimiter<u64>,
     /// (burst, time per cell) of each kind, in `Kind` order.
     quotas: [(u32, Duration); 3],
-    strikes: Mutex<HashMap<(Kind, u64), (Instant, u32)>>,
+    /// Per key refused lately: (start of its minute, refusals in it, last trip given).
+    strikes: Mutex<HashMap<(Kind, u64), (Instant, u32, Instant)>>,
     alarm_after: u32,
     max_keys: usize,
 }
@@ -169,22 +170,35 @@ impl Limiter {
         }
     }
 
-    /// Records a refusal of `(kind, h)`: (the first within the minute, the
-    /// `alarm_after`-th within the minute).
+    /// Records a refusal of `(kind, h)`: (a trip is due: the first refusal of the key, or
+    /// [`TRIP_EVERY`] since its last trip, so a flood that goes on moves the kept time
+    /// on; the `alarm_after`-th refusal within the minute).
     fn strike(&self, kind: Kind, h: u64) -> (bool, bool) {
         let now = Instant::now();
         let mut s = self.strikes.lock().unwrap_or_else(|e| e.into_inner());
         if s.len() > self.max_keys {
-            s.retain(|_, (since, _)| now.duration_since(*since) < Duration::from_secs(60));
+            s.retain(|_, (since, _, tripped)| now.duration_since((*since).max(*tripped)) < Duration::from_secs(60));
         }
-        let e = s.entry((kind, h)).or_insert((now, 0));
+        let mut due = false;
+        let e = s.entry((kind, h)).or_insert_with(|| {
+            due = true;
+            (now, 0, now)
+        });
         if now.duration_since(e.0) >= Duration::from_secs(60) {
-            *e = (now, 0);
+            (e.0, e.1) = (now, 0);
+        }
+        if now.duration_since(e.2) >= TRIP_EVERY {
+            e.2 = now;
+            due = true;
         }
         e.1 += 1;
-        (e.1 == 1, e.1 == self.alarm_after)
+        (due, e.1 == self.alarm_after)
     }
 }
+
+/// How often a key refused again and again gives a new [`Trip`] (written to the
+/// database): a flood that goes on keeps the next instance's limit up to date within this.
+pub const TRIP_EVERY: Duration = Duration::from_secs(5);
 
 /// The cells a bucket of `burst` (one cell per `per`) misses when it is full again in
 /// `full_in`: rounded up, at most `burst`.
@@ -232,7 +246,7 @@ mod tests {
         assert_eq!((t.kind, t.key), (Kind::Login, key_hash("ann")));
         // Two per hour: empty now, one cell back in ~30 min, full in ~60 min.
         assert!(t.full_in > Duration::from_secs(3500) && t.full_in <= Duration::from_secs(3600), "{t:?}");
-        assert_eq!(l.check(Kind::Login, "ann").unwrap_err().trip, None, "one trip a minute");
+        assert_eq!(l.check(Kind::Login, "ann").unwrap_err().trip, None, "one trip every TRIP_EVERY");
         // The next active instance: a fresh limiter with the trip put back.
         let next = Limiter::new(&limits());
         next.restore(t.kind, t.key, t.full_in);

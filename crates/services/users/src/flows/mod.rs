@@ -117,7 +117,13 @@ fn too_many(r: &Running, m: &Metrics, x: Refused) -> Response {
     m.refused.get_or_create(&LimitLabels { limit: x.kind.label() }).inc();
     if let Some(t) = x.trip {
         if r.trips.try_send(t).is_err() {
-            tracing::warn!(limit = t.kind.label(), "users: the queue of tripped limits is full; this one is kept here only");
+            // Logged at the 1st, 2nd, 4th, 8th… drop: a flood from many addresses must not
+            // flood the log too.
+            static DROPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = DROPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::warn!(dropped = n, "users: the queue of tripped limits is full; these are kept on this instance only");
+            }
         }
     }
     if x.alarm {
