@@ -17,7 +17,7 @@ use axum::{Form, Json};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use common::{Env, D1, D2};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -81,7 +81,7 @@ impl Idp {
         if get("state").len() != 36 || get("state").chars().nth(14) != Some('4') {
             bad.push("state");
         }
-        if chrono::NaiveDateTime::parse_from_str(&get("timestamp")[..19.min(get("timestamp").len())], "%Y.%m.%d %H:%M:%S").is_err() {
+        if chrono::NaiveDateTime::parse_from_str(get("timestamp").get(..19).unwrap_or(""), "%Y.%m.%d %H:%M:%S").is_err() {
             bad.push("timestamp");
         }
         if !get("redirect_uri").ends_with("/oidc/esia/callback") {

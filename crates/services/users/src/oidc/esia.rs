@@ -61,7 +61,9 @@ pub fn sign(argv: &[String], text: &str) -> Result<String, String> {
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("the signing hook {prog} cannot be started: {e}"))?;
-    child.stdin.take().ok_or("no stdin")?.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
+    // A hook that exits before reading its input closes the pipe: its exit status says
+    // more than the broken pipe, so it is read first.
+    let written = child.stdin.take().ok_or("no stdin")?.write_all(text.as_bytes());
     let out = child.wait_with_output().map_err(|e| e.to_string())?;
     if !out.status.success() {
         return Err(format!("the signing hook {prog} failed ({})", out.status));
@@ -75,6 +77,7 @@ pub fn sign(argv: &[String], text: &str) -> Result<String, String> {
     if raw.is_empty() {
         return Err(format!("expected a signature from the signing hook {prog}, found nothing"));
     }
+    written.map_err(|e| format!("the signing hook {prog} did not take the text to sign: {e}"))?;
     Ok(URL_SAFE_NO_PAD.encode(raw))
 }
 
