@@ -68,10 +68,7 @@ pub fn routes(svc: UsersService) -> Routes {
 type Peer = flows::ClientIp;
 
 fn caller(peer: &Peer, h: &HeaderMap) -> Caller {
-    Caller {
-        ip: peer.0.clone(),
-        lang: crate::templates::lang(h.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok())),
-    }
+    Caller { ip: peer.0.clone(), lang: crate::templates::lang(h.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok())) }
 }
 
 fn done(svc: &UsersService, endpoint: &'static str, r: Result<Response, Refusal>) -> Response {

@@ -15,8 +15,8 @@
 use crate::section::Limits;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use std::collections::HashMap;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -82,6 +82,9 @@ impl Kind {
     }
 }
 
+/// A key refused lately: (start of its minute, refusals in it, last trip given).
+type Strike = (Instant, u32, Instant);
+
 /// The limiters of one running service.
 pub struct Limiter {
     ip: DefaultKeyedRateLimiter<u64>,
@@ -89,8 +92,7 @@ pub struct Limiter {
     address: DefaultKeyedRateLimiter<u64>,
     /// (burst, time per cell) of each kind, in `Kind` order.
     quotas: [(u32, Duration); 3],
-    /// Per key refused lately: (start of its minute, refusals in it, last trip given).
-    strikes: Mutex<HashMap<(Kind, u64), (Instant, u32, Instant)>>,
+    strikes: Mutex<HashMap<(Kind, u64), Strike>>,
     alarm_after: u32,
     max_keys: usize,
 }

@@ -20,9 +20,8 @@ pub const QUEUE: usize = 4096;
 pub async fn load(pool: &Pool, limits: &Limiter) -> Result<usize> {
     let c = pool.get().await?;
     c.execute("DELETE FROM limit_trips WHERE full_at <= now()", &[]).await?;
-    let rows = c
-        .query("SELECT kind, key_hash, extract(epoch FROM full_at - now())::float8 FROM limit_trips WHERE full_at > now()", &[])
-        .await?;
+    let rows =
+        c.query("SELECT kind, key_hash, extract(epoch FROM full_at - now())::float8 FROM limit_trips WHERE full_at > now()", &[]).await?;
     let mut n = 0;
     for r in rows {
         let (kind, key, secs): (String, i64, f64) = (r.get(0), r.get(1), r.get(2));

@@ -114,7 +114,9 @@ impl Idp {
 }
 
 async fn ac(State(idp): State<Arc<Idp>>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let ok = idp.check(&q, "ac") && q.get("response_type").map(String::as_str) == Some("code") && q.get("access_type").map(String::as_str) == Some("online");
+    let ok = idp.check(&q, "ac")
+        && q.get("response_type").map(String::as_str) == Some("code")
+        && q.get("access_type").map(String::as_str) == Some("online");
     if !ok {
         return (StatusCode::BAD_REQUEST, "bad authorization request").into_response();
     }
@@ -126,7 +128,9 @@ async fn ac(State(idp): State<Arc<Idp>>, Query(q): Query<HashMap<String, String>
 
 async fn te(State(idp): State<Arc<Idp>>, Form(f): Form<HashMap<String, String>>) -> Response {
     let code_ok = f.get("code").is_some_and(|c| idp.codes.lock().unwrap().remove(c));
-    let ok = idp.check(&f, "te") && code_ok && f.get("grant_type").map(String::as_str) == Some("authorization_code")
+    let ok = idp.check(&f, "te")
+        && code_ok
+        && f.get("grant_type").map(String::as_str) == Some("authorization_code")
         && f.get("token_type").map(String::as_str) == Some("Bearer");
     if !ok {
         return (StatusCode::BAD_REQUEST, Json(json!({"error": "invalid_grant"}))).into_response();
@@ -143,7 +147,8 @@ async fn provider(dir: &Path) -> (Arc<Idp>, PathBuf) {
     let (other_key, _) = keypair(dir, "other");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let issuer = format!("http://{}", listener.local_addr().unwrap());
-    let idp = Arc::new(Idp { issuer, key, other_key, codes: Default::default(), mode: AtomicU8::new(HONEST), problems: Default::default() });
+    let idp =
+        Arc::new(Idp { issuer, key, other_key, codes: Default::default(), mode: AtomicU8::new(HONEST), problems: Default::default() });
     let app = axum::Router::new()
         .route("/aas/oauth2/ac", axum::routing::get(ac))
         .route("/aas/oauth2/te", axum::routing::post(te))

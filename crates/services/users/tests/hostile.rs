@@ -140,7 +140,8 @@ async fn a_flood_past_the_limits_gets_429_with_retry_after_counted_and_one_alarm
     // fresh allowance of 40.
     let mut refused = 0;
     for i in 0..10 {
-        refused += usize::from(env.post("/api/users/v1/recovery", json!({"domain": D1, "login": format!("after{i}@example.ru")})).await.0 == 429);
+        refused +=
+            usize::from(env.post("/api/users/v1/recovery", json!({"domain": D1, "login": format!("after{i}@example.ru")})).await.0 == 429);
     }
     assert!(refused >= 5, "the flooding client is still refused on the next run: {refused} of 10");
     env.stop().await;

@@ -148,7 +148,6 @@ async fn register_log_out_log_in_again_and_refuse_tampered_replayed_and_foreign_
     assert_eq!(env.get("/api/users/v1/session", Some(&again)).await.0, 200);
     assert_eq!(env.sql("SELECT count(*) FROM users"), "1", "a later login finds the account");
 
-
     // An ID token changed in flight (its signature no longer matches): refused, no account.
     std::fs::write(idp.flags.path().join("tamper"), "").unwrap();
     let (text, _) = login(&b, &env.base, zoe).await;

@@ -148,6 +148,7 @@ pub async fn approve(r: &Running, body: &[u8]) -> Result<Response, Refusal> {
 pub async fn awaiting(r: &Running, d: &str) -> Result<Response, Refusal> {
     let dom = domain(r, d)?;
     let list = r.dir.awaiting_approval(&dom.name).await.map_err(internal)?;
-    let items: Vec<_> = list.into_iter().map(|(login, email, created_at)| json!({"login": login, "email": email, "created_at": created_at})).collect();
+    let items: Vec<_> =
+        list.into_iter().map(|(login, email, created_at)| json!({"login": login, "email": email, "created_at": created_at})).collect();
     Ok(Json(json!({"domain": dom.name, "awaiting_approval": items})).into_response())
 }

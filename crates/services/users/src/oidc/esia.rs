@@ -103,7 +103,9 @@ pub fn split_jws(token: &str) -> Result<Jws, String> {
         return Err(format!("expected an ID token of three dot-separated parts, found {}", parts.len()));
     };
     let json = |what: &str, part: &str| -> Result<Value, String> {
-        let raw = URL_SAFE_NO_PAD.decode(part.trim_end_matches('=')).map_err(|_| format!("expected the ID token's {what} in base64url, found something else"))?;
+        let raw = URL_SAFE_NO_PAD
+            .decode(part.trim_end_matches('='))
+            .map_err(|_| format!("expected the ID token's {what} in base64url, found something else"))?;
         match serde_json::from_slice::<Value>(&raw) {
             Ok(v @ Value::Object(_)) => Ok(v),
             _ => Err(format!("expected the ID token's {what} to be a JSON object, found something else")),
@@ -162,7 +164,9 @@ pub fn decide_claims(claims: &Value, issuer: &str, client_id: &str, now: i64) ->
     }
     match claims.get(SUBJECT_CLAIM) {
         Some(Value::Number(n)) => Ok(n.to_string()),
-        Some(Value::String(s)) if !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') => Ok(s.clone()),
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') => {
+            Ok(s.clone())
+        }
         _ => Err(format!("expected {SUBJECT_CLAIM} in the ID token, found none or a strange one")),
     }
 }
@@ -186,7 +190,9 @@ pub async fn verify(argv: &[String], alg: &str, data: &[u8], signature: &[u8]) -
     std::fs::DirBuilder::new().mode(0o700).create(&dir).map_err(|e| format!("the verification hook's files cannot be made: {e}"))?;
     let scratch = Scratch(dir);
     let (d, s) = (scratch.0.join("data"), scratch.0.join("signature"));
-    std::fs::write(&d, data).and_then(|_| std::fs::write(&s, signature)).map_err(|e| format!("the verification hook's files cannot be written: {e}"))?;
+    std::fs::write(&d, data)
+        .and_then(|_| std::fs::write(&s, signature))
+        .map_err(|e| format!("the verification hook's files cannot be written: {e}"))?;
     let (d, s) = (d.display().to_string(), s.display().to_string());
     let args: Vec<String> = args.iter().map(|a| a.replace("{data}", &d).replace("{signature}", &s)).collect();
     let mut cmd = tokio::process::Command::new(prog);

@@ -8,12 +8,12 @@
 //! after a failover; each is taken once (deleted): a replayed callback finds nothing.
 
 use crate::section::OidcProvider;
+use deadpool_postgres::Pool;
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
     TokenResponse,
 };
-use deadpool_postgres::Pool;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

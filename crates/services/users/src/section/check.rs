@@ -143,8 +143,18 @@ fn domains(cx: &mut Check, v: &Value, p: &str) {
     }
 }
 
-const OIDC_KEYS: &[&str] =
-    &["name", "profile", "issuer", "client_id", "client_secret_env", "scopes", "user_claim", "allowed_values", "sign_command", "verify_command"];
+const OIDC_KEYS: &[&str] = &[
+    "name",
+    "profile",
+    "issuer",
+    "client_id",
+    "client_secret_env",
+    "scopes",
+    "user_claim",
+    "allowed_values",
+    "sign_command",
+    "verify_command",
+];
 
 fn oidc(cx: &mut Check, v: &Value, p: &str) {
     let Some(list) = cx.list(v, p) else { return };
