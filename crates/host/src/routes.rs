@@ -77,6 +77,14 @@ pub type Resolver = fn(&mware_config::Site, &mware_config::DomainTree, &str) -> 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedArg(pub String);
 
+/// The address of the client that made a call, put in every declared route's request by
+/// the layer that routed it: the TCP peer's address, or, for a call forwarded by another
+/// instance of the site, the address that instance received the call from (the binary
+/// takes it from the forwarder only; see `docs/architecture.md`, forwarding). Per-client
+/// limits read this, never a header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::IpAddr);
+
 /// The canonical domain of a [`Scope::Domain`] call, put in the request's extensions
 /// by the layer that routed it.
 #[derive(Debug, Clone, PartialEq, Eq)]

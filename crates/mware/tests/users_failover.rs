@@ -1,8 +1,14 @@
 //! End-to-end: the users service in real daemons on a real etcd, with a real PostgreSQL
-//! and a real SMTP server (aiosmtpd). Two members of one group; the relay is down while
-//! five invitations are made through the active one, so their mails wait in the outbox;
-//! the active one is killed -9; the relay comes back; the next active instance sends each
-//! mail exactly once, and the invitation accepted from the mail's link works there.
+//! and a real SMTP server (aiosmtpd). Two members of one group.
+//!
+//! 1. The relay is down while five invitations are made through the active one, so their
+//!    mails wait in the outbox; the active one is killed -9; the relay comes back; the next
+//!    active instance sends each mail exactly once, and the invitation accepted from the
+//!    mail's link works there.
+//! 2. Abuse limits: a flood through the passive instance (forwarded) is limited per real
+//!    client address (clients on their own loopback addresses), a client's own forwarding
+//!    headers are ignored; a login locked out and a client address over its limit stay
+//!    refused (429) on the next active instance after a kill -9.
 
 mod common;
 
@@ -17,7 +23,11 @@ const TOKEN: &str = "users-e2e-token";
 const DOMAIN: &str = "tenant1.example.ru";
 
 fn role(name: &str, order: i64, port: u16, smtp: u16) -> Value {
-    json!({
+    role_with(name, order, port, smtp, json!({}))
+}
+
+fn role_with(name: &str, order: i64, port: u16, smtp: u16, limits: Value) -> Value {
+    let mut r = json!({
         "name": name, "roletype": "mware", "iface": "lo", "group": 5, "order": order, "api_port": port,
         "users": {
             "database": {"dsn_env": "MWARE_USERS_DSN", "pool_size": 4},
@@ -26,7 +36,11 @@ fn role(name: &str, order: i64, port: u16, smtp: u16) -> Value {
             "argon2": {"memory_kib": 8192, "iterations": 1, "parallelism": 1},
             "domains": [{"name": DOMAIN}]
         }
-    })
+    });
+    if limits.is_object() && limits.as_object().is_some_and(|m| !m.is_empty()) {
+        r["users"]["limits"] = limits;
+    }
+    r
 }
 
 fn sink(port: u16, dir: &Path) -> mware_testkit::Child {
@@ -124,4 +138,84 @@ fn after_kill9_of_the_active_each_queued_mail_is_sent_once_by_the_next() {
     .unwrap();
     assert_eq!(s, 200, "{v}");
     assert!(v["session"].as_str().is_some_and(|s| s.len() == 43));
+}
+
+/// POSTs `body` to `url` from the local address `from`, with extra headers: the status.
+fn post_from(from: [u8; 4], url: &str, body: &Value, headers: &[(&str, &str)]) -> u16 {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let c = reqwest::Client::builder().local_address(std::net::IpAddr::from(from)).timeout(Duration::from_secs(10)).build().unwrap();
+        let mut rb = c.post(url).json(body);
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        rb.send().await.map(|r| r.status().as_u16()).unwrap_or(0)
+    })
+}
+
+#[test]
+fn limits_see_the_real_client_behind_forwarding_and_survive_a_kill9() {
+    let etcd = Etcd::start().unwrap();
+    let pg = PgInstance::new_primary("users-lim").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = mware_testkit::free_port(); // no relay: mails wait in the outbox
+    let ports = [mware_testkit::free_port(), mware_testkit::free_port()];
+    let limits = json!({"per_ip_per_min": 20, "per_login_per_hour": 3, "per_address_per_hour": 100, "alarm_after": 1000});
+    let site = json!({
+        "site": "ul",
+        "coordination": {"backend": "etcd", "endpoints": [etcd.endpoint()], "prefix": "/t/ul", "lease_ttl_ms": 2000, "step_down_margin_ms": 700},
+        "api": {"token_env": "MWARE_API_TOKEN"},
+        "servers": [{"name": "s", "ifaces": {"lo": "127.0.0.1"},
+                     "roles": [role_with("u10", 10, ports[0], smtp, limits.clone()), role_with("u20", 20, ports[1], smtp, limits)]}]
+    });
+    let cfg = dir.path().join("site.json");
+    std::fs::write(&cfg, site.to_string()).unwrap();
+    let dsn = format!("host=127.0.0.1 port={} user=postgres dbname=postgres sslmode=disable", pg.port);
+    let env = [("MWARE_API_TOKEN", TOKEN), ("MWARE_USERS_DSN", dsn.as_str()), ("MWARE_LOG_DIR", dir.path().to_str().unwrap())];
+    let start = |i: usize, n: &str| Daemon::start(&cfg, n, &format!("127.0.0.1:{}", ports[i]), dir.path().join(format!("{n}.log")), &env);
+    let mut d10 = start(0, "u10");
+    d10.wait_status(Duration::from_secs(30), running);
+    let d20 = start(1, "u20");
+    d20.wait_status(Duration::from_secs(15), |v| v["state"] == "passive");
+    let recovery = |api: &str| format!("{api}/api/users/v1/recovery");
+    let body = |i: usize| json!({"domain": DOMAIN, "login": format!("nobody{i}@example.ru")});
+
+    // A flood from 127.0.0.20 through the passive instance: limited as 127.0.0.20 (20 a
+    // minute), not as the forwarding instance.
+    let codes: Vec<u16> = (0..30).map(|i| post_from([127, 0, 0, 20], &recovery(&d20.api), &body(i), &[])).collect();
+    let refused = codes.iter().filter(|c| **c == 429).count();
+    assert!(codes.iter().all(|c| *c == 202 || *c == 429), "{codes:?}\n{}", d10.log_text());
+    assert!((5..=12).contains(&refused), "about 10 of 30 refused at 20 a minute: {codes:?}");
+    // Another client through the same passive instance has its own budget.
+    assert_eq!(post_from([127, 0, 0, 21], &recovery(&d20.api), &body(100), &[]), 202, "another client is not refused");
+    // The flooder cannot pass for another client: its own headers are dropped by the
+    // forwarder, and ignored by the active instance when they do not come from a member.
+    // (A client's own x-mware-forwarded-by makes the passive one answer 503 rather than
+    // forward a second time: that header is the loop guard, so it is sent to the active.)
+    let claimed = [("x-mware-client-addr", "127.0.0.99")];
+    assert_eq!(post_from([127, 0, 0, 20], &recovery(&d20.api), &body(101), &claimed), 429, "a claimed address through the passive");
+    let forged = [("x-mware-client-addr", "127.0.0.99"), ("x-mware-forwarded-by", "u20")];
+    assert_eq!(post_from([127, 0, 0, 20], &recovery(&d10.api), &body(102), &forged), 429, "forged headers straight to the active");
+
+    // A login locked out (3 an hour), and the flooding address: both kept in the database.
+    let login = |api: &str| format!("{api}/api/users/v1/login");
+    let attempt = json!({"domain": DOMAIN, "login": "victim@example.ru", "password": "guess guess guess"});
+    let codes: Vec<u16> = (0..4).map(|_| post_from([127, 0, 0, 22], &login(&d20.api), &attempt, &[])).collect();
+    assert_eq!(codes, [401, 401, 401, 429], "three attempts an hour for one login");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pg.psql("SELECT string_agg(kind, ',' ORDER BY kind) FROM limit_trips").unwrap() != "ip,login" {
+        assert!(Instant::now() < deadline, "trips kept: {}", pg.psql("SELECT kind FROM limit_trips").unwrap());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    d10.child.kill9();
+    d20.wait_status(Duration::from_secs(30), running);
+    // The next active instance: the login is still locked out, from any address; the
+    // flooding address is still refused; a new client passes.
+    assert_eq!(post_from([127, 0, 0, 23], &login(&d20.api), &attempt, &[]), 429, "the lockout survives the kill -9\n{}", d20.log_text());
+    // The flooding address gets back only what refilled since (one every 3 s), not a fresh
+    // budget of 20: most of 20 more requests are refused.
+    let codes: Vec<u16> = (0..20).map(|i| post_from([127, 0, 0, 20], &recovery(&d20.api), &body(300 + i), &[])).collect();
+    assert!(codes.iter().filter(|c| **c == 429).count() >= 5, "the flooding address has no fresh budget: {codes:?}");
+    assert_eq!(post_from([127, 0, 0, 24], &recovery(&d20.api), &body(201), &[]), 202, "a new client passes");
 }

@@ -7,6 +7,11 @@
 //! A request body larger than the forwarder takes ([`MAX_BODY`]) is the client's fault,
 //! not the active instance's: it is answered 413, not retryable, and the cached active
 //! instance is kept. Only a failure to reach that instance drops the cache.
+//!
+//! The client's address goes with the call in [`CLIENT_ADDR`] (whatever a client sent in
+//! that header is dropped first), so the serving instance limits the real client, not the
+//! forwarder; the serving instance believes it only from the instance the call names in
+//! [`FORWARDED_BY`], connecting from that instance's own address ([`client_addr`]).
 
 use super::{AppState, LeaderCache};
 use crate::metrics::ForwardLabels;
@@ -15,11 +20,16 @@ use axum::extract::Request;
 use axum::http::{HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use mware_host::ApiError;
+use mware_host::ClientAddr;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// Header set on forwarded requests; a forwarded request is never forwarded again.
 pub const FORWARDED_BY: &str = "x-mware-forwarded-by";
+/// Header carrying the client's address on a forwarded request (set by the forwarder,
+/// believed only from a member of the site: [`client_addr`]).
+pub const CLIENT_ADDR: &str = "x-mware-client-addr";
 const LEADER_CACHE: Duration = Duration::from_millis(250);
 /// The largest request body forwarded (an active instance refuses more anyway).
 pub const MAX_BODY: usize = 8 << 20;
@@ -155,6 +165,29 @@ fn hop_by_hop(h: &HeaderName) -> bool {
     )
 }
 
+/// The address of the client of `req`: the [`CLIENT_ADDR`] header when the call was
+/// forwarded by an instance of `site` (named in [`FORWARDED_BY`]) whose own address is
+/// the TCP peer's, else the TCP peer's address (`None` when the server gave none). A
+/// client cannot move its own limits by sending these headers: from any other address
+/// they are ignored.
+pub fn client_addr(site: &mware_config::Site, headers: &axum::http::HeaderMap, peer: Option<IpAddr>) -> Option<IpAddr> {
+    let peer = peer?;
+    let forwarder = headers.get(FORWARDED_BY).and_then(|v| v.to_str().ok());
+    let claimed = headers.get(CLIENT_ADDR).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<IpAddr>().ok());
+    let (Some(forwarder), Some(claimed)) = (forwarder, claimed) else { return Some(peer) };
+    let member_addr = site.instance(forwarder).and_then(|p| p.server.ifaces.get(&p.role.iface)).and_then(|a| a.parse::<IpAddr>().ok());
+    let from_member = member_addr.is_some_and(|a| canonical_ip(a) == canonical_ip(peer));
+    Some(if from_member { claimed } else { peer })
+}
+
+/// An IPv4 address seen as IPv4-mapped IPv6 compares as the IPv4 one.
+fn canonical_ip(a: IpAddr) -> IpAddr {
+    match a {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(a),
+        v4 => v4,
+    }
+}
+
 /// The whole body, at most [`MAX_BODY`] bytes: a declared length beyond it is refused
 /// before a byte is read.
 async fn read_body(headers: &axum::http::HeaderMap, body: Body) -> Result<axum::body::Bytes, ProxyError> {
@@ -182,8 +215,11 @@ async fn proxy(st: &AppState, req: Request, addr: &str) -> Result<Response, Prox
     let body = read_body(&parts.headers, body).await?;
     let up = |e: String| ProxyError::Upstream(e);
     let mut rb = st.0.http.request(parts.method.clone(), &url);
-    for (k, v) in parts.headers.iter().filter(|(k, _)| !hop_by_hop(k)) {
+    for (k, v) in parts.headers.iter().filter(|(k, _)| !hop_by_hop(k) && k.as_str() != CLIENT_ADDR && k.as_str() != FORWARDED_BY) {
         rb = rb.header(k, v);
+    }
+    if let Some(ClientAddr(a)) = parts.extensions.get::<ClientAddr>() {
+        rb = rb.header(CLIENT_ADDR, a.to_string());
     }
     let resp = rb.header(FORWARDED_BY, st.0.instance.as_str()).body(body).send().await.map_err(|e| up(e.to_string()))?;
     let mut out = Response::builder().status(resp.status().as_u16());

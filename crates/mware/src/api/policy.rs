@@ -10,6 +10,11 @@
 //!    the name the handler uses;
 //! 3. for a service's route, whether the host says the service runs here (unless the
 //!    route is served anywhere: a site-wide view read from the coordinator).
+//!
+//! Before all this the client's address is settled and put in the request as
+//! [`ClientAddr`]: the TCP peer's, or the one a forwarding member of the site passed on
+//! ([`forward::client_addr`]); the header is then dropped, so no handler can read a
+//! client's claim.
 
 use super::forward::{self, Target};
 use super::{auth, AppState};
@@ -17,7 +22,7 @@ use axum::extract::{RawPathParams, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use mware_host::{Access, ApiError, DomainArg, ResolvedArg, Scope, Unavailable};
+use mware_host::{Access, ApiError, ClientAddr, DomainArg, ResolvedArg, Scope, Unavailable};
 use std::sync::Arc;
 
 /// What a route declared.
@@ -43,6 +48,12 @@ pub async fn enforce(
 ) -> Response {
     if let Some(r) = auth::refusal(&st, p.access, p.service, req.headers()) {
         return r;
+    }
+    let peer = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    let client = forward::client_addr(&st.0.site.borrow(), req.headers(), peer);
+    req.headers_mut().remove(forward::CLIENT_ADDR);
+    if let Some(a) = client {
+        req.extensions_mut().insert(ClientAddr(a));
     }
     let group = match p.scope {
         Scope::Instance => None,

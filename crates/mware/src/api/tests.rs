@@ -180,3 +180,33 @@ async fn a_group_without_an_active_instance_is_not_cached() {
     assert!(matches!(&t, forward::Target::Remote(n, _) if *n == other), "{t:?}");
     m.leave().await;
 }
+
+/// The client's address of a forwarded call is believed only from the member the call
+/// names, connecting from that member's own address; anyone else's header is ignored.
+#[test]
+fn the_client_address_header_is_believed_only_from_the_forwarding_member() {
+    use axum::http::HeaderMap;
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/site.json")).unwrap();
+    let (site, _) = crate::load::check(&text).expect("example site validates");
+    let member = site.instances().next().unwrap();
+    let member_ip: std::net::IpAddr = member.server.ifaces[&member.role.iface].parse().unwrap();
+    let name = member.role.name.clone();
+    let client: std::net::IpAddr = "203.0.113.7".parse().unwrap();
+    let other: std::net::IpAddr = "198.51.100.9".parse().unwrap();
+    let headers = |by: Option<&str>, addr: &str| {
+        let mut h = HeaderMap::new();
+        if let Some(b) = by {
+            h.insert(forward::FORWARDED_BY, b.parse().unwrap());
+        }
+        h.insert(forward::CLIENT_ADDR, addr.parse().unwrap());
+        h
+    };
+    let got = |h: &HeaderMap, peer| forward::client_addr(&site, h, Some(peer));
+    assert_eq!(got(&headers(Some(&name), "203.0.113.7"), member_ip), Some(client), "from the member: its client");
+    assert_eq!(got(&headers(Some(&name), "203.0.113.7"), other), Some(other), "the member's name from another address");
+    assert_eq!(got(&headers(Some("nobody"), "203.0.113.7"), member_ip), Some(member_ip), "an instance the site lacks");
+    assert_eq!(got(&headers(None, "203.0.113.7"), other), Some(other), "a client's own header");
+    assert_eq!(got(&headers(Some(&name), "not an address"), member_ip), Some(member_ip), "garbage");
+    assert_eq!(got(&HeaderMap::new(), other), Some(other));
+    assert_eq!(forward::client_addr(&site, &HeaderMap::new(), None), None);
+}

@@ -9,14 +9,12 @@
 use crate::flows::{self, Caller, Refusal};
 use crate::handle::UsersService;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Extension;
 use mware_host::{Access, ApiError, Routes, Scope};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use utoipa::OpenApi;
 
 /// The paths of the routes, written once (routes and `mware users` use them).
@@ -37,7 +35,7 @@ pub(crate) mod paths {
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(login, session, logout, recovery, recovery_confirm, invite, invitations, accept, resend, revoke, register, register_confirm, approve),
+    paths(login, session, logout, recovery, recovery_confirm, invite, invitations, accept, resend, revoke, register, awaiting, register_confirm, approve),
     tags((name = "users", description = "A domain's users: login, password recovery, invitations, self-registration"))
 )]
 struct ApiDoc;
@@ -62,17 +60,15 @@ pub fn routes(svc: UsersService) -> Routes {
         .post(paths::INVITATION_RESEND, Access::Operator, Scope::DomainField("domain"), post(resend).with_state(s()))
         .post(paths::INVITATION_REVOKE, Access::Operator, Scope::DomainField("domain"), post(revoke).with_state(s()))
         .post(paths::REGISTRATIONS, Access::Public, Scope::DomainField("domain"), post(register).with_state(s()))
+        .get(paths::REGISTRATIONS, Access::Operator, Scope::DomainField("domain"), get(awaiting).with_state(s()))
         .post(paths::REGISTRATION_CONFIRM, Access::Public, Scope::Group, post(register_confirm).with_state(s()))
         .post(paths::REGISTRATION_APPROVE, Access::Operator, Scope::DomainField("domain"), post(approve).with_state(s()))
 }
 
-type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+type Peer = flows::ClientIp;
 
 fn caller(peer: &Peer, h: &HeaderMap) -> Caller {
-    Caller {
-        ip: peer.as_ref().map(|p| p.0 .0.ip().to_string()).unwrap_or_else(|| "unknown".into()),
-        lang: crate::templates::lang(h.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok())),
-    }
+    Caller { ip: peer.0.clone(), lang: crate::templates::lang(h.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok())) }
 }
 
 fn done(svc: &UsersService, endpoint: &'static str, r: Result<Response, Refusal>) -> Response {
@@ -182,6 +178,14 @@ async fn revoke(State(svc): State<UsersService>, peer: Peer, h: HeaderMap, Path(
 async fn register(State(svc): State<UsersService>, peer: Peer, h: HeaderMap, body: Bytes) -> Response {
     let who = caller(&peer, &h);
     with_running!(svc, "registration", |r| flows::register::register(&r, svc.metrics(), &who, &body))
+}
+
+/// A domain's self-registered accounts waiting for approval (operator).
+#[utoipa::path(get, path = "/api/users/v1/registrations", tag = "users", params(("domain" = String, Query, description = "the domain")),
+    responses((status = 200, description = "`{domain, awaiting_approval: [{login, email, created_at}]}`, oldest first"), (status = 404, body = ApiError)))]
+async fn awaiting(State(svc): State<UsersService>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let d = q.get("domain").cloned().unwrap_or_default();
+    with_running!(svc, "registrations_awaiting", |r| flows::register::awaiting(&r, &d))
 }
 
 /// Confirms a registration: the account is created (active, or waiting for approval).

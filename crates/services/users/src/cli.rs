@@ -1,5 +1,6 @@
 //! `mware users …`: an operator's side of the user services: invite an address, list a
-//! domain's invitations, resend or revoke one, approve a registration.
+//! domain's invitations, resend or revoke one, list the registrations waiting for
+//! approval, approve one.
 
 use crate::api::paths;
 use clap::{CommandFactory, FromArgMatches, Parser};
@@ -71,6 +72,16 @@ enum Action {
         #[command(flatten)]
         api: Api,
     },
+    /// A domain's confirmed registrations waiting for approval, oldest first.
+    Waiting {
+        /// The domain.
+        domain: String,
+        #[command(flatten)]
+        api: Api,
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Approve a confirmed registration waiting for approval.
     Approve {
         /// The domain.
@@ -120,6 +131,19 @@ async fn run(action: Action, _env: CliEnv) -> anyhow::Result<()> {
                 "the revoke",
             )
             .await?
+        }
+        Action::Waiting { domain, api: a, json } => {
+            let p = format!("{}?domain={}", paths::REGISTRATIONS, encode(&domain));
+            let v = api::send(reqwest::Method::GET, &a.api, &p, &a.token_env, None, "the list").await?;
+            if !json {
+                println!("{:<40} {:<40} CREATED", "LOGIN", "EMAIL");
+                for i in v["awaiting_approval"].as_array().cloned().unwrap_or_default() {
+                    let s = |k: &str| i[k].as_str().unwrap_or("-").to_string();
+                    println!("{:<40} {:<40} {}", s("login"), s("email"), s("created_at"));
+                }
+                return Ok(());
+            }
+            v
         }
         Action::Approve { domain, login, api: a } => {
             api::post(&a.api, paths::REGISTRATION_APPROVE, &a.token_env, &json!({"domain": domain, "login": login}), "the approval").await?

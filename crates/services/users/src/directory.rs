@@ -61,6 +61,9 @@ pub trait Directory: Send + Sync {
     async fn session(&self, token: &str) -> Result<Option<User>>;
     /// Ends the session of `token`; false when there was none.
     async fn close_session(&self, token: &str) -> Result<bool>;
+    /// The accounts of `domain` waiting for an administrator's approval, oldest first (at
+    /// most 1000): (login, e-mail, created at).
+    async fn awaiting_approval(&self, domain: &str) -> Result<Vec<(String, Option<String>, String)>>;
 }
 
 /// The directory in the group's PostgreSQL.
@@ -142,5 +145,17 @@ impl Directory for PgDirectory {
         }
         let c = self.pool.get().await?;
         Ok(c.execute("DELETE FROM sessions WHERE token_hash = $1", &[&token::hash(text)]).await? == 1)
+    }
+
+    async fn awaiting_approval(&self, domain: &str) -> Result<Vec<(String, Option<String>, String)>> {
+        let c = self.pool.get().await?;
+        let rows = c
+            .query(
+                "SELECT login, email, created_at::text FROM users WHERE domain = $1 AND state = 'pending_approval' \
+                 ORDER BY created_at, id LIMIT 1000",
+                &[&domain],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
     }
 }

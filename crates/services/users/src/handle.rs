@@ -40,6 +40,8 @@ pub struct Running {
     pub policy: Policy,
     /// Abuse limits.
     pub limits: Limiter,
+    /// Tripped limits to keep for the next active instance ([`crate::trips`]).
+    pub trips: mpsc::Sender<crate::limits::Trip>,
     /// Wakes the outbox's sender.
     pub wake: Arc<Notify>,
     /// Recovery requests for the background step (bounded).

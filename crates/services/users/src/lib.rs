@@ -8,7 +8,7 @@
 //!
 //! Layout: `section` (the site file), [`db`] (pool and migrations), [`directory`],
 //! [`store`] (tokens, outbox), [`password`], [`token`], [`decide`] (pure: token
-//! verdicts, mail retries), [`outbox`] (the sender), [`limits`], [`templates`], [`address`],
+//! verdicts, mail retries), [`outbox`] (the sender), [`limits`], [`trips`] (tripped limits kept across a failover), [`templates`], [`address`],
 //! `flows` (one module per flow), `api`, `pages` (the server-rendered pages), [`oidc`] (identity providers, ESIA's profile), `cli` (`mware users`), [`metrics`], `service`.
 #![deny(missing_docs)]
 
@@ -32,6 +32,7 @@ mod service;
 pub mod store;
 pub mod templates;
 pub mod token;
+pub mod trips;
 
 pub use directory::{Directory, NewUser, PgDirectory, User};
 pub use error::UsersError;

@@ -2,15 +2,21 @@
 //! `governor`, keyed): a refused request gets 429 with `Retry-After`, is counted in
 //! `mware_users_refused_total{limit}`, and a key refused `alarm_after` times within a
 //! minute raises an alarm event once for that minute. Keys are 64-bit hashes of what the
-//! client sent (under a per-process random key), so a long field costs no memory; keys
-//! not seen within their window are swept when the table passes `max_keys`. A refusal
-//! touches no database and hashes no password: it costs a hash and a map lookup.
+//! client sent (the first 8 bytes of its SHA-256, the same on every instance), so a long
+//! field costs no memory; keys not seen within their window are swept when the table
+//! passes `max_keys`. A refusal touches no database and hashes no password: it costs a
+//! hash and a map lookup.
+//!
+//! A failover must not reset a tripped limit: the first refusal of a key, and one every
+//! [`TRIP_EVERY`] while it goes on being refused, gives a [`Trip`] (when its bucket will be full again), which the service writes to the
+//! group's database off the request's path (`trips`); the next active instance
+//! [`Limiter::restore`]s each trip not yet over, so the key has what it would have had.
 
 use crate::section::Limits;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
 use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -46,15 +52,47 @@ pub struct Refused {
     pub retry_after_s: u64,
     /// True the first time this key reaches `alarm_after` refusals within a minute.
     pub alarm: bool,
+    /// The trip to keep for the next active instance (the first refusal of this key, then
+    /// one every [`TRIP_EVERY`]).
+    pub trip: Option<Trip>,
 }
+
+/// A limit that tripped for one key: kept in the group's database so that a failover
+/// does not reset it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trip {
+    /// The limit.
+    pub kind: Kind,
+    /// The key's hash ([`key_hash`]).
+    pub key: u64,
+    /// How long from now until the key's bucket is full again (no trace of the flood).
+    pub full_in: Duration,
+}
+
+/// The hash a limit keeps for `key` (the same on every instance of the group).
+pub fn key_hash(key: &str) -> u64 {
+    let d = Sha256::digest(key.as_bytes());
+    u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+}
+
+impl Kind {
+    /// The kind of a stored label.
+    pub fn from_label(s: &str) -> Option<Kind> {
+        [Kind::Ip, Kind::Login, Kind::Address].into_iter().find(|k| k.label() == s)
+    }
+}
+
+/// A key refused lately: (start of its minute, refusals in it, last trip given).
+type Strike = (Instant, u32, Instant);
 
 /// The limiters of one running service.
 pub struct Limiter {
     ip: DefaultKeyedRateLimiter<u64>,
     login: DefaultKeyedRateLimiter<u64>,
     address: DefaultKeyedRateLimiter<u64>,
-    hasher: RandomState,
-    strikes: Mutex<HashMap<(Kind, u64), (Instant, u32)>>,
+    /// (burst, time per cell) of each kind, in `Kind` order.
+    quotas: [(u32, Duration); 3],
+    strikes: Mutex<HashMap<(Kind, u64), Strike>>,
     alarm_after: u32,
     max_keys: usize,
 }
@@ -64,6 +102,19 @@ fn quota(n: u32, per: Duration) -> Quota {
     Quota::with_period(per / n.get()).unwrap_or_else(|| Quota::per_second(n)).allow_burst(n)
 }
 
+fn shape(n: u32, per: Duration) -> (u32, Duration) {
+    let n = n.max(1);
+    (n, per / n)
+}
+
+fn index(kind: Kind) -> usize {
+    match kind {
+        Kind::Ip => 0,
+        Kind::Login => 1,
+        Kind::Address => 2,
+    }
+}
+
 impl Limiter {
     /// The limiters of `l`.
     pub fn new(l: &Limits) -> Limiter {
@@ -71,21 +122,29 @@ impl Limiter {
             ip: RateLimiter::keyed(quota(l.per_ip_per_min, Duration::from_secs(60))),
             login: RateLimiter::keyed(quota(l.per_login_per_hour, Duration::from_secs(3600))),
             address: RateLimiter::keyed(quota(l.per_address_per_hour, Duration::from_secs(3600))),
-            hasher: RandomState::new(),
+            quotas: [
+                shape(l.per_ip_per_min, Duration::from_secs(60)),
+                shape(l.per_login_per_hour, Duration::from_secs(3600)),
+                shape(l.per_address_per_hour, Duration::from_secs(3600)),
+            ],
             strikes: Mutex::new(HashMap::new()),
             alarm_after: l.alarm_after,
             max_keys: l.max_keys,
         }
     }
 
-    /// Counts one request of `key` against the `kind` limit.
-    pub fn check(&self, kind: Kind, key: &str) -> Result<(), Refused> {
-        let h = self.hasher.hash_one(key);
-        let lim = match kind {
+    fn limiter(&self, kind: Kind) -> &DefaultKeyedRateLimiter<u64> {
+        match kind {
             Kind::Ip => &self.ip,
             Kind::Login => &self.login,
             Kind::Address => &self.address,
-        };
+        }
+    }
+
+    /// Counts one request of `key` against the `kind` limit.
+    pub fn check(&self, kind: Kind, key: &str) -> Result<(), Refused> {
+        let h = key_hash(key);
+        let lim = self.limiter(kind);
         if lim.len() > self.max_keys {
             lim.retain_recent();
         }
@@ -94,26 +153,63 @@ impl Limiter {
             Err(not_until) => {
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
                 let retry_after_s = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-                Err(Refused { kind, retry_after_s: retry_after_s.max(1), alarm: self.strike(kind, h) })
+                let (first, alarm) = self.strike(kind, h);
+                let (burst, per) = self.quotas[index(kind)];
+                let trip = first.then(|| Trip { kind, key: h, full_in: wait + per * (burst - 1) });
+                Err(Refused { kind, retry_after_s: retry_after_s.max(1), alarm, trip })
             }
         }
     }
 
-    /// Records a refusal of `(kind, h)`; true when it makes the `alarm_after`-th within a
-    /// minute.
-    fn strike(&self, kind: Kind, h: u64) -> bool {
+    /// Puts back a trip kept by the previous active instance: the key's bucket is emptied
+    /// of the cells it would still miss `full_in` from now (at most its burst), so the key
+    /// gets what it would have had if the instance had not changed.
+    pub fn restore(&self, kind: Kind, key: u64, full_in: Duration) {
+        let (burst, per) = self.quotas[index(kind)];
+        let missing = decide_missing(full_in, burst, per);
+        if let Some(n) = NonZeroU32::new(missing) {
+            let _ = self.limiter(kind).check_key_n(&key, n);
+        }
+    }
+
+    /// Records a refusal of `(kind, h)`: (a trip is due: the first refusal of the key, or
+    /// [`TRIP_EVERY`] since its last trip, so a flood that goes on moves the kept time
+    /// on; the `alarm_after`-th refusal within the minute).
+    fn strike(&self, kind: Kind, h: u64) -> (bool, bool) {
         let now = Instant::now();
         let mut s = self.strikes.lock().unwrap_or_else(|e| e.into_inner());
         if s.len() > self.max_keys {
-            s.retain(|_, (since, _)| now.duration_since(*since) < Duration::from_secs(60));
+            s.retain(|_, (since, _, tripped)| now.duration_since((*since).max(*tripped)) < Duration::from_secs(60));
         }
-        let e = s.entry((kind, h)).or_insert((now, 0));
+        let mut due = false;
+        let e = s.entry((kind, h)).or_insert_with(|| {
+            due = true;
+            (now, 0, now)
+        });
         if now.duration_since(e.0) >= Duration::from_secs(60) {
-            *e = (now, 0);
+            (e.0, e.1) = (now, 0);
+        }
+        if now.duration_since(e.2) >= TRIP_EVERY {
+            e.2 = now;
+            due = true;
         }
         e.1 += 1;
-        e.1 == self.alarm_after
+        (due, e.1 == self.alarm_after)
     }
+}
+
+/// How often a key refused again and again gives a new [`Trip`] (written to the
+/// database): a flood that goes on keeps the next instance's limit up to date within this.
+pub const TRIP_EVERY: Duration = Duration::from_secs(5);
+
+/// The cells a bucket of `burst` (one cell per `per`) misses when it is full again in
+/// `full_in`: rounded up, at most `burst`.
+pub fn decide_missing(full_in: Duration, burst: u32, per: Duration) -> u32 {
+    if per.is_zero() {
+        return 0;
+    }
+    let cells = full_in.as_nanos().div_ceil(per.as_nanos());
+    cells.min(u128::from(burst)) as u32
 }
 
 #[cfg(test)]
@@ -140,5 +236,39 @@ mod tests {
         l.check(Kind::Address, "a@b.ru").unwrap();
         let r = l.check(Kind::Address, "a@b.ru").unwrap_err();
         assert!(r.retry_after_s > 3000, "one per hour: {r:?}");
+    }
+
+    #[test]
+    fn the_first_refusal_gives_a_trip_and_a_restored_trip_refuses_on_a_new_limiter() {
+        let l = Limiter::new(&limits());
+        l.check(Kind::Login, "ann").unwrap();
+        l.check(Kind::Login, "ann").unwrap();
+        let r = l.check(Kind::Login, "ann").unwrap_err();
+        let t = r.trip.expect("the first refusal trips");
+        assert_eq!((t.kind, t.key), (Kind::Login, key_hash("ann")));
+        // Two per hour: empty now, one cell back in ~30 min, full in ~60 min.
+        assert!(t.full_in > Duration::from_secs(3500) && t.full_in <= Duration::from_secs(3600), "{t:?}");
+        assert_eq!(l.check(Kind::Login, "ann").unwrap_err().trip, None, "one trip every TRIP_EVERY");
+        // The next active instance: a fresh limiter with the trip put back.
+        let next = Limiter::new(&limits());
+        next.restore(t.kind, t.key, t.full_in);
+        let r = next.check(Kind::Login, "ann").unwrap_err();
+        assert!(r.retry_after_s > 1700, "still refused for about half an hour: {r:?}");
+        next.check(Kind::Login, "bob").expect("another login untouched");
+        // A trip nearly over gives back what has refilled: half the window left, one cell.
+        let later = Limiter::new(&limits());
+        later.restore(Kind::Login, key_hash("ann"), Duration::from_secs(1700));
+        later.check(Kind::Login, "ann").expect("one attempt has come back");
+        assert!(later.check(Kind::Login, "ann").is_err());
+    }
+
+    #[test]
+    fn missing_cells_round_up_and_stop_at_the_burst() {
+        let m = Duration::from_secs(60);
+        assert_eq!(decide_missing(Duration::ZERO, 5, m), 0);
+        assert_eq!(decide_missing(Duration::from_secs(1), 5, m), 1);
+        assert_eq!(decide_missing(Duration::from_secs(120), 5, m), 2);
+        assert_eq!(decide_missing(Duration::from_secs(121), 5, m), 3);
+        assert_eq!(decide_missing(Duration::from_secs(100_000), 5, m), 5);
     }
 }

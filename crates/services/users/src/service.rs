@@ -1,6 +1,7 @@
 //! The `Service` impl: on the group's active instance, connect to the group's database,
-//! migrate the schema, then serve the routes, send the outbox and work the recovery
-//! queue until activity is lost.
+//! migrate the schema, put back the abuse limits that tripped under the previous active
+//! instance, then serve the routes, send the outbox, work the recovery queue and keep
+//! new trips until activity is lost.
 
 use crate::db;
 use crate::directory::PgDirectory;
@@ -63,26 +64,38 @@ impl Service for UsersService {
             tracing::info!(versions = ?applied, "users: schema migrated");
         }
         let mailer = Arc::new(Mailer::new(&cfg.smtp)?);
+        let limits = Limiter::new(&cfg.limits);
+        // The limits that tripped under the previous active instance hold here too.
+        let restored = tokio::select! {
+            r = crate::trips::load(&pool, &limits) => r?,
+            _ = ctx.cancel.cancelled() => return Ok(()),
+        };
+        if restored > 0 {
+            tracing::info!(restored, "users: tripped abuse limits restored from the group's database");
+        }
+        let (trips_tx, trips_rx) = mpsc::channel(crate::trips::QUEUE);
         let (tx, rx) = mpsc::channel(RECOVERY_QUEUE);
         let running = Arc::new(Running {
             dir: Arc::new(PgDirectory::new(pool.clone())),
             store: Store::new(pool.clone()),
             hasher: Hasher::new(&cfg.argon2)?,
             policy: Policy::load(&cfg.password_policy)?,
-            limits: Limiter::new(&cfg.limits),
+            limits,
+            trips: trips_tx,
             wake: Arc::new(Notify::new()),
             recovery: tx,
             events: ctx.events.clone(),
-            oidc: Default::default(),
+            oidc: crate::oidc::flow::Flows::new(pool.clone()),
             cfg,
         });
         self.set_running(Some(running.clone()));
         ctx.status.set(ServiceState::Running, "serving the user services of the group's domains");
-        let sender = tokio::spawn(outbox::run(pool, mailer, self.metrics().clone(), running.wake.clone(), ctx.cancel.clone()));
+        let sender = tokio::spawn(outbox::run(pool.clone(), mailer, self.metrics().clone(), running.wake.clone(), ctx.cancel.clone()));
         let worker = tokio::spawn(crate::flows::recovery::work(running.clone(), rx, ctx.cancel.clone()));
+        let trips = tokio::spawn(crate::trips::run(pool.clone(), trips_rx, ctx.cancel.clone()));
         ctx.cancel.cancelled().await;
         self.set_running(None);
-        let _ = tokio::join!(sender, worker);
+        let _ = tokio::join!(sender, worker, trips);
         Ok(())
     }
 }

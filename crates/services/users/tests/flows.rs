@@ -86,10 +86,19 @@ async fn self_registration_is_off_by_default_and_on_needs_confirmation_then_appr
     assert_eq!(s, 400, "a confirmation link works once");
     let (s, _, _) = env.post("/api/users/v1/login", json!({"domain": D2, "login": kate, "password": PW})).await;
     assert_eq!(s, 403, "waiting for approval");
+    let (s, v) = env.get(&format!("/api/users/v1/registrations?domain={D2}"), None).await;
+    assert_eq!(s, 200, "{v}");
+    let waiting = v["awaiting_approval"].as_array().expect("the list");
+    assert_eq!(waiting.len(), 1, "{v}");
+    assert_eq!((waiting[0]["login"].as_str(), waiting[0]["email"].as_str()), (Some(kate), Some(kate)));
+    assert!(waiting[0]["created_at"].as_str().is_some_and(|t| t.starts_with("20")), "{v}");
+    assert_eq!(env.get("/api/users/v1/registrations?domain=unknown.example", None).await.0, 404);
     let (s, v, _) = env.post("/api/users/v1/registrations/approve", json!({"domain": D2, "login": kate})).await;
     assert_eq!(s, 200, "{v}");
     let (s, _, _) = env.post("/api/users/v1/login", json!({"domain": D2, "login": kate, "password": PW})).await;
     assert_eq!(s, 200);
+    let (_, v) = env.get(&format!("/api/users/v1/registrations?domain={D2}"), None).await;
+    assert_eq!(v["awaiting_approval"], serde_json::json!([]), "approved: no longer waiting");
 
     // Registering an address that has an account: the same answer, and no mail.
     let (s, v2, _) = env.post("/api/users/v1/registrations", json!({"domain": D2, "email": kate, "password": PW})).await;

@@ -68,7 +68,7 @@ async fn hostile_fields_are_refused_by_name_and_change_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_past_the_limits_gets_429_with_retry_after_counted_and_one_alarm() {
     let limits = json!({"limits": {"per_ip_per_min": 40, "per_login_per_hour": 5, "per_address_per_hour": 2, "alarm_after": 10}});
-    let env = Env::start("hostile2", limits).await;
+    let mut env = Env::start("hostile2", limits).await;
     env.user(D1, "oscar@example.ru", PASSWORD).await;
     let mut codes = vec![];
     for _ in 0..6 {
@@ -112,5 +112,37 @@ async fn a_flood_past_the_limits_gets_429_with_retry_after_counted_and_one_alarm
         .collect();
     assert!(alarms.iter().any(|(item, state, _)| item == "limit-ip" && state == "warning"), "{alarms:?}");
     assert_eq!(alarms.iter().filter(|(item, _, _)| item == "limit-ip").count(), 1, "one alarm per key and minute: {alarms:?}");
+
+    // The trips are kept in the group's database (hashes, not what the client sent), and
+    // the next run, with nothing in memory, still refuses each key: a failover does not
+    // reset a lockout.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while env.sql("SELECT string_agg(kind, ',' ORDER BY kind) FROM limit_trips") != "address,ip,login" {
+        assert!(std::time::Instant::now() < deadline, "trips kept: {}", env.sql("SELECT string_agg(kind, ',') FROM limit_trips"));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let dump = env.sql("SELECT kind, key_hash, full_at FROM limit_trips");
+    assert!(!dump.contains("oscar") && !dump.contains("p1@") && !dump.contains("127.0.0.1"), "{dump}");
+    env.rerun().await;
+    // From another client address (the IP limit lets it in): the login's lockout and the
+    // address's limit hold.
+    let other = reqwest::Client::builder().local_address(std::net::IpAddr::from([127, 0, 0, 2])).build().unwrap();
+    let post = |path: &str, body: serde_json::Value| other.post(format!("{}{path}", env.base)).json(&body).send();
+    let r = post("/api/users/v1/login", json!({"domain": D1, "login": "oscar@example.ru", "password": PASSWORD})).await.unwrap();
+    assert_eq!(r.status().as_u16(), 429, "the login's lockout holds on the next run");
+    let ra: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(ra > 60, "still minutes away: {ra}");
+    let r = post("/api/users/v1/invitations", json!({"domain": D1, "email": "p1@example.ru"})).await.unwrap();
+    assert_eq!(r.status().as_u16(), 429, "the address's limit holds on the next run");
+    let r = post("/api/users/v1/recovery", json!({"domain": D1, "login": "q@example.ru"})).await.unwrap();
+    assert_eq!(r.status().as_u16(), 202, "another client is not refused");
+    // The flooding client gets back only what refilled since (one every 1.5 s), not a
+    // fresh allowance of 40.
+    let mut refused = 0;
+    for i in 0..10 {
+        refused +=
+            usize::from(env.post("/api/users/v1/recovery", json!({"domain": D1, "login": format!("after{i}@example.ru")})).await.0 == 429);
+    }
+    assert!(refused >= 5, "the flooding client is still refused on the next run: {refused} of 10");
     env.stop().await;
 }

@@ -1,7 +1,8 @@
 //! Registration and login through a real OpenID provider (the npm `oidc-provider`,
 //! started by the test) in a real headless Chromium: the first login creates the account
 //! and takes the invitation of the same verified address (its role), the session works,
-//! a replayed callback is refused, logout ends the session, a second login finds the same
+//! a login started before a failover (the service run again with nothing in memory)
+//! finishes after it, a replayed callback is refused, logout ends the session, a second login finds the same
 //! account; an ID token changed in flight, a state not started here and a state not bound
 //! to the browser are refused.
 
@@ -34,9 +35,19 @@ fn provider(redirect: &str, secret: &str, log: &std::path::Path) -> Provider {
 /// Drives the provider's pages (its login form, its consent form) until the browser is
 /// back on mware's callback page; returns that page's text and URL.
 async fn login(b: &Browser, base: &str, email: &str) -> (String, String) {
+    begin(b, base).await;
+    drive(b, base, email).await
+}
+
+/// Opens the providers page and clicks the provider: the browser goes to the provider.
+async fn begin(b: &Browser, base: &str) {
     b.client.goto(&format!("{base}/users/{D1}/login")).await.unwrap();
     b.wait_js("the providers page", "return !!document.querySelector('a[href$=\"/oidc/corp/start\"]')", Duration::from_secs(20)).await;
     b.js("document.querySelector('a[href$=\"/oidc/corp/start\"]').click(); return true").await;
+}
+
+/// Fills the provider's pages until the browser is back on the callback.
+async fn drive(b: &Browser, base: &str, email: &str) -> (String, String) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         assert!(
@@ -76,7 +87,7 @@ async fn register_log_out_log_in_again_and_refuse_tampered_replayed_and_foreign_
     let logs = tempfile::tempdir().unwrap();
     let mut issuer = String::new();
     let mut idp = None;
-    let env = Env::start_at("oidc1", |base| {
+    let mut env = Env::start_at("oidc1", |base| {
         let p = provider(&format!("{base}/users/{D1}/oidc/corp/callback"), "client-secret-for-tests", &logs.path().join("idp.log"));
         issuer = p.issuer.clone();
         idp = Some(p);
@@ -96,7 +107,24 @@ async fn register_log_out_log_in_again_and_refuse_tampered_replayed_and_foreign_
     assert_eq!(s, 201, "{v}");
 
     let b = Browser::start(1000, 800, &logs.path().join("chrome.log")).await;
-    let (text, callback) = login(&b, &env.base, zoe).await;
+    // The first login is started before a failover and finished after it: the browser is
+    // on the provider's login page when the service is run again with nothing in memory;
+    // the state, nonce and PKCE verifier come from the group's database.
+    begin(&b, &env.base).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let has_form = b.js("return !!document.querySelector('input[name=login]')").await == json!(true);
+        let url = b.client.current_url().await.map(|u| u.to_string()).unwrap_or_default();
+        if has_form && url.starts_with(&issuer) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the browser did not reach the provider's login page: {url}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(env.sql("SELECT count(*) FROM oidc_flows"), "1", "the login in progress is kept in the database");
+    env.rerun().await;
+    let (text, callback) = drive(&b, &env.base, zoe).await;
+    assert_eq!(env.sql("SELECT count(*) FROM oidc_flows"), "0", "the flow was taken once");
     assert!(text.contains(&format!("You are signed in as {zoe}")), "{text}");
     let session = session_cookie(&b).await;
     let (s, me) = env.get("/api/users/v1/session", Some(&session)).await;

@@ -42,7 +42,7 @@ fn the_example_validates_and_a_bad_section_reports_every_problem() {
     ] {
         assert!(paths.contains(&format!("{at}{want}")), "no problem at {want}: {paths:#?}");
     }
-    assert_eq!(problems.len(), 20, "{problems:#?}");
+    assert_eq!(problems.len(), 21, "{problems:#?}");
     let from = problems.iter().find(|p| p.path.ends_with("smtp.from")).unwrap();
     assert!(from.message.contains("control characters"), "{}", from.message);
 }

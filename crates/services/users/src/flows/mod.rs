@@ -115,6 +115,17 @@ pub fn limit(r: &Running, m: &Metrics, kind: Kind, key: &str) -> Result<(), Refu
 
 fn too_many(r: &Running, m: &Metrics, x: Refused) -> Response {
     m.refused.get_or_create(&LimitLabels { limit: x.kind.label() }).inc();
+    if let Some(t) = x.trip {
+        if r.trips.try_send(t).is_err() {
+            // Logged at the 1st, 2nd, 4th, 8th… drop: a flood from many addresses must not
+            // flood the log too.
+            static DROPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = DROPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::warn!(dropped = n, "users: the queue of tripped limits is full; these are kept on this instance only");
+            }
+        }
+    }
     if x.alarm {
         m.limit_alarms.inc();
         r.events.publish(EventKind::Item {
@@ -152,10 +163,26 @@ pub fn link(r: &Running, domain: &str, page: &str, token: &str) -> String {
     format!("{}/users/{domain}/{page}?token={token}", r.cfg.public_url)
 }
 
+/// The client's address for the per-IP limit: the one the binary settled
+/// ([`mware_host::ClientAddr`]: the TCP peer's, or the real client's of a call forwarded
+/// by a member of the site), else the TCP peer's (a plain router, in this crate's tests),
+/// else `unknown`.
+pub struct ClientIp(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let settled = parts.extensions.get::<mware_host::ClientAddr>().map(|a| a.0);
+        let peer = || parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+        Ok(ClientIp(settled.or_else(peer).map(|a| a.to_string()).unwrap_or_else(|| "unknown".into())))
+    }
+}
+
 /// Who asked: the client's address (the per-IP limit) and its language.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    /// The peer's IP address (`unknown` when the server did not give one).
+    /// The client's IP address ([`ClientIp`]).
     pub ip: String,
     /// From `Accept-Language`.
     pub lang: crate::templates::Lang,

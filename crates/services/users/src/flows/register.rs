@@ -3,7 +3,8 @@
 //! then answers 202 the same whether the address has an account or not (a mail goes only
 //! to a new one). The account exists only after `POST …/registrations/confirm {token}`,
 //! `active`, or `pending_approval` when the domain asks for an administrator's approval
-//! (`POST …/registrations/approve {domain, login}`, operator).
+//! (`POST …/registrations/approve {domain, login}`, operator); `GET
+//! …/registrations?domain=` (operator) lists the accounts waiting for it.
 
 use super::recovery::refused;
 use super::{bad, domain, internal, limit, link, Caller, Form, Refusal, MAX_FIELD};
@@ -141,4 +142,13 @@ pub async fn approve(r: &Running, body: &[u8]) -> Result<Response, Refusal> {
                 .into_response(),
         )),
     }
+}
+
+/// `GET …/registrations?domain=` (operator): the accounts waiting for approval.
+pub async fn awaiting(r: &Running, d: &str) -> Result<Response, Refusal> {
+    let dom = domain(r, d)?;
+    let list = r.dir.awaiting_approval(&dom.name).await.map_err(internal)?;
+    let items: Vec<_> =
+        list.into_iter().map(|(login, email, created_at)| json!({"login": login, "email": email, "created_at": created_at})).collect();
+    Ok(Json(json!({"domain": dom.name, "awaiting_approval": items})).into_response())
 }

@@ -2,18 +2,20 @@
 //! `openidconnect` crate: discovery (metadata and JWKS, kept 10 minutes), the
 //! authorization URL with PKCE (S256), `state` and `nonce`, and at the callback the code
 //! exchanged with the PKCE verifier and the ID token checked (signature by the JWKS,
-//! issuer, audience, expiry, nonce). Flows waiting for their callback are kept on the
-//! active instance (at most 10,000, 10 minutes each) and taken once: a replayed callback
-//! finds nothing.
+//! issuer, audience, expiry, nonce). Flows waiting for their callback (state, nonce, PKCE
+//! verifier) are kept in the group's database (`oidc_flows`, found by the state's hash; at
+//! most 10,000, 10 minutes each), so a login started on one instance finishes on the next
+//! after a failover; each is taken once (deleted): a replayed callback finds nothing.
 
 use crate::section::OidcProvider;
+use deadpool_postgres::Pool;
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
     TokenResponse,
 };
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Flows waiting at most.
@@ -31,7 +33,6 @@ pub struct Pending {
     pub provider: String,
     nonce: Nonce,
     verifier: PkceCodeVerifier,
-    at: Instant,
 }
 
 /// What a login through a provider found out.
@@ -43,14 +44,18 @@ pub struct Identity {
     pub verified_email: Option<String>,
 }
 
-/// Discovered providers and waiting flows.
-#[derive(Default)]
+/// Discovered providers, and the waiting flows in the group's database.
 pub struct Flows {
-    pending: Mutex<HashMap<String, Pending>>,
+    pool: Pool,
     metadata: tokio::sync::Mutex<HashMap<String, (CoreProviderMetadata, Instant)>>,
 }
 
-fn http() -> Result<reqwest::Client, String> {
+fn state_hash(state: &str) -> Vec<u8> {
+    Sha256::digest(state.as_bytes()).to_vec()
+}
+
+/// The client for providers' endpoints.
+pub(crate) fn http() -> Result<reqwest::Client, String> {
     // No redirects: openidconnect's advice against SSRF through the provider's answers.
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -60,6 +65,58 @@ fn http() -> Result<reqwest::Client, String> {
 }
 
 impl Flows {
+    /// Flows kept in the database of `pool`.
+    pub fn new(pool: Pool) -> Flows {
+        Flows { pool, metadata: Default::default() }
+    }
+
+    /// Keeps a flow waiting for the callback of `state` (`nonce` and `verifier` may be
+    /// empty for a profile that has none).
+    pub async fn keep(&self, state: &str, domain: &str, provider: &str, nonce: &str, verifier: &str) -> Result<(), String> {
+        let db = |e: String| {
+            tracing::warn!(error = %e, "oidc: a login could not be kept in the database");
+            "the user directory cannot be reached now".to_string()
+        };
+        let c = self.pool.get().await.map_err(|e| db(e.to_string()))?;
+        c.execute("DELETE FROM oidc_flows WHERE expires_at <= now()", &[]).await.map_err(|e| db(e.to_string()))?;
+        let ttl = PENDING_TTL.as_secs_f64();
+        let max = MAX_PENDING as i64;
+        let n = c
+            .execute(
+                "INSERT INTO oidc_flows (state_hash, domain, provider, nonce, verifier, expires_at)                  SELECT $1, $2, $3, $4, $5, now() + make_interval(secs => $6) WHERE (SELECT count(*) FROM oidc_flows) < $7",
+                &[&state_hash(state), &domain, &provider, &nonce, &verifier, &ttl, &max],
+            )
+            .await
+            .map_err(|e| db(e.to_string()))?;
+        if n == 0 {
+            return Err("too many logins are waiting for their provider; try again later".into());
+        }
+        Ok(())
+    }
+
+    /// Takes the flow of `state` (once, on any instance of the group); `None` when unknown,
+    /// used or expired.
+    pub async fn take(&self, state: &str) -> Result<Option<Pending>, String> {
+        let db = |e: String| {
+            tracing::warn!(error = %e, "oidc: a waiting login could not be read from the database");
+            "the user directory cannot be reached now".to_string()
+        };
+        let c = self.pool.get().await.map_err(|e| db(e.to_string()))?;
+        let row = c
+            .query_opt(
+                "DELETE FROM oidc_flows WHERE state_hash = $1 RETURNING domain, provider, nonce, verifier, expires_at > now()",
+                &[&state_hash(state)],
+            )
+            .await
+            .map_err(|e| db(e.to_string()))?;
+        Ok(row.filter(|r| r.get::<_, bool>(4)).map(|r| Pending {
+            domain: r.get(0),
+            provider: r.get(1),
+            nonce: Nonce::new(r.get(2)),
+            verifier: PkceCodeVerifier::new(r.get(3)),
+        }))
+    }
+
     async fn metadata(&self, p: &OidcProvider, refresh: bool) -> Result<CoreProviderMetadata, String> {
         let mut cache = self.metadata.lock().await;
         if let Some((m, at)) = cache.get(&p.issuer) {
@@ -109,20 +166,8 @@ impl Flows {
             req = req.add_scope(Scope::new(s.clone()));
         }
         let (url, state, nonce) = req.url();
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        pending.retain(|_, f| f.at.elapsed() < PENDING_TTL);
-        if pending.len() >= MAX_PENDING {
-            return Err("too many logins are waiting for their provider; try again later".into());
-        }
-        let f = Pending { domain: domain.to_string(), provider: p.name.clone(), nonce, verifier, at: Instant::now() };
-        pending.insert(state.secret().clone(), f);
+        self.keep(state.secret(), domain, &p.name, nonce.secret(), verifier.secret()).await?;
         Ok((url.to_string(), state.secret().clone()))
-    }
-
-    /// Takes the flow of `state` (once).
-    pub fn take(&self, state: &str) -> Option<Pending> {
-        let f = self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(state)?;
-        (f.at.elapsed() < PENDING_TTL).then_some(f)
     }
 
     /// Exchanges `code` and checks the ID token; the identity it names.

@@ -6,9 +6,11 @@
 //! ([`flow`]), then finds the account named by the provider's `user_claim`, or creates it
 //! on the first login (taking a live invitation of the same verified address, with its
 //! role), and opens a session (cookie `mw_session`, `HttpOnly`, `SameSite=Lax`).
-//! `POST /api/users/v1/logout` ends a session. ESIA's profile is in [`esia`].
+//! `POST /api/users/v1/logout` ends a session. ESIA's profile is in [`esia`], its flow in
+//! [`esia_flow`].
 
 pub mod esia;
+pub mod esia_flow;
 pub mod flow;
 
 use crate::directory::NewUser;
@@ -19,22 +21,20 @@ use crate::pages::html::{self, T};
 use crate::pages::{cookie_of, secure};
 use crate::section::{DomainUsers, OidcProfile, OidcProvider};
 use crate::templates::{lang, Lang};
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Extension;
 use flow::Identity;
 use mware_host::{Access, Routes, Scope};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 const STATE_COOKIE: &str = "mw_oidc";
 /// The session cookie a login through a provider sets.
 pub const SESSION_COOKIE: &str = "mw_session";
 
-type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+type Peer = flows::ClientIp;
 
 /// The routes of the flows.
 pub fn routes(svc: UsersService) -> Routes {
@@ -91,24 +91,25 @@ fn unreachable_domain(name: &str) -> DomainUsers {
 
 /// Starts a login: 302 to the provider (PKCE, state, nonce), the state in a cookie.
 #[utoipa::path(get, path = "/users/{domain}/oidc/{provider}/start", tag = "users oidc", params(("domain" = String, Path, description = "the domain"), ("provider" = String, Path, description = "the provider's name")),
-    responses((status = 302, description = "to the provider"), (status = 404, description = "no such provider (HTML)"), (status = 501, description = "the esia profile's flow is not built"), (status = 502, description = "the provider cannot be reached (HTML)")))]
+    responses((status = 302, description = "to the provider"), (status = 404, description = "no such provider (HTML)"), (status = 502, description = "the provider cannot be reached (HTML)")))]
 async fn start(State(svc): State<UsersService>, Path((domain, prov)): Path<(String, String)>, peer: Peer, h: HeaderMap) -> Response {
     let lang = lang(h.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
     let (r, name) = match setup(&svc, &domain) {
         Ok(x) => x,
         Err((s, why)) => return refused(lang, s, "", &why),
     };
-    let ip = peer.map(|p| p.0 .0.ip().to_string()).unwrap_or_else(|| "unknown".into());
+    let ip = peer.0;
     if let Err(b) = flows::limit(&r, svc.metrics(), Kind::Ip, &ip) {
         return *b;
     }
     let Some(p) = r.cfg.domain(&name).and_then(|d| provider(d, &prov)).cloned() else {
         return refused(lang, StatusCode::NOT_FOUND, &name, "no such provider in this domain");
     };
-    if p.profile == OidcProfile::Esia {
-        return refused(lang, StatusCode::NOT_IMPLEMENTED, &name, "the ESIA profile is configured but its flow is not built yet");
-    }
-    match r.oidc.start(&name, &p, &redirect_uri(&r, &name, &p)).await {
+    let started = match p.profile {
+        OidcProfile::Esia => esia_flow::start(&r.oidc, &name, &p, &redirect_uri(&r, &name, &p)).await,
+        OidcProfile::Generic => r.oidc.start(&name, &p, &redirect_uri(&r, &name, &p)).await,
+    };
+    match started {
         Ok((url, state)) => {
             let mut resp = (StatusCode::FOUND, [(header::LOCATION, url)]).into_response();
             let cookie = format!("{STATE_COOKIE}={state}; Path=/users/; HttpOnly; SameSite=Lax; Max-Age=600");
@@ -140,7 +141,7 @@ async fn callback(
         Ok(x) => x,
         Err((s, why)) => return refused(lang, s, "", &why),
     };
-    let who = Caller { ip: peer.map(|p| p.0 .0.ip().to_string()).unwrap_or_else(|| "unknown".into()), lang };
+    let who = Caller { ip: peer.0, lang };
     if let Err(b) = flows::limit(&r, svc.metrics(), Kind::Ip, &who.ip) {
         return *b;
     }
@@ -171,7 +172,7 @@ async fn finish(r: &Running, domain: &str, prov: &str, q: &HashMap<String, Strin
     let code = q.get("code").ok_or("expected a code, found none")?;
     let bound = cookie_of(h, STATE_COOKIE).unwrap_or_default();
     // Taken before any other check: a state is good for one try.
-    let f = r.oidc.take(state).ok_or("expected the state of a login started here, found an unknown or used one")?;
+    let f = r.oidc.take(state).await?.ok_or("expected the state of a login started here, found an unknown or used one")?;
     if bound.is_empty() || !bool::from(subtle::ConstantTimeEq::ct_eq(bound.as_bytes(), state.as_bytes())) {
         return Err("expected the state bound to this browser, found another one".into());
     }
@@ -180,7 +181,10 @@ async fn finish(r: &Running, domain: &str, prov: &str, q: &HashMap<String, Strin
     }
     let dom = r.cfg.domain(domain).ok_or("no such domain")?;
     let p = provider(dom, prov).ok_or("no such provider")?;
-    let id = r.oidc.finish(p, f, code, &redirect_uri(r, domain, p)).await?;
+    let id = match p.profile {
+        OidcProfile::Esia => esia_flow::finish(p, code, &redirect_uri(r, domain, p)).await?,
+        OidcProfile::Generic => r.oidc.finish(p, f, code, &redirect_uri(r, domain, p)).await?,
+    };
     if !flow::allowed(&p.allowed_values, &id.value) {
         return Err(format!("expected a {} allowed in this domain, found another", p.user_claim));
     }

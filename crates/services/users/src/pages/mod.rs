@@ -14,16 +14,15 @@ use crate::flows::{self, Caller};
 use crate::handle::UsersService;
 use crate::templates::lang;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Form};
+use axum::Form;
 use html::{Field, T};
 use mware_host::{Access, Routes, Scope};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use subtle::ConstantTimeEq;
 
 /// The strict policy of every page.
@@ -101,7 +100,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 type Q = Query<HashMap<String, String>>;
 type F = Form<HashMap<String, String>>;
-type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+type Peer = crate::flows::ClientIp;
 
 macro_rules! page_handlers {
     ($get:ident, $post:ident, $page:expr, $path:literal, $what:literal) => {
@@ -193,7 +192,7 @@ async fn submit(
     svc: UsersService,
     page: Page,
     Path(domain): Path<String>,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    peer: Peer,
     h: HeaderMap,
     Form(f): Form<HashMap<String, String>>,
 ) -> Response {
@@ -207,7 +206,7 @@ async fn submit(
     let Some(r) = svc.running() else {
         return secure(StatusCode::SERVICE_UNAVAILABLE, lang, html::message(lang, title, "", "service unavailable"), None);
     };
-    let who = Caller { ip: peer.map(|p| p.0 .0.ip().to_string()).unwrap_or_else(|| "unknown".into()), lang };
+    let who = Caller { ip: peer.0, lang };
     let v = |k: &str| f.get(k).cloned().unwrap_or_default();
     let m = svc.metrics();
     let body = match page {

@@ -143,8 +143,18 @@ fn domains(cx: &mut Check, v: &Value, p: &str) {
     }
 }
 
-const OIDC_KEYS: &[&str] =
-    &["name", "profile", "issuer", "client_id", "client_secret_env", "scopes", "user_claim", "allowed_values", "sign_command"];
+const OIDC_KEYS: &[&str] = &[
+    "name",
+    "profile",
+    "issuer",
+    "client_id",
+    "client_secret_env",
+    "scopes",
+    "user_claim",
+    "allowed_values",
+    "sign_command",
+    "verify_command",
+];
 
 fn oidc(cx: &mut Check, v: &Value, p: &str) {
     let Some(list) = cx.list(v, p) else { return };
@@ -172,8 +182,20 @@ fn oidc(cx: &mut Check, v: &Value, p: &str) {
         if profile == "esia" && !m.contains_key("sign_command") {
             cx.report(&op, "expected sign_command (the signing hook) for the esia profile, found none");
         }
+        if profile == "esia" && !m.contains_key("verify_command") {
+            cx.report(&op, "expected verify_command (the hook that checks ESIA's signatures) for the esia profile, found none");
+        }
         if m.contains_key("sign_command") {
             cx.argv(m, &op, "sign_command");
+        }
+        if m.contains_key("verify_command") {
+            cx.argv(m, &op, "verify_command");
+            if let Some(Value::Array(a)) = m.get("verify_command") {
+                let has = |k: &str| a.iter().any(|x| x.as_str().is_some_and(|s| s.contains(k)));
+                for k in ["{data}", "{signature}"].into_iter().filter(|k| !has(k)) {
+                    cx.report(&join(&op, "verify_command"), format!("expected an argument containing {k}, found none"));
+                }
+            }
         }
         for (sp, s) in cx.strings(m, &op, "scopes") {
             if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {

@@ -239,8 +239,9 @@ pub struct DomainUsers {
 pub struct OidcProvider {
     /// Its name in the URLs `/users/<domain>/oidc/<name>/start` and `…/callback`.
     pub name: String,
-    /// `generic` (default: any OpenID Connect provider, by discovery) or `esia` (the
-    /// profile of ESIA; see docs/services/users.md: parsed and checked, not yet acted on).
+    /// `generic` (default: any OpenID Connect provider, by discovery) or `esia` (ESIA's
+    /// endpoints and shapes, its GOST signatures made and checked by the hooks
+    /// `sign_command` and `verify_command`; see docs/services/users.md).
     #[serde(default)]
     pub profile: OidcProfile,
     /// The issuer URL (discovery at `<issuer>/.well-known/openid-configuration`).
@@ -254,7 +255,8 @@ pub struct OidcProvider {
     #[serde(default = "default_scopes")]
     pub scopes: Vec<String>,
     /// The ID token claim that names the user: `email` (default, only when the provider
-    /// says it is verified), `sub` or `preferred_username`.
+    /// says it is verified), `sub` or `preferred_username`. Not used by `esia`: ESIA's
+    /// user is always `urn:esia:sbj_id`.
     #[serde(default = "default_claim")]
     pub user_claim: String,
     /// Values of that claim allowed in (exact, or `@domain` for any address there);
@@ -265,6 +267,14 @@ pub struct OidcProvider {
     /// the detached signature (base64) on stdout (e.g. a CryptoPro or openssl-gost call).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sign_command: Option<Vec<String>>,
+    /// `esia`: the verification hook, an argv run for each ID token with `{data}` and
+    /// `{signature}` in its arguments replaced by the paths of two files: the signed text
+    /// (`header.payload` of the JWS) and the signature (raw bytes); exit status 0 means
+    /// valid, any other invalid. The token's `alg` is in the environment variable
+    /// `MWARE_JWS_ALG`. E.g. a CryptoPro `cryptcp` or openssl-gost call, or for an RS256
+    /// test provider `openssl dgst -sha256 -verify pub.pem -signature {signature} {data}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_command: Option<Vec<String>>,
 }
 
 /// The kind of a provider.

@@ -167,6 +167,41 @@ impl Env {
         Self::run(self.pg, self.sink, self.dir, site, listener).await
     }
 
+    /// Stops the service and runs it again behind the same server and address, with
+    /// nothing kept in memory (a failover's new active instance starts the same way: only
+    /// the group's database carries over). The browser's connections stay usable.
+    pub async fn rerun(&mut self) {
+        self.ctx.cancel.cancel();
+        let old = std::mem::replace(&mut self.task, tokio::spawn(async { Ok(()) }));
+        let _ = tokio::time::timeout(Duration::from_secs(30), old).await;
+        assert!(self.svc.running().is_none(), "the stopped service has no running state");
+        let c = Coordination {
+            backend: Backend::Embedded,
+            path: self.dir.path().join("coord.sqlite").display().to_string(),
+            ..Default::default()
+        };
+        let coord: Arc<dyn Coordinator> =
+            Arc::new(EmbeddedCoordinator::open(Settings { site: "t".into(), coordination: c }).await.unwrap());
+        let ctx = ServiceContext::new(
+            "users",
+            "mware1",
+            Fence { group: 1, epoch: 2 },
+            coord,
+            self._site.subscribe(),
+            CancellationToken::new(),
+            Arc::new(Default::default()),
+        );
+        let (s, c) = (self.svc.clone(), ctx.clone());
+        self.task = tokio::spawn(async move { s.run(c).await });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while ctx.status.get().state != ServiceState::Running {
+            assert!(!self.task.is_finished(), "the service ended: {:?}", ctx.status.get());
+            assert!(Instant::now() < deadline, "service did not start again: {:?}", ctx.status.get());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.ctx = ctx;
+    }
+
     async fn run(pg: PgInstance, sink: Sink, dir: tempfile::TempDir, site: Site, listener: tokio::net::TcpListener) -> Env {
         let mut registry = Registry::default();
         let svc = UsersService::new(&mut registry);
