@@ -74,9 +74,9 @@ async fn main() {
                "stalls": store.counters.stalls.get(), "seconds": secs,
                "lines_per_s": lines as f64 / secs, "cpu_s": cpu, "cpu_us_per_line": cpu * 1e6 / lines as f64});
     // Peak resident memory of this process (the supervisor and its store) over the run.
-    let hwm = std::fs::read_to_string("/proc/self/status").ok().and_then(|t| {
-        t.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-    });
+    let hwm = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|t| t.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()));
     out["vm_hwm_kb"] = json!(hwm);
     if forward {
         let mut text = String::new();

@@ -142,14 +142,19 @@ async fn a_batch_cut_short_by_a_crash_is_removed_at_the_next_open() {
 #[tokio::test]
 async fn a_file_of_the_earlier_format_is_rotated_away_and_still_read() {
     let dir = tempfile::tempdir().unwrap();
-    let old = [r#"{"seq":1,"ts_ms":5,"instance":"i1","process":"p","stream":"stdout","line":"old one"}"#,
-               r#"{"seq":2,"ts_ms":6,"instance":"i1","process":"p","stream":"stdout","line":"{\"level\":\"warn\"}","fields":{"level":"warn"},"level":"warn"}"#];
+    let old = [
+        r#"{"seq":1,"ts_ms":5,"instance":"i1","process":"p","stream":"stdout","line":"old one"}"#,
+        r#"{"seq":2,"ts_ms":6,"instance":"i1","process":"p","stream":"stdout","line":"{\"level\":\"warn\"}","fields":{"level":"warn"},"level":"warn"}"#,
+    ];
     std::fs::write(dir.path().join("site.log"), old.join("\n") + "\n").unwrap();
     let store = LogStore::open(dir.path(), &LogConfig::default(), Counters::default()).unwrap();
     store.push(LogLine::new("i1", "p", "stdout", "new one".into())).await;
     written(&store, 1).await;
     assert!(std::fs::read_to_string(dir.path().join("site.log.1")).unwrap().starts_with('{'), "the old file kept as site.log.1");
     let all = store.query(&Query { limit: 100, ..Default::default() });
-    assert_eq!(all.iter().map(|l| (l.seq, l.line.as_str())).collect::<Vec<_>>(), [(1, "old one"), (2, r#"{"level":"warn"}"#), (3, "new one")]);
+    assert_eq!(
+        all.iter().map(|l| (l.seq, l.line.as_str())).collect::<Vec<_>>(),
+        [(1, "old one"), (2, r#"{"level":"warn"}"#), (3, "new one")]
+    );
     assert_eq!(store.query(&Query { level: Some("warn".into()), limit: 10, ..Default::default() }).len(), 1);
 }

@@ -87,16 +87,7 @@ impl LogLine {
         let level = fields
             .as_ref()
             .and_then(|f| ["level", "severity", "lvl"].iter().find_map(|k| f.get(*k).and_then(Value::as_str)).map(str::to_lowercase));
-        LogLine {
-            seq,
-            ts_ms,
-            instance: instance.into(),
-            process: process.into(),
-            stream: stream.into(),
-            line,
-            fields,
-            level,
-        }
+        LogLine { seq, ts_ms, instance: instance.into(), process: process.into(), stream: stream.into(), line, fields, level }
     }
 }
 
