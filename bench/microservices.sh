@@ -29,7 +29,7 @@ SIZE=64
 WINDOW=32
 cd "$(dirname "$0")/.."
 T=${CARGO_TARGET_DIR:-target}
-cargo build -q --release -p mware-microservices --examples
+[ "${MS_BENCH_NO_BUILD:-0}" = 1 ] || cargo build -q --release -p mware-microservices --examples # MS_BENCH_NO_BUILD=1: use the built ones
 LB=$T/release/examples/log_bench
 MB=$T/release/examples/mirror_bench
 W=$(mktemp -d /var/tmp/ms-bench.XXXXXX)
