@@ -18,31 +18,15 @@ pub const MAGIC: [u8; 4] = *b"MWL1";
 /// Bytes of a header before the two names.
 pub const FIXED: usize = 4 + 4 + 4 + 8 + 8 + 1 + 2 + 2;
 
-/// Which of a process's outputs a line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
-    /// Standard output.
-    Stdout,
-    /// Standard error.
-    Stderr,
-}
+/// Which of a process's outputs a line came from (the host's, as its `exec` uses).
+pub use mware_host::exec::Stream;
 
-impl Stream {
-    /// `stdout` or `stderr`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stream::Stdout => "stdout",
-            Stream::Stderr => "stderr",
-        }
-    }
-
-    /// From its name (anything but `stderr` is stdout).
-    pub fn named(s: &str) -> Self {
-        if s == "stderr" {
-            Stream::Stderr
-        } else {
-            Stream::Stdout
-        }
+/// The stream named `s` (anything but `stderr` is stdout).
+fn stream_named(s: &str) -> Stream {
+    if s == "stderr" {
+        Stream::Stderr
+    } else {
+        Stream::Stdout
     }
 }
 
@@ -76,7 +60,7 @@ impl Batch {
             seq: 0,
             process: l.process.as_str().into(),
             instance: l.instance.as_str().into(),
-            stream: Stream::named(&l.stream),
+            stream: stream_named(&l.stream),
             count: 1,
             lines: b.into(),
         }
@@ -91,7 +75,7 @@ impl Batch {
         h.extend_from_slice(&self.count.to_le_bytes());
         h.extend_from_slice(&self.seq.to_le_bytes());
         h.extend_from_slice(&self.ts_ms.to_le_bytes());
-        h.push(self.stream as u8);
+        h.push(u8::from(self.stream == Stream::Stderr));
         h.extend_from_slice(&(p.len() as u16).to_le_bytes());
         h.extend_from_slice(&(i.len() as u16).to_le_bytes());
         h.extend_from_slice(p);
