@@ -54,7 +54,9 @@ pub async fn read(mut r: impl AsyncRead + Unpin, src: Source, store: LogStore) {
             buf.reserve(BATCH_BYTES - buf.len());
         }
         let old = buf.len();
-        let n = match r.read_buf(&mut buf).await {
+        // At most BATCH_BYTES in the buffer, so a batch is never larger.
+        let room = (BATCH_BYTES - old) as u64;
+        let n = match (&mut r).take(room).read_buf(&mut buf).await {
             Ok(0) | Err(_) => {
                 if !buf.is_empty() {
                     let (lines, count) = split_long(&buf);
