@@ -9,6 +9,9 @@
 #     it can; it records its start time; each run ends when the store holds every line.
 #     CPU is the supervisor's own (user + system, from getrusage / /proc/PID/stat) from
 #     just before the writer starts to the end; the writer's CPU is not counted.
+#     Then RUNS more mware runs with syslog forwarding on (LOG_BENCH_SYSLOG=1: every line
+#     also sent as an RFC 5424 datagram to a local socket nobody reads): the forwarder's
+#     cost, apart. mware's peak resident memory (VmHWM) is printed with each run.
 #  2. UDP mirror: datagrams echoed per second and per core of the server's CPU, the mware
 #     mirror (examples/mirror_bench.rs serve, one runtime thread, rate limits at their
 #     maximum) against socat 1.7 as the echo peer, `socat -b SIZE UDP-LISTEN:P,reuseaddr
@@ -26,7 +29,7 @@ SIZE=64
 WINDOW=32
 cd "$(dirname "$0")/.."
 T=${CARGO_TARGET_DIR:-target}
-cargo build -q --release -p mware-microservices --examples
+[ "${MS_BENCH_NO_BUILD:-0}" = 1 ] || cargo build -q --release -p mware-microservices --examples # MS_BENCH_NO_BUILD=1: use the built ones
 LB=$T/release/examples/log_bench
 MB=$T/release/examples/mirror_bench
 W=$(mktemp -d /var/tmp/ms-bench.XXXXXX)
@@ -45,10 +48,10 @@ ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 now() { date +%s.%N; }
 free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-mware_run() {
+mware_run() { # $2: 1 to forward every line to syslog too
   local d=$W/mw.$1
   mkdir -p "$d"
-  "$LB" "$LINES" "$d/log" "$d/start" -- /bin/sh "$W/writer.sh" "$d/start"
+  LOG_BENCH_SYSLOG=${2:-0} "$LB" "$LINES" "$d/log" "$d/start" -- /bin/sh "$W/writer.sh" "$d/start"
   rm -rf "$d"
 }
 
@@ -112,6 +115,9 @@ for i in $(seq 1 "$RUNS"); do
   sup_run "$i" | tee -a "$R"
 done
 for i in $(seq 1 "$RUNS"); do
+  mware_run "s$i" 1 | tee -a "$R"
+done
+for i in $(seq 1 "$RUNS"); do
   mirror_run mware | tee -a "$R"
   mirror_run socat | tee -a "$R"
 done
@@ -129,6 +135,10 @@ for key in ("lines_per_s", "cpu_us_per_line"):
 pairs = [(a["lines_per_s"] / b["lines_per_s"], a["cpu_us_per_line"] / b["cpu_us_per_line"])
          for a, b in zip([r for r in rows if log(r) and r["peer"] == "mware"], [r for r in rows if log(r) and r["peer"] == "supervisord"])]
 print("log pairwise ratios (lines/s, cpu/line):", ", ".join(f"{x:.2f}/{y:.2f}" for x, y in pairs))
+fw = lambda r: log(r) and r["peer"] == "mware+syslog"
+if any(fw(r) for r in rows):
+    print(f"log with syslog forwarding: cpu_us_per_line median {med('mware+syslog', 'cpu_us_per_line', fw):.3f}, lines_per_s median {med('mware+syslog', 'lines_per_s', fw):.0f}")
+print(f"mware VmHWM median {med('mware', 'vm_hwm_kb', log):.0f} kB")
 for key in ("echoed_per_s", "echoed_per_s_per_core", "server_cores"):
     a, b = med("mware", key, udp), med("socat", key, udp)
     print(f"mirror {key}: mware median {a:.1f}, socat median {b:.1f}, ratio {a / b:.2f}x")

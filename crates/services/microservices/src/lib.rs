@@ -12,7 +12,8 @@
 //! ([`logstore`]), back-pressured, never dropped. The UDP mirror ([`mirror`]) echoes
 //! datagrams, never larger, within rate limits.
 //!
-//! Layout: `section` (the site file), [`decide`], `spawn` and `guard`, `supervisor`, [`logstore`],
+//! Layout: `section` (the site file), [`decide`], `spawn` and `guard`, `supervisor`, `pipe` (a
+//! process's output read in batches), [`logstore`],
 //! [`group`] (the log across the group's members), `logs_api`, [`syslog`] (forwarding),
 //! [`reload`] (a reloaded section applied without a restart),
 //! [`mirror`], `handle` ([`MicroService`]), `service`, `api`, `cli` (`mware ms`), [`metrics`].
@@ -31,6 +32,7 @@ pub mod logstore;
 pub mod metrics;
 pub mod mirror;
 mod paths;
+mod pipe;
 pub mod reload;
 mod section;
 mod service;

@@ -4,7 +4,8 @@
 //! restarts, last exit) is kept where the API reads it.
 
 use crate::decide::{decide, Decision, Exit, Snapshot};
-use crate::logstore::{LogLine, LogStore};
+use crate::logstore::{LogStore, Stream};
+use crate::pipe;
 use crate::section::{Process, RunOn};
 use crate::spawn::{self, GroupGuard};
 use mware_config::now_ms;
@@ -14,13 +15,9 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-
-/// Longest line kept (longer ones are cut there; the rest is the next line).
-const MAX_LINE: u64 = 64 * 1024;
 
 /// An operator's request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,10 +214,16 @@ async fn run_once(cx: &mut ProcCtx) -> Ended {
     let guard = GroupGuard(pgid);
     let pid = program.or(child.id());
     cx.state(State::Running, pid, format!("{} started (pid {}, its guard {})", cx.cfg.name, pid.unwrap_or(0), pgid));
-    let readers = [
-        tokio::spawn(read(child.stdout.take(), "stdout", cx.store.clone(), cx.instance.clone(), cx.cfg.name.clone())),
-        tokio::spawn(read(child.stderr.take(), "stderr", cx.store.clone(), cx.instance.clone(), cx.cfg.name.clone())),
-    ];
+    let source = |stream| pipe::Source { instance: cx.instance.as_str().into(), process: cx.cfg.name.as_str().into(), stream };
+    let mut readers = vec![];
+    if let Some(out) = child.stdout.take() {
+        pipe::widen(&out);
+        readers.push(tokio::spawn(pipe::read(out, source(Stream::Stdout), cx.store.clone())));
+    }
+    if let Some(err) = child.stderr.take() {
+        pipe::widen(&err);
+        readers.push(tokio::spawn(pipe::read(err, source(Stream::Stderr), cx.store.clone())));
+    }
     let ended = loop {
         tokio::select! {
             s = spawn::wait(&mut child) => break Ended::Exited(exit_of(s.ok())),
@@ -255,31 +258,6 @@ async fn run_once(cx: &mut ProcCtx) -> Ended {
         }
     }
     ended
-}
-
-/// Reads `r` line by line into the site's log: after each line, the complete lines its
-/// buffer already holds go with it in one batch.
-async fn read(r: Option<impl AsyncRead + Unpin>, stream: &'static str, store: LogStore, instance: String, process: String) {
-    let Some(r) = r else { return };
-    let mut r = BufReader::with_capacity(64 * 1024, r);
-    let mut buf = Vec::new();
-    loop {
-        let mut batch = Vec::new();
-        loop {
-            buf.clear();
-            match (&mut r).take(MAX_LINE).read_until(b'\n', &mut buf).await {
-                Ok(0) | Err(_) if batch.is_empty() => return,
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-            let text = String::from_utf8_lossy(&buf);
-            batch.push(LogLine::new(&instance, &process, stream, text.trim_end_matches(['\n', '\r']).to_string()));
-            if batch.len() >= crate::logstore::BATCH_LINES || !r.buffer().contains(&b'\n') {
-                break;
-            }
-        }
-        store.push_batch(batch).await;
-    }
 }
 
 /// A running loop, as its owner keeps it.

@@ -3,13 +3,15 @@
 //! JSON `level`, else `info` for stdout and `warning` for stderr), one per UDP datagram or
 //! octet-counted over TCP (RFC 6587).
 //!
-//! The store hands each line to a bounded queue ([`QUEUE`]) without waiting: forwarding
-//! never slows a process, and a line that finds the queue full, or no receiver (TCP down:
-//! one connection attempt a second at most), is counted as dropped
-//! (`mware_microservices_syslog_dropped_total`). The forwarder follows the running site
+//! The store hands each batch (the raw lines of one read of a pipe) to a bounded queue
+//! ([`QUEUE`] batches) without waiting: forwarding never slows a process, and the lines
+//! of a batch that finds the queue full, or no receiver (TCP down: one connection attempt
+//! a second at most), are counted as dropped (`mware_microservices_syslog_dropped_total`).
+//! The forwarder builds the lines' records (the JSON level for the severity) on its own
+//! task, only for the processes it forwards. The forwarder follows the running site
 //! file: a changed `syslog` section applies at once, without a restart.
 
-use crate::logstore::LogLine;
+use crate::logstore::{Batch, LogLine};
 use crate::section::{Microservices, SyslogConfig, Transport, FACILITIES};
 use mware_config::Site;
 use prometheus_client::metrics::counter::Counter;
@@ -20,8 +22,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
 
-/// Lines waiting for the forwarder at most; past it, dropped and counted.
-pub const QUEUE: usize = 8192;
+/// Batches waiting for the forwarder at most (each at most
+/// [`crate::logstore::BATCH_BYTES`] of lines); past it, dropped and counted.
+pub const QUEUE: usize = 32;
 /// Longest message text sent (longer lines are cut on a character boundary).
 pub const MAX_MSG: usize = 8000;
 /// Longest wait for a TCP connection, and the pause after a failed one.
@@ -39,16 +42,17 @@ pub struct Counters {
 /// The store's side of the forwarder: cheap to clone.
 #[derive(Clone)]
 pub struct Forward {
-    tx: mpsc::Sender<LogLine>,
+    tx: mpsc::Sender<Batch>,
     on: Arc<AtomicBool>,
     counters: Counters,
 }
 
 impl Forward {
-    /// Offers a line (a copy) to the forwarder when forwarding is on; never waits.
-    pub fn offer(&self, line: &LogLine) {
-        if self.on.load(Ordering::Relaxed) && self.tx.try_send(line.clone()).is_err() {
-            self.counters.dropped.inc();
+    /// Offers a batch (a reference to its lines) to the forwarder when forwarding is on;
+    /// never waits.
+    pub fn offer(&self, batch: &Batch) {
+        if self.on.load(Ordering::Relaxed) && self.tx.try_send(batch.clone()).is_err() {
+            self.counters.dropped.inc_by(batch.count as u64);
         }
     }
 }
@@ -79,7 +83,7 @@ struct Sender {
 }
 
 async fn run(
-    mut rx: mpsc::Receiver<LogLine>,
+    mut rx: mpsc::Receiver<Batch>,
     mut site: watch::Receiver<Arc<Site>>,
     instance: String,
     on: Arc<AtomicBool>,
@@ -99,23 +103,21 @@ async fn run(
                 }
             }
             l = rx.recv() => {
-                let Some(l) = l else { return };
-                let mut batch = vec![l];
-                while batch.len() < 512 {
-                    match rx.try_recv() { Ok(l) => batch.push(l), Err(_) => break }
-                }
-                s.send(batch).await;
+                let Some(b) = l else { return };
+                s.send(b).await;
             }
         }
     }
 }
 
 impl Sender {
-    async fn send(&mut self, batch: Vec<LogLine>) {
+    async fn send(&mut self, batch: Batch) {
         let Some(cfg) = self.cfg.clone() else { return };
+        if !(cfg.processes.is_empty() || cfg.processes.iter().any(|p| **p == *batch.process)) {
+            return;
+        }
         let fac = FACILITIES.iter().position(|f| *f == cfg.facility).unwrap_or(16) as u32;
-        let msgs: Vec<String> =
-            batch.iter().filter(|l| cfg.processes.is_empty() || cfg.processes.contains(&l.process)).map(|l| format(l, fac)).collect();
+        let msgs: Vec<String> = batch.records().map(|l| format(&l, fac)).collect();
         if msgs.is_empty() {
             return;
         }
