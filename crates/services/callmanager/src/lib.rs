@@ -35,7 +35,7 @@ mod view;
 pub use api::openapi;
 pub use error::CallError;
 pub use handle::CallsService;
-pub use metrics::Metrics;
+pub use metrics::{Metrics, OutcomeLabel};
 pub use mware_sip::section;
 pub use mware_sip::SipConfig;
 

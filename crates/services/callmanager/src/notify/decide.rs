@@ -127,6 +127,7 @@ mod tests {
                 call_id: format!("c{i}"),
                 answered_ms: None,
                 played_ms: 0,
+                answer_to_audio_ms: None,
                 dialog: None,
             })
             .collect();

@@ -86,6 +86,9 @@ pub struct Attempt {
     /// Milliseconds of the message sent as RTP.
     #[serde(default)]
     pub played_ms: u64,
+    /// From the phone's 2xx to the first RTP packet of the message, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_to_audio_ms: Option<u64>,
     /// The dialog once answered (the next instance hangs up an interrupted one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]

@@ -192,6 +192,7 @@ impl Notices {
             call_id: call_id.clone(),
             answered_ms: None,
             played_ms: 0,
+            answer_to_audio_ms: None,
             dialog: None,
         };
         let wrote = self
@@ -247,6 +248,7 @@ impl Notices {
                     a.code = e.code;
                     a.reason = Some(e.reason.clone());
                     a.played_ms = e.played_ms;
+                    a.answer_to_audio_ms = e.answer_to_audio.map(|t| t.as_millis() as u64);
                     a.dialog = None;
                 }
                 num.state = if e.outcome == Outcome::Cancelled { "cancelled".into() } else { "pending".into() };
