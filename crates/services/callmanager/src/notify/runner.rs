@@ -153,7 +153,7 @@ impl Notices {
                     }
                 }
                 Next::Final { state, why } => {
-                    tracing::info!(notification = %id, to = %num.to, state, why, "number done");
+                    tracing::info!(notification = %id, to = %num.to, state, why = %why, "number done");
                     let _ = self
                         .update(id, |n| {
                             n.numbers[i].state = state.into();
@@ -202,10 +202,10 @@ impl Notices {
             })
             .await;
         if let Err(e) = wrote {
-            tracing::warn!(notification = %id, to, error = %e, "attempt not written: not called");
+            tracing::warn!(notification = %id, to = %to, error = %e, "attempt not written: not called");
             return false;
         }
-        tracing::info!(notification = %id, to, attempt = index, "calling");
+        tracing::info!(notification = %id, to = %to, attempt = index, "calling");
         let plan = attempt::Plan {
             to: &to,
             domain: &n.domain,
@@ -217,7 +217,7 @@ impl Notices {
         };
         let me = self.clone();
         let idc = id.to_string();
-        let on_answer = move |d| {
+        let on_answer = move |d: crate::ua::record::DialogRecord| {
             // Written without holding up the audio: the next instance hangs it up.
             tokio::spawn(async move {
                 let at = now_ms();
@@ -236,7 +236,7 @@ impl Notices {
         if let Some(t) = e.answer_to_audio {
             self.metrics.notice_answer_to_audio_seconds.observe(t.as_secs_f64());
         }
-        tracing::info!(notification = %id, to, attempt = index, outcome = e.outcome.as_str(), reason = %e.reason, "attempt ended");
+        tracing::info!(notification = %id, to = %to, attempt = index, outcome = e.outcome.as_str(), reason = %e.reason, "attempt ended");
         let end = now_ms();
         let _ = self
             .update(id, |n| {
