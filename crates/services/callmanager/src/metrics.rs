@@ -55,6 +55,10 @@ pub struct Metrics {
     pub notice_answer_to_audio_seconds: Histogram,
     /// Numbers of notifications not yet final (pending or being called).
     pub notice_numbers_open: Gauge,
+    /// Conferences of the group run here.
+    pub conferences: Gauge,
+    /// Participants joined to them.
+    pub conference_participants: Gauge,
 }
 
 impl Metrics {
@@ -71,6 +75,8 @@ impl Metrics {
             notice_attempts: Family::default(),
             notice_answer_to_audio_seconds: Histogram::new([0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]),
             notice_numbers_open: Gauge::default(),
+            conferences: Gauge::default(),
+            conference_participants: Gauge::default(),
         };
         let r = registry.sub_registry_with_prefix("mware_callmanager");
         r.register("calls", "Live calls by state", m.calls.clone());
@@ -87,6 +93,8 @@ impl Metrics {
             m.notice_answer_to_audio_seconds.clone(),
         );
         r.register("notification_numbers_open", "Numbers of notifications not yet final", m.notice_numbers_open.clone());
+        r.register("conferences", "Conferences run by this instance", m.conferences.clone());
+        r.register("conference_participants", "Participants joined to this instance's conferences", m.conference_participants.clone());
         m
     }
 

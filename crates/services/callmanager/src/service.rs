@@ -221,6 +221,12 @@ impl Service for CallsService {
                 _ = tick.tick() => {
                     active.sweep();
                     active.notices.sweep().await;
+                    if let Some(rooms) = &active.rooms {
+                        let all = rooms.list(None);
+                        let joined = all.iter().flat_map(|r| r.participants.values()).filter(|m| m.state == "joined").count();
+                        self.inner.metrics.conferences.set(all.len() as i64);
+                        self.inner.metrics.conference_participants.set(joined as i64);
+                    }
                 }
             }
         }
