@@ -63,13 +63,14 @@ fn kill9_mid_notification_no_attempt_is_called_twice_and_every_number_finishes()
 
     // Bad input first: each refused naming the field, nothing created.
     let past = "2020-01-01T00:00:00Z";
+    let ann_uri = format!("sip:ann@{DOMAIN}");
     let cases = [
-        (json!({"domain": DOMAIN, "to": ["ann"], "text": "hi", "window": {"not_after": past}}), "window.not_after", "in the future"),
-        (json!({"domain": DOMAIN, "to": ["ann"], "text": "x".repeat(1001)}), "text", "1 to 1000 characters"),
+        (json!({"domain": DOMAIN, "to": [ann_uri], "text": "hi", "window": {"not_after": past}}), "window.not_after", "in the future"),
+        (json!({"domain": DOMAIN, "to": [ann_uri], "text": "x".repeat(1001)}), "text", "1 to 1000 characters"),
         (json!({"domain": DOMAIN, "to": [], "text": "hi"}), "to", "1 to 100"),
-        (json!({"domain": DOMAIN, "to": ["ann"], "text": "hi", "priority": 1}), "priority", "unknown field"),
-        (json!({"domain": DOMAIN, "to": ["ann"], "audio": "/etc/passwd"}), "audio", ".wav"),
-        (json!({"domain": DOMAIN, "to": ["ann\r\nVia: evil"], "text": "hi"}), "to[0]", "U+000D"),
+        (json!({"domain": DOMAIN, "to": [ann_uri], "text": "hi", "priority": 1}), "priority", "unknown field"),
+        (json!({"domain": DOMAIN, "to": [ann_uri], "audio": "/etc/passwd"}), "audio", ".wav"),
+        (json!({"domain": DOMAIN, "to": ["sip:ann@example.test\r\nVia: evil"], "text": "hi"}), "to[0]", "U+000D"),
     ];
     for (body, field, words) in cases {
         let (code, v) = api(&s.ds[0], reqwest::Method::POST, "/notifications", Some(&body));
@@ -79,7 +80,7 @@ fn kill9_mid_notification_no_attempt_is_called_twice_and_every_number_finishes()
     let (code, v) = api(&s.ds[0], reqwest::Method::GET, "/notifications", None);
     assert_eq!((code, v["notifications"].as_array().map(Vec::len)), (200, Some(0)), "{v}");
 
-    let body = json!({"domain": DOMAIN, "to": ["ann", "bob", "carl"], "caller_id": "Alerts",
+    let body = json!({"domain": DOMAIN, "to": ["sip:ann@example.test", "sip:bob@example.test", "sip:carl@example.test"], "caller_id": "Alerts",
         "text": "This is a test notification from mware. The building will be closed tomorrow. Please press one to confirm.",
         "attempts": 3, "retry_after_s": 2, "answer_timeout_s": 3, "confirm_digit": "1"});
     let (code, v) = api(&s.ds[1], reqwest::Method::POST, "/notifications", Some(&body));
