@@ -89,20 +89,10 @@ impl Mixer {
         plugin_data(&what, &v)
     }
 
-    /// Reads away the events queued on the session (AudioBridge's `talking` notices, sent
-    /// to every participant's handle) so the queue does not grow; at most one second,
-    /// under the same lock as [`Mixer::join`], whose answers it never takes.
-    pub async fn drain(&self) {
-        let _one_reader = self.events.lock().await;
-        let url = format!("{}/{}?maxev=100", self.url, self.session);
-        let _ = self.http.get(&url).timeout(Duration::from_secs(1)).send().await;
-    }
-
-    /// Creates room `room` for plain RTP participants, with audio levels measured (the
-    /// `talking` flag of [`Mixer::participants`]).
+    /// Creates room `room` for plain RTP participants.
     pub async fn create_room(&self, room: u64, name: &str) -> Result<(), CallError> {
         let body = json!({"request": "create", "room": room, "description": name, "sampling_rate": 16000,
-            "allow_rtp_participants": true, "audiolevel_event": true});
+            "allow_rtp_participants": true, "audiolevel_event": false});
         self.request(self.control, body).await.map(|_| ())
     }
 
@@ -148,8 +138,7 @@ impl Mixer {
         post(&self.http, &format!("{}/{}/{}", self.url, self.session, p.handle), body).await.map(|_| ())
     }
 
-    /// The room's participants as Janus lists them (`id`, `display`, `muted`, `setup`,
-    /// and `talking` in a room with audio levels).
+    /// The room's participants as Janus lists them (`id`, `display`, `muted`, `setup`).
     pub async fn participants(&self, room: u64) -> Result<Vec<Value>, CallError> {
         let d = self.request(self.control, json!({"request": "listparticipants", "room": room})).await?;
         Ok(d["participants"].as_array().cloned().unwrap_or_default())

@@ -86,11 +86,6 @@ pub struct MemberView {
     /// Why it failed or left.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// Talking now, as the mixer measures it (its audio level above the room's threshold
-    /// for the last two seconds); absent when unknown (not joined, or the mixer did not
-    /// answer, or a room created without audio levels).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub talking: Option<bool>,
 }
 
 /// A conference as the API shows it.
@@ -122,7 +117,6 @@ impl Member {
             muted: self.muted,
             since_ms: self.since_ms,
             reason: self.reason.clone(),
-            talking: None,
         }
     }
 }
@@ -190,7 +184,6 @@ impl Rooms {
                     if let Err(e) = self.mixer.keepalive().await {
                         tracing::warn!(error = %e, "the mixer session could not be kept alive");
                     }
-                    self.mixer.drain().await;
                 }
             }
         }
@@ -206,23 +199,6 @@ impl Rooms {
     /// One room.
     pub fn get(&self, id: &str) -> Result<Room, CallError> {
         lock(&self.rooms).get(id).cloned().ok_or_else(|| CallError::NotFound(format!("no conference {id}")))
-    }
-
-    /// One room with who is talking now (asked of the mixer).
-    pub async fn view_live(&self, id: &str) -> Result<RoomView, CallError> {
-        let room = self.get(id)?;
-        let mut v = room.view();
-        match self.mixer.participants(room.mixer.room).await {
-            Ok(listed) => {
-                for (m, mv) in room.participants.values().zip(v.participants.iter_mut()) {
-                    let Some(p) = &m.call else { continue };
-                    let seen = listed.iter().find(|x| x["id"].as_u64() == Some(p.joined.id));
-                    mv.talking = seen.and_then(|x| x["talking"].as_bool());
-                }
-            }
-            Err(e) => tracing::debug!(conference = id, error = %e, "who is talking is unknown"),
-        }
-        Ok(v)
     }
 
     /// Creates a room.

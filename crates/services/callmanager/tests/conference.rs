@@ -42,13 +42,6 @@ async fn three_phones_in_a_janus_room_hear_each_other_mute_and_removal_work() {
     for p in &phones[1..] {
         assert!(near(p.heard_hz_last(), 440.0), "{} hears {:?} Hz", p.user, p.heard_hz_last());
     }
-    // The mixer measures who is talking: Alice (her tone), not the two silent phones.
-    let listed = mixer.participants(4242).await.unwrap();
-    let talking = |id: u64| listed.iter().find(|p| p["id"] == id).map(|p| p["talking"].clone());
-    assert_eq!(talking(parts[0].joined.id), Some(serde_json::json!(true)), "alice talks: {listed:?}");
-    for p in &parts[1..] {
-        assert_eq!(talking(p.joined.id), Some(serde_json::json!(false)), "the silent phones do not: {listed:?}");
-    }
     // Muted, Alice is heard by nobody.
     mixer.mute(4242, parts[0].joined.id, true).await.unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
