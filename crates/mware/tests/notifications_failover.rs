@@ -56,7 +56,8 @@ fn kill9_mid_notification_no_attempt_is_called_twice_and_every_number_finishes()
     let mut s = site(json!({}));
     let rtp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let rtp_port = rtp.local_addr().unwrap().port().to_string();
-    let phone = |sc: &str, user: &str, args: &[&str]| Phone::start(&scenario(sc), s.dir.path(), user, DOMAIN, s.kam.sip_port, args).unwrap();
+    let phone =
+        |sc: &str, user: &str, args: &[&str]| Phone::start(&scenario(sc), s.dir.path(), user, DOMAIN, s.kam.sip_port, args).unwrap();
     let mut ann = phone("uas_notify.xml", "ann", &["-d", "200", "-m", "2", "-key", "rtp_port", &rtp_port]);
     let bob = phone("uas_busy.xml", "bob", &["-m", "3"]);
     let carl = phone("uas_noanswer.xml", "carl", &["-m", "3"]);

@@ -98,8 +98,14 @@ async fn main() {
 
     let c = Coordination { backend: Backend::Embedded, path: dir.path().join("coord.sqlite").display().to_string(), ..Default::default() };
     let coord: Arc<dyn Coordinator> = Arc::new(EmbeddedCoordinator::open(Settings { site: "b".into(), coordination: c }).await.unwrap());
-    let info =
-        MemberInfo { instance: "b".into(), group: 1, order: 1, address: "127.0.0.1:1".into(), version: "b".into(), since_ms: mware_coord::now_ms() };
+    let info = MemberInfo {
+        instance: "b".into(),
+        group: 1,
+        order: 1,
+        address: "127.0.0.1:1".into(),
+        version: "b".into(),
+        since_ms: mware_coord::now_ms(),
+    };
     let mut m = coord.join(info).await.unwrap();
     let epoch = m.wait_active().await.unwrap();
     let opts = UaOptions {

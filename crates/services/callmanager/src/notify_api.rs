@@ -179,10 +179,16 @@ fn window(v: Option<&Value>, now: u64, errs: &mut Errs) -> Window {
     for k in m.keys().filter(|k| !["not_before", "not_after"].contains(&k.as_str())) {
         errs.push((format!("window.{}", cut(k)), "unknown field; expected not_before, not_after".into()));
     }
-    let w = Window { not_before_ms: time(m.get("not_before"), "window.not_before", errs), not_after_ms: time(m.get("not_after"), "window.not_after", errs) };
+    let w = Window {
+        not_before_ms: time(m.get("not_before"), "window.not_before", errs),
+        not_after_ms: time(m.get("not_after"), "window.not_after", errs),
+    };
     if let Some(na) = w.not_after_ms {
         if na <= now {
-            errs.push(("window.not_after".into(), format!("expected a time in the future, found {} (now is {})", rfc3339(na), rfc3339(now))));
+            errs.push((
+                "window.not_after".into(),
+                format!("expected a time in the future, found {} (now is {})", rfc3339(na), rfc3339(now)),
+            ));
         } else if w.not_before_ms.is_some_and(|nb| nb >= na) {
             errs.push(("window.not_before".into(), "expected a time before window.not_after".into()));
         }
@@ -321,7 +327,11 @@ fn check(m: &Map<String, Value>, domain: Option<String>, group: u32, instance: &
     responses((status = 201, description = "Created: the numbers are being called", body = CreatedNotice),
         (status = 400, description = "Bad input; every problem, each field named", body = ErrorBody),
         (status = 503, description = "Not active here (retryable)", body = ErrorBody)))]
-async fn create(State(inner): State<Arc<Inner>>, routed: Option<Extension<DomainArg>>, body: Bytes) -> Result<(StatusCode, Json<CreatedNotice>)> {
+async fn create(
+    State(inner): State<Arc<Inner>>,
+    routed: Option<Extension<DomainArg>>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<CreatedNotice>)> {
     let a = inner.active()?;
     let m = object(&body)?;
     let routed = routed.map(|Extension(DomainArg(d))| d);
@@ -385,7 +395,13 @@ mod tests {
             "to": [], "text": long, "bogus": 1, "window": {"not_after": "2020-01-01T00:00:00Z"}, "confirm_digit": "12"
         }));
         let e = fields(check(&m, Some("d.test".into()), 1, "m1", now));
-        for want in ["to: expected 1 to 100", "text: expected 1 to 1000 characters, found 1001", "bogus: unknown field", "window.not_after: expected a time in the future", "confirm_digit:"] {
+        for want in [
+            "to: expected 1 to 100",
+            "text: expected 1 to 1000 characters, found 1001",
+            "bogus: unknown field",
+            "window.not_after: expected a time in the future",
+            "confirm_digit:",
+        ] {
             assert!(e.iter().any(|x| x.starts_with(want)), "{want} in {e:#?}");
         }
         let m = body(serde_json::json!({"to": ["1001", "sip:a@b\r\nX: y", "1001"], "audio": "rel.wav", "window": {"x": 1}}));

@@ -119,17 +119,17 @@ async fn answered_busy_and_unanswered_numbers_end_as_configured_and_the_message_
     assert!(a.attempts[0].answered_ms.is_some() && a.attempts[0].end_ms.is_some());
     let b = by("bob");
     assert_eq!(b.state, "busy", "{b:#?}");
-    assert_eq!(b.attempts.iter().map(|x| (x.index, x.outcome, x.code)).collect::<Vec<_>>(), vec![
-        (1, Some(Outcome::Busy), Some(486)),
-        (2, Some(Outcome::Busy), Some(486))
-    ]);
+    assert_eq!(
+        b.attempts.iter().map(|x| (x.index, x.outcome, x.code)).collect::<Vec<_>>(),
+        vec![(1, Some(Outcome::Busy), Some(486)), (2, Some(Outcome::Busy), Some(486))]
+    );
     assert!(b.attempts[1].start_ms >= b.attempts[0].end_ms.unwrap() + 1000, "retried after retry_after_s: {b:#?}");
     let c = by("carl");
     assert_eq!(c.state, "no_answer", "{c:#?}");
-    assert_eq!(c.attempts.iter().map(|x| (x.index, x.outcome, x.code)).collect::<Vec<_>>(), vec![
-        (1, Some(Outcome::NoAnswer), Some(487)),
-        (2, Some(Outcome::NoAnswer), Some(487))
-    ]);
+    assert_eq!(
+        c.attempts.iter().map(|x| (x.index, x.outcome, x.code)).collect::<Vec<_>>(),
+        vec![(1, Some(Outcome::NoAnswer), Some(487)), (2, Some(Outcome::NoAnswer), Some(487))]
+    );
     for x in &c.attempts {
         let rang = x.end_ms.unwrap() - x.start_ms;
         assert!((2900..8000).contains(&rang), "cancelled at answer_timeout_s (3 s), rang {rang} ms");

@@ -40,12 +40,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn rules(n: &Notice) -> Rules {
-    Rules {
-        attempts: n.attempts,
-        retry_after_ms: u64::from(n.retry_after_s) * 1000,
-        window: n.window,
-        confirm: n.confirm_digit.is_some(),
-    }
+    Rules { attempts: n.attempts, retry_after_ms: u64::from(n.retry_after_s) * 1000, window: n.window, confirm: n.confirm_digit.is_some() }
 }
 
 /// The message of `n` as µ-law.
@@ -317,7 +312,8 @@ impl Notices {
 
     /// Changes a notification and writes it, fenced, before the change is shown.
     async fn update(&self, id: &str, f: impl FnOnce(&mut Notice)) -> Result<(), CallError> {
-        let writing = lock(&self.items).get(id).map(|e| e.writing.clone()).ok_or_else(|| CallError::NotFound(format!("no notification {id}")))?;
+        let writing =
+            lock(&self.items).get(id).map(|e| e.writing.clone()).ok_or_else(|| CallError::NotFound(format!("no notification {id}")))?;
         let _one = writing.lock().await;
         let mut n = self.get(id)?;
         f(&mut n);
