@@ -7,7 +7,8 @@
 //! the API shows); [`decide`] the pure step (what a number does next, and when);
 //! [`media`] turns the message into G.711 µ-law and builds the SDP; [`rtp`] sends the
 //! paced RTP and hears the telephone-events; [`attempt`] is one call to one number;
-//! [`runner`] the notifications of an activity (fenced writes, takeover, cancel).
+//! [`runner`] the notifications of an activity (fenced writes, takeover, cancel);
+//! `input` the checks of a new one.
 //!
 //! Durability: every attempt is written fenced *before* its INVITE, with its number and
 //! index; the next active instance marks an attempt it finds unfinished `interrupted`
@@ -16,6 +17,7 @@
 
 pub mod attempt;
 pub mod decide;
+pub(crate) mod input;
 pub mod media;
 pub mod rtp;
 pub mod runner;
