@@ -38,6 +38,8 @@ pub(crate) struct Active {
     pub metrics: Metrics,
     /// The conferences, when the section names a mixer.
     pub rooms: Option<Arc<crate::rooms::Rooms>>,
+    /// The voice notifications.
+    pub notices: Arc<crate::notify::runner::Notices>,
 }
 
 impl Inner {

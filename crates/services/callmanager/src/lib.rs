@@ -6,7 +6,8 @@
 //! dialogs as data); [`decide`] the pure call state machine (event + state -> actions,
 //! with the reason in words); `call` the step that acts on it; `store` the calls in the
 //! coordinator (fenced); `service` the [`CallsService`] the host runs; `api` the HTTP
-//! handlers and their OpenAPI.
+//! handlers and their OpenAPI; [`notify`] the voice notifications (`notify_api` their
+//! routes).
 #![deny(missing_docs)]
 
 mod api;
@@ -19,6 +20,9 @@ mod error;
 mod handle;
 mod metrics;
 pub mod mixer;
+pub mod notify;
+mod notify_api;
+mod notify_cli;
 mod registrar;
 pub mod rooms;
 mod service;
@@ -31,7 +35,7 @@ mod view;
 pub use api::openapi;
 pub use error::CallError;
 pub use handle::CallsService;
-pub use metrics::Metrics;
+pub use metrics::{Metrics, OutcomeLabel};
 pub use mware_sip::section;
 pub use mware_sip::SipConfig;
 
@@ -41,6 +45,6 @@ pub fn plugin() -> mware_host::Plugin {
         name: "callmanager",
         sections: vec![mware_config::section::<section::SipConfig>()],
         build: |registry| std::sync::Arc::new(CallsService::new(registry)),
-        cli: vec![cli::subcommand()],
+        cli: vec![cli::subcommand(), notify_cli::subcommand()],
     }
 }

@@ -25,6 +25,13 @@ pub struct CodeLabel {
     pub class: String,
 }
 
+/// `outcome` label of notification attempts.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    /// `confirmed`, `played`, `no_answer`, `busy`, `failed`, `interrupted`, `cancelled`.
+    pub outcome: String,
+}
+
 /// The service's metrics, cheap to clone.
 #[derive(Clone)]
 pub struct Metrics {
@@ -40,6 +47,18 @@ pub struct Metrics {
     pub final_codes: Family<CodeLabel, Counter>,
     /// Calls taken over from the previous active instance.
     pub restored: Counter,
+    /// Voice notifications created through the API.
+    pub notices: Counter,
+    /// Notification attempts ended, by outcome.
+    pub notice_attempts: Family<OutcomeLabel, Counter>,
+    /// Notification calls: from the phone's 2xx to the first RTP packet of the message.
+    pub notice_answer_to_audio_seconds: Histogram,
+    /// Numbers of notifications not yet final (pending or being called).
+    pub notice_numbers_open: Gauge,
+    /// Conferences of the group run here.
+    pub conferences: Gauge,
+    /// Participants joined to them.
+    pub conference_participants: Gauge,
 }
 
 impl Metrics {
@@ -52,6 +71,12 @@ impl Metrics {
             setup_seconds: Histogram::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 40.0]),
             final_codes: Family::default(),
             restored: Counter::default(),
+            notices: Counter::default(),
+            notice_attempts: Family::default(),
+            notice_answer_to_audio_seconds: Histogram::new([0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]),
+            notice_numbers_open: Gauge::default(),
+            conferences: Gauge::default(),
+            conference_participants: Gauge::default(),
         };
         let r = registry.sub_registry_with_prefix("mware_callmanager");
         r.register("calls", "Live calls by state", m.calls.clone());
@@ -60,6 +85,16 @@ impl Metrics {
         r.register("setup_seconds", "Time from the API call to connected", m.setup_seconds.clone());
         r.register("final_codes", "Final codes of the legs' INVITEs by leg and class", m.final_codes.clone());
         r.register("restored", "Calls taken over from the previous active instance", m.restored.clone());
+        r.register("notifications", "Voice notifications created through the API", m.notices.clone());
+        r.register("notification_attempts", "Notification attempts ended, by outcome", m.notice_attempts.clone());
+        r.register(
+            "notification_answer_to_audio_seconds",
+            "Notification calls: from the phone's 2xx to the first RTP packet",
+            m.notice_answer_to_audio_seconds.clone(),
+        );
+        r.register("notification_numbers_open", "Numbers of notifications not yet final", m.notice_numbers_open.clone());
+        r.register("conferences", "Conferences run by this instance", m.conferences.clone());
+        r.register("conference_participants", "Participants joined to this instance's conferences", m.conference_participants.clone());
         m
     }
 

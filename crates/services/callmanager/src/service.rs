@@ -107,6 +107,7 @@ impl CallsService {
             Some(url) => Some(crate::rooms::Rooms::start(eng.clone(), url, ctx.fence.group).await?),
             None => None,
         };
+        let notices = crate::notify::runner::Notices::start(eng.clone(), self.inner.metrics.clone()).await?;
         let active = Arc::new(Active {
             eng: eng.clone(),
             cfg,
@@ -116,6 +117,7 @@ impl CallsService {
             starts: Mutex::new(VecDeque::new()),
             metrics: self.inner.metrics.clone(),
             rooms,
+            notices,
         });
         let (saved, bad) = eng.store.load().await?;
         for k in bad {
@@ -154,12 +156,14 @@ impl Service for CallsService {
     }
 
     fn routes(&self) -> Routes {
-        crate::conf_api::routes(self.inner.clone(), crate::api::routes(self.inner.clone()))
+        let r = crate::conf_api::routes(self.inner.clone(), crate::api::routes(self.inner.clone()));
+        crate::notify_api::routes(self.inner.clone(), r)
     }
 
     fn openapi(&self) -> Option<utoipa::openapi::OpenApi> {
         let mut doc = crate::api::openapi();
         doc.merge(crate::conf_api::openapi());
+        doc.merge(crate::notify_api::openapi());
         Some(doc)
     }
 
@@ -168,7 +172,9 @@ impl Service for CallsService {
             return serde_json::Value::Null;
         };
         let live = a.list(None).iter().filter(|v| v.state != CallState::Ended).count();
-        serde_json::json!({"live_calls": live, "contact": a.eng.ua.contact(), "dialogs": a.eng.ua.watched()})
+        let running = a.notices.list(None).iter().filter(|n| n.state == "running").count();
+        serde_json::json!({"live_calls": live, "contact": a.eng.ua.contact(), "dialogs": a.eng.ua.watched(),
+            "notifications_running": running, "notification_numbers_open": a.notices.open_numbers()})
     }
 
     fn panel(&self) -> Option<Panel> {
@@ -212,7 +218,16 @@ impl Service for CallsService {
         loop {
             tokio::select! {
                 _ = ctx.cancel.cancelled() => break,
-                _ = tick.tick() => active.sweep(),
+                _ = tick.tick() => {
+                    active.sweep();
+                    active.notices.sweep().await;
+                    if let Some(rooms) = &active.rooms {
+                        let all = rooms.list(None);
+                        let joined = all.iter().flat_map(|r| r.participants.values()).filter(|m| m.state == "joined").count();
+                        self.inner.metrics.conferences.set(all.len() as i64);
+                        self.inner.metrics.conference_participants.set(joined as i64);
+                    }
+                }
             }
         }
         *self.inner.active.write().unwrap_or_else(|e| e.into_inner()) = None;

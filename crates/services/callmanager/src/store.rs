@@ -24,6 +24,10 @@ pub const SETUP_PREFIX: &str = "callmanager/setup/";
 /// its participants (the rooms of an activity).
 pub const CONF_PREFIX: &str = "callmanager/conferences/";
 
+/// Prefix of the voice notifications: one key per notification, written fenced before
+/// each attempt's INVITE and after each attempt ends ([`crate::notify`]).
+pub const NOTICE_PREFIX: &str = "callmanager/notifications/";
+
 /// A call being set up, as written to the coordinator.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SetupCall {
@@ -129,6 +133,32 @@ impl Store {
         for (key, v) in rows {
             match serde_json::from_slice::<StoredCall>(&v.value) {
                 Ok(c) => ok.push(c),
+                Err(_) => bad.push(key),
+            }
+        }
+        Ok((ok, bad))
+    }
+
+    /// Writes (or rewrites) notification `id`, fenced; waits for the write.
+    pub async fn put_notice<T: Serialize>(&self, id: &str, n: &T) -> Result<(), CallError> {
+        let value = serde_json::to_vec(n).map_err(|e| CallError::Coord(e.to_string()))?;
+        let op = KvOp::Put { key: format!("{NOTICE_PREFIX}{id}"), value };
+        self.writes.apply(vec![op]).await.map(|_| ()).map_err(|e| CallError::Coord(e.to_string()))
+    }
+
+    /// Removes a notification.
+    pub async fn delete_notice(&self, id: &str) -> Result<(), CallError> {
+        let op = KvOp::Delete { key: format!("{NOTICE_PREFIX}{id}") };
+        self.writes.apply(vec![op]).await.map(|_| ()).map_err(|e| CallError::Coord(e.to_string()))
+    }
+
+    /// Every notification of the group; unreadable entries are named in the second list.
+    pub async fn load_notices<T: serde::de::DeserializeOwned>(&self) -> Result<(Vec<T>, Vec<String>), CallError> {
+        let rows = self.coord.kv_list(self.fence.group, NOTICE_PREFIX).await.map_err(|e| CallError::Coord(e.to_string()))?;
+        let (mut ok, mut bad) = (vec![], vec![]);
+        for (key, v) in rows {
+            match serde_json::from_slice::<T>(&v.value) {
+                Ok(n) => ok.push(n),
                 Err(_) => bad.push(key),
             }
         }

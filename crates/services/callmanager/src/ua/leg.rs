@@ -61,6 +61,12 @@ pub struct Dial {
 impl Leg {
     /// Sends the INVITE through the outbound proxy.
     pub fn invite(ua: &Ua, d: Dial) -> Result<Leg, CallError> {
+        Leg::invite_as(ua, d, None)
+    }
+
+    /// [`Leg::invite`] with a Call-ID chosen by the caller (written before the INVITE
+    /// leaves, so a record names the call it is about).
+    pub fn invite_as(ua: &Ua, d: Dial, call_id: Option<String>) -> Result<Leg, CallError> {
         let o = ua.options();
         let bad = |f: &str, e: String| CallError::Invalid { field: f.into(), msg: e };
         let callee = Uri::try_from(d.to.as_str()).map_err(|e| bad("to", format!("not a SIP URI: {e}")))?;
@@ -87,6 +93,7 @@ impl Leg {
             contact,
             credential,
             headers: Some(headers(d.session_s)),
+            call_id,
             ..Default::default()
         };
         let (tx, states) = mpsc::unbounded_channel();
