@@ -182,7 +182,7 @@ mod tests {
             "not_before": "2027-01-15T08:00:00Z", "not_after": 1_900_000_000_000u64, "note": "call back\nabout the bill"}))
         .unwrap();
         assert_eq!((o.domain.as_str(), o.state, o.not_after_ms), ("example.test", OrderState::Waiting, Some(1_900_000_000_000)));
-        assert_eq!(o.not_before_ms, Some(1_799_913_600_000));
+        assert_eq!(o.not_before_ms, Some(1_800_000_000_000));
         assert!(check(json!({"domain": "example.test", "number": "2001", "operator": "1001"})).is_ok());
     }
 
