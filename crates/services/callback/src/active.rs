@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 pub(crate) struct Active {
     pub store: Store,
     pub local: Local,
-    pub cfg: CallbackConfig,
+    cfg: std::sync::RwLock<CallbackConfig>,
     pub group: u32,
     pub instance: String,
     pub metrics: Metrics,
@@ -28,7 +28,17 @@ pub(crate) struct Active {
 
 impl Active {
     pub fn new(store: Store, local: Local, cfg: CallbackConfig, group: u32, instance: String, metrics: Metrics, cancel: CancellationToken) -> Self {
-        Active { store, local, cfg, group, instance, metrics, cancel, orders: Mutex::new(BTreeMap::new()), running: Mutex::new(HashSet::new()) }
+        Active { store, local, cfg: std::sync::RwLock::new(cfg), group, instance, metrics, cancel, orders: Mutex::new(BTreeMap::new()), running: Mutex::new(HashSet::new()) }
+    }
+
+    /// The group's `callback` section as it is now (a reloaded site file applies at once).
+    pub fn cfg(&self) -> CallbackConfig {
+        self.cfg.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Takes a reloaded `callback` section.
+    pub fn set_cfg(&self, cfg: CallbackConfig) {
+        *self.cfg.write().unwrap_or_else(|e| e.into_inner()) = cfg;
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Order>> {
@@ -79,13 +89,14 @@ impl Active {
 
     /// Adds a new order, durable before it is answered; 429 past `max_open_per_domain`.
     pub async fn create(&self, o: Order) -> Result<Order, CallbackError> {
+        let max = self.cfg().max_open_per_domain;
         let pending = {
             let mut m = self.lock();
             let open = m.values().filter(|x| x.domain == o.domain && !x.state.finished()).count();
-            if open >= self.cfg.max_open_per_domain {
+            if open >= max {
                 return Err(CallbackError::Limited(format!(
                     "{} has {open} open orders (callback.max_open_per_domain {}); try again later",
-                    o.domain, self.cfg.max_open_per_domain
+                    o.domain, max
                 )));
             }
             let p = self.store.queue_put(&o);
@@ -127,7 +138,8 @@ impl Active {
     /// order), gives up orders whose window closed, removes long-finished ones.
     pub fn tick(self: &Arc<Self>) {
         let now = mware_coord::now_ms();
-        let keep_ms = self.cfg.keep_finished_s * 1000;
+        let cfg = self.cfg();
+        let keep_ms = cfg.keep_finished_s * 1000;
         let mut start = vec![];
         let mut writes = vec![];
         {
@@ -135,7 +147,7 @@ impl Active {
             let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
             let mut old = vec![];
             for o in m.values_mut() {
-                let policy = self.cfg.policy(o.queue.as_deref());
+                let policy = cfg.policy(o.queue.as_deref());
                 match decide::next(o, &policy, now) {
                     Step::Dial | Step::Follow if !running.contains(&o.id) => start.push(o.id.clone()),
                     Step::Fail(why) => {

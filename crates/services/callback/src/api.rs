@@ -131,7 +131,8 @@ async fn create(State(inner): State<Arc<Inner>>, body: Bytes) -> Result<(StatusC
         Some(g) => Owner::Group(g),
         None => Owner::Nobody,
     };
-    let cx = validate::Ctx { cfg: &a.cfg, group: a.group, owner: &owner, now_ms: mware_coord::now_ms() };
+    let cfg = a.cfg();
+    let cx = validate::Ctx { cfg: &cfg, group: a.group, owner: &owner, now_ms: mware_coord::now_ms() };
     let id = format!("{}-{:016x}", a.group, rand::random::<u64>());
     let o = validate::order(&body, &cx, id).map_err(CallbackError::Invalid)?;
     let o = a.create(o).await?;

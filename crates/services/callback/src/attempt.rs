@@ -31,7 +31,7 @@ fn hold_ms(p: &Policy) -> u64 {
 /// Runs what order `id` needs: a new attempt when none is under way, then follows it.
 pub(crate) async fn run(a: &Active, id: &str) -> Result<(), String> {
     let Some(o) = a.get(id) else { return Ok(()) };
-    let p = a.cfg.policy(o.queue.as_deref());
+    let p = a.cfg().policy(o.queue.as_deref());
     if o.open_attempt().is_none() && (o.state.finished() || !start(a, &o, &p).await?) {
         return Ok(());
     }
@@ -41,10 +41,11 @@ pub(crate) async fn run(a: &Active, id: &str) -> Result<(), String> {
 /// The operators to try for `o`, in turn: (uri, critical section).
 fn candidates(a: &Active, o: &Order) -> Vec<(String, String)> {
     let n = o.attempts.len() as u32 + 1;
-    if let Some(q) = o.queue.as_deref().and_then(|q| a.cfg.queue(q)) {
+    let cfg = a.cfg();
+    if let Some(q) = o.queue.as_deref().and_then(|q| cfg.queue(q)) {
         return rotation(q.operators.len(), n).into_iter().map(|i| (q.operators[i].uri.clone(), q.operators[i].section.clone())).collect();
     }
-    o.operator.as_deref().and_then(|u| a.cfg.operator(u)).map(|(_, op)| vec![(op.uri.clone(), op.section.clone())]).unwrap_or_default()
+    o.operator.as_deref().and_then(|u| cfg.operator(u)).map(|(_, op)| vec![(op.uri.clone(), op.section.clone())]).unwrap_or_default()
 }
 
 /// Takes a free operator and places the call; `false` when nothing was started (every
@@ -54,9 +55,16 @@ async fn start(a: &Active, o: &Order, p: &Policy) -> Result<bool, String> {
     let owner = Attempt::owner(&o.id, n);
     let ops = candidates(a, o);
     if ops.is_empty() {
-        let why = "its queue or operator is no longer in the callback section".to_string();
-        a.note(&o.id, |x| x.reason = Some(why.clone()));
-        return Err(why);
+        // The site file was changed under the order: it cannot be tried any more.
+        let now = mware_coord::now_ms();
+        if let Some((_, pending)) = a.update(&o.id, |x| {
+            x.state = OrderState::Failed;
+            x.reason = Some("its queue or operator is no longer in the callback section".into());
+            x.ended_ms = Some(now);
+        }) {
+            store::done(pending).await.map_err(|e| e.to_string())?;
+        }
+        return Ok(false);
     }
     let mut skipped = vec![];
     let mut chosen = None;

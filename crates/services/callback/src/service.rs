@@ -110,10 +110,18 @@ impl Service for CallbackService {
         let counts = active.counts();
         ctx.status.set(ServiceState::Running, format!("serving callback orders ({counts}, epoch {})", ctx.fence.epoch));
         let mut tick = tokio::time::interval(TICK);
+        let mut site = ctx.site.clone();
         loop {
             tokio::select! {
                 _ = ctx.cancel.cancelled() => break,
                 _ = tick.tick() => active.tick(),
+                Ok(()) = site.changed() => {
+                    let role = site.borrow_and_update().instance(&ctx.instance).map(|p| p.role.clone());
+                    if let Some(cfg) = role.and_then(|r| r.section::<CallbackConfig>()) {
+                        tracing::info!("callback section reloaded");
+                        active.set_cfg(cfg);
+                    }
+                }
             }
         }
         *self.inner.active.write().unwrap_or_else(|e| e.into_inner()) = None;
