@@ -2,7 +2,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use mware_host::ApiError;
+use mware_host::{ApiError, Problem};
 
 /// What can go wrong: bad input, limits, state, the coordinator, the service not running.
 #[derive(Debug, thiserror::Error)]
@@ -53,10 +53,15 @@ impl IntoResponse for CallbackError {
             if let Some((f, _)) = v.first() {
                 e = e.field(f.clone());
             }
+            e = e.problems(v.iter().map(|(field, message)| problem(field, message)));
         }
         if let CallbackError::Limited(_) = &self {
             e = e.retry_after(std::time::Duration::from_secs(5));
         }
         e.into_response()
     }
+}
+
+fn problem(field: &str, message: &str) -> Problem {
+    Problem { field: field.to_string(), message: message.to_string() }
 }
