@@ -125,16 +125,19 @@ pub(crate) fn routes(inner: Arc<Inner>) -> Routes {
 async fn create(State(inner): State<Arc<Inner>>, body: Bytes) -> Result<(StatusCode, Json<OrderView>)> {
     let a = inner.active()?;
     let site = inner.site().ok_or_else(|| CallbackError::NotRunning("starting".into()))?;
-    let tree = mware_config::DomainTree::build(&site);
-    let owner = |d: &str| match tree.route(d) {
-        Some(g) if g == a.group => Owner::Us,
-        Some(g) => Owner::Group(g),
-        None => Owner::Nobody,
+    let o = {
+        // Checked before any await: the check's context is not sent across threads.
+        let tree = mware_config::DomainTree::build(&site);
+        let owner = |d: &str| match tree.route(d) {
+            Some(g) if g == a.group => Owner::Us,
+            Some(g) => Owner::Group(g),
+            None => Owner::Nobody,
+        };
+        let cfg = a.cfg();
+        let cx = validate::Ctx { cfg: &cfg, group: a.group, owner: &owner, now_ms: mware_coord::now_ms() };
+        let id = format!("{}-{:016x}", a.group, rand::random::<u64>());
+        validate::order(&body, &cx, id).map_err(CallbackError::Invalid)?
     };
-    let cfg = a.cfg();
-    let cx = validate::Ctx { cfg: &cfg, group: a.group, owner: &owner, now_ms: mware_coord::now_ms() };
-    let id = format!("{}-{:016x}", a.group, rand::random::<u64>());
-    let o = validate::order(&body, &cx, id).map_err(CallbackError::Invalid)?;
     let o = a.create(o).await?;
     tracing::info!(order = %o.id, domain = %o.domain, queue = ?o.queue, operator = ?o.operator, "callback order taken");
     Ok((StatusCode::CREATED, Json(o.into())))
