@@ -40,7 +40,9 @@ fn callback_orders_per_second_against_direct_calls() {
     let d = &s.ds[0];
     let pid = d.child.pid();
     let _ops: Vec<Phone> = (0..OPS)
-        .map(|i| Phone::start_untraced(&scenario("uas_answer.xml"), s.dir.path(), &format!("{}", 1100 + i), DOMAIN, s.kam.sip_port, &[]).unwrap())
+        .map(|i| {
+            Phone::start_untraced(&scenario("uas_answer.xml"), s.dir.path(), &format!("{}", 1100 + i), DOMAIN, s.kam.sip_port, &[]).unwrap()
+        })
         .collect();
     // The customer answers at once and hangs up at once.
     let _customer = Phone::start_untraced(&scenario("uas_hangup.xml"), s.dir.path(), "2001", DOMAIN, s.kam.sip_port, &[]).unwrap();

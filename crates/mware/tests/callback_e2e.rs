@@ -32,7 +32,8 @@ fn an_order_rings_a_free_operator_then_the_customer_retries_no_answer_and_refuse
     let customer =
         Phone::start(&scenario("uas_hangup.xml"), s.dir.path(), "2001", DOMAIN, s.kam.sip_port, &["-d", "1000", "-m", "1"]).unwrap();
 
-    let (code, o) = cb(d, Method::POST, "/orders", Some(&json!({"domain": DOMAIN, "number": "2001", "queue": "sales", "note": "about the bill"})));
+    let (code, o) =
+        cb(d, Method::POST, "/orders", Some(&json!({"domain": DOMAIN, "number": "2001", "queue": "sales", "note": "about the bill"})));
     assert_eq!(code, 201, "{o}");
     let id = o["id"].as_str().unwrap().to_string();
     let o = wait_order(d, &id, "completed", 60);
@@ -101,7 +102,8 @@ fn an_order_rings_a_free_operator_then_the_customer_retries_no_answer_and_refuse
 
     // Cancel: a waiting order (its window opens in an hour) is cancelled, durable, once.
     let later = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64 + 3_600_000;
-    let (code, o) = cb(d, Method::POST, "/orders", Some(&json!({"domain": DOMAIN, "number": "2004", "operator": "1002", "not_before": later})));
+    let (code, o) =
+        cb(d, Method::POST, "/orders", Some(&json!({"domain": DOMAIN, "number": "2004", "operator": "1002", "not_before": later})));
     assert_eq!(code, 201, "{o}");
     let id3 = o["id"].as_str().unwrap().to_string();
     let (code, o) = cb(d, Method::DELETE, &format!("/orders/{id3}"), None);

@@ -31,6 +31,7 @@ fn kill9_while_the_customer_rings_neither_loses_the_order_nor_rings_twice_for_on
     eprintln!("m20 runs the callback service {:?} after the kill", killed.elapsed());
 
     let o = wait_order(&s.ds[1], &id, "completed", 90);
+    eprintln!("{o:#}");
     let at = o["attempts"].as_array().unwrap();
     assert!(at.len() >= 2, "{o:#}");
     assert_eq!(at[0]["instance"], "m10", "{o:#}");

@@ -27,8 +27,26 @@ pub(crate) struct Active {
 }
 
 impl Active {
-    pub fn new(store: Store, local: Local, cfg: CallbackConfig, group: u32, instance: String, metrics: Metrics, cancel: CancellationToken) -> Self {
-        Active { store, local, cfg: std::sync::RwLock::new(cfg), group, instance, metrics, cancel, orders: Mutex::new(BTreeMap::new()), running: Mutex::new(HashSet::new()) }
+    pub fn new(
+        store: Store,
+        local: Local,
+        cfg: CallbackConfig,
+        group: u32,
+        instance: String,
+        metrics: Metrics,
+        cancel: CancellationToken,
+    ) -> Self {
+        Active {
+            store,
+            local,
+            cfg: std::sync::RwLock::new(cfg),
+            group,
+            instance,
+            metrics,
+            cancel,
+            orders: Mutex::new(BTreeMap::new()),
+            running: Mutex::new(HashSet::new()),
+        }
     }
 
     /// The group's `callback` section as it is now (a reloaded site file applies at once).
@@ -60,12 +78,8 @@ impl Active {
 
     /// The orders (of `domain`, in `state`), oldest first.
     pub fn list(&self, domain: Option<&str>, state: Option<OrderState>) -> Vec<Order> {
-        let mut v: Vec<Order> = self
-            .lock()
-            .values()
-            .filter(|o| domain.is_none_or(|d| o.domain == d) && state.is_none_or(|s| o.state == s))
-            .cloned()
-            .collect();
+        let mut v: Vec<Order> =
+            self.lock().values().filter(|o| domain.is_none_or(|d| o.domain == d) && state.is_none_or(|s| o.state == s)).cloned().collect();
         v.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
         v
     }
@@ -170,7 +184,10 @@ impl Active {
                 *counts.entry(o.state).or_insert(0i64) += 1;
             }
             for s in OrderState::ALL {
-                self.metrics.orders.get_or_create(&crate::metrics::StateLabel { state: s.as_str().into() }).set(*counts.get(&s).unwrap_or(&0));
+                self.metrics
+                    .orders
+                    .get_or_create(&crate::metrics::StateLabel { state: s.as_str().into() })
+                    .set(*counts.get(&s).unwrap_or(&0));
             }
         }
         for w in writes {

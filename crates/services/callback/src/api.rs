@@ -160,7 +160,10 @@ async fn list(State(inner): State<Arc<Inner>>, Query(q): Query<ListQuery>) -> Re
     let state = match q.state.as_deref() {
         None => None,
         Some(s) => Some(OrderState::ALL.into_iter().find(|x| x.as_str() == s).ok_or_else(|| {
-            CallbackError::invalid("state", format!("expected waiting, calling, completed, failed or cancelled, found {}", mware_config::quote(s)))
+            CallbackError::invalid(
+                "state",
+                format!("expected waiting, calling, completed, failed or cancelled, found {}", mware_config::quote(s)),
+            )
         })?),
     };
     let orders: Vec<OrderView> = a.list(domain.as_deref(), state).into_iter().map(OrderView::from).collect();

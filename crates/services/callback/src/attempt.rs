@@ -218,7 +218,9 @@ async fn follow(a: &Active, id: &str, p: &Policy) -> Result<(), String> {
             let owner = Attempt::owner(id, at.n);
             match a.local.renew(&o.domain, &at.section, &owner, at.section_token, hold_ms(p)).await {
                 Ok(true) => renewed = std::time::Instant::now(),
-                Ok(false) => tracing::warn!(order = id, section = at.section, "the operator's critical section was lost during the attempt"),
+                Ok(false) => {
+                    tracing::warn!(order = id, section = at.section, "the operator's critical section was lost during the attempt")
+                }
                 Err(e) => tracing::debug!(order = id, error = %e, "renewing the operator's critical section failed; tried again"),
             }
         }

@@ -113,7 +113,8 @@ async fn run(action: Action, _env: CliEnv) -> anyhow::Result<()> {
             (v, conn)
         }
         Action::Show { id, conn } => {
-            let v = api::send(api::Method::GET, &conn.api, &path(paths::ORDER, &[("id", &id)]), &conn.token_env, None, "reading the order").await?;
+            let v = api::send(api::Method::GET, &conn.api, &path(paths::ORDER, &[("id", &id)]), &conn.token_env, None, "reading the order")
+                .await?;
             (v, conn)
         }
         Action::Add { domain, number, queue, operator, not_before, not_after, note, conn } => {

@@ -87,9 +87,7 @@ fn a_connection_completes_and_a_closing_window_fails() {
 
 #[test]
 fn calls_are_classified_from_the_callmanagers_view() {
-    let call = |state: &str, a: Option<u16>, b: Option<u16>, ended: &str, connected: Option<u64>| {
-        json!({"state": state, "ended": ended, "connected_ms": connected, "legs": [{"code": a}, {"code": b}]})
-    };
+    let call = |state: &str, a: Option<u16>, b: Option<u16>, ended: &str, connected: Option<u64>| json!({"state": state, "ended": ended, "connected_ms": connected, "legs": [{"code": a}, {"code": b}]});
     assert_eq!(classify(&call("ringing", Some(180), None, "", None)), None);
     let c = |v| classify(&v).unwrap().0;
     assert_eq!(c(call("ended", Some(200), Some(200), "hung up by to", Some(5))), Outcome::Connected);

@@ -26,7 +26,9 @@ impl Inner {
     pub fn active(&self) -> Result<Arc<Active>, CallbackError> {
         match &*self.active.read().unwrap_or_else(|e| e.into_inner()) {
             Some(a) => Ok(a.clone()),
-            None => Err(CallbackError::NotRunning("callback orders are not served on this instance (passive, starting or stopping)".into())),
+            None => {
+                Err(CallbackError::NotRunning("callback orders are not served on this instance (passive, starting or stopping)".into()))
+            }
         }
     }
 

@@ -47,11 +47,8 @@ pub struct Local {
 impl Local {
     /// The API at `base` (`http://IP:PORT`) with bearer `token`.
     pub fn new(base: String, token: String) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(3))
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap_or_default();
+        let http =
+            reqwest::Client::builder().connect_timeout(Duration::from_secs(3)).timeout(Duration::from_secs(10)).build().unwrap_or_default();
         Local { base, token, http }
     }
 

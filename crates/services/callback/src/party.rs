@@ -46,11 +46,8 @@ fn is_number(s: &str) -> bool {
 
 /// A critical section name the mutex service takes (letters, digits, `. _ - : @ + = #`).
 pub fn section_name(s: &str) -> Result<(), String> {
-    let ok = !s.is_empty()
-        && s.len() <= 200
-        && s != "."
-        && s != ".."
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || ".-_:@+=#".contains(c));
+    let ok =
+        !s.is_empty() && s.len() <= 200 && s != "." && s != ".." && s.chars().all(|c| c.is_ascii_alphanumeric() || ".-_:@+=#".contains(c));
     if ok {
         Ok(())
     } else {

@@ -29,14 +29,23 @@ impl CallbackService {
             .ok_or_else(|| anyhow::anyhow!("iface: no IP address for iface {:?}", placed.role.iface))?;
         let base = format!("http://{}", std::net::SocketAddr::new(ip, placed.role.api_port));
         let var = &site.api.token_env;
-        let token = std::env::var(var)
-            .map_err(|_| anyhow::anyhow!("the variable {var} (api.token_env) is not set: the service calls the local Calls API with that token"))?;
+        let token = std::env::var(var).map_err(|_| {
+            anyhow::anyhow!("the variable {var} (api.token_env) is not set: the service calls the local Calls API with that token")
+        })?;
         let store = Store::new(ctx.coord.clone(), ctx.fence);
         let (orders, bad) = store.load().await?;
         for k in bad {
             tracing::warn!(key = k, "unreadable callback order; left as it is");
         }
-        let a = Active::new(store, Local::new(base, token), cfg, ctx.fence.group, ctx.instance.clone(), self.inner.metrics.clone(), ctx.cancel.child_token());
+        let a = Active::new(
+            store,
+            Local::new(base, token),
+            cfg,
+            ctx.fence.group,
+            ctx.instance.clone(),
+            self.inner.metrics.clone(),
+            ctx.cancel.child_token(),
+        );
         let open = orders.iter().filter(|o| o.open_attempt().is_some()).count();
         if open > 0 {
             tracing::info!(open, "callback attempts under way taken over from the previous active instance (followed, not dialled again)");

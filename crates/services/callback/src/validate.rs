@@ -63,7 +63,10 @@ pub fn order(body: &[u8], cx: &Ctx<'_>, id: String) -> Result<Order, Vec<(String
         Ok(c) => match (cx.owner)(&c) {
             Owner::Us => Some(c),
             Owner::Group(g) => {
-                errs.push(("domain".into(), format!("{c} is served by group {g}, not group {}: ask that group's active instance", cx.group)));
+                errs.push((
+                    "domain".into(),
+                    format!("{c} is served by group {g}, not group {}: ask that group's active instance", cx.group),
+                ));
                 None
             }
             Owner::Nobody => {
@@ -87,7 +90,10 @@ pub fn order(body: &[u8], cx: &Ctx<'_>, id: String) -> Result<Order, Vec<(String
             errs.push(("queue".into(), format!("unknown queue {}; expected one of: {}", mware_config::quote(q), known.join(", "))));
         }
         (None, Some(o)) if cx.cfg.operator(o).is_none() => {
-            errs.push(("operator".into(), format!("expected an operator listed in a queue of the callback section, found {}", mware_config::quote(o))));
+            errs.push((
+                "operator".into(),
+                format!("expected an operator listed in a queue of the callback section, found {}", mware_config::quote(o)),
+            ));
         }
         _ => {}
     }
@@ -95,7 +101,10 @@ pub fn order(body: &[u8], cx: &Ctx<'_>, id: String) -> Result<Order, Vec<(String
     let not_after = time(&m, "not_after", &mut errs);
     if let Some(end) = not_after {
         if end <= cx.now_ms {
-            errs.push(("not_after".into(), format!("expected a time in the future, found {} (now is {})", rfc3339(end), rfc3339(cx.now_ms))));
+            errs.push((
+                "not_after".into(),
+                format!("expected a time in the future, found {} (now is {})", rfc3339(end), rfc3339(cx.now_ms)),
+            ));
         } else if let Some(start) = not_before.filter(|s| *s >= end) {
             errs.push(("not_before".into(), format!("expected a time before not_after ({}), found {}", rfc3339(end), rfc3339(start))));
         }
@@ -104,7 +113,9 @@ pub fn order(body: &[u8], cx: &Ctx<'_>, id: String) -> Result<Order, Vec<(String
         let bad = if n.len() > MAX_NOTE {
             Some(format!("expected at most {MAX_NOTE} bytes, found {} bytes", n.len()))
         } else {
-            n.chars().find(|c| c.is_control() && *c != '\n').map(|c| format!("expected no control characters but newlines, found U+{:04X}", c as u32))
+            n.chars()
+                .find(|c| c.is_control() && *c != '\n')
+                .map(|c| format!("expected no control characters but newlines, found U+{:04X}", c as u32))
         };
         bad.map(|b| errs.push(("note".into(), b))).is_none()
     });
@@ -140,7 +151,10 @@ fn time(m: &Map<String, Value>, k: &str, errs: &mut Vec<(String, String)>) -> Op
         Some(Value::String(s)) => match humantime::parse_rfc3339(s) {
             Ok(t) => t.duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_millis() as u64),
             Err(e) => {
-                errs.push((k.into(), format!("expected an RFC 3339 UTC time such as 2026-12-07T15:00:00Z ({e}), found {}", mware_config::quote(s))));
+                errs.push((
+                    k.into(),
+                    format!("expected an RFC 3339 UTC time such as 2026-12-07T15:00:00Z ({e}), found {}", mware_config::quote(s)),
+                ));
                 None
             }
         },
@@ -167,7 +181,15 @@ mod tests {
 
     fn check(body: Value) -> Result<Order, Vec<(String, String)>> {
         let c = cfg();
-        let owner = |d: &str| if d == "example.test" { Owner::Us } else if d == "other.test" { Owner::Group(2) } else { Owner::Nobody };
+        let owner = |d: &str| {
+            if d == "example.test" {
+                Owner::Us
+            } else if d == "other.test" {
+                Owner::Group(2)
+            } else {
+                Owner::Nobody
+            }
+        };
         let cx = Ctx { cfg: &c, group: 1, owner: &owner, now_ms: 1_800_000_000_000 };
         order(body.to_string().as_bytes(), &cx, "1-ab".into())
     }
@@ -190,15 +212,29 @@ mod tests {
     fn bad_input_names_every_field() {
         let f = fields(check(json!({"domain": "example.test", "number": "2001\r\nVia: x", "queue": "nope", "bogus": 1,
             "not_after": "2020-01-01T00:00:00Z", "note": 5})));
-        for w in ["bogus: unknown field", "number: expected no control characters", "queue: unknown queue \"nope\"", "not_after: expected a time in the future", "note: expected a string"] {
+        for w in [
+            "bogus: unknown field",
+            "number: expected no control characters",
+            "queue: unknown queue \"nope\"",
+            "not_after: expected a time in the future",
+            "note: expected a string",
+        ] {
             assert!(f.iter().any(|x| x.starts_with(w)), "{w} not in {f:#?}");
         }
         assert_eq!(f.len(), 5, "{f:#?}");
         let f = fields(check(json!({"domain": "other.test", "number": "2001", "queue": "sales", "operator": "1001"})));
-        assert!(f[0].starts_with("domain: other.test is served by group 2") && f[1].starts_with("operator: expected a queue or an operator, found both"), "{f:#?}");
-        let f = fields(check(json!({"domain": "example.test", "number": "2001", "operator": "9999", "not_before": "tomorrow", "not_after": -1})));
+        assert!(
+            f[0].starts_with("domain: other.test is served by group 2")
+                && f[1].starts_with("operator: expected a queue or an operator, found both"),
+            "{f:#?}"
+        );
+        let f = fields(check(
+            json!({"domain": "example.test", "number": "2001", "operator": "9999", "not_before": "tomorrow", "not_after": -1}),
+        ));
         assert_eq!(f.len(), 3, "{f:#?}");
-        let f = fields(check(json!({"domain": "example.test", "number": "2001", "queue": "sales", "not_before": 1_900_000_000_001u64, "not_after": 1_900_000_000_000u64})));
+        let f = fields(check(
+            json!({"domain": "example.test", "number": "2001", "queue": "sales", "not_before": 1_900_000_000_001u64, "not_after": 1_900_000_000_000u64}),
+        ));
         assert!(f[0].starts_with("not_before: expected a time before not_after"), "{f:#?}");
         assert_eq!(fields(check(json!([1]))), vec!["body: expected a JSON object, found a list".to_string()]);
     }

@@ -55,7 +55,10 @@ fn queue(cx: &mut Check, v: &Value, p: &str, names: &mut HashMap<String, String>
             if let Err(e) = party::check(uri) {
                 cx.report(&join(&ip, "uri"), e);
             } else if let Some(first) = seen.get(uri) {
-                cx.report(&join(&ip, "uri"), format!("expected an operator listed once in the queue, found {} again (first at {first})", quote(uri)));
+                cx.report(
+                    &join(&ip, "uri"),
+                    format!("expected an operator listed once in the queue, found {} again (first at {first})", quote(uri)),
+                );
             } else {
                 seen.insert(uri.to_string(), join(&ip, "uri"));
             }
