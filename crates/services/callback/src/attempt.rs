@@ -180,11 +180,13 @@ async fn follow(a: &Active, id: &str, p: &Policy) -> Result<(), String> {
         match call {
             Ok(None) if at.call_id.is_some() => {
                 let why = "the callmanager lost the call (a failover while it was being set up)";
-                return Ok(finish(a, id, p, Outcome::Interrupted, why.into()).await);
+                finish(a, id, p, Outcome::Interrupted, why.into()).await;
+                return Ok(());
             }
             Ok(None) => {
                 let why = "no call was placed for this attempt (mware stopped while placing it); it is not dialled again";
-                return Ok(finish(a, id, p, Outcome::Interrupted, why.into()).await);
+                finish(a, id, p, Outcome::Interrupted, why.into()).await;
+                return Ok(());
             }
             Ok(Some(v)) => {
                 let call_id = v["id"].as_str().map(str::to_string);
@@ -204,7 +206,8 @@ async fn follow(a: &Active, id: &str, p: &Policy) -> Result<(), String> {
                     }
                 }
                 if let Some((outcome, why)) = decide::classify(&v) {
-                    return Ok(finish(a, id, p, outcome, why).await);
+                    finish(a, id, p, outcome, why).await;
+                    return Ok(());
                 }
                 if o.state == OrderState::Cancelled && !hung_up {
                     if let Some(c) = &call_id {
