@@ -28,6 +28,7 @@ pub fn plugins() -> Vec<Plugin> {
         mware_calltracking::plugin(),
         mware_acme::plugin(),
         mware_users::plugin(),
+        mware_callback::plugin(),
     ]
 }
 

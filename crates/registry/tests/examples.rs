@@ -59,3 +59,12 @@ fn microservices_validates_without_warnings() {
     let m = v.site.instance("mware1").unwrap().role.section::<mware_microservices::Microservices>().expect("the section");
     assert_eq!((m.processes.len(), m.syslog.map(|s| s.facility)), (2, Some("local4".to_string())));
 }
+
+#[test]
+fn callback_validates_without_warnings() {
+    let v = validate(&load("callback.json")).unwrap_or_else(|e| panic!("{e:#?}"));
+    assert!(v.warnings.is_empty(), "{:#?}", v.warnings);
+    let c = v.site.instance("mware1").unwrap().role.section::<mware_callback::CallbackConfig>().expect("the section");
+    assert_eq!(c.policy(Some("sales")).attempts, 5);
+    assert_eq!(c.policy(Some("support")).retry_after_ms, 300_000);
+}

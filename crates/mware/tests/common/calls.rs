@@ -51,6 +51,11 @@ pub fn site_on(limits: Value, layout: Layout) -> Site {
 
 /// [`site_on`] with more keys of the `sip` section (`{"mixer": …}`).
 pub fn site_with(limits: Value, layout: Layout, more_sip: Value) -> Site {
+    site_roles(limits, layout, more_sip, json!({}))
+}
+
+/// [`site_with`] with more keys of each role (other services' sections: `{"callback": …}`).
+pub fn site_roles(limits: Value, layout: Layout, more_sip: Value, more_role: Value) -> Site {
     let etcd = Etcd::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cfg = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/kamailio/kamailio.cfg");
@@ -72,6 +77,9 @@ pub fn site_with(limits: Value, layout: Layout, more_sip: Value) -> Site {
         .map(|i| {
             let mut r = json!({"name": format!("m{}", (i + 1) * 10), "roletype": "mware", "iface": "lo", "group": 1, "order": (i + 1) * 10,
                         "api_port": ports[i], "sip": sip(sip_ports[0])});
+            for (k, x) in more_role.as_object().into_iter().flatten() {
+                r[k] = x.clone();
+            }
             if layout == Layout::TwoGroups && i == 1 {
                 r["group"] = json!(2);
                 r["include_domains"] = json!([OTHER]);

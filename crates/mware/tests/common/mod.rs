@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod callback;
 pub mod calls;
 pub mod failover;
 
