@@ -50,6 +50,26 @@ impl Kamailio {
         Kamailio::launch(cfg, dir, defines, sip_port, http_port, &format!("kamailio-{sip_port}.log"))
     }
 
+    /// Kamailio with `presence_cfg` (`examples/kamailio/presence.cfg`): the registrar
+    /// of another site's `domain` that serves the dialog event package (RFC 4235) of
+    /// its users, its presence tables in db_text files copied into `dir/presence-db`.
+    pub fn start_presence(presence_cfg: &Path, dir: &Path, domain: &str) -> anyhow::Result<Kamailio> {
+        let db = dir.join("presence-db");
+        std::fs::create_dir_all(&db)?;
+        for t in ["version", "presentity", "active_watchers", "watchers", "pua"] {
+            std::fs::copy(Path::new("/usr/share/kamailio/dbtext/kamailio").join(t), db.join(t))
+                .with_context(|| format!("db_text table {t} (Debian's kamailio ships /usr/share/kamailio/dbtext)"))?;
+        }
+        let (sip_port, http_port) = (free_sip_port(), free_port());
+        let defines = [
+            format!("PRESENCE_SERVER=\"sip:127.0.0.1:{sip_port}\""),
+            format!("DBURL=\"text://{}\"", db.display()),
+            format!("DOMAIN=\"{domain}\""),
+        ];
+        let defines: Vec<&str> = defines.iter().map(String::as_str).collect();
+        Kamailio::start_on(presence_cfg, dir, &defines, sip_port, http_port)
+    }
+
     fn launch(cfg: &Path, dir: &Path, defines: &[&str], sip_port: u16, http_port: u16, log: &str) -> anyhow::Result<Kamailio> {
         let mut cmd = Command::new("/usr/sbin/kamailio");
         // A process group of its own, so that `kill9` reaches the workers too.

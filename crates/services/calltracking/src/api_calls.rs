@@ -1,8 +1,10 @@
 //! The HTTP API of call events: the core posts them (`POST /api/calltracking/v1/events`,
 //! the API token), and clients read a domain's live and recently ended calls
-//! (`GET /api/calltracking/v1/{domain}/calls?since=`).
+//! (`GET /api/calltracking/v1/{domain}/calls?since=`), and the states of the external
+//! numbers a domain watches (`GET /api/calltracking/v1/{domain}/numbers`).
 
 use crate::calls::{Dialog, EndedCall};
+use crate::numbers::NumberView;
 use crate::error::TrackError;
 use crate::handle::CallTracking;
 use crate::tracker::Applied;
@@ -41,6 +43,15 @@ pub struct CallsAnswer {
     pub missed: Option<Vec<String>>,
 }
 
+/// The external numbers a domain watches.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct NumbersAnswer {
+    /// The domain (canonical).
+    pub domain: String,
+    /// Each number's state, its age, and its subscription.
+    pub numbers: Vec<NumberView>,
+}
+
 /// `?since=` (ms since the Unix epoch; default 0: all the journal holds).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct CallsQuery {
@@ -53,8 +64,19 @@ pub struct CallsQuery {
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(post_events, calls),
-    components(schemas(PostAnswer, Applied, CallsAnswer, Dialog, EndedCall, crate::calls::CallEvent, crate::calls::Kind, ApiError))
+    paths(post_events, calls, numbers),
+    components(schemas(
+        PostAnswer,
+        Applied,
+        CallsAnswer,
+        Dialog,
+        EndedCall,
+        crate::calls::CallEvent,
+        crate::calls::Kind,
+        NumbersAnswer,
+        NumberView,
+        ApiError
+    ))
 )]
 pub(crate) struct CallsDoc;
 
@@ -110,6 +132,20 @@ pub(crate) async fn calls(
         None => None,
     };
     Ok(Json(CallsAnswer { live, domain, ended, missed }))
+}
+
+/// The states of the external numbers `domain` watches (`calltracking.external`), as
+/// the dialog event package of their servers reports them, with the age of each state.
+#[utoipa::path(get, path = "/api/calltracking/v1/{domain}/numbers", tag = "calltracking",
+    params(("domain" = String, Path, description = "Domain")),
+    responses((status = 200, description = "The domain's external numbers", body = NumbersAnswer),
+              (status = 400, description = "Bad domain", body = ApiError),
+              (status = 503, description = "Not active here (retryable)", body = ApiError)))]
+pub(crate) async fn numbers(State(svc): State<CallTracking>, Path(domain): Path<String>) -> Result<Json<NumbersAnswer>> {
+    let domain = crate::validate::domain(&domain).map_err(|e| TrackError::Invalid(vec![("domain".into(), e)]))?;
+    let run = svc.inner.running().ok_or_else(|| TrackError::Coord("call tracking is not running here".into()))?;
+    let numbers = run.tracker.numbers().list(Some(&domain), mware_config::now_ms());
+    Ok(Json(NumbersAnswer { domain, numbers }))
 }
 
 /// The callers whose last call (of `ended`, newest first) went unanswered, newest first.

@@ -1,9 +1,12 @@
 //! The WebSocket JSON CTI adapter. A client connects (with the API token as
 //! `Authorization: Bearer …` or `?token=…` when the site has one), subscribes with
-//! `{"subscribe": {"domain": "d"}}` or `{"subscribe": {"extension": "1001@d"}}` (an
-//! extension, a hunt number or a queue: calls from or to it), and receives each change
+//! `{"subscribe": {"domain": "d"}}`, `{"subscribe": {"extension": "1001@d"}}` (an
+//! extension, a hunt number or a queue: calls from or to it) or `{"subscribe":
+//! {"number": "sip:201@other.example"}}` (an external number), and receives each change
 //! of those calls as a JSON text frame: `{"event": "ringing" | "answered" | "ended",
-//! "id", "domain", "from", "to", "at_ms", …}`, in order. A client that falls
+//! "id", "domain", "from", "to", "at_ms", …}`, in order; a change of an external number
+//! is `{"event": "number", "id": uri, "to": uri, "domain", "state", "at_ms"}` (a domain's
+//! subscribers get its numbers' too; a number's subscriber first gets its state now). A client that falls
 //! [`crate::tracker::FEED`] events behind, or whose socket takes no data for
 //! [`WRITE_TIMEOUT`], is cut; the provider never waits for it.
 
@@ -106,11 +109,18 @@ async fn client(
             _ = stop.cancelled() => return Ok(()),
             msg = rx.next() => match msg {
                 Some(Ok(Message::Text(t))) => {
-                    let answer = match subscribe(&t) {
-                        Ok(f) => { let a = json!({"subscribed": f.describe()}); filter = Some(f); a }
-                        Err(e) => json!({"error": e}),
+                    let (answer, now) = match subscribe(&t) {
+                        Ok(f) => {
+                            let (a, now) = (json!({"subscribed": f.describe()}), f.current(tracker));
+                            filter = Some(f);
+                            (a, now)
+                        }
+                        Err(e) => (json!({"error": e}), vec![]),
                     };
                     send(&mut tx, answer.to_string()).await?;
+                    if !now.is_empty() {
+                        send_all(&mut tx, now).await?;
+                    }
                 }
                 Some(Ok(Message::Close(_))) | None => return Ok(()),
                 Some(Ok(_)) => {}
@@ -183,6 +193,7 @@ where
 enum Filter {
     Domain(String),
     Extension(String, String),
+    Number(String),
 }
 
 impl Filter {
@@ -190,6 +201,7 @@ impl Filter {
         match self {
             Filter::Domain(d) => &p.domain == d,
             Filter::Extension(u, d) => &p.domain == d && (&p.from == u || &p.to == u),
+            Filter::Number(n) => p.event == "number" && &p.id == n,
         }
     }
 
@@ -197,13 +209,23 @@ impl Filter {
         match self {
             Filter::Domain(d) => json!({"domain": d}),
             Filter::Extension(u, d) => json!({"extension": format!("{u}@{d}")}),
+            Filter::Number(n) => json!({"number": n}),
         }
+    }
+
+    /// The frames a new subscriber gets at once: an external number's state now.
+    fn current(&self, tracker: &Tracker) -> Vec<String> {
+        let Filter::Number(n) = self else { return vec![] };
+        let views = tracker.numbers().find(n, mware_config::now_ms());
+        views.into_iter().map(|v| crate::tracker::number_event(v.domain, v.number, v.state, v.since_ms).frame).collect()
     }
 }
 
 fn subscribe(text: &str) -> Result<Filter, String> {
     let v: Value = serde_json::from_str(text).map_err(|e| format!("expected JSON {{\"subscribe\": {{...}}}}, found: {e}"))?;
-    let s = v.get("subscribe").ok_or("expected {\"subscribe\": {\"domain\": ...} or {\"extension\": \"user@domain\"}}")?;
+    let s = v
+        .get("subscribe")
+        .ok_or("expected {\"subscribe\": {\"domain\": ...}, {\"extension\": \"user@domain\"} or {\"number\": \"sip:user@host\"}}")?;
     if let Some(d) = s.get("domain").and_then(Value::as_str) {
         return crate::validate::domain(d).map(Filter::Domain);
     }
@@ -212,5 +234,9 @@ fn subscribe(text: &str) -> Result<Filter, String> {
         crate::validate::user(u)?;
         return Ok(Filter::Extension(u.to_string(), crate::validate::domain(d)?));
     }
-    Err("expected subscribe.domain or subscribe.extension".into())
+    if let Some(n) = s.get("number").and_then(Value::as_str) {
+        crate::dialoginfo::check_uri(n)?;
+        return Ok(Filter::Number(n.to_string()));
+    }
+    Err("expected subscribe.domain, subscribe.extension or subscribe.number".into())
 }
