@@ -40,14 +40,27 @@ impl Kamailio {
     /// Starts `/usr/sbin/kamailio -f cfg` with `defines` (`-A` values) in `dir`, and
     /// waits until its JSON-RPC answers.
     pub fn start(cfg: &Path, dir: &Path, defines: &[&str]) -> anyhow::Result<Kamailio> {
-        Kamailio::launch(cfg, dir, defines, free_sip_port(), free_port(), "kamailio.log")
+        Kamailio::launch(cfg, dir, defines, free_sip_port(), free_port(), "kamailio.log", &[])
     }
 
     /// [`Kamailio::start`] on given ports (a restart on the ports of the one before, or
     /// edge proxies whose addresses the test must know first).
     /// Its log is `kamailio-<sip_port>.log` in `dir`.
     pub fn start_on(cfg: &Path, dir: &Path, defines: &[&str], sip_port: u16, http_port: u16) -> anyhow::Result<Kamailio> {
-        Kamailio::launch(cfg, dir, defines, sip_port, http_port, &format!("kamailio-{sip_port}.log"))
+        Kamailio::launch(cfg, dir, defines, sip_port, http_port, &format!("kamailio-{sip_port}.log"), &[])
+    }
+
+    /// [`Kamailio::start_on`] with more sockets (`-l` values such as
+    /// `tcp:127.0.0.1:8080` for a WebSocket listener, or `tls:127.0.0.1:5061`).
+    pub fn start_listening(
+        cfg: &Path,
+        dir: &Path,
+        defines: &[&str],
+        sip_port: u16,
+        http_port: u16,
+        listen: &[String],
+    ) -> anyhow::Result<Kamailio> {
+        Kamailio::launch(cfg, dir, defines, sip_port, http_port, &format!("kamailio-{sip_port}.log"), listen)
     }
 
     /// Kamailio with `presence_cfg` (`examples/kamailio/presence.cfg`): the registrar
@@ -70,7 +83,15 @@ impl Kamailio {
         Kamailio::start_on(presence_cfg, dir, &defines, sip_port, http_port)
     }
 
-    fn launch(cfg: &Path, dir: &Path, defines: &[&str], sip_port: u16, http_port: u16, log: &str) -> anyhow::Result<Kamailio> {
+    fn launch(
+        cfg: &Path,
+        dir: &Path,
+        defines: &[&str],
+        sip_port: u16,
+        http_port: u16,
+        log: &str,
+        listen: &[String],
+    ) -> anyhow::Result<Kamailio> {
         let mut cmd = Command::new("/usr/sbin/kamailio");
         // A process group of its own, so that `kill9` reaches the workers too.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
@@ -80,6 +101,9 @@ impl Kamailio {
         cmd.arg("-l").arg(format!("udp:127.0.0.1:{sip_port}"));
         cmd.arg("-l").arg(format!("tcp:127.0.0.1:{sip_port}"));
         cmd.arg("-l").arg(format!("tcp:127.0.0.1:{http_port}"));
+        for l in listen {
+            cmd.arg("-l").arg(l);
+        }
         cmd.arg("-A").arg(format!("HTTP_PORT={http_port}"));
         for d in defines {
             cmd.arg("-A").arg(d);
