@@ -1,8 +1,9 @@
 //! The WebSocket JSON CTI adapter. A client connects (with the API token as
 //! `Authorization: Bearer …` or `?token=…` when the site has one), subscribes with
-//! `{"subscribe": {"domain": "d"}}`, `{"subscribe": {"extension": "1001@d"}}` (an
-//! extension, a hunt number or a queue: calls from or to it) or `{"subscribe":
-//! {"number": "sip:201@other.example"}}` (an external number), and receives each change
+//! `{"subscribe": {"domain": "d"}}`, `{"subscribe": {"extension": "1001@d"}}` (calls
+//! from or to it), `{"subscribe": {"hunt": "hunt1@d"}}` (calls to a hunt number or
+//! queue) or `{"subscribe": {"number": "sip:201@other.example"}}` (an external number;
+//! see `cti_filter`), and receives each change
 //! of those calls as a JSON text frame: `{"event": "ringing" | "answered" | "ended",
 //! "id", "domain", "from", "to", "at_ms", …}`, in order; a change of an external number
 //! is `{"event": "number", "id": uri, "to": uri, "domain", "state", "at_ms"}` (a domain's
@@ -12,9 +13,10 @@
 
 use crate::adapter::Adapter;
 use crate::metrics::Metrics;
-use crate::tracker::{Published, Tracker};
+use crate::cti_filter::Filter;
+use crate::tracker::Tracker;
 use futures::{SinkExt, StreamExt};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -109,9 +111,10 @@ async fn client(
             _ = stop.cancelled() => return Ok(()),
             msg = rx.next() => match msg {
                 Some(Ok(Message::Text(t))) => {
-                    let (answer, now) = match subscribe(&t) {
+                    let (answer, now) = match Filter::from_json(&t) {
                         Ok(f) => {
-                            let (a, now) = (json!({"subscribed": f.describe()}), f.current(tracker));
+                            let now: Vec<String> = f.current(tracker).into_iter().map(|p| p.frame).collect();
+                            let a = json!({"subscribed": f.describe()});
                             filter = Some(f);
                             (a, now)
                         }
@@ -187,56 +190,4 @@ where
         Ok(r) => r.map_err(|e| e.to_string()),
         Err(_) => Err(format!("its socket took nothing for {} ms", WRITE_TIMEOUT.as_millis())),
     }
-}
-
-/// What a client follows.
-enum Filter {
-    Domain(String),
-    Extension(String, String),
-    Number(String),
-}
-
-impl Filter {
-    fn matches(&self, p: &Published) -> bool {
-        match self {
-            Filter::Domain(d) => &p.domain == d,
-            Filter::Extension(u, d) => &p.domain == d && (&p.from == u || &p.to == u),
-            Filter::Number(n) => p.event == "number" && &p.id == n,
-        }
-    }
-
-    fn describe(&self) -> Value {
-        match self {
-            Filter::Domain(d) => json!({"domain": d}),
-            Filter::Extension(u, d) => json!({"extension": format!("{u}@{d}")}),
-            Filter::Number(n) => json!({"number": n}),
-        }
-    }
-
-    /// The frames a new subscriber gets at once: an external number's state now.
-    fn current(&self, tracker: &Tracker) -> Vec<String> {
-        let Filter::Number(n) = self else { return vec![] };
-        let views = tracker.numbers().find(n, mware_config::now_ms());
-        views.into_iter().map(|v| crate::tracker::number_event(v.domain, v.number, v.state, v.since_ms).frame).collect()
-    }
-}
-
-fn subscribe(text: &str) -> Result<Filter, String> {
-    let v: Value = serde_json::from_str(text).map_err(|e| format!("expected JSON {{\"subscribe\": {{...}}}}, found: {e}"))?;
-    let s = v
-        .get("subscribe")
-        .ok_or("expected {\"subscribe\": {\"domain\": ...}, {\"extension\": \"user@domain\"} or {\"number\": \"sip:user@host\"}}")?;
-    if let Some(d) = s.get("domain").and_then(Value::as_str) {
-        return crate::validate::domain(d).map(Filter::Domain);
-    }
-    if let Some(x) = s.get("extension").and_then(Value::as_str) {
-        let (u, d) = x.split_once('@').ok_or_else(|| format!("expected user@domain, found {x:?}"))?;
-        crate::validate::user(u)?;
-        return Ok(Filter::Extension(u.to_string(), crate::validate::domain(d)?));
-    }
-    if let Some(n) = s.get("number").and_then(Value::as_str) {
-        crate::dialoginfo::check_uri(n)?;
-        return Ok(Filter::Number(n.to_string()));
-    }
-    Err("expected subscribe.domain, subscribe.extension or subscribe.number".into())
 }

@@ -17,7 +17,8 @@
 //!   live calls and writes ended ones to a bounded [`journal`] in the coordinator;
 //!   [`restore`] reads live calls back from the core (`dlg.list`) when an activity starts.
 //! - **CTI**: [`cti`] supervises one adapter per `cti_adapters` entry (restarted with a
-//!   backoff); `cti_ws` is the WebSocket JSON adapter (slow clients cut).
+//!   backoff); `cti_ws` is the WebSocket JSON adapter, [`cti_grpc`] the gRPC one (slow
+//!   clients cut), [`cti_filter`] what a client follows.
 //! - **External numbers**: `external` subscribes to the dialog event package (RFC 4235)
 //!   of numbers outside the site at their servers ([`subscription`], [`sipmsg`],
 //!   [`dialoginfo`]: pure) and keeps their states with their age in [`numbers`], served
@@ -37,6 +38,8 @@ pub mod calls;
 mod cli;
 mod cli_calls;
 pub mod cti;
+pub mod cti_filter;
+pub mod cti_grpc;
 mod cti_ws;
 pub mod decide;
 pub mod dialoginfo;
