@@ -37,8 +37,8 @@ pub struct CallsAnswer {
     pub live: Vec<Dialog>,
     /// Its ended calls since `since` (newest first, at most 500).
     pub ended: Vec<EndedCall>,
-    /// With `hunt`: the callers whose last call to it went unanswered (newest first):
-    /// whom to call back.
+    /// With `hunt` or `queue`: the callers whose last call to it went unanswered (newest
+    /// first, those who gave up among them): whom to call back.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub missed: Option<Vec<String>>,
 }
@@ -60,6 +60,9 @@ pub struct CallsQuery {
     /// Only calls to this hunt number or queue (its user part), with the members that
     /// rang and the one that answered, and the missed callers.
     pub hunt: Option<String>,
+    /// Only calls that went through this personal queue (as the core named it), with how
+    /// long each caller waited and who gave up, and the missed callers.
+    pub queue: Option<String>,
 }
 
 #[derive(OpenApi)]
@@ -107,7 +110,9 @@ pub(crate) async fn post_events(State(svc): State<CallTracking>, body: Bytes) ->
 }
 
 /// A domain's live calls and its calls ended since `since`, from the journal; with
-/// `hunt`, only the calls to that hunt number or queue and its missed callers.
+/// `hunt`, only the calls to that hunt number and its missed callers; with `queue`, only
+/// the calls through that personal queue (each with `waited_ms` and `gave_up`) and its
+/// missed callers.
 #[utoipa::path(get, path = "/api/calltracking/v1/{domain}/calls", tag = "calltracking",
     params(("domain" = String, Path, description = "Domain"), CallsQuery),
     responses((status = 200, description = "Live and ended calls", body = CallsAnswer),
@@ -122,15 +127,19 @@ pub(crate) async fn calls(
     let run = svc.inner.running().ok_or_else(|| TrackError::Coord("call tracking is not running here".into()))?;
     let mut ended = run.tracker.journal().read(&domain, q.since.unwrap_or(0), MAX_ENDED).await?;
     let mut live = run.tracker.live(&domain);
-    let missed = match &q.hunt {
-        Some(h) => {
-            crate::validate::user(h).map_err(|e| TrackError::Invalid(vec![("hunt".into(), e)]))?;
-            ended.retain(|e| &e.dialog.to == h);
-            live.retain(|d| &d.to == h);
-            Some(missed_callers(&ended))
-        }
-        None => None,
-    };
+    let mut missed = None;
+    if let Some(h) = &q.hunt {
+        crate::validate::user(h).map_err(|e| TrackError::Invalid(vec![("hunt".into(), e)]))?;
+        ended.retain(|e| &e.dialog.to == h);
+        live.retain(|d| &d.to == h);
+        missed = Some(missed_callers(&ended));
+    }
+    if let Some(qn) = &q.queue {
+        crate::validate::user(qn).map_err(|e| TrackError::Invalid(vec![("queue".into(), e)]))?;
+        ended.retain(|e| e.dialog.queue.as_ref() == Some(qn));
+        live.retain(|d| d.queue.as_ref() == Some(qn));
+        missed = Some(missed_callers(&ended));
+    }
     Ok(Json(CallsAnswer { live, domain, ended, missed }))
 }
 
@@ -170,8 +179,9 @@ mod tests {
             answered_ms: None,
             rang: vec![],
             answered_by: None,
+            queue: None,
         };
-        EndedCall { dialog, ended_ms: at, answered, code: if answered { 0 } else { 487 } }
+        EndedCall::new(dialog, at, answered, if answered { 0 } else { 487 })
     }
 
     #[test]
