@@ -72,10 +72,13 @@ fn call_201(port: u16, dir: &std::path::Path, hold_ms: u64) -> i32 {
 async fn cti(port: u16) -> Ws {
     let t0 = Instant::now();
     loop {
-        match tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/")).await {
-            Ok((ws, _)) => return ws,
-            Err(e) => assert!(t0.elapsed() < Duration::from_secs(5), "CTI adapter: {e}"),
+        if let Ok(s) = TcpStream::connect(("127.0.0.1", port)).await {
+            match tokio_tungstenite::client_async(format!("ws://127.0.0.1:{port}/"), s).await {
+                Ok((ws, _)) => return ws,
+                Err(e) => assert!(t0.elapsed() < Duration::from_secs(5), "CTI adapter: {e}"),
+            }
         }
+        assert!(t0.elapsed() < Duration::from_secs(5), "CTI adapter: no connection");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
