@@ -103,8 +103,16 @@ async fn a_grpc_client_that_never_reads_is_cut_and_another_gets_everything() {
     let run = start(coord, fence, site_with_grpc(&reg, port)).await;
     let api = run.serve_api().await;
     wait(Duration::from_secs(3), || run.svc_status()["cti_adapters"][0]["state"] == "running").await;
-    // Subscribed, and never polled again: HTTP/2 flow control stops the server's sends.
-    let _slow = subscribe(port, What::Domain(DOMAIN.into())).await;
+    // Subscribed with small HTTP/2 windows (16 KB; hyper's default is 2 MB per stream),
+    // and never polled again: flow control stops the server's sends.
+    let channel = Channel::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .initial_stream_window_size(16 * 1024)
+        .initial_connection_window_size(16 * 1024)
+        .connect()
+        .await
+        .expect("connect");
+    let _slow = CtiClient::new(channel).subscribe(SubscribeRequest { what: Some(What::Domain(DOMAIN.into())) }).await.unwrap();
     let mut fast = subscribe(port, What::Domain(DOMAIN.into())).await;
     wait(Duration::from_secs(2), || run.svc_status()["cti_adapters"][0]["clients"] == 2).await;
     let reader = tokio::spawn(async move {

@@ -33,6 +33,8 @@ use tonic::{Request, Response, Status};
 
 /// Events queued for one stream.
 pub const QUEUE: usize = 256;
+/// How long a stop waits for the clients' connections to close.
+const GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 /// The socket's send buffer: bounds the memory a client holds in the kernel.
 const SEND_BUFFER: usize = 64 * 1024;
 
@@ -48,17 +50,24 @@ pub async fn serve(
     a.set("running", format!("listening on {} (gRPC)", a.addr));
     let clients = CancellationToken::new();
     let _stop = clients.clone().drop_guard();
-    let svc = Provider { adapter: a.clone(), token, tracker: tracker.clone(), metrics: m.clone(), stop: clients };
+    let svc = Provider { adapter: a.clone(), token, tracker: tracker.clone(), metrics: m.clone(), stop: clients.clone() };
     let incoming = TcpListenerStream::new(l).map(|r| {
         r.inspect(|s| {
             let _ = socket2::SockRef::from(s).set_send_buffer_size(SEND_BUFFER);
         })
     });
-    tonic::transport::Server::builder()
-        .add_service(CtiServer::new(svc))
-        .serve_with_incoming_shutdown(incoming, cancel.cancelled())
-        .await
-        .map_err(|e| format!("gRPC on {}: {e}", a.addr))
+    // On stop the streams end first (their tasks follow `clients`), then the server
+    // shuts down gracefully; connections that have not closed a second later are left
+    // to end on their own (the listener is closed either way).
+    let stop_streams = clients.clone();
+    let serve = tonic::transport::Server::builder().add_service(CtiServer::new(svc)).serve_with_incoming_shutdown(incoming, async move {
+        cancel.cancelled().await;
+        stop_streams.cancel();
+    });
+    tokio::select! {
+        r = serve => r.map_err(|e| format!("gRPC on {}: {e}", a.addr)),
+        _ = async { cancel.cancelled().await; tokio::time::sleep(GRACE).await } => Ok(()),
+    }
 }
 
 struct Provider {
