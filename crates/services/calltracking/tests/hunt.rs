@@ -77,7 +77,8 @@ fn call_and_give_up(proxy_port: u16, user: &str, caller: &str, ring_ms: u64, dir
         .arg(scenario("uac_cancel.xml"))
         .args(["-s", user, "-key", "domain", DOMAIN, "-key", "caller", caller, "-d", &ring_ms.to_string(), "-i", "127.0.0.1", "-p"])
         .arg(free_sip_port().to_string())
-        .args(["-m", "1", "-timeout", "10", "-timeout_error", "-nostdin"])
+        .args(["-m", "1", "-timeout", "10", "-timeout_error", "-nostdin", "-trace_err", "-error_file"])
+        .arg(dir.join(format!("{caller}-cancel.err")))
         .current_dir(dir)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -118,7 +119,9 @@ async fn a_queue_call_says_who_gave_up_how_long_callers_waited_and_who_answered(
     };
 
     // alice waits 1500 ms while q1 and q2 ring, then hangs up.
-    assert_eq!(call_and_give_up(reg.sip_port, "queue-7", "alice", 1500, dir.path()), 0, "alice's CANCEL");
+    let rc = call_and_give_up(reg.sip_port, "queue-7", "alice", 1500, dir.path());
+    let err = std::fs::read_to_string(dir.path().join("alice-cancel.err")).unwrap_or_default();
+    assert_eq!(rc, 0, "alice's CANCEL: {err}");
     let v = ended(1).await;
     let e = &v["ended"][0];
     assert_eq!((e["from"].as_str(), e["queue"].as_str(), e["answered"].as_bool()), (Some("alice"), Some("queue-7"), Some(false)), "{v:#}");
