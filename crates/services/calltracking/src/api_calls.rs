@@ -4,9 +4,9 @@
 //! numbers a domain watches (`GET /api/calltracking/v1/{domain}/numbers`).
 
 use crate::calls::{Dialog, EndedCall};
-use crate::numbers::NumberView;
 use crate::error::TrackError;
 use crate::handle::CallTracking;
+use crate::numbers::NumberView;
 use crate::tracker::Applied;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};

@@ -102,14 +102,7 @@ impl EndedCall {
     /// The record of `dialog` ending at `ended_ms` (answered or not, with `code`).
     pub fn new(dialog: Dialog, ended_ms: u64, answered: bool, code: u16) -> EndedCall {
         let until = if answered { dialog.answered_ms.unwrap_or(dialog.since_ms) } else { ended_ms };
-        EndedCall {
-            waited_ms: until.saturating_sub(dialog.since_ms),
-            gave_up: !answered && code == 487,
-            dialog,
-            ended_ms,
-            answered,
-            code,
-        }
+        EndedCall { waited_ms: until.saturating_sub(dialog.since_ms), gave_up: !answered && code == 487, dialog, ended_ms, answered, code }
     }
 }
 

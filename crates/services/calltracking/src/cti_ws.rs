@@ -12,8 +12,8 @@
 //! [`WRITE_TIMEOUT`], is cut; the provider never waits for it.
 
 use crate::adapter::Adapter;
-use crate::metrics::Metrics;
 use crate::cti_filter::Filter;
+use crate::metrics::Metrics;
 use crate::tracker::Tracker;
 use futures::{SinkExt, StreamExt};
 use serde_json::json;

@@ -54,7 +54,9 @@ pub fn parse(body: &str) -> Result<Notice, String> {
             .map(|t| t.trim().to_ascii_lowercase())
             .ok_or_else(|| format!("expected a state element in dialog {id:?}, found none"))?;
         if !matches!(state.as_str(), "trying" | "proceeding" | "early" | "confirmed" | "terminated") {
-            return Err(format!("expected the state of dialog {id:?} to be trying, proceeding, early, confirmed or terminated, found {state:?}"));
+            return Err(format!(
+                "expected the state of dialog {id:?} to be trying, proceeding, early, confirmed or terminated, found {state:?}"
+            ));
         }
         dialogs.push((id.to_string(), state));
     }
@@ -158,7 +160,10 @@ mod tests {
             (format!("<dialog-info xmlns=\"{NS}\" state=\"full\"/>"), "version attribute"),
             (format!("<dialog-info xmlns=\"{NS}\" version=\"1\" state=\"odd\"/>"), "\"full\" or \"partial\""),
             (doc(1, true, &[("a", "dancing")]), "found \"dancing\""),
-            (format!("<dialog-info xmlns=\"{NS}\" version=\"1\" state=\"full\"><dialog><state>early</state></dialog></dialog-info>"), "id attribute"),
+            (
+                format!("<dialog-info xmlns=\"{NS}\" version=\"1\" state=\"full\"><dialog><state>early</state></dialog></dialog-info>"),
+                "id attribute",
+            ),
         ] {
             let e = parse(&body).unwrap_err();
             assert!(e.contains(says), "{body}: {e}");

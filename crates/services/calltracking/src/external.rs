@@ -107,12 +107,8 @@ fn local_for(sock: &UdpSocket, server: SocketAddr) -> std::io::Result<SocketAddr
 
 /// Starts the subscriptions the section names and ends those it no longer names.
 async fn reconcile(cfg: &CallTracking, sock: &UdpSocket, tracker: &Tracker, subs: &mut BTreeMap<Key, Subscription>) {
-    let wanted: BTreeMap<Key, &ExternalNumber> = cfg
-        .external
-        .numbers
-        .iter()
-        .filter_map(|n| Some(((crate::validate::domain(&n.domain).ok()?, n.number.clone()), n)))
-        .collect();
+    let wanted: BTreeMap<Key, &ExternalNumber> =
+        cfg.external.numbers.iter().filter_map(|n| Some(((crate::validate::domain(&n.domain).ok()?, n.number.clone()), n))).collect();
     let gone: Vec<Key> = subs.keys().filter(|k| !wanted.contains_key(*k)).cloned().collect();
     for k in gone {
         if let Some(mut s) = subs.remove(&k) {
@@ -164,7 +160,14 @@ async fn timers(inner: &Inner, tracker: &Tracker, sock: &UdpSocket, subs: &mut B
 }
 
 /// A datagram on the socket: to the subscription whose dialog it belongs to.
-async fn received(inner: &Inner, tracker: &Tracker, sock: &UdpSocket, subs: &mut BTreeMap<Key, Subscription>, data: &[u8], from: SocketAddr) {
+async fn received(
+    inner: &Inner,
+    tracker: &Tracker,
+    sock: &UdpSocket,
+    subs: &mut BTreeMap<Key, Subscription>,
+    data: &[u8],
+    from: SocketAddr,
+) {
     let Some(m) = Msg::parse(data) else { return };
     let Some(s) = subs.values_mut().find(|s| s.owns(&m)) else {
         if m.method.as_deref().is_some_and(|x| x != "ACK") {

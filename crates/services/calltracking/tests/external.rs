@@ -125,7 +125,11 @@ async fn an_external_phone_goes_busy_and_idle_and_the_cache_follows_through_a_fa
 
     // Subscribed: the first NOTIFY says nothing is going on.
     let n = wait_number(&url, Duration::from_secs(10), |n| n["state"] == "idle" && n["subscription"] == "active").await;
-    assert_eq!((n["domain"].as_str(), n["server"].as_str(), n["dialogs"].as_u64()), (Some(DOMAIN), Some(other.uri().as_str()), Some(0)), "{n}");
+    assert_eq!(
+        (n["domain"].as_str(), n["server"].as_str(), n["dialogs"].as_u64()),
+        (Some(DOMAIN), Some(other.uri().as_str()), Some(0)),
+        "{n}"
+    );
     let mut ws = cti(cti_port).await;
     ws.send(Message::text(json!({"subscribe": {"number": NUMBER}}).to_string())).await.unwrap();
     assert_eq!(next(&mut ws).await["subscribed"]["number"], NUMBER);
