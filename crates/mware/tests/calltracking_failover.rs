@@ -65,7 +65,7 @@ fn calls(d: &Daemon) -> Value {
 fn number(d: &Daemon, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
     let t0 = Instant::now();
     loop {
-        if let Ok((200, v)) = d.get_auth(&format!("/api/calltracking/v1/{DOMAIN}/numbers"), TOKEN) {
+        if let Some((200, v)) = d.get_auth(&format!("/api/calltracking/v1/{DOMAIN}/numbers"), TOKEN) {
             if pred(&v["numbers"][0]) {
                 return v["numbers"][0].clone();
             }
