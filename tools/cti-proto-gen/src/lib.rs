@@ -43,7 +43,7 @@ pub fn generate(out_dir: &Path) -> Result<PathBuf, String> {
         .build_server(true)
         .build_client(true)
         .out_dir(tmp.path())
-        .compile_protos(&[root.join("cti.proto")], &[root.clone()])
+        .compile_protos(&[root.join("cti.proto")], std::slice::from_ref(&root))
         .map_err(|e| format!("cannot compile {}: {e}", root.join("cti.proto").display()))?;
     let code = std::fs::read_to_string(tmp.path().join(GENERATED))
         .map_err(|e| format!("expected tonic-prost-build to write {GENERATED}, found: {e}"))?;
