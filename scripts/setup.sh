@@ -31,6 +31,13 @@ have chromium || need_pkgs+=(chromium)
 have chromedriver || need_pkgs+=(chromium-driver)
 [ -e /usr/lib/x86_64-linux-gnu/kamailio/modules/http_client.so ] || ls /usr/lib/*/kamailio/modules/http_client.so >/dev/null 2>&1 || need_pkgs+=(kamailio-utils-modules)
 [ -e /usr/lib/x86_64-linux-gnu/kamailio/modules/evapi.so ] || need_pkgs+=(kamailio-extra-modules)
+# call tracking: the presence modules (the server of external numbers, presence.cfg), TLS
+# and WebSocket listeners of the sg (sg.cfg), and Python's websockets (a SIP-over-WebSocket
+# phone in the sg tests).
+[ -e /usr/lib/x86_64-linux-gnu/kamailio/modules/presence_dialoginfo.so ] || need_pkgs+=(kamailio-presence-modules)
+[ -e /usr/lib/x86_64-linux-gnu/kamailio/modules/tls.so ] || need_pkgs+=(kamailio-tls-modules)
+[ -e /usr/lib/x86_64-linux-gnu/kamailio/modules/websocket.so ] || need_pkgs+=(kamailio-websocket-modules)
+/usr/bin/python3 -c 'import websockets' 2>/dev/null || need_pkgs+=(python3-websockets)
 have sipp || need_pkgs+=(sip-tester)
 have openssl || need_pkgs+=(openssl)
 # backup tests: Info-ZIP's unzip checks our archives; fallocate fills a tmpfs (util-linux).

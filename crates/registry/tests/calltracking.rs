@@ -39,6 +39,11 @@ fn every_problem_with_its_path() {
             "sg": [{"name": "sg1", "address": "sip:sg1.example"}, {"name": "sg1", "address": "sip:10.0.0.7", "path_address": "x"}],
             "sg_check": {"fail_after": 0},
             "journal_size": 0,
+            "external": {"listen": "nowhere", "expires_s": 5, "numbers": [
+                {"domain": "d.test", "number": "tel:201", "server": "sip:presence.example"},
+                {"domain": "d.test", "number": "sip:201@other.test", "server": "sip:10.0.1.5"},
+                {"domain": "D.test", "number": "sip:201@other.test", "server": "sip:10.0.1.5", "extra": 1}
+            ]},
             "bogus": true
         }),
     );
@@ -60,9 +65,16 @@ fn every_problem_with_its_path() {
         "sg[1].path_address",
         "sg_check.fail_after",
         "journal_size",
+        "external.listen",
+        "external.expires_s",
+        "external.numbers[0].number",
+        "external.numbers[0].server",
+        "external.numbers[2]",
+        "external.numbers[2].extra",
         "bogus",
     ] {
         assert!(problems.iter().any(|p| p.path == format!("{at}.{path}")), "no problem at {at}.{path}:\n{text}");
     }
     assert!(text.contains("expected each account once, found gw1@d.test again"), "{text}");
+    assert!(text.contains("expected each number once per domain, found sip:201@other.test for d.test again"), "{text}");
 }

@@ -40,17 +40,58 @@ impl Kamailio {
     /// Starts `/usr/sbin/kamailio -f cfg` with `defines` (`-A` values) in `dir`, and
     /// waits until its JSON-RPC answers.
     pub fn start(cfg: &Path, dir: &Path, defines: &[&str]) -> anyhow::Result<Kamailio> {
-        Kamailio::launch(cfg, dir, defines, free_sip_port(), free_port(), "kamailio.log")
+        Kamailio::launch(cfg, dir, defines, free_sip_port(), free_port(), "kamailio.log", &[])
     }
 
     /// [`Kamailio::start`] on given ports (a restart on the ports of the one before, or
     /// edge proxies whose addresses the test must know first).
     /// Its log is `kamailio-<sip_port>.log` in `dir`.
     pub fn start_on(cfg: &Path, dir: &Path, defines: &[&str], sip_port: u16, http_port: u16) -> anyhow::Result<Kamailio> {
-        Kamailio::launch(cfg, dir, defines, sip_port, http_port, &format!("kamailio-{sip_port}.log"))
+        Kamailio::launch(cfg, dir, defines, sip_port, http_port, &format!("kamailio-{sip_port}.log"), &[])
     }
 
-    fn launch(cfg: &Path, dir: &Path, defines: &[&str], sip_port: u16, http_port: u16, log: &str) -> anyhow::Result<Kamailio> {
+    /// [`Kamailio::start_on`] with more sockets (`-l` values such as
+    /// `tcp:127.0.0.1:8080` for a WebSocket listener, or `tls:127.0.0.1:5061`).
+    pub fn start_listening(
+        cfg: &Path,
+        dir: &Path,
+        defines: &[&str],
+        sip_port: u16,
+        http_port: u16,
+        listen: &[String],
+    ) -> anyhow::Result<Kamailio> {
+        Kamailio::launch(cfg, dir, defines, sip_port, http_port, &format!("kamailio-{sip_port}.log"), listen)
+    }
+
+    /// Kamailio with `presence_cfg` (`examples/kamailio/presence.cfg`): the registrar
+    /// of another site's `domain` that serves the dialog event package (RFC 4235) of
+    /// its users, its presence tables in db_text files copied into `dir/presence-db`.
+    pub fn start_presence(presence_cfg: &Path, dir: &Path, domain: &str) -> anyhow::Result<Kamailio> {
+        let db = dir.join("presence-db");
+        std::fs::create_dir_all(&db)?;
+        for t in ["version", "presentity", "active_watchers", "watchers", "pua"] {
+            std::fs::copy(Path::new("/usr/share/kamailio/dbtext/kamailio").join(t), db.join(t))
+                .with_context(|| format!("db_text table {t} (Debian's kamailio ships /usr/share/kamailio/dbtext)"))?;
+        }
+        let (sip_port, http_port) = (free_sip_port(), free_port());
+        let defines = [
+            format!("PRESENCE_SERVER=\"sip:127.0.0.1:{sip_port}\""),
+            format!("DBURL=\"text://{}\"", db.display()),
+            format!("DOMAIN=\"{domain}\""),
+        ];
+        let defines: Vec<&str> = defines.iter().map(String::as_str).collect();
+        Kamailio::start_on(presence_cfg, dir, &defines, sip_port, http_port)
+    }
+
+    fn launch(
+        cfg: &Path,
+        dir: &Path,
+        defines: &[&str],
+        sip_port: u16,
+        http_port: u16,
+        log: &str,
+        listen: &[String],
+    ) -> anyhow::Result<Kamailio> {
         let mut cmd = Command::new("/usr/sbin/kamailio");
         // A process group of its own, so that `kill9` reaches the workers too.
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
@@ -60,6 +101,9 @@ impl Kamailio {
         cmd.arg("-l").arg(format!("udp:127.0.0.1:{sip_port}"));
         cmd.arg("-l").arg(format!("tcp:127.0.0.1:{sip_port}"));
         cmd.arg("-l").arg(format!("tcp:127.0.0.1:{http_port}"));
+        for l in listen {
+            cmd.arg("-l").arg(l);
+        }
         cmd.arg("-A").arg(format!("HTTP_PORT={http_port}"));
         for d in defines {
             cmd.arg("-A").arg(d);

@@ -1,6 +1,6 @@
 //! The HTTP API (REST + JSON) with its OpenAPI description: static registrations of a
 //! domain (list, put, delete; changes need the operator's token), the sg states, and
-//! (`api_calls`) the call events in and a domain's calls.
+//! (`api_calls`) the call events in, a domain's calls and its external numbers.
 //! Handlers serve locally; the daemon forwards a domain's requests to the active
 //! instance of its group. Errors are [`ApiError`]s naming the field at fault.
 
@@ -31,6 +31,8 @@ pub(crate) mod paths {
     pub const EVENTS: &str = "/api/calltracking/v1/events";
     /// A domain's calls.
     pub const CALLS: &str = "/api/calltracking/v1/{domain}/calls";
+    /// A domain's external numbers.
+    pub const NUMBERS: &str = "/api/calltracking/v1/{domain}/numbers";
 }
 
 /// A static registration with how its contact answers.
@@ -120,6 +122,7 @@ pub(crate) fn routes(svc: CallTracking) -> Routes {
         .get(paths::SG, Access::Token, Scope::Group, s(get(sg_list)))
         .post(paths::EVENTS, Access::Token, Scope::Group, s(axum::routing::post(crate::api_calls::post_events)))
         .get(paths::CALLS, Access::Token, D, s(get(crate::api_calls::calls)))
+        .get(paths::NUMBERS, Access::Token, D, s(get(crate::api_calls::numbers)))
 }
 
 type Result<T> = std::result::Result<T, TrackError>;

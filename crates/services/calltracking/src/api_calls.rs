@@ -1,10 +1,12 @@
 //! The HTTP API of call events: the core posts them (`POST /api/calltracking/v1/events`,
 //! the API token), and clients read a domain's live and recently ended calls
-//! (`GET /api/calltracking/v1/{domain}/calls?since=`).
+//! (`GET /api/calltracking/v1/{domain}/calls?since=`), and the states of the external
+//! numbers a domain watches (`GET /api/calltracking/v1/{domain}/numbers`).
 
 use crate::calls::{Dialog, EndedCall};
 use crate::error::TrackError;
 use crate::handle::CallTracking;
+use crate::numbers::NumberView;
 use crate::tracker::Applied;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -35,10 +37,19 @@ pub struct CallsAnswer {
     pub live: Vec<Dialog>,
     /// Its ended calls since `since` (newest first, at most 500).
     pub ended: Vec<EndedCall>,
-    /// With `hunt`: the callers whose last call to it went unanswered (newest first):
-    /// whom to call back.
+    /// With `hunt` or `queue`: the callers whose last call to it went unanswered (newest
+    /// first, those who gave up among them): whom to call back.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub missed: Option<Vec<String>>,
+}
+
+/// The external numbers a domain watches.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct NumbersAnswer {
+    /// The domain (canonical).
+    pub domain: String,
+    /// Each number's state, its age, and its subscription.
+    pub numbers: Vec<NumberView>,
 }
 
 /// `?since=` (ms since the Unix epoch; default 0: all the journal holds).
@@ -49,12 +60,26 @@ pub struct CallsQuery {
     /// Only calls to this hunt number or queue (its user part), with the members that
     /// rang and the one that answered, and the missed callers.
     pub hunt: Option<String>,
+    /// Only calls that went through this personal queue (as the core named it), with how
+    /// long each caller waited and who gave up, and the missed callers.
+    pub queue: Option<String>,
 }
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(post_events, calls),
-    components(schemas(PostAnswer, Applied, CallsAnswer, Dialog, EndedCall, crate::calls::CallEvent, crate::calls::Kind, ApiError))
+    paths(post_events, calls, numbers),
+    components(schemas(
+        PostAnswer,
+        Applied,
+        CallsAnswer,
+        Dialog,
+        EndedCall,
+        crate::calls::CallEvent,
+        crate::calls::Kind,
+        NumbersAnswer,
+        NumberView,
+        ApiError
+    ))
 )]
 pub(crate) struct CallsDoc;
 
@@ -85,7 +110,9 @@ pub(crate) async fn post_events(State(svc): State<CallTracking>, body: Bytes) ->
 }
 
 /// A domain's live calls and its calls ended since `since`, from the journal; with
-/// `hunt`, only the calls to that hunt number or queue and its missed callers.
+/// `hunt`, only the calls to that hunt number and its missed callers; with `queue`, only
+/// the calls through that personal queue (each with `waited_ms` and `gave_up`) and its
+/// missed callers.
 #[utoipa::path(get, path = "/api/calltracking/v1/{domain}/calls", tag = "calltracking",
     params(("domain" = String, Path, description = "Domain"), CallsQuery),
     responses((status = 200, description = "Live and ended calls", body = CallsAnswer),
@@ -100,16 +127,34 @@ pub(crate) async fn calls(
     let run = svc.inner.running().ok_or_else(|| TrackError::Coord("call tracking is not running here".into()))?;
     let mut ended = run.tracker.journal().read(&domain, q.since.unwrap_or(0), MAX_ENDED).await?;
     let mut live = run.tracker.live(&domain);
-    let missed = match &q.hunt {
-        Some(h) => {
-            crate::validate::user(h).map_err(|e| TrackError::Invalid(vec![("hunt".into(), e)]))?;
-            ended.retain(|e| &e.dialog.to == h);
-            live.retain(|d| &d.to == h);
-            Some(missed_callers(&ended))
-        }
-        None => None,
-    };
+    let mut missed = None;
+    if let Some(h) = &q.hunt {
+        crate::validate::user(h).map_err(|e| TrackError::Invalid(vec![("hunt".into(), e)]))?;
+        ended.retain(|e| &e.dialog.to == h);
+        live.retain(|d| &d.to == h);
+        missed = Some(missed_callers(&ended));
+    }
+    if let Some(qn) = &q.queue {
+        crate::validate::user(qn).map_err(|e| TrackError::Invalid(vec![("queue".into(), e)]))?;
+        ended.retain(|e| e.dialog.queue.as_ref() == Some(qn));
+        live.retain(|d| d.queue.as_ref() == Some(qn));
+        missed = Some(missed_callers(&ended));
+    }
     Ok(Json(CallsAnswer { live, domain, ended, missed }))
+}
+
+/// The states of the external numbers `domain` watches (`calltracking.external`), as
+/// the dialog event package of their servers reports them, with the age of each state.
+#[utoipa::path(get, path = "/api/calltracking/v1/{domain}/numbers", tag = "calltracking",
+    params(("domain" = String, Path, description = "Domain")),
+    responses((status = 200, description = "The domain's external numbers", body = NumbersAnswer),
+              (status = 400, description = "Bad domain", body = ApiError),
+              (status = 503, description = "Not active here (retryable)", body = ApiError)))]
+pub(crate) async fn numbers(State(svc): State<CallTracking>, Path(domain): Path<String>) -> Result<Json<NumbersAnswer>> {
+    let domain = crate::validate::domain(&domain).map_err(|e| TrackError::Invalid(vec![("domain".into(), e)]))?;
+    let run = svc.inner.running().ok_or_else(|| TrackError::Coord("call tracking is not running here".into()))?;
+    let numbers = run.tracker.numbers().list(Some(&domain), mware_config::now_ms());
+    Ok(Json(NumbersAnswer { domain, numbers }))
 }
 
 /// The callers whose last call (of `ended`, newest first) went unanswered, newest first.
@@ -134,8 +179,9 @@ mod tests {
             answered_ms: None,
             rang: vec![],
             answered_by: None,
+            queue: None,
         };
-        EndedCall { dialog, ended_ms: at, answered, code: if answered { 0 } else { 487 } }
+        EndedCall::new(dialog, at, answered, if answered { 0 } else { 487 })
     }
 
     #[test]

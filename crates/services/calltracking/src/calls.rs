@@ -43,6 +43,10 @@ pub struct CallEvent {
     /// the Contact of its reply as posted, the member's user once the tracker resolved it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member: Option<String>,
+    /// The personal queue the call went through (the core names it: the reference
+    /// config's `QUEUE_RE` matched the called user), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
 }
 
 /// A call while it lasts.
@@ -69,6 +73,9 @@ pub struct Dialog {
     /// The member that answered.
     #[serde(default)]
     pub answered_by: Option<String>,
+    /// The personal queue it went through, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
 }
 
 /// A call that ended, as journaled.
@@ -83,6 +90,20 @@ pub struct EndedCall {
     pub answered: bool,
     /// The final code (e.g. 486 busy) when it failed; 0 otherwise.
     pub code: u16,
+    /// How long the caller waited: until the answer, or until the end when unanswered, ms.
+    #[serde(default)]
+    pub waited_ms: u64,
+    /// The caller gave up (hung up while it rang: 487 after a CANCEL).
+    #[serde(default)]
+    pub gave_up: bool,
+}
+
+impl EndedCall {
+    /// The record of `dialog` ending at `ended_ms` (answered or not, with `code`).
+    pub fn new(dialog: Dialog, ended_ms: u64, answered: bool, code: u16) -> EndedCall {
+        let until = if answered { dialog.answered_ms.unwrap_or(dialog.since_ms) } else { ended_ms };
+        EndedCall { waited_ms: until.saturating_sub(dialog.since_ms), gave_up: !answered && code == 487, dialog, ended_ms, answered, code }
+    }
 }
 
 /// What one event does.
@@ -122,6 +143,7 @@ pub fn step(live: Option<&Dialog>, ev: &CallEvent) -> Step {
         answered_ms: (state == Kind::Answered).then_some(ev.at_ms),
         rang: member.clone(),
         answered_by: ev.member.clone().filter(|_| state == Kind::Answered),
+        queue: ev.queue.clone(),
     };
     match (live, ev.event) {
         (None, Kind::Ringing) => Step::Keep(fresh(Kind::Ringing)),
@@ -137,14 +159,13 @@ pub fn step(live: Option<&Dialog>, ev: &CallEvent) -> Step {
             Some(m) if d.answered_by.is_none() => Step::Quiet(Dialog { answered_by: Some(m.clone()), ..d.clone() }),
             _ => Step::Ignore("it was answered already"),
         },
-        (Some(d), Kind::Ended | Kind::Failed) => Step::End(EndedCall {
-            dialog: d.clone(),
-            ended_ms: ev.at_ms,
-            answered: d.state == Kind::Answered,
-            code: if ev.event == Kind::Failed { ev.code } else { 0 },
-        }),
-        (None, Kind::Failed) => Step::End(EndedCall { dialog: fresh(Kind::Ringing), ended_ms: ev.at_ms, answered: false, code: ev.code }),
-        (None, Kind::Ended) => Step::End(EndedCall { dialog: fresh(Kind::Answered), ended_ms: ev.at_ms, answered: true, code: 0 }),
+        (Some(d), Kind::Ended | Kind::Failed) => {
+            let d = Dialog { queue: d.queue.clone().or_else(|| ev.queue.clone()), ..d.clone() };
+            let answered = d.state == Kind::Answered;
+            Step::End(EndedCall::new(d, ev.at_ms, answered, if ev.event == Kind::Failed { ev.code } else { 0 }))
+        }
+        (None, Kind::Failed) => Step::End(EndedCall::new(fresh(Kind::Ringing), ev.at_ms, false, ev.code)),
+        (None, Kind::Ended) => Step::End(EndedCall::new(fresh(Kind::Answered), ev.at_ms, true, 0)),
     }
 }
 
@@ -153,7 +174,17 @@ mod tests {
     use super::*;
 
     fn ev(event: Kind, at_ms: u64, code: u16) -> CallEvent {
-        CallEvent { event, id: "c1".into(), from: "1001".into(), to: "1002".into(), domain: "d.test".into(), code, at_ms, member: None }
+        CallEvent {
+            event,
+            id: "c1".into(),
+            from: "1001".into(),
+            to: "1002".into(),
+            domain: "d.test".into(),
+            code,
+            at_ms,
+            member: None,
+            queue: None,
+        }
     }
 
     #[test]
@@ -177,6 +208,20 @@ mod tests {
         assert_eq!((e.answered, e.code), (false, 486));
         let Step::End(e) = step(None, &ev(Kind::Failed, 15, 404)) else { panic!() };
         assert_eq!((e.answered, e.code, e.dialog.since_ms), (false, 404, 15));
+    }
+
+    #[test]
+    fn a_queue_call_says_how_long_the_caller_waited_and_whether_it_gave_up() {
+        let q = |event, at, code| CallEvent { queue: Some("queue-7".into()), ..ev(event, at, code) };
+        let Step::Keep(d) = step(None, &q(Kind::Ringing, 100, 180)) else { panic!() };
+        assert_eq!(d.queue.as_deref(), Some("queue-7"));
+        let Step::End(e) = step(Some(&d), &ev(Kind::Failed, 2600, 487)) else { panic!() };
+        assert_eq!((e.waited_ms, e.gave_up, e.dialog.queue.as_deref()), (2500, true, Some("queue-7")));
+        let Step::End(e) = step(Some(&d), &ev(Kind::Failed, 900, 486)) else { panic!() };
+        assert_eq!((e.waited_ms, e.gave_up), (800, false), "refused, not given up");
+        let Step::Keep(a) = step(Some(&d), &q(Kind::Answered, 1100, 200)) else { panic!() };
+        let Step::End(e) = step(Some(&a), &ev(Kind::Ended, 9000, 0)) else { panic!() };
+        assert_eq!((e.waited_ms, e.gave_up, e.answered), (1000, false, true), "waited until the answer");
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! service runs. An adapter that fails (its port taken, its listener broken) is shown
 //! failed with the reason and started again after a pause that grows (200 ms doubling,
 //! at most 5 s, with jitter; back to the shortest after a minute of running). Built in:
-//! [`WS_KEY`], the WebSocket JSON adapter (`cti_ws`); an entry with another key is shown
-//! unsupported and not started.
+//! [`WS_KEY`], the WebSocket JSON adapter (`cti_ws`), and [`GRPC_KEY`], the gRPC adapter
+//! ([`cti_grpc`](crate::cti_grpc)); an entry with another key is shown unsupported and not started.
 
 use crate::adapter::Adapter;
 use crate::handle::Inner;
@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 /// The key of the built-in WebSocket JSON adapter.
 pub const WS_KEY: &str = "websocket-json";
+/// The key of the built-in gRPC adapter (`proto/cti.proto`).
+pub const GRPC_KEY: &str = "grpc";
 
 /// Restart pauses: 200 ms doubling to 5 s, with jitter.
 const BACKOFF: ExponentialBuilder = ExponentialBuilder::new()
@@ -60,15 +62,20 @@ pub(crate) async fn supervise(inner: Arc<Inner>, ctx: ServiceContext, tracker: A
 }
 
 async fn keep_running(a: Arc<Adapter>, ctx: ServiceContext, tracker: Arc<Tracker>, inner: Arc<Inner>) {
-    if a.key != WS_KEY {
-        a.set("unsupported", format!("no adapter for the key {:?} (built in: {WS_KEY:?})", a.key));
+    if a.key != WS_KEY && a.key != GRPC_KEY {
+        a.set("unsupported", format!("no adapter for the key {:?} (built in: {WS_KEY:?}, {GRPC_KEY:?})", a.key));
         return;
     }
     let token = ctx.site.borrow().api.token_env.clone();
     let mut pauses = BACKOFF.build();
     loop {
         let started = Instant::now();
-        let r = crate::cti_ws::serve(&a, std::env::var(&token).ok(), &tracker, &inner.metrics, &ctx.cancel).await;
+        let key = std::env::var(&token).ok();
+        let r = if a.key == GRPC_KEY {
+            crate::cti_grpc::serve(&a, key, &tracker, &inner.metrics, &ctx.cancel).await
+        } else {
+            crate::cti_ws::serve(&a, key, &tracker, &inner.metrics, &ctx.cancel).await
+        };
         let why = match r {
             Ok(()) => return,
             Err(e) => e,

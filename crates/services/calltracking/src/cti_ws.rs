@@ -1,17 +1,22 @@
 //! The WebSocket JSON CTI adapter. A client connects (with the API token as
 //! `Authorization: Bearer …` or `?token=…` when the site has one), subscribes with
-//! `{"subscribe": {"domain": "d"}}` or `{"subscribe": {"extension": "1001@d"}}` (an
-//! extension, a hunt number or a queue: calls from or to it), and receives each change
+//! `{"subscribe": {"domain": "d"}}`, `{"subscribe": {"extension": "1001@d"}}` (calls
+//! from or to it), `{"subscribe": {"hunt": "hunt1@d"}}` (calls to a hunt number or
+//! queue) or `{"subscribe": {"number": "sip:201@other.example"}}` (an external number;
+//! see `cti_filter`), and receives each change
 //! of those calls as a JSON text frame: `{"event": "ringing" | "answered" | "ended",
-//! "id", "domain", "from", "to", "at_ms", …}`, in order. A client that falls
+//! "id", "domain", "from", "to", "at_ms", …}`, in order; a change of an external number
+//! is `{"event": "number", "id": uri, "to": uri, "domain", "state", "at_ms"}` (a domain's
+//! subscribers get its numbers' too; a number's subscriber first gets its state now). A client that falls
 //! [`crate::tracker::FEED`] events behind, or whose socket takes no data for
 //! [`WRITE_TIMEOUT`], is cut; the provider never waits for it.
 
 use crate::adapter::Adapter;
+use crate::cti_filter::Filter;
 use crate::metrics::Metrics;
-use crate::tracker::{Published, Tracker};
+use crate::tracker::Tracker;
 use futures::{SinkExt, StreamExt};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,11 +111,19 @@ async fn client(
             _ = stop.cancelled() => return Ok(()),
             msg = rx.next() => match msg {
                 Some(Ok(Message::Text(t))) => {
-                    let answer = match subscribe(&t) {
-                        Ok(f) => { let a = json!({"subscribed": f.describe()}); filter = Some(f); a }
-                        Err(e) => json!({"error": e}),
+                    let (answer, now) = match Filter::from_json(&t) {
+                        Ok(f) => {
+                            let now: Vec<String> = f.current(tracker).into_iter().map(|p| p.frame).collect();
+                            let a = json!({"subscribed": f.describe()});
+                            filter = Some(f);
+                            (a, now)
+                        }
+                        Err(e) => (json!({"error": e}), vec![]),
                     };
                     send(&mut tx, answer.to_string()).await?;
+                    if !now.is_empty() {
+                        send_all(&mut tx, now).await?;
+                    }
                 }
                 Some(Ok(Message::Close(_))) | None => return Ok(()),
                 Some(Ok(_)) => {}
@@ -177,40 +190,4 @@ where
         Ok(r) => r.map_err(|e| e.to_string()),
         Err(_) => Err(format!("its socket took nothing for {} ms", WRITE_TIMEOUT.as_millis())),
     }
-}
-
-/// What a client follows.
-enum Filter {
-    Domain(String),
-    Extension(String, String),
-}
-
-impl Filter {
-    fn matches(&self, p: &Published) -> bool {
-        match self {
-            Filter::Domain(d) => &p.domain == d,
-            Filter::Extension(u, d) => &p.domain == d && (&p.from == u || &p.to == u),
-        }
-    }
-
-    fn describe(&self) -> Value {
-        match self {
-            Filter::Domain(d) => json!({"domain": d}),
-            Filter::Extension(u, d) => json!({"extension": format!("{u}@{d}")}),
-        }
-    }
-}
-
-fn subscribe(text: &str) -> Result<Filter, String> {
-    let v: Value = serde_json::from_str(text).map_err(|e| format!("expected JSON {{\"subscribe\": {{...}}}}, found: {e}"))?;
-    let s = v.get("subscribe").ok_or("expected {\"subscribe\": {\"domain\": ...} or {\"extension\": \"user@domain\"}}")?;
-    if let Some(d) = s.get("domain").and_then(Value::as_str) {
-        return crate::validate::domain(d).map(Filter::Domain);
-    }
-    if let Some(x) = s.get("extension").and_then(Value::as_str) {
-        let (u, d) = x.split_once('@').ok_or_else(|| format!("expected user@domain, found {x:?}"))?;
-        crate::validate::user(u)?;
-        return Ok(Filter::Extension(u.to_string(), crate::validate::domain(d)?));
-    }
-    Err("expected subscribe.domain or subscribe.extension".into())
 }

@@ -1,5 +1,5 @@
 //! mware-calltracking: the site's registrations kept right, its calls followed and
-//! streamed to CTI clients (issue 26, items 1 to 4).
+//! streamed to CTI clients, and the states of external numbers (issue 26).
 //!
 //! - **Static registrations**: accounts that never register (a gateway, an old phone)
 //!   get a permanent contact in the registrar (Kamailio usrloc, `ul.add`), from the
@@ -17,7 +17,12 @@
 //!   live calls and writes ended ones to a bounded [`journal`] in the coordinator;
 //!   [`restore`] reads live calls back from the core (`dlg.list`) when an activity starts.
 //! - **CTI**: [`cti`] supervises one adapter per `cti_adapters` entry (restarted with a
-//!   backoff); `cti_ws` is the WebSocket JSON adapter (slow clients cut).
+//!   backoff); `cti_ws` is the WebSocket JSON adapter, [`cti_grpc`] the gRPC one (slow
+//!   clients cut), [`cti_filter`] what a client follows.
+//! - **External numbers**: `external` subscribes to the dialog event package (RFC 4235)
+//!   of numbers outside the site at their servers ([`subscription`], [`sipmsg`],
+//!   [`dialoginfo`]: pure) and keeps their states with their age in [`numbers`], served
+//!   by `GET /api/calltracking/v1/{domain}/numbers` and to CTI clients.
 //!
 //! Layout: `section` (the site file), [`decide`] (pure: the static registrations'
 //! actions), `reconcile` (acts on it), [`sg`] (pure decision and the clean-up), `probe`
@@ -33,21 +38,28 @@ pub mod calls;
 mod cli;
 mod cli_calls;
 pub mod cti;
+pub mod cti_filter;
+pub mod cti_grpc;
 mod cti_ws;
 pub mod decide;
+pub mod dialoginfo;
 mod error;
+mod external;
 mod handle;
 pub mod journal;
 mod loops;
 pub mod members;
 mod metrics;
+pub mod numbers;
 mod probe;
 mod reconcile;
 pub mod restore;
 pub mod section;
 mod service;
 pub mod sg;
+pub mod sipmsg;
 pub mod store;
+pub mod subscription;
 pub mod tracker;
 pub mod validate;
 mod views;

@@ -43,6 +43,12 @@ pub struct Metrics {
     pub cti_cut: Counter,
     /// CTI adapters started again after a failure.
     pub cti_restarts: Counter,
+    /// NOTIFYs taken from the servers of external numbers.
+    pub external_notifies: Counter,
+    /// Subscriptions to external numbers that failed or were ended by the server.
+    pub external_failures: Counter,
+    /// Subscriptions to external numbers active now.
+    pub external_active: Gauge,
 }
 
 impl Metrics {
@@ -62,6 +68,9 @@ impl Metrics {
             cti_clients: Gauge::default(),
             cti_cut: Counter::default(),
             cti_restarts: Counter::default(),
+            external_notifies: Counter::default(),
+            external_failures: Counter::default(),
+            external_active: Gauge::default(),
         };
         let r = registry.sub_registry_with_prefix("mware_calltracking");
         r.register("static_registrations", "Static registrations known", m.statics.clone());
@@ -81,6 +90,13 @@ impl Metrics {
         r.register("cti_clients", "CTI clients connected now", m.cti_clients.clone());
         r.register("cti_cut", "CTI clients cut for reading too slowly", m.cti_cut.clone());
         r.register("cti_restarts", "CTI adapters started again after a failure", m.cti_restarts.clone());
+        r.register("external_notifies", "NOTIFYs taken from the servers of external numbers", m.external_notifies.clone());
+        r.register(
+            "external_failures",
+            "Subscriptions to external numbers that failed or were ended by the server",
+            m.external_failures.clone(),
+        );
+        r.register("external_active", "Subscriptions to external numbers active now", m.external_active.clone());
         m
     }
 }

@@ -48,6 +48,7 @@ pub fn parse(v: &serde_json::Value) -> Vec<Dialog> {
                 answered_ms: start_s.filter(|_| kind == Kind::Answered).map(|s| s * 1000),
                 rang: vec![],
                 answered_by: None,
+                queue: var("q").filter(|q| !q.is_empty()),
             })
         })
         .collect()

@@ -1,6 +1,6 @@
 //! The `Service` impl: the host runs call tracking on the active instance of a group
 //! whose section has `calltracking`; it opens the journal, reads the live calls back
-//! from the core, starts the three loops (`loops`) with this activity's fenced store and
+//! from the core, starts the loops (`loops`, `cti`, `external`) with this activity's fenced store and
 //! the registrar, and stops them when activity is lost.
 
 use crate::handle::{CallTracking, Running};
@@ -38,6 +38,7 @@ impl Service for CallTracking {
             "sg": self.inner.sgs(),
             "last_changes": self.inner.last_cycle(),
             "cti_adapters": self.inner.adapters(),
+            "external": self.inner.running().map(|r| r.tracker.numbers().list(None, mware_config::now_ms())).unwrap_or_default(),
         })
     }
 
@@ -56,9 +57,10 @@ impl Service for CallTracking {
         ctx.status.set(
             ServiceState::Running,
             format!(
-                "keeping {} static registration(s) from the site file and watching {} sg",
+                "keeping {} static registration(s) from the site file, watching {} sg and {} external number(s)",
                 cfg.static_registrations.len(),
-                cfg.sg.len()
+                cfg.sg.len(),
+                cfg.external.numbers.len()
             ),
         );
         let i = &self.inner;
@@ -67,6 +69,7 @@ impl Service for CallTracking {
             crate::loops::options(i.clone(), ctx.clone(), run.clone()),
             crate::loops::sgs(i.clone(), ctx.clone(), run.clone()),
             crate::cti::supervise(i.clone(), ctx.clone(), run.tracker.clone()),
+            crate::external::run(i.clone(), ctx.clone(), run.tracker.clone()),
         );
         self.inner.stopped();
         Ok(())

@@ -19,7 +19,7 @@ pub const FEED: usize = 4096;
 /// A change of a call as the CTI adapters send it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Published {
-    /// `ringing`, `answered` or `ended`.
+    /// `ringing`, `answered` or `ended`; `number` for a change of an external number.
     pub event: &'static str,
     /// The call.
     pub id: String,
@@ -40,6 +40,10 @@ pub struct Published {
     /// For `ended` unanswered: the final SIP code.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<u16>,
+    /// For `number` (an external number, `id` and `to` its URI): `idle`, `ringing`,
+    /// `busy` or `unknown`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
     /// This change as JSON, made once for every reader.
     #[serde(skip)]
     pub frame: String,
@@ -66,6 +70,7 @@ pub struct Tracker {
     metrics: Metrics,
     apply_lock: tokio::sync::Mutex<()>,
     members: crate::members::Members,
+    numbers: crate::numbers::Cache,
 }
 
 impl Tracker {
@@ -88,12 +93,26 @@ impl Tracker {
             metrics,
             apply_lock: tokio::sync::Mutex::new(()),
             members,
+            numbers: crate::numbers::Cache::default(),
         }
     }
 
     /// A new reader of the published changes.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Published>> {
         self.feed.subscribe()
+    }
+
+    /// The external numbers' states.
+    pub fn numbers(&self) -> &crate::numbers::Cache {
+        &self.numbers
+    }
+
+    /// Keeps a number's view; a change of its state goes to the CTI readers.
+    pub fn set_number(&self, v: crate::numbers::NumberView) {
+        let (domain, number, state, at_ms) = (v.domain.clone(), v.number.clone(), v.state.clone(), v.since_ms);
+        if self.numbers.set(v) {
+            let _ = self.feed.send(Arc::new(number_event(domain, number, state, at_ms)));
+        }
     }
 
     /// The journal.
@@ -186,9 +205,29 @@ impl Tracker {
                 _ => None,
             },
             code: ended.filter(|e| !e.answered).map(|e| e.code),
+            state: None,
             frame: String::new(),
         };
         p.frame = serde_json::to_string(&p).unwrap_or_default();
         p
     }
+}
+
+/// A change of an external number as the CTI adapters send it.
+pub fn number_event(domain: String, number: String, state: String, at_ms: u64) -> Published {
+    let mut p = Published {
+        event: "number",
+        id: number.clone(),
+        domain,
+        from: String::new(),
+        to: number,
+        at_ms,
+        answered: None,
+        member: None,
+        code: None,
+        state: Some(state),
+        frame: String::new(),
+    };
+    p.frame = serde_json::to_string(&p).unwrap_or_default();
+    p
 }

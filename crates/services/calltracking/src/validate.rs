@@ -130,7 +130,12 @@ fn event(v: &Value) -> Result<CallEvent, (String, String)> {
     // The member's Contact: kept as its address when it is a sip: URI with an IP address,
     // dropped otherwise (a phone's odd Contact never costs the event).
     let member = v.get("member").and_then(Value::as_str).and_then(|c| mware_sip::addr::contact_target(c).ok()).map(|a| a.to_string());
-    Ok(CallEvent { event: kind, id, from, to, domain, code, at_ms, member })
+    let queue = match v.get("queue") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(q)) if q.is_empty() => None,
+        Some(_) => Some(text("queue", 64, &user)?),
+    };
+    Ok(CallEvent { event: kind, id, from, to, domain, code, at_ms, member, queue })
 }
 
 #[cfg(test)]
@@ -153,11 +158,11 @@ mod tests {
 
     #[test]
     fn events_are_checked_one_by_one() {
-        let good = json!({"event": "ringing", "id": "ab12", "from": "1001", "to": "1002", "domain": "D.test", "code": 180, "at_ms": 5});
+        let good = json!({"event": "ringing", "id": "ab12", "from": "1001", "to": "1002", "domain": "D.test", "code": 180, "at_ms": 5, "queue": "queue-7"});
         let (ok, errs) =
             events(&json!([good, {"event": "rung"}, {"event": "ended", "id": "x\"y", "from": "a", "to": "b", "domain": "d", "at_ms": 1}]));
         assert_eq!(ok.len(), 1);
-        assert_eq!(ok[0].domain, "d.test");
+        assert_eq!((ok[0].domain.as_str(), ok[0].queue.as_deref()), ("d.test", Some("queue-7")));
         let paths: Vec<_> = errs.iter().map(|(p, _)| p.as_str()).collect();
         assert_eq!(paths, ["[1].event", "[2].id"], "{errs:?}");
         assert_eq!(events(&good).0.len(), 1, "one object is one event");

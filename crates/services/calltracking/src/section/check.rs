@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use std::collections::HashMap;
 
 const KEYS: &[&str] =
-    &["registrar_rpc", "resync_ms", "static_registrations", "options", "sg", "sg_check", "journal_size", "max_live_calls"];
+    &["registrar_rpc", "resync_ms", "static_registrations", "options", "sg", "sg_check", "journal_size", "max_live_calls", "external"];
 
 /// `calltracking`.
 pub(super) fn calltracking(cx: &mut Check, v: &Value, p: &str) {
@@ -30,6 +30,53 @@ pub(super) fn calltracking(cx: &mut Check, v: &Value, p: &str) {
     }
     if let Some(o) = m.get("sg_check") {
         timing(cx, o, &join(p, "sg_check"), &["interval_ms", "timeout_ms", "fail_after"]);
+    }
+    if let Some(e) = m.get("external") {
+        external(cx, e, &join(p, "external"));
+    }
+}
+
+fn external(cx: &mut Check, v: &Value, p: &str) {
+    let Some(m) = cx.object(v, p) else { return };
+    cx.keys(m, p, &["listen", "expires_s", "numbers"], &[]);
+    if let Some(l) = cx.str(m, p, "listen") {
+        if l.parse::<std::net::SocketAddr>().is_err() {
+            cx.report(&join(p, "listen"), format!("expected <IP>:<port>, e.g. \"10.0.0.9:5090\" or \"0.0.0.0:0\", found {l:?}"));
+        }
+    }
+    cx.int(m, p, "expires_s", 10, 86_400);
+    let Some(l) = m.get("numbers") else { return };
+    let lp = join(p, "numbers");
+    let Some(list) = cx.list(l, &lp) else { return };
+    let mut seen: HashMap<String, String> = HashMap::new();
+    for (i, e) in list.iter().enumerate() {
+        let ep = index(&lp, i);
+        let Some(n) = cx.object(e, &ep) else { continue };
+        cx.keys(n, &ep, &["domain", "number", "server"], &["domain", "number", "server"]);
+        let domain = cx.nonempty_str(n, &ep, "domain").and_then(|d| match crate::validate::domain(d) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                cx.report(&join(&ep, "domain"), e);
+                None
+            }
+        });
+        let number = cx.str(n, &ep, "number");
+        if let Some(u) = number {
+            if let Err(e) = crate::dialoginfo::check_uri(u) {
+                cx.report(&join(&ep, "number"), e);
+            }
+        }
+        if let Some(a) = cx.str(n, &ep, "server") {
+            if mware_sip::addr::contact_target(a).is_err() {
+                cx.report(&join(&ep, "server"), format!("expected sip:<IP address>[:port], e.g. \"sip:10.0.1.5:5060\", found {a:?}"));
+            }
+        }
+        if let (Some(d), Some(u)) = (domain, number) {
+            let key = format!("{d} {u}");
+            if let Some(first) = seen.insert(key, ep.clone()) {
+                cx.report(&ep, format!("expected each number once per domain, found {u} for {d} again (first at {first})"));
+            }
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! (new) The group's `calltracking` section: the registrar it keeps right, the accounts
 //! with a permanent contact (static registrations), how they are checked with OPTIONS,
 //! the edge proxies (sg) whose loss cleans the registrar, and the bounds of the call
-//! events kept (live calls, the journal of ended ones). The type (with its
+//! events kept (live calls, the journal of ended ones), and the external numbers whose
+//! states are watched. The type (with its
 //! defaults, which are also its JSON Schema) and its check (`check.rs`).
 
 mod check;
@@ -91,6 +92,44 @@ impl Default for SgCheck {
     }
 }
 
+/// A number outside the site whose state (idle, ringing, busy) the site's users see:
+/// watched with SIP SUBSCRIBE to the dialog event package (RFC 4235) at `server`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalNumber {
+    /// The domain of the group whose users see it, e.g. `tenant1.example.ru`.
+    pub domain: String,
+    /// The number as a SIP URI (the presentity), e.g. `sip:201@other.example.ru`.
+    pub number: String,
+    /// The server responsible for it, where SUBSCRIBE goes: `sip:<IP>[:port]`, e.g.
+    /// `sip:10.0.1.5:5060` (UDP).
+    pub server: String,
+}
+
+/// The external numbers watched, and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct External {
+    /// The UDP address NOTIFYs come back to (the Contact of each SUBSCRIBE), e.g.
+    /// `10.0.0.9:5090`; port 0 takes a free one; an unspecified IP (`0.0.0.0`, the
+    /// default) puts in the Contact the address this host reaches the server from.
+    #[serde(default = "default_external_listen")]
+    pub listen: String,
+    /// The subscription lifetime asked for, s (default 600); each is refreshed when
+    /// three quarters of the lifetime the server granted have passed.
+    #[serde(default = "default_external_expires")]
+    pub expires_s: u32,
+    /// The numbers.
+    #[serde(default)]
+    pub numbers: Vec<ExternalNumber>,
+}
+
+impl Default for External {
+    fn default() -> Self {
+        External { listen: default_external_listen(), expires_s: default_external_expires(), numbers: vec![] }
+    }
+}
+
 /// (new) The group's `calltracking` section.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -121,6 +160,9 @@ pub struct CallTracking {
     /// (default 10000).
     #[serde(default = "default_max_live")]
     pub max_live_calls: u32,
+    /// Numbers outside the site whose states are tracked (RFC 4235).
+    #[serde(default)]
+    pub external: External,
 }
 
 impl CallTracking {
@@ -135,6 +177,7 @@ impl CallTracking {
             sg_check: SgCheck::default(),
             journal_size: default_journal(),
             max_live_calls: default_max_live(),
+            external: External::default(),
         }
     }
 }
@@ -146,6 +189,12 @@ impl SectionConfig for CallTracking {
     }
 }
 
+fn default_external_listen() -> String {
+    "0.0.0.0:0".into()
+}
+fn default_external_expires() -> u32 {
+    600
+}
 fn default_journal() -> u32 {
     1000
 }
