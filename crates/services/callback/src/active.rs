@@ -10,7 +10,7 @@ use crate::order::{Order, OrderState};
 use crate::section::CallbackConfig;
 use crate::store::{self, Pending, Store};
 use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use tokio_util::sync::CancellationToken;
 
 /// The running service on the active instance.
@@ -148,9 +148,10 @@ impl Active {
         Ok(o)
     }
 
-    /// Starts what is due: an attempt task per order that needs one (never two for one
-    /// order), gives up orders whose window closed, removes long-finished ones.
-    pub fn tick(self: &Arc<Self>) {
+    /// Gives up orders whose window closed, removes long-finished ones, and returns the
+    /// orders that need an attempt task (never two for one order), already marked
+    /// running; `attempt::start_due` runs them.
+    pub fn tick(&self) -> Vec<String> {
         let now = mware_coord::now_ms();
         let cfg = self.cfg();
         let keep_ms = cfg.keep_finished_s * 1000;
@@ -197,16 +198,16 @@ impl Active {
                 }
             });
         }
-        for id in start {
-            self.running.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone());
-            let a = self.clone();
-            tokio::spawn(async move {
-                if let Err(e) = crate::attempt::run(&a, &id).await {
-                    tracing::warn!(order = %id, error = %e, "callback attempt step failed; tried again on a later tick");
-                }
-                a.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-            });
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        for id in &start {
+            running.insert(id.clone());
         }
+        start
+    }
+
+    /// An attempt step of `id` is over (it may start again on a later tick).
+    pub fn finished(&self, id: &str) {
+        self.running.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
     }
 
     /// Counts for the status document.

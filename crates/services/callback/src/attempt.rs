@@ -29,6 +29,19 @@ fn hold_ms(p: &Policy) -> u64 {
 }
 
 /// Runs what order `id` needs: a new attempt when none is under way, then follows it.
+/// Runs the attempt steps that a tick found due, each in a task of its own.
+pub(crate) fn start_due(a: &std::sync::Arc<Active>, ids: Vec<String>) {
+    for id in ids {
+        let a = a.clone();
+        tokio::spawn(async move {
+            if let Err(e) = run(&a, &id).await {
+                tracing::warn!(order = %id, error = %e, "callback attempt step failed; tried again on a later tick");
+            }
+            a.finished(&id);
+        });
+    }
+}
+
 pub(crate) async fn run(a: &Active, id: &str) -> Result<(), String> {
     let Some(o) = a.get(id) else { return Ok(()) };
     let p = a.cfg().policy(o.queue.as_deref());

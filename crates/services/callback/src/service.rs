@@ -123,7 +123,7 @@ impl Service for CallbackService {
         loop {
             tokio::select! {
                 _ = ctx.cancel.cancelled() => break,
-                _ = tick.tick() => active.tick(),
+                _ = tick.tick() => crate::attempt::start_due(&active, active.tick()),
                 Ok(()) = site.changed() => {
                     let role = site.borrow_and_update().instance(&ctx.instance).map(|p| p.role.clone());
                     if let Some(cfg) = role.and_then(|r| r.section::<CallbackConfig>()) {
