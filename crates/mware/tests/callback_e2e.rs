@@ -131,13 +131,21 @@ fn an_order_rings_a_free_operator_then_the_customer_retries_no_answer_and_refuse
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("attempt 2") && text.contains("customer_no_answer"), "{text}");
-    let metrics = get_text(&format!("{}/metrics", d.api)).unwrap();
-    for m in [
+    // The orders gauge is refreshed by the service's tick: wait for one.
+    let want = [
         "mware_callback_completed_total 1",
         "mware_callback_attempts_total{outcome=\"customer_no_answer\"} 2",
         "mware_callback_orders{state=\"cancelled\"} 1",
-    ] {
-        assert!(metrics.contains(m), "{m} not in the metrics");
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = get_text(&format!("{}/metrics", d.api)).unwrap();
+        let missing: Vec<&str> = want.iter().copied().filter(|m| !metrics.contains(m)).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{missing:?} not in the metrics");
+        std::thread::sleep(Duration::from_millis(200));
     }
     let (_, st) = d.get("/api/v1/status").unwrap();
     let svc = st["services"].as_array().unwrap().iter().find(|x| x["name"] == "callback").cloned().unwrap();

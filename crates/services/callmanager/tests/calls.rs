@@ -146,7 +146,13 @@ async fn hold_resume_and_dtmf_are_seen_at_the_phone() {
     assert!(reinvites[0].contains("a=sendonly"), "{}", reinvites[0]);
     assert!(reinvites[1].contains("a=sendrecv"), "{}", reinvites[1]);
     assert!(b.contains("Signal=1") && b.contains("Signal=#") && b.contains("application/dtmf-relay"), "{b}");
-    let m = bob.messages();
+    // The last ACK leaves after the 200 that ended `Resume`: give it time to arrive.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut m = bob.messages();
+    while count(&m, "< ACK") < 3 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        m = bob.messages();
+    }
     assert_eq!(count(&m, "< INFO"), 2, "{m:#?}");
     assert_eq!(count(&m, "< ACK"), 3, "ACK of the INVITE and of both re-INVITEs: {m:#?}");
     // The stored dialog follows the CSeq: the last re-INVITE's number is the stored one.
