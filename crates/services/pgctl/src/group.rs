@@ -127,7 +127,10 @@ async fn cycle(g: &GroupSpec, cx: &GroupCtx, t: &mut Tracker) -> Result<()> {
     if backing_off(t, &c.d) {
         return Ok(());
     }
-    let outcome = act(g, cx, &mut c.persisted, &c.d, decided, t.warm.take()).await;
+    // The prepared session is handed over only to a promotion: taken on every cycle, it
+    // would be dropped by each wait and opened again by the next cycle.
+    let warm = if matches!(c.d, Decision::Promote { .. }) { t.warm.take() } else { None };
+    let outcome = act(g, cx, &mut c.persisted, &c.d, decided, warm).await;
     count_outcome(cx, g, &c.d, &outcome);
     report_outcome(g, cx, t, &c, &reason, outcome)
 }
