@@ -28,3 +28,18 @@ pub struct Subcommand {
     /// Runs it with the matches of that command.
     pub run: RunFn,
 }
+
+/// Where a tool reaches the API and how it prints the answer: the arguments every
+/// service's subcommand flattens in (`#[command(flatten)] conn: Conn`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Conn {
+    /// API of any instance (it forwards the call to the active instance of the right group).
+    #[arg(long, default_value = "http://127.0.0.1:8271")]
+    pub api: String,
+    /// Environment variable holding the API token.
+    #[arg(long, default_value = "MWARE_API_TOKEN")]
+    pub token_env: String,
+    /// Print the raw JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}

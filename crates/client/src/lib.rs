@@ -14,7 +14,7 @@ pub mod api;
 mod cmd;
 pub mod text;
 
-pub use cmd::{BoxFut, CliEnv, RunFn, Subcommand};
+pub use cmd::{BoxFut, CliEnv, Conn, RunFn, Subcommand};
 
 /// Fills the `{name}` parameters of a route's path with `values`, each encoded as one path
 /// segment (a `/`, `?`, `#`, `%` or space in a value cannot change which route is asked).

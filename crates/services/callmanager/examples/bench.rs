@@ -6,19 +6,17 @@
 //! `cargo run --release -p mware-callmanager --example bench -- [calls] [concurrency] [held]`
 //! (defaults 2000, 100, 1000). Results and the command go to `BENCHMARKS.md`.
 
-use mware_callmanager::call::{self, CallSpec, Command, Engine};
+#[path = "common/mod.rs"]
+mod common;
+use common::pct;
+
+use mware_callmanager::call::{self, CallSpec, Command, Engine, OnChange};
 use mware_callmanager::decide::CallState;
-use mware_callmanager::section::SipTransport;
-use mware_callmanager::store::Store;
-use mware_callmanager::ua::{Ua, UaOptions};
-use mware_config::{Backend, Coordination};
-use mware_coord::{Coordinator, EmbeddedCoordinator, Fence, MemberInfo, Settings};
 use mware_testkit::sip::{free_sip_port, Kamailio, Phone};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Semaphore};
-use tokio_util::sync::CancellationToken;
 
 const DOMAIN: &str = "example.test";
 
@@ -29,14 +27,6 @@ fn sipp_dir() -> PathBuf {
 fn rss_kb() -> u64 {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     s.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0)
-}
-
-fn pct(v: &mut [f64], p: f64) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
 /// SIPp's UAC calling `bob` through Kamailio: (calls per second, failed, p99 ms).
@@ -100,40 +90,12 @@ async fn main() {
     let (cps, failed, p99) = ceiling(&kam, dir.path(), calls, concurrency);
     println!("sipp-direct: {calls} calls, {concurrency} at once: {cps:.0} calls/s, {failed} failed, set-up p99 {p99:.1} ms");
 
-    let c = Coordination { backend: Backend::Embedded, path: dir.path().join("coord.sqlite").display().to_string(), ..Default::default() };
-    let coord: Arc<dyn Coordinator> = Arc::new(EmbeddedCoordinator::open(Settings { site: "b".into(), coordination: c }).await.unwrap());
-    let info = MemberInfo {
-        instance: "b".into(),
-        group: 1,
-        order: 1,
-        address: "127.0.0.1:1".into(),
-        version: "b".into(),
-        since_ms: mware_coord::now_ms(),
-    };
-    let mut m = coord.join(info).await.unwrap();
-    let epoch = m.wait_active().await.unwrap();
-    let opts = UaOptions {
-        ip: "127.0.0.1".parse().unwrap(),
-        port: free_sip_port(),
-        transports: vec![SipTransport::Udp],
-        proxy: format!("127.0.0.1:{}", kam.sip_port).parse().unwrap(),
-        credentials: None,
-        user: "mware".into(),
-        contact: None,
-    };
-    let cancel = CancellationToken::new();
-    let ua = Ua::start(opts, cancel.clone()).await.unwrap();
     let (tx, mut rx) = mpsc::unbounded_channel::<(String, CallState)>();
-    let eng = Arc::new(Engine {
-        ua,
-        store: Store::new(coord.clone(), Fence { group: 1, epoch }),
-        instance: "b".into(),
-        on_change: Box::new(move |v, _| {
-            let _ = tx.send((v.id.clone(), v.state));
-        }),
-        session_timer_s: 0,
-        cancel,
+    let on_change: OnChange = Box::new(move |v, _| {
+        let _ = tx.send((v.id.clone(), v.state));
     });
+    let active = common::active_engine(dir.path(), kam.sip_port, on_change).await;
+    let eng = active.eng.clone();
 
     let (mw_cps, bad, p50, p99m) = setup_rate(&eng, &mut rx, calls, concurrency).await;
     println!(
@@ -141,7 +103,7 @@ async fn main() {
         mw_cps / cps
     );
     memory(&eng, &mut rx, held).await;
-    drop(m);
+    drop(active);
     if std::env::var_os("BENCH_KEEP").is_some() {
         let _ = dir.keep();
     }

@@ -8,21 +8,16 @@
 //! `cargo run --release -p mware-callmanager --example conf_bench -- [participants] [seconds]`
 //! (defaults 8, 20).
 
-use mware_callmanager::call::Engine;
+#[path = "common/mod.rs"]
+mod common;
+
 use mware_callmanager::conference;
 use mware_callmanager::mixer::Mixer;
-use mware_callmanager::section::SipTransport;
-use mware_callmanager::store::Store;
-use mware_callmanager::ua::{Ua, UaOptions};
-use mware_config::{Backend, Coordination};
-use mware_coord::{Coordinator, EmbeddedCoordinator, Fence, MemberInfo, Settings};
 use mware_testkit::baresip::Baresip;
 use mware_testkit::janus::Janus;
-use mware_testkit::sip::{free_sip_port, Kamailio};
+use mware_testkit::sip::Kamailio;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 
 const DOMAIN: &str = "example.test";
 
@@ -47,30 +42,8 @@ async fn main() {
     let janus = Janus::start(dir.path()).unwrap();
     let phones: Vec<Baresip> =
         (0..n).map(|i| Baresip::start(dir.path(), &format!("p{i}"), DOMAIN, kam.sip_port, if i == 0 { 440 } else { 0 }).unwrap()).collect();
-    let c = Coordination { backend: Backend::Embedded, path: dir.path().join("coord.sqlite").display().to_string(), ..Default::default() };
-    let coord: Arc<dyn Coordinator> = Arc::new(EmbeddedCoordinator::open(Settings { site: "b".into(), coordination: c }).await.unwrap());
-    let info = MemberInfo { instance: "b".into(), group: 1, order: 1, address: "127.0.0.1:1".into(), version: "b".into(), since_ms: 0 };
-    let mut m = coord.join(info).await.unwrap();
-    let epoch = m.wait_active().await.unwrap();
-    let opts = UaOptions {
-        ip: "127.0.0.1".parse().unwrap(),
-        port: free_sip_port(),
-        transports: vec![SipTransport::Udp],
-        proxy: format!("127.0.0.1:{}", kam.sip_port).parse().unwrap(),
-        credentials: None,
-        user: "mware".into(),
-        contact: None,
-    };
-    let cancel = CancellationToken::new();
-    let ua = Ua::start(opts, cancel.clone()).await.unwrap();
-    let eng = Arc::new(Engine {
-        ua,
-        store: Store::new(coord.clone(), Fence { group: 1, epoch }),
-        instance: "b".into(),
-        on_change: Box::new(|_, _| {}),
-        session_timer_s: 0,
-        cancel,
-    });
+    let active = common::active_engine(dir.path(), kam.sip_port, Box::new(|_, _| {})).await;
+    let eng = active.eng.clone();
     let (me, jp) = ("self".to_string(), janus.pid().to_string());
     let mixer = Mixer::connect(&janus.url()).await.unwrap();
     mixer.create_room(99, "bench").await.unwrap();
@@ -106,5 +79,5 @@ async fn main() {
         let _ = eng.ua.bye(&mut p.dialog, "bench over").await;
     }
     let _ = mixer.destroy(99).await;
-    drop(m);
+    drop(active);
 }

@@ -8,31 +8,19 @@
 //! `cargo run --release -p mware-callmanager --example notify_bench -- [numbers] [concurrency]`
 //! (defaults 500, 50). Results and the command go to `BENCHMARKS.md`.
 
-use mware_callmanager::call::Engine;
+#[path = "common/mod.rs"]
+mod common;
+use common::pct;
+
 use mware_callmanager::notify::runner::{render, Notices};
 use mware_callmanager::notify::{Message, Notice, Number, Window};
-use mware_callmanager::section::SipTransport;
-use mware_callmanager::store::Store;
-use mware_callmanager::ua::{Ua, UaOptions};
 use mware_callmanager::Metrics;
-use mware_config::{Backend, Coordination};
-use mware_coord::{Coordinator, EmbeddedCoordinator, Fence, MemberInfo, Settings};
 use mware_testkit::sip::{free_sip_port, Kamailio, Phone};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 
 const DOMAIN: &str = "example.test";
 const TEXT: &str = "Alert.";
-
-fn pct(v: &mut [f64], p: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
-}
 
 /// SIPp's UAC calling `bob` through Kamailio, each call held `hold_ms`: (calls/s, failed).
 fn ceiling(kam: &Kamailio, dir: &std::path::Path, calls: u32, concurrency: u32, hold_ms: u64) -> (f64, String) {
@@ -96,37 +84,8 @@ async fn main() {
     let (cps, failed) = ceiling(&kam, dir.path(), numbers, concurrency, msg_ms);
     println!("sipp-direct: {numbers} calls held {msg_ms} ms, {concurrency} at once: {cps:.1} calls/s, {failed} failed");
 
-    let c = Coordination { backend: Backend::Embedded, path: dir.path().join("coord.sqlite").display().to_string(), ..Default::default() };
-    let coord: Arc<dyn Coordinator> = Arc::new(EmbeddedCoordinator::open(Settings { site: "b".into(), coordination: c }).await.unwrap());
-    let info = MemberInfo {
-        instance: "b".into(),
-        group: 1,
-        order: 1,
-        address: "127.0.0.1:1".into(),
-        version: "b".into(),
-        since_ms: mware_coord::now_ms(),
-    };
-    let mut m = coord.join(info).await.unwrap();
-    let epoch = m.wait_active().await.unwrap();
-    let opts = UaOptions {
-        ip: "127.0.0.1".parse().unwrap(),
-        port: free_sip_port(),
-        transports: vec![SipTransport::Udp],
-        proxy: format!("127.0.0.1:{}", kam.sip_port).parse().unwrap(),
-        credentials: None,
-        user: "mware".into(),
-        contact: None,
-    };
-    let cancel = CancellationToken::new();
-    let ua = Ua::start(opts, cancel.clone()).await.unwrap();
-    let eng = Arc::new(Engine {
-        ua,
-        store: Store::new(coord.clone(), Fence { group: 1, epoch }),
-        instance: "b".into(),
-        on_change: Box::new(|_, _| {}),
-        session_timer_s: 0,
-        cancel,
-    });
+    let active = common::active_engine(dir.path(), kam.sip_port, Box::new(|_, _| {})).await;
+    let eng = active.eng.clone();
     let ns = Notices::start(eng, Metrics::new(&mut prometheus_client::registry::Registry::default())).await.unwrap();
 
     let t0 = Instant::now();
@@ -158,5 +117,5 @@ async fn main() {
          200 OK -> first RTP p50 {p50:.0} ms p99 {p99:.0} ms max {max:.0} ms",
         rate / cps
     );
-    drop(m);
+    drop(active);
 }

@@ -5,7 +5,7 @@
 
 use crate::notify_api::paths;
 use clap::{CommandFactory, FromArgMatches, Parser};
-use mware_client::{api, path, CliEnv, Subcommand};
+use mware_client::{api, path, CliEnv, Conn, Subcommand};
 use serde_json::{json, Value};
 
 /// Voice notifications of the callmanager: numbers called, a message played, retries.
@@ -21,20 +21,6 @@ struct Cmd {
 /// The `mware notifications` subcommand, for the registry.
 pub(crate) fn subcommand() -> Subcommand {
     Subcommand { command: Cmd::command, run: |m, env| Box::pin(async move { run(Cmd::from_arg_matches(&m)?.action, env).await }) }
-}
-
-/// Where and how to ask.
-#[derive(Debug, clap::Args)]
-struct Conn {
-    /// API of an instance (forwarded to the active instance of the group).
-    #[arg(long, default_value = "http://127.0.0.1:8271")]
-    api: String,
-    /// Environment variable holding the API token.
-    #[arg(long, default_value = "MWARE_API_TOKEN")]
-    token_env: String,
-    /// Print the raw JSON instead of text.
-    #[arg(long)]
-    json: bool,
 }
 
 /// `mware notifications ...`

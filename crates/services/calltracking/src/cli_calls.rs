@@ -4,7 +4,7 @@
 
 use crate::api::paths;
 use clap::{CommandFactory, FromArgMatches, Parser};
-use mware_client::{api, path, CliEnv, Subcommand};
+use mware_client::{api, path, CliEnv, Conn, Subcommand};
 use serde_json::Value;
 
 /// Call tracking: a domain's live calls (who calls whom, ringing or answered, since
@@ -21,20 +21,6 @@ struct Cmd {
 /// The `mware calltracking` subcommand, for the registry.
 pub(crate) fn subcommand() -> Subcommand {
     Subcommand { command: Cmd::command, run: |m, env| Box::pin(async move { run(Cmd::from_arg_matches(&m)?.action, env).await }) }
-}
-
-/// Where the API is and which token to send.
-#[derive(Debug, clap::Args)]
-struct Conn {
-    /// API of any instance (forwarded to the group's active instance).
-    #[arg(long, default_value = "http://127.0.0.1:8271")]
-    api: String,
-    /// Environment variable holding the API token.
-    #[arg(long, default_value = "MWARE_API_TOKEN")]
-    token_env: String,
-    /// Print the raw JSON instead of a table.
-    #[arg(long)]
-    json: bool,
 }
 
 /// `mware calltracking ...`
