@@ -103,7 +103,9 @@ pub struct RoomView {
     pub created_ms: u64,
     /// The instance running it now.
     pub instance: String,
-    /// Its participants.
+    /// How many participants are in the room now (state `joined`).
+    pub joined: usize,
+    /// Its participants (those that left or failed too).
     pub participants: Vec<MemberView>,
 }
 
@@ -131,6 +133,7 @@ impl Room {
             max_participants: self.max_participants,
             created_ms: self.created_ms,
             instance: self.instance.clone(),
+            joined: self.participants.values().filter(|m| m.state == "joined").count(),
             participants: self.participants.values().map(Member::view).collect(),
         }
     }
