@@ -9,7 +9,8 @@
 //! its next attempt is; a voice notification waiting for its window shows in its panel;
 //! each panel's Cancel button, confirmed, cancels it (the API then says `cancelled`). A
 //! conference shows with its participant as a nested row; the participant's Mute button
-//! mutes it in Janus's room through the API, and End conference hangs the phone up.
+//! mutes it in Janus's room through the API; after a switchover the panel reads the
+//! conference from the next instance, and End conference there hangs the phone up.
 
 #[path = "common/browser.rs"]
 mod browser;
@@ -25,6 +26,17 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// One site at a time: two sites starting at once (Kamailio, SIPp, Janus, baresip, each
+/// on ports picked free) can race for a port, and two browsers on two busy cores are slow.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Where the screenshots go (beside console.rs's).
+fn artifact(name: &str) -> std::path::PathBuf {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
@@ -75,6 +87,26 @@ fn unresolved(d: &common::Daemon, panel: &Value, id: &str) -> (Value, BTreeSet<S
     (row, out)
 }
 
+/// Waits until `script` is true in the page, up to `limit`; otherwise panics with what
+/// the page says and the daemons' logs.
+async fn wait_page(b: &Browser, s: &Site, what: &str, script: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while b.js(script).await != Value::Bool(true) {
+        if Instant::now() > deadline {
+            let page = b.js("return document.body.innerText").await;
+            let logs: Vec<String> = s.ds.iter().map(|d| d.log_text()).collect();
+            panic!(
+                "{what}: not within {limit:?}; the page says:\n{}\n\nthe daemons' logs:\n{}",
+                page.as_str().unwrap_or(""),
+                logs.join("\n----\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Types the operator token into the page (once the page has drawn itself: its start
+/// empties the box).
 async fn use_token(b: &Browser) {
     b.client.find(Locator::Id("token")).await.unwrap().send_keys(TOKEN).await.unwrap();
     b.client.find(Locator::Id("tokensave")).await.unwrap().click().await.unwrap();
@@ -93,9 +125,27 @@ fn shows(title: &str, words: &[&str]) -> String {
 /// confirmation asks about each of `asked`, accepts it, and returns what the page says.
 async fn click(b: &Browser, title: &str, label: &str, asked: &[&str]) -> String {
     let xpath = format!("//div[@data-panel='{title}']//button[text()='{label}']");
-    let button = b.client.find(Locator::XPath(&xpath)).await.unwrap_or_else(|e| panic!("{label} in {title}: {e}"));
-    b.client.execute("arguments[0].scrollIntoView({block: 'center'}); return true;", vec![json!(button)]).await.unwrap();
-    button.click().await.unwrap();
+    // The answer of an earlier action is cleared first: this one's is waited for.
+    let script = "document.getElementById('answer').textContent = ''; arguments[0].scrollIntoView({block: 'center'}); return true;";
+    // The page redraws its panels on every event: a button found may be replaced before
+    // the click reaches it (a stale element); then it is found again.
+    let mut tries = 0;
+    loop {
+        let clicked = async {
+            let button = b.client.find(Locator::XPath(&xpath)).await?;
+            b.client.execute(script, vec![json!(button)]).await?;
+            button.click().await
+        };
+        match clicked.await {
+            Ok(()) => break,
+            Err(e) if tries < 20 => {
+                tries += 1;
+                eprintln!("{label} in {title}, try {tries}: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{label} in {title}: {e}"),
+        }
+    }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let question = b.client.get_alert_text().await.expect("a confirmation was asked");
     for a in asked {
@@ -115,12 +165,13 @@ async fn click(b: &Browser, title: &str, label: &str, asked: &[&str]) -> String 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiting_callback_order_and_notification_show_in_their_panels_and_are_cancelled_from_the_console() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let section = json!({"queues": [{"name": "sales", "attempts": 2, "retry_after_s": 60, "answer_timeout_s": 10,
         "operators": [{"uri": "1001", "section": "op-1001"}]}]});
     let s = tokio::task::block_in_place(|| callback_site(section));
     let d = &s.ds[0];
     let later = now_ms() + 3_600_000;
-    let body = json!({"domain": DOMAIN, "number": "2001", "queue": "sales", "not_before": later.to_string(), "note": "about the bill"});
+    let body = json!({"domain": DOMAIN, "number": "2001", "queue": "sales", "not_before": later, "note": "about the bill"});
     let (code, o) = tokio::task::block_in_place(|| cb(d, Method::POST, "/orders", Some(&body)));
     assert_eq!(code, 201, "{o}");
     let order = o["id"].as_str().unwrap().to_string();
@@ -146,24 +197,28 @@ async fn a_waiting_callback_order_and_notification_show_in_their_panels_and_are_
     // The page loaded from the passive member reads each panel from the active one.
     let b = Browser::start(1280, 900, &s.dir.path().join("chrome.log")).await;
     b.client.goto(&format!("{}/", s.ds[1].api)).await.unwrap();
-    b.wait_js("the callback panel asks for a token", &shows("Callback orders", &["needs a token"]), Duration::from_secs(20)).await;
+    wait_page(&b, &s, "the callback panel asks for a token", &shows("Callback orders", &["needs a token"]), Duration::from_secs(20)).await;
     use_token(&b).await;
     // 3600 s from now is shown as "in 60 min" (59.5 min and more round to 60).
     let wanted = ["2001", "sales", "waiting", "in 60 min", "about the bill"];
-    b.wait_js("the order is listed", &shows("Callback orders", &wanted), Duration::from_secs(20)).await;
-    b.wait_js(
+    wait_page(&b, &s, "the order is listed", &shows("Callback orders", &wanted), Duration::from_secs(20)).await;
+    wait_page(
+        &b,
+        &s,
         "the notification is listed",
         &shows("Voice notifications", &[DOMAIN, "running", "in 60 min"]),
         Duration::from_secs(20),
     )
     .await;
-    b.wait_js("the calls panel is there too", &shows("Calls", &["no call"]), Duration::from_secs(10)).await;
+    wait_page(&b, &s, "the calls panel is there too", &shows("Calls", &["no call"]), Duration::from_secs(10)).await;
+    b.js("document.querySelector('[data-panel=\"Callback orders\"]').scrollIntoView(); return true;").await;
+    b.screenshot(&artifact("callback-orders-1280.png")).await;
 
     let said = click(&b, "Callback orders", "Cancel", &[&order, "2001"]).await;
     assert!(said.starts_with("Cancel: done"), "the page says: {said}");
     let (code, o) = tokio::task::block_in_place(|| cb(d, Method::GET, &format!("/orders/{order}"), None));
     assert_eq!((code, o["state"].as_str()), (200, Some("cancelled")), "{o:#}");
-    b.wait_js("the panel shows it cancelled", &shows("Callback orders", &["cancelled"]), Duration::from_secs(10)).await;
+    wait_page(&b, &s, "the panel shows it cancelled", &shows("Callback orders", &["cancelled"]), Duration::from_secs(10)).await;
 
     let said = click(&b, "Voice notifications", "Cancel", &[&notice, "0 of 2"]).await;
     assert!(said.starts_with("Cancel: done"), "the page says: {said}");
@@ -174,6 +229,7 @@ async fn a_waiting_callback_order_and_notification_show_in_their_panels_and_are_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conference_shows_its_participants_and_is_muted_and_ended_from_the_console() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let jdir = tempfile::tempdir().unwrap();
     let janus = Janus::start(jdir.path()).unwrap();
     let s = tokio::task::block_in_place(|| site_with(json!({}), Layout::OneHost, json!({"mixer": janus.url()})));
@@ -201,23 +257,50 @@ async fn a_conference_shows_its_participants_and_is_muted_and_ended_from_the_con
 
     let b = Browser::start(1280, 900, &s.dir.path().join("chrome.log")).await;
     b.client.goto(&format!("{}/", d.api)).await.unwrap();
+    let locked = shows("Conferences", &["needs a token"]);
+    wait_page(&b, &s, "the conferences panel asks for a token", &locked, Duration::from_secs(20)).await;
     use_token(&b).await;
     let party = format!("sip:alice@{DOMAIN}");
-    b.wait_js("the conference is listed with alice", &shows("Conferences", &["standup", &party, "joined"]), Duration::from_secs(20))
-        .await;
-    b.wait_js("one is in the room", "var c = document.querySelector('[data-panel=\"Conferences\"] tbody td:nth-child(3)'); return !!c && c.textContent === '1';", Duration::from_secs(5)).await;
+    wait_page(
+        &b,
+        &s,
+        "the conference is listed with alice",
+        &shows("Conferences", &["standup", &party, "joined"]),
+        Duration::from_secs(20),
+    )
+    .await;
+    wait_page(
+        &b,
+        &s,
+        "one is in the room",
+        "var c = document.querySelector('[data-panel=\"Conferences\"] tbody td:nth-child(3)'); return !!c && c.textContent === '1';",
+        Duration::from_secs(5),
+    )
+    .await;
 
     let said = click(&b, "Conferences", "Mute", &[&party, "standup"]).await;
     assert!(said.starts_with("Mute: done"), "the page says: {said}");
     let (_, v) = api(Method::GET, &format!("/conferences/{id}"), None);
     let member = v["participants"].as_array().unwrap().iter().find(|m| m["pid"] == pid).cloned().unwrap();
     assert_eq!(member["muted"], true, "{v:#}");
-    b.wait_js("the panel shows alice muted", &shows("Conferences", &[&party, "true"]), Duration::from_secs(10)).await;
+    wait_page(&b, &s, "the panel shows alice muted", &shows("Conferences", &[&party, "true"]), Duration::from_secs(10)).await;
+    b.js("document.querySelector('[data-panel=\"Conferences\"]').scrollIntoView(); return true;").await;
+    b.screenshot(&artifact("conferences-1280.png")).await;
+
+    // A switchover hands the group to m20, on the same SIP address: it binds it only once
+    // m10's user agent let it go. The page then reads the panel from m20, and ends the
+    // conference there.
+    let url = format!("{}/api/v1/groups/1/switchover", d.api);
+    let (code, v, _) = tokio::task::block_in_place(|| request(Method::POST, &url, Some(TOKEN), Some(&json!({}))));
+    assert!((200..300).contains(&code), "switchover: {code} {v}");
+    tokio::task::block_in_place(|| s.ds[1].wait_status(Duration::from_secs(20), running));
+    let on_m20 = shows("Conferences", &["standup", &party, "m20"]);
+    wait_page(&b, &s, "the panel reads the conference from m20", &on_m20, Duration::from_secs(20)).await;
 
     let said = click(&b, "Conferences", "End conference", &["standup", &id]).await;
     assert!(said.starts_with("End conference: done"), "the page says: {said}");
     let (code, v) = api(Method::GET, &format!("/conferences/{id}"), None);
     assert_eq!(code, 404, "{v}");
     tokio::task::block_in_place(|| alice.wait_log(&format!("Call with sip:mware@{DOMAIN} terminated"), Duration::from_secs(10))).unwrap();
-    b.wait_js("the panel is empty", &shows("Conferences", &["no conference"]), Duration::from_secs(10)).await;
+    wait_page(&b, &s, "the panel is empty", &shows("Conferences", &["no conference"]), Duration::from_secs(10)).await;
 }

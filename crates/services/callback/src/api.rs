@@ -71,8 +71,8 @@ pub struct OrderView {
 
 impl From<Order> for OrderView {
     fn from(order: Order) -> Self {
-        let next = (order.open_attempt().is_none() && !order.state.finished())
-            .then(|| order.next_at_ms.max(order.not_before_ms.unwrap_or(0)));
+        let next =
+            (order.open_attempt().is_none() && !order.state.finished()).then(|| order.next_at_ms.max(order.not_before_ms.unwrap_or(0)));
         OrderView {
             attempt_count: order.attempts.len(),
             next_attempt_ms: next,

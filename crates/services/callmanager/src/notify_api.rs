@@ -99,11 +99,7 @@ pub struct NoticeView {
 
 impl From<Notice> for NoticeView {
     fn from(notice: Notice) -> Self {
-        NoticeView {
-            numbers_done: notice.numbers.iter().filter(|n| n.is_final()).count(),
-            numbers_total: notice.numbers.len(),
-            notice,
-        }
+        NoticeView { numbers_done: notice.numbers.iter().filter(|n| n.is_final()).count(), numbers_total: notice.numbers.len(), notice }
     }
 }
 
