@@ -28,7 +28,7 @@ pub use items::Health;
 /// The one error answer of the API, for services' handlers (from `mware-http`).
 pub use mware_http::{ApiError, Problem};
 pub use paging::{Page, PageError, PageQuery};
-pub use panel::{Action, Column, Panel};
+pub use panel::{Action, Column, Nested, Panel};
 pub use plugin::Plugin;
 pub use render::render_json;
 pub use routes::{Access, ClientAddr, DomainArg, ResolvedArg, Resolver, Route, Routes, Scope, Unavailable};

@@ -1,6 +1,9 @@
-//! How the operator console shows a service: a panel description the page renders
+//! How the operator console shows a service: panel descriptions the page renders
 //! generically (a table of rows taken from one of the service's GET documents, with
-//! actions per row), so a new service shows up in the console without editing it.
+//! actions per row, and optionally rows nested under each row with their own actions),
+//! so a new service shows up in the console without editing it. A service may have
+//! several panels ([`crate::Service::panels`]: the callmanager shows calls, conferences
+//! and voice notifications).
 //!
 //! Values are JSON pointers into the document and its rows; the page renders every
 //! value as text, never as HTML.
@@ -27,6 +30,22 @@ pub struct Panel {
     pub actions: Vec<Action>,
     /// Shown when there are no rows.
     pub empty: &'static str,
+    /// Rows shown under each row (a conference's participants), with their own actions;
+    /// none: a flat table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nested: Option<Nested>,
+}
+
+/// Rows nested in each row of a [`Panel`] (e.g. the participants of a conference).
+#[derive(Debug, Clone, Serialize)]
+pub struct Nested {
+    /// JSON pointer to the nested rows (an array) in the parent row (`/participants`).
+    pub rows: &'static str,
+    /// The nested rows' columns (pointers into a nested row).
+    pub columns: Vec<Column>,
+    /// Actions on each nested row. Their `{/pointer}` placeholders read the nested row;
+    /// `{/../pointer}` reads the parent row (`/conferences/{/../id}/participants/{/pid}`).
+    pub actions: Vec<Action>,
 }
 
 /// A column: its title and the JSON pointer of its value in a row.
@@ -36,8 +55,10 @@ pub struct Column {
     pub title: &'static str,
     /// JSON pointer into the row (`/master`, `/servers/0/role`).
     pub value: &'static str,
-    /// How to show the value: `text` (default), `ms_ago` (a time in ms since the Unix
-    /// epoch shown as an age), `ms` (a duration), `state` (coloured by ok/failing words).
+    /// How to show the value: `text` (default), `ms_ago` (a past time in ms since the
+    /// Unix epoch shown as an age), `ms_at` (a time in ms since the Unix epoch, past or
+    /// future, shown as `in 5 min` or `12 s ago`), `ms` (a duration), `state` (coloured
+    /// by ok/failing words), `count` (how many elements an array holds).
     pub format: &'static str,
 }
 
@@ -63,7 +84,7 @@ impl Column {
     pub fn text(title: &'static str, value: &'static str) -> Self {
         Column { title, value, format: "text" }
     }
-    /// A column with a format (`ms_ago`, `ms`, `state`).
+    /// A column with a format (`ms_ago`, `ms_at`, `ms`, `state`, `count`).
     pub fn fmt(title: &'static str, value: &'static str, format: &'static str) -> Self {
         Column { title, value, format }
     }

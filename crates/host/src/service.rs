@@ -169,9 +169,10 @@ pub trait Service: Send + Sync + 'static {
     fn status_doc(&self) -> serde_json::Value {
         serde_json::Value::Null
     }
-    /// How the operator console shows the service (`None`: its state line only).
-    fn panel(&self) -> Option<crate::Panel> {
-        None
+    /// How the operator console shows the service: its panels, in the order shown
+    /// (none: its state line only).
+    fn panels(&self) -> Vec<crate::Panel> {
+        Vec::new()
     }
     /// Called once when the host is built, before any route is served: what the service
     /// may use on any instance (for routes marked [`crate::Routes::anywhere`]).

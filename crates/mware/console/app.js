@@ -9,7 +9,7 @@ const S = {
   manifest: null,
   cluster: null,
   statuses: {}, // group -> /api/v1/status of its active instance
-  panels: {}, // group/service -> document
+  panels: {}, // group/service/index of its panel -> document
   monitoring: null,
   token: sessionStorage.getItem('mware-operator-token') || '',
   es: null,
@@ -59,6 +59,14 @@ async function api(path, opts, base) {
   return { ok: r.ok, status: r.status, body };
 }
 
+// A service's panels: `service_panels` lists them all; a daemon of an older version
+// sends only `panels` (one per service).
+function panelsOf(name) {
+  const m = S.manifest;
+  if (m.service_panels && m.service_panels[name]) return m.service_panels[name];
+  return m.panels && m.panels[name] ? [m.panels[name]] : [];
+}
+
 function ptr(obj, pointer) {
   if (!pointer) return obj;
   let v = obj;
@@ -76,9 +84,18 @@ function age(ms) {
   return Math.round(s / 3600) + ' h';
 }
 
+// A time, past or future, from now.
+function when(ms) {
+  const s = Math.round((ms - Date.now()) / 1000);
+  if (Math.abs(s) < 2) return 'now';
+  return s > 0 ? 'in ' + age(Date.now() - s * 1000) : age(ms) + ' ago';
+}
+
 function show(v, format) {
+  if (format === 'count') return Array.isArray(v) ? String(v.length) : '—';
   if (v === undefined || v === null || v === '') return '—';
   if (format === 'ms_ago') return age(v);
+  if (format === 'ms_at') return typeof v === 'number' ? when(v) : String(v);
   if (format === 'ms') return v + ' ms';
   if (typeof v === 'object') return JSON.stringify(v);
   return String(v);
@@ -112,16 +129,18 @@ async function refresh() {
       if (!st || !st.ok) return;
       S.statuses[g.group] = st.body;
       for (const svc of st.body.services || []) {
-        const p = S.manifest.panels[svc.name];
-        if (!p) continue;
-        const key = g.group + '/' + svc.name;
-        if (!p.source) { S.panels[key] = svc.detail; continue; }
-        if (svc.state !== 'running' && svc.state !== 'idle') { delete S.panels[key]; continue; }
-        // A panel whose reads show what a site does not publish (a call's numbers) needs
-        // the token; it is sent when the operator saved one.
-        const d = await api(p.source, { auth: true }, base).catch(() => null);
-        if (d && d.ok) S.panels[key] = d.body;
-        else if (d && d.status === 401) S.panels[key] = LOCKED;
+        const ps = panelsOf(svc.name);
+        for (let i = 0; i < ps.length; i++) {
+          const p = ps[i];
+          const key = g.group + '/' + svc.name + '/' + i;
+          if (!p.source) { S.panels[key] = svc.detail; continue; }
+          if (svc.state !== 'running' && svc.state !== 'idle') { delete S.panels[key]; continue; }
+          // A panel whose reads show what a site does not publish (a call's numbers) needs
+          // the token; it is sent when the operator saved one.
+          const d = await api(p.source, { auth: true }, base).catch(() => null);
+          if (d && d.ok) S.panels[key] = d.body;
+          else if (d && d.status === 401) S.panels[key] = LOCKED;
+        }
       }
     });
     const mon = api('/api/v1/monitoring').then((m) => { S.monitoring = m.ok ? m.body : null; }).catch(() => {});
@@ -259,12 +278,16 @@ function renderPanels() {
   for (const g of S.cluster.groups) {
     const st = S.statuses[g.group];
     for (const svc of (st && st.services) || []) {
-      const p = S.manifest.panels[svc.name];
-      const head = el('h3', {}, (p ? p.title : svc.name) + ' — group ' + g.group, el('span', { class: 'badge ' + (health(svc.state) || 'warning') }, svc.state));
-      const card = el('div', { class: 'card', 'data-service': svc.name, 'data-group': g.group }, head, el('p', { class: 'muted' }, svc.reason));
-      const doc = S.panels[g.group + '/' + svc.name];
-      if (p && doc !== undefined) card.append(table(p, doc, g));
-      out.push(card);
+      const ps = panelsOf(svc.name);
+      // One card per panel; a service without a panel gets its state line.
+      (ps.length ? ps : [null]).forEach((p, i) => {
+        const head = el('h3', {}, (p ? p.title : svc.name) + ' — group ' + g.group, el('span', { class: 'badge ' + (health(svc.state) || 'warning') }, svc.state));
+        const card = el('div', { class: 'card', 'data-service': svc.name, 'data-panel': p ? p.title : '', 'data-group': g.group }, head);
+        if (i === 0) card.append(el('p', { class: 'muted' }, svc.reason));
+        const doc = S.panels[g.group + '/' + svc.name + '/' + i];
+        if (p && doc !== undefined) card.append(table(p, doc, g));
+        out.push(card);
+      });
     }
   }
   $('panels').replaceChildren(...(out.length ? out : [el('p', { class: 'muted' }, 'no service reports yet')]));
@@ -278,15 +301,33 @@ function table(p, doc, g) {
   let rows = p.rows ? ptr(doc, p.rows) : [doc];
   if (!Array.isArray(rows)) rows = [];
   if (!rows.length) return el('p', { class: 'muted' }, p.empty);
+  const width = p.columns.length + (p.actions.length ? 1 : 0);
+  const body = [];
+  for (const r of rows) {
+    body.push(row(p.columns, p.actions, r, g));
+    // Nested rows (a conference's participants) under their row, with their own actions;
+    // an action's {/../x} reads the parent row.
+    const n = p.nested;
+    const kids = n ? ptr(r, n.rows) : null;
+    if (Array.isArray(kids) && kids.length) {
+      const inner = kids.map((k) => row(n.columns, n.actions, Object.assign({}, k, { '..': r }), g));
+      const head = n.columns.map((c) => el('th', {}, c.title)).concat(n.actions.length ? [el('th', {}, '')] : []);
+      body.push(el('tr', { class: 'nested' }, el('td', { colspan: width },
+        el('table', { class: 'nested' }, el('thead', {}, el('tr', {}, head)), el('tbody', {}, inner)))));
+    }
+  }
   const head = p.columns.map((c) => el('th', {}, c.title)).concat(p.actions.length ? [el('th', {}, '')] : []);
-  const body = rows.map((r) => el('tr', {},
-    p.columns.map((c) => { const v = ptr(r, c.value); return el('td', { class: c.format === 'state' ? health(v) : '' }, show(v, c.format)); }),
-    p.actions.length ? el('td', {}, p.actions.map((a) => el('button', { type: 'button', disabled: !S.token, onclick: () => act(a, r, g) }, a.label))) : null));
   const tbl = el('div', { class: 'scroll' }, el('table', {}, el('thead', {}, el('tr', {}, head)), el('tbody', {}, body)));
   // A paged list: the document holds the first rows only; say how many there are in all.
   const total = p.total ? ptr(doc, p.total) : null;
   if (typeof total !== 'number' || total <= rows.length) return tbl;
   return el('div', {}, el('p', { class: 'muted', 'data-total': total }, 'showing ' + rows.length + ' of ' + total), tbl);
+}
+
+function row(columns, actions, r, g) {
+  return el('tr', {},
+    columns.map((c) => { const v = ptr(r, c.value); return el('td', { class: c.format === 'state' ? health(v) : '' }, show(v, c.format)); }),
+    actions.length ? el('td', {}, actions.map((a) => el('button', { type: 'button', disabled: !S.token, onclick: () => act(a, r, g) }, a.label))) : null);
 }
 
 // ---- actions ----------------------------------------------------------------------------
@@ -309,7 +350,7 @@ async function act(a, row, g) {
   const path = a.path.replace(/\{(\/[^}]*)\}/g, (_, p) => encodeURIComponent(String(ptr(row, p))));
   const active = g.members.find((m) => m.active);
   const r = await api(path, { method: a.method, body, auth: true }, baseOf(active)).catch((e) => ({ ok: false, body: { error: e.message } }));
-  say(a.label + ': ' + (r.ok ? 'done' : 'refused (' + r.status + ')') + ' — ' + answerText(r.body));
+  say(a.label + ': ' + (r.ok ? 'done' : 'refused (' + r.status + ')') + (r.ok && r.body === null ? '' : ' — ' + answerText(r.body)));
   soon();
 }
 

@@ -1,7 +1,7 @@
 //! The operator console: `GET /` serves one page (HTML, CSS and JavaScript embedded in
 //! the binary: nothing is fetched from anywhere else, no build step), which reads the
 //! API and follows `/api/v1/events` live. `GET /api/v1/console` tells the page each
-//! service's panel (from the service itself), so a new service shows up without
+//! service's panels (from the service itself), so a new service shows up without
 //! editing the page.
 //!
 //! Security: a Content-Security-Policy with no inline script and connections only to
@@ -66,17 +66,22 @@ pub async fn app_css(State(st): State<AppState>) -> Response {
     page(&st, APP_CSS, "text/css; charset=utf-8")
 }
 
-/// What the console needs to draw the site: each service's panel.
-#[utoipa::path(get, path = "/api/v1/console", responses((status = 200, description = "site, this instance, and each service's panel description")))]
+/// What the console needs to draw the site: each service's panels. `service_panels`
+/// maps a service to all its panels in order; `panels` keeps the first panel of each
+/// service, as the document had it before a service could have several (a page of an
+/// older version still draws it).
+#[utoipa::path(get, path = "/api/v1/console", responses((status = 200, description = "site, this instance, and each service's panel descriptions")))]
 pub async fn manifest(State(st): State<AppState>) -> Json<Value> {
-    let panels: serde_json::Map<String, Value> =
-        st.0.host
-            .services()
-            .iter()
-            .filter_map(|s| s.panel().map(|p| (s.name().to_string(), serde_json::to_value(p).unwrap_or(Value::Null))))
-            .collect();
+    let mut first = serde_json::Map::new();
+    let mut all = serde_json::Map::new();
+    for s in st.0.host.services() {
+        let panels = s.panels();
+        let Some(p) = panels.first() else { continue };
+        first.insert(s.name().to_string(), serde_json::to_value(p).unwrap_or(Value::Null));
+        all.insert(s.name().to_string(), serde_json::to_value(&panels).unwrap_or(Value::Null));
+    }
     let site = st.0.site.borrow().site.clone();
-    Json(json!({"site": site, "instance": st.0.instance, "panels": panels, "version": env!("CARGO_PKG_VERSION")}))
+    Json(json!({"site": site, "instance": st.0.instance, "panels": first, "service_panels": all, "version": env!("CARGO_PKG_VERSION")}))
 }
 
 /// CORS for the site's own instances: a console loaded from one instance may read the

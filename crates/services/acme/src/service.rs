@@ -27,8 +27,8 @@ impl Service for AcmeService {
         Some(crate::api::openapi())
     }
 
-    fn panel(&self) -> Option<Panel> {
-        Some(Panel {
+    fn panels(&self) -> Vec<Panel> {
+        vec![Panel {
             title: "Certificates (ACME)",
             source: crate::api::paths::LIST,
             rows: "/certificates",
@@ -49,7 +49,8 @@ impl Service for AcmeService {
                 confirm: "Order a new certificate for {/name} now and deploy it?",
             }],
             empty: "no certificates in this group's acme section",
-        })
+            nested: None,
+        }]
     }
 
     fn attach(&self, env: &InstanceEnv) {

@@ -238,9 +238,9 @@ impl Service for AlarmsService {
 
     fn attach(&self, _env: &InstanceEnv) {}
 
-    fn panel(&self) -> Option<mware_host::Panel> {
+    fn panels(&self) -> Vec<mware_host::Panel> {
         use mware_host::{Action, Column, Panel};
-        Some(Panel {
+        vec![Panel {
             title: "Open alarms",
             source: "/api/v1/alarms",
             rows: "/open",
@@ -261,7 +261,8 @@ impl Service for AlarmsService {
                 confirm: "Acknowledge alarm {/id} ({/rule} on {/host})?",
             }],
             empty: "no open alarm",
-        })
+            nested: None,
+        }]
     }
 
     fn status_doc(&self) -> serde_json::Value {

@@ -214,9 +214,9 @@ impl Service for BackupService {
         crate::api::summary(self)
     }
 
-    fn panel(&self) -> Option<mware_host::Panel> {
+    fn panels(&self) -> Vec<mware_host::Panel> {
         use mware_host::{Action, Column, Panel};
-        Some(Panel {
+        vec![Panel {
             title: "Backups",
             source: "/api/v1/backups",
             rows: "/targets",
@@ -239,7 +239,8 @@ impl Service for BackupService {
                 confirm: "Back up {/key} now, outside the window?",
             }],
             empty: "no backup target is configured",
-        })
+            nested: None,
+        }]
     }
 
     async fn run(&self, mut ctx: ServiceContext) -> anyhow::Result<()> {

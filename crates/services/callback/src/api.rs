@@ -59,12 +59,25 @@ pub struct OrderView {
     pub not_before: Option<String>,
     /// `not_after_ms` in RFC 3339 UTC.
     pub not_after: Option<String>,
+    /// When its next attempt may start, ms since the Unix epoch (the later of
+    /// `next_at_ms` and `not_before_ms`); none while an attempt is under way or once the
+    /// order is finished.
+    pub next_attempt_ms: Option<u64>,
+    /// `next_attempt_ms` in RFC 3339 UTC.
+    pub next_attempt: Option<String>,
+    /// The operator its latest attempt rang (none before the first attempt).
+    pub last_operator: Option<String>,
 }
 
 impl From<Order> for OrderView {
     fn from(order: Order) -> Self {
+        let next =
+            (order.open_attempt().is_none() && !order.state.finished()).then(|| order.next_at_ms.max(order.not_before_ms.unwrap_or(0)));
         OrderView {
             attempt_count: order.attempts.len(),
+            next_attempt_ms: next,
+            next_attempt: next.map(validate::rfc3339),
+            last_operator: order.attempts.last().map(|a| a.operator.clone()),
             not_before: order.not_before_ms.map(validate::rfc3339),
             not_after: order.not_after_ms.map(validate::rfc3339),
             order,

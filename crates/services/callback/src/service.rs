@@ -80,22 +80,26 @@ impl Service for CallbackService {
         }
     }
 
-    fn panel(&self) -> Option<Panel> {
-        Some(Panel {
+    fn panels(&self) -> Vec<Panel> {
+        vec![Panel {
             title: "Callback orders",
-            source: "/api/callback/v1/orders",
+            source: crate::api::paths::ORDERS,
             rows: "/orders",
             total: "",
+            // The pointers are checked against a real `GET /api/callback/v1/orders` by
+            // crates/mware/tests/service_panels.rs.
             columns: vec![
-                Column::text("domain", "/domain"),
                 Column::text("number", "/number"),
+                Column::text("domain", "/domain"),
                 Column::text("queue", "/queue"),
                 Column::text("operator", "/operator"),
-                Column::text("state", "/state"),
+                Column::fmt("state", "/state", "state"),
                 Column::text("attempts", "/attempt_count"),
-                Column::fmt("since", "/created_ms", "ms_ago"),
-                Column::text("note", "/note"),
+                Column::fmt("next attempt", "/next_attempt_ms", "ms_at"),
+                Column::text("last rung", "/last_operator"),
                 Column::text("why", "/reason"),
+                Column::text("note", "/note"),
+                Column::fmt("created", "/created_ms", "ms_ago"),
             ],
             actions: vec![Action {
                 label: "Cancel",
@@ -105,7 +109,8 @@ impl Service for CallbackService {
                 confirm: "Cancel the callback order {/id} for {/number}?",
             }],
             empty: "no callback order",
-        })
+            nested: None,
+        }]
     }
 
     async fn run(&self, ctx: ServiceContext) -> anyhow::Result<()> {

@@ -7,7 +7,7 @@
 //! with the reason in words); `call` the step that acts on it; `store` the calls in the
 //! coordinator (fenced); `service` the [`CallsService`] the host runs; `api` the HTTP
 //! handlers and their OpenAPI; [`notify`] the voice notifications (`notify_api` their
-//! routes).
+//! routes); `panels` the console's panels.
 #![deny(missing_docs)]
 
 mod api;
@@ -23,6 +23,7 @@ pub mod mixer;
 pub mod notify;
 mod notify_api;
 mod notify_cli;
+mod panels;
 mod registrar;
 pub mod rooms;
 mod service;

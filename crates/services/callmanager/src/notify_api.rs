@@ -81,7 +81,26 @@ pub struct CreatedNotice {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct NoticeList {
     /// Newest first.
-    pub notifications: Vec<Notice>,
+    pub notifications: Vec<NoticeView>,
+}
+
+/// A notification as the API shows it: the record, and how far it got.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct NoticeView {
+    /// The notification with every number and attempt.
+    #[serde(flatten)]
+    pub notice: Notice,
+    /// How many of its numbers are final (confirmed, played, no_answer, busy, failed,
+    /// expired or cancelled).
+    pub numbers_done: usize,
+    /// How many numbers it calls.
+    pub numbers_total: usize,
+}
+
+impl From<Notice> for NoticeView {
+    fn from(notice: Notice) -> Self {
+        NoticeView { numbers_done: notice.numbers.iter().filter(|n| n.is_final()).count(), numbers_total: notice.numbers.len(), notice }
+    }
 }
 
 #[derive(Deserialize)]
@@ -92,7 +111,7 @@ struct DomainQuery {
 #[derive(OpenApi)]
 #[openapi(
     paths(create, list, get_one, cancel),
-    components(schemas(NewNotification, WindowBody, CreatedNotice, NoticeList, Notice, Number, Attempt, Outcome, Window, Message)),
+    components(schemas(NewNotification, WindowBody, CreatedNotice, NoticeList, NoticeView, Notice, Number, Attempt, Outcome, Window, Message)),
     tags((name = "notifications", description = "Voice notifications: numbers called, a message played (espeak-ng or a WAV file), DTMF confirmation, retries"))
 )]
 struct ApiDoc;
@@ -151,21 +170,21 @@ async fn list(State(inner): State<Arc<Inner>>, Query(q): Query<DomainQuery>) -> 
         .domain
         .map(|d| mware_config::canonical(&d).map_err(|e| CallError::Invalid { field: "domain".into(), msg: e.to_string() }))
         .transpose()?;
-    Ok(Json(NoticeList { notifications: a.notices.list(domain.as_deref()) }))
+    Ok(Json(NoticeList { notifications: a.notices.list(domain.as_deref()).into_iter().map(NoticeView::from).collect() }))
 }
 
 /// One notification: per number its state and every attempt (start, end, outcome, SIP code).
 #[utoipa::path(get, path = "/api/callmanager/v1/notifications/{id}", tag = "notifications", params(("id" = String, Path, description = "Notification id")),
-    responses((status = 200, description = "The notification", body = Notice), (status = 404, description = "No such notification", body = ErrorBody)))]
-async fn get_one(State(inner): State<Arc<Inner>>, Extension(ResolvedArg(id)): Extension<ResolvedArg>) -> Result<Json<Notice>> {
-    Ok(Json(inner.active()?.notices.get(&id)?))
+    responses((status = 200, description = "The notification", body = NoticeView), (status = 404, description = "No such notification", body = ErrorBody)))]
+async fn get_one(State(inner): State<Arc<Inner>>, Extension(ResolvedArg(id)): Extension<ResolvedArg>) -> Result<Json<NoticeView>> {
+    Ok(Json(inner.active()?.notices.get(&id)?.into()))
 }
 
 /// Cancels a notification: ringing attempts are cancelled, playing ones hung up, no
 /// number is called any more.
 #[utoipa::path(delete, path = "/api/callmanager/v1/notifications/{id}", tag = "notifications", params(("id" = String, Path, description = "Notification id")),
-    responses((status = 200, description = "Cancelled", body = Notice), (status = 404, description = "No such notification", body = ErrorBody),
+    responses((status = 200, description = "Cancelled", body = NoticeView), (status = 404, description = "No such notification", body = ErrorBody),
         (status = 409, description = "Already done or cancelled", body = ErrorBody)))]
-async fn cancel(State(inner): State<Arc<Inner>>, Extension(ResolvedArg(id)): Extension<ResolvedArg>) -> Result<Json<Notice>> {
-    Ok(Json(inner.active()?.notices.cancel(&id).await?))
+async fn cancel(State(inner): State<Arc<Inner>>, Extension(ResolvedArg(id)): Extension<ResolvedArg>) -> Result<Json<NoticeView>> {
+    Ok(Json(inner.active()?.notices.cancel(&id).await?.into()))
 }

@@ -103,7 +103,9 @@ pub struct RoomView {
     pub created_ms: u64,
     /// The instance running it now.
     pub instance: String,
-    /// Its participants.
+    /// How many participants are in the room now (state `joined`).
+    pub joined: usize,
+    /// Its participants (those that left or failed too).
     pub participants: Vec<MemberView>,
 }
 
@@ -131,6 +133,7 @@ impl Room {
             max_participants: self.max_participants,
             created_ms: self.created_ms,
             instance: self.instance.clone(),
+            joined: self.participants.values().filter(|m| m.state == "joined").count(),
             participants: self.participants.values().map(Member::view).collect(),
         }
     }
@@ -318,13 +321,20 @@ impl Rooms {
         .await
     }
 
-    /// Hands the phone's BYE to the room: the participant leaves it.
+    /// Hands the phone's BYE to the room: the participant leaves it. The watch ends with
+    /// the activity: it holds the user agent, whose socket the next activity (here or on
+    /// another member on the same address) must be able to bind.
     fn watch(self: &Arc<Self>, id: &str, pid: &str, p: &Participant) {
         let (tx, mut rx) = mpsc::unbounded_channel();
         self.eng.ua.watch(&p.dialog.call_id, conference::answer_for(&p.joined).into_bytes(), tx);
         let (me, id, pid, joined) = (self.clone(), id.to_string(), pid.to_string(), p.joined.clone());
+        let cancel = self.eng.cancel.clone();
         tokio::spawn(async move {
-            if let Some(InDialog::Bye) = rx.recv().await {
+            let event = tokio::select! {
+                _ = cancel.cancelled() => return,
+                e = rx.recv() => e,
+            };
+            if let Some(InDialog::Bye) = event {
                 if let Ok(room) = me.get(&id) {
                     let _ = me.mixer.kick(room.mixer.room, &joined).await;
                 }

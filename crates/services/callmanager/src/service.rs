@@ -12,7 +12,7 @@ use crate::store::Store;
 use crate::ua::{Ua, UaOptions};
 use async_trait::async_trait;
 use mware_config::Role;
-use mware_host::{Column, EventKind, Events, Panel, Routes, Service, ServiceContext, ServiceState};
+use mware_host::{EventKind, Events, Panel, Routes, Service, ServiceContext, ServiceState};
 use prometheus_client::registry::Registry;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
@@ -177,29 +177,8 @@ impl Service for CallsService {
             "notifications_running": running, "notification_numbers_open": a.notices.open_numbers()})
     }
 
-    fn panel(&self) -> Option<Panel> {
-        Some(Panel {
-            title: "Calls",
-            source: "/api/callmanager/v1/calls",
-            rows: "/calls",
-            total: "",
-            columns: vec![
-                Column::text("domain", "/domain"),
-                Column::text("from", "/legs/0/party"),
-                Column::text("to", "/legs/1/party"),
-                Column::text("state", "/state"),
-                Column::fmt("since", "/created_ms", "ms_ago"),
-                Column::text("ended", "/ended"),
-            ],
-            actions: vec![mware_host::Action {
-                label: "Hang up",
-                method: "DELETE",
-                path: "/api/callmanager/v1/calls/{/id}",
-                body: serde_json::Value::Null,
-                confirm: "Hang up the call {/id} ({/legs/0/party} with {/legs/1/party})?",
-            }],
-            empty: "no call",
-        })
+    fn panels(&self) -> Vec<Panel> {
+        crate::panels::panels()
     }
 
     async fn run(&self, ctx: ServiceContext) -> anyhow::Result<()> {

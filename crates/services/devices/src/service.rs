@@ -49,9 +49,9 @@ impl Service for DevicesService {
         Some(crate::api::openapi())
     }
 
-    fn panel(&self) -> Option<mware_host::Panel> {
+    fn panels(&self) -> Vec<mware_host::Panel> {
         use mware_host::{Column, Panel};
-        Some(Panel {
+        vec![Panel {
             title: "Device jobs: satellites",
             source: "/api/devicemanager/v1/satellites",
             rows: "/satellites",
@@ -67,7 +67,8 @@ impl Service for DevicesService {
             ],
             actions: vec![],
             empty: "no satellite is configured",
-        })
+            nested: None,
+        }]
     }
 
     fn status_doc(&self) -> serde_json::Value {

@@ -25,10 +25,10 @@ impl Service for MicroService {
         role.section::<Microservices>().is_some_and(|m| m.processes.iter().any(|p| p.run_on == RunOn::Active) || m.udp_mirror.is_some())
     }
 
-    fn panel(&self) -> Option<mware_host::Panel> {
+    fn panels(&self) -> Vec<mware_host::Panel> {
         use mware_host::{Action, Column, Panel};
         let action = |label, path, confirm| Action { label, method: "POST", path, body: serde_json::json!({}), confirm };
-        Some(Panel {
+        vec![Panel {
             title: "Microservices (on the active instance)",
             source: crate::paths::LIST,
             rows: "/processes",
@@ -50,7 +50,8 @@ impl Service for MicroService {
                 action("Start", "/api/v1/microservices/{/name}/start", "Start process {/name}?"),
             ],
             empty: "no process is supervised on this instance",
-        })
+            nested: None,
+        }]
     }
 
     fn routes(&self) -> mware_host::Routes {

@@ -59,9 +59,9 @@ impl Service for MonitorService {
         role.section::<Monitoring>().is_some_and(|m| m.enabled)
     }
 
-    fn panel(&self) -> Option<mware_host::Panel> {
+    fn panels(&self) -> Vec<mware_host::Panel> {
         use mware_host::{Column, Panel};
-        Some(Panel {
+        vec![Panel {
             title: "Probes",
             source: "/api/v1/monitoring/probes",
             rows: "/probes",
@@ -77,7 +77,8 @@ impl Service for MonitorService {
             ],
             actions: vec![],
             empty: "no probe is configured",
-        })
+            nested: None,
+        }]
     }
 
     fn routes(&self) -> mware_host::Routes {

@@ -94,8 +94,8 @@ impl Service for MutexService {
         self.inner.status_doc()
     }
 
-    fn panel(&self) -> Option<Panel> {
-        Some(Panel {
+    fn panels(&self) -> Vec<Panel> {
+        vec![Panel {
             title: "Critical sections",
             source: "/api/v1/mutexes",
             rows: "/mutexes",
@@ -117,7 +117,8 @@ impl Service for MutexService {
                 confirm: "Evict {/oldest_owner} (token {/oldest_token}) from {/name} in {/domain}? The next waiter gets it.",
             }],
             empty: "no mutex is held or waited on",
-        })
+            nested: None,
+        }]
     }
 
     async fn run(&self, ctx: ServiceContext) -> anyhow::Result<()> {

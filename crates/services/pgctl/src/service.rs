@@ -90,9 +90,9 @@ impl Service for PgctlService {
         Some(crate::api::openapi())
     }
 
-    fn panel(&self) -> Option<mware_host::Panel> {
+    fn panels(&self) -> Vec<mware_host::Panel> {
         use mware_host::{Column, Panel};
-        Some(Panel {
+        vec![Panel {
             title: "PostgreSQL (pg_controller)",
             source: "/api/v1/pg",
             rows: "/groups",
@@ -111,7 +111,8 @@ impl Service for PgctlService {
             ],
             actions: vec![],
             empty: "no pg_controller group is running",
-        })
+            nested: None,
+        }]
     }
 
     fn status_doc(&self) -> serde_json::Value {

@@ -82,9 +82,9 @@ impl Service for TasksService {
         role.section::<ServiceTasks>().is_some_and(|t| !t.0.is_empty())
     }
 
-    fn panel(&self) -> Option<mware_host::Panel> {
+    fn panels(&self) -> Vec<mware_host::Panel> {
         use mware_host::{Action, Column, Panel};
-        Some(Panel {
+        vec![Panel {
             title: "Service tasks",
             source: "/api/v1/tasks",
             rows: "/tasks",
@@ -106,7 +106,8 @@ impl Service for TasksService {
                 confirm: "Run task {/name} now (by its overlap policy)?",
             }],
             empty: "no service task is configured",
-        })
+            nested: None,
+        }]
     }
 
     fn routes(&self) -> mware_host::Routes {

@@ -151,9 +151,9 @@ impl Service for ProvisioningService {
         Some(api::openapi())
     }
 
-    fn panel(&self) -> Option<mware_host::Panel> {
+    fn panels(&self) -> Vec<mware_host::Panel> {
         use mware_host::{Column, Panel};
-        Some(Panel {
+        vec![Panel {
             title: "Realtime provisioning",
             source: "",
             rows: "/entities",
@@ -165,7 +165,8 @@ impl Service for ProvisioningService {
             ],
             actions: vec![],
             empty: "no SIP server (entity) is configured",
-        })
+            nested: None,
+        }]
     }
 
     fn status_doc(&self) -> serde_json::Value {
