@@ -46,22 +46,10 @@ async fn the_calls_panel_lists_a_live_call_with_the_token_and_hangs_it_up() {
         Duration::from_secs(15),
     )
     .await;
-    // As an operator would: scroll the row's button into view, then click it.
-    b.js(&format!("document.querySelector('{calls} td button').scrollIntoView({{block: 'center'}}); return true;")).await;
-    b.client.find(fantoccini::Locator::Css(&format!("{calls} td button"))).await.unwrap().click().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let asked = b.client.get_alert_text().await.expect("a confirmation was asked");
-    assert!(asked.contains(&id) && asked.contains("sip:alice@example.test"), "{asked}");
-    b.client.accept_alert().await.unwrap();
-    let said = "return document.getElementById('answer').textContent;";
-    for _ in 0..50 {
-        if b.js(said).await.as_str().is_some_and(|t| t.starts_with("Hang up:")) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let answer = b.js(said).await;
-    assert!(answer.as_str().unwrap_or_default().starts_with("Hang up: done"), "the page says: {answer}");
+    // As an operator would: the row's button (scrolled into view, found again if the
+    // page redrew it), confirmed.
+    let answer = b.click_confirmed("Calls", "Hang up", &[&id, "sip:alice@example.test"]).await;
+    assert!(answer.starts_with("Hang up: done"), "the page says: {answer}");
     let ended = tokio::task::block_in_place(|| wait_call(&s.ds[0], &id, "ended", 10));
     assert_eq!(ended["ended"], "hung up by the API", "{ended}");
     tokio::task::block_in_place(|| {

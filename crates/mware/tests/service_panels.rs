@@ -121,48 +121,6 @@ fn shows(title: &str, words: &[&str]) -> String {
     )
 }
 
-/// Clicks the button `label` of the panel titled `title` (the first such), checks the
-/// confirmation asks about each of `asked`, accepts it, and returns what the page says.
-async fn click(b: &Browser, title: &str, label: &str, asked: &[&str]) -> String {
-    let xpath = format!("//div[@data-panel='{title}']//button[text()='{label}']");
-    // The answer of an earlier action is cleared first: this one's is waited for.
-    let script = "document.getElementById('answer').textContent = ''; arguments[0].scrollIntoView({block: 'center'}); return true;";
-    // The page redraws its panels on every event: a button found may be replaced before
-    // the click reaches it (a stale element); then it is found again.
-    let mut tries = 0;
-    loop {
-        let clicked = async {
-            let button = b.client.find(Locator::XPath(&xpath)).await?;
-            b.client.execute(script, vec![json!(button)]).await?;
-            button.click().await
-        };
-        match clicked.await {
-            Ok(()) => break,
-            Err(e) if tries < 20 => {
-                tries += 1;
-                eprintln!("{label} in {title}, try {tries}: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("{label} in {title}: {e}"),
-        }
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let question = b.client.get_alert_text().await.expect("a confirmation was asked");
-    for a in asked {
-        assert!(question.contains(a), "{a:?} not in the question {question:?}");
-    }
-    b.client.accept_alert().await.unwrap();
-    let said = "return document.getElementById('answer').textContent;";
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let t = b.js(said).await.as_str().unwrap_or_default().to_string();
-        if t.starts_with(&format!("{label}:")) || Instant::now() > deadline {
-            return t;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiting_callback_order_and_notification_show_in_their_panels_and_are_cancelled_from_the_console() {
     let _one = ONE_AT_A_TIME.lock().await;
@@ -214,13 +172,13 @@ async fn a_waiting_callback_order_and_notification_show_in_their_panels_and_are_
     b.js("document.querySelector('[data-panel=\"Callback orders\"]').scrollIntoView(); return true;").await;
     b.screenshot(&artifact("callback-orders-1280.png")).await;
 
-    let said = click(&b, "Callback orders", "Cancel", &[&order, "2001"]).await;
+    let said = b.click_confirmed("Callback orders", "Cancel", &[&order, "2001"]).await;
     assert!(said.starts_with("Cancel: done"), "the page says: {said}");
     let (code, o) = tokio::task::block_in_place(|| cb(d, Method::GET, &format!("/orders/{order}"), None));
     assert_eq!((code, o["state"].as_str()), (200, Some("cancelled")), "{o:#}");
     wait_page(&b, &s, "the panel shows it cancelled", &shows("Callback orders", &["cancelled"]), Duration::from_secs(10)).await;
 
-    let said = click(&b, "Voice notifications", "Cancel", &[&notice, "0 of 2"]).await;
+    let said = b.click_confirmed("Voice notifications", "Cancel", &[&notice, "0 of 2"]).await;
     assert!(said.starts_with("Cancel: done"), "the page says: {said}");
     let url = format!("{}/api/callmanager/v1/notifications/{notice}", d.api);
     let (code, n, _) = tokio::task::block_in_place(|| request(Method::GET, &url, Some(TOKEN), None));
@@ -278,7 +236,7 @@ async fn a_conference_shows_its_participants_and_is_muted_and_ended_from_the_con
     )
     .await;
 
-    let said = click(&b, "Conferences", "Mute", &[&party, "standup"]).await;
+    let said = b.click_confirmed("Conferences", "Mute", &[&party, "standup"]).await;
     assert!(said.starts_with("Mute: done"), "the page says: {said}");
     let (_, v) = api(Method::GET, &format!("/conferences/{id}"), None);
     let member = v["participants"].as_array().unwrap().iter().find(|m| m["pid"] == pid).cloned().unwrap();
@@ -297,7 +255,7 @@ async fn a_conference_shows_its_participants_and_is_muted_and_ended_from_the_con
     let on_m20 = shows("Conferences", &["standup", &party, "m20"]);
     wait_page(&b, &s, "the panel reads the conference from m20", &on_m20, Duration::from_secs(20)).await;
 
-    let said = click(&b, "Conferences", "End conference", &["standup", &id]).await;
+    let said = b.click_confirmed("Conferences", "End conference", &["standup", &id]).await;
     assert!(said.starts_with("End conference: done"), "the page says: {said}");
     let (code, v) = api(Method::GET, &format!("/conferences/{id}"), None);
     assert_eq!(code, 404, "{v}");

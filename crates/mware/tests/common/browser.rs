@@ -4,10 +4,11 @@
 //! Every host name resolves to nothing but loopback: no request can leave the machine.
 #![allow(dead_code)]
 
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// chromedriver with one browser session.
 pub struct Browser {
@@ -83,6 +84,48 @@ impl Browser {
                 panic!("{what}: not within {limit:?}; the page says:\n{}", text.as_str().unwrap_or(""));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Clicks the button `label` of the panel titled `title` (the first such), checks the
+    /// confirmation asks about each of `asked`, accepts it, and returns what the page says.
+    pub async fn click_confirmed(&self, title: &str, label: &str, asked: &[&str]) -> String {
+        let xpath = format!("//div[@data-panel='{title}']//button[text()='{label}']");
+        // The answer of an earlier action is cleared first: this one's is waited for.
+        let script = "document.getElementById('answer').textContent = ''; arguments[0].scrollIntoView({block: 'center'}); return true;";
+        // The page redraws its panels on every event: a button found may be replaced before
+        // the click reaches it (a stale element); then it is found again.
+        let mut tries = 0;
+        loop {
+            let clicked = async {
+                let button = self.client.find(Locator::XPath(&xpath)).await?;
+                self.client.execute(script, vec![json!(button)]).await?;
+                button.click().await
+            };
+            match clicked.await {
+                Ok(()) => break,
+                Err(e) if tries < 20 => {
+                    tries += 1;
+                    eprintln!("{label} in {title}, try {tries}: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("{label} in {title}: {e}"),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let question = self.client.get_alert_text().await.expect("a confirmation was asked");
+        for a in asked {
+            assert!(question.contains(a), "{a:?} not in the question {question:?}");
+        }
+        self.client.accept_alert().await.unwrap();
+        let said = "return document.getElementById('answer').textContent;";
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let t = self.js(said).await.as_str().unwrap_or_default().to_string();
+            if t.starts_with(&format!("{label}:")) || Instant::now() > deadline {
+                return t;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
