@@ -108,12 +108,15 @@ async fn a_recorded_conference_leaves_a_wav_of_its_mix_with_the_tone_as_long_as_
     let lasted = (mware_coord::now_ms() - first_joined) as f64 / 1000.0;
     assert!(started.elapsed().as_secs_f64() >= lasted);
     // Janus closes the file (and writes its length into the header) as the room's mixer
-    // thread ends, just after the destroy is answered.
+    // thread ends, just after the destroy is answered: the header matches the file, which
+    // no longer grows (it is written every 20 ms while open).
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let b = std::fs::read(&file).unwrap_or_default();
         let riff = b.get(4..8).map(|x| u32::from_le_bytes(x.try_into().unwrap())).unwrap_or(0);
-        if riff > 0 && riff as usize + 8 == b.len() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let still = std::fs::metadata(&file).map(|m| m.len() as usize == b.len()).unwrap_or(false);
+        if riff > 0 && riff as usize + 8 == b.len() && still {
             break;
         }
         assert!(Instant::now() < deadline, "{file} not closed: {} bytes, RIFF size {riff}", b.len());
@@ -130,5 +133,66 @@ async fn a_recorded_conference_leaves_a_wav_of_its_mix_with_the_tone_as_long_as_
     assert!(near(hz, 440.0), "the mix holds alice's tone: {hz:?} Hz");
     for p in &phones {
         tokio::task::block_in_place(|| p.wait_log(&format!("Call with sip:mware@{DOMAIN} terminated"), Duration::from_secs(5))).unwrap();
+    }
+}
+
+/// A Janus API request; its answer.
+async fn janus(http: &reqwest::Client, url: &str, body: serde_json::Value) -> serde_json::Value {
+    http.post(url).json(&body).send().await.unwrap().json().await.unwrap()
+}
+
+/// Why conferences show no `talking`: Janus 1.1's AudioBridge reads the RFC 6464 audio
+/// level only from WebRTC participants; for a plain RTP participant (every phone mware
+/// joins) its relay thread never parses the header extension, even with
+/// `rtp.audiolevel_ext` at the join and `audiolevel_event` on the room. A raw RTP
+/// stream of loud PCMU with level -10 dBov in extension 1 for 3 s is never "talking",
+/// and no event says so. When this fails, Janus learned it: mware can then negotiate the
+/// extension with the phones and read the `talking` events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn janus_1_1_does_not_report_talking_for_plain_rtp_participants() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Janus::start(dir.path()).unwrap();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let tx = || format!("{:x}", rand::random::<u64>());
+    let url = j.url();
+    let session = janus(&http, &url, serde_json::json!({"janus": "create", "transaction": tx()})).await["data"]["id"].as_u64().unwrap();
+    let s_url = format!("{url}/{session}");
+    let attach = serde_json::json!({"janus": "attach", "plugin": "janus.plugin.audiobridge", "transaction": tx()});
+    let control = janus(&http, &s_url, attach.clone()).await["data"]["id"].as_u64().unwrap();
+    let create = serde_json::json!({"request": "create", "room": 7, "allow_rtp_participants": true, "sampling_rate": 8000,
+        "audiolevel_event": true, "audio_active_packets": 10, "audio_level_average": 40});
+    let v = janus(&http, &format!("{s_url}/{control}"), serde_json::json!({"janus": "message", "transaction": tx(), "body": create})).await;
+    assert_eq!(v["plugindata"]["data"]["audiobridge"], "created", "{v}");
+    let handle = janus(&http, &s_url, attach).await["data"]["id"].as_u64().unwrap();
+    let phone = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = phone.local_addr().unwrap().port();
+    let join = serde_json::json!({"request": "join", "room": 7, "codec": "pcmu",
+        "rtp": {"ip": "127.0.0.1", "port": port, "payload_type": 0, "audiolevel_ext": 1}});
+    janus(&http, &format!("{s_url}/{handle}"), serde_json::json!({"janus": "message", "transaction": tx(), "body": join})).await;
+    let joined: serde_json::Value = http.get(format!("{s_url}?maxev=5")).send().await.unwrap().json().await.unwrap();
+    let rtp = joined.as_array().and_then(|a| a.iter().find_map(|e| e["plugindata"]["data"]["rtp"].as_object().cloned())).unwrap();
+    let to = format!("{}:{}", rtp["ip"].as_str().unwrap(), rtp["port"]);
+    // 150 packets (3 s) of 20 ms: RTP with a one-byte header extension (RFC 8285),
+    // id 1: voice activity + level 10 (-10 dBov, loud); the payload a loud square wave.
+    for seq in 0u16..150 {
+        let mut p = vec![0x90, 0, 0, 0];
+        p[2..4].copy_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+        p.extend_from_slice(&0x1234u32.to_be_bytes());
+        p.extend_from_slice(&[0xBE, 0xDE, 0, 1, 0x10, 0x80 | 10, 0, 0]);
+        p.extend((0..160).map(|i| if (i / 10) % 2 == 0 { 0x80u8 } else { 0x00 }));
+        phone.send_to(&p, &to).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let list = serde_json::json!({"request": "listparticipants", "room": 7});
+    let v = janus(&http, &format!("{s_url}/{control}"), serde_json::json!({"janus": "message", "transaction": tx(), "body": list})).await;
+    let p = &v["plugindata"]["data"]["participants"][0];
+    assert_eq!(p["setup"], true, "Janus got the RTP: {v}");
+    assert_eq!(p["talking"], false, "the extension id was taken (the field is shown) but never read: {v}");
+    // No `talking` event either (the long poll answers at once when it has one).
+    let ev = http.get(format!("{s_url}?maxev=5")).timeout(Duration::from_secs(2)).send().await;
+    if let Ok(r) = ev {
+        let body = r.text().await.unwrap_or_default();
+        assert!(!body.contains("talking"), "{body}");
     }
 }
