@@ -47,8 +47,12 @@ fn a_conference_goes_on_through_kill9_of_the_active_instance() {
         .into_iter()
         .map(|(u, hz)| Baresip::start(s.dir.path(), u, DOMAIN, s.kam.sip_port, hz).unwrap())
         .collect();
-    let (code, v) =
-        api(&s.ds[1], reqwest::Method::POST, "/conferences", Some(&json!({"domain": DOMAIN, "name": "standup", "max_participants": 3, "record": true})));
+    let (code, v) = api(
+        &s.ds[1],
+        reqwest::Method::POST,
+        "/conferences",
+        Some(&json!({"domain": DOMAIN, "name": "standup", "max_participants": 3, "record": true})),
+    );
     assert_eq!(code, 201, "created through the passive instance, forwarded: {v}");
     let id = v["id"].as_str().unwrap().to_string();
     let file = rec.join(format!("{id}.wav"));

@@ -218,13 +218,7 @@ impl Rooms {
     }
 
     /// Creates a room; recorded as `<record_dir>/<id>.wav` when `record_dir` is given.
-    pub async fn create(
-        &self,
-        domain: String,
-        name: String,
-        max_participants: u32,
-        record_dir: Option<&str>,
-    ) -> Result<Room, CallError> {
+    pub async fn create(&self, domain: String, name: String, max_participants: u32, record_dir: Option<&str>) -> Result<Room, CallError> {
         let number = rand::random::<u32>() as u64 + 1;
         let id = format!("{}-c{:012x}", self.group, rand::random::<u64>() >> 16);
         let file = format!("{id}.wav");
