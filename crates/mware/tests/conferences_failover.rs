@@ -3,8 +3,9 @@
 //! Participants are dialled in through the API and hear each other; after kill -9 of
 //! the active instance the next one lists the conference, the phones still hear each
 //! other (the audio never passed through mware, and the mixer session is kept alive by
-//! the next instance), and it mutes, removes and ends through the same API. Bad input
-//! is refused with the field named; a full room answers 429.
+//! the next instance), and it mutes, removes and ends through the same API; the
+//! conference was recorded, and its WAV holds the tone. Bad input is refused with the
+//! field named; a full room answers 429.
 
 mod common;
 
@@ -40,15 +41,22 @@ fn near(hz: Option<f64>, want: f64) -> bool {
 fn a_conference_goes_on_through_kill9_of_the_active_instance() {
     let jdir = tempfile::tempdir().unwrap();
     let janus = Janus::start(jdir.path()).unwrap();
-    let mut s = site_with(json!({}), Layout::OneHost, json!({"mixer": janus.url()}));
+    let rec = jdir.path().join("recordings");
+    let mut s = site_with(json!({}), Layout::OneHost, json!({"mixer": janus.url(), "recordings_dir": rec}));
     let phones: Vec<Baresip> = [("alice", 440), ("bob", 0), ("carol", 0)]
         .into_iter()
         .map(|(u, hz)| Baresip::start(s.dir.path(), u, DOMAIN, s.kam.sip_port, hz).unwrap())
         .collect();
-    let (code, v) =
-        api(&s.ds[1], reqwest::Method::POST, "/conferences", Some(&json!({"domain": DOMAIN, "name": "standup", "max_participants": 3})));
+    let (code, v) = api(
+        &s.ds[1],
+        reqwest::Method::POST,
+        "/conferences",
+        Some(&json!({"domain": DOMAIN, "name": "standup", "max_participants": 3, "record": true})),
+    );
     assert_eq!(code, 201, "created through the passive instance, forwarded: {v}");
     let id = v["id"].as_str().unwrap().to_string();
+    let file = rec.join(format!("{id}.wav"));
+    assert_eq!(v["recording"]["file"], json!(file), "{v}");
     let mut pids = vec![];
     for p in &phones {
         let (code, v) = api(
@@ -76,6 +84,7 @@ fn a_conference_goes_on_through_kill9_of_the_active_instance() {
     let v = wait_joined(&s.ds[1], &id, 3);
     assert_eq!(v["instance"], "m20", "{v}");
     assert_eq!(v["name"], "standup");
+    assert_eq!(v["recording"]["file"], json!(file), "the next instance shows the recording: {v}");
     std::thread::sleep(Duration::from_secs(2));
     assert!(near(phones[2].heard_hz_last(), 440.0), "carol still hears alice after the kill: {:?}", phones[2].heard_hz_last());
 
@@ -93,6 +102,18 @@ fn a_conference_goes_on_through_kill9_of_the_active_instance() {
     }
     let (code, _) = api(&s.ds[1], reqwest::Method::GET, &format!("/conferences/{id}"), None);
     assert_eq!(code, 404);
+    // The mix went on through the kill: one WAV (8 kHz, soxi reads it) holding alice's tone.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::fs::read(&file).ok().and_then(|b| b.get(4..8).map(|x| u32::from_le_bytes(x.try_into().unwrap()))).unwrap_or(0) == 0 {
+        assert!(Instant::now() < deadline, "{} not closed by Janus", file.display());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let soxi = std::process::Command::new("soxi").arg("-r").arg(&file).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&soxi.stdout).trim(), "8000", "{soxi:?}");
+    let (rate, samples) = mware_testkit::baresip::read_wav(&file).unwrap();
+    let mid = samples.len() / 2;
+    let hz = mware_testkit::baresip::tone_hz(rate, &samples[mid - rate as usize / 2..mid + rate as usize / 2]);
+    assert!(near(hz, 440.0), "the recording holds alice's tone: {hz:?}");
 }
 
 #[test]
@@ -105,6 +126,8 @@ fn bad_conference_input_is_refused_naming_the_field() {
         (json!({"domain": DOMAIN, "name": "a\nb"}), "name"),
         (json!({"domain": DOMAIN, "bogus": true}), "bogus"),
         (json!({"name": "x"}), "domain"),
+        (json!({"domain": DOMAIN, "record": "yes"}), "record"),
+        (json!({"domain": DOMAIN, "record": true}), "record"), // the site has no sip.recordings_dir
     ];
     for (body, field) in cases {
         let (code, v) = api(&s.ds[0], reqwest::Method::POST, "/conferences", Some(&body));

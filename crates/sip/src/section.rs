@@ -81,6 +81,12 @@ pub struct SipConfig {
     /// (AudioBridge, `examples/janus/`). Absent: no conferences.
     #[serde(default)]
     pub mixer: Option<String>,
+    /// Where the mixer writes the recordings of conferences created with `record: true`
+    /// (one WAV of the room's mix per conference, `<dir>/<conference id>.wav`): an
+    /// absolute directory **on the mixer's host**, at most 200 bytes (Janus creates it if
+    /// it can). Absent: a conference asking for a recording is refused.
+    #[serde(default)]
+    pub recordings_dir: Option<String>,
     /// Limits of the Calls API.
     #[serde(default)]
     pub limits: CallLimits,
@@ -109,6 +115,7 @@ impl SipConfig {
             credentials: None,
             registrar_rpc: None,
             mixer: None,
+            recordings_dir: None,
             limits: CallLimits::default(),
             answer_timeout_s: default_answer_timeout(),
             max_duration_s: default_max_duration(),
@@ -131,6 +138,7 @@ const KEYS: &[&str] = &[
     "credentials",
     "registrar_rpc",
     "mixer",
+    "recordings_dir",
     "limits",
     "answer_timeout_s",
     "max_duration_s",
@@ -182,6 +190,11 @@ fn check(cx: &mut Check, v: &Value, p: &str) {
             }
         }
     }
+    if let Some(d) = cx.str(m, p, "recordings_dir") {
+        if let Err(e) = recordings_dir(d) {
+            cx.report(&join(p, "recordings_dir"), e);
+        }
+    }
     if let Some(l) = m.get("limits") {
         let lp = join(p, "limits");
         if let Some(lm) = cx.object(l, &lp) {
@@ -198,6 +211,17 @@ fn check(cx: &mut Check, v: &Value, p: &str) {
             cx.report(&join(p, "session_timer_s"), format!("expected 0 (none) or at least 90 seconds (RFC 4028 Min-SE), found {n}"));
         }
     }
+}
+
+/// `recordings_dir`: an absolute path the mixer can take in its 255-byte file names.
+fn recordings_dir(d: &str) -> Result<(), String> {
+    if !d.starts_with('/') {
+        return Err(format!("expected an absolute directory (starting with /), found {:?}", d.chars().take(80).collect::<String>()));
+    }
+    if d.len() > 200 || d.chars().any(char::is_control) || d.split('/').any(|c| c == "..") {
+        return Err("expected at most 200 bytes without control characters or \"..\"".into());
+    }
+    Ok(())
 }
 
 fn default_port() -> u16 {
@@ -223,4 +247,16 @@ fn default_max_duration() -> u32 {
 }
 fn default_session_timer() -> u32 {
     1800
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn recordings_dir_must_be_absolute_and_short() {
+        assert!(super::recordings_dir("/var/lib/mware/recordings").is_ok());
+        assert!(super::recordings_dir("recordings").unwrap_err().contains("absolute"));
+        assert!(super::recordings_dir("/var/../etc").is_err());
+        assert!(super::recordings_dir(&format!("/{}", "a".repeat(200))).is_err());
+        assert!(super::recordings_dir("/a\nb").is_err());
+    }
 }

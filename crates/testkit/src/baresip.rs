@@ -166,9 +166,9 @@ impl Baresip {
     }
 }
 
-/// The frequency of the tone in `window` (at least half a second of it), None for
-/// silence.
-fn tone_hz(rate: u32, window: &[i16]) -> Option<f64> {
+/// The frequency of the tone in `window` (at least half a second of it), by counting
+/// zero crossings; None for silence.
+pub fn tone_hz(rate: u32, window: &[i16]) -> Option<f64> {
     if window.len() < rate as usize / 2 || window.iter().all(|s| s.unsigned_abs() < 500) {
         return None;
     }
@@ -244,8 +244,9 @@ fn write_tone(path: &Path, hz: u32, secs: u32) -> std::io::Result<()> {
     std::fs::File::create(path)?.write_all(&out)
 }
 
-/// The sample rate and the samples of a 16-bit mono PCM WAV file.
-fn read_wav(path: &Path) -> anyhow::Result<(u32, Vec<i16>)> {
+/// The sample rate and the samples of a 16-bit mono PCM WAV file (a file still being
+/// written: every sample so far).
+pub fn read_wav(path: &Path) -> anyhow::Result<(u32, Vec<i16>)> {
     let b = std::fs::read(path)?;
     let mut at = 12;
     let mut rate = 0u32;

@@ -45,6 +45,9 @@ pub struct NewConference {
     pub name: Option<String>,
     /// Most participants at once, 2..=100 (default 10).
     pub max_participants: Option<u32>,
+    /// Record the room's mix as a WAV file in the group's `sip.recordings_dir`
+    /// (default false; true without that directory is refused).
+    pub record: Option<bool>,
 }
 
 /// A participant to dial in.
@@ -70,7 +73,7 @@ struct DomainQuery {
 #[derive(OpenApi)]
 #[openapi(
     paths(create, list, get_one, destroy, add, remove, mute, unmute),
-    components(schemas(NewConference, NewParticipant, ConferenceList, RoomView, MemberView)),
+    components(schemas(NewConference, NewParticipant, ConferenceList, RoomView, MemberView, crate::rooms::Recording)),
     tags((name = "conferences", description = "Conferences mixed by Janus AudioBridge, participants called by mware"))
 )]
 struct ApiDoc;
@@ -117,8 +120,8 @@ async fn create(
     let rooms = a.rooms()?;
     let m = object(&body)?;
     let mut errs = vec![];
-    for k in m.keys().filter(|k| !["domain", "name", "max_participants"].contains(&k.as_str())) {
-        errs.push((k.chars().take(64).collect::<String>(), "unknown field; expected domain, name, max_participants".to_string()));
+    for k in m.keys().filter(|k| !["domain", "name", "max_participants", "record"].contains(&k.as_str())) {
+        errs.push((k.chars().take(64).collect::<String>(), "unknown field; expected domain, name, max_participants, record".to_string()));
     }
     let domain = match (routed, m.get("domain")) {
         (Some(Extension(DomainArg(d))), _) => Some(d),
@@ -156,10 +159,23 @@ async fn create(
             0
         }
     };
+    let record = match m.get("record") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+        Some(Value::Bool(true)) if a.cfg.recordings_dir.is_some() => true,
+        Some(Value::Bool(true)) => {
+            errs.push(("record".into(), "a recording needs sip.recordings_dir in the group's site file; it has none".into()));
+            false
+        }
+        Some(v) => {
+            errs.push(("record".into(), format!("expected true or false, found {}", mware_config::kind(v))));
+            false
+        }
+    };
     let Some(domain) = domain.filter(|_| errs.is_empty()) else {
         return Err(CallError::InvalidMany(errs));
     };
-    let room = rooms.create(domain, name, max).await?;
+    let dir = a.cfg.recordings_dir.as_deref().filter(|_| record);
+    let room = rooms.create(domain, name, max, dir).await?;
     Ok((StatusCode::CREATED, Json(room.view())))
 }
 

@@ -4,9 +4,8 @@
 //! ([`crate::mixer`]). From then on the audio flows between the phone and the mixer,
 //! never through mware. The same offer-in-2xx shape as the calls (RFC 3725 flow I).
 //!
-//! Built so far: dialling a participant in, muting and removing one, against real
-//! Janus, Kamailio and baresip (`tests/conference.rs`). Not yet: the API routes, the
-//! conference records in the coordinator and their failover (issue 27).
+//! Tested against real Janus, Kamailio and baresip (`tests/conference.rs`); the rooms,
+//! their records in the coordinator and their failover are [`crate::rooms`].
 
 use crate::error::CallError;
 use crate::mixer::{Joined, Mixer};

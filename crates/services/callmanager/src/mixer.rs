@@ -91,8 +91,26 @@ impl Mixer {
 
     /// Creates room `room` for plain RTP participants.
     pub async fn create_room(&self, room: u64, name: &str) -> Result<(), CallError> {
-        let body = json!({"request": "create", "room": room, "description": name, "sampling_rate": 16000,
+        self.create_recorded_room(room, name, None).await
+    }
+
+    /// Creates room `room`, and when `record` is `(dir, file)` has Janus write the mix
+    /// to `dir/file` (a 8 kHz mono 16-bit WAV; Janus writes while the room has someone
+    /// in it and closes the file when the room is destroyed).
+    ///
+    /// A recorded room mixes at 8 kHz, the rate of its G.711 phones: Janus 1.1 brings
+    /// G.711 to a higher room rate by inserting zeros between the samples (no filter),
+    /// which mirrors every tone of a 16 kHz recording (440 Hz is also at 7560 Hz). The
+    /// phones do not hear it (Janus takes every other sample back to 8 kHz for them).
+    pub async fn create_recorded_room(&self, room: u64, name: &str, record: Option<(&str, &str)>) -> Result<(), CallError> {
+        let mut body = json!({"request": "create", "room": room, "description": name, "sampling_rate": 16000,
             "allow_rtp_participants": true, "audiolevel_event": false});
+        if let Some((dir, file)) = record {
+            body["sampling_rate"] = json!(8000);
+            body["record"] = json!(true);
+            body["record_dir"] = json!(dir);
+            body["record_file"] = json!(file);
+        }
         self.request(self.control, body).await.map(|_| ())
     }
 

@@ -57,6 +57,18 @@ pub struct Room {
     pub participants: BTreeMap<String, Member>,
     /// The Janus room, session and control handle.
     pub mixer: MixerIds,
+    /// The recording of the room's mix, when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording: Option<Recording>,
+}
+
+/// Where the mixer records a conference.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Recording {
+    /// The WAV file of the room's mix, on the mixer's host (`<sip.recordings_dir>/<id>.wav`):
+    /// 8 kHz mono 16-bit PCM, written while the room has participants, complete once the
+    /// conference is deleted.
+    pub file: String,
 }
 
 /// Where a room lives in Janus.
@@ -107,6 +119,9 @@ pub struct RoomView {
     pub joined: usize,
     /// Its participants (those that left or failed too).
     pub participants: Vec<MemberView>,
+    /// The recording of its mix (absent: not recorded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recording: Option<Recording>,
 }
 
 impl Member {
@@ -135,6 +150,7 @@ impl Room {
             instance: self.instance.clone(),
             joined: self.participants.values().filter(|m| m.state == "joined").count(),
             participants: self.participants.values().map(Member::view).collect(),
+            recording: self.recording.clone(),
         }
     }
 }
@@ -204,13 +220,16 @@ impl Rooms {
         lock(&self.rooms).get(id).cloned().ok_or_else(|| CallError::NotFound(format!("no conference {id}")))
     }
 
-    /// Creates a room.
-    pub async fn create(&self, domain: String, name: String, max_participants: u32) -> Result<Room, CallError> {
+    /// Creates a room; recorded as `<record_dir>/<id>.wav` when `record_dir` is given.
+    pub async fn create(&self, domain: String, name: String, max_participants: u32, record_dir: Option<&str>) -> Result<Room, CallError> {
         let number = rand::random::<u32>() as u64 + 1;
-        self.mixer.create_room(number, &name).await?;
+        let id = format!("{}-c{:012x}", self.group, rand::random::<u64>() >> 16);
+        let file = format!("{id}.wav");
+        self.mixer.create_recorded_room(number, &name, record_dir.map(|d| (d, file.as_str()))).await?;
         let ids = MixerIds { room: number, session: self.mixer.session(), control: self.mixer.control() };
+        let recording = record_dir.map(|d| Recording { file: format!("{}/{file}", d.trim_end_matches('/')) });
         let room = Room {
-            id: format!("{}-c{:012x}", self.group, rand::random::<u64>() >> 16),
+            id,
             domain,
             name,
             max_participants,
@@ -218,6 +237,7 @@ impl Rooms {
             instance: self.eng.instance.clone(),
             participants: BTreeMap::new(),
             mixer: ids,
+            recording,
         };
         self.save(&room).await?;
         lock(&self.rooms).insert(room.id.clone(), room.clone());
