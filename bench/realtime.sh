@@ -71,7 +71,7 @@ PIDS+=($!)
 # The floor: a server that reads each request and writes a fixed answer of a cached
 # answer's size (no parser, no lookup), one current-thread tokio runtime per core
 # with its own SO_REUSEPORT listener; the same answer from nginx (`return 200`).
-ANSWER_BYTES=${ANSWER_BYTES:-124}
+ANSWER_BYTES=${ANSWER_BYTES:-139}
 "$BIN" fixed --listen "127.0.0.1:$FX" --threads "$(nproc)" --body-bytes "$ANSWER_BYTES" >"$WORK/fixed.log" 2>&1 &
 PIDS+=($!)
 FIXED_BODY=$(head -c "$ANSWER_BYTES" /dev/zero | tr '\0' x)

@@ -48,7 +48,7 @@ enum Cmd {
         #[arg(long, default_value_t = 2)]
         threads: usize,
         /// Size of the answer's body.
-        #[arg(long, default_value_t = 124)]
+        #[arg(long, default_value_t = 139)]
         body_bytes: usize,
     },
 }
