@@ -106,7 +106,10 @@ pub trait App:
 }
 
 impl<S> App for S where
-    S: tower::Service<axum::extract::Request, Response = axum::response::Response, Error = Infallible, Future: Send> + Clone + Send + 'static
+    S: tower::Service<axum::extract::Request, Response = axum::response::Response, Error = Infallible, Future: Send>
+        + Clone
+        + Send
+        + 'static
 {
 }
 

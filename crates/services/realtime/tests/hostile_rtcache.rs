@@ -284,7 +284,12 @@ async fn the_serving_threads_share_one_port_and_one_connection_cap() {
     let mut listening = 0;
     for _ in 0..100 {
         let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
-        listening = table.lines().filter(|l| l.split_whitespace().nth(1).is_some_and(|a| format!("{a} ").ends_with(&hex)) && l.split_whitespace().nth(3) == Some("0A")).count();
+        listening = table
+            .lines()
+            .filter(|l| {
+                l.split_whitespace().nth(1).is_some_and(|a| format!("{a} ").ends_with(&hex)) && l.split_whitespace().nth(3) == Some("0A")
+            })
+            .count();
         if listening == 3 {
             break;
         }

@@ -7,7 +7,8 @@
 //! every upstream is down (see [`decide`] for the rules). Writes pass through,
 //! answer `-1` when every upstream failed, and invalidate the cached entries
 //! of their entity and family. `/metrics` (Prometheus) and `/status` (JSON) are
-//! served beside.
+//! served beside. Requests are served by one thread per core (`threads.rs`); a fresh
+//! cached read is answered by the hot path in front of the router (`hot.rs`).
 //!
 //! Credentials: the caller's `Authorization` header (HTTP Basic, as res_config_curl
 //! sends it from `http://USER:PASSWORD@127.0.0.1:PORT/...`) is passed to the upstream,

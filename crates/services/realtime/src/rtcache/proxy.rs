@@ -217,24 +217,27 @@ fn refresh_in_background(s: &Shared, key: String, method: Method, path_query: St
         return;
     }
     let s2 = s.clone();
-    s.tasks.spawn_on(async move {
-        let outcome = tokio::select! {
-            o = s2.upstreams.forward(false, &method, &path_query, &body, auth.as_ref()) => o,
-            _ = s2.shutdown.cancelled() => Outcome::Failed("shutting down".into()),
-        };
-        let now = mware_coord::now_ms();
-        let entry = s2.store.get(&key);
-        let snap = Snapshot {
-            now_ms: now,
-            lifetimes: lifetimes(&s2.cfg),
-            entry: entry.as_ref().map(|e| e.times),
-            upstream: Some(classify(&outcome)),
-        };
-        let d = decide(&snap);
-        tracing::debug!("background refresh: {d}");
-        let _ = act(&s2, &key, d, outcome, entry, now);
-        s2.refreshing.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
-    }, &s.background);
+    s.tasks.spawn_on(
+        async move {
+            let outcome = tokio::select! {
+                o = s2.upstreams.forward(false, &method, &path_query, &body, auth.as_ref()) => o,
+                _ = s2.shutdown.cancelled() => Outcome::Failed("shutting down".into()),
+            };
+            let now = mware_coord::now_ms();
+            let entry = s2.store.get(&key);
+            let snap = Snapshot {
+                now_ms: now,
+                lifetimes: lifetimes(&s2.cfg),
+                entry: entry.as_ref().map(|e| e.times),
+                upstream: Some(classify(&outcome)),
+            };
+            let d = decide(&snap);
+            tracing::debug!("background refresh: {d}");
+            let _ = act(&s2, &key, d, outcome, entry, now);
+            s2.refreshing.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+        },
+        &s.background,
+    );
 }
 
 #[allow(clippy::too_many_arguments)]
