@@ -53,7 +53,7 @@ async fn hit(s: &Shared, req: Request) -> Result<Response, Request> {
     }
     let Some(target) = crate::codec::Target::from_path(req.uri().path()) else { return Err(req) };
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    if target.op.is_write() || !declared.is_some_and(|n| n <= s.cfg.max_body_bytes) {
+    if target.op.is_write() || declared.is_none_or(|n| n > s.cfg.max_body_bytes) {
         return Err(req);
     }
     let (parts, body) = req.into_parts();
