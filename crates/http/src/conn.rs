@@ -153,10 +153,10 @@ fn too_slow(limit: Duration) -> axum::response::Response {
 /// Serves one connection until it closes, is idle too long, or `cancel` fires.
 /// Every request carries the peer's address as axum's `ConnectInfo<SocketAddr>` (the
 /// users service's per-IP abuse limits read it).
-pub(crate) async fn run(
+pub(crate) async fn run<S: crate::App>(
     tcp: TcpStream,
     peer: std::net::SocketAddr,
-    app: axum::Router,
+    app: S,
     limits: Limits,
     stats: &Stats,
     cancel: CancellationToken,

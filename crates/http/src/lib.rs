@@ -26,6 +26,7 @@ pub mod host;
 
 pub use error::{ApiError, Problem};
 
+use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,6 +95,35 @@ impl Stats {
 /// request and a small answer).
 pub async fn serve(listener: TcpListener, app: axum::Router, limits: Limits, stats: Stats, cancel: CancellationToken) {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    serve_sharing(listener, app, limits, stats, slots, cancel).await
+}
+
+/// What [`serve_sharing`] serves: an axum `Router`, or any tower service answering every
+/// request (a hot path in front of a router).
+pub trait App:
+    tower::Service<axum::extract::Request, Response = axum::response::Response, Error = Infallible, Future: Send> + Clone + Send + 'static
+{
+}
+
+impl<S> App for S where
+    S: tower::Service<axum::extract::Request, Response = axum::response::Response, Error = Infallible, Future: Send>
+        + Clone
+        + Send
+        + 'static
+{
+}
+
+/// [`serve`] with a connection cap shared with other listeners: `slots` holds
+/// `limits.max_connections` permits, one taken per open connection (a server that accepts
+/// on several threads, one listener each, still caps its connections as a whole).
+pub async fn serve_sharing(
+    listener: TcpListener,
+    app: impl App,
+    limits: Limits,
+    stats: Stats,
+    slots: Arc<Semaphore>,
+    cancel: CancellationToken,
+) {
     let tracker = TaskTracker::new();
     loop {
         let (tcp, peer) = tokio::select! {

@@ -4,7 +4,8 @@
 //! clear; the cache file is 0600; hostile family names keep `/metrics` bounded; the
 //! entry cap holds; an upstream URL's userinfo shows nowhere; bad settings (a
 //! timeout of 0, a lifetime whose milliseconds overflow) are refused; a client sending
-//! its headers one byte a second is disconnected.
+//! its headers one byte a second is disconnected; the serving threads share one port and
+//! one connection cap.
 
 mod common;
 
@@ -258,6 +259,73 @@ fn bad_settings_are_refused_before_anything_runs() {
     assert!(e.contains("request_timeout_ms above upstream_timeout_ms x upstreams (2000 ms)"), "{e}");
     let e = err(RtcacheArgs { max_connections: Some(0), ..ok.clone() });
     assert!(e.contains("max_connections of at least 1"), "{e}");
+    let e = err(RtcacheArgs { threads: Some(0), ..ok.clone() });
+    assert!(e.contains("expected threads from 1 to 256, found 0"), "{e}");
+}
+
+/// `run` listens once per serving thread on the one port (SO_REUSEPORT), and the
+/// threads share one connection cap: with 3 threads and a cap of 4, four kept-alive
+/// connections are served and a fifth is closed at once, whichever thread took it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_serving_threads_share_one_port_and_one_connection_cap() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let stop = CancellationToken::new();
+    let a = RtcacheArgs {
+        listen: Some(format!("127.0.0.1:{port}").parse().unwrap()),
+        threads: Some(3),
+        max_connections: Some(4),
+        ..args("http://127.0.0.1:9".into(), dir.path())
+    };
+    let task = tokio::spawn(mware_realtime::run_rtcache(a, stop.clone()));
+    // Three listening sockets on the port, in the kernel's table.
+    let hex = format!(":{port:04X} ");
+    let mut listening = 0;
+    for _ in 0..100 {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+        listening = table
+            .lines()
+            .filter(|l| {
+                l.split_whitespace().nth(1).is_some_and(|a| format!("{a} ").ends_with(&hex)) && l.split_whitespace().nth(3) == Some("0A")
+            })
+            .count();
+        if listening == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(listening, 3, "one listening socket per serving thread");
+    async fn status(s: &mut tokio::net::TcpStream) -> bool {
+        let req = b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+        if s.write_all(req).await.is_err() {
+            return false;
+        }
+        let mut buf = vec![0u8; 65536];
+        matches!(tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await, Ok(Ok(n)) if n > 0 && buf.starts_with(b"HTTP/1.1 200"))
+    }
+    let mut open = vec![];
+    for i in 0..4 {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        assert!(status(&mut s).await, "connection {i} within the cap is served");
+        open.push(s);
+    }
+    let mut fifth = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    assert!(!status(&mut fifth).await, "a fifth connection is closed at once");
+    drop(open.pop());
+    let mut served = false;
+    for _ in 0..50 {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        if status(&mut s).await {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(served, "a slot freed by a closed connection serves a new one");
+    drop(open);
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(15), task).await.expect("the sidecar stops").unwrap().unwrap();
 }
 
 /// A client that sends its request head one byte a second is disconnected (the sidecar

@@ -7,7 +7,8 @@
 //! every upstream is down (see [`decide`] for the rules). Writes pass through,
 //! answer `-1` when every upstream failed, and invalidate the cached entries
 //! of their entity and family. `/metrics` (Prometheus) and `/status` (JSON) are
-//! served beside.
+//! served beside. Requests are served by one thread per core (`threads.rs`); a fresh
+//! cached read is answered by the hot path in front of the router (`hot.rs`).
 //!
 //! Credentials: the caller's `Authorization` header (HTTP Basic, as res_config_curl
 //! sends it from `http://USER:PASSWORD@127.0.0.1:PORT/...`) is passed to the upstream,
@@ -18,8 +19,10 @@
 //! metrics or the log. The cache file holds SIP credentials and is created 0600.
 
 pub mod decide;
+mod hot;
 mod proxy;
 pub mod store;
+mod threads;
 mod upstream;
 
 use crate::error::RealtimeError;
@@ -32,6 +35,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use threads::MAX_THREADS;
 pub use upstream::Health;
 
 /// Command-line arguments of `mware rtcache`. Every option may also come from
@@ -81,6 +85,10 @@ pub struct RtcacheArgs {
     /// Most client connections at once (default 1024).
     #[arg(long)]
     pub max_connections: Option<usize>,
+    /// Serving threads, each accepting and serving its own connections (default: the
+    /// number of CPUs).
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// JSON file with any of the options above.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -104,6 +112,7 @@ struct FileArgs {
     idle_timeout_ms: Option<u64>,
     request_timeout_ms: Option<u64>,
     max_connections: Option<usize>,
+    threads: Option<usize>,
 }
 
 /// Longest `object_lifetime_maximum` (ten years, in seconds): its milliseconds fit any clock sum.
@@ -177,6 +186,8 @@ pub struct RtcacheConfig {
     pub max_entries: usize,
     /// Families named in metrics.
     pub families: Vec<String>,
+    /// Serving threads.
+    pub threads: usize,
     /// The HTTP server's limits.
     #[serde(skip)]
     pub limits: mware_http::Limits,
@@ -198,6 +209,7 @@ impl RtcacheArgs {
             max_body_bytes: self.max_body_bytes.or(file.max_body_bytes).unwrap_or(65_536),
             max_entries: self.max_entries.or(file.max_entries).unwrap_or(100_000),
             families,
+            threads: self.threads.or(file.threads).unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
             limits: self.limits(&file),
         };
         check(&cfg)?;
@@ -284,6 +296,9 @@ fn check(cfg: &RtcacheConfig) -> Result<(), RealtimeError> {
         return bad("max_entries of at least 1", "0".into());
     }
     check_limits(cfg)?;
+    if !(1..=MAX_THREADS).contains(&cfg.threads) {
+        return bad(&format!("threads from 1 to {MAX_THREADS}"), cfg.threads.to_string());
+    }
     if cfg.max_body_bytes == 0 {
         return bad("max_body_bytes of at least 1", "0".into());
     }
@@ -321,17 +336,23 @@ fn check_limits(cfg: &RtcacheConfig) -> Result<(), RealtimeError> {
     Ok(())
 }
 
-/// Runs the sidecar until `shutdown`: binds `--listen` and serves.
+/// Runs the sidecar until `shutdown`: binds `--listen` once per serving thread
+/// (`SO_REUSEPORT`) and serves.
 pub async fn run(args: RtcacheArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let cfg = args.resolve()?;
-    let listener =
-        TcpListener::bind(cfg.listen).await.map_err(|source| RealtimeError::Io { what: format!("listening on {}", cfg.listen), source })?;
-    serve(listener, cfg, shutdown).await?;
+    let listeners = threads::bind(cfg.listen, cfg.threads)?;
+    serve_on(listeners, cfg, shutdown).await?;
     Ok(())
 }
 
-/// Serves on `listener` until `shutdown`, then commits the cache to disk and returns.
+/// Serves on `listener` (shared by the serving threads) until `shutdown`, then commits
+/// the cache to disk and returns.
 pub async fn serve(listener: TcpListener, cfg: RtcacheConfig, shutdown: CancellationToken) -> Result<(), RealtimeError> {
+    let listeners = threads::share(listener, cfg.threads)?;
+    serve_on(listeners, cfg, shutdown).await
+}
+
+async fn serve_on(listeners: Vec<std::net::TcpListener>, cfg: RtcacheConfig, shutdown: CancellationToken) -> Result<(), RealtimeError> {
     let mut registry = Registry::default();
     let metrics = RtcacheMetrics::register(&mut registry);
     let (store, writer) = store::Store::open(&cfg.cache_dir, mware_coord::now_ms(), cfg.max_entries)?;
@@ -342,9 +363,11 @@ pub async fn serve(listener: TcpListener, cfg: RtcacheConfig, shutdown: Cancella
         metrics,
         registry: Arc::new(registry),
         refreshing: Default::default(),
+        listen_ip: cfg.listen.ip().to_string(),
         cfg,
         tasks: tokio_util::task::TaskTracker::new(),
         shutdown: shutdown.clone(),
+        background: tokio::runtime::Handle::current(),
     });
     let sweeper = {
         let (store, shutdown) = (store.clone(), shutdown.clone());
@@ -357,16 +380,16 @@ pub async fn serve(listener: TcpListener, cfg: RtcacheConfig, shutdown: Cancella
             }
         })
     };
-    let app = proxy::router(state.clone());
-    // The same server as the daemon's API: header, idle and request timeouts, a connection
-    // cap, TCP_NODELAY.
-    mware_http::serve(listener, app, state.cfg.limits, mware_http::Stats::default(), shutdown.clone()).await;
+    let app = hot::HotPath { state: state.clone(), router: proxy::router(state.clone()) };
+    // The same server as the daemon's API (header, idle and request timeouts, a connection
+    // cap, TCP_NODELAY), on one thread per listener.
+    let served = threads::serve(listeners, app, state.cfg.limits, shutdown.clone()).await;
     sweeper.abort();
     state.tasks.close();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), state.tasks.wait()).await;
     drop(state);
     tokio::task::spawn_blocking(move || store.close(writer)).await.ok();
-    Ok(())
+    served
 }
 
 #[cfg(test)]

@@ -28,9 +28,14 @@ pub(crate) struct State {
     pub(crate) cfg: RtcacheConfig,
     pub(crate) tasks: tokio_util::task::TaskTracker,
     pub(crate) shutdown: tokio_util::sync::CancellationToken,
+    /// The runtime of background work (refreshes): the caller's, which outlives the
+    /// serving threads.
+    pub(crate) background: tokio::runtime::Handle,
+    /// The listen address's IP, a name the `Host` header may give.
+    pub(crate) listen_ip: String,
 }
 
-type Shared = Arc<State>;
+pub(crate) type Shared = Arc<State>;
 
 pub(crate) fn router(state: Shared) -> Router {
     Router::new()
@@ -45,8 +50,7 @@ pub(crate) fn router(state: Shared) -> Router {
 /// `localhost`, `127.0.0.1` or `[::1]`, else 421 (a web page whose name resolves to
 /// 127.0.0.1 gets nothing).
 async fn host_check(AxState(st): AxState<Shared>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let listen = st.cfg.listen.ip().to_string();
-    if let Some(host) = mware_http::host::refused(req.headers(), [listen.as_str(), "localhost", "127.0.0.1", "::1"].into_iter()) {
+    if let Some(host) = mware_http::host::refused(req.headers(), [st.listen_ip.as_str(), "localhost", "127.0.0.1", "::1"].into_iter()) {
         return mware_http::host::misdirected(&host, "localhost");
     }
     next.run(req).await
@@ -72,8 +76,10 @@ async fn status(AxState(s): AxState<Shared>) -> Response {
     .into_response()
 }
 
-fn reply(status: StatusCode, body: impl Into<Body>) -> Response {
-    let mut r = (status, [("content-type", "text/plain; charset=utf-8")], body.into()).into_response();
+pub(crate) fn reply(status: StatusCode, body: impl Into<Body>) -> Response {
+    let mut r = Response::new(body.into());
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     if status == StatusCode::UNAUTHORIZED {
         r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"mware provisioning\""));
     }
@@ -96,12 +102,32 @@ fn classify(o: &Outcome) -> UpstreamAnswer {
 }
 
 /// The family as a metric label: a configured one, else `other`.
-fn family_label(cfg: &RtcacheConfig, family: &str) -> String {
-    if cfg.families.iter().any(|f| f == family) {
-        family.to_string()
-    } else {
-        "other".to_string()
+pub(crate) fn family_label<'a>(cfg: &'a RtcacheConfig, family: &str) -> &'a str {
+    cfg.families.iter().find(|f| *f == family).map_or("other", String::as_str)
+}
+
+/// The answer to a body too large (or cut off): 413 with the op's failure body.
+pub(crate) fn body_error(s: &State, target: &Target) -> Response {
+    let (fam, op) = (family_label(&s.cfg, &target.family), target.op);
+    tracing::warn!(family = %fam, op = op.as_str(), limit = s.cfg.max_body_bytes, "rtcache: body too large; refused");
+    s.metrics.request(fam, op.as_str(), "bad_request");
+    reply(StatusCode::PAYLOAD_TOO_LARGE, op.failure_body())
+}
+
+/// The cache key of a read: `PATH?QUERY`, the credential's key and the body, one line each.
+pub(crate) fn read_key(s: &State, path_query: &str, authorization: Option<&[u8]>, body: &[u8]) -> String {
+    let cred = s.store.credential_key(authorization);
+    let body_text = String::from_utf8_lossy(body);
+    let mut key = String::with_capacity(path_query.len() + cred.len() + body_text.len() + 2);
+    for part in [path_query, "\n", &cred, "\n", &body_text] {
+        key.push_str(part);
     }
+    key
+}
+
+/// The decision for a cached entry before asking upstream, now.
+pub(crate) fn decide_cached(s: &State, times: super::decide::EntryTimes) -> Decision {
+    decide(&Snapshot { now_ms: mware_coord::now_ms(), lifetimes: lifetimes(&s.cfg), entry: Some(times), upstream: None })
 }
 
 async fn proxy(AxState(s): AxState<Shared>, method: Method, headers: HeaderMap, uri: Uri, body: Body) -> Response {
@@ -113,21 +139,13 @@ async fn proxy(AxState(s): AxState<Shared>, method: Method, headers: HeaderMap, 
     let auth = headers.get(header::AUTHORIZATION).cloned();
     let body = match axum::body::to_bytes(body, s.cfg.max_body_bytes).await {
         Ok(b) => b,
-        Err(_) => {
-            tracing::warn!(family = %fam, op = op.as_str(), limit = s.cfg.max_body_bytes, "rtcache: body too large; refused");
-            s.metrics.request(&fam, op.as_str(), "bad_request");
-            return reply(StatusCode::PAYLOAD_TOO_LARGE, op.failure_body());
-        }
+        Err(_) => return body_error(&s, &target),
     };
-    let path_query = match uri.query() {
-        Some(q) => format!("{}?{q}", uri.path()),
-        None => uri.path().to_string(),
-    };
+    let path_query = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
     if op.is_write() {
-        return write(&s, &fam, op, &method, &path_query, uri.path(), &body, auth.as_ref()).await;
+        return write(&s, fam, op, &method, path_query, uri.path(), &body, auth.as_ref()).await;
     }
-    let cred = s.store.credential_key(auth.as_ref().map(HeaderValue::as_bytes));
-    let key = format!("{path_query}\n{cred}\n{}", String::from_utf8_lossy(&body));
+    let key = read_key(&s, path_query, auth.as_ref().map(HeaderValue::as_bytes), &body);
     let now = mware_coord::now_ms();
     let entry = s.store.get(&key);
     let snap = Snapshot { now_ms: now, lifetimes: lifetimes(&s.cfg), entry: entry.as_ref().map(|e| e.times), upstream: None };
@@ -136,23 +154,23 @@ async fn proxy(AxState(s): AxState<Shared>, method: Method, headers: HeaderMap, 
     match d {
         Decision::ServeFresh { .. } => {
             s.metrics.cache_hits.inc();
-            s.metrics.request(&fam, op.as_str(), "hit");
+            s.metrics.request(fam, op.as_str(), "hit");
             return reply(StatusCode::OK, entry.map(|e| e.body).unwrap_or_default());
         }
         Decision::ServeStaleAndRefresh { .. } => {
             s.metrics.stale_serves.inc();
-            s.metrics.request(&fam, op.as_str(), "stale");
-            refresh_in_background(&s, key, method, path_query, body, auth);
+            s.metrics.request(fam, op.as_str(), "stale");
+            refresh_in_background(&s, key, method, path_query.to_string(), body, auth);
             return reply(StatusCode::OK, entry.map(|e| e.body).unwrap_or_default());
         }
         _ => {}
     }
-    let outcome = s.upstreams.forward(false, &method, &path_query, &body, auth.as_ref()).await;
+    let outcome = s.upstreams.forward(false, &method, path_query, &body, auth.as_ref()).await;
     let snap = Snapshot { upstream: Some(classify(&outcome)), ..snap };
     let d = decide(&snap);
     tracing::debug!(family = %fam, op = op.as_str(), "{d}");
     let (resp, label) = act(&s, &key, d, outcome, entry, now);
-    s.metrics.request(&fam, op.as_str(), label);
+    s.metrics.request(fam, op.as_str(), label);
     resp
 }
 
@@ -199,24 +217,27 @@ fn refresh_in_background(s: &Shared, key: String, method: Method, path_query: St
         return;
     }
     let s2 = s.clone();
-    s.tasks.spawn(async move {
-        let outcome = tokio::select! {
-            o = s2.upstreams.forward(false, &method, &path_query, &body, auth.as_ref()) => o,
-            _ = s2.shutdown.cancelled() => Outcome::Failed("shutting down".into()),
-        };
-        let now = mware_coord::now_ms();
-        let entry = s2.store.get(&key);
-        let snap = Snapshot {
-            now_ms: now,
-            lifetimes: lifetimes(&s2.cfg),
-            entry: entry.as_ref().map(|e| e.times),
-            upstream: Some(classify(&outcome)),
-        };
-        let d = decide(&snap);
-        tracing::debug!("background refresh: {d}");
-        let _ = act(&s2, &key, d, outcome, entry, now);
-        s2.refreshing.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
-    });
+    s.tasks.spawn_on(
+        async move {
+            let outcome = tokio::select! {
+                o = s2.upstreams.forward(false, &method, &path_query, &body, auth.as_ref()) => o,
+                _ = s2.shutdown.cancelled() => Outcome::Failed("shutting down".into()),
+            };
+            let now = mware_coord::now_ms();
+            let entry = s2.store.get(&key);
+            let snap = Snapshot {
+                now_ms: now,
+                lifetimes: lifetimes(&s2.cfg),
+                entry: entry.as_ref().map(|e| e.times),
+                upstream: Some(classify(&outcome)),
+            };
+            let d = decide(&snap);
+            tracing::debug!("background refresh: {d}");
+            let _ = act(&s2, &key, d, outcome, entry, now);
+            s2.refreshing.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+        },
+        &s.background,
+    );
 }
 
 #[allow(clippy::too_many_arguments)]

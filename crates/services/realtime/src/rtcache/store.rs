@@ -1,4 +1,4 @@
-//! The sidecar's cache: an in-memory ordered map for serving, written through
+//! The sidecar's cache: an in-memory map for serving (hashed, its keys also kept in order), written through
 //! to a redb file by one background writer (batched transactions), and loaded
 //! from it at start so a restart during an outage still serves.
 //!
@@ -19,7 +19,7 @@ use crate::rtcache::decide::EntryTimes;
 use bytes::Bytes;
 use redb::{Database, ReadableTable, TableDefinition};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::mpsc;
@@ -64,31 +64,43 @@ enum Write {
     Flush(mpsc::Sender<()>),
 }
 
-/// The entries in memory, with their fetch order for eviction.
+/// The entries in memory: a hash map for lookups (a cache hit compares one key, where
+/// an ordered map compared a dozen keys sharing their first hundred bytes), the same
+/// keys in order for the ranges of a prefix, and their fetch order for eviction.
 #[derive(Default)]
 struct Mem {
-    map: BTreeMap<String, Entry>,
-    age: BTreeSet<(u64, String)>,
+    map: HashMap<Arc<str>, Entry>,
+    keys: BTreeSet<Arc<str>>,
+    age: BTreeSet<(u64, Arc<str>)>,
 }
 
 impl Mem {
     fn remove(&mut self, k: &str) -> Option<Entry> {
-        let e = self.map.remove(k)?;
-        self.age.remove(&(e.times.fetched_ms, k.to_string()));
+        let (key, e) = self.map.remove_entry(k)?;
+        self.keys.remove(k);
+        self.age.remove(&(e.times.fetched_ms, key));
         Some(e)
     }
     /// Inserts; returns the keys dropped to stay within `cap`.
     fn insert(&mut self, k: String, e: Entry, cap: usize) -> Vec<String> {
         self.remove(&k);
-        self.age.insert((e.times.fetched_ms, k.clone()));
-        self.map.insert(k, e);
+        let key: Arc<str> = k.into();
+        self.age.insert((e.times.fetched_ms, key.clone()));
+        self.keys.insert(key.clone());
+        self.map.insert(key, e);
         let mut dropped = vec![];
         while self.map.len() > cap {
             let Some((_, old)) = self.age.pop_first() else { break };
             self.map.remove(&old);
-            dropped.push(old);
+            self.keys.remove(&old);
+            dropped.push(old.to_string());
         }
         dropped
+    }
+    /// The keys starting with `prefix`.
+    fn with_prefix(&self, prefix: &str) -> Vec<Arc<str>> {
+        use std::ops::Bound;
+        self.keys.range::<str, _>((Bound::Included(prefix), Bound::Unbounded)).take_while(|k| k.starts_with(prefix)).cloned().collect()
     }
 }
 
@@ -228,8 +240,7 @@ impl Store {
     pub fn remove_prefix(&self, prefix: &str) -> usize {
         let n = {
             let mut m = self.mem.write().unwrap_or_else(|e| e.into_inner());
-            let keys: Vec<String> =
-                m.map.range(prefix.to_string()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(k, _)| k.clone()).collect();
+            let keys = m.with_prefix(prefix);
             for k in &keys {
                 m.remove(k);
             }
@@ -243,13 +254,12 @@ impl Store {
     pub fn mark_prefix(&self, prefix: &str) -> usize {
         let marked: Vec<(String, Entry)> = {
             let mut m = self.mem.write().unwrap_or_else(|e| e.into_inner());
-            m.map
-                .range_mut(prefix.to_string()..)
-                .take_while(|(k, _)| k.starts_with(prefix))
-                .filter(|(_, e)| !e.times.revalidate)
-                .map(|(k, e)| {
+            let keys = m.with_prefix(prefix);
+            keys.into_iter()
+                .filter_map(|k| {
+                    let e = m.map.get_mut(&k).filter(|e| !e.times.revalidate)?;
                     e.times.revalidate = true;
-                    (k.clone(), e.clone())
+                    Some((k.to_string(), e.clone()))
                 })
                 .collect()
         };
@@ -264,7 +274,7 @@ impl Store {
     pub fn sweep(&self, now_ms: u64) -> usize {
         let expired: Vec<String> = {
             let m = self.mem.read().unwrap_or_else(|e| e.into_inner());
-            m.map.iter().filter(|(_, e)| e.times.expires_ms <= now_ms).map(|(k, _)| k.clone()).collect()
+            m.map.iter().filter(|(_, e)| e.times.expires_ms <= now_ms).map(|(k, _)| k.to_string()).collect()
         };
         for k in &expired {
             self.remove(k);

@@ -1,12 +1,15 @@
 //! A small process for benchmarks and manual tests: `rtnode upstream` serves the
 //! provisioning protocol from PostgreSQL without the mware daemon, `rtnode
-//! rtcache ...` runs the sidecar exactly as `mware rtcache` will.
+//! rtcache ...` runs the sidecar exactly as `mware rtcache` will, `rtnode fixed` is the
+//! benchmark's floor (see `fixed.rs`).
 //!
 //! ```text
 //! RT_ENTITIES='{"12:34:56:78:9a:bc": {"domains": ["t1.example.ru"], "user": "u", "password": "p"}}' \
 //!   rtnode upstream --listen 127.0.0.1:7000 --dsn "host=127.0.0.1 user=postgres dbname=prov"
 //! rtnode rtcache --listen 127.0.0.1:8088 --upstream http://127.0.0.1:7000 --cache-dir /tmp/rtc
 //! ```
+
+mod fixed;
 
 use clap::{Parser, Subcommand};
 use mware_config::Secret;
@@ -20,6 +23,8 @@ struct Cli {
     cmd: Cmd,
 }
 
+// Parsed once at start: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Cmd {
     /// Serve the provisioning protocol from PostgreSQL (default families).
@@ -36,6 +41,18 @@ enum Cmd {
     },
     /// Run the rtcache sidecar.
     Rtcache(RtcacheArgs),
+    /// Answer every request with a fixed body (the benchmark's floor).
+    Fixed {
+        /// Address to listen on.
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// Threads, each with its own runtime and SO_REUSEPORT listener.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Size of the answer's body.
+        #[arg(long, default_value_t = 139)]
+        body_bytes: usize,
+    },
 }
 
 /// Entities from the environment variable RT_ENTITIES, a JSON object as in the site
@@ -65,9 +82,15 @@ fn shutdown_on_signal() -> CancellationToken {
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Cmd::Fixed { listen, threads, body_bytes } = cli.cmd {
+        return fixed::run(listen, threads, body_bytes);
+    }
+    tokio::runtime::Runtime::new()?.block_on(serve(cli))
+}
+
+async fn serve(cli: Cli) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signal();
     match cli.cmd {
         Cmd::Upstream { listen, dsn, shared_family } => {
@@ -79,6 +102,7 @@ async fn main() -> anyhow::Result<()> {
             axum::serve(listener, provisioning_routes(handle).into_router()).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
         }
         Cmd::Rtcache(args) => mware_realtime::run_rtcache(args, shutdown).await?,
+        Cmd::Fixed { .. } => unreachable!("served before the runtime starts"),
     }
     Ok(())
 }
