@@ -166,7 +166,8 @@ fn head_only_from(from: [u8; 4], api: &str, path: &str) -> (String, String) {
             got.extend_from_slice(&buf[..n]);
             let text = String::from_utf8_lossy(&got).to_string();
             if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                let len = head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").and_then(|v| v.trim().parse().ok()));
+                let len =
+                    head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").and_then(|v| v.trim().parse().ok()));
                 if body.len() >= len.unwrap_or(0) {
                     return (head.to_string(), body.to_string());
                 }

@@ -9,12 +9,12 @@
 
 use crate::flows::{self, Caller, Refusal};
 use crate::handle::UsersService;
+use crate::limits::Kind;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use crate::limits::Kind;
 use mware_host::{Access, ApiError, Gate, Routes, Scope};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -86,7 +86,7 @@ pub fn routes(svc: UsersService) -> Routes {
 /// no forwarding, no log line, nothing allocated.
 fn gate(svc: &UsersService, endpoint: &'static str) -> Gate {
     let svc = svc.clone();
-    Arc::new(move |ip| {
+    Arc::new(move |ip: std::net::IpAddr| -> Option<Response> {
         let r = svc.running()?;
         let refused = r.limits.refused_already(Kind::Ip, crate::limits::ip_hash(ip))?;
         let resp = flows::too_many(&r, svc.metrics(), refused);
