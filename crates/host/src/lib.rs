@@ -31,6 +31,6 @@ pub use paging::{Page, PageError, PageQuery};
 pub use panel::{Action, Column, Nested, Panel};
 pub use plugin::Plugin;
 pub use render::render_json;
-pub use routes::{Access, ClientAddr, DomainArg, ResolvedArg, Resolver, Route, Routes, Scope, Unavailable};
+pub use routes::{Access, ClientAddr, DomainArg, Gate, ResolvedArg, Resolver, Route, Routes, Scope, Unavailable};
 pub use service::{InstanceEnv, LeaseSlot, Service, ServiceContext, StatusHandle};
 pub use state::{ServiceState, ServiceStatus};

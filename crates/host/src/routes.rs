@@ -95,6 +95,14 @@ pub struct DomainArg(pub String);
 /// res_config_curl's, needs its own).
 pub type Unavailable = fn(&Uri, &str) -> Response;
 
+/// A service's early check of a call by its client's address ([`ClientAddr`]), run by
+/// the binary's layer as soon as that address is settled: before the body is read, before
+/// the call is forwarded to the owning group, before anything is allocated for it.
+/// `Some(answer)` refuses the call with that answer (a client already over a limit: a
+/// static 429); `None` lets it go on to the handler, which checks everything again. A
+/// gate must be cheap and must refuse only what the handler would refuse too.
+pub type Gate = std::sync::Arc<dyn Fn(std::net::IpAddr) -> Option<Response> + Send + Sync>;
+
 /// One declared route.
 pub struct Route {
     /// The method (`None`: any method).
@@ -112,6 +120,8 @@ pub struct Route {
     /// Served by the instance asked even while its service does not run there (the
     /// handler reads shared state through what [`crate::Service::attach`] gave it).
     pub anywhere: bool,
+    /// The early check by client address (`None`: none).
+    pub gate: Option<Gate>,
 }
 
 /// A service's routes.
@@ -126,7 +136,7 @@ impl Routes {
 
     /// Adds a route for one method (`None`: any method).
     pub fn add(mut self, method: Option<Method>, path: &'static str, access: Access, scope: Scope, handler: MethodRouter) -> Self {
-        self.0.push(Route { method, path, access, scope, handler, unavailable: None, anywhere: false });
+        self.0.push(Route { method, path, access, scope, handler, unavailable: None, anywhere: false, gate: None });
         self
     }
 
@@ -144,6 +154,14 @@ impl Routes {
     pub fn unavailable(mut self, f: Unavailable) -> Self {
         for r in &mut self.0 {
             r.unavailable = Some(f);
+        }
+        self
+    }
+
+    /// Puts `gate` in front of the route added last (see [`Gate`]).
+    pub fn gate(mut self, gate: Gate) -> Self {
+        if let Some(r) = self.0.last_mut() {
+            r.gate = Some(gate);
         }
         self
     }

@@ -8,6 +8,10 @@
 //!
 //! `cargo test --release -p mware --test users_bench -- --ignored --nocapture`
 
+/// The daemon's allocator, so the floor is measured with it too.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod common;
 
 use common::*;
@@ -132,6 +136,40 @@ fn nginx_cpu(master: i32) -> f64 {
     cpu_s(master) + kids.split_whitespace().filter_map(|p| p.parse().ok()).map(cpu_s).sum::<f64>()
 }
 
+/// The floor: the flood of `body` to a bare router answering every request with a static
+/// 429 (what the daemon's gate answers), served in this process on a multi-thread runtime
+/// like the daemon's, by `axum::serve` (`mware_server` false) or `mware_http::serve`:
+/// (requests, CPU µs per request).
+fn floor(dir: &Path, body: &str, mware_server: bool) -> (u64, f64) {
+    use axum::http::{header, StatusCode};
+    const ANSWER: &str = r#"{"error":"too many requests for this ip: try again later","retryable":true}"#;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().fallback(|| async {
+        (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "60"), (header::CONTENT_TYPE, "application/json")], ANSWER)
+    });
+    let cancel = tokio_util::sync::CancellationToken::new();
+    if mware_server {
+        rt.spawn(mware_http::serve(listener, app, mware_http::Limits::default(), mware_http::Stats::default(), cancel.clone()));
+    } else {
+        let stop = cancel.clone();
+        rt.spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await });
+    }
+    let me = std::process::id() as i32;
+    let c0 = cpu_s(me);
+    let (n, refused, _, rps) = wrk(dir, &format!("http://{addr}/api/users/v1/recovery"), body, 16, 10);
+    let us = (cpu_s(me) - c0) * 1e6 / n.max(1) as f64;
+    assert!(refused + 16 >= n, "every answer of the bare router is a 429: {refused} of {n}");
+    eprintln!(
+        "REFUSED floor ({}): {n} requests, {rps:.0}/s, CPU {us:.1} us per request",
+        if mware_server { "bare router, mware_http::serve" } else { "bare router, axum::serve" }
+    );
+    cancel.cancel();
+    rt.shutdown_timeout(Duration::from_secs(5));
+    (n, us)
+}
+
 #[test]
 #[ignore]
 fn refused_flood_cost_and_login_and_recovery_rates() {
@@ -157,6 +195,15 @@ fn refused_flood_cost_and_login_and_recovery_rates() {
     eprintln!("REFUSED ratio mware/nginx CPU per request: {:.2}", mware_us / nginx_us);
     drop(ng);
     drop(d);
+    let (_, axum_us) = floor(dir.path(), &body, false);
+    let (_, server_us) = floor(dir.path(), &body, true);
+    eprintln!(
+        "REFUSED summary: mware {mware_us:.1} us, nginx {nginx_us:.1} us (ratio {:.2}), floor axum::serve {axum_us:.1} us, \
+         mware_http::serve {server_us:.1} us; mware above its own server's floor: {:.1} us",
+        mware_us / nginx_us,
+        mware_us - server_us
+    );
+    eprintln!("load after the refused floods: {}", std::fs::read_to_string("/proc/loadavg").unwrap_or_default());
 
     // 2. Logins/s (OWASP Argon2id) and accepted recovery requests/s, limits out of the way.
     let dir2 = tempfile::tempdir().unwrap();

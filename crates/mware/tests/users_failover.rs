@@ -7,8 +7,9 @@
 //!    mail's link works there.
 //! 2. Abuse limits: a flood through the passive instance (forwarded) is limited per real
 //!    client address (clients on their own loopback addresses), a client's own forwarding
-//!    headers are ignored; a login locked out and a client address over its limit stay
-//!    refused (429) on the next active instance after a kill -9.
+//!    headers are ignored; a client over its limit is refused before its body is read (a
+//!    body announced and never sent gets its 429 at once); a login locked out and a client
+//!    address over its limit stay refused (429) on the next active instance after a kill -9.
 
 mod common;
 
@@ -140,6 +141,44 @@ fn after_kill9_of_the_active_each_queued_mail_is_sent_once_by_the_next() {
     assert!(v["session"].as_str().is_some_and(|s| s.len() == 43));
 }
 
+/// Sends from the local address `from` a POST of `path` to `api` that announces a body of
+/// a megabyte and sends ten bytes of it; reads the answer for up to 3 s: (its head, its
+/// body), both empty when none came.
+fn head_only_from(from: [u8; 4], api: &str, path: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let addr: std::net::SocketAddr = api.trim_start_matches("http://").parse().unwrap();
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(std::net::SocketAddr::from((from, 0))).unwrap();
+        let mut tcp = sock.connect(addr).await.unwrap();
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{{\"domain\":"
+        );
+        tcp.write_all(req.as_bytes()).await.unwrap();
+        let mut got = vec![];
+        let mut buf = [0u8; 4096];
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, tcp.read(&mut buf)).await {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&got).to_string();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let len =
+                    head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").and_then(|v| v.trim().parse().ok()));
+                if body.len() >= len.unwrap_or(0) {
+                    return (head.to_string(), body.to_string());
+                }
+            }
+        }
+        let text = String::from_utf8_lossy(&got).to_string();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        (head.to_string(), body.to_string())
+    })
+}
+
 /// POSTs `body` to `url` from the local address `from`, with extra headers: the status.
 fn post_from(from: [u8; 4], url: &str, body: &Value, headers: &[(&str, &str)]) -> u16 {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -196,6 +235,27 @@ fn limits_see_the_real_client_behind_forwarding_and_survive_a_kill9() {
     assert_eq!(post_from([127, 0, 0, 20], &recovery(&d20.api), &body(101), &claimed), 429, "a claimed address through the passive");
     let forged = [("x-mware-client-addr", "127.0.0.99"), ("x-mware-forwarded-by", "u20")];
     assert_eq!(post_from([127, 0, 0, 20], &recovery(&d10.api), &body(102), &forged), 429, "forged headers straight to the active");
+    // A client over its limit is refused before its body is read: a request whose body
+    // never comes (a megabyte announced, ten bytes sent) and would not parse gets its 429
+    // at once, with Retry-After and the body of every 429.
+    // Right after a request of the client passed, the next one is refused, and so is every
+    // one for about 3 s (20 a minute): the request without its body comes then.
+    let mut last = 0;
+    for i in 0..200 {
+        let code = post_from([127, 0, 0, 20], &recovery(&d10.api), &body(400 + i), &[]);
+        if (last, code) == (202, 429) {
+            break;
+        }
+        last = code;
+        std::thread::sleep(Duration::from_millis(if code == 429 { 50 } else { 0 }));
+    }
+    assert_eq!(last, 202, "a request of the flooding client passed again after a while");
+    let (head, answer) = head_only_from([127, 0, 0, 20], &d10.api, "/api/users/v1/recovery");
+    assert!(head.starts_with("HTTP/1.1 429"), "{head}\n{answer}");
+    assert!(head.to_ascii_lowercase().contains("\r\nretry-after: "), "{head}");
+    assert_eq!(answer, r#"{"error":"too many requests for this ip: try again later","retryable":true}"#);
+    let (head, _) = head_only_from([127, 0, 0, 21], &d10.api, "/api/users/v1/recovery");
+    assert_eq!(head, "", "a client under its limit is served: its body is waited for");
 
     // A login locked out (3 an hour), and the flooding address: both kept in the database.
     let login = |api: &str| format!("{api}/api/users/v1/login");

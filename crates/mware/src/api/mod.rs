@@ -120,6 +120,7 @@ pub fn router(state: AppState) -> Router {
             scope: route.scope,
             unavailable: route.unavailable,
             anywhere: route.anywhere,
+            gate: route.gate,
         });
         let layer = axum::middleware::from_fn_with_state((state.clone(), policy), policy::enforce);
         // `route_layer` skips the 405 fallback of a one-method route; an any-method route

@@ -14,7 +14,8 @@
 //! Before all this the client's address is settled and put in the request as
 //! [`ClientAddr`]: the TCP peer's, or the one a forwarding member of the site passed on
 //! ([`forward::client_addr`]); the header is then dropped, so no handler can read a
-//! client's claim.
+//! client's claim. A route with a [`Gate`] has it asked right then, before its body is
+//! read or it is forwarded: a client already over a limit costs no more than that.
 
 use super::forward::{self, Target};
 use super::{auth, AppState};
@@ -22,7 +23,7 @@ use axum::extract::{RawPathParams, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use mware_host::{Access, ApiError, ClientAddr, DomainArg, ResolvedArg, Scope, Unavailable};
+use mware_host::{Access, ApiError, ClientAddr, DomainArg, Gate, ResolvedArg, Scope, Unavailable};
 use std::sync::Arc;
 
 /// What a route declared.
@@ -37,6 +38,8 @@ pub struct Policy {
     pub unavailable: Option<Unavailable>,
     /// Served here even while the service does not run here.
     pub anywhere: bool,
+    /// The service's early check by client address.
+    pub gate: Option<Gate>,
 }
 
 /// The layer.
@@ -53,6 +56,9 @@ pub async fn enforce(
     let client = forward::client_addr(&st.0.site.borrow(), req.headers(), peer);
     req.headers_mut().remove(forward::CLIENT_ADDR);
     if let Some(a) = client {
+        if let Some(refused) = p.gate.as_ref().and_then(|g| g(a)) {
+            return refused;
+        }
         req.extensions_mut().insert(ClientAddr(a));
     }
     let group = match p.scope {

@@ -4,17 +4,20 @@
 //! against that group's `users.domains`; a call carrying only a token or a session is
 //! served by the asked instance's group. Public routes are the user's own (login,
 //! recovery, accepting an invitation, registering); the operator's token manages
-//! invitations and approvals. Every answer is counted per endpoint and status.
+//! invitations and approvals. Every answer is counted per endpoint and status. A client
+//! over its per-IP limit is refused by the route's gate, before anything else is done.
 
 use crate::flows::{self, Caller, Refusal};
 use crate::handle::UsersService;
+use crate::limits::Kind;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use mware_host::{Access, ApiError, Routes, Scope};
+use mware_host::{Access, ApiError, Gate, Routes, Scope};
 use std::collections::HashMap;
+use std::sync::Arc;
 use utoipa::OpenApi;
 
 /// The paths of the routes, written once (routes and `mware users` use them).
@@ -45,24 +48,51 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
-/// The service's routes.
+/// The service's routes. Every public route whose first check is the per-client limit
+/// has a gate: a client over that limit is refused before its body is read or its call
+/// forwarded ([`gate`]).
 pub fn routes(svc: UsersService) -> Routes {
     let s = || svc.clone();
+    let g = |endpoint| gate(&svc, endpoint);
     Routes::new()
         .post(paths::LOGIN, Access::Public, Scope::DomainField("domain"), post(login).with_state(s()))
+        .gate(g("login"))
         .get(paths::SESSION, Access::Public, Scope::Group, get(session).with_state(s()))
+        .gate(g("session"))
         .post(paths::LOGOUT, Access::Public, Scope::Group, post(logout).with_state(s()))
+        .gate(g("logout"))
         .post(paths::RECOVERY, Access::Public, Scope::DomainField("domain"), post(recovery).with_state(s()))
+        .gate(g("recovery"))
         .post(paths::RECOVERY_CONFIRM, Access::Public, Scope::Group, post(recovery_confirm).with_state(s()))
+        .gate(g("recovery_confirm"))
         .post(paths::INVITATIONS, Access::Operator, Scope::DomainField("domain"), post(invite).with_state(s()))
         .get(paths::INVITATIONS, Access::Operator, Scope::DomainField("domain"), get(invitations).with_state(s()))
         .post(paths::INVITATION_ACCEPT, Access::Public, Scope::Group, post(accept).with_state(s()))
+        .gate(g("invitation_accept"))
         .post(paths::INVITATION_RESEND, Access::Operator, Scope::DomainField("domain"), post(resend).with_state(s()))
         .post(paths::INVITATION_REVOKE, Access::Operator, Scope::DomainField("domain"), post(revoke).with_state(s()))
         .post(paths::REGISTRATIONS, Access::Public, Scope::DomainField("domain"), post(register).with_state(s()))
+        .gate(g("registration"))
         .get(paths::REGISTRATIONS, Access::Operator, Scope::DomainField("domain"), get(awaiting).with_state(s()))
         .post(paths::REGISTRATION_CONFIRM, Access::Public, Scope::Group, post(register_confirm).with_state(s()))
+        .gate(g("registration_confirm"))
         .post(paths::REGISTRATION_APPROVE, Access::Operator, Scope::DomainField("domain"), post(approve).with_state(s()))
+}
+
+/// The gate of a public route: while the service runs here and the client's address is
+/// refused already by the per-IP limit ([`crate::limits::Limiter::refused_already`]),
+/// the static 429 with `Retry-After`, counted as the handler would count it (refused,
+/// answered); else the call goes on to the handler. No body read, no domain looked up,
+/// no forwarding, no log line, nothing allocated.
+fn gate(svc: &UsersService, endpoint: &'static str) -> Gate {
+    let svc = svc.clone();
+    Arc::new(move |ip: std::net::IpAddr| -> Option<Response> {
+        let r = svc.running()?;
+        let refused = r.limits.refused_already(Kind::Ip, crate::limits::ip_hash(ip))?;
+        let resp = flows::too_many(&r, svc.metrics(), refused);
+        svc.metrics().answered(endpoint, resp.status().as_u16());
+        Some(resp)
+    })
 }
 
 type Peer = flows::ClientIp;

@@ -7,6 +7,12 @@
 //! passes `max_keys`. A refusal touches no database and hashes no password: it costs a
 //! hash and a map lookup.
 //!
+//! A refused key is remembered with the time until which its bucket refuses (GCRA: a
+//! refused request takes no cell, so every request before that time is refused too).
+//! [`Limiter::refused_already`] answers from that alone, without the bucket: the route's
+//! gate asks it with the client's address before the request's body is read, so a flood
+//! from a client over its limit costs a hash and a lookup per request, nothing more.
+//!
 //! A failover must not reset a tripped limit: the first refusal of a key, and one every
 //! [`TRIP_EVERY`] while it goes on being refused, gives a [`Trip`] (when its bucket will be full again), which the service writes to the
 //! group's database off the request's path (`trips`); the next active instance
@@ -17,6 +23,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -75,6 +82,25 @@ pub fn key_hash(key: &str) -> u64 {
     u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
 }
 
+/// [`key_hash`] of a client address as text (`ip.to_string()`), written on the stack.
+pub fn ip_hash(ip: IpAddr) -> u64 {
+    /// The longest address text is 45 bytes (`ffff:…:255.255.255.255`).
+    struct Buf([u8; 48], usize);
+    impl std::fmt::Write for Buf {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            let end = self.1 + s.len();
+            self.0.get_mut(self.1..end).ok_or(std::fmt::Error)?.copy_from_slice(s.as_bytes());
+            self.1 = end;
+            Ok(())
+        }
+    }
+    let mut b = Buf([0; 48], 0);
+    match std::fmt::Write::write_fmt(&mut b, format_args!("{ip}")) {
+        Ok(()) => u64::from_be_bytes(Sha256::digest(&b.0[..b.1])[..8].try_into().unwrap_or_default()),
+        Err(_) => key_hash(&ip.to_string()),
+    }
+}
+
 impl Kind {
     /// The kind of a stored label.
     pub fn from_label(s: &str) -> Option<Kind> {
@@ -82,8 +108,17 @@ impl Kind {
     }
 }
 
-/// A key refused lately: (start of its minute, refusals in it, last trip given).
-type Strike = (Instant, u32, Instant);
+/// A key refused lately.
+struct Strike {
+    /// The start of its minute (for `alarm_after`).
+    since: Instant,
+    /// Refusals within that minute.
+    count: u32,
+    /// When its last trip was given.
+    tripped: Instant,
+    /// Until when its bucket refuses (as its last refusal by the bucket said).
+    until: Instant,
+}
 
 /// The limiters of one running service.
 pub struct Limiter {
@@ -152,13 +187,24 @@ impl Limiter {
             Ok(()) => Ok(()),
             Err(not_until) => {
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
-                let retry_after_s = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-                let (first, alarm) = self.strike(kind, h);
-                let (burst, per) = self.quotas[index(kind)];
-                let trip = first.then(|| Trip { kind, key: h, full_in: wait + per * (burst - 1) });
-                Err(Refused { kind, retry_after_s: retry_after_s.max(1), alarm, trip })
+                Err(self.strike(kind, h, Some(wait)).unwrap_or_else(|| self.refused(kind, h, wait, false, false)))
             }
         }
+    }
+
+    /// A request of the key hashed `h` ([`key_hash`], [`ip_hash`]) refused without asking
+    /// its bucket, because an earlier refusal said the bucket refuses until later than
+    /// now; counted as a refusal (alarm, trips) like one of [`Limiter::check`]. `None`:
+    /// nothing known, ask [`Limiter::check`] (which takes a cell when it lets it pass).
+    pub fn refused_already(&self, kind: Kind, h: u64) -> Option<Refused> {
+        self.strike(kind, h, None)
+    }
+
+    fn refused(&self, kind: Kind, h: u64, wait: Duration, trip: bool, alarm: bool) -> Refused {
+        let retry_after_s = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let (burst, per) = self.quotas[index(kind)];
+        let trip = trip.then(|| Trip { kind, key: h, full_in: wait + per * (burst - 1) });
+        Refused { kind, retry_after_s: retry_after_s.max(1), alarm, trip }
     }
 
     /// Puts back a trip kept by the previous active instance: the key's bucket is emptied
@@ -172,29 +218,40 @@ impl Limiter {
         }
     }
 
-    /// Records a refusal of `(kind, h)`: (a trip is due: the first refusal of the key, or
-    /// [`TRIP_EVERY`] since its last trip, so a flood that goes on moves the kept time
-    /// on; the `alarm_after`-th refusal within the minute).
-    fn strike(&self, kind: Kind, h: u64) -> (bool, bool) {
+    /// Records a refusal of `(kind, h)`, and gives it: by the bucket, which refuses for
+    /// `wait` from now (`Some`), or by what the last such refusal said (`None`: only while
+    /// that lasts, else `None`). A trip is due at the first refusal of the key, and
+    /// [`TRIP_EVERY`] since its last one, so a flood that goes on moves the kept time on;
+    /// the alarm at the `alarm_after`-th refusal within the minute.
+    fn strike(&self, kind: Kind, h: u64, wait: Option<Duration>) -> Option<Refused> {
         let now = Instant::now();
         let mut s = self.strikes.lock().unwrap_or_else(|e| e.into_inner());
         if s.len() > self.max_keys {
-            s.retain(|_, (since, _, tripped)| now.duration_since((*since).max(*tripped)) < Duration::from_secs(60));
+            s.retain(|_, k| now.duration_since(k.since.max(k.tripped)) < Duration::from_secs(60));
         }
         let mut due = false;
-        let e = s.entry((kind, h)).or_insert_with(|| {
-            due = true;
-            (now, 0, now)
-        });
-        if now.duration_since(e.0) >= Duration::from_secs(60) {
-            (e.0, e.1) = (now, 0);
+        let e = match wait {
+            Some(wait) => {
+                let e = s.entry((kind, h)).or_insert_with(|| {
+                    due = true;
+                    Strike { since: now, count: 0, tripped: now, until: now }
+                });
+                e.until = now + wait;
+                e
+            }
+            None => s.get_mut(&(kind, h)).filter(|e| e.until > now)?,
+        };
+        if now.duration_since(e.since) >= Duration::from_secs(60) {
+            (e.since, e.count) = (now, 0);
         }
-        if now.duration_since(e.2) >= TRIP_EVERY {
-            e.2 = now;
+        if now.duration_since(e.tripped) >= TRIP_EVERY {
+            e.tripped = now;
             due = true;
         }
-        e.1 += 1;
-        (due, e.1 == self.alarm_after)
+        e.count += 1;
+        let (alarm, wait) = (e.count == self.alarm_after, e.until.duration_since(now));
+        drop(s);
+        Some(self.refused(kind, h, wait, due, alarm))
     }
 }
 
@@ -260,6 +317,45 @@ mod tests {
         later.restore(Kind::Login, key_hash("ann"), Duration::from_secs(1700));
         later.check(Kind::Login, "ann").expect("one attempt has come back");
         assert!(later.check(Kind::Login, "ann").is_err());
+    }
+
+    #[test]
+    fn a_refused_key_is_refused_already_until_its_bucket_would_pass_and_counts_as_refused() {
+        let l = Limiter::new(&Limits { per_ip_per_min: 1, alarm_after: 3, ..limits() });
+        let ip: IpAddr = "10.0.0.7".parse().unwrap();
+        assert_eq!(l.refused_already(Kind::Ip, ip_hash(ip)), None, "nothing known: ask the bucket");
+        l.check(Kind::Ip, "10.0.0.7").unwrap();
+        assert_eq!(l.refused_already(Kind::Ip, ip_hash(ip)), None, "a key that passed is not refused early");
+        let first = l.check(Kind::Ip, "10.0.0.7").unwrap_err();
+        assert!(first.trip.is_some() && !first.alarm);
+        let r = l.refused_already(Kind::Ip, ip_hash(ip)).expect("refused until its bucket has a cell");
+        assert_eq!((r.kind, r.trip, r.alarm), (Kind::Ip, None, false));
+        assert!((50..=60).contains(&r.retry_after_s), "{r:?}");
+        assert!(l.refused_already(Kind::Ip, ip_hash(ip)).unwrap().alarm, "the third refusal, early or not, reaches alarm_after");
+        assert_eq!(l.refused_already(Kind::Login, ip_hash(ip)), None, "per kind");
+        assert_eq!(l.refused_already(Kind::Ip, ip_hash("10.0.0.8".parse().unwrap())), None, "per key");
+    }
+
+    #[test]
+    fn an_early_refusal_ends_when_the_bucket_would_pass() {
+        let l = Limiter::new(&Limits { per_ip_per_min: 600, ..limits() }); // one cell per 100 ms
+        for _ in 0..600 {
+            l.check(Kind::Ip, "10.0.0.9").unwrap();
+        }
+        l.check(Kind::Ip, "10.0.0.9").unwrap_err();
+        let h = ip_hash("10.0.0.9".parse().unwrap());
+        assert!(l.refused_already(Kind::Ip, h).is_some());
+        std::thread::sleep(Duration::from_millis(150));
+        assert_eq!(l.refused_already(Kind::Ip, h), None, "past the time the bucket said");
+        l.check(Kind::Ip, "10.0.0.9").expect("and the bucket lets one pass");
+    }
+
+    #[test]
+    fn the_hash_of_an_address_is_the_hash_of_its_text() {
+        for a in ["127.0.0.1", "::1", "::ffff:10.1.2.3", "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255", "2001:db8::42"] {
+            let ip: IpAddr = a.parse().unwrap();
+            assert_eq!(ip_hash(ip), key_hash(&ip.to_string()), "{a}");
+        }
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub struct MailLabels {
 }
 
 /// The service's metrics, cheap to clone.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Metrics {
     /// Requests answered, per endpoint and status.
     pub requests: Family<ReqLabels, Counter>,
@@ -45,12 +45,26 @@ pub struct Metrics {
     pub outbox_pending: Gauge,
     /// Failed logins.
     pub login_failures: Counter,
+    /// `refused` of each limit (`ip`, `login`, `address`), taken from the family once:
+    /// a refusal counts without a lookup.
+    refused_by: [Counter; 3],
 }
 
 impl Metrics {
     /// Creates the metrics and registers them under `mware_users_*`.
     pub fn new(registry: &mut Registry) -> Self {
-        let m = Metrics::default();
+        let refused = Family::<LimitLabels, Counter>::default();
+        let by = |limit| refused.get_or_create(&LimitLabels { limit }).clone();
+        let refused_by = [by("ip"), by("login"), by("address")];
+        let m = Metrics {
+            requests: Family::default(),
+            refused,
+            refused_by,
+            limit_alarms: Counter::default(),
+            mails: Family::default(),
+            outbox_pending: Gauge::default(),
+            login_failures: Counter::default(),
+        };
         let r = registry.sub_registry_with_prefix("mware_users");
         r.register("requests", "Requests answered by the users services, per endpoint and status", m.requests.clone());
         r.register("refused", "Requests refused by an abuse limit (429), per limit", m.refused.clone());
@@ -59,6 +73,11 @@ impl Metrics {
         r.register("outbox_pending", "Mails waiting in the outbox", m.outbox_pending.clone());
         r.register("login_failures", "Logins refused (unknown login or wrong password)", m.login_failures.clone());
         m
+    }
+
+    /// Counts one request refused by the `kind` limit.
+    pub fn refused(&self, kind: crate::limits::Kind) {
+        self.refused_by[kind as usize].inc();
     }
 
     /// Counts one mail attempt.

@@ -11,9 +11,9 @@ pub mod register;
 
 use crate::handle::Running;
 use crate::limits::{Kind, Refused};
-use crate::metrics::{LimitLabels, Metrics};
+use crate::metrics::Metrics;
 use crate::section::DomainUsers;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use mware_host::{ApiError, EventKind, Problem};
 use serde_json::{Map, Value};
@@ -113,8 +113,10 @@ pub fn limit(r: &Running, m: &Metrics, kind: Kind, key: &str) -> Result<(), Refu
     r.limits.check(kind, key).map_err(|refused| Box::new(too_many(r, m, refused)))
 }
 
-fn too_many(r: &Running, m: &Metrics, x: Refused) -> Response {
-    m.refused.get_or_create(&LimitLabels { limit: x.kind.label() }).inc();
+/// The answer to a request refused by a limit (counted; the trip queued; the alarm
+/// raised when due), with a static body: a refusal allocates nothing for its answer.
+pub fn too_many(r: &Running, m: &Metrics, x: Refused) -> Response {
+    m.refused(x.kind);
     if let Some(t) = x.trip {
         if r.trips.try_send(t).is_err() {
             // Logged at the 1st, 2nd, 4th, 8th… drop: a flood from many addresses must not
@@ -143,9 +145,21 @@ fn too_many(r: &Running, m: &Metrics, x: Refused) -> Response {
             ),
         });
     }
-    ApiError::new(StatusCode::TOO_MANY_REQUESTS, format!("too many requests for this {}: try again later", x.kind.label()))
-        .retry_after(Duration::from_secs(x.retry_after_s))
-        .into_response()
+    let mut resp = Response::new(axum::body::Body::from(too_many_body(x.kind)));
+    *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(header::RETRY_AFTER, HeaderValue::from(x.retry_after_s));
+    resp
+}
+
+/// The body of a 429: what [`ApiError`] would write for it, written once.
+fn too_many_body(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Ip => r#"{"error":"too many requests for this ip: try again later","retryable":true}"#,
+        Kind::Login => r#"{"error":"too many requests for this login: try again later","retryable":true}"#,
+        Kind::Address => r#"{"error":"too many requests for this address: try again later","retryable":true}"#,
+    }
 }
 
 /// 500 for a failure of the store, with the reason in the log only.
@@ -186,4 +200,21 @@ pub struct Caller {
     pub ip: String,
     /// From `Accept-Language`.
     pub lang: crate::templates::Lang,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The static 429 bodies are what `ApiError` writes for them.
+    #[tokio::test]
+    async fn the_static_429_body_is_the_api_error_of_each_limit() {
+        for kind in [Kind::Ip, Kind::Login, Kind::Address] {
+            let e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, format!("too many requests for this {}: try again later", kind.label()))
+                .retry_after(Duration::from_secs(1))
+                .into_response();
+            let want = axum::body::to_bytes(e.into_body(), 1 << 10).await.unwrap();
+            assert_eq!(too_many_body(kind).as_bytes(), &want[..], "{kind:?}");
+        }
+    }
 }
