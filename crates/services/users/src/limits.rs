@@ -78,7 +78,12 @@ pub struct Trip {
 
 /// The hash a limit keeps for `key` (the same on every instance of the group).
 pub fn key_hash(key: &str) -> u64 {
-    let d = Sha256::digest(key.as_bytes());
+    bytes_hash(key.as_bytes())
+}
+
+/// The first 8 bytes of the SHA-256 of `b`, big-endian: [`key_hash`] of any text.
+fn bytes_hash(b: &[u8]) -> u64 {
+    let d = Sha256::digest(b);
     u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
 }
 
@@ -96,7 +101,7 @@ pub fn ip_hash(ip: IpAddr) -> u64 {
     }
     let mut b = Buf([0; 48], 0);
     match std::fmt::Write::write_fmt(&mut b, format_args!("{ip}")) {
-        Ok(()) => u64::from_be_bytes(Sha256::digest(&b.0[..b.1])[..8].try_into().unwrap_or_default()),
+        Ok(()) => bytes_hash(&b.0[..b.1]),
         Err(_) => key_hash(&ip.to_string()),
     }
 }
