@@ -4,8 +4,11 @@
 //! the active instance the next one lists the conference, the phones still hear each
 //! other (the audio never passed through mware, and the mixer session is kept alive by
 //! the next instance), and it mutes, removes and ends through the same API; the
-//! conference was recorded, and its WAV holds the tone. Bad input is refused with the
-//! field named; a full room answers 429.
+//! conference was recorded, and its WAV holds the tone. Who is talking is shown (alice
+//! plays a tone, bob and carol are silent) before and after the kill, and a mute makes
+//! alice silent; after the kill the mixer forwards to the next instance only (one
+//! forwarder per AudioBridge group). Bad input
+//! is refused with the field named; a full room answers 429.
 
 mod common;
 
@@ -31,6 +34,41 @@ fn wait_joined(d: &common::Daemon, id: &str, n: usize) -> Value {
         assert!(Instant::now() < deadline, "{n} participants not joined: {v}");
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Waits until the participants' `talking` are `want` (alice, bob, carol).
+fn wait_talking(d: &common::Daemon, id: &str, pids: &[String], want: [bool; 3]) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, v) = api(d, reqwest::Method::GET, &format!("/conferences/{id}"), None);
+        let of = |pid: &str| v["participants"].as_array().and_then(|a| a.iter().find(|m| m["pid"] == pid)).map(|m| m["talking"].clone());
+        if pids.iter().zip(want).all(|(p, w)| of(p) == Some(json!(w))) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "talking is not {want:?}: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Every RTP forwarder of the Janus at `url`, over all its rooms: (host, port).
+fn janus_forwarders(url: &str) -> Vec<(String, u64)> {
+    let post = |u: &str, body: Value| request(reqwest::Method::POST, u, None, Some(&body)).1;
+    let session = post(url, json!({"janus": "create", "transaction": "s"}))["data"]["id"].as_u64().unwrap();
+    let s_url = format!("{url}/{session}");
+    let handle =
+        post(&s_url, json!({"janus": "attach", "plugin": "janus.plugin.audiobridge", "transaction": "a"}))["data"]["id"].as_u64().unwrap();
+    let h_url = format!("{s_url}/{handle}");
+    let ask = |body: Value| post(&h_url, json!({"janus": "message", "transaction": "m", "body": body}))["plugindata"]["data"].clone();
+    let rooms = ask(json!({"request": "list"}));
+    let mut out = vec![];
+    for r in rooms["list"].as_array().cloned().unwrap_or_default() {
+        let f = ask(json!({"request": "listforwarders", "room": r["room"]}));
+        for x in f["rtp_forwarders"].as_array().cloned().unwrap_or_default() {
+            out.push((x["ip"].as_str().unwrap_or_default().to_string(), x["port"].as_u64().unwrap_or(0)));
+        }
+    }
+    post(&s_url, json!({"janus": "destroy", "transaction": "d"}));
+    out
 }
 
 fn near(hz: Option<f64>, want: f64) -> bool {
@@ -78,6 +116,10 @@ fn a_conference_goes_on_through_kill9_of_the_active_instance() {
     assert_eq!(code, 429, "max_participants: {v}");
     std::thread::sleep(Duration::from_secs(3));
     assert!(near(phones[1].heard_hz_last(), 440.0), "bob hears alice: {:?}", phones[1].heard_hz_last());
+    let v = wait_talking(&s.ds[0], &id, &pids, [true, false, false]);
+    assert!(v["participants"][0]["talking_since_ms"].as_u64().is_some(), "{v}");
+    let before = janus_forwarders(&janus.url());
+    assert_eq!(before.len(), 5, "one forwarder per AudioBridge group: {before:?}");
 
     s.ds[0].child.kill9();
     s.ds[1].wait_status(Duration::from_secs(20), running);
@@ -87,11 +129,16 @@ fn a_conference_goes_on_through_kill9_of_the_active_instance() {
     assert_eq!(v["recording"]["file"], json!(file), "the next instance shows the recording: {v}");
     std::thread::sleep(Duration::from_secs(2));
     assert!(near(phones[2].heard_hz_last(), 440.0), "carol still hears alice after the kill: {:?}", phones[2].heard_hz_last());
+    wait_talking(&s.ds[1], &id, &pids, [true, false, false]);
+    let after = janus_forwarders(&janus.url());
+    assert_eq!(after.len(), 5, "the dead instance's forwarders were stopped: {after:?}");
+    assert!(after.iter().all(|f| !before.contains(f)), "every forwarder points at the next instance: {before:?} then {after:?}");
 
     let (code, v) = api(&s.ds[1], reqwest::Method::POST, &format!("/conferences/{id}/participants/{}/mute", pids[0]), None);
     assert_eq!((code, v["muted"].clone()), (200, json!(true)), "{v}");
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(phones[1].heard_hz_last(), None, "muted by the next instance, alice is heard by nobody");
+    wait_talking(&s.ds[1], &id, &pids, [false, false, false]);
     let (code, v) = api(&s.ds[1], reqwest::Method::DELETE, &format!("/conferences/{id}/participants/{}", pids[2]), None);
     assert_eq!((code, v["state"].clone()), (200, json!("left")), "{v}");
     phones[2].wait_log(&format!("Call with sip:mware@{DOMAIN} terminated"), Duration::from_secs(5)).unwrap();

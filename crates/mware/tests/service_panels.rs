@@ -205,7 +205,8 @@ async fn a_conference_shows_its_participants_and_is_muted_and_ended_from_the_con
     assert_eq!(code, 202, "{v}");
     let pid = v["pid"].as_str().unwrap().to_string();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while api(Method::GET, &format!("/conferences/{id}"), None).1["joined"] != 1 {
+    // Joined, and her voice measured (silent: her phone plays no tone).
+    while api(Method::GET, &format!("/conferences/{id}"), None).1["participants"][0]["talking"] != false {
         assert!(Instant::now() < deadline, "alice did not join: {}", api(Method::GET, &format!("/conferences/{id}"), None).1);
         std::thread::sleep(Duration::from_millis(200));
     }

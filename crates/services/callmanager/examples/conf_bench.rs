@@ -1,9 +1,12 @@
 //! Benchmark of conferences: mware's CPU per participant against the mixer's (Janus
 //! AudioBridge), same run. N baresip phones are dialled into one room through a real
-//! Kamailio; then the room runs for a while. mware's share is the SIP side (the INVITE,
-//! the join, the ACK) and a keepalive every 20 s; Janus decodes, mixes and encodes every
-//! participant's audio 50 times a second. Target (issue 27): mware's CPU per participant
-//! ≤ 1/10 of Janus's.
+//! Kamailio (through `Rooms`, as the API does); then the room runs for a while. mware's
+//! share is the SIP side (the INVITE, the join, the ACK, the records in the embedded
+//! coordinator), a keepalive every 20 s, and who is talking: Janus forwards each
+//! participant's audio to mware, 50 PCMU packets a second each, whose level mware reads.
+//! Janus decodes, mixes and encodes every participant's audio 50 times a second (and
+//! each participant's group once more for its forwarder). Target (issue 27): mware's CPU
+//! per participant ≤ 1/10 of Janus's.
 //!
 //! `cargo run --release -p mware-callmanager --example conf_bench -- [participants] [seconds]`
 //! (defaults 8, 20).
@@ -11,8 +14,7 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use mware_callmanager::conference;
-use mware_callmanager::mixer::Mixer;
+use mware_callmanager::rooms::Rooms;
 use mware_testkit::baresip::Baresip;
 use mware_testkit::janus::Janus;
 use mware_testkit::sip::Kamailio;
@@ -45,12 +47,21 @@ async fn main() {
     let active = common::active_engine(dir.path(), kam.sip_port, Box::new(|_, _| {})).await;
     let eng = active.eng.clone();
     let (me, jp) = ("self".to_string(), janus.pid().to_string());
-    let mixer = Mixer::connect(&janus.url()).await.unwrap();
-    mixer.create_room(99, "bench").await.unwrap();
+    let rooms = Rooms::start(eng.clone(), &janus.url(), 1).await.unwrap();
+    let room = rooms.create(DOMAIN.into(), "bench".into(), n.max(2) as u32, None).await.unwrap();
     let (m0, j0, t0) = (cpu_s(&me), cpu_s(&jp), Instant::now());
-    let mut parts = vec![];
     for p in &phones {
-        parts.push(conference::dial(&eng.ua, &mixer, 99, DOMAIN, &format!("sip:{}@{DOMAIN}", p.user)).await.unwrap());
+        rooms.add(&room.id, format!("sip:{}@{DOMAIN}", p.user)).await.unwrap();
+    }
+    // Joined, and each one's talking known (its forwarder heard).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v = rooms.view(&rooms.get(&room.id).unwrap());
+        if v.participants.iter().filter(|m| m.talking.is_some()).count() == n {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not all joined and heard: {:?}", v.participants);
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let join_s = t0.elapsed().as_secs_f64();
     let (m1, j1) = (cpu_s(&me), cpu_s(&jp));
@@ -75,9 +86,9 @@ async fn main() {
         per(m2 - m0),
         per(j2 - j0)
     );
-    for mut p in parts {
-        let _ = eng.ua.bye(&mut p.dialog, "bench over").await;
-    }
-    let _ = mixer.destroy(99).await;
+    let v = rooms.view(&rooms.get(&room.id).unwrap());
+    let talking: Vec<&str> = v.participants.iter().filter(|m| m.talking == Some(true)).map(|m| m.party.as_str()).collect();
+    println!("talking at the end: {talking:?} (p0 plays a tone)");
+    let _ = rooms.destroy(&room.id).await;
     drop(active);
 }

@@ -176,7 +176,7 @@ async fn create(
     };
     let dir = a.cfg.recordings_dir.as_deref().filter(|_| record);
     let room = rooms.create(domain, name, max, dir).await?;
-    Ok((StatusCode::CREATED, Json(room.view())))
+    Ok((StatusCode::CREATED, Json(rooms.view(&room))))
 }
 
 /// The group's conferences (of `domain` if given).
@@ -189,14 +189,15 @@ async fn list(State(inner): State<Arc<Inner>>, Query(q): Query<DomainQuery>) -> 
         .domain
         .map(|d| mware_config::canonical(&d).map_err(|e| CallError::Invalid { field: "domain".into(), msg: e.to_string() }))
         .transpose()?;
-    Ok(Json(ConferenceList { conferences: rooms.list(domain.as_deref()).iter().map(|r| r.view()).collect() }))
+    Ok(Json(ConferenceList { conferences: rooms.list(domain.as_deref()).iter().map(|r| rooms.view(r)).collect() }))
 }
 
 /// One conference: who is in, muted, since when.
 #[utoipa::path(get, path = "/api/callmanager/v1/conferences/{id}", tag = "conferences", params(("id" = String, Path, description = "Conference id")),
     responses((status = 200, description = "The conference", body = RoomView), (status = 404, description = "No such conference")))]
 async fn get_one(State(inner): State<Arc<Inner>>, Extension(ResolvedArg(id)): Extension<ResolvedArg>) -> Result<Json<RoomView>> {
-    Ok(Json(inner.active()?.rooms()?.get(&id)?.view()))
+    let rooms = inner.active()?.rooms()?;
+    Ok(Json(rooms.view(&rooms.get(&id)?)))
 }
 
 /// Hangs everyone up and destroys the room.
@@ -231,7 +232,7 @@ async fn add(
         None => return Err(CallError::Invalid { field: "to".into(), msg: "required".into() }),
     };
     let member = rooms.add(&id, to).await?;
-    Ok((StatusCode::ACCEPTED, Json(member.view())))
+    Ok((StatusCode::ACCEPTED, Json(rooms.member_view(&id, &member))))
 }
 
 /// Ends a participant's call and takes it out of the room.
@@ -243,7 +244,8 @@ async fn remove(
     Extension(ResolvedArg(id)): Extension<ResolvedArg>,
     Path(ids): Path<(String, String)>,
 ) -> Result<Json<MemberView>> {
-    Ok(Json(inner.active()?.rooms()?.remove(&id, &ids.1, "removed through the API").await?.view()))
+    let rooms = inner.active()?.rooms()?;
+    Ok(Json(rooms.member_view(&id, &rooms.remove(&id, &ids.1, "removed through the API").await?)))
 }
 
 /// Mutes a participant (the others no longer hear it).
@@ -255,7 +257,8 @@ async fn mute(
     Extension(ResolvedArg(id)): Extension<ResolvedArg>,
     Path(ids): Path<(String, String)>,
 ) -> Result<Json<MemberView>> {
-    Ok(Json(inner.active()?.rooms()?.mute(&id, &ids.1, true).await?.view()))
+    let rooms = inner.active()?.rooms()?;
+    Ok(Json(rooms.member_view(&id, &rooms.mute(&id, &ids.1, true).await?)))
 }
 
 /// Unmutes a participant.
@@ -267,5 +270,6 @@ async fn unmute(
     Extension(ResolvedArg(id)): Extension<ResolvedArg>,
     Path(ids): Path<(String, String)>,
 ) -> Result<Json<MemberView>> {
-    Ok(Json(inner.active()?.rooms()?.mute(&id, &ids.1, false).await?.view()))
+    let rooms = inner.active()?.rooms()?;
+    Ok(Json(rooms.member_view(&id, &rooms.mute(&id, &ids.1, false).await?)))
 }

@@ -48,8 +48,9 @@ pub fn answer_for(joined: &Joined) -> String {
     )
 }
 
-/// Calls `to` in `domain` and joins it to `room` when it answers.
-pub async fn dial(ua: &Ua, mixer: &Mixer, room: u64, domain: &str, to: &str) -> Result<Participant, CallError> {
+/// Calls `to` in `domain` and joins it to `room` (in `group`, when the room has groups)
+/// when it answers.
+pub async fn dial(ua: &Ua, mixer: &Mixer, room: u64, domain: &str, to: &str, group: Option<&str>) -> Result<Participant, CallError> {
     let dial = Dial { to: to.to_string(), domain: domain.to_string(), display: None, sdp: None, session_s: 0 };
     let mut leg = Leg::invite(ua, dial)?;
     let (dialog, offer) = loop {
@@ -60,7 +61,7 @@ pub async fn dial(ua: &Ua, mixer: &Mixer, room: u64, domain: &str, to: &str) -> 
         }
     };
     let joined = match pcmu_target(&offer) {
-        Ok((ip, port)) => mixer.join(room, to, &ip, port).await,
+        Ok((ip, port)) => mixer.join(room, to, &ip, port, group).await,
         Err(e) => Err(CallError::Conflict(format!("{to}: {e}"))),
     };
     match joined {

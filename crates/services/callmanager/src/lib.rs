@@ -29,6 +29,8 @@ pub mod rooms;
 mod service;
 mod setup;
 pub mod store;
+pub mod talk;
+pub mod talkers;
 pub mod ua;
 pub mod validate;
 mod view;

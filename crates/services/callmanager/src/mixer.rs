@@ -91,20 +91,25 @@ impl Mixer {
 
     /// Creates room `room` for plain RTP participants.
     pub async fn create_room(&self, room: u64, name: &str) -> Result<(), CallError> {
-        self.create_recorded_room(room, name, None).await
+        self.create_recorded_room(room, name, 0, None).await
     }
 
-    /// Creates room `room`, and when `record` is `(dir, file)` has Janus write the mix
-    /// to `dir/file` (a 8 kHz mono 16-bit WAV; Janus writes while the room has someone
-    /// in it and closes the file when the room is destroyed).
+    /// Creates room `room` with `groups` AudioBridge groups (`g1`, `g2`, …; one per
+    /// participant, so that each one's audio can be forwarded alone: [`crate::talk`]),
+    /// and when `record` is `(dir, file)` has Janus write the mix to `dir/file` (a 8 kHz
+    /// mono 16-bit WAV; Janus writes while the room has someone in it and closes the
+    /// file when the room is destroyed).
     ///
     /// A recorded room mixes at 8 kHz, the rate of its G.711 phones: Janus 1.1 brings
     /// G.711 to a higher room rate by inserting zeros between the samples (no filter),
     /// which mirrors every tone of a 16 kHz recording (440 Hz is also at 7560 Hz). The
     /// phones do not hear it (Janus takes every other sample back to 8 kHz for them).
-    pub async fn create_recorded_room(&self, room: u64, name: &str, record: Option<(&str, &str)>) -> Result<(), CallError> {
+    pub async fn create_recorded_room(&self, room: u64, name: &str, groups: u32, record: Option<(&str, &str)>) -> Result<(), CallError> {
         let mut body = json!({"request": "create", "room": room, "description": name, "sampling_rate": 16000,
             "allow_rtp_participants": true, "audiolevel_event": false});
+        if groups > 0 {
+            body["groups"] = json!((1..=groups).map(group).collect::<Vec<_>>());
+        }
         if let Some((dir, file)) = record {
             body["sampling_rate"] = json!(8000);
             body["record"] = json!(true);
@@ -114,12 +119,16 @@ impl Mixer {
         self.request(self.control, body).await.map(|_| ())
     }
 
-    /// Joins a phone that sends and receives PCMU at `ip:port` to `room`.
-    pub async fn join(&self, room: u64, display: &str, ip: &str, port: u16) -> Result<Joined, CallError> {
+    /// Joins a phone that sends and receives PCMU at `ip:port` to `room` (in `group`,
+    /// when the room has groups).
+    pub async fn join(&self, room: u64, display: &str, ip: &str, port: u16, group: Option<&str>) -> Result<Joined, CallError> {
         let handle = self.attach().await?;
         let t = tx();
-        let body = json!({"request": "join", "room": room, "display": display, "codec": "pcmu",
+        let mut body = json!({"request": "join", "room": room, "display": display, "codec": "pcmu",
             "rtp": {"ip": ip, "port": port, "payload_type": 0}});
+        if let Some(g) = group {
+            body["group"] = json!(g);
+        }
         let _one_reader = self.events.lock().await;
         let msg = json!({"janus": "message", "transaction": t, "body": body});
         post(&self.http, &format!("{}/{}/{handle}", self.url, self.session), msg).await?;
@@ -162,10 +171,49 @@ impl Mixer {
         Ok(d["participants"].as_array().cloned().unwrap_or_default())
     }
 
+    /// Moves the participant joined through `handle` to `group` of its room (Janus
+    /// answers a `configure` later, in the session's events; nobody waits for it).
+    pub async fn set_group(&self, handle: u64, group: &str) -> Result<(), CallError> {
+        let msg = json!({"janus": "message", "transaction": tx(), "body": {"request": "configure", "group": group}});
+        post(&self.http, &format!("{}/{}/{handle}", self.url, self.session), msg).await.map(|_| ())
+    }
+
+    /// Has Janus send `group`'s mix of `room` as PCMU with `ssrc` to `to`; the
+    /// forwarder's id.
+    pub async fn forward(&self, room: u64, group: &str, to: std::net::SocketAddr, ssrc: u32) -> Result<u64, CallError> {
+        let body = json!({"request": "rtp_forward", "room": room, "group": group, "host": to.ip().to_string(),
+            "port": to.port(), "codec": "pcmu", "ptype": 0, "ssrc": ssrc, "always_on": false});
+        let d = self.request(self.control, body).await?;
+        d["stream_id"].as_u64().ok_or_else(|| err("rtp_forward", format!("no stream_id in {d}")))
+    }
+
+    /// Stops a forwarder.
+    pub async fn stop_forward(&self, room: u64, stream_id: u64) -> Result<(), CallError> {
+        self.request(self.control, json!({"request": "stop_rtp_forward", "room": room, "stream_id": stream_id})).await.map(|_| ())
+    }
+
+    /// The room's forwarders: id and where each one sends.
+    pub async fn forwarders(&self, room: u64) -> Result<Vec<(u64, String, u16)>, CallError> {
+        let d = self.request(self.control, json!({"request": "listforwarders", "room": room})).await?;
+        let all = d["rtp_forwarders"].as_array().cloned().unwrap_or_default();
+        Ok(all
+            .iter()
+            .filter_map(|f| {
+                let port = f["port"].as_u64().and_then(|p| u16::try_from(p).ok())?;
+                Some((f["stream_id"].as_u64()?, f["ip"].as_str().or(f["host"].as_str())?.to_string(), port))
+            })
+            .collect())
+    }
+
     /// Destroys the room (its participants are dropped by Janus).
     pub async fn destroy(&self, room: u64) -> Result<(), CallError> {
         self.request(self.control, json!({"request": "destroy", "room": room})).await.map(|_| ())
     }
+}
+
+/// The name of the `n`th group of a room (from 1).
+pub fn group(n: u32) -> String {
+    format!("g{n}")
 }
 
 async fn post(http: &reqwest::Client, url: &str, body: Value) -> Result<Value, CallError> {

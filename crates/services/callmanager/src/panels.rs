@@ -68,6 +68,7 @@ fn conferences() -> Panel {
                 Column::text("who", "/party"),
                 Column::fmt("state", "/state", "state"),
                 Column::text("muted", "/muted"),
+                Column::text("talking", "/talking"),
                 Column::fmt("since", "/since_ms", "ms_ago"),
                 Column::text("why", "/reason"),
             ],

@@ -5,17 +5,26 @@
 //! instance keeps the same Janus session alive (its REST transport binds a session to no
 //! connection), lists the rooms, and can add, mute and remove participants; the phones'
 //! audio never passed through mware, so it goes on through the failover.
+//!
+//! Who is talking ([`crate::talk`], [`crate::talkers`]; the Janus side in
+//! `rooms_talk.rs`): a room has AudioBridge groups, each forwarded to the active
+//! instance. Nothing of it is stored: the next active instance stops every forwarder of
+//! a room that does not point at itself, makes its own, and places the participants in
+//! the groups afresh.
 
 use crate::call::Engine;
 use crate::conference::{self, Participant};
 use crate::error::CallError;
-use crate::mixer::Mixer;
+use crate::mixer::{self, Mixer};
+use crate::talkers::{Talkers, Talking};
 use crate::ua::InDialog;
 use mware_coord::now_ms;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
+
+mod talking;
 
 /// A participant (as stored; [`MemberView`] is what the API shows).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -60,6 +69,10 @@ pub struct Room {
     /// The recording of the room's mix, when asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recording: Option<Recording>,
+    /// AudioBridge groups the room was made with ([`crate::talk::GROUPS`]; 0 in a room
+    /// made before rooms had groups, whose participants show no `talking`).
+    #[serde(default)]
+    pub groups: u32,
 }
 
 /// Where the mixer records a conference.
@@ -98,6 +111,15 @@ pub struct MemberView {
     /// Why it failed or left.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Talking now: the level of its audio in the room over the last 200 ms was −40 dBov
+    /// or louder (it stops at quieter than −45 dBov). A muted participant is silent.
+    /// Absent while not known: not joined yet, just after a failover, or (in a room of
+    /// more than 5) while mware is finding which of several participants is talking.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub talking: Option<bool>,
+    /// Since when it has been talking (or silent), ms since the Unix epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub talking_since_ms: Option<u64>,
 }
 
 /// A conference as the API shows it.
@@ -125,8 +147,8 @@ pub struct RoomView {
 }
 
 impl Member {
-    /// What the API shows.
-    pub fn view(&self) -> MemberView {
+    /// What the API shows, with what is known of its voice.
+    pub fn view(&self, talk: Option<Talking>) -> MemberView {
         MemberView {
             pid: self.pid.clone(),
             party: self.party.clone(),
@@ -134,13 +156,15 @@ impl Member {
             muted: self.muted,
             since_ms: self.since_ms,
             reason: self.reason.clone(),
+            talking: talk.filter(|_| self.state == "joined").map(|t| t.talking),
+            talking_since_ms: talk.filter(|_| self.state == "joined").map(|t| t.since_ms),
         }
     }
 }
 
 impl Room {
-    /// What the API shows.
-    pub fn view(&self) -> RoomView {
+    /// What the API shows; `talk` says what is known of a participant's voice.
+    pub fn view(&self, talk: impl Fn(&str) -> Option<Talking>) -> RoomView {
         RoomView {
             id: self.id.clone(),
             domain: self.domain.clone(),
@@ -149,7 +173,7 @@ impl Room {
             created_ms: self.created_ms,
             instance: self.instance.clone(),
             joined: self.participants.values().filter(|m| m.state == "joined").count(),
-            participants: self.participants.values().map(Member::view).collect(),
+            participants: self.participants.values().map(|m| m.view(talk(&m.pid))).collect(),
             recording: self.recording.clone(),
         }
     }
@@ -163,6 +187,7 @@ pub struct Rooms {
     group: u32,
     /// One change of a room at a time: read, change, write fenced, then show.
     writing: tokio::sync::Mutex<()>,
+    pub(crate) talkers: Arc<Talkers>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -178,7 +203,12 @@ impl Rooms {
             Some(ids) => Mixer::resume(url, ids.session, ids.control)?,
             None => Mixer::connect(url).await?,
         };
-        let rooms = Arc::new(Rooms { eng, mixer: Arc::new(mixer), rooms: Mutex::new(HashMap::new()), group, writing: Default::default() });
+        let ip = talking::reachable_from(url).await?;
+        let talkers =
+            Talkers::start(ip, eng.cancel.clone()).await.map_err(|e| CallError::Sip(format!("talk detection socket on {ip}: {e}")))?;
+        let rooms =
+            Arc::new(Rooms { eng, mixer: Arc::new(mixer), rooms: Mutex::new(HashMap::new()), group, writing: Default::default(), talkers });
+        let taken_over: Vec<Room> = saved.clone();
         for mut r in saved {
             r.instance = rooms.eng.instance.clone();
             for m in r.participants.values() {
@@ -190,7 +220,24 @@ impl Rooms {
         }
         let keep = rooms.clone();
         tokio::spawn(async move { keep.keepalive().await });
+        let me = rooms.clone();
+        tokio::spawn(async move {
+            for r in taken_over.iter().filter(|r| r.groups > 0) {
+                me.retarget(r).await;
+            }
+            me.find_talkers().await;
+        });
         Ok(rooms)
+    }
+
+    /// What the API shows of a room, with who is talking.
+    pub fn view(&self, r: &Room) -> RoomView {
+        r.view(|pid| self.talkers.get(&r.id, pid))
+    }
+
+    /// What the API shows of a participant of room `id`.
+    pub fn member_view(&self, id: &str, m: &Member) -> MemberView {
+        m.view(self.talkers.get(id, &m.pid))
     }
 
     /// Keeps the Janus session alive while the activity lasts.
@@ -225,7 +272,8 @@ impl Rooms {
         let number = rand::random::<u32>() as u64 + 1;
         let id = format!("{}-c{:012x}", self.group, rand::random::<u64>() >> 16);
         let file = format!("{id}.wav");
-        self.mixer.create_recorded_room(number, &name, record_dir.map(|d| (d, file.as_str()))).await?;
+        let groups = crate::talk::GROUPS as u32;
+        self.mixer.create_recorded_room(number, &name, groups, record_dir.map(|d| (d, file.as_str()))).await?;
         let ids = MixerIds { room: number, session: self.mixer.session(), control: self.mixer.control() };
         let recording = record_dir.map(|d| Recording { file: format!("{}/{file}", d.trim_end_matches('/')) });
         let room = Room {
@@ -238,9 +286,11 @@ impl Rooms {
             participants: BTreeMap::new(),
             mixer: ids,
             recording,
+            groups,
         };
         self.save(&room).await?;
         lock(&self.rooms).insert(room.id.clone(), room.clone());
+        self.open_talk(&room).await;
         Ok(room)
     }
 
@@ -253,6 +303,7 @@ impl Rooms {
             }
         }
         self.mixer.destroy(room.mixer.room).await?;
+        self.talkers.close(id);
         lock(&self.rooms).remove(id);
         self.eng.store.delete_conference(id).await
     }
@@ -265,6 +316,8 @@ impl Rooms {
             return Err(CallError::Limited { msg: format!("{live} participants: max_participants reached"), retry_after_s: 10 });
         }
         let pid = format!("p{:08x}", rand::random::<u32>());
+        // Every participant joins in the last group; `find_talkers` spreads them.
+        let group = (room.groups > 0).then(|| mixer::group(room.groups));
         let m = Member {
             pid: pid.clone(),
             party: to.clone(),
@@ -281,7 +334,7 @@ impl Rooms {
         let me = self.clone();
         let (id, domain, number) = (id.to_string(), room.domain.clone(), room.mixer.room);
         tokio::spawn(async move {
-            let outcome = conference::dial(&me.eng.ua, &me.mixer, number, &domain, &to).await;
+            let outcome = conference::dial(&me.eng.ua, &me.mixer, number, &domain, &to, group.as_deref()).await;
             let _ = me
                 .update(&id, |r| {
                     if let Some(m) = r.participants.get_mut(&pid) {
@@ -301,6 +354,7 @@ impl Rooms {
                 .await;
             if let Ok(p) = &outcome {
                 me.watch(&id, &pid, p);
+                me.talkers.join(&id, &pid);
             }
         });
         Ok(m)
@@ -324,6 +378,7 @@ impl Rooms {
     pub async fn remove(&self, id: &str, pid: &str, why: &str) -> Result<Member, CallError> {
         let room = self.get(id)?;
         let mut call = joined(&room, pid)?;
+        self.talkers.leave(id, pid);
         conference::remove(&self.eng.ua, &self.mixer, room.mixer.room, &mut call).await?;
         self.left(id, pid, why).await?;
         Ok(self.get(id)?.participants[pid].clone())
@@ -355,6 +410,7 @@ impl Rooms {
                 e = rx.recv() => e,
             };
             if let Some(InDialog::Bye) = event {
+                me.talkers.leave(&id, &pid);
                 if let Ok(room) = me.get(&id) {
                     let _ = me.mixer.kick(room.mixer.room, &joined).await;
                 }

@@ -35,7 +35,7 @@ async fn three_phones_in_a_janus_room_hear_each_other_mute_and_removal_work() {
     let mut parts = vec![];
     for p in &phones {
         let to = format!("sip:{}@{DOMAIN}", p.user);
-        parts.push(conference::dial(&eng.ua, &mixer, 4242, DOMAIN, &to).await.unwrap());
+        parts.push(conference::dial(&eng.ua, &mixer, 4242, DOMAIN, &to, None).await.unwrap());
     }
     assert_eq!(mixer.participants(4242).await.unwrap().len(), 3);
     for p in &phones {
@@ -68,6 +68,53 @@ async fn three_phones_in_a_janus_room_hear_each_other_mute_and_removal_work() {
     for mut p in parts {
         let _ = eng.ua.bye(&mut p.dialog, "test over").await;
     }
+}
+
+/// Who is talking, with more participants than Janus has groups (5): six baresip phones,
+/// one of them playing a tone. Everyone joins the last group; mware spreads them over
+/// the empty ones and swaps members of the loud shared group with quiet single ones
+/// until the talker is alone: then it shows `talking: true` for it and `false` for the
+/// five others. Muted, the talker is silent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_talker_among_six_participants_is_found_and_a_mute_silences_it() {
+    let rig = Rig::new(&[]).await;
+    let janus = Janus::start(rig.dir.path()).unwrap();
+    let eng = rig.engine(None).await;
+    let phones: Vec<Baresip> = (0..6)
+        .map(|i| Baresip::start(rig.dir.path(), &format!("u{i}"), DOMAIN, rig.kam.sip_port, if i == 4 { 440 } else { 0 }).unwrap())
+        .collect();
+    let rooms = Rooms::start(eng.clone(), &janus.url(), 1).await.unwrap();
+    let room = rooms.create(DOMAIN.into(), "talk".into(), 6, None).await.unwrap();
+    let mut talker = String::new();
+    for (i, p) in phones.iter().enumerate() {
+        let m = rooms.add(&room.id, format!("sip:{}@{DOMAIN}", p.user)).await.unwrap();
+        if i == 4 {
+            talker = m.pid.clone();
+        }
+    }
+    let voices = || {
+        let v = rooms.view(&rooms.get(&room.id).unwrap());
+        v.participants.iter().map(|m| (m.pid.clone(), m.state.clone(), m.talking)).collect::<Vec<_>>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = voices();
+        let found = v.len() == 6 && v.iter().all(|(pid, state, t)| state == "joined" && *t == Some(*pid == talker));
+        if found {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the talker {talker} was not found: {v:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let since = rooms.view(&rooms.get(&room.id).unwrap()).participants.iter().find(|m| m.pid == talker).and_then(|m| m.talking_since_ms);
+    assert!(since.is_some_and(|s| s <= mware_coord::now_ms()));
+    rooms.mute(&room.id, &talker, true).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while voices().iter().any(|(_, _, t)| *t != Some(false)) {
+        assert!(Instant::now() < deadline, "muted, the talker still talks: {:?}", voices());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    rooms.destroy(&room.id).await.unwrap();
 }
 
 /// `soxi -<opt> file`, trimmed (soxi fails on a file that is not a valid audio file).
