@@ -6,7 +6,8 @@
 //! participant's audio to mware, 50 PCMU packets a second each, whose level mware reads.
 //! Janus decodes, mixes and encodes every participant's audio 50 times a second (and
 //! each participant's group once more for its forwarder). Target (issue 27): mware's CPU
-//! per participant ≤ 1/10 of Janus's.
+//! per participant ≤ 1/10 of Janus's. mware's CPU with no conference is measured first
+//! for as long, and what the conference adds is shown apart.
 //!
 //! `cargo run --release -p mware-callmanager --example conf_bench -- [participants] [seconds]`
 //! (defaults 8, 20).
@@ -48,6 +49,11 @@ async fn main() {
     let eng = active.eng.clone();
     let (me, jp) = ("self".to_string(), janus.pid().to_string());
     let rooms = Rooms::start(eng.clone(), &janus.url(), 1).await.unwrap();
+    // The process's own cost with no conference (the activity, the coordinator's lease
+    // and election poll, the mixer keepalive): what a conference adds is measured above it.
+    let (b0, t_idle) = (cpu_s(&me), Instant::now());
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let idle = (cpu_s(&me) - b0) / t_idle.elapsed().as_secs_f64();
     let room = rooms.create(DOMAIN.into(), "bench".into(), n.max(2) as u32, None).await.unwrap();
     let (m0, j0, t0) = (cpu_s(&me), cpu_s(&jp), Instant::now());
     for p in &phones {
@@ -79,6 +85,13 @@ async fn main() {
         per(mw),
         per(ja),
         if ja > 0.0 { mw / ja } else { f64::NAN }
+    );
+    let added = (mw - idle).max(0.0);
+    println!(
+        "mware with no conference: {:.2} ms CPU per second; what the conference adds: {:.3} ms per participant-second, {:.4} of Janus",
+        idle * 1000.0,
+        per(added),
+        if ja > 0.0 { added / ja } else { f64::NAN }
     );
     let whole = (m2 - m0) / (j2 - j0).max(1e-9);
     println!(

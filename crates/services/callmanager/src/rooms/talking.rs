@@ -44,7 +44,9 @@ impl Rooms {
         }
         self.open_talk(r).await;
         let last = mixer::group(r.groups);
-        for m in r.participants.values().filter(|m| m.state == "joined") {
+        // The room as it is now (a participant may have joined since the takeover).
+        let now = self.get(&r.id).unwrap_or_else(|_| r.clone());
+        for m in now.participants.values().filter(|m| m.state == "joined") {
             let Some(call) = &m.call else { continue };
             match self.mixer.set_group(call.joined.handle, &last).await {
                 Ok(()) => {
