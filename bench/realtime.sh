@@ -55,7 +55,7 @@ CREATE TABLE ps_aors (id varchar(40) PRIMARY KEY, max_contacts integer);
 INSERT INTO ps_endpoints SELECT g::text, 'transport-udp', g::text, g::text, 'from-internal', 'all', 'ulaw,alaw',
   'User ' || g || ' <' || g || '>' FROM generate_series(1, $IDS) g;"
 
-UP=$(free_port); SC=$(free_port); NG=$(free_port); FX=$(free_port); NF=$(free_port)
+UP=$(free_port); SC=$(free_port); NG=$(free_port); FX=$(free_port); NF=$(free_port); SR=$(free_port)
 # The SIP server is entity 12:34:56:78:9a:bc with an HTTP Basic credential; the bench
 # tables have no domain column, so their families are marked shared.
 EID=12:34:56:78:9a:bc
@@ -66,6 +66,11 @@ RT_DSN="host=127.0.0.1 user=postgres dbname=$DB" "$BIN" upstream --listen "127.0
 PIDS+=($!)
 "$BIN" rtcache --listen "127.0.0.1:$SC" --upstream "http://127.0.0.1:$UP" --cache-dir "$WORK/rtcache" \
     --object-lifetime-maximum 86400 --object-lifetime-stale 600 >"$WORK/rtcache.log" 2>&1 &
+PIDS+=($!)
+# The same sidecar with a SO_REUSEPORT socket per thread (`--accept reuseport`), to
+# compare the two ways of spreading connections in the same minutes.
+"$BIN" rtcache --listen "127.0.0.1:$SR" --upstream "http://127.0.0.1:$UP" --cache-dir "$WORK/rtcache-rp" \
+    --object-lifetime-maximum 86400 --object-lifetime-stale 600 --accept reuseport >"$WORK/rtcache-rp.log" 2>&1 &
 PIDS+=($!)
 
 # The floor: a server that reads each request and writes a fixed answer of a cached
@@ -120,7 +125,7 @@ http {
 NGINX
 nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" &
 PIDS+=($!)
-wait_port "$UP"; wait_port "$SC"; wait_port "$NG"; wait_port "$FX"; wait_port "$NF"
+wait_port "$UP"; wait_port "$SC"; wait_port "$NG"; wait_port "$FX"; wait_port "$NF"; wait_port "$SR"
 
 # --- wrk scripts --------------------------------------------------------------
 cat >"$WORK/warm.lua" <<LUA
@@ -151,8 +156,8 @@ warm() { # $1 port
     for _ in $(seq 1 30); do
         wrk -t1 -c8 -d3s -s "$WORK/warm.lua" "http://127.0.0.1:$1$PATH_SINGLE" >/dev/null
         local have
-        if [ "$1" = "$SC" ]; then
-            have=$(curl -s "http://127.0.0.1:$SC/status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["entries"])')
+        if [ "$1" = "$SC" ] || [ "$1" = "$SR" ]; then
+            have=$(curl -s "http://127.0.0.1:$1/status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["entries"])')
         else
             have=$(find "$WORK/nginx/cache" -type f | wc -l)
         fi
@@ -163,6 +168,7 @@ warm() { # $1 port
 echo "warming caches ($IDS ids)..."
 warm "$SC"
 warm "$NG"
+warm "$SR"
 
 cpu_ticks() { # pids... -> utime+stime of them and their children (threads included), in ticks
     local t=0 p
@@ -204,13 +210,16 @@ run upstream "$UP" "${PIDS[0]}"
 run rtcache "$SC" "${PIDS[1]}"
 [ -n "${PERF_RTCACHE:-}" ] && { kill -INT "$PERF_PID"; wait "$PERF_PID" || true; }
 run nginx "$NG" "$NGINX_PID"
+run rtreuse "$SR" "${PIDS[2]}"
 run rtcache2 "$SC" "${PIDS[1]}"
 run nginx2 "$NG" "$NGINX_PID"
-FIXED_PID=${PIDS[2]}
+run rtreuse2 "$SR" "${PIDS[2]}"
+FIXED_PID=${PIDS[3]}
 run fixed "$FX" "$FIXED_PID"
 run ngxfixed "$NF" "$NGINX_PID"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg); a cached answer is $(curl -s -X POST -u bench:bench-pw -d id=5000 "http://127.0.0.1:$SC$PATH_SINGLE" | wc -c) bytes, the fixed ones $ANSWER_BYTES"
 python3 -c "print('ratio rtcache/nginx (mean of 2 runs each): %.2f req/s, %.2f CPU per request' % ((float('$RPS_rtcache')+float('$RPS_rtcache2'))/(float('$RPS_nginx')+float('$RPS_nginx2')), (float('$CPU_rtcache')+float('$CPU_rtcache2'))/(float('$CPU_nginx')+float('$CPU_nginx2'))))"
+python3 -c "print('ratio rtcache --accept reuseport/nginx (mean of 2 runs each): %.2f req/s' % ((float('$RPS_rtreuse')+float('$RPS_rtreuse2'))/(float('$RPS_nginx')+float('$RPS_nginx2'))))"
 python3 -c "print('floor: the fixed-answer server is %.2fx nginx caching proxy req/s, %.2fx nginx return 200' % (2*float('$RPS_fixed')/(float('$RPS_nginx')+float('$RPS_nginx2')), float('$RPS_fixed')/float('$RPS_ngxfixed')))"
 
 # --- behaviour nginx cannot give ---------------------------------------------

@@ -20,9 +20,12 @@
 //! connection to finish its request in flight and close, and returns when they have.
 #![deny(missing_docs)]
 
+mod balance;
 mod conn;
 mod error;
 pub mod host;
+
+pub use balance::Balance;
 
 pub use error::{ApiError, Problem};
 
@@ -95,7 +98,7 @@ impl Stats {
 /// request and a small answer).
 pub async fn serve(listener: TcpListener, app: axum::Router, limits: Limits, stats: Stats, cancel: CancellationToken) {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    serve_sharing(listener, app, limits, stats, slots, cancel).await
+    serve_sharing(listener, app, limits, stats, slots, None, cancel).await
 }
 
 /// What [`serve_sharing`] serves: an axum `Router`, or any tower service answering every
@@ -115,17 +118,25 @@ impl<S> App for S where
 
 /// [`serve`] with a connection cap shared with other listeners: `slots` holds
 /// `limits.max_connections` permits, one taken per open connection (a server that accepts
-/// on several threads, one listener each, still caps its connections as a whole).
+/// on several threads, one listener each, still caps its connections as a whole). With
+/// `balance`, this listener is one of several accepting from the same socket, and it
+/// accepts only while it holds no more connections than any of the others.
 pub async fn serve_sharing(
     listener: TcpListener,
     app: impl App,
     limits: Limits,
     stats: Stats,
     slots: Arc<Semaphore>,
+    balance: Option<Balance>,
     cancel: CancellationToken,
 ) {
     let tracker = TaskTracker::new();
     loop {
+        if let Some(b) = &balance {
+            if !b.wait_turn(&cancel).await {
+                break;
+            }
+        }
         let (tcp, peer) = tokio::select! {
             _ = cancel.cancelled() => break,
             r = listener.accept() => match r {
@@ -146,10 +157,12 @@ pub async fn serve_sharing(
         };
         let _ = tcp.set_nodelay(true);
         let (app, stats, cancel) = (app.clone(), stats.clone(), cancel.clone());
+        let mine = balance.as_ref().map(Balance::opened);
         tracker.spawn(async move {
             stats.0.open.fetch_add(1, Ordering::Relaxed);
             conn::run(tcp, peer, app, limits, &stats, cancel).await;
             stats.0.open.fetch_sub(1, Ordering::Relaxed);
+            drop(mine);
             drop(slot);
         });
     }

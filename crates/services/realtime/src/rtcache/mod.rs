@@ -35,7 +35,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-pub use threads::MAX_THREADS;
+pub use threads::{Accept, MAX_THREADS};
 pub use upstream::Health;
 
 /// Command-line arguments of `mware rtcache`. Every option may also come from
@@ -89,6 +89,11 @@ pub struct RtcacheArgs {
     /// number of CPUs).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// How the serving threads take new connections: `balanced` (default: one shared
+    /// socket, each thread accepting while it holds no more connections than the others)
+    /// or `reuseport` (a socket per thread, the kernel spreading connections by hash).
+    #[arg(long, value_enum)]
+    pub accept: Option<Accept>,
     /// JSON file with any of the options above.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -113,6 +118,7 @@ struct FileArgs {
     request_timeout_ms: Option<u64>,
     max_connections: Option<usize>,
     threads: Option<usize>,
+    accept: Option<Accept>,
 }
 
 /// Longest `object_lifetime_maximum` (ten years, in seconds): its milliseconds fit any clock sum.
@@ -188,6 +194,8 @@ pub struct RtcacheConfig {
     pub families: Vec<String>,
     /// Serving threads.
     pub threads: usize,
+    /// How they take new connections.
+    pub accept: Accept,
     /// The HTTP server's limits.
     #[serde(skip)]
     pub limits: mware_http::Limits,
@@ -210,6 +218,7 @@ impl RtcacheArgs {
             max_entries: self.max_entries.or(file.max_entries).unwrap_or(100_000),
             families,
             threads: self.threads.or(file.threads).unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            accept: self.accept.or(file.accept).unwrap_or_default(),
             limits: self.limits(&file),
         };
         check(&cfg)?;
@@ -336,12 +345,13 @@ fn check_limits(cfg: &RtcacheConfig) -> Result<(), RealtimeError> {
     Ok(())
 }
 
-/// Runs the sidecar until `shutdown`: binds `--listen` once per serving thread
-/// (`SO_REUSEPORT`) and serves.
+/// Runs the sidecar until `shutdown`: binds `--listen` (once, or once per serving thread
+/// with `accept: reuseport`) and serves.
 pub async fn run(args: RtcacheArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let cfg = args.resolve()?;
-    let listeners = threads::bind(cfg.listen, cfg.threads)?;
-    serve_on(listeners, cfg, shutdown).await?;
+    let listeners = threads::bind(cfg.listen, cfg.threads, cfg.accept)?;
+    let balanced = cfg.accept == Accept::Balanced;
+    serve_on(listeners, cfg, balanced, shutdown).await?;
     Ok(())
 }
 
@@ -349,10 +359,15 @@ pub async fn run(args: RtcacheArgs, shutdown: CancellationToken) -> anyhow::Resu
 /// the cache to disk and returns.
 pub async fn serve(listener: TcpListener, cfg: RtcacheConfig, shutdown: CancellationToken) -> Result<(), RealtimeError> {
     let listeners = threads::share(listener, cfg.threads)?;
-    serve_on(listeners, cfg, shutdown).await
+    serve_on(listeners, cfg, true, shutdown).await
 }
 
-async fn serve_on(listeners: Vec<std::net::TcpListener>, cfg: RtcacheConfig, shutdown: CancellationToken) -> Result<(), RealtimeError> {
+async fn serve_on(
+    listeners: Vec<std::net::TcpListener>,
+    cfg: RtcacheConfig,
+    balanced: bool,
+    shutdown: CancellationToken,
+) -> Result<(), RealtimeError> {
     let mut registry = Registry::default();
     let metrics = RtcacheMetrics::register(&mut registry);
     let (store, writer) = store::Store::open(&cfg.cache_dir, mware_coord::now_ms(), cfg.max_entries)?;
@@ -383,7 +398,7 @@ async fn serve_on(listeners: Vec<std::net::TcpListener>, cfg: RtcacheConfig, shu
     let app = hot::HotPath { state: state.clone(), router: proxy::router(state.clone()) };
     // The same server as the daemon's API (header, idle and request timeouts, a connection
     // cap, TCP_NODELAY), on one thread per listener.
-    let served = threads::serve(listeners, app, state.cfg.limits, shutdown.clone()).await;
+    let served = threads::serve(listeners, app, state.cfg.limits, balanced, shutdown.clone()).await;
     sweeper.abort();
     state.tasks.close();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), state.tasks.wait()).await;
