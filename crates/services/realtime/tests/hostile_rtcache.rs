@@ -263,11 +263,17 @@ fn bad_settings_are_refused_before_anything_runs() {
     assert!(e.contains("expected threads from 1 to 256, found 0"), "{e}");
 }
 
-/// `run` listens once per serving thread on the one port (SO_REUSEPORT), and the
-/// threads share one connection cap: with 3 threads and a cap of 4, four kept-alive
-/// connections are served and a fifth is closed at once, whichever thread took it.
+/// `run` listens on the one port with one socket shared by the serving threads
+/// (`accept: balanced`, the default) or one per thread (`reuseport`), and the threads
+/// share one connection cap: with 3 threads and a cap of 4, four kept-alive connections
+/// are served and a fifth is closed at once, whichever thread took it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_serving_threads_share_one_port_and_one_connection_cap() {
+    serving_threads_share(None, 1).await;
+    serving_threads_share(Some(mware_realtime::rtcache::Accept::Reuseport), 3).await;
+}
+
+async fn serving_threads_share(accept: Option<mware_realtime::rtcache::Accept>, sockets: usize) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -276,10 +282,11 @@ async fn the_serving_threads_share_one_port_and_one_connection_cap() {
         listen: Some(format!("127.0.0.1:{port}").parse().unwrap()),
         threads: Some(3),
         max_connections: Some(4),
+        accept,
         ..args("http://127.0.0.1:9".into(), dir.path())
     };
     let task = tokio::spawn(mware_realtime::run_rtcache(a, stop.clone()));
-    // Three listening sockets on the port, in the kernel's table.
+    // The listening sockets on the port, in the kernel's table.
     let hex = format!(":{port:04X} ");
     let mut listening = 0;
     for _ in 0..100 {
@@ -290,12 +297,12 @@ async fn the_serving_threads_share_one_port_and_one_connection_cap() {
                 l.split_whitespace().nth(1).is_some_and(|a| format!("{a} ").ends_with(&hex)) && l.split_whitespace().nth(3) == Some("0A")
             })
             .count();
-        if listening == 3 {
+        if listening == sockets {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(listening, 3, "one listening socket per serving thread");
+    assert_eq!(listening, sockets, "{accept:?}: listening sockets");
     async fn status(s: &mut tokio::net::TcpStream) -> bool {
         let req = b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
         if s.write_all(req).await.is_err() {
