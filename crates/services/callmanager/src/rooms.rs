@@ -7,7 +7,7 @@
 //! audio never passed through mware, so it goes on through the failover.
 //!
 //! Who is talking ([`crate::talk`], [`crate::talkers`]; the Janus side in
-//! `rooms_talk.rs`): a room has AudioBridge groups, each forwarded to the active
+//! `rooms/talking.rs`): a room has AudioBridge groups, each forwarded to the active
 //! instance. Nothing of it is stored: the next active instance stops every forwarder of
 //! a room that does not point at itself, makes its own, and places the participants in
 //! the groups afresh.
