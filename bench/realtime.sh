@@ -150,6 +150,9 @@ function request()
     return wrk.format(nil, nil, nil, "id=" .. math.random(1, 10000))
 end
 LUA
+# The same, paced: each connection waits 1 ms after each answer, so both servers get about
+# the same offered load below their capacity and their p99s compare at equal work.
+{ cat "$WORK/bench.lua"; echo 'function delay() return 1 end'; } >"$WORK/paced.lua"
 
 PATH_SINGLE=/provision/asterisk/$EID/endpoint/single
 warm() { # $1 port
@@ -177,11 +180,11 @@ cpu_ticks() { # pids... -> utime+stime of them and their children (threads inclu
     done
     echo "$t"
 }
-run() { # $1 name $2 port $3 pid of the server measured
+run() { # $1 name $2 port $3 pid of the server measured [$4 script, default bench.lua]
     local out rps p99 reqs before after wrkcpu load
     before=$(cpu_ticks "$3")
     # `times` last: the CPU (user, system) of this subshell's children, i.e. of wrk.
-    out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$WORK/bench.lua" "http://127.0.0.1:$2$PATH_SINGLE"; times)
+    out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$WORK/${4:-bench.lua}" "http://127.0.0.1:$2$PATH_SINGLE"; times)
     after=$(cpu_ticks "$3")
     load=$(cut -d' ' -f1 /proc/loadavg)
     echo "$out" >"$WORK/wrk-$1.txt"
@@ -219,6 +222,14 @@ run fixed "$FX" "$FIXED_PID"
 run ngxfixed "$NF" "$NGINX_PID"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg); a cached answer is $(curl -s -X POST -u bench:bench-pw -d id=5000 "http://127.0.0.1:$SC$PATH_SINGLE" | wc -c) bytes, the fixed ones $ANSWER_BYTES"
 python3 -c "print('ratio rtcache/nginx (mean of 2 runs each): %.2f req/s, %.2f CPU per request' % ((float('$RPS_rtcache')+float('$RPS_rtcache2'))/(float('$RPS_nginx')+float('$RPS_nginx2')), (float('$CPU_rtcache')+float('$CPU_rtcache2'))/(float('$CPU_nginx')+float('$CPU_nginx2'))))"
+echo
+echo "paced (each connection waits 1 ms after each answer: about the same offered load for both, below capacity)"
+echo "| proxy    |        req/s |        p99 | non-2xx  | µs CPU / req | wrk µs / req |  load |"
+echo "|----------|--------------|------------|----------|--------------|--------------|-------|"
+run pacedrt "$SC" "${PIDS[1]}" paced.lua
+run pacedng "$NG" "$NGINX_PID" paced.lua
+run pacedrt2 "$SC" "${PIDS[1]}" paced.lua
+run pacedng2 "$NG" "$NGINX_PID" paced.lua
 python3 -c "print('ratio rtcache --accept reuseport/nginx (mean of 2 runs each): %.2f req/s' % ((float('$RPS_rtreuse')+float('$RPS_rtreuse2'))/(float('$RPS_nginx')+float('$RPS_nginx2'))))"
 python3 -c "print('floor: the fixed-answer server is %.2fx nginx caching proxy req/s, %.2fx nginx return 200' % (2*float('$RPS_fixed')/(float('$RPS_nginx')+float('$RPS_nginx2')), float('$RPS_fixed')/float('$RPS_ngxfixed')))"
 
