@@ -41,33 +41,41 @@ pub enum Accept {
 /// port 0 is the port the first socket got). Needs a tokio runtime (the sockets pass
 /// through tokio's listener).
 pub(crate) fn bind(addr: SocketAddr, n: usize, accept: Accept) -> Result<Vec<std::net::TcpListener>, RealtimeError> {
-    let each = if accept == Accept::Reuseport { n.max(1) } else { 1 };
-    let mut at = addr;
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..each {
-        let named = at;
-        let what = || format!("listening on {named}");
-        let sock = if at.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }.map_err(io(what()))?;
-        sock.set_reuseaddr(true).map_err(io(what()))?;
-        sock.set_reuseport(true).map_err(io(what()))?;
-        sock.bind(at).map_err(io(what()))?;
-        let l = sock.listen(1024).map_err(io(what()))?;
-        at = l.local_addr().map_err(io(what()))?;
-        out.push(l.into_std().map_err(io(what()))?);
+    if accept == Accept::Balanced {
+        return dup(listen(addr, false)?, n);
     }
+    let first = listen(addr, true)?;
+    let at = first.local_addr().map_err(io(format!("listening on {addr}")))?;
+    let mut out = vec![first];
     while out.len() < n.max(1) {
-        let dup = out[0].try_clone().map_err(io("duplicating the listening socket".into()))?;
-        out.push(dup);
+        out.push(listen(at, true)?);
     }
     Ok(out)
+}
+
+/// One listening socket on `at`, with `SO_REUSEPORT` when `reuseport` (only then may
+/// other sockets, this process's or another of the same user's, bind the port too).
+fn listen(at: SocketAddr, reuseport: bool) -> Result<std::net::TcpListener, RealtimeError> {
+    let what = || format!("listening on {at}");
+    let sock = if at.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }.map_err(io(what()))?;
+    sock.set_reuseaddr(true).map_err(io(what()))?;
+    if reuseport {
+        sock.set_reuseport(true).map_err(io(what()))?;
+    }
+    sock.bind(at).map_err(io(what()))?;
+    sock.listen(1024).map_err(io(what()))?.into_std().map_err(io(what()))
 }
 
 /// `n` listeners from one already bound: the others are duplicates of its descriptor,
 /// served balanced as with `accept: balanced` (used when the caller binds the socket
 /// itself, as tests do).
 pub(crate) fn share(listener: TcpListener, n: usize) -> Result<Vec<std::net::TcpListener>, RealtimeError> {
-    let l = listener.into_std().map_err(io("taking the listening socket".into()))?;
-    let mut out = Vec::with_capacity(n);
+    dup(listener.into_std().map_err(io("taking the listening socket".into()))?, n)
+}
+
+/// `l` and `n - 1` duplicates of its descriptor (one socket, one accept queue).
+fn dup(l: std::net::TcpListener, n: usize) -> Result<Vec<std::net::TcpListener>, RealtimeError> {
+    let mut out = Vec::with_capacity(n.max(1));
     for _ in 1..n.max(1) {
         out.push(l.try_clone().map_err(io("duplicating the listening socket".into()))?);
     }
