@@ -192,7 +192,7 @@ impl Limiter {
             Ok(()) => Ok(()),
             Err(not_until) => {
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
-                Err(self.strike(kind, h, Some(wait)).unwrap_or_else(|| self.refused(kind, h, wait, false, false)))
+                Err(self.strike(kind, h, wait))
             }
         }
     }
@@ -202,7 +202,12 @@ impl Limiter {
     /// now; counted as a refusal (alarm, trips) like one of [`Limiter::check`]. `None`:
     /// nothing known, ask [`Limiter::check`] (which takes a cell when it lets it pass).
     pub fn refused_already(&self, kind: Kind, h: u64) -> Option<Refused> {
-        self.strike(kind, h, None)
+        let now = Instant::now();
+        let mut s = self.strikes(now);
+        let e = s.get_mut(&(kind, h)).filter(|e| e.until > now)?;
+        let (due, alarm, wait) = self.count(e, now, false);
+        drop(s);
+        Some(self.refused(kind, h, wait, due, alarm))
     }
 
     fn refused(&self, kind: Kind, h: u64, wait: Duration, trip: bool, alarm: bool) -> Refused {
@@ -223,29 +228,36 @@ impl Limiter {
         }
     }
 
-    /// Records a refusal of `(kind, h)`, and gives it: by the bucket, which refuses for
-    /// `wait` from now (`Some`), or by what the last such refusal said (`None`: only while
-    /// that lasts, else `None`). A trip is due at the first refusal of the key, and
-    /// [`TRIP_EVERY`] since its last one, so a flood that goes on moves the kept time on;
-    /// the alarm at the `alarm_after`-th refusal within the minute.
-    fn strike(&self, kind: Kind, h: u64, wait: Option<Duration>) -> Option<Refused> {
+    /// Records a refusal of `(kind, h)` by its bucket, which refuses for `wait` from now,
+    /// and gives it. A trip is due at the first refusal of the key, and [`TRIP_EVERY`]
+    /// since its last one, so a flood that goes on moves the kept time on; the alarm at
+    /// the `alarm_after`-th refusal within the minute.
+    fn strike(&self, kind: Kind, h: u64, wait: Duration) -> Refused {
         let now = Instant::now();
+        let mut s = self.strikes(now);
+        let mut first = false;
+        let e = s.entry((kind, h)).or_insert_with(|| {
+            first = true;
+            Strike { since: now, count: 0, tripped: now, until: now }
+        });
+        e.until = now + wait;
+        let (due, alarm, wait) = self.count(e, now, first);
+        drop(s);
+        self.refused(kind, h, wait, due, alarm)
+    }
+
+    /// The refused keys, the stale ones dropped once there are more than `max_keys`.
+    fn strikes(&self, now: Instant) -> std::sync::MutexGuard<'_, HashMap<(Kind, u64), Strike>> {
         let mut s = self.strikes.lock().unwrap_or_else(|e| e.into_inner());
         if s.len() > self.max_keys {
             s.retain(|_, k| now.duration_since(k.since.max(k.tripped)) < Duration::from_secs(60));
         }
-        let mut due = false;
-        let e = match wait {
-            Some(wait) => {
-                let e = s.entry((kind, h)).or_insert_with(|| {
-                    due = true;
-                    Strike { since: now, count: 0, tripped: now, until: now }
-                });
-                e.until = now + wait;
-                e
-            }
-            None => s.get_mut(&(kind, h)).filter(|e| e.until > now)?,
-        };
+        s
+    }
+
+    /// Counts one more refusal of a key: (a trip is due, the alarm is due, how long its
+    /// bucket still refuses).
+    fn count(&self, e: &mut Strike, now: Instant, mut due: bool) -> (bool, bool, Duration) {
         if now.duration_since(e.since) >= Duration::from_secs(60) {
             (e.since, e.count) = (now, 0);
         }
@@ -254,9 +266,7 @@ impl Limiter {
             due = true;
         }
         e.count += 1;
-        let (alarm, wait) = (e.count == self.alarm_after, e.until.duration_since(now));
-        drop(s);
-        Some(self.refused(kind, h, wait, due, alarm))
+        (due, e.count == self.alarm_after, e.until.duration_since(now))
     }
 }
 
