@@ -51,3 +51,9 @@ pub fn plugin() -> mware_host::Plugin {
         cli: vec![cli::subcommand(), notify_cli::subcommand()],
     }
 }
+
+/// The guard of `m`, also after a thread panicked while holding it (the poisoned data is
+/// used as it is, as the rooms, the talk state and the notifications always did).
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -15,6 +15,7 @@
 use crate::call::Engine;
 use crate::conference::{self, Participant};
 use crate::error::CallError;
+use crate::lock;
 use crate::mixer::{self, Mixer};
 use crate::talkers::{Talkers, Talking};
 use crate::ua::InDialog;
@@ -188,10 +189,6 @@ pub struct Rooms {
     /// One change of a room at a time: read, change, write fenced, then show.
     writing: tokio::sync::Mutex<()>,
     pub(crate) talkers: Arc<Talkers>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Rooms {

@@ -9,6 +9,7 @@
 //! What the socket gets is a copy of the audio, 50 packets a second per group; the
 //! phones' audio flows only between them and Janus.
 
+use crate::lock;
 use crate::talk::{self, Detector, GroupState, Move};
 use mware_coord::now_ms;
 use serde::Serialize;
@@ -49,10 +50,6 @@ struct Inner {
 pub struct Talkers {
     addr: SocketAddr,
     inner: Mutex<Inner>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Talkers {

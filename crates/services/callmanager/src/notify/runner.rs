@@ -8,6 +8,7 @@ use super::decide::{self, Next, Rules};
 use super::{attempt, media, Attempt, Message, Notice, Outcome};
 use crate::call::Engine;
 use crate::error::CallError;
+use crate::lock;
 use crate::metrics::{Metrics, OutcomeLabel};
 use mware_coord::now_ms;
 use std::collections::HashMap;
@@ -33,10 +34,6 @@ pub struct Notices {
     eng: Arc<Engine>,
     metrics: Metrics,
     items: Mutex<HashMap<String, Entry>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn rules(n: &Notice) -> Rules {

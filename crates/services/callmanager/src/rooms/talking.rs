@@ -3,8 +3,9 @@
 //! instance that ran a room before stopped, and the moves of participants between
 //! groups that single a talker out of a shared group.
 
-use super::{lock, Room, Rooms};
+use super::{Room, Rooms};
 use crate::error::CallError;
+use crate::lock;
 use crate::mixer;
 use std::sync::Arc;
 use std::time::Duration;
