@@ -94,8 +94,8 @@ impl Mixer {
         self.create_recorded_room(room, name, 0, None).await
     }
 
-    /// Creates room `room` with `groups` AudioBridge groups (`g1`, `g2`, …; one per
-    /// participant, so that each one's audio can be forwarded alone: [`crate::talk`]),
+    /// Creates room `room` with `groups` AudioBridge groups (`g1`, `g2`, …, whose audio
+    /// is forwarded to tell who is talking: [`crate::talk`]),
     /// and when `record` is `(dir, file)` has Janus write the mix to `dir/file` (a 8 kHz
     /// mono 16-bit WAV; Janus writes while the room has someone in it and closes the
     /// file when the room is destroyed).

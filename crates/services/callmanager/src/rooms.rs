@@ -205,7 +205,7 @@ impl Rooms {
             Talkers::start(ip, eng.cancel.clone()).await.map_err(|e| CallError::Sip(format!("talk detection socket on {ip}: {e}")))?;
         let rooms =
             Arc::new(Rooms { eng, mixer: Arc::new(mixer), rooms: Mutex::new(HashMap::new()), group, writing: Default::default(), talkers });
-        let taken_over: Vec<Room> = saved.clone();
+        let taken_over: Vec<String> = saved.iter().filter(|r| r.groups > 0).map(|r| r.id.clone()).collect();
         for mut r in saved {
             r.instance = rooms.eng.instance.clone();
             for m in r.participants.values() {
@@ -219,8 +219,8 @@ impl Rooms {
         tokio::spawn(async move { keep.keepalive().await });
         let me = rooms.clone();
         tokio::spawn(async move {
-            for r in taken_over.iter().filter(|r| r.groups > 0) {
-                me.retarget(r).await;
+            for id in &taken_over {
+                me.retarget(id).await;
             }
             me.find_talkers().await;
         });

@@ -29,7 +29,6 @@ pub struct Talking {
 }
 
 struct Group {
-    ssrc: u32,
     detector: Detector,
     state: GroupState,
 }
@@ -87,17 +86,17 @@ impl Talkers {
     pub fn open(&self, id: &str, groups: usize) -> Vec<u32> {
         let mut all = lock(&self.inner);
         all.by_ssrc.retain(|_, (r, _)| r != id);
-        let mut room = RoomTalk::default();
+        let mut ssrcs = Vec::with_capacity(groups);
         for i in 0..groups {
             let mut ssrc = rand::random::<u32>();
             while all.by_ssrc.contains_key(&ssrc) {
                 ssrc = rand::random();
             }
             all.by_ssrc.insert(ssrc, (id.to_string(), i));
-            room.groups.push(Group { ssrc, detector: Detector::default(), state: GroupState::default() });
+            ssrcs.push(ssrc);
         }
-        let ssrcs = room.groups.iter().map(|g| g.ssrc).collect();
-        all.rooms.insert(id.to_string(), room);
+        let groups = (0..groups).map(|_| Group { detector: Detector::default(), state: GroupState::default() }).collect();
+        all.rooms.insert(id.to_string(), RoomTalk { groups, voices: HashMap::new() });
         ssrcs
     }
 
@@ -114,10 +113,15 @@ impl Talkers {
     }
 
     /// Participant `pid` of room `id` joined the mixer in the room's last group (as
-    /// every participant does); `false` when the room has no talk detection.
+    /// every participant does); `false` when the room has no talk detection. A
+    /// participant already known stays where it is (a join seen both by the dial and by
+    /// a takeover's placing).
     pub fn join(&self, id: &str, pid: &str) -> bool {
         let mut all = lock(&self.inner);
         let Some(room) = all.rooms.get_mut(id) else { return false };
+        if room.voices.contains_key(pid) {
+            return true;
+        }
         let Some(g) = room.groups.last_mut() else { return false };
         g.state.members.push((pid.to_string(), 0));
         reset(g);
@@ -259,6 +263,7 @@ mod tests {
         let t = Talkers::start("127.0.0.1".parse().unwrap(), cancel.clone()).await.unwrap();
         let ssrc = t.open("c1", 2);
         assert!(t.join("c1", "a") && t.join("c1", "b") && t.join("c1", "c"));
+        assert!(t.join("c1", "c"), "known already: not added twice");
         assert!(!t.join("c9", "x"), "no such room");
         let tx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         // Everyone joined the last group; once its window is full, the empty first group

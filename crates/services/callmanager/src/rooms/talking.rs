@@ -27,11 +27,13 @@ impl Rooms {
         }
     }
 
-    /// After a takeover: stops the room's forwarders that point elsewhere (at the
+    /// After a takeover of room `id`: stops its forwarders that point elsewhere (at the
     /// instance that ran it before), forwards its groups here, and puts every joined
     /// participant in the last group (where they are in the mixer is not stored; the
     /// moves spread them again).
-    pub(super) async fn retarget(&self, r: &Room) {
+    pub(super) async fn retarget(&self, id: &str) {
+        let Ok(room) = self.get(id) else { return };
+        let r = &room;
         let mine = self.talkers.addr();
         match self.mixer.forwarders(r.mixer.room).await {
             Ok(all) => {
@@ -45,8 +47,9 @@ impl Rooms {
         }
         self.open_talk(r).await;
         let last = mixer::group(r.groups);
-        // The room as it is now (a participant may have joined since the takeover).
-        let now = self.get(&r.id).unwrap_or_else(|_| r.clone());
+        // The room as it is now (a participant may have joined while the forwarders were
+        // being set up).
+        let now = self.get(id).unwrap_or_else(|_| r.clone());
         for m in now.participants.values().filter(|m| m.state == "joined") {
             let Some(call) = &m.call else { continue };
             match self.mixer.set_group(call.joined.handle, &last).await {
