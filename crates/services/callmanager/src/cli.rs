@@ -5,7 +5,7 @@
 
 use crate::api::paths;
 use clap::{CommandFactory, FromArgMatches, Parser};
-use mware_client::{api, path, CliEnv, Subcommand};
+use mware_client::{api, path, CliEnv, Conn, Subcommand};
 use serde_json::Value;
 
 /// Calls placed by the callmanager (third-party call control): list the live and
@@ -33,29 +33,15 @@ enum CallsAction {
         /// Only this domain's calls.
         #[arg(long, short)]
         domain: Option<String>,
-        /// API of an instance of the group (forwarded to its active instance).
-        #[arg(long, default_value = "http://127.0.0.1:8271")]
-        api: String,
-        /// Environment variable holding the API token.
-        #[arg(long, default_value = "MWARE_API_TOKEN")]
-        token_env: String,
-        /// Print the raw JSON instead of a table.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        conn: Conn,
     },
     /// One call: its state and each leg's state, SIP code and reason.
     Show {
         /// Call id (`<group>-<hex>`).
         id: String,
-        /// API of any instance (forwarded to the call's group).
-        #[arg(long, default_value = "http://127.0.0.1:8271")]
-        api: String,
-        /// Environment variable holding the API token.
-        #[arg(long, default_value = "MWARE_API_TOKEN")]
-        token_env: String,
-        /// Print the raw JSON instead of text.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        conn: Conn,
     },
     /// Hang up a call: CANCEL what rings, BYE what is up; returns once it ended.
     Hangup {
@@ -73,7 +59,7 @@ enum CallsAction {
 /// Runs one `mware calls` action.
 async fn run(action: CallsAction, _env: CliEnv) -> anyhow::Result<()> {
     match action {
-        CallsAction::List { domain, api, token_env, json } => {
+        CallsAction::List { domain, conn: Conn { api, token_env, json } } => {
             let p = match &domain {
                 Some(d) => format!("{}?domain={}", paths::CALLS, path("{d}", &[("d", d)])),
                 None => paths::CALLS.to_string(),
@@ -102,7 +88,7 @@ async fn run(action: CallsAction, _env: CliEnv) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        CallsAction::Show { id, api, token_env, json } => {
+        CallsAction::Show { id, conn: Conn { api, token_env, json } } => {
             let v = api::send(api::Method::GET, &api, &path(paths::CALL, &[("id", &id)]), &token_env, None, "reading the call").await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
