@@ -106,9 +106,10 @@ impl Rooms {
 /// The address of this host that the mixer at `url` reaches it on: the source address of
 /// the route to the mixer's host (where its forwarders are sent).
 pub(super) async fn reachable_from(url: &str) -> Result<std::net::IpAddr, CallError> {
-    let bad = |e: String| CallError::Sip(format!("mixer URL {url}: {e}"));
-    let u = reqwest::Url::parse(url).map_err(|e| bad(e.to_string()))?;
-    let host = u.host_str().ok_or_else(|| bad("no host".into()))?.trim_matches(['[', ']']).to_string();
+    // The errors name the mixer's host only: a URL may carry a password.
+    let u = reqwest::Url::parse(url).map_err(|e| CallError::Sip(format!("mixer URL: {e}")))?;
+    let host = u.host_str().ok_or_else(|| CallError::Sip("mixer URL: no host".into()))?.trim_matches(['[', ']']).to_string();
+    let bad = |e: String| CallError::Sip(format!("mixer host {host}: {e}"));
     let port = u.port_or_known_default().unwrap_or(80);
     let to = tokio::net::lookup_host((host.as_str(), port))
         .await
