@@ -17,6 +17,7 @@
 //! without allocating; [`scan`], the same pass run backwards, also hashes each label
 //! suffix, which is all [`crate::DomainTree::route`] needs to look a name up.
 
+use crate::name_hash::{label_hash, mix};
 use std::fmt;
 
 /// Longest name, in bytes of its ASCII (punycode) form, without the trailing dot.
@@ -140,8 +141,6 @@ pub(crate) struct Suffix {
     pub start: usize,
     /// Its number of labels.
     pub labels: usize,
-    /// Whether the name holds an uppercase letter (so the suffix may).
-    pub upper: bool,
 }
 
 /// Byte classes of [`scan`], as bits: what may be in a name that needs no IDNA (`.` is
@@ -165,9 +164,8 @@ const CLASS: [u8; 256] = {
 /// The check of [`quick`] fused with hashing: one backward pass over the bytes for their
 /// classes and the dots, then one over the labels, calling `on_suffix` for each label
 /// suffix, shortest first, as soon as its label is checked.
-/// The hash ignores ASCII case (each byte is hashed with `0x20` set, which no other valid
-/// byte collides with), so it is the same for a name and its lowercase form and the
-/// domain tree can look every suffix up without lowercasing or slicing. `punycode`
+/// The hash is [`crate::name_hash`]'s: it ignores ASCII case, so it is the same for a name
+/// and its lowercase form and the domain tree can look every suffix up without lowercasing. `punycode`
 /// accepts `??--` labels (for names [`canonical`] already made). The caller must ignore
 /// what `on_suffix` saw when the answer is `Slow`.
 #[inline(always)]
@@ -193,8 +191,8 @@ pub(crate) fn scan(d: &str, punycode: bool, mut on_suffix: impl FnMut(Suffix)) -
         if !label_ok(&b[i..end], punycode) {
             return Quick::Slow;
         }
-        hash = label_hash(b, i, end, hash);
-        on_suffix(Suffix { hash, start: i, labels: k + 1, upper: class & UPPER != 0 });
+        hash = mix(hash, label_hash(&b[i..end]));
+        on_suffix(Suffix { hash, start: i, labels: k + 1 });
         end = i.wrapping_sub(1);
     }
     let labels = nd + 1;
@@ -203,45 +201,6 @@ pub(crate) fn scan(d: &str, punycode: bool, mut on_suffix: impl FnMut(Suffix)) -
     } else {
         Quick::Canonical(labels)
     }
-}
-
-/// `0x20` in every byte: set, it makes ASCII letters lowercase.
-const CASE: u64 = 0x2020_2020_2020_2020;
-
-/// `hash` extended with the label `b[i..end]` (1 to 63 bytes), 8 bytes at a time, case
-/// ignored. The last 1 to 8 bytes are read in one load that ends at `end` (or starts at
-/// 0 when the name is shorter), then shifted and masked to the label's bytes.
-#[inline(always)]
-fn label_hash(b: &[u8], i: usize, end: usize, mut hash: u64) -> u64 {
-    let mut j = i;
-    while end - j > 8 {
-        hash = mix(hash, load(b, j) | CASE);
-        j += 8;
-    }
-    let r = end - j;
-    let mask = u64::MAX >> (64 - 8 * r);
-    let last = if end >= 8 {
-        load(b, end - 8) >> (8 * (8 - r))
-    } else if b.len() >= 8 {
-        load(b, 0) >> (8 * j)
-    } else {
-        let mut buf = [0u8; 8];
-        buf[..b.len()].copy_from_slice(b);
-        u64::from_le_bytes(buf) >> (8 * j)
-    };
-    mix(hash, ((last | CASE) & mask) ^ (((end - i) as u64) << 56))
-}
-
-/// The 8 bytes at `b[j..]`, little-endian.
-#[inline(always)]
-fn load(b: &[u8], j: usize) -> u64 {
-    u64::from_le_bytes(b[j..j + 8].try_into().expect("8 bytes"))
-}
-
-/// One step of FxHash (as in rustc): rotate, xor, multiply.
-#[inline(always)]
-fn mix(h: u64, w: u64) -> u64 {
-    (h.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95)
 }
 
 /// 1..=63 bytes, no `-` at either end, and unless `punycode`, no `--` in the third and

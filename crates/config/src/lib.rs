@@ -13,9 +13,11 @@
 mod clock;
 mod domain;
 mod model;
+mod name_hash;
 mod redact;
 mod secret;
 mod section;
+mod short;
 mod ssh;
 pub mod strict_json;
 mod table;

@@ -1,0 +1,280 @@
+//! The domain tree's pass over a name of at most 64 bytes, 8 bytes at a time.
+//!
+//! Nearly every name a site routes is that short. Its bytes are read 8 at a time from the
+//! text itself, with loads clamped to its end and shifted so that whatever lies past the
+//! name reads as zero (no copy, no per-byte loop); a name of under 8 bytes is first put in
+//! an 8-byte array. Each word is classified with plain integer arithmetic (SWAR): which
+//! bytes are dots, hyphens, or not allowed in a name that needs no IDNA. The rules of
+//! [`crate::domain`]'s quick check then are a few operations on three 64-bit masks (no
+//! branch per byte or per label), and the labels are found from the dot mask with one
+//! leading-zero count each. Each label suffix up to the longest a named domain has is
+//! hashed as [`crate::name_hash`] defines it, with two such loads a label of up to 16
+//! bytes, and kept for the lookup, longest first. The stored names are compared with the
+//! same loads ([`crate::table::SuffixTable::get_short`]), 8 bytes a load, case ignored.
+//!
+//! Why by hand: the per-byte pass of [`crate::domain::scan`] was the larger half of a
+//! lookup (a table load, a store and a loop-carried count per byte, a mispredicted branch
+//! per label); this pass costs the same for every name of up to 32 bytes.
+
+use crate::name_hash::{mix, CASE, MASK};
+
+/// Longest name (bytes, trailing dot stripped) this pass takes.
+pub(crate) const SHORT: usize = 64;
+
+const L: u64 = 0x0101_0101_0101_0101;
+const H: u64 = 0x8080_8080_8080_8080;
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+
+/// A short name that passed the check: its text and where its dots are.
+pub(crate) struct Short<'a> {
+    /// The name, or (for a name of under 8 bytes) the name and zero bytes up to 8: at
+    /// least 8 bytes, and zero past the name, as [`Text::word`] reads it.
+    pub text: Text<'a>,
+    /// The name's length in bytes.
+    pub len: usize,
+    /// Bit `i` set where byte `i` is a dot.
+    dots: u64,
+}
+
+/// High bit of each byte where the (7-bit) byte of `x7` equals `c`.
+#[inline(always)]
+fn eq(x7: u64, c: u8) -> u64 {
+    let y = x7 ^ (L * c as u64);
+    !((y + LOW7) | y) & H
+}
+
+/// High bit of each byte where the (7-bit) byte of `x7` is at least `c` (`c` ≥ 1).
+#[inline(always)]
+fn ge(x7: u64, c: u8) -> u64 {
+    (x7 + L * (0x80 - c) as u64) & H
+}
+
+/// The high bit of each of the 8 bytes of `x` (only those bits set) as 8 bits.
+#[inline(always)]
+fn gather(x: u64) -> u64 {
+    ((x >> 7).wrapping_mul(0x0102_0408_1020_4080)) >> 56
+}
+
+/// The 8 bytes at `b[j..]`, little-endian.
+#[inline(always)]
+pub(crate) fn load(b: &[u8], j: usize) -> u64 {
+    u64::from_le_bytes(b[j..j + 8].try_into().expect("8 bytes"))
+}
+
+/// The bytes of a short name, at least 8.
+pub(crate) enum Text<'a> {
+    /// A name of 8 bytes or more, as given.
+    Name(&'a [u8]),
+    /// A name of under 8 bytes, then zero bytes.
+    Padded([u8; 8]),
+}
+
+impl Text<'_> {
+    #[inline(always)]
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Text::Name(b) => b,
+            Text::Padded(b) => b,
+        }
+    }
+
+    /// The 8 bytes from offset `p`, those past the end read as zero: one load clamped to
+    /// end at the end, shifted down.
+    #[inline(always)]
+    pub(crate) fn word(&self, p: usize) -> u64 {
+        let b = self.bytes();
+        let at = p.min(b.len() - 8);
+        load(b, at).checked_shr(8 * (p - at) as u32).unwrap_or(0)
+    }
+}
+
+/// Dots and hyphens of one word, as 8 bits each, and the high bit of each byte that is
+/// not allowed.
+#[inline(always)]
+fn classify(w: u64) -> (u64, u64, u64) {
+    let x7 = w & LOW7;
+    let folded = x7 | CASE;
+    let letter = ge(folded, b'a') & !ge(folded, b'z' + 1);
+    // '-', '.', '/', '0'..='9' are one run; '/' is the one not allowed.
+    let run = ge(x7, b'-') & !ge(x7, b'9' + 1) & !eq(x7, b'/');
+    let (dot, hyphen) = (eq(x7, b'.'), eq(x7, b'-'));
+    let ok = (letter | run | eq(x7, b'_')) & !(w & H);
+    (gather(dot), gather(hyphen), !ok & H)
+}
+
+impl<'a> Short<'a> {
+    /// Checks `d` (trailing dot stripped): `None` unless it has at most [`SHORT`] bytes and
+    /// is plainly canonical-looking (the general way then decides: it may be invalid, need
+    /// IDNA, or be a `??--` label, which only passes when `punycode`).
+    #[inline(always)]
+    pub(crate) fn check(d: &'a str, punycode: bool) -> Option<Short<'a>> {
+        let b = d.as_bytes();
+        let n = b.len();
+        if n == 0 || n > SHORT {
+            return None;
+        }
+        let text = if n >= 8 {
+            Text::Name(b)
+        } else {
+            let mut p = [0; 8];
+            p[..n].copy_from_slice(b);
+            Text::Padded(p)
+        };
+        let words = if n <= 32 { 4 } else { 8 };
+        let (mut dots, mut hyphens, mut bad) = (0u64, 0u64, 0u64);
+        for j in 0..words {
+            let (d, h, x) = classify(text.word(8 * j));
+            dots |= d << (8 * j);
+            hyphens |= h << (8 * j);
+            // Only the bytes of the name: past it, the zero bytes are not allowed either.
+            bad |= x & MASK[n.saturating_sub(8 * j).min(8)];
+        }
+        let last = 1u64 << (n - 1);
+        let starts = (dots << 1) | 1;
+        let ends = (dots >> 1) | last;
+        let mut wrong = bad | (dots & (1 | last)) | (dots & (dots >> 1)) | (hyphens & (starts | ends));
+        if !punycode {
+            // `??--` labels (`xn--...`) need IDNA's check.
+            wrong |= (starts << 2) & hyphens & (hyphens >> 1);
+        }
+        // One label of 64 bytes is the only label too long that fits.
+        if wrong != 0 || dots == 0 && n == SHORT {
+            return None;
+        }
+        Some(Short { text, len: n, dots })
+    }
+
+    /// How many labels the name has.
+    #[inline(always)]
+    pub(crate) fn labels(&self) -> usize {
+        self.dots.count_ones() as usize + 1
+    }
+
+    /// Its label suffixes, shortest first, up to `most` labels: each one's start and hash.
+    #[inline(always)]
+    pub(crate) fn suffixes(&self, most: usize) -> Suffixes<'_, 'a> {
+        Suffixes { name: self, left: most.min(self.labels()), rest: self.dots, end: self.len, hash: 0 }
+    }
+
+    /// [`crate::name_hash::label_hash`] of the label at `start..end` of the name: its
+    /// last 8 bytes in one load, the bytes before them in one load for a label of up to 16
+    /// bytes.
+    #[inline(always)]
+    fn label_hash(&self, start: usize, end: usize) -> u64 {
+        let n = end - start;
+        let tail = n.min(8);
+        let head = n - tail;
+        let b = (self.text.word(end - tail) | CASE) & MASK[tail];
+        let a = if head <= 8 {
+            (self.text.word(start) | CASE) & MASK[head]
+        } else {
+            let mut a = self.text.word(start) | CASE;
+            let mut j = 8;
+            while j < head {
+                let m = (head - j).min(8);
+                a = mix(a, (self.text.word(start + j) | CASE) & MASK[m]);
+                j += 8;
+            }
+            a
+        };
+        mix(a, b ^ ((n as u64) << 56))
+    }
+}
+
+/// The label suffixes of a [`Short`] name, shortest first: `(start, hash)`.
+pub(crate) struct Suffixes<'s, 'a> {
+    name: &'s Short<'a>,
+    left: usize,
+    /// The dots not yet passed.
+    rest: u64,
+    end: usize,
+    hash: u64,
+}
+
+impl Iterator for Suffixes<'_, '_> {
+    type Item = (usize, u64);
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<(usize, u64)> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let lz = self.rest.leading_zeros();
+        let start = 64 - lz as usize;
+        self.hash = mix(self.hash, self.name.label_hash(start, self.end));
+        self.rest &= !(1u64 << 63).checked_shr(lz).unwrap_or(0);
+        self.end = start.wrapping_sub(1);
+        Some((start, self.hash))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{scan, Quick};
+    use crate::name_hash::label_hash;
+
+    /// The suffix hashes of the general pass, shortest first, or `None` if it refuses.
+    fn general(d: &str, punycode: bool) -> Option<Vec<(u64, usize)>> {
+        let mut v = Vec::new();
+        match scan(d, punycode, |s| v.push((s.hash, s.start))) {
+            Quick::Slow => None,
+            _ => Some(v),
+        }
+    }
+
+    fn agrees(d: &str, punycode: bool) {
+        let short = Short::check(d, punycode);
+        if d.len() > SHORT {
+            assert!(short.is_none(), "{d:?} is longer than the short pass");
+            return;
+        }
+        match (short, general(d, punycode)) {
+            (None, None) => {}
+            (Some(s), Some(w)) => {
+                assert_eq!(s.labels(), w.len(), "{d:?}");
+                let got: Vec<(u64, usize)> = s.suffixes(usize::MAX).map(|(start, h)| (h, start)).collect();
+                assert_eq!(got, w, "{d:?}");
+                assert_eq!(s.suffixes(2).count(), w.len().min(2), "{d:?}");
+            }
+            (s, w) => panic!("{d:?}: short {:?} general {w:?}", s.map(|s| s.labels())),
+        }
+    }
+
+    #[test]
+    fn agrees_with_the_general_pass() {
+        let long_label = "q".repeat(63);
+        let names = [
+            "a", "a.b", "A.B", "example.ru", "Tenant1.Example.RU", "_sip._udp.x", "x-1.a", "abcdefghijklmnop.q",
+            "abcdefghijklmnopq.r", "abcdefghijklmnopqrstuvwxyz0123456789-_.ru", &long_label, "a..b", ".a", "a.",
+            "-a.b", "a-.b", "a.-b", "a.b-", "xn--e1aybc.ru", "ab--c.ru", "a/b", "a b", "a\0b", "тест.рф", "@a", "[a",
+            "a`b", "a{b", "a~b", "\x0d.a", "DEL\x7f", "a_b.C_D", "0.1.2.3.4.5.6.7.8.9.a.b.c.d.e.f.g.h", "1.2",
+        ];
+        for d in names {
+            agrees(d, false);
+            agrees(d, true);
+        }
+        assert!(Short::check(&"q".repeat(64), false).is_none(), "a 64-byte label");
+        assert!(Short::check(&"q".repeat(65), false).is_none(), "longer than the short pass");
+    }
+
+    #[test]
+    fn a_label_hash_from_the_text_is_the_definition() {
+        for n in 1..=61 {
+            let label: String = (0..n).map(|i| (b'a' + (i * 7 % 26) as u8) as char).collect();
+            let d = format!("{label}.Zz");
+            let s = Short::check(&d, false).expect("valid");
+            let want = mix(mix(0, label_hash(b"zz")), label_hash(label.as_bytes()));
+            assert_eq!(s.suffixes(2).last(), Some((0, want)), "label of {n} bytes");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn short_and_general_agree(d in "[a-zA-Z0-9_.-]{1,70}|([a-z0-9-]{1,20}\\.){0,20}[a-zA-Z]{1,5}|(xn--|[a-z]{2}--)?[a-z0-9-]{0,8}(\\.[a-zA-Z-]{1,5}){0,3}") {
+            agrees(&d, false);
+            agrees(&d, true);
+        }
+    }
+}
