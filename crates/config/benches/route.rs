@@ -145,7 +145,8 @@ impl std::hash::Hasher for Fx {
 fn breakdown(entries: &[(String, u32)], tree: &DomainTree, qs: &[String]) {
     let empty = DomainTree::from_entries(std::iter::empty(), Some(1)).expect("valid");
     let deep = DomainTree::from_entries([("a.b.c.d.e.f.g.h.i", 2)], Some(1)).expect("valid");
-    let map: std::collections::HashMap<&str, u32, std::hash::BuildHasherDefault<Fx>> = entries.iter().map(|(d, g)| (d.as_str(), *g)).collect();
+    let map: std::collections::HashMap<&str, u32, std::hash::BuildHasherDefault<Fx>> =
+        entries.iter().map(|(d, g)| (d.as_str(), *g)).collect();
     let check = p10_ns(qs, |q| empty.route(q));
     let hashed = p10_ns(qs, |q| deep.route(q));
     let full = p10_ns(qs, |q| tree.route(q));

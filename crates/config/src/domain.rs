@@ -17,7 +17,7 @@
 //! without allocating; [`scan`], the same pass run backwards, also hashes each label
 //! suffix, which is all [`crate::DomainTree::route`] needs to look a name up.
 
-use crate::name_hash::{label_hash, mix};
+use crate::name_hash::suffix_hash;
 use std::fmt;
 
 /// Longest name, in bytes of its ASCII (punycode) form, without the trailing dot.
@@ -185,14 +185,13 @@ pub(crate) fn scan(d: &str, punycode: bool, mut on_suffix: impl FnMut(Suffix)) -
     if class & BAD != 0 {
         return Quick::Slow;
     }
-    let (mut hash, mut end) = (0u64, b.len());
+    let mut end = b.len();
     let starts = dots[..nd].iter().map(|&dot| usize::from(dot) + 1).chain([0]);
     for (k, i) in starts.enumerate() {
         if !label_ok(&b[i..end], punycode) {
             return Quick::Slow;
         }
-        hash = mix(hash, label_hash(&b[i..end]));
-        on_suffix(Suffix { hash, start: i, labels: k + 1 });
+        on_suffix(Suffix { hash: suffix_hash(&b[i..]), start: i, labels: k + 1 });
         end = i.wrapping_sub(1);
     }
     let labels = nd + 1;

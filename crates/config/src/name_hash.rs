@@ -1,13 +1,12 @@
 //! The one definition of a domain name's suffix hash, ASCII case ignored.
 //!
-//! The domain tree keys its table by the hash of a label suffix (`b`, `a.b`, `x.a.b`
-//! for `x.a.b`): `S(1) = mix(0, L(b))`, `S(k) = mix(S(k-1), L(label k from the right))`,
-//! where [`label_hash`] `L` depends only on the label's bytes with `0x20` set in each
-//! (which makes ASCII letters lowercase and joins no two bytes a valid name may hold).
-//! Two passes compute it: [`crate::domain::scan`] for any name, with this module's
-//! slice-based [`label_hash`], and [`crate::short`] for names of at most 64 bytes, with
-//! loads from a padded buffer. Both must give the same value for the same label, which
-//! the tests of [`crate::short`] check against this definition.
+//! The domain tree keys its table by the hash of a label suffix (`b`, `a.b`, `x.a.b` for
+//! `x.a.b`), defined by [`suffix_hash`] on the suffix's bytes with `0x20` set in each
+//! (which makes ASCII letters lowercase and joins no two bytes a valid name may hold). Its
+//! words are counted from the end of the text, so all the suffixes of one name share them:
+//! [`crate::short`] folds a name's words once and then hashes each suffix with one more
+//! step, in any order; [`crate::domain::scan`] and the table's inserts use this module's
+//! slice-based definition, and the tests of [`crate::short`] check the two agree.
 
 /// `0x20` in every byte: set, it makes ASCII letters lowercase.
 pub(crate) const CASE: u64 = 0x2020_2020_2020_2020;
@@ -37,16 +36,15 @@ fn word(c: &[u8]) -> u64 {
     (u64::from_le_bytes(b) | CASE) & MASK[c.len()]
 }
 
-/// The hash of one label (1 to 63 bytes): its last 8 bytes (or all, if fewer) as one
-/// word `B`; the bytes before them, 8 at a time from the front, folded into `A` (the first
-/// word itself, then [`mix`] with each next one; 0 when there are none); then
-/// `mix(A, B ^ len << 56)`. A label of up to 16 bytes is thus two loads and one `mix`.
-pub(crate) fn label_hash(label: &[u8]) -> u64 {
-    let n = label.len();
-    let (head, tail) = label.split_at(n.saturating_sub(8));
-    let mut a = 0;
-    for (j, c) in head.chunks(8).enumerate() {
-        a = if j == 0 { word(c) } else { mix(a, word(c)) };
+/// The hash of a name or suffix of one (`t`, 1 to 253 bytes): its 8-byte words from the
+/// end, folded with [`mix`] (`G`), then the 0 to 7 bytes left at its front and its length:
+/// `mix(G, front ^ len << 56)`.
+pub(crate) fn suffix_hash(t: &[u8]) -> u64 {
+    let mut g = 0;
+    let mut e = t.len();
+    while e >= 8 {
+        g = mix(g, word(&t[e - 8..e]));
+        e -= 8;
     }
-    mix(a, word(tail) ^ ((n as u64) << 56))
+    mix(g, word(&t[..e]) ^ ((t.len() as u64) << 56))
 }

@@ -7,9 +7,10 @@
 //! bytes are dots, hyphens, or not allowed in a name that needs no IDNA. The rules of
 //! [`crate::domain`]'s quick check then are a few operations on three 64-bit masks (no
 //! branch per byte or per label), and the labels are found from the dot mask with one
-//! leading-zero count each. Each label suffix up to the longest a named domain has is
-//! hashed as [`crate::name_hash`] defines it, with two such loads a label of up to 16
-//! bytes, and kept for the lookup, longest first. The stored names are compared with the
+//! leading-zero count each. The name's 8-byte words from the end are folded once; each
+//! label suffix up to the longest a named domain has is then hashed as
+//! [`crate::name_hash`] defines it with one more load and one step, independent of the
+//! other suffixes. The stored names are compared with the
 //! same loads ([`crate::table::SuffixTable::get_short`]), 8 bytes a load, case ignored.
 //!
 //! Why by hand: the per-byte pass of [`crate::domain::scan`] was the larger half of a
@@ -153,42 +154,24 @@ impl<'a> Short<'a> {
     /// Its label suffixes, shortest first, up to `most` labels: each one's start and hash.
     #[inline(always)]
     pub(crate) fn suffixes(&self, most: usize) -> Suffixes<'_, 'a> {
-        Suffixes { name: self, left: most.min(self.labels()), rest: self.dots, end: self.len, hash: 0 }
-    }
-
-    /// [`crate::name_hash::label_hash`] of the label at `start..end` of the name: its
-    /// last 8 bytes in one load, the bytes before them in one load for a label of up to 16
-    /// bytes.
-    #[inline(always)]
-    fn label_hash(&self, start: usize, end: usize) -> u64 {
-        let n = end - start;
-        let tail = n.min(8);
-        let head = n - tail;
-        let b = (self.text.word(end - tail) | CASE) & MASK[tail];
-        let a = if head <= 8 {
-            (self.text.word(start) | CASE) & MASK[head]
-        } else {
-            let mut a = self.text.word(start) | CASE;
-            let mut j = 8;
-            while j < head {
-                let m = (head - j).min(8);
-                a = mix(a, (self.text.word(start + j) | CASE) & MASK[m]);
-                j += 8;
-            }
-            a
-        };
-        mix(a, b ^ ((n as u64) << 56))
+        // folded[q]: the hash state after the last q words of the name (see `suffix_hash`).
+        let mut folded = [0u64; SHORT / 8 + 1];
+        let words = if self.len <= 32 { 4 } else { 8 };
+        for j in 0..words {
+            let w = self.text.word(self.len.saturating_sub(8 * j + 8)) | CASE;
+            folded[j + 1] = mix(folded[j], w);
+        }
+        Suffixes { name: self, folded, left: most.min(self.labels()), rest: self.dots }
     }
 }
 
 /// The label suffixes of a [`Short`] name, shortest first: `(start, hash)`.
 pub(crate) struct Suffixes<'s, 'a> {
     name: &'s Short<'a>,
+    folded: [u64; SHORT / 8 + 1],
     left: usize,
     /// The dots not yet passed.
     rest: u64,
-    end: usize,
-    hash: u64,
 }
 
 impl Iterator for Suffixes<'_, '_> {
@@ -202,10 +185,10 @@ impl Iterator for Suffixes<'_, '_> {
         self.left -= 1;
         let lz = self.rest.leading_zeros();
         let start = 64 - lz as usize;
-        self.hash = mix(self.hash, self.name.label_hash(start, self.end));
         self.rest &= !(1u64 << 63).checked_shr(lz).unwrap_or(0);
-        self.end = start.wrapping_sub(1);
-        Some((start, self.hash))
+        let len = self.name.len - start;
+        let front = (self.name.text.word(start) | CASE) & MASK[len % 8];
+        Some((start, mix(self.folded[len / 8], front ^ ((len as u64) << 56))))
     }
 }
 
@@ -213,7 +196,7 @@ impl Iterator for Suffixes<'_, '_> {
 mod tests {
     use super::*;
     use crate::domain::{scan, Quick};
-    use crate::name_hash::label_hash;
+    use crate::name_hash::suffix_hash;
 
     /// The suffix hashes of the general pass, shortest first, or `None` if it refuses.
     fn general(d: &str, punycode: bool) -> Option<Vec<(u64, usize)>> {
@@ -246,10 +229,40 @@ mod tests {
     fn agrees_with_the_general_pass() {
         let long_label = "q".repeat(63);
         let names = [
-            "a", "a.b", "A.B", "example.ru", "Tenant1.Example.RU", "_sip._udp.x", "x-1.a", "abcdefghijklmnop.q",
-            "abcdefghijklmnopq.r", "abcdefghijklmnopqrstuvwxyz0123456789-_.ru", &long_label, "a..b", ".a", "a.",
-            "-a.b", "a-.b", "a.-b", "a.b-", "xn--e1aybc.ru", "ab--c.ru", "a/b", "a b", "a\0b", "тест.рф", "@a", "[a",
-            "a`b", "a{b", "a~b", "\x0d.a", "DEL\x7f", "a_b.C_D", "0.1.2.3.4.5.6.7.8.9.a.b.c.d.e.f.g.h", "1.2",
+            "a",
+            "a.b",
+            "A.B",
+            "example.ru",
+            "Tenant1.Example.RU",
+            "_sip._udp.x",
+            "x-1.a",
+            "abcdefghijklmnop.q",
+            "abcdefghijklmnopq.r",
+            "abcdefghijklmnopqrstuvwxyz0123456789-_.ru",
+            &long_label,
+            "a..b",
+            ".a",
+            "a.",
+            "-a.b",
+            "a-.b",
+            "a.-b",
+            "a.b-",
+            "xn--e1aybc.ru",
+            "ab--c.ru",
+            "a/b",
+            "a b",
+            "a\0b",
+            "тест.рф",
+            "@a",
+            "[a",
+            "a`b",
+            "a{b",
+            "a~b",
+            "\x0d.a",
+            "DEL\x7f",
+            "a_b.C_D",
+            "0.1.2.3.4.5.6.7.8.9.a.b.c.d.e.f.g.h",
+            "1.2",
         ];
         for d in names {
             agrees(d, false);
@@ -260,13 +273,13 @@ mod tests {
     }
 
     #[test]
-    fn a_label_hash_from_the_text_is_the_definition() {
+    fn a_suffix_hash_from_the_text_is_the_definition() {
         for n in 1..=61 {
             let label: String = (0..n).map(|i| (b'a' + (i * 7 % 26) as u8) as char).collect();
             let d = format!("{label}.Zz");
             let s = Short::check(&d, false).expect("valid");
-            let want = mix(mix(0, label_hash(b"zz")), label_hash(label.as_bytes()));
-            assert_eq!(s.suffixes(2).last(), Some((0, want)), "label of {n} bytes");
+            assert_eq!(s.suffixes(2).last(), Some((0, suffix_hash(d.as_bytes()))), "label of {n} bytes");
+            assert_eq!(s.suffixes(1).last(), Some((n + 1, suffix_hash(b"zz"))), "label of {n} bytes");
         }
     }
 
