@@ -121,7 +121,7 @@ impl<'a> Short<'a> {
             p[..n].copy_from_slice(b);
             Text::Padded(p)
         };
-        let words = if n <= 32 { 4 } else { 8 };
+        let words = n.div_ceil(8);
         let (mut dots, mut hyphens, mut bad) = (0u64, 0u64, 0u64);
         for j in 0..words {
             let (d, h, x) = classify(text.word(8 * j));
@@ -156,9 +156,8 @@ impl<'a> Short<'a> {
     pub(crate) fn suffixes(&self, most: usize) -> Suffixes<'_, 'a> {
         // folded[q]: the hash state after the last q words of the name (see `suffix_hash`).
         let mut folded = [0u64; SHORT / 8 + 1];
-        let words = if self.len <= 32 { 4 } else { 8 };
-        for j in 0..words {
-            let w = self.text.word(self.len.saturating_sub(8 * j + 8)) | CASE;
+        for j in 0..self.len / 8 {
+            let w = self.text.word(self.len - 8 * j - 8) | CASE;
             folded[j + 1] = mix(folded[j], w);
         }
         Suffixes { name: self, folded, left: most.min(self.labels()), rest: self.dots }
