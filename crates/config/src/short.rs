@@ -89,18 +89,50 @@ impl Text<'_> {
     }
 }
 
-/// Dots and hyphens of one word, as 8 bits each, and the high bit of each byte that is
-/// not allowed.
+/// Dots, hyphens and bytes not allowed among 16 bytes (`lo`, then `hi`), as 16 bits each:
+/// plain integer arithmetic, 8 bytes at a time (SWAR). The SSE2 version below does the same
+/// in a few vector instructions where the target has SSE2; the tests check they agree.
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2", not(test)), allow(dead_code))]
 #[inline(always)]
-fn classify(w: u64) -> (u64, u64, u64) {
-    let x7 = w & LOW7;
-    let folded = x7 | CASE;
-    let letter = ge(folded, b'a') & !ge(folded, b'z' + 1);
-    // '-', '.', '/', '0'..='9' are one run; '/' is the one not allowed.
-    let run = ge(x7, b'-') & !ge(x7, b'9' + 1) & !eq(x7, b'/');
-    let (dot, hyphen) = (eq(x7, b'.'), eq(x7, b'-'));
-    let ok = (letter | run | eq(x7, b'_')) & !(w & H);
-    (gather(dot), gather(hyphen), !ok & H)
+fn classify_swar(lo: u64, hi: u64) -> (u64, u64, u64) {
+    let one = |w: u64| {
+        let x7 = w & LOW7;
+        let folded = x7 | CASE;
+        let letter = ge(folded, b'a') & !ge(folded, b'z' + 1);
+        // '-', '.', '/', '0'..='9' are one run; '/' is the one not allowed.
+        let run = ge(x7, b'-') & !ge(x7, b'9' + 1) & !eq(x7, b'/');
+        let ok = (letter | run | eq(x7, b'_')) & !(w & H);
+        (gather(eq(x7, b'.')), gather(eq(x7, b'-')), gather(!ok & H))
+    };
+    let ((d0, h0, b0), (d1, h1, b1)) = (one(lo), one(hi));
+    (d0 | d1 << 8, h0 | h1 << 8, b0 | b1 << 8)
+}
+
+/// [`classify_swar`] with SSE2, part of every x86-64 processor.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[target_feature(enable = "sse2")]
+fn classify_sse2(lo: u64, hi: u64) -> (u64, u64, u64) {
+    use std::arch::x86_64::*;
+    let v = _mm_set_epi64x(hi as i64, lo as i64);
+    let at = |c: u8| _mm_set1_epi8(c as i8);
+    // Signed compares: bytes from 0x80 up are negative, so below every range here.
+    let folded = _mm_or_si128(v, at(0x20));
+    let letter = _mm_and_si128(_mm_cmpgt_epi8(folded, at(b'a' - 1)), _mm_cmplt_epi8(folded, at(b'z' + 1)));
+    let run = _mm_and_si128(_mm_cmpgt_epi8(v, at(b'-' - 1)), _mm_cmplt_epi8(v, at(b'9' + 1)));
+    let ok = _mm_or_si128(_mm_or_si128(letter, _mm_andnot_si128(_mm_cmpeq_epi8(v, at(b'/')), run)), _mm_cmpeq_epi8(v, at(b'_')));
+    let mask = |x| u64::from(_mm_movemask_epi8(x) as u16);
+    (mask(_mm_cmpeq_epi8(v, at(b'.'))), mask(_mm_cmpeq_epi8(v, at(b'-'))), !mask(ok) & 0xffff)
+}
+
+/// Dots, hyphens and bytes not allowed among 16 bytes, as 16 bits each.
+#[inline(always)]
+fn classify(lo: u64, hi: u64) -> (u64, u64, u64) {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    // SAFETY: the only requirement of `classify_sse2` is SSE2, which this build's target
+    // has (the `cfg` above): every x86-64 processor does.
+    return unsafe { classify_sse2(lo, hi) };
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    classify_swar(lo, hi)
 }
 
 impl<'a> Short<'a> {
@@ -121,15 +153,15 @@ impl<'a> Short<'a> {
             p[..n].copy_from_slice(b);
             Text::Padded(p)
         };
-        let words = n.div_ceil(8);
         let (mut dots, mut hyphens, mut bad) = (0u64, 0u64, 0u64);
-        for j in 0..words {
-            let (d, h, x) = classify(text.word(8 * j));
-            dots |= d << (8 * j);
-            hyphens |= h << (8 * j);
-            // Only the bytes of the name: past it, the zero bytes are not allowed either.
-            bad |= x & MASK[n.saturating_sub(8 * j).min(8)];
+        for j in 0..n.div_ceil(16) {
+            let (d, h, x) = classify(text.word(16 * j), text.word(16 * j + 8));
+            dots |= d << (16 * j);
+            hyphens |= h << (16 * j);
+            bad |= x << (16 * j);
         }
+        // Only the bytes of the name: past it, the zero bytes are not allowed either.
+        bad &= u64::MAX >> (SHORT - n);
         let last = 1u64 << (n - 1);
         let starts = (dots << 1) | 1;
         let ends = (dots >> 1) | last;
@@ -279,6 +311,24 @@ mod tests {
             let s = Short::check(&d, false).expect("valid");
             assert_eq!(s.suffixes(2).last(), Some((0, suffix_hash(d.as_bytes()))), "label of {n} bytes");
             assert_eq!(s.suffixes(1).last(), Some((n + 1, suffix_hash(b"zz"))), "label of {n} bytes");
+        }
+    }
+
+    #[test]
+    fn both_classifiers_agree() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let bytes = b"abcxyzABCXYZ019-._/ @[`{\x7f\x80\xff\x00\x0d\x0e\x10\x2f";
+        for _ in 0..20_000 {
+            let mut w = [0u64; 2];
+            for v in &mut w {
+                for k in 0..8 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    *v |= u64::from(bytes[(x % bytes.len() as u64) as usize]) << (8 * k);
+                }
+            }
+            assert_eq!(classify(w[0], w[1]), classify_swar(w[0], w[1]), "{w:x?}");
         }
     }
 
