@@ -111,6 +111,7 @@ fn classify_swar(lo: u64, hi: u64) -> (u64, u64, u64) {
 /// [`classify_swar`] with SSE2, part of every x86-64 processor.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[target_feature(enable = "sse2")]
+#[inline]
 fn classify_sse2(lo: u64, hi: u64) -> (u64, u64, u64) {
     use std::arch::x86_64::*;
     let v = _mm_set_epi64x(hi as i64, lo as i64);
