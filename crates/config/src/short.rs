@@ -184,29 +184,40 @@ impl<'a> Short<'a> {
         self.dots.count_ones() as usize + 1
     }
 
-    /// Its label suffixes, shortest first, up to `most` labels: each one's start and hash.
+    /// Its label suffixes of at most `most` labels, longest first: each one's start and
+    /// hash, hashed only when asked for (a lookup stops at its first hit).
     #[inline(always)]
-    pub(crate) fn suffixes(&self, most: usize) -> Suffixes<'_, 'a> {
+    pub(crate) fn longest_first(&self, most: usize) -> Longest<'_, 'a> {
         // folded[q]: the hash state after the last q words of the name (see `suffix_hash`).
         let mut folded = [0u64; SHORT / 8 + 1];
         for j in 0..self.len / 8 {
             let w = self.text.word(self.len - 8 * j - 8) | CASE;
             folded[j + 1] = mix(folded[j], w);
         }
-        Suffixes { name: self, folded, left: most.min(self.labels()), rest: self.dots }
+        let labels = self.labels();
+        let left = labels.min(most);
+        // Skip the labels in front of the longest suffix kept: the dots before it, lowest first.
+        let (mut rest, mut start) = (self.dots, 0);
+        for _ in left.max(1)..labels {
+            start = rest.trailing_zeros() as usize + 1;
+            rest &= rest - 1;
+        }
+        Longest { name: self, folded, left, rest, start }
     }
 }
 
-/// The label suffixes of a [`Short`] name, shortest first: `(start, hash)`.
-pub(crate) struct Suffixes<'s, 'a> {
+/// The label suffixes of a [`Short`] name, longest first: `(start, hash)`.
+pub(crate) struct Longest<'s, 'a> {
     name: &'s Short<'a>,
     folded: [u64; SHORT / 8 + 1],
+    /// Suffixes still to come; the next has this many labels.
     left: usize,
-    /// The dots not yet passed.
+    /// The dots after the next suffix's start.
     rest: u64,
+    start: usize,
 }
 
-impl Iterator for Suffixes<'_, '_> {
+impl Iterator for Longest<'_, '_> {
     type Item = (usize, u64);
 
     #[inline(always)]
@@ -215,9 +226,9 @@ impl Iterator for Suffixes<'_, '_> {
             return None;
         }
         self.left -= 1;
-        let lz = self.rest.leading_zeros();
-        let start = 64 - lz as usize;
-        self.rest &= !(1u64 << 63).checked_shr(lz).unwrap_or(0);
+        let start = self.start;
+        self.start = self.rest.trailing_zeros() as usize + 1;
+        self.rest &= self.rest.wrapping_sub(1);
         let len = self.name.len - start;
         let front = (self.name.text.word(start) | CASE) & MASK[len % 8];
         Some((start, mix(self.folded[len / 8], front ^ ((len as u64) << 56))))
@@ -249,9 +260,11 @@ mod tests {
             (None, None) => {}
             (Some(s), Some(w)) => {
                 assert_eq!(s.labels(), w.len(), "{d:?}");
-                let got: Vec<(u64, usize)> = s.suffixes(usize::MAX).map(|(start, h)| (h, start)).collect();
+                let mut got: Vec<(u64, usize)> = s.longest_first(usize::MAX).map(|(start, h)| (h, start)).collect();
+                got.reverse();
                 assert_eq!(got, w, "{d:?}");
-                assert_eq!(s.suffixes(2).count(), w.len().min(2), "{d:?}");
+                let two: Vec<(u64, usize)> = s.longest_first(2).map(|(start, h)| (h, start)).collect();
+                assert_eq!(two, w.iter().take(2).rev().copied().collect::<Vec<_>>(), "{d:?}");
             }
             (s, w) => panic!("{d:?}: short {:?} general {w:?}", s.map(|s| s.labels())),
         }
@@ -310,8 +323,8 @@ mod tests {
             let label: String = (0..n).map(|i| (b'a' + (i * 7 % 26) as u8) as char).collect();
             let d = format!("{label}.Zz");
             let s = Short::check(&d, false).expect("valid");
-            assert_eq!(s.suffixes(2).last(), Some((0, suffix_hash(d.as_bytes()))), "label of {n} bytes");
-            assert_eq!(s.suffixes(1).last(), Some((n + 1, suffix_hash(b"zz"))), "label of {n} bytes");
+            assert_eq!(s.longest_first(2).next(), Some((0, suffix_hash(d.as_bytes()))), "label of {n} bytes");
+            assert_eq!(s.longest_first(1).next(), Some((n + 1, suffix_hash(b"zz"))), "label of {n} bytes");
         }
     }
 

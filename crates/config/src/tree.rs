@@ -82,8 +82,8 @@ impl DomainTree {
     #[inline]
     pub fn route(&self, domain: &str) -> Option<u32> {
         let d = domain.strip_suffix('.').unwrap_or(domain);
-        if let Some(g) = Short::check(d, false).and_then(|s| self.find_short(&s)) {
-            return g;
+        if let Some(s) = Short::check(d, false) {
+            return self.find_short(&s);
         }
         let mut found = Found::default();
         match scan(d, false, |s| self.note(d, s, &mut found)) {
@@ -96,8 +96,8 @@ impl DomainTree {
     /// why (for the CLI and the API, which must refuse it rather than answer nobody).
     pub fn route_checked(&self, domain: &str) -> Result<Option<u32>, DomainError> {
         let d = domain.strip_suffix('.').unwrap_or(domain);
-        if let Some(g) = Short::check(d, false).and_then(|s| self.find_short(&s)) {
-            return Ok(g);
+        if let Some(s) = Short::check(d, false) {
+            return Ok(self.find_short(&s));
         }
         let mut found = Found::default();
         Ok(match scan(d, false, |s| self.note(d, s, &mut found)) {
@@ -143,30 +143,17 @@ impl DomainTree {
     }
 
     /// Looks the suffixes of a short name up, longest (most specific) first, among those
-    /// with as many labels as some named domain: the first hit wins. (Shortest first in
-    /// the hashing loop itself was slower: a name's named ancestors are often several, and
-    /// every hit compares a name.) `None` when a named domain has more labels than are
-    /// kept here: the general way then looks the name up.
+    /// with as many labels as some named domain, each hashed just before its probe: the
+    /// first hit wins.
     #[inline(always)]
-    fn find_short(&self, s: &Short) -> Option<Option<u32>> {
-        if self.max_labels > KEPT {
-            return None;
-        }
-        let mut kept = [(0u64, 0u8); KEPT];
-        let mut n = 0;
-        for (start, hash) in s.suffixes(self.max_labels) {
-            kept[n] = (hash, start as u8);
-            n += 1;
-        }
-        while n >= self.min_labels && n > 0 {
-            let (hash, start) = kept[n - 1];
-            let start = usize::from(start);
+    fn find_short(&self, s: &Short) -> Option<u32> {
+        let probes = (s.labels().min(self.max_labels) + 1).saturating_sub(self.min_labels.max(1));
+        for (start, hash) in s.longest_first(self.max_labels).take(probes) {
             if let Some(g) = self.table.get_short(hash, &s.text, start, s.len - start) {
-                return Some(Some(g));
+                return Some(g);
             }
-            n -= 1;
         }
-        Some(self.default_group)
+        self.default_group
     }
 
     /// The group of the canonical name `c` (made by [`canonical`]).
