@@ -14,7 +14,7 @@
 //! about once a probe. Names are
 //! compared ignoring ASCII case by clearing bit 5 of each byte's difference, which is
 //! exact for the bytes a checked name may hold; a short name (see [`crate::short`]) is
-//! compared 8 bytes a load against its padded buffer, without a branch up to 24 bytes.
+//! compared 8 bytes a load, without a branch up to 24 bytes.
 //!
 //! The hash is not keyed: the table's names come from the trusted site file, so a caller
 //! choosing the looked-up names cannot lengthen the probe chains.
