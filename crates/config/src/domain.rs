@@ -14,10 +14,10 @@
 //!
 //! Names that are already canonical-looking ASCII (lowercase or uppercase letters, digits,
 //! `-`, `_`, no `xn--`-style label) skip IDNA entirely: [`quick`] checks them in one pass
-//! without allocating; [`scan`], the same pass run backwards, also hashes each label
-//! suffix, which is all [`crate::DomainTree::route`] needs to look a name up.
+//! without allocating; [`scan`], the same pass run backwards, also reports where each label
+//! suffix starts, which the domain tree hashes and looks up (names of up to 64 bytes take
+//! a faster pass of their own, [`crate::short`]).
 
-use crate::name_hash::suffix_hash;
 use std::fmt;
 
 /// Longest name, in bytes of its ASCII (punycode) form, without the trailing dot.
@@ -135,8 +135,6 @@ pub(crate) fn quick(d: &str) -> Quick {
 /// A label suffix of a name (`b`, `a.b`, `x.a.b` for `x.a.b`), as [`scan`] reports it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Suffix {
-    /// Hash of the suffix's text, ASCII case ignored.
-    pub hash: u64,
     /// Byte offset of the suffix in the scanned name.
     pub start: usize,
     /// Its number of labels.
@@ -161,13 +159,11 @@ const CLASS: [u8; 256] = {
     t
 };
 
-/// The check of [`quick`] fused with hashing: one backward pass over the bytes for their
-/// classes and the dots, then one over the labels, calling `on_suffix` for each label
-/// suffix, shortest first, as soon as its label is checked.
-/// The hash is [`crate::name_hash`]'s: it ignores ASCII case, so it is the same for a name
-/// and its lowercase form and the domain tree can look every suffix up without lowercasing. `punycode`
-/// accepts `??--` labels (for names [`canonical`] already made). The caller must ignore
-/// what `on_suffix` saw when the answer is `Slow`.
+/// The check of [`quick`], reporting the label suffixes: one backward pass over the bytes
+/// for their classes and the dots, then one over the labels, calling `on_suffix` for each
+/// label suffix, shortest first, as soon as its label is checked. `punycode` accepts `??--`
+/// labels (for names [`canonical`] already made). The caller must ignore what `on_suffix`
+/// saw when the answer is `Slow`.
 #[inline(always)]
 pub(crate) fn scan(d: &str, punycode: bool, mut on_suffix: impl FnMut(Suffix)) -> Quick {
     let b = d.as_bytes();
@@ -191,7 +187,7 @@ pub(crate) fn scan(d: &str, punycode: bool, mut on_suffix: impl FnMut(Suffix)) -
         if !label_ok(&b[i..end], punycode) {
             return Quick::Slow;
         }
-        on_suffix(Suffix { hash: suffix_hash(&b[i..]), start: i, labels: k + 1 });
+        on_suffix(Suffix { start: i, labels: k + 1 });
         end = i.wrapping_sub(1);
     }
     let labels = nd + 1;

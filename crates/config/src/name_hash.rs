@@ -4,9 +4,9 @@
 //! `x.a.b`), defined by [`suffix_hash`] on the suffix's bytes with `0x20` set in each
 //! (which makes ASCII letters lowercase and joins no two bytes a valid name may hold). Its
 //! words are counted from the end of the text, so all the suffixes of one name share them:
-//! [`crate::short`] folds a name's words once and then hashes each suffix with one more
-//! step, in any order; [`crate::domain::scan`] and the table's inserts use this module's
-//! slice-based definition, and the tests of [`crate::short`] check the two agree.
+//! a name's words are folded once ([`Folded`], and its copy in [`crate::short`] for short
+//! names), then each suffix is hashed with one more step, in any order. The tests check
+//! both against [`suffix_hash`].
 
 /// `0x20` in every byte: set, it makes ASCII letters lowercase.
 pub(crate) const CASE: u64 = 0x2020_2020_2020_2020;
@@ -47,4 +47,42 @@ pub(crate) fn suffix_hash(t: &[u8]) -> u64 {
         e -= 8;
     }
     mix(g, word(&t[..e]) ^ ((t.len() as u64) << 56))
+}
+
+/// A name's 8-byte words from its end, folded as [`suffix_hash`] folds them: then the hash
+/// of each of its suffixes is one more step ([`Folded::suffix`]).
+pub(crate) struct Folded([u64; crate::domain::MAX_NAME_LEN / 8 + 2]);
+
+impl Folded {
+    /// Folds the words of `b` (at most 253 bytes).
+    pub(crate) fn new(b: &[u8]) -> Folded {
+        let (mut g, n) = ([0u64; crate::domain::MAX_NAME_LEN / 8 + 2], b.len());
+        for j in 0..n / 8 {
+            g[j + 1] = mix(g[j], word(&b[n - 8 * j - 8..n - 8 * j]));
+        }
+        Folded(g)
+    }
+
+    /// [`suffix_hash`] of `b[start..]`, for the `b` these words came from.
+    pub(crate) fn suffix(&self, b: &[u8], start: usize) -> u64 {
+        let len = b.len() - start;
+        mix(self.0[len / 8], word(&b[start..start + len % 8]) ^ ((len as u64) << 56))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folded_suffixes_are_the_definition() {
+        let name = b"A.bc.Def.ghij.klmno.pqrstu.vwxyz01.23456789.0123456789abcdef0123.x_y-z";
+        let long: Vec<u8> = name.iter().copied().cycle().take(253).collect();
+        for b in [&name[..], &long[..], b"a", b"abcdefgh", b"abcdefghi"] {
+            let f = Folded::new(b);
+            for start in 0..b.len() {
+                assert_eq!(f.suffix(b, start), suffix_hash(&b[start..]), "{start} of {}", String::from_utf8_lossy(b));
+            }
+        }
+    }
 }

@@ -18,8 +18,9 @@
 //! text is compared only when the stored hash matches, case ignored, and nothing is
 //! allocated unless the name needs IDNA.
 
-use crate::domain::{canonical, scan, DomainError, Quick, Suffix};
+use crate::domain::{canonical, scan, DomainError, Quick, MAX_NAME_LEN};
 use crate::model::Site;
+use crate::name_hash::{suffix_hash, Folded};
 use crate::short::Short;
 use crate::table::SuffixTable;
 
@@ -28,7 +29,7 @@ use crate::table::SuffixTable;
 pub struct DomainTree {
     default_group: Option<u32>,
     table: SuffixTable,
-    /// Fewest and most labels of a named domain: the walk skips suffixes outside this range.
+    /// Fewest and most labels of a named domain: a lookup skips suffixes outside this range.
     min_labels: usize,
     max_labels: usize,
 }
@@ -52,17 +53,17 @@ impl DomainTree {
 
     fn insert(&mut self, d: &str, group: u32) -> Result<(), DomainError> {
         let d = canonical(d)?;
-        let mut whole = None;
-        let q = scan(&d, true, |s| whole = Some(s));
-        let whole = whole.filter(|_| q != Quick::Slow).expect("a canonical name passes the scan");
-        let n = whole.labels;
+        let n = match scan(&d, true, |_| {}) {
+            Quick::Canonical(n) | Quick::Upper(n) => n,
+            Quick::Slow => unreachable!("a canonical name passes the scan"),
+        };
         if self.table.len() == 0 {
             (self.min_labels, self.max_labels) = (n, n);
         } else {
             self.min_labels = self.min_labels.min(n);
             self.max_labels = self.max_labels.max(n);
         }
-        self.table.insert(whole.hash, &d, group);
+        self.table.insert(suffix_hash(d.as_bytes()), &d, group);
         Ok(())
     }
 
@@ -85,10 +86,9 @@ impl DomainTree {
         if let Some(s) = Short::check(d, false) {
             return self.find_short(&s);
         }
-        let mut found = Found::default();
-        match scan(d, false, |s| self.note(d, s, &mut found)) {
-            Quick::Slow => canonical(domain).ok().and_then(|c| self.walk(&c)),
-            _ => self.finish(d, &found),
+        match self.find_long(d, false) {
+            Some(g) => g,
+            None => canonical(domain).ok().and_then(|c| self.find_long(&c, true).flatten()),
         }
     }
 
@@ -99,47 +99,33 @@ impl DomainTree {
         if let Some(s) = Short::check(d, false) {
             return Ok(self.find_short(&s));
         }
-        let mut found = Found::default();
-        Ok(match scan(d, false, |s| self.note(d, s, &mut found)) {
-            Quick::Slow => self.walk(&canonical(domain)?),
-            _ => self.finish(d, &found),
+        Ok(match self.find_long(d, false) {
+            Some(g) => g,
+            None => self.find_long(&canonical(domain)?, true).flatten(),
         })
     }
 
-    /// Keeps a suffix of `d` (as [`scan`] found it) for [`DomainTree::finish`] if some named
-    /// domain has its number of labels. Past [`KEPT`] labels there is no room: the suffix is
-    /// looked up at once, and a hit there is longer than every kept suffix, so it wins.
-    #[inline(always)]
-    fn note(&self, d: &str, s: Suffix, found: &mut Found) {
-        if s.labels < self.min_labels || s.labels > self.max_labels {
-            return;
-        }
-        match found.kept.get_mut(s.labels) {
-            Some(k) => *k = (s.hash, s.start as u32),
-            None => {
-                if let Some(g) = self.table.get(s.hash, &d.as_bytes()[s.start..]) {
-                    found.deep = Some(g);
-                }
+    /// The general way, for a name longer than [`Short`] takes, or a canonical name made by
+    /// IDNA: one pass for the check and where the labels start, then the suffixes longest
+    /// first among those with as many labels as some named domain. `None` when the name is
+    /// not canonical-looking (`punycode` allows `??--` labels).
+    fn find_long(&self, d: &str, punycode: bool) -> Option<Option<u32>> {
+        // starts[k]: where the suffix of k labels starts (a name has at most 127 labels).
+        let mut starts = [0u8; MAX_NAME_LEN / 2 + 2];
+        let labels = match scan(d, punycode, |s| starts[s.labels] = s.start as u8) {
+            Quick::Canonical(n) | Quick::Upper(n) => n,
+            Quick::Slow => return None,
+        };
+        let (b, folded) = (d.as_bytes(), Folded::new(d.as_bytes()));
+        let mut k = labels.min(self.max_labels);
+        while k >= self.min_labels.max(1) {
+            let start = usize::from(starts[k]);
+            if let Some(g) = self.table.get(folded.suffix(b, start), &b[start..]) {
+                return Some(Some(g));
             }
+            k -= 1;
         }
-        found.most = s.labels;
-    }
-
-    /// Looks the kept suffixes up, longest (most specific) first.
-    #[inline(always)]
-    fn finish(&self, d: &str, found: &Found) -> Option<u32> {
-        if found.deep.is_some() {
-            return found.deep;
-        }
-        let mut n = found.most.min(KEPT - 1);
-        while n >= self.min_labels && n > 0 {
-            let (hash, start) = found.kept[n];
-            if let Some(g) = self.table.get(hash, &d.as_bytes()[start as usize..]) {
-                return Some(g);
-            }
-            n -= 1;
-        }
-        self.default_group
+        Some(self.default_group)
     }
 
     /// Looks the suffixes of a short name up, longest (most specific) first, among those
@@ -154,13 +140,6 @@ impl DomainTree {
             }
         }
         self.default_group
-    }
-
-    /// The group of the canonical name `c` (made by [`canonical`]).
-    fn walk(&self, c: &str) -> Option<u32> {
-        let mut found = Found::default();
-        scan(c, true, |s| self.note(c, s, &mut found));
-        self.finish(c, &found)
     }
 
     /// The group with empty `include_domains`, serving the rest of the tree.
@@ -184,19 +163,6 @@ impl DomainTree {
     pub fn is_empty(&self) -> bool {
         self.table.len() == 0
     }
-}
-
-/// Suffixes of up to this many labels (minus one) are kept for a lookup longest first;
-/// longer ones (rare: a named domain of 16 labels or more) are looked up as they come.
-const KEPT: usize = 16;
-
-/// The suffixes [`DomainTree::note`] kept: `kept[n]` is the hash and start of the suffix
-/// of `n` labels; `most` the label count of the longest kept, 0 for none.
-#[derive(Default)]
-struct Found {
-    kept: [(u64, u32); KEPT],
-    most: usize,
-    deep: Option<u32>,
 }
 
 #[cfg(test)]
