@@ -11,11 +11,12 @@
 //! [`DomainTree::route_checked`] says why, never the default group.
 //!
 //! [`DomainTree::route`] checks the name (the rule of [`crate::domain`]'s quick check) and
-//! hashes each label suffix (`b`, `a.b`, `x.a.b`, `y.x.a.b`) in one pass: 8 bytes at a
-//! time for a name of up to 64 bytes ([`crate::short`]), a byte at a time for a longer one
-//! ([`crate::domain::scan`]). It then probes the table with each suffix whose label count
-//! some named domain has, longest first; the first hit is the most specific ancestor. The
-//! text is compared only when the stored hash matches, case ignored, and nothing is
+//! finds its labels in one pass: 16 bytes at a time for a name of up to 64 bytes
+//! ([`crate::short`]), a byte at a time for a longer one ([`crate::domain::scan`]). It then
+//! probes the table with each label suffix (`y.x.a.b`, `x.a.b`, `a.b`, `b`) whose label
+//! count some named domain has, longest first, each hashed just before its probe
+//! ([`crate::name_hash`]: one step a suffix); the first hit is the most specific ancestor.
+//! The text is compared only when the stored tag matches, case ignored, and nothing is
 //! allocated unless the name needs IDNA.
 
 use crate::domain::{canonical, scan, DomainError, Quick, MAX_NAME_LEN};
