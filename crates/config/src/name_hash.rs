@@ -46,7 +46,14 @@ pub(crate) fn suffix_hash(t: &[u8]) -> u64 {
         g = mix(g, word(&t[e - 8..e]));
         e -= 8;
     }
-    mix(g, word(&t[..e]) ^ ((t.len() as u64) << 56))
+    close(g, word(&t[..e]), t.len())
+}
+
+/// The last step of [`suffix_hash`]: the folded words `g`, the front bytes (as a word)
+/// and the length.
+#[inline(always)]
+pub(crate) fn close(g: u64, front: u64, len: usize) -> u64 {
+    mix(g, front ^ ((len as u64) << 56))
 }
 
 /// A name's 8-byte words from its end, folded as [`suffix_hash`] folds them: then the hash
@@ -66,7 +73,7 @@ impl Folded {
     /// [`suffix_hash`] of `b[start..]`, for the `b` these words came from.
     pub(crate) fn suffix(&self, b: &[u8], start: usize) -> u64 {
         let len = b.len() - start;
-        mix(self.0[len / 8], word(&b[start..start + len % 8]) ^ ((len as u64) << 56))
+        close(self.0[len / 8], word(&b[start..start + len % 8]), len)
     }
 }
 

@@ -18,14 +18,21 @@
 //! hashing were two thirds of a lookup. The one `unsafe` block calls the SSE2 classifier,
 //! whose only requirement (SSE2) every x86-64 processor meets.
 
-use crate::name_hash::{mix, CASE, MASK};
+use crate::name_hash::{close, mix, CASE, MASK};
 
 /// Longest name (bytes, trailing dot stripped) this pass takes.
 pub(crate) const SHORT: usize = 64;
 
-const L: u64 = 0x0101_0101_0101_0101;
+/// `0x01` in every byte.
+pub(crate) const L: u64 = 0x0101_0101_0101_0101;
 const H: u64 = 0x8080_8080_8080_8080;
 const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+
+/// High bit of each zero byte of `w` (exact: no false positives).
+#[inline(always)]
+pub(crate) fn zero_bytes(w: u64) -> u64 {
+    !(((w & LOW7) + LOW7) | w) & H
+}
 
 /// A short name that passed the check: its text and where its dots are.
 pub(crate) struct Short<'a> {
@@ -41,8 +48,7 @@ pub(crate) struct Short<'a> {
 /// High bit of each byte where the (7-bit) byte of `x7` equals `c`.
 #[inline(always)]
 fn eq(x7: u64, c: u8) -> u64 {
-    let y = x7 ^ (L * c as u64);
-    !((y + LOW7) | y) & H
+    zero_bytes(x7 ^ (L * c as u64))
 }
 
 /// High bit of each byte where the (7-bit) byte of `x7` is at least `c` (`c` ≥ 1).
@@ -140,9 +146,9 @@ fn classify(lo: u64, hi: u64) -> (u64, u64, u64) {
 impl<'a> Short<'a> {
     /// Checks `d` (trailing dot stripped): `None` unless it has at most [`SHORT`] bytes and
     /// is plainly canonical-looking (the general way then decides: it may be invalid, need
-    /// IDNA, or be a `??--` label, which only passes when `punycode`).
+    /// IDNA, or hold a `??--` label, which IDNA checks).
     #[inline(always)]
-    pub(crate) fn check(d: &'a str, punycode: bool) -> Option<Short<'a>> {
+    pub(crate) fn check(d: &'a str) -> Option<Short<'a>> {
         let b = d.as_bytes();
         let n = b.len();
         if n == 0 || n > SHORT {
@@ -167,11 +173,9 @@ impl<'a> Short<'a> {
         let last = 1u64 << (n - 1);
         let starts = (dots << 1) | 1;
         let ends = (dots >> 1) | last;
-        let mut wrong = bad | (dots & (1 | last)) | (dots & (dots >> 1)) | (hyphens & (starts | ends));
-        if !punycode {
-            // `??--` labels (`xn--...`) need IDNA's check.
-            wrong |= (starts << 2) & hyphens & (hyphens >> 1);
-        }
+        // `??--` labels (`xn--...`) are refused here too: they need IDNA's check.
+        let punycode = (starts << 2) & hyphens & (hyphens >> 1);
+        let wrong = bad | (dots & (1 | last)) | (dots & (dots >> 1)) | (hyphens & (starts | ends)) | punycode;
         // One label of 64 bytes is the only label too long that fits.
         if wrong != 0 || dots == 0 && n == SHORT {
             return None;
@@ -232,7 +236,7 @@ impl Iterator for Longest<'_, '_> {
         self.rest &= self.rest.wrapping_sub(1);
         let len = self.name.len - start;
         let front = (self.name.text.word(start) | CASE) & MASK[len % 8];
-        Some((start, mix(self.folded[len / 8], front ^ ((len as u64) << 56))))
+        Some((start, close(self.folded[len / 8], front, len)))
     }
 }
 
@@ -243,21 +247,21 @@ mod tests {
     use crate::name_hash::suffix_hash;
 
     /// The suffix hashes of the general pass, shortest first, or `None` if it refuses.
-    fn general(d: &str, punycode: bool) -> Option<Vec<(u64, usize)>> {
+    fn general(d: &str) -> Option<Vec<(u64, usize)>> {
         let mut v = Vec::new();
-        match scan(d, punycode, |s| v.push((suffix_hash(&d.as_bytes()[s.start..]), s.start))) {
+        match scan(d, false, |s| v.push((suffix_hash(&d.as_bytes()[s.start..]), s.start))) {
             Quick::Slow => None,
             _ => Some(v),
         }
     }
 
-    fn agrees(d: &str, punycode: bool) {
-        let short = Short::check(d, punycode);
+    fn agrees(d: &str) {
+        let short = Short::check(d);
         if d.len() > SHORT {
             assert!(short.is_none(), "{d:?} is longer than the short pass");
             return;
         }
-        match (short, general(d, punycode)) {
+        match (short, general(d)) {
             (None, None) => {}
             (Some(s), Some(w)) => {
                 assert_eq!(s.labels(), w.len(), "{d:?}");
@@ -311,11 +315,10 @@ mod tests {
             "1.2",
         ];
         for d in names {
-            agrees(d, false);
-            agrees(d, true);
+            agrees(d);
         }
-        assert!(Short::check(&"q".repeat(64), false).is_none(), "a 64-byte label");
-        assert!(Short::check(&"q".repeat(65), false).is_none(), "longer than the short pass");
+        assert!(Short::check(&"q".repeat(64)).is_none(), "a 64-byte label");
+        assert!(Short::check(&"q".repeat(65)).is_none(), "longer than the short pass");
     }
 
     #[test]
@@ -323,7 +326,7 @@ mod tests {
         for n in 1..=61 {
             let label: String = (0..n).map(|i| (b'a' + (i * 7 % 26) as u8) as char).collect();
             let d = format!("{label}.Zz");
-            let s = Short::check(&d, false).expect("valid");
+            let s = Short::check(&d).expect("valid");
             assert_eq!(s.longest_first(2).next(), Some((0, suffix_hash(d.as_bytes()))), "label of {n} bytes");
             assert_eq!(s.longest_first(1).next(), Some((n + 1, suffix_hash(b"zz"))), "label of {n} bytes");
         }
@@ -350,8 +353,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn short_and_general_agree(d in "[a-zA-Z0-9_.-]{1,70}|([a-z0-9-]{1,20}\\.){0,20}[a-zA-Z]{1,5}|(xn--|[a-z]{2}--)?[a-z0-9-]{0,8}(\\.[a-zA-Z-]{1,5}){0,3}") {
-            agrees(&d, false);
-            agrees(&d, true);
+            agrees(&d);
         }
     }
 }

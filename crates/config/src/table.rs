@@ -20,7 +20,7 @@
 //! choosing the looked-up names cannot lengthen the probe chains.
 
 use crate::name_hash::{CASE, MASK};
-use crate::short::{load, Text};
+use crate::short::{load, zero_bytes, Text, L};
 
 /// Where the names of a bucket's eight slots are: their lengths and arena offsets.
 #[derive(Debug, Clone, Copy, Default)]
@@ -48,16 +48,6 @@ pub(crate) struct SuffixTable {
 const WIDE: usize = 8;
 /// Zero bytes at the end of the arena.
 const PAD: usize = 24;
-
-const L: u64 = 0x0101_0101_0101_0101;
-const H: u64 = 0x8080_8080_8080_8080;
-const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-
-/// High bit of each zero byte of `w` (exact: no false positives).
-#[inline(always)]
-fn zero_bytes(w: u64) -> u64 {
-    !(((w & LOW7) + LOW7) | w) & H
-}
 
 impl Default for SuffixTable {
     fn default() -> Self {

@@ -84,7 +84,7 @@ impl DomainTree {
     #[inline]
     pub fn route(&self, domain: &str) -> Option<u32> {
         let d = domain.strip_suffix('.').unwrap_or(domain);
-        if let Some(s) = Short::check(d, false) {
+        if let Some(s) = Short::check(d) {
             return self.find_short(&s);
         }
         match self.find_long(d, false) {
@@ -97,7 +97,7 @@ impl DomainTree {
     /// why (for the CLI and the API, which must refuse it rather than answer nobody).
     pub fn route_checked(&self, domain: &str) -> Result<Option<u32>, DomainError> {
         let d = domain.strip_suffix('.').unwrap_or(domain);
-        if let Some(s) = Short::check(d, false) {
+        if let Some(s) = Short::check(d) {
             return Ok(self.find_short(&s));
         }
         Ok(match self.find_long(d, false) {
