@@ -128,27 +128,10 @@ fn p10_ns<Q: AsRef<str>>(qs: &[Q], f: impl Fn(&str) -> Option<u32>) -> f64 {
     times[times.len() / 10]
 }
 
-/// FxHash (as in rustc), for the floor's `HashMap`.
-#[derive(Default)]
-struct Fx(u64);
-impl std::hash::Hasher for Fx {
-    fn write(&mut self, bytes: &[u8]) {
-        for c in bytes.chunks(8) {
-            let mut w = [0u8; 8];
-            w[..c.len()].copy_from_slice(c);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
 /// Where a lookup's time goes, and the floor.
 fn breakdown(entries: &[(String, u32)], tree: &DomainTree, qs: &[String]) {
     let empty = DomainTree::from_entries(std::iter::empty(), Some(1)).expect("valid");
-    let map: std::collections::HashMap<&str, u32, std::hash::BuildHasherDefault<Fx>> =
-        entries.iter().map(|(d, g)| (d.as_str(), *g)).collect();
+    let map: std::collections::HashMap<&str, u32, rustc_hash::FxBuildHasher> = entries.iter().map(|(d, g)| (d.as_str(), *g)).collect();
     let check = p10_ns(qs, |q| empty.route(q));
     let full = p10_ns(qs, |q| tree.route(q));
     let floor = p10_ns(qs, |q| map.get(q).copied().or(Some(1)));
