@@ -43,6 +43,9 @@ pub(crate) struct Short<'a> {
     pub len: usize,
     /// Bit `i` set where byte `i` is a dot.
     dots: u64,
+    /// The name's 8-byte words from its end, folded: `folds[q]` is the hash state after the
+    /// last `q` words (see [`crate::name_hash::suffix_hash`]), for `q` up to `len / 8`.
+    folds: Folds,
 }
 
 /// High bit of each byte where the (7-bit) byte of `x7` equals `c`.
@@ -162,11 +165,16 @@ impl<'a> Short<'a> {
             Text::Padded(p)
         };
         let (mut dots, mut hyphens, mut bad) = (0u64, 0u64, 0u64);
+        // The same loop folds the words from the end (one loop, one mispredicted exit):
+        // two a round, the first n / 8 exact, those past them never used.
+        let mut folds = [0u64; SHORT / 8 + 1];
         for j in 0..n.div_ceil(16) {
             let (d, h, x) = classify(text.word(16 * j), text.word(16 * j + 8));
             dots |= d << (16 * j);
             hyphens |= h << (16 * j);
             bad |= x << (16 * j);
+            folds[2 * j + 1] = mix(folds[2 * j], text.word(n.saturating_sub(16 * j + 8)) | CASE);
+            folds[2 * j + 2] = mix(folds[2 * j + 1], text.word(n.saturating_sub(16 * j + 16)) | CASE);
         }
         // Only the bytes of the name: past it, the zero bytes are not allowed either.
         bad &= u64::MAX >> (SHORT - n);
@@ -180,7 +188,7 @@ impl<'a> Short<'a> {
         if wrong != 0 || dots == 0 && n == SHORT {
             return None;
         }
-        Some(Short { text, len: n, dots })
+        Some(Short { text, len: n, dots, folds })
     }
 
     /// How many labels the name has.
@@ -189,16 +197,18 @@ impl<'a> Short<'a> {
         self.dots.count_ones() as usize + 1
     }
 
+    /// The suffix hash of the name from byte `start` on: one step from its folded words.
+    #[inline(always)]
+    pub(crate) fn hash_from(&self, start: usize) -> u64 {
+        let len = self.len - start;
+        let front = (self.text.word(start) | CASE) & MASK[len % 8];
+        close(self.folds[len / 8], front, len)
+    }
+
     /// Its label suffixes of at most `most` labels, longest first: each one's start and
     /// hash, hashed only when asked for (a lookup stops at its first hit).
     #[inline(always)]
     pub(crate) fn longest_first(&self, most: usize) -> Longest<'_, 'a> {
-        // folded[q]: the hash state after the last q words of the name (see `suffix_hash`).
-        let mut folded = [0u64; SHORT / 8 + 1];
-        for j in 0..self.len / 8 {
-            let w = self.text.word(self.len - 8 * j - 8) | CASE;
-            folded[j + 1] = mix(folded[j], w);
-        }
         let labels = self.labels();
         let left = labels.min(most);
         // Skip the labels in front of the longest suffix kept: the dots before it, lowest first.
@@ -207,14 +217,16 @@ impl<'a> Short<'a> {
             start = rest.trailing_zeros() as usize + 1;
             rest &= rest - 1;
         }
-        Longest { name: self, folded, left, rest, start }
+        Longest { name: self, left, rest, start }
     }
 }
+
+/// A short name's folded words (see [`Short`]).
+type Folds = [u64; SHORT / 8 + 1];
 
 /// The label suffixes of a [`Short`] name, longest first: `(start, hash)`.
 pub(crate) struct Longest<'s, 'a> {
     name: &'s Short<'a>,
-    folded: [u64; SHORT / 8 + 1],
     /// Suffixes still to come; the next has this many labels.
     left: usize,
     /// The dots after the next suffix's start.
@@ -234,9 +246,7 @@ impl Iterator for Longest<'_, '_> {
         let start = self.start;
         self.start = self.rest.trailing_zeros() as usize + 1;
         self.rest &= self.rest.wrapping_sub(1);
-        let len = self.name.len - start;
-        let front = (self.name.text.word(start) | CASE) & MASK[len % 8];
-        Some((start, close(self.folded[len / 8], front, len)))
+        Some((start, self.name.hash_from(start)))
     }
 }
 

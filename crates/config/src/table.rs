@@ -7,26 +7,52 @@
 //!
 //! Slots come in buckets of 8, at most half full; a hash's top bits pick its bucket, and
 //! a full bucket sends the name on to the next one. A bucket's eight one-byte tags are one
-//! word of a dense array (32 KB for 10,000 names); beside it, the names' lengths and where
-//! each name is in one arena (its group just before it). Most probes are misses (a name's
+//! word of a dense array (32 KB for 10,000 names). Most probes are misses (a name's
 //! longer suffixes are rarely named), so a probe compares the eight tags at once (SWAR): a
-//! miss is one load and one well-predicted branch, where a slot-by-slot walk mispredicted
-//! about once a probe. Names are
-//! compared ignoring ASCII case by clearing bit 5 of each byte's difference, which is
-//! exact for the bytes a checked name may hold; a short name (see [`crate::short`]) is
-//! compared 8 bytes a load, without a branch up to 24 bytes.
+//! miss is one load and one well-predicted branch. Each slot (32 bytes, never across two
+//! cache lines) holds the name's first 24 bytes, its length and its group, so a hit on a
+//! name of up to 24 bytes reads one line beyond the tags: the table is bigger than the
+//! names (about 100 bytes a name), but a lookup is bound by the cache lines it waits for
+//! one after the other, and a separate slot and name were two. Longer names go on in one
+//! arena, each at an 8-byte boundary and zero-padded to the next, so it is compared 8
+//! bytes a load with no mask. Names are compared ignoring ASCII case by clearing bit 5 of
+//! each byte's difference, which is exact for the bytes a checked name may hold.
 //!
 //! The hash is not keyed: the table's names come from the trusted site file, so a caller
 //! choosing the looked-up names cannot lengthen the probe chains.
 
-use crate::name_hash::{CASE, MASK};
+use crate::name_hash::CASE;
 use crate::short::{load, zero_bytes, Text, L};
 
-/// Where the names of a bucket's eight slots are: their lengths and arena offsets.
+/// Bytes of a name kept in its slot.
+const HEAD: usize = 24;
+
+/// One name: its first [`HEAD`] bytes (zero past its end), its group, its length and where
+/// the whole name is in the arena (in 8-byte units).
 #[derive(Debug, Clone, Copy, Default)]
-struct Bucket {
-    lens: [u8; WIDE],
-    offs: [u32; WIDE],
+#[repr(C, align(32))]
+struct Slot {
+    head: [u8; HEAD],
+    group: u32,
+    /// The length in the low byte, the arena offset / 8 above it.
+    at: u32,
+}
+
+impl Slot {
+    #[inline(always)]
+    fn len(&self) -> usize {
+        (self.at & 0xff) as usize
+    }
+
+    #[inline(always)]
+    fn off(&self) -> usize {
+        (self.at >> 8) as usize * 8
+    }
+
+    #[inline(always)]
+    fn word(&self, j: usize) -> u64 {
+        load(&self.head, j)
+    }
 }
 
 /// Canonical names and their groups, keyed by the suffix hash of [`crate::name_hash`].
@@ -34,24 +60,22 @@ struct Bucket {
 pub(crate) struct SuffixTable {
     /// Per bucket, the [`tag`]s of its 8 slots as the bytes of one word; 0 for an empty slot.
     tags: Vec<u64>,
-    buckets: Vec<Bucket>,
-    /// `64 - log2(buckets.len())`: a hash's top bits pick its bucket.
+    /// [`WIDE`] slots per bucket.
+    slots: Vec<Slot>,
+    /// `64 - log2(tags.len())`: a hash's top bits pick its bucket.
     shift: u32,
-    /// Each stored name after its group (4 bytes, little-endian), back to back, then
-    /// [`PAD`] zero bytes (room for three loads past the last name).
+    /// Each stored name at an 8-byte boundary, zero bytes up to the next one.
     arena: Vec<u8>,
-    /// `(hash, offset, length)` of every stored name, in insertion order (to grow).
-    names: Vec<(u64, u32, u8)>,
+    /// `(hash, slot)` of every stored name, in insertion order (to grow).
+    names: Vec<(u64, Slot)>,
 }
 
 /// Slots per bucket: the bytes of a word.
 const WIDE: usize = 8;
-/// Zero bytes at the end of the arena.
-const PAD: usize = 24;
 
 impl Default for SuffixTable {
     fn default() -> Self {
-        SuffixTable { tags: vec![0], buckets: vec![Bucket::default()], shift: 64, arena: vec![0; PAD], names: Vec::new() }
+        SuffixTable { tags: vec![0], slots: vec![Slot::default(); WIDE], shift: 64, arena: Vec::new(), names: Vec::new() }
     }
 }
 
@@ -71,22 +95,23 @@ impl SuffixTable {
             return;
         }
         let len = u8::try_from(name.len()).expect("a canonical name has at most 253 bytes");
-        self.arena.truncate(self.arena.len() - PAD);
-        self.arena.extend(group.to_le_bytes());
-        let off = u32::try_from(self.arena.len()).expect("domain names of a site fit in 4 GB");
+        let off = u32::try_from(self.arena.len() / 8).ok().filter(|o| *o < 1 << 24).expect("domain names of a site fit in 128 MB");
         self.arena.extend(name.as_bytes());
-        self.arena.extend([0; PAD]);
-        self.names.push((hash, off, len));
-        if self.names.len() * 2 > self.buckets.len() * WIDE {
-            self.buckets = vec![Bucket::default(); self.buckets.len() * 2];
-            self.tags = vec![0; self.buckets.len()];
-            self.shift = 64 - self.buckets.len().trailing_zeros();
+        self.arena.resize(self.arena.len().next_multiple_of(8), 0);
+        let mut slot = Slot { group, at: u32::from(len) | off << 8, ..Slot::default() };
+        let n = name.len().min(HEAD);
+        slot.head[..n].copy_from_slice(&name.as_bytes()[..n]);
+        self.names.push((hash, slot));
+        if self.names.len() * 2 > self.tags.len() * WIDE {
+            self.tags = vec![0; self.tags.len() * 2];
+            self.slots = vec![Slot::default(); self.tags.len() * WIDE];
+            self.shift = 64 - self.tags.len().trailing_zeros();
             for i in 0..self.names.len() {
-                let (h, off, len) = self.names[i];
-                self.place(h, off, len);
+                let (h, s) = self.names[i];
+                self.place(h, s);
             }
         } else {
-            self.place(hash, off, len);
+            self.place(hash, slot);
         }
     }
 
@@ -96,48 +121,40 @@ impl SuffixTable {
         hash.checked_shr(self.shift).unwrap_or(0) as usize
     }
 
-    fn place(&mut self, hash: u64, off: u32, len: u8) {
-        let mask = self.buckets.len() - 1;
+    fn place(&mut self, hash: u64, slot: Slot) {
+        let mask = self.tags.len() - 1;
         let mut b = self.bucket(hash);
         loop {
             let free = zero_bytes(self.tags[b]);
             if free != 0 {
                 let i = free.trailing_zeros() as usize / 8;
                 self.tags[b] |= u64::from(tag(hash)) << (8 * i);
-                let k = &mut self.buckets[b];
-                k.lens[i] = len;
-                k.offs[i] = off;
+                self.slots[b * WIDE + i] = slot;
                 return;
             }
             b = (b + 1) & mask;
         }
     }
 
-    /// The group stored before the name at `off`.
-    #[inline(always)]
-    fn group_at(&self, off: usize) -> u32 {
-        u32::from_le_bytes(self.arena[off - 4..off].try_into().expect("4 bytes"))
-    }
-
     /// The group of the stored name equal to `key` (a checked name, case ignored), whose
     /// suffix hash is `hash`.
     pub(crate) fn get(&self, hash: u64, key: &[u8]) -> Option<u32> {
-        self.probe(hash, key.len(), |off| {
-            let stored = &self.arena[off..][..key.len()];
+        self.probe(hash, key.len(), |s| {
+            let stored = &self.arena[s.off()..][..key.len()];
             stored.iter().zip(key).all(|(a, b)| (a ^ b) & !0x20 == 0)
         })
     }
 
-    /// Like [`SuffixTable::get`] for the `len` bytes at `at` of a short name: the first 24
-    /// bytes in three loads and masks, the rest 8 at a time.
+    /// Like [`SuffixTable::get`] for the `len` bytes at `at` of a short name, which run to
+    /// its end (the text reads as zero past it, as a slot's head and the arena do): the
+    /// first 24 bytes from the slot in three loads, the rest 8 at a time from the arena.
     #[inline(always)]
     pub(crate) fn get_short(&self, hash: u64, text: &Text, at: usize, len: usize) -> Option<u32> {
-        self.probe(hash, len, |off| {
-            let part = |j: usize| (load(&self.arena, off + j) ^ text.word(at + j)) & MASK[len.saturating_sub(j).min(8)];
-            let mut diff = part(0) | part(8) | part(16);
-            let mut j = 24;
+        self.probe(hash, len, |s| {
+            let mut diff = (s.word(0) ^ text.word(at)) | (s.word(8) ^ text.word(at + 8)) | (s.word(16) ^ text.word(at + 16));
+            let mut j = HEAD;
             while j < len {
-                diff |= part(j);
+                diff |= load(&self.arena, s.off() + j) ^ text.word(at + j);
                 j += 8;
             }
             diff & !CASE == 0
@@ -145,22 +162,20 @@ impl SuffixTable {
     }
 
     /// The group of the first name on `hash`'s chain of `len` bytes whose tag matches and
-    /// which `same` (given its offset) says is the name looked up; `None` once a bucket with
+    /// which `same` (given its slot) says is the name looked up; `None` once a bucket with
     /// an empty slot is passed.
     #[inline(always)]
-    fn probe(&self, hash: u64, len: usize, same: impl Fn(usize) -> bool) -> Option<u32> {
-        let mask = self.buckets.len() - 1;
+    fn probe(&self, hash: u64, len: usize, same: impl Fn(&Slot) -> bool) -> Option<u32> {
+        let mask = self.tags.len() - 1;
         let want = L * u64::from(tag(hash));
         let mut b = self.bucket(hash);
         loop {
             let tags = self.tags[b];
             let mut hits = zero_bytes(tags ^ want);
             while hits != 0 {
-                let k = &self.buckets[b];
-                let i = hits.trailing_zeros() as usize / 8;
-                let off = k.offs[i] as usize;
-                if usize::from(k.lens[i]) == len && same(off) {
-                    return Some(self.group_at(off));
+                let s = &self.slots[b * WIDE + hits.trailing_zeros() as usize / 8];
+                if s.len() == len && same(s) {
+                    return Some(s.group);
                 }
                 hits &= hits - 1;
             }
@@ -173,9 +188,9 @@ impl SuffixTable {
 
     /// Every stored name and its group, in insertion order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, u32)> {
-        self.names.iter().map(|&(_, off, len)| {
-            let name = &self.arena[off as usize..][..usize::from(len)];
-            (std::str::from_utf8(name).expect("canonical names are ASCII"), self.group_at(off as usize))
+        self.names.iter().map(|(_, s)| {
+            let name = &self.arena[s.off()..][..s.len()];
+            (std::str::from_utf8(name).expect("canonical names are ASCII"), s.group)
         })
     }
 
