@@ -11,11 +11,13 @@
 //! longer suffixes are rarely named), so a probe compares the eight tags at once (SWAR): a
 //! miss is one load and one well-predicted branch. Each slot (32 bytes, never across two
 //! cache lines) holds the name's first 24 bytes, its length and its group, so a hit on a
-//! name of up to 24 bytes reads one line beyond the tags: the table is bigger than the
-//! names (about 100 bytes a name), but a lookup is bound by the cache lines it waits for
-//! one after the other, and a separate slot and name were two. Longer names go on in one
-//! arena, each at an 8-byte boundary and zero-padded to the next, so it is compared 8
-//! bytes a load with no mask. Names are compared ignoring ASCII case by clearing bit 5 of
+//! name of up to 24 bytes reads one line beyond the tags. The slots take more room than
+//! the names (1 MB for 10,000 names: 50 to 200 bytes a name, by how full the table is),
+//! but a lookup is bound by the cache lines it waits for one after the other, and a
+//! separate slot and name were two (5 % slower in alternating runs). Every name is also
+//! kept whole in one arena (to list them, for the general way, and for the bytes of a
+//! longer name past its slot), each at an 8-byte boundary and zero-padded to the next, so
+//! it is compared 8 bytes a load with no mask. Names are compared ignoring ASCII case by clearing bit 5 of
 //! each byte's difference, which is exact for the bytes a checked name may hold.
 //!
 //! The hash is not keyed: the table's names come from the trusted site file, so a caller
@@ -28,7 +30,7 @@ use crate::short::{load, zero_bytes, Text, L};
 const HEAD: usize = 24;
 
 /// One name: its first [`HEAD`] bytes (zero past its end), its group, its length and where
-/// the whole name is in the arena (in 8-byte units).
+/// the whole name is in the arena.
 #[derive(Debug, Clone, Copy, Default)]
 #[repr(C, align(32))]
 struct Slot {
@@ -66,8 +68,9 @@ pub(crate) struct SuffixTable {
     shift: u32,
     /// Each stored name at an 8-byte boundary, zero bytes up to the next one.
     arena: Vec<u8>,
-    /// `(hash, slot)` of every stored name, in insertion order (to grow).
-    names: Vec<(u64, Slot)>,
+    /// `(hash, group, length and arena offset as in [`Slot::at`])` of every stored name, in
+    /// insertion order (to grow).
+    names: Vec<(u64, u32, u32)>,
 }
 
 /// Slots per bucket: the bytes of a word.
@@ -98,20 +101,16 @@ impl SuffixTable {
         let off = u32::try_from(self.arena.len() / 8).ok().filter(|o| *o < 1 << 24).expect("domain names of a site fit in 128 MB");
         self.arena.extend(name.as_bytes());
         self.arena.resize(self.arena.len().next_multiple_of(8), 0);
-        let mut slot = Slot { group, at: u32::from(len) | off << 8, ..Slot::default() };
-        let n = name.len().min(HEAD);
-        slot.head[..n].copy_from_slice(&name.as_bytes()[..n]);
-        self.names.push((hash, slot));
+        self.names.push((hash, group, u32::from(len) | off << 8));
         if self.names.len() * 2 > self.tags.len() * WIDE {
             self.tags = vec![0; self.tags.len() * 2];
             self.slots = vec![Slot::default(); self.tags.len() * WIDE];
             self.shift = 64 - self.tags.len().trailing_zeros();
             for i in 0..self.names.len() {
-                let (h, s) = self.names[i];
-                self.place(h, s);
+                self.place(i);
             }
         } else {
-            self.place(hash, slot);
+            self.place(self.names.len() - 1);
         }
     }
 
@@ -121,15 +120,20 @@ impl SuffixTable {
         hash.checked_shr(self.shift).unwrap_or(0) as usize
     }
 
-    fn place(&mut self, hash: u64, slot: Slot) {
+    /// Puts the `i`th name stored into its slot.
+    fn place(&mut self, i: usize) {
+        let (hash, group, at) = self.names[i];
+        let mut slot = Slot { group, at, ..Slot::default() };
+        let (n, off) = (slot.len().min(HEAD), slot.off());
+        slot.head[..n].copy_from_slice(&self.arena[off..][..n]);
         let mask = self.tags.len() - 1;
         let mut b = self.bucket(hash);
         loop {
             let free = zero_bytes(self.tags[b]);
             if free != 0 {
-                let i = free.trailing_zeros() as usize / 8;
-                self.tags[b] |= u64::from(tag(hash)) << (8 * i);
-                self.slots[b * WIDE + i] = slot;
+                let k = free.trailing_zeros() as usize / 8;
+                self.tags[b] |= u64::from(tag(hash)) << (8 * k);
+                self.slots[b * WIDE + k] = slot;
                 return;
             }
             b = (b + 1) & mask;
@@ -188,9 +192,10 @@ impl SuffixTable {
 
     /// Every stored name and its group, in insertion order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, u32)> {
-        self.names.iter().map(|(_, s)| {
+        self.names.iter().map(|&(_, group, at)| {
+            let s = Slot { at, ..Slot::default() };
             let name = &self.arena[s.off()..][..s.len()];
-            (std::str::from_utf8(name).expect("canonical names are ASCII"), s.group)
+            (std::str::from_utf8(name).expect("canonical names are ASCII"), group)
         })
     }
 
