@@ -17,8 +17,9 @@
 //! separate slot and name were two (5 % slower in alternating runs). Every name is also
 //! kept whole in one arena (to list them, for the general way, and for the bytes of a
 //! longer name past its slot), each at an 8-byte boundary and zero-padded to the next, so
-//! it is compared 8 bytes a load with no mask. Names are compared ignoring ASCII case by clearing bit 5 of
-//! each byte's difference, which is exact for the bytes a checked name may hold.
+//! it is compared 8 bytes a load with no mask. Names are compared ignoring ASCII case by
+//! clearing bit 5 of each byte's difference, which is exact for the bytes a checked name
+//! may hold.
 //!
 //! The hash is not keyed: the table's names come from the trusted site file, so a caller
 //! choosing the looked-up names cannot lengthen the probe chains.
