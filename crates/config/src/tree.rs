@@ -83,18 +83,12 @@ impl DomainTree {
     /// name ([`DomainTree::route_checked`] says why) or the site has no default group.
     #[inline]
     pub fn route(&self, domain: &str) -> Option<u32> {
-        let d = domain.strip_suffix('.').unwrap_or(domain);
-        if let Some(s) = Short::check(d) {
-            return self.find_short(&s);
-        }
-        match self.find_long(d, false) {
-            Some(g) => g,
-            None => canonical(domain).ok().and_then(|c| self.find_long(&c, true).flatten()),
-        }
+        self.route_checked(domain).unwrap_or(None)
     }
 
     /// Like [`DomainTree::route`], but a text that is not a domain name is an error saying
     /// why (for the CLI and the API, which must refuse it rather than answer nobody).
+    #[inline]
     pub fn route_checked(&self, domain: &str) -> Result<Option<u32>, DomainError> {
         let d = domain.strip_suffix('.').unwrap_or(domain);
         if let Some(s) = Short::check(d) {
